@@ -1,0 +1,613 @@
+//! The hint log: where a fallback node keeps the writes it holds for others, and the machine that
+//! hands them back (paper section 4.6, "hinted handoff").
+
+mod config;
+
+pub use config::{HintLogConfig, OverflowPolicy};
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::backoff::SplitMix;
+use crate::error::{AckError, RecordError};
+use crate::hint::{BatchId, DropReason, Hint, HintAck, HintBatch, HintEntry, HintId, HintRecord};
+use crate::payload::Payload;
+use crate::time::Instant;
+
+/// What the log tells its owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HintEvent<Id, P> {
+    /// Write this record to durable storage (a hint was recorded).
+    Persist(HintRecord<Id, P>),
+    /// Delete this record from durable storage (the hint was delivered or dropped).
+    Forget(HintId),
+    /// The intended node acknowledged the hint. Followed by [`HintEvent::Forget`].
+    Delivered {
+        /// The hint.
+        id: HintId,
+        /// The node that took it.
+        node: Id,
+        /// Its key.
+        key: Vec<u8>,
+    },
+    /// The log gave the hint up. Followed by [`HintEvent::Forget`].
+    Dropped {
+        /// The hint.
+        id: HintId,
+        /// The node it was meant for.
+        node: Id,
+        /// Its key.
+        key: Vec<u8>,
+        /// Why.
+        reason: DropReason,
+    },
+    /// Every hint for this node has been delivered.
+    Drained {
+        /// The node.
+        node: Id,
+    },
+}
+
+/// What [`HintLog::rebuild`] restored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Records taken back into the log (some may then be dropped for age or bounds, which is
+    /// reported with [`HintEvent::Dropped`]).
+    pub restored: usize,
+    /// Records ignored because a record with the same id was already in the log.
+    pub duplicates: usize,
+}
+
+/// Per-node figures, for a status command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Hints held for the node, in flight or not.
+    pub hints: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// Unacknowledged batches.
+    pub in_flight_batches: usize,
+    /// Whether the log was last told that the node is up.
+    pub up: bool,
+    /// Consecutive lost batches (resets on an acknowledgement or when the node comes up).
+    pub failures: u32,
+}
+
+struct Stored<Id, P> {
+    record: HintRecord<Id, P>,
+    size: usize,
+    batch: Option<BatchId>,
+}
+
+#[derive(Default)]
+struct NodeState {
+    /// Hints waiting for a batch, oldest first.
+    queued: BTreeSet<HintId>,
+    in_flight: BTreeSet<BatchId>,
+    hints: usize,
+    bytes: usize,
+    up: bool,
+    failures: u32,
+    /// No new batch before this instant (backoff after a loss).
+    retry_at: Option<Instant>,
+}
+
+struct Flight<Id> {
+    node: Id,
+    hints: Vec<HintId>,
+    deadline: Instant,
+}
+
+/// A bounded, sans-IO log of hints with their delivery machine.
+///
+/// # Methods by kind
+///
+/// - Construction: [`new`](Self::new), then [`rebuild`](Self::rebuild) with the persisted
+///   records at start.
+/// - Commands: [`record`](Self::record) a hint, [`forget_node`](Self::forget_node) when a node
+///   leaves the ring for good.
+/// - Inputs: [`node_up`](Self::node_up) / [`node_down`](Self::node_down) from the failure
+///   detector (gossip), [`handle_ack`](Self::handle_ack) from the network,
+///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) is due.
+/// - Outputs: [`poll_event`](Self::poll_event) (persist, forget, delivered, dropped),
+///   [`poll_transmit`](Self::poll_transmit) (batches to send).
+/// - Getters: [`len`](Self::len), [`bytes`](Self::bytes), [`pending_for`](Self::pending_for),
+///   [`node_stats`](Self::node_stats), [`nodes`](Self::nodes).
+///
+/// # Driving order
+///
+/// After every command or input, drain [`poll_event`](Self::poll_event) first (so that a hint is
+/// persisted before it travels and forgotten once acknowledged), then
+/// [`poll_transmit`](Self::poll_transmit), then read [`poll_timeout`](Self::poll_timeout) and
+/// arrange to call [`handle_timeout`](Self::handle_timeout) at that instant.
+///
+/// Nodes start out as down: the log sends nothing to a node until [`node_up`](Self::node_up)
+/// says it is up, and nothing after [`node_down`](Self::node_down) until it is up again.
+///
+/// # Guarantees
+///
+/// Every hint that [`record`](Self::record) accepts ends in exactly one
+/// [`HintEvent::Delivered`] (its batch was acknowledged by the intended node) or one
+/// [`HintEvent::Dropped`] with a reason, each followed by [`HintEvent::Forget`]. Delivery is
+/// at least once: a batch may reach the receiver more than once (retries after a lost
+/// acknowledgement), which is harmless because the receiver merges versions.
+pub struct HintLog<Id, P> {
+    config: HintLogConfig,
+    hints: BTreeMap<HintId, Stored<Id, P>>,
+    /// Hints by age, oldest first, for expiry and eviction.
+    by_age: BTreeSet<(Instant, HintId)>,
+    nodes: BTreeMap<Id, NodeState>,
+    flights: BTreeMap<BatchId, Flight<Id>>,
+    bytes: usize,
+    next_hint: u64,
+    next_batch: u64,
+    rng: SplitMix,
+    events: VecDeque<HintEvent<Id, P>>,
+    transmits: VecDeque<(Id, HintBatch<P>)>,
+}
+
+impl<Id, P> HintLog<Id, P>
+where
+    Id: Ord + Clone + Hash + Debug,
+    P: Payload + Clone,
+{
+    /// An empty log.
+    pub fn new(config: HintLogConfig) -> Self {
+        let mut rng = SplitMix::new(config.seed);
+        // Half the range: room for 2^63 batches without wrapping.
+        let next_batch = rng.next_u64() >> 1;
+        HintLog {
+            config,
+            hints: BTreeMap::new(),
+            by_age: BTreeSet::new(),
+            nodes: BTreeMap::new(),
+            flights: BTreeMap::new(),
+            bytes: 0,
+            next_hint: 0,
+            next_batch,
+            rng,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HintLogConfig {
+        &self.config
+    }
+
+    /// Takes back persisted records at start. Records already present (same id) are ignored.
+    /// Records that are too old or that overflow the bounds (for example after the bounds were
+    /// lowered) are dropped oldest first and reported.
+    pub fn rebuild(
+        &mut self,
+        now: Instant,
+        records: impl IntoIterator<Item = HintRecord<Id, P>>,
+    ) -> RebuildReport {
+        let mut report = RebuildReport::default();
+        for record in records {
+            if self.hints.contains_key(&record.id) {
+                report.duplicates += 1;
+                continue;
+            }
+            self.next_hint = self.next_hint.max(record.id.0.saturating_add(1));
+            self.insert(record);
+            report.restored += 1;
+        }
+        self.expire(now);
+        while self.hints.len() > self.config.max_hints {
+            let reason = DropReason::CountLimit {
+                max_hints: self.config.max_hints,
+            };
+            if !self.evict_oldest(reason) {
+                break;
+            }
+        }
+        while self.bytes > self.config.max_bytes {
+            let reason = DropReason::ByteLimit {
+                max_bytes: self.config.max_bytes,
+            };
+            if !self.evict_oldest(reason) {
+                break;
+            }
+        }
+        let nodes: Vec<Id> = self.nodes.keys().cloned().collect();
+        for node in nodes {
+            self.pump(now, &node);
+        }
+        report
+    }
+
+    /// Records a hint. On success the log emits [`HintEvent::Persist`] (and, under
+    /// [`OverflowPolicy::DropOldest`], possibly [`HintEvent::Dropped`] for evicted hints), and
+    /// sends the hint at once if its node is up.
+    pub fn record(&mut self, now: Instant, hint: Hint<Id, P>) -> Result<HintId, RecordError> {
+        let size = hint.size();
+        let (max_hints, max_bytes) = (self.config.max_hints, self.config.max_bytes);
+        if size > max_bytes || max_hints == 0 {
+            return Err(RecordError::TooLarge { size, max_bytes });
+        }
+        self.expire(now);
+        let fits =
+            |log: &Self| log.hints.len() < max_hints && log.bytes.saturating_add(size) <= max_bytes;
+        if !fits(self) {
+            match self.config.overflow {
+                OverflowPolicy::RejectNew => {
+                    return Err(RecordError::Full {
+                        hints: self.hints.len(),
+                        bytes: self.bytes,
+                        max_hints,
+                        max_bytes,
+                        size,
+                    })
+                }
+                OverflowPolicy::DropOldest => {
+                    while !fits(self) {
+                        let reason = if self.hints.len() >= max_hints {
+                            DropReason::CountLimit { max_hints }
+                        } else {
+                            DropReason::ByteLimit { max_bytes }
+                        };
+                        if !self.evict_oldest(reason) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let id = HintId(self.next_hint);
+        self.next_hint = self.next_hint.saturating_add(1);
+        let record = HintRecord {
+            id,
+            recorded_at: now,
+            hint,
+        };
+        let node = record.hint.intended.clone();
+        self.events.push_back(HintEvent::Persist(record.clone()));
+        self.insert(record);
+        self.pump(now, &node);
+        Ok(id)
+    }
+
+    /// The failure detector says `node` is up: start (or resume) delivering its hints.
+    pub fn node_up(&mut self, now: Instant, node: Id) {
+        let state = self.nodes.entry(node.clone()).or_default();
+        state.up = true;
+        state.failures = 0;
+        state.retry_at = None;
+        self.pump(now, &node);
+    }
+
+    /// The failure detector says `node` is down: stop sending to it. Batches in flight are
+    /// abandoned (their hints go back to the queue, and a late acknowledgement is ignored).
+    pub fn node_down(&mut self, node: Id) {
+        let Some(state) = self.nodes.get_mut(&node) else {
+            self.nodes.insert(node, NodeState::default());
+            return;
+        };
+        state.up = false;
+        state.retry_at = None;
+        self.transmits.retain(|(to, _)| to != &node);
+        let batches: Vec<BatchId> = state.in_flight.iter().copied().collect();
+        for batch in batches {
+            self.requeue(batch);
+        }
+    }
+
+    /// `node` left the ring for good: drop its hints with [`DropReason::NodeRemoved`] (the
+    /// owner re-routes the data to the new owners) and forget the node.
+    pub fn forget_node(&mut self, node: &Id) {
+        let ids: Vec<HintId> = self
+            .hints
+            .iter()
+            .filter(|(_, s)| &s.record.hint.intended == node)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.drop_hint(id, DropReason::NodeRemoved);
+        }
+        self.transmits.retain(|(to, _)| to != node);
+        if let Some(state) = self.nodes.remove(node) {
+            for batch in state.in_flight {
+                self.flights.remove(&batch);
+            }
+        }
+    }
+
+    /// An acknowledgement from `from`: the hints of that batch are delivered, and the next
+    /// batch goes out. Returns how many hints were delivered.
+    pub fn handle_ack(
+        &mut self,
+        now: Instant,
+        from: Id,
+        ack: HintAck,
+    ) -> Result<usize, AckError<Id>> {
+        let batch = ack.batch_id;
+        let Some(flight) = self.flights.get(&batch) else {
+            return Err(AckError::UnknownBatch { batch: batch.0 });
+        };
+        if flight.node != from {
+            return Err(AckError::WrongSender {
+                batch: batch.0,
+                expected: flight.node.clone(),
+                from,
+            });
+        }
+        let Some(flight) = self.flights.remove(&batch) else {
+            return Err(AckError::UnknownBatch { batch: batch.0 });
+        };
+        if let Some(state) = self.nodes.get_mut(&from) {
+            state.in_flight.remove(&batch);
+            state.failures = 0;
+            state.retry_at = None;
+        }
+        let mut delivered = 0;
+        for id in flight.hints {
+            if let Some(stored) = self.remove(id) {
+                delivered += 1;
+                let HintRecord { id, hint, .. } = stored.record;
+                self.events.push_back(HintEvent::Delivered {
+                    id,
+                    node: hint.intended,
+                    key: hint.key,
+                });
+                self.events.push_back(HintEvent::Forget(id));
+            }
+        }
+        if self.nodes.get(&from).is_some_and(|s| s.hints == 0) {
+            self.events
+                .push_back(HintEvent::Drained { node: from.clone() });
+        }
+        self.pump(now, &from);
+        Ok(delivered)
+    }
+
+    /// Time has come: drop hints past their age, treat unacknowledged batches past their
+    /// deadline as lost (retry after backoff), and send what may be sent.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire(now);
+        let lost: Vec<BatchId> = self
+            .flights
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(b, _)| *b)
+            .collect();
+        for batch in lost {
+            if let Some(node) = self.requeue(batch) {
+                if let Some(state) = self.nodes.get_mut(&node) {
+                    state.failures = state.failures.saturating_add(1);
+                    let delay = self.config.backoff.delay(state.failures, &mut self.rng);
+                    state.retry_at = Some(now + delay);
+                }
+            }
+        }
+        let nodes: Vec<Id> = self.nodes.keys().cloned().collect();
+        for node in nodes {
+            self.pump(now, &node);
+        }
+    }
+
+    /// The next batch to send, with its destination.
+    pub fn poll_transmit(&mut self) -> Option<(Id, HintBatch<P>)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the owner.
+    pub fn poll_event(&mut self) -> Option<HintEvent<Id, P>> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let expiry = self.by_age.first().map(|(at, _)| *at + self.config.max_age);
+        let deadline = self.flights.values().map(|f| f.deadline).min();
+        let retry = self
+            .nodes
+            .values()
+            .filter(|s| s.up && !s.queued.is_empty())
+            .filter_map(|s| s.retry_at)
+            .min();
+        [expiry, deadline, retry].into_iter().flatten().min()
+    }
+
+    /// Hints held.
+    pub fn len(&self) -> usize {
+        self.hints.len()
+    }
+
+    /// Whether no hint is held.
+    pub fn is_empty(&self) -> bool {
+        self.hints.is_empty()
+    }
+
+    /// Bytes held (keys plus payloads).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Hints held for `node`, in flight or not.
+    pub fn pending_for(&self, node: &Id) -> usize {
+        self.nodes.get(node).map_or(0, |s| s.hints)
+    }
+
+    /// Figures for one node, if the log has heard of it.
+    pub fn node_stats(&self, node: &Id) -> Option<NodeStats> {
+        self.nodes.get(node).map(stats)
+    }
+
+    /// Figures for every node the log has heard of, in order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&Id, NodeStats)> + '_ {
+        self.nodes.iter().map(|(id, s)| (id, stats(s)))
+    }
+
+    /// The records held, in id order: what the owner's store should contain.
+    pub fn records(&self) -> impl Iterator<Item = &HintRecord<Id, P>> + '_ {
+        self.hints.values().map(|s| &s.record)
+    }
+
+    fn insert(&mut self, record: HintRecord<Id, P>) {
+        let size = record.hint.size();
+        let state = self.nodes.entry(record.hint.intended.clone()).or_default();
+        state.queued.insert(record.id);
+        state.hints += 1;
+        state.bytes = state.bytes.saturating_add(size);
+        self.bytes = self.bytes.saturating_add(size);
+        self.by_age.insert((record.recorded_at, record.id));
+        self.hints.insert(
+            record.id,
+            Stored {
+                record,
+                size,
+                batch: None,
+            },
+        );
+    }
+
+    /// Takes a hint out of every index; the caller reports why.
+    fn remove(&mut self, id: HintId) -> Option<Stored<Id, P>> {
+        let stored = self.hints.remove(&id)?;
+        self.by_age.remove(&(stored.record.recorded_at, id));
+        self.bytes = self.bytes.saturating_sub(stored.size);
+        let node = &stored.record.hint.intended;
+        if let Some(state) = self.nodes.get_mut(node) {
+            state.queued.remove(&id);
+            state.hints = state.hints.saturating_sub(1);
+            state.bytes = state.bytes.saturating_sub(stored.size);
+        }
+        if let Some(batch) = stored.batch {
+            if let Some(flight) = self.flights.get_mut(&batch) {
+                flight.hints.retain(|h| *h != id);
+            }
+        }
+        Some(stored)
+    }
+
+    fn drop_hint(&mut self, id: HintId, reason: DropReason) {
+        if let Some(stored) = self.remove(id) {
+            let HintRecord { id, hint, .. } = stored.record;
+            self.events.push_back(HintEvent::Dropped {
+                id,
+                node: hint.intended,
+                key: hint.key,
+                reason,
+            });
+            self.events.push_back(HintEvent::Forget(id));
+        }
+    }
+
+    fn evict_oldest(&mut self, reason: DropReason) -> bool {
+        match self.by_age.first() {
+            Some(&(_, id)) => {
+                self.drop_hint(id, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let max_age = self.config.max_age;
+        while let Some(&(at, id)) = self.by_age.first() {
+            let age = now.saturating_since(at);
+            if age < max_age {
+                break;
+            }
+            self.drop_hint(id, DropReason::Expired { age, max_age });
+        }
+    }
+
+    /// Cancels a batch in flight; its hints wait for the next one. Returns its node.
+    fn requeue(&mut self, batch: BatchId) -> Option<Id> {
+        let flight = self.flights.remove(&batch)?;
+        let state = self.nodes.get_mut(&flight.node);
+        let mut requeued = Vec::with_capacity(flight.hints.len());
+        for id in flight.hints {
+            if let Some(stored) = self.hints.get_mut(&id) {
+                stored.batch = None;
+                requeued.push(id);
+            }
+        }
+        if let Some(state) = state {
+            state.in_flight.remove(&batch);
+            state.queued.extend(requeued);
+        }
+        Some(flight.node)
+    }
+
+    /// Sends as many batches to `node` as its window and backoff allow.
+    fn pump(&mut self, now: Instant, node: &Id) {
+        let Some(state) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if !state.up || state.retry_at.is_some_and(|t| t > now) {
+            return;
+        }
+        state.retry_at = None;
+        let max_hints = self.config.batch_max_hints.max(1);
+        let max_bytes = self.config.batch_max_bytes;
+        while state.in_flight.len() < self.config.max_in_flight && !state.queued.is_empty() {
+            let batch_id = BatchId(self.next_batch);
+            self.next_batch = self.next_batch.wrapping_add(1);
+            let mut ids = Vec::new();
+            let mut entries = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(&id) = state.queued.first() {
+                let Some(stored) = self.hints.get_mut(&id) else {
+                    state.queued.remove(&id);
+                    continue;
+                };
+                if !ids.is_empty()
+                    && (ids.len() >= max_hints || bytes.saturating_add(stored.size) > max_bytes)
+                {
+                    break;
+                }
+                state.queued.remove(&id);
+                bytes = bytes.saturating_add(stored.size);
+                stored.batch = Some(batch_id);
+                ids.push(id);
+                entries.push(HintEntry {
+                    id,
+                    key: stored.record.hint.key.clone(),
+                    payload: stored.record.hint.payload.clone(),
+                });
+            }
+            if ids.is_empty() {
+                break;
+            }
+            state.in_flight.insert(batch_id);
+            self.flights.insert(
+                batch_id,
+                Flight {
+                    node: node.clone(),
+                    hints: ids,
+                    deadline: now + self.config.ack_timeout,
+                },
+            );
+            self.transmits
+                .push_back((node.clone(), HintBatch { batch_id, entries }));
+        }
+    }
+}
+
+fn stats(s: &NodeState) -> NodeStats {
+    NodeStats {
+        hints: s.hints,
+        bytes: s.bytes,
+        in_flight_batches: s.in_flight.len(),
+        up: s.up,
+        failures: s.failures,
+    }
+}
+
+impl<Id: Debug, P> Debug for HintLog<Id, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HintLog")
+            .field("hints", &self.hints.len())
+            .field("bytes", &self.bytes)
+            .field("nodes", &self.nodes.len())
+            .field("in_flight_batches", &self.flights.len())
+            .finish_non_exhaustive()
+    }
+}
