@@ -1,0 +1,395 @@
+//! Section 4.6 of the paper, hinted handoff, case by case.
+
+use std::time::Duration;
+
+use dynamo_handoff::{
+    AckError, Backoff, DropReason, Hint, HintEvent, HintId, HintLog, HintLogConfig, HintRecord,
+    Instant, OverflowPolicy, RecordError,
+};
+
+type Log = HintLog<&'static str, Vec<u8>>;
+
+fn ms(t: u64) -> Instant {
+    Instant::from_millis(t)
+}
+
+fn config() -> HintLogConfig {
+    HintLogConfig {
+        backoff: Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(800),
+            jitter: 0.0,
+        },
+        ack_timeout: Duration::from_millis(1000),
+        ..HintLogConfig::default()
+    }
+}
+
+fn hint(node: &'static str, key: &str, len: usize) -> Hint<&'static str, Vec<u8>> {
+    Hint::new(node, key.as_bytes().to_vec(), vec![7; len])
+}
+
+fn events(log: &mut Log) -> Vec<HintEvent<&'static str, Vec<u8>>> {
+    std::iter::from_fn(|| log.poll_event()).collect()
+}
+
+#[test]
+fn paper_4_6_fallback_hands_the_write_back_when_the_node_recovers() {
+    // A is down; the coordinator writes to D with a hint naming A.
+    let mut d = Log::new(config());
+    let id = d.record(ms(0), hint("A", "k", 10)).unwrap();
+    let persisted = events(&mut d);
+    assert_eq!(
+        persisted,
+        vec![HintEvent::Persist(HintRecord {
+            id,
+            recorded_at: ms(0),
+            hint: hint("A", "k", 10),
+        })]
+    );
+    assert_eq!(
+        d.poll_transmit(),
+        None,
+        "nothing goes to a node not known up"
+    );
+    assert_eq!(d.pending_for(&"A"), 1);
+
+    d.node_up(ms(100), "A");
+    let (to, batch) = d.poll_transmit().unwrap();
+    assert_eq!(to, "A");
+    assert_eq!(batch.entries.len(), 1);
+    assert_eq!(batch.entries[0].key, b"k");
+    // Not removed until acknowledged.
+    assert_eq!(d.len(), 1);
+    assert!(events(&mut d).is_empty());
+
+    assert_eq!(d.handle_ack(ms(110), "A", batch.ack()), Ok(1));
+    assert_eq!(
+        events(&mut d),
+        vec![
+            HintEvent::Delivered {
+                id,
+                node: "A",
+                key: b"k".to_vec()
+            },
+            HintEvent::Forget(id),
+            HintEvent::Drained { node: "A" },
+        ]
+    );
+    assert!(d.is_empty());
+    assert_eq!(d.bytes(), 0);
+    assert_eq!(d.poll_timeout(), None);
+}
+
+#[test]
+fn hint_recorded_for_an_up_node_travels_at_once() {
+    let mut log = Log::new(config());
+    log.node_up(ms(0), "B");
+    log.record(ms(1), hint("B", "x", 1)).unwrap();
+    assert_eq!(log.poll_transmit().map(|(to, _)| to), Some("B"));
+}
+
+#[test]
+fn node_down_stops_delivery_and_cancels_batches_in_flight() {
+    let mut log = Log::new(config());
+    log.record(ms(0), hint("A", "a", 1)).unwrap();
+    log.node_up(ms(0), "A");
+    let (_, first) = log.poll_transmit().unwrap();
+    log.record(ms(1), hint("A", "b", 1)).unwrap();
+    // A second batch was queued but not yet polled when A goes down: it must not leave.
+    log.node_down("A");
+    assert_eq!(log.poll_transmit(), None);
+    assert_eq!(log.node_stats(&"A").unwrap().in_flight_batches, 0);
+    // A late acknowledgement of the cancelled batch is ignored; nothing is lost.
+    assert!(matches!(
+        log.handle_ack(ms(2), "A", first.ack()),
+        Err(AckError::UnknownBatch { .. })
+    ));
+    assert_eq!(log.len(), 2);
+    log.handle_timeout(ms(10_000));
+    assert_eq!(log.poll_transmit(), None, "still down");
+
+    log.node_up(ms(20_000), "A");
+    let (_, again) = log.poll_transmit().unwrap();
+    assert_eq!(again.entries.len(), 2);
+    assert_ne!(again.batch_id, first.batch_id);
+    assert_eq!(log.handle_ack(ms(20_001), "A", again.ack()), Ok(2));
+    assert!(log.is_empty());
+}
+
+#[test]
+fn batches_respect_size_and_window() {
+    let mut log = Log::new(HintLogConfig {
+        batch_max_hints: 3,
+        batch_max_bytes: 1000,
+        max_in_flight: 2,
+        ..config()
+    });
+    for i in 0..10 {
+        log.record(ms(i), hint("A", &format!("k{i}"), 10)).unwrap();
+    }
+    log.node_up(ms(100), "A");
+    let sent: Vec<_> = std::iter::from_fn(|| log.poll_transmit()).collect();
+    assert_eq!(sent.len(), 2, "window of two batches");
+    assert_eq!(sent[0].1.entries.len(), 3);
+    let keys: Vec<_> = sent[0].1.entries.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![b"k0".to_vec(), b"k1".to_vec(), b"k2".to_vec()],
+        "oldest first"
+    );
+    log.handle_ack(ms(101), "A", sent[1].1.ack()).unwrap();
+    let next: Vec<_> = std::iter::from_fn(|| log.poll_transmit()).collect();
+    assert_eq!(next.len(), 1, "an acknowledgement frees one slot");
+    assert_eq!(log.pending_for(&"A"), 7);
+
+    // Byte bound: hints of 60 bytes (key 2 + 58) in batches of at most 100 bytes go one by one,
+    // and a hint larger than a batch still travels alone.
+    let mut log = Log::new(HintLogConfig {
+        batch_max_bytes: 100,
+        max_in_flight: 10,
+        ..config()
+    });
+    log.record(ms(0), hint("B", "k0", 58)).unwrap();
+    log.record(ms(0), hint("B", "k1", 58)).unwrap();
+    log.record(ms(0), hint("B", "k2", 500)).unwrap();
+    log.node_up(ms(0), "B");
+    let sizes: Vec<usize> = std::iter::from_fn(|| log.poll_transmit())
+        .map(|(_, b)| b.entries.len())
+        .collect();
+    assert_eq!(sizes, vec![1, 1, 1]);
+}
+
+#[test]
+fn lost_batch_is_retried_with_backoff() {
+    let mut log = Log::new(config());
+    log.record(ms(0), hint("A", "k", 1)).unwrap();
+    log.node_up(ms(0), "A");
+    let (_, b1) = log.poll_transmit().unwrap();
+    assert_eq!(log.poll_timeout(), Some(ms(1000)));
+    log.handle_timeout(ms(999));
+    assert_eq!(log.poll_transmit(), None);
+    log.handle_timeout(ms(1000));
+    assert_eq!(log.poll_transmit(), None, "waits for the backoff");
+    assert_eq!(log.node_stats(&"A").unwrap().failures, 1);
+    assert_eq!(log.poll_timeout(), Some(ms(1100)));
+    log.handle_timeout(ms(1100));
+    let (_, b2) = log.poll_transmit().unwrap();
+    assert_ne!(b1.batch_id, b2.batch_id);
+    // Lost again: the delay doubles.
+    log.handle_timeout(ms(2100));
+    assert_eq!(log.poll_timeout(), Some(ms(2300)));
+    log.handle_timeout(ms(2300));
+    let (_, b3) = log.poll_transmit().unwrap();
+    // The first batch's acknowledgement arrives very late: it no longer counts.
+    assert!(log.handle_ack(ms(2301), "A", b1.ack()).is_err());
+    assert_eq!(log.handle_ack(ms(2302), "A", b3.ack()), Ok(1));
+    assert_eq!(log.node_stats(&"A").unwrap().failures, 0);
+}
+
+#[test]
+fn acknowledgement_from_the_wrong_node_is_refused() {
+    let mut log = Log::new(config());
+    log.record(ms(0), hint("A", "k", 1)).unwrap();
+    log.node_up(ms(0), "A");
+    let (_, batch) = log.poll_transmit().unwrap();
+    assert_eq!(
+        log.handle_ack(ms(1), "B", batch.ack()),
+        Err(AckError::WrongSender {
+            batch: batch.batch_id.0,
+            expected: "A",
+            from: "B"
+        })
+    );
+    assert_eq!(log.len(), 1);
+}
+
+#[test]
+fn hints_expire_after_max_age() {
+    let mut log = Log::new(HintLogConfig {
+        max_age: Duration::from_secs(3 * 3600),
+        ..config()
+    });
+    let old = log.record(ms(0), hint("A", "old", 1)).unwrap();
+    let young = log.record(ms(3_600_000), hint("A", "young", 1)).unwrap();
+    events(&mut log);
+    assert_eq!(log.poll_timeout(), Some(ms(10_800_000)));
+    log.handle_timeout(ms(10_800_000));
+    assert_eq!(
+        events(&mut log),
+        vec![
+            HintEvent::Dropped {
+                id: old,
+                node: "A",
+                key: b"old".to_vec(),
+                reason: DropReason::Expired {
+                    age: Duration::from_secs(10_800),
+                    max_age: Duration::from_secs(10_800),
+                },
+            },
+            HintEvent::Forget(old),
+        ]
+    );
+    assert_eq!(log.records().map(|r| r.id).collect::<Vec<_>>(), vec![young]);
+}
+
+#[test]
+fn expiry_reaches_hints_in_flight() {
+    let mut log = Log::new(HintLogConfig {
+        max_age: Duration::from_millis(500),
+        ..config()
+    });
+    log.record(ms(0), hint("A", "k", 1)).unwrap();
+    log.node_up(ms(0), "A");
+    let (_, batch) = log.poll_transmit().unwrap();
+    events(&mut log);
+    log.handle_timeout(ms(500));
+    assert!(matches!(
+        events(&mut log).first(),
+        Some(HintEvent::Dropped {
+            reason: DropReason::Expired { .. },
+            ..
+        })
+    ));
+    // The acknowledgement of the batch delivers nothing more: each hint is reported once.
+    assert_eq!(log.handle_ack(ms(501), "A", batch.ack()), Ok(0));
+    assert!(!events(&mut log)
+        .iter()
+        .any(|e| matches!(e, HintEvent::Delivered { .. })));
+}
+
+#[test]
+fn bounds_reject_new_or_evict_oldest() {
+    let mut log = Log::new(HintLogConfig {
+        max_hints: 2,
+        max_bytes: 100,
+        ..config()
+    });
+    log.record(ms(0), hint("A", "a", 9)).unwrap();
+    log.record(ms(1), hint("A", "b", 9)).unwrap();
+    assert!(matches!(
+        log.record(ms(2), hint("A", "c", 9)),
+        Err(RecordError::Full {
+            hints: 2,
+            max_hints: 2,
+            ..
+        })
+    ));
+    assert_eq!(
+        log.record(ms(2), hint("A", "z", 100)),
+        Err(RecordError::TooLarge {
+            size: 101,
+            max_bytes: 100
+        })
+    );
+    assert_eq!(log.len(), 2);
+
+    let mut log = Log::new(HintLogConfig {
+        max_hints: 2,
+        max_bytes: 100,
+        overflow: OverflowPolicy::DropOldest,
+        ..config()
+    });
+    let a = log.record(ms(0), hint("A", "a", 9)).unwrap();
+    log.record(ms(1), hint("B", "b", 9)).unwrap();
+    events(&mut log);
+    log.record(ms(2), hint("A", "c", 9)).unwrap();
+    let evs = events(&mut log);
+    assert_eq!(
+        evs[..2],
+        [
+            HintEvent::Dropped {
+                id: a,
+                node: "A",
+                key: b"a".to_vec(),
+                reason: DropReason::CountLimit { max_hints: 2 }
+            },
+            HintEvent::Forget(a)
+        ]
+    );
+    assert_eq!(log.len(), 2);
+
+    // 10 + 10 + 10 + 90 > 100 bytes: the two oldest go.
+    let mut log = Log::new(HintLogConfig {
+        max_hints: 10,
+        max_bytes: 100,
+        overflow: OverflowPolicy::DropOldest,
+        ..config()
+    });
+    let ids: Vec<HintId> = ["a", "b", "c"]
+        .iter()
+        .map(|k| log.record(ms(0), hint("A", k, 9)).unwrap())
+        .collect();
+    events(&mut log);
+    log.record(ms(3), hint("A", "d", 89)).unwrap();
+    let dropped: Vec<_> = events(&mut log)
+        .into_iter()
+        .filter_map(|e| match e {
+            HintEvent::Dropped { id, reason, .. } => Some((id, reason)),
+            _ => None,
+        })
+        .collect();
+    let reason = DropReason::ByteLimit { max_bytes: 100 };
+    assert_eq!(dropped, vec![(ids[0], reason.clone()), (ids[1], reason)]);
+    assert_eq!((log.bytes(), log.len()), (100, 2));
+}
+
+#[test]
+fn rebuild_restores_records_and_continues_ids() {
+    let mut first = Log::new(config());
+    for i in 0..5 {
+        first.record(ms(i), hint("A", &format!("k{i}"), 3)).unwrap();
+    }
+    let store: Vec<HintRecord<_, _>> = first.records().cloned().collect();
+
+    let mut second = Log::new(HintLogConfig {
+        seed: 1,
+        ..config()
+    });
+    let report = second.rebuild(ms(10), store.iter().cloned().chain(store[..1].to_vec()));
+    assert_eq!((report.restored, report.duplicates), (5, 1));
+    assert!(
+        events(&mut second).is_empty(),
+        "restored records are not persisted again"
+    );
+    assert_eq!(second.pending_for(&"A"), 5);
+    assert_eq!(second.record(ms(11), hint("A", "new", 1)), Ok(HintId(5)));
+
+    // Rebuilding under smaller bounds drops the oldest and says so.
+    let mut small = Log::new(HintLogConfig {
+        max_hints: 3,
+        ..config()
+    });
+    small.rebuild(ms(10), store);
+    let dropped: Vec<_> = events(&mut small)
+        .into_iter()
+        .filter_map(|e| match e {
+            HintEvent::Dropped { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped, vec![HintId(0), HintId(1)]);
+    assert_eq!(small.len(), 3);
+}
+
+#[test]
+fn forgetting_a_node_drops_its_hints() {
+    let mut log = Log::new(config());
+    log.record(ms(0), hint("A", "a", 1)).unwrap();
+    log.record(ms(0), hint("B", "b", 1)).unwrap();
+    log.node_up(ms(0), "A");
+    events(&mut log);
+    log.forget_node(&"A");
+    assert!(matches!(
+        events(&mut log).first(),
+        Some(HintEvent::Dropped {
+            node: "A",
+            reason: DropReason::NodeRemoved,
+            ..
+        })
+    ));
+    assert_eq!(log.poll_transmit(), None);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log.node_stats(&"A"), None);
+    assert_eq!(log.nodes().count(), 1);
+}
