@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use quickcheck::{Arbitrary, Gen};
+use quickcheck::{Arbitrary, Gen, QuickCheck};
 use quickcheck_macros::quickcheck;
 
 use dynamo_handoff::{
@@ -322,8 +322,7 @@ impl World {
     }
 }
 
-#[quickcheck]
-fn every_hint_is_delivered_or_dropped_for_a_reason(s: Scenario) -> bool {
+fn every_hint_is_delivered_or_dropped(s: Scenario) -> bool {
     let mut world = World::new(&s);
     for op in &s.ops {
         world.apply(op);
@@ -337,6 +336,13 @@ fn every_hint_is_delivered_or_dropped_for_a_reason(s: Scenario) -> bool {
         "each accepted hint reported exactly once"
     );
     true
+}
+
+#[test]
+fn every_hint_is_delivered_or_dropped_for_a_reason() {
+    QuickCheck::new()
+        .tests(300)
+        .quickcheck(every_hint_is_delivered_or_dropped as fn(Scenario) -> bool);
 }
 
 #[quickcheck]
