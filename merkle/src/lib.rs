@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+mod diff;
+pub mod error;
+pub mod hash;
+pub mod message;
+pub mod session;
+pub mod stats;
+pub mod tree;
+
+pub use config::{SegmentId, SyncConfig, TreeConfig, MAX_SEGMENTS};
+pub use error::{ConfigError, ShapeMismatch, SyncError};
+pub use hash::{Hash, HASH_LEN};
+pub use message::{ChildHashes, DiffKind, Entry, KeyDiff, Message, SegmentEntries};
+pub use session::{Event, SyncSession};
+pub use stats::SyncStats;
+pub use tree::Tree;

@@ -1,0 +1,353 @@
+//! Sessions under messages they did not expect: errors, never panics.
+
+use dynamo_merkle::{
+    ChildHashes, DiffKind, Entry, Event, Hash, KeyDiff, Message, SegmentEntries, SyncConfig,
+    SyncError, SyncSession, Tree, TreeConfig,
+};
+use quickcheck::{Arbitrary, Gen};
+use quickcheck_macros::quickcheck;
+
+use crate::harness::{key, Replica};
+
+fn shape() -> TreeConfig {
+    TreeConfig::new(4, 2).unwrap_or_default()
+}
+
+fn tree_with(keys: u32, digest: &[u8]) -> Tree {
+    let mut r = Replica::new(shape());
+    for i in 0..keys {
+        r.put(&key(i), digest);
+    }
+    r.tree
+}
+
+fn events(session: &mut SyncSession) -> Vec<Event> {
+    std::iter::from_fn(|| session.poll_event()).collect()
+}
+
+fn transmits(session: &mut SyncSession) -> Vec<Message> {
+    std::iter::from_fn(|| session.poll_transmit()).collect()
+}
+
+/// Asserts the session failed with `error`, told its owner and its peer.
+fn assert_failed(session: &mut SyncSession, error: &SyncError) {
+    assert!(session.is_done());
+    assert_eq!(events(session).last(), Some(&Event::Failed(error.clone())));
+    assert!(matches!(
+        transmits(session).last(),
+        Some(Message::Abort { .. })
+    ));
+    assert_eq!(session.poll_timeout(), None);
+}
+
+#[test]
+fn a_message_from_the_future_fails_the_session() {
+    let tree = tree_with(50, b"v");
+    let mut session = SyncSession::initiate(SyncConfig::default(), 1, 0, &tree);
+    let msg = Message::Differences {
+        session: 1,
+        step: 3,
+        keys: vec![],
+    };
+    let result = session.handle_message(0, &tree, msg);
+    let Err(error) = result else {
+        panic!("accepted a future step")
+    };
+    assert!(matches!(
+        error,
+        SyncError::Unexpected {
+            step: 3,
+            got: "Differences",
+            ..
+        }
+    ));
+    assert_failed(&mut session, &error);
+}
+
+#[test]
+fn entries_for_a_segment_not_compared_fail_the_session() {
+    let tree = tree_with(50, b"v");
+    let mut session = SyncSession::initiate(SyncConfig::default(), 1, 0, &tree);
+    let msg = Message::Entries {
+        session: 1,
+        step: 1,
+        segments: vec![SegmentEntries {
+            segment: 3,
+            entries: vec![],
+        }],
+    };
+    let error = session.handle_message(0, &tree, msg).err();
+    assert_eq!(error, Some(SyncError::SegmentNotRequested { segment: 3 }));
+    assert_failed(&mut session, &SyncError::SegmentNotRequested { segment: 3 });
+}
+
+#[test]
+fn children_of_a_node_not_sent_fail_the_session() {
+    let tree = tree_with(50, b"v");
+    let mut session = SyncSession::initiate(SyncConfig::default(), 1, 0, &tree);
+    let msg = Message::Hashes {
+        session: 1,
+        step: 1,
+        level: 1,
+        groups: vec![ChildHashes {
+            parent: 2,
+            hashes: vec![Hash::ZERO; 4],
+        }],
+    };
+    let error = session.handle_message(0, &tree, msg).err();
+    assert_eq!(
+        error,
+        Some(SyncError::UnknownParent {
+            level: 0,
+            parent: 2
+        })
+    );
+    let msg = Message::Hashes {
+        session: 1,
+        step: 1,
+        level: 1,
+        groups: vec![ChildHashes {
+            parent: 0,
+            hashes: vec![Hash::ZERO; 3],
+        }],
+    };
+    let mut fresh = SyncSession::initiate(SyncConfig::default(), 1, 0, &tree);
+    let error = fresh.handle_message(0, &tree, msg).err();
+    assert_eq!(
+        error,
+        Some(SyncError::BadChildCount {
+            expected: 4,
+            got: 3
+        })
+    );
+}
+
+#[test]
+fn another_session_or_shape_is_refused() {
+    let tree = tree_with(10, b"v");
+    let mut session = SyncSession::initiate(SyncConfig::default(), 1, 0, &tree);
+    let msg = Message::Differences {
+        session: 2,
+        step: 1,
+        keys: vec![],
+    };
+    assert_eq!(
+        session.handle_message(0, &tree, msg).err(),
+        Some(SyncError::WrongSession {
+            expected: 1,
+            got: 2
+        })
+    );
+
+    let other = Tree::new(TreeConfig::new(16, 1).unwrap_or_default());
+    let mut hello = SyncSession::initiate(SyncConfig::default(), 5, 0, &other);
+    let mut responder = SyncSession::respond(SyncConfig::default(), 5);
+    let first = transmits(&mut hello).pop().unwrap_or(Message::Abort {
+        session: 5,
+        reason: String::new(),
+    });
+    let error = responder.handle_message(0, &tree, first).err();
+    assert!(matches!(error, Some(SyncError::Shape(_))), "{error:?}");
+    assert!(responder.is_done());
+    // The initiator learns it from the abort.
+    for msg in transmits(&mut responder) {
+        let _ = hello.handle_message(0, &other, msg);
+    }
+    assert!(matches!(
+        events(&mut hello).last(),
+        Some(Event::Failed(SyncError::Aborted { .. }))
+    ));
+}
+
+#[test]
+fn a_silent_peer_times_out() {
+    let tree = tree_with(10, b"v");
+    let config = SyncConfig { timeout_ms: 500 };
+    let mut session = SyncSession::initiate(config, 1, 1_000, &tree);
+    assert_eq!(session.poll_timeout(), Some(1_500));
+    session.handle_timeout(1_499);
+    assert!(!session.is_done());
+    session.handle_timeout(1_500);
+    assert_failed(&mut session, &SyncError::TimedOut { after_ms: 500 });
+}
+
+#[test]
+fn owner_answers_are_checked() {
+    let a = tree_with(40, b"v1");
+    let b = tree_with(40, b"v2");
+    let mut left = SyncSession::initiate(SyncConfig::default(), 1, 0, &a);
+    let mut right = SyncSession::respond(SyncConfig::default(), 1);
+    // Walk until one side asks its owner for segments.
+    let mut asked = None;
+    for _ in 0..10 {
+        for msg in transmits(&mut left) {
+            let _ = right.handle_message(0, &b, msg);
+        }
+        if let Some(Event::SegmentNeeded(s)) = events(&mut right).first() {
+            asked = Some((*s, true));
+            break;
+        }
+        for msg in transmits(&mut right) {
+            let _ = left.handle_message(0, &a, msg);
+        }
+        if let Some(Event::SegmentNeeded(s)) = events(&mut left).first() {
+            asked = Some((*s, false));
+            break;
+        }
+    }
+    let Some((segment, right_asked)) = asked else {
+        panic!("no segment asked")
+    };
+    let session = if right_asked { &mut right } else { &mut left };
+    // A key of another segment.
+    let stray = (0..1000)
+        .map(key)
+        .find(|k| shape().segment_of(k) != segment)
+        .unwrap_or_default();
+    let actual = shape().segment_of(&stray);
+    let error = session
+        .provide_segment(0, segment, [(stray, b"v".to_vec())])
+        .err();
+    assert_eq!(
+        error,
+        Some(SyncError::EntryOutsideSegment {
+            listed: segment,
+            actual
+        })
+    );
+    assert!(session.is_done());
+    assert_eq!(
+        session
+            .provide_segment(0, segment, Vec::<(Vec<u8>, Vec<u8>)>::new())
+            .err(),
+        Some(SyncError::Closed)
+    );
+}
+
+#[test]
+fn after_the_end_only_duplicates_are_quiet() {
+    let tree = tree_with(10, b"v");
+    let mut left = SyncSession::initiate(SyncConfig::default(), 1, 0, &tree);
+    let mut right = SyncSession::respond(SyncConfig::default(), 1);
+    let hello = transmits(&mut left);
+    for msg in hello.clone() {
+        assert_eq!(right.handle_message(0, &tree, msg), Ok(()));
+    }
+    assert_eq!(events(&mut right), vec![Event::Finished(vec![])]);
+    for msg in hello {
+        assert_eq!(right.handle_message(0, &tree, msg), Ok(()));
+    }
+    let late = Message::Differences {
+        session: 1,
+        step: 2,
+        keys: vec![KeyDiff {
+            key: key(1),
+            kind: DiffKind::Different,
+        }],
+    };
+    assert_eq!(right.handle_message(0, &tree, late), Err(SyncError::Closed));
+    assert!(events(&mut right).is_empty());
+    assert_eq!(right.stats().duplicates_ignored, 1);
+}
+
+/// Any message at all, with small numbers so that some of them fit.
+#[derive(Clone, Debug)]
+struct AnyMessage(Message);
+
+impl Arbitrary for AnyMessage {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let session = if bool::arbitrary(g) {
+            1
+        } else {
+            u64::arbitrary(g)
+        };
+        let step = u32::from(u8::arbitrary(g) % 6);
+        let hash = |g: &mut Gen| {
+            if bool::arbitrary(g) {
+                Hash::ZERO
+            } else {
+                Hash::of_key(&u8::arbitrary(g).to_be_bytes())
+            }
+        };
+        let msg = match u8::arbitrary(g) % 5 {
+            0 => Message::Hello {
+                session,
+                shape: if bool::arbitrary(g) {
+                    shape()
+                } else {
+                    TreeConfig::default()
+                },
+                root: hash(g),
+            },
+            1 => Message::Hashes {
+                session,
+                step,
+                level: u8::arbitrary(g) % 4,
+                groups: (0..u8::arbitrary(g) % 4)
+                    .map(|_| ChildHashes {
+                        parent: u32::from(u8::arbitrary(g) % 20),
+                        hashes: (0..u8::arbitrary(g) % 6).map(|_| hash(g)).collect(),
+                    })
+                    .collect(),
+            },
+            2 => Message::Entries {
+                session,
+                step,
+                segments: (0..u8::arbitrary(g) % 3)
+                    .map(|_| SegmentEntries {
+                        segment: u32::from(u8::arbitrary(g) % 20),
+                        entries: (0..u8::arbitrary(g) % 3)
+                            .map(|_| {
+                                Entry::new(key(u32::from(u8::arbitrary(g))), vec![u8::arbitrary(g)])
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            },
+            3 => Message::Differences {
+                session,
+                step,
+                keys: vec![],
+            },
+            _ => Message::Abort {
+                session,
+                reason: String::arbitrary(g),
+            },
+        };
+        AnyMessage(msg)
+    }
+}
+
+/// Random messages to either role: each is accepted, ignored or refused; a refusal ends the
+/// session with an event and an abort, and nothing panics.
+#[quickcheck]
+fn random_messages_never_panic(initiator: bool, msgs: Vec<AnyMessage>) -> bool {
+    let tree = tree_with(30, b"v");
+    let mut session = if initiator {
+        SyncSession::initiate(SyncConfig::default(), 1, 0, &tree)
+    } else {
+        SyncSession::respond(SyncConfig::default(), 1)
+    };
+    let mut failed = false;
+    for AnyMessage(msg) in msgs {
+        let was_done = session.is_done();
+        let result = session.handle_message(0, &tree, msg);
+        for event in events(&mut session) {
+            if let Event::SegmentNeeded(segment) = event {
+                let _ = session.provide_segment(
+                    0,
+                    segment,
+                    Replica::from_store(shape(), Default::default()).segment(segment),
+                );
+            }
+        }
+        let _ = transmits(&mut session);
+        if result.is_err() && !was_done {
+            failed = true;
+            if !session.is_done() {
+                return false;
+            }
+        }
+    }
+    !failed || session.is_done()
+}
