@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+mod actor;
+mod clock;
+mod dvv;
+pub mod encoding;
+pub mod prune;
+mod siblings;
+
+pub use actor::Actor;
+pub use clock::{Causality, Entry, InvalidClock, VClock};
+pub use dvv::{DvvEntry, DvvSet, InvalidDvvSet};
+pub use encoding::{DecodeError, Reader};
+pub use prune::{PrunePolicy, PruneReport};
+pub use siblings::{Siblings, Value, Version};
