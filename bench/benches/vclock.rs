@@ -11,14 +11,12 @@ use dynamo_vclock::{Entry, VClock};
 
 const SIZES: [u64; 3] = [3, 10, 50];
 
+/// Two clocks of one implementation.
+type Pair<C> = (C, C);
+
 /// Two concurrent clocks over actors `0..n` (node ids spread over the u64 range): `a` is ahead on
 /// even actors, `b` on odd ones, so neither descends the other and a compare scans everything.
-fn pair(
-    n: u64,
-) -> (
-    (VClock<u64>, VClock<u64>),
-    (crdts::VClock<u64>, crdts::VClock<u64>),
-) {
+fn pair(n: u64) -> (Pair<VClock<u64>>, Pair<crdts::VClock<u64>>) {
     let actor = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let counters = |i: u64, ahead: u64| 100 + i + u64::from(i % 2 == ahead) * 7;
     let ours = |ahead| {
