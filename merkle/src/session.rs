@@ -90,6 +90,8 @@ pub struct SyncSession {
     sent_level: u8,
     /// Parents (at `sent_level - 1`) of the node hashes this side last sent, sorted.
     sent_parents: Vec<u32>,
+    /// Segments whose entries this side sent; the peer's differences must lie in them.
+    sent_segments: Vec<SegmentId>,
     /// Segments asked of the owner, with its answer once given.
     requested: BTreeMap<SegmentId, Option<Vec<Entry>>>,
     deadline: Option<u64>,
@@ -133,6 +135,7 @@ impl SyncSession {
             next_step: 0,
             sent_level: 0,
             sent_parents: Vec::new(),
+            sent_segments: Vec::new(),
             requested: BTreeMap::new(),
             deadline: None,
             outbox: VecDeque::new(),
@@ -184,9 +187,17 @@ impl SyncSession {
     ///
     /// Duplicates are ignored (`Ok`); an unexpected message fails the session (see the type docs).
     pub fn handle_message(&mut self, now: u64, tree: &Tree, msg: Message) -> Result<(), SyncError> {
-        if let Message::Abort { reason, .. } = &msg {
+        if let Message::Abort { session, reason } = &msg {
             if self.is_done() {
                 return Ok(());
+            }
+            if *session != self.session {
+                let error = SyncError::WrongSession {
+                    expected: self.session,
+                    got: *session,
+                };
+                self.fail(error.clone());
+                return Err(error);
             }
             let error = SyncError::Aborted {
                 reason: reason.clone(),
@@ -281,6 +292,7 @@ impl SyncSession {
             }
             _ => {
                 let segments: Vec<SegmentEntries> = mine.collect();
+                self.sent_segments = segments.iter().map(|s| s.segment).collect();
                 self.stats.entries += segments.iter().map(|s| s.entries.len() as u64).sum::<u64>();
                 self.send(
                     now,
@@ -316,6 +328,10 @@ impl SyncSession {
             Phase::AwaitPeer(expected) if *expected == step => {}
             Phase::Finished | Phase::Failed => return Err(SyncError::Closed),
             phase => return Err(unexpected(phase)),
+        }
+        let is_hello = matches!(msg, Message::Hello { .. });
+        if self.shape.is_none() != is_hello {
+            return Err(unexpected(&self.phase));
         }
         if let Some(shape) = self.shape {
             if shape != tree.config() {
@@ -356,6 +372,12 @@ impl SyncSession {
             Message::Hashes { level, groups, .. } => self.on_hashes(now, tree, level, groups),
             Message::Entries { segments, .. } => self.on_entries(now, segments),
             Message::Differences { keys, .. } => {
+                for diff in &keys {
+                    let segment = tree.config().segment_of(&diff.key);
+                    if self.sent_segments.binary_search(&segment).is_err() {
+                        return Err(SyncError::SegmentNotRequested { segment });
+                    }
+                }
                 let mut keys: Vec<KeyDiff> = keys
                     .into_iter()
                     .map(|d| KeyDiff {

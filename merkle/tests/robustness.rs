@@ -351,3 +351,61 @@ fn random_messages_never_panic(initiator: bool, msgs: Vec<AnyMessage>) -> bool {
     }
     !failed || session.is_done()
 }
+
+#[test]
+fn a_responder_wants_the_hello_first() {
+    let tree = tree_with(10, b"v");
+    let mut responder = SyncSession::respond(SyncConfig::default(), 1);
+    let msg = Message::Hashes {
+        session: 1,
+        step: 0,
+        level: 1,
+        groups: vec![ChildHashes {
+            parent: 0,
+            hashes: vec![Hash::ZERO; 4],
+        }],
+    };
+    let error = responder.handle_message(0, &tree, msg).err();
+    assert!(
+        matches!(error, Some(SyncError::Unexpected { got: "Hashes", .. })),
+        "{error:?}"
+    );
+    assert!(responder.is_done());
+}
+
+#[test]
+fn differences_outside_the_exchanged_segments_are_refused() {
+    let tree = tree_with(10, b"v");
+    let mut session = SyncSession::initiate(SyncConfig::default(), 1, 0, &tree);
+    let msg = Message::Differences {
+        session: 1,
+        step: 1,
+        keys: vec![KeyDiff {
+            key: key(3),
+            kind: DiffKind::MissingLocally,
+        }],
+    };
+    let segment = shape().segment_of(&key(3));
+    assert_eq!(
+        session.handle_message(0, &tree, msg).err(),
+        Some(SyncError::SegmentNotRequested { segment })
+    );
+    assert!(session.is_done());
+}
+
+#[test]
+fn an_abort_for_another_session_is_refused() {
+    let tree = tree_with(10, b"v");
+    let mut session = SyncSession::initiate(SyncConfig::default(), 1, 0, &tree);
+    let msg = Message::Abort {
+        session: 2,
+        reason: "x".into(),
+    };
+    assert_eq!(
+        session.handle_message(0, &tree, msg).err(),
+        Some(SyncError::WrongSession {
+            expected: 1,
+            got: 2
+        })
+    );
+}
