@@ -50,7 +50,7 @@ impl<Id, P: Payload> Hint<Id, P> {
     }
 }
 
-/// A hint as the owner persists it: what [`Event::Persist`](crate::HintEvent::Persist) asks to
+/// A hint as the owner persists it: what [`HintEvent::Persist`](crate::HintEvent::Persist) asks to
 /// write, and what [`HintLog::rebuild`](crate::HintLog::rebuild) takes back at start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -393,3 +393,19 @@ fn forgetting_a_node_drops_its_hints() {
     assert_eq!(log.node_stats(&"A"), None);
     assert_eq!(log.nodes().count(), 1);
 }
+
+#[test]
+fn a_log_bounded_to_zero_hints_refuses_under_either_policy() {
+    for overflow in [OverflowPolicy::RejectNew, OverflowPolicy::DropOldest] {
+        let mut log = Log::new(HintLogConfig {
+            max_hints: 0,
+            overflow,
+            ..config()
+        });
+        assert!(matches!(
+            log.record(ms(0), hint("A", "k", 1)),
+            Err(RecordError::Full { max_hints: 0, .. })
+        ));
+        assert!(log.is_empty() && log.poll_event().is_none());
+    }
+}

@@ -23,7 +23,8 @@ pub enum OverflowPolicy {
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HintLogConfig {
-    /// Most hints held at once, over all intended nodes. Default 1 000 000.
+    /// Most hints held at once, over all intended nodes (0 refuses every hint). Default
+    /// 1 000 000.
     pub max_hints: usize,
     /// Most bytes (keys plus payloads) held at once. Default 128 MiB (Cassandra's
     /// `max_hints_file_size`).
@@ -37,7 +38,7 @@ pub struct HintLogConfig {
     /// Most bytes per batch (a single larger hint still travels alone). Default 1 MiB
     /// (Cassandra's hinted handoff throttle per second).
     pub batch_max_bytes: usize,
-    /// Most unacknowledged batches per intended node. Default 2.
+    /// Most unacknowledged batches per intended node (at least 1). Default 2.
     pub max_in_flight: usize,
     /// A batch not acknowledged within this time is considered lost. Default 10 s.
     pub ack_timeout: Duration,

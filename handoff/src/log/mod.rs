@@ -2,8 +2,10 @@
 //! hands them back (paper section 4.6, "hinted handoff").
 
 mod config;
+mod report;
 
 pub use config::{HintLogConfig, OverflowPolicy};
+pub use report::{HintEvent, NodeStats, RebuildReport};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
@@ -14,66 +16,6 @@ use crate::error::{AckError, RecordError};
 use crate::hint::{BatchId, DropReason, Hint, HintAck, HintBatch, HintEntry, HintId, HintRecord};
 use crate::payload::Payload;
 use crate::time::Instant;
-
-/// What the log tells its owner.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HintEvent<Id, P> {
-    /// Write this record to durable storage (a hint was recorded).
-    Persist(HintRecord<Id, P>),
-    /// Delete this record from durable storage (the hint was delivered or dropped).
-    Forget(HintId),
-    /// The intended node acknowledged the hint. Followed by [`HintEvent::Forget`].
-    Delivered {
-        /// The hint.
-        id: HintId,
-        /// The node that took it.
-        node: Id,
-        /// Its key.
-        key: Vec<u8>,
-    },
-    /// The log gave the hint up. Followed by [`HintEvent::Forget`].
-    Dropped {
-        /// The hint.
-        id: HintId,
-        /// The node it was meant for.
-        node: Id,
-        /// Its key.
-        key: Vec<u8>,
-        /// Why.
-        reason: DropReason,
-    },
-    /// Every hint for this node has been delivered.
-    Drained {
-        /// The node.
-        node: Id,
-    },
-}
-
-/// What [`HintLog::rebuild`] restored.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RebuildReport {
-    /// Records taken back into the log (some may then be dropped for age or bounds, which is
-    /// reported with [`HintEvent::Dropped`]).
-    pub restored: usize,
-    /// Records ignored because a record with the same id was already in the log.
-    pub duplicates: usize,
-}
-
-/// Per-node figures, for a status command.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NodeStats {
-    /// Hints held for the node, in flight or not.
-    pub hints: usize,
-    /// Their bytes.
-    pub bytes: usize,
-    /// Unacknowledged batches.
-    pub in_flight_batches: usize,
-    /// Whether the log was last told that the node is up.
-    pub up: bool,
-    /// Consecutive lost batches (resets on an acknowledgement or when the node comes up).
-    pub failures: u32,
-}
 
 struct Stored<Id, P> {
     record: HintRecord<Id, P>,
@@ -226,36 +168,32 @@ where
     pub fn record(&mut self, now: Instant, hint: Hint<Id, P>) -> Result<HintId, RecordError> {
         let size = hint.size();
         let (max_hints, max_bytes) = (self.config.max_hints, self.config.max_bytes);
-        if size > max_bytes || max_hints == 0 {
+        if size > max_bytes {
             return Err(RecordError::TooLarge { size, max_bytes });
         }
         self.expire(now);
         let fits =
             |log: &Self| log.hints.len() < max_hints && log.bytes.saturating_add(size) <= max_bytes;
-        if !fits(self) {
-            match self.config.overflow {
-                OverflowPolicy::RejectNew => {
-                    return Err(RecordError::Full {
-                        hints: self.hints.len(),
-                        bytes: self.bytes,
-                        max_hints,
-                        max_bytes,
-                        size,
-                    })
-                }
-                OverflowPolicy::DropOldest => {
-                    while !fits(self) {
-                        let reason = if self.hints.len() >= max_hints {
-                            DropReason::CountLimit { max_hints }
-                        } else {
-                            DropReason::ByteLimit { max_bytes }
-                        };
-                        if !self.evict_oldest(reason) {
-                            break;
-                        }
-                    }
+        if self.config.overflow == OverflowPolicy::DropOldest {
+            while !fits(self) {
+                let reason = if self.hints.len() >= max_hints {
+                    DropReason::CountLimit { max_hints }
+                } else {
+                    DropReason::ByteLimit { max_bytes }
+                };
+                if !self.evict_oldest(reason) {
+                    break;
                 }
             }
+        }
+        if !fits(self) {
+            return Err(RecordError::Full {
+                hints: self.hints.len(),
+                bytes: self.bytes,
+                max_hints,
+                max_bytes,
+                size,
+            });
         }
         let id = HintId(self.next_hint);
         self.next_hint = self.next_hint.saturating_add(1);
@@ -547,7 +485,7 @@ where
         state.retry_at = None;
         let max_hints = self.config.batch_max_hints.max(1);
         let max_bytes = self.config.batch_max_bytes;
-        while state.in_flight.len() < self.config.max_in_flight && !state.queued.is_empty() {
+        while state.in_flight.len() < self.config.max_in_flight.max(1) && !state.queued.is_empty() {
             let batch_id = BatchId(self.next_batch);
             self.next_batch = self.next_batch.wrapping_add(1);
             let mut ids = Vec::new();

@@ -13,7 +13,7 @@ pub struct TransferConfig {
     /// Most bytes (keys plus payloads, as the owner counts them) asked for per batch.
     /// Default 1 MiB.
     pub batch_max_bytes: usize,
-    /// Most unacknowledged batches. Default 2 (one being applied, one on the wire).
+    /// Most unacknowledged batches (at least 1). Default 2 (one being applied, one on the wire).
     pub max_in_flight: usize,
     /// A batch not acknowledged within this time is sent again. Default 10 s.
     pub ack_timeout: Duration,

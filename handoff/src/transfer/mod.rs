@@ -306,21 +306,13 @@ where
         if !self.peer_up || self.complete {
             return;
         }
-        let mut lost = false;
-        for flight in self.in_flight.iter_mut() {
-            if !flight.acked && flight.sent && flight.at <= now {
-                lost = true;
-                flight.sent = false;
-                flight.at = now;
-            }
-        }
-        if lost {
+        let overdue = |f: &InFlight<K, P>| !f.acked && f.sent && f.at <= now;
+        if self.in_flight.iter().any(overdue) {
             self.failures = self.failures.saturating_add(1);
             let resend_at = now + self.config.backoff.delay(self.failures, &mut self.rng);
-            for flight in self.in_flight.iter_mut() {
-                if !flight.acked && !flight.sent && flight.at == now {
-                    flight.at = resend_at;
-                }
+            for flight in self.in_flight.iter_mut().filter(|f| overdue(f)) {
+                flight.sent = false;
+                flight.at = resend_at;
             }
         }
         for flight in self.in_flight.iter_mut() {
