@@ -37,7 +37,7 @@ pub enum HintEvent<Id, P> {
     },
 }
 
-/// What [`HintLog::rebuild`] restored.
+/// What [`HintLog::rebuild`](crate::HintLog::rebuild) restored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RebuildReport {
     /// Records taken back into the log (some may then be dropped for age or bounds, which is
