@@ -1,0 +1,1 @@
+//! Shared helpers for the benchmarks, the load generator and the seed experiments.

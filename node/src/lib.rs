@@ -1,0 +1,1 @@
+//! `dynamo-node`: not implemented yet. See the workspace README for the plan.

@@ -1,0 +1,1 @@
+//! `dynamo-quorum`: not implemented yet. See the workspace README for the plan.

@@ -1,0 +1,242 @@
+//! Strategy 3: Q equal partitions and the moves that keep their assignment fair.
+//!
+//! Every node has a fair share of the Q partitions, `Q * weight / total weight`. A membership change
+//! moves partitions only to or from the node that changed: a joining node (or one whose weight
+//! grew) takes partitions until it holds its share rounded to the nearest integer, always from the
+//! node furthest above its own share; a leaving node (or one whose weight shrank) gives partitions
+//! to the node furthest below its share. Nodes more than one partition away from their share are
+//! served first, which keeps every node within one partition of its share.
+//!
+//! Among the candidate partitions we prefer, in order: one whose new owner differs from the owners
+//! of the N-1 partitions on either side and whose zone does too (when there are at least N zones);
+//! one that only keeps nodes distinct; any. The first rule is what keeps any N consecutive
+//! partitions on N distinct nodes, so that a preference list's primaries lie within N partitions.
+//! It cannot always hold (three nodes, N = 3 and Q = 64 is not divisible by 3): then the
+//! preference list simply walks further.
+
+use std::fmt::Debug;
+
+use crate::{Position, Ring};
+
+/// The last position of partition `p` out of `q` (a power of two).
+pub(crate) fn partition_end(p: u32, q: u32) -> u128 {
+    let shift = 128 - q.trailing_zeros();
+    u128::from(p + 1)
+        .checked_shl(shift)
+        .unwrap_or(0)
+        .wrapping_sub(1)
+}
+
+/// The partition holding `pos`, out of `q` (a power of two).
+pub(crate) fn partition_of(pos: Position, q: u32) -> usize {
+    let shift = 128 - q.trailing_zeros();
+    pos.0.checked_shr(shift).unwrap_or(0) as usize
+}
+
+/// Distance of every node from its fair share, scaled by the total weight to stay in integers:
+/// `count * W - Q * weight`. Positive is above the share; one partition is `W`.
+struct Shares {
+    excess: Vec<i128>,
+    unit: i128,
+}
+
+impl Shares {
+    fn new(owners: &[u32], weights: &[u64]) -> Self {
+        let unit: i128 = weights.iter().map(|&w| i128::from(w)).sum::<i128>().max(1);
+        let q = owners.len() as i128;
+        let mut excess: Vec<i128> = weights.iter().map(|&w| -q * i128::from(w)).collect();
+        for &o in owners {
+            excess[o as usize] += unit;
+        }
+        Shares { excess, unit }
+    }
+
+    fn moved(&mut self, from: usize, to: usize) {
+        self.excess[from] -= self.unit;
+        self.excess[to] += self.unit;
+    }
+}
+
+fn window<N>(ring: &Ring<N>, nodes: usize) -> Window<'_> {
+    Window {
+        owners: &ring.owners,
+        zone_of: &ring.zone_of,
+        span: ring.config.replicas.min(nodes),
+        zones_matter: ring.zone_count >= ring.config.replicas,
+    }
+}
+
+fn weights<N>(ring: &Ring<N>, zero: Option<usize>) -> Vec<u64> {
+    ring.nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if Some(i) == zero {
+                0
+            } else {
+                u64::from(n.weight)
+            }
+        })
+        .collect()
+}
+
+/// Node `x` takes partitions from the nodes furthest above their share until it holds its own
+/// share rounded to the nearest integer (a join, or a weight increase).
+pub(crate) fn take<N: Ord + Clone + Debug>(ring: &mut Ring<N>, x: usize) {
+    let mut shares = Shares::new(&ring.owners, &weights(ring, None));
+    while -2 * shares.excess[x] > shares.unit {
+        let w = window(ring, ring.nodes.len());
+        let best = (0..ring.owners.len())
+            .filter(|&p| {
+                let d = ring.owners[p] as usize;
+                d != x && shares.excess[d] > 0
+            })
+            .min_by_key(|&p| {
+                let d = ring.owners[p] as usize;
+                let e = shares.excess[d];
+                // Taking a partition from the middle of a run of its owner also repairs the rule.
+                let repairs = w.crowded(p);
+                (
+                    e < shares.unit,
+                    w.tier(p, x as u32),
+                    !repairs,
+                    std::cmp::Reverse(e),
+                    p,
+                )
+            });
+        let Some(p) = best else { break };
+        let donor = ring.owners[p] as usize;
+        ring.owners[p] = x as u32;
+        shares.moved(donor, x);
+    }
+}
+
+/// Node `x` gives partitions to the nodes furthest below their share: all of them when it leaves,
+/// else until it holds its share rounded to the nearest integer (a weight decrease).
+pub(crate) fn give<N: Ord + Clone + Debug>(ring: &mut Ring<N>, x: usize, leaving: bool) {
+    let mut shares = Shares::new(&ring.owners, &weights(ring, leaving.then_some(x)));
+    let others = ring.nodes.len() - usize::from(leaving);
+    for p in 0..ring.owners.len() {
+        if ring.owners[p] as usize != x {
+            continue;
+        }
+        if !leaving && 2 * shares.excess[x] <= shares.unit {
+            break;
+        }
+        let w = window(ring, others);
+        let receiver = (0..ring.nodes.len()).filter(|&i| i != x).min_by_key(|&i| {
+            let e = shares.excess[i];
+            let class = if e <= -shares.unit {
+                0 // a whole partition or more below its share
+            } else if e < 0 {
+                1
+            } else {
+                2
+            };
+            (class, w.tier(p, i as u32), e, i)
+        });
+        let Some(r) = receiver else { return };
+        ring.owners[p] = r as u32;
+        shares.moved(x, r);
+    }
+}
+
+/// The N-1 partitions on either side of a candidate partition.
+struct Window<'a> {
+    owners: &'a [u32],
+    zone_of: &'a [u32],
+    span: usize,
+    zones_matter: bool,
+}
+
+impl Window<'_> {
+    /// Whether the owner of `p` also owns one of its N-1 neighbours on either side.
+    fn crowded(&self, p: usize) -> bool {
+        let q = self.owners.len();
+        let owner = self.owners[p];
+        (1..self.span.min(q))
+            .any(|d| self.owners[(p + d) % q] == owner || self.owners[(p + q - d) % q] == owner)
+    }
+
+    /// 0: node and zone distinct from its neighbours, 1: node distinct, 2: neither.
+    fn tier(&self, p: usize, node: u32) -> u8 {
+        let q = self.owners.len();
+        let mut node_ok = true;
+        let mut zone_ok = self.zones_matter;
+        for d in 1..self.span.min(q) {
+            for n in [self.owners[(p + d) % q], self.owners[(p + q - d) % q]] {
+                if n == node {
+                    node_ok = false;
+                }
+                if self.zone_of[n as usize] == self.zone_of[node as usize] {
+                    zone_ok = false;
+                }
+            }
+        }
+        match (node_ok, zone_ok) {
+            (true, true) => 0,
+            (true, false) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Assigns every partition at once, for a ring built from a list of nodes: smooth weighted
+/// round-robin spreads each node's partitions evenly, then a local search swaps owners until no
+/// swap removes a repeated owner within N consecutive partitions.
+pub(crate) fn assign_all<N: Ord + Clone + Debug>(ring: &mut Ring<N>) {
+    let weights = weights(ring, None);
+    let total: i64 = weights.iter().map(|&w| w as i64).sum();
+    let mut current = vec![0i64; weights.len()];
+    for p in 0..ring.owners.len() {
+        for (c, &w) in current.iter_mut().zip(&weights) {
+            *c += w as i64;
+        }
+        let best = (0..current.len())
+            .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
+            .unwrap_or(0);
+        current[best] -= total;
+        ring.owners[p] = best as u32;
+    }
+    repair(&mut ring.owners, ring.config.replicas.min(ring.nodes.len()));
+}
+
+/// Number of the N-1 partitions on either side of `p` that have the same owner as `p`.
+fn local_conflicts(owners: &[u32], span: usize, p: usize) -> usize {
+    let q = owners.len();
+    (1..span.min(q))
+        .filter(|&d| owners[(p + d) % q] == owners[p])
+        .count()
+        + (1..span.min(q))
+            .filter(|&d| owners[(p + q - d) % q] == owners[p])
+            .count()
+}
+
+fn repair(owners: &mut [u32], span: usize) {
+    let q = owners.len();
+    // Every accepted swap lowers the number of conflicting pairs, so this ends.
+    loop {
+        let mut improved = false;
+        for p in 0..q {
+            if local_conflicts(owners, span, p) == 0 {
+                continue;
+            }
+            for p2 in 0..q {
+                if owners[p2] == owners[p] {
+                    continue;
+                }
+                let before = local_conflicts(owners, span, p) + local_conflicts(owners, span, p2);
+                owners.swap(p, p2);
+                let after = local_conflicts(owners, span, p) + local_conflicts(owners, span, p2);
+                if after < before {
+                    improved = true;
+                    break;
+                }
+                owners.swap(p, p2);
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Rings travel in gossip: they must come back equal, and a forged one must be refused.
+
+use quickcheck_macros::quickcheck;
+
+use crate::common::Setup;
+
+#[quickcheck]
+fn a_ring_survives_a_serde_roundtrip(setup: Setup) -> bool {
+    let ring = setup.ring();
+    let json = serde_json::to_string(&ring).expect("serialize");
+    let back: dynamo_ring::Ring<u32> = serde_json::from_str(&json).expect("deserialize");
+    back == ring
+}
+
+#[test]
+fn a_ring_with_a_token_of_an_unknown_node_is_refused() {
+    let ring = dynamo_ring::Ring::new(
+        dynamo_ring::RingConfig::default(),
+        (0..3u32).map(dynamo_ring::NodeSpec::new),
+    )
+    .expect("ring");
+    let json = serde_json::to_string(&ring).expect("serialize");
+    assert!(json.contains("\"owners\":[0,"), "{json}");
+    let forged = json.replace("\"owners\":[0,", "\"owners\":[99,");
+    let err = serde_json::from_str::<dynamo_ring::Ring<u32>>(&forged).expect_err("refused");
+    assert!(err.to_string().contains("unknown node"), "{err}");
+}
