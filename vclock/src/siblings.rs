@@ -247,9 +247,8 @@ impl<A: Ord + Clone, V: PartialEq> Siblings<A, V> {
     /// `now`, given the `context` the client read. Returns the new version's clock.
     ///
     /// 1. Every version the context descends (the client saw it) is superseded and removed.
-    /// 2. The new clock is the context merged with every remaining clock, incremented at `actor`.
-    ///    Merging the local clocks makes the counter exceed any this actor issued for the key, so a
-    ///    counter is never minted twice.
+    /// 2. The new clock is the context incremented at `actor`, with `actor`'s counter first raised
+    ///    to the highest it has in any remaining version: a counter is never minted twice for a key.
     /// 3. A remaining version (one the client did not see) that the new clock would dominate is
     ///    re-stamped with the new clock and kept as a sibling: nothing the client did not read is
     ///    lost. Remaining versions concurrent with the new clock keep their clock.
@@ -266,9 +265,19 @@ impl<A: Ord + Clone, V: PartialEq> Siblings<A, V> {
             .into_iter()
             .filter(|v| !context.descends(&v.clock))
             .collect();
+        // The context, with `actor`'s counter raised past every counter it issued for this key.
         let mut clock = context.clone();
-        for v in &unseen {
-            clock.merge(&v.clock);
+        let issued = unseen
+            .iter()
+            .map(|v| v.clock.counter(&actor))
+            .max()
+            .unwrap_or(0);
+        if issued > clock.counter(&actor) {
+            clock.merge(&VClock::from_entries([crate::Entry {
+                actor: actor.clone(),
+                counter: issued,
+                timestamp: now,
+            }]));
         }
         clock.increment(actor, now);
         for mut v in unseen {

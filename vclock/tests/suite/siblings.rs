@@ -157,3 +157,23 @@ fn covers_detects_a_stale_replica() {
     assert!(!empty.covers(&fresh));
     assert!(fresh.covers(&empty));
 }
+
+#[test]
+fn unseen_concurrent_version_keeps_its_own_clock() {
+    let mut s: Siblings<u8, &str> = Siblings::new();
+    let w = s.put(&VClock::new(), 1, 1, Value::Live("w"));
+    let mut elsewhere: Siblings<u8, &str> = Siblings::new();
+    let u = elsewhere.put(&VClock::new(), 2, 2, Value::Live("u"));
+    s.merge(&elsewhere);
+    // The client read only "w" and writes through node 1.
+    let c = s.put(&w, 1, 3, Value::Live("c"));
+    assert_eq!(c.compare(&u), Causality::Concurrent);
+    assert!(s
+        .iter()
+        .any(|v| v.clock == u && v.value == Value::Live("u")));
+    // A writer holding only the new clock still has not seen "u".
+    s.put(&c, 1, 4, Value::Live("d"));
+    let mut values: Vec<_> = s.live_values().copied().collect();
+    values.sort_unstable();
+    assert_eq!(values, ["d", "u"]);
+}
