@@ -1,0 +1,103 @@
+//! The machine's configuration, with defaults taken from Dynamo, Cassandra and Riak.
+
+use crate::error::ConfigError;
+
+/// Settings of one [`Gossip`](crate::Gossip) machine.
+///
+/// Every duration is in milliseconds of the driver's clock (see the crate docs on time).
+/// [`Config::default`] gives the values in the table below; change them only with a reason.
+///
+/// | field | default | source |
+/// |---|---|---|
+/// | `gossip_interval_ms` | 1000 | Dynamo paper, Cassandra, Riak |
+/// | `phi_threshold` | 8.0 | Cassandra |
+/// | `window_size` | 100 | bounded arrival window (Cassandra keeps 1000; 100 is plenty at 1 s) |
+/// | `max_sample_interval_ms` | 0 (= 10 × interval) | Cassandra ignores long gaps in the same way |
+/// | `remove_after_ms` | 1 hour | — |
+/// | `left_grace_ms` | 30 000 | Cassandra's ring delay |
+/// | `tombstone_ttl_ms` | 1 hour | — |
+/// | `max_message_bytes` | 256 KiB | — |
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+pub struct Config {
+    /// Name of the cluster; a message that names another cluster is ignored and counted.
+    pub cluster_name: String,
+    /// Time between two gossip rounds, and between two heartbeats of this node.
+    pub gossip_interval_ms: u64,
+    /// Suspicion level above which a peer is marked down.
+    pub phi_threshold: f64,
+    /// Number of heartbeat inter-arrival samples kept per peer.
+    pub window_size: usize,
+    /// Inter-arrival gaps longer than this are not recorded (a node coming back from a long
+    /// silence must not teach the detector that silence is normal). 0 means 10 × the interval.
+    pub max_sample_interval_ms: u64,
+    /// A peer down for this long is removed from the view.
+    pub remove_after_ms: u64,
+    /// A peer that announced it left is removed this long after the news arrived, so that the
+    /// news has time to spread.
+    pub left_grace_ms: u64,
+    /// How long a removed peer's last known version is remembered, so that stale gossip about it
+    /// cannot bring it back.
+    pub tombstone_ttl_ms: u64,
+    /// Upper bound on the estimated encoded size of one message (see [`Message::size_estimate`](crate::Message::size_estimate)).
+    pub max_message_bytes: usize,
+    /// Estimated encoded size of one node id, used for the message size bound.
+    pub id_size_estimate: usize,
+    /// Estimated encoded size of one address, used for the message size bound.
+    pub address_size_estimate: usize,
+    /// Seed of this machine's random choices; mixed with the node id and generation, so nodes
+    /// sharing a configuration still choose differently, and a run is replayable.
+    pub rng_seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cluster_name: "dynamo".to_owned(),
+            gossip_interval_ms: 1_000,
+            phi_threshold: 8.0,
+            window_size: 100,
+            max_sample_interval_ms: 0,
+            remove_after_ms: 3_600_000,
+            left_grace_ms: 30_000,
+            tombstone_ttl_ms: 3_600_000,
+            max_message_bytes: 256 * 1024,
+            id_size_estimate: 16,
+            address_size_estimate: 24,
+            rng_seed: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the values can drive a machine.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.gossip_interval_ms == 0 {
+            return Err(ConfigError::ZeroInterval);
+        }
+        if !(self.phi_threshold.is_finite() && self.phi_threshold > 0.0) {
+            return Err(ConfigError::BadPhiThreshold(self.phi_threshold));
+        }
+        if self.window_size == 0 {
+            return Err(ConfigError::EmptyWindow);
+        }
+        let floor = 1024;
+        if self.max_message_bytes < floor {
+            return Err(ConfigError::MessageBoundTooSmall {
+                bound: self.max_message_bytes,
+                minimum: floor,
+            });
+        }
+        Ok(())
+    }
+
+    /// The longest inter-arrival gap that the failure detector records.
+    pub fn effective_max_sample_ms(&self) -> u64 {
+        if self.max_sample_interval_ms == 0 {
+            self.gossip_interval_ms.saturating_mul(10)
+        } else {
+            self.max_sample_interval_ms
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Typed errors of configuration and application commands.
+
+use crate::state::Status;
+
+/// A configuration that cannot drive a machine.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `gossip_interval_ms` is 0.
+    #[error("the gossip interval must be at least 1 ms")]
+    ZeroInterval,
+    /// `phi_threshold` is not a positive finite number.
+    #[error("the phi threshold must be positive and finite, got {0}")]
+    BadPhiThreshold(f64),
+    /// `window_size` is 0.
+    #[error("the failure detector window must hold at least one sample")]
+    EmptyWindow,
+    /// `max_message_bytes` cannot hold even a small digest list.
+    #[error("the message size bound {bound} is below the minimum of {minimum} bytes")]
+    MessageBoundTooSmall {
+        /// The configured bound.
+        bound: usize,
+        /// The smallest accepted bound.
+        minimum: usize,
+    },
+}
+
+/// An application command that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GossipError {
+    /// Status only moves forward: joining, up, leaving, left.
+    #[error("status cannot go from {from:?} back to {to:?}")]
+    StatusRegression {
+        /// The current status.
+        from: Status,
+        /// The refused status.
+        to: Status,
+    },
+    /// The node has left; its state is frozen.
+    #[error("this node has left the cluster; its state can no longer change")]
+    AlreadyLeft,
+}

@@ -1,0 +1,343 @@
+//! Message input: the scuttlebutt exchange and the merge of deltas into the view.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use rand::seq::SliceRandom;
+
+use crate::detector::ArrivalWindow;
+use crate::event::Event;
+use crate::machine::{Gossip, Member, Peer, Tombstone};
+use crate::message::{entry_size, Body, Delta, Digest, Message};
+use crate::state::{NodeState, Refused, Status};
+
+/// A delta to build: about `id`, from `from`, news beyond the heartbeat first.
+struct Wanted<Id> {
+    id: Id,
+    from: u64,
+    news: bool,
+}
+
+impl<Id, A> Gossip<Id, A>
+where
+    Id: Ord + Clone + Hash + Debug,
+    A: Clone + Debug + PartialEq,
+{
+    /// Handles a message from node `from`, received at `now`. Messages of another cluster,
+    /// malformed ones, and stale or conflicting news are ignored and counted in
+    /// [`stats`](Self::stats); nothing here panics or corrupts the view.
+    pub fn handle_message(&mut self, now: u64, from: Id, msg: Message<Id, A>) {
+        self.stats.messages_received += 1;
+        if msg.cluster != self.config.cluster_name {
+            self.stats.ignored_wrong_cluster += 1;
+            return;
+        }
+        if from == self.id {
+            self.stats.ignored_from_self += 1;
+            return;
+        }
+        if msg.check().is_err() {
+            self.stats.ignored_malformed += 1;
+            return;
+        }
+        let reply_to = msg.sender_address;
+        match msg.body {
+            Body::Syn { digests, complete } => {
+                let (requests, wanted) = self.compare(&digests, complete);
+                let used = self.header_size() + 4 + requests.len() * self.digest_size();
+                let deltas = self.build_deltas(wanted, used);
+                if !(requests.is_empty() && deltas.is_empty()) {
+                    self.send(from, reply_to, Body::Ack { requests, deltas });
+                }
+            }
+            Body::Ack { requests, deltas } => {
+                self.apply_deltas(now, &deltas);
+                let wanted = requests
+                    .iter()
+                    .filter_map(|r| {
+                        let state = self.node_state(&r.id)?;
+                        let from = if state.generation == r.generation {
+                            (state.version > r.version).then_some(r.version)?
+                        } else if state.generation > r.generation {
+                            0
+                        } else {
+                            return None;
+                        };
+                        Some(Wanted {
+                            id: r.id.clone(),
+                            from,
+                            news: has_news(state, from),
+                        })
+                    })
+                    .collect();
+                let deltas = self.build_deltas(wanted, self.header_size());
+                if !deltas.is_empty() {
+                    self.send(from, reply_to, Body::Ack2 { deltas });
+                }
+            }
+            Body::Ack2 { deltas } => self.apply_deltas(now, &deltas),
+        }
+    }
+
+    /// Compares the initiator's digests with the view: what to ask for, what to send.
+    fn compare(
+        &self,
+        digests: &[Digest<Id>],
+        complete: bool,
+    ) -> (Vec<Digest<Id>>, Vec<Wanted<Id>>) {
+        let mut requests = Vec::new();
+        let mut wanted = Vec::new();
+        let mut matched = 0;
+        for d in digests {
+            let Some(state) = self.node_state(&d.id) else {
+                if !self.blocked_by_tombstone(&d.id, d.generation, d.version) {
+                    requests.push(Digest {
+                        id: d.id.clone(),
+                        generation: 0,
+                        version: 0,
+                    });
+                }
+                continue;
+            };
+            matched += 1;
+            let own = d.id == self.id;
+            if state.generation < d.generation {
+                if !own {
+                    requests.push(Digest {
+                        id: d.id.clone(),
+                        generation: state.generation,
+                        version: 0,
+                    });
+                }
+            } else if state.generation > d.generation {
+                wanted.push(Wanted {
+                    id: d.id.clone(),
+                    from: 0,
+                    news: true,
+                });
+            } else if state.version > d.version {
+                wanted.push(Wanted {
+                    id: d.id.clone(),
+                    from: d.version,
+                    news: has_news(state, d.version),
+                });
+            } else if state.version < d.version && !own {
+                requests.push(Digest {
+                    id: d.id.clone(),
+                    generation: state.generation,
+                    version: state.version,
+                });
+            }
+        }
+        // Nodes the initiator does not know, unless every known node was in its list.
+        if complete && matched < self.others.len() + 1 {
+            let listed: BTreeSet<&Id> = digests.iter().map(|d| &d.id).collect();
+            for (id, _) in self.members() {
+                if !listed.contains(id) {
+                    wanted.push(Wanted {
+                        id: id.clone(),
+                        from: 0,
+                        news: true,
+                    });
+                }
+            }
+        }
+        (requests, wanted)
+    }
+
+    /// Builds deltas within the message size bound: news beyond heartbeats first, the rest in
+    /// random order so that every node's heartbeat gets its turn when the bound bites.
+    fn build_deltas(&mut self, mut wanted: Vec<Wanted<Id>>, used: usize) -> Vec<Delta<Id, A>> {
+        let (id_size, addr_size) = (
+            self.config.id_size_estimate,
+            self.config.address_size_estimate,
+        );
+        let total: usize = self.config.max_message_bytes;
+        wanted.shuffle(&mut self.rng);
+        wanted.sort_by_key(|w| !w.news);
+        let mut budget = total.saturating_sub(used);
+        let mut deltas = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            let Some(state) = self.node_state(&w.id) else {
+                continue;
+            };
+            let mut delta = state.delta(w.id, w.from, usize::MAX);
+            let mut size = delta.size_estimate(id_size, addr_size);
+            if size > budget {
+                let entries: usize = delta.app.iter().map(|(k, v)| entry_size(k, &v.value)).sum();
+                let header = size - entries;
+                if header > budget {
+                    break;
+                }
+                let mut room = budget - header;
+                let fit = delta
+                    .app
+                    .iter()
+                    .take_while(|(k, v)| {
+                        let s = entry_size(k, &v.value);
+                        let ok = s <= room;
+                        room = room.saturating_sub(s);
+                        ok
+                    })
+                    .count();
+                if fit < delta.app.len() {
+                    delta.to_version = fit
+                        .checked_sub(1)
+                        .and_then(|last| delta.app.get(last))
+                        .map_or(delta.from_version, |(_, v)| v.version);
+                    delta.app.truncate(fit);
+                }
+                size = delta.size_estimate(id_size, addr_size);
+            }
+            budget = budget.saturating_sub(size);
+            deltas.push(delta);
+        }
+        deltas
+    }
+
+    pub(crate) fn header_size(&self) -> usize {
+        self.config.cluster_name.len() + 3 + self.config.address_size_estimate + 4
+    }
+
+    pub(crate) fn digest_size(&self) -> usize {
+        self.config.id_size_estimate + 16
+    }
+
+    fn blocked_by_tombstone(&self, id: &Id, generation: u64, version: u64) -> bool {
+        self.tombstones
+            .get(id)
+            .is_some_and(|t| (generation, version) <= (t.generation, t.version))
+    }
+
+    /// Merges deltas into the view and turns what changed into events.
+    pub(crate) fn apply_deltas(&mut self, now: u64, deltas: &[Delta<Id, A>]) {
+        for delta in deltas {
+            self.apply_delta(now, delta);
+        }
+    }
+
+    fn apply_delta(&mut self, now: u64, delta: &Delta<Id, A>) {
+        let newest = delta
+            .to_version
+            .max(delta.heartbeat.version)
+            .max(delta.status.version)
+            .max(delta.address.version);
+        if delta.id == self.id {
+            if (delta.generation, newest) > (self.local.generation, self.local.max_version()) {
+                self.stats.ignored_conflicting_self += 1;
+            }
+            return;
+        }
+        if self.blocked_by_tombstone(&delta.id, delta.generation, newest) {
+            self.stats.ignored_removed += 1;
+            return;
+        }
+        let Some(member) = self.others.get_mut(&delta.id) else {
+            self.learn(now, delta);
+            return;
+        };
+        let applied = match member.state.apply(delta) {
+            Ok(applied) => applied,
+            Err(Refused::StaleGeneration) => {
+                self.stats.ignored_stale_generation += 1;
+                return;
+            }
+            Err(Refused::Gap) => {
+                self.stats.ignored_gap += 1;
+                return;
+            }
+        };
+        let status = member.state.status();
+        let peer = &mut member.peer;
+        let id = &delta.id;
+        if applied.restarted {
+            peer.window = ArrivalWindow::new(
+                now,
+                self.config.gossip_interval_ms.saturating_mul(2),
+                self.config.window_size,
+            );
+            peer.left_since = None;
+            self.events.push_back(Event::Restarted {
+                id: id.clone(),
+                generation: delta.generation,
+            });
+        } else if applied.heartbeat_advanced {
+            peer.window
+                .report(now, self.config.effective_max_sample_ms());
+        }
+        if (applied.heartbeat_advanced || applied.restarted)
+            && !peer.alive
+            && status != Status::Left
+        {
+            peer.alive = true;
+            peer.down_since = None;
+            self.events.push_back(Event::Up { id: id.clone() });
+        }
+        if let Some(new) = applied.status {
+            if new == Status::Left {
+                peer.left_since = Some(now);
+                self.events.push_back(Event::Left { id: id.clone() });
+            } else {
+                self.events.push_back(Event::StatusChanged {
+                    id: id.clone(),
+                    status: new,
+                });
+            }
+        }
+        for key in applied.keys {
+            self.events.push_back(Event::AppStateChanged {
+                id: id.clone(),
+                key,
+            });
+        }
+    }
+
+    /// A node not in the view: it joins, unless the news is that it already left.
+    fn learn(&mut self, now: u64, delta: &Delta<Id, A>) {
+        let state = match NodeState::from_delta(delta) {
+            Ok(state) => state,
+            Err(_) => {
+                self.stats.ignored_gap += 1;
+                return;
+            }
+        };
+        let id = delta.id.clone();
+        self.tombstones.remove(&id);
+        if state.status() == Status::Left {
+            self.tombstones.insert(
+                id,
+                Tombstone {
+                    generation: state.generation,
+                    version: state.max_version(),
+                    until: now.saturating_add(self.config.tombstone_ttl_ms),
+                },
+            );
+            return;
+        }
+        let initial = self.config.gossip_interval_ms.saturating_mul(2);
+        let peer = Peer {
+            window: ArrivalWindow::new(now, initial, self.config.window_size),
+            alive: true,
+            down_since: None,
+            left_since: None,
+        };
+        self.events.push_back(Event::Joined { id: id.clone() });
+        self.events.push_back(Event::Up { id: id.clone() });
+        for (key, _) in state.app_states() {
+            self.events.push_back(Event::AppStateChanged {
+                id: id.clone(),
+                key: key.to_owned(),
+            });
+        }
+        self.others.insert(id, Member { state, peer });
+    }
+}
+
+/// Whether a delta from `from` carries more than a heartbeat.
+fn has_news<A>(state: &NodeState<A>, from: u64) -> bool {
+    from == 0
+        || state.status.version > from
+        || state.address.version > from
+        || state.app.values().any(|v| v.version > from)
+}

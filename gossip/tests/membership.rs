@@ -1,0 +1,133 @@
+//! Paper section 4.8: joining through seeds, partitions, restarts, graceful leave.
+
+use dynamo_gossip::{Config, Event, Status};
+
+use crate::sim::Sim;
+
+#[test]
+fn two_separately_joined_nodes_meet_through_the_seed() {
+    // The paper's example: A and B are joined separately; neither is told about the other.
+    let mut sim = Sim::new(3, Config::default());
+    sim.start(0, 1, vec![(0, 0)], 0);
+    sim.start(1, 1, vec![(0, 0)], 100);
+    sim.start(2, 1, vec![(0, 0)], 5_000);
+    assert!(sim.run_until_converged(30_000).is_some());
+    assert!(sim.node(1).is_up(&2) && sim.node(2).is_up(&1));
+}
+
+#[test]
+fn without_a_common_seed_nodes_stay_apart() {
+    // The counterpart: nothing connects two nodes that know no common seed.
+    let mut sim = Sim::new(4, Config::default());
+    sim.start(0, 1, vec![], 0);
+    sim.start(1, 1, vec![], 0);
+    sim.run_for(30_000);
+    assert_eq!(sim.node(0).members().count(), 1);
+    assert!(!sim.converged_membership());
+}
+
+#[test]
+fn two_logical_clusters_formed_apart_merge_through_seeds() {
+    // Everyone knows seeds 0 and 1, but at start 0 and 1 are in different partitions, so two
+    // logical clusters form. Once the network heals, gossip with seeds merges them.
+    let mut sim = Sim::new(5, Config::default());
+    for i in 0..20 {
+        sim.start(i, 1, vec![(0, 0), (1, 1)], u64::from(i) * 37);
+        sim.groups[i as usize] = (i % 2) as u8;
+    }
+    sim.run_for(30_000);
+    assert_eq!(sim.node(0).members().count(), 10);
+    assert_eq!(sim.node(1).members().count(), 10);
+    sim.groups.iter_mut().for_each(|g| *g = 0);
+    assert!(sim.run_until_converged(60_000).is_some());
+}
+
+#[test]
+fn partition_that_heals_converges_again() {
+    let mut sim = Sim::cluster(6, Config::default(), 30, 3);
+    sim.loss = 0.05;
+    assert!(sim.run_until_converged(60_000).is_some());
+    for i in 0..30 {
+        sim.groups[i] = u8::from(i >= 12);
+    }
+    sim.node_mut(3)
+        .set_app_state("ring", b"left side".to_vec())
+        .unwrap();
+    sim.node_mut(20)
+        .set_app_state("ring", b"right side".to_vec())
+        .unwrap();
+    sim.run_for(90_000);
+    assert!(!sim.node(0).is_up(&29) && !sim.node(29).is_up(&0));
+    assert_eq!(sim.node(20).app_state(&3, "ring"), None);
+    sim.groups.iter_mut().for_each(|g| *g = 0);
+    assert!(sim.run_until_converged(60_000).is_some());
+    sim.run_for(10_000);
+    for (_, n) in sim.alive() {
+        assert_eq!(n.app_state(&3, "ring"), Some(&b"left side"[..]));
+        assert_eq!(n.app_state(&20, "ring"), Some(&b"right side"[..]));
+    }
+}
+
+#[test]
+fn restarted_node_replaces_its_old_state() {
+    let mut sim = Sim::cluster(8, Config::default(), 20, 2);
+    assert!(sim.run_until_converged(60_000).is_some());
+    sim.node_mut(7).set_app_state("old", vec![1]).unwrap();
+    sim.run_for(20_000);
+    assert!(sim.alive().all(|(_, n)| n.app_state(&7, "old").is_some()));
+    sim.crash(7);
+    sim.run_for(3_000);
+    sim.start(7, 2, vec![(0, 0), (1, 1)], sim.now);
+    sim.node_mut(7).set_app_state("new", vec![2]).unwrap();
+    sim.keep = |e| matches!(e, Event::Restarted { .. } | Event::Down { .. });
+    sim.log.clear();
+    sim.run_for(30_000);
+    for (i, n) in sim.alive() {
+        let state = n.node_state(&7).unwrap();
+        assert_eq!(state.generation(), 2, "node {i}");
+        assert_eq!(state.app_state("old"), None, "node {i}");
+        assert_eq!(state.app_state("new"), Some(&[2u8][..]), "node {i}");
+    }
+    let restarted = sim
+        .log
+        .iter()
+        .filter(|(_, _, e)| {
+            *e == Event::Restarted {
+                id: 7,
+                generation: 2,
+            }
+        })
+        .count();
+    assert_eq!(restarted, 19);
+    assert!(!sim
+        .log
+        .iter()
+        .any(|(_, _, e)| matches!(e, Event::Down { .. })));
+}
+
+#[test]
+fn graceful_leave_spreads_and_the_node_is_removed_not_marked_down() {
+    let config = Config {
+        left_grace_ms: 30_000,
+        ..Config::default()
+    };
+    let mut sim = Sim::cluster(10, config, 30, 3);
+    assert!(sim.run_until_converged(60_000).is_some());
+    sim.keep = |e| {
+        matches!(
+            e,
+            Event::Left { .. } | Event::Removed { .. } | Event::Down { .. }
+        )
+    };
+    sim.node_mut(4).leave().unwrap();
+    assert_eq!(sim.node(4).local_state().status(), Status::Left);
+    assert!(sim.node_mut(4).set_app_state("x", vec![]).is_err());
+    sim.run_for(5_000);
+    sim.crash(4);
+    sim.run_for(120_000);
+    let count = |want: Event<u32>| sim.log.iter().filter(|(_, _, e)| *e == want).count();
+    assert_eq!(count(Event::Left { id: 4 }), 29);
+    assert_eq!(count(Event::Removed { id: 4 }), 29);
+    assert_eq!(count(Event::Down { id: 4 }), 0);
+    assert!(sim.converged_membership());
+}

@@ -1,0 +1,155 @@
+//! Input from the wrong cluster, malformed or stale input: ignored, counted, never a panic.
+
+use dynamo_gossip::{Body, Config, Delta, Digest, Gossip, Message, Status, Versioned};
+
+fn node(id: u32, cluster: &str) -> Gossip<u32, u32> {
+    let config = Config {
+        cluster_name: cluster.into(),
+        ..Config::default()
+    };
+    Gossip::new(config, id, id, 1, vec![]).unwrap()
+}
+
+fn delta(id: u32, generation: u64, from: u64, to: u64) -> Delta<u32, u32> {
+    Delta {
+        id,
+        generation,
+        from_version: from,
+        to_version: to,
+        heartbeat: Versioned::new(1, 5),
+        status: Versioned::new(2, Status::Up),
+        address: Versioned::new(3, id),
+        app: vec![("k".into(), Versioned::new(4, vec![1]))],
+    }
+}
+
+fn ack2(cluster: &str, deltas: Vec<Delta<u32, u32>>) -> Message<u32, u32> {
+    Message {
+        cluster: cluster.into(),
+        sender_address: 9,
+        body: Body::Ack2 { deltas },
+    }
+}
+
+#[test]
+fn message_of_another_cluster_is_ignored_and_counted() {
+    let mut a = node(1, "prod");
+    a.handle_message(0, 2, ack2("test", vec![delta(2, 1, 0, 4)]));
+    assert_eq!(a.stats().ignored_wrong_cluster, 1);
+    assert_eq!(a.members().count(), 1);
+}
+
+#[test]
+fn malformed_deltas_are_ignored_and_counted() {
+    let mut a = node(1, "c");
+    let mut backwards = delta(2, 1, 5, 4);
+    backwards.app.clear();
+    let mut out_of_range = delta(2, 1, 0, 3);
+    out_of_range.app = vec![("k".into(), Versioned::new(9, vec![]))];
+    let mut unordered = delta(2, 1, 0, 9);
+    unordered.app = vec![
+        ("a".into(), Versioned::new(6, vec![])),
+        ("b".into(), Versioned::new(5, vec![])),
+    ];
+    let mut zero_header = delta(2, 1, 0, 4);
+    zero_header.heartbeat.version = 0;
+    for bad in [backwards, out_of_range, unordered, zero_header] {
+        // One bad delta spoils the whole message, good ones included.
+        a.handle_message(0, 2, ack2("c", vec![delta(3, 1, 0, 4), bad]));
+    }
+    assert_eq!(a.stats().ignored_malformed, 4);
+    assert_eq!(a.members().count(), 1);
+}
+
+#[test]
+fn stale_generation_and_gaps_are_ignored() {
+    let mut a = node(1, "c");
+    a.handle_message(0, 2, ack2("c", vec![delta(2, 5, 0, 4)]));
+    assert_eq!(a.node_state(&2).unwrap().generation(), 5);
+    a.handle_message(1, 2, ack2("c", vec![delta(2, 4, 0, 4)]));
+    assert_eq!(a.stats().ignored_stale_generation, 1);
+    assert_eq!(a.node_state(&2).unwrap().generation(), 5);
+    // A delta that starts after what is known would leave a hole: ignored.
+    let mut gap = delta(2, 5, 10, 12);
+    gap.app.clear();
+    a.handle_message(2, 2, ack2("c", vec![gap]));
+    // A first delta about an unknown node must be complete.
+    let mut partial = delta(3, 1, 2, 4);
+    partial.app.clear();
+    a.handle_message(3, 3, ack2("c", vec![partial]));
+    assert_eq!(a.stats().ignored_gap, 2);
+    assert_eq!(a.node_state(&2).unwrap().version(), 4);
+    assert!(a.node_state(&3).is_none());
+}
+
+#[test]
+fn news_about_self_from_others_is_never_taken() {
+    let mut a = node(1, "c");
+    a.handle_message(0, 2, ack2("c", vec![delta(1, 9, 0, 4)]));
+    assert_eq!(a.stats().ignored_conflicting_self, 1);
+    assert_eq!(a.local_state().generation(), 1);
+    a.handle_message(0, 1, ack2("c", vec![]));
+    assert_eq!(a.stats().ignored_from_self, 1);
+}
+
+#[test]
+fn syn_from_a_stranger_is_answered_at_its_address() {
+    let mut a = node(1, "c");
+    a.handle_timeout(0);
+    while a.poll_transmit().is_some() {}
+    let syn = Message {
+        cluster: "c".into(),
+        sender_address: 77,
+        body: Body::Syn {
+            digests: vec![Digest {
+                id: 2,
+                generation: 1,
+                version: 3,
+            }],
+            complete: true,
+        },
+    };
+    a.handle_message(10, 2, syn);
+    let reply = a.poll_transmit().unwrap();
+    assert_eq!((reply.to, reply.address), (2, 77));
+    match reply.message.body {
+        Body::Ack { requests, deltas } => {
+            assert_eq!(
+                requests,
+                vec![Digest {
+                    id: 2,
+                    generation: 0,
+                    version: 0
+                }]
+            );
+            assert_eq!(deltas.len(), 1);
+            assert_eq!(deltas[0].id, 1);
+        }
+        other => panic!("expected an Ack, got {other:?}"),
+    }
+}
+
+#[test]
+fn status_only_moves_forward() {
+    let mut a = node(1, "c");
+    a.set_status(Status::Up).unwrap();
+    assert!(a.set_status(Status::Joining).is_err());
+    a.set_status(Status::Leaving).unwrap();
+    a.leave().unwrap();
+    assert!(a.leave().is_err());
+    assert!(!a.is_up(&1));
+}
+
+#[test]
+fn bad_config_is_refused() {
+    let bad = Config {
+        gossip_interval_ms: 0,
+        ..Config::default()
+    };
+    assert!(Gossip::<u32, u32>::new(bad, 1, 1, 1, vec![]).is_err());
+    let bad = Config {
+        phi_threshold: f64::NAN,
+        ..Config::default()
+    };
+    assert!(Gossip::<u32, u32>::new(bad, 1, 1, 1, vec![]).is_err());
+}
