@@ -1,0 +1,424 @@
+//! The get coordinator: replica reads, R answers reconciled into siblings and a context, read
+//! repair of the replicas that answered stale or missing.
+
+use dynamo_vclock::{Siblings, VClock};
+
+use crate::outcome::FailureReason;
+use crate::plan::{check, Plan, Target};
+use crate::put::ReplicaWrite;
+use crate::{NotFoundPolicy, RequestError, RequestOptions};
+
+/// A read request to one replica. It carries nothing: the caller adds the key and request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ReplicaRead;
+
+/// What a [`GetCoordinator`] sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(bound(
+        serialize = "Id: serde::Serialize, A: serde::Serialize + Clone, V: serde::Serialize + Clone",
+        deserialize = "Id: serde::Deserialize<'de>, A: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de> + PartialEq"
+    ))
+)]
+#[non_exhaustive]
+pub enum GetMessage<Id, A, V> {
+    /// Read the key.
+    Read(ReplicaRead),
+    /// Read repair: merge these versions (the reconciliation of every answer) into the replica.
+    Repair(ReplicaWrite<Id, A, V>),
+}
+
+/// What one replica answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply<A, V> {
+    /// The replica's versions of the key.
+    Found(Siblings<A, V>),
+    /// The replica has no version of the key.
+    NotFound,
+    /// The replica refused, or the caller knows the link is down.
+    Failed,
+}
+
+/// One answer, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer<Id, A, V> {
+    /// Who answered.
+    pub node: Id,
+    /// When (the `now` passed with the answer).
+    pub at: u64,
+    /// What it answered.
+    pub reply: Reply<A, V>,
+}
+
+/// The answer of a get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetOutcome<Id, A, V> {
+    /// `Ok` after R answers, or why R was not reached.
+    pub result: Result<(), FailureReason>,
+    /// On success, the reconciliation of the R answers that counted (every concurrent version;
+    /// empty = not found). On failure, the reconciliation of every version received.
+    pub siblings: Siblings<A, V>,
+    /// The merged clock of `siblings`: the context the client passes back with its put.
+    pub context: VClock<A>,
+    /// Every answer up to the decision (failures included), in arrival order.
+    pub answers: Vec<Answer<Id, A, V>>,
+    /// Slots without a target (N minus the plan's targets), counted as failures.
+    pub unreachable: usize,
+    /// The `now` the coordinator was created with.
+    pub started: u64,
+    /// The `now` of the decision.
+    pub decided: u64,
+}
+
+impl<Id, A, V> GetOutcome<Id, A, V> {
+    /// Whether R answers arrived in time.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// Whether the get succeeded and found nothing (no version, not even a tombstone).
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        self.result.is_ok() && self.siblings.is_empty()
+    }
+}
+
+/// Coordinates one get across its replicas, without I/O, and then the read repair.
+///
+/// # Driving
+/// 1. [`new`](Self::new), then drain [`poll_transmit`](Self::poll_transmit): one
+///    [`GetMessage::Read`] per target, in plan order (read the local replica yourself and pass its
+///    answer like any other).
+/// 2. Feed answers with [`handle_response`](Self::handle_response) (`None` = not found),
+///    [`handle_failure`](Self::handle_failure), and [`handle_timeout`](Self::handle_timeout) when
+///    [`poll_timeout`](Self::poll_timeout) is due. After each input drain
+///    [`poll_event`](Self::poll_event) and [`poll_transmit`](Self::poll_transmit).
+/// 3. [`poll_event`](Self::poll_event) yields exactly one [`GetOutcome`]: success when R answers
+///    count (with [`NotFoundPolicy::Answer`] a not-found counts, with
+///    [`NotFoundPolicy::Failure`] it counts as a failure), failure when that is out of reach or at
+///    the deadline. The siblings are the reconciliation of exactly the R answers that counted.
+/// 4. The coordinator keeps listening until every target answered or the deadline passed. Then
+///    it emits [`GetMessage::Repair`] writes, holding the reconciliation of every version
+///    received, to exactly the replicas that answered with a stale or missing version (in the
+///    order they answered), and is [`complete`](Self::is_complete). Read repair is the only output
+///    after the outcome.
+///
+/// An answer handled at `now >= deadline` comes after the deadline: it is recorded (and can be
+/// repaired) only if the deadline has not been handled yet. Replies from nodes that are not
+/// targets and second replies are ignored and counted ([`ignored`](Self::ignored)).
+#[derive(Debug, Clone)]
+pub struct GetCoordinator<Id, A, V> {
+    options: RequestOptions,
+    targets: Vec<Target<Id>>,
+    answered: Vec<bool>,
+    next_read: usize,
+    answers: Vec<Answer<Id, A, V>>,
+    /// Reconciliation of the answers counted toward R, until the decision.
+    counted: Siblings<A, V>,
+    succeeded: usize,
+    found: usize,
+    not_found: usize,
+    failed: usize,
+    unreachable: usize,
+    started: u64,
+    finished: bool,
+    /// Set when every target answered or the deadline passed; repairs are then queued.
+    closed: bool,
+    repairs: Vec<(Id, ReplicaWrite<Id, A, V>)>,
+    next_repair: usize,
+    event: Option<GetOutcome<Id, A, V>>,
+    late_answers: usize,
+    ignored: usize,
+}
+
+impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator<Id, A, V> {
+    /// A get over `plan`'s targets.
+    ///
+    /// # Errors
+    /// Invalid options or plan ([`RequestError`]).
+    pub fn new(options: RequestOptions, plan: Plan<Id>, now: u64) -> Result<Self, RequestError> {
+        check(&options, &plan)?;
+        let n_targets = plan.targets.len();
+        let mut get = Self {
+            options,
+            targets: plan.targets,
+            answered: vec![false; n_targets],
+            next_read: 0,
+            answers: Vec::with_capacity(n_targets),
+            counted: Siblings::new(),
+            succeeded: 0,
+            found: 0,
+            not_found: 0,
+            failed: 0,
+            unreachable: options.n - n_targets,
+            started: now,
+            finished: false,
+            closed: false,
+            repairs: Vec::new(),
+            next_repair: 0,
+            event: None,
+            late_answers: 0,
+            ignored: 0,
+        };
+        get.decide(now);
+        if get.finished {
+            // Nothing was sent, so nothing will answer.
+            get.close();
+        }
+        get.advance(now);
+        Ok(get)
+    }
+
+    /// The next message to send: reads until the outcome, read repairs once every target
+    /// answered or the deadline passed.
+    pub fn poll_transmit(&mut self) -> Option<(Id, GetMessage<Id, A, V>)> {
+        if !self.finished {
+            while let Some(target) = self.targets.get(self.next_read) {
+                let answered = self.answered.get(self.next_read).copied();
+                self.next_read += 1;
+                if answered == Some(false) {
+                    return Some((target.node.clone(), GetMessage::Read(ReplicaRead)));
+                }
+            }
+            return None;
+        }
+        let (node, write) = self.repairs.get(self.next_repair)?;
+        self.next_repair += 1;
+        Some((node.clone(), GetMessage::Repair(write.clone())))
+    }
+
+    /// `from` answered with its versions, or `None` for not found.
+    pub fn handle_response(&mut self, now: u64, from: &Id, versions: Option<Siblings<A, V>>) {
+        let reply = match versions {
+            Some(set) if !set.is_empty() => Reply::Found(set),
+            _ => Reply::NotFound,
+        };
+        self.answer(now, from, reply);
+    }
+
+    /// `from` refused, or the caller knows it cannot reach `from`.
+    pub fn handle_failure(&mut self, now: u64, from: &Id) {
+        self.answer(now, from, Reply::Failed);
+    }
+
+    /// Time passed: at `now >= deadline` an undecided get fails and read repair starts.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.advance(now);
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout): the deadline, until every target
+    /// answered or it passed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        (!self.closed).then_some(self.options.deadline)
+    }
+
+    /// The outcome, once.
+    pub fn poll_event(&mut self) -> Option<GetOutcome<Id, A, V>> {
+        self.event.take()
+    }
+
+    /// Whether the outcome is decided.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Whether nothing more will happen: decided, listening over, every repair polled.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.finished && self.closed && self.next_repair >= self.repairs.len()
+    }
+
+    /// Every answer so far, in arrival order, including those after the outcome.
+    #[must_use]
+    pub fn answers(&self) -> &[Answer<Id, A, V>] {
+        &self.answers
+    }
+
+    /// The replicas chosen for read repair (empty until listening is over), in answer order.
+    pub fn repaired(&self) -> impl Iterator<Item = &Id> + '_ {
+        self.repairs.iter().map(|(node, _)| node)
+    }
+
+    /// Answers received after the outcome was decided.
+    #[must_use]
+    pub fn late_answers(&self) -> usize {
+        self.late_answers
+    }
+
+    /// Replies ignored: from a node that is not a target, a second reply from one target, or after
+    /// listening ended.
+    #[must_use]
+    pub fn ignored(&self) -> usize {
+        self.ignored
+    }
+
+    /// The options the get runs with.
+    #[must_use]
+    pub fn options(&self) -> &RequestOptions {
+        &self.options
+    }
+
+    /// The targets, in plan order.
+    #[must_use]
+    pub fn targets(&self) -> &[Target<Id>] {
+        &self.targets
+    }
+
+    fn answer(&mut self, now: u64, from: &Id, reply: Reply<A, V>) {
+        self.advance(now);
+        let index = self.targets.iter().position(|t| t.node == *from);
+        match index.and_then(|i| self.answered.get_mut(i)) {
+            Some(answered) if !*answered && !self.closed => *answered = true,
+            _ => {
+                self.ignored += 1;
+                return;
+            }
+        }
+        if self.finished {
+            self.late_answers += 1;
+        } else {
+            let counts = match &reply {
+                Reply::Found(set) => {
+                    self.found += 1;
+                    self.counted.merge(set);
+                    true
+                }
+                Reply::NotFound => {
+                    self.not_found += 1;
+                    self.options.not_found == NotFoundPolicy::Answer
+                }
+                Reply::Failed => {
+                    self.failed += 1;
+                    false
+                }
+            };
+            self.succeeded += usize::from(counts);
+        }
+        self.answers.push(Answer {
+            node: from.clone(),
+            at: now,
+            reply,
+        });
+        self.decide(now);
+        if self.answered.iter().all(|a| *a) {
+            self.close();
+        }
+    }
+
+    /// Fires the deadline if `now` reached it.
+    fn advance(&mut self, now: u64) {
+        if now < self.options.deadline || self.closed {
+            return;
+        }
+        if !self.finished {
+            let reason = FailureReason::Deadline {
+                succeeded: self.succeeded,
+                required: self.options.r,
+            };
+            self.finish(now, Err(reason));
+        }
+        self.close();
+    }
+
+    fn decide(&mut self, now: u64) {
+        if self.finished {
+            return;
+        }
+        let RequestOptions { n, r, .. } = self.options;
+        let failed = n - self.succeeded.min(n) - self.pending_count();
+        if self.succeeded >= r {
+            self.finish(now, Ok(()));
+        } else if failed > n - r {
+            let reason = if self.options.not_found == NotFoundPolicy::Failure && self.not_found > 0
+            {
+                FailureReason::NotFound {
+                    found: self.found,
+                    not_found: self.not_found,
+                    failed: self.failed + self.unreachable,
+                    required: r,
+                }
+            } else {
+                FailureReason::TooManyFailures {
+                    failed,
+                    succeeded: self.succeeded,
+                    required: r,
+                    n,
+                }
+            };
+            self.finish(now, Err(reason));
+        }
+    }
+
+    fn pending_count(&self) -> usize {
+        self.answered.iter().filter(|a| !**a).count()
+    }
+
+    fn finish(&mut self, now: u64, result: Result<(), FailureReason>) {
+        self.finished = true;
+        let siblings = if result.is_ok() {
+            core::mem::take(&mut self.counted)
+        } else {
+            // Everything received, so a failed get still shows what exists.
+            let mut all = Siblings::new();
+            for a in &self.answers {
+                if let Reply::Found(set) = &a.reply {
+                    all.merge(set);
+                }
+            }
+            all
+        };
+        self.event = Some(GetOutcome {
+            context: siblings.context(),
+            siblings,
+            result,
+            answers: self.answers.clone(),
+            unreachable: self.unreachable,
+            started: self.started,
+            decided: now,
+        });
+    }
+
+    /// Listening is over: queue read repair to the replicas that answered stale or missing.
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut merged: Siblings<A, V> = Siblings::new();
+        for a in &self.answers {
+            if let Reply::Found(set) = &a.reply {
+                merged.merge(set);
+            }
+        }
+        if merged.is_empty() {
+            return;
+        }
+        for a in &self.answers {
+            let stale = match &a.reply {
+                Reply::Found(set) => !set.covers(&merged),
+                Reply::NotFound => true,
+                Reply::Failed => false,
+            };
+            if !stale {
+                continue;
+            }
+            let hint = self
+                .targets
+                .iter()
+                .find(|t| t.node == a.node)
+                .and_then(|t| t.hint.clone());
+            let write = ReplicaWrite {
+                siblings: merged.clone(),
+                hint,
+            };
+            self.repairs.push((a.node.clone(), write));
+        }
+    }
+}

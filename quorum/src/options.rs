@@ -1,0 +1,158 @@
+//! Per-request options (N, R, W, deadline, quorum mode, not-found policy) and their validation.
+
+/// How the targets of a request are chosen from the preference list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Mode {
+    /// The paper's sloppy quorum: the first N healthy nodes of the preference list; a fallback
+    /// carries a hint naming the down primary it stands in for.
+    #[default]
+    Sloppy,
+    /// A strict quorum: only the N primaries; each unreachable primary counts as a failure.
+    Strict,
+}
+
+/// What a "not found" answer from a replica counts as in a get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum NotFoundPolicy {
+    /// A not-found is an answer (an empty sibling set) and counts toward R (Riak's
+    /// `notfound_ok = true`). A get can then succeed with an empty result: the key is not found.
+    #[default]
+    Answer,
+    /// A not-found counts as a failure: the get needs R answers that hold a version (Riak's
+    /// `notfound_ok = false`). When that becomes impossible the get fails with
+    /// [`FailureReason::NotFound`](crate::FailureReason::NotFound).
+    Failure,
+}
+
+/// The options of one request.
+///
+/// `deadline` is an absolute time in milliseconds on the caller's clock, the same clock as every
+/// `now` passed to the coordinators (the crate never reads a clock). An answer that arrives at
+/// `now >= deadline` is too late.
+///
+/// The fields are public so that a caller can build the struct literally; the coordinators
+/// [`validate`](Self::validate) it and refuse invalid options with a typed error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RequestOptions {
+    /// Replication factor: how many replicas the request is for.
+    pub n: usize,
+    /// Answers a get needs (1..=N).
+    pub r: usize,
+    /// Acknowledgements a put needs (1..=N).
+    pub w: usize,
+    /// Absolute deadline in milliseconds.
+    pub deadline: u64,
+    /// Sloppy or strict quorum.
+    pub mode: Mode,
+    /// What a not-found answer counts as.
+    pub not_found: NotFoundPolicy,
+}
+
+impl RequestOptions {
+    /// Validated options with the defaults: sloppy quorum, not-found counts as an answer.
+    ///
+    /// # Errors
+    /// [`RequestError`] if N, R or W is zero or R or W is larger than N.
+    pub fn new(n: usize, r: usize, w: usize, deadline: u64) -> Result<Self, RequestError> {
+        let options = Self {
+            n,
+            r,
+            w,
+            deadline,
+            mode: Mode::default(),
+            not_found: NotFoundPolicy::default(),
+        };
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// The same options with another quorum mode.
+    #[must_use]
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same options with another not-found policy.
+    #[must_use]
+    pub fn with_not_found(mut self, not_found: NotFoundPolicy) -> Self {
+        self.not_found = not_found;
+        self
+    }
+
+    /// Checks `1 <= R <= N` and `1 <= W <= N`.
+    ///
+    /// # Errors
+    /// The first violated rule, in the order N, R, W.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        let Self { n, r, w, .. } = *self;
+        if n == 0 {
+            return Err(RequestError::ZeroN);
+        }
+        if r == 0 {
+            return Err(RequestError::ZeroR);
+        }
+        if w == 0 {
+            return Err(RequestError::ZeroW);
+        }
+        if r > n {
+            return Err(RequestError::RLargerThanN { r, n });
+        }
+        if w > n {
+            return Err(RequestError::WLargerThanN { w, n });
+        }
+        Ok(())
+    }
+}
+
+/// Why a coordinator refused to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// N is zero.
+    #[error("N must be at least 1")]
+    ZeroN,
+    /// R is zero.
+    #[error("R must be at least 1")]
+    ZeroR,
+    /// W is zero.
+    #[error("W must be at least 1")]
+    ZeroW,
+    /// R is larger than N.
+    #[error("R = {r} is larger than N = {n}")]
+    RLargerThanN {
+        /// The requested R.
+        r: usize,
+        /// The replication factor.
+        n: usize,
+    },
+    /// W is larger than N.
+    #[error("W = {w} is larger than N = {n}")]
+    WLargerThanN {
+        /// The requested W.
+        w: usize,
+        /// The replication factor.
+        n: usize,
+    },
+    /// The plan names more targets than N.
+    #[error("the plan has {targets} targets for N = {n}")]
+    TooManyTargets {
+        /// Number of targets in the plan.
+        targets: usize,
+        /// The replication factor.
+        n: usize,
+    },
+    /// The plan names one node twice.
+    #[error("the plan names the same node at positions {first} and {second}")]
+    DuplicateTarget {
+        /// Position of the first occurrence.
+        first: usize,
+        /// Position of the repeated occurrence.
+        second: usize,
+    },
+}

@@ -1,0 +1,335 @@
+//! The put coordinator: replica writes, W acknowledgements, failure as soon as W is out of reach.
+
+use dynamo_vclock::{Siblings, VClock, Version};
+
+use crate::outcome::{FailureReason, Timed};
+use crate::plan::{check, Plan, Target};
+use crate::{RequestError, RequestOptions};
+
+/// What the coordinator sends each target: the versions to store, and the hint if the target is a
+/// fallback standing in for a down primary (it stores the write as a hint for that primary).
+///
+/// The same message carries read repair from a [`GetCoordinator`](crate::GetCoordinator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(bound(
+        serialize = "Id: serde::Serialize, A: serde::Serialize + Clone, V: serde::Serialize + Clone",
+        deserialize = "Id: serde::Deserialize<'de>, A: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de> + PartialEq"
+    ))
+)]
+pub struct ReplicaWrite<Id, A, V> {
+    /// The versions to merge into the replica's set (`Siblings::merge`).
+    pub siblings: Siblings<A, V>,
+    /// The primary this write is for, when the target is a fallback.
+    pub hint: Option<Id>,
+}
+
+/// The answer of a put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome<Id> {
+    /// `Ok` after W acknowledgements, or why W was not reached.
+    pub result: Result<(), FailureReason>,
+    /// Acknowledgements in arrival order, up to the decision.
+    pub acks: Vec<Timed<Id>>,
+    /// Replicas that refused or whose link was down, in arrival order, up to the decision.
+    pub failures: Vec<Timed<Id>>,
+    /// Slots without a target (N minus the plan's targets), counted as failures.
+    pub unreachable: usize,
+    /// The `now` the coordinator was created with.
+    pub started: u64,
+    /// The `now` of the decision.
+    pub decided: u64,
+}
+
+impl<Id> PutOutcome<Id> {
+    /// Whether W replicas acknowledged in time.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Pending,
+    Acked,
+    Failed,
+}
+
+/// Coordinates one put (or delete) across its replicas, without I/O.
+///
+/// # Driving
+/// 1. [`new`](Self::new) (or [`with_siblings`](Self::with_siblings), [`delete`](Self::delete)),
+///    then drain [`poll_transmit`](Self::poll_transmit): one [`ReplicaWrite`] per target, in plan
+///    order (the local replica is just another target: write it locally and call
+///    [`handle_ack`](Self::handle_ack) for it).
+/// 2. Feed replies: [`handle_ack`](Self::handle_ack), [`handle_failure`](Self::handle_failure)
+///    (the replica refused, or the caller knows the link is down), and
+///    [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) is due.
+///    After each input, drain [`poll_event`](Self::poll_event).
+/// 3. [`poll_event`](Self::poll_event) yields exactly one [`PutOutcome`]: success at the W-th
+///    acknowledgement, failure at the `N - W + 1`-th failure or at the deadline. It may be ready
+///    right after `new` (a strict quorum with too many primaries down), in which case nothing is
+///    transmitted.
+/// 4. After the outcome the coordinator [`is_finished`](Self::is_finished) and emits nothing more;
+///    it absorbs late replies and counts them ([`late_acks`](Self::late_acks)). Drop it when
+///    [`is_complete`](Self::is_complete) (every target answered or the deadline passed), or earlier
+///    if late replies do not interest you.
+///
+/// An answer handled at `now >= deadline` comes after the deadline: the deadline fires first.
+/// Replies from nodes that are not targets, and second replies from a target, are ignored and
+/// counted ([`ignored`](Self::ignored)). The coordinator never reads a clock nor sees the key.
+#[derive(Debug, Clone)]
+pub struct PutCoordinator<Id, A, V> {
+    options: RequestOptions,
+    targets: Vec<Target<Id>>,
+    slots: Vec<Slot>,
+    payload: Siblings<A, V>,
+    next_transmit: usize,
+    acks: Vec<Timed<Id>>,
+    failures: Vec<Timed<Id>>,
+    unreachable: usize,
+    started: u64,
+    finished: bool,
+    deadline_passed: bool,
+    event: Option<PutOutcome<Id>>,
+    late_acks: usize,
+    late_failures: usize,
+    ignored: usize,
+}
+
+impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> PutCoordinator<Id, A, V> {
+    /// A put of one version (already stamped by the caller: the node increments the clock).
+    ///
+    /// # Errors
+    /// Invalid options or plan ([`RequestError`]).
+    pub fn new(
+        options: RequestOptions,
+        plan: Plan<Id>,
+        version: Version<A, V>,
+        now: u64,
+    ) -> Result<Self, RequestError> {
+        Self::with_siblings(options, plan, core::iter::once(version).collect(), now)
+    }
+
+    /// A put of a whole sibling set: what the coordinating node holds after
+    /// [`Siblings::put`] (which may re-stamp versions the client had not seen; they must travel
+    /// with the new version, see its docs).
+    ///
+    /// # Errors
+    /// Invalid options or plan ([`RequestError`]).
+    pub fn with_siblings(
+        options: RequestOptions,
+        plan: Plan<Id>,
+        siblings: Siblings<A, V>,
+        now: u64,
+    ) -> Result<Self, RequestError> {
+        check(&options, &plan)?;
+        let n_targets = plan.targets.len();
+        let mut put = Self {
+            options,
+            targets: plan.targets,
+            slots: vec![Slot::Pending; n_targets],
+            payload: siblings,
+            next_transmit: 0,
+            acks: Vec::with_capacity(options.w),
+            failures: Vec::new(),
+            unreachable: options.n - n_targets,
+            started: now,
+            finished: false,
+            deadline_passed: false,
+            event: None,
+            late_acks: 0,
+            late_failures: 0,
+            ignored: 0,
+        };
+        put.advance(now);
+        put.decide(now);
+        Ok(put)
+    }
+
+    /// A delete: a put of a tombstone whose clock the caller stamped (the client's context
+    /// incremented at the coordinator).
+    ///
+    /// # Errors
+    /// Invalid options or plan ([`RequestError`]).
+    pub fn delete(
+        options: RequestOptions,
+        plan: Plan<Id>,
+        clock: VClock<A>,
+        now: u64,
+    ) -> Result<Self, RequestError> {
+        Self::new(options, plan, Version::tombstone(clock), now)
+    }
+}
+
+impl<Id: Clone + PartialEq, A: Clone, V: Clone> PutCoordinator<Id, A, V> {
+    /// The next replica write to send, until every target has had one. Nothing once finished.
+    pub fn poll_transmit(&mut self) -> Option<(Id, ReplicaWrite<Id, A, V>)> {
+        if self.finished {
+            return None;
+        }
+        while let Some(target) = self.targets.get(self.next_transmit) {
+            let slot = self.slots.get(self.next_transmit).copied();
+            self.next_transmit += 1;
+            if slot == Some(Slot::Pending) {
+                let write = ReplicaWrite {
+                    siblings: self.payload.clone(),
+                    hint: target.hint.clone(),
+                };
+                return Some((target.node.clone(), write));
+            }
+        }
+        None
+    }
+
+    /// `from` stored the write.
+    pub fn handle_ack(&mut self, now: u64, from: &Id) {
+        self.answer(now, from, Slot::Acked);
+    }
+
+    /// `from` refused the write, or the caller knows it cannot reach `from`.
+    pub fn handle_failure(&mut self, now: u64, from: &Id) {
+        self.answer(now, from, Slot::Failed);
+    }
+
+    /// Time passed: at `now >= deadline` an undecided put fails.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.advance(now);
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout): the deadline, until complete.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        (!self.is_complete()).then_some(self.options.deadline)
+    }
+
+    /// The outcome, once.
+    pub fn poll_event(&mut self) -> Option<PutOutcome<Id>> {
+        self.event.take()
+    }
+
+    /// Whether the outcome is decided (it may still wait in [`poll_event`](Self::poll_event)).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Whether nothing more can happen: decided, and every target answered or the deadline passed
+    /// (or nothing was ever sent).
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.finished
+            && (self.deadline_passed
+                || self.next_transmit == 0
+                || self.slots.iter().all(|s| *s != Slot::Pending))
+    }
+
+    /// Acknowledgements received after the outcome was decided (after a success, or after a
+    /// failure, including past the deadline).
+    #[must_use]
+    pub fn late_acks(&self) -> usize {
+        self.late_acks
+    }
+
+    /// Failures received after the outcome was decided.
+    #[must_use]
+    pub fn late_failures(&self) -> usize {
+        self.late_failures
+    }
+
+    /// Replies ignored: from a node that is not a target, or a second reply from one target.
+    #[must_use]
+    pub fn ignored(&self) -> usize {
+        self.ignored
+    }
+
+    /// The options the put runs with.
+    #[must_use]
+    pub fn options(&self) -> &RequestOptions {
+        &self.options
+    }
+
+    /// The targets, in plan order.
+    #[must_use]
+    pub fn targets(&self) -> &[Target<Id>] {
+        &self.targets
+    }
+
+    fn answer(&mut self, now: u64, from: &Id, kind: Slot) {
+        self.advance(now);
+        let index = self.targets.iter().position(|t| t.node == *from);
+        let slot = index.and_then(|i| self.slots.get_mut(i));
+        match slot {
+            Some(slot) if *slot == Slot::Pending => *slot = kind,
+            _ => {
+                self.ignored += 1;
+                return;
+            }
+        }
+        if self.finished {
+            match kind {
+                Slot::Acked => self.late_acks += 1,
+                _ => self.late_failures += 1,
+            }
+            return;
+        }
+        let record = Timed {
+            node: from.clone(),
+            at: now,
+        };
+        match kind {
+            Slot::Acked => self.acks.push(record),
+            _ => self.failures.push(record),
+        }
+        self.decide(now);
+    }
+
+    /// Fires the deadline if `now` reached it.
+    fn advance(&mut self, now: u64) {
+        if now < self.options.deadline || self.deadline_passed {
+            return;
+        }
+        self.deadline_passed = true;
+        if !self.finished {
+            let reason = FailureReason::Deadline {
+                succeeded: self.acks.len(),
+                required: self.options.w,
+            };
+            self.finish(now, Err(reason));
+        }
+    }
+
+    fn decide(&mut self, now: u64) {
+        if self.finished {
+            return;
+        }
+        let RequestOptions { n, w, .. } = self.options;
+        let failed = self.failures.len() + self.unreachable;
+        if self.acks.len() >= w {
+            self.finish(now, Ok(()));
+        } else if failed > n - w {
+            let reason = FailureReason::TooManyFailures {
+                failed,
+                succeeded: self.acks.len(),
+                required: w,
+                n,
+            };
+            self.finish(now, Err(reason));
+        }
+    }
+
+    fn finish(&mut self, now: u64, result: Result<(), FailureReason>) {
+        self.finished = true;
+        self.event = Some(PutOutcome {
+            result,
+            acks: self.acks.clone(),
+            failures: self.failures.clone(),
+            unreachable: self.unreachable,
+            started: self.started,
+            decided: now,
+        });
+    }
+}

@@ -1,0 +1,268 @@
+//! The get coordinator: exact outputs for the paper's cases (section 4.4 reconciliation, read
+//! repair, not-found policies, deadlines).
+
+use dynamo_quorum::{
+    Answer, FailureReason, GetCoordinator, GetMessage, GetOutcome, NotFoundPolicy, Plan,
+    ReplicaRead, ReplicaWrite, Reply, RequestOptions, Target,
+};
+
+use crate::support::{clock, drain_get, one, set, version, Set};
+
+type Get = GetCoordinator<&'static str, &'static str, &'static str>;
+
+fn n3r2() -> RequestOptions {
+    RequestOptions::new(3, 2, 2, 100).unwrap()
+}
+
+fn answer(
+    node: &'static str,
+    at: u64,
+    reply: Reply<&'static str, &'static str>,
+) -> Answer<&'static str, &'static str, &'static str> {
+    Answer { node, at, reply }
+}
+
+fn repair(
+    node: &'static str,
+    siblings: &Set,
+) -> (
+    &'static str,
+    GetMessage<&'static str, &'static str, &'static str>,
+) {
+    (
+        node,
+        GetMessage::Repair(ReplicaWrite {
+            siblings: siblings.clone(),
+            hint: None,
+        }),
+    )
+}
+
+fn new_get(options: RequestOptions) -> Get {
+    let mut get = GetCoordinator::new(options, Plan::primaries(["A", "B", "C"]), 0).unwrap();
+    let read = GetMessage::Read(ReplicaRead);
+    assert_eq!(
+        drain_get(&mut get),
+        [("A", read.clone()), ("B", read.clone()), ("C", read)]
+    );
+    get
+}
+
+#[test]
+fn paper_4_4_concurrent_versions_are_returned_with_their_context_and_repaired() {
+    // D3 = ([Sx,2],[Sy,1]) and D4 = ([Sx,2],[Sz,1]) are concurrent; replica C still has D2.
+    let d2 = version(&[("Sx", 2)], "D2");
+    let d3 = version(&[("Sx", 2), ("Sy", 1)], "D3");
+    let d4 = version(&[("Sx", 2), ("Sz", 1)], "D4");
+    let mut get = new_get(n3r2());
+    get.handle_response(5, &"A", Some(one(&d3)));
+    assert_eq!(get.poll_event(), None);
+    get.handle_response(6, &"B", Some(one(&d4)));
+    let both = set(&[d3.clone(), d4.clone()]);
+    assert_eq!(
+        get.poll_event(),
+        Some(GetOutcome {
+            result: Ok(()),
+            siblings: both.clone(),
+            context: clock(&[("Sx", 2), ("Sy", 1), ("Sz", 1)]),
+            answers: vec![
+                answer("A", 5, Reply::Found(set(&[d3]))),
+                answer("B", 6, Reply::Found(set(&[d4]))),
+            ],
+            unreachable: 0,
+            started: 0,
+            decided: 6,
+        })
+    );
+    // No repair before every target answered (or the deadline).
+    assert_eq!(drain_get(&mut get), []);
+    assert_eq!(get.poll_timeout(), Some(100));
+    get.handle_response(9, &"C", Some(set(&[d2])));
+    assert_eq!(get.late_answers(), 1);
+    // Each replica held only part of the reconciliation: all three are repaired, in answer order.
+    assert_eq!(
+        drain_get(&mut get),
+        [repair("A", &both), repair("B", &both), repair("C", &both)]
+    );
+    assert!(get.is_complete());
+    assert_eq!(get.poll_timeout(), None);
+    assert_eq!(get.poll_transmit(), None);
+}
+
+#[test]
+fn only_stale_and_missing_replicas_are_repaired() {
+    let d1 = version(&[("A", 1)], "D1");
+    let d2 = version(&[("A", 2)], "D2");
+    let mut get = new_get(n3r2());
+    get.handle_response(1, &"C", None);
+    get.handle_response(2, &"B", Some(one(&d2)));
+    let outcome = get.poll_event().unwrap();
+    // With the default policy a not-found is an answer: R = 2 is C's nothing and B's D2.
+    assert!(outcome.is_success());
+    assert_eq!(outcome.siblings, one(&d2));
+    get.handle_response(3, &"A", Some(set(&[d1])));
+    let latest = set(&[d2]);
+    assert_eq!(
+        drain_get(&mut get),
+        [repair("C", &latest), repair("A", &latest)]
+    );
+    assert_eq!(get.repaired().copied().collect::<Vec<_>>(), ["C", "A"]);
+}
+
+#[test]
+fn up_to_date_replicas_get_no_repair() {
+    let d = version(&[("A", 1)], "D");
+    let mut get = new_get(n3r2());
+    for (i, node) in ["B", "A", "C"].iter().enumerate() {
+        get.handle_response(i as u64, node, Some(one(&d)));
+    }
+    assert!(get.poll_event().unwrap().is_success());
+    assert_eq!(drain_get(&mut get), []);
+    assert!(get.is_complete());
+}
+
+#[test]
+fn all_not_found_is_a_successful_not_found_without_repair() {
+    let mut get = new_get(n3r2());
+    get.handle_response(1, &"A", None);
+    get.handle_response(2, &"B", Some(Set::new())); // an empty set is not found too
+    let outcome = get.poll_event().unwrap();
+    assert!(outcome.is_not_found());
+    assert_eq!(outcome.answers[1].reply, Reply::NotFound);
+    get.handle_response(3, &"C", None);
+    assert_eq!(drain_get(&mut get), []);
+    assert!(get.is_complete());
+}
+
+#[test]
+fn not_found_as_failure_waits_for_r_found_answers() {
+    let d = version(&[("A", 1)], "D");
+    let mut get = new_get(n3r2().with_not_found(NotFoundPolicy::Failure));
+    get.handle_response(1, &"A", None);
+    get.handle_response(2, &"B", Some(one(&d)));
+    assert_eq!(get.poll_event(), None);
+    get.handle_response(3, &"C", Some(one(&d)));
+    let outcome = get.poll_event().unwrap();
+    assert!(outcome.is_success());
+    assert_eq!(outcome.siblings, one(&d));
+    assert_eq!(drain_get(&mut get), [repair("A", &set(&[d]))]);
+}
+
+#[test]
+fn not_found_as_failure_fails_with_not_found() {
+    let d = version(&[("A", 1)], "D");
+    let mut get = new_get(n3r2().with_not_found(NotFoundPolicy::Failure));
+    get.handle_response(1, &"A", None);
+    get.handle_response(2, &"B", Some(one(&d)));
+    get.handle_failure(3, &"C");
+    let outcome = get.poll_event().unwrap();
+    assert_eq!(
+        outcome.result,
+        Err(FailureReason::NotFound {
+            found: 1,
+            not_found: 1,
+            failed: 1,
+            required: 2
+        })
+    );
+    // A failed get still shows what exists, and repairs the replica that had nothing.
+    assert_eq!(outcome.siblings, one(&d));
+    assert_eq!(drain_get(&mut get), [repair("A", &set(&[d]))]);
+}
+
+#[test]
+fn too_many_failures_and_deadline() {
+    let mut get = new_get(n3r2());
+    get.handle_failure(1, &"A");
+    get.handle_failure(2, &"C");
+    assert_eq!(
+        get.poll_event().unwrap().result,
+        Err(FailureReason::TooManyFailures {
+            failed: 2,
+            succeeded: 0,
+            required: 2,
+            n: 3
+        })
+    );
+
+    let d = version(&[("A", 1)], "D");
+    let mut get = new_get(n3r2());
+    get.handle_response(10, &"B", Some(one(&d)));
+    get.handle_timeout(100);
+    let outcome = get.poll_event().unwrap();
+    assert_eq!(
+        outcome.result,
+        Err(FailureReason::Deadline {
+            succeeded: 1,
+            required: 2
+        })
+    );
+    assert_eq!(outcome.decided, 100);
+    // Listening is over: nothing to repair (only B answered, and it is up to date).
+    assert_eq!(drain_get(&mut get), []);
+    assert!(get.is_complete());
+    get.handle_response(101, &"A", None);
+    assert_eq!(get.ignored(), 1);
+    assert_eq!(drain_get(&mut get), []);
+}
+
+#[test]
+fn repair_at_the_deadline_after_success() {
+    let d = version(&[("A", 1)], "D");
+    let mut get = new_get(n3r2());
+    get.handle_response(10, &"B", Some(one(&d)));
+    get.handle_response(11, &"C", None);
+    assert!(get.poll_event().unwrap().is_success());
+    assert_eq!(drain_get(&mut get), []);
+    get.handle_timeout(100); // A never answered
+    assert_eq!(drain_get(&mut get), [repair("C", &set(&[d]))]);
+    assert!(get.is_complete());
+}
+
+#[test]
+fn repair_of_a_fallback_carries_its_hint() {
+    let d = version(&[("B", 1)], "D");
+    let plan = Plan {
+        targets: vec![
+            Target {
+                node: "B",
+                hint: None,
+            },
+            Target {
+                node: "D",
+                hint: Some("A"),
+            },
+        ],
+        unreachable: vec!["A"],
+    };
+    let mut get: Get = GetCoordinator::new(n3r2(), plan, 0).unwrap();
+    assert_eq!(drain_get(&mut get).len(), 2);
+    get.handle_response(1, &"D", None);
+    get.handle_response(2, &"B", Some(one(&d)));
+    let outcome = get.poll_event().unwrap();
+    assert_eq!(outcome.unreachable, 1);
+    assert_eq!(
+        drain_get(&mut get),
+        [(
+            "D",
+            GetMessage::Repair(ReplicaWrite {
+                siblings: set(&[d]),
+                hint: Some("A")
+            })
+        )]
+    );
+}
+
+#[test]
+fn tombstones_are_found_versions() {
+    let live = version(&[("A", 1)], "D");
+    let dead = dynamo_quorum::Version::tombstone(clock(&[("A", 2)]));
+    let mut get = new_get(n3r2());
+    get.handle_response(1, &"A", Some(set(&[live])));
+    get.handle_response(2, &"B", Some(one(&dead)));
+    let outcome = get.poll_event().unwrap();
+    assert!(outcome.siblings.is_tombstone_only());
+    assert!(!outcome.is_not_found());
+    get.handle_failure(3, &"C");
+    assert_eq!(drain_get(&mut get), [repair("A", &set(&[dead]))]);
+}

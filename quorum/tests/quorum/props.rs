@@ -1,0 +1,1 @@
+//! Properties over arbitrary orders, losses and delays of replica answers.

@@ -1,0 +1,287 @@
+//! The put coordinator: exact outputs for the paper's cases.
+
+use dynamo_quorum::{
+    plan, FailureReason, Mode, Plan, PutCoordinator, PutOutcome, ReplicaWrite, RequestOptions,
+    Timed, Value,
+};
+
+use crate::support::{clock, drain_put, set, version};
+
+type Put = PutCoordinator<&'static str, &'static str, &'static str>;
+
+fn timed(node: &'static str, at: u64) -> Timed<&'static str> {
+    Timed { node, at }
+}
+
+fn n3w2() -> RequestOptions {
+    RequestOptions::new(3, 2, 2, 100).unwrap()
+}
+
+#[test]
+fn writes_one_version_per_target_and_succeeds_at_w() {
+    let v = version(&[("A", 1)], "v1");
+    let mut put: Put =
+        PutCoordinator::new(n3w2(), Plan::primaries(["A", "B", "C"]), v.clone(), 0).unwrap();
+    let write = ReplicaWrite {
+        siblings: set(&[v]),
+        hint: None,
+    };
+    assert_eq!(
+        drain_put(&mut put),
+        [("A", write.clone()), ("B", write.clone()), ("C", write)]
+    );
+    assert_eq!(put.poll_timeout(), Some(100));
+    put.handle_ack(3, &"A");
+    assert_eq!(put.poll_event(), None);
+    assert!(!put.is_finished());
+    put.handle_ack(8, &"C");
+    assert_eq!(
+        put.poll_event(),
+        Some(PutOutcome {
+            result: Ok(()),
+            acks: vec![timed("A", 3), timed("C", 8)],
+            failures: vec![],
+            unreachable: 0,
+            started: 0,
+            decided: 8,
+        })
+    );
+    assert_eq!(put.poll_event(), None);
+    assert!(put.is_finished() && !put.is_complete());
+    // The third replica answers late: counted, nothing emitted.
+    put.handle_ack(12, &"B");
+    assert_eq!(put.late_acks(), 1);
+    assert!(put.is_complete());
+    assert_eq!(put.poll_timeout(), None);
+    assert_eq!(put.poll_transmit(), None);
+    assert_eq!(put.poll_event(), None);
+}
+
+#[test]
+fn sloppy_fallback_gets_the_hint() {
+    let p = plan(
+        [("A", true), ("B", true), ("C", true), ("D", false)],
+        |n| *n != "A",
+        3,
+        Mode::Sloppy,
+    );
+    let v = version(&[("B", 1)], "v1");
+    let mut put: Put = PutCoordinator::new(n3w2(), p, v.clone(), 0).unwrap();
+    let sent = drain_put(&mut put);
+    let hints: Vec<_> = sent.iter().map(|(to, w)| (*to, w.hint)).collect();
+    assert_eq!(hints, [("B", None), ("C", None), ("D", Some("A"))]);
+    // The fallback's acknowledgement counts toward W like any other.
+    put.handle_ack(1, &"D");
+    put.handle_ack(2, &"B");
+    assert!(put.poll_event().unwrap().is_success());
+}
+
+#[test]
+fn fails_as_soon_as_w_is_out_of_reach() {
+    let mut put: Put = PutCoordinator::new(
+        n3w2(),
+        Plan::primaries(["A", "B", "C"]),
+        version(&[], "v"),
+        0,
+    )
+    .unwrap();
+    assert_eq!(drain_put(&mut put).len(), 3);
+    put.handle_failure(4, &"B");
+    put.handle_ack(5, &"A");
+    assert_eq!(put.poll_event(), None);
+    put.handle_failure(6, &"C");
+    assert_eq!(
+        put.poll_event(),
+        Some(PutOutcome {
+            result: Err(FailureReason::TooManyFailures {
+                failed: 2,
+                succeeded: 1,
+                required: 2,
+                n: 3
+            }),
+            acks: vec![timed("A", 5)],
+            failures: vec![timed("B", 4), timed("C", 6)],
+            unreachable: 0,
+            started: 0,
+            decided: 6,
+        })
+    );
+    assert!(put.is_complete());
+}
+
+#[test]
+fn fails_at_the_deadline_with_the_acks_it_had() {
+    let mut put: Put = PutCoordinator::new(
+        n3w2(),
+        Plan::primaries(["A", "B", "C"]),
+        version(&[], "v"),
+        10,
+    )
+    .unwrap();
+    drain_put(&mut put);
+    put.handle_ack(20, &"A");
+    put.handle_timeout(99); // early: nothing
+    assert_eq!(put.poll_event(), None);
+    put.handle_timeout(100);
+    let outcome = put.poll_event().unwrap();
+    assert_eq!(
+        outcome.result,
+        Err(FailureReason::Deadline {
+            succeeded: 1,
+            required: 2
+        })
+    );
+    assert_eq!(outcome.acks, [timed("A", 20)]);
+    assert_eq!((outcome.started, outcome.decided), (10, 100));
+    assert!(put.is_complete());
+    // An ack after the deadline is late, not a success.
+    put.handle_ack(101, &"B");
+    assert_eq!(put.late_acks(), 1);
+    assert_eq!(put.poll_event(), None);
+}
+
+#[test]
+fn an_ack_at_the_deadline_comes_after_it() {
+    let mut put: Put = PutCoordinator::new(
+        n3w2(),
+        Plan::primaries(["A", "B", "C"]),
+        version(&[], "v"),
+        0,
+    )
+    .unwrap();
+    drain_put(&mut put);
+    put.handle_ack(50, &"A");
+    put.handle_ack(100, &"B"); // the deadline fires first
+    let outcome = put.poll_event().unwrap();
+    assert_eq!(
+        outcome.result,
+        Err(FailureReason::Deadline {
+            succeeded: 1,
+            required: 2
+        })
+    );
+    assert_eq!(put.late_acks(), 1);
+}
+
+#[test]
+fn strict_quorum_with_two_primaries_down_fails_at_once_and_sends_nothing() {
+    let options = n3w2().with_mode(Mode::Strict);
+    let p = plan(
+        [("A", true), ("B", true), ("C", true), ("D", false)],
+        |n| *n == "A" || *n == "D",
+        3,
+        Mode::Strict,
+    );
+    let mut put: Put = PutCoordinator::new(options, p, version(&[], "v"), 7).unwrap();
+    assert_eq!(drain_put(&mut put), []);
+    assert_eq!(
+        put.poll_event(),
+        Some(PutOutcome {
+            result: Err(FailureReason::TooManyFailures {
+                failed: 2,
+                succeeded: 0,
+                required: 2,
+                n: 3
+            }),
+            acks: vec![],
+            failures: vec![],
+            unreachable: 2,
+            started: 7,
+            decided: 7,
+        })
+    );
+    assert!(put.is_complete());
+    assert_eq!(put.poll_timeout(), None);
+}
+
+#[test]
+fn strict_quorum_with_one_primary_down_still_reaches_w() {
+    let options = n3w2().with_mode(Mode::Strict);
+    let p = plan(
+        [("A", true), ("B", true), ("C", true), ("D", false)],
+        |n| *n != "B",
+        3,
+        Mode::Strict,
+    );
+    let mut put: Put = PutCoordinator::new(options, p, version(&[], "v"), 0).unwrap();
+    let to: Vec<_> = drain_put(&mut put).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(to, ["A", "C"]);
+    put.handle_ack(1, &"C");
+    put.handle_ack(2, &"A");
+    let outcome = put.poll_event().unwrap();
+    assert!(outcome.is_success());
+    assert_eq!(outcome.unreachable, 1);
+}
+
+#[test]
+fn unknown_and_repeated_replies_are_ignored() {
+    let mut put: Put = PutCoordinator::new(
+        n3w2(),
+        Plan::primaries(["A", "B", "C"]),
+        version(&[], "v"),
+        0,
+    )
+    .unwrap();
+    drain_put(&mut put);
+    put.handle_ack(1, &"A");
+    put.handle_ack(2, &"A");
+    put.handle_failure(3, &"A");
+    put.handle_ack(4, &"Z");
+    assert_eq!(put.ignored(), 3);
+    assert_eq!(put.poll_event(), None);
+}
+
+#[test]
+fn a_known_down_link_before_sending_skips_that_write() {
+    let mut put: Put = PutCoordinator::new(
+        n3w2(),
+        Plan::primaries(["A", "B", "C"]),
+        version(&[], "v"),
+        0,
+    )
+    .unwrap();
+    put.handle_failure(0, &"B");
+    let to: Vec<_> = drain_put(&mut put).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(to, ["A", "C"]);
+}
+
+#[test]
+fn w1_succeeds_on_the_local_write() {
+    let options = RequestOptions::new(3, 1, 1, 100).unwrap();
+    let mut put: Put = PutCoordinator::new(
+        options,
+        Plan::primaries(["A", "B", "C"]),
+        version(&[], "v"),
+        0,
+    )
+    .unwrap();
+    drain_put(&mut put);
+    put.handle_ack(0, &"A");
+    assert!(put.poll_event().unwrap().is_success());
+}
+
+#[test]
+fn delete_is_a_put_of_a_tombstone() {
+    let ctx = clock(&[("A", 2)]);
+    let mut put: Put =
+        PutCoordinator::delete(n3w2(), Plan::primaries(["A", "B", "C"]), ctx.clone(), 0).unwrap();
+    let sent = drain_put(&mut put);
+    assert_eq!(sent.len(), 3);
+    for (_, write) in sent {
+        let versions = write.siblings.into_versions();
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0].value, Value::Tombstone);
+        assert_eq!(versions[0].clock, ctx);
+    }
+}
+
+#[test]
+fn with_siblings_replicates_the_whole_set() {
+    // After Siblings::put re-stamps an unseen version, both must travel.
+    let s = set(&[version(&[("A", 2)], "new"), version(&[("B", 1)], "other")]);
+    let mut put: Put =
+        PutCoordinator::with_siblings(n3w2(), Plan::primaries(["A", "B"]), s.clone(), 0).unwrap();
+    for (_, write) in drain_put(&mut put) {
+        assert_eq!(write.siblings, s);
+    }
+}
