@@ -320,6 +320,12 @@ impl<N: Ord + Clone + Debug> Ring<N> {
         Ok(plan::change(self, next))
     }
 
+    /// The transfers that take the data from this ring's replicas to those of `next` (for two
+    /// rings with the same hash function: every arc whose N primaries differ).
+    pub fn transfer_plan(&self, next: &Ring<N>) -> crate::TransferPlan<N> {
+        plan::change(self, next.clone()).plan
+    }
+
     pub(crate) fn index_of(&self, id: &N) -> Option<usize> {
         self.nodes.binary_search_by(|n| n.id.cmp(id)).ok()
     }

@@ -1,0 +1,79 @@
+//! The node's configuration: one documented struct, defaults from the sources.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Millis, NodeId};
+
+/// Sloppy or strict quorums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum QuorumMode {
+    /// Contact the first N healthy nodes of the preference list (fallbacks carry hints).
+    #[default]
+    Sloppy,
+    /// Contact only the N primaries; unreachable ones count as failures.
+    Strict,
+}
+
+/// Everything a node needs to know to run. Defaults follow `DESIGN.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// Cluster name: gossip from another cluster is ignored.
+    pub cluster: String,
+    /// Replication factor N (default 3).
+    pub n: usize,
+    /// Default read quorum R (default 2).
+    pub r: usize,
+    /// Default write quorum W (default 2).
+    pub w: usize,
+    /// Strategy 3 partition count Q, a power of two (default 64).
+    pub partitions: u32,
+    /// Default request timeout (default 1000 ms).
+    pub request_timeout: Millis,
+    /// Sloppy (default) or strict quorums.
+    pub mode: QuorumMode,
+    /// Gossip interval (default 1000 ms).
+    pub gossip_interval: Millis,
+    /// Phi-accrual threshold (default 8).
+    pub phi_threshold: f64,
+    /// Anti-entropy: one Merkle sync session every this often; `None` turns it off.
+    pub sync_interval: Option<Millis>,
+    /// Read repair after gets (default on).
+    pub read_repair: bool,
+    /// Hinted handoff (default on). Off, a sloppy write to a fallback is simply stored there.
+    pub hinted_handoff: bool,
+    /// How often hints are retried / checked (default 1000 ms).
+    pub handoff_interval: Millis,
+    /// Largest accepted value (default 1 MiB).
+    pub max_value_size: usize,
+    /// Seed nodes contacted at start and now and then, with their addresses.
+    pub seeds: Vec<(NodeId, String)>,
+    /// Initial members of the ring when the cluster is created (every node must agree).
+    pub initial_members: Vec<NodeId>,
+    /// How long a down node stays in the ring before it is removed (default: never, `None`).
+    pub remove_after: Option<Millis>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            cluster: "dynamo".into(),
+            n: 3,
+            r: 2,
+            w: 2,
+            partitions: 64,
+            request_timeout: 1000,
+            mode: QuorumMode::Sloppy,
+            gossip_interval: 1000,
+            phi_threshold: 8.0,
+            sync_interval: Some(10_000),
+            read_repair: true,
+            hinted_handoff: true,
+            handoff_interval: 1000,
+            max_value_size: 1 << 20,
+            seeds: Vec::new(),
+            initial_members: Vec::new(),
+            remove_after: None,
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! Client requests: routing, and one `dynamo-quorum` coordinator per request.
+//!
+//! Any node accepts any request. Gets are coordinated where they arrive. A put or delete is
+//! coordinated by one of the key's N primaries (the paper's rule, so that a key's clock entries
+//! stay few): elsewhere it is forwarded to the first primary believed up, and coordinated locally
+//! if that node cannot be reached. The local replica is one target like the others, answered
+//! synchronously.
+
+use dynamo_quorum::{
+    plan, GetCoordinator, GetMessage, Mode, PutCoordinator, RequestError, RequestOptions,
+};
+use dynamo_vclock::{VClock, Value as Versioned};
+
+use super::NodeCore;
+use crate::config::QuorumMode;
+use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage};
+use crate::store::Store;
+use crate::types::{Actor, Key, Millis, NodeId, RequestId, Sibs, Value};
+
+/// Who is waiting for a request's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A client of this node.
+    Client(RequestId),
+    /// A node that forwarded the request under its own id.
+    Peer(NodeId, RequestId),
+}
+
+/// A request in flight.
+pub(crate) enum Pending {
+    Get {
+        origin: Origin,
+        key: Key,
+        started: Millis,
+        coord: GetCoordinator<NodeId, Actor, Value>,
+    },
+    Put {
+        origin: Origin,
+        key: Key,
+        started: Millis,
+        clock: VClock<Actor>,
+        coord: PutCoordinator<NodeId, Actor, Value>,
+    },
+    Forward {
+        origin: Origin,
+        to: NodeId,
+        deadline: Millis,
+        request: ClientRequest,
+    },
+}
+
+impl Pending {
+    pub(crate) fn poll_timeout(&self) -> Option<Millis> {
+        match self {
+            Pending::Get { coord, .. } => coord.poll_timeout(),
+            Pending::Put { coord, .. } => coord.poll_timeout(),
+            Pending::Forward { deadline, .. } => Some(*deadline),
+        }
+    }
+}
+
+fn invalid(e: RequestError) -> ClientReply {
+    ClientReply::Failed(ClientError::InvalidOptions(e.to_string()))
+}
+
+impl<S: Store> NodeCore<S> {
+    fn options(
+        &self,
+        now: Millis,
+        request: &ClientRequest,
+    ) -> Result<RequestOptions, RequestError> {
+        let o = request.options();
+        let mode = match (o.strict, self.config.mode) {
+            (Some(true), _) | (None, QuorumMode::Strict) => Mode::Strict,
+            _ => Mode::Sloppy,
+        };
+        let timeout = o.timeout.unwrap_or(self.config.request_timeout);
+        Ok(RequestOptions::new(
+            self.config.n,
+            o.r.unwrap_or(self.config.r),
+            o.w.unwrap_or(self.config.w),
+            now + timeout,
+        )?
+        .with_mode(mode))
+    }
+
+    fn plan_for(&self, key: &[u8], options: &RequestOptions) -> dynamo_quorum::Plan<NodeId> {
+        plan(
+            self.ring
+                .preference_list(key)
+                .map(|r| (*r.node, r.is_primary())),
+            |n| self.is_up(*n),
+            options.n,
+            options.mode,
+        )
+    }
+
+    fn reply(&mut self, origin: Origin, reply: ClientReply) {
+        if matches!(reply, ClientReply::Failed(_)) {
+            self.stats.counters.failures += 1;
+        }
+        match origin {
+            Origin::Client(req) => self.replies.push_back((req, reply)),
+            Origin::Peer(node, req) => self
+                .transmits
+                .push_back((node, PeerMessage::ForwardReply { req, reply })),
+        }
+    }
+
+    pub(crate) fn client_request(&mut self, now: Millis, origin: Origin, request: ClientRequest) {
+        if let ClientRequest::Put { value, .. } = &request {
+            if value.len() > self.config.max_value_size {
+                let size = value.len();
+                let limit = self.config.max_value_size;
+                self.reply(
+                    origin,
+                    ClientReply::Failed(ClientError::ValueTooLarge { size, limit }),
+                );
+                return;
+            }
+        }
+        let options = match self.options(now, &request) {
+            Ok(o) => o,
+            Err(e) => return self.reply(origin, invalid(e)),
+        };
+        match request {
+            ClientRequest::Get { key, .. } => self.coordinate_get(now, origin, key, options),
+            ClientRequest::Put { .. } | ClientRequest::Delete { .. } => {
+                let key = request.key().to_vec();
+                let coordinates = self
+                    .ring
+                    .preference_list(&key)
+                    .primaries()
+                    .any(|&n| n == self.id);
+                let forward_to = if coordinates || matches!(origin, Origin::Peer(..)) {
+                    None
+                } else {
+                    self.ring
+                        .preference_list(&key)
+                        .primaries()
+                        .copied()
+                        .find(|&n| self.is_up(n))
+                };
+                match forward_to {
+                    Some(to) => {
+                        let req = self.next_request_id();
+                        self.stats.counters.forwarded += 1;
+                        self.transmits.push_back((
+                            to,
+                            PeerMessage::Forward {
+                                req,
+                                request: request.clone(),
+                            },
+                        ));
+                        self.pending.insert(
+                            req,
+                            Pending::Forward {
+                                origin,
+                                to,
+                                deadline: options.deadline,
+                                request,
+                            },
+                        );
+                    }
+                    None => self.coordinate_put(now, origin, request, options),
+                }
+            }
+        }
+    }
+
+    fn coordinate_get(&mut self, now: Millis, origin: Origin, key: Key, options: RequestOptions) {
+        self.stats.counters.gets += 1;
+        let plan = self.plan_for(&key, &options);
+        match GetCoordinator::new(options, plan, now) {
+            Ok(coord) => {
+                let req = self.next_request_id();
+                self.pending.insert(
+                    req,
+                    Pending::Get {
+                        origin,
+                        key,
+                        started: now,
+                        coord,
+                    },
+                );
+                self.pump(now, req);
+            }
+            Err(e) => self.reply(origin, invalid(e)),
+        }
+    }
+
+    fn coordinate_put(
+        &mut self,
+        now: Millis,
+        origin: Origin,
+        request: ClientRequest,
+        options: RequestOptions,
+    ) {
+        let (key, value, context) = match request {
+            ClientRequest::Put {
+                key,
+                value,
+                context,
+                ..
+            } => {
+                self.stats.counters.puts += 1;
+                (key, Versioned::Live(value), context)
+            }
+            ClientRequest::Delete { key, context, .. } => {
+                self.stats.counters.deletes += 1;
+                (key, Versioned::Tombstone, context)
+            }
+            ClientRequest::Get { .. } => return,
+        };
+        let context = if context.is_empty() {
+            VClock::new()
+        } else {
+            match VClock::<Actor>::decode(&context) {
+                Ok(c) => c,
+                Err(e) => {
+                    return self.reply(
+                        origin,
+                        ClientReply::Failed(ClientError::InvalidContext(e.to_string())),
+                    )
+                }
+            }
+        };
+        // The new version supersedes exactly what the context saw; versions the client did not
+        // see stay as siblings, and the whole set travels to the replicas.
+        let mut siblings: Sibs = self.local(&key).unwrap_or_default();
+        let clock = siblings.put(&context, self.actor(), now, value);
+        let plan = self.plan_for(&key, &options);
+        match PutCoordinator::with_siblings(options, plan, siblings, now) {
+            Ok(coord) => {
+                let req = self.next_request_id();
+                self.pending.insert(
+                    req,
+                    Pending::Put {
+                        origin,
+                        key,
+                        started: now,
+                        clock,
+                        coord,
+                    },
+                );
+                self.pump(now, req);
+            }
+            Err(e) => self.reply(origin, invalid(e)),
+        }
+    }
+
+    /// Moves a request's outputs along: transmits (local targets answered on the spot), the
+    /// outcome, and the removal of a request that has nothing more to do.
+    pub(crate) fn pump(&mut self, now: Millis, req: RequestId) {
+        let Some(mut pending) = self.pending.remove(&req) else {
+            return;
+        };
+        let done = match &mut pending {
+            Pending::Get {
+                origin,
+                key,
+                started,
+                coord,
+            } => {
+                loop {
+                    let mut progressed = false;
+                    while let Some((node, msg)) = coord.poll_transmit() {
+                        progressed = true;
+                        match msg {
+                            GetMessage::Read(_) if node == self.id => {
+                                let local = self.local(key);
+                                self.stats.counters.replica_reads += 1;
+                                coord.handle_response(now, &node, local);
+                            }
+                            GetMessage::Read(_) => self.transmits.push_back((
+                                node,
+                                PeerMessage::Read {
+                                    req,
+                                    key: key.clone(),
+                                },
+                            )),
+                            GetMessage::Repair(write) => {
+                                self.stats.counters.read_repairs += 1;
+                                if node == self.id {
+                                    let _ = self.apply(key, &write.siblings);
+                                } else {
+                                    self.transmits.push_back((
+                                        node,
+                                        PeerMessage::Write {
+                                            req: None,
+                                            key: key.clone(),
+                                            siblings: write.siblings,
+                                            hint: write.hint,
+                                        },
+                                    ));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let Some(outcome) = coord.poll_event() {
+                        progressed = true;
+                        let replicas = outcome.answers.iter().map(|a| a.node).collect();
+                        let reply = match outcome.result {
+                            Ok(()) => {
+                                let _ = self.stats.get_latency.record(now - *started);
+                                ClientReply::Got {
+                                    values: outcome.siblings.live_values().cloned().collect(),
+                                    context: outcome.context.encode(),
+                                    replicas,
+                                }
+                            }
+                            Err(e) => ClientReply::Failed(quorum_error(&e)),
+                        };
+                        let origin = *origin;
+                        self.reply(origin, reply);
+                    }
+                    if !progressed {
+                        break;
+                    }
+                }
+                if !self.config.read_repair && coord.is_finished() {
+                    true
+                } else {
+                    coord.is_complete()
+                }
+            }
+            Pending::Put {
+                origin,
+                key,
+                started,
+                clock,
+                coord,
+            } => {
+                loop {
+                    let mut progressed = false;
+                    while let Some((node, write)) = coord.poll_transmit() {
+                        progressed = true;
+                        if node == self.id {
+                            match self.apply(key, &write.siblings) {
+                                Ok(_) => coord.handle_ack(now, &node),
+                                Err(_) => coord.handle_failure(now, &node),
+                            }
+                        } else {
+                            self.transmits.push_back((
+                                node,
+                                PeerMessage::Write {
+                                    req: Some(req),
+                                    key: key.clone(),
+                                    siblings: write.siblings,
+                                    hint: write.hint,
+                                },
+                            ));
+                        }
+                    }
+                    if let Some(outcome) = coord.poll_event() {
+                        progressed = true;
+                        let replicas = outcome.acks.iter().map(|a| a.node).collect();
+                        let reply = match outcome.result {
+                            Ok(()) => {
+                                let _ = self.stats.put_latency.record(now - *started);
+                                ClientReply::Stored {
+                                    context: clock.encode(),
+                                    replicas,
+                                }
+                            }
+                            Err(e) => ClientReply::Failed(quorum_error(&e)),
+                        };
+                        let origin = *origin;
+                        self.reply(origin, reply);
+                    }
+                    if !progressed {
+                        break;
+                    }
+                }
+                coord.is_complete()
+            }
+            Pending::Forward { .. } => false,
+        };
+        if !done {
+            self.pending.insert(req, pending);
+        }
+    }
+
+    pub(crate) fn drain_pending(&mut self, _now: Millis) {}
+
+    pub(crate) fn write_ack(&mut self, now: Millis, from: NodeId, req: RequestId, ok: bool) {
+        match self.pending.get_mut(&req) {
+            Some(Pending::Put { coord, .. }) => {
+                if ok {
+                    coord.handle_ack(now, &from);
+                } else {
+                    coord.handle_failure(now, &from);
+                }
+                self.pump(now, req);
+            }
+            _ => self.stats.counters.late_answers += 1,
+        }
+    }
+
+    pub(crate) fn read_reply(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        req: RequestId,
+        s: Option<Sibs>,
+    ) {
+        match self.pending.get_mut(&req) {
+            Some(Pending::Get { coord, .. }) => {
+                coord.handle_response(now, &from, s);
+                self.pump(now, req);
+            }
+            _ => self.stats.counters.late_answers += 1,
+        }
+    }
+
+    pub(crate) fn forward_reply(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        req: RequestId,
+        reply: ClientReply,
+    ) {
+        match self.pending.get(&req) {
+            Some(Pending::Forward { to, .. }) if *to == from => {
+                if let Some(Pending::Forward { origin, .. }) = self.pending.remove(&req) {
+                    if let ClientReply::Stored { .. } = reply {
+                        let _ = now;
+                    }
+                    self.reply(origin, reply);
+                }
+            }
+            _ => self.stats.counters.late_answers += 1,
+        }
+    }
+
+    /// `peer` is down or unreachable: requests waiting on it count it as failed; a forward to it
+    /// is coordinated here instead.
+    pub(crate) fn fail_peer(&mut self, now: Millis, peer: NodeId) {
+        let reqs: Vec<RequestId> = self.pending.keys().copied().collect();
+        for req in reqs {
+            match self.pending.get_mut(&req) {
+                Some(Pending::Get { coord, .. }) => {
+                    if coord.targets().iter().any(|t| t.node == peer) {
+                        coord.handle_failure(now, &peer);
+                        self.pump(now, req);
+                    }
+                }
+                Some(Pending::Put { coord, .. }) => {
+                    if coord.targets().iter().any(|t| t.node == peer) {
+                        coord.handle_failure(now, &peer);
+                        self.pump(now, req);
+                    }
+                }
+                Some(Pending::Forward { to, .. }) if *to == peer => {
+                    if let Some(Pending::Forward {
+                        origin, request, ..
+                    }) = self.pending.remove(&req)
+                    {
+                        match self.options(now, &request) {
+                            Ok(options) => self.coordinate_put(now, origin, request, options),
+                            Err(e) => self.reply(origin, invalid(e)),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(crate) fn request_timeouts(&mut self, now: Millis) {
+        let due: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(r, _)| *r)
+            .collect();
+        for req in due {
+            match self.pending.get_mut(&req) {
+                Some(Pending::Get { coord, .. }) => {
+                    coord.handle_timeout(now);
+                    self.pump(now, req);
+                }
+                Some(Pending::Put { coord, .. }) => {
+                    coord.handle_timeout(now);
+                    self.pump(now, req);
+                }
+                Some(Pending::Forward { .. }) => {
+                    if let Some(Pending::Forward { origin, .. }) = self.pending.remove(&req) {
+                        self.reply(
+                            origin,
+                            ClientReply::Failed(ClientError::Unavailable(
+                                "the coordinator did not answer in time".into(),
+                            )),
+                        );
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn quorum_error(e: &dynamo_quorum::FailureReason) -> ClientError {
+    use dynamo_quorum::FailureReason;
+    match *e {
+        FailureReason::Deadline {
+            succeeded,
+            required,
+        } => ClientError::QuorumFailed {
+            acknowledged: succeeded,
+            required,
+        },
+        FailureReason::TooManyFailures {
+            succeeded,
+            required,
+            ..
+        } => ClientError::QuorumFailed {
+            acknowledged: succeeded,
+            required,
+        },
+        _ => ClientError::QuorumFailed {
+            acknowledged: 0,
+            required: 0,
+        },
+    }
+}

@@ -1,0 +1,537 @@
+//! [`NodeCore`]: the sans-IO Dynamo node.
+//!
+//! One value per node composes the protocol crates around a [`Store`]:
+//!
+//! - `dynamo-ring` places keys (strategy 3, Q partitions) and yields preference lists;
+//! - `dynamo-gossip` tells who is a member and who is up;
+//! - `dynamo-quorum` runs one coordinator per client request (sloppy or strict, read repair);
+//! - `dynamo-vclock` versions values (the actor is the node and its storage epoch);
+//! - `dynamo-handoff` keeps hints for nodes that were down and delivers them when they return;
+//! - `dynamo-merkle` keeps one tree per partition and runs anti-entropy sessions.
+//!
+//! # Driving a core
+//!
+//! Inputs: [`NodeCore::handle_client`], [`NodeCore::handle_message`],
+//! [`NodeCore::handle_timeout`], [`NodeCore::peer_unreachable`], each with the current time.
+//! After any input, drain [`NodeCore::poll_transmit`] and [`NodeCore::poll_reply`] until they return
+//! `None`, then call `handle_timeout` again at [`NodeCore::poll_timeout`]. A durable driver calls
+//! `store_mut().flush()` before it sends what it drained. `now` must not go backwards, and must be
+//! larger across restarts (the simulator's virtual time, or wall-clock milliseconds): the gossip
+//! generation is derived from it.
+
+mod antientropy;
+mod coordinator;
+mod digest;
+mod membership;
+mod replica;
+mod stats;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use dynamo_gossip::Gossip;
+use dynamo_handoff::{HintLog, HintLogConfig};
+use dynamo_merkle::{Tree, TreeConfig};
+use dynamo_ring::{HashFunction, NodeSpec, Ring, RingConfig, Strategy};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+pub use digest::siblings_digest;
+pub use stats::{Counters, LatencySummary, NodeStats};
+
+use crate::config::NodeConfig;
+use crate::message::{ClientReply, ClientRequest, PeerMessage};
+use crate::store::{Store, StoreError};
+use crate::types::{Key, Millis, NodeId, RequestId};
+
+use antientropy::SyncRun;
+use coordinator::Pending;
+
+/// Why a node could not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed or holds damaged data.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Meta keys in the store.
+const META_EPOCH: &str = "epoch";
+const META_GENERATION: &str = "generation";
+const META_NODE_ID: &str = "node-id";
+
+/// A Dynamo node without I/O. See the [module docs](self) for the driving order.
+pub struct NodeCore<S: Store> {
+    id: NodeId,
+    address: String,
+    config: NodeConfig,
+    store: S,
+    epoch: u32,
+    generation: u64,
+    rng: SmallRng,
+    gossip: Gossip<NodeId, String>,
+    ring: Ring<NodeId>,
+    members: BTreeSet<NodeId>,
+    departed: BTreeSet<NodeId>,
+    addresses: BTreeMap<NodeId, String>,
+    trees: Vec<Tree>,
+    index: Vec<BTreeMap<Key, [u8; 32]>>,
+    hints: HintLog<NodeId, Vec<u8>>,
+    syncs: HashMap<u64, SyncRun>,
+    next_sync: Option<Millis>,
+    sync_cursor: usize,
+    next_session: u64,
+    pending: HashMap<RequestId, Pending>,
+    next_req: RequestId,
+    transmits: VecDeque<(NodeId, PeerMessage)>,
+    replies: VecDeque<(RequestId, ClientReply)>,
+    stats: NodeStats,
+    leaving: bool,
+}
+
+/// The tree shape of every partition: 16 x 16 = 256 segments, small enough for Q trees per node.
+fn tree_config() -> TreeConfig {
+    TreeConfig::new(16, 2).expect("fan-out 16, depth 2 is a valid shape")
+}
+
+impl<S: Store> NodeCore<S> {
+    /// Starts a node on `store`: reads (or creates) its epoch, bumps its generation, rebuilds the
+    /// Merkle trees and the hint log from the store.
+    pub fn new(
+        id: NodeId,
+        address: String,
+        config: NodeConfig,
+        mut store: S,
+        now: Millis,
+        seed: u64,
+    ) -> Result<Self, NodeError> {
+        if config.n == 0
+            || config.r == 0
+            || config.w == 0
+            || config.r > config.n
+            || config.w > config.n
+        {
+            return Err(NodeError::Config(format!(
+                "N={}, R={}, W={}: need 1 <= R, W <= N",
+                config.n, config.r, config.w
+            )));
+        }
+        let mut rng = SmallRng::seed_from_u64(seed ^ id.rotate_left(17));
+        if let Some(stored) = store.get_meta(META_NODE_ID)? {
+            let stored_id = decode_u64(&stored)?;
+            if stored_id != id {
+                return Err(NodeError::Config(format!(
+                    "the store belongs to node {stored_id}, not {id}"
+                )));
+            }
+        }
+        // A store without an epoch has lost (or never had) the node's data: take a fresh random
+        // epoch so that no counter handed out before can be reused (kv679).
+        let epoch = match store.get_meta(META_EPOCH)? {
+            Some(bytes) => decode_u64(&bytes)? as u32,
+            None => {
+                let e = rng.gen_range(1..u32::MAX);
+                store.put_meta(META_EPOCH, &u64::from(e).to_be_bytes())?;
+                e
+            }
+        };
+        let previous = match store.get_meta(META_GENERATION)? {
+            Some(bytes) => decode_u64(&bytes)?,
+            None => 0,
+        };
+        let generation = (previous + 1).max(now);
+        store.put_meta(META_GENERATION, &generation.to_be_bytes())?;
+        store.put_meta(META_NODE_ID, &id.to_be_bytes())?;
+        store.flush()?;
+
+        let gossip_config = dynamo_gossip::Config {
+            cluster_name: config.cluster.clone(),
+            gossip_interval_ms: config.gossip_interval,
+            phi_threshold: config.phi_threshold,
+            remove_after_ms: config.remove_after.unwrap_or(u64::MAX / 4),
+            rng_seed: seed,
+            ..dynamo_gossip::Config::default()
+        };
+        let mut gossip = Gossip::new(
+            gossip_config,
+            id,
+            address.clone(),
+            generation,
+            config.seeds.clone(),
+        )
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+        let _ = gossip.set_status(dynamo_gossip::Status::Up);
+
+        let mut members: BTreeSet<NodeId> = config.initial_members.iter().copied().collect();
+        members.insert(id);
+        let ring = Self::build_ring(&config, &members)?;
+        let partitions = config.partitions as usize;
+        let mut trees: Vec<Tree> = (0..partitions).map(|_| Tree::new(tree_config())).collect();
+        let mut index: Vec<BTreeMap<Key, [u8; 32]>> = vec![BTreeMap::new(); partitions];
+        store.scan(&mut |key, siblings| {
+            let p = ring.range_index(ring.position(key));
+            let d = siblings_digest(siblings);
+            trees[p].insert(key, &d);
+            index[p].insert(key.to_vec(), d);
+        })?;
+
+        let mut hints = HintLog::new(HintLogConfig {
+            seed: seed ^ generation,
+            ..HintLogConfig::default()
+        });
+        let mut records = Vec::new();
+        for (_, bytes) in store.hints()? {
+            match rmp_serde::from_slice(&bytes) {
+                Ok(record) => records.push(record),
+                Err(e) => return Err(StoreError::Corrupt(format!("hint record: {e}")).into()),
+            }
+        }
+        hints.rebuild(dynamo_handoff::Instant::from_millis(now), records);
+
+        let mut addresses: BTreeMap<NodeId, String> = config.seeds.iter().cloned().collect();
+        addresses.insert(id, address.clone());
+        let next_sync = config
+            .sync_interval
+            .map(|i| now + rng.gen_range(0..i.max(1)));
+        let mut core = NodeCore {
+            id,
+            address,
+            config,
+            store,
+            epoch,
+            generation,
+            rng,
+            gossip,
+            ring,
+            members,
+            departed: BTreeSet::new(),
+            addresses,
+            trees,
+            index,
+            hints,
+            syncs: HashMap::new(),
+            next_sync,
+            sync_cursor: 0,
+            next_session: 0,
+            pending: HashMap::new(),
+            next_req: 1,
+            transmits: VecDeque::new(),
+            replies: VecDeque::new(),
+            stats: NodeStats::default(),
+            leaving: false,
+        };
+        core.gossip.handle_timeout(now);
+        core.drain(now);
+        Ok(core)
+    }
+
+    fn build_ring(
+        config: &NodeConfig,
+        members: &BTreeSet<NodeId>,
+    ) -> Result<Ring<NodeId>, NodeError> {
+        let ring_config = RingConfig {
+            hash: HashFunction::Md5,
+            strategy: Strategy::EqualPartitions {
+                partitions: config.partitions,
+            },
+            replicas: config.n,
+        };
+        Ring::new(ring_config, members.iter().map(|&m| NodeSpec::new(m)))
+            .map_err(|e| NodeError::Config(e.to_string()))
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The node's storage epoch (part of its vector-clock actor).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The current ring.
+    pub fn ring(&self) -> &Ring<NodeId> {
+        &self.ring
+    }
+
+    /// Where `peer` listens, as learnt from gossip or the seed list.
+    pub fn address_of(&self, peer: NodeId) -> Option<&str> {
+        self.addresses.get(&peer).map(String::as_str)
+    }
+
+    /// Counters and latency histograms.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The store, mutably (to flush it).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Gives the store back (the simulator keeps it across a crash).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Whether `peer` is believed up: this node, or a node gossip has not declared down.
+    pub fn is_up(&self, peer: NodeId) -> bool {
+        peer == self.id
+            || match self.gossip.node_state(&peer) {
+                Some(_) => self.gossip.is_up(&peer),
+                None => self.members.contains(&peer),
+            }
+    }
+
+    /// Merkle roots of the partitions this node replicates, for convergence checks.
+    pub fn partition_roots(&self) -> Vec<(u32, [u8; 32])> {
+        (0..self.ring.range_count())
+            .filter(|&p| self.replicates(p))
+            .map(|p| (p as u32, root_bytes(&self.trees[p])))
+            .collect()
+    }
+
+    /// Whether this node is one of the N primaries of partition `p`.
+    pub(crate) fn replicates(&self, p: usize) -> bool {
+        self.ring
+            .preference_list_for_range(p)
+            .is_some_and(|l| l.primaries().any(|&n| n == self.id))
+    }
+
+    /// A summary for the `status` command.
+    pub fn status(&self) -> NodeStatus {
+        let members = self
+            .members
+            .iter()
+            .map(|&m| MemberStatus {
+                id: m,
+                address: self.addresses.get(&m).cloned().unwrap_or_default(),
+                up: self.is_up(m),
+                hints_pending: self.hints.pending_for(&m),
+            })
+            .collect();
+        let ownership = self.ring.ownership();
+        NodeStatus {
+            id: self.id,
+            address: self.address.clone(),
+            epoch: self.epoch,
+            generation: self.generation,
+            members,
+            ownership: ownership.replica.clone(),
+            partitions_replicated: (0..self.ring.range_count())
+                .filter(|&p| self.replicates(p))
+                .count(),
+            keys: self.index.iter().map(BTreeMap::len).sum(),
+            hints_pending: self.hints.len(),
+            sync_sessions_running: self.syncs.len(),
+            requests_in_flight: self.pending.len(),
+            counters: self.stats.counters.clone(),
+            get_latency: LatencySummary::of(&self.stats.get_latency),
+            put_latency: LatencySummary::of(&self.stats.put_latency),
+        }
+    }
+
+    /// Next message to send to a peer.
+    pub fn poll_transmit(&mut self) -> Option<(NodeId, PeerMessage)> {
+        self.transmits.pop_front()
+    }
+
+    /// Next reply to a client request.
+    pub fn poll_reply(&mut self) -> Option<(RequestId, ClientReply)> {
+        self.replies.pop_front()
+    }
+
+    /// When [`NodeCore::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let mut next = self.gossip.poll_timeout();
+        let mut consider = |t: Option<Millis>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.hints.poll_timeout().map(|i| i.as_millis()));
+        consider(self.next_sync);
+        for run in self.syncs.values() {
+            consider(run.session.poll_timeout());
+        }
+        for p in self.pending.values() {
+            consider(p.poll_timeout());
+        }
+        next
+    }
+
+    /// A client request arrived.
+    pub fn handle_client(&mut self, now: Millis, req: RequestId, request: ClientRequest) {
+        self.client_request(now, coordinator::Origin::Client(req), request);
+        self.drain(now);
+    }
+
+    /// A message from `from` arrived.
+    pub fn handle_message(&mut self, now: Millis, from: NodeId, msg: PeerMessage) {
+        match msg {
+            PeerMessage::Gossip(m) => {
+                self.gossip.handle_message(now, from, m);
+            }
+            PeerMessage::Forward { req, request } => {
+                self.client_request(now, coordinator::Origin::Peer(from, req), request);
+            }
+            PeerMessage::ForwardReply { req, reply } => self.forward_reply(now, from, req, reply),
+            PeerMessage::Write {
+                req,
+                key,
+                siblings,
+                hint,
+            } => self.replica_write(now, from, req, key, siblings, hint),
+            PeerMessage::WriteAck { req, ok } => self.write_ack(now, from, req, ok),
+            PeerMessage::Read { req, key } => self.replica_read(from, req, &key),
+            PeerMessage::ReadReply { req, siblings } => self.read_reply(now, from, req, siblings),
+            PeerMessage::Hints(batch) => self.receive_hints(now, from, batch),
+            PeerMessage::HintsAck(ack) => {
+                if self
+                    .hints
+                    .handle_ack(dynamo_handoff::Instant::from_millis(now), from, ack)
+                    .is_err()
+                {
+                    self.stats.counters.bad_messages += 1;
+                }
+            }
+            PeerMessage::Sync { partition, msg } => self.sync_message(now, from, partition, msg),
+            PeerMessage::Exchange {
+                partition,
+                entries,
+                want,
+            } => self.exchange(now, from, partition, entries, want),
+            PeerMessage::Transfer(_) | PeerMessage::TransferAck(_) => {
+                // Ranges move with `Exchange` pushes (see `membership`); these are not sent.
+                self.stats.counters.bad_messages += 1;
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Time passed: run whatever is due.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.gossip.handle_timeout(now);
+        self.hints
+            .handle_timeout(dynamo_handoff::Instant::from_millis(now));
+        self.sync_timeouts(now);
+        if self.next_sync.is_some_and(|t| t <= now) {
+            self.next_sync = self.config.sync_interval.map(|i| now + i.max(1));
+            self.start_sync(now);
+        }
+        self.request_timeouts(now);
+        self.drain(now);
+    }
+
+    /// The driver could not reach `peer`: requests waiting on it fail over now.
+    pub fn peer_unreachable(&mut self, now: Millis, peer: NodeId) {
+        self.fail_peer(now, peer);
+        self.drain(now);
+    }
+
+    /// Leaves the cluster gracefully: hands this node's data to the nodes that take over its
+    /// ranges, then tells the cluster through gossip.
+    pub fn leave(&mut self, now: Millis) {
+        self.leaving = true;
+        let mut remaining = self.members.clone();
+        remaining.remove(&self.id);
+        if !remaining.is_empty() {
+            self.change_ring(now, remaining);
+        }
+        let _ = self.gossip.leave();
+        self.drain(now);
+    }
+
+    /// Moves every output of the sub-machines into the node's queues and applies their events.
+    fn drain(&mut self, now: Millis) {
+        self.drain_gossip(now);
+        self.drain_hints(now);
+        self.drain_syncs(now);
+        self.drain_pending(now);
+    }
+
+    fn actor(&self) -> crate::types::Actor {
+        (self.id, self.epoch)
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        let r = self.next_req;
+        self.next_req += 1;
+        r
+    }
+
+    fn partition_of(&self, key: &[u8]) -> usize {
+        self.ring.range_index(self.ring.position(key))
+    }
+}
+
+fn root_bytes(tree: &Tree) -> [u8; 32] {
+    tree.root().0
+}
+
+fn decode_u64(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| {
+        StoreError::Corrupt(format!("meta value of {} bytes, expected 8", bytes.len()))
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// One member as this node sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Its id.
+    pub id: NodeId,
+    /// Its address.
+    pub address: String,
+    /// Whether it is believed up.
+    pub up: bool,
+    /// Hints held here for it.
+    pub hints_pending: usize,
+}
+
+/// What `dynamo status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// This node.
+    pub id: NodeId,
+    /// Its address.
+    pub address: String,
+    /// Storage epoch.
+    pub epoch: u32,
+    /// Gossip generation.
+    pub generation: u64,
+    /// Ring members.
+    pub members: Vec<MemberStatus>,
+    /// Share of the key space each member stores (as one of N replicas).
+    pub ownership: Vec<(NodeId, f64)>,
+    /// Partitions this node replicates.
+    pub partitions_replicated: usize,
+    /// Keys stored.
+    pub keys: usize,
+    /// Hints held for other nodes.
+    pub hints_pending: usize,
+    /// Anti-entropy sessions running.
+    pub sync_sessions_running: usize,
+    /// Client requests being coordinated.
+    pub requests_in_flight: usize,
+    /// Counters.
+    pub counters: Counters,
+    /// Get latency.
+    pub get_latency: LatencySummary,
+    /// Put latency.
+    pub put_latency: LatencySummary,
+}

@@ -1,0 +1,127 @@
+//! The replica side: merging versions into the store and answering reads.
+
+use dynamo_handoff::{Hint, HintBatch, Instant};
+
+use super::digest::{decode_siblings, encode_siblings};
+use super::{siblings_digest, NodeCore};
+use crate::message::PeerMessage;
+use crate::store::{Store, StoreError};
+use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
+
+impl<S: Store> NodeCore<S> {
+    /// Merges `incoming` into the stored versions of `key`; keeps the partition's Merkle tree in
+    /// step. Returns whether anything changed.
+    pub(crate) fn apply(&mut self, key: &[u8], incoming: &Sibs) -> Result<bool, StoreError> {
+        let current = self.store.get(key)?;
+        let existed = current.is_some();
+        let mut merged = current.unwrap_or_default();
+        let changed = merged.merge(incoming);
+        if merged.is_empty() || (existed && !changed) {
+            return Ok(false);
+        }
+        self.store.put(key, &merged)?;
+        self.stats.counters.replica_writes += 1;
+        let p = self.partition_of(key);
+        let digest = siblings_digest(&merged);
+        match self.index[p].insert(key.to_vec(), digest) {
+            Some(old) => self.trees[p].update(key, &old, &digest),
+            None => self.trees[p].insert(key, &digest),
+        }
+        Ok(true)
+    }
+
+    /// The stored versions of `key`, with a storage error counted and treated as not found.
+    pub(crate) fn local(&mut self, key: &[u8]) -> Option<Sibs> {
+        match self.store.get(key) {
+            Ok(s) => s,
+            Err(_) => {
+                self.stats.counters.bad_messages += 1;
+                None
+            }
+        }
+    }
+
+    pub(crate) fn replica_write(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        req: Option<RequestId>,
+        key: Key,
+        siblings: Sibs,
+        hint: Option<NodeId>,
+    ) {
+        let ok = match hint {
+            // A sloppy-quorum write meant for another node: keep it as a hint for that node.
+            Some(intended) if intended != self.id && self.config.hinted_handoff => {
+                let payload = encode_siblings(&siblings);
+                match self
+                    .hints
+                    .record(Instant::from_millis(now), Hint::new(intended, key, payload))
+                {
+                    Ok(_) => {
+                        self.stats.counters.hints_recorded += 1;
+                        if self.is_up(intended) {
+                            self.hints.node_up(Instant::from_millis(now), intended);
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            _ => self.apply(&key, &siblings).is_ok(),
+        };
+        if let Some(req) = req {
+            self.transmits
+                .push_back((from, PeerMessage::WriteAck { req, ok }));
+        }
+    }
+
+    pub(crate) fn replica_read(&mut self, from: NodeId, req: RequestId, key: &[u8]) {
+        self.stats.counters.replica_reads += 1;
+        let siblings = self.local(key);
+        self.transmits
+            .push_back((from, PeerMessage::ReadReply { req, siblings }));
+    }
+
+    pub(crate) fn receive_hints(&mut self, _now: Millis, from: NodeId, batch: HintBatch<Vec<u8>>) {
+        let mut all_ok = true;
+        for entry in &batch.entries {
+            match decode_siblings(&entry.payload) {
+                Some(siblings) => {
+                    if self.apply(&entry.key, &siblings).is_err() {
+                        all_ok = false;
+                    }
+                }
+                None => self.stats.counters.bad_messages += 1,
+            }
+        }
+        // Unacknowledged batches are retried by the sender; a storage failure must not be acked.
+        if all_ok {
+            self.transmits
+                .push_back((from, PeerMessage::HintsAck(batch.ack())));
+        }
+    }
+
+    pub(crate) fn drain_hints(&mut self, _now: Millis) {
+        while let Some((to, batch)) = self.hints.poll_transmit() {
+            self.transmits.push_back((to, PeerMessage::Hints(batch)));
+        }
+        while let Some(event) = self.hints.poll_event() {
+            use dynamo_handoff::HintEvent;
+            match event {
+                HintEvent::Persist(record) => {
+                    let id = record.id.0;
+                    if let Ok(bytes) = rmp_serde::to_vec(&record) {
+                        let _ = self.store.put_hint(id, &bytes);
+                    }
+                }
+                HintEvent::Forget(id) => {
+                    let _ = self.store.remove_hint(id.0);
+                }
+                HintEvent::Delivered { .. } => self.stats.counters.hints_delivered += 1,
+                HintEvent::Dropped { .. } => self.stats.counters.hints_dropped += 1,
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Counters and latency histograms of one node, for `status` and the experiments.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Monotonic counters of one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Gets coordinated here.
+    pub gets: u64,
+    /// Puts coordinated here.
+    pub puts: u64,
+    /// Deletes coordinated here.
+    pub deletes: u64,
+    /// Requests that failed (quorum not reached, invalid input).
+    pub failures: u64,
+    /// Requests forwarded to a coordinator among the key's primaries.
+    pub forwarded: u64,
+    /// Replica writes applied (coordinated, repair, hint, exchange).
+    pub replica_writes: u64,
+    /// Replica reads answered.
+    pub replica_reads: u64,
+    /// Read-repair writes sent.
+    pub read_repairs: u64,
+    /// Hints recorded as a fallback.
+    pub hints_recorded: u64,
+    /// Hints delivered to their node and acknowledged.
+    pub hints_delivered: u64,
+    /// Hints dropped (expired, over a bound).
+    pub hints_dropped: u64,
+    /// Anti-entropy sessions started here.
+    pub sync_sessions: u64,
+    /// Anti-entropy sessions that failed or timed out.
+    pub sync_failures: u64,
+    /// Keys found different by anti-entropy.
+    pub sync_keys_repaired: u64,
+    /// Bytes of Merkle-tree traffic sent by sessions started here.
+    pub sync_bytes: u64,
+    /// Keys pushed to new owners after ring changes.
+    pub transfer_keys: u64,
+    /// Peer messages that could not be used (undecodable payload, unexpected).
+    pub bad_messages: u64,
+    /// Late replica answers absorbed after a request finished.
+    pub late_answers: u64,
+}
+
+/// Counters and latency histograms (milliseconds).
+#[derive(Debug, Clone)]
+pub struct NodeStats {
+    /// The counters.
+    pub counters: Counters,
+    /// Latency of successful gets coordinated here.
+    pub get_latency: Histogram<u64>,
+    /// Latency of successful puts and deletes coordinated here.
+    pub put_latency: Histogram<u64>,
+}
+
+impl Default for NodeStats {
+    fn default() -> Self {
+        NodeStats {
+            counters: Counters::default(),
+            get_latency: new_histogram(),
+            put_latency: new_histogram(),
+        }
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // Construction fails only for more than 5 significant figures.
+    Histogram::new(3).expect("3 significant figures is a valid precision")
+}
+
+/// A serializable summary of a latency histogram.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Samples.
+    pub count: u64,
+    /// Mean (ms).
+    pub mean: f64,
+    /// Median (ms).
+    pub p50: u64,
+    /// 99th percentile (ms).
+    pub p99: u64,
+    /// 99.9th percentile (ms).
+    pub p999: u64,
+    /// Maximum (ms).
+    pub max: u64,
+}
+
+impl LatencySummary {
+    /// Summarises a histogram.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        LatencySummary {
+            count: h.len(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! What nodes say to each other and what clients say to nodes.
+//!
+//! Every message is a plain enum; the runtime encodes them with rmp-serde, the simulator passes
+//! them by value.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Key, NodeId, RequestId, Sibs, Value};
+
+/// Per-request overrides of the node's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RequestOptions {
+    /// Read quorum R.
+    pub r: Option<usize>,
+    /// Write quorum W.
+    pub w: Option<usize>,
+    /// Timeout in milliseconds.
+    pub timeout: Option<u64>,
+    /// Force sloppy (`Some(false)`) or strict (`Some(true)`) quorums.
+    pub strict: Option<bool>,
+}
+
+/// A client's request, accepted by any node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Read every concurrent version of a key.
+    Get {
+        /// The key.
+        key: Key,
+        /// Overrides.
+        options: RequestOptions,
+    },
+    /// Write a value. `context` is the opaque context of an earlier get (empty: none).
+    Put {
+        /// The key.
+        key: Key,
+        /// The new value.
+        value: Value,
+        /// Context bytes from a get; the write supersedes exactly what that get returned.
+        context: Vec<u8>,
+        /// Overrides.
+        options: RequestOptions,
+    },
+    /// Delete a key: a put of a tombstone.
+    Delete {
+        /// The key.
+        key: Key,
+        /// Context bytes from a get.
+        context: Vec<u8>,
+        /// Overrides.
+        options: RequestOptions,
+    },
+}
+
+impl ClientRequest {
+    /// The key the request is about.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            ClientRequest::Get { key, .. }
+            | ClientRequest::Put { key, .. }
+            | ClientRequest::Delete { key, .. } => key,
+        }
+    }
+
+    /// The request's overrides.
+    pub fn options(&self) -> &RequestOptions {
+        match self {
+            ClientRequest::Get { options, .. }
+            | ClientRequest::Put { options, .. }
+            | ClientRequest::Delete { options, .. } => options,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ClientError {
+    /// Fewer than R or W replicas answered in time.
+    #[error("quorum not reached: {acknowledged} of {required} replicas answered")]
+    QuorumFailed {
+        /// Replicas that answered.
+        acknowledged: usize,
+        /// Replicas required.
+        required: usize,
+    },
+    /// R, W or N do not fit together.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// The value is larger than the node accepts.
+    #[error("value of {size} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// Size of the value.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The context bytes could not be decoded.
+    #[error("invalid context: {0}")]
+    InvalidContext(String),
+    /// The node's storage failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// The node is overloaded or shutting down.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The answer to a [`ClientRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// The result of a get: every concurrent live value (empty if the key is absent or
+    /// deleted), and the context to pass to the next put or delete.
+    Got {
+        /// Live sibling values.
+        values: Vec<Value>,
+        /// Opaque context.
+        context: Vec<u8>,
+        /// Replicas that answered before the reply, in order.
+        replicas: Vec<NodeId>,
+    },
+    /// A put or delete reached W replicas.
+    Stored {
+        /// Context of the new version (a get would return it).
+        context: Vec<u8>,
+        /// Replicas that acknowledged before the reply, in order.
+        replicas: Vec<NodeId>,
+    },
+    /// The request failed.
+    Failed(ClientError),
+}
+
+/// A message between two nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// Membership gossip.
+    Gossip(dynamo_gossip::Message<NodeId, String>),
+    /// A request forwarded to a node that may coordinate it (a put to one of the key's primaries).
+    Forward {
+        /// The forwarder's request id.
+        req: RequestId,
+        /// The request.
+        request: ClientRequest,
+    },
+    /// The coordinator's reply to a forwarded request.
+    ForwardReply {
+        /// The forwarder's request id.
+        req: RequestId,
+        /// The reply.
+        reply: ClientReply,
+    },
+    /// Store these versions of a key (a coordinated put, or read repair when `req` is `None`).
+    Write {
+        /// Coordinator request id; `None` for read repair (no acknowledgement).
+        req: Option<RequestId>,
+        /// The key.
+        key: Key,
+        /// The versions to merge.
+        siblings: Sibs,
+        /// For a sloppy-quorum fallback: the primary it stands in for.
+        hint: Option<NodeId>,
+    },
+    /// Acknowledgement of a [`PeerMessage::Write`].
+    WriteAck {
+        /// Coordinator request id.
+        req: RequestId,
+        /// Whether the replica stored it.
+        ok: bool,
+    },
+    /// Ask for a key's versions.
+    Read {
+        /// Coordinator request id.
+        req: RequestId,
+        /// The key.
+        key: Key,
+    },
+    /// The versions a replica holds (`None`: not found).
+    ReadReply {
+        /// Coordinator request id.
+        req: RequestId,
+        /// The versions.
+        siblings: Option<Sibs>,
+    },
+    /// Hinted handoff: a batch of hints for the receiver.
+    Hints(dynamo_handoff::HintBatch<Vec<u8>>),
+    /// Acknowledgement of a hint batch.
+    HintsAck(dynamo_handoff::HintAck),
+    /// Anti-entropy: a Merkle sync message for one partition.
+    Sync {
+        /// Partition.
+        partition: u32,
+        /// The session's message.
+        msg: dynamo_merkle::Message,
+    },
+    /// Anti-entropy: versions of differing keys, and the keys whose versions the sender wants.
+    Exchange {
+        /// Partition.
+        partition: u32,
+        /// Versions the receiver should merge.
+        entries: Vec<(Key, Sibs)>,
+        /// Keys whose versions the sender wants back.
+        want: Vec<Key>,
+    },
+    /// Ownership transfer: a batch of a range's keys.
+    Transfer(dynamo_handoff::TransferBatch<Key, Vec<u8>>),
+    /// Acknowledgement of a transfer batch.
+    TransferAck(dynamo_handoff::TransferAck<Key>),
+}

@@ -1,0 +1,122 @@
+//! Where a node keeps its data: the [`Store`] trait and the in-memory store.
+//!
+//! The core calls the store synchronously. A durable store may buffer writes; the driver calls
+//! [`Store::flush`] before it sends any message or reply produced after those writes, so that an
+//! acknowledgement never leaves before the write it acknowledges is durable (group commit: one
+//! flush covers every input handled since the last one).
+
+use std::collections::BTreeMap;
+
+use crate::types::{Key, Sibs};
+
+/// Why the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The storage medium failed (I/O error, disk full).
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    /// Stored bytes could not be decoded: the data directory is damaged.
+    #[error("corrupt storage: {0}")]
+    Corrupt(String),
+}
+
+/// A node's storage: sibling sets by key, hint records, and a few named metadata values (the
+/// node's identity, epoch and generation).
+pub trait Store {
+    /// The versions of `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError>;
+    /// Replaces the versions of `key`.
+    fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError>;
+    /// Removes `key`.
+    fn remove(&mut self, key: &[u8]) -> Result<(), StoreError>;
+    /// Every key with its versions, for rebuilding indexes at start.
+    fn scan(&self, visit: &mut dyn FnMut(&[u8], &Sibs)) -> Result<(), StoreError>;
+    /// Stores a hint record (already encoded) under its id.
+    fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError>;
+    /// Removes a hint record.
+    fn remove_hint(&mut self, id: u64) -> Result<(), StoreError>;
+    /// Every hint record.
+    fn hints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// A metadata value.
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets a metadata value.
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Makes every write so far durable (a no-op for memory).
+    fn flush(&mut self) -> Result<(), StoreError>;
+}
+
+/// A store in memory: the default of the simulator and of tests. Cloning it is how the simulator
+/// keeps a crashed node's "disk".
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    data: BTreeMap<Key, Sibs>,
+    hints: BTreeMap<u64, Vec<u8>>,
+    meta: BTreeMap<String, Vec<u8>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of keys stored.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+impl Store for MemoryStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
+        Ok(self.data.get(key).cloned())
+    }
+
+    fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
+        self.data.insert(key.to_vec(), siblings.clone());
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.data.remove(key);
+        Ok(())
+    }
+
+    fn scan(&self, visit: &mut dyn FnMut(&[u8], &Sibs)) -> Result<(), StoreError> {
+        for (k, v) in &self.data {
+            visit(k, v);
+        }
+        Ok(())
+    }
+
+    fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.hints.insert(id, record.to_vec());
+        Ok(())
+    }
+
+    fn remove_hint(&mut self, id: u64) -> Result<(), StoreError> {
+        self.hints.remove(&id);
+        Ok(())
+    }
+
+    fn hints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Ok(self.hints.iter().map(|(k, v)| (*k, v.clone())).collect())
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(name).cloned())
+    }
+
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(name.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
