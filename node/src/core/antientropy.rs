@@ -116,10 +116,7 @@ impl<S: Store> NodeCore<S> {
     pub(crate) fn drain_syncs(&mut self, now: Millis) {
         let ids: Vec<u64> = self.syncs.keys().copied().collect();
         for id in ids {
-            loop {
-                let Some(run) = self.syncs.get_mut(&id) else {
-                    break;
-                };
+            while let Some(run) = self.syncs.get_mut(&id) {
                 let partition = run.partition;
                 let peer = run.peer;
                 if let Some(msg) = run.session.poll_transmit() {

@@ -416,7 +416,7 @@ impl<S: Store> NodeCore<S> {
 
     pub(crate) fn forward_reply(
         &mut self,
-        now: Millis,
+        _now: Millis,
         from: NodeId,
         req: RequestId,
         reply: ClientReply,
@@ -424,9 +424,6 @@ impl<S: Store> NodeCore<S> {
         match self.pending.get(&req) {
             Some(Pending::Forward { to, .. }) if *to == from => {
                 if let Some(Pending::Forward { origin, .. }) = self.pending.remove(&req) {
-                    if let ClientReply::Stored { .. } = reply {
-                        let _ = now;
-                    }
                     self.reply(origin, reply);
                 }
             }
@@ -440,17 +437,17 @@ impl<S: Store> NodeCore<S> {
         let reqs: Vec<RequestId> = self.pending.keys().copied().collect();
         for req in reqs {
             match self.pending.get_mut(&req) {
-                Some(Pending::Get { coord, .. }) => {
-                    if coord.targets().iter().any(|t| t.node == peer) {
-                        coord.handle_failure(now, &peer);
-                        self.pump(now, req);
-                    }
+                Some(Pending::Get { coord, .. })
+                    if coord.targets().iter().any(|t| t.node == peer) =>
+                {
+                    coord.handle_failure(now, &peer);
+                    self.pump(now, req);
                 }
-                Some(Pending::Put { coord, .. }) => {
-                    if coord.targets().iter().any(|t| t.node == peer) {
-                        coord.handle_failure(now, &peer);
-                        self.pump(now, req);
-                    }
+                Some(Pending::Put { coord, .. })
+                    if coord.targets().iter().any(|t| t.node == peer) =>
+                {
+                    coord.handle_failure(now, &peer);
+                    self.pump(now, req);
                 }
                 Some(Pending::Forward { to, .. }) if *to == peer => {
                     if let Some(Pending::Forward {
