@@ -1,0 +1,187 @@
+//! The driver task: owns the [`NodeCore`], feeds it inputs, flushes, then sends its outputs.
+
+use std::collections::{BTreeSet, HashMap};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::peers::{self, Link, LinkContext};
+use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
+use crate::core::NodeCore;
+use crate::message::{ClientError, ClientReply, PeerMessage};
+use crate::store::Store;
+use crate::types::{NodeId, RequestId};
+
+/// The task that owns a core. See the [runtime docs](super).
+pub(crate) struct Driver<S: Store> {
+    core: NodeCore<S>,
+    clock: Clock,
+    links: HashMap<NodeId, Link>,
+    link_ctx: LinkContext,
+    peer_queue: usize,
+    waiting: HashMap<RequestId, oneshot::Sender<ClientReply>>,
+    next_req: RequestId,
+    unreachable: BTreeSet<NodeId>,
+}
+
+/// Whether to go on after an input.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl<S: Store + Send + 'static> Driver<S> {
+    pub(crate) fn new(core: NodeCore<S>, clock: Clock, link_ctx: LinkContext, peer_queue: usize) -> Self {
+        Driver {
+            core,
+            clock,
+            links: HashMap::new(),
+            link_ctx,
+            peer_queue,
+            waiting: HashMap::new(),
+            next_req: 1,
+            unreachable: BTreeSet::new(),
+        }
+    }
+
+    /// Runs until [`Input::Shutdown`] or a storage failure.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Input>) -> Result<(), RuntimeError> {
+        // The core may have work to do at once (a first gossip round).
+        self.output()?;
+        loop {
+            let deadline = self.core.poll_timeout().map(|t| self.clock.instant_at(t));
+            let timer = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut flow = Flow::Continue;
+            tokio::select! {
+                biased;
+                input = rx.recv() => {
+                    let Some(input) = input else { break };
+                    flow = self.apply(input);
+                    let mut n = 1;
+                    while flow == Flow::Continue && n < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(input) => flow = self.apply(input),
+                            Err(_) => break,
+                        }
+                        n += 1;
+                    }
+                }
+                _ = timer => {}
+            }
+            // Inputs can keep the channel busy: run what is due after every batch.
+            let now = self.clock.now();
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                self.core.handle_timeout(now);
+            }
+            self.output()?;
+            if flow == Flow::Stop {
+                tracing::info!(id = self.core.id(), "node stopped");
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, input: Input) -> Flow {
+        let now = self.clock.now();
+        match input {
+            Input::Peer { from, msg } => self.core.handle_message(now, from, msg),
+            Input::Client { request, reply } => {
+                let req = self.next_req;
+                self.next_req += 1;
+                self.waiting.insert(req, reply);
+                self.core.handle_client(now, req, request);
+            }
+            Input::Admin { request, reply } => {
+                let answer = match request {
+                    AdminRequest::Status => AdminReply::Status(Box::new(self.core.status())),
+                    AdminRequest::Ring => AdminReply::Ring(ring_info(self.core.ring())),
+                    AdminRequest::Leave => {
+                        tracing::info!(id = self.core.id(), "leaving the cluster");
+                        self.core.leave(now);
+                        AdminReply::Leaving
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+            Input::Unreachable(peer) => self.core.peer_unreachable(now, peer),
+            Input::Shutdown => return Flow::Stop,
+        }
+        Flow::Continue
+    }
+
+    /// Flushes the store, then sends everything the core produced; loops while sending produced
+    /// more inputs (messages to itself, unreachable peers).
+    fn output(&mut self) -> Result<(), RuntimeError> {
+        let me = self.core.id();
+        loop {
+            if let Err(e) = self.core.store_mut().flush() {
+                // Nothing produced since the last flush may leave: it could acknowledge a write
+                // that is not on disk. Fail the waiting clients and stop the node.
+                tracing::error!(id = me, error = %e, "storage flush failed; stopping the node");
+                for (_, tx) in self.waiting.drain() {
+                    let _ = tx.send(ClientReply::Failed(ClientError::Storage(e.to_string())));
+                }
+                return Err(RuntimeError::Store(e));
+            }
+            let mut local: Vec<PeerMessage> = Vec::new();
+            while let Some((to, msg)) = self.core.poll_transmit() {
+                if to == me {
+                    local.push(msg);
+                } else {
+                    self.transmit(to, msg);
+                }
+            }
+            while let Some((req, reply)) = self.core.poll_reply() {
+                if let Some(tx) = self.waiting.remove(&req) {
+                    let _ = tx.send(reply);
+                }
+            }
+            if local.is_empty() && self.unreachable.is_empty() {
+                return Ok(());
+            }
+            let now = self.clock.now();
+            for msg in local {
+                self.core.handle_message(now, me, msg);
+            }
+            for peer in std::mem::take(&mut self.unreachable) {
+                self.core.peer_unreachable(now, peer);
+            }
+        }
+    }
+
+    fn transmit(&mut self, to: NodeId, msg: PeerMessage) {
+        let Some(address) = self.core.address_of(to).map(str::to_string) else {
+            tracing::debug!(peer = to, "no address known for peer");
+            self.unreachable.insert(to);
+            return;
+        };
+        let stale = self
+            .links
+            .get(&to)
+            .is_none_or(|l| l.address != address || l.queue.is_closed());
+        if stale {
+            let link = peers::spawn(self.link_ctx.clone(), to, address, self.peer_queue);
+            self.links.insert(to, link);
+        }
+        let Some(link) = self.links.get(&to) else {
+            return;
+        };
+        match link.queue.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(peer = to, "outbound queue full; treating peer as unreachable");
+                self.unreachable.insert(to);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.links.remove(&to);
+                self.unreachable.insert(to);
+            }
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The tokio runtime: runs a [`NodeCore`] on real TCP with durable storage.
+//!
+//! ```text
+//!  listener ──▶ connection tasks ──┐                       ┌──▶ peer links (bounded queues,
+//!  (handshake, frames)             ├─▶ inputs (mpsc) ─▶ driver task ─┤      batched writes, backoff)
+//!  peer links: "unreachable" ──────┘     owns NodeCore      └──▶ client replies (oneshot)
+//! ```
+//!
+//! One task, the driver, owns the core. Everything else talks to it through one channel of
+//! [`Input`]s. After each batch of inputs (whatever is queued, up to [`MAX_BATCH`]) the driver
+//! flushes the store *once* (group commit), then sends what the core produced: messages to the
+//! peers' queues, replies to the waiting connections. So no acknowledgement leaves before the
+//! write it acknowledges is durable, and one fsync covers many writes. The timer fires at
+//! [`NodeCore::poll_timeout`].
+//!
+//! Time given to the core is wall-clock milliseconds at start plus a monotonic clock since, so it
+//! never goes backwards within a run and grows across restarts (the core derives its gossip
+//! generation from it).
+//!
+//! [`Node::start`] starts a node; [`Node::shutdown`] stops it gracefully and [`Node::kill`] stops
+//! it abruptly (for tests).
+
+pub mod frame;
+pub mod handshake;
+mod peers;
+mod server;
+mod driver;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use frame::{AdminReply, AdminRequest, Frame, RangeInfo, Role, DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
+pub use handshake::{Credentials, HandshakeError};
+
+use crate::config::NodeConfig;
+use crate::core::{NodeCore, NodeError};
+use crate::message::{ClientReply, ClientRequest, PeerMessage};
+use crate::redb_store::{Durability, RedbStore};
+use crate::store::{MemoryStore, Store, StoreError};
+use crate::types::{NodeId, Sibs};
+
+/// Most inputs handled between two flushes.
+pub const MAX_BATCH: usize = 1024;
+/// Capacity of the driver's input channel.
+const INPUT_CAPACITY: usize = 16 * 1024;
+
+/// What the driver is told.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A message from a peer.
+    Peer { from: NodeId, msg: PeerMessage },
+    /// A client request and where its reply goes.
+    Client {
+        request: ClientRequest,
+        reply: oneshot::Sender<ClientReply>,
+    },
+    /// An admin request and where its reply goes.
+    Admin {
+        request: AdminRequest,
+        reply: oneshot::Sender<AdminReply>,
+    },
+    /// A link could not deliver to a peer.
+    Unreachable(NodeId),
+    /// Stop after flushing.
+    Shutdown,
+}
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The node's id.
+    pub id: NodeId,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// Address other nodes reach this one at (default: the address actually bound).
+    pub advertise: Option<String>,
+    /// The core's configuration (cluster name, N/R/W, seeds, initial members...).
+    pub node: NodeConfig,
+    /// The cluster's shared secret: peers and clients must prove they hold it.
+    pub secret: Vec<u8>,
+    /// Data directory: with one, the store is redb; without, memory (lost at stop).
+    pub data_dir: Option<PathBuf>,
+    /// Durable (fsync before acknowledging) or buffered writes.
+    pub durability: Durability,
+    /// Largest frame accepted or sent.
+    pub max_frame: usize,
+    /// Capacity of each peer's outbound queue (messages); a full queue fails requests.
+    pub peer_queue: usize,
+    /// Seed of the core's randomness (default: random).
+    pub seed: Option<u64>,
+}
+
+impl RuntimeConfig {
+    /// A configuration with defaults: memory store, listen on `127.0.0.1:0`.
+    pub fn new(id: NodeId, node: NodeConfig, secret: impl Into<Vec<u8>>) -> Self {
+        RuntimeConfig {
+            id,
+            listen: "127.0.0.1:0".into(),
+            advertise: None,
+            node,
+            secret: secret.into(),
+            data_dir: None,
+            durability: Durability::Durable,
+            max_frame: DEFAULT_MAX_FRAME,
+            peer_queue: 4096,
+            seed: None,
+        }
+    }
+}
+
+/// Why a node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The store could not be opened or failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The core refused to start.
+    #[error("node: {0}")]
+    Node(#[from] NodeError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The driver task ended abnormally.
+    #[error("node task failed: {0}")]
+    Task(String),
+}
+
+/// The store a runtime node uses: memory, or redb when a data directory is given.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyStore {
+    /// In memory.
+    Memory(MemoryStore),
+    /// On disk.
+    Redb(Box<RedbStore>),
+}
+
+macro_rules! any {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Memory($s) => $e,
+            AnyStore::Redb($s) => $e,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
+        any!(self, s => s.get(key))
+    }
+    fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
+        any!(self, s => s.put(key, siblings))
+    }
+    fn remove(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        any!(self, s => s.remove(key))
+    }
+    fn scan(&self, visit: &mut dyn FnMut(&[u8], &Sibs)) -> Result<(), StoreError> {
+        any!(self, s => s.scan(visit))
+    }
+    fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError> {
+        any!(self, s => s.put_hint(id, record))
+    }
+    fn remove_hint(&mut self, id: u64) -> Result<(), StoreError> {
+        any!(self, s => s.remove_hint(id))
+    }
+    fn hints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        any!(self, s => s.hints())
+    }
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        any!(self, s => s.get_meta(name))
+    }
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        any!(self, s => s.put_meta(name, value))
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        any!(self, s => s.flush())
+    }
+}
+
+/// The driver's clock: wall-clock milliseconds at start, then monotonic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    origin: u64,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let origin = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Clock {
+            origin,
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Now, in core milliseconds.
+    pub(crate) fn now(&self) -> u64 {
+        self.origin + self.start.elapsed().as_millis() as u64
+    }
+
+    /// The instant of core time `t`.
+    pub(crate) fn instant_at(&self, t: u64) -> tokio::time::Instant {
+        self.start + Duration::from_millis(t.saturating_sub(self.origin))
+    }
+}
+
+/// A running node. Dropping it aborts its tasks (like [`Node::kill`], without waiting).
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    addr: SocketAddr,
+    inputs: mpsc::Sender<Input>,
+    driver: Option<JoinHandle<Result<(), RuntimeError>>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens the store, binds the listener and starts the node's tasks. Must be called inside a
+    /// tokio runtime.
+    pub async fn start(config: RuntimeConfig) -> Result<Node, RuntimeError> {
+        let store = match &config.data_dir {
+            Some(dir) => AnyStore::Redb(Box::new(RedbStore::open(dir, config.durability)?)),
+            None => AnyStore::Memory(MemoryStore::new()),
+        };
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| RuntimeError::Bind {
+                address: config.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| RuntimeError::Bind {
+            address: config.listen.clone(),
+            source,
+        })?;
+        let address = config.advertise.clone().unwrap_or_else(|| addr.to_string());
+        let clock = Clock::new();
+        let seed = config.seed.unwrap_or_else(rand::random);
+        let core = NodeCore::new(
+            config.id,
+            address.clone(),
+            config.node.clone(),
+            store,
+            clock.now(),
+            seed,
+        )?;
+        let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
+        let creds = Credentials {
+            cluster: config.node.cluster.clone(),
+            secret: config.secret.clone(),
+        };
+        let link_ctx = peers::LinkContext {
+            creds: creds.clone(),
+            me: config.id,
+            my_address: address,
+            max_frame: config.max_frame,
+            inputs: tx.clone(),
+        };
+        let driver = driver::Driver::new(core, clock, link_ctx, config.peer_queue);
+        let driver = tokio::spawn(driver.run(rx));
+        let server = tokio::spawn(server::serve(
+            listener,
+            server::ServerContext {
+                creds,
+                id: config.id,
+                max_frame: config.max_frame,
+                inputs: tx.clone(),
+            },
+        ));
+        tracing::info!(id = config.id, %addr, "node started");
+        Ok(Node {
+            id: config.id,
+            addr,
+            inputs: tx,
+            driver: Some(driver),
+            server: Some(server),
+        })
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the node stops by itself (a storage failure) and says why.
+    pub async fn wait(&mut self) -> Result<(), RuntimeError> {
+        match self.driver.as_mut() {
+            Some(d) => {
+                let r = d.await;
+                self.driver = None;
+                flatten(r)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Stops accepting connections, lets the driver flush and stop, and waits for it.
+    pub async fn shutdown(mut self) -> Result<(), RuntimeError> {
+        if let Some(s) = self.server.take() {
+            s.abort();
+            let _ = s.await;
+        }
+        let _ = self.inputs.send(Input::Shutdown).await;
+        match self.driver.take() {
+            Some(d) => flatten(d.await),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the node abruptly: every task is aborted, nothing more is sent. Returns once the
+    /// tasks are gone (and the data directory is free again).
+    pub async fn kill(mut self) {
+        if let Some(s) = self.server.take() {
+            s.abort();
+            let _ = s.await;
+        }
+        if let Some(d) = self.driver.take() {
+            d.abort();
+            let _ = d.await;
+        }
+    }
+}
+
+fn flatten(r: Result<Result<(), RuntimeError>, tokio::task::JoinError>) -> Result<(), RuntimeError> {
+    match r {
+        Ok(r) => r,
+        Err(e) if e.is_cancelled() => Ok(()),
+        Err(e) => Err(RuntimeError::Task(e.to_string())),
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+        if let Some(d) = self.driver.take() {
+            d.abort();
+        }
+    }
+}
+
+/// The ring as a list of ranges and their replicas (for [`AdminRequest::Ring`]).
+pub(crate) fn ring_info(ring: &dynamo_ring::Ring<NodeId>) -> Vec<RangeInfo> {
+    (0..ring.range_count())
+        .filter_map(|i| {
+            let range = ring.range(i)?;
+            let replicas = ring.preference_list_for_range(i)?.primaries().copied().collect();
+            Some(RangeInfo {
+                index: i,
+                start: range.start.to_string(),
+                end: range.end.to_string(),
+                fraction: range.fraction(),
+                replicas,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,171 @@
+//! Outbound links: one task per peer, fed by a bounded queue, that writes messages in batches.
+//!
+//! A link connects lazily (on its first message), runs the handshake as a peer, then writes every
+//! queued message it can take at once and flushes once per batch. When a connection fails, the
+//! link tells the driver the peer is unreachable (so that requests waiting on it fail over now),
+//! drops what it cannot send, and reconnects with exponential backoff. A message that finds the
+//! queue full is not queued: the driver treats the peer as unreachable rather than grow memory.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::frame::{decode, encode, framed, Frame, FrameError};
+use super::handshake::{connect, Credentials};
+use super::frame::Role;
+use super::Input;
+use crate::message::PeerMessage;
+use crate::types::NodeId;
+
+/// Most messages written before one flush.
+const BATCH: usize = 256;
+/// First reconnect delay; doubled after each failure up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a connection attempt (TCP and handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a link needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkContext {
+    pub creds: Credentials,
+    pub me: NodeId,
+    pub my_address: String,
+    pub max_frame: usize,
+    pub inputs: mpsc::Sender<Input>,
+}
+
+/// The driver's end of a link.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub address: String,
+    pub queue: mpsc::Sender<PeerMessage>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a link to `peer` at `address` with a queue of `capacity` messages.
+pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: usize) -> Link {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let task = tokio::spawn(run(ctx, peer, address.clone(), rx));
+    Link {
+        address,
+        queue: tx,
+        task,
+    }
+}
+
+async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<super::frame::Conn<TcpStream>, String> {
+    let attempt = async {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("connect to {address}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = framed(stream, ctx.max_frame);
+        let role = Role::Peer {
+            id: ctx.me,
+            address: ctx.my_address.clone(),
+        };
+        connect(&mut conn, &ctx.creds, role, Some(peer))
+            .await
+            .map_err(|e| format!("handshake with {address}: {e}"))?;
+        Ok(conn)
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("connect to {address}: timed out")),
+    }
+}
+
+async fn unreachable(ctx: &LinkContext, peer: NodeId) {
+    let _ = ctx.inputs.send(Input::Unreachable(peer)).await;
+}
+
+async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Receiver<PeerMessage>) {
+    let mut backoff = MIN_BACKOFF;
+    let mut batch: Vec<PeerMessage> = Vec::with_capacity(BATCH);
+    loop {
+        if batch.is_empty() {
+            match rx.recv().await {
+                Some(m) => batch.push(m),
+                None => return,
+            }
+        }
+        let mut conn = match dial(&ctx, peer, &address).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(peer, error = %e, "peer unreachable");
+                batch.clear();
+                unreachable(&ctx, peer).await;
+                // While backing off, messages are dropped and each drop reported.
+                let sleep = tokio::time::sleep(backoff);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        _ = &mut sleep => break,
+                        m = rx.recv() => match m {
+                            Some(_) => unreachable(&ctx, peer).await,
+                            None => return,
+                        },
+                    }
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        tracing::debug!(peer, %address, "connected to peer");
+        backoff = MIN_BACKOFF;
+        'connected: loop {
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            for m in batch.drain(..) {
+                let frame = match encode(&Frame::Peer(m)) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!(peer, error = %e, "cannot encode a message");
+                        continue;
+                    }
+                };
+                if let Err(e) = conn.feed(frame).await {
+                    tracing::debug!(peer, error = %e, "peer connection lost");
+                    break 'connected;
+                }
+            }
+            if let Err(e) = SinkExt::<bytes::Bytes>::flush(&mut conn).await {
+                tracing::debug!(peer, error = %e, "peer connection lost");
+                break 'connected;
+            }
+            // Peers never write on a link, so anything readable means the link is closing.
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => batch.push(m),
+                    None => return,
+                },
+                r = conn.next() => {
+                    match r.map(|b| b.map_err(FrameError::from).and_then(|b| decode(&b))) {
+                        Some(Ok(Frame::Error { reason })) => {
+                            tracing::warn!(peer, %reason, "peer closed the link");
+                        }
+                        other => tracing::debug!(peer, ?other, "peer link closed"),
+                    }
+                    break 'connected;
+                }
+            }
+        }
+        // What was in flight may be lost: requests waiting on the peer fail over.
+        batch.clear();
+        unreachable(&ctx, peer).await;
+    }
+}
