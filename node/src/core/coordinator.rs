@@ -382,8 +382,6 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    pub(crate) fn drain_pending(&mut self, _now: Millis) {}
-
     pub(crate) fn write_ack(&mut self, now: Millis, from: NodeId, req: RequestId, ok: bool) {
         match self.pending.get_mut(&req) {
             Some(Pending::Put { coord, .. }) => {

@@ -457,11 +457,11 @@ impl<S: Store> NodeCore<S> {
     }
 
     /// Moves every output of the sub-machines into the node's queues and applies their events.
+    /// (Request coordinators are pumped as soon as an input touches them.)
     fn drain(&mut self, now: Millis) {
         self.drain_gossip(now);
         self.drain_hints(now);
         self.drain_syncs(now);
-        self.drain_pending(now);
     }
 
     fn actor(&self) -> crate::types::Actor {

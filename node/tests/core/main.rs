@@ -228,3 +228,51 @@ fn anti_entropy_repairs_a_replica_that_missed_writes() {
     c.advance(5_000);
     assert_eq!(c.nodes[&3].store().len(), 20);
 }
+
+#[test]
+fn a_joining_node_receives_its_ranges_and_a_leaving_node_hands_them_over() {
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(500);
+    for i in 0..100 {
+        c.put(1, &format!("key-{i}"), "v", vec![]);
+    }
+    // Node 5 starts with the same configuration and joins through the seeds.
+    let config = c.nodes[&1].config().clone();
+    let newcomer =
+        NodeCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("node starts");
+    c.nodes.insert(5, newcomer);
+    c.advance(10_000);
+    let ring = c.nodes[&1].ring().clone();
+    assert!(ring.contains(&5), "the cluster adopted the newcomer");
+    let expected = (0..100)
+        .filter(|i| {
+            ring.preference_list(format!("key-{i}").as_bytes())
+                .primaries()
+                .any(|&n| n == 5)
+        })
+        .count();
+    assert!(expected > 0);
+    assert_eq!(
+        c.nodes[&5].store().len(),
+        expected,
+        "node 5 holds its ranges"
+    );
+
+    // Node 2 leaves: every key it replicated reaches the nodes that take over.
+    c.nodes.get_mut(&2).expect("node").leave(c.now);
+    c.settle();
+    c.advance(10_000);
+    let ring = c.nodes[&1].ring().clone();
+    assert!(!ring.contains(&2), "the cluster removed the leaver");
+    for i in 0..100 {
+        let key = format!("key-{i}");
+        for &n in ring.preference_list(key.as_bytes()).primaries() {
+            assert!(
+                dynamo_node::Store::get(c.nodes[&n].store(), key.as_bytes())
+                    .expect("store")
+                    .is_some(),
+                "{key} on node {n}"
+            );
+        }
+    }
+}
