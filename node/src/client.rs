@@ -1,0 +1,410 @@
+//! An async Rust client for a Dynamo cluster.
+//!
+//! The client knows a list of node addresses and talks to one at a time (any node coordinates
+//! any request). When that node does not answer (connection refused or lost, no reply in time),
+//! the request goes to the next node of the list. A retried put may thus be applied twice; both
+//! copies carry the same context and value, so they are at worst two identical siblings that the
+//! next put with a context folds into one.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), dynamo_node::client::Error> {
+//! use dynamo_node::client::{Client, ClientConfig};
+//!
+//! let mut client = Client::new(ClientConfig::new(vec!["127.0.0.1:7001".into()], "secret"));
+//! let got = client.get(b"cart").await?;              // every concurrent version + context
+//! client.put(b"cart", b"milk".to_vec(), &got.context).await?;
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::core::NodeStatus;
+use crate::message::{ClientError, ClientReply, ClientRequest, RequestOptions};
+use crate::runtime::frame::{
+    framed, recv, send, AdminReply, AdminRequest, Conn, Frame, FrameError, RangeInfo, Role,
+    DEFAULT_MAX_FRAME,
+};
+use crate::runtime::handshake::{connect, Credentials, HandshakeError};
+use crate::types::{NodeId, Value};
+
+/// How to reach a cluster.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Node addresses (`host:port`), tried in order.
+    pub nodes: Vec<String>,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The cluster's shared secret.
+    pub secret: Vec<u8>,
+    /// How long to wait for a node to connect or answer before trying the next (default 5 s).
+    pub timeout: Duration,
+    /// Largest frame accepted.
+    pub max_frame: usize,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("nodes", &self.nodes)
+            .field("cluster", &self.cluster)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// A configuration for the default cluster name (`dynamo`).
+    pub fn new(nodes: Vec<String>, secret: impl Into<Vec<u8>>) -> Self {
+        ClientConfig {
+            nodes,
+            cluster: crate::config::NodeConfig::default().cluster,
+            secret: secret.into(),
+            timeout: Duration::from_secs(5),
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration names no node.
+    #[error("no node address given")]
+    NoNodes,
+    /// A node refused the connection (wrong secret, cluster or protocol version).
+    #[error("node {address} refused the connection: {source}")]
+    Refused {
+        /// The node's address.
+        address: String,
+        /// What went wrong.
+        source: HandshakeError,
+    },
+    /// The cluster answered: the request failed.
+    #[error("request failed: {0}")]
+    Failed(#[from] ClientError),
+    /// No node answered.
+    #[error("no node answered: {}", .attempts.iter().map(|(a, e)| format!("{a}: {e}")).collect::<Vec<_>>().join("; "))]
+    Unavailable {
+        /// Each node tried, and what happened.
+        attempts: Vec<(String, String)>,
+    },
+    /// A node answered with something that is not an answer to the request.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// The answer to a get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetResult {
+    /// Every concurrent live version (empty: absent or deleted).
+    pub values: Vec<Value>,
+    /// Opaque context to pass to the next put or delete of the key.
+    pub context: Vec<u8>,
+    /// Replicas that answered.
+    pub replicas: Vec<NodeId>,
+}
+
+/// A connection to a cluster. See the [module docs](self).
+pub struct Client {
+    config: ClientConfig,
+    conn: Option<(usize, Conn<TcpStream>)>,
+    cursor: usize,
+    next_id: u64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("connected_to", &self.connected_to())
+            .finish()
+    }
+}
+
+enum Attempt {
+    /// Try the next node.
+    Next(String),
+    /// Give up.
+    Fatal(Error),
+}
+
+impl Client {
+    /// A client; it connects on its first request.
+    pub fn new(config: ClientConfig) -> Self {
+        Client {
+            config,
+            conn: None,
+            cursor: 0,
+            next_id: 1,
+        }
+    }
+
+    /// A client connected to the first node that accepts it.
+    pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
+        let mut client = Client::new(config);
+        let mut attempts = Vec::new();
+        for _ in 0..client.config.nodes.len().max(1) {
+            match client.ensure_connected().await {
+                Ok(()) => return Ok(client),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Next(e)) => {
+                    attempts.push((client.current_address(), e));
+                    client.advance();
+                }
+            }
+        }
+        if client.config.nodes.is_empty() {
+            return Err(Error::NoNodes);
+        }
+        Err(Error::Unavailable { attempts })
+    }
+
+    /// The address of the node the client is connected to.
+    pub fn connected_to(&self) -> Option<&str> {
+        let (i, _) = self.conn.as_ref()?;
+        self.config.nodes.get(*i).map(String::as_str)
+    }
+
+    /// Every concurrent version of `key`, and the context for the next write.
+    pub async fn get(&mut self, key: &[u8]) -> Result<GetResult, Error> {
+        self.get_with(key, RequestOptions::default()).await
+    }
+
+    /// [`Client::get`] with per-request options (R, timeout, strict quorum).
+    pub async fn get_with(
+        &mut self,
+        key: &[u8],
+        options: RequestOptions,
+    ) -> Result<GetResult, Error> {
+        let request = ClientRequest::Get {
+            key: key.to_vec(),
+            options,
+        };
+        match self.request(request).await? {
+            ClientReply::Got {
+                values,
+                context,
+                replicas,
+            } => Ok(GetResult {
+                values,
+                context,
+                replicas,
+            }),
+            other => Err(Error::Protocol(format!(
+                "unexpected answer to a get: {other:?}"
+            ))),
+        }
+    }
+
+    /// Writes `value`, superseding the versions `context` (from a get) names; returns the new
+    /// version's context. An empty context writes concurrently with whatever is stored.
+    pub async fn put(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        context: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        self.put_with(key, value, context, RequestOptions::default())
+            .await
+    }
+
+    /// [`Client::put`] with per-request options.
+    pub async fn put_with(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        context: &[u8],
+        options: RequestOptions,
+    ) -> Result<Vec<u8>, Error> {
+        let request = ClientRequest::Put {
+            key: key.to_vec(),
+            value,
+            context: context.to_vec(),
+            options,
+        };
+        self.stored(request).await
+    }
+
+    /// Deletes `key` (a tombstone superseding what `context` names); returns the new context.
+    pub async fn delete(&mut self, key: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
+        let request = ClientRequest::Delete {
+            key: key.to_vec(),
+            context: context.to_vec(),
+            options: RequestOptions::default(),
+        };
+        self.stored(request).await
+    }
+
+    /// The status of the node the client is connected to.
+    pub async fn status(&mut self) -> Result<NodeStatus, Error> {
+        match self.admin(AdminRequest::Status).await? {
+            AdminReply::Status(s) => Ok(*s),
+            other => Err(Error::Protocol(format!(
+                "unexpected answer to status: {other:?}"
+            ))),
+        }
+    }
+
+    /// The ring as the connected node sees it.
+    pub async fn ring(&mut self) -> Result<Vec<RangeInfo>, Error> {
+        match self.admin(AdminRequest::Ring).await? {
+            AdminReply::Ring(r) => Ok(r),
+            other => Err(Error::Protocol(format!(
+                "unexpected answer to ring: {other:?}"
+            ))),
+        }
+    }
+
+    /// Asks the connected node to leave the cluster.
+    pub async fn leave(&mut self) -> Result<(), Error> {
+        match self.admin(AdminRequest::Leave).await? {
+            AdminReply::Leaving => Ok(()),
+            other => Err(Error::Protocol(format!(
+                "unexpected answer to leave: {other:?}"
+            ))),
+        }
+    }
+
+    async fn stored(&mut self, request: ClientRequest) -> Result<Vec<u8>, Error> {
+        match self.request(request).await? {
+            ClientReply::Stored { context, .. } => Ok(context),
+            other => Err(Error::Protocol(format!(
+                "unexpected answer to a write: {other:?}"
+            ))),
+        }
+    }
+
+    async fn request(&mut self, request: ClientRequest) -> Result<ClientReply, Error> {
+        let reply = self
+            .call(|id| Frame::Request {
+                id,
+                request: request.clone(),
+            })
+            .await?;
+        match reply {
+            Frame::Reply {
+                reply: ClientReply::Failed(e),
+                ..
+            } => Err(Error::Failed(e)),
+            Frame::Reply { reply, .. } => Ok(reply),
+            other => Err(Error::Protocol(format!("unexpected frame {other:?}"))),
+        }
+    }
+
+    async fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, Error> {
+        match self
+            .call(|id| Frame::Admin {
+                id,
+                request: request.clone(),
+            })
+            .await?
+        {
+            Frame::AdminReply { reply, .. } => Ok(reply),
+            other => Err(Error::Protocol(format!("unexpected frame {other:?}"))),
+        }
+    }
+
+    fn current_address(&self) -> String {
+        self.config
+            .nodes
+            .get(self.cursor)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn advance(&mut self) {
+        self.conn = None;
+        if !self.config.nodes.is_empty() {
+            self.cursor = (self.cursor + 1) % self.config.nodes.len();
+        }
+    }
+
+    async fn ensure_connected(&mut self) -> Result<(), Attempt> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let address = self.current_address();
+        let creds = Credentials {
+            cluster: self.config.cluster.clone(),
+            secret: self.config.secret.clone(),
+        };
+        let max_frame = self.config.max_frame;
+        let attempt = async {
+            let stream = TcpStream::connect(&address)
+                .await
+                .map_err(|e| Attempt::Next(format!("connect: {e}")))?;
+            let _ = stream.set_nodelay(true);
+            let mut conn = framed(stream, max_frame);
+            match connect(&mut conn, &creds, Role::Client, None).await {
+                Ok(_) => Ok(conn),
+                Err(HandshakeError::Frame(e)) => Err(Attempt::Next(format!("handshake: {e}"))),
+                Err(source) => Err(Attempt::Fatal(Error::Refused {
+                    address: address.clone(),
+                    source,
+                })),
+            }
+        };
+        match tokio::time::timeout(self.config.timeout, attempt).await {
+            Ok(Ok(conn)) => {
+                self.conn = Some((self.cursor, conn));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Attempt::Next("connect: timed out".into())),
+        }
+    }
+
+    async fn call(&mut self, make: impl Fn(u64) -> Frame) -> Result<Frame, Error> {
+        if self.config.nodes.is_empty() {
+            return Err(Error::NoNodes);
+        }
+        let mut attempts = Vec::new();
+        for _ in 0..self.config.nodes.len() {
+            match self.try_call(&make).await {
+                Ok(frame) => return Ok(frame),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Next(e)) => {
+                    tracing::debug!(node = %self.current_address(), error = %e, "node did not answer");
+                    attempts.push((self.current_address(), e));
+                    self.advance();
+                }
+            }
+        }
+        Err(Error::Unavailable { attempts })
+    }
+
+    async fn try_call(&mut self, make: &impl Fn(u64) -> Frame) -> Result<Frame, Attempt> {
+        self.ensure_connected().await?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let timeout = self.config.timeout;
+        let Some((_, conn)) = self.conn.as_mut() else {
+            return Err(Attempt::Next("not connected".into()));
+        };
+        let exchange = async {
+            send(conn, &make(id)).await?;
+            loop {
+                let frame = recv(conn).await?;
+                match &frame {
+                    Frame::Reply { id: r, .. } | Frame::AdminReply { id: r, .. } if *r != id => {
+                        continue; // a late answer to an earlier, timed-out request
+                    }
+                    _ => return Ok::<Frame, FrameError>(frame),
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(Frame::Error { reason })) => Err(Attempt::Next(format!("node closed: {reason}"))),
+            Ok(Ok(Frame::Reply {
+                reply: ClientReply::Failed(ClientError::Unavailable(reason)),
+                ..
+            })) => Err(Attempt::Next(format!("unavailable: {reason}"))),
+            Ok(Ok(frame)) => Ok(frame),
+            Ok(Err(e)) => Err(Attempt::Next(e.to_string())),
+            Err(_) => Err(Attempt::Next("no answer in time".into())),
+        }
+    }
+}

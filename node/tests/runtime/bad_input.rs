@@ -1,0 +1,1 @@
+//! Bad input on the wire.

@@ -1,0 +1,1 @@
+//! Nodes stopped abruptly while writes go on, restarted from their data directories.

@@ -1,0 +1,128 @@
+//! Runtime tests: real TCP on loopback, in-process nodes and `dynamo` processes.
+
+mod bad_input;
+mod cluster;
+mod crash;
+mod process;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dynamo_node::client::{Client, ClientConfig};
+use dynamo_node::runtime::{Node, RuntimeConfig};
+use dynamo_node::{NodeConfig, NodeId};
+
+pub(crate) const SECRET: &str = "test-secret";
+
+/// Free loopback ports (bound and released; fine on a test machine).
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// The nodes of a test cluster: ids 1..=n on fixed ports.
+pub(crate) struct Spec {
+    pub(crate) ports: Vec<u16>,
+    pub(crate) dir: Option<PathBuf>,
+}
+
+impl Spec {
+    pub(crate) fn new(n: usize, dir: Option<&Path>) -> Self {
+        Spec {
+            ports: free_ports(n),
+            dir: dir.map(Path::to_path_buf),
+        }
+    }
+
+    pub(crate) fn address(&self, id: NodeId) -> String {
+        format!("127.0.0.1:{}", self.ports[id as usize - 1])
+    }
+
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        (1..=self.ports.len() as u64)
+            .map(|i| self.address(i))
+            .collect()
+    }
+
+    pub(crate) fn node_config(&self) -> NodeConfig {
+        let ids: Vec<NodeId> = (1..=self.ports.len() as u64).collect();
+        NodeConfig {
+            seeds: ids.iter().map(|&i| (i, self.address(i))).collect(),
+            initial_members: ids,
+            gossip_interval: 200,
+            handoff_interval: 200,
+            sync_interval: Some(1000),
+            request_timeout: 1000,
+            ..NodeConfig::default()
+        }
+    }
+
+    pub(crate) fn runtime_config(&self, id: NodeId) -> RuntimeConfig {
+        let mut rc = RuntimeConfig::new(id, self.node_config(), SECRET);
+        rc.listen = self.address(id);
+        rc.data_dir = self.dir.as_ref().map(|d| d.join(format!("node-{id}")));
+        rc.seed = Some(id);
+        rc
+    }
+
+    pub(crate) async fn start(&self, id: NodeId) -> Node {
+        Node::start(self.runtime_config(id)).await.unwrap()
+    }
+
+    pub(crate) async fn start_all(&self) -> Vec<Node> {
+        let mut nodes = Vec::new();
+        for id in 1..=self.ports.len() as u64 {
+            nodes.push(self.start(id).await);
+        }
+        nodes
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        let mut config = ClientConfig::new(self.addresses(), SECRET);
+        config.timeout = Duration::from_secs(3);
+        Client::new(config)
+    }
+
+    pub(crate) fn client_of(&self, id: NodeId) -> Client {
+        let mut config = ClientConfig::new(vec![self.address(id)], SECRET);
+        config.timeout = Duration::from_secs(3);
+        Client::new(config)
+    }
+}
+
+/// Retries `f` until it returns `Some`, for up to `secs` seconds.
+pub(crate) async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(t) = f().await {
+            return Some(t);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every node sees every node up.
+pub(crate) async fn wait_up(spec: &Spec) {
+    let n = spec.ports.len();
+    for id in 1..=n as u64 {
+        let ok = eventually(15, || async {
+            let status = spec.client_of(id).status().await.ok()?;
+            (status.members.iter().filter(|m| m.up).count() >= n).then_some(())
+        })
+        .await;
+        assert!(ok.is_some(), "node {id} never saw all {n} nodes up");
+    }
+}

@@ -1,0 +1,1 @@
+//! The `dynamo` binary: SIGKILL and restart.
