@@ -37,6 +37,16 @@ pub enum GossipError {
         /// The refused status.
         to: Status,
     },
+    /// An application entry too large to travel in one message (half the message bound).
+    #[error("application entry {key:?} takes {size} bytes, above the limit of {limit}")]
+    ValueTooLarge {
+        /// The key.
+        key: String,
+        /// Estimated encoded size of the entry.
+        size: usize,
+        /// Half of `Config::max_message_bytes`.
+        limit: usize,
+    },
     /// The node has left; its state is frozen.
     #[error("this node has left the cluster; its state can no longer change")]
     AlreadyLeft,

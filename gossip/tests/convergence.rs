@@ -59,3 +59,35 @@ fn thousand_nodes_spread_under_seventeen_rounds() {
         mean(&rounds)
     );
 }
+
+#[test]
+fn messages_stay_within_the_size_bound_and_still_converge() {
+    // A 4 KiB bound at 150 nodes: digest lists (about 4.8 KiB) are cut, deltas are cut, and
+    // every node publishes 300 bytes; everything still reaches everyone.
+    let config = Config {
+        max_message_bytes: 4096,
+        ..Config::default()
+    };
+    let mut sim = Sim::cluster(11, config, 150, 3);
+    sim.loss = 0.05;
+    for i in 0..150u32 {
+        sim.node_mut(i)
+            .set_app_state("tokens", vec![i as u8; 300])
+            .unwrap();
+    }
+    assert!(sim.run_until_converged(120_000).is_some());
+    let everywhere = |sim: &Sim| {
+        sim.alive().all(|(_, n)| {
+            (0..150u32).all(|i| n.app_state(&i, "tokens") == Some(&[i as u8; 300][..]))
+        })
+    };
+    let mut waited = 0;
+    while !everywhere(&sim) && waited < 120 {
+        sim.run_for(1_000);
+        waited += 1;
+    }
+    assert!(everywhere(&sim), "app state did not spread under the bound");
+    assert!(sim.largest_message <= 4096, "{}", sim.largest_message);
+    let too_big = sim.node_mut(0).set_app_state("huge", vec![0; 3000]);
+    assert!(too_big.is_err());
+}

@@ -77,6 +77,8 @@ pub struct Sim {
     /// Bytes (estimated) and messages sent.
     pub bytes_sent: u64,
     pub messages_sent: u64,
+    /// The largest message sent (estimated bytes).
+    pub largest_message: usize,
 }
 
 fn keep_liveness(e: &Event<u32>) -> bool {
@@ -106,6 +108,7 @@ impl Sim {
             learned_at: Vec::new(),
             bytes_sent: 0,
             messages_sent: 0,
+            largest_message: 0,
         }
     }
 
@@ -223,11 +226,13 @@ impl Sim {
             }
         }
         for t in out {
-            self.messages_sent += 1;
-            self.bytes_sent += t.message.size_estimate(
+            let size = t.message.size_estimate(
                 self.config.id_size_estimate,
                 self.config.address_size_estimate,
-            ) as u64;
+            );
+            self.messages_sent += 1;
+            self.bytes_sent += size as u64;
+            self.largest_message = self.largest_message.max(size);
             if self.rng.unit() < self.loss {
                 continue;
             }
