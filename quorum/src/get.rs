@@ -287,7 +287,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
             let counts = match &reply {
                 Reply::Found(set) => {
                     self.found += 1;
-                    self.counted.merge(set);
+                    merge_into(&mut self.counted, set);
                     true
                 }
                 Reply::NotFound => {
@@ -369,7 +369,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
             let mut all = Siblings::new();
             for a in &self.answers {
                 if let Reply::Found(set) = &a.reply {
-                    all.merge(set);
+                    merge_into(&mut all, set);
                 }
             }
             all
@@ -394,7 +394,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
         let mut merged: Siblings<A, V> = Siblings::new();
         for a in &self.answers {
             if let Reply::Found(set) = &a.reply {
-                merged.merge(set);
+                merge_into(&mut merged, set);
             }
         }
         if merged.is_empty() {
@@ -420,5 +420,16 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
             };
             self.repairs.push((a.node.clone(), write));
         }
+    }
+}
+
+/// Merges `set` into `into`, skipping the clones when it adds no version (replicas usually agree).
+/// Entry timestamps of causally equal versions are then not merged: they only steer pruning.
+fn merge_into<A: Ord + Clone, V: Clone + PartialEq>(
+    into: &mut Siblings<A, V>,
+    set: &Siblings<A, V>,
+) {
+    if !into.covers(set) {
+        into.merge(set);
     }
 }
