@@ -31,7 +31,12 @@ enum Flow {
 }
 
 impl<S: Store + Send + 'static> Driver<S> {
-    pub(crate) fn new(core: NodeCore<S>, clock: Clock, link_ctx: LinkContext, peer_queue: usize) -> Self {
+    pub(crate) fn new(
+        core: NodeCore<S>,
+        clock: Clock,
+        link_ctx: LinkContext,
+        peer_queue: usize,
+    ) -> Self {
         Driver {
             core,
             clock,
@@ -175,7 +180,10 @@ impl<S: Store + Send + 'static> Driver<S> {
         match link.queue.try_send(msg) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(peer = to, "outbound queue full; treating peer as unreachable");
+                tracing::warn!(
+                    peer = to,
+                    "outbound queue full; treating peer as unreachable"
+                );
                 self.unreachable.insert(to);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {

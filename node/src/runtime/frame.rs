@@ -162,6 +162,9 @@ pub enum FrameError {
     /// The other side closed the connection.
     #[error("connection closed")]
     Closed,
+    /// A frame announced more bytes than the limit.
+    #[error("frame exceeds the maximum frame size")]
+    TooLarge,
 }
 
 /// A framed connection.
@@ -186,9 +189,21 @@ pub fn decode(body: &BytesMut) -> Result<Frame, FrameError> {
 }
 
 /// Reads the next frame.
-pub async fn recv<T: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<T>) -> Result<Frame, FrameError> {
+pub async fn recv<T: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<T>,
+) -> Result<Frame, FrameError> {
     match conn.next().await {
-        Some(body) => decode(&body?),
+        Some(Ok(body)) => decode(&body),
+        Some(Err(e)) => {
+            let too_large = e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>());
+            Err(if too_large {
+                FrameError::TooLarge
+            } else {
+                FrameError::Io(e)
+            })
+        }
         None => Err(FrameError::Closed),
     }
 }

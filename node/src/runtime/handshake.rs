@@ -187,9 +187,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
         Frame::Proof { mac } => {
             let t = transcript(b"dynamo-proof", &creds.cluster, &role, node, &n1, &n2);
             if !verify(&creds.secret, &t, &mac) {
-                return Err(HandshakeError::Auth(
-                    "wrong cluster secret".to_string(),
-                ));
+                return Err(HandshakeError::Auth("wrong cluster secret".to_string()));
             }
         }
         Frame::Error { reason } => return Err(HandshakeError::Refused(reason)),
@@ -303,7 +301,10 @@ mod tests {
         }
     }
 
-    async fn run(client: Credentials, server: Credentials) -> (Result<NodeId, HandshakeError>, Result<Role, HandshakeError>) {
+    async fn run(
+        client: Credentials,
+        server: Credentials,
+    ) -> (Result<NodeId, HandshakeError>, Result<Role, HandshakeError>) {
         let (a, b) = tokio::io::duplex(1 << 16);
         let mut ca = framed(a, 1 << 20);
         let mut cb = framed(b, 1 << 20);

@@ -20,11 +20,11 @@
 //! [`Node::start`] starts a node; [`Node::shutdown`] stops it gracefully and [`Node::kill`] stops
 //! it abruptly (for tests).
 
+mod driver;
 pub mod frame;
 pub mod handshake;
 mod peers;
 mod server;
-mod driver;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,7 +34,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use frame::{AdminReply, AdminRequest, Frame, RangeInfo, Role, DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
+pub use frame::{
+    AdminReply, AdminRequest, Frame, RangeInfo, Role, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+};
 pub use handshake::{Credentials, HandshakeError};
 
 use crate::config::NodeConfig;
@@ -236,12 +238,13 @@ impl Node {
             Some(dir) => AnyStore::Redb(Box::new(RedbStore::open(dir, config.durability)?)),
             None => AnyStore::Memory(MemoryStore::new()),
         };
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| RuntimeError::Bind {
-                address: config.listen.clone(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| RuntimeError::Bind {
+                    address: config.listen.clone(),
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| RuntimeError::Bind {
             address: config.listen.clone(),
             source,
@@ -339,7 +342,9 @@ impl Node {
     }
 }
 
-fn flatten(r: Result<Result<(), RuntimeError>, tokio::task::JoinError>) -> Result<(), RuntimeError> {
+fn flatten(
+    r: Result<Result<(), RuntimeError>, tokio::task::JoinError>,
+) -> Result<(), RuntimeError> {
     match r {
         Ok(r) => r,
         Err(e) if e.is_cancelled() => Ok(()),
@@ -363,7 +368,11 @@ pub(crate) fn ring_info(ring: &dynamo_ring::Ring<NodeId>) -> Vec<RangeInfo> {
     (0..ring.range_count())
         .filter_map(|i| {
             let range = ring.range(i)?;
-            let replicas = ring.preference_list_for_range(i)?.primaries().copied().collect();
+            let replicas = ring
+                .preference_list_for_range(i)?
+                .primaries()
+                .copied()
+                .collect();
             Some(RangeInfo {
                 index: i,
                 start: range.start.to_string(),

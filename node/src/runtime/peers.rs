@@ -12,9 +12,9 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::frame::Role;
 use super::frame::{decode, encode, framed, Frame, FrameError};
 use super::handshake::{connect, Credentials};
-use super::frame::Role;
 use super::Input;
 use crate::message::PeerMessage;
 use crate::types::NodeId;
@@ -63,7 +63,11 @@ pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: u
     }
 }
 
-async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<super::frame::Conn<TcpStream>, String> {
+async fn dial(
+    ctx: &LinkContext,
+    peer: NodeId,
+    address: &str,
+) -> Result<super::frame::Conn<TcpStream>, String> {
     let attempt = async {
         let stream = TcpStream::connect(address)
             .await

@@ -98,13 +98,25 @@ fn kind(frame: &Frame) -> &'static str {
     }
 }
 
+fn describe_error(e: &FrameError, max_frame: usize) -> String {
+    match e {
+        FrameError::TooLarge => format!("frame exceeds the maximum frame size of {max_frame} bytes"),
+        other => other.to_string(),
+    }
+}
+
 /// Closes a connection after a bad frame, telling the other side why.
 async fn bad_input(conn: &mut Conn<TcpStream>, addr: SocketAddr, reason: String) {
     tracing::warn!(%addr, %reason, "closing connection");
     refuse(conn, &reason).await;
 }
 
-async fn peer_connection(mut conn: Conn<TcpStream>, addr: SocketAddr, from: NodeId, ctx: ServerContext) {
+async fn peer_connection(
+    mut conn: Conn<TcpStream>,
+    addr: SocketAddr,
+    from: NodeId,
+    ctx: ServerContext,
+) {
     loop {
         match recv(&mut conn).await {
             Ok(Frame::Peer(msg)) => {
@@ -117,13 +129,17 @@ async fn peer_connection(mut conn: Conn<TcpStream>, addr: SocketAddr, from: Node
                 return;
             }
             Ok(other) => {
-                bad_input(&mut conn, addr, format!("unexpected {} frame from a peer", kind(&other)))
-                    .await;
+                bad_input(
+                    &mut conn,
+                    addr,
+                    format!("unexpected {} frame from a peer", kind(&other)),
+                )
+                .await;
                 return;
             }
             Err(FrameError::Closed) => return,
             Err(e) => {
-                bad_input(&mut conn, addr, e.to_string()).await;
+                bad_input(&mut conn, addr, describe_error(&e, ctx.max_frame)).await;
                 return;
             }
         }
@@ -171,7 +187,7 @@ async fn client_connection(mut conn: Conn<TcpStream>, addr: SocketAddr, ctx: Ser
                     }
                     Err(FrameError::Closed) => return,
                     Err(e) => {
-                        bad_input(&mut conn, addr, e.to_string()).await;
+                        bad_input(&mut conn, addr, describe_error(&e, ctx.max_frame)).await;
                         return;
                     }
                 }

@@ -1,0 +1,512 @@
+//! `dynamo`: run a node, run a local cluster, and talk to a cluster.
+//!
+//! ```text
+//! dynamo cluster --nodes 3                 # a local cluster on 127.0.0.1:7001..7003
+//! dynamo put cart milk                     # prints the new context
+//! dynamo get cart                          # prints every sibling and the context
+//! dynamo put cart milk,eggs --context <hex>
+//! dynamo status | ring | leave --nodes 127.0.0.1:7003
+//! dynamo serve --id 1 --listen 0.0.0.0:7001 --data-dir /var/lib/dynamo --secret ... \
+//!              --members 1,2,3 --peer 2=10.0.0.2:7001 --peer 3=10.0.0.3:7001
+//! ```
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use dynamo_node::client::{Client, ClientConfig};
+use dynamo_node::redb_store::Durability;
+use dynamo_node::runtime::{Node, RuntimeConfig};
+use dynamo_node::{NodeConfig, NodeId};
+
+/// The secret `dynamo cluster` uses, and clients use when none is given: for trying things out.
+const LOCAL_SECRET: &str = "dynamo-local-secret";
+
+#[derive(Parser, Debug)]
+#[command(name = "dynamo", version, about = "A Dynamo key-value store: nodes, local clusters and a client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node.
+    Serve(Box<ServeArgs>),
+    /// Run a local cluster of N node processes on 127.0.0.1 until Ctrl-C.
+    Cluster(ClusterArgs),
+    /// Read every concurrent version of a key and its context.
+    Get {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Write a value; prints the new context.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Context (hex) from a get: the versions this write supersedes.
+        #[arg(long, default_value = "")]
+        context: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Delete a key (a tombstone superseding the versions named by the context).
+    Delete {
+        /// The key.
+        key: String,
+        /// Context (hex) from a get.
+        #[arg(long, default_value = "")]
+        context: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Membership, ring ownership, hints pending, anti-entropy and request statistics of a node.
+    Status {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The ring as a node sees it: ranges and their replicas.
+    Ring {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Ask a node (the first of --nodes) to leave the cluster.
+    Leave {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ConnArgs {
+    /// Node addresses, comma separated; requests go to the next one when one does not answer.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    nodes: Vec<String>,
+    /// The cluster's shared secret.
+    #[arg(long, env = "DYNAMO_SECRET", default_value = LOCAL_SECRET, hide_env_values = true)]
+    secret: String,
+    /// The cluster's name.
+    #[arg(long, default_value = "dynamo")]
+    cluster: String,
+    /// Seconds to wait for a node before trying the next.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+}
+
+impl ConnArgs {
+    fn client(&self) -> Client {
+        let mut config = ClientConfig::new(self.nodes.clone(), self.secret.clone());
+        config.cluster = self.cluster.clone();
+        config.timeout = Duration::from_secs(self.timeout);
+        Client::new(config)
+    }
+}
+
+#[derive(Args, Debug, Default)]
+struct ServeArgs {
+    /// TOML configuration file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id.
+    #[arg(long)]
+    id: Option<NodeId>,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address other nodes reach this one at (default: the listen address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Data directory (redb). Without one, data lives in memory and is lost at stop.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The cluster's shared secret.
+    #[arg(long, env = "DYNAMO_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// The cluster's name.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Initial ring members (ids, comma separated); every node of a new cluster must agree.
+    #[arg(long, value_delimiter = ',')]
+    members: Vec<NodeId>,
+    /// A seed node, `ID=HOST:PORT` (repeatable).
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// Buffered writes: fsync at most every --sync-interval-ms instead of before every
+    /// acknowledgement (faster; a crash may lose the last interval's writes).
+    #[arg(long)]
+    buffered: bool,
+    /// With --buffered: longest time between two fsyncs.
+    #[arg(long)]
+    sync_interval_ms: Option<u64>,
+    /// Replication factor N.
+    #[arg(long)]
+    n: Option<usize>,
+    /// Read quorum R.
+    #[arg(long)]
+    r: Option<usize>,
+    /// Write quorum W.
+    #[arg(long)]
+    w: Option<usize>,
+}
+
+/// The configuration file of `dynamo serve`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    id: Option<NodeId>,
+    listen: Option<String>,
+    advertise: Option<String>,
+    data_dir: Option<PathBuf>,
+    secret: Option<String>,
+    /// `durable` (default) or `buffered`.
+    durability: Option<String>,
+    sync_interval_ms: Option<u64>,
+    node: Option<NodeConfig>,
+}
+
+fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let id = args.id.or(file.id).ok_or_else(|| anyhow!("--id (or `id` in the config file) is required"))?;
+    let secret = args
+        .secret
+        .clone()
+        .or(file.secret)
+        .ok_or_else(|| anyhow!("--secret, DYNAMO_SECRET or `secret` in the config file is required"))?;
+    let mut node = file.node.unwrap_or_default();
+    if let Some(c) = &args.cluster {
+        node.cluster = c.clone();
+    }
+    if !args.members.is_empty() {
+        node.initial_members = args.members.clone();
+    }
+    for p in &args.peers {
+        let (pid, addr) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--peer {p:?}: expected ID=HOST:PORT"))?;
+        let pid: NodeId = pid.parse().with_context(|| format!("--peer {p:?}: bad id"))?;
+        node.seeds.retain(|(s, _)| *s != pid);
+        node.seeds.push((pid, addr.to_string()));
+    }
+    if let Some(n) = args.n {
+        node.n = n;
+    }
+    if let Some(r) = args.r {
+        node.r = r;
+    }
+    if let Some(w) = args.w {
+        node.w = w;
+    }
+    let mut rc = RuntimeConfig::new(id, node, secret.into_bytes());
+    rc.listen = args
+        .listen
+        .clone()
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:7001".into());
+    rc.advertise = args.advertise.clone().or(file.advertise);
+    rc.data_dir = args.data_dir.clone().or(file.data_dir);
+    let buffered = args.buffered
+        || match file.durability.as_deref() {
+            None | Some("durable") => false,
+            Some("buffered") => true,
+            Some(other) => bail!("durability {other:?}: expected \"durable\" or \"buffered\""),
+        };
+    if buffered {
+        let ms = args.sync_interval_ms.or(file.sync_interval_ms).unwrap_or(1000);
+        rc.durability = Durability::Buffered {
+            sync_interval: Duration::from_millis(ms),
+        };
+    }
+    Ok(rc)
+}
+
+async fn serve(args: &ServeArgs) -> Result<()> {
+    let config = runtime_config(args)?;
+    if config.data_dir.is_none() {
+        tracing::warn!("no --data-dir: data lives in memory and is lost when the node stops");
+    }
+    let mut node = Node::start(config).await.context("cannot start the node")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = node.wait() => return r.context("the node stopped"),
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    node.shutdown().await.context("shutdown")?;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Port of node 1; node i listens on base-port + i - 1.
+    #[arg(long, default_value_t = 7001)]
+    base_port: u16,
+    /// Directory holding each node's data directory (node-1, node-2, ...).
+    #[arg(long, default_value = "dynamo-data")]
+    dir: PathBuf,
+    /// The cluster's shared secret.
+    #[arg(long, env = "DYNAMO_SECRET", default_value = LOCAL_SECRET, hide_env_values = true)]
+    secret: String,
+    /// Buffered writes (see `dynamo serve --help`).
+    #[arg(long)]
+    buffered: bool,
+}
+
+async fn cluster(args: &ClusterArgs) -> Result<()> {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let exe = std::env::current_exe().context("cannot find the dynamo executable")?;
+    let ids: Vec<NodeId> = (1..=args.nodes).collect();
+    let address = |id: NodeId| format!("127.0.0.1:{}", u64::from(args.base_port) + id - 1);
+    let members = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let mut children = Vec::new();
+    for &id in &ids {
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("serve")
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--listen")
+            .arg(address(id))
+            .arg("--data-dir")
+            .arg(args.dir.join(format!("node-{id}")))
+            .arg("--members")
+            .arg(&members)
+            .env("DYNAMO_SECRET", &args.secret)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for &peer in &ids {
+            if peer != id {
+                cmd.arg("--peer").arg(format!("{peer}={}", address(peer)));
+            }
+        }
+        if args.buffered {
+            cmd.arg("--buffered");
+        }
+        let child = cmd.spawn().with_context(|| format!("cannot start node {id}"))?;
+        children.push((id, child));
+    }
+    let nodes = ids.iter().map(|&i| address(i)).collect::<Vec<_>>().join(",");
+    println!(
+        "dynamo: {} nodes on {} (data in {}), cluster secret {:?}",
+        args.nodes,
+        nodes,
+        args.dir.display(),
+        if args.secret == LOCAL_SECRET { LOCAL_SECRET } else { "<given>" }
+    );
+    println!("try, from another terminal:");
+    println!("  dynamo put cart milk --nodes {nodes}");
+    println!("  dynamo get cart --nodes {nodes}");
+    println!("  dynamo status --nodes {nodes}");
+    println!("(with cargo: cargo run --release -p dynamo-node --bin dynamo -- get cart)");
+    println!("Ctrl-C stops every node.");
+
+    let mut exited = futures::future::select_all(children.iter_mut().map(|(id, c)| {
+        let id = *id;
+        Box::pin(async move { (id, c.wait().await) })
+    }));
+    let early = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        (r, _, _) = &mut exited => Some(r),
+    };
+    drop(exited);
+    if let Some((id, status)) = &early {
+        eprintln!("dynamo: node {id} exited ({status:?}); stopping the cluster");
+    }
+    // The nodes got Ctrl-C too (same process group) and stop by themselves; wait a little,
+    // then kill what is left.
+    for (id, child) in &mut children {
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("dynamo: node {id} did not stop in time; killing it");
+                let _ = child.kill().await;
+            }
+        }
+    }
+    if early.is_some() {
+        bail!("a node exited early");
+    }
+    Ok(())
+}
+
+fn show(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
+        _ => format!("0x{}", hex(bytes)),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>> {
+    let s = s.trim().trim_start_matches("0x");
+    if s.len() % 2 != 0 {
+        bail!("context must be hex with an even number of digits");
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .ok_or_else(|| anyhow!("context is not hex: {s:?}"))
+        })
+        .collect()
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&args).await,
+        Command::Cluster(args) => cluster(&args).await,
+        Command::Get { key, conn } => {
+            let got = conn.client().get(key.as_bytes()).await?;
+            if got.values.is_empty() {
+                println!("(not found)");
+            }
+            for (i, v) in got.values.iter().enumerate() {
+                println!("sibling {}: {}", i + 1, show(v));
+            }
+            println!("context: {}", hex(&got.context));
+            println!("replicas: {:?}", got.replicas);
+            Ok(())
+        }
+        Command::Put {
+            key,
+            value,
+            context,
+            conn,
+        } => {
+            let ctx = conn
+                .client()
+                .put(key.as_bytes(), value.into_bytes(), &unhex(&context)?)
+                .await?;
+            println!("stored");
+            println!("context: {}", hex(&ctx));
+            Ok(())
+        }
+        Command::Delete { key, context, conn } => {
+            let ctx = conn.client().delete(key.as_bytes(), &unhex(&context)?).await?;
+            println!("deleted");
+            println!("context: {}", hex(&ctx));
+            Ok(())
+        }
+        Command::Status { conn, json } => {
+            let mut client = conn.client();
+            let s = client.status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+                return Ok(());
+            }
+            println!("node {} at {} (epoch {}, generation {})", s.id, s.address, s.epoch, s.generation);
+            println!("members:");
+            for m in &s.members {
+                let share = s
+                    .ownership
+                    .iter()
+                    .find(|(id, _)| *id == m.id)
+                    .map_or(0.0, |(_, f)| *f);
+                println!(
+                    "  {:>4}  {:<22} {:<5} owns {:>5.1}%  hints held for it: {}",
+                    m.id,
+                    m.address,
+                    if m.up { "up" } else { "down" },
+                    share * 100.0,
+                    m.hints_pending
+                );
+            }
+            println!(
+                "keys: {}  partitions replicated: {}  hints pending: {}",
+                s.keys, s.partitions_replicated, s.hints_pending
+            );
+            let c = &s.counters;
+            println!(
+                "anti-entropy: {} sessions ({} running, {} failed), {} keys repaired, {} bytes",
+                c.sync_sessions, s.sync_sessions_running, c.sync_failures, c.sync_keys_repaired, c.sync_bytes
+            );
+            println!(
+                "requests: {} gets, {} puts, {} deletes, {} failed, {} forwarded, {} in flight",
+                c.gets, c.puts, c.deletes, c.failures, c.forwarded, s.requests_in_flight
+            );
+            println!(
+                "replica: {} writes, {} reads, {} read repairs; hints: {} recorded, {} delivered, {} dropped",
+                c.replica_writes, c.replica_reads, c.read_repairs, c.hints_recorded, c.hints_delivered, c.hints_dropped
+            );
+            println!(
+                "latency (ms): get mean {:.2} max {} | put mean {:.2} max {}",
+                s.get_latency.mean, s.get_latency.max, s.put_latency.mean, s.put_latency.max
+            );
+            Ok(())
+        }
+        Command::Ring { conn } => {
+            let ring = conn.client().ring().await?;
+            println!("{:>5}  {:<34} {:>7}  replicas", "range", "end position", "share");
+            for r in ring {
+                println!("{:>5}  {:<34} {:>6.2}%  {:?}", r.index, r.end, r.fraction * 100.0, r.replicas);
+            }
+            Ok(())
+        }
+        Command::Leave { conn } => {
+            let mut client = conn.client();
+            client.leave().await?;
+            println!(
+                "node at {} is leaving: it hands its ranges over, then stops serving them",
+                client.connected_to().unwrap_or("?")
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dynamo: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dynamo: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
