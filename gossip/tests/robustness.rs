@@ -153,3 +153,108 @@ fn bad_config_is_refused() {
     };
     assert!(Gossip::<u32, u32>::new(bad, 1, 1, 1, vec![]).is_err());
 }
+
+/// Arbitrary, mostly nonsensical input for a machine.
+#[derive(Debug, Clone)]
+struct Garbage(Vec<(u8, Message<u32, u32>)>);
+
+impl quickcheck::Arbitrary for Garbage {
+    fn arbitrary(g: &mut quickcheck::Gen) -> Self {
+        let small = |g: &mut quickcheck::Gen| u64::from(u8::arbitrary(g) % 12);
+        let mut messages = Vec::new();
+        for _ in 0..usize::arbitrary(g) % 12 {
+            let id = |g: &mut quickcheck::Gen| u32::from(u8::arbitrary(g) % 5);
+            let ranges: Vec<(u64, u64)> = (0..usize::arbitrary(g) % 4)
+                .map(|_| {
+                    let from = small(g) % 4;
+                    (from, from + small(g))
+                })
+                .collect();
+            let deltas = ranges
+                .into_iter()
+                .map(|(from, to)| Delta {
+                    id: id(g),
+                    generation: small(g) % 3,
+                    from_version: from,
+                    to_version: to,
+                    heartbeat: Versioned::new(small(g), small(g)),
+                    status: Versioned::new(
+                        small(g),
+                        *g.choose(&[Status::Joining, Status::Up, Status::Leaving, Status::Left])
+                            .unwrap(),
+                    ),
+                    address: Versioned::new(small(g), id(g)),
+                    app: (0..usize::arbitrary(g) % 3)
+                        .map(|_| {
+                            (
+                                format!("k{}", u8::arbitrary(g) % 3),
+                                Versioned::new(small(g), vec![1]),
+                            )
+                        })
+                        .collect(),
+                })
+                .collect();
+            let body = match u8::arbitrary(g) % 3 {
+                0 => Body::Syn {
+                    digests: (0..usize::arbitrary(g) % 4)
+                        .map(|_| Digest {
+                            id: id(g),
+                            generation: small(g) % 3,
+                            version: small(g),
+                        })
+                        .collect(),
+                    complete: bool::arbitrary(g),
+                },
+                1 => Body::Ack {
+                    requests: (0..usize::arbitrary(g) % 3)
+                        .map(|_| Digest {
+                            id: id(g),
+                            generation: small(g) % 3,
+                            version: small(g),
+                        })
+                        .collect(),
+                    deltas,
+                },
+                _ => Body::Ack2 { deltas },
+            };
+            let cluster = if u8::arbitrary(g) % 8 == 0 {
+                "other"
+            } else {
+                "c"
+            };
+            let message = Message {
+                cluster: cluster.into(),
+                sender_address: id(g),
+                body,
+            };
+            messages.push((u8::arbitrary(g) % 5, message));
+        }
+        Garbage(messages)
+    }
+}
+
+#[quickcheck_macros::quickcheck]
+fn garbage_never_panics_nor_moves_versions_back(input: Garbage) -> bool {
+    let mut a = node(1, "c");
+    a.set_app_state("mine", vec![9]).unwrap();
+    let own = a.local_state().clone();
+    let mut seen: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
+    for (step, (from, msg)) in input.0.into_iter().enumerate() {
+        let now = step as u64 * 300;
+        a.handle_message(now, u32::from(from), msg);
+        a.handle_timeout(now);
+        while a.poll_transmit().is_some() {}
+        while a.poll_event().is_some() {}
+        for (id, state) in a.members() {
+            let now_at = (state.generation(), state.version());
+            if let Some(before) = seen.insert(*id, now_at) {
+                if now_at < before {
+                    return false;
+                }
+            }
+        }
+    }
+    // Nobody else can change this node's own state.
+    let mine = a.local_state();
+    mine.generation() == own.generation() && mine.app_state("mine") == Some(&[9u8][..])
+}
