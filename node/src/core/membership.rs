@@ -2,8 +2,8 @@
 //!
 //! The ring is a function of the member set (strategy 3 assigns partitions from the sorted member
 //! list), so every node that knows the same members computes the same ring without a coordinator.
-//! When the set changes, the node compares the old and new ring and pushes every range it held to
-//! the nodes that became its replicas; anti-entropy repairs whatever a push misses.
+//! When the set changes, the node compares the old and new ring and starts a transfer (see
+//! `transfer`) of every range it held to each node that became one of its replicas.
 
 use std::collections::BTreeSet;
 
@@ -14,9 +14,6 @@ use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::Store;
 use crate::types::{Millis, NodeId};
-
-/// Keys per pushed batch when a range moves.
-const PUSH_BATCH: usize = 256;
 
 impl<S: Store> NodeCore<S> {
     pub(crate) fn drain_gossip(&mut self, now: Millis) {
@@ -30,9 +27,11 @@ impl<S: Store> NodeCore<S> {
             match event {
                 Event::Up { id } => {
                     self.hints.node_up(Instant::from_millis(now), id);
+                    self.transfer_peer(now, id, true);
                 }
                 Event::Down { id } => {
                     self.hints.node_down(id);
+                    self.transfer_peer(now, id, false);
                     self.fail_peer(now, id);
                 }
                 Event::Joined { id } | Event::Restarted { id, .. } => {
@@ -95,28 +94,8 @@ impl<S: Store> NodeCore<S> {
                 if !transfer.range.contains(range.end) {
                     continue;
                 }
-                self.push_partition(transfer.to, p);
+                self.start_transfer(p, transfer.to);
             }
-        }
-    }
-
-    /// Sends every key of partition `p` to `to`, in batches.
-    fn push_partition(&mut self, to: NodeId, p: usize) {
-        let keys: Vec<_> = self.index[p].keys().cloned().collect();
-        for chunk in keys.chunks(PUSH_BATCH) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .filter_map(|k| self.local(k).map(|s| (k.clone(), s)))
-                .collect();
-            self.stats.counters.transfer_keys += entries.len() as u64;
-            self.transmits.push_back((
-                to,
-                PeerMessage::Exchange {
-                    partition: p as u32,
-                    entries,
-                    want: Vec::new(),
-                },
-            ));
         }
     }
 }

@@ -25,6 +25,7 @@ mod digest;
 mod membership;
 mod replica;
 mod stats;
+mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -46,6 +47,7 @@ use crate::types::{Key, Millis, NodeId, RequestId};
 
 use antientropy::SyncRun;
 use coordinator::Pending;
+use transfer::TransferRun;
 
 /// Why a node could not start.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -81,6 +83,7 @@ pub struct NodeCore<S: Store> {
     index: Vec<BTreeMap<Key, [u8; 32]>>,
     hints: HintLog<NodeId, Vec<u8>>,
     syncs: HashMap<u64, SyncRun>,
+    transfers: HashMap<u64, TransferRun>,
     next_sync: Option<Millis>,
     sync_cursor: usize,
     next_session: u64,
@@ -213,6 +216,7 @@ impl<S: Store> NodeCore<S> {
             index,
             hints,
             syncs: HashMap::new(),
+            transfers: HashMap::new(),
             next_sync,
             sync_cursor: 0,
             next_session: 0,
@@ -368,6 +372,9 @@ impl<S: Store> NodeCore<S> {
         for run in self.syncs.values() {
             consider(run.session.poll_timeout());
         }
+        for run in self.transfers.values() {
+            consider(run.session.poll_timeout().map(|i| i.as_millis()));
+        }
         for p in self.pending.values() {
             consider(p.poll_timeout());
         }
@@ -415,10 +422,8 @@ impl<S: Store> NodeCore<S> {
                 entries,
                 want,
             } => self.exchange(now, from, partition, entries, want),
-            PeerMessage::Transfer(_) | PeerMessage::TransferAck(_) => {
-                // Ranges move with `Exchange` pushes (see `membership`); these are not sent.
-                self.stats.counters.bad_messages += 1;
-            }
+            PeerMessage::Transfer(batch) => self.receive_transfer(from, batch),
+            PeerMessage::TransferAck(ack) => self.transfer_ack(now, from, ack),
         }
         self.drain(now);
     }
@@ -429,6 +434,7 @@ impl<S: Store> NodeCore<S> {
         self.hints
             .handle_timeout(dynamo_handoff::Instant::from_millis(now));
         self.sync_timeouts(now);
+        self.transfer_timeouts(now);
         if self.next_sync.is_some_and(|t| t <= now) {
             self.next_sync = self.config.sync_interval.map(|i| now + i.max(1));
             self.start_sync(now);
@@ -462,6 +468,7 @@ impl<S: Store> NodeCore<S> {
         self.drain_gossip(now);
         self.drain_hints(now);
         self.drain_syncs(now);
+        self.drain_transfers(now);
     }
 
     fn actor(&self) -> crate::types::Actor {

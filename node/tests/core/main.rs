@@ -231,7 +231,12 @@ fn anti_entropy_repairs_a_replica_that_missed_writes() {
 
 #[test]
 fn a_joining_node_receives_its_ranges_and_a_leaving_node_hands_them_over() {
-    let mut c = Cluster::new(4, NodeConfig::default());
+    // Anti-entropy off: the ranges must move by ownership transfer alone.
+    let config = NodeConfig {
+        sync_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(4, config);
     c.advance(500);
     for i in 0..100 {
         c.put(1, &format!("key-{i}"), "v", vec![]);
@@ -275,4 +280,8 @@ fn a_joining_node_receives_its_ranges_and_a_leaving_node_hands_them_over() {
             );
         }
     }
+    assert!(
+        c.nodes[&2].store().is_empty(),
+        "the leaver dropped the ranges it handed over"
+    );
 }
