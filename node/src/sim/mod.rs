@@ -1,6 +1,634 @@
-//! The deterministic cluster simulator.
+//! The deterministic cluster simulator: many [`NodeCore`]s in one process, on virtual time, from
+//! one seed.
+//!
+//! - [`dist`]: latency distributions (constant, uniform, normal, exponential, Pareto, mixtures,
+//!   offsets);
+//! - [`net`]: links that delay, drop, duplicate and reorder, partitions, the event queue;
+//! - [`workload`]: closed-loop clients and the [`History`](workload::History) they leave;
+//! - [`check`]: stale reads, lost writes, resurrected deletes over the history and final state;
+//! - [`Sim`]: the driver, with crashes, restarts, joins, leaves, partitions and healing.
+//!
+//! Everything random comes from [`SimConfig::seed`]: the same seed and the same calls give the same
+//! run, event for event, so a failing seed replays exactly.
+//!
+//! ```
+//! use dynamo_node::sim::{Sim, SimConfig};
+//!
+//! let mut sim = Sim::new(SimConfig { nodes: 5, seed: 7, ..SimConfig::default() }).unwrap();
+//! sim.run_ops(200);
+//! sim.crash(1, true);
+//! sim.run_ops(200);
+//! sim.restart(1).unwrap();
+//! sim.stop_clients();
+//! let settled = sim.settle(60_000, 100);
+//! assert!(settled.is_some(), "replicas converge");
+//! let report = sim.check();
+//! assert!(report.is_clean(), "{report}");
+//! ```
 
 pub mod check;
 pub mod dist;
+mod driver;
 pub mod net;
+mod stats;
 pub mod workload;
+
+use std::collections::HashMap;
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use crate::config::NodeConfig;
+use crate::core::{NodeCore, NodeError};
+use crate::message::{ClientReply, ClientRequest, PeerMessage};
+use crate::store::MemoryStore;
+use crate::types::{Millis, NodeId};
+
+use net::{EventQueue, LinkConfig, Micros, Network};
+use workload::{History, Picker, Workload};
+
+pub use stats::SimStats;
+
+/// Why the simulator could not do what was asked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A node failed to start.
+    #[error("node {node} failed to start: {source}")]
+    Node {
+        /// Which node.
+        node: NodeId,
+        /// Why.
+        source: NodeError,
+    },
+    /// The network or workload configuration is invalid.
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+    /// No such node.
+    #[error("no node {0}")]
+    NoSuchNode(NodeId),
+    /// The node is already running.
+    #[error("node {0} is running")]
+    Running(NodeId),
+}
+
+/// Everything a simulation is made of.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// Number of nodes at the start (ids `0..nodes`).
+    pub nodes: usize,
+    /// The nodes' configuration; the simulator fills in `seeds` and `initial_members`.
+    pub node: NodeConfig,
+    /// How every link behaves (override single links with [`Sim::network_mut`]).
+    pub link: LinkConfig,
+    /// What the clients do.
+    pub workload: Workload,
+    /// Keep every operation in the history (needed by the checkers); off, only the operations in
+    /// flight are kept (for long benchmark runs).
+    pub keep_history: bool,
+    /// Virtual time at the start (milliseconds). Positive, because cores derive their gossip
+    /// generation from the time they start.
+    pub start: Millis,
+}
+
+impl Default for SimConfig {
+    /// Five nodes with the default node configuration (anti-entropy every second, so that short
+    /// runs settle), clean 1 ms links, the default workload, seed 0.
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            nodes: 5,
+            node: NodeConfig {
+                sync_interval: Some(1_000),
+                ..NodeConfig::default()
+            },
+            link: LinkConfig::default(),
+            workload: Workload::default(),
+            keep_history: true,
+            start: 1_000,
+        }
+    }
+}
+
+/// Something scheduled on the virtual clock.
+#[derive(Debug)]
+enum Event {
+    /// A peer message arrives (if `to` is still the incarnation it was sent to).
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        incarnation: u32,
+        msg: PeerMessage,
+    },
+    /// The connection from `node` to `peer` was refused (peer down).
+    Refused {
+        node: NodeId,
+        incarnation: u32,
+        peer: NodeId,
+    },
+    /// A node's deadline.
+    Timer {
+        node: NodeId,
+        incarnation: u32,
+        at: Millis,
+    },
+    /// A client request arrives at a node.
+    Request {
+        node: NodeId,
+        incarnation: u32,
+        op: u64,
+        request: ClientRequest,
+    },
+    /// A node's reply arrives at the client.
+    Reply { op: u64, reply: ClientReply },
+    /// A client starts its next operation.
+    Wake { client: u32 },
+    /// A client gives up on an operation.
+    ClientTimeout { op: u64 },
+}
+
+/// One node's place in the simulation.
+struct Slot {
+    core: Option<NodeCore<MemoryStore>>,
+    /// A crashed node's store, kept for its restart (`None`: lost or running).
+    disk: Option<MemoryStore>,
+    incarnation: u32,
+    /// Deadline of the timer event currently scheduled, if any.
+    armed: Option<Millis>,
+}
+
+/// A closed-loop client.
+#[derive(Debug, Default)]
+struct Client {
+    /// The operation in flight, and the node it went to.
+    pending: Option<(u64, NodeId)>,
+    /// Per key, the context of the last get and that get's id.
+    contexts: HashMap<u32, (Vec<u8>, u64)>,
+    /// Whether a wake-up is scheduled.
+    scheduled: bool,
+}
+
+/// A simulated cluster. See the [module docs](self).
+///
+/// Methods: `crash`, `restart`, `add_node`, `leave`, `partition`, `isolate`, `heal` inject faults
+/// and changes; `run_until`, `run_for`, `run_ops`, `settle` advance virtual time; `history`,
+/// `stats`, `node_stats`, `node`, `converged`, `final_state`, `check` observe.
+pub struct Sim {
+    config: SimConfig,
+    rng: SmallRng,
+    now: Micros,
+    queue: EventQueue<Event>,
+    net: Network,
+    slots: Vec<Slot>,
+    /// Nodes running, for clients to pick from (O(1) choice).
+    up: Vec<NodeId>,
+    members: Vec<NodeId>,
+    clients: Vec<Client>,
+    clients_running: bool,
+    picker: Picker,
+    history: History,
+    stats: SimStats,
+    in_flight: usize,
+    outbox: Vec<(NodeId, PeerMessage)>,
+    replies: Vec<(u64, ClientReply)>,
+    /// Replies to [`Sim::call`], by operation id.
+    direct: HashMap<u64, ClientReply>,
+}
+
+/// The client id of operations issued through [`Sim::call`].
+pub const DIRECT_CLIENT: u32 = u32::MAX;
+
+impl Sim {
+    /// Starts `config.nodes` nodes and the clients.
+    ///
+    /// # Errors
+    ///
+    /// An invalid link or workload, or a node that fails to start.
+    pub fn new(config: SimConfig) -> Result<Self, SimError> {
+        config
+            .link
+            .validate()
+            .map_err(|e| SimError::Config(format!("link: {e}")))?;
+        for (name, d) in [
+            ("think_time", &config.workload.think_time),
+            ("client_latency", &config.workload.client_latency),
+        ] {
+            d.validate()
+                .map_err(|e| SimError::Config(format!("{name}: {e}")))?;
+        }
+        let n = config.nodes;
+        let mut sim = Sim {
+            rng: SmallRng::seed_from_u64(config.seed),
+            now: config.start.saturating_mul(1000),
+            queue: EventQueue::new(),
+            net: Network::new(n, config.link.clone()),
+            slots: Vec::with_capacity(n),
+            up: Vec::with_capacity(n),
+            members: (0..n as NodeId).collect(),
+            clients: (0..config.workload.clients)
+                .map(|_| Client::default())
+                .collect(),
+            clients_running: true,
+            picker: Picker::new(&config.workload),
+            history: History::retaining(config.keep_history),
+            stats: SimStats::default(),
+            in_flight: 0,
+            outbox: Vec::new(),
+            replies: Vec::new(),
+            direct: HashMap::new(),
+            config,
+        };
+        for id in 0..n as NodeId {
+            sim.slots.push(Slot {
+                core: None,
+                disk: None,
+                incarnation: 0,
+                armed: None,
+            });
+            sim.start_node(id, sim.members.clone())?;
+        }
+        for c in 0..sim.clients.len() {
+            sim.schedule_wake(c as u32, 0);
+        }
+        Ok(sim)
+    }
+
+    fn node_config(&self, initial_members: Vec<NodeId>) -> NodeConfig {
+        let mut cfg = self.config.node.clone();
+        cfg.seeds = self
+            .members
+            .iter()
+            .map(|&m| (m, Self::address(m)))
+            .collect();
+        cfg.initial_members = initial_members;
+        cfg
+    }
+
+    /// The address a simulated node "listens" on.
+    pub fn address(id: NodeId) -> String {
+        format!("sim-{id}")
+    }
+
+    fn start_node(&mut self, id: NodeId, initial_members: Vec<NodeId>) -> Result<(), SimError> {
+        let cfg = self.node_config(initial_members);
+        let now = self.now_ms();
+        let slot = self
+            .slots
+            .get_mut(id as usize)
+            .ok_or(SimError::NoSuchNode(id))?;
+        if slot.core.is_some() {
+            return Err(SimError::Running(id));
+        }
+        let store = slot.disk.take().unwrap_or_default();
+        let seed = self.config.seed
+            ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ u64::from(slot.incarnation).rotate_left(32);
+        let core = NodeCore::new(id, Self::address(id), cfg, store, now, seed)
+            .map_err(|source| SimError::Node { node: id, source })?;
+        slot.core = Some(core);
+        slot.armed = None;
+        self.up.push(id);
+        self.after_input(id);
+        Ok(())
+    }
+
+    /// Current virtual time in milliseconds.
+    pub fn now_ms(&self) -> Millis {
+        self.now / 1000
+    }
+
+    /// Current virtual time in microseconds.
+    pub fn now_micros(&self) -> Micros {
+        self.now
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Number of node slots (running or not).
+    pub fn node_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Node `id`'s core, if it is running.
+    pub fn node(&self, id: NodeId) -> Option<&NodeCore<MemoryStore>> {
+        self.slots.get(id as usize).and_then(|s| s.core.as_ref())
+    }
+
+    /// Node `id`'s core, mutably.
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut NodeCore<MemoryStore>> {
+        self.slots
+            .get_mut(id as usize)
+            .and_then(|s| s.core.as_mut())
+    }
+
+    /// Ids of the running nodes.
+    pub fn running(&self) -> Vec<NodeId> {
+        let mut v = self.up.clone();
+        v.sort_unstable();
+        v
+    }
+
+    /// The operations so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The simulator's counters (network, clients).
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    /// The network, to change links mid-run.
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    /// Crashes node `id`: its memory is lost; its store is kept for a restart if `keep_store`,
+    /// otherwise it restarts empty (and takes a new epoch). Requests in flight to it fail at their
+    /// clients as a reset connection would; messages in flight to it are lost.
+    pub fn crash(&mut self, id: NodeId, keep_store: bool) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        let Some(core) = slot.core.take() else { return };
+        self.stats.retire(core.stats());
+        slot.disk = keep_store.then(|| core.into_store());
+        slot.incarnation += 1;
+        slot.armed = None;
+        self.up.retain(|&n| n != id);
+        self.stats.crashes += 1;
+        for c in 0..self.clients.len() {
+            if let Some((op, node)) = self.clients.get(c).and_then(|c| c.pending) {
+                if node == id {
+                    self.finish(c as u32, op, None);
+                }
+            }
+        }
+    }
+
+    /// Restarts a crashed node (from its kept store, or empty).
+    ///
+    /// # Errors
+    ///
+    /// Unknown or running node, or the core refused to start.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), SimError> {
+        self.stats.restarts += 1;
+        let members = self.members.clone();
+        self.start_node(id, members)
+    }
+
+    /// Starts a new node that joins the cluster through gossip; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// The core refused to start.
+    pub fn add_node(&mut self) -> Result<NodeId, SimError> {
+        let id = self.slots.len() as NodeId;
+        self.slots.push(Slot {
+            core: None,
+            disk: None,
+            incarnation: 0,
+            armed: None,
+        });
+        self.net.grow(self.slots.len());
+        let mut initial = self.members.clone();
+        initial.push(id);
+        self.start_node(id, initial)?;
+        self.members.push(id);
+        Ok(id)
+    }
+
+    /// Node `id` leaves the cluster gracefully (it keeps running to hand its data over).
+    pub fn leave(&mut self, id: NodeId) {
+        let now = self.now_ms();
+        if let Some(core) = self.node_mut(id) {
+            core.leave(now);
+            self.after_input(id);
+        }
+        self.members.retain(|&m| m != id);
+        // Clients stop sending to a departing node.
+        self.up.retain(|&n| n != id);
+    }
+
+    /// Cuts every link between `a` and `b` (both ways).
+    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
+        let a: Vec<usize> = a.iter().map(|&x| x as usize).collect();
+        let b: Vec<usize> = b.iter().map(|&x| x as usize).collect();
+        self.net.partition(&a, &b);
+        self.stats.partitions += 1;
+    }
+
+    /// Cuts `id` off from every other node.
+    pub fn isolate(&mut self, id: NodeId) {
+        self.net.isolate(id as usize);
+        self.stats.partitions += 1;
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.net.heal();
+    }
+
+    /// Stops the clients from starting new operations (those in flight finish).
+    pub fn stop_clients(&mut self) {
+        self.clients_running = false;
+    }
+
+    /// Lets the clients start operations again.
+    pub fn resume_clients(&mut self) {
+        self.clients_running = true;
+        for c in 0..self.clients.len() {
+            let idle = self
+                .clients
+                .get(c)
+                .is_some_and(|c| c.pending.is_none() && !c.scheduled);
+            if idle {
+                self.schedule_wake(c as u32, 0);
+            }
+        }
+    }
+
+    /// Runs every event up to and including virtual time `t` (milliseconds).
+    pub fn run_until(&mut self, t: Millis) {
+        let end = t.saturating_mul(1000);
+        while self.queue.peek_time().is_some_and(|at| at <= end) {
+            self.step();
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// Runs for `ms` milliseconds of virtual time.
+    pub fn run_for(&mut self, ms: Millis) {
+        let t = self.now_ms() + ms;
+        self.run_until(t);
+    }
+
+    /// Runs until `count` more operations completed (any outcome), or nothing is left to do.
+    pub fn run_ops(&mut self, count: usize) {
+        let target = self.history.completed() + count;
+        while self.history.completed() < target
+            && (self.clients_running || self.in_flight > 0)
+            && self.step()
+        {}
+    }
+
+    /// Sends one request to `node` outside the workload and runs the simulation until its reply
+    /// arrives or `max` ms passed (`None`). The operation is recorded in the history (client
+    /// [`DIRECT_CLIENT`]) and checked like any other; put values should come from
+    /// [`workload::value_for`] of [`Sim::next_op_id`] (the [`Sim::put`] helper does this).
+    pub fn call(
+        &mut self,
+        node: NodeId,
+        request: ClientRequest,
+        max: Millis,
+    ) -> Option<ClientReply> {
+        let kind = match &request {
+            ClientRequest::Get { .. } => workload::OpKind::Get,
+            ClientRequest::Put { .. } => workload::OpKind::Put,
+            ClientRequest::Delete { .. } => workload::OpKind::Delete,
+        };
+        let (sent_context, options) = match &request {
+            ClientRequest::Put {
+                context, options, ..
+            }
+            | ClientRequest::Delete {
+                context, options, ..
+            } => (context.clone(), *options),
+            ClientRequest::Get { options, .. } => (Vec::new(), *options),
+        };
+        let id = self.history.invoke(workload::Op {
+            id: 0,
+            client: DIRECT_CLIENT,
+            node,
+            kind,
+            key: workload::key_index(request.key()).unwrap_or(u32::MAX),
+            options,
+            invoke: self.now,
+            complete: None,
+            outcome: workload::Outcome::Pending,
+            read: Vec::new(),
+            context: Vec::new(),
+            sent_context,
+            context_from: None,
+            replicas: Vec::new(),
+        });
+        self.in_flight += 1;
+        self.stats.ops_invoked += 1;
+        let incarnation = self.slots.get(node as usize).map_or(0, |s| s.incarnation);
+        let delay = self
+            .config
+            .workload
+            .client_latency
+            .sample_micros(&mut self.rng);
+        self.queue.push(
+            self.now + delay,
+            Event::Request {
+                node,
+                incarnation,
+                op: id,
+                request,
+            },
+        );
+        let deadline = self.now + max.saturating_mul(1000);
+        loop {
+            if let Some(reply) = self.direct.remove(&id) {
+                return Some(reply);
+            }
+            if self.queue.peek_time().is_none_or(|t| t > deadline) {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(deadline);
+        self.finish(DIRECT_CLIENT, id, None);
+        None
+    }
+
+    /// The id the next operation gets.
+    pub fn next_op_id(&self) -> u64 {
+        self.history.next_id()
+    }
+
+    /// [`Sim::call`] with a put of key index `key`, a unique value and `context`.
+    pub fn put(&mut self, node: NodeId, key: u32, context: Vec<u8>) -> Option<ClientReply> {
+        let value = workload::value_for(self.next_op_id(), self.config.workload.value_size);
+        let request = ClientRequest::Put {
+            key: workload::key_bytes(key),
+            value,
+            context,
+            options: Default::default(),
+        };
+        self.call(node, request, self.config.workload.client_timeout)
+    }
+
+    /// [`Sim::call`] with a get of key index `key`.
+    pub fn get(&mut self, node: NodeId, key: u32) -> Option<ClientReply> {
+        let request = ClientRequest::Get {
+            key: workload::key_bytes(key),
+            options: Default::default(),
+        };
+        self.call(node, request, self.config.workload.client_timeout)
+    }
+
+    /// [`Sim::call`] with a delete of key index `key` with `context`.
+    pub fn delete(&mut self, node: NodeId, key: u32, context: Vec<u8>) -> Option<ClientReply> {
+        let request = ClientRequest::Delete {
+            key: workload::key_bytes(key),
+            context,
+            options: Default::default(),
+        };
+        self.call(node, request, self.config.workload.client_timeout)
+    }
+
+    /// Whether every running node that replicates a partition has the same Merkle root for it.
+    pub fn converged(&self) -> bool {
+        let mut roots: HashMap<u32, [u8; 32]> = HashMap::new();
+        for core in self.slots.iter().filter_map(|s| s.core.as_ref()) {
+            for (p, root) in core.partition_roots() {
+                if *roots.entry(p).or_insert(root) != root {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs, checking every `step` ms, until the replicas [converge](Sim::converged) or `max` ms
+    /// passed; returns how long it took (virtual ms), or `None`.
+    pub fn settle(&mut self, max: Millis, step: Millis) -> Option<Millis> {
+        let start = self.now_ms();
+        loop {
+            if self.converged() {
+                return Some(self.now_ms() - start);
+            }
+            if self.now_ms() >= start + max {
+                return None;
+            }
+            self.run_for(step.max(1));
+        }
+    }
+
+    /// Every version each running node holds, by key index.
+    pub fn final_state(&self) -> check::FinalState {
+        let mut state = check::FinalState::default();
+        for core in self.slots.iter().filter_map(|s| s.core.as_ref()) {
+            let id = core.id();
+            let _ = crate::store::Store::scan(core.store(), &mut |key, sibs| {
+                if let Some(k) = workload::key_index(key) {
+                    state.keys.entry(k).or_default().push((id, sibs.clone()));
+                }
+            });
+        }
+        state
+    }
+
+    /// Runs every checker over the history and the final state.
+    pub fn check(&self) -> check::Report {
+        check::check(&self.history, &self.final_state())
+    }
+}

@@ -7,6 +7,8 @@
 //! Every put writes a unique value: the first eight bytes are the operation's id (little-endian),
 //! so a checker can tell which write any value it sees came from ([`value_op`]).
 
+use std::collections::VecDeque;
+
 use rand::rngs::SmallRng;
 use rand::Rng;
 
@@ -145,57 +147,116 @@ impl Op {
     }
 }
 
-/// Every operation, indexed by id (ids are dense from 0).
-#[derive(Debug, Clone, Default)]
+/// Every operation, indexed by id (ids are dense, in invocation order).
+///
+/// A history that does not [retain](History::retaining) everything keeps only a window: completed
+/// operations are dropped from the front once every earlier one has completed too, so a long
+/// benchmark run needs memory for the operations in flight only.
+#[derive(Debug, Clone)]
 pub struct History {
-    ops: Vec<Op>,
+    base: u64,
+    ops: VecDeque<Op>,
+    retain: bool,
+    completed: usize,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl History {
-    /// An empty history.
+    /// An empty history that keeps every operation.
     pub fn new() -> Self {
-        Self::default()
+        Self::retaining(true)
     }
 
-    /// Records an invocation; its id must be the next one ([`History::next_id`]).
-    pub fn invoke(&mut self, op: Op) {
-        debug_assert_eq!(op.id, self.ops.len() as u64);
-        self.ops.push(op);
+    /// An empty history; with `retain == false` only a window of recent operations is kept.
+    pub fn retaining(retain: bool) -> Self {
+        History {
+            base: 0,
+            ops: VecDeque::new(),
+            retain,
+            completed: 0,
+        }
+    }
+
+    /// Whether every operation is kept.
+    pub fn retains(&self) -> bool {
+        self.retain
+    }
+
+    /// Records an invocation under the next id ([`History::next_id`]), which it returns.
+    pub fn invoke(&mut self, mut op: Op) -> u64 {
+        op.id = self.next_id();
+        let id = op.id;
+        self.ops.push_back(op);
+        id
+    }
+
+    /// Marks operation `id` complete at `time` with `outcome` (ignored if it already completed);
+    /// returns it so the caller can fill in what it returned.
+    pub fn complete(&mut self, id: u64, time: u64, outcome: Outcome) -> Option<&mut Op> {
+        let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
+        let op = self.ops.get_mut(i)?;
+        if op.complete.is_some() {
+            return None;
+        }
+        op.complete = Some(time);
+        op.outcome = outcome;
+        self.completed += 1;
+        self.ops.get_mut(i)
+    }
+
+    /// Drops completed operations from the front (no-op for a retaining history).
+    pub fn trim(&mut self) {
+        if self.retain {
+            return;
+        }
+        while self.ops.front().is_some_and(|o| o.complete.is_some()) {
+            self.ops.pop_front();
+            self.base += 1;
+        }
     }
 
     /// The id the next invocation gets.
     pub fn next_id(&self) -> u64 {
-        self.ops.len() as u64
+        self.base + self.ops.len() as u64
     }
 
-    /// The operation with this id.
+    /// The operation with this id, if kept.
     pub fn get(&self, id: u64) -> Option<&Op> {
-        usize::try_from(id).ok().and_then(|i| self.ops.get(i))
+        usize::try_from(id.checked_sub(self.base)?)
+            .ok()
+            .and_then(|i| self.ops.get(i))
     }
 
     /// The operation with this id, mutably.
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Op> {
-        usize::try_from(id).ok().and_then(|i| self.ops.get_mut(i))
+        usize::try_from(id.checked_sub(self.base)?)
+            .ok()
+            .and_then(|i| self.ops.get_mut(i))
     }
 
-    /// Every operation in invocation order.
-    pub fn ops(&self) -> &[Op] {
-        &self.ops
+    /// Every kept operation in invocation order.
+    pub fn ops(&self) -> impl Iterator<Item = &Op> + '_ {
+        self.ops.iter()
     }
 
-    /// Number of operations.
+    /// Number of operations invoked (kept or not).
     pub fn len(&self) -> usize {
-        self.ops.len()
+        usize::try_from(self.next_id()).unwrap_or(usize::MAX)
     }
 
     /// Whether nothing was invoked.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.next_id() == 0
     }
 
-    /// Number of completed operations (any outcome but pending).
+    /// Number of completed operations (any outcome but pending), kept or not.
     pub fn completed(&self) -> usize {
-        self.ops.iter().filter(|o| o.complete.is_some()).count()
+        self.completed
     }
 }
 
@@ -320,6 +381,48 @@ impl Picker {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    fn op(kind: OpKind) -> Op {
+        Op {
+            id: 0,
+            client: 0,
+            node: 0,
+            kind,
+            key: 0,
+            options: RequestOptions::default(),
+            invoke: 0,
+            complete: None,
+            outcome: Outcome::Pending,
+            read: Vec::new(),
+            context: Vec::new(),
+            sent_context: Vec::new(),
+            context_from: None,
+            replicas: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_windowed_history_keeps_only_what_is_in_flight() {
+        let mut h = History::retaining(false);
+        let a = h.invoke(op(OpKind::Get));
+        let b = h.invoke(op(OpKind::Put));
+        let c = h.invoke(op(OpKind::Delete));
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert!(h.complete(b, 5, Outcome::Ok).is_some());
+        assert!(h.complete(b, 6, Outcome::Ok).is_none(), "completes once");
+        h.trim();
+        assert_eq!(h.ops().count(), 3, "a is still pending");
+        h.complete(a, 7, Outcome::TimedOut);
+        h.trim();
+        assert_eq!(h.ops().map(|o| o.id).collect::<Vec<_>>(), vec![c]);
+        assert!(h.get(a).is_none() && h.get(c).is_some());
+        assert_eq!((h.len(), h.completed()), (3, 2));
+        let mut full = History::new();
+        full.invoke(op(OpKind::Get));
+        full.complete(0, 1, Outcome::Ok);
+        full.trim();
+        assert_eq!(full.ops().count(), 1);
+    }
 
     #[test]
     fn values_and_keys_round_trip() {

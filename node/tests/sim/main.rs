@@ -1,0 +1,5 @@
+//! The cluster simulator's integration tests: random faults over many seeds, and scenarios from
+//! the paper (hinted handoff, joins, leaves).
+
+mod faults;
+mod scenarios;

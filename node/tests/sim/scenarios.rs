@@ -1,0 +1,180 @@
+//! Plain scenarios from the paper: hinted handoff (section 4.6), joins and leaves (section 4.8).
+
+use dynamo_node::sim::workload::{key_bytes, value_op, Workload};
+use dynamo_node::sim::{Sim, SimConfig};
+use dynamo_node::{ClientReply, NodeConfig, NodeId, Store};
+
+fn quiet_cluster(nodes: usize, seed: u64) -> Sim {
+    Sim::new(SimConfig {
+        seed,
+        nodes,
+        node: NodeConfig {
+            partitions: 16,
+            gossip_interval: 200,
+            handoff_interval: 200,
+            // Anti-entropy off, so that only the mechanism under test can move data.
+            sync_interval: None,
+            ..NodeConfig::default()
+        },
+        workload: Workload {
+            clients: 0,
+            ..Workload::default()
+        },
+        ..SimConfig::default()
+    })
+    .expect("cluster starts")
+}
+
+fn primaries(sim: &Sim, via: NodeId, key: u32) -> Vec<NodeId> {
+    let core = sim.node(via).expect("node running");
+    core.ring()
+        .preference_list(&key_bytes(key))
+        .primaries()
+        .copied()
+        .collect()
+}
+
+/// The live values of `key` in `node`'s store, as writer op ids.
+fn stored(sim: &Sim, node: NodeId, key: u32) -> Vec<u64> {
+    let Some(core) = sim.node(node) else {
+        return Vec::new();
+    };
+    core.store()
+        .get(&key_bytes(key))
+        .ok()
+        .flatten()
+        .map(|s| s.live_values().filter_map(|v| value_op(v)).collect())
+        .unwrap_or_default()
+}
+
+fn stored_context(reply: Option<ClientReply>) -> (Vec<u8>, Vec<NodeId>) {
+    match reply {
+        Some(ClientReply::Stored { context, replicas }) => (context, replicas),
+        other => panic!("put failed: {other:?}"),
+    }
+}
+
+#[test]
+fn a_write_succeeds_through_a_fallback_and_the_hint_reaches_the_node_when_it_returns() {
+    let mut sim = quiet_cluster(5, 11);
+    sim.run_for(2_000);
+    let key = 7;
+    let pref = primaries(&sim, 0, key);
+    assert_eq!(pref.len(), 3);
+    let victim = pref[2];
+    let coordinator = pref[0];
+    sim.crash(victim, true);
+    // Long enough for gossip's failure detector to call it down: the coordinator then writes to
+    // the first N healthy nodes, a fallback among them.
+    sim.run_for(5_000);
+    assert!(!sim.node(coordinator).expect("running").is_up(victim));
+    let id = sim.next_op_id();
+    let (_, replicas) = stored_context(sim.put(coordinator, key, Vec::new()));
+    assert!(!replicas.contains(&victim), "{replicas:?}");
+    // Let the write reach all three targets (W = 2 returns early).
+    sim.run_for(500);
+    let holders: Vec<NodeId> = sim
+        .running()
+        .into_iter()
+        .filter(|&n| stored(&sim, n, key).contains(&id))
+        .collect();
+    let fallbacks: Vec<NodeId> = holders
+        .iter()
+        .copied()
+        .filter(|n| !pref.contains(n))
+        .collect();
+    assert_eq!(
+        fallbacks.len(),
+        1,
+        "one fallback holds the write: {holders:?}, primaries {pref:?}"
+    );
+    assert!(sim.node_stats().counters.hints_recorded >= 1);
+    sim.restart(victim).expect("restarts");
+    sim.run_for(10_000);
+    assert!(
+        stored(&sim, victim, key).contains(&id),
+        "the hint reached node {victim}"
+    );
+    assert!(sim.node_stats().counters.hints_delivered >= 1);
+    let report = sim.check();
+    assert!(report.is_clean(), "{report}");
+}
+
+#[test]
+fn a_joining_node_receives_its_ranges() {
+    let mut sim = quiet_cluster(4, 12);
+    sim.run_for(2_000);
+    let keys = 60;
+    let mut written = Vec::new();
+    for key in 0..keys {
+        let id = sim.next_op_id();
+        stored_context(sim.put((key % 4) as NodeId, key, Vec::new()));
+        written.push((key, id));
+    }
+    sim.run_for(1_000);
+    let new = sim.add_node().expect("joins");
+    sim.run_for(20_000);
+    let mut owned = 0;
+    for &(key, id) in &written {
+        for n in 0..5 {
+            let pref = primaries(&sim, n, key);
+            assert_eq!(
+                pref,
+                primaries(&sim, 0, key),
+                "every node agrees on the ring"
+            );
+        }
+        let pref = primaries(&sim, new, key);
+        if pref.contains(&new) {
+            owned += 1;
+            assert!(
+                stored(&sim, new, key).contains(&id),
+                "new node {new} holds key {key} of which it is a primary"
+            );
+        }
+        for &p in &pref {
+            assert!(
+                stored(&sim, p, key).contains(&id),
+                "primary {p} holds key {key}"
+            );
+        }
+    }
+    assert!(owned > 0, "the new node took over some ranges");
+}
+
+#[test]
+fn a_leaving_node_hands_its_ranges_over() {
+    let mut sim = quiet_cluster(5, 13);
+    sim.run_for(2_000);
+    let keys = 60;
+    let mut written = Vec::new();
+    for key in 0..keys {
+        let id = sim.next_op_id();
+        stored_context(sim.put((key % 5) as NodeId, key, Vec::new()));
+        written.push((key, id));
+    }
+    sim.run_for(1_000);
+    let leaver: NodeId = 2;
+    let had: usize = written
+        .iter()
+        .filter(|(k, _)| primaries(&sim, 0, *k).contains(&leaver))
+        .count();
+    assert!(had > 0);
+    sim.leave(leaver);
+    sim.run_for(20_000);
+    // Once it has handed over, the node goes away for good, disk and all.
+    sim.crash(leaver, false);
+    for &(key, id) in &written {
+        let pref = primaries(&sim, 0, key);
+        assert!(!pref.contains(&leaver), "node {leaver} left the ring");
+        for &p in &pref {
+            assert_eq!(primaries(&sim, p, key), pref, "node {p} agrees on the ring");
+            assert!(
+                stored(&sim, p, key).contains(&id),
+                "primary {p} holds key {key}"
+            );
+        }
+    }
+    let report = sim.check();
+    assert!(report.is_clean(), "{report}");
+}
