@@ -27,7 +27,11 @@ use dynamo_node::{NodeConfig, NodeId};
 const LOCAL_SECRET: &str = "dynamo-local-secret";
 
 #[derive(Parser, Debug)]
-#[command(name = "dynamo", version, about = "A Dynamo key-value store: nodes, local clusters and a client")]
+#[command(
+    name = "dynamo",
+    version,
+    about = "A Dynamo key-value store: nodes, local clusters and a client"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +95,11 @@ enum Command {
 #[derive(Args, Debug)]
 struct ConnArgs {
     /// Node addresses, comma separated; requests go to the next one when one does not answer.
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
     nodes: Vec<String>,
     /// The cluster's shared secret.
     #[arg(long, env = "DYNAMO_SECRET", default_value = LOCAL_SECRET, hide_env_values = true)]
@@ -180,16 +188,18 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?
+            toml::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
         }
         None => FileConfig::default(),
     };
-    let id = args.id.or(file.id).ok_or_else(|| anyhow!("--id (or `id` in the config file) is required"))?;
-    let secret = args
-        .secret
-        .clone()
-        .or(file.secret)
-        .ok_or_else(|| anyhow!("--secret, DYNAMO_SECRET or `secret` in the config file is required"))?;
+    let id = args
+        .id
+        .or(file.id)
+        .ok_or_else(|| anyhow!("--id (or `id` in the config file) is required"))?;
+    let secret = args.secret.clone().or(file.secret).ok_or_else(|| {
+        anyhow!("--secret, DYNAMO_SECRET or `secret` in the config file is required")
+    })?;
     let mut node = file.node.unwrap_or_default();
     if let Some(c) = &args.cluster {
         node.cluster = c.clone();
@@ -201,7 +211,9 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
         let (pid, addr) = p
             .split_once('=')
             .ok_or_else(|| anyhow!("--peer {p:?}: expected ID=HOST:PORT"))?;
-        let pid: NodeId = pid.parse().with_context(|| format!("--peer {p:?}: bad id"))?;
+        let pid: NodeId = pid
+            .parse()
+            .with_context(|| format!("--peer {p:?}: bad id"))?;
         node.seeds.retain(|(s, _)| *s != pid);
         node.seeds.push((pid, addr.to_string()));
     }
@@ -229,7 +241,10 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
             Some(other) => bail!("durability {other:?}: expected \"durable\" or \"buffered\""),
         };
     if buffered {
-        let ms = args.sync_interval_ms.or(file.sync_interval_ms).unwrap_or(1000);
+        let ms = args
+            .sync_interval_ms
+            .or(file.sync_interval_ms)
+            .unwrap_or(1000);
         rc.durability = Durability::Buffered {
             sync_interval: Duration::from_millis(ms),
         };
@@ -304,16 +319,26 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
         if args.buffered {
             cmd.arg("--buffered");
         }
-        let child = cmd.spawn().with_context(|| format!("cannot start node {id}"))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start node {id}"))?;
         children.push((id, child));
     }
-    let nodes = ids.iter().map(|&i| address(i)).collect::<Vec<_>>().join(",");
+    let nodes = ids
+        .iter()
+        .map(|&i| address(i))
+        .collect::<Vec<_>>()
+        .join(",");
     println!(
         "dynamo: {} nodes on {} (data in {}), cluster secret {:?}",
         args.nodes,
         nodes,
         args.dir.display(),
-        if args.secret == LOCAL_SECRET { LOCAL_SECRET } else { "<given>" }
+        if args.secret == LOCAL_SECRET {
+            LOCAL_SECRET
+        } else {
+            "<given>"
+        }
     );
     println!("try, from another terminal:");
     println!("  dynamo put cart milk --nodes {nodes}");
@@ -414,7 +439,10 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Delete { key, context, conn } => {
-            let ctx = conn.client().delete(key.as_bytes(), &unhex(&context)?).await?;
+            let ctx = conn
+                .client()
+                .delete(key.as_bytes(), &unhex(&context)?)
+                .await?;
             println!("deleted");
             println!("context: {}", hex(&ctx));
             Ok(())
@@ -426,7 +454,10 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
                 return Ok(());
             }
-            println!("node {} at {} (epoch {}, generation {})", s.id, s.address, s.epoch, s.generation);
+            println!(
+                "node {} at {} (epoch {}, generation {})",
+                s.id, s.address, s.epoch, s.generation
+            );
             println!("members:");
             for m in &s.members {
                 let share = s
@@ -450,7 +481,11 @@ async fn run(cli: Cli) -> Result<()> {
             let c = &s.counters;
             println!(
                 "anti-entropy: {} sessions ({} running, {} failed), {} keys repaired, {} bytes",
-                c.sync_sessions, s.sync_sessions_running, c.sync_failures, c.sync_keys_repaired, c.sync_bytes
+                c.sync_sessions,
+                s.sync_sessions_running,
+                c.sync_failures,
+                c.sync_keys_repaired,
+                c.sync_bytes
             );
             println!(
                 "requests: {} gets, {} puts, {} deletes, {} failed, {} forwarded, {} in flight",
@@ -468,9 +503,18 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Ring { conn } => {
             let ring = conn.client().ring().await?;
-            println!("{:>5}  {:<34} {:>7}  replicas", "range", "end position", "share");
+            println!(
+                "{:>5}  {:<34} {:>7}  replicas",
+                "range", "end position", "share"
+            );
             for r in ring {
-                println!("{:>5}  {:<34} {:>6.2}%  {:?}", r.index, r.end, r.fraction * 100.0, r.replicas);
+                println!(
+                    "{:>5}  {:<34} {:>6.2}%  {:?}",
+                    r.index,
+                    r.end,
+                    r.fraction * 100.0,
+                    r.replicas
+                );
             }
             Ok(())
         }

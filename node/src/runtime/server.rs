@@ -100,7 +100,9 @@ fn kind(frame: &Frame) -> &'static str {
 
 fn describe_error(e: &FrameError, max_frame: usize) -> String {
     match e {
-        FrameError::TooLarge => format!("frame exceeds the maximum frame size of {max_frame} bytes"),
+        FrameError::TooLarge => {
+            format!("frame exceeds the maximum frame size of {max_frame} bytes")
+        }
         other => other.to_string(),
     }
 }

@@ -27,7 +27,9 @@ fn creds(secret: &str) -> Credentials {
 /// An authenticated client connection.
 async fn authenticated(spec: &Spec) -> Conn<TcpStream> {
     let mut conn = raw(spec).await;
-    connect(&mut conn, &creds(SECRET), Role::Client, Some(1)).await.unwrap();
+    connect(&mut conn, &creds(SECRET), Role::Client, Some(1))
+        .await
+        .unwrap();
     conn
 }
 
@@ -41,7 +43,10 @@ async fn expect_error(conn: &mut Conn<TcpStream>) -> String {
         }
     };
     assert!(
-        matches!(recv(conn).await, Err(FrameError::Closed) | Err(FrameError::Io(_))),
+        matches!(
+            recv(conn).await,
+            Err(FrameError::Closed) | Err(FrameError::Io(_))
+        ),
         "the connection must be closed after an error"
     );
     reason
@@ -56,12 +61,17 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
     let nodes = spec.start_all().await;
     wait_up(&spec).await;
     let mut client = spec.client_of(1);
-    let ctx = client.put(b"kept", b"acknowledged".to_vec(), &[]).await.unwrap();
+    let ctx = client
+        .put(b"kept", b"acknowledged".to_vec(), &[])
+        .await
+        .unwrap();
     assert!(!ctx.is_empty());
 
     // Malformed frame before the handshake.
     let mut conn = raw(&spec).await;
-    conn.send(Bytes::from_static(b"\xc1\xc1 not msgpack")).await.unwrap();
+    conn.send(Bytes::from_static(b"\xc1\xc1 not msgpack"))
+        .await
+        .unwrap();
     let reason = expect_error(&mut conn).await;
     assert!(reason.contains("malformed"), "{reason}");
 
@@ -75,11 +85,16 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
     let mut conn = authenticated(&spec).await;
     conn.send(Bytes::from_static(UNKNOWN)).await.unwrap();
     let reason = expect_error(&mut conn).await;
-    assert!(reason.contains("unknown") || reason.contains("malformed"), "{reason}");
+    assert!(
+        reason.contains("unknown") || reason.contains("malformed"),
+        "{reason}"
+    );
 
     // A frame of the wrong kind: a client sending peer handshake frames.
     let mut conn = authenticated(&spec).await;
-    send(&mut conn, &Frame::Welcome { mac: [0; 32] }).await.unwrap();
+    send(&mut conn, &Frame::Welcome { mac: [0; 32] })
+        .await
+        .unwrap();
     let reason = expect_error(&mut conn).await;
     assert!(reason.contains("unexpected Welcome frame"), "{reason}");
 
@@ -87,7 +102,10 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
     let mut stream = TcpStream::connect(spec.address(1)).await.unwrap();
     {
         use tokio::io::AsyncWriteExt;
-        stream.write_all(&(64u32 << 20).to_be_bytes()).await.unwrap();
+        stream
+            .write_all(&(64u32 << 20).to_be_bytes())
+            .await
+            .unwrap();
         stream.write_all(&[0u8; 1024]).await.unwrap();
     }
     let mut conn = framed(stream, 64 << 20);
@@ -114,7 +132,9 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
     let mut conn = raw(&spec).await;
     let mut other = creds(SECRET);
     other.cluster = "other".into();
-    let e = connect(&mut conn, &other, Role::Client, None).await.unwrap_err();
+    let e = connect(&mut conn, &other, Role::Client, None)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("cluster mismatch"), "{e}");
 
     // A peer with the wrong secret can neither join nor write.
@@ -123,7 +143,9 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
         id: 9,
         address: "127.0.0.1:1".into(),
     };
-    let e = connect(&mut conn, &creds("not-the-secret"), peer, None).await.unwrap_err();
+    let e = connect(&mut conn, &creds("not-the-secret"), peer, None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, HandshakeError::Refused(r) if r.contains("wrong cluster secret")),
         "{e}"
@@ -156,7 +178,10 @@ async fn client_with_wrong_secret_is_refused() {
     let mut client = dynamo_node::client::Client::new(config);
     match client.get(b"k").await {
         Err(Error::Refused { source, .. }) => {
-            assert!(source.to_string().contains("wrong cluster secret"), "{source}")
+            assert!(
+                source.to_string().contains("wrong cluster secret"),
+                "{source}"
+            )
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

@@ -71,7 +71,10 @@ async fn put_get(n: usize) {
     assert!(puts >= 20, "the nodes coordinated {puts} puts");
     let ring = c.ring().await.unwrap();
     assert!(!ring.is_empty());
-    assert!(ring.iter().all(|r| r.replicas.len() == 3.min(n)), "{ring:?}");
+    assert!(
+        ring.iter().all(|r| r.replicas.len() == 3.min(n)),
+        "{ring:?}"
+    );
 
     for node in nodes {
         node.shutdown().await.unwrap();

@@ -2,7 +2,7 @@
 
 mod bad_input;
 mod cluster;
-mod crash;
+
 mod process;
 
 use std::net::TcpListener;
@@ -124,5 +124,51 @@ pub(crate) async fn wait_up(spec: &Spec) {
         })
         .await;
         assert!(ok.is_some(), "node {id} never saw all {n} nodes up");
+    }
+}
+
+/// The primary replicas of `key` according to a node's ring.
+pub(crate) fn replicas_of(ring: &[dynamo_node::runtime::RangeInfo], key: &[u8]) -> Vec<NodeId> {
+    let pos = dynamo_ring::HashFunction::Md5.position(key).0;
+    let end = |r: &dynamo_node::runtime::RangeInfo| u128::from_str_radix(&r.end, 16).unwrap();
+    ring.iter()
+        .filter(|r| end(r) >= pos)
+        .min_by_key(|r| end(r))
+        .or_else(|| ring.iter().min_by_key(|r| end(r)))
+        .map(|r| r.replicas.clone())
+        .unwrap_or_default()
+}
+
+/// Waits until every node holds at least the keys it replicates (by its status), then checks
+/// the data directories after a graceful stop: every key on each of its primaries, with its value.
+pub(crate) fn check_stores(
+    dir: &Path,
+    ring: &[dynamo_node::runtime::RangeInfo],
+    written: &[(String, String)],
+) {
+    use dynamo_node::redb_store::{Durability, RedbStore};
+    use dynamo_node::Store;
+    let mut stores = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(id) = name.strip_prefix("node-").filter(|_| path.is_dir()) {
+            let id: NodeId = id.parse().unwrap();
+            stores.insert(id, RedbStore::open(&path, Durability::Durable).unwrap());
+        }
+    }
+    for (key, value) in written {
+        for id in replicas_of(ring, key.as_bytes()) {
+            let sibs = stores[&id]
+                .get(key.as_bytes())
+                .unwrap()
+                .unwrap_or_else(|| panic!("node {id} lacks {key}"));
+            let values: Vec<&Vec<u8>> = sibs.live_values().collect();
+            assert_eq!(
+                values,
+                vec![&value.as_bytes().to_vec()],
+                "node {id}, key {key}"
+            );
+        }
     }
 }

@@ -1,1 +1,0 @@
-//! Nodes stopped abruptly while writes go on, restarted from their data directories.
