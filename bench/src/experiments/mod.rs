@@ -4,11 +4,13 @@
 //!
 //! `cargo run --release -p dynamo-bench --bin experiments -- <name>|all [--tiny] [--out DIR]`
 
+pub mod cluster;
 pub mod gossip;
 pub mod pbs;
 pub mod plot;
 pub mod ring;
 pub mod stats;
+pub mod staleness;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -163,6 +165,21 @@ pub struct Experiment {
 /// Every experiment, in report order.
 pub fn registry() -> Vec<Experiment> {
     vec![
+        Experiment {
+            name: "repair",
+            title: "1. Repair protocols against message drops (seed 000, result 1)",
+            run: staleness::run_repair,
+        },
+        Experiment {
+            name: "quorum",
+            title: "2. Quorum settings (seed 000, result 2)",
+            run: staleness::run_quorum,
+        },
+        Experiment {
+            name: "sync",
+            title: "3. Sync interval (seed 000, result 3)",
+            run: staleness::run_sync,
+        },
         Experiment {
             name: "pbs",
             title: "7. Probabilistically bounded staleness (seed 004, figures 1-2)",
