@@ -36,11 +36,15 @@ use std::fmt;
 use super::workload::{value_op, History, Op, OpKind};
 use crate::types::{Actor, Clock, NodeId, Sibs};
 
-/// The versions each node holds at the end, by key index.
+/// The versions the key's replicas hold at the end, by key index.
 #[derive(Debug, Clone, Default)]
 pub struct FinalState {
-    /// For each key index, the nodes that hold versions of it and those versions.
+    /// For each key index, its primaries (by the final ring) that hold versions, and the versions.
     pub keys: HashMap<u32, Vec<(NodeId, Sibs)>>,
+    /// (node, key index) pairs held by a node that is not one of the key's primaries: leftovers of
+    /// fallbacks or former owners. Not judged (clients read from the primaries once they are up),
+    /// only counted.
+    pub strays: Vec<(NodeId, u32)>,
 }
 
 /// The stale-read measurement.
@@ -118,6 +122,8 @@ pub struct Report {
     pub acked_deletes: usize,
     /// Malformed contexts (must be empty).
     pub errors: Vec<CheckError>,
+    /// Keys held by nodes that are not their primaries (a measurement).
+    pub strays: usize,
 }
 
 impl Report {
@@ -131,13 +137,14 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors; {} ineffective deletes; stale reads {}/{} ({:.2}%)",
+            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors; {} ineffective deletes, {} stray keys; stale reads {}/{} ({:.2}%)",
             self.acked_puts,
             self.acked_deletes,
             self.lost.len(),
             self.resurrected.len(),
             self.errors.len(),
             self.ineffective_deletes.len(),
+            self.strays,
             self.stale.stale.len(),
             self.stale.judged,
             self.stale.ratio() * 100.0
@@ -172,6 +179,7 @@ pub fn check(history: &History, state: &FinalState) -> Report {
     let (lost, puts, e1) = lost_writes(history, state);
     let (resurrected, deletes, e2) = resurrected_deletes(history, state);
     report.ineffective_deletes = ineffective_deletes(history, state);
+    report.strays = state.strays.len();
     report.lost = lost;
     report.resurrected = resurrected;
     report.acked_puts = puts;

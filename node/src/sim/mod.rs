@@ -613,14 +613,24 @@ impl Sim {
         }
     }
 
-    /// Every version each running node holds, by key index.
+    /// Every version the keys' primaries hold, by key index (primaries by the ring of the
+    /// lowest-numbered running node; after settling every node agrees). Versions on other nodes
+    /// are listed as strays.
     pub fn final_state(&self) -> check::FinalState {
         let mut state = check::FinalState::default();
+        let Some(reference) = self.slots.iter().find_map(|s| s.core.as_ref()) else {
+            return state;
+        };
+        let ring = reference.ring();
         for core in self.slots.iter().filter_map(|s| s.core.as_ref()) {
             let id = core.id();
             let _ = crate::store::Store::scan(core.store(), &mut |key, sibs| {
                 if let Some(k) = workload::key_index(key) {
-                    state.keys.entry(k).or_default().push((id, sibs.clone()));
+                    if ring.preference_list(key).primaries().any(|&p| p == id) {
+                        state.keys.entry(k).or_default().push((id, sibs.clone()));
+                    } else {
+                        state.strays.push((id, k));
+                    }
                 }
             });
         }

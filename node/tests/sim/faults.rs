@@ -191,7 +191,7 @@ fn sweep(first: u64) {
     let count: u64 = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(60);
     let mut failures = Vec::new();
     for seed in first..first + count {
         if let Err(e) = run_seed(seed) {
