@@ -258,3 +258,16 @@ fn garbage_never_panics_nor_moves_versions_back(input: Garbage) -> bool {
     let mine = a.local_state();
     mine.generation() == own.generation() && mine.app_state("mine") == Some(&[9u8][..])
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn messages_and_config_round_trip_through_serde() {
+    let message = ack2("c", vec![delta(2, 1, 0, 4)]);
+    let json = serde_json::to_string(&message).unwrap();
+    let back: Message<u32, u32> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, message);
+    // A partial configuration file takes the defaults for what it leaves out.
+    let config: Config = serde_json::from_str(r#"{"cluster_name":"prod"}"#).unwrap();
+    assert_eq!(config.cluster_name, "prod");
+    assert_eq!(config.gossip_interval_ms, 1_000);
+}
