@@ -7,7 +7,7 @@
 //! ```
 //!
 //! One task, the driver, owns the core. Everything else talks to it through one channel of
-//! [`Input`]s. After each batch of inputs (whatever is queued, up to [`MAX_BATCH`]) the driver
+//! inputs. After each batch of inputs (whatever is queued, up to [`MAX_BATCH`]) the driver
 //! flushes the store *once* (group commit), then sends what the core produced: messages to the
 //! peers' queues, replies to the waiting connections. So no acknowledgement leaves before the
 //! write it acknowledges is durable, and one fsync covers many writes. The timer fires at

@@ -33,14 +33,12 @@ async fn authenticated(spec: &Spec) -> Conn<TcpStream> {
     conn
 }
 
-/// Reads until the node's error frame, then expects the connection to close.
+/// Reads the node's error frame, then expects the connection to close.
 async fn expect_error(conn: &mut Conn<TcpStream>) -> String {
-    let reason = loop {
-        match recv(conn).await {
-            Ok(Frame::Error { reason }) => break reason,
-            Ok(other) => panic!("expected an error frame, got {other:?}"),
-            Err(e) => panic!("expected an error frame, got {e}"),
-        }
+    let reason = match recv(conn).await {
+        Ok(Frame::Error { reason }) => reason,
+        Ok(other) => panic!("expected an error frame, got {other:?}"),
+        Err(e) => panic!("expected an error frame, got {e}"),
     };
     assert!(
         matches!(
