@@ -5,10 +5,12 @@
 //! - [`sim`] runs many cores on virtual time from one seed, with a network that delays, drops,
 //!   duplicates and partitions, and checks the history.
 
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod message;
 pub mod redb_store;
+pub mod runtime;
 pub mod sim;
 pub mod store;
 pub mod types;
