@@ -4,7 +4,7 @@
 //! - [`dist`]: latency distributions (constant, uniform, normal, exponential, Pareto, mixtures,
 //!   offsets);
 //! - [`net`]: links that delay, drop, duplicate and reorder, partitions, the event queue;
-//! - [`workload`]: closed-loop clients and the [`History`](workload::History) they leave;
+//! - [`workload`]: closed-loop clients and the [`History`] they leave;
 //! - [`check`]: stale reads, lost writes, resurrected deletes over the history and final state;
 //! - [`Sim`]: the driver, with crashes, restarts, joins, leaves, partitions and healing.
 //!
