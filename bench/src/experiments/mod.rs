@@ -5,12 +5,14 @@
 //! `cargo run --release -p dynamo-bench --bin experiments -- <name>|all [--tiny] [--out DIR]`
 
 pub mod cluster;
+pub mod direct;
 pub mod gossip;
+pub mod latency;
 pub mod pbs;
 pub mod plot;
 pub mod ring;
-pub mod stats;
 pub mod staleness;
+pub mod stats;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -181,6 +183,21 @@ pub fn registry() -> Vec<Experiment> {
             run: staleness::run_sync,
         },
         Experiment {
+            name: "delay",
+            title: "4. Latency and throughput against message delay (seed 001, figures 1-3)",
+            run: latency::run_delay,
+        },
+        Experiment {
+            name: "failures",
+            title: "5. Read latency with failed nodes (seed 001, figure 4)",
+            run: latency::run_failures,
+        },
+        Experiment {
+            name: "staleness",
+            title: "6. Staleness against drop rate, sloppy against strict (seed 001, figure 5)",
+            run: direct::run_staleness,
+        },
+        Experiment {
             name: "pbs",
             title: "7. Probabilistically bounded staleness (seed 004, figures 1-2)",
             run: pbs::run_pbs,
@@ -189,6 +206,16 @@ pub fn registry() -> Vec<Experiment> {
             name: "k-staleness",
             title: "7b. k-staleness: closed form against simulation",
             run: pbs::run_k_staleness,
+        },
+        Experiment {
+            name: "tail",
+            title: "8. Get and put latency, skew and failures on 8 nodes (seed 004, table 1, figures 3-5)",
+            run: latency::run_table,
+        },
+        Experiment {
+            name: "replicas",
+            title: "9. Degree of consistency across replicas (seed 004, figure 6)",
+            run: direct::run_replicas,
         },
         Experiment {
             name: "ring",
@@ -219,13 +246,16 @@ pub fn run_one(ctx: &Ctx, exp: &Experiment) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let report = (exp.run)(ctx)?;
     let secs = started.elapsed().as_secs_f64();
-    write(&ctx.out.join(format!("{}.csv", exp.name)), &report.csv.render())?;
+    write(
+        &ctx.out.join(format!("{}.csv", exp.name)),
+        &report.csv.render(),
+    )?;
     let mut md = format!("## {}\n\n", exp.title);
     md.push_str(report.markdown.trim_end());
     let _ = write!(
         md,
         "\n\n![{name}]({name}.svg)\n\nData: [`{name}.csv`]({name}.csv). Rerun: \
-         `cargo run --release -p dynamo-bench --bin experiments -- {name}`{tiny} \
+         `cargo run --release -p dynamo-bench --bin experiments -- {name}{tiny}` \
          ({secs:.0} s on this machine).\n",
         name = exp.name,
         tiny = if ctx.tiny { " --tiny" } else { "" },

@@ -139,7 +139,13 @@ pub fn models() -> Vec<Wars> {
                 sd: 50f64.sqrt(),
             },
         ),
-        same("normal(50, sd 50)", Delay::Normal { mean: 50.0, sd: 50.0 }),
+        same(
+            "normal(50, sd 50)",
+            Delay::Normal {
+                mean: 50.0,
+                sd: 50.0,
+            },
+        ),
         same("uniform(0, 100)", Delay::Uniform { lo: 0.0, hi: 100.0 }),
         same("LNKD-SSD", SSD),
         disk,
@@ -464,12 +470,25 @@ pub fn k_staleness_mc(n: usize, r: usize, w: usize, k: u32, trials: usize, seed:
 pub fn run_k_staleness(ctx: &Ctx) -> Result<Report, Error> {
     let trials = ctx.size(100_000, 200);
     let seeds = ctx.seeds();
-    let configs: [(usize, usize, usize); 6] =
-        [(3, 1, 1), (3, 1, 2), (3, 2, 1), (5, 1, 1), (5, 1, 2), (5, 2, 2)];
+    let configs: [(usize, usize, usize); 6] = [
+        (3, 1, 1),
+        (3, 1, 2),
+        (3, 2, 1),
+        (5, 1, 1),
+        (5, 1, 2),
+        (5, 2, 2),
+    ];
     let ks: Vec<u32> = (1..=6).collect();
     let bar = ctx.progress("k-staleness", (configs.len() * ks.len()) as u64);
     let mut csv = Csv::new(&[
-        "n", "r", "w", "k", "seed", "trials", "p_simulated", "p_closed_form",
+        "n",
+        "r",
+        "w",
+        "k",
+        "seed",
+        "trials",
+        "p_simulated",
+        "p_closed_form",
     ]);
     let mut rows = Vec::new();
     let mut panels_series = Vec::new();

@@ -73,7 +73,9 @@ fn bounds(panel: &Panel) -> ((f64, f64), (f64, f64)) {
         y1 = y0 + 1.0;
     }
     let pad = (y1 - y0) * 0.05;
-    let y = panel.y_range.unwrap_or((y0.min(0.0).max(y0 - pad), y1 + pad));
+    let y = panel
+        .y_range
+        .unwrap_or((y0.min(0.0).max(y0 - pad), y1 + pad));
     ((x0, x1), y)
 }
 

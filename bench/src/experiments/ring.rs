@@ -54,7 +54,10 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
     let requests = ctx.size(200_000, 2_000);
     let seeds = ctx.seeds();
     let cdf = zipf_cdf(KEYS);
-    let mut cases: Vec<(u8, u32)> = [8u32, 16, 32, 64, 128, 256].iter().map(|&t| (1, t)).collect();
+    let mut cases: Vec<(u8, u32)> = [8u32, 16, 32, 64, 128, 256]
+        .iter()
+        .map(|&t| (1, t))
+        .collect();
     cases.extend([64u32, 128, 256, 512, 1024, 4096].iter().map(|&q| (3, q)));
     let bar = ctx.progress("ring", (cases.len() * seeds.len()) as u64);
     let mut csv = Csv::new(&[
@@ -94,12 +97,11 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
                 strategy: strat,
                 ..RingConfig::default()
             };
-            let ring = Ring::new(config, (0..NODES).map(NodeSpec::new)).map_err(|e| {
-                Error::Setup {
+            let ring =
+                Ring::new(config, (0..NODES).map(NodeSpec::new)).map_err(|e| Error::Setup {
                     experiment: "ring",
                     message: e.to_string(),
-                }
-            })?;
+                })?;
             let u = efficiency(&ring, false, requests, seed, &cdf);
             let z = efficiency(&ring, true, requests, seed + 100, &cdf);
             bytes = ring.membership_bytes();
@@ -163,7 +165,13 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         best(&series[2]),
     );
     md.push_str(&md_table(
-        &["strategy", "ranges", "membership bytes", "efficiency uniform", "efficiency Zipf"],
+        &[
+            "strategy",
+            "ranges",
+            "membership bytes",
+            "efficiency uniform",
+            "efficiency Zipf",
+        ],
         &rows,
     ));
     Ok(Report { csv, markdown: md })

@@ -154,8 +154,13 @@ pub fn run_repair(ctx: &Ctx) -> Result<Report, Error> {
     let mut on_s = Series::new("read repair + anti-entropy 50 ms + handoff");
     let mut rows = Vec::new();
     for (case, e) in cases.iter().zip(&est) {
-        let s = if case.repair.read_repair { &mut on_s } else { &mut off_s };
-        s.points.push((case.drop * 100.0, e.mean * 100.0, e.ci * 100.0));
+        let s = if case.repair.read_repair {
+            &mut on_s
+        } else {
+            &mut off_s
+        };
+        s.points
+            .push((case.drop * 100.0, e.mean * 100.0, e.ci * 100.0));
     }
     for (i, &d) in drops.iter().enumerate() {
         rows.push(vec![
@@ -253,7 +258,8 @@ pub fn run_quorum(ctx: &Ctx) -> Result<Report, Error> {
         .filter(|(c, _)| c.r + c.w > 4)
         .map(|(_, e)| e.mean)
         .fold(0.0f64, f64::max);
-    let md_text = format!(
+    let md_text =
+        format!(
         "{} operations per point and seed, {} seeds, 6 nodes, N = 4, no drops, no read repair, \
          anti-entropy or handoff, 10 clients on 20 keys so operations overlap. (1, 1) and (2, 2) \
          are added as sloppy references. Largest stale rate among R + W > N settings: {:.3}%. \

@@ -32,7 +32,11 @@ impl Estimate {
         }
         let mean = values.iter().sum::<f64>() / n as f64;
         if n == 1 {
-            return Self { mean, ci: 0.0, runs: 1 };
+            return Self {
+                mean,
+                ci: 0.0,
+                runs: 1,
+            };
         }
         let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         let t = T95.get(n - 2).copied().unwrap_or(1.96);
@@ -55,7 +59,13 @@ impl Estimate {
     /// As a percentage: `mean% ± ci` (points) with the given number of decimals.
     pub fn pct(&self, decimals: usize) -> String {
         if self.runs > 1 {
-            format!("{:.*}% ± {:.*}", decimals, self.mean * 100.0, decimals, self.ci * 100.0)
+            format!(
+                "{:.*}% ± {:.*}",
+                decimals,
+                self.mean * 100.0,
+                decimals,
+                self.ci * 100.0
+            )
         } else {
             format!("{:.*}%", decimals, self.mean * 100.0)
         }
