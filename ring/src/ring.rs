@@ -50,6 +50,11 @@ pub struct Ring<N> {
     pub(crate) zone_of: Vec<u32>,
     /// Number of distinct zones (nodes without a zone share one).
     pub(crate) zone_count: usize,
+    /// Strategy 1 lookup index: for each of `2^bucket_bits` equal slices of the ring, the index of
+    /// its first token, so that a lookup searches a handful of tokens instead of all of them.
+    pub(crate) buckets: Vec<u32>,
+    /// Number of leading position bits that select a bucket.
+    pub(crate) bucket_bits: u32,
 }
 
 impl<N: Ord + Clone + Debug> Ring<N> {
@@ -79,6 +84,8 @@ impl<N: Ord + Clone + Debug> Ring<N> {
             prev_dist: Vec::new(),
             zone_of: Vec::new(),
             zone_count: 0,
+            buckets: Vec::new(),
+            bucket_bits: 0,
         };
         match config.strategy {
             Strategy::RandomTokens { .. } => {
@@ -185,7 +192,13 @@ impl<N: Ord + Clone + Debug> Ring<N> {
         match self.config.strategy {
             Strategy::EqualPartitions { partitions } => partition::partition_of(pos, partitions),
             Strategy::RandomTokens { .. } => {
-                let idx = self.positions.partition_point(|&t| t < pos.0);
+                let b = pos.0.checked_shr(128 - self.bucket_bits).unwrap_or(0) as usize;
+                let lo = self.buckets.get(b).map_or(0, |&i| i as usize);
+                let hi = self
+                    .buckets
+                    .get(b + 1)
+                    .map_or(self.positions.len(), |&i| i as usize);
+                let idx = lo + self.positions[lo..hi].partition_point(|&t| t < pos.0);
                 if idx == self.positions.len() {
                     0
                 } else {
@@ -391,6 +404,22 @@ impl<N: Ord + Clone + Debug> Ring<N> {
             .collect();
 
         let t = self.owners.len();
+        // About two tokens per bucket; strategy 3 finds its partition by a shift instead.
+        self.bucket_bits = match self.config.strategy {
+            Strategy::RandomTokens { .. } => (usize::BITS - t.leading_zeros()).min(24),
+            Strategy::EqualPartitions { .. } => 0,
+        };
+        self.buckets.clear();
+        if self.bucket_bits > 0 {
+            let shift = 128 - self.bucket_bits;
+            let mut j = 0usize;
+            for b in 0..(1u128 << self.bucket_bits) {
+                while j < t && (self.positions[j] >> shift) < b {
+                    j += 1;
+                }
+                self.buckets.push(j as u32);
+            }
+        }
         self.prev_dist = vec![t as u32; t];
         let mut last: Vec<Option<usize>> = vec![None; self.nodes.len()];
         for j in 0..2 * t {

@@ -67,6 +67,8 @@ impl<N: Ord + Clone + Debug> TryFrom<RingRepr<N>> for Ring<N> {
             prev_dist: Vec::new(),
             zone_of: Vec::new(),
             zone_count: 0,
+            buckets: Vec::new(),
+            bucket_bits: 0,
         };
         ring.reindex();
         Ok(ring)
