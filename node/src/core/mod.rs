@@ -27,7 +27,7 @@ mod replica;
 mod stats;
 mod transfer;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use dynamo_gossip::Gossip;
 use dynamo_handoff::{HintLog, HintLogConfig};
@@ -82,12 +82,14 @@ pub struct NodeCore<S: Store> {
     trees: Vec<Tree>,
     index: Vec<BTreeMap<Key, [u8; 32]>>,
     hints: HintLog<NodeId, Vec<u8>>,
-    syncs: HashMap<u64, SyncRun>,
-    transfers: HashMap<u64, TransferRun>,
+    syncs: BTreeMap<u64, SyncRun>,
+    transfers: BTreeMap<u64, TransferRun>,
     next_sync: Option<Millis>,
     sync_cursor: usize,
     next_session: u64,
-    pending: HashMap<RequestId, Pending>,
+    // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
+    // same inputs give the same outputs (the simulator replays runs from a seed).
+    pending: BTreeMap<RequestId, Pending>,
     next_req: RequestId,
     transmits: VecDeque<(NodeId, PeerMessage)>,
     replies: VecDeque<(RequestId, ClientReply)>,
@@ -215,12 +217,12 @@ impl<S: Store> NodeCore<S> {
             trees,
             index,
             hints,
-            syncs: HashMap::new(),
-            transfers: HashMap::new(),
+            syncs: BTreeMap::new(),
+            transfers: BTreeMap::new(),
             next_sync,
             sync_cursor: 0,
             next_session: 0,
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
             next_req: 1,
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
