@@ -203,6 +203,11 @@ pub fn registry() -> Vec<Experiment> {
             run: pbs::run_pbs,
         },
         Experiment {
+            name: "pbs-sim",
+            title: "7a. PBS on the full simulator, next to WARS",
+            run: pbs::full::run,
+        },
+        Experiment {
             name: "k-staleness",
             title: "7b. k-staleness: closed form against simulation",
             run: pbs::run_k_staleness,
