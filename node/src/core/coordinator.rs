@@ -40,6 +40,10 @@ pub(crate) enum Pending {
         started: Millis,
         clock: VClock<Actor>,
         coord: PutCoordinator<NodeId, Actor, Value>,
+        /// Targets that acknowledged.
+        acked: Vec<NodeId>,
+        /// Fallbacks sent a hinted copy after a target failed.
+        rehinted: Vec<NodeId>,
     },
     Forward {
         origin: Origin,
@@ -241,6 +245,8 @@ impl<S: Store> NodeCore<S> {
                         started: now,
                         clock,
                         coord,
+                        acked: Vec::new(),
+                        rehinted: Vec::new(),
                     },
                 );
                 self.pump(now, req);
@@ -331,6 +337,7 @@ impl<S: Store> NodeCore<S> {
                 started,
                 clock,
                 coord,
+                ..
             } => {
                 loop {
                     let mut progressed = false;
@@ -384,11 +391,13 @@ impl<S: Store> NodeCore<S> {
 
     pub(crate) fn write_ack(&mut self, now: Millis, from: NodeId, req: RequestId, ok: bool) {
         match self.pending.get_mut(&req) {
-            Some(Pending::Put { coord, .. }) => {
+            Some(Pending::Put { coord, acked, .. }) => {
                 if ok {
                     coord.handle_ack(now, &from);
+                    acked.push(from);
                 } else {
                     coord.handle_failure(now, &from);
+                    self.rehint(now, req, from);
                 }
                 self.pump(now, req);
             }
@@ -445,6 +454,7 @@ impl<S: Store> NodeCore<S> {
                     if coord.targets().iter().any(|t| t.node == peer) =>
                 {
                     coord.handle_failure(now, &peer);
+                    self.rehint(now, req, peer);
                     self.pump(now, req);
                 }
                 Some(Pending::Forward { to, .. }) if *to == peer => {
@@ -460,6 +470,63 @@ impl<S: Store> NodeCore<S> {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// A target of a put failed after the plan was made (the failure detector had not noticed
+    /// yet): send the versions, with a hint, to the next healthy node of the preference list that
+    /// was not a target, as the plan would have done. Whether or not the put already reached W,
+    /// the write then survives on N nodes and returns to the failed one when it is back.
+    fn rehint(&mut self, now: Millis, req: RequestId, failed: NodeId) {
+        let Some(Pending::Put {
+            key,
+            coord,
+            acked,
+            rehinted,
+            ..
+        }) = self.pending.get(&req)
+        else {
+            return;
+        };
+        if !self.config.hinted_handoff
+            || coord.options().mode == Mode::Strict
+            || acked.contains(&failed)
+            || rehinted.contains(&failed)
+        {
+            return;
+        }
+        let Some(target) = coord.targets().iter().find(|t| t.node == failed) else {
+            return;
+        };
+        let intended = target.hint.unwrap_or(failed);
+        let key = key.clone();
+        let next = self.ring.preference_list(&key).map(|r| *r.node).find(|&n| {
+            n != failed
+                && n != intended
+                && !coord.targets().iter().any(|t| t.node == n)
+                && !rehinted.contains(&n)
+                && self.is_up(n)
+        });
+        let Some(next) = next else { return };
+        let Some(siblings) = self.local(&key) else {
+            return;
+        };
+        if let Some(Pending::Put { rehinted, .. }) = self.pending.get_mut(&req) {
+            rehinted.push(failed);
+            rehinted.push(next);
+        }
+        if next == self.id {
+            self.replica_write(now, self.id, None, key, siblings, Some(intended));
+        } else {
+            self.transmits.push_back((
+                next,
+                PeerMessage::Write {
+                    req: None,
+                    key,
+                    siblings,
+                    hint: Some(intended),
+                },
+            ));
         }
     }
 

@@ -285,3 +285,35 @@ fn a_joining_node_receives_its_ranges_and_a_leaving_node_hands_them_over() {
         "the leaver dropped the ranges it handed over"
     );
 }
+
+#[test]
+fn a_target_that_fails_after_planning_gets_its_copy_through_a_hinted_fallback() {
+    let mut c = Cluster::new(5, NodeConfig::default());
+    c.advance(500);
+    let key = "late-failure";
+    let primaries: Vec<NodeId> = c.nodes[&1]
+        .ring()
+        .preference_list(key.as_bytes())
+        .primaries()
+        .copied()
+        .collect();
+    let (coordinator, victim) = (primaries[0], primaries[2]);
+    // The victim is unreachable, but no gossip round has passed: the plan still targets it.
+    c.down.push(victim);
+    let reply = c.put(coordinator, key, "v", vec![]);
+    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    let hinted: usize = c
+        .nodes
+        .values()
+        .map(|n| dynamo_node::Store::hints(n.store()).expect("hints").len())
+        .sum();
+    assert_eq!(hinted, 1, "one fallback holds a hint for the victim");
+    c.down.clear();
+    // The first delivery went to the unreachable node; the batch is retried after its ack timeout.
+    c.advance(30_000);
+    assert_eq!(
+        c.nodes[&victim].store().len(),
+        1,
+        "the hint reached the victim"
+    );
+}
