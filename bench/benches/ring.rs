@@ -5,7 +5,16 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use dynamo_ring::{HashFunction, NodeSpec, Ring, RingConfig, Strategy};
+use dynamo_ring::{HashFunction, NodeSpec, PreferenceList, Ring, RingConfig, Strategy};
+
+/// The three primaries of a preference list, without allocating.
+fn first3(list: PreferenceList<'_, u32>) -> [u32; 3] {
+    let mut out = [0u32; 3];
+    for (slot, r) in out.iter_mut().zip(list) {
+        *slot = *r.node;
+    }
+    out
+}
 
 fn ring(nodes: u32, tokens: u32) -> Ring<u32> {
     let config = RingConfig {
@@ -41,14 +50,7 @@ fn preference_lists(c: &mut Criterion) {
             |b, ring| {
                 b.iter(|| {
                     i = (i + 1) & 1023;
-                    let mut out = [0u32; 3];
-                    for (slot, r) in out
-                        .iter_mut()
-                        .zip(ring.preference_list_at(black_box(positions[i])))
-                    {
-                        *slot = *r.node;
-                    }
-                    black_box(out)
+                    black_box(first3(ring.preference_list_at(black_box(positions[i]))))
                 })
             },
         );
@@ -58,14 +60,7 @@ fn preference_lists(c: &mut Criterion) {
             |b, ring| {
                 b.iter(|| {
                     i = (i + 1) & 1023;
-                    let mut out = [0u32; 3];
-                    for (slot, r) in out
-                        .iter_mut()
-                        .zip(ring.preference_list(black_box(&keys[i])))
-                    {
-                        *slot = *r.node;
-                    }
-                    black_box(out)
+                    black_box(first3(ring.preference_list(black_box(&keys[i]))))
                 })
             },
         );
@@ -75,14 +70,7 @@ fn preference_lists(c: &mut Criterion) {
     group.bench_function("lookup_n3_without_hash/strategy3_q64_s64", |b| {
         b.iter(|| {
             i = (i + 1) & 1023;
-            let mut out = [0u32; 3];
-            for (slot, r) in out
-                .iter_mut()
-                .zip(q64.preference_list_at(black_box(positions[i])))
-            {
-                *slot = *r.node;
-            }
-            black_box(out)
+            black_box(first3(q64.preference_list_at(black_box(positions[i]))))
         })
     });
     group.finish();

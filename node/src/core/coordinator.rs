@@ -111,6 +111,28 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
+    /// Replies to a coordinated request, recording the latency of a success.
+    fn answer(
+        &mut self,
+        origin: Origin,
+        latency: Millis,
+        result: Result<ClientReply, dynamo_quorum::FailureReason>,
+    ) {
+        let reply = match result {
+            Ok(reply) => {
+                let histogram = match reply {
+                    ClientReply::Got { .. } => &mut self.stats.get_latency,
+                    _ => &mut self.stats.put_latency,
+                };
+                // Recording fails only past the histogram's range, which auto-resizes.
+                let _ = histogram.record(latency);
+                reply
+            }
+            Err(e) => ClientReply::Failed(quorum_error(&e)),
+        };
+        self.reply(origin, reply);
+    }
+
     pub(crate) fn client_request(&mut self, now: Millis, origin: Origin, request: ClientRequest) {
         if let ClientRequest::Put { value, .. } = &request {
             if value.len() > self.config.max_value_size {
@@ -285,6 +307,7 @@ impl<S: Store> NodeCore<S> {
                                     key: key.clone(),
                                 },
                             )),
+                            GetMessage::Repair(_) if !self.config.read_repair => {}
                             GetMessage::Repair(write) => {
                                 self.stats.counters.read_repairs += 1;
                                 if node == self.id {
@@ -306,20 +329,12 @@ impl<S: Store> NodeCore<S> {
                     }
                     if let Some(outcome) = coord.poll_event() {
                         progressed = true;
-                        let replicas = outcome.answers.iter().map(|a| a.node).collect();
-                        let reply = match outcome.result {
-                            Ok(()) => {
-                                let _ = self.stats.get_latency.record(now - *started);
-                                ClientReply::Got {
-                                    values: outcome.siblings.live_values().cloned().collect(),
-                                    context: outcome.context.encode(),
-                                    replicas,
-                                }
-                            }
-                            Err(e) => ClientReply::Failed(quorum_error(&e)),
-                        };
-                        let origin = *origin;
-                        self.reply(origin, reply);
+                        let result = outcome.result.map(|()| ClientReply::Got {
+                            values: outcome.siblings.live_values().cloned().collect(),
+                            context: outcome.context.encode(),
+                            replicas: outcome.answers.iter().map(|a| a.node).collect(),
+                        });
+                        self.answer(*origin, now - *started, result);
                     }
                     if !progressed {
                         break;
@@ -362,19 +377,11 @@ impl<S: Store> NodeCore<S> {
                     }
                     if let Some(outcome) = coord.poll_event() {
                         progressed = true;
-                        let replicas = outcome.acks.iter().map(|a| a.node).collect();
-                        let reply = match outcome.result {
-                            Ok(()) => {
-                                let _ = self.stats.put_latency.record(now - *started);
-                                ClientReply::Stored {
-                                    context: clock.encode(),
-                                    replicas,
-                                }
-                            }
-                            Err(e) => ClientReply::Failed(quorum_error(&e)),
-                        };
-                        let origin = *origin;
-                        self.reply(origin, reply);
+                        let result = outcome.result.map(|()| ClientReply::Stored {
+                            context: clock.encode(),
+                            replicas: outcome.acks.iter().map(|a| a.node).collect(),
+                        });
+                        self.answer(*origin, now - *started, result);
                     }
                     if !progressed {
                         break;

@@ -103,6 +103,16 @@ impl Cluster {
         self.replies.remove(&req).expect("a reply")
     }
 
+    /// The key's N primaries, as node 1 sees the ring.
+    fn primaries(&self, key: &str) -> Vec<NodeId> {
+        self.nodes[&1]
+            .ring()
+            .preference_list(key.as_bytes())
+            .primaries()
+            .copied()
+            .collect()
+    }
+
     fn put(&mut self, at: NodeId, key: &str, value: &str, context: Vec<u8>) -> ClientReply {
         self.request(
             at,
@@ -170,12 +180,7 @@ fn a_write_succeeds_through_a_fallback_and_the_hint_reaches_the_node_when_it_ret
     let mut c = Cluster::new(5, NodeConfig::default());
     c.advance(500);
     let key = "handoff-key";
-    let primaries: Vec<NodeId> = c.nodes[&1]
-        .ring()
-        .preference_list(key.as_bytes())
-        .primaries()
-        .copied()
-        .collect();
+    let primaries = c.primaries(key);
     let victim = primaries[0];
     let coordinator = primaries[1];
     c.down.push(victim);
@@ -291,12 +296,7 @@ fn a_target_that_fails_after_planning_gets_its_copy_through_a_hinted_fallback() 
     let mut c = Cluster::new(5, NodeConfig::default());
     c.advance(500);
     let key = "late-failure";
-    let primaries: Vec<NodeId> = c.nodes[&1]
-        .ring()
-        .preference_list(key.as_bytes())
-        .primaries()
-        .copied()
-        .collect();
+    let primaries = c.primaries(key);
     let (coordinator, victim) = (primaries[0], primaries[2]);
     // The victim is unreachable, but no gossip round has passed: the plan still targets it.
     c.down.push(victim);
