@@ -317,3 +317,38 @@ fn a_target_that_fails_after_planning_gets_its_copy_through_a_hinted_fallback() 
         "the hint reached the victim"
     );
 }
+
+#[test]
+fn read_repair_fixes_a_stale_replica_only_when_it_is_on() {
+    for read_repair in [false, true] {
+        let config = NodeConfig {
+            sync_interval: None,
+            hinted_handoff: false,
+            read_repair,
+            mode: dynamo_node::QuorumMode::Strict,
+            ..NodeConfig::default()
+        };
+        let mut c = Cluster::new(3, config);
+        c.advance(300);
+        c.down.push(3);
+        assert!(matches!(
+            c.put(1, "k", "v", vec![]),
+            ClientReply::Stored { .. }
+        ));
+        c.down.clear();
+        let reply = c.request(
+            1,
+            ClientRequest::Get {
+                key: b"k".to_vec(),
+                options: RequestOptions {
+                    r: Some(3),
+                    ..RequestOptions::default()
+                },
+            },
+        );
+        assert!(matches!(reply, ClientReply::Got { .. }), "{reply:?}");
+        c.advance(100);
+        let repaired = c.nodes[&3].store().len() == 1;
+        assert_eq!(repaired, read_repair, "read_repair = {read_repair}");
+    }
+}
