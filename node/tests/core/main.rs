@@ -352,3 +352,28 @@ fn read_repair_fixes_a_stale_replica_only_when_it_is_on() {
         assert_eq!(repaired, read_repair, "read_repair = {read_repair}");
     }
 }
+
+#[test]
+fn a_node_that_lost_its_storage_writes_under_a_new_epoch() {
+    let config = NodeConfig {
+        initial_members: vec![1],
+        ..NodeConfig::default()
+    };
+    let first =
+        NodeCore::new(1, "n1".into(), config.clone(), MemoryStore::new(), 10, 7).expect("starts");
+    let epoch = first.epoch();
+    let store = first.into_store();
+    // Restarted on its own store: same epoch, so its counters continue from the stored clocks.
+    let again =
+        NodeCore::new(1, "n1".into(), config.clone(), store.clone(), 20, 8).expect("starts");
+    assert_eq!(again.epoch(), epoch);
+    // Restarted on an empty store (disk lost): a fresh epoch, so no counter is ever reused (kv679).
+    let wiped =
+        NodeCore::new(1, "n1".into(), config.clone(), MemoryStore::new(), 30, 9).expect("starts");
+    assert_ne!(wiped.epoch(), epoch);
+    // Another node's store is refused with a clear error.
+    let err = NodeCore::new(2, "n2".into(), config, store, 40, 9)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("belongs to node 1"), "{err}");
+}
