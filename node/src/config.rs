@@ -52,6 +52,10 @@ pub struct NodeConfig {
     pub initial_members: Vec<NodeId>,
     /// How long a down node stays in the ring before it is removed (default: never, `None`).
     pub remove_after: Option<Millis>,
+    /// How long a tombstone is kept before it may be reaped (default 4 h; `None` keeps tombstones
+    /// forever). A tombstone is reaped only once all N replicas hold exactly it; the grace period
+    /// must outlast every older version still in flight, so hints live at most half of it.
+    pub tombstone_grace: Option<Millis>,
 }
 
 impl Default for NodeConfig {
@@ -74,6 +78,7 @@ impl Default for NodeConfig {
             seeds: Vec::new(),
             initial_members: Vec::new(),
             remove_after: None,
+            tombstone_grace: Some(4 * 3600 * 1000),
         }
     }
 }

@@ -200,6 +200,13 @@ pub enum PeerMessage {
         /// Keys whose versions the sender wants back.
         want: Vec<Key>,
     },
+    /// Every replica holds exactly this tombstone: remove the key if that is still so.
+    Reap {
+        /// The key.
+        key: Key,
+        /// The context of the tombstone the coordinator saw on every replica.
+        clock: crate::types::Clock,
+    },
     /// Ownership transfer: a batch of a range's keys.
     Transfer(dynamo_handoff::TransferBatch<Key, Vec<u8>>),
     /// Acknowledgement of a transfer batch.

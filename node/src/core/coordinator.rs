@@ -24,6 +24,8 @@ pub(crate) enum Origin {
     Client(RequestId),
     /// A node that forwarded the request under its own id.
     Peer(NodeId, RequestId),
+    /// The tombstone reaper's own check (no reply).
+    Reap,
 }
 
 /// A request in flight.
@@ -108,6 +110,7 @@ impl<S: Store> NodeCore<S> {
             Origin::Peer(node, req) => self
                 .transmits
                 .push_back((node, PeerMessage::ForwardReply { req, reply })),
+            Origin::Reap => {}
         }
     }
 
@@ -292,14 +295,12 @@ impl<S: Store> NodeCore<S> {
             } => {
                 loop {
                     let mut progressed = false;
+                    // As for puts: every read goes out before the local answer is handled.
+                    let mut read_locally = false;
                     while let Some((node, msg)) = coord.poll_transmit() {
                         progressed = true;
                         match msg {
-                            GetMessage::Read(_) if node == self.id => {
-                                let local = self.local(key);
-                                self.stats.counters.replica_reads += 1;
-                                coord.handle_response(now, &node, local);
-                            }
+                            GetMessage::Read(_) if node == self.id => read_locally = true,
                             GetMessage::Read(_) => self.transmits.push_back((
                                 node,
                                 PeerMessage::Read {
@@ -327,8 +328,17 @@ impl<S: Store> NodeCore<S> {
                             _ => {}
                         }
                     }
+                    if read_locally {
+                        let local = self.local(key);
+                        self.stats.counters.replica_reads += 1;
+                        coord.handle_response(now, &self.id, local);
+                    }
                     if let Some(outcome) = coord.poll_event() {
                         progressed = true;
+                        if *origin == Origin::Reap {
+                            self.reap_decision(key, &outcome);
+                            continue;
+                        }
                         let result = outcome.result.map(|()| ClientReply::Got {
                             values: outcome.siblings.live_values().cloned().collect(),
                             context: outcome.context.encode(),
@@ -356,13 +366,13 @@ impl<S: Store> NodeCore<S> {
             } => {
                 loop {
                     let mut progressed = false;
+                    // Drain every write before answering the local one: a coordinator that has
+                    // decided (W = 1 is met by the local write) emits nothing more.
+                    let mut local = None;
                     while let Some((node, write)) = coord.poll_transmit() {
                         progressed = true;
                         if node == self.id {
-                            match self.apply(key, &write.siblings) {
-                                Ok(_) => coord.handle_ack(now, &node),
-                                Err(_) => coord.handle_failure(now, &node),
-                            }
+                            local = Some(write);
                         } else {
                             self.transmits.push_back((
                                 node,
@@ -373,6 +383,12 @@ impl<S: Store> NodeCore<S> {
                                     hint: write.hint,
                                 },
                             ));
+                        }
+                    }
+                    if let Some(write) = local {
+                        match self.apply(key, &write.siblings) {
+                            Ok(_) => coord.handle_ack(now, &self.id),
+                            Err(_) => coord.handle_failure(now, &self.id),
                         }
                     }
                     if let Some(outcome) = coord.poll_event() {

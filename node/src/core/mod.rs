@@ -23,6 +23,7 @@ mod antientropy;
 mod coordinator;
 mod digest;
 mod membership;
+mod reaper;
 mod replica;
 mod stats;
 mod transfer;
@@ -90,6 +91,11 @@ pub struct NodeCore<S: Store> {
     // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
     // same inputs give the same outputs (the simulator replays runs from a seed).
     pending: BTreeMap<RequestId, Pending>,
+    /// Tombstone-only keys and when they were written, for the reaper.
+    tombstones: BTreeMap<Key, Millis>,
+    /// Keys with a reap check in flight.
+    reaping: BTreeSet<Key>,
+    next_reap: Option<Millis>,
     next_req: RequestId,
     transmits: VecDeque<(NodeId, PeerMessage)>,
     replies: VecDeque<(RequestId, ClientReply)>,
@@ -176,16 +182,29 @@ impl<S: Store> NodeCore<S> {
         let partitions = config.partitions as usize;
         let mut trees: Vec<Tree> = (0..partitions).map(|_| Tree::new(tree_config())).collect();
         let mut index: Vec<BTreeMap<Key, [u8; 32]>> = vec![BTreeMap::new(); partitions];
+        let mut tombstones = BTreeMap::new();
         store.scan(&mut |key, siblings| {
             let p = ring.range_index(ring.position(key));
             let d = siblings_digest(siblings);
             trees[p].insert(key, &d);
             index[p].insert(key.to_vec(), d);
+            if let Some(t) = reaper::tombstone_time(siblings) {
+                tombstones.insert(key.to_vec(), t);
+            }
         })?;
 
+        let defaults = HintLogConfig::default();
+        // Hints must die well before a tombstone may be reaped (see `reaper`).
+        let max_age = match config.tombstone_grace {
+            Some(grace) => defaults
+                .max_age
+                .min(std::time::Duration::from_millis(grace / 2)),
+            None => defaults.max_age,
+        };
         let mut hints = HintLog::new(HintLogConfig {
             seed: seed ^ generation,
-            ..HintLogConfig::default()
+            max_age,
+            ..defaults
         });
         let mut records = Vec::new();
         for (_, bytes) in store.hints()? {
@@ -201,6 +220,7 @@ impl<S: Store> NodeCore<S> {
         let next_sync = config
             .sync_interval
             .map(|i| now + rng.gen_range(0..i.max(1)));
+        let first_reap = reaper::reap_interval(config.tombstone_grace).map(|i| now + i);
         let mut core = NodeCore {
             id,
             address,
@@ -223,6 +243,9 @@ impl<S: Store> NodeCore<S> {
             sync_cursor: 0,
             next_session: 0,
             pending: BTreeMap::new(),
+            tombstones,
+            reaping: BTreeSet::new(),
+            next_reap: first_reap,
             next_req: 1,
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
@@ -371,6 +394,7 @@ impl<S: Store> NodeCore<S> {
         };
         consider(self.hints.poll_timeout().map(|i| i.as_millis()));
         consider(self.next_sync);
+        consider(self.next_reap);
         for run in self.syncs.values() {
             consider(run.session.poll_timeout());
         }
@@ -424,6 +448,7 @@ impl<S: Store> NodeCore<S> {
                 entries,
                 want,
             } => self.exchange(now, from, partition, entries, want),
+            PeerMessage::Reap { key, clock } => self.reap(&key, &clock),
             PeerMessage::Transfer(batch) => self.receive_transfer(from, batch),
             PeerMessage::TransferAck(ack) => self.transfer_ack(now, from, ack),
         }
@@ -440,6 +465,10 @@ impl<S: Store> NodeCore<S> {
         if self.next_sync.is_some_and(|t| t <= now) {
             self.next_sync = self.config.sync_interval.map(|i| now + i.max(1));
             self.start_sync(now);
+        }
+        if self.next_reap.is_some_and(|t| t <= now) {
+            self.next_reap = reaper::reap_interval(self.config.tombstone_grace).map(|i| now + i);
+            self.start_reaps(now);
         }
         self.request_timeouts(now);
         self.drain(now);

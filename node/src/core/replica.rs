@@ -21,6 +21,14 @@ impl<S: Store> NodeCore<S> {
         }
         self.store.put(key, &merged)?;
         self.stats.counters.replica_writes += 1;
+        match super::reaper::tombstone_time(&merged) {
+            Some(t) => {
+                self.tombstones.insert(key.to_vec(), t);
+            }
+            None => {
+                self.tombstones.remove(key);
+            }
+        }
         let p = self.partition_of(key);
         let digest = siblings_digest(&merged);
         match self.index[p].insert(key.to_vec(), digest) {

@@ -42,6 +42,55 @@ pub struct Counters {
     pub bad_messages: u64,
     /// Late replica answers absorbed after a request finished.
     pub late_answers: u64,
+    /// Tombstones removed once every replica held them.
+    pub tombstones_reaped: u64,
+}
+
+impl Counters {
+    /// Adds `other` into `self`, field by field (the destructuring is exhaustive, so a new counter
+    /// cannot be forgotten here).
+    pub fn absorb(&mut self, other: &Counters) {
+        let Counters {
+            gets,
+            puts,
+            deletes,
+            failures,
+            forwarded,
+            replica_writes,
+            replica_reads,
+            read_repairs,
+            hints_recorded,
+            hints_delivered,
+            hints_dropped,
+            sync_sessions,
+            sync_failures,
+            sync_keys_repaired,
+            sync_bytes,
+            transfer_keys,
+            bad_messages,
+            late_answers,
+            tombstones_reaped,
+        } = other;
+        self.gets += gets;
+        self.puts += puts;
+        self.deletes += deletes;
+        self.failures += failures;
+        self.forwarded += forwarded;
+        self.replica_writes += replica_writes;
+        self.replica_reads += replica_reads;
+        self.read_repairs += read_repairs;
+        self.hints_recorded += hints_recorded;
+        self.hints_delivered += hints_delivered;
+        self.hints_dropped += hints_dropped;
+        self.sync_sessions += sync_sessions;
+        self.sync_failures += sync_failures;
+        self.sync_keys_repaired += sync_keys_repaired;
+        self.sync_bytes += sync_bytes;
+        self.transfer_keys += transfer_keys;
+        self.bad_messages += bad_messages;
+        self.late_answers += late_answers;
+        self.tombstones_reaped += tombstones_reaped;
+    }
 }
 
 /// Counters and latency histograms (milliseconds).

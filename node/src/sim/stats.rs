@@ -54,44 +54,7 @@ pub fn add_stats(a: &mut NodeStats, b: &NodeStats) {
     let _ = a.put_latency.add(&b.put_latency);
 }
 
-/// Adds `b` into `a`, field by field (exhaustive: a new counter must be summed here too).
+/// Adds `b` into `a` (see [`Counters::absorb`]).
 pub fn add_counters(a: &mut Counters, b: &Counters) {
-    let Counters {
-        gets,
-        puts,
-        deletes,
-        failures,
-        forwarded,
-        replica_writes,
-        replica_reads,
-        read_repairs,
-        hints_recorded,
-        hints_delivered,
-        hints_dropped,
-        sync_sessions,
-        sync_failures,
-        sync_keys_repaired,
-        sync_bytes,
-        transfer_keys,
-        bad_messages,
-        late_answers,
-    } = b;
-    a.gets += gets;
-    a.puts += puts;
-    a.deletes += deletes;
-    a.failures += failures;
-    a.forwarded += forwarded;
-    a.replica_writes += replica_writes;
-    a.replica_reads += replica_reads;
-    a.read_repairs += read_repairs;
-    a.hints_recorded += hints_recorded;
-    a.hints_delivered += hints_delivered;
-    a.hints_dropped += hints_dropped;
-    a.sync_sessions += sync_sessions;
-    a.sync_failures += sync_failures;
-    a.sync_keys_repaired += sync_keys_repaired;
-    a.sync_bytes += sync_bytes;
-    a.transfer_keys += transfer_keys;
-    a.bad_messages += bad_messages;
-    a.late_answers += late_answers;
+    a.absorb(b);
 }

@@ -377,3 +377,84 @@ fn a_node_that_lost_its_storage_writes_under_a_new_epoch() {
         .expect("refused");
     assert!(err.to_string().contains("belongs to node 1"), "{err}");
 }
+
+#[test]
+fn a_tombstone_is_reaped_once_every_replica_holds_it_and_only_then() {
+    let config = NodeConfig {
+        tombstone_grace: Some(1_000),
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(4, config);
+    c.advance(500);
+    let delete = |c: &mut Cluster, key: &str| {
+        let (_, ctx) = c.get(1, key);
+        let reply = c.request(
+            1,
+            ClientRequest::Delete {
+                key: key.as_bytes().to_vec(),
+                context: ctx,
+                options: RequestOptions::default(),
+            },
+        );
+        assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    };
+    c.put(1, "a", "x", vec![]);
+    c.put(1, "b", "y", vec![]);
+    delete(&mut c, "a");
+    // One replica of "b" is unreachable when "b" is deleted, so it still holds the value and
+    // "b" must not be reaped anywhere while that is so.
+    let b_replica = c.primaries("b")[2];
+    c.down.push(b_replica);
+    delete(&mut c, "b");
+    c.advance(5_000);
+    let holders = |c: &Cluster, key: &str| {
+        c.nodes
+            .values()
+            .filter(|n| {
+                dynamo_node::Store::get(n.store(), key.as_bytes())
+                    .expect("store")
+                    .is_some()
+            })
+            .count()
+    };
+    assert_eq!(
+        holders(&c, "a"),
+        0,
+        "the tombstone of a was reaped everywhere"
+    );
+    assert!(
+        holders(&c, "b") > 0,
+        "b is kept while a replica is out of reach"
+    );
+    assert!(c.get(2, "a").0.is_empty() && c.get(2, "b").0.is_empty());
+    // Once the replica is back, repair brings it the tombstone and then b is reaped too.
+    c.down.clear();
+    c.get(1, "b");
+    c.advance(20_000);
+    assert_eq!(
+        holders(&c, "b"),
+        0,
+        "b reaped after every replica got the tombstone"
+    );
+    assert!(c.get(3, "b").0.is_empty(), "a reaped key stays deleted");
+}
+
+#[test]
+fn a_put_reaches_all_n_replicas_even_when_w_is_met_by_the_coordinator_alone() {
+    let config = NodeConfig {
+        w: 1,
+        r: 1,
+        sync_interval: None,
+        read_repair: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(500);
+    let key = "w1";
+    let coordinator = c.primaries(key)[0];
+    assert!(matches!(c.put(coordinator, key, "v", vec![]), ClientReply::Stored { .. }));
+    c.advance(100);
+    for n in c.primaries(key) {
+        assert_eq!(c.nodes[&n].store().len(), 1, "replica {n} holds the write");
+    }
+}
