@@ -452,7 +452,10 @@ fn a_put_reaches_all_n_replicas_even_when_w_is_met_by_the_coordinator_alone() {
     c.advance(500);
     let key = "w1";
     let coordinator = c.primaries(key)[0];
-    assert!(matches!(c.put(coordinator, key, "v", vec![]), ClientReply::Stored { .. }));
+    assert!(matches!(
+        c.put(coordinator, key, "v", vec![]),
+        ClientReply::Stored { .. }
+    ));
     c.advance(100);
     for n in c.primaries(key) {
         assert_eq!(c.nodes[&n].store().len(), 1, "replica {n} holds the write");
