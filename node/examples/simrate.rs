@@ -1,6 +1,11 @@
 //! Simulated operations per second: a 10-node cluster through 1 million client operations.
 //!
-//! `cargo run --release -p dynamo-node --example simrate [ops] [nodes]`
+//! `cargo run --release -p dynamo-node --example simrate [ops] [nodes] [rmw]`
+//!
+//! With `rmw`, every write is a read-modify-write (a get, then the put with its context), as
+//! Dynamo's clients do; without it, clients write with the context they last read for the key,
+//! often none, so concurrent writes pile up as siblings and each operation gets dearer as the run
+//! goes on.
 
 use std::time::Instant;
 
@@ -14,12 +19,14 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let nodes: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let read_before_write = args.next().is_some_and(|a| a == "rmw");
     let config = SimConfig {
         seed: 1,
         nodes,
         workload: Workload {
             clients: 100,
             keys: 10_000,
+            read_before_write,
             ..Workload::default()
         },
         keep_history: false,

@@ -258,8 +258,22 @@ impl Sim {
             return;
         }
         let node = self.up[self.rng.gen_range(0..self.up.len())];
-        let kind = self.picker.kind(&mut self.rng);
-        let key = self.picker.key(&mut self.rng);
+        let (kind, key) = match c.next_write.take() {
+            Some(write) => write,
+            None => {
+                let kind = self.picker.kind(&mut self.rng);
+                let key = self.picker.key(&mut self.rng);
+                if self.config.workload.read_before_write
+                    && matches!(kind, OpKind::Put | OpKind::Delete)
+                {
+                    // Read the key first; the write follows with the context this get returns.
+                    c.next_write = Some((kind, key));
+                    (OpKind::Get, key)
+                } else {
+                    (kind, key)
+                }
+            }
+        };
         let options = self.picker.options(&mut self.rng);
         let (sent_context, context_from) = match (kind, self.config.workload.use_context) {
             (OpKind::Put | OpKind::Delete, true) => c

@@ -168,6 +168,8 @@ struct Client {
     contexts: HashMap<u32, (Vec<u8>, u64)>,
     /// Whether a wake-up is scheduled.
     scheduled: bool,
+    /// With `Workload::read_before_write`: the write to issue after the get now in flight.
+    next_write: Option<(workload::OpKind, u32)>,
 }
 
 /// A simulated cluster. See the [module docs](self).

@@ -55,6 +55,11 @@ pub struct Workload {
     /// Whether puts and deletes carry the context of the client's last get of that key (read,
     /// then write, as the paper's clients do); otherwise they are blind (empty context).
     pub use_context: bool,
+    /// Whether every put and delete is preceded by a get of the same key, so that the write
+    /// carries a fresh context (read-modify-write, as the paper's shopping cart does). Without
+    /// it, a client writes with whatever context it last read for the key, often none, and
+    /// concurrent writes accumulate as siblings. Default off.
+    pub read_before_write: bool,
 }
 
 impl Default for Workload {
@@ -73,6 +78,7 @@ impl Default for Workload {
             client_latency: Dist::Constant(0.1),
             client_timeout: 5_000,
             use_context: true,
+            read_before_write: false,
         }
     }
 }
