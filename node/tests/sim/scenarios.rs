@@ -188,3 +188,39 @@ fn a_leaving_node_hands_its_ranges_over() {
     let report = sim.check();
     assert!(report.is_clean(), "{report}");
 }
+
+/// The largest number of versions any replica holds for one key after `ops` operations.
+fn widest_sibling_set(read_before_write: bool) -> usize {
+    let mut sim = Sim::new(SimConfig {
+        seed: 3,
+        nodes: 4,
+        workload: Workload {
+            clients: 1,
+            keys: 20,
+            deletes: 0.0,
+            read_before_write,
+            ..Workload::default()
+        },
+        keep_history: false,
+        ..SimConfig::default()
+    })
+    .expect("cluster starts");
+    sim.run_ops(2_000);
+    (0..4)
+        .filter_map(|n| sim.node(n))
+        .map(|core| {
+            let mut widest = 0;
+            core.store()
+                .scan(&mut |_, s| widest = widest.max(s.len()))
+                .expect("scan");
+            widest
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_single_read_modify_write_client_never_makes_siblings_and_blind_writes_do() {
+    assert_eq!(widest_sibling_set(true), 1);
+    assert!(widest_sibling_set(false) > 1);
+}
