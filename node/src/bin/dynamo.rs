@@ -296,34 +296,49 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
     let ids: Vec<NodeId> = (1..=args.nodes).collect();
     let address = |id: NodeId| format!("127.0.0.1:{}", u64::from(args.base_port) + id - 1);
     let members = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let mut children = Vec::new();
-    for &id in &ids {
-        let mut cmd = tokio::process::Command::new(&exe);
-        cmd.arg("serve")
-            .arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(address(id))
-            .arg("--data-dir")
-            .arg(args.dir.join(format!("node-{id}")))
-            .arg("--members")
-            .arg(&members)
-            .env("DYNAMO_SECRET", &args.secret)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+    // Each node's `serve` arguments, kept so that a node the operator kills can be restarted by
+    // hand with exactly the same command.
+    let serve_args = |id: NodeId| -> Vec<String> {
+        let mut a = vec![
+            "serve".to_string(),
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            address(id),
+            "--data-dir".into(),
+            args.dir.join(format!("node-{id}")).display().to_string(),
+            "--members".into(),
+            members.clone(),
+        ];
         for &peer in &ids {
             if peer != id {
-                cmd.arg("--peer").arg(format!("{peer}={}", address(peer)));
+                a.push("--peer".into());
+                a.push(format!("{peer}={}", address(peer)));
             }
         }
         if args.buffered {
-            cmd.arg("--buffered");
+            a.push("--buffered".into());
         }
-        let child = cmd
+        a
+    };
+    let (exits, mut exited) = tokio::sync::mpsc::unbounded_channel();
+    let mut pids = Vec::new();
+    for &id in &ids {
+        let mut child = tokio::process::Command::new(&exe)
+            .args(serve_args(id))
+            .env("DYNAMO_SECRET", &args.secret)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start node {id}"))?;
-        children.push((id, child));
+        pids.push((id, child.id()));
+        let exits = exits.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let _ = exits.send((id, status));
+        });
     }
+    drop(exits);
     let nodes = ids
         .iter()
         .map(|&i| address(i))
@@ -345,39 +360,65 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
     println!("  dynamo get cart --nodes {nodes}");
     println!("  dynamo status --nodes {nodes}");
     println!("(with cargo: cargo run --release -p dynamo-node --bin dynamo -- get cart)");
-    println!("Ctrl-C stops every node.");
+    println!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
 
-    let mut exited = futures::future::select_all(children.iter_mut().map(|(id, c)| {
-        let id = *id;
-        Box::pin(async move { (id, c.wait().await) })
-    }));
-    let early = tokio::select! {
-        _ = tokio::signal::ctrl_c() => None,
-        (r, _, _) = &mut exited => Some(r),
-    };
-    drop(exited);
-    if let Some((id, status)) = &early {
-        eprintln!("dynamo: node {id} exited ({status:?}); stopping the cluster");
+    // Nodes may be killed on purpose (that is what a local cluster is for): report each exit with
+    // the command that restarts it, and keep serving until Ctrl-C or until no node is left.
+    let mut running = ids.len();
+    let mut alive: Vec<NodeId> = ids.clone();
+    while running > 0 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            exit = exited.recv() => {
+                let Some((id, status)) = exit else { break };
+                running -= 1;
+                alive.retain(|&a| a != id);
+                let how = match status {
+                    Ok(s) => s.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                eprintln!(
+                    "dynamo: node {id} exited ({how}); {running} still running. Restart it with:\n  DYNAMO_SECRET=... {} {}",
+                    exe.display(),
+                    serve_args(id).join(" ")
+                );
+            }
+        }
     }
-    // The nodes got Ctrl-C too (same process group) and stop by themselves; wait a little,
-    // then kill what is left.
-    for (id, child) in &mut children {
-        if let Some(pid) = child.id() {
+    // The nodes got Ctrl-C too (same process group) and stop by themselves; ask again with TERM,
+    // wait a little, and kill_on_drop takes care of what is left when this process ends.
+    for (id, pid) in &pids {
+        if let (true, Some(pid)) = (alive.contains(id), pid) {
             let _ = std::process::Command::new("kill")
                 .arg("-TERM")
                 .arg(pid.to_string())
                 .status();
         }
-        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!("dynamo: node {id} did not stop in time; killing it");
-                let _ = child.kill().await;
-            }
-        }
     }
-    if early.is_some() {
-        bail!("a node exited early");
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    while running > 0 {
+        tokio::select! {
+            _ = &mut deadline => {
+                eprintln!("dynamo: {running} node(s) did not stop in time; killing them");
+                for (id, pid) in &pids {
+                    if let (true, Some(pid)) = (alive.contains(id), pid) {
+                        let _ = std::process::Command::new("kill")
+                            .arg("-KILL")
+                            .arg(pid.to_string())
+                            .status();
+                    }
+                }
+                break;
+            }
+            exit = exited.recv() => match exit {
+                Some((id, _)) => {
+                    running -= 1;
+                    alive.retain(|&a| a != id);
+                }
+                None => break,
+            },
+        }
     }
     Ok(())
 }
