@@ -36,7 +36,9 @@ pub struct NodeConfig {
     pub gossip_interval: Millis,
     /// Phi-accrual threshold (default 8).
     pub phi_threshold: f64,
-    /// Anti-entropy: one Merkle sync session every this often; `None` turns it off.
+    /// Anti-entropy: one Merkle sync session (for the next partition this node replicates) every
+    /// this often (default 1000 ms, so a node with 64 partitions compares each about once a
+    /// minute; a session between equal trees is one round trip); `None` turns it off.
     pub sync_interval: Option<Millis>,
     /// Read repair after gets (default on).
     pub read_repair: bool,
@@ -70,7 +72,7 @@ impl Default for NodeConfig {
             mode: QuorumMode::Sloppy,
             gossip_interval: 1000,
             phi_threshold: 8.0,
-            sync_interval: Some(10_000),
+            sync_interval: Some(1_000),
             read_repair: true,
             hinted_handoff: true,
             handoff_interval: 1000,

@@ -177,12 +177,13 @@ pub fn run_staleness(ctx: &Ctx) -> Result<Report, Error> {
     let mut md = format!(
         "{trials} puts per point and seed, each followed by a get coordinated by each of the \
          key's 5 primaries ({} operations per point and seed), {} seeds, 10 nodes, links \
-         uniform 1-20 ms, read repair, anti-entropy (10 s) and handoff at their defaults. The \
+         uniform 1-20 ms, read repair, anti-entropy (every {} ms) and handoff at their defaults. The \
          larger strict quorum is at most as stale as the sloppy one at {better} of {k} drop \
          rates, as in seed 001's figure 5. The seed ran 10 puts (50 gets) per point, so its \
          percentages moved in steps of 2%.\n\n",
         trials * 6,
-        seeds.len()
+        seeds.len(),
+        NodeConfig::default().sync_interval.unwrap_or(0)
     );
     md.push_str(&md_table(&["setting", "drop rate", "stale gets"], &rows));
     Ok(Report { csv, markdown: md })
