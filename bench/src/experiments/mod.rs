@@ -7,8 +7,10 @@
 pub mod cluster;
 pub mod direct;
 pub mod gossip;
+pub mod kstaleness;
 pub mod latency;
 pub mod pbs;
+pub mod pbs_sim;
 pub mod plot;
 pub mod ring;
 pub mod staleness;
@@ -205,12 +207,12 @@ pub fn registry() -> Vec<Experiment> {
         Experiment {
             name: "pbs-sim",
             title: "7a. PBS on the full simulator, next to WARS",
-            run: pbs::full::run,
+            run: pbs_sim::run,
         },
         Experiment {
             name: "k-staleness",
             title: "7b. k-staleness: closed form against simulation",
-            run: pbs::run_k_staleness,
+            run: kstaleness::run_k_staleness,
         },
         Experiment {
             name: "tail",
