@@ -22,6 +22,7 @@
 mod antientropy;
 mod coordinator;
 mod digest;
+mod failures;
 mod membership;
 mod reaper;
 mod replica;
