@@ -1,3 +1,3 @@
-//! Shared helpers for the benchmarks, the load generator and the seed experiments.
+#![doc = include_str!("../README.md")]
 
 pub mod experiments;

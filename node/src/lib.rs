@@ -1,9 +1,4 @@
-//! `dynamo-node`: the protocol crates composed into a Dynamo node.
-//!
-//! - [`NodeCore`] is the sans-IO node: client requests, peer messages and timeouts in; messages to
-//!   peers, client replies and the next deadline out. It stores through a [`Store`].
-//! - [`sim`] runs many cores on virtual time from one seed, with a network that delays, drops,
-//!   duplicates and partitions, and checks the history.
+#![doc = include_str!("../README.md")]
 
 pub mod client;
 pub mod config;
