@@ -386,9 +386,19 @@ impl<S: Store> NodeCore<S> {
                         }
                     }
                     if let Some(write) = local {
-                        match self.apply(key, &write.siblings) {
-                            Ok(_) => coord.handle_ack(now, &self.id),
-                            Err(_) => coord.handle_failure(now, &self.id),
+                        // A coordinator that is itself a fallback keeps the write (its later puts
+                        // to this key must see its own counters) and also a hint, so that the
+                        // write reaches the primary it stands in for.
+                        let mut ok = self.apply(key, &write.siblings).is_ok();
+                        if let Some(intended) = write.hint.filter(|&i| i != self.id) {
+                            if self.config.hinted_handoff {
+                                ok &= self.record_hint(now, intended, key.clone(), &write.siblings);
+                            }
+                        }
+                        if ok {
+                            coord.handle_ack(now, &self.id);
+                        } else {
+                            coord.handle_failure(now, &self.id);
                         }
                     }
                     if let Some(outcome) = coord.poll_event() {

@@ -327,6 +327,11 @@ impl<S: Store> NodeCore<S> {
             }
     }
 
+    /// Hints held here for other nodes, not yet delivered.
+    pub fn hints_pending(&self) -> usize {
+        self.hints.len()
+    }
+
     /// Merkle roots of the partitions this node replicates, for convergence checks.
     pub fn partition_roots(&self) -> Vec<(u32, [u8; 32])> {
         (0..self.ring.range_count())

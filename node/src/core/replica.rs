@@ -61,26 +61,38 @@ impl<S: Store> NodeCore<S> {
         let ok = match hint {
             // A sloppy-quorum write meant for another node: keep it as a hint for that node.
             Some(intended) if intended != self.id && self.config.hinted_handoff => {
-                let payload = encode_siblings(&siblings);
-                match self
-                    .hints
-                    .record(Instant::from_millis(now), Hint::new(intended, key, payload))
-                {
-                    Ok(_) => {
-                        self.stats.counters.hints_recorded += 1;
-                        if self.is_up(intended) {
-                            self.hints.node_up(Instant::from_millis(now), intended);
-                        }
-                        true
-                    }
-                    Err(_) => false,
-                }
+                self.record_hint(now, intended, key, &siblings)
             }
             _ => self.apply(&key, &siblings).is_ok(),
         };
         if let Some(req) = req {
             self.transmits
                 .push_back((from, PeerMessage::WriteAck { req, ok }));
+        }
+    }
+
+    /// Records a hint: `siblings` of `key` for `intended`, delivered when it is up. Returns
+    /// whether the hint log took it.
+    pub(crate) fn record_hint(
+        &mut self,
+        now: Millis,
+        intended: NodeId,
+        key: Key,
+        siblings: &Sibs,
+    ) -> bool {
+        let payload = encode_siblings(siblings);
+        match self
+            .hints
+            .record(Instant::from_millis(now), Hint::new(intended, key, payload))
+        {
+            Ok(_) => {
+                self.stats.counters.hints_recorded += 1;
+                if self.is_up(intended) {
+                    self.hints.node_up(Instant::from_millis(now), intended);
+                }
+                true
+            }
+            Err(_) => false,
         }
     }
 

@@ -587,10 +587,15 @@ impl Sim {
         self.call(node, request, self.config.workload.client_timeout)
     }
 
-    /// Whether every running node that replicates a partition has the same Merkle root for it.
+    /// Whether every running node that replicates a partition has the same Merkle root for it, and
+    /// no node still holds a hint waiting for delivery.
     pub fn converged(&self) -> bool {
         let mut roots: HashMap<u32, [u8; 32]> = HashMap::new();
         for core in self.slots.iter().filter_map(|s| s.core.as_ref()) {
+            // A hint still waiting holds a version that may exist nowhere else.
+            if core.hints_pending() > 0 {
+                return false;
+            }
             for (p, root) in core.partition_roots() {
                 if *roots.entry(p).or_insert(root) != root {
                     return false;
