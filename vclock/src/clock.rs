@@ -249,34 +249,18 @@ impl<A: Ord + Clone> VClock<A> {
         }
         let mut out: SmallVec<[Entry<A>; INLINE]> =
             SmallVec::with_capacity(self.entries.len() + other.entries.len());
-        let mut mine = core::mem::take(&mut self.entries).into_iter().peekable();
-        let mut theirs = other.entries.iter().peekable();
-        loop {
-            match (mine.peek(), theirs.peek()) {
-                (Some(a), Some(b)) => match a.actor.cmp(&b.actor) {
-                    Ordering::Less => out.extend(mine.next()),
-                    Ordering::Greater => out.extend(theirs.next().cloned()),
-                    Ordering::Equal => {
-                        if let (Some(mut a), Some(b)) = (mine.next(), theirs.next()) {
-                            if (b.counter, b.timestamp) > (a.counter, a.timestamp) {
-                                a.counter = b.counter;
-                                a.timestamp = b.timestamp;
-                            }
-                            out.push(a);
-                        }
-                    }
-                },
-                (Some(_), None) => {
-                    out.extend(mine);
-                    break;
+        crate::sorted::merge_sorted(
+            core::mem::take(&mut self.entries),
+            &other.entries,
+            |e| &e.actor,
+            |a, b| {
+                if (b.counter, b.timestamp) > (a.counter, a.timestamp) {
+                    a.counter = b.counter;
+                    a.timestamp = b.timestamp;
                 }
-                (None, Some(_)) => {
-                    out.extend(theirs.cloned());
-                    break;
-                }
-                (None, None) => break,
-            }
-        }
+            },
+            &mut out,
+        );
         self.entries = out;
     }
 

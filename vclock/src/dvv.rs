@@ -9,8 +9,6 @@
 //!
 //! [`Siblings::put`]: crate::Siblings::put
 
-use core::cmp::Ordering;
-
 use crate::{Causality, VClock, Value};
 
 /// One actor's part of a [`DvvSet`]: its counter and the values still alive among its writes.
@@ -177,31 +175,13 @@ impl<A: Ord + Clone, V: Clone> DvvSet<A, V> {
     /// idempotent.
     pub fn merge(&mut self, other: &Self) {
         let mut out = Vec::with_capacity(self.entries.len().max(other.entries.len()));
-        let mut mine = core::mem::take(&mut self.entries).into_iter().peekable();
-        let mut theirs = other.entries.iter().peekable();
-        loop {
-            match (mine.peek(), theirs.peek()) {
-                (Some(a), Some(b)) => match a.actor.cmp(&b.actor) {
-                    Ordering::Less => out.extend(mine.next()),
-                    Ordering::Greater => out.extend(theirs.next().cloned()),
-                    Ordering::Equal => {
-                        if let (Some(mut a), Some(b)) = (mine.next(), theirs.next()) {
-                            merge_entry(&mut a, b);
-                            out.push(a);
-                        }
-                    }
-                },
-                (Some(_), None) => {
-                    out.extend(mine);
-                    break;
-                }
-                (None, Some(_)) => {
-                    out.extend(theirs.cloned());
-                    break;
-                }
-                (None, None) => break,
-            }
-        }
+        crate::sorted::merge_sorted(
+            core::mem::take(&mut self.entries),
+            &other.entries,
+            |e| &e.actor,
+            merge_entry,
+            &mut out,
+        );
         self.entries = out;
     }
 

@@ -6,6 +6,7 @@ mod dvv;
 pub mod encoding;
 pub mod prune;
 mod siblings;
+mod sorted;
 
 pub use actor::Actor;
 pub use clock::{Causality, Entry, InvalidClock, VClock};

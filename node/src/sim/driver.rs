@@ -244,6 +244,27 @@ impl Sim {
         }
     }
 
+    /// Sends an invoked operation's request to `node`, after the client-to-node latency.
+    pub(super) fn send_request(&mut self, node: NodeId, op: u64, request: ClientRequest) {
+        self.stats.ops_invoked += 1;
+        self.in_flight += 1;
+        let incarnation = self.slots.get(node as usize).map_or(0, |s| s.incarnation);
+        let delay = self
+            .config
+            .workload
+            .client_latency
+            .sample_micros(&mut self.rng);
+        self.queue.push(
+            self.now + delay,
+            Event::Request {
+                node,
+                incarnation,
+                op,
+                request,
+            },
+        );
+    }
+
     /// A client starts its next operation.
     fn wake(&mut self, client: u32) {
         let Some(c) = self.clients.get_mut(client as usize) else {
@@ -317,23 +338,7 @@ impl Sim {
             context_from,
             replicas: Vec::new(),
         });
-        self.stats.ops_invoked += 1;
-        self.in_flight += 1;
-        let incarnation = self.slots.get(node as usize).map_or(0, |s| s.incarnation);
-        let delay = self
-            .config
-            .workload
-            .client_latency
-            .sample_micros(&mut self.rng);
-        self.queue.push(
-            self.now + delay,
-            Event::Request {
-                node,
-                incarnation,
-                op: id,
-                request,
-            },
-        );
+        self.send_request(node, id, request);
         self.queue.push(
             self.now + self.config.workload.client_timeout.saturating_mul(1000),
             Event::ClientTimeout { op: id },

@@ -519,23 +519,7 @@ impl Sim {
             context_from: None,
             replicas: Vec::new(),
         });
-        self.in_flight += 1;
-        self.stats.ops_invoked += 1;
-        let incarnation = self.slots.get(node as usize).map_or(0, |s| s.incarnation);
-        let delay = self
-            .config
-            .workload
-            .client_latency
-            .sample_micros(&mut self.rng);
-        self.queue.push(
-            self.now + delay,
-            Event::Request {
-                node,
-                incarnation,
-                op: id,
-                request,
-            },
-        );
+        self.send_request(node, id, request);
         let deadline = self.now + max.saturating_mul(1000);
         loop {
             if let Some(reply) = self.direct.remove(&id) {
