@@ -95,7 +95,8 @@ fn put_request(v: &Version<Node, Value>) -> usize {
 /// not found, which costs a read repair). Returns the number of siblings plus repairs.
 fn get_request(answer: &Siblings<Node, Value>, stale: bool) -> usize {
     let targets = plan(PREFERENCE, |_| true, 3, Mode::Sloppy);
-    let Ok(mut get) = GetCoordinator::<Node, Node, Value>::new(options(), targets, 0) else {
+    let Ok(mut get) = GetCoordinator::<Node, Siblings<Node, Value>>::new(options(), targets, 0)
+    else {
         return 0;
     };
     let mut to = [0; 3];

@@ -14,4 +14,4 @@ pub use crate::core::{NodeCore, NodeError, NodeStats, NodeStatus};
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
 pub use store::{MemoryStore, Store, StoreError};
-pub use types::{Actor, Clock, Key, Millis, NodeId, RequestId, Sibs, Value, Ver};
+pub use types::{Actor, Clock, Key, Millis, NodeId, RequestId, Sibs, Value};

@@ -408,6 +408,14 @@ impl Store for RedbStore {
         };
         self.commit(fsync)
     }
+
+    fn is_durable(&self) -> bool {
+        self.durability == Durability::Durable
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        RedbStore::sync(self)
+    }
 }
 
 impl Drop for RedbStore {
@@ -422,10 +430,10 @@ impl Drop for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dynamo_vclock::{Siblings, Value};
+    use dynamo_vclock::Value;
 
     fn sibs(value: &[u8]) -> Sibs {
-        let mut s = Siblings::new();
+        let mut s = Sibs::new();
         let ctx = s.context();
         s.put(&ctx, (1, 0), 0, Value::Live(value.to_vec()));
         s

@@ -43,6 +43,17 @@ pub trait Store {
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Makes every write so far durable (a no-op for memory).
     fn flush(&mut self) -> Result<(), StoreError>;
+    /// Whether every [`flush`](Store::flush) survives a crash. A store that answers `false` may
+    /// lose flushed writes in a crash, so a node restarting on it cannot trust its own counters
+    /// and retires every actor epoch it used before (see the `core` module docs).
+    fn is_durable(&self) -> bool {
+        true
+    }
+    /// Makes every write so far durable even on a buffered store (the node's actor-epoch lease
+    /// must survive a crash).
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.flush()
+    }
 }
 
 /// A store in memory: the default of the simulator and of tests. Cloning it is how the simulator
@@ -52,12 +63,22 @@ pub struct MemoryStore {
     data: BTreeMap<Key, Sibs>,
     hints: BTreeMap<u64, Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
+    buffered: bool,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that claims to be buffered ([`Store::is_durable`] is `false`): tests and the
+    /// simulator model a crash that loses recent writes by restarting on an older clone.
+    pub fn buffered() -> Self {
+        Self {
+            buffered: true,
+            ..Self::default()
+        }
     }
 
     /// Number of keys stored.
@@ -114,6 +135,10 @@ impl Store for MemoryStore {
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.meta.insert(name.to_string(), value.to_vec());
         Ok(())
+    }
+
+    fn is_durable(&self) -> bool {
+        !self.buffered
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {

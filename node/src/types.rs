@@ -1,15 +1,17 @@
 //! The names the node gives to the crates' generic parameters.
 
-use dynamo_vclock::{Siblings, VClock, Version};
+use dynamo_vclock::{DvvSet, VClock};
 
 /// A node's identity in the cluster: a small integer chosen by the operator.
 pub type NodeId = u64;
 
-/// The coordinator identity written into vector clocks: the node and its storage *epoch*.
+/// The coordinator identity written into version vectors: the node and an *actor epoch*.
 ///
-/// The epoch changes whenever a node starts with lost or empty storage, so it never reuses the
-/// counters it handed out before (Riak's kv679 data-loss bug).
-pub type Actor = (NodeId, u32);
+/// A node mints a new actor epoch whenever it cannot be sure that it holds the latest counter of
+/// an older one for the key it coordinates: a key it is not a primary of, a key its copy lacks,
+/// a restart on a buffered store that may have lost writes, or a store that was lost. So it never
+/// issues the same dot twice (Riak's kv679 data-loss bug). See the `core` module docs.
+pub type Actor = (NodeId, u64);
 
 /// Keys are bytes.
 pub type Key = Vec<u8>;
@@ -17,11 +19,8 @@ pub type Key = Vec<u8>;
 /// Values are bytes.
 pub type Value = Vec<u8>;
 
-/// The concurrent versions of one key.
-pub type Sibs = Siblings<Actor, Value>;
-
-/// One version of one key.
-pub type Ver = Version<Actor, Value>;
+/// The concurrent versions of one key: a dotted version vector set of values and tombstones.
+pub type Sibs = DvvSet<Actor, dynamo_vclock::Value<Value>>;
 
 /// A vector clock of the node's actors.
 pub type Clock = VClock<Actor>;

@@ -1,7 +1,7 @@
 //! The get coordinator: replica reads, R answers reconciled into siblings and a context, read
 //! repair of the replicas that answered stale or missing.
 
-use dynamo_vclock::{Siblings, VClock};
+use dynamo_vclock::{VClock, VersionSet};
 
 use crate::outcome::FailureReason;
 use crate::plan::{check, Plan, Target};
@@ -19,24 +19,24 @@ pub struct ReplicaRead;
     feature = "serde",
     derive(serde::Serialize, serde::Deserialize),
     serde(bound(
-        serialize = "Id: serde::Serialize, A: serde::Serialize + Clone, V: serde::Serialize + Clone",
-        deserialize = "Id: serde::Deserialize<'de>, A: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de> + PartialEq"
+        serialize = "Id: serde::Serialize, S: serde::Serialize",
+        deserialize = "Id: serde::Deserialize<'de>, S: serde::Deserialize<'de>"
     ))
 )]
 #[non_exhaustive]
-pub enum GetMessage<Id, A, V> {
+pub enum GetMessage<Id, S> {
     /// Read the key.
     Read(ReplicaRead),
     /// Read repair: merge these versions (the reconciliation of every answer) into the replica.
-    Repair(ReplicaWrite<Id, A, V>),
+    Repair(ReplicaWrite<Id, S>),
 }
 
 /// What one replica answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Reply<A, V> {
+pub enum Reply<S> {
     /// The replica's versions of the key.
-    Found(Siblings<A, V>),
+    Found(S),
     /// The replica has no version of the key.
     NotFound,
     /// The replica refused, or the caller knows the link is down.
@@ -45,27 +45,27 @@ pub enum Reply<A, V> {
 
 /// One answer, as it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer<Id, A, V> {
+pub struct Answer<Id, S> {
     /// Who answered.
     pub node: Id,
     /// When (the `now` passed with the answer).
     pub at: u64,
     /// What it answered.
-    pub reply: Reply<A, V>,
+    pub reply: Reply<S>,
 }
 
 /// The answer of a get.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetOutcome<Id, A, V> {
+pub struct GetOutcome<Id, S: VersionSet> {
     /// `Ok` after R answers, or why R was not reached.
     pub result: Result<(), FailureReason>,
     /// On success, the reconciliation of the R answers that counted (every concurrent version;
     /// empty = not found). On failure, the reconciliation of every version received.
-    pub siblings: Siblings<A, V>,
+    pub siblings: S,
     /// The merged clock of `siblings`: the context the client passes back with its put.
-    pub context: VClock<A>,
+    pub context: VClock<S::Actor>,
     /// Every answer up to the decision (failures included), in arrival order.
-    pub answers: Vec<Answer<Id, A, V>>,
+    pub answers: Vec<Answer<Id, S>>,
     /// Slots without a target (N minus the plan's targets), counted as failures.
     pub unreachable: usize,
     /// The `now` the coordinator was created with.
@@ -74,7 +74,7 @@ pub struct GetOutcome<Id, A, V> {
     pub decided: u64,
 }
 
-impl<Id, A, V> GetOutcome<Id, A, V> {
+impl<Id, S: VersionSet> GetOutcome<Id, S> {
     /// Whether R answers arrived in time.
     #[must_use]
     pub fn is_success(&self) -> bool {
@@ -112,14 +112,14 @@ impl<Id, A, V> GetOutcome<Id, A, V> {
 /// repaired) only if the deadline has not been handled yet. Replies from nodes that are not
 /// targets and second replies are ignored and counted ([`ignored`](Self::ignored)).
 #[derive(Debug, Clone)]
-pub struct GetCoordinator<Id, A, V> {
+pub struct GetCoordinator<Id, S: VersionSet> {
     options: RequestOptions,
     targets: Vec<Target<Id>>,
     answered: Vec<bool>,
     next_read: usize,
-    answers: Vec<Answer<Id, A, V>>,
+    answers: Vec<Answer<Id, S>>,
     /// Reconciliation of the answers counted toward R, until the decision.
-    counted: Siblings<A, V>,
+    counted: S,
     succeeded: usize,
     found: usize,
     not_found: usize,
@@ -129,14 +129,14 @@ pub struct GetCoordinator<Id, A, V> {
     finished: bool,
     /// Set when every target answered or the deadline passed; repairs are then queued.
     closed: bool,
-    repairs: Vec<(Id, ReplicaWrite<Id, A, V>)>,
+    repairs: Vec<(Id, ReplicaWrite<Id, S>)>,
     next_repair: usize,
-    event: Option<GetOutcome<Id, A, V>>,
+    event: Option<GetOutcome<Id, S>>,
     late_answers: usize,
     ignored: usize,
 }
 
-impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator<Id, A, V> {
+impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
     /// A get over `plan`'s targets.
     ///
     /// # Errors
@@ -150,7 +150,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
             answered: vec![false; n_targets],
             next_read: 0,
             answers: Vec::with_capacity(n_targets),
-            counted: Siblings::new(),
+            counted: S::default(),
             succeeded: 0,
             found: 0,
             not_found: 0,
@@ -176,7 +176,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
 
     /// The next message to send: reads until the outcome, read repairs once every target
     /// answered or the deadline passed.
-    pub fn poll_transmit(&mut self) -> Option<(Id, GetMessage<Id, A, V>)> {
+    pub fn poll_transmit(&mut self) -> Option<(Id, GetMessage<Id, S>)> {
         if !self.finished {
             while let Some(target) = self.targets.get(self.next_read) {
                 let answered = self.answered.get(self.next_read).copied();
@@ -193,7 +193,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
     }
 
     /// `from` answered with its versions, or `None` for not found.
-    pub fn handle_response(&mut self, now: u64, from: &Id, versions: Option<Siblings<A, V>>) {
+    pub fn handle_response(&mut self, now: u64, from: &Id, versions: Option<S>) {
         let reply = match versions {
             Some(set) if !set.is_empty() => Reply::Found(set),
             _ => Reply::NotFound,
@@ -219,7 +219,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
     }
 
     /// The outcome, once.
-    pub fn poll_event(&mut self) -> Option<GetOutcome<Id, A, V>> {
+    pub fn poll_event(&mut self) -> Option<GetOutcome<Id, S>> {
         self.event.take()
     }
 
@@ -237,7 +237,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
 
     /// Every answer so far, in arrival order, including those after the outcome.
     #[must_use]
-    pub fn answers(&self) -> &[Answer<Id, A, V>] {
+    pub fn answers(&self) -> &[Answer<Id, S>] {
         &self.answers
     }
 
@@ -271,7 +271,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
         &self.targets
     }
 
-    fn answer(&mut self, now: u64, from: &Id, reply: Reply<A, V>) {
+    fn answer(&mut self, now: u64, from: &Id, reply: Reply<S>) {
         self.advance(now);
         let index = self.targets.iter().position(|t| t.node == *from);
         match index.and_then(|i| self.answered.get_mut(i)) {
@@ -366,7 +366,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
             core::mem::take(&mut self.counted)
         } else {
             // Everything received, so a failed get still shows what exists.
-            let mut all = Siblings::new();
+            let mut all = S::default();
             for a in &self.answers {
                 if let Reply::Found(set) = &a.reply {
                     merge_into(&mut all, set);
@@ -391,7 +391,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
             return;
         }
         self.closed = true;
-        let mut merged: Siblings<A, V> = Siblings::new();
+        let mut merged = S::default();
         for a in &self.answers {
             if let Reply::Found(set) = &a.reply {
                 merge_into(&mut merged, set);
@@ -425,10 +425,7 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> GetCoordinator
 
 /// Merges `set` into `into`, skipping the clones when it adds no version (replicas usually agree).
 /// Entry timestamps of causally equal versions are then not merged: they only steer pruning.
-fn merge_into<A: Ord + Clone, V: Clone + PartialEq>(
-    into: &mut Siblings<A, V>,
-    set: &Siblings<A, V>,
-) {
+fn merge_into<S: VersionSet>(into: &mut S, set: &S) {
     if !into.covers(set) {
         into.merge(set);
     }

@@ -12,4 +12,4 @@ pub use outcome::{FailureReason, Timed};
 pub use plan::{plan, Plan, Target};
 pub use put::{PutCoordinator, PutOutcome, ReplicaWrite};
 
-pub use dynamo_vclock::{Siblings, VClock, Value, Version};
+pub use dynamo_vclock::{DvvSet, Siblings, VClock, Value, Version, VersionSet};

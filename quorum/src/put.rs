@@ -1,6 +1,6 @@
 //! The put coordinator: replica writes, W acknowledgements, failure as soon as W is out of reach.
 
-use dynamo_vclock::{Siblings, VClock, Version};
+use dynamo_vclock::{Siblings, VClock, Version, VersionSet};
 
 use crate::outcome::{FailureReason, Timed};
 use crate::plan::{check, Plan, Target};
@@ -15,13 +15,13 @@ use crate::{RequestError, RequestOptions};
     feature = "serde",
     derive(serde::Serialize, serde::Deserialize),
     serde(bound(
-        serialize = "Id: serde::Serialize, A: serde::Serialize + Clone, V: serde::Serialize + Clone",
-        deserialize = "Id: serde::Deserialize<'de>, A: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de> + PartialEq"
+        serialize = "Id: serde::Serialize, S: serde::Serialize",
+        deserialize = "Id: serde::Deserialize<'de>, S: serde::Deserialize<'de>"
     ))
 )]
-pub struct ReplicaWrite<Id, A, V> {
-    /// The versions to merge into the replica's set (`Siblings::merge`).
-    pub siblings: Siblings<A, V>,
+pub struct ReplicaWrite<Id, S> {
+    /// The versions to merge into the replica's set ([`VersionSet::merge`]).
+    pub siblings: S,
     /// The primary this write is for, when the target is a fallback.
     pub hint: Option<Id>,
 }
@@ -82,11 +82,11 @@ enum Slot {
 /// Replies from nodes that are not targets, and second replies from a target, are ignored and
 /// counted ([`ignored`](Self::ignored)). The coordinator never reads a clock nor sees the key.
 #[derive(Debug, Clone)]
-pub struct PutCoordinator<Id, A, V> {
+pub struct PutCoordinator<Id, S> {
     options: RequestOptions,
     targets: Vec<Target<Id>>,
     slots: Vec<Slot>,
-    payload: Siblings<A, V>,
+    payload: S,
     next_transmit: usize,
     acks: Vec<Timed<Id>>,
     failures: Vec<Timed<Id>>,
@@ -100,7 +100,9 @@ pub struct PutCoordinator<Id, A, V> {
     ignored: usize,
 }
 
-impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> PutCoordinator<Id, A, V> {
+impl<Id: Clone + PartialEq, A: Ord + Clone + core::fmt::Debug, V: Clone + PartialEq>
+    PutCoordinator<Id, Siblings<A, V>>
+{
     /// A put of one version (already stamped by the caller: the node increments the clock).
     ///
     /// # Errors
@@ -114,16 +116,32 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> PutCoordinator
         Self::with_siblings(options, plan, core::iter::once(version).collect(), now)
     }
 
-    /// A put of a whole sibling set: what the coordinating node holds after
-    /// [`Siblings::put`] (which may re-stamp versions the client had not seen; they must travel
-    /// with the new version, see its docs).
+    /// A delete: a put of a tombstone whose clock the caller stamped (the client's context
+    /// incremented at the coordinator).
+    ///
+    /// # Errors
+    /// Invalid options or plan ([`RequestError`]).
+    pub fn delete(
+        options: RequestOptions,
+        plan: Plan<Id>,
+        clock: VClock<A>,
+        now: u64,
+    ) -> Result<Self, RequestError> {
+        Self::new(options, plan, Version::tombstone(clock), now)
+    }
+}
+
+impl<Id: Clone + PartialEq, S: VersionSet> PutCoordinator<Id, S> {
+    /// A put of a whole version set: what the coordinating node holds after applying the
+    /// client's write ([`Siblings::put`], which may re-stamp versions the client had not seen, so
+    /// they must travel with the new version; or [`DvvSet::put`](dynamo_vclock::DvvSet::put)).
     ///
     /// # Errors
     /// Invalid options or plan ([`RequestError`]).
     pub fn with_siblings(
         options: RequestOptions,
         plan: Plan<Id>,
-        siblings: Siblings<A, V>,
+        siblings: S,
         now: u64,
     ) -> Result<Self, RequestError> {
         check(&options, &plan)?;
@@ -149,25 +167,11 @@ impl<Id: Clone + PartialEq, A: Ord + Clone, V: Clone + PartialEq> PutCoordinator
         put.decide(now);
         Ok(put)
     }
-
-    /// A delete: a put of a tombstone whose clock the caller stamped (the client's context
-    /// incremented at the coordinator).
-    ///
-    /// # Errors
-    /// Invalid options or plan ([`RequestError`]).
-    pub fn delete(
-        options: RequestOptions,
-        plan: Plan<Id>,
-        clock: VClock<A>,
-        now: u64,
-    ) -> Result<Self, RequestError> {
-        Self::new(options, plan, Version::tombstone(clock), now)
-    }
 }
 
-impl<Id: Clone + PartialEq, A: Clone, V: Clone> PutCoordinator<Id, A, V> {
+impl<Id: Clone + PartialEq, S: Clone> PutCoordinator<Id, S> {
     /// The next replica write to send, until every target has had one. Nothing once finished.
-    pub fn poll_transmit(&mut self) -> Option<(Id, ReplicaWrite<Id, A, V>)> {
+    pub fn poll_transmit(&mut self) -> Option<(Id, ReplicaWrite<Id, S>)> {
         if self.finished {
             return None;
         }

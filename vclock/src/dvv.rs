@@ -144,6 +144,11 @@ impl<A, V> DvvSet<A, Value<V>> {
     pub fn is_tombstone_only(&self) -> bool {
         !self.is_empty() && self.values().all(Value::is_tombstone)
     }
+
+    /// The values that are not tombstones.
+    pub fn live_values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.values().filter_map(Value::as_live)
+    }
 }
 
 /// Merge of one actor's entry from two sets (`dvvset:merge/5`): keep the values of the side with

@@ -5,6 +5,7 @@ mod clock;
 mod dvv;
 pub mod encoding;
 pub mod prune;
+mod set;
 mod siblings;
 mod sorted;
 
@@ -13,4 +14,5 @@ pub use clock::{Causality, Entry, InvalidClock, VClock};
 pub use dvv::{DvvEntry, DvvSet, InvalidDvvSet};
 pub use encoding::{DecodeError, Reader};
 pub use prune::{PrunePolicy, PruneReport};
+pub use set::VersionSet;
 pub use siblings::{Siblings, Value, Version};

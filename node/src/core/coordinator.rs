@@ -5,17 +5,29 @@
 //! stay few): elsewhere it is forwarded to the first primary believed up, and coordinated locally
 //! if that node cannot be reached. The local replica is one target like the others, answered
 //! synchronously.
+//!
+//! # Versions
+//!
+//! A key's versions are a dotted version vector set ([`dynamo_vclock::DvvSet`], as Riak 2.0
+//! keeps them), not a vector clock per version. With server actors, per-version clocks force a
+//! choice on a coordinator whose copy holds a version the client did not see: drop it (a lost
+//! write) or re-stamp it with the new clock (then a stale coordinator brings back a value that a
+//! delete elsewhere had superseded). A DVV set gives each value its own dot and discards exactly
+//! the dots the client's context covers, so neither happens. The coordinator mints the dot under
+//! an actor epoch chosen so that no dot is ever issued twice (see `epochs`), writes it to its own
+//! store first when it is a primary, and then sends the whole set to the targets. Contexts keep
+//! their byte encoding (a version vector of `(node, epoch)` actors).
 
 use dynamo_quorum::{
     plan, GetCoordinator, GetMessage, Mode, PutCoordinator, RequestError, RequestOptions,
 };
-use dynamo_vclock::{VClock, Value as Versioned};
+use dynamo_vclock::{Entry, VClock, Value as Versioned};
 
 use super::NodeCore;
 use crate::config::QuorumMode;
 use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage};
 use crate::store::Store;
-use crate::types::{Actor, Key, Millis, NodeId, RequestId, Sibs, Value};
+use crate::types::{Actor, Key, Millis, NodeId, RequestId, Sibs};
 
 /// Who is waiting for a request's reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +46,16 @@ pub(crate) enum Pending {
         origin: Origin,
         key: Key,
         started: Millis,
-        coord: GetCoordinator<NodeId, Actor, Value>,
+        coord: GetCoordinator<NodeId, Sibs>,
     },
     Put {
         origin: Origin,
         key: Key,
         started: Millis,
         clock: VClock<Actor>,
-        coord: PutCoordinator<NodeId, Actor, Value>,
+        coord: PutCoordinator<NodeId, Sibs>,
+        /// The versions sent (for a fallback that takes a failed target's copy).
+        payload: Sibs,
         /// Targets that acknowledged.
         acked: Vec<NodeId>,
         /// Fallbacks sent a hinted copy after a target failed.
@@ -85,7 +99,7 @@ impl<S: Store> NodeCore<S> {
             self.config.n,
             o.r.unwrap_or(self.config.r),
             o.w.unwrap_or(self.config.w),
-            now + timeout,
+            now.saturating_add(timeout),
         )?
         .with_mode(mode))
     }
@@ -197,6 +211,24 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
+    /// Whether the forward `(from, req)` is new; remembers it. Forwards older than twice the
+    /// request timeout are forgotten (their sender has long given up).
+    pub(crate) fn first_forward(&mut self, now: Millis, from: NodeId, req: RequestId) -> bool {
+        let keep = self.config.request_timeout.saturating_mul(2).max(1_000);
+        while let Some(&(t, id)) = self.forward_order.front() {
+            if t.saturating_add(keep) > now {
+                break;
+            }
+            self.forward_order.pop_front();
+            self.seen_forwards.remove(&id);
+        }
+        if !self.seen_forwards.insert((from, req)) {
+            return false;
+        }
+        self.forward_order.push_back((now, (from, req)));
+        true
+    }
+
     fn coordinate_get(&mut self, now: Millis, origin: Origin, key: Key, options: RequestOptions) {
         self.stats.counters.gets += 1;
         let plan = self.plan_for(&key, &options);
@@ -254,12 +286,44 @@ impl<S: Store> NodeCore<S> {
                 }
             }
         };
-        // The new version supersedes exactly what the context saw; versions the client did not
-        // see stay as siblings, and the whole set travels to the replicas.
         let mut siblings: Sibs = self.local(&key).unwrap_or_default();
-        let clock = siblings.put(&context, self.actor(), now, value);
+        let primary = self
+            .ring
+            .preference_list(&key)
+            .primaries()
+            .any(|&n| n == self.id);
+        let reused = if primary {
+            self.epochs.reusable(self.id, &siblings)
+        } else {
+            None
+        };
+        let epoch = match reused {
+            Some(e) => e,
+            None => match self.epochs.fresh(&mut self.store) {
+                Ok(e) => e,
+                Err(e) => {
+                    return self.reply(
+                        origin,
+                        ClientReply::Failed(ClientError::Unavailable(e.to_string())),
+                    )
+                }
+            },
+        };
+        let actor = (self.id, epoch);
+        siblings.put(&context, actor, now, value);
+        let clock = own_context(&siblings, context, actor, now);
+        // The dot must be in this node's store before anything carries it away, or a later put
+        // could count from an older copy and issue it again.
+        if primary {
+            if let Err(e) = self.apply(&key, &siblings) {
+                return self.reply(
+                    origin,
+                    ClientReply::Failed(ClientError::Unavailable(e.to_string())),
+                );
+            }
+        }
         let plan = self.plan_for(&key, &options);
-        match PutCoordinator::with_siblings(options, plan, siblings, now) {
+        match PutCoordinator::with_siblings(options, plan, siblings.clone(), now) {
             Ok(coord) => {
                 let req = self.next_request_id();
                 self.pending.insert(
@@ -270,6 +334,7 @@ impl<S: Store> NodeCore<S> {
                         started: now,
                         clock,
                         coord,
+                        payload: siblings,
                         acked: Vec::new(),
                         rehinted: Vec::new(),
                     },
@@ -329,7 +394,7 @@ impl<S: Store> NodeCore<S> {
                         }
                     }
                     if read_locally {
-                        let local = self.local(key);
+                        let local = self.held(key);
                         self.stats.counters.replica_reads += 1;
                         coord.handle_response(now, &self.id, local);
                     }
@@ -386,15 +451,9 @@ impl<S: Store> NodeCore<S> {
                         }
                     }
                     if let Some(write) = local {
-                        // A coordinator that is itself a fallback keeps the write (its later puts
-                        // to this key must see its own counters) and also a hint, so that the
-                        // write reaches the primary it stands in for.
-                        let mut ok = self.apply(key, &write.siblings).is_ok();
-                        if let Some(intended) = write.hint.filter(|&i| i != self.id) {
-                            if self.config.hinted_handoff {
-                                ok &= self.record_hint(now, intended, key.clone(), &write.siblings);
-                            }
-                        }
+                        // Like any replica: a primary stores it (again: a no-op), a fallback keeps
+                        // it as a hint for the primary it stands in for.
+                        let ok = self.keep_write(now, key.clone(), &write.siblings, write.hint);
                         if ok {
                             coord.handle_ack(now, &self.id);
                         } else {
@@ -494,5 +553,34 @@ fn quorum_error(e: &dynamo_quorum::FailureReason) -> ClientError {
             acknowledged: 0,
             required: 0,
         },
+    }
+}
+
+/// The context a put answers with: the client's context and the new dot, when that covers no other
+/// value of the set (the client may then overwrite its own write without a get). When it would
+/// also cover a concurrent value minted by the same actor, the client's own context is returned:
+/// a later put with it makes a sibling rather than silently superseding a value nobody read.
+fn own_context(set: &Sibs, context: VClock<Actor>, actor: Actor, now: Millis) -> VClock<Actor> {
+    let Some(dot) = set
+        .entries()
+        .iter()
+        .find(|e| e.actor == actor)
+        .map(|e| e.counter)
+    else {
+        return context;
+    };
+    let mut own = context.clone();
+    own.merge(&VClock::from_entries([Entry {
+        actor,
+        counter: dot,
+        timestamp: now,
+    }]));
+    let covers_other = set
+        .dotted_values()
+        .any(|((a, n), _)| !(*a == actor && n == dot) && n <= own.counter(a));
+    if covers_other {
+        context
+    } else {
+        own
     }
 }

@@ -4,29 +4,26 @@ use sha2::{Digest, Sha256};
 
 use crate::types::Sibs;
 
-/// A digest of a key's versions that does not depend on the order in which the versions are
-/// held: the SHA-256 of the sorted digests of each version (clock in its stable encoding, then a
-/// tag and the value). Two replicas holding the same versions get the same digest.
+/// A digest of a key's versions: SHA-256 over every entry of the DVV set (sorted by actor): the
+/// actor, its counter, and its values in dot order (a tag, then the value). Timestamps are left
+/// out: two replicas that hold the same dots and values get the same digest.
 pub fn siblings_digest(siblings: &Sibs) -> [u8; 32] {
-    let mut parts: Vec<[u8; 32]> = siblings
-        .iter()
-        .map(|v| {
-            let mut h = Sha256::new();
-            h.update(v.clock.encode());
-            match v.value.as_live() {
+    let mut h = Sha256::new();
+    for e in siblings.entries() {
+        h.update(e.actor.0.to_be_bytes());
+        h.update(e.actor.1.to_be_bytes());
+        h.update(e.counter.to_be_bytes());
+        h.update((e.values.len() as u64).to_be_bytes());
+        for v in &e.values {
+            match v.as_live() {
                 Some(value) => {
                     h.update([1u8]);
+                    h.update((value.len() as u64).to_be_bytes());
                     h.update(value);
                 }
                 None => h.update([0u8]),
             }
-            h.finalize().into()
-        })
-        .collect();
-    parts.sort_unstable();
-    let mut h = Sha256::new();
-    for p in &parts {
-        h.update(p);
+        }
     }
     h.finalize().into()
 }

@@ -10,8 +10,8 @@ use crate::store::Store;
 use crate::types::{Millis, NodeId, RequestId};
 
 impl<S: Store> NodeCore<S> {
-    /// `peer` is down or unreachable: requests waiting on it count it as failed; a forward to it
-    /// is coordinated here instead.
+    /// `peer` is down or unreachable: requests waiting on it count it as failed. A forward to it
+    /// keeps waiting: it may have arrived (see [`NodeCore::undelivered`]).
     pub(crate) fn fail_peer(&mut self, now: Millis, peer: NodeId) {
         let reqs: Vec<RequestId> = self.pending.keys().copied().collect();
         for req in reqs {
@@ -29,18 +29,24 @@ impl<S: Store> NodeCore<S> {
                     self.rehint(now, req, peer);
                     self.pump(now, req);
                 }
-                Some(Pending::Forward { to, .. }) if *to == peer => {
-                    if let Some(Pending::Forward {
-                        origin, request, ..
-                    }) = self.pending.remove(&req)
-                    {
-                        match self.options(now, &request) {
-                            Ok(options) => self.coordinate_put(now, origin, request, options),
-                            Err(e) => self.reply(origin, invalid(e)),
-                        }
-                    }
-                }
                 _ => {}
+            }
+        }
+    }
+
+    /// A forward certainly did not reach `peer`: coordinate the request here (under a fresh
+    /// actor epoch: this node is not a primary of the key).
+    pub(crate) fn forward_undelivered(&mut self, now: Millis, peer: NodeId, req: RequestId) {
+        if !matches!(self.pending.get(&req), Some(Pending::Forward { to, .. }) if *to == peer) {
+            return;
+        }
+        if let Some(Pending::Forward {
+            origin, request, ..
+        }) = self.pending.remove(&req)
+        {
+            match self.options(now, &request) {
+                Ok(options) => self.coordinate_put(now, origin, request, options),
+                Err(e) => self.reply(origin, invalid(e)),
             }
         }
     }
@@ -53,6 +59,7 @@ impl<S: Store> NodeCore<S> {
         let Some(Pending::Put {
             key,
             coord,
+            payload,
             acked,
             rehinted,
             ..
@@ -80,9 +87,7 @@ impl<S: Store> NodeCore<S> {
                 && self.is_up(n)
         });
         let Some(next) = next else { return };
-        let Some(siblings) = self.local(&key) else {
-            return;
-        };
+        let siblings = payload.clone();
         if let Some(Pending::Put { rehinted, .. }) = self.pending.get_mut(&req) {
             rehinted.push(failed);
             rehinted.push(next);

@@ -5,7 +5,8 @@
 //! - `dynamo-ring` places keys (strategy 3, Q partitions) and yields preference lists;
 //! - `dynamo-gossip` tells who is a member and who is up;
 //! - `dynamo-quorum` runs one coordinator per client request (sloppy or strict, read repair);
-//! - `dynamo-vclock` versions values (the actor is the node and its storage epoch);
+//! - `dynamo-vclock` versions values as dotted version vector sets, under `(node, epoch)` actors
+//!   chosen so that no dot is issued twice (`epochs`; why DVV sets: `coordinator`);
 //! - `dynamo-handoff` keeps hints for nodes that were down and delivers them when they return;
 //! - `dynamo-merkle` keeps one tree per partition and runs anti-entropy sessions.
 //!
@@ -22,6 +23,7 @@
 mod antientropy;
 mod coordinator;
 mod digest;
+mod epochs;
 mod failures;
 mod membership;
 mod reaper;
@@ -45,10 +47,11 @@ pub use stats::{Counters, LatencySummary, NodeStats};
 use crate::config::NodeConfig;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::store::{Store, StoreError};
-use crate::types::{Key, Millis, NodeId, RequestId};
+use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
 use antientropy::SyncRun;
 use coordinator::Pending;
+use epochs::Epochs;
 use transfer::TransferRun;
 
 /// Why a node could not start.
@@ -63,9 +66,12 @@ pub enum NodeError {
 }
 
 /// Meta keys in the store.
-const META_EPOCH: &str = "epoch";
 const META_GENERATION: &str = "generation";
 const META_NODE_ID: &str = "node-id";
+const META_FORMAT: &str = "format";
+/// The stored-record format: 2 = dotted version vector sets (1, unmarked: a vector clock per
+/// version, which this version cannot read).
+const FORMAT: u64 = 2;
 
 /// A Dynamo node without I/O. See the [module docs](self) for the driving order.
 pub struct NodeCore<S: Store> {
@@ -73,7 +79,7 @@ pub struct NodeCore<S: Store> {
     address: String,
     config: NodeConfig,
     store: S,
-    epoch: u32,
+    epochs: Epochs,
     generation: u64,
     rng: SmallRng,
     gossip: Gossip<NodeId, String>,
@@ -84,6 +90,11 @@ pub struct NodeCore<S: Store> {
     trees: Vec<Tree>,
     index: Vec<BTreeMap<Key, [u8; 32]>>,
     hints: HintLog<NodeId, Vec<u8>>,
+    /// The versions held here as hints, by key (merged), with how many hints hold the key: a
+    /// fallback answers reads with them.
+    hinted: BTreeMap<Key, (usize, Sibs)>,
+    /// The key of each hint in `hinted`, by hint id.
+    hint_keys: BTreeMap<u64, Key>,
     syncs: BTreeMap<u64, SyncRun>,
     transfers: BTreeMap<u64, TransferRun>,
     next_sync: Option<Millis>,
@@ -98,6 +109,11 @@ pub struct NodeCore<S: Store> {
     reaping: BTreeSet<Key>,
     next_reap: Option<Millis>,
     next_req: RequestId,
+    /// Forwards taken, by (sender, request id), with when: a repeated forward is not coordinated
+    /// twice (that would write its value under two dots).
+    seen_forwards: BTreeSet<(NodeId, RequestId)>,
+    /// `seen_forwards` in arrival order, to forget them.
+    forward_order: VecDeque<(Millis, (NodeId, RequestId))>,
     transmits: VecDeque<(NodeId, PeerMessage)>,
     replies: VecDeque<(RequestId, ClientReply)>,
     stats: NodeStats,
@@ -139,17 +155,22 @@ impl<S: Store> NodeCore<S> {
                     "the store belongs to node {stored_id}, not {id}"
                 )));
             }
-        }
-        // A store without an epoch has lost (or never had) the node's data: take a fresh random
-        // epoch so that no counter handed out before can be reused (kv679).
-        let epoch = match store.get_meta(META_EPOCH)? {
-            Some(bytes) => decode_u64(&bytes)? as u32,
-            None => {
-                let e = rng.gen_range(1..u32::MAX);
-                store.put_meta(META_EPOCH, &u64::from(e).to_be_bytes())?;
-                e
+            let format = match store.get_meta(META_FORMAT)? {
+                Some(bytes) => decode_u64(&bytes)?,
+                None => 1,
+            };
+            if format != FORMAT {
+                return Err(NodeError::Config(format!(
+                    "the store holds records of format {format} (format 1: a vector clock per \
+                     version, before dotted version vectors); this node reads format {FORMAT} \
+                     only: start it on an empty data directory and let anti-entropy refill it"
+                )));
             }
-        };
+        }
+        store.put_meta(META_FORMAT, &FORMAT.to_be_bytes())?;
+        // A store without an epoch has lost (or never had) the node's data: a fresh random base,
+        // so that no dot handed out before can be issued again (kv679; see `epochs`).
+        let epochs = Epochs::load(&mut store, &mut rng)?;
         let previous = match store.get_meta(META_GENERATION)? {
             Some(bytes) => decode_u64(&bytes)?,
             None => 0,
@@ -207,12 +228,17 @@ impl<S: Store> NodeCore<S> {
             max_age,
             ..defaults
         });
-        let mut records = Vec::new();
+        let mut records: Vec<dynamo_handoff::HintRecord<NodeId, Vec<u8>>> = Vec::new();
         for (_, bytes) in store.hints()? {
             match rmp_serde::from_slice(&bytes) {
                 Ok(record) => records.push(record),
                 Err(e) => return Err(StoreError::Corrupt(format!("hint record: {e}")).into()),
             }
+        }
+        let mut hinted = BTreeMap::new();
+        let mut hint_keys = BTreeMap::new();
+        for record in &records {
+            replica::index_hint(&mut hinted, &mut hint_keys, record)?;
         }
         hints.rebuild(dynamo_handoff::Instant::from_millis(now), records);
 
@@ -227,7 +253,7 @@ impl<S: Store> NodeCore<S> {
             address,
             config,
             store,
-            epoch,
+            epochs,
             generation,
             rng,
             gossip,
@@ -238,6 +264,8 @@ impl<S: Store> NodeCore<S> {
             trees,
             index,
             hints,
+            hinted,
+            hint_keys,
             syncs: BTreeMap::new(),
             transfers: BTreeMap::new(),
             next_sync,
@@ -247,7 +275,12 @@ impl<S: Store> NodeCore<S> {
             tombstones,
             reaping: BTreeSet::new(),
             next_reap: first_reap,
-            next_req: 1,
+            // Request ids of one incarnation never meet those of the next (the generation grows
+            // by at least one per restart and by the milliseconds between them), so a peer can
+            // tell a repeated forward from a new one across restarts.
+            next_req: generation.saturating_mul(1 << 20).max(1),
+            seen_forwards: BTreeSet::new(),
+            forward_order: VecDeque::new(),
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
             stats: NodeStats::default(),
@@ -278,9 +311,10 @@ impl<S: Store> NodeCore<S> {
         self.id
     }
 
-    /// The node's storage epoch (part of its vector-clock actor).
-    pub fn epoch(&self) -> u32 {
-        self.epoch
+    /// The node's epoch floor: the lowest actor epoch it may still count under (see `epochs`).
+    /// It changes when the store was lost, and at every restart on a buffered store.
+    pub fn epoch(&self) -> u64 {
+        self.epochs.floor()
     }
 
     /// The configuration.
@@ -363,7 +397,7 @@ impl<S: Store> NodeCore<S> {
         NodeStatus {
             id: self.id,
             address: self.address.clone(),
-            epoch: self.epoch,
+            epoch: self.epochs.floor(),
             generation: self.generation,
             members,
             ownership: ownership.replica.clone(),
@@ -426,7 +460,11 @@ impl<S: Store> NodeCore<S> {
                 self.gossip.handle_message(now, from, m);
             }
             PeerMessage::Forward { req, request } => {
-                self.client_request(now, coordinator::Origin::Peer(from, req), request);
+                if self.first_forward(now, from, req) {
+                    self.client_request(now, coordinator::Origin::Peer(from, req), request);
+                } else {
+                    self.stats.counters.bad_messages += 1;
+                }
             }
             PeerMessage::ForwardReply { req, reply } => self.forward_reply(now, from, req, reply),
             PeerMessage::Write {
@@ -480,8 +518,21 @@ impl<S: Store> NodeCore<S> {
         self.drain(now);
     }
 
-    /// The driver could not reach `peer`: requests waiting on it fail over now.
+    /// The driver lost its link to `peer`: requests waiting on it fail over now. Messages that
+    /// were in flight may or may not have arrived, so a request forwarded to `peer` is not
+    /// coordinated here (it would be applied twice); it waits for its answer or its deadline.
     pub fn peer_unreachable(&mut self, now: Millis, peer: NodeId) {
+        self.fail_peer(now, peer);
+        self.drain(now);
+    }
+
+    /// The driver certainly did not deliver `msg` to `peer` (the connection was refused, the
+    /// queue was full): like [`NodeCore::peer_unreachable`], and a request forwarded in `msg` is
+    /// coordinated here instead.
+    pub fn undelivered(&mut self, now: Millis, peer: NodeId, msg: PeerMessage) {
+        if let PeerMessage::Forward { req, .. } = msg {
+            self.forward_undelivered(now, peer, req);
+        }
         self.fail_peer(now, peer);
         self.drain(now);
     }
@@ -506,10 +557,6 @@ impl<S: Store> NodeCore<S> {
         self.drain_hints(now);
         self.drain_syncs(now);
         self.drain_transfers(now);
-    }
-
-    fn actor(&self) -> crate::types::Actor {
-        (self.id, self.epoch)
     }
 
     fn next_request_id(&mut self) -> RequestId {
@@ -555,7 +602,7 @@ pub struct NodeStatus {
     /// Its address.
     pub address: String,
     /// Storage epoch.
-    pub epoch: u32,
+    pub epoch: u64,
     /// Gossip generation.
     pub generation: u64,
     /// Ring members.

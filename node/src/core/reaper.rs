@@ -14,7 +14,7 @@ use super::coordinator::{Origin, Pending};
 use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::Store;
-use crate::types::{Actor, Clock, Key, Millis, NodeId, Sibs, Value};
+use crate::types::{Clock, Key, Millis, NodeId, Sibs};
 
 /// Most reap checks started per tick.
 const REAP_BATCH: usize = 64;
@@ -24,10 +24,7 @@ pub(crate) fn tombstone_time(siblings: &Sibs) -> Option<Millis> {
     if !siblings.is_tombstone_only() {
         return None;
     }
-    siblings
-        .iter()
-        .flat_map(|v| v.clock.entries().map(|e| e.timestamp))
-        .max()
+    siblings.entries().iter().map(|e| e.timestamp).max()
 }
 
 /// How often the reaper looks for old tombstones: a quarter of the grace period, within 0.1-60 s.
@@ -58,7 +55,8 @@ impl<S: Store> NodeCore<S> {
             .collect();
         for key in due {
             let n = self.config.n;
-            let Ok(options) = RequestOptions::new(n, n, 1, now + self.config.request_timeout)
+            let Ok(options) =
+                RequestOptions::new(n, n, 1, now.saturating_add(self.config.request_timeout))
             else {
                 return;
             };
@@ -92,7 +90,7 @@ impl<S: Store> NodeCore<S> {
     }
 
     /// The outcome of a reap check: reap everywhere if all N replicas hold the same tombstone.
-    pub(crate) fn reap_decision(&mut self, key: &[u8], outcome: &GetOutcome<NodeId, Actor, Value>) {
+    pub(crate) fn reap_decision(&mut self, key: &[u8], outcome: &GetOutcome<NodeId, Sibs>) {
         self.reaping.remove(key);
         let n = self.config.n;
         let agreed = outcome.result.is_ok()

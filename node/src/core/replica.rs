@@ -1,6 +1,9 @@
 //! The replica side: merging versions into the store and answering reads.
 
-use dynamo_handoff::{Hint, HintBatch, Instant};
+use std::collections::BTreeMap;
+
+use dynamo_handoff::{Hint, HintBatch, HintRecord, Instant};
+use dynamo_quorum::VersionSet;
 
 use super::digest::{decode_siblings, encode_siblings};
 use super::{siblings_digest, NodeCore};
@@ -15,8 +18,11 @@ impl<S: Store> NodeCore<S> {
         let current = self.store.get(key)?;
         let existed = current.is_some();
         let mut merged = current.unwrap_or_default();
-        let changed = merged.merge(incoming);
-        if merged.is_empty() || (existed && !changed) {
+        if existed && merged.covers(incoming) {
+            return Ok(false);
+        }
+        merged.merge(incoming);
+        if VersionSet::is_empty(&merged) {
             return Ok(false);
         }
         self.store.put(key, &merged)?;
@@ -49,6 +55,24 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
+    /// Takes a replica write: into the store, or, for a sloppy-quorum write meant for another
+    /// node, into the hint log only (a fallback keeps no copy of its own; it answers reads of the
+    /// key from its hints). Returns whether it was kept.
+    pub(crate) fn keep_write(
+        &mut self,
+        now: Millis,
+        key: Key,
+        siblings: &Sibs,
+        hint: Option<NodeId>,
+    ) -> bool {
+        match hint {
+            Some(intended) if intended != self.id && self.config.hinted_handoff => {
+                self.record_hint(now, intended, key, siblings)
+            }
+            _ => self.apply(&key, siblings).is_ok(),
+        }
+    }
+
     pub(crate) fn replica_write(
         &mut self,
         now: Millis,
@@ -58,13 +82,7 @@ impl<S: Store> NodeCore<S> {
         siblings: Sibs,
         hint: Option<NodeId>,
     ) {
-        let ok = match hint {
-            // A sloppy-quorum write meant for another node: keep it as a hint for that node.
-            Some(intended) if intended != self.id && self.config.hinted_handoff => {
-                self.record_hint(now, intended, key, &siblings)
-            }
-            _ => self.apply(&key, &siblings).is_ok(),
-        };
+        let ok = self.keep_write(now, key, &siblings, hint);
         if let Some(req) = req {
             self.transmits
                 .push_back((from, PeerMessage::WriteAck { req, ok }));
@@ -96,9 +114,23 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
+    /// What this node holds of `key`: its stored versions merged with the versions it keeps as
+    /// hints for other nodes, so that a fallback's answer counts what it acknowledged.
+    pub(crate) fn held(&mut self, key: &[u8]) -> Option<Sibs> {
+        let stored = self.local(key);
+        match (stored, self.hinted.get(key)) {
+            (stored, None) => stored,
+            (None, Some((_, h))) => Some(h.clone()),
+            (Some(mut s), Some((_, h))) => {
+                s.merge(h);
+                Some(s)
+            }
+        }
+    }
+
     pub(crate) fn replica_read(&mut self, from: NodeId, req: RequestId, key: &[u8]) {
         self.stats.counters.replica_reads += 1;
-        let siblings = self.local(key);
+        let siblings = self.held(key);
         self.transmits
             .push_back((from, PeerMessage::ReadReply { req, siblings }));
     }
@@ -131,17 +163,56 @@ impl<S: Store> NodeCore<S> {
             match event {
                 HintEvent::Persist(record) => {
                     let id = record.id.0;
+                    if index_hint(&mut self.hinted, &mut self.hint_keys, &record).is_err() {
+                        self.stats.counters.bad_messages += 1;
+                    }
                     if let Ok(bytes) = rmp_serde::to_vec(&record) {
                         let _ = self.store.put_hint(id, &bytes);
                     }
                 }
                 HintEvent::Forget(id) => {
                     let _ = self.store.remove_hint(id.0);
+                    unindex_hint(&mut self.hinted, &mut self.hint_keys, id.0);
                 }
                 HintEvent::Delivered { .. } => self.stats.counters.hints_delivered += 1,
                 HintEvent::Dropped { .. } => self.stats.counters.hints_dropped += 1,
                 _ => {}
             }
+        }
+    }
+}
+
+/// Adds a hint's versions to the by-key index of hinted versions.
+pub(crate) fn index_hint(
+    hinted: &mut BTreeMap<Key, (usize, Sibs)>,
+    hint_keys: &mut BTreeMap<u64, Key>,
+    record: &HintRecord<NodeId, Vec<u8>>,
+) -> Result<(), StoreError> {
+    let siblings = decode_siblings(&record.hint.payload)
+        .ok_or_else(|| StoreError::Corrupt(format!("hint {}: bad payload", record.id.0)))?;
+    let key = record.hint.key.clone();
+    if hint_keys.insert(record.id.0, key.clone()).is_some() {
+        return Ok(());
+    }
+    let entry = hinted.entry(key).or_default();
+    entry.0 += 1;
+    entry.1.merge(&siblings);
+    Ok(())
+}
+
+/// Removes a delivered or dropped hint from the index; a key leaves it with its last hint.
+fn unindex_hint(
+    hinted: &mut BTreeMap<Key, (usize, Sibs)>,
+    hint_keys: &mut BTreeMap<u64, Key>,
+    id: u64,
+) {
+    let Some(key) = hint_keys.remove(&id) else {
+        return;
+    };
+    if let Some(entry) = hinted.get_mut(&key) {
+        entry.0 = entry.0.saturating_sub(1);
+        if entry.0 == 0 {
+            hinted.remove(&key);
         }
     }
 }

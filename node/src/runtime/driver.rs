@@ -21,6 +21,8 @@ pub(crate) struct Driver<S: Store> {
     waiting: HashMap<RequestId, oneshot::Sender<ClientReply>>,
     next_req: RequestId,
     unreachable: BTreeSet<NodeId>,
+    /// Messages that never left (no address, queue full or closed).
+    undelivered: Vec<(NodeId, PeerMessage)>,
 }
 
 /// Whether to go on after an input.
@@ -46,6 +48,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             waiting: HashMap::new(),
             next_req: 1,
             unreachable: BTreeSet::new(),
+            undelivered: Vec::new(),
         }
     }
 
@@ -115,6 +118,11 @@ impl<S: Store + Send + 'static> Driver<S> {
                 let _ = reply.send(answer);
             }
             Input::Unreachable(peer) => self.core.peer_unreachable(now, peer),
+            Input::Undelivered(peer, msgs) => {
+                for msg in msgs {
+                    self.core.undelivered(now, peer, msg);
+                }
+            }
             Input::Shutdown => return Flow::Stop,
         }
         Flow::Continue
@@ -147,12 +155,15 @@ impl<S: Store + Send + 'static> Driver<S> {
                     let _ = tx.send(reply);
                 }
             }
-            if local.is_empty() && self.unreachable.is_empty() {
+            if local.is_empty() && self.unreachable.is_empty() && self.undelivered.is_empty() {
                 return Ok(());
             }
             let now = self.clock.now();
             for msg in local {
                 self.core.handle_message(now, me, msg);
+            }
+            for (peer, msg) in std::mem::take(&mut self.undelivered) {
+                self.core.undelivered(now, peer, msg);
             }
             for peer in std::mem::take(&mut self.unreachable) {
                 self.core.peer_unreachable(now, peer);
@@ -163,7 +174,7 @@ impl<S: Store + Send + 'static> Driver<S> {
     fn transmit(&mut self, to: NodeId, msg: PeerMessage) {
         let Some(address) = self.core.address_of(to).map(str::to_string) else {
             tracing::debug!(peer = to, "no address known for peer");
-            self.unreachable.insert(to);
+            self.undelivered.push((to, msg));
             return;
         };
         let stale = self
@@ -179,16 +190,16 @@ impl<S: Store + Send + 'static> Driver<S> {
         };
         match link.queue.try_send(msg) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(mpsc::error::TrySendError::Full(msg)) => {
                 tracing::warn!(
                     peer = to,
                     "outbound queue full; treating peer as unreachable"
                 );
-                self.unreachable.insert(to);
+                self.undelivered.push((to, msg));
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(mpsc::error::TrySendError::Closed(msg)) => {
                 self.links.remove(&to);
-                self.unreachable.insert(to);
+                self.undelivered.push((to, msg));
             }
         }
     }

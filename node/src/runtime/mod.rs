@@ -66,8 +66,10 @@ pub(crate) enum Input {
         request: AdminRequest,
         reply: oneshot::Sender<AdminReply>,
     },
-    /// A link could not deliver to a peer.
+    /// A link to a peer broke: what was in flight may or may not have arrived.
     Unreachable(NodeId),
+    /// A link certainly did not deliver these messages (connection refused, backing off).
+    Undelivered(NodeId, Vec<PeerMessage>),
     /// Stop after flushing.
     Shutdown,
 }
@@ -187,6 +189,12 @@ impl Store for AnyStore {
     }
     fn flush(&mut self) -> Result<(), StoreError> {
         any!(self, s => s.flush())
+    }
+    fn is_durable(&self) -> bool {
+        any!(self, s => s.is_durable())
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        any!(self, s => s.sync())
     }
 }
 

@@ -3,7 +3,7 @@
 //! A link connects lazily (on its first message), runs the handshake as a peer, then writes every
 //! queued message it can take at once and flushes once per batch. When a connection fails, the
 //! link tells the driver the peer is unreachable (so that requests waiting on it fail over now),
-//! drops what it cannot send, and reconnects with exponential backoff. A message that finds the
+//! hands back what it certainly did not send, and reconnects with exponential backoff. A message that finds the
 //! queue full is not queued: the driver treats the peer as unreachable rather than grow memory.
 
 use std::time::Duration;
@@ -93,6 +93,12 @@ async fn unreachable(ctx: &LinkContext, peer: NodeId) {
     let _ = ctx.inputs.send(Input::Unreachable(peer)).await;
 }
 
+/// Hands back messages that never left: the driver may act on them for sure (re-coordinate a
+/// forwarded request), which it must not do for messages lost in flight.
+async fn undelivered(ctx: &LinkContext, peer: NodeId, msgs: Vec<PeerMessage>) {
+    let _ = ctx.inputs.send(Input::Undelivered(peer, msgs)).await;
+}
+
 async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Receiver<PeerMessage>) {
     let mut backoff = MIN_BACKOFF;
     let mut batch: Vec<PeerMessage> = Vec::with_capacity(BATCH);
@@ -107,8 +113,7 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(peer, error = %e, "peer unreachable");
-                batch.clear();
-                unreachable(&ctx, peer).await;
+                undelivered(&ctx, peer, std::mem::take(&mut batch)).await;
                 // While backing off, messages are dropped and each drop reported.
                 let sleep = tokio::time::sleep(backoff);
                 tokio::pin!(sleep);
@@ -116,7 +121,7 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
                     tokio::select! {
                         _ = &mut sleep => break,
                         m = rx.recv() => match m {
-                            Some(_) => unreachable(&ctx, peer).await,
+                            Some(m) => undelivered(&ctx, peer, vec![m]).await,
                             None => return,
                         },
                     }

@@ -1,31 +1,25 @@
 //! Checkers over a simulation's history and the replicas' final state.
 //!
+//! Every put writes a unique value (its op id, see [`value_op`]), so histories are judged on
+//! values, never on clocks: a checker that trusted the clocks would share the node's blind spots.
 //! Definitions (all per key; "acknowledged" means the client got `Stored`):
 //!
+//! - **Superseded.** A value `v` is superseded by a put or delete `X` when `X` carried the
+//!   context of a get that returned `v` (the client saw `v` and replaced it). `X` may have failed
+//!   or timed out and still have been applied, so any outcome counts for "may be gone"; only an
+//!   acknowledged `X` makes `v` *must be gone*.
 //! - **Stale read.** Let `W` be the put acknowledged last (latest completion) before a successful
 //!   get `G` was invoked. `G` is stale if it returned neither `W`'s value nor the value of any put
 //!   invoked after `W` was invoked (those may have superseded `W` or be concurrent with it). If a
 //!   delete of the key was invoked after `W` was invoked and before `G` completed, an empty answer
 //!   is not stale. Gets with no acknowledged put before them are not judged. Stale reads are
 //!   allowed by Dynamo (sloppy quorums, R + W <= N); this is a measurement, not a failure.
-//! - **Lost write.** Once faults are healed and repair has settled, an acknowledged put `W` whose
-//!   new version has clock `C` (the context of its `Stored` reply) is lost unless
-//!   (a) its value is among the live versions on some node, or
-//!   (b) some version on some node (live or tombstone) has a clock that strictly dominates `C`
-//!   (a causally later write saw it), or
-//!   (c) some acknowledged delete of the key has a clock that strictly dominates `C` (the tombstone
-//!   may since have been reaped, legitimately).
-//!   A version with a clock *equal* to `C` but another value does not supersede `W`: that is a
-//!   sibling re-stamped by the same put, or a reused counter (Riak's kv679).
-//! - **Resurrected delete.** An acknowledged delete `D` with tombstone clock `T` is undone if a live
-//!   version whose clock `T` strictly dominates is present at the end: the tombstone was lost or
-//!   reaped too early and an older replica brought the value back.
-//! - **Ineffective delete** (a measurement). A value the deleting client had read (in the get
-//!   whose context `D` carried) is still live at the end. This is *not* a failure: with server
-//!   actors, a put that did not see a version re-stamps it with its own, newer clock
-//!   ([`Siblings::put`](dynamo_vclock::Siblings::put) keeps it rather than lose it), so a delete
-//!   carrying an older context no longer covers it. Riak's "sibling explosion"; dotted version
-//!   vectors fix it. Counting it shows how often that happens.
+//! - **Lost write.** Once faults are healed and repair has settled, an acknowledged put is lost if
+//!   its value is live on none of the key's primaries and no write (of any outcome) superseded it.
+//! - **Resurrected value.** A value superseded by an acknowledged put or delete that is still live
+//!   in the final state: on a primary, or on a *stray* (a copy on a node that is not a primary)
+//!   whose versions the primaries' do not discard when merged, since such a copy can come back
+//!   through a read, a hint or a later ring change.
 //!
 //! Convergence is checked by the simulator itself (Merkle roots per partition), see
 //! [`Sim::converged`](super::Sim::converged).
@@ -41,10 +35,9 @@ use crate::types::{Actor, Clock, NodeId, Sibs};
 pub struct FinalState {
     /// For each key index, its primaries (by the final ring) that hold versions, and the versions.
     pub keys: HashMap<u32, Vec<(NodeId, Sibs)>>,
-    /// (node, key index) pairs held by a node that is not one of the key's primaries: leftovers of
-    /// fallbacks or former owners. Not judged (clients read from the primaries once they are up),
-    /// only counted.
-    pub strays: Vec<(NodeId, u32)>,
+    /// Copies held by a node that is not one of the key's primaries (leftovers of former owners):
+    /// (node, key index, versions). Judged for resurrections, and counted.
+    pub strays: Vec<(NodeId, u32, Sibs)>,
 }
 
 /// The stale-read measurement.
@@ -78,10 +71,10 @@ pub struct LostWrite {
     pub found: Vec<(NodeId, Vec<u64>, usize)>,
 }
 
-/// A deleted value that came back.
+/// A superseded value that came back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resurrection {
-    /// The delete's id.
+    /// The acknowledged put or delete that superseded it.
     pub delete: u64,
     /// Its key index.
     pub key: u32,
@@ -89,6 +82,20 @@ pub struct Resurrection {
     pub value_op: u64,
     /// A node that holds it.
     pub node: NodeId,
+}
+
+/// Writes that superseded each value, by the value's op id: (writer op id, acknowledged).
+fn superseders(history: &History) -> HashMap<u64, Vec<(u64, bool)>> {
+    let mut out: HashMap<u64, Vec<(u64, bool)>> = HashMap::new();
+    for op in history.ops().filter(|o| o.is_write()) {
+        let Some(get) = op.context_from.and_then(|g| history.get(g)) else {
+            continue;
+        };
+        for &v in &get.read {
+            out.entry(v).or_default().push((op.id, op.is_ok()));
+        }
+    }
+    out
 }
 
 /// Problems found by the checkers.
@@ -112,10 +119,8 @@ pub struct Report {
     pub stale: StaleReads,
     /// Acknowledged writes lost (must be empty).
     pub lost: Vec<LostWrite>,
-    /// Deleted values back (must be empty).
+    /// Superseded values back (must be empty).
     pub resurrected: Vec<Resurrection>,
-    /// Values a deleting client had read that are still live (a measurement; see the module docs).
-    pub ineffective_deletes: Vec<Resurrection>,
     /// Acknowledged puts checked.
     pub acked_puts: usize,
     /// Acknowledged deletes checked.
@@ -137,13 +142,12 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors; {} ineffective deletes, {} stray keys; stale reads {}/{} ({:.2}%)",
+            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors; {} stray keys; stale reads {}/{} ({:.2}%)",
             self.acked_puts,
             self.acked_deletes,
             self.lost.len(),
             self.resurrected.len(),
             self.errors.len(),
-            self.ineffective_deletes.len(),
             self.strays,
             self.stale.stale.len(),
             self.stale.judged,
@@ -159,7 +163,7 @@ impl fmt::Display for Report {
         if let Some(r) = self.resurrected.first() {
             write!(
                 f,
-                "; first resurrection: delete {} key {} value of op {} on node {}",
+                "; first resurrection: write {} key {} value of op {} on node {}",
                 r.delete, r.key, r.value_op, r.node
             )?;
         }
@@ -178,7 +182,6 @@ pub fn check(history: &History, state: &FinalState) -> Report {
     };
     let (lost, puts, e1) = lost_writes(history, state);
     let (resurrected, deletes, e2) = resurrected_deletes(history, state);
-    report.ineffective_deletes = ineffective_deletes(history, state);
     report.strays = state.strays.len();
     report.lost = lost;
     report.resurrected = resurrected;
@@ -255,40 +258,21 @@ pub fn lost_writes(
     let mut lost = Vec::new();
     let mut errors = Vec::new();
     let mut checked = 0;
-    // Acknowledged delete clocks per key.
-    let mut delete_clocks: HashMap<u32, Vec<Clock>> = HashMap::new();
-    for op in history.ops() {
-        if op.kind == OpKind::Delete && op.is_ok() {
-            match decode(op) {
-                Ok(c) => delete_clocks.entry(op.key).or_default().push(c),
-                Err(e) => errors.push(e),
-            }
-        }
-    }
+    let superseded = superseders(history);
     let empty = Vec::new();
     for op in history.ops() {
         if op.kind != OpKind::Put || !op.is_ok() {
             continue;
         }
         checked += 1;
-        let clock = match decode(op) {
-            Ok(c) => c,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
+        if let Err(e) = decode(op) {
+            errors.push(e);
+        }
         let replicas = state.keys.get(&op.key).unwrap_or(&empty);
         let present = replicas
             .iter()
             .any(|(_, s)| s.live_values().any(|v| value_op(v) == Some(op.id)));
-        let superseded = replicas
-            .iter()
-            .any(|(_, s)| s.iter().any(|v| v.clock.dominates(&clock)))
-            || delete_clocks
-                .get(&op.key)
-                .is_some_and(|ds| ds.iter().any(|d| d.dominates(&clock)));
-        if !present && !superseded {
+        if !present && !superseded.contains_key(&op.id) {
             lost.push(LostWrite {
                 op: op.id,
                 key: op.key,
@@ -309,7 +293,7 @@ fn summarize(replicas: &[(NodeId, Sibs)]) -> Vec<(NodeId, Vec<u64>, usize)> {
         .collect()
 }
 
-/// Deletes undone; see the [module docs](self). Returns the resurrections, the number of
+/// Superseded values back; see the [module docs](self). Returns the resurrections, the number of
 /// acknowledged deletes checked and contexts that could not be decoded.
 pub fn resurrected_deletes(
     history: &History,
@@ -318,68 +302,45 @@ pub fn resurrected_deletes(
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut checked = 0;
-    let empty = Vec::new();
     for op in history.ops() {
-        if op.kind != OpKind::Delete || !op.is_ok() {
-            continue;
-        }
-        checked += 1;
-        let tomb = match decode(op) {
-            Ok(c) => c,
-            Err(e) => {
+        if op.kind == OpKind::Delete && op.is_ok() {
+            checked += 1;
+            if let Err(e) = decode(op) {
                 errors.push(e);
-                continue;
-            }
-        };
-        for (node, sibs) in state.keys.get(&op.key).unwrap_or(&empty) {
-            for v in sibs.iter() {
-                let Some(value) = v.value.as_live() else {
-                    continue;
-                };
-                let Some(writer) = value_op(value) else {
-                    continue;
-                };
-                if tomb.dominates(&v.clock) {
-                    out.push(Resurrection {
-                        delete: op.id,
-                        key: op.key,
-                        value_op: writer,
-                        node: *node,
-                    });
-                }
             }
         }
     }
+    let superseded = superseders(history);
+    let mut judge = |node: NodeId, key: u32, sibs: &Sibs| {
+        for writer in sibs.live_values().filter_map(|v| value_op(v)) {
+            let by = superseded
+                .get(&writer)
+                .and_then(|ws| ws.iter().find(|(_, acked)| *acked));
+            if let Some(&(by, _)) = by {
+                out.push(Resurrection {
+                    delete: by,
+                    key,
+                    value_op: writer,
+                    node,
+                });
+            }
+        }
+    };
+    let mut primaries: HashMap<u32, Sibs> = HashMap::new();
+    for (key, replicas) in &state.keys {
+        for (node, sibs) in replicas {
+            judge(*node, *key, sibs);
+            primaries.entry(*key).or_default().merge(sibs);
+        }
+    }
+    for (node, key, sibs) in &state.strays {
+        let mut merged = primaries.get(key).cloned().unwrap_or_default();
+        merged.merge(sibs);
+        judge(*node, *key, &merged);
+    }
+    out.sort_by_key(|r| (r.key, r.value_op, r.node));
+    out.dedup_by_key(|r| (r.key, r.value_op));
     (out, checked, errors)
-}
-
-/// Values that the client of an acknowledged delete had read and that are still live at the end
-/// (a measurement, not a failure: see the [module docs](self)).
-pub fn ineffective_deletes(history: &History, state: &FinalState) -> Vec<Resurrection> {
-    let mut out = Vec::new();
-    let empty = Vec::new();
-    for op in history.ops() {
-        if op.kind != OpKind::Delete || !op.is_ok() {
-            continue;
-        }
-        let seen: &[u64] = op
-            .context_from
-            .and_then(|g| history.get(g))
-            .map_or(&[], |g| g.read.as_slice());
-        for (node, sibs) in state.keys.get(&op.key).unwrap_or(&empty) {
-            for writer in sibs.live_values().filter_map(|v| value_op(v)) {
-                if seen.contains(&writer) {
-                    out.push(Resurrection {
-                        delete: op.id,
-                        key: op.key,
-                        value_op: writer,
-                        node: *node,
-                    });
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Decodes an actor-clock context (for tests and tools).
@@ -392,10 +353,9 @@ mod tests {
     use super::*;
     use crate::message::RequestOptions;
     use crate::sim::workload::{value_for, Outcome};
-    use crate::types::Ver;
     use dynamo_vclock::{Entry, VClock};
 
-    fn clock(entries: &[((u64, u32), u64)]) -> Clock {
+    fn clock(entries: &[((u64, u64), u64)]) -> Clock {
         VClock::from_entries(entries.iter().map(|&(actor, counter)| Entry {
             actor,
             counter,
@@ -440,112 +400,100 @@ mod tests {
         }
     }
 
-    fn sibs(versions: Vec<Ver>) -> Sibs {
-        versions.into_iter().collect()
+    /// A set holding `values` as concurrent siblings (each written blind through its own node).
+    fn sibs(values: &[u64]) -> Sibs {
+        let mut s = Sibs::new();
+        for (i, &v) in values.iter().enumerate() {
+            s.put(
+                &VClock::new(),
+                (i as u64 + 1, 7),
+                0,
+                dynamo_vclock::Value::Live(value_for(v, 8)),
+            );
+        }
+        s
     }
 
-    #[test]
-    fn stale_read_definition() {
-        let mut h = H(History::new());
-        let c = clock(&[((1, 1), 1)]);
-        let w1 = h.write(OpKind::Put, 0, (0, 10), &c);
-        let w2 = h.write(OpKind::Put, 0, (20, 30), &c);
-        let fresh = h.read(0, (40, 50), vec![w2]);
-        let stale = h.read(0, (41, 51), vec![w1]);
-        let empty = h.read(0, (42, 52), vec![]);
-        let w3 = h.op(OpKind::Put, 0, 25, 100, false); // invoked after w2: may supersede it
-        let newer = h.read(0, (43, 53), vec![w3]);
-        let early = h.read(1, (0, 1), vec![]); // nothing acknowledged before: not judged
-        let r = stale_reads(&h.0);
-        assert_eq!(r.judged, 4);
-        assert_eq!(r.stale, vec![stale, empty]);
-        let _ = (fresh, newer, early);
-        // A delete after w2 makes an empty answer legitimate.
-        h.op(OpKind::Delete, 0, 35, 36, true);
-        let after_delete = h.read(0, (60, 70), vec![]);
-        let r = stale_reads(&h.0);
-        assert!(!r.stale.contains(&after_delete));
+    /// Marks `write` as carrying the context of `get`.
+    fn saw(h: &mut H, write: u64, get: u64) {
+        if let Some(o) = h.0.get_mut(write) {
+            o.context_from = Some(get);
+        }
     }
 
     #[test]
     fn lost_write_present_superseded_or_lost() {
         let mut h = H(History::new());
         let c1 = clock(&[((1, 7), 1)]);
-        let c2 = clock(&[((1, 7), 2)]);
         let kept = h.write(OpKind::Put, 0, (0, 1), &c1);
-        let superseded = h.write(OpKind::Put, 1, (0, 1), &c1);
+        let replaced = h.write(OpKind::Put, 1, (0, 1), &c1);
         let lost = h.write(OpKind::Put, 2, (0, 1), &c1);
         let deleted = h.write(OpKind::Put, 3, (0, 1), &c1);
-        h.write(OpKind::Delete, 3, (2, 3), &c2);
+        // key 1: a read saw `replaced`, then a put with that context (it timed out: may be applied).
+        let g1 = h.read(1, (2, 3), vec![replaced]);
+        let over = h.op(OpKind::Put, 1, 4, 5, false);
+        saw(&mut h, over, g1);
+        // key 3: a read saw `deleted`, then a delete with that context.
+        let g3 = h.read(3, (2, 3), vec![deleted]);
+        let d = h.write(OpKind::Delete, 3, (4, 5), &c1);
+        saw(&mut h, d, g3);
         let mut state = FinalState::default();
-        state.keys.insert(
-            0,
-            vec![(1, sibs(vec![Ver::live(c1.clone(), value_for(kept, 8))]))],
-        );
-        state.keys.insert(
-            1,
-            vec![(1, sibs(vec![Ver::live(c2.clone(), value_for(99, 8))]))],
-        );
-        // Same clock, other value (a reused counter): not superseded.
-        state.keys.insert(
-            2,
-            vec![(1, sibs(vec![Ver::live(c1.clone(), value_for(98, 8))]))],
-        );
+        state.keys.insert(0, vec![(1, sibs(&[kept]))]);
+        // Another value with the same clock as `lost` (a reused counter) does not excuse it.
+        state.keys.insert(2, vec![(1, sibs(&[98]))]);
         let (l, n, e) = lost_writes(&h.0, &state);
         assert!(e.is_empty());
         assert_eq!(n, 4);
         assert_eq!(l.iter().map(|l| l.op).collect::<Vec<_>>(), vec![lost]);
         assert_eq!(l[0].found, vec![(1, vec![98], 0)]);
-        let _ = (superseded, deleted);
     }
 
     #[test]
-    fn resurrection_by_clock_and_ineffective_deletes_by_history() {
+    fn a_value_superseded_by_an_acknowledged_write_must_not_come_back() {
         let mut h = H(History::new());
-        let c1 = clock(&[((1, 7), 1)]);
-        let c2 = clock(&[((1, 7), 2)]);
-        let c3 = clock(&[((2, 7), 1)]);
-        let w = h.write(OpKind::Put, 0, (0, 1), &c1);
-        h.write(OpKind::Delete, 0, (2, 3), &c2);
+        let c = clock(&[((1, 7), 1)]);
+        let w = h.write(OpKind::Put, 0, (0, 1), &c);
+        let g = h.read(0, (2, 3), vec![w]);
+        let d = h.write(OpKind::Delete, 0, (4, 5), &c);
+        saw(&mut h, d, g);
         let mut state = FinalState::default();
-        state.keys.insert(
-            0,
-            vec![(4, sibs(vec![Ver::live(c1.clone(), value_for(w, 8))]))],
-        );
+        state.keys.insert(0, vec![(4, sibs(&[w]))]);
         let (r, n, _) = resurrected_deletes(&h.0, &state);
         assert_eq!(n, 1);
-        assert_eq!(r.len(), 1);
-        assert_eq!((r[0].value_op, r[0].node), (w, 4));
-        // A concurrent sibling survives legitimately...
-        let mut h2 = H(History::new());
-        let w = h2.write(OpKind::Put, 0, (0, 1), &c3);
-        let g = h2.read(0, (2, 3), vec![]);
-        let d = h2.write(OpKind::Delete, 0, (4, 5), &c2);
-        let mut state = FinalState::default();
-        state.keys.insert(
+        assert_eq!((r[0].value_op, r[0].node, r[0].delete), (w, 4, d));
+        assert!(!check(&h.0, &state).is_clean());
+        // A concurrent blind write is not superseded: it may stay beside the tombstone.
+        let blind = h.write(OpKind::Put, 0, (6, 7), &c);
+        state.keys.insert(0, vec![(4, sibs(&[blind]))]);
+        assert!(resurrected_deletes(&h.0, &state).0.is_empty());
+        // A stray copy of `w` that the primaries do not discard is judged too.
+        let mut stray = Sibs::new();
+        stray.put(
+            &VClock::new(),
+            (9, 7),
             0,
-            vec![(
-                4,
-                sibs(vec![
-                    Ver::live(c3.clone(), value_for(w, 8)),
-                    Ver::tombstone(c2.clone()),
-                ]),
-            )],
+            dynamo_vclock::Value::Live(value_for(w, 8)),
         );
-        assert!(resurrected_deletes(&h2.0, &state).0.is_empty());
-        // If the client had read it before deleting, the delete was ineffective (re-stamping),
-        // which is measured, not a failure.
-        if let Some(o) = h2.0.get_mut(g) {
-            o.read = vec![w];
-        }
-        if let Some(o) = h2.0.get_mut(d) {
-            o.context_from = Some(g);
-        }
-        assert!(resurrected_deletes(&h2.0, &state).0.is_empty());
-        let report = check(&h2.0, &state);
+        state.strays.push((9, 0, stray));
+        let (r, _, _) = resurrected_deletes(&h.0, &state);
+        assert_eq!((r.len(), r[0].node), (1, 9));
+    }
+
+    #[test]
+    fn a_value_superseded_only_by_a_failed_write_may_remain() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let w = h.write(OpKind::Put, 0, (0, 1), &c);
+        let g = h.read(0, (2, 3), vec![w]);
+        let d = h.op(OpKind::Delete, 0, 4, 5, false);
+        saw(&mut h, d, g);
+        let mut state = FinalState::default();
+        state.keys.insert(0, vec![(4, sibs(&[w]))]);
+        let report = check(&h.0, &state);
         assert!(report.is_clean(), "{report}");
-        assert_eq!(report.ineffective_deletes.len(), 1);
-        assert!(report.to_string().contains("1 ineffective"));
+        // ...and may be gone.
+        state.keys.clear();
+        assert!(check(&h.0, &state).is_clean());
     }
 
     #[test]

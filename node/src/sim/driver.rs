@@ -36,9 +36,10 @@ impl Sim {
                 node,
                 incarnation,
                 peer,
+                msg,
             } => {
                 if let Some(core) = self.live(node, incarnation) {
-                    core.peer_unreachable(now, peer);
+                    core.undelivered(now, peer, msg);
                     self.after_input(node);
                 }
             }
@@ -201,6 +202,7 @@ impl Sim {
                     node: from,
                     incarnation,
                     peer: to,
+                    msg,
                 },
             );
             return;

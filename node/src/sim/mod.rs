@@ -122,11 +122,12 @@ enum Event {
         incarnation: u32,
         msg: PeerMessage,
     },
-    /// The connection from `node` to `peer` was refused (peer down).
+    /// The connection from `node` to `peer` was refused (peer down): `msg` was not delivered.
     Refused {
         node: NodeId,
         incarnation: u32,
         peer: NodeId,
+        msg: PeerMessage,
     },
     /// A node's deadline.
     Timer {
@@ -620,7 +621,7 @@ impl Sim {
                     if ring.preference_list(key).primaries().any(|&p| p == id) {
                         state.keys.entry(k).or_default().push((id, sibs.clone()));
                     } else {
-                        state.strays.push((id, k));
+                        state.strays.push((id, k, sibs.clone()));
                     }
                 }
             });

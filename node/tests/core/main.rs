@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+mod causality;
+
 use dynamo_node::{
     ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
     RequestOptions,
@@ -60,7 +62,7 @@ impl Cluster {
             };
             if self.down.contains(&to) || self.down.contains(&from) {
                 if let Some(n) = self.nodes.get_mut(&from) {
-                    n.peer_unreachable(self.now, to);
+                    n.undelivered(self.now, to, msg);
                 }
                 continue;
             }

@@ -94,13 +94,12 @@ fn dump_key(sim: &Sim, key: u32) {
     if let Some(replicas) = sim.final_state().keys.get(&key) {
         for (node, sibs) in replicas {
             let versions: Vec<_> = sibs
-                .iter()
-                .map(|v| {
+                .dotted_values()
+                .map(|((actor, counter), v)| {
                     (
-                        v.value
-                            .as_live()
+                        v.as_live()
                             .and_then(|x| dynamo_node::sim::workload::value_op(x)),
-                        v.clock.clone(),
+                        (*actor, counter),
                     )
                 })
                 .collect();

@@ -8,27 +8,17 @@ use dynamo_quorum::{
 
 use crate::support::{clock, drain_get, one, set, version, Set};
 
-type Get = GetCoordinator<&'static str, &'static str, &'static str>;
+type Get = GetCoordinator<&'static str, Set>;
 
 fn n3r2() -> RequestOptions {
     RequestOptions::new(3, 2, 2, 100).unwrap()
 }
 
-fn answer(
-    node: &'static str,
-    at: u64,
-    reply: Reply<&'static str, &'static str>,
-) -> Answer<&'static str, &'static str, &'static str> {
+fn answer(node: &'static str, at: u64, reply: Reply<Set>) -> Answer<&'static str, Set> {
     Answer { node, at, reply }
 }
 
-fn repair(
-    node: &'static str,
-    siblings: &Set,
-) -> (
-    &'static str,
-    GetMessage<&'static str, &'static str, &'static str>,
-) {
+fn repair(node: &'static str, siblings: &Set) -> (&'static str, GetMessage<&'static str, Set>) {
     (
         node,
         GetMessage::Repair(ReplicaWrite {

@@ -46,7 +46,9 @@ fn coordinators_refuse_literal_invalid_options_and_plans() {
         not_found: NotFoundPolicy::Answer,
     };
     let plan = Plan::primaries(["a", "b"]);
-    let err = GetCoordinator::<&str, &str, &str>::new(bad, plan.clone(), 0).unwrap_err();
+    let err =
+        GetCoordinator::<&str, dynamo_vclock::Siblings<&str, &str>>::new(bad, plan.clone(), 0)
+            .unwrap_err();
     assert_eq!(err, RequestError::RLargerThanN { r: 3, n: 2 });
     let err = PutCoordinator::new(bad, plan, version(&[("a", 1)], "v"), 0).unwrap_err();
     assert_eq!(err, RequestError::RLargerThanN { r: 3, n: 2 });
@@ -55,8 +57,12 @@ fn coordinators_refuse_literal_invalid_options_and_plans() {
     let err = PutCoordinator::new(ok, Plan::primaries(["a", "b", "c"]), version(&[], "v"), 0)
         .unwrap_err();
     assert_eq!(err, RequestError::TooManyTargets { targets: 3, n: 2 });
-    let err =
-        GetCoordinator::<&str, &str, &str>::new(ok, Plan::primaries(["a", "a"]), 0).unwrap_err();
+    let err = GetCoordinator::<&str, dynamo_vclock::Siblings<&str, &str>>::new(
+        ok,
+        Plan::primaries(["a", "a"]),
+        0,
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         RequestError::DuplicateTarget {

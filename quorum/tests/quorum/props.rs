@@ -142,7 +142,7 @@ impl Run {
 #[quickcheck]
 fn put_succeeds_iff_w_acks_before_the_deadline(run: Run) -> bool {
     let w = run.required;
-    let mut put: PutCoordinator<u8, u8, u8> = PutCoordinator::new(
+    let mut put: PutCoordinator<u8, Siblings<u8, u8>> = PutCoordinator::new(
         run.options(1, w),
         run.plan(),
         Version::live(VClock::new(), 1),
@@ -151,7 +151,7 @@ fn put_succeeds_iff_w_acks_before_the_deadline(run: Run) -> bool {
     .unwrap();
     let mut outcomes = Vec::new();
     let mut sent = Vec::new();
-    let mut drain = |put: &mut PutCoordinator<u8, u8, u8>, outcomes: &mut Vec<_>| {
+    let mut drain = |put: &mut PutCoordinator<u8, Siblings<u8, u8>>, outcomes: &mut Vec<_>| {
         outcomes.extend(std::iter::from_fn(|| put.poll_event()));
         while let Some((to, _)) = put.poll_transmit() {
             assert!(!put.is_finished(), "transmit after finishing");
@@ -219,10 +219,11 @@ fn get_answers_the_first_r_and_repairs_exactly_the_stale(run: Run) -> bool {
 fn get_property(run: &Run) -> bool {
     let r = run.required;
     let options = run.options(r, 1);
-    let mut get: GetCoordinator<u8, u8, u8> = GetCoordinator::new(options, run.plan(), 0).unwrap();
+    let mut get: GetCoordinator<u8, Siblings<u8, u8>> =
+        GetCoordinator::new(options, run.plan(), 0).unwrap();
     let mut outcomes = Vec::new();
     let mut repairs: Vec<(u8, Set)> = Vec::new();
-    let mut drain = |get: &mut GetCoordinator<u8, u8, u8>, outcomes: &mut Vec<_>| {
+    let mut drain = |get: &mut GetCoordinator<u8, Siblings<u8, u8>>, outcomes: &mut Vec<_>| {
         outcomes.extend(std::iter::from_fn(|| get.poll_event()));
         while let Some((to, msg)) = get.poll_transmit() {
             match msg {

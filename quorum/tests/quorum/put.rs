@@ -5,9 +5,9 @@ use dynamo_quorum::{
     Timed, Value,
 };
 
-use crate::support::{clock, drain_put, set, version};
+use crate::support::{clock, drain_put, set, version, Set};
 
-type Put = PutCoordinator<&'static str, &'static str, &'static str>;
+type Put = PutCoordinator<&'static str, Set>;
 
 fn timed(node: &'static str, at: u64) -> Timed<&'static str> {
     Timed { node, at }

@@ -27,20 +27,15 @@ pub fn set(versions: &[Version<&'static str, &'static str>]) -> Set {
     versions.iter().cloned().collect()
 }
 
-pub type Write = ReplicaWrite<&'static str, &'static str, &'static str>;
+pub type Write = ReplicaWrite<&'static str, Set>;
 
-pub fn drain_put(
-    put: &mut PutCoordinator<&'static str, &'static str, &'static str>,
-) -> Vec<(&'static str, Write)> {
+pub fn drain_put(put: &mut PutCoordinator<&'static str, Set>) -> Vec<(&'static str, Write)> {
     std::iter::from_fn(|| put.poll_transmit()).collect()
 }
 
 pub fn drain_get(
-    get: &mut GetCoordinator<&'static str, &'static str, &'static str>,
-) -> Vec<(
-    &'static str,
-    GetMessage<&'static str, &'static str, &'static str>,
-)> {
+    get: &mut GetCoordinator<&'static str, Set>,
+) -> Vec<(&'static str, GetMessage<&'static str, Set>)> {
     std::iter::from_fn(|| get.poll_transmit()).collect()
 }
 

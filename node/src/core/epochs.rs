@@ -1,0 +1,112 @@
+//! Actor epochs: how a node picks the actor under which it mints a version, so that it never
+//! issues the same dot twice.
+//!
+//! A dotted version vector set drops one of two values that carry the same dot `(actor, counter)`,
+//! so a coordinator must know the last counter it issued for a key before it issues the next. The
+//! node's actor is `(node id, epoch)`, and the rule is:
+//!
+//! - A node *reuses* an epoch for a key only when it is one of the key's primaries and its own copy
+//!   of the key holds that epoch, handed out by this node since the *floor*. Every dot minted under a reused epoch is
+//!   written to the local store before anything is sent, so that copy holds the last counter.
+//! - Otherwise (not a primary, no copy, a copy from before the floor) it takes a *fresh* epoch
+//!   that no version anywhere carries, and its counter starts at 1.
+//! - Fresh epochs come from a counter leased in blocks: the end of the lease is written to the
+//!   store with an fsync before any epoch of it is used, and a restart starts past it.
+//! - On a store that may lose flushed writes in a crash ([`Store::is_durable`] is `false`: redb
+//!   `--buffered`), a restart raises the floor past every epoch used before, since the copies
+//!   that held their counters may have rolled back (Riak's kv679). A lost or empty store starts
+//!   at a random base.
+//!
+//! The cost is one clock entry per (node, key) for the first write a node coordinates, plus one
+//! per write coordinated by a node that is not a primary (rare: only when every forward failed).
+
+use rand::Rng;
+
+use crate::store::{Store, StoreError};
+use crate::types::{Actor, NodeId, Sibs};
+
+/// Epochs handed out per lease (one fsynced meta write each).
+const LEASE: u64 = 1 << 16;
+
+const META_FLOOR: &str = "epoch";
+const META_LEASE: &str = "epoch-lease";
+
+/// The node's actor-epoch counter.
+#[derive(Debug, Clone)]
+pub(crate) struct Epochs {
+    floor: u64,
+    next: u64,
+    lease_end: u64,
+}
+
+impl Epochs {
+    /// Loads (or creates) the counter and takes a new lease, durably.
+    pub(crate) fn load<S: Store>(store: &mut S, rng: &mut impl Rng) -> Result<Self, StoreError> {
+        let (mut floor, next) = match store.get_meta(META_FLOOR)? {
+            Some(bytes) => {
+                let floor = super::decode_u64(&bytes)?;
+                let lease = match store.get_meta(META_LEASE)? {
+                    Some(bytes) => super::decode_u64(&bytes)?,
+                    // A store of a version without leases used only its epoch.
+                    None => floor.saturating_add(1),
+                };
+                (floor, lease)
+            }
+            None => {
+                // Lost or new storage: a random base in a 62-bit space, so that the ranges of
+                // two lives of a node practically never meet (each uses far fewer than 2^40).
+                let base = rng.gen_range(1..1u64 << 62);
+                (base, base)
+            }
+        };
+        if !store.is_durable() {
+            floor = next;
+        }
+        let mut epochs = Epochs {
+            floor,
+            next,
+            lease_end: next,
+        };
+        store.put_meta(META_FLOOR, &floor.to_be_bytes())?;
+        epochs.extend(store)?;
+        Ok(epochs)
+    }
+
+    /// The lowest epoch this node may reuse from a stored copy.
+    pub(crate) fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    fn extend<S: Store>(&mut self, store: &mut S) -> Result<(), StoreError> {
+        let end = self.next.checked_add(LEASE).ok_or_else(|| {
+            StoreError::Io("the node has used every actor epoch; give it a new id".into())
+        })?;
+        store.put_meta(META_LEASE, &end.to_be_bytes())?;
+        store.sync()?;
+        self.lease_end = end;
+        Ok(())
+    }
+
+    /// An epoch no version carries yet.
+    pub(crate) fn fresh<S: Store>(&mut self, store: &mut S) -> Result<u64, StoreError> {
+        if self.next >= self.lease_end {
+            self.extend(store)?;
+        }
+        let e = self.next;
+        self.next += 1;
+        Ok(e)
+    }
+
+    /// The newest epoch of `id` in its copy `local` of a key that this node handed out since the
+    /// floor (in `floor..next`): the one a primary may go on counting under. Epochs outside that
+    /// range belong to an earlier life of the node (a lost store) or were rolled back.
+    pub(crate) fn reusable(&self, id: NodeId, local: &Sibs) -> Option<u64> {
+        local
+            .entries()
+            .iter()
+            .map(|e| e.actor)
+            .filter(|&(node, epoch): &Actor| node == id && (self.floor..self.next).contains(&epoch))
+            .map(|(_, epoch)| epoch)
+            .max()
+    }
+}
