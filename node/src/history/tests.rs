@@ -1,3 +1,5 @@
+use std::slice::from_ref;
+
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -58,9 +60,9 @@ fn read_modify_write_chain_is_clean() {
     let mut h = History::new();
     let (a, b, c) = (id(1, 1), id(2, 1), id(3, 1));
     put(&mut h, b"k", &a, &[], Outcome::Ok);
-    get(&mut h, 2, b"k", &[a.clone()]);
+    get(&mut h, 2, b"k", from_ref(&a));
     put(&mut h, b"k", &b, &[a], Outcome::Ok);
-    get(&mut h, 3, b"k", &[b.clone()]);
+    get(&mut h, 3, b"k", from_ref(&b));
     put(&mut h, b"k", &c, &[b], Outcome::Ok);
     finals(&mut h, b"k", &[c]);
     let report = h.check();
@@ -104,9 +106,9 @@ fn a_value_deleted_by_an_acknowledged_delete_must_not_come_back() {
     let mut h = History::new();
     let a = id(1, 1);
     put(&mut h, b"k", &a, &[], Outcome::Ok);
-    get(&mut h, 2, b"k", &[a.clone()]);
-    delete(&mut h, b"k", &[a.clone()], Outcome::Ok);
-    finals(&mut h, b"k", &[a.clone()]);
+    get(&mut h, 2, b"k", from_ref(&a));
+    delete(&mut h, b"k", from_ref(&a), Outcome::Ok);
+    finals(&mut h, b"k", from_ref(&a));
     let report = h.check();
     assert!(!report.is_clean());
     assert_eq!(report.resurrected.len(), 1, "{report}");
@@ -121,7 +123,7 @@ fn a_value_overwritten_by_an_acknowledged_put_must_not_come_back() {
     let mut h = History::new();
     let (a, b) = (id(1, 1), id(2, 1));
     put(&mut h, b"k", &a, &[], Outcome::Ok);
-    put(&mut h, b"k", &b, &[a.clone()], Outcome::Ok);
+    put(&mut h, b"k", &b, from_ref(&a), Outcome::Ok);
     h.final_read(b"k", 1, vec![b.clone()]);
     h.final_read(b"k", 2, vec![a.clone(), b.clone()]);
     let report = h.check();
@@ -163,7 +165,7 @@ fn unacknowledged_writes_may_or_may_not_be_applied() {
     put(&mut h, b"k", &a, &[], Outcome::TimedOut); // absent: fine
     put(&mut h, b"k", &b, &[], Outcome::Failed); // present: fine
     put(&mut h, b"k", &c, &[], Outcome::Ok);
-    h.invoke_put(4, b"k", d, &[c.clone()], b"ctx"); // never completed: maybe applied
+    h.invoke_put(4, b"k", d, from_ref(&c), b"ctx"); // never completed: maybe applied
     finals(&mut h, b"k", &[b]);
     let report = h.check();
     assert!(report.is_clean(), "{report}");
@@ -184,13 +186,9 @@ fn a_value_superseded_only_by_a_failed_write_may_remain_or_go() {
         let mut h = History::new();
         let (a, b) = (id(1, 1), id(2, 1));
         put(&mut h, b"k", &a, &[], Outcome::Ok);
-        put(&mut h, b"k", &b, &[a.clone()], Outcome::TimedOut);
-        delete(&mut h, b"k", &[a.clone()], Outcome::Failed);
-        finals(
-            &mut h,
-            b"k",
-            if gone { &[] } else { std::slice::from_ref(&a) },
-        );
+        put(&mut h, b"k", &b, from_ref(&a), Outcome::TimedOut);
+        delete(&mut h, b"k", from_ref(&a), Outcome::Failed);
+        finals(&mut h, b"k", if gone { &[] } else { from_ref(&a) });
         let report = h.check();
         assert!(report.is_clean(), "gone: {gone}: {report}");
     }
@@ -247,7 +245,7 @@ fn a_later_final_read_replaces_an_earlier_one() {
     let a = id(1, 1);
     put(&mut h, b"k", &a, &[], Outcome::Ok);
     finals(&mut h, b"k", &[]);
-    finals(&mut h, b"k", std::slice::from_ref(&a));
+    finals(&mut h, b"k", from_ref(&a));
     assert!(h.check().is_clean());
 }
 

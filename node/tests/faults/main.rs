@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dynamo_node::history::History;
+use dynamo_node::NodeId;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -33,6 +34,11 @@ use workload::Worker;
 const NODES: u64 = 5;
 /// Client tasks.
 const CLIENTS: u64 = 8;
+
+/// The node client `c` (1..=CLIENTS) talks to: clients are spread over all nodes.
+fn node_of(c: u64) -> NodeId {
+    (c - 1) % NODES + 1
+}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -68,8 +74,7 @@ async fn acknowledged_writes_survive_kills_and_pauses() {
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (1..=CLIENTS)
         .map(|c| {
-            let node = (c - 1) % NODES + 1;
-            let worker = Worker::new(c, node, &cluster, seed, history.clone());
+            let worker = Worker::new(c, node_of(c), &cluster, seed, history.clone());
             tokio::spawn(worker.run(stop.clone()))
         })
         .collect();
@@ -107,6 +112,22 @@ async fn acknowledged_writes_survive_kills_and_pauses() {
         report.phantoms.len(),
     );
     println!("faults: {report}");
+    if !report.lost.is_empty() {
+        let blind = report
+            .lost
+            .iter()
+            .filter(|l| l.write.seen.is_empty())
+            .count();
+        let mut by_node = [0usize; NODES as usize];
+        for l in &report.lost {
+            by_node[node_of(l.write.client) as usize - 1] += 1;
+        }
+        println!(
+            "faults: lost: {blind} blind puts, {} read-modify-writes; by the node the client \
+             talked to (1..={NODES}): {by_node:?}",
+            report.lost.len() - blind
+        );
+    }
     let ok = settled.is_ok() && report.is_clean();
     if !ok {
         let dir = cluster.keep_dir();
