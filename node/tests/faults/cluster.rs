@@ -1,5 +1,5 @@
-//! `dynamo serve` processes, each on its own loopback address, that can be killed, restarted,
-//! paused and resumed.
+//! `dynamo serve` processes, each on its own loopback address (or in its own network namespace,
+//! see [`crate::netns`]), that can be killed, restarted, paused and resumed.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::NodeId;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
+
+use crate::netns::Network;
 
 pub(crate) const SECRET: &str = "faults-secret";
 
@@ -48,11 +50,23 @@ pub(crate) struct Cluster {
     net: (u8, u8),
     dir: tempfile::TempDir,
     procs: Vec<Proc>,
+    /// With network namespaces: each node in its own (dropped last, once the processes are
+    /// killed).
+    network: Option<Network>,
 }
 
 impl Cluster {
-    /// Writes each node's configuration and starts every node.
+    /// Writes each node's configuration and starts every node, on loopback addresses.
     pub(crate) fn start(n: u64) -> Cluster {
+        Cluster::start_on(n, None)
+    }
+
+    /// The same, each node in its own network namespace of `network`.
+    pub(crate) fn start_in(network: Network, n: u64) -> Cluster {
+        Cluster::start_on(n, Some(network))
+    }
+
+    fn start_on(n: u64, network: Option<Network>) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("dynamo-faults-")
             .tempdir()
@@ -62,6 +76,7 @@ impl Cluster {
             net: loopback_net(),
             dir,
             procs: Vec::new(),
+            network,
         };
         for id in 1..=n {
             cluster.write_config(id);
@@ -77,7 +92,15 @@ impl Cluster {
     }
 
     pub(crate) fn address(&self, id: NodeId) -> String {
-        format!("127.{}.{}.{id}:{PORT}", self.net.0, self.net.1)
+        match &self.network {
+            Some(network) => format!("{}:{PORT}", network.ip(id)),
+            None => format!("127.{}.{}.{id}:{PORT}", self.net.0, self.net.1),
+        }
+    }
+
+    /// The network of namespaces, if the nodes run in one.
+    pub(crate) fn network(&mut self) -> Option<&mut Network> {
+        self.network.as_mut()
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -114,7 +137,16 @@ impl Cluster {
             .append(true)
             .open(self.dir().join(format!("node-{id}.log")))
             .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        let exe = env!("CARGO_BIN_EXE_dynamo");
+        let mut command = match &self.network {
+            Some(network) => {
+                let mut c = Command::new("ip"); // execs the node: same pid
+                c.args(["netns", "exec", &network.namespace(id), exe]);
+                c
+            }
+            None => Command::new(exe),
+        };
+        command
             .arg("serve")
             .arg("--config")
             .arg(self.dir().join(format!("node-{id}.toml")))
@@ -181,8 +213,11 @@ impl Cluster {
         self.proc(id).state = State::Running;
     }
 
-    /// Restarts what is killed, resumes what is paused.
+    /// Restarts what is killed, resumes what is paused, undoes network faults.
     pub(crate) fn heal(&mut self) {
+        if let Some(network) = self.network.as_mut() {
+            network.heal().unwrap();
+        }
         for id in 1..=self.n {
             match self.state(id) {
                 State::Running => {}

@@ -10,12 +10,18 @@
 //! agree, and the history is judged: no acknowledged write may be lost, no superseded value may
 //! come back.
 //!
+//! A second test runs each node in its own network namespace (a veth pair to a bridge in the root
+//! namespace, where the clients run) and, instead of process faults, takes a node's link down or
+//! splits the nodes in two while the clients keep writing to both sides. It is skipped, with the
+//! reason printed, where it cannot run (not root, no `ip netns`). The two tests run one at a time.
+//!
 //! `FAULTS_SECONDS` (default 30) sets how long faults are injected, `FAULTS_SEED` the nemesis'
 //! and the clients' RNG seed. A failing run prints the line that replays it, and keeps its
 //! temporary directory (data directories, node logs).
 
 mod cluster;
 mod nemesis;
+mod netns;
 mod workload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +34,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use cluster::Cluster;
+use nemesis::{Kind, Mode};
+use netns::Network;
 use workload::Worker;
 
 /// Nodes.
@@ -49,16 +57,40 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
+/// The tests of this file run one at a time: each is five processes on a small machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kills_and_pauses() {
+    let _serial = SERIAL.lock().await;
+    exercise(Cluster::start(NODES), Mode::Processes, "kills_and_pauses").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_partitions() {
+    let _serial = SERIAL.lock().await;
+    match Network::create(NODES) {
+        Ok(network) => {
+            exercise(
+                Cluster::start_in(network, NODES),
+                Mode::Network,
+                "partitions",
+            )
+            .await
+        }
+        Err(reason) => println!("faults: partition test skipped: {reason}"),
+    }
+}
+
+/// Runs the workload against `cluster` under the nemesis, heals, settles and judges.
+async fn exercise(mut cluster: Cluster, mode: Mode, test: &str) {
     let seed = env_u64("FAULTS_SEED", 1);
     let seconds = env_u64("FAULTS_SECONDS", 30);
     let replay = format!(
-        "FAULTS_SEED={seed} FAULTS_SECONDS={seconds} cargo test -p dynamo-node --test faults -- --nocapture"
+        "FAULTS_SEED={seed} FAULTS_SECONDS={seconds} cargo test -p dynamo-node --test faults \
+         {test} -- --nocapture"
     );
     println!("faults: replay: {replay}");
-
-    let mut cluster = Cluster::start(NODES);
     println!(
         "faults: {NODES} nodes at {} .. {}, data in {}",
         cluster.address(1),
@@ -80,7 +112,7 @@ async fn acknowledged_writes_survive_kills_and_pauses() {
         .collect();
 
     let mut rng = StdRng::seed_from_u64(seed);
-    let faults = nemesis::run(&mut cluster, &mut rng, Duration::from_secs(seconds)).await;
+    let faults = nemesis::run(&mut cluster, mode, &mut rng, Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
@@ -95,15 +127,15 @@ async fn acknowledged_writes_survive_kills_and_pauses() {
     let settled = workload::settle(&cluster, &history, Duration::from_secs(180)).await;
 
     let report = history.lock().unwrap().check();
-    let kills = faults
-        .iter()
-        .filter(|f| f.kind == nemesis::Kind::Kill)
-        .count();
+    let count = |k: fn(&Kind) -> bool| faults.iter().filter(|f| k(&f.kind)).count();
     println!(
-        "faults: {} faults ({kills} kills, {} pauses); writes acknowledged {} / failed {} / \
-         timed out {}; lost {}, resurrected {}, phantoms {}; settled: {settled:?}",
+        "faults: {} faults ({} kills, {} pauses, {} cuts, {} splits); writes acknowledged {} / \
+         failed {} / timed out {}; lost {}, resurrected {}, phantoms {}; settled: {settled:?}",
         faults.len(),
-        faults.len() - kills,
+        count(|k| *k == Kind::Kill),
+        count(|k| *k == Kind::Pause),
+        count(|k| *k == Kind::Cut),
+        count(|k| matches!(k, Kind::Split(_))),
         report.puts.ok + report.deletes.ok,
         report.puts.failed + report.deletes.failed,
         report.puts.timed_out + report.deletes.timed_out,

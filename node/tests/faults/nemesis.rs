@@ -1,5 +1,6 @@
-//! The nemesis: one node at a time is SIGKILLed and restarted from its data directory, or
-//! SIGSTOPped and SIGCONTed, on a schedule drawn from a seeded RNG.
+//! The nemesis: one fault at a time, on a schedule drawn from a seeded RNG. Process faults: a
+//! node is SIGKILLed and restarted from its data directory, or SIGSTOPped and SIGCONTed. Network
+//! faults (nodes in network namespaces): a node's link goes down, or the nodes split in two.
 
 use std::fmt;
 use std::time::Duration;
@@ -11,13 +12,26 @@ use tokio::time::{sleep, Instant};
 
 use crate::cluster::Cluster;
 
-/// What happened to a node.
+/// Which faults to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Kills and pauses.
+    Processes,
+    /// Cut links and splits (the cluster must run in network namespaces).
+    Network,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// SIGKILL, then a restart from the data directory.
     Kill,
     /// SIGSTOP, then SIGCONT.
     Pause,
+    /// The node's link down, then up.
+    Cut,
+    /// The node and these others cannot reach the rest, then can.
+    Split(Vec<NodeId>),
 }
 
 /// One fault, as it happened.
@@ -35,9 +49,11 @@ pub(crate) struct Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.kind {
-            Kind::Kill => "SIGKILL, restarted",
-            Kind::Pause => "SIGSTOP, SIGCONT",
+        let what = match &self.kind {
+            Kind::Kill => "SIGKILL, restarted".to_string(),
+            Kind::Pause => "SIGSTOP, SIGCONT".to_string(),
+            Kind::Cut => "link down, up".to_string(),
+            Kind::Split(with) => format!("split off with {with:?}, healed"),
         };
         write!(
             f,
@@ -54,6 +70,7 @@ impl fmt::Display for Fault {
 /// again, before the next. Returns the faults.
 pub(crate) async fn run(
     cluster: &mut Cluster,
+    mode: Mode,
     rng: &mut StdRng,
     run_for: Duration,
 ) -> Result<Vec<Fault>, String> {
@@ -63,21 +80,31 @@ pub(crate) async fn run(
         // Every draw is made whatever happens next, so a seed gives one schedule.
         let gap = Duration::from_millis(rng.gen_range(1_000..3_000));
         let node = rng.gen_range(1..=cluster.n);
-        let kind = if rng.gen_bool(0.5) {
-            Kind::Kill
-        } else {
-            Kind::Pause
+        let kind = match (mode, rng.gen_bool(0.5)) {
+            (Mode::Processes, true) => Kind::Kill,
+            (Mode::Processes, false) => Kind::Pause,
+            (Mode::Network, true) => Kind::Cut,
+            (Mode::Network, false) => {
+                // A minority: the node alone, or with one other.
+                let other = rng.gen_range(1..=cluster.n);
+                Kind::Split(if rng.gen_bool(0.5) && other != node {
+                    vec![other]
+                } else {
+                    Vec::new()
+                })
+            }
         };
-        let down = match kind {
-            Kind::Kill => Duration::from_millis(rng.gen_range(3_000..=8_000)),
-            Kind::Pause => Duration::from_millis(rng.gen_range(2_000..=6_000)),
-        };
+        let down = Duration::from_millis(match kind {
+            Kind::Kill => rng.gen_range(3_000..=8_000),
+            Kind::Pause => rng.gen_range(2_000..=6_000),
+            Kind::Cut | Kind::Split(_) => rng.gen_range(3_000..=10_000),
+        });
         sleep(gap).await;
         if start.elapsed() >= run_for {
             return Ok(faults);
         }
         let at = start.elapsed();
-        match kind {
+        match &kind {
             Kind::Kill => {
                 cluster.kill(node).await;
                 sleep(down).await;
@@ -87,6 +114,15 @@ pub(crate) async fn run(
                 cluster.pause(node);
                 sleep(down).await;
                 cluster.resume(node);
+            }
+            Kind::Cut | Kind::Split(_) => {
+                let network = cluster.network().ok_or("network faults need namespaces")?;
+                match &kind {
+                    Kind::Split(with) => network.split(&[&[node], &with[..]].concat())?,
+                    _ => network.cut(node)?,
+                }
+                sleep(down).await;
+                cluster.heal();
             }
         }
         let healed = Instant::now();
