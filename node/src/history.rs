@@ -474,6 +474,7 @@ impl History {
                     key: key.to_vec(),
                     value: id.to_value(),
                     nodes: nodes.clone(),
+                    written: written.get(id).map(|&w| self.ops[w].info(w)),
                     by: op.info(i),
                 });
             }

@@ -142,6 +142,8 @@ pub struct Resurrected {
     pub value: Vec<u8>,
     /// The nodes whose final read returned it.
     pub nodes: Vec<u64>,
+    /// The put that wrote it (`None`: nobody did; it is also a phantom).
+    pub written: Option<WriteInfo>,
     /// The first acknowledged write (by invocation) whose context saw it.
     pub by: WriteInfo,
 }
@@ -254,6 +256,9 @@ impl fmt::Display for Report {
                 r.nodes,
                 r.by
             )?;
+            if let Some(w) = &r.written {
+                writeln!(f, "    written by {w}")?;
+            }
         }
         for p in self.phantoms.iter().take(EXAMPLES) {
             writeln!(

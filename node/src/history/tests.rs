@@ -115,6 +115,10 @@ fn a_value_deleted_by_an_acknowledged_delete_must_not_come_back() {
     let r = &report.resurrected[0];
     assert_eq!((r.value.clone(), r.nodes.clone()), (a, vec![1, 2, 3]));
     assert_eq!(r.by.kind, WriteKind::Delete);
+    assert_eq!(
+        r.written.as_ref().map(|w| w.outcome),
+        Some(Some(Outcome::Ok))
+    );
     assert!(report.lost.is_empty());
 }
 
