@@ -1,0 +1,306 @@
+//! `dynamo serve` processes, each on its own loopback address (or in its own network namespace,
+//! see [`crate::netns`]), that can be killed, restarted, paused and resumed.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use dynamo_node::client::{Client, ClientConfig};
+use dynamo_node::NodeId;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use crate::netns::Network;
+
+pub(crate) const SECRET: &str = "faults-secret";
+
+/// The port every node listens on, each on its own loopback address.
+const PORT: u16 = 7400;
+
+/// A loopback network 127.a.b.0 of this test process: a and b from the process id and a
+/// counter, so that concurrent test processes and clusters do not collide (Linux routes all of
+/// 127/8 to lo). Nothing is bound and released to find it.
+pub(crate) fn loopback_net() -> (u8, u8) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = std::process::id()
+        .wrapping_mul(31)
+        .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed) * 7919)
+        % (254 * 256);
+    (1 + (n / 256) as u8, (n % 256) as u8)
+}
+
+/// How a node's process stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Running,
+    Paused,
+    Killed,
+}
+
+struct Proc {
+    child: Option<Child>,
+    state: State,
+}
+
+/// N nodes, ids 1..=N, each with a data directory under one temporary directory.
+pub(crate) struct Cluster {
+    pub(crate) n: u64,
+    net: (u8, u8),
+    dir: tempfile::TempDir,
+    procs: Vec<Proc>,
+    /// With network namespaces: each node in its own (dropped last, once the processes are
+    /// killed).
+    network: Option<Network>,
+}
+
+impl Cluster {
+    /// Writes each node's configuration and starts every node, on loopback addresses.
+    pub(crate) fn start(n: u64) -> Cluster {
+        Cluster::start_on(n, None)
+    }
+
+    /// The same, each node in its own network namespace of `network`.
+    pub(crate) fn start_in(network: Network, n: u64) -> Cluster {
+        Cluster::start_on(n, Some(network))
+    }
+
+    fn start_on(n: u64, network: Option<Network>) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("dynamo-faults-")
+            .tempdir()
+            .unwrap();
+        let mut cluster = Cluster {
+            n,
+            net: loopback_net(),
+            dir,
+            procs: Vec::new(),
+            network,
+        };
+        for id in 1..=n {
+            cluster.write_config(id);
+        }
+        for id in 1..=n {
+            let child = cluster.spawn(id);
+            cluster.procs.push(Proc {
+                child: Some(child),
+                state: State::Running,
+            });
+        }
+        cluster
+    }
+
+    pub(crate) fn address(&self, id: NodeId) -> String {
+        match &self.network {
+            Some(network) => format!("{}:{PORT}", network.ip(id)),
+            None => format!("127.{}.{}.{id}:{PORT}", self.net.0, self.net.1),
+        }
+    }
+
+    /// The network of namespaces, if the nodes run in one.
+    pub(crate) fn network(&mut self) -> Option<&mut Network> {
+        self.network.as_mut()
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Keeps the temporary directory (data directories and logs) after the test.
+    pub(crate) fn keep_dir(&mut self) -> PathBuf {
+        self.dir.disable_cleanup(true);
+        self.dir.path().to_path_buf()
+    }
+
+    fn write_config(&self, id: NodeId) {
+        let peers: Vec<String> = (1..=self.n)
+            .map(|p| format!("[{p}, \"{}\"]", self.address(p)))
+            .collect();
+        let members: Vec<String> = (1..=self.n).map(|i| i.to_string()).collect();
+        let config = format!(
+            "id = {id}\nlisten = \"{}\"\ndata_dir = \"{}\"\n\n[node]\ninitial_members = [{}]\n\
+             seeds = [{}]\ngossip_interval = 200\nhandoff_interval = 200\nsync_interval = 200\n\
+             request_timeout = 2000\n",
+            self.address(id),
+            self.dir().join(format!("node-{id}")).display(),
+            members.join(", "),
+            peers.join(", "),
+        );
+        std::fs::write(self.dir().join(format!("node-{id}.toml")), config).unwrap();
+    }
+
+    /// Starts node `id` with the same command every time; its log goes to `node-ID.log`.
+    fn spawn(&self, id: NodeId) -> Child {
+        let log: File = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir().join(format!("node-{id}.log")))
+            .unwrap();
+        let exe = env!("CARGO_BIN_EXE_dynamo");
+        let mut command = match &self.network {
+            Some(network) => {
+                let mut c = Command::new("ip"); // execs the node: same pid
+                c.args(["netns", "exec", &network.namespace(id), exe]);
+                c
+            }
+            None => Command::new(exe),
+        };
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(self.dir().join(format!("node-{id}.toml")))
+            .env("DYNAMO_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    fn proc(&mut self, id: NodeId) -> &mut Proc {
+        &mut self.procs[id as usize - 1]
+    }
+
+    pub(crate) fn state(&self, id: NodeId) -> State {
+        self.procs[id as usize - 1].state
+    }
+
+    /// SIGKILL: no shutdown, no final commit. Returns once the process is gone.
+    pub(crate) async fn kill(&mut self, id: NodeId) {
+        let proc = self.proc(id);
+        if let Some(mut child) = proc.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        proc.state = State::Killed;
+    }
+
+    /// Starts a killed node again from its data directory.
+    pub(crate) fn restart(&mut self, id: NodeId) {
+        assert_eq!(self.state(id), State::Killed, "node {id} is not killed");
+        let child = self.spawn(id);
+        let proc = self.proc(id);
+        proc.child = Some(child);
+        proc.state = State::Running;
+    }
+
+    fn signal(&self, id: NodeId, signal: &str) {
+        let pid = self.procs[id as usize - 1]
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .unwrap_or_else(|| panic!("node {id} has no process"));
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// SIGSTOP: the process freezes, its connections stay open.
+    pub(crate) fn pause(&mut self, id: NodeId) {
+        self.signal(id, "-STOP");
+        self.proc(id).state = State::Paused;
+    }
+
+    /// SIGCONT.
+    pub(crate) fn resume(&mut self, id: NodeId) {
+        self.signal(id, "-CONT");
+        self.proc(id).state = State::Running;
+    }
+
+    /// Restarts what is killed, resumes what is paused, undoes network faults.
+    pub(crate) fn heal(&mut self) {
+        if let Some(network) = self.network.as_mut() {
+            network.heal().unwrap();
+        }
+        for id in 1..=self.n {
+            match self.state(id) {
+                State::Running => {}
+                State::Paused => self.resume(id),
+                State::Killed => self.restart(id),
+            }
+        }
+    }
+
+    /// Restarts any node whose process exited by itself (e.g. it could not bind yet), and says
+    /// which.
+    fn respawn_exited(&mut self) -> Vec<NodeId> {
+        let mut exited = Vec::new();
+        for id in 1..=self.n {
+            let proc = self.proc(id);
+            let gone = match proc.child.as_mut() {
+                Some(child) => !matches!(child.try_wait(), Ok(None)),
+                None => false,
+            };
+            if gone && proc.state == State::Running {
+                proc.child = None;
+                proc.state = State::Killed;
+                self.restart(id);
+                exited.push(id);
+            }
+        }
+        exited
+    }
+
+    /// A client of node `id` alone (no failover to other nodes).
+    pub(crate) fn client_of(&self, id: NodeId, timeout: Duration) -> Client {
+        let mut config = ClientConfig::new(vec![self.address(id)], SECRET);
+        config.timeout = timeout;
+        Client::new(config)
+    }
+
+    /// Waits until every running node answers and sees every node up; at most `bound`.
+    pub(crate) async fn wait_all_up(&mut self, bound: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + bound;
+        loop {
+            for id in self.respawn_exited() {
+                eprintln!("faults: node {id} had exited; restarted it");
+            }
+            match self.all_up().await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!("not all up after {bound:?}: {e}"))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    async fn all_up(&self) -> Result<(), String> {
+        for id in (1..=self.n).filter(|&id| self.state(id) == State::Running) {
+            let status = self
+                .client_of(id, Duration::from_secs(5))
+                .status()
+                .await
+                .map_err(|e| format!("node {id}: {e}"))?;
+            let down: Vec<NodeId> = status
+                .members
+                .iter()
+                .filter(|m| !m.up)
+                .map(|m| m.id)
+                .collect();
+            if status.members.len() < self.n as usize || !down.is_empty() {
+                return Err(format!(
+                    "node {id} sees {} members, down: {down:?}",
+                    status.members.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for proc in &mut self.procs {
+            if let Some(child) = proc.child.as_mut() {
+                let _ = child.start_kill(); // SIGKILL ends a stopped process too
+            }
+        }
+    }
+}
