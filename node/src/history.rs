@@ -1,7 +1,8 @@
 //! A checker for histories of clients talking to a real cluster, judged on **values**.
 //!
-//! The simulator's checkers ([`sim::check`](crate::sim::check)) judge on vector clocks, which a
-//! bug in the clocks themselves can fool. This checker knows nothing of the node's causality
+//! The simulator's checkers ([`sim::check`](crate::sim::check)) apply the same definitions to the
+//! replicas' stored versions, which a simulator can read directly. This checker needs only what
+//! clients see, so it judges real clusters too, and it knows nothing of the node's causality
 //! model: contexts are opaque bytes to it. Instead, every put writes a unique id as its value
 //! ([`WriteId`], `client-C-op-N`), and every write records the values its context came from (the
 //! live values returned by the get whose context it passed; none for a blind put).
