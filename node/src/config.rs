@@ -48,6 +48,18 @@ pub struct NodeConfig {
     pub handoff_interval: Millis,
     /// Largest accepted value (default 1 MiB).
     pub max_value_size: usize,
+    /// Largest accepted key (default 8 KiB).
+    pub max_key_size: usize,
+    /// Largest accepted context, in bytes (default 64 KiB: about two thousand clock entries).
+    pub max_context_size: usize,
+    /// Most concurrent versions (siblings, tombstones included) a put may leave on a key
+    /// (default 64). A put past it is refused: read the key and write with its context to
+    /// reconcile the siblings.
+    pub max_siblings: usize,
+    /// Most bytes of values a put may leave on a key, all siblings together (default 4 MiB, a
+    /// quarter of the frame limit, so that a read of a key written concurrently through every
+    /// primary still fits in one reply).
+    pub max_siblings_size: usize,
     /// Seed nodes contacted at start and now and then, with their addresses.
     pub seeds: Vec<(NodeId, String)>,
     /// Initial members of the ring when the cluster is created (every node must agree).
@@ -77,6 +89,10 @@ impl Default for NodeConfig {
             hinted_handoff: true,
             handoff_interval: 1000,
             max_value_size: 1 << 20,
+            max_key_size: 8 << 10,
+            max_context_size: 64 << 10,
+            max_siblings: 64,
+            max_siblings_size: 4 << 20,
             seeds: Vec::new(),
             initial_members: Vec::new(),
             remove_after: None,

@@ -103,6 +103,16 @@ pub enum ClientError {
     /// The node is overloaded or shutting down.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A key, context, or the versions a put would leave on a key, exceed a limit of the node.
+    #[error("{what} of {size} exceeds the limit of {limit}")]
+    LimitExceeded {
+        /// What is too large (`key bytes`, `context bytes`, `siblings`, `sibling bytes`).
+        what: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// The answer to a [`ClientRequest`].

@@ -151,16 +151,8 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn client_request(&mut self, now: Millis, origin: Origin, request: ClientRequest) {
-        if let ClientRequest::Put { value, .. } = &request {
-            if value.len() > self.config.max_value_size {
-                let size = value.len();
-                let limit = self.config.max_value_size;
-                self.reply(
-                    origin,
-                    ClientReply::Failed(ClientError::ValueTooLarge { size, limit }),
-                );
-                return;
-            }
+        if let Err(e) = self.check_limits(&request) {
+            return self.reply(origin, ClientReply::Failed(e));
         }
         let options = match self.options(now, &request) {
             Ok(o) => o,
@@ -209,6 +201,58 @@ impl<S: Store> NodeCore<S> {
                 }
             }
         }
+    }
+
+    /// The limits every request must keep before it is forwarded or coordinated.
+    fn check_limits(&self, request: &ClientRequest) -> Result<(), ClientError> {
+        let limit = |what: &str, size: usize, limit: usize| {
+            if size > limit {
+                Err(ClientError::LimitExceeded {
+                    what: what.into(),
+                    size,
+                    limit,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        limit("key bytes", request.key().len(), self.config.max_key_size)?;
+        match request {
+            ClientRequest::Put { value, context, .. } => {
+                if value.len() > self.config.max_value_size {
+                    return Err(ClientError::ValueTooLarge {
+                        size: value.len(),
+                        limit: self.config.max_value_size,
+                    });
+                }
+                limit("context bytes", context.len(), self.config.max_context_size)
+            }
+            ClientRequest::Delete { context, .. } => {
+                limit("context bytes", context.len(), self.config.max_context_size)
+            }
+            ClientRequest::Get { .. } => Ok(()),
+        }
+    }
+
+    /// The limits on what a put leaves on a key: a key must stay readable in one reply.
+    fn check_siblings(&self, set: &Sibs) -> Result<(), ClientError> {
+        let count = set.len();
+        if count > self.config.max_siblings {
+            return Err(ClientError::LimitExceeded {
+                what: "siblings".into(),
+                size: count,
+                limit: self.config.max_siblings,
+            });
+        }
+        let bytes: usize = set.live_values().map(Vec::len).sum();
+        if bytes > self.config.max_siblings_size {
+            return Err(ClientError::LimitExceeded {
+                what: "sibling bytes".into(),
+                size: bytes,
+                limit: self.config.max_siblings_size,
+            });
+        }
+        Ok(())
     }
 
     /// Whether the forward `(from, req)` is new; remembers it. Forwards older than twice the
@@ -286,14 +330,28 @@ impl<S: Store> NodeCore<S> {
                 }
             }
         };
+        if let Some(e) = context.entries().find(|e| e.counter > MAX_COUNTER) {
+            return self.reply(
+                origin,
+                ClientReply::Failed(ClientError::InvalidContext(format!(
+                    "counter {} of {:?} is beyond any this cluster issues",
+                    e.counter, e.actor
+                ))),
+            );
+        }
         let mut siblings: Sibs = self.local(&key).unwrap_or_default();
         let primary = self
             .ring
             .preference_list(&key)
             .primaries()
             .any(|&n| n == self.id);
+        // A context that knows more of our epoch than our own copy does comes from elsewhere (a
+        // forged context, or a copy this node lost): counting on under that epoch could issue a
+        // dot twice, so take a fresh one.
         let reused = if primary {
-            self.epochs.reusable(self.id, &siblings)
+            self.epochs
+                .reusable(self.id, &siblings)
+                .filter(|&e| context.counter(&(self.id, e)) <= own_counter(&siblings, (self.id, e)))
         } else {
             None
         };
@@ -311,6 +369,9 @@ impl<S: Store> NodeCore<S> {
         };
         let actor = (self.id, epoch);
         siblings.put(&context, actor, now, value);
+        if let Err(e) = self.check_siblings(&siblings) {
+            return self.reply(origin, ClientReply::Failed(e));
+        }
         let clock = own_context(&siblings, context, actor, now);
         // The dot must be in this node's store before anything carries it away, or a later put
         // could count from an older copy and issue it again.
@@ -554,6 +615,18 @@ fn quorum_error(e: &dynamo_quorum::FailureReason) -> ClientError {
             required: 0,
         },
     }
+}
+
+/// Counters above this are refused in contexts: no key sees 2^40 writes through one actor epoch,
+/// and a counter near `u64::MAX` could not be counted past.
+const MAX_COUNTER: u64 = 1 << 40;
+
+/// The counter `actor` has reached in `set` (0 if it has no entry).
+fn own_counter(set: &Sibs, actor: Actor) -> u64 {
+    set.entries()
+        .iter()
+        .find(|e| e.actor == actor)
+        .map_or(0, |e| e.counter)
 }
 
 /// The context a put answers with: the client's context and the new dot, when that covers no other

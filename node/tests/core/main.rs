@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 mod causality;
+mod limits;
 
 use dynamo_node::{
     ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,

@@ -1,0 +1,116 @@
+//! Limits on keys, contexts and the versions a put leaves on a key: a write past a limit is
+//! refused with a clear error, and a key never becomes unreadable.
+
+use dynamo_node::{ClientError, ClientReply, ClientRequest, NodeConfig, RequestOptions};
+use dynamo_vclock::{Entry, VClock};
+
+use crate::Cluster;
+
+fn refused(reply: &ClientReply) -> Option<&ClientError> {
+    match reply {
+        ClientReply::Failed(e) => Some(e),
+        _ => None,
+    }
+}
+
+#[test]
+fn oversized_keys_and_contexts_are_refused() {
+    let config = NodeConfig {
+        max_key_size: 16,
+        max_context_size: 64,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(3, config);
+    c.advance(300);
+    let reply = c.put(1, &"k".repeat(17), "v", vec![]);
+    assert!(
+        matches!(refused(&reply), Some(ClientError::LimitExceeded { what, size: 17, limit: 16 }) if what == "key bytes"),
+        "{reply:?}"
+    );
+    let reply = c.request(
+        2,
+        ClientRequest::Get {
+            key: vec![b'k'; 17],
+            options: RequestOptions::default(),
+        },
+    );
+    assert!(refused(&reply).is_some(), "{reply:?}");
+    let reply = c.put(1, "k", "v", vec![0; 65]);
+    assert!(
+        matches!(refused(&reply), Some(ClientError::LimitExceeded { what, .. }) if what == "context bytes"),
+        "{reply:?}"
+    );
+    // Within the limits all is well.
+    assert!(matches!(
+        c.put(1, "k", "v", vec![]),
+        ClientReply::Stored { .. }
+    ));
+}
+
+#[test]
+fn a_context_with_counters_no_node_issues_is_refused() {
+    let mut c = Cluster::new(3, NodeConfig::default());
+    c.advance(300);
+    let key = "forged";
+    assert!(matches!(
+        c.put(1, key, "v1", vec![]),
+        ClientReply::Stored { .. }
+    ));
+    let stored = dynamo_node::Store::get(c.nodes[&1].store(), key.as_bytes())
+        .expect("store")
+        .expect("the key");
+    let actors: Vec<(u64, u64)> = stored.entries().iter().map(|e| e.actor).collect();
+    let forged = VClock::from_entries(actors.iter().map(|&actor| Entry {
+        actor,
+        counter: u64::MAX,
+        timestamp: 0,
+    }))
+    .encode();
+    let reply = c.put(1, key, "v2", forged);
+    assert!(
+        matches!(refused(&reply), Some(ClientError::InvalidContext(_))),
+        "{reply:?}"
+    );
+    // The key goes on as before: a read-modify-write supersedes v1.
+    let (_, ctx) = c.get(2, key);
+    assert!(matches!(
+        c.put(3, key, "v3", ctx),
+        ClientReply::Stored { .. }
+    ));
+    assert_eq!(c.get(1, key).0, vec![b"v3".to_vec()]);
+}
+
+#[test]
+fn concurrent_writes_past_the_sibling_limits_are_refused_and_the_key_stays_readable() {
+    let config = NodeConfig {
+        max_siblings: 3,
+        max_siblings_size: 3 << 10,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(3, config);
+    c.advance(300);
+    let key = "crowded";
+    let big = "x".repeat(1 << 10);
+    let mut stored = 0;
+    let mut limited = 0;
+    for i in 0..12 {
+        let value = format!("{i}{big}");
+        match c.put(1 + i % 3, key, &value, vec![]) {
+            ClientReply::Stored { .. } => stored += 1,
+            ClientReply::Failed(ClientError::LimitExceeded { .. }) => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        stored >= 2 && limited >= 1,
+        "{stored} stored, {limited} refused"
+    );
+    // Readable, and a write with the context reconciles.
+    let (values, ctx) = c.get(2, key);
+    assert_eq!(values.len(), stored);
+    assert!(matches!(
+        c.put(2, key, "merged", ctx),
+        ClientReply::Stored { .. }
+    ));
+    assert_eq!(c.get(3, key).0, vec![b"merged".to_vec()]);
+}
