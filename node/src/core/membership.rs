@@ -1,23 +1,73 @@
-//! Membership from gossip, and the ring that follows it.
+//! Membership: the ring as versioned cluster state, changed by one claimant with the ring
+//! crate's minimal-movement operations.
 //!
-//! The ring is a function of the member set (strategy 3 assigns partitions from the sorted member
-//! list), so every node that knows the same members computes the same ring without a coordinator.
-//! When the set changes, the node compares the old and new ring and starts a transfer (see
+//! Every node holds a [`RingState`]: the ring, its version and the node (the *claimant*) that
+//! made it. It is persisted in the store (a restart resumes from it; `initial_members` only
+//! bootstraps a node that has none) and published in the node's gossip state, so that every node
+//! adopts the newest ring it hears of: the highest `(version, claimant)`, then the larger
+//! encoding, an order every node computes alike.
+//!
+//! Membership changes come from gossip: a node that is up but not in the ring wants to join; a
+//! ring member that announced it is leaving or has left wants out. Only the claimant, the lowest
+//! id among the ring members that are up and staying, acts on them: it applies the leaves, then
+//! the joins, in id order, each with [`Ring::leave`] / [`Ring::join`] (which move about the
+//! minimum of partitions), bumps the version and publishes. Two claimants (a partitioned view)
+//! may both publish the same version; the order above then picks one ring everywhere, and the next
+//! change starts from it. A leaving node computes the ring without itself in the same way, so the
+//! claimant's computation agrees with it.
+//!
+//! A node that is not among its configuration's initial members joins an existing cluster: the
+//! ring it builds at first is provisional, never published, and replaced by the first ring it
+//! hears of; the claimant then adds it.
+//!
+//! On adopting a ring, a node compares it with the old one and starts a transfer (see
 //! `transfer`) of every range it held to each node that became one of its replicas.
 
 use std::collections::BTreeSet;
 
 use dynamo_gossip::{Event, Status};
 use dynamo_handoff::Instant;
+use dynamo_ring::{NodeSpec, Ring};
+use serde::{Deserialize, Serialize};
 
 use super::NodeCore;
 use crate::message::PeerMessage;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::types::{Millis, NodeId};
+
+/// The gossip key and the store meta name of the ring state.
+pub(crate) const RING_KEY: &str = "ring";
+
+/// The ring, its version and the node that made it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RingState {
+    /// Bumped by every change; 0 for a ring bootstrapped from `initial_members`.
+    pub(crate) version: u64,
+    /// The node that made this version (0 for a bootstrapped ring).
+    pub(crate) claimant: NodeId,
+    /// The ring.
+    pub(crate) ring: Ring<NodeId>,
+}
+
+impl RingState {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("ring state: {e}")))
+    }
+}
+
+/// Whether the state `(a, a_bytes)` is newer than `(b, b_bytes)` in the order every node uses.
+fn newer(a: &RingState, a_bytes: &[u8], b: &RingState, b_bytes: &[u8]) -> bool {
+    (a.version, a.claimant, a_bytes) > (b.version, b.claimant, b_bytes)
+}
 
 impl<S: Store> NodeCore<S> {
     pub(crate) fn drain_gossip(&mut self, now: Millis) {
         let mut changed = false;
+        let mut rings = false;
         while let Some(t) = self.gossip.poll_transmit() {
             self.addresses.insert(t.to, t.address);
             self.transmits
@@ -28,11 +78,13 @@ impl<S: Store> NodeCore<S> {
                 Event::Up { id } => {
                     self.hints.node_up(Instant::from_millis(now), id);
                     self.transfer_peer(now, id, true);
+                    changed = true;
                 }
                 Event::Down { id } => {
                     self.hints.node_down(id);
                     self.transfer_peer(now, id, false);
                     self.fail_peer(now, id);
+                    changed = true;
                 }
                 Event::Joined { id } | Event::Restarted { id, .. } => {
                     if let Some(state) = self.gossip.node_state(&id) {
@@ -40,6 +92,7 @@ impl<S: Store> NodeCore<S> {
                     }
                     self.departed.remove(&id);
                     changed = true;
+                    rings = true;
                 }
                 Event::StatusChanged { id, status } => {
                     if matches!(status, Status::Left | Status::Leaving) {
@@ -53,39 +106,137 @@ impl<S: Store> NodeCore<S> {
                     self.departed.insert(id);
                     changed = true;
                 }
+                Event::AppStateChanged { key, .. } if key == RING_KEY => rings = true,
                 _ => {}
             }
         }
+        if rings {
+            self.adopt_newest_ring(now);
+        }
         if changed && !self.leaving {
-            self.refresh_members(now);
+            self.claim(now);
         }
     }
 
-    /// Recomputes the member set from gossip and changes the ring if it differs.
-    fn refresh_members(&mut self, now: Millis) {
-        let mut members: BTreeSet<NodeId> = self.config.initial_members.iter().copied().collect();
+    /// Adopts the newest ring any peer publishes, if it is newer than this node's.
+    fn adopt_newest_ring(&mut self, now: Millis) {
+        let mut best: Option<(RingState, Vec<u8>)> = None;
         for (id, state) in self.gossip.members() {
-            if matches!(state.status(), Status::Up | Status::Joining) {
-                members.insert(*id);
+            if *id == self.id {
+                continue;
+            }
+            let Some(bytes) = state.app_state(RING_KEY) else {
+                continue;
+            };
+            let (cur, cur_bytes) = best
+                .as_ref()
+                .map_or((&self.ring_state, &self.ring_bytes[..]), |(s, b)| {
+                    (s, &b[..])
+                });
+            let Ok(candidate) = RingState::decode(bytes) else {
+                self.stats.counters.bad_messages += 1;
+                continue;
+            };
+            if !newer(&candidate, bytes, cur, cur_bytes)
+                && !(self.ring_provisional && best.is_none())
+            {
+                continue;
+            }
+            if candidate.ring.config() != self.ring_state.ring.config() {
+                // Another N or Q: not a ring this node can serve.
+                self.stats.counters.bad_messages += 1;
+                continue;
+            }
+            best = Some((candidate, bytes.to_vec()));
+        }
+        if let Some((state, _)) = best {
+            self.install_ring(now, state);
+        }
+    }
+
+    /// If this node is the claimant, turns the membership gossip reports into the next ring.
+    fn claim(&mut self, _now: Millis) {
+        let ring = &self.ring_state.ring;
+        let in_ring: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
+        let leavers: Vec<NodeId> = in_ring
+            .iter()
+            .copied()
+            .filter(|id| self.departed.contains(id))
+            .collect();
+        let joiners: Vec<NodeId> = self
+            .gossip
+            .members()
+            .filter(|(id, state)| {
+                !in_ring.contains(id)
+                    && !self.departed.contains(id)
+                    && matches!(state.status(), Status::Up | Status::Joining)
+                    && self.gossip.is_up(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if self.ring_provisional || (leavers.is_empty() && joiners.is_empty()) {
+            return;
+        }
+        let claimant = in_ring
+            .iter()
+            .copied()
+            .find(|id| !self.departed.contains(id) && self.is_up(*id));
+        if claimant != Some(self.id) {
+            return;
+        }
+        let mut next = ring.clone();
+        for id in &leavers {
+            match next.leave(id) {
+                Ok(change) => next = change.ring,
+                Err(_) => return,
             }
         }
-        for d in &self.departed {
-            members.remove(d);
+        for id in &joiners {
+            match next.join(NodeSpec::new(*id)) {
+                Ok(change) => next = change.ring,
+                Err(_) => return,
+            }
         }
-        members.insert(self.id);
-        if members != self.members {
-            self.change_ring(now, members);
-        }
+        let state = RingState {
+            version: self.ring_state.version + 1,
+            claimant: self.id,
+            ring: next,
+        };
+        self.install_ring(_now, state);
     }
 
-    /// Adopts the ring of `members` and pushes the ranges this node must hand over.
-    pub(crate) fn change_ring(&mut self, _now: Millis, members: BTreeSet<NodeId>) {
-        let Ok(next) = Self::build_ring(&self.config, &members) else {
+    /// The ring without this node, made and published by the leaving node itself.
+    pub(crate) fn ring_without_me(&mut self, now: Millis) {
+        let Ok(change) = self.ring_state.ring.leave(&self.id) else {
             return;
         };
+        let state = RingState {
+            version: self.ring_state.version + 1,
+            claimant: self.id,
+            ring: change.ring,
+        };
+        self.install_ring(now, state);
+    }
+
+    /// Persists and publishes `state`, and moves to its ring.
+    pub(crate) fn install_ring(&mut self, now: Millis, state: RingState) {
+        self.ring_provisional = false;
+        let bytes = state.encode();
+        if self.store.put_meta(RING_KEY, &bytes).is_err() {
+            self.stats.counters.bad_messages += 1;
+        }
+        let _ = self.gossip.set_app_state(RING_KEY, bytes.clone());
+        let next = state.ring.clone();
+        self.ring_state = state;
+        self.ring_bytes = bytes;
+        self.change_ring(now, next);
+    }
+
+    /// Adopts `next` and pushes the ranges this node must hand over.
+    fn change_ring(&mut self, _now: Millis, next: Ring<NodeId>) {
         let plan = self.ring.transfer_plan(&next);
         let old = std::mem::replace(&mut self.ring, next);
-        self.members = members;
+        self.members = self.ring.nodes().map(|n| n.id).collect();
         let me = self.id;
         for transfer in plan.outgoing(&me) {
             // Strategy 3: every range in the plan is a union of whole partitions.

@@ -84,6 +84,13 @@ pub struct NodeCore<S: Store> {
     rng: SmallRng,
     gossip: Gossip<NodeId, String>,
     ring: Ring<NodeId>,
+    /// The ring with its version and claimant, as persisted and gossiped (see `membership`).
+    ring_state: membership::RingState,
+    /// `ring_state` encoded.
+    ring_bytes: Vec<u8>,
+    /// A joining node's ring before it heard the cluster's: not published, replaced by any ring
+    /// a peer publishes.
+    ring_provisional: bool,
     members: BTreeSet<NodeId>,
     departed: BTreeSet<NodeId>,
     addresses: BTreeMap<NodeId, String>,
@@ -198,9 +205,47 @@ impl<S: Store> NodeCore<S> {
         .map_err(|e| NodeError::Config(e.to_string()))?;
         let _ = gossip.set_status(dynamo_gossip::Status::Up);
 
-        let mut members: BTreeSet<NodeId> = config.initial_members.iter().copied().collect();
-        members.insert(id);
-        let ring = Self::build_ring(&config, &members)?;
+        // The ring this node had (a restart resumes from it), or, for a new node, one built from
+        // the initial members (version 0: any ring a peer publishes replaces it).
+        let ring_state = match store.get_meta(membership::RING_KEY)? {
+            Some(bytes) => {
+                let state = membership::RingState::decode(&bytes)?;
+                let wanted = Self::build_ring(&config, &BTreeSet::from([id]))?;
+                if state.ring.config() != wanted.config() {
+                    return Err(NodeError::Config(format!(
+                        "the stored ring has N={} and {:?}; the configuration asks for N={} and \
+                         {:?}",
+                        state.ring.replicas(),
+                        state.ring.config().strategy,
+                        config.n,
+                        wanted.config().strategy
+                    )));
+                }
+                state
+            }
+            None => {
+                let mut members: BTreeSet<NodeId> =
+                    config.initial_members.iter().copied().collect();
+                members.insert(id);
+                membership::RingState {
+                    version: 0,
+                    claimant: 0,
+                    ring: Self::build_ring(&config, &members)?,
+                }
+            }
+        };
+        // A node that is not among the initial members joins an existing cluster: its own ring
+        // is a guess until it hears the cluster's.
+        let ring_provisional = ring_state.version == 0
+            && !config.initial_members.is_empty()
+            && !config.initial_members.contains(&id);
+        let ring_bytes = ring_state.encode();
+        if !ring_provisional {
+            store.put_meta(membership::RING_KEY, &ring_bytes)?;
+            let _ = gossip.set_app_state(membership::RING_KEY, ring_bytes.clone());
+        }
+        let ring = ring_state.ring.clone();
+        let members: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
         let partitions = config.partitions as usize;
         let mut trees: Vec<Tree> = (0..partitions).map(|_| Tree::new(tree_config())).collect();
         let mut index: Vec<BTreeMap<Key, [u8; 32]>> = vec![BTreeMap::new(); partitions];
@@ -258,6 +303,9 @@ impl<S: Store> NodeCore<S> {
             rng,
             gossip,
             ring,
+            ring_state,
+            ring_bytes,
+            ring_provisional,
             members,
             departed: BTreeSet::new(),
             addresses,
@@ -325,6 +373,12 @@ impl<S: Store> NodeCore<S> {
     /// The current ring.
     pub fn ring(&self) -> &Ring<NodeId> {
         &self.ring
+    }
+
+    /// The current ring's version (bumped by every membership change; 0 for a ring bootstrapped
+    /// from `initial_members`) and the node that made it.
+    pub fn ring_version(&self) -> (u64, NodeId) {
+        (self.ring_state.version, self.ring_state.claimant)
     }
 
     /// Where `peer` listens, as learnt from gossip or the seed list.
@@ -398,6 +452,7 @@ impl<S: Store> NodeCore<S> {
             id: self.id,
             address: self.address.clone(),
             epoch: self.epochs.floor(),
+            ring_version: self.ring_state.version,
             generation: self.generation,
             members,
             ownership: ownership.replica.clone(),
@@ -541,11 +596,8 @@ impl<S: Store> NodeCore<S> {
     /// ranges, then tells the cluster through gossip.
     pub fn leave(&mut self, now: Millis) {
         self.leaving = true;
-        let mut remaining = self.members.clone();
-        remaining.remove(&self.id);
-        if !remaining.is_empty() {
-            self.change_ring(now, remaining);
-        }
+        self.ring_without_me(now);
+        self.drain(now);
         let _ = self.gossip.leave();
         self.drain(now);
     }
@@ -605,6 +657,8 @@ pub struct NodeStatus {
     pub epoch: u64,
     /// Gossip generation.
     pub generation: u64,
+    /// Version of the ring this node uses (nodes that agree on it agree on the ring).
+    pub ring_version: u64,
     /// Ring members.
     pub members: Vec<MemberStatus>,
     /// Share of the key space each member stores (as one of N replicas).

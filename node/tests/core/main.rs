@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 mod causality;
 mod limits;
+mod membership;
 
 use dynamo_node::{
     ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
