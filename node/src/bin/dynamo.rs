@@ -5,7 +5,7 @@
 //! dynamo put cart milk                     # prints the new context
 //! dynamo get cart                          # prints every sibling and the context
 //! dynamo put cart milk,eggs --context <hex>
-//! dynamo status | ring | leave --nodes 127.0.0.1:7003
+//! dynamo status | ring | leave --node 127.0.0.1:7003
 //! dynamo serve --id 1 --listen 0.0.0.0:7001 --data-dir /var/lib/dynamo --secret ... \
 //!              --members 1,2,3 --peer 2=10.0.0.2:7001 --peer 3=10.0.0.3:7001
 //! ```
@@ -85,8 +85,12 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Ask a node (the first of --nodes) to leave the cluster.
+    /// Ask one node to leave the cluster. The node is named explicitly and the request never
+    /// goes to another node, even if that one does not answer.
     Leave {
+        /// The address of the node that leaves.
+        #[arg(long)]
+        node: String,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -114,7 +118,12 @@ struct ConnArgs {
 
 impl ConnArgs {
     fn client(&self) -> Client {
-        let mut config = ClientConfig::new(self.nodes.clone(), self.secret.clone());
+        self.client_of(self.nodes.clone())
+    }
+
+    /// A client of exactly these nodes (one, for an admin command: no failover).
+    fn client_of(&self, nodes: Vec<String>) -> Client {
+        let mut config = ClientConfig::new(nodes, self.secret.clone());
         config.cluster = self.cluster.clone();
         config.timeout = Duration::from_secs(self.timeout);
         Client::new(config)
@@ -559,8 +568,8 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Leave { conn } => {
-            let mut client = conn.client();
+        Command::Leave { node, conn } => {
+            let mut client = conn.client_of(vec![node]);
             client.leave().await?;
             println!(
                 "node at {} is leaving: it hands its ranges over, then stops serving them",
