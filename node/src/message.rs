@@ -221,4 +221,15 @@ pub enum PeerMessage {
     Transfer(dynamo_handoff::TransferBatch<Key, Vec<u8>>),
     /// Acknowledgement of a transfer batch.
     TransferAck(dynamo_handoff::TransferAck<Key>),
+    /// A read this node cannot answer yet: it is a new replica of the key's range and the range
+    /// has not arrived. The coordinator counts it as a failure, not as not-found.
+    ReadRefused {
+        /// The coordinator's request id.
+        req: RequestId,
+    },
+    /// The sender finished handing partition `partition` over to the receiver.
+    TransferDone {
+        /// Partition.
+        partition: u32,
+    },
 }

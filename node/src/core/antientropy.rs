@@ -149,6 +149,10 @@ impl<S: Store> NodeCore<S> {
                         }
                     }
                     Some(Event::Finished(diffs)) => {
+                        // Equal trees with a replica: nothing of the partition is missing here.
+                        if diffs.is_empty() {
+                            self.incoming.remove(&partition);
+                        }
                         if initiator {
                             self.exchange_differences(peer, partition, diffs);
                         }

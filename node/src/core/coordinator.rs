@@ -455,9 +455,13 @@ impl<S: Store> NodeCore<S> {
                         }
                     }
                     if read_locally {
-                        let local = self.held(key);
-                        self.stats.counters.replica_reads += 1;
-                        coord.handle_response(now, &self.id, local);
+                        if self.incoming.contains(&self.partition_of(key)) {
+                            coord.handle_failure(now, &self.id);
+                        } else {
+                            let local = self.held(key);
+                            self.stats.counters.replica_reads += 1;
+                            coord.handle_response(now, &self.id, local);
+                        }
                     }
                     if let Some(outcome) = coord.poll_event() {
                         progressed = true;
@@ -568,6 +572,16 @@ impl<S: Store> NodeCore<S> {
         match self.pending.get_mut(&req) {
             Some(Pending::Get { coord, .. }) => {
                 coord.handle_response(now, &from, s);
+                self.pump(now, req);
+            }
+            _ => self.stats.counters.late_answers += 1,
+        }
+    }
+
+    pub(crate) fn read_refused(&mut self, now: Millis, from: NodeId, req: RequestId) {
+        match self.pending.get_mut(&req) {
+            Some(Pending::Get { coord, .. }) => {
+                coord.handle_failure(now, &from);
                 self.pump(now, req);
             }
             _ => self.stats.counters.late_answers += 1,

@@ -238,6 +238,22 @@ impl<S: Store> NodeCore<S> {
         let old = std::mem::replace(&mut self.ring, next);
         self.members = self.ring.nodes().map(|n| n.id).collect();
         let me = self.id;
+        // Ranges this node now replicates and did not: not readable here until they arrive.
+        let replicas = |ring: &Ring<NodeId>, p: usize| {
+            ring.preference_list_for_range(p)
+                .is_some_and(|l| l.primaries().any(|&n| n == me))
+        };
+        for p in 0..self.ring.range_count() {
+            match (replicas(&old, p), replicas(&self.ring, p)) {
+                (false, true) => {
+                    self.incoming.insert(p);
+                }
+                (_, false) => {
+                    self.incoming.remove(&p);
+                }
+                _ => {}
+            }
+        }
         for transfer in plan.outgoing(&me) {
             // Strategy 3: every range in the plan is a union of whole partitions.
             for p in 0..old.range_count() {
@@ -248,5 +264,6 @@ impl<S: Store> NodeCore<S> {
                 self.start_transfer(p, transfer.to);
             }
         }
+        self.hand_over_foreign();
     }
 }

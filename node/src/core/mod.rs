@@ -104,6 +104,12 @@ pub struct NodeCore<S: Store> {
     hint_keys: BTreeMap<u64, Key>,
     syncs: BTreeMap<u64, SyncRun>,
     transfers: BTreeMap<u64, TransferRun>,
+    /// Transfers whose store read failed, to start again at the next tick.
+    transfer_retry: BTreeSet<(usize, NodeId)>,
+    /// Partitions this node became a replica of and has not received yet: it answers no reads
+    /// for them (so it does not count toward R) until a transfer or an anti-entropy session
+    /// brings them.
+    incoming: BTreeSet<usize>,
     next_sync: Option<Millis>,
     sync_cursor: usize,
     next_session: u64,
@@ -316,6 +322,8 @@ impl<S: Store> NodeCore<S> {
             hint_keys,
             syncs: BTreeMap::new(),
             transfers: BTreeMap::new(),
+            transfer_retry: BTreeSet::new(),
+            incoming: BTreeSet::new(),
             next_sync,
             sync_cursor: 0,
             next_session: 0,
@@ -334,6 +342,7 @@ impl<S: Store> NodeCore<S> {
             stats: NodeStats::default(),
             leaving: false,
         };
+        core.hand_over_foreign();
         core.gossip.handle_timeout(now);
         core.drain(now);
         Ok(core)
@@ -550,6 +559,10 @@ impl<S: Store> NodeCore<S> {
             PeerMessage::Reap { key, clock } => self.reap(&key, &clock),
             PeerMessage::Transfer(batch) => self.receive_transfer(from, batch),
             PeerMessage::TransferAck(ack) => self.transfer_ack(now, from, ack),
+            PeerMessage::ReadRefused { req } => self.read_refused(now, from, req),
+            PeerMessage::TransferDone { partition } => {
+                self.incoming.remove(&(partition as usize));
+            }
         }
         self.drain(now);
     }

@@ -36,6 +36,9 @@ impl<S: Store> NodeCore<S> {
             }
         }
         let p = self.partition_of(key);
+        for run in self.transfers.values_mut().filter(|r| r.partition == p) {
+            run.dirty = true;
+        }
         let digest = siblings_digest(&merged);
         match self.index[p].insert(key.to_vec(), digest) {
             Some(old) => self.trees[p].update(key, &old, &digest),
@@ -129,6 +132,11 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn replica_read(&mut self, from: NodeId, req: RequestId, key: &[u8]) {
+        if self.incoming.contains(&self.partition_of(key)) {
+            self.transmits
+                .push_back((from, PeerMessage::ReadRefused { req }));
+            return;
+        }
         self.stats.counters.replica_reads += 1;
         let siblings = self.held(key);
         self.transmits

@@ -1,7 +1,19 @@
 //! Ownership transfer: when the ring changes, each range this node held moves to its new replicas
-//! through a `dynamo-handoff` [`TransferSession`], in key order, with a checkpoint of the last
-//! acknowledged key so that an interrupted transfer resumes instead of starting over. When a range
-//! is complete and this node is no longer one of its replicas, it drops the range.
+//! through a `dynamo-handoff` [`TransferSession`], in key order, in batches bounded by entries
+//! and bytes, with a checkpoint of the last acknowledged key, persisted, so that a transfer
+//! interrupted by a restart resumes instead of starting over.
+//!
+//! Nothing is dropped early:
+//! - a write that reaches this node for a partition while it streams it marks the run dirty, and a
+//!   dirty run that completes streams the partition again, until one pass sees no write;
+//! - a partition this node no longer replicates is dropped only when every transfer of it has
+//!   completed (every new owner acknowledged every key);
+//! - a store read that fails fails that batch: the transfer starts again at the next tick;
+//! - at start, and after every ring change, a node hands over every partition it holds but no
+//!   longer replicates (a restart in the middle of a transfer resumes it from its checkpoint).
+//!
+//! The receiver tells nothing to the coordinator of reads until it holds a new range (see
+//! `incoming`); the sender's `TransferDone` at the end lifts that.
 
 use dynamo_handoff::{
     Instant, TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
@@ -11,13 +23,20 @@ use dynamo_handoff::{
 use super::digest::{decode_siblings, encode_siblings};
 use super::NodeCore;
 use crate::message::PeerMessage;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::types::{Key, Millis, NodeId};
 
 /// One outgoing transfer.
 pub(crate) struct TransferRun {
     pub(crate) session: TransferSession<NodeId, Key, Vec<u8>>,
     pub(crate) partition: usize,
+    /// A write reached the partition since this pass started.
+    pub(crate) dirty: bool,
+}
+
+/// The store meta name of a transfer's checkpoint.
+fn checkpoint_name(id: TransferId) -> String {
+    format!("transfer-{}", id.0)
 }
 
 impl<S: Store> NodeCore<S> {
@@ -34,7 +53,14 @@ impl<S: Store> NodeCore<S> {
             seed: self.rng_seed_for(id.0),
             ..TransferConfig::default()
         };
-        let mut session = TransferSession::new(config, id, to);
+        // A checkpoint is stored as 1 and the key; an empty value is none.
+        let checkpoint = self
+            .store
+            .get_meta(&checkpoint_name(id))
+            .ok()
+            .flatten()
+            .and_then(|v| v.split_first().map(|(_, key)| key.to_vec()));
+        let mut session = TransferSession::resume(config, id, to, checkpoint);
         if !self.is_up(to) {
             session.peer_down();
         }
@@ -43,8 +69,27 @@ impl<S: Store> NodeCore<S> {
             TransferRun {
                 session,
                 partition: p,
+                dirty: false,
             },
         );
+    }
+
+    /// Starts handing over every partition this node holds keys of but no longer replicates, to
+    /// each of its primaries.
+    pub(crate) fn hand_over_foreign(&mut self) {
+        for p in 0..self.ring.range_count() {
+            if self.index[p].is_empty() || self.replicates(p) {
+                continue;
+            }
+            let owners: Vec<NodeId> = self
+                .ring
+                .preference_list_for_range(p)
+                .map(|l| l.primaries().copied().collect())
+                .unwrap_or_default();
+            for to in owners {
+                self.start_transfer(p, to);
+            }
+        }
     }
 
     fn rng_seed_for(&self, salt: u64) -> u64 {
@@ -55,6 +100,7 @@ impl<S: Store> NodeCore<S> {
         let ids: Vec<u64> = self.transfers.keys().copied().collect();
         for id in ids {
             let mut complete = false;
+            let mut failed = false;
             while let Some(run) = self.transfers.get_mut(&id) {
                 let partition = run.partition;
                 if let Some((to, batch)) = run.session.poll_transmit() {
@@ -67,17 +113,29 @@ impl<S: Store> NodeCore<S> {
                         request,
                         after,
                         max_entries,
-                        ..
-                    }) => {
-                        let (entries, last) = self.read_range(partition, after, max_entries);
-                        if let Some(run) = self.transfers.get_mut(&id) {
-                            if run
-                                .session
-                                .supply(Instant::from_millis(now), request, entries, last)
-                                .is_err()
-                            {
-                                self.stats.counters.bad_messages += 1;
+                        max_bytes,
+                    }) => match self.read_range(partition, after, max_entries, max_bytes) {
+                        Ok((entries, last)) => {
+                            if let Some(run) = self.transfers.get_mut(&id) {
+                                if run
+                                    .session
+                                    .supply(Instant::from_millis(now), request, entries, last)
+                                    .is_err()
+                                {
+                                    self.stats.counters.bad_messages += 1;
+                                }
                             }
+                        }
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    },
+                    Some(TransferEvent::Checkpoint { key }) => {
+                        let name = checkpoint_name(TransferId(id));
+                        let value: Vec<u8> = std::iter::once(1).chain(key).collect();
+                        if self.store.put_meta(&name, &value).is_err() {
+                            self.stats.counters.bad_messages += 1;
                         }
                     }
                     Some(TransferEvent::Complete) => complete = true,
@@ -85,22 +143,46 @@ impl<S: Store> NodeCore<S> {
                     None => break,
                 }
             }
+            if failed {
+                // The store could not be read: this pass stops here (no key is dropped), and
+                // starts again from its checkpoint at the next tick.
+                if let Some(run) = self.transfers.remove(&id) {
+                    self.transfer_retry
+                        .insert((run.partition, *run.session.to()));
+                }
+                continue;
+            }
             if complete {
                 if let Some(run) = self.transfers.remove(&id) {
+                    let to = *run.session.to();
+                    let _ = self.store.put_meta(&checkpoint_name(TransferId(id)), &[]);
+                    if run.dirty {
+                        // Writes arrived while streaming: stream the partition again.
+                        self.start_transfer(run.partition, to);
+                        continue;
+                    }
+                    self.transmits.push_back((
+                        to,
+                        PeerMessage::TransferDone {
+                            partition: run.partition as u32,
+                        },
+                    ));
                     self.drop_partition_if_foreign(run.partition);
                 }
             }
         }
     }
 
-    /// The keys of partition `p` after `after`, in order, at most `max` of them; and whether they
-    /// reach the end of the partition.
+    /// The keys of partition `p` after `after`, in order: at most `max` of them and about
+    /// `max_bytes` (at least one), and whether they reach the end of the partition. A key that
+    /// vanished from the store is skipped; a read that fails fails the batch.
     fn read_range(
         &mut self,
         p: usize,
         after: Option<Key>,
         max: usize,
-    ) -> (Vec<TransferEntry<Key, Vec<u8>>>, bool) {
+        max_bytes: usize,
+    ) -> Result<(Vec<TransferEntry<Key, Vec<u8>>>, bool), StoreError> {
         use std::ops::Bound;
         let lower = match &after {
             Some(k) => Bound::Excluded(k.clone()),
@@ -108,24 +190,24 @@ impl<S: Store> NodeCore<S> {
         };
         let keys: Vec<Key> = self.index[p]
             .range((lower, Bound::Unbounded))
-            .take(max + 1)
             .map(|(k, _)| k.clone())
             .collect();
-        let last = keys.len() <= max;
-        let entries = keys
-            .into_iter()
-            .take(max)
-            .filter_map(|key| {
-                self.local(&key).map(|s| TransferEntry {
-                    payload: encode_siblings(&s),
-                    key,
-                })
-            })
-            .collect::<Vec<_>>();
-        // A key that vanished between the index and the store leaves the batch short; an empty
-        // batch that is not the last is not allowed, so end it here (anti-entropy covers the rest).
-        let last = last || entries.is_empty();
-        (entries, last)
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        let mut rest = keys.into_iter();
+        for key in rest.by_ref() {
+            let Some(siblings) = self.store.get(&key)? else {
+                continue;
+            };
+            let payload = encode_siblings(&siblings);
+            bytes += payload.len() + key.len();
+            entries.push(TransferEntry { payload, key });
+            if entries.len() >= max.max(1) || bytes >= max_bytes {
+                break;
+            }
+        }
+        let last = rest.next().is_none();
+        Ok((entries, last))
     }
 
     /// After a completed transfer: a partition this node no longer replicates is dropped.
@@ -188,6 +270,9 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn transfer_timeouts(&mut self, now: Millis) {
+        for (p, to) in std::mem::take(&mut self.transfer_retry) {
+            self.start_transfer(p, to);
+        }
         for run in self.transfers.values_mut() {
             if run
                 .session

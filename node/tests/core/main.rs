@@ -18,6 +18,10 @@ struct Cluster {
     now: u64,
     replies: BTreeMap<u64, ClientReply>,
     next_req: u64,
+    /// Ownership-transfer batches are lost on the way (and `TransferDone` too).
+    drop_transfers: bool,
+    /// The largest transfer batch seen, in payload and key bytes.
+    largest_transfer: usize,
 }
 
 impl Cluster {
@@ -44,6 +48,8 @@ impl Cluster {
             now: 1,
             replies: BTreeMap::new(),
             next_req: 1,
+            drop_transfers: false,
+            largest_transfer: 0,
         }
     }
 
@@ -62,6 +68,22 @@ impl Cluster {
             let Some((from, to, msg)) = queue.pop_front() else {
                 break;
             };
+            if let PeerMessage::Transfer(batch) = &msg {
+                let bytes = batch
+                    .entries
+                    .iter()
+                    .map(|e| e.key.len() + e.payload.len())
+                    .sum();
+                self.largest_transfer = self.largest_transfer.max(bytes);
+            }
+            if self.drop_transfers
+                && matches!(
+                    msg,
+                    PeerMessage::Transfer(_) | PeerMessage::TransferDone { .. }
+                )
+            {
+                continue;
+            }
             if self.down.contains(&to) || self.down.contains(&from) {
                 if let Some(n) = self.nodes.get_mut(&from) {
                     n.undelivered(self.now, to, msg);

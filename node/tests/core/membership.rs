@@ -83,3 +83,82 @@ fn a_node_restarted_with_a_stale_member_list_adopts_the_clusters_ring() {
         assert_eq!(node.ring_version(), c.nodes[&3].ring_version(), "node {id}");
     }
 }
+
+/// Joins node 5 to a 4-node cluster holding `keys` keys of `value_len` bytes; returns the cluster.
+fn grown(keys: usize, value_len: usize, drop_transfers: bool) -> Cluster {
+    let config = NodeConfig {
+        sync_interval: None,
+        partitions: 8,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(4, config);
+    c.advance(500);
+    let value = "v".repeat(value_len);
+    for i in 0..keys {
+        c.put(1, &format!("key-{i}"), &value, vec![]);
+    }
+    c.drop_transfers = drop_transfers;
+    let config = c.nodes[&1].config().clone();
+    let newcomer =
+        NodeCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+    c.nodes.insert(5, newcomer);
+    c.advance(10_000);
+    assert!(c.nodes[&1].ring().contains(&5));
+    c
+}
+
+/// A new replica answers no read of a range that has not arrived: with R = 1 through it, the
+/// value still comes back (from an old replica), not "not found".
+#[test]
+fn a_joining_node_does_not_count_toward_r_before_its_ranges_arrive() {
+    let mut c = grown(60, 8, true);
+    let ring = c.nodes[&5].ring().clone();
+    let mut checked = 0;
+    for i in 0..60 {
+        let key = format!("key-{i}");
+        if !ring
+            .preference_list(key.as_bytes())
+            .primaries()
+            .any(|&n| n == 5)
+        {
+            continue;
+        }
+        let reply = c.request(
+            5,
+            dynamo_node::ClientRequest::Get {
+                key: key.clone().into_bytes(),
+                options: dynamo_node::RequestOptions {
+                    r: Some(1),
+                    ..Default::default()
+                },
+            },
+        );
+        match reply {
+            dynamo_node::ClientReply::Got { values, .. } => {
+                assert_eq!(
+                    values.len(),
+                    1,
+                    "{key}: an acknowledged write read as absent"
+                )
+            }
+            other => panic!("{key}: {other:?}"),
+        }
+        checked += 1;
+    }
+    assert!(checked > 0);
+}
+
+/// Transfer batches are bounded by bytes: with 64 KiB values, no batch carries much more than
+/// the session's 1 MiB budget (512 such entries would be 32 MiB, past any frame limit).
+#[test]
+fn transfer_batches_are_bounded_by_bytes() {
+    // 8 partitions: about 25 keys of 64 KiB each, 1.6 MiB, more than one batch.
+    let c = grown(200, 64 << 10, false);
+    assert!(c.largest_transfer > 0);
+    assert!(
+        c.largest_transfer <= (1 << 20) + (70 << 10),
+        "a batch of {} bytes",
+        c.largest_transfer
+    );
+    assert!(c.nodes[&5].store().len() > 0);
+}
