@@ -75,12 +75,23 @@ pub(crate) enum Input {
 }
 
 /// How to run a node.
-#[derive(Debug, Clone)]
+///
+/// Not `Clone`: it may own a bound [`listener`](RuntimeConfig::listener).
+#[derive(Debug)]
 pub struct RuntimeConfig {
     /// The node's id.
     pub id: NodeId,
-    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    /// Address to listen on (`127.0.0.1:0` picks a free port). Ignored when
+    /// [`listener`](RuntimeConfig::listener) is given.
     pub listen: String,
+    /// A listener already bound, which the node accepts on instead of binding `listen`.
+    ///
+    /// Binding first lets the caller know every node's address before any node starts, without
+    /// releasing the port in between (a released port can be taken by anyone): tests bind all
+    /// their listeners on `127.0.0.1:0`, write the addresses into the seed lists, then hand each
+    /// listener to its node. Connections made to it before the node starts wait in its backlog.
+    /// Default `None`.
+    pub listener: Option<std::net::TcpListener>,
     /// Address other nodes reach this one at (default: the address actually bound).
     pub advertise: Option<String>,
     /// The core's configuration (cluster name, N/R/W, seeds, initial members...).
@@ -105,6 +116,7 @@ impl RuntimeConfig {
         RuntimeConfig {
             id,
             listen: "127.0.0.1:0".into(),
+            listener: None,
             advertise: None,
             node,
             secret: secret.into(),
@@ -239,22 +251,31 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the store, binds the listener and starts the node's tasks. Must be called inside a
-    /// tokio runtime.
-    pub async fn start(config: RuntimeConfig) -> Result<Node, RuntimeError> {
+    /// Opens the store, binds the listener (or takes [`RuntimeConfig::listener`]) and starts the
+    /// node's tasks. Must be called inside a tokio runtime.
+    pub async fn start(mut config: RuntimeConfig) -> Result<Node, RuntimeError> {
         let store = match &config.data_dir {
             Some(dir) => AnyStore::Redb(Box::new(RedbStore::open(dir, config.durability)?)),
             None => AnyStore::Memory(MemoryStore::new()),
         };
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| RuntimeError::Bind {
-                    address: config.listen.clone(),
-                    source,
-                })?;
+        let (listener, wanted) = match config.listener.take() {
+            Some(listener) => {
+                let wanted = listener
+                    .local_addr()
+                    .map_or_else(|_| "a given listener".into(), |a| a.to_string());
+                (adopt(listener), wanted)
+            }
+            None => (
+                TcpListener::bind(&config.listen).await,
+                config.listen.clone(),
+            ),
+        };
+        let listener = listener.map_err(|source| RuntimeError::Bind {
+            address: wanted.clone(),
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| RuntimeError::Bind {
-            address: config.listen.clone(),
+            address: wanted,
             source,
         })?;
         let address = config.advertise.clone().unwrap_or_else(|| addr.to_string());
@@ -348,6 +369,12 @@ impl Node {
             let _ = d.await;
         }
     }
+}
+
+/// A listener bound elsewhere, made ready for tokio (which needs it non-blocking).
+fn adopt(listener: std::net::TcpListener) -> std::io::Result<TcpListener> {
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
 }
 
 fn flatten(

@@ -172,7 +172,7 @@ async fn client_with_wrong_secret_is_refused() {
     let spec = Spec::new(1, None);
     let node = spec.start(1).await;
     let mut config = ClientConfig::new(vec![spec.address(1)], "wrong");
-    config.timeout = std::time::Duration::from_secs(3);
+    config.timeout = crate::CLIENT_TIMEOUT;
     let mut client = dynamo_node::client::Client::new(config);
     match client.get(b"k").await {
         Err(Error::Refused { source, .. }) => {

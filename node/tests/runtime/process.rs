@@ -6,21 +6,22 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::{check_stores, eventually, replicas_of, wait_up, Spec, SECRET};
+use crate::{check_stores, eventually, replicas_of, wait_up, Spec, REQUEST_TIMEOUT_MS, SECRET};
 use dynamo_node::NodeId;
 
 fn spawn(spec: &Spec, dir: &Path, id: NodeId) -> Child {
-    let n = spec.ports.len() as u64;
+    let n = spec.len() as u64;
     let peers: Vec<String> = (1..=n)
         .map(|p| format!("[{p}, \"{}\"]", spec.address(p)))
         .collect();
     let config = format!(
         "id = {id}\nlisten = \"{}\"\ndata_dir = \"{}\"\n\n[node]\ninitial_members = [{}]\nseeds = [{}]\n\
-         gossip_interval = 200\nhandoff_interval = 200\nsync_interval = 200\n",
+         gossip_interval = 200\nhandoff_interval = 200\nsync_interval = 200\nrequest_timeout = {}\n",
         spec.address(id),
         dir.join(format!("node-{id}")).display(),
         (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
         peers.join(", "),
+        REQUEST_TIMEOUT_MS,
     );
     let file = dir.join(format!("node-{id}.toml"));
     std::fs::write(&file, config).unwrap();
@@ -40,7 +41,7 @@ fn spawn(spec: &Spec, dir: &Path, id: NodeId) -> Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_writes_then_restart_converges() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = Spec::new(4, Some(tmp.path()));
+    let spec = Spec::processes(4, Some(tmp.path()));
     let mut children: Vec<Child> = (1..=4).map(|id| spawn(&spec, tmp.path(), id)).collect();
     wait_up(&spec).await;
 
