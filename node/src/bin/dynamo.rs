@@ -80,6 +80,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every node's view side by side: ring version, members, transfers running and ranges
+    /// awaiting data. Exits non-zero when the nodes do not agree or a node does not answer.
+    Members {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// The ring as a node sees it: ranges and their replicas.
     Ring {
         #[command(flatten)]
@@ -497,6 +503,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("context: {}", hex(&ctx));
             Ok(())
         }
+        Command::Members { conn } => members(&conn).await,
         Command::Status { conn, json } => {
             let mut client = conn.client();
             let s = client.status().await?;
@@ -577,6 +584,56 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// `dynamo members`: asks each node of `--nodes` for its own view (no failover: a node that does
+/// not answer is reported as such).
+async fn members(conn: &ConnArgs) -> Result<()> {
+    let mut views = Vec::new();
+    for address in &conn.nodes {
+        let mut client = conn.client_of(vec![address.clone()]);
+        views.push((address.clone(), client.status().await));
+    }
+    println!(
+        "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
+        "address", "id", "ring v", "members (up)", "transfers", "awaiting"
+    );
+    let mut rings = std::collections::BTreeSet::new();
+    let mut answered = 0;
+    for (address, view) in &views {
+        match view {
+            Ok(s) => {
+                answered += 1;
+                let members: Vec<String> = s
+                    .members
+                    .iter()
+                    .map(|m| format!("{}{}", m.id, if m.up { "" } else { "(down)" }))
+                    .collect();
+                let ids: Vec<u64> = s.members.iter().map(|m| m.id).collect();
+                rings.insert((s.ring_version, ids));
+                println!(
+                    "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
+                    address,
+                    s.id,
+                    s.ring_version,
+                    members.join(","),
+                    s.transfers_running,
+                    s.partitions_incoming
+                );
+            }
+            Err(e) => println!("{address:<22} no answer: {e}"),
+        }
+    }
+    if answered == views.len() && rings.len() == 1 {
+        println!("all {answered} nodes agree on the ring");
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "the nodes do not agree: {} ring views among {answered} of {} nodes",
+            rings.len(),
+            views.len()
+        )
     }
 }
 

@@ -471,6 +471,8 @@ impl<S: Store> NodeCore<S> {
             keys: self.index.iter().map(BTreeMap::len).sum(),
             hints_pending: self.hints.len(),
             sync_sessions_running: self.syncs.len(),
+            transfers_running: self.transfers.len(),
+            partitions_incoming: self.incoming.len(),
             requests_in_flight: self.pending.len(),
             counters: self.stats.counters.clone(),
             get_latency: LatencySummary::of(&self.stats.get_latency),
@@ -671,6 +673,7 @@ pub struct NodeStatus {
     /// Gossip generation.
     pub generation: u64,
     /// Version of the ring this node uses (nodes that agree on it agree on the ring).
+    #[serde(default)]
     pub ring_version: u64,
     /// Ring members.
     pub members: Vec<MemberStatus>,
@@ -684,6 +687,12 @@ pub struct NodeStatus {
     pub hints_pending: usize,
     /// Anti-entropy sessions running.
     pub sync_sessions_running: usize,
+    /// Outgoing ownership transfers running (partition, receiver).
+    #[serde(default)]
+    pub transfers_running: usize,
+    /// Partitions this node became a replica of and has not received yet.
+    #[serde(default)]
+    pub partitions_incoming: usize,
     /// Client requests being coordinated.
     pub requests_in_flight: usize,
     /// Counters.
