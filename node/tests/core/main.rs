@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 mod causality;
+mod damage;
 
 use dynamo_node::{
     ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
