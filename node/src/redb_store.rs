@@ -217,7 +217,12 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if QUIET.with(Cell::get) {
-                CAUGHT.with(|c| *c.borrow_mut() = Some(info.to_string().replace('\n', " ")));
+                let message = payload_message(info.payload());
+                let caught = match info.location() {
+                    Some(at) => format!("{message}, at {}:{}", short_path(at.file()), at.line()),
+                    None => message,
+                };
+                CAUGHT.with(|c| *c.borrow_mut() = Some(caught));
             } else {
                 previous(info);
             }
@@ -229,10 +234,27 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     result.map_err(|payload| {
         CAUGHT
             .with(|c| c.borrow_mut().take())
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into())
+            .unwrap_or_else(|| payload_message(payload.as_ref()))
     })
+}
+
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// A source path from the crate's directory on (`redb-2.6.4/src/...`), not the registry's.
+fn short_path(file: &str) -> &str {
+    match file.find("/src/index.crates.io-") {
+        Some(i) => file[i + "/src/".len()..]
+            .split_once('/')
+            .map(|(_, rest)| rest)
+            .unwrap_or(file),
+        None => file,
+    }
 }
 
 /// What the manifest says (a TOML file).
@@ -418,8 +440,8 @@ impl RedbStore {
         });
         let opened = catch_panic(|| builder.create(path)).map_err(|panic| {
             StoreError::Corrupt(format!(
-                "{}: cannot open the database: redb failed on it ({panic}); the file is \
-                 damaged or truncated. {}",
+                "{}: cannot open the database, the file is damaged or truncated (redb: \
+                 {panic}). {}",
                 path.display(),
                 capitalized(REBUILD)
             ))
@@ -1597,7 +1619,13 @@ mod tests {
             Ok(Ok(_)) => panic!("a truncated database opened"),
             Ok(Err(e)) => e,
         };
-        assert!(err.to_string().contains(DB_FILE), "{err}");
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{msg}");
+        assert!(msg.contains(DB_FILE) && msg.contains("truncated"), "{msg}");
+        assert!(
+            msg.contains("redb-2") && msg.contains("page_manager.rs"),
+            "where redb gave up: {msg}"
+        );
     }
 
     #[test]

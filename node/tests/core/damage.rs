@@ -192,7 +192,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
     net.advance(5_000);
     let store = net.nodes[&2].store();
     assert!(
-        !store.rotten.contains(&b"k".to_vec()),
+        !store.rotten.contains(b"k".as_slice()),
         "node 2's damaged copy was never replaced"
     );
     let values: Vec<Vec<u8>> = store

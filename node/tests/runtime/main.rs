@@ -3,6 +3,7 @@
 mod bad_input;
 mod cluster;
 mod join;
+mod storage;
 
 mod process;
 
