@@ -380,7 +380,7 @@ impl RedbStore {
                 )));
             }
         }
-        let (db, rolled_back) = Self::open_db(&path)?;
+        let (db, rolled_back) = Self::open_db(&path, durability)?;
         let mut store = RedbStore {
             db: Some(db),
             path,
@@ -411,18 +411,25 @@ impl RedbStore {
 
     /// Opens the file with redb, with redb's panics caught. Logs a recovery after a crash, and
     /// says whether it rolled back a commit.
-    fn open_db(path: &Path) -> Result<(Database, bool), StoreError> {
+    fn open_db(path: &Path, durability: Durability) -> Result<(Database, bool), StoreError> {
         let started = Arc::new(AtomicBool::new(false));
         let rolled_back = Arc::new(AtomicBool::new(false));
         let (seen, rolling) = (started.clone(), rolled_back.clone());
         let shown = path.display().to_string();
         let mut builder = Database::builder();
+        let lost = match durability {
+            Durability::Durable => "every acknowledged write was fsynced and is kept",
+            Durability::Buffered { .. } => {
+                "flushes are buffered: writes after the last fsync may be lost (the replicas \
+                 refill them; actor epochs used before are retired)"
+            }
+        };
         builder.set_repair_callback(move |session| {
             if !seen.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     path = %shown,
                     "the database was not shut down cleanly: redb is checking it and recovering \
-                     its last complete commit"
+                     its last complete commit; {lost}"
                 );
             }
             // redb reports progress 0.3 only when the newest commit fails its checksums and it
