@@ -412,9 +412,9 @@ impl RedbStore {
     /// Opens the file with redb, with redb's panics caught. Logs a recovery after a crash, and
     /// says whether it rolled back a commit.
     fn open_db(path: &Path, durability: Durability) -> Result<(Database, bool), StoreError> {
-        let started = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicBool::new(false));
         let rolled_back = Arc::new(AtomicBool::new(false));
-        let (seen, rolling) = (started.clone(), rolled_back.clone());
+        let rolling = rolled_back.clone();
         let shown = path.display().to_string();
         let mut builder = Database::builder();
         let lost = match durability {
@@ -458,11 +458,15 @@ impl RedbStore {
                 "{}: the database is already open (is another node using this data directory?)",
                 path.display()
             )),
-            redb::DatabaseError::Storage(redb::StorageError::Io(e)) => {
+            redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                if e.kind() != std::io::ErrorKind::UnexpectedEof =>
+            {
                 io(&format!("{}: cannot open the database", path.display()), e)
             }
+            // A read past the end of the file: it is shorter than redb's structures say.
             other => StoreError::Corrupt(format!(
-                "{}: cannot open the database: {other}. {}",
+                "{}: cannot open the database, the file is damaged, truncated or not a database \
+                 of this program (redb: {other}). {}",
                 path.display(),
                 capitalized(REBUILD)
             )),
