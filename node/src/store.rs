@@ -15,7 +15,10 @@ pub enum StoreError {
     /// The storage medium failed (I/O error, disk full).
     #[error("storage I/O error: {0}")]
     Io(String),
-    /// Stored bytes could not be decoded: the data directory is damaged.
+    /// The data directory is damaged beyond what the store can set aside: the database file
+    /// cannot be opened (truncated, another file), is missing or empty while the directory says
+    /// it held data, or a metadata value fails its checksum. The message names the path and
+    /// what to do.
     #[error("corrupt storage: {0}")]
     Corrupt(String),
 }
@@ -24,20 +27,25 @@ pub enum StoreError {
 /// node's identity, epoch and generation).
 pub trait Store {
     /// The versions of `key`, if any.
+    ///
+    /// A store that checksums its records answers `Ok(None)` for a damaged one (and logs and
+    /// counts it): a damaged copy is a missing copy, which read repair and anti-entropy refill
+    /// from the other replicas. An error means the store itself failed.
     fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError>;
     /// Replaces the versions of `key`.
     fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError>;
     /// Removes `key`.
     fn remove(&mut self, key: &[u8]) -> Result<(), StoreError>;
-    /// Every key with its versions, for rebuilding indexes at start.
+    /// Every key with its versions, for rebuilding indexes at start. Damaged records are
+    /// skipped, as [`get`](Store::get) treats them as missing.
     fn scan(&self, visit: &mut dyn FnMut(&[u8], &Sibs)) -> Result<(), StoreError>;
     /// Stores a hint record (already encoded) under its id.
     fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError>;
     /// Removes a hint record.
     fn remove_hint(&mut self, id: u64) -> Result<(), StoreError>;
-    /// Every hint record.
+    /// Every hint record (damaged ones skipped).
     fn hints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
-    /// A metadata value.
+    /// A metadata value. A damaged one is an error: metadata has no replica to refill it.
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Sets a metadata value.
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
@@ -45,7 +53,8 @@ pub trait Store {
     fn flush(&mut self) -> Result<(), StoreError>;
     /// Whether every [`flush`](Store::flush) survives a crash. A store that answers `false` may
     /// lose flushed writes in a crash, so a node restarting on it cannot trust its own counters
-    /// and retires every actor epoch it used before (see the `core` module docs).
+    /// and retires every actor epoch it used before (see the `core` module docs). A store that
+    /// found at open that flushed writes were rolled back (a damaged file) answers `false` too.
     fn is_durable(&self) -> bool {
         true
     }

@@ -50,6 +50,16 @@ impl<S: Store> NodeCore<S> {
     /// The stored versions of `key`, with a storage error counted and treated as not found.
     pub(crate) fn local(&mut self, key: &[u8]) -> Option<Sibs> {
         match self.store.get(key) {
+            Ok(None) => {
+                // Indexed but gone: the store found the record damaged. Out of the Merkle tree
+                // too, so that anti-entropy sees the gap and refills it from the replicas.
+                let p = self.partition_of(key);
+                if let Some(digest) = self.index[p].remove(key) {
+                    self.trees[p].remove(key, &digest);
+                    self.tombstones.remove(key);
+                }
+                None
+            }
             Ok(s) => s,
             Err(_) => {
                 self.stats.counters.bad_messages += 1;

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 mod causality;
+mod damage;
 mod limits;
 mod membership;
 

@@ -9,6 +9,7 @@ mod bad_input;
 mod cluster;
 mod join;
 mod leave;
+mod storage;
 
 mod process;
 
