@@ -150,10 +150,10 @@ fn truncate(file: &Path, fraction: f64) {
 
 /// Runs `dynamo serve` on `dir` and returns its exit code and stderr (it must exit by itself).
 async fn serve(dir: &Path) -> (Option<i32>, String) {
-    let port = crate::free_ports(1)[0];
+    let addr = crate::private_loopback(1)[0];
     let config = format!(
-        "id = 1\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[node]\n\
-         initial_members = [1]\nseeds = [[1, \"127.0.0.1:{port}\"]]\n",
+        "id = 1\nlisten = \"{addr}\"\ndata_dir = \"{}\"\n\n[node]\n\
+         initial_members = [1]\nseeds = [[1, \"{addr}\"]]\n",
         dir.display()
     );
     let file = dir.with_extension("toml");
