@@ -137,9 +137,9 @@ impl<S: Store> NodeCore<S> {
                 self.stats.counters.bad_messages += 1;
                 continue;
             };
-            if !newer(&candidate, bytes, cur, cur_bytes)
-                && !(self.ring_provisional && best.is_none())
-            {
+            // A provisional ring gives way to the first ring heard, whatever its order.
+            let first_heard = self.ring_provisional && best.is_none();
+            if !first_heard && !newer(&candidate, bytes, cur, cur_bytes) {
                 continue;
             }
             if candidate.ring.config() != self.ring_state.ring.config() {

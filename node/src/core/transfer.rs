@@ -34,6 +34,9 @@ pub(crate) struct TransferRun {
     pub(crate) dirty: bool,
 }
 
+/// A batch read from the store, and whether it reaches the end of the partition.
+type Batch = (Vec<TransferEntry<Key, Vec<u8>>>, bool);
+
 /// The store meta name of a transfer's checkpoint.
 fn checkpoint_name(id: TransferId) -> String {
     format!("transfer-{}", id.0)
@@ -182,7 +185,7 @@ impl<S: Store> NodeCore<S> {
         after: Option<Key>,
         max: usize,
         max_bytes: usize,
-    ) -> Result<(Vec<TransferEntry<Key, Vec<u8>>>, bool), StoreError> {
+    ) -> Result<Batch, StoreError> {
         use std::ops::Bound;
         let lower = match &after {
             Some(k) => Bound::Excluded(k.clone()),

@@ -43,7 +43,7 @@ fn a_join_moves_what_the_ring_crates_join_moves_and_every_node_agrees() {
     }
     let moved = copies_moved(&before, &after);
     let least = copies_moved(&before, &minimal);
-    let rebuilt = Ring::new(before.config().clone(), (1..=9).map(NodeSpec::new)).expect("ring");
+    let rebuilt = Ring::new(*before.config(), (1..=9).map(NodeSpec::new)).expect("ring");
     println!(
         "8 -> 9 nodes: {moved} replica copies moved; Ring::join moves {least}; a rebuilt ring {}",
         copies_moved(&before, &rebuilt)
@@ -160,5 +160,5 @@ fn transfer_batches_are_bounded_by_bytes() {
         "a batch of {} bytes",
         c.largest_transfer
     );
-    assert!(c.nodes[&5].store().len() > 0);
+    assert!(!c.nodes[&5].store().is_empty());
 }
