@@ -137,6 +137,7 @@ impl<S: Store> NodeCore<S> {
                 self.stats.counters.bad_messages += 1;
                 continue;
             };
+            self.ring_heard = true;
             // A provisional ring gives way to the first ring heard, whatever its order.
             let first_heard = self.ring_provisional && best.is_none();
             if !first_heard && !newer(&candidate, bytes, cur, cur_bytes) {
@@ -174,7 +175,11 @@ impl<S: Store> NodeCore<S> {
             })
             .map(|(id, _)| *id)
             .collect();
-        if self.ring_provisional || (leavers.is_empty() && joiners.is_empty()) {
+        let alone = in_ring.len() == 1;
+        if self.ring_provisional
+            || !(self.ring_heard || alone)
+            || (leavers.is_empty() && joiners.is_empty())
+        {
             return;
         }
         let claimant = in_ring

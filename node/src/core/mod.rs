@@ -91,6 +91,9 @@ pub struct NodeCore<S: Store> {
     /// A joining node's ring before it heard the cluster's: not published, replaced by any ring
     /// a peer publishes.
     ring_provisional: bool,
+    /// Whether a peer's ring was heard since start: a node restarted with a stale ring makes no
+    /// membership change before it has compared its ring with the cluster's.
+    ring_heard: bool,
     members: BTreeSet<NodeId>,
     departed: BTreeSet<NodeId>,
     addresses: BTreeMap<NodeId, String>,
@@ -312,6 +315,7 @@ impl<S: Store> NodeCore<S> {
             ring_state,
             ring_bytes,
             ring_provisional,
+            ring_heard: false,
             members,
             departed: BTreeSet::new(),
             addresses,
@@ -611,10 +615,25 @@ impl<S: Store> NodeCore<S> {
     /// ranges, then tells the cluster through gossip.
     pub fn leave(&mut self, now: Millis) {
         self.leaving = true;
+        // Leaving, not yet left: the node stays in every view (so its ring without itself
+        // spreads, and its transfers go on) until it has handed every range over.
+        let _ = self.gossip.set_status(dynamo_gossip::Status::Leaving);
         self.ring_without_me(now);
         self.drain(now);
-        let _ = self.gossip.leave();
+        self.announce_left_when_done();
         self.drain(now);
+    }
+
+    /// A leaving node that holds nothing more to hand over announces that it left.
+    fn announce_left_when_done(&mut self) {
+        if self.leaving
+            && self.transfers.is_empty()
+            && self.transfer_retry.is_empty()
+            && !self.ring.contains(&self.id)
+            && self.gossip.local_state().status() != dynamo_gossip::Status::Left
+        {
+            let _ = self.gossip.leave();
+        }
     }
 
     /// Moves every output of the sub-machines into the node's queues and applies their events.
@@ -624,6 +643,10 @@ impl<S: Store> NodeCore<S> {
         self.drain_hints(now);
         self.drain_syncs(now);
         self.drain_transfers(now);
+        if self.leaving {
+            self.announce_left_when_done();
+            self.drain_gossip(now);
+        }
     }
 
     fn next_request_id(&mut self) -> RequestId {

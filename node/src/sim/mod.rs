@@ -188,6 +188,8 @@ pub struct Sim {
     /// Nodes running, for clients to pick from (O(1) choice).
     up: Vec<NodeId>,
     members: Vec<NodeId>,
+    /// The member list the cluster was created with (what a restarted node is configured with).
+    initial: Vec<NodeId>,
     clients: Vec<Client>,
     clients_running: bool,
     picker: Picker,
@@ -230,6 +232,7 @@ impl Sim {
             slots: Vec::with_capacity(n),
             up: Vec::with_capacity(n),
             members: (0..n as NodeId).collect(),
+            initial: (0..n as NodeId).collect(),
             clients: (0..config.workload.clients)
                 .map(|_| Client::default())
                 .collect(),
@@ -374,14 +377,19 @@ impl Sim {
         }
     }
 
-    /// Restarts a crashed node (from its kept store, or empty).
+    /// Restarts a crashed node (from its kept store, or empty) with the configuration it was
+    /// first started with, as an operator reruns the same command: its member list may be stale
+    /// (nodes joined or left since), and the node must catch up from the store and from gossip.
     ///
     /// # Errors
     ///
     /// Unknown or running node, or the core refused to start.
     pub fn restart(&mut self, id: NodeId) -> Result<(), SimError> {
         self.stats.restarts += 1;
-        let members = self.members.clone();
+        let mut members = self.initial.clone();
+        if !members.contains(&id) {
+            members.push(id);
+        }
         self.start_node(id, members)
     }
 

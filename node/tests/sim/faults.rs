@@ -1,6 +1,8 @@
 //! Many seeds, random faults (drops up to 30%, delays, reordering, duplication, partitions,
-//! crashes and restarts), then heal and settle: no acknowledged write lost, no delete undone,
-//! replicas converged.
+//! crashes and restarts with the configuration the node was first started with), membership
+//! changes (joins and graceful leaves), with `SIM_REAP=1` tombstones reaped after a short grace
+//! period, then heal
+//! and settle: no acknowledged write lost, no superseded value back, replicas converged.
 //!
 //! A failing seed is replayed with `SIM_SEED=<seed> cargo test -p dynamo-node --test sim replay
 //! -- --nocapture`. `SIM_SEEDS=<n>` changes how many seeds each of the two sweeps runs.
@@ -15,6 +17,16 @@ use rand::{Rng, SeedableRng};
 
 /// Client operations per seed.
 const OPS: usize = 300;
+
+/// Membership changes (joins, leaves) per seed at most.
+const MAX_CHANGES: usize = 2;
+
+/// Whether the tombstone reaper runs with a short grace period (2-10 s): `SIM_REAP=1`. Off by
+/// default: with it, seeds 1006, 1055, 2037 and 2053 lose or bring back values (an open defect
+/// of the reaper, see the issue notes).
+fn reap() -> bool {
+    std::env::var("SIM_REAP").is_ok_and(|v| v == "1")
+}
 
 /// The faulty link of one seed.
 fn faulty_link(rng: &mut SmallRng) -> LinkConfig {
@@ -52,6 +64,8 @@ fn config(seed: u64, rng: &mut SmallRng) -> SimConfig {
             gossip_interval: 200,
             sync_interval: Some(150),
             handoff_interval: 200,
+            // Short enough to reap during a run; hints live at most half of it.
+            tombstone_grace: Some(rng.gen_range(2_000..10_000)).filter(|_| reap()),
             ..NodeConfig::default()
         },
         link: faulty_link(rng),
@@ -126,9 +140,10 @@ fn faults(sim: &mut Sim, cfg: &SimConfig, rng: &mut SmallRng) -> Result<String, 
     // One node at most loses its disk: with N = 3 and W = 2, two lost disks can lose an
     // acknowledged write legitimately.
     let mut disk_lost = false;
+    let mut changes = 0;
     let phases = 6;
     for _ in 0..phases {
-        match rng.gen_range(0..6) {
+        match rng.gen_range(0..8) {
             0 | 1 if crashed.len() + 1 < nodes as usize / 2 + 1 => {
                 let victim = rng.gen_range(0..nodes);
                 if !crashed.contains(&victim) {
@@ -149,6 +164,23 @@ fn faults(sim: &mut Sim, cfg: &SimConfig, rng: &mut SmallRng) -> Result<String, 
                 sim.heal();
                 for n in crashed.drain(..) {
                     sim.restart(n).map_err(|e| e.to_string())?;
+                }
+            }
+            // At most two membership changes per seed, never below N + 1 running members.
+            6 if changes < MAX_CHANGES => {
+                sim.add_node().map_err(|e| e.to_string())?;
+                changes += 1;
+            }
+            7 if changes < MAX_CHANGES => {
+                let running: Vec<NodeId> = sim
+                    .running()
+                    .into_iter()
+                    .filter(|n| !crashed.contains(n))
+                    .collect();
+                if running.len() > cfg.node.n + 1 + crashed.len() {
+                    let leaver = running[rng.gen_range(0..running.len())];
+                    sim.leave(leaver);
+                    changes += 1;
                 }
             }
             _ => {}
@@ -253,6 +285,15 @@ fn replay() {
                 .collect();
             for key in keys {
                 dump_key(&sim, key);
+            }
+            for id in sim.running() {
+                if let Some(core) = sim.node(id) {
+                    let members: Vec<NodeId> = core.ring().nodes().map(|n| n.id).collect();
+                    println!(
+                        "node {id}: ring {:?} members {members:?}",
+                        core.ring_version()
+                    );
+                }
             }
             panic!("seed {seed}: {e}")
         }
