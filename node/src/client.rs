@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use crate::core::NodeStatus;
 use crate::message::{ClientError, ClientReply, ClientRequest, RequestOptions};
 use crate::runtime::frame::{
-    framed, recv, send, AdminReply, AdminRequest, Conn, Frame, FrameError, RangeInfo, Role,
-    DEFAULT_MAX_FRAME,
+    excerpt, handshake_conn, AdminReply, AdminRequest, ClientFrame, Conn, FrameError, NodeFrame,
+    RangeInfo, Role, DEFAULT_MAX_FRAME,
 };
 use crate::runtime::handshake::{connect, Credentials, HandshakeError};
 use crate::types::{NodeId, Value};
@@ -279,31 +279,35 @@ impl Client {
 
     async fn request(&mut self, request: ClientRequest) -> Result<ClientReply, Error> {
         let reply = self
-            .call(|id| Frame::Request {
+            .call(|id| ClientFrame::Request {
                 id,
                 request: request.clone(),
             })
             .await?;
         match reply {
-            Frame::Reply {
+            NodeFrame::Reply {
                 reply: ClientReply::Failed(e),
                 ..
             } => Err(Error::Failed(e)),
-            Frame::Reply { reply, .. } => Ok(reply),
-            other => Err(Error::Protocol(format!("unexpected frame {other:?}"))),
+            NodeFrame::Reply { reply, .. } => Ok(reply),
+            other => Err(Error::Protocol(excerpt(&format!(
+                "unexpected frame {other:?}"
+            )))),
         }
     }
 
     async fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, Error> {
         match self
-            .call(|id| Frame::Admin {
+            .call(|id| ClientFrame::Admin {
                 id,
                 request: request.clone(),
             })
             .await?
         {
-            Frame::AdminReply { reply, .. } => Ok(reply),
-            other => Err(Error::Protocol(format!("unexpected frame {other:?}"))),
+            NodeFrame::AdminReply { reply, .. } => Ok(reply),
+            other => Err(Error::Protocol(excerpt(&format!(
+                "unexpected frame {other:?}"
+            )))),
         }
     }
 
@@ -337,9 +341,12 @@ impl Client {
                 .await
                 .map_err(|e| Attempt::Next(format!("connect: {e}")))?;
             let _ = stream.set_nodelay(true);
-            let mut conn = framed(stream, max_frame);
+            let mut conn = handshake_conn(stream);
             match connect(&mut conn, &creds, Role::Client, None).await {
-                Ok(_) => Ok(conn),
+                Ok(_) => {
+                    conn.established(max_frame, max_frame, None);
+                    Ok(conn)
+                }
                 Err(HandshakeError::Frame(e)) => Err(Attempt::Next(format!("handshake: {e}"))),
                 Err(source) => Err(Attempt::Fatal(Error::Refused {
                     address: address.clone(),
@@ -357,7 +364,7 @@ impl Client {
         }
     }
 
-    async fn call(&mut self, make: impl Fn(u64) -> Frame) -> Result<Frame, Error> {
+    async fn call(&mut self, make: impl Fn(u64) -> ClientFrame) -> Result<NodeFrame, Error> {
         if self.config.nodes.is_empty() {
             return Err(Error::NoNodes);
         }
@@ -376,7 +383,7 @@ impl Client {
         Err(Error::Unavailable { attempts })
     }
 
-    async fn try_call(&mut self, make: &impl Fn(u64) -> Frame) -> Result<Frame, Attempt> {
+    async fn try_call(&mut self, make: &impl Fn(u64) -> ClientFrame) -> Result<NodeFrame, Attempt> {
         self.ensure_connected().await?;
         let id = self.next_id;
         self.next_id += 1;
@@ -385,20 +392,24 @@ impl Client {
             return Err(Attempt::Next("not connected".into()));
         };
         let exchange = async {
-            send(conn, &make(id)).await?;
+            conn.send(&make(id)).await?;
             loop {
-                let frame = recv(conn).await?;
+                let frame = conn.recv::<NodeFrame>().await?;
                 match &frame {
-                    Frame::Reply { id: r, .. } | Frame::AdminReply { id: r, .. } if *r != id => {
+                    NodeFrame::Reply { id: r, .. } | NodeFrame::AdminReply { id: r, .. }
+                        if *r != id =>
+                    {
                         continue; // a late answer to an earlier, timed-out request
                     }
-                    _ => return Ok::<Frame, FrameError>(frame),
+                    _ => return Ok::<NodeFrame, FrameError>(frame),
                 }
             }
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(Frame::Error { reason })) => Err(Attempt::Next(format!("node closed: {reason}"))),
-            Ok(Ok(Frame::Reply {
+            Ok(Ok(NodeFrame::Error { reason })) => {
+                Err(Attempt::Next(format!("node closed: {}", excerpt(&reason))))
+            }
+            Ok(Ok(NodeFrame::Reply {
                 reply: ClientReply::Failed(ClientError::Unavailable(reason)),
                 ..
             })) => Err(Attempt::Next(format!("unavailable: {reason}"))),

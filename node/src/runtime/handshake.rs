@@ -11,14 +11,14 @@
 //! The transcript binds the version, the cluster, the connecting side's role (and so its node id),
 //! the accepting node's id and both nonces, so a proof cannot be replayed on another connection.
 //! The connecting side proves the secret first; the accepting side answers a wrong proof with
-//! [`Frame::Error`] and closes, and only a side that proved the secret receives a MAC. Both sides
+//! [`Handshake::Error`] and closes, and only a side that proved the secret receives a MAC. Both sides
 //! check the other's MAC: peers and clients alike must hold the cluster secret.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::frame::{recv, refuse, send, Conn, Frame, FrameError, Role, PROTOCOL_VERSION};
+use super::frame::{excerpt, refuse, Conn, FrameError, Handshake, Role, PROTOCOL_VERSION};
 use crate::types::NodeId;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -124,13 +124,19 @@ fn verify(secret: &[u8], data: &[u8], tag: &[u8; 32]) -> bool {
     hmac(secret, data).verify_slice(tag).is_ok()
 }
 
-fn describe(frame: &Frame) -> String {
-    let s = format!("{frame:?}");
-    s.chars().take(60).collect()
+fn describe(frame: &Handshake) -> String {
+    let kind = match frame {
+        Handshake::Hello { .. } => "Hello",
+        Handshake::Challenge { .. } => "Challenge",
+        Handshake::Proof { .. } => "Proof",
+        Handshake::Welcome { .. } => "Welcome",
+        Handshake::Error { .. } => "Error",
+    };
+    format!("a {kind} frame")
 }
 
 /// The accepting side: runs the handshake on a fresh connection and returns the other side's
-/// role. On failure the other side has been sent [`Frame::Error`] and the connection is closed.
+/// role. On failure the other side has been sent [`Handshake::Error`] and the connection is closed.
 pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<T>,
     creds: &Credentials,
@@ -139,7 +145,7 @@ pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
     let result = accept_inner(conn, creds, node).await;
     if let Err(e) = &result {
         if !matches!(e, HandshakeError::Frame(FrameError::Closed)) {
-            refuse(conn, &e.to_string()).await;
+            refuse::<Handshake, _>(conn, &e.to_string()).await;
         }
     }
     result
@@ -150,12 +156,13 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
     creds: &Credentials,
     node: NodeId,
 ) -> Result<Role, HandshakeError> {
-    let (role, n1) = match recv(conn).await? {
-        Frame::Hello {
+    let (role, n1) = match conn.recv::<Handshake>().await? {
+        Handshake::Hello {
             version,
             cluster,
             role,
             nonce,
+            ..
         } => {
             if version != PROTOCOL_VERSION {
                 return Err(HandshakeError::Version {
@@ -166,40 +173,36 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
             if cluster != creds.cluster {
                 return Err(HandshakeError::Cluster {
                     ours: creds.cluster.clone(),
-                    theirs: cluster,
+                    theirs: excerpt(&cluster),
                 });
             }
+
             (role, nonce)
         }
         other => return Err(HandshakeError::Unexpected(describe(&other))),
     };
     let n2: [u8; 32] = rand::random();
-    send(
-        conn,
-        &Frame::Challenge {
-            version: PROTOCOL_VERSION,
-            node,
-            nonce: n2,
-        },
-    )
+    conn.send(&Handshake::Challenge {
+        version: PROTOCOL_VERSION,
+        node,
+        nonce: n2,
+    })
     .await?;
-    match recv(conn).await? {
-        Frame::Proof { mac } => {
+    match conn.recv::<Handshake>().await? {
+        Handshake::Proof { mac, .. } => {
             let t = transcript(b"dynamo-proof", &creds.cluster, &role, node, &n1, &n2);
             if !verify(&creds.secret, &t, &mac) {
                 return Err(HandshakeError::Auth("wrong cluster secret".to_string()));
             }
         }
-        Frame::Error { reason } => return Err(HandshakeError::Refused(reason)),
+        Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
     }
     let t = transcript(b"dynamo-welcome", &creds.cluster, &role, node, &n1, &n2);
-    send(
-        conn,
-        &Frame::Welcome {
-            mac: sign(&creds.secret, &t),
-        },
-    )
+    conn.send(&Handshake::Welcome {
+        mac: sign(&creds.secret, &t),
+        key_exchange: Vec::new(),
+    })
     .await?;
     Ok(role)
 }
@@ -218,7 +221,7 @@ pub async fn connect<T: AsyncRead + AsyncWrite + Unpin>(
             e,
             HandshakeError::Frame(FrameError::Closed) | HandshakeError::Refused(_)
         ) {
-            refuse(conn, &e.to_string()).await;
+            refuse::<Handshake, _>(conn, &e.to_string()).await;
         }
     }
     result
@@ -231,18 +234,16 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
     expect: Option<NodeId>,
 ) -> Result<NodeId, HandshakeError> {
     let n1: [u8; 32] = rand::random();
-    send(
-        conn,
-        &Frame::Hello {
-            version: PROTOCOL_VERSION,
-            cluster: creds.cluster.clone(),
-            role: role.clone(),
-            nonce: n1,
-        },
-    )
+    conn.send(&Handshake::Hello {
+        version: PROTOCOL_VERSION,
+        cluster: creds.cluster.clone(),
+        role: role.clone(),
+        encrypt: false,
+        nonce: n1,
+    })
     .await?;
-    let (node, n2) = match recv(conn).await? {
-        Frame::Challenge {
+    let (node, n2) = match conn.recv::<Handshake>().await? {
+        Handshake::Challenge {
             version,
             node,
             nonce,
@@ -255,7 +256,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
             }
             (node, nonce)
         }
-        Frame::Error { reason } => return Err(HandshakeError::Refused(reason)),
+        Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
     };
     if let Some(expected) = expect {
@@ -267,15 +268,13 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let t = transcript(b"dynamo-proof", &creds.cluster, &role, node, &n1, &n2);
-    send(
-        conn,
-        &Frame::Proof {
-            mac: sign(&creds.secret, &t),
-        },
-    )
+    conn.send(&Handshake::Proof {
+        mac: sign(&creds.secret, &t),
+        key_exchange: Vec::new(),
+    })
     .await?;
-    match recv(conn).await? {
-        Frame::Welcome { mac } => {
+    match conn.recv::<Handshake>().await? {
+        Handshake::Welcome { mac, .. } => {
             let t = transcript(b"dynamo-welcome", &creds.cluster, &role, node, &n1, &n2);
             if !verify(&creds.secret, &t, &mac) {
                 return Err(HandshakeError::Auth(format!(
@@ -284,7 +283,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(node)
         }
-        Frame::Error { reason } => Err(HandshakeError::Refused(reason)),
+        Handshake::Error { reason } => Err(HandshakeError::Refused(excerpt(&reason))),
         other => Err(HandshakeError::Unexpected(describe(&other))),
     }
 }
@@ -292,7 +291,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::frame::framed;
+    use crate::runtime::frame::handshake_conn;
 
     fn creds(secret: &str) -> Credentials {
         Credentials {
@@ -306,8 +305,8 @@ mod tests {
         server: Credentials,
     ) -> (Result<NodeId, HandshakeError>, Result<Role, HandshakeError>) {
         let (a, b) = tokio::io::duplex(1 << 16);
-        let mut ca = framed(a, 1 << 20);
-        let mut cb = framed(b, 1 << 20);
+        let mut ca = handshake_conn(a);
+        let mut cb = handshake_conn(b);
         let role = Role::Peer {
             id: 1,
             address: "x".into(),

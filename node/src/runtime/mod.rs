@@ -35,9 +35,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use frame::{
-    AdminReply, AdminRequest, Frame, RangeInfo, Role, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+    AdminReply, AdminRequest, ClientFrame, Handshake, NodeFrame, PeerFrame, RangeInfo, Role,
+    DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION,
 };
 pub use handshake::{Credentials, HandshakeError};
+pub use server::ConnectionLimits;
 
 use crate::config::NodeConfig;
 use crate::core::{NodeCore, NodeError};
@@ -91,8 +93,13 @@ pub struct RuntimeConfig {
     pub data_dir: Option<PathBuf>,
     /// Durable (fsync before acknowledging) or buffered writes.
     pub durability: Durability,
-    /// Largest frame accepted or sent.
+    /// Largest frame accepted from a peer, or sent.
     pub max_frame: usize,
+    /// Largest frame accepted from a client (raised to fit `node.max_value_size` with its key and
+    /// context).
+    pub max_client_frame: usize,
+    /// Connection caps and timeouts.
+    pub limits: ConnectionLimits,
     /// Capacity of each peer's outbound queue (messages); a full queue fails requests.
     pub peer_queue: usize,
     /// Seed of the core's randomness (default: random).
@@ -111,6 +118,8 @@ impl RuntimeConfig {
             data_dir: None,
             durability: Durability::Durable,
             max_frame: DEFAULT_MAX_FRAME,
+            max_client_frame: DEFAULT_MAX_CLIENT_FRAME,
+            limits: ConnectionLimits::default(),
             peer_queue: 4096,
             seed: None,
         }
@@ -278,6 +287,7 @@ impl Node {
             me: config.id,
             my_address: address,
             max_frame: config.max_frame,
+            idle: config.limits.idle_timeout / 2,
             inputs: tx.clone(),
         };
         let driver = driver::Driver::new(core, clock, link_ctx, config.peer_queue);
@@ -288,6 +298,10 @@ impl Node {
                 creds,
                 id: config.id,
                 max_frame: config.max_frame,
+                max_client_frame: config
+                    .max_client_frame
+                    .max(config.node.max_value_size.saturating_add(64 * 1024)),
+                limits: config.limits,
                 inputs: tx.clone(),
             },
         ));

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cluster;
+mod hostile;
 mod join;
 
 mod process;
