@@ -127,6 +127,9 @@ impl std::fmt::Debug for Client {
 enum Attempt {
     /// Try the next node.
     Next(String),
+    /// The connection was closed (by the node, or lost): on a connection made for an earlier
+    /// request, the node may have closed it for being idle, so try the same node once more.
+    Closed(String),
     /// Give up.
     Fatal(Error),
 }
@@ -150,7 +153,7 @@ impl Client {
             match client.ensure_connected().await {
                 Ok(()) => return Ok(client),
                 Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Next(e)) => {
+                Err(Attempt::Next(e) | Attempt::Closed(e)) => {
                     attempts.push((client.current_address(), e));
                     client.advance();
                 }
@@ -370,13 +373,22 @@ impl Client {
         }
         let mut attempts = Vec::new();
         for _ in 0..self.config.nodes.len() {
-            match self.try_call(&make).await {
-                Ok(frame) => return Ok(frame),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Next(e)) => {
-                    tracing::debug!(node = %self.current_address(), error = %e, "node did not answer");
-                    attempts.push((self.current_address(), e));
-                    self.advance();
+            let mut reused = self.conn.is_some();
+            loop {
+                match self.try_call(&make).await {
+                    Ok(frame) => return Ok(frame),
+                    Err(Attempt::Fatal(e)) => return Err(e),
+                    Err(Attempt::Closed(e)) if reused => {
+                        tracing::debug!(node = %self.current_address(), error = %e, "connection closed; reconnecting");
+                        self.conn = None;
+                        reused = false;
+                    }
+                    Err(Attempt::Next(e) | Attempt::Closed(e)) => {
+                        tracing::debug!(node = %self.current_address(), error = %e, "node did not answer");
+                        attempts.push((self.current_address(), e));
+                        self.advance();
+                        break;
+                    }
                 }
             }
         }
@@ -406,14 +418,18 @@ impl Client {
             }
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(NodeFrame::Error { reason })) => {
-                Err(Attempt::Next(format!("node closed: {}", excerpt(&reason))))
-            }
+            Ok(Ok(NodeFrame::Error { reason })) => Err(Attempt::Closed(format!(
+                "node closed: {}",
+                excerpt(&reason)
+            ))),
             Ok(Ok(NodeFrame::Reply {
                 reply: ClientReply::Failed(ClientError::Unavailable(reason)),
                 ..
             })) => Err(Attempt::Next(format!("unavailable: {reason}"))),
             Ok(Ok(frame)) => Ok(frame),
+            Ok(Err(e @ (FrameError::Closed | FrameError::Io(_)))) => {
+                Err(Attempt::Closed(e.to_string()))
+            }
             Ok(Err(e)) => Err(Attempt::Next(e.to_string())),
             Err(_) => Err(Attempt::Next("no answer in time".into())),
         }

@@ -11,10 +11,12 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use dynamo_node::message::PeerMessage;
-use dynamo_node::runtime::frame::{encode, Handshake, PeerFrame, Role, PROTOCOL_VERSION};
+use dynamo_node::runtime::frame::{
+    encode, Handshake, NodeFrame, PeerFrame, Role, PROTOCOL_VERSION,
+};
 use dynamo_node::Sibs;
 
-use crate::bad_input::{expect_error, raw};
+use crate::bad_input::{authenticated, expect_error, raw};
 use crate::{eventually, free_ports, Spec, SECRET};
 
 /// A one-node cluster in a `dynamo` process, its log (stderr) in a file.
@@ -27,10 +29,25 @@ pub(crate) struct Proc {
 
 impl Proc {
     pub(crate) async fn start(extra: &[&str]) -> Proc {
+        Proc::start_limited(extra, None).await
+    }
+
+    /// With `nofile`, the process may hold at most that many file descriptors.
+    pub(crate) async fn start_limited(extra: &[&str], nofile: Option<u32>) -> Proc {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("127.0.0.1:{}", free_ports(1)[0]);
         let log = dir.path().join("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        let mut command = match nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_dynamo"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_dynamo")),
+        };
+        let child = command
             .args(["serve", "--id", "1", "--members", "1", "--listen", &address])
             .args(extra)
             .env("DYNAMO_SECRET", SECRET)
@@ -224,4 +241,152 @@ async fn hostile_cluster_names_are_neither_echoed_nor_logged_in_full() {
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 1024, "a log line of {longest} bytes");
     assert!(!log.contains(&"B".repeat(300)));
+}
+
+/// A node whose connections idle or read out after one second, and that holds 100 clients.
+fn strict_limits(spec: &Spec) -> dynamo_node::runtime::RuntimeConfig {
+    let mut rc = spec.runtime_config(1);
+    rc.limits.idle_timeout = Duration::from_secs(1);
+    rc.limits.read_timeout = Duration::from_secs(1);
+    rc.limits.max_connections = 100;
+    rc
+}
+
+/// Table row: "500 idle connections after the handshake: none closed: no idle timeout, no
+/// connection cap". Past the cap a connection is refused; the others close once idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_after_the_handshake_are_capped_and_closed() {
+    let spec = Spec::new(1, None);
+    let node = dynamo_node::runtime::Node::start(strict_limits(&spec))
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..500 {
+        let mut conn = authenticated(&spec).await;
+        if held.len() < 100 {
+            held.push(conn);
+        } else {
+            let reason = expect_error::<NodeFrame>(&mut conn).await;
+            assert!(
+                reason.contains("too many client connections (limit 100)"),
+                "{reason}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 400);
+    let start = Instant::now();
+    for conn in &mut held {
+        let reason = expect_error::<NodeFrame>(conn).await;
+        assert!(reason.contains("idle for 1s"), "{reason}");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // The slots are free again (once each closed connection has drained).
+    let back = eventually(5, || async { spec.client_of(1).status().await.ok() }).await;
+    assert!(back.is_some());
+    node.shutdown().await.unwrap();
+}
+
+/// Table row: "100 slowloris connections after the handshake: none closed: no read timeout".
+/// A frame that starts must complete within the read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_after_the_handshake_are_closed() {
+    let spec = Spec::new(1, None);
+    let node = dynamo_node::runtime::Node::start(strict_limits(&spec))
+        .await
+        .unwrap();
+    let mut lorises = Vec::new();
+    for _ in 0..100 {
+        let mut conn = authenticated(&spec).await;
+        // A frame of 1000 bytes announced, then a byte now and then: never idle, never done.
+        conn.send_raw(&1000u32.to_be_bytes()).await.unwrap();
+        lorises.push(tokio::spawn(async move {
+            let start = Instant::now();
+            let drip = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if conn.send_raw(&[0x90]).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(10), drip).await;
+            let reason = expect_error::<NodeFrame>(&mut conn).await;
+            (reason, start.elapsed())
+        }));
+    }
+    for l in lorises {
+        let (reason, elapsed) = l.await.unwrap();
+        assert!(reason.contains("did not complete within 1s"), "{reason}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    }
+    assert_eq!(spec.client_of(1).status().await.unwrap().id, 1);
+    node.shutdown().await.unwrap();
+}
+
+/// Kept passing: 2,000 idle connections before the handshake. At most `max_handshakes` wait at
+/// once (the oldest is closed for a newcomer), so clients still get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_before_the_handshake_do_not_lock_clients_out() {
+    let spec = Spec::new(1, None);
+    let node = spec.start(1).await;
+    let mut first = raw(&spec.address(1)).await;
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(TcpStream::connect(spec.address(1)).await.unwrap());
+    }
+    let start = Instant::now();
+    assert_eq!(spec.client_of(1).status().await.unwrap().id, 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let reason = expect_error::<Handshake>(&mut first).await;
+    assert!(
+        reason.contains("too many connections in their handshake"),
+        "{reason}"
+    );
+    drop(idle);
+    node.shutdown().await.unwrap();
+}
+
+/// A failing accept (out of file descriptors) is retried with a growing pause, not in a busy
+/// loop; the node serves again once descriptors are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_failures_back_off() {
+    let node = Proc::start_limited(&[], Some(40)).await;
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        if let Ok(s) = TcpStream::connect(&node.address).await {
+            held.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    let failures = log.matches("accept failed").count();
+    assert!(failures > 0, "the descriptor table never filled: {log}");
+    assert!(failures < 30, "{failures} failed accepts logged in 3 s");
+    drop(held);
+    let back = eventually(15, || async { node.answers(2).await.then_some(()) }).await;
+    assert!(back.is_some(), "the node serves again");
+}
+
+/// The node closes a client's idle connection; the client reconnects on its next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reconnects_after_the_node_closed_its_idle_connection() {
+    let spec = Spec::new(1, None);
+    let mut rc = strict_limits(&spec);
+    (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
+    let node = dynamo_node::runtime::Node::start(rc).await.unwrap();
+    let mut client = spec.client_of(1);
+    client.put(b"k", b"v".to_vec(), &[]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(client.get(b"k").await.unwrap().values, vec![b"v".to_vec()]);
+    node.shutdown().await.unwrap();
 }

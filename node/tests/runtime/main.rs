@@ -17,15 +17,29 @@ use dynamo_node::{NodeConfig, NodeId};
 
 pub(crate) const SECRET: &str = "test-secret";
 
-/// Free loopback ports (bound and released; fine on a test machine).
+/// Free loopback ports, below the ephemeral range (32768 and up on Linux): the tests that open
+/// thousands of connections take ephemeral ports, and a listen port picked from that range could
+/// be taken as a connection's source port before its node binds it. Each port is bound and
+/// released, and never handed out twice by this process.
 pub(crate) fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Start somewhere different in each test process.
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 1000) as u16 * 10,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_000, "out of test ports");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 /// The nodes of a test cluster: ids 1..=n on fixed ports.
