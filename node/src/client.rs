@@ -36,8 +36,10 @@ pub struct ClientConfig {
     pub nodes: Vec<String>,
     /// The cluster's name.
     pub cluster: String,
-    /// The cluster's shared secret.
+    /// The cluster's client secret.
     pub secret: Vec<u8>,
+    /// Encrypt the connection after the handshake (default on); must match the nodes' choice.
+    pub encrypt: bool,
     /// How long to wait for a node to connect or answer before trying the next (default 5 s).
     pub timeout: Duration,
     /// Largest frame accepted.
@@ -61,6 +63,7 @@ impl ClientConfig {
             nodes,
             cluster: crate::config::NodeConfig::default().cluster,
             secret: secret.into(),
+            encrypt: true,
             timeout: Duration::from_secs(5),
             max_frame: DEFAULT_MAX_FRAME,
         }
@@ -74,7 +77,7 @@ pub enum Error {
     /// The configuration names no node.
     #[error("no node address given")]
     NoNodes,
-    /// A node refused the connection (wrong secret, cluster or protocol version).
+    /// A node refused the connection (wrong secret, cluster, encryption or protocol version).
     #[error("node {address} refused the connection: {source}")]
     Refused {
         /// The node's address.
@@ -339,13 +342,14 @@ impl Client {
             secret: self.config.secret.clone(),
         };
         let max_frame = self.config.max_frame;
+        let encrypt = self.config.encrypt;
         let attempt = async {
             let stream = TcpStream::connect(&address)
                 .await
                 .map_err(|e| Attempt::Next(format!("connect: {e}")))?;
             let _ = stream.set_nodelay(true);
             let mut conn = handshake_conn(stream);
-            match connect(&mut conn, &creds, Role::Client, None).await {
+            match connect(&mut conn, &creds, Role::Client, None, encrypt).await {
                 Ok(_) => {
                     conn.established(max_frame, max_frame, None);
                     Ok(conn)

@@ -1,18 +1,26 @@
 //! The versioned, authenticated handshake that opens every connection.
 //!
 //! ```text
-//! connecting side                         accepting side
-//!   Hello { version, cluster, role, n1 }  ─▶  checks version and cluster
-//!                                         ◀─  Challenge { version, node, n2 }
-//!   Proof { HMAC(secret, "dynamo-proof" ‖ transcript) }  ─▶  checks it
-//!                                         ◀─  Welcome { HMAC(secret, "dynamo-welcome" ‖ transcript) }
+//! connecting side                               accepting side
+//!   Hello { version, cluster, role, encrypt, n1 }  ─▶  checks version, cluster, encryption
+//!                                               ◀─  Challenge { version, node, n2 }
+//!   Proof { HMAC(key(role), "dynamo-proof" ‖ transcript) }  ─▶  checks it
+//!                                               ◀─  Welcome { HMAC(key(role), "dynamo-welcome" ‖ transcript) }
 //! ```
 //!
+//! Clients and nodes hold different secrets. A client proves the *client secret*; a node proves
+//! the *peer secret*, which clients never hold, so a client cannot pose as a node. A node's key is
+//! bound to its id: `key(Peer { id }) = HMAC(peer_secret, "dynamo-node-key" ‖ id)`, and the
+//! accepting node answers with the key of its own id, so each side proves who it is, not only
+//! that it belongs to the cluster. (Every node holds the peer secret and can derive every node's
+//! key: the binding keeps clients and outsiders from claiming a node id, not one node from
+//! claiming another's; that would take a key pair per node.)
+//!
 //! The transcript binds the version, the cluster, the connecting side's role (and so its node id),
-//! the accepting node's id and both nonces, so a proof cannot be replayed on another connection.
-//! The connecting side proves the secret first; the accepting side answers a wrong proof with
-//! [`Handshake::Error`] and closes, and only a side that proved the secret receives a MAC. Both sides
-//! check the other's MAC: peers and clients alike must hold the cluster secret.
+//! the encryption choice, the accepting node's id and both nonces, so a proof cannot be replayed
+//! on another connection. The connecting side proves its secret first; the accepting side answers
+//! a wrong proof with [`Handshake::Error`] and closes, and only a side that proved its secret
+//! receives a MAC. Both sides check the other's MAC.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -43,9 +51,15 @@ pub enum HandshakeError {
         /// Theirs.
         theirs: String,
     },
-    /// The other side does not hold the cluster secret.
+    /// The other side does not hold the secret of its role.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The connecting side asked for encryption and the node does not use it, or the other way.
+    #[error("encryption mismatch: this node {}", if *.ours { "requires encryption" } else { "runs without encryption" })]
+    Encryption {
+        /// Whether the accepting node encrypts.
+        ours: bool,
+    },
     /// The other side refused us, saying why.
     #[error("refused by the other side: {0}")]
     Refused(String),
@@ -65,12 +79,13 @@ pub enum HandshakeError {
     Frame(#[from] FrameError),
 }
 
-/// What both sides need to know.
+/// What a connecting side holds: the cluster's name and the secret of its role (the client
+/// secret for a client, the peer secret for a node).
 #[derive(Clone)]
 pub struct Credentials {
     /// The cluster's name.
     pub cluster: String,
-    /// The cluster's shared secret.
+    /// The secret of the role it connects as.
     pub secret: Vec<u8>,
 }
 
@@ -80,6 +95,73 @@ impl std::fmt::Debug for Credentials {
             .field("cluster", &self.cluster)
             .field("secret", &"<hidden>")
             .finish()
+    }
+}
+
+/// What an accepting node holds: both secrets.
+#[derive(Clone)]
+pub struct NodeSecrets {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The secret nodes prove to each other.
+    pub peer_secret: Vec<u8>,
+    /// The secret clients prove.
+    pub client_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for NodeSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSecrets")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The MAC key of a node id: bound to the id, derived from the peer secret.
+fn node_key(peer_secret: &[u8], id: NodeId) -> [u8; 32] {
+    let mut data = b"dynamo-node-key".to_vec();
+    data.extend_from_slice(&id.to_be_bytes());
+    sign(peer_secret, &data)
+}
+
+/// The key a connecting side of `role` proves, given its role's secret.
+fn proof_key(secret: &[u8], role: &Role) -> Vec<u8> {
+    match role {
+        Role::Client => secret.to_vec(),
+        Role::Peer { id, .. } => node_key(secret, *id).to_vec(),
+    }
+}
+
+/// The key the accepting node `node` proves to a connecting side of `role`.
+fn welcome_key(secret: &[u8], role: &Role, node: NodeId) -> Vec<u8> {
+    match role {
+        Role::Client => secret.to_vec(),
+        Role::Peer { .. } => node_key(secret, node).to_vec(),
+    }
+}
+
+/// What both MACs cover.
+struct Transcript<'a> {
+    cluster: &'a str,
+    role: &'a Role,
+    encrypt: bool,
+    node: NodeId,
+    n1: [u8; 32],
+    n2: [u8; 32],
+}
+
+impl Transcript<'_> {
+    fn bytes(&self, label: &[u8]) -> Vec<u8> {
+        let mut t = transcript(
+            label,
+            self.cluster,
+            self.role,
+            self.node,
+            &self.n1,
+            &self.n2,
+        );
+        t.push(u8::from(self.encrypt));
+        t
     }
 }
 
@@ -136,13 +218,15 @@ fn describe(frame: &Handshake) -> String {
 }
 
 /// The accepting side: runs the handshake on a fresh connection and returns the other side's
-/// role. On failure the other side has been sent [`Handshake::Error`] and the connection is closed.
+/// role and whether it asked for encryption (`encrypt` says whether this node requires it). On
+/// failure the other side has been sent [`Handshake::Error`] and the connection is closed.
 pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<T>,
-    creds: &Credentials,
+    secrets: &NodeSecrets,
     node: NodeId,
+    encrypt: bool,
 ) -> Result<Role, HandshakeError> {
-    let result = accept_inner(conn, creds, node).await;
+    let result = accept_inner(conn, secrets, node, encrypt).await;
     if let Err(e) = &result {
         if !matches!(e, HandshakeError::Frame(FrameError::Closed)) {
             refuse::<Handshake, _>(conn, &e.to_string()).await;
@@ -153,16 +237,17 @@ pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
 
 async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<T>,
-    creds: &Credentials,
+    secrets: &NodeSecrets,
     node: NodeId,
+    encrypt: bool,
 ) -> Result<Role, HandshakeError> {
     let (role, n1) = match conn.recv::<Handshake>().await? {
         Handshake::Hello {
             version,
             cluster,
             role,
+            encrypt: theirs,
             nonce,
-            ..
         } => {
             if version != PROTOCOL_VERSION {
                 return Err(HandshakeError::Version {
@@ -170,13 +255,15 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
                     theirs: version,
                 });
             }
-            if cluster != creds.cluster {
+            if cluster != secrets.cluster {
                 return Err(HandshakeError::Cluster {
-                    ours: creds.cluster.clone(),
+                    ours: secrets.cluster.clone(),
                     theirs: excerpt(&cluster),
                 });
             }
-
+            if theirs != encrypt {
+                return Err(HandshakeError::Encryption { ours: encrypt });
+            }
             (role, nonce)
         }
         other => return Err(HandshakeError::Unexpected(describe(&other))),
@@ -188,19 +275,37 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
         nonce: n2,
     })
     .await?;
+    let secret = match role {
+        Role::Client => &secrets.client_secret,
+        Role::Peer { .. } => &secrets.peer_secret,
+    };
+    let t = Transcript {
+        cluster: &secrets.cluster,
+        role: &role,
+        encrypt,
+        node,
+        n1,
+        n2,
+    };
     match conn.recv::<Handshake>().await? {
         Handshake::Proof { mac, .. } => {
-            let t = transcript(b"dynamo-proof", &creds.cluster, &role, node, &n1, &n2);
-            if !verify(&creds.secret, &t, &mac) {
-                return Err(HandshakeError::Auth("wrong cluster secret".to_string()));
+            if !verify(&proof_key(secret, &role), &t.bytes(b"dynamo-proof"), &mac) {
+                return Err(HandshakeError::Auth(match role {
+                    Role::Client => "wrong client secret".to_string(),
+                    Role::Peer { id, .. } => {
+                        format!("wrong peer secret, or not node {id}")
+                    }
+                }));
             }
         }
         Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
     }
-    let t = transcript(b"dynamo-welcome", &creds.cluster, &role, node, &n1, &n2);
     conn.send(&Handshake::Welcome {
-        mac: sign(&creds.secret, &t),
+        mac: sign(
+            &welcome_key(secret, &role, node),
+            &t.bytes(b"dynamo-welcome"),
+        ),
         key_exchange: Vec::new(),
     })
     .await?;
@@ -208,14 +313,16 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The connecting side: runs the handshake as `role` and returns the accepting node's id.
-/// `expect` checks that the address belongs to the node we meant to reach.
+/// `expect` checks that the address belongs to the node we meant to reach; `encrypt` asks for an
+/// encrypted connection (the node refuses a choice other than its own).
 pub async fn connect<T: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<T>,
     creds: &Credentials,
     role: Role,
     expect: Option<NodeId>,
+    encrypt: bool,
 ) -> Result<NodeId, HandshakeError> {
-    let result = connect_inner(conn, creds, role, expect).await;
+    let result = connect_inner(conn, creds, role, expect, encrypt).await;
     if let Err(e) = &result {
         if !matches!(
             e,
@@ -232,13 +339,14 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
     creds: &Credentials,
     role: Role,
     expect: Option<NodeId>,
+    encrypt: bool,
 ) -> Result<NodeId, HandshakeError> {
     let n1: [u8; 32] = rand::random();
     conn.send(&Handshake::Hello {
         version: PROTOCOL_VERSION,
         cluster: creds.cluster.clone(),
         role: role.clone(),
-        encrypt: false,
+        encrypt,
         nonce: n1,
     })
     .await?;
@@ -267,18 +375,25 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
             });
         }
     }
-    let t = transcript(b"dynamo-proof", &creds.cluster, &role, node, &n1, &n2);
+    let t = Transcript {
+        cluster: &creds.cluster,
+        role: &role,
+        encrypt,
+        node,
+        n1,
+        n2,
+    };
     conn.send(&Handshake::Proof {
-        mac: sign(&creds.secret, &t),
+        mac: sign(&proof_key(&creds.secret, &role), &t.bytes(b"dynamo-proof")),
         key_exchange: Vec::new(),
     })
     .await?;
     match conn.recv::<Handshake>().await? {
         Handshake::Welcome { mac, .. } => {
-            let t = transcript(b"dynamo-welcome", &creds.cluster, &role, node, &n1, &n2);
-            if !verify(&creds.secret, &t, &mac) {
+            let key = welcome_key(&creds.secret, &role, node);
+            if !verify(&key, &t.bytes(b"dynamo-welcome"), &mac) {
                 return Err(HandshakeError::Auth(format!(
-                    "node {node} does not prove the cluster secret"
+                    "node {node} does not prove the secret"
                 )));
             }
             Ok(node)
@@ -293,6 +408,14 @@ mod tests {
     use super::*;
     use crate::runtime::frame::handshake_conn;
 
+    fn secrets() -> NodeSecrets {
+        NodeSecrets {
+            cluster: "c".into(),
+            peer_secret: b"peer".to_vec(),
+            client_secret: b"client".to_vec(),
+        }
+    }
+
     fn creds(secret: &str) -> Credentials {
         Credentials {
             cluster: "c".into(),
@@ -302,42 +425,62 @@ mod tests {
 
     async fn run(
         client: Credentials,
-        server: Credentials,
+        role: Role,
+        server: NodeSecrets,
     ) -> (Result<NodeId, HandshakeError>, Result<Role, HandshakeError>) {
         let (a, b) = tokio::io::duplex(1 << 16);
         let mut ca = handshake_conn(a);
         let mut cb = handshake_conn(b);
-        let role = Role::Peer {
-            id: 1,
-            address: "x".into(),
-        };
         tokio::join!(
-            connect(&mut ca, &client, role, Some(7)),
-            accept(&mut cb, &server, 7)
+            connect(&mut ca, &client, role, Some(7), false),
+            accept(&mut cb, &server, 7, false)
         )
     }
 
+    fn peer(id: NodeId) -> Role {
+        Role::Peer {
+            id,
+            address: "x".into(),
+        }
+    }
+
     #[tokio::test]
-    async fn same_secret_succeeds() {
-        let (c, s) = run(creds("s"), creds("s")).await;
+    async fn each_role_proves_its_own_secret() {
+        let (c, s) = run(creds("peer"), peer(1), secrets()).await;
         assert_eq!(c.unwrap(), 7);
         assert!(matches!(s.unwrap(), Role::Peer { id: 1, .. }));
+        let (c, s) = run(creds("client"), Role::Client, secrets()).await;
+        assert_eq!(c.unwrap(), 7);
+        assert_eq!(s.unwrap(), Role::Client);
+    }
+
+    #[tokio::test]
+    async fn the_client_secret_does_not_make_a_peer() {
+        let (c, s) = run(creds("client"), peer(2), secrets()).await;
+        assert!(matches!(s, Err(HandshakeError::Auth(_))), "{s:?}");
+        let e = c.unwrap_err();
+        assert!(e.to_string().contains("wrong peer secret"), "{e}");
     }
 
     #[tokio::test]
     async fn wrong_secret_is_refused_by_acceptor() {
-        let (c, s) = run(creds("wrong"), creds("s")).await;
+        let (c, s) = run(creds("wrong"), Role::Client, secrets()).await;
         assert!(matches!(s, Err(HandshakeError::Auth(_))), "{s:?}");
         let e = c.unwrap_err();
-        assert!(e.to_string().contains("wrong cluster secret"), "{e}");
+        assert!(e.to_string().contains("wrong client secret"), "{e}");
     }
 
     #[tokio::test]
     async fn other_cluster_is_refused() {
-        let mut other = creds("s");
+        let mut other = creds("client");
         other.cluster = "d".into();
-        let (c, s) = run(other, creds("s")).await;
+        let (c, s) = run(other, Role::Client, secrets()).await;
         assert!(matches!(s, Err(HandshakeError::Cluster { .. })));
         assert!(c.unwrap_err().to_string().contains("cluster mismatch"));
+    }
+
+    #[test]
+    fn node_keys_differ_by_id() {
+        assert_ne!(node_key(b"peer", 1), node_key(b"peer", 2));
     }
 }

@@ -38,7 +38,7 @@ pub use frame::{
     AdminReply, AdminRequest, ClientFrame, Handshake, NodeFrame, PeerFrame, RangeInfo, Role,
     DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION,
 };
-pub use handshake::{Credentials, HandshakeError};
+pub use handshake::{Credentials, HandshakeError, NodeSecrets};
 pub use server::ConnectionLimits;
 
 use crate::config::NodeConfig;
@@ -87,8 +87,13 @@ pub struct RuntimeConfig {
     pub advertise: Option<String>,
     /// The core's configuration (cluster name, N/R/W, seeds, initial members...).
     pub node: NodeConfig,
-    /// The cluster's shared secret: peers and clients must prove they hold it.
-    pub secret: Vec<u8>,
+    /// The secret nodes prove to each other (clients never hold it).
+    pub peer_secret: Vec<u8>,
+    /// The secret clients prove. Must differ from the peer secret.
+    pub client_secret: Vec<u8>,
+    /// Encrypt connections after the handshake (default on). Off only for benchmarks: every node
+    /// and client of a cluster must agree, or their handshakes are refused.
+    pub encrypt: bool,
     /// Data directory: with one, the store is redb; without, memory (lost at stop).
     pub data_dir: Option<PathBuf>,
     /// Durable (fsync before acknowledging) or buffered writes.
@@ -108,13 +113,20 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     /// A configuration with defaults: memory store, listen on `127.0.0.1:0`.
-    pub fn new(id: NodeId, node: NodeConfig, secret: impl Into<Vec<u8>>) -> Self {
+    pub fn new(
+        id: NodeId,
+        node: NodeConfig,
+        peer_secret: impl Into<Vec<u8>>,
+        client_secret: impl Into<Vec<u8>>,
+    ) -> Self {
         RuntimeConfig {
             id,
             listen: "127.0.0.1:0".into(),
             advertise: None,
             node,
-            secret: secret.into(),
+            peer_secret: peer_secret.into(),
+            client_secret: client_secret.into(),
+            encrypt: true,
             data_dir: None,
             durability: Durability::Durable,
             max_frame: DEFAULT_MAX_FRAME,
@@ -144,6 +156,9 @@ pub enum RuntimeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The configuration cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The driver task ended abnormally.
     #[error("node task failed: {0}")]
     Task(String),
@@ -251,6 +266,16 @@ impl Node {
     /// Opens the store, binds the listener and starts the node's tasks. Must be called inside a
     /// tokio runtime.
     pub async fn start(config: RuntimeConfig) -> Result<Node, RuntimeError> {
+        if config.peer_secret.is_empty() || config.client_secret.is_empty() {
+            return Err(RuntimeError::Config(
+                "the peer secret and the client secret must not be empty".into(),
+            ));
+        }
+        if config.peer_secret == config.client_secret {
+            return Err(RuntimeError::Config(
+                "the peer secret must differ from the client secret: a client holding it could pose as a node".into(),
+            ));
+        }
         let store = match &config.data_dir {
             Some(dir) => AnyStore::Redb(Box::new(RedbStore::open(dir, config.durability)?)),
             None => AnyStore::Memory(MemoryStore::new()),
@@ -278,12 +303,17 @@ impl Node {
             seed,
         )?;
         let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
-        let creds = Credentials {
+        let secrets = NodeSecrets {
             cluster: config.node.cluster.clone(),
-            secret: config.secret.clone(),
+            peer_secret: config.peer_secret.clone(),
+            client_secret: config.client_secret.clone(),
         };
         let link_ctx = peers::LinkContext {
-            creds: creds.clone(),
+            creds: Credentials {
+                cluster: config.node.cluster.clone(),
+                secret: config.peer_secret.clone(),
+            },
+            encrypt: config.encrypt,
             me: config.id,
             my_address: address,
             max_frame: config.max_frame,
@@ -295,7 +325,8 @@ impl Node {
         let server = tokio::spawn(server::serve(
             listener,
             server::ServerContext {
-                creds,
+                secrets,
+                encrypt: config.encrypt,
                 id: config.id,
                 max_frame: config.max_frame,
                 max_client_frame: config

@@ -29,7 +29,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// What a link needs to know.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkContext {
+    /// The cluster and the peer secret.
     pub creds: Credentials,
+    pub encrypt: bool,
     pub me: NodeId,
     pub my_address: String,
     pub max_frame: usize,
@@ -75,7 +77,7 @@ async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<Conn<Tcp
             id: ctx.me,
             address: ctx.my_address.clone(),
         };
-        connect(&mut conn, &ctx.creds, role, Some(peer))
+        connect(&mut conn, &ctx.creds, role, Some(peer), ctx.encrypt)
             .await
             .map_err(|e| format!("handshake with {address}: {e}"))?;
         conn.established(HANDSHAKE_MAX_FRAME, ctx.max_frame, None);

@@ -6,7 +6,7 @@
 //! unexpected (a malformed or unknown frame, an oversized frame, a frame of the wrong kind) is
 //! answered with an error frame and the connection is closed; the node goes on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use super::frame::{
     excerpt, handshake_conn, refuse, ClientFrame, Conn, FrameError, Handshake, NodeFrame,
     PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME,
 };
-use super::handshake::{accept, Credentials};
+use super::handshake::{accept, NodeSecrets};
 use super::Input;
 use crate::message::{ClientError, ClientReply};
 use crate::types::NodeId;
@@ -84,7 +84,8 @@ impl ConnectionLimits {
 /// What connection tasks need.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerContext {
-    pub creds: Credentials,
+    pub secrets: NodeSecrets,
+    pub encrypt: bool,
     pub id: NodeId,
     pub max_frame: usize,
     pub max_client_frame: usize,
@@ -99,6 +100,17 @@ struct Slots {
     peers: Arc<Semaphore>,
     /// Connections in their handshake, oldest first: dropping a sender closes that connection.
     handshakes: Mutex<BTreeMap<u64, oneshot::Sender<()>>>,
+    /// The connected peers by node id.
+    peer_ids: Mutex<HashMap<NodeId, PeerEntry>>,
+}
+
+/// A connected peer.
+#[derive(Debug)]
+struct PeerEntry {
+    ticket: u64,
+    address: String,
+    /// Dropped to close the connection.
+    _close: oneshot::Sender<()>,
 }
 
 /// Accepts connections until the task is aborted (which aborts every connection too).
@@ -107,6 +119,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
         clients: Arc::new(Semaphore::new(ctx.limits.max_connections)),
         peers: Arc::new(Semaphore::new(ctx.limits.max_peers)),
         handshakes: Mutex::new(BTreeMap::new()),
+        peer_ids: Mutex::new(HashMap::new()),
     });
     let mut conns = JoinSet::new();
     let mut next = 0u64;
@@ -159,7 +172,7 @@ async fn connection(
     let mut conn = handshake_conn(stream);
     let handshake = tokio::time::timeout(
         ctx.limits.handshake_timeout,
-        accept(&mut conn, &ctx.creds, ctx.id),
+        accept(&mut conn, &ctx.secrets, ctx.id, ctx.encrypt),
     );
     let outcome = tokio::select! {
         r = handshake => Some(r),
@@ -190,13 +203,24 @@ async fn connection(
                 bad_input::<PeerFrame>(&mut conn, addr, reason).await;
                 return;
             };
+            let replaced = match register_peer(&slots, &ctx, ticket, id, &address) {
+                Ok(replaced) => replaced,
+                Err(reason) => {
+                    bad_input::<PeerFrame>(&mut conn, addr, reason).await;
+                    return;
+                }
+            };
             tracing::debug!(%addr, peer = id, address = %excerpt(&address), "peer connected");
             conn.established(
                 ctx.max_frame,
                 HANDSHAKE_MAX_FRAME,
                 Some(ctx.limits.timeouts()),
             );
-            peer_connection(conn, addr, id, ctx).await;
+            peer_connection(conn, addr, id, ctx, replaced).await;
+            let mut by_id = lock(&slots.peer_ids);
+            if by_id.get(&id).is_some_and(|p| p.ticket == ticket) {
+                by_id.remove(&id);
+            }
         }
         Role::Client => {
             let Ok(_slot) = slots.clients.clone().try_acquire_owned() else {
@@ -244,14 +268,63 @@ async fn read_failed<F: super::frame::ErrorFrame>(
     }
 }
 
+/// One connection per node id. A second connection claiming the id of a connected node is
+/// refused when it names another address (two nodes configured with one id), and replaces the
+/// older one when it names the same address (the node reconnected; its old connection may be
+/// half-open). A connection claiming this node's own id is refused. Returns the signal that
+/// closes the new connection when it is replaced in turn.
+fn register_peer(
+    slots: &Slots,
+    ctx: &ServerContext,
+    ticket: u64,
+    id: NodeId,
+    address: &str,
+) -> Result<oneshot::Receiver<()>, String> {
+    if id == ctx.id {
+        return Err(format!("a peer claims this node's id {id}"));
+    }
+    let mut by_id = lock(&slots.peer_ids);
+    if let Some(existing) = by_id.get(&id) {
+        if existing.address != address {
+            return Err(format!(
+                "node id {id} is already connected, from {}",
+                excerpt(&existing.address)
+            ));
+        }
+        tracing::debug!(
+            peer = id,
+            "a peer reconnected: closing its older connection"
+        );
+    }
+    let (close, replaced) = oneshot::channel();
+    // Inserting drops the older entry's sender, which closes the older connection.
+    by_id.insert(
+        id,
+        PeerEntry {
+            ticket,
+            address: address.to_string(),
+            _close: close,
+        },
+    );
+    Ok(replaced)
+}
+
 async fn peer_connection(
     mut conn: Conn<TcpStream>,
     addr: SocketAddr,
     from: NodeId,
     ctx: ServerContext,
+    mut replaced: oneshot::Receiver<()>,
 ) {
     loop {
-        match conn.recv::<PeerFrame>().await {
+        let frame = tokio::select! {
+            frame = conn.recv::<PeerFrame>() => frame,
+            _ = &mut replaced => {
+                refuse::<PeerFrame, _>(&mut conn, "replaced by a newer connection").await;
+                return;
+            }
+        };
+        match frame {
             Ok(PeerFrame::Peer(msg)) => {
                 if ctx.inputs.send(Input::Peer { from, msg }).await.is_err() {
                     return;

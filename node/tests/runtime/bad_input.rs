@@ -24,10 +24,15 @@ fn creds(secret: &str) -> Credentials {
     }
 }
 
-/// An authenticated client connection.
+/// An authenticated client connection to node 1.
 pub(crate) async fn authenticated(spec: &Spec) -> Conn<TcpStream> {
-    let mut conn = raw(&spec.address(1)).await;
-    connect(&mut conn, &creds(SECRET), Role::Client, Some(1))
+    authenticated_to(spec, 1).await
+}
+
+/// An authenticated client connection to node `id`.
+pub(crate) async fn authenticated_to(spec: &Spec, id: u64) -> Conn<TcpStream> {
+    let mut conn = raw(&spec.address(id)).await;
+    connect(&mut conn, &creds(SECRET), Role::Client, Some(id), true)
         .await
         .unwrap();
     conn.established(DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME, None);
@@ -42,6 +47,14 @@ impl Reason for Handshake {
     fn reason(self) -> Result<String, Self> {
         match self {
             Handshake::Error { reason } => Ok(reason),
+            other => Err(other),
+        }
+    }
+}
+impl Reason for dynamo_node::runtime::frame::PeerFrame {
+    fn reason(self) -> Result<String, Self> {
+        match self {
+            dynamo_node::runtime::frame::PeerFrame::Error { reason } => Ok(reason),
             other => Err(other),
         }
     }
@@ -162,7 +175,7 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
     let mut conn = raw(&spec.address(1)).await;
     let mut other = creds(SECRET);
     other.cluster = "other".into();
-    let e = connect(&mut conn, &other, Role::Client, None)
+    let e = connect(&mut conn, &other, Role::Client, None, true)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("cluster mismatch"), "{e}");
@@ -173,11 +186,11 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
         id: 9,
         address: "127.0.0.1:1".into(),
     };
-    let e = connect(&mut conn, &creds("not-the-secret"), peer, None)
+    let e = connect(&mut conn, &creds("not-the-secret"), peer, None, true)
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, HandshakeError::Refused(r) if r.contains("wrong cluster secret")),
+        matches!(&e, HandshakeError::Refused(r) if r.contains("wrong peer secret")),
         "{e}"
     );
 
@@ -209,7 +222,7 @@ async fn client_with_wrong_secret_is_refused() {
     match client.get(b"k").await {
         Err(Error::Refused { source, .. }) => {
             assert!(
-                source.to_string().contains("wrong cluster secret"),
+                source.to_string().contains("wrong client secret"),
                 "{source}"
             )
         }

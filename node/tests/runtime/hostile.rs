@@ -16,8 +16,9 @@ use dynamo_node::runtime::frame::{
 };
 use dynamo_node::Sibs;
 
-use crate::bad_input::{authenticated, expect_error, raw};
-use crate::{eventually, free_ports, Spec, SECRET};
+use crate::bad_input::{authenticated, authenticated_to, expect_error, raw};
+use crate::{eventually, free_ports, Spec, PEER_SECRET, SECRET};
+use dynamo_node::runtime::handshake::{connect, Credentials, HandshakeError};
 
 /// A one-node cluster in a `dynamo` process, its log (stderr) in a file.
 pub(crate) struct Proc {
@@ -50,7 +51,8 @@ impl Proc {
         let child = command
             .args(["serve", "--id", "1", "--members", "1", "--listen", &address])
             .args(extra)
-            .env("DYNAMO_SECRET", SECRET)
+            .env("DYNAMO_CLIENT_SECRET", SECRET)
+            .env("DYNAMO_PEER_SECRET", PEER_SECRET)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -213,7 +215,7 @@ async fn hostile_cluster_names_are_neither_echoed_nor_logged_in_full() {
         version: PROTOCOL_VERSION,
         cluster,
         role: Role::Client,
-        encrypt: false,
+        encrypt: true,
         nonce: [1; 32],
     };
     let mut conn = raw(&node.address).await;
@@ -389,4 +391,131 @@ async fn a_client_reconnects_after_the_node_closed_its_idle_connection() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(client.get(b"k").await.unwrap().values, vec![b"v".to_vec()]);
     node.shutdown().await.unwrap();
+}
+
+fn creds(secret: &str) -> Credentials {
+    Credentials {
+        cluster: "dynamo".into(),
+        secret: secret.as_bytes().to_vec(),
+    }
+}
+
+/// Table row: "a client (it holds the one cluster secret) claims peer id 2 and sends a `Write`:
+/// accepted: the forged value replaced the real one on all 3 replicas". Clients hold the client
+/// secret only, and a node's proof is bound to its id: the claim is refused, and a client
+/// connection cannot carry peer messages either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_pose_as_a_peer() {
+    let spec = Spec::new(3, None);
+    let nodes = spec.start_all().await;
+    crate::wait_up(&spec).await;
+    let mut client = spec.client_of(1);
+    client.put(b"k", b"real".to_vec(), &[]).await.unwrap();
+
+    let forged = PeerFrame::Peer(PeerMessage::Write {
+        req: None,
+        key: b"k".to_vec(),
+        siblings: {
+            let mut s = Sibs::new();
+            s.put(
+                &dynamo_node::Clock::new(),
+                (2, u64::MAX),
+                u64::MAX,
+                dynamo_vclock::Value::Live(b"forged".to_vec()),
+            );
+            s
+        },
+        hint: None,
+    });
+    for id in 1..=3u64 {
+        // Claiming to be node 2 with the client secret.
+        let mut conn = raw(&spec.address(id)).await;
+        let role = Role::Peer {
+            id: 2,
+            address: spec.address(2),
+        };
+        let e = connect(&mut conn, &creds(SECRET), role, None, true)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, HandshakeError::Refused(r) if r.contains("wrong peer secret, or not node 2")),
+            "{e}"
+        );
+        // As an authenticated client, a peer message is refused by its tag.
+        let mut conn = authenticated_to(&spec, id).await;
+        conn.send(&forged).await.unwrap();
+        let reason = expect_error::<NodeFrame>(&mut conn).await;
+        assert!(reason.contains("unknown variant `Peer`"), "{reason}");
+    }
+    for id in 1..=3u64 {
+        let got = spec.client_of(id).get(b"k").await.unwrap();
+        assert_eq!(got.values, vec![b"real".to_vec()], "node {id}");
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// One connection per node id: a second node claiming a connected id from another address is
+/// refused, a claim of the node's own id is refused, and the same node reconnecting replaces its
+/// older connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_node_ids_are_refused() {
+    let spec = Spec::new(2, None);
+    let nodes = spec.start_all().await;
+    crate::wait_up(&spec).await;
+    let peer = |id: u64, address: String| Role::Peer { id, address };
+
+    let mut conn = raw(&spec.address(1)).await;
+    connect(
+        &mut conn,
+        &creds(PEER_SECRET),
+        peer(2, "127.0.0.1:1".into()),
+        Some(1),
+        true,
+    )
+    .await
+    .unwrap();
+    conn.established(4096, 4096, None);
+    let reason = expect_error::<PeerFrame>(&mut conn).await;
+    assert!(
+        reason.contains("node id 2 is already connected, from"),
+        "{reason}"
+    );
+
+    let mut conn = raw(&spec.address(1)).await;
+    connect(
+        &mut conn,
+        &creds(PEER_SECRET),
+        peer(1, spec.address(1)),
+        Some(1),
+        true,
+    )
+    .await
+    .unwrap();
+    conn.established(4096, 4096, None);
+    let reason = expect_error::<PeerFrame>(&mut conn).await;
+    assert!(reason.contains("claims this node's id 1"), "{reason}");
+
+    // The same node (same address) reconnecting is accepted; the cluster goes on.
+    let mut conn = raw(&spec.address(1)).await;
+    connect(
+        &mut conn,
+        &creds(PEER_SECRET),
+        peer(2, spec.address(2)),
+        Some(1),
+        true,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    // What node 2 had in flight on the replaced connection is lost; it reconnects.
+    let ok = eventually(10, || async {
+        spec.client_of(1).put(b"a", b"b".to_vec(), &[]).await.ok()
+    })
+    .await;
+    assert!(ok.is_some(), "the cluster goes on");
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
 }

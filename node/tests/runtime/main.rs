@@ -15,7 +15,8 @@ use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::runtime::{Node, RuntimeConfig};
 use dynamo_node::{NodeConfig, NodeId};
 
-pub(crate) const SECRET: &str = "test-secret";
+pub(crate) const SECRET: &str = "test-client-secret";
+pub(crate) const PEER_SECRET: &str = "test-peer-secret";
 
 /// Free loopback ports, below the ephemeral range (32768 and up on Linux): the tests that open
 /// thousands of connections take ephemeral ports, and a listen port picked from that range could
@@ -80,7 +81,7 @@ impl Spec {
     }
 
     pub(crate) fn runtime_config(&self, id: NodeId) -> RuntimeConfig {
-        let mut rc = RuntimeConfig::new(id, self.node_config(), SECRET);
+        let mut rc = RuntimeConfig::new(id, self.node_config(), PEER_SECRET, SECRET);
         rc.listen = self.address(id);
         rc.data_dir = self.dir.as_ref().map(|d| d.join(format!("node-{id}")));
         rc.seed = Some(id);
