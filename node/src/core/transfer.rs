@@ -67,9 +67,10 @@ impl<S: Store> NodeCore<S> {
                         request,
                         after,
                         max_entries,
-                        ..
+                        max_bytes,
                     }) => {
-                        let (entries, last) = self.read_range(partition, after, max_entries);
+                        let (entries, last) =
+                            self.read_range(partition, after, max_entries, max_bytes);
                         if let Some(run) = self.transfers.get_mut(&id) {
                             if run
                                 .session
@@ -93,13 +94,15 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    /// The keys of partition `p` after `after`, in order, at most `max` of them; and whether they
+    /// The keys of partition `p` after `after`, in order, at most `max` of them and about
+    /// `max_bytes` of keys and payloads (at least one entry, however large); and whether they
     /// reach the end of the partition.
     fn read_range(
         &mut self,
         p: usize,
         after: Option<Key>,
         max: usize,
+        max_bytes: usize,
     ) -> (Vec<TransferEntry<Key, Vec<u8>>>, bool) {
         use std::ops::Bound;
         let lower = match &after {
@@ -111,17 +114,26 @@ impl<S: Store> NodeCore<S> {
             .take(max + 1)
             .map(|(k, _)| k.clone())
             .collect();
-        let last = keys.len() <= max;
-        let entries = keys
-            .into_iter()
-            .take(max)
-            .filter_map(|key| {
-                self.local(&key).map(|s| TransferEntry {
-                    payload: encode_siblings(&s),
-                    key,
-                })
-            })
-            .collect::<Vec<_>>();
+        let mut last = keys.len() <= max;
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let count = keys.len().min(max);
+        for (i, key) in keys.into_iter().take(max).enumerate() {
+            let Some(s) = self.local(&key) else { continue };
+            let payload = encode_siblings(&s);
+            let size = key.len() + payload.len();
+            if !entries.is_empty() && bytes + size > max_bytes {
+                // The rest goes in the next batch.
+                last = false;
+                break;
+            }
+            bytes += size;
+            entries.push(TransferEntry { payload, key });
+            if bytes >= max_bytes && i + 1 < count {
+                last = false;
+                break;
+            }
+        }
         // A key that vanished between the index and the store leaves the batch short; an empty
         // batch that is not the last is not allowed, so end it here (anti-entropy covers the rest).
         let last = last || entries.is_empty();

@@ -519,3 +519,49 @@ async fn duplicate_node_ids_are_refused() {
         node.shutdown().await.unwrap();
     }
 }
+
+/// Table row: "anti-entropy with many differing keys: one `Exchange` message carries every
+/// differing key and value; past the frame limit the encode error is treated as a lost
+/// connection, the batch is dropped, and the same happens at every session". Here the nodes'
+/// frame limit is 2 MiB, and 60 values of 100 kB (about 3 MB in each of the two partitions) reach a replica that missed
+/// them all, in exchanges split by bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_entropy_of_many_large_differences_is_split_by_bytes() {
+    let spec = Spec::new(2, None);
+    let config = |id: u64| {
+        let mut rc = spec.runtime_config(id);
+        rc.node.n = 2;
+        (rc.node.r, rc.node.w) = (1, 1);
+        rc.node.hinted_handoff = false;
+        rc.node.read_repair = false;
+        rc.node.partitions = 2;
+        rc.node.sync_interval = Some(100);
+        rc.max_frame = 2 << 20;
+        rc
+    };
+    let one = dynamo_node::runtime::Node::start(config(1)).await.unwrap();
+    let mut client = spec.client_of(1);
+    let keys = 60;
+    for i in 0..keys {
+        let value = vec![i as u8; 100_000];
+        client
+            .put(format!("key-{i}").as_bytes(), value, &[])
+            .await
+            .unwrap();
+    }
+    let two = dynamo_node::runtime::Node::start(config(2)).await.unwrap();
+    let synced = eventually(60, || async {
+        let s = spec.client_of(2).status().await.ok()?;
+        (s.keys >= keys).then_some(())
+    })
+    .await;
+    let s = spec.client_of(2).status().await.unwrap();
+    assert!(
+        synced.is_some(),
+        "node 2 holds {} of {keys} keys: {:?}",
+        s.keys,
+        s.counters
+    );
+    one.shutdown().await.unwrap();
+    two.shutdown().await.unwrap();
+}
