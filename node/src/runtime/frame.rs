@@ -16,6 +16,11 @@
 //! started does not complete within the read timeout (a slow writer), or whose writes stall.
 //! Error texts that could carry the other side's bytes are cut to [`excerpt`] size before they
 //! are logged or sent back.
+//!
+//! After an encrypting handshake ([`super::handshake`]), the same frames travel inside Noise
+//! transport messages: the byte stream of frames is cut into records of at most 65,519 bytes of
+//! plaintext, each sent as a 2-byte big-endian length and its ciphertext (ChaCha20-Poly1305, with
+//! the 16-byte tag). A record that fails to decrypt closes the connection.
 
 use std::time::Duration;
 
@@ -272,6 +277,9 @@ pub enum FrameError {
     /// A write did not complete within the read timeout (the other side does not read).
     #[error("a write did not complete within {0:?}")]
     WriteTimeout(Duration),
+    /// A record could not be decrypted (or encrypted): tampered, replayed or garbage bytes.
+    #[error("encryption error: {0}")]
+    Crypto(String),
 }
 
 /// Cuts `text` to at most [`MAX_REASON`] bytes (at a character boundary), saying how long it was:
@@ -309,7 +317,14 @@ pub struct Conn<T> {
     last_activity: Instant,
     /// When the bytes of the frame now arriving started to arrive.
     partial_since: Option<Instant>,
+    /// The Noise transport state of an encrypted connection.
+    cipher: Option<Box<snow::TransportState>>,
+    /// Decrypted bytes not yet taken as frames (encrypted connections only).
+    plain: BytesMut,
 }
+
+/// Most plaintext bytes in one record: a Noise message is at most 65,535 bytes with its tag.
+const RECORD_PLAINTEXT: usize = 65535 - 16;
 
 impl<T> std::fmt::Debug for Conn<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -333,6 +348,8 @@ pub fn handshake_conn<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> Conn<T> {
         timeouts: None,
         last_activity: Instant::now(),
         partial_since: None,
+        cipher: None,
+        plain: BytesMut::new(),
     }
 }
 
@@ -348,6 +365,39 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         self.handshake = false;
         self.timeouts = timeouts;
         self.last_activity = Instant::now();
+    }
+
+    /// Encrypts everything from now on with `transport` (the end of an encrypting handshake).
+    pub fn encrypt_with(&mut self, transport: snow::TransportState) {
+        self.cipher = Some(Box::new(transport));
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// Decrypts every complete record in the read buffer into `plain`.
+    fn decrypt_records(&mut self) -> Result<(), FrameError> {
+        let Some(cipher) = self.cipher.as_mut() else {
+            return Ok(());
+        };
+        let mut out = vec![0u8; RECORD_PLAINTEXT];
+        while self.rbuf.len() >= 2 {
+            let len = u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]) as usize;
+            if len < 16 {
+                return Err(FrameError::Crypto(format!("a record of {len} bytes")));
+            }
+            if self.rbuf.len() < 2 + len {
+                break;
+            }
+            let n = cipher
+                .read_message(&self.rbuf[2..2 + len], &mut out)
+                .map_err(|e| FrameError::Crypto(format!("cannot decrypt a record: {e}")))?;
+            self.plain.extend_from_slice(&out[..n]);
+            self.rbuf.advance(2 + len);
+        }
+        Ok(())
     }
 
     /// The limit on frames received in the current phase.
@@ -367,11 +417,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
 
     /// A complete frame body at the front of the read buffer, if there is one.
     fn take_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
-        if self.rbuf.len() < 4 {
+        let encrypted = self.cipher.is_some();
+        if encrypted {
+            self.decrypt_records()?;
+        }
+        let buf = if encrypted {
+            &mut self.plain
+        } else {
+            &mut self.rbuf
+        };
+        if buf.len() < 4 {
             return Ok(None);
         }
-        let size =
-            u32::from_be_bytes([self.rbuf[0], self.rbuf[1], self.rbuf[2], self.rbuf[3]]) as usize;
+        let size = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
         if size > self.max_frame {
             return Err(FrameError::TooLarge {
                 size,
@@ -379,14 +437,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                 handshake: self.handshake,
             });
         }
-        if self.rbuf.len() < 4 + size {
+        if buf.len() < 4 + size {
             // Room for the rest of this frame, never more than a chunk at once.
-            let missing = 4 + size - self.rbuf.len();
-            self.rbuf.reserve(missing.min(READ_CHUNK));
+            let missing = 4 + size - buf.len();
+            buf.reserve(missing.min(READ_CHUNK));
+            if encrypted {
+                self.rbuf.reserve(READ_CHUNK);
+            }
             return Ok(None);
         }
-        self.rbuf.advance(4);
-        Ok(Some(self.rbuf.split_to(size)))
+        buf.advance(4);
+        Ok(Some(buf.split_to(size)))
+    }
+
+    /// Whether part of a frame (or of a record) has arrived.
+    fn partial(&self) -> bool {
+        !self.rbuf.is_empty() || !self.plain.is_empty()
     }
 
     /// Reads the next frame's body. Cancel-safe: what was read stays buffered.
@@ -395,7 +461,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             if let Some(body) = self.take_frame()? {
                 let now = Instant::now();
                 self.last_activity = now;
-                self.partial_since = (!self.rbuf.is_empty()).then_some(now);
+                self.partial_since = self.partial().then_some(now);
                 return Ok(body);
             }
             if self.rbuf.capacity() == self.rbuf.len() {
@@ -416,7 +482,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                 }
             };
             if n == 0 {
-                return Err(if self.rbuf.is_empty() {
+                return Err(if !self.partial() {
                     FrameError::Closed
                 } else {
                     FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
@@ -455,11 +521,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         self.feed_body(&body)
     }
 
+    /// Encrypts what was queued into records, in place of the plaintext.
+    fn seal(&mut self) -> Result<(), FrameError> {
+        let Some(cipher) = self.cipher.as_mut() else {
+            return Ok(());
+        };
+        let records = self.wbuf.len().div_ceil(RECORD_PLAINTEXT);
+        let mut sealed = Vec::with_capacity(self.wbuf.len() + records * 18);
+        let mut out = vec![0u8; 65535];
+        for chunk in self.wbuf.chunks(RECORD_PLAINTEXT) {
+            let n = cipher
+                .write_message(chunk, &mut out)
+                .map_err(|e| FrameError::Crypto(format!("cannot encrypt a record: {e}")))?;
+            sealed.put_u16(n as u16);
+            sealed.extend_from_slice(&out[..n]);
+        }
+        self.wbuf = sealed;
+        Ok(())
+    }
+
     /// Writes what was queued.
     pub async fn flush(&mut self) -> Result<(), FrameError> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        self.seal()?;
         let write = async {
             self.io.write_all(&self.wbuf).await?;
             self.io.flush().await
@@ -482,19 +568,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         self.flush().await
     }
 
-    /// Writes raw bytes (for tests of bad input).
+    /// Writes raw bytes on the socket, past the encryption (for tests of bad input).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
         self.io.write_all(bytes).await?;
         self.io.flush().await?;
         Ok(())
     }
 
-    /// Writes a raw body with its length prefix, ignoring the limit (for tests of bad input).
+    /// Writes bytes into the stream of frames as they are, no length prefix added, encrypted if
+    /// the connection is (for tests of bad input).
+    pub async fn send_stream(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
+        self.wbuf.extend_from_slice(bytes);
+        self.flush().await
+    }
+
+    /// Writes a body with its length prefix, ignoring the limit (for tests of bad input).
     pub async fn send_unchecked(&mut self, body: &[u8]) -> Result<(), FrameError> {
         let mut bytes = Vec::with_capacity(4 + body.len());
         bytes.put_u32(body.len() as u32);
         bytes.extend_from_slice(body);
-        self.send_raw(&bytes).await
+        self.send_stream(&bytes).await
     }
 }
 
@@ -549,6 +642,7 @@ pub async fn refuse<F: ErrorFrame, T: AsyncRead + AsyncWrite + Unpin>(
     let frame = F::error(excerpt(reason));
     conn.wbuf.clear();
     let _ = conn.feed(&frame);
+    let _ = conn.seal();
     let io = async {
         let _ = conn.io.write_all(&conn.wbuf).await;
         let _ = conn.io.shutdown().await;

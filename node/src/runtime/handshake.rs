@@ -21,6 +21,14 @@
 //! on another connection. The connecting side proves its secret first; the accepting side answers
 //! a wrong proof with [`Handshake::Error`] and closes, and only a side that proved its secret
 //! receives a MAC. Both sides check the other's MAC.
+//!
+//! With encryption (the default), the proof and the welcome also carry the two messages of a
+//! Noise `NNpsk0` handshake (X25519, ChaCha20-Poly1305, BLAKE2s) whose pre-shared key is
+//! `HMAC(key(role), "dynamo-psk" ‖ transcript)`: fresh ephemeral keys on both sides (forward
+//! secrecy), and a key exchange that only a side holding the role's key can complete, bound to
+//! this connection's nonces. Every frame after the handshake is then encrypted and authenticated
+//! (see [`super::frame`]). Without encryption (`--no-encryption`, for benchmarks) frames after
+//! the handshake are neither: anyone on the path can read and change them.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -74,6 +82,9 @@ pub enum HandshakeError {
         /// The node that answered.
         found: NodeId,
     },
+    /// The key exchange failed.
+    #[error("key exchange failed: {0}")]
+    KeyExchange(String),
     /// Reading or writing a frame failed.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -163,6 +174,26 @@ impl Transcript<'_> {
         t.push(u8::from(self.encrypt));
         t
     }
+}
+
+/// The Noise pattern of the key exchange.
+const NOISE: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+
+fn noise(psk: &[u8; 32], initiator: bool) -> Result<snow::HandshakeState, HandshakeError> {
+    let params: snow::params::NoiseParams = NOISE
+        .parse()
+        .map_err(|e| HandshakeError::KeyExchange(format!("{e:?}")))?;
+    let builder = snow::Builder::new(params).psk(0, psk);
+    let state = if initiator {
+        builder.build_initiator()
+    } else {
+        builder.build_responder()
+    };
+    state.map_err(|e| HandshakeError::KeyExchange(e.to_string()))
+}
+
+fn key_error(e: snow::Error) -> HandshakeError {
+    HandshakeError::KeyExchange(e.to_string())
 }
 
 fn transcript(
@@ -287,9 +318,10 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
         n1,
         n2,
     };
-    match conn.recv::<Handshake>().await? {
-        Handshake::Proof { mac, .. } => {
-            if !verify(&proof_key(secret, &role), &t.bytes(b"dynamo-proof"), &mac) {
+    let key = proof_key(secret, &role);
+    let theirs = match conn.recv::<Handshake>().await? {
+        Handshake::Proof { mac, key_exchange } => {
+            if !verify(&key, &t.bytes(b"dynamo-proof"), &mac) {
                 return Err(HandshakeError::Auth(match role {
                     Role::Client => "wrong client secret".to_string(),
                     Role::Peer { id, .. } => {
@@ -297,18 +329,35 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }));
             }
+            key_exchange
         }
         Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
+    };
+    let mut ours = Vec::new();
+    let mut transport = None;
+    if encrypt {
+        let mut state = noise(&sign(&key, &t.bytes(b"dynamo-psk")), false)?;
+        let mut scratch = [0u8; 1024];
+        state
+            .read_message(&theirs, &mut scratch)
+            .map_err(key_error)?;
+        let mut message = [0u8; 1024];
+        let n = state.write_message(&[], &mut message).map_err(key_error)?;
+        ours = message[..n].to_vec();
+        transport = Some(state.into_transport_mode().map_err(key_error)?);
     }
     conn.send(&Handshake::Welcome {
         mac: sign(
             &welcome_key(secret, &role, node),
             &t.bytes(b"dynamo-welcome"),
         ),
-        key_exchange: Vec::new(),
+        key_exchange: ours,
     })
     .await?;
+    if let Some(transport) = transport {
+        conn.encrypt_with(transport);
+    }
     Ok(role)
 }
 
@@ -383,18 +432,34 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
         n1,
         n2,
     };
+    let key = proof_key(&creds.secret, &role);
+    let mut state = None;
+    let mut ours = Vec::new();
+    if encrypt {
+        let mut s = noise(&sign(&key, &t.bytes(b"dynamo-psk")), true)?;
+        let mut message = [0u8; 1024];
+        let n = s.write_message(&[], &mut message).map_err(key_error)?;
+        ours = message[..n].to_vec();
+        state = Some(s);
+    }
     conn.send(&Handshake::Proof {
-        mac: sign(&proof_key(&creds.secret, &role), &t.bytes(b"dynamo-proof")),
-        key_exchange: Vec::new(),
+        mac: sign(&key, &t.bytes(b"dynamo-proof")),
+        key_exchange: ours,
     })
     .await?;
     match conn.recv::<Handshake>().await? {
-        Handshake::Welcome { mac, .. } => {
+        Handshake::Welcome { mac, key_exchange } => {
             let key = welcome_key(&creds.secret, &role, node);
             if !verify(&key, &t.bytes(b"dynamo-welcome"), &mac) {
                 return Err(HandshakeError::Auth(format!(
                     "node {node} does not prove the secret"
                 )));
+            }
+            if let Some(mut s) = state {
+                let mut scratch = [0u8; 1024];
+                s.read_message(&key_exchange, &mut scratch)
+                    .map_err(key_error)?;
+                conn.encrypt_with(s.into_transport_mode().map_err(key_error)?);
             }
             Ok(node)
         }

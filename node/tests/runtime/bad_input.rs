@@ -150,11 +150,31 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
     let mut conn = authenticated(&spec).await;
     let mut bytes = (64u32 << 20).to_be_bytes().to_vec();
     bytes.extend_from_slice(&[0u8; 1024]);
-    conn.send_raw(&bytes).await.unwrap();
+    conn.send_stream(&bytes).await.unwrap();
     let reason = expect_error::<NodeFrame>(&mut conn).await;
     assert!(
         reason.contains("exceeds the limit of 4194304 bytes"),
         "{reason}"
+    );
+
+    // After the handshake everything is encrypted: a plaintext frame does not decrypt.
+    let mut conn = authenticated(&spec).await;
+    assert!(conn.is_encrypted());
+    let mut bytes = 8u32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(UNKNOWN);
+    conn.send_raw(&bytes).await.unwrap();
+    let reason = expect_error::<NodeFrame>(&mut conn).await;
+    assert!(reason.contains("encryption error"), "{reason}");
+
+    // A client that does not encrypt is refused by a node that does.
+    let mut conn = raw(&spec.address(1)).await;
+    let e = connect(&mut conn, &creds(SECRET), Role::Client, Some(1), false)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("encryption mismatch: this node requires encryption"),
+        "{e}"
     );
 
     // Wrong protocol version.
