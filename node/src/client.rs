@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use crate::core::NodeStatus;
 use crate::message::{ClientError, ClientReply, ClientRequest, RequestOptions};
 use crate::runtime::frame::{
-    framed, recv, send, AdminReply, AdminRequest, Conn, Frame, FrameError, RangeInfo, Role,
-    DEFAULT_MAX_FRAME,
+    excerpt, handshake_conn, AdminReply, AdminRequest, ClientFrame, Conn, FrameError, NodeFrame,
+    RangeInfo, Role, DEFAULT_MAX_FRAME,
 };
 use crate::runtime::handshake::{connect, Credentials, HandshakeError};
 use crate::types::{NodeId, Value};
@@ -36,8 +36,10 @@ pub struct ClientConfig {
     pub nodes: Vec<String>,
     /// The cluster's name.
     pub cluster: String,
-    /// The cluster's shared secret.
+    /// The cluster's client secret.
     pub secret: Vec<u8>,
+    /// Encrypt the connection after the handshake (default on); must match the nodes' choice.
+    pub encrypt: bool,
     /// How long to wait for a node to connect or answer before trying the next (default 5 s).
     pub timeout: Duration,
     /// Largest frame accepted.
@@ -61,6 +63,7 @@ impl ClientConfig {
             nodes,
             cluster: crate::config::NodeConfig::default().cluster,
             secret: secret.into(),
+            encrypt: true,
             timeout: Duration::from_secs(5),
             max_frame: DEFAULT_MAX_FRAME,
         }
@@ -74,7 +77,7 @@ pub enum Error {
     /// The configuration names no node.
     #[error("no node address given")]
     NoNodes,
-    /// A node refused the connection (wrong secret, cluster or protocol version).
+    /// A node refused the connection (wrong secret, cluster, encryption or protocol version).
     #[error("node {address} refused the connection: {source}")]
     Refused {
         /// The node's address.
@@ -127,6 +130,9 @@ impl std::fmt::Debug for Client {
 enum Attempt {
     /// Try the next node.
     Next(String),
+    /// The connection was closed (by the node, or lost): on a connection made for an earlier
+    /// request, the node may have closed it for being idle, so try the same node once more.
+    Closed(String),
     /// Give up.
     Fatal(Error),
 }
@@ -150,7 +156,7 @@ impl Client {
             match client.ensure_connected().await {
                 Ok(()) => return Ok(client),
                 Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Next(e)) => {
+                Err(Attempt::Next(e) | Attempt::Closed(e)) => {
                     attempts.push((client.current_address(), e));
                     client.advance();
                 }
@@ -279,31 +285,35 @@ impl Client {
 
     async fn request(&mut self, request: ClientRequest) -> Result<ClientReply, Error> {
         let reply = self
-            .call(|id| Frame::Request {
+            .call(|id| ClientFrame::Request {
                 id,
                 request: request.clone(),
             })
             .await?;
         match reply {
-            Frame::Reply {
+            NodeFrame::Reply {
                 reply: ClientReply::Failed(e),
                 ..
             } => Err(Error::Failed(e)),
-            Frame::Reply { reply, .. } => Ok(reply),
-            other => Err(Error::Protocol(format!("unexpected frame {other:?}"))),
+            NodeFrame::Reply { reply, .. } => Ok(reply),
+            other => Err(Error::Protocol(excerpt(&format!(
+                "unexpected frame {other:?}"
+            )))),
         }
     }
 
     async fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, Error> {
         match self
-            .call(|id| Frame::Admin {
+            .call(|id| ClientFrame::Admin {
                 id,
                 request: request.clone(),
             })
             .await?
         {
-            Frame::AdminReply { reply, .. } => Ok(reply),
-            other => Err(Error::Protocol(format!("unexpected frame {other:?}"))),
+            NodeFrame::AdminReply { reply, .. } => Ok(reply),
+            other => Err(Error::Protocol(excerpt(&format!(
+                "unexpected frame {other:?}"
+            )))),
         }
     }
 
@@ -332,14 +342,18 @@ impl Client {
             secret: self.config.secret.clone(),
         };
         let max_frame = self.config.max_frame;
+        let encrypt = self.config.encrypt;
         let attempt = async {
             let stream = TcpStream::connect(&address)
                 .await
                 .map_err(|e| Attempt::Next(format!("connect: {e}")))?;
             let _ = stream.set_nodelay(true);
-            let mut conn = framed(stream, max_frame);
-            match connect(&mut conn, &creds, Role::Client, None).await {
-                Ok(_) => Ok(conn),
+            let mut conn = handshake_conn(stream);
+            match connect(&mut conn, &creds, Role::Client, None, encrypt).await {
+                Ok(_) => {
+                    conn.established(max_frame, max_frame, None);
+                    Ok(conn)
+                }
                 Err(HandshakeError::Frame(e)) => Err(Attempt::Next(format!("handshake: {e}"))),
                 Err(source) => Err(Attempt::Fatal(Error::Refused {
                     address: address.clone(),
@@ -357,26 +371,35 @@ impl Client {
         }
     }
 
-    async fn call(&mut self, make: impl Fn(u64) -> Frame) -> Result<Frame, Error> {
+    async fn call(&mut self, make: impl Fn(u64) -> ClientFrame) -> Result<NodeFrame, Error> {
         if self.config.nodes.is_empty() {
             return Err(Error::NoNodes);
         }
         let mut attempts = Vec::new();
         for _ in 0..self.config.nodes.len() {
-            match self.try_call(&make).await {
-                Ok(frame) => return Ok(frame),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Next(e)) => {
-                    tracing::debug!(node = %self.current_address(), error = %e, "node did not answer");
-                    attempts.push((self.current_address(), e));
-                    self.advance();
+            let mut reused = self.conn.is_some();
+            loop {
+                match self.try_call(&make).await {
+                    Ok(frame) => return Ok(frame),
+                    Err(Attempt::Fatal(e)) => return Err(e),
+                    Err(Attempt::Closed(e)) if reused => {
+                        tracing::debug!(node = %self.current_address(), error = %e, "connection closed; reconnecting");
+                        self.conn = None;
+                        reused = false;
+                    }
+                    Err(Attempt::Next(e) | Attempt::Closed(e)) => {
+                        tracing::debug!(node = %self.current_address(), error = %e, "node did not answer");
+                        attempts.push((self.current_address(), e));
+                        self.advance();
+                        break;
+                    }
                 }
             }
         }
         Err(Error::Unavailable { attempts })
     }
 
-    async fn try_call(&mut self, make: &impl Fn(u64) -> Frame) -> Result<Frame, Attempt> {
+    async fn try_call(&mut self, make: &impl Fn(u64) -> ClientFrame) -> Result<NodeFrame, Attempt> {
         self.ensure_connected().await?;
         let id = self.next_id;
         self.next_id += 1;
@@ -385,24 +408,32 @@ impl Client {
             return Err(Attempt::Next("not connected".into()));
         };
         let exchange = async {
-            send(conn, &make(id)).await?;
+            conn.send(&make(id)).await?;
             loop {
-                let frame = recv(conn).await?;
+                let frame = conn.recv::<NodeFrame>().await?;
                 match &frame {
-                    Frame::Reply { id: r, .. } | Frame::AdminReply { id: r, .. } if *r != id => {
+                    NodeFrame::Reply { id: r, .. } | NodeFrame::AdminReply { id: r, .. }
+                        if *r != id =>
+                    {
                         continue; // a late answer to an earlier, timed-out request
                     }
-                    _ => return Ok::<Frame, FrameError>(frame),
+                    _ => return Ok::<NodeFrame, FrameError>(frame),
                 }
             }
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(Frame::Error { reason })) => Err(Attempt::Next(format!("node closed: {reason}"))),
-            Ok(Ok(Frame::Reply {
+            Ok(Ok(NodeFrame::Error { reason })) => Err(Attempt::Closed(format!(
+                "node closed: {}",
+                excerpt(&reason)
+            ))),
+            Ok(Ok(NodeFrame::Reply {
                 reply: ClientReply::Failed(ClientError::Unavailable(reason)),
                 ..
             })) => Err(Attempt::Next(format!("unavailable: {reason}"))),
             Ok(Ok(frame)) => Ok(frame),
+            Ok(Err(e @ (FrameError::Closed | FrameError::Io(_)))) => {
+                Err(Attempt::Closed(e.to_string()))
+            }
             Ok(Err(e)) => Err(Attempt::Next(e.to_string())),
             Err(_) => Err(Attempt::Next("no answer in time".into())),
         }

@@ -23,9 +23,17 @@ struct Args {
     /// Node addresses, comma separated.
     #[arg(long, default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
     nodes: String,
-    /// Cluster secret.
-    #[arg(long, env = "DYNAMO_SECRET", default_value = "dynamo-local-secret")]
-    secret: String,
+    /// The cluster's client secret.
+    #[arg(
+        long,
+        alias = "secret",
+        env = "DYNAMO_CLIENT_SECRET",
+        default_value = "dynamo-local-client-secret"
+    )]
+    client_secret: String,
+    /// Talk to nodes that run without encryption (`dynamo cluster --no-encryption`).
+    #[arg(long)]
+    no_encryption: bool,
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -58,7 +66,8 @@ async fn client_loop(args: &Args, id: usize, until: Instant) -> Result<Tally, St
     let mut nodes: Vec<String> = args.nodes.split(',').map(str::to_string).collect();
     let shift = id % nodes.len().max(1);
     nodes.rotate_left(shift);
-    let config = ClientConfig::new(nodes, args.secret.as_bytes().to_vec());
+    let mut config = ClientConfig::new(nodes, args.client_secret.as_bytes().to_vec());
+    config.encrypt = !args.no_encryption;
     let mut client = Client::connect(config).await.map_err(|e| e.to_string())?;
     let mut rng = SmallRng::seed_from_u64(id as u64);
     let mut tally = Tally {

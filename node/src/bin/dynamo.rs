@@ -6,8 +6,9 @@
 //! dynamo get cart                          # prints every sibling and the context
 //! dynamo put cart milk,eggs --context <hex>
 //! dynamo status | ring | leave --node 127.0.0.1:7003
-//! dynamo serve --id 1 --listen 0.0.0.0:7001 --data-dir /var/lib/dynamo --secret ... \
+//! dynamo serve --id 1 --listen 0.0.0.0:7001 --data-dir /var/lib/dynamo \
 //!              --members 1,2,3 --peer 2=10.0.0.2:7001 --peer 3=10.0.0.3:7001
+//!              # with DYNAMO_PEER_SECRET (nodes only) and DYNAMO_CLIENT_SECRET in the environment
 //! ```
 
 use std::path::PathBuf;
@@ -23,8 +24,11 @@ use dynamo_node::redb_store::Durability;
 use dynamo_node::runtime::{Node, RuntimeConfig};
 use dynamo_node::{NodeConfig, NodeId};
 
-/// The secret `dynamo cluster` uses, and clients use when none is given: for trying things out.
-const LOCAL_SECRET: &str = "dynamo-local-secret";
+/// The client secret `dynamo cluster` uses, and clients use when none is given: for trying
+/// things out.
+const LOCAL_CLIENT_SECRET: &str = "dynamo-local-client-secret";
+/// The peer secret `dynamo cluster` gives its nodes when none is given.
+const LOCAL_PEER_SECRET: &str = "dynamo-local-peer-secret";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -111,15 +115,18 @@ struct ConnArgs {
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
     )]
     nodes: Vec<String>,
-    /// The cluster's shared secret.
-    #[arg(long, env = "DYNAMO_SECRET", default_value = LOCAL_SECRET, hide_env_values = true)]
-    secret: String,
+    /// The cluster's client secret.
+    #[arg(long, alias = "secret", env = "DYNAMO_CLIENT_SECRET", default_value = LOCAL_CLIENT_SECRET, hide_env_values = true)]
+    client_secret: String,
     /// The cluster's name.
     #[arg(long, default_value = "dynamo")]
     cluster: String,
     /// Seconds to wait for a node before trying the next.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
+    /// Talk to nodes that run without encryption (`serve --no-encryption`, for benchmarks).
+    #[arg(long)]
+    no_encryption: bool,
 }
 
 impl ConnArgs {
@@ -129,7 +136,8 @@ impl ConnArgs {
 
     /// A client of exactly these nodes (one, for an admin command: no failover).
     fn client_of(&self, nodes: Vec<String>) -> Client {
-        let mut config = ClientConfig::new(nodes, self.secret.clone());
+        let mut config = ClientConfig::new(nodes, self.client_secret.clone());
+        config.encrypt = !self.no_encryption;
         config.cluster = self.cluster.clone();
         config.timeout = Duration::from_secs(self.timeout);
         Client::new(config)
@@ -153,9 +161,16 @@ struct ServeArgs {
     /// Data directory (redb). Without one, data lives in memory and is lost at stop.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// The cluster's shared secret.
-    #[arg(long, env = "DYNAMO_SECRET", hide_env_values = true)]
-    secret: Option<String>,
+    /// The secret nodes prove to each other; give it to nodes only.
+    #[arg(long, env = "DYNAMO_PEER_SECRET", hide_env_values = true)]
+    peer_secret: Option<String>,
+    /// The secret clients prove (must differ from the peer secret).
+    #[arg(long, env = "DYNAMO_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Do not encrypt connections after the handshake (for benchmarks; every node and client of
+    /// the cluster must say so too).
+    #[arg(long)]
+    no_encryption: bool,
     /// The cluster's name.
     #[arg(long)]
     cluster: Option<String>,
@@ -191,7 +206,10 @@ struct FileConfig {
     listen: Option<String>,
     advertise: Option<String>,
     data_dir: Option<PathBuf>,
-    secret: Option<String>,
+    peer_secret: Option<String>,
+    client_secret: Option<String>,
+    /// `false` turns encryption off (benchmarks).
+    encryption: Option<bool>,
     /// `durable` (default) or `buffered`.
     durability: Option<String>,
     sync_interval_ms: Option<u64>,
@@ -212,8 +230,19 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
         .id
         .or(file.id)
         .ok_or_else(|| anyhow!("--id (or `id` in the config file) is required"))?;
-    let secret = args.secret.clone().or(file.secret).ok_or_else(|| {
-        anyhow!("--secret, DYNAMO_SECRET or `secret` in the config file is required")
+    let peer_secret = args
+        .peer_secret
+        .clone()
+        .or(file.peer_secret)
+        .ok_or_else(|| {
+            anyhow!(
+                "--peer-secret, DYNAMO_PEER_SECRET or `peer_secret` in the config file is required"
+            )
+        })?;
+    let client_secret = args.client_secret.clone().or(file.client_secret).ok_or_else(|| {
+        anyhow!(
+            "--client-secret, DYNAMO_CLIENT_SECRET or `client_secret` in the config file is required"
+        )
     })?;
     let mut node = file.node.unwrap_or_default();
     if let Some(c) = &args.cluster {
@@ -241,7 +270,8 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
     if let Some(w) = args.w {
         node.w = w;
     }
-    let mut rc = RuntimeConfig::new(id, node, secret.into_bytes());
+    let mut rc = RuntimeConfig::new(id, node, peer_secret, client_secret);
+    rc.encrypt = !args.no_encryption && file.encryption.unwrap_or(true);
     rc.listen = args
         .listen
         .clone()
@@ -295,12 +325,18 @@ struct ClusterArgs {
     /// Directory holding each node's data directory (node-1, node-2, ...).
     #[arg(long, default_value = "dynamo-data")]
     dir: PathBuf,
-    /// The cluster's shared secret.
-    #[arg(long, env = "DYNAMO_SECRET", default_value = LOCAL_SECRET, hide_env_values = true)]
-    secret: String,
+    /// The secret the nodes prove to each other.
+    #[arg(long, env = "DYNAMO_PEER_SECRET", default_value = LOCAL_PEER_SECRET, hide_env_values = true)]
+    peer_secret: String,
+    /// The secret clients prove.
+    #[arg(long, env = "DYNAMO_CLIENT_SECRET", default_value = LOCAL_CLIENT_SECRET, hide_env_values = true)]
+    client_secret: String,
     /// Buffered writes (see `dynamo serve --help`).
     #[arg(long)]
     buffered: bool,
+    /// Run the nodes without encryption (benchmarks; clients then need --no-encryption too).
+    #[arg(long)]
+    no_encryption: bool,
 }
 
 async fn cluster(args: &ClusterArgs) -> Result<()> {
@@ -334,6 +370,9 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
         if args.buffered {
             a.push("--buffered".into());
         }
+        if args.no_encryption {
+            a.push("--no-encryption".into());
+        }
         a
     };
     let (exits, mut exited) = tokio::sync::mpsc::unbounded_channel();
@@ -341,7 +380,8 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
     for &id in &ids {
         let mut child = tokio::process::Command::new(&exe)
             .args(serve_args(id))
-            .env("DYNAMO_SECRET", &args.secret)
+            .env("DYNAMO_PEER_SECRET", &args.peer_secret)
+            .env("DYNAMO_CLIENT_SECRET", &args.client_secret)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -360,21 +400,39 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
         .collect::<Vec<_>>()
         .join(",");
     println!(
-        "dynamo: {} nodes on {} (data in {}), cluster secret {:?}",
+        "dynamo: {} nodes on {} (data in {}), client secret {:?}{}",
         args.nodes,
         nodes,
         args.dir.display(),
-        if args.secret == LOCAL_SECRET {
-            LOCAL_SECRET
+        if args.client_secret == LOCAL_CLIENT_SECRET {
+            LOCAL_CLIENT_SECRET
         } else {
             "<given>"
+        },
+        if args.no_encryption {
+            ", without encryption"
+        } else {
+            ""
         }
     );
+    // The try-lines must work as printed: a given client secret goes in the environment.
+    let env = if args.client_secret == LOCAL_CLIENT_SECRET {
+        ""
+    } else {
+        "DYNAMO_CLIENT_SECRET=... "
+    };
+    let flags = if args.no_encryption {
+        " --no-encryption"
+    } else {
+        ""
+    };
     println!("try, from another terminal:");
-    println!("  dynamo put cart milk --nodes {nodes}");
-    println!("  dynamo get cart --nodes {nodes}");
-    println!("  dynamo status --nodes {nodes}");
-    println!("(with cargo: cargo run --release -p dynamo-node --bin dynamo -- get cart)");
+    println!("  {env}dynamo put cart milk --nodes {nodes}{flags}");
+    println!("  {env}dynamo get cart --nodes {nodes}{flags}");
+    println!("  {env}dynamo status --nodes {nodes}{flags}");
+    println!(
+        "(with cargo: {env}cargo run --release -p dynamo-node --bin dynamo -- get cart{flags})"
+    );
     println!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
 
     // Nodes may be killed on purpose (that is what a local cluster is for): report each exit with
@@ -393,7 +451,7 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
                     Err(e) => e.to_string(),
                 };
                 eprintln!(
-                    "dynamo: node {id} exited ({how}); {running} still running. Restart it with:\n  DYNAMO_SECRET=... {} {}",
+                    "dynamo: node {id} exited ({how}); {running} still running. Restart it with:\n  DYNAMO_PEER_SECRET=... DYNAMO_CLIENT_SECRET=... {} {}",
                     exe.display(),
                     serve_args(id).join(" ")
                 );

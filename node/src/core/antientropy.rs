@@ -3,7 +3,9 @@
 //! Every sync interval the node picks the next partition it replicates and another live replica
 //! of it, and runs a [`SyncSession`] over the partition's tree. The session ends with the keys that
 //! differ; the initiator sends its versions of the keys the peer lacks or holds differently and
-//! asks for the peer's versions of the others, in one `Exchange` each way.
+//! asks for the peer's versions of the others, in `Exchange` messages of at most
+//! [`EXCHANGE_BYTES`] each way (a single larger entry travels alone), so that a partition with
+//! many differing keys never makes a message past the frame limit.
 
 use dynamo_merkle::{DiffKind, Event, Message, SyncConfig, SyncSession};
 use rand::Rng;
@@ -12,6 +14,66 @@ use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::Store;
 use crate::types::{Key, Millis, NodeId, Sibs};
+
+/// Most bytes of keys and values in one `Exchange` message (well under the peers' frame limit).
+pub const EXCHANGE_BYTES: usize = 1 << 20;
+
+/// About how many bytes an entry takes on the wire: its key and values, and a little for the
+/// clock of each version.
+fn entry_size(key: &[u8], siblings: &Sibs) -> usize {
+    key.len()
+        + 16
+        + siblings
+            .entries()
+            .iter()
+            .map(|e| {
+                32 + e
+                    .values
+                    .iter()
+                    .map(|v| v.as_live().map_or(1, |v| v.len() + 5))
+                    .sum::<usize>()
+            })
+            .sum::<usize>()
+}
+
+/// Splits `entries` and `want` into `Exchange` messages of about `budget` bytes each.
+fn exchanges(
+    partition: u32,
+    entries: Vec<(Key, Sibs)>,
+    want: Vec<Key>,
+    budget: usize,
+) -> Vec<PeerMessage> {
+    let mut out = Vec::new();
+    let mut current: (Vec<(Key, Sibs)>, Vec<Key>, usize) = (Vec::new(), Vec::new(), 0);
+    let flush = |out: &mut Vec<PeerMessage>, c: &mut (Vec<(Key, Sibs)>, Vec<Key>, usize)| {
+        if !c.0.is_empty() || !c.1.is_empty() {
+            out.push(PeerMessage::Exchange {
+                partition,
+                entries: std::mem::take(&mut c.0),
+                want: std::mem::take(&mut c.1),
+            });
+        }
+        c.2 = 0;
+    };
+    for (key, siblings) in entries {
+        let size = entry_size(&key, &siblings);
+        if current.2 > 0 && current.2 + size > budget {
+            flush(&mut out, &mut current);
+        }
+        current.2 += size;
+        current.0.push((key, siblings));
+    }
+    for key in want {
+        let size = key.len() + 8;
+        if current.2 > 0 && current.2 + size > budget {
+            flush(&mut out, &mut current);
+        }
+        current.2 += size;
+        current.1.push(key);
+    }
+    flush(&mut out, &mut current);
+    out
+}
 
 /// One running session.
 pub(crate) struct SyncRun {
@@ -198,14 +260,9 @@ impl<S: Store> NodeCore<S> {
                 }
             }
         }
-        self.transmits.push_back((
-            peer,
-            PeerMessage::Exchange {
-                partition: partition as u32,
-                entries,
-                want,
-            },
-        ));
+        for msg in exchanges(partition as u32, entries, want, EXCHANGE_BYTES) {
+            self.transmits.push_back((peer, msg));
+        }
     }
 
     /// Merges a peer's versions and answers the keys it wants.
@@ -227,13 +284,8 @@ impl<S: Store> NodeCore<S> {
             .into_iter()
             .filter_map(|k| self.local(&k).map(|s| (k, s)))
             .collect();
-        self.transmits.push_back((
-            from,
-            PeerMessage::Exchange {
-                partition,
-                entries: back,
-                want: Vec::new(),
-            },
-        ));
+        for msg in exchanges(partition, back, Vec::new(), EXCHANGE_BYTES) {
+            self.transmits.push_back((from, msg));
+        }
     }
 }

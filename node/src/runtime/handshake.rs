@@ -1,24 +1,40 @@
 //! The versioned, authenticated handshake that opens every connection.
 //!
 //! ```text
-//! connecting side                         accepting side
-//!   Hello { version, cluster, role, n1 }  ─▶  checks version and cluster
-//!                                         ◀─  Challenge { version, node, n2 }
-//!   Proof { HMAC(secret, "dynamo-proof" ‖ transcript) }  ─▶  checks it
-//!                                         ◀─  Welcome { HMAC(secret, "dynamo-welcome" ‖ transcript) }
+//! connecting side                               accepting side
+//!   Hello { version, cluster, role, encrypt, n1 }  ─▶  checks version, cluster, encryption
+//!                                               ◀─  Challenge { version, node, n2 }
+//!   Proof { HMAC(key(role), "dynamo-proof" ‖ transcript) }  ─▶  checks it
+//!                                               ◀─  Welcome { HMAC(key(role), "dynamo-welcome" ‖ transcript) }
 //! ```
 //!
+//! Clients and nodes hold different secrets. A client proves the *client secret*; a node proves
+//! the *peer secret*, which clients never hold, so a client cannot pose as a node. A node's key is
+//! bound to its id: `key(Peer { id }) = HMAC(peer_secret, "dynamo-node-key" ‖ id)`, and the
+//! accepting node answers with the key of its own id, so each side proves who it is, not only
+//! that it belongs to the cluster. (Every node holds the peer secret and can derive every node's
+//! key: the binding keeps clients and outsiders from claiming a node id, not one node from
+//! claiming another's; that would take a key pair per node.)
+//!
 //! The transcript binds the version, the cluster, the connecting side's role (and so its node id),
-//! the accepting node's id and both nonces, so a proof cannot be replayed on another connection.
-//! The connecting side proves the secret first; the accepting side answers a wrong proof with
-//! [`Frame::Error`] and closes, and only a side that proved the secret receives a MAC. Both sides
-//! check the other's MAC: peers and clients alike must hold the cluster secret.
+//! the encryption choice, the accepting node's id and both nonces, so a proof cannot be replayed
+//! on another connection. The connecting side proves its secret first; the accepting side answers
+//! a wrong proof with [`Handshake::Error`] and closes, and only a side that proved its secret
+//! receives a MAC. Both sides check the other's MAC.
+//!
+//! With encryption (the default), the proof and the welcome also carry the two messages of a
+//! Noise `NNpsk0` handshake (X25519, ChaCha20-Poly1305, BLAKE2s) whose pre-shared key is
+//! `HMAC(key(role), "dynamo-psk" ‖ transcript)`: fresh ephemeral keys on both sides (forward
+//! secrecy), and a key exchange that only a side holding the role's key can complete, bound to
+//! this connection's nonces. Every frame after the handshake is then encrypted and authenticated
+//! (see [`super::frame`]). Without encryption (`--no-encryption`, for benchmarks) frames after
+//! the handshake are neither: anyone on the path can read and change them.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::frame::{recv, refuse, send, Conn, Frame, FrameError, Role, PROTOCOL_VERSION};
+use super::frame::{excerpt, refuse, Conn, FrameError, Handshake, Role, PROTOCOL_VERSION};
 use crate::types::NodeId;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -43,9 +59,15 @@ pub enum HandshakeError {
         /// Theirs.
         theirs: String,
     },
-    /// The other side does not hold the cluster secret.
+    /// The other side does not hold the secret of its role.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The connecting side asked for encryption and the node does not use it, or the other way.
+    #[error("encryption mismatch: this node {}", if *.ours { "requires encryption" } else { "runs without encryption" })]
+    Encryption {
+        /// Whether the accepting node encrypts.
+        ours: bool,
+    },
     /// The other side refused us, saying why.
     #[error("refused by the other side: {0}")]
     Refused(String),
@@ -60,17 +82,21 @@ pub enum HandshakeError {
         /// The node that answered.
         found: NodeId,
     },
+    /// The key exchange failed.
+    #[error("key exchange failed: {0}")]
+    KeyExchange(String),
     /// Reading or writing a frame failed.
     #[error(transparent)]
     Frame(#[from] FrameError),
 }
 
-/// What both sides need to know.
+/// What a connecting side holds: the cluster's name and the secret of its role (the client
+/// secret for a client, the peer secret for a node).
 #[derive(Clone)]
 pub struct Credentials {
     /// The cluster's name.
     pub cluster: String,
-    /// The cluster's shared secret.
+    /// The secret of the role it connects as.
     pub secret: Vec<u8>,
 }
 
@@ -81,6 +107,93 @@ impl std::fmt::Debug for Credentials {
             .field("secret", &"<hidden>")
             .finish()
     }
+}
+
+/// What an accepting node holds: both secrets.
+#[derive(Clone)]
+pub struct NodeSecrets {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The secret nodes prove to each other.
+    pub peer_secret: Vec<u8>,
+    /// The secret clients prove.
+    pub client_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for NodeSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSecrets")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The MAC key of a node id: bound to the id, derived from the peer secret.
+fn node_key(peer_secret: &[u8], id: NodeId) -> [u8; 32] {
+    let mut data = b"dynamo-node-key".to_vec();
+    data.extend_from_slice(&id.to_be_bytes());
+    sign(peer_secret, &data)
+}
+
+/// The key a connecting side of `role` proves, given its role's secret.
+fn proof_key(secret: &[u8], role: &Role) -> Vec<u8> {
+    match role {
+        Role::Client => secret.to_vec(),
+        Role::Peer { id, .. } => node_key(secret, *id).to_vec(),
+    }
+}
+
+/// The key the accepting node `node` proves to a connecting side of `role`.
+fn welcome_key(secret: &[u8], role: &Role, node: NodeId) -> Vec<u8> {
+    match role {
+        Role::Client => secret.to_vec(),
+        Role::Peer { .. } => node_key(secret, node).to_vec(),
+    }
+}
+
+/// What both MACs cover.
+struct Transcript<'a> {
+    cluster: &'a str,
+    role: &'a Role,
+    encrypt: bool,
+    node: NodeId,
+    n1: [u8; 32],
+    n2: [u8; 32],
+}
+
+impl Transcript<'_> {
+    fn bytes(&self, label: &[u8]) -> Vec<u8> {
+        let mut t = transcript(
+            label,
+            self.cluster,
+            self.role,
+            self.node,
+            &self.n1,
+            &self.n2,
+        );
+        t.push(u8::from(self.encrypt));
+        t
+    }
+}
+
+/// The Noise pattern of the key exchange.
+const NOISE: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+
+fn noise(psk: &[u8; 32], initiator: bool) -> Result<snow::HandshakeState, HandshakeError> {
+    let params: snow::params::NoiseParams = NOISE
+        .parse()
+        .map_err(|e| HandshakeError::KeyExchange(format!("{e:?}")))?;
+    let builder = snow::Builder::new(params).psk(0, psk);
+    let state = if initiator {
+        builder.build_initiator()
+    } else {
+        builder.build_responder()
+    };
+    state.map_err(|e| HandshakeError::KeyExchange(e.to_string()))
+}
+
+fn key_error(e: snow::Error) -> HandshakeError {
+    HandshakeError::KeyExchange(e.to_string())
 }
 
 fn transcript(
@@ -124,22 +237,30 @@ fn verify(secret: &[u8], data: &[u8], tag: &[u8; 32]) -> bool {
     hmac(secret, data).verify_slice(tag).is_ok()
 }
 
-fn describe(frame: &Frame) -> String {
-    let s = format!("{frame:?}");
-    s.chars().take(60).collect()
+fn describe(frame: &Handshake) -> String {
+    let kind = match frame {
+        Handshake::Hello { .. } => "Hello",
+        Handshake::Challenge { .. } => "Challenge",
+        Handshake::Proof { .. } => "Proof",
+        Handshake::Welcome { .. } => "Welcome",
+        Handshake::Error { .. } => "Error",
+    };
+    format!("a {kind} frame")
 }
 
 /// The accepting side: runs the handshake on a fresh connection and returns the other side's
-/// role. On failure the other side has been sent [`Frame::Error`] and the connection is closed.
+/// role and whether it asked for encryption (`encrypt` says whether this node requires it). On
+/// failure the other side has been sent [`Handshake::Error`] and the connection is closed.
 pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<T>,
-    creds: &Credentials,
+    secrets: &NodeSecrets,
     node: NodeId,
+    encrypt: bool,
 ) -> Result<Role, HandshakeError> {
-    let result = accept_inner(conn, creds, node).await;
+    let result = accept_inner(conn, secrets, node, encrypt).await;
     if let Err(e) = &result {
         if !matches!(e, HandshakeError::Frame(FrameError::Closed)) {
-            refuse(conn, &e.to_string()).await;
+            refuse::<Handshake, _>(conn, &e.to_string()).await;
         }
     }
     result
@@ -147,14 +268,16 @@ pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
 
 async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<T>,
-    creds: &Credentials,
+    secrets: &NodeSecrets,
     node: NodeId,
+    encrypt: bool,
 ) -> Result<Role, HandshakeError> {
-    let (role, n1) = match recv(conn).await? {
-        Frame::Hello {
+    let (role, n1) = match conn.recv::<Handshake>().await? {
+        Handshake::Hello {
             version,
             cluster,
             role,
+            encrypt: theirs,
             nonce,
         } => {
             if version != PROTOCOL_VERSION {
@@ -163,62 +286,98 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
                     theirs: version,
                 });
             }
-            if cluster != creds.cluster {
+            if cluster != secrets.cluster {
                 return Err(HandshakeError::Cluster {
-                    ours: creds.cluster.clone(),
-                    theirs: cluster,
+                    ours: secrets.cluster.clone(),
+                    theirs: excerpt(&cluster),
                 });
+            }
+            if theirs != encrypt {
+                return Err(HandshakeError::Encryption { ours: encrypt });
             }
             (role, nonce)
         }
         other => return Err(HandshakeError::Unexpected(describe(&other))),
     };
     let n2: [u8; 32] = rand::random();
-    send(
-        conn,
-        &Frame::Challenge {
-            version: PROTOCOL_VERSION,
-            node,
-            nonce: n2,
-        },
-    )
+    conn.send(&Handshake::Challenge {
+        version: PROTOCOL_VERSION,
+        node,
+        nonce: n2,
+    })
     .await?;
-    match recv(conn).await? {
-        Frame::Proof { mac } => {
-            let t = transcript(b"dynamo-proof", &creds.cluster, &role, node, &n1, &n2);
-            if !verify(&creds.secret, &t, &mac) {
-                return Err(HandshakeError::Auth("wrong cluster secret".to_string()));
+    let secret = match role {
+        Role::Client => &secrets.client_secret,
+        Role::Peer { .. } => &secrets.peer_secret,
+    };
+    let t = Transcript {
+        cluster: &secrets.cluster,
+        role: &role,
+        encrypt,
+        node,
+        n1,
+        n2,
+    };
+    let key = proof_key(secret, &role);
+    let theirs = match conn.recv::<Handshake>().await? {
+        Handshake::Proof { mac, key_exchange } => {
+            if !verify(&key, &t.bytes(b"dynamo-proof"), &mac) {
+                return Err(HandshakeError::Auth(match role {
+                    Role::Client => "wrong client secret".to_string(),
+                    Role::Peer { id, .. } => {
+                        format!("wrong peer secret, or not node {id}")
+                    }
+                }));
             }
+            key_exchange
         }
-        Frame::Error { reason } => return Err(HandshakeError::Refused(reason)),
+        Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
+    };
+    let mut ours = Vec::new();
+    let mut transport = None;
+    if encrypt {
+        let mut state = noise(&sign(&key, &t.bytes(b"dynamo-psk")), false)?;
+        let mut scratch = [0u8; 1024];
+        state
+            .read_message(&theirs, &mut scratch)
+            .map_err(key_error)?;
+        let mut message = [0u8; 1024];
+        let n = state.write_message(&[], &mut message).map_err(key_error)?;
+        ours = message[..n].to_vec();
+        transport = Some(state.into_transport_mode().map_err(key_error)?);
     }
-    let t = transcript(b"dynamo-welcome", &creds.cluster, &role, node, &n1, &n2);
-    send(
-        conn,
-        &Frame::Welcome {
-            mac: sign(&creds.secret, &t),
-        },
-    )
+    conn.send(&Handshake::Welcome {
+        mac: sign(
+            &welcome_key(secret, &role, node),
+            &t.bytes(b"dynamo-welcome"),
+        ),
+        key_exchange: ours,
+    })
     .await?;
+    if let Some(transport) = transport {
+        conn.encrypt_with(transport);
+    }
     Ok(role)
 }
 
 /// The connecting side: runs the handshake as `role` and returns the accepting node's id.
-/// `expect` checks that the address belongs to the node we meant to reach.
+/// `expect` checks that the address belongs to the node we meant to reach; `encrypt` asks for an
+/// encrypted connection (the node refuses a choice other than its own).
 pub async fn connect<T: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<T>,
     creds: &Credentials,
     role: Role,
     expect: Option<NodeId>,
+    encrypt: bool,
 ) -> Result<NodeId, HandshakeError> {
-    let result = connect_inner(conn, creds, role, expect).await;
+    let result = connect_inner(conn, creds, role, expect, encrypt).await;
     if let Err(e) = &result {
         if !matches!(
             e,
             HandshakeError::Frame(FrameError::Closed) | HandshakeError::Refused(_)
         ) {
-            refuse(conn, &e.to_string()).await;
+            refuse::<Handshake, _>(conn, &e.to_string()).await;
         }
     }
     result
@@ -229,20 +388,19 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
     creds: &Credentials,
     role: Role,
     expect: Option<NodeId>,
+    encrypt: bool,
 ) -> Result<NodeId, HandshakeError> {
     let n1: [u8; 32] = rand::random();
-    send(
-        conn,
-        &Frame::Hello {
-            version: PROTOCOL_VERSION,
-            cluster: creds.cluster.clone(),
-            role: role.clone(),
-            nonce: n1,
-        },
-    )
+    conn.send(&Handshake::Hello {
+        version: PROTOCOL_VERSION,
+        cluster: creds.cluster.clone(),
+        role: role.clone(),
+        encrypt,
+        nonce: n1,
+    })
     .await?;
-    let (node, n2) = match recv(conn).await? {
-        Frame::Challenge {
+    let (node, n2) = match conn.recv::<Handshake>().await? {
+        Handshake::Challenge {
             version,
             node,
             nonce,
@@ -255,7 +413,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
             }
             (node, nonce)
         }
-        Frame::Error { reason } => return Err(HandshakeError::Refused(reason)),
+        Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
     };
     if let Some(expected) = expect {
@@ -266,25 +424,46 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
             });
         }
     }
-    let t = transcript(b"dynamo-proof", &creds.cluster, &role, node, &n1, &n2);
-    send(
-        conn,
-        &Frame::Proof {
-            mac: sign(&creds.secret, &t),
-        },
-    )
+    let t = Transcript {
+        cluster: &creds.cluster,
+        role: &role,
+        encrypt,
+        node,
+        n1,
+        n2,
+    };
+    let key = proof_key(&creds.secret, &role);
+    let mut state = None;
+    let mut ours = Vec::new();
+    if encrypt {
+        let mut s = noise(&sign(&key, &t.bytes(b"dynamo-psk")), true)?;
+        let mut message = [0u8; 1024];
+        let n = s.write_message(&[], &mut message).map_err(key_error)?;
+        ours = message[..n].to_vec();
+        state = Some(s);
+    }
+    conn.send(&Handshake::Proof {
+        mac: sign(&key, &t.bytes(b"dynamo-proof")),
+        key_exchange: ours,
+    })
     .await?;
-    match recv(conn).await? {
-        Frame::Welcome { mac } => {
-            let t = transcript(b"dynamo-welcome", &creds.cluster, &role, node, &n1, &n2);
-            if !verify(&creds.secret, &t, &mac) {
+    match conn.recv::<Handshake>().await? {
+        Handshake::Welcome { mac, key_exchange } => {
+            let key = welcome_key(&creds.secret, &role, node);
+            if !verify(&key, &t.bytes(b"dynamo-welcome"), &mac) {
                 return Err(HandshakeError::Auth(format!(
-                    "node {node} does not prove the cluster secret"
+                    "node {node} does not prove the secret"
                 )));
+            }
+            if let Some(mut s) = state {
+                let mut scratch = [0u8; 1024];
+                s.read_message(&key_exchange, &mut scratch)
+                    .map_err(key_error)?;
+                conn.encrypt_with(s.into_transport_mode().map_err(key_error)?);
             }
             Ok(node)
         }
-        Frame::Error { reason } => Err(HandshakeError::Refused(reason)),
+        Handshake::Error { reason } => Err(HandshakeError::Refused(excerpt(&reason))),
         other => Err(HandshakeError::Unexpected(describe(&other))),
     }
 }
@@ -292,7 +471,15 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::frame::framed;
+    use crate::runtime::frame::handshake_conn;
+
+    fn secrets() -> NodeSecrets {
+        NodeSecrets {
+            cluster: "c".into(),
+            peer_secret: b"peer".to_vec(),
+            client_secret: b"client".to_vec(),
+        }
+    }
 
     fn creds(secret: &str) -> Credentials {
         Credentials {
@@ -303,42 +490,62 @@ mod tests {
 
     async fn run(
         client: Credentials,
-        server: Credentials,
+        role: Role,
+        server: NodeSecrets,
     ) -> (Result<NodeId, HandshakeError>, Result<Role, HandshakeError>) {
         let (a, b) = tokio::io::duplex(1 << 16);
-        let mut ca = framed(a, 1 << 20);
-        let mut cb = framed(b, 1 << 20);
-        let role = Role::Peer {
-            id: 1,
-            address: "x".into(),
-        };
+        let mut ca = handshake_conn(a);
+        let mut cb = handshake_conn(b);
         tokio::join!(
-            connect(&mut ca, &client, role, Some(7)),
-            accept(&mut cb, &server, 7)
+            connect(&mut ca, &client, role, Some(7), false),
+            accept(&mut cb, &server, 7, false)
         )
     }
 
+    fn peer(id: NodeId) -> Role {
+        Role::Peer {
+            id,
+            address: "x".into(),
+        }
+    }
+
     #[tokio::test]
-    async fn same_secret_succeeds() {
-        let (c, s) = run(creds("s"), creds("s")).await;
+    async fn each_role_proves_its_own_secret() {
+        let (c, s) = run(creds("peer"), peer(1), secrets()).await;
         assert_eq!(c.unwrap(), 7);
         assert!(matches!(s.unwrap(), Role::Peer { id: 1, .. }));
+        let (c, s) = run(creds("client"), Role::Client, secrets()).await;
+        assert_eq!(c.unwrap(), 7);
+        assert_eq!(s.unwrap(), Role::Client);
+    }
+
+    #[tokio::test]
+    async fn the_client_secret_does_not_make_a_peer() {
+        let (c, s) = run(creds("client"), peer(2), secrets()).await;
+        assert!(matches!(s, Err(HandshakeError::Auth(_))), "{s:?}");
+        let e = c.unwrap_err();
+        assert!(e.to_string().contains("wrong peer secret"), "{e}");
     }
 
     #[tokio::test]
     async fn wrong_secret_is_refused_by_acceptor() {
-        let (c, s) = run(creds("wrong"), creds("s")).await;
+        let (c, s) = run(creds("wrong"), Role::Client, secrets()).await;
         assert!(matches!(s, Err(HandshakeError::Auth(_))), "{s:?}");
         let e = c.unwrap_err();
-        assert!(e.to_string().contains("wrong cluster secret"), "{e}");
+        assert!(e.to_string().contains("wrong client secret"), "{e}");
     }
 
     #[tokio::test]
     async fn other_cluster_is_refused() {
-        let mut other = creds("s");
+        let mut other = creds("client");
         other.cluster = "d".into();
-        let (c, s) = run(other, creds("s")).await;
+        let (c, s) = run(other, Role::Client, secrets()).await;
         assert!(matches!(s, Err(HandshakeError::Cluster { .. })));
         assert!(c.unwrap_err().to_string().contains("cluster mismatch"));
+    }
+
+    #[test]
+    fn node_keys_differ_by_id() {
+        assert_ne!(node_key(b"peer", 1), node_key(b"peer", 2));
     }
 }

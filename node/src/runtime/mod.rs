@@ -35,9 +35,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use frame::{
-    AdminReply, AdminRequest, Frame, RangeInfo, Role, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+    AdminReply, AdminRequest, ClientFrame, Handshake, NodeFrame, PeerFrame, RangeInfo, Role,
+    DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION,
 };
-pub use handshake::{Credentials, HandshakeError};
+pub use handshake::{Credentials, HandshakeError, NodeSecrets};
+pub use server::ConnectionLimits;
 
 use crate::config::NodeConfig;
 use crate::core::{NodeCore, NodeError};
@@ -96,14 +98,24 @@ pub struct RuntimeConfig {
     pub advertise: Option<String>,
     /// The core's configuration (cluster name, N/R/W, seeds, initial members...).
     pub node: NodeConfig,
-    /// The cluster's shared secret: peers and clients must prove they hold it.
-    pub secret: Vec<u8>,
+    /// The secret nodes prove to each other (clients never hold it).
+    pub peer_secret: Vec<u8>,
+    /// The secret clients prove. Must differ from the peer secret.
+    pub client_secret: Vec<u8>,
+    /// Encrypt connections after the handshake (default on). Off only for benchmarks: every node
+    /// and client of a cluster must agree, or their handshakes are refused.
+    pub encrypt: bool,
     /// Data directory: with one, the store is redb; without, memory (lost at stop).
     pub data_dir: Option<PathBuf>,
     /// Durable (fsync before acknowledging) or buffered writes.
     pub durability: Durability,
-    /// Largest frame accepted or sent.
+    /// Largest frame accepted from a peer, or sent.
     pub max_frame: usize,
+    /// Largest frame accepted from a client (raised to fit `node.max_value_size` with its key and
+    /// context).
+    pub max_client_frame: usize,
+    /// Connection caps and timeouts.
+    pub limits: ConnectionLimits,
     /// Capacity of each peer's outbound queue (messages); a full queue fails requests.
     pub peer_queue: usize,
     /// Seed of the core's randomness (default: random).
@@ -112,17 +124,26 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     /// A configuration with defaults: memory store, listen on `127.0.0.1:0`.
-    pub fn new(id: NodeId, node: NodeConfig, secret: impl Into<Vec<u8>>) -> Self {
+    pub fn new(
+        id: NodeId,
+        node: NodeConfig,
+        peer_secret: impl Into<Vec<u8>>,
+        client_secret: impl Into<Vec<u8>>,
+    ) -> Self {
         RuntimeConfig {
             id,
             listen: "127.0.0.1:0".into(),
             listener: None,
             advertise: None,
             node,
-            secret: secret.into(),
+            peer_secret: peer_secret.into(),
+            client_secret: client_secret.into(),
+            encrypt: true,
             data_dir: None,
             durability: Durability::Durable,
             max_frame: DEFAULT_MAX_FRAME,
+            max_client_frame: DEFAULT_MAX_CLIENT_FRAME,
+            limits: ConnectionLimits::default(),
             peer_queue: 4096,
             seed: None,
         }
@@ -147,6 +168,9 @@ pub enum RuntimeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The configuration cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The driver task ended abnormally.
     #[error("node task failed: {0}")]
     Task(String),
@@ -254,6 +278,16 @@ impl Node {
     /// Opens the store, binds the listener (or takes [`RuntimeConfig::listener`]) and starts the
     /// node's tasks. Must be called inside a tokio runtime.
     pub async fn start(mut config: RuntimeConfig) -> Result<Node, RuntimeError> {
+        if config.peer_secret.is_empty() || config.client_secret.is_empty() {
+            return Err(RuntimeError::Config(
+                "the peer secret and the client secret must not be empty".into(),
+            ));
+        }
+        if config.peer_secret == config.client_secret {
+            return Err(RuntimeError::Config(
+                "the peer secret must differ from the client secret: a client holding it could pose as a node".into(),
+            ));
+        }
         let store = match &config.data_dir {
             Some(dir) => AnyStore::Redb(Box::new(RedbStore::open(dir, config.durability)?)),
             None => AnyStore::Memory(MemoryStore::new()),
@@ -290,15 +324,21 @@ impl Node {
             seed,
         )?;
         let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
-        let creds = Credentials {
+        let secrets = NodeSecrets {
             cluster: config.node.cluster.clone(),
-            secret: config.secret.clone(),
+            peer_secret: config.peer_secret.clone(),
+            client_secret: config.client_secret.clone(),
         };
         let link_ctx = peers::LinkContext {
-            creds: creds.clone(),
+            creds: Credentials {
+                cluster: config.node.cluster.clone(),
+                secret: config.peer_secret.clone(),
+            },
+            encrypt: config.encrypt,
             me: config.id,
             my_address: address,
             max_frame: config.max_frame,
+            idle: config.limits.idle_timeout / 2,
             inputs: tx.clone(),
         };
         let driver = driver::Driver::new(core, clock, link_ctx, config.peer_queue);
@@ -306,9 +346,14 @@ impl Node {
         let server = tokio::spawn(server::serve(
             listener,
             server::ServerContext {
-                creds,
+                secrets,
+                encrypt: config.encrypt,
                 id: config.id,
                 max_frame: config.max_frame,
+                max_client_frame: config
+                    .max_client_frame
+                    .max(config.node.max_value_size.saturating_add(64 * 1024)),
+                limits: config.limits,
                 inputs: tx.clone(),
             },
         ));

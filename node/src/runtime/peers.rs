@@ -8,12 +8,10 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::frame::Role;
-use super::frame::{decode, encode, framed, Frame, FrameError};
+use super::frame::{excerpt, handshake_conn, Conn, PeerFrame, Role, HANDSHAKE_MAX_FRAME};
 use super::handshake::{connect, Credentials};
 use super::Input;
 use crate::message::PeerMessage;
@@ -31,10 +29,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// What a link needs to know.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkContext {
+    /// The cluster and the peer secret.
     pub creds: Credentials,
+    pub encrypt: bool,
     pub me: NodeId,
     pub my_address: String,
     pub max_frame: usize,
+    /// A link with nothing to send for this long closes its connection (it reconnects on the next
+    /// message): half the peers' idle timeout, so the link closes before the peer does.
+    pub idle: Duration,
     pub inputs: mpsc::Sender<Input>,
 }
 
@@ -63,24 +66,21 @@ pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: u
     }
 }
 
-async fn dial(
-    ctx: &LinkContext,
-    peer: NodeId,
-    address: &str,
-) -> Result<super::frame::Conn<TcpStream>, String> {
+async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<Conn<TcpStream>, String> {
     let attempt = async {
         let stream = TcpStream::connect(address)
             .await
             .map_err(|e| format!("connect to {address}: {e}"))?;
         let _ = stream.set_nodelay(true);
-        let mut conn = framed(stream, ctx.max_frame);
+        let mut conn = handshake_conn(stream);
         let role = Role::Peer {
             id: ctx.me,
             address: ctx.my_address.clone(),
         };
-        connect(&mut conn, &ctx.creds, role, Some(peer))
+        connect(&mut conn, &ctx.creds, role, Some(peer), ctx.encrypt)
             .await
             .map_err(|e| format!("handshake with {address}: {e}"))?;
+        conn.established(HANDSHAKE_MAX_FRAME, ctx.max_frame, None);
         Ok(conn)
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
@@ -132,6 +132,7 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
         };
         tracing::debug!(peer, %address, "connected to peer");
         backoff = MIN_BACKOFF;
+        let mut idle = false;
         'connected: loop {
             while batch.len() < BATCH {
                 match rx.try_recv() {
@@ -140,19 +141,14 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
                 }
             }
             for m in batch.drain(..) {
-                let frame = match encode(&Frame::Peer(m)) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        tracing::error!(peer, error = %e, "cannot encode a message");
-                        continue;
-                    }
-                };
-                if let Err(e) = conn.feed(frame).await {
-                    tracing::debug!(peer, error = %e, "peer connection lost");
-                    break 'connected;
+                // A message that cannot be encoded or exceeds the frame limit fails alone: it is
+                // dropped (whoever waits for its answer times out), and the link goes on. Handing
+                // it back as undelivered would mark the peer unreachable for a fault of ours.
+                if let Err(e) = conn.feed(&PeerFrame::Peer(m)) {
+                    tracing::error!(peer, error = %e, "cannot send a message; dropped");
                 }
             }
-            if let Err(e) = SinkExt::<bytes::Bytes>::flush(&mut conn).await {
+            if let Err(e) = conn.flush().await {
                 tracing::debug!(peer, error = %e, "peer connection lost");
                 break 'connected;
             }
@@ -162,16 +158,25 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
                     Some(m) => batch.push(m),
                     None => return,
                 },
-                r = conn.next() => {
-                    match r.map(|b| b.map_err(FrameError::from).and_then(|b| decode(&b))) {
-                        Some(Ok(Frame::Error { reason })) => {
-                            tracing::warn!(peer, %reason, "peer closed the link");
+                _ = tokio::time::sleep(ctx.idle) => {
+                    tracing::debug!(peer, "closing an idle link");
+                    idle = true;
+                    break 'connected;
+                }
+                r = conn.recv::<PeerFrame>() => {
+                    match r {
+                        Ok(PeerFrame::Error { reason }) => {
+                            tracing::warn!(peer, reason = %excerpt(&reason), "peer closed the link");
                         }
-                        other => tracing::debug!(peer, ?other, "peer link closed"),
+                        Ok(_) => tracing::debug!(peer, "peer wrote on a link; closing it"),
+                        Err(e) => tracing::debug!(peer, error = %e, "peer link closed"),
                     }
                     break 'connected;
                 }
             }
+        }
+        if idle {
+            continue;
         }
         // What was in flight may be lost: requests waiting on the peer fail over.
         batch.clear();

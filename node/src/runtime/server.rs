@@ -1,53 +1,155 @@
 //! Inbound connections: the listener, the handshake, then one reader per connection.
 //!
-//! A peer connection only carries [`Frame::Peer`] messages into the driver. A client connection
-//! carries requests in and replies out; up to [`MAX_IN_FLIGHT`] requests of one connection are
-//! handled at once, and their replies go back as they complete. Anything unexpected (a malformed
-//! or unknown frame, an oversized frame, a frame of the wrong kind) is answered with
-//! [`Frame::Error`] and the connection is closed; the node goes on.
+//! A peer connection only carries [`PeerFrame::Peer`] messages into the driver. A client
+//! connection carries requests in and replies out; up to [`MAX_IN_FLIGHT`] requests of one
+//! connection are handled at once, and their replies go back as they complete. Anything
+//! unexpected (a malformed or unknown frame, an oversized frame, a frame of the wrong kind) is
+//! answered with an error frame and the connection is closed; the node goes on.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
-use super::frame::{framed, recv, refuse, send, Conn, Frame, FrameError, Role};
-use super::handshake::{accept, Credentials};
+use super::frame::{
+    excerpt, handshake_conn, refuse, ClientFrame, Conn, FrameError, Handshake, NodeFrame,
+    PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME,
+};
+use super::handshake::{accept, NodeSecrets};
 use super::Input;
 use crate::message::{ClientError, ClientReply};
 use crate::types::NodeId;
 
 /// Requests of one client connection handled at once; more wait in the socket.
 pub const MAX_IN_FLIGHT: usize = 1024;
-/// How long a connecting side may take to complete the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// First pause after a failed accept (out of file descriptors, say); doubled after each failure in
+/// a row up to [`MAX_ACCEPT_BACKOFF`].
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause after failed accepts.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How many connections a node holds, and for how long.
+///
+/// Unauthenticated connections cost a node a few KiB each (their frames are at most
+/// [`HANDSHAKE_MAX_FRAME`](super::frame::HANDSHAKE_MAX_FRAME) bytes) and hold no slot for long:
+/// at most `max_handshakes` run at once, and when one more arrives the oldest is closed, so idle
+/// connections that never authenticate cannot lock clients out. Authenticated connections hold a
+/// slot until they close: clients one of `max_connections`, peers one of `max_peers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest time a connecting side may take to complete the handshake (default 5 s).
+    pub handshake_timeout: Duration,
+    /// An established connection on which no frame went either way for this long is closed
+    /// (default 120 s). A node closes its own idle links to peers after half of it.
+    pub idle_timeout: Duration,
+    /// Once a frame's first byte has arrived, the rest must arrive within this time; a write must
+    /// complete within it too (default 30 s).
+    pub read_timeout: Duration,
+    /// Connections still in their handshake (default 256); one more closes the oldest.
+    pub max_handshakes: usize,
+    /// Client connections at once (default 1024); one more is refused with an error frame.
+    pub max_connections: usize,
+    /// Peer connections at once (default 256).
+    pub max_peers: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
+            read_timeout: Duration::from_secs(30),
+            max_handshakes: 256,
+            max_connections: 1024,
+            max_peers: 256,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            idle: self.idle_timeout,
+            read: self.read_timeout,
+        }
+    }
+}
 
 /// What connection tasks need.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerContext {
-    pub creds: Credentials,
+    pub secrets: NodeSecrets,
+    pub encrypt: bool,
     pub id: NodeId,
     pub max_frame: usize,
+    pub max_client_frame: usize,
+    pub limits: ConnectionLimits,
     pub inputs: mpsc::Sender<Input>,
+}
+
+/// The slots of established connections, shared by the connection tasks.
+#[derive(Debug)]
+struct Slots {
+    clients: Arc<Semaphore>,
+    peers: Arc<Semaphore>,
+    /// Connections in their handshake, oldest first: dropping a sender closes that connection.
+    handshakes: Mutex<BTreeMap<u64, oneshot::Sender<()>>>,
+    /// The connected peers by node id.
+    peer_ids: Mutex<HashMap<NodeId, PeerEntry>>,
+}
+
+/// A connected peer.
+#[derive(Debug)]
+struct PeerEntry {
+    ticket: u64,
+    address: String,
+    /// Dropped to close the connection.
+    _close: oneshot::Sender<()>,
 }
 
 /// Accepts connections until the task is aborted (which aborts every connection too).
 pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
+    let slots = Arc::new(Slots {
+        clients: Arc::new(Semaphore::new(ctx.limits.max_connections)),
+        peers: Arc::new(Semaphore::new(ctx.limits.max_peers)),
+        handshakes: Mutex::new(BTreeMap::new()),
+        peer_ids: Mutex::new(HashMap::new()),
+    });
     let mut conns = JoinSet::new();
+    let mut next = 0u64;
+    let mut backoff = MIN_ACCEPT_BACKOFF;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
+                    backoff = MIN_ACCEPT_BACKOFF;
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(connection(stream, addr, ctx.clone()));
+                    next += 1;
+                    let (tx, evicted) = oneshot::channel();
+                    {
+                        let mut pending = lock(&slots.handshakes);
+                        while pending.len() >= ctx.limits.max_handshakes.max(1) {
+                            // Dropping the sender closes the oldest handshake.
+                            if pending.pop_first().is_none() {
+                                break;
+                            }
+                        }
+                        pending.insert(next, tx);
+                    }
+                    conns.spawn(connection(stream, addr, ctx.clone(), slots.clone(), next, evicted));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    // Out of file descriptors or memory: pause, longer each time in a row, so a
+                    // full table is not retried in a busy loop (nor logged a hundred times a second).
+                    tracing::warn!(error = %e, pause = ?backoff, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -55,62 +157,156 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
     }
 }
 
-async fn connection(stream: TcpStream, addr: SocketAddr, ctx: ServerContext) {
-    let mut conn = framed(stream, ctx.max_frame);
-    let role = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(&mut conn, &ctx.creds, ctx.id))
-        .await
-    {
-        Ok(Ok(role)) => role,
-        Ok(Err(e)) => {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    ctx: ServerContext,
+    slots: Arc<Slots>,
+    ticket: u64,
+    evicted: oneshot::Receiver<()>,
+) {
+    let mut conn = handshake_conn(stream);
+    let handshake = tokio::time::timeout(
+        ctx.limits.handshake_timeout,
+        accept(&mut conn, &ctx.secrets, ctx.id, ctx.encrypt),
+    );
+    let outcome = tokio::select! {
+        r = handshake => Some(r),
+        _ = evicted => None,
+    };
+    lock(&slots.handshakes).remove(&ticket);
+    let role = match outcome {
+        Some(Ok(Ok(role))) => role,
+        Some(Ok(Err(e))) => {
             tracing::warn!(%addr, error = %e, "handshake refused");
             return;
         }
-        Err(_) => {
+        Some(Err(_)) => {
             tracing::warn!(%addr, "handshake timed out");
-            refuse(&mut conn, "handshake timed out").await;
+            refuse::<Handshake, _>(&mut conn, "handshake timed out").await;
+            return;
+        }
+        None => {
+            tracing::debug!(%addr, "too many handshakes: closing the oldest");
+            refuse::<Handshake, _>(&mut conn, "too many connections in their handshake").await;
             return;
         }
     };
     match role {
         Role::Peer { id, address } => {
-            tracing::debug!(%addr, peer = id, %address, "peer connected");
-            peer_connection(conn, addr, id, ctx).await;
+            let Ok(_slot) = slots.peers.clone().try_acquire_owned() else {
+                let reason = format!("too many peer connections (limit {})", ctx.limits.max_peers);
+                bad_input::<PeerFrame>(&mut conn, addr, reason).await;
+                return;
+            };
+            let replaced = match register_peer(&slots, &ctx, ticket, id, &address) {
+                Ok(replaced) => replaced,
+                Err(reason) => {
+                    bad_input::<PeerFrame>(&mut conn, addr, reason).await;
+                    return;
+                }
+            };
+            tracing::debug!(%addr, peer = id, address = %excerpt(&address), "peer connected");
+            conn.established(
+                ctx.max_frame,
+                HANDSHAKE_MAX_FRAME,
+                Some(ctx.limits.timeouts()),
+            );
+            peer_connection(conn, addr, id, ctx, replaced).await;
+            let mut by_id = lock(&slots.peer_ids);
+            if by_id.get(&id).is_some_and(|p| p.ticket == ticket) {
+                by_id.remove(&id);
+            }
         }
         Role::Client => {
+            let Ok(_slot) = slots.clients.clone().try_acquire_owned() else {
+                let reason = format!(
+                    "too many client connections (limit {})",
+                    ctx.limits.max_connections
+                );
+                bad_input::<NodeFrame>(&mut conn, addr, reason).await;
+                return;
+            };
             tracing::debug!(%addr, "client connected");
+            conn.established(
+                ctx.max_client_frame,
+                ctx.max_frame,
+                Some(ctx.limits.timeouts()),
+            );
             client_connection(conn, addr, ctx).await;
         }
     }
 }
 
-fn kind(frame: &Frame) -> &'static str {
-    match frame {
-        Frame::Hello { .. } => "Hello",
-        Frame::Challenge { .. } => "Challenge",
-        Frame::Proof { .. } => "Proof",
-        Frame::Welcome { .. } => "Welcome",
-        Frame::Error { .. } => "Error",
-        Frame::Peer(_) => "Peer",
-        Frame::Request { .. } => "Request",
-        Frame::Reply { .. } => "Reply",
-        Frame::Admin { .. } => "Admin",
-        Frame::AdminReply { .. } => "AdminReply",
-    }
-}
-
-fn describe_error(e: &FrameError, max_frame: usize) -> String {
-    match e {
-        FrameError::TooLarge => {
-            format!("frame exceeds the maximum frame size of {max_frame} bytes")
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Closes a connection after a bad frame, telling the other side why.
-async fn bad_input(conn: &mut Conn<TcpStream>, addr: SocketAddr, reason: String) {
+/// Closes a connection after a bad frame, telling the other side why (with an error frame of
+/// kind `F`).
+async fn bad_input<F: super::frame::ErrorFrame>(
+    conn: &mut Conn<TcpStream>,
+    addr: SocketAddr,
+    reason: String,
+) {
+    let reason = excerpt(&reason);
     tracing::warn!(%addr, %reason, "closing connection");
-    refuse(conn, &reason).await;
+    refuse::<F, _>(conn, &reason).await;
+}
+
+/// Closes a connection after a read failed: quietly when it was only idle.
+async fn read_failed<F: super::frame::ErrorFrame>(
+    conn: &mut Conn<TcpStream>,
+    addr: SocketAddr,
+    e: FrameError,
+) {
+    if let FrameError::Idle(_) = e {
+        tracing::debug!(%addr, error = %e, "closing an idle connection");
+        refuse::<F, _>(conn, &e.to_string()).await;
+    } else {
+        bad_input::<F>(conn, addr, e.to_string()).await;
+    }
+}
+
+/// One connection per node id. A second connection claiming the id of a connected node is
+/// refused when it names another address (two nodes configured with one id), and replaces the
+/// older one when it names the same address (the node reconnected; its old connection may be
+/// half-open). A connection claiming this node's own id is refused. Returns the signal that
+/// closes the new connection when it is replaced in turn.
+fn register_peer(
+    slots: &Slots,
+    ctx: &ServerContext,
+    ticket: u64,
+    id: NodeId,
+    address: &str,
+) -> Result<oneshot::Receiver<()>, String> {
+    if id == ctx.id {
+        return Err(format!("a peer claims this node's id {id}"));
+    }
+    let mut by_id = lock(&slots.peer_ids);
+    if let Some(existing) = by_id.get(&id) {
+        if existing.address != address {
+            return Err(format!(
+                "node id {id} is already connected, from {}",
+                excerpt(&existing.address)
+            ));
+        }
+        tracing::debug!(
+            peer = id,
+            "a peer reconnected: closing its older connection"
+        );
+    }
+    let (close, replaced) = oneshot::channel();
+    // Inserting drops the older entry's sender, which closes the older connection.
+    by_id.insert(
+        id,
+        PeerEntry {
+            ticket,
+            address: address.to_string(),
+            _close: close,
+        },
+    );
+    Ok(replaced)
 }
 
 async fn peer_connection(
@@ -118,30 +314,30 @@ async fn peer_connection(
     addr: SocketAddr,
     from: NodeId,
     ctx: ServerContext,
+    mut replaced: oneshot::Receiver<()>,
 ) {
     loop {
-        match recv(&mut conn).await {
-            Ok(Frame::Peer(msg)) => {
+        let frame = tokio::select! {
+            frame = conn.recv::<PeerFrame>() => frame,
+            _ = &mut replaced => {
+                refuse::<PeerFrame, _>(&mut conn, "replaced by a newer connection").await;
+                return;
+            }
+        };
+        match frame {
+            Ok(PeerFrame::Peer(msg)) => {
                 if ctx.inputs.send(Input::Peer { from, msg }).await.is_err() {
                     return;
                 }
             }
-            Ok(Frame::Error { reason }) => {
+            Ok(PeerFrame::Error { reason }) => {
+                let reason = excerpt(&reason);
                 tracing::debug!(%addr, peer = from, %reason, "peer closed the connection");
-                return;
-            }
-            Ok(other) => {
-                bad_input(
-                    &mut conn,
-                    addr,
-                    format!("unexpected {} frame from a peer", kind(&other)),
-                )
-                .await;
                 return;
             }
             Err(FrameError::Closed) => return,
             Err(e) => {
-                bad_input(&mut conn, addr, describe_error(&e, ctx.max_frame)).await;
+                read_failed::<PeerFrame>(&mut conn, addr, e).await;
                 return;
             }
         }
@@ -152,12 +348,12 @@ async fn client_connection(mut conn: Conn<TcpStream>, addr: SocketAddr, ctx: Ser
     let mut in_flight = FuturesUnordered::new();
     loop {
         tokio::select! {
-            frame = recv(&mut conn), if in_flight.len() < MAX_IN_FLIGHT => {
+            frame = conn.recv::<ClientFrame>(), if in_flight.len() < MAX_IN_FLIGHT => {
                 match frame {
-                    Ok(Frame::Request { id, request }) => {
+                    Ok(ClientFrame::Request { id, request }) => {
                         let (tx, rx) = oneshot::channel();
                         if ctx.inputs.send(Input::Client { request, reply: tx }).await.is_err() {
-                            refuse(&mut conn, "node shutting down").await;
+                            refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
                             return;
                         }
                         in_flight.push(futures::future::Either::Left(async move {
@@ -166,37 +362,53 @@ async fn client_connection(mut conn: Conn<TcpStream>, addr: SocketAddr, ctx: Ser
                                     "node shutting down".into(),
                                 ))
                             });
-                            Frame::Reply { id, reply }
+                            NodeFrame::Reply { id, reply }
                         }));
                     }
-                    Ok(Frame::Admin { id, request }) => {
+                    Ok(ClientFrame::Admin { id, request }) => {
                         let (tx, rx) = oneshot::channel();
                         if ctx.inputs.send(Input::Admin { request, reply: tx }).await.is_err() {
-                            refuse(&mut conn, "node shutting down").await;
+                            refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
                             return;
                         }
                         in_flight.push(futures::future::Either::Right(async move {
                             match rx.await {
-                                Ok(reply) => Frame::AdminReply { id, reply },
-                                Err(_) => Frame::Error { reason: "node shutting down".into() },
+                                Ok(reply) => NodeFrame::AdminReply { id, reply },
+                                Err(_) => NodeFrame::Error { reason: "node shutting down".into() },
                             }
                         }));
                     }
-                    Ok(other) => {
-                        let reason = format!("unexpected {} frame from a client", kind(&other));
-                        bad_input(&mut conn, addr, reason).await;
+                    Ok(ClientFrame::Error { reason }) => {
+                        let reason = excerpt(&reason);
+                        tracing::debug!(%addr, %reason, "client closed the connection");
                         return;
                     }
                     Err(FrameError::Closed) => return,
                     Err(e) => {
-                        bad_input(&mut conn, addr, describe_error(&e, ctx.max_frame)).await;
+                        read_failed::<NodeFrame>(&mut conn, addr, e).await;
                         return;
                     }
                 }
             }
             Some(frame) = in_flight.next() => {
-                let last = matches!(frame, Frame::Error { .. });
-                if send(&mut conn, &frame).await.is_err() || last {
+                let last = matches!(frame, NodeFrame::Error { .. });
+                if let Err(e) = conn.feed(&frame) {
+                    // A reply that cannot be encoded (or is too large) fails its request alone.
+                    tracing::warn!(%addr, error = %e, "cannot send a reply");
+                    let failed = match frame {
+                        NodeFrame::Reply { id, .. } => NodeFrame::Reply {
+                            id,
+                            reply: ClientReply::Failed(ClientError::Unavailable(format!(
+                                "reply not sent: {e}"
+                            ))),
+                        },
+                        _ => NodeFrame::Error { reason: format!("reply not sent: {e}") },
+                    };
+                    if conn.feed(&failed).is_err() {
+                        return;
+                    }
+                }
+                if conn.flush().await.is_err() || last {
                     return;
                 }
             }

@@ -1,20 +1,20 @@
 //! Bad input on the wire: each gets a clear error and a closed connection; the node stays up and
 //! keeps what it acknowledged.
 
-use bytes::Bytes;
-use futures::SinkExt;
 use tokio::net::TcpStream;
 
 use dynamo_node::client::{ClientConfig, Error};
-use dynamo_node::runtime::frame::{framed, recv, send, Conn, Frame, FrameError, Role};
+use dynamo_node::runtime::frame::{
+    handshake_conn, Conn, ErrorFrame, FrameError, Handshake, NodeFrame, Role, DEFAULT_MAX_FRAME,
+};
 use dynamo_node::runtime::handshake::{connect, Credentials, HandshakeError};
 use dynamo_node::runtime::PROTOCOL_VERSION;
 use dynamo_node::ClientError;
 
 use crate::{wait_up, Spec, SECRET};
 
-async fn raw(spec: &Spec) -> Conn<TcpStream> {
-    framed(TcpStream::connect(spec.address(1)).await.unwrap(), 64 << 20)
+pub(crate) async fn raw(address: &str) -> Conn<TcpStream> {
+    handshake_conn(TcpStream::connect(address).await.unwrap())
 }
 
 fn creds(secret: &str) -> Credentials {
@@ -24,25 +24,60 @@ fn creds(secret: &str) -> Credentials {
     }
 }
 
-/// An authenticated client connection.
-async fn authenticated(spec: &Spec) -> Conn<TcpStream> {
-    let mut conn = raw(spec).await;
-    connect(&mut conn, &creds(SECRET), Role::Client, Some(1))
+/// An authenticated client connection to node 1.
+pub(crate) async fn authenticated(spec: &Spec) -> Conn<TcpStream> {
+    authenticated_to(spec, 1).await
+}
+
+/// An authenticated client connection to node `id`.
+pub(crate) async fn authenticated_to(spec: &Spec, id: u64) -> Conn<TcpStream> {
+    let mut conn = raw(&spec.address(id)).await;
+    connect(&mut conn, &creds(SECRET), Role::Client, Some(id), true)
         .await
         .unwrap();
+    conn.established(DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME, None);
     conn
 }
 
-/// Reads the node's error frame, then expects the connection to close.
-async fn expect_error(conn: &mut Conn<TcpStream>) -> String {
-    let reason = match recv(conn).await {
-        Ok(Frame::Error { reason }) => reason,
-        Ok(other) => panic!("expected an error frame, got {other:?}"),
+/// What an error frame of any kind says.
+pub(crate) trait Reason: serde::de::DeserializeOwned + std::fmt::Debug {
+    fn reason(self) -> Result<String, Self>;
+}
+impl Reason for Handshake {
+    fn reason(self) -> Result<String, Self> {
+        match self {
+            Handshake::Error { reason } => Ok(reason),
+            other => Err(other),
+        }
+    }
+}
+impl Reason for dynamo_node::runtime::frame::PeerFrame {
+    fn reason(self) -> Result<String, Self> {
+        match self {
+            dynamo_node::runtime::frame::PeerFrame::Error { reason } => Ok(reason),
+            other => Err(other),
+        }
+    }
+}
+impl Reason for NodeFrame {
+    fn reason(self) -> Result<String, Self> {
+        match self {
+            NodeFrame::Error { reason } => Ok(reason),
+            other => Err(other),
+        }
+    }
+}
+
+/// Reads the node's error frame (of kind `F`), then expects the connection to close.
+pub(crate) async fn expect_error<F: Reason + ErrorFrame>(conn: &mut Conn<TcpStream>) -> String {
+    let reason = match conn.recv::<F>().await.map(F::reason) {
+        Ok(Ok(reason)) => reason,
+        Ok(Err(other)) => panic!("expected an error frame, got {other:?}"),
         Err(e) => panic!("expected an error frame, got {e}"),
     };
     assert!(
         matches!(
-            recv(conn).await,
+            conn.recv_body().await,
             Err(FrameError::Closed) | Err(FrameError::Io(_))
         ),
         "the connection must be closed after an error"
@@ -66,86 +101,116 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
     assert!(!ctx.is_empty());
 
     // Malformed frame before the handshake.
-    let mut conn = raw(&spec).await;
-    conn.send(Bytes::from_static(b"\xc1\xc1 not msgpack"))
-        .await
-        .unwrap();
-    let reason = expect_error(&mut conn).await;
+    let mut conn = raw(&spec.address(1)).await;
+    conn.send_unchecked(b"\xc1\xc1 not msgpack").await.unwrap();
+    let reason = expect_error::<Handshake>(&mut conn).await;
     assert!(reason.contains("malformed"), "{reason}");
 
     // Malformed frame after the handshake.
     let mut conn = authenticated(&spec).await;
-    conn.send(Bytes::from_static(b"\xc1garbage")).await.unwrap();
-    let reason = expect_error(&mut conn).await;
+    conn.send_unchecked(b"\xc1garbage").await.unwrap();
+    let reason = expect_error::<NodeFrame>(&mut conn).await;
     assert!(reason.contains("malformed"), "{reason}");
 
     // Unknown message.
     let mut conn = authenticated(&spec).await;
-    conn.send(Bytes::from_static(UNKNOWN)).await.unwrap();
-    let reason = expect_error(&mut conn).await;
+    conn.send_unchecked(UNKNOWN).await.unwrap();
+    let reason = expect_error::<NodeFrame>(&mut conn).await;
     assert!(
         reason.contains("unknown") || reason.contains("malformed"),
         "{reason}"
     );
 
-    // A frame of the wrong kind: a client sending peer handshake frames.
+    // A frame of the wrong kind: a client sending handshake frames after the handshake.
     let mut conn = authenticated(&spec).await;
-    send(&mut conn, &Frame::Welcome { mac: [0; 32] })
-        .await
-        .unwrap();
-    let reason = expect_error(&mut conn).await;
-    assert!(reason.contains("unexpected Welcome frame"), "{reason}");
-
-    // Oversized frame: a length prefix of 64 MiB, above the node's 16 MiB limit.
-    let mut stream = TcpStream::connect(spec.address(1)).await.unwrap();
-    {
-        use tokio::io::AsyncWriteExt;
-        stream
-            .write_all(&(64u32 << 20).to_be_bytes())
-            .await
-            .unwrap();
-        stream.write_all(&[0u8; 1024]).await.unwrap();
-    }
-    let mut conn = framed(stream, 64 << 20);
-    let reason = expect_error(&mut conn).await;
-    assert!(reason.contains("maximum frame size"), "{reason}");
-
-    // Wrong protocol version.
-    let mut conn = raw(&spec).await;
-    send(
-        &mut conn,
-        &Frame::Hello {
-            version: PROTOCOL_VERSION + 41,
-            cluster: "dynamo".into(),
-            role: Role::Client,
-            nonce: [7; 32],
-        },
-    )
+    conn.send(&Handshake::Welcome {
+        mac: [0; 32],
+        key_exchange: Vec::new(),
+    })
     .await
     .unwrap();
-    let reason = expect_error(&mut conn).await;
+    let reason = expect_error::<NodeFrame>(&mut conn).await;
+    assert!(reason.contains("unknown variant `Welcome`"), "{reason}");
+
+    // Oversized frames: a length prefix of 64 MiB, and one of 4 GiB, before the handshake; and
+    // one of 64 MiB from an authenticated client, above its limit.
+    for len in [64u32 << 20, u32::MAX] {
+        let mut conn = raw(&spec.address(1)).await;
+        let mut bytes = len.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[0u8; 1024]);
+        conn.send_raw(&bytes).await.unwrap();
+        let reason = expect_error::<Handshake>(&mut conn).await;
+        assert!(
+            reason.contains(&format!(
+                "frame of {len} bytes exceeds the limit of 4096 bytes before the handshake"
+            )),
+            "{reason}"
+        );
+    }
+    let mut conn = authenticated(&spec).await;
+    let mut bytes = (64u32 << 20).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 1024]);
+    conn.send_stream(&bytes).await.unwrap();
+    let reason = expect_error::<NodeFrame>(&mut conn).await;
+    assert!(
+        reason.contains("exceeds the limit of 4194304 bytes"),
+        "{reason}"
+    );
+
+    // After the handshake everything is encrypted: a plaintext frame does not decrypt.
+    let mut conn = authenticated(&spec).await;
+    assert!(conn.is_encrypted());
+    let mut bytes = 8u32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(UNKNOWN);
+    conn.send_raw(&bytes).await.unwrap();
+    let reason = expect_error::<NodeFrame>(&mut conn).await;
+    assert!(reason.contains("encryption error"), "{reason}");
+
+    // A client that does not encrypt is refused by a node that does.
+    let mut conn = raw(&spec.address(1)).await;
+    let e = connect(&mut conn, &creds(SECRET), Role::Client, Some(1), false)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("encryption mismatch: this node requires encryption"),
+        "{e}"
+    );
+
+    // Wrong protocol version.
+    let mut conn = raw(&spec.address(1)).await;
+    conn.send(&Handshake::Hello {
+        version: PROTOCOL_VERSION + 41,
+        cluster: "dynamo".into(),
+        role: Role::Client,
+        encrypt: false,
+        nonce: [7; 32],
+    })
+    .await
+    .unwrap();
+    let reason = expect_error::<Handshake>(&mut conn).await;
     assert!(reason.contains("protocol version mismatch"), "{reason}");
 
     // Another cluster.
-    let mut conn = raw(&spec).await;
+    let mut conn = raw(&spec.address(1)).await;
     let mut other = creds(SECRET);
     other.cluster = "other".into();
-    let e = connect(&mut conn, &other, Role::Client, None)
+    let e = connect(&mut conn, &other, Role::Client, None, true)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("cluster mismatch"), "{e}");
 
     // A peer with the wrong secret can neither join nor write.
-    let mut conn = raw(&spec).await;
+    let mut conn = raw(&spec.address(1)).await;
     let peer = Role::Peer {
         id: 9,
         address: "127.0.0.1:1".into(),
     };
-    let e = connect(&mut conn, &creds("not-the-secret"), peer, None)
+    let e = connect(&mut conn, &creds("not-the-secret"), peer, None, true)
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, HandshakeError::Refused(r) if r.contains("wrong cluster secret")),
+        matches!(&e, HandshakeError::Refused(r) if r.contains("wrong peer secret")),
         "{e}"
     );
 
@@ -177,7 +242,7 @@ async fn client_with_wrong_secret_is_refused() {
     match client.get(b"k").await {
         Err(Error::Refused { source, .. }) => {
             assert!(
-                source.to_string().contains("wrong cluster secret"),
+                source.to_string().contains("wrong client secret"),
                 "{source}"
             )
         }

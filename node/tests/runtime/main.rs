@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod cluster;
+mod hostile;
 mod join;
 mod leave;
 mod storage;
@@ -24,7 +25,8 @@ use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::runtime::{Node, RuntimeConfig};
 use dynamo_node::{NodeConfig, NodeId, RequestOptions};
 
-pub(crate) const SECRET: &str = "test-secret";
+pub(crate) const SECRET: &str = "test-client-secret";
+pub(crate) const PEER_SECRET: &str = "test-peer-secret";
 
 /// The test nodes' request timeout. A CI machine with 2 cores and other builds running can stall
 /// a debug build for hundreds of milliseconds; an idle run never waits this long (a request that
@@ -154,7 +156,7 @@ impl Spec {
     /// Node `id`'s configuration; it carries the node's bound listener the first time (a node
     /// started again binds its address anew).
     pub(crate) fn runtime_config(&self, id: NodeId) -> RuntimeConfig {
-        let mut rc = RuntimeConfig::new(id, self.node_config(), SECRET);
+        let mut rc = RuntimeConfig::new(id, self.node_config(), PEER_SECRET, SECRET);
         rc.listen = self.address(id);
         rc.listener = self
             .listeners
