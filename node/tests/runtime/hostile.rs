@@ -542,7 +542,7 @@ async fn anti_entropy_of_many_large_differences_is_split_by_bytes() {
         rc.node.hinted_handoff = false;
         rc.node.read_repair = false;
         rc.node.partitions = 2;
-        rc.node.sync_interval = Some(100);
+        rc.node.sync_interval = Some(500);
         rc.max_frame = 2 << 20;
         rc
     };
@@ -557,7 +557,7 @@ async fn anti_entropy_of_many_large_differences_is_split_by_bytes() {
             .unwrap();
     }
     let two = dynamo_node::runtime::Node::start(config(2)).await.unwrap();
-    let synced = eventually(60, || async {
+    let synced = eventually(180, || async {
         let s = spec.client_of(2).status().await.ok()?;
         (s.keys >= keys).then_some(())
     })
