@@ -2,6 +2,22 @@
 
 use crate::error::ConfigError;
 
+/// The distribution of heartbeat inter-arrival times that phi is computed from (see the
+/// [`Config`] table for the measurements behind the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum PhiModel {
+    /// Normal, with the window's mean and standard deviation, as in the original detector
+    /// (Hayashibara et al. 2004) and Akka: a peer is suspected after about
+    /// `mean + acceptable pause + 5.2 × max(std dev, min std dev)` of silence at phi 8.
+    #[default]
+    Normal,
+    /// Exponential, with the window's mean only, as in Cassandra: suspected after about
+    /// `18.4 × mean` of silence at phi 8.
+    Exponential,
+}
+
 /// Settings of one [`Gossip`](crate::Gossip) machine.
 ///
 /// Every duration is in milliseconds of the driver's clock (see the crate docs on time).
@@ -10,7 +26,10 @@ use crate::error::ConfigError;
 /// | field | default | source |
 /// |---|---|---|
 /// | `gossip_interval_ms` | 1000 | Dynamo paper, Cassandra, Riak |
-/// | `phi_threshold` | 8.0 | Cassandra |
+/// | `phi_threshold` | 8.0 | Cassandra, Akka |
+/// | `phi_model` | `Normal` | Hayashibara et al. 2004, Akka (Cassandra's `Exponential` is the other choice) |
+/// | `min_std_dev_ms` | 0 (= interval / 4) | Akka: 100 ms at 1 s heartbeats |
+/// | `acceptable_pause_ms` | 0 (= 6 × interval) | Akka: 3 s at 1 s heartbeats |
 /// | `window_size` | 100 | bounded arrival window (Cassandra keeps 1000; 100 is plenty at 1 s) |
 /// | `max_sample_interval_ms` | 0 (= 10 × interval) | Cassandra ignores long gaps in the same way |
 /// | `remove_after_ms` | 1 hour | — |
@@ -27,6 +46,16 @@ pub struct Config {
     pub gossip_interval_ms: u64,
     /// Suspicion level above which a peer is marked down.
     pub phi_threshold: f64,
+    /// The distribution the failure detector fits to heartbeat inter-arrival times.
+    pub phi_model: PhiModel,
+    /// Normal model: floor of the inter-arrival standard deviation, so that a peer whose
+    /// heartbeats happened to arrive like clockwork is not suspected at the first hiccup.
+    /// 0 means a quarter of the interval.
+    pub min_std_dev_ms: u64,
+    /// Normal model: silence added to the mean inter-arrival time before suspicion starts to
+    /// grow (a pause of the peer or of the gossip paths to it that is not a failure). 0 means
+    /// 6 × the interval.
+    pub acceptable_pause_ms: u64,
     /// Number of heartbeat inter-arrival samples kept per peer.
     pub window_size: usize,
     /// Inter-arrival gaps longer than this are not recorded (a node coming back from a long
@@ -57,6 +86,9 @@ impl Default for Config {
             cluster_name: "dynamo".to_owned(),
             gossip_interval_ms: 1_000,
             phi_threshold: 8.0,
+            phi_model: PhiModel::Normal,
+            min_std_dev_ms: 0,
+            acceptable_pause_ms: 0,
             window_size: 100,
             max_sample_interval_ms: 0,
             remove_after_ms: 3_600_000,
@@ -90,6 +122,24 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The floor of the standard deviation in the normal model.
+    pub fn effective_min_std_dev_ms(&self) -> u64 {
+        if self.min_std_dev_ms == 0 {
+            self.gossip_interval_ms / 4
+        } else {
+            self.min_std_dev_ms
+        }
+    }
+
+    /// The acceptable pause in the normal model.
+    pub fn effective_acceptable_pause_ms(&self) -> u64 {
+        if self.acceptable_pause_ms == 0 {
+            self.gossip_interval_ms.saturating_mul(6)
+        } else {
+            self.acceptable_pause_ms
+        }
     }
 
     /// The longest inter-arrival gap that the failure detector records.

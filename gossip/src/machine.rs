@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::config::Config;
-use crate::detector::ArrivalWindow;
+use crate::detector::{ArrivalWindow, Model};
 use crate::error::{ConfigError, GossipError};
 use crate::event::{Event, Stats, Transmit};
 use crate::message::{entry_size, Body, Message};
@@ -203,7 +203,8 @@ where
 
     /// The current suspicion level of a peer (`None` for this node and unknown nodes).
     pub fn phi(&self, id: &Id, now: u64) -> Option<f64> {
-        self.others.get(id).map(|m| m.peer.window.phi(now))
+        let model = Model::from_config(&self.config);
+        self.others.get(id).map(|m| m.peer.window.phi(now, model))
     }
 
     /// Publishes an application entry (ring tokens, partition ownership, load...). It reaches
