@@ -252,11 +252,8 @@ where
         let peer = &mut member.peer;
         let id = &delta.id;
         if applied.restarted {
-            peer.window = ArrivalWindow::new(
-                now,
-                self.config.gossip_interval_ms.saturating_mul(2),
-                self.config.window_size,
-            );
+            peer.window =
+                ArrivalWindow::new(now, self.config.gossip_interval_ms, self.config.window_size);
             peer.left_since = None;
             self.events.push_back(Event::Restarted {
                 id: id.clone(),
@@ -315,9 +312,12 @@ where
             );
             return;
         }
-        let initial = self.config.gossip_interval_ms.saturating_mul(2);
         let peer = Peer {
-            window: ArrivalWindow::new(now, initial, self.config.window_size),
+            window: ArrivalWindow::new(
+                now,
+                self.config.gossip_interval_ms,
+                self.config.window_size,
+            ),
             alive: true,
             down_since: None,
             left_since: None,

@@ -13,7 +13,7 @@ mod state;
 #[cfg(test)]
 mod laws;
 
-pub use config::Config;
+pub use config::{Config, PhiModel};
 pub use error::{ConfigError, GossipError};
 pub use event::{Event, Stats, Transmit};
 pub use machine::Gossip;

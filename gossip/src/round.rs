@@ -6,6 +6,7 @@ use std::hash::Hash;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use crate::detector::Model;
 use crate::event::Event;
 use crate::machine::{Gossip, Member, Tombstone};
 use crate::message::{Body, Digest};
@@ -43,6 +44,7 @@ where
     /// Marks peers down when phi passes the threshold, and removes the long gone.
     fn detect(&mut self, now: u64) {
         let threshold = self.config.phi_threshold;
+        let model = Model::from_config(&self.config);
         let mut removed = Vec::new();
         for (id, member) in &mut self.others {
             let peer = &mut member.peer;
@@ -52,7 +54,7 @@ where
                 }
                 continue;
             }
-            if peer.alive && peer.window.phi(now) > threshold {
+            if peer.alive && peer.window.phi(now, model) > threshold {
                 peer.alive = false;
                 peer.down_since = Some(now);
                 self.events.push_back(Event::Down { id: id.clone() });

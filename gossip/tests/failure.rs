@@ -4,38 +4,77 @@ use dynamo_gossip::{Config, Event};
 
 use crate::sim::Sim;
 
-/// The longest any live node took to mark `crashed` down after `crash_at`, if all did.
-fn detection_delay(sim: &Sim, crashed: u32, crash_at: u64) -> Option<u64> {
-    let mut worst = 0;
+/// How long the first and the last live node took to mark `crashed` down after `crash_at`, if
+/// all did.
+fn detection_delays(sim: &Sim, crashed: u32, crash_at: u64) -> Option<(u64, u64)> {
+    let (mut first, mut last) = (u64::MAX, 0);
     for (observer, _) in sim.alive() {
         let seen = sim.log.iter().find(|(t, o, e)| {
             *o == observer && *t >= crash_at && *e == Event::Down { id: crashed }
         })?;
-        worst = worst.max(seen.0 - crash_at);
+        first = first.min(seen.0 - crash_at);
+        last = last.max(seen.0 - crash_at);
     }
-    Some(worst)
+    Some((first, last))
+}
+
+/// A cluster of `n` nodes at the defaults with 5% loss: converged, 30 s later node 17 crashes;
+/// the detection delays.
+fn crash_and_detect(seed: u64, n: u32) -> Option<(u64, u64)> {
+    let mut sim = Sim::cluster(seed, Config::default(), n, 3);
+    sim.loss = 0.05;
+    assert!(sim.run_until_converged(60_000).is_some());
+    sim.run_for(30_000);
+    let crashed = 17;
+    let crash_at = sim.now;
+    sim.crash(crashed);
+    sim.run_for(60_000);
+    detection_delays(&sim, crashed, crash_at)
 }
 
 #[test]
 fn crashed_node_is_marked_down_by_everyone_within_bound() {
-    // At the defaults (1 s interval, phi 8) a peer is suspected after 18.4 mean heartbeat
-    // inter-arrival times of silence. New heartbeats of a node reach an observer every 1.3 to
-    // 2.5 s (not every round), so the measured delay is 25 to 46 s at 50 nodes; the bound
-    // asserted is 60 s.
-    for seed in [1, 2, 3] {
-        let mut sim = Sim::cluster(seed, Config::default(), 50, 3);
-        sim.loss = 0.05;
-        assert!(sim.run_until_converged(60_000).is_some());
-        sim.run_for(30_000);
-        let crashed = 17;
-        let crash_at = sim.now;
-        sim.crash(crashed);
-        sim.run_for(60_000);
-        let delay = detection_delay(&sim, crashed, crash_at);
-        assert!(delay.is_some_and(|d| d <= 60_000), "seed {seed}: {delay:?}");
+    // At the defaults (500 ms interval, normal phi model, phi 8, 3 s acceptable pause) a peer
+    // is suspected after about mean + 3 s + 5.2 standard deviations of silence, 6 to 8 s; the
+    // crashed node's last heartbeat takes up to 3 s to reach the last observer, and detection
+    // runs once a round. Measured at 50 nodes over seeds 1 to 20: the last observer 8.6 to
+    // 10.7 s after the crash, the first 5.9 s or later. Asserted: everyone within 15 s (the
+    // membership issue's goal) and no one before 5 s: a detector that tolerates only a 1 s
+    // pause already marks the first observer down after 3.9 s (and live nodes down under loss).
+    for seed in 1..=5 {
+        let delays = crash_and_detect(seed, 50);
         assert!(
-            delay.is_some_and(|d| d >= 15_000),
-            "seed {seed}: suspiciously fast {delay:?}"
+            delays.is_some_and(|(_, last)| last < 15_000),
+            "seed {seed}: {delays:?}"
+        );
+        assert!(
+            delays.is_some_and(|(first, _)| first >= 5_000),
+            "seed {seed}: suspiciously fast {delays:?}"
+        );
+    }
+}
+
+/// The measurement behind the bounds above and the crate README:
+/// `cargo test --release -p dynamo-gossip --test tests -- --ignored --nocapture detection_delays`.
+#[test]
+#[ignore = "a measurement that prints a table; run it in release"]
+fn detection_delays_over_seeds() {
+    for n in [50, 100] {
+        let mut firsts = Vec::new();
+        let mut lasts = Vec::new();
+        for seed in 1..=10 {
+            let (first, last) = crash_and_detect(seed, n).expect("everyone detects the crash");
+            println!("n {n} seed {seed}: first {first} ms, last {last} ms");
+            firsts.push(first);
+            lasts.push(last);
+        }
+        let min = |v: &[u64]| v.iter().copied().min().unwrap_or(0);
+        let max = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
+        println!(
+            "n {n}: last observer {} to {} ms over 10 seeds; first observer {} ms or later",
+            min(&lasts),
+            max(&lasts),
+            min(&firsts)
         );
     }
 }
@@ -43,7 +82,9 @@ fn crashed_node_is_marked_down_by_everyone_within_bound() {
 #[test]
 fn no_live_node_is_marked_down_under_loss_and_jitter() {
     // An hour at 100 nodes in release builds; in debug builds 4 simulated minutes, which are
-    // enough for hundreds of thousands of detector checks (the bench binary runs the hour).
+    // enough for millions of detector checks (the bench binary runs the hour too). The longest
+    // silences in such an hour are 5 to 5.5 s (10 to 11 rounds); the default pause keeps phi 8
+    // beyond 1.25 times every one of them (measured over seeds 4, 7 and 42).
     let minutes = if cfg!(debug_assertions) { 4 } else { 60 };
     let mut sim = Sim::cluster(42, Config::default(), 100, 3);
     sim.loss = 0.05;

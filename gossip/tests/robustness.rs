@@ -269,5 +269,11 @@ fn messages_and_config_round_trip_through_serde() {
     // A partial configuration file takes the defaults for what it leaves out.
     let config: Config = serde_json::from_str(r#"{"cluster_name":"prod"}"#).unwrap();
     assert_eq!(config.cluster_name, "prod");
-    assert_eq!(config.gossip_interval_ms, 1_000);
+    let expected = Config {
+        cluster_name: "prod".to_owned(),
+        ..Config::default()
+    };
+    assert_eq!(config, expected);
+    let exponential: Config = serde_json::from_str(r#"{"phi_model":"Exponential"}"#).unwrap();
+    assert_eq!(exponential.phi_model, dynamo_gossip::PhiModel::Exponential);
 }
