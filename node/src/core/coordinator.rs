@@ -56,6 +56,8 @@ pub(crate) enum Pending {
         coord: PutCoordinator<NodeId, Sibs>,
         /// The versions sent (for a fallback that takes a failed target's copy).
         payload: Sibs,
+        /// The coordinator, a primary, already stored `payload` (before minting went out).
+        stored_here: bool,
         /// Targets that acknowledged.
         acked: Vec<NodeId>,
         /// Fallbacks sent a hinted copy after a target failed.
@@ -396,6 +398,7 @@ impl<S: Store> NodeCore<S> {
                         clock,
                         coord,
                         payload: siblings,
+                        stored_here: primary,
                         acked: Vec::new(),
                         rehinted: Vec::new(),
                     },
@@ -492,6 +495,7 @@ impl<S: Store> NodeCore<S> {
                 started,
                 clock,
                 coord,
+                stored_here,
                 ..
             } => {
                 loop {
@@ -516,9 +520,10 @@ impl<S: Store> NodeCore<S> {
                         }
                     }
                     if let Some(write) = local {
-                        // Like any replica: a primary stores it (again: a no-op), a fallback keeps
-                        // it as a hint for the primary it stands in for.
-                        let ok = self.keep_write(now, key.clone(), &write.siblings, write.hint);
+                        // Like any replica: a fallback keeps it as a hint for the primary it stands
+                        // in for; a primary coordinator stored it already (in `coordinate_put`).
+                        let ok = (*stored_here && write.hint.is_none())
+                            || self.keep_write(now, key.clone(), &write.siblings, write.hint);
                         if ok {
                             coord.handle_ack(now, &self.id);
                         } else {

@@ -191,20 +191,23 @@ impl<S: Store> NodeCore<S> {
             Some(k) => Bound::Excluded(k.clone()),
             None => Bound::Unbounded,
         };
-        let keys: Vec<Key> = self.index[p]
+        // The index and the store are separate fields: walk the index lazily, only as far as
+        // this batch goes.
+        let mut rest = self.index[p]
             .range((lower, Bound::Unbounded))
-            .map(|(k, _)| k.clone())
-            .collect();
+            .map(|(k, _)| k);
         let mut entries = Vec::new();
         let mut bytes = 0usize;
-        let mut rest = keys.into_iter();
         for key in rest.by_ref() {
-            let Some(siblings) = self.store.get(&key)? else {
+            let Some(siblings) = self.store.get(key)? else {
                 continue;
             };
             let payload = encode_siblings(&siblings);
             bytes += payload.len() + key.len();
-            entries.push(TransferEntry { payload, key });
+            entries.push(TransferEntry {
+                payload,
+                key: key.clone(),
+            });
             if entries.len() >= max.max(1) || bytes >= max_bytes {
                 break;
             }

@@ -3,12 +3,14 @@
 //! even with read repair off: anti-entropy (paper section 4.7) has to see that the key is gone.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 use dynamo_node::{
-    ClientReply, ClientRequest, Key, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
-    RequestOptions, Sibs, Store, StoreError,
+    ClientReply, ClientRequest, Key, MemoryStore, NodeConfig, RequestOptions, Sibs, Store,
+    StoreError,
 };
+
+use crate::Cluster;
 
 /// A memory store whose `rotten` records read as missing, as the redb store's damaged records
 /// do, until they are written again.
@@ -63,86 +65,6 @@ impl Store for Rotting {
     }
 }
 
-/// Three cores with instant, lossless delivery.
-struct Net {
-    nodes: BTreeMap<NodeId, NodeCore<Rotting>>,
-    now: u64,
-    replies: BTreeMap<u64, ClientReply>,
-}
-
-impl Net {
-    fn new(config: NodeConfig) -> Self {
-        let ids: Vec<NodeId> = vec![1, 2, 3];
-        let config = NodeConfig {
-            initial_members: ids.clone(),
-            seeds: ids.iter().map(|&i| (i, format!("n{i}"))).collect(),
-            gossip_interval: 100,
-            ..config
-        };
-        let nodes = ids
-            .iter()
-            .map(|&i| {
-                let core =
-                    NodeCore::new(i, format!("n{i}"), config.clone(), Rotting::default(), 1, i)
-                        .expect("node starts");
-                (i, core)
-            })
-            .collect();
-        Net {
-            nodes,
-            now: 1,
-            replies: BTreeMap::new(),
-        }
-    }
-
-    fn settle(&mut self) {
-        let mut queue: VecDeque<(NodeId, NodeId, PeerMessage)> = VecDeque::new();
-        loop {
-            for (&id, node) in self.nodes.iter_mut() {
-                while let Some((to, msg)) = node.poll_transmit() {
-                    queue.push_back((id, to, msg));
-                }
-                while let Some((req, reply)) = node.poll_reply() {
-                    self.replies.insert(req, reply);
-                }
-            }
-            let Some((from, to, msg)) = queue.pop_front() else {
-                break;
-            };
-            if let Some(n) = self.nodes.get_mut(&to) {
-                n.handle_message(self.now, from, msg);
-            }
-        }
-    }
-
-    fn advance(&mut self, ms: u64) {
-        let end = self.now + ms;
-        while self.now < end {
-            self.now += 10;
-            for node in self.nodes.values_mut() {
-                if node.poll_timeout().is_some_and(|t| t <= self.now) {
-                    node.handle_timeout(self.now);
-                }
-            }
-            self.settle();
-        }
-    }
-
-    fn request(&mut self, at: NodeId, req: u64, request: ClientRequest) -> ClientReply {
-        self.nodes
-            .get_mut(&at)
-            .expect("node")
-            .handle_client(self.now, req, request);
-        self.settle();
-        let mut waited = 0;
-        while !self.replies.contains_key(&req) && waited < 5000 {
-            self.advance(10);
-            waited += 10;
-        }
-        self.replies.remove(&req).expect("a reply")
-    }
-}
-
 #[test]
 fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
     let config = NodeConfig {
@@ -152,7 +74,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
         mode: dynamo_node::QuorumMode::Strict,
         ..NodeConfig::default()
     };
-    let mut net = Net::new(config);
+    let mut net: Cluster<Rotting> = Cluster::with_stores(3, config);
     net.advance(300);
     let put = ClientRequest::Put {
         key: b"k".to_vec(),
@@ -160,7 +82,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
         context: vec![],
         options: RequestOptions::default(),
     };
-    assert!(matches!(net.request(1, 1, put), ClientReply::Stored { .. }));
+    assert!(matches!(net.request(1, put), ClientReply::Stored { .. }));
     net.advance(100);
     assert!(net.nodes[&2].store().get(b"k").unwrap().is_some());
 
@@ -178,7 +100,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
             ..RequestOptions::default()
         },
     };
-    match net.request(1, 2, get) {
+    match net.request(1, get) {
         ClientReply::Got { values, .. } => assert_eq!(values, vec![b"v".to_vec()]),
         other => panic!("get failed: {other:?}"),
     }

@@ -12,9 +12,10 @@ use dynamo_node::{
     RequestOptions,
 };
 
-/// Nodes with instant, lossless delivery; `down` nodes receive nothing.
-struct Cluster {
-    nodes: BTreeMap<NodeId, NodeCore<MemoryStore>>,
+/// Nodes with instant, lossless delivery; `down` nodes receive nothing. Each node keeps its data
+/// in an `S` (memory by default; `damage` uses a store that rots).
+struct Cluster<S: dynamo_node::Store = MemoryStore> {
+    nodes: BTreeMap<NodeId, NodeCore<S>>,
     down: Vec<NodeId>,
     now: u64,
     replies: BTreeMap<u64, ClientReply>,
@@ -27,6 +28,13 @@ struct Cluster {
 
 impl Cluster {
     fn new(count: u64, config: NodeConfig) -> Self {
+        Self::with_stores(count, config)
+    }
+}
+
+impl<S: dynamo_node::Store + Default> Cluster<S> {
+    /// `count` nodes, each on an empty `S`.
+    fn with_stores(count: u64, config: NodeConfig) -> Self {
         let ids: Vec<NodeId> = (1..=count).collect();
         let config = NodeConfig {
             initial_members: ids.clone(),
@@ -37,9 +45,8 @@ impl Cluster {
         let nodes = ids
             .iter()
             .map(|&i| {
-                let core =
-                    NodeCore::new(i, format!("n{i}"), config.clone(), MemoryStore::new(), 1, i)
-                        .expect("node starts");
+                let core = NodeCore::new(i, format!("n{i}"), config.clone(), S::default(), 1, i)
+                    .expect("node starts");
                 (i, core)
             })
             .collect();
