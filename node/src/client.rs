@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::core::NodeStatus;
+use crate::core::{ChangeError, ChangePlan, ChangeRequest, NodeStatus, PartitionSize};
 use crate::message::{ClientError, ClientReply, ClientRequest, RequestOptions};
 use crate::runtime::frame::{
     excerpt, handshake_conn, AdminReply, AdminRequest, ClientFrame, Conn, FrameError, NodeFrame,
@@ -97,6 +97,12 @@ pub enum Error {
     /// A node answered with something that is not an answer to the request.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A membership change was refused.
+    #[error("change refused: {0}")]
+    Change(#[source] ChangeError),
+    /// The node could not answer an admin request.
+    #[error("the node could not answer: {0}")]
+    Admin(String),
 }
 
 /// The answer to a get.
@@ -271,6 +277,41 @@ impl Client {
             other => Err(Error::Protocol(format!(
                 "unexpected answer to leave: {other:?}"
             ))),
+        }
+    }
+
+    /// What a membership change would do, as the connected node computes it.
+    pub async fn plan(&mut self, change: ChangeRequest) -> Result<ChangePlan, Error> {
+        self.change(AdminRequest::Plan(change)).await
+    }
+
+    /// Commits a membership change planned at ring `version` (send it to the claimant).
+    pub async fn commit(
+        &mut self,
+        version: u64,
+        change: ChangeRequest,
+    ) -> Result<ChangePlan, Error> {
+        self.change(AdminRequest::Commit { version, change }).await
+    }
+
+    /// Keys and bytes the connected node holds per range.
+    pub async fn partition_sizes(&mut self) -> Result<Vec<PartitionSize>, Error> {
+        match self.admin(AdminRequest::PartitionSizes).await? {
+            AdminReply::PartitionSizes(sizes) => Ok(sizes),
+            AdminReply::Failed(why) => Err(Error::Admin(why)),
+            other => Err(Error::Protocol(excerpt(&format!(
+                "unexpected answer to partition sizes: {other:?}"
+            )))),
+        }
+    }
+
+    async fn change(&mut self, request: AdminRequest) -> Result<ChangePlan, Error> {
+        match self.admin(request).await? {
+            AdminReply::Plan(plan) => Ok(*plan),
+            AdminReply::ChangeRefused(e) => Err(Error::Change(e)),
+            other => Err(Error::Protocol(excerpt(&format!(
+                "unexpected answer to a change: {other:?}"
+            )))),
         }
     }
 

@@ -46,7 +46,8 @@ pub struct NodeConfig {
     pub read_repair: bool,
     /// Hinted handoff (default on). Off, a sloppy write to a fallback is simply stored there.
     pub hinted_handoff: bool,
-    /// How often hints are retried / checked (default 1000 ms).
+    /// Delay before hints are retried after a failed delivery to a node (default 1000 ms,
+    /// doubling up to 5 min while the node stays unreachable).
     pub handoff_interval: Millis,
     /// Largest accepted value (default 1 MiB).
     pub max_value_size: usize,
@@ -66,6 +67,15 @@ pub struct NodeConfig {
     pub seeds: Vec<(NodeId, String)>,
     /// Initial members of the ring when the cluster is created (every node must agree).
     pub initial_members: Vec<NodeId>,
+    /// Zones (racks, data centres) of the initial members, for the ring a new cluster starts
+    /// with; members not listed are in no zone. Every node of a new cluster must agree.
+    pub member_zones: Vec<(NodeId, String)>,
+    /// This node's zone. It reaches the ring when the node joins (the claimant reads it from
+    /// gossip), and preference lists take distinct zones first once there are N of them.
+    pub zone: Option<String>,
+    /// A node that joins an existing cluster waits for an operator's `dynamo commit` (a staged
+    /// join) instead of being added by the claimant as soon as it is up.
+    pub wait_for_commit: bool,
     /// How long a down node stays in the ring before it is removed (default: never, `None`).
     pub remove_after: Option<Millis>,
     /// How long a tombstone is kept before it may be reaped (default 4 h; `None` keeps tombstones
@@ -97,6 +107,9 @@ impl Default for NodeConfig {
             max_siblings_size: 4 << 20,
             seeds: Vec::new(),
             initial_members: Vec::new(),
+            member_zones: Vec::new(),
+            zone: None,
+            wait_for_commit: false,
             remove_after: None,
             tombstone_grace: Some(4 * 3600 * 1000),
         }

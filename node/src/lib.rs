@@ -11,7 +11,9 @@ pub mod sim;
 pub mod store;
 pub mod types;
 
-pub use crate::core::{NodeCore, NodeError, NodeStats, NodeStatus};
+pub use crate::core::{
+    ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeStats, NodeStatus,
+};
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
 pub use store::{MemoryStore, Store, StoreError};

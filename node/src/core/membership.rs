@@ -37,6 +37,10 @@ use crate::types::{Millis, NodeId};
 
 /// The gossip key and the store meta name of the ring state.
 pub(crate) const RING_KEY: &str = "ring";
+/// The gossip key of a node's zone (UTF-8).
+pub(crate) const ZONE_KEY: &str = "zone";
+/// The gossip key a node sets (to `staged`) when it waits for an operator's commit to join.
+pub(crate) const ADMISSION_KEY: &str = "admission";
 
 /// The ring, its version and the node that made it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,6 +176,7 @@ impl<S: Store> NodeCore<S> {
                     && !self.departed.contains(id)
                     && matches!(state.status(), Status::Up | Status::Joining)
                     && self.gossip.is_up(id)
+                    && state.app_state(ADMISSION_KEY) != Some(&b"staged"[..])
             })
             .map(|(id, _)| *id)
             .collect();
@@ -182,32 +187,61 @@ impl<S: Store> NodeCore<S> {
         {
             return;
         }
-        let claimant = in_ring
-            .iter()
-            .copied()
-            .find(|id| !self.departed.contains(id) && self.is_up(*id));
-        if claimant != Some(self.id) {
+        if self.claimant() != Some(self.id) {
             return;
         }
-        let mut next = ring.clone();
-        for id in &leavers {
-            match next.leave(id) {
-                Ok(change) => next = change.ring,
-                Err(_) => return,
-            }
-        }
-        for id in &joiners {
-            match next.join(NodeSpec::new(*id)) {
-                Ok(change) => next = change.ring,
-                Err(_) => return,
-            }
-        }
+        let Ok(next) = self.next_ring(&leavers, &joiners) else {
+            return;
+        };
         let state = RingState {
             version: self.ring_state.version + 1,
             claimant: self.id,
             ring: next,
         };
         self.install_ring(_now, state);
+    }
+
+    /// The claimant: the lowest id among the ring members that are up and staying.
+    pub(crate) fn claimant(&self) -> Option<NodeId> {
+        self.ring_state
+            .ring
+            .nodes()
+            .map(|n| n.id)
+            .find(|id| !self.departed.contains(id) && self.is_up(*id))
+    }
+
+    /// The ring after `leaves`, then `joins` (in the order given), each by the ring crate's
+    /// minimal-movement operation; a joiner's zone is the one it gossips.
+    pub(crate) fn next_ring(
+        &self,
+        leaves: &[NodeId],
+        joins: &[NodeId],
+    ) -> Result<Ring<NodeId>, dynamo_ring::RingError> {
+        let mut next = self.ring_state.ring.clone();
+        for id in leaves {
+            next = next.leave(id)?.ring;
+        }
+        for id in joins {
+            next = next.join(self.spec_of(*id))?.ring;
+        }
+        Ok(next)
+    }
+
+    /// `id` as the ring sees it: with the zone it gossips (this node: its configured zone).
+    pub(crate) fn spec_of(&self, id: NodeId) -> NodeSpec<NodeId> {
+        let zone = if id == self.id {
+            self.config.zone.clone()
+        } else {
+            self.gossip
+                .node_state(&id)
+                .and_then(|s| s.app_state(ZONE_KEY))
+                .and_then(|z| std::str::from_utf8(z).ok())
+                .map(str::to_owned)
+        };
+        match zone {
+            Some(zone) => NodeSpec::new(id).with_zone(zone),
+            None => NodeSpec::new(id),
+        }
     }
 
     /// The ring without this node, made and published by the leaving node itself.
@@ -225,6 +259,8 @@ impl<S: Store> NodeCore<S> {
 
     /// Persists and publishes `state`, and moves to its ring.
     pub(crate) fn install_ring(&mut self, now: Millis, state: RingState) {
+        // A provisional ring (a joining node's guess) never made this node a member.
+        let was_member = !self.ring_provisional && self.ring_state.ring.contains(&self.id);
         self.ring_provisional = false;
         let bytes = state.encode();
         if self.store.put_meta(RING_KEY, &bytes).is_err() {
@@ -232,9 +268,15 @@ impl<S: Store> NodeCore<S> {
         }
         let _ = self.gossip.set_app_state(RING_KEY, bytes.clone());
         let next = state.ring.clone();
+        let removed_me = was_member && !next.contains(&self.id);
         self.ring_state = state;
         self.ring_bytes = bytes;
         self.change_ring(now, next);
+        if removed_me && !self.leaving {
+            // An operator's commit took this node out: hand everything over, then say so.
+            self.leaving = true;
+            let _ = self.gossip.set_status(Status::Leaving);
+        }
     }
 
     /// Adopts `next` and pushes the ranges this node must hand over.
@@ -242,6 +284,14 @@ impl<S: Store> NodeCore<S> {
         let plan = self.ring.transfer_plan(&next);
         let old = std::mem::replace(&mut self.ring, next);
         self.members = self.ring.nodes().map(|n| n.id).collect();
+        let removed: Vec<NodeId> = old
+            .nodes()
+            .map(|n| n.id)
+            .filter(|id| !self.members.contains(id))
+            .collect();
+        for id in removed {
+            self.reroute_hints(_now, id);
+        }
         let me = self.id;
         // Ranges this node now replicates and did not: not readable here until they arrive.
         let replicas = |ring: &Ring<NodeId>, p: usize| {
@@ -270,5 +320,38 @@ impl<S: Store> NodeCore<S> {
             }
         }
         self.hand_over_foreign();
+    }
+
+    /// `gone` left the ring: the hints held for it go to the key's replicas in the new ring
+    /// instead (stored here when this node is one of them), then the hint log forgets it.
+    fn reroute_hints(&mut self, now: Millis, gone: NodeId) {
+        let held: Vec<(Vec<u8>, Vec<u8>)> = self
+            .hints
+            .records()
+            .filter(|r| r.hint.intended == gone)
+            .map(|r| (r.hint.key.clone(), r.hint.payload.clone()))
+            .collect();
+        for (key, payload) in held {
+            let Some(siblings) = super::digest::decode_siblings(&payload) else {
+                self.stats.counters.bad_messages += 1;
+                continue;
+            };
+            let replicas: Vec<NodeId> = self
+                .ring
+                .preference_list(&key)
+                .primaries()
+                .copied()
+                .collect();
+            for replica in replicas {
+                if replica == self.id {
+                    if self.apply(&key, &siblings).is_err() {
+                        self.stats.counters.bad_messages += 1;
+                    }
+                } else {
+                    self.record_hint(now, replica, key.clone(), &siblings);
+                }
+            }
+        }
+        self.hints.forget_node(&gone);
     }
 }

@@ -21,6 +21,7 @@
 //! generation is derived from it.
 
 mod antientropy;
+mod change;
 mod coordinator;
 mod digest;
 mod epochs;
@@ -41,6 +42,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+pub use change::{
+    ChangeError, ChangePlan, ChangeRequest, PartitionSize, PlannedMember, PlannedMove,
+};
 pub use digest::siblings_digest;
 pub use stats::{Counters, LatencySummary, NodeStats};
 
@@ -213,6 +217,12 @@ impl<S: Store> NodeCore<S> {
         )
         .map_err(|e| NodeError::Config(e.to_string()))?;
         let _ = gossip.set_status(dynamo_gossip::Status::Up);
+        if let Some(zone) = &config.zone {
+            let _ = gossip.set_app_state(membership::ZONE_KEY, zone.as_bytes().to_vec());
+        }
+        if config.wait_for_commit {
+            let _ = gossip.set_app_state(membership::ADMISSION_KEY, b"staged".to_vec());
+        }
 
         // The ring this node had (a restart resumes from it), or, for a new node, one built from
         // the initial members (version 0: any ring a peer publishes replaces it).
@@ -245,9 +255,13 @@ impl<S: Store> NodeCore<S> {
         };
         // A node that is not among the initial members joins an existing cluster: its own ring
         // is a guess until it hears the cluster's.
+        // So is the ring of a node given seeds but no initial members.
         let ring_provisional = ring_state.version == 0
-            && !config.initial_members.is_empty()
-            && !config.initial_members.contains(&id);
+            && if config.initial_members.is_empty() {
+                config.seeds.iter().any(|(s, _)| *s != id)
+            } else {
+                !config.initial_members.contains(&id)
+            };
         let ring_bytes = ring_state.encode();
         if !ring_provisional {
             store.put_meta(membership::RING_KEY, &ring_bytes)?;
@@ -277,9 +291,14 @@ impl<S: Store> NodeCore<S> {
                 .min(std::time::Duration::from_millis(grace / 2)),
             None => defaults.max_age,
         };
+        let backoff = dynamo_handoff::Backoff {
+            initial: std::time::Duration::from_millis(config.handoff_interval.max(1)),
+            ..defaults.backoff
+        };
         let mut hints = HintLog::new(HintLogConfig {
             seed: seed ^ generation,
             max_age,
+            backoff,
             ..defaults
         });
         let mut records: Vec<dynamo_handoff::HintRecord<NodeId, Vec<u8>>> = Vec::new();
@@ -363,8 +382,21 @@ impl<S: Store> NodeCore<S> {
             },
             replicas: config.n,
         };
-        Ring::new(ring_config, members.iter().map(|&m| NodeSpec::new(m)))
-            .map_err(|e| NodeError::Config(e.to_string()))
+        let zone_of = |m: NodeId| {
+            config
+                .member_zones
+                .iter()
+                .find(|(id, _)| *id == m)
+                .map(|(_, z)| z.clone())
+        };
+        let specs = members.iter().map(|&m| {
+            let spec = NodeSpec::new(m);
+            match zone_of(m) {
+                Some(zone) => spec.with_zone(zone),
+                None => spec,
+            }
+        });
+        Ring::new(ring_config, specs).map_err(|e| NodeError::Config(e.to_string()))
     }
 
     /// This node's id.

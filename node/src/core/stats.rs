@@ -38,6 +38,10 @@ pub struct Counters {
     pub sync_bytes: u64,
     /// Keys pushed to new owners after ring changes.
     pub transfer_keys: u64,
+    /// Bytes (keys and encoded versions) pushed to new owners after ring changes, resent
+    /// batches included.
+    #[serde(default)]
+    pub transfer_bytes: u64,
     /// Peer messages that could not be used (undecodable payload, unexpected).
     pub bad_messages: u64,
     /// Late replica answers absorbed after a request finished.
@@ -67,6 +71,7 @@ impl Counters {
             sync_keys_repaired,
             sync_bytes,
             transfer_keys,
+            transfer_bytes,
             bad_messages,
             late_answers,
             tombstones_reaped,
@@ -87,6 +92,7 @@ impl Counters {
         self.sync_keys_repaired += sync_keys_repaired;
         self.sync_bytes += sync_bytes;
         self.transfer_keys += transfer_keys;
+        self.transfer_bytes += transfer_bytes;
         self.bad_messages += bad_messages;
         self.late_answers += late_answers;
         self.tombstones_reaped += tombstones_reaped;

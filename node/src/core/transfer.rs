@@ -108,6 +108,11 @@ impl<S: Store> NodeCore<S> {
                 let partition = run.partition;
                 if let Some((to, batch)) = run.session.poll_transmit() {
                     self.stats.counters.transfer_keys += batch.entries.len() as u64;
+                    self.stats.counters.transfer_bytes += batch
+                        .entries
+                        .iter()
+                        .map(|e| (e.key.len() + e.payload.len()) as u64)
+                        .sum::<u64>();
                     self.transmits.push_back((to, PeerMessage::Transfer(batch)));
                     continue;
                 }

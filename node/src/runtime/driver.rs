@@ -114,6 +114,29 @@ impl<S: Store + Send + 'static> Driver<S> {
                         self.core.leave(now);
                         AdminReply::Leaving
                     }
+                    AdminRequest::Plan(change) => match self.core.plan_change(&change) {
+                        Ok(plan) => AdminReply::Plan(Box::new(plan)),
+                        Err(e) => AdminReply::ChangeRefused(e),
+                    },
+                    AdminRequest::Commit { version, change } => {
+                        match self.core.commit_change(now, version, &change) {
+                            Ok(plan) => {
+                                tracing::info!(
+                                    id = self.core.id(),
+                                    version = version + 1,
+                                    joins = ?change.joins,
+                                    leaves = ?change.leaves,
+                                    "committed a membership change"
+                                );
+                                AdminReply::Plan(Box::new(plan))
+                            }
+                            Err(e) => AdminReply::ChangeRefused(e),
+                        }
+                    }
+                    AdminRequest::PartitionSizes => match self.core.partition_sizes() {
+                        Ok(sizes) => AdminReply::PartitionSizes(sizes),
+                        Err(e) => AdminReply::Failed(e.to_string()),
+                    },
                 };
                 let _ = reply.send(answer);
             }

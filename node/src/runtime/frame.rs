@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::core::NodeStatus;
+use crate::core::{ChangeError, ChangePlan, ChangeRequest, NodeStatus, PartitionSize};
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::types::NodeId;
 
@@ -74,6 +74,17 @@ pub enum AdminRequest {
     Ring,
     /// Ask the node to leave the cluster (it hands its ranges over, then stops serving them).
     Leave,
+    /// What a membership change would do (changes nothing).
+    Plan(ChangeRequest),
+    /// Apply a membership change planned at ring version `version` (the claimant only).
+    Commit {
+        /// The ring version the plan was made from.
+        version: u64,
+        /// The change.
+        change: ChangeRequest,
+    },
+    /// Keys and bytes the node holds per range (reads every key: for plans).
+    PartitionSizes,
 }
 
 /// One key range of the ring and the nodes that replicate it.
@@ -101,6 +112,14 @@ pub enum AdminReply {
     Ring(Vec<RangeInfo>),
     /// The node has started leaving.
     Leaving,
+    /// A plan, or the plan a commit applied.
+    Plan(Box<ChangePlan>),
+    /// The change was refused.
+    ChangeRefused(ChangeError),
+    /// Keys and bytes per range.
+    PartitionSizes(Vec<PartitionSize>),
+    /// The node could not answer (a storage error), with why.
+    Failed(String),
 }
 
 /// The frames of the handshake (see [`super::handshake`]): the only ones a node decodes before a

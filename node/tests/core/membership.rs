@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use dynamo_node::{MemoryStore, NodeConfig, NodeCore, NodeId};
+use dynamo_node::{ChangeError, ChangeRequest, MemoryStore, NodeConfig, NodeCore, NodeId};
 use dynamo_ring::{NodeSpec, Ring};
 
 use crate::Cluster;
@@ -161,4 +161,243 @@ fn transfer_batches_are_bounded_by_bytes() {
         c.largest_transfer
     );
     assert!(!c.nodes[&5].store().is_empty());
+}
+
+/// Staged membership (Riak's plan/commit): a node started with `wait_for_commit` is not added
+/// by the claimant; the plan shows exactly the copies `Ring::join` moves; only the claimant
+/// commits, and only the version the plan was made from.
+#[test]
+fn a_staged_join_waits_for_the_commit_of_its_plan() {
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(1_000);
+    for i in 0..60 {
+        c.put(1 + i % 4, &format!("key-{i}"), &format!("v{i}"), vec![]);
+    }
+    let config = NodeConfig {
+        wait_for_commit: true,
+        ..c.nodes[&1].config().clone()
+    };
+    let newcomer =
+        NodeCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+    c.nodes.insert(5, newcomer);
+    c.advance(5_000);
+    let before = c.nodes[&1].ring().clone();
+    assert!(!before.contains(&5), "a staged joiner waits for the commit");
+    let (version, _) = c.nodes[&1].ring_version();
+
+    let change = ChangeRequest {
+        joins: vec![5],
+        leaves: vec![],
+    };
+    let plan = c.nodes[&2].plan_change(&change).expect("plan");
+    let minimal = before.join(NodeSpec::new(5)).expect("join").ring;
+    assert_eq!(plan.version, version);
+    assert_eq!(plan.claimant, Some(1));
+    assert_eq!(plan.moves.len(), copies_moved(&before, &minimal));
+    assert_eq!(plan.copies, 64 * 3);
+    let gained: usize = plan.members.iter().map(|m| m.copies_after).sum();
+    assert_eq!(gained, 64 * 3);
+
+    let now = c.now;
+    match c
+        .nodes
+        .get_mut(&2)
+        .expect("node")
+        .commit_change(now, version, &change)
+    {
+        Err(ChangeError::NotClaimant { claimant: 1, .. }) => {}
+        other => panic!("a commit at a non-claimant: {other:?}"),
+    }
+    match c
+        .nodes
+        .get_mut(&1)
+        .expect("node")
+        .commit_change(now, version + 1, &change)
+    {
+        Err(ChangeError::Stale { .. }) => {}
+        other => panic!("a commit of a stale plan: {other:?}"),
+    }
+    let applied = c
+        .nodes
+        .get_mut(&1)
+        .expect("node")
+        .commit_change(now, version, &change)
+        .expect("commit");
+    assert_eq!(applied, plan);
+    c.settle();
+    c.advance(10_000);
+    for (id, node) in &c.nodes {
+        assert_eq!(node.ring(), &minimal, "node {id}");
+        assert_eq!(node.ring_version().0, version + 1, "node {id}");
+    }
+    for i in 0..60 {
+        let (values, _) = c.get(5, &format!("key-{i}"));
+        assert_eq!(values, vec![format!("v{i}").into_bytes()], "key-{i}");
+    }
+    let held = (0..60)
+        .filter(|i| {
+            minimal
+                .preference_list(format!("key-{i}").as_bytes())
+                .primaries()
+                .any(|&n| n == 5)
+        })
+        .count();
+    assert_eq!(c.nodes[&5].store().len(), held, "node 5 holds its ranges");
+    // A second commit of the same plan is stale now.
+    let now = c.now;
+    assert!(matches!(
+        c.nodes
+            .get_mut(&1)
+            .expect("node")
+            .commit_change(now, version, &change),
+        Err(ChangeError::Stale { .. })
+    ));
+}
+
+/// A committed leave: the removed node hands its ranges over (writes it takes meanwhile too) and
+/// then leaves; every acknowledged write stays readable.
+#[test]
+fn a_committed_leave_hands_over_everything_including_writes_taken_meanwhile() {
+    let config = NodeConfig {
+        sync_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    for i in 0..100 {
+        c.put(1 + i % 5, &format!("key-{i}"), &format!("v{i}"), vec![]);
+    }
+    let (version, _) = c.nodes[&1].ring_version();
+    let change = ChangeRequest {
+        joins: vec![],
+        leaves: vec![3],
+    };
+    let now = c.now;
+    c.nodes
+        .get_mut(&1)
+        .expect("node")
+        .commit_change(now, version, &change)
+        .expect("commit");
+    // Writes through the leaving node while it hands over.
+    for i in 100..130 {
+        c.put(3, &format!("key-{i}"), &format!("v{i}"), vec![]);
+    }
+    c.advance(20_000);
+    for (id, node) in &c.nodes {
+        assert!(!node.ring().contains(&3), "node {id}");
+    }
+    for i in 0..130 {
+        let (values, _) = c.get(1, &format!("key-{i}"));
+        assert_eq!(values, vec![format!("v{i}").into_bytes()], "key-{i}");
+    }
+    assert!(c.nodes[&3].store().is_empty(), "the leaver handed over");
+    assert_eq!(c.nodes[&3].status().transfers_running, 0);
+}
+
+/// Hints held for a node that leaves the ring go to the key's replicas in the new ring.
+#[test]
+fn hints_for_a_removed_node_reach_the_new_replicas() {
+    let config = NodeConfig {
+        sync_interval: None,
+        read_repair: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    c.down.push(4);
+    let keys: Vec<String> = (0..200)
+        .map(|i| format!("key-{i}"))
+        .filter(|k| c.primaries(k).contains(&4))
+        .take(10)
+        .collect();
+    for k in &keys {
+        let at = *c
+            .primaries(k)
+            .iter()
+            .find(|&&n| n != 4)
+            .expect("a live primary");
+        c.put(at, k, "v", vec![]);
+    }
+    let held: usize = c.nodes.values().map(|n| n.hints_pending()).sum();
+    assert!(
+        held >= keys.len(),
+        "fallbacks hold hints for node 4: {held}"
+    );
+    let (version, _) = c.nodes[&1].ring_version();
+    let now = c.now;
+    c.nodes
+        .get_mut(&1)
+        .expect("node")
+        .commit_change(
+            now,
+            version,
+            &ChangeRequest {
+                joins: vec![],
+                leaves: vec![4],
+            },
+        )
+        .expect("commit");
+    c.advance(15_000);
+    let ring = c.nodes[&1].ring().clone();
+    for k in &keys {
+        for &n in ring.preference_list(k.as_bytes()).primaries() {
+            assert!(
+                dynamo_node::Store::get(c.nodes[&n].store(), k.as_bytes())
+                    .expect("store")
+                    .is_some(),
+                "{k} on node {n}"
+            );
+        }
+    }
+    for (id, node) in &c.nodes {
+        if *id != 4 {
+            assert_eq!(node.hints_pending(), 0, "node {id}");
+        }
+    }
+}
+
+/// Zones from the configuration reach the ring: with 3 zones and N = 3, every range's replicas
+/// are in 3 zones, before and after a node of a zone joins.
+#[test]
+fn zones_from_configuration_spread_every_ranges_replicas() {
+    let zone = |i: NodeId| format!("zone-{}", i % 3);
+    let config = NodeConfig {
+        member_zones: (1..=6).map(|i| (i, zone(i))).collect(),
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(6, config);
+    for (id, node) in c.nodes.iter_mut() {
+        // Each node's own zone, as `dynamo serve --zone` sets it.
+        assert!(node.config().member_zones.iter().any(|(m, _)| m == id));
+    }
+    c.advance(1_000);
+    let spread = |ring: &Ring<NodeId>| {
+        (0..ring.range_count()).all(|p| {
+            let zones: BTreeSet<String> = ring
+                .preference_list_for_range(p)
+                .expect("range")
+                .primaries()
+                .map(|n| zone(*n))
+                .collect();
+            zones.len() == 3
+        })
+    };
+    assert!(spread(c.nodes[&1].ring()));
+    let config = NodeConfig {
+        zone: Some(zone(7)),
+        ..c.nodes[&1].config().clone()
+    };
+    let newcomer =
+        NodeCore::new(7, "n7".into(), config, MemoryStore::new(), c.now, 7).expect("starts");
+    c.nodes.insert(7, newcomer);
+    c.advance(5_000);
+    let ring = c.nodes[&1].ring().clone();
+    assert!(ring.contains(&7));
+    assert_eq!(
+        ring.nodes()
+            .find(|n| n.id == 7)
+            .and_then(|n| n.zone.clone()),
+        Some(zone(7))
+    );
+    assert!(spread(&ring), "replicas span 3 zones after the join");
 }

@@ -5,11 +5,15 @@
 //! dynamo put cart milk                     # prints the new context
 //! dynamo get cart                          # prints every sibling and the context
 //! dynamo put cart milk,eggs --context <hex>
-//! dynamo status | ring | leave --node 127.0.0.1:7003
+//! dynamo status | ring | members | leave --node 127.0.0.1:7003
+//! dynamo plan --node 127.0.0.1:7001 --join 4  # what a membership change would move
+//! dynamo commit --node 127.0.0.1:7001 --version 0 --join 4
 //! dynamo serve --id 1 --listen 0.0.0.0:7001 --data-dir /var/lib/dynamo \
 //!              --members 1,2,3 --peer 2=10.0.0.2:7001 --peer 3=10.0.0.3:7001
 //!              # with DYNAMO_PEER_SECRET (nodes only) and DYNAMO_CLIENT_SECRET in the environment
 //! ```
+
+mod change;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -95,6 +99,31 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Show what a membership change would do: ownership before and after, replica copies and
+    /// bytes that would move. Changes nothing; prints the commit command.
+    Plan {
+        /// The node that computes the plan (any ring member; no failover).
+        #[arg(long)]
+        node: String,
+        #[command(flatten)]
+        change: change::ChangeArgs,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Apply a planned membership change: sent to the claimant, with the ring version the plan
+    /// was made from (refused if the ring changed since).
+    Commit {
+        /// The claimant's address (the plan prints it).
+        #[arg(long)]
+        node: String,
+        /// The ring version the plan was made from.
+        #[arg(long)]
+        version: u64,
+        #[command(flatten)]
+        change: change::ChangeArgs,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Ask one node to leave the cluster. The node is named explicitly and the request never
     /// goes to another node, even if that one does not answer.
     Leave {
@@ -174,9 +203,17 @@ struct ServeArgs {
     /// The cluster's name.
     #[arg(long)]
     cluster: Option<String>,
-    /// Initial ring members (ids, comma separated); every node of a new cluster must agree.
+    /// Initial ring members of a new cluster, `ID` or `ID@ZONE`, comma separated; every node of
+    /// a new cluster must agree. A node that joins an existing cluster gives --peer instead.
     #[arg(long, value_delimiter = ',')]
-    members: Vec<NodeId>,
+    members: Vec<String>,
+    /// This node's zone (rack, data centre): replicas of a key go to distinct zones first.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Joining an existing cluster: wait for an operator's `dynamo commit` instead of being
+    /// added as soon as the cluster sees this node.
+    #[arg(long)]
+    wait_for_commit: bool,
     /// A seed node, `ID=HOST:PORT` (repeatable).
     #[arg(long = "peer")]
     peers: Vec<String>,
@@ -249,7 +286,35 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
         node.cluster = c.clone();
     }
     if !args.members.is_empty() {
-        node.initial_members = args.members.clone();
+        node.initial_members.clear();
+        node.member_zones.clear();
+        for m in &args.members {
+            let (id, zone) = match m.split_once('@') {
+                Some((id, zone)) => (id, Some(zone)),
+                None => (m.as_str(), None),
+            };
+            let id: NodeId = id
+                .trim()
+                .parse()
+                .with_context(|| format!("--members {m:?}: expected ID or ID@ZONE"))?;
+            node.initial_members.push(id);
+            if let Some(zone) = zone {
+                node.member_zones.push((id, zone.to_owned()));
+            }
+        }
+    }
+    if let Some(zone) = &args.zone {
+        node.zone = Some(zone.clone());
+    }
+    if node.zone.is_none() {
+        node.zone = node
+            .member_zones
+            .iter()
+            .find(|(m, _)| *m == id)
+            .map(|(_, z)| z.clone());
+    }
+    if args.wait_for_commit {
+        node.wait_for_commit = true;
     }
     for p in &args.peers {
         let (pid, addr) = p
@@ -337,6 +402,9 @@ struct ClusterArgs {
     /// Run the nodes without encryption (benchmarks; clients then need --no-encryption too).
     #[arg(long)]
     no_encryption: bool,
+    /// Spread the nodes over this many zones (z1, z2, ...: node i in zone (i - 1) mod K + 1).
+    #[arg(long)]
+    zones: Option<u64>,
 }
 
 async fn cluster(args: &ClusterArgs) -> Result<()> {
@@ -346,7 +414,19 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the dynamo executable")?;
     let ids: Vec<NodeId> = (1..=args.nodes).collect();
     let address = |id: NodeId| format!("127.0.0.1:{}", u64::from(args.base_port) + id - 1);
-    let members = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let zone = |id: NodeId| {
+        args.zones
+            .filter(|&k| k > 0)
+            .map(|k| format!("z{}", (id - 1) % k + 1))
+    };
+    let members = ids
+        .iter()
+        .map(|&id| match zone(id) {
+            Some(z) => format!("{id}@{z}"),
+            None => id.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     // Each node's `serve` arguments, kept so that a node the operator kills can be restarted by
     // hand with exactly the same command.
     let serve_args = |id: NodeId| -> Vec<String> {
@@ -633,6 +713,13 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Plan { node, change, conn } => change::plan(&node, &change, &conn).await,
+        Command::Commit {
+            node,
+            version,
+            change,
+            conn,
+        } => change::commit(&node, version, &change, &conn).await,
         Command::Leave { node, conn } => {
             let mut client = conn.client_of(vec![node]);
             client.leave().await?;

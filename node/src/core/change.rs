@@ -1,0 +1,319 @@
+//! Staged membership changes: an operator plans a change, reads what it would move, and commits
+//! it (Riak's `cluster plan` / `cluster commit`, Garage's `layout show` / `layout apply`).
+//!
+//! A [`ChangeRequest`] names nodes to add and nodes to remove. [`NodeCore::plan_change`] computes
+//! the ring the claimant would make from the current one (leaves first, then joins, each with the
+//! ring crate's minimal-movement operation, exactly as an automatic change) and what moves: for
+//! every range, the replicas it gains. Nothing changes until [`NodeCore::commit_change`] is called
+//! on the claimant with the ring version the plan was made from; if the ring moved on meanwhile
+//! the commit is refused and the operator plans again, so a commit applies exactly the plan that
+//! was shown.
+//!
+//! Nodes added this way are typically started with `wait_for_commit` (they announce themselves
+//! and wait); a node removed this way hands its ranges over and then leaves, as if it had been
+//! asked to leave.
+
+use std::collections::BTreeSet;
+
+use dynamo_ring::Ring;
+use serde::{Deserialize, Serialize};
+
+use super::digest::encode_siblings;
+use super::membership::RingState;
+use super::NodeCore;
+use crate::store::{Store, StoreError};
+use crate::types::{Millis, NodeId};
+
+/// A membership change an operator asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRequest {
+    /// Nodes to add: up, known to gossip, not in the ring.
+    pub joins: Vec<NodeId>,
+    /// Ring members to remove.
+    pub leaves: Vec<NodeId>,
+}
+
+/// A ring member as a plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedMember {
+    /// The node.
+    pub id: NodeId,
+    /// Its zone, if any.
+    pub zone: Option<String>,
+    /// Replica copies (of the ring's ranges) it holds before the change.
+    pub copies_before: usize,
+    /// Replica copies it holds after.
+    pub copies_after: usize,
+}
+
+/// One replica copy that moves: range `range` gains replica `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedMove {
+    /// The range (partition) index.
+    pub range: usize,
+    /// Its replicas before the change (any of them can supply it).
+    pub from: Vec<NodeId>,
+    /// The new replica.
+    pub to: NodeId,
+}
+
+/// What a [`ChangeRequest`] would do, computed from one ring version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePlan {
+    /// The change.
+    pub request: ChangeRequest,
+    /// The ring version the plan starts from (a commit must name it).
+    pub version: u64,
+    /// The node that may commit it (the claimant), if one is up.
+    pub claimant: Option<NodeId>,
+    /// Every node of the ring before or after, with its replica copies before and after.
+    pub members: Vec<PlannedMember>,
+    /// The replica copies that move.
+    pub moves: Vec<PlannedMove>,
+    /// Replica copies in the ring (ranges times N).
+    pub copies: usize,
+    /// Distinct zones in the ring after the change (preference lists span distinct zones first
+    /// once there are at least N).
+    pub zones_after: usize,
+}
+
+/// Why a change cannot be planned or committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ChangeError {
+    /// The request names no node.
+    #[error("nothing to change: name nodes to join or to leave")]
+    Empty,
+    /// A node to add is already a member.
+    #[error("node {0} is already a ring member")]
+    AlreadyMember(NodeId),
+    /// A node to add is not known here.
+    #[error("node {0} is not known to this node: start it with a --peer of this cluster first")]
+    UnknownNode(NodeId),
+    /// A node to add is not up.
+    #[error("node {0} is not up")]
+    NodeDown(NodeId),
+    /// A node to remove is not a member.
+    #[error("node {0} is not a ring member")]
+    NotMember(NodeId),
+    /// The change would leave fewer nodes than replicas.
+    #[error("the change leaves {left} node(s), fewer than N = {n}")]
+    TooFew {
+        /// Nodes left.
+        left: usize,
+        /// The replication factor.
+        n: usize,
+    },
+    /// The ring changed since the plan.
+    #[error(
+        "the ring is at version {current}, the plan was made at version {planned}: plan again"
+    )]
+    Stale {
+        /// The version the plan was made from.
+        planned: u64,
+        /// The current version.
+        current: u64,
+    },
+    /// Only the claimant commits.
+    #[error("node {claimant} ({address}) is the claimant: commit there")]
+    NotClaimant {
+        /// The claimant.
+        claimant: NodeId,
+        /// Where it listens.
+        address: String,
+    },
+    /// No claimant is up.
+    #[error("no ring member is up to commit")]
+    NoClaimant,
+    /// This node is leaving.
+    #[error("this node is leaving the cluster")]
+    Leaving,
+    /// The ring crate refused the change.
+    #[error("ring: {0}")]
+    Ring(String),
+}
+
+/// Keys and bytes a node holds of one range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionSize {
+    /// The range (partition) index.
+    pub range: usize,
+    /// Keys stored.
+    pub keys: u64,
+    /// Bytes of keys and their encoded versions.
+    pub bytes: u64,
+}
+
+/// Replica copies per node in `ring`.
+fn copies(ring: &Ring<NodeId>) -> std::collections::BTreeMap<NodeId, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in 0..ring.range_count() {
+        if let Some(list) = ring.preference_list_for_range(p) {
+            for &n in list.primaries() {
+                *out.entry(n).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+fn replicas(ring: &Ring<NodeId>, p: usize) -> Vec<NodeId> {
+    ring.preference_list_for_range(p)
+        .map(|l| l.primaries().copied().collect())
+        .unwrap_or_default()
+}
+
+impl<S: Store> NodeCore<S> {
+    /// What `request` would do to the current ring; changes nothing.
+    pub fn plan_change(&self, request: &ChangeRequest) -> Result<ChangePlan, ChangeError> {
+        let next = self.checked_next_ring(request)?;
+        let ring = &self.ring_state.ring;
+        let mut moves = Vec::new();
+        for p in 0..ring.range_count() {
+            let before = replicas(ring, p);
+            for to in replicas(&next, p) {
+                if !before.contains(&to) {
+                    moves.push(PlannedMove {
+                        range: p,
+                        from: before.clone(),
+                        to,
+                    });
+                }
+            }
+        }
+        let (before, after) = (copies(ring), copies(&next));
+        let ids: BTreeSet<NodeId> = ring.nodes().chain(next.nodes()).map(|n| n.id).collect();
+        let zone = |id: NodeId| {
+            next.nodes()
+                .chain(ring.nodes())
+                .find(|n| n.id == id)
+                .and_then(|n| n.zone.clone())
+        };
+        let members = ids
+            .into_iter()
+            .map(|id| PlannedMember {
+                id,
+                zone: zone(id),
+                copies_before: before.get(&id).copied().unwrap_or(0),
+                copies_after: after.get(&id).copied().unwrap_or(0),
+            })
+            .collect();
+        let zones_after = next
+            .nodes()
+            .filter_map(|n| n.zone.as_deref())
+            .collect::<BTreeSet<_>>()
+            .len();
+        Ok(ChangePlan {
+            request: request.clone(),
+            version: self.ring_state.version,
+            claimant: self.claimant(),
+            members,
+            moves,
+            copies: ring.range_count() * ring.replicas(),
+            zones_after,
+        })
+    }
+
+    /// Applies `request` if the ring is still at `version` and this node is the claimant: the
+    /// next ring version is made, persisted and published, and transfers start as for any
+    /// change. Returns the plan that was applied.
+    pub fn commit_change(
+        &mut self,
+        now: Millis,
+        version: u64,
+        request: &ChangeRequest,
+    ) -> Result<ChangePlan, ChangeError> {
+        if self.leaving {
+            return Err(ChangeError::Leaving);
+        }
+        if version != self.ring_state.version {
+            return Err(ChangeError::Stale {
+                planned: version,
+                current: self.ring_state.version,
+            });
+        }
+        match self.claimant() {
+            Some(c) if c == self.id => {}
+            Some(claimant) => {
+                return Err(ChangeError::NotClaimant {
+                    claimant,
+                    address: self.address_of(claimant).unwrap_or_default().to_owned(),
+                })
+            }
+            None => return Err(ChangeError::NoClaimant),
+        }
+        let plan = self.plan_change(request)?;
+        let ring = self.checked_next_ring(request)?;
+        // The claimant's automatic changes must not add a removed node back before its
+        // `Leaving` status reaches here.
+        self.departed.extend(request.leaves.iter().copied());
+        let state = RingState {
+            version: self.ring_state.version + 1,
+            claimant: self.id,
+            ring,
+        };
+        self.install_ring(now, state);
+        self.drain(now);
+        Ok(plan)
+    }
+
+    /// Keys and bytes of every range this node holds data of (reads every stored key: an admin
+    /// command, for plans).
+    pub fn partition_sizes(&mut self) -> Result<Vec<PartitionSize>, StoreError> {
+        let mut out = Vec::new();
+        for p in 0..self.index.len() {
+            if self.index[p].is_empty() {
+                continue;
+            }
+            let mut bytes = 0u64;
+            for key in self.index[p].keys() {
+                if let Some(siblings) = self.store.get(key)? {
+                    bytes += (key.len() + encode_siblings(&siblings).len()) as u64;
+                }
+            }
+            out.push(PartitionSize {
+                range: p,
+                keys: self.index[p].len() as u64,
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The ring `request` leads to, after checking that it names known nodes.
+    fn checked_next_ring(&self, request: &ChangeRequest) -> Result<Ring<NodeId>, ChangeError> {
+        if request.joins.is_empty() && request.leaves.is_empty() {
+            return Err(ChangeError::Empty);
+        }
+        let ring = &self.ring_state.ring;
+        for &id in &request.joins {
+            if ring.contains(&id) {
+                return Err(ChangeError::AlreadyMember(id));
+            }
+            if id != self.id && self.gossip.node_state(&id).is_none() {
+                return Err(ChangeError::UnknownNode(id));
+            }
+            if !self.is_up(id) {
+                return Err(ChangeError::NodeDown(id));
+            }
+        }
+        for &id in &request.leaves {
+            if !ring.contains(&id) {
+                return Err(ChangeError::NotMember(id));
+            }
+        }
+        let mut leaves = request.leaves.clone();
+        leaves.sort_unstable();
+        leaves.dedup();
+        let mut joins = request.joins.clone();
+        joins.sort_unstable();
+        joins.dedup();
+        let left = ring.node_count() + joins.len() - leaves.len();
+        let n = ring.replicas();
+        if left == 0 || (left < n && left < ring.node_count()) {
+            return Err(ChangeError::TooFew { left, n });
+        }
+        self.next_ring(&leaves, &joins)
+            .map_err(|e| ChangeError::Ring(e.to_string()))
+    }
+}
