@@ -99,7 +99,7 @@ pub enum Error {
     Protocol(String),
     /// A membership change was refused.
     #[error("change refused: {0}")]
-    Change(#[source] ChangeError),
+    Change(ChangeError),
     /// The node could not answer an admin request.
     #[error("the node could not answer: {0}")]
     Admin(String),

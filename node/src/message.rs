@@ -231,5 +231,9 @@ pub enum PeerMessage {
     TransferDone {
         /// Partition.
         partition: u32,
+        /// The sender's ring version: a receiver that has not adopted that ring yet keeps the
+        /// news until it does (the sender may finish before the receiver hears of the change).
+        #[serde(default)]
+        version: u64,
     },
 }

@@ -38,6 +38,8 @@ pub struct ChangeRequest {
 pub struct PlannedMember {
     /// The node.
     pub id: NodeId,
+    /// Where it listens, as this node knows it (empty if unknown).
+    pub address: String,
     /// Its zone, if any.
     pub zone: Option<String>,
     /// Replica copies (of the ring's ranges) it holds before the change.
@@ -193,6 +195,7 @@ impl<S: Store> NodeCore<S> {
             .into_iter()
             .map(|id| PlannedMember {
                 id,
+                address: self.address_of(id).unwrap_or_default().to_owned(),
                 zone: zone(id),
                 copies_before: before.get(&id).copied().unwrap_or(0),
                 copies_after: after.get(&id).copied().unwrap_or(0),

@@ -260,8 +260,8 @@ impl<S: Store> NodeCore<S> {
     /// Persists and publishes `state`, and moves to its ring.
     pub(crate) fn install_ring(&mut self, now: Millis, state: RingState) {
         // A provisional ring (a joining node's guess) never made this node a member.
-        let was_member = !self.ring_provisional && self.ring_state.ring.contains(&self.id);
-        self.ring_provisional = false;
+        let provisional = std::mem::replace(&mut self.ring_provisional, false);
+        let was_member = !provisional && self.ring_state.ring.contains(&self.id);
         let bytes = state.encode();
         if self.store.put_meta(RING_KEY, &bytes).is_err() {
             self.stats.counters.bad_messages += 1;
@@ -271,7 +271,7 @@ impl<S: Store> NodeCore<S> {
         let removed_me = was_member && !next.contains(&self.id);
         self.ring_state = state;
         self.ring_bytes = bytes;
-        self.change_ring(now, next);
+        self.change_ring(now, next, !provisional);
         if removed_me && !self.leaving {
             // An operator's commit took this node out: hand everything over, then say so.
             self.leaving = true;
@@ -279,9 +279,15 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    /// Adopts `next` and pushes the ranges this node must hand over.
-    fn change_ring(&mut self, _now: Millis, next: Ring<NodeId>) {
-        let plan = self.ring.transfer_plan(&next);
+    /// Adopts `next` and pushes the ranges this node must hand over (per the ring crate's plan
+    /// when the old ring was real; a provisional ring held nothing as a member, and what the node
+    /// holds anyway is handed over as foreign data).
+    fn change_ring(&mut self, _now: Millis, next: Ring<NodeId>, plan_transfers: bool) {
+        let plan = if plan_transfers {
+            self.ring.transfer_plan(&next)
+        } else {
+            dynamo_ring::TransferPlan::default()
+        };
         let old = std::mem::replace(&mut self.ring, next);
         self.members = self.ring.nodes().map(|n| n.id).collect();
         let removed: Vec<NodeId> = old
@@ -308,6 +314,17 @@ impl<S: Store> NodeCore<S> {
                 }
                 _ => {}
             }
+        }
+        let version = self.ring_state.version;
+        let arrived: Vec<usize> = self
+            .done_early
+            .iter()
+            .filter(|(_, &v)| v <= version)
+            .map(|(&p, _)| p)
+            .collect();
+        for p in arrived {
+            self.done_early.remove(&p);
+            self.incoming.remove(&p);
         }
         for transfer in plan.outgoing(&me) {
             // Strategy 3: every range in the plan is a union of whole partitions.

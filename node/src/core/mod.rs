@@ -117,6 +117,9 @@ pub struct NodeCore<S: Store> {
     /// for them (so it does not count toward R) until a transfer or an anti-entropy session
     /// brings them.
     incoming: BTreeSet<usize>,
+    /// `TransferDone`s that arrived before this node adopted the sender's ring: partition and
+    /// the sender's ring version.
+    done_early: BTreeMap<usize, u64>,
     next_sync: Option<Millis>,
     sync_cursor: usize,
     next_session: u64,
@@ -347,6 +350,7 @@ impl<S: Store> NodeCore<S> {
             transfers: BTreeMap::new(),
             transfer_retry: BTreeSet::new(),
             incoming: BTreeSet::new(),
+            done_early: BTreeMap::new(),
             next_sync,
             sync_cursor: 0,
             next_session: 0,
@@ -509,6 +513,7 @@ impl<S: Store> NodeCore<S> {
             sync_sessions_running: self.syncs.len(),
             transfers_running: self.transfers.len(),
             partitions_incoming: self.incoming.len(),
+            leaving: self.leaving,
             requests_in_flight: self.pending.len(),
             counters: self.stats.counters.clone(),
             get_latency: LatencySummary::of(&self.stats.get_latency),
@@ -598,8 +603,13 @@ impl<S: Store> NodeCore<S> {
             PeerMessage::Transfer(batch) => self.receive_transfer(from, batch),
             PeerMessage::TransferAck(ack) => self.transfer_ack(now, from, ack),
             PeerMessage::ReadRefused { req } => self.read_refused(now, from, req),
-            PeerMessage::TransferDone { partition } => {
-                self.incoming.remove(&(partition as usize));
+            PeerMessage::TransferDone { partition, version } => {
+                if version > self.ring_state.version {
+                    let v = self.done_early.entry(partition as usize).or_insert(0);
+                    *v = (*v).max(version);
+                } else {
+                    self.incoming.remove(&(partition as usize));
+                }
             }
         }
         self.drain(now);
@@ -748,6 +758,10 @@ pub struct NodeStatus {
     /// Partitions this node became a replica of and has not received yet.
     #[serde(default)]
     pub partitions_incoming: usize,
+    /// This node is out of the ring (asked to leave, or removed by a commit): it hands its data
+    /// over, then it may be stopped.
+    #[serde(default)]
+    pub leaving: bool,
     /// Client requests being coordinated.
     pub requests_in_flight: usize,
     /// Counters.

@@ -173,6 +173,7 @@ impl<S: Store> NodeCore<S> {
                         to,
                         PeerMessage::TransferDone {
                             partition: run.partition as u32,
+                            version: self.ring_state.version,
                         },
                     ));
                     self.drop_partition_if_foreign(run.partition);

@@ -143,20 +143,27 @@ fn print_plan(plan: &ChangePlan, addresses: &BTreeMap<NodeId, String>) {
         println!(
             "{:>6}  {:<22} {:<10} {:>14} {:>7}{what}",
             m.id,
-            addresses.get(&m.id).map_or("?", String::as_str),
+            if m.address.is_empty() {
+                addresses.get(&m.id).map_or("?", String::as_str)
+            } else {
+                &m.address
+            },
             m.zone.as_deref().unwrap_or("-"),
             m.copies_before,
             m.copies_after
         );
     }
     let ranges: std::collections::BTreeSet<usize> = plan.moves.iter().map(|m| m.range).collect();
+    let zones = match plan.zones_after {
+        0 => "none".to_owned(),
+        z => z.to_string(),
+    };
     println!(
-        "replica copies moving: {} of {} ({:.1}%), in {} ranges; zones after: {}",
+        "replica copies moving: {} of {} ({:.1}%), in {} ranges; zones after: {zones}",
         plan.moves.len(),
         plan.copies,
         100.0 * plan.moves.len() as f64 / plan.copies.max(1) as f64,
         ranges.len(),
-        plan.zones_after
     );
 }
 

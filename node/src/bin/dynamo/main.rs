@@ -757,10 +757,15 @@ async fn members(conn: &ConnArgs) -> Result<()> {
                     .collect();
                 let ids: Vec<u64> = s.members.iter().map(|m| m.id).collect();
                 rings.insert((s.ring_version, ids));
+                let id = if s.leaving {
+                    format!("{}*", s.id)
+                } else {
+                    s.id.to_string()
+                };
                 println!(
                     "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
                     address,
-                    s.id,
+                    id,
                     s.ring_version,
                     members.join(","),
                     s.transfers_running,
@@ -769,6 +774,12 @@ async fn members(conn: &ConnArgs) -> Result<()> {
             }
             Err(e) => println!("{address:<22} no answer: {e}"),
         }
+    }
+    if views
+        .iter()
+        .any(|(_, v)| v.as_ref().is_ok_and(|s| s.leaving))
+    {
+        println!("*: out of the ring; it can be stopped once its transfers are 0");
     }
     if answered == views.len() && rings.len() == 1 {
         println!("all {answered} nodes agree on the ring");
