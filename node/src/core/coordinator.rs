@@ -441,7 +441,10 @@ impl<S: Store> NodeCore<S> {
                             GetMessage::Repair(write) => {
                                 self.stats.counters.read_repairs += 1;
                                 if node == self.id {
-                                    let _ = self.apply(key, &write.siblings);
+                                    // As any replica would: a fallback coordinator keeps the
+                                    // repair as a hint, never as a stray copy of its own (which
+                                    // no expiry bounds, so it could outlive a reaped tombstone).
+                                    self.keep_write(now, key.clone(), &write.siblings, write.hint);
                                 } else {
                                     self.transmits.push_back((
                                         node,

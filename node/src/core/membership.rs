@@ -342,13 +342,13 @@ impl<S: Store> NodeCore<S> {
     /// `gone` left the ring: the hints held for it go to the key's replicas in the new ring
     /// instead (stored here when this node is one of them), then the hint log forgets it.
     fn reroute_hints(&mut self, now: Millis, gone: NodeId) {
-        let held: Vec<(Vec<u8>, Vec<u8>)> = self
+        let held: Vec<(Vec<u8>, Vec<u8>, Instant)> = self
             .hints
             .records()
             .filter(|r| r.hint.intended == gone)
-            .map(|r| (r.hint.key.clone(), r.hint.payload.clone()))
+            .map(|r| (r.hint.key.clone(), r.hint.payload.clone(), r.recorded_at))
             .collect();
-        for (key, payload) in held {
+        for (key, payload, recorded_at) in held {
             let Some(siblings) = super::digest::decode_siblings(&payload) else {
                 self.stats.counters.bad_messages += 1;
                 continue;
@@ -365,7 +365,7 @@ impl<S: Store> NodeCore<S> {
                         self.stats.counters.bad_messages += 1;
                     }
                 } else {
-                    self.record_hint(now, replica, key.clone(), &siblings);
+                    self.record_hint_at(now, recorded_at, replica, key.clone(), &siblings);
                 }
             }
         }

@@ -111,10 +111,23 @@ impl<S: Store> NodeCore<S> {
         key: Key,
         siblings: &Sibs,
     ) -> bool {
+        self.record_hint_at(now, Instant::from_millis(now), intended, key, siblings)
+    }
+
+    /// [`Self::record_hint`] of a hint whose age counts from `recorded_at` (a re-routed hint
+    /// keeps its age: no version may outlive the hint age bound the tombstone reaper relies on).
+    pub(crate) fn record_hint_at(
+        &mut self,
+        now: Millis,
+        recorded_at: Instant,
+        intended: NodeId,
+        key: Key,
+        siblings: &Sibs,
+    ) -> bool {
         let payload = encode_siblings(siblings);
         match self
             .hints
-            .record(Instant::from_millis(now), Hint::new(intended, key, payload))
+            .record(recorded_at, Hint::new(intended, key, payload))
         {
             Ok(_) => {
                 self.stats.counters.hints_recorded += 1;
@@ -124,6 +137,39 @@ impl<S: Store> NodeCore<S> {
                 true
             }
             Err(_) => false,
+        }
+    }
+
+    /// A hint for `intended` expired (its node stayed away too long): rather than let the only
+    /// copy a fallback may hold vanish, its versions go to the key's other primaries once, without
+    /// a new hint (so no version outlives the hint age bound the tombstone reaper relies on).
+    fn spread_expired(&mut self, key: &[u8], intended: NodeId) {
+        let Some((_, siblings)) = self.hinted.get(key).cloned() else {
+            return;
+        };
+        let primaries: Vec<NodeId> = self
+            .ring
+            .preference_list(key)
+            .primaries()
+            .copied()
+            .filter(|&n| n != intended)
+            .collect();
+        for p in primaries {
+            if p == self.id {
+                if self.apply(key, &siblings).is_err() {
+                    self.stats.counters.bad_messages += 1;
+                }
+            } else {
+                self.transmits.push_back((
+                    p,
+                    PeerMessage::Write {
+                        req: None,
+                        key: key.to_vec(),
+                        siblings: siblings.clone(),
+                        hint: None,
+                    },
+                ));
+            }
         }
     }
 
@@ -193,6 +239,15 @@ impl<S: Store> NodeCore<S> {
                     unindex_hint(&mut self.hinted, &mut self.hint_keys, id.0);
                 }
                 HintEvent::Delivered { .. } => self.stats.counters.hints_delivered += 1,
+                HintEvent::Dropped {
+                    key,
+                    node,
+                    reason: dynamo_handoff::DropReason::Expired { .. },
+                    ..
+                } => {
+                    self.stats.counters.hints_dropped += 1;
+                    self.spread_expired(&key, node);
+                }
                 HintEvent::Dropped { .. } => self.stats.counters.hints_dropped += 1,
                 _ => {}
             }
