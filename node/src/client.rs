@@ -78,16 +78,18 @@ pub enum Error {
     #[error("no node address given")]
     NoNodes,
     /// A node refused the connection (wrong secret, cluster, encryption or protocol version).
-    #[error("node {address} refused the connection: {source}")]
+    // The reason is in the message and not a `source` too, so that a chain printer (anyhow's
+    // `{:#}`) does not print it twice.
+    #[error("node {address} refused the connection: {reason}")]
     Refused {
         /// The node's address.
         address: String,
         /// What went wrong.
-        source: HandshakeError,
+        reason: HandshakeError,
     },
     /// The cluster answered: the request failed.
     #[error("request failed: {0}")]
-    Failed(#[from] ClientError),
+    Failed(ClientError),
     /// No node answered.
     #[error("no node answered: {}", .attempts.iter().map(|(a, e)| format!("{a}: {e}")).collect::<Vec<_>>().join("; "))]
     Unavailable {
@@ -104,6 +106,8 @@ pub enum Error {
     #[error("the node could not answer: {0}")]
     Admin(String),
 }
+
+from_cause!(Error, Error::Failed, ClientError);
 
 /// The answer to a get.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -396,9 +400,9 @@ impl Client {
                     Ok(conn)
                 }
                 Err(HandshakeError::Frame(e)) => Err(Attempt::Next(format!("handshake: {e}"))),
-                Err(source) => Err(Attempt::Fatal(Error::Refused {
+                Err(reason) => Err(Attempt::Fatal(Error::Refused {
                     address: address.clone(),
-                    source,
+                    reason,
                 })),
             }
         };

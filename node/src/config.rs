@@ -5,18 +5,26 @@ use serde::{Deserialize, Serialize};
 use crate::types::{Millis, NodeId};
 
 /// Sloppy or strict quorums.
+/// In a configuration file: `mode = "sloppy"` or `"strict"` (the capitalised names are accepted
+/// too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
 pub enum QuorumMode {
     /// Contact the first N healthy nodes of the preference list (fallbacks carry hints).
     #[default]
+    #[serde(alias = "Sloppy")]
     Sloppy,
     /// Contact only the N primaries; unreachable ones count as failures.
+    #[serde(alias = "Strict")]
     Strict,
 }
 
 /// Everything a node needs to know to run. Defaults follow `DESIGN.md`.
+///
+/// In a configuration file (the `[node]` table of `dynamo serve --config`), every field is
+/// optional and an unknown field is an error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
     /// Cluster name: gossip from another cluster is ignored.
     pub cluster: String,
@@ -40,7 +48,8 @@ pub struct NodeConfig {
     pub phi_threshold: f64,
     /// Anti-entropy: one Merkle sync session (for the next partition this node replicates) every
     /// this often (default 1000 ms, so a node with 64 partitions compares each about once a
-    /// minute; a session between equal trees is one round trip); `None` turns it off.
+    /// minute; a session between equal trees is one round trip); `None` (or 0, in a
+    /// configuration file: `sync_interval = 0`) turns it off.
     pub sync_interval: Option<Millis>,
     /// Read repair after gets (default on).
     pub read_repair: bool,
@@ -113,5 +122,21 @@ impl Default for NodeConfig {
             remove_after: None,
             tombstone_grace: Some(4 * 3600 * 1000),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_file_says_modes_in_lower_case_and_turns_anti_entropy_off_with_0() {
+        let config: NodeConfig =
+            toml::from_str("mode = \"strict\"\nsync_interval = 0\n").expect("valid");
+        assert_eq!(config.mode, QuorumMode::Strict);
+        assert_eq!(config.sync_interval, Some(0));
+        let old: NodeConfig = toml::from_str("mode = \"Sloppy\"\n").expect("valid");
+        assert_eq!(old.mode, QuorumMode::Sloppy);
+        assert!(toml::from_str::<NodeConfig>("rr = 2\n").is_err());
     }
 }

@@ -1,5 +1,18 @@
 #![doc = include_str!("../README.md")]
 
+/// `impl From<$cause> for $error` building `$variant`, without making the cause a `source()`:
+/// the variant's message already includes the cause, and a chain printer (anyhow's `{:#}`) would
+/// print it twice.
+macro_rules! from_cause {
+    ($error:ty, $variant:path, $cause:ty) => {
+        impl From<$cause> for $error {
+            fn from(cause: $cause) -> Self {
+                $variant(cause)
+            }
+        }
+    };
+}
+
 pub mod client;
 pub mod config;
 pub mod core;

@@ -320,6 +320,11 @@ impl<S: Store> NodeCore<S> {
 
         let mut addresses: BTreeMap<NodeId, String> = config.seeds.iter().cloned().collect();
         addresses.insert(id, address.clone());
+        // Anti-entropy every 0 ms means none (a configuration file cannot say `None`).
+        let mut config = config;
+        if config.sync_interval == Some(0) {
+            config.sync_interval = None;
+        }
         let next_sync = config
             .sync_interval
             .map(|i| now + rng.gen_range(0..i.max(1)));

@@ -267,13 +267,13 @@ mod serde_bytes_compat {
 pub enum FrameError {
     /// The connection failed.
     #[error("connection error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The frame's body is not a message that may arrive here.
     #[error("malformed or unexpected message: {}", excerpt(&.0.to_string()))]
-    Decode(#[from] rmp_serde::decode::Error),
+    Decode(rmp_serde::decode::Error),
     /// The frame could not be encoded.
     #[error("cannot encode frame: {0}")]
-    Encode(#[from] rmp_serde::encode::Error),
+    Encode(rmp_serde::encode::Error),
     /// The other side closed the connection.
     #[error("connection closed")]
     Closed,
@@ -300,6 +300,10 @@ pub enum FrameError {
     #[error("encryption error: {0}")]
     Crypto(String),
 }
+
+from_cause!(FrameError, FrameError::Io, std::io::Error);
+from_cause!(FrameError, FrameError::Decode, rmp_serde::decode::Error);
+from_cause!(FrameError, FrameError::Encode, rmp_serde::encode::Error);
 
 /// Cuts `text` to at most [`MAX_REASON`] bytes (at a character boundary), saying how long it was:
 /// for every text that may hold bytes of the other side.

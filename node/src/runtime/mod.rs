@@ -156,17 +156,17 @@ impl RuntimeConfig {
 pub enum RuntimeError {
     /// The store could not be opened or failed.
     #[error("storage: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The core refused to start.
     #[error("node: {0}")]
-    Node(#[from] NodeError),
+    Node(NodeError),
     /// The listen address could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {reason}")]
     Bind {
         /// The address.
         address: String,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
@@ -175,6 +175,9 @@ pub enum RuntimeError {
     #[error("node task failed: {0}")]
     Task(String),
 }
+
+from_cause!(RuntimeError, RuntimeError::Store, StoreError);
+from_cause!(RuntimeError, RuntimeError::Node, NodeError);
 
 /// The store a runtime node uses: memory, or redb when a data directory is given.
 #[derive(Debug)]
@@ -304,13 +307,13 @@ impl Node {
                 config.listen.clone(),
             ),
         };
-        let listener = listener.map_err(|source| RuntimeError::Bind {
+        let listener = listener.map_err(|reason| RuntimeError::Bind {
             address: wanted.clone(),
-            source,
+            reason,
         })?;
-        let addr = listener.local_addr().map_err(|source| RuntimeError::Bind {
+        let addr = listener.local_addr().map_err(|reason| RuntimeError::Bind {
             address: wanted,
-            source,
+            reason,
         })?;
         let address = config.advertise.clone().unwrap_or_else(|| addr.to_string());
         let clock = Clock::new();

@@ -240,10 +240,10 @@ async fn client_with_wrong_secret_is_refused() {
     config.timeout = crate::CLIENT_TIMEOUT;
     let mut client = dynamo_node::client::Client::new(config);
     match client.get(b"k").await {
-        Err(Error::Refused { source, .. }) => {
+        Err(Error::Refused { reason, .. }) => {
             assert!(
-                source.to_string().contains("wrong client secret"),
-                "{source}"
+                reason.to_string().contains("wrong client secret"),
+                "{reason}"
             )
         }
         other => panic!("expected a refusal, got {other:?}"),

@@ -6,6 +6,7 @@
 //! ([`private_loopback`]). And tests wait on readiness, never on time ([`wait_up`]).
 
 mod bad_input;
+mod cli;
 mod cluster;
 mod hostile;
 mod join;

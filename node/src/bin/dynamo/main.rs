@@ -13,10 +13,19 @@
 //!              # with DYNAMO_PEER_SECRET (nodes only) and DYNAMO_CLIENT_SECRET in the environment
 //! ```
 
+/// `println!` that reports a failed write (a closed pipe: `dynamo get k | head -1`) as an error
+/// instead of panicking; `main` ends quietly on a broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
 mod change;
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -55,6 +64,10 @@ enum Command {
     Get {
         /// The key.
         key: String,
+        /// Write the value's bytes alone to standard output (binary-safe; fails if the key has
+        /// several siblings).
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -62,8 +75,12 @@ enum Command {
     Put {
         /// The key.
         key: String,
-        /// The value.
-        value: String,
+        /// The value; `-` reads it from standard input.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        value: Option<String>,
+        /// Read the value from this file.
+        #[arg(long)]
+        file: Option<PathBuf>,
         /// Context (hex) from a get: the versions this write supersedes.
         #[arg(long, default_value = "")]
         context: String,
@@ -479,7 +496,7 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
         .map(|&i| address(i))
         .collect::<Vec<_>>()
         .join(",");
-    println!(
+    say!(
         "dynamo: {} nodes on {} (data in {}), client secret {:?}{}",
         args.nodes,
         nodes,
@@ -506,22 +523,23 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
     } else {
         ""
     };
-    println!("try, from another terminal:");
-    println!("  {env}dynamo put cart milk --nodes {nodes}{flags}");
-    println!("  {env}dynamo get cart --nodes {nodes}{flags}");
-    println!("  {env}dynamo status --nodes {nodes}{flags}");
-    println!(
-        "(with cargo: {env}cargo run --release -p dynamo-node --bin dynamo -- get cart{flags})"
-    );
-    println!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
+    say!("try, from another terminal:");
+    say!("  {env}dynamo put cart milk --nodes {nodes}{flags}");
+    say!("  {env}dynamo get cart --nodes {nodes}{flags}");
+    say!("  {env}dynamo status --nodes {nodes}{flags}");
+    say!("(with cargo: {env}cargo run --release -p dynamo-node --bin dynamo -- get cart{flags})");
+    say!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
 
     // Nodes may be killed on purpose (that is what a local cluster is for): report each exit with
     // the command that restarts it, and keep serving until Ctrl-C or until no node is left.
     let mut running = ids.len();
     let mut alive: Vec<NodeId> = ids.clone();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     while running > 0 {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            // SIGTERM (a service manager, `kill`) stops the nodes too, instead of orphaning them.
+            _ = term.recv() => break,
             exit = exited.recv() => {
                 let Some((id, status)) = exit else { break };
                 running -= 1;
@@ -602,65 +620,116 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Exit code of a get or delete of a key that is not there (0: done, 2: an error).
+const NOT_FOUND: u8 = 1;
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Serve(args) => serve(&args).await,
-        Command::Cluster(args) => cluster(&args).await,
-        Command::Get { key, conn } => {
+        Command::Serve(args) => done(serve(&args).await),
+        Command::Cluster(args) => done(cluster(&args).await),
+        Command::Get { key, raw, conn } => {
             let got = conn.client().get(key.as_bytes()).await?;
             if got.values.is_empty() {
-                println!("(not found)");
+                eprintln!("(not found)");
+                return Ok(ExitCode::from(NOT_FOUND));
+            }
+            if raw {
+                let [value] = &got.values[..] else {
+                    bail!(
+                        "{} siblings: --raw writes one value; read them without --raw",
+                        got.values.len()
+                    );
+                };
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                out.write_all(value)?;
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
             }
             for (i, v) in got.values.iter().enumerate() {
-                println!("sibling {}: {}", i + 1, show(v));
+                say!("sibling {}: {}", i + 1, show(v));
             }
-            println!("context: {}", hex(&got.context));
-            println!("replicas: {:?}", got.replicas);
-            Ok(())
+            say!("context: {}", hex(&got.context));
+            say!("replicas: {:?}", got.replicas);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Put {
             key,
             value,
+            file,
             context,
             conn,
         } => {
+            let value = match (value.as_deref(), file) {
+                (_, Some(path)) => std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+                (Some("-"), None) => {
+                    use std::io::Read as _;
+                    let mut bytes = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut bytes)
+                        .context("cannot read the value from standard input")?;
+                    bytes
+                }
+                (Some(v), None) => v.as_bytes().to_vec(),
+                (None, None) => bail!("give a value, `-` for standard input, or --file"),
+            };
             let ctx = conn
                 .client()
-                .put(key.as_bytes(), value.into_bytes(), &unhex(&context)?)
+                .put(key.as_bytes(), value, &unhex(&context)?)
                 .await?;
-            println!("stored");
-            println!("context: {}", hex(&ctx));
-            Ok(())
+            say!("stored");
+            say!("context: {}", hex(&ctx));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Delete { key, context, conn } => {
-            let ctx = conn
-                .client()
-                .delete(key.as_bytes(), &unhex(&context)?)
-                .await?;
-            println!("deleted");
-            println!("context: {}", hex(&ctx));
-            Ok(())
+            let mut client = conn.client();
+            let context = if context.trim().is_empty() {
+                // A delete supersedes what its context names; without one it would supersede
+                // nothing. Read the key first and delete what that read saw.
+                let got = client.get(key.as_bytes()).await?;
+                if got.values.is_empty() {
+                    eprintln!("(not found)");
+                    return Ok(ExitCode::from(NOT_FOUND));
+                }
+                eprintln!(
+                    "no --context given: deleting the {} version(s) read just now (context {})",
+                    got.values.len(),
+                    hex(&got.context)
+                );
+                got.context
+            } else {
+                unhex(&context)?
+            };
+            let ctx = client.delete(key.as_bytes(), &context).await?;
+            say!("deleted");
+            say!("context: {}", hex(&ctx));
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Members { conn } => members(&conn).await,
+        Command::Members { conn } => done(members(&conn).await),
         Command::Status { conn, json } => {
             let mut client = conn.client();
             let s = client.status().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-                return Ok(());
+                say!("{}", serde_json::to_string_pretty(&s)?);
+                return Ok(ExitCode::SUCCESS);
             }
-            println!(
+            say!(
                 "node {} at {} (epoch {}, generation {})",
-                s.id, s.address, s.epoch, s.generation
+                s.id,
+                s.address,
+                s.epoch,
+                s.generation
             );
-            println!("members:");
+            say!("members:");
             for m in &s.members {
                 let share = s
                     .ownership
                     .iter()
                     .find(|(id, _)| *id == m.id)
                     .map_or(0.0, |(_, f)| *f);
-                println!(
+                say!(
                     "  {:>4}  {:<22} {:<5} owns {:>5.1}%  hints held for it: {}",
                     m.id,
                     m.address,
@@ -669,12 +738,14 @@ async fn run(cli: Cli) -> Result<()> {
                     m.hints_pending
                 );
             }
-            println!(
+            say!(
                 "keys: {}  partitions replicated: {}  hints pending: {}",
-                s.keys, s.partitions_replicated, s.hints_pending
+                s.keys,
+                s.partitions_replicated,
+                s.hints_pending
             );
             let c = &s.counters;
-            println!(
+            say!(
                 "anti-entropy: {} sessions ({} running, {} failed), {} keys repaired, {} bytes",
                 c.sync_sessions,
                 s.sync_sessions_running,
@@ -682,28 +753,38 @@ async fn run(cli: Cli) -> Result<()> {
                 c.sync_keys_repaired,
                 c.sync_bytes
             );
-            println!(
+            say!(
                 "requests: {} gets, {} puts, {} deletes, {} failed, {} forwarded, {} in flight",
-                c.gets, c.puts, c.deletes, c.failures, c.forwarded, s.requests_in_flight
+                c.gets,
+                c.puts,
+                c.deletes,
+                c.failures,
+                c.forwarded,
+                s.requests_in_flight
             );
-            println!(
+            say!(
                 "replica: {} writes, {} reads, {} read repairs; hints: {} recorded, {} delivered, {} dropped",
                 c.replica_writes, c.replica_reads, c.read_repairs, c.hints_recorded, c.hints_delivered, c.hints_dropped
             );
-            println!(
+            say!(
                 "latency (ms): get mean {:.2} max {} | put mean {:.2} max {}",
-                s.get_latency.mean, s.get_latency.max, s.put_latency.mean, s.put_latency.max
+                s.get_latency.mean,
+                s.get_latency.max,
+                s.put_latency.mean,
+                s.put_latency.max
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Ring { conn } => {
             let ring = conn.client().ring().await?;
-            println!(
+            say!(
                 "{:>5}  {:<34} {:>7}  replicas",
-                "range", "end position", "share"
+                "range",
+                "end position",
+                "share"
             );
             for r in ring {
-                println!(
+                say!(
                     "{:>5}  {:<34} {:>6.2}%  {:?}",
                     r.index,
                     r.end,
@@ -711,23 +792,23 @@ async fn run(cli: Cli) -> Result<()> {
                     r.replicas
                 );
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { node, change, conn } => change::plan(&node, &change, &conn).await,
+        Command::Plan { node, change, conn } => done(change::plan(&node, &change, &conn).await),
         Command::Commit {
             node,
             version,
             change,
             conn,
-        } => change::commit(&node, version, &change, &conn).await,
+        } => done(change::commit(&node, version, &change, &conn).await),
         Command::Leave { node, conn } => {
             let mut client = conn.client_of(vec![node]);
             client.leave().await?;
-            println!(
+            say!(
                 "node at {} is leaving: it hands its ranges over, then stops serving them",
                 client.connected_to().unwrap_or("?")
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -740,9 +821,14 @@ async fn members(conn: &ConnArgs) -> Result<()> {
         let mut client = conn.client_of(vec![address.clone()]);
         views.push((address.clone(), client.status().await));
     }
-    println!(
+    say!(
         "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
-        "address", "id", "ring v", "members (up)", "transfers", "awaiting"
+        "address",
+        "id",
+        "ring v",
+        "members (up)",
+        "transfers",
+        "awaiting"
     );
     let mut rings = std::collections::BTreeSet::new();
     let mut answered = 0;
@@ -762,7 +848,7 @@ async fn members(conn: &ConnArgs) -> Result<()> {
                 } else {
                     s.id.to_string()
                 };
-                println!(
+                say!(
                     "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
                     address,
                     id,
@@ -772,17 +858,17 @@ async fn members(conn: &ConnArgs) -> Result<()> {
                     s.partitions_incoming
                 );
             }
-            Err(e) => println!("{address:<22} no answer: {e}"),
+            Err(e) => say!("{address:<22} no answer: {e}"),
         }
     }
     if views
         .iter()
         .any(|(_, v)| v.as_ref().is_ok_and(|s| s.leaving))
     {
-        println!("*: out of the ring; it can be stopped once its transfers are 0");
+        say!("*: out of the ring; it can be stopped once its transfers are 0");
     }
     if answered == views.len() && rings.len() == 1 {
-        println!("all {answered} nodes agree on the ring");
+        say!("all {answered} nodes agree on the ring");
         Ok(())
     } else {
         anyhow::bail!(
@@ -793,27 +879,36 @@ async fn members(conn: &ConnArgs) -> Result<()> {
     }
 }
 
-fn main() -> std::process::ExitCode {
+/// Exit codes: 0 done (found), 1 not found (get, delete), 2 an error.
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dynamo: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
+        // The reader of our output went away (`dynamo get k | head -1`): nothing to report.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("dynamo: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

@@ -1,0 +1,127 @@
+//! The `dynamo` command run as a user runs it, against an in-process node (issue 17's table).
+
+use std::process::{Output, Stdio};
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::{wait_up, Spec, SECRET};
+
+/// `dynamo ARGS --nodes ADDR` with the test cluster's client secret.
+fn dynamo(spec: &Spec, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dynamo"));
+    c.args(args)
+        .arg("--nodes")
+        .arg(spec.address(1))
+        .env("DYNAMO_CLIENT_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+async fn run(spec: &Spec, args: &[&str]) -> Output {
+    dynamo(spec, args).output().await.unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_reads_writes_and_deletes_as_a_script_expects() {
+    let spec = Spec::new(3, None);
+    let nodes = spec.start_all().await;
+    wait_up(&spec).await;
+
+    // A missing key: exit code 1, "(not found)" on standard error.
+    let missing = run(&spec, &["get", "nothing-here"]).await;
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    assert!(text(&missing.stderr).contains("(not found)"));
+
+    // A value from standard input, read back byte for byte with --raw.
+    let value: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let mut put = dynamo(&spec, &["put", "bin", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = put.stdin.take().unwrap();
+    stdin.write_all(&value).await.unwrap();
+    drop(stdin);
+    let put = put.wait_with_output().await.unwrap();
+    assert!(put.status.success(), "{put:?}");
+    let raw = run(&spec, &["get", "bin", "--raw"]).await;
+    assert!(raw.status.success(), "{raw:?}");
+    assert_eq!(raw.stdout, value);
+
+    // A value from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("value");
+    std::fs::write(&file, b"from a file").unwrap();
+    let put = run(&spec, &["put", "f", "--file", file.to_str().unwrap()]).await;
+    assert!(put.status.success(), "{put:?}");
+    let got = run(&spec, &["get", "f", "--raw"]).await;
+    assert_eq!(got.stdout, b"from a file");
+
+    // A delete without a context reads the key first and deletes what it saw (it used to
+    // print "deleted" and leave the value in place).
+    let put = run(&spec, &["put", "cart", "milk"]).await;
+    assert!(put.status.success(), "{put:?}");
+    let delete = run(&spec, &["delete", "cart"]).await;
+    assert!(delete.status.success(), "{delete:?}");
+    assert!(text(&delete.stderr).contains("no --context given"));
+    let gone = run(&spec, &["get", "cart"]).await;
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+    let again = run(&spec, &["delete", "cart"]).await;
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+
+    // A reader that goes away (`dynamo ring | head -1`): no panic, exit 0.
+    let mut ring = dynamo(&spec, &["ring"]).spawn().unwrap();
+    drop(ring.stdout.take());
+    let ring = ring.wait_with_output().await.unwrap();
+    let stderr = text(&ring.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(ring.status.code(), Some(0), "{stderr}");
+
+    // An error says its cause once, and exits 2.
+    let wrong = dynamo(&spec, &["get", "k"])
+        .env("DYNAMO_CLIENT_SECRET", "wrong")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    let stderr = text(&wrong.stderr);
+    assert_eq!(
+        stderr.matches("wrong client secret").count(),
+        1,
+        "the cause is printed once: {stderr}"
+    );
+
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// `dynamo serve --config` refuses an unknown `[node]` field instead of ignoring it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_configuration_field_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node.toml");
+    std::fs::write(&file, "id = 1\n\n[node]\nrr = 2\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .env("DYNAMO_CLIENT_SECRET", "c")
+        .env("DYNAMO_PEER_SECRET", "p")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("unknown field") && stderr.contains("rr"),
+        "{stderr}"
+    );
+}
