@@ -113,6 +113,9 @@ enum Command {
     },
     /// The ring as a node sees it: ranges and their replicas.
     Ring {
+        /// Every range with its replicas (default: a summary per node).
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -192,13 +195,18 @@ impl ConnArgs {
 
 #[derive(Args, Debug, Default)]
 struct ServeArgs {
-    /// TOML configuration file; flags override it.
+    /// TOML configuration file; flags override it. Top-level keys: id, listen, advertise,
+    /// data_dir, peer_secret, client_secret, encryption, durability ("durable" or "buffered"),
+    /// sync_interval_ms; a [node] table holds the NodeConfig fields (n, r, w, partitions,
+    /// request_timeout, mode = "sloppy" | "strict", gossip_interval, sync_interval (0: off),
+    /// read_repair, hinted_handoff, seeds = [[2, "host:port"]], initial_members, zone, ...;
+    /// see the NodeConfig docs).
     #[arg(long)]
     config: Option<PathBuf>,
     /// This node's id.
     #[arg(long)]
     id: Option<NodeId>,
-    /// Address to listen on.
+    /// Address to listen on (default 127.0.0.1:7001; a host name is resolved).
     #[arg(long)]
     listen: Option<String>,
     /// Address other nodes reach this one at (default: the listen address).
@@ -241,13 +249,13 @@ struct ServeArgs {
     /// With --buffered: longest time between two fsyncs.
     #[arg(long)]
     sync_interval_ms: Option<u64>,
-    /// Replication factor N.
+    /// Replication factor N (default 3).
     #[arg(long)]
     n: Option<usize>,
-    /// Read quorum R.
+    /// Read quorum R (default 2).
     #[arg(long)]
     r: Option<usize>,
-    /// Write quorum W.
+    /// Write quorum W (default 2).
     #[arg(long)]
     w: Option<usize>,
 }
@@ -730,7 +738,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     .find(|(id, _)| *id == m.id)
                     .map_or(0.0, |(_, f)| *f);
                 say!(
-                    "  {:>4}  {:<22} {:<5} owns {:>5.1}%  hints held for it: {}",
+                    "  {:>4}  {:<22} {:<5} replicates {:>5.1}% of the keys  hints held for it: {}",
                     m.id,
                     m.address,
                     if m.up { "up" } else { "down" },
@@ -767,16 +775,56 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 c.replica_writes, c.replica_reads, c.read_repairs, c.hints_recorded, c.hints_delivered, c.hints_dropped
             );
             say!(
-                "latency (ms): get mean {:.2} max {} | put mean {:.2} max {}",
-                s.get_latency.mean,
+                "latency (ms): get p50 {} p99 {} p99.9 {} max {} (mean {:.2}) | put p50 {} p99 {} p99.9 {} \
+                 max {} (mean {:.2})",
+                s.get_latency.p50,
+                s.get_latency.p99,
+                s.get_latency.p999,
                 s.get_latency.max,
-                s.put_latency.mean,
-                s.put_latency.max
+                s.get_latency.mean,
+                s.put_latency.p50,
+                s.put_latency.p99,
+                s.put_latency.p999,
+                s.put_latency.max,
+                s.put_latency.mean
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ring { conn } => {
+        Command::Ring { full, conn } => {
             let ring = conn.client().ring().await?;
+            if !full {
+                // Per node: ranges it replicates (first in the preference list or not) and the
+                // share of the key space they cover.
+                let mut per: std::collections::BTreeMap<NodeId, (usize, usize, f64)> =
+                    Default::default();
+                for r in &ring {
+                    for (i, n) in r.replicas.iter().enumerate() {
+                        let e = per.entry(*n).or_default();
+                        e.0 += 1;
+                        e.1 += usize::from(i == 0);
+                        e.2 += r.fraction;
+                    }
+                }
+                let n = ring.first().map_or(0, |r| r.replicas.len());
+                say!(
+                    "{} ranges, {} replicas each, {} nodes",
+                    ring.len(),
+                    n,
+                    per.len()
+                );
+                say!(
+                    "{:>6}  {:>8}  {:>8}  {:>16}",
+                    "node",
+                    "ranges",
+                    "as first",
+                    "key space held"
+                );
+                for (id, (ranges, first, share)) in per {
+                    say!("{id:>6}  {ranges:>8}  {first:>8}  {:>15.1}%", share * 100.0);
+                }
+                say!("(every range and its replicas: dynamo ring --full)");
+                return Ok(ExitCode::SUCCESS);
+            }
             say!(
                 "{:>5}  {:<34} {:>7}  replicas",
                 "range",
