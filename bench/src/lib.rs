@@ -1,3 +1,4 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "cluster")]
 pub mod experiments;

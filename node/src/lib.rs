@@ -20,6 +20,7 @@ pub mod history;
 pub mod message;
 pub mod redb_store;
 pub mod runtime;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
 pub mod types;

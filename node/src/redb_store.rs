@@ -60,7 +60,8 @@ use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
+
+use crate::runtime::frame::excerpt;
 
 use crate::store::{Store, StoreError};
 use crate::types::{Key, Sibs};
@@ -257,8 +258,8 @@ fn short_path(file: &str) -> &str {
     }
 }
 
-/// What the manifest says (a TOML file).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the manifest says (two lines of TOML).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Manifest {
     /// The database instance: 16 hex digits, also stored in the database.
     instance: String,
@@ -285,7 +286,7 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&format!("cannot read {}", path.display()), e)),
         };
-        toml::from_str(&text).map(Some).map_err(|e| {
+        Self::parse(&text).map(Some).map_err(|e| {
             StoreError::Corrupt(format!(
                 "{}: cannot be parsed ({e}); if {} beside it is intact, delete the manifest and \
                  it is written again at the next start",
@@ -295,12 +296,55 @@ impl Manifest {
         })
     }
 
+    /// Reads the manifest's two `key = value` lines (a TOML subset; `#` starts a comment).
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut instance = None;
+        let mut created = None;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("not `key = value`: {}", excerpt(line)))?;
+            match key.trim() {
+                "instance" => {
+                    let v = value.trim();
+                    let v = v
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .ok_or_else(|| format!("instance is not a string: {}", excerpt(v)))?;
+                    instance = Some(v.to_owned());
+                }
+                "created_unix_ms" => {
+                    created = Some(
+                        value
+                            .trim()
+                            .parse::<u64>()
+                            .map_err(|e| format!("created_unix_ms: {e}"))?,
+                    );
+                }
+                other => return Err(format!("unknown key {}", excerpt(other))),
+            }
+        }
+        match (instance, created) {
+            (Some(instance), Some(created_unix_ms)) => Ok(Manifest {
+                instance,
+                created_unix_ms,
+            }),
+            _ => Err("instance or created_unix_ms missing".into()),
+        }
+    }
+
     /// Writes the manifest atomically and durably (temporary file, fsync, rename, fsync of the
     /// directory).
     fn write(&self, dir: &Path) -> Result<(), StoreError> {
         let path = Self::path(dir);
         let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
-        let body = toml::to_string(self).map_err(|e| io("encoding the manifest", e))?;
+        let body = format!(
+            "instance = \"{}\"\ncreated_unix_ms = {}\n",
+            self.instance, self.created_unix_ms
+        );
         let text = format!(
             "# Written when {DB_FILE} was created. While this file exists, a node refuses to start on\n\
              # a missing, empty or different {DB_FILE}, so that lost data is never mistaken for a\n\
