@@ -23,6 +23,7 @@ macro_rules! say {
 }
 
 mod change;
+mod status;
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -98,7 +99,12 @@ enum Command {
         conn: ConnArgs,
     },
     /// Membership, ring ownership, hints pending, anti-entropy and request statistics of a node.
+    /// Every node of --nodes side by side (ring version, keys, hints, anti-entropy, latency
+    /// percentiles, agreement), or one node in detail with --node.
     Status {
+        /// One node's detailed view (membership, ownership, counters) instead.
+        #[arg(long)]
+        node: Option<String>,
         #[command(flatten)]
         conn: ConnArgs,
         /// Print JSON.
@@ -242,6 +248,11 @@ struct ServeArgs {
     /// A seed node, `ID=HOST:PORT` (repeatable).
     #[arg(long = "peer")]
     peers: Vec<String>,
+    /// Join a running cluster through any member, `HOST:PORT`: the node asks it (as a client)
+    /// for the members and their addresses and uses them as seeds. With --wait-for-commit it then
+    /// waits for `dynamo commit`; without, the cluster adds it as soon as it is seen.
+    #[arg(long)]
+    join: Option<String>,
     /// Buffered writes: fsync at most every --sync-interval-ms instead of before every
     /// acknowledgement (faster; a crash may lose the last interval's writes).
     #[arg(long)]
@@ -388,7 +399,23 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
 }
 
 async fn serve(args: &ServeArgs) -> Result<()> {
-    let config = runtime_config(args)?;
+    let mut config = runtime_config(args)?;
+    if let Some(member) = &args.join {
+        let mut cc = ClientConfig::new(vec![member.clone()], config.client_secret.clone());
+        cc.encrypt = config.encrypt;
+        cc.cluster = config.node.cluster.clone();
+        let status = Client::new(cc)
+            .status()
+            .await
+            .with_context(|| format!("--join {member}: cannot ask it for the cluster's members"))?;
+        for m in status.members {
+            if m.id != config.id && !m.address.is_empty() {
+                config.node.seeds.retain(|(s, _)| *s != m.id);
+                config.node.seeds.push((m.id, m.address));
+            }
+        }
+        tracing::info!(via = %member, seeds = ?config.node.seeds, "joining a running cluster");
+    }
     if config.data_dir.is_none() {
         tracing::warn!("no --data-dir: data lives in memory and is lost when the node stops");
     }
@@ -488,9 +515,20 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
             .env("DYNAMO_PEER_SECRET", &args.peer_secret)
             .env("DYNAMO_CLIENT_SECRET", &args.client_secret)
             .stdin(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start node {id}"))?;
+        // Each node's log lines, prefixed with its id (they would interleave unmarked).
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt as _;
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("node {id} | {line}");
+                }
+            });
+        }
         pids.push((id, child.id()));
         let exits = exits.clone();
         tokio::spawn(async move {
@@ -716,8 +754,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Members { conn } => done(members(&conn).await),
-        Command::Status { conn, json } => {
-            let mut client = conn.client();
+        Command::Status {
+            node: None,
+            conn,
+            json,
+        } => done(status::cluster(&conn, json).await),
+        Command::Status {
+            node: Some(node),
+            conn,
+            json,
+        } => {
+            let mut client = conn.client_of(vec![node]);
             let s = client.status().await?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&s)?);

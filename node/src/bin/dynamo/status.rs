@@ -1,0 +1,84 @@
+//! `dynamo status`: every node's view side by side, or one node's in detail.
+
+use anyhow::Result;
+
+use dynamo_node::client::Error;
+use dynamo_node::NodeStatus;
+
+use crate::ConnArgs;
+
+/// Asks each node of `--nodes` for its own status (no failover) and prints one row per node, the
+/// latency percentiles of the requests it coordinated, and whether the nodes agree on the ring.
+/// Fails when a node does not answer or the nodes disagree.
+pub async fn cluster(conn: &ConnArgs, json: bool) -> Result<()> {
+    let mut views: Vec<(String, Result<NodeStatus, Error>)> = Vec::new();
+    for address in &conn.nodes {
+        let mut client = conn.client_of(vec![address.clone()]);
+        views.push((address.clone(), client.status().await));
+    }
+    if json {
+        let answered: Vec<&NodeStatus> =
+            views.iter().filter_map(|(_, v)| v.as_ref().ok()).collect();
+        say!("{}", serde_json::to_string_pretty(&answered)?);
+    } else {
+        say!(
+            "{:<22} {:>5} {:>6} {:>9} {:>8} {:>6} {:>10}  {:<20} {:<20}",
+            "address",
+            "id",
+            "ring v",
+            "up/ring",
+            "keys",
+            "hints",
+            "AE (fail)",
+            "get p50/p99/p99.9",
+            "put p50/p99/p99.9"
+        );
+    }
+    let mut rings = std::collections::BTreeSet::new();
+    let mut answered = 0;
+    for (address, view) in &views {
+        match view {
+            Ok(s) => {
+                answered += 1;
+                let ids: Vec<u64> = s.members.iter().map(|m| m.id).collect();
+                rings.insert((s.ring_version, ids));
+                if json {
+                    continue;
+                }
+                let up = s.members.iter().filter(|m| m.up).count();
+                let ms = |l: &dynamo_node::core::LatencySummary| {
+                    format!("{}/{}/{} ms", l.p50, l.p99, l.p999)
+                };
+                say!(
+                    "{:<22} {:>5} {:>6} {:>9} {:>8} {:>6} {:>10}  {:<20} {:<20}",
+                    address,
+                    s.id,
+                    s.ring_version,
+                    format!("{up}/{}", s.members.len()),
+                    s.keys,
+                    s.hints_pending,
+                    format!(
+                        "{} ({})",
+                        s.counters.sync_sessions, s.counters.sync_failures
+                    ),
+                    ms(&s.get_latency),
+                    ms(&s.put_latency)
+                );
+            }
+            Err(e) if !json => say!("{address:<22} no answer: {e}"),
+            Err(_) => {}
+        }
+    }
+    if answered == views.len() && rings.len() == 1 {
+        if !json {
+            say!("all {answered} nodes agree on the ring (one node in detail: status --node ADDR)");
+        }
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "the nodes do not agree: {} ring views among {answered} of {} nodes",
+            rings.len(),
+            views.len()
+        )
+    }
+}
