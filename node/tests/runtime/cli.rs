@@ -125,3 +125,56 @@ async fn an_unknown_configuration_field_is_refused() {
         "{stderr}"
     );
 }
+
+/// `dynamo init` writes configurations a node starts from, and a client environment that reaches
+/// it (secrets generated, shared by the files).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_writes_configurations_a_node_starts_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    let init = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args([
+            "init",
+            "--nodes",
+            "10.9.9.1:7001,10.9.9.2:7001,10.9.9.3:7001",
+        ])
+        .arg("--out")
+        .arg(&conf)
+        .output()
+        .await
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let env = std::fs::read_to_string(conf.join("client.env")).unwrap();
+    let secret = env
+        .lines()
+        .find_map(|l| l.strip_prefix("DYNAMO_CLIENT_SECRET="))
+        .unwrap()
+        .to_owned();
+    let address = crate::private_loopback(1)[0].to_string();
+    let _node = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .arg("serve")
+        .arg("--config")
+        .arg(conf.join("node-1.toml"))
+        .args(["--listen", &address, "--advertise", &address, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("DYNAMO_CLIENT_SECRET")
+        .env_remove("DYNAMO_PEER_SECRET")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut config = dynamo_node::client::ClientConfig::new(vec![address.clone()], secret);
+    config.timeout = crate::CLIENT_TIMEOUT;
+    let mut client = dynamo_node::client::Client::new(config);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        match client.status().await {
+            Ok(s) => break s,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("never answered: {e}"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    };
+    assert_eq!(status.id, 1);
+    assert_eq!(status.members.len(), 3);
+}

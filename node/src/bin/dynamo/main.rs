@@ -23,6 +23,7 @@ macro_rules! say {
 }
 
 mod change;
+mod init;
 mod status;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ struct Cli {
 enum Command {
     /// Run one node.
     Serve(Box<ServeArgs>),
+    /// Write configuration files for a new cluster of machines, with fresh secrets.
+    Init(init::InitArgs),
     /// Run a local cluster of N node processes on 127.0.0.1 until Ctrl-C.
     Cluster(ClusterArgs),
     /// Read every concurrent version of a key and its context.
@@ -167,6 +170,7 @@ struct ConnArgs {
     #[arg(
         long,
         value_delimiter = ',',
+        env = "DYNAMO_NODES",
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
     )]
     nodes: Vec<String>,
@@ -674,6 +678,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => done(serve(&args).await),
         Command::Cluster(args) => done(cluster(&args).await),
+        Command::Init(args) => done(init::run(&args)),
         Command::Get { key, raw, conn } => {
             let got = conn.client().get(key.as_bytes()).await?;
             if got.values.is_empty() {
