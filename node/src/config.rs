@@ -19,7 +19,7 @@ pub enum QuorumMode {
     Strict,
 }
 
-/// Everything a node needs to know to run. Defaults follow `DESIGN.md`.
+/// Everything a node needs to know to run (`docs/operations.md` has a reference table).
 ///
 /// In a configuration file (the `[node]` table of `dynamo serve --config`), every field is
 /// optional and an unknown field is an error.
