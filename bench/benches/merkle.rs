@@ -213,7 +213,7 @@ fn merkle_benches(c: &mut Criterion) {
     group.bench_function("update", |bench| {
         bench.iter(|| {
             let k = &hot[i % hot.len()];
-            let (old, new) = if (i / hot.len()) % 2 == 0 {
+            let (old, new) = if (i / hot.len()).is_multiple_of(2) {
                 (&d0, &d1)
             } else {
                 (&d1, &d0)

@@ -385,6 +385,8 @@ impl Client {
         let creds = Credentials {
             cluster: self.config.cluster.clone(),
             secret: self.config.secret.clone(),
+            identity: None,
+            authority: None,
         };
         let max_frame = self.config.max_frame;
         let encrypt = self.config.encrypt;

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::identity::Certificate;
 use crate::core::{ChangeError, ChangePlan, ChangeRequest, NodeStatus, PartitionSize};
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::types::NodeId;
@@ -139,6 +140,9 @@ pub enum Handshake {
         encrypt: bool,
         /// Random challenge for the accepting side.
         nonce: [u8; 32],
+        /// A node's certificate (per-node credentials, see [`super::identity`]).
+        #[serde(default)]
+        identity: Option<Certificate>,
     },
     /// The accepting side's answer to a hello: its identity and its own challenge.
     Challenge {
@@ -148,6 +152,9 @@ pub enum Handshake {
         node: NodeId,
         /// Random challenge for the connecting side.
         nonce: [u8; 32],
+        /// Its certificate, to a peer (per-node credentials).
+        #[serde(default)]
+        identity: Option<Certificate>,
     },
     /// The connecting side proves it holds its role's secret.
     Proof {

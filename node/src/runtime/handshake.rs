@@ -12,9 +12,12 @@
 //! the *peer secret*, which clients never hold, so a client cannot pose as a node. A node's key is
 //! bound to its id: `key(Peer { id }) = HMAC(peer_secret, "dynamo-node-key" ‖ id)`, and the
 //! accepting node answers with the key of its own id, so each side proves who it is, not only
-//! that it belongs to the cluster. (Every node holds the peer secret and can derive every node's
-//! key: the binding keeps clients and outsiders from claiming a node id, not one node from
-//! claiming another's; that would take a key pair per node.)
+//! that it belongs to the cluster. Every node holds the peer secret and could derive every node's
+//! key; with per-node credentials ([`super::identity`]: a key pair per node, certified by the
+//! cluster's authority) a node cannot claim another's id either: both peers send their
+//! certificates in `Hello` / `Challenge`, check the other's against the authority and the claimed
+//! id, and mix the static-static Diffie-Hellman secret into both MAC keys (and so into the Noise
+//! pre-shared key), which only the holders of the two certified private keys can compute.
 //!
 //! The transcript binds the version, the cluster, the connecting side's role (and so its node id),
 //! the encryption choice, the accepting node's id and both nonces, so a proof cannot be replayed
@@ -35,6 +38,7 @@ use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::frame::{excerpt, refuse, Conn, FrameError, Handshake, Role, PROTOCOL_VERSION};
+use super::identity::{Certificate, NodeIdentity};
 use crate::types::NodeId;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -98,6 +102,11 @@ pub struct Credentials {
     pub cluster: String,
     /// The secret of the role it connects as.
     pub secret: Vec<u8>,
+    /// A node's own certified key pair (per-node credentials; `None` for clients).
+    pub identity: Option<NodeIdentity>,
+    /// The cluster authority's public key: when set, the node it connects to must present a
+    /// certificate of its id.
+    pub authority: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -118,6 +127,11 @@ pub struct NodeSecrets {
     pub peer_secret: Vec<u8>,
     /// The secret clients prove.
     pub client_secret: Vec<u8>,
+    /// This node's certified key pair (per-node credentials).
+    pub identity: Option<NodeIdentity>,
+    /// The cluster authority's public key: when set, a connecting node must present a
+    /// certificate of the id it claims and prove it holds the certified key.
+    pub authority: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for NodeSecrets {
@@ -135,20 +149,56 @@ fn node_key(peer_secret: &[u8], id: NodeId) -> [u8; 32] {
     sign(peer_secret, &data)
 }
 
+/// A node key with the static-static Diffie-Hellman secret of per-node credentials mixed in
+/// (only the holders of the two certified private keys can compute it).
+fn with_static(key: [u8; 32], shared: Option<&[u8; 32]>) -> Vec<u8> {
+    match shared {
+        Some(ss) => {
+            let mut data = b"dynamo-static".to_vec();
+            data.extend_from_slice(ss);
+            sign(&key, &data).to_vec()
+        }
+        None => key.to_vec(),
+    }
+}
+
 /// The key a connecting side of `role` proves, given its role's secret.
-fn proof_key(secret: &[u8], role: &Role) -> Vec<u8> {
+fn proof_key(secret: &[u8], role: &Role, shared: Option<&[u8; 32]>) -> Vec<u8> {
     match role {
         Role::Client => secret.to_vec(),
-        Role::Peer { id, .. } => node_key(secret, *id).to_vec(),
+        Role::Peer { id, .. } => with_static(node_key(secret, *id), shared),
     }
 }
 
 /// The key the accepting node `node` proves to a connecting side of `role`.
-fn welcome_key(secret: &[u8], role: &Role, node: NodeId) -> Vec<u8> {
+fn welcome_key(secret: &[u8], role: &Role, node: NodeId, shared: Option<&[u8; 32]>) -> Vec<u8> {
     match role {
         Role::Client => secret.to_vec(),
-        Role::Peer { .. } => node_key(secret, node).to_vec(),
+        Role::Peer { .. } => with_static(node_key(secret, node), shared),
     }
+}
+
+/// Checks the other node's certificate (when this side has an authority) and returns the static
+/// Diffie-Hellman secret to mix into the proofs: `None` without per-node credentials.
+fn static_secret(
+    authority: Option<&[u8; 32]>,
+    own: Option<&NodeIdentity>,
+    theirs: Option<&Certificate>,
+    cluster: &str,
+    id: NodeId,
+) -> Result<Option<[u8; 32]>, HandshakeError> {
+    let Some(authority) = authority else {
+        return Ok(None);
+    };
+    let own = own.ok_or_else(|| {
+        HandshakeError::Auth("this node has an authority but no node certificate".into())
+    })?;
+    let theirs = theirs
+        .ok_or_else(|| HandshakeError::Auth(format!("node {id} presents no node certificate")))?;
+    theirs
+        .verify(authority, cluster, id)
+        .map_err(HandshakeError::Auth)?;
+    Ok(Some(own.shared(&theirs.public)))
 }
 
 /// What both MACs cover.
@@ -272,13 +322,14 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
     node: NodeId,
     encrypt: bool,
 ) -> Result<Role, HandshakeError> {
-    let (role, n1) = match conn.recv::<Handshake>().await? {
+    let (role, n1, their_identity) = match conn.recv::<Handshake>().await? {
         Handshake::Hello {
             version,
             cluster,
             role,
             encrypt: theirs,
             nonce,
+            identity,
         } => {
             if version != PROTOCOL_VERSION {
                 return Err(HandshakeError::Version {
@@ -295,15 +346,30 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
             if theirs != encrypt {
                 return Err(HandshakeError::Encryption { ours: encrypt });
             }
-            (role, nonce)
+            (role, nonce, identity)
         }
         other => return Err(HandshakeError::Unexpected(describe(&other))),
+    };
+    // Per-node credentials: a peer must show the authority's certificate of the id it claims.
+    let shared = match &role {
+        Role::Peer { id, .. } => static_secret(
+            secrets.authority.as_ref(),
+            secrets.identity.as_ref(),
+            their_identity.as_ref(),
+            &secrets.cluster,
+            *id,
+        )?,
+        Role::Client => None,
     };
     let n2: [u8; 32] = rand::random();
     conn.send(&Handshake::Challenge {
         version: PROTOCOL_VERSION,
         node,
         nonce: n2,
+        identity: match role {
+            Role::Peer { .. } => secrets.identity.as_ref().map(|i| i.certificate.clone()),
+            Role::Client => None,
+        },
     })
     .await?;
     let secret = match role {
@@ -318,7 +384,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
         n1,
         n2,
     };
-    let key = proof_key(secret, &role);
+    let key = proof_key(secret, &role, shared.as_ref());
     let theirs = match conn.recv::<Handshake>().await? {
         Handshake::Proof { mac, key_exchange } => {
             if !verify(&key, &t.bytes(b"dynamo-proof"), &mac) {
@@ -349,7 +415,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
     }
     conn.send(&Handshake::Welcome {
         mac: sign(
-            &welcome_key(secret, &role, node),
+            &welcome_key(secret, &role, node, shared.as_ref()),
             &t.bytes(b"dynamo-welcome"),
         ),
         key_exchange: ours,
@@ -397,13 +463,18 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
         role: role.clone(),
         encrypt,
         nonce: n1,
+        identity: match role {
+            Role::Peer { .. } => creds.identity.as_ref().map(|i| i.certificate.clone()),
+            Role::Client => None,
+        },
     })
     .await?;
-    let (node, n2) = match conn.recv::<Handshake>().await? {
+    let (node, n2, their_identity) = match conn.recv::<Handshake>().await? {
         Handshake::Challenge {
             version,
             node,
             nonce,
+            identity,
         } => {
             if version != PROTOCOL_VERSION {
                 return Err(HandshakeError::Version {
@@ -411,7 +482,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
                     theirs: version,
                 });
             }
-            (node, nonce)
+            (node, nonce, identity)
         }
         Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
@@ -432,7 +503,17 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
         n1,
         n2,
     };
-    let key = proof_key(&creds.secret, &role);
+    let shared = match &role {
+        Role::Peer { .. } => static_secret(
+            creds.authority.as_ref(),
+            creds.identity.as_ref(),
+            their_identity.as_ref(),
+            &creds.cluster,
+            node,
+        )?,
+        Role::Client => None,
+    };
+    let key = proof_key(&creds.secret, &role, shared.as_ref());
     let mut state = None;
     let mut ours = Vec::new();
     if encrypt {
@@ -449,7 +530,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
     .await?;
     match conn.recv::<Handshake>().await? {
         Handshake::Welcome { mac, key_exchange } => {
-            let key = welcome_key(&creds.secret, &role, node);
+            let key = welcome_key(&creds.secret, &role, node, shared.as_ref());
             if !verify(&key, &t.bytes(b"dynamo-welcome"), &mac) {
                 return Err(HandshakeError::Auth(format!(
                     "node {node} does not prove the secret"
@@ -472,12 +553,15 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
 mod tests {
     use super::*;
     use crate::runtime::frame::handshake_conn;
+    use crate::runtime::identity::Authority;
 
     fn secrets() -> NodeSecrets {
         NodeSecrets {
             cluster: "c".into(),
             peer_secret: b"peer".to_vec(),
             client_secret: b"client".to_vec(),
+            identity: None,
+            authority: None,
         }
     }
 
@@ -485,7 +569,106 @@ mod tests {
         Credentials {
             cluster: "c".into(),
             secret: secret.as_bytes().to_vec(),
+            identity: None,
+            authority: None,
         }
+    }
+
+    /// Node 7 (the acceptor) and a connecting peer, each with a credential of `authority`.
+    fn with_identities(
+        authority: &Authority,
+        connecting: NodeIdentity,
+    ) -> (Credentials, NodeSecrets) {
+        let mut c = creds("peer");
+        c.identity = Some(connecting);
+        c.authority = Some(authority.public());
+        let mut s = secrets();
+        s.identity = Some(authority.issue("c", 7));
+        s.authority = Some(authority.public());
+        (c, s)
+    }
+
+    #[tokio::test]
+    async fn per_node_credentials_let_certified_peers_in() {
+        let authority = Authority::generate();
+        let (c, s) = with_identities(&authority, authority.issue("c", 1));
+        let (c, s) = run(c, peer(1), s).await;
+        assert_eq!(c.unwrap(), 7);
+        assert!(matches!(s.unwrap(), Role::Peer { id: 1, .. }));
+    }
+
+    /// A node that holds the peer secret and its own credential cannot claim another id.
+    #[tokio::test]
+    async fn a_node_cannot_claim_another_nodes_id() {
+        let authority = Authority::generate();
+        let (c, s) = with_identities(&authority, authority.issue("c", 1));
+        let (c, s) = run(c, peer(2), s).await;
+        let e = s.unwrap_err();
+        assert!(
+            e.to_string().contains("not the authority's for node 2"),
+            "{e}"
+        );
+        assert!(c.is_err());
+    }
+
+    /// Node 2's certificate (it is public) without node 2's private key proves nothing.
+    #[tokio::test]
+    async fn a_stolen_certificate_without_its_key_is_refused() {
+        let authority = Authority::generate();
+        let real = authority.issue("c", 2);
+        let mine = authority.issue("c", 1);
+        let forged = NodeIdentity::new(2, mine.secret(), real.certificate.signature.clone());
+        // The public key derives from the private one: pasting node 2's signature onto another
+        // key does not verify.
+        let (c, s) = with_identities(&authority, forged);
+        let (_, s) = run(c, peer(2), s).await;
+        assert!(matches!(s, Err(HandshakeError::Auth(_))), "{s:?}");
+        // Node 2's real certificate, presented with another private key: the certificate checks
+        // out, the proof (keyed by the static Diffie-Hellman secret) does not.
+        let mut stolen = mine.clone();
+        stolen.id = 2;
+        stolen.certificate = real.certificate.clone();
+        let (c, s) = with_identities(&authority, stolen);
+        let (_, s) = run(c, peer(2), s).await;
+        let e = s.unwrap_err();
+        assert!(e.to_string().contains("not node 2"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_of_another_authority_or_none_is_refused() {
+        let authority = Authority::generate();
+        let other = Authority::generate();
+        let (c, s) = with_identities(&authority, other.issue("c", 1));
+        let (_, s) = run(c, peer(1), s).await;
+        assert!(matches!(s, Err(HandshakeError::Auth(_))), "{s:?}");
+        let (mut c, s) = with_identities(&authority, authority.issue("c", 1));
+        c.identity = None;
+        c.authority = None;
+        let (_, s) = run(c, peer(1), s).await;
+        let e = s.unwrap_err();
+        assert!(
+            e.to_string().contains("presents no node certificate"),
+            "{e}"
+        );
+        // Clients are unaffected.
+        let (_, s) = with_identities(&authority, authority.issue("c", 1));
+        let (c, s) = run(creds("client"), Role::Client, s).await;
+        assert_eq!(c.unwrap(), 7);
+        assert_eq!(s.unwrap(), Role::Client);
+    }
+
+    /// The connecting side checks the accepting node's certificate too.
+    #[tokio::test]
+    async fn a_node_answering_for_another_id_is_refused_by_the_connecting_side() {
+        let authority = Authority::generate();
+        let (c, mut s) = with_identities(&authority, authority.issue("c", 1));
+        s.identity = Some(authority.issue("c", 8)); // it answers as 7 with node 8's credential
+        let (c, _) = run(c, peer(1), s).await;
+        let e = c.unwrap_err();
+        assert!(
+            e.to_string().contains("not the authority's for node 7"),
+            "{e}"
+        );
     }
 
     async fn run(

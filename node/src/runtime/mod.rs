@@ -23,6 +23,7 @@
 mod driver;
 pub mod frame;
 pub mod handshake;
+pub mod identity;
 mod peers;
 mod server;
 
@@ -120,6 +121,11 @@ pub struct RuntimeConfig {
     pub peer_queue: usize,
     /// Seed of the core's randomness (default: random).
     pub seed: Option<u64>,
+    /// This node's certified key pair (per-node credentials, see [`identity`]).
+    pub identity: Option<identity::NodeIdentity>,
+    /// The cluster authority's public key: with it, every peer must prove the certified key of
+    /// its id (and this node needs an `identity`).
+    pub authority: Option<[u8; 32]>,
 }
 
 impl RuntimeConfig {
@@ -146,6 +152,8 @@ impl RuntimeConfig {
             limits: ConnectionLimits::default(),
             peer_queue: 4096,
             seed: None,
+            identity: None,
+            authority: None,
         }
     }
 }
@@ -291,6 +299,26 @@ impl Node {
                 "the peer secret must differ from the client secret: a client holding it could pose as a node".into(),
             ));
         }
+        match (&config.authority, &config.identity) {
+            (Some(authority), Some(identity)) => {
+                if identity.id != config.id {
+                    return Err(RuntimeError::Config(format!(
+                        "the node credential is node {}'s, this is node {}",
+                        identity.id, config.id
+                    )));
+                }
+                identity
+                    .certificate
+                    .verify(authority, &config.node.cluster, config.id)
+                    .map_err(|e| RuntimeError::Config(format!("node credential: {e}")))?;
+            }
+            (Some(_), None) => {
+                return Err(RuntimeError::Config(
+                    "an authority is set but this node has no node credential".into(),
+                ))
+            }
+            (None, _) => {}
+        }
         let store = match &config.data_dir {
             Some(dir) => AnyStore::Redb(Box::new(RedbStore::open(dir, config.durability)?)),
             None => AnyStore::Memory(MemoryStore::new()),
@@ -331,11 +359,15 @@ impl Node {
             cluster: config.node.cluster.clone(),
             peer_secret: config.peer_secret.clone(),
             client_secret: config.client_secret.clone(),
+            identity: config.identity.clone(),
+            authority: config.authority,
         };
         let link_ctx = peers::LinkContext {
             creds: Credentials {
                 cluster: config.node.cluster.clone(),
                 secret: config.peer_secret.clone(),
+                identity: config.identity.clone(),
+                authority: config.authority,
             },
             encrypt: config.encrypt,
             me: config.id,

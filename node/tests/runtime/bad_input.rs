@@ -21,6 +21,8 @@ fn creds(secret: &str) -> Credentials {
     Credentials {
         cluster: "dynamo".into(),
         secret: secret.as_bytes().to_vec(),
+        identity: None,
+        authority: None,
     }
 }
 
@@ -185,6 +187,7 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
         role: Role::Client,
         encrypt: false,
         nonce: [7; 32],
+        identity: None,
     })
     .await
     .unwrap();

@@ -177,4 +177,34 @@ async fn init_writes_configurations_a_node_starts_from() {
     };
     assert_eq!(status.id, 1);
     assert_eq!(status.members.len(), 3);
+    // A credential for a node added later, from the authority `init` wrote.
+    let issued = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["keys", "issue", "--id", "4", "--authority-key"])
+        .arg(conf.join("authority.key"))
+        .output()
+        .await
+        .unwrap();
+    assert!(issued.status.success(), "{issued:?}");
+    let lines = text(&issued.stdout);
+    assert!(
+        lines.contains("node_key = ") && lines.contains("node_cert = "),
+        "{lines}"
+    );
+    // Node 1's file started as node 3: its credential certifies node 1 only.
+    let wrong = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .arg("serve")
+        .arg("--config")
+        .arg(conf.join("node-1.toml"))
+        .args(["--id", "3", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data-3"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    let stderr = text(&wrong.stderr);
+    assert!(
+        stderr.contains("not the authority's for node 3"),
+        "{stderr}"
+    );
 }

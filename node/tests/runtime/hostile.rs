@@ -217,6 +217,7 @@ async fn hostile_cluster_names_are_neither_echoed_nor_logged_in_full() {
         role: Role::Client,
         encrypt: true,
         nonce: [1; 32],
+        identity: None,
     };
     let mut conn = raw(&node.address).await;
     let _ = conn
@@ -404,6 +405,8 @@ fn creds(secret: &str) -> Credentials {
     Credentials {
         cluster: "dynamo".into(),
         secret: secret.as_bytes().to_vec(),
+        identity: None,
+        authority: None,
     }
 }
 
@@ -458,6 +461,68 @@ async fn a_client_cannot_pose_as_a_peer() {
         let got = spec.client_of(id).get(b"k").await.unwrap();
         assert_eq!(got.values, vec![b"real".to_vec()], "node {id}");
     }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// With per-node credentials, a node that holds the peer secret and its own certified key cannot
+/// claim another node's id over TCP, while the certified nodes serve as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_per_node_credentials_a_node_cannot_pose_as_another() {
+    use dynamo_node::runtime::identity::Authority;
+    let spec = Spec::new(3, None);
+    let authority = Authority::generate();
+    let cluster = spec.node_config().cluster;
+    let mut nodes = Vec::new();
+    for id in spec.ids() {
+        let mut rc = spec.runtime_config(id);
+        rc.identity = Some(authority.issue(&cluster, id));
+        rc.authority = Some(authority.public());
+        nodes.push(dynamo_node::runtime::Node::start(rc).await.unwrap());
+    }
+    crate::wait_up(&spec).await;
+    let mut client = spec.client_of(1);
+    client.put(b"k", b"real".to_vec(), &[]).await.unwrap();
+    for id in spec.ids() {
+        let got = spec.client_of(id).get(b"k").await.unwrap();
+        assert_eq!(got.values, vec![b"real".to_vec()], "node {id}");
+    }
+    // Node 3's credential (and the peer secret), claiming to be node 2.
+    let mut creds = creds(crate::PEER_SECRET);
+    creds.identity = Some(authority.issue(&cluster, 3));
+    creds.authority = Some(authority.public());
+    let mut conn = raw(&spec.address(1)).await;
+    let role = Role::Peer {
+        id: 2,
+        address: spec.address(2),
+    };
+    let e = connect(&mut conn, &creds, role, None, true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, HandshakeError::Refused(r) if r.contains("not the authority's for node 2")),
+        "{e}"
+    );
+    // The peer secret alone no longer makes a node.
+    let mut conn = raw(&spec.address(1)).await;
+    let role = Role::Peer {
+        id: 9,
+        address: "127.0.0.1:1".into(),
+    };
+    let e = connect(
+        &mut conn,
+        &self::creds(crate::PEER_SECRET),
+        role,
+        None,
+        true,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, HandshakeError::Refused(r) if r.contains("presents no node certificate")),
+        "{e}"
+    );
     for node in nodes {
         node.shutdown().await.unwrap();
     }

@@ -215,7 +215,7 @@ fn strategy_3_keeps_n_consecutive_partitions_on_distinct_nodes(
     };
     // Local search finds the rule when there is slack (S >= 2N) or no remainder (S divides Q);
     // with S just above N and a remainder it can stop at a local optimum (see the module docs).
-    if q as usize % count != 0 && count < 2 * n {
+    if !(q as usize).is_multiple_of(count) && count < 2 * n {
         return TestResult::discard();
     }
     TestResult::from_bool(keeps_n_distinct(&ring))

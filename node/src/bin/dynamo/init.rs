@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
+
+use dynamo_node::runtime::identity::{hex, unhex32, Authority, NodeIdentity};
 
 /// What `dynamo init` needs.
 #[derive(Args, Debug)]
@@ -23,6 +25,74 @@ pub struct InitArgs {
     /// Overwrite files that exist.
     #[arg(long)]
     force: bool,
+}
+
+/// The cluster name `dynamo init` writes (the default).
+const CLUSTER: &str = "dynamo";
+
+/// The authority's key file: its secret key, and its public key for reference.
+fn authority_file(authority: &Authority) -> String {
+    format!(
+        "# The cluster authority: it certifies node keys (`dynamo keys issue`). Keep this file\n\
+         # off the nodes; the nodes hold only the public key.\n\
+         secret = \"{}\"\n\
+         public = \"{}\"\n",
+        hex(&authority.secret()),
+        hex(&authority.public())
+    )
+}
+
+/// A node file's credential lines.
+fn credential_lines(authority: &[u8; 32], node: &NodeIdentity) -> String {
+    format!(
+        "# Per-node credential: peers must prove the key the authority certified for their id.\n\
+         authority = \"{}\"\n\
+         node_key = \"{}\"\n\
+         node_cert = \"{}\"\n",
+        hex(authority),
+        hex(&node.secret()),
+        hex(&node.certificate.signature)
+    )
+}
+
+/// What `dynamo keys issue` needs.
+#[derive(Args, Debug)]
+pub struct IssueArgs {
+    /// The authority's key file (`authority.key` from `dynamo init`).
+    #[arg(long)]
+    authority_key: PathBuf,
+    /// The new node's id.
+    #[arg(long)]
+    id: u64,
+    /// The cluster's name.
+    #[arg(long, default_value = CLUSTER)]
+    cluster: String,
+}
+
+/// Prints the credential lines of a new node's configuration file.
+pub fn issue(args: &IssueArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.authority_key)
+        .with_context(|| format!("cannot read {}", args.authority_key.display()))?;
+    let secret = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secret"))
+        .and_then(|rest| rest.trim().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_owned())
+        .ok_or_else(|| anyhow!("{}: no `secret = ...` line", args.authority_key.display()))?;
+    let authority = Authority::from_secret(unhex32(&secret, "secret").map_err(|e| anyhow!(e))?);
+    say!(
+        "# add to node {}'s configuration file (top level):",
+        args.id
+    );
+    say!(
+        "{}",
+        credential_lines(
+            &authority.public(),
+            &authority.issue(&args.cluster, args.id)
+        )
+        .trim_end()
+    );
+    Ok(())
 }
 
 /// 32 random bytes as hex.
@@ -58,6 +128,14 @@ pub fn run(args: &InitArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let (peer, client) = (secret(), secret());
+    // Per-node credentials: the authority stays with the operator, each node gets its own key
+    // and certificate.
+    let authority = Authority::generate();
+    write(
+        &args.out.join("authority.key"),
+        &authority_file(&authority),
+        args.force,
+    )?;
     let ids: Vec<usize> = (1..=args.nodes.len()).collect();
     let members: Vec<String> = ids.iter().map(usize::to_string).collect();
     let seeds: Vec<String> = ids
@@ -88,6 +166,7 @@ pub fn run(args: &InitArgs) -> Result<()> {
              # Nodes prove the peer secret to each other; clients prove the client secret.\n\
              peer_secret = \"{peer}\"\n\
              client_secret = \"{client}\"\n\
+             {}\
              # \"durable\": fsync before every acknowledgement; \"buffered\": at most every\n\
              # sync_interval_ms.\n\
              durability = \"durable\"\n\
@@ -104,6 +183,7 @@ pub fn run(args: &InitArgs) -> Result<()> {
              # \"sloppy\" (hinted handoff to fallbacks) or \"strict\" quorums.\n\
              mode = \"sloppy\"\n",
             args.data_dir.display(),
+            credential_lines(&authority.public(), &authority.issue(CLUSTER, *id as u64)),
             members.join(", "),
             seeds.join(", "),
             zones.join(", "),
@@ -123,5 +203,10 @@ pub fn run(args: &InitArgs) -> Result<()> {
         args.out.display()
     );
     say!("copy node-ID.toml to each machine and run `dynamo serve --config node-ID.toml` there");
+    say!(
+        "keep authority.key off the nodes: `dynamo keys issue --authority-key {} --id N` \
+         certifies a node added later",
+        args.out.join("authority.key").display()
+    );
     Ok(())
 }

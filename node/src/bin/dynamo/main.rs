@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::redb_store::Durability;
-use dynamo_node::runtime::{Node, RuntimeConfig};
+use dynamo_node::runtime::{identity, Node, RuntimeConfig};
 use dynamo_node::{NodeConfig, NodeId};
 
 /// The client secret `dynamo cluster` uses, and clients use when none is given: for trying
@@ -60,8 +60,12 @@ struct Cli {
 enum Command {
     /// Run one node.
     Serve(Box<ServeArgs>),
-    /// Write configuration files for a new cluster of machines, with fresh secrets.
+    /// Write configuration files for a new cluster of machines, with fresh secrets and a
+    /// certified key per node.
     Init(init::InitArgs),
+    /// Per-node credentials: `dynamo keys issue` certifies a new node's key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run a local cluster of N node processes on 127.0.0.1 until Ctrl-C.
     Cluster(ClusterArgs),
     /// Read every concurrent version of a key and its context.
@@ -162,6 +166,12 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Issue a key and certificate for node --id, signed by the authority of `dynamo init`.
+    Issue(init::IssueArgs),
 }
 
 #[derive(Args, Debug)]
@@ -290,6 +300,11 @@ struct FileConfig {
     /// `durable` (default) or `buffered`.
     durability: Option<String>,
     sync_interval_ms: Option<u64>,
+    /// Per-node credentials (see `dynamo_node::runtime::identity`): the authority's public key,
+    /// this node's private key and its certificate, in hex.
+    authority: Option<String>,
+    node_key: Option<String>,
+    node_cert: Option<String>,
     node: Option<NodeConfig>,
 }
 
@@ -375,7 +390,21 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
     if let Some(w) = args.w {
         node.w = w;
     }
+    let credential = match (&file.authority, &file.node_key, &file.node_cert) {
+        (None, None, None) => None,
+        (Some(authority), Some(key), Some(cert)) => {
+            let authority = identity::unhex32(authority, "authority").map_err(|e| anyhow!(e))?;
+            let key = identity::unhex32(key, "node_key").map_err(|e| anyhow!(e))?;
+            let cert = identity::unhex(cert, "node_cert").map_err(|e| anyhow!(e))?;
+            Some((authority, identity::NodeIdentity::new(id, key, cert)))
+        }
+        _ => bail!("per-node credentials need all of authority, node_key and node_cert"),
+    };
     let mut rc = RuntimeConfig::new(id, node, peer_secret, client_secret);
+    if let Some((authority, credential)) = credential {
+        rc.authority = Some(authority);
+        rc.identity = Some(credential);
+    }
     rc.encrypt = !args.no_encryption && file.encryption.unwrap_or(true);
     rc.listen = args
         .listen
@@ -657,7 +686,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(s: &str) -> Result<Vec<u8>> {
     let s = s.trim().trim_start_matches("0x");
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("context must be hex with an even number of digits");
     }
     (0..s.len())
@@ -679,6 +708,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => done(serve(&args).await),
         Command::Cluster(args) => done(cluster(&args).await),
         Command::Init(args) => done(init::run(&args)),
+        Command::Keys(KeysCommand::Issue(args)) => done(init::issue(&args)),
         Command::Get { key, raw, conn } => {
             let got = conn.client().get(key.as_bytes()).await?;
             if got.values.is_empty() {
