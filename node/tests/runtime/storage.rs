@@ -191,8 +191,8 @@ async fn the_binary_refuses_a_truncated_or_emptied_database_with_a_clear_error()
         let (code, stderr) = serve(&dir).await;
         assert_eq!(
             code,
-            Some(1),
-            "{name}: exit status (101 is a panic); stderr:\n{stderr}"
+            Some(2),
+            "{name}: exit status (2 is an error, 101 a panic); stderr:\n{stderr}"
         );
         assert!(
             stderr.contains(DB_FILE) && stderr.contains(says),
