@@ -27,6 +27,7 @@ pub mod types;
 
 pub use crate::core::{
     ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeStats, NodeStatus,
+    StalenessChoice, StalenessStatus,
 };
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};

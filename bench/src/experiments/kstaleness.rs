@@ -7,18 +7,13 @@ use super::plot::{self, Panel, Series};
 use super::stats::Estimate;
 use super::{md_table, Csv, Ctx, Error, Report};
 
-/// `C(n, k)` as a float.
-pub fn binomial(n: usize, k: usize) -> f64 {
-    if k > n {
-        return 0.0;
-    }
-    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
-}
+pub use dynamo_pbs::binomial;
 
-/// PBS k-staleness closed form: probability that a read quorum of R out of N intersects one
-/// of the last k write quorums of W, `1 - (C(N-W, R) / C(N, R))^k`.
+/// PBS k-staleness closed form (`dynamo_pbs::k_staleness`): probability that a read quorum of R
+/// out of N intersects one of the last k write quorums of W, `1 - (C(N-W, R) / C(N, R))^k`.
+/// Invalid (N, R, W) give NaN.
 pub fn k_staleness(n: usize, r: usize, w: usize, k: u32) -> f64 {
-    1.0 - (binomial(n - w.min(n), r) / binomial(n, r)).powi(k as i32)
+    dynamo_pbs::Quorum::new(n, r, w).map_or(f64::NAN, |q| dynamo_pbs::k_staleness(q, k))
 }
 
 /// Monte Carlo of the same model: `k` writes, each to a uniformly random W-subset of N

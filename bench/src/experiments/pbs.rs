@@ -10,162 +10,69 @@
 
 use std::fmt::Write as _;
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use dynamo_pbs::{fits, Dist, Wars};
 
 use super::plot::{self, Panel, Series};
 use super::stats::Estimate;
 use super::{md_table, Csv, Ctx, Error, Report};
 
-/// A one-way delay distribution in milliseconds.
-#[derive(Debug, Clone, Copy)]
-pub enum Delay {
-    /// Normal, truncated at zero.
-    Normal {
-        /// Mean (ms).
-        mean: f64,
-        /// Standard deviation (ms).
-        sd: f64,
-    },
-    /// Uniform on `[lo, hi]`.
-    Uniform {
-        /// Lower bound (ms).
-        lo: f64,
-        /// Upper bound (ms).
-        hi: f64,
-    },
-    /// With probability `p_exp` Exp(`rate`), otherwise Pareto(`xm`, `alpha`) (the PBS fits).
-    Mixture {
-        /// Probability of the exponential branch.
-        p_exp: f64,
-        /// Exponential rate in 1/ms.
-        rate: f64,
-        /// Pareto scale (ms).
-        xm: f64,
-        /// Pareto shape.
-        alpha: f64,
-    },
+/// A named WARS model (the model itself is `dynamo-pbs`'s).
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Name used in the CSV and plots.
+    pub name: &'static str,
+    /// The four delays.
+    pub wars: Wars,
 }
 
-impl Delay {
-    /// One draw.
-    pub fn sample(&self, rng: &mut SmallRng) -> f64 {
-        match *self {
-            Delay::Normal { mean, sd } => {
-                // Box-Muller.
-                let u1: f64 = 1.0 - rng.gen::<f64>();
-                let u2: f64 = rng.gen();
-                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-                (mean + sd * z).max(0.0)
-            }
-            Delay::Uniform { lo, hi } => lo + (hi - lo) * rng.gen::<f64>(),
-            Delay::Mixture {
-                p_exp,
-                rate,
-                xm,
-                alpha,
-            } => {
-                let u: f64 = 1.0 - rng.gen::<f64>();
-                if rng.gen::<f64>() < p_exp {
-                    -u.ln() / rate
-                } else {
-                    xm / u.powf(1.0 / alpha)
-                }
-            }
+impl Model {
+    /// The write-request delay W, when the model gives it on its own (every model here does).
+    pub fn write_delay(&self) -> Option<&Dist> {
+        match &self.wars.write {
+            dynamo_pbs::Legs::OneWay { request, .. } => Some(request),
+            _ => None,
         }
     }
 }
 
-/// The four WARS delays, plus a fixed delay on every message to or from a remote replica.
-#[derive(Debug, Clone, Copy)]
-pub struct Wars {
-    /// Name used in the CSV and plots.
-    pub name: &'static str,
-    /// Write request delay.
-    pub w: Delay,
-    /// Write ack delay.
-    pub a: Delay,
-    /// Read request delay.
-    pub r: Delay,
-    /// Read response delay.
-    pub s: Delay,
-    /// Added to each message to or from replicas `1..N` (WAN: other datacenters), ms.
-    pub remote: f64,
-}
-
-const SSD: Delay = Delay::Mixture {
-    p_exp: 0.0878,
-    rate: 1.66,
-    xm: 0.235,
-    alpha: 10.0,
-};
-const DISK_W: Delay = Delay::Mixture {
-    p_exp: 0.62,
-    rate: 0.183,
-    xm: 1.05,
-    alpha: 1.51,
-};
-
 /// The distributions of the issue: seed 004's normal and uniform (mean 50 ms), a wider normal
-/// (to explain the seed's ordering), and the PBS paper's production fits.
-pub fn models() -> Vec<Wars> {
-    let same = |name, d: Delay| Wars {
+/// (to explain the seed's ordering), and the PBS paper's production fits (`dynamo_pbs::fits`).
+pub fn models() -> Vec<Model> {
+    let same = |name, d: Dist| Model {
         name,
-        w: d,
-        a: d,
-        r: d,
-        s: d,
-        remote: 0.0,
-    };
-    let disk = Wars {
-        name: "LNKD-DISK",
-        w: DISK_W,
-        a: SSD,
-        r: SSD,
-        s: SSD,
-        remote: 0.0,
-    };
-    let ymmr_other = Delay::Mixture {
-        p_exp: 0.018,
-        rate: 0.0217,
-        xm: 1.5,
-        alpha: 3.8,
+        wars: Wars::new(d.clone(), d.clone(), d.clone(), d),
     };
     vec![
         same(
             "normal(50, var 50)",
-            Delay::Normal {
+            Dist::Normal {
                 mean: 50.0,
                 sd: 50f64.sqrt(),
             },
         ),
         same(
             "normal(50, sd 50)",
-            Delay::Normal {
+            Dist::Normal {
                 mean: 50.0,
                 sd: 50.0,
             },
         ),
-        same("uniform(0, 100)", Delay::Uniform { lo: 0.0, hi: 100.0 }),
-        same("LNKD-SSD", SSD),
-        disk,
-        Wars {
-            name: "YMMR",
-            w: Delay::Mixture {
-                p_exp: 0.061,
-                rate: 0.0028,
-                xm: 3.0,
-                alpha: 3.5,
-            },
-            a: ymmr_other,
-            r: ymmr_other,
-            s: ymmr_other,
-            remote: 0.0,
+        same("uniform(0, 100)", Dist::Uniform { lo: 0.0, hi: 100.0 }),
+        Model {
+            name: "LNKD-SSD",
+            wars: fits::LNKD_SSD,
         },
-        Wars {
+        Model {
+            name: "LNKD-DISK",
+            wars: fits::LNKD_DISK,
+        },
+        Model {
+            name: "YMMR",
+            wars: fits::YMMR,
+        },
+        Model {
             name: "WAN",
-            remote: 75.0,
-            ..disk
+            wars: fits::LNKD_DISK.with_remote(75.0),
         },
     ]
 }
@@ -180,48 +87,20 @@ pub const TIMES: [f64; 20] = [
     200.0, 250.0, 300.0, 400.0,
 ];
 
-/// Counts of consistent reads per (config, time) over `trials` WARS draws.
-pub fn simulate(model: &Wars, trials: usize, seed: u64) -> Vec<Vec<u64>> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut hits = vec![vec![0u64; TIMES.len()]; CONFIGS.len()];
-    let mut w = [0.0; N];
-    let mut acked = [0.0; N];
-    let mut r = [0.0; N];
-    let mut order = [0usize; N];
-    for _ in 0..trials {
-        let mut rs = [0.0; N];
-        // WAN: replica i sits in datacenter i; the write's coordinator in datacenter 0, the
-        // read's in a uniformly random one.
-        let read_dc = if model.remote > 0.0 {
-            rng.gen_range(0..N)
-        } else {
-            0
-        };
-        for i in 0..N {
-            let wx = if i != 0 { model.remote } else { 0.0 };
-            let rx = if i != read_dc { model.remote } else { 0.0 };
-            w[i] = model.w.sample(&mut rng) + wx;
-            acked[i] = w[i] + model.a.sample(&mut rng) + wx;
-            r[i] = model.r.sample(&mut rng) + rx;
-            rs[i] = r[i] + model.s.sample(&mut rng) + rx;
-        }
-        let mut sorted_acks = acked;
-        sorted_acks.sort_by(f64::total_cmp);
-        for (i, o) in order.iter_mut().enumerate() {
-            *o = i;
-        }
-        order.sort_by(|&a, &b| rs[a].total_cmp(&rs[b]));
-        for (c, &(rq, wq)) in CONFIGS.iter().enumerate() {
-            let commit = sorted_acks[wq - 1];
-            for (ti, &t) in TIMES.iter().enumerate() {
-                let fresh = order[..rq].iter().any(|&i| w[i] <= commit + t + r[i]);
-                if fresh {
-                    hits[c][ti] += 1;
-                }
-            }
-        }
-    }
-    hits
+/// Counts of consistent reads per (config, time) over `trials` WARS draws (`dynamo-pbs`'s Monte
+/// Carlo; all configs on the same draws).
+pub fn simulate(model: &Model, trials: usize, seed: u64) -> Result<Vec<Vec<u64>>, Error> {
+    let runs = model
+        .wars
+        .run(N, &CONFIGS, trials, seed)
+        .map_err(|e| Error::Setup {
+            experiment: "pbs",
+            message: e.to_string(),
+        })?;
+    Ok(runs
+        .iter()
+        .map(|s| TIMES.iter().map(|&t| s.consistent(t) as u64).collect())
+        .collect())
 }
 
 /// Runs experiment 7 (WARS Monte Carlo).
@@ -246,7 +125,7 @@ pub fn run_pbs(ctx: &Ctx) -> Result<Report, Error> {
     for model in &models {
         let mut per_seed = Vec::new();
         for &seed in &seeds {
-            let hits = simulate(model, trials, seed);
+            let hits = simulate(model, trials, seed)?;
             for (c, &(rq, wq)) in CONFIGS.iter().enumerate() {
                 for (ti, &t) in TIMES.iter().enumerate() {
                     let h = hits[c][ti];
@@ -431,7 +310,7 @@ mod tests {
     #[test]
     fn strict_quorums_always_consistent_in_wars() {
         for m in models() {
-            let hits = simulate(&m, 500, 3);
+            let hits = simulate(&m, 500, 3).expect("valid model");
             for (c, &(r, w)) in CONFIGS.iter().enumerate() {
                 if r + w > N {
                     assert!(hits[c].iter().all(|&h| h == 500), "{} {r} {w}", m.name);
@@ -442,7 +321,7 @@ mod tests {
 
     #[test]
     fn consistency_grows_with_t() {
-        let hits = simulate(&models()[2], 2_000, 5);
+        let hits = simulate(&models()[2], 2_000, 5).expect("valid model");
         for row in hits {
             assert!(row.windows(2).all(|p| p[0] <= p[1]));
         }

@@ -9,7 +9,7 @@ use dynamo_node::sim::workload::{key_bytes, value_op, Workload};
 use dynamo_node::sim::{Sim, SimConfig};
 use dynamo_node::{ClientReply, NodeConfig, NodeId};
 
-use super::pbs::{models, simulate, Delay, CONFIGS, TIMES};
+use super::pbs::{models, simulate, CONFIGS, TIMES};
 use super::plot::{self, Panel, Series};
 use super::stats::Estimate;
 use super::{md_table, Csv, Ctx, Error, Report};
@@ -19,11 +19,14 @@ pub const SIM_TIMES: [f64; 6] = [0.0, 5.0, 10.0, 20.0, 50.0, 100.0];
 /// Distributions run on the simulator (those with one distribution for all four delays).
 pub const SIM_MODELS: [&str; 3] = ["uniform(0, 100)", "normal(50, sd 50)", "LNKD-SSD"];
 
-fn to_dist(d: Delay) -> Dist {
-    match d {
-        Delay::Normal { mean, sd } => Dist::Normal { mean, std_dev: sd },
-        Delay::Uniform { lo, hi } => Dist::Uniform { lo, hi },
-        Delay::Mixture {
+fn to_dist(d: &dynamo_pbs::Dist) -> Option<Dist> {
+    use dynamo_pbs::Dist as D;
+    Some(match *d {
+        D::Normal { mean, sd } => Dist::Normal { mean, std_dev: sd },
+        D::Uniform { lo, hi } => Dist::Uniform { lo, hi },
+        D::Exponential { mean } => Dist::Exponential { mean },
+        D::Constant(c) => Dist::Constant(c),
+        D::Mixture {
             p_exp,
             rate,
             xm,
@@ -38,7 +41,8 @@ fn to_dist(d: Delay) -> Dist {
                 },
             ),
         ]),
-    }
+        _ => return None,
+    })
 }
 
 /// Consistent reads per time in `SIM_TIMES`, and the reads that completed per time.
@@ -145,7 +149,13 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
     let mut rows = Vec::new();
     let mut gaps = Vec::new();
     for model in &chosen {
-        let latency = to_dist(model.w);
+        let latency = model
+            .write_delay()
+            .and_then(to_dist)
+            .ok_or_else(|| Error::Setup {
+                experiment: "pbs-sim",
+                message: format!("{}: no parametric write delay", model.name),
+            })?;
         let mut series = Vec::new();
         for &(r, w) in &configs {
             let results: Vec<Result<Counts, Error>> = std::thread::scope(|s| {
@@ -178,8 +188,8 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
             let c = CONFIGS.iter().position(|&x| x == (r, w)).unwrap_or(0);
             let wars: Vec<Vec<u64>> = seeds
                 .iter()
-                .map(|&s| simulate(model, mc_trials, s).swap_remove(c))
-                .collect();
+                .map(|&s| simulate(model, mc_trials, s).map(|mut h| h.swap_remove(c)))
+                .collect::<Result<_, _>>()?;
             let mut sim_s = Series::new(format!("R={r} W={w} simulator"));
             let mut mc_s = Series::new(format!("R={r} W={w} WARS"));
             for (ti, &t) in SIM_TIMES.iter().enumerate() {

@@ -23,7 +23,7 @@ use dynamo_quorum::{
 };
 use dynamo_vclock::{Entry, VClock, Value as Versioned};
 
-use super::NodeCore;
+use super::{NodeCore, RoundTrip};
 use crate::config::QuorumMode;
 use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage};
 use crate::store::Store;
@@ -281,6 +281,7 @@ impl<S: Store> NodeCore<S> {
         match GetCoordinator::new(options, plan, now) {
             Ok(coord) => {
                 let req = self.next_request_id();
+                self.time_answers(now, req, RoundTrip::Read);
                 self.pending.insert(
                     req,
                     Pending::Get {
@@ -389,6 +390,7 @@ impl<S: Store> NodeCore<S> {
         match PutCoordinator::with_siblings(options, plan, siblings.clone(), now) {
             Ok(coord) => {
                 let req = self.next_request_id();
+                self.time_answers(now, req, RoundTrip::Write);
                 self.pending.insert(
                     req,
                     Pending::Put {
@@ -555,6 +557,9 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn write_ack(&mut self, now: Millis, from: NodeId, req: RequestId, ok: bool) {
+        if ok {
+            self.answer_timed(now, from, req, RoundTrip::Write);
+        }
         match self.pending.get_mut(&req) {
             Some(Pending::Put { coord, acked, .. }) => {
                 if ok {
@@ -577,6 +582,7 @@ impl<S: Store> NodeCore<S> {
         req: RequestId,
         s: Option<Sibs>,
     ) {
+        self.answer_timed(now, from, req, RoundTrip::Read);
         match self.pending.get_mut(&req) {
             Some(Pending::Get { coord, .. }) => {
                 coord.handle_response(now, &from, s);

@@ -29,6 +29,7 @@ mod failures;
 mod membership;
 mod reaper;
 mod replica;
+mod staleness;
 mod stats;
 mod transfer;
 
@@ -46,6 +47,7 @@ pub use change::{
     ChangeError, ChangePlan, ChangeRequest, PartitionSize, PlannedMember, PlannedMove,
 };
 pub use digest::siblings_digest;
+pub use staleness::{StalenessChoice, StalenessStatus};
 pub use stats::{Counters, LatencySummary, NodeStats};
 
 use crate::config::NodeConfig;
@@ -67,6 +69,18 @@ pub enum NodeError {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+/// Requests whose answers are timed at once, at most (a bound on memory under heavy load).
+const MAX_TIMED: usize = 65_536;
+
+/// Which round trip an answer closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoundTrip {
+    /// A replica write and its ack.
+    Write,
+    /// A replica read and its response.
+    Read,
 }
 
 /// Meta keys in the store.
@@ -126,6 +140,10 @@ pub struct NodeCore<S: Store> {
     // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
     // same inputs give the same outputs (the simulator replays runs from a seed).
     pending: BTreeMap<RequestId, Pending>,
+    /// When each recent get or put coordinated here started, by request id, to time the replicas'
+    /// answers, late ones included (see `staleness`). Ids grow with time, so the first is the
+    /// oldest.
+    started: BTreeMap<RequestId, (Millis, RoundTrip)>,
     /// Tombstone-only keys and when they were written, for the reaper.
     tombstones: BTreeMap<Key, Millis>,
     /// Keys with a reap check in flight.
@@ -360,6 +378,7 @@ impl<S: Store> NodeCore<S> {
             sync_cursor: 0,
             next_session: 0,
             pending: BTreeMap::new(),
+            started: BTreeMap::new(),
             tombstones,
             reaping: BTreeSet::new(),
             next_reap: first_reap,
@@ -523,6 +542,49 @@ impl<S: Store> NodeCore<S> {
             counters: self.stats.counters.clone(),
             get_latency: LatencySummary::of(&self.stats.get_latency),
             put_latency: LatencySummary::of(&self.stats.put_latency),
+            staleness: staleness::predict(&self.stats, self.config.n, self.config.r, self.config.w),
+        }
+    }
+
+    /// The PBS predictions from this node's measured round trips (see `staleness`), for the
+    /// configured N, R, W and its neighbours; `None` until enough answers were timed.
+    pub fn staleness(&self) -> Option<StalenessStatus> {
+        staleness::predict(&self.stats, self.config.n, self.config.r, self.config.w)
+    }
+
+    /// Remembers when request `req` started, to time its replicas' answers.
+    pub(crate) fn time_answers(&mut self, now: Millis, req: RequestId, kind: RoundTrip) {
+        // Answers later than twice the request timeout are not waited for.
+        let keep = self.config.request_timeout.saturating_mul(2).max(1_000);
+        while let Some((_, &(t, _))) = self.started.first_key_value() {
+            if t.saturating_add(keep) > now && self.started.len() < MAX_TIMED {
+                break;
+            }
+            self.started.pop_first();
+        }
+        self.started.insert(req, (now, kind));
+    }
+
+    /// A remote replica answered request `req` (of kind `kind`): one round-trip sample.
+    pub(crate) fn answer_timed(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        req: RequestId,
+        kind: RoundTrip,
+    ) {
+        if from == self.id {
+            return;
+        }
+        if let Some(&(started, k)) = self.started.get(&req) {
+            if k == kind {
+                let h = match kind {
+                    RoundTrip::Write => &mut self.stats.write_round_trip,
+                    RoundTrip::Read => &mut self.stats.read_round_trip,
+                };
+                // Recording fails only past the histogram's range, which auto-resizes.
+                let _ = h.record(now.saturating_sub(started));
+            }
         }
     }
 
@@ -775,4 +837,8 @@ pub struct NodeStatus {
     pub get_latency: LatencySummary,
     /// Put latency.
     pub put_latency: LatencySummary,
+    /// Live staleness predictions (PBS) from the round trips this node measured as a
+    /// coordinator; `None` before it timed enough answers.
+    #[serde(default)]
+    pub staleness: Option<StalenessStatus>,
 }

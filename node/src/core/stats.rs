@@ -108,6 +108,11 @@ pub struct NodeStats {
     pub get_latency: Histogram<u64>,
     /// Latency of successful puts and deletes coordinated here.
     pub put_latency: Histogram<u64>,
+    /// Round trips of replica writes sent by this node as coordinator, send to ack (see
+    /// `staleness`).
+    pub write_round_trip: Histogram<u64>,
+    /// Round trips of replica reads sent by this node as coordinator, send to response.
+    pub read_round_trip: Histogram<u64>,
 }
 
 impl Default for NodeStats {
@@ -116,6 +121,8 @@ impl Default for NodeStats {
             counters: Counters::default(),
             get_latency: new_histogram(),
             put_latency: new_histogram(),
+            write_round_trip: new_histogram(),
+            read_round_trip: new_histogram(),
         }
     }
 }

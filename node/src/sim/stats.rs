@@ -52,6 +52,8 @@ pub fn add_stats(a: &mut NodeStats, b: &NodeStats) {
     // Merging histograms of the same precision cannot fail; a failure would only lose samples.
     let _ = a.get_latency.add(&b.get_latency);
     let _ = a.put_latency.add(&b.put_latency);
+    let _ = a.write_round_trip.add(&b.write_round_trip);
+    let _ = a.read_round_trip.add(&b.read_round_trip);
 }
 
 /// Adds `b` into `a` (see [`Counters::absorb`]).

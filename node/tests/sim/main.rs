@@ -2,4 +2,5 @@
 //! the paper (hinted handoff, joins, leaves).
 
 mod faults;
+mod pbs;
 mod scenarios;

@@ -870,6 +870,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 s.put_latency.max,
                 s.put_latency.mean
             );
+            for line in status::staleness_lines(s.staleness.as_ref()) {
+                say!("{line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Ring { full, conn } => {

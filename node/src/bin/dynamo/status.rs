@@ -82,3 +82,47 @@ pub async fn cluster(conn: &ConnArgs, json: bool) -> Result<()> {
         )
     }
 }
+
+/// The live staleness predictions of one node as a small table, one line per (R, W).
+pub fn staleness_lines(s: Option<&dynamo_node::StalenessStatus>) -> Vec<String> {
+    let Some(s) = s else {
+        return vec![
+            "staleness (PBS): not enough timed replica answers yet (it needs some puts and gets \
+             coordinated here)"
+                .to_owned(),
+        ];
+    };
+    let mut lines = vec![format!(
+        "staleness (PBS, from {} write and {} read round trips, {} trials): P(a read t ms after \
+         a write commits returns it)",
+        s.write_samples, s.read_samples, s.trials
+    )];
+    let mut header = format!("  {:<14}", "N, R, W");
+    for t in &s.times {
+        header.push_str(&format!(" {:>9}", format!("t={t} ms")));
+    }
+    header.push_str(&format!("  {:>12}", format!("{}% at", s.target * 100.0)));
+    lines.push(header);
+    for c in &s.choices {
+        let mut line = format!(
+            "  {:<14}",
+            format!(
+                "{}, {}, {}{}",
+                c.n,
+                c.r,
+                c.w,
+                if c.configured { " *" } else { "" }
+            )
+        );
+        for p in &c.p_consistent {
+            line.push_str(&format!(" {:>8.3}%", p * 100.0));
+        }
+        let t = c
+            .time_to_target
+            .map_or_else(|| "-".to_owned(), |t| format!("{t:.1} ms"));
+        line.push_str(&format!("  {t:>12}"));
+        lines.push(line);
+    }
+    lines.push("  (* configured; the others: R or W one down or up)".to_owned());
+    lines
+}

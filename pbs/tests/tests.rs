@@ -1,0 +1,4 @@
+//! Integration tests of `dynamo-pbs`, one binary.
+
+mod paper;
+mod properties;
