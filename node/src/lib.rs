@@ -3,6 +3,7 @@
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod fuzz;
 pub mod history;
 pub mod message;
 pub mod redb_store;
