@@ -136,6 +136,17 @@ fn run(command: Command) -> Result<bool, String> {
                         f.len, f.saved, f.verdict
                     );
                 }
+                if !report.slowest_input.is_empty() {
+                    let path = crashes.join(format!("slowest-{t}"));
+                    let saved = std::fs::create_dir_all(&crashes)
+                        .and_then(|()| std::fs::write(&path, &report.slowest_input));
+                    if saved.is_ok() {
+                        println!(
+                            "{t:>10}:   slowest input per MiB saved as {}",
+                            path.display()
+                        );
+                    }
+                }
                 total_inputs += report.inputs;
                 total_failed += report.failed();
                 wall += report.wall.as_secs_f64();
