@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! dynamo-fuzz run --target all --inputs 11200000 --seed 1 --threads 1 [--corpus DIR] [--crashes DIR]
-//! dynamo-fuzz replay --target peer FILE...
+//! dynamo-fuzz replay --target peer [--repeat N] FILE...
 //! dynamo-fuzz seed-corpus [--out DIR]
 //! ```
 
@@ -57,6 +57,9 @@ enum Command {
         /// The target name.
         #[arg(long)]
         target: String,
+        /// Also time decoding (`Target::decode`) this many times and print the fastest run.
+        #[arg(long, default_value_t = 0)]
+        repeat: u32,
         /// The input files.
         files: Vec<PathBuf>,
     },
@@ -163,13 +166,33 @@ fn run(command: Command) -> Result<bool, String> {
             );
             Ok(total_failed == 0)
         }
-        Command::Replay { target, files } => {
+        Command::Replay {
+            target,
+            repeat,
+            files,
+        } => {
             let t =
                 Target::from_name(&target).ok_or_else(|| format!("unknown target {target:?}"))?;
             let mut ok = true;
             for f in files {
                 let input = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
                 let len = input.len();
+                if repeat > 0 {
+                    let fastest = (0..repeat)
+                        .map(|_| {
+                            let start = std::time::Instant::now();
+                            t.decode(&input);
+                            start.elapsed()
+                        })
+                        .min()
+                        .unwrap_or_default();
+                    let ms = fastest.as_secs_f64() * 1e3;
+                    println!(
+                        "{}: decoding {len} B: fastest of {repeat} runs {ms:.4} ms ({:.3} ms/MiB)",
+                        f.display(),
+                        ms / (len as f64 / (1 << 20) as f64)
+                    );
+                }
                 let start = std::time::Instant::now();
                 // On a thread with the stack of a tokio worker (2 MiB), where the node decodes.
                 let verdict = std::thread::Builder::new()
