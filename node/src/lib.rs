@@ -16,6 +16,7 @@ macro_rules! from_cause {
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod fuzz;
 pub mod history;
 pub mod message;
 pub mod redb_store;

@@ -48,7 +48,7 @@
 //!   refuses all later calls (redb's state is unknown after one). While a call runs, a chained
 //!   panic hook keeps the panic's message out of stderr (it is in the error instead).
 
-mod record;
+pub(crate) mod record;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,10 +176,10 @@ pub(crate) enum Damaged {
 /// Any bytes at all give a value or an error, never a panic (fuzzed in the tests).
 pub(crate) fn decode_sibs(key: &[u8], bytes: &[u8]) -> Result<Sibs, Damaged> {
     let payload = record::open(Table::Data, key, bytes)?;
-    rmp_serde::from_slice(payload).map_err(|e| Damaged::Decode(e.to_string()))
+    crate::types::decode_msgpack(payload).map_err(|e| Damaged::Decode(e.to_string()))
 }
 
-fn encode_sibs(key: &[u8], sibs: &Sibs) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode_sibs(key: &[u8], sibs: &Sibs) -> Result<Vec<u8>, StoreError> {
     let payload = rmp_serde::to_vec(sibs).map_err(|e| io("encoding a sibling set", e))?;
     Ok(record::seal(Table::Data, key, &payload))
 }

@@ -30,3 +30,18 @@ pub type Millis = u64;
 
 /// An identifier the driver gives to a client request, echoed in its reply.
 pub type RequestId = u64;
+
+/// Deepest nesting of msgpack arrays, maps and enums the node decodes. Its own messages nest
+/// about a dozen deep; rmp-serde's default (1,024) lets a small frame recurse deep enough to
+/// overflow a 2 MiB thread stack (a tokio worker's) in a debug build: found by fuzzing.
+pub const MAX_DEPTH: usize = 64;
+
+/// Decodes msgpack that another party wrote (a frame, a payload, a stored record), nesting at
+/// most [`MAX_DEPTH`] deep.
+pub fn decode_msgpack<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    T::deserialize(&mut de)
+}

@@ -5,7 +5,7 @@
 //! ```text
 //! clock   = 0x01 count:varint entry{count}
 //! entry   = actor counter:varint timestamp:varint
-//! varint  = unsigned LEB128, at most 10 bytes, no value above u64::MAX
+//! varint  = unsigned LEB128 in its shortest form, at most 10 bytes, no value above u64::MAX
 //! ```
 //!
 //! Actors are written by their [`Actor`] implementation. Entries appear sorted by actor with unique
@@ -43,7 +43,7 @@ pub enum DecodeError {
         /// Version this decoder reads.
         expected: u8,
     },
-    /// A varint is longer than 10 bytes or exceeds `u64::MAX`.
+    /// A varint is longer than 10 bytes, exceeds `u64::MAX`, or is not in its shortest form.
     #[error("malformed varint at byte {at}")]
     BadVarint {
         /// Offset of the varint's first byte.
@@ -177,6 +177,11 @@ pub(crate) fn read_varint(input: &mut Reader<'_>) -> Result<u64, DecodeError> {
         }
         v |= bits << (7 * i);
         if b & 0x80 == 0 {
+            // A last byte of 0 after the first is an overlong form of a shorter varint: refused,
+            // so that every clock has exactly one encoding (found by fuzzing).
+            if i > 0 && b == 0 {
+                return Err(DecodeError::BadVarint { at });
+            }
             return Ok(v);
         }
     }

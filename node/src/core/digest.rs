@@ -35,5 +35,5 @@ pub fn encode_siblings(siblings: &Sibs) -> Vec<u8> {
 
 /// Decodes a sibling set; `None` if the bytes are not one.
 pub fn decode_siblings(bytes: &[u8]) -> Option<Sibs> {
-    rmp_serde::from_slice(bytes).ok()
+    crate::types::decode_msgpack(bytes).ok()
 }

@@ -59,7 +59,8 @@ impl RingState {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("ring state: {e}")))
+        crate::types::decode_msgpack(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("ring state: {e}")))
     }
 }
 

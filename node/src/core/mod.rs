@@ -23,10 +23,10 @@
 mod antientropy;
 mod change;
 mod coordinator;
-mod digest;
+pub(crate) mod digest;
 mod epochs;
 mod failures;
-mod membership;
+pub(crate) mod membership;
 mod reaper;
 mod replica;
 mod staleness;
@@ -324,7 +324,7 @@ impl<S: Store> NodeCore<S> {
         });
         let mut records: Vec<dynamo_handoff::HintRecord<NodeId, Vec<u8>>> = Vec::new();
         for (_, bytes) in store.hints()? {
-            match rmp_serde::from_slice(&bytes) {
+            match crate::types::decode_msgpack(&bytes) {
                 Ok(record) => records.push(record),
                 Err(e) => return Err(StoreError::Corrupt(format!("hint record: {e}")).into()),
             }

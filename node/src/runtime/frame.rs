@@ -629,7 +629,7 @@ pub fn encode<F: Serialize>(frame: &F) -> Result<Vec<u8>, FrameError> {
 /// Decodes a frame's body as an `F`: a frame of a kind that `F` does not know is refused by its
 /// tag, before its content is read.
 pub fn decode<F: DeserializeOwned>(body: &[u8]) -> Result<F, FrameError> {
-    Ok(rmp_serde::from_slice(body)?)
+    Ok(crate::types::decode_msgpack(body)?)
 }
 
 /// What every frame kind can say when a side gives up on a connection.

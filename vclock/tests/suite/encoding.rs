@@ -101,6 +101,21 @@ fn typed_errors() {
         C::decode(&overflow),
         Err(DecodeError::BadVarint { at: 1 })
     ));
+    // Overlong varints (a shorter form exists): the entry count, then an actor's part. Found by
+    // fuzzing: they decoded, so one clock had many encodings.
+    assert!(matches!(
+        C::decode(&[0x01, 0x81, 0x00, 0x01, 0x00, 0x01, 0x00]),
+        Err(DecodeError::BadVarint { at: 1 })
+    ));
+    let canonical = node_clock().encode();
+    let mut overlong = canonical[..2].to_vec();
+    overlong.extend([0x81, 0x00]);
+    overlong.extend(&canonical[3..]);
+    assert_eq!(canonical[2], 0x01, "the first actor's node id is 1");
+    assert!(matches!(
+        C::decode(&overlong),
+        Err(DecodeError::BadVarint { at: 2 })
+    ));
     // Forged: entries out of order, duplicate actor, zero counter.
     assert_eq!(
         VClock::<u8>::decode(&[0x01, 0x02, 0x05, 0x01, 0x00, 0x04, 0x01, 0x00]),
