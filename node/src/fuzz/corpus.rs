@@ -24,7 +24,7 @@ use crate::redb_store::encode_sibs;
 use crate::runtime::frame::{
     self, handshake_conn, AdminReply, ClientFrame, Handshake, NodeFrame, PeerFrame, Role,
 };
-use crate::runtime::handshake::{accept, connect, Credentials, NodeSecrets};
+use crate::runtime::handshake::{accept, connect, Credentials};
 use crate::{
     ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
     RequestOptions, Store,
@@ -566,21 +566,19 @@ fn handshake_traffic(capture: &mut Capture) -> Option<()> {
         .enable_time()
         .build()
         .ok()?;
-    let secrets = NodeSecrets {
-        cluster: CLUSTER.to_string(),
-        peer_secret: PEER_SECRET.to_vec(),
-        client_secret: CLIENT_SECRET.to_vec(),
-    };
     let peer = Role::Peer {
         id: 2,
         address: "127.0.0.1:7002".into(),
     };
-    for (role, secret) in [
-        (Role::Client, CLIENT_SECRET),
-        (peer.clone(), PEER_SECRET),
-        (peer, CLIENT_SECRET),
-        (Role::Client, &b"wrong"[..]),
+    let authority = crate::runtime::identity::Authority::from_secret(super::targets::AUTHORITY);
+    for (role, secret, credentials) in [
+        (Role::Client, CLIENT_SECRET, false),
+        (peer.clone(), PEER_SECRET, false),
+        (peer.clone(), PEER_SECRET, true),
+        (peer, CLIENT_SECRET, false),
+        (Role::Client, &b"wrong"[..], false),
     ] {
+        let secrets = super::targets::secrets(credentials);
         for encrypt in [true, false] {
             let (a, b) = tokio::io::duplex(1 << 16);
             let sent = Arc::new(Mutex::new(Vec::new()));
@@ -596,6 +594,8 @@ fn handshake_traffic(capture: &mut Capture) -> Option<()> {
             let creds = Credentials {
                 cluster: CLUSTER.to_string(),
                 secret: secret.to_vec(),
+                identity: credentials.then(|| authority.certify(CLUSTER, 2, [0x44; 32])),
+                authority: credentials.then(|| authority.public()),
             };
             let _ = rt.block_on(async {
                 tokio::join!(

@@ -383,13 +383,29 @@ thread_local! {
         .ok();
 }
 
-fn secrets() -> NodeSecrets {
+/// The fuzzed node's secrets, with per-node credentials (a fixed authority, see
+/// [`crate::runtime::identity`]) or without.
+pub(crate) fn secrets(credentials: bool) -> NodeSecrets {
+    let (identity, authority) = if credentials {
+        let authority = crate::runtime::identity::Authority::from_secret(AUTHORITY);
+        (
+            Some(authority.certify(CLUSTER, NODE_ID, [0x33; 32])),
+            Some(authority.public()),
+        )
+    } else {
+        (None, None)
+    };
     NodeSecrets {
         cluster: CLUSTER.to_string(),
         peer_secret: PEER_SECRET.to_vec(),
         client_secret: CLIENT_SECRET.to_vec(),
+        identity,
+        authority,
     }
 }
+
+/// The fixed authority key of the fuzzed cluster.
+pub(crate) const AUTHORITY: [u8; 32] = [0x5a; 32];
 
 /// Before the handshake: the input decoded as one [`Handshake`] body, then fed as the byte stream
 /// of a new connection to a node running [`handshake::accept`] (frames of at most
@@ -404,7 +420,9 @@ pub(crate) fn handshake(input: &[u8]) -> Result<Outcome, Violation> {
         Err(_) => false,
     };
     let chunk = CHUNKS[input.len() % CHUNKS.len()];
-    let secrets = secrets();
+    // Without per-node credentials when the input's length is even, with them when odd (both
+    // configurations, without doubling the cost of every input).
+    let secrets = secrets(input.len() % 2 == 1);
     let outcome = RUNTIME.with(|rt| -> Result<(), Violation> {
         let Some(rt) = rt else {
             return Err("handshake: no runtime to run accept on".into());
@@ -452,7 +470,7 @@ pub(crate) fn decode_only(target: Target, input: &[u8]) {
                         pos: 0,
                         chunk: 1 << 16,
                     });
-                    rt.block_on(handshake::accept(&mut conn, &secrets(), NODE_ID, true))
+                    rt.block_on(handshake::accept(&mut conn, &secrets(false), NODE_ID, true))
                         .is_ok()
                 })
             });

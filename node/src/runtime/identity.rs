@@ -67,7 +67,11 @@ impl Authority {
 
     /// A new identity for node `id` of `cluster`: a fresh key pair and its certificate.
     pub fn issue(&self, cluster: &str, id: NodeId) -> NodeIdentity {
-        let secret: [u8; 32] = rand::random();
+        self.certify(cluster, id, rand::random())
+    }
+
+    /// The identity of node `id` of `cluster` with the private key `secret`, certified.
+    pub fn certify(&self, cluster: &str, id: NodeId, secret: [u8; 32]) -> NodeIdentity {
         let public = PublicKey::from(&StaticSecret::from(secret)).to_bytes();
         let signature = self.key.sign(&message(cluster, id, &public)).to_bytes();
         NodeIdentity {

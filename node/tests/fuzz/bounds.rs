@@ -220,6 +220,7 @@ fn handshake_frames_at_the_limit() {
             },
             encrypt: true,
             nonce: [7; 32],
+            identity: None,
         })
         .expect("encodes")
     };
