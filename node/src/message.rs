@@ -231,5 +231,9 @@ pub enum PeerMessage {
     TransferDone {
         /// Partition.
         partition: u32,
+        /// The sender's ring version: a receiver that has not adopted it yet keeps the news
+        /// until it does (else the range would await data that already arrived).
+        #[serde(default)]
+        version: u64,
     },
 }

@@ -117,6 +117,11 @@ pub struct NodeCore<S: Store> {
     /// for them (so it does not count toward R) until a transfer or an anti-entropy session
     /// brings them.
     incoming: BTreeSet<usize>,
+    /// Partitions whose transfer to this node completed under a ring version it has not adopted
+    /// yet, with that version: not awaited once it adopts it.
+    done_early: BTreeMap<usize, u64>,
+    /// A key arrived in a partition this node no longer replicates and hands over no more.
+    strays: bool,
     next_sync: Option<Millis>,
     sync_cursor: usize,
     next_session: u64,
@@ -269,6 +274,15 @@ impl<S: Store> NodeCore<S> {
         }
         let ring = ring_state.ring.clone();
         let members: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
+        // A node a ring change took out, restarted before it said it left: it goes on leaving.
+        let leaving = !ring_provisional
+            && !ring.contains(&id)
+            && store
+                .get_meta(membership::REMOVED_KEY)?
+                .is_some_and(|v| v == [1]);
+        if leaving {
+            let _ = gossip.set_status(dynamo_gossip::Status::Leaving);
+        }
         let partitions = config.partitions as usize;
         let mut trees: Vec<Tree> = (0..partitions).map(|_| Tree::new(tree_config())).collect();
         let mut index: Vec<BTreeMap<Key, [u8; 32]>> = vec![BTreeMap::new(); partitions];
@@ -347,6 +361,8 @@ impl<S: Store> NodeCore<S> {
             transfers: BTreeMap::new(),
             transfer_retry: BTreeSet::new(),
             incoming: BTreeSet::new(),
+            done_early: BTreeMap::new(),
+            strays: false,
             next_sync,
             sync_cursor: 0,
             next_session: 0,
@@ -363,7 +379,7 @@ impl<S: Store> NodeCore<S> {
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
             stats: NodeStats::default(),
-            leaving: false,
+            leaving,
         };
         core.hand_over_foreign();
         core.gossip.handle_timeout(now);
@@ -598,8 +614,8 @@ impl<S: Store> NodeCore<S> {
             PeerMessage::Transfer(batch) => self.receive_transfer(from, batch),
             PeerMessage::TransferAck(ack) => self.transfer_ack(now, from, ack),
             PeerMessage::ReadRefused { req } => self.read_refused(now, from, req),
-            PeerMessage::TransferDone { partition } => {
-                self.incoming.remove(&(partition as usize));
+            PeerMessage::TransferDone { partition, version } => {
+                self.transfer_done(partition as usize, version)
             }
         }
         self.drain(now);
