@@ -316,6 +316,7 @@ impl<S: Store> NodeCore<S> {
             match (!provisional && replicas(&old, p), replicas(&self.ring, p)) {
                 (false, true) => {
                     self.incoming.insert(p);
+                    self.handed_over.remove(&p);
                 }
                 (_, false) => {
                     self.incoming.remove(&p);

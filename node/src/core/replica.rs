@@ -41,9 +41,9 @@ impl<S: Store> NodeCore<S> {
             run.dirty = true;
             handing_over = true;
         }
-        if !handing_over && !self.replicates(p) {
-            // A write for a range this node no longer replicates, after its hand-over (a
-            // coordinator on an older ring, a hint, a repair): hand it over too.
+        if !handing_over && self.handed_over.contains(&p) && !self.replicates(p) {
+            // A write for a range this node handed over and dropped (a coordinator on an older
+            // ring, a hint, a repair): hand it over too.
             self.strays = true;
         }
         let digest = siblings_digest(&merged);

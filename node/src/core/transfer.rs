@@ -291,6 +291,7 @@ impl<S: Store> NodeCore<S> {
         if self.replicates(p) || self.transfers.values().any(|r| r.partition == p) {
             return;
         }
+        self.handed_over.insert(p);
         let keys: Vec<(Key, [u8; 32])> = std::mem::take(&mut self.index[p]).into_iter().collect();
         for (key, digest) in keys {
             if self.store.remove(&key).is_ok() {
@@ -314,6 +315,9 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn receive_transfer(&mut self, from: NodeId, batch: TransferBatch<Key, Vec<u8>>) {
+        // A batch for a ring this node has not adopted yet (the sender's ring is newer) is not a
+        // stray to hand back: it must stay here.
+        let strays = self.strays;
         let mut ok = true;
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
@@ -324,6 +328,7 @@ impl<S: Store> NodeCore<S> {
                 }
             }
         }
+        self.strays = strays;
         if ok {
             self.transmits
                 .push_back((from, PeerMessage::TransferAck(batch.ack())));
