@@ -316,7 +316,6 @@ impl<S: Store> NodeCore<S> {
             match (!provisional && replicas(&old, p), replicas(&self.ring, p)) {
                 (false, true) => {
                     self.incoming.insert(p);
-                    self.handed_over.remove(&p);
                 }
                 (_, false) => {
                     self.incoming.remove(&p);

@@ -120,10 +120,6 @@ pub struct NodeCore<S: Store> {
     /// Partitions whose transfer to this node completed under a ring version it has not adopted
     /// yet, with that version: not awaited once it adopts it.
     done_early: BTreeMap<usize, u64>,
-    /// Partitions this node handed over and dropped.
-    handed_over: BTreeSet<usize>,
-    /// A key arrived in one of them.
-    strays: bool,
     next_sync: Option<Millis>,
     sync_cursor: usize,
     next_session: u64,
@@ -364,8 +360,6 @@ impl<S: Store> NodeCore<S> {
             transfer_retry: BTreeSet::new(),
             incoming: BTreeSet::new(),
             done_early: BTreeMap::new(),
-            handed_over: BTreeSet::new(),
-            strays: false,
             next_sync,
             sync_cursor: 0,
             next_session: 0,

@@ -36,15 +36,8 @@ impl<S: Store> NodeCore<S> {
             }
         }
         let p = self.partition_of(key);
-        let mut handing_over = false;
         for run in self.transfers.values_mut().filter(|r| r.partition == p) {
             run.dirty = true;
-            handing_over = true;
-        }
-        if !handing_over && self.handed_over.contains(&p) && !self.replicates(p) {
-            // A write for a range this node handed over and dropped (a coordinator on an older
-            // ring, a hint, a repair): hand it over too.
-            self.strays = true;
         }
         let digest = siblings_digest(&merged);
         match self.index[p].insert(key.to_vec(), digest) {

@@ -160,9 +160,6 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn drain_transfers(&mut self, now: Millis) {
-        if std::mem::take(&mut self.strays) {
-            self.hand_over_foreign();
-        }
         let ids: Vec<u64> = self.transfers.keys().copied().collect();
         for id in ids {
             let mut complete = false;
@@ -291,7 +288,6 @@ impl<S: Store> NodeCore<S> {
         if self.replicates(p) || self.transfers.values().any(|r| r.partition == p) {
             return;
         }
-        self.handed_over.insert(p);
         let keys: Vec<(Key, [u8; 32])> = std::mem::take(&mut self.index[p]).into_iter().collect();
         for (key, digest) in keys {
             if self.store.remove(&key).is_ok() {
@@ -315,9 +311,6 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn receive_transfer(&mut self, from: NodeId, batch: TransferBatch<Key, Vec<u8>>) {
-        // A batch for a ring this node has not adopted yet (the sender's ring is newer) is not a
-        // stray to hand back: it must stay here.
-        let strays = self.strays;
         let mut ok = true;
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
@@ -328,7 +321,6 @@ impl<S: Store> NodeCore<S> {
                 }
             }
         }
-        self.strays = strays;
         if ok {
             self.transmits
                 .push_back((from, PeerMessage::TransferAck(batch.ack())));
