@@ -231,8 +231,8 @@ pub enum PeerMessage {
     TransferDone {
         /// Partition.
         partition: u32,
-        /// The sender's ring version: a receiver that has not adopted that ring yet keeps the
-        /// news until it does (the sender may finish before the receiver hears of the change).
+        /// The sender's ring version: a receiver that has not adopted it yet keeps the news
+        /// until it does (else the range would await data that already arrived).
         #[serde(default)]
         version: u64,
     },

@@ -41,6 +41,9 @@ pub(crate) const RING_KEY: &str = "ring";
 pub(crate) const ZONE_KEY: &str = "zone";
 /// The gossip key a node sets (to `staged`) when it waits for an operator's commit to join.
 pub(crate) const ADMISSION_KEY: &str = "admission";
+/// The store meta name set (to 1) once a ring change took this node out: a restart goes on
+/// leaving (hands over what is left, then says it left) instead of asking to join again.
+pub(crate) const REMOVED_KEY: &str = "removed";
 
 /// The ring, its version and the node that made it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,8 +264,9 @@ impl<S: Store> NodeCore<S> {
     /// Persists and publishes `state`, and moves to its ring.
     pub(crate) fn install_ring(&mut self, now: Millis, state: RingState) {
         // A provisional ring (a joining node's guess) never made this node a member.
-        let provisional = std::mem::replace(&mut self.ring_provisional, false);
+        let provisional = self.ring_provisional;
         let was_member = !provisional && self.ring_state.ring.contains(&self.id);
+        self.ring_provisional = false;
         let bytes = state.encode();
         if self.store.put_meta(RING_KEY, &bytes).is_err() {
             self.stats.counters.bad_messages += 1;
@@ -272,7 +276,10 @@ impl<S: Store> NodeCore<S> {
         let removed_me = was_member && !next.contains(&self.id);
         self.ring_state = state;
         self.ring_bytes = bytes;
-        self.change_ring(now, next, !provisional);
+        self.change_ring(now, next, provisional);
+        if removed_me && self.store.put_meta(REMOVED_KEY, &[1]).is_err() {
+            self.stats.counters.bad_messages += 1;
+        }
         if removed_me && !self.leaving {
             // An operator's commit took this node out: hand everything over, then say so.
             self.leaving = true;
@@ -280,23 +287,24 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    /// Adopts `next` and pushes the ranges this node must hand over (per the ring crate's plan
-    /// when the old ring was real; a provisional ring held nothing as a member, and what the node
-    /// holds anyway is handed over as foreign data).
-    fn change_ring(&mut self, _now: Millis, next: Ring<NodeId>, plan_transfers: bool) {
-        let plan = if plan_transfers {
-            self.ring.transfer_plan(&next)
-        } else {
-            dynamo_ring::TransferPlan::default()
-        };
+    /// Adopts `next` and pushes the ranges this node must hand over. A `provisional` old ring
+    /// (a joining node's guess, in which it held everything) counts as empty: nothing to send,
+    /// every range it replicates now is awaited.
+    fn change_ring(&mut self, _now: Millis, next: Ring<NodeId>, provisional: bool) {
+        let plan = (!provisional).then(|| self.ring.transfer_plan(&next));
         let old = std::mem::replace(&mut self.ring, next);
         self.members = self.ring.nodes().map(|n| n.id).collect();
         let removed: Vec<NodeId> = old
             .nodes()
             .map(|n| n.id)
-            .filter(|id| !self.members.contains(id))
+            .filter(|id| !provisional && !self.members.contains(id))
             .collect();
         for id in removed {
+            // Out until it restarts: the claimant must not add it back as a joiner before its
+            // `Leaving` status arrives.
+            if id != self.id {
+                self.departed.insert(id);
+            }
             self.reroute_hints(_now, id);
         }
         let me = self.id;
@@ -306,7 +314,7 @@ impl<S: Store> NodeCore<S> {
                 .is_some_and(|l| l.primaries().any(|&n| n == me))
         };
         for p in 0..self.ring.range_count() {
-            match (replicas(&old, p), replicas(&self.ring, p)) {
+            match (!provisional && replicas(&old, p), replicas(&self.ring, p)) {
                 (false, true) => {
                     self.incoming.insert(p);
                 }
@@ -316,18 +324,15 @@ impl<S: Store> NodeCore<S> {
                 _ => {}
             }
         }
+        // Transfers that completed before this node adopted the ring that awaits them.
         let version = self.ring_state.version;
-        let arrived: Vec<usize> = self
-            .done_early
-            .iter()
-            .filter(|(_, &v)| v <= version)
-            .map(|(&p, _)| p)
-            .collect();
-        for p in arrived {
-            self.done_early.remove(&p);
-            self.incoming.remove(&p);
-        }
-        for transfer in plan.outgoing(&me) {
+        self.done_early.retain(|&p, &mut v| {
+            if v <= version {
+                self.incoming.remove(&p);
+            }
+            v > version
+        });
+        for transfer in plan.iter().flat_map(|plan| plan.outgoing(&me)) {
             // Strategy 3: every range in the plan is a union of whole partitions.
             for p in 0..old.range_count() {
                 let Some(range) = old.range(p) else { continue };

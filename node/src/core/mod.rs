@@ -131,8 +131,8 @@ pub struct NodeCore<S: Store> {
     /// for them (so it does not count toward R) until a transfer or an anti-entropy session
     /// brings them.
     incoming: BTreeSet<usize>,
-    /// `TransferDone`s that arrived before this node adopted the sender's ring: partition and
-    /// the sender's ring version.
+    /// Partitions whose transfer to this node completed under a ring version it has not adopted
+    /// yet, with that version: not awaited once it adopts it.
     done_early: BTreeMap<usize, u64>,
     next_sync: Option<Millis>,
     sync_cursor: usize,
@@ -290,6 +290,15 @@ impl<S: Store> NodeCore<S> {
         }
         let ring = ring_state.ring.clone();
         let members: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
+        // A node a ring change took out, restarted before it said it left: it goes on leaving.
+        let leaving = !ring_provisional
+            && !ring.contains(&id)
+            && store
+                .get_meta(membership::REMOVED_KEY)?
+                .is_some_and(|v| v == [1]);
+        if leaving {
+            let _ = gossip.set_status(dynamo_gossip::Status::Leaving);
+        }
         let partitions = config.partitions as usize;
         let mut trees: Vec<Tree> = (0..partitions).map(|_| Tree::new(tree_config())).collect();
         let mut index: Vec<BTreeMap<Key, [u8; 32]>> = vec![BTreeMap::new(); partitions];
@@ -391,7 +400,7 @@ impl<S: Store> NodeCore<S> {
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
             stats: NodeStats::default(),
-            leaving: false,
+            leaving,
         };
         core.hand_over_foreign();
         core.gossip.handle_timeout(now);
@@ -671,12 +680,7 @@ impl<S: Store> NodeCore<S> {
             PeerMessage::TransferAck(ack) => self.transfer_ack(now, from, ack),
             PeerMessage::ReadRefused { req } => self.read_refused(now, from, req),
             PeerMessage::TransferDone { partition, version } => {
-                if version > self.ring_state.version {
-                    let v = self.done_early.entry(partition as usize).or_insert(0);
-                    *v = (*v).max(version);
-                } else {
-                    self.incoming.remove(&(partition as usize));
-                }
+                self.transfer_done(partition as usize, version)
             }
         }
         self.drain(now);

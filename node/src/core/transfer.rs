@@ -15,6 +15,8 @@
 //! The receiver tells nothing to the coordinator of reads until it holds a new range (see
 //! `incoming`); the sender's `TransferDone` at the end lifts that.
 
+use std::collections::BTreeSet;
+
 use dynamo_handoff::{
     Instant, TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
     TransferSession,
@@ -36,6 +38,10 @@ pub(crate) struct TransferRun {
 
 /// A batch read from the store, and whether it reaches the end of the partition.
 type Batch = (Vec<TransferEntry<Key, Vec<u8>>>, bool);
+
+/// The store meta name of the transfers pending (partition, receiver), so that a restart resumes
+/// them rather than sending each partition it holds but no longer replicates to every replica.
+const TRANSFERS_KEY: &str = "transfers";
 
 /// The store meta name of a transfer's checkpoint.
 fn checkpoint_name(id: TransferId) -> String {
@@ -77,11 +83,16 @@ impl<S: Store> NodeCore<S> {
         );
     }
 
-    /// Starts handing over every partition this node holds keys of but no longer replicates, to
-    /// each of its primaries.
+    /// Resumes the persisted transfers of partitions this node replicates, to their replicas;
+    /// starts handing over every partition this node holds keys of but no longer replicates,
+    /// unless a transfer of it to one of its primaries runs already (the ring change's plan hands
+    /// it over): to the primaries that the transfers pending at the last persisted point named
+    /// (a restart resumes them), or else to each of its primaries. Then persists the transfers
+    /// pending.
     pub(crate) fn hand_over_foreign(&mut self) {
+        let stored = self.stored_transfers();
         for p in 0..self.ring.range_count() {
-            if self.index[p].is_empty() || self.replicates(p) {
+            if self.index[p].is_empty() {
                 continue;
             }
             let owners: Vec<NodeId> = self
@@ -89,9 +100,58 @@ impl<S: Store> NodeCore<S> {
                 .preference_list_for_range(p)
                 .map(|l| l.primaries().copied().collect())
                 .unwrap_or_default();
-            for to in owners {
+            if self.replicates(p) {
+                // A replica that was sending the range to a new one (a restart resumes it).
+                let me = self.id;
+                for &to in owners.iter().filter(|&&to| to != me) {
+                    if stored.contains(&(p, to)) {
+                        self.start_transfer(p, to);
+                    }
+                }
+                continue;
+            }
+            let running = self
+                .transfers
+                .values()
+                .any(|r| r.partition == p && owners.contains(r.session.to()));
+            if running {
+                continue;
+            }
+            let pending: Vec<NodeId> = owners
+                .iter()
+                .copied()
+                .filter(|to| stored.contains(&(p, *to)))
+                .collect();
+            let targets = if pending.is_empty() { owners } else { pending };
+            for to in targets {
                 self.start_transfer(p, to);
             }
+        }
+        self.persist_transfers();
+    }
+
+    /// The transfers (partition, receiver) pending when they were last persisted.
+    fn stored_transfers(&self) -> BTreeSet<(usize, NodeId)> {
+        match self.store.get_meta(TRANSFERS_KEY) {
+            Ok(Some(bytes)) => rmp_serde::from_slice::<Vec<(usize, NodeId)>>(&bytes)
+                .map(|v| v.into_iter().collect())
+                .unwrap_or_default(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// Persists the transfers (partition, receiver) running or waiting for a retry.
+    fn persist_transfers(&mut self) {
+        let pending: BTreeSet<(usize, NodeId)> = self
+            .transfers
+            .values()
+            .map(|r| (r.partition, *r.session.to()))
+            .chain(self.transfer_retry.iter().copied())
+            .collect();
+        let pending: Vec<(usize, NodeId)> = pending.into_iter().collect();
+        let bytes = rmp_serde::to_vec(&pending).unwrap_or_default();
+        if self.store.put_meta(TRANSFERS_KEY, &bytes).is_err() {
+            self.stats.counters.bad_messages += 1;
         }
     }
 
@@ -177,6 +237,7 @@ impl<S: Store> NodeCore<S> {
                         },
                     ));
                     self.drop_partition_if_foreign(run.partition);
+                    self.persist_transfers();
                 }
             }
         }
@@ -234,6 +295,18 @@ impl<S: Store> NodeCore<S> {
             } else {
                 self.index[p].insert(key, digest);
             }
+        }
+    }
+
+    /// A sender finished handing partition `p` over, under its ring `version`. The receiver may
+    /// not have adopted that ring yet (the claimant starts its transfers before gossip spreads
+    /// the ring): then the news waits for the ring.
+    pub(crate) fn transfer_done(&mut self, p: usize, version: u64) {
+        if version > self.ring_state.version {
+            let v = self.done_early.entry(p).or_insert(version);
+            *v = (*v).max(version);
+        } else {
+            self.incoming.remove(&p);
         }
     }
 

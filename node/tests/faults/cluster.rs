@@ -37,6 +37,8 @@ pub(crate) enum State {
     Running,
     Paused,
     Killed,
+    /// Not running by design: not started yet, or stopped after leaving the ring.
+    Stopped,
 }
 
 struct Proc {
@@ -46,7 +48,11 @@ struct Proc {
 
 /// N nodes, ids 1..=N, each with a data directory under one temporary directory.
 pub(crate) struct Cluster {
+    /// Nodes configured (ids 1..=n).
     pub(crate) n: u64,
+    /// Nodes 1..=initial make the cluster; the others join it (with seeds, no initial members,
+    /// waiting for an operator's commit).
+    initial: u64,
     net: (u8, u8),
     dir: tempfile::TempDir,
     procs: Vec<Proc>,
@@ -67,12 +73,24 @@ impl Cluster {
     }
 
     fn start_on(n: u64, network: Option<Network>) -> Cluster {
+        Cluster::start_partial_on(n, n, network)
+    }
+
+    /// `capacity` nodes configured, only 1..=`initial` started (the cluster's initial members);
+    /// the others are [`State::Stopped`], configured to join through a staged change (seeds of
+    /// the cluster, no initial members, `wait_for_commit`), and started by [`Cluster::start_node`].
+    pub(crate) fn start_partial(capacity: u64, initial: u64) -> Cluster {
+        Cluster::start_partial_on(capacity, initial, None)
+    }
+
+    fn start_partial_on(n: u64, initial: u64, network: Option<Network>) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("dynamo-faults-")
             .tempdir()
             .unwrap();
         let mut cluster = Cluster {
             n,
+            initial,
             net: loopback_net(),
             dir,
             procs: Vec::new(),
@@ -82,11 +100,12 @@ impl Cluster {
             cluster.write_config(id);
         }
         for id in 1..=n {
-            let child = cluster.spawn(id);
-            cluster.procs.push(Proc {
-                child: Some(child),
-                state: State::Running,
-            });
+            let (child, state) = if id <= initial {
+                (Some(cluster.spawn(id)), State::Running)
+            } else {
+                (None, State::Stopped)
+            };
+            cluster.procs.push(Proc { child, state });
         }
         cluster
     }
@@ -113,15 +132,21 @@ impl Cluster {
         self.dir.path().to_path_buf()
     }
 
+    /// The initial members know each other; a joining node has them as seeds, no members, and
+    /// waits for a commit.
     fn write_config(&self, id: NodeId) {
-        let peers: Vec<String> = (1..=self.n)
+        let peers: Vec<String> = (1..=self.initial)
             .map(|p| format!("[{p}, \"{}\"]", self.address(p)))
             .collect();
-        let members: Vec<String> = (1..=self.n).map(|i| i.to_string()).collect();
+        let joining = id > self.initial;
+        let members: Vec<String> = match joining {
+            true => Vec::new(),
+            false => (1..=self.initial).map(|i| i.to_string()).collect(),
+        };
         let config = format!(
             "id = {id}\nlisten = \"{}\"\ndata_dir = \"{}\"\n\n[node]\ninitial_members = [{}]\n\
              seeds = [{}]\ngossip_interval = 200\nhandoff_interval = 200\nsync_interval = 200\n\
-             request_timeout = 2000\n",
+             request_timeout = 2000\nwait_for_commit = {joining}\n",
             self.address(id),
             self.dir().join(format!("node-{id}")).display(),
             members.join(", "),
@@ -182,6 +207,15 @@ impl Cluster {
     /// Starts a killed node again from its data directory.
     pub(crate) fn restart(&mut self, id: NodeId) {
         assert_eq!(self.state(id), State::Killed, "node {id} is not killed");
+        self.start_node(id);
+    }
+
+    /// Starts a node that is killed or stopped (or was never started).
+    pub(crate) fn start_node(&mut self, id: NodeId) {
+        assert!(
+            matches!(self.state(id), State::Killed | State::Stopped),
+            "node {id} is running"
+        );
         let child = self.spawn(id);
         let proc = self.proc(id);
         proc.child = Some(child);
@@ -200,6 +234,12 @@ impl Cluster {
             .status()
             .unwrap();
         assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// SIGKILL, and the node stays down: it is no longer part of the test's cluster.
+    pub(crate) async fn stop(&mut self, id: NodeId) {
+        self.kill(id).await;
+        self.proc(id).state = State::Stopped;
     }
 
     /// SIGSTOP: the process freezes, its connections stay open.
@@ -221,7 +261,7 @@ impl Cluster {
         }
         for id in 1..=self.n {
             match self.state(id) {
-                State::Running => {}
+                State::Running | State::Stopped => {}
                 State::Paused => self.resume(id),
                 State::Killed => self.restart(id),
             }

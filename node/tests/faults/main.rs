@@ -20,6 +20,7 @@
 //! temporary directory (data directories, node logs).
 
 mod cluster;
+mod membership;
 mod nemesis;
 mod netns;
 mod workload;
@@ -124,7 +125,8 @@ async fn exercise(mut cluster: Cluster, mode: Mode, test: &str) {
         .wait_all_up(Duration::from_secs(120))
         .await
         .unwrap_or_else(|e| panic!("after healing: {e}\nreplay: {replay}"));
-    let settled = workload::settle(&cluster, &history, Duration::from_secs(180)).await;
+    let nodes: Vec<NodeId> = (1..=NODES).collect();
+    let settled = workload::settle(&cluster, &nodes, &history, Duration::from_secs(180)).await;
 
     let report = history.lock().unwrap().check();
     let count = |k: fn(&Kind) -> bool| faults.iter().filter(|f| k(&f.kind)).count();

@@ -163,11 +163,13 @@ impl Worker {
     }
 }
 
-/// After healing: reads every key from every node with R = N until two rounds in a row, with no
-/// hint pending anywhere, find every node agreeing with every other on every key (and with the
-/// previous round); at most `bound`. Records the last round's reads as the final reads.
+/// After healing: reads every key from every node of `nodes` with R = N until two rounds in a
+/// row, with no hint pending on any of them, find every node agreeing with every other on every
+/// key (and with the previous round); at most `bound`. Records the last round's reads as the final
+/// reads.
 pub(crate) async fn settle(
     cluster: &Cluster,
+    nodes: &[NodeId],
     history: &Shared,
     bound: Duration,
 ) -> Result<u32, String> {
@@ -176,40 +178,38 @@ pub(crate) async fn settle(
         r: Some(3),
         ..RequestOptions::default()
     };
-    let mut clients: Vec<Client> = (1..=cluster.n)
-        .map(|id| cluster.client_of(id, CLIENT_TIMEOUT))
+    let mut clients: Vec<(NodeId, Client)> = nodes
+        .iter()
+        .map(|&id| (id, cluster.client_of(id, CLIENT_TIMEOUT)))
         .collect();
     let mut previous: Option<Vec<Vec<Vec<u8>>>> = None;
     let mut rounds = 0;
     loop {
         rounds += 1;
         let mut problem = None;
-        for (i, client) in clients.iter_mut().enumerate() {
+        for (id, client) in clients.iter_mut() {
             match client.status().await {
                 Ok(s) if s.hints_pending > 0 => {
-                    problem = Some(format!("node {} holds {} hints", i + 1, s.hints_pending))
+                    problem = Some(format!("node {id} holds {} hints", s.hints_pending))
                 }
                 Ok(_) => {}
-                Err(e) => problem = Some(format!("node {} status: {e}", i + 1)),
+                Err(e) => problem = Some(format!("node {id} status: {e}")),
             }
         }
         let mut agreed = Vec::new();
         for k in 0..KEYS {
             let key = key(k);
             let mut sets = Vec::new();
-            for (i, client) in clients.iter_mut().enumerate() {
+            for (id, client) in clients.iter_mut() {
                 match client.get_with(&key, options).await {
                     Ok(got) => {
                         let mut values = got.values.clone();
                         values.sort();
-                        history
-                            .lock()
-                            .unwrap()
-                            .final_read(&key, i as u64 + 1, got.values);
+                        history.lock().unwrap().final_read(&key, *id, got.values);
                         sets.push(values);
                     }
                     Err(e) => {
-                        problem.get_or_insert(format!("node {} get {k}: {e}", i + 1));
+                        problem.get_or_insert(format!("node {id} get {k}: {e}"));
                     }
                 }
             }
