@@ -81,18 +81,46 @@ impl<S: Store> NodeCore<S> {
     /// each of its primaries.
     pub(crate) fn hand_over_foreign(&mut self) {
         for p in 0..self.ring.range_count() {
-            if self.index[p].is_empty() || self.replicates(p) {
-                continue;
-            }
-            let owners: Vec<NodeId> = self
-                .ring
-                .preference_list_for_range(p)
-                .map(|l| l.primaries().copied().collect())
-                .unwrap_or_default();
-            for to in owners {
-                self.start_transfer(p, to);
+            if !self.index[p].is_empty() && !self.replicates(p) {
+                self.hand_over(p);
             }
         }
+    }
+
+    /// Starts a transfer of partition `p` to each of its primaries that is not running already
+    /// (one that completed streams the partition again: a key came after it).
+    pub(crate) fn hand_over(&mut self, p: usize) {
+        let owners: Vec<NodeId> = self
+            .ring
+            .preference_list_for_range(p)
+            .map(|l| l.primaries().copied().collect())
+            .unwrap_or_default();
+        for to in owners {
+            self.start_transfer(p, to);
+        }
+    }
+
+    /// Stops the transfers whose receiver is no longer one of the partition's primaries (a later
+    /// ring change moved it on): they would leave a copy on a node that must hand it over again,
+    /// and keep the partition waiting on a node that may be away. What this node still holds of a
+    /// partition it does not replicate goes to the current primaries (`hand_over_foreign`).
+    pub(crate) fn cancel_stale_transfers(&mut self) {
+        let primary = |ring: &dynamo_ring::Ring<NodeId>, p: usize, n: NodeId| {
+            ring.preference_list_for_range(p)
+                .is_some_and(|l| l.primaries().any(|&m| m == n))
+        };
+        let stale: Vec<u64> = self
+            .transfers
+            .iter()
+            .filter(|(_, r)| !primary(&self.ring, r.partition, *r.session.to()))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            self.transfers.remove(&id);
+            let _ = self.store.put_meta(&checkpoint_name(TransferId(id)), &[]);
+        }
+        let ring = &self.ring;
+        self.transfer_retry.retain(|&(p, to)| primary(ring, p, to));
     }
 
     fn rng_seed_for(&self, salt: u64) -> u64 {
