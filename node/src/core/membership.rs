@@ -45,6 +45,41 @@ pub(crate) const ADMISSION_KEY: &str = "admission";
 /// leaving (hands over what is left, then says it left) instead of asking to join again.
 pub(crate) const REMOVED_KEY: &str = "removed";
 
+/// The gossip key of what a node still has to hand over: the SHA-256 of the ring state it uses,
+/// then every partition (u32, big-endian) it holds keys of without replicating it or is
+/// transferring. The tombstone reaper waits for every member to agree on the ring and to hand the
+/// key's partition over (see `reaper`).
+pub(crate) const HANDOFF_KEY: &str = "handoff";
+
+/// The digest of an encoded ring state, as the handoff entry carries it.
+pub(crate) fn ring_digest(ring_bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(ring_bytes).into()
+}
+
+/// A handoff entry: the ring digest, then the partitions.
+pub(crate) fn encode_handoff(digest: &[u8; 32], partitions: &BTreeSet<usize>) -> Vec<u8> {
+    let mut out = digest.to_vec();
+    for &p in partitions {
+        out.extend_from_slice(&(p as u32).to_be_bytes());
+    }
+    out
+}
+
+/// A handoff entry's ring digest and partitions; `None` if the bytes are not one.
+pub(crate) fn decode_handoff(bytes: &[u8]) -> Option<([u8; 32], BTreeSet<usize>)> {
+    if bytes.len() < 32 || (bytes.len() - 32) % 4 != 0 {
+        return None;
+    }
+    let (digest, rest) = bytes.split_at(32);
+    let digest: [u8; 32] = digest.try_into().ok()?;
+    let partitions = rest
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    Some((digest, partitions))
+}
+
 /// The ring, its version and the node that made it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RingState {
@@ -275,11 +310,13 @@ impl<S: Store> NodeCore<S> {
         let next = state.ring.clone();
         let removed_me = was_member && !next.contains(&self.id);
         self.ring_state = state;
+        self.ring_digest = ring_digest(&bytes);
         self.ring_bytes = bytes;
         self.change_ring(now, next, provisional);
         if removed_me && self.store.put_meta(REMOVED_KEY, &[1]).is_err() {
             self.stats.counters.bad_messages += 1;
         }
+        self.publish_handoff();
         if removed_me && !self.leaving {
             // An operator's commit took this node out: hand everything over, then say so.
             self.leaving = true;
@@ -293,6 +330,7 @@ impl<S: Store> NodeCore<S> {
     fn change_ring(&mut self, _now: Millis, next: Ring<NodeId>, provisional: bool) {
         let plan = (!provisional).then(|| self.ring.transfer_plan(&next));
         let old = std::mem::replace(&mut self.ring, next);
+
         self.members = self.ring.nodes().map(|n| n.id).collect();
         let removed: Vec<NodeId> = old
             .nodes()
@@ -332,6 +370,7 @@ impl<S: Store> NodeCore<S> {
             }
             v > version
         });
+        self.cancel_stale_transfers();
         for transfer in plan.iter().flat_map(|plan| plan.outgoing(&me)) {
             // Strategy 3: every range in the plan is a union of whole partitions.
             for p in 0..old.range_count() {
@@ -343,6 +382,55 @@ impl<S: Store> NodeCore<S> {
             }
         }
         self.hand_over_foreign();
+    }
+
+    /// The partitions this node still has to hand over: those it holds keys of without being one
+    /// of their primaries, and those it is transferring.
+    pub(crate) fn handing_over(&self) -> BTreeSet<usize> {
+        let mut out: BTreeSet<usize> = self.transfers.values().map(|r| r.partition).collect();
+        out.extend(self.transfer_retry.iter().map(|(p, _)| *p));
+        for p in 0..self.index.len() {
+            if !self.index[p].is_empty() && !self.replicates(p) {
+                out.insert(p);
+            }
+        }
+        out
+    }
+
+    /// Publishes what this node still has to hand over (see [`HANDOFF_KEY`]), if it changed. A
+    /// node with a provisional ring publishes nothing (it holds nothing of the cluster's yet).
+    pub(crate) fn publish_handoff(&mut self) {
+        if self.ring_provisional {
+            return;
+        }
+        let entry = encode_handoff(&self.ring_digest, &self.handing_over());
+        if entry != self.handoff_published {
+            let _ = self.gossip.set_app_state(HANDOFF_KEY, entry.clone());
+            self.handoff_published = entry;
+        }
+    }
+
+    /// The partitions some member still has to hand over, or `None` if some member may hold
+    /// anything: it uses another ring, or it is in the ring and published no handoff entry. A
+    /// tombstone is reaped only outside these (see `reaper`): elsewhere a copy outside the
+    /// primaries could bring an older version back once the tombstone is gone. Members that left
+    /// handed everything over and do not count.
+    pub(crate) fn handoffs_pending(&self) -> Option<BTreeSet<usize>> {
+        let mut pending = self.handing_over();
+        for (id, state) in self.gossip.members() {
+            if *id == self.id || state.status() == Status::Left {
+                continue;
+            }
+            match state.app_state(HANDOFF_KEY).and_then(decode_handoff) {
+                Some((digest, partitions)) if digest == self.ring_digest => {
+                    pending.extend(partitions);
+                }
+                Some(_) => return None,
+                None if self.members.contains(id) => return None,
+                None => {}
+            }
+        }
+        Some(pending)
     }
 
     /// `gone` left the ring: the hints held for it go to the key's replicas in the new ring

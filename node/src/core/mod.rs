@@ -106,6 +106,10 @@ pub struct NodeCore<S: Store> {
     ring_state: membership::RingState,
     /// `ring_state` encoded.
     ring_bytes: Vec<u8>,
+    /// The SHA-256 of `ring_bytes` (see `membership::HANDOFF_KEY`).
+    ring_digest: [u8; 32],
+    /// The handoff entry last published in gossip.
+    handoff_published: Vec<u8>,
     /// A joining node's ring before it heard the cluster's: not published, replaced by any ring
     /// a peer publishes.
     ring_provisional: bool,
@@ -367,7 +371,9 @@ impl<S: Store> NodeCore<S> {
             gossip,
             ring,
             ring_state,
+            ring_digest: membership::ring_digest(&ring_bytes),
             ring_bytes,
+            handoff_published: Vec::new(),
             ring_provisional,
             ring_heard: false,
             members,
@@ -403,6 +409,7 @@ impl<S: Store> NodeCore<S> {
             leaving,
         };
         core.hand_over_foreign();
+        core.publish_handoff();
         core.gossip.handle_timeout(now);
         core.drain(now);
         Ok(core)
@@ -756,6 +763,7 @@ impl<S: Store> NodeCore<S> {
         self.drain_hints(now);
         self.drain_syncs(now);
         self.drain_transfers(now);
+        self.publish_handoff();
         if self.leaving {
             self.announce_left_when_done();
             self.drain_gossip(now);

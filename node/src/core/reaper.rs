@@ -7,6 +7,13 @@
 //! very tombstone. The grace period outlasts the hints (which live at most half of it), so no
 //! older version can come back from a fallback once the tombstone is gone; a replica that missed
 //! the reap keeps its tombstone, and anti-entropy may copy it back, which only delays reaping.
+//!
+//! Nor may a copy kept by a former owner: after a ring change, a node hands the partitions it no
+//! longer replicates over by ownership transfer, which takes as long as the new owners take to be
+//! reachable, with no bound. Every node publishes in gossip the digest of the ring it uses and the
+//! partitions it still hands over (`membership::HANDOFF_KEY`); the reaper checks no key of a
+//! partition some member still hands over, and none while some member uses another ring (it may
+//! not know yet what it must hand over) or, being in the ring, published nothing.
 
 use dynamo_quorum::{plan, GetCoordinator, GetOutcome, Mode, Reply, RequestOptions};
 
@@ -38,12 +45,18 @@ impl<S: Store> NodeCore<S> {
         let Some(grace) = self.config.tombstone_grace else {
             return;
         };
+        // A partition a former owner still hands over (or any, while the members disagree on
+        // the ring) may still bring older versions to the primaries.
+        let Some(pending) = self.handoffs_pending() else {
+            return;
+        };
         let due: Vec<Key> = self
             .tombstones
             .iter()
             .filter(|(_, &written)| written.saturating_add(grace) <= now)
             .map(|(k, _)| k.clone())
             .filter(|k| !self.reaping.contains(k))
+            .filter(|k| !pending.contains(&self.partition_of(k)))
             .filter(|k| {
                 self.ring
                     .preference_list(k)

@@ -82,6 +82,29 @@ impl<S: Store> NodeCore<S> {
             Some(intended) if intended != self.id && self.config.hinted_handoff => {
                 self.record_hint(now, intended, key, siblings)
             }
+            // A write for a partition this node does not replicate (its coordinator or read
+            // repair still uses an older ring, and this node may have handed the partition over
+            // already): kept as hints for the key's primaries, as a fallback keeps it. In the
+            // store it would reach them only at the next ring change or restart, and it would sit
+            // outside them with no bound (a reaped tombstone's value could come back from it). A
+            // leaving node stores it: its transfers hand everything over before it goes.
+            None if self.config.hinted_handoff
+                && !self.leaving
+                && !self.ring_provisional
+                && !self.replicates(self.partition_of(&key)) =>
+            {
+                let primaries: Vec<NodeId> = self
+                    .ring
+                    .preference_list(&key)
+                    .primaries()
+                    .copied()
+                    .collect();
+                let mut kept = !primaries.is_empty();
+                for p in primaries {
+                    kept &= self.record_hint(now, p, key.clone(), siblings);
+                }
+                kept
+            }
             _ => self.apply(&key, siblings).is_ok(),
         }
     }

@@ -155,6 +155,30 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
+    /// Stops the transfers whose receiver is no longer one of the partition's primaries (a later
+    /// ring change moved it on): they would leave a copy on a node that must hand it over again,
+    /// and keep the partition waiting on a node that may be away. What this node still holds of a
+    /// partition it does not replicate goes to the current primaries (`hand_over_foreign`).
+    pub(crate) fn cancel_stale_transfers(&mut self) {
+        let primary = |ring: &dynamo_ring::Ring<NodeId>, p: usize, n: NodeId| {
+            ring.preference_list_for_range(p)
+                .is_some_and(|l| l.primaries().any(|&m| m == n))
+        };
+        let stale: Vec<u64> = self
+            .transfers
+            .iter()
+            .filter(|(_, r)| !primary(&self.ring, r.partition, *r.session.to()))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            self.transfers.remove(&id);
+            let _ = self.store.put_meta(&checkpoint_name(TransferId(id)), &[]);
+        }
+        let ring = &self.ring;
+        self.transfer_retry.retain(|&(p, to)| primary(ring, p, to));
+        self.persist_transfers();
+    }
+
     fn rng_seed_for(&self, salt: u64) -> u64 {
         self.generation.rotate_left(21) ^ salt ^ self.id
     }

@@ -6,6 +6,7 @@ mod causality;
 mod damage;
 mod limits;
 mod membership;
+mod reaping;
 
 use dynamo_node::{
     ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,

@@ -1,0 +1,162 @@
+//! Tombstone reaping (`tombstone_grace`): a tombstone goes only when no copy outside the key's
+//! primaries can bring an older version back.
+
+use dynamo_node::{
+    ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage, Sibs, Store,
+};
+use dynamo_ring::Ring;
+use dynamo_vclock::VClock;
+
+use crate::Cluster;
+
+/// What `node` stores for `key`: `None` if nothing, else whether a live value is among it.
+fn stored(c: &Cluster, node: NodeId, key: &str) -> Option<bool> {
+    Store::get(c.nodes[&node].store(), key.as_bytes())
+        .expect("store")
+        .map(|s| s.live_values().next().is_some())
+}
+
+/// 40 keys written on 4 nodes, then node 5 joins (its ownership transfers lost if
+/// `drop_transfers`). Returns the ring after, and a key with a node (its former owner) that
+/// replicated it before and does not any more.
+fn joined(config: NodeConfig, drop_transfers: bool) -> (Cluster, Ring<NodeId>, String, NodeId) {
+    let mut c = Cluster::new(4, config);
+    c.advance(500);
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    for k in &keys {
+        assert!(matches!(
+            c.put(1, k, "old", vec![]),
+            ClientReply::Stored { .. }
+        ));
+    }
+    let before = c.nodes[&1].ring().clone();
+    c.drop_transfers = drop_transfers;
+    let config = c.nodes[&1].config().clone();
+    let newcomer =
+        NodeCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+    c.nodes.insert(5, newcomer);
+    c.advance(10_000);
+    let after = c.nodes[&1].ring().clone();
+    assert!(after.contains(&5));
+    let (key, former) = keys
+        .iter()
+        .find_map(|k| {
+            let now: Vec<NodeId> = after
+                .preference_list(k.as_bytes())
+                .primaries()
+                .copied()
+                .collect();
+            before
+                .preference_list(k.as_bytes())
+                .primaries()
+                .find(|n| !now.contains(n))
+                .map(|&n| (k.clone(), n))
+        })
+        .expect("the join moved some key");
+    (c, after, key, former)
+}
+
+/// A former owner's transfer of a range stalls (its batches are lost) while the new primaries
+/// take a delete of a key it still holds a value of. The tombstone must outlive that copy: reaped
+/// before the transfer lands, the transfer would bring the deleted value back on the primaries.
+#[test]
+fn a_tombstone_is_not_reaped_while_a_former_owner_still_hands_the_range_over() {
+    let config = NodeConfig {
+        sync_interval: Some(100),
+        partitions: 8,
+        tombstone_grace: Some(2_000),
+        ..NodeConfig::default()
+    };
+    let (mut c, after, key, former) = joined(config, true);
+    assert_eq!(
+        stored(&c, former, &key),
+        Some(true),
+        "{key} on node {former}"
+    );
+
+    // Deleted on the new primaries (anti-entropy brought them the value).
+    let (values, context) = c.get(1, &key);
+    assert_eq!(values, vec![b"old".to_vec()]);
+    let reply = c.request(
+        1,
+        ClientRequest::Delete {
+            key: key.clone().into_bytes(),
+            context,
+            options: Default::default(),
+        },
+    );
+    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    // Well past the grace period, the transfer still stalled.
+    c.advance(10_000);
+    assert_eq!(
+        stored(&c, former, &key),
+        Some(true),
+        "the former owner still holds it"
+    );
+
+    // The transfer gets through at last.
+    c.drop_transfers = false;
+    c.advance(30_000);
+    assert!(c.get(1, &key).0.is_empty(), "{key} came back");
+    for id in c.nodes.keys().copied().collect::<Vec<_>>() {
+        assert_ne!(stored(&c, id, &key), Some(true), "{key} live on node {id}");
+    }
+    // Then, with nothing left to hand over, the tombstone goes.
+    for &n in after.preference_list(key.as_bytes()).primaries() {
+        assert_eq!(stored(&c, n, &key), None, "tombstone of {key} on node {n}");
+    }
+}
+
+/// A write that reaches a node for a range it no longer replicates (from a coordinator still on
+/// the older ring, after the node handed the range over) goes on to the primaries: kept in the
+/// node's store, it would never reach them (a lost write) and would sit outside them with no
+/// bound (a reaped tombstone's value back).
+#[test]
+fn a_late_write_to_a_former_owner_reaches_the_primaries() {
+    let config = NodeConfig {
+        sync_interval: None,
+        partitions: 8,
+        ..NodeConfig::default()
+    };
+    let (mut c, after, key, former) = joined(config, false);
+    assert_eq!(stored(&c, former, &key), None, "{key} handed over");
+    let mut late = Sibs::default();
+    late.put(
+        &VClock::new(),
+        (99, 1),
+        c.now,
+        dynamo_vclock::Value::Live(b"late".to_vec()),
+    );
+    let from = *after
+        .preference_list(key.as_bytes())
+        .primaries()
+        .next()
+        .expect("a primary");
+    let now = c.now;
+    c.nodes.get_mut(&former).expect("node").handle_message(
+        now,
+        from,
+        PeerMessage::Write {
+            req: None,
+            key: key.clone().into_bytes(),
+            siblings: late,
+            hint: None,
+        },
+    );
+    c.settle();
+    c.advance(10_000);
+    for &n in after.preference_list(key.as_bytes()).primaries() {
+        let held = Store::get(c.nodes[&n].store(), key.as_bytes())
+            .expect("store")
+            .expect("held");
+        assert!(
+            held.live_values().any(|v| v == b"late"),
+            "the late write on node {n}"
+        );
+    }
+    assert_eq!(
+        stored(&c, former, &key),
+        None,
+        "{key} left on node {former}"
+    );
+}
