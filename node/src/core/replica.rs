@@ -87,11 +87,12 @@ impl<S: Store> NodeCore<S> {
             // already): kept as hints for the key's primaries, as a fallback keeps it. In the
             // store it would reach them only at the next ring change or restart, and it would sit
             // outside them with no bound (a reaped tombstone's value could come back from it). A
-            // leaving node stores it: its transfers hand everything over before it goes.
+            // leaving node still handing the partition over stores it (the running transfer
+            // streams it again); once its hand-over is done, hints too.
             None if self.config.hinted_handoff
-                && !self.leaving
                 && !self.ring_provisional
-                && !self.replicates(self.partition_of(&key)) =>
+                && !self.replicates(self.partition_of(&key))
+                && !(self.leaving && self.handing_over_partition(self.partition_of(&key))) =>
             {
                 let primaries: Vec<NodeId> = self
                     .ring
@@ -107,6 +108,12 @@ impl<S: Store> NodeCore<S> {
             }
             _ => self.apply(&key, siblings).is_ok(),
         }
+    }
+
+    /// Whether a transfer of partition `p` runs here or waits for a retry.
+    fn handing_over_partition(&self, p: usize) -> bool {
+        self.transfers.values().any(|r| r.partition == p)
+            || self.transfer_retry.iter().any(|&(q, _)| q == p)
     }
 
     pub(crate) fn replica_write(

@@ -561,3 +561,51 @@ fn removed_nodes_stay_out_even_when_one_restarts_mid_hand_over() {
         // their range (3 here, copies the new replicas hold too) and stay there.
     }
 }
+
+/// A write that reaches a node after it handed its ranges over and left the ring (a coordinator
+/// on an older ring, a read repair) goes on to the key's replicas as hints: it neither stays
+/// behind in the leaver's store (where a reaped tombstone's value could outlive the grace
+/// period) nor gets lost.
+#[test]
+fn a_late_write_to_a_node_that_left_reaches_the_replicas() {
+    let config = NodeConfig {
+        sync_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    c.put(1, "k", "v1", vec![]);
+    c.nodes.get_mut(&3).expect("node 3").leave(c.now);
+    c.settle();
+    c.advance(10_000);
+    assert!(!c.nodes[&1].ring().contains(&3));
+    assert_eq!(c.nodes[&3].status().transfers_running, 0);
+    assert!(
+        c.nodes[&3].store().is_empty(),
+        "node 3 handed everything over"
+    );
+
+    let mut late = dynamo_node::Sibs::new();
+    late.put(
+        &dynamo_node::Clock::new(),
+        (3, 42),
+        c.now,
+        dynamo_vclock::Value::Live(b"late".to_vec()),
+    );
+    let now = c.now;
+    c.nodes.get_mut(&3).expect("node 3").handle_message(
+        now,
+        1,
+        dynamo_node::PeerMessage::Write {
+            req: None,
+            key: b"k".to_vec(),
+            siblings: late,
+            hint: None,
+        },
+    );
+    c.settle();
+    c.advance(5_000);
+    assert!(c.nodes[&3].store().is_empty(), "nothing stays behind");
+    let (values, _) = c.get(1, "k");
+    assert!(values.contains(&b"late".to_vec()), "{values:?}");
+}
