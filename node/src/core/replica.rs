@@ -92,7 +92,7 @@ impl<S: Store> NodeCore<S> {
             None if self.config.hinted_handoff
                 && !self.ring_provisional
                 && !self.replicates(self.partition_of(&key))
-                && !(self.leaving && self.handing_over_partition(self.partition_of(&key))) =>
+                && (!self.leaving || !self.handing_over_partition(self.partition_of(&key))) =>
             {
                 let primaries: Vec<NodeId> = self
                     .ring
