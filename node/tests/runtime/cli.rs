@@ -85,6 +85,36 @@ async fn the_command_line_reads_writes_and_deletes_as_a_script_expects() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(ring.status.code(), Some(0), "{stderr}");
 
+    // `status` shows every node side by side and says whether they agree; `ring` summarises.
+    let all = spec.addresses().join(",");
+    let status = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["status", "--nodes", &all])
+        .env("DYNAMO_CLIENT_SECRET", SECRET)
+        .output()
+        .await
+        .unwrap();
+    let out = text(&status.stdout);
+    assert!(status.status.success(), "{status:?}");
+    assert!(out.contains("all 3 nodes agree on the ring"), "{out}");
+    assert!(out.contains("get p50/p99/p99.9"), "{out}");
+    assert_eq!(
+        out.lines().count(),
+        5,
+        "a header, 3 nodes, agreement: {out}"
+    );
+    let ring = run(&spec, &["ring"]).await;
+    let out = text(&ring.stdout);
+    assert!(
+        out.starts_with("64 ranges, 3 replicas each, 3 nodes"),
+        "{out}"
+    );
+    let full = run(&spec, &["ring", "--full"]).await;
+    assert_eq!(
+        text(&full.stdout).lines().count(),
+        65,
+        "a header and 64 ranges"
+    );
+
     // An error says its cause once, and exits 2.
     let wrong = dynamo(&spec, &["get", "k"])
         .env("DYNAMO_CLIENT_SECRET", "wrong")
@@ -101,6 +131,25 @@ async fn the_command_line_reads_writes_and_deletes_as_a_script_expects() {
 
     for node in nodes {
         node.shutdown().await.unwrap();
+    }
+}
+
+/// `dynamo serve --help` tells the defaults and the configuration file's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_help_gives_defaults() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["serve", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = text(&out.stdout);
+    for wanted in [
+        "default 127.0.0.1:7001",
+        "default 3",
+        "default 2",
+        "[node] table",
+    ] {
+        assert!(help.contains(wanted), "{wanted:?} in:\n{help}");
     }
 }
 
