@@ -257,3 +257,35 @@ async fn init_writes_configurations_a_node_starts_from() {
         "{stderr}"
     );
 }
+
+/// `--listen` takes a host name (`localhost:0`), not only an IP address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_listens_on_a_host_name() {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut node = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["serve", "--id", "1", "--listen", "localhost:0"])
+        .env("DYNAMO_CLIENT_SECRET", "c")
+        .env("DYNAMO_PEER_SECRET", "p")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(node.stderr.take().unwrap()).lines();
+    let started = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("node started") {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    let line = started.expect("the node started");
+    assert!(
+        line.contains("127.0.0.1:") || line.contains("[::1]:"),
+        "{line}"
+    );
+}
