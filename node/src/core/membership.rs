@@ -68,7 +68,7 @@ pub(crate) fn encode_handoff(digest: &[u8; 32], partitions: &BTreeSet<usize>) ->
 
 /// A handoff entry's ring digest and partitions; `None` if the bytes are not one.
 pub(crate) fn decode_handoff(bytes: &[u8]) -> Option<([u8; 32], BTreeSet<usize>)> {
-    if bytes.len() < 32 || (bytes.len() - 32) % 4 != 0 {
+    if bytes.len() < 32 || !(bytes.len() - 32).is_multiple_of(4) {
         return None;
     }
     let (digest, rest) = bytes.split_at(32);

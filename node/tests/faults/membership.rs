@@ -402,7 +402,7 @@ async fn grow_and_shrink(
             leaves: Vec::new(),
         },
         &[1, 2, 3, 4, 5],
-        seed % 2 == 0,
+        seed.is_multiple_of(2),
         rng,
     )
     .await?;
