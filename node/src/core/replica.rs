@@ -229,17 +229,30 @@ impl<S: Store> NodeCore<S> {
             .push_back((from, PeerMessage::ReadReply { req, siblings }));
     }
 
+    /// Takes the hints a fallback delivers to this node, the node they were meant for, into the
+    /// store. A ring change since the write may have taken the key's partition from this node
+    /// while it stays in the ring (so the fallback did not re-route the hints): nothing else would
+    /// move the versions to the key's primaries, so the partition is handed over as any partition
+    /// held but not replicated (`hand_over_foreign`; a running transfer of it is dirty and streams
+    /// it again). A node not in its own ring and not leaving is a joiner that has not adopted the
+    /// ring that names it yet: the partition is its own there, and adopting it sorts things out.
     pub(crate) fn receive_hints(&mut self, _now: Millis, from: NodeId, batch: HintBatch<Vec<u8>>) {
         let mut all_ok = true;
+        let mut foreign = false;
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
-                Some(siblings) => {
-                    if self.apply(&entry.key, &siblings).is_err() {
-                        all_ok = false;
+                Some(siblings) => match self.apply(&entry.key, &siblings) {
+                    Ok(changed) => {
+                        foreign |= changed && !self.replicates(self.partition_of(&entry.key));
                     }
-                }
+                    Err(_) => all_ok = false,
+                },
                 None => self.stats.counters.bad_messages += 1,
             }
+        }
+        let member = self.ring.contains(&self.id) || self.leaving;
+        if foreign && member && !self.ring_provisional {
+            self.hand_over_foreign();
         }
         // Unacknowledged batches are retried by the sender; a storage failure must not be acked.
         if all_ok {

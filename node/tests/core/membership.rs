@@ -609,3 +609,76 @@ fn a_late_write_to_a_node_that_left_reaches_the_replicas() {
     let (values, _) = c.get(1, "k");
     assert!(values.contains(&b"late".to_vec()), "{values:?}");
 }
+
+/// A hint delivered after a ring change to the node it was meant for, which the change took out
+/// of the key's primaries (it stays in the ring): that node keeps the version in its store for a
+/// partition it does not replicate, and must hand it over to the key's primaries. Found by
+/// simulator seed 2155, where the only copies of an acknowledged put were two such hints: their
+/// nodes stored them and nothing handed them over.
+#[test]
+fn a_hint_delivered_to_a_node_no_longer_a_primary_reaches_the_primaries() {
+    let config = NodeConfig {
+        sync_interval: None,
+        read_repair: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(6, config);
+    c.advance(1_000);
+    let before = c.nodes[&1].ring().clone();
+    let after = before.join(NodeSpec::new(7)).expect("join").ring;
+    let primaries = |ring: &Ring<NodeId>, key: &str| -> Vec<NodeId> {
+        ring.preference_list(key.as_bytes())
+            .primaries()
+            .copied()
+            .collect()
+    };
+    // A key that node 7's join takes from one of its primaries.
+    let key = (0..1_000)
+        .map(|i| format!("key-{i}"))
+        .find(|k| {
+            let new = primaries(&after, k);
+            primaries(&before, k).iter().any(|n| !new.contains(n))
+        })
+        .expect("a key the join moves");
+    let old = primaries(&before, &key);
+    // Every primary is away: the three other nodes take the write as hints, one each.
+    c.down.extend(old.iter().copied());
+    c.advance(20_000);
+    let coordinator = (1..=6).find(|n| !old.contains(n)).expect("a live node");
+    let reply = c.put(coordinator, &key, "v", vec![]);
+    assert!(
+        matches!(reply, dynamo_node::ClientReply::Stored { .. }),
+        "{reply:?}"
+    );
+    // Node 7 joins while they are away.
+    let config = c.nodes[&1].config().clone();
+    let newcomer =
+        NodeCore::new(7, "n7".into(), config, MemoryStore::new(), c.now, 7).expect("starts");
+    c.nodes.insert(7, newcomer);
+    c.advance(10_000);
+    let ring = c.nodes[&coordinator].ring().clone();
+    assert_eq!(ring, after, "the claimant made the minimal join");
+    // The primaries come back, adopt the ring, and the fallbacks deliver their hints.
+    c.down.clear();
+    c.advance(30_000);
+    let new = primaries(&ring, &key);
+    for &n in &new {
+        assert!(
+            dynamo_node::Store::get(c.nodes[&n].store(), key.as_bytes())
+                .expect("store")
+                .is_some(),
+            "{key} on primary {n} (old primaries {old:?}, new {new:?})"
+        );
+    }
+    for (id, node) in &c.nodes {
+        assert_eq!(node.hints_pending(), 0, "node {id} delivered its hints");
+        if !new.contains(id) {
+            assert!(
+                dynamo_node::Store::get(node.store(), key.as_bytes())
+                    .expect("store")
+                    .is_none(),
+                "node {id} handed {key} over and dropped it"
+            );
+        }
+    }
+}
