@@ -102,6 +102,15 @@ async fn the_command_line_reads_writes_and_deletes_as_a_script_expects() {
         5,
         "a header, 3 nodes, agreement: {out}"
     );
+    let members = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["members", "--nodes", &all])
+        .env("DYNAMO_CLIENT_SECRET", SECRET)
+        .output()
+        .await
+        .unwrap();
+    let out = text(&members.stdout);
+    assert!(members.status.success(), "{members:?}");
+    assert!(out.contains("all 3 nodes agree on the ring"), "{out}");
     let ring = run(&spec, &["ring"]).await;
     let out = text(&ring.stdout);
     assert!(

@@ -788,7 +788,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             say!("context: {}", hex(&ctx));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Members { conn } => done(members(&conn).await),
+        Command::Members { conn } => done(status::members(&conn).await),
         Command::Status {
             node: None,
             conn,
@@ -943,72 +943,6 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// `dynamo members`: asks each node of `--nodes` for its own view (no failover: a node that does
-/// not answer is reported as such).
-async fn members(conn: &ConnArgs) -> Result<()> {
-    let mut views = Vec::new();
-    for address in &conn.nodes {
-        let mut client = conn.client_of(vec![address.clone()]);
-        views.push((address.clone(), client.status().await));
-    }
-    say!(
-        "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
-        "address",
-        "id",
-        "ring v",
-        "members (up)",
-        "transfers",
-        "awaiting"
-    );
-    let mut rings = std::collections::BTreeSet::new();
-    let mut answered = 0;
-    for (address, view) in &views {
-        match view {
-            Ok(s) => {
-                answered += 1;
-                let members: Vec<String> = s
-                    .members
-                    .iter()
-                    .map(|m| format!("{}{}", m.id, if m.up { "" } else { "(down)" }))
-                    .collect();
-                let ids: Vec<u64> = s.members.iter().map(|m| m.id).collect();
-                rings.insert((s.ring_version, ids));
-                let id = if s.leaving {
-                    format!("{}*", s.id)
-                } else {
-                    s.id.to_string()
-                };
-                say!(
-                    "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
-                    address,
-                    id,
-                    s.ring_version,
-                    members.join(","),
-                    s.transfers_running,
-                    s.partitions_incoming
-                );
-            }
-            Err(e) => say!("{address:<22} no answer: {e}"),
-        }
-    }
-    if views
-        .iter()
-        .any(|(_, v)| v.as_ref().is_ok_and(|s| s.leaving))
-    {
-        say!("*: out of the ring; it can be stopped once its transfers are 0");
-    }
-    if answered == views.len() && rings.len() == 1 {
-        say!("all {answered} nodes agree on the ring");
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "the nodes do not agree: {} ring views among {answered} of {} nodes",
-            rings.len(),
-            views.len()
-        )
     }
 }
 

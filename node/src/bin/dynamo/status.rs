@@ -11,11 +11,7 @@ use crate::ConnArgs;
 /// latency percentiles of the requests it coordinated, and whether the nodes agree on the ring.
 /// Fails when a node does not answer or the nodes disagree.
 pub async fn cluster(conn: &ConnArgs, json: bool) -> Result<()> {
-    let mut views: Vec<(String, Result<NodeStatus, Error>)> = Vec::new();
-    for address in &conn.nodes {
-        let mut client = conn.client_of(vec![address.clone()]);
-        views.push((address.clone(), client.status().await));
-    }
+    let views = views(conn).await;
     if json {
         let answered: Vec<&NodeStatus> =
             views.iter().filter_map(|(_, v)| v.as_ref().ok()).collect();
@@ -34,14 +30,9 @@ pub async fn cluster(conn: &ConnArgs, json: bool) -> Result<()> {
             "put p50/p99/p99.9"
         );
     }
-    let mut rings = std::collections::BTreeSet::new();
-    let mut answered = 0;
     for (address, view) in &views {
         match view {
             Ok(s) => {
-                answered += 1;
-                let ids: Vec<u64> = s.members.iter().map(|m| m.id).collect();
-                rings.insert((s.ring_version, ids));
                 if json {
                     continue;
                 }
@@ -69,11 +60,84 @@ pub async fn cluster(conn: &ConnArgs, json: bool) -> Result<()> {
             Err(_) => {}
         }
     }
-    if answered == views.len() && rings.len() == 1 {
-        if !json {
-            say!("all {answered} nodes agree on the ring (one node in detail: status --node ADDR)");
+    let answered = agreement(&views)?;
+    if !json {
+        say!("all {answered} nodes agree on the ring (one node in detail: status --node ADDR)");
+    }
+    Ok(())
+}
+
+/// `dynamo members`: each node's ring version, members, transfers running and ranges awaiting
+/// data; fails when a node does not answer or the nodes disagree.
+pub async fn members(conn: &ConnArgs) -> Result<()> {
+    let views = views(conn).await;
+    say!(
+        "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
+        "address",
+        "id",
+        "ring v",
+        "members (up)",
+        "transfers",
+        "awaiting"
+    );
+    for (address, view) in &views {
+        match view {
+            Ok(s) => {
+                let members: Vec<String> = s
+                    .members
+                    .iter()
+                    .map(|m| format!("{}{}", m.id, if m.up { "" } else { "(down)" }))
+                    .collect();
+                let id = if s.leaving {
+                    format!("{}*", s.id)
+                } else {
+                    s.id.to_string()
+                };
+                say!(
+                    "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
+                    address,
+                    id,
+                    s.ring_version,
+                    members.join(","),
+                    s.transfers_running,
+                    s.partitions_incoming
+                );
+            }
+            Err(e) => say!("{address:<22} no answer: {e}"),
         }
-        Ok(())
+    }
+    if views
+        .iter()
+        .any(|(_, v)| v.as_ref().is_ok_and(|s| s.leaving))
+    {
+        say!("*: out of the ring; it can be stopped once its transfers are 0");
+    }
+    let answered = agreement(&views)?;
+    say!("all {answered} nodes agree on the ring");
+    Ok(())
+}
+
+/// Each node of `--nodes` asked for its own status (no failover: a node that does not answer is
+/// reported as such).
+async fn views(conn: &ConnArgs) -> Vec<(String, Result<NodeStatus, Error>)> {
+    let mut views = Vec::new();
+    for address in &conn.nodes {
+        let mut client = conn.client_of(vec![address.clone()]);
+        views.push((address.clone(), client.status().await));
+    }
+    views
+}
+
+/// How many nodes answered, if every node did and all use the same ring (version and members).
+fn agreement(views: &[(String, Result<NodeStatus, Error>)]) -> Result<usize> {
+    let rings: std::collections::BTreeSet<(u64, Vec<u64>)> = views
+        .iter()
+        .filter_map(|(_, v)| v.as_ref().ok())
+        .map(|s| (s.ring_version, s.members.iter().map(|m| m.id).collect()))
+        .collect();
+    let answered = views.iter().filter(|(_, v)| v.is_ok()).count();
+    if answered == views.len() && rings.len() == 1 {
+        Ok(answered)
     } else {
         anyhow::bail!(
             "the nodes do not agree: {} ring views among {answered} of {} nodes",
