@@ -105,9 +105,18 @@ pub struct Wars {
     /// read's in a uniformly random one.
     pub remote: f64,
     /// The write coordinator is itself replica 0 (Dynamo's rule: a put is coordinated by one of
-    /// the key's primaries): that replica has the write at once and acknowledges it at once. The
-    /// read coordinator is assumed not to be a replica.
+    /// the key's primaries): that replica has the write at once and acknowledges it at once (or
+    /// after its [`write_service`](Wars::write_service)). The read coordinator is assumed not to
+    /// be a replica.
     pub coordinator_is_replica: bool,
+    /// Time a replica takes between applying a write (readable from then on) and acknowledging
+    /// it, such as a durable store's flush to disk; `None` for none. Each replica draws its own,
+    /// the coordinator's replica too. It is added to the ack leg A. With [`Legs::RoundTrip`] the
+    /// measured round trip is taken to include it: a draw is the round trip less a service draw
+    /// (at least 0), split as usual, plus the service on the ack leg. Without it, a round trip
+    /// that is mostly a flush is split as if the write took half of it to become readable, and
+    /// the model predicts far more stale reads than a durable store gives.
+    pub write_service: Option<Dist>,
 }
 
 impl Wars {
@@ -125,6 +134,7 @@ impl Wars {
             },
             remote: 0.0,
             coordinator_is_replica: false,
+            write_service: None,
         }
     }
 
@@ -136,6 +146,7 @@ impl Wars {
             read: Legs::RoundTrip(Dist::Empirical(read)),
             remote: 0.0,
             coordinator_is_replica: false,
+            write_service: None,
         }
     }
 
@@ -151,8 +162,38 @@ impl Wars {
         self
     }
 
+    /// With a replica's time from applying a write to acknowledging it (see
+    /// [`Wars::write_service`]).
+    pub fn with_write_service(mut self, service: Dist) -> Self {
+        self.write_service = Some(service);
+        self
+    }
+
+    /// One replica's write delay, ack delay and service time, the last included in the ack
+    /// delay (see [`Wars::write_service`]).
+    fn draw_write(&self, rng: &mut SplitMix64) -> (f64, f64, f64) {
+        let Some(service) = &self.write_service else {
+            let (w, a) = self.write.draw(rng);
+            return (w, a, 0.0);
+        };
+        let f = service.sample(rng);
+        match &self.write {
+            Legs::OneWay { request, response } => {
+                (request.sample(rng), response.sample(rng) + f, f)
+            }
+            Legs::RoundTrip(d) => {
+                let x = (d.sample(rng) - f).max(0.0);
+                let u = rng.next_f64();
+                (u * x, (1.0 - u) * x + f, f)
+            }
+        }
+    }
+
     /// Checks every distribution's parameters and the remote delay.
     pub fn validate(&self) -> Result<(), Error> {
+        if let Some(service) = &self.write_service {
+            service.validate()?;
+        }
         self.write.validate()?;
         self.read.validate()?;
         if !(self.remote.is_finite() && self.remote >= 0.0) {
@@ -199,11 +240,11 @@ impl Wars {
             for i in 0..n {
                 let wx = if i != 0 { self.remote } else { 0.0 };
                 let rx = if i != read_dc { self.remote } else { 0.0 };
-                let (w, a) = self.write.draw(&mut rng);
+                let (w, a, service) = self.draw_write(&mut rng);
                 let (r, s) = self.read.draw(&mut rng);
                 if i == 0 && self.coordinator_is_replica {
                     written[i] = 0.0;
-                    acked[i] = 0.0;
+                    acked[i] = service;
                 } else {
                     written[i] = w + wx;
                     acked[i] = written[i] + a + wx;
@@ -284,7 +325,16 @@ impl Staleness {
         if p <= 0.0 {
             return Some(0.0);
         }
-        let k = ((p * self.windows.len() as f64).ceil() as usize).clamp(1, self.windows.len());
+        // The smallest k with k / trials >= p, computed as `p_consistent` divides (`p * trials`
+        // rounds: 0.3 * 1000 is 300.00000000000006, whose ceiling is one trial too many).
+        let n = self.windows.len();
+        let mut k = ((p * n as f64).ceil() as usize).clamp(1, n.max(1));
+        while k > 1 && (k - 1) as f64 / n as f64 >= p {
+            k -= 1;
+        }
+        while k < n && (k as f64 / n as f64) < p {
+            k += 1;
+        }
         self.windows.get(k - 1).copied()
     }
 

@@ -131,6 +131,7 @@ fn round_trip_legs_keep_the_sum() {
         read: legs,
         remote: 0.0,
         coordinator_is_replica: false,
+        write_service: None,
     };
     // With constant round trips every replica acknowledges at the same instant, after it applied
     // the write: whichever ack commits it, every replica has the write by then.
@@ -163,4 +164,24 @@ fn refuses_bad_input() {
         Dist::Constant(1.0),
     );
     assert!(bad.run(3, &[(1, 1)], 10, 1).is_err());
+}
+
+/// A durable store's replica makes a write readable before its flush and acknowledges after it.
+/// When the measured round trip is all flush, every replica has the write by the time the
+/// coordinator's own flush commits it (W = 1): reads at t = 0 are all consistent. Split as a plain
+/// round trip, half of it would count as the write's way to the replica, and reads go stale.
+#[test]
+fn a_flush_before_the_ack_is_not_taken_for_network_delay() {
+    let round_trip = || Empirical::from_samples([5.0]).expect("samples");
+    let read = || Empirical::from_samples([0.2, 0.4, 0.6, 0.8]).expect("samples");
+    let plain = Wars::from_round_trips(round_trip(), read()).with_coordinator_replica(true);
+    let flushing = plain.clone().with_write_service(Dist::Constant(5.0));
+    let q = Quorum::new(3, 1, 1).expect("quorum");
+    let with = flushing.staleness(q, 10_000, 7).expect("run");
+    let without = plain.staleness(q, 10_000, 7).expect("run");
+    assert_eq!(with.p_consistent(0.0), 1.0);
+    assert!(without.p_consistent(0.0) < 0.6, "{}", without.p_consistent(0.0));
+    // The flush delays the commit: with W = 2 the second ack comes a flush after the write.
+    let q2 = Quorum::new(3, 1, 2).expect("quorum");
+    assert_eq!(flushing.staleness(q2, 1_000, 7).expect("run").p_consistent(0.0), 1.0);
 }

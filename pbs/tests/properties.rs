@@ -43,6 +43,9 @@ impl Arbitrary for Case {
         let d = || AnyDist::arbitrary(&mut Gen::new(20)).0;
         let mut model = Wars::new(d(), d(), d(), d());
         model.coordinator_is_replica = bool::arbitrary(g);
+        if u8::arbitrary(g) % 3 == 0 {
+            model.write_service = Some(d());
+        }
         if u8::arbitrary(g) % 4 == 0 {
             model.remote = f64::from(u8::arbitrary(g) % 100);
         }
