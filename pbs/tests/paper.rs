@@ -180,8 +180,18 @@ fn a_flush_before_the_ack_is_not_taken_for_network_delay() {
     let with = flushing.staleness(q, 10_000, 7).expect("run");
     let without = plain.staleness(q, 10_000, 7).expect("run");
     assert_eq!(with.p_consistent(0.0), 1.0);
-    assert!(without.p_consistent(0.0) < 0.6, "{}", without.p_consistent(0.0));
+    assert!(
+        without.p_consistent(0.0) < 0.6,
+        "{}",
+        without.p_consistent(0.0)
+    );
     // The flush delays the commit: with W = 2 the second ack comes a flush after the write.
     let q2 = Quorum::new(3, 1, 2).expect("quorum");
-    assert_eq!(flushing.staleness(q2, 1_000, 7).expect("run").p_consistent(0.0), 1.0);
+    assert_eq!(
+        flushing
+            .staleness(q2, 1_000, 7)
+            .expect("run")
+            .p_consistent(0.0),
+        1.0
+    );
 }

@@ -485,6 +485,12 @@ impl<S: Store> NodeCore<S> {
         &self.store
     }
 
+    /// The driver flushed the store in `micros` microseconds (a sample of the replicas' service
+    /// time for the live staleness predictions: see [`NodeStats::record_flush`]).
+    pub fn flushed(&mut self, micros: u64) {
+        self.stats.record_flush(micros);
+    }
+
     /// The store, mutably (to flush it).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.store

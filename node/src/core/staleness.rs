@@ -9,6 +9,16 @@
 //! W of N and bias the model toward consistency. The local replica's synchronous answer is not a
 //! sample.
 //!
+//! A replica of a durable store serves a write to reads as soon as it applies it, and
+//! acknowledges it only after the store's flush to disk: most of a write's round trip on one
+//! machine is that flush. The runtime's driver times its flushes ([`NodeStats::write_service`],
+//! the flushes that carried replica writes) and the model takes them as each replica's service
+//! time between applying and acknowledging ([`dynamo_pbs::Wars::write_service`]): the
+//! coordinator's own replica acknowledges after one, and a remote round trip less one is the
+//! network's. Without it the flush would count as the write's way to the replica and the
+//! prediction would be far too pessimistic (on a local 5-node cluster, 70% consistent at t = 0
+//! predicted where 100% of reads were; `bench/results/pbs-live.md`).
+//!
 //! A coordinator cannot split a round trip into its two legs; `dynamo_pbs::Legs::RoundTrip` splits
 //! it at a uniform point (exact for exponential legs, mean-preserving for symmetric ones). The
 //! model takes the write coordinator to be a replica (puts are coordinated by a primary: its own
@@ -20,7 +30,7 @@
 //! (`status`), about 2 ms for the five choices: deterministic for the same samples, and no cost
 //! on the request path beyond two histogram records per answer.
 
-use dynamo_pbs::{Empirical, Wars};
+use dynamo_pbs::{Dist, Empirical, Wars};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +54,9 @@ pub struct StalenessStatus {
     pub write_samples: u64,
     /// Read-to-response round trips measured.
     pub read_samples: u64,
+    /// Store flushes that carried replica writes, measured (the replicas' service time before an
+    /// ack; used once there are [`MIN_SAMPLES`]).
+    pub service_samples: u64,
     /// Monte Carlo trials per choice.
     pub trials: usize,
     /// The read delays after commit of [`StalenessChoice::p_consistent`], ms.
@@ -91,9 +104,14 @@ pub fn choices(n: usize, r: usize, w: usize) -> Vec<(usize, usize)> {
 }
 
 fn empirical(h: &Histogram<u64>) -> Option<Empirical> {
+    empirical_scaled(h, 1.0)
+}
+
+/// The histogram's samples times `scale` (microseconds to ms: `1e-3`).
+fn empirical_scaled(h: &Histogram<u64>, scale: f64) -> Option<Empirical> {
     Empirical::from_counts(
         h.iter_recorded()
-            .map(|v| (v.value_iterated_to() as f64, v.count_at_value())),
+            .map(|v| (v.value_iterated_to() as f64 * scale, v.count_at_value())),
     )
     .ok()
 }
@@ -105,13 +123,18 @@ pub fn predict(stats: &NodeStats, n: usize, r: usize, w: usize) -> Option<Stalen
     if writes.len() < MIN_SAMPLES || reads.len() < MIN_SAMPLES {
         return None;
     }
-    let model = Wars::from_round_trips(empirical(writes)?, empirical(reads)?)
+    let mut model = Wars::from_round_trips(empirical(writes)?, empirical(reads)?)
         .with_coordinator_replica(true);
+    let service = &stats.write_service;
+    if service.len() >= MIN_SAMPLES {
+        model = model.with_write_service(Dist::Empirical(empirical_scaled(service, 1e-3)?));
+    }
     let wanted = choices(n, r, w);
     let runs = model.run(n, &wanted, TRIALS, SEED).ok()?;
     Some(StalenessStatus {
         write_samples: writes.len(),
         read_samples: reads.len(),
+        service_samples: service.len(),
         trials: TRIALS,
         times: TIMES.to_vec(),
         target: TARGET,
@@ -163,5 +186,32 @@ mod tests {
         assert_eq!(p.choices[0].p_consistent[2], 1.0);
         assert!(p.choices[0].p_consistent[0] < 1.0);
         assert_eq!(predict(&stats, 3, 1, 1), Some(p));
+    }
+
+    #[test]
+    fn timed_flushes_move_the_round_trip_to_the_ack() {
+        // Round trips of 4-6 ms that are all flush (4-6 ms per flush carrying replica writes):
+        // every replica has the write as soon as it arrives, long before the coordinator's own
+        // flush commits it, so a read right after the commit is consistent.
+        let mut stats = NodeStats::default();
+        for i in 0..100u64 {
+            let _ = stats.write_round_trip.record(4 + i % 3);
+            let _ = stats.read_round_trip.record(1 + i % 3);
+        }
+        let before = predict(&stats, 3, 1, 1).expect("enough samples");
+        for i in 0..100u64 {
+            stats.counters.replica_writes += 1;
+            stats.record_flush(4_000 + 1_000 * (i % 3));
+        }
+        // A flush without a replica write since the last one is no sample.
+        stats.record_flush(1);
+        assert_eq!(stats.write_service.len(), 100);
+        let after = predict(&stats, 3, 1, 1).expect("enough samples");
+        assert_eq!(after.service_samples, 100);
+        assert!(before.choices[0].p_consistent[0] < 0.8, "{before:?}");
+        assert!(
+            after.choices[0].p_consistent[0] > 0.95,
+            "{before:?} {after:?}"
+        );
     }
 }

@@ -113,6 +113,24 @@ pub struct NodeStats {
     pub write_round_trip: Histogram<u64>,
     /// Round trips of replica reads sent by this node as coordinator, send to response.
     pub read_round_trip: Histogram<u64>,
+    /// Durations of the store flushes that carried replica writes, **microseconds**: the time a
+    /// replica holds a write it already serves to reads before acknowledging it (see
+    /// `staleness`). Recorded by the runtime's driver through [`NodeStats::record_flush`].
+    pub write_service: Histogram<u64>,
+    /// `counters.replica_writes` at the last recorded flush.
+    writes_at_flush: u64,
+}
+
+impl NodeStats {
+    /// The store was flushed in `micros`: a sample of [`NodeStats::write_service`] if replica
+    /// writes were applied since the last flush recorded.
+    pub fn record_flush(&mut self, micros: u64) {
+        if self.counters.replica_writes != self.writes_at_flush {
+            self.writes_at_flush = self.counters.replica_writes;
+            // Recording fails only past the histogram's range, which auto-resizes.
+            let _ = self.write_service.record(micros);
+        }
+    }
 }
 
 impl Default for NodeStats {
@@ -123,6 +141,8 @@ impl Default for NodeStats {
             put_latency: new_histogram(),
             write_round_trip: new_histogram(),
             read_round_trip: new_histogram(),
+            write_service: new_histogram(),
+            writes_at_flush: 0,
         }
     }
 }

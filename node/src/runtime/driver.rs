@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::delay::DelaySource;
 use super::peers::{self, Link, LinkContext};
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
 use crate::core::NodeCore;
@@ -23,6 +24,8 @@ pub(crate) struct Driver<S: Store> {
     unreachable: BTreeSet<NodeId>,
     /// Messages that never left (no address, queue full or closed).
     undelivered: Vec<(NodeId, PeerMessage)>,
+    /// Delay injected into every peer message (experiments).
+    delay: Option<DelaySource>,
 }
 
 /// Whether to go on after an input.
@@ -38,6 +41,7 @@ impl<S: Store + Send + 'static> Driver<S> {
         clock: Clock,
         link_ctx: LinkContext,
         peer_queue: usize,
+        delay: Option<DelaySource>,
     ) -> Self {
         Driver {
             core,
@@ -49,6 +53,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             next_req: 1,
             unreachable: BTreeSet::new(),
             undelivered: Vec::new(),
+            delay,
         }
     }
 
@@ -156,7 +161,11 @@ impl<S: Store + Send + 'static> Driver<S> {
     fn output(&mut self) -> Result<(), RuntimeError> {
         let me = self.core.id();
         loop {
-            if let Err(e) = self.core.store_mut().flush() {
+            let started = std::time::Instant::now();
+            let flushed = self.core.store_mut().flush();
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.core.flushed(micros);
+            if let Err(e) = flushed {
                 // Nothing produced since the last flush may leave: it could acknowledge a write
                 // that is not on disk. Fail the waiting clients and stop the node.
                 tracing::error!(id = me, error = %e, "storage flush failed; stopping the node");
@@ -211,6 +220,16 @@ impl<S: Store + Send + 'static> Driver<S> {
         let Some(link) = self.links.get(&to) else {
             return;
         };
+        if let Some(delay) = self.delay.as_mut() {
+            // Held, then queued; a full or closed queue then loses the message, which the core
+            // handles as it handles any lost message (timeouts).
+            let (queue, after) = (link.queue.clone(), delay.draw());
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = queue.try_send(msg);
+            });
+            return;
+        }
         match link.queue.try_send(msg) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(msg)) => {

@@ -20,6 +20,7 @@
 //! [`Node::start`] starts a node; [`Node::shutdown`] stops it gracefully and [`Node::kill`] stops
 //! it abruptly (for tests).
 
+mod delay;
 mod driver;
 pub mod frame;
 pub mod handshake;
@@ -35,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use delay::LinkDelay;
 pub use frame::{
     AdminReply, AdminRequest, ClientFrame, Handshake, NodeFrame, PeerFrame, RangeInfo, Role,
     DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION,
@@ -126,6 +128,9 @@ pub struct RuntimeConfig {
     /// The cluster authority's public key: with it, every peer must prove the certified key of
     /// its id (and this node needs an `identity`).
     pub authority: Option<[u8; 32]>,
+    /// Delay injected into every message to a peer, for experiments on one machine (see
+    /// [`LinkDelay`]). Default `None`.
+    pub link_delay: Option<LinkDelay>,
 }
 
 impl RuntimeConfig {
@@ -154,6 +159,7 @@ impl RuntimeConfig {
             seed: None,
             identity: None,
             authority: None,
+            link_delay: None,
         }
     }
 }
@@ -376,7 +382,10 @@ impl Node {
             idle: config.limits.idle_timeout / 2,
             inputs: tx.clone(),
         };
-        let driver = driver::Driver::new(core, clock, link_ctx, config.peer_queue);
+        let delay = config
+            .link_delay
+            .map(|d| delay::DelaySource::new(d, seed ^ 0xde1a));
+        let driver = driver::Driver::new(core, clock, link_ctx, config.peer_queue, delay);
         let driver = tokio::spawn(driver.run(rx));
         let server = tokio::spawn(server::serve(
             listener,

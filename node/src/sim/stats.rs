@@ -54,6 +54,7 @@ pub fn add_stats(a: &mut NodeStats, b: &NodeStats) {
     let _ = a.put_latency.add(&b.put_latency);
     let _ = a.write_round_trip.add(&b.write_round_trip);
     let _ = a.read_round_trip.add(&b.read_round_trip);
+    let _ = a.write_service.add(&b.write_service);
 }
 
 /// Adds `b` into `a` (see [`Counters::absorb`]).

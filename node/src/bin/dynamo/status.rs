@@ -157,9 +157,9 @@ pub fn staleness_lines(s: Option<&dynamo_node::StalenessStatus>) -> Vec<String> 
         ];
     };
     let mut lines = vec![format!(
-        "staleness (PBS, from {} write and {} read round trips, {} trials): P(a read t ms after \
-         a write commits returns it)",
-        s.write_samples, s.read_samples, s.trials
+        "staleness (PBS, from {} write and {} read round trips, {} timed flushes, {} trials): \
+         P(a read t ms after a write commits returns it)",
+        s.write_samples, s.read_samples, s.service_samples, s.trials
     )];
     let mut header = format!("  {:<14}", "N, R, W");
     for t in &s.times {
