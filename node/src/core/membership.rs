@@ -447,21 +447,8 @@ impl<S: Store> NodeCore<S> {
                 self.stats.counters.bad_messages += 1;
                 continue;
             };
-            let replicas: Vec<NodeId> = self
-                .ring
-                .preference_list(&key)
-                .primaries()
-                .copied()
-                .collect();
-            for replica in replicas {
-                if replica == self.id {
-                    if self.apply(&key, &siblings).is_err() {
-                        self.stats.counters.bad_messages += 1;
-                    }
-                } else {
-                    self.record_hint_at(now, recorded_at, replica, key.clone(), &siblings);
-                }
-            }
+            // What the hint log cannot take is lost as the hint would have been (bounded log).
+            let _ = self.keep_for_primaries(now, recorded_at, key, &siblings);
         }
         self.hints.forget_node(&gone);
     }

@@ -515,6 +515,14 @@ impl<S: Store> NodeCore<S> {
         self.hints.len()
     }
 
+    /// Hints waiting, by the node they are for.
+    pub fn hints_by_node(&self) -> Vec<(NodeId, usize)> {
+        self.hints
+            .nodes()
+            .map(|(&id, _)| (id, self.hints.pending_for(&id)))
+            .collect()
+    }
+
     /// Merkle roots of the partitions this node replicates, for convergence checks.
     pub fn partition_roots(&self) -> Vec<(u32, [u8; 32])> {
         (0..self.ring.range_count())

@@ -94,17 +94,7 @@ impl<S: Store> NodeCore<S> {
                 && !self.replicates(self.partition_of(&key))
                 && (!self.leaving || !self.handing_over_partition(self.partition_of(&key))) =>
             {
-                let primaries: Vec<NodeId> = self
-                    .ring
-                    .preference_list(&key)
-                    .primaries()
-                    .copied()
-                    .collect();
-                let mut kept = !primaries.is_empty();
-                for p in primaries {
-                    kept &= self.record_hint(now, p, key.clone(), siblings);
-                }
-                kept
+                self.keep_for_primaries(now, Instant::from_millis(now), key, siblings)
             }
             _ => self.apply(&key, siblings).is_ok(),
         }
@@ -154,6 +144,11 @@ impl<S: Store> NodeCore<S> {
         key: Key,
         siblings: &Sibs,
     ) -> bool {
+        if intended != self.id && !self.ring_provisional && !self.members.contains(&intended) {
+            // Not in this node's ring (removed; or a coordinator's ring this node has not seen):
+            // a hint for it could wait forever. The key's primaries get the versions instead.
+            return self.keep_for_primaries(now, recorded_at, key, siblings);
+        }
         let payload = encode_siblings(siblings);
         match self
             .hints
@@ -168,6 +163,33 @@ impl<S: Store> NodeCore<S> {
             }
             Err(_) => false,
         }
+    }
+
+    /// Keeps `siblings` of `key` for the key's primaries in this node's ring: in the store when
+    /// this node is one, as hints (aged from `recorded_at`) for the others. Returns whether all
+    /// of it was kept.
+    pub(crate) fn keep_for_primaries(
+        &mut self,
+        now: Millis,
+        recorded_at: Instant,
+        key: Key,
+        siblings: &Sibs,
+    ) -> bool {
+        let primaries: Vec<NodeId> = self
+            .ring
+            .preference_list(&key)
+            .primaries()
+            .copied()
+            .collect();
+        let mut kept = !primaries.is_empty();
+        for p in primaries {
+            kept &= if p == self.id {
+                self.apply(&key, siblings).is_ok()
+            } else {
+                self.record_hint_at(now, recorded_at, p, key.clone(), siblings)
+            };
+        }
+        kept
     }
 
     /// A hint for `intended` expired (its node stayed away too long): rather than let the only

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use dynamo_node::{ChangeError, ChangeRequest, MemoryStore, NodeConfig, NodeCore, NodeId};
+use dynamo_node::{
+    ChangeError, ChangeRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
+};
 use dynamo_ring::{NodeSpec, Ring};
 
 use crate::Cluster;
@@ -359,6 +361,85 @@ fn hints_for_a_removed_node_reach_the_new_replicas() {
     for (id, node) in &c.nodes {
         if *id != 4 {
             assert_eq!(node.hints_pending(), 0, "node {id}");
+        }
+    }
+}
+
+/// A sloppy write for a node that is no longer in the ring (its coordinator still used the old
+/// ring) is kept for the key's primaries in the new one: a hint for the removed node would wait
+/// for it forever (sim seed 2241 never converged: one such hint stayed pending on node 4).
+#[test]
+fn a_late_sloppy_write_for_a_removed_node_reaches_the_new_replicas() {
+    let config = NodeConfig {
+        sync_interval: None,
+        read_repair: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    let key = (0..200)
+        .map(|i| format!("key-{i}"))
+        .find(|k| c.primaries(k).contains(&4))
+        .expect("a key of node 4");
+    c.put(1, &key, "v", vec![]);
+    let siblings = (1..=5)
+        .find_map(|n| dynamo_node::Store::get(c.nodes[&n].store(), key.as_bytes()).expect("store"))
+        .expect("stored");
+    let (version, _) = c.nodes[&1].ring_version();
+    let now = c.now;
+    c.nodes
+        .get_mut(&1)
+        .expect("node")
+        .commit_change(
+            now,
+            version,
+            &ChangeRequest {
+                joins: vec![],
+                leaves: vec![4],
+            },
+        )
+        .expect("commit");
+    c.advance(15_000);
+    assert!(c.nodes[&1].ring().nodes().all(|n| n.id != 4));
+    // Node 4 has left and stopped.
+    c.down.push(4);
+    let ring = c.nodes[&1].ring().clone();
+    let primaries: Vec<NodeId> = ring
+        .preference_list(key.as_bytes())
+        .primaries()
+        .copied()
+        .collect();
+    let fallback = (1..=5)
+        .find(|n| *n != 4 && !primaries.contains(n))
+        .expect("a node outside the key's primaries");
+    let now = c.now;
+    let late = PeerMessage::Write {
+        req: Some(1_000_000),
+        key: key.clone().into_bytes(),
+        siblings,
+        hint: Some(4),
+    };
+    c.nodes
+        .get_mut(&fallback)
+        .expect("node")
+        .handle_message(now, primaries[0], late);
+    assert!(
+        c.nodes[&fallback]
+            .hints_by_node()
+            .iter()
+            .all(|&(n, count)| n != 4 || count == 0),
+        "a hint for the removed node 4: {:?}",
+        c.nodes[&fallback].hints_by_node()
+    );
+    c.advance(15_000);
+    for (id, node) in &c.nodes {
+        if *id != 4 {
+            assert_eq!(
+                node.hints_pending(),
+                0,
+                "node {id}: {:?}",
+                node.hints_by_node()
+            );
         }
     }
 }

@@ -302,11 +302,12 @@ fn random_faults_with_reaping() {
 }
 
 /// Seeds that once failed, found by larger sweeps (`SIM_SEEDS=500`): 1309 lost a write that a
-/// fallback coordinator kept only in its own store; the others looked lost because the check ran
-/// while the version still waited in a hint.
+/// fallback coordinator kept only in its own store; 2241 never converged (a late sloppy write
+/// for a node already removed from the ring became a hint that waited for it forever); the others
+/// looked lost because the check ran while the version still waited in a hint.
 #[test]
 fn regression_seeds() {
-    for seed in [1309, 1326, 1435, 1443, 2361, 2379] {
+    for seed in [1309, 1326, 1435, 1443, 2241, 2361, 2379] {
         if let Err(e) = run_seed(seed) {
             panic!(
                 "seed {seed}: {e}
@@ -338,13 +339,35 @@ fn replay() {
             for key in keys {
                 dump_key(&sim, key);
             }
-            for id in sim.running() {
+            let mut roots: std::collections::BTreeMap<u32, Vec<(NodeId, [u8; 32])>> =
+                Default::default();
+            let running = sim.running();
+            for id in 0..64 {
                 if let Some(core) = sim.node(id) {
                     let members: Vec<NodeId> = core.ring().nodes().map(|n| n.id).collect();
                     println!(
-                        "node {id}: ring {:?} members {members:?}",
-                        core.ring_version()
+                        "node {id}{}: ring {:?} members {members:?}, hints pending {:?}",
+                        if running.contains(&id) {
+                            ""
+                        } else {
+                            " (not serving clients)"
+                        },
+                        core.ring_version(),
+                        core.hints_by_node()
                     );
+                    for (p, root) in core.partition_roots() {
+                        roots.entry(p).or_default().push((id, root));
+                    }
+                }
+            }
+            // Partitions whose replicas still differ (what keeps `settle` from converging).
+            for (p, held) in roots {
+                if held.iter().any(|(_, r)| *r != held[0].1) {
+                    let short: Vec<String> = held
+                        .iter()
+                        .map(|(id, r)| format!("{id}:{:02x}{:02x}", r[0], r[1]))
+                        .collect();
+                    println!("partition {p} differs: {}", short.join(" "));
                 }
             }
             panic!("seed {seed}: {e}")
