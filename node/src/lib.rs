@@ -33,4 +33,4 @@ pub use crate::core::{
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
 pub use store::{MemoryStore, Store, StoreError};
-pub use types::{Actor, Clock, Key, Millis, NodeId, RequestId, Sibs, Value};
+pub use types::{Actor, Clock, Key, Millis, NodeId, Object, RequestId, Sibs, Value};

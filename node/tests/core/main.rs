@@ -156,6 +156,7 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
                 value: value.into(),
                 context,
                 options: RequestOptions::default(),
+                content_type: None,
             },
         )
     }
