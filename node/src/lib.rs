@@ -18,6 +18,8 @@ pub mod config;
 pub mod core;
 pub mod fuzz;
 pub mod history;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod message;
 pub mod redb_store;
 pub mod runtime;

@@ -83,10 +83,19 @@ impl ClientRequest {
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ClientError {
-    /// Fewer than R or W replicas answered in time.
+    /// So many replicas failed or were unreachable that R or W answers could not be had.
     #[error("quorum not reached: {acknowledged} of {required} replicas answered")]
     QuorumFailed {
         /// Replicas that answered.
+        acknowledged: usize,
+        /// Replicas required.
+        required: usize,
+    },
+    /// The request's timeout passed with fewer than R or W answers (the replicas that did not
+    /// answer may still apply a write).
+    #[error("timed out: {acknowledged} of {required} replicas answered in time")]
+    Timeout {
+        /// Replicas that answered in time.
         acknowledged: usize,
         /// Replicas required.
         required: usize,

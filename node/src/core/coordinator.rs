@@ -648,7 +648,7 @@ fn quorum_error(e: &dynamo_quorum::FailureReason) -> ClientError {
         FailureReason::Deadline {
             succeeded,
             required,
-        } => ClientError::QuorumFailed {
+        } => ClientError::Timeout {
             acknowledged: succeeded,
             required,
         },

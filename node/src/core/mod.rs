@@ -48,7 +48,10 @@ pub use change::{
 };
 pub use digest::siblings_digest;
 pub use staleness::{StalenessChoice, StalenessStatus};
-pub use stats::{Counters, LatencySummary, NodeStats};
+pub use stats::{
+    Counters, LatencyBuckets, LatencySummary, NodeStats, RequestMetrics, RequestOp, RequestOutcome,
+    LATENCY_BUCKETS,
+};
 
 use crate::config::NodeConfig;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};

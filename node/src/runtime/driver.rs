@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::peers::{self, Link, LinkContext};
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
-use crate::core::NodeCore;
+use crate::core::{NodeCore, RequestMetrics, RequestOp, RequestOutcome};
 use crate::message::{ClientError, ClientReply, PeerMessage};
 use crate::store::Store;
 use crate::types::{NodeId, RequestId};
@@ -18,11 +18,20 @@ pub(crate) struct Driver<S: Store> {
     links: HashMap<NodeId, Link>,
     link_ctx: LinkContext,
     peer_queue: usize,
-    waiting: HashMap<RequestId, oneshot::Sender<ClientReply>>,
+    waiting: HashMap<RequestId, Waiting>,
+    /// Client requests answered, by operation and outcome, with their latencies.
+    requests: RequestMetrics,
     next_req: RequestId,
     unreachable: BTreeSet<NodeId>,
     /// Messages that never left (no address, queue full or closed).
     undelivered: Vec<(NodeId, PeerMessage)>,
+}
+
+/// A client request being coordinated: where its reply goes, and what to record of it.
+struct Waiting {
+    reply: oneshot::Sender<ClientReply>,
+    op: RequestOp,
+    arrived: tokio::time::Instant,
 }
 
 /// Whether to go on after an input.
@@ -46,6 +55,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             link_ctx,
             peer_queue,
             waiting: HashMap::new(),
+            requests: RequestMetrics::default(),
             next_req: 1,
             unreachable: BTreeSet::new(),
             undelivered: Vec::new(),
@@ -102,7 +112,12 @@ impl<S: Store + Send + 'static> Driver<S> {
             Input::Client { request, reply } => {
                 let req = self.next_req;
                 self.next_req += 1;
-                self.waiting.insert(req, reply);
+                let waiting = Waiting {
+                    reply,
+                    op: RequestOp::of(&request),
+                    arrived: tokio::time::Instant::now(),
+                };
+                self.waiting.insert(req, waiting);
                 self.core.handle_client(now, req, request);
             }
             Input::Admin { request, reply } => {
@@ -140,6 +155,13 @@ impl<S: Store + Send + 'static> Driver<S> {
                 };
                 let _ = reply.send(answer);
             }
+            #[cfg(feature = "http")]
+            Input::Metrics { reply } => {
+                let _ = reply.send(Box::new(super::MetricsSnapshot {
+                    status: self.core.status(),
+                    requests: self.requests.clone(),
+                }));
+            }
             Input::Unreachable(peer) => self.core.peer_unreachable(now, peer),
             Input::Undelivered(peer, msgs) => {
                 for msg in msgs {
@@ -160,8 +182,9 @@ impl<S: Store + Send + 'static> Driver<S> {
                 // Nothing produced since the last flush may leave: it could acknowledge a write
                 // that is not on disk. Fail the waiting clients and stop the node.
                 tracing::error!(id = me, error = %e, "storage flush failed; stopping the node");
-                for (_, tx) in self.waiting.drain() {
-                    let _ = tx.send(ClientReply::Failed(ClientError::Storage(e.to_string())));
+                for (_, waiting) in std::mem::take(&mut self.waiting) {
+                    let reply = ClientReply::Failed(ClientError::Storage(e.to_string()));
+                    self.answer(waiting, reply);
                 }
                 return Err(RuntimeError::Store(e));
             }
@@ -174,8 +197,8 @@ impl<S: Store + Send + 'static> Driver<S> {
                 }
             }
             while let Some((req, reply)) = self.core.poll_reply() {
-                if let Some(tx) = self.waiting.remove(&req) {
-                    let _ = tx.send(reply);
+                if let Some(waiting) = self.waiting.remove(&req) {
+                    self.answer(waiting, reply);
                 }
             }
             if local.is_empty() && self.unreachable.is_empty() && self.undelivered.is_empty() {
@@ -192,6 +215,14 @@ impl<S: Store + Send + 'static> Driver<S> {
                 self.core.peer_unreachable(now, peer);
             }
         }
+    }
+
+    /// Sends a client its reply, and records the request.
+    fn answer(&mut self, waiting: Waiting, reply: ClientReply) {
+        let seconds = waiting.arrived.elapsed().as_secs_f64();
+        self.requests
+            .record(waiting.op, RequestOutcome::of(&reply), seconds);
+        let _ = waiting.reply.send(reply);
     }
 
     fn transmit(&mut self, to: NodeId, msg: PeerMessage) {

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod hostile;
+mod http;
 mod join;
 mod leave;
 mod storage;
