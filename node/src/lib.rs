@@ -29,7 +29,7 @@ pub mod store;
 pub mod types;
 
 pub use crate::core::{
-    ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeStats, NodeStatus,
+    ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeEvent, NodeStats, NodeStatus,
     StalenessChoice, StalenessStatus,
 };
 pub use config::{NodeConfig, QuorumMode};

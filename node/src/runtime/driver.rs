@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::peers::{self, Link, LinkContext};
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
-use crate::core::{NodeCore, RequestMetrics, RequestOp, RequestOutcome};
+use crate::core::{NodeCore, NodeEvent, RequestMetrics, RequestOp, RequestOutcome};
 use crate::message::{ClientError, ClientReply, PeerMessage};
 use crate::store::Store;
 use crate::types::{NodeId, RequestId};
@@ -196,6 +196,9 @@ impl<S: Store + Send + 'static> Driver<S> {
                     self.transmit(to, msg);
                 }
             }
+            while let Some(event) = self.core.poll_event() {
+                log_event(me, &event);
+            }
             while let Some((req, reply)) = self.core.poll_reply() {
                 if let Some(waiting) = self.waiting.remove(&req) {
                     self.answer(waiting, reply);
@@ -255,6 +258,31 @@ impl<S: Store + Send + 'static> Driver<S> {
                 self.links.remove(&to);
                 self.undelivered.push((to, msg));
             }
+        }
+    }
+}
+
+/// Logs an operator event at info (warn for a member believed down, and for dropped hints).
+fn log_event(me: NodeId, event: &NodeEvent) {
+    match event {
+        NodeEvent::MemberUp { id } => tracing::info!(id = me, member = id, "member up"),
+        NodeEvent::MemberDown { id } => tracing::warn!(id = me, member = id, "member down"),
+        NodeEvent::MemberJoined { id, restarted } => {
+            tracing::info!(id = me, member = id, restarted, "member joined")
+        }
+        NodeEvent::MemberLeft { id } => tracing::info!(id = me, member = id, "member left"),
+        NodeEvent::RingInstalled { version, members } => {
+            tracing::info!(id = me, version, ?members, "ring installed")
+        }
+        NodeEvent::HintsDelivered { node, count } => {
+            tracing::info!(id = me, to = node, count, "hints delivered")
+        }
+        NodeEvent::HintsDropped { count } => tracing::warn!(id = me, count, "hints dropped"),
+        NodeEvent::TransferStarted { partition, to } => {
+            tracing::info!(id = me, partition, to, "transfer started")
+        }
+        NodeEvent::TransferFinished { partition, to } => {
+            tracing::info!(id = me, partition, to, "transfer finished")
         }
     }
 }
