@@ -324,10 +324,8 @@ pub(crate) async fn delete(
         return Err(ApiError::new(
             StatusCode::PRECONDITION_REQUIRED,
             "context_required",
-            format!(
-                "a delete supersedes the versions its context names: get the key first and send \
-                 its {CONTEXT_HEADER} (without one the delete would remove nothing)"
-            ),
+            "a delete supersedes the versions its context names: get the key first and send its \
+             X-Dynamo-Context (without one the delete would remove nothing)",
         ));
     };
     let request = ClientRequest::Delete {
