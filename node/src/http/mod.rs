@@ -17,9 +17,9 @@
 //! needs `Authorization: Bearer <token>`, the token derived from the client secret
 //! ([`token`]).
 //!
-//! The routes are listed once, in [`api_routes`]; [`route_paths`] exposes the list so a test can
+//! The routes are listed once, in `api_routes`; [`route_paths`] exposes the list so a test can
 //! hold it against the OpenAPI document. Pages served by the node (a console, static assets) go
-//! in [`router`], each with its path in the document too.
+//! in `router` (this module), each with its path in the document too.
 
 mod admin;
 mod auth;
