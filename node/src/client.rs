@@ -118,6 +118,8 @@ pub struct GetResult {
     pub context: Vec<u8>,
     /// Replicas that answered.
     pub replicas: Vec<NodeId>,
+    /// The media type of each value (same order), where its writer gave one.
+    pub content_types: Vec<Option<String>>,
 }
 
 /// A connection to a cluster. See the [module docs](self).
@@ -204,10 +206,12 @@ impl Client {
                 values,
                 context,
                 replicas,
+                content_types,
             } => Ok(GetResult {
                 values,
                 context,
                 replicas,
+                content_types,
             }),
             other => Err(Error::Protocol(format!(
                 "unexpected answer to a get: {other:?}"
@@ -240,6 +244,7 @@ impl Client {
             value,
             context: context.to_vec(),
             options,
+            content_type: None,
         };
         self.stored(request).await
     }

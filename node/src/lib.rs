@@ -18,6 +18,8 @@ pub mod config;
 pub mod core;
 pub mod fuzz;
 pub mod history;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod message;
 pub mod redb_store;
 pub mod runtime;
@@ -27,10 +29,10 @@ pub mod store;
 pub mod types;
 
 pub use crate::core::{
-    ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeStats, NodeStatus,
+    ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeEvent, NodeStats, NodeStatus,
     StalenessChoice, StalenessStatus,
 };
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
 pub use store::{MemoryStore, Store, StoreError};
-pub use types::{Actor, Clock, Key, Millis, NodeId, RequestId, Sibs, Value};
+pub use types::{Actor, Clock, Key, Millis, NodeId, Object, RequestId, Sibs, Value};

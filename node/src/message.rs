@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{Key, NodeId, RequestId, Sibs, Value};
 
+/// Longest content type (bytes) a put may carry: media types are short (RFC 6838 caps the type
+/// and subtype at 127 characters each), and every sibling of a key carries its own.
+pub const MAX_CONTENT_TYPE: usize = 256;
+
 /// Per-request overrides of the node's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RequestOptions {
@@ -40,6 +44,10 @@ pub enum ClientRequest {
         context: Vec<u8>,
         /// Overrides.
         options: RequestOptions,
+        /// The value's media type, stored with it and returned by gets (absent from requests of
+        /// earlier versions: none).
+        #[serde(default)]
+        content_type: Option<String>,
     },
     /// Delete a key: a put of a tombstone.
     Delete {
@@ -75,10 +83,19 @@ impl ClientRequest {
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ClientError {
-    /// Fewer than R or W replicas answered in time.
+    /// So many replicas failed or were unreachable that R or W answers could not be had.
     #[error("quorum not reached: {acknowledged} of {required} replicas answered")]
     QuorumFailed {
         /// Replicas that answered.
+        acknowledged: usize,
+        /// Replicas required.
+        required: usize,
+    },
+    /// The request's timeout passed with fewer than R or W answers (the replicas that did not
+    /// answer may still apply a write).
+    #[error("timed out: {acknowledged} of {required} replicas answered in time")]
+    Timeout {
+        /// Replicas that answered in time.
         acknowledged: usize,
         /// Replicas required.
         required: usize,
@@ -127,6 +144,9 @@ pub enum ClientReply {
         context: Vec<u8>,
         /// Replicas that answered before the reply, in order.
         replicas: Vec<NodeId>,
+        /// The media type of each value of `values` (same order), where its writer gave one.
+        #[serde(default)]
+        content_types: Vec<Option<String>>,
     },
     /// A put or delete reached W replicas.
     Stored {

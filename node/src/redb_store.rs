@@ -181,6 +181,15 @@ pub(crate) fn decode_sibs(key: &[u8], bytes: &[u8]) -> Result<Sibs, Damaged> {
 
 pub(crate) fn encode_sibs(key: &[u8], sibs: &Sibs) -> Result<Vec<u8>, StoreError> {
     let payload = rmp_serde::to_vec(sibs).map_err(|e| io("encoding a sibling set", e))?;
+    // A set without content types is byte for byte what earlier versions wrote.
+    if sibs.live_values().any(|o| o.content_type.is_some()) {
+        return Ok(record::seal_version(
+            record::VERSION_TYPED,
+            Table::Data,
+            key,
+            &payload,
+        ));
+    }
     Ok(record::seal(Table::Data, key, &payload))
 }
 
@@ -1228,12 +1237,36 @@ mod tests {
     fn sibs(value: &[u8]) -> Sibs {
         let mut s = Sibs::new();
         let ctx = s.context();
-        s.put(&ctx, (1, 0), 0, Value::Live(value.to_vec()));
+        s.put(&ctx, (1, 0), 0, Value::Live(value.to_vec().into()));
         s
     }
 
     fn values(s: &Sibs) -> Vec<Vec<u8>> {
-        s.live_values().cloned().collect()
+        s.live_values().map(|o| o.bytes.clone()).collect()
+    }
+
+    #[test]
+    fn a_content_type_is_stored_in_a_version_2_record_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut typed = Sibs::new();
+        let ctx = typed.context();
+        let object = crate::types::Object::typed(b"{}".to_vec(), Some("application/json".into()));
+        typed.put(&ctx, (1, 0), 0, Value::Live(object.clone()));
+        assert_eq!(encode_sibs(b"t", &typed).unwrap()[0], 2);
+        assert_eq!(encode_sibs(b"p", &sibs(b"plain")).unwrap()[0], 1);
+        {
+            let mut store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
+            store.put(b"t", &typed).unwrap();
+            store.put(b"p", &sibs(b"plain")).unwrap();
+            store.flush().unwrap();
+        }
+        let store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
+        let back = store.get(b"t").unwrap().expect("stored");
+        assert_eq!(back.live_values().collect::<Vec<_>>(), vec![&object]);
+        assert_eq!(
+            values(&store.get(b"p").unwrap().unwrap()),
+            vec![b"plain".to_vec()]
+        );
     }
 
     #[test]
@@ -1538,7 +1571,7 @@ mod tests {
             .map(|i| {
                 let mut s = sibs(&value(i));
                 let ctx = Sibs::new().context();
-                s.put(&ctx, (2, 9), 5, Value::Live(vec![i as u8; i * 7]));
+                s.put(&ctx, (2, 9), 5, Value::Live(vec![i as u8; i * 7].into()));
                 s.put(&s.context(), (3, 1), 6, Value::Tombstone);
                 (key(i), s)
             })

@@ -25,9 +25,9 @@ use dynamo_vclock::{Entry, VClock, Value as Versioned};
 
 use super::{NodeCore, RoundTrip};
 use crate::config::QuorumMode;
-use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage};
+use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage, MAX_CONTENT_TYPE};
 use crate::store::Store;
-use crate::types::{Actor, Key, Millis, NodeId, RequestId, Sibs};
+use crate::types::{Actor, Key, Millis, NodeId, Object, RequestId, Sibs};
 
 /// Who is waiting for a request's reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,12 +220,20 @@ impl<S: Store> NodeCore<S> {
         };
         limit("key bytes", request.key().len(), self.config.max_key_size)?;
         match request {
-            ClientRequest::Put { value, context, .. } => {
+            ClientRequest::Put {
+                value,
+                context,
+                content_type,
+                ..
+            } => {
                 if value.len() > self.config.max_value_size {
                     return Err(ClientError::ValueTooLarge {
                         size: value.len(),
                         limit: self.config.max_value_size,
                     });
+                }
+                if let Some(t) = content_type {
+                    limit("content type bytes", t.len(), MAX_CONTENT_TYPE)?;
                 }
                 limit("context bytes", context.len(), self.config.max_context_size)
             }
@@ -246,7 +254,7 @@ impl<S: Store> NodeCore<S> {
                 limit: self.config.max_siblings,
             });
         }
-        let bytes: usize = set.live_values().map(Vec::len).sum();
+        let bytes: usize = set.live_values().map(Object::size).sum();
         if bytes > self.config.max_siblings_size {
             return Err(ClientError::LimitExceeded {
                 what: "sibling bytes".into(),
@@ -309,10 +317,15 @@ impl<S: Store> NodeCore<S> {
                 key,
                 value,
                 context,
+                content_type,
                 ..
             } => {
                 self.stats.counters.puts += 1;
-                (key, Versioned::Live(value), context)
+                (
+                    key,
+                    Versioned::Live(Object::typed(value, content_type)),
+                    context,
+                )
             }
             ClientRequest::Delete { key, context, .. } => {
                 self.stats.counters.deletes += 1;
@@ -478,9 +491,18 @@ impl<S: Store> NodeCore<S> {
                             continue;
                         }
                         let result = outcome.result.map(|()| ClientReply::Got {
-                            values: outcome.siblings.live_values().cloned().collect(),
+                            values: outcome
+                                .siblings
+                                .live_values()
+                                .map(|o| o.bytes.clone())
+                                .collect(),
                             context: outcome.context.encode(),
                             replicas: outcome.answers.iter().map(|a| a.node).collect(),
+                            content_types: outcome
+                                .siblings
+                                .live_values()
+                                .map(|o| o.content_type.clone())
+                                .collect(),
                         });
                         self.answer(*origin, now - *started, result);
                     }
@@ -626,7 +648,7 @@ fn quorum_error(e: &dynamo_quorum::FailureReason) -> ClientError {
         FailureReason::Deadline {
             succeeded,
             required,
-        } => ClientError::QuorumFailed {
+        } => ClientError::Timeout {
             acknowledged: succeeded,
             required,
         },

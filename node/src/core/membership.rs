@@ -30,7 +30,7 @@ use dynamo_handoff::Instant;
 use dynamo_ring::{NodeSpec, Ring};
 use serde::{Deserialize, Serialize};
 
-use super::NodeCore;
+use super::{NodeCore, NodeEvent};
 use crate::message::PeerMessage;
 use crate::store::{Store, StoreError};
 use crate::types::{Millis, NodeId};
@@ -119,17 +119,21 @@ impl<S: Store> NodeCore<S> {
         while let Some(event) = self.gossip.poll_event() {
             match event {
                 Event::Up { id } => {
+                    self.events.push(NodeEvent::MemberUp { id });
                     self.hints.node_up(Instant::from_millis(now), id);
                     self.transfer_peer(now, id, true);
                     changed = true;
                 }
                 Event::Down { id } => {
+                    self.events.push(NodeEvent::MemberDown { id });
                     self.hints.node_down(id);
                     self.transfer_peer(now, id, false);
                     self.fail_peer(now, id);
                     changed = true;
                 }
                 Event::Joined { id } | Event::Restarted { id, .. } => {
+                    let restarted = matches!(event, Event::Restarted { .. });
+                    self.events.push(NodeEvent::MemberJoined { id, restarted });
                     if let Some(state) = self.gossip.node_state(&id) {
                         self.addresses.insert(id, state.address().clone());
                     }
@@ -139,6 +143,9 @@ impl<S: Store> NodeCore<S> {
                 }
                 Event::StatusChanged { id, status } => {
                     if matches!(status, Status::Left | Status::Leaving) {
+                        if !self.departed.contains(&id) {
+                            self.events.push(NodeEvent::MemberLeft { id });
+                        }
                         self.departed.insert(id);
                     } else {
                         self.departed.remove(&id);
@@ -146,6 +153,9 @@ impl<S: Store> NodeCore<S> {
                     changed = true;
                 }
                 Event::Left { id } | Event::Removed { id } => {
+                    if !self.departed.contains(&id) {
+                        self.events.push(NodeEvent::MemberLeft { id });
+                    }
                     self.departed.insert(id);
                     changed = true;
                 }
@@ -308,6 +318,10 @@ impl<S: Store> NodeCore<S> {
         }
         let _ = self.gossip.set_app_state(RING_KEY, bytes.clone());
         let next = state.ring.clone();
+        self.events.push(NodeEvent::RingInstalled {
+            version: state.version,
+            members: next.nodes().map(|n| n.id).collect(),
+        });
         let removed_me = was_member && !next.contains(&self.id);
         self.ring_state = state;
         self.ring_digest = ring_digest(&bytes);

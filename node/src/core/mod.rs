@@ -25,6 +25,7 @@ mod change;
 mod coordinator;
 pub(crate) mod digest;
 mod epochs;
+mod events;
 mod failures;
 pub(crate) mod membership;
 mod reaper;
@@ -47,8 +48,12 @@ pub use change::{
     ChangeError, ChangePlan, ChangeRequest, PartitionSize, PlannedMember, PlannedMove,
 };
 pub use digest::siblings_digest;
+pub use events::NodeEvent;
 pub use staleness::{StalenessChoice, StalenessStatus};
-pub use stats::{Counters, LatencySummary, NodeStats};
+pub use stats::{
+    Counters, LatencyBuckets, LatencySummary, NodeStats, RequestMetrics, RequestOp, RequestOutcome,
+    LATENCY_BUCKETS,
+};
 
 use crate::config::NodeConfig;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
@@ -163,6 +168,8 @@ pub struct NodeCore<S: Store> {
     replies: VecDeque<(RequestId, ClientReply)>,
     stats: NodeStats,
     leaving: bool,
+    /// Events for operators, drained by [`NodeCore::poll_event`].
+    events: events::Events,
 }
 
 /// The tree shape of every partition: 16 x 16 = 256 segments, small enough for Q trees per node.
@@ -406,6 +413,7 @@ impl<S: Store> NodeCore<S> {
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
             stats: NodeStats::default(),
+            events: events::Events::default(),
             leaving,
         };
         core.hand_over_foreign();
@@ -626,6 +634,12 @@ impl<S: Store> NodeCore<S> {
     /// Next reply to a client request.
     pub fn poll_reply(&mut self) -> Option<(RequestId, ClientReply)> {
         self.replies.pop_front()
+    }
+
+    /// Next event for operators (membership, failure detection, ring, handoff, transfers); a
+    /// driver that logs them drains this after each input. Undrained events are bounded.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop()
     }
 
     /// When [`NodeCore::handle_timeout`] must next be called.

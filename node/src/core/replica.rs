@@ -287,6 +287,8 @@ impl<S: Store> NodeCore<S> {
         while let Some((to, batch)) = self.hints.poll_transmit() {
             self.transmits.push_back((to, PeerMessage::Hints(batch)));
         }
+        let mut delivered: BTreeMap<NodeId, u64> = BTreeMap::new();
+        let mut dropped = 0u64;
         while let Some(event) = self.hints.poll_event() {
             use dynamo_handoff::HintEvent;
             match event {
@@ -303,7 +305,10 @@ impl<S: Store> NodeCore<S> {
                     let _ = self.store.remove_hint(id.0);
                     unindex_hint(&mut self.hinted, &mut self.hint_keys, id.0);
                 }
-                HintEvent::Delivered { .. } => self.stats.counters.hints_delivered += 1,
+                HintEvent::Delivered { node, .. } => {
+                    self.stats.counters.hints_delivered += 1;
+                    *delivered.entry(node).or_insert(0u64) += 1;
+                }
                 HintEvent::Dropped {
                     key,
                     node,
@@ -311,11 +316,23 @@ impl<S: Store> NodeCore<S> {
                     ..
                 } => {
                     self.stats.counters.hints_dropped += 1;
+                    dropped += 1;
                     self.spread_expired(&key, node);
                 }
-                HintEvent::Dropped { .. } => self.stats.counters.hints_dropped += 1,
+                HintEvent::Dropped { .. } => {
+                    self.stats.counters.hints_dropped += 1;
+                    dropped += 1;
+                }
                 _ => {}
             }
+        }
+        for (node, count) in delivered {
+            self.events
+                .push(super::NodeEvent::HintsDelivered { node, count });
+        }
+        if dropped > 0 {
+            self.events
+                .push(super::NodeEvent::HintsDropped { count: dropped });
         }
     }
 }

@@ -1,7 +1,11 @@
 //! Counters and latency histograms of one node, for `status` and the experiments.
 
+use std::collections::BTreeMap;
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+use crate::message::{ClientError, ClientReply, ClientRequest};
 
 /// Monotonic counters of one node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,5 +184,174 @@ impl LatencySummary {
             p999: h.value_at_quantile(0.999),
             max: h.max(),
         }
+    }
+}
+
+/// The operation of a client request, as metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestOp {
+    /// A get.
+    Get,
+    /// A put.
+    Put,
+    /// A delete.
+    Delete,
+}
+
+impl RequestOp {
+    /// The operation of a request.
+    pub fn of(request: &ClientRequest) -> Self {
+        match request {
+            ClientRequest::Get { .. } => RequestOp::Get,
+            ClientRequest::Put { .. } => RequestOp::Put,
+            ClientRequest::Delete { .. } => RequestOp::Delete,
+        }
+    }
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RequestOp::Get => "get",
+            RequestOp::Put => "put",
+            RequestOp::Delete => "delete",
+        }
+    }
+}
+
+/// How a client request ended, as metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestOutcome {
+    /// Answered: stored, or found.
+    Ok,
+    /// A get of a key with no live value.
+    NotFound,
+    /// The timeout passed before R or W answers.
+    Timeout,
+    /// Too many replicas failed or were unreachable for R or W answers.
+    QuorumFailed,
+    /// Refused: invalid options or context.
+    Invalid,
+    /// Refused: a value, key, context or sibling set over a limit.
+    TooLarge,
+    /// The node was overloaded, shutting down, or its storage failed.
+    Unavailable,
+}
+
+impl RequestOutcome {
+    /// The outcome of a reply.
+    pub fn of(reply: &ClientReply) -> Self {
+        match reply {
+            ClientReply::Got { values, .. } if values.is_empty() => RequestOutcome::NotFound,
+            ClientReply::Got { .. } | ClientReply::Stored { .. } => RequestOutcome::Ok,
+            ClientReply::Failed(e) => match e {
+                ClientError::Timeout { .. } => RequestOutcome::Timeout,
+                ClientError::QuorumFailed { .. } => RequestOutcome::QuorumFailed,
+                ClientError::InvalidOptions(_) | ClientError::InvalidContext(_) => {
+                    RequestOutcome::Invalid
+                }
+                ClientError::ValueTooLarge { .. } | ClientError::LimitExceeded { .. } => {
+                    RequestOutcome::TooLarge
+                }
+                ClientError::Storage(_) | ClientError::Unavailable(_) => {
+                    RequestOutcome::Unavailable
+                }
+            },
+        }
+    }
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RequestOutcome::Ok => "ok",
+            RequestOutcome::NotFound => "not_found",
+            RequestOutcome::Timeout => "timeout",
+            RequestOutcome::QuorumFailed => "quorum_failed",
+            RequestOutcome::Invalid => "invalid",
+            RequestOutcome::TooLarge => "too_large",
+            RequestOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the request latency histogram's buckets, as Prometheus histograms
+/// have them: from 0.5 ms (a local in-memory quorum) to 10 s (far past any default timeout).
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A latency histogram with fixed buckets ([`LATENCY_BUCKETS`]), in seconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyBuckets {
+    /// Requests per bucket (not cumulative); the last counts those above every bound.
+    pub counts: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Requests.
+    pub count: u64,
+    /// Sum of their latencies, seconds.
+    pub sum: f64,
+}
+
+impl LatencyBuckets {
+    /// Records one request's latency.
+    pub fn record(&mut self, seconds: f64) {
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[i] += 1;
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    /// Requests at or below each bound, then all of them (Prometheus' cumulative `le` buckets).
+    pub fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
+        self.counts.iter().scan(0, |acc, c| {
+            *acc += c;
+            Some(*acc)
+        })
+    }
+}
+
+/// Client requests answered by one node (whatever the protocol), by operation and outcome, timed
+/// from their arrival at the node to their reply: what `/metrics` exposes as
+/// `dynamo_requests_total` and `dynamo_request_duration_seconds`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestMetrics {
+    series: BTreeMap<(RequestOp, RequestOutcome), LatencyBuckets>,
+}
+
+impl RequestMetrics {
+    /// Records a request.
+    pub fn record(&mut self, op: RequestOp, outcome: RequestOutcome, seconds: f64) {
+        self.series
+            .entry((op, outcome))
+            .or_default()
+            .record(seconds);
+    }
+
+    /// Every (operation, outcome) seen, with its histogram.
+    pub fn series(&self) -> impl Iterator<Item = (RequestOp, RequestOutcome, &LatencyBuckets)> {
+        self.series
+            .iter()
+            .map(|(&(op, outcome), h)| (op, outcome, h))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_bounds_inclusive() {
+        let mut h = LatencyBuckets::default();
+        h.record(0.0005);
+        h.record(0.003);
+        h.record(99.0);
+        let cumulative: Vec<u64> = h.cumulative().collect();
+        assert_eq!(cumulative.len(), LATENCY_BUCKETS.len() + 1);
+        assert_eq!(cumulative[0], 1);
+        assert_eq!(cumulative[3], 2, "0.003 s is in the 5 ms bucket");
+        assert_eq!(cumulative[LATENCY_BUCKETS.len() - 1], 2);
+        assert_eq!(cumulative[LATENCY_BUCKETS.len()], 3);
+        assert_eq!(h.count, 3);
     }
 }

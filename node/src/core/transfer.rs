@@ -73,6 +73,8 @@ impl<S: Store> NodeCore<S> {
         if !self.is_up(to) {
             session.peer_down();
         }
+        self.events
+            .push(super::NodeEvent::TransferStarted { partition: p, to });
         self.transfers.insert(
             id.0,
             TransferRun {
@@ -253,6 +255,10 @@ impl<S: Store> NodeCore<S> {
                         self.start_transfer(run.partition, to);
                         continue;
                     }
+                    self.events.push(super::NodeEvent::TransferFinished {
+                        partition: run.partition,
+                        to,
+                    });
                     self.transmits.push_back((
                         to,
                         PeerMessage::TransferDone {

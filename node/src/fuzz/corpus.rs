@@ -364,6 +364,7 @@ impl Traffic {
             value,
             context,
             options: RequestOptions::default(),
+            content_type: None,
         };
         match self.request(at, request) {
             Some(ClientReply::Stored { context, .. }) => context,

@@ -2,7 +2,9 @@
 //! `meta` tables is a *sealed* record.
 //!
 //! ```text
-//! byte 0      format version (1)
+//! byte 0      format version: 1, or 2 for a sibling set holding an object with a content type
+//!             (its payload uses the map form of `types::Object`, which version 1 readers cannot
+//!             decode: the version byte makes them refuse it as such rather than as damage)
 //! bytes 1..9  checksum: the first 8 bytes (big-endian) of
 //!             SHA-256("dynamo-record" · version · table · len(name) as u64 BE · name · payload)
 //! bytes 9..   payload (a sibling set or hint record encoded with rmp-serde; a metadata value)
@@ -18,8 +20,10 @@
 
 use sha2::{Digest, Sha256};
 
-/// The only version written and read.
+/// The version of every record but a sibling set with content types.
 const VERSION: u8 = 1;
+/// The version of a sibling set holding an object with a content type.
+pub(crate) const VERSION_TYPED: u8 = 2;
 /// Version byte plus checksum.
 pub(crate) const HEADER: usize = 9;
 
@@ -63,7 +67,7 @@ pub(crate) enum RecordError {
         len: usize,
     },
     /// A version byte this code does not know.
-    #[error("unknown record version {0} (this version writes {VERSION})")]
+    #[error("unknown record version {0} (this version reads {VERSION} and {VERSION_TYPED})")]
     Version(u8),
     /// The bytes are not the ones that were written.
     #[error("checksum mismatch (stored {stored:016x}, computed {computed:016x})")]
@@ -75,10 +79,10 @@ pub(crate) enum RecordError {
     },
 }
 
-fn checksum(table: Table, name: &[u8], payload: &[u8]) -> u64 {
+fn checksum(version: u8, table: Table, name: &[u8], payload: &[u8]) -> u64 {
     let mut h = Sha256::new();
     h.update(b"dynamo-record");
-    h.update([VERSION, table.tag()]);
+    h.update([version, table.tag()]);
     h.update((name.len() as u64).to_be_bytes());
     h.update(name);
     h.update(payload);
@@ -90,9 +94,14 @@ fn checksum(table: Table, name: &[u8], payload: &[u8]) -> u64 {
 
 /// The record storing `payload` under `name` in `table`.
 pub(crate) fn seal(table: Table, name: &[u8], payload: &[u8]) -> Vec<u8> {
+    seal_version(VERSION, table, name, payload)
+}
+
+/// [`seal`] with a given version byte ([`VERSION_TYPED`] for a sibling set with content types).
+pub(crate) fn seal_version(version: u8, table: Table, name: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.push(VERSION);
-    out.extend_from_slice(&checksum(table, name, payload).to_be_bytes());
+    out.push(version);
+    out.extend_from_slice(&checksum(version, table, name, payload).to_be_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -106,14 +115,15 @@ pub(crate) fn open<'a>(
     if record.len() < HEADER {
         return Err(RecordError::Short { len: record.len() });
     }
-    if record[0] != VERSION {
-        return Err(RecordError::Version(record[0]));
+    let version = record[0];
+    if version != VERSION && !(version == VERSION_TYPED && table == Table::Data) {
+        return Err(RecordError::Version(version));
     }
     let mut stored = [0u8; 8];
     stored.copy_from_slice(&record[1..HEADER]);
     let stored = u64::from_be_bytes(stored);
     let payload = &record[HEADER..];
-    let computed = checksum(table, name, payload);
+    let computed = checksum(version, table, name, payload);
     if stored != computed {
         return Err(RecordError::Checksum { stored, computed });
     }
@@ -180,7 +190,27 @@ mod tests {
             Err(RecordError::Short { len: 8 })
         );
         let mut r = seal(Table::Data, b"k", b"v");
-        r[0] = 2;
-        assert_eq!(open(Table::Data, b"k", &r), Err(RecordError::Version(2)));
+        r[0] = 3;
+        assert_eq!(open(Table::Data, b"k", &r), Err(RecordError::Version(3)));
+        let mut r = seal(Table::Meta, b"k", b"v");
+        r[0] = VERSION_TYPED;
+        assert_eq!(
+            open(Table::Meta, b"k", &r),
+            Err(RecordError::Version(VERSION_TYPED))
+        );
+    }
+
+    #[test]
+    fn a_typed_record_opens_and_its_version_is_checked() {
+        let r = seal_version(VERSION_TYPED, Table::Data, b"k", b"v");
+        assert_eq!(r[0], 2);
+        assert_eq!(open(Table::Data, b"k", &r), Ok(&b"v"[..]));
+        // The version byte is covered by the checksum: relabelling a record fails.
+        let mut relabelled = r.clone();
+        relabelled[0] = VERSION;
+        assert!(matches!(
+            open(Table::Data, b"k", &relabelled),
+            Err(RecordError::Checksum { .. })
+        ));
     }
 }

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::delay::DelaySource;
 use super::peers::{self, Link, LinkContext};
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
-use crate::core::NodeCore;
+use crate::core::{NodeCore, NodeEvent, RequestMetrics, RequestOp, RequestOutcome};
 use crate::message::{ClientError, ClientReply, PeerMessage};
 use crate::store::Store;
 use crate::types::{NodeId, RequestId};
@@ -19,13 +19,22 @@ pub(crate) struct Driver<S: Store> {
     links: HashMap<NodeId, Link>,
     link_ctx: LinkContext,
     peer_queue: usize,
-    waiting: HashMap<RequestId, oneshot::Sender<ClientReply>>,
+    waiting: HashMap<RequestId, Waiting>,
+    /// Client requests answered, by operation and outcome, with their latencies.
+    requests: RequestMetrics,
     next_req: RequestId,
     unreachable: BTreeSet<NodeId>,
     /// Messages that never left (no address, queue full or closed).
     undelivered: Vec<(NodeId, PeerMessage)>,
     /// Delay injected into every peer message (experiments).
     delay: Option<DelaySource>,
+}
+
+/// A client request being coordinated: where its reply goes, and what to record of it.
+struct Waiting {
+    reply: oneshot::Sender<ClientReply>,
+    op: RequestOp,
+    arrived: tokio::time::Instant,
 }
 
 /// Whether to go on after an input.
@@ -50,6 +59,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             link_ctx,
             peer_queue,
             waiting: HashMap::new(),
+            requests: RequestMetrics::default(),
             next_req: 1,
             unreachable: BTreeSet::new(),
             undelivered: Vec::new(),
@@ -107,7 +117,12 @@ impl<S: Store + Send + 'static> Driver<S> {
             Input::Client { request, reply } => {
                 let req = self.next_req;
                 self.next_req += 1;
-                self.waiting.insert(req, reply);
+                let waiting = Waiting {
+                    reply,
+                    op: RequestOp::of(&request),
+                    arrived: tokio::time::Instant::now(),
+                };
+                self.waiting.insert(req, waiting);
                 self.core.handle_client(now, req, request);
             }
             Input::Admin { request, reply } => {
@@ -145,6 +160,13 @@ impl<S: Store + Send + 'static> Driver<S> {
                 };
                 let _ = reply.send(answer);
             }
+            #[cfg(feature = "http")]
+            Input::Metrics { reply } => {
+                let _ = reply.send(Box::new(super::MetricsSnapshot {
+                    status: self.core.status(),
+                    requests: self.requests.clone(),
+                }));
+            }
             Input::Unreachable(peer) => self.core.peer_unreachable(now, peer),
             Input::Undelivered(peer, msgs) => {
                 for msg in msgs {
@@ -169,8 +191,9 @@ impl<S: Store + Send + 'static> Driver<S> {
                 // Nothing produced since the last flush may leave: it could acknowledge a write
                 // that is not on disk. Fail the waiting clients and stop the node.
                 tracing::error!(id = me, error = %e, "storage flush failed; stopping the node");
-                for (_, tx) in self.waiting.drain() {
-                    let _ = tx.send(ClientReply::Failed(ClientError::Storage(e.to_string())));
+                for (_, waiting) in std::mem::take(&mut self.waiting) {
+                    let reply = ClientReply::Failed(ClientError::Storage(e.to_string()));
+                    self.answer(waiting, reply);
                 }
                 return Err(RuntimeError::Store(e));
             }
@@ -182,9 +205,12 @@ impl<S: Store + Send + 'static> Driver<S> {
                     self.transmit(to, msg);
                 }
             }
+            while let Some(event) = self.core.poll_event() {
+                log_event(me, &event);
+            }
             while let Some((req, reply)) = self.core.poll_reply() {
-                if let Some(tx) = self.waiting.remove(&req) {
-                    let _ = tx.send(reply);
+                if let Some(waiting) = self.waiting.remove(&req) {
+                    self.answer(waiting, reply);
                 }
             }
             if local.is_empty() && self.unreachable.is_empty() && self.undelivered.is_empty() {
@@ -201,6 +227,14 @@ impl<S: Store + Send + 'static> Driver<S> {
                 self.core.peer_unreachable(now, peer);
             }
         }
+    }
+
+    /// Sends a client its reply, and records the request.
+    fn answer(&mut self, waiting: Waiting, reply: ClientReply) {
+        let seconds = waiting.arrived.elapsed().as_secs_f64();
+        self.requests
+            .record(waiting.op, RequestOutcome::of(&reply), seconds);
+        let _ = waiting.reply.send(reply);
     }
 
     fn transmit(&mut self, to: NodeId, msg: PeerMessage) {
@@ -243,6 +277,31 @@ impl<S: Store + Send + 'static> Driver<S> {
                 self.links.remove(&to);
                 self.undelivered.push((to, msg));
             }
+        }
+    }
+}
+
+/// Logs an operator event at info (warn for a member believed down, and for dropped hints).
+fn log_event(me: NodeId, event: &NodeEvent) {
+    match event {
+        NodeEvent::MemberUp { id } => tracing::info!(id = me, member = id, "member up"),
+        NodeEvent::MemberDown { id } => tracing::warn!(id = me, member = id, "member down"),
+        NodeEvent::MemberJoined { id, restarted } => {
+            tracing::info!(id = me, member = id, restarted, "member joined")
+        }
+        NodeEvent::MemberLeft { id } => tracing::info!(id = me, member = id, "member left"),
+        NodeEvent::RingInstalled { version, members } => {
+            tracing::info!(id = me, version, ?members, "ring installed")
+        }
+        NodeEvent::HintsDelivered { node, count } => {
+            tracing::info!(id = me, to = node, count, "hints delivered")
+        }
+        NodeEvent::HintsDropped { count } => tracing::warn!(id = me, count, "hints dropped"),
+        NodeEvent::TransferStarted { partition, to } => {
+            tracing::info!(id = me, partition, to, "transfer started")
+        }
+        NodeEvent::TransferFinished { partition, to } => {
+            tracing::info!(id = me, partition, to, "transfer finished")
         }
     }
 }

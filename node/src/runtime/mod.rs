@@ -71,12 +71,27 @@ pub(crate) enum Input {
         request: AdminRequest,
         reply: oneshot::Sender<AdminReply>,
     },
+    /// A snapshot of the node's status and request metrics (for `/metrics`).
+    #[cfg(feature = "http")]
+    Metrics {
+        reply: oneshot::Sender<Box<MetricsSnapshot>>,
+    },
     /// A link to a peer broke: what was in flight may or may not have arrived.
     Unreachable(NodeId),
     /// A link certainly did not deliver these messages (connection refused, backing off).
     Undelivered(NodeId, Vec<PeerMessage>),
     /// Stop after flushing.
     Shutdown,
+}
+
+/// What the driver reports for `/metrics`.
+#[cfg(feature = "http")]
+#[derive(Debug)]
+pub(crate) struct MetricsSnapshot {
+    /// The node's status (counters, members, staleness predictions).
+    pub status: crate::core::NodeStatus,
+    /// Client requests by operation and outcome.
+    pub requests: crate::core::RequestMetrics,
 }
 
 /// How to run a node.
@@ -131,6 +146,9 @@ pub struct RuntimeConfig {
     /// Delay injected into every message to a peer, for experiments on one machine (see
     /// [`LinkDelay`]). Default `None`.
     pub link_delay: Option<LinkDelay>,
+    /// The HTTP API ([`crate::http`]): `None` (the default here) serves none.
+    #[cfg(feature = "http")]
+    pub http: Option<crate::http::HttpConfig>,
 }
 
 impl RuntimeConfig {
@@ -160,6 +178,8 @@ impl RuntimeConfig {
             identity: None,
             authority: None,
             link_delay: None,
+            #[cfg(feature = "http")]
+            http: None,
         }
     }
 }
@@ -289,6 +309,8 @@ pub struct Node {
     inputs: mpsc::Sender<Input>,
     driver: Option<JoinHandle<Result<(), RuntimeError>>>,
     server: Option<JoinHandle<()>>,
+    /// The HTTP API's address and task.
+    http: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl Node {
@@ -382,6 +404,26 @@ impl Node {
             idle: config.limits.idle_timeout / 2,
             inputs: tx.clone(),
         };
+        #[cfg(feature = "http")]
+        let http = match config.http.take() {
+            Some(http) => Some(
+                crate::http::start(
+                    http,
+                    crate::http::NodeInfo {
+                        cluster: config.node.cluster.clone(),
+                        client_secret: config.client_secret.clone(),
+                        max_value_size: config.node.max_value_size,
+                        request_timeout: Duration::from_millis(config.node.request_timeout),
+                        data_dir: config.data_dir.clone(),
+                    },
+                    tx.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        #[cfg(not(feature = "http"))]
+        let http = None;
         let delay = config
             .link_delay
             .map(|d| delay::DelaySource::new(d, seed ^ 0xde1a));
@@ -401,13 +443,19 @@ impl Node {
                 inputs: tx.clone(),
             },
         ));
-        tracing::info!(id = config.id, %addr, "node started");
+        match &http {
+            Some((http_addr, _)) => {
+                tracing::info!(id = config.id, %addr, http = %http_addr, "node started")
+            }
+            None => tracing::info!(id = config.id, %addr, "node started"),
+        }
         Ok(Node {
             id: config.id,
             addr,
             inputs: tx,
             driver: Some(driver),
             server: Some(server),
+            http,
         })
     }
 
@@ -419,6 +467,11 @@ impl Node {
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the HTTP API listens on, if the node serves one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(addr, _)| *addr)
     }
 
     /// Waits until the node stops by itself (a storage failure) and says why.
@@ -435,6 +488,10 @@ impl Node {
 
     /// Stops accepting connections, lets the driver flush and stop, and waits for it.
     pub async fn shutdown(mut self) -> Result<(), RuntimeError> {
+        if let Some((_, h)) = self.http.take() {
+            h.abort();
+            let _ = h.await;
+        }
         if let Some(s) = self.server.take() {
             s.abort();
             let _ = s.await;
@@ -449,6 +506,10 @@ impl Node {
     /// Stops the node abruptly: every task is aborted, nothing more is sent. Returns once the
     /// tasks are gone (and the data directory is free again).
     pub async fn kill(mut self) {
+        if let Some((_, h)) = self.http.take() {
+            h.abort();
+            let _ = h.await;
+        }
         if let Some(s) = self.server.take() {
             s.abort();
             let _ = s.await;
@@ -461,7 +522,7 @@ impl Node {
 }
 
 /// A listener bound elsewhere, made ready for tokio (which needs it non-blocking).
-fn adopt(listener: std::net::TcpListener) -> std::io::Result<TcpListener> {
+pub(crate) fn adopt(listener: std::net::TcpListener) -> std::io::Result<TcpListener> {
     listener.set_nonblocking(true)?;
     TcpListener::from_std(listener)
 }
@@ -478,6 +539,9 @@ fn flatten(
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if let Some((_, h)) = self.http.take() {
+            h.abort();
+        }
         if let Some(s) = self.server.take() {
             s.abort();
         }

@@ -408,7 +408,7 @@ mod tests {
                 &VClock::new(),
                 (i as u64 + 1, 7),
                 0,
-                dynamo_vclock::Value::Live(value_for(v, 8)),
+                dynamo_vclock::Value::Live(value_for(v, 8).into()),
             );
         }
         s
@@ -472,7 +472,7 @@ mod tests {
             &VClock::new(),
             (9, 7),
             0,
-            dynamo_vclock::Value::Live(value_for(w, 8)),
+            dynamo_vclock::Value::Live(value_for(w, 8).into()),
         );
         state.strays.push((9, 0, stray));
         let (r, _, _) = resurrected_deletes(&h.0, &state);

@@ -316,6 +316,7 @@ impl Sim {
                 value: value_for(id, self.config.workload.value_size),
                 context: sent_context.clone(),
                 options,
+                content_type: None,
             },
             OpKind::Delete => ClientRequest::Delete {
                 key: key_bytes(key),
@@ -372,6 +373,7 @@ impl Sim {
                 values,
                 context,
                 replicas,
+                ..
             }) => {
                 record.outcome = Outcome::Ok;
                 let mut read: Vec<u64> = values.iter().filter_map(|v| value_op(v)).collect();

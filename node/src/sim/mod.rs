@@ -557,6 +557,7 @@ impl Sim {
             value,
             context,
             options: Default::default(),
+            content_type: None,
         };
         self.call(node, request, self.config.workload.client_timeout)
     }

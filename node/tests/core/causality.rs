@@ -118,6 +118,7 @@ fn a_huge_request_timeout_does_not_overflow() {
             value: b"v".to_vec(),
             context: vec![],
             options,
+            content_type: None,
         },
     );
     assert!(stored(&reply), "{reply:?}");

@@ -81,6 +81,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
         value: b"v".to_vec(),
         context: vec![],
         options: RequestOptions::default(),
+        content_type: None,
     };
     assert!(matches!(net.request(1, put), ClientReply::Stored { .. }));
     net.advance(100);
@@ -122,7 +123,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
         .unwrap()
         .expect("refilled")
         .live_values()
-        .cloned()
+        .map(|o| o.bytes.clone())
         .collect();
     assert_eq!(values, vec![b"v".to_vec()]);
 }

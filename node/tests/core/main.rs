@@ -156,6 +156,7 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
                 value: value.into(),
                 context,
                 options: RequestOptions::default(),
+                content_type: None,
             },
         )
     }
@@ -495,4 +496,48 @@ fn a_put_reaches_all_n_replicas_even_when_w_is_met_by_the_coordinator_alone() {
     for n in c.primaries(key) {
         assert_eq!(c.nodes[&n].store().len(), 1, "replica {n} holds the write");
     }
+}
+
+/// Section 4.8: what an operator sees in the log. A member that stops answering is reported
+/// down by the failure detector, hints for it are recorded, and once it is back they are
+/// reported delivered.
+#[test]
+fn failure_detection_and_handoff_are_reported_as_events() {
+    use dynamo_node::NodeEvent;
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(3_000);
+    let drain = |c: &mut Cluster, id: NodeId| -> Vec<NodeEvent> {
+        std::iter::from_fn(|| c.nodes.get_mut(&id).and_then(|n| n.poll_event())).collect()
+    };
+    let _ = drain(&mut c, 1);
+    c.down.push(4);
+    c.advance(30_000);
+    let events = drain(&mut c, 1);
+    assert!(
+        events.contains(&NodeEvent::MemberDown { id: 4 }),
+        "{events:?}"
+    );
+    for i in 0..20 {
+        c.put(1, &format!("k{i}"), "v", vec![]);
+    }
+    c.down.clear();
+    c.advance(30_000);
+    let events: Vec<NodeEvent> = c
+        .nodes
+        .keys()
+        .copied()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flat_map(|id| drain(&mut c, id))
+        .collect();
+    assert!(
+        events.contains(&NodeEvent::MemberUp { id: 4 }),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, NodeEvent::HintsDelivered { node: 4, count } if *count > 0)),
+        "{events:?}"
+    );
 }

@@ -671,7 +671,7 @@ fn a_late_write_to_a_node_that_left_reaches_the_replicas() {
         &dynamo_node::Clock::new(),
         (3, 42),
         c.now,
-        dynamo_vclock::Value::Live(b"late".to_vec()),
+        dynamo_vclock::Value::Live(b"late".to_vec().into()),
     );
     let now = c.now;
     c.nodes.get_mut(&3).expect("node 3").handle_message(

@@ -125,7 +125,7 @@ fn a_late_write_to_a_former_owner_reaches_the_primaries() {
         &VClock::new(),
         (99, 1),
         c.now,
-        dynamo_vclock::Value::Live(b"late".to_vec()),
+        dynamo_vclock::Value::Live(b"late".to_vec().into()),
     );
     let from = *after
         .preference_list(key.as_bytes())

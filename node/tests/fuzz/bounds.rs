@@ -126,7 +126,7 @@ fn a_peer_frame_of_one_value_of_single_byte_items() {
             actor: (1u64, 1u64),
             counter: 1,
             timestamp: 0,
-            values: vec![Value::Live(vec![7, 7, 7])],
+            values: vec![Value::Live(vec![7, 7, 7].into())],
         }])
         .expect("a set"),
         hint: None,
@@ -153,6 +153,7 @@ fn client_frames_and_contexts_at_the_limit() {
                 value,
                 context,
                 options: RequestOptions::default(),
+                content_type: None,
             },
         })
         .expect("encodes")
@@ -195,6 +196,7 @@ fn client_frames_and_contexts_at_the_limit() {
             values: vec![vec![7]],
             context: Vec::new(),
             replicas: vec![1, 2, 3],
+            content_types: Vec::new(),
         },
     })
     .expect("encodes");

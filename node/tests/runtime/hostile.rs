@@ -108,7 +108,7 @@ fn sibling_bomb(versions: u64) -> Vec<u8> {
             actor: (i, 0),
             counter: 1,
             timestamp: 1_700_000_000_000 + i,
-            values: vec![dynamo_vclock::Value::Live(Vec::new())],
+            values: vec![dynamo_vclock::Value::Live(Vec::new().into())],
         })
         .collect::<Vec<_>>();
     let siblings = Sibs::try_from(entries).unwrap();
@@ -431,7 +431,7 @@ async fn a_client_cannot_pose_as_a_peer() {
                 &dynamo_node::Clock::new(),
                 (2, u64::MAX),
                 u64::MAX,
-                dynamo_vclock::Value::Live(b"forged".to_vec()),
+                dynamo_vclock::Value::Live(b"forged".to_vec().into()),
             );
             s
         },

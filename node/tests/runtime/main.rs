@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod hostile;
+mod http;
 mod join;
 mod leave;
 mod storage;
@@ -322,7 +323,7 @@ pub(crate) fn check_stores(
                 .get(key.as_bytes())
                 .unwrap()
                 .unwrap_or_else(|| panic!("node {id} lacks {key}"));
-            let values: Vec<&Vec<u8>> = sibs.live_values().collect();
+            let values: Vec<&Vec<u8>> = sibs.live_values().map(|o| &o.bytes).collect();
             assert_eq!(
                 values,
                 vec![&value.as_bytes().to_vec()],

@@ -136,7 +136,7 @@ fn fill(dir: &Path, n: usize) {
     for i in 0..n {
         let mut sibs = Sibs::new();
         let ctx = sibs.context();
-        sibs.put(&ctx, (1, 1), 0, Value::Live(value(i).into_bytes()));
+        sibs.put(&ctx, (1, 1), 0, Value::Live(value(i).into_bytes().into()));
         store.put(key(i).as_bytes(), &sibs).unwrap();
     }
     store.flush().unwrap();

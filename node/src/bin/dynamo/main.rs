@@ -23,11 +23,12 @@ macro_rules! say {
 }
 
 mod change;
+mod cluster;
 mod init;
 mod status;
 
 use std::path::PathBuf;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -52,8 +53,20 @@ const LOCAL_PEER_SECRET: &str = "dynamo-local-peer-secret";
     about = "A Dynamo key-value store: nodes, local clusters and a client"
 )]
 struct Cli {
+    /// Log lines as text (default) or JSON objects, one a line (for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written (to standard error).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line: timestamp, level, target, message and fields.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,7 +80,7 @@ enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Run a local cluster of N node processes on 127.0.0.1 until Ctrl-C.
-    Cluster(ClusterArgs),
+    Cluster(cluster::ClusterArgs),
     /// Read every concurrent version of a key and its context.
     Get {
         /// The key.
@@ -157,6 +170,16 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Print the bearer token of the cluster's HTTP API (derived from the client secret and the
+    /// cluster's name): `curl -H "Authorization: Bearer $(dynamo token)" ...`.
+    Token {
+        /// The cluster's client secret.
+        #[arg(long, alias = "secret", env = "DYNAMO_CLIENT_SECRET", default_value = LOCAL_CLIENT_SECRET, hide_env_values = true)]
+        client_secret: String,
+        /// The cluster's name.
+        #[arg(long, default_value = "dynamo")]
+        cluster: String,
+    },
     /// Ask one node to leave the cluster. The node is named explicitly and the request never
     /// goes to another node, even if that one does not answer.
     Leave {
@@ -232,6 +255,13 @@ struct ServeArgs {
     /// Address other nodes reach this one at (default: the listen address).
     #[arg(long)]
     advertise: Option<String>,
+    /// Address of the HTTP API (default: the listen address's host, port + 1000, so 7001 serves
+    /// HTTP on 8001); `none` serves no HTTP API.
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// Serve /metrics without the bearer token (for scrapers that cannot send one).
+    #[arg(long)]
+    metrics_public: bool,
     /// Data directory (redb). Without one, data lives in memory and is lost at stop.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -292,6 +322,10 @@ struct FileConfig {
     id: Option<NodeId>,
     listen: Option<String>,
     advertise: Option<String>,
+    /// The HTTP API's address, or "none".
+    http_listen: Option<String>,
+    /// Serve /metrics without the token.
+    metrics_public: Option<bool>,
     data_dir: Option<PathBuf>,
     peer_secret: Option<String>,
     client_secret: Option<String>,
@@ -412,6 +446,16 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
         .or(file.listen)
         .unwrap_or_else(|| "127.0.0.1:7001".into());
     rc.advertise = args.advertise.clone().or(file.advertise);
+    let http_listen = match args.http_listen.clone().or(file.http_listen) {
+        Some(a) if a == "none" => None,
+        Some(a) => Some(a),
+        None => Some(default_http_listen(&rc.listen)?),
+    };
+    rc.http = http_listen.map(|listen| {
+        let mut http = dynamo_node::http::HttpConfig::new(listen);
+        http.metrics_public = args.metrics_public || file.metrics_public.unwrap_or(false);
+        http
+    });
     rc.data_dir = args.data_dir.clone().or(file.data_dir);
     let buffered = args.buffered
         || match file.durability.as_deref() {
@@ -429,6 +473,25 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
         };
     }
     Ok(rc)
+}
+
+/// The HTTP address beside a listen address: same host, port + 1000.
+fn default_http_listen(listen: &str) -> Result<String> {
+    let (host, port) = listen
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("--listen {listen:?}: expected HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("--listen {listen:?}: bad port"))?;
+    match port {
+        0 => Ok(format!("{host}:0")),
+        p => match p.checked_add(1000) {
+            Some(http) => Ok(format!("{host}:{http}")),
+            None => bail!(
+                "--listen port {p} leaves no room for the HTTP port (+1000): give --http-listen"
+            ),
+        },
+    }
 }
 
 async fn serve(args: &ServeArgs) -> Result<()> {
@@ -461,215 +524,6 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     }
     tracing::info!("stopping");
     node.shutdown().await.context("shutdown")?;
-    Ok(())
-}
-
-#[derive(Args, Debug)]
-struct ClusterArgs {
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3)]
-    nodes: u64,
-    /// Port of node 1; node i listens on base-port + i - 1.
-    #[arg(long, default_value_t = 7001)]
-    base_port: u16,
-    /// Directory holding each node's data directory (node-1, node-2, ...).
-    #[arg(long, default_value = "dynamo-data")]
-    dir: PathBuf,
-    /// The secret the nodes prove to each other.
-    #[arg(long, env = "DYNAMO_PEER_SECRET", default_value = LOCAL_PEER_SECRET, hide_env_values = true)]
-    peer_secret: String,
-    /// The secret clients prove.
-    #[arg(long, env = "DYNAMO_CLIENT_SECRET", default_value = LOCAL_CLIENT_SECRET, hide_env_values = true)]
-    client_secret: String,
-    /// Buffered writes (see `dynamo serve --help`).
-    #[arg(long)]
-    buffered: bool,
-    /// Run the nodes without encryption (benchmarks; clients then need --no-encryption too).
-    #[arg(long)]
-    no_encryption: bool,
-    /// Spread the nodes over this many zones (z1, z2, ...: node i in zone (i - 1) mod K + 1).
-    #[arg(long)]
-    zones: Option<u64>,
-}
-
-async fn cluster(args: &ClusterArgs) -> Result<()> {
-    if args.nodes == 0 {
-        bail!("--nodes must be at least 1");
-    }
-    let exe = std::env::current_exe().context("cannot find the dynamo executable")?;
-    let ids: Vec<NodeId> = (1..=args.nodes).collect();
-    let address = |id: NodeId| format!("127.0.0.1:{}", u64::from(args.base_port) + id - 1);
-    let zone = |id: NodeId| {
-        args.zones
-            .filter(|&k| k > 0)
-            .map(|k| format!("z{}", (id - 1) % k + 1))
-    };
-    let members = ids
-        .iter()
-        .map(|&id| match zone(id) {
-            Some(z) => format!("{id}@{z}"),
-            None => id.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    // Each node's `serve` arguments, kept so that a node the operator kills can be restarted by
-    // hand with exactly the same command.
-    let serve_args = |id: NodeId| -> Vec<String> {
-        let mut a = vec![
-            "serve".to_string(),
-            "--id".into(),
-            id.to_string(),
-            "--listen".into(),
-            address(id),
-            "--data-dir".into(),
-            args.dir.join(format!("node-{id}")).display().to_string(),
-            "--members".into(),
-            members.clone(),
-        ];
-        for &peer in &ids {
-            if peer != id {
-                a.push("--peer".into());
-                a.push(format!("{peer}={}", address(peer)));
-            }
-        }
-        if args.buffered {
-            a.push("--buffered".into());
-        }
-        if args.no_encryption {
-            a.push("--no-encryption".into());
-        }
-        a
-    };
-    let (exits, mut exited) = tokio::sync::mpsc::unbounded_channel();
-    let mut pids = Vec::new();
-    for &id in &ids {
-        let mut child = tokio::process::Command::new(&exe)
-            .args(serve_args(id))
-            .env("DYNAMO_PEER_SECRET", &args.peer_secret)
-            .env("DYNAMO_CLIENT_SECRET", &args.client_secret)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start node {id}"))?;
-        // Each node's log lines, prefixed with its id (they would interleave unmarked).
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(async move {
-                use tokio::io::AsyncBufReadExt as _;
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    eprintln!("node {id} | {line}");
-                }
-            });
-        }
-        pids.push((id, child.id()));
-        let exits = exits.clone();
-        tokio::spawn(async move {
-            let status = child.wait().await;
-            let _ = exits.send((id, status));
-        });
-    }
-    drop(exits);
-    let nodes = ids
-        .iter()
-        .map(|&i| address(i))
-        .collect::<Vec<_>>()
-        .join(",");
-    say!(
-        "dynamo: {} nodes on {} (data in {}), client secret {:?}{}",
-        args.nodes,
-        nodes,
-        args.dir.display(),
-        if args.client_secret == LOCAL_CLIENT_SECRET {
-            LOCAL_CLIENT_SECRET
-        } else {
-            "<given>"
-        },
-        if args.no_encryption {
-            ", without encryption"
-        } else {
-            ""
-        }
-    );
-    // The try-lines must work as printed: a given client secret goes in the environment.
-    let env = if args.client_secret == LOCAL_CLIENT_SECRET {
-        ""
-    } else {
-        "DYNAMO_CLIENT_SECRET=... "
-    };
-    let flags = if args.no_encryption {
-        " --no-encryption"
-    } else {
-        ""
-    };
-    say!("try, from another terminal:");
-    say!("  {env}dynamo put cart milk --nodes {nodes}{flags}");
-    say!("  {env}dynamo get cart --nodes {nodes}{flags}");
-    say!("  {env}dynamo status --nodes {nodes}{flags}");
-    say!("(with cargo: {env}cargo run --release -p dynamo-node --bin dynamo -- get cart{flags})");
-    say!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
-
-    // Nodes may be killed on purpose (that is what a local cluster is for): report each exit with
-    // the command that restarts it, and keep serving until Ctrl-C or until no node is left.
-    let mut running = ids.len();
-    let mut alive: Vec<NodeId> = ids.clone();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    while running > 0 {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            // SIGTERM (a service manager, `kill`) stops the nodes too, instead of orphaning them.
-            _ = term.recv() => break,
-            exit = exited.recv() => {
-                let Some((id, status)) = exit else { break };
-                running -= 1;
-                alive.retain(|&a| a != id);
-                let how = match status {
-                    Ok(s) => s.to_string(),
-                    Err(e) => e.to_string(),
-                };
-                eprintln!(
-                    "dynamo: node {id} exited ({how}); {running} still running. Restart it with:\n  DYNAMO_PEER_SECRET=... DYNAMO_CLIENT_SECRET=... {} {}",
-                    exe.display(),
-                    serve_args(id).join(" ")
-                );
-            }
-        }
-    }
-    // The nodes got Ctrl-C too (same process group) and stop by themselves; ask again with TERM,
-    // wait a little, and kill_on_drop takes care of what is left when this process ends.
-    for (id, pid) in &pids {
-        if let (true, Some(pid)) = (alive.contains(id), pid) {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-    }
-    let deadline = tokio::time::sleep(Duration::from_secs(5));
-    tokio::pin!(deadline);
-    while running > 0 {
-        tokio::select! {
-            _ = &mut deadline => {
-                eprintln!("dynamo: {running} node(s) did not stop in time; killing them");
-                for (id, pid) in &pids {
-                    if let (true, Some(pid)) = (alive.contains(id), pid) {
-                        let _ = std::process::Command::new("kill")
-                            .arg("-KILL")
-                            .arg(pid.to_string())
-                            .status();
-                    }
-                }
-                break;
-            }
-            exit = exited.recv() => match exit {
-                Some((id, _)) => {
-                    running -= 1;
-                    alive.retain(|&a| a != id);
-                }
-                None => break,
-            },
-        }
-    }
     Ok(())
 }
 
@@ -706,7 +560,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Serve(args) => done(serve(&args).await),
-        Command::Cluster(args) => done(cluster(&args).await),
+        Command::Cluster(args) => done(cluster::run(&args).await),
         Command::Init(args) => done(init::run(&args)),
         Command::Keys(KeysCommand::Issue(args)) => done(init::issue(&args)),
         Command::Get { key, raw, conn } => {
@@ -934,6 +788,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             change,
             conn,
         } => done(change::commit(&node, version, &change, &conn).await),
+        Command::Token {
+            client_secret,
+            cluster,
+        } => {
+            say!(
+                "{}",
+                dynamo_node::http::token(&cluster, client_secret.as_bytes())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Leave { node, conn } => {
             let mut client = conn.client_of(vec![node]);
             client.leave().await?;
@@ -949,14 +813,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 /// Exit codes: 0 done (found), 1 not found (get, delete), 2 an error.
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

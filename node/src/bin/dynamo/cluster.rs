@@ -1,0 +1,238 @@
+//! `dynamo cluster`: a local cluster of node processes for trying things out.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+
+use dynamo_node::NodeId;
+
+use crate::{LOCAL_CLIENT_SECRET, LOCAL_PEER_SECRET};
+
+#[derive(Args, Debug)]
+pub(crate) struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Port of node 1; node i listens on base-port + i - 1.
+    #[arg(long, default_value_t = 7001)]
+    base_port: u16,
+    /// HTTP port of node 1; node i serves its HTTP API on http-base-port + i - 1.
+    #[arg(long, default_value_t = 8001)]
+    http_base_port: u16,
+    /// Directory holding each node's data directory (node-1, node-2, ...).
+    #[arg(long, default_value = "dynamo-data")]
+    dir: PathBuf,
+    /// The secret the nodes prove to each other.
+    #[arg(long, env = "DYNAMO_PEER_SECRET", default_value = LOCAL_PEER_SECRET, hide_env_values = true)]
+    peer_secret: String,
+    /// The secret clients prove.
+    #[arg(long, env = "DYNAMO_CLIENT_SECRET", default_value = LOCAL_CLIENT_SECRET, hide_env_values = true)]
+    client_secret: String,
+    /// Buffered writes (see `dynamo serve --help`).
+    #[arg(long)]
+    buffered: bool,
+    /// Run the nodes without encryption (benchmarks; clients then need --no-encryption too).
+    #[arg(long)]
+    no_encryption: bool,
+    /// Spread the nodes over this many zones (z1, z2, ...: node i in zone (i - 1) mod K + 1).
+    #[arg(long)]
+    zones: Option<u64>,
+}
+
+pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let exe = std::env::current_exe().context("cannot find the dynamo executable")?;
+    let ids: Vec<NodeId> = (1..=args.nodes).collect();
+    let address = |id: NodeId| format!("127.0.0.1:{}", u64::from(args.base_port) + id - 1);
+    let http_address =
+        |id: NodeId| format!("127.0.0.1:{}", u64::from(args.http_base_port) + id - 1);
+    let zone = |id: NodeId| {
+        args.zones
+            .filter(|&k| k > 0)
+            .map(|k| format!("z{}", (id - 1) % k + 1))
+    };
+    let members = ids
+        .iter()
+        .map(|&id| match zone(id) {
+            Some(z) => format!("{id}@{z}"),
+            None => id.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    // Each node's `serve` arguments, kept so that a node the operator kills can be restarted by
+    // hand with exactly the same command.
+    let serve_args = |id: NodeId| -> Vec<String> {
+        let mut a = vec![
+            "serve".to_string(),
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            address(id),
+            "--http-listen".into(),
+            http_address(id),
+            "--data-dir".into(),
+            args.dir.join(format!("node-{id}")).display().to_string(),
+            "--members".into(),
+            members.clone(),
+        ];
+        for &peer in &ids {
+            if peer != id {
+                a.push("--peer".into());
+                a.push(format!("{peer}={}", address(peer)));
+            }
+        }
+        if args.buffered {
+            a.push("--buffered".into());
+        }
+        if args.no_encryption {
+            a.push("--no-encryption".into());
+        }
+        a
+    };
+    let (exits, mut exited) = tokio::sync::mpsc::unbounded_channel();
+    let mut pids = Vec::new();
+    for &id in &ids {
+        let mut child = tokio::process::Command::new(&exe)
+            .args(serve_args(id))
+            .env("DYNAMO_PEER_SECRET", &args.peer_secret)
+            .env("DYNAMO_CLIENT_SECRET", &args.client_secret)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start node {id}"))?;
+        // Each node's log lines, prefixed with its id (they would interleave unmarked).
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt as _;
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("node {id} | {line}");
+                }
+            });
+        }
+        pids.push((id, child.id()));
+        let exits = exits.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let _ = exits.send((id, status));
+        });
+    }
+    drop(exits);
+    let nodes = ids
+        .iter()
+        .map(|&i| address(i))
+        .collect::<Vec<_>>()
+        .join(",");
+    say!(
+        "dynamo: {} nodes on {} (data in {}), client secret {:?}{}",
+        args.nodes,
+        nodes,
+        args.dir.display(),
+        if args.client_secret == LOCAL_CLIENT_SECRET {
+            LOCAL_CLIENT_SECRET
+        } else {
+            "<given>"
+        },
+        if args.no_encryption {
+            ", without encryption"
+        } else {
+            ""
+        }
+    );
+    // The try-lines must work as printed: a given client secret goes in the environment.
+    let env = if args.client_secret == LOCAL_CLIENT_SECRET {
+        ""
+    } else {
+        "DYNAMO_CLIENT_SECRET=... "
+    };
+    let flags = if args.no_encryption {
+        " --no-encryption"
+    } else {
+        ""
+    };
+    say!("try, from another terminal:");
+    say!("  {env}dynamo put cart milk --nodes {nodes}{flags}");
+    say!("  {env}dynamo get cart --nodes {nodes}{flags}");
+    say!("  {env}dynamo status --nodes {nodes}{flags}");
+    say!("(with cargo: {env}cargo run --release -p dynamo-node --bin dynamo -- get cart{flags})");
+    let https = ids
+        .iter()
+        .map(|&i| format!("http://{}", http_address(i)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    say!("HTTP API on {https}; its bearer token: {env}dynamo token");
+    say!(
+        "  curl -H \"Authorization: Bearer $({env}dynamo token)\" http://{}/kv/cart",
+        http_address(1)
+    );
+    say!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
+
+    // Nodes may be killed on purpose (that is what a local cluster is for): report each exit with
+    // the command that restarts it, and keep serving until Ctrl-C or until no node is left.
+    let mut running = ids.len();
+    let mut alive: Vec<NodeId> = ids.clone();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    while running > 0 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            // SIGTERM (a service manager, `kill`) stops the nodes too, instead of orphaning them.
+            _ = term.recv() => break,
+            exit = exited.recv() => {
+                let Some((id, status)) = exit else { break };
+                running -= 1;
+                alive.retain(|&a| a != id);
+                let how = match status {
+                    Ok(s) => s.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                eprintln!(
+                    "dynamo: node {id} exited ({how}); {running} still running. Restart it with:\n  DYNAMO_PEER_SECRET=... DYNAMO_CLIENT_SECRET=... {} {}",
+                    exe.display(),
+                    serve_args(id).join(" ")
+                );
+            }
+        }
+    }
+    // The nodes got Ctrl-C too (same process group) and stop by themselves; ask again with TERM,
+    // wait a little, and kill_on_drop takes care of what is left when this process ends.
+    for (id, pid) in &pids {
+        if let (true, Some(pid)) = (alive.contains(id), pid) {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    while running > 0 {
+        tokio::select! {
+            _ = &mut deadline => {
+                eprintln!("dynamo: {running} node(s) did not stop in time; killing them");
+                for (id, pid) in &pids {
+                    if let (true, Some(pid)) = (alive.contains(id), pid) {
+                        let _ = std::process::Command::new("kill")
+                            .arg("-KILL")
+                            .arg(pid.to_string())
+                            .status();
+                    }
+                }
+                break;
+            }
+            exit = exited.recv() => match exit {
+                Some((id, _)) => {
+                    running -= 1;
+                    alive.retain(|&a| a != id);
+                }
+                None => break,
+            },
+        }
+    }
+    Ok(())
+}

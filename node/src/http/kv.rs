@@ -1,0 +1,347 @@
+//! `GET`, `PUT` and `DELETE /kv/{key}`: the paper's get and put over HTTP, as Riak does them.
+//!
+//! - The key is the path segment, percent-decoded to bytes (any bytes: `%00`-`%FF`; a `/` in a
+//!   key is `%2F`).
+//! - A get answers `200` with the value (its stored `Content-Type`, else
+//!   `application/octet-stream`) when there is one version, `300 Multiple Choices` with a JSON
+//!   body listing every sibling when there are several (`{"context", "siblings": [{"value"
+//!   (base64), "content_type", "text" (the value, when it is UTF-8)}]}`), and `404` when the key
+//!   has no live version. Every answer carries the context in `X-Dynamo-Context` (base64; a 404
+//!   too: a put with it supersedes the tombstone it saw).
+//! - A put stores the body with its `Content-Type`, superseding what the `X-Dynamo-Context` it
+//!   carries names (none: a sibling of whatever is stored), and answers `204` with the new
+//!   version's context.
+//! - A delete must carry a context: without one it would supersede nothing, so it is refused
+//!   with `428 Precondition Required`.
+//! - Query parameters `r`, `w`, `timeout` (ms) and `strict` override the node's defaults; an
+//!   unknown parameter is a `400`.
+//!
+//! Failures, mapped from the TCP protocol's errors: `400` invalid options or context, `413` a
+//! value, context or sibling set over a limit, `414` a key over the limit, `503` too many
+//! replicas failed or were unreachable (the body says how many answered of how many required),
+//! `504` the timeout passed first, `500` the node's storage failed.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{json, ApiError, HttpState};
+use crate::message::{ClientError, ClientReply, ClientRequest, RequestOptions};
+
+/// The header carrying a context, base64 (standard alphabet, padded).
+pub const CONTEXT_HEADER: &str = "x-dynamo-context";
+/// The header listing the replicas that answered, comma separated.
+pub const REPLICAS_HEADER: &str = "x-dynamo-replicas";
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Per-request overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Params {
+    r: Option<usize>,
+    w: Option<usize>,
+    timeout: Option<u64>,
+    strict: Option<bool>,
+}
+
+impl Params {
+    fn options(&self) -> RequestOptions {
+        RequestOptions {
+            r: self.r,
+            w: self.w,
+            timeout: self.timeout,
+            strict: self.strict,
+        }
+    }
+}
+
+/// The body of a `300 Multiple Choices`.
+#[derive(Debug, Serialize)]
+struct Siblings {
+    /// The context, base64.
+    context: String,
+    siblings: Vec<Sibling>,
+}
+
+#[derive(Debug, Serialize)]
+struct Sibling {
+    /// The value, base64.
+    value: String,
+    content_type: Option<String>,
+    /// The value as text, when it is UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+}
+
+/// The key of the request: the path segment after `/kv/`, percent-decoded to bytes. (axum's
+/// path extractors decode to UTF-8 strings, and keys are any bytes.)
+fn key(uri: &Uri) -> Result<Vec<u8>, ApiError> {
+    uri.path()
+        .strip_prefix("/kv/")
+        .filter(|raw| !raw.is_empty() && !raw.contains('/'))
+        .map(|raw| percent_encoding::percent_decode_str(raw).collect())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_key",
+                "the path must be /kv/{key}, the key percent-encoded",
+            )
+        })
+}
+
+fn params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
+    query.map(|Query(p)| p).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_options",
+            format!("query parameters (r, w, timeout in ms, strict): {e}"),
+        )
+    })
+}
+
+/// The context a request carries (empty: none).
+fn context(headers: &HeaderMap) -> Result<Option<Vec<u8>>, ApiError> {
+    let Some(value) = headers.get(CONTEXT_HEADER) else {
+        return Ok(None);
+    };
+    // An empty header is no context.
+    B64.decode(value.as_bytes().trim_ascii())
+        .map(|c| (!c.is_empty()).then_some(c))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_context",
+                format!("{CONTEXT_HEADER} is not base64: {e}"),
+            )
+        })
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    // Base64 and digits are always valid header values.
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The context and replica headers of an answer.
+fn version_headers(context: &[u8], replicas: &[u64]) -> [(HeaderName, HeaderValue); 2] {
+    let replicas: Vec<String> = replicas.iter().map(u64::to_string).collect();
+    [
+        (
+            HeaderName::from_static(CONTEXT_HEADER),
+            header_value(&B64.encode(context)),
+        ),
+        (
+            HeaderName::from_static(REPLICAS_HEADER),
+            header_value(&replicas.join(",")),
+        ),
+    ]
+}
+
+/// A failed request's status and body.
+pub(crate) fn failure(e: ClientError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        ClientError::QuorumFailed {
+            acknowledged,
+            required,
+        } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "quorum_failed", message)
+            .with("acknowledged", acknowledged)
+            .with("required", required)
+            .with("shortfall", required.saturating_sub(acknowledged)),
+        ClientError::Timeout {
+            acknowledged,
+            required,
+        } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
+            .with("acknowledged", acknowledged)
+            .with("required", required)
+            .with("shortfall", required.saturating_sub(acknowledged)),
+        ClientError::InvalidOptions(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_options", message)
+        }
+        ClientError::InvalidContext(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_context", message)
+        }
+        ClientError::ValueTooLarge { size, limit } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", message)
+                .with("size", size)
+                .with("limit", limit)
+        }
+        ClientError::LimitExceeded { what, size, limit } => {
+            let status = if what == "key bytes" {
+                StatusCode::URI_TOO_LONG
+            } else {
+                StatusCode::PAYLOAD_TOO_LARGE
+            };
+            ApiError::new(status, "limit_exceeded", message)
+                .with("what", what)
+                .with("size", size)
+                .with("limit", limit)
+        }
+        ClientError::Storage(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", message)
+        }
+        ClientError::Unavailable(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+}
+
+fn unexpected(reply: &ClientReply) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("unexpected answer from the node: {reply:?}"),
+    )
+}
+
+/// `GET /kv/{key}`.
+pub(crate) async fn get(
+    State(state): State<HttpState>,
+    uri: Uri,
+    query: Result<Query<Params>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let key = key(&uri)?;
+    let params = params(query)?;
+    let request = ClientRequest::Get {
+        key,
+        options: params.options(),
+    };
+    let reply = state.request(request, params.timeout).await?;
+    let ClientReply::Got {
+        mut values,
+        context,
+        replicas,
+        mut content_types,
+    } = reply
+    else {
+        return Err(match reply {
+            ClientReply::Failed(e) => failure(e),
+            other => unexpected(&other),
+        });
+    };
+    let headers = version_headers(&context, &replicas);
+    match values.len() {
+        0 => {
+            let body = ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no live version of the key",
+            );
+            Ok((headers, body).into_response())
+        }
+        1 => {
+            let value = values.pop().unwrap_or_default();
+            let content_type = content_types
+                .pop()
+                .flatten()
+                .and_then(|t| HeaderValue::from_str(&t).ok())
+                .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+            Ok((
+                StatusCode::OK,
+                headers,
+                [(header::CONTENT_TYPE, content_type)],
+                value,
+            )
+                .into_response())
+        }
+        _ => {
+            content_types.resize(values.len(), None);
+            let siblings = values
+                .into_iter()
+                .zip(content_types)
+                .map(|(value, content_type)| Sibling {
+                    value: B64.encode(&value),
+                    content_type,
+                    text: String::from_utf8(value).ok(),
+                })
+                .collect();
+            let body = Siblings {
+                context: B64.encode(&context),
+                siblings,
+            };
+            Ok((headers, json(StatusCode::MULTIPLE_CHOICES, &body)).into_response())
+        }
+    }
+}
+
+/// `PUT /kv/{key}`.
+pub(crate) async fn put(
+    State(state): State<HttpState>,
+    uri: Uri,
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let key = key(&uri)?;
+    let params = params(query)?;
+    let value = body.map_err(|e| {
+        let status = e.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "value_too_large"
+        } else {
+            "invalid_body"
+        };
+        ApiError::new(status, kind, e.body_text()).with("limit", state.inner.max_value_size)
+    })?;
+    let content_type = match headers.get(header::CONTENT_TYPE) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_content_type",
+                        "Content-Type is not visible ASCII",
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    let request = ClientRequest::Put {
+        key,
+        value: value.to_vec(),
+        context: context(&headers)?.unwrap_or_default(),
+        options: params.options(),
+        content_type,
+    };
+    stored(state.request(request, params.timeout).await?)
+}
+
+/// `DELETE /kv/{key}`.
+pub(crate) async fn delete(
+    State(state): State<HttpState>,
+    uri: Uri,
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = key(&uri)?;
+    let params = params(query)?;
+    let Some(context) = context(&headers)? else {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "context_required",
+            "a delete supersedes the versions its context names: get the key first and send its \
+             X-Dynamo-Context (without one the delete would remove nothing)",
+        ));
+    };
+    let request = ClientRequest::Delete {
+        key,
+        context,
+        options: params.options(),
+    };
+    stored(state.request(request, params.timeout).await?)
+}
+
+fn stored(reply: ClientReply) -> Result<Response, ApiError> {
+    match reply {
+        ClientReply::Stored { context, replicas } => {
+            Ok((StatusCode::NO_CONTENT, version_headers(&context, &replicas)).into_response())
+        }
+        ClientReply::Failed(e) => Err(failure(e)),
+        other => Err(unexpected(&other)),
+    }
+}

@@ -1,0 +1,303 @@
+//! The HTTP API every node serves beside its TCP protocol: keys (`/kv/{key}`, Riak-style: the
+//! context in a header, `300 Multiple Choices` with the siblings), the node's status, ring and
+//! members in JSON, Prometheus metrics (`/metrics`) and its own OpenAPI document
+//! (`/openapi.json`, the checked-in `openapi.json` beside this file).
+//!
+//! ```text
+//!  HTTP client ──▶ axum router ──▶ auth (bearer token) ──▶ handler ──Input──▶ driver (NodeCore)
+//!                                                              ◀──oneshot reply──
+//! ```
+//!
+//! Handlers are thin: they turn a request into the same [`ClientRequest`] or admin request a TCP
+//! client sends, put it on the driver's input channel, and map the reply to a status code
+//! (`kv` module docs list the mapping). So the HTTP API has exactly the TCP protocol's limits
+//! and semantics, and its requests count in the same metrics.
+//!
+//! Every route but `/openapi.json` (and `/metrics` when [`HttpConfig::metrics_public`] is set)
+//! needs `Authorization: Bearer <token>`, the token derived from the client secret
+//! ([`token`]).
+//!
+//! The routes are listed once, in `api_routes`; [`route_paths`] exposes the list so a test can
+//! hold it against the OpenAPI document. Pages served by the node (a console, static assets) go
+//! in `router` (this module), each with its path in the document too.
+
+mod admin;
+mod auth;
+mod kv;
+mod metrics;
+mod openapi;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::Router;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use auth::token;
+pub use openapi::OPENAPI;
+
+use crate::message::{ClientReply, ClientRequest};
+use crate::runtime::{AdminReply, AdminRequest, Input, MetricsSnapshot, RuntimeError};
+
+/// Where and how a node serves its HTTP API.
+#[derive(Debug)]
+pub struct HttpConfig {
+    /// Address to listen on (`127.0.0.1:0` picks a free port). Ignored when
+    /// [`listener`](HttpConfig::listener) is given.
+    pub listen: String,
+    /// A listener already bound, which the API accepts on instead of binding `listen` (so a test
+    /// binds port 0 and knows the address before the node starts).
+    pub listener: Option<std::net::TcpListener>,
+    /// Serve `/metrics` without a token (default off: the metrics name the members and show the
+    /// traffic; Prometheus can send a bearer token, `authorization: { credentials: ... }`).
+    pub metrics_public: bool,
+}
+
+impl HttpConfig {
+    /// Listen on `listen`, every route but the OpenAPI document behind the token.
+    pub fn new(listen: impl Into<String>) -> Self {
+        HttpConfig {
+            listen: listen.into(),
+            listener: None,
+            metrics_public: false,
+        }
+    }
+
+    /// Accept on a listener bound by the caller.
+    pub fn with_listener(listener: std::net::TcpListener) -> Self {
+        HttpConfig {
+            listen: String::new(),
+            listener: Some(listener),
+            metrics_public: false,
+        }
+    }
+}
+
+/// What the API needs to know of its node.
+#[derive(Debug)]
+pub(crate) struct NodeInfo {
+    pub cluster: String,
+    pub client_secret: Vec<u8>,
+    pub max_value_size: usize,
+    pub request_timeout: Duration,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    inputs: mpsc::Sender<Input>,
+    token: auth::Token,
+    metrics_public: bool,
+    max_value_size: usize,
+    request_timeout: Duration,
+    data_dir: Option<PathBuf>,
+}
+
+/// Longer than any request's own timeout, after which a handler stops waiting for the driver
+/// (it always answers before: this only guards against a stuck node).
+const DRIVER_GRACE: Duration = Duration::from_secs(5);
+
+impl HttpState {
+    /// Asks the driver to coordinate a client request and waits for its reply.
+    async fn request(
+        &self,
+        request: ClientRequest,
+        timeout: Option<u64>,
+    ) -> Result<ClientReply, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::Client { request, reply }).await?;
+        let wait = timeout.map_or(self.inner.request_timeout, Duration::from_millis) + DRIVER_GRACE;
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(ApiError::shutting_down()),
+            Err(_) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "the node did not answer in time",
+            )),
+        }
+    }
+
+    /// Asks the driver an admin request.
+    async fn admin(&self, request: AdminRequest) -> Result<AdminReply, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::Admin { request, reply }).await?;
+        rx.await.map_err(|_| ApiError::shutting_down())
+    }
+
+    /// The node's status and request metrics.
+    async fn metrics(&self) -> Result<MetricsSnapshot, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::Metrics { reply }).await?;
+        rx.await.map(|b| *b).map_err(|_| ApiError::shutting_down())
+    }
+
+    async fn send(&self, input: Input) -> Result<(), ApiError> {
+        self.inner
+            .inputs
+            .send(input)
+            .await
+            .map_err(|_| ApiError::shutting_down())
+    }
+}
+
+/// An error answer: a status code and a JSON body `{"error": kind, "message": text, ...}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    body: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), kind.into());
+        body.insert("message".into(), message.into().into());
+        ApiError { status, body }
+    }
+
+    /// Adds a field to the body.
+    fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.body.insert(name.into(), value.into());
+        self
+    }
+
+    fn shutting_down() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the node is shutting down",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json(self.status, &serde_json::Value::Object(self.body))
+    }
+}
+
+/// A JSON response.
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec_pretty(body) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            (
+                status,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the answer: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Every route of the API, with its handlers: [`router`] serves exactly these, and the OpenAPI
+/// document must list exactly these (a test holds them against each other).
+fn api_routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("/kv/{key}", get(kv::get).put(kv::put).delete(kv::delete)),
+        ("/status", get(admin::status)),
+        ("/ring", get(admin::ring)),
+        ("/members", get(admin::members)),
+        ("/metrics", get(metrics::metrics)),
+        ("/openapi.json", get(openapi::document)),
+    ]
+}
+
+/// The paths the router serves, in the OpenAPI document's syntax (`/kv/{key}`).
+pub fn route_paths() -> Vec<&'static str> {
+    api_routes().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The API's router. Routes that need no token: `/openapi.json`, and `/metrics` when
+/// configured; every other route passes [`auth::require`] first. A console or other static pages
+/// would be added here (to [`api_routes`], with their paths in the OpenAPI document).
+pub(crate) fn router(state: HttpState) -> Router {
+    let public =
+        |path: &str| path == "/openapi.json" || (path == "/metrics" && state.inner.metrics_public);
+    let (mut open, mut guarded) = (Router::new(), Router::new());
+    for (path, route) in api_routes() {
+        if public(path) {
+            open = open.route(path, route);
+        } else {
+            guarded = guarded.route(path, route);
+        }
+    }
+    let guarded = guarded.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require,
+    ));
+    open.merge(guarded)
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route (see /openapi.json)",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.inner.max_value_size.saturating_add(1),
+        ))
+        .with_state(state)
+}
+
+/// Binds (or adopts) the listener and serves the API until the task is aborted.
+pub(crate) async fn start(
+    config: HttpConfig,
+    info: NodeInfo,
+    inputs: mpsc::Sender<Input>,
+) -> Result<(SocketAddr, JoinHandle<()>), RuntimeError> {
+    let (listener, wanted) = match config.listener {
+        Some(listener) => {
+            let wanted = listener
+                .local_addr()
+                .map_or_else(|_| "a given listener".into(), |a| a.to_string());
+            (crate::runtime::adopt(listener), wanted)
+        }
+        None => (
+            tokio::net::TcpListener::bind(&config.listen).await,
+            config.listen.clone(),
+        ),
+    };
+    let bind_error = |reason| RuntimeError::Bind {
+        address: format!("{wanted} (HTTP)"),
+        reason,
+    };
+    let listener = listener.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let state = HttpState {
+        inner: Arc::new(Shared {
+            inputs,
+            token: auth::Token::new(&info.cluster, &info.client_secret),
+            metrics_public: config.metrics_public,
+            max_value_size: info.max_value_size,
+            request_timeout: info.request_timeout,
+            data_dir: info.data_dir,
+        }),
+    };
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the HTTP API stopped");
+        }
+    });
+    Ok((addr, task))
+}

@@ -1,0 +1,575 @@
+//! The HTTP API of in-process nodes, through a minimal HTTP/1.1 client over a TCP stream (no
+//! client crate: the requests are few and the answers carry their lengths).
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use dynamo_node::http::{route_paths, token, HttpConfig, OPENAPI};
+use dynamo_node::runtime::{Node, RuntimeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{eventually, wait_up, Spec, SECRET};
+
+/// Longest wait for one answer (a loaded 2-core CI machine can stall a debug build).
+const ANSWER: Duration = Duration::from_secs(60);
+
+/// An answer.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request on a new connection and reads the whole answer.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        raw
+    };
+    let raw = tokio::time::timeout(ANSWER, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {method} {path} in {ANSWER:?}"));
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Answer {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = std::str::from_utf8(&raw[..end]).expect("an ASCII head");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = unchunk(&body);
+    }
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn unchunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&rest[line + 2..line + 2 + size]);
+        rest = &rest[line + 4 + size..];
+    }
+}
+
+/// A node started with its HTTP API on a listener bound here (port 0).
+async fn start_with_http(spec: &Spec, id: u64, configure: impl FnOnce(&mut RuntimeConfig)) -> Node {
+    let mut rc = spec.runtime_config(id);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    rc.http = Some(HttpConfig::with_listener(listener));
+    configure(&mut rc);
+    Node::start(rc).await.unwrap()
+}
+
+/// A cluster of `n` nodes with HTTP APIs, ready.
+async fn cluster(n: usize) -> (Spec, Vec<Node>) {
+    let spec = Spec::new(n, None);
+    let mut nodes = Vec::new();
+    for id in spec.ids() {
+        nodes.push(start_with_http(&spec, id, |_| {}).await);
+    }
+    wait_up(&spec).await;
+    (spec, nodes)
+}
+
+fn bearer() -> String {
+    format!("Bearer {}", token("dynamo", SECRET.as_bytes()))
+}
+
+/// A request with the token.
+async fn authed(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let auth = bearer();
+    let mut all = vec![("Authorization", auth.as_str())];
+    all.extend_from_slice(headers);
+    call(addr, method, path, &all, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_get_siblings_resolve_and_delete() {
+    let (_spec, nodes) = cluster(3).await;
+    let (one, two) = (nodes[0].http_addr().unwrap(), nodes[1].http_addr().unwrap());
+
+    // A put keeps its content type; the get through another node returns both.
+    let put = authed(
+        one,
+        "PUT",
+        "/kv/cart",
+        &[("Content-Type", "text/plain")],
+        b"milk",
+    )
+    .await;
+    assert_eq!(put.status, 204, "{}", put.text());
+    assert!(put
+        .header("x-dynamo-context")
+        .is_some_and(|c| !c.is_empty()));
+    let got = authed(two, "GET", "/kv/cart", &[], b"").await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.body, b"milk");
+    assert_eq!(got.header("content-type"), Some("text/plain"));
+
+    // A second put without a context is concurrent: 300 with both siblings.
+    let put = authed(
+        two,
+        "PUT",
+        "/kv/cart",
+        &[("Content-Type", "application/json")],
+        b"[\"eggs\"]",
+    )
+    .await;
+    assert_eq!(put.status, 204, "{}", put.text());
+    let got = authed(one, "GET", "/kv/cart", &[], b"").await;
+    assert_eq!(got.status, 300, "{}", got.text());
+    let body = got.json();
+    let mut siblings: Vec<(String, String)> = body["siblings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["text"].as_str().unwrap().to_string(),
+                s["content_type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    siblings.sort();
+    assert_eq!(
+        siblings,
+        vec![
+            ("[\"eggs\"]".to_string(), "application/json".to_string()),
+            ("milk".to_string(), "text/plain".to_string()),
+        ]
+    );
+    let context = body["context"].as_str().unwrap().to_string();
+    assert_eq!(got.header("x-dynamo-context"), Some(context.as_str()));
+
+    // A put with that context supersedes both.
+    let put = authed(
+        one,
+        "PUT",
+        "/kv/cart?w=3",
+        &[
+            ("Content-Type", "text/plain"),
+            ("X-Dynamo-Context", &context),
+        ],
+        b"milk,eggs",
+    )
+    .await;
+    assert_eq!(put.status, 204, "{}", put.text());
+    let got = authed(two, "GET", "/kv/cart?r=3", &[], b"").await;
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, b"milk,eggs".as_slice())
+    );
+
+    // A delete without a context is refused, not a silent no-op; with one, it deletes.
+    let refused = authed(one, "DELETE", "/kv/cart", &[], b"").await;
+    assert_eq!(refused.status, 428, "{}", refused.text());
+    assert_eq!(refused.json()["error"], "context_required");
+    assert_eq!(authed(one, "GET", "/kv/cart", &[], b"").await.status, 200);
+    let context = got.header("x-dynamo-context").unwrap().to_string();
+    let deleted = authed(
+        one,
+        "DELETE",
+        "/kv/cart",
+        &[("X-Dynamo-Context", &context)],
+        b"",
+    )
+    .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+    let gone = authed(two, "GET", "/kv/cart", &[], b"").await;
+    assert_eq!(gone.status, 404, "{}", gone.text());
+    assert_eq!(gone.json()["error"], "not_found");
+
+    // A value without a content type comes back as bytes.
+    authed(one, "PUT", "/kv/raw", &[], b"\x00\x01").await;
+    let got = authed(one, "GET", "/kv/raw", &[], b"").await;
+    assert_eq!(got.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(got.body, b"\x00\x01");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_keys_limits_and_bad_input() {
+    let spec = Spec::new(3, None);
+    let mut nodes = Vec::new();
+    for id in spec.ids() {
+        nodes.push(start_with_http(&spec, id, |rc| rc.node.max_value_size = 1024).await);
+    }
+    wait_up(&spec).await;
+    let addr = nodes[0].http_addr().unwrap();
+
+    // A key of any bytes, percent-encoded; the TCP client reads the same key.
+    let key: &[u8] = b"\x00\xffa/b c%";
+    let put = authed(addr, "PUT", "/kv/%00%FFa%2Fb%20c%25", &[], b"binary").await;
+    assert_eq!(put.status, 204, "{}", put.text());
+    let got = spec.client_of(2).get(key).await.unwrap();
+    assert_eq!(got.values, vec![b"binary".to_vec()]);
+    spec.client_of(3)
+        .put(b"from-tcp", b"v".to_vec(), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        authed(addr, "GET", "/kv/from-tcp", &[], b"").await.body,
+        b"v"
+    );
+
+    // Over the value limit: 413, both just over it (the node's check) and far over it (the
+    // body limit).
+    for size in [1025, 64 * 1024] {
+        let big = vec![7u8; size];
+        let answer = authed(addr, "PUT", "/kv/big", &[], &big).await;
+        assert_eq!(answer.status, 413, "{size} bytes: {}", answer.text());
+        assert_eq!(answer.json()["error"], "value_too_large");
+    }
+    let at_limit = authed(addr, "PUT", "/kv/big", &[], &[7u8; 1024]).await;
+    assert_eq!(at_limit.status, 204, "{}", at_limit.text());
+
+    // Bad options, contexts and parameters: 400.
+    let answer = authed(addr, "GET", "/kv/k?r=9", &[], b"").await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let answer = authed(addr, "GET", "/kv/k?R=2", &[], b"").await;
+    assert_eq!(
+        answer.status,
+        400,
+        "an unknown parameter: {}",
+        answer.text()
+    );
+    let answer = authed(
+        addr,
+        "PUT",
+        "/kv/k",
+        &[("X-Dynamo-Context", "not base64!")],
+        b"v",
+    )
+    .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["error"], "invalid_context");
+    let answer = authed(addr, "PUT", "/kv/k", &[("X-Dynamo-Context", "AAAA")], b"v").await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let long_key = "k".repeat(9 * 1024);
+    let answer = authed(addr, "GET", &format!("/kv/{long_key}"), &[], b"").await;
+    assert_eq!(answer.status, 414, "{}", answer.text());
+    assert_eq!(authed(addr, "GET", "/nowhere", &[], b"").await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_token_is_refused() {
+    let (_spec, nodes) = cluster(1).await;
+    let addr = nodes[0].http_addr().unwrap();
+    for (path, method) in [
+        ("/kv/k", "GET"),
+        ("/kv/k", "PUT"),
+        ("/kv/k", "DELETE"),
+        ("/status", "GET"),
+        ("/ring", "GET"),
+        ("/members", "GET"),
+        ("/metrics", "GET"),
+    ] {
+        let none = call(addr, method, path, &[], b"").await;
+        assert_eq!(none.status, 401, "{method} {path}: {}", none.text());
+        assert_eq!(
+            none.header("www-authenticate"),
+            Some("Bearer realm=\"dynamo\"")
+        );
+        let wrong = call(addr, method, path, &[("Authorization", "Bearer 0123")], b"").await;
+        assert_eq!(wrong.status, 401, "{method} {path}");
+        // The client secret itself is not the token.
+        let secret = format!("Bearer {SECRET}");
+        let raw = call(addr, method, path, &[("Authorization", &secret)], b"").await;
+        assert_eq!(raw.status, 401, "{method} {path}");
+    }
+    assert_eq!(
+        call(addr, "GET", "/openapi.json", &[], b"").await.status,
+        200
+    );
+    assert_eq!(authed(addr, "GET", "/status", &[], b"").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_public() {
+    let spec = Spec::new(1, None);
+    let node = start_with_http(&spec, 1, |rc| {
+        if let Some(http) = rc.http.as_mut() {
+            http.metrics_public = true;
+        }
+    })
+    .await;
+    let addr = node.http_addr().unwrap();
+    let metrics = call(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    assert_eq!(call(addr, "GET", "/status", &[], b"").await.status, 401);
+}
+
+/// The value of the sample `name{labels}` in an exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_ring_members_and_metrics() {
+    let (_spec, nodes) = cluster(3).await;
+    let addr = nodes[0].http_addr().unwrap();
+
+    let status = authed(addr, "GET", "/status", &[], b"").await;
+    assert_eq!(status.status, 200);
+    assert_eq!(status.header("content-type"), Some("application/json"));
+    let status = status.json();
+    assert_eq!(status["id"], 1);
+    assert_eq!(status["members"].as_array().unwrap().len(), 3);
+    let ring = authed(addr, "GET", "/ring", &[], b"").await.json();
+    let ring = ring.as_array().unwrap();
+    assert_eq!(ring.len(), 64);
+    assert_eq!(ring[0]["replicas"].as_array().unwrap().len(), 3);
+    let members = authed(addr, "GET", "/members", &[], b"").await.json();
+    assert_eq!(members["id"], 1);
+    let up: BTreeSet<u64> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["up"] == true)
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(up, BTreeSet::from([1, 2, 3]));
+
+    let before = authed(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(before.status, 200);
+    assert!(before
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let before = before.text();
+    assert_eq!(
+        sample(&before, "dynamo_members{state=\"up\"}"),
+        Some(3.0),
+        "{before}"
+    );
+    let put_ok = "dynamo_requests_total{op=\"put\",outcome=\"ok\"}";
+    let puts_before = sample(&before, put_ok).unwrap_or(0.0);
+    let get_missed = "dynamo_requests_total{op=\"get\",outcome=\"not_found\"}";
+    let missed_before = sample(&before, get_missed).unwrap_or(0.0);
+
+    // Traffic: puts and gets (enough replica round trips for the staleness model), a miss.
+    for i in 0..30 {
+        let put = authed(addr, "PUT", &format!("/kv/m{i}"), &[], b"v").await;
+        assert_eq!(put.status, 204);
+        assert_eq!(
+            authed(addr, "GET", &format!("/kv/m{i}"), &[], b"")
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        authed(addr, "GET", "/kv/absent", &[], b"").await.status,
+        404
+    );
+
+    // Replica answers that arrive after a quorum are recorded as they come: wait for them.
+    let text = eventually(60, || async {
+        let text = authed(addr, "GET", "/metrics", &[], b"").await.text();
+        text.contains("dynamo_staleness_consistent_probability")
+            .then_some(text)
+    })
+    .await
+    .expect("staleness predictions after 60 round trips");
+    assert_eq!(sample(&text, put_ok), Some(puts_before + 30.0), "{text}");
+    assert!(sample(&text, "dynamo_requests_total{op=\"get\",outcome=\"ok\"}").unwrap() >= 30.0);
+    assert_eq!(sample(&text, get_missed), Some(missed_before + 1.0));
+    let count = "dynamo_request_duration_seconds_count{op=\"put\",outcome=\"ok\"}";
+    assert_eq!(sample(&text, count), sample(&text, put_ok));
+    let inf = "dynamo_request_duration_seconds_bucket{op=\"put\",outcome=\"ok\",le=\"+Inf\"}";
+    assert_eq!(sample(&text, inf), sample(&text, put_ok));
+    assert!(sample(&text, "dynamo_coordinated_total{op=\"put\"}").unwrap() >= 30.0);
+    assert!(sample(&text, "dynamo_replica_writes_total").unwrap() >= 30.0);
+    assert!(sample(&text, "dynamo_storage_keys").unwrap() >= 30.0);
+    for name in [
+        "dynamo_read_repairs_total",
+        "dynamo_hints_recorded_total",
+        "dynamo_hints_delivered_total",
+        "dynamo_hints_dropped_total",
+        "dynamo_antientropy_sessions_total",
+        "dynamo_antientropy_keys_repaired_total",
+        "dynamo_transfer_keys_total",
+        "dynamo_transfer_bytes_total",
+    ] {
+        assert!(sample(&text, name).is_some(), "{name} missing");
+    }
+    let p0 = "dynamo_staleness_consistent_probability{n=\"3\",r=\"2\",w=\"2\",t_ms=\"0\",configured=\"true\"}";
+    let p = sample(&text, p0).unwrap_or_else(|| panic!("{p0} missing:\n{text}"));
+    assert!((0.0..=1.0).contains(&p));
+    for t in ["1", "10", "100"] {
+        let series = format!(
+            "dynamo_staleness_consistent_probability{{n=\"3\",r=\"1\",w=\"2\",t_ms=\"{t}\",configured=\"false\"}}"
+        );
+        assert!(sample(&text, &series).is_some(), "{series} missing");
+    }
+    // Every sample line is `name{labels} number` or `name number`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+}
+
+/// Nodes 1 and 2 of a three-node cluster; node 3 refuses connections (`silent` false: its
+/// listener is closed) or accepts them and never answers (`silent` true).
+async fn two_of_three(silent: bool) -> (Spec, Vec<Node>, Option<TcpListener>) {
+    let spec = Spec::new(3, None);
+    let third = spec.runtime_config(3).listener.take();
+    let held = if silent { third } else { None };
+    let nodes = vec![
+        start_with_http(&spec, 1, |_| {}).await,
+        start_with_http(&spec, 2, |_| {}).await,
+    ];
+    // Ready when each of nodes 1 and 2 reads through the other (R = 2: links both ways).
+    for id in [1, 2] {
+        let options = dynamo_node::RequestOptions {
+            r: Some(2),
+            timeout: Some(2_000),
+            ..Default::default()
+        };
+        let ready = eventually(60, || async {
+            spec.client_of(id).get_with(b"probe", options).await.ok()
+        })
+        .await;
+        assert!(ready.is_some(), "node {id} never read through the other");
+    }
+    (spec, nodes, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_that_cannot_be_reached_is_503_with_the_shortfall() {
+    let (_spec, nodes, _) = two_of_three(false).await;
+    let addr = nodes[0].http_addr().unwrap();
+    let answer = authed(addr, "PUT", "/kv/k?w=3", &[], b"v").await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!(body["error"], "quorum_failed");
+    // The coordinator gives up as soon as node 3 is known unreachable: node 2 may or may not
+    // have answered by then.
+    assert_eq!(body["required"], 3);
+    let acknowledged = body["acknowledged"].as_u64().unwrap();
+    assert!((1..=2).contains(&acknowledged), "{body}");
+    assert_eq!(body["shortfall"].as_u64().unwrap(), 3 - acknowledged);
+    let answer = authed(addr, "GET", "/kv/k?r=3", &[], b"").await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    // W = 2 is reachable.
+    assert_eq!(authed(addr, "PUT", "/kv/k", &[], b"v").await.status, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_is_504() {
+    let (_spec, nodes, _held) = two_of_three(true).await;
+    let addr = nodes[0].http_addr().unwrap();
+    let answer = authed(addr, "GET", "/kv/k?r=3&timeout=300", &[], b"").await;
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!(body["error"], "timeout");
+    assert_eq!(body["required"], 3);
+    let answer = authed(addr, "PUT", "/kv/k?w=3&timeout=300", &[], b"v").await;
+    assert_eq!(answer.status, 504, "{}", answer.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_exactly_the_routes() {
+    let (_spec, nodes) = cluster(1).await;
+    let addr = nodes[0].http_addr().unwrap();
+    let served = call(addr, "GET", "/openapi.json", &[], b"").await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.text(), OPENAPI);
+    let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
+    let routed: BTreeSet<&str> = route_paths().into_iter().collect();
+    assert_eq!(documented, routed, "paths in the document vs the router");
+
+    // Every method: routed (anything but 405) exactly when documented.
+    for (path, item) in paths {
+        let concrete = path.replace("{key}", "openapi-probe");
+        for method in ["GET", "PUT", "POST", "DELETE", "PATCH"] {
+            let answer = authed(addr, method, &concrete, &[], b"").await;
+            let in_doc = item.get(method.to_lowercase()).is_some();
+            assert_eq!(
+                answer.status != 405,
+                in_doc,
+                "{method} {path}: status {}, documented {in_doc}",
+                answer.status
+            );
+        }
+    }
+}
