@@ -130,6 +130,7 @@ impl<S: Store> NodeCore<S> {
                     changed = true;
                 }
                 Event::Joined { id } | Event::Restarted { id, .. } => {
+                    self.unheard.remove(&id);
                     if let Some(state) = self.gossip.node_state(&id) {
                         self.addresses.insert(id, state.address().clone());
                     }
