@@ -6,6 +6,7 @@
 //! - [`net`]: links that delay, drop, duplicate and reorder, partitions, the event queue;
 //! - [`workload`]: closed-loop clients and the [`History`] they leave;
 //! - [`check`]: stale reads, lost writes, resurrected deletes over the history and final state;
+//! - [`trace`]: an opt-in log of when each replica received writes and answered reads;
 //! - [`Sim`]: the driver, with crashes, restarts, joins, leaves, partitions and healing.
 //!
 //! Everything random comes from [`SimConfig::seed`]: the same seed and the same calls give the same
@@ -31,6 +32,7 @@ pub mod dist;
 mod driver;
 pub mod net;
 mod stats;
+pub mod trace;
 pub mod workload;
 
 use std::collections::HashMap;
@@ -200,6 +202,8 @@ pub struct Sim {
     replies: Vec<(u64, ClientReply)>,
     /// Replies to [`Sim::call`], by operation id.
     direct: HashMap<u64, ClientReply>,
+    /// Replica actions, when [`Sim::record_replicas`] turned the log on.
+    replica_log: Option<trace::ReplicaLog>,
 }
 
 /// The client id of operations issued through [`Sim::call`].
@@ -244,6 +248,7 @@ impl Sim {
             outbox: Vec::new(),
             replies: Vec::new(),
             direct: HashMap::new(),
+            replica_log: None,
             config,
         };
         for id in 0..n as NodeId {

@@ -5,3 +5,4 @@ mod detection;
 mod faults;
 mod pbs;
 mod scenarios;
+mod trace;
