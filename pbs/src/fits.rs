@@ -60,9 +60,7 @@ pub fn exponential(w_rate: f64, ars_rate: f64) -> Wars {
         mean: 1.0 / ars_rate,
     };
     Wars::new(
-        Dist::Exponential {
-            mean: 1.0 / w_rate,
-        },
+        Dist::Exponential { mean: 1.0 / w_rate },
         ars.clone(),
         ars.clone(),
         ars,
@@ -80,7 +78,11 @@ mod tests {
         let rates = [0.05, 0.2, 1.0, 4.0];
         let runs: Vec<_> = rates
             .iter()
-            .map(|&w| exponential(w, 1.0).run(3, &[(1, 1)], 5_000, 11).expect("valid"))
+            .map(|&w| {
+                exponential(w, 1.0)
+                    .run(3, &[(1, 1)], 5_000, 11)
+                    .expect("valid")
+            })
             .collect();
         for t in [0.0, 1.0, 10.0, 100.0] {
             let p: Vec<f64> = runs.iter().map(|r| r[0].p_consistent(t)).collect();

@@ -34,8 +34,8 @@ struct Run {
     events: u64,
 }
 
-/// One run with a failure every `every_ms` (`None`: no failures) until `ops` operations finished.
-fn run_one(every_ms: Option<u64>, ops: usize, seed: u64) -> Result<Run, Error> {
+/// One run of `duration_ms` of virtual time with a failure every `every_ms` (`None`: none).
+fn run_one(every_ms: Option<u64>, duration_ms: u64, seed: u64) -> Result<Run, Error> {
     let mut sim = Sim::new(SimConfig {
         seed,
         nodes: NODES,
@@ -74,12 +74,12 @@ fn run_one(every_ms: Option<u64>, ops: usize, seed: u64) -> Result<Run, Error> {
     let mut rng = SmallRng::seed_from_u64(seed ^ 0xC4_u64);
     sim.run_for(super::cluster::GOSSIP_WARMUP_MS);
     let from = sim.now_micros();
-    let target = sim.history().completed() + ops;
+    let end = sim.now_ms() + duration_ms;
     let mut down: Vec<NodeId> = Vec::new();
     let mut events = 0;
     let step = every_ms.unwrap_or(1_000).min(1_000);
     let mut next = every_ms.map(|e| sim.now_ms() + e);
-    while sim.history().completed() < target {
+    while sim.now_ms() < end {
         sim.run_for(step);
         if next.is_some_and(|t| sim.now_ms() >= t) {
             let up = sim.running();
@@ -130,13 +130,15 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         Some(1_000),
         Some(500),
     ];
-    let label = |i: Option<u64>| i.map_or("none".to_owned(), |ms| format!("every {} s", ms as f64 / 1000.0));
+    let label =
+        |i: Option<u64>| i.map_or("none".to_owned(), |ms| format!("{} s", ms as f64 / 1000.0));
     let seeds = ctx.seeds();
-    let ops = ctx.size(20_000, 300);
+    let duration_ms = ctx.size(120_000, 2_000) as u64;
     let mut bar = ctx.progress("churn", (intervals.len() * seeds.len()) as u64);
     let mut csv = Csv::new(&[
         "failure_every_ms",
         "seed",
+        "duration_ms",
         "ops",
         "failures",
         "failed_ops",
@@ -146,20 +148,30 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         "get_p99_ms",
     ]);
     let names: Vec<String> = intervals.iter().map(|&i| label(i)).collect();
-    let x = || Axis::categories("a node fails (and another recovers)", names.clone());
+    let x = || {
+        Axis::categories(
+            "time between failures (a node fails, another recovers)",
+            names.clone(),
+        )
+    };
     let mut lat_p = Panel::new("put latency", x(), Axis::non_negative("ms"));
     lat_p.dodge = 0.3;
-    let mut fail_p = Panel::new("failed operations", x(), Axis::percent("failed operations (%)"));
+    let mut fail_p = Panel::new(
+        "failed operations",
+        x(),
+        Axis::percent("failed operations (%)"),
+    );
     let (mut mean_s, mut p99_s) = (Series::new("put mean"), Series::new("put p99"));
     let mut fail_s = Series::new("failed gets and puts");
     let mut rows = Vec::new();
     for (xi, &every) in intervals.iter().enumerate() {
         let mut runs = Vec::new();
         for &seed in &seeds {
-            let r = run_one(every, ops, seed)?;
+            let r = run_one(every, duration_ms, seed)?;
             csv.push(vec![
                 every.map_or_else(|| "none".into(), |e| e.to_string()),
                 seed.to_string(),
+                duration_ms.to_string(),
                 r.total.to_string(),
                 r.events.to_string(),
                 r.failed.to_string(),
@@ -204,7 +216,7 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
     let mut md = String::new();
     let _ = write!(
         md,
-        "{ops} operations per point and seed, {} seeds, 8 nodes, N = 4, R = 1, W = 3, sloppy \
+        "{} s of virtual time per point and seed, {} seeds, 8 nodes, N = 4, R = 1, W = 3, sloppy \
          quorums with hinted handoff, one-way delay normal(10, sd 1), gossip every 500 ms (the \
          seed: 0.5-0.8 s), 10 closed-loop clients over 1000 keys. Every interval one running \
          node crashes (store kept) and the node down the longest restarts, so after the first \
@@ -214,11 +226,12 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
          until then coordinators still send to the crashed node, learn of the refused \
          connection one round trip later and hand its copy to the next node with a hint, which \
          is what lengthens the tail.\n\n",
+        duration_ms / 1000,
         seeds.len()
     );
     md.push_str(&md_table(
         &[
-            "a node fails",
+            "time between failures",
             "failures per run",
             "put mean (ms)",
             "put p99 (ms)",

@@ -168,16 +168,14 @@ pub fn run_staleness(ctx: &Ctx) -> Result<Report, Error> {
             series,
             ..Panel::new(
                 "10 nodes, N = 5, links uniform 1-20 ms",
-                Axis::linear("message drop rate (%)"),
+                Axis::x("message drop rate (%)"),
                 Axis::percent("stale gets (%)"),
             )
         }],
         1,
     )?;
     let k = drops.len();
-    let better = (0..k)
-        .filter(|&i| est_all[k + i].p <= est_all[i].p)
-        .count();
+    let better = (0..k).filter(|&i| est_all[k + i].p <= est_all[i].p).count();
     let mut md = format!(
         "{trials} puts per point and seed, each followed by a get coordinated by each of the \
          key's 5 primaries ({} operations per point and seed), {} seeds, 10 nodes, links \

@@ -180,7 +180,9 @@ pub fn run_pbs(ctx: &Ctx) -> Result<Report, Error> {
         for (seed_i, &seed) in seeds.iter().enumerate() {
             for (c, &(rq, wq)) in CONFIGS.iter().enumerate() {
                 let s = &runs[m][seed_i][c];
-                let t999 = s.time_to(TARGET).map_or(String::new(), |t| format!("{t:.4}"));
+                let t999 = s
+                    .time_to(TARGET)
+                    .map_or(String::new(), |t| format!("{t:.4}"));
                 for &t in &grid {
                     let h = s.consistent(t);
                     csv.push(vec![
@@ -216,6 +218,7 @@ pub fn run_pbs(ctx: &Ctx) -> Result<Report, Error> {
                 .map(|(c, &(r, w))| {
                     let mut s = Series::new(format!("R={r} W={w}")).styled(plot::Style {
                         marker: Some(plot::Marker::None),
+                        band: true,
                         ..plot::Style::default()
                     });
                     s.points = curve

@@ -75,7 +75,9 @@ pub fn run_exponential(ctx: &Ctx) -> Result<Report, Error> {
     let mut rows = Vec::new();
     for (i, &rate) in rates.iter().enumerate() {
         for (s, &seed) in runs[i].iter().zip(&seeds) {
-            let t999 = s.time_to(TARGET).map_or(String::new(), |t| format!("{t:.4}"));
+            let t999 = s
+                .time_to(TARGET)
+                .map_or(String::new(), |t| format!("{t:.4}"));
             for &t in std::iter::once(&0.0).chain(curve.iter().step_by(5)) {
                 csv.push(vec![
                     rate.to_string(),
@@ -93,14 +95,14 @@ pub fn run_exponential(ctx: &Ctx) -> Result<Report, Error> {
                 ]);
             }
         }
-        let mut series = Series::new(format!("λ_W = {rate} (W mean {} ms)", 1.0 / rate)).styled(
-            Style {
+        let mut series =
+            Series::new(format!("λ_W = {rate} (W mean {} ms)", 1.0 / rate)).styled(Style {
                 marker: Some(Marker::None),
+                band: true,
                 dashed: rate > 1.0,
                 color: Some(i),
                 ..Style::default()
-            },
-        );
+            });
         series.points = curve
             .iter()
             .map(|&t| pooled(&refs(i), t).point(t, 1.0))
@@ -277,7 +279,13 @@ pub fn run_replication(ctx: &Ctx) -> Result<Report, Error> {
         grow.join("; "),
     );
     md.push_str(&md_table(
-        &["distribution", "N", "t = 0", "t = 10 ms", "t for 99.9% (ms)"],
+        &[
+            "distribution",
+            "N",
+            "t = 0",
+            "t = 10 ms",
+            "t for 99.9% (ms)",
+        ],
         &rows,
     ));
     Ok(Report { csv, markdown: md })

@@ -72,6 +72,14 @@ impl Axis {
         }
     }
 
+    /// A linear x axis: covers the data with a margin on both sides.
+    pub fn x(label: impl Into<String>) -> Self {
+        Self {
+            zero: false,
+            ..Self::linear(label)
+        }
+    }
+
     /// An integer axis (ticks at whole numbers only).
     pub fn integer(label: impl Into<String>) -> Self {
         Self {
@@ -167,6 +175,8 @@ pub struct Style {
     pub line: bool,
     /// Marker; `None` picks one by position.
     pub marker: Option<Marker>,
+    /// Draw the intervals as a shaded band along the line instead of bars (dense curves).
+    pub band: bool,
 }
 
 impl Default for Style {
@@ -176,6 +186,7 @@ impl Default for Style {
             dashed: false,
             line: true,
             marker: None,
+            band: false,
         }
     }
 }
@@ -261,7 +272,7 @@ const PANEL_W: f64 = 500.0;
 const PLOT_H: f64 = 260.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
-const CHAR_W: f64 = 0.56;
+const CHAR_W: f64 = 0.6;
 
 /// The palette colour of index `i`.
 pub fn color(i: usize) -> &'static str {
@@ -322,7 +333,7 @@ fn fmt_tick(v: f64) -> String {
         return "0".into();
     }
     let a = v.abs();
-    if a >= 1e5 || a < 1e-3 {
+    if !(1e-3..1e5).contains(&a) {
         return format!("{v:.0e}");
     }
     let s = format!("{v:.4}");
@@ -337,11 +348,29 @@ fn axis_range(axis: &Axis, lo: f64, hi: f64) -> (f64, f64) {
         Scale::Categories(names) => (-0.5, names.len().max(1) as f64 - 0.5),
         Scale::Log => {
             let lo = if lo.is_finite() && lo > 0.0 { lo } else { 1.0 };
-            let hi = if hi.is_finite() && hi > lo { hi } else { lo * 10.0 };
-            (
-                10f64.powf(lo.log10().floor()),
-                10f64.powf(hi.log10().ceil()),
-            )
+            let hi = if hi.is_finite() && hi > lo {
+                hi
+            } else {
+                lo * 10.0
+            };
+            // Round outwards to 1-2-5 steps.
+            let down = |v: f64| {
+                let d = 10f64.powf(v.log10().floor());
+                [5.0, 2.0, 1.0]
+                    .iter()
+                    .map(|m| m * d)
+                    .find(|t| *t <= v * 1.000_001)
+                    .unwrap_or(d)
+            };
+            let up = |v: f64| {
+                let d = 10f64.powf(v.log10().floor());
+                [1.0, 2.0, 5.0, 10.0]
+                    .iter()
+                    .map(|m| m * d)
+                    .find(|t| *t >= v * 0.999_999)
+                    .unwrap_or(10.0 * d)
+            };
+            (down(lo), up(hi))
         }
         Scale::Integer => {
             let lo = if lo.is_finite() { lo } else { 0.0 };
@@ -405,7 +434,10 @@ impl Map {
                 .map(|(i, n)| (i as f64, n.clone()))
                 .collect(),
             Scale::Log => {
-                let (a, b) = (self.lo.log10().round() as i32, self.hi.log10().round() as i32);
+                let (a, b) = (
+                    self.lo.log10().floor() as i32,
+                    self.hi.log10().ceil() as i32,
+                );
                 let decades = b - a;
                 let mut v = Vec::new();
                 for e in a..=b {
@@ -435,7 +467,10 @@ impl Map {
 
 fn marker_svg(out: &mut String, m: Marker, x: f64, y: f64, c: &str) {
     let _ = match m {
-        Marker::Circle => writeln!(out, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.2" fill="{c}"/>"#),
+        Marker::Circle => writeln!(
+            out,
+            r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.2" fill="{c}"/>"#
+        ),
         Marker::Square => writeln!(
             out,
             r#"<rect x="{:.1}" y="{:.1}" width="6.4" height="6.4" fill="white" stroke="{c}" stroke-width="1.6"/>"#,
@@ -499,7 +534,7 @@ fn data_bounds(panel: &Panel, log_x: bool, log_y: bool) -> ((f64, f64), (f64, f6
 
 /// Draws one panel at `(ox, oy)` with `legend_rows` rows reserved for legends.
 fn panel_svg(out: &mut String, panel: &Panel, id: usize, ox: f64, oy: f64) {
-    let title_lines = wrap(&panel.title, PANEL_W - 20.0, 14.0);
+    let title_lines = wrap(&panel.title, PANEL_W - 40.0, 15.0);
     let top = 10.0 + 18.0 * title_lines.len() as f64;
     for (i, line) in title_lines.iter().enumerate() {
         let _ = writeln!(
@@ -598,7 +633,8 @@ fn panel_svg(out: &mut String, panel: &Panel, id: usize, ox: f64, oy: f64) {
     for (i, s) in panel.series.iter().enumerate() {
         let c = color(s.style.color.unwrap_or(i));
         let marker = s.style.marker.unwrap_or(MARKERS[i % MARKERS.len()]);
-        let shift = if k > 1 {
+        // Pure lines (no marker) are not spread: they show a function of x, not measurements.
+        let shift = if k > 1 && marker != Marker::None {
             (i as f64 - (k - 1) as f64 / 2.0) * panel.dodge * spacing / k as f64
         } else {
             0.0
@@ -614,6 +650,28 @@ fn panel_svg(out: &mut String, panel: &Panel, id: usize, ox: f64, oy: f64) {
                 (xy, *p)
             })
             .collect();
+        if s.style.band && !categories {
+            let edge = |v: f64, p: &Pt| {
+                let x = mx.at(p.x + shift)?;
+                let y = my.at(v.clamp(yl, yh))?;
+                (v.is_finite() && p.y.is_finite()).then_some(format!("{x:.1},{y:.1}"))
+            };
+            let upper: Vec<String> = s.points.iter().filter_map(|p| edge(p.hi, p)).collect();
+            let lower: Vec<String> = s
+                .points
+                .iter()
+                .rev()
+                .filter_map(|p| edge(p.lo, p))
+                .collect();
+            if upper.len() > 1 && lower.len() > 1 {
+                let _ = writeln!(
+                    out,
+                    r#"<polygon points="{} {}" fill="{c}" fill-opacity="0.18" stroke="none"/>"#,
+                    upper.join(" "),
+                    lower.join(" ")
+                );
+            }
+        }
         if s.style.line && !categories {
             let dash = if s.style.dashed {
                 r#" stroke-dasharray="7 4""#
@@ -637,7 +695,7 @@ fn panel_svg(out: &mut String, panel: &Panel, id: usize, ox: f64, oy: f64) {
         }
         for (xy, p) in &pts {
             let Some((x, y)) = xy else { continue };
-            if p.lo.is_finite() && p.hi.is_finite() && p.hi > p.lo {
+            if !s.style.band && p.lo.is_finite() && p.hi.is_finite() && p.hi > p.lo {
                 let (Some(a), Some(b)) = (my.at(p.lo.max(yl)), my.at(p.hi.min(yh))) else {
                     continue;
                 };
@@ -685,7 +743,7 @@ fn panel_svg(out: &mut String, panel: &Panel, id: usize, ox: f64, oy: f64) {
 }
 
 fn panel_height(panel: &Panel) -> f64 {
-    let title = wrap(&panel.title, PANEL_W - 20.0, 14.0).len() as f64;
+    let title = wrap(&panel.title, PANEL_W - 40.0, 15.0).len() as f64;
     let (_, rows) = legend_layout(panel, PANEL_W - LEFT - RIGHT);
     18.0 + 18.0 * title + PLOT_H + 50.0 + 17.0 * rows as f64 + 8.0
 }
@@ -695,7 +753,7 @@ pub fn render(caption: &str, panels: &[Panel], columns: usize) -> String {
     let columns = columns.clamp(1, panels.len().max(1));
     let rows = panels.len().div_ceil(columns).max(1);
     let width = PANEL_W * columns as f64;
-    let caption_lines = wrap(caption, width - 30.0, 17.0);
+    let caption_lines = wrap(caption, width - 40.0, 17.0);
     let head = 14.0 + 22.0 * caption_lines.len() as f64;
     let row_h: Vec<f64> = (0..rows)
         .map(|r| {
@@ -729,13 +787,7 @@ pub fn render(caption: &str, panels: &[Panel], columns: usize) -> String {
     let mut oy = head;
     for (r, h) in row_h.iter().enumerate() {
         for (c, panel) in panels.iter().skip(r * columns).take(columns).enumerate() {
-            panel_svg(
-                &mut out,
-                panel,
-                r * columns + c,
-                c as f64 * PANEL_W,
-                oy,
-            );
+            panel_svg(&mut out, panel, r * columns + c, c as f64 * PANEL_W, oy);
         }
         oy += h;
     }
@@ -768,9 +820,15 @@ mod tests {
     fn probability_axes_stay_within_zero_and_one() {
         let axis = Axis::probability("p");
         let (lo, hi) = axis_range(&axis, 0.999, 1.0);
-        assert!((0.0..=1.0).contains(&lo) && hi <= 1.0 && hi > lo, "{lo} {hi}");
+        assert!(
+            (0.0..=1.0).contains(&lo) && hi <= 1.0 && hi > lo,
+            "{lo} {hi}"
+        );
         let (lo, hi) = axis_range(&axis, 1.0, 1.0);
-        assert!((0.0..=1.0).contains(&lo) && hi <= 1.0 && hi > lo, "{lo} {hi}");
+        assert!(
+            (0.0..=1.0).contains(&lo) && hi <= 1.0 && hi > lo,
+            "{lo} {hi}"
+        );
     }
 
     #[test]
@@ -782,7 +840,11 @@ mod tests {
     #[test]
     fn long_captions_wrap_instead_of_overflowing() {
         let caption = "a very long caption ".repeat(20);
-        let svg = render(&caption, &[Panel::new("p", Axis::linear("x"), Axis::linear("y"))], 1);
+        let svg = render(
+            &caption,
+            &[Panel::new("p", Axis::linear("x"), Axis::linear("y"))],
+            1,
+        );
         assert!(svg.matches("font-size=\"17\"").count() > 1);
     }
 }

@@ -125,7 +125,14 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         let (u, z) = (Estimate::of(&uni), Estimate::of(&zipf));
         let base = if strategy == 1 { 0 } else { 2 };
         let x = bytes.max(1) as f64;
-        let pt = |e: Estimate| Pt::interval(x, e.mean, (e.mean - e.ci).max(0.0), (e.mean + e.ci).min(1.0));
+        let pt = |e: Estimate| {
+            Pt::interval(
+                x,
+                e.mean,
+                (e.mean - e.ci).max(0.0),
+                (e.mean + e.ci).min(1.0),
+            )
+        };
         series[base].points.push(pt(u));
         series[base + 1].points.push(pt(z));
         rows.push(vec![

@@ -184,7 +184,9 @@ pub fn run_repair(ctx: &Ctx) -> Result<Report, Error> {
     let k = arms.len();
     let mut series: Vec<Series> = arms.iter().map(|(l, _)| Series::new(*l)).collect();
     for (i, (case, e)) in cases.iter().zip(&est).enumerate() {
-        series[i % k].points.push(e.stale.point(case.drop * 100.0, 100.0));
+        series[i % k]
+            .points
+            .push(e.stale.point(case.drop * 100.0, 100.0));
     }
     let rows: Vec<Vec<String>> = drops
         .iter()
@@ -204,7 +206,7 @@ pub fn run_repair(ctx: &Ctx) -> Result<Report, Error> {
         .collect();
     let mut panel = Panel::new(
         "R=1, W=2, N=4 on 6 nodes, uniform 1-20 ms links",
-        Axis::linear("message drop rate (%)"),
+        Axis::x("message drop rate (%)"),
         Axis::percent("stale reads (%)"),
     );
     panel.series = series;
@@ -223,7 +225,13 @@ pub fn run_repair(ctx: &Ctx) -> Result<Report, Error> {
         est[k * last].stale,
     );
     let ae_drops: Vec<String> = (1..drops.len())
-        .map(|i| format!("{}% drops {}", drops[i] * 100.0, est[k * i + 1].stale.pct(2)))
+        .map(|i| {
+            format!(
+                "{}% drops {}",
+                drops[i] * 100.0,
+                est[k * i + 1].stale.pct(2)
+            )
+        })
         .collect();
     let contradicted = (1..drops.len()).all(|i| est[k * i + 1].stale.lo > none0.hi);
     let mut md = format!(
@@ -259,7 +267,7 @@ pub fn run_repair(ctx: &Ctx) -> Result<Report, Error> {
         if contradicted {
             "Our results contradict it at every drop rate"
         } else {
-            "Our results do not support it at every drop rate"
+            "Our results do not support it (the intervals overlap at some drop rates)"
         },
         none0.pct(2),
         ae_drops.join(", "),

@@ -20,7 +20,9 @@ use crate::types::{Millis, NodeId, RequestId};
 pub(crate) fn unheard_grace(config: &dynamo_gossip::Config) -> Millis {
     let interval = config.gossip_interval_ms as f64;
     let mean = 2.0 * interval + config.effective_acceptable_pause_ms() as f64;
-    let std_dev = interval.max(config.effective_min_std_dev_ms() as f64).max(1.0);
+    let std_dev = interval
+        .max(config.effective_min_std_dev_ms() as f64)
+        .max(1.0);
     // phi(y) = log10(1 + exp(y (1.5976 + 0.070566 y^2))) (the detector's approximation of the
     // normal tail) grows with y; find where it crosses the threshold by bisection.
     let phi = |y: f64| {
@@ -44,7 +46,11 @@ impl<S: Store> NodeCore<S> {
     /// node started, as gossip's `Down` would: their hints wait, transfers to them stop, and
     /// requests waiting on them fail over. Hearing from one (gossip's `Joined`) brings it back.
     pub(crate) fn detect_unheard(&mut self, now: Millis) {
-        if now < self.booted.saturating_add(unheard_grace(self.gossip.config())) {
+        if now
+            < self
+                .booted
+                .saturating_add(unheard_grace(self.gossip.config()))
+        {
             return;
         }
         let silent: Vec<NodeId> = self

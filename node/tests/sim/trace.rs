@@ -76,7 +76,11 @@ fn a_replica_answer_holds_the_put_exactly_when_the_write_reached_it_first() {
                 matches!(w, ReplicaEvent::Write { at, replica: r, key: wk, ops }
                     if r == replica && *wk == key && at <= answered && ops.contains(&op))
             }) || *replica == primaries[0];
-            assert_eq!(ops.contains(&op), written_before, "replica {replica} key {key}");
+            assert_eq!(
+                ops.contains(&op),
+                written_before,
+                "replica {replica} key {key}"
+            );
             if ops.contains(&op) {
                 fresh += 1;
             } else {
