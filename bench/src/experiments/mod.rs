@@ -6,6 +6,7 @@
 
 pub mod churn;
 pub mod cluster;
+pub mod delay;
 pub mod direct;
 pub mod gossip;
 pub mod kstaleness;
@@ -251,7 +252,7 @@ pub fn registry() -> Vec<Experiment> {
         Experiment {
             name: "delay",
             title: "4. Latency and throughput against message delay (seed 001, figures 1-3)",
-            run: latency::run_delay,
+            run: delay::run_delay,
         },
         Experiment {
             name: "failures",
