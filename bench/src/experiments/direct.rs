@@ -166,6 +166,7 @@ pub fn run_staleness(ctx: &Ctx) -> Result<Report, Error> {
         "Staleness against drop rate: put, then a get at each of the N = 5 primaries",
         &[Panel {
             series,
+            dodge: 0.4,
             ..Panel::new(
                 "10 nodes, N = 5, links uniform 1-20 ms",
                 Axis::x("message drop rate (%)"),

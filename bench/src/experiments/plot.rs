@@ -236,8 +236,9 @@ pub struct Panel {
     pub y: Axis,
     /// The series.
     pub series: Vec<Series>,
-    /// Spread the series sideways at each x (a fraction of the spacing between x values), so
-    /// that equal values stay visible.
+    /// Spread the series sideways at each x, so that equal values stay visible: the spread of
+    /// all series together, in x units (categories and integers are one unit apart; not
+    /// applied on log axes nor to series without markers).
     pub dodge: f64,
 }
 

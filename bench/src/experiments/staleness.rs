@@ -183,6 +183,10 @@ pub fn run_repair(ctx: &Ctx) -> Result<Report, Error> {
     let est = run_cases(ctx, "repair", &cases, &mut csv)?;
     let k = arms.len();
     let mut series: Vec<Series> = arms.iter().map(|(l, _)| Series::new(*l)).collect();
+    if let Some(s) = series.first_mut() {
+        // Seed 000's two arms lie on top of each other: the first one dashed.
+        s.style.dashed = true;
+    }
     for (i, (case, e)) in cases.iter().zip(&est).enumerate() {
         series[i % k]
             .points
@@ -210,6 +214,7 @@ pub fn run_repair(ctx: &Ctx) -> Result<Report, Error> {
         Axis::percent("stale reads (%)"),
     );
     panel.series = series;
+    panel.dodge = 0.6;
     plot::draw(
         &ctx.svg("repair"),
         "Stale reads against message drops: seed 000's arms (neither, gossip + anti-entropy) and \
@@ -256,13 +261,24 @@ pub fn run_repair(ctx: &Ctx) -> Result<Report, Error> {
         "{}\n\nSeed 000 also claimed that a system with failures (drops) and the recovery \
          protocols beats a failure-free system without repair. {}: without drops and without \
          repair {} of reads are stale, against {} with gossip + anti-entropy.\n\n",
-        if ae_last.p < none_last.p {
-            "we see the same direction: anti-entropy lowers the stale rate, by less than the seed \
-             saw. Our absolute rates depend on the workload (10 closed-loop clients on 20 keys) \
-             and the latency spread; the seed ran 100 operations, so its rates carry a few points \
-             of sampling error."
+        if ae_last.hi < none_last.lo {
+            "we see the same direction: anti-entropy lowers the stale rate, by less than the \
+             seed saw."
+                .to_owned()
         } else {
-            "unlike the seed, gossip + anti-entropy does not lower the stale rate here."
+            format!(
+                "**we do not: gossip + anti-entropy alone changes nothing measurable** ({} against \
+                 {} at 10% drops). A missed replica is repaired only when the anti-entropy \
+                 session for its partition comes round (see experiment 3: a session covers one \
+                 of 64 partitions), long after the next read or write of the key. What lowers \
+                 the stale rate is read repair and hinted handoff, which act on the key being \
+                 used: the all-mechanisms arm reads {} stale at 10% drops. Round one's \
+                 \"repair\" arm had all three turned on, which is why it looked like the \
+                 seed's result.",
+                ae_last.pct(2),
+                none_last.pct(2),
+                all_last.pct(2)
+            )
         },
         if contradicted {
             "Our results contradict it at every drop rate"

@@ -166,7 +166,7 @@ pub(super) fn panel_svg(out: &mut String, panel: &Panel, id: usize, ox: f64, oy:
     // Series.
     let k = panel.series.len();
     let spacing = match &panel.x.scale {
-        Scale::Categories(_) | Scale::Integer => 1.0,
+        Scale::Categories(_) | Scale::Integer | Scale::Linear => 1.0,
         _ => 0.0,
     };
     let _ = writeln!(out, r#"<g clip-path="url(#c{id})">"#);
