@@ -211,6 +211,16 @@ pub fn run_pbs(ctx: &Ctx) -> Result<Report, Error> {
                 Axis::log("t after commit (ms, log scale)"),
                 Axis::probability("P(consistent read)"),
             );
+            let all_one = CONFIGS
+                .iter()
+                .enumerate()
+                .all(|(c, _)| pooled(&of(m, c), 0.0).p >= 1.0);
+            if all_one {
+                p.title = format!(
+                    "{}: every choice always consistent (lines coincide at 1)",
+                    model.name
+                );
+            }
             p.series = CONFIGS
                 .iter()
                 .enumerate()
