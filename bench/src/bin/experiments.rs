@@ -24,7 +24,13 @@ fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--tiny" => tiny = true,
-            "--out" => out = args.next().map(PathBuf::from),
+            "--out" => match args.next() {
+                Some(dir) if !dir.starts_with("--") => out = Some(PathBuf::from(dir)),
+                _ => {
+                    eprintln!("--out needs a directory\n{}", usage());
+                    return ExitCode::FAILURE;
+                }
+            },
             "-h" | "--help" => {
                 println!("{}", usage());
                 return ExitCode::SUCCESS;

@@ -25,9 +25,15 @@ pub struct Point {
     pub ops: usize,
     /// Nodes crashed (store kept) before the measured operations start.
     pub crashed: Vec<NodeId>,
-    /// Virtual ms run after the crashes and before measuring (failure detection).
+    /// With crashed nodes: the longest virtual time (ms) to wait after the crashes for every
+    /// live node to mark every crashed one down before measuring; measuring starts as soon as
+    /// they all do (the cluster first runs [`GOSSIP_WARMUP_MS`] so that gossip knows every node,
+    /// as it does in a cluster of real processes that ran for a while).
     pub warmup_ms: u64,
 }
+
+/// Virtual ms a cluster runs before nodes are crashed in it.
+pub const GOSSIP_WARMUP_MS: u64 = 3_000;
 
 impl Point {
     /// `nodes` nodes with `node`, a clean link of `latency_ms` constant delay, 10 clients over
@@ -71,6 +77,13 @@ pub struct Measured {
     pub ok: usize,
     /// Operations that failed or timed out.
     pub failed: usize,
+    /// Gets that failed or timed out.
+    pub get_failed: usize,
+    /// Puts that failed or timed out.
+    pub put_failed: usize,
+    /// Virtual ms from the crashes until every live node marked every crashed node down; `None`
+    /// without crashes, or when the wait ran out first.
+    pub detected_ms: Option<u64>,
     /// Successful operations per virtual second.
     pub throughput: f64,
 }
@@ -91,14 +104,31 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
         start: 1_000,
     })
     .map_err(|e| setup(&e))?;
+    let mut detected_ms = None;
     let measured_from = if point.crashed.is_empty() && point.warmup_ms == 0 {
         0
     } else {
         sim.stop_clients();
+        if !point.crashed.is_empty() {
+            sim.run_for(GOSSIP_WARMUP_MS);
+        }
         for &id in &point.crashed {
             sim.crash(id, true);
         }
-        sim.run_for(point.warmup_ms);
+        let crashed_at = sim.now_ms();
+        let step = 100;
+        let mut waited = 0;
+        while waited < point.warmup_ms {
+            if !point.crashed.is_empty() && all_marked_down(&sim, &point.crashed) {
+                detected_ms = Some(sim.now_ms() - crashed_at);
+                break;
+            }
+            sim.run_for(step);
+            waited += step;
+        }
+        if detected_ms.is_none() && all_marked_down(&sim, &point.crashed) {
+            detected_ms = Some(sim.now_ms() - crashed_at);
+        }
         sim.resume_clients();
         sim.now_micros()
     };
@@ -110,6 +140,7 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
     let mut m = Measured {
         stale: stale.ratio(),
         judged: stale.judged,
+        detected_ms: detected_ms.filter(|_| !point.crashed.is_empty()),
         ..Measured::default()
     };
     for op in history.ops().filter(|o| o.invoke >= measured_from) {
@@ -119,14 +150,24 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
             (Outcome::Ok, OpKind::Get) => m.get_ms.push(ms),
             (Outcome::Ok, _) => m.put_ms.push(ms),
             (Outcome::Pending, _) => continue,
-            _ => m.failed += 1,
+            (_, OpKind::Get) => m.get_failed += 1,
+            _ => m.put_failed += 1,
         }
     }
     m.ok = m.get_ms.len() + m.put_ms.len();
+    m.failed = m.get_failed + m.put_failed;
     m.get_ms.sort_by(f64::total_cmp);
     m.put_ms.sort_by(f64::total_cmp);
     m.throughput = m.ok as f64 / ((end - start) as f64 / 1e6);
     Ok(m)
+}
+
+/// Whether every running node believes every node of `crashed` down.
+pub fn all_marked_down(sim: &Sim, crashed: &[NodeId]) -> bool {
+    sim.running().iter().all(|&live| {
+        sim.node(live)
+            .is_some_and(|core| crashed.iter().all(|&c| !core.is_up(c)))
+    })
 }
 
 /// Runs `point` over `seeds`, in parallel on up to two threads (the machine has two cores).

@@ -5,7 +5,7 @@
 
 use dynamo_gossip::Config;
 
-use super::plot::{self, Panel, Series};
+use super::plot::{self, Axis, Marker, Panel, Pt, Series, Style};
 use super::stats::Estimate;
 use super::{md_table, Csv, Ctx, Error, Report};
 
@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
     let spreads = ctx.size(20, 2);
     let seeds = ctx.seeds();
     let loss = 0.05;
-    let bar = ctx.progress("gossip", (sizes.len() * seeds.len()) as u64);
+    let mut bar = ctx.progress("gossip", (sizes.len() * seeds.len()) as u64);
     let mut csv = Csv::new(&[
         "nodes",
         "seed",
@@ -39,7 +39,11 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
     let mut join_s = Series::new("rounds to agree on membership (join)");
     let mut spread_s = Series::new("rounds for a change to reach all (mean)");
     let mut max_s = Series::new("rounds for a change to reach all (max)");
-    let mut bound_s = Series::new("log2 n + ln n");
+    let mut bound_s = Series::new("log2 n + ln n").styled(Style {
+        dashed: true,
+        marker: Some(Marker::None),
+        ..Style::default()
+    });
     let mut rows = Vec::new();
     for &n in &sizes {
         let (mut joins, mut means, mut maxes, mut bytes) = (vec![], vec![], vec![], vec![]);
@@ -86,10 +90,11 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         );
         let bound = f64::from(n).log2() + f64::from(n).ln();
         let nf = f64::from(n);
-        join_s.points.push((nf, j.mean, j.ci));
-        spread_s.points.push((nf, m.mean, m.ci));
-        max_s.points.push((nf, x.mean, x.ci));
-        bound_s.points.push((nf, bound, 0.0));
+        let pt = |e: Estimate| Pt::interval(nf, e.mean, (e.mean - e.ci).max(0.0), e.mean + e.ci);
+        join_s.points.push(pt(j));
+        spread_s.points.push(pt(m));
+        max_s.points.push(pt(x));
+        bound_s.points.push(Pt::new(nf, bound));
         rows.push(vec![
             n.to_string(),
             j.show(1),
@@ -104,11 +109,12 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         &ctx.svg("gossip"),
         "Gossip convergence (1 s rounds, 5% loss, 1-100 ms delay, 3 seed nodes)",
         &[Panel {
-            title: "rounds against cluster size".into(),
-            x_label: "nodes".into(),
-            y_label: "gossip rounds".into(),
             series: vec![join_s, spread_s, max_s, bound_s],
-            y_range: None,
+            ..Panel::new(
+                "rounds against cluster size",
+                Axis::log("nodes (log scale)"),
+                Axis::non_negative("gossip rounds"),
+            )
         }],
         1,
     )?;

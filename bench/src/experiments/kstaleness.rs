@@ -3,8 +3,8 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::plot::{self, Panel, Series};
-use super::stats::Estimate;
+use super::plot::{self, Axis, Marker, Panel, Series, Style};
+use super::stats::Proportion;
 use super::{md_table, Csv, Ctx, Error, Report};
 
 pub use dynamo_pbs::binomial;
@@ -57,7 +57,7 @@ pub fn run_k_staleness(ctx: &Ctx) -> Result<Report, Error> {
         (5, 2, 2),
     ];
     let ks: Vec<u32> = (1..=6).collect();
-    let bar = ctx.progress("k-staleness", (configs.len() * ks.len()) as u64);
+    let mut bar = ctx.progress("k-staleness", (configs.len() * ks.len()) as u64);
     let mut csv = Csv::new(&[
         "n",
         "r",
@@ -72,12 +72,24 @@ pub fn run_k_staleness(ctx: &Ctx) -> Result<Report, Error> {
     let mut panels_series = Vec::new();
     let mut worst = 0.0f64;
     let mut outside = 0usize;
-    for &(n, r, w) in &configs {
-        let mut sim_series = Series::new(format!("N={n} R={r} W={w} sim"));
-        let mut cf_series = Series::new(format!("N={n} R={r} W={w} closed form"));
+    // Closed forms already drawn, by (N, miss probability): equal ones share a line.
+    let mut drawn: Vec<(usize, f64, usize)> = Vec::new();
+    for (ci, &(n, r, w)) in configs.iter().enumerate() {
+        let mut sim_series = Series::new(format!("N={n} R={r} W={w} simulated")).styled(Style {
+            color: Some(ci % 3),
+            line: false,
+            marker: Some(Marker::Circle),
+            ..Style::default()
+        });
+        let mut cf_series = Series::new(format!("N={n} R={r} W={w} closed form")).styled(Style {
+            color: Some(ci % 3),
+            dashed: true,
+            marker: Some(Marker::None),
+            ..Style::default()
+        });
         for &k in &ks {
             let closed = k_staleness(n, r, w, k);
-            let values: Vec<f64> = seeds
+            let values: Vec<(u64, u64)> = seeds
                 .iter()
                 .map(|&s| {
                     let p = k_staleness_mc(n, r, w, k, trials, s * 1000 + u64::from(k));
@@ -91,47 +103,58 @@ pub fn run_k_staleness(ctx: &Ctx) -> Result<Report, Error> {
                         format!("{p:.6}"),
                         format!("{closed:.6}"),
                     ]);
-                    p
+                    ((p * trials as f64).round() as u64, trials as u64)
                 })
                 .collect();
-            let e = Estimate::of(&values);
-            worst = worst.max((e.mean - closed).abs());
-            if e.runs > 1 && (e.mean - closed).abs() > e.ci {
+            let e = Proportion::of(&values);
+            worst = worst.max((e.p - closed).abs());
+            if closed < e.lo || closed > e.hi {
                 outside += 1;
             }
-            sim_series.points.push((f64::from(k), e.mean, e.ci));
-            cf_series.points.push((f64::from(k), closed, 0.0));
+            sim_series.points.push(e.point(f64::from(k), 1.0));
+            cf_series.points.push(plot::Pt::new(f64::from(k), closed));
             rows.push(vec![
                 format!("N={n} R={r} W={w}"),
                 k.to_string(),
                 format!("{:.4}", closed),
-                e.show(4),
+                e.frac(4),
             ]);
             bar.inc(1);
         }
         panels_series.push(sim_series);
-        panels_series.push(cf_series);
+        let miss = k_staleness(n, r, w, 1);
+        match drawn
+            .iter()
+            .find(|&&(dn, dm, _)| dn == n && (dm - miss).abs() < 1e-12)
+        {
+            Some(&(_, _, index)) => {
+                // Same closed form as an earlier config: one line, both names.
+                if let Some(s) = panels_series.get_mut(index) {
+                    s.label = s
+                        .label
+                        .replace(" closed form", &format!(" = R={r} W={w} closed form"));
+                }
+            }
+            None => {
+                drawn.push((n, miss, panels_series.len()));
+                panels_series.push(cf_series);
+            }
+        }
     }
     bar.finish_and_clear();
     let (n3, n5): (Vec<_>, Vec<_>) = panels_series
         .into_iter()
         .partition(|s| s.label.starts_with("N=3"));
-    let panels = vec![
-        Panel {
-            title: "N = 3".into(),
-            x_label: "k (versions)".into(),
-            y_label: "P(read within k versions)".into(),
-            series: n3,
-            y_range: None,
-        },
-        Panel {
-            title: "N = 5".into(),
-            x_label: "k (versions)".into(),
-            y_label: "P(read within k versions)".into(),
-            series: n5,
-            y_range: None,
-        },
-    ];
+    let panel = |title: &str, series: Vec<Series>| Panel {
+        series,
+        dodge: 0.3,
+        ..Panel::new(
+            title,
+            Axis::integer("k (versions)"),
+            Axis::probability("P(read within k versions)"),
+        )
+    };
+    let panels = vec![panel("N = 3", n3), panel("N = 5", n5)];
     plot::draw(
         &ctx.svg("k-staleness"),
         "PBS k-staleness: 1 - (C(N-W,R)/C(N,R))^k against Monte Carlo",

@@ -4,22 +4,62 @@
 //!
 //! `cargo run --release -p dynamo-bench --bin experiments -- <name>|all [--tiny] [--out DIR]`
 
+pub mod churn;
 pub mod cluster;
+pub mod delay;
 pub mod direct;
 pub mod gossip;
 pub mod kstaleness;
 pub mod latency;
 pub mod pbs;
 pub mod pbs_sim;
+pub mod pbs_sweeps;
 pub mod plot;
 pub mod ring;
 pub mod staleness;
 pub mod stats;
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// Progress of an experiment: a bar on a terminal, otherwise one line per finished point on
+/// stderr (so that a log of a long run shows where it is).
+#[derive(Debug)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    name: String,
+    len: u64,
+    pos: u64,
+    started: Instant,
+}
+
+impl Progress {
+    /// One more point finished.
+    pub fn inc(&mut self, n: u64) {
+        self.pos += n;
+        match &self.bar {
+            Some(bar) => bar.inc(n),
+            None => eprintln!(
+                "{:>12} {}/{} points, {:.1} s",
+                self.name,
+                self.pos,
+                self.len,
+                self.started.elapsed().as_secs_f64()
+            ),
+        }
+    }
+
+    /// The experiment is done: removes the bar.
+    pub fn finish_and_clear(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 /// What an experiment is run with.
 #[derive(Debug, Clone)]
@@ -49,16 +89,41 @@ impl Ctx {
         }
     }
 
-    /// A progress bar over `len` steps (hidden when stderr is not a terminal).
-    pub fn progress(&self, name: &str, len: u64) -> ProgressBar {
-        let bar = ProgressBar::new(len);
-        if let Ok(style) =
-            ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed} eta {eta}")
-        {
-            bar.set_style(style.progress_chars("=> "));
+    /// Progress over `len` points: a bar when stderr is a terminal, else a line per point.
+    pub fn progress(&self, name: &str, len: u64) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(len);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{prefix:>12} [{bar:40}] {pos}/{len} {elapsed} eta {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(name.to_owned());
+            bar
+        });
+        Progress {
+            bar,
+            name: name.to_owned(),
+            len,
+            pos: 0,
+            started: Instant::now(),
         }
-        bar.set_prefix(name.to_owned());
-        bar
+    }
+
+    /// What the report says about the intervals of this run.
+    pub fn interval_note(&self) -> &'static str {
+        if self.tiny {
+            "This is a tiny run (CI sizes, one seed): the numbers only show that the code runs. \
+             Means come from a single run and carry no confidence interval; proportions carry \
+             the Wilson score interval of their counts, which ignores the correlation between \
+             operations of one run and so is too narrow."
+        } else {
+            "Every mean is over independent seeds with a 95% confidence interval (Student t \
+             over the per-seed values, `±` is the half-width). Every proportion is pooled over \
+             the seeds with a 95% interval in brackets: the Wilson score interval of the pooled \
+             counts, widened to the seeds' Student t interval where the seeds disagree more, \
+             so it never leaves [0, 100%] and is not empty at 0% or 100%."
+        }
     }
 
     /// The SVG path of experiment `name`.
@@ -187,7 +252,7 @@ pub fn registry() -> Vec<Experiment> {
         Experiment {
             name: "delay",
             title: "4. Latency and throughput against message delay (seed 001, figures 1-3)",
-            run: latency::run_delay,
+            run: delay::run_delay,
         },
         Experiment {
             name: "failures",
@@ -210,6 +275,16 @@ pub fn registry() -> Vec<Experiment> {
             run: pbs_sim::run,
         },
         Experiment {
+            name: "pbs-exp",
+            title: "7c. PBS sweep: exponential write latency (PBS paper)",
+            run: pbs_sweeps::run_exponential,
+        },
+        Experiment {
+            name: "pbs-n",
+            title: "7d. PBS sweep: replication factor N at R = W = 1 (PBS paper)",
+            run: pbs_sweeps::run_replication,
+        },
+        Experiment {
             name: "k-staleness",
             title: "7b. k-staleness: closed form against simulation",
             run: kstaleness::run_k_staleness,
@@ -218,6 +293,11 @@ pub fn registry() -> Vec<Experiment> {
             name: "tail",
             title: "8. Get and put latency, skew and failures on 8 nodes (seed 004, table 1, figures 3-5)",
             run: latency::run_table,
+        },
+        Experiment {
+            name: "churn",
+            title: "8a. Put latency as nodes fail and recover at a rate (seed 004, figure 4)",
+            run: churn::run,
         },
         Experiment {
             name: "replicas",
@@ -272,13 +352,14 @@ pub fn run_one(ctx: &Ctx, exp: &Experiment) -> Result<(), Error> {
 
 /// Rebuilds `<out>/REPORT.md` from the fragments present.
 pub fn write_report(ctx: &Ctx) -> Result<(), Error> {
-    let mut s = String::from(
+    let mut s = format!(
         "# Seed experiments, reproduced\n\n\
-         Generated by `cargo run --release -p dynamo-bench --bin experiments -- all`; do not edit \
-         by hand. Every point is a mean over seeds with a 95% confidence interval \
-         (Student t over the per-seed values, `±` is the half-width); the CSVs carry the seed and \
-         configuration of every point. The papers this project was created from (Dynamo, SOSP 2007, and the PBS papers) ran about 100 operations on \
-         their own systems, so where our numbers differ the text says why.\n\n",
+         Generated by `cargo run --release -p dynamo-bench --bin experiments -- all{}`; do not \
+         edit by hand. {} The CSVs carry the seed and configuration of every point. The seed \
+         documents ran about 100 operations on their own systems, so where our numbers differ \
+         the text says why.\n\n",
+        if ctx.tiny { " --tiny" } else { "" },
+        ctx.interval_note(),
     );
     for exp in registry() {
         let path = ctx.out.join(format!("{}.md", exp.name));

@@ -9,9 +9,9 @@ use dynamo_node::sim::workload::{key_bytes, value_op, Workload};
 use dynamo_node::sim::{Sim, SimConfig};
 use dynamo_node::{ClientReply, NodeConfig, NodeId};
 
-use super::pbs::{models, simulate, CONFIGS, TIMES};
-use super::plot::{self, Panel, Series};
-use super::stats::Estimate;
+use super::pbs::{models, pooled, staleness, CONFIGS};
+use super::plot::{self, Axis, Marker, Panel, Series, Style};
+use super::stats::Proportion;
 use super::{md_table, Csv, Ctx, Error, Report};
 
 /// The read delays after commit measured on the simulator, ms.
@@ -132,7 +132,7 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         .into_iter()
         .filter(|m| SIM_MODELS.contains(&m.name))
         .collect();
-    let bar = ctx.progress("pbs-sim", (chosen.len() * configs.len()) as u64);
+    let mut bar = ctx.progress("pbs-sim", (chosen.len() * configs.len()) as u64);
     let mut csv = Csv::new(&[
         "distribution",
         "n",
@@ -157,7 +157,12 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
                 message: format!("{}: no parametric write delay", model.name),
             })?;
         let mut series = Vec::new();
-        for &(r, w) in &configs {
+        // WARS on the same seeds for the side-by-side.
+        let wars: Vec<Vec<dynamo_pbs::Staleness>> = seeds
+            .iter()
+            .map(|&s| staleness(model, mc_trials, s))
+            .collect::<Result<_, _>>()?;
+        for (ci, &(r, w)) in configs.iter().enumerate() {
             let results: Vec<Result<Counts, Error>> = std::thread::scope(|s| {
                 let handles: Vec<_> = seeds
                     .chunks(2)
@@ -184,21 +189,23 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
                     .collect()
             });
             let results: Vec<Counts> = results.into_iter().collect::<Result<_, _>>()?;
-            // WARS on the same seeds for the side-by-side.
             let c = CONFIGS.iter().position(|&x| x == (r, w)).unwrap_or(0);
-            let wars: Vec<Vec<u64>> = seeds
-                .iter()
-                .map(|&s| simulate(model, mc_trials, s).map(|mut h| h.swap_remove(c)))
-                .collect::<Result<_, _>>()?;
-            let mut sim_s = Series::new(format!("R={r} W={w} simulator"));
-            let mut mc_s = Series::new(format!("R={r} W={w} WARS"));
+            let wars_c: Vec<&dynamo_pbs::Staleness> = wars.iter().map(|v| &v[c]).collect();
+            let mut sim_s = Series::new(format!("R={r} W={w} simulator")).styled(Style {
+                color: Some(ci),
+                marker: Some(Marker::Circle),
+                ..Style::default()
+            });
+            let mut mc_s = Series::new(format!("R={r} W={w} WARS model")).styled(Style {
+                color: Some(ci),
+                marker: Some(Marker::Square),
+                ..Style::default()
+            });
             for (ti, &t) in SIM_TIMES.iter().enumerate() {
-                let wi = TIMES.iter().position(|&x| x == t).unwrap_or(0);
-                let mut ps = Vec::new();
-                let mut pw = Vec::new();
-                for (((hits, done), seed), wh) in results.iter().zip(&seeds).zip(&wars) {
+                let mut counts = Vec::new();
+                for (((hits, done), seed), wr) in results.iter().zip(&seeds).zip(&wars_c) {
                     let p = hits[ti] as f64 / done[ti].max(1) as f64;
-                    let q = wh[wi] as f64 / mc_trials as f64;
+                    let q = wr.p_consistent(t);
                     csv.push(vec![
                         model.name.to_owned(),
                         "3".into(),
@@ -211,13 +218,12 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
                         format!("{p:.6}"),
                         format!("{q:.6}"),
                     ]);
-                    ps.push(p);
-                    pw.push(q);
+                    counts.push((hits[ti], done[ti]));
                 }
-                let (e, m) = (Estimate::of(&ps), Estimate::of(&pw));
-                gaps.push((e.mean - m.mean).abs());
-                sim_s.points.push((t, e.mean, e.ci));
-                mc_s.points.push((t, m.mean, m.ci));
+                let (e, m) = (Proportion::of(&counts), pooled(&wars_c, t));
+                gaps.push((e.p - m.p).abs());
+                sim_s.points.push(e.point(ti as f64, 1.0));
+                mc_s.points.push(m.point(ti as f64, 1.0));
                 if t == 0.0 || t == 20.0 || t == 100.0 {
                     rows.push(vec![
                         model.name.to_owned(),
@@ -228,22 +234,27 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
                     ]);
                 }
             }
-            series.push(sim_s);
             series.push(mc_s);
+            series.push(sim_s);
             bar.inc(1);
         }
-        panels.push(Panel {
-            title: model.name.to_owned(),
-            x_label: "t after commit (ms)".into(),
-            y_label: "P(consistent read)".into(),
-            series,
-            y_range: None,
-        });
+        let mut panel = Panel::new(
+            model.name,
+            Axis::categories(
+                "t after commit (ms)",
+                SIM_TIMES.iter().map(|t| format!("{t}")).collect(),
+            ),
+            Axis::probability("P(consistent read)"),
+        );
+        panel.series = series;
+        panel.dodge = 0.7;
+        panels.push(panel);
     }
     bar.finish_and_clear();
     plot::draw(
         &ctx.svg("pbs-sim"),
-        "PBS: full simulator against the WARS Monte Carlo (N = 3, 4 nodes)",
+        "PBS: full simulator (filled circles) against the WARS model (hollow squares), one \
+         colour per (R, W); N = 3, 4 nodes",
         &panels,
         3,
     )?;
@@ -267,7 +278,7 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
     // other replicas, consistency stays flat in t; say so.
     let flat_w1 = panels.iter().any(|p| {
         p.series.iter().any(|s| {
-            s.label.contains("W=1 simulator") && s.points.last().is_some_and(|&(_, y, _)| y < 0.9)
+            s.label.contains("W=1 simulator") && s.points.last().is_some_and(|p| p.y < 0.9)
         })
     });
     if flat_w1 {

@@ -6,7 +6,7 @@ use dynamo_ring::{NodeSpec, Ring, RingConfig, Strategy};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::plot::{self, Panel, Series};
+use super::plot::{self, Axis, Panel, Pt, Series};
 use super::stats::Estimate;
 use super::{md_table, Csv, Ctx, Error, Report};
 
@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         .map(|&t| (1, t))
         .collect();
     cases.extend([64u32, 128, 256, 512, 1024, 4096].iter().map(|&q| (3, q)));
-    let bar = ctx.progress("ring", (cases.len() * seeds.len()) as u64);
+    let mut bar = ctx.progress("ring", (cases.len() * seeds.len()) as u64);
     let mut csv = Csv::new(&[
         "strategy",
         "tokens_per_node_or_partitions",
@@ -124,9 +124,17 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         }
         let (u, z) = (Estimate::of(&uni), Estimate::of(&zipf));
         let base = if strategy == 1 { 0 } else { 2 };
-        let x = (bytes.max(1) as f64).log10();
-        series[base].points.push((x, u.mean, u.ci));
-        series[base + 1].points.push((x, z.mean, z.ci));
+        let x = bytes.max(1) as f64;
+        let pt = |e: Estimate| {
+            Pt::interval(
+                x,
+                e.mean,
+                (e.mean - e.ci).max(0.0),
+                (e.mean + e.ci).min(1.0),
+            )
+        };
+        series[base].points.push(pt(u));
+        series[base + 1].points.push(pt(z));
         rows.push(vec![
             if strategy == 1 {
                 format!("1: T = {param} tokens/node")
@@ -144,15 +152,19 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         &ctx.svg("ring"),
         "Partitioning strategies, S = 30, N = 3",
         &[Panel {
-            title: "load-balancing efficiency vs membership size".into(),
-            x_label: "log10(membership bytes per node)".into(),
-            y_label: "efficiency (mean / max load)".into(),
             series: series.to_vec(),
-            y_range: Some((0.0, 1.0)),
+            ..Panel::new(
+                "load-balancing efficiency against membership size",
+                Axis::log("membership bytes per node (log scale)"),
+                Axis {
+                    limits: (0.0, 1.0),
+                    ..Axis::linear("efficiency (mean / max load)")
+                },
+            )
         }],
         1,
     )?;
-    let best = |s: &Series| s.points.iter().map(|p| p.1).fold(0.0f64, f64::max);
+    let best = |s: &Series| s.points.iter().map(|p| p.y).fold(0.0f64, f64::max);
     let mut md = format!(
         "S = 30 nodes, N = 3, {requests} requests per point and seed over {KEYS} keys, uniform \
          and Zipf(1) popularity, {} seeds (the seed varies strategy 1's token placement and the \

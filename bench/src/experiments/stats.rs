@@ -1,4 +1,5 @@
-//! Summary statistics: means with 95% confidence intervals over seeds, and percentiles.
+//! Summary statistics: means with 95% confidence intervals over seeds, proportions with
+//! intervals that stay within [0, 1], and percentiles.
 
 /// Two-sided 95% Student t critical values for 1..=30 degrees of freedom.
 const T95: [f64; 30] = [
@@ -72,6 +73,109 @@ impl Estimate {
     }
 }
 
+/// z for a two-sided 95% interval.
+const Z95: f64 = 1.959_964;
+
+/// The Wilson score interval (95%) of `successes` out of `trials`: within [0, 1], and not of
+/// zero width at 0% or 100%. `(0, 1)` when there are no trials.
+pub fn wilson(successes: u64, trials: u64) -> (f64, f64) {
+    if trials == 0 {
+        return (0.0, 1.0);
+    }
+    let n = trials as f64;
+    let p = successes.min(trials) as f64 / n;
+    let z2 = Z95 * Z95;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
+    // At 0% and 100% the interval ends exactly at 0 and 1 (rounding would leave a trace).
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if successes >= trials {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    (lo, hi)
+}
+
+/// A proportion pooled over seeds, with a 95% interval: the Wilson score interval of the pooled
+/// counts, widened where the seeds disagree more than counting noise explains (the Student t
+/// interval of the per-seed proportions, when wider: events within one simulated run are not
+/// independent), and clipped to [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Proportion {
+    /// Pooled proportion.
+    pub p: f64,
+    /// Lower end of the interval.
+    pub lo: f64,
+    /// Upper end of the interval.
+    pub hi: f64,
+    /// Pooled successes.
+    pub successes: u64,
+    /// Pooled trials.
+    pub trials: u64,
+}
+
+impl Proportion {
+    /// From per-seed `(successes, trials)`.
+    pub fn of(counts: &[(u64, u64)]) -> Self {
+        let successes: u64 = counts.iter().map(|c| c.0).sum();
+        let trials: u64 = counts.iter().map(|c| c.1).sum();
+        let p = if trials == 0 {
+            f64::NAN
+        } else {
+            successes as f64 / trials as f64
+        };
+        let (mut lo, mut hi) = wilson(successes, trials);
+        let rates: Vec<f64> = counts
+            .iter()
+            .filter(|c| c.1 > 0)
+            .map(|c| c.0 as f64 / c.1 as f64)
+            .collect();
+        if rates.len() > 1 {
+            let t = Estimate::of(&rates);
+            lo = lo.min((p - t.ci).max(0.0));
+            hi = hi.max((p + t.ci).min(1.0));
+        }
+        Self {
+            p,
+            lo,
+            hi,
+            successes,
+            trials,
+        }
+    }
+
+    /// As a percentage with its interval: `12.34% [11.90, 12.80]`.
+    pub fn pct(&self, decimals: usize) -> String {
+        format!(
+            "{:.*}% [{:.*}, {:.*}]",
+            decimals,
+            self.p * 100.0,
+            decimals,
+            self.lo * 100.0,
+            decimals,
+            self.hi * 100.0
+        )
+    }
+
+    /// As a fraction with its interval: `0.1234 [0.1190, 0.1280]`.
+    pub fn frac(&self, decimals: usize) -> String {
+        format!(
+            "{:.*} [{:.*}, {:.*}]",
+            decimals, self.p, decimals, self.lo, decimals, self.hi
+        )
+    }
+
+    /// A plot point at `x`, scaled by `scale` (100 for percent).
+    pub fn point(&self, x: f64, scale: f64) -> super::plot::Pt {
+        super::plot::Pt::interval(x, self.p * scale, self.lo * scale, self.hi * scale)
+    }
+}
+
 /// The `q`-quantile (0..=1) of `sorted` by nearest rank; NaN when empty.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -107,6 +211,27 @@ mod tests {
         assert!((e.mean - 2.0).abs() < 1e-12);
         // sd = sqrt(2), se = 1, t(1) = 12.706
         assert!((e.ci - 12.706).abs() < 1e-9);
+    }
+
+    #[test]
+    fn wilson_stays_in_the_unit_interval_and_is_never_empty() {
+        let (lo, hi) = wilson(0, 1000);
+        assert_eq!(lo, 0.0);
+        assert!(hi > 0.001 && hi < 0.01, "{hi}");
+        let (lo, hi) = wilson(1000, 1000);
+        assert!(lo < 1.0 && lo > 0.99 && hi == 1.0);
+        let (lo, hi) = wilson(50, 100);
+        assert!((lo - 0.4038).abs() < 1e-3 && (hi - 0.5962).abs() < 1e-3);
+    }
+
+    #[test]
+    fn proportions_pool_and_widen_to_the_seed_spread() {
+        let calm = Proportion::of(&[(10, 100), (10, 100)]);
+        assert!((calm.p - 0.1).abs() < 1e-12);
+        let (wl, wh) = wilson(20, 200);
+        assert_eq!((calm.lo, calm.hi), (wl, wh));
+        let wild = Proportion::of(&[(0, 100), (20, 100)]);
+        assert!(wild.lo == 0.0 && wild.hi > wh);
     }
 
     #[test]

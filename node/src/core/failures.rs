@@ -1,5 +1,6 @@
 //! When a request's replicas fail: counting them as failed, handing a failed put target's copy to
-//! a fallback with a hint, forwarding a request whose coordinator is gone, and deadlines.
+//! a fallback with a hint, forwarding a request whose coordinator is gone, and deadlines; and
+//! members that gossip never heard from.
 
 use dynamo_quorum::Mode;
 
@@ -9,7 +10,65 @@ use crate::message::{ClientError, ClientReply, PeerMessage};
 use crate::store::Store;
 use crate::types::{Millis, NodeId, RequestId};
 
+/// How long after its start a node keeps believing up a member that gossip has never heard from:
+/// the silence after which gossip's failure detector suspects a peer it knows only from its
+/// prior (inter-arrival mean two gossip intervals, deviation one; the normal model with the
+/// configured threshold, acceptable pause and deviation floor). Gossip suspects a peer only
+/// once it heard from it, so without this a member that crashed before its first gossip round
+/// reached anyone (or never started) would be up forever, and sloppy quorums would never route
+/// around it.
+pub(crate) fn unheard_grace(config: &dynamo_gossip::Config) -> Millis {
+    let interval = config.gossip_interval_ms as f64;
+    let mean = 2.0 * interval + config.effective_acceptable_pause_ms() as f64;
+    let std_dev = interval
+        .max(config.effective_min_std_dev_ms() as f64)
+        .max(1.0);
+    // phi(y) = log10(1 + exp(y (1.5976 + 0.070566 y^2))) (the detector's approximation of the
+    // normal tail) grows with y; find where it crosses the threshold by bisection.
+    let phi = |y: f64| {
+        let x = y * (1.5976 + 0.070566 * y * y);
+        (x.max(0.0) + (-x.abs()).exp().ln_1p()) / std::f64::consts::LN_10
+    };
+    let (mut lo, mut hi) = (0.0_f64, 64.0_f64);
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if phi(mid) > config.phi_threshold {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    (mean + hi * std_dev).ceil() as Millis
+}
+
 impl<S: Store> NodeCore<S> {
+    /// Marks down the members that gossip has still not heard from [`unheard_grace`] after this
+    /// node started, as gossip's `Down` would: their hints wait, transfers to them stop, and
+    /// requests waiting on them fail over. Hearing from one (gossip's `Joined`) brings it back.
+    pub(crate) fn detect_unheard(&mut self, now: Millis) {
+        if now
+            < self
+                .booted
+                .saturating_add(unheard_grace(self.gossip.config()))
+        {
+            return;
+        }
+        let silent: Vec<NodeId> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| {
+                m != self.id && self.gossip.node_state(&m).is_none() && !self.unheard.contains(&m)
+            })
+            .collect();
+        for id in silent {
+            self.unheard.insert(id);
+            self.hints.node_down(id);
+            self.transfer_peer(now, id, false);
+            self.fail_peer(now, id);
+        }
+    }
+
     /// `peer` is down or unreachable: requests waiting on it count it as failed. A forward to it
     /// keeps waiting: it may have arrived (see [`NodeCore::undelivered`]).
     pub(crate) fn fail_peer(&mut self, now: Millis, peer: NodeId) {
@@ -137,5 +196,24 @@ impl<S: Store> NodeCore<S> {
                 None => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unheard_grace;
+
+    #[test]
+    fn a_member_never_heard_is_suspected_when_a_peer_heard_once_would_be() {
+        // 500 ms rounds, threshold 8: mean 1000 + pause 3000 + 5.23 x 500 = about 6.6 s, the bound
+        // the gossip crate's detector test gives for a peer known only from its prior.
+        let grace = unheard_grace(&dynamo_gossip::Config::default());
+        assert!((6_600..=6_630).contains(&grace), "{grace}");
+        let slow = dynamo_gossip::Config {
+            gossip_interval_ms: 1_000,
+            ..dynamo_gossip::Config::default()
+        };
+        // 2000 + max(3000, 6000) + 5.23 x 1000
+        assert!((13_200..=13_250).contains(&unheard_grace(&slow)));
     }
 }

@@ -134,6 +134,7 @@ impl<S: Store> NodeCore<S> {
                 Event::Joined { id } | Event::Restarted { id, .. } => {
                     let restarted = matches!(event, Event::Restarted { .. });
                     self.events.push(NodeEvent::MemberJoined { id, restarted });
+                    self.unheard.remove(&id);
                     if let Some(state) = self.gossip.node_state(&id) {
                         self.addresses.insert(id, state.address().clone());
                     }

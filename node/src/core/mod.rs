@@ -122,6 +122,11 @@ pub struct NodeCore<S: Store> {
     /// membership change before it has compared its ring with the cluster's.
     ring_heard: bool,
     members: BTreeSet<NodeId>,
+    /// Members gossip has never heard from although this node has been up for longer than the
+    /// failure detector gives a silent peer (see `failures::unheard_grace`): down.
+    unheard: BTreeSet<NodeId>,
+    /// When this incarnation started.
+    booted: Millis,
     departed: BTreeSet<NodeId>,
     addresses: BTreeMap<NodeId, String>,
     trees: Vec<Tree>,
@@ -384,6 +389,8 @@ impl<S: Store> NodeCore<S> {
             ring_provisional,
             ring_heard: false,
             members,
+            unheard: BTreeSet::new(),
+            booted: now,
             departed: BTreeSet::new(),
             addresses,
             trees,
@@ -509,12 +516,14 @@ impl<S: Store> NodeCore<S> {
         self.store
     }
 
-    /// Whether `peer` is believed up: this node, or a node gossip has not declared down.
+    /// Whether `peer` is believed up: this node, a node gossip has not declared down, or a
+    /// member gossip has not heard from yet while this node is young (a member never heard from
+    /// is down once the failure detector would have suspected it: see `failures`).
     pub fn is_up(&self, peer: NodeId) -> bool {
         peer == self.id
             || match self.gossip.node_state(&peer) {
                 Some(_) => self.gossip.is_up(&peer),
-                None => self.members.contains(&peer),
+                None => self.members.contains(&peer) && !self.unheard.contains(&peer),
             }
     }
 
@@ -724,6 +733,7 @@ impl<S: Store> NodeCore<S> {
     /// Time passed: run whatever is due.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.gossip.handle_timeout(now);
+        self.detect_unheard(now);
         self.hints
             .handle_timeout(dynamo_handoff::Instant::from_millis(now));
         self.sync_timeouts(now);

@@ -25,7 +25,13 @@ impl Sim {
                 incarnation,
                 msg,
             } => match self.live(to, incarnation) {
-                Some(core) => {
+                Some(_) => {
+                    if let Some(log) = self.replica_log.as_mut() {
+                        log.delivered(self.now, from, to, &msg);
+                    }
+                    let Some(core) = self.live(to, incarnation) else {
+                        return true;
+                    };
                     core.handle_message(now, from, msg);
                     self.stats.messages_delivered += 1;
                     self.after_input(to);

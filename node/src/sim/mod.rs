@@ -6,6 +6,7 @@
 //! - [`net`]: links that delay, drop, duplicate and reorder, partitions, the event queue;
 //! - [`workload`]: closed-loop clients and the [`History`] they leave;
 //! - [`check`]: stale reads, lost writes, resurrected deletes over the history and final state;
+//! - [`trace`]: an opt-in log of when each replica received writes and answered reads;
 //! - [`Sim`]: the driver, with crashes, restarts, joins, leaves, partitions and healing.
 //!
 //! Everything random comes from [`SimConfig::seed`]: the same seed and the same calls give the same
@@ -26,11 +27,13 @@
 //! assert!(report.is_clean(), "{report}");
 //! ```
 
+mod calls;
 pub mod check;
 pub mod dist;
 mod driver;
 pub mod net;
 mod stats;
+pub mod trace;
 pub mod workload;
 
 use std::collections::HashMap;
@@ -200,6 +203,8 @@ pub struct Sim {
     replies: Vec<(u64, ClientReply)>,
     /// Replies to [`Sim::call`], by operation id.
     direct: HashMap<u64, ClientReply>,
+    /// Replica actions, when [`Sim::record_replicas`] turned the log on.
+    replica_log: Option<trace::ReplicaLog>,
 }
 
 /// The client id of operations issued through [`Sim::call`].
@@ -244,6 +249,7 @@ impl Sim {
             outbox: Vec::new(),
             replies: Vec::new(),
             direct: HashMap::new(),
+            replica_log: None,
             config,
         };
         for id in 0..n as NodeId {
@@ -486,99 +492,6 @@ impl Sim {
             && (self.clients_running || self.in_flight > 0)
             && self.step()
         {}
-    }
-
-    /// Sends one request to `node` outside the workload and runs the simulation until its reply
-    /// arrives or `max` ms passed (`None`). The operation is recorded in the history (client
-    /// [`DIRECT_CLIENT`]) and checked like any other; put values should come from
-    /// [`workload::value_for`] of [`Sim::next_op_id`] (the [`Sim::put`] helper does this).
-    pub fn call(
-        &mut self,
-        node: NodeId,
-        request: ClientRequest,
-        max: Millis,
-    ) -> Option<ClientReply> {
-        let kind = match &request {
-            ClientRequest::Get { .. } => workload::OpKind::Get,
-            ClientRequest::Put { .. } => workload::OpKind::Put,
-            ClientRequest::Delete { .. } => workload::OpKind::Delete,
-        };
-        let (sent_context, options) = match &request {
-            ClientRequest::Put {
-                context, options, ..
-            }
-            | ClientRequest::Delete {
-                context, options, ..
-            } => (context.clone(), *options),
-            ClientRequest::Get { options, .. } => (Vec::new(), *options),
-        };
-        let id = self.history.invoke(workload::Op {
-            id: 0,
-            client: DIRECT_CLIENT,
-            node,
-            kind,
-            key: workload::key_index(request.key()).unwrap_or(u32::MAX),
-            options,
-            invoke: self.now,
-            complete: None,
-            outcome: workload::Outcome::Pending,
-            read: Vec::new(),
-            context: Vec::new(),
-            sent_context,
-            context_from: None,
-            replicas: Vec::new(),
-        });
-        self.send_request(node, id, request);
-        let deadline = self.now + max.saturating_mul(1000);
-        loop {
-            if let Some(reply) = self.direct.remove(&id) {
-                return Some(reply);
-            }
-            if self.queue.peek_time().is_none_or(|t| t > deadline) {
-                break;
-            }
-            self.step();
-        }
-        self.now = self.now.max(deadline);
-        self.finish(DIRECT_CLIENT, id, None);
-        None
-    }
-
-    /// The id the next operation gets.
-    pub fn next_op_id(&self) -> u64 {
-        self.history.next_id()
-    }
-
-    /// [`Sim::call`] with a put of key index `key`, a unique value and `context`.
-    pub fn put(&mut self, node: NodeId, key: u32, context: Vec<u8>) -> Option<ClientReply> {
-        let value = workload::value_for(self.next_op_id(), self.config.workload.value_size);
-        let request = ClientRequest::Put {
-            key: workload::key_bytes(key),
-            value,
-            context,
-            options: Default::default(),
-            content_type: None,
-        };
-        self.call(node, request, self.config.workload.client_timeout)
-    }
-
-    /// [`Sim::call`] with a get of key index `key`.
-    pub fn get(&mut self, node: NodeId, key: u32) -> Option<ClientReply> {
-        let request = ClientRequest::Get {
-            key: workload::key_bytes(key),
-            options: Default::default(),
-        };
-        self.call(node, request, self.config.workload.client_timeout)
-    }
-
-    /// [`Sim::call`] with a delete of key index `key` with `context`.
-    pub fn delete(&mut self, node: NodeId, key: u32, context: Vec<u8>) -> Option<ClientReply> {
-        let request = ClientRequest::Delete {
-            key: workload::key_bytes(key),
-            context,
-            options: Default::default(),
-        };
-        self.call(node, request, self.config.workload.client_timeout)
     }
 
     /// Whether every running node that replicates a partition has the same Merkle root for it, and
