@@ -286,7 +286,18 @@ fn header(args: &Args, load: &str) -> String {
          and, in brackets, their range. *Inside* says whether the mean prediction is inside the \
          measured interval.\n\n\
          Produced by `cargo run --release -p dynamo-bench --bin staleness-live -- --out \
-         bench/results{flag}` (load average at the end: {load}).\n",
+         bench/results{flag}` (load average at the end: {load}).\n\n\
+         How to read it. With an injected delay the network dominates every exchange and the \
+         legs of different messages are independent, which is what the model assumes: there the \
+         prediction should follow the measured curve. On loopback the model is pessimistic, for \
+         reasons it cannot see: a replica handles its messages in arrival order, and a write sent \
+         before the commit reaches every replica long before a read sent after it (the model draws \
+         the two independently); and round trips are recorded in whole milliseconds, so a \
+         sub-millisecond exchange counts as 0 or 1 ms. The nodes time their store flushes and take \
+         them as the replicas' time between applying a write and acknowledging it \
+         (`dynamo_pbs::Wars::write_service`); without that, a durable store's flush counted as the \
+         write's way to the replica and the loopback prediction at t = 0 was about 70% where every \
+         read was consistent.\n",
         nodes = args.nodes,
         trials = args.trials,
         flag = if args.buffered { " --buffered" } else { "" },
