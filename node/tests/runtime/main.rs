@@ -6,6 +6,7 @@
 //! ([`private_loopback`]). And tests wait on readiness, never on time ([`wait_up`]).
 
 mod bad_input;
+mod browser;
 mod cli;
 mod cluster;
 mod hostile;
@@ -13,6 +14,7 @@ mod http;
 mod join;
 mod leave;
 mod storage;
+mod webdriver;
 
 mod process;
 
