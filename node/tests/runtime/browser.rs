@@ -7,6 +7,9 @@
 //! `DYNAMO_CHROMEDRIVER` name other binaries.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use dynamo_node::http::token;
 use serde_json::Value;
@@ -90,8 +93,24 @@ fn the_console_puts_gets_shows_siblings_and_plots_a_simulation() {
         }
     });
 
+    // Traffic while the page watches, so that it shows rates.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (stop, addrs) = (Arc::clone(&stop), addrs.clone());
+        rt.spawn(async move {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("/kv/traffic-{}", i % 50);
+                authed(addrs[i % 3], "PUT", &key, &[], b"v").await;
+                authed(addrs[(i + 1) % 3], "GET", &key, &[], b"").await;
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        })
+    };
+
     let driver = Driver::start(&driver_program);
-    let session = Session::new(&driver, &browser, 1400, 1500);
+    let session = Session::new(&driver, &browser, 1400, 1400);
     session.goto(&format!("http://{}/", addrs[0]));
 
     // The token, entered in the page.
@@ -110,14 +129,21 @@ fn the_console_puts_gets_shows_siblings_and_plots_a_simulation() {
     until("the staleness curve", || {
         (points(&session, "#staleness-chart") > 0).then_some(())
     });
-    until("a rate sample", || {
-        (points(&session, "#rate-chart") > 0).then_some(())
+    until("a few rate samples", || {
+        (points(&session, "#rate-chart") >= 9).then_some(())
     });
+    session.wait_text(
+        "#requests tbody tr:first-child td:nth-child(2)",
+        "a get rate",
+        |t| t.parse::<f64>().is_ok_and(|r| r > 0.0),
+    );
     let puts = session.wait_text("#requests tbody tr:nth-child(2)", "the puts", |t| {
         t.starts_with("put")
     });
     assert!(puts.contains("ms"), "put latency percentiles: {puts}");
     session.screenshot(&shots.join("console-cluster.png"));
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(traffic).unwrap();
 
     // Keys: a put through the form, then a get shows it.
     session.click(&session.wait_for("#tab-button-keys"));

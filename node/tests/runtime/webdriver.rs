@@ -105,7 +105,8 @@ impl Driver {
             .map_err(|e| format!("cannot send: {e}"))?;
         // chromedriver keeps the connection open whatever the request says: read the head, then
         // as many bytes as it announces.
-        let raw = read_answer(&mut stream).map_err(|e| format!("no answer from chromedriver: {e}"))?;
+        let raw =
+            read_answer(&mut stream).map_err(|e| format!("no answer from chromedriver: {e}"))?;
         let answer = crate::http::parse(&raw);
         let value: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         if answer.status == 200 {

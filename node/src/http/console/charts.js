@@ -75,7 +75,7 @@ const Charts = (() => {
   // Axes and grid; returns the scales.
   function frame(svg, opt) {
     const { w, h } = size(svg);
-    const m = { l: 48, r: 12, t: 10, b: 34 };
+    const m = { l: 48, r: opt.legendAt === "right" ? 112 : 12, t: 10, b: 34 };
     const x = scaler(opt.xScale || "linear", opt.xMin, opt.xMax, m.l, w - m.r);
     const y = scaler("linear", opt.yMin, opt.yMax, h - m.b, m.t);
     const yTicks = opt.yTicks || niceTicks(opt.yMin, opt.yMax, 4);
@@ -136,13 +136,15 @@ const Charts = (() => {
         points += pts.length;
       }
     });
-    // Legend, top right.
-    let ly = m.t + 12;
+    // Legend, top right (or bottom right, above the axis).
+    const named = series.filter((s) => s.name).length;
+    let ly = o.legendAt === "bottom" ? size(svg).h - m.b - 15 * named + 2 : m.t + 12;
+    const lx = o.legendAt === "right" ? w - m.r + 10 : w - m.r - 200;
     for (const [i, s] of series.entries()) {
       if (!s.name || o.legend === false) continue;
       const color = s.color || PALETTE[i % PALETTE.length];
-      el("rect", { x: w - m.r - 170, y: ly - 8, width: 10, height: 10, fill: color, rx: 2 }, svg);
-      text(svg, w - m.r - 155, ly + 1, s.name, s.width > 2 ? { "font-weight": "700" } : {});
+      el("rect", { x: lx, y: ly - 8, width: 10, height: 10, fill: color, rx: 2 }, svg);
+      text(svg, lx + 15, ly + 1, s.name, s.width > 2 ? { "font-weight": "700" } : {});
       ly += 15;
     }
     svg.setAttribute("data-points", String(points));

@@ -140,8 +140,7 @@ function renderRequests(stats) {
     tbody.append(h("tr", {},
       h("td", {}, op), h("td", { class: "num" }, rate.toFixed(1)),
       h("td", { class: "num" }, cur.ok), h("td", { class: "num" }, cur.errors),
-      h("td", { class: "num" }, q(0.5)), h("td", { class: "num" }, q(0.95)), h("td", { class: "num" }, q(0.99)),
-      h("td", { class: "num" }, cur.count)));
+      h("td", { class: "num" }, q(0.5)), h("td", { class: "num" }, q(0.95)), h("td", { class: "num" }, q(0.99))));
   }
   if (state.prev) {
     state.rates.push(sample);
@@ -153,7 +152,7 @@ function renderRequests(stats) {
     color: Charts.PALETTE[i],
     markers: false,
     points: state.rates.map((s) => [s.t - t0, s[op]]),
-  })), { xLabel: "seconds ago", yLabel: "req/s", emptyText: "measuring…", xMax: 0 });
+  })), { xLabel: "seconds ago", yLabel: "req/s", emptyText: "measuring…", xMax: 0, legendAt: "right" });
 }
 
 function renderMembers(status) {
@@ -216,7 +215,8 @@ function renderRepair(status) {
   const dl = $("repair");
   dl.replaceChildren();
   const settled = c.hints_recorded ? (c.hints_delivered + c.hints_dropped) / c.hints_recorded : 1;
-  fact(dl, "hints held", `${status.hints_pending} (recorded ${c.hints_recorded}, delivered ${c.hints_delivered}, dropped ${c.hints_dropped})`, settled);
+  fact(dl, "hints held", `${status.hints_pending} (recorded ${c.hints_recorded}, delivered ${c.hints_delivered}, dropped ${c.hints_dropped})`,
+    c.hints_recorded ? settled : undefined);
   fact(dl, "anti-entropy", `${status.sync_sessions_running} running · ${c.sync_sessions} sessions, ${c.sync_failures} failed`);
   fact(dl, "keys repaired", `${c.sync_keys_repaired} by anti-entropy · ${c.read_repairs} read repairs`);
   fact(dl, "partitions", `${status.partitions_replicated} replicated here · ${status.partitions_incoming} awaited`);
@@ -248,7 +248,7 @@ function renderStaleness(status) {
   const yMin = Math.max(0, Math.floor(Math.min(...lows) * 10) / 10 - 0.05);
   const xMax = Math.max(100, ...series.flatMap((x) => x.points.map((p) => p[0])));
   Charts.line(svg, series, {
-    xScale: "log1p", xMin: 0, xMax, yMin, yMax: 1.0,
+    xScale: "log1p", xMin: 0, xMax, yMin, yMax: 1.0, legendAt: "bottom",
     xLabel: "ms after the write committed", yLabel: "P(consistent)",
     yFormat: (v) => (v * 100).toFixed(v > 0.99 && v < 1 ? 1 : 0) + "%",
   });

@@ -103,7 +103,7 @@ function renderSimCharts(r) {
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   Charts.line($("sim-staleness-chart"), series, {
-    xScale: "log1p", xMin: 0, xMax: Math.max(10, ...xs),
+    xScale: "log1p", xMin: 0, xMax: Math.max(10, ...xs), legendAt: "bottom",
     yMin: Math.max(0, Math.floor(Math.min(1, ...ys) * 10) / 10 - 0.05), yMax: 1,
     xLabel: "ms from the last acknowledged write to the read", yLabel: "P(consistent)",
     yFormat: (v) => (v * 100).toFixed(0) + "%",
