@@ -110,7 +110,7 @@ fn the_console_puts_gets_shows_siblings_and_plots_a_simulation() {
     };
 
     let driver = Driver::start(&driver_program);
-    let session = Session::new(&driver, &browser, 1400, 1400);
+    let session = Session::new(&driver, &browser, 1400, 1650);
     session.goto(&format!("http://{}/", addrs[0]));
 
     // The token, entered in the page.

@@ -276,10 +276,12 @@ impl<'d> Session<'d> {
         })
     }
 
-    /// Saves a PNG screenshot of the window to `path`.
+    /// Saves a PNG screenshot of the page's content (the `body` element, so no empty window
+    /// below it) to `path`.
     pub(crate) fn screenshot(&self, path: &Path) {
         use base64::Engine as _;
-        let shot = self.cmd("GET", "/screenshot", None);
+        let body = self.wait_for("body");
+        let shot = self.cmd("GET", &format!("/element/{}/screenshot", body.0), None);
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot.as_str().unwrap_or_default())
             .expect("a base64 screenshot");
