@@ -9,6 +9,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod cluster;
+mod console;
 mod hostile;
 mod http;
 mod join;
