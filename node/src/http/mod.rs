@@ -1,7 +1,8 @@
 //! The HTTP API every node serves beside its TCP protocol: keys (`/kv/{key}`, Riak-style: the
 //! context in a header, `300 Multiple Choices` with the siblings), the node's status, ring and
 //! members in JSON, Prometheus metrics (`/metrics`) and its own OpenAPI document
-//! (`/openapi.json`, the checked-in `openapi.json` beside this file).
+//! (`/openapi.json`, the checked-in `openapi.json` beside this file); and a web console (`/`,
+//! module `console`) with what it polls (`/stats`) and a simulator (`POST /sim`, [`simulate`]).
 //!
 //! ```text
 //!  HTTP client ──▶ axum router ──▶ auth (bearer token) ──▶ handler ──Input──▶ driver (NodeCore)
@@ -13,28 +14,30 @@
 //! (`kv` module docs list the mapping). So the HTTP API has exactly the TCP protocol's limits
 //! and semantics, and its requests count in the same metrics.
 //!
-//! Every route but `/openapi.json` (and `/metrics` when [`HttpConfig::metrics_public`] is set)
-//! needs `Authorization: Bearer <token>`, the token derived from the client secret
-//! ([`token`]).
+//! Every route but `/openapi.json`, the console's page and assets (they hold no data), and
+//! `/metrics` when [`HttpConfig::metrics_public`] is set, needs `Authorization: Bearer <token>`,
+//! the token derived from the client secret ([`token`]).
 //!
 //! The routes are listed once, in `api_routes`; [`route_paths`] exposes the list so a test can
-//! hold it against the OpenAPI document. Pages served by the node (a console, static assets) go
-//! in `router` (this module), each with its path in the document too.
+//! hold it against the OpenAPI document; pages and assets are routes there too.
 
 mod admin;
 mod auth;
+mod console;
 mod kv;
 mod metrics;
 mod openapi;
+pub mod simulate;
+mod stats;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -103,6 +106,10 @@ struct Shared {
     max_value_size: usize,
     request_timeout: Duration,
     data_dir: Option<PathBuf>,
+    /// When the API started (`/stats` reports the time since, for rates).
+    started: Instant,
+    /// Permits to run a simulation (`POST /sim`).
+    simulations: Arc<tokio::sync::Semaphore>,
 }
 
 /// Longer than any request's own timeout, after which a handler stops waiting for the driver
@@ -219,6 +226,14 @@ fn api_routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
         ("/members", get(admin::members)),
         ("/metrics", get(metrics::metrics)),
         ("/openapi.json", get(openapi::document)),
+        ("/stats", get(stats::stats)),
+        ("/sim", post(simulate::simulate)),
+        ("/", get(console::index)),
+        ("/console", get(console::index)),
+        ("/console/console.css", get(console::style)),
+        ("/console/console.js", get(console::script)),
+        ("/console/charts.js", get(console::charts)),
+        ("/console/sim.js", get(console::sim)),
     ]
 }
 
@@ -227,12 +242,14 @@ pub fn route_paths() -> Vec<&'static str> {
     api_routes().into_iter().map(|(path, _)| path).collect()
 }
 
-/// The API's router. Routes that need no token: `/openapi.json`, and `/metrics` when
-/// configured; every other route passes [`auth::require`] first. A console or other static pages
-/// would be added here (to [`api_routes`], with their paths in the OpenAPI document).
+/// The API's router. Routes that need no token: `/openapi.json`, the console's page and assets,
+/// and `/metrics` when configured; every other route passes [`auth::require`] first.
 pub(crate) fn router(state: HttpState) -> Router {
-    let public =
-        |path: &str| path == "/openapi.json" || (path == "/metrics" && state.inner.metrics_public);
+    let public = |path: &str| {
+        path == "/openapi.json"
+            || console::PUBLIC_PATHS.contains(&path)
+            || (path == "/metrics" && state.inner.metrics_public)
+    };
     let (mut open, mut guarded) = (Router::new(), Router::new());
     for (path, route) in api_routes() {
         if public(path) {
@@ -291,6 +308,8 @@ pub(crate) async fn start(
             max_value_size: info.max_value_size,
             request_timeout: info.request_timeout,
             data_dir: info.data_dir,
+            started: Instant::now(),
+            simulations: Arc::new(tokio::sync::Semaphore::new(simulate::CONCURRENT)),
         }),
     };
     let app = router(state);

@@ -16,32 +16,32 @@ const ANSWER: Duration = Duration::from_secs(60);
 
 /// An answer.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// Sends one request on a new connection and reads the whole answer.
-async fn call(
+pub(crate) async fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -70,7 +70,7 @@ async fn call(
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> Answer {
+pub(crate) fn parse(raw: &[u8]) -> Answer {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -127,7 +127,7 @@ async fn start_with_http(spec: &Spec, id: u64, configure: impl FnOnce(&mut Runti
 }
 
 /// A cluster of `n` nodes with HTTP APIs, ready.
-async fn cluster(n: usize) -> (Spec, Vec<Node>) {
+pub(crate) async fn cluster(n: usize) -> (Spec, Vec<Node>) {
     let spec = Spec::new(n, None);
     let mut nodes = Vec::new();
     for id in spec.ids() {
@@ -137,12 +137,12 @@ async fn cluster(n: usize) -> (Spec, Vec<Node>) {
     (spec, nodes)
 }
 
-fn bearer() -> String {
+pub(crate) fn bearer() -> String {
     format!("Bearer {}", token("dynamo", SECRET.as_bytes()))
 }
 
 /// A request with the token.
-async fn authed(
+pub(crate) async fn authed(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -6,13 +6,16 @@
 //! ([`private_loopback`]). And tests wait on readiness, never on time ([`wait_up`]).
 
 mod bad_input;
+mod browser;
 mod cli;
 mod cluster;
+mod console;
 mod hostile;
 mod http;
 mod join;
 mod leave;
 mod storage;
+mod webdriver;
 
 mod process;
 

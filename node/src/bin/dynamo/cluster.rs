@@ -171,6 +171,11 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
         "  curl -H \"Authorization: Bearer $({env}dynamo token)\" http://{}/kv/cart",
         http_address(1)
     );
+    say!(
+        "web console: http://{}/ (enter the token there, or open http://{}/#token=$({env}dynamo token))",
+        http_address(1),
+        http_address(1)
+    );
     say!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
 
     // Nodes may be killed on purpose (that is what a local cluster is for): report each exit with
