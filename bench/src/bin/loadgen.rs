@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use dynamo_bench::http1::Http1;
 use dynamo_node::client::{Client, ClientConfig};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
@@ -49,6 +50,90 @@ struct Args {
     /// How long to run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Use the HTTP API with this bearer token (`--nodes` are the nodes' HTTP addresses).
+    #[arg(long)]
+    http_token: Option<String>,
+}
+
+/// A connection to one node, over the TCP protocol or the HTTP API.
+enum Conn {
+    Tcp(Client),
+    Http { http: Http1, auth: String },
+}
+
+impl Conn {
+    async fn open(args: &Args, id: usize) -> Result<Conn, String> {
+        // Spread the clients over the nodes: each starts with a different one.
+        let mut nodes: Vec<String> = args.nodes.split(',').map(str::to_string).collect();
+        let shift = id % nodes.len().max(1);
+        nodes.rotate_left(shift);
+        if let Some(token) = &args.http_token {
+            let node = nodes.first().ok_or("no node given")?;
+            let http = Http1::connect(node).await.map_err(|e| e.to_string())?;
+            return Ok(Conn::Http {
+                http,
+                auth: format!("Bearer {token}"),
+            });
+        }
+        let mut config = ClientConfig::new(nodes, args.client_secret.as_bytes().to_vec());
+        config.encrypt = !args.no_encryption;
+        Ok(Conn::Tcp(
+            Client::connect(config).await.map_err(|e| e.to_string())?,
+        ))
+    }
+
+    /// Reads `key`; returns the context for the next write.
+    async fn get(&mut self, key: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Conn::Tcp(client) => client
+                .get(key.as_bytes())
+                .await
+                .map(|r| r.context)
+                .map_err(|e| e.to_string()),
+            Conn::Http { http, auth } => {
+                let path = format!("/kv/{key}");
+                let r = http
+                    .request("GET", &path, &[("Authorization", auth)], &[])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match r.status {
+                    200 | 300 | 404 => Ok(r
+                        .header("x-dynamo-context")
+                        .unwrap_or_default()
+                        .as_bytes()
+                        .to_vec()),
+                    status => Err(format!("HTTP {status}")),
+                }
+            }
+        }
+    }
+
+    /// Writes `value` over what `context` names.
+    async fn put(&mut self, key: &str, value: Vec<u8>, context: &[u8]) -> Result<(), String> {
+        match self {
+            Conn::Tcp(client) => client
+                .put(key.as_bytes(), value, context)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Conn::Http { http, auth } => {
+                let path = format!("/kv/{key}");
+                let context = String::from_utf8_lossy(context);
+                let mut headers = vec![("Authorization", auth.as_str())];
+                if !context.is_empty() {
+                    headers.push(("X-Dynamo-Context", context.as_ref()));
+                }
+                let r = http
+                    .request("PUT", &path, &headers, &value)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match r.status {
+                    200 | 204 => Ok(()),
+                    status => Err(format!("HTTP {status}")),
+                }
+            }
+        }
+    }
 }
 
 struct Tally {
@@ -62,28 +147,21 @@ fn histogram() -> Histogram<u64> {
 }
 
 async fn client_loop(args: &Args, id: usize, until: Instant) -> Result<Tally, String> {
-    // Spread the clients over the nodes: each starts with a different one.
-    let mut nodes: Vec<String> = args.nodes.split(',').map(str::to_string).collect();
-    let shift = id % nodes.len().max(1);
-    nodes.rotate_left(shift);
-    let mut config = ClientConfig::new(nodes, args.client_secret.as_bytes().to_vec());
-    config.encrypt = !args.no_encryption;
-    let mut client = Client::connect(config).await.map_err(|e| e.to_string())?;
+    let mut conn = Conn::open(args, id).await?;
     let mut rng = SmallRng::seed_from_u64(id as u64);
     let mut tally = Tally {
         gets: histogram(),
         puts: histogram(),
         errors: 0,
     };
+    let micros = |since: Instant| since.elapsed().as_micros() as u64;
     while Instant::now() < until {
         let key = format!("load-{}", rng.gen_range(0..args.keys.max(1)));
         let started = Instant::now();
-        let read = client.get(key.as_bytes()).await;
-        let micros = |since: Instant| since.elapsed().as_micros() as u64;
-        let context = match read {
-            Ok(r) => {
+        let context = match conn.get(&key).await {
+            Ok(context) => {
                 let _ = tally.gets.record(micros(started));
-                r.context
+                context
             }
             Err(_) => {
                 tally.errors += 1;
@@ -93,8 +171,8 @@ async fn client_loop(args: &Args, id: usize, until: Instant) -> Result<Tally, St
         if rng.gen_bool(args.writes.clamp(0.0, 1.0)) {
             let value = vec![b'x'; args.value_size];
             let started = Instant::now();
-            match client.put(key.as_bytes(), value, &context).await {
-                Ok(_) => {
+            match conn.put(&key, value, &context).await {
+                Ok(()) => {
                     let _ = tally.puts.record(micros(started));
                 }
                 Err(_) => tally.errors += 1,
@@ -150,7 +228,9 @@ async fn main() {
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "{} clients, {} keys, {:.0}% read-modify-writes, {} B values, {:.1} s, {} errors",
+        "{} over {}: {} clients, {} keys, {:.0}% read-modify-writes, {} B values, {:.1} s, {} errors",
+        if args.http_token.is_some() { "HTTP API" } else { "TCP protocol" },
+        args.nodes,
         args.clients,
         args.keys,
         args.writes * 100.0,
