@@ -292,7 +292,7 @@ pub(crate) fn render(m: &MetricsSnapshot, storage_bytes: Option<u64>) -> String 
         o.family(
             "dynamo_staleness_samples",
             "gauge",
-            "Replica round trips behind the staleness predictions, by kind.",
+            "Samples behind the staleness predictions: replica round trips (write, read) and timed store flushes (flush).",
         );
         o.sample(
             "dynamo_staleness_samples",
@@ -303,6 +303,11 @@ pub(crate) fn render(m: &MetricsSnapshot, storage_bytes: Option<u64>) -> String 
             "dynamo_staleness_samples",
             &[("kind", "read")],
             p.read_samples,
+        );
+        o.sample(
+            "dynamo_staleness_samples",
+            &[("kind", "flush")],
+            p.service_samples,
         );
         o.family(
             "dynamo_staleness_consistent_probability",
