@@ -2,3 +2,5 @@
 
 #[cfg(feature = "cluster")]
 pub mod experiments;
+#[cfg(feature = "cluster")]
+pub mod loadgen;
