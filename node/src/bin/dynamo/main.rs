@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::redb_store::Durability;
-use dynamo_node::runtime::{identity, Node, RuntimeConfig};
+use dynamo_node::runtime::{identity, Engine, Node, RuntimeConfig};
 use dynamo_node::{NodeConfig, NodeId};
 
 /// The client secret `dynamo cluster` uses, and clients use when none is given: for trying
@@ -232,9 +232,13 @@ struct ServeArgs {
     /// Address other nodes reach this one at (default: the listen address).
     #[arg(long)]
     advertise: Option<String>,
-    /// Data directory (redb). Without one, data lives in memory and is lost at stop.
+    /// Data directory. Without one, data lives in memory and is lost at stop.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Storage engine of the data directory: fjall (an LSM tree, the default for a new
+    /// directory) or redb (a copy-on-write B-tree). Default: the engine the directory holds.
+    #[arg(long)]
+    storage: Option<String>,
     /// The secret nodes prove to each other; give it to nodes only.
     #[arg(long, env = "DYNAMO_PEER_SECRET", hide_env_values = true)]
     peer_secret: Option<String>,
@@ -299,6 +303,8 @@ struct FileConfig {
     encryption: Option<bool>,
     /// `durable` (default) or `buffered`.
     durability: Option<String>,
+    /// `fjall` or `redb` (default: the engine the data directory holds, fjall for a new one).
+    storage: Option<String>,
     sync_interval_ms: Option<u64>,
     /// Per-node credentials (see `dynamo_node::runtime::identity`): the authority's public key,
     /// this node's private key and its certificate, in hex.
@@ -413,6 +419,12 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
         .unwrap_or_else(|| "127.0.0.1:7001".into());
     rc.advertise = args.advertise.clone().or(file.advertise);
     rc.data_dir = args.data_dir.clone().or(file.data_dir);
+    if let Some(name) = args.storage.clone().or(file.storage) {
+        rc.storage = Some(
+            Engine::parse(&name)
+                .ok_or_else(|| anyhow!("storage {name:?}: expected \"fjall\" or \"redb\""))?,
+        );
+    }
     let buffered = args.buffered
         || match file.durability.as_deref() {
             None | Some("durable") => false,
@@ -487,6 +499,10 @@ struct ClusterArgs {
     /// Run the nodes without encryption (benchmarks; clients then need --no-encryption too).
     #[arg(long)]
     no_encryption: bool,
+    /// Storage engine of new data directories: fjall (default) or redb (see `dynamo serve
+    /// --help`).
+    #[arg(long)]
+    storage: Option<String>,
     /// Spread the nodes over this many zones (z1, z2, ...: node i in zone (i - 1) mod K + 1).
     #[arg(long)]
     zones: Option<u64>,
@@ -537,6 +553,10 @@ async fn cluster(args: &ClusterArgs) -> Result<()> {
         }
         if args.no_encryption {
             a.push("--no-encryption".into());
+        }
+        if let Some(storage) = &args.storage {
+            a.push("--storage".into());
+            a.push(storage.clone());
         }
         a
     };
