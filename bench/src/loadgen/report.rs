@@ -102,7 +102,7 @@ impl Report {
 
     /// The report as one line of text.
     pub fn line(&self) -> String {
-        let opt = |v: Option<f64>, unit: &str| v.map_or(String::new(), |v| format!(" {v:.0}{unit}"));
+        let opt = |v: Option<f64>, unit: &str| v.map_or(String::new(), |v| format!("  {v:.1}{unit}"));
         format!(
             "{:<16} {:<5} c={:<3} {:>9.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2}  p99.9 {:>7.2}  errors {}{}{}{}{}",
             self.system,
@@ -114,7 +114,7 @@ impl Report {
             self.all.p999,
             self.errors,
             opt(self.bytes_per_write(), " B/write"),
-            opt(self.syscalls_per_op().map(|s| s * 10.0), " syscalls/10 ops"),
+            opt(self.syscalls_per_op(), " syscalls/op"),
             opt(self.cpu_us_per_op(), " cpu-us/op"),
             self.first_error
                 .as_ref()
