@@ -49,8 +49,8 @@ use crate::types::{Key, Sibs};
 
 mod manifest;
 
-pub use manifest::MANIFEST_FILE;
 use manifest::Manifest;
+pub use manifest::MANIFEST_FILE;
 
 /// The engine's folder inside the data directory.
 pub const FJALL_DIR: &str = "fjall";
@@ -277,7 +277,9 @@ impl FjallStore {
                 self.dir.display(),
                 Manifest::path(dir).display(),
                 m.describe(),
-                found.map_or("no instance".into(), |(id, _)| format!("instance {id:016x}"))
+                found.map_or("no instance".into(), |(id, _)| format!(
+                    "instance {id:016x}"
+                ))
             ))),
             (Some(found), None) => Ok(found),
             (None, None) => {

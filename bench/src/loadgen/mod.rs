@@ -380,7 +380,9 @@ async fn one_op<C: Connection>(
             let key = preload_key(&spec.prefix, k);
             let read = conn.get(&key).await?;
             if read.value.is_none() {
-                return Err(LoadError::Missing(String::from_utf8_lossy(&key).into_owned()));
+                return Err(LoadError::Missing(
+                    String::from_utf8_lossy(&key).into_owned(),
+                ));
             }
             Ok(false)
         }

@@ -88,7 +88,9 @@ impl Probe {
             None => None,
         };
         ServerCost {
-            write_bytes: bytes.zip(self.write_bytes).map(|(b, a)| b.saturating_sub(a)),
+            write_bytes: bytes
+                .zip(self.write_bytes)
+                .map(|(b, a)| b.saturating_sub(a)),
             syscalls,
             cpu_seconds: ticks
                 .zip(self.cpu_ticks)

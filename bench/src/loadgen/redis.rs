@@ -85,7 +85,9 @@ impl RedisConn {
         let body = &self.line[1..self.line.len() - 2];
         match self.line[0] {
             b'+' => Ok(Reply::Simple),
-            b'-' => Err(LoadError::Server(String::from_utf8_lossy(body).into_owned())),
+            b'-' => Err(LoadError::Server(
+                String::from_utf8_lossy(body).into_owned(),
+            )),
             b'$' => {
                 let len: i64 = std::str::from_utf8(body)
                     .ok()

@@ -102,7 +102,8 @@ impl Report {
 
     /// The report as one line of text.
     pub fn line(&self) -> String {
-        let opt = |v: Option<f64>, unit: &str| v.map_or(String::new(), |v| format!("  {v:.1}{unit}"));
+        let opt =
+            |v: Option<f64>, unit: &str| v.map_or(String::new(), |v| format!("  {v:.1}{unit}"));
         format!(
             "{:<16} {:<5} c={:<3} {:>9.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2}  p99.9 {:>7.2}  errors {}{}{}{}{}",
             self.system,
@@ -124,9 +125,7 @@ impl Report {
 
     /// The report as one JSON object (one line), for scripts.
     pub fn json(&self) -> String {
-        let stats = |s: &OpStats| {
-            serde_json::json!({"count": s.count, "p50_ms": s.p50, "p99_ms": s.p99, "p999_ms": s.p999})
-        };
+        let stats = |s: &OpStats| serde_json::json!({"count": s.count, "p50_ms": s.p50, "p99_ms": s.p99, "p999_ms": s.p999});
         serde_json::json!({
             "system": self.system,
             "workload": self.workload,

@@ -195,8 +195,14 @@ mod tests {
         ]
         .join("\n");
         let md = markdown(&jsonl, "note");
-        assert!(md.contains("| redis | 100,000 (1.50) | 80,000 (1.50) |"), "{md}");
-        assert!(md.contains("| dynamo | 0.50 (p99 1.50 ms) | 0.25 | 5.00 (p99 1.50 ms) | – |"), "{md}");
+        assert!(
+            md.contains("| redis | 100,000 (1.50) | 80,000 (1.50) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| dynamo | 0.50 (p99 1.50 ms) | 0.25 | 5.00 (p99 1.50 ms) | – |"),
+            "{md}"
+        );
     }
 
     #[test]

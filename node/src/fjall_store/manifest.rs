@@ -132,6 +132,8 @@ mod tests {
         let m = Manifest::of(0xabc, 42);
         m.write(dir.path()).unwrap();
         assert_eq!(Manifest::read(dir.path()).unwrap(), Some(m));
-        assert!(Manifest::parse("engine = \"redb\"\ninstance = \"1\"\ncreated_unix_ms = 1").is_err());
+        assert!(
+            Manifest::parse("engine = \"redb\"\ninstance = \"1\"\ncreated_unix_ms = 1").is_err()
+        );
     }
 }

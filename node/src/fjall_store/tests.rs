@@ -58,7 +58,10 @@ fn writes_are_visible_at_once_and_survive_reopen() {
         store.put(b"c", &sibs(b"3")).unwrap();
         store.put_hint(7, b"hint").unwrap();
         store.put_meta("epoch", b"\x01").unwrap();
-        assert_eq!(values(&store.get(b"a").unwrap().unwrap()), vec![b"1".to_vec()]);
+        assert_eq!(
+            values(&store.get(b"a").unwrap().unwrap()),
+            vec![b"1".to_vec()]
+        );
         store.flush().unwrap();
         assert_eq!(store.pending(), 0);
         store.put(b"b", &sibs(b"2")).unwrap();
@@ -73,11 +76,17 @@ fn writes_are_visible_at_once_and_survive_reopen() {
         store.put_hint(8, b"h8").unwrap();
         assert_eq!(store.hints().unwrap(), vec![(8, b"h8".to_vec())]);
         store.flush().unwrap();
-        assert!(store.start_flush().unwrap().is_none(), "nothing left to sync");
+        assert!(
+            store.start_flush().unwrap().is_none(),
+            "nothing left to sync"
+        );
     }
     let store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
     assert!(store.get(b"c").unwrap().is_none());
-    assert_eq!(values(&store.get(b"b").unwrap().unwrap()), vec![b"2".to_vec()]);
+    assert_eq!(
+        values(&store.get(b"b").unwrap().unwrap()),
+        vec![b"2".to_vec()]
+    );
     assert_eq!(store.hints().unwrap(), vec![(8, b"h8".to_vec())]);
     assert_eq!(store.get_meta("epoch").unwrap(), Some(vec![1]));
     assert_eq!(store.get_meta("absent").unwrap(), None);
@@ -210,7 +219,10 @@ fn damaged_metadata_is_a_clear_error() {
         store.put_meta("epoch", b"x").unwrap();
         store.flush().unwrap();
         // A value written past the record format, as damage would leave it.
-        store.meta.insert("epoch", b"\x01garbage-garbage".to_vec()).unwrap();
+        store
+            .meta
+            .insert("epoch", b"\x01garbage-garbage".to_vec())
+            .unwrap();
         store.keyspace.persist(PersistMode::SyncAll).unwrap();
     }
     let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();

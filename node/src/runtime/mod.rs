@@ -44,8 +44,8 @@ pub use server::ConnectionLimits;
 
 use crate::config::NodeConfig;
 use crate::core::{NodeCore, NodeError};
-use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::fjall_store::FjallStore;
+use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::redb_store::{Durability, RedbStore};
 use crate::store::{MemoryStore, Store, StoreError};
 use crate::types::{NodeId, Sibs};
