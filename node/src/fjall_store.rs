@@ -91,6 +91,9 @@ pub struct FjallStore {
     _lock: std::fs::File,
 }
 
+/// A stored key and its record.
+type Entry = (Vec<u8>, Vec<u8>);
+
 #[derive(Debug, Default)]
 struct Damage {
     count: u64,
@@ -369,7 +372,7 @@ impl FjallStore {
         &self,
         partition: &PartitionHandle,
         what: &str,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Entry>, StoreError> {
         catch_panic(|| {
             partition
                 .iter()
