@@ -368,11 +368,7 @@ impl FjallStore {
     }
 
     /// Every entry of a partition, read under `catch_panic`.
-    fn iter(
-        &self,
-        partition: &PartitionHandle,
-        what: &str,
-    ) -> Result<Vec<Entry>, StoreError> {
+    fn iter(&self, partition: &PartitionHandle, what: &str) -> Result<Vec<Entry>, StoreError> {
         catch_panic(|| {
             partition
                 .iter()
