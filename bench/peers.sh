@@ -149,6 +149,9 @@ for system in $SYSTEMS; do
 done
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-"$loadgen" table --input "$JSONL" --output "$OUT" \
+before=()
+[ -f "$root/bench/results/before/peers-baseline.jsonl" ] &&
+  before=(--before "$root/bench/results/before/peers-baseline.jsonl")
+"$loadgen" table --input "$JSONL" --output "$OUT" "${before[@]}" \
   --note "Load average (1, 5, 15 min) before: $load_before; after: $load_after. $(nproc) cores. Warm-up ${WARMUP} s, measured ${MEASURE} s per run, ${KEYS} preloaded keys, 100-byte values; this project's links $( [ "$ENCRYPT" = 1 ] && echo encrypted || echo 'without encryption (--no-encryption), like Redis and etcd here'). Command: \`WARMUP=$WARMUP MEASURE=$MEASURE bash bench/peers.sh\`."
 echo "peers: wrote $OUT" >&2

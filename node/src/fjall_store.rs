@@ -31,6 +31,9 @@
 //!   is then refused with a message that names the path and what to do.
 //! - A file fjall cannot read (truncated, damaged beyond its checksums) fails the open with
 //!   [`StoreError::Corrupt`]; fjall's panics become errors as for redb.
+//! - The limit of any write-ahead log: a journal cut short exactly at a batch boundary cannot be
+//!   told from a crash before those batches (fjall drops a torn last batch, as it must after a
+//!   crash). Sorted tables, metadata and the instance are checked as above.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -624,6 +627,10 @@ impl Store for FjallStore {
 
     fn is_durable(&self) -> bool {
         self.durability == Durability::Durable
+    }
+
+    fn has_unflushed_writes(&self) -> bool {
+        self.pending() > 0
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {

@@ -66,6 +66,12 @@ pub trait Store {
         self.flush()?;
         Ok(None)
     }
+    /// Whether writes were made since the last [`start_flush`](Store::start_flush) or
+    /// [`flush`](Store::flush) (what a read may see that no flush covers yet). The default,
+    /// `true`, is always safe.
+    fn has_unflushed_writes(&self) -> bool {
+        true
+    }
     /// Whether every [`flush`](Store::flush) survives a crash. A store that answers `false` may
     /// lose flushed writes in a crash, so a node restarting on it cannot trust its own counters
     /// and retires every actor epoch it used before (see the `core` module docs). A store that

@@ -92,14 +92,25 @@ enum Command {
         /// A paragraph under the title (machine, load, settings).
         #[arg(long, default_value = "")]
         note: String,
+        /// The JSON lines of an earlier run, shown beside this one.
+        #[arg(long)]
+        before: Option<std::path::PathBuf>,
     },
 }
 
-fn table(input: &std::path::Path, output: &std::path::Path, note: &str) -> Result<(), String> {
-    let jsonl = std::fs::read_to_string(input)
-        .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
-    std::fs::write(output, dynamo_bench::loadgen::table::markdown(&jsonl, note))
-        .map_err(|e| format!("cannot write {}: {e}", output.display()))
+fn table(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    note: &str,
+    before: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let jsonl = read(input)?;
+    let before = before.map(read).transpose()?;
+    let md = dynamo_bench::loadgen::table::markdown(&jsonl, note, before.as_deref());
+    std::fs::write(output, md).map_err(|e| format!("cannot write {}: {e}", output.display()))
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -137,9 +148,10 @@ async fn main() {
         input,
         output,
         note,
+        before,
     }) = &args.command
     {
-        table(input, output, note).unwrap_or_else(|e| fail(e));
+        table(input, output, note, before.as_deref()).unwrap_or_else(|e| fail(e));
         return;
     }
     let backend = backend(&args).unwrap_or_else(|e| fail(e));

@@ -41,14 +41,19 @@ fn row(v: &Value) -> Option<Row> {
     })
 }
 
-/// The Markdown report of the runs in `jsonl` (one JSON object per line; other lines are
-/// skipped), with `note` under the title.
-pub fn markdown(jsonl: &str, note: &str) -> String {
-    let rows: Vec<Row> = jsonl
+fn rows(jsonl: &str) -> Vec<Row> {
+    jsonl
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| row(&v))
-        .collect();
+        .collect()
+}
+
+/// The Markdown report of the runs in `jsonl` (one JSON object per line; other lines are
+/// skipped), with `note` under the title. With `before` (the JSON lines of an earlier run), a
+/// last section shows that run's rows of this project beside the same rows now.
+pub fn markdown(jsonl: &str, note: &str, before: Option<&str>) -> String {
+    let rows = rows(jsonl);
     let mut systems: Vec<String> = Vec::new();
     for r in &rows {
         if !systems.contains(&r.system) {
@@ -157,7 +162,50 @@ pub fn markdown(jsonl: &str, note: &str) -> String {
             );
         }
     }
+    if let Some(before) = before {
+        before_after(&mut out, &rows, &rows_of(before), top);
+    }
     out
+}
+
+fn rows_of(jsonl: &str) -> Vec<Row> {
+    rows(jsonl)
+}
+
+/// The earlier run's rows of this project (and Redis, for scale) beside this run's.
+fn before_after(out: &mut String, now: &[Row], before: &[Row], top: u64) {
+    let _ = writeln!(
+        out,
+        "\n## Before and after ({top} connections)\n\n\
+         The earlier run (`bench/results/before/`, the code before this work: redb, the flush \
+         inline in the driver; its own load and settings are in its file) beside this one, \
+         with each run's Redis for scale.\n\n\
+         | run | system | workload | ops/s | p99 ms | disk bytes per write | syscalls per op | server CPU µs per op |\n|---|---|---|---|---|---|---|---|"
+    );
+    for (label, rows) in [("before", before), ("now", now)] {
+        for r in rows.iter().filter(|r| {
+            r.connections == top
+                && (r.system.starts_with("dynamo") || r.system == "redis")
+                && matches!(r.workload.as_str(), "get" | "put" | "rmw")
+        }) {
+            let num = |v: Option<f64>, d: usize| v.map_or("–".into(), |v| format!("{v:.d$}"));
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {} | {} | {:.2} | {} | {} | {} |",
+                r.system,
+                r.workload,
+                thousands(r.ops),
+                r.p99,
+                if r.workload == "get" {
+                    "–".into()
+                } else {
+                    num(r.bytes_per_write, 0)
+                },
+                num(r.syscalls_per_op, 1),
+                num(r.cpu_us_per_op, 0),
+            );
+        }
+    }
 }
 
 /// `12345.6` as `12,346`.
@@ -194,7 +242,11 @@ mod tests {
             line("dynamo", "put", 20_000.0),
         ]
         .join("\n");
-        let md = markdown(&jsonl, "note");
+        let md = markdown(&jsonl, "note", Some(&jsonl));
+        assert!(
+            md.contains("| before | dynamo | put | 20,000 | 1.50 | 1000 | 4.0 | 30 |"),
+            "{md}"
+        );
         assert!(
             md.contains("| redis | 100,000 (1.50) | 80,000 (1.50) |"),
             "{md}"

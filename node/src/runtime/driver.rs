@@ -46,6 +46,8 @@ pub(crate) struct Driver<S: Store> {
     held: Held,
     /// The flush in progress, if any.
     syncing: Option<InFlight>,
+    /// Outputs that go with the flush in progress (see [`Driver::ride_along`]).
+    riding: Held,
 }
 
 /// Whether to go on after an input.
@@ -74,6 +76,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             undelivered: Vec::new(),
             held: Held::default(),
             syncing: None,
+            riding: Held::default(),
         }
     }
 
@@ -90,6 +93,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                 }
             };
             let mut syncing = self.syncing.take();
+            let in_flight = syncing.is_some();
             let sync_done = async {
                 match syncing.as_mut() {
                     Some(s) => (&mut s.job).await,
@@ -104,12 +108,14 @@ impl<S: Store + Send + 'static> Driver<S> {
                 input = rx.recv() => {
                     let Some(input) = input else { break };
                     flow = self.apply(input);
+                    self.ride_along(in_flight);
                     let mut n = 1;
                     while flow == Flow::Continue && n < MAX_BATCH {
                         match rx.try_recv() {
                             Ok(input) => flow = self.apply(input),
                             Err(_) => break,
                         }
+                        self.ride_along(in_flight);
                         n += 1;
                     }
                 }
@@ -123,7 +129,14 @@ impl<S: Store + Send + 'static> Driver<S> {
                     }
                     self.send(done.held);
                 }
-                (_, syncing) => self.syncing = syncing,
+                (_, mut syncing) => {
+                    if let Some(s) = syncing.as_mut() {
+                        let riding = std::mem::take(&mut self.riding);
+                        s.held.transmits.extend(riding.transmits);
+                        s.held.replies.extend(riding.replies);
+                    }
+                    self.syncing = syncing;
+                }
             }
             // Inputs can keep the channel busy: run what is due after every batch.
             let now = self.clock.now();
@@ -138,6 +151,28 @@ impl<S: Store + Send + 'static> Driver<S> {
             self.pump()?;
         }
         Ok(())
+    }
+
+    /// While a flush is in progress: outputs produced since it started that can depend on no
+    /// write it does not cover (no write since it started, nothing already waiting for the next
+    /// flush, so nothing is reordered) are released with it instead of waiting for the next one.
+    /// A read arriving during an fsync thus waits for that fsync only.
+    fn ride_along(&mut self, in_flight: bool) {
+        if !in_flight
+            || !self.held.transmits.is_empty()
+            || !self.held.replies.is_empty()
+            || self.core.store().has_unflushed_writes()
+        {
+            return;
+        }
+        self.collect();
+        if self.core.store().has_unflushed_writes() {
+            // Handling messages to itself wrote: all of it waits for the next flush.
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.riding.transmits.extend(held.transmits);
+        self.riding.replies.extend(held.replies);
     }
 
     /// Stopping: waits for the flush in progress, flushes the rest, sends everything.

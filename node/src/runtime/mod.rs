@@ -317,6 +317,9 @@ impl Store for AnyStore {
     fn start_flush(&mut self) -> Result<Option<crate::store::SyncJob>, StoreError> {
         any!(self, s => s.start_flush())
     }
+    fn has_unflushed_writes(&self) -> bool {
+        any!(self, s => s.has_unflushed_writes())
+    }
     fn is_durable(&self) -> bool {
         any!(self, s => s.is_durable())
     }
