@@ -16,8 +16,10 @@
 #
 # Knobs (environment): WARMUP and MEASURE seconds per run (default 3 and 15), KEYS preloaded
 # (10000), CONNS ("1,50"), WORKLOADS ("get,put,rmw,mix,zipf"), SYSTEMS ("redis etcd dynamo"),
-# STORAGES (this project's engines, default "fjall redb"; "default" passes no --storage flag), ENCRYPT (1: this project encrypts its
-# links, as by default; 0, the default here: plaintext like Redis and etcd), PORT_BASE (21000).
+# STORAGES (this project's engines, default "fjall redb"; "default" passes no --storage flag),
+# ENCRYPT (1: this project encrypts its links, as by default; 0, the default here: plaintext like
+# Redis and etcd), PORT_BASE (21000), OUT (bench/results/peers.md). With
+# bench/results/before/peers-baseline.jsonl present, peers.md ends with that run beside this one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
