@@ -93,8 +93,10 @@ pub struct FjallStore {
     /// A background fsync of buffered mode is running.
     syncing: Arc<AtomicBool>,
     commits: u64,
-    /// Held while the store is open (see [`LOCK_FILE`]).
-    _lock: std::fs::File,
+    /// Held while the store or one of its sync jobs is alive (see [`LOCK_FILE`]): a job still
+    /// running when the store is dropped keeps the directory locked until it has let go of the
+    /// keyspace.
+    lock: Arc<std::fs::File>,
 }
 
 /// A stored key and its record.
@@ -188,7 +190,7 @@ impl FjallStore {
             last_sync: Instant::now(),
             syncing: Arc::new(AtomicBool::new(false)),
             commits: 0,
-            _lock: lock,
+            lock: Arc::new(lock),
         };
         let instance = store.instance(manifest.as_ref(), &dir)?;
         store.verify()?;
@@ -411,13 +413,18 @@ impl FjallStore {
     /// The fsync of the journal, as a job for another thread.
     fn sync_job(&mut self) -> SyncJob {
         let keyspace = self.keyspace.clone();
+        let lock = self.lock.clone();
         let dir = self.dir.clone();
         self.unsynced = false;
         self.last_sync = Instant::now();
         Box::new(move || {
-            keyspace
+            let r = keyspace
                 .persist(PersistMode::SyncData)
-                .map_err(|e| fjall_err(&dir, "syncing the journal", e))
+                .map_err(|e| fjall_err(&dir, "syncing the journal", e));
+            // The keyspace first, then the lock.
+            drop(keyspace);
+            drop(lock);
+            r
         })
     }
 
