@@ -4,3 +4,4 @@
 pub mod experiments;
 #[cfg(feature = "cluster")]
 pub mod http1;
+pub mod loadgen;

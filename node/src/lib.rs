@@ -16,6 +16,7 @@ macro_rules! from_cause {
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod fjall_store;
 pub mod fuzz;
 pub mod history;
 #[cfg(feature = "http")]
@@ -34,5 +35,5 @@ pub use crate::core::{
 };
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
-pub use store::{MemoryStore, Store, StoreError};
+pub use store::{MemoryStore, Store, StoreError, SyncJob};
 pub use types::{Actor, Clock, Key, Millis, NodeId, Object, RequestId, Sibs, Value};

@@ -148,7 +148,7 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
-fn io(context: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn io(context: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{context}: {e}"))
 }
 
@@ -193,7 +193,7 @@ pub(crate) fn encode_sibs(key: &[u8], sibs: &Sibs) -> Result<Vec<u8>, StoreError
     Ok(record::seal(Table::Data, key, &payload))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const MAX: usize = 64;
     let mut s: String = bytes.iter().take(MAX).map(|b| format!("{b:02x}")).collect();
     if bytes.len() > MAX {
@@ -202,7 +202,7 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -222,7 +222,7 @@ static QUIET_HOOK: Once = Once::new();
 ///
 /// The panic hook is chained once per process: outside `catch_panic` it calls the previous hook
 /// unchanged; inside, it keeps the message for the error instead of printing it.
-fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     QUIET_HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -1031,7 +1031,7 @@ impl RedbStore {
     }
 }
 
-fn capitalized(s: &str) -> String {
+pub(crate) fn capitalized(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(first) => first.to_uppercase().chain(c).collect(),

@@ -23,6 +23,10 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The slow half of a flush, run off the caller's thread: once it returns `Ok`, every write made
+/// before [`Store::start_flush`] returned it is durable. See [`Store::start_flush`].
+pub type SyncJob = Box<dyn FnOnce() -> Result<(), StoreError> + Send>;
+
 /// A node's storage: sibling sets by key, hint records, and a few named metadata values (the
 /// node's identity, epoch and generation).
 pub trait Store {
@@ -51,6 +55,23 @@ pub trait Store {
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Makes every write so far durable (a no-op for memory).
     fn flush(&mut self) -> Result<(), StoreError>;
+    /// Starts a flush whose slow part (the fsync) can run on another thread while the caller
+    /// goes on reading and writing: `Ok(None)` when every write so far is durable already, or
+    /// the [`SyncJob`] that makes them durable. Writes made after this call are not covered by
+    /// the job. Until the job has returned, the caller starts no other flush (neither this nor
+    /// [`flush`](Store::flush)); [`sync`](Store::sync) stays allowed (it may wait for the job).
+    ///
+    /// The default flushes in place and returns `Ok(None)`.
+    fn start_flush(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        self.flush()?;
+        Ok(None)
+    }
+    /// Whether writes were made since the last [`start_flush`](Store::start_flush) or
+    /// [`flush`](Store::flush) (what a read may see that no flush covers yet). The default,
+    /// `true`, is always safe.
+    fn has_unflushed_writes(&self) -> bool {
+        true
+    }
     /// Whether every [`flush`](Store::flush) survives a crash. A store that answers `false` may
     /// lose flushed writes in a crash, so a node restarting on it cannot trust its own counters
     /// and retires every actor epoch it used before (see the `core` module docs). A store that

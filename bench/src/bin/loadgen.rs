@@ -1,30 +1,48 @@
-//! A closed-loop load generator against a running cluster, with latency histograms.
+//! A closed-loop load generator for this project, Redis and etcd (see
+//! `dynamo_bench::loadgen`).
 //!
-//! Each of `--clients` tasks connects with the Rust client and, until `--seconds` pass, picks a key
-//! (uniform over `--keys`) and either reads it or does a read-modify-write (get, then put with the
-//! context). It prints throughput and get/put latency percentiles.
+//! Each connection has one request in flight; the connections spread over the endpoints
+//! round-robin. Every workload named runs with every connection count named, one after the
+//! other, after one preload of the keys the reads choose from. One line per run on stdout; with
+//! `--json FILE`, one JSON object per run appended to FILE.
 //!
 //! ```sh
 //! cargo run --release -p dynamo-node --bin dynamo -- cluster --nodes 3      # in one terminal
 //! cargo run --release -p dynamo-bench --bin loadgen -- --seconds 10         # in another
+//! cargo run --release -p dynamo-bench --bin loadgen -- --system redis --endpoints 127.0.0.1:6379 \
+//!     --workloads get,put --connections 1,50
 //! ```
 
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
-use dynamo_bench::http1::Http1;
-use dynamo_node::client::{Client, ClientConfig};
-use hdrhistogram::Histogram;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use dynamo_bench::loadgen::dynamo::Dynamo;
+use dynamo_bench::loadgen::dynamo_http::DynamoHttp;
+use dynamo_bench::loadgen::etcd::Etcd;
+use dynamo_bench::loadgen::redis::Redis;
+use dynamo_bench::loadgen::{preload, run, AnyBackend, RunSpec, Workload};
 
 #[derive(Parser, Debug)]
-#[command(about = "Closed-loop load against a running dynamo cluster")]
+#[command(
+    about = "Closed-loop load against this project, Redis or etcd",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
-    /// Node addresses, comma separated.
-    #[arg(long, default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
-    nodes: String,
-    /// The cluster's client secret.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The system: dynamo, dynamo-http (this project's HTTP API; `--http-token`), redis or etcd.
+    #[arg(long, default_value = "dynamo")]
+    system: String,
+    /// Its endpoints (`host:port`), comma separated (default: the local cluster's nodes, Redis's
+    /// or etcd's default port).
+    #[arg(long, alias = "nodes")]
+    endpoints: Option<String>,
+    /// The name in reports (default: the system's).
+    #[arg(long)]
+    name: Option<String>,
+    /// This project's client secret.
     #[arg(
         long,
         alias = "secret",
@@ -32,212 +50,179 @@ struct Args {
         default_value = "dynamo-local-client-secret"
     )]
     client_secret: String,
-    /// Talk to nodes that run without encryption (`dynamo cluster --no-encryption`).
+    /// Talk to dynamo nodes that run without encryption (`dynamo cluster --no-encryption`).
     #[arg(long)]
     no_encryption: bool,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 16)]
-    clients: usize,
-    /// Distinct keys.
-    #[arg(long, default_value_t = 1000)]
-    keys: u32,
-    /// Share of operations that are read-modify-writes (the rest are gets).
-    #[arg(long, default_value_t = 0.5)]
-    writes: f64,
+    /// The HTTP API's bearer token, for `--system dynamo-http` (`dynamo token` prints it).
+    #[arg(long, env = "DYNAMO_HTTP_TOKEN", default_value = "")]
+    http_token: String,
+    /// Workloads, comma separated: get, put, rmw (read-modify-write), mix (95 % get, 5 % rmw),
+    /// zipf (mix on Zipf-distributed keys).
+    #[arg(long, default_value = "mix")]
+    workloads: String,
+    /// Connection counts, comma separated: every workload runs once with each.
+    #[arg(long, alias = "clients", default_value = "16")]
+    connections: String,
+    /// Preloaded keys that reads choose from.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
     /// Value size in bytes.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
-    /// How long to run.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// Use the HTTP API with this bearer token (`--nodes` are the nodes' HTTP addresses).
+    /// Warm-up seconds before each measured window.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured per run.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Server process ids whose disk writes, CPU time and syscalls (with `perf`) are counted.
     #[arg(long)]
-    http_token: Option<String>,
+    pids: Option<String>,
+    /// Append one JSON object per run to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
-/// A connection to one node, over the TCP protocol or the HTTP API.
-enum Conn {
-    Tcp(Client),
-    Http { http: Http1, auth: String },
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Writes the Markdown comparison table of runs recorded with --json (bench/peers.sh).
+    Table {
+        /// The JSON lines.
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// The Markdown file to write.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// A paragraph under the title (machine, load, settings).
+        #[arg(long, default_value = "")]
+        note: String,
+        /// The JSON lines of an earlier run, shown beside this one.
+        #[arg(long)]
+        before: Option<std::path::PathBuf>,
+    },
 }
 
-impl Conn {
-    async fn open(args: &Args, id: usize) -> Result<Conn, String> {
-        // Spread the clients over the nodes: each starts with a different one.
-        let mut nodes: Vec<String> = args.nodes.split(',').map(str::to_string).collect();
-        let shift = id % nodes.len().max(1);
-        nodes.rotate_left(shift);
-        if let Some(token) = &args.http_token {
-            let node = nodes.first().ok_or("no node given")?;
-            let http = Http1::connect(node).await.map_err(|e| e.to_string())?;
-            return Ok(Conn::Http {
-                http,
-                auth: format!("Bearer {token}"),
-            });
-        }
-        let mut config = ClientConfig::new(nodes, args.client_secret.as_bytes().to_vec());
-        config.encrypt = !args.no_encryption;
-        Ok(Conn::Tcp(
-            Client::connect(config).await.map_err(|e| e.to_string())?,
-        ))
-    }
-
-    /// Reads `key`; returns the context for the next write.
-    async fn get(&mut self, key: &str) -> Result<Vec<u8>, String> {
-        match self {
-            Conn::Tcp(client) => client
-                .get(key.as_bytes())
-                .await
-                .map(|r| r.context)
-                .map_err(|e| e.to_string()),
-            Conn::Http { http, auth } => {
-                let path = format!("/kv/{key}");
-                let r = http
-                    .request("GET", &path, &[("Authorization", auth)], &[])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match r.status {
-                    200 | 300 | 404 => Ok(r
-                        .header("x-dynamo-context")
-                        .unwrap_or_default()
-                        .as_bytes()
-                        .to_vec()),
-                    status => Err(format!("HTTP {status}")),
-                }
-            }
-        }
-    }
-
-    /// Writes `value` over what `context` names.
-    async fn put(&mut self, key: &str, value: Vec<u8>, context: &[u8]) -> Result<(), String> {
-        match self {
-            Conn::Tcp(client) => client
-                .put(key.as_bytes(), value, context)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Conn::Http { http, auth } => {
-                let path = format!("/kv/{key}");
-                let context = String::from_utf8_lossy(context);
-                let mut headers = vec![("Authorization", auth.as_str())];
-                if !context.is_empty() {
-                    headers.push(("X-Dynamo-Context", context.as_ref()));
-                }
-                let r = http
-                    .request("PUT", &path, &headers, &value)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match r.status {
-                    200 | 204 => Ok(()),
-                    status => Err(format!("HTTP {status}")),
-                }
-            }
-        }
-    }
-}
-
-struct Tally {
-    gets: Histogram<u64>,
-    puts: Histogram<u64>,
-    errors: u64,
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("3 significant figures is a valid precision")
-}
-
-async fn client_loop(args: &Args, id: usize, until: Instant) -> Result<Tally, String> {
-    let mut conn = Conn::open(args, id).await?;
-    let mut rng = SmallRng::seed_from_u64(id as u64);
-    let mut tally = Tally {
-        gets: histogram(),
-        puts: histogram(),
-        errors: 0,
+fn table(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    note: &str,
+    before: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
     };
-    let micros = |since: Instant| since.elapsed().as_micros() as u64;
-    while Instant::now() < until {
-        let key = format!("load-{}", rng.gen_range(0..args.keys.max(1)));
-        let started = Instant::now();
-        let context = match conn.get(&key).await {
-            Ok(context) => {
-                let _ = tally.gets.record(micros(started));
-                context
-            }
-            Err(_) => {
-                tally.errors += 1;
-                continue;
-            }
-        };
-        if rng.gen_bool(args.writes.clamp(0.0, 1.0)) {
-            let value = vec![b'x'; args.value_size];
-            let started = Instant::now();
-            match conn.put(&key, value, &context).await {
-                Ok(()) => {
-                    let _ = tally.puts.record(micros(started));
-                }
-                Err(_) => tally.errors += 1,
-            }
-        }
-    }
-    Ok(tally)
+    let jsonl = read(input)?;
+    let before = before.map(read).transpose()?;
+    let md = dynamo_bench::loadgen::table::markdown(&jsonl, note, before.as_deref());
+    std::fs::write(output, md).map_err(|e| format!("cannot write {}: {e}", output.display()))
 }
 
-fn line(name: &str, h: &Histogram<u64>, seconds: f64) -> String {
-    format!(
-        "{name:<4} {:>8} ops {:>9.0}/s  mean {:>7.2} ms  p50 {:>7.2}  p99 {:>7.2}  p99.9 {:>7.2}  max {:>7.2}",
-        h.len(),
-        h.len() as f64 / seconds,
-        h.mean() / 1000.0,
-        h.value_at_quantile(0.5) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.value_at_quantile(0.999) as f64 / 1000.0,
-        h.max() as f64 / 1000.0,
-    )
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn backend(args: &Args) -> Result<AnyBackend, String> {
+    let endpoints = |default: &str| list(args.endpoints.as_deref().unwrap_or(default));
+    Ok(match args.system.as_str() {
+        "dynamo" => AnyBackend::Dynamo(Dynamo::new(
+            args.name.as_deref().unwrap_or("dynamo"),
+            endpoints("127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"),
+            args.client_secret.as_bytes(),
+            !args.no_encryption,
+        )),
+        "dynamo-http" => AnyBackend::DynamoHttp(DynamoHttp::new(
+            endpoints("127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003"),
+            &args.http_token,
+        )),
+        "redis" => AnyBackend::Redis(Redis::new(endpoints("127.0.0.1:6379"))),
+        "etcd" => AnyBackend::Etcd(Etcd::new(endpoints("127.0.0.1:2379"))),
+        other => {
+            return Err(format!(
+                "unknown system {other:?} (dynamo, dynamo-http, redis or etcd)"
+            ))
+        }
+    })
+}
+
+fn fail(message: String) -> ! {
+    eprintln!("loadgen: {message}");
+    std::process::exit(2)
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let args: &'static Args = Box::leak(Box::new(args));
-    let started = Instant::now();
-    let until = started + Duration::from_secs(args.seconds);
-    let tasks: Vec<_> = (0..args.clients)
-        .map(|id| tokio::spawn(client_loop(args, id, until)))
-        .collect();
-    let mut total = Tally {
-        gets: histogram(),
-        puts: histogram(),
-        errors: 0,
+    if let Some(Command::Table {
+        input,
+        output,
+        note,
+        before,
+    }) = &args.command
+    {
+        table(input, output, note, before.as_deref()).unwrap_or_else(|e| fail(e));
+        return;
+    }
+    let backend = backend(&args).unwrap_or_else(|e| fail(e));
+    let workloads: Vec<Workload> = list(&args.workloads)
+        .iter()
+        .map(|w| Workload::parse(w).ok_or_else(|| format!("unknown workload {w:?}")))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| fail(e));
+    let connections: Vec<usize> = list(&args.connections)
+        .iter()
+        .map(|c| c.parse().map_err(|_| format!("bad connection count {c:?}")))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| fail(e));
+    let pids: Vec<u32> = list(args.pids.as_deref().unwrap_or(""))
+        .iter()
+        .map(|p| p.parse().map_err(|_| format!("bad pid {p:?}")))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| fail(e));
+    let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let mut spec = RunSpec {
+        workload: Workload::Get,
+        connections: connections.iter().copied().max().unwrap_or(1),
+        keys: args.keys.max(1),
+        value_size: args.value_size,
+        warmup: seconds(args.warmup),
+        measure: seconds(args.seconds),
+        prefix: format!("lg{stamp}"),
+        pids,
     };
-    for task in tasks {
-        match task.await {
-            Ok(Ok(t)) => {
-                let _ = total.gets.add(&t.gets);
-                let _ = total.puts.add(&t.puts);
-                total.errors += t.errors;
-            }
-            Ok(Err(e)) => {
-                eprintln!("loadgen: a client could not connect: {e}");
-                std::process::exit(1);
-            }
-            Err(e) => {
-                eprintln!("loadgen: a client task failed: {e}");
-                std::process::exit(1);
+    let name = args.name.clone().unwrap_or_else(|| args.system.clone());
+    if workloads.iter().any(|w| w.needs_preload()) {
+        eprintln!("loadgen: {name}: preloading {} keys", spec.keys);
+        preload(&Arc::new(backend.clone()), &spec)
+            .await
+            .unwrap_or_else(|e| fail(format!("preload failed: {e}")));
+    }
+    for workload in &workloads {
+        for c in &connections {
+            spec.workload = *workload;
+            spec.connections = *c;
+            let mut report = run(&backend, &spec)
+                .await
+                .unwrap_or_else(|e| fail(format!("{}: {e}", workload.name())));
+            report.system.clone_from(&name);
+            println!("{}", report.line());
+            if let Some(path) = &args.json {
+                let written = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| writeln!(f, "{}", report.json()));
+                if let Err(e) = written {
+                    fail(format!("cannot write {}: {e}", path.display()));
+                }
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "{} over {}: {} clients, {} keys, {:.0}% read-modify-writes, {} B values, {:.1} s, {} errors",
-        if args.http_token.is_some() { "HTTP API" } else { "TCP protocol" },
-        args.nodes,
-        args.clients,
-        args.keys,
-        args.writes * 100.0,
-        args.value_size,
-        seconds,
-        total.errors
-    );
-    println!("{}", line("get", &total.gets, seconds));
-    println!("{}", line("put", &total.puts, seconds));
 }

@@ -345,6 +345,7 @@ impl<S: Store> NodeCore<S> {
     fn change_ring(&mut self, _now: Millis, next: Ring<NodeId>, provisional: bool) {
         let plan = (!provisional).then(|| self.ring.transfer_plan(&next));
         let old = std::mem::replace(&mut self.ring, next);
+        self.replicated = super::replicated_ranges(&self.ring, self.id);
 
         self.members = self.ring.nodes().map(|n| n.id).collect();
         let removed: Vec<NodeId> = old

@@ -107,6 +107,9 @@ pub struct NodeCore<S: Store> {
     rng: SmallRng,
     gossip: Gossip<NodeId, String>,
     ring: Ring<NodeId>,
+    /// Whether this node is a primary of each range of `ring` (see [`NodeCore::replicates`]):
+    /// asked after every input, computed once per ring.
+    replicated: Vec<bool>,
     /// The ring with its version and claimant, as persisted and gossiped (see `membership`).
     ring_state: membership::RingState,
     /// `ring_state` encoded.
@@ -381,6 +384,7 @@ impl<S: Store> NodeCore<S> {
             generation,
             rng,
             gossip,
+            replicated: replicated_ranges(&ring, id),
             ring,
             ring_state,
             ring_digest: membership::ring_digest(&ring_bytes),
@@ -550,9 +554,7 @@ impl<S: Store> NodeCore<S> {
 
     /// Whether this node is one of the N primaries of partition `p`.
     pub(crate) fn replicates(&self, p: usize) -> bool {
-        self.ring
-            .preference_list_for_range(p)
-            .is_some_and(|l| l.primaries().any(|&n| n == self.id))
+        self.replicated.get(p).copied().unwrap_or(false)
     }
 
     /// A summary for the `status` command.
@@ -891,4 +893,14 @@ pub struct NodeStatus {
     /// coordinator; `None` before it timed enough answers.
     #[serde(default)]
     pub staleness: Option<StalenessStatus>,
+}
+
+/// For each range of `ring`, whether `id` is one of its N primaries.
+pub(crate) fn replicated_ranges(ring: &Ring<NodeId>, id: NodeId) -> Vec<bool> {
+    (0..ring.range_count())
+        .map(|p| {
+            ring.preference_list_for_range(p)
+                .is_some_and(|l| l.primaries().any(|&n| n == id))
+        })
+        .collect()
 }

@@ -1,4 +1,10 @@
 //! The driver task: owns the [`NodeCore`], feeds it inputs, flushes, then sends its outputs.
+//!
+//! Group commit with overlap: after a batch of inputs the driver starts a flush
+//! ([`Store::start_flush`]); when the store hands back a [`SyncJob`] (its fsync), the job runs on
+//! a blocking thread and the outputs of the batch wait with it, while the driver goes on
+//! handling inputs. Their outputs wait for the next flush, which starts as soon as the current
+//! one is done. No message or reply leaves before the writes that preceded it are durable.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -9,8 +15,30 @@ use super::peers::{self, Link, LinkContext};
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
 use crate::core::{NodeCore, NodeEvent, RequestMetrics, RequestOp, RequestOutcome};
 use crate::message::{ClientError, ClientReply, PeerMessage};
-use crate::store::Store;
+use crate::store::{Store, StoreError, SyncJob};
 use crate::types::{NodeId, RequestId};
+
+/// Outputs waiting for a flush to be durable.
+#[derive(Default)]
+struct Held {
+    transmits: Vec<(NodeId, PeerMessage)>,
+    replies: Vec<(RequestId, ClientReply)>,
+}
+
+/// A flush whose fsync runs on a blocking thread, and the outputs it holds back.
+struct InFlight {
+    job: tokio::task::JoinHandle<Result<(), StoreError>>,
+    held: Held,
+    /// When the flush started (its duration feeds the staleness predictions).
+    started: std::time::Instant,
+}
+
+/// A client request being coordinated: where its reply goes, and what to record of it.
+struct Waiting {
+    reply: oneshot::Sender<ClientReply>,
+    op: RequestOp,
+    arrived: tokio::time::Instant,
+}
 
 /// The task that owns a core. See the [runtime docs](super).
 pub(crate) struct Driver<S: Store> {
@@ -26,15 +54,14 @@ pub(crate) struct Driver<S: Store> {
     unreachable: BTreeSet<NodeId>,
     /// Messages that never left (no address, queue full or closed).
     undelivered: Vec<(NodeId, PeerMessage)>,
+    /// Outputs produced since the last flush started.
+    held: Held,
+    /// The flush in progress, if any.
+    syncing: Option<InFlight>,
+    /// Outputs that go with the flush in progress (see [`Driver::ride_along`]).
+    riding: Held,
     /// Delay injected into every peer message (experiments).
     delay: Option<DelaySource>,
-}
-
-/// A client request being coordinated: where its reply goes, and what to record of it.
-struct Waiting {
-    reply: oneshot::Sender<ClientReply>,
-    op: RequestOp,
-    arrived: tokio::time::Instant,
 }
 
 /// Whether to go on after an input.
@@ -63,6 +90,9 @@ impl<S: Store + Send + 'static> Driver<S> {
             next_req: 1,
             unreachable: BTreeSet::new(),
             undelivered: Vec::new(),
+            held: Held::default(),
+            syncing: None,
+            riding: Held::default(),
             delay,
         }
     }
@@ -70,7 +100,7 @@ impl<S: Store + Send + 'static> Driver<S> {
     /// Runs until [`Input::Shutdown`] or a storage failure.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Input>) -> Result<(), RuntimeError> {
         // The core may have work to do at once (a first gossip round).
-        self.output()?;
+        self.pump()?;
         loop {
             let deadline = self.core.poll_timeout().map(|t| self.clock.instant_at(t));
             let timer = async move {
@@ -79,34 +109,109 @@ impl<S: Store + Send + 'static> Driver<S> {
                     None => std::future::pending().await,
                 }
             };
+            let mut syncing = self.syncing.take();
+            let in_flight = syncing.is_some();
+            let sync_done = async {
+                match syncing.as_mut() {
+                    Some(s) => (&mut s.job).await,
+                    None => std::future::pending().await,
+                }
+            };
             let mut flow = Flow::Continue;
+            let mut synced = None;
             tokio::select! {
                 biased;
+                r = sync_done => synced = Some(r),
                 input = rx.recv() => {
                     let Some(input) = input else { break };
                     flow = self.apply(input);
+                    self.ride_along(in_flight);
                     let mut n = 1;
                     while flow == Flow::Continue && n < MAX_BATCH {
                         match rx.try_recv() {
                             Ok(input) => flow = self.apply(input),
                             Err(_) => break,
                         }
+                        self.ride_along(in_flight);
                         n += 1;
                     }
                 }
                 _ = timer => {}
+            }
+            match (synced, syncing) {
+                (Some(r), Some(done)) => {
+                    let r = r.unwrap_or_else(|e| Err(StoreError::Io(format!("sync task: {e}"))));
+                    if let Err(e) = r {
+                        return Err(self.storage_failed(e, done.held));
+                    }
+                    self.core.flushed(micros_since(done.started));
+                    self.send(done.held);
+                }
+                (_, mut syncing) => {
+                    if let Some(s) = syncing.as_mut() {
+                        let riding = std::mem::take(&mut self.riding);
+                        s.held.transmits.extend(riding.transmits);
+                        s.held.replies.extend(riding.replies);
+                    }
+                    self.syncing = syncing;
+                }
             }
             // Inputs can keep the channel busy: run what is due after every batch.
             let now = self.clock.now();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
             }
-            self.output()?;
             if flow == Flow::Stop {
+                self.finish().await?;
                 tracing::info!(id = self.core.id(), "node stopped");
                 break;
             }
+            self.pump()?;
         }
+        Ok(())
+    }
+
+    /// While a flush is in progress: outputs produced since it started that can depend on no
+    /// write it does not cover (no write since it started, nothing already waiting for the next
+    /// flush, so nothing is reordered) are released with it instead of waiting for the next one.
+    /// A read arriving during an fsync thus waits for that fsync only.
+    fn ride_along(&mut self, in_flight: bool) {
+        if !in_flight
+            || !self.held.transmits.is_empty()
+            || !self.held.replies.is_empty()
+            || self.core.store().has_unflushed_writes()
+        {
+            return;
+        }
+        self.collect();
+        if self.core.store().has_unflushed_writes() {
+            // Handling messages to itself wrote: all of it waits for the next flush.
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.riding.transmits.extend(held.transmits);
+        self.riding.replies.extend(held.replies);
+    }
+
+    /// Stopping: waits for the flush in progress, flushes the rest, sends everything.
+    async fn finish(&mut self) -> Result<(), RuntimeError> {
+        if let Some(done) = self.syncing.take() {
+            let r = done
+                .job
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(format!("sync task: {e}"))));
+            if let Err(e) = r {
+                return Err(self.storage_failed(e, done.held));
+            }
+            self.send(done.held);
+        }
+        self.collect();
+        if let Err(e) = self.core.store_mut().flush() {
+            let held = std::mem::take(&mut self.held);
+            return Err(self.storage_failed(e, held));
+        }
+        let held = std::mem::take(&mut self.held);
+        self.send(held);
         Ok(())
     }
 
@@ -178,43 +283,65 @@ impl<S: Store + Send + 'static> Driver<S> {
         Flow::Continue
     }
 
-    /// Flushes the store, then sends everything the core produced; loops while sending produced
-    /// more inputs (messages to itself, unreachable peers).
-    fn output(&mut self) -> Result<(), RuntimeError> {
+    /// Collects what the core produced, starts a flush unless one is in progress, and sends
+    /// the outputs at once when the store has nothing to sync; loops while sending produced more
+    /// inputs (unreachable peers, undelivered messages).
+    fn pump(&mut self) -> Result<(), RuntimeError> {
+        loop {
+            self.collect();
+            if self.syncing.is_some() {
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            let job: Option<SyncJob> = match self.core.store_mut().start_flush() {
+                Ok(job) => job,
+                Err(e) => {
+                    let held = std::mem::take(&mut self.held);
+                    return Err(self.storage_failed(e, held));
+                }
+            };
+            let held = std::mem::take(&mut self.held);
+            match job {
+                Some(job) => {
+                    self.syncing = Some(InFlight {
+                        job: tokio::task::spawn_blocking(job),
+                        held,
+                        started,
+                    });
+                    return Ok(());
+                }
+                None => {
+                    self.core.flushed(micros_since(started));
+                    self.send(held);
+                    if self.unreachable.is_empty() && self.undelivered.is_empty() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes every output of the core into `held`; messages to itself, undelivered messages and
+    /// unreachable peers go back into the core at once (they are inputs, not outputs).
+    fn collect(&mut self) {
         let me = self.core.id();
         loop {
-            let started = std::time::Instant::now();
-            let flushed = self.core.store_mut().flush();
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.core.flushed(micros);
-            if let Err(e) = flushed {
-                // Nothing produced since the last flush may leave: it could acknowledge a write
-                // that is not on disk. Fail the waiting clients and stop the node.
-                tracing::error!(id = me, error = %e, "storage flush failed; stopping the node");
-                for (_, waiting) in std::mem::take(&mut self.waiting) {
-                    let reply = ClientReply::Failed(ClientError::Storage(e.to_string()));
-                    self.answer(waiting, reply);
-                }
-                return Err(RuntimeError::Store(e));
-            }
             let mut local: Vec<PeerMessage> = Vec::new();
             while let Some((to, msg)) = self.core.poll_transmit() {
                 if to == me {
                     local.push(msg);
                 } else {
-                    self.transmit(to, msg);
+                    self.held.transmits.push((to, msg));
                 }
             }
             while let Some(event) = self.core.poll_event() {
                 log_event(me, &event);
             }
-            while let Some((req, reply)) = self.core.poll_reply() {
-                if let Some(waiting) = self.waiting.remove(&req) {
-                    self.answer(waiting, reply);
-                }
+            while let Some(reply) = self.core.poll_reply() {
+                self.held.replies.push(reply);
             }
             if local.is_empty() && self.unreachable.is_empty() && self.undelivered.is_empty() {
-                return Ok(());
+                return;
             }
             let now = self.clock.now();
             for msg in local {
@@ -229,12 +356,36 @@ impl<S: Store + Send + 'static> Driver<S> {
         }
     }
 
+    /// Sends outputs whose writes are durable.
+    fn send(&mut self, held: Held) {
+        for (to, msg) in held.transmits {
+            self.transmit(to, msg);
+        }
+        for (req, reply) in held.replies {
+            if let Some(waiting) = self.waiting.remove(&req) {
+                self.answer(waiting, reply);
+            }
+        }
+    }
+
     /// Sends a client its reply, and records the request.
     fn answer(&mut self, waiting: Waiting, reply: ClientReply) {
         let seconds = waiting.arrived.elapsed().as_secs_f64();
         self.requests
             .record(waiting.op, RequestOutcome::of(&reply), seconds);
         let _ = waiting.reply.send(reply);
+    }
+
+    /// A flush failed: nothing it held back may leave (it could acknowledge a write that is not
+    /// on disk). Fails the waiting clients; the node stops.
+    fn storage_failed(&mut self, e: StoreError, held: Held) -> RuntimeError {
+        drop(held);
+        tracing::error!(id = self.core.id(), error = %e, "storage flush failed; stopping the node");
+        for (_, waiting) in std::mem::take(&mut self.waiting) {
+            let reply = ClientReply::Failed(ClientError::Storage(e.to_string()));
+            self.answer(waiting, reply);
+        }
+        RuntimeError::Store(e)
     }
 
     fn transmit(&mut self, to: NodeId, msg: PeerMessage) {
@@ -279,6 +430,11 @@ impl<S: Store + Send + 'static> Driver<S> {
             }
         }
     }
+}
+
+/// Microseconds since `started`.
+fn micros_since(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Logs an operator event at info (warn for a member believed down, and for dropped hints).

@@ -351,6 +351,11 @@ pub struct Conn<T> {
     cipher: Option<Box<snow::TransportState>>,
     /// Decrypted bytes not yet taken as frames (encrypted connections only).
     plain: BytesMut,
+    /// One record's worth of scratch space for the cipher, allocated once per connection
+    /// (encrypted connections only).
+    scratch: Vec<u8>,
+    /// The sealed records of the last flush, kept for its allocation.
+    sealed: Vec<u8>,
 }
 
 /// Most plaintext bytes in one record: a Noise message is at most 65,535 bytes with its tag.
@@ -380,6 +385,8 @@ pub fn handshake_conn<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> Conn<T> {
         partial_since: None,
         cipher: None,
         plain: BytesMut::new(),
+        scratch: Vec::new(),
+        sealed: Vec::new(),
     }
 }
 
@@ -412,7 +419,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         let Some(cipher) = self.cipher.as_mut() else {
             return Ok(());
         };
-        let mut out = vec![0u8; RECORD_PLAINTEXT];
+        let out = &mut self.scratch;
+        if out.len() < 65535 {
+            out.resize(65535, 0);
+        }
         while self.rbuf.len() >= 2 {
             let len = u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]) as usize;
             if len < 16 {
@@ -422,7 +432,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                 break;
             }
             let n = cipher
-                .read_message(&self.rbuf[2..2 + len], &mut out)
+                .read_message(&self.rbuf[2..2 + len], out)
                 .map_err(|e| FrameError::Crypto(format!("cannot decrypt a record: {e}")))?;
             self.plain.extend_from_slice(&out[..n]);
             self.rbuf.advance(2 + len);
@@ -547,8 +557,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
     /// Encodes and queues a frame. An encoding failure or an oversized frame fails this frame
     /// only: nothing of it is queued.
     pub fn feed<F: Serialize>(&mut self, frame: &F) -> Result<(), FrameError> {
-        let body = encode(frame)?;
-        self.feed_body(&body)
+        // Encoded in place after a length prefix (no intermediate buffer); taken back out if it
+        // fails or is too large.
+        let start = self.wbuf.len();
+        self.wbuf.put_u32(0);
+        if let Err(e) = rmp_serde::encode::write(&mut self.wbuf, frame) {
+            self.wbuf.truncate(start);
+            return Err(e.into());
+        }
+        let size = self.wbuf.len() - start - 4;
+        if size > self.max_send {
+            self.wbuf.truncate(start);
+            return Err(FrameError::TooLarge {
+                size,
+                limit: self.max_send,
+                handshake: self.handshake,
+            });
+        }
+        self.wbuf[start..start + 4].copy_from_slice(&(size as u32).to_be_bytes());
+        Ok(())
     }
 
     /// Encrypts what was queued into records, in place of the plaintext.
@@ -557,16 +584,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             return Ok(());
         };
         let records = self.wbuf.len().div_ceil(RECORD_PLAINTEXT);
-        let mut sealed = Vec::with_capacity(self.wbuf.len() + records * 18);
-        let mut out = vec![0u8; 65535];
+        let sealed = &mut self.sealed;
+        sealed.clear();
+        sealed.reserve(self.wbuf.len() + records * 18);
+        let out = &mut self.scratch;
+        if out.len() < 65535 {
+            out.resize(65535, 0);
+        }
         for chunk in self.wbuf.chunks(RECORD_PLAINTEXT) {
             let n = cipher
-                .write_message(chunk, &mut out)
+                .write_message(chunk, out)
                 .map_err(|e| FrameError::Crypto(format!("cannot encrypt a record: {e}")))?;
             sealed.put_u16(n as u16);
             sealed.extend_from_slice(&out[..n]);
         }
-        self.wbuf = sealed;
+        // The sealed bytes are written; the plaintext buffer is kept for the next batch.
+        std::mem::swap(&mut self.wbuf, &mut self.sealed);
         Ok(())
     }
 

@@ -46,6 +46,7 @@ pub use server::ConnectionLimits;
 
 use crate::config::NodeConfig;
 use crate::core::{NodeCore, NodeError};
+use crate::fjall_store::FjallStore;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::redb_store::{Durability, RedbStore};
 use crate::store::{MemoryStore, Store, StoreError};
@@ -123,8 +124,13 @@ pub struct RuntimeConfig {
     /// Encrypt connections after the handshake (default on). Off only for benchmarks: every node
     /// and client of a cluster must agree, or their handshakes are refused.
     pub encrypt: bool,
-    /// Data directory: with one, the store is redb; without, memory (lost at stop).
+    /// Data directory: with one, the store is on disk (see [`storage`](RuntimeConfig::storage));
+    /// without, in memory (lost at stop).
     pub data_dir: Option<PathBuf>,
+    /// The storage engine of the data directory: `None` (the default) takes the engine whose
+    /// files the directory holds, or [`Engine::default`] for a new one. A named engine that
+    /// differs from the directory's is refused.
+    pub storage: Option<Engine>,
     /// Durable (fsync before acknowledging) or buffered writes.
     pub durability: Durability,
     /// Largest frame accepted from a peer, or sent.
@@ -169,6 +175,7 @@ impl RuntimeConfig {
             client_secret: client_secret.into(),
             encrypt: true,
             data_dir: None,
+            storage: None,
             durability: Durability::Durable,
             max_frame: DEFAULT_MAX_FRAME,
             max_client_frame: DEFAULT_MAX_CLIENT_FRAME,
@@ -213,14 +220,83 @@ pub enum RuntimeError {
 from_cause!(RuntimeError, RuntimeError::Store, StoreError);
 from_cause!(RuntimeError, RuntimeError::Node, NodeError);
 
-/// The store a runtime node uses: memory, or redb when a data directory is given.
+/// A durable storage engine for a data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// [fjall](crate::fjall_store), a log-structured merge tree: the default for a new data
+    /// directory (it writes a fraction of redb's bytes per put; see `bench/results/peers.md`).
+    #[default]
+    Fjall,
+    /// [redb](crate::redb_store), a copy-on-write B-tree.
+    Redb,
+}
+
+impl Engine {
+    /// The engine's name (`fjall`, `redb`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Fjall => "fjall",
+            Engine::Redb => "redb",
+        }
+    }
+
+    /// The engine called `name`.
+    pub fn parse(name: &str) -> Option<Engine> {
+        [Engine::Fjall, Engine::Redb]
+            .into_iter()
+            .find(|e| e.name() == name)
+    }
+
+    /// The engine whose files `dir` holds, if any.
+    pub fn found_in(dir: &std::path::Path) -> Option<Engine> {
+        let has = |name: &str| dir.join(name).exists();
+        if has(crate::redb_store::DB_FILE) || has(crate::redb_store::MANIFEST_FILE) {
+            Some(Engine::Redb)
+        } else if has(crate::fjall_store::FJALL_DIR) || has(crate::fjall_store::MANIFEST_FILE) {
+            Some(Engine::Fjall)
+        } else {
+            None
+        }
+    }
+}
+
+/// Opens the store of `dir` with the engine `wanted` (or the one the directory holds).
+pub fn open_store(
+    dir: &std::path::Path,
+    wanted: Option<Engine>,
+    durability: Durability,
+) -> Result<AnyStore, RuntimeError> {
+    let found = Engine::found_in(dir);
+    let engine = match (wanted, found) {
+        (Some(w), Some(f)) if w != f => {
+            return Err(RuntimeError::Config(format!(
+                "{} holds a {} database, not {}: start the node with --storage {} (or give it \
+                 another data directory)",
+                dir.display(),
+                f.name(),
+                w.name(),
+                f.name()
+            )))
+        }
+        (Some(e), _) | (None, Some(e)) => e,
+        (None, None) => Engine::default(),
+    };
+    Ok(match engine {
+        Engine::Fjall => AnyStore::Fjall(Box::new(FjallStore::open(dir, durability)?)),
+        Engine::Redb => AnyStore::Redb(Box::new(RedbStore::open(dir, durability)?)),
+    })
+}
+
+/// The store a runtime node uses: memory, or an engine on disk when a data directory is given.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyStore {
     /// In memory.
     Memory(MemoryStore),
-    /// On disk.
+    /// On disk, redb.
     Redb(Box<RedbStore>),
+    /// On disk, fjall.
+    Fjall(Box<FjallStore>),
 }
 
 macro_rules! any {
@@ -228,6 +304,7 @@ macro_rules! any {
         match $self {
             AnyStore::Memory($s) => $e,
             AnyStore::Redb($s) => $e,
+            AnyStore::Fjall($s) => $e,
         }
     };
 }
@@ -262,6 +339,12 @@ impl Store for AnyStore {
     }
     fn flush(&mut self) -> Result<(), StoreError> {
         any!(self, s => s.flush())
+    }
+    fn start_flush(&mut self) -> Result<Option<crate::store::SyncJob>, StoreError> {
+        any!(self, s => s.start_flush())
+    }
+    fn has_unflushed_writes(&self) -> bool {
+        any!(self, s => s.has_unflushed_writes())
     }
     fn is_durable(&self) -> bool {
         any!(self, s => s.is_durable())
@@ -348,7 +431,7 @@ impl Node {
             (None, _) => {}
         }
         let store = match &config.data_dir {
-            Some(dir) => AnyStore::Redb(Box::new(RedbStore::open(dir, config.durability)?)),
+            Some(dir) => open_store(dir, config.storage, config.durability)?,
             None => AnyStore::Memory(MemoryStore::new()),
         };
         let (listener, wanted) = match config.listener.take() {

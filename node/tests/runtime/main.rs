@@ -309,7 +309,8 @@ pub(crate) fn check_stores(
     ring: &[dynamo_node::runtime::RangeInfo],
     written: &[(String, String)],
 ) {
-    use dynamo_node::redb_store::{Durability, RedbStore};
+    use dynamo_node::redb_store::Durability;
+    use dynamo_node::runtime::open_store;
     use dynamo_node::Store;
     let mut stores = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -317,7 +318,7 @@ pub(crate) fn check_stores(
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if let Some(id) = name.strip_prefix("node-").filter(|_| path.is_dir()) {
             let id: NodeId = id.parse().unwrap();
-            stores.insert(id, RedbStore::open(&path, Durability::Durable).unwrap());
+            stores.insert(id, open_store(&path, None, Durability::Durable).unwrap());
         }
     }
     for (key, value) in written {

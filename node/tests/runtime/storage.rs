@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use dynamo_node::redb_store::{Durability, RedbStore, DB_FILE};
-use dynamo_node::runtime::Node;
+use dynamo_node::runtime::{Engine, Node};
 use dynamo_node::{NodeId, Sibs, Store};
 use dynamo_vclock::Value;
 
@@ -47,6 +47,8 @@ fn flip_every_copy(file: &Path, needle: &[u8]) -> usize {
 async fn start(spec: &Spec, id: NodeId, sync_interval: Option<u64>) -> Node {
     let mut rc = spec.runtime_config(id);
     rc.node.sync_interval = sync_interval;
+    // The bit flips below go into redb's file (fjall's own cases are in its unit tests).
+    rc.storage = Some(Engine::Redb);
     Node::start(rc)
         .await
         .unwrap_or_else(|e| panic!("node {id} does not start: {e}"))

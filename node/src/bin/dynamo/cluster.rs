@@ -37,6 +37,10 @@ pub(crate) struct ClusterArgs {
     /// Run the nodes without encryption (benchmarks; clients then need --no-encryption too).
     #[arg(long)]
     no_encryption: bool,
+    /// Storage engine of new data directories: fjall (default) or redb (see `dynamo serve
+    /// --help`).
+    #[arg(long)]
+    storage: Option<String>,
     /// Spread the nodes over this many zones (z1, z2, ...: node i in zone (i - 1) mod K + 1).
     #[arg(long)]
     zones: Option<u64>,
@@ -91,6 +95,10 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
         }
         if args.no_encryption {
             a.push("--no-encryption".into());
+        }
+        if let Some(storage) = &args.storage {
+            a.push("--storage".into());
+            a.push(storage.clone());
         }
         a
     };

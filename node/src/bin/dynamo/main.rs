@@ -37,7 +37,7 @@ use serde::Deserialize;
 
 use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::redb_store::Durability;
-use dynamo_node::runtime::{identity, Node, RuntimeConfig};
+use dynamo_node::runtime::{identity, Engine, Node, RuntimeConfig};
 use dynamo_node::{NodeConfig, NodeId};
 
 /// The client secret `dynamo cluster` uses, and clients use when none is given: for trying
@@ -262,9 +262,13 @@ struct ServeArgs {
     /// Serve /metrics without the bearer token (for scrapers that cannot send one).
     #[arg(long)]
     metrics_public: bool,
-    /// Data directory (redb). Without one, data lives in memory and is lost at stop.
+    /// Data directory. Without one, data lives in memory and is lost at stop.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Storage engine of the data directory: fjall (an LSM tree, the default for a new
+    /// directory) or redb (a copy-on-write B-tree). Default: the engine the directory holds.
+    #[arg(long)]
+    storage: Option<String>,
     /// The secret nodes prove to each other; give it to nodes only.
     #[arg(long, env = "DYNAMO_PEER_SECRET", hide_env_values = true)]
     peer_secret: Option<String>,
@@ -333,6 +337,8 @@ struct FileConfig {
     encryption: Option<bool>,
     /// `durable` (default) or `buffered`.
     durability: Option<String>,
+    /// `fjall` or `redb` (default: the engine the data directory holds, fjall for a new one).
+    storage: Option<String>,
     sync_interval_ms: Option<u64>,
     /// Per-node credentials (see `dynamo_node::runtime::identity`): the authority's public key,
     /// this node's private key and its certificate, in hex.
@@ -457,6 +463,12 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
         http
     });
     rc.data_dir = args.data_dir.clone().or(file.data_dir);
+    if let Some(name) = args.storage.clone().or(file.storage) {
+        rc.storage = Some(
+            Engine::parse(&name)
+                .ok_or_else(|| anyhow!("storage {name:?}: expected \"fjall\" or \"redb\""))?,
+        );
+    }
     let buffered = args.buffered
         || match file.durability.as_deref() {
             None | Some("durable") => false,

@@ -1,0 +1,608 @@
+//! A durable [`Store`] on [fjall](https://docs.rs/fjall), a log-structured merge tree: the
+//! default engine of a new data directory (`--storage fjall`), measured against redb in
+//! `bench/results/peers.md`.
+//!
+//! Why an LSM: a put to redb rewrites a copy of every B-tree page on its path at each commit (tens
+//! of KiB per small commit); fjall appends the batch to its journal, one write and one fsync for
+//! every write of the batch, and writes sorted tables later in the background, in bulk.
+//!
+//! Writes are buffered in memory (an *overlay* that reads see at once), as in the
+//! [redb store](crate::redb_store). [`Store::start_flush`] moves the overlay into fjall as one
+//! batch (memtable and journal buffer: no disk wait) and returns the fsync of the journal as a
+//! [`SyncJob`], which the runtime's driver runs on another thread while it goes on handling
+//! inputs; it releases the messages and replies of the batch only when the job is done (group
+//! commit that overlaps the next batch with the current fsync). [`Store::flush`] does both in
+//! place.
+//!
+//! [`Durability`] as for redb: `Durable` fsyncs every flush; `Buffered` writes each flush to the
+//! OS and fsyncs at most every `sync_interval` (in the background).
+//!
+//! # Checked storage
+//!
+//! - Every value is a checksummed record (the redb store's format, `redb_store::record`),
+//!   verified on every read: a damaged data or hint record is treated as missing, logged,
+//!   counted ([`FjallStore::damaged`]) and removed at the next commit; the replicas refill it. A
+//!   damaged metadata value is an error. fjall checksums its journal batches and table blocks
+//!   too.
+//! - At open, every record is verified once, and fjall recovers its journal (a batch cut short
+//!   by a crash was never acknowledged and is dropped).
+//! - The first open writes [`MANIFEST_FILE`] beside the engine's folder [`FJALL_DIR`], naming the
+//!   instance (also stored in the database). A missing or emptied folder, or another instance,
+//!   is then refused with a message that names the path and what to do.
+//! - A file fjall cannot read (truncated, damaged beyond its checksums) fails the open with
+//!   [`StoreError::Corrupt`]; fjall's panics become errors as for redb.
+//! - The limit of any write-ahead log: a journal cut short exactly at a batch boundary cannot be
+//!   told from a crash before those batches (fjall drops a torn last batch, as it must after a
+//!   crash). Sorted tables, metadata and the instance are checked as above.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+
+use crate::redb_store::record::{self, Table};
+use crate::redb_store::{
+    capitalized, catch_panic, decode_sibs, encode_sibs, hex, io, now_ms, Durability,
+};
+use crate::store::{Store, StoreError, SyncJob};
+use crate::types::{Key, Sibs};
+
+mod errors;
+mod manifest;
+
+use errors::{fjall_err, lock};
+
+use manifest::Manifest;
+pub use manifest::MANIFEST_FILE;
+
+/// The engine's folder inside the data directory.
+pub const FJALL_DIR: &str = "fjall";
+/// The lock file in the data directory: one process at a time.
+pub const LOCK_FILE: &str = "LOCK";
+/// The `meta` entry holding the instance (two u64: id and creation time, big-endian).
+const INSTANCE_KEY: &str = "dynamo.instance";
+/// Memtable and journal budget: small enough for three nodes on a small machine.
+const WRITE_BUFFER: u64 = 64 * 1024 * 1024;
+const JOURNAL: u64 = 128 * 1024 * 1024;
+const CACHE: u64 = 32 * 1024 * 1024;
+
+/// What to do when a data directory cannot be used.
+const REBUILD: &str = "if the files cannot be restored, remove the data directory (or move it \
+                       aside) and restart the node: it starts empty and its replicas refill it";
+
+/// A [`Store`] on fjall with group commit. See the [module docs](self).
+pub struct FjallStore {
+    keyspace: Keyspace,
+    data: PartitionHandle,
+    hints: PartitionHandle,
+    meta: PartitionHandle,
+    dir: PathBuf,
+    durability: Durability,
+    /// Writes not yet in fjall: `None` marks a removal.
+    overlay: BTreeMap<Key, Option<Sibs>>,
+    hint_overlay: BTreeMap<u64, Option<Vec<u8>>>,
+    meta_overlay: BTreeMap<String, Option<Vec<u8>>>,
+    /// Damaged records found by reads (through `&self`), removed at the next commit.
+    damage: Mutex<Damage>,
+    /// Whether batches reached fjall since the last fsync.
+    unsynced: bool,
+    last_sync: Instant,
+    /// A background fsync of buffered mode is running.
+    syncing: Arc<AtomicBool>,
+    commits: u64,
+    /// Held while the store or one of its sync jobs is alive (see [`LOCK_FILE`]): a job still
+    /// running when the store is dropped keeps the directory locked until it has let go of the
+    /// keyspace.
+    lock: Arc<std::fs::File>,
+}
+
+/// A stored key and its record.
+type Entry = (Vec<u8>, Vec<u8>);
+
+#[derive(Debug, Default)]
+struct Damage {
+    count: u64,
+    data: BTreeSet<Key>,
+    hints: BTreeSet<u64>,
+}
+
+impl std::fmt::Debug for FjallStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallStore")
+            .field("dir", &self.dir)
+            .field("durability", &self.durability)
+            .field("pending", &self.pending())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FjallStore {
+    /// Opens (or creates) the store in `dir`, creating the directory if needed.
+    ///
+    /// Fails with [`StoreError::Corrupt`] if fjall cannot read its files (truncated, damaged),
+    /// if the engine's folder is missing or empty or holds another instance while the
+    /// directory's [`MANIFEST_FILE`] says it held one, or a metadata value is damaged; and with
+    /// [`StoreError::Io`] if the directory cannot be created or read, or is in use.
+    pub fn open(dir: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            io(
+                &format!("cannot create data directory {}", dir.display()),
+                e,
+            )
+        })?;
+        let engine = dir.join(FJALL_DIR);
+        let lock = lock(&dir)?;
+        let manifest = Manifest::read(&dir)?;
+        if let Some(m) = &manifest {
+            let empty = std::fs::read_dir(&engine).map_or(true, |mut d| d.next().is_none());
+            if empty {
+                return Err(StoreError::Corrupt(format!(
+                    "{} is missing or empty, but {} says this directory holds a database ({}): \
+                     its data is gone, and starting empty would silently drop every write this \
+                     node acknowledged. Restore it; {REBUILD}",
+                    engine.display(),
+                    Manifest::path(&dir).display(),
+                    m.describe()
+                )));
+            }
+        }
+        let opened = catch_panic(|| {
+            Config::new(&engine)
+                .manual_journal_persist(true)
+                .flush_workers(1)
+                .compaction_workers(1)
+                .max_write_buffer_size(WRITE_BUFFER)
+                .max_journaling_size(JOURNAL)
+                .cache_size(CACHE)
+                .open()
+        })
+        .map_err(|panic| {
+            StoreError::Corrupt(format!(
+                "{}: cannot open the database, the files are damaged or truncated (fjall: \
+                 {panic}). {}",
+                engine.display(),
+                capitalized(REBUILD)
+            ))
+        })?;
+        let keyspace = opened.map_err(|e| fjall_err(&engine, "cannot open the database", e))?;
+        let partition = |name: &str| {
+            catch_panic(|| keyspace.open_partition(name, PartitionCreateOptions::default()))
+                .map_err(|p| StoreError::Corrupt(format!("{}: {p}", engine.display())))?
+                .map_err(|e| fjall_err(&engine, "cannot open a partition", e))
+        };
+        let (data, hints, meta) = (partition("data")?, partition("hints")?, partition("meta")?);
+        let mut store = FjallStore {
+            keyspace,
+            data,
+            hints,
+            meta,
+            dir: engine,
+            durability,
+            overlay: BTreeMap::new(),
+            hint_overlay: BTreeMap::new(),
+            meta_overlay: BTreeMap::new(),
+            damage: Mutex::new(Damage::default()),
+            unsynced: false,
+            last_sync: Instant::now(),
+            syncing: Arc::new(AtomicBool::new(false)),
+            commits: 0,
+            lock: Arc::new(lock),
+        };
+        let instance = store.instance(manifest.as_ref(), &dir)?;
+        store.verify()?;
+        if manifest.is_none() {
+            Manifest::of(instance.0, instance.1).write(&dir)?;
+        }
+        Ok(store)
+    }
+
+    /// Checks the stored instance against the manifest (or creates it).
+    fn instance(
+        &mut self,
+        manifest: Option<&Manifest>,
+        dir: &Path,
+    ) -> Result<(u64, u64), StoreError> {
+        let stored = match self.get_meta(INSTANCE_KEY)? {
+            Some(b) if b.len() == 16 => {
+                let word = |i: usize| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+                    u64::from_be_bytes(w)
+                };
+                Some((word(0), word(1)))
+            }
+            Some(b) => {
+                return Err(StoreError::Corrupt(format!(
+                    "{}: metadata entry {INSTANCE_KEY:?} holds {} bytes, expected 16",
+                    self.dir.display(),
+                    b.len()
+                )))
+            }
+            None => None,
+        };
+        match (stored, manifest) {
+            (Some(found), Some(m)) if Manifest::of(found.0, found.1).instance == m.instance => {
+                Ok(found)
+            }
+            (found, Some(m)) => Err(StoreError::Corrupt(format!(
+                "{} is not the database this directory was created with: {} names {}, the \
+                 database holds {} (was it replaced?). Put the right files back; {REBUILD}",
+                self.dir.display(),
+                Manifest::path(dir).display(),
+                m.describe(),
+                found.map_or("no instance".into(), |(id, _)| format!(
+                    "instance {id:016x}"
+                ))
+            ))),
+            (Some(found), None) => Ok(found),
+            (None, None) => {
+                let fresh = (rand::random::<u64>(), now_ms());
+                let mut bytes = fresh.0.to_be_bytes().to_vec();
+                bytes.extend_from_slice(&fresh.1.to_be_bytes());
+                self.put_meta(INSTANCE_KEY, &bytes)?;
+                self.sync()?;
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// Verifies every record once at open: damaged data and hints are counted and removed,
+    /// damaged metadata fails the open.
+    fn verify(&mut self) -> Result<(), StoreError> {
+        self.scan(&mut |_, _| {})?;
+        self.hints()?;
+        let names: Vec<String> = self
+            .iter(&self.meta, "verifying metadata")?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+            .collect();
+        for name in names {
+            self.get_meta(&name)?;
+        }
+        if self.pending() > 0 {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The folder of the engine's files.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes buffered and not yet handed to fjall (removals of damaged records included).
+    pub fn pending(&self) -> usize {
+        let damage = self.damage();
+        self.overlay.len()
+            + self.hint_overlay.len()
+            + self.meta_overlay.len()
+            + damage.data.len()
+            + damage.hints.len()
+    }
+
+    /// Batches committed since open.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    /// Damaged records found since open (each logged, treated as missing and removed).
+    pub fn damaged(&self) -> u64 {
+        self.damage().count
+    }
+
+    fn damage(&self) -> std::sync::MutexGuard<'_, Damage> {
+        self.damage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn found_damaged(&self, table: Table, name: &[u8], why: &dyn std::fmt::Display) {
+        let mut damage = self.damage();
+        let new = match table {
+            Table::Data => damage.data.insert(name.to_vec()),
+            Table::Hints => {
+                let id = name.try_into().map(u64::from_be_bytes).unwrap_or(0);
+                damage.hints.insert(id)
+            }
+            Table::Meta => false,
+        };
+        if new {
+            damage.count += 1;
+            tracing::error!(
+                path = %self.dir.display(),
+                table = table.name(),
+                key = %hex(name),
+                error = %why,
+                "damaged record: treated as missing and removed; the node's replicas refill it \
+                 (read repair, anti-entropy)"
+            );
+        }
+    }
+
+    /// Every entry of a partition, read under `catch_panic`.
+    fn iter(&self, partition: &PartitionHandle, what: &str) -> Result<Vec<Entry>, StoreError> {
+        catch_panic(|| {
+            partition
+                .iter()
+                .map(|e| {
+                    e.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .map_err(|e| fjall_err(&self.dir, what, e))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|p| self.panicked(what, &p))?
+    }
+
+    fn read_one(
+        &self,
+        partition: &PartitionHandle,
+        key: &[u8],
+        what: &str,
+    ) -> Result<Option<fjall::Slice>, StoreError> {
+        catch_panic(|| partition.get(key))
+            .map_err(|p| self.panicked(what, &p))?
+            .map_err(|e| fjall_err(&self.dir, what, e))
+    }
+
+    fn panicked(&self, what: &str, panic: &str) -> StoreError {
+        StoreError::Corrupt(format!(
+            "{}: fjall failed while {what} ({panic}). {}",
+            self.dir.display(),
+            capitalized(REBUILD)
+        ))
+    }
+
+    /// Moves the overlay into fjall as one batch (memtable and the journal's buffer): no disk
+    /// wait. Returns whether anything was committed.
+    fn commit(&mut self) -> Result<bool, StoreError> {
+        if self.pending() == 0 {
+            return Ok(false);
+        }
+        let (bad_data, bad_hints) = {
+            let d = self.damage();
+            (d.data.clone(), d.hints.clone())
+        };
+        let mut batch = self.keyspace.batch();
+        for key in &bad_data {
+            batch.remove(&self.data, key.as_slice());
+        }
+        for id in &bad_hints {
+            batch.remove(&self.hints, id.to_be_bytes());
+        }
+        for (key, sibs) in &self.overlay {
+            match sibs {
+                Some(s) => batch.insert(&self.data, key.as_slice(), encode_sibs(key, s)?),
+                None => batch.remove(&self.data, key.as_slice()),
+            }
+        }
+        for (id, r) in &self.hint_overlay {
+            let name = id.to_be_bytes();
+            match r {
+                Some(r) => batch.insert(&self.hints, name, record::seal(Table::Hints, &name, r)),
+                None => batch.remove(&self.hints, name),
+            }
+        }
+        for (name, v) in &self.meta_overlay {
+            match v {
+                Some(v) => batch.insert(
+                    &self.meta,
+                    name.as_bytes(),
+                    record::seal(Table::Meta, name.as_bytes(), v),
+                ),
+                None => batch.remove(&self.meta, name.as_bytes()),
+            }
+        }
+        catch_panic(|| batch.commit())
+            .map_err(|p| self.panicked("committing", &p))?
+            .map_err(|e| fjall_err(&self.dir, "committing", e))?;
+        self.overlay.clear();
+        self.hint_overlay.clear();
+        self.meta_overlay.clear();
+        {
+            let mut d = self.damage();
+            d.data.retain(|k| !bad_data.contains(k));
+            d.hints.retain(|id| !bad_hints.contains(id));
+        }
+        self.commits += 1;
+        self.unsynced = true;
+        Ok(true)
+    }
+
+    /// The fsync of the journal, as a job for another thread.
+    fn sync_job(&mut self) -> SyncJob {
+        let keyspace = self.keyspace.clone();
+        let lock = self.lock.clone();
+        let dir = self.dir.clone();
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+        Box::new(move || {
+            let r = keyspace
+                .persist(PersistMode::SyncData)
+                .map_err(|e| fjall_err(&dir, "syncing the journal", e));
+            // The keyspace first, then the lock.
+            drop(keyspace);
+            drop(lock);
+            r
+        })
+    }
+
+    /// Commits and, in buffered mode, starts a background fsync when the interval is over.
+    fn commit_buffered(&mut self) -> Result<(), StoreError> {
+        self.commit()?;
+        let Durability::Buffered { sync_interval } = self.durability else {
+            return Ok(());
+        };
+        if self.unsynced
+            && self.last_sync.elapsed() >= sync_interval
+            && !self.syncing.swap(true, Ordering::AcqRel)
+        {
+            let job = self.sync_job();
+            let busy = self.syncing.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = job() {
+                    tracing::error!(error = %e, "background sync failed");
+                }
+                busy.store(false, Ordering::Release);
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store for FjallStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
+        if let Some(buffered) = self.overlay.get(key) {
+            return Ok(buffered.clone());
+        }
+        let Some(bytes) = self.read_one(&self.data, key, "reading a key")? else {
+            return Ok(None);
+        };
+        match decode_sibs(key, &bytes) {
+            Ok(s) => Ok(Some(s)),
+            Err(why) => {
+                self.found_damaged(Table::Data, key, &why);
+                Ok(None)
+            }
+        }
+    }
+
+    fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
+        self.overlay.insert(key.to_vec(), Some(siblings.clone()));
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.overlay.insert(key.to_vec(), None);
+        Ok(())
+    }
+
+    fn scan(&self, visit: &mut dyn FnMut(&[u8], &Sibs)) -> Result<(), StoreError> {
+        let stored = self.iter(&self.data, "scanning")?;
+        let mut overlay = self.overlay.iter().peekable();
+        for (key, bytes) in &stored {
+            while let Some((ok, ov)) = overlay.next_if(|(ok, _)| ok.as_slice() < key.as_slice()) {
+                if let Some(s) = ov {
+                    visit(ok, s);
+                }
+            }
+            match overlay.next_if(|(ok, _)| ok.as_slice() == key.as_slice()) {
+                Some((_, Some(s))) => visit(key, s),
+                Some((_, None)) => {}
+                None => match decode_sibs(key, bytes) {
+                    Ok(s) => visit(key, &s),
+                    Err(why) => self.found_damaged(Table::Data, key, &why),
+                },
+            }
+        }
+        for (ok, ov) in overlay {
+            if let Some(s) = ov {
+                visit(ok, s);
+            }
+        }
+        Ok(())
+    }
+
+    fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.hint_overlay.insert(id, Some(record.to_vec()));
+        Ok(())
+    }
+
+    fn remove_hint(&mut self, id: u64) -> Result<(), StoreError> {
+        self.hint_overlay.insert(id, None);
+        Ok(())
+    }
+
+    fn hints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut all = BTreeMap::new();
+        for (k, sealed) in self.iter(&self.hints, "reading hints")? {
+            let Ok(name) = <[u8; 8]>::try_from(k.as_slice()) else {
+                self.found_damaged(Table::Hints, &k, &"a hint id of the wrong length");
+                continue;
+            };
+            match record::open(Table::Hints, &name, &sealed) {
+                Ok(payload) => {
+                    all.insert(u64::from_be_bytes(name), payload.to_vec());
+                }
+                Err(why) => self.found_damaged(Table::Hints, &name, &why),
+            }
+        }
+        for (id, r) in &self.hint_overlay {
+            match r {
+                Some(r) => all.insert(*id, r.clone()),
+                None => all.remove(id),
+            };
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(buffered) = self.meta_overlay.get(name) {
+            return Ok(buffered.clone());
+        }
+        let Some(sealed) = self.read_one(&self.meta, name.as_bytes(), "reading metadata")? else {
+            return Ok(None);
+        };
+        record::open(Table::Meta, name.as_bytes(), &sealed)
+            .map(|p| Some(p.to_vec()))
+            .map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "{}: metadata entry {name:?} is damaged ({e}). The node's identity, epochs \
+                     and ring live there and no replica holds a copy: {REBUILD}",
+                    self.dir.display()
+                ))
+            })
+    }
+
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta_overlay
+            .insert(name.to_string(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        match self.start_flush()? {
+            Some(job) => job(),
+            None => Ok(()),
+        }
+    }
+
+    fn start_flush(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        match self.durability {
+            Durability::Durable => {
+                self.commit()?;
+                Ok(self.unsynced.then(|| self.sync_job()))
+            }
+            Durability::Buffered { .. } => {
+                self.commit_buffered()?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn is_durable(&self) -> bool {
+        self.durability == Durability::Durable
+    }
+
+    fn has_unflushed_writes(&self) -> bool {
+        self.pending() > 0
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.commit()?;
+        self.sync_job()()
+    }
+}
+
+impl Drop for FjallStore {
+    fn drop(&mut self) {
+        // A graceful stop keeps buffered writes too; a crash is what loses them.
+        if let Err(e) = self.sync() {
+            tracing::error!(path = %self.dir.display(), error = %e, "final sync failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! How the fjall store turns fjall's errors into [`StoreError`]s, and its directory lock.
+
+use std::path::Path;
+
+use super::{LOCK_FILE, REBUILD};
+use crate::redb_store::{capitalized, io};
+use crate::store::StoreError;
+
+/// The I/O error behind `e`, if there is one.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// An error of fjall, as a [`StoreError`]: damage is [`StoreError::Corrupt`], the rest I/O.
+pub(super) fn fjall_err(dir: &Path, context: &str, e: fjall::Error) -> StoreError {
+    let damaged = match &e {
+        fjall::Error::Poisoned | fjall::Error::PartitionDeleted => false,
+        other => match io_kind(other) {
+            Some(std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData) => true,
+            Some(_) => false,
+            None => true,
+        },
+    };
+    if damaged {
+        StoreError::Corrupt(format!(
+            "{}: {context}: the files are damaged or truncated (fjall: {e}). {}",
+            dir.display(),
+            capitalized(REBUILD)
+        ))
+    } else {
+        StoreError::Io(format!("{}: {context}: {e}", dir.display()))
+    }
+}
+
+/// Locks the data directory for this process (fjall does not): a second node on the same
+/// directory is refused instead of corrupting it. The lock goes with the file.
+pub(super) fn lock(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io(&format!("cannot open {}", path.display()), e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |_| {
+            StoreError::Io(format!(
+                "{}: the database is already open (is another node using this data directory?)",
+                dir.display()
+            ))
+        },
+    )?;
+    Ok(file)
+}

@@ -1,0 +1,230 @@
+//! Tests of the fjall store: the redb store's cases, on fjall's files.
+
+use std::path::Path;
+use std::time::Duration;
+
+use dynamo_vclock::Value;
+
+use super::*;
+
+fn sibs(value: &[u8]) -> Sibs {
+    let mut s = Sibs::new();
+    let ctx = s.context();
+    s.put(&ctx, (1, 0), 0, Value::Live(value.to_vec().into()));
+    s
+}
+
+fn values(s: &Sibs) -> Vec<Vec<u8>> {
+    s.live_values().map(|o| o.bytes.clone()).collect()
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("key-{i}").into_bytes()
+}
+
+fn value(i: usize) -> Vec<u8> {
+    let mut v = format!("value-{i:04}-").into_bytes();
+    v.resize(200, b'v');
+    v
+}
+
+/// Writes `n` keys, flushed into sorted tables (not only the journal).
+fn fill(dir: &Path, n: usize) {
+    let mut store = FjallStore::open(dir, Durability::Durable).unwrap();
+    for i in 0..n {
+        store.put(&key(i), &sibs(&value(i))).unwrap();
+    }
+    store.flush().unwrap();
+    store.data.rotate_memtable_and_wait().unwrap();
+}
+
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn writes_are_visible_at_once_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
+        store.put(b"a", &sibs(b"1")).unwrap();
+        store.put(b"c", &sibs(b"3")).unwrap();
+        store.put_hint(7, b"hint").unwrap();
+        store.put_meta("epoch", b"\x01").unwrap();
+        assert_eq!(
+            values(&store.get(b"a").unwrap().unwrap()),
+            vec![b"1".to_vec()]
+        );
+        store.flush().unwrap();
+        assert_eq!(store.pending(), 0);
+        store.put(b"b", &sibs(b"2")).unwrap();
+        store.remove(b"c").unwrap();
+        let mut seen = Vec::new();
+        store.scan(&mut |k, _| seen.push(k.to_vec())).unwrap();
+        assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec()]);
+        // The fsync on another thread, as the driver runs it.
+        let job = store.start_flush().unwrap().expect("writes to sync");
+        std::thread::spawn(job).join().unwrap().unwrap();
+        store.remove_hint(7).unwrap();
+        store.put_hint(8, b"h8").unwrap();
+        assert_eq!(store.hints().unwrap(), vec![(8, b"h8".to_vec())]);
+        store.flush().unwrap();
+        assert!(
+            store.start_flush().unwrap().is_none(),
+            "nothing left to sync"
+        );
+    }
+    let store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
+    assert!(store.get(b"c").unwrap().is_none());
+    assert_eq!(
+        values(&store.get(b"b").unwrap().unwrap()),
+        vec![b"2".to_vec()]
+    );
+    assert_eq!(store.hints().unwrap(), vec![(8, b"h8".to_vec())]);
+    assert_eq!(store.get_meta("epoch").unwrap(), Some(vec![1]));
+    assert_eq!(store.get_meta("absent").unwrap(), None);
+}
+
+#[test]
+fn one_flush_is_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
+    let before = store.commits();
+    store.flush().unwrap();
+    assert_eq!(store.commits(), before);
+    store.put(b"k", &sibs(b"v")).unwrap();
+    store.put(b"k2", &sibs(b"v")).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.commits(), before + 1);
+}
+
+#[test]
+fn buffered_mode_syncs_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let durability = Durability::Buffered {
+        sync_interval: Duration::from_secs(3600),
+    };
+    {
+        let mut store = FjallStore::open(dir.path(), durability).unwrap();
+        assert!(!store.is_durable());
+        store.put(b"k", &sibs(b"v")).unwrap();
+        assert!(store.start_flush().unwrap().is_none());
+    }
+    let store = FjallStore::open(dir.path(), durability).unwrap();
+    assert!(store.get(b"k").unwrap().is_some());
+}
+
+#[test]
+fn second_open_of_same_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = FjallStore::open(dir.path(), Durability::Durable).unwrap();
+    let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
+    assert!(err.to_string().contains("already open"), "{err}");
+}
+
+#[test]
+fn a_flipped_bit_in_a_value_reads_as_missing_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 50);
+    // Flip a bit in every copy of value 7 (journal and table; tables are lz4-compressed, so
+    // the value may only be found in the journal: flip there and in the table's blocks).
+    let mut all = Vec::new();
+    files(&dir.path().join(FJALL_DIR), &mut all);
+    let needle = value(7);
+    let mut hit = 0;
+    for f in &all {
+        let mut bytes = std::fs::read(f).unwrap();
+        let mut at = 0;
+        while let Some(i) = bytes[at..].windows(12).position(|w| w == &needle[..12]) {
+            bytes[at + i + 5] ^= 0x04;
+            hit += 1;
+            at += i + 12;
+        }
+        std::fs::write(f, bytes).unwrap();
+    }
+    assert!(hit > 0, "the value is in the files");
+    match FjallStore::open(dir.path(), Durability::Durable) {
+        // fjall's own block or journal checksum caught it: a clear error.
+        Err(e) => assert!(matches!(e, StoreError::Corrupt(_)), "{e}"),
+        // Or ours: the record reads as missing, is counted, and the others are intact.
+        Ok(store) => {
+            assert!(store.get(&key(7)).unwrap().is_none());
+            assert!(store.get(&key(8)).unwrap().is_some());
+        }
+    }
+}
+
+#[test]
+fn truncated_tables_are_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 500);
+    let mut all = Vec::new();
+    files(&dir.path().join(FJALL_DIR), &mut all);
+    let mut cut = 0;
+    for f in &all {
+        let len = std::fs::metadata(f).unwrap().len();
+        let in_segments = f.components().any(|c| c.as_os_str() == "segments");
+        if in_segments && len > 64 {
+            let file = std::fs::OpenOptions::new().write(true).open(f).unwrap();
+            file.set_len(len / 2).unwrap();
+            cut += 1;
+        }
+    }
+    assert!(cut > 0, "no table file to truncate in {all:?}");
+    let dir2 = dir.path().to_path_buf();
+    let opened = std::thread::spawn(move || {
+        let store = FjallStore::open(&dir2, Durability::Durable)?;
+        // Some damage only shows on reading.
+        store.scan(&mut |_, _| {})?;
+        Ok::<_, StoreError>(())
+    })
+    .join()
+    .expect("no panic");
+    let err = opened.expect_err("a truncated table opened and read");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(err.to_string().contains(FJALL_DIR), "names the path: {err}");
+}
+
+#[test]
+fn an_emptied_or_replaced_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 10);
+    let engine = dir.path().join(FJALL_DIR);
+    std::fs::rename(&engine, dir.path().join("aside")).unwrap();
+    let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
+    assert!(err.to_string().contains("missing or empty"), "{err}");
+    // Refusing created nothing: a second try refuses too.
+    let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
+    assert!(err.to_string().contains("missing or empty"), "{err}");
+    // Another database in its place.
+    let other = tempfile::tempdir().unwrap();
+    fill(other.path(), 1);
+    std::fs::rename(other.path().join(FJALL_DIR), &engine).unwrap();
+    let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
+    assert!(err.to_string().contains("not the database"), "{err}");
+}
+
+#[test]
+fn damaged_metadata_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
+        store.put_meta("epoch", b"x").unwrap();
+        store.flush().unwrap();
+        // A value written past the record format, as damage would leave it.
+        store
+            .meta
+            .insert("epoch", b"\x01garbage-garbage".to_vec())
+            .unwrap();
+        store.keyspace.persist(PersistMode::SyncAll).unwrap();
+    }
+    let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
+    assert!(err.to_string().contains("\"epoch\" is damaged"), "{err}");
+}
