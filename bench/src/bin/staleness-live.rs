@@ -1,6 +1,6 @@
 //! The live staleness prediction of a running cluster against the stale-read rate measured on it.
 //!
-//! Starts a local cluster of real nodes in this process (TCP, encryption, redb data directories,
+//! Starts a local cluster of real nodes in this process (TCP, encryption, data directories,
 //! durable writes by default), N = 3 and R = W = 1 configured, so that the nodes' `status`
 //! predicts P(consistent) for (R, W) = (1, 1), (2, 1) and (1, 2) from the round trips they
 //! measure (`dynamo_node::StalenessStatus`). Then, for each of those choices and each read delay
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::redb_store::Durability;
-use dynamo_node::runtime::{LinkDelay, Node, RangeInfo, RuntimeConfig};
+use dynamo_node::runtime::{Engine, LinkDelay, Node, RangeInfo, RuntimeConfig};
 use dynamo_node::RequestOptions;
 use dynamo_node::{NodeConfig, NodeId, StalenessStatus};
 
@@ -49,6 +49,9 @@ struct Args {
     /// Buffered writes (no fsync before acknowledging) instead of durable ones.
     #[arg(long)]
     buffered: bool,
+    /// Storage engine: fjall (the default) or redb.
+    #[arg(long, default_value = "fjall")]
+    storage: String,
     /// Mean one-way delay injected into every peer message (exponential), ms, one run each;
     /// 0 for none.
     #[arg(long, value_delimiter = ',', default_value = "0,2")]
@@ -116,6 +119,11 @@ impl Cluster {
                     delay_ms / 1e3,
                 )));
             }
+            rc.storage = Some(match args.storage.as_str() {
+                "fjall" => Engine::Fjall,
+                "redb" => Engine::Redb,
+                other => return Err(format!("unknown storage {other:?} (fjall or redb)").into()),
+            });
             if args.buffered {
                 rc.durability = Durability::Buffered {
                     sync_interval: Duration::from_secs(1),
@@ -274,9 +282,16 @@ struct Scenario {
 
 fn header(args: &Args, load: &str) -> String {
     let mode = if args.buffered { "buffered" } else { "durable" };
+    let mut flags = String::new();
+    if args.storage != "fjall" {
+        flags.push_str(&format!(" --storage {}", args.storage));
+    }
+    if args.buffered {
+        flags.push_str(" --buffered");
+    }
     format!(
         "# Live staleness prediction against measured stale reads\n\n\
-         A local cluster of {nodes} real nodes in one process (TCP with encryption, redb, {mode} \
+         A local cluster of {nodes} real nodes in one process (TCP with encryption, {storage}, {mode} \
          writes), N = 3, configured R = W = 1. Each trial puts a fresh key through one of its \
          primaries and, t ms after the acknowledgement, gets it with R through a node that is not \
          a replica; {trials} trials per row. *Measured* is the share of reads that returned the \
@@ -300,7 +315,8 @@ fn header(args: &Args, load: &str) -> String {
          read was consistent.\n",
         nodes = args.nodes,
         trials = args.trials,
-        flag = if args.buffered { " --buffered" } else { "" },
+        storage = args.storage,
+        flag = flags,
     )
 }
 
