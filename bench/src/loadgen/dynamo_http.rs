@@ -2,17 +2,7 @@
 //! token), on the same minimal keep-alive client as etcd's gateway.
 
 use super::{Backend, Connection, LoadError, Read};
-use crate::http1::{Http1, HttpError};
-
-impl From<HttpError> for LoadError {
-    fn from(e: HttpError) -> Self {
-        match e {
-            HttpError::Connect { address, reason } => LoadError::Connect { address, reason },
-            HttpError::Io(e) => LoadError::Io(e),
-            HttpError::Protocol(p) => LoadError::Protocol(p),
-        }
-    }
-}
+use crate::http1::Http1;
 
 /// A dynamo cluster's HTTP endpoints and its bearer token (`dynamo token`).
 #[derive(Debug, Clone)]

@@ -1,10 +1,8 @@
 //! etcd over its v3 JSON gateway: `POST /v3/kv/put` and `POST /v3/kv/range` with base64 keys and
 //! values, on a minimal HTTP/1.1 keep-alive client.
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-
 use super::{Backend, Connection, LoadError, Read};
+use crate::http1::Http1;
 
 /// An etcd cluster: the client URLs' `host:port` of its members.
 #[derive(Debug, Clone)]
@@ -21,10 +19,7 @@ impl Etcd {
 
 /// One HTTP connection to one member.
 pub struct EtcdConn {
-    host: String,
-    stream: BufReader<TcpStream>,
-    out: Vec<u8>,
-    line: String,
+    http: Http1,
 }
 
 impl Backend for Etcd {
@@ -40,18 +35,8 @@ impl Backend for Etcd {
             .get(index % self.members.len().max(1))
             .cloned()
             .unwrap_or_default();
-        let stream = TcpStream::connect(&host)
-            .await
-            .map_err(|e| LoadError::Connect {
-                address: host.clone(),
-                reason: e.to_string(),
-            })?;
-        let _ = stream.set_nodelay(true);
         Ok(EtcdConn {
-            host,
-            stream: BufReader::with_capacity(16 * 1024, stream),
-            out: Vec::with_capacity(512),
-            line: String::new(),
+            http: Http1::connect(&host).await?,
         })
     }
 }
@@ -59,82 +44,19 @@ impl Backend for Etcd {
 impl EtcdConn {
     /// POSTs `body` (JSON) to `path` and returns the response's JSON.
     async fn post(&mut self, path: &str, body: &str) -> Result<serde_json::Value, LoadError> {
-        self.out.clear();
-        self.out.extend_from_slice(
-            format!(
-                "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\n\r\n",
-                self.host,
-                body.len()
-            )
-            .as_bytes(),
-        );
-        self.out.extend_from_slice(body.as_bytes());
-        self.stream.get_mut().write_all(&self.out).await?;
-        let (status, bytes) = self.response().await?;
-        if status != 200 {
+        let headers = [("Content-Type", "application/json")];
+        let r = self
+            .http
+            .request("POST", path, &headers, body.as_bytes())
+            .await?;
+        if r.status != 200 {
             return Err(LoadError::Server(format!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes)
+                "HTTP {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
             )));
         }
-        serde_json::from_slice(&bytes).map_err(|e| LoadError::Protocol(e.to_string()))
-    }
-
-    async fn read_line(&mut self) -> Result<(), LoadError> {
-        self.line.clear();
-        let n = self.stream.read_line(&mut self.line).await?;
-        if n == 0 {
-            return Err(LoadError::Protocol("connection closed mid-response".into()));
-        }
-        Ok(())
-    }
-
-    /// Reads one response: its status and body (Content-Length or chunked).
-    async fn response(&mut self) -> Result<(u16, Vec<u8>), LoadError> {
-        self.read_line().await?;
-        let status: u16 = self
-            .line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| LoadError::Protocol(format!("bad status line {:?}", self.line)))?;
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            self.read_line().await?;
-            let header = self.line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.parse::<usize>().ok();
-                } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                    chunked = value.eq_ignore_ascii_case("chunked");
-                }
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                self.read_line().await?;
-                let size = usize::from_str_radix(self.line.trim(), 16)
-                    .map_err(|_| LoadError::Protocol("bad chunk size".into()))?;
-                let mut chunk = vec![0u8; size + 2];
-                self.stream.read_exact(&mut chunk).await?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else {
-            let n = length.ok_or_else(|| LoadError::Protocol("no content length".into()))?;
-            body.resize(n, 0);
-            self.stream.read_exact(&mut body).await?;
-        }
-        Ok((status, body))
+        serde_json::from_slice(&r.body).map_err(|e| LoadError::Protocol(e.to_string()))
     }
 }
 

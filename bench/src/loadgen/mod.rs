@@ -72,6 +72,18 @@ pub enum LoadError {
     Task(String),
 }
 
+impl From<crate::http1::HttpError> for LoadError {
+    fn from(e: crate::http1::HttpError) -> Self {
+        match e {
+            crate::http1::HttpError::Connect { address, reason } => {
+                LoadError::Connect { address, reason }
+            }
+            crate::http1::HttpError::Io(e) => LoadError::Io(e),
+            crate::http1::HttpError::Protocol(p) => LoadError::Protocol(p),
+        }
+    }
+}
+
 /// What a read returned: the value (if any) and the token a later write of the same key hands
 /// back (this project's context; empty for the others).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
