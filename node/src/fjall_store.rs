@@ -55,7 +55,7 @@ mod manifest;
 
 use errors::{fjall_err, lock};
 
-use manifest::Manifest;
+use crate::manifest::Manifest;
 pub use manifest::MANIFEST_FILE;
 
 /// The engine's folder inside the data directory.
@@ -136,7 +136,7 @@ impl FjallStore {
         })?;
         let engine = dir.join(FJALL_DIR);
         let lock = lock(&dir)?;
-        let manifest = Manifest::read(&dir)?;
+        let manifest = Manifest::read(&manifest::KIND, &dir)?;
         if let Some(m) = &manifest {
             let empty = std::fs::read_dir(&engine).map_or(true, |mut d| d.next().is_none());
             if empty {
@@ -145,7 +145,7 @@ impl FjallStore {
                      its data is gone, and starting empty would silently drop every write this \
                      node acknowledged. Restore it; {REBUILD}",
                     engine.display(),
-                    Manifest::path(&dir).display(),
+                    Manifest::path(&manifest::KIND, &dir).display(),
                     m.describe()
                 )));
             }
@@ -195,7 +195,7 @@ impl FjallStore {
         let instance = store.instance(manifest.as_ref(), &dir)?;
         store.verify()?;
         if manifest.is_none() {
-            Manifest::of(instance.0, instance.1).write(&dir)?;
+            Manifest::of(instance.0, instance.1).write(&manifest::KIND, &dir)?;
         }
         Ok(store)
     }
@@ -232,7 +232,7 @@ impl FjallStore {
                 "{} is not the database this directory was created with: {} names {}, the \
                  database holds {} (was it replaced?). Put the right files back; {REBUILD}",
                 self.dir.display(),
-                Manifest::path(dir).display(),
+                Manifest::path(&manifest::KIND, dir).display(),
                 m.describe(),
                 found.map_or("no instance".into(), |(id, _)| format!(
                     "instance {id:016x}"

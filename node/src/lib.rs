@@ -21,6 +21,7 @@ pub mod fuzz;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
+mod manifest;
 pub mod message;
 pub mod redb_store;
 pub mod runtime;

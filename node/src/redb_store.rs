@@ -61,7 +61,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::runtime::frame::excerpt;
+use crate::manifest::Manifest;
 
 use crate::store::{Store, StoreError};
 use crate::types::{Key, Sibs};
@@ -267,118 +267,15 @@ fn short_path(file: &str) -> &str {
     }
 }
 
-/// What the manifest says (two lines of TOML).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Manifest {
-    /// The database instance: 16 hex digits, also stored in the database.
-    instance: String,
-    /// When the database was created, in Unix milliseconds.
-    created_unix_ms: u64,
-}
-
-impl Manifest {
-    fn path(dir: &Path) -> PathBuf {
-        dir.join(MANIFEST_FILE)
-    }
-
-    fn of(instance: u64, created_unix_ms: u64) -> Self {
-        Manifest {
-            instance: format!("{instance:016x}"),
-            created_unix_ms,
-        }
-    }
-
-    fn read(dir: &Path) -> Result<Option<Self>, StoreError> {
-        let path = Self::path(dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&format!("cannot read {}", path.display()), e)),
-        };
-        Self::parse(&text).map(Some).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "{}: cannot be parsed ({e}); if {} beside it is intact, delete the manifest and \
-                 it is written again at the next start",
-                path.display(),
-                DB_FILE
-            ))
-        })
-    }
-
-    /// Reads the manifest's two `key = value` lines (a TOML subset; `#` starts a comment).
-    fn parse(text: &str) -> Result<Self, String> {
-        let mut instance = None;
-        let mut created = None;
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| format!("not `key = value`: {}", excerpt(line)))?;
-            match key.trim() {
-                "instance" => {
-                    let v = value.trim();
-                    let v = v
-                        .strip_prefix('"')
-                        .and_then(|v| v.strip_suffix('"'))
-                        .ok_or_else(|| format!("instance is not a string: {}", excerpt(v)))?;
-                    instance = Some(v.to_owned());
-                }
-                "created_unix_ms" => {
-                    created = Some(
-                        value
-                            .trim()
-                            .parse::<u64>()
-                            .map_err(|e| format!("created_unix_ms: {e}"))?,
-                    );
-                }
-                other => return Err(format!("unknown key {}", excerpt(other))),
-            }
-        }
-        match (instance, created) {
-            (Some(instance), Some(created_unix_ms)) => Ok(Manifest {
-                instance,
-                created_unix_ms,
-            }),
-            _ => Err("instance or created_unix_ms missing".into()),
-        }
-    }
-
-    /// Writes the manifest atomically and durably (temporary file, fsync, rename, fsync of the
-    /// directory).
-    fn write(&self, dir: &Path) -> Result<(), StoreError> {
-        let path = Self::path(dir);
-        let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
-        let body = format!(
-            "instance = \"{}\"\ncreated_unix_ms = {}\n",
-            self.instance, self.created_unix_ms
-        );
-        let text = format!(
-            "# Written when {DB_FILE} was created. While this file exists, a node refuses to start on\n\
-             # a missing, empty or different {DB_FILE}, so that lost data is never mistaken for a\n\
-             # new node. To rebuild the node from its replicas, remove the whole data directory.\n{body}"
-        );
-        let fail = |e: std::io::Error| io(&format!("cannot write {}", path.display()), e);
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-            f.write_all(text.as_bytes()).map_err(fail)?;
-            f.sync_all().map_err(fail)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(fail)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "instance {}, created at {} ms after the Unix epoch",
-            self.instance, self.created_unix_ms
-        )
-    }
-}
+/// The redb store's manifest (see [`crate::manifest`]): two lines of TOML.
+const MANIFEST: crate::manifest::Kind = crate::manifest::Kind {
+    file: MANIFEST_FILE,
+    engine: None,
+    database: DB_FILE,
+    header: "# Written when dynamo.redb was created. While this file exists, a node refuses to start on\n\
+             # a missing, empty or different dynamo.redb, so that lost data is never mistaken for a\n\
+             # new node. To rebuild the node from its replicas, remove the whole data directory.\n",
+};
 
 /// What to do when a data directory cannot be used: said once, in every such error.
 const REBUILD: &str = "if the file cannot be restored, remove the data directory (or move it \
@@ -410,7 +307,7 @@ impl RedbStore {
             )));
         }
         let path = dir.join(DB_FILE);
-        let manifest = Manifest::read(dir)?;
+        let manifest = Manifest::read(&MANIFEST, dir)?;
         let len = match std::fs::metadata(&path) {
             Ok(m) => Some(m.len()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -428,7 +325,7 @@ impl RedbStore {
                      gone, and starting empty would silently drop every write this node \
                      acknowledged. Restore the file; {REBUILD}",
                     path.display(),
-                    Manifest::path(dir).display(),
+                    Manifest::path(&MANIFEST, dir).display(),
                     m.describe()
                 )));
             }
@@ -456,8 +353,8 @@ impl RedbStore {
         store.check_integrity()?;
         store.verify_meta()?;
         if manifest.is_none() {
-            Manifest::of(instance, created).write(dir)?;
-            tracing::info!(path = %Manifest::path(dir).display(), "wrote the data directory's manifest");
+            Manifest::of(instance, created).write(&MANIFEST, dir)?;
+            tracing::info!(path = %Manifest::path(&MANIFEST, dir).display(), "wrote the data directory's manifest");
         }
         Ok(store)
     }
