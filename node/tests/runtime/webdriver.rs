@@ -135,7 +135,12 @@ fn read_answer(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
                 }
             }
         }
-        let n = stream.read(&mut buf)?;
+        // A signal (a child process of another test exiting) can interrupt the read: retry it.
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Ok(raw);
         }
