@@ -36,5 +36,5 @@ pub use crate::core::{
 };
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
-pub use store::{MemoryStore, Store, StoreError, SyncJob};
+pub use store::{MemoryStore, Recording, Store, StoreError, StoreOp, SyncJob};
 pub use types::{Actor, Clock, Key, Millis, NodeId, Object, RequestId, Sibs, Value};

@@ -160,7 +160,7 @@ pub enum ClientReply {
 }
 
 /// A message between two nodes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PeerMessage {
     /// Membership gossip.
     Gossip(dynamo_gossip::Message<NodeId, String>),

@@ -7,6 +7,10 @@
 
 use std::collections::BTreeMap;
 
+mod recording;
+
+pub use recording::{Recording, StoreOp};
+
 use crate::types::{Key, Sibs};
 
 /// Why the store failed.

@@ -32,6 +32,8 @@ mod reaper;
 mod replica;
 mod staleness;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

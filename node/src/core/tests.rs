@@ -1,0 +1,576 @@
+//! One input, the exact outputs: what a node stores, sends and answers, in the style of openraft's
+//! engine tests. Each test starts one node of a four-node cluster (N = 3, R = W = 2) on a store
+//! that records its writes, feeds it one input and compares everything it produced with a list.
+//!
+//! Outputs are listed by kind in the order a driver executes them: store writes (made during
+//! the input), then messages, then replies, then operator events.
+
+use dynamo_vclock::{VClock, Value as Versioned};
+
+use super::{NodeCore, NodeEvent};
+use crate::config::NodeConfig;
+use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
+use crate::store::{MemoryStore, Recording, Store, StoreOp};
+use crate::types::{Key, Millis, NodeId, Object, RequestId, Sibs};
+
+/// The node under test.
+const ME: NodeId = 1;
+/// When it starts (also its first gossip generation).
+const BOOT: Millis = 1_000;
+
+/// Everything one input produced.
+#[derive(Debug, Clone, PartialEq)]
+enum Out {
+    Store(StoreOp),
+    Send(NodeId, PeerMessage),
+    Reply(RequestId, ClientReply),
+    Event(NodeEvent),
+}
+
+struct Harness {
+    core: NodeCore<Recording<MemoryStore>>,
+    now: Millis,
+}
+
+impl Harness {
+    /// Node 1 of members 1 to 4, anti-entropy and reaping off (no timers but the requests' and
+    /// gossip's), its start-up outputs drained.
+    fn new() -> Harness {
+        let members: Vec<NodeId> = (1..=4).collect();
+        let config = NodeConfig {
+            partitions: 8,
+            initial_members: members.clone(),
+            seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+            sync_interval: None,
+            tombstone_grace: None,
+            ..NodeConfig::default()
+        };
+        let store = Recording::new(MemoryStore::new());
+        let core = NodeCore::new(ME, "n1".into(), config, store, BOOT, 7).expect("starts");
+        let mut h = Harness { core, now: BOOT };
+        h.outputs();
+        h
+    }
+
+    /// Drains every output of the inputs since the last call.
+    fn outputs(&mut self) -> Vec<Out> {
+        let mut out: Vec<Out> = self
+            .core
+            .store_mut()
+            .take()
+            .into_iter()
+            .map(Out::Store)
+            .collect();
+        while let Some((to, msg)) = self.core.poll_transmit() {
+            out.push(Out::Send(to, msg));
+        }
+        while let Some((req, reply)) = self.core.poll_reply() {
+            out.push(Out::Reply(req, reply));
+        }
+        while let Some(event) = self.core.poll_event() {
+            out.push(Out::Event(event));
+        }
+        out
+    }
+
+    fn client(&mut self, req: RequestId, request: ClientRequest) -> Vec<Out> {
+        self.core.handle_client(self.now, req, request);
+        self.outputs()
+    }
+
+    fn message(&mut self, from: NodeId, msg: PeerMessage) -> Vec<Out> {
+        self.core.handle_message(self.now, from, msg);
+        self.outputs()
+    }
+
+    /// The id the node gives the next request it coordinates or forwards.
+    fn next_req(&self) -> RequestId {
+        self.core.next_req
+    }
+
+    /// The key's preference list (primaries first).
+    fn primaries(&self, key: &[u8]) -> Vec<NodeId> {
+        self.core
+            .ring()
+            .preference_list(key)
+            .primaries()
+            .copied()
+            .collect()
+    }
+
+    /// The first key `k0`, `k1`, … whose primaries satisfy `want`.
+    fn key_where(&self, want: impl Fn(&[NodeId]) -> bool) -> Key {
+        (0..1_000)
+            .map(|i| format!("k{i}").into_bytes())
+            .find(|k| want(&self.primaries(k)))
+            .expect("some key fits")
+    }
+
+    /// A key node 1 is the first primary of, with the two other primaries.
+    fn own_key(&self) -> (Key, NodeId, NodeId) {
+        let key = self.key_where(|p| p[0] == ME);
+        let p = self.primaries(&key);
+        (key, p[1], p[2])
+    }
+
+    /// The versions stored for `key`.
+    fn stored(&self, key: &[u8]) -> Option<Sibs> {
+        self.core.store().inner().get(key).expect("memory store")
+    }
+}
+
+fn get(key: &[u8]) -> ClientRequest {
+    ClientRequest::Get {
+        key: key.to_vec(),
+        options: RequestOptions::default(),
+    }
+}
+
+fn put(key: &[u8], value: &[u8], context: Vec<u8>) -> ClientRequest {
+    ClientRequest::Put {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        context,
+        options: RequestOptions::default(),
+        content_type: None,
+    }
+}
+
+/// A peer's versions of a key: one value written by `actor`'s first dot.
+fn written_by(actor: (NodeId, u64), value: &[u8]) -> Sibs {
+    let mut sibs = Sibs::default();
+    sibs.put(
+        &VClock::new(),
+        actor,
+        5,
+        Versioned::Live(Object::typed(value.to_vec(), None)),
+    );
+    sibs
+}
+
+/// The context a get of exactly `sibs` returns.
+fn context_of(sibs: &Sibs) -> Vec<u8> {
+    sibs.context().encode()
+}
+
+#[test]
+fn a_get_reads_the_other_primaries_and_answers_nothing_before_r() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let req = h.next_req();
+    // The local replica answers at once (not found); R = 2 needs one more.
+    assert_eq!(
+        h.client(10, get(&key)),
+        vec![
+            Out::Send(
+                p2,
+                PeerMessage::Read {
+                    req,
+                    key: key.clone()
+                }
+            ),
+            Out::Send(
+                p3,
+                PeerMessage::Read {
+                    req,
+                    key: key.clone()
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_get_answers_not_found_at_r_and_ignores_the_last_answer() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let req = h.next_req();
+    h.client(10, get(&key));
+    assert_eq!(
+        h.message(
+            p2,
+            PeerMessage::ReadReply {
+                req,
+                siblings: None
+            }
+        ),
+        vec![Out::Reply(
+            10,
+            ClientReply::Got {
+                values: vec![],
+                context: VClock::<(NodeId, u64)>::new().encode(),
+                replicas: vec![ME, p2],
+                content_types: vec![],
+            }
+        )]
+    );
+    assert_eq!(
+        h.message(
+            p3,
+            PeerMessage::ReadReply {
+                req,
+                siblings: None
+            }
+        ),
+        vec![]
+    );
+    assert_eq!(
+        h.core.stats().counters.late_answers,
+        0,
+        "p3 was awaited for read repair"
+    );
+}
+
+#[test]
+fn a_get_returns_a_peers_value_and_repairs_the_stale_replicas() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let req = h.next_req();
+    h.client(10, get(&key));
+    let sibs = written_by((p2, 9), b"v1");
+    assert_eq!(
+        h.message(
+            p2,
+            PeerMessage::ReadReply {
+                req,
+                siblings: Some(sibs.clone())
+            }
+        ),
+        vec![Out::Reply(
+            10,
+            ClientReply::Got {
+                values: vec![b"v1".to_vec()],
+                context: context_of(&sibs),
+                replicas: vec![ME, p2],
+                content_types: vec![None],
+            }
+        )]
+    );
+    // Once every replica answered: the coordinator's own copy and p3's are brought up to date.
+    assert_eq!(
+        h.message(
+            p3,
+            PeerMessage::ReadReply {
+                req,
+                siblings: None
+            }
+        ),
+        vec![
+            Out::Store(StoreOp::Put {
+                key: key.clone(),
+                siblings: sibs.clone()
+            }),
+            Out::Send(
+                p3,
+                PeerMessage::Write {
+                    req: None,
+                    key: key.clone(),
+                    siblings: sibs.clone(),
+                    hint: None
+                }
+            ),
+        ]
+    );
+    assert_eq!(h.stored(&key), Some(sibs));
+}
+
+#[test]
+fn a_put_at_a_primary_is_stored_here_first_then_sent_to_the_other_primaries() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let req = h.next_req();
+    let out = h.client(10, put(&key, b"v1", vec![]));
+    let sibs = h.stored(&key).expect("stored before anything was sent");
+    let values: Vec<&Object> = sibs.live_values().collect();
+    assert_eq!(values, vec![&Object::typed(b"v1".to_vec(), None)]);
+    let write = |to| {
+        Out::Send(
+            to,
+            PeerMessage::Write {
+                req: Some(req),
+                key: key.clone(),
+                siblings: sibs.clone(),
+                hint: None,
+            },
+        )
+    };
+    // The actor epoch comes from the lease taken at start (no store write of its own).
+    assert_eq!(
+        out,
+        vec![
+            Out::Store(StoreOp::Put {
+                key: key.clone(),
+                siblings: sibs.clone()
+            }),
+            write(p2),
+            write(p3),
+        ]
+    );
+}
+
+#[test]
+fn a_put_answers_stored_at_w_acks_and_ignores_a_late_one() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let req = h.next_req();
+    h.client(10, put(&key, b"v1", vec![]));
+    let sibs = h.stored(&key).expect("stored");
+    assert_eq!(
+        h.message(p3, PeerMessage::WriteAck { req, ok: true }),
+        vec![Out::Reply(
+            10,
+            ClientReply::Stored {
+                context: context_of(&sibs),
+                replicas: vec![ME, p3]
+            }
+        )]
+    );
+    assert_eq!(
+        h.message(p2, PeerMessage::WriteAck { req, ok: true }),
+        vec![]
+    );
+    assert_eq!(h.core.status().requests_in_flight, 0);
+}
+
+#[test]
+fn a_put_for_another_nodes_key_is_forwarded_to_its_first_primary() {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let first = h.primaries(&key)[0];
+    let req = h.next_req();
+    let request = put(&key, b"v1", vec![]);
+    assert_eq!(
+        h.client(10, request.clone()),
+        vec![Out::Send(first, PeerMessage::Forward { req, request })]
+    );
+    let reply = ClientReply::Stored {
+        context: vec![1, 2, 3],
+        replicas: vec![first, 4],
+    };
+    assert_eq!(
+        h.message(
+            first,
+            PeerMessage::ForwardReply {
+                req,
+                reply: reply.clone()
+            }
+        ),
+        vec![Out::Reply(10, reply)]
+    );
+}
+
+#[test]
+fn a_replica_write_is_stored_then_acknowledged() {
+    let mut h = Harness::new();
+    let (key, p2, _) = h.own_key();
+    let sibs = written_by((p2, 9), b"v1");
+    assert_eq!(
+        h.message(
+            p2,
+            PeerMessage::Write {
+                req: Some(77),
+                key: key.clone(),
+                siblings: sibs.clone(),
+                hint: None
+            }
+        ),
+        vec![
+            Out::Store(StoreOp::Put {
+                key: key.clone(),
+                siblings: sibs
+            }),
+            Out::Send(p2, PeerMessage::WriteAck { req: 77, ok: true }),
+        ]
+    );
+}
+
+#[test]
+fn a_fallback_keeps_a_hinted_write_as_a_hint_not_as_its_own_copy() {
+    let mut h = Harness::new();
+    // A key node 1 is not a primary of: it stands in for the first primary.
+    let key = h.key_where(|p| !p.contains(&ME));
+    let intended = h.primaries(&key)[0];
+    let sibs = written_by((intended, 9), b"v1");
+    let out = h.message(
+        4,
+        PeerMessage::Write {
+            req: Some(78),
+            key: key.clone(),
+            siblings: sibs,
+            hint: Some(intended),
+        },
+    );
+    // The hint is stored, acknowledged, and offered at once to its node (believed up here).
+    let [Out::Store(StoreOp::PutHint { id: 0 }), Out::Send(4, PeerMessage::WriteAck { req: 78, ok: true }), Out::Send(to, PeerMessage::Hints(batch))] =
+        out.as_slice()
+    else {
+        panic!("expected a stored hint, an ack and a delivery, got {out:?}");
+    };
+    assert_eq!(*to, intended);
+    let keys: Vec<&[u8]> = batch.entries.iter().map(|e| e.key.as_slice()).collect();
+    assert_eq!(keys, vec![key.as_slice()]);
+    assert_eq!(h.stored(&key), None);
+    assert_eq!(h.core.hints_by_node(), vec![(intended, 1)]);
+}
+
+#[test]
+fn a_replica_read_of_a_missing_key_answers_not_found_and_writes_nothing() {
+    let mut h = Harness::new();
+    let (key, p2, _) = h.own_key();
+    assert_eq!(
+        h.message(p2, PeerMessage::Read { req: 5, key }),
+        vec![Out::Send(
+            p2,
+            PeerMessage::ReadReply {
+                req: 5,
+                siblings: None
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_put_with_a_damaged_context_is_refused_before_anything_is_written() {
+    let mut h = Harness::new();
+    let (key, _, _) = h.own_key();
+    let out = h.client(10, put(&key, b"v1", vec![0xc1, 0xff, 0x00]));
+    let [Out::Reply(10, ClientReply::Failed(ClientError::InvalidContext(_)))] = out.as_slice()
+    else {
+        panic!("expected one refusal, got {out:?}");
+    };
+    assert_eq!(h.stored(&key), None);
+}
+
+#[test]
+fn a_value_over_the_limit_is_refused_with_its_size() {
+    let mut h = Harness::new();
+    let (key, _, _) = h.own_key();
+    let limit = h.core.config().max_value_size;
+    assert_eq!(
+        h.client(10, put(&key, &vec![7; limit + 1], vec![])),
+        vec![Out::Reply(
+            10,
+            ClientReply::Failed(ClientError::ValueTooLarge {
+                size: limit + 1,
+                limit
+            })
+        )]
+    );
+}
+
+#[test]
+fn a_target_that_fails_after_the_plan_hands_its_copy_to_the_next_node_with_a_hint() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let spare = h
+        .core
+        .ring()
+        .preference_list(&key)
+        .map(|r| *r.node)
+        .nth(3)
+        .expect("4 nodes");
+    let req = h.next_req();
+    h.client(10, put(&key, b"v1", vec![]));
+    let sibs = h.stored(&key).expect("stored");
+    h.core.peer_unreachable(h.now, p3);
+    assert_eq!(
+        h.outputs(),
+        vec![Out::Send(
+            spare,
+            PeerMessage::Write {
+                req: None,
+                key: key.clone(),
+                siblings: sibs.clone(),
+                hint: Some(p3)
+            }
+        )]
+    );
+    // The put still needs a second acknowledgement from a target.
+    assert_eq!(
+        h.message(p2, PeerMessage::WriteAck { req, ok: true }),
+        vec![Out::Reply(
+            10,
+            ClientReply::Stored {
+                context: context_of(&sibs),
+                replicas: vec![ME, p2]
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_put_that_hears_too_little_times_out_with_what_answered() {
+    let mut h = Harness::new();
+    let (key, _, _) = h.own_key();
+    h.client(10, put(&key, b"v1", vec![]));
+    h.now += h.core.config().request_timeout;
+    h.core.handle_timeout(h.now);
+    let replies: Vec<Out> = h
+        .outputs()
+        .into_iter()
+        .filter(|o| matches!(o, Out::Reply(..)))
+        .collect();
+    assert_eq!(
+        replies,
+        vec![Out::Reply(
+            10,
+            ClientReply::Failed(ClientError::Timeout {
+                acknowledged: 1,
+                required: 2
+            })
+        )]
+    );
+}
+
+#[test]
+fn a_repeated_forward_is_coordinated_once() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let request = put(&key, b"v1", vec![]);
+    let first = h.message(
+        4,
+        PeerMessage::Forward {
+            req: 900,
+            request: request.clone(),
+        },
+    );
+    let sends: Vec<NodeId> = first
+        .iter()
+        .filter_map(|o| match o {
+            Out::Send(to, PeerMessage::Write { .. }) => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends, vec![p2, p3]);
+    assert_eq!(
+        h.message(4, PeerMessage::Forward { req: 900, request }),
+        vec![]
+    );
+    assert_eq!(h.core.stats().counters.bad_messages, 1);
+}
+
+#[test]
+fn an_answer_to_no_request_changes_nothing() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.message(
+            2,
+            PeerMessage::WriteAck {
+                req: 12_345,
+                ok: true
+            }
+        ),
+        vec![]
+    );
+    assert_eq!(
+        h.message(
+            2,
+            PeerMessage::ReadReply {
+                req: 12_345,
+                siblings: None
+            }
+        ),
+        vec![]
+    );
+    assert_eq!(h.core.stats().counters.late_answers, 2);
+}
