@@ -23,63 +23,12 @@ use dynamo_quorum::{
 };
 use dynamo_vclock::{Entry, VClock, Value as Versioned};
 
-use super::{NodeCore, RoundTrip};
+use super::requests::{Origin, Pending, RoundTrip};
+use super::NodeCore;
 use crate::config::QuorumMode;
 use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage, MAX_CONTENT_TYPE};
 use crate::store::Store;
 use crate::types::{Actor, Key, Millis, NodeId, Object, RequestId, Sibs};
-
-/// Who is waiting for a request's reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// A client of this node.
-    Client(RequestId),
-    /// A node that forwarded the request under its own id.
-    Peer(NodeId, RequestId),
-    /// The tombstone reaper's own check (no reply).
-    Reap,
-}
-
-/// A request in flight.
-pub(crate) enum Pending {
-    Get {
-        origin: Origin,
-        key: Key,
-        started: Millis,
-        coord: GetCoordinator<NodeId, Sibs>,
-    },
-    Put {
-        origin: Origin,
-        key: Key,
-        started: Millis,
-        clock: VClock<Actor>,
-        coord: PutCoordinator<NodeId, Sibs>,
-        /// The versions sent (for a fallback that takes a failed target's copy).
-        payload: Sibs,
-        /// The coordinator, a primary, already stored `payload` (before minting went out).
-        stored_here: bool,
-        /// Targets that acknowledged.
-        acked: Vec<NodeId>,
-        /// Fallbacks sent a hinted copy after a target failed.
-        rehinted: Vec<NodeId>,
-    },
-    Forward {
-        origin: Origin,
-        to: NodeId,
-        deadline: Millis,
-        request: ClientRequest,
-    },
-}
-
-impl Pending {
-    pub(crate) fn poll_timeout(&self) -> Option<Millis> {
-        match self {
-            Pending::Get { coord, .. } => coord.poll_timeout(),
-            Pending::Put { coord, .. } => coord.poll_timeout(),
-            Pending::Forward { deadline, .. } => Some(*deadline),
-        }
-    }
-}
 
 pub(crate) fn invalid(e: RequestError) -> ClientReply {
     ClientReply::Failed(ClientError::InvalidOptions(e.to_string()))
@@ -106,7 +55,11 @@ impl<S: Store> NodeCore<S> {
         .with_mode(mode))
     }
 
-    fn plan_for(&self, key: &[u8], options: &RequestOptions) -> dynamo_quorum::Plan<NodeId> {
+    pub(crate) fn plan_for(
+        &self,
+        key: &[u8],
+        options: &RequestOptions,
+    ) -> dynamo_quorum::Plan<NodeId> {
         plan(
             self.ring
                 .preference_list(key)
@@ -180,24 +133,21 @@ impl<S: Store> NodeCore<S> {
                 };
                 match forward_to {
                     Some(to) => {
-                        let req = self.next_request_id();
                         self.stats.counters.forwarded += 1;
+                        let forward = request.clone();
+                        let req = self.requests.start(Pending::Forward {
+                            origin,
+                            to,
+                            deadline: options.deadline,
+                            request,
+                        });
                         self.transmits.push_back((
                             to,
                             PeerMessage::Forward {
                                 req,
-                                request: request.clone(),
+                                request: forward,
                             },
                         ));
-                        self.pending.insert(
-                            req,
-                            Pending::Forward {
-                                origin,
-                                to,
-                                deadline: options.deadline,
-                                request,
-                            },
-                        );
                     }
                     None => self.coordinate_put(now, origin, request, options),
                 }
@@ -265,33 +215,14 @@ impl<S: Store> NodeCore<S> {
         Ok(())
     }
 
-    /// Whether the forward `(from, req)` is new; remembers it. Forwards older than twice the
-    /// request timeout are forgotten (their sender has long given up).
-    pub(crate) fn first_forward(&mut self, now: Millis, from: NodeId, req: RequestId) -> bool {
-        let keep = self.config.request_timeout.saturating_mul(2).max(1_000);
-        while let Some(&(t, id)) = self.forward_order.front() {
-            if t.saturating_add(keep) > now {
-                break;
-            }
-            self.forward_order.pop_front();
-            self.seen_forwards.remove(&id);
-        }
-        if !self.seen_forwards.insert((from, req)) {
-            return false;
-        }
-        self.forward_order.push_back((now, (from, req)));
-        true
-    }
-
     fn coordinate_get(&mut self, now: Millis, origin: Origin, key: Key, options: RequestOptions) {
         self.stats.counters.gets += 1;
         let plan = self.plan_for(&key, &options);
         match GetCoordinator::new(options, plan, now) {
             Ok(coord) => {
-                let req = self.next_request_id();
-                self.time_answers(now, req, RoundTrip::Read);
-                self.pending.insert(
-                    req,
+                let req = self.requests.start_timed(
+                    now,
+                    RoundTrip::Read,
                     Pending::Get {
                         origin,
                         key,
@@ -402,10 +333,9 @@ impl<S: Store> NodeCore<S> {
         let plan = self.plan_for(&key, &options);
         match PutCoordinator::with_siblings(options, plan, siblings.clone(), now) {
             Ok(coord) => {
-                let req = self.next_request_id();
-                self.time_answers(now, req, RoundTrip::Write);
-                self.pending.insert(
-                    req,
+                let req = self.requests.start_timed(
+                    now,
+                    RoundTrip::Write,
                     Pending::Put {
                         origin,
                         key,
@@ -427,7 +357,7 @@ impl<S: Store> NodeCore<S> {
     /// Moves a request's outputs along: transmits (local targets answered on the spot), the
     /// outcome, and the removal of a request that has nothing more to do.
     pub(crate) fn pump(&mut self, now: Millis, req: RequestId) {
-        let Some(mut pending) = self.pending.remove(&req) else {
+        let Some(mut pending) = self.requests.take(req) else {
             return;
         };
         let done = match &mut pending {
@@ -574,7 +504,7 @@ impl<S: Store> NodeCore<S> {
             Pending::Forward { .. } => false,
         };
         if !done {
-            self.pending.insert(req, pending);
+            self.requests.put_back(req, pending);
         }
     }
 
@@ -582,7 +512,7 @@ impl<S: Store> NodeCore<S> {
         if ok {
             self.answer_timed(now, from, req, RoundTrip::Write);
         }
-        match self.pending.get_mut(&req) {
+        match self.requests.get_mut(req) {
             Some(Pending::Put { coord, acked, .. }) => {
                 if ok {
                     coord.handle_ack(now, &from);
@@ -605,7 +535,7 @@ impl<S: Store> NodeCore<S> {
         s: Option<Sibs>,
     ) {
         self.answer_timed(now, from, req, RoundTrip::Read);
-        match self.pending.get_mut(&req) {
+        match self.requests.get_mut(req) {
             Some(Pending::Get { coord, .. }) => {
                 coord.handle_response(now, &from, s);
                 self.pump(now, req);
@@ -615,7 +545,7 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn read_refused(&mut self, now: Millis, from: NodeId, req: RequestId) {
-        match self.pending.get_mut(&req) {
+        match self.requests.get_mut(req) {
             Some(Pending::Get { coord, .. }) => {
                 coord.handle_failure(now, &from);
                 self.pump(now, req);
@@ -631,12 +561,8 @@ impl<S: Store> NodeCore<S> {
         req: RequestId,
         reply: ClientReply,
     ) {
-        match self.pending.get(&req) {
-            Some(Pending::Forward { to, .. }) if *to == from => {
-                if let Some(Pending::Forward { origin, .. }) = self.pending.remove(&req) {
-                    self.reply(origin, reply);
-                }
-            }
+        match self.requests.take_forward_to(req, from) {
+            Some(Pending::Forward { origin, .. }) => self.reply(origin, reply),
             _ => self.stats.counters.late_answers += 1,
         }
     }

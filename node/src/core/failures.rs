@@ -4,7 +4,8 @@
 
 use dynamo_quorum::Mode;
 
-use super::coordinator::{invalid, Pending};
+use super::coordinator::invalid;
+use super::requests::Pending;
 use super::NodeCore;
 use crate::message::{ClientError, ClientReply, PeerMessage};
 use crate::store::Store;
@@ -72,18 +73,13 @@ impl<S: Store> NodeCore<S> {
     /// `peer` is down or unreachable: requests waiting on it count it as failed. A forward to it
     /// keeps waiting: it may have arrived (see [`NodeCore::undelivered`]).
     pub(crate) fn fail_peer(&mut self, now: Millis, peer: NodeId) {
-        let reqs: Vec<RequestId> = self.pending.keys().copied().collect();
-        for req in reqs {
-            match self.pending.get_mut(&req) {
-                Some(Pending::Get { coord, .. })
-                    if coord.targets().iter().any(|t| t.node == peer) =>
-                {
+        for req in self.requests.awaiting(peer) {
+            match self.requests.get_mut(req) {
+                Some(Pending::Get { coord, .. }) => {
                     coord.handle_failure(now, &peer);
                     self.pump(now, req);
                 }
-                Some(Pending::Put { coord, .. })
-                    if coord.targets().iter().any(|t| t.node == peer) =>
-                {
+                Some(Pending::Put { coord, .. }) => {
                     coord.handle_failure(now, &peer);
                     self.rehint(now, req, peer);
                     self.pump(now, req);
@@ -96,12 +92,9 @@ impl<S: Store> NodeCore<S> {
     /// A forward certainly did not reach `peer`: coordinate the request here (under a fresh
     /// actor epoch: this node is not a primary of the key).
     pub(crate) fn forward_undelivered(&mut self, now: Millis, peer: NodeId, req: RequestId) {
-        if !matches!(self.pending.get(&req), Some(Pending::Forward { to, .. }) if *to == peer) {
-            return;
-        }
         if let Some(Pending::Forward {
             origin, request, ..
-        }) = self.pending.remove(&req)
+        }) = self.requests.take_forward_to(req, peer)
         {
             match self.options(now, &request) {
                 Ok(options) => self.coordinate_put(now, origin, request, options),
@@ -122,7 +115,7 @@ impl<S: Store> NodeCore<S> {
             acked,
             rehinted,
             ..
-        }) = self.pending.get(&req)
+        }) = self.requests.get(req)
         else {
             return;
         };
@@ -147,7 +140,7 @@ impl<S: Store> NodeCore<S> {
         });
         let Some(next) = next else { return };
         let siblings = payload.clone();
-        if let Some(Pending::Put { rehinted, .. }) = self.pending.get_mut(&req) {
+        if let Some(Pending::Put { rehinted, .. }) = self.requests.get_mut(req) {
             rehinted.push(failed);
             rehinted.push(next);
         }
@@ -167,14 +160,8 @@ impl<S: Store> NodeCore<S> {
     }
 
     pub(crate) fn request_timeouts(&mut self, now: Millis) {
-        let due: Vec<RequestId> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(r, _)| *r)
-            .collect();
-        for req in due {
-            match self.pending.get_mut(&req) {
+        for req in self.requests.due(now) {
+            match self.requests.get_mut(req) {
                 Some(Pending::Get { coord, .. }) => {
                     coord.handle_timeout(now);
                     self.pump(now, req);
@@ -183,8 +170,11 @@ impl<S: Store> NodeCore<S> {
                     coord.handle_timeout(now);
                     self.pump(now, req);
                 }
-                Some(Pending::Forward { .. }) => {
-                    if let Some(Pending::Forward { origin, .. }) = self.pending.remove(&req) {
+                Some(Pending::Forward { to, .. }) => {
+                    let to = *to;
+                    if let Some(Pending::Forward { origin, .. }) =
+                        self.requests.take_forward_to(req, to)
+                    {
                         self.reply(
                             origin,
                             ClientReply::Failed(ClientError::Unavailable(

@@ -30,6 +30,7 @@ mod failures;
 pub(crate) mod membership;
 mod reaper;
 mod replica;
+mod requests;
 mod staleness;
 mod stats;
 #[cfg(test)]
@@ -63,8 +64,8 @@ use crate::store::{Store, StoreError};
 use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
 use antientropy::SyncRun;
-use coordinator::Pending;
 use epochs::Epochs;
+use requests::{Requests, RoundTrip};
 use transfer::TransferRun;
 
 /// Why a node could not start.
@@ -76,18 +77,6 @@ pub enum NodeError {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
-}
-
-/// Requests whose answers are timed at once, at most (a bound on memory under heavy load).
-const MAX_TIMED: usize = 65_536;
-
-/// Which round trip an answer closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RoundTrip {
-    /// A replica write and its ack.
-    Write,
-    /// A replica read and its response.
-    Read,
 }
 
 /// Meta keys in the store.
@@ -158,22 +147,13 @@ pub struct NodeCore<S: Store> {
     next_session: u64,
     // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
     // same inputs give the same outputs (the simulator replays runs from a seed).
-    pending: BTreeMap<RequestId, Pending>,
-    /// When each recent get or put coordinated here started, by request id, to time the replicas'
-    /// answers, late ones included (see `staleness`). Ids grow with time, so the first is the
-    /// oldest.
-    started: BTreeMap<RequestId, (Millis, RoundTrip)>,
+    /// Requests in flight: coordinated here, forwarded, or the reaper's.
+    requests: Requests,
     /// Tombstone-only keys and when they were written, for the reaper.
     tombstones: BTreeMap<Key, Millis>,
     /// Keys with a reap check in flight.
     reaping: BTreeSet<Key>,
     next_reap: Option<Millis>,
-    next_req: RequestId,
-    /// Forwards taken, by (sender, request id), with when: a repeated forward is not coordinated
-    /// twice (that would write its value under two dots).
-    seen_forwards: BTreeSet<(NodeId, RequestId)>,
-    /// `seen_forwards` in arrival order, to forget them.
-    forward_order: VecDeque<(Millis, (NodeId, RequestId))>,
     transmits: VecDeque<(NodeId, PeerMessage)>,
     replies: VecDeque<(RequestId, ClientReply)>,
     stats: NodeStats,
@@ -377,6 +357,7 @@ impl<S: Store> NodeCore<S> {
             .sync_interval
             .map(|i| now + rng.gen_range(0..i.max(1)));
         let first_reap = reaper::reap_interval(config.tombstone_grace).map(|i| now + i);
+        let request_timeout = config.request_timeout;
         let mut core = NodeCore {
             id,
             address,
@@ -412,17 +393,13 @@ impl<S: Store> NodeCore<S> {
             next_sync,
             sync_cursor: 0,
             next_session: 0,
-            pending: BTreeMap::new(),
-            started: BTreeMap::new(),
             tombstones,
             reaping: BTreeSet::new(),
             next_reap: first_reap,
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can
             // tell a repeated forward from a new one across restarts.
-            next_req: generation.saturating_mul(1 << 20).max(1),
-            seen_forwards: BTreeSet::new(),
-            forward_order: VecDeque::new(),
+            requests: Requests::new(generation.saturating_mul(1 << 20).max(1), request_timeout),
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
             stats: NodeStats::default(),
@@ -589,7 +566,7 @@ impl<S: Store> NodeCore<S> {
             transfers_running: self.transfers.len(),
             partitions_incoming: self.incoming.len(),
             leaving: self.leaving,
-            requests_in_flight: self.pending.len(),
+            requests_in_flight: self.requests.len(),
             counters: self.stats.counters.clone(),
             get_latency: LatencySummary::of(&self.stats.get_latency),
             put_latency: LatencySummary::of(&self.stats.put_latency),
@@ -603,19 +580,6 @@ impl<S: Store> NodeCore<S> {
         staleness::predict(&self.stats, self.config.n, self.config.r, self.config.w)
     }
 
-    /// Remembers when request `req` started, to time its replicas' answers.
-    pub(crate) fn time_answers(&mut self, now: Millis, req: RequestId, kind: RoundTrip) {
-        // Answers later than twice the request timeout are not waited for.
-        let keep = self.config.request_timeout.saturating_mul(2).max(1_000);
-        while let Some((_, &(t, _))) = self.started.first_key_value() {
-            if t.saturating_add(keep) > now && self.started.len() < MAX_TIMED {
-                break;
-            }
-            self.started.pop_first();
-        }
-        self.started.insert(req, (now, kind));
-    }
-
     /// A remote replica answered request `req` (of kind `kind`): one round-trip sample.
     pub(crate) fn answer_timed(
         &mut self,
@@ -627,15 +591,13 @@ impl<S: Store> NodeCore<S> {
         if from == self.id {
             return;
         }
-        if let Some(&(started, k)) = self.started.get(&req) {
-            if k == kind {
-                let h = match kind {
-                    RoundTrip::Write => &mut self.stats.write_round_trip,
-                    RoundTrip::Read => &mut self.stats.read_round_trip,
-                };
-                // Recording fails only past the histogram's range, which auto-resizes.
-                let _ = h.record(now.saturating_sub(started));
-            }
+        if let Some(elapsed) = self.requests.elapsed(now, req, kind) {
+            let h = match kind {
+                RoundTrip::Write => &mut self.stats.write_round_trip,
+                RoundTrip::Read => &mut self.stats.read_round_trip,
+            };
+            // Recording fails only past the histogram's range, which auto-resizes.
+            let _ = h.record(elapsed);
         }
     }
 
@@ -672,15 +634,13 @@ impl<S: Store> NodeCore<S> {
         for run in self.transfers.values() {
             consider(run.session.poll_timeout().map(|i| i.as_millis()));
         }
-        for p in self.pending.values() {
-            consider(p.poll_timeout());
-        }
+        consider(self.requests.poll_timeout());
         next
     }
 
     /// A client request arrived.
     pub fn handle_client(&mut self, now: Millis, req: RequestId, request: ClientRequest) {
-        self.client_request(now, coordinator::Origin::Client(req), request);
+        self.client_request(now, requests::Origin::Client(req), request);
         self.drain(now);
     }
 
@@ -691,8 +651,8 @@ impl<S: Store> NodeCore<S> {
                 self.gossip.handle_message(now, from, m);
             }
             PeerMessage::Forward { req, request } => {
-                if self.first_forward(now, from, req) {
-                    self.client_request(now, coordinator::Origin::Peer(from, req), request);
+                if self.requests.first_forward(now, from, req) {
+                    self.client_request(now, requests::Origin::Peer(from, req), request);
                 } else {
                     self.stats.counters.bad_messages += 1;
                 }
@@ -810,12 +770,6 @@ impl<S: Store> NodeCore<S> {
             self.announce_left_when_done();
             self.drain_gossip(now);
         }
-    }
-
-    fn next_request_id(&mut self) -> RequestId {
-        let r = self.next_req;
-        self.next_req += 1;
-        r
     }
 
     fn partition_of(&self, key: &[u8]) -> usize {

@@ -15,9 +15,9 @@
 //! partition some member still hands over, and none while some member uses another ring (it may
 //! not know yet what it must hand over) or, being in the ring, published nothing.
 
-use dynamo_quorum::{plan, GetCoordinator, GetOutcome, Mode, Reply, RequestOptions};
+use dynamo_quorum::{GetCoordinator, GetOutcome, Mode, Reply, RequestOptions};
 
-use super::coordinator::{Origin, Pending};
+use super::requests::{Origin, Pending};
 use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::Store;
@@ -74,29 +74,18 @@ impl<S: Store> NodeCore<S> {
                 return;
             };
             let options = options.with_mode(Mode::Strict);
-            let plan = plan(
-                self.ring
-                    .preference_list(&key)
-                    .map(|r| (*r.node, r.is_primary())),
-                |n| self.is_up(*n),
-                n,
-                Mode::Strict,
-            );
+            let plan = self.plan_for(&key, &options);
             if !plan.unreachable.is_empty() {
                 continue;
             }
             if let Ok(coord) = GetCoordinator::new(options, plan, now) {
-                let req = self.next_request_id();
                 self.reaping.insert(key.clone());
-                self.pending.insert(
-                    req,
-                    Pending::Get {
-                        origin: Origin::Reap,
-                        key,
-                        started: now,
-                        coord,
-                    },
-                );
+                let req = self.requests.start(Pending::Get {
+                    origin: Origin::Reap,
+                    key,
+                    started: now,
+                    coord,
+                });
                 self.pump(now, req);
             }
         }

@@ -85,7 +85,7 @@ impl Harness {
 
     /// The id the node gives the next request it coordinates or forwards.
     fn next_req(&self) -> RequestId {
-        self.core.next_req
+        self.core.requests.next_id()
     }
 
     /// The key's preference list (primaries first).

@@ -1,0 +1,238 @@
+//! [`Requests`]: the requests a node has in flight, and the only place that admits new ones.
+//!
+//! A request is coordinated here (a get or a put, each with its `dynamo-quorum` coordinator),
+//! forwarded to a primary of its key, or run by the reaper. Every new request gets its id from
+//! [`Requests::start`]; nothing else adds to the table. The table also remembers which forwards it
+//! took (a repeated forward must not be coordinated twice) and when recent requests started (to
+//! time their replicas' answers for the staleness predictions, late answers included).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use dynamo_quorum::{GetCoordinator, PutCoordinator};
+use dynamo_vclock::VClock;
+
+use crate::message::ClientRequest;
+use crate::types::{Actor, Key, Millis, NodeId, RequestId, Sibs};
+
+/// Requests whose answers are timed at once, at most (a bound on memory under heavy load).
+const MAX_TIMED: usize = 65_536;
+
+/// Who is waiting for a request's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A client of this node.
+    Client(RequestId),
+    /// A node that forwarded the request under its own id.
+    Peer(NodeId, RequestId),
+    /// The tombstone reaper's own check (no reply).
+    Reap,
+}
+
+/// Which round trip an answer closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoundTrip {
+    /// A replica write and its ack.
+    Write,
+    /// A replica read and its response.
+    Read,
+}
+
+/// A request in flight.
+pub(crate) enum Pending {
+    Get {
+        origin: Origin,
+        key: Key,
+        started: Millis,
+        coord: GetCoordinator<NodeId, Sibs>,
+    },
+    Put {
+        origin: Origin,
+        key: Key,
+        started: Millis,
+        clock: VClock<Actor>,
+        coord: PutCoordinator<NodeId, Sibs>,
+        /// The versions sent (for a fallback that takes a failed target's copy).
+        payload: Sibs,
+        /// The coordinator, a primary, already stored `payload` (before minting went out).
+        stored_here: bool,
+        /// Targets that acknowledged.
+        acked: Vec<NodeId>,
+        /// Fallbacks sent a hinted copy after a target failed.
+        rehinted: Vec<NodeId>,
+    },
+    Forward {
+        origin: Origin,
+        to: NodeId,
+        deadline: Millis,
+        request: ClientRequest,
+    },
+}
+
+impl Pending {
+    /// When the request's deadline or next retry falls.
+    pub(crate) fn poll_timeout(&self) -> Option<Millis> {
+        match self {
+            Pending::Get { coord, .. } => coord.poll_timeout(),
+            Pending::Put { coord, .. } => coord.poll_timeout(),
+            Pending::Forward { deadline, .. } => Some(*deadline),
+        }
+    }
+
+    /// Whether the request waits on `peer`'s answer as a replica.
+    fn awaits(&self, peer: NodeId) -> bool {
+        match self {
+            Pending::Get { coord, .. } => coord.targets().iter().any(|t| t.node == peer),
+            Pending::Put { coord, .. } => coord.targets().iter().any(|t| t.node == peer),
+            Pending::Forward { .. } => false,
+        }
+    }
+}
+
+/// The request table. See the [module docs](self).
+pub(crate) struct Requests {
+    // Ordered maps: iteration order must not depend on a random hasher, so that the same inputs
+    // give the same outputs (the simulator replays runs from a seed).
+    pending: BTreeMap<RequestId, Pending>,
+    next: RequestId,
+    /// How long a forward and a start time are remembered: twice the request timeout (their
+    /// sender has long given up by then), at least a second.
+    keep: Millis,
+    /// Forwards taken, by (sender, request id): a repeated forward is not coordinated twice
+    /// (that would write its value under two dots).
+    seen_forwards: BTreeSet<(NodeId, RequestId)>,
+    /// `seen_forwards` in arrival order, with when, to forget them.
+    forward_order: VecDeque<(Millis, (NodeId, RequestId))>,
+    /// When each recent get or put coordinated here started, by request id. Ids grow with time,
+    /// so the first is the oldest.
+    started: BTreeMap<RequestId, (Millis, RoundTrip)>,
+}
+
+impl Requests {
+    /// An empty table whose ids start at `first` (see `NodeCore::new`: ids of one incarnation
+    /// never meet those of the next), for requests that time out after `request_timeout`.
+    pub(crate) fn new(first: RequestId, request_timeout: Millis) -> Self {
+        Requests {
+            pending: BTreeMap::new(),
+            next: first,
+            keep: request_timeout.saturating_mul(2).max(1_000),
+            seen_forwards: BTreeSet::new(),
+            forward_order: VecDeque::new(),
+            started: BTreeMap::new(),
+        }
+    }
+
+    /// The id the next request will get.
+    #[cfg(test)]
+    pub(crate) fn next_id(&self) -> RequestId {
+        self.next
+    }
+
+    /// Admits a new request; its id.
+    pub(crate) fn start(&mut self, pending: Pending) -> RequestId {
+        let req = self.next;
+        self.next += 1;
+        self.pending.insert(req, pending);
+        req
+    }
+
+    /// Admits a get or put started at `now` whose replicas' answers are timed as `kind`.
+    pub(crate) fn start_timed(
+        &mut self,
+        now: Millis,
+        kind: RoundTrip,
+        pending: Pending,
+    ) -> RequestId {
+        let req = self.start(pending);
+        while let Some((_, &(t, _))) = self.started.first_key_value() {
+            if t.saturating_add(self.keep) > now && self.started.len() < MAX_TIMED {
+                break;
+            }
+            self.started.pop_first();
+        }
+        self.started.insert(req, (now, kind));
+        req
+    }
+
+    /// How long ago request `req` started, if it is timed as `kind`.
+    pub(crate) fn elapsed(&self, now: Millis, req: RequestId, kind: RoundTrip) -> Option<Millis> {
+        match self.started.get(&req) {
+            Some(&(started, k)) if k == kind => Some(now.saturating_sub(started)),
+            _ => None,
+        }
+    }
+
+    /// Whether the forward `(from, req)` is new; remembers it.
+    pub(crate) fn first_forward(&mut self, now: Millis, from: NodeId, req: RequestId) -> bool {
+        while let Some(&(t, id)) = self.forward_order.front() {
+            if t.saturating_add(self.keep) > now {
+                break;
+            }
+            self.forward_order.pop_front();
+            self.seen_forwards.remove(&id);
+        }
+        if !self.seen_forwards.insert((from, req)) {
+            return false;
+        }
+        self.forward_order.push_back((now, (from, req)));
+        true
+    }
+
+    /// The request `req`.
+    pub(crate) fn get(&self, req: RequestId) -> Option<&Pending> {
+        self.pending.get(&req)
+    }
+
+    /// The request `req`, mutably.
+    pub(crate) fn get_mut(&mut self, req: RequestId) -> Option<&mut Pending> {
+        self.pending.get_mut(&req)
+    }
+
+    /// Takes request `req` out to work on it; [`Requests::put_back`] returns it.
+    pub(crate) fn take(&mut self, req: RequestId) -> Option<Pending> {
+        self.pending.remove(&req)
+    }
+
+    /// Returns a request taken with [`Requests::take`].
+    pub(crate) fn put_back(&mut self, req: RequestId, pending: Pending) {
+        self.pending.insert(req, pending);
+    }
+
+    /// Takes out the forward `req` if it went to `to`.
+    pub(crate) fn take_forward_to(&mut self, req: RequestId, to: NodeId) -> Option<Pending> {
+        match self.pending.get(&req) {
+            Some(Pending::Forward { to: t, .. }) if *t == to => self.pending.remove(&req),
+            _ => None,
+        }
+    }
+
+    /// The requests waiting on `peer` as a replica, oldest first.
+    pub(crate) fn awaiting(&self, peer: NodeId) -> Vec<RequestId> {
+        self.pending
+            .iter()
+            .filter(|(_, p)| p.awaits(peer))
+            .map(|(&r, _)| r)
+            .collect()
+    }
+
+    /// The requests whose timeout fell at or before `now`, oldest first.
+    pub(crate) fn due(&self, now: Millis) -> Vec<RequestId> {
+        self.pending
+            .iter()
+            .filter(|(_, p)| p.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(&r, _)| r)
+            .collect()
+    }
+
+    /// The earliest timeout of any request.
+    pub(crate) fn poll_timeout(&self) -> Option<Millis> {
+        self.pending
+            .values()
+            .filter_map(Pending::poll_timeout)
+            .min()
+    }
+
+    /// Requests in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len()
+    }
+}
