@@ -149,11 +149,8 @@ pub struct NodeCore<S: Store> {
     // same inputs give the same outputs (the simulator replays runs from a seed).
     /// Requests in flight: coordinated here, forwarded, or the reaper's.
     requests: Requests,
-    /// Tombstone-only keys and when they were written, for the reaper.
-    tombstones: BTreeMap<Key, Millis>,
-    /// Keys with a reap check in flight.
-    reaping: BTreeSet<Key>,
-    next_reap: Option<Millis>,
+    /// Tombstones and when to reap them.
+    reaper: reaper::Reaper,
     transmits: VecDeque<(NodeId, PeerMessage)>,
     replies: VecDeque<(RequestId, ClientReply)>,
     stats: NodeStats,
@@ -303,15 +300,13 @@ impl<S: Store> NodeCore<S> {
         let partitions = config.partitions as usize;
         let mut trees: Vec<Tree> = (0..partitions).map(|_| Tree::new(tree_config())).collect();
         let mut index: Vec<BTreeMap<Key, [u8; 32]>> = vec![BTreeMap::new(); partitions];
-        let mut tombstones = BTreeMap::new();
+        let mut reaper = reaper::Reaper::new(config.tombstone_grace, now);
         store.scan(&mut |key, siblings| {
             let p = ring.range_index(ring.position(key));
             let d = siblings_digest(siblings);
             trees[p].insert(key, &d);
             index[p].insert(key.to_vec(), d);
-            if let Some(t) = reaper::tombstone_time(siblings) {
-                tombstones.insert(key.to_vec(), t);
-            }
+            reaper.track(key, siblings);
         })?;
 
         let defaults = HintLogConfig::default();
@@ -356,7 +351,6 @@ impl<S: Store> NodeCore<S> {
         let next_sync = config
             .sync_interval
             .map(|i| now + rng.gen_range(0..i.max(1)));
-        let first_reap = reaper::reap_interval(config.tombstone_grace).map(|i| now + i);
         let request_timeout = config.request_timeout;
         let mut core = NodeCore {
             id,
@@ -393,9 +387,7 @@ impl<S: Store> NodeCore<S> {
             next_sync,
             sync_cursor: 0,
             next_session: 0,
-            tombstones,
-            reaping: BTreeSet::new(),
-            next_reap: first_reap,
+            reaper,
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can
             // tell a repeated forward from a new one across restarts.
@@ -627,7 +619,7 @@ impl<S: Store> NodeCore<S> {
         };
         consider(self.hints.poll_timeout().map(|i| i.as_millis()));
         consider(self.next_sync);
-        consider(self.next_reap);
+        consider(self.reaper.poll_timeout());
         for run in self.syncs.values() {
             consider(run.session.poll_timeout());
         }
@@ -706,10 +698,7 @@ impl<S: Store> NodeCore<S> {
             self.next_sync = self.config.sync_interval.map(|i| now + i.max(1));
             self.start_sync(now);
         }
-        if self.next_reap.is_some_and(|t| t <= now) {
-            self.next_reap = reaper::reap_interval(self.config.tombstone_grace).map(|i| now + i);
-            self.start_reaps(now);
-        }
+        self.start_reaps(now);
         self.request_timeouts(now);
         self.drain(now);
     }

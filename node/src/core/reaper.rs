@@ -15,6 +15,8 @@
 //! partition some member still hands over, and none while some member uses another ring (it may
 //! not know yet what it must hand over) or, being in the ring, published nothing.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use dynamo_quorum::{GetCoordinator, GetOutcome, Mode, Reply, RequestOptions};
 
 use super::requests::{Origin, Pending};
@@ -35,14 +37,89 @@ pub(crate) fn tombstone_time(siblings: &Sibs) -> Option<Millis> {
 }
 
 /// How often the reaper looks for old tombstones: a quarter of the grace period, within 0.1-60 s.
-pub(crate) fn reap_interval(grace: Option<Millis>) -> Option<Millis> {
-    grace.map(|g| (g / 4).clamp(100, 60_000))
+fn reap_interval(grace: Millis) -> Millis {
+    (grace / 4).clamp(100, 60_000)
+}
+
+/// The reaper's state: which keys hold only a tombstone and since when, which have a check in
+/// flight, and when to look next. The node tells it about every write ([`Reaper::track`]) and
+/// removal ([`Reaper::forget`]); it answers which keys are due for a check.
+#[derive(Debug, Default)]
+pub(crate) struct Reaper {
+    /// The grace period; `None`: tombstones are kept forever.
+    grace: Option<Millis>,
+    /// Tombstone-only keys and when they were written.
+    tombstones: BTreeMap<Key, Millis>,
+    /// Keys with a reap check in flight.
+    reaping: BTreeSet<Key>,
+    next: Option<Millis>,
+}
+
+impl Reaper {
+    /// A reaper started at `now` that reaps tombstones older than `grace`.
+    pub(crate) fn new(grace: Option<Millis>, now: Millis) -> Self {
+        Reaper {
+            grace,
+            next: grace.map(|g| now + reap_interval(g)),
+            ..Reaper::default()
+        }
+    }
+
+    /// `key` now holds `siblings`.
+    pub(crate) fn track(&mut self, key: &[u8], siblings: &Sibs) {
+        match tombstone_time(siblings) {
+            Some(t) => {
+                self.tombstones.insert(key.to_vec(), t);
+            }
+            None => {
+                self.tombstones.remove(key);
+            }
+        }
+    }
+
+    /// `key` is gone.
+    pub(crate) fn forget(&mut self, key: &[u8]) {
+        self.tombstones.remove(key);
+    }
+
+    /// When [`Reaper::due`] next has something to say.
+    pub(crate) fn poll_timeout(&self) -> Option<Millis> {
+        self.next
+    }
+
+    /// At the reaper's tick, the keys whose tombstones outlived the grace period and that have
+    /// no check in flight; `None` before the tick.
+    pub(crate) fn due(&mut self, now: Millis) -> Option<Vec<Key>> {
+        let grace = self.grace?;
+        if self.next.is_none_or(|t| t > now) {
+            return None;
+        }
+        self.next = Some(now + reap_interval(grace));
+        let keys = self
+            .tombstones
+            .iter()
+            .filter(|(_, &written)| written.saturating_add(grace) <= now)
+            .map(|(k, _)| k.clone())
+            .filter(|k| !self.reaping.contains(k))
+            .collect();
+        Some(keys)
+    }
+
+    /// A check of `key` started.
+    pub(crate) fn checking(&mut self, key: Key) {
+        self.reaping.insert(key);
+    }
+
+    /// The check of `key` ended.
+    pub(crate) fn checked(&mut self, key: &[u8]) {
+        self.reaping.remove(key);
+    }
 }
 
 impl<S: Store> NodeCore<S> {
     /// Starts reap checks for old tombstones of keys this node is the first primary of.
     pub(crate) fn start_reaps(&mut self, now: Millis) {
-        let Some(grace) = self.config.tombstone_grace else {
+        let Some(due) = self.reaper.due(now) else {
             return;
         };
         // A partition a former owner still hands over (or any, while the members disagree on
@@ -50,12 +127,8 @@ impl<S: Store> NodeCore<S> {
         let Some(pending) = self.handoffs_pending() else {
             return;
         };
-        let due: Vec<Key> = self
-            .tombstones
-            .iter()
-            .filter(|(_, &written)| written.saturating_add(grace) <= now)
-            .map(|(k, _)| k.clone())
-            .filter(|k| !self.reaping.contains(k))
+        let due: Vec<Key> = due
+            .into_iter()
             .filter(|k| !pending.contains(&self.partition_of(k)))
             .filter(|k| {
                 self.ring
@@ -79,7 +152,7 @@ impl<S: Store> NodeCore<S> {
                 continue;
             }
             if let Ok(coord) = GetCoordinator::new(options, plan, now) {
-                self.reaping.insert(key.clone());
+                self.reaper.checking(key.clone());
                 let req = self.requests.start(Pending::Get {
                     origin: Origin::Reap,
                     key,
@@ -93,7 +166,7 @@ impl<S: Store> NodeCore<S> {
 
     /// The outcome of a reap check: reap everywhere if all N replicas hold the same tombstone.
     pub(crate) fn reap_decision(&mut self, key: &[u8], outcome: &GetOutcome<NodeId, Sibs>) {
-        self.reaping.remove(key);
+        self.reaper.checked(key);
         let n = self.config.n;
         let agreed = outcome.result.is_ok()
             && outcome.siblings.is_tombstone_only()
@@ -148,7 +221,7 @@ impl<S: Store> NodeCore<S> {
         if let Some(digest) = self.index[p].remove(key) {
             self.trees[p].remove(key, &digest);
         }
-        self.tombstones.remove(key);
+        self.reaper.forget(key);
         self.stats.counters.tombstones_reaped += 1;
     }
 }

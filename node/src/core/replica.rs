@@ -27,14 +27,7 @@ impl<S: Store> NodeCore<S> {
         }
         self.store.put(key, &merged)?;
         self.stats.counters.replica_writes += 1;
-        match super::reaper::tombstone_time(&merged) {
-            Some(t) => {
-                self.tombstones.insert(key.to_vec(), t);
-            }
-            None => {
-                self.tombstones.remove(key);
-            }
-        }
+        self.reaper.track(key, &merged);
         let p = self.partition_of(key);
         for run in self.transfers.values_mut().filter(|r| r.partition == p) {
             run.dirty = true;
@@ -56,7 +49,7 @@ impl<S: Store> NodeCore<S> {
                 let p = self.partition_of(key);
                 if let Some(digest) = self.index[p].remove(key) {
                     self.trees[p].remove(key, &digest);
-                    self.tombstones.remove(key);
+                    self.reaper.forget(key);
                 }
                 None
             }
