@@ -69,6 +69,7 @@ use transfer::TransferRun;
 
 /// Why a node could not start.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NodeError {
     /// The store failed or holds damaged data.
     #[error(transparent)]

@@ -53,6 +53,7 @@ pub const MAX_REASON: usize = 256;
 
 /// Who opens a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Role {
     /// Another node of the cluster, which will send [`PeerFrame`]s.
     Peer {
