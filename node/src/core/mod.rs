@@ -27,6 +27,7 @@ pub(crate) mod digest;
 mod epochs;
 mod events;
 mod failures;
+mod ids;
 pub(crate) mod membership;
 mod reaper;
 mod replica;

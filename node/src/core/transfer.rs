@@ -80,7 +80,7 @@ impl<S: Store> NodeCore<S> {
     pub(crate) fn start_transfer(&mut self, p: usize, to: NodeId) {
         // One transfer per (partition, receiver): the id names both, so a resumed or repeated
         // plan finds the running session.
-        let id = TransferId(((p as u64) << 40) | (to & ((1 << 40) - 1)));
+        let id = TransferId(super::ids::pair_id(p as u64, to));
         if self.transfers.contains_key(&id.0) {
             return;
         }
