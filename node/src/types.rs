@@ -32,7 +32,7 @@ pub type Millis = u64;
 /// tests that replay from a seed: ChaCha8, whose stream for a seed is specified by its algorithm.
 /// `rand::rngs::SmallRng` is not: its algorithm may differ per platform and change with a minor
 /// release of rand, so a seed would replay another run after a `cargo update` or on another
-/// machine. `sim::replay` pins the first outputs and a whole run's digest.
+/// machine. `tests/sim/portability.rs` pins the first outputs and a whole run's digest.
 pub type ReplayRng = rand_chacha::ChaCha8Rng;
 
 /// An identifier the driver gives to a client request, echoed in its reply.

@@ -4,6 +4,6 @@
 mod detection;
 mod faults;
 mod pbs;
-mod replay;
+mod portability;
 mod scenarios;
 mod trace;

@@ -6,7 +6,7 @@
 //!
 //! - [`the_seeded_generator_is_pinned`]: the first outputs of the generator from a seed, and of
 //!   the `rand` distributions the simulator draws with (`gen_range`, `gen::<f64>`);
-//! - [`a_seed_replays_the_same_run`]: a digest of a whole faulty run (its history of operations
+//! - [`a_seed_gives_the_same_run_everywhere`]: a digest of a whole faulty run (its history of operations
 //!   and results, every replica's writes and reads, the final state of every key).
 //!
 //! # When the digest changes
@@ -104,7 +104,7 @@ fn run(seed: u64) -> String {
 }
 
 #[test]
-fn a_seed_replays_the_same_run() {
+fn a_seed_gives_the_same_run_everywhere() {
     let first = run(42);
     assert_eq!(
         first,
@@ -115,6 +115,6 @@ fn a_seed_replays_the_same_run() {
         first, RUN_DIGEST,
         "the run from seed 42 changed. If this commit changes what the cluster does, re-pin \
          RUN_DIGEST to the `left` digest; if not (cargo update, another platform), replay broke: \
-         see the module docs of tests/sim/replay.rs"
+         see the module docs of tests/sim/portability.rs"
     );
 }
