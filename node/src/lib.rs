@@ -29,6 +29,8 @@ pub mod runtime;
 pub mod sim;
 pub mod store;
 pub mod types;
+#[cfg(test)]
+mod vectors;
 
 pub use crate::core::{
     ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeEvent, NodeStats, NodeStatus,

@@ -2,6 +2,11 @@
 //! holds a database, and which instance, so that a node refuses to start on a missing, emptied or
 //! replaced database instead of mistaking lost data for a new node. Shared by the redb and fjall
 //! stores; each names its file, its engine line and its wording in a [`Kind`].
+//!
+//! The manifest's format is versioned by a `format = N` line; a manifest without one is format 1,
+//! the only one so far, and this version still writes none (so that a node of an earlier version,
+//! which refuses unknown keys, reads it after a downgrade). A later format writes `format = 2` or
+//! more, and this version refuses it as [`StoreError::UnknownVersion`] rather than misread it.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +25,24 @@ pub(crate) struct Kind {
     pub(crate) database: &'static str,
     /// The comment written above the values.
     pub(crate) header: &'static str,
+}
+
+/// The manifest format this version reads and writes (an absent `format` line).
+pub(crate) const FORMAT: u64 = 1;
+
+/// Why a manifest cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ParseError {
+    /// A `format` this version does not read.
+    UnknownFormat(u64),
+    /// Not a manifest.
+    Malformed(String),
+}
+
+impl From<String> for ParseError {
+    fn from(why: String) -> Self {
+        ParseError::Malformed(why)
+    }
 }
 
 /// What the manifest says.
@@ -51,18 +74,37 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&format!("cannot read {}", path.display()), e)),
         };
-        Self::parse(kind, &text).map(Some).map_err(|e| {
-            StoreError::Corrupt(format!(
+        Self::parse(kind, &text).map(Some).map_err(|e| match e {
+            ParseError::UnknownFormat(found) => StoreError::UnknownVersion {
+                what: path.display().to_string(),
+                found: found.to_string(),
+                supported: FORMAT.to_string(),
+                advice: "it was written by a newer version: run that version on this directory"
+                    .into(),
+            },
+            ParseError::Malformed(e) => StoreError::Corrupt(format!(
                 "{}: cannot be parsed ({e}); if {} beside it is intact, delete the manifest and \
                  it is written again at the next start",
                 path.display(),
                 kind.database
-            ))
+            )),
         })
     }
 
-    /// Reads the `key = value` lines (a TOML subset; `#` starts a comment).
-    pub(crate) fn parse(kind: &Kind, text: &str) -> Result<Self, String> {
+    /// Reads the `key = value` lines (a TOML subset; `#` starts a comment). A `format` other
+    /// than [`FORMAT`] is refused before any other line is judged: a later format may use keys
+    /// this version does not know.
+    pub(crate) fn parse(kind: &Kind, text: &str) -> Result<Self, ParseError> {
+        for line in text.lines().map(str::trim) {
+            if let Some(("format", value)) = line.split_once('=').map(|(k, v)| (k.trim(), v.trim()))
+            {
+                match value.parse::<u64>() {
+                    Ok(FORMAT) => {}
+                    Ok(other) => return Err(ParseError::UnknownFormat(other)),
+                    Err(e) => return Err(format!("format: {e}").into()),
+                }
+            }
+        }
         let mut instance = None;
         let mut created = None;
         for line in text.lines().map(str::trim) {
@@ -76,7 +118,7 @@ impl Manifest {
             match (key.trim(), kind.engine) {
                 ("engine", Some(engine)) => {
                     if value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) != Some(engine) {
-                        return Err(format!("engine {} is not {engine}", excerpt(value)));
+                        return Err(format!("engine {} is not {engine}", excerpt(value)).into());
                     }
                 }
                 ("instance", _) => {
@@ -93,7 +135,8 @@ impl Manifest {
                             .map_err(|e| format!("created_unix_ms: {e}"))?,
                     );
                 }
-                (other, _) => return Err(format!("unknown key {}", excerpt(other))),
+                ("format", _) => {}
+                (other, _) => return Err(format!("unknown key {}", excerpt(other)).into()),
             }
         }
         match (instance, created) {
@@ -101,7 +144,9 @@ impl Manifest {
                 instance,
                 created_unix_ms,
             }),
-            _ => Err("instance or created_unix_ms missing".into()),
+            _ => Err(ParseError::Malformed(
+                "instance or created_unix_ms missing".into(),
+            )),
         }
     }
 
@@ -110,14 +155,7 @@ impl Manifest {
     pub(crate) fn write(&self, kind: &Kind, dir: &Path) -> Result<(), StoreError> {
         let path = Self::path(kind, dir);
         let tmp = dir.join(format!("{}.tmp", kind.file));
-        let engine = kind
-            .engine
-            .map(|e| format!("engine = \"{e}\"\n"))
-            .unwrap_or_default();
-        let text = format!(
-            "{}{engine}instance = \"{}\"\ncreated_unix_ms = {}\n",
-            kind.header, self.instance, self.created_unix_ms
-        );
+        let text = self.render(kind);
         let fail = |e: std::io::Error| io(&format!("cannot write {}", path.display()), e);
         {
             use std::io::Write;
@@ -129,6 +167,18 @@ impl Manifest {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(fail)
+    }
+
+    /// The manifest's text.
+    pub(crate) fn render(&self, kind: &Kind) -> String {
+        let engine = kind
+            .engine
+            .map(|e| format!("engine = \"{e}\"\n"))
+            .unwrap_or_default();
+        format!(
+            "{}{engine}instance = \"{}\"\ncreated_unix_ms = {}\n",
+            kind.header, self.instance, self.created_unix_ms
+        )
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -173,5 +223,24 @@ mod tests {
         // A store without an engine line does not know the key.
         assert!(Manifest::parse(&PLAIN, other).is_err());
         assert!(Manifest::parse(&PLAIN, "instance = \"1\"\ncreated_unix_ms = 1").is_ok());
+    }
+
+    #[test]
+    fn format_1_reads_and_an_unknown_format_is_refused_as_such() {
+        let v1 = "format = 1\ninstance = \"0000000000000001\"\ncreated_unix_ms = 1";
+        assert_eq!(Manifest::parse(&PLAIN, v1), Ok(Manifest::of(1, 1)));
+        // A later format may add keys: its version is what the refusal names.
+        let v2 = "instance = \"1\"\ncreated_unix_ms = 1\nsomething_new = 3\nformat = 2";
+        assert_eq!(
+            Manifest::parse(&PLAIN, v2),
+            Err(ParseError::UnknownFormat(2))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(PLAIN.file), v2).unwrap();
+        let err = Manifest::read(&PLAIN, dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::UnknownVersion { found, .. } if found == "2"),
+            "{err:?}"
+        );
     }
 }

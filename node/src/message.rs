@@ -26,6 +26,7 @@ pub struct RequestOptions {
 
 /// A client's request, accepted by any node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ClientRequest {
     /// Read every concurrent version of a key.
     Get {
@@ -82,6 +83,7 @@ impl ClientRequest {
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// So many replicas failed or were unreachable that R or W answers could not be had.
     #[error("quorum not reached: {acknowledged} of {required} replicas answered")]
@@ -134,6 +136,7 @@ pub enum ClientError {
 
 /// The answer to a [`ClientRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ClientReply {
     /// The result of a get: every concurrent live value (empty if the key is absent or
     /// deleted), and the context to pass to the next put or delete.
@@ -161,6 +164,7 @@ pub enum ClientReply {
 
 /// A message between two nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum PeerMessage {
     /// Membership gossip.
     Gossip(dynamo_gossip::Message<NodeId, String>),

@@ -457,12 +457,20 @@ impl RedbStore {
                         changed = true;
                     }
                     Some(f) => {
-                        return Err(StoreError::Corrupt(format!(
-                            "{}: unknown storage format {:?} (expected {:?})",
-                            self.path.display(),
-                            String::from_utf8_lossy(f),
-                            String::from_utf8_lossy(FORMAT)
-                        )))
+                        return Err(StoreError::UnknownVersion {
+                            what: self.path.display().to_string(),
+                            found: format!(
+                                "{:?}",
+                                crate::runtime::frame::excerpt(&String::from_utf8_lossy(f))
+                            ),
+                            supported: format!(
+                                "{:?} and {:?}",
+                                String::from_utf8_lossy(FORMAT_V1),
+                                String::from_utf8_lossy(FORMAT)
+                            ),
+                            advice: "it was written by a newer version: run that version on it"
+                                .into(),
+                        })
                     }
                     None => {
                         meta.insert(FORMAT_KEY, FORMAT)
@@ -1463,7 +1471,7 @@ mod tests {
     #[test]
     fn record_decoder_fuzz() {
         use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(0xD1_5EA5E);
+        let mut rng = crate::types::ReplayRng::seed_from_u64(0xD1_5EA5E);
         let samples: Vec<(Vec<u8>, Sibs)> = (0..8)
             .map(|i| {
                 let mut s = sibs(&value(i));

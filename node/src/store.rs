@@ -15,6 +15,7 @@ use crate::types::{Key, Sibs};
 
 /// Why the store failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The storage medium failed (I/O error, disk full).
     #[error("storage I/O error: {0}")]
@@ -25,6 +26,20 @@ pub enum StoreError {
     /// what to do.
     #[error("corrupt storage: {0}")]
     Corrupt(String),
+    /// The data directory holds a format this version does not read: written by a newer version
+    /// (or, for the store's record format, by one too old to upgrade). Nothing was read as if it
+    /// were of a known format.
+    #[error("{what} has format {found}, which this version cannot read (it reads {supported}); {advice}")]
+    UnknownVersion {
+        /// What holds the format (a file, a database, the store's records), with its path if any.
+        what: String,
+        /// The format found.
+        found: String,
+        /// The formats this version reads.
+        supported: String,
+        /// What the operator can do.
+        advice: String,
+    },
 }
 
 /// The slow half of a flush, run off the caller's thread: once it returns `Ok`, every write made

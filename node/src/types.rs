@@ -28,6 +28,13 @@ pub type Clock = VClock<Actor>;
 /// Milliseconds on the driver's clock (virtual in the simulator, monotonic in the runtime).
 pub type Millis = u64;
 
+/// The seeded generator behind every random choice of the node core, the simulator and the
+/// tests that replay from a seed: ChaCha8, whose stream for a seed is specified by its algorithm.
+/// `rand::rngs::SmallRng` is not: its algorithm may differ per platform and change with a minor
+/// release of rand, so a seed would replay another run after a `cargo update` or on another
+/// machine. `tests/sim/portability.rs` pins the first outputs and a whole run's digest.
+pub type ReplayRng = rand_chacha::ChaCha8Rng;
+
 /// An identifier the driver gives to a client request, echoed in its reply.
 pub type RequestId = u64;
 

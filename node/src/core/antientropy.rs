@@ -111,8 +111,8 @@ impl<S: Store> NodeCore<S> {
             }
             let peer = peers[self.rng.gen_range(0..peers.len())];
             self.next_session += 1;
-            // Session ids are unique per initiator: the id in the top bits.
-            let id = (self.id << 40) ^ self.next_session;
+            // Session ids are unique per initiator: its id, then its counter.
+            let id = super::ids::pair_id(self.id, self.next_session);
             let session = SyncSession::initiate(self.sync_config(), id, now, &self.trees[p]);
             self.stats.counters.sync_sessions += 1;
             self.syncs.insert(

@@ -27,6 +27,7 @@ pub(crate) mod digest;
 mod epochs;
 mod events;
 mod failures;
+mod ids;
 pub(crate) mod membership;
 mod reaper;
 mod replica;
@@ -39,11 +40,11 @@ mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::types::ReplayRng;
 use dynamo_gossip::Gossip;
 use dynamo_handoff::{HintLog, HintLogConfig};
 use dynamo_merkle::{Tree, TreeConfig};
 use dynamo_ring::{HashFunction, NodeSpec, Ring, RingConfig, Strategy};
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,8 @@ pub use stats::{
     Counters, LatencyBuckets, LatencySummary, NodeStats, RequestMetrics, RequestOp, RequestOutcome,
     LATENCY_BUCKETS,
 };
+#[cfg(test)]
+pub(crate) use transfer::{decode_checkpoint, encode_checkpoint};
 
 use crate::config::NodeConfig;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
@@ -70,6 +73,7 @@ use transfer::TransferRun;
 
 /// Why a node could not start.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NodeError {
     /// The store failed or holds damaged data.
     #[error(transparent)]
@@ -95,7 +99,7 @@ pub struct NodeCore<S: Store> {
     store: S,
     epochs: Epochs,
     generation: u64,
-    rng: SmallRng,
+    rng: ReplayRng,
     gossip: Gossip<NodeId, String>,
     ring: Ring<NodeId>,
     /// Whether this node is a primary of each range of `ring` (see [`NodeCore::replicates`]):
@@ -186,7 +190,7 @@ impl<S: Store> NodeCore<S> {
                 config.n, config.r, config.w
             )));
         }
-        let mut rng = SmallRng::seed_from_u64(seed ^ id.rotate_left(17));
+        let mut rng = ReplayRng::seed_from_u64(seed ^ id.rotate_left(17));
         if let Some(stored) = store.get_meta(META_NODE_ID)? {
             let stored_id = decode_u64(&stored)?;
             if stored_id != id {
@@ -199,11 +203,20 @@ impl<S: Store> NodeCore<S> {
                 None => 1,
             };
             if format != FORMAT {
-                return Err(NodeError::Config(format!(
-                    "the store holds records of format {format} (format 1: a vector clock per \
-                     version, before dotted version vectors); this node reads format {FORMAT} \
-                     only: start it on an empty data directory and let anti-entropy refill it"
-                )));
+                return Err(StoreError::UnknownVersion {
+                    what: "the store's records".into(),
+                    found: format.to_string(),
+                    supported: FORMAT.to_string(),
+                    advice: if format < FORMAT {
+                        "format 1 holds a vector clock per version, from before dotted version \
+                         vectors: start the node on an empty data directory and let \
+                         anti-entropy refill it"
+                    } else {
+                        "it was written by a newer version: run that version on it"
+                    }
+                    .into(),
+                }
+                .into());
             }
         }
         store.put_meta(META_FORMAT, &FORMAT.to_be_bytes())?;

@@ -44,6 +44,33 @@ type Batch = (Vec<TransferEntry<Key, Vec<u8>>>, bool);
 const TRANSFERS_KEY: &str = "transfers";
 
 /// The store meta name of a transfer's checkpoint.
+/// The version byte of a stored transfer checkpoint: `1 · the last key the receiver
+/// acknowledged`. An empty value is no checkpoint.
+pub(crate) const CHECKPOINT_VERSION: u8 = 1;
+
+/// The stored form of a checkpoint at `key`.
+pub(crate) fn encode_checkpoint(key: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + key.len());
+    value.push(CHECKPOINT_VERSION);
+    value.extend_from_slice(key);
+    value
+}
+
+/// The key of a stored checkpoint (`None`: no checkpoint), or which version it has if this
+/// version cannot read it.
+pub(crate) fn decode_checkpoint(value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    match value.split_first() {
+        None => Ok(None),
+        Some((&CHECKPOINT_VERSION, key)) => Ok(Some(key.to_vec())),
+        Some((other, _)) => Err(StoreError::UnknownVersion {
+            what: "a transfer checkpoint".into(),
+            found: other.to_string(),
+            supported: CHECKPOINT_VERSION.to_string(),
+            advice: "the transfer restarts from the start of its range".into(),
+        }),
+    }
+}
+
 fn checkpoint_name(id: TransferId) -> String {
     format!("transfer-{}", id.0)
 }
@@ -53,7 +80,7 @@ impl<S: Store> NodeCore<S> {
     pub(crate) fn start_transfer(&mut self, p: usize, to: NodeId) {
         // One transfer per (partition, receiver): the id names both, so a resumed or repeated
         // plan finds the running session.
-        let id = TransferId(((p as u64) << 40) | (to & ((1 << 40) - 1)));
+        let id = TransferId(super::ids::pair_id(p as u64, to));
         if self.transfers.contains_key(&id.0) {
             return;
         }
@@ -62,13 +89,14 @@ impl<S: Store> NodeCore<S> {
             seed: self.rng_seed_for(id.0),
             ..TransferConfig::default()
         };
-        // A checkpoint is stored as 1 and the key; an empty value is none.
+        // A checkpoint this version cannot read (or none) restarts the range from its start:
+        // sending keys the receiver has is harmless, merging is idempotent.
         let checkpoint = self
             .store
             .get_meta(&checkpoint_name(id))
             .ok()
             .flatten()
-            .and_then(|v| v.split_first().map(|(_, key)| key.to_vec()));
+            .and_then(|v| decode_checkpoint(&v).ok().flatten());
         let mut session = TransferSession::resume(config, id, to, checkpoint);
         if !self.is_up(to) {
             session.peer_down();
@@ -227,7 +255,7 @@ impl<S: Store> NodeCore<S> {
                     },
                     Some(TransferEvent::Checkpoint { key }) => {
                         let name = checkpoint_name(TransferId(id));
-                        let value: Vec<u8> = std::iter::once(1).chain(key).collect();
+                        let value = encode_checkpoint(&key);
                         if self.store.put_meta(&name, &value).is_err() {
                             self.stats.counters.bad_messages += 1;
                         }

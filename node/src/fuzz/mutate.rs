@@ -7,7 +7,7 @@
 //! duplicated and repeated ranges (which grow an input towards the size limit, the shape of the
 //! worst decoding times), truncation, and splices with a second entry.
 
-use rand::rngs::SmallRng;
+use crate::types::ReplayRng;
 use rand::{Rng, SeedableRng};
 
 /// Byte values that sit at edges: zero, one, sign bits, all ones, and msgpack markers.
@@ -48,7 +48,7 @@ const LENGTH_MARKERS: [(u8, usize); 9] = [
 /// The mutation engine: a seeded RNG and the size limit of the inputs it makes.
 #[derive(Debug, Clone)]
 pub struct Mutator {
-    rng: SmallRng,
+    rng: ReplayRng,
     max_len: usize,
 }
 
@@ -57,13 +57,13 @@ impl Mutator {
     /// bytes.
     pub fn new(seed: u64, max_len: usize) -> Self {
         Mutator {
-            rng: SmallRng::seed_from_u64(seed),
+            rng: ReplayRng::seed_from_u64(seed),
             max_len: max_len.max(1),
         }
     }
 
     /// The RNG, for the caller's own choices (which entry to mutate next).
-    pub fn rng(&mut self) -> &mut SmallRng {
+    pub fn rng(&mut self) -> &mut ReplayRng {
         &mut self.rng
     }
 

@@ -1,6 +1,6 @@
 use std::slice::from_ref;
 
-use rand::rngs::SmallRng;
+use crate::types::ReplayRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
@@ -285,7 +285,7 @@ fn malformed_histories_are_reported() {
 fn histories_of_a_correct_store_are_clean_and_damage_is_seen() {
     const KEYS: usize = 3;
     for seed in 0..300u64 {
-        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut rng = ReplayRng::seed_from_u64(seed);
         let mut h = History::new();
         let mut store: Vec<Vec<Vec<u8>>> = vec![Vec::new(); KEYS];
         // Per client: a get's (key, values) awaiting its write.

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
+use crate::types::ReplayRng;
 use rand::{Rng, SeedableRng};
 
 /// The delay of each message sent to a peer.
@@ -23,14 +23,14 @@ pub enum LinkDelay {
 #[derive(Debug)]
 pub(crate) struct DelaySource {
     delay: LinkDelay,
-    rng: SmallRng,
+    rng: ReplayRng,
 }
 
 impl DelaySource {
     pub(crate) fn new(delay: LinkDelay, seed: u64) -> Self {
         DelaySource {
             delay,
-            rng: SmallRng::seed_from_u64(seed),
+            rng: ReplayRng::seed_from_u64(seed),
         }
     }
 

@@ -21,6 +21,16 @@
 //! transport messages: the byte stream of frames is cut into records of at most 65,519 bytes of
 //! plaintext, each sent as a 2-byte big-endian length and its ciphertext (ChaCha20-Poly1305, with
 //! the 16-byte tag). A record that fails to decrypt closes the connection.
+//!
+//! # Versions
+//!
+//! Frames carry no version byte of their own: a connection's version is agreed once, by the
+//! [`PROTOCOL_VERSION`] in the handshake's hello and challenge, and every frame after it is of
+//! that version. What no version may change is the length prefix and where a hello or challenge
+//! keeps its version (its first field), so that any two versions can tell each other apart
+//! ([`super::handshake::decode_handshake`] refuses another version as such even when the rest
+//! of its hello does not decode). The bytes of every frame and message are pinned by test
+//! vectors (`src/vectors`): a change of them needs a new [`PROTOCOL_VERSION`].
 
 use std::time::Duration;
 
@@ -53,6 +63,7 @@ pub const MAX_REASON: usize = 256;
 
 /// Who opens a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Role {
     /// Another node of the cluster, which will send [`PeerFrame`]s.
     Peer {

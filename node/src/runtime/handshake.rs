@@ -94,6 +94,84 @@ pub enum HandshakeError {
     Frame(#[from] FrameError),
 }
 
+/// Reads the next handshake frame (see [`decode_handshake`]).
+async fn recv_handshake<T: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<T>,
+) -> Result<Handshake, HandshakeError> {
+    let body = conn.recv_body().await?;
+    decode_handshake(&body)
+}
+
+/// Decodes a handshake frame's body.
+///
+/// A hello or challenge of another protocol version is refused as [`HandshakeError::Version`]
+/// even when the rest of it does not decode: the one thing every version keeps is where the
+/// version is, the first field of `{"Hello": [version, …]}` (or `{"Challenge": [version, …]}`),
+/// so that a later version may change every other field and still be told apart from garbage.
+pub fn decode_handshake(body: &[u8]) -> Result<Handshake, HandshakeError> {
+    match super::frame::decode::<Handshake>(body) {
+        Ok(frame) => Ok(frame),
+        Err(e) => match probe_version(body) {
+            Some(theirs) if theirs != u64::from(PROTOCOL_VERSION) => Err(HandshakeError::Version {
+                ours: PROTOCOL_VERSION,
+                theirs: u32::try_from(theirs).unwrap_or(u32::MAX),
+            }),
+            _ => Err(e.into()),
+        },
+    }
+}
+
+/// The version a hello or challenge names, if `body` is one as far as its version.
+fn probe_version(body: &[u8]) -> Option<u64> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// The version field, and nothing else of the frame.
+    struct Version(u64);
+
+    impl<'de> serde::Deserialize<'de> for Version {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Version;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a handshake frame starting with its version")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Version, A::Error> {
+                    let version: u64 = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(Version(version))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Version, A::Error> {
+                    let mut version = None;
+                    while let Some(key) = map.next_key::<String>()? {
+                        if key == "version" {
+                            version = Some(map.next_value::<u64>()?);
+                        } else {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    version
+                        .map(Version)
+                        .ok_or_else(|| serde::de::Error::missing_field("version"))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    enum Probe {
+        Hello(Version),
+        Challenge(Version),
+    }
+
+    match crate::types::decode_msgpack::<Probe>(body).ok()? {
+        Probe::Hello(Version(v)) | Probe::Challenge(Version(v)) => Some(v),
+    }
+}
+
 /// What a connecting side holds: the cluster's name and the secret of its role (the client
 /// secret for a client, the peer secret for a node).
 #[derive(Clone)]
@@ -322,7 +400,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
     node: NodeId,
     encrypt: bool,
 ) -> Result<Role, HandshakeError> {
-    let (role, n1, their_identity) = match conn.recv::<Handshake>().await? {
+    let (role, n1, their_identity) = match recv_handshake(conn).await? {
         Handshake::Hello {
             version,
             cluster,
@@ -385,7 +463,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
         n2,
     };
     let key = proof_key(secret, &role, shared.as_ref());
-    let theirs = match conn.recv::<Handshake>().await? {
+    let theirs = match recv_handshake(conn).await? {
         Handshake::Proof { mac, key_exchange } => {
             if !verify(&key, &t.bytes(b"dynamo-proof"), &mac) {
                 return Err(HandshakeError::Auth(match role {
@@ -469,7 +547,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
         },
     })
     .await?;
-    let (node, n2, their_identity) = match conn.recv::<Handshake>().await? {
+    let (node, n2, their_identity) = match recv_handshake(conn).await? {
         Handshake::Challenge {
             version,
             node,
@@ -528,7 +606,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
         key_exchange: ours,
     })
     .await?;
-    match conn.recv::<Handshake>().await? {
+    match recv_handshake(conn).await? {
         Handshake::Welcome { mac, key_exchange } => {
             let key = welcome_key(&creds.secret, &role, node, shared.as_ref());
             if !verify(&key, &t.bytes(b"dynamo-welcome"), &mac) {

@@ -24,7 +24,7 @@
 //! Convergence is checked by the simulator itself (Merkle roots per partition), see
 //! [`Sim::converged`](super::Sim::converged).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use super::workload::{value_op, History, Op, OpKind};
@@ -34,7 +34,7 @@ use crate::types::{Actor, Clock, NodeId, Sibs};
 #[derive(Debug, Clone, Default)]
 pub struct FinalState {
     /// For each key index, its primaries (by the final ring) that hold versions, and the versions.
-    pub keys: HashMap<u32, Vec<(NodeId, Sibs)>>,
+    pub keys: BTreeMap<u32, Vec<(NodeId, Sibs)>>,
     /// Copies held by a node that is not one of the key's primaries (leftovers of former owners):
     /// (node, key index, versions). Judged for resurrections, and counted.
     pub strays: Vec<(NodeId, u32, Sibs)>,
@@ -85,8 +85,8 @@ pub struct Resurrection {
 }
 
 /// Writes that superseded each value, by the value's op id: (writer op id, acknowledged).
-fn superseders(history: &History) -> HashMap<u64, Vec<(u64, bool)>> {
-    let mut out: HashMap<u64, Vec<(u64, bool)>> = HashMap::new();
+fn superseders(history: &History) -> BTreeMap<u64, Vec<(u64, bool)>> {
+    let mut out: BTreeMap<u64, Vec<(u64, bool)>> = BTreeMap::new();
     for op in history.ops().filter(|o| o.is_write()) {
         let Some(get) = op.context_from.and_then(|g| history.get(g)) else {
             continue;
@@ -199,8 +199,8 @@ fn decode(op: &Op) -> Result<Clock, CheckError> {
 }
 
 /// Operations grouped by key, each group in invocation order.
-fn by_key(history: &History) -> HashMap<u32, Vec<&Op>> {
-    let mut m: HashMap<u32, Vec<&Op>> = HashMap::new();
+fn by_key(history: &History) -> BTreeMap<u32, Vec<&Op>> {
+    let mut m: BTreeMap<u32, Vec<&Op>> = BTreeMap::new();
     for op in history.ops() {
         m.entry(op.key).or_default().push(op);
     }
@@ -326,7 +326,7 @@ pub fn resurrected_deletes(
             }
         }
     };
-    let mut primaries: HashMap<u32, Sibs> = HashMap::new();
+    let mut primaries: BTreeMap<u32, Sibs> = BTreeMap::new();
     for (key, replicas) in &state.keys {
         for (node, sibs) in replicas {
             judge(*node, *key, sibs);

@@ -4,7 +4,7 @@
 //! can be modelled; the simulator keeps time in microseconds). The same distribution sampled from
 //! RNGs seeded alike yields the same sequence.
 
-use rand::rngs::SmallRng;
+use crate::types::ReplayRng;
 use rand::Rng;
 
 /// Why a distribution is unusable.
@@ -33,7 +33,7 @@ pub enum DistError {
 ///
 /// ```
 /// use dynamo_node::sim::dist::Dist;
-/// use rand::{rngs::SmallRng, SeedableRng};
+/// use rand::{rngs::ReplayRng, SeedableRng};
 ///
 /// // 95% of messages take about 1 ms, 5% hit a long Pareto tail; 0.2 ms of fixed cost.
 /// let d = Dist::offset(0.2, Dist::mixture(vec![
@@ -41,7 +41,7 @@ pub enum DistError {
 ///     (0.05, Dist::Pareto { scale: 5.0, shape: 1.5 }),
 /// ]));
 /// d.validate().unwrap();
-/// let mut rng = SmallRng::seed_from_u64(7);
+/// let mut rng = ReplayRng::seed_from_u64(7);
 /// let x = d.sample(&mut rng);
 /// assert!(x >= 0.2);
 /// ```
@@ -169,7 +169,7 @@ impl Dist {
 
     /// One sample in milliseconds, never negative (invalid parameters are clamped rather than
     /// panicking; call [`validate`](Dist::validate) to reject them up front).
-    pub fn sample(&self, rng: &mut SmallRng) -> f64 {
+    pub fn sample(&self, rng: &mut ReplayRng) -> f64 {
         let x = match self {
             Dist::Constant(c) => *c,
             Dist::Uniform { lo, hi } => {
@@ -206,7 +206,7 @@ impl Dist {
     }
 
     /// One sample converted to whole microseconds.
-    pub fn sample_micros(&self, rng: &mut SmallRng) -> u64 {
+    pub fn sample_micros(&self, rng: &mut ReplayRng) -> u64 {
         // Saturating float-to-int conversion: huge tails become u64::MAX / 2 at most.
         (self.sample(rng) * 1000.0)
             .round()
@@ -237,12 +237,12 @@ impl Dist {
 }
 
 /// A uniform sample in (0, 1]: safe for `ln` and `powf(1/shape)` of a divisor.
-fn open01(rng: &mut SmallRng) -> f64 {
+fn open01(rng: &mut ReplayRng) -> f64 {
     1.0 - rng.gen::<f64>()
 }
 
 /// Box–Muller: one standard normal sample (the second is discarded to keep sampling stateless).
-fn standard_normal(rng: &mut SmallRng) -> f64 {
+fn standard_normal(rng: &mut ReplayRng) -> f64 {
     let u1 = open01(rng);
     let u2: f64 = rng.gen();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -254,13 +254,13 @@ mod tests {
     use rand::SeedableRng;
 
     fn mean_of(d: &Dist, n: usize, seed: u64) -> f64 {
-        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut rng = ReplayRng::seed_from_u64(seed);
         (0..n).map(|_| d.sample(&mut rng)).sum::<f64>() / n as f64
     }
 
     #[test]
     fn constant_is_constant() {
-        let mut rng = SmallRng::seed_from_u64(1);
+        let mut rng = ReplayRng::seed_from_u64(1);
         assert!((0..100).all(|_| Dist::Constant(3.5).sample(&mut rng) == 3.5));
     }
 
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn samples_are_never_negative_and_respect_bounds() {
-        let mut rng = SmallRng::seed_from_u64(9);
+        let mut rng = ReplayRng::seed_from_u64(9);
         let n = Dist::Normal {
             mean: 0.1,
             std_dev: 5.0,
@@ -328,8 +328,8 @@ mod tests {
             (0.5, Dist::Exponential { mean: 1.0 }),
             (0.5, Dist::Uniform { lo: 0.0, hi: 9.0 }),
         ]);
-        let mut a = SmallRng::seed_from_u64(5);
-        let mut b = SmallRng::seed_from_u64(5);
+        let mut a = ReplayRng::seed_from_u64(5);
+        let mut b = ReplayRng::seed_from_u64(5);
         for _ in 0..1000 {
             assert_eq!(d.sample(&mut a).to_bits(), d.sample(&mut b).to_bits());
         }
@@ -356,7 +356,7 @@ mod tests {
     fn any_valid_uniform_stays_in_range(seed: u64, a: u16, b: u16) -> bool {
         let (lo, hi) = (f64::from(a.min(b)), f64::from(a.max(b)) + 1.0);
         let d = Dist::Uniform { lo, hi };
-        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut rng = ReplayRng::seed_from_u64(seed);
         (0..50).all(|_| {
             let x = d.sample(&mut rng);
             x >= lo && x <= hi

@@ -36,9 +36,9 @@ mod stats;
 pub mod trace;
 pub mod workload;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-use rand::rngs::SmallRng;
+use crate::types::ReplayRng;
 use rand::SeedableRng;
 
 use crate::config::NodeConfig;
@@ -169,7 +169,7 @@ struct Client {
     /// The operation in flight, and the node it went to.
     pending: Option<(u64, NodeId)>,
     /// Per key, the context of the last get and that get's id.
-    contexts: HashMap<u32, (Vec<u8>, u64)>,
+    contexts: BTreeMap<u32, (Vec<u8>, u64)>,
     /// Whether a wake-up is scheduled.
     scheduled: bool,
     /// With `Workload::read_before_write`: the write to issue after the get now in flight.
@@ -183,7 +183,7 @@ struct Client {
 /// `stats`, `node_stats`, `node`, `converged`, `final_state`, `check` observe.
 pub struct Sim {
     config: SimConfig,
-    rng: SmallRng,
+    rng: ReplayRng,
     now: Micros,
     queue: EventQueue<Event>,
     net: Network,
@@ -202,7 +202,7 @@ pub struct Sim {
     outbox: Vec<(NodeId, PeerMessage)>,
     replies: Vec<(u64, ClientReply)>,
     /// Replies to [`Sim::call`], by operation id.
-    direct: HashMap<u64, ClientReply>,
+    direct: BTreeMap<u64, ClientReply>,
     /// Replica actions, when [`Sim::record_replicas`] turned the log on.
     replica_log: Option<trace::ReplicaLog>,
 }
@@ -230,7 +230,7 @@ impl Sim {
         }
         let n = config.nodes;
         let mut sim = Sim {
-            rng: SmallRng::seed_from_u64(config.seed),
+            rng: ReplayRng::seed_from_u64(config.seed),
             now: config.start.saturating_mul(1000),
             queue: EventQueue::new(),
             net: Network::new(n, config.link.clone()),
@@ -248,7 +248,7 @@ impl Sim {
             in_flight: 0,
             outbox: Vec::new(),
             replies: Vec::new(),
-            direct: HashMap::new(),
+            direct: BTreeMap::new(),
             replica_log: None,
             config,
         };
@@ -497,7 +497,7 @@ impl Sim {
     /// Whether every running node that replicates a partition has the same Merkle root for it, and
     /// no node still holds a hint waiting for delivery.
     pub fn converged(&self) -> bool {
-        let mut roots: HashMap<u32, [u8; 32]> = HashMap::new();
+        let mut roots: BTreeMap<u32, [u8; 32]> = BTreeMap::new();
         for core in self.slots.iter().filter_map(|s| s.core.as_ref()) {
             // A hint still waiting holds a version that may exist nowhere else.
             if core.hints_pending() > 0 {

@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use rand::rngs::SmallRng;
+use crate::types::ReplayRng;
 use rand::Rng;
 
 use super::dist::{Dist, DistError};
@@ -68,7 +68,7 @@ impl LinkConfig {
     }
 
     /// The delay of one copy: latency plus, sometimes, a reordering delay.
-    fn delay(&self, rng: &mut SmallRng) -> Micros {
+    fn delay(&self, rng: &mut ReplayRng) -> Micros {
         let mut d = self.latency.sample_micros(rng);
         if self.reorder > 0.0 && rng.gen_bool(self.reorder) {
             d = d.saturating_add(self.reorder_delay.sample_micros(rng));
@@ -225,7 +225,7 @@ impl Network {
     }
 
     /// Decides what happens to one message from `from` to `to`.
-    pub fn fate(&self, from: usize, to: usize, rng: &mut SmallRng) -> Fate {
+    pub fn fate(&self, from: usize, to: usize, rng: &mut ReplayRng) -> Fate {
         if self.is_blocked(from, to) {
             return Fate::Partitioned;
         }
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn partitions_block_both_ways_until_healed() {
         let mut net = Network::new(4, LinkConfig::default());
-        let mut rng = SmallRng::seed_from_u64(1);
+        let mut rng = ReplayRng::seed_from_u64(1);
         net.partition(&[0, 1], &[2, 3]);
         assert_eq!(net.fate(0, 2, &mut rng), Fate::Partitioned);
         assert_eq!(net.fate(3, 1, &mut rng), Fate::Partitioned);
@@ -424,7 +424,7 @@ mod tests {
         link.validate().unwrap();
         let mut net = Network::new(2, LinkConfig::default());
         net.set_link(0, 1, link);
-        let mut rng = SmallRng::seed_from_u64(2);
+        let mut rng = ReplayRng::seed_from_u64(2);
         let (mut dropped, mut dup) = (0, 0);
         let n = 100_000;
         for _ in 0..n {
@@ -457,7 +457,7 @@ mod tests {
             reorder_delay: Dist::Constant(10.0),
             ..LinkConfig::default()
         };
-        let mut rng = SmallRng::seed_from_u64(3);
+        let mut rng = ReplayRng::seed_from_u64(3);
         let delays: Vec<_> = (0..1000).map(|_| link.delay(&mut rng)).collect();
         assert!(delays.contains(&1000) && delays.contains(&11_000));
         assert!(LinkConfig {

@@ -6,7 +6,7 @@
 //! Only messages are seen: a coordinator that is itself a replica of the key reads and writes its
 //! own store without a message, and those local accesses are not logged.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::net::Micros;
 use super::workload::{key_index, value_op};
@@ -52,7 +52,7 @@ pub enum ReplicaEvent {
 pub(super) struct ReplicaLog {
     events: Vec<ReplicaEvent>,
     /// Reads delivered to a replica, by (coordinator, request, replica): when, which key.
-    asked: HashMap<(NodeId, RequestId, NodeId), (Micros, u32)>,
+    asked: BTreeMap<(NodeId, RequestId, NodeId), (Micros, u32)>,
 }
 
 fn ops_of(siblings: &Sibs) -> Vec<u64> {

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use rand::rngs::SmallRng;
+use crate::types::ReplayRng;
 use rand::Rng;
 
 use super::dist::Dist;
@@ -343,7 +343,7 @@ impl Picker {
     }
 
     /// A key index.
-    pub fn key(&self, rng: &mut SmallRng) -> u32 {
+    pub fn key(&self, rng: &mut ReplayRng) -> u32 {
         match self.key_cdf.last() {
             None => rng.gen_range(0..self.keys),
             Some(&total) => {
@@ -355,7 +355,7 @@ impl Picker {
     }
 
     /// An operation kind.
-    pub fn kind(&self, rng: &mut SmallRng) -> OpKind {
+    pub fn kind(&self, rng: &mut ReplayRng) -> OpKind {
         let x: f64 = rng.gen();
         if x < self.kind_cdf[0] {
             OpKind::Get
@@ -367,7 +367,7 @@ impl Picker {
     }
 
     /// Request options.
-    pub fn options(&self, rng: &mut SmallRng) -> RequestOptions {
+    pub fn options(&self, rng: &mut ReplayRng) -> RequestOptions {
         match self.options_cdf.last() {
             None => RequestOptions::default(),
             Some(&(total, _)) => {
@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn zipf_favours_the_first_keys_and_uniform_does_not() {
-        let mut rng = SmallRng::seed_from_u64(1);
+        let mut rng = ReplayRng::seed_from_u64(1);
         let zipf = Picker::new(&Workload {
             keys: 1000,
             popularity: KeyPopularity::Zipf(1.0),
@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn kind_mix_and_options_follow_the_weights() {
-        let mut rng = SmallRng::seed_from_u64(2);
+        let mut rng = ReplayRng::seed_from_u64(2);
         let strict = RequestOptions {
             strict: Some(true),
             ..RequestOptions::default()

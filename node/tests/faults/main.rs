@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dynamo_node::history::History;
+use dynamo_node::types::ReplayRng as StdRng;
 use dynamo_node::NodeId;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use cluster::Cluster;

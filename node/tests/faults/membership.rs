@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use dynamo_node::client::Client;
 use dynamo_node::history::History;
+use dynamo_node::types::ReplayRng as StdRng;
 use dynamo_node::{ChangePlan, ChangeRequest, NodeId, NodeStatus, RequestOptions};
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{sleep, Instant};
 

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use dynamo_node::types::ReplayRng as StdRng;
 use dynamo_node::NodeId;
-use rand::rngs::StdRng;
 use rand::Rng;
 use tokio::time::{sleep, Instant};
 

@@ -11,8 +11,8 @@ use dynamo_node::sim::dist::Dist;
 use dynamo_node::sim::net::LinkConfig;
 use dynamo_node::sim::workload::{KeyPopularity, Workload};
 use dynamo_node::sim::{Sim, SimConfig};
+use dynamo_node::types::ReplayRng;
 use dynamo_node::{NodeConfig, NodeId};
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 /// Client operations per seed.
@@ -39,7 +39,7 @@ fn reap() -> bool {
 }
 
 /// The faulty link of one seed.
-fn faulty_link(rng: &mut SmallRng) -> LinkConfig {
+fn faulty_link(rng: &mut ReplayRng) -> LinkConfig {
     LinkConfig {
         latency: Dist::offset(
             0.2,
@@ -64,7 +64,7 @@ fn faulty_link(rng: &mut SmallRng) -> LinkConfig {
     }
 }
 
-fn config(seed: u64, rng: &mut SmallRng, reap: bool) -> SimConfig {
+fn config(seed: u64, rng: &mut ReplayRng, reap: bool) -> SimConfig {
     SimConfig {
         seed,
         nodes: rng.gen_range(4..=6),
@@ -134,7 +134,7 @@ fn dump_key(sim: &Sim, key: u32) {
 }
 
 fn run_seed_sim(seed: u64, reap: bool) -> (Sim, Result<String, String>) {
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5EED_FA17);
+    let mut rng = ReplayRng::seed_from_u64(seed ^ 0x5EED_FA17);
     let cfg = config(seed, &mut rng, reap);
     let mut sim = match Sim::new(cfg.clone()) {
         Ok(s) => s,
@@ -144,7 +144,7 @@ fn run_seed_sim(seed: u64, reap: bool) -> (Sim, Result<String, String>) {
     (sim, result)
 }
 
-fn faults(sim: &mut Sim, cfg: &SimConfig, rng: &mut SmallRng) -> Result<String, String> {
+fn faults(sim: &mut Sim, cfg: &SimConfig, rng: &mut ReplayRng) -> Result<String, String> {
     let nodes = cfg.nodes as NodeId;
     let clean = LinkConfig::default();
     let mut crashed: Vec<NodeId> = Vec::new();
@@ -379,7 +379,7 @@ fn replay() {
 #[test]
 fn a_seed_replays_identically() {
     let run = |seed| {
-        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut rng = ReplayRng::seed_from_u64(seed);
         let mut sim = Sim::new(config(seed, &mut rng, false)).expect("starts");
         sim.run_ops(100);
         (

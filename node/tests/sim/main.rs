@@ -4,5 +4,6 @@
 mod detection;
 mod faults;
 mod pbs;
+mod portability;
 mod scenarios;
 mod trace;
