@@ -290,7 +290,10 @@ where
         }
     }
 
-    /// A node not in the view: it joins, unless the news is that it already left.
+    /// A node not in the view: it joins, unless the news is that it already left. That news is
+    /// reported all the same ([`Event::Left`]): the application may count the node a member from
+    /// elsewhere (a ring built from a list of members), and a node that left before its first
+    /// exchange reached anyone would otherwise stay a member there forever.
     fn learn(&mut self, now: u64, delta: &Delta<Id, A>) {
         let state = match NodeState::from_delta(delta) {
             Ok(state) => state,
@@ -310,6 +313,9 @@ where
                     until: now.saturating_add(self.config.tombstone_ttl_ms),
                 },
             );
+            self.events.push_back(Event::Left {
+                id: delta.id.clone(),
+            });
             return;
         }
         let peer = Peer {

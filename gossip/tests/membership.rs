@@ -131,3 +131,23 @@ fn graceful_leave_spreads_and_the_node_is_removed_not_marked_down() {
     assert_eq!(count(Event::Down { id: 4 }), 0);
     assert!(sim.converged_membership());
 }
+
+#[test]
+fn a_node_that_left_before_anyone_heard_of_it_is_reported_left() {
+    // The application may know members gossip has not met (a ring built from a list of initial
+    // members). A member that leaves before its first exchange reaches anyone must still be
+    // reported as left, or the others would keep it forever.
+    let mut sim = Sim::new(11, Config::default());
+    sim.start(0, 1, vec![(0, 0)], 0);
+    sim.start(1, 1, vec![(0, 0)], 0);
+    sim.keep = |e| matches!(e, Event::Left { .. } | Event::Joined { .. });
+    sim.node_mut(1).leave().unwrap();
+    sim.run_for(10_000);
+    let heard: Vec<&Event<u32>> = sim
+        .log
+        .iter()
+        .filter(|(_, node, _)| *node == 0)
+        .map(|(_, _, e)| e)
+        .collect();
+    assert_eq!(heard, vec![&Event::Left { id: 1 }]);
+}

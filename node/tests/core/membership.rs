@@ -86,6 +86,58 @@ fn a_node_restarted_with_a_stale_member_list_adopts_the_clusters_ring() {
     }
 }
 
+/// Seed 3002 of the reaping sweep: a member that leaves at once, before any of its gossip reached
+/// anyone, went straight to `Left`; the others never met it in gossip, so they never heard it
+/// left and kept it in their ring for good, while it served from a ring without itself.
+#[test]
+fn a_member_that_leaves_before_anyone_heard_it_is_taken_out_of_every_ring() {
+    let mut c = Cluster::new(5, NodeConfig::default());
+    // Node 2 leaves at once; its transfers go through, but none of its gossip before it has left.
+    c.nodes.get_mut(&2).expect("node 2").leave(c.now);
+    for _ in 0..100 {
+        let mut queue = Vec::new();
+        for (&id, node) in c.nodes.iter_mut() {
+            while let Some((to, msg)) = node.poll_transmit() {
+                queue.push((id, to, msg));
+            }
+        }
+        let left = c.nodes[&2].status().leaving && !c.nodes[&2].ring().contains(&2);
+        for (from, to, msg) in queue {
+            if from == 2 && matches!(msg, PeerMessage::Gossip(_)) {
+                continue;
+            }
+            c.nodes
+                .get_mut(&to)
+                .expect("a node")
+                .handle_message(c.now, from, msg);
+        }
+        c.now += 10;
+        for node in c.nodes.values_mut() {
+            if node.poll_timeout().is_some_and(|t| t <= c.now) {
+                node.handle_timeout(c.now);
+            }
+        }
+        if left && c.nodes[&2].status().transfers_running == 0 {
+            break;
+        }
+    }
+    c.settle();
+    c.advance(5_000);
+    for (id, node) in &c.nodes {
+        assert!(
+            !node.ring().contains(&2),
+            "node {id} still has node 2 in its ring"
+        );
+    }
+    let rings: Vec<_> = c
+        .nodes
+        .iter()
+        .filter(|(&id, _)| id != 2)
+        .map(|(_, n)| n.ring().clone())
+        .collect();
+    assert!(rings.windows(2).all(|w| w[0] == w[1]), "the members agree");
+}
+
 /// Joins node 5 to a 4-node cluster holding `keys` keys of `value_len` bytes; returns the cluster.
 fn grown(keys: usize, value_len: usize, drop_transfers: bool) -> Cluster {
     let config = NodeConfig {

@@ -154,7 +154,16 @@ fn faults(sim: &mut Sim, cfg: &SimConfig, rng: &mut ReplayRng) -> Result<String,
     let mut changes = 0;
     let phases = 6;
     for _ in 0..phases {
-        match rng.gen_range(0..8) {
+        let action = rng.gen_range(0..8);
+        // `SIM_DEBUG=1` with `replay` prints the fault schedule.
+        if std::env::var("SIM_DEBUG").is_ok() {
+            eprintln!(
+                "t={} action {action} crashed {crashed:?} running {:?}",
+                sim.now_ms(),
+                sim.running()
+            );
+        }
+        match action {
             0 | 1 if crashed.len() + 1 < nodes as usize / 2 + 1 => {
                 let victim = rng.gen_range(0..nodes);
                 if !crashed.contains(&victim) {
