@@ -54,7 +54,7 @@ type Value = Vec<u8>;
 const PREFERENCE: [(Node, bool); 4] = [(1, true), (2, true), (3, true), (4, false)];
 
 fn options() -> RequestOptions {
-    match RequestOptions::new(3, 2, 2, 1_000) {
+    match RequestOptions::new(3, 2, 2, Duration::from_millis(1_000)) {
         Ok(o) => o,
         Err(e) => panic!("valid options: {e}"),
     }
@@ -83,7 +83,7 @@ fn put_request(v: &Version<Node, Value>) -> usize {
     }
     let mut acks = 0;
     for (i, node) in to.iter().enumerate() {
-        put.handle_ack(i as u64 + 1, node);
+        put.handle_message(i as u64 + 1, *node, PutReply::Ack);
         if let Some(outcome) = put.poll_event() {
             acks += outcome.acks.len();
         }
