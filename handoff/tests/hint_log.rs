@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use dynamo_handoff::{
-    AckError, Backoff, BatchId, DropReason, Hint, HintEvent, HintId, HintLog, HintLogConfig, HintRecord,
-    OverflowPolicy, RecordError,
+    AckError, Backoff, BatchId, DropReason, Hint, HintEvent, HintId, HintLog, HintLogConfig,
+    HintRecord, OverflowPolicy, RecordError,
 };
 
 type Log = HintLog<&'static str, Vec<u8>>;

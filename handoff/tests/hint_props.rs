@@ -239,17 +239,11 @@ impl World {
                 }
                 self.settle();
             }
-            if self
-                .log
-                .poll_timeout()
-                .is_some_and(|t| t <= self.now)
-            {
+            if self.log.poll_timeout().is_some_and(|t| t <= self.now) {
                 self.log.handle_timeout(self.now());
                 self.settle();
                 assert!(
-                    self.log
-                        .poll_timeout()
-                        .is_none_or(|t| t > self.now),
+                    self.log.poll_timeout().is_none_or(|t| t > self.now),
                     "timer not consumed"
                 );
             }

@@ -6,8 +6,8 @@ use std::ops::Bound::{Excluded, Unbounded};
 use std::time::Duration;
 
 use dynamo_handoff::{
-    Backoff, TransferAckError, TransferConfig, TransferEntry, TransferError,
-    TransferEvent, TransferId, TransferSession,
+    Backoff, TransferAckError, TransferConfig, TransferEntry, TransferError, TransferEvent,
+    TransferId, TransferSession,
 };
 
 type Session = TransferSession<&'static str, u32, Vec<u8>>;

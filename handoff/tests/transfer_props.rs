@@ -10,8 +10,8 @@ use std::time::Duration;
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 use dynamo_handoff::{
-    Backoff, TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent,
-    TransferId, TransferSession,
+    Backoff, TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
+    TransferSession,
 };
 
 use crate::sim::{Network, Rng};
@@ -225,9 +225,7 @@ impl World {
                 self.session.handle_timeout(self.now());
                 self.settle();
                 assert!(
-                    self.session
-                        .poll_timeout()
-                        .is_none_or(|t| t > self.now),
+                    self.session.poll_timeout().is_none_or(|t| t > self.now),
                     "timer not consumed"
                 );
             }

@@ -342,7 +342,10 @@ where
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let expiry = self.by_age.first().map(|(at, _)| after(*at, self.config.max_age));
+        let expiry = self
+            .by_age
+            .first()
+            .map(|(at, _)| after(*at, self.config.max_age));
         let deadline = self.flights.values().map(|f| f.deadline).min();
         let retry = self
             .nodes

@@ -205,9 +205,10 @@ impl<S: Store> NodeCore<S> {
                             .filter(|(k, _)| tree.segment_of(k) == segment)
                             .map(|(k, d)| (k.clone(), *d))
                             .collect();
-                        let failed = self.syncs.get_mut(&id).is_some_and(|run| {
-                            run.session.supply(now, segment, entries).is_err()
-                        });
+                        let failed = self
+                            .syncs
+                            .get_mut(&id)
+                            .is_some_and(|run| run.session.supply(now, segment, entries).is_err());
                         if failed {
                             self.stats.counters.sync_failures += 1;
                         }

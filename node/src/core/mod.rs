@@ -709,8 +709,7 @@ impl<S: Store> NodeCore<S> {
             PeerMessage::ReadReply { req, siblings } => self.read_reply(now, from, req, siblings),
             PeerMessage::Hints(batch) => self.receive_hints(now, from, batch),
             PeerMessage::HintsAck(ack) => {
-                if self.hints.handle_message(now, from, ack).is_err()
-                {
+                if self.hints.handle_message(now, from, ack).is_err() {
                     self.stats.counters.bad_messages += 1;
                 }
             }
@@ -735,8 +734,7 @@ impl<S: Store> NodeCore<S> {
     pub fn handle_timeout(&mut self, now: Millis) {
         self.gossip.handle_timeout(now);
         self.detect_unheard(now);
-        self.hints
-            .handle_timeout(now);
+        self.hints.handle_timeout(now);
         self.sync_timeouts(now);
         self.transfer_timeouts(now);
         if self.next_sync.is_some_and(|t| t <= now) {

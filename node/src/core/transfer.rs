@@ -211,11 +211,7 @@ impl<S: Store> NodeCore<S> {
                     }) => match self.read_range(partition, after, max_entries, max_bytes) {
                         Ok((entries, last)) => {
                             if let Some(run) = self.transfers.get_mut(&id) {
-                                if run
-                                    .session
-                                    .supply(now, request, entries, last)
-                                    .is_err()
-                                {
+                                if run.session.supply(now, request, entries, last).is_err() {
                                     self.stats.counters.bad_messages += 1;
                                 }
                             }
@@ -360,8 +356,7 @@ impl<S: Store> NodeCore<S> {
     pub(crate) fn transfer_ack(&mut self, now: Millis, from: NodeId, ack: TransferAck<Key>) {
         match self.transfers.get_mut(&ack.transfer.0) {
             Some(run) => {
-                if run.session.handle_message(now, from, ack).is_err()
-                {
+                if run.session.handle_message(now, from, ack).is_err() {
                     self.stats.counters.bad_messages += 1;
                 }
             }
@@ -384,11 +379,7 @@ impl<S: Store> NodeCore<S> {
             self.start_transfer(now, p, to);
         }
         for run in self.transfers.values_mut() {
-            if run
-                .session
-                .poll_timeout()
-                .is_some_and(|t| t <= now)
-            {
+            if run.session.poll_timeout().is_some_and(|t| t <= now) {
                 run.session.handle_timeout(now);
             }
         }
