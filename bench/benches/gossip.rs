@@ -112,7 +112,7 @@ fn table(test: bool) {
 fn machine_knowing(n: u32) -> Gossip<u32, u32> {
     let mut node = Gossip::new(Config::default(), 0, 0, 1, vec![]).expect("valid config");
     let deltas = (1..=n).map(|id| heartbeat_delta(id, 0, 10)).collect();
-    node.handle_message(0, 1, ack2(deltas));
+    let _ = node.handle_message(0, 1, ack2(deltas));
     while node.poll_event().is_some() {}
     node
 }
@@ -173,7 +173,7 @@ fn exchange(c: &mut Criterion) {
             let mut node = machine_knowing(n);
             let msg = syn(n, 13);
             b.iter(|| {
-                node.handle_message(1, 1, black_box(msg.clone()));
+                let _ = node.handle_message(1, 1, black_box(msg.clone()));
                 while node.poll_transmit().is_some() {}
             })
         });
@@ -182,7 +182,7 @@ fn exchange(c: &mut Criterion) {
             let mut node = machine_knowing(n);
             let msg = syn(n, 12);
             b.iter(|| {
-                node.handle_message(1, 1, black_box(msg.clone()));
+                let _ = node.handle_message(1, 1, black_box(msg.clone()));
                 while let Some(t) = node.poll_transmit() {
                     black_box(t);
                 }
@@ -197,7 +197,7 @@ fn exchange(c: &mut Criterion) {
                 let deltas = (1..=n)
                     .map(|id| heartbeat_delta(id, beat + 2, beat))
                     .collect();
-                node.handle_message(beat * 1000, 1, ack2(deltas));
+                let _ = node.handle_message(beat * 1000, 1, ack2(deltas));
                 while node.poll_event().is_some() {}
             })
         });

@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_main, BatchSize, Criterion, Throughput};
 use dynamo_handoff::{
-    Hint, HintLog, HintLogConfig, Instant, TransferConfig, TransferEntry, TransferEvent,
+    Hint, HintEvent, HintLog, HintLogConfig, TransferConfig, TransferEntry, TransferEvent,
     TransferId, TransferSession,
 };
 
@@ -31,7 +31,7 @@ fn hints() -> Vec<Hint<u32, Vec<u8>>> {
 fn filled_log(hints: &[Hint<u32, Vec<u8>>]) -> HintLog<u32, Vec<u8>> {
     let mut log = HintLog::new(HintLogConfig::default());
     for (i, h) in hints.iter().enumerate() {
-        let _ = log.record(Instant::from_millis(i as u64), h.clone());
+        let _ = log.record(i as u64, h.clone());
     }
     while log.poll_event().is_some() {}
     log
@@ -39,14 +39,16 @@ fn filled_log(hints: &[Hint<u32, Vec<u8>>]) -> HintLog<u32, Vec<u8>> {
 
 /// Delivers everything: nodes up, every batch acknowledged at once.
 fn deliver_all(log: &mut HintLog<u32, Vec<u8>>) -> usize {
-    let now = Instant::from_millis(HINTS as u64);
+    let now = HINTS as u64;
     for node in 0..NODES {
-        log.node_up(now, node);
+        log.peer_up(now, node);
     }
     let mut delivered = 0;
     while let Some((to, batch)) = log.poll_transmit() {
-        delivered += log.handle_ack(now, to, batch.ack()).unwrap_or(0);
-        while log.poll_event().is_some() {}
+        let _ = log.handle_message(now, to, batch.ack());
+        while let Some(event) = log.poll_event() {
+            delivered += usize::from(matches!(event, HintEvent::Delivered { .. }));
+        }
     }
     delivered
 }
@@ -79,7 +81,7 @@ fn bench_hints(c: &mut Criterion) {
             |hints| {
                 let mut log = HintLog::new(HintLogConfig::default());
                 for (i, h) in hints.into_iter().enumerate() {
-                    let _ = log.record(Instant::from_millis(i as u64), h);
+                    let _ = log.record(i as u64, h);
                 }
                 while log.poll_event().is_some() {}
                 log
@@ -104,7 +106,7 @@ fn bench_hints(c: &mut Criterion) {
             |hints| {
                 let mut log = HintLog::new(HintLogConfig::default());
                 for (i, h) in hints.into_iter().enumerate() {
-                    let _ = log.record(Instant::from_millis(i as u64), h);
+                    let _ = log.record(i as u64, h);
                 }
                 while log.poll_event().is_some() {}
                 deliver_all(&mut log)
@@ -122,7 +124,7 @@ fn bench_transfer(c: &mut Criterion) {
     group.throughput(Throughput::Elements(store.len() as u64));
     group.bench_function("stream_range", |b| {
         b.iter(|| {
-            let now = Instant::ZERO;
+            let now = 0;
             let mut s: TransferSession<u32, Vec<u8>, Vec<u8>> =
                 TransferSession::new(TransferConfig::default(), TransferId(1), 1);
             let mut received = 0usize;
@@ -158,7 +160,7 @@ fn bench_transfer(c: &mut Criterion) {
                     break;
                 };
                 received += batch.entries.len();
-                let _ = s.handle_ack(now, &to, &batch.ack());
+                let _ = s.handle_message(now, to, batch.ack());
             }
             assert!(s.is_complete());
             received

@@ -126,7 +126,7 @@ fn answer(session: &mut SyncSession, store: &Store, found: &mut usize) {
     while let Some(event) = session.poll_event() {
         match event {
             Event::SegmentNeeded(segment) => {
-                let _ = session.provide_segment(0, segment, store.segment(segment));
+                let _ = session.supply(0, segment, store.segment(segment));
             }
             Event::Finished(keys) => *found = keys.len(),
             _ => {}

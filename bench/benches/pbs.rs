@@ -8,14 +8,16 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dynamo_pbs::{fits, Dist, Empirical, SplitMix64, Wars};
+use dynamo_pbs::{fits, Dist, Empirical, Wars};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 const CHOICES: [(usize, usize); 6] = [(1, 1), (1, 2), (2, 1), (2, 2), (1, 3), (3, 1)];
 
 /// Round trips like a node's histograms hold: a thousand distinct millisecond values.
 fn measured(seed: u64) -> Empirical {
     let d = Dist::Exponential { mean: 10.0 };
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let pairs = (0..10_000).map(|_| ((d.sample(&mut rng) + d.sample(&mut rng)).round(), 1));
     Empirical::from_counts(pairs).expect("non-empty, finite")
 }

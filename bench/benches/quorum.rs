@@ -9,11 +9,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use criterion::{criterion_main, Criterion};
 use dynamo_quorum::{
-    plan, GetCoordinator, GetMessage, Mode, PutCoordinator, RequestOptions, Siblings, VClock,
-    Version,
+    plan, GetCoordinator, GetMessage, GetReply, Mode, PutCoordinator, PutReply, RequestOptions,
+    Siblings, VClock, Version,
 };
 
 /// Counts allocations (not frees) made by the whole process.
@@ -54,7 +55,7 @@ type Value = Vec<u8>;
 const PREFERENCE: [(Node, bool); 4] = [(1, true), (2, true), (3, true), (4, false)];
 
 fn options() -> RequestOptions {
-    match RequestOptions::new(3, 2, 2, 1_000) {
+    match RequestOptions::new(3, 2, 2, Duration::from_millis(1_000)) {
         Ok(o) => o,
         Err(e) => panic!("valid options: {e}"),
     }
@@ -83,7 +84,7 @@ fn put_request(v: &Version<Node, Value>) -> usize {
     }
     let mut acks = 0;
     for (i, node) in to.iter().enumerate() {
-        put.handle_ack(i as u64 + 1, node);
+        let _ = put.handle_message(i as u64 + 1, *node, PutReply::Ack);
         if let Some(outcome) = put.poll_event() {
             acks += outcome.acks.len();
         }
@@ -109,8 +110,12 @@ fn get_request(answer: &Siblings<Node, Value>, stale: bool) -> usize {
     }
     let mut found = 0;
     for (i, node) in to.iter().enumerate() {
-        let reply = (!stale || i < 2).then(|| answer.clone());
-        get.handle_response(i as u64 + 1, node, reply);
+        let reply = if !stale || i < 2 {
+            GetReply::Found(answer.clone())
+        } else {
+            GetReply::NotFound
+        };
+        let _ = get.handle_message(i as u64 + 1, *node, reply);
         if let Some(outcome) = get.poll_event() {
             found += outcome.siblings.len();
         }

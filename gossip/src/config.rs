@@ -1,6 +1,13 @@
 //! The machine's configuration, with defaults taken from Dynamo, Cassandra and Riak.
 
+use core::time::Duration;
+
 use crate::error::ConfigError;
+
+/// Whole milliseconds of a span (the unit of the machine's clock), saturating.
+pub(crate) fn ms(span: Duration) -> u64 {
+    u64::try_from(span.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// The distribution of heartbeat inter-arrival times that phi is computed from (see the
 /// [`Config`] table for the measurements behind the default).
@@ -20,21 +27,22 @@ pub enum PhiModel {
 
 /// Settings of one [`Gossip`](crate::Gossip) machine.
 ///
-/// Every duration is in milliseconds of the driver's clock (see the crate docs on time).
+/// Every span is a [`Duration`], counted in whole milliseconds of the driver's clock (see the
+/// crate docs on time); a zero span means "derive it from the interval" where the table says so.
 /// [`Config::default`] gives the values in the table below; change them only with a reason.
 ///
 /// | field | default | source |
 /// |---|---|---|
-/// | `gossip_interval_ms` | 500 | half of Dynamo's, Cassandra's and Riak's 1 s: see below |
+/// | `gossip_interval` | 500 ms | half of Dynamo's, Cassandra's and Riak's 1 s: see below |
 /// | `phi_threshold` | 8.0 | Cassandra, Akka |
 /// | `phi_model` | `Normal` | Hayashibara et al. 2004, Akka (Cassandra's `Exponential` is the other choice) |
-/// | `min_std_dev_ms` | 0 (= interval / 4) | Akka: 100 ms at 1 s heartbeats |
-/// | `acceptable_pause_ms` | 0 (= the larger of 3 s and 6 × interval) | Akka's 3 s (stalls of a node or a link); 6 rounds: measured, see below |
+/// | `min_std_dev` | 0 (= interval / 4) | Akka: 100 ms at 1 s heartbeats |
+/// | `acceptable_pause` | 0 (= the larger of 3 s and 6 × interval) | Akka's 3 s (stalls of a node or a link); 6 rounds: measured, see below |
 /// | `window_size` | 100 | bounded arrival window (Cassandra keeps 1000; 100 is plenty at 1 s) |
-/// | `max_sample_interval_ms` | 0 (= 10 × interval) | Cassandra ignores long gaps in the same way |
-/// | `remove_after_ms` | 1 hour | — |
-/// | `left_grace_ms` | 30 000 | Cassandra's ring delay |
-/// | `tombstone_ttl_ms` | 1 hour | — |
+/// | `max_sample_interval` | 0 (= 10 × interval) | Cassandra ignores long gaps in the same way |
+/// | `remove_after` | 1 hour | — |
+/// | `left_grace` | 30 s | Cassandra's ring delay |
+/// | `tombstone_ttl` | 1 hour | — |
 /// | `max_message_bytes` | 256 KiB | — |
 ///
 /// The interval and the detector settings were chosen together, by measurement in the crate's
@@ -52,33 +60,33 @@ pub struct Config {
     /// Name of the cluster; a message that names another cluster is ignored and counted.
     pub cluster_name: String,
     /// Time between two gossip rounds, and between two heartbeats of this node.
-    pub gossip_interval_ms: u64,
+    pub gossip_interval: Duration,
     /// Suspicion level above which a peer is marked down.
     pub phi_threshold: f64,
     /// The distribution the failure detector fits to heartbeat inter-arrival times.
     pub phi_model: PhiModel,
     /// Normal model: floor of the inter-arrival standard deviation, so that a peer whose
     /// heartbeats happened to arrive like clockwork is not suspected at the first hiccup.
-    /// 0 means a quarter of the interval.
-    pub min_std_dev_ms: u64,
+    /// Zero means a quarter of the interval.
+    pub min_std_dev: Duration,
     /// Normal model: silence added to the mean inter-arrival time before suspicion starts to
-    /// grow: a pause of the peer or of the gossip paths to it that is not a failure. 0 means the
+    /// grow: a pause of the peer or of the gossip paths to it that is not a failure. Zero means the
     /// larger of 3 s (a stall of a process or a link does not shrink with the interval) and
     /// 6 × the interval (gossip's own silences are counted in rounds).
-    pub acceptable_pause_ms: u64,
+    pub acceptable_pause: Duration,
     /// Number of heartbeat inter-arrival samples kept per peer.
     pub window_size: usize,
     /// Inter-arrival gaps longer than this are not recorded (a node coming back from a long
-    /// silence must not teach the detector that silence is normal). 0 means 10 × the interval.
-    pub max_sample_interval_ms: u64,
+    /// silence must not teach the detector that silence is normal). Zero means 10 × the interval.
+    pub max_sample_interval: Duration,
     /// A peer down for this long is removed from the view.
-    pub remove_after_ms: u64,
+    pub remove_after: Duration,
     /// A peer that announced it left is removed this long after the news arrived, so that the
     /// news has time to spread.
-    pub left_grace_ms: u64,
+    pub left_grace: Duration,
     /// How long a removed peer's last known version is remembered, so that stale gossip about it
     /// cannot bring it back.
-    pub tombstone_ttl_ms: u64,
+    pub tombstone_ttl: Duration,
     /// Upper bound on the estimated encoded size of one message (see [`Message::size_estimate`](crate::Message::size_estimate)).
     pub max_message_bytes: usize,
     /// Estimated encoded size of one node id, used for the message size bound.
@@ -94,16 +102,16 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             cluster_name: "dynamo".to_owned(),
-            gossip_interval_ms: 500,
+            gossip_interval: Duration::from_millis(500),
             phi_threshold: 8.0,
             phi_model: PhiModel::Normal,
-            min_std_dev_ms: 0,
-            acceptable_pause_ms: 0,
+            min_std_dev: Duration::ZERO,
+            acceptable_pause: Duration::ZERO,
             window_size: 100,
-            max_sample_interval_ms: 0,
-            remove_after_ms: 3_600_000,
-            left_grace_ms: 30_000,
-            tombstone_ttl_ms: 3_600_000,
+            max_sample_interval: Duration::ZERO,
+            remove_after: Duration::from_secs(3600),
+            left_grace: Duration::from_secs(30),
+            tombstone_ttl: Duration::from_secs(3600),
             max_message_bytes: 256 * 1024,
             id_size_estimate: 16,
             address_size_estimate: 24,
@@ -115,7 +123,7 @@ impl Default for Config {
 impl Config {
     /// Checks that the values can drive a machine.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.gossip_interval_ms == 0 {
+        if ms(self.gossip_interval) == 0 {
             return Err(ConfigError::ZeroInterval);
         }
         if !(self.phi_threshold.is_finite() && self.phi_threshold > 0.0) {
@@ -135,29 +143,29 @@ impl Config {
     }
 
     /// The floor of the standard deviation in the normal model.
-    pub fn effective_min_std_dev_ms(&self) -> u64 {
-        if self.min_std_dev_ms == 0 {
-            self.gossip_interval_ms / 4
+    pub fn effective_min_std_dev(&self) -> Duration {
+        if self.min_std_dev.is_zero() {
+            Duration::from_millis(ms(self.gossip_interval) / 4)
         } else {
-            self.min_std_dev_ms
+            self.min_std_dev
         }
     }
 
     /// The acceptable pause in the normal model.
-    pub fn effective_acceptable_pause_ms(&self) -> u64 {
-        if self.acceptable_pause_ms == 0 {
-            self.gossip_interval_ms.saturating_mul(6).max(3_000)
+    pub fn effective_acceptable_pause(&self) -> Duration {
+        if self.acceptable_pause.is_zero() {
+            Duration::from_millis(ms(self.gossip_interval).saturating_mul(6).max(3_000))
         } else {
-            self.acceptable_pause_ms
+            self.acceptable_pause
         }
     }
 
     /// The longest inter-arrival gap that the failure detector records.
-    pub fn effective_max_sample_ms(&self) -> u64 {
-        if self.max_sample_interval_ms == 0 {
-            self.gossip_interval_ms.saturating_mul(10)
+    pub fn effective_max_sample_interval(&self) -> Duration {
+        if self.max_sample_interval.is_zero() {
+            Duration::from_millis(ms(self.gossip_interval).saturating_mul(10))
         } else {
-            self.max_sample_interval_ms
+            self.max_sample_interval
         }
     }
 }
@@ -168,23 +176,24 @@ mod tests {
 
     #[test]
     fn detector_settings_follow_the_interval_unless_set() {
-        let at = |gossip_interval_ms| Config {
-            gossip_interval_ms,
+        let at = |interval| Config {
+            gossip_interval: Duration::from_millis(interval),
             ..Config::default()
         };
+        let ms = Duration::from_millis;
         let default = Config::default();
-        assert_eq!(default.effective_acceptable_pause_ms(), 3_000);
-        assert_eq!(default.effective_min_std_dev_ms(), 125);
-        assert_eq!(default.effective_max_sample_ms(), 5_000);
-        assert_eq!(at(1_000).effective_acceptable_pause_ms(), 6_000);
-        assert_eq!(at(100).effective_acceptable_pause_ms(), 3_000);
-        assert_eq!(at(100).effective_min_std_dev_ms(), 25);
+        assert_eq!(default.effective_acceptable_pause(), ms(3_000));
+        assert_eq!(default.effective_min_std_dev(), ms(125));
+        assert_eq!(default.effective_max_sample_interval(), ms(5_000));
+        assert_eq!(at(1_000).effective_acceptable_pause(), ms(6_000));
+        assert_eq!(at(100).effective_acceptable_pause(), ms(3_000));
+        assert_eq!(at(100).effective_min_std_dev(), ms(25));
         let set = Config {
-            acceptable_pause_ms: 700,
-            min_std_dev_ms: 90,
+            acceptable_pause: ms(700),
+            min_std_dev: ms(90),
             ..Config::default()
         };
-        assert_eq!(set.effective_acceptable_pause_ms(), 700);
-        assert_eq!(set.effective_min_std_dev_ms(), 90);
+        assert_eq!(set.effective_acceptable_pause(), ms(700));
+        assert_eq!(set.effective_min_std_dev(), ms(90));
     }
 }

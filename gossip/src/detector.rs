@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 use std::f64::consts::{LN_10, LOG10_E};
 
-use crate::config::{Config, PhiModel};
+use crate::config::{ms, Config, PhiModel};
 
 /// The distribution phi is computed from, with its parameters in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,8 +43,8 @@ impl Model {
     pub(crate) fn from_config(config: &Config) -> Self {
         match config.phi_model {
             PhiModel::Normal => Model::Normal {
-                min_std_dev: config.effective_min_std_dev_ms().max(1) as f64,
-                acceptable_pause: config.effective_acceptable_pause_ms() as f64,
+                min_std_dev: ms(config.effective_min_std_dev()).max(1) as f64,
+                acceptable_pause: ms(config.effective_acceptable_pause()) as f64,
             },
             PhiModel::Exponential => Model::Exponential,
         }

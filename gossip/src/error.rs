@@ -6,7 +6,7 @@ use crate::state::Status;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `gossip_interval_ms` is 0.
+    /// `gossip_interval` is shorter than 1 ms.
     #[error("the gossip interval must be at least 1 ms")]
     ZeroInterval,
     /// `phi_threshold` is not a positive finite number.
@@ -50,4 +50,30 @@ pub enum GossipError {
     /// The node has left; its state is frozen.
     #[error("this node has left the cluster; its state can no longer change")]
     AlreadyLeft,
+}
+
+/// Why [`Gossip::handle_message`](crate::Gossip::handle_message) refused a whole message. A
+/// refused message changed nothing but the counters in [`Stats`](crate::Stats). (Single deltas
+/// inside an accepted message may still be ignored as stale or disconnected; they are counted,
+/// not refused.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The message names another cluster.
+    #[error("message for cluster {got:?}, this node is in cluster {expected:?}")]
+    WrongCluster {
+        /// This node's cluster.
+        expected: String,
+        /// The cluster the message names.
+        got: String,
+    },
+    /// The message claims to come from this node.
+    #[error("message claims to come from this node")]
+    FromSelf,
+    /// A delta breaks an invariant an honest sender keeps.
+    #[error("malformed delta: {reason}")]
+    Malformed {
+        /// The broken invariant.
+        reason: &'static str,
+    },
 }

@@ -4,12 +4,13 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use rand::seq::SliceRandom;
-
+use crate::config::ms;
 use crate::detector::ArrivalWindow;
+use crate::error::MessageError;
 use crate::event::Event;
 use crate::machine::{Gossip, Member, Peer, Tombstone};
 use crate::message::{entry_size, Body, Delta, Digest, Message};
+use crate::rng::shuffle;
 use crate::state::{NodeState, Refused, Status};
 
 /// A delta to build: about `id`, from `from`, news beyond the heartbeat first.
@@ -24,22 +25,36 @@ where
     Id: Ord + Clone + Hash + Debug,
     A: Clone + Debug + PartialEq,
 {
-    /// Handles a message from node `from`, received at `now`. Messages of another cluster,
-    /// malformed ones, and stale or conflicting news are ignored and counted in
-    /// [`stats`](Self::stats); nothing here panics or corrupts the view.
-    pub fn handle_message(&mut self, now: u64, from: Id, msg: Message<Id, A>) {
+    /// Handles a message from node `from`, received at `now`. Stale or conflicting news inside
+    /// an accepted message is ignored and counted in [`stats`](Self::stats); nothing here
+    /// panics or corrupts the view.
+    ///
+    /// # Errors
+    /// [`MessageError`] for a message of another cluster, one claiming to come from this node,
+    /// or a malformed one: it is refused (and counted) and changes nothing else.
+    pub fn handle_message(
+        &mut self,
+        now: u64,
+        from: Id,
+        msg: Message<Id, A>,
+    ) -> Result<(), MessageError> {
         self.stats.messages_received += 1;
         if msg.cluster != self.config.cluster_name {
             self.stats.ignored_wrong_cluster += 1;
-            return;
+            return Err(MessageError::WrongCluster {
+                expected: self.config.cluster_name.clone(),
+                got: msg.cluster,
+            });
         }
         if from == self.id {
             self.stats.ignored_from_self += 1;
-            return;
+            return Err(MessageError::FromSelf);
         }
-        if msg.check().is_err() {
+        if let Err(malformed) = msg.check() {
             self.stats.ignored_malformed += 1;
-            return;
+            return Err(MessageError::Malformed {
+                reason: malformed.reason(),
+            });
         }
         let reply_to = msg.sender_address;
         match msg.body {
@@ -78,6 +93,7 @@ where
             }
             Body::Ack2 { deltas } => self.apply_deltas(now, &deltas),
         }
+        Ok(())
     }
 
     /// Compares the initiator's digests with the view: what to ask for, what to send.
@@ -154,7 +170,7 @@ where
             self.config.address_size_estimate,
         );
         let total: usize = self.config.max_message_bytes;
-        wanted.shuffle(&mut self.rng);
+        shuffle(&mut self.rng, &mut wanted);
         wanted.sort_by_key(|w| !w.news);
         let mut budget = total.saturating_sub(used);
         let mut deltas = Vec::with_capacity(wanted.len());
@@ -252,8 +268,11 @@ where
         let peer = &mut member.peer;
         let id = &delta.id;
         if applied.restarted {
-            peer.window =
-                ArrivalWindow::new(now, self.config.gossip_interval_ms, self.config.window_size);
+            peer.window = ArrivalWindow::new(
+                now,
+                ms(self.config.gossip_interval),
+                self.config.window_size,
+            );
             peer.left_since = None;
             self.events.push_back(Event::Restarted {
                 id: id.clone(),
@@ -261,7 +280,7 @@ where
             });
         } else if applied.heartbeat_advanced {
             peer.window
-                .report(now, self.config.effective_max_sample_ms());
+                .report(now, ms(self.config.effective_max_sample_interval()));
         }
         if (applied.heartbeat_advanced || applied.restarted)
             && !peer.alive
@@ -310,7 +329,7 @@ where
                 Tombstone {
                     generation: state.generation,
                     version: state.max_version(),
-                    until: now.saturating_add(self.config.tombstone_ttl_ms),
+                    until: now.saturating_add(ms(self.config.tombstone_ttl)),
                 },
             );
             self.events.push_back(Event::Left {
@@ -321,7 +340,7 @@ where
         let peer = Peer {
             window: ArrivalWindow::new(
                 now,
-                self.config.gossip_interval_ms,
+                ms(self.config.gossip_interval),
                 self.config.window_size,
             ),
             alive: true,

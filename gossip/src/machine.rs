@@ -6,15 +6,15 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 
-use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
 
 use crate::config::Config;
 use crate::detector::{ArrivalWindow, Model};
 use crate::error::{ConfigError, GossipError};
 use crate::event::{Event, Stats, Transmit};
 use crate::message::{entry_size, Body, Message};
+use crate::rng::shuffle;
 use crate::state::{NodeState, Status, Versioned};
 
 /// How many peers a leaving node pushes its final state to.
@@ -45,9 +45,9 @@ pub(crate) struct Tombstone {
 }
 
 /// Gossip membership of one node: who is in the cluster, who is alive, and what each node
-/// published (paper section 4.8). Sans-IO: time comes in as `now`, a `u64` count of milliseconds
-/// on the driver's monotonic clock (any epoch; only differences matter), and every random choice
-/// comes from a generator seeded by [`Config::rng_seed`], the node id and the generation.
+/// published (paper section 4.8). Sans-IO: time comes in as `now` (see the crate docs on time),
+/// and every random choice comes from a ChaCha8 generator seeded by [`Config::rng_seed`], the
+/// node id and the generation.
 ///
 /// # Methods by kind
 ///
@@ -55,8 +55,9 @@ pub(crate) struct Tombstone {
 ///   [`live_members`](Self::live_members), [`down_members`](Self::down_members),
 ///   [`node_state`](Self::node_state), [`app_state`](Self::app_state), [`phi`](Self::phi),
 ///   [`stats`](Self::stats).
-/// - Inputs: [`handle_timeout`](Self::handle_timeout) (a gossip round: heartbeat, failure
-///   detection, removal, exchanges) and [`handle_message`](Self::handle_message).
+/// - Inputs: [`handle_message`](Self::handle_message) and
+///   [`handle_timeout`](Self::handle_timeout) (a gossip round: heartbeat, failure detection,
+///   removal, exchanges).
 /// - Application commands: [`set_app_state`](Self::set_app_state),
 ///   [`set_status`](Self::set_status), [`leave`](Self::leave).
 /// - Outputs: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
@@ -87,7 +88,7 @@ pub struct Gossip<Id, A> {
     pub(crate) config: Config,
     pub(crate) id: Id,
     pub(crate) seeds: Vec<(Id, A)>,
-    pub(crate) rng: SmallRng,
+    pub(crate) rng: ChaCha8Rng,
     /// This node's own state.
     pub(crate) local: NodeState<A>,
     /// Every other known node.
@@ -115,9 +116,8 @@ where
         seeds: Vec<(Id, A)>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        // A fixed-key hasher: the same id gives the same seed in every run.
-        #[allow(deprecated)]
-        let mut hasher = std::hash::SipHasher::new();
+        // The same id gives the same seed in every run, on every platform.
+        let mut hasher = crate::rng::IdHasher::new();
         id.hash(&mut hasher);
         let seed = config.rng_seed ^ hasher.finish() ^ generation.rotate_left(32);
         let seeds = seeds.into_iter().filter(|(s, _)| *s != id).collect();
@@ -125,7 +125,7 @@ where
             config,
             id,
             seeds,
-            rng: SmallRng::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(seed),
             local: NodeState::new_owned(generation, address),
             others: BTreeMap::new(),
             tombstones: BTreeMap::new(),
@@ -260,7 +260,7 @@ where
 
     /// Leaves the cluster gracefully: announces [`Status::Left`] and pushes the news to a few
     /// live peers at once. Keep driving the machine for a few rounds if you can, so the news
-    /// spreads further; the others remove this node after [`Config::left_grace_ms`].
+    /// spreads further; the others remove this node after [`Config::left_grace`].
     pub fn leave(&mut self) -> Result<(), GossipError> {
         self.set_status(Status::Left)
     }
@@ -272,7 +272,7 @@ where
             .filter(|id| self.is_up(id))
             .cloned()
             .collect();
-        targets.shuffle(&mut self.rng);
+        shuffle(&mut self.rng, &mut targets);
         targets.truncate(LEAVE_FANOUT);
         let mut addressed: Vec<(Id, A)> = targets
             .into_iter()

@@ -89,6 +89,18 @@ pub(crate) enum Malformed {
     HeaderVersion,
 }
 
+impl Malformed {
+    /// The broken invariant, for [`MessageError::Malformed`](crate::MessageError::Malformed).
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Malformed::VersionRange => "version range ends before it starts",
+            Malformed::EntryOutOfRange => "entry version outside the delta's range",
+            Malformed::EntriesUnordered => "entries not in increasing version order",
+            Malformed::HeaderVersion => "full delta with an unversioned header field",
+        }
+    }
+}
+
 impl<Id, A> Delta<Id, A> {
     /// Checks the invariants that an honest sender always keeps.
     pub(crate) fn check(&self) -> Result<(), Malformed> {

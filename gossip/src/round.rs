@@ -3,13 +3,12 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use rand::seq::SliceRandom;
-use rand::Rng;
-
+use crate::config::ms;
 use crate::detector::Model;
 use crate::event::Event;
 use crate::machine::{Gossip, Member, Tombstone};
 use crate::message::{Body, Digest};
+use crate::rng::{choose, shuffle, unit_f64};
 use crate::state::{Status, Versioned};
 
 impl<Id, A> Gossip<Id, A>
@@ -22,7 +21,7 @@ where
     /// random live peer, now and then with a down peer (so it is noticed when it comes back) and
     /// with a seed (so that separately joined nodes end up in one cluster).
     pub fn handle_timeout(&mut self, now: u64) {
-        let interval = self.config.gossip_interval_ms;
+        let interval = ms(self.config.gossip_interval);
         match self.next_round {
             Some(due) if now < due => return,
             Some(due) => {
@@ -49,7 +48,7 @@ where
         for (id, member) in &mut self.others {
             let peer = &mut member.peer;
             if let Some(since) = peer.left_since {
-                if now.saturating_sub(since) >= self.config.left_grace_ms {
+                if now.saturating_sub(since) >= ms(self.config.left_grace) {
                     removed.push(id.clone());
                 }
                 continue;
@@ -60,7 +59,7 @@ where
                 self.events.push_back(Event::Down { id: id.clone() });
             }
             if let Some(since) = peer.down_since {
-                if now.saturating_sub(since) >= self.config.remove_after_ms {
+                if now.saturating_sub(since) >= ms(self.config.remove_after) {
                     removed.push(id.clone());
                 }
             }
@@ -72,7 +71,7 @@ where
                     Tombstone {
                         generation: state.generation,
                         version: state.max_version(),
-                        until: now.saturating_add(self.config.tombstone_ttl_ms),
+                        until: now.saturating_add(ms(self.config.tombstone_ttl)),
                     },
                 );
             }
@@ -99,14 +98,14 @@ where
             }
         }
         let mut gossiped_to_seed = false;
-        if let Some(to) = live.choose(&mut self.rng).cloned() {
+        if let Some(to) = choose(&mut self.rng, &live).cloned() {
             gossiped_to_seed = self.seeds.iter().any(|(s, _)| *s == to);
             self.syn_to(to, None);
         }
         if !down.is_empty() {
             let p = down.len() as f64 / (live.len() + 1) as f64;
-            if self.rng.gen::<f64>() < p {
-                if let Some(to) = down.choose(&mut self.rng).cloned() {
+            if unit_f64(&mut self.rng) < p {
+                if let Some(to) = choose(&mut self.rng, &down).cloned() {
                     self.syn_to(to, None);
                 }
             }
@@ -119,8 +118,8 @@ where
         } else {
             self.seeds.len() as f64 / (live.len() + down.len()) as f64
         };
-        if self.rng.gen::<f64>() <= p {
-            if let Some((to, address)) = self.seeds.choose(&mut self.rng).cloned() {
+        if unit_f64(&mut self.rng) <= p {
+            if let Some((to, address)) = choose(&mut self.rng, &self.seeds).cloned() {
                 self.syn_to(to, Some(address));
             }
         }
@@ -150,7 +149,7 @@ where
         if !complete {
             // The own digest stays first; the others take turns.
             if let Some(rest) = digests.get_mut(1..) {
-                rest.shuffle(&mut self.rng);
+                shuffle(&mut self.rng, rest);
             }
             digests.truncate(fit);
         }

@@ -129,7 +129,7 @@ fn down_node_is_probed_and_comes_back_up() {
 #[test]
 fn node_down_for_too_long_is_removed_and_stays_removed() {
     let config = Config {
-        remove_after_ms: 60_000,
+        remove_after: core::time::Duration::from_secs(60),
         ..Config::default()
     };
     let mut sim = Sim::cluster(9, config, 20, 2);

@@ -108,7 +108,7 @@ fn restarted_node_replaces_its_old_state() {
 #[test]
 fn graceful_leave_spreads_and_the_node_is_removed_not_marked_down() {
     let config = Config {
-        left_grace_ms: 30_000,
+        left_grace: core::time::Duration::from_secs(30),
         ..Config::default()
     };
     let mut sim = Sim::cluster(10, config, 30, 3);

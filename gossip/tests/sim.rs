@@ -9,22 +9,25 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use dynamo_gossip::{Config, Event, Gossip, Message, Status};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
 
-/// splitmix64: small, seedable, stable across versions.
+/// Whole milliseconds of a span.
+fn ms(span: std::time::Duration) -> u64 {
+    u64::try_from(span.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The workspace's seeded generator (ChaCha8): stable across platforms and versions.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(ChaCha8Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(ChaCha8Rng::seed_from_u64(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[lo, hi]`.
@@ -117,7 +120,7 @@ impl Sim {
         let mut sim = Self::new(seed, config);
         let seed_list: Vec<(u32, u32)> = (0..seeds.min(n)).map(|i| (i, i)).collect();
         for i in 0..n {
-            let start = sim.rng.range(0, sim.config.gossip_interval_ms - 1);
+            let start = sim.rng.range(0, ms(sim.config.gossip_interval) - 1);
             sim.start(i, 1, seed_list.clone(), start);
         }
         sim
@@ -280,7 +283,8 @@ impl Sim {
                     let Some(n) = self.nodes.get_mut(to as usize).and_then(Option::as_mut) else {
                         continue;
                     };
-                    n.handle_message(at, from, *msg);
+                    n.handle_message(at, from, *msg)
+                        .expect("the simulator delivers well-formed messages");
                     self.drain(to);
                 }
             }
@@ -310,7 +314,7 @@ impl Sim {
     pub fn run_until_converged(&mut self, limit: u64) -> Option<u64> {
         let start = self.now;
         while self.now - start < limit {
-            self.run_for(self.config.gossip_interval_ms);
+            self.run_for(ms(self.config.gossip_interval));
             if self.converged_membership() {
                 return Some(self.now - start);
             }
@@ -326,11 +330,11 @@ impl Sim {
         let start = self.now;
         let value = start.to_be_bytes().to_vec();
         self.publish(owner, key, value);
-        let step = self.config.gossip_interval_ms / 10;
+        let step = ms(self.config.gossip_interval) / 10;
         while self.now - start < limit {
             self.run_for(step);
             if let Some(last) = self.all_learned() {
-                let interval = self.config.gossip_interval_ms;
+                let interval = ms(self.config.gossip_interval);
                 return Some((last - start).div_ceil(interval));
             }
         }

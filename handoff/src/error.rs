@@ -31,8 +31,8 @@ pub enum RecordError {
     },
 }
 
-/// Why [`HintLog::handle_ack`](crate::HintLog::handle_ack) ignored an acknowledgement. Both are
-/// expected now and then under at-least-once delivery; the log stays consistent.
+/// Why [`HintLog::handle_message`](crate::HintLog::handle_message) refused an acknowledgement.
+/// Both are expected now and then under at-least-once delivery; the log is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AckError<Id: std::fmt::Debug> {
@@ -55,7 +55,8 @@ pub enum AckError<Id: std::fmt::Debug> {
     },
 }
 
-/// Why a [`TransferSession`](crate::TransferSession) refused an input.
+/// Why [`TransferSession::supply`](crate::TransferSession::supply) refused an answer; the
+/// session is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferError {
@@ -79,7 +80,8 @@ pub enum TransferError {
     EmptyBatch,
 }
 
-/// Why a [`TransferSession`](crate::TransferSession) ignored an acknowledgement.
+/// Why [`TransferSession::handle_message`](crate::TransferSession::handle_message) refused an
+/// acknowledgement; the session is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferAckError {

@@ -1,9 +1,8 @@
 //! Hints and the messages that carry them to the node they were meant for (paper section 4.6).
 
-use std::time::Duration;
+use core::time::Duration;
 
 use crate::payload::Payload;
-use crate::time::Instant;
 
 /// Identifies a hint in one log, and in the owner's persisted copy of it.
 ///
@@ -57,8 +56,8 @@ impl<Id, P: Payload> Hint<Id, P> {
 pub struct HintRecord<Id, P> {
     /// The hint's id in the log.
     pub id: HintId,
-    /// When the hint was recorded; its age counts from here.
-    pub recorded_at: Instant,
+    /// When the hint was recorded (the owner's clock, milliseconds); its age counts from here.
+    pub recorded_at: u64,
     /// The hint.
     pub hint: Hint<Id, P>,
 }
@@ -126,7 +125,7 @@ pub enum DropReason {
         /// The configured bound.
         max_bytes: usize,
     },
-    /// The intended node left the ring ([`HintLog::forget_node`](crate::HintLog::forget_node)):
+    /// The intended node left the ring ([`HintLog::forget_peer`](crate::HintLog::forget_peer)):
     /// the data belongs to its new owners now.
     NodeRemoved,
 }

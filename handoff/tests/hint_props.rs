@@ -10,7 +10,7 @@ use quickcheck_macros::quickcheck;
 
 use dynamo_handoff::{
     Backoff, DropReason, Hint, HintAck, HintBatch, HintEvent, HintId, HintLog, HintLogConfig,
-    HintRecord, Instant, OverflowPolicy,
+    HintRecord, OverflowPolicy,
 };
 
 use crate::sim::{Network, Rng};
@@ -150,8 +150,8 @@ impl World {
         }
     }
 
-    fn now(&self) -> Instant {
-        Instant::from_millis(self.now)
+    fn now(&self) -> u64 {
+        self.now
     }
 
     fn settle(&mut self) {
@@ -217,7 +217,7 @@ impl World {
     fn advance(&mut self, by: u64) {
         let target = self.now + by;
         loop {
-            let timer = self.log.poll_timeout().map(Instant::as_millis);
+            let timer = self.log.poll_timeout();
             let next = [timer, self.net.next_arrival()].into_iter().flatten().min();
             let Some(next) = next.filter(|t| *t <= target) else {
                 break;
@@ -234,22 +234,16 @@ impl World {
                         }
                     }
                     Msg::Ack(node, ack) => {
-                        let _ = self.log.handle_ack(self.now(), node, ack);
+                        let _ = self.log.handle_message(self.now(), node, ack);
                     }
                 }
                 self.settle();
             }
-            if self
-                .log
-                .poll_timeout()
-                .is_some_and(|t| t.as_millis() <= self.now)
-            {
+            if self.log.poll_timeout().is_some_and(|t| t <= self.now) {
                 self.log.handle_timeout(self.now());
                 self.settle();
                 assert!(
-                    self.log
-                        .poll_timeout()
-                        .is_none_or(|t| t.as_millis() > self.now),
+                    self.log.poll_timeout().is_none_or(|t| t > self.now),
                     "timer not consumed"
                 );
             }
@@ -271,11 +265,11 @@ impl World {
             }
             Op::Up(node) => {
                 self.up[node as usize] = true;
-                self.log.node_up(self.now(), node);
+                self.log.peer_up(self.now(), node);
             }
             Op::Down(node) => {
                 self.up[node as usize] = false;
-                self.log.node_down(node);
+                self.log.peer_down(self.now(), node);
             }
             Op::Advance(ms) => self.advance(u64::from(ms)),
             Op::Restart => self.restart(),
@@ -301,7 +295,7 @@ impl World {
         assert_eq!(report.restored, self.store.len());
         for node in 0..NODES {
             if self.up[node as usize] {
-                self.log.node_up(self.now(), node);
+                self.log.peer_up(self.now(), node);
             }
         }
     }
@@ -312,7 +306,7 @@ impl World {
         self.net.heal();
         for node in 0..NODES {
             self.up[node as usize] = true;
-            self.log.node_up(self.now(), node);
+            self.log.peer_up(self.now(), node);
         }
         self.settle();
         for _ in 0..15 {

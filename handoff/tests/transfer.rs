@@ -6,14 +6,14 @@ use std::ops::Bound::{Excluded, Unbounded};
 use std::time::Duration;
 
 use dynamo_handoff::{
-    Backoff, Instant, TransferAckError, TransferConfig, TransferEntry, TransferError,
-    TransferEvent, TransferId, TransferSession,
+    Backoff, TransferAckError, TransferConfig, TransferEntry, TransferError, TransferEvent,
+    TransferId, TransferSession,
 };
 
 type Session = TransferSession<&'static str, u32, Vec<u8>>;
 
-fn ms(t: u64) -> Instant {
-    Instant::from_millis(t)
+fn ms(t: u64) -> u64 {
+    t
 }
 
 fn config(batch: usize, window: usize) -> TransferConfig {
@@ -37,7 +37,7 @@ fn store(keys: impl IntoIterator<Item = u32>) -> BTreeMap<u32, Vec<u8>> {
 }
 
 /// Answers every pending request from `store`; returns the other events.
-fn serve(s: &mut Session, now: Instant, store: &BTreeMap<u32, Vec<u8>>) -> Vec<TransferEvent<u32>> {
+fn serve(s: &mut Session, now: u64, store: &BTreeMap<u32, Vec<u8>>) -> Vec<TransferEvent<u32>> {
     let mut others = Vec::new();
     while let Some(event) = s.poll_event() {
         match event {
@@ -84,7 +84,7 @@ fn streams_a_range_in_order_with_checkpoints_until_complete() {
         for e in &batch.entries {
             received.insert(e.key, e.payload.clone());
         }
-        s.handle_ack(ms(0), &to, &batch.ack()).unwrap();
+        s.handle_message(ms(0), to, batch.ack()).unwrap();
     }
     assert_eq!(
         batches,
@@ -111,7 +111,7 @@ fn empty_range_completes_with_one_empty_batch() {
     serve(&mut s, ms(0), &BTreeMap::new());
     let (to, batch) = s.poll_transmit().unwrap();
     assert!(batch.entries.is_empty() && batch.last);
-    s.handle_ack(ms(1), &to, &batch.ack()).unwrap();
+    s.handle_message(ms(1), to, batch.ack()).unwrap();
     assert_eq!(s.poll_event(), Some(TransferEvent::Complete));
     assert_eq!(s.checkpoint(), None);
 }
@@ -124,11 +124,11 @@ fn checkpoint_advances_only_over_contiguous_acknowledgements() {
     let sent: Vec<_> = std::iter::from_fn(|| s.poll_transmit()).collect();
     assert_eq!(sent.len(), 3, "window of three");
     assert_eq!(s.in_flight(), 3);
-    s.handle_ack(ms(1), &"b", &sent[2].1.ack()).unwrap();
-    s.handle_ack(ms(1), &"b", &sent[1].1.ack()).unwrap();
+    s.handle_message(ms(1), "b", sent[2].1.ack()).unwrap();
+    s.handle_message(ms(1), "b", sent[1].1.ack()).unwrap();
     assert_eq!(s.poll_event(), None, "batch 0 still missing");
     assert_eq!(s.checkpoint(), None);
-    s.handle_ack(ms(2), &"b", &sent[0].1.ack()).unwrap();
+    s.handle_message(ms(2), "b", sent[0].1.ack()).unwrap();
     assert_eq!(s.checkpoint(), Some(&5));
     assert_eq!(s.poll_event(), Some(TransferEvent::Checkpoint { key: 5 }));
     // The third batch reached the end of the range.
@@ -150,9 +150,9 @@ fn lost_batch_is_sent_again_after_backoff() {
     let (_, again) = s.poll_transmit().unwrap();
     assert_eq!(again, first, "the same keys again");
     // Both copies arrive; the second acknowledgement is a harmless duplicate.
-    s.handle_ack(ms(1200), &"b", &first.ack()).unwrap();
+    s.handle_message(ms(1200), "b", first.ack()).unwrap();
     assert_eq!(
-        s.handle_ack(ms(1201), &"b", &again.ack()),
+        s.handle_message(ms(1201), "b", again.ack()),
         Err(TransferAckError::UnknownBatch)
     );
     assert!(s.is_complete());
@@ -165,7 +165,7 @@ fn interruption_resumes_from_the_checkpoint() {
     serve(&mut s, ms(0), &data);
     let (_, b0) = s.poll_transmit().unwrap();
     let (_, b1) = s.poll_transmit().unwrap();
-    s.handle_ack(ms(1), &"b", &b0.ack()).unwrap();
+    s.handle_message(ms(1), "b", b0.ack()).unwrap();
     assert_eq!(s.checkpoint(), Some(&9));
     // A NeedBatch is pending when the receiver goes down.
     assert_eq!(s.poll_event(), Some(TransferEvent::Checkpoint { key: 9 }));
@@ -173,7 +173,7 @@ fn interruption_resumes_from_the_checkpoint() {
     let Some(TransferEvent::NeedBatch { request, .. }) = pending else {
         panic!("expected a request, got {pending:?}")
     };
-    s.peer_down();
+    s.peer_down(ms(2), "b");
     assert_eq!(s.poll_transmit(), None);
     assert_eq!(s.poll_timeout(), None);
     assert!(matches!(
@@ -182,10 +182,10 @@ fn interruption_resumes_from_the_checkpoint() {
     ));
     // b1's acknowledgement arrives after the interruption: ignored, b1 will be read again.
     assert_eq!(
-        s.handle_ack(ms(3), &"b", &b1.ack()),
+        s.handle_message(ms(3), "b", b1.ack()),
         Err(TransferAckError::UnknownBatch)
     );
-    s.peer_up(ms(10));
+    s.peer_up(ms(10), "b");
     assert!(matches!(
         s.poll_event(),
         Some(TransferEvent::NeedBatch { after: Some(9), .. })
@@ -229,7 +229,7 @@ fn refuses_bad_input() {
     };
     assert_eq!(after, Some(2));
     let (_, batch) = s.poll_transmit().unwrap();
-    s.handle_ack(ms(0), &"b", &batch.ack()).unwrap();
+    s.handle_message(ms(0), "b", batch.ack()).unwrap();
     let Some(TransferEvent::Checkpoint { key: 2 }) = s.poll_event() else {
         panic!("expected a checkpoint")
     };
@@ -240,12 +240,12 @@ fn refuses_bad_input() {
     );
     let mut ack = batch.ack();
     assert_eq!(
-        s.handle_ack(ms(0), &"c", &ack),
+        s.handle_message(ms(0), "c", ack.clone()),
         Err(TransferAckError::WrongSender)
     );
     ack.transfer = TransferId(2);
     assert_eq!(
-        s.handle_ack(ms(0), &"b", &ack),
+        s.handle_message(ms(0), "b", ack),
         Err(TransferAckError::WrongTransfer {
             expected: 1,
             got: 2

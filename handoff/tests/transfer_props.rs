@@ -10,8 +10,8 @@ use std::time::Duration;
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 use dynamo_handoff::{
-    Backoff, Instant, TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent,
-    TransferId, TransferSession,
+    Backoff, TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
+    TransferSession,
 };
 
 use crate::sim::{Network, Rng};
@@ -135,8 +135,8 @@ impl World {
         }
     }
 
-    fn now(&self) -> Instant {
-        Instant::from_millis(self.now)
+    fn now(&self) -> u64 {
+        self.now
     }
 
     fn settle(&mut self) {
@@ -198,7 +198,7 @@ impl World {
     fn advance(&mut self, by: u64) {
         let target = self.now + by;
         loop {
-            let timer = self.session.poll_timeout().map(Instant::as_millis);
+            let timer = self.session.poll_timeout();
             let next = [timer, self.net.next_arrival()].into_iter().flatten().min();
             let Some(next) = next.filter(|t| *t <= target) else {
                 break;
@@ -216,7 +216,7 @@ impl World {
                         }
                     }
                     Msg::Ack(ack) => {
-                        let _ = self.session.handle_ack(self.now(), &TO, &ack);
+                        let _ = self.session.handle_message(self.now(), TO, ack);
                     }
                 }
                 self.settle();
@@ -225,9 +225,7 @@ impl World {
                 self.session.handle_timeout(self.now());
                 self.settle();
                 assert!(
-                    self.session
-                        .poll_timeout()
-                        .is_none_or(|t| t.as_millis() > self.now),
+                    self.session.poll_timeout().is_none_or(|t| t > self.now),
                     "timer not consumed"
                 );
             }
@@ -240,12 +238,12 @@ impl World {
             Op::Advance(ms) => self.advance(u64::from(*ms)),
             Op::Interrupt => {
                 self.receiver_up = false;
-                self.session.peer_down();
+                self.session.peer_down(self.now(), TO);
             }
             Op::Reconnect => {
                 if !self.receiver_up {
                     self.receiver_up = true;
-                    self.session.peer_up(self.now());
+                    self.session.peer_up(self.now(), TO);
                 }
             }
             Op::Restart if !self.complete => {
@@ -257,7 +255,7 @@ impl World {
                 self.session = TransferSession::resume(config, ID, TO, self.persisted);
                 self.expect_after = Some(self.persisted);
                 if !self.receiver_up {
-                    self.session.peer_down();
+                    self.session.peer_down(self.now(), TO);
                 }
             }
             Op::Restart => {}

@@ -3,6 +3,8 @@
 //! Two replicas compare trees only if their shapes are equal: the shape fixes which keys fall in
 //! which segment, so trees line up without negotiation.
 
+use core::time::Duration;
+
 use crate::error::ConfigError;
 use crate::hash::Hash;
 
@@ -107,15 +109,17 @@ impl TreeConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SyncConfig {
-    /// How long to wait for the peer's next message, in milliseconds, before the session fails
-    /// with [`crate::SyncError::TimedOut`]. Default 30,000 (anti-entropy is background work; the
-    /// request timeout of 1 s is for client requests).
-    pub timeout_ms: u64,
+    /// How long to wait for the peer's next message before the session fails with
+    /// [`crate::SyncError::TimedOut`]. Default 30 s (anti-entropy is background work; the request
+    /// timeout of 1 s is for client requests).
+    pub timeout: Duration,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { timeout_ms: 30_000 }
+        SyncConfig {
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 

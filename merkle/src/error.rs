@@ -93,10 +93,10 @@ pub enum SyncError {
     #[error("the session has already ended")]
     Closed,
     /// The peer did not answer in time.
-    #[error("no message from the peer for {after_ms} ms")]
+    #[error("no message from the peer for {after:?}")]
     TimedOut {
         /// The configured timeout.
-        after_ms: u64,
+        after: core::time::Duration,
     },
     /// The peer aborted the session.
     #[error("the peer aborted the session: {reason}")]

@@ -1,4 +1,10 @@
 #![doc = include_str!("../README.md")]
+//! ## Time
+//!
+//! Nothing here reads a clock. An instant is `now: u64`, milliseconds on the driver's monotonic
+//! clock (any epoch; only differences matter); a span (a timeout) is a
+//! [`core::time::Duration`]. A [`SyncSession`] fails when the peer stays silent for
+//! [`SyncConfig::timeout`] after its last message.
 
 pub mod config;
 mod diff;

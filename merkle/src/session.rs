@@ -9,11 +9,16 @@ use crate::message::{ChildHashes, Entry, KeyDiff, Message, SegmentEntries};
 use crate::stats::SyncStats;
 use crate::tree::Tree;
 
+/// `now + span` in milliseconds, saturating at the end of time.
+fn after(now: u64, span: core::time::Duration) -> u64 {
+    now.saturating_add(u64::try_from(span.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// What a session reports to its owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// The owner must answer with [`SyncSession::provide_segment`] and this side's entries of the
+    /// The owner must answer with [`SyncSession::supply`] and this side's entries of the
     /// segment (every key `k` with [`TreeConfig::segment_of`]`(k) == segment`, and its digest).
     SegmentNeeded(SegmentId),
     /// The session ended: exactly the keys that differ, sorted by key, from this side's view.
@@ -56,20 +61,23 @@ impl Phase {
 ///
 /// - Construction: [`initiate`](Self::initiate) (sends the hello) and [`respond`](Self::respond)
 ///   (for the session id of a received hello).
-/// - Inputs: [`handle_message`](Self::handle_message), [`provide_segment`](Self::provide_segment),
+/// - Getters (`&self`): [`stats`](Self::stats), [`is_done`](Self::is_done),
+///   [`session`](Self::session).
+/// - Inputs: [`handle_message`](Self::handle_message) (from the peer),
 ///   [`handle_timeout`](Self::handle_timeout). Each input that takes a tree reads the owner's
 ///   current tree; the owner may keep writing between inputs (a change made mid-session shows up
 ///   as a difference now or in the next session), or pass a snapshot (a clone) for a stable view.
+/// - Commands: [`supply`](Self::supply) the owner's entries of a segment that
+///   [`Event::SegmentNeeded`] asked for.
 /// - Outputs: [`poll_transmit`](Self::poll_transmit) (messages for the peer, in order),
 ///   [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout).
-/// - Getters: [`stats`](Self::stats), [`is_done`](Self::is_done), [`session`](Self::session).
 ///
 /// # Driving order
 ///
 /// After every input: drain `poll_transmit` (send each message to the peer), then drain
-/// `poll_event` (answer each `SegmentNeeded` with `provide_segment`, which is an input again), then
-/// read `poll_timeout` and call `handle_timeout` when that time comes. Time is the owner's
-/// monotonic clock in milliseconds (`now: u64`); nothing here reads a clock.
+/// `poll_event` (answer each `SegmentNeeded` with `supply`, which is an input again), then
+/// read `poll_timeout` and call `handle_timeout` when that time comes (see the crate docs on
+/// time).
 ///
 /// # Robustness
 ///
@@ -178,7 +186,7 @@ impl SyncSession {
     pub fn handle_timeout(&mut self, now: u64) {
         if matches!(self.deadline, Some(deadline) if now >= deadline) {
             self.fail(SyncError::TimedOut {
-                after_ms: self.config.timeout_ms,
+                after: self.config.timeout,
             });
         }
     }
@@ -223,7 +231,7 @@ impl SyncSession {
 
     /// Gives the owner's entries of `segment`, asked for by [`Event::SegmentNeeded`]: every
     /// `(key, digest)` of the owner's store whose key is in the segment, in any order.
-    pub fn provide_segment<I, K, D>(
+    pub fn supply<I, K, D>(
         &mut self,
         now: u64,
         segment: SegmentId,
@@ -557,7 +565,7 @@ impl SyncSession {
         if msg.step().is_some() {
             self.next_step += 1;
             self.phase = Phase::AwaitPeer(self.next_step);
-            self.deadline = Some(now.saturating_add(self.config.timeout_ms));
+            self.deadline = Some(after(now, self.config.timeout));
         }
         self.outbox.push_back(msg);
     }

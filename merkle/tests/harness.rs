@@ -99,7 +99,7 @@ fn drain(
     while let Some(event) = session.poll_event() {
         match event {
             Event::SegmentNeeded(segment) => {
-                let _ = session.provide_segment(0, segment, replica.segment(segment));
+                let _ = session.supply(0, segment, replica.segment(segment));
             }
             Event::Finished(keys) => *result = Some(Ok(keys)),
             Event::Failed(error) => *result = Some(Err(error)),

@@ -162,13 +162,20 @@ fn another_session_or_shape_is_refused() {
 #[test]
 fn a_silent_peer_times_out() {
     let tree = tree_with(10, b"v");
-    let config = SyncConfig { timeout_ms: 500 };
+    let config = SyncConfig {
+        timeout: core::time::Duration::from_millis(500),
+    };
     let mut session = SyncSession::initiate(config, 1, 1_000, &tree);
     assert_eq!(session.poll_timeout(), Some(1_500));
     session.handle_timeout(1_499);
     assert!(!session.is_done());
     session.handle_timeout(1_500);
-    assert_failed(&mut session, &SyncError::TimedOut { after_ms: 500 });
+    assert_failed(
+        &mut session,
+        &SyncError::TimedOut {
+            after: core::time::Duration::from_millis(500),
+        },
+    );
 }
 
 #[test]
@@ -205,9 +212,7 @@ fn owner_answers_are_checked() {
         .find(|k| shape().segment_of(k) != segment)
         .unwrap_or_default();
     let actual = shape().segment_of(&stray);
-    let error = session
-        .provide_segment(0, segment, [(stray, b"v".to_vec())])
-        .err();
+    let error = session.supply(0, segment, [(stray, b"v".to_vec())]).err();
     assert_eq!(
         error,
         Some(SyncError::EntryOutsideSegment {
@@ -218,7 +223,7 @@ fn owner_answers_are_checked() {
     assert!(session.is_done());
     assert_eq!(
         session
-            .provide_segment(0, segment, Vec::<(Vec<u8>, Vec<u8>)>::new())
+            .supply(0, segment, Vec::<(Vec<u8>, Vec<u8>)>::new())
             .err(),
         Some(SyncError::Closed)
     );
@@ -334,7 +339,7 @@ fn random_messages_never_panic(initiator: bool, msgs: Vec<AnyMessage>) -> bool {
         let result = session.handle_message(0, &tree, msg);
         for event in events(&mut session) {
             if let Event::SegmentNeeded(segment) = event {
-                let _ = session.provide_segment(
+                let _ = session.supply(
                     0,
                     segment,
                     Replica::from_store(shape(), Default::default()).segment(segment),

@@ -2,7 +2,9 @@
 //! [`Empirical`] (samples a node measured).
 
 use crate::error::Error;
-use crate::rng::SplitMix64;
+use rand_core::RngCore;
+
+use crate::rng::{below, unit_f64};
 
 /// A delay distribution in milliseconds. Draws are never negative.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,26 +50,26 @@ pub enum Dist {
 
 impl Dist {
     /// One draw (ms, >= 0).
-    pub fn sample(&self, rng: &mut SplitMix64) -> f64 {
+    pub fn sample<R: RngCore + ?Sized>(&self, rng: &mut R) -> f64 {
         match self {
             Dist::Constant(c) => c.max(0.0),
             Dist::Normal { mean, sd } => {
                 // Box-Muller.
-                let u1 = 1.0 - rng.next_f64();
-                let u2 = rng.next_f64();
+                let u1 = 1.0 - unit_f64(rng);
+                let u2 = unit_f64(rng);
                 let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
                 (mean + sd * z).max(0.0)
             }
-            Dist::Uniform { lo, hi } => (lo + (hi - lo) * rng.next_f64()).max(0.0),
-            Dist::Exponential { mean } => -(1.0 - rng.next_f64()).ln() * mean,
+            Dist::Uniform { lo, hi } => (lo + (hi - lo) * unit_f64(rng)).max(0.0),
+            Dist::Exponential { mean } => -(1.0 - unit_f64(rng)).ln() * mean,
             Dist::Mixture {
                 p_exp,
                 rate,
                 xm,
                 alpha,
             } => {
-                let u = 1.0 - rng.next_f64();
-                if rng.next_f64() < *p_exp {
+                let u = 1.0 - unit_f64(rng);
+                if unit_f64(rng) < *p_exp {
                     -u.ln() / rate
                 } else {
                     xm / u.powf(1.0 / alpha)
@@ -190,8 +192,8 @@ impl Empirical {
     }
 
     /// One of the samples, uniformly.
-    pub fn sample(&self, rng: &mut SplitMix64) -> f64 {
-        let k = rng.below(self.count());
+    pub fn sample<R: RngCore + ?Sized>(&self, rng: &mut R) -> f64 {
+        let k = below(rng, self.count());
         let i = self.cumulative.partition_point(|&c| c <= k);
         self.values
             .get(i)

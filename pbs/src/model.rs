@@ -16,7 +16,10 @@
 
 use crate::dist::{Dist, Empirical};
 use crate::error::Error;
-use crate::rng::SplitMix64;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use crate::rng::{below, unit_f64};
 
 /// The largest N the model accepts (far beyond any replication factor in use).
 pub const MAX_N: usize = 64;
@@ -69,12 +72,12 @@ pub enum Legs {
 }
 
 impl Legs {
-    fn draw(&self, rng: &mut SplitMix64) -> (f64, f64) {
+    fn draw(&self, rng: &mut ChaCha8Rng) -> (f64, f64) {
         match self {
             Legs::OneWay { request, response } => (request.sample(rng), response.sample(rng)),
             Legs::RoundTrip(d) => {
                 let x = d.sample(rng);
-                let u = rng.next_f64();
+                let u = unit_f64(rng);
                 (u * x, (1.0 - u) * x)
             }
         }
@@ -171,7 +174,7 @@ impl Wars {
 
     /// One replica's write delay, ack delay and service time, the last included in the ack
     /// delay (see [`Wars::write_service`]).
-    fn draw_write(&self, rng: &mut SplitMix64) -> (f64, f64, f64) {
+    fn draw_write(&self, rng: &mut ChaCha8Rng) -> (f64, f64, f64) {
         let Some(service) = &self.write_service else {
             let (w, a) = self.write.draw(rng);
             return (w, a, 0.0);
@@ -183,7 +186,7 @@ impl Wars {
             }
             Legs::RoundTrip(d) => {
                 let x = (d.sample(rng) - f).max(0.0);
-                let u = rng.next_f64();
+                let u = unit_f64(rng);
                 (u * x, (1.0 - u) * x + f, f)
             }
         }
@@ -225,7 +228,7 @@ impl Wars {
             return Err(Error::NoTrials);
         }
         let mut windows: Vec<Vec<f64>> = vec![Vec::with_capacity(trials); quorums.len()];
-        let mut rng = SplitMix64::new(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut written = vec![0.0; n];
         let mut acked = vec![0.0; n];
         let mut asked = vec![0.0; n];
@@ -233,7 +236,7 @@ impl Wars {
         let mut order: Vec<usize> = (0..n).collect();
         for _ in 0..trials {
             let read_dc = if self.remote > 0.0 {
-                rng.below(n as u64) as usize
+                below(&mut rng, n as u64) as usize
             } else {
                 0
             };

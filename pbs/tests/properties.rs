@@ -128,7 +128,7 @@ fn empirical_draws_only_its_samples(samples: Vec<u8>, seed: u64) -> bool {
         return samples.is_empty();
     };
     let d = Dist::Empirical(e);
-    let mut rng = dynamo_pbs::SplitMix64::new(seed);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand_core::SeedableRng>::seed_from_u64(seed);
     (0..50).all(|_| {
         let x = d.sample(&mut rng);
         samples.iter().any(|&s| f64::from(s) == x)

@@ -3,10 +3,11 @@
 
 use dynamo_vclock::{VClock, VersionSet};
 
+use crate::options::after;
 use crate::outcome::FailureReason;
 use crate::plan::{check, Plan, Target};
 use crate::put::ReplicaWrite;
-use crate::{NotFoundPolicy, RequestError, RequestOptions};
+use crate::{NotFoundPolicy, ReplyError, RequestError, RequestOptions};
 
 /// A read request to one replica. It carries nothing: the caller adds the key and request id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -31,11 +32,11 @@ pub enum GetMessage<Id, S> {
     Repair(ReplicaWrite<Id, S>),
 }
 
-/// What one replica answered.
+/// What one replica answered a get: the input of [`GetCoordinator::handle_message`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Reply<S> {
-    /// The replica's versions of the key.
+pub enum GetReply<S> {
+    /// The replica's versions of the key (an empty set counts as [`GetReply::NotFound`]).
     Found(S),
     /// The replica has no version of the key.
     NotFound,
@@ -51,7 +52,7 @@ pub struct Answer<Id, S> {
     /// When (the `now` passed with the answer).
     pub at: u64,
     /// What it answered.
-    pub reply: Reply<S>,
+    pub reply: GetReply<S>,
 }
 
 /// The answer of a get.
@@ -90,12 +91,23 @@ impl<Id, S: VersionSet> GetOutcome<Id, S> {
 
 /// Coordinates one get across its replicas, without I/O, and then the read repair.
 ///
-/// # Driving
+/// # Methods by kind
+/// - Construction: [`new`](Self::new) (the deadline is its `now` plus the options' timeout).
+/// - Getters (`&self`): [`is_finished`](Self::is_finished), [`is_complete`](Self::is_complete),
+///   [`answers`](Self::answers), [`repaired`](Self::repaired),
+///   [`late_answers`](Self::late_answers), [`ignored`](Self::ignored),
+///   [`options`](Self::options), [`targets`](Self::targets), [`deadline`](Self::deadline).
+/// - Inputs: [`handle_message`](Self::handle_message) (a replica's [`GetReply`]),
+///   [`handle_timeout`](Self::handle_timeout).
+/// - Outputs: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event) (the
+///   outcome), [`poll_timeout`](Self::poll_timeout).
+///
+/// # Driving order
 /// 1. [`new`](Self::new), then drain [`poll_transmit`](Self::poll_transmit): one
 ///    [`GetMessage::Read`] per target, in plan order (read the local replica yourself and pass its
 ///    answer like any other).
-/// 2. Feed answers with [`handle_response`](Self::handle_response) (`None` = not found),
-///    [`handle_failure`](Self::handle_failure), and [`handle_timeout`](Self::handle_timeout) when
+/// 2. Feed answers with [`handle_message`](Self::handle_message) ([`GetReply::Failed`] when the
+///    replica refused or the link is down), and [`handle_timeout`](Self::handle_timeout) when
 ///    [`poll_timeout`](Self::poll_timeout) is due. After each input drain
 ///    [`poll_event`](Self::poll_event) and [`poll_transmit`](Self::poll_transmit).
 /// 3. [`poll_event`](Self::poll_event) yields exactly one [`GetOutcome`]: success when R answers
@@ -110,7 +122,8 @@ impl<Id, S: VersionSet> GetOutcome<Id, S> {
 ///
 /// An answer handled at `now >= deadline` comes after the deadline: it is recorded (and can be
 /// repaired) only if the deadline has not been handled yet. Replies from nodes that are not
-/// targets and second replies are ignored and counted ([`ignored`](Self::ignored)).
+/// targets, second replies and replies after listening ended are refused with a [`ReplyError`]
+/// and counted ([`ignored`](Self::ignored)).
 #[derive(Debug, Clone)]
 pub struct GetCoordinator<Id, S: VersionSet> {
     options: RequestOptions,
@@ -126,6 +139,7 @@ pub struct GetCoordinator<Id, S: VersionSet> {
     failed: usize,
     unreachable: usize,
     started: u64,
+    deadline: u64,
     finished: bool,
     /// Set when every target answered or the deadline passed; repairs are then queued.
     closed: bool,
@@ -157,6 +171,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
             failed: 0,
             unreachable: options.n - n_targets,
             started: now,
+            deadline: after(now, options.timeout),
             finished: false,
             closed: false,
             repairs: Vec::new(),
@@ -192,18 +207,23 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         Some((node.clone(), GetMessage::Repair(write.clone())))
     }
 
-    /// `from` answered with its versions, or `None` for not found.
-    pub fn handle_response(&mut self, now: u64, from: &Id, versions: Option<S>) {
-        let reply = match versions {
-            Some(set) if !set.is_empty() => Reply::Found(set),
-            _ => Reply::NotFound,
+    /// `from` answered at `now`: its versions, not found, or a failure (it refused, or the
+    /// caller knows it cannot reach `from`).
+    ///
+    /// # Errors
+    /// [`ReplyError`] if `from` is not a target, already answered, or listening is over; the reply
+    /// is then counted in [`ignored`](Self::ignored) and changes nothing else.
+    pub fn handle_message(
+        &mut self,
+        now: u64,
+        from: Id,
+        reply: GetReply<S>,
+    ) -> Result<(), ReplyError> {
+        let reply = match reply {
+            GetReply::Found(set) if set.is_empty() => GetReply::NotFound,
+            other => other,
         };
-        self.answer(now, from, reply);
-    }
-
-    /// `from` refused, or the caller knows it cannot reach `from`.
-    pub fn handle_failure(&mut self, now: u64, from: &Id) {
-        self.answer(now, from, Reply::Failed);
+        self.answer(now, &from, reply)
     }
 
     /// Time passed: at `now >= deadline` an undecided get fails and read repair starts.
@@ -215,7 +235,13 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
     /// answered or it passed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        (!self.closed).then_some(self.options.deadline)
+        (!self.closed).then_some(self.deadline)
+    }
+
+    /// The deadline: the `now` of [`new`](Self::new) plus the options' timeout.
+    #[must_use]
+    pub fn deadline(&self) -> u64 {
+        self.deadline
     }
 
     /// The outcome, once.
@@ -271,30 +297,36 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         &self.targets
     }
 
-    fn answer(&mut self, now: u64, from: &Id, reply: Reply<S>) {
+    fn answer(&mut self, now: u64, from: &Id, reply: GetReply<S>) -> Result<(), ReplyError> {
         self.advance(now);
         let index = self.targets.iter().position(|t| t.node == *from);
-        match index.and_then(|i| self.answered.get_mut(i)) {
-            Some(answered) if !*answered && !self.closed => *answered = true,
-            _ => {
-                self.ignored += 1;
-                return;
+        let refused = match index.and_then(|i| self.answered.get_mut(i).map(|a| (i, a))) {
+            Some((_, answered)) if !*answered && !self.closed => {
+                *answered = true;
+                None
             }
+            None => Some(ReplyError::NotATarget),
+            Some(_) if self.closed => Some(ReplyError::ListeningOver),
+            Some((position, _)) => Some(ReplyError::AlreadyAnswered { position }),
+        };
+        if let Some(error) = refused {
+            self.ignored += 1;
+            return Err(error);
         }
         if self.finished {
             self.late_answers += 1;
         } else {
             let counts = match &reply {
-                Reply::Found(set) => {
+                GetReply::Found(set) => {
                     self.found += 1;
                     merge_into(&mut self.counted, set);
                     true
                 }
-                Reply::NotFound => {
+                GetReply::NotFound => {
                     self.not_found += 1;
                     self.options.not_found == NotFoundPolicy::Answer
                 }
-                Reply::Failed => {
+                GetReply::Failed => {
                     self.failed += 1;
                     false
                 }
@@ -310,11 +342,12 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         if self.answered.iter().all(|a| *a) {
             self.close();
         }
+        Ok(())
     }
 
     /// Fires the deadline if `now` reached it.
     fn advance(&mut self, now: u64) {
-        if now < self.options.deadline || self.closed {
+        if now < self.deadline || self.closed {
             return;
         }
         if !self.finished {
@@ -368,7 +401,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
             // Everything received, so a failed get still shows what exists.
             let mut all = S::default();
             for a in &self.answers {
-                if let Reply::Found(set) = &a.reply {
+                if let GetReply::Found(set) = &a.reply {
                     merge_into(&mut all, set);
                 }
             }
@@ -393,7 +426,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         self.closed = true;
         let mut merged = S::default();
         for a in &self.answers {
-            if let Reply::Found(set) = &a.reply {
+            if let GetReply::Found(set) = &a.reply {
                 merge_into(&mut merged, set);
             }
         }
@@ -402,9 +435,9 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         }
         for a in &self.answers {
             let stale = match &a.reply {
-                Reply::Found(set) => !set.covers(&merged),
-                Reply::NotFound => true,
-                Reply::Failed => false,
+                GetReply::Found(set) => !set.covers(&merged),
+                GetReply::NotFound => true,
+                GetReply::Failed => false,
             };
             if !stale {
                 continue;

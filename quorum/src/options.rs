@@ -1,4 +1,6 @@
-//! Per-request options (N, R, W, deadline, quorum mode, not-found policy) and their validation.
+//! Per-request options (N, R, W, timeout, quorum mode, not-found policy) and their validation.
+
+use core::time::Duration;
 
 /// How the targets of a request are chosen from the preference list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -30,9 +32,9 @@ pub enum NotFoundPolicy {
 
 /// The options of one request.
 ///
-/// `deadline` is an absolute time in milliseconds on the caller's clock, the same clock as every
-/// `now` passed to the coordinators (the crate never reads a clock). An answer that arrives at
-/// `now >= deadline` is too late.
+/// `timeout` is how long a coordinator waits for answers: its deadline is the `now` it was created
+/// with plus `timeout`, on the caller's clock (the crate never reads a clock). An answer that
+/// arrives at `now >= deadline` is too late.
 ///
 /// The fields are public so that a caller can build the struct literally; the coordinators
 /// [`validate`](Self::validate) it and refuse invalid options with a typed error.
@@ -45,8 +47,8 @@ pub struct RequestOptions {
     pub r: usize,
     /// Acknowledgements a put needs (1..=N).
     pub w: usize,
-    /// Absolute deadline in milliseconds.
-    pub deadline: u64,
+    /// How long the coordinator waits for answers, from its creation.
+    pub timeout: Duration,
     /// Sloppy or strict quorum.
     pub mode: Mode,
     /// What a not-found answer counts as.
@@ -58,12 +60,12 @@ impl RequestOptions {
     ///
     /// # Errors
     /// [`RequestError`] if N, R or W is zero or R or W is larger than N.
-    pub fn new(n: usize, r: usize, w: usize, deadline: u64) -> Result<Self, RequestError> {
+    pub fn new(n: usize, r: usize, w: usize, timeout: Duration) -> Result<Self, RequestError> {
         let options = Self {
             n,
             r,
             w,
-            deadline,
+            timeout,
             mode: Mode::default(),
             not_found: NotFoundPolicy::default(),
         };
@@ -155,4 +157,28 @@ pub enum RequestError {
         /// Position of the repeated occurrence.
         second: usize,
     },
+}
+
+/// Why a coordinator refused a reply. The reply changed nothing and is counted in the
+/// coordinator's `ignored()`; time still advanced to its `now`, as with `handle_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The sender is not one of the request's targets.
+    #[error("the reply comes from a node that is not a target of the request")]
+    NotATarget,
+    /// The target already answered.
+    #[error("target {position} of the plan already answered")]
+    AlreadyAnswered {
+        /// The target's position in the plan.
+        position: usize,
+    },
+    /// A get stopped listening (every target answered, or the deadline passed).
+    #[error("the coordinator stopped listening (every target answered or the deadline passed)")]
+    ListeningOver,
+}
+
+/// `now + span` in milliseconds, saturating at the end of time.
+pub(crate) fn after(now: u64, span: Duration) -> u64 {
+    now.saturating_add(u64::try_from(span.as_millis()).unwrap_or(u64::MAX))
 }

@@ -2,9 +2,10 @@
 
 use dynamo_vclock::{Siblings, VClock, Version, VersionSet};
 
+use crate::options::after;
 use crate::outcome::{FailureReason, Timed};
 use crate::plan::{check, Plan, Target};
-use crate::{RequestError, RequestOptions};
+use crate::{ReplyError, RequestError, RequestOptions};
 
 /// What the coordinator sends each target: the versions to store, and the hint if the target is a
 /// fallback standing in for a down primary (it stores the write as a hint for that primary).
@@ -51,6 +52,16 @@ impl<Id> PutOutcome<Id> {
     }
 }
 
+/// What one replica answered a put: the input of [`PutCoordinator::handle_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PutReply {
+    /// The replica stored the write.
+    Ack,
+    /// The replica refused the write, or the caller knows it cannot reach the replica.
+    Failed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Pending,
@@ -60,27 +71,39 @@ enum Slot {
 
 /// Coordinates one put (or delete) across its replicas, without I/O.
 ///
-/// # Driving
-/// 1. [`new`](Self::new) (or [`with_siblings`](Self::with_siblings), [`delete`](Self::delete)),
-///    then drain [`poll_transmit`](Self::poll_transmit): one [`ReplicaWrite`] per target, in plan
-///    order (the local replica is just another target: write it locally and call
-///    [`handle_ack`](Self::handle_ack) for it).
-/// 2. Feed replies: [`handle_ack`](Self::handle_ack), [`handle_failure`](Self::handle_failure)
-///    (the replica refused, or the caller knows the link is down), and
-///    [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) is due.
-///    After each input, drain [`poll_event`](Self::poll_event).
+/// # Methods by kind
+/// - Construction: [`new`](Self::new), [`with_siblings`](Self::with_siblings),
+///   [`delete`](Self::delete) (the deadline is their `now` plus the options' timeout).
+/// - Getters (`&self`): [`is_finished`](Self::is_finished), [`is_complete`](Self::is_complete),
+///   [`late_acks`](Self::late_acks), [`late_failures`](Self::late_failures),
+///   [`ignored`](Self::ignored), [`options`](Self::options), [`targets`](Self::targets),
+///   [`deadline`](Self::deadline).
+/// - Inputs: [`handle_message`](Self::handle_message) (a replica's [`PutReply`]),
+///   [`handle_timeout`](Self::handle_timeout).
+/// - Outputs: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event) (the
+///   outcome), [`poll_timeout`](Self::poll_timeout).
+///
+/// # Driving order
+/// 1. Construct, then drain [`poll_transmit`](Self::poll_transmit): one [`ReplicaWrite`] per
+///    target, in plan order (the local replica is just another target: write it locally and pass
+///    [`PutReply::Ack`] for it).
+/// 2. Feed replies with [`handle_message`](Self::handle_message) ([`PutReply::Failed`] when the
+///    replica refused or the link is down), and [`handle_timeout`](Self::handle_timeout) when
+///    [`poll_timeout`](Self::poll_timeout) is due. After each input, drain
+///    [`poll_event`](Self::poll_event).
 /// 3. [`poll_event`](Self::poll_event) yields exactly one [`PutOutcome`]: success at the W-th
 ///    acknowledgement, failure at the `N - W + 1`-th failure or at the deadline. It may be ready
-///    right after `new` (a strict quorum with too many primaries down), in which case nothing is
-///    transmitted.
+///    right after construction (a strict quorum with too many primaries down), in which case
+///    nothing is transmitted.
 /// 4. After the outcome the coordinator [`is_finished`](Self::is_finished) and emits nothing more;
 ///    it absorbs late replies and counts them ([`late_acks`](Self::late_acks)). Drop it when
 ///    [`is_complete`](Self::is_complete) (every target answered or the deadline passed), or earlier
 ///    if late replies do not interest you.
 ///
 /// An answer handled at `now >= deadline` comes after the deadline: the deadline fires first.
-/// Replies from nodes that are not targets, and second replies from a target, are ignored and
-/// counted ([`ignored`](Self::ignored)). The coordinator never reads a clock nor sees the key.
+/// Replies from nodes that are not targets, and second replies from a target, are refused with a
+/// [`ReplyError`] and counted ([`ignored`](Self::ignored)). The coordinator never reads a clock
+/// nor sees the key.
 #[derive(Debug, Clone)]
 pub struct PutCoordinator<Id, S> {
     options: RequestOptions,
@@ -92,6 +115,7 @@ pub struct PutCoordinator<Id, S> {
     failures: Vec<Timed<Id>>,
     unreachable: usize,
     started: u64,
+    deadline: u64,
     finished: bool,
     deadline_passed: bool,
     event: Option<PutOutcome<Id>>,
@@ -156,6 +180,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> PutCoordinator<Id, S> {
             failures: Vec::new(),
             unreachable: options.n - n_targets,
             started: now,
+            deadline: after(now, options.timeout),
             finished: false,
             deadline_passed: false,
             event: None,
@@ -189,14 +214,23 @@ impl<Id: Clone + PartialEq, S: Clone> PutCoordinator<Id, S> {
         None
     }
 
-    /// `from` stored the write.
-    pub fn handle_ack(&mut self, now: u64, from: &Id) {
-        self.answer(now, from, Slot::Acked);
-    }
-
-    /// `from` refused the write, or the caller knows it cannot reach `from`.
-    pub fn handle_failure(&mut self, now: u64, from: &Id) {
-        self.answer(now, from, Slot::Failed);
+    /// `from` answered at `now`: it stored the write, or it failed (it refused, or the caller
+    /// knows it cannot reach `from`).
+    ///
+    /// # Errors
+    /// [`ReplyError`] if `from` is not a target or already answered; the reply is then counted
+    /// in [`ignored`](Self::ignored) and changes nothing else.
+    pub fn handle_message(
+        &mut self,
+        now: u64,
+        from: Id,
+        reply: PutReply,
+    ) -> Result<(), ReplyError> {
+        let kind = match reply {
+            PutReply::Ack => Slot::Acked,
+            PutReply::Failed => Slot::Failed,
+        };
+        self.answer(now, &from, kind)
     }
 
     /// Time passed: at `now >= deadline` an undecided put fails.
@@ -207,7 +241,13 @@ impl<Id: Clone + PartialEq, S: Clone> PutCoordinator<Id, S> {
     /// When to call [`handle_timeout`](Self::handle_timeout): the deadline, until complete.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        (!self.is_complete()).then_some(self.options.deadline)
+        (!self.is_complete()).then_some(self.deadline)
+    }
+
+    /// The deadline: the `now` of construction plus the options' timeout.
+    #[must_use]
+    pub fn deadline(&self) -> u64 {
+        self.deadline
     }
 
     /// The outcome, once.
@@ -262,15 +302,18 @@ impl<Id: Clone + PartialEq, S: Clone> PutCoordinator<Id, S> {
         &self.targets
     }
 
-    fn answer(&mut self, now: u64, from: &Id, kind: Slot) {
+    fn answer(&mut self, now: u64, from: &Id, kind: Slot) -> Result<(), ReplyError> {
         self.advance(now);
         let index = self.targets.iter().position(|t| t.node == *from);
-        let slot = index.and_then(|i| self.slots.get_mut(i));
-        match slot {
-            Some(slot) if *slot == Slot::Pending => *slot = kind,
-            _ => {
+        match index.and_then(|i| self.slots.get_mut(i).map(|s| (i, s))) {
+            Some((_, slot)) if *slot == Slot::Pending => *slot = kind,
+            Some((position, _)) => {
                 self.ignored += 1;
-                return;
+                return Err(ReplyError::AlreadyAnswered { position });
+            }
+            None => {
+                self.ignored += 1;
+                return Err(ReplyError::NotATarget);
             }
         }
         if self.finished {
@@ -278,7 +321,7 @@ impl<Id: Clone + PartialEq, S: Clone> PutCoordinator<Id, S> {
                 Slot::Acked => self.late_acks += 1,
                 _ => self.late_failures += 1,
             }
-            return;
+            return Ok(());
         }
         let record = Timed {
             node: from.clone(),
@@ -289,11 +332,12 @@ impl<Id: Clone + PartialEq, S: Clone> PutCoordinator<Id, S> {
             _ => self.failures.push(record),
         }
         self.decide(now);
+        Ok(())
     }
 
     /// Fires the deadline if `now` reached it.
     fn advance(&mut self, now: u64) {
-        if now < self.options.deadline || self.deadline_passed {
+        if now < self.deadline || self.deadline_passed {
             return;
         }
         self.deadline_passed = true;

@@ -8,21 +8,23 @@
 //! `cargo run --release -p dynamo-ring --example strategies`
 
 use dynamo_ring::{NodeSpec, Ring, RingConfig, Strategy};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
 
 const NODES: u32 = 30;
 const KEYS: usize = 100_000;
 const REQUESTS: usize = 200_000;
 
-/// A tiny deterministic generator (SplitMix64) so the example prints the same table everywhere.
-struct Rng(u64);
+/// The workspace's seeded generator (ChaCha8), so the example prints the same table everywhere.
+struct Rng(ChaCha8Rng);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(ChaCha8Rng::seed_from_u64(seed))
+    }
+
     fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -89,7 +91,7 @@ fn main() -> Result<(), dynamo_ring::RingError> {
             ..RingConfig::default()
         };
         let ring = Ring::new(config, (0..NODES).map(NodeSpec::new))?;
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7);
         let uniform = efficiency(&ring, false, &mut rng, &cdf);
         let zipf = efficiency(&ring, true, &mut rng, &cdf);
         println!(

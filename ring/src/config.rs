@@ -29,6 +29,16 @@ pub enum Strategy {
     },
 }
 
+impl Strategy {
+    /// The seed of the token generator (strategy 1's; unused, 0, by the others).
+    pub(crate) fn token_seed(&self) -> u64 {
+        match *self {
+            Strategy::RandomTokens { seed, .. } => seed,
+            Strategy::EqualPartitions { .. } => 0,
+        }
+    }
+}
+
 impl Default for Strategy {
     /// Strategy 3 with Q = 64, Riak's default ring size.
     fn default() -> Self {

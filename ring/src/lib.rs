@@ -10,6 +10,12 @@
 //! - [`Ring::join`], [`Ring::leave`] and [`Ring::set_weight`] return a [`Change`]: the new ring and
 //!   its [`TransferPlan`].
 //! - [`Ring::ownership`] measures the balance of the key space.
+//!
+//! ## Randomness
+//!
+//! Strategy 1's tokens are drawn from ChaCha8 seeded with the strategy's `seed`: the same seed
+//! gives the same ring on every platform and with every version of the dependencies. The ring
+//! reads no clock and takes no time input.
 
 mod config;
 mod error;

@@ -6,7 +6,7 @@ use crate::config::MAX_REPLICAS;
 use crate::partition;
 use crate::plan::{self, Change};
 use crate::preference::PreferenceList;
-use crate::rng::SplitMix64;
+use crate::rng::TokenRng;
 use crate::{HashFunction, KeyRange, NodeSpec, Position, RingConfig, RingError, Strategy};
 
 /// A consistent-hashing ring over nodes of type `N`.
@@ -42,7 +42,7 @@ pub struct Ring<N> {
     /// Owner (index into `nodes`) of each token.
     pub(crate) owners: Vec<u32>,
     /// Generator of strategy 1's tokens; advanced by every token drawn.
-    pub(crate) rng: SplitMix64,
+    pub(crate) rng: TokenRng,
     // Derived from the above by `reindex`.
     /// For each token, the distance back to the previous token of the same owner (1..=T).
     pub(crate) prev_dist: Vec<u32>,
@@ -71,16 +71,13 @@ impl<N: Ord + Clone + Debug> Ring<N> {
         let mut specs = nodes.into_iter();
         let first = specs.next().ok_or(RingError::NoNodes)?;
         check_weight(&first)?;
-        let seed = match config.strategy {
-            Strategy::RandomTokens { seed, .. } => seed,
-            Strategy::EqualPartitions { .. } => 0,
-        };
+        let seed = config.strategy.token_seed();
         let mut ring = Ring {
             config,
             nodes: vec![first],
             positions: Vec::new(),
             owners: Vec::new(),
-            rng: SplitMix64::new(seed),
+            rng: TokenRng::new(seed),
             prev_dist: Vec::new(),
             zone_of: Vec::new(),
             zone_count: 0,

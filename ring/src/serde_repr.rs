@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 
 use crate::ring::validate_config;
-use crate::rng::SplitMix64;
+use crate::rng::TokenRng;
 use crate::{NodeSpec, Ring, RingConfig, RingError, Strategy};
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -12,7 +12,8 @@ pub(crate) struct RingRepr<N> {
     nodes: Vec<NodeSpec<N>>,
     positions: Vec<u128>,
     owners: Vec<u32>,
-    rng: SplitMix64,
+    /// Words drawn by strategy 1's generator (its seed is in `config`).
+    rng: u64,
 }
 
 /// Why a serialized ring was rejected.
@@ -58,12 +59,13 @@ impl<N: Ord + Clone + Debug> TryFrom<RingRepr<N>> for Ring<N> {
                 return Err(DecodeError::Inconsistent("partitions do not match Q"));
             }
         }
+        let seed = r.config.strategy.token_seed();
         let mut ring = Ring {
+            rng: TokenRng::resume(seed, r.rng),
             config: r.config,
             nodes: r.nodes,
             positions: r.positions,
             owners: r.owners,
-            rng: r.rng,
             prev_dist: Vec::new(),
             zone_of: Vec::new(),
             zone_count: 0,
@@ -82,7 +84,7 @@ impl<N: Clone> From<Ring<N>> for RingRepr<N> {
             nodes: r.nodes,
             positions: r.positions,
             owners: r.owners,
-            rng: r.rng,
+            rng: r.rng.words(),
         }
     }
 }

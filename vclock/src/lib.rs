@@ -1,4 +1,10 @@
 #![doc = include_str!("../README.md")]
+//! ## Time
+//!
+//! Nothing here reads a clock. An instant is `now: u64`, milliseconds on the caller's clock (any
+//! epoch; only differences matter), passed to [`VClock::increment`] and kept as an entry's
+//! timestamp; a span (the ages of [`PrunePolicy::Riak`]) is a [`core::time::Duration`]. Causality
+//! never depends on timestamps: they only steer pruning.
 
 mod actor;
 mod clock;

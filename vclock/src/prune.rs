@@ -19,12 +19,15 @@
 //! removed, so a caller can log, count, or refuse. Both cases are shown in the crate's tests
 //! (`tests/prune.rs`).
 
+use core::time::Duration;
+
 use crate::{Entry, VClock};
 
 /// Default threshold of the paper's policy: "say 10" entries.
 pub const PAPER_MAX_ENTRIES: usize = 10;
 
-/// When and what to prune from a clock. All times are milliseconds, in the caller's time base.
+/// When and what to prune from a clock. Ages are [`Duration`]s, measured on the caller's
+/// millisecond timestamps (see the crate docs on time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
@@ -43,10 +46,10 @@ pub enum PrunePolicy {
         small: usize,
         /// `big_vclock`, default 50 entries.
         big: usize,
-        /// `young_vclock`, default 20 s (20 000 ms).
-        young_ms: u64,
-        /// `old_vclock`, default 1 day (86 400 000 ms).
-        old_ms: u64,
+        /// `young_vclock`, default 20 s.
+        young: Duration,
+        /// `old_vclock`, default 1 day.
+        old: Duration,
     },
     /// Never prune.
     Never,
@@ -67,8 +70,8 @@ impl PrunePolicy {
         Self::Riak {
             small: 50,
             big: 50,
-            young_ms: 20_000,
-            old_ms: 86_400_000,
+            young: Duration::from_secs(20),
+            old: Duration::from_secs(86_400),
         }
     }
 }
@@ -136,9 +139,11 @@ impl<A: Ord + Clone> VClock<A> {
             PrunePolicy::Riak {
                 small,
                 big,
-                young_ms,
-                old_ms,
+                young,
+                old,
             } => {
+                let ms = |span: Duration| u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+                let (young_ms, old_ms) = (ms(young), ms(old));
                 let mut n = 0;
                 for (ts, _) in &order {
                     let remaining = len - n;

@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         let (mut joins, mut means, mut maxes, mut bytes) = (vec![], vec![], vec![], vec![]);
         for &seed in &seeds {
             let config = Config::default();
-            let interval = config.gossip_interval_ms;
+            let interval = config.gossip_interval.as_millis() as u64;
             let mut s = sim::Sim::cluster(seed, config, n, 3);
             s.loss = loss;
             let join = s

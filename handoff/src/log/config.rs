@@ -1,6 +1,6 @@
 //! Settings of a [`HintLog`](crate::HintLog).
 
-use std::time::Duration;
+use core::time::Duration;
 
 use crate::backoff::Backoff;
 

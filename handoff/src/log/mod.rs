@@ -11,11 +11,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use crate::backoff::SplitMix;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
 use crate::error::{AckError, RecordError};
 use crate::hint::{BatchId, DropReason, Hint, HintAck, HintBatch, HintEntry, HintId, HintRecord};
 use crate::payload::Payload;
-use crate::time::Instant;
+use crate::time::{after, since};
 
 struct Stored<Id, P> {
     record: HintRecord<Id, P>,
@@ -33,13 +35,13 @@ struct NodeState {
     up: bool,
     failures: u32,
     /// No new batch before this instant (backoff after a loss).
-    retry_at: Option<Instant>,
+    retry_at: Option<u64>,
 }
 
 struct Flight<Id> {
     node: Id,
     hints: Vec<HintId>,
-    deadline: Instant,
+    deadline: u64,
 }
 
 /// A bounded, sans-IO log of hints with their delivery machine.
@@ -48,15 +50,18 @@ struct Flight<Id> {
 ///
 /// - Construction: [`new`](Self::new), then [`rebuild`](Self::rebuild) with the persisted
 ///   records at start.
-/// - Commands: [`record`](Self::record) a hint, [`forget_node`](Self::forget_node) when a node
+/// - Getters (`&self`): [`config`](Self::config), [`len`](Self::len), [`bytes`](Self::bytes),
+///   [`pending_for`](Self::pending_for), [`node_stats`](Self::node_stats),
+///   [`nodes`](Self::nodes), [`records`](Self::records).
+/// - Inputs: [`handle_message`](Self::handle_message) (an acknowledgement from the network),
+///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) is due,
+///   [`peer_up`](Self::peer_up) / [`peer_down`](Self::peer_down) from the failure detector
+///   (gossip).
+/// - Commands: [`record`](Self::record) a hint, [`forget_peer`](Self::forget_peer) when a node
 ///   leaves the ring for good.
-/// - Inputs: [`node_up`](Self::node_up) / [`node_down`](Self::node_down) from the failure
-///   detector (gossip), [`handle_ack`](Self::handle_ack) from the network,
-///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) is due.
 /// - Outputs: [`poll_event`](Self::poll_event) (persist, forget, delivered, dropped),
-///   [`poll_transmit`](Self::poll_transmit) (batches to send).
-/// - Getters: [`len`](Self::len), [`bytes`](Self::bytes), [`pending_for`](Self::pending_for),
-///   [`node_stats`](Self::node_stats), [`nodes`](Self::nodes).
+///   [`poll_transmit`](Self::poll_transmit) (batches to send),
+///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout`).
 ///
 /// # Driving order
 ///
@@ -65,8 +70,8 @@ struct Flight<Id> {
 /// [`poll_transmit`](Self::poll_transmit), then read [`poll_timeout`](Self::poll_timeout) and
 /// arrange to call [`handle_timeout`](Self::handle_timeout) at that instant.
 ///
-/// Nodes start out as down: the log sends nothing to a node until [`node_up`](Self::node_up)
-/// says it is up, and nothing after [`node_down`](Self::node_down) until it is up again.
+/// Peers start out as down: the log sends nothing to a node until [`peer_up`](Self::peer_up)
+/// says it is up, and nothing after [`peer_down`](Self::peer_down) until it is up again.
 ///
 /// # Guarantees
 ///
@@ -79,13 +84,13 @@ pub struct HintLog<Id, P> {
     config: HintLogConfig,
     hints: BTreeMap<HintId, Stored<Id, P>>,
     /// Hints by age, oldest first, for expiry and eviction.
-    by_age: BTreeSet<(Instant, HintId)>,
+    by_age: BTreeSet<(u64, HintId)>,
     nodes: BTreeMap<Id, NodeState>,
     flights: BTreeMap<BatchId, Flight<Id>>,
     bytes: usize,
     next_hint: u64,
     next_batch: u64,
-    rng: SplitMix,
+    rng: ChaCha8Rng,
     events: VecDeque<HintEvent<Id, P>>,
     transmits: VecDeque<(Id, HintBatch<P>)>,
 }
@@ -97,7 +102,7 @@ where
 {
     /// An empty log.
     pub fn new(config: HintLogConfig) -> Self {
-        let mut rng = SplitMix::new(config.seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         // Half the range: room for 2^63 batches without wrapping.
         let next_batch = rng.next_u64() >> 1;
         HintLog {
@@ -125,7 +130,7 @@ where
     /// lowered) are dropped oldest first and reported.
     pub fn rebuild(
         &mut self,
-        now: Instant,
+        now: u64,
         records: impl IntoIterator<Item = HintRecord<Id, P>>,
     ) -> RebuildReport {
         let mut report = RebuildReport::default();
@@ -165,7 +170,7 @@ where
     /// Records a hint. On success the log emits [`HintEvent::Persist`] (and, under
     /// [`OverflowPolicy::DropOldest`], possibly [`HintEvent::Dropped`] for evicted hints), and
     /// sends the hint at once if its node is up.
-    pub fn record(&mut self, now: Instant, hint: Hint<Id, P>) -> Result<HintId, RecordError> {
+    pub fn record(&mut self, now: u64, hint: Hint<Id, P>) -> Result<HintId, RecordError> {
         let size = hint.size();
         let (max_hints, max_bytes) = (self.config.max_hints, self.config.max_bytes);
         if size > max_bytes {
@@ -209,34 +214,35 @@ where
         Ok(id)
     }
 
-    /// The failure detector says `node` is up: start (or resume) delivering its hints.
-    pub fn node_up(&mut self, now: Instant, node: Id) {
-        let state = self.nodes.entry(node.clone()).or_default();
+    /// The failure detector says `peer` is up: start (or resume) delivering its hints.
+    pub fn peer_up(&mut self, now: u64, peer: Id) {
+        let state = self.nodes.entry(peer.clone()).or_default();
         state.up = true;
         state.failures = 0;
         state.retry_at = None;
-        self.pump(now, &node);
+        self.pump(now, &peer);
     }
 
-    /// The failure detector says `node` is down: stop sending to it. Batches in flight are
-    /// abandoned (their hints go back to the queue, and a late acknowledgement is ignored).
-    pub fn node_down(&mut self, node: Id) {
-        let Some(state) = self.nodes.get_mut(&node) else {
-            self.nodes.insert(node, NodeState::default());
+    /// The failure detector says `peer` is down: stop sending to it. Batches in flight are
+    /// abandoned (their hints go back to the queue, and a late acknowledgement is refused).
+    pub fn peer_down(&mut self, _now: u64, peer: Id) {
+        let Some(state) = self.nodes.get_mut(&peer) else {
+            self.nodes.insert(peer, NodeState::default());
             return;
         };
         state.up = false;
         state.retry_at = None;
-        self.transmits.retain(|(to, _)| to != &node);
+        self.transmits.retain(|(to, _)| to != &peer);
         let batches: Vec<BatchId> = state.in_flight.iter().copied().collect();
         for batch in batches {
             self.requeue(batch);
         }
     }
 
-    /// `node` left the ring for good: drop its hints with [`DropReason::NodeRemoved`] (the
-    /// owner re-routes the data to the new owners) and forget the node.
-    pub fn forget_node(&mut self, node: &Id) {
+    /// `peer` left the ring for good: drop its hints with [`DropReason::NodeRemoved`] (the
+    /// owner re-routes the data to the new owners) and forget the peer.
+    pub fn forget_peer(&mut self, peer: &Id) {
+        let node = peer;
         let ids: Vec<HintId> = self
             .hints
             .iter()
@@ -254,15 +260,14 @@ where
         }
     }
 
-    /// An acknowledgement from `from`: the hints of that batch are delivered, and the next
-    /// batch goes out. Returns how many hints were delivered.
-    pub fn handle_ack(
-        &mut self,
-        now: Instant,
-        from: Id,
-        ack: HintAck,
-    ) -> Result<usize, AckError<Id>> {
-        let batch = ack.batch_id;
+    /// An acknowledgement from `from`: the hints of that batch are delivered (each reported with
+    /// [`HintEvent::Delivered`]), and the next batch goes out.
+    ///
+    /// # Errors
+    /// [`AckError`] if no batch with that id is in flight or it was sent to another node; the
+    /// log is then unchanged.
+    pub fn handle_message(&mut self, now: u64, from: Id, msg: HintAck) -> Result<(), AckError<Id>> {
+        let batch = msg.batch_id;
         let Some(flight) = self.flights.get(&batch) else {
             return Err(AckError::UnknownBatch { batch: batch.0 });
         };
@@ -281,10 +286,8 @@ where
             state.failures = 0;
             state.retry_at = None;
         }
-        let mut delivered = 0;
         for id in flight.hints {
             if let Some(stored) = self.remove(id) {
-                delivered += 1;
                 let HintRecord { id, hint, .. } = stored.record;
                 self.events.push_back(HintEvent::Delivered {
                     id,
@@ -299,12 +302,12 @@ where
                 .push_back(HintEvent::Drained { node: from.clone() });
         }
         self.pump(now, &from);
-        Ok(delivered)
+        Ok(())
     }
 
     /// Time has come: drop hints past their age, treat unacknowledged batches past their
     /// deadline as lost (retry after backoff), and send what may be sent.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: u64) {
         self.expire(now);
         let lost: Vec<BatchId> = self
             .flights
@@ -317,7 +320,7 @@ where
                 if let Some(state) = self.nodes.get_mut(&node) {
                     state.failures = state.failures.saturating_add(1);
                     let delay = self.config.backoff.delay(state.failures, &mut self.rng);
-                    state.retry_at = Some(now + delay);
+                    state.retry_at = Some(after(now, delay));
                 }
             }
         }
@@ -338,8 +341,11 @@ where
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let expiry = self.by_age.first().map(|(at, _)| *at + self.config.max_age);
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let expiry = self
+            .by_age
+            .first()
+            .map(|(at, _)| after(*at, self.config.max_age));
         let deadline = self.flights.values().map(|f| f.deadline).min();
         let retry = self
             .nodes
@@ -445,10 +451,10 @@ where
         }
     }
 
-    fn expire(&mut self, now: Instant) {
+    fn expire(&mut self, now: u64) {
         let max_age = self.config.max_age;
         while let Some(&(at, id)) = self.by_age.first() {
-            let age = now.saturating_since(at);
+            let age = since(now, at);
             if age < max_age {
                 break;
             }
@@ -475,7 +481,7 @@ where
     }
 
     /// Sends as many batches to `node` as its window and backoff allow.
-    fn pump(&mut self, now: Instant, node: &Id) {
+    fn pump(&mut self, now: u64, node: &Id) {
         let Some(state) = self.nodes.get_mut(node) else {
             return;
         };
@@ -520,7 +526,7 @@ where
                 Flight {
                     node: node.clone(),
                     hints: ids,
-                    deadline: now + self.config.ack_timeout,
+                    deadline: after(now, self.config.ack_timeout),
                 },
             );
             self.transmits

@@ -1,6 +1,6 @@
 //! Settings of a [`TransferSession`](crate::TransferSession).
 
-use std::time::Duration;
+use core::time::Duration;
 
 use crate::backoff::Backoff;
 

@@ -10,9 +10,11 @@ pub use message::{TransferAck, TransferBatch, TransferEntry, TransferId};
 use std::collections::VecDeque;
 use std::fmt::Debug;
 
-use crate::backoff::SplitMix;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
 use crate::error::{TransferAckError, TransferError};
-use crate::time::Instant;
+use crate::time::after;
 
 /// Identifies one [`TransferEvent::NeedBatch`] request, answered by
 /// [`TransferSession::supply`].
@@ -52,7 +54,7 @@ struct InFlight<K, P> {
     /// Whether the batch is on the wire (then `at` is its deadline) or waiting to be resent
     /// after backoff (then `at` is when).
     sent: bool,
-    at: Instant,
+    at: u64,
 }
 
 /// The sending side of one ownership transfer: one key range to one new owner.
@@ -66,14 +68,15 @@ struct InFlight<K, P> {
 ///
 /// - Construction: [`new`](Self::new) for a fresh transfer, [`resume`](Self::resume) from a
 ///   persisted checkpoint.
-/// - Commands: [`supply`](Self::supply) the entries a request asked for.
-/// - Inputs: [`handle_ack`](Self::handle_ack), [`peer_down`](Self::peer_down) /
-///   [`peer_up`](Self::peer_up) from the failure detector,
-///   [`handle_timeout`](Self::handle_timeout).
+/// - Getters (`&self`): [`id`](Self::id), [`to`](Self::to), [`checkpoint`](Self::checkpoint),
+///   [`is_complete`](Self::is_complete), [`entries_acknowledged`](Self::entries_acknowledged),
+///   [`in_flight`](Self::in_flight).
+/// - Inputs: [`handle_message`](Self::handle_message) (an acknowledgement from the network),
+///   [`handle_timeout`](Self::handle_timeout), [`peer_up`](Self::peer_up) /
+///   [`peer_down`](Self::peer_down) from the failure detector.
+/// - Commands: [`supply`](Self::supply) the entries a [`TransferEvent::NeedBatch`] asked for.
 /// - Outputs: [`poll_event`](Self::poll_event), [`poll_transmit`](Self::poll_transmit),
 ///   [`poll_timeout`](Self::poll_timeout).
-/// - Getters: [`checkpoint`](Self::checkpoint), [`is_complete`](Self::is_complete),
-///   [`entries_acknowledged`](Self::entries_acknowledged).
 ///
 /// # Driving order
 ///
@@ -104,7 +107,7 @@ pub struct TransferSession<Id, K, P> {
     complete: bool,
     failures: u32,
     acknowledged: u64,
-    rng: SplitMix,
+    rng: ChaCha8Rng,
     events: VecDeque<TransferEvent<K>>,
     transmits: VecDeque<(Id, TransferBatch<K, P>)>,
 }
@@ -123,7 +126,7 @@ where
     /// A transfer that continues after `checkpoint` (the last [`TransferEvent::Checkpoint`]
     /// persisted), or from the start if `None`.
     pub fn resume(config: TransferConfig, id: TransferId, to: Id, checkpoint: Option<K>) -> Self {
-        let rng = SplitMix::new(config.seed ^ id.0.rotate_left(32));
+        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ id.0.rotate_left(32));
         let mut session = TransferSession {
             config,
             id,
@@ -180,7 +183,7 @@ where
     /// greater than the request's `after`; `last` says that no key of the range follows.
     pub fn supply(
         &mut self,
-        now: Instant,
+        now: u64,
         request: RequestId,
         entries: Vec<TransferEntry<K, P>>,
         last: bool,
@@ -217,26 +220,31 @@ where
             batch,
             acked: false,
             sent: true,
-            at: now + self.config.ack_timeout,
+            at: after(now, self.config.ack_timeout),
         });
         self.maybe_request();
         Ok(())
     }
 
     /// An acknowledgement from `from`.
-    pub fn handle_ack(
+    ///
+    /// # Errors
+    /// [`TransferAckError`] if it belongs to another transfer, comes from a node other than the
+    /// receiver, or matches no batch in flight; the session is then unchanged.
+    pub fn handle_message(
         &mut self,
-        _now: Instant,
-        from: &Id,
-        ack: &TransferAck<K>,
+        _now: u64,
+        from: Id,
+        msg: TransferAck<K>,
     ) -> Result<(), TransferAckError> {
+        let ack = msg;
         if ack.transfer != self.id {
             return Err(TransferAckError::WrongTransfer {
                 expected: self.id.0,
                 got: ack.transfer.0,
             });
         }
-        if *from != self.to {
+        if from != self.to {
             return Err(TransferAckError::WrongSender);
         }
         let Some(flight) = self.in_flight.iter_mut().find(|f| {
@@ -280,9 +288,13 @@ where
         Ok(())
     }
 
-    /// The receiver is down: stop sending. Unacknowledged batches are discarded and will be
-    /// read again from the checkpoint when the receiver is back.
-    pub fn peer_down(&mut self) {
+    /// The failure detector says `peer` is down; if it is the receiver, stop sending.
+    /// Unacknowledged batches are discarded and will be read again from the checkpoint when the
+    /// receiver is back. Other peers are no concern of this session.
+    pub fn peer_down(&mut self, _now: u64, peer: Id) {
+        if peer != self.to {
+            return;
+        }
         self.peer_up = false;
         self.in_flight.clear();
         self.transmits.clear();
@@ -291,9 +303,10 @@ where
         self.end_supplied = false;
     }
 
-    /// The receiver is up again: continue from the checkpoint.
-    pub fn peer_up(&mut self, _now: Instant) {
-        if self.peer_up {
+    /// The failure detector says `peer` is up; if it is the receiver, continue from the
+    /// checkpoint.
+    pub fn peer_up(&mut self, _now: u64, peer: Id) {
+        if peer != self.to || self.peer_up {
             return;
         }
         self.peer_up = true;
@@ -302,14 +315,14 @@ where
     }
 
     /// Resends batches whose acknowledgement is overdue, after backoff.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: u64) {
         if !self.peer_up || self.complete {
             return;
         }
         let overdue = |f: &InFlight<K, P>| !f.acked && f.sent && f.at <= now;
         if self.in_flight.iter().any(overdue) {
             self.failures = self.failures.saturating_add(1);
-            let resend_at = now + self.config.backoff.delay(self.failures, &mut self.rng);
+            let resend_at = after(now, self.config.backoff.delay(self.failures, &mut self.rng));
             for flight in self.in_flight.iter_mut().filter(|f| overdue(f)) {
                 flight.sent = false;
                 flight.at = resend_at;
@@ -318,7 +331,7 @@ where
         for flight in self.in_flight.iter_mut() {
             if !flight.acked && !flight.sent && flight.at <= now {
                 flight.sent = true;
-                flight.at = now + self.config.ack_timeout;
+                flight.at = after(now, self.config.ack_timeout);
                 self.transmits
                     .push_back((self.to.clone(), flight.batch.clone()));
             }
@@ -336,7 +349,7 @@ where
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<u64> {
         if !self.peer_up || self.complete {
             return None;
         }

@@ -7,6 +7,8 @@
 //! [`EXCHANGE_BYTES`] each way (a single larger entry travels alone), so that a partition with
 //! many differing keys never makes a message past the frame limit.
 
+use std::time::Duration;
+
 use dynamo_merkle::{DiffKind, Event, Message, SyncConfig, SyncSession};
 use rand::Rng;
 
@@ -86,7 +88,7 @@ pub(crate) struct SyncRun {
 impl<S: Store> NodeCore<S> {
     fn sync_config(&self) -> SyncConfig {
         SyncConfig {
-            timeout_ms: self.config.request_timeout.max(1) * 10,
+            timeout: Duration::from_millis(self.config.request_timeout.max(1) * 10),
         }
     }
 
@@ -203,9 +205,10 @@ impl<S: Store> NodeCore<S> {
                             .filter(|(k, _)| tree.segment_of(k) == segment)
                             .map(|(k, d)| (k.clone(), *d))
                             .collect();
-                        let failed = self.syncs.get_mut(&id).is_some_and(|run| {
-                            run.session.provide_segment(now, segment, entries).is_err()
-                        });
+                        let failed = self
+                            .syncs
+                            .get_mut(&id)
+                            .is_some_and(|run| run.session.supply(now, segment, entries).is_err());
                         if failed {
                             self.stats.counters.sync_failures += 1;
                         }

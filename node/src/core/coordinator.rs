@@ -18,8 +18,11 @@
 //! store first when it is a primary, and then sends the whole set to the targets. Contexts keep
 //! their byte encoding (a version vector of `(node, epoch)` actors).
 
+use std::time::Duration;
+
 use dynamo_quorum::{
-    plan, GetCoordinator, GetMessage, Mode, PutCoordinator, RequestError, RequestOptions,
+    plan, GetCoordinator, GetMessage, GetReply, Mode, PutCoordinator, PutReply, RequestError,
+    RequestOptions,
 };
 use dynamo_vclock::{Entry, VClock, Value as Versioned};
 
@@ -35,11 +38,7 @@ pub(crate) fn invalid(e: RequestError) -> ClientReply {
 }
 
 impl<S: Store> NodeCore<S> {
-    pub(crate) fn options(
-        &self,
-        now: Millis,
-        request: &ClientRequest,
-    ) -> Result<RequestOptions, RequestError> {
+    pub(crate) fn options(&self, request: &ClientRequest) -> Result<RequestOptions, RequestError> {
         let o = request.options();
         let mode = match (o.strict, self.config.mode) {
             (Some(true), _) | (None, QuorumMode::Strict) => Mode::Strict,
@@ -50,7 +49,7 @@ impl<S: Store> NodeCore<S> {
             self.config.n,
             o.r.unwrap_or(self.config.r),
             o.w.unwrap_or(self.config.w),
-            now.saturating_add(timeout),
+            Duration::from_millis(timeout),
         )?
         .with_mode(mode))
     }
@@ -109,7 +108,7 @@ impl<S: Store> NodeCore<S> {
         if let Err(e) = self.check_limits(&request) {
             return self.reply(origin, ClientReply::Failed(e));
         }
-        let options = match self.options(now, &request) {
+        let options = match self.options(&request) {
             Ok(o) => o,
             Err(e) => return self.reply(origin, invalid(e)),
         };
@@ -138,7 +137,7 @@ impl<S: Store> NodeCore<S> {
                         let req = self.requests.start(Pending::Forward {
                             origin,
                             to,
-                            deadline: options.deadline,
+                            deadline: now.saturating_add(timeout_ms(&options)),
                             request,
                         });
                         self.transmits.push_back((
@@ -407,11 +406,11 @@ impl<S: Store> NodeCore<S> {
                     }
                     if read_locally {
                         if self.incoming.contains(&self.partition_of(key)) {
-                            coord.handle_failure(now, &self.id);
+                            let _ = coord.handle_message(now, self.id, GetReply::Failed);
                         } else {
                             let local = self.held(key);
                             self.stats.counters.replica_reads += 1;
-                            coord.handle_response(now, &self.id, local);
+                            let _ = coord.handle_message(now, self.id, found_or_not(local));
                         }
                     }
                     if let Some(outcome) = coord.poll_event() {
@@ -481,11 +480,8 @@ impl<S: Store> NodeCore<S> {
                         // in for; a primary coordinator stored it already (in `coordinate_put`).
                         let ok = (*stored_here && write.hint.is_none())
                             || self.keep_write(now, key.clone(), &write.siblings, write.hint);
-                        if ok {
-                            coord.handle_ack(now, &self.id);
-                        } else {
-                            coord.handle_failure(now, &self.id);
-                        }
+                        let reply = if ok { PutReply::Ack } else { PutReply::Failed };
+                        let _ = coord.handle_message(now, self.id, reply);
                     }
                     if let Some(outcome) = coord.poll_event() {
                         progressed = true;
@@ -514,11 +510,12 @@ impl<S: Store> NodeCore<S> {
         }
         match self.requests.get_mut(req) {
             Some(Pending::Put { coord, acked, .. }) => {
+                // A refused reply (not a target, a second one) is counted by the coordinator.
                 if ok {
-                    coord.handle_ack(now, &from);
+                    let _ = coord.handle_message(now, from, PutReply::Ack);
                     acked.push(from);
                 } else {
-                    coord.handle_failure(now, &from);
+                    let _ = coord.handle_message(now, from, PutReply::Failed);
                     self.rehint(now, req, from);
                 }
                 self.pump(now, req);
@@ -537,7 +534,7 @@ impl<S: Store> NodeCore<S> {
         self.answer_timed(now, from, req, RoundTrip::Read);
         match self.requests.get_mut(req) {
             Some(Pending::Get { coord, .. }) => {
-                coord.handle_response(now, &from, s);
+                let _ = coord.handle_message(now, from, found_or_not(s));
                 self.pump(now, req);
             }
             _ => self.stats.counters.late_answers += 1,
@@ -547,7 +544,7 @@ impl<S: Store> NodeCore<S> {
     pub(crate) fn read_refused(&mut self, now: Millis, from: NodeId, req: RequestId) {
         match self.requests.get_mut(req) {
             Some(Pending::Get { coord, .. }) => {
-                coord.handle_failure(now, &from);
+                let _ = coord.handle_message(now, from, GetReply::Failed);
                 self.pump(now, req);
             }
             _ => self.stats.counters.late_answers += 1,
@@ -632,4 +629,14 @@ fn own_context(set: &Sibs, context: VClock<Actor>, actor: Actor, now: Millis) ->
     } else {
         own
     }
+}
+
+/// A replica's read answer as the get coordinator takes it (`None`: not found).
+fn found_or_not(versions: Option<Sibs>) -> GetReply<Sibs> {
+    versions.map_or(GetReply::NotFound, GetReply::Found)
+}
+
+/// A request's timeout in the core's milliseconds.
+fn timeout_ms(options: &RequestOptions) -> Millis {
+    Millis::try_from(options.timeout.as_millis()).unwrap_or(Millis::MAX)
 }

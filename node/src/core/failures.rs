@@ -2,7 +2,7 @@
 //! a fallback with a hint, forwarding a request whose coordinator is gone, and deadlines; and
 //! members that gossip never heard from.
 
-use dynamo_quorum::Mode;
+use dynamo_quorum::{GetReply, Mode, PutReply};
 
 use super::coordinator::invalid;
 use super::requests::Pending;
@@ -19,11 +19,10 @@ use crate::types::{Millis, NodeId, RequestId};
 /// reached anyone (or never started) would be up forever, and sloppy quorums would never route
 /// around it.
 pub(crate) fn unheard_grace(config: &dynamo_gossip::Config) -> Millis {
-    let interval = config.gossip_interval_ms as f64;
-    let mean = 2.0 * interval + config.effective_acceptable_pause_ms() as f64;
-    let std_dev = interval
-        .max(config.effective_min_std_dev_ms() as f64)
-        .max(1.0);
+    let ms = |span: std::time::Duration| span.as_millis() as f64;
+    let interval = ms(config.gossip_interval);
+    let mean = 2.0 * interval + ms(config.effective_acceptable_pause());
+    let std_dev = interval.max(ms(config.effective_min_std_dev())).max(1.0);
     // phi(y) = log10(1 + exp(y (1.5976 + 0.070566 y^2))) (the detector's approximation of the
     // normal tail) grows with y; find where it crosses the threshold by bisection.
     let phi = |y: f64| {
@@ -64,7 +63,7 @@ impl<S: Store> NodeCore<S> {
             .collect();
         for id in silent {
             self.unheard.insert(id);
-            self.hints.node_down(id);
+            self.hints.peer_down(now, id);
             self.transfer_peer(now, id, false);
             self.fail_peer(now, id);
         }
@@ -76,11 +75,11 @@ impl<S: Store> NodeCore<S> {
         for req in self.requests.awaiting(peer) {
             match self.requests.get_mut(req) {
                 Some(Pending::Get { coord, .. }) => {
-                    coord.handle_failure(now, &peer);
+                    let _ = coord.handle_message(now, peer, GetReply::Failed);
                     self.pump(now, req);
                 }
                 Some(Pending::Put { coord, .. }) => {
-                    coord.handle_failure(now, &peer);
+                    let _ = coord.handle_message(now, peer, PutReply::Failed);
                     self.rehint(now, req, peer);
                     self.pump(now, req);
                 }
@@ -96,7 +95,7 @@ impl<S: Store> NodeCore<S> {
             origin, request, ..
         }) = self.requests.take_forward_to(req, peer)
         {
-            match self.options(now, &request) {
+            match self.options(&request) {
                 Ok(options) => self.coordinate_put(now, origin, request, options),
                 Err(e) => self.reply(origin, invalid(e)),
             }
@@ -200,7 +199,7 @@ mod tests {
         let grace = unheard_grace(&dynamo_gossip::Config::default());
         assert!((6_600..=6_630).contains(&grace), "{grace}");
         let slow = dynamo_gossip::Config {
-            gossip_interval_ms: 1_000,
+            gossip_interval: std::time::Duration::from_millis(1_000),
             ..dynamo_gossip::Config::default()
         };
         // 2000 + max(3000, 6000) + 5.23 x 1000

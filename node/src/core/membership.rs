@@ -26,7 +26,6 @@
 use std::collections::BTreeSet;
 
 use dynamo_gossip::{Event, Status};
-use dynamo_handoff::Instant;
 use dynamo_ring::{NodeSpec, Ring};
 use serde::{Deserialize, Serialize};
 
@@ -120,13 +119,13 @@ impl<S: Store> NodeCore<S> {
             match event {
                 Event::Up { id } => {
                     self.events.push(NodeEvent::MemberUp { id });
-                    self.hints.node_up(Instant::from_millis(now), id);
+                    self.hints.peer_up(now, id);
                     self.transfer_peer(now, id, true);
                     changed = true;
                 }
                 Event::Down { id } => {
                     self.events.push(NodeEvent::MemberDown { id });
-                    self.hints.node_down(id);
+                    self.hints.peer_down(now, id);
                     self.transfer_peer(now, id, false);
                     self.fail_peer(now, id);
                     changed = true;
@@ -342,7 +341,7 @@ impl<S: Store> NodeCore<S> {
     /// Adopts `next` and pushes the ranges this node must hand over. A `provisional` old ring
     /// (a joining node's guess, in which it held everything) counts as empty: nothing to send,
     /// every range it replicates now is awaited.
-    fn change_ring(&mut self, _now: Millis, next: Ring<NodeId>, provisional: bool) {
+    fn change_ring(&mut self, now: Millis, next: Ring<NodeId>, provisional: bool) {
         let plan = (!provisional).then(|| self.ring.transfer_plan(&next));
         let old = std::mem::replace(&mut self.ring, next);
         self.replicated = super::replicated_ranges(&self.ring, self.id);
@@ -359,7 +358,7 @@ impl<S: Store> NodeCore<S> {
             if id != self.id {
                 self.departed.insert(id);
             }
-            self.reroute_hints(_now, id);
+            self.reroute_hints(now, id);
         }
         let me = self.id;
         // Ranges this node now replicates and did not: not readable here until they arrive.
@@ -394,10 +393,10 @@ impl<S: Store> NodeCore<S> {
                 if !transfer.range.contains(range.end) {
                     continue;
                 }
-                self.start_transfer(p, transfer.to);
+                self.start_transfer(now, p, transfer.to);
             }
         }
-        self.hand_over_foreign();
+        self.hand_over_foreign(now);
     }
 
     /// The partitions this node still has to hand over: those it holds keys of without being one
@@ -452,7 +451,7 @@ impl<S: Store> NodeCore<S> {
     /// `gone` left the ring: the hints held for it go to the key's replicas in the new ring
     /// instead (stored here when this node is one of them), then the hint log forgets it.
     fn reroute_hints(&mut self, now: Millis, gone: NodeId) {
-        let held: Vec<(Vec<u8>, Vec<u8>, Instant)> = self
+        let held: Vec<(Vec<u8>, Vec<u8>, Millis)> = self
             .hints
             .records()
             .filter(|r| r.hint.intended == gone)
@@ -466,6 +465,6 @@ impl<S: Store> NodeCore<S> {
             // What the hint log cannot take is lost as the hint would have been (bounded log).
             let _ = self.keep_for_primaries(now, recorded_at, key, &siblings);
         }
-        self.hints.forget_node(&gone);
+        self.hints.forget_peer(&gone);
     }
 }

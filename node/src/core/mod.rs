@@ -39,6 +39,7 @@ mod tests;
 mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use crate::types::ReplayRng;
 use dynamo_gossip::Gossip;
@@ -234,9 +235,9 @@ impl<S: Store> NodeCore<S> {
 
         let gossip_config = dynamo_gossip::Config {
             cluster_name: config.cluster.clone(),
-            gossip_interval_ms: config.gossip_interval,
+            gossip_interval: Duration::from_millis(config.gossip_interval),
             phi_threshold: config.phi_threshold,
-            remove_after_ms: config.remove_after.unwrap_or(u64::MAX / 4),
+            remove_after: Duration::from_millis(config.remove_after.unwrap_or(u64::MAX / 4)),
             rng_seed: seed,
             ..dynamo_gossip::Config::default()
         };
@@ -352,7 +353,7 @@ impl<S: Store> NodeCore<S> {
         for record in &records {
             replica::index_hint(&mut hinted, &mut hint_keys, record)?;
         }
-        hints.rebuild(dynamo_handoff::Instant::from_millis(now), records);
+        hints.rebuild(now, records);
 
         let mut addresses: BTreeMap<NodeId, String> = config.seeds.iter().cloned().collect();
         addresses.insert(id, address.clone());
@@ -411,7 +412,7 @@ impl<S: Store> NodeCore<S> {
             events: events::Events::default(),
             leaving,
         };
-        core.hand_over_foreign();
+        core.hand_over_foreign(now);
         core.publish_handoff();
         core.gossip.handle_timeout(now);
         core.drain(now);
@@ -630,14 +631,14 @@ impl<S: Store> NodeCore<S> {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        consider(self.hints.poll_timeout().map(|i| i.as_millis()));
+        consider(self.hints.poll_timeout());
         consider(self.next_sync);
         consider(self.reaper.poll_timeout());
         for run in self.syncs.values() {
             consider(run.session.poll_timeout());
         }
         for run in self.transfers.values() {
-            consider(run.session.poll_timeout().map(|i| i.as_millis()));
+            consider(run.session.poll_timeout());
         }
         consider(self.requests.poll_timeout());
         next
@@ -653,7 +654,8 @@ impl<S: Store> NodeCore<S> {
     pub fn handle_message(&mut self, now: Millis, from: NodeId, msg: PeerMessage) {
         match msg {
             PeerMessage::Gossip(m) => {
-                self.gossip.handle_message(now, from, m);
+                // A refused message is counted in the gossip machine's own stats.
+                let _ = self.gossip.handle_message(now, from, m);
             }
             PeerMessage::Forward { req, request } => {
                 if self.requests.first_forward(now, from, req) {
@@ -674,11 +676,7 @@ impl<S: Store> NodeCore<S> {
             PeerMessage::ReadReply { req, siblings } => self.read_reply(now, from, req, siblings),
             PeerMessage::Hints(batch) => self.receive_hints(now, from, batch),
             PeerMessage::HintsAck(ack) => {
-                if self
-                    .hints
-                    .handle_ack(dynamo_handoff::Instant::from_millis(now), from, ack)
-                    .is_err()
-                {
+                if self.hints.handle_message(now, from, ack).is_err() {
                     self.stats.counters.bad_messages += 1;
                 }
             }
@@ -703,8 +701,7 @@ impl<S: Store> NodeCore<S> {
     pub fn handle_timeout(&mut self, now: Millis) {
         self.gossip.handle_timeout(now);
         self.detect_unheard(now);
-        self.hints
-            .handle_timeout(dynamo_handoff::Instant::from_millis(now));
+        self.hints.handle_timeout(now);
         self.sync_timeouts(now);
         self.transfer_timeouts(now);
         if self.next_sync.is_some_and(|t| t <= now) {

@@ -16,8 +16,9 @@
 //! not know yet what it must hand over) or, being in the ring, published nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use dynamo_quorum::{GetCoordinator, GetOutcome, Mode, Reply, RequestOptions};
+use dynamo_quorum::{GetCoordinator, GetOutcome, GetReply, Mode, RequestOptions};
 
 use super::requests::{Origin, Pending};
 use super::NodeCore;
@@ -141,9 +142,8 @@ impl<S: Store> NodeCore<S> {
             .collect();
         for key in due {
             let n = self.config.n;
-            let Ok(options) =
-                RequestOptions::new(n, n, 1, now.saturating_add(self.config.request_timeout))
-            else {
+            let timeout = Duration::from_millis(self.config.request_timeout);
+            let Ok(options) = RequestOptions::new(n, n, 1, timeout) else {
                 return;
             };
             let options = options.with_mode(Mode::Strict);
@@ -172,7 +172,7 @@ impl<S: Store> NodeCore<S> {
             && outcome.siblings.is_tombstone_only()
             && outcome.answers.len() >= n
             && outcome.answers.iter().all(|a| match &a.reply {
-                Reply::Found(s) => {
+                GetReply::Found(s) => {
                     s.is_tombstone_only()
                         && s.covers(&outcome.siblings)
                         && outcome.siblings.covers(s)

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use dynamo_handoff::{Hint, HintBatch, HintRecord, Instant};
+use dynamo_handoff::{Hint, HintBatch, HintRecord};
 use dynamo_quorum::VersionSet;
 
 use super::digest::{decode_siblings, encode_siblings};
@@ -87,7 +87,7 @@ impl<S: Store> NodeCore<S> {
                 && !self.replicates(self.partition_of(&key))
                 && (!self.leaving || !self.handing_over_partition(self.partition_of(&key))) =>
             {
-                self.keep_for_primaries(now, Instant::from_millis(now), key, siblings)
+                self.keep_for_primaries(now, now, key, siblings)
             }
             _ => self.apply(&key, siblings).is_ok(),
         }
@@ -124,7 +124,7 @@ impl<S: Store> NodeCore<S> {
         key: Key,
         siblings: &Sibs,
     ) -> bool {
-        self.record_hint_at(now, Instant::from_millis(now), intended, key, siblings)
+        self.record_hint_at(now, now, intended, key, siblings)
     }
 
     /// [`Self::record_hint`] of a hint whose age counts from `recorded_at` (a re-routed hint
@@ -132,7 +132,7 @@ impl<S: Store> NodeCore<S> {
     pub(crate) fn record_hint_at(
         &mut self,
         now: Millis,
-        recorded_at: Instant,
+        recorded_at: Millis,
         intended: NodeId,
         key: Key,
         siblings: &Sibs,
@@ -150,7 +150,7 @@ impl<S: Store> NodeCore<S> {
             Ok(_) => {
                 self.stats.counters.hints_recorded += 1;
                 if self.is_up(intended) {
-                    self.hints.node_up(Instant::from_millis(now), intended);
+                    self.hints.peer_up(now, intended);
                 }
                 true
             }
@@ -164,7 +164,7 @@ impl<S: Store> NodeCore<S> {
     pub(crate) fn keep_for_primaries(
         &mut self,
         now: Millis,
-        recorded_at: Instant,
+        recorded_at: Millis,
         key: Key,
         siblings: &Sibs,
     ) -> bool {
@@ -251,7 +251,7 @@ impl<S: Store> NodeCore<S> {
     /// held but not replicated (`hand_over_foreign`; a running transfer of it is dirty and streams
     /// it again). A node not in its own ring and not leaving is a joiner that has not adopted the
     /// ring that names it yet: the partition is its own there, and adopting it sorts things out.
-    pub(crate) fn receive_hints(&mut self, _now: Millis, from: NodeId, batch: HintBatch<Vec<u8>>) {
+    pub(crate) fn receive_hints(&mut self, now: Millis, from: NodeId, batch: HintBatch<Vec<u8>>) {
         let mut all_ok = true;
         let mut foreign = false;
         for entry in &batch.entries {
@@ -267,7 +267,7 @@ impl<S: Store> NodeCore<S> {
         }
         let member = self.ring.contains(&self.id) || self.leaving;
         if foreign && member && !self.ring_provisional {
-            self.hand_over_foreign();
+            self.hand_over_foreign(now);
         }
         // Unacknowledged batches are retried by the sender; a storage failure must not be acked.
         if all_ok {

@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 
 use dynamo_handoff::{
-    Instant, TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
+    TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
     TransferSession,
 };
 
@@ -77,7 +77,7 @@ fn checkpoint_name(id: TransferId) -> String {
 
 impl<S: Store> NodeCore<S> {
     /// Starts moving partition `p` to `to` (unless that transfer is already running).
-    pub(crate) fn start_transfer(&mut self, p: usize, to: NodeId) {
+    pub(crate) fn start_transfer(&mut self, now: Millis, p: usize, to: NodeId) {
         // One transfer per (partition, receiver): the id names both, so a resumed or repeated
         // plan finds the running session.
         let id = TransferId(super::ids::pair_id(p as u64, to));
@@ -99,7 +99,7 @@ impl<S: Store> NodeCore<S> {
             .and_then(|v| decode_checkpoint(&v).ok().flatten());
         let mut session = TransferSession::resume(config, id, to, checkpoint);
         if !self.is_up(to) {
-            session.peer_down();
+            session.peer_down(now, to);
         }
         self.events
             .push(super::NodeEvent::TransferStarted { partition: p, to });
@@ -119,7 +119,7 @@ impl<S: Store> NodeCore<S> {
     /// it over): to the primaries that the transfers pending at the last persisted point named
     /// (a restart resumes them), or else to each of its primaries. Then persists the transfers
     /// pending.
-    pub(crate) fn hand_over_foreign(&mut self) {
+    pub(crate) fn hand_over_foreign(&mut self, now: Millis) {
         let stored = self.stored_transfers();
         for p in 0..self.ring.range_count() {
             if self.index[p].is_empty() {
@@ -135,7 +135,7 @@ impl<S: Store> NodeCore<S> {
                 let me = self.id;
                 for &to in owners.iter().filter(|&&to| to != me) {
                     if stored.contains(&(p, to)) {
-                        self.start_transfer(p, to);
+                        self.start_transfer(now, p, to);
                     }
                 }
                 continue;
@@ -154,7 +154,7 @@ impl<S: Store> NodeCore<S> {
                 .collect();
             let targets = if pending.is_empty() { owners } else { pending };
             for to in targets {
-                self.start_transfer(p, to);
+                self.start_transfer(now, p, to);
             }
         }
         self.persist_transfers();
@@ -239,11 +239,7 @@ impl<S: Store> NodeCore<S> {
                     }) => match self.read_range(partition, after, max_entries, max_bytes) {
                         Ok((entries, last)) => {
                             if let Some(run) = self.transfers.get_mut(&id) {
-                                if run
-                                    .session
-                                    .supply(Instant::from_millis(now), request, entries, last)
-                                    .is_err()
-                                {
+                                if run.session.supply(now, request, entries, last).is_err() {
                                     self.stats.counters.bad_messages += 1;
                                 }
                             }
@@ -280,7 +276,7 @@ impl<S: Store> NodeCore<S> {
                     let _ = self.store.put_meta(&checkpoint_name(TransferId(id)), &[]);
                     if run.dirty {
                         // Writes arrived while streaming: stream the partition again.
-                        self.start_transfer(run.partition, to);
+                        self.start_transfer(now, run.partition, to);
                         continue;
                     }
                     self.events.push(super::NodeEvent::TransferFinished {
@@ -388,11 +384,7 @@ impl<S: Store> NodeCore<S> {
     pub(crate) fn transfer_ack(&mut self, now: Millis, from: NodeId, ack: TransferAck<Key>) {
         match self.transfers.get_mut(&ack.transfer.0) {
             Some(run) => {
-                if run
-                    .session
-                    .handle_ack(Instant::from_millis(now), &from, &ack)
-                    .is_err()
-                {
+                if run.session.handle_message(now, from, ack).is_err() {
                     self.stats.counters.bad_messages += 1;
                 }
             }
@@ -402,27 +394,21 @@ impl<S: Store> NodeCore<S> {
 
     pub(crate) fn transfer_peer(&mut self, now: Millis, peer: NodeId, up: bool) {
         for run in self.transfers.values_mut() {
-            if *run.session.to() == peer {
-                if up {
-                    run.session.peer_up(Instant::from_millis(now));
-                } else {
-                    run.session.peer_down();
-                }
+            if up {
+                run.session.peer_up(now, peer);
+            } else {
+                run.session.peer_down(now, peer);
             }
         }
     }
 
     pub(crate) fn transfer_timeouts(&mut self, now: Millis) {
         for (p, to) in std::mem::take(&mut self.transfer_retry) {
-            self.start_transfer(p, to);
+            self.start_transfer(now, p, to);
         }
         for run in self.transfers.values_mut() {
-            if run
-                .session
-                .poll_timeout()
-                .is_some_and(|t| t.as_millis() <= now)
-            {
-                run.session.handle_timeout(Instant::from_millis(now));
+            if run.session.poll_timeout().is_some_and(|t| t <= now) {
+                run.session.handle_timeout(now);
             }
         }
     }

@@ -16,7 +16,7 @@ const BREAKS_DATA: &str = "Data directories written by earlier versions hold the
 fn hint_record() -> dynamo_handoff::HintRecord<NodeId, Vec<u8>> {
     dynamo_handoff::HintRecord {
         id: dynamo_handoff::HintId(5),
-        recorded_at: dynamo_handoff::Instant::from_millis(1000),
+        recorded_at: 1000,
         hint: dynamo_handoff::Hint::new(3, b"k".to_vec(), vec![0xaa]),
     }
 }

@@ -31,7 +31,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "4bc889b28c8da0cfcb284a512581f6c18b95ac79874c761591dfc335a4ab012d";
+const RUN_DIGEST: &str = "a50c28586382c1159a25156bb21b9f0122de0228f4e3afaf4af0eee83e7377c4";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [

@@ -1,9 +1,12 @@
 //! The get coordinator: exact outputs for the paper's cases (section 4.4 reconciliation, read
 //! repair, not-found policies, deadlines).
 
+use core::time::Duration;
+
+use dynamo_quorum::ReplyError;
 use dynamo_quorum::{
-    Answer, FailureReason, GetCoordinator, GetMessage, GetOutcome, NotFoundPolicy, Plan,
-    ReplicaRead, ReplicaWrite, Reply, RequestOptions, Target,
+    Answer, FailureReason, GetCoordinator, GetMessage, GetOutcome, GetReply, NotFoundPolicy, Plan,
+    ReplicaRead, ReplicaWrite, RequestOptions, Target,
 };
 
 use crate::support::{clock, drain_get, one, set, version, Set};
@@ -11,10 +14,10 @@ use crate::support::{clock, drain_get, one, set, version, Set};
 type Get = GetCoordinator<&'static str, Set>;
 
 fn n3r2() -> RequestOptions {
-    RequestOptions::new(3, 2, 2, 100).unwrap()
+    RequestOptions::new(3, 2, 2, Duration::from_millis(100)).unwrap()
 }
 
-fn answer(node: &'static str, at: u64, reply: Reply<Set>) -> Answer<&'static str, Set> {
+fn answer(node: &'static str, at: u64, reply: GetReply<Set>) -> Answer<&'static str, Set> {
     Answer { node, at, reply }
 }
 
@@ -45,9 +48,11 @@ fn paper_4_4_concurrent_versions_are_returned_with_their_context_and_repaired() 
     let d3 = version(&[("Sx", 2), ("Sy", 1)], "D3");
     let d4 = version(&[("Sx", 2), ("Sz", 1)], "D4");
     let mut get = new_get(n3r2());
-    get.handle_response(5, &"A", Some(one(&d3)));
+    get.handle_message(5, "A", GetReply::Found(one(&d3)))
+        .unwrap();
     assert_eq!(get.poll_event(), None);
-    get.handle_response(6, &"B", Some(one(&d4)));
+    get.handle_message(6, "B", GetReply::Found(one(&d4)))
+        .unwrap();
     let both = set(&[d3.clone(), d4.clone()]);
     assert_eq!(
         get.poll_event(),
@@ -56,8 +61,8 @@ fn paper_4_4_concurrent_versions_are_returned_with_their_context_and_repaired() 
             siblings: both.clone(),
             context: clock(&[("Sx", 2), ("Sy", 1), ("Sz", 1)]),
             answers: vec![
-                answer("A", 5, Reply::Found(set(&[d3]))),
-                answer("B", 6, Reply::Found(set(&[d4]))),
+                answer("A", 5, GetReply::Found(set(&[d3]))),
+                answer("B", 6, GetReply::Found(set(&[d4]))),
             ],
             unreachable: 0,
             started: 0,
@@ -67,7 +72,8 @@ fn paper_4_4_concurrent_versions_are_returned_with_their_context_and_repaired() 
     // No repair before every target answered (or the deadline).
     assert_eq!(drain_get(&mut get), []);
     assert_eq!(get.poll_timeout(), Some(100));
-    get.handle_response(9, &"C", Some(set(&[d2])));
+    get.handle_message(9, "C", GetReply::Found(set(&[d2])))
+        .unwrap();
     assert_eq!(get.late_answers(), 1);
     // Each replica held only part of the reconciliation: all three are repaired, in answer order.
     assert_eq!(
@@ -84,13 +90,15 @@ fn only_stale_and_missing_replicas_are_repaired() {
     let d1 = version(&[("A", 1)], "D1");
     let d2 = version(&[("A", 2)], "D2");
     let mut get = new_get(n3r2());
-    get.handle_response(1, &"C", None);
-    get.handle_response(2, &"B", Some(one(&d2)));
+    get.handle_message(1, "C", GetReply::NotFound).unwrap();
+    get.handle_message(2, "B", GetReply::Found(one(&d2)))
+        .unwrap();
     let outcome = get.poll_event().unwrap();
     // With the default policy a not-found is an answer: R = 2 is C's nothing and B's D2.
     assert!(outcome.is_success());
     assert_eq!(outcome.siblings, one(&d2));
-    get.handle_response(3, &"A", Some(set(&[d1])));
+    get.handle_message(3, "A", GetReply::Found(set(&[d1])))
+        .unwrap();
     let latest = set(&[d2]);
     assert_eq!(
         drain_get(&mut get),
@@ -104,7 +112,8 @@ fn up_to_date_replicas_get_no_repair() {
     let d = version(&[("A", 1)], "D");
     let mut get = new_get(n3r2());
     for (i, node) in ["B", "A", "C"].iter().enumerate() {
-        get.handle_response(i as u64, node, Some(one(&d)));
+        get.handle_message(i as u64, *node, GetReply::Found(one(&d)))
+            .unwrap();
     }
     assert!(get.poll_event().unwrap().is_success());
     assert_eq!(drain_get(&mut get), []);
@@ -114,12 +123,13 @@ fn up_to_date_replicas_get_no_repair() {
 #[test]
 fn all_not_found_is_a_successful_not_found_without_repair() {
     let mut get = new_get(n3r2());
-    get.handle_response(1, &"A", None);
-    get.handle_response(2, &"B", Some(Set::new())); // an empty set is not found too
+    get.handle_message(1, "A", GetReply::NotFound).unwrap();
+    get.handle_message(2, "B", GetReply::Found(Set::new()))
+        .unwrap(); // an empty set is not found too
     let outcome = get.poll_event().unwrap();
     assert!(outcome.is_not_found());
-    assert_eq!(outcome.answers[1].reply, Reply::NotFound);
-    get.handle_response(3, &"C", None);
+    assert_eq!(outcome.answers[1].reply, GetReply::NotFound);
+    get.handle_message(3, "C", GetReply::NotFound).unwrap();
     assert_eq!(drain_get(&mut get), []);
     assert!(get.is_complete());
 }
@@ -128,10 +138,12 @@ fn all_not_found_is_a_successful_not_found_without_repair() {
 fn not_found_as_failure_waits_for_r_found_answers() {
     let d = version(&[("A", 1)], "D");
     let mut get = new_get(n3r2().with_not_found(NotFoundPolicy::Failure));
-    get.handle_response(1, &"A", None);
-    get.handle_response(2, &"B", Some(one(&d)));
+    get.handle_message(1, "A", GetReply::NotFound).unwrap();
+    get.handle_message(2, "B", GetReply::Found(one(&d)))
+        .unwrap();
     assert_eq!(get.poll_event(), None);
-    get.handle_response(3, &"C", Some(one(&d)));
+    get.handle_message(3, "C", GetReply::Found(one(&d)))
+        .unwrap();
     let outcome = get.poll_event().unwrap();
     assert!(outcome.is_success());
     assert_eq!(outcome.siblings, one(&d));
@@ -142,9 +154,10 @@ fn not_found_as_failure_waits_for_r_found_answers() {
 fn not_found_as_failure_fails_with_not_found() {
     let d = version(&[("A", 1)], "D");
     let mut get = new_get(n3r2().with_not_found(NotFoundPolicy::Failure));
-    get.handle_response(1, &"A", None);
-    get.handle_response(2, &"B", Some(one(&d)));
-    get.handle_failure(3, &"C");
+    get.handle_message(1, "A", GetReply::NotFound).unwrap();
+    get.handle_message(2, "B", GetReply::Found(one(&d)))
+        .unwrap();
+    get.handle_message(3, "C", GetReply::Failed).unwrap();
     let outcome = get.poll_event().unwrap();
     assert_eq!(
         outcome.result,
@@ -163,8 +176,8 @@ fn not_found_as_failure_fails_with_not_found() {
 #[test]
 fn too_many_failures_and_deadline() {
     let mut get = new_get(n3r2());
-    get.handle_failure(1, &"A");
-    get.handle_failure(2, &"C");
+    get.handle_message(1, "A", GetReply::Failed).unwrap();
+    get.handle_message(2, "C", GetReply::Failed).unwrap();
     assert_eq!(
         get.poll_event().unwrap().result,
         Err(FailureReason::TooManyFailures {
@@ -177,7 +190,8 @@ fn too_many_failures_and_deadline() {
 
     let d = version(&[("A", 1)], "D");
     let mut get = new_get(n3r2());
-    get.handle_response(10, &"B", Some(one(&d)));
+    get.handle_message(10, "B", GetReply::Found(one(&d)))
+        .unwrap();
     get.handle_timeout(100);
     let outcome = get.poll_event().unwrap();
     assert_eq!(
@@ -191,7 +205,10 @@ fn too_many_failures_and_deadline() {
     // Listening is over: nothing to repair (only B answered, and it is up to date).
     assert_eq!(drain_get(&mut get), []);
     assert!(get.is_complete());
-    get.handle_response(101, &"A", None);
+    assert_eq!(
+        get.handle_message(101, "A", GetReply::NotFound),
+        Err(ReplyError::ListeningOver)
+    );
     assert_eq!(get.ignored(), 1);
     assert_eq!(drain_get(&mut get), []);
 }
@@ -200,8 +217,9 @@ fn too_many_failures_and_deadline() {
 fn repair_at_the_deadline_after_success() {
     let d = version(&[("A", 1)], "D");
     let mut get = new_get(n3r2());
-    get.handle_response(10, &"B", Some(one(&d)));
-    get.handle_response(11, &"C", None);
+    get.handle_message(10, "B", GetReply::Found(one(&d)))
+        .unwrap();
+    get.handle_message(11, "C", GetReply::NotFound).unwrap();
     assert!(get.poll_event().unwrap().is_success());
     assert_eq!(drain_get(&mut get), []);
     get.handle_timeout(100); // A never answered
@@ -227,8 +245,9 @@ fn repair_of_a_fallback_carries_its_hint() {
     };
     let mut get: Get = GetCoordinator::new(n3r2(), plan, 0).unwrap();
     assert_eq!(drain_get(&mut get).len(), 2);
-    get.handle_response(1, &"D", None);
-    get.handle_response(2, &"B", Some(one(&d)));
+    get.handle_message(1, "D", GetReply::NotFound).unwrap();
+    get.handle_message(2, "B", GetReply::Found(one(&d)))
+        .unwrap();
     let outcome = get.poll_event().unwrap();
     assert_eq!(outcome.unreachable, 1);
     assert_eq!(
@@ -248,11 +267,13 @@ fn tombstones_are_found_versions() {
     let live = version(&[("A", 1)], "D");
     let dead = dynamo_quorum::Version::tombstone(clock(&[("A", 2)]));
     let mut get = new_get(n3r2());
-    get.handle_response(1, &"A", Some(set(&[live])));
-    get.handle_response(2, &"B", Some(one(&dead)));
+    get.handle_message(1, "A", GetReply::Found(set(&[live])))
+        .unwrap();
+    get.handle_message(2, "B", GetReply::Found(one(&dead)))
+        .unwrap();
     let outcome = get.poll_event().unwrap();
     assert!(outcome.siblings.is_tombstone_only());
     assert!(!outcome.is_not_found());
-    get.handle_failure(3, &"C");
+    get.handle_message(3, "C", GetReply::Failed).unwrap();
     assert_eq!(drain_get(&mut get), [repair("A", &set(&[dead]))]);
 }

@@ -1,5 +1,7 @@
 //! Option validation: typed errors, never panics.
 
+use core::time::Duration;
+
 use dynamo_quorum::{
     GetCoordinator, Mode, NotFoundPolicy, Plan, PutCoordinator, RequestError, RequestOptions,
 };
@@ -8,7 +10,7 @@ use crate::support::version;
 
 #[test]
 fn valid_options_keep_defaults() {
-    let o = RequestOptions::new(3, 2, 2, 100).unwrap();
+    let o = RequestOptions::new(3, 2, 2, Duration::from_millis(100)).unwrap();
     assert_eq!(o.mode, Mode::Sloppy);
     assert_eq!(o.not_found, NotFoundPolicy::Answer);
     let o = o
@@ -22,15 +24,24 @@ fn valid_options_keep_defaults() {
 
 #[test]
 fn invalid_options_are_typed_errors() {
-    assert_eq!(RequestOptions::new(0, 1, 1, 0), Err(RequestError::ZeroN));
-    assert_eq!(RequestOptions::new(3, 0, 1, 0), Err(RequestError::ZeroR));
-    assert_eq!(RequestOptions::new(3, 1, 0, 0), Err(RequestError::ZeroW));
     assert_eq!(
-        RequestOptions::new(3, 4, 1, 0),
+        RequestOptions::new(0, 1, 1, Duration::from_millis(0)),
+        Err(RequestError::ZeroN)
+    );
+    assert_eq!(
+        RequestOptions::new(3, 0, 1, Duration::from_millis(0)),
+        Err(RequestError::ZeroR)
+    );
+    assert_eq!(
+        RequestOptions::new(3, 1, 0, Duration::from_millis(0)),
+        Err(RequestError::ZeroW)
+    );
+    assert_eq!(
+        RequestOptions::new(3, 4, 1, Duration::from_millis(0)),
         Err(RequestError::RLargerThanN { r: 4, n: 3 })
     );
     assert_eq!(
-        RequestOptions::new(3, 1, 5, 0),
+        RequestOptions::new(3, 1, 5, Duration::from_millis(0)),
         Err(RequestError::WLargerThanN { w: 5, n: 3 })
     );
 }
@@ -41,7 +52,7 @@ fn coordinators_refuse_literal_invalid_options_and_plans() {
         n: 2,
         r: 3,
         w: 1,
-        deadline: 10,
+        timeout: Duration::from_millis(10),
         mode: Mode::Sloppy,
         not_found: NotFoundPolicy::Answer,
     };
@@ -53,7 +64,7 @@ fn coordinators_refuse_literal_invalid_options_and_plans() {
     let err = PutCoordinator::new(bad, plan, version(&[("a", 1)], "v"), 0).unwrap_err();
     assert_eq!(err, RequestError::RLargerThanN { r: 3, n: 2 });
 
-    let ok = RequestOptions::new(2, 1, 1, 10).unwrap();
+    let ok = RequestOptions::new(2, 1, 1, Duration::from_millis(10)).unwrap();
     let err = PutCoordinator::new(ok, Plan::primaries(["a", "b", "c"]), version(&[], "v"), 0)
         .unwrap_err();
     assert_eq!(err, RequestError::TooManyTargets { targets: 3, n: 2 });

@@ -1,9 +1,11 @@
 //! Properties over arbitrary orders, losses and delays of replica answers, plus planning and
 //! option validation laws.
 
+use core::time::Duration;
+
 use dynamo_quorum::{
-    plan, GetCoordinator, GetMessage, Mode, NotFoundPolicy, Plan, PutCoordinator, Reply,
-    RequestOptions, Target,
+    plan, GetCoordinator, GetMessage, GetReply, Mode, NotFoundPolicy, Plan, PutCoordinator,
+    PutReply, RequestOptions, Target,
 };
 use dynamo_vclock::{Siblings, VClock, Version};
 use quickcheck::{Arbitrary, Gen};
@@ -115,7 +117,7 @@ impl Run {
         } else {
             NotFoundPolicy::Answer
         };
-        RequestOptions::new(self.n, r, w, DEADLINE)
+        RequestOptions::new(self.n, r, w, Duration::from_millis(DEADLINE))
             .unwrap()
             .with_not_found(policy)
     }
@@ -167,10 +169,12 @@ fn put_succeeds_iff_w_acks_before_the_deadline(run: Run) -> bool {
                 drain(&mut put, &mut outcomes);
             }
         }
-        match fate {
-            Fate::Ack | Fate::Found(_) => put.handle_ack(*t, node),
-            Fate::Fail | Fate::NotFound => put.handle_failure(*t, node),
-        }
+        let reply = match fate {
+            Fate::Ack | Fate::Found(_) => PutReply::Ack,
+            Fate::Fail | Fate::NotFound => PutReply::Failed,
+        };
+        // Strangers and second replies are refused (and counted): part of the run.
+        let _ = put.handle_message(*t, *node, reply);
         drain(&mut put, &mut outcomes);
     }
     put.handle_timeout(2 * DEADLINE);
@@ -244,11 +248,13 @@ fn get_property(run: &Run) -> bool {
                 drain(&mut get, &mut outcomes);
             }
         }
-        match fate {
-            Fate::Found(set) => get.handle_response(*t, node, Some(set.clone())),
-            Fate::NotFound | Fate::Ack => get.handle_response(*t, node, None),
-            Fate::Fail => get.handle_failure(*t, node),
-        }
+        let reply = match fate {
+            Fate::Found(set) => GetReply::Found(set.clone()),
+            Fate::NotFound | Fate::Ack => GetReply::NotFound,
+            Fate::Fail => GetReply::Failed,
+        };
+        // Strangers and second replies are refused (and counted): part of the run.
+        let _ = get.handle_message(*t, *node, reply);
         drain(&mut get, &mut outcomes);
     }
     get.handle_timeout(2 * DEADLINE);
@@ -307,9 +313,9 @@ fn get_property(run: &Run) -> bool {
     let replies_match = get.answers().iter().zip(&accepted).all(|(a, (t, _, f))| {
         a.at == *t
             && match (&a.reply, f) {
-                (Reply::Found(s), Fate::Found(x)) => s == x,
-                (Reply::NotFound, Fate::NotFound | Fate::Ack) => true,
-                (Reply::Failed, Fate::Fail) => true,
+                (GetReply::Found(s), Fate::Found(x)) => s == x,
+                (GetReply::NotFound, Fate::NotFound | Fate::Ack) => true,
+                (GetReply::Failed, Fate::Fail) => true,
                 _ => false,
             }
     });
@@ -320,7 +326,7 @@ fn get_property(run: &Run) -> bool {
 fn option_validation_never_panics(n: u8, r: u8, w: u8) -> bool {
     let (n, r, w) = (usize::from(n % 8), usize::from(r % 10), usize::from(w % 10));
     let valid = n >= 1 && (1..=n).contains(&r) && (1..=n).contains(&w);
-    RequestOptions::new(n, r, w, 0).is_ok() == valid
+    RequestOptions::new(n, r, w, Duration::from_millis(0)).is_ok() == valid
 }
 
 #[quickcheck]

@@ -1,8 +1,11 @@
 //! The put coordinator: exact outputs for the paper's cases.
 
+use core::time::Duration;
+
+use dynamo_quorum::ReplyError;
 use dynamo_quorum::{
-    plan, FailureReason, Mode, Plan, PutCoordinator, PutOutcome, ReplicaWrite, RequestOptions,
-    Timed, Value,
+    plan, FailureReason, Mode, Plan, PutCoordinator, PutOutcome, PutReply, ReplicaWrite,
+    RequestOptions, Timed, Value,
 };
 
 use crate::support::{clock, drain_put, set, version, Set};
@@ -14,7 +17,7 @@ fn timed(node: &'static str, at: u64) -> Timed<&'static str> {
 }
 
 fn n3w2() -> RequestOptions {
-    RequestOptions::new(3, 2, 2, 100).unwrap()
+    RequestOptions::new(3, 2, 2, Duration::from_millis(100)).unwrap()
 }
 
 #[test]
@@ -31,10 +34,10 @@ fn writes_one_version_per_target_and_succeeds_at_w() {
         [("A", write.clone()), ("B", write.clone()), ("C", write)]
     );
     assert_eq!(put.poll_timeout(), Some(100));
-    put.handle_ack(3, &"A");
+    put.handle_message(3, "A", PutReply::Ack).unwrap();
     assert_eq!(put.poll_event(), None);
     assert!(!put.is_finished());
-    put.handle_ack(8, &"C");
+    put.handle_message(8, "C", PutReply::Ack).unwrap();
     assert_eq!(
         put.poll_event(),
         Some(PutOutcome {
@@ -49,7 +52,7 @@ fn writes_one_version_per_target_and_succeeds_at_w() {
     assert_eq!(put.poll_event(), None);
     assert!(put.is_finished() && !put.is_complete());
     // The third replica answers late: counted, nothing emitted.
-    put.handle_ack(12, &"B");
+    put.handle_message(12, "B", PutReply::Ack).unwrap();
     assert_eq!(put.late_acks(), 1);
     assert!(put.is_complete());
     assert_eq!(put.poll_timeout(), None);
@@ -71,8 +74,8 @@ fn sloppy_fallback_gets_the_hint() {
     let hints: Vec<_> = sent.iter().map(|(to, w)| (*to, w.hint)).collect();
     assert_eq!(hints, [("B", None), ("C", None), ("D", Some("A"))]);
     // The fallback's acknowledgement counts toward W like any other.
-    put.handle_ack(1, &"D");
-    put.handle_ack(2, &"B");
+    put.handle_message(1, "D", PutReply::Ack).unwrap();
+    put.handle_message(2, "B", PutReply::Ack).unwrap();
     assert!(put.poll_event().unwrap().is_success());
 }
 
@@ -86,10 +89,10 @@ fn fails_as_soon_as_w_is_out_of_reach() {
     )
     .unwrap();
     assert_eq!(drain_put(&mut put).len(), 3);
-    put.handle_failure(4, &"B");
-    put.handle_ack(5, &"A");
+    put.handle_message(4, "B", PutReply::Failed).unwrap();
+    put.handle_message(5, "A", PutReply::Ack).unwrap();
     assert_eq!(put.poll_event(), None);
-    put.handle_failure(6, &"C");
+    put.handle_message(6, "C", PutReply::Failed).unwrap();
     assert_eq!(
         put.poll_event(),
         Some(PutOutcome {
@@ -118,11 +121,13 @@ fn fails_at_the_deadline_with_the_acks_it_had() {
         10,
     )
     .unwrap();
+    // The deadline is the creation time plus the timeout.
+    assert_eq!(put.deadline(), 110);
     drain_put(&mut put);
-    put.handle_ack(20, &"A");
-    put.handle_timeout(99); // early: nothing
+    put.handle_message(20, "A", PutReply::Ack).unwrap();
+    put.handle_timeout(109); // early: nothing
     assert_eq!(put.poll_event(), None);
-    put.handle_timeout(100);
+    put.handle_timeout(110);
     let outcome = put.poll_event().unwrap();
     assert_eq!(
         outcome.result,
@@ -132,10 +137,10 @@ fn fails_at_the_deadline_with_the_acks_it_had() {
         })
     );
     assert_eq!(outcome.acks, [timed("A", 20)]);
-    assert_eq!((outcome.started, outcome.decided), (10, 100));
+    assert_eq!((outcome.started, outcome.decided), (10, 110));
     assert!(put.is_complete());
     // An ack after the deadline is late, not a success.
-    put.handle_ack(101, &"B");
+    put.handle_message(111, "B", PutReply::Ack).unwrap();
     assert_eq!(put.late_acks(), 1);
     assert_eq!(put.poll_event(), None);
 }
@@ -150,8 +155,8 @@ fn an_ack_at_the_deadline_comes_after_it() {
     )
     .unwrap();
     drain_put(&mut put);
-    put.handle_ack(50, &"A");
-    put.handle_ack(100, &"B"); // the deadline fires first
+    put.handle_message(50, "A", PutReply::Ack).unwrap();
+    put.handle_message(100, "B", PutReply::Ack).unwrap(); // the deadline fires first
     let outcome = put.poll_event().unwrap();
     assert_eq!(
         outcome.result,
@@ -206,8 +211,8 @@ fn strict_quorum_with_one_primary_down_still_reaches_w() {
     let mut put: Put = PutCoordinator::new(options, p, version(&[], "v"), 0).unwrap();
     let to: Vec<_> = drain_put(&mut put).into_iter().map(|(n, _)| n).collect();
     assert_eq!(to, ["A", "C"]);
-    put.handle_ack(1, &"C");
-    put.handle_ack(2, &"A");
+    put.handle_message(1, "C", PutReply::Ack).unwrap();
+    put.handle_message(2, "A", PutReply::Ack).unwrap();
     let outcome = put.poll_event().unwrap();
     assert!(outcome.is_success());
     assert_eq!(outcome.unreachable, 1);
@@ -223,10 +228,19 @@ fn unknown_and_repeated_replies_are_ignored() {
     )
     .unwrap();
     drain_put(&mut put);
-    put.handle_ack(1, &"A");
-    put.handle_ack(2, &"A");
-    put.handle_failure(3, &"A");
-    put.handle_ack(4, &"Z");
+    put.handle_message(1, "A", PutReply::Ack).unwrap();
+    assert_eq!(
+        put.handle_message(2, "A", PutReply::Ack),
+        Err(ReplyError::AlreadyAnswered { position: 0 })
+    );
+    assert_eq!(
+        put.handle_message(3, "A", PutReply::Failed),
+        Err(ReplyError::AlreadyAnswered { position: 0 })
+    );
+    assert_eq!(
+        put.handle_message(4, "Z", PutReply::Ack),
+        Err(ReplyError::NotATarget)
+    );
     assert_eq!(put.ignored(), 3);
     assert_eq!(put.poll_event(), None);
 }
@@ -240,14 +254,14 @@ fn a_known_down_link_before_sending_skips_that_write() {
         0,
     )
     .unwrap();
-    put.handle_failure(0, &"B");
+    put.handle_message(0, "B", PutReply::Failed).unwrap();
     let to: Vec<_> = drain_put(&mut put).into_iter().map(|(n, _)| n).collect();
     assert_eq!(to, ["A", "C"]);
 }
 
 #[test]
 fn w1_succeeds_on_the_local_write() {
-    let options = RequestOptions::new(3, 1, 1, 100).unwrap();
+    let options = RequestOptions::new(3, 1, 1, Duration::from_millis(100)).unwrap();
     let mut put: Put = PutCoordinator::new(
         options,
         Plan::primaries(["A", "B", "C"]),
@@ -256,7 +270,7 @@ fn w1_succeeds_on_the_local_write() {
     )
     .unwrap();
     drain_put(&mut put);
-    put.handle_ack(0, &"A");
+    put.handle_message(0, "A", PutReply::Ack).unwrap();
     assert!(put.poll_event().unwrap().is_success());
 }
 

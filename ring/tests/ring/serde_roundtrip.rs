@@ -25,3 +25,24 @@ fn a_ring_with_a_token_of_an_unknown_node_is_refused() {
     let err = serde_json::from_str::<dynamo_ring::Ring<u32>>(&forged).expect_err("refused");
     assert!(err.to_string().contains("unknown node"), "{err}");
 }
+
+#[test]
+fn a_decoded_ring_draws_the_same_tokens_as_the_original() {
+    use dynamo_ring::{HashFunction, NodeSpec, Ring, RingConfig, Strategy};
+    let config = RingConfig {
+        hash: HashFunction::Md5,
+        strategy: Strategy::RandomTokens {
+            tokens_per_node: 4,
+            seed: 7,
+        },
+        replicas: 2,
+    };
+    let ring = Ring::new(config, ["a", "b"].map(|n| NodeSpec::new(n.to_string()))).expect("ring");
+    let json = serde_json::to_string(&ring).expect("serialize");
+    // The generator travels as the count of words drawn (8 tokens of 4 words), one integer.
+    assert!(json.contains("\"rng\":32"), "{json}");
+    let back: Ring<String> = serde_json::from_str(&json).expect("deserialize");
+    let grown = ring.join(NodeSpec::new("c".to_string())).expect("join");
+    let grown_back = back.join(NodeSpec::new("c".to_string())).expect("join");
+    assert_eq!(grown.ring, grown_back.ring);
+}
