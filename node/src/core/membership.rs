@@ -226,6 +226,7 @@ impl<S: Store> NodeCore<S> {
                     && matches!(state.status(), Status::Up | Status::Joining)
                     && self.gossip.is_up(id)
                     && state.app_state(ADMISSION_KEY) != Some(&b"staged"[..])
+                    && !self.publishes_older_ring(state)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -248,6 +249,20 @@ impl<S: Store> NodeCore<S> {
             ring: next,
         };
         self.install_ring(_now, state);
+    }
+
+    /// Whether a member publishes a ring older than this node's. A node that does is catching
+    /// up, not joining: a member that restarted from a stale ring (it died before it heard that
+    /// a commit took it out) is Up again and outside the ring, like a joiner, but once it adopts
+    /// the current ring it finds itself removed and leaves by itself. (A new node publishes no
+    /// ring until it has heard the cluster's.)
+    fn publishes_older_ring(&self, state: &dynamo_gossip::NodeState<String>) -> bool {
+        state
+            .app_state(RING_KEY)
+            .and_then(|bytes| RingState::decode(bytes).ok())
+            .is_some_and(|r| {
+                (r.version, r.claimant) < (self.ring_state.version, self.ring_state.claimant)
+            })
     }
 
     /// The claimant: the lowest id among the ring members that are up and staying.
