@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use crate::core::{ChangeError, ChangePlan, ChangeRequest, NodeStatus, PartitionSize};
-use crate::message::{ClientError, ClientReply, ClientRequest, RequestOptions};
+use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest};
 use crate::runtime::frame::{
     excerpt, handshake_conn, AdminReply, AdminRequest, ClientFrame, Conn, FrameError, NodeFrame,
     RangeInfo, Role, DEFAULT_MAX_FRAME,
@@ -188,14 +188,14 @@ impl Client {
 
     /// Every concurrent version of `key`, and the context for the next write.
     pub async fn get(&mut self, key: &[u8]) -> Result<GetResult, Error> {
-        self.get_with(key, RequestOptions::default()).await
+        self.get_with(key, ClientOptions::default()).await
     }
 
     /// [`Client::get`] with per-request options (R, timeout, strict quorum).
     pub async fn get_with(
         &mut self,
         key: &[u8],
-        options: RequestOptions,
+        options: ClientOptions,
     ) -> Result<GetResult, Error> {
         let request = ClientRequest::Get {
             key: key.to_vec(),
@@ -227,7 +227,7 @@ impl Client {
         value: Value,
         context: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        self.put_with(key, value, context, RequestOptions::default())
+        self.put_with(key, value, context, ClientOptions::default())
             .await
     }
 
@@ -237,7 +237,7 @@ impl Client {
         key: &[u8],
         value: Value,
         context: &[u8],
-        options: RequestOptions,
+        options: ClientOptions,
     ) -> Result<Vec<u8>, Error> {
         let request = ClientRequest::Put {
             key: key.to_vec(),
@@ -254,7 +254,7 @@ impl Client {
         let request = ClientRequest::Delete {
             key: key.to_vec(),
             context: context.to_vec(),
-            options: RequestOptions::default(),
+            options: ClientOptions::default(),
         };
         self.stored(request).await
     }

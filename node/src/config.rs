@@ -4,20 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{Millis, NodeId};
 
-/// Sloppy or strict quorums.
-/// In a configuration file: `mode = "sloppy"` or `"strict"` (the capitalised names are accepted
-/// too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum QuorumMode {
-    /// Contact the first N healthy nodes of the preference list (fallbacks carry hints).
-    #[default]
-    #[serde(alias = "Sloppy")]
-    Sloppy,
-    /// Contact only the N primaries; unreachable ones count as failures.
-    #[serde(alias = "Strict")]
-    Strict,
-}
+/// Sloppy or strict quorums: the quorum crate's [`Mode`](dynamo_quorum::Mode) under the node's
+/// name. In a configuration file: `mode = "sloppy"` or `"strict"` (the capitalised names are
+/// accepted too).
+pub use dynamo_quorum::Mode as QuorumMode;
 
 /// Everything a node needs to know to run (`docs/operations.md` has a reference table).
 ///

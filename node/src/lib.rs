@@ -37,6 +37,6 @@ pub use crate::core::{
     StalenessChoice, StalenessStatus,
 };
 pub use config::{NodeConfig, QuorumMode};
-pub use message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
+pub use message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
 pub use store::{MemoryStore, Recording, Store, StoreError, StoreOp, SyncJob};
 pub use types::{Actor, Clock, Key, Millis, NodeId, Object, RequestId, Sibs, Value};

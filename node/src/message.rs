@@ -11,9 +11,10 @@ use crate::types::{Key, NodeId, RequestId, Sibs, Value};
 /// and subtype at 127 characters each), and every sibling of a key carries its own.
 pub const MAX_CONTENT_TYPE: usize = 256;
 
-/// Per-request overrides of the node's defaults.
+/// A client's per-request overrides of the node's defaults (the coordinator turns them, with the
+/// node's configuration, into a `dynamo_quorum::RequestOptions`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct RequestOptions {
+pub struct ClientOptions {
     /// Read quorum R.
     pub r: Option<usize>,
     /// Write quorum W.
@@ -33,7 +34,7 @@ pub enum ClientRequest {
         /// The key.
         key: Key,
         /// Overrides.
-        options: RequestOptions,
+        options: ClientOptions,
     },
     /// Write a value. `context` is the opaque context of an earlier get (empty: none).
     Put {
@@ -44,7 +45,7 @@ pub enum ClientRequest {
         /// Context bytes from a get; the write supersedes exactly what that get returned.
         context: Vec<u8>,
         /// Overrides.
-        options: RequestOptions,
+        options: ClientOptions,
         /// The value's media type, stored with it and returned by gets (absent from requests of
         /// earlier versions: none).
         #[serde(default)]
@@ -57,7 +58,7 @@ pub enum ClientRequest {
         /// Context bytes from a get.
         context: Vec<u8>,
         /// Overrides.
-        options: RequestOptions,
+        options: ClientOptions,
     },
 }
 
@@ -72,7 +73,7 @@ impl ClientRequest {
     }
 
     /// The request's overrides.
-    pub fn options(&self) -> &RequestOptions {
+    pub fn options(&self) -> &ClientOptions {
         match self {
             ClientRequest::Get { options, .. }
             | ClientRequest::Put { options, .. }

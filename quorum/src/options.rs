@@ -3,15 +3,21 @@
 use core::time::Duration;
 
 /// How the targets of a request are chosen from the preference list.
+///
+/// With the `serde` feature its names are `"sloppy"` and `"strict"` (`"Sloppy"` and `"Strict"` are
+/// read too), as a configuration file spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 #[non_exhaustive]
 pub enum Mode {
     /// The paper's sloppy quorum: the first N healthy nodes of the preference list; a fallback
     /// carries a hint naming the down primary it stands in for.
     #[default]
+    #[cfg_attr(feature = "serde", serde(alias = "Sloppy"))]
     Sloppy,
     /// A strict quorum: only the N primaries; each unreachable primary counts as a failure.
+    #[cfg_attr(feature = "serde", serde(alias = "Strict"))]
     Strict,
 }
 

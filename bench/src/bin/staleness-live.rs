@@ -28,7 +28,7 @@ use clap::Parser;
 use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::redb_store::Durability;
 use dynamo_node::runtime::{Engine, LinkDelay, Node, RangeInfo, RuntimeConfig};
-use dynamo_node::RequestOptions;
+use dynamo_node::ClientOptions;
 use dynamo_node::{NodeConfig, NodeId, StalenessStatus};
 
 const PEER_SECRET: &str = "staleness-live-peer-secret";
@@ -215,9 +215,9 @@ async fn measure(
             .collect();
         let reader = readers[i % readers.len().max(1)];
         let value = format!("value-{i}").into_bytes();
-        let put = RequestOptions {
+        let put = ClientOptions {
             w: Some(w),
-            ..RequestOptions::default()
+            ..ClientOptions::default()
         };
         clients[writer as usize - 1]
             .put_with(&key, value.clone(), &[], put)
@@ -225,9 +225,9 @@ async fn measure(
         let acked = Instant::now();
         wait_after(acked, delay).await;
         waited += acked.elapsed().as_secs_f64() * 1e3;
-        let get = RequestOptions {
+        let get = ClientOptions {
             r: Some(r),
-            ..RequestOptions::default()
+            ..ClientOptions::default()
         };
         let got = clients[reader as usize - 1].get_with(&key, get).await?;
         if got.values.contains(&value) {

@@ -5,7 +5,7 @@ use dynamo_node::sim::dist::Dist;
 use dynamo_node::sim::net::LinkConfig;
 use dynamo_node::sim::workload::{key_bytes, value_op, Workload};
 use dynamo_node::sim::{Sim, SimConfig};
-use dynamo_node::{ClientReply, ClientRequest, NodeConfig, NodeId, QuorumMode, RequestOptions};
+use dynamo_node::{ClientOptions, ClientReply, ClientRequest, NodeConfig, NodeId, QuorumMode};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -276,7 +276,7 @@ pub fn run_replicas(ctx: &Ctx) -> Result<Report, Error> {
                     };
                     let request = ClientRequest::Get {
                         key: key_bytes(key),
-                        options: RequestOptions::default(),
+                        options: ClientOptions::default(),
                     };
                     let Some(ClientReply::Got { replicas, .. }) = sim.call(g, request, 5_000)
                     else {

@@ -28,10 +28,20 @@ use dynamo_vclock::{Entry, VClock, Value as Versioned};
 
 use super::requests::{Origin, Pending, RoundTrip};
 use super::NodeCore;
-use crate::config::QuorumMode;
 use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage, MAX_CONTENT_TYPE};
 use crate::store::Store;
 use crate::types::{Actor, Key, Millis, NodeId, Object, RequestId, Sibs};
+
+/// What a replica said to a request it was asked to serve.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// It stored the put's versions.
+    Ack,
+    /// Its versions of the key (`None`: not found).
+    Versions(Option<Sibs>),
+    /// It failed the request: it refused, or could not be reached.
+    Failed,
+}
 
 pub(crate) fn invalid(e: RequestError) -> ClientReply {
     ClientReply::Failed(ClientError::InvalidOptions(e.to_string()))
@@ -40,9 +50,10 @@ pub(crate) fn invalid(e: RequestError) -> ClientReply {
 impl<S: Store> NodeCore<S> {
     pub(crate) fn options(&self, request: &ClientRequest) -> Result<RequestOptions, RequestError> {
         let o = request.options();
-        let mode = match (o.strict, self.config.mode) {
-            (Some(true), _) | (None, QuorumMode::Strict) => Mode::Strict,
-            _ => Mode::Sloppy,
+        let mode = match o.strict {
+            Some(true) => Mode::Strict,
+            Some(false) => Mode::Sloppy,
+            None => self.config.mode,
         };
         let timeout = o.timeout.unwrap_or(self.config.request_timeout);
         Ok(RequestOptions::new(
@@ -504,51 +515,40 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    pub(crate) fn write_ack(&mut self, now: Millis, from: NodeId, req: RequestId, ok: bool) {
-        if ok {
-            self.answer_timed(now, from, req, RoundTrip::Write);
-        }
-        match self.requests.get_mut(req) {
-            Some(Pending::Put { coord, acked, .. }) => {
-                // A refused reply (not a target, a second one) is counted by the coordinator.
-                if ok {
-                    let _ = coord.handle_message(now, from, PutReply::Ack);
-                    acked.push(from);
-                } else {
-                    let _ = coord.handle_message(now, from, PutReply::Failed);
-                    self.rehint(now, req, from);
-                }
-                self.pump(now, req);
-            }
-            _ => self.stats.counters.late_answers += 1,
-        }
-    }
-
-    pub(crate) fn read_reply(
+    /// A replica answered request `req` (or failed it: its link broke, it refused the read), as
+    /// `answer` says: the request's coordinator takes it, and a failed put target's copy goes to
+    /// a fallback. An answer no request waits for is counted late.
+    pub(crate) fn replica_answered(
         &mut self,
         now: Millis,
         from: NodeId,
         req: RequestId,
-        s: Option<Sibs>,
+        answer: Answer,
     ) {
-        self.answer_timed(now, from, req, RoundTrip::Read);
-        match self.requests.get_mut(req) {
-            Some(Pending::Get { coord, .. }) => {
+        // A refused reply (not a target, a second one) is counted by the coordinator itself.
+        match (self.requests.get_mut(req), answer) {
+            (Some(Pending::Put { coord, acked, .. }), Answer::Ack) => {
+                let _ = coord.handle_message(now, from, PutReply::Ack);
+                // Stored there, whether or not the coordinator still counted it: its copy is
+                // not handed to a fallback if its link breaks later.
+                acked.push(from);
+            }
+            (Some(Pending::Put { coord, .. }), Answer::Failed) => {
+                let _ = coord.handle_message(now, from, PutReply::Failed);
+                self.rehint(now, req, from);
+            }
+            (Some(Pending::Get { coord, .. }), Answer::Versions(s)) => {
                 let _ = coord.handle_message(now, from, found_or_not(s));
-                self.pump(now, req);
             }
-            _ => self.stats.counters.late_answers += 1,
-        }
-    }
-
-    pub(crate) fn read_refused(&mut self, now: Millis, from: NodeId, req: RequestId) {
-        match self.requests.get_mut(req) {
-            Some(Pending::Get { coord, .. }) => {
+            (Some(Pending::Get { coord, .. }), Answer::Failed) => {
                 let _ = coord.handle_message(now, from, GetReply::Failed);
-                self.pump(now, req);
             }
-            _ => self.stats.counters.late_answers += 1,
+            _ => {
+                self.stats.counters.late_answers += 1;
+                return;
+            }
         }
+        self.pump(now, req);
     }
 
     pub(crate) fn forward_reply(

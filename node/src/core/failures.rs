@@ -2,9 +2,9 @@
 //! a fallback with a hint, forwarding a request whose coordinator is gone, and deadlines; and
 //! members that gossip never heard from.
 
-use dynamo_quorum::{GetReply, Mode, PutReply};
+use dynamo_quorum::Mode;
 
-use super::coordinator::invalid;
+use super::coordinator::{invalid, Answer};
 use super::requests::Pending;
 use super::NodeCore;
 use crate::message::{ClientError, ClientReply, PeerMessage};
@@ -73,18 +73,7 @@ impl<S: Store> NodeCore<S> {
     /// keeps waiting: it may have arrived (see [`NodeCore::undelivered`]).
     pub(crate) fn fail_peer(&mut self, now: Millis, peer: NodeId) {
         for req in self.requests.awaiting(peer) {
-            match self.requests.get_mut(req) {
-                Some(Pending::Get { coord, .. }) => {
-                    let _ = coord.handle_message(now, peer, GetReply::Failed);
-                    self.pump(now, req);
-                }
-                Some(Pending::Put { coord, .. }) => {
-                    let _ = coord.handle_message(now, peer, PutReply::Failed);
-                    self.rehint(now, req, peer);
-                    self.pump(now, req);
-                }
-                _ => {}
-            }
+            self.replica_answered(now, peer, req, Answer::Failed);
         }
     }
 

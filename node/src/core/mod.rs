@@ -68,6 +68,7 @@ use crate::store::{Store, StoreError};
 use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
 use antientropy::SyncRun;
+use coordinator::Answer;
 use epochs::Epochs;
 use requests::{Requests, RoundTrip};
 use transfer::TransferRun;
@@ -671,9 +672,18 @@ impl<S: Store> NodeCore<S> {
                 siblings,
                 hint,
             } => self.replica_write(now, from, req, key, siblings, hint),
-            PeerMessage::WriteAck { req, ok } => self.write_ack(now, from, req, ok),
+            PeerMessage::WriteAck { req, ok } => {
+                if ok {
+                    self.answer_timed(now, from, req, RoundTrip::Write);
+                }
+                let answer = if ok { Answer::Ack } else { Answer::Failed };
+                self.replica_answered(now, from, req, answer);
+            }
             PeerMessage::Read { req, key } => self.replica_read(from, req, &key),
-            PeerMessage::ReadReply { req, siblings } => self.read_reply(now, from, req, siblings),
+            PeerMessage::ReadReply { req, siblings } => {
+                self.answer_timed(now, from, req, RoundTrip::Read);
+                self.replica_answered(now, from, req, Answer::Versions(siblings));
+            }
             PeerMessage::Hints(batch) => self.receive_hints(now, from, batch),
             PeerMessage::HintsAck(ack) => {
                 if self.hints.handle_message(now, from, ack).is_err() {
@@ -689,7 +699,9 @@ impl<S: Store> NodeCore<S> {
             PeerMessage::Reap { key, clock } => self.reap(&key, &clock),
             PeerMessage::Transfer(batch) => self.receive_transfer(from, batch),
             PeerMessage::TransferAck(ack) => self.transfer_ack(now, from, ack),
-            PeerMessage::ReadRefused { req } => self.read_refused(now, from, req),
+            PeerMessage::ReadRefused { req } => {
+                self.replica_answered(now, from, req, Answer::Failed)
+            }
             PeerMessage::TransferDone { partition, version } => {
                 self.transfer_done(partition as usize, version)
             }

@@ -9,7 +9,7 @@ use dynamo_vclock::{VClock, Value as Versioned};
 
 use super::{NodeCore, NodeEvent};
 use crate::config::NodeConfig;
-use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
+use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
 use crate::store::{MemoryStore, Recording, Store, StoreOp};
 use crate::types::{Key, Millis, NodeId, Object, RequestId, Sibs};
 
@@ -122,7 +122,7 @@ impl Harness {
 fn get(key: &[u8]) -> ClientRequest {
     ClientRequest::Get {
         key: key.to_vec(),
-        options: RequestOptions::default(),
+        options: ClientOptions::default(),
     }
 }
 
@@ -131,7 +131,7 @@ fn put(key: &[u8], value: &[u8], context: Vec<u8>) -> ClientRequest {
         key: key.to_vec(),
         value: value.to_vec(),
         context,
-        options: RequestOptions::default(),
+        options: ClientOptions::default(),
         content_type: None,
     }
 }

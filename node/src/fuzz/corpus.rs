@@ -26,8 +26,8 @@ use crate::runtime::frame::{
 };
 use crate::runtime::handshake::{accept, connect, Credentials};
 use crate::{
-    ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
-    RequestOptions, Store,
+    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId,
+    PeerMessage, Store,
 };
 
 /// Entries kept per target.
@@ -363,7 +363,7 @@ impl Traffic {
             key: key.to_vec(),
             value,
             context,
-            options: RequestOptions::default(),
+            options: ClientOptions::default(),
             content_type: None,
         };
         match self.request(at, request) {
@@ -372,7 +372,7 @@ impl Traffic {
         }
     }
 
-    fn get(&mut self, at: NodeId, key: &[u8], options: RequestOptions) -> Vec<u8> {
+    fn get(&mut self, at: NodeId, key: &[u8], options: ClientOptions) -> Vec<u8> {
         let request = ClientRequest::Get {
             key: key.to_vec(),
             options,
@@ -448,14 +448,14 @@ fn cluster_traffic(capture: Capture) -> Option<Capture> {
     t.put(1, b"cart", b"milk".to_vec(), Vec::new());
     t.put(2, b"cart", b"eggs".to_vec(), Vec::new());
     t.put(3, b"cart", b"flour".to_vec(), Vec::new());
-    let ctx = t.get(4, b"cart", RequestOptions::default());
+    let ctx = t.get(4, b"cart", ClientOptions::default());
     let ctx = t.put(4, b"cart", b"milk+eggs+flour".to_vec(), ctx);
     t.put(1, b"cart", b"butter".to_vec(), Vec::new());
-    let strict = RequestOptions {
+    let strict = ClientOptions {
         r: Some(3),
         timeout: Some(2_000),
         strict: Some(true),
-        ..RequestOptions::default()
+        ..ClientOptions::default()
     };
     let ctx2 = t.get(2, b"cart", strict);
     t.request(
@@ -463,7 +463,7 @@ fn cluster_traffic(capture: Capture) -> Option<Capture> {
         ClientRequest::Delete {
             key: b"cart".to_vec(),
             context: if ctx2.is_empty() { ctx } else { ctx2 },
-            options: RequestOptions::default(),
+            options: ClientOptions::default(),
         },
     );
     // A node down: hinted handoff, then its return.
@@ -491,7 +491,7 @@ fn cluster_traffic(capture: Capture) -> Option<Capture> {
     }
     t.lossy.remove(&3);
     for i in 0..4u32 {
-        t.get(3, format!("lost-{i}").as_bytes(), RequestOptions::default());
+        t.get(3, format!("lost-{i}").as_bytes(), ClientOptions::default());
     }
     t.advance(5_000);
     // A join and a leave: ownership transfers.

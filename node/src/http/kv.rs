@@ -30,7 +30,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{json, ApiError, HttpState};
-use crate::message::{ClientError, ClientReply, ClientRequest, RequestOptions};
+use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest};
 
 /// The header carrying a context, base64 (standard alphabet, padded).
 pub const CONTEXT_HEADER: &str = "x-dynamo-context";
@@ -50,8 +50,8 @@ pub(crate) struct Params {
 }
 
 impl Params {
-    fn options(&self) -> RequestOptions {
-        RequestOptions {
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
             r: self.r,
             w: self.w,
             timeout: self.timeout,

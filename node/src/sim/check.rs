@@ -351,7 +351,7 @@ pub fn decode_context(bytes: &[u8]) -> Option<Clock> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::RequestOptions;
+    use crate::message::ClientOptions;
     use crate::sim::workload::{value_for, Outcome};
     use dynamo_vclock::{Entry, VClock};
 
@@ -373,7 +373,7 @@ mod tests {
                 node: 0,
                 kind,
                 key,
-                options: RequestOptions::default(),
+                options: ClientOptions::default(),
                 invoke,
                 complete: Some(complete),
                 outcome: if ok { Outcome::Ok } else { Outcome::TimedOut },

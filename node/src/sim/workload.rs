@@ -13,7 +13,7 @@ use crate::types::ReplayRng;
 use rand::Rng;
 
 use super::dist::Dist;
-use crate::message::RequestOptions;
+use crate::message::ClientOptions;
 use crate::types::{Millis, NodeId};
 
 /// How keys are chosen.
@@ -44,7 +44,7 @@ pub struct Workload {
     /// Size of written values in bytes (at least 8: the unique id).
     pub value_size: usize,
     /// Options per request: `(weight, options)`; empty means the node's defaults.
-    pub options: Vec<(f64, RequestOptions)>,
+    pub options: Vec<(f64, ClientOptions)>,
     /// Pause between an answer and the client's next request (milliseconds).
     pub think_time: Dist,
     /// Latency between a client and the node it talks to, each way (milliseconds).
@@ -121,7 +121,7 @@ pub struct Op {
     /// Key index in `0..K` (the key bytes are [`key_bytes`] of it).
     pub key: u32,
     /// Options sent.
-    pub options: RequestOptions,
+    pub options: ClientOptions,
     /// Invocation time (simulated microseconds).
     pub invoke: u64,
     /// Completion time, when completed.
@@ -299,7 +299,7 @@ pub struct Picker {
     key_cdf: Vec<f64>,
     keys: u32,
     kind_cdf: [f64; 3],
-    options_cdf: Vec<(f64, RequestOptions)>,
+    options_cdf: Vec<(f64, ClientOptions)>,
 }
 
 impl Picker {
@@ -367,9 +367,9 @@ impl Picker {
     }
 
     /// Request options.
-    pub fn options(&self, rng: &mut ReplayRng) -> RequestOptions {
+    pub fn options(&self, rng: &mut ReplayRng) -> ClientOptions {
         match self.options_cdf.last() {
-            None => RequestOptions::default(),
+            None => ClientOptions::default(),
             Some(&(total, _)) => {
                 let x = rng.gen::<f64>() * total;
                 let i = self.options_cdf.partition_point(|&(c, _)| c <= x);
@@ -395,7 +395,7 @@ mod tests {
             node: 0,
             kind,
             key: 0,
-            options: RequestOptions::default(),
+            options: ClientOptions::default(),
             invoke: 0,
             complete: None,
             outcome: Outcome::Pending,
@@ -469,15 +469,15 @@ mod tests {
     #[test]
     fn kind_mix_and_options_follow_the_weights() {
         let mut rng = ReplayRng::seed_from_u64(2);
-        let strict = RequestOptions {
+        let strict = ClientOptions {
             strict: Some(true),
-            ..RequestOptions::default()
+            ..ClientOptions::default()
         };
         let p = Picker::new(&Workload {
             reads: 1.0,
             writes: 2.0,
             deletes: 1.0,
-            options: vec![(1.0, RequestOptions::default()), (3.0, strict)],
+            options: vec![(1.0, ClientOptions::default()), (3.0, strict)],
             ..Workload::default()
         });
         let n = 40_000;

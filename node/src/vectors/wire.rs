@@ -1,7 +1,7 @@
 //! The wire: frame header, handshake frames, client and node frames, peer messages.
 
 use super::Table;
-use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage, RequestOptions};
+use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
 use crate::runtime::frame::{
     AdminReply, AdminRequest, ClientFrame, Handshake, NodeFrame, PeerFrame, RangeInfo, Role,
 };
@@ -33,8 +33,8 @@ fn clock() -> Clock {
     c
 }
 
-fn options() -> RequestOptions {
-    RequestOptions {
+fn options() -> ClientOptions {
+    ClientOptions {
         r: Some(2),
         w: None,
         timeout: Some(500),
@@ -58,7 +58,7 @@ fn client_requests() -> Vec<(&'static str, ClientRequest, &'static str)> {
                 key: b"k".to_vec(),
                 value: b"v".to_vec(),
                 context: vec![1, 2],
-                options: RequestOptions::default(),
+                options: ClientOptions::default(),
                 content_type: None,
             },
             "81a350757495916b917692010294c0c0c0c0c0",
@@ -69,7 +69,7 @@ fn client_requests() -> Vec<(&'static str, ClientRequest, &'static str)> {
                 key: b"k".to_vec(),
                 value: b"{}".to_vec(),
                 context: Vec::new(),
-                options: RequestOptions::default(),
+                options: ClientOptions::default(),
                 content_type: Some("application/json".into()),
             },
             "81a350757495916b927b7d9094c0c0c0c0b06170706c69636174696f6e2f6a73\
@@ -80,7 +80,7 @@ fn client_requests() -> Vec<(&'static str, ClientRequest, &'static str)> {
             ClientRequest::Delete {
                 key: b"k".to_vec(),
                 context: vec![3],
-                options: RequestOptions::default(),
+                options: ClientOptions::default(),
             },
             "81a644656c65746593916b910394c0c0c0c0",
         ),

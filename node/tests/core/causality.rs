@@ -3,7 +3,7 @@
 //! coordinator, a fallback's not-found counted toward R, an overflowing timeout.
 
 use dynamo_node::{
-    ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, RequestOptions,
+    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId,
 };
 
 use crate::Cluster;
@@ -73,7 +73,7 @@ fn a_stale_coordinator_does_not_resurrect_a_deleted_value() {
         ClientRequest::Delete {
             key: key.into(),
             context: ctx,
-            options: RequestOptions::default(),
+            options: ClientOptions::default(),
         },
     );
     assert!(stored(&reply), "{reply:?}");
@@ -107,9 +107,9 @@ fn a_fallback_answers_reads_with_the_writes_it_holds_as_hints() {
 fn a_huge_request_timeout_does_not_overflow() {
     let mut c = Cluster::new(3, NodeConfig::default());
     c.advance(300);
-    let options = RequestOptions {
+    let options = ClientOptions {
         timeout: Some(u64::MAX),
-        ..RequestOptions::default()
+        ..ClientOptions::default()
     };
     let reply = c.request(
         1,

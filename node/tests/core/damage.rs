@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use dynamo_node::{
-    ClientReply, ClientRequest, Key, MemoryStore, NodeConfig, RequestOptions, Sibs, Store,
+    ClientOptions, ClientReply, ClientRequest, Key, MemoryStore, NodeConfig, Sibs, Store,
     StoreError,
 };
 
@@ -80,7 +80,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
         key: b"k".to_vec(),
         value: b"v".to_vec(),
         context: vec![],
-        options: RequestOptions::default(),
+        options: ClientOptions::default(),
         content_type: None,
     };
     assert!(matches!(net.request(1, put), ClientReply::Stored { .. }));
@@ -96,9 +96,9 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
         .insert(b"k".to_vec());
     let get = ClientRequest::Get {
         key: b"k".to_vec(),
-        options: RequestOptions {
+        options: ClientOptions {
             r: Some(3),
-            ..RequestOptions::default()
+            ..ClientOptions::default()
         },
     };
     match net.request(1, get) {

@@ -1,7 +1,7 @@
 //! Limits on keys, contexts and the versions a put leaves on a key: a write past a limit is
 //! refused with a clear error, and a key never becomes unreadable.
 
-use dynamo_node::{ClientError, ClientReply, ClientRequest, NodeConfig, RequestOptions};
+use dynamo_node::{ClientError, ClientOptions, ClientReply, ClientRequest, NodeConfig};
 use dynamo_vclock::{Entry, VClock};
 
 use crate::Cluster;
@@ -31,7 +31,7 @@ fn oversized_keys_and_contexts_are_refused() {
         2,
         ClientRequest::Get {
             key: vec![b'k'; 17],
-            options: RequestOptions::default(),
+            options: ClientOptions::default(),
         },
     );
     assert!(refused(&reply).is_some(), "{reply:?}");

@@ -9,8 +9,8 @@ mod membership;
 mod reaping;
 
 use dynamo_node::{
-    ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
-    RequestOptions,
+    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId,
+    PeerMessage,
 };
 
 /// Nodes with instant, lossless delivery; `down` nodes receive nothing. Each node keeps its data
@@ -155,7 +155,7 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
                 key: key.into(),
                 value: value.into(),
                 context,
-                options: RequestOptions::default(),
+                options: ClientOptions::default(),
                 content_type: None,
             },
         )
@@ -166,7 +166,7 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
             at,
             ClientRequest::Get {
                 key: key.into(),
-                options: RequestOptions::default(),
+                options: ClientOptions::default(),
             },
         ) {
             ClientReply::Got {
@@ -241,7 +241,7 @@ fn deleted_keys_read_as_absent() {
         ClientRequest::Delete {
             key: b"gone".to_vec(),
             context: ctx,
-            options: RequestOptions::default(),
+            options: ClientOptions::default(),
         },
     );
     assert!(matches!(reply, ClientReply::Stored { .. }));
@@ -376,9 +376,9 @@ fn read_repair_fixes_a_stale_replica_only_when_it_is_on() {
             1,
             ClientRequest::Get {
                 key: b"k".to_vec(),
-                options: RequestOptions {
+                options: ClientOptions {
                     r: Some(3),
-                    ..RequestOptions::default()
+                    ..ClientOptions::default()
                 },
             },
         );
@@ -429,7 +429,7 @@ fn a_tombstone_is_reaped_once_every_replica_holds_it_and_only_then() {
             ClientRequest::Delete {
                 key: key.as_bytes().to_vec(),
                 context: ctx,
-                options: RequestOptions::default(),
+                options: ClientOptions::default(),
             },
         );
         assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");

@@ -181,7 +181,7 @@ fn a_joining_node_does_not_count_toward_r_before_its_ranges_arrive() {
             5,
             dynamo_node::ClientRequest::Get {
                 key: key.clone().into_bytes(),
-                options: dynamo_node::RequestOptions {
+                options: dynamo_node::ClientOptions {
                     r: Some(1),
                     ..Default::default()
                 },

@@ -20,7 +20,7 @@ use std::time::Duration;
 use dynamo_node::client::Client;
 use dynamo_node::history::History;
 use dynamo_node::types::ReplayRng as StdRng;
-use dynamo_node::{ChangePlan, ChangeRequest, NodeId, NodeStatus, RequestOptions};
+use dynamo_node::{ChangePlan, ChangeRequest, ClientOptions, NodeId, NodeStatus};
 use rand::{Rng, SeedableRng};
 use tokio::time::{sleep, Instant};
 
@@ -133,9 +133,9 @@ async fn preload(cluster: &Cluster, seed: u64) {
 /// Every preloaded key, read from each of `nodes` with R = N, must hold its value alone.
 /// Returns the problems found (at most a few listed).
 async fn check_preloaded(cluster: &Cluster, nodes: &[NodeId], seed: u64) -> Vec<String> {
-    let options = RequestOptions {
+    let options = ClientOptions {
         r: Some(3),
-        ..RequestOptions::default()
+        ..ClientOptions::default()
     };
     let tasks: Vec<_> = nodes
         .iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dynamo_node::client::{Client, ClientConfig, Error};
 use dynamo_node::history::{History, OpRef, Outcome, WriteId};
-use dynamo_node::{NodeId, RequestOptions};
+use dynamo_node::{ClientOptions, NodeId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{error::Elapsed, timeout};
@@ -174,9 +174,9 @@ pub(crate) async fn settle(
     bound: Duration,
 ) -> Result<u32, String> {
     let deadline = tokio::time::Instant::now() + bound;
-    let options = RequestOptions {
+    let options = ClientOptions {
         r: Some(3),
-        ..RequestOptions::default()
+        ..ClientOptions::default()
     };
     let mut clients: Vec<(NodeId, Client)> = nodes
         .iter()

@@ -14,7 +14,7 @@ use dynamo_node::runtime::frame::{
     self, ClientFrame, Handshake, NodeFrame, PeerFrame, Role, DEFAULT_MAX_CLIENT_FRAME,
     DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION,
 };
-use dynamo_node::{ClientReply, ClientRequest, Clock, PeerMessage, RequestOptions, Sibs};
+use dynamo_node::{ClientOptions, ClientReply, ClientRequest, Clock, PeerMessage, Sibs};
 use dynamo_vclock::{DvvEntry, Entry, Value};
 
 /// The bound, per MiB of input. Measured in a debug build on the 2-core machine with other work
@@ -152,7 +152,7 @@ fn client_frames_and_contexts_at_the_limit() {
                 key: b"k".to_vec(),
                 value,
                 context,
-                options: RequestOptions::default(),
+                options: ClientOptions::default(),
                 content_type: None,
             },
         })

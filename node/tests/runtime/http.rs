@@ -497,7 +497,7 @@ async fn two_of_three(silent: bool) -> (Spec, Vec<Node>, Option<TcpListener>) {
     ];
     // Ready when each of nodes 1 and 2 reads through the other (R = 2: links both ways).
     for id in [1, 2] {
-        let options = dynamo_node::RequestOptions {
+        let options = dynamo_node::ClientOptions {
             r: Some(2),
             timeout: Some(2_000),
             ..Default::default()

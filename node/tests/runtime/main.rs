@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use dynamo_node::client::{Client, ClientConfig};
 use dynamo_node::runtime::{Node, RuntimeConfig};
-use dynamo_node::{NodeConfig, NodeId, RequestOptions};
+use dynamo_node::{ClientOptions, NodeConfig, NodeId};
 
 pub(crate) const SECRET: &str = "test-client-secret";
 pub(crate) const PEER_SECRET: &str = "test-peer-secret";
@@ -270,10 +270,10 @@ pub(crate) async fn wait_ready(spec: &Spec, ids: &[NodeId]) {
     .unwrap_or_else(|| panic!("the ring of node {first} never covered {ids:?}"));
     for &id in ids {
         for (key, replicas) in &probes {
-            let options = RequestOptions {
+            let options = ClientOptions {
                 r: Some(*replicas),
                 timeout: Some(PROBE_TIMEOUT_MS),
-                ..RequestOptions::default()
+                ..ClientOptions::default()
             };
             let ok = eventually(READY_SECS, || async {
                 spec.client_of(id)

@@ -5,7 +5,7 @@ use dynamo_node::sim::net::LinkConfig;
 use dynamo_node::sim::trace::ReplicaEvent;
 use dynamo_node::sim::workload::{key_bytes, Workload};
 use dynamo_node::sim::{Sim, SimConfig};
-use dynamo_node::{ClientReply, ClientRequest, NodeConfig, NodeId, RequestOptions};
+use dynamo_node::{ClientOptions, ClientReply, ClientRequest, NodeConfig, NodeId};
 
 #[test]
 fn a_replica_answer_holds_the_put_exactly_when_the_write_reached_it_first() {
@@ -52,7 +52,7 @@ fn a_replica_answer_holds_the_put_exactly_when_the_write_reached_it_first() {
         assert!(matches!(put, Some(ClientReply::Stored { .. })), "{put:?}");
         let get = ClientRequest::Get {
             key: key_bytes(key),
-            options: RequestOptions::default(),
+            options: ClientOptions::default(),
         };
         let reply = sim.call(outsider, get, 5_000);
         assert!(matches!(reply, Some(ClientReply::Got { .. })), "{reply:?}");
