@@ -5,7 +5,7 @@ use dynamo_vclock::{Siblings, VClock, Version, VersionSet};
 use crate::options::after;
 use crate::outcome::{FailureReason, Timed};
 use crate::plan::{check, Plan, Target};
-use crate::{ReplyError, RequestError, RequestOptions};
+use crate::{Mode, ReplyError, RequestError, RequestOptions};
 
 /// What the coordinator sends each target: the versions to store, and the hint if the target is a
 /// fallback standing in for a down primary (it stores the write as a hint for that primary).
@@ -80,6 +80,7 @@ enum Slot {
 ///   [`deadline`](Self::deadline).
 /// - Inputs: [`handle_message`](Self::handle_message) (a replica's [`PutReply`]),
 ///   [`handle_timeout`](Self::handle_timeout).
+/// - Commands: [`hand_off`](Self::hand_off) (a failed target's copy to a fallback).
 /// - Outputs: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event) (the
 ///   outcome), [`poll_timeout`](Self::poll_timeout).
 ///
@@ -122,6 +123,8 @@ pub struct PutCoordinator<Id, S> {
     late_acks: usize,
     late_failures: usize,
     ignored: usize,
+    /// Failed targets whose copy went to a fallback, and those fallbacks.
+    handed_off: Vec<Id>,
 }
 
 impl<Id: Clone + PartialEq, A: Ord + Clone + core::fmt::Debug, V: Clone + PartialEq>
@@ -187,6 +190,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> PutCoordinator<Id, S> {
             late_acks: 0,
             late_failures: 0,
             ignored: 0,
+            handed_off: Vec::new(),
         };
         put.advance(now);
         put.decide(now);
@@ -231,6 +235,50 @@ impl<Id: Clone + PartialEq, S: Clone> PutCoordinator<Id, S> {
             PutReply::Failed => Slot::Failed,
         };
         self.answer(now, &from, kind)
+    }
+
+    /// Paper section 4.6: hands the copy of a target that failed after the plan was made (the
+    /// caller's failure detector had not noticed yet) to the next healthy node of the preference
+    /// list, with a hint naming the primary it was meant for, so that the write still reaches N
+    /// nodes and returns to that primary later, whether or not the put already reached W.
+    ///
+    /// Call it after [`handle_message`](Self::handle_message) took `failed`'s
+    /// [`PutReply::Failed`]. `preference` is the key's preference list in order, `is_up` the
+    /// caller's view of health. The new copy is not a target: its acknowledgement is neither
+    /// awaited nor counted toward W. `None` in strict mode, when `failed` is not a target whose
+    /// answer was a failure (it acknowledged first), when its copy was handed off already, or
+    /// when no healthy node is left.
+    pub fn hand_off(
+        &mut self,
+        failed: &Id,
+        preference: impl IntoIterator<Item = Id>,
+        is_up: impl Fn(&Id) -> bool,
+    ) -> Option<(Id, ReplicaWrite<Id, S>)> {
+        if self.options.mode == Mode::Strict || self.handed_off.contains(failed) {
+            return None;
+        }
+        let i = self.targets.iter().position(|t| t.node == *failed)?;
+        if self.slots.get(i) != Some(&Slot::Failed) {
+            return None;
+        }
+        let intended = self.targets[i]
+            .hint
+            .clone()
+            .unwrap_or_else(|| failed.clone());
+        let next = preference.into_iter().find(|n| {
+            n != failed
+                && *n != intended
+                && !self.targets.iter().any(|t| t.node == *n)
+                && !self.handed_off.contains(n)
+                && is_up(n)
+        })?;
+        self.handed_off.push(failed.clone());
+        self.handed_off.push(next.clone());
+        let write = ReplicaWrite {
+            siblings: self.payload.clone(),
+            hint: Some(intended),
+        };
+        Some((next, write))
     }
 
     /// Time passed: at `now >= deadline` an undecided put fails.

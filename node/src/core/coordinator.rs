@@ -341,7 +341,7 @@ impl<S: Store> NodeCore<S> {
             }
         }
         let plan = self.plan_for(&key, &options);
-        match PutCoordinator::with_siblings(options, plan, siblings.clone(), now) {
+        match PutCoordinator::with_siblings(options, plan, siblings, now) {
             Ok(coord) => {
                 let req = self.requests.start_timed(
                     now,
@@ -352,10 +352,7 @@ impl<S: Store> NodeCore<S> {
                         started: now,
                         clock,
                         coord,
-                        payload: siblings,
                         stored_here: primary,
-                        acked: Vec::new(),
-                        rehinted: Vec::new(),
                     },
                 );
                 self.pump(now, req);
@@ -527,11 +524,8 @@ impl<S: Store> NodeCore<S> {
     ) {
         // A refused reply (not a target, a second one) is counted by the coordinator itself.
         match (self.requests.get_mut(req), answer) {
-            (Some(Pending::Put { coord, acked, .. }), Answer::Ack) => {
+            (Some(Pending::Put { coord, .. }), Answer::Ack) => {
                 let _ = coord.handle_message(now, from, PutReply::Ack);
-                // Stored there, whether or not the coordinator still counted it: its copy is
-                // not handed to a fallback if its link breaks later.
-                acked.push(from);
             }
             (Some(Pending::Put { coord, .. }), Answer::Failed) => {
                 let _ = coord.handle_message(now, from, PutReply::Failed);

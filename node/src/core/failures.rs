@@ -2,8 +2,6 @@
 //! a fallback with a hint, forwarding a request whose coordinator is gone, and deadlines; and
 //! members that gossip never heard from.
 
-use dynamo_quorum::Mode;
-
 use super::coordinator::{invalid, Answer};
 use super::requests::Pending;
 use super::NodeCore;
@@ -91,57 +89,39 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    /// A target of a put failed after the plan was made (the failure detector had not noticed
-    /// yet): send the versions, with a hint, to the next healthy node of the preference list that
-    /// was not a target, as the plan would have done. Whether or not the put already reached W,
-    /// the write then survives on N nodes and returns to the failed one when it is back.
+    /// A target of a put failed after the plan was made: its coordinator hands its copy, with a
+    /// hint, to the next healthy node of the preference list (`PutCoordinator::hand_off`), which
+    /// stores it like any fallback (this node included).
     pub(crate) fn rehint(&mut self, now: Millis, req: RequestId, failed: NodeId) {
-        let Some(Pending::Put {
-            key,
-            coord,
-            payload,
-            acked,
-            rehinted,
-            ..
-        }) = self.requests.get(req)
-        else {
-            return;
-        };
-        if !self.config.hinted_handoff
-            || coord.options().mode == Mode::Strict
-            || acked.contains(&failed)
-            || rehinted.contains(&failed)
-        {
+        if !self.config.hinted_handoff {
             return;
         }
-        let Some(target) = coord.targets().iter().find(|t| t.node == failed) else {
+        let Some(Pending::Put { key, .. }) = self.requests.get(req) else {
             return;
         };
-        let intended = target.hint.unwrap_or(failed);
         let key = key.clone();
-        let next = self.ring.preference_list(&key).map(|r| *r.node).find(|&n| {
-            n != failed
-                && n != intended
-                && !coord.targets().iter().any(|t| t.node == n)
-                && !rehinted.contains(&n)
-                && self.is_up(n)
-        });
-        let Some(next) = next else { return };
-        let siblings = payload.clone();
-        if let Some(Pending::Put { rehinted, .. }) = self.requests.get_mut(req) {
-            rehinted.push(failed);
-            rehinted.push(next);
-        }
+        let up: Vec<NodeId> = self
+            .ring
+            .preference_list(&key)
+            .map(|r| *r.node)
+            .filter(|&n| self.is_up(n))
+            .collect();
+        let Some(Pending::Put { coord, .. }) = self.requests.get_mut(req) else {
+            return;
+        };
+        let Some((next, write)) = coord.hand_off(&failed, up, |_| true) else {
+            return;
+        };
         if next == self.id {
-            self.replica_write(now, self.id, None, key, siblings, Some(intended));
+            self.replica_write(now, self.id, None, key, write.siblings, write.hint);
         } else {
             self.transmits.push_back((
                 next,
                 PeerMessage::Write {
                     req: None,
                     key,
-                    siblings,
-                    hint: Some(intended),
+                    siblings: write.siblings,
+                    hint: write.hint,
                 },
             ));
         }

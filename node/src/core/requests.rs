@@ -51,14 +51,8 @@ pub(crate) enum Pending {
         started: Millis,
         clock: VClock<Actor>,
         coord: PutCoordinator<NodeId, Sibs>,
-        /// The versions sent (for a fallback that takes a failed target's copy).
-        payload: Sibs,
-        /// The coordinator, a primary, already stored `payload` (before minting went out).
+        /// The coordinator, a primary, already stored the versions (before minting went out).
         stored_here: bool,
-        /// Targets that acknowledged.
-        acked: Vec<NodeId>,
-        /// Fallbacks sent a hinted copy after a target failed.
-        rehinted: Vec<NodeId>,
     },
     Forward {
         origin: Origin,

@@ -299,3 +299,66 @@ fn with_siblings_replicates_the_whole_set() {
         assert_eq!(write.siblings, s);
     }
 }
+
+/// Paper section 4.6: a target that fails after the plan was made hands its copy to the next
+/// healthy node of the preference list, with a hint naming the primary it was meant for.
+#[test]
+fn a_target_that_fails_hands_its_copy_to_the_next_healthy_node_once() {
+    let v = version(&[("A", 1)], "v1");
+    let preference = ["A", "B", "C", "D", "E"];
+    let mut put: Put =
+        PutCoordinator::new(n3w2(), Plan::primaries(["A", "B", "C"]), v.clone(), 0).unwrap();
+    drain_put(&mut put);
+    put.handle_message(3, "A", PutReply::Ack).unwrap();
+    put.handle_message(4, "C", PutReply::Failed).unwrap();
+    // D is down: E takes C's copy, as a hint for C.
+    assert_eq!(
+        put.hand_off(&"C", preference, |n| *n != "D"),
+        Some((
+            "E",
+            ReplicaWrite {
+                siblings: set(&[v.clone()]),
+                hint: Some("C"),
+            }
+        ))
+    );
+    // Once per failed target; an acknowledged target has nothing to hand off.
+    assert_eq!(put.hand_off(&"C", preference, |_| true), None);
+    assert_eq!(put.hand_off(&"A", preference, |_| true), None);
+    // The copy is not a target: W still needs B.
+    assert_eq!(put.poll_event(), None);
+    put.handle_message(5, "B", PutReply::Failed).unwrap();
+    // D is back up; E already holds a copy for this put.
+    assert_eq!(
+        put.hand_off(&"B", preference, |_| true),
+        Some((
+            "D",
+            ReplicaWrite {
+                siblings: set(&[v]),
+                hint: Some("B"),
+            }
+        ))
+    );
+    assert!(put.poll_event().is_some_and(|o| !o.is_success()));
+}
+
+#[test]
+fn a_failed_fallback_hands_on_the_hint_it_carried_and_strict_puts_hand_off_nothing() {
+    let v = version(&[("A", 1)], "v1");
+    let preference = [("A", true), ("B", true), ("C", true), ("D", false), ("E", false)];
+    let sloppy = plan(preference, |n| *n != "B", 3, Mode::Sloppy);
+    let mut put: Put = PutCoordinator::new(n3w2(), sloppy, v.clone(), 0).unwrap();
+    drain_put(&mut put);
+    // D stood in for B; it fails too: E takes the copy, still for B.
+    put.handle_message(2, "D", PutReply::Failed).unwrap();
+    let nodes = preference.map(|(n, _)| n);
+    let (to, write) = put.hand_off(&"D", nodes, |n| *n != "B").expect("E is up");
+    assert_eq!((to, write.hint), ("E", Some("B")));
+
+    let strict_options = n3w2().with_mode(Mode::Strict);
+    let strict = plan(preference, |_| true, 3, Mode::Strict);
+    let mut put: Put = PutCoordinator::new(strict_options, strict, v, 0).unwrap();
+    drain_put(&mut put);
+    put.handle_message(2, "C", PutReply::Failed).unwrap();
+    assert_eq!(put.hand_off(&"C", nodes, |_| true), None);
+}
