@@ -317,7 +317,7 @@ fn a_target_that_fails_hands_its_copy_to_the_next_healthy_node_once() {
         Some((
             "E",
             ReplicaWrite {
-                siblings: set(&[v.clone()]),
+                siblings: set(std::slice::from_ref(&v)),
                 hint: Some("C"),
             }
         ))
@@ -345,7 +345,13 @@ fn a_target_that_fails_hands_its_copy_to_the_next_healthy_node_once() {
 #[test]
 fn a_failed_fallback_hands_on_the_hint_it_carried_and_strict_puts_hand_off_nothing() {
     let v = version(&[("A", 1)], "v1");
-    let preference = [("A", true), ("B", true), ("C", true), ("D", false), ("E", false)];
+    let preference = [
+        ("A", true),
+        ("B", true),
+        ("C", true),
+        ("D", false),
+        ("E", false),
+    ];
     let sloppy = plan(preference, |n| *n != "B", 3, Mode::Sloppy);
     let mut put: Put = PutCoordinator::new(n3w2(), sloppy, v.clone(), 0).unwrap();
     drain_put(&mut put);
