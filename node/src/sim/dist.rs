@@ -33,7 +33,8 @@ pub enum DistError {
 ///
 /// ```
 /// use dynamo_node::sim::dist::Dist;
-/// use rand::{rngs::ReplayRng, SeedableRng};
+/// use dynamo_node::types::ReplayRng;
+/// use rand::SeedableRng;
 ///
 /// // 95% of messages take about 1 ms, 5% hit a long Pareto tail; 0.2 ms of fixed cost.
 /// let d = Dist::offset(0.2, Dist::mixture(vec![
