@@ -7,6 +7,7 @@
 //! [`EXCHANGE_BYTES`] each way (a single larger entry travels alone), so that a partition with
 //! many differing keys never makes a message past the frame limit.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dynamo_merkle::{DiffKind, Event, Message, SyncConfig, SyncSession};
@@ -85,19 +86,165 @@ pub(crate) struct SyncRun {
     pub(crate) initiator: bool,
 }
 
-impl<S: Store> NodeCore<S> {
-    fn sync_config(&self) -> SyncConfig {
-        SyncConfig {
-            timeout: Duration::from_millis(self.config.request_timeout.max(1) * 10),
+/// Why a sync message was not taken.
+pub(crate) enum Refused {
+    /// It does not belong to its session (another peer or partition, an unknown partition).
+    Bad,
+    /// It failed its session.
+    Failed,
+    /// A late message of a session that ended.
+    Late,
+}
+
+/// The anti-entropy machine's state: its tick, which partition comes next, and the sessions
+/// running (initiated here or answered). The node picks each session's peer and supplies the
+/// partitions' trees and entries.
+pub(crate) struct AntiEntropy {
+    config: SyncConfig,
+    /// Time between sessions started here; `None`: none are.
+    interval: Option<Millis>,
+    next: Option<Millis>,
+    cursor: usize,
+    started: u64,
+    runs: BTreeMap<u64, SyncRun>,
+}
+
+impl AntiEntropy {
+    /// A machine whose first session starts at `first`, then every `interval`; sessions give up
+    /// after ten request timeouts.
+    pub(crate) fn new(
+        interval: Option<Millis>,
+        first: Option<Millis>,
+        request_timeout: Millis,
+    ) -> Self {
+        AntiEntropy {
+            config: SyncConfig {
+                timeout: Duration::from_millis(request_timeout.max(1) * 10),
+            },
+            interval,
+            next: first,
+            cursor: 0,
+            started: 0,
+            runs: BTreeMap::new(),
         }
     }
 
+    /// Whether a session is due at `now` (then the next one is scheduled).
+    pub(crate) fn due(&mut self, now: Millis) -> bool {
+        if self.next.is_none_or(|t| t > now) {
+            return false;
+        }
+        self.next = self.interval.map(|i| now + i.max(1));
+        true
+    }
+
+    /// The next partition in turn, of `q`.
+    pub(crate) fn next_partition(&mut self, q: usize) -> usize {
+        let p = self.cursor % q;
+        self.cursor = self.cursor.wrapping_add(1);
+        p
+    }
+
+    /// Starts a session of node `me` with `peer` over `partition`'s `tree`.
+    pub(crate) fn initiate(
+        &mut self,
+        now: Millis,
+        me: NodeId,
+        partition: usize,
+        peer: NodeId,
+        tree: &dynamo_merkle::Tree,
+    ) {
+        self.started += 1;
+        // Session ids are unique per initiator: its id, then its counter.
+        let id = super::ids::pair_id(me, self.started);
+        let session = SyncSession::initiate(self.config.clone(), id, now, tree);
+        let run = SyncRun {
+            session,
+            partition,
+            peer,
+            initiator: true,
+        };
+        self.runs.insert(id, run);
+    }
+
+    /// A message of a session with `from` over `partition` (whose tree is `tree`): a peer's
+    /// `Hello` opens a session answered here.
+    pub(crate) fn handle_message(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        partition: usize,
+        msg: Message,
+        tree: &dynamo_merkle::Tree,
+    ) -> Result<(), Refused> {
+        let id = msg.session();
+        if !self.runs.contains_key(&id) {
+            if !matches!(msg, Message::Hello { .. }) {
+                return Err(Refused::Late);
+            }
+            let run = SyncRun {
+                session: SyncSession::respond(self.config.clone(), id),
+                partition,
+                peer: from,
+                initiator: false,
+            };
+            self.runs.insert(id, run);
+        }
+        let Some(run) = self.runs.get_mut(&id) else {
+            return Err(Refused::Late);
+        };
+        if run.peer != from || run.partition != partition {
+            return Err(Refused::Bad);
+        }
+        run.session
+            .handle_message(now, tree, msg)
+            .map_err(|_| Refused::Failed)
+    }
+
+    /// Time passed: sessions past their timeout fail.
+    pub(crate) fn handle_timeout(&mut self, now: Millis) {
+        for run in self.runs.values_mut() {
+            if run.session.poll_timeout().is_some_and(|t| t <= now) {
+                run.session.handle_timeout(now);
+            }
+        }
+    }
+
+    /// The next session to start or to time out.
+    pub(crate) fn poll_timeout(&self) -> Option<Millis> {
+        let sessions = self.runs.values().filter_map(|r| r.session.poll_timeout());
+        sessions.chain(self.next).min()
+    }
+
+    /// Sessions running.
+    pub(crate) fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The ids of the sessions running, in order.
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        self.runs.keys().copied().collect()
+    }
+
+    /// Session `id`.
+    pub(crate) fn run_mut(&mut self, id: u64) -> Option<&mut SyncRun> {
+        self.runs.get_mut(&id)
+    }
+
+    /// Forgets session `id` if it is done.
+    pub(crate) fn forget_if_done(&mut self, id: u64) {
+        if self.runs.get(&id).is_some_and(|r| r.session.is_done()) {
+            self.runs.remove(&id);
+        }
+    }
+}
+
+impl<S: Store> NodeCore<S> {
     /// Starts a session for the next partition this node replicates.
     pub(crate) fn start_sync(&mut self, now: Millis) {
         let q = self.ring.range_count();
         for _ in 0..q {
-            let p = self.sync_cursor % q;
-            self.sync_cursor = self.sync_cursor.wrapping_add(1);
+            let p = self.anti_entropy.next_partition(q);
             if !self.replicates(p) {
                 continue;
             }
@@ -112,20 +259,9 @@ impl<S: Store> NodeCore<S> {
                 continue;
             }
             let peer = peers[self.rng.gen_range(0..peers.len())];
-            self.next_session += 1;
-            // Session ids are unique per initiator: its id, then its counter.
-            let id = super::ids::pair_id(self.id, self.next_session);
-            let session = SyncSession::initiate(self.sync_config(), id, now, &self.trees[p]);
             self.stats.counters.sync_sessions += 1;
-            self.syncs.insert(
-                id,
-                SyncRun {
-                    session,
-                    partition: p,
-                    peer,
-                    initiator: true,
-                },
-            );
+            self.anti_entropy
+                .initiate(now, self.id, p, peer, &self.trees[p]);
             return;
         }
     }
@@ -136,51 +272,19 @@ impl<S: Store> NodeCore<S> {
             self.stats.counters.bad_messages += 1;
             return;
         }
-        let id = msg.session();
-        if !self.syncs.contains_key(&id) {
-            if !matches!(msg, Message::Hello { .. }) {
-                // A late message of a finished session.
-                return;
-            }
-            let session = SyncSession::respond(self.sync_config(), id);
-            self.syncs.insert(
-                id,
-                SyncRun {
-                    session,
-                    partition: p,
-                    peer: from,
-                    initiator: false,
-                },
-            );
-        }
-        let Some(run) = self.syncs.get_mut(&id) else {
-            return;
-        };
-        if run.peer != from || run.partition != p {
-            self.stats.counters.bad_messages += 1;
-            return;
-        }
-        if run
-            .session
-            .handle_message(now, &self.trees[p], msg)
-            .is_err()
+        match self
+            .anti_entropy
+            .handle_message(now, from, p, msg, &self.trees[p])
         {
-            self.stats.counters.sync_failures += 1;
-        }
-    }
-
-    pub(crate) fn sync_timeouts(&mut self, now: Millis) {
-        for run in self.syncs.values_mut() {
-            if run.session.poll_timeout().is_some_and(|t| t <= now) {
-                run.session.handle_timeout(now);
-            }
+            Ok(()) | Err(Refused::Late) => {}
+            Err(Refused::Bad) => self.stats.counters.bad_messages += 1,
+            Err(Refused::Failed) => self.stats.counters.sync_failures += 1,
         }
     }
 
     pub(crate) fn drain_syncs(&mut self, now: Millis) {
-        let ids: Vec<u64> = self.syncs.keys().copied().collect();
-        for id in ids {
-            while let Some(run) = self.syncs.get_mut(&id) {
+        for id in self.anti_entropy.ids() {
+            while let Some(run) = self.anti_entropy.run_mut(id) {
                 let partition = run.partition;
                 let peer = run.peer;
                 if let Some(msg) = run.session.poll_transmit() {
@@ -206,8 +310,8 @@ impl<S: Store> NodeCore<S> {
                             .map(|(k, d)| (k.clone(), *d))
                             .collect();
                         let failed = self
-                            .syncs
-                            .get_mut(&id)
+                            .anti_entropy
+                            .run_mut(id)
                             .is_some_and(|run| run.session.supply(now, segment, entries).is_err());
                         if failed {
                             self.stats.counters.sync_failures += 1;
@@ -229,9 +333,7 @@ impl<S: Store> NodeCore<S> {
                     None => break,
                 }
             }
-            if self.syncs.get(&id).is_some_and(|r| r.session.is_done()) {
-                self.syncs.remove(&id);
-            }
+            self.anti_entropy.forget_if_done(id);
         }
     }
 

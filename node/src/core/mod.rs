@@ -67,7 +67,7 @@ use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::store::{Store, StoreError};
 use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
-use antientropy::SyncRun;
+use antientropy::AntiEntropy;
 use coordinator::Answer;
 use epochs::Epochs;
 use requests::{Requests, RoundTrip};
@@ -137,7 +137,8 @@ pub struct NodeCore<S: Store> {
     hinted: BTreeMap<Key, (usize, Sibs)>,
     /// The key of each hint in `hinted`, by hint id.
     hint_keys: BTreeMap<u64, Key>,
-    syncs: BTreeMap<u64, SyncRun>,
+    /// Anti-entropy: its tick and its sessions.
+    anti_entropy: AntiEntropy,
     transfers: BTreeMap<u64, TransferRun>,
     /// Transfers whose store read failed, to start again at the next tick.
     transfer_retry: BTreeSet<(usize, NodeId)>,
@@ -148,9 +149,6 @@ pub struct NodeCore<S: Store> {
     /// Partitions whose transfer to this node completed under a ring version it has not adopted
     /// yet, with that version: not awaited once it adopts it.
     done_early: BTreeMap<usize, u64>,
-    next_sync: Option<Millis>,
-    sync_cursor: usize,
-    next_session: u64,
     // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
     // same inputs give the same outputs (the simulator replays runs from a seed).
     /// Requests in flight: coordinated here, forwarded, or the reaper's.
@@ -367,6 +365,7 @@ impl<S: Store> NodeCore<S> {
             .sync_interval
             .map(|i| now + rng.gen_range(0..i.max(1)));
         let request_timeout = config.request_timeout;
+        let sync_interval = config.sync_interval;
         let mut core = NodeCore {
             id,
             address,
@@ -394,14 +393,11 @@ impl<S: Store> NodeCore<S> {
             hints,
             hinted,
             hint_keys,
-            syncs: BTreeMap::new(),
+            anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout),
             transfers: BTreeMap::new(),
             transfer_retry: BTreeSet::new(),
             incoming: BTreeSet::new(),
             done_early: BTreeMap::new(),
-            next_sync,
-            sync_cursor: 0,
-            next_session: 0,
             reaper,
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can
@@ -569,7 +565,7 @@ impl<S: Store> NodeCore<S> {
                 .count(),
             keys: self.index.iter().map(BTreeMap::len).sum(),
             hints_pending: self.hints.len(),
-            sync_sessions_running: self.syncs.len(),
+            sync_sessions_running: self.anti_entropy.len(),
             transfers_running: self.transfers.len(),
             partitions_incoming: self.incoming.len(),
             leaving: self.leaving,
@@ -633,11 +629,8 @@ impl<S: Store> NodeCore<S> {
             }
         };
         consider(self.hints.poll_timeout());
-        consider(self.next_sync);
         consider(self.reaper.poll_timeout());
-        for run in self.syncs.values() {
-            consider(run.session.poll_timeout());
-        }
+        consider(self.anti_entropy.poll_timeout());
         for run in self.transfers.values() {
             consider(run.session.poll_timeout());
         }
@@ -714,10 +707,9 @@ impl<S: Store> NodeCore<S> {
         self.gossip.handle_timeout(now);
         self.detect_unheard(now);
         self.hints.handle_timeout(now);
-        self.sync_timeouts(now);
+        self.anti_entropy.handle_timeout(now);
         self.transfer_timeouts(now);
-        if self.next_sync.is_some_and(|t| t <= now) {
-            self.next_sync = self.config.sync_interval.map(|i| now + i.max(1));
+        if self.anti_entropy.due(now) {
             self.start_sync(now);
         }
         self.start_reaps(now);
