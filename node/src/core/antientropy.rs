@@ -157,7 +157,7 @@ impl AntiEntropy {
         self.started += 1;
         // Session ids are unique per initiator: its id, then its counter.
         let id = super::ids::pair_id(me, self.started);
-        let session = SyncSession::initiate(self.config.clone(), id, now, tree);
+        let session = SyncSession::initiate(self.config, id, now, tree);
         let run = SyncRun {
             session,
             partition,
@@ -183,7 +183,7 @@ impl AntiEntropy {
                 return Err(Refused::Late);
             }
             let run = SyncRun {
-                session: SyncSession::respond(self.config.clone(), id),
+                session: SyncSession::respond(self.config, id),
                 partition,
                 peer: from,
                 initiator: false,
