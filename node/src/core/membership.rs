@@ -401,6 +401,26 @@ impl<S: Store> NodeCore<S> {
             v > version
         });
         self.cancel_stale_transfers();
+        if !self.ring.contains(&me) {
+            // Out of the ring: every range this node held goes to every primary of the new ring,
+            // not only to the plan's newcomers. The plan counts on the replicas that stay holding
+            // the range, but one may still await it (a hand-over to it that a partition holds
+            // up), and a newcomer may hold it already (a former replica still handing it over):
+            // sending to the newcomers alone could leave an acknowledged write on one node.
+            for p in 0..old.range_count() {
+                if !replicas(&old, p) {
+                    continue;
+                }
+                let owners: Vec<NodeId> = self
+                    .ring
+                    .preference_list_for_range(p)
+                    .map(|l| l.primaries().copied().collect())
+                    .unwrap_or_default();
+                for to in owners {
+                    self.start_transfer(now, p, to);
+                }
+            }
+        }
         for transfer in plan.iter().flat_map(|plan| plan.outgoing(&me)) {
             // Strategy 3: every range in the plan is a union of whole partitions.
             for p in 0..old.range_count() {

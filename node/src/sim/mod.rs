@@ -413,8 +413,11 @@ impl Sim {
             armed: None,
         });
         self.net.grow(self.slots.len());
-        let mut initial = self.members.clone();
-        initial.push(id);
+        // As `dynamo serve --join` does: the cluster's members, not itself, so its ring is a
+        // guess until it hears the cluster's and the claimant adds it. (Listing itself made it
+        // publish a ring of version 0 of its own, which could replace the cluster's wholesale
+        // while that was still at version 0.)
+        let initial = self.members.clone();
         self.start_node(id, initial)?;
         self.members.push(id);
         Ok(id)
