@@ -196,6 +196,18 @@ impl<S: Store> NodeCore<S> {
             if !first_heard && !newer(&candidate, bytes, cur, cur_bytes) {
                 continue;
             }
+            if !self.ring_provisional
+                && (candidate.version, candidate.claimant)
+                    == (self.ring_state.version, self.ring_state.claimant)
+            {
+                // Another ring under this node's version and claimant: two bootstrap rings built
+                // from different member lists (a node started with `--members` that list itself,
+                // against a cluster still on its first ring). Content order must not replace the
+                // ring wholesale; the claimant adds such a node as a joiner instead, with a
+                // ring of the next version that every node adopts.
+                self.stats.counters.bad_messages += 1;
+                continue;
+            }
             if candidate.ring.config() != self.ring_state.ring.config() {
                 // Another N or Q: not a ring this node can serve.
                 self.stats.counters.bad_messages += 1;

@@ -207,6 +207,52 @@ fn a_leaving_node_hands_every_range_to_every_new_primary() {
     }
 }
 
+/// A node started with a member list that names itself, against a cluster still on its first
+/// ring, publishes a first ring of its own. The cluster must not take it by content order (a
+/// wholesale change of every range, found as 4 lost writes by simulator seed 2958): the claimant
+/// adds the node as a joiner, moving the minimum. Against a cluster that has moved on, such a
+/// node finds itself outside the cluster's (newer) ring and stays out; nothing else changes.
+#[test]
+fn a_node_listing_itself_in_its_members_does_not_replace_the_ring() {
+    let mut c = Cluster::new(3, NodeConfig::default());
+    c.advance(1_000);
+    let first = c.nodes[&1].ring().clone();
+    let start = |c: &Cluster, id: NodeId| {
+        let config = NodeConfig {
+            initial_members: (1..=id).collect(),
+            ..c.nodes[&1].config().clone()
+        };
+        NodeCore::new(
+            id,
+            format!("n{id}"),
+            config,
+            MemoryStore::default(),
+            c.now,
+            id,
+        )
+        .expect("starts")
+    };
+    let node = start(&c, 4);
+    c.nodes.insert(4, node);
+    c.advance(5_000);
+    let joined = first.join(NodeSpec::new(4)).expect("joins").ring;
+    for (n, node) in &c.nodes {
+        assert_eq!(
+            node.ring(),
+            &joined,
+            "node {n}: node 4 joined, the minimum moved"
+        );
+        assert_eq!(node.ring_version().0, 1, "node {n}");
+    }
+    let node = start(&c, 5);
+    c.nodes.insert(5, node);
+    c.advance(5_000);
+    for (n, node) in &c.nodes {
+        assert_eq!(node.ring(), &joined, "node {n}: the ring did not change");
+    }
+    assert!(c.nodes[&5].status().leaving, "node 5 stays out");
+}
+
 /// Joins node 5 to a 4-node cluster holding `keys` keys of `value_len` bytes; returns the cluster.
 fn grown(keys: usize, value_len: usize, drop_transfers: bool) -> Cluster {
     let config = NodeConfig {
