@@ -248,11 +248,8 @@ impl<S: Store> NodeCore<S> {
             if !self.replicates(p) {
                 continue;
             }
-            let peers: Vec<NodeId> = self
-                .ring
-                .preference_list_for_range(p)
+            let peers: Vec<NodeId> = super::primaries_of(&self.ring, p)
                 .into_iter()
-                .flat_map(|l| l.primaries().copied().collect::<Vec<_>>())
                 .filter(|&n| n != self.id && self.is_up(n))
                 .collect();
             if peers.is_empty() {

@@ -159,12 +159,6 @@ fn copies(ring: &Ring<NodeId>) -> std::collections::BTreeMap<NodeId, usize> {
     out
 }
 
-fn replicas(ring: &Ring<NodeId>, p: usize) -> Vec<NodeId> {
-    ring.preference_list_for_range(p)
-        .map(|l| l.primaries().copied().collect())
-        .unwrap_or_default()
-}
-
 impl<S: Store> NodeCore<S> {
     /// What `request` would do to the current ring; changes nothing.
     pub fn plan_change(&self, request: &ChangeRequest) -> Result<ChangePlan, ChangeError> {
@@ -172,8 +166,8 @@ impl<S: Store> NodeCore<S> {
         let ring = &self.ring_state.ring;
         let mut moves = Vec::new();
         for p in 0..ring.range_count() {
-            let before = replicas(ring, p);
-            for to in replicas(&next, p) {
+            let before = super::primaries_of(ring, p);
+            for to in super::primaries_of(&next, p) {
                 if !before.contains(&to) {
                     moves.push(PlannedMove {
                         range: p,

@@ -389,10 +389,7 @@ impl<S: Store> NodeCore<S> {
         }
         let me = self.id;
         // Ranges this node now replicates and did not: not readable here until they arrive.
-        let replicas = |ring: &Ring<NodeId>, p: usize| {
-            ring.preference_list_for_range(p)
-                .is_some_and(|l| l.primaries().any(|&n| n == me))
-        };
+        let replicas = |ring: &Ring<NodeId>, p: usize| super::is_primary(ring, p, me);
         for p in 0..self.ring.range_count() {
             match (!provisional && replicas(&old, p), replicas(&self.ring, p)) {
                 (false, true) => {
@@ -423,12 +420,7 @@ impl<S: Store> NodeCore<S> {
                 if !replicas(&old, p) {
                     continue;
                 }
-                let owners: Vec<NodeId> = self
-                    .ring
-                    .preference_list_for_range(p)
-                    .map(|l| l.primaries().copied().collect())
-                    .unwrap_or_default();
-                for to in owners {
+                for to in super::primaries_of(&self.ring, p) {
                     self.start_transfer(now, p, to);
                 }
             }

@@ -857,9 +857,19 @@ pub struct NodeStatus {
 /// For each range of `ring`, whether `id` is one of its N primaries.
 pub(crate) fn replicated_ranges(ring: &Ring<NodeId>, id: NodeId) -> Vec<bool> {
     (0..ring.range_count())
-        .map(|p| {
-            ring.preference_list_for_range(p)
-                .is_some_and(|l| l.primaries().any(|&n| n == id))
-        })
+        .map(|p| is_primary(ring, p, id))
         .collect()
+}
+
+/// The N primaries of range `p` of `ring`, in preference-list order (none past the last range).
+pub(crate) fn primaries_of(ring: &Ring<NodeId>, p: usize) -> Vec<NodeId> {
+    ring.preference_list_for_range(p)
+        .map(|l| l.primaries().copied().collect())
+        .unwrap_or_default()
+}
+
+/// Whether `id` is one of the N primaries of range `p` of `ring`.
+pub(crate) fn is_primary(ring: &Ring<NodeId>, p: usize, id: NodeId) -> bool {
+    ring.preference_list_for_range(p)
+        .is_some_and(|l| l.primaries().any(|&n| n == id))
 }

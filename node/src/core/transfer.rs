@@ -125,11 +125,7 @@ impl<S: Store> NodeCore<S> {
             if self.index[p].is_empty() {
                 continue;
             }
-            let owners: Vec<NodeId> = self
-                .ring
-                .preference_list_for_range(p)
-                .map(|l| l.primaries().copied().collect())
-                .unwrap_or_default();
+            let owners = super::primaries_of(&self.ring, p);
             if self.replicates(p) {
                 // A replica that was sending the range to a new one (a restart resumes it).
                 let me = self.id;
@@ -190,10 +186,7 @@ impl<S: Store> NodeCore<S> {
     /// and keep the partition waiting on a node that may be away. What this node still holds of a
     /// partition it does not replicate goes to the current primaries (`hand_over_foreign`).
     pub(crate) fn cancel_stale_transfers(&mut self) {
-        let primary = |ring: &dynamo_ring::Ring<NodeId>, p: usize, n: NodeId| {
-            ring.preference_list_for_range(p)
-                .is_some_and(|l| l.primaries().any(|&m| m == n))
-        };
+        let primary = super::is_primary;
         let stale: Vec<u64> = self
             .transfers
             .iter()
