@@ -410,12 +410,13 @@ impl<S: Store> NodeCore<S> {
             v > version
         });
         self.cancel_stale_transfers();
-        if !self.ring.contains(&me) {
+        if !provisional && !self.ring.contains(&me) {
             // Out of the ring: every range this node held goes to every primary of the new ring,
             // not only to the plan's newcomers. The plan counts on the replicas that stay holding
             // the range, but one may still await it (a hand-over to it that a partition holds
             // up), and a newcomer may hold it already (a former replica still handing it over):
-            // sending to the newcomers alone could leave an acknowledged write on one node.
+            // sending to the newcomers alone could leave an acknowledged write on one node. (A
+            // joiner's provisional ring held nothing: it hands nothing over.)
             for p in 0..old.range_count() {
                 if !replicas(&old, p) {
                     continue;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use dynamo_node::{
-    ChangeError, ChangeRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage,
+    ChangeError, ChangeRequest, MemoryStore, NodeConfig, NodeCore, NodeEvent, NodeId, PeerMessage,
 };
 use dynamo_ring::{NodeSpec, Ring};
 
@@ -357,6 +357,15 @@ fn a_staged_join_waits_for_the_commit_of_its_plan() {
     c.advance(5_000);
     let before = c.nodes[&1].ring().clone();
     assert!(!before.contains(&5), "a staged joiner waits for the commit");
+    // Its first ring was a guess: it held nothing, so it hands nothing over (its empty
+    // `TransferDone`s would tell replicas that ranges arrived which had not).
+    let newcomer = c.nodes.get_mut(&5).expect("node 5");
+    while let Some(event) = newcomer.poll_event() {
+        assert!(
+            !matches!(event, NodeEvent::TransferStarted { .. }),
+            "the joiner started a hand-over: {event:?}"
+        );
+    }
     let (version, _) = c.nodes[&1].ring_version();
 
     let change = ChangeRequest {
