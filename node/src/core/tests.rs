@@ -148,6 +148,17 @@ fn written_by(actor: (NodeId, u64), value: &[u8]) -> Sibs {
     sibs
 }
 
+/// The reply to client request 10 of a put that stored `sibs`, acknowledged here and by `peer`.
+fn stored(sibs: &Sibs, peer: NodeId) -> Out {
+    Out::Reply(
+        10,
+        ClientReply::Stored {
+            context: context_of(sibs),
+            replicas: vec![ME, peer],
+        },
+    )
+}
+
 /// The context a get of exactly `sibs` returns.
 fn context_of(sibs: &Sibs) -> Vec<u8> {
     sibs.context().encode()
@@ -317,13 +328,7 @@ fn a_put_answers_stored_at_w_acks_and_ignores_a_late_one() {
     let sibs = h.stored(&key).expect("stored");
     assert_eq!(
         h.message(p3, PeerMessage::WriteAck { req, ok: true }),
-        vec![Out::Reply(
-            10,
-            ClientReply::Stored {
-                context: context_of(&sibs),
-                replicas: vec![ME, p3]
-            }
-        )]
+        vec![stored(&sibs, p3)]
     );
     assert_eq!(
         h.message(p2, PeerMessage::WriteAck { req, ok: true }),
@@ -488,13 +493,7 @@ fn a_target_that_fails_after_the_plan_hands_its_copy_to_the_next_node_with_a_hin
     // The put still needs a second acknowledgement from a target.
     assert_eq!(
         h.message(p2, PeerMessage::WriteAck { req, ok: true }),
-        vec![Out::Reply(
-            10,
-            ClientReply::Stored {
-                context: context_of(&sibs),
-                replicas: vec![ME, p2]
-            }
-        )]
+        vec![stored(&sibs, p2)]
     );
 }
 

@@ -35,7 +35,8 @@ pub enum StoreOp {
         /// Its name.
         name: String,
     },
-    /// The writes so far were made durable (a flush or a sync).
+    /// A flush or a sync: the writes so far are made durable (a started flush, once its job
+    /// returns).
     Flush,
 }
 

@@ -375,3 +375,51 @@ fn plans_contact_healthy_distinct_nodes(list: Vec<(u8, bool)>, down: Vec<u8>, n:
     }
     ok
 }
+
+/// Hand-off laws (paper 4.6), over arbitrary preference lists, health views and failures: a
+/// copy goes only to a healthy node that is neither a target nor the failed node nor a node
+/// already given one, carries the hint of the primary the failed target was meant for, is handed
+/// at most once per failed target, and never in strict mode or for a target that acknowledged.
+#[quickcheck]
+fn hand_off_goes_once_to_a_fresh_healthy_node(
+    extra: u8,
+    down_mask: u16,
+    fates: Vec<bool>,
+    strict: bool,
+) -> bool {
+    let nodes: Vec<u8> = (0..3 + extra % 5).collect();
+    let up = |n: &u8| down_mask & (1 << n) == 0;
+    let mode = if strict { Mode::Strict } else { Mode::Sloppy };
+    let options = RequestOptions::new(3, 1, 2, Duration::from_millis(DEADLINE))
+        .expect("valid")
+        .with_mode(mode);
+    let preference: Vec<(u8, bool)> = nodes.iter().map(|&n| (n, n < 3)).collect();
+    let planned = plan(preference.clone(), up, 3, mode);
+    let targets: Vec<Target<u8>> = planned.targets.clone();
+    let Ok(mut put) = PutCoordinator::<u8, Set>::with_siblings(options, planned, Set::default(), 0)
+    else {
+        return true;
+    };
+    while put.poll_transmit().is_some() {}
+    let mut given: Vec<u8> = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let ok = fates.get(i).copied().unwrap_or(false);
+        let reply = if ok { PutReply::Ack } else { PutReply::Failed };
+        let _ = put.handle_message(1, t.node, reply);
+        for attempt in 0..2 {
+            let handed = put.hand_off(&t.node, nodes.iter().copied(), up);
+            let Some((to, write)) = handed else { continue };
+            let intended = t.hint.unwrap_or(t.node);
+            let fresh = up(&to)
+                && to != t.node
+                && to != intended
+                && !targets.iter().any(|x| x.node == to)
+                && !given.contains(&to);
+            if strict || ok || attempt > 0 || !fresh || write.hint != Some(intended) {
+                return false;
+            }
+            given.push(to);
+        }
+    }
+    true
+}
