@@ -33,8 +33,8 @@ pub mod types;
 mod vectors;
 
 pub use crate::core::{
-    ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeEvent, NodeStats, NodeStatus,
-    StalenessChoice, StalenessStatus,
+    Boot, ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeEvent, NodeStats,
+    NodeStatus, StalenessChoice, StalenessStatus, StorageId, StorageOp, StorageResult, StoredCore,
 };
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};

@@ -13,9 +13,9 @@ use std::time::Duration;
 use dynamo_merkle::{DiffKind, Event, Message, SyncConfig, SyncSession};
 use rand::Rng;
 
+use super::storage::{StorageOp, Then};
 use super::NodeCore;
 use crate::message::PeerMessage;
-use crate::store::Store;
 use crate::types::{Key, Millis, NodeId, Sibs};
 
 /// Most bytes of keys and values in one `Exchange` message (well under the peers' frame limit).
@@ -239,7 +239,7 @@ impl AntiEntropy {
     }
 }
 
-impl<S: Store> NodeCore<S> {
+impl NodeCore {
     /// Starts a session for the next partition this node replicates.
     pub(crate) fn start_sync(&mut self, now: Millis) {
         let q = self.ring.range_count();
@@ -344,30 +344,48 @@ impl<S: Store> NodeCore<S> {
             return;
         }
         self.stats.counters.sync_keys_repaired += diffs.len() as u64;
-        let mut entries: Vec<(Key, Sibs)> = Vec::new();
+        let mut read: Vec<Key> = Vec::new();
         let mut want: Vec<Key> = Vec::new();
         for d in diffs {
             match d.kind {
                 DiffKind::MissingLocally => want.push(d.key),
-                DiffKind::MissingRemotely => {
-                    if let Some(s) = self.local(&d.key) {
-                        entries.push((d.key, s));
-                    }
-                }
+                DiffKind::MissingRemotely => read.push(d.key),
                 _ => {
-                    if let Some(s) = self.local(&d.key) {
-                        entries.push((d.key.clone(), s));
-                    }
+                    read.push(d.key.clone());
                     want.push(d.key);
                 }
             }
         }
-        for msg in exchanges(partition as u32, entries, want, EXCHANGE_BYTES) {
+        if read.is_empty() {
+            return self.exchange_out(peer, partition as u32, read, Vec::new(), want);
+        }
+        self.store_op(
+            StorageOp::Read { keys: read },
+            Then::ExchangeOut {
+                peer,
+                partition: partition as u32,
+                want,
+            },
+        );
+    }
+
+    /// The versions read for an exchange with `peer` (`found[i]` of `keys[i]`) go out, with the
+    /// keys this node wants.
+    pub(crate) fn exchange_out(
+        &mut self,
+        peer: NodeId,
+        partition: u32,
+        keys: Vec<Key>,
+        found: Vec<Option<Sibs>>,
+        want: Vec<Key>,
+    ) {
+        let entries = present(keys, found);
+        for msg in exchanges(partition, entries, want, EXCHANGE_BYTES) {
             self.transmits.push_back((peer, msg));
         }
     }
 
-    /// Merges a peer's versions and answers the keys it wants.
+    /// Merges a peer's versions and reads the keys it wants ([`Self::exchange_back`]).
     pub(crate) fn exchange(
         &mut self,
         _now: Millis,
@@ -376,18 +394,40 @@ impl<S: Store> NodeCore<S> {
         entries: Vec<(Key, Sibs)>,
         want: Vec<Key>,
     ) {
-        for (key, siblings) in &entries {
-            let _ = self.apply(key, siblings);
+        if !entries.is_empty() {
+            self.store_op(StorageOp::Merge { entries }, Then::Nothing);
         }
         if want.is_empty() {
             return;
         }
-        let back: Vec<(Key, Sibs)> = want
-            .into_iter()
-            .filter_map(|k| self.local(&k).map(|s| (k, s)))
-            .collect();
+        self.store_op(
+            StorageOp::Read { keys: want },
+            Then::ExchangeBack {
+                to: from,
+                partition,
+            },
+        );
+    }
+
+    /// Answers the keys a peer wanted with the versions read.
+    pub(crate) fn exchange_back(
+        &mut self,
+        to: NodeId,
+        partition: u32,
+        keys: Vec<Key>,
+        found: Vec<Option<Sibs>>,
+    ) {
+        let back = present(keys, found);
         for msg in exchanges(partition, back, Vec::new(), EXCHANGE_BYTES) {
-            self.transmits.push_back((from, msg));
+            self.transmits.push_back((to, msg));
         }
     }
+}
+
+/// The keys found, with their versions.
+fn present(keys: Vec<Key>, found: Vec<Option<Sibs>>) -> Vec<(Key, Sibs)> {
+    keys.into_iter()
+        .zip(found)
+        .filter_map(|(k, s)| s.map(|s| (k, s)))
+        .collect()
 }

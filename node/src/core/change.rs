@@ -18,10 +18,8 @@ use std::collections::BTreeSet;
 use dynamo_ring::Ring;
 use serde::{Deserialize, Serialize};
 
-use super::digest::encode_siblings;
 use super::membership::RingState;
 use super::NodeCore;
-use crate::store::{Store, StoreError};
 use crate::types::{Millis, NodeId};
 
 /// A membership change an operator asks for.
@@ -159,7 +157,7 @@ fn copies(ring: &Ring<NodeId>) -> std::collections::BTreeMap<NodeId, usize> {
     out
 }
 
-impl<S: Store> NodeCore<S> {
+impl NodeCore {
     /// What `request` would do to the current ring; changes nothing.
     pub fn plan_change(&self, request: &ChangeRequest) -> Result<ChangePlan, ChangeError> {
         let next = self.checked_next_ring(request)?;
@@ -252,29 +250,6 @@ impl<S: Store> NodeCore<S> {
         self.install_ring(now, state);
         self.drain(now);
         Ok(plan)
-    }
-
-    /// Keys and bytes of every range this node holds data of (reads every stored key: an admin
-    /// command, for plans).
-    pub fn partition_sizes(&mut self) -> Result<Vec<PartitionSize>, StoreError> {
-        let mut out = Vec::new();
-        for p in 0..self.index.len() {
-            if self.index[p].is_empty() {
-                continue;
-            }
-            let mut bytes = 0u64;
-            for key in self.index[p].keys() {
-                if let Some(siblings) = self.store.get(key)? {
-                    bytes += (key.len() + encode_siblings(&siblings).len()) as u64;
-                }
-            }
-            out.push(PartitionSize {
-                range: p,
-                keys: self.index[p].len() as u64,
-                bytes,
-            });
-        }
-        Ok(out)
     }
 
     /// The ring `request` leads to, after checking that it names known nodes.

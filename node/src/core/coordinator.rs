@@ -27,9 +27,10 @@ use dynamo_quorum::{
 use dynamo_vclock::{Entry, VClock, Value as Versioned};
 
 use super::requests::{Origin, Pending, RoundTrip};
+use super::storage::{Kept, StorageOp, Then};
 use super::NodeCore;
 use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage, MAX_CONTENT_TYPE};
-use crate::store::Store;
+use crate::store::StoreError;
 use crate::types::{Actor, Key, Millis, NodeId, Object, RequestId, Sibs};
 
 /// What a replica said to a request it was asked to serve.
@@ -43,11 +44,38 @@ pub(crate) enum Answer {
     Failed,
 }
 
+/// A put waiting to mint its dot: it reads the key, mints over what this node holds, and, on a
+/// primary, stores the dot before the put goes out. One put per key mints at a time (the others
+/// wait in `NodeCore::minting`): two reads of the same copy would issue the same dot.
+#[derive(Debug)]
+pub(crate) struct Minting {
+    /// When the put arrived (its latency counts from then).
+    arrived: Millis,
+    origin: Origin,
+    key: Key,
+    value: Versioned<Object>,
+    context: VClock<Actor>,
+    options: RequestOptions,
+    primary: bool,
+}
+
+/// A put whose dot is minted: the versions to send, the context to answer with.
+#[derive(Debug)]
+pub(crate) struct Minted {
+    arrived: Millis,
+    origin: Origin,
+    key: Key,
+    siblings: Sibs,
+    clock: VClock<Actor>,
+    options: RequestOptions,
+    primary: bool,
+}
+
 pub(crate) fn invalid(e: RequestError) -> ClientReply {
     ClientReply::Failed(ClientError::InvalidOptions(e.to_string()))
 }
 
-impl<S: Store> NodeCore<S> {
+impl NodeCore {
     pub(crate) fn options(&self, request: &ClientRequest) -> Result<RequestOptions, RequestError> {
         let o = request.options();
         let mode = match o.strict {
@@ -296,49 +324,179 @@ impl<S: Store> NodeCore<S> {
                 ))),
             );
         }
-        let mut siblings: Sibs = self.local(&key).unwrap_or_default();
         let primary = self
             .ring
             .preference_list(&key)
             .primaries()
             .any(|&n| n == self.id);
+        let minting = Minting {
+            arrived: now,
+            origin,
+            key,
+            value,
+            context,
+            options,
+            primary,
+        };
+        match self.minting.get_mut(&minting.key) {
+            // Another put of the key is minting: this one reads the key once that one's dot is
+            // on its way to the store.
+            Some(queue) => queue.push_back(minting),
+            None => {
+                self.minting
+                    .insert(minting.key.clone(), std::collections::VecDeque::new());
+                self.read_to_mint(minting);
+            }
+        }
+    }
+
+    fn read_to_mint(&mut self, minting: Minting) {
+        self.store_op(
+            StorageOp::Read {
+                keys: vec![minting.key.clone()],
+            },
+            Then::Mint(Box::new(minting)),
+        );
+    }
+
+    /// The next put of `key` waiting to mint reads it (every write of the dot before is queued
+    /// ahead of the read).
+    fn mint_next(&mut self, key: &[u8]) {
+        let next = self.minting.get_mut(key).and_then(|q| q.pop_front());
+        match next {
+            Some(minting) => self.read_to_mint(minting),
+            None => {
+                self.minting.remove(key);
+            }
+        }
+    }
+
+    /// Mints a put's dot over the versions `current` this node holds of the key.
+    pub(crate) fn mint(&mut self, now: Millis, m: Minting, current: Option<Sibs>) {
+        let key = m.key.clone();
+        let leased = self.mint_over(now, m, current.unwrap_or_default());
+        if !leased {
+            self.mint_next(&key);
+        }
+    }
+
+    /// [`Self::mint`]; returns whether the key stays held for a new epoch lease.
+    fn mint_over(&mut self, now: Millis, m: Minting, mut siblings: Sibs) -> bool {
         // A context that knows more of our epoch than our own copy does comes from elsewhere (a
         // forged context, or a copy this node lost): counting on under that epoch could issue a
         // dot twice, so take a fresh one.
-        let reused = if primary {
-            self.epochs
-                .reusable(self.id, &siblings)
-                .filter(|&e| context.counter(&(self.id, e)) <= own_counter(&siblings, (self.id, e)))
+        let reused = if m.primary {
+            self.epochs.reusable(self.id, &siblings).filter(|&e| {
+                m.context.counter(&(self.id, e)) <= own_counter(&siblings, (self.id, e))
+            })
         } else {
             None
         };
-        let epoch = match reused {
-            Some(e) => e,
-            None => match self.epochs.fresh(&mut self.store) {
-                Ok(e) => e,
+        let (epoch, lease) = match reused {
+            Some(e) => (e, None),
+            None => match self.epochs.fresh() {
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => {
+                    // A lease is being written: mint when it is durable.
+                    self.lease_waiters.push_back((m, siblings));
+                    return true;
+                }
                 Err(e) => {
-                    return self.reply(
-                        origin,
+                    self.reply(
+                        m.origin,
                         ClientReply::Failed(ClientError::Unavailable(e.to_string())),
-                    )
+                    );
+                    return false;
                 }
             },
         };
+        let Minting {
+            arrived,
+            origin,
+            key,
+            value,
+            context,
+            options,
+            primary,
+        } = m;
         let actor = (self.id, epoch);
         siblings.put(&context, actor, now, value);
         if let Err(e) = self.check_siblings(&siblings) {
-            return self.reply(origin, ClientReply::Failed(e));
+            self.reply(origin, ClientReply::Failed(e));
+            return false;
         }
         let clock = own_context(&siblings, context, actor, now);
-        // The dot must be in this node's store before anything carries it away, or a later put
-        // could count from an older copy and issue it again.
-        if primary {
-            if let Err(e) = self.apply(&key, &siblings) {
-                return self.reply(
-                    origin,
-                    ClientReply::Failed(ClientError::Unavailable(e.to_string())),
-                );
+        let minted = Minted {
+            arrived,
+            origin,
+            key,
+            siblings,
+            clock,
+            options,
+            primary,
+        };
+        match lease {
+            Some(lease) => {
+                self.store_op(lease.write(), Then::Lease(Box::new(minted)));
+                true
             }
+            None => {
+                self.store_minted(now, minted);
+                false
+            }
+        }
+    }
+
+    /// A new lease of epochs was written (or failed): the put that took its first epoch goes on
+    /// (or fails), then the puts that waited for the lease mint.
+    pub(crate) fn leased(&mut self, now: Millis, minted: Minted, result: Result<(), StoreError>) {
+        self.epochs.leased(result.is_ok());
+        let key = minted.key.clone();
+        match result {
+            Ok(()) => self.store_minted(now, minted),
+            Err(e) => self.reply(
+                minted.origin,
+                ClientReply::Failed(ClientError::Unavailable(e.to_string())),
+            ),
+        }
+        self.mint_next(&key);
+        for (m, siblings) in std::mem::take(&mut self.lease_waiters) {
+            let key = m.key.clone();
+            if !self.mint_over(now, m, siblings) {
+                self.mint_next(&key);
+            }
+        }
+    }
+
+    /// The dot must be in this node's store before anything carries it away, or a later put
+    /// could count from an older copy and issue it again: a primary stores it first.
+    fn store_minted(&mut self, now: Millis, minted: Minted) {
+        if minted.primary {
+            let (key, siblings) = (minted.key.clone(), minted.siblings.clone());
+            self.merge(key, siblings, Then::Minted(Box::new(minted)));
+        } else {
+            self.minted(now, minted, true);
+        }
+    }
+
+    /// A put's dot is stored here (`ok`), or need not be: its coordinator starts.
+    pub(crate) fn minted(&mut self, now: Millis, minted: Minted, ok: bool) {
+        let Minted {
+            arrived,
+            origin,
+            key,
+            siblings,
+            clock,
+            options,
+            primary,
+        } = minted;
+        if !ok {
+            return self.reply(
+                origin,
+                ClientReply::Failed(ClientError::Unavailable(
+                    "the store failed to take the write".into(),
+                )),
+            );
         }
         let plan = self.plan_for(&key, &options);
         match PutCoordinator::with_siblings(options, plan, siblings, now) {
@@ -349,7 +507,7 @@ impl<S: Store> NodeCore<S> {
                     Pending::Put {
                         origin,
                         key,
-                        started: now,
+                        started: arrived,
                         clock,
                         coord,
                         stored_here: primary,
@@ -396,7 +554,13 @@ impl<S: Store> NodeCore<S> {
                                     // As any replica would: a fallback coordinator keeps the
                                     // repair as a hint, never as a stray copy of its own (which
                                     // no expiry bounds, so it could outlive a reaped tombstone).
-                                    self.keep_write(now, key.clone(), &write.siblings, write.hint);
+                                    let _ = self.keep_write(
+                                        now,
+                                        key.clone(),
+                                        write.siblings,
+                                        write.hint,
+                                        Then::Nothing,
+                                    );
                                 } else {
                                     self.transmits.push_back((
                                         node,
@@ -416,9 +580,13 @@ impl<S: Store> NodeCore<S> {
                         if self.incoming.contains(&self.partition_of(key)) {
                             let _ = coord.handle_message(now, self.id, GetReply::Failed);
                         } else {
-                            let local = self.held(key);
                             self.stats.counters.replica_reads += 1;
-                            let _ = coord.handle_message(now, self.id, found_or_not(local));
+                            self.store_op(
+                                StorageOp::Read {
+                                    keys: vec![key.clone()],
+                                },
+                                Then::LocalRead { req },
+                            );
                         }
                     }
                     if let Some(outcome) = coord.poll_event() {
@@ -485,11 +653,17 @@ impl<S: Store> NodeCore<S> {
                     }
                     if let Some(write) = local {
                         // Like any replica: a fallback keeps it as a hint for the primary it stands
-                        // in for; a primary coordinator stored it already (in `coordinate_put`).
-                        let ok = (*stored_here && write.hint.is_none())
-                            || self.keep_write(now, key.clone(), &write.siblings, write.hint);
-                        let reply = if ok { PutReply::Ack } else { PutReply::Failed };
-                        let _ = coord.handle_message(now, self.id, reply);
+                        // in for; a primary coordinator stored it already (in `minted`).
+                        let kept = if *stored_here && write.hint.is_none() {
+                            Kept::Now(true, Then::Nothing)
+                        } else {
+                            let then = Then::LocalWrite { req, ok: true };
+                            self.keep_write(now, key.clone(), write.siblings, write.hint, then)
+                        };
+                        if let Kept::Now(ok, _) = kept {
+                            let reply = if ok { PutReply::Ack } else { PutReply::Failed };
+                            let _ = coord.handle_message(now, self.id, reply);
+                        }
                     }
                     if let Some(outcome) = coord.poll_event() {
                         progressed = true;
@@ -541,6 +715,27 @@ impl<S: Store> NodeCore<S> {
                 self.stats.counters.late_answers += 1;
                 return;
             }
+        }
+        self.pump(now, req);
+    }
+
+    /// This node, a target of request `req`, answered it (its store did).
+    pub(crate) fn local_answered(&mut self, now: Millis, req: RequestId, answer: Answer) {
+        let me = self.id;
+        match (self.requests.get_mut(req), answer) {
+            (Some(Pending::Put { coord, .. }), Answer::Ack) => {
+                let _ = coord.handle_message(now, me, PutReply::Ack);
+            }
+            (Some(Pending::Put { coord, .. }), Answer::Failed) => {
+                let _ = coord.handle_message(now, me, PutReply::Failed);
+            }
+            (Some(Pending::Get { coord, .. }), Answer::Versions(s)) => {
+                let _ = coord.handle_message(now, me, found_or_not(s));
+            }
+            (Some(Pending::Get { coord, .. }), Answer::Failed) => {
+                let _ = coord.handle_message(now, me, GetReply::Failed);
+            }
+            _ => return,
         }
         self.pump(now, req);
     }

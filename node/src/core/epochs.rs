@@ -37,6 +37,8 @@ pub(crate) struct Epochs {
     floor: u64,
     next: u64,
     lease_end: u64,
+    /// A new lease is being written: no fresh epoch until it is durable.
+    leasing: bool,
 }
 
 impl Epochs {
@@ -66,6 +68,7 @@ impl Epochs {
             floor,
             next,
             lease_end: next,
+            leasing: false,
         };
         store.put_meta(META_FLOOR, &floor.to_be_bytes())?;
         epochs.extend(store)?;
@@ -77,24 +80,53 @@ impl Epochs {
         self.floor
     }
 
-    fn extend<S: Store>(&mut self, store: &mut S) -> Result<(), StoreError> {
-        let end = self.next.checked_add(LEASE).ok_or_else(|| {
+    /// The next lease's end, once there is one.
+    fn next_lease(&self) -> Result<u64, StoreError> {
+        self.next.checked_add(LEASE).ok_or_else(|| {
             StoreError::Io("the node has used every actor epoch; give it a new id".into())
-        })?;
+        })
+    }
+
+    fn extend<S: Store>(&mut self, store: &mut S) -> Result<(), StoreError> {
+        let end = self.next_lease()?;
         store.put_meta(META_LEASE, &end.to_be_bytes())?;
         store.sync()?;
         self.lease_end = end;
         Ok(())
     }
 
-    /// An epoch no version carries yet.
-    pub(crate) fn fresh<S: Store>(&mut self, store: &mut S) -> Result<u64, StoreError> {
+    /// An epoch no version carries yet, with the metadata write that extends the lease when this
+    /// one is its first: the core has it synced ([`Lease::write`], then [`Epochs::leased`])
+    /// before it uses the epoch. `None` while a lease is being written: ask again after it.
+    pub(crate) fn fresh(&mut self) -> Result<Option<(u64, Option<Lease>)>, StoreError> {
+        if self.leasing {
+            return Ok(None);
+        }
+        let mut lease = None;
         if self.next >= self.lease_end {
-            self.extend(store)?;
+            let end = self.next_lease()?;
+            self.lease_end = end;
+            self.leasing = true;
+            lease = Some(Lease { end });
         }
         let e = self.next;
         self.next += 1;
-        Ok(e)
+        Ok(Some((e, lease)))
+    }
+
+    /// The lease written for [`Epochs::fresh`] is durable (`ok`) or failed: then the epochs of
+    /// it are not used, and the next fresh epoch takes a new lease.
+    pub(crate) fn leased(&mut self, ok: bool) {
+        self.leasing = false;
+        if !ok {
+            self.lease_end = self.next;
+        }
+    }
+
+    /// Uses up the lease (tests: the next fresh epoch takes a new one).
+    #[cfg(test)]
+    pub(crate) fn exhaust_lease(&mut self) {
+        self.lease_end = self.next;
     }
 
     /// The newest epoch of `id` in its copy `local` of a key that this node handed out since the
@@ -108,5 +140,22 @@ impl Epochs {
             .filter(|&(node, epoch): &Actor| node == id && (self.floor..self.next).contains(&epoch))
             .map(|(_, epoch)| epoch)
             .max()
+    }
+}
+
+/// A new lease of epochs, to be made durable before any of them is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lease {
+    end: u64,
+}
+
+impl Lease {
+    /// The metadata write that records it.
+    pub(crate) fn write(self) -> super::storage::StorageOp {
+        super::storage::StorageOp::PutMeta {
+            name: META_LEASE.into(),
+            value: self.end.to_be_bytes().to_vec(),
+            sync: true,
+        }
     }
 }

@@ -6,7 +6,6 @@ use super::coordinator::{invalid, Answer};
 use super::requests::Pending;
 use super::NodeCore;
 use crate::message::{ClientError, ClientReply, PeerMessage};
-use crate::store::Store;
 use crate::types::{Millis, NodeId, RequestId};
 
 /// How long after its start a node keeps believing up a member that gossip has never heard from:
@@ -39,7 +38,7 @@ pub(crate) fn unheard_grace(config: &dynamo_gossip::Config) -> Millis {
     (mean + hi * std_dev).ceil() as Millis
 }
 
-impl<S: Store> NodeCore<S> {
+impl NodeCore {
     /// Marks down the members that gossip has still not heard from [`unheard_grace`] after this
     /// node started, as gossip's `Down` would: their hints wait, transfers to them stop, and
     /// requests waiting on them fail over. Hearing from one (gossip's `Joined`) brings it back.

@@ -29,9 +29,10 @@ use dynamo_gossip::{Event, Status};
 use dynamo_ring::{NodeSpec, Ring};
 use serde::{Deserialize, Serialize};
 
+use super::storage::{StorageOp, Then};
 use super::{NodeCore, NodeEvent};
 use crate::message::PeerMessage;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::types::{Millis, NodeId};
 
 /// The gossip key and the store meta name of the ring state.
@@ -106,7 +107,7 @@ fn newer(a: &RingState, a_bytes: &[u8], b: &RingState, b_bytes: &[u8]) -> bool {
     (a.version, a.claimant, a_bytes) > (b.version, b.claimant, b_bytes)
 }
 
-impl<S: Store> NodeCore<S> {
+impl NodeCore {
     pub(crate) fn drain_gossip(&mut self, now: Millis) {
         let mut changed = false;
         let mut rings = false;
@@ -333,6 +334,18 @@ impl<S: Store> NodeCore<S> {
         self.install_ring(now, state);
     }
 
+    /// Sets a metadata value (a storage op; a failure is counted).
+    fn put_meta(&mut self, name: &str, value: Vec<u8>) {
+        self.store_op(
+            StorageOp::PutMeta {
+                name: name.into(),
+                value,
+                sync: false,
+            },
+            Then::Meta,
+        );
+    }
+
     /// Persists and publishes `state`, and moves to its ring.
     pub(crate) fn install_ring(&mut self, now: Millis, state: RingState) {
         // A provisional ring (a joining node's guess) never made this node a member.
@@ -340,9 +353,7 @@ impl<S: Store> NodeCore<S> {
         let was_member = !provisional && self.ring_state.ring.contains(&self.id);
         self.ring_provisional = false;
         let bytes = state.encode();
-        if self.store.put_meta(RING_KEY, &bytes).is_err() {
-            self.stats.counters.bad_messages += 1;
-        }
+        self.put_meta(RING_KEY, bytes.clone());
         let _ = self.gossip.set_app_state(RING_KEY, bytes.clone());
         let next = state.ring.clone();
         self.events.push(NodeEvent::RingInstalled {
@@ -354,8 +365,8 @@ impl<S: Store> NodeCore<S> {
         self.ring_digest = ring_digest(&bytes);
         self.ring_bytes = bytes;
         self.change_ring(now, next, provisional);
-        if removed_me && self.store.put_meta(REMOVED_KEY, &[1]).is_err() {
-            self.stats.counters.bad_messages += 1;
+        if removed_me {
+            self.put_meta(REMOVED_KEY, vec![1]);
         }
         self.publish_handoff();
         if removed_me && !self.leaving {
@@ -503,7 +514,7 @@ impl<S: Store> NodeCore<S> {
                 continue;
             };
             // What the hint log cannot take is lost as the hint would have been (bounded log).
-            let _ = self.keep_for_primaries(now, recorded_at, key, &siblings);
+            let _ = self.keep_for_primaries(now, recorded_at, key, siblings, Then::Nothing);
         }
         self.hints.forget_peer(&gone);
     }

@@ -1,6 +1,7 @@
 //! [`NodeCore`]: the sans-IO Dynamo node.
 //!
-//! One value per node composes the protocol crates around a [`Store`]:
+//! One value per node composes the protocol crates; it does no I/O, and reaches its store only
+//! through [`StorageOp`]s that its driver executes:
 //!
 //! - `dynamo-ring` places keys (strategy 3, Q partitions) and yields preference lists;
 //! - `dynamo-gossip` tells who is a member and who is up;
@@ -12,15 +13,21 @@
 //!
 //! # Driving a core
 //!
-//! Inputs: [`NodeCore::handle_client`], [`NodeCore::handle_message`],
-//! [`NodeCore::handle_timeout`], [`NodeCore::peer_unreachable`], each with the current time.
-//! After any input, drain [`NodeCore::poll_transmit`] and [`NodeCore::poll_reply`] until they return
-//! `None`, then call `handle_timeout` again at [`NodeCore::poll_timeout`]. A durable driver calls
-//! `store_mut().flush()` before it sends what it drained. `now` must not go backwards, and must be
-//! larger across restarts (the simulator's virtual time, or wall-clock milliseconds): the gossip
-//! generation is derived from it.
+//! A node starts from what its store kept ([`Boot::load`], the one time the store is read
+//! directly). Inputs: [`NodeCore::handle_client`], [`NodeCore::handle_message`],
+//! [`NodeCore::handle_timeout`], [`NodeCore::peer_unreachable`], [`NodeCore::handle_storage`], each
+//! with the current time. After any input, execute what [`NodeCore::poll_storage`] asks, in
+//! order, handing each result back (which may ask for more), and drain
+//! [`NodeCore::poll_transmit`], [`NodeCore::poll_reply`] and [`NodeCore::poll_event`]; call
+//! `handle_timeout` again at [`NodeCore::poll_timeout`]. A durable driver flushes the store before
+//! it sends what it drained after the writes it executed, so that no acknowledgement leaves
+//! before the write it acknowledges is durable. [`StoredCore`] does all of this on a [`Store`]
+//! but the flush. `now` must not go backwards, and must be larger across restarts (the
+//! simulator's virtual time, or wall-clock milliseconds): the gossip generation is derived from
+//! it.
 
 mod antientropy;
+mod boot;
 mod change;
 mod coordinator;
 pub(crate) mod digest;
@@ -32,8 +39,13 @@ pub(crate) mod membership;
 mod reaper;
 mod replica;
 mod requests;
+mod resume;
 mod staleness;
 mod stats;
+mod storage;
+#[cfg(test)]
+mod storage_tests;
+mod stored;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -46,9 +58,10 @@ use dynamo_gossip::Gossip;
 use dynamo_handoff::{HintLog, HintLogConfig};
 use dynamo_merkle::{Tree, TreeConfig};
 use dynamo_ring::{HashFunction, NodeSpec, Ring, RingConfig, Strategy};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+pub use boot::Boot;
 pub use change::{
     ChangeError, ChangePlan, ChangeRequest, PartitionSize, PlannedMember, PlannedMove,
 };
@@ -59,18 +72,21 @@ pub use stats::{
     Counters, LatencyBuckets, LatencySummary, NodeStats, RequestMetrics, RequestOp, RequestOutcome,
     LATENCY_BUCKETS,
 };
+pub use storage::{execute, merged, reapable, StorageId, StorageOp, StorageResult};
+pub use stored::StoredCore;
 #[cfg(test)]
 pub(crate) use transfer::{decode_checkpoint, encode_checkpoint};
 
 use crate::config::NodeConfig;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
 use antientropy::AntiEntropy;
 use coordinator::Answer;
 use epochs::Epochs;
 use requests::{Requests, RoundTrip};
+use storage::{Storage, Then};
 use transfer::TransferRun;
 
 /// Why a node could not start.
@@ -86,19 +102,20 @@ pub enum NodeError {
 }
 
 /// Meta keys in the store.
-const META_GENERATION: &str = "generation";
-const META_NODE_ID: &str = "node-id";
-const META_FORMAT: &str = "format";
+pub(crate) const META_GENERATION: &str = "generation";
+pub(crate) const META_NODE_ID: &str = "node-id";
+pub(crate) const META_FORMAT: &str = "format";
 /// The stored-record format: 2 = dotted version vector sets (1, unmarked: a vector clock per
 /// version, which this version cannot read).
-const FORMAT: u64 = 2;
+pub(crate) const FORMAT: u64 = 2;
 
 /// A Dynamo node without I/O. See the [module docs](self) for the driving order.
-pub struct NodeCore<S: Store> {
+pub struct NodeCore {
     id: NodeId,
     address: String,
     config: NodeConfig,
-    store: S,
+    /// Storage ops not yet drained, and what to do when each is done.
+    storage: Storage,
     epochs: Epochs,
     generation: u64,
     rng: ReplayRng,
@@ -140,6 +157,10 @@ pub struct NodeCore<S: Store> {
     /// Anti-entropy: its tick and its sessions.
     anti_entropy: AntiEntropy,
     transfers: BTreeMap<u64, TransferRun>,
+    /// The transfers (partition, receiver) pending as last persisted.
+    stored_transfers: BTreeSet<(usize, NodeId)>,
+    /// The persisted checkpoint of each transfer that has one, by transfer id.
+    checkpoints: BTreeMap<u64, Key>,
     /// Transfers whose store read failed, to start again at the next tick.
     transfer_retry: BTreeSet<(usize, NodeId)>,
     /// Partitions this node became a replica of and has not received yet: it answers no reads
@@ -153,6 +174,11 @@ pub struct NodeCore<S: Store> {
     // same inputs give the same outputs (the simulator replays runs from a seed).
     /// Requests in flight: coordinated here, forwarded, or the reaper's.
     requests: Requests,
+    /// Puts minting a dot, by key, with the puts of the key waiting for them (see
+    /// `coordinator::Minting`).
+    minting: BTreeMap<Key, VecDeque<coordinator::Minting>>,
+    /// Puts that read their key and wait for a lease of actor epochs to be durable.
+    lease_waiters: VecDeque<(coordinator::Minting, Sibs)>,
     /// Tombstones and when to reap them.
     reaper: reaper::Reaper,
     transmits: VecDeque<(NodeId, PeerMessage)>,
@@ -168,69 +194,29 @@ fn tree_config() -> TreeConfig {
     TreeConfig::new(16, 2).expect("fan-out 16, depth 2 is a valid shape")
 }
 
-impl<S: Store> NodeCore<S> {
-    /// Starts a node on `store`: reads (or creates) its epoch, bumps its generation, rebuilds the
-    /// Merkle trees and the hint log from the store.
+impl NodeCore {
+    /// Starts a node from what its store kept ([`Boot::load`]). Drain
+    /// [`NodeCore::poll_storage`] and the other outputs before the first input.
     pub fn new(
         id: NodeId,
         address: String,
         config: NodeConfig,
-        mut store: S,
+        boot: Boot,
         now: Millis,
         seed: u64,
     ) -> Result<Self, NodeError> {
-        if config.n == 0
-            || config.r == 0
-            || config.w == 0
-            || config.r > config.n
-            || config.w > config.n
-        {
-            return Err(NodeError::Config(format!(
-                "N={}, R={}, W={}: need 1 <= R, W <= N",
-                config.n, config.r, config.w
-            )));
-        }
-        let mut rng = ReplayRng::seed_from_u64(seed ^ id.rotate_left(17));
-        if let Some(stored) = store.get_meta(META_NODE_ID)? {
-            let stored_id = decode_u64(&stored)?;
-            if stored_id != id {
-                return Err(NodeError::Config(format!(
-                    "the store belongs to node {stored_id}, not {id}"
-                )));
-            }
-            let format = match store.get_meta(META_FORMAT)? {
-                Some(bytes) => decode_u64(&bytes)?,
-                None => 1,
-            };
-            if format != FORMAT {
-                return Err(StoreError::UnknownVersion {
-                    what: "the store's records".into(),
-                    found: format.to_string(),
-                    supported: FORMAT.to_string(),
-                    advice: if format < FORMAT {
-                        "format 1 holds a vector clock per version, from before dotted version \
-                         vectors: start the node on an empty data directory and let \
-                         anti-entropy refill it"
-                    } else {
-                        "it was written by a newer version: run that version on it"
-                    }
-                    .into(),
-                }
-                .into());
-            }
-        }
-        store.put_meta(META_FORMAT, &FORMAT.to_be_bytes())?;
-        // A store without an epoch has lost (or never had) the node's data: a fresh random base,
-        // so that no dot handed out before can be issued again (kv679; see `epochs`).
-        let epochs = Epochs::load(&mut store, &mut rng)?;
-        let previous = match store.get_meta(META_GENERATION)? {
-            Some(bytes) => decode_u64(&bytes)?,
-            None => 0,
-        };
-        let generation = (previous + 1).max(now);
-        store.put_meta(META_GENERATION, &generation.to_be_bytes())?;
-        store.put_meta(META_NODE_ID, &id.to_be_bytes())?;
-        store.flush()?;
+        boot::config_checked(&config)?;
+        let Boot {
+            mut rng,
+            epochs,
+            generation,
+            ring: stored_ring,
+            removed,
+            transfers: stored_transfers,
+            checkpoints,
+            keys,
+            hints: records,
+        } = boot;
 
         let gossip_config = dynamo_gossip::Config {
             cluster_name: config.cluster.clone(),
@@ -258,9 +244,8 @@ impl<S: Store> NodeCore<S> {
 
         // The ring this node had (a restart resumes from it), or, for a new node, one built from
         // the initial members (version 0: any ring a peer publishes replaces it).
-        let ring_state = match store.get_meta(membership::RING_KEY)? {
-            Some(bytes) => {
-                let state = membership::RingState::decode(&bytes)?;
+        let ring_state = match stored_ring {
+            Some(state) => {
                 let wanted = Self::build_ring(&config, &BTreeSet::from([id]))?;
                 if state.ring.config() != wanted.config() {
                     return Err(NodeError::Config(format!(
@@ -295,18 +280,22 @@ impl<S: Store> NodeCore<S> {
                 !config.initial_members.contains(&id)
             };
         let ring_bytes = ring_state.encode();
+        let mut storage = Storage::default();
         if !ring_provisional {
-            store.put_meta(membership::RING_KEY, &ring_bytes)?;
+            storage.push(
+                StorageOp::PutMeta {
+                    name: membership::RING_KEY.into(),
+                    value: ring_bytes.clone(),
+                    sync: false,
+                },
+                Then::Meta,
+            );
             let _ = gossip.set_app_state(membership::RING_KEY, ring_bytes.clone());
         }
         let ring = ring_state.ring.clone();
         let members: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
         // A node a ring change took out, restarted before it said it left: it goes on leaving.
-        let leaving = !ring_provisional
-            && !ring.contains(&id)
-            && store
-                .get_meta(membership::REMOVED_KEY)?
-                .is_some_and(|v| v == [1]);
+        let leaving = !ring_provisional && !ring.contains(&id) && removed;
         if leaving {
             let _ = gossip.set_status(dynamo_gossip::Status::Leaving);
         }
@@ -314,13 +303,12 @@ impl<S: Store> NodeCore<S> {
         let mut trees: Vec<Tree> = (0..partitions).map(|_| Tree::new(tree_config())).collect();
         let mut index: Vec<BTreeMap<Key, [u8; 32]>> = vec![BTreeMap::new(); partitions];
         let mut reaper = reaper::Reaper::new(config.tombstone_grace, now);
-        store.scan(&mut |key, siblings| {
-            let p = ring.range_index(ring.position(key));
-            let d = siblings_digest(siblings);
-            trees[p].insert(key, &d);
-            index[p].insert(key.to_vec(), d);
-            reaper.track(key, siblings);
-        })?;
+        for stored in keys {
+            let p = ring.range_index(ring.position(&stored.key));
+            trees[p].insert(&stored.key, &stored.digest);
+            reaper.track_time(&stored.key, stored.tombstone);
+            index[p].insert(stored.key, stored.digest);
+        }
 
         let defaults = HintLogConfig::default();
         // Hints must die well before a tombstone may be reaped (see `reaper`).
@@ -340,13 +328,6 @@ impl<S: Store> NodeCore<S> {
             backoff,
             ..defaults
         });
-        let mut records: Vec<dynamo_handoff::HintRecord<NodeId, Vec<u8>>> = Vec::new();
-        for (_, bytes) in store.hints()? {
-            match crate::types::decode_msgpack(&bytes) {
-                Ok(record) => records.push(record),
-                Err(e) => return Err(StoreError::Corrupt(format!("hint record: {e}")).into()),
-            }
-        }
         let mut hinted = BTreeMap::new();
         let mut hint_keys = BTreeMap::new();
         for record in &records {
@@ -370,7 +351,7 @@ impl<S: Store> NodeCore<S> {
             id,
             address,
             config,
-            store,
+            storage,
             epochs,
             generation,
             rng,
@@ -395,6 +376,8 @@ impl<S: Store> NodeCore<S> {
             hint_keys,
             anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout),
             transfers: BTreeMap::new(),
+            stored_transfers,
+            checkpoints,
             transfer_retry: BTreeSet::new(),
             incoming: BTreeSet::new(),
             done_early: BTreeMap::new(),
@@ -403,6 +386,8 @@ impl<S: Store> NodeCore<S> {
             // by at least one per restart and by the milliseconds between them), so a peer can
             // tell a repeated forward from a new one across restarts.
             requests: Requests::new(generation.saturating_mul(1 << 20).max(1), request_timeout),
+            minting: BTreeMap::new(),
+            lease_waiters: VecDeque::new(),
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
             stats: NodeStats::default(),
@@ -481,25 +466,10 @@ impl<S: Store> NodeCore<S> {
         &self.stats
     }
 
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     /// The driver flushed the store in `micros` microseconds (a sample of the replicas' service
     /// time for the live staleness predictions: see [`NodeStats::record_flush`]).
     pub fn flushed(&mut self, micros: u64) {
         self.stats.record_flush(micros);
-    }
-
-    /// The store, mutably (to flush it).
-    pub fn store_mut(&mut self) -> &mut S {
-        &mut self.store
-    }
-
-    /// Gives the store back (the simulator keeps it across a crash).
-    pub fn into_store(self) -> S {
-        self.store
     }
 
     /// Whether `peer` is believed up: this node, a node gossip has not declared down, or a
@@ -604,6 +574,17 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
+    /// Next storage op to execute (see [`StorageOp`] for the contract): in this order, each
+    /// result handed back with [`NodeCore::handle_storage`].
+    pub fn poll_storage(&mut self) -> Option<(StorageId, StorageOp)> {
+        self.storage.poll()
+    }
+
+    /// Storage ops drained whose results have not come back.
+    pub fn storage_in_flight(&self) -> usize {
+        self.storage.in_flight()
+    }
+
     /// Next message to send to a peer.
     pub fn poll_transmit(&mut self) -> Option<(NodeId, PeerMessage)> {
         self.transmits.pop_front()
@@ -677,7 +658,7 @@ impl<S: Store> NodeCore<S> {
                 self.answer_timed(now, from, req, RoundTrip::Read);
                 self.replica_answered(now, from, req, Answer::Versions(siblings));
             }
-            PeerMessage::Hints(batch) => self.receive_hints(now, from, batch),
+            PeerMessage::Hints(batch) => self.receive_hints(from, batch),
             PeerMessage::HintsAck(ack) => {
                 if self.hints.handle_message(now, from, ack).is_err() {
                     self.stats.counters.bad_messages += 1;

@@ -21,9 +21,9 @@ use std::time::Duration;
 use dynamo_quorum::{GetCoordinator, GetOutcome, GetReply, Mode, RequestOptions};
 
 use super::requests::{Origin, Pending};
+use super::storage::{StorageOp, Then};
 use super::NodeCore;
 use crate::message::PeerMessage;
-use crate::store::Store;
 use crate::types::{Clock, Key, Millis, NodeId, Sibs};
 
 /// Most reap checks started per tick.
@@ -68,7 +68,12 @@ impl Reaper {
 
     /// `key` now holds `siblings`.
     pub(crate) fn track(&mut self, key: &[u8], siblings: &Sibs) {
-        match tombstone_time(siblings) {
+        self.track_time(key, tombstone_time(siblings));
+    }
+
+    /// `key` holds only a tombstone written at `tombstone`, or (`None`) something else.
+    pub(crate) fn track_time(&mut self, key: &[u8], tombstone: Option<Millis>) {
+        match tombstone {
             Some(t) => {
                 self.tombstones.insert(key.to_vec(), t);
             }
@@ -117,7 +122,7 @@ impl Reaper {
     }
 }
 
-impl<S: Store> NodeCore<S> {
+impl NodeCore {
     /// Starts reap checks for old tombstones of keys this node is the first primary of.
     pub(crate) fn start_reaps(&mut self, now: Millis) {
         let Some(due) = self.reaper.due(now) else {
@@ -204,19 +209,20 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    /// Removes `key` if it still holds exactly the tombstone with context `clock`.
+    /// Removes `key` if it still holds exactly the tombstone with context `clock` (a storage op:
+    /// the store checks and removes in one step).
     pub(crate) fn reap(&mut self, key: &[u8], clock: &Clock) {
-        let Some(current) = self.local(key) else {
-            return;
-        };
-        if !current.is_tombstone_only()
-            || current.context().compare(clock) != dynamo_vclock::Causality::Equal
-        {
-            return;
-        }
-        if self.store.remove(key).is_err() {
-            return;
-        }
+        self.store_op(
+            StorageOp::RemoveIf {
+                key: key.to_vec(),
+                clock: clock.clone(),
+            },
+            Then::Reaped { key: key.to_vec() },
+        );
+    }
+
+    /// The store removed `key`'s tombstone.
+    pub(crate) fn reaped(&mut self, key: &[u8]) {
         let p = self.partition_of(key);
         if let Some(digest) = self.index[p].remove(key) {
             self.trees[p].remove(key, &digest);

@@ -1,79 +1,77 @@
-//! The replica side: merging versions into the store and answering reads.
+//! The replica side: merging versions into the store, keeping hints, answering reads.
 
 use std::collections::BTreeMap;
 
-use dynamo_handoff::{Hint, HintBatch, HintRecord};
-use dynamo_quorum::VersionSet;
+use dynamo_handoff::{Hint, HintAck, HintBatch, HintRecord};
 
 use super::digest::{decode_siblings, encode_siblings};
+use super::storage::{Kept, StorageOp, Then};
 use super::{siblings_digest, NodeCore};
 use crate::message::PeerMessage;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
-impl<S: Store> NodeCore<S> {
-    /// Merges `incoming` into the stored versions of `key`; keeps the partition's Merkle tree in
-    /// step. Returns whether anything changed.
-    pub(crate) fn apply(&mut self, key: &[u8], incoming: &Sibs) -> Result<bool, StoreError> {
-        let current = self.store.get(key)?;
-        let existed = current.is_some();
-        let mut merged = current.unwrap_or_default();
-        if existed && merged.covers(incoming) {
-            return Ok(false);
-        }
-        merged.merge(incoming);
-        if VersionSet::is_empty(&merged) {
-            return Ok(false);
-        }
-        self.store.put(key, &merged)?;
+impl NodeCore {
+    /// Queues a storage op, to go on with `then` when it is done.
+    pub(crate) fn store_op(&mut self, op: StorageOp, then: Then) {
+        self.storage.push(op, then);
+    }
+
+    /// Merges `incoming` into the stored versions of `key` (a storage op), to go on with `then`.
+    pub(crate) fn merge(&mut self, key: Key, incoming: Sibs, then: Then) {
+        self.store_op(
+            StorageOp::Merge {
+                entries: vec![(key, incoming)],
+            },
+            then,
+        );
+    }
+
+    /// The store now holds `merged` for `key`: the partition's Merkle tree, the index, the
+    /// reaper and the transfers streaming the partition follow.
+    pub(crate) fn stored(&mut self, key: &[u8], merged: &Sibs) {
         self.stats.counters.replica_writes += 1;
-        self.reaper.track(key, &merged);
+        self.reaper.track(key, merged);
         let p = self.partition_of(key);
         for run in self.transfers.values_mut().filter(|r| r.partition == p) {
             run.dirty = true;
         }
-        let digest = siblings_digest(&merged);
+        let digest = siblings_digest(merged);
         match self.index[p].insert(key.to_vec(), digest) {
             Some(old) => self.trees[p].update(key, &old, &digest),
             None => self.trees[p].insert(key, &digest),
         }
-        Ok(true)
     }
 
-    /// The stored versions of `key`, with a storage error counted and treated as not found.
-    pub(crate) fn local(&mut self, key: &[u8]) -> Option<Sibs> {
-        match self.store.get(key) {
-            Ok(None) => {
-                // Indexed but gone: the store found the record damaged. Out of the Merkle tree
-                // too, so that anti-entropy sees the gap and refills it from the replicas.
-                let p = self.partition_of(key);
-                if let Some(digest) = self.index[p].remove(key) {
-                    self.trees[p].remove(key, &digest);
-                    self.reaper.forget(key);
-                }
-                None
-            }
-            Ok(s) => s,
-            Err(_) => {
-                self.stats.counters.bad_messages += 1;
-                None
-            }
+    /// The store read `key` as `found`: a key indexed but not found is a damaged record the
+    /// store set aside, taken out of the Merkle tree too, so that anti-entropy sees the gap and
+    /// refills it from the replicas.
+    pub(crate) fn read_back(&mut self, key: &[u8], found: &Option<Sibs>) {
+        if found.is_some() {
+            return;
+        }
+        let p = self.partition_of(key);
+        if let Some(digest) = self.index[p].remove(key) {
+            self.trees[p].remove(key, &digest);
+            self.reaper.forget(key);
         }
     }
 
     /// Takes a replica write: into the store, or, for a sloppy-quorum write meant for another
     /// node, into the hint log only (a fallback keeps no copy of its own; it answers reads of the
-    /// key from its hints). Returns whether it was kept.
+    /// key from its hints). [`Kept::Now`] hands `then` back with whether it was kept; otherwise
+    /// `then` goes on once the store has it.
     pub(crate) fn keep_write(
         &mut self,
         now: Millis,
         key: Key,
-        siblings: &Sibs,
+        siblings: Sibs,
         hint: Option<NodeId>,
-    ) -> bool {
+        then: Then,
+    ) -> Kept {
         match hint {
             Some(intended) if intended != self.id && self.config.hinted_handoff => {
-                self.record_hint(now, intended, key, siblings)
+                self.record_hint(now, now, intended, key, siblings, then)
             }
             // A write for a partition this node does not replicate (its coordinator or read
             // repair still uses an older ring, and this node may have handed the partition over
@@ -87,9 +85,12 @@ impl<S: Store> NodeCore<S> {
                 && !self.replicates(self.partition_of(&key))
                 && (!self.leaving || !self.handing_over_partition(self.partition_of(&key))) =>
             {
-                self.keep_for_primaries(now, now, key, siblings)
+                self.keep_for_primaries(now, now, key, siblings, then)
             }
-            _ => self.apply(&key, siblings).is_ok(),
+            _ => {
+                self.merge(key, siblings, then);
+                Kept::Later
+            }
         }
     }
 
@@ -108,28 +109,39 @@ impl<S: Store> NodeCore<S> {
         siblings: Sibs,
         hint: Option<NodeId>,
     ) {
-        let ok = self.keep_write(now, key, &siblings, hint);
-        if let Some(req) = req {
-            self.transmits
-                .push_back((from, PeerMessage::WriteAck { req, ok }));
+        let then = Then::WriteAck {
+            to: from,
+            req,
+            ok: true,
+        };
+        if let Kept::Now(ok, then) = self.keep_write(now, key, siblings, hint, then) {
+            self.then_written(now, then, ok);
         }
     }
 
-    /// Records a hint: `siblings` of `key` for `intended`, delivered when it is up. Returns
-    /// whether the hint log took it.
+    /// Records a hint: `siblings` of `key` for `intended`, delivered when it is up, its age
+    /// counted from `recorded_at` (a re-routed hint keeps its age: no version may outlive the
+    /// hint age bound the tombstone reaper relies on). A hint for a node out of the ring goes to
+    /// the key's primaries instead ([`Self::keep_for_primaries`]).
     pub(crate) fn record_hint(
         &mut self,
         now: Millis,
+        recorded_at: Millis,
         intended: NodeId,
         key: Key,
-        siblings: &Sibs,
-    ) -> bool {
-        self.record_hint_at(now, now, intended, key, siblings)
+        siblings: Sibs,
+        then: Then,
+    ) -> Kept {
+        if intended != self.id && !self.ring_provisional && !self.members.contains(&intended) {
+            // Not in this node's ring (removed; or a coordinator's ring this node has not seen):
+            // a hint for it could wait forever. The key's primaries get the versions instead.
+            return self.keep_for_primaries(now, recorded_at, key, siblings, then);
+        }
+        Kept::Now(self.hint(now, recorded_at, intended, key, &siblings), then)
     }
 
-    /// [`Self::record_hint`] of a hint whose age counts from `recorded_at` (a re-routed hint
-    /// keeps its age: no version may outlive the hint age bound the tombstone reaper relies on).
-    pub(crate) fn record_hint_at(
+    /// Puts a hint in the hint log; returns whether the log took it.
+    fn hint(
         &mut self,
         now: Millis,
         recorded_at: Millis,
@@ -137,11 +149,6 @@ impl<S: Store> NodeCore<S> {
         key: Key,
         siblings: &Sibs,
     ) -> bool {
-        if intended != self.id && !self.ring_provisional && !self.members.contains(&intended) {
-            // Not in this node's ring (removed; or a coordinator's ring this node has not seen):
-            // a hint for it could wait forever. The key's primaries get the versions instead.
-            return self.keep_for_primaries(now, recorded_at, key, siblings);
-        }
         let payload = encode_siblings(siblings);
         match self
             .hints
@@ -159,15 +166,16 @@ impl<S: Store> NodeCore<S> {
     }
 
     /// Keeps `siblings` of `key` for the key's primaries in this node's ring: in the store when
-    /// this node is one, as hints (aged from `recorded_at`) for the others. Returns whether all
-    /// of it was kept.
+    /// this node is one, as hints (aged from `recorded_at`) for the others. Done (with whether
+    /// all of it was kept) now, or once the store has it.
     pub(crate) fn keep_for_primaries(
         &mut self,
         now: Millis,
         recorded_at: Millis,
         key: Key,
-        siblings: &Sibs,
-    ) -> bool {
+        siblings: Sibs,
+        then: Then,
+    ) -> Kept {
         let primaries: Vec<NodeId> = self
             .ring
             .preference_list(&key)
@@ -175,14 +183,20 @@ impl<S: Store> NodeCore<S> {
             .copied()
             .collect();
         let mut kept = !primaries.is_empty();
+        let mut here = false;
         for p in primaries {
-            kept &= if p == self.id {
-                self.apply(&key, siblings).is_ok()
+            if p == self.id {
+                here = true;
             } else {
-                self.record_hint_at(now, recorded_at, p, key.clone(), siblings)
-            };
+                kept &= self.hint(now, recorded_at, p, key.clone(), &siblings);
+            }
         }
-        kept
+        if here {
+            self.merge(key, siblings, then.and(kept));
+            Kept::Later
+        } else {
+            Kept::Now(kept, then)
+        }
     }
 
     /// A hint for `intended` expired (its node stayed away too long): rather than let the only
@@ -201,9 +215,7 @@ impl<S: Store> NodeCore<S> {
             .collect();
         for p in primaries {
             if p == self.id {
-                if self.apply(key, &siblings).is_err() {
-                    self.stats.counters.bad_messages += 1;
-                }
+                self.merge(key.to_vec(), siblings.clone(), Then::Nothing);
             } else {
                 self.transmits.push_back((
                     p,
@@ -218,10 +230,9 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    /// What this node holds of `key`: its stored versions merged with the versions it keeps as
-    /// hints for other nodes, so that a fallback's answer counts what it acknowledged.
-    pub(crate) fn held(&mut self, key: &[u8]) -> Option<Sibs> {
-        let stored = self.local(key);
+    /// What this node holds of `key`, its stored versions `stored` merged with the versions it
+    /// keeps as hints for other nodes, so that a fallback's answer counts what it acknowledged.
+    pub(crate) fn held(&self, key: &[u8], stored: Option<Sibs>) -> Option<Sibs> {
         match (stored, self.hinted.get(key)) {
             (stored, None) => stored,
             (None, Some((_, h))) => Some(h.clone()),
@@ -239,40 +250,57 @@ impl<S: Store> NodeCore<S> {
             return;
         }
         self.stats.counters.replica_reads += 1;
-        let siblings = self.held(key);
-        self.transmits
-            .push_back((from, PeerMessage::ReadReply { req, siblings }));
+        self.store_op(
+            StorageOp::Read {
+                keys: vec![key.to_vec()],
+            },
+            Then::ReadReply { to: from, req },
+        );
     }
 
     /// Takes the hints a fallback delivers to this node, the node they were meant for, into the
-    /// store. A ring change since the write may have taken the key's partition from this node
-    /// while it stays in the ring (so the fallback did not re-route the hints): nothing else would
-    /// move the versions to the key's primaries, so the partition is handed over as any partition
-    /// held but not replicated (`hand_over_foreign`; a running transfer of it is dirty and streams
-    /// it again). A node not in its own ring and not leaving is a joiner that has not adopted the
-    /// ring that names it yet: the partition is its own there, and adopting it sorts things out.
-    pub(crate) fn receive_hints(&mut self, now: Millis, from: NodeId, batch: HintBatch<Vec<u8>>) {
-        let mut all_ok = true;
-        let mut foreign = false;
+    /// store (then [`Self::hints_kept`]).
+    pub(crate) fn receive_hints(&mut self, from: NodeId, batch: HintBatch<Vec<u8>>) {
+        let mut entries = Vec::with_capacity(batch.entries.len());
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
-                Some(siblings) => match self.apply(&entry.key, &siblings) {
-                    Ok(changed) => {
-                        foreign |= changed && !self.replicates(self.partition_of(&entry.key));
-                    }
-                    Err(_) => all_ok = false,
-                },
+                Some(siblings) => entries.push((entry.key.clone(), siblings)),
                 None => self.stats.counters.bad_messages += 1,
             }
         }
+        self.store_op(
+            StorageOp::Merge { entries },
+            Then::HintsAck {
+                from,
+                ack: batch.ack(),
+                ok: true,
+            },
+        );
+    }
+
+    /// The store took a fallback's hints (`changed`: some changed a partition this node does not
+    /// replicate). A ring change since the write may have taken the key's partition from this
+    /// node while it stays in the ring (so the fallback did not re-route the hints): nothing else
+    /// would move the versions to the key's primaries, so the partition is handed over as any
+    /// partition held but not replicated (`hand_over_foreign`; a running transfer of it is dirty
+    /// and streams it again). A node not in its own ring and not leaving is a joiner that has not
+    /// adopted the ring that names it yet: the partition is its own there, and adopting it sorts
+    /// things out. Unacknowledged batches are retried by the sender, so a storage failure is not
+    /// acknowledged.
+    pub(crate) fn hints_kept(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        ack: HintAck,
+        ok: bool,
+        foreign: bool,
+    ) {
         let member = self.ring.contains(&self.id) || self.leaving;
         if foreign && member && !self.ring_provisional {
             self.hand_over_foreign(now);
         }
-        // Unacknowledged batches are retried by the sender; a storage failure must not be acked.
-        if all_ok {
-            self.transmits
-                .push_back((from, PeerMessage::HintsAck(batch.ack())));
+        if ok {
+            self.transmits.push_back((from, PeerMessage::HintsAck(ack)));
         }
     }
 
@@ -290,12 +318,12 @@ impl<S: Store> NodeCore<S> {
                     if index_hint(&mut self.hinted, &mut self.hint_keys, &record).is_err() {
                         self.stats.counters.bad_messages += 1;
                     }
-                    if let Ok(bytes) = rmp_serde::to_vec(&record) {
-                        let _ = self.store.put_hint(id, &bytes);
+                    if let Ok(record) = rmp_serde::to_vec(&record) {
+                        self.store_op(StorageOp::PutHint { id, record }, Then::Meta);
                     }
                 }
                 HintEvent::Forget(id) => {
-                    let _ = self.store.remove_hint(id.0);
+                    self.store_op(StorageOp::RemoveHint { id: id.0 }, Then::Meta);
                     unindex_hint(&mut self.hinted, &mut self.hint_keys, id.0);
                 }
                 HintEvent::Delivered { node, .. } => {

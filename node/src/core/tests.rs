@@ -7,7 +7,7 @@
 
 use dynamo_vclock::{VClock, Value as Versioned};
 
-use super::{NodeCore, NodeEvent};
+use super::{NodeEvent, StoredCore};
 use crate::config::NodeConfig;
 use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
 use crate::store::{MemoryStore, Recording, Store, StoreOp};
@@ -28,7 +28,7 @@ enum Out {
 }
 
 struct Harness {
-    core: NodeCore<Recording<MemoryStore>>,
+    core: StoredCore<Recording<MemoryStore>>,
     now: Millis,
 }
 
@@ -46,7 +46,7 @@ impl Harness {
             ..NodeConfig::default()
         };
         let store = Recording::new(MemoryStore::new());
-        let core = NodeCore::new(ME, "n1".into(), config, store, BOOT, 7).expect("starts");
+        let core = StoredCore::new(ME, "n1".into(), config, store, BOOT, 7).expect("starts");
         let mut h = Harness { core, now: BOOT };
         h.outputs();
         h

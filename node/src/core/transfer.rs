@@ -23,10 +23,11 @@ use dynamo_handoff::{
 };
 
 use super::digest::{decode_siblings, encode_siblings};
+use super::storage::{StorageOp, Then};
 use super::NodeCore;
 use crate::message::PeerMessage;
-use crate::store::{Store, StoreError};
-use crate::types::{Key, Millis, NodeId};
+use crate::store::StoreError;
+use crate::types::{Key, Millis, NodeId, Sibs};
 
 /// One outgoing transfer.
 pub(crate) struct TransferRun {
@@ -36,12 +37,9 @@ pub(crate) struct TransferRun {
     pub(crate) dirty: bool,
 }
 
-/// A batch read from the store, and whether it reaches the end of the partition.
-type Batch = (Vec<TransferEntry<Key, Vec<u8>>>, bool);
-
 /// The store meta name of the transfers pending (partition, receiver), so that a restart resumes
 /// them rather than sending each partition it holds but no longer replicates to every replica.
-const TRANSFERS_KEY: &str = "transfers";
+pub(crate) const TRANSFERS_KEY: &str = "transfers";
 
 /// The store meta name of a transfer's checkpoint.
 /// The version byte of a stored transfer checkpoint: `1 · the last key the receiver
@@ -71,11 +69,11 @@ pub(crate) fn decode_checkpoint(value: &[u8]) -> Result<Option<Vec<u8>>, StoreEr
     }
 }
 
-fn checkpoint_name(id: TransferId) -> String {
+pub(crate) fn checkpoint_name(id: TransferId) -> String {
     format!("transfer-{}", id.0)
 }
 
-impl<S: Store> NodeCore<S> {
+impl NodeCore {
     /// Starts moving partition `p` to `to` (unless that transfer is already running).
     pub(crate) fn start_transfer(&mut self, now: Millis, p: usize, to: NodeId) {
         // One transfer per (partition, receiver): the id names both, so a resumed or repeated
@@ -89,14 +87,9 @@ impl<S: Store> NodeCore<S> {
             seed: self.rng_seed_for(id.0),
             ..TransferConfig::default()
         };
-        // A checkpoint this version cannot read (or none) restarts the range from its start:
-        // sending keys the receiver has is harmless, merging is idempotent.
-        let checkpoint = self
-            .store
-            .get_meta(&checkpoint_name(id))
-            .ok()
-            .flatten()
-            .and_then(|v| decode_checkpoint(&v).ok().flatten());
+        // Without a checkpoint the range restarts from its start: sending keys the receiver has
+        // is harmless, merging is idempotent.
+        let checkpoint = self.checkpoints.get(&id.0).cloned();
         let mut session = TransferSession::resume(config, id, to, checkpoint);
         if !self.is_up(to) {
             session.peer_down(now, to);
@@ -120,7 +113,7 @@ impl<S: Store> NodeCore<S> {
     /// (a restart resumes them), or else to each of its primaries. Then persists the transfers
     /// pending.
     pub(crate) fn hand_over_foreign(&mut self, now: Millis) {
-        let stored = self.stored_transfers();
+        let stored = self.stored_transfers.clone();
         for p in 0..self.ring.range_count() {
             if self.index[p].is_empty() {
                 continue;
@@ -156,16 +149,6 @@ impl<S: Store> NodeCore<S> {
         self.persist_transfers();
     }
 
-    /// The transfers (partition, receiver) pending when they were last persisted.
-    fn stored_transfers(&self) -> BTreeSet<(usize, NodeId)> {
-        match self.store.get_meta(TRANSFERS_KEY) {
-            Ok(Some(bytes)) => rmp_serde::from_slice::<Vec<(usize, NodeId)>>(&bytes)
-                .map(|v| v.into_iter().collect())
-                .unwrap_or_default(),
-            _ => BTreeSet::new(),
-        }
-    }
-
     /// Persists the transfers (partition, receiver) running or waiting for a retry.
     fn persist_transfers(&mut self) {
         let pending: BTreeSet<(usize, NodeId)> = self
@@ -174,11 +157,37 @@ impl<S: Store> NodeCore<S> {
             .map(|r| (r.partition, *r.session.to()))
             .chain(self.transfer_retry.iter().copied())
             .collect();
-        let pending: Vec<(usize, NodeId)> = pending.into_iter().collect();
-        let bytes = rmp_serde::to_vec(&pending).unwrap_or_default();
-        if self.store.put_meta(TRANSFERS_KEY, &bytes).is_err() {
-            self.stats.counters.bad_messages += 1;
-        }
+        let list: Vec<(usize, NodeId)> = pending.iter().copied().collect();
+        self.stored_transfers = pending;
+        let value = rmp_serde::to_vec(&list).unwrap_or_default();
+        self.store_op(
+            StorageOp::PutMeta {
+                name: TRANSFERS_KEY.into(),
+                value,
+                sync: false,
+            },
+            Then::Meta,
+        );
+    }
+
+    /// Persists transfer `id`'s checkpoint at `key` (`None`: clears it).
+    fn checkpoint(&mut self, id: u64, key: Option<Key>) {
+        let value = match &key {
+            Some(k) => encode_checkpoint(k),
+            None => Vec::new(),
+        };
+        match key {
+            Some(k) => self.checkpoints.insert(id, k),
+            None => self.checkpoints.remove(&id),
+        };
+        self.store_op(
+            StorageOp::PutMeta {
+                name: checkpoint_name(TransferId(id)),
+                value,
+                sync: false,
+            },
+            Then::Meta,
+        );
     }
 
     /// Stops the transfers whose receiver is no longer one of the partition's primaries (a later
@@ -195,7 +204,7 @@ impl<S: Store> NodeCore<S> {
             .collect();
         for id in stale {
             self.transfers.remove(&id);
-            let _ = self.store.put_meta(&checkpoint_name(TransferId(id)), &[]);
+            self.checkpoint(id, None);
         }
         let ring = &self.ring;
         self.transfer_retry.retain(|&(p, to)| primary(ring, p, to));
@@ -210,7 +219,6 @@ impl<S: Store> NodeCore<S> {
         let ids: Vec<u64> = self.transfers.keys().copied().collect();
         for id in ids {
             let mut complete = false;
-            let mut failed = false;
             while let Some(run) = self.transfers.get_mut(&id) {
                 let partition = run.partition;
                 if let Some((to, batch)) = run.session.poll_transmit() {
@@ -229,44 +237,17 @@ impl<S: Store> NodeCore<S> {
                         after,
                         max_entries,
                         max_bytes,
-                    }) => match self.read_range(partition, after, max_entries, max_bytes) {
-                        Ok((entries, last)) => {
-                            if let Some(run) = self.transfers.get_mut(&id) {
-                                if run.session.supply(now, request, entries, last).is_err() {
-                                    self.stats.counters.bad_messages += 1;
-                                }
-                            }
-                        }
-                        Err(_) => {
-                            failed = true;
-                            break;
-                        }
-                    },
-                    Some(TransferEvent::Checkpoint { key }) => {
-                        let name = checkpoint_name(TransferId(id));
-                        let value = encode_checkpoint(&key);
-                        if self.store.put_meta(&name, &value).is_err() {
-                            self.stats.counters.bad_messages += 1;
-                        }
-                    }
+                    }) => self.read_batch(id, partition, request, after, max_entries, max_bytes),
+                    Some(TransferEvent::Checkpoint { key }) => self.checkpoint(id, Some(key)),
                     Some(TransferEvent::Complete) => complete = true,
                     Some(_) => {}
                     None => break,
                 }
             }
-            if failed {
-                // The store could not be read: this pass stops here (no key is dropped), and
-                // starts again from its checkpoint at the next tick.
-                if let Some(run) = self.transfers.remove(&id) {
-                    self.transfer_retry
-                        .insert((run.partition, *run.session.to()));
-                }
-                continue;
-            }
             if complete {
                 if let Some(run) = self.transfers.remove(&id) {
                     let to = *run.session.to();
-                    let _ = self.store.put_meta(&checkpoint_name(TransferId(id)), &[]);
+                    self.checkpoint(id, None);
                     if run.dirty {
                         // Writes arrived while streaming: stream the partition again.
                         self.start_transfer(now, run.partition, to);
@@ -290,44 +271,83 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
-    /// The keys of partition `p` after `after`, in order: at most `max` of them and about
-    /// `max_bytes` (at least one), and whether they reach the end of the partition. A key that
-    /// vanished from the store is skipped; a read that fails fails the batch.
-    fn read_range(
+    /// Reads the next batch of transfer `id`: the keys of partition `p` after `after`, in order,
+    /// at most `max` of them ([`Self::transfer_read`] cuts the batch at about `max_bytes`).
+    fn read_batch(
         &mut self,
+        id: u64,
         p: usize,
+        request: dynamo_handoff::RequestId,
         after: Option<Key>,
         max: usize,
         max_bytes: usize,
-    ) -> Result<Batch, StoreError> {
+    ) {
         use std::ops::Bound;
         let lower = match &after {
             Some(k) => Bound::Excluded(k.clone()),
             None => Bound::Unbounded,
         };
-        // The index and the store are separate fields: walk the index lazily, only as far as
-        // this batch goes.
         let mut rest = self.index[p]
             .range((lower, Bound::Unbounded))
             .map(|(k, _)| k);
+        let keys: Vec<Key> = rest.by_ref().take(max.max(1)).cloned().collect();
+        let more = rest.next().is_some();
+        self.store_op(
+            StorageOp::Read { keys },
+            Then::TransferBatch {
+                transfer: id,
+                request,
+                max_bytes,
+                more,
+            },
+        );
+    }
+
+    /// The keys of a transfer batch were read (`found[i]` of `keys[i]`; a key that vanished is
+    /// skipped): the batch goes to the session, cut at about `max_bytes` (at least one entry),
+    /// and is the last if it reaches the end of the partition.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn transfer_read(
+        &mut self,
+        now: Millis,
+        transfer: u64,
+        request: dynamo_handoff::RequestId,
+        max_bytes: usize,
+        more: bool,
+        keys: Vec<Key>,
+        found: Vec<Option<Sibs>>,
+    ) {
+        let total = keys.len();
         let mut entries = Vec::new();
         let mut bytes = 0usize;
-        for key in rest.by_ref() {
-            let Some(siblings) = self.store.get(key)? else {
+        let mut taken = 0;
+        for (key, siblings) in keys.into_iter().zip(found) {
+            taken += 1;
+            let Some(siblings) = siblings else {
                 continue;
             };
             let payload = encode_siblings(&siblings);
             bytes += payload.len() + key.len();
-            entries.push(TransferEntry {
-                payload,
-                key: key.clone(),
-            });
-            if entries.len() >= max.max(1) || bytes >= max_bytes {
+            entries.push(TransferEntry { payload, key });
+            if bytes >= max_bytes {
                 break;
             }
         }
-        let last = rest.next().is_none();
-        Ok((entries, last))
+        let last = !more && taken == total;
+        if let Some(run) = self.transfers.get_mut(&transfer) {
+            if run.session.supply(now, request, entries, last).is_err() {
+                self.stats.counters.bad_messages += 1;
+            }
+        }
+    }
+
+    /// The store could not read a batch of transfer `id`: this pass stops here (no key is
+    /// dropped), and starts again from its checkpoint at the next tick.
+    pub(crate) fn transfer_failed(&mut self, id: u64) {
+        if let Some(run) = self.transfers.remove(&id) {
+            self.transfer_retry
+                .insert((run.partition, *run.session.to()));
+        }
     }
 
     /// After a completed transfer: a partition this node no longer replicates is dropped.
@@ -335,13 +355,16 @@ impl<S: Store> NodeCore<S> {
         if self.replicates(p) || self.transfers.values().any(|r| r.partition == p) {
             return;
         }
-        let keys: Vec<(Key, [u8; 32])> = std::mem::take(&mut self.index[p]).into_iter().collect();
-        for (key, digest) in keys {
-            if self.store.remove(&key).is_ok() {
-                self.trees[p].remove(&key, &digest);
-            } else {
-                self.index[p].insert(key, digest);
-            }
+        let keys: Vec<Key> = self.index[p].keys().cloned().collect();
+        if !keys.is_empty() {
+            self.store_op(StorageOp::Remove { keys }, Then::Dropped { partition: p });
+        }
+    }
+
+    /// The store removed `key` of dropped partition `p`.
+    pub(crate) fn dropped(&mut self, p: usize, key: &[u8]) {
+        if let Some(digest) = self.index[p].remove(key) {
+            self.trees[p].remove(key, &digest);
         }
     }
 
@@ -357,21 +380,24 @@ impl<S: Store> NodeCore<S> {
         }
     }
 
+    /// Merges a transfer batch; acknowledged once the store has every entry.
     pub(crate) fn receive_transfer(&mut self, from: NodeId, batch: TransferBatch<Key, Vec<u8>>) {
         let mut ok = true;
+        let mut entries = Vec::with_capacity(batch.entries.len());
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
-                Some(s) => ok &= self.apply(&entry.key, &s).is_ok(),
+                Some(s) => entries.push((entry.key.clone(), s)),
                 None => {
                     self.stats.counters.bad_messages += 1;
                     ok = false;
                 }
             }
         }
-        if ok {
-            self.transmits
-                .push_back((from, PeerMessage::TransferAck(batch.ack())));
-        }
+        let ack = batch.ack();
+        self.store_op(
+            StorageOp::Merge { entries },
+            Then::TransferAck { from, ack, ok },
+        );
     }
 
     pub(crate) fn transfer_ack(&mut self, now: Millis, from: NodeId, ack: TransferAck<Key>) {

@@ -26,8 +26,8 @@ use crate::runtime::frame::{
 };
 use crate::runtime::handshake::{accept, connect, Credentials};
 use crate::{
-    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId,
-    PeerMessage, Store,
+    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId, PeerMessage, Store,
+    StoredCore,
 };
 
 /// Entries kept per target.
@@ -163,7 +163,7 @@ fn framed(body: &[u8]) -> Vec<u8> {
 
 /// A cluster of cores with lossless delivery, recording everything they say.
 struct Traffic {
-    nodes: BTreeMap<NodeId, NodeCore<MemoryStore>>,
+    nodes: BTreeMap<NodeId, StoredCore<MemoryStore>>,
     /// Messages to these nodes are lost (never delivered, the sender not told).
     lossy: BTreeSet<NodeId>,
     /// These nodes are down: messages to them are undelivered (the sender is told).
@@ -182,7 +182,7 @@ impl Traffic {
         let nodes = ids
             .iter()
             .map(|&i| {
-                NodeCore::new(i, format!("n{i}"), config.clone(), MemoryStore::new(), 1, i)
+                StoredCore::new(i, format!("n{i}"), config.clone(), MemoryStore::new(), 1, i)
                     .ok()
                     .map(|c| (i, c))
             })
@@ -496,7 +496,7 @@ fn cluster_traffic(capture: Capture) -> Option<Capture> {
     t.advance(5_000);
     // A join and a leave: ownership transfers.
     let newcomer =
-        NodeCore::new(5, "n5".into(), config.clone(), MemoryStore::new(), t.now, 5).ok()?;
+        StoredCore::new(5, "n5".into(), config.clone(), MemoryStore::new(), t.now, 5).ok()?;
     t.nodes.insert(5, newcomer);
     t.advance(8_000);
     if let Some(n) = t.nodes.get_mut(&2) {

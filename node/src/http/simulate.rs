@@ -310,6 +310,7 @@ impl SimRequest {
             },
             keep_history: true,
             start: 1_000,
+            disk: None,
         }
     }
 }

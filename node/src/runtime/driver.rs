@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::delay::DelaySource;
 use super::peers::{self, Link, LinkContext};
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
-use crate::core::{NodeCore, NodeEvent, RequestMetrics, RequestOp, RequestOutcome};
+use crate::core::{NodeEvent, RequestMetrics, RequestOp, RequestOutcome, StoredCore};
 use crate::message::{ClientError, ClientReply, PeerMessage};
 use crate::store::{Store, StoreError, SyncJob};
 use crate::types::{NodeId, RequestId};
@@ -42,7 +42,7 @@ struct Waiting {
 
 /// The task that owns a core. See the [runtime docs](super).
 pub(crate) struct Driver<S: Store> {
-    core: NodeCore<S>,
+    core: StoredCore<S>,
     clock: Clock,
     links: HashMap<NodeId, Link>,
     link_ctx: LinkContext,
@@ -73,7 +73,7 @@ enum Flow {
 
 impl<S: Store + Send + 'static> Driver<S> {
     pub(crate) fn new(
-        core: NodeCore<S>,
+        core: StoredCore<S>,
         clock: Clock,
         link_ctx: LinkContext,
         peer_queue: usize,

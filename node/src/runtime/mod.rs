@@ -45,7 +45,7 @@ pub use handshake::{Credentials, HandshakeError, NodeSecrets};
 pub use server::ConnectionLimits;
 
 use crate::config::NodeConfig;
-use crate::core::{NodeCore, NodeError};
+use crate::core::{NodeError, StoredCore};
 use crate::fjall_store::FjallStore;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::redb_store::{Durability, RedbStore};
@@ -457,7 +457,7 @@ impl Node {
         let address = config.advertise.clone().unwrap_or_else(|| addr.to_string());
         let clock = Clock::new();
         let seed = config.seed.unwrap_or_else(rand::random);
-        let core = NodeCore::new(
+        let core = StoredCore::new(
             config.id,
             address.clone(),
             config.node.clone(),

@@ -94,6 +94,17 @@ impl Sim {
                 }
             }
             Event::Wake { client } => self.wake(client),
+            Event::Disk { node, incarnation } => {
+                if let Some(slot) = self.slots.get_mut(node as usize) {
+                    if slot.incarnation == incarnation {
+                        slot.disk_armed = false;
+                    }
+                }
+                if let Some(core) = self.live(node, incarnation) {
+                    core.run_storage(now);
+                    self.after_input(node);
+                }
+            }
         }
         true
     }
@@ -102,7 +113,7 @@ impl Sim {
         &mut self,
         node: NodeId,
         incarnation: u32,
-    ) -> Option<&mut crate::core::NodeCore<crate::store::MemoryStore>> {
+    ) -> Option<&mut crate::core::StoredCore<crate::store::MemoryStore>> {
         self.slots
             .get_mut(node as usize)
             .filter(|s| s.incarnation == incarnation)
@@ -116,25 +127,46 @@ impl Sim {
             .map(|o| o.client)
     }
 
-    /// Drains a node's outputs into the network and to the clients, then re-arms its timer.
+    /// Drains a node's outputs into the network and to the clients, then re-arms its timer. On
+    /// a slow disk, outputs wait while the node has storage ops to run, and a disk event is
+    /// scheduled for them.
     pub(super) fn after_input(&mut self, node: NodeId) {
         let mut out = std::mem::take(&mut self.outbox);
         let mut replies = std::mem::take(&mut self.replies);
+        let mut disk = None;
         let incarnation = match self.slots.get_mut(node as usize) {
             Some(slot) => {
                 let Some(core) = slot.core.as_mut() else {
                     return;
                 };
-                while let Some(t) = core.poll_transmit() {
-                    out.push(t);
-                }
-                while let Some(r) = core.poll_reply() {
-                    replies.push(r);
+                if core.storage_pending() {
+                    slot.held
+                        .extend(std::iter::from_fn(|| core.poll_transmit()));
+                    slot.held_replies
+                        .extend(std::iter::from_fn(|| core.poll_reply()));
+                    if !slot.disk_armed {
+                        slot.disk_armed = true;
+                        disk = Some(slot.incarnation);
+                    }
+                } else {
+                    out.append(&mut slot.held);
+                    replies.append(&mut slot.held_replies);
+                    while let Some(t) = core.poll_transmit() {
+                        out.push(t);
+                    }
+                    while let Some(r) = core.poll_reply() {
+                        replies.push(r);
+                    }
                 }
                 slot.incarnation
             }
             None => return,
         };
+        if let (Some(incarnation), Some(d)) = (disk, self.config.disk.as_ref()) {
+            let delay = d.sample_micros(&mut self.rng);
+            self.queue
+                .push(self.now + delay, Event::Disk { node, incarnation });
+        }
         for (to, msg) in out.drain(..) {
             self.route(node, incarnation, to, msg);
         }

@@ -42,7 +42,7 @@ use crate::types::ReplayRng;
 use rand::SeedableRng;
 
 use crate::config::NodeConfig;
-use crate::core::{NodeCore, NodeError};
+use crate::core::{NodeError, StoredCore};
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::store::MemoryStore;
 use crate::types::{Millis, NodeId};
@@ -94,6 +94,10 @@ pub struct SimConfig {
     /// Virtual time at the start (milliseconds). Positive, because cores derive their gossip
     /// generation from the time they start.
     pub start: Millis,
+    /// A slow disk: each node's storage ops wait, and run together this long (milliseconds)
+    /// after the first of them was queued; the node's messages and replies wait for them (as a
+    /// durable node's wait for its flush). `None`: storage runs with each input.
+    pub disk: Option<dist::Dist>,
 }
 
 impl Default for SimConfig {
@@ -111,6 +115,7 @@ impl Default for SimConfig {
             workload: Workload::default(),
             keep_history: true,
             start: 1_000,
+            disk: None,
         }
     }
 }
@@ -132,6 +137,8 @@ enum Event {
         peer: NodeId,
         msg: PeerMessage,
     },
+    /// A node's storage ops run (slow disk).
+    Disk { node: NodeId, incarnation: u32 },
     /// A node's deadline.
     Timer {
         node: NodeId,
@@ -155,12 +162,17 @@ enum Event {
 
 /// One node's place in the simulation.
 struct Slot {
-    core: Option<NodeCore<MemoryStore>>,
+    core: Option<StoredCore<MemoryStore>>,
     /// A crashed node's store, kept for its restart (`None`: lost or running).
     disk: Option<MemoryStore>,
     incarnation: u32,
     /// Deadline of the timer event currently scheduled, if any.
     armed: Option<Millis>,
+    /// Outputs waiting for the node's storage ops (slow disk).
+    held: Vec<(NodeId, PeerMessage)>,
+    held_replies: Vec<(u64, ClientReply)>,
+    /// Whether a disk event is scheduled.
+    disk_armed: bool,
 }
 
 /// A closed-loop client.
@@ -228,6 +240,10 @@ impl Sim {
             d.validate()
                 .map_err(|e| SimError::Config(format!("{name}: {e}")))?;
         }
+        if let Some(d) = &config.disk {
+            d.validate()
+                .map_err(|e| SimError::Config(format!("disk: {e}")))?;
+        }
         let n = config.nodes;
         let mut sim = Sim {
             rng: ReplayRng::seed_from_u64(config.seed),
@@ -258,6 +274,9 @@ impl Sim {
                 disk: None,
                 incarnation: 0,
                 armed: None,
+                held: Vec::new(),
+                held_replies: Vec::new(),
+                disk_armed: false,
             });
             sim.start_node(id, sim.members.clone())?;
         }
@@ -297,8 +316,9 @@ impl Sim {
         let seed = self.config.seed
             ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ u64::from(slot.incarnation).rotate_left(32);
-        let core = NodeCore::new(id, Self::address(id), cfg, store, now, seed)
+        let mut core = StoredCore::new(id, Self::address(id), cfg, store, now, seed)
             .map_err(|source| SimError::Node { node: id, source })?;
+        core.set_deferred(self.config.disk.is_some());
         slot.core = Some(core);
         slot.armed = None;
         self.up.push(id);
@@ -327,12 +347,12 @@ impl Sim {
     }
 
     /// Node `id`'s core, if it is running.
-    pub fn node(&self, id: NodeId) -> Option<&NodeCore<MemoryStore>> {
+    pub fn node(&self, id: NodeId) -> Option<&StoredCore<MemoryStore>> {
         self.slots.get(id as usize).and_then(|s| s.core.as_ref())
     }
 
     /// Node `id`'s core, mutably.
-    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut NodeCore<MemoryStore>> {
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut StoredCore<MemoryStore>> {
         self.slots
             .get_mut(id as usize)
             .and_then(|s| s.core.as_mut())
@@ -369,9 +389,14 @@ impl Sim {
         };
         let Some(core) = slot.core.take() else { return };
         self.stats.retire(core.stats());
+        // Storage ops not run yet are lost with the node's memory, and so are the outputs that
+        // waited for them.
         slot.disk = keep_store.then(|| core.into_store());
         slot.incarnation += 1;
         slot.armed = None;
+        slot.held.clear();
+        slot.held_replies.clear();
+        slot.disk_armed = false;
         self.up.retain(|&n| n != id);
         self.stats.crashes += 1;
         for c in 0..self.clients.len() {
@@ -411,6 +436,9 @@ impl Sim {
             disk: None,
             incarnation: 0,
             armed: None,
+            held: Vec::new(),
+            held_replies: Vec::new(),
+            disk_armed: false,
         });
         self.net.grow(self.slots.len());
         // As `dynamo serve --join` does: the cluster's members, not itself, so its ring is a

@@ -180,7 +180,7 @@ fn a_store_of_another_record_format_is_refused_as_such() {
         let mut store = MemoryStore::new();
         store.put_meta("node-id", &1u64.to_be_bytes()).unwrap();
         store.put_meta("format", &format.to_be_bytes()).unwrap();
-        let err = crate::core::NodeCore::new(
+        let err = crate::core::StoredCore::new(
             1,
             "a:1".into(),
             crate::config::NodeConfig::default(),

@@ -3,7 +3,7 @@
 //! coordinator, a fallback's not-found counted toward R, an overflowing timeout.
 
 use dynamo_node::{
-    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId,
+    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId, StoredCore,
 };
 
 use crate::Cluster;
@@ -141,7 +141,7 @@ fn a_restart_on_a_buffered_store_never_issues_a_dot_twice() {
     let p: NodeId = 1;
     let config = c.nodes[&p].config().clone();
     let start = |store: MemoryStore, now: u64, seed: u64| {
-        NodeCore::new(p, format!("n{p}"), config.clone(), store, now, seed).expect("starts")
+        StoredCore::new(p, format!("n{p}"), config.clone(), store, now, seed).expect("starts")
     };
     c.nodes.insert(p, start(MemoryStore::buffered(), c.now, 11));
     c.advance(500);
@@ -182,7 +182,7 @@ fn a_store_of_the_per_version_clock_format_is_refused_clearly() {
         initial_members: vec![1],
         ..NodeConfig::default()
     };
-    let err = NodeCore::new(1, "n1".into(), config, old, 10, 1)
+    let err = StoredCore::new(1, "n1".into(), config, old, 10, 1)
         .err()
         .expect("refused");
     assert!(err.to_string().contains("format 1"), "{err}");

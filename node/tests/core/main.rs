@@ -9,14 +9,14 @@ mod membership;
 mod reaping;
 
 use dynamo_node::{
-    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId,
-    PeerMessage,
+    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId, PeerMessage,
+    StoredCore,
 };
 
 /// Nodes with instant, lossless delivery; `down` nodes receive nothing. Each node keeps its data
 /// in an `S` (memory by default; `damage` uses a store that rots).
 struct Cluster<S: dynamo_node::Store = MemoryStore> {
-    nodes: BTreeMap<NodeId, NodeCore<S>>,
+    nodes: BTreeMap<NodeId, StoredCore<S>>,
     down: Vec<NodeId>,
     now: u64,
     replies: BTreeMap<u64, ClientReply>,
@@ -46,7 +46,7 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
         let nodes = ids
             .iter()
             .map(|&i| {
-                let core = NodeCore::new(i, format!("n{i}"), config.clone(), S::default(), 1, i)
+                let core = StoredCore::new(i, format!("n{i}"), config.clone(), S::default(), 1, i)
                     .expect("node starts");
                 (i, core)
             })
@@ -285,7 +285,7 @@ fn a_joining_node_receives_its_ranges_and_a_leaving_node_hands_them_over() {
     // Node 5 starts with the same configuration and joins through the seeds.
     let config = c.nodes[&1].config().clone();
     let newcomer =
-        NodeCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("node starts");
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("node starts");
     c.nodes.insert(5, newcomer);
     c.advance(10_000);
     let ring = c.nodes[&1].ring().clone();
@@ -396,19 +396,19 @@ fn a_node_that_lost_its_storage_writes_under_a_new_epoch() {
         ..NodeConfig::default()
     };
     let first =
-        NodeCore::new(1, "n1".into(), config.clone(), MemoryStore::new(), 10, 7).expect("starts");
+        StoredCore::new(1, "n1".into(), config.clone(), MemoryStore::new(), 10, 7).expect("starts");
     let epoch = first.epoch();
     let store = first.into_store();
     // Restarted on its own store: same epoch, so its counters continue from the stored clocks.
     let again =
-        NodeCore::new(1, "n1".into(), config.clone(), store.clone(), 20, 8).expect("starts");
+        StoredCore::new(1, "n1".into(), config.clone(), store.clone(), 20, 8).expect("starts");
     assert_eq!(again.epoch(), epoch);
     // Restarted on an empty store (disk lost): a fresh epoch, so no counter is ever reused (kv679).
     let wiped =
-        NodeCore::new(1, "n1".into(), config.clone(), MemoryStore::new(), 30, 9).expect("starts");
+        StoredCore::new(1, "n1".into(), config.clone(), MemoryStore::new(), 30, 9).expect("starts");
     assert_ne!(wiped.epoch(), epoch);
     // Another node's store is refused with a clear error.
-    let err = NodeCore::new(2, "n2".into(), config, store, 40, 9)
+    let err = StoredCore::new(2, "n2".into(), config, store, 40, 9)
         .err()
         .expect("refused");
     assert!(err.to_string().contains("belongs to node 1"), "{err}");

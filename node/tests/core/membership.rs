@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use dynamo_node::{
-    ChangeError, ChangeRequest, MemoryStore, NodeConfig, NodeCore, NodeEvent, NodeId, PeerMessage,
+    ChangeError, ChangeRequest, MemoryStore, NodeConfig, NodeEvent, NodeId, PeerMessage, StoredCore,
 };
 use dynamo_ring::{NodeSpec, Ring};
 
@@ -34,7 +34,7 @@ fn a_join_moves_what_the_ring_crates_join_moves_and_every_node_agrees() {
     let minimal = before.join(NodeSpec::new(9)).expect("join").ring;
     let config = c.nodes[&1].config().clone();
     let newcomer =
-        NodeCore::new(9, "n9".into(), config, MemoryStore::new(), c.now, 9).expect("starts");
+        StoredCore::new(9, "n9".into(), config, MemoryStore::new(), c.now, 9).expect("starts");
     c.nodes.insert(9, newcomer);
     c.advance(10_000);
     let after = c.nodes[&1].ring().clone();
@@ -72,7 +72,7 @@ fn a_node_restarted_with_a_stale_member_list_adopts_the_clusters_ring() {
     // Node 1 restarts with the configuration it had (initial members 1-4).
     c.down.retain(|&n| n != 1);
     let config = c.nodes[&3].config().clone();
-    let restarted = NodeCore::new(1, "n1".into(), config, disk, c.now, 11).expect("restarts");
+    let restarted = StoredCore::new(1, "n1".into(), config, disk, c.now, 11).expect("restarts");
     assert!(
         restarted.ring().contains(&2),
         "it starts from the ring it had"
@@ -222,7 +222,7 @@ fn a_node_listing_itself_in_its_members_does_not_replace_the_ring() {
             initial_members: (1..=id).collect(),
             ..c.nodes[&1].config().clone()
         };
-        NodeCore::new(
+        StoredCore::new(
             id,
             format!("n{id}"),
             config,
@@ -269,7 +269,7 @@ fn grown(keys: usize, value_len: usize, drop_transfers: bool) -> Cluster {
     c.drop_transfers = drop_transfers;
     let config = c.nodes[&1].config().clone();
     let newcomer =
-        NodeCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
     c.nodes.insert(5, newcomer);
     c.advance(10_000);
     assert!(c.nodes[&1].ring().contains(&5));
@@ -352,7 +352,7 @@ fn a_staged_join_waits_for_the_commit_of_its_plan() {
         ..c.nodes[&1].config().clone()
     };
     let newcomer =
-        NodeCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
     c.nodes.insert(5, newcomer);
     c.advance(5_000);
     let before = c.nodes[&1].ring().clone();
@@ -652,7 +652,7 @@ fn zones_from_configuration_spread_every_ranges_replicas() {
         ..c.nodes[&1].config().clone()
     };
     let newcomer =
-        NodeCore::new(7, "n7".into(), config, MemoryStore::new(), c.now, 7).expect("starts");
+        StoredCore::new(7, "n7".into(), config, MemoryStore::new(), c.now, 7).expect("starts");
     c.nodes.insert(7, newcomer);
     c.advance(5_000);
     let ring = c.nodes[&1].ring().clone();
@@ -684,7 +684,7 @@ fn grow_3_to_5(writes_during: usize) -> (u64, u64, Vec<(NodeId, usize, usize)>) 
             initial_members: vec![],
             ..c.nodes[&1].config().clone()
         };
-        let node = NodeCore::new(id, format!("n{id}"), config, MemoryStore::new(), c.now, id)
+        let node = StoredCore::new(id, format!("n{id}"), config, MemoryStore::new(), c.now, id)
             .expect("starts");
         c.nodes.insert(id, node);
     }
@@ -795,7 +795,7 @@ fn removed_nodes_stay_out_even_when_one_restarts_mid_hand_over() {
     c.down.push(2);
     c.advance(1_000);
     c.down.retain(|&n| n != 2);
-    let restarted = NodeCore::new(2, "n2".into(), config, disk, c.now, 22).expect("restarts");
+    let restarted = StoredCore::new(2, "n2".into(), config, disk, c.now, 22).expect("restarts");
     c.nodes.insert(2, restarted);
     c.advance(20_000);
     for id in 3..=5 {
@@ -910,7 +910,7 @@ fn a_hint_delivered_to_a_node_no_longer_a_primary_reaches_the_primaries() {
     // Node 7 joins while they are away.
     let config = c.nodes[&1].config().clone();
     let newcomer =
-        NodeCore::new(7, "n7".into(), config, MemoryStore::new(), c.now, 7).expect("starts");
+        StoredCore::new(7, "n7".into(), config, MemoryStore::new(), c.now, 7).expect("starts");
     c.nodes.insert(7, newcomer);
     c.advance(10_000);
     let ring = c.nodes[&coordinator].ring().clone();

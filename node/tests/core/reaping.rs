@@ -2,7 +2,8 @@
 //! primaries can bring an older version back.
 
 use dynamo_node::{
-    ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeCore, NodeId, PeerMessage, Sibs, Store,
+    ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId, PeerMessage, Sibs, Store,
+    StoredCore,
 };
 use dynamo_ring::Ring;
 use dynamo_vclock::VClock;
@@ -33,7 +34,7 @@ fn joined(config: NodeConfig, drop_transfers: bool) -> (Cluster, Ring<NodeId>, S
     c.drop_transfers = drop_transfers;
     let config = c.nodes[&1].config().clone();
     let newcomer =
-        NodeCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
     c.nodes.insert(5, newcomer);
     c.advance(10_000);
     let after = c.nodes[&1].ring().clone();

@@ -38,6 +38,18 @@ fn reap() -> bool {
     std::env::var("SIM_REAP").is_ok_and(|v| v == "1")
 }
 
+/// `SIM_DISK=1`: replays on a slow disk (see [`slow_disk`]).
+fn slow() -> bool {
+    std::env::var("SIM_DISK").is_ok_and(|v| v == "1")
+}
+
+/// A disk whose storage ops run 0.2 to 6 ms after they were asked for, meanwhile the node takes
+/// other inputs: reads answered late, merges of one key queued behind each other, crashes that
+/// lose the ops not run yet with the replies that waited for them.
+fn slow_disk() -> Dist {
+    Dist::Uniform { lo: 0.2, hi: 6.0 }
+}
+
 /// The faulty link of one seed.
 fn faulty_link(rng: &mut ReplayRng) -> LinkConfig {
     LinkConfig {
@@ -101,7 +113,7 @@ fn config(seed: u64, rng: &mut ReplayRng, reap: bool) -> SimConfig {
 
 /// Runs one seed; `Err` describes what went wrong.
 pub fn run_seed(seed: u64) -> Result<String, String> {
-    run_seed_sim(seed, reap()).1
+    run_seed_sim(seed, reap(), slow()).1
 }
 
 /// Prints the operations on `key` and what every node holds for it.
@@ -133,9 +145,12 @@ fn dump_key(sim: &Sim, key: u32) {
     }
 }
 
-fn run_seed_sim(seed: u64, reap: bool) -> (Sim, Result<String, String>) {
+fn run_seed_sim(seed: u64, reap: bool, slow: bool) -> (Sim, Result<String, String>) {
     let mut rng = ReplayRng::seed_from_u64(seed ^ 0x5EED_FA17);
-    let cfg = config(seed, &mut rng, reap);
+    let mut cfg = config(seed, &mut rng, reap);
+    if slow {
+        cfg.disk = Some(slow_disk());
+    }
     let mut sim = match Sim::new(cfg.clone()) {
         Ok(s) => s,
         Err(e) => panic!("seed {seed}: {e}"),
@@ -293,7 +308,7 @@ fn random_faults_with_reaping() {
     let mut failures = Vec::new();
     let mut total = 0;
     for seed in 3_000..3_000 + count {
-        let (sim, result) = run_seed_sim(seed, true);
+        let (sim, result) = run_seed_sim(seed, true, false);
         total += reaped(&sim);
         if let Err(e) = result {
             failures.push(format!(
@@ -309,6 +324,30 @@ fn random_faults_with_reaping() {
     );
     assert!(total > 0, "no tombstone was reaped in {count} seeds");
     println!("{count} seeds with reaping: {total} tombstones reaped");
+}
+
+/// The same faults on a slow disk: the nodes' storage ops run late, in batches, while other
+/// inputs arrive (the core's continuations, per-key minting and held acknowledgements).
+#[test]
+fn random_faults_on_a_slow_disk() {
+    let count: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    let mut failures = Vec::new();
+    for seed in 4_000..4_000 + count {
+        if let Err(e) = run_seed_sim(seed, reap(), true).1 {
+            failures.push(format!(
+                "seed {seed}: {e}\n  replay: SIM_DISK=1 SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {count} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Seeds that once failed, found by larger sweeps (`SIM_SEEDS=500`): 1309 lost a write that a
@@ -334,7 +373,7 @@ fn replay() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000);
-    let (sim, result) = run_seed_sim(seed, reap());
+    let (sim, result) = run_seed_sim(seed, reap(), slow());
     match result {
         Ok(summary) => println!("seed {seed}: {summary}"),
         Err(e) => {

@@ -49,6 +49,7 @@ fn cluster(r: usize, w: usize, seed: u64) -> Sim {
         },
         keep_history: false,
         start: 1_000,
+        disk: None,
     })
     .expect("cluster starts");
     sim.stop_clients();

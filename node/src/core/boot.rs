@@ -1,0 +1,179 @@
+//! What a node starts from: [`Boot::load`] reads (and, for the node's identity, epoch lease and
+//! generation, writes) its store once, before the core exists. This is the driver's side: after
+//! it, the core reaches its store only through [`StorageOp`](super::StorageOp)s.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dynamo_handoff::HintRecord;
+use rand::SeedableRng;
+
+use super::epochs::Epochs;
+use super::membership::{self, RingState};
+use super::reaper::tombstone_time;
+use super::transfer::{checkpoint_name, decode_checkpoint, TRANSFERS_KEY};
+use super::META_NODE_ID;
+use super::{decode_u64, siblings_digest, NodeError, FORMAT, META_FORMAT, META_GENERATION};
+use crate::config::NodeConfig;
+use crate::store::{Store, StoreError};
+use crate::types::{Key, Millis, NodeId, ReplayRng};
+
+/// One stored key as the core indexes it.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredKey {
+    pub(crate) key: Key,
+    pub(crate) digest: [u8; 32],
+    /// When its tombstone was written, if it holds only a tombstone.
+    pub(crate) tombstone: Option<Millis>,
+}
+
+/// A node's state as its store kept it, and the generator its choices start from.
+pub struct Boot {
+    pub(crate) rng: ReplayRng,
+    pub(crate) epochs: Epochs,
+    pub(crate) generation: u64,
+    /// The ring it had, if any.
+    pub(crate) ring: Option<RingState>,
+    /// Whether a ring change took it out before it said it left.
+    pub(crate) removed: bool,
+    /// The transfers (partition, receiver) pending at the last persisted point.
+    pub(crate) transfers: BTreeSet<(usize, NodeId)>,
+    /// Their checkpoints, by transfer id.
+    pub(crate) checkpoints: BTreeMap<u64, Key>,
+    pub(crate) keys: Vec<StoredKey>,
+    pub(crate) hints: Vec<HintRecord<NodeId, Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Boot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Boot")
+            .field("generation", &self.generation)
+            .field("keys", &self.keys.len())
+            .field("hints", &self.hints.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Boot {
+    /// Reads what node `id` needs to start from `store`: checks that the store is this node's
+    /// and of a format this version reads, takes a new lease of actor epochs and a new gossip
+    /// generation (written and flushed), and reads the ring, the pending transfers, every key's
+    /// digest and every hint.
+    pub fn load<S: Store>(
+        store: &mut S,
+        id: NodeId,
+        config: &NodeConfig,
+        now: Millis,
+        seed: u64,
+    ) -> Result<Boot, NodeError> {
+        config_checked(config)?;
+        let mut rng = ReplayRng::seed_from_u64(seed ^ id.rotate_left(17));
+        if let Some(stored) = store.get_meta(META_NODE_ID)? {
+            let stored_id = decode_u64(&stored)?;
+            if stored_id != id {
+                return Err(NodeError::Config(format!(
+                    "the store belongs to node {stored_id}, not {id}"
+                )));
+            }
+            let format = match store.get_meta(META_FORMAT)? {
+                Some(bytes) => decode_u64(&bytes)?,
+                None => 1,
+            };
+            if format != FORMAT {
+                return Err(StoreError::UnknownVersion {
+                    what: "the store's records".into(),
+                    found: format.to_string(),
+                    supported: FORMAT.to_string(),
+                    advice: if format < FORMAT {
+                        "format 1 holds a vector clock per version, from before dotted version \
+                         vectors: start the node on an empty data directory and let \
+                         anti-entropy refill it"
+                    } else {
+                        "it was written by a newer version: run that version on it"
+                    }
+                    .into(),
+                }
+                .into());
+            }
+        }
+        store.put_meta(META_FORMAT, &FORMAT.to_be_bytes())?;
+        // A store without an epoch has lost (or never had) the node's data: a fresh random base,
+        // so that no dot handed out before can be issued again (kv679; see `epochs`).
+        let epochs = Epochs::load(store, &mut rng)?;
+        let previous = match store.get_meta(META_GENERATION)? {
+            Some(bytes) => decode_u64(&bytes)?,
+            None => 0,
+        };
+        let generation = (previous + 1).max(now);
+        store.put_meta(META_GENERATION, &generation.to_be_bytes())?;
+        store.put_meta(META_NODE_ID, &id.to_be_bytes())?;
+        store.flush()?;
+
+        let ring = match store.get_meta(membership::RING_KEY)? {
+            Some(bytes) => Some(RingState::decode(&bytes)?),
+            None => None,
+        };
+        let removed = store
+            .get_meta(membership::REMOVED_KEY)?
+            .is_some_and(|v| v == [1]);
+        // Transfers pending at the last persisted point; a damaged list resumes none (each
+        // partition held but not replicated is handed over again).
+        let transfers: BTreeSet<(usize, NodeId)> = match store.get_meta(TRANSFERS_KEY)? {
+            Some(bytes) => rmp_serde::from_slice::<Vec<(usize, NodeId)>>(&bytes)
+                .map(|v| v.into_iter().collect())
+                .unwrap_or_default(),
+            None => BTreeSet::new(),
+        };
+        let mut checkpoints = BTreeMap::new();
+        for &(p, to) in &transfers {
+            let id = super::ids::pair_id(p as u64, to);
+            // A checkpoint this version cannot read (or none) restarts the range from its
+            // start: sending keys the receiver has is harmless, merging is idempotent.
+            let key = store
+                .get_meta(&checkpoint_name(dynamo_handoff::TransferId(id)))
+                .ok()
+                .flatten()
+                .and_then(|v| decode_checkpoint(&v).ok().flatten());
+            if let Some(key) = key {
+                checkpoints.insert(id, key);
+            }
+        }
+        let mut keys = Vec::new();
+        store.scan(&mut |key, siblings| {
+            keys.push(StoredKey {
+                key: key.to_vec(),
+                digest: siblings_digest(siblings),
+                tombstone: tombstone_time(siblings),
+            });
+        })?;
+        let mut hints = Vec::new();
+        for (_, bytes) in store.hints()? {
+            match crate::types::decode_msgpack(&bytes) {
+                Ok(record) => hints.push(record),
+                Err(e) => return Err(StoreError::Corrupt(format!("hint record: {e}")).into()),
+            }
+        }
+        Ok(Boot {
+            rng,
+            epochs,
+            generation,
+            ring,
+            removed,
+            transfers,
+            checkpoints,
+            keys,
+            hints,
+        })
+    }
+}
+
+/// Refuses quorum sizes no request could meet.
+pub(crate) fn config_checked(config: &NodeConfig) -> Result<(), NodeError> {
+    if config.n == 0 || config.r == 0 || config.w == 0 || config.r > config.n || config.w > config.n
+    {
+        return Err(NodeError::Config(format!(
+            "N={}, R={}, W={}: need 1 <= R, W <= N",
+            config.n, config.r, config.w
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Going on once the store answered: each [`Then`] a storage op carried, with the op's result.
+
+use super::coordinator::Answer;
+use super::storage::{StorageId, StorageResult, Then};
+use super::NodeCore;
+use crate::message::PeerMessage;
+use crate::store::StoreError;
+use crate::types::{Key, Millis, Sibs};
+
+impl NodeCore {
+    /// The store answered op `id` (drained from [`NodeCore::poll_storage`]) with `result`.
+    /// Results come back in the order the ops were drained. A result for no op waiting is
+    /// counted and ignored.
+    pub fn handle_storage(&mut self, now: Millis, id: StorageId, result: StorageResult) {
+        let Some((keys, then)) = self.storage.take(id) else {
+            self.stats.counters.bad_messages += 1;
+            return;
+        };
+        match result {
+            StorageResult::Merge(results) => {
+                let mut ok = results.len() == keys.len();
+                let mut foreign = false;
+                for (key, r) in keys.iter().zip(results) {
+                    match r {
+                        Ok(Some(merged)) => {
+                            self.stored(key, &merged);
+                            foreign |= !self.replicates(self.partition_of(key));
+                        }
+                        Ok(None) => {}
+                        Err(_) => ok = false,
+                    }
+                }
+                self.merged_then(now, then, ok, foreign);
+            }
+            StorageResult::Read(found) => {
+                let found: Vec<Option<Sibs>> = match found {
+                    Ok(found) if found.len() == keys.len() => {
+                        for (key, f) in keys.iter().zip(&found) {
+                            self.read_back(key, f);
+                        }
+                        found
+                    }
+                    _ => {
+                        // A store that cannot read answers nothing: counted, and treated as
+                        // not found, except by a transfer (its batch is retried).
+                        self.stats.counters.bad_messages += 1;
+                        if let Then::TransferBatch { transfer, .. } = then {
+                            self.transfer_failed(transfer);
+                            self.drain(now);
+                            return;
+                        }
+                        vec![None; keys.len()]
+                    }
+                };
+                self.read_then(now, then, keys, found);
+            }
+            StorageResult::RemoveIf(removed) => {
+                if let (Then::Reaped { key }, Ok(true)) = (then, removed) {
+                    self.reaped(&key);
+                }
+            }
+            StorageResult::Remove(results) => {
+                if let Then::Dropped { partition } = then {
+                    for (key, r) in keys.iter().zip(results) {
+                        if r.is_ok() {
+                            self.dropped(partition, key);
+                        }
+                    }
+                }
+            }
+            StorageResult::Written(r) => self.written_then(now, then, r),
+        }
+        self.drain(now);
+    }
+
+    /// A merge is done: `ok` unless an entry failed; `foreign` if one changed a partition this
+    /// node does not replicate.
+    fn merged_then(&mut self, now: Millis, then: Then, ok: bool, foreign: bool) {
+        match then {
+            Then::HintsAck { from, ack, ok: o } => {
+                self.hints_kept(now, from, ack, o && ok, foreign)
+            }
+            Then::TransferAck { from, ack, ok: o } => {
+                if o && ok {
+                    self.transmits
+                        .push_back((from, PeerMessage::TransferAck(ack)));
+                }
+            }
+            Then::Minted(minted) => self.minted(now, *minted, ok),
+            Then::Nothing => {
+                if !ok {
+                    self.stats.counters.bad_messages += 1;
+                }
+            }
+            then => self.then_written(now, then, ok),
+        }
+    }
+
+    /// A replica write is done (`ok`: kept): acknowledged to its coordinator.
+    pub(crate) fn then_written(&mut self, now: Millis, then: Then, ok: bool) {
+        match then {
+            Then::WriteAck { to, req, ok: o } => {
+                if let Some(req) = req {
+                    self.transmits
+                        .push_back((to, PeerMessage::WriteAck { req, ok: o && ok }));
+                }
+            }
+            Then::LocalWrite { req, ok: o } => {
+                let answer = if o && ok { Answer::Ack } else { Answer::Failed };
+                self.local_answered(now, req, answer);
+            }
+            _ => {}
+        }
+    }
+
+    /// A read is done: `found[i]` are the stored versions of `keys[i]`.
+    fn read_then(&mut self, now: Millis, then: Then, keys: Vec<Key>, found: Vec<Option<Sibs>>) {
+        let first = || keys.first().cloned().unwrap_or_default();
+        match then {
+            Then::ReadReply { to, req } => {
+                let key = first();
+                let siblings = self.held(&key, found.into_iter().next().flatten());
+                self.transmits
+                    .push_back((to, PeerMessage::ReadReply { req, siblings }));
+            }
+            Then::LocalRead { req } => {
+                let key = first();
+                let siblings = self.held(&key, found.into_iter().next().flatten());
+                self.local_answered(now, req, Answer::Versions(siblings));
+            }
+            Then::Mint(minting) => {
+                let current = found.into_iter().next().flatten();
+                self.mint(now, *minting, current);
+            }
+            Then::TransferBatch {
+                transfer,
+                request,
+                max_bytes,
+                more,
+            } => self.transfer_read(now, transfer, request, max_bytes, more, keys, found),
+            Then::ExchangeOut {
+                peer,
+                partition,
+                want,
+            } => self.exchange_out(peer, partition, keys, found, want),
+            Then::ExchangeBack { to, partition } => self.exchange_back(to, partition, keys, found),
+            _ => {}
+        }
+    }
+
+    /// A metadata write (or a lease) is done.
+    fn written_then(&mut self, now: Millis, then: Then, result: Result<(), StoreError>) {
+        match then {
+            Then::Lease(minted) => self.leased(now, *minted, result),
+            _ => {
+                if result.is_err() {
+                    self.stats.counters.bad_messages += 1;
+                }
+            }
+        }
+    }
+}

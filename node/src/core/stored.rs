@@ -1,0 +1,190 @@
+//! [`StoredCore`]: a [`NodeCore`] with its [`Store`], executing every storage op as soon as the
+//! core emits it. The simulator, the tests and the runtime's driver use it; a driver that wants
+//! its storage elsewhere (another thread, later) drives a bare [`NodeCore`] instead.
+
+use std::ops::Deref;
+
+use super::change::{ChangeError, ChangePlan, ChangeRequest, PartitionSize};
+use super::digest::encode_siblings;
+use super::storage::execute;
+use super::{Boot, NodeCore, NodeError, NodeEvent};
+use crate::config::NodeConfig;
+use crate::message::{ClientReply, ClientRequest, PeerMessage};
+use crate::store::{Store, StoreError};
+use crate::types::{Millis, NodeId, RequestId};
+
+/// A [`NodeCore`] and its store. Every input runs the core's storage ops on the store, in order,
+/// feeding each result back, until the core asks for none; then its messages, replies and
+/// events are ready to drain. Queries go to the core through [`Deref`].
+pub struct StoredCore<S: Store> {
+    core: NodeCore,
+    store: S,
+    /// The time of the last input (storage results are handed back at it).
+    now: Millis,
+    /// Storage runs only when [`StoredCore::run_storage`] is called (see
+    /// [`StoredCore::set_deferred`]).
+    deferred: bool,
+}
+
+impl<S: Store> StoredCore<S> {
+    /// Starts node `id` on `store` ([`Boot::load`], then [`NodeCore::new`]).
+    pub fn new(
+        id: NodeId,
+        address: String,
+        config: NodeConfig,
+        mut store: S,
+        now: Millis,
+        seed: u64,
+    ) -> Result<Self, NodeError> {
+        let boot = Boot::load(&mut store, id, &config, now, seed)?;
+        let core = NodeCore::new(id, address, config, boot, now, seed)?;
+        let mut stored = StoredCore {
+            core,
+            store,
+            now,
+            deferred: false,
+        };
+        stored.run_storage(now);
+        Ok(stored)
+    }
+
+    /// Executes every storage op the core asked for, feeding back each result (which may ask
+    /// for more), at time `now`.
+    pub fn run_storage(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        while let Some((id, op)) = self.core.poll_storage() {
+            let result = execute(&mut self.store, &op);
+            self.core.handle_storage(self.now, id, result);
+        }
+    }
+
+    /// Deferred (`true`): inputs leave their storage ops queued until
+    /// [`StoredCore::run_storage`], as a driver whose disk is busy does (the simulator's slow
+    /// disk). The caller must then hold the outputs of every input until the ops queued by it
+    /// ran, as a durable driver holds them until its flush.
+    pub fn set_deferred(&mut self, deferred: bool) {
+        self.deferred = deferred;
+    }
+
+    /// Whether storage ops wait to run (deferred mode).
+    pub fn storage_pending(&self) -> bool {
+        self.core.storage_in_flight() > 0
+    }
+
+    /// Runs one input on the core, then its storage ops (unless deferred).
+    fn input(&mut self, now: Millis, f: impl FnOnce(&mut NodeCore)) {
+        self.now = self.now.max(now);
+        f(&mut self.core);
+        if !self.deferred {
+            self.run_storage(now);
+        }
+    }
+
+    /// [`NodeCore::handle_client`].
+    pub fn handle_client(&mut self, now: Millis, req: RequestId, request: ClientRequest) {
+        self.input(now, |c| c.handle_client(now, req, request));
+    }
+
+    /// [`NodeCore::handle_message`].
+    pub fn handle_message(&mut self, now: Millis, from: NodeId, msg: PeerMessage) {
+        self.input(now, |c| c.handle_message(now, from, msg));
+    }
+
+    /// [`NodeCore::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.input(now, |c| c.handle_timeout(now));
+    }
+
+    /// [`NodeCore::peer_unreachable`].
+    pub fn peer_unreachable(&mut self, now: Millis, peer: NodeId) {
+        self.input(now, |c| c.peer_unreachable(now, peer));
+    }
+
+    /// [`NodeCore::undelivered`].
+    pub fn undelivered(&mut self, now: Millis, peer: NodeId, msg: PeerMessage) {
+        self.input(now, |c| c.undelivered(now, peer, msg));
+    }
+
+    /// [`NodeCore::leave`].
+    pub fn leave(&mut self, now: Millis) {
+        self.input(now, |c| c.leave(now));
+    }
+
+    /// [`NodeCore::commit_change`].
+    pub fn commit_change(
+        &mut self,
+        now: Millis,
+        version: u64,
+        request: &ChangeRequest,
+    ) -> Result<ChangePlan, ChangeError> {
+        let mut result = Err(ChangeError::Empty);
+        self.input(now, |c| result = c.commit_change(now, version, request));
+        result
+    }
+
+    /// [`NodeCore::flushed`].
+    pub fn flushed(&mut self, micros: u64) {
+        self.core.flushed(micros);
+    }
+
+    /// [`NodeCore::poll_transmit`].
+    pub fn poll_transmit(&mut self) -> Option<(NodeId, PeerMessage)> {
+        self.core.poll_transmit()
+    }
+
+    /// [`NodeCore::poll_reply`].
+    pub fn poll_reply(&mut self) -> Option<(RequestId, ClientReply)> {
+        self.core.poll_reply()
+    }
+
+    /// [`NodeCore::poll_event`].
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.core.poll_event()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The store, mutably (to flush it).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Gives the store back (the simulator keeps it across a crash).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Keys and bytes of every range this node holds data of (reads every stored key: an admin
+    /// command, for plans).
+    pub fn partition_sizes(&self) -> Result<Vec<PartitionSize>, StoreError> {
+        let mut out = Vec::new();
+        for (p, keys) in self.core.index.iter().enumerate() {
+            if keys.is_empty() {
+                continue;
+            }
+            let mut bytes = 0u64;
+            for key in keys.keys() {
+                if let Some(siblings) = self.store.get(key)? {
+                    bytes += (key.len() + encode_siblings(&siblings).len()) as u64;
+                }
+            }
+            out.push(PartitionSize {
+                range: p,
+                keys: keys.len() as u64,
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl<S: Store> Deref for StoredCore<S> {
+    type Target = NodeCore;
+
+    fn deref(&self) -> &NodeCore {
+        &self.core
+    }
+}
