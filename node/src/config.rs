@@ -78,8 +78,8 @@ pub struct NodeConfig {
     /// How long a down node stays in the ring before it is removed (default: never, `None`).
     pub remove_after: Option<Millis>,
     /// How long a tombstone is kept before it may be reaped (default 4 h; `None` keeps tombstones
-    /// forever). A tombstone is reaped only once all N replicas hold exactly it; the grace period
-    /// must outlast every older version still in flight, so hints live at most half of it.
+    /// forever). A tombstone is reaped only once all N replicas hold exactly it, every member is
+    /// up, and none holds hints for the key's replicas or hands its range over (see the reaper).
     pub tombstone_grace: Option<Millis>,
 }
 

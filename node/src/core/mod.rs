@@ -132,6 +132,8 @@ pub struct NodeCore {
     ring_digest: [u8; 32],
     /// The handoff entry last published in gossip.
     handoff_published: Vec<u8>,
+    /// The hints entry last published in gossip (see `reaper::HINTS_KEY`).
+    hints_published: Vec<u8>,
     /// A joining node's ring before it heard the cluster's: not published, replaced by any ring
     /// a peer publishes.
     ring_provisional: bool,
@@ -311,20 +313,12 @@ impl NodeCore {
         }
 
         let defaults = HintLogConfig::default();
-        // Hints must die well before a tombstone may be reaped (see `reaper`).
-        let max_age = match config.tombstone_grace {
-            Some(grace) => defaults
-                .max_age
-                .min(std::time::Duration::from_millis(grace / 2)),
-            None => defaults.max_age,
-        };
         let backoff = dynamo_handoff::Backoff {
             initial: std::time::Duration::from_millis(config.handoff_interval.max(1)),
             ..defaults.backoff
         };
         let mut hints = HintLog::new(HintLogConfig {
             seed: seed ^ generation,
-            max_age,
             backoff,
             ..defaults
         });
@@ -362,6 +356,7 @@ impl NodeCore {
             ring_digest: membership::ring_digest(&ring_bytes),
             ring_bytes,
             handoff_published: Vec::new(),
+            hints_published: Vec::new(),
             ring_provisional,
             ring_heard: false,
             members,
@@ -396,6 +391,7 @@ impl NodeCore {
         };
         core.hand_over_foreign(now);
         core.publish_handoff();
+        core.publish_hint_targets();
         core.gossip.handle_timeout(now);
         core.drain(now);
         Ok(core)
@@ -486,6 +482,11 @@ impl NodeCore {
     /// Hints held here for other nodes, not yet delivered.
     pub fn hints_pending(&self) -> usize {
         self.hints.len()
+    }
+
+    /// Outgoing ownership transfers running or waiting for a retry.
+    pub fn transfers_running(&self) -> usize {
+        self.transfers.len() + self.transfer_retry.len()
     }
 
     /// Hints waiting, by the node they are for.
@@ -750,6 +751,7 @@ impl NodeCore {
         self.drain_syncs(now);
         self.drain_transfers(now);
         self.publish_handoff();
+        self.publish_hint_targets();
         if self.leaving {
             self.announce_left_when_done();
             self.drain_gossip(now);

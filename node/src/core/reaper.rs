@@ -4,9 +4,15 @@
 //! The first primary of a key checks, once the tombstone is older than the grace period, with a
 //! get that must hear from all N primaries (strict, R = N). If every replica answered with the same
 //! tombstone-only set, it asks them all to reap; each removes the key only if it still holds that
-//! very tombstone. The grace period outlasts the hints (which live at most half of it), so no
-//! older version can come back from a fallback once the tombstone is gone; a replica that missed
-//! the reap keeps its tombstone, and anti-entropy may copy it back, which only delays reaping.
+//! very tombstone. A replica that missed the reap keeps its tombstone, and anti-entropy may copy
+//! it back, which only delays reaping.
+//!
+//! No older version may come back from a fallback once the tombstone is gone. A hint lives until
+//! its node takes it (or for `HintLogConfig::max_age`, hours), however long a partition keeps
+//! them apart: dropping it earlier would lose a write that only fallbacks acknowledged. So every
+//! node publishes in gossip the nodes it holds hints for ([`HINTS_KEY`]), and the reaper checks
+//! no key while a member is down (it may hold hints nobody knows of) or holds hints for one of
+//! the key's primaries.
 //!
 //! Nor may a copy kept by a former owner: after a ring change, a node hands the partitions it no
 //! longer replicates over by ownership transfer, which takes as long as the new owners take to be
@@ -122,7 +128,69 @@ impl Reaper {
     }
 }
 
+/// The gossip key under which a node publishes the nodes it holds hints for: a version byte (1)
+/// and the node ids, 8 bytes each, big-endian, in order.
+pub(crate) const HINTS_KEY: &str = "hints";
+
+/// A hints entry for `nodes`.
+pub(crate) fn encode_hint_targets(nodes: &BTreeSet<NodeId>) -> Vec<u8> {
+    let mut out = vec![1u8];
+    for n in nodes {
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    out
+}
+
+/// The nodes a hints entry names; `None` if the bytes are not one.
+pub(crate) fn decode_hint_targets(bytes: &[u8]) -> Option<BTreeSet<NodeId>> {
+    let (&version, rest) = bytes.split_first()?;
+    if version != 1 || !rest.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(
+        rest.chunks_exact(8)
+            .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect(),
+    )
+}
+
 impl NodeCore {
+    /// Publishes the nodes this node holds hints for, if they changed.
+    pub(crate) fn publish_hint_targets(&mut self) {
+        let targets: BTreeSet<NodeId> = self
+            .hints
+            .nodes()
+            .filter(|(_, s)| s.hints > 0)
+            .map(|(&id, _)| id)
+            .collect();
+        let entry = encode_hint_targets(&targets);
+        if entry != self.hints_published {
+            let _ = self.gossip.set_app_state(HINTS_KEY, entry.clone());
+            self.hints_published = entry;
+        }
+    }
+
+    /// Every node some member holds hints for, or `None` if a member may hold hints nobody
+    /// knows of: it is down, or published no hints entry. Members that left do not count.
+    pub(crate) fn hint_targets(&self) -> Option<BTreeSet<NodeId>> {
+        let mut targets: BTreeSet<NodeId> = self
+            .hints
+            .nodes()
+            .filter(|(_, s)| s.hints > 0)
+            .map(|(&id, _)| id)
+            .collect();
+        for (id, state) in self.gossip.members() {
+            if *id == self.id || state.status() == dynamo_gossip::Status::Left {
+                continue;
+            }
+            if !self.is_up(*id) {
+                return None;
+            }
+            targets.extend(state.app_state(HINTS_KEY).and_then(decode_hint_targets)?);
+        }
+        Some(targets)
+    }
+
     /// Starts reap checks for old tombstones of keys this node is the first primary of.
     pub(crate) fn start_reaps(&mut self, now: Millis) {
         let Some(due) = self.reaper.due(now) else {
@@ -133,9 +201,19 @@ impl NodeCore {
         let Some(pending) = self.handoffs_pending() else {
             return;
         };
+        let Some(hinted) = self.hint_targets() else {
+            return;
+        };
         let due: Vec<Key> = due
             .into_iter()
             .filter(|k| !pending.contains(&self.partition_of(k)))
+            .filter(|k| {
+                !self
+                    .ring
+                    .preference_list(k)
+                    .primaries()
+                    .any(|p| hinted.contains(p))
+            })
             .filter(|k| {
                 self.ring
                     .preference_list(k)

@@ -120,8 +120,7 @@ impl NodeCore {
     }
 
     /// Records a hint: `siblings` of `key` for `intended`, delivered when it is up, its age
-    /// counted from `recorded_at` (a re-routed hint keeps its age: no version may outlive the
-    /// hint age bound the tombstone reaper relies on). A hint for a node out of the ring goes to
+    /// counted from `recorded_at` (a re-routed hint keeps its age). A hint for a node out of the ring goes to
     /// the key's primaries instead ([`Self::keep_for_primaries`]).
     pub(crate) fn record_hint(
         &mut self,
@@ -199,9 +198,9 @@ impl NodeCore {
         }
     }
 
-    /// A hint for `intended` expired (its node stayed away too long): rather than let the only
+    /// A hint for `intended` expired (its node stayed away for hours): rather than let the only
     /// copy a fallback may hold vanish, its versions go to the key's other primaries once, without
-    /// a new hint (so no version outlives the hint age bound the tombstone reaper relies on).
+    /// a new hint (a hint's age stays bounded).
     fn spread_expired(&mut self, key: &[u8], intended: NodeId) {
         let Some((_, siblings)) = self.hinted.get(key).cloned() else {
             return;

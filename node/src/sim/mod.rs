@@ -526,12 +526,14 @@ impl Sim {
     }
 
     /// Whether every running node that replicates a partition has the same Merkle root for it, and
-    /// no node still holds a hint waiting for delivery.
+    /// no node still holds a hint waiting for delivery, hands a range over, or has storage ops
+    /// waiting to run.
     pub fn converged(&self) -> bool {
         let mut roots: BTreeMap<u32, [u8; 32]> = BTreeMap::new();
         for core in self.slots.iter().filter_map(|s| s.core.as_ref()) {
-            // A hint still waiting holds a version that may exist nowhere else.
-            if core.hints_pending() > 0 {
+            // A hint still waiting, or a range not yet handed over, holds versions that may exist
+            // nowhere else.
+            if core.hints_pending() > 0 || core.transfers_running() > 0 || core.storage_pending() {
                 return false;
             }
             for (p, root) in core.partition_roots() {

@@ -161,3 +161,51 @@ fn a_late_write_to_a_former_owner_reaches_the_primaries() {
         "{key} left on node {former}"
     );
 }
+
+/// A put acknowledged only by fallbacks (every primary cut off) waits in their hints for as long
+/// as the partition lasts, past the grace period: hints that expired with the grace period (as they
+/// once did, so that none could outlive a reaped tombstone) lost the write. The reaper waits for
+/// the members that hold hints instead.
+#[test]
+fn a_write_only_fallbacks_took_outlives_a_partition_longer_than_the_grace_period() {
+    let config = NodeConfig {
+        sync_interval: Some(100),
+        partitions: 8,
+        tombstone_grace: Some(1_000),
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(500);
+    let ring = c.nodes[&1].ring().clone();
+    let (key, primaries) = (0..100)
+        .map(|i| format!("key-{i}"))
+        .map(|k| {
+            let p: Vec<NodeId> = ring
+                .preference_list(k.as_bytes())
+                .primaries()
+                .copied()
+                .collect();
+            (k, p)
+        })
+        .find(|(_, p)| !p.contains(&1))
+        .expect("a key node 1 does not replicate");
+    c.down = primaries.clone();
+    // Long enough for the failure detectors to call the primaries down.
+    c.advance(5_000);
+    let reply = c.put(1, &key, "kept", vec![]);
+    let ClientReply::Stored { replicas, .. } = reply else {
+        panic!("{reply:?}");
+    };
+    assert!(
+        replicas.iter().all(|r| !primaries.contains(r)),
+        "only fallbacks took it: {replicas:?}"
+    );
+    // The partition outlasts the grace period many times over.
+    c.advance(20_000);
+    c.down.clear();
+    c.advance(20_000);
+    for &p in &primaries {
+        assert_eq!(stored(&c, p, &key), Some(true), "{key} on primary {p}");
+    }
+    assert_eq!(c.get(1, &key).0, vec![b"kept".to_vec()]);
+}
