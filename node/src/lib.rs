@@ -38,5 +38,5 @@ pub use crate::core::{
 };
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
-pub use store::{MemoryStore, Recording, Store, StoreError, StoreOp, SyncJob};
+pub use store::{MemoryStore, Store, StoreError, SyncJob};
 pub use types::{Actor, Clock, Key, Millis, NodeId, Object, RequestId, Sibs, Value};

@@ -1,15 +1,13 @@
 //! Where a node keeps its data: the [`Store`] trait and the in-memory store.
 //!
-//! The core calls the store synchronously. A durable store may buffer writes; the driver calls
-//! [`Store::flush`] before it sends any message or reply produced after those writes, so that an
-//! acknowledgement never leaves before the write it acknowledges is durable (group commit: one
-//! flush covers every input handled since the last one).
+//! The core never calls the store: it asks for reads and writes as
+//! [`StorageOp`](crate::core::StorageOp)s, which its driver runs on a store
+//! ([`execute`](crate::core::execute)) and answers. A durable store may buffer writes; the driver
+//! calls [`Store::flush`] before it sends any message or reply produced after those writes, so
+//! that an acknowledgement never leaves before the write it acknowledges is durable (group commit:
+//! one flush covers every input handled since the last one).
 
 use std::collections::BTreeMap;
-
-mod recording;
-
-pub use recording::{Recording, StoreOp};
 
 use crate::types::{Key, Sibs};
 

@@ -68,6 +68,7 @@ fn run_one(every_ms: Option<u64>, duration_ms: u64, seed: u64) -> Result<Run, Er
         },
         keep_history: true,
         start: 1_000,
+        disk: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "churn",

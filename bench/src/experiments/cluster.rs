@@ -102,6 +102,7 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
         workload: point.workload.clone(),
         keep_history: true,
         start: 1_000,
+        disk: None,
     })
     .map_err(|e| setup(&e))?;
     let mut detected_ms = None;

@@ -24,6 +24,7 @@ fn sim(seed: u64, nodes: usize, node: NodeConfig, link: LinkConfig) -> Result<Si
         workload: Workload::default(),
         keep_history: false,
         start: 1_000,
+        disk: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "simulator",

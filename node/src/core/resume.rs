@@ -99,12 +99,13 @@ impl NodeCore {
     /// A replica write is done (`ok`: kept): acknowledged to its coordinator.
     pub(crate) fn then_written(&mut self, now: Millis, then: Then, ok: bool) {
         match then {
-            Then::WriteAck { to, req, ok: o } => {
-                if let Some(req) = req {
-                    self.transmits
-                        .push_back((to, PeerMessage::WriteAck { req, ok: o && ok }));
-                }
-            }
+            Then::WriteAck {
+                to,
+                req: Some(req),
+                ok: o,
+            } => self
+                .transmits
+                .push_back((to, PeerMessage::WriteAck { req, ok: o && ok })),
             Then::LocalWrite { req, ok: o } => {
                 let answer = if o && ok { Answer::Ack } else { Answer::Failed };
                 self.local_answered(now, req, answer);

@@ -14,6 +14,9 @@ use crate::types::{Key, Millis, NodeId, Object, RequestId, Sibs};
 const ME: NodeId = 1;
 const BOOT: Millis = 1_000;
 
+/// Messages sent, and client replies, of some inputs.
+type Sent = (Vec<(NodeId, PeerMessage)>, Vec<(RequestId, ClientReply)>);
+
 struct Held {
     core: NodeCore,
     store: MemoryStore,
@@ -63,7 +66,7 @@ impl Held {
     }
 
     /// Messages and replies since the last call.
-    fn sent(&mut self) -> (Vec<(NodeId, PeerMessage)>, Vec<(RequestId, ClientReply)>) {
+    fn sent(&mut self) -> Sent {
         let msgs = std::iter::from_fn(|| self.core.poll_transmit()).collect();
         let replies = std::iter::from_fn(|| self.core.poll_reply()).collect();
         (msgs, replies)

@@ -1,16 +1,18 @@
 //! One input, the exact outputs: what a node stores, sends and answers, in the style of openraft's
-//! engine tests. Each test starts one node of a four-node cluster (N = 3, R = W = 2) on a store
-//! that records its writes, feeds it one input and compares everything it produced with a list.
+//! engine tests. Each test starts one node of a four-node cluster (N = 3, R = W = 2), feeds it one
+//! input and compares everything it produced with a list.
 //!
-//! Outputs are listed by kind in the order a driver executes them: store writes (made during
-//! the input), then messages, then replies, then operator events.
+//! Outputs are listed by kind in the order a driver executes them: storage ops (each run on a
+//! memory store at once, its result handed back), then messages, then replies, then operator
+//! events.
 
 use dynamo_vclock::{VClock, Value as Versioned};
 
-use super::{NodeEvent, StoredCore};
+use super::storage::{execute, StorageOp};
+use super::{Boot, NodeCore, NodeEvent};
 use crate::config::NodeConfig;
 use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
-use crate::store::{MemoryStore, Recording, Store, StoreOp};
+use crate::store::{MemoryStore, Store};
 use crate::types::{Key, Millis, NodeId, Object, RequestId, Sibs};
 
 /// The node under test.
@@ -21,14 +23,15 @@ const BOOT: Millis = 1_000;
 /// Everything one input produced.
 #[derive(Debug, Clone, PartialEq)]
 enum Out {
-    Store(StoreOp),
+    Storage(StorageOp),
     Send(NodeId, PeerMessage),
     Reply(RequestId, ClientReply),
     Event(NodeEvent),
 }
 
 struct Harness {
-    core: StoredCore<Recording<MemoryStore>>,
+    core: NodeCore,
+    store: MemoryStore,
     now: Millis,
 }
 
@@ -45,22 +48,26 @@ impl Harness {
             tombstone_grace: None,
             ..NodeConfig::default()
         };
-        let store = Recording::new(MemoryStore::new());
-        let core = StoredCore::new(ME, "n1".into(), config, store, BOOT, 7).expect("starts");
-        let mut h = Harness { core, now: BOOT };
+        let mut store = MemoryStore::new();
+        let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
+        let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+        let mut h = Harness {
+            core,
+            store,
+            now: BOOT,
+        };
         h.outputs();
         h
     }
 
-    /// Drains every output of the inputs since the last call.
+    /// Runs the storage ops of the inputs since the last call, then drains every output.
     fn outputs(&mut self) -> Vec<Out> {
-        let mut out: Vec<Out> = self
-            .core
-            .store_mut()
-            .take()
-            .into_iter()
-            .map(Out::Store)
-            .collect();
+        let mut out = Vec::new();
+        while let Some((id, op)) = self.core.poll_storage() {
+            let result = execute(&mut self.store, &op);
+            out.push(Out::Storage(op));
+            self.core.handle_storage(self.now, id, result);
+        }
         while let Some((to, msg)) = self.core.poll_transmit() {
             out.push(Out::Send(to, msg));
         }
@@ -115,8 +122,15 @@ impl Harness {
 
     /// The versions stored for `key`.
     fn stored(&self, key: &[u8]) -> Option<Sibs> {
-        self.core.store().inner().get(key).expect("memory store")
+        self.store.get(key).expect("memory store")
     }
+}
+
+/// The storage op that reads `key`.
+fn read(key: &[u8]) -> Out {
+    Out::Storage(StorageOp::Read {
+        keys: vec![key.to_vec()],
+    })
 }
 
 fn get(key: &[u8]) -> ClientRequest {
@@ -169,10 +183,11 @@ fn a_get_reads_the_other_primaries_and_answers_nothing_before_r() {
     let mut h = Harness::new();
     let (key, p2, p3) = h.own_key();
     let req = h.next_req();
-    // The local replica answers at once (not found); R = 2 needs one more.
+    // The local replica answers from the store (not found); R = 2 needs one more.
     assert_eq!(
         h.client(10, get(&key)),
         vec![
+            read(&key),
             Out::Send(
                 p2,
                 PeerMessage::Read {
@@ -267,9 +282,8 @@ fn a_get_returns_a_peers_value_and_repairs_the_stale_replicas() {
             }
         ),
         vec![
-            Out::Store(StoreOp::Put {
-                key: key.clone(),
-                siblings: sibs.clone()
+            Out::Storage(StorageOp::Merge {
+                entries: vec![(key.clone(), sibs.clone())]
             }),
             Out::Send(
                 p3,
@@ -305,13 +319,14 @@ fn a_put_at_a_primary_is_stored_here_first_then_sent_to_the_other_primaries() {
             },
         )
     };
-    // The actor epoch comes from the lease taken at start (no store write of its own).
+    // The key is read (to mint the dot over this node's copy), the dot stored, then sent. The
+    // actor epoch comes from the lease taken at start (no store write of its own).
     assert_eq!(
         out,
         vec![
-            Out::Store(StoreOp::Put {
-                key: key.clone(),
-                siblings: sibs.clone()
+            read(&key),
+            Out::Storage(StorageOp::Merge {
+                entries: vec![(key.clone(), sibs.clone())]
             }),
             write(p2),
             write(p3),
@@ -380,9 +395,8 @@ fn a_replica_write_is_stored_then_acknowledged() {
             }
         ),
         vec![
-            Out::Store(StoreOp::Put {
-                key: key.clone(),
-                siblings: sibs
+            Out::Storage(StorageOp::Merge {
+                entries: vec![(key.clone(), sibs)]
             }),
             Out::Send(p2, PeerMessage::WriteAck { req: 77, ok: true }),
         ]
@@ -406,7 +420,7 @@ fn a_fallback_keeps_a_hinted_write_as_a_hint_not_as_its_own_copy() {
         },
     );
     // The hint is stored, acknowledged, and offered at once to its node (believed up here).
-    let [Out::Store(StoreOp::PutHint { id: 0 }), Out::Send(4, PeerMessage::WriteAck { req: 78, ok: true }), Out::Send(to, PeerMessage::Hints(batch))] =
+    let [Out::Storage(StorageOp::PutHint { id: 0, .. }), Out::Send(4, PeerMessage::WriteAck { req: 78, ok: true }), Out::Send(to, PeerMessage::Hints(batch))] =
         out.as_slice()
     else {
         panic!("expected a stored hint, an ack and a delivery, got {out:?}");
@@ -423,14 +437,23 @@ fn a_replica_read_of_a_missing_key_answers_not_found_and_writes_nothing() {
     let mut h = Harness::new();
     let (key, p2, _) = h.own_key();
     assert_eq!(
-        h.message(p2, PeerMessage::Read { req: 5, key }),
-        vec![Out::Send(
+        h.message(
             p2,
-            PeerMessage::ReadReply {
+            PeerMessage::Read {
                 req: 5,
-                siblings: None
+                key: key.clone()
             }
-        )]
+        ),
+        vec![
+            read(&key),
+            Out::Send(
+                p2,
+                PeerMessage::ReadReply {
+                    req: 5,
+                    siblings: None
+                }
+            )
+        ]
     );
 }
 
