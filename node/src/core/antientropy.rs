@@ -317,7 +317,7 @@ impl NodeCore {
                     Some(Event::Finished(diffs)) => {
                         // Equal trees with a replica: nothing of the partition is missing here.
                         if diffs.is_empty() {
-                            self.incoming.remove(&partition);
+                            self.transfers.incoming.remove(&partition);
                         }
                         if initiator {
                             self.exchange_differences(peer, partition, diffs);

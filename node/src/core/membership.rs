@@ -404,22 +404,16 @@ impl NodeCore {
         for p in 0..self.ring.range_count() {
             match (!provisional && replicas(&old, p), replicas(&self.ring, p)) {
                 (false, true) => {
-                    self.incoming.insert(p);
+                    self.transfers.incoming.insert(p);
                 }
                 (_, false) => {
-                    self.incoming.remove(&p);
+                    self.transfers.incoming.remove(&p);
                 }
                 _ => {}
             }
         }
         // Transfers that completed before this node adopted the ring that awaits them.
-        let version = self.ring_state.version;
-        self.done_early.retain(|&p, &mut v| {
-            if v <= version {
-                self.incoming.remove(&p);
-            }
-            v > version
-        });
+        self.transfers.adopted(self.ring_state.version);
         self.cancel_stale_transfers();
         if !provisional && !self.ring.contains(&me) {
             // Out of the ring: every range this node held goes to every primary of the new ring,
@@ -453,8 +447,7 @@ impl NodeCore {
     /// The partitions this node still has to hand over: those it holds keys of without being one
     /// of their primaries, and those it is transferring.
     pub(crate) fn handing_over(&self) -> BTreeSet<usize> {
-        let mut out: BTreeSet<usize> = self.transfers.values().map(|r| r.partition).collect();
-        out.extend(self.transfer_retry.iter().map(|(p, _)| *p));
+        let mut out = self.transfers.partitions();
         for p in 0..self.index.len() {
             if !self.index[p].is_empty() && !self.replicates(p) {
                 out.insert(p);

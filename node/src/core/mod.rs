@@ -49,6 +49,7 @@ mod stored;
 #[cfg(test)]
 mod tests;
 mod transfer;
+mod transfers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -75,7 +76,9 @@ pub use stats::{
 pub use storage::{execute, merged, reapable, StorageId, StorageOp, StorageResult};
 pub use stored::StoredCore;
 #[cfg(test)]
-pub(crate) use transfer::{decode_checkpoint, encode_checkpoint};
+pub(crate) use transfer::decode_checkpoint;
+#[cfg(test)]
+pub(crate) use transfers::encode_checkpoint;
 
 use crate::config::NodeConfig;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
@@ -87,7 +90,7 @@ use coordinator::Answer;
 use epochs::Epochs;
 use requests::{Requests, RoundTrip};
 use storage::{Storage, Then};
-use transfer::TransferRun;
+use transfers::Transfers;
 
 /// Why a node could not start.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -158,20 +161,8 @@ pub struct NodeCore {
     hint_keys: BTreeMap<u64, Key>,
     /// Anti-entropy: its tick and its sessions.
     anti_entropy: AntiEntropy,
-    transfers: BTreeMap<u64, TransferRun>,
-    /// The transfers (partition, receiver) pending as last persisted.
-    stored_transfers: BTreeSet<(usize, NodeId)>,
-    /// The persisted checkpoint of each transfer that has one, by transfer id.
-    checkpoints: BTreeMap<u64, Key>,
-    /// Transfers whose store read failed, to start again at the next tick.
-    transfer_retry: BTreeSet<(usize, NodeId)>,
-    /// Partitions this node became a replica of and has not received yet: it answers no reads
-    /// for them (so it does not count toward R) until a transfer or an anti-entropy session
-    /// brings them.
-    incoming: BTreeSet<usize>,
-    /// Partitions whose transfer to this node completed under a ring version it has not adopted
-    /// yet, with that version: not awaited once it adopts it.
-    done_early: BTreeMap<usize, u64>,
+    /// Ownership transfers, out and in.
+    transfers: Transfers,
     // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
     // same inputs give the same outputs (the simulator replays runs from a seed).
     /// Requests in flight: coordinated here, forwarded, or the reaper's.
@@ -370,12 +361,7 @@ impl NodeCore {
             hinted,
             hint_keys,
             anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout),
-            transfers: BTreeMap::new(),
-            stored_transfers,
-            checkpoints,
-            transfer_retry: BTreeSet::new(),
-            incoming: BTreeSet::new(),
-            done_early: BTreeMap::new(),
+            transfers: Transfers::resumed(stored_transfers, checkpoints),
             reaper,
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can
@@ -486,7 +472,7 @@ impl NodeCore {
 
     /// Outgoing ownership transfers running or waiting for a retry.
     pub fn transfers_running(&self) -> usize {
-        self.transfers.len() + self.transfer_retry.len()
+        self.transfers.len()
     }
 
     /// Hints waiting, by the node they are for.
@@ -537,8 +523,8 @@ impl NodeCore {
             keys: self.index.iter().map(BTreeMap::len).sum(),
             hints_pending: self.hints.len(),
             sync_sessions_running: self.anti_entropy.len(),
-            transfers_running: self.transfers.len(),
-            partitions_incoming: self.incoming.len(),
+            transfers_running: self.transfers.runs.len(),
+            partitions_incoming: self.transfers.incoming.len(),
             leaving: self.leaving,
             requests_in_flight: self.requests.len(),
             counters: self.stats.counters.clone(),
@@ -613,7 +599,7 @@ impl NodeCore {
         consider(self.hints.poll_timeout());
         consider(self.reaper.poll_timeout());
         consider(self.anti_entropy.poll_timeout());
-        for run in self.transfers.values() {
+        for run in self.transfers.runs.values() {
             consider(run.session.poll_timeout());
         }
         consider(self.requests.poll_timeout());
@@ -735,7 +721,6 @@ impl NodeCore {
     fn announce_left_when_done(&mut self) {
         if self.leaving
             && self.transfers.is_empty()
-            && self.transfer_retry.is_empty()
             && !self.ring.contains(&self.id)
             && self.gossip.local_state().status() != dynamo_gossip::Status::Left
         {

@@ -33,9 +33,7 @@ impl NodeCore {
         self.stats.counters.replica_writes += 1;
         self.reaper.track(key, merged);
         let p = self.partition_of(key);
-        for run in self.transfers.values_mut().filter(|r| r.partition == p) {
-            run.dirty = true;
-        }
+        self.transfers.touched(p);
         let digest = siblings_digest(merged);
         match self.index[p].insert(key.to_vec(), digest) {
             Some(old) => self.trees[p].update(key, &old, &digest),
@@ -96,8 +94,7 @@ impl NodeCore {
 
     /// Whether a transfer of partition `p` runs here or waits for a retry.
     fn handing_over_partition(&self, p: usize) -> bool {
-        self.transfers.values().any(|r| r.partition == p)
-            || self.transfer_retry.iter().any(|&(q, _)| q == p)
+        self.transfers.handing_over(p)
     }
 
     pub(crate) fn replica_write(
@@ -243,7 +240,7 @@ impl NodeCore {
     }
 
     pub(crate) fn replica_read(&mut self, from: NodeId, req: RequestId, key: &[u8]) {
-        if self.incoming.contains(&self.partition_of(key)) {
+        if self.transfers.incoming.contains(&self.partition_of(key)) {
             self.transmits
                 .push_back((from, PeerMessage::ReadRefused { req }));
             return;

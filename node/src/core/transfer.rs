@@ -15,7 +15,6 @@
 //! The receiver tells nothing to the coordinator of reads until it holds a new range (see
 //! `incoming`); the sender's `TransferDone` at the end lifts that.
 
-use std::collections::BTreeSet;
 
 use dynamo_handoff::{
     TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
@@ -24,35 +23,11 @@ use dynamo_handoff::{
 
 use super::digest::{decode_siblings, encode_siblings};
 use super::storage::{StorageOp, Then};
+use super::transfers::{TransferRun, CHECKPOINT_VERSION};
 use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::StoreError;
 use crate::types::{Key, Millis, NodeId, Sibs};
-
-/// One outgoing transfer.
-pub(crate) struct TransferRun {
-    pub(crate) session: TransferSession<NodeId, Key, Vec<u8>>,
-    pub(crate) partition: usize,
-    /// A write reached the partition since this pass started.
-    pub(crate) dirty: bool,
-}
-
-/// The store meta name of the transfers pending (partition, receiver), so that a restart resumes
-/// them rather than sending each partition it holds but no longer replicates to every replica.
-pub(crate) const TRANSFERS_KEY: &str = "transfers";
-
-/// The store meta name of a transfer's checkpoint.
-/// The version byte of a stored transfer checkpoint: `1 · the last key the receiver
-/// acknowledged`. An empty value is no checkpoint.
-pub(crate) const CHECKPOINT_VERSION: u8 = 1;
-
-/// The stored form of a checkpoint at `key`.
-pub(crate) fn encode_checkpoint(key: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(1 + key.len());
-    value.push(CHECKPOINT_VERSION);
-    value.extend_from_slice(key);
-    value
-}
 
 /// The key of a stored checkpoint (`None`: no checkpoint), or which version it has if this
 /// version cannot read it.
@@ -69,17 +44,13 @@ pub(crate) fn decode_checkpoint(value: &[u8]) -> Result<Option<Vec<u8>>, StoreEr
     }
 }
 
-pub(crate) fn checkpoint_name(id: TransferId) -> String {
-    format!("transfer-{}", id.0)
-}
-
 impl NodeCore {
     /// Starts moving partition `p` to `to` (unless that transfer is already running).
     pub(crate) fn start_transfer(&mut self, now: Millis, p: usize, to: NodeId) {
         // One transfer per (partition, receiver): the id names both, so a resumed or repeated
         // plan finds the running session.
         let id = TransferId(super::ids::pair_id(p as u64, to));
-        if self.transfers.contains_key(&id.0) {
+        if self.transfers.runs.contains_key(&id.0) {
             return;
         }
         let config = TransferConfig {
@@ -89,14 +60,14 @@ impl NodeCore {
         };
         // Without a checkpoint the range restarts from its start: sending keys the receiver has
         // is harmless, merging is idempotent.
-        let checkpoint = self.checkpoints.get(&id.0).cloned();
+        let checkpoint = self.transfers.checkpoint_of(id.0);
         let mut session = TransferSession::resume(config, id, to, checkpoint);
         if !self.is_up(to) {
             session.peer_down(now, to);
         }
         self.events
             .push(super::NodeEvent::TransferStarted { partition: p, to });
-        self.transfers.insert(
+        self.transfers.runs.insert(
             id.0,
             TransferRun {
                 session,
@@ -113,7 +84,7 @@ impl NodeCore {
     /// (a restart resumes them), or else to each of its primaries. Then persists the transfers
     /// pending.
     pub(crate) fn hand_over_foreign(&mut self, now: Millis) {
-        let stored = self.stored_transfers.clone();
+        let stored = self.transfers.persisted().clone();
         for p in 0..self.ring.range_count() {
             if self.index[p].is_empty() {
                 continue;
@@ -131,6 +102,7 @@ impl NodeCore {
             }
             let running = self
                 .transfers
+                .runs
                 .values()
                 .any(|r| r.partition == p && owners.contains(r.session.to()));
             if running {
@@ -151,43 +123,14 @@ impl NodeCore {
 
     /// Persists the transfers (partition, receiver) running or waiting for a retry.
     fn persist_transfers(&mut self) {
-        let pending: BTreeSet<(usize, NodeId)> = self
-            .transfers
-            .values()
-            .map(|r| (r.partition, *r.session.to()))
-            .chain(self.transfer_retry.iter().copied())
-            .collect();
-        let list: Vec<(usize, NodeId)> = pending.iter().copied().collect();
-        self.stored_transfers = pending;
-        let value = rmp_serde::to_vec(&list).unwrap_or_default();
-        self.store_op(
-            StorageOp::PutMeta {
-                name: TRANSFERS_KEY.into(),
-                value,
-                sync: false,
-            },
-            Then::Meta,
-        );
+        let op = self.transfers.persist();
+        self.store_op(op, Then::Meta);
     }
 
     /// Persists transfer `id`'s checkpoint at `key` (`None`: clears it).
     fn checkpoint(&mut self, id: u64, key: Option<Key>) {
-        let value = match &key {
-            Some(k) => encode_checkpoint(k),
-            None => Vec::new(),
-        };
-        match key {
-            Some(k) => self.checkpoints.insert(id, k),
-            None => self.checkpoints.remove(&id),
-        };
-        self.store_op(
-            StorageOp::PutMeta {
-                name: checkpoint_name(TransferId(id)),
-                value,
-                sync: false,
-            },
-            Then::Meta,
-        );
+        let op = self.transfers.checkpoint(id, key);
+        self.store_op(op, Then::Meta);
     }
 
     /// Stops the transfers whose receiver is no longer one of the partition's primaries (a later
@@ -198,16 +141,17 @@ impl NodeCore {
         let primary = super::is_primary;
         let stale: Vec<u64> = self
             .transfers
+            .runs
             .iter()
             .filter(|(_, r)| !primary(&self.ring, r.partition, *r.session.to()))
             .map(|(&id, _)| id)
             .collect();
         for id in stale {
-            self.transfers.remove(&id);
+            self.transfers.runs.remove(&id);
             self.checkpoint(id, None);
         }
         let ring = &self.ring;
-        self.transfer_retry.retain(|&(p, to)| primary(ring, p, to));
+        self.transfers.retry.retain(|&(p, to)| primary(ring, p, to));
         self.persist_transfers();
     }
 
@@ -216,10 +160,10 @@ impl NodeCore {
     }
 
     pub(crate) fn drain_transfers(&mut self, now: Millis) {
-        let ids: Vec<u64> = self.transfers.keys().copied().collect();
+        let ids: Vec<u64> = self.transfers.runs.keys().copied().collect();
         for id in ids {
             let mut complete = false;
-            while let Some(run) = self.transfers.get_mut(&id) {
+            while let Some(run) = self.transfers.runs.get_mut(&id) {
                 let partition = run.partition;
                 if let Some((to, batch)) = run.session.poll_transmit() {
                     self.stats.counters.transfer_keys += batch.entries.len() as u64;
@@ -245,7 +189,7 @@ impl NodeCore {
                 }
             }
             if complete {
-                if let Some(run) = self.transfers.remove(&id) {
+                if let Some(run) = self.transfers.runs.remove(&id) {
                     let to = *run.session.to();
                     self.checkpoint(id, None);
                     if run.dirty {
@@ -334,7 +278,7 @@ impl NodeCore {
             }
         }
         let last = !more && taken == total;
-        if let Some(run) = self.transfers.get_mut(&transfer) {
+        if let Some(run) = self.transfers.runs.get_mut(&transfer) {
             if run.session.supply(now, request, entries, last).is_err() {
                 self.stats.counters.bad_messages += 1;
             }
@@ -344,15 +288,12 @@ impl NodeCore {
     /// The store could not read a batch of transfer `id`: this pass stops here (no key is
     /// dropped), and starts again from its checkpoint at the next tick.
     pub(crate) fn transfer_failed(&mut self, id: u64) {
-        if let Some(run) = self.transfers.remove(&id) {
-            self.transfer_retry
-                .insert((run.partition, *run.session.to()));
-        }
+        self.transfers.failed(id);
     }
 
     /// After a completed transfer: a partition this node no longer replicates is dropped.
     fn drop_partition_if_foreign(&mut self, p: usize) {
-        if self.replicates(p) || self.transfers.values().any(|r| r.partition == p) {
+        if self.replicates(p) || self.transfers.runs.values().any(|r| r.partition == p) {
             return;
         }
         let keys: Vec<Key> = self.index[p].keys().cloned().collect();
@@ -372,12 +313,7 @@ impl NodeCore {
     /// not have adopted that ring yet (the claimant starts its transfers before gossip spreads
     /// the ring): then the news waits for the ring.
     pub(crate) fn transfer_done(&mut self, p: usize, version: u64) {
-        if version > self.ring_state.version {
-            let v = self.done_early.entry(p).or_insert(version);
-            *v = (*v).max(version);
-        } else {
-            self.incoming.remove(&p);
-        }
+        self.transfers.received(p, version, self.ring_state.version);
     }
 
     /// Merges a transfer batch; acknowledged once the store has every entry.
@@ -401,7 +337,7 @@ impl NodeCore {
     }
 
     pub(crate) fn transfer_ack(&mut self, now: Millis, from: NodeId, ack: TransferAck<Key>) {
-        match self.transfers.get_mut(&ack.transfer.0) {
+        match self.transfers.runs.get_mut(&ack.transfer.0) {
             Some(run) => {
                 if run.session.handle_message(now, from, ack).is_err() {
                     self.stats.counters.bad_messages += 1;
@@ -412,7 +348,7 @@ impl NodeCore {
     }
 
     pub(crate) fn transfer_peer(&mut self, now: Millis, peer: NodeId, up: bool) {
-        for run in self.transfers.values_mut() {
+        for run in self.transfers.runs.values_mut() {
             if up {
                 run.session.peer_up(now, peer);
             } else {
@@ -422,10 +358,10 @@ impl NodeCore {
     }
 
     pub(crate) fn transfer_timeouts(&mut self, now: Millis) {
-        for (p, to) in std::mem::take(&mut self.transfer_retry) {
+        for (p, to) in std::mem::take(&mut self.transfers.retry) {
             self.start_transfer(now, p, to);
         }
-        for run in self.transfers.values_mut() {
+        for run in self.transfers.runs.values_mut() {
             if run.session.poll_timeout().is_some_and(|t| t <= now) {
                 run.session.handle_timeout(now);
             }

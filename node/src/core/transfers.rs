@@ -1,0 +1,180 @@
+//! [`Transfers`]: the state of ownership transfer, both ways. Outgoing: the sessions running (one
+//! per partition and receiver), the ones waiting for a retry, what was persisted of them and their
+//! checkpoints. Incoming: the partitions this node became a replica of and has not received yet.
+//! It emits the storage ops that persist it; `transfer` drives it from the node.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dynamo_handoff::{TransferId, TransferSession};
+
+use super::storage::StorageOp;
+use crate::types::{Key, NodeId};
+
+/// One outgoing transfer.
+pub(crate) struct TransferRun {
+    pub(crate) session: TransferSession<NodeId, Key, Vec<u8>>,
+    pub(crate) partition: usize,
+    /// A write reached the partition since this pass started.
+    pub(crate) dirty: bool,
+}
+
+/// The store meta name of the transfers pending (partition, receiver), so that a restart resumes
+/// them rather than sending each partition it holds but no longer replicates to every replica.
+pub(crate) const TRANSFERS_KEY: &str = "transfers";
+
+/// The version byte of a stored transfer checkpoint: `1 · the last key the receiver
+/// acknowledged`. An empty value is no checkpoint.
+pub(crate) const CHECKPOINT_VERSION: u8 = 1;
+
+/// The store meta name of a transfer's checkpoint.
+pub(crate) fn checkpoint_name(id: TransferId) -> String {
+    format!("transfer-{}", id.0)
+}
+
+/// The stored form of a checkpoint at `key`.
+pub(crate) fn encode_checkpoint(key: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + key.len());
+    value.push(CHECKPOINT_VERSION);
+    value.extend_from_slice(key);
+    value
+}
+
+/// Ownership transfers out of and into this node. See the [module docs](self).
+#[derive(Default)]
+pub(crate) struct Transfers {
+    /// Outgoing transfers by id.
+    pub(crate) runs: BTreeMap<u64, TransferRun>,
+    /// Outgoing transfers whose store read failed, to start again at the next tick.
+    pub(crate) retry: BTreeSet<(usize, NodeId)>,
+    /// The transfers (partition, receiver) pending as last persisted.
+    persisted: BTreeSet<(usize, NodeId)>,
+    /// The persisted checkpoint of each transfer that has one, by transfer id.
+    checkpoints: BTreeMap<u64, Key>,
+    /// Partitions this node became a replica of and has not received yet: it answers no reads
+    /// for them (so it does not count toward R) until a transfer or an anti-entropy session
+    /// brings them.
+    pub(crate) incoming: BTreeSet<usize>,
+    /// Partitions whose transfer to this node completed under a ring version it has not adopted
+    /// yet, with that version: not awaited once it adopts it.
+    done_early: BTreeMap<usize, u64>,
+}
+
+impl Transfers {
+    /// The transfers a restart resumes: those pending when last persisted, with their
+    /// checkpoints.
+    pub(crate) fn resumed(
+        persisted: BTreeSet<(usize, NodeId)>,
+        checkpoints: BTreeMap<u64, Key>,
+    ) -> Self {
+        Transfers {
+            persisted,
+            checkpoints,
+            ..Transfers::default()
+        }
+    }
+
+    /// The transfers (partition, receiver) pending as last persisted.
+    pub(crate) fn persisted(&self) -> &BTreeSet<(usize, NodeId)> {
+        &self.persisted
+    }
+
+    /// Transfer `id`'s checkpoint, if it has one.
+    pub(crate) fn checkpoint_of(&self, id: u64) -> Option<Key> {
+        self.checkpoints.get(&id).cloned()
+    }
+
+    /// Outgoing transfers running or waiting for a retry.
+    pub(crate) fn len(&self) -> usize {
+        self.runs.len() + self.retry.len()
+    }
+
+    /// Whether no outgoing transfer runs or waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.retry.is_empty()
+    }
+
+    /// Whether partition `p` is being handed over (running, or waiting for a retry).
+    pub(crate) fn handing_over(&self, p: usize) -> bool {
+        self.runs.values().any(|r| r.partition == p) || self.retry.iter().any(|&(q, _)| q == p)
+    }
+
+    /// The partitions being handed over.
+    pub(crate) fn partitions(&self) -> BTreeSet<usize> {
+        let mut out: BTreeSet<usize> = self.runs.values().map(|r| r.partition).collect();
+        out.extend(self.retry.iter().map(|(p, _)| *p));
+        out
+    }
+
+    /// A write reached partition `p`: every pass streaming it runs again.
+    pub(crate) fn touched(&mut self, p: usize) {
+        for run in self.runs.values_mut().filter(|r| r.partition == p) {
+            run.dirty = true;
+        }
+    }
+
+    /// Records the transfers (partition, receiver) running or waiting: the op that persists them.
+    pub(crate) fn persist(&mut self) -> StorageOp {
+        let pending: BTreeSet<(usize, NodeId)> = self
+            .runs
+            .values()
+            .map(|r| (r.partition, *r.session.to()))
+            .chain(self.retry.iter().copied())
+            .collect();
+        let list: Vec<(usize, NodeId)> = pending.iter().copied().collect();
+        self.persisted = pending;
+        StorageOp::PutMeta {
+            name: TRANSFERS_KEY.into(),
+            value: rmp_serde::to_vec(&list).unwrap_or_default(),
+            sync: false,
+        }
+    }
+
+    /// Records transfer `id`'s checkpoint at `key` (`None`: clears it): the op that persists it.
+    pub(crate) fn checkpoint(&mut self, id: u64, key: Option<Key>) -> StorageOp {
+        let value = match &key {
+            Some(k) => encode_checkpoint(k),
+            None => Vec::new(),
+        };
+        match key {
+            Some(k) => self.checkpoints.insert(id, k),
+            None => self.checkpoints.remove(&id),
+        };
+        StorageOp::PutMeta {
+            name: checkpoint_name(TransferId(id)),
+            value,
+            sync: false,
+        }
+    }
+
+    /// The store could not read a batch of transfer `id`: it waits for a retry.
+    pub(crate) fn failed(&mut self, id: u64) {
+        if let Some(run) = self.runs.remove(&id) {
+            self.retry.insert((run.partition, *run.session.to()));
+        }
+    }
+
+    /// A sender finished handing partition `p` over under its ring `version`, while this node
+    /// is at ring version `current`: a later version waits until this node adopts it.
+    pub(crate) fn received(&mut self, p: usize, version: u64, current: u64) {
+        if version > current {
+            let v = self.done_early.entry(p).or_insert(version);
+            *v = (*v).max(version);
+        } else {
+            self.incoming.remove(&p);
+        }
+    }
+
+    /// This node adopted ring version `version`: partitions handed over under it (or earlier)
+    /// are no longer awaited.
+    pub(crate) fn adopted(&mut self, version: u64) {
+        let incoming = &mut self.incoming;
+        self.done_early.retain(|&p, &mut v| {
+            if v <= version {
+                incoming.remove(&p);
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
