@@ -394,7 +394,10 @@ impl NodeCore {
         entries: Vec<(Key, Sibs)>,
         want: Vec<Key>,
     ) {
-        if !entries.is_empty() {
+        // Only into a partition this node keeps: a peer on an older ring may still take it for a
+        // replica after it handed the partition over (and dropped it), and a copy stored now would
+        // sit outside the primaries for good. The peer keeps its versions and syncs with them.
+        if !entries.is_empty() && self.keeps_partition(partition as usize) {
             self.store_op(StorageOp::Merge { entries }, Then::Nothing);
         }
         if want.is_empty() {

@@ -78,11 +78,7 @@ impl NodeCore {
             // outside them with no bound (a reaped tombstone's value could come back from it). A
             // leaving node still handing the partition over stores it (the running transfer
             // streams it again); once its hand-over is done, hints too.
-            None if self.config.hinted_handoff
-                && !self.ring_provisional
-                && !self.replicates(self.partition_of(&key))
-                && (!self.leaving || !self.handing_over_partition(self.partition_of(&key))) =>
-            {
+            None if !self.keeps_partition(self.partition_of(&key)) => {
                 self.keep_for_primaries(now, now, key, siblings, then)
             }
             _ => {
@@ -90,6 +86,16 @@ impl NodeCore {
                 Kept::Later
             }
         }
+    }
+
+    /// Whether writes of partition `p` go into this node's store (rather than to the key's
+    /// primaries as hints): it replicates `p`, or hands it over still, or knows no better (its
+    /// ring is provisional, or hinted handoff is off).
+    pub(crate) fn keeps_partition(&self, p: usize) -> bool {
+        !self.config.hinted_handoff
+            || self.ring_provisional
+            || self.replicates(p)
+            || (self.leaving && self.handing_over_partition(p))
     }
 
     /// Whether a transfer of partition `p` runs here or waits for a retry.

@@ -596,3 +596,24 @@ fn an_answer_to_no_request_changes_nothing() {
     );
     assert_eq!(h.core.stats().counters.late_answers, 2);
 }
+
+#[test]
+fn an_exchange_for_a_partition_this_node_does_not_replicate_stores_nothing() {
+    let mut h = Harness::new();
+    // A peer on an older ring takes this node for a replica of a key it does not replicate.
+    let key = h.key_where(|p| !p.contains(&ME));
+    let partition = h.core.partition_of(&key) as u32;
+    let sibs = written_by((2, 9), b"v1");
+    assert_eq!(
+        h.message(
+            2,
+            PeerMessage::Exchange {
+                partition,
+                entries: vec![(key.clone(), sibs)],
+                want: vec![],
+            }
+        ),
+        vec![]
+    );
+    assert_eq!(h.stored(&key), None);
+}

@@ -15,7 +15,6 @@
 //! The receiver tells nothing to the coordinator of reads until it holds a new range (see
 //! `incoming`); the sender's `TransferDone` at the end lifts that.
 
-
 use dynamo_handoff::{
     TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
     TransferSession,
