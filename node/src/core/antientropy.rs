@@ -257,22 +257,20 @@ impl NodeCore {
             }
             let peer = peers[self.rng.gen_range(0..peers.len())];
             self.stats.counters.sync_sessions += 1;
-            self.anti_entropy
-                .initiate(now, self.id, p, peer, &self.trees[p]);
+            if let Some(tree) = self.holdings.tree(p) {
+                self.anti_entropy.initiate(now, self.id, p, peer, tree);
+            }
             return;
         }
     }
 
     pub(crate) fn sync_message(&mut self, now: Millis, from: NodeId, partition: u32, msg: Message) {
         let p = partition as usize;
-        if p >= self.trees.len() {
+        let Some(tree) = self.holdings.tree(p) else {
             self.stats.counters.bad_messages += 1;
             return;
-        }
-        match self
-            .anti_entropy
-            .handle_message(now, from, p, msg, &self.trees[p])
-        {
+        };
+        match self.anti_entropy.handle_message(now, from, p, msg, tree) {
             Ok(()) | Err(Refused::Late) => {}
             Err(Refused::Bad) => self.stats.counters.bad_messages += 1,
             Err(Refused::Failed) => self.stats.counters.sync_failures += 1,
@@ -300,8 +298,12 @@ impl NodeCore {
                 let initiator = run.initiator;
                 match run.session.poll_event() {
                     Some(Event::SegmentNeeded(segment)) => {
-                        let tree = &self.trees[partition];
-                        let entries: Vec<(Key, [u8; 32])> = self.index[partition]
+                        let Some(tree) = self.holdings.tree(partition) else {
+                            break;
+                        };
+                        let entries: Vec<(Key, [u8; 32])> = self
+                            .holdings
+                            .keys(partition)
                             .iter()
                             .filter(|(k, _)| tree.segment_of(k) == segment)
                             .map(|(k, d)| (k.clone(), *d))

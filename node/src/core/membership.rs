@@ -448,8 +448,8 @@ impl NodeCore {
     /// of their primaries, and those it is transferring.
     pub(crate) fn handing_over(&self) -> BTreeSet<usize> {
         let mut out = self.transfers.partitions();
-        for p in 0..self.index.len() {
-            if !self.index[p].is_empty() && !self.replicates(p) {
+        for p in 0..self.holdings.partitions() {
+            if !self.holdings.keys(p).is_empty() && !self.replicates(p) {
                 out.insert(p);
             }
         }

@@ -34,6 +34,7 @@ pub(crate) mod digest;
 mod epochs;
 mod events;
 mod failures;
+mod holdings;
 mod ids;
 pub(crate) mod membership;
 mod reaper;
@@ -57,7 +58,7 @@ use std::time::Duration;
 use crate::types::ReplayRng;
 use dynamo_gossip::Gossip;
 use dynamo_handoff::{HintLog, HintLogConfig};
-use dynamo_merkle::{Tree, TreeConfig};
+use dynamo_merkle::Tree;
 use dynamo_ring::{HashFunction, NodeSpec, Ring, RingConfig, Strategy};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,7 @@ use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 use antientropy::AntiEntropy;
 use coordinator::Answer;
 use epochs::Epochs;
+use holdings::Holdings;
 use requests::{Requests, RoundTrip};
 use storage::{Storage, Then};
 use transfers::Transfers;
@@ -151,14 +153,9 @@ pub struct NodeCore {
     booted: Millis,
     departed: BTreeSet<NodeId>,
     addresses: BTreeMap<NodeId, String>,
-    trees: Vec<Tree>,
-    index: Vec<BTreeMap<Key, [u8; 32]>>,
+    /// The keys stored with their digests and Merkle trees, and the versions held as hints.
+    holdings: Holdings,
     hints: HintLog<NodeId, Vec<u8>>,
-    /// The versions held here as hints, by key (merged), with how many hints hold the key: a
-    /// fallback answers reads with them.
-    hinted: BTreeMap<Key, (usize, Sibs)>,
-    /// The key of each hint in `hinted`, by hint id.
-    hint_keys: BTreeMap<u64, Key>,
     /// Anti-entropy: its tick and its sessions.
     anti_entropy: AntiEntropy,
     /// Ownership transfers, out and in.
@@ -180,11 +177,6 @@ pub struct NodeCore {
     leaving: bool,
     /// Events for operators, drained by [`NodeCore::poll_event`].
     events: events::Events,
-}
-
-/// The tree shape of every partition: 16 x 16 = 256 segments, small enough for Q trees per node.
-fn tree_config() -> TreeConfig {
-    TreeConfig::new(16, 2).expect("fan-out 16, depth 2 is a valid shape")
 }
 
 impl NodeCore {
@@ -292,15 +284,12 @@ impl NodeCore {
         if leaving {
             let _ = gossip.set_status(dynamo_gossip::Status::Leaving);
         }
-        let partitions = config.partitions as usize;
-        let mut trees: Vec<Tree> = (0..partitions).map(|_| Tree::new(tree_config())).collect();
-        let mut index: Vec<BTreeMap<Key, [u8; 32]>> = vec![BTreeMap::new(); partitions];
+        let mut holdings = Holdings::new(config.partitions as usize);
         let mut reaper = reaper::Reaper::new(config.tombstone_grace, now);
         for stored in keys {
             let p = ring.range_index(ring.position(&stored.key));
-            trees[p].insert(&stored.key, &stored.digest);
+            holdings.stored(p, &stored.key, stored.digest);
             reaper.track_time(&stored.key, stored.tombstone);
-            index[p].insert(stored.key, stored.digest);
         }
 
         let defaults = HintLogConfig::default();
@@ -313,10 +302,8 @@ impl NodeCore {
             backoff,
             ..defaults
         });
-        let mut hinted = BTreeMap::new();
-        let mut hint_keys = BTreeMap::new();
         for record in &records {
-            replica::index_hint(&mut hinted, &mut hint_keys, record)?;
+            holdings.hint_kept(record)?;
         }
         hints.rebuild(now, records);
 
@@ -355,11 +342,8 @@ impl NodeCore {
             booted: now,
             departed: BTreeSet::new(),
             addresses,
-            trees,
-            index,
+            holdings,
             hints,
-            hinted,
-            hint_keys,
             anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout),
             transfers: Transfers::resumed(stored_transfers, checkpoints),
             reaper,
@@ -487,7 +471,7 @@ impl NodeCore {
     pub fn partition_roots(&self) -> Vec<(u32, [u8; 32])> {
         (0..self.ring.range_count())
             .filter(|&p| self.replicates(p))
-            .map(|p| (p as u32, root_bytes(&self.trees[p])))
+            .filter_map(|p| Some((p as u32, root_bytes(self.holdings.tree(p)?))))
             .collect()
     }
 
@@ -520,7 +504,7 @@ impl NodeCore {
             partitions_replicated: (0..self.ring.range_count())
                 .filter(|&p| self.replicates(p))
                 .count(),
-            keys: self.index.iter().map(BTreeMap::len).sum(),
+            keys: self.holdings.len(),
             hints_pending: self.hints.len(),
             sync_sessions_running: self.anti_entropy.len(),
             transfers_running: self.transfers.runs.len(),

@@ -302,9 +302,7 @@ impl NodeCore {
     /// The store removed `key`'s tombstone.
     pub(crate) fn reaped(&mut self, key: &[u8]) {
         let p = self.partition_of(key);
-        if let Some(digest) = self.index[p].remove(key) {
-            self.trees[p].remove(key, &digest);
-        }
+        self.holdings.removed(p, key);
         self.reaper.forget(key);
         self.stats.counters.tombstones_reaped += 1;
     }

@@ -2,13 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use dynamo_handoff::{Hint, HintAck, HintBatch, HintRecord};
+use dynamo_handoff::{Hint, HintAck, HintBatch};
 
 use super::digest::{decode_siblings, encode_siblings};
 use super::storage::{Kept, StorageOp, Then};
 use super::{siblings_digest, NodeCore};
 use crate::message::PeerMessage;
-use crate::store::StoreError;
 use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
 impl NodeCore {
@@ -35,10 +34,7 @@ impl NodeCore {
         let p = self.partition_of(key);
         self.transfers.touched(p);
         let digest = siblings_digest(merged);
-        match self.index[p].insert(key.to_vec(), digest) {
-            Some(old) => self.trees[p].update(key, &old, &digest),
-            None => self.trees[p].insert(key, &digest),
-        }
+        self.holdings.stored(p, key, digest);
     }
 
     /// The store read `key` as `found`: a key indexed but not found is a damaged record the
@@ -49,8 +45,7 @@ impl NodeCore {
             return;
         }
         let p = self.partition_of(key);
-        if let Some(digest) = self.index[p].remove(key) {
-            self.trees[p].remove(key, &digest);
+        if self.holdings.removed(p, key) {
             self.reaper.forget(key);
         }
     }
@@ -205,7 +200,7 @@ impl NodeCore {
     /// copy a fallback may hold vanish, its versions go to the key's other primaries once, without
     /// a new hint (a hint's age stays bounded).
     fn spread_expired(&mut self, key: &[u8], intended: NodeId) {
-        let Some((_, siblings)) = self.hinted.get(key).cloned() else {
+        let Some(siblings) = self.holdings.hinted(key).cloned() else {
             return;
         };
         let primaries: Vec<NodeId> = self
@@ -228,19 +223,6 @@ impl NodeCore {
                         hint: None,
                     },
                 ));
-            }
-        }
-    }
-
-    /// What this node holds of `key`, its stored versions `stored` merged with the versions it
-    /// keeps as hints for other nodes, so that a fallback's answer counts what it acknowledged.
-    pub(crate) fn held(&self, key: &[u8], stored: Option<Sibs>) -> Option<Sibs> {
-        match (stored, self.hinted.get(key)) {
-            (stored, None) => stored,
-            (None, Some((_, h))) => Some(h.clone()),
-            (Some(mut s), Some((_, h))) => {
-                s.merge(h);
-                Some(s)
             }
         }
     }
@@ -317,7 +299,7 @@ impl NodeCore {
             match event {
                 HintEvent::Persist(record) => {
                     let id = record.id.0;
-                    if index_hint(&mut self.hinted, &mut self.hint_keys, &record).is_err() {
+                    if self.holdings.hint_kept(&record).is_err() {
                         self.stats.counters.bad_messages += 1;
                     }
                     if let Ok(record) = rmp_serde::to_vec(&record) {
@@ -326,7 +308,7 @@ impl NodeCore {
                 }
                 HintEvent::Forget(id) => {
                     self.store_op(StorageOp::RemoveHint { id: id.0 }, Then::Meta);
-                    unindex_hint(&mut self.hinted, &mut self.hint_keys, id.0);
+                    self.holdings.hint_gone(id.0);
                 }
                 HintEvent::Delivered { node, .. } => {
                     self.stats.counters.hints_delivered += 1;
@@ -356,41 +338,6 @@ impl NodeCore {
         if dropped > 0 {
             self.events
                 .push(super::NodeEvent::HintsDropped { count: dropped });
-        }
-    }
-}
-
-/// Adds a hint's versions to the by-key index of hinted versions.
-pub(crate) fn index_hint(
-    hinted: &mut BTreeMap<Key, (usize, Sibs)>,
-    hint_keys: &mut BTreeMap<u64, Key>,
-    record: &HintRecord<NodeId, Vec<u8>>,
-) -> Result<(), StoreError> {
-    let siblings = decode_siblings(&record.hint.payload)
-        .ok_or_else(|| StoreError::Corrupt(format!("hint {}: bad payload", record.id.0)))?;
-    let key = record.hint.key.clone();
-    if hint_keys.insert(record.id.0, key.clone()).is_some() {
-        return Ok(());
-    }
-    let entry = hinted.entry(key).or_default();
-    entry.0 += 1;
-    entry.1.merge(&siblings);
-    Ok(())
-}
-
-/// Removes a delivered or dropped hint from the index; a key leaves it with its last hint.
-fn unindex_hint(
-    hinted: &mut BTreeMap<Key, (usize, Sibs)>,
-    hint_keys: &mut BTreeMap<u64, Key>,
-    id: u64,
-) {
-    let Some(key) = hint_keys.remove(&id) else {
-        return;
-    };
-    if let Some(entry) = hinted.get_mut(&key) {
-        entry.0 = entry.0.saturating_sub(1);
-        if entry.0 == 0 {
-            hinted.remove(&key);
         }
     }
 }

@@ -120,13 +120,13 @@ impl NodeCore {
         match then {
             Then::ReadReply { to, req } => {
                 let key = first();
-                let siblings = self.held(&key, found.into_iter().next().flatten());
+                let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
                 self.transmits
                     .push_back((to, PeerMessage::ReadReply { req, siblings }));
             }
             Then::LocalRead { req } => {
                 let key = first();
-                let siblings = self.held(&key, found.into_iter().next().flatten());
+                let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
                 self.local_answered(now, req, Answer::Versions(siblings));
             }
             Then::Mint(minting) => {

@@ -161,7 +161,8 @@ impl<S: Store> StoredCore<S> {
     /// command, for plans).
     pub fn partition_sizes(&self) -> Result<Vec<PartitionSize>, StoreError> {
         let mut out = Vec::new();
-        for (p, keys) in self.core.index.iter().enumerate() {
+        for p in 0..self.core.holdings.partitions() {
+            let keys = self.core.holdings.keys(p);
             if keys.is_empty() {
                 continue;
             }

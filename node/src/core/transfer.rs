@@ -85,7 +85,7 @@ impl NodeCore {
     pub(crate) fn hand_over_foreign(&mut self, now: Millis) {
         let stored = self.transfers.persisted().clone();
         for p in 0..self.ring.range_count() {
-            if self.index[p].is_empty() {
+            if self.holdings.keys(p).is_empty() {
                 continue;
             }
             let owners = super::primaries_of(&self.ring, p);
@@ -230,7 +230,9 @@ impl NodeCore {
             Some(k) => Bound::Excluded(k.clone()),
             None => Bound::Unbounded,
         };
-        let mut rest = self.index[p]
+        let mut rest = self
+            .holdings
+            .keys(p)
             .range((lower, Bound::Unbounded))
             .map(|(k, _)| k);
         let keys: Vec<Key> = rest.by_ref().take(max.max(1)).cloned().collect();
@@ -295,7 +297,7 @@ impl NodeCore {
         if self.replicates(p) || self.transfers.runs.values().any(|r| r.partition == p) {
             return;
         }
-        let keys: Vec<Key> = self.index[p].keys().cloned().collect();
+        let keys: Vec<Key> = self.holdings.keys(p).keys().cloned().collect();
         if !keys.is_empty() {
             self.store_op(StorageOp::Remove { keys }, Then::Dropped { partition: p });
         }
@@ -303,9 +305,7 @@ impl NodeCore {
 
     /// The store removed `key` of dropped partition `p`.
     pub(crate) fn dropped(&mut self, p: usize, key: &[u8]) {
-        if let Some(digest) = self.index[p].remove(key) {
-            self.trees[p].remove(key, &digest);
-        }
+        self.holdings.removed(p, key);
     }
 
     /// A sender finished handing partition `p` over, under its ring `version`. The receiver may

@@ -1,0 +1,130 @@
+//! [`Holdings`]: what a node knows it holds, without reading its store. Per partition, the keys
+//! stored with the digest of their versions and the Merkle tree over them (what anti-entropy
+//! compares, what transfers stream, what a leaving node must hand over); and the versions it
+//! keeps as hints for other nodes, merged by key (a fallback answers reads with them).
+
+use std::collections::BTreeMap;
+
+use dynamo_handoff::HintRecord;
+use dynamo_merkle::{Tree, TreeConfig};
+
+use super::digest::decode_siblings;
+use crate::store::StoreError;
+use crate::types::{Key, NodeId, Sibs};
+
+/// The tree shape of every partition: 16 x 16 = 256 segments, small enough for Q trees per node.
+fn tree_config() -> TreeConfig {
+    TreeConfig::new(16, 2).expect("fan-out 16, depth 2 is a valid shape")
+}
+
+/// What a node holds. See the [module docs](self).
+pub(crate) struct Holdings {
+    /// Per partition, the Merkle tree over its keys' digests.
+    trees: Vec<Tree>,
+    /// Per partition, the keys stored with their digests.
+    index: Vec<BTreeMap<Key, [u8; 32]>>,
+    /// The versions held as hints, by key (merged), with how many hints hold the key.
+    hinted: BTreeMap<Key, (usize, Sibs)>,
+    /// The key of each hint in `hinted`, by hint id.
+    hint_keys: BTreeMap<u64, Key>,
+}
+
+impl Holdings {
+    /// Nothing held, over `partitions` partitions.
+    pub(crate) fn new(partitions: usize) -> Self {
+        Holdings {
+            trees: (0..partitions).map(|_| Tree::new(tree_config())).collect(),
+            index: vec![BTreeMap::new(); partitions],
+            hinted: BTreeMap::new(),
+            hint_keys: BTreeMap::new(),
+        }
+    }
+
+    /// How many partitions.
+    pub(crate) fn partitions(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Partition `p`'s keys with their digests (empty past the last partition).
+    pub(crate) fn keys(&self, p: usize) -> &BTreeMap<Key, [u8; 32]> {
+        static NONE: BTreeMap<Key, [u8; 32]> = BTreeMap::new();
+        self.index.get(p).unwrap_or(&NONE)
+    }
+
+    /// Partition `p`'s Merkle tree.
+    pub(crate) fn tree(&self, p: usize) -> Option<&Tree> {
+        self.trees.get(p)
+    }
+
+    /// Keys stored, over every partition.
+    pub(crate) fn len(&self) -> usize {
+        self.index.iter().map(BTreeMap::len).sum()
+    }
+
+    /// `key` of partition `p` is stored with versions of `digest`.
+    pub(crate) fn stored(&mut self, p: usize, key: &[u8], digest: [u8; 32]) {
+        match self.index[p].insert(key.to_vec(), digest) {
+            Some(old) => self.trees[p].update(key, &old, &digest),
+            None => self.trees[p].insert(key, &digest),
+        }
+    }
+
+    /// `key` of partition `p` is gone from the store; returns whether it was held.
+    pub(crate) fn removed(&mut self, p: usize, key: &[u8]) -> bool {
+        match self.index[p].remove(key) {
+            Some(digest) => {
+                self.trees[p].remove(key, &digest);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The versions of `key` held as hints.
+    pub(crate) fn hinted(&self, key: &[u8]) -> Option<&Sibs> {
+        self.hinted.get(key).map(|(_, s)| s)
+    }
+
+    /// Adds a hint's versions.
+    pub(crate) fn hint_kept(
+        &mut self,
+        record: &HintRecord<NodeId, Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let siblings = decode_siblings(&record.hint.payload)
+            .ok_or_else(|| StoreError::Corrupt(format!("hint {}: bad payload", record.id.0)))?;
+        let key = record.hint.key.clone();
+        if self.hint_keys.insert(record.id.0, key.clone()).is_some() {
+            return Ok(());
+        }
+        let entry = self.hinted.entry(key).or_default();
+        entry.0 += 1;
+        entry.1.merge(&siblings);
+        Ok(())
+    }
+
+    /// A hint was delivered or dropped; a key leaves the hinted versions with its last hint.
+    pub(crate) fn hint_gone(&mut self, id: u64) {
+        let Some(key) = self.hint_keys.remove(&id) else {
+            return;
+        };
+        if let Some(entry) = self.hinted.get_mut(&key) {
+            entry.0 = entry.0.saturating_sub(1);
+            if entry.0 == 0 {
+                self.hinted.remove(&key);
+            }
+        }
+    }
+
+    /// What this node holds of `key`: its stored versions `stored` merged with the versions it
+    /// keeps as hints for other nodes, so that a fallback's answer counts what it acknowledged.
+    pub(crate) fn held(&self, key: &[u8], stored: Option<Sibs>) -> Option<Sibs> {
+        match (stored, self.hinted(key)) {
+            (stored, None) => stored,
+            (None, Some(h)) => Some(h.clone()),
+            (Some(mut s), Some(h)) => {
+                s.merge(h);
+                Some(s)
+            }
+        }
+    }
+}
