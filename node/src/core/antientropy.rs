@@ -242,13 +242,13 @@ impl AntiEntropy {
 impl NodeCore {
     /// Starts a session for the next partition this node replicates.
     pub(crate) fn start_sync(&mut self, now: Millis) {
-        let q = self.ring.range_count();
+        let q = self.view.ring.range_count();
         for _ in 0..q {
             let p = self.anti_entropy.next_partition(q);
             if !self.replicates(p) {
                 continue;
             }
-            let peers: Vec<NodeId> = super::primaries_of(&self.ring, p)
+            let peers: Vec<NodeId> = super::primaries_of(&self.view.ring, p)
                 .into_iter()
                 .filter(|&n| n != self.id && self.is_up(n))
                 .collect();

@@ -161,7 +161,7 @@ impl NodeCore {
     /// What `request` would do to the current ring; changes nothing.
     pub fn plan_change(&self, request: &ChangeRequest) -> Result<ChangePlan, ChangeError> {
         let next = self.checked_next_ring(request)?;
-        let ring = &self.ring_state.ring;
+        let ring = &self.view.ring_state.ring;
         let mut moves = Vec::new();
         for p in 0..ring.range_count() {
             let before = super::primaries_of(ring, p);
@@ -200,7 +200,7 @@ impl NodeCore {
             .len();
         Ok(ChangePlan {
             request: request.clone(),
-            version: self.ring_state.version,
+            version: self.view.ring_state.version,
             claimant: self.claimant(),
             members,
             moves,
@@ -218,13 +218,13 @@ impl NodeCore {
         version: u64,
         request: &ChangeRequest,
     ) -> Result<ChangePlan, ChangeError> {
-        if self.leaving {
+        if self.view.leaving {
             return Err(ChangeError::Leaving);
         }
-        if version != self.ring_state.version {
+        if version != self.view.ring_state.version {
             return Err(ChangeError::Stale {
                 planned: version,
-                current: self.ring_state.version,
+                current: self.view.ring_state.version,
             });
         }
         match self.claimant() {
@@ -241,9 +241,9 @@ impl NodeCore {
         let ring = self.checked_next_ring(request)?;
         // The claimant's automatic changes must not add a removed node back before its
         // `Leaving` status reaches here.
-        self.departed.extend(request.leaves.iter().copied());
+        self.view.departed.extend(request.leaves.iter().copied());
         let state = RingState {
-            version: self.ring_state.version + 1,
+            version: self.view.ring_state.version + 1,
             claimant: self.id,
             ring,
         };
@@ -257,7 +257,7 @@ impl NodeCore {
         if request.joins.is_empty() && request.leaves.is_empty() {
             return Err(ChangeError::Empty);
         }
-        let ring = &self.ring_state.ring;
+        let ring = &self.view.ring_state.ring;
         for &id in &request.joins {
             if ring.contains(&id) {
                 return Err(ChangeError::AlreadyMember(id));

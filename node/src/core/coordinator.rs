@@ -99,7 +99,8 @@ impl NodeCore {
         options: &RequestOptions,
     ) -> dynamo_quorum::Plan<NodeId> {
         plan(
-            self.ring
+            self.view
+                .ring
                 .preference_list(key)
                 .map(|r| (*r.node, r.is_primary())),
             |n| self.is_up(*n),
@@ -156,6 +157,7 @@ impl NodeCore {
             ClientRequest::Put { .. } | ClientRequest::Delete { .. } => {
                 let key = request.key().to_vec();
                 let coordinates = self
+                    .view
                     .ring
                     .preference_list(&key)
                     .primaries()
@@ -163,7 +165,8 @@ impl NodeCore {
                 let forward_to = if coordinates || matches!(origin, Origin::Peer(..)) {
                     None
                 } else {
-                    self.ring
+                    self.view
+                        .ring
                         .preference_list(&key)
                         .primaries()
                         .copied()
@@ -325,6 +328,7 @@ impl NodeCore {
             );
         }
         let primary = self
+            .view
             .ring
             .preference_list(&key)
             .primaries()

@@ -45,21 +45,25 @@ impl NodeCore {
     pub(crate) fn detect_unheard(&mut self, now: Millis) {
         if now
             < self
+                .view
                 .booted
                 .saturating_add(unheard_grace(self.gossip.config()))
         {
             return;
         }
         let silent: Vec<NodeId> = self
+            .view
             .members
             .iter()
             .copied()
             .filter(|&m| {
-                m != self.id && self.gossip.node_state(&m).is_none() && !self.unheard.contains(&m)
+                m != self.id
+                    && self.gossip.node_state(&m).is_none()
+                    && !self.view.unheard.contains(&m)
             })
             .collect();
         for id in silent {
-            self.unheard.insert(id);
+            self.view.unheard.insert(id);
             self.hints.peer_down(now, id);
             self.transfer_peer(now, id, false);
             self.fail_peer(now, id);
@@ -100,6 +104,7 @@ impl NodeCore {
         };
         let key = key.clone();
         let up: Vec<NodeId> = self
+            .view
             .ring
             .preference_list(&key)
             .map(|r| *r.node)

@@ -23,7 +23,7 @@
 //! On adopting a ring, a node compares it with the old one and starts a transfer (see
 //! `transfer`) of every range it held to each node that became one of its replicas.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dynamo_gossip::{Event, Status};
 use dynamo_ring::{NodeSpec, Ring};
@@ -80,6 +80,43 @@ pub(crate) fn decode_handoff(bytes: &[u8]) -> Option<([u8; 32], BTreeSet<usize>)
     Some((digest, partitions))
 }
 
+/// This node's view of the cluster: the ring it uses (with its version, encoding and digest), the
+/// members and their addresses, who is unheard or departed, whether this node is leaving, and
+/// what it last published in gossip about its hand-overs and hints.
+pub(crate) struct View {
+    pub(crate) ring: Ring<NodeId>,
+    /// Whether this node is a primary of each range of `ring` (see [`NodeCore::replicates`]):
+    /// asked after every input, computed once per ring.
+    pub(crate) replicated: Vec<bool>,
+    /// The ring with its version and claimant, as persisted and gossiped (see `membership`).
+    pub(crate) ring_state: RingState,
+    /// `ring_state` encoded.
+    pub(crate) ring_bytes: Vec<u8>,
+    /// The SHA-256 of `ring_bytes` (see `membership::HANDOFF_KEY`).
+    pub(crate) ring_digest: [u8; 32],
+    /// The handoff entry last published in gossip.
+    pub(crate) handoff_published: Vec<u8>,
+    /// The hints entry last published in gossip (see `reaper::HINTS_KEY`).
+    pub(crate) hints_published: Vec<u8>,
+    /// A joining node's ring before it heard the cluster's: not published, replaced by any ring
+    /// a peer publishes.
+    pub(crate) ring_provisional: bool,
+    /// Whether a peer's ring was heard since start: a node restarted with a stale ring makes no
+    /// membership change before it has compared its ring with the cluster's.
+    pub(crate) ring_heard: bool,
+    pub(crate) members: BTreeSet<NodeId>,
+    /// Members gossip has never heard from although this node has been up for longer than the
+    /// failure detector gives a silent peer (see `failures::unheard_grace`): down.
+    pub(crate) unheard: BTreeSet<NodeId>,
+    /// When this incarnation started.
+    pub(crate) booted: Millis,
+    pub(crate) departed: BTreeSet<NodeId>,
+    pub(crate) addresses: BTreeMap<NodeId, String>,
+    /// This node is out of the ring (asked to leave, or removed by a commit): it hands its data
+    /// over, then says it left.
+    pub(crate) leaving: bool,
+}
+
 /// The ring, its version and the node that made it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RingState {
@@ -112,7 +149,7 @@ impl NodeCore {
         let mut changed = false;
         let mut rings = false;
         while let Some(t) = self.gossip.poll_transmit() {
-            self.addresses.insert(t.to, t.address);
+            self.view.addresses.insert(t.to, t.address);
             self.transmits
                 .push_back((t.to, PeerMessage::Gossip(t.message)));
         }
@@ -134,30 +171,30 @@ impl NodeCore {
                 Event::Joined { id } | Event::Restarted { id, .. } => {
                     let restarted = matches!(event, Event::Restarted { .. });
                     self.events.push(NodeEvent::MemberJoined { id, restarted });
-                    self.unheard.remove(&id);
+                    self.view.unheard.remove(&id);
                     if let Some(state) = self.gossip.node_state(&id) {
-                        self.addresses.insert(id, state.address().clone());
+                        self.view.addresses.insert(id, state.address().clone());
                     }
-                    self.departed.remove(&id);
+                    self.view.departed.remove(&id);
                     changed = true;
                     rings = true;
                 }
                 Event::StatusChanged { id, status } => {
                     if matches!(status, Status::Left | Status::Leaving) {
-                        if !self.departed.contains(&id) {
+                        if !self.view.departed.contains(&id) {
                             self.events.push(NodeEvent::MemberLeft { id });
                         }
-                        self.departed.insert(id);
+                        self.view.departed.insert(id);
                     } else {
-                        self.departed.remove(&id);
+                        self.view.departed.remove(&id);
                     }
                     changed = true;
                 }
                 Event::Left { id } | Event::Removed { id } => {
-                    if !self.departed.contains(&id) {
+                    if !self.view.departed.contains(&id) {
                         self.events.push(NodeEvent::MemberLeft { id });
                     }
-                    self.departed.insert(id);
+                    self.view.departed.insert(id);
                     changed = true;
                 }
                 Event::AppStateChanged { key, .. } if key == RING_KEY => rings = true,
@@ -167,7 +204,7 @@ impl NodeCore {
         if rings {
             self.adopt_newest_ring(now);
         }
-        if changed && !self.leaving {
+        if changed && !self.view.leaving {
             self.claim(now);
         }
     }
@@ -182,24 +219,23 @@ impl NodeCore {
             let Some(bytes) = state.app_state(RING_KEY) else {
                 continue;
             };
-            let (cur, cur_bytes) = best
-                .as_ref()
-                .map_or((&self.ring_state, &self.ring_bytes[..]), |(s, b)| {
-                    (s, &b[..])
-                });
+            let (cur, cur_bytes) = best.as_ref().map_or(
+                (&self.view.ring_state, &self.view.ring_bytes[..]),
+                |(s, b)| (s, &b[..]),
+            );
             let Ok(candidate) = RingState::decode(bytes) else {
                 self.stats.counters.bad_messages += 1;
                 continue;
             };
-            self.ring_heard = true;
+            self.view.ring_heard = true;
             // A provisional ring gives way to the first ring heard, whatever its order.
-            let first_heard = self.ring_provisional && best.is_none();
+            let first_heard = self.view.ring_provisional && best.is_none();
             if !first_heard && !newer(&candidate, bytes, cur, cur_bytes) {
                 continue;
             }
-            if !self.ring_provisional
+            if !self.view.ring_provisional
                 && (candidate.version, candidate.claimant)
-                    == (self.ring_state.version, self.ring_state.claimant)
+                    == (self.view.ring_state.version, self.view.ring_state.claimant)
             {
                 // Another ring under this node's version and claimant: two bootstrap rings built
                 // from different member lists (a node started with `--members` that list itself,
@@ -209,7 +245,7 @@ impl NodeCore {
                 self.stats.counters.bad_messages += 1;
                 continue;
             }
-            if candidate.ring.config() != self.ring_state.ring.config() {
+            if candidate.ring.config() != self.view.ring_state.ring.config() {
                 // Another N or Q: not a ring this node can serve.
                 self.stats.counters.bad_messages += 1;
                 continue;
@@ -223,19 +259,19 @@ impl NodeCore {
 
     /// If this node is the claimant, turns the membership gossip reports into the next ring.
     fn claim(&mut self, _now: Millis) {
-        let ring = &self.ring_state.ring;
+        let ring = &self.view.ring_state.ring;
         let in_ring: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
         let leavers: Vec<NodeId> = in_ring
             .iter()
             .copied()
-            .filter(|id| self.departed.contains(id))
+            .filter(|id| self.view.departed.contains(id))
             .collect();
         let joiners: Vec<NodeId> = self
             .gossip
             .members()
             .filter(|(id, state)| {
                 !in_ring.contains(id)
-                    && !self.departed.contains(id)
+                    && !self.view.departed.contains(id)
                     && matches!(state.status(), Status::Up | Status::Joining)
                     && self.gossip.is_up(id)
                     && state.app_state(ADMISSION_KEY) != Some(&b"staged"[..])
@@ -244,8 +280,8 @@ impl NodeCore {
             .map(|(id, _)| *id)
             .collect();
         let alone = in_ring.len() == 1;
-        if self.ring_provisional
-            || !(self.ring_heard || alone)
+        if self.view.ring_provisional
+            || !(self.view.ring_heard || alone)
             || (leavers.is_empty() && joiners.is_empty())
         {
             return;
@@ -257,7 +293,7 @@ impl NodeCore {
             return;
         };
         let state = RingState {
-            version: self.ring_state.version + 1,
+            version: self.view.ring_state.version + 1,
             claimant: self.id,
             ring: next,
         };
@@ -274,17 +310,19 @@ impl NodeCore {
             .app_state(RING_KEY)
             .and_then(|bytes| RingState::decode(bytes).ok())
             .is_some_and(|r| {
-                (r.version, r.claimant) < (self.ring_state.version, self.ring_state.claimant)
+                (r.version, r.claimant)
+                    < (self.view.ring_state.version, self.view.ring_state.claimant)
             })
     }
 
     /// The claimant: the lowest id among the ring members that are up and staying.
     pub(crate) fn claimant(&self) -> Option<NodeId> {
-        self.ring_state
+        self.view
+            .ring_state
             .ring
             .nodes()
             .map(|n| n.id)
-            .find(|id| !self.departed.contains(id) && self.is_up(*id))
+            .find(|id| !self.view.departed.contains(id) && self.is_up(*id))
     }
 
     /// The ring after `leaves`, then `joins` (in the order given), each by the ring crate's
@@ -294,7 +332,7 @@ impl NodeCore {
         leaves: &[NodeId],
         joins: &[NodeId],
     ) -> Result<Ring<NodeId>, dynamo_ring::RingError> {
-        let mut next = self.ring_state.ring.clone();
+        let mut next = self.view.ring_state.ring.clone();
         for id in leaves {
             next = next.leave(id)?.ring;
         }
@@ -323,11 +361,11 @@ impl NodeCore {
 
     /// The ring without this node, made and published by the leaving node itself.
     pub(crate) fn ring_without_me(&mut self, now: Millis) {
-        let Ok(change) = self.ring_state.ring.leave(&self.id) else {
+        let Ok(change) = self.view.ring_state.ring.leave(&self.id) else {
             return;
         };
         let state = RingState {
-            version: self.ring_state.version + 1,
+            version: self.view.ring_state.version + 1,
             claimant: self.id,
             ring: change.ring,
         };
@@ -349,9 +387,9 @@ impl NodeCore {
     /// Persists and publishes `state`, and moves to its ring.
     pub(crate) fn install_ring(&mut self, now: Millis, state: RingState) {
         // A provisional ring (a joining node's guess) never made this node a member.
-        let provisional = self.ring_provisional;
-        let was_member = !provisional && self.ring_state.ring.contains(&self.id);
-        self.ring_provisional = false;
+        let provisional = self.view.ring_provisional;
+        let was_member = !provisional && self.view.ring_state.ring.contains(&self.id);
+        self.view.ring_provisional = false;
         let bytes = state.encode();
         self.put_meta(RING_KEY, bytes.clone());
         let _ = self.gossip.set_app_state(RING_KEY, bytes.clone());
@@ -361,17 +399,17 @@ impl NodeCore {
             members: next.nodes().map(|n| n.id).collect(),
         });
         let removed_me = was_member && !next.contains(&self.id);
-        self.ring_state = state;
-        self.ring_digest = ring_digest(&bytes);
-        self.ring_bytes = bytes;
+        self.view.ring_state = state;
+        self.view.ring_digest = ring_digest(&bytes);
+        self.view.ring_bytes = bytes;
         self.change_ring(now, next, provisional);
         if removed_me {
             self.put_meta(REMOVED_KEY, vec![1]);
         }
         self.publish_handoff();
-        if removed_me && !self.leaving {
+        if removed_me && !self.view.leaving {
             // An operator's commit took this node out: hand everything over, then say so.
-            self.leaving = true;
+            self.view.leaving = true;
             let _ = self.gossip.set_status(Status::Leaving);
         }
     }
@@ -380,29 +418,32 @@ impl NodeCore {
     /// (a joining node's guess, in which it held everything) counts as empty: nothing to send,
     /// every range it replicates now is awaited.
     fn change_ring(&mut self, now: Millis, next: Ring<NodeId>, provisional: bool) {
-        let plan = (!provisional).then(|| self.ring.transfer_plan(&next));
-        let old = std::mem::replace(&mut self.ring, next);
-        self.replicated = super::replicated_ranges(&self.ring, self.id);
+        let plan = (!provisional).then(|| self.view.ring.transfer_plan(&next));
+        let old = std::mem::replace(&mut self.view.ring, next);
+        self.view.replicated = super::replicated_ranges(&self.view.ring, self.id);
 
-        self.members = self.ring.nodes().map(|n| n.id).collect();
+        self.view.members = self.view.ring.nodes().map(|n| n.id).collect();
         let removed: Vec<NodeId> = old
             .nodes()
             .map(|n| n.id)
-            .filter(|id| !provisional && !self.members.contains(id))
+            .filter(|id| !provisional && !self.view.members.contains(id))
             .collect();
         for id in removed {
             // Out until it restarts: the claimant must not add it back as a joiner before its
             // `Leaving` status arrives.
             if id != self.id {
-                self.departed.insert(id);
+                self.view.departed.insert(id);
             }
             self.reroute_hints(now, id);
         }
         let me = self.id;
         // Ranges this node now replicates and did not: not readable here until they arrive.
         let replicas = |ring: &Ring<NodeId>, p: usize| super::is_primary(ring, p, me);
-        for p in 0..self.ring.range_count() {
-            match (!provisional && replicas(&old, p), replicas(&self.ring, p)) {
+        for p in 0..self.view.ring.range_count() {
+            match (
+                !provisional && replicas(&old, p),
+                replicas(&self.view.ring, p),
+            ) {
                 (false, true) => {
                     self.transfers.incoming.insert(p);
                 }
@@ -413,9 +454,9 @@ impl NodeCore {
             }
         }
         // Transfers that completed before this node adopted the ring that awaits them.
-        self.transfers.adopted(self.ring_state.version);
+        self.transfers.adopted(self.view.ring_state.version);
         self.cancel_stale_transfers();
-        if !provisional && !self.ring.contains(&me) {
+        if !provisional && !self.view.ring.contains(&me) {
             // Out of the ring: every range this node held goes to every primary of the new ring,
             // not only to the plan's newcomers. The plan counts on the replicas that stay holding
             // the range, but one may still await it (a hand-over to it that a partition holds
@@ -426,7 +467,7 @@ impl NodeCore {
                 if !replicas(&old, p) {
                     continue;
                 }
-                for to in super::primaries_of(&self.ring, p) {
+                for to in super::primaries_of(&self.view.ring, p) {
                     self.start_transfer(now, p, to);
                 }
             }
@@ -459,13 +500,13 @@ impl NodeCore {
     /// Publishes what this node still has to hand over (see [`HANDOFF_KEY`]), if it changed. A
     /// node with a provisional ring publishes nothing (it holds nothing of the cluster's yet).
     pub(crate) fn publish_handoff(&mut self) {
-        if self.ring_provisional {
+        if self.view.ring_provisional {
             return;
         }
-        let entry = encode_handoff(&self.ring_digest, &self.handing_over());
-        if entry != self.handoff_published {
+        let entry = encode_handoff(&self.view.ring_digest, &self.handing_over());
+        if entry != self.view.handoff_published {
             let _ = self.gossip.set_app_state(HANDOFF_KEY, entry.clone());
-            self.handoff_published = entry;
+            self.view.handoff_published = entry;
         }
     }
 
@@ -481,11 +522,11 @@ impl NodeCore {
                 continue;
             }
             match state.app_state(HANDOFF_KEY).and_then(decode_handoff) {
-                Some((digest, partitions)) if digest == self.ring_digest => {
+                Some((digest, partitions)) if digest == self.view.ring_digest => {
                     pending.extend(partitions);
                 }
                 Some(_) => return None,
-                None if self.members.contains(id) => return None,
+                None if self.view.members.contains(id) => return None,
                 None => {}
             }
         }

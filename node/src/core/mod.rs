@@ -90,6 +90,7 @@ use antientropy::AntiEntropy;
 use coordinator::Answer;
 use epochs::Epochs;
 use holdings::Holdings;
+use membership::View;
 use requests::{Requests, RoundTrip};
 use storage::{Storage, Then};
 use transfers::Transfers;
@@ -125,35 +126,8 @@ pub struct NodeCore {
     generation: u64,
     rng: ReplayRng,
     gossip: Gossip<NodeId, String>,
-    ring: Ring<NodeId>,
-    /// Whether this node is a primary of each range of `ring` (see [`NodeCore::replicates`]):
-    /// asked after every input, computed once per ring.
-    replicated: Vec<bool>,
-    /// The ring with its version and claimant, as persisted and gossiped (see `membership`).
-    ring_state: membership::RingState,
-    /// `ring_state` encoded.
-    ring_bytes: Vec<u8>,
-    /// The SHA-256 of `ring_bytes` (see `membership::HANDOFF_KEY`).
-    ring_digest: [u8; 32],
-    /// The handoff entry last published in gossip.
-    handoff_published: Vec<u8>,
-    /// The hints entry last published in gossip (see `reaper::HINTS_KEY`).
-    hints_published: Vec<u8>,
-    /// A joining node's ring before it heard the cluster's: not published, replaced by any ring
-    /// a peer publishes.
-    ring_provisional: bool,
-    /// Whether a peer's ring was heard since start: a node restarted with a stale ring makes no
-    /// membership change before it has compared its ring with the cluster's.
-    ring_heard: bool,
-    members: BTreeSet<NodeId>,
-    /// Members gossip has never heard from although this node has been up for longer than the
-    /// failure detector gives a silent peer (see `failures::unheard_grace`): down.
-    unheard: BTreeSet<NodeId>,
-    /// When this incarnation started.
-    booted: Millis,
-    departed: BTreeSet<NodeId>,
-    addresses: BTreeMap<NodeId, String>,
-    /// The keys stored with their digests and Merkle trees, and the versions held as hints.
+    /// This node's view of the cluster: the ring and its members.
+    view: View,
     holdings: Holdings,
     hints: HintLog<NodeId, Vec<u8>>,
     /// Anti-entropy: its tick and its sessions.
@@ -174,7 +148,6 @@ pub struct NodeCore {
     transmits: VecDeque<(NodeId, PeerMessage)>,
     replies: VecDeque<(RequestId, ClientReply)>,
     stats: NodeStats,
-    leaving: bool,
     /// Events for operators, drained by [`NodeCore::poll_event`].
     events: events::Events,
 }
@@ -328,20 +301,23 @@ impl NodeCore {
             generation,
             rng,
             gossip,
-            replicated: replicated_ranges(&ring, id),
-            ring,
-            ring_state,
-            ring_digest: membership::ring_digest(&ring_bytes),
-            ring_bytes,
-            handoff_published: Vec::new(),
-            hints_published: Vec::new(),
-            ring_provisional,
-            ring_heard: false,
-            members,
-            unheard: BTreeSet::new(),
-            booted: now,
-            departed: BTreeSet::new(),
-            addresses,
+            view: View {
+                replicated: replicated_ranges(&ring, id),
+                ring,
+                ring_state,
+                ring_digest: membership::ring_digest(&ring_bytes),
+                ring_bytes,
+                handoff_published: Vec::new(),
+                hints_published: Vec::new(),
+                ring_provisional,
+                ring_heard: false,
+                members,
+                unheard: BTreeSet::new(),
+                booted: now,
+                departed: BTreeSet::new(),
+                addresses,
+                leaving,
+            },
             holdings,
             hints,
             anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout),
@@ -357,7 +333,6 @@ impl NodeCore {
             replies: VecDeque::new(),
             stats: NodeStats::default(),
             events: events::Events::default(),
-            leaving,
         };
         core.hand_over_foreign(now);
         core.publish_handoff();
@@ -413,18 +388,18 @@ impl NodeCore {
 
     /// The current ring.
     pub fn ring(&self) -> &Ring<NodeId> {
-        &self.ring
+        &self.view.ring
     }
 
     /// The current ring's version (bumped by every membership change; 0 for a ring bootstrapped
     /// from `initial_members`) and the node that made it.
     pub fn ring_version(&self) -> (u64, NodeId) {
-        (self.ring_state.version, self.ring_state.claimant)
+        (self.view.ring_state.version, self.view.ring_state.claimant)
     }
 
     /// Where `peer` listens, as learnt from gossip or the seed list.
     pub fn address_of(&self, peer: NodeId) -> Option<&str> {
-        self.addresses.get(&peer).map(String::as_str)
+        self.view.addresses.get(&peer).map(String::as_str)
     }
 
     /// Counters and latency histograms.
@@ -445,7 +420,7 @@ impl NodeCore {
         peer == self.id
             || match self.gossip.node_state(&peer) {
                 Some(_) => self.gossip.is_up(&peer),
-                None => self.members.contains(&peer) && !self.unheard.contains(&peer),
+                None => self.view.members.contains(&peer) && !self.view.unheard.contains(&peer),
             }
     }
 
@@ -469,7 +444,7 @@ impl NodeCore {
 
     /// Merkle roots of the partitions this node replicates, for convergence checks.
     pub fn partition_roots(&self) -> Vec<(u32, [u8; 32])> {
-        (0..self.ring.range_count())
+        (0..self.view.ring.range_count())
             .filter(|&p| self.replicates(p))
             .filter_map(|p| Some((p as u32, root_bytes(self.holdings.tree(p)?))))
             .collect()
@@ -477,31 +452,32 @@ impl NodeCore {
 
     /// Whether this node is one of the N primaries of partition `p`.
     pub(crate) fn replicates(&self, p: usize) -> bool {
-        self.replicated.get(p).copied().unwrap_or(false)
+        self.view.replicated.get(p).copied().unwrap_or(false)
     }
 
     /// A summary for the `status` command.
     pub fn status(&self) -> NodeStatus {
         let members = self
+            .view
             .members
             .iter()
             .map(|&m| MemberStatus {
                 id: m,
-                address: self.addresses.get(&m).cloned().unwrap_or_default(),
+                address: self.view.addresses.get(&m).cloned().unwrap_or_default(),
                 up: self.is_up(m),
                 hints_pending: self.hints.pending_for(&m),
             })
             .collect();
-        let ownership = self.ring.ownership();
+        let ownership = self.view.ring.ownership();
         NodeStatus {
             id: self.id,
             address: self.address.clone(),
             epoch: self.epochs.floor(),
-            ring_version: self.ring_state.version,
+            ring_version: self.view.ring_state.version,
             generation: self.generation,
             members,
             ownership: ownership.replica.clone(),
-            partitions_replicated: (0..self.ring.range_count())
+            partitions_replicated: (0..self.view.ring.range_count())
                 .filter(|&p| self.replicates(p))
                 .count(),
             keys: self.holdings.len(),
@@ -509,7 +485,7 @@ impl NodeCore {
             sync_sessions_running: self.anti_entropy.len(),
             transfers_running: self.transfers.runs.len(),
             partitions_incoming: self.transfers.incoming.len(),
-            leaving: self.leaving,
+            leaving: self.view.leaving,
             requests_in_flight: self.requests.len(),
             counters: self.stats.counters.clone(),
             get_latency: LatencySummary::of(&self.stats.get_latency),
@@ -691,7 +667,7 @@ impl NodeCore {
     /// Leaves the cluster gracefully: hands this node's data to the nodes that take over its
     /// ranges, then tells the cluster through gossip.
     pub fn leave(&mut self, now: Millis) {
-        self.leaving = true;
+        self.view.leaving = true;
         // Leaving, not yet left: the node stays in every view (so its ring without itself
         // spreads, and its transfers go on) until it has handed every range over.
         let _ = self.gossip.set_status(dynamo_gossip::Status::Leaving);
@@ -703,9 +679,9 @@ impl NodeCore {
 
     /// A leaving node that holds nothing more to hand over announces that it left.
     fn announce_left_when_done(&mut self) {
-        if self.leaving
+        if self.view.leaving
             && self.transfers.is_empty()
-            && !self.ring.contains(&self.id)
+            && !self.view.ring.contains(&self.id)
             && self.gossip.local_state().status() != dynamo_gossip::Status::Left
         {
             let _ = self.gossip.leave();
@@ -721,14 +697,14 @@ impl NodeCore {
         self.drain_transfers(now);
         self.publish_handoff();
         self.publish_hint_targets();
-        if self.leaving {
+        if self.view.leaving {
             self.announce_left_when_done();
             self.drain_gossip(now);
         }
     }
 
     fn partition_of(&self, key: &[u8]) -> usize {
-        self.ring.range_index(self.ring.position(key))
+        self.view.ring.range_index(self.view.ring.position(key))
     }
 }
 

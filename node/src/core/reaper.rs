@@ -164,9 +164,9 @@ impl NodeCore {
             .map(|(&id, _)| id)
             .collect();
         let entry = encode_hint_targets(&targets);
-        if entry != self.hints_published {
+        if entry != self.view.hints_published {
             let _ = self.gossip.set_app_state(HINTS_KEY, entry.clone());
-            self.hints_published = entry;
+            self.view.hints_published = entry;
         }
     }
 
@@ -209,13 +209,15 @@ impl NodeCore {
             .filter(|k| !pending.contains(&self.partition_of(k)))
             .filter(|k| {
                 !self
+                    .view
                     .ring
                     .preference_list(k)
                     .primaries()
                     .any(|p| hinted.contains(p))
             })
             .filter(|k| {
-                self.ring
+                self.view
+                    .ring
                     .preference_list(k)
                     .primaries()
                     .next()
@@ -267,6 +269,7 @@ impl NodeCore {
         }
         let clock = outcome.siblings.context();
         let replicas: Vec<NodeId> = self
+            .view
             .ring
             .preference_list(key)
             .primaries()

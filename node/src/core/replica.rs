@@ -88,9 +88,9 @@ impl NodeCore {
     /// ring is provisional, or hinted handoff is off).
     pub(crate) fn keeps_partition(&self, p: usize) -> bool {
         !self.config.hinted_handoff
-            || self.ring_provisional
+            || self.view.ring_provisional
             || self.replicates(p)
-            || (self.leaving && self.handing_over_partition(p))
+            || (self.view.leaving && self.handing_over_partition(p))
     }
 
     /// Whether a transfer of partition `p` runs here or waits for a retry.
@@ -129,7 +129,10 @@ impl NodeCore {
         siblings: Sibs,
         then: Then,
     ) -> Kept {
-        if intended != self.id && !self.ring_provisional && !self.members.contains(&intended) {
+        if intended != self.id
+            && !self.view.ring_provisional
+            && !self.view.members.contains(&intended)
+        {
             // Not in this node's ring (removed; or a coordinator's ring this node has not seen):
             // a hint for it could wait forever. The key's primaries get the versions instead.
             return self.keep_for_primaries(now, recorded_at, key, siblings, then);
@@ -174,6 +177,7 @@ impl NodeCore {
         then: Then,
     ) -> Kept {
         let primaries: Vec<NodeId> = self
+            .view
             .ring
             .preference_list(&key)
             .primaries()
@@ -204,6 +208,7 @@ impl NodeCore {
             return;
         };
         let primaries: Vec<NodeId> = self
+            .view
             .ring
             .preference_list(key)
             .primaries()
@@ -279,8 +284,8 @@ impl NodeCore {
         ok: bool,
         foreign: bool,
     ) {
-        let member = self.ring.contains(&self.id) || self.leaving;
-        if foreign && member && !self.ring_provisional {
+        let member = self.view.ring.contains(&self.id) || self.view.leaving;
+        if foreign && member && !self.view.ring_provisional {
             self.hand_over_foreign(now);
         }
         if ok {

@@ -84,11 +84,11 @@ impl NodeCore {
     /// pending.
     pub(crate) fn hand_over_foreign(&mut self, now: Millis) {
         let stored = self.transfers.persisted().clone();
-        for p in 0..self.ring.range_count() {
+        for p in 0..self.view.ring.range_count() {
             if self.holdings.keys(p).is_empty() {
                 continue;
             }
-            let owners = super::primaries_of(&self.ring, p);
+            let owners = super::primaries_of(&self.view.ring, p);
             if self.replicates(p) {
                 // A replica that was sending the range to a new one (a restart resumes it).
                 let me = self.id;
@@ -142,14 +142,14 @@ impl NodeCore {
             .transfers
             .runs
             .iter()
-            .filter(|(_, r)| !primary(&self.ring, r.partition, *r.session.to()))
+            .filter(|(_, r)| !primary(&self.view.ring, r.partition, *r.session.to()))
             .map(|(&id, _)| id)
             .collect();
         for id in stale {
             self.transfers.runs.remove(&id);
             self.checkpoint(id, None);
         }
-        let ring = &self.ring;
+        let ring = &self.view.ring;
         self.transfers.retry.retain(|&(p, to)| primary(ring, p, to));
         self.persist_transfers();
     }
@@ -204,7 +204,7 @@ impl NodeCore {
                         to,
                         PeerMessage::TransferDone {
                             partition: run.partition as u32,
-                            version: self.ring_state.version,
+                            version: self.view.ring_state.version,
                         },
                     ));
                     self.drop_partition_if_foreign(run.partition);
@@ -312,7 +312,8 @@ impl NodeCore {
     /// not have adopted that ring yet (the claimant starts its transfers before gossip spreads
     /// the ring): then the news waits for the ring.
     pub(crate) fn transfer_done(&mut self, p: usize, version: u64) {
-        self.transfers.received(p, version, self.ring_state.version);
+        self.transfers
+            .received(p, version, self.view.ring_state.version);
     }
 
     /// Merges a transfer batch; acknowledged once the store has every entry.
