@@ -414,30 +414,21 @@ impl NodeCore {
                 }
             },
         };
-        let Minting {
-            arrived,
-            origin,
-            key,
-            value,
-            context,
-            options,
-            primary,
-        } = m;
         let actor = (self.id, epoch);
-        siblings.put(&context, actor, now, value);
+        siblings.put(&m.context, actor, now, m.value);
         if let Err(e) = self.check_siblings(&siblings) {
-            self.reply(origin, ClientReply::Failed(e));
+            self.reply(m.origin, ClientReply::Failed(e));
             return false;
         }
-        let clock = own_context(&siblings, context, actor, now);
+        let clock = own_context(&siblings, m.context, actor, now);
         let minted = Minted {
-            arrived,
-            origin,
-            key,
+            arrived: m.arrived,
+            origin: m.origin,
+            key: m.key,
             siblings,
             clock,
-            options,
-            primary,
+            options: m.options,
+            primary: m.primary,
         };
         match lease {
             Some(lease) => {
@@ -485,41 +476,32 @@ impl NodeCore {
 
     /// A put's dot is stored here (`ok`), or need not be: its coordinator starts.
     pub(crate) fn minted(&mut self, now: Millis, minted: Minted, ok: bool) {
-        let Minted {
-            arrived,
-            origin,
-            key,
-            siblings,
-            clock,
-            options,
-            primary,
-        } = minted;
         if !ok {
             return self.reply(
-                origin,
+                minted.origin,
                 ClientReply::Failed(ClientError::Unavailable(
                     "the store failed to take the write".into(),
                 )),
             );
         }
-        let plan = self.plan_for(&key, &options);
-        match PutCoordinator::with_siblings(options, plan, siblings, now) {
+        let plan = self.plan_for(&minted.key, &minted.options);
+        match PutCoordinator::with_siblings(minted.options, plan, minted.siblings, now) {
             Ok(coord) => {
                 let req = self.requests.start_timed(
                     now,
                     RoundTrip::Write,
                     Pending::Put {
-                        origin,
-                        key,
-                        started: arrived,
-                        clock,
+                        origin: minted.origin,
+                        key: minted.key,
+                        started: minted.arrived,
+                        clock: minted.clock,
                         coord,
-                        stored_here: primary,
+                        stored_here: minted.primary,
                     },
                 );
                 self.pump(now, req);
             }
-            Err(e) => self.reply(origin, invalid(e)),
+            Err(e) => self.reply(minted.origin, invalid(e)),
         }
     }
 

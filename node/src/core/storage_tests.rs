@@ -2,17 +2,13 @@
 //! (node 1 of four, N = 3, R = W = 2), holds the storage ops it asks for, and checks what it
 //! does before and after the store answers.
 
-use dynamo_vclock::{VClock, Value as Versioned};
-
 use super::storage::{execute, StorageId, StorageOp, StorageResult};
-use super::{Boot, NodeCore};
-use crate::config::NodeConfig;
+use super::NodeCore;
 use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
 use crate::store::{MemoryStore, StoreError};
-use crate::types::{Key, Millis, NodeId, Object, RequestId, Sibs};
+use crate::types::{Key, Millis, NodeId, RequestId};
 
-const ME: NodeId = 1;
-const BOOT: Millis = 1_000;
+use super::tests::{written_by, BOOT, ME};
 
 /// Messages sent, and client replies, of some inputs.
 type Sent = (Vec<(NodeId, PeerMessage)>, Vec<(RequestId, ClientReply)>);
@@ -25,18 +21,7 @@ struct Held {
 
 impl Held {
     fn new() -> Held {
-        let members: Vec<NodeId> = (1..=4).collect();
-        let config = NodeConfig {
-            partitions: 8,
-            initial_members: members.clone(),
-            seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
-            sync_interval: None,
-            tombstone_grace: None,
-            ..NodeConfig::default()
-        };
-        let mut store = MemoryStore::new();
-        let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
-        let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+        let (core, store) = super::tests::start();
         let mut h = Held {
             core,
             store,
@@ -91,24 +76,7 @@ impl Held {
 }
 
 fn put(key: &[u8], value: &[u8]) -> ClientRequest {
-    ClientRequest::Put {
-        key: key.to_vec(),
-        value: value.to_vec(),
-        context: Vec::new(),
-        options: ClientOptions::default(),
-        content_type: None,
-    }
-}
-
-fn written_by(actor: (NodeId, u64), value: &[u8]) -> Sibs {
-    let mut sibs = Sibs::default();
-    sibs.put(
-        &VClock::new(),
-        actor,
-        5,
-        Versioned::Live(Object::typed(value.to_vec(), None)),
-    );
-    sibs
+    super::tests::put(key, value, Vec::new())
 }
 
 #[test]

@@ -16,9 +16,9 @@ use crate::store::{MemoryStore, Store};
 use crate::types::{Key, Millis, NodeId, Object, RequestId, Sibs};
 
 /// The node under test.
-const ME: NodeId = 1;
+pub(super) const ME: NodeId = 1;
 /// When it starts (also its first gossip generation).
-const BOOT: Millis = 1_000;
+pub(super) const BOOT: Millis = 1_000;
 
 /// Everything one input produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,24 @@ enum Out {
     Send(NodeId, PeerMessage),
     Reply(RequestId, ClientReply),
     Event(NodeEvent),
+}
+
+/// Node 1 of members 1 to 4 (N = 3, R = W = 2), anti-entropy and reaping off, at `BOOT` on an
+/// empty memory store: its start-up storage ops not run yet.
+pub(super) fn start() -> (NodeCore, MemoryStore) {
+    let members: Vec<NodeId> = (1..=4).collect();
+    let config = NodeConfig {
+        partitions: 8,
+        initial_members: members.clone(),
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        sync_interval: None,
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let mut store = MemoryStore::new();
+    let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
+    let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+    (core, store)
 }
 
 struct Harness {
@@ -39,18 +57,7 @@ impl Harness {
     /// Node 1 of members 1 to 4, anti-entropy and reaping off (no timers but the requests' and
     /// gossip's), its start-up outputs drained.
     fn new() -> Harness {
-        let members: Vec<NodeId> = (1..=4).collect();
-        let config = NodeConfig {
-            partitions: 8,
-            initial_members: members.clone(),
-            seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
-            sync_interval: None,
-            tombstone_grace: None,
-            ..NodeConfig::default()
-        };
-        let mut store = MemoryStore::new();
-        let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
-        let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+        let (core, store) = start();
         let mut h = Harness {
             core,
             store,
@@ -140,7 +147,7 @@ fn get(key: &[u8]) -> ClientRequest {
     }
 }
 
-fn put(key: &[u8], value: &[u8], context: Vec<u8>) -> ClientRequest {
+pub(super) fn put(key: &[u8], value: &[u8], context: Vec<u8>) -> ClientRequest {
     ClientRequest::Put {
         key: key.to_vec(),
         value: value.to_vec(),
@@ -151,7 +158,7 @@ fn put(key: &[u8], value: &[u8], context: Vec<u8>) -> ClientRequest {
 }
 
 /// A peer's versions of a key: one value written by `actor`'s first dot.
-fn written_by(actor: (NodeId, u64), value: &[u8]) -> Sibs {
+pub(super) fn written_by(actor: (NodeId, u64), value: &[u8]) -> Sibs {
     let mut sibs = Sibs::default();
     sibs.put(
         &VClock::new(),
