@@ -6,19 +6,22 @@
 //! node's actor is `(node id, epoch)`, and the rule is:
 //!
 //! - A node *reuses* an epoch for a key only when it is one of the key's primaries and its own copy
-//!   of the key holds that epoch, handed out by this node since the *floor*. Every dot minted under a reused epoch is
-//!   written to the local store before anything is sent, so that copy holds the last counter.
+//!   of the key holds that epoch, handed out by this node since the *floor* (in this life of
+//!   the node). Every dot minted under a reused epoch is written to the local store before the
+//!   put goes out, so that copy holds the last counter.
 //! - Otherwise (not a primary, no copy, a copy from before the floor) it takes a *fresh* epoch
 //!   that no version anywhere carries, and its counter starts at 1.
 //! - Fresh epochs come from a counter leased in blocks: the end of the lease is written to the
 //!   store with an fsync before any epoch of it is used, and a restart starts past it.
-//! - On a store that may lose flushed writes in a crash ([`Store::is_durable`] is `false`: redb
-//!   `--buffered`), a restart raises the floor past every epoch used before, since the copies
-//!   that held their counters may have rolled back (Riak's kv679). A lost or empty store starts
-//!   at a random base.
+//! - Every restart raises the floor past every epoch used before. The runtime sends a put's
+//!   versions to the other replicas while its own write is still being flushed (so that the two
+//!   fsyncs overlap), so a crash can roll back the last dots a copy holds after they left; and a
+//!   store that may lose flushed writes ([`Store::is_durable`] is `false`: `--buffered`) can roll
+//!   back more (Riak's kv679). A lost or empty store starts at a random base.
 //!
-//! The cost is one clock entry per (node, key) for the first write a node coordinates, plus one
-//! per write coordinated by a node that is not a primary (rare: only when every forward failed).
+//! The cost is one clock entry per (node, key) for the first write a node coordinates in each of
+//! its lives, plus one per write coordinated by a node that is not a primary (rare: only when
+//! every forward failed).
 
 use rand::Rng;
 
@@ -44,26 +47,18 @@ pub(crate) struct Epochs {
 impl Epochs {
     /// Loads (or creates) the counter and takes a new lease, durably.
     pub(crate) fn load<S: Store>(store: &mut S, rng: &mut impl Rng) -> Result<Self, StoreError> {
-        let (mut floor, next) = match store.get_meta(META_FLOOR)? {
-            Some(bytes) => {
-                let floor = super::decode_u64(&bytes)?;
-                let lease = match store.get_meta(META_LEASE)? {
-                    Some(bytes) => super::decode_u64(&bytes)?,
-                    // A store of a version without leases used only its epoch.
-                    None => floor.saturating_add(1),
-                };
-                (floor, lease)
-            }
-            None => {
-                // Lost or new storage: a random base in a 62-bit space, so that the ranges of
-                // two lives of a node practically never meet (each uses far fewer than 2^40).
-                let base = rng.gen_range(1..1u64 << 62);
-                (base, base)
-            }
+        // A new life counts under new epochs only, past the last lease (see the module docs).
+        let next = match store.get_meta(META_FLOOR)? {
+            Some(bytes) => match store.get_meta(META_LEASE)? {
+                Some(lease) => super::decode_u64(&lease)?,
+                // A store of a version without leases used only its epoch.
+                None => super::decode_u64(&bytes)?.saturating_add(1),
+            },
+            // Lost or new storage: a random base in a 62-bit space, so that the ranges of two
+            // lives of a node practically never meet (each uses far fewer than 2^40).
+            None => rng.gen_range(1..1u64 << 62),
         };
-        if !store.is_durable() {
-            floor = next;
-        }
+        let floor = next;
         let mut epochs = Epochs {
             floor,
             next,

@@ -4,7 +4,10 @@
 //! ([`Store::start_flush`]); when the store hands back a [`SyncJob`] (its fsync), the job runs on
 //! a blocking thread and the outputs of the batch wait with it, while the driver goes on
 //! handling inputs. Their outputs wait for the next flush, which starts as soon as the current
-//! one is done. No message or reply leaves before the writes that preceded it are durable.
+//! one is done. No acknowledgement, reply or answer leaves before the writes that preceded it are
+//! durable; requests that claim nothing (a coordinator's writes to the other replicas, its reads,
+//! a forwarded request) leave at once, so that a put's fsyncs on its coordinator and on its
+//! replicas overlap rather than follow one another (the core counts on this: see `epochs`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -330,6 +333,8 @@ impl<S: Store + Send + 'static> Driver<S> {
             while let Some((to, msg)) = self.core.poll_transmit() {
                 if to == me {
                     local.push(msg);
+                } else if before_flush(&msg) {
+                    self.transmit(to, msg);
                 } else {
                     self.held.transmits.push((to, msg));
                 }
@@ -460,4 +465,16 @@ fn log_event(me: NodeId, event: &NodeEvent) {
             tracing::info!(id = me, partition, to, "transfer finished")
         }
     }
+}
+
+/// Whether `msg` may leave before the store's writes that preceded it are durable: a request that
+/// acknowledges nothing (a coordinator's write or read to another replica, a forwarded client
+/// request). Whatever answers or acknowledges waits for the flush.
+fn before_flush(msg: &PeerMessage) -> bool {
+    matches!(
+        msg,
+        PeerMessage::Write { req: Some(_), .. }
+            | PeerMessage::Read { .. }
+            | PeerMessage::Forward { .. }
+    )
 }

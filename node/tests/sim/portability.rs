@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "361885404ba83f34ed25f6fba53cdb388b78745dc96f6a28334aed82f03cad81";
+const RUN_DIGEST: &str = "d122931d1dbe0170cc98a7cded34adf35df3b1774cf7a5d721063b0ac86ce36c";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [
