@@ -21,7 +21,7 @@
 //! [`NodeCore::poll_transmit`], [`NodeCore::poll_reply`] and [`NodeCore::poll_event`]; call
 //! `handle_timeout` again at [`NodeCore::poll_timeout`]. A durable driver flushes the store before
 //! it sends what it drained after the writes it executed, so that no acknowledgement leaves
-//! before the write it acknowledges is durable. [`StoredCore`] does all of this on a [`Store`]
+//! before the write it acknowledges is durable. [`StoredCore`] does all of this on a [`Store`](crate::store::Store)
 //! but the flush. `now` must not go backwards, and must be larger across restarts (the
 //! simulator's virtual time, or wall-clock milliseconds): the gossip generation is derived from
 //! it.

@@ -55,7 +55,7 @@ pub struct StalenessStatus {
     /// Read-to-response round trips measured.
     pub read_samples: u64,
     /// Store flushes that carried replica writes, measured (the replicas' service time before an
-    /// ack; used once there are [`MIN_SAMPLES`]).
+    /// ack; used once there are `MIN_SAMPLES`).
     pub service_samples: u64,
     /// Monte Carlo trials per choice.
     pub trials: usize,

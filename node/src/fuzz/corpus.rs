@@ -1,6 +1,6 @@
 //! The corpus: loading and saving it, and generating it from real traffic.
 //!
-//! [`generate`] runs a small cluster of [`NodeCore`]s (the same cores the runtime drives) through
+//! [`generate`] runs a small cluster of [`NodeCore`](crate::core::NodeCore)s (the same cores the runtime drives) through
 //! puts, gets, concurrent writes, deletes, a node that is unreachable and then lossy (hinted
 //! handoff, read repair, anti-entropy), a join and a leave, and encodes what they say exactly as
 //! the runtime does: every peer message as a [`PeerFrame`] body, every request as a

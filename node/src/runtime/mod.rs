@@ -1,4 +1,4 @@
-//! The tokio runtime: runs a [`NodeCore`] on real TCP with durable storage.
+//! The tokio runtime: runs a [`NodeCore`](crate::core::NodeCore) on real TCP with durable storage.
 //!
 //! ```text
 //!  listener ──▶ connection tasks ──┐                       ┌──▶ peer links (bounded queues,
@@ -11,7 +11,7 @@
 //! flushes the store *once* (group commit), then sends what the core produced: messages to the
 //! peers' queues, replies to the waiting connections. So no acknowledgement leaves before the
 //! write it acknowledges is durable, and one fsync covers many writes. The timer fires at
-//! [`NodeCore::poll_timeout`].
+//! [`NodeCore::poll_timeout`](crate::core::NodeCore::poll_timeout).
 //!
 //! Time given to the core is wall-clock milliseconds at start plus a monotonic clock since, so it
 //! never goes backwards within a run and grows across restarts (the core derives its gossip

@@ -1,4 +1,4 @@
-//! The deterministic cluster simulator: many [`NodeCore`]s in one process, on virtual time, from
+//! The deterministic cluster simulator: many [`NodeCore`](crate::core::NodeCore)s in one process, on virtual time, from
 //! one seed.
 //!
 //! - [`dist`]: latency distributions (constant, uniform, normal, exponential, Pareto, mixtures,
