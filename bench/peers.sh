@@ -18,7 +18,10 @@
 # (10000), CONNS ("1,50"), WORKLOADS ("get,put,rmw,mix,zipf"), SYSTEMS ("redis etcd dynamo"),
 # STORAGES (this project's engines, default "fjall redb"; "default" passes no --storage flag),
 # ENCRYPT (1: this project encrypts its links, as by default; 0, the default here: plaintext like
-# Redis and etcd), PORT_BASE (21000), OUT (bench/results/peers.md). With
+# Redis and etcd), PORT_BASE (21000), OUT (bench/results/peers.md), BASELINE_DYNAMO (another
+# build's `dynamo` binary: each storage engine also runs durable on it, named
+# dynamo-<engine>-baseline, in the same run, so that a change is measured against the code before
+# it). With
 # bench/results/before/peers-baseline.jsonl present, peers.md ends with that run beside this one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -109,9 +112,9 @@ run_etcd() {
   stop_all
 }
 
-# run_dynamo NAME STORAGE [extra serve flags...]
+# run_dynamo NAME STORAGE BINARY [extra serve flags...]
 run_dynamo() {
-  local name=$1 storage=$2; shift 2
+  local name=$1 storage=$2 dynamo=$3; shift 3
   local nodes="" members="1,2,3" i j flags=()
   [ "$ENCRYPT" = 1 ] || flags+=(--no-encryption)
   local storage_flag=()
@@ -142,8 +145,11 @@ for system in $SYSTEMS; do
     etcd) run_etcd ;;
     dynamo)
       for storage in $STORAGES; do
-        run_dynamo "dynamo-$storage" "$storage"
-        run_dynamo "dynamo-$storage-buffered" "$storage" --buffered
+        run_dynamo "dynamo-$storage" "$storage" "$dynamo"
+        run_dynamo "dynamo-$storage-buffered" "$storage" "$dynamo" --buffered
+        if [ -n "${BASELINE_DYNAMO:-}" ]; then
+          run_dynamo "dynamo-$storage-baseline" "$storage" "$BASELINE_DYNAMO"
+        fi
       done
       ;;
     *) echo "peers: unknown system $system" >&2; exit 2 ;;
