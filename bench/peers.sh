@@ -21,7 +21,8 @@
 # Redis and etcd), PORT_BASE (21000), OUT (bench/results/peers.md), BASELINE_DYNAMO (another
 # build's `dynamo` binary: each storage engine also runs durable on it, named
 # dynamo-<engine>-baseline, in the same run, so that a change is measured against the code before
-# it). With
+# it; BASELINE_LOADGEN, that build's `loadgen`, when the two builds speak different protocol
+# versions). With
 # bench/results/before/peers-baseline.jsonl present, peers.md ends with that run beside this one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,9 +113,10 @@ run_etcd() {
   stop_all
 }
 
-# run_dynamo NAME STORAGE BINARY [extra serve flags...]
+# run_dynamo NAME STORAGE BINARY [extra serve flags...] (LOADGEN: the driver, default $loadgen)
 run_dynamo() {
   local name=$1 storage=$2 dynamo=$3; shift 3
+  local driver=${LOADGEN:-$loadgen}
   local nodes="" members="1,2,3" i j flags=()
   [ "$ENCRYPT" = 1 ] || flags+=(--no-encryption)
   local storage_flag=()
@@ -133,7 +135,7 @@ run_dynamo() {
   done
   ready "$name" env DYNAMO_CLIENT_SECRET=peers-client-secret "$dynamo" put peers-ready 1 \
     --nodes "$nodes" "${flags[@]}"
-  DYNAMO_CLIENT_SECRET=peers-client-secret "$loadgen" --system dynamo --name "$name" \
+  DYNAMO_CLIENT_SECRET=peers-client-secret "$driver" --system dynamo --name "$name" \
     --endpoints "$nodes" "${flags[@]}" --pids "$(echo "${pids[*]}" | tr ' ' ,)" "${common[@]}"
   stop_all
   rm -rf "${work:?}/$name"
@@ -148,7 +150,8 @@ for system in $SYSTEMS; do
         run_dynamo "dynamo-$storage" "$storage" "$dynamo"
         run_dynamo "dynamo-$storage-buffered" "$storage" "$dynamo" --buffered
         if [ -n "${BASELINE_DYNAMO:-}" ]; then
-          run_dynamo "dynamo-$storage-baseline" "$storage" "$BASELINE_DYNAMO"
+          LOADGEN=${BASELINE_LOADGEN:-$loadgen} \
+            run_dynamo "dynamo-$storage-baseline" "$storage" "$BASELINE_DYNAMO"
         fi
       done
       ;;

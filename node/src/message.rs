@@ -32,6 +32,7 @@ pub enum ClientRequest {
     /// Read every concurrent version of a key.
     Get {
         /// The key.
+        #[serde(with = "crate::types::bytes")]
         key: Key,
         /// Overrides.
         options: ClientOptions,
@@ -39,10 +40,13 @@ pub enum ClientRequest {
     /// Write a value. `context` is the opaque context of an earlier get (empty: none).
     Put {
         /// The key.
+        #[serde(with = "crate::types::bytes")]
         key: Key,
         /// The new value.
+        #[serde(with = "crate::types::bytes")]
         value: Value,
         /// Context bytes from a get; the write supersedes exactly what that get returned.
+        #[serde(with = "crate::types::bytes")]
         context: Vec<u8>,
         /// Overrides.
         options: ClientOptions,
@@ -54,8 +58,10 @@ pub enum ClientRequest {
     /// Delete a key: a put of a tombstone.
     Delete {
         /// The key.
+        #[serde(with = "crate::types::bytes")]
         key: Key,
         /// Context bytes from a get.
+        #[serde(with = "crate::types::bytes")]
         context: Vec<u8>,
         /// Overrides.
         options: ClientOptions,
@@ -143,8 +149,10 @@ pub enum ClientReply {
     /// deleted), and the context to pass to the next put or delete.
     Got {
         /// Live sibling values.
+        #[serde(with = "crate::types::bytes::list")]
         values: Vec<Value>,
         /// Opaque context.
+        #[serde(with = "crate::types::bytes")]
         context: Vec<u8>,
         /// Replicas that answered before the reply, in order.
         replicas: Vec<NodeId>,
@@ -155,6 +163,7 @@ pub enum ClientReply {
     /// A put or delete reached W replicas.
     Stored {
         /// Context of the new version (a get would return it).
+        #[serde(with = "crate::types::bytes")]
         context: Vec<u8>,
         /// Replicas that acknowledged before the reply, in order.
         replicas: Vec<NodeId>,
@@ -188,6 +197,7 @@ pub enum PeerMessage {
         /// Coordinator request id; `None` for read repair (no acknowledgement).
         req: Option<RequestId>,
         /// The key.
+        #[serde(with = "crate::types::bytes")]
         key: Key,
         /// The versions to merge.
         siblings: Sibs,
@@ -206,6 +216,7 @@ pub enum PeerMessage {
         /// Coordinator request id.
         req: RequestId,
         /// The key.
+        #[serde(with = "crate::types::bytes")]
         key: Key,
     },
     /// The versions a replica holds (`None`: not found).
@@ -231,13 +242,16 @@ pub enum PeerMessage {
         /// Partition.
         partition: u32,
         /// Versions the receiver should merge.
+        #[serde(with = "crate::types::bytes::keyed")]
         entries: Vec<(Key, Sibs)>,
         /// Keys whose versions the sender wants back.
+        #[serde(with = "crate::types::bytes::list")]
         want: Vec<Key>,
     },
     /// Every replica holds exactly this tombstone: remove the key if that is still so.
     Reap {
         /// The key.
+        #[serde(with = "crate::types::bytes")]
         key: Key,
         /// The context of the tombstone the coordinator saw on every replica.
         clock: crate::types::Clock,

@@ -41,11 +41,13 @@ pub type RequestId = u64;
 /// What a sibling holds: a value's bytes and, when its writer gave one, their media type (the
 /// HTTP API's `Content-Type`; the paper's object with its metadata).
 ///
-/// Encoded for storage and the wire so that an object without a content type encodes exactly as
-/// the plain byte vector of earlier versions (a msgpack array of integers): every record and
-/// message written before content types existed reads back unchanged. An object with a content
-/// type is a msgpack map `{"b": bytes, "t": content type}`, which no earlier version decodes (it
-/// refuses the record or message rather than misreading it).
+/// Encoded for storage and the wire as msgpack `bin` (one length, then the bytes as they are):
+/// an object with a content type is a msgpack map `{"b": bin, "t": content type}`. Earlier
+/// versions wrote the bytes as a msgpack array of integers, one element per byte, which cost a
+/// parse per byte; [`bytes`] reads both forms, so every record written before reads back
+/// unchanged. Data directories and connections that may hold the `bin` form are marked (manifest
+/// format 2, `PROTOCOL_VERSION` 3) so that an earlier version refuses them instead of misreading
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Object {
     /// The value.
@@ -107,10 +109,10 @@ impl serde::Serialize for Object {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         match &self.content_type {
-            None => self.bytes.serialize(s),
+            None => s.serialize_bytes(&self.bytes),
             Some(t) => {
                 let mut map = s.serialize_map(Some(2))?;
-                map.serialize_entry("b", &self.bytes)?;
+                map.serialize_entry("b", &bytes::Bin(&self.bytes))?;
                 map.serialize_entry("t", t)?;
                 map.end()
             }
@@ -133,13 +135,8 @@ impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
         f.write_str("a byte array, or a map of bytes and a content type")
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Object, A::Error> {
-        // The size hint comes from the input: cap what it reserves.
-        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64 * 1024));
-        while let Some(b) = seq.next_element::<u8>()? {
-            bytes.push(b);
-        }
-        Ok(Object::from(bytes))
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Object, A::Error> {
+        serde::de::Visitor::visit_seq(bytes::BytesVisitor, seq).map(Object::from)
     }
 
     fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Object, E> {
@@ -155,7 +152,7 @@ impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
         let (mut bytes, mut content_type) = (None, None);
         while let Some(field) = map.next_key::<String>()? {
             match field.as_str() {
-                "b" if bytes.is_none() => bytes = Some(map.next_value::<Value>()?),
+                "b" if bytes.is_none() => bytes = Some(map.next_value::<bytes::BinBuf>()?.0),
                 "t" if content_type.is_none() => content_type = Some(map.next_value::<String>()?),
                 other => {
                     return Err(A::Error::custom(format!(
@@ -168,6 +165,117 @@ impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
             bytes: bytes.ok_or_else(|| A::Error::missing_field("b"))?,
             content_type,
         })
+    }
+}
+
+/// Serde helpers that encode byte strings as msgpack `bin` and read them back from `bin` or from
+/// the array of integers earlier versions wrote: `#[serde(with = "bytes")]` on a `Vec<u8>`,
+/// `bytes::list` on a `Vec<Vec<u8>>`, `bytes::keyed` on a `Vec<(Vec<u8>, T)>`.
+pub mod bytes {
+    use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+    use serde::ser::{Serialize, SerializeSeq, Serializer};
+
+    /// Bytes that serialize as a byte string.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Bin<'a>(pub &'a [u8]);
+
+    impl Serialize for Bin<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    /// Owned bytes that deserialize from a byte string or from an array of integers.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct BinBuf(pub Vec<u8>);
+
+    impl<'de> Deserialize<'de> for BinBuf {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(BytesVisitor).map(BinBuf)
+        }
+    }
+
+    /// Reads bytes from a byte string or from an array of integers.
+    pub(crate) struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string or an array of bytes")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            // The size hint comes from the input: cap what it reserves.
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64 * 1024));
+            while let Some(b) = seq.next_element::<u8>()? {
+                bytes.push(b);
+            }
+            Ok(bytes)
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+
+    /// Serializes `v` as a byte string.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    /// Deserializes a byte string or an array of integers.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_any(BytesVisitor)
+    }
+
+    /// A list of byte strings.
+    pub mod list {
+        use super::*;
+
+        /// Serializes each element as a byte string.
+        pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(v.len()))?;
+            for b in v {
+                seq.serialize_element(&Bin(b))?;
+            }
+            seq.end()
+        }
+
+        /// Deserializes a list of byte strings or arrays of integers.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+            let list = Vec::<BinBuf>::deserialize(d)?;
+            Ok(list.into_iter().map(|b| b.0).collect())
+        }
+    }
+
+    /// A list of pairs whose first element is a byte string.
+    pub mod keyed {
+        use super::*;
+
+        /// Serializes each pair with its bytes as a byte string.
+        pub fn serialize<S: Serializer, T: Serialize>(
+            v: &[(Vec<u8>, T)],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(v.len()))?;
+            for (b, t) in v {
+                seq.serialize_element(&(Bin(b), t))?;
+            }
+            seq.end()
+        }
+
+        /// Deserializes pairs whose bytes are a byte string or an array of integers.
+        pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+            d: D,
+        ) -> Result<Vec<(Vec<u8>, T)>, D::Error> {
+            let list = Vec::<(BinBuf, T)>::deserialize(d)?;
+            Ok(list.into_iter().map(|(b, t)| (b.0, t)).collect())
+        }
     }
 }
 
@@ -191,12 +299,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_untyped_object_encodes_as_the_plain_bytes_of_earlier_versions() {
+    fn an_object_encodes_as_a_byte_string_and_reads_the_integer_array_of_earlier_versions() {
         let bytes = vec![0u8, 7, 200, 255];
-        let old = rmp_serde::to_vec(&bytes).expect("encodes");
         let object = Object::from(bytes.clone());
-        assert_eq!(rmp_serde::to_vec(&object).expect("encodes"), old);
+        // bin 8, length 4, the bytes.
+        assert_eq!(
+            rmp_serde::to_vec(&object).expect("encodes"),
+            [0xc4, 4, 0, 7, 200, 255]
+        );
+        let old = rmp_serde::to_vec(&bytes).expect("encodes");
+        assert_eq!(old, [0x94, 0, 7, 0xcc, 200, 0xcc, 255]);
         assert_eq!(decode_msgpack::<Object>(&old).expect("decodes"), object);
+        let typed = Object::typed(bytes.clone(), Some("text/plain".into()));
+        let mut old_typed = vec![0x82, 0xa1, b'b'];
+        old_typed.extend_from_slice(&old);
+        old_typed.extend_from_slice(&[0xa1, b't', 0xaa]);
+        old_typed.extend_from_slice(b"text/plain");
+        assert_eq!(
+            decode_msgpack::<Object>(&old_typed).expect("decodes"),
+            typed
+        );
+    }
+
+    #[test]
+    fn byte_fields_encode_as_byte_strings_and_read_both_forms() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Fields {
+            #[serde(with = "bytes")]
+            key: Vec<u8>,
+            #[serde(with = "bytes::list")]
+            keys: Vec<Vec<u8>>,
+            #[serde(with = "bytes::keyed")]
+            pairs: Vec<(Vec<u8>, u8)>,
+        }
+        #[derive(serde::Serialize)]
+        struct Old {
+            key: Vec<u8>,
+            keys: Vec<Vec<u8>>,
+            pairs: Vec<(Vec<u8>, u8)>,
+        }
+        let fields = Fields {
+            key: b"k".to_vec(),
+            keys: vec![b"a".to_vec(), vec![]],
+            pairs: vec![(b"p".to_vec(), 9)],
+        };
+        let new = rmp_serde::to_vec(&fields).expect("encodes");
+        assert_eq!(
+            new,
+            [0x93, 0xc4, 1, b'k', 0x92, 0xc4, 1, b'a', 0xc4, 0, 0x91, 0x92, 0xc4, 1, b'p', 9]
+        );
+        assert_eq!(decode_msgpack::<Fields>(&new).expect("decodes"), fields);
+        let old = Old {
+            key: fields.key.clone(),
+            keys: fields.keys.clone(),
+            pairs: fields.pairs.clone(),
+        };
+        let old = rmp_serde::to_vec(&old).expect("encodes");
+        assert_ne!(old, new);
+        assert_eq!(decode_msgpack::<Fields>(&old).expect("decodes"), fields);
+        // Neither form may claim more than it holds.
+        assert!(decode_msgpack::<Fields>(&[0x93, 0xc4, 9, b'k']).is_err());
+        assert!(decode_msgpack::<Fields>(&[0x93, 0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
     }
 
     #[test]
@@ -223,6 +386,9 @@ mod tests {
             new.live_values().collect::<Vec<_>>(),
             vec![&Object::from(b"milk".to_vec())]
         );
-        assert_eq!(rmp_serde::to_vec(&new).expect("encodes"), encoded);
+        // Written back in this version's form: the value as a byte string.
+        let rewritten = rmp_serde::to_vec(&new).expect("encodes");
+        assert_ne!(rewritten, encoded);
+        assert_eq!(decode_msgpack::<Sibs>(&rewritten).expect("decodes"), new);
     }
 }

@@ -13,7 +13,9 @@ use super::reaper::tombstone_time;
 use super::transfer::decode_checkpoint;
 use super::transfers::{checkpoint_name, TRANSFERS_KEY};
 use super::META_NODE_ID;
-use super::{decode_u64, siblings_digest, NodeError, FORMAT, META_FORMAT, META_GENERATION};
+use super::{
+    decode_u64, siblings_digest, NodeError, FORMAT, META_FORMAT, META_GENERATION, OLDEST_FORMAT,
+};
 use crate::config::NodeConfig;
 use crate::store::{Store, StoreError};
 use crate::types::{Key, Millis, NodeId, ReplayRng};
@@ -79,12 +81,12 @@ impl Boot {
                 Some(bytes) => decode_u64(&bytes)?,
                 None => 1,
             };
-            if format != FORMAT {
+            if !(OLDEST_FORMAT..=FORMAT).contains(&format) {
                 return Err(StoreError::UnknownVersion {
                     what: "the store's records".into(),
                     found: format.to_string(),
-                    supported: FORMAT.to_string(),
-                    advice: if format < FORMAT {
+                    supported: format!("{OLDEST_FORMAT} to {FORMAT}"),
+                    advice: if format < OLDEST_FORMAT {
                         "format 1 holds a vector clock per version, from before dotted version \
                          vectors: start the node on an empty data directory and let \
                          anti-entropy refill it"

@@ -111,9 +111,14 @@ pub enum NodeError {
 pub(crate) const META_GENERATION: &str = "generation";
 pub(crate) const META_NODE_ID: &str = "node-id";
 pub(crate) const META_FORMAT: &str = "format";
-/// The stored-record format: 2 = dotted version vector sets (1, unmarked: a vector clock per
-/// version, which this version cannot read).
-pub(crate) const FORMAT: u64 = 2;
+/// The stored-record format this version writes: 3 = objects as msgpack byte strings
+/// ([`crate::types::bytes`]); 2 = dotted version vector sets with objects as arrays of integers,
+/// which this version still reads (a store of format 2 is marked 3 at its first start here, so
+/// that an earlier version refuses it rather than take its records for damage); 1, unmarked = a
+/// vector clock per version, which this version cannot read.
+pub(crate) const FORMAT: u64 = 3;
+/// The oldest stored-record format this version reads.
+pub(crate) const OLDEST_FORMAT: u64 = 2;
 
 /// A Dynamo node without I/O. See the [module docs](self) for the driving order.
 pub struct NodeCore {

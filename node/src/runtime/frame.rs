@@ -46,7 +46,10 @@ use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::types::NodeId;
 
 /// The protocol version this build speaks. A handshake naming another version is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// 3: keys, values, contexts and objects are msgpack byte strings (`bin`), not arrays of
+/// integers ([`crate::types::bytes`]). 2: handshake frames apart from the frames after it.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Default largest frame between peers (16 MiB): room for large sync and transfer batches.
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;

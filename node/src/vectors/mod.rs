@@ -10,11 +10,11 @@
 //! | format | version | where | on an unknown version |
 //! |---|---|---|---|
 //! | frame header | none of its own: 4-byte big-endian length, frozen for every version | — | — |
-//! | handshake frames | [`PROTOCOL_VERSION`] (2) | `version` of `Hello` and `Challenge` | [`HandshakeError::Version`] |
-//! | client, node, peer frames and the messages inside | the handshake's [`PROTOCOL_VERSION`] (2) | negotiated once per connection | the handshake refuses the connection |
+//! | handshake frames | [`PROTOCOL_VERSION`] (3) | `version` of `Hello` and `Challenge` | [`HandshakeError::Version`] |
+//! | client, node, peer frames and the messages inside | the handshake's [`PROTOCOL_VERSION`] (3) | negotiated once per connection | the handshake refuses the connection |
 //! | sealed record (data, hints, meta) | byte 0: 1, or 2 for a typed sibling set | `redb_store::record` | `RecordError::Version` |
 //! | hint record | its sealed record's version (1) | the `hints` table | as sealed records |
-//! | the store's record format | meta `format`, u64 (2) | `core` | [`StoreError::UnknownVersion`] |
+//! | the store's record format (objects as byte strings from 3) | meta `format`, u64 (3; reads 2) | `core` | [`StoreError::UnknownVersion`] |
 //! | redb file format | meta `dynamo.format` (`dynamo-redb-2`) | `redb_store` | [`StoreError::UnknownVersion`] |
 //! | manifest | `format` line, absent = 1 | `manifest` | [`StoreError::UnknownVersion`] |
 //! | transfer checkpoint | byte 0 (1) | `core::transfer` | the transfer restarts from the range's start |
@@ -112,6 +112,30 @@ impl Table {
             )),
             Err(e) => self.failures.push(format!(
                 "{} vector `{name}`: the pinned bytes no longer decode: {e}",
+                self.format
+            )),
+        }
+    }
+
+    /// Checks that bytes an earlier version wrote (`pinned`, hex) still decode to `value`: a
+    /// format's old version, kept readable after its encoder moved on.
+    pub(crate) fn decodes<T: DeserializeOwned + std::fmt::Debug>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+        pinned: &str,
+    ) {
+        assert!(!self.names.contains(&name), "two vectors named {name}");
+        self.names.push(name);
+        let pinned = decode_hex(&squeeze(pinned));
+        match crate::types::decode_msgpack::<T>(&pinned) {
+            Ok(decoded) if format!("{decoded:?}") == format!("{value:?}") => {}
+            Ok(decoded) => self.failures.push(format!(
+                "{} vector `{name}`: the old bytes decode to {decoded:?}, not {value:?}",
+                self.format
+            )),
+            Err(e) => self.failures.push(format!(
+                "{} vector `{name}`: the old bytes no longer decode: {e}",
                 self.format
             )),
         }

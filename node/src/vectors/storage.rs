@@ -30,11 +30,20 @@ fn sealed_records_are_frozen() {
     t.bytes(
         "data, version 1",
         &sealed,
-        "01 | 57a87b02537992a2 | 919492010001059181a44c6976659176",
+        "01 | 042766b62d9abe01 | 919492010001059181a44c697665c40176",
     );
     match crate::redb_store::decode_sibs(b"k", &sealed) {
         Ok(back) if back == plain => {}
         other => t.fail("data, version 1", format!("reads back as {other:?}")),
+    }
+    // Store format 2 wrote the value as an array of integers: still read.
+    let old = super::decode_hex("01042766b62d9abe01919492010001059181a44c697665c40176");
+    match crate::redb_store::decode_sibs(b"k", &old) {
+        Ok(back) if back == plain => {}
+        other => t.fail(
+            "data, version 1, store format 2",
+            format!("reads back as {other:?}"),
+        ),
     }
 
     let typed = sibs(Object::typed(
@@ -45,13 +54,23 @@ fn sealed_records_are_frozen() {
     t.bytes(
         "data, version 2 (typed)",
         &sealed,
-        "02 | b0a367f9f692969c | 919492010001059181a44c69766582a162927b7d\
+        "02 | 06e634953f42021a | 919492010001059181a44c69766582a162c4027b7d\
              a174b06170706c69636174696f6e2f6a736f6e",
     );
     match crate::redb_store::decode_sibs(b"k", &sealed) {
         Ok(back) if back == typed => {}
         other => t.fail(
             "data, version 2 (typed)",
+            format!("reads back as {other:?}"),
+        ),
+    }
+    let old = super::decode_hex(
+        "0206e634953f42021a919492010001059181a44c69766582a162c4027b7da174b06170706c69636174696f6e2f6a736f6e",
+    );
+    match crate::redb_store::decode_sibs(b"k", &old) {
+        Ok(back) if back == typed => {}
+        other => t.fail(
+            "data, version 2 (typed), store format 2",
             format!("reads back as {other:?}"),
         ),
     }
@@ -82,10 +101,21 @@ fn record_payloads_are_frozen() {
     t.msgpack(
         "sibling set",
         &sibs(Object::from(b"v".to_vec())),
-        "919492010001059181a44c6976659176",
+        "919492010001059181a44c697665c40176",
     );
     t.msgpack(
         "sibling set with a content type",
+        &sibs(Object::typed(b"{}".to_vec(), Some("text/plain".into()))),
+        "919492010001059181a44c69766582a162c4027b7da174aa746578742f706c61\
+             696e",
+    );
+    t.decodes(
+        "sibling set, store format 2",
+        &sibs(Object::from(b"v".to_vec())),
+        "919492010001059181a44c6976659176",
+    );
+    t.decodes(
+        "sibling set with a content type, store format 2",
         &sibs(Object::typed(b"{}".to_vec(), Some("text/plain".into()))),
         "919492010001059181a44c69766582a162927b7da174aa746578742f706c6169\
              6e",
@@ -176,7 +206,7 @@ fn a_transfer_checkpoint_of_another_version_is_refused_as_such() {
 /// is read.
 #[test]
 fn a_store_of_another_record_format_is_refused_as_such() {
-    for format in [1u64, 3] {
+    for format in [1u64, 4] {
         let mut store = MemoryStore::new();
         store.put_meta("node-id", &1u64.to_be_bytes()).unwrap();
         store.put_meta("format", &format.to_be_bytes()).unwrap();
@@ -194,9 +224,36 @@ fn a_store_of_another_record_format_is_refused_as_such() {
             matches!(
                 &err,
                 crate::core::NodeError::Store(StoreError::UnknownVersion { found, supported, .. })
-                    if *found == format.to_string() && supported == "2"
+                    if *found == format.to_string() && supported == "2 to 3"
             ),
             "{err:?}"
         );
     }
+}
+
+/// A store of format 2 (objects as arrays of integers) is read, and marked format 3 before the
+/// node writes anything, so that an earlier version refuses it rather than take the byte
+/// strings this version writes for damage.
+#[test]
+fn a_store_of_format_2_is_read_and_marked_3() {
+    let mut store = MemoryStore::new();
+    store.put_meta("node-id", &1u64.to_be_bytes()).unwrap();
+    store.put_meta("format", &2u64.to_be_bytes()).unwrap();
+    let old = super::decode_hex("919492010001059181a44c6976659176");
+    let plain: crate::types::Sibs = crate::types::decode_msgpack(&old).expect("decodes");
+    store.put(b"k", &plain).unwrap();
+    let core = crate::core::StoredCore::new(
+        1,
+        "a:1".into(),
+        crate::config::NodeConfig::default(),
+        store,
+        0,
+        7,
+    )
+    .expect("a format 2 store is read");
+    assert_eq!(
+        core.store().get_meta("format").unwrap(),
+        Some(3u64.to_be_bytes().to_vec())
+    );
+    assert_eq!(core.store().get(b"k").unwrap(), Some(plain));
 }

@@ -50,7 +50,7 @@ fn client_requests() -> Vec<(&'static str, ClientRequest, &'static str)> {
                 key: b"k".to_vec(),
                 options: options(),
             },
-            "81a347657492916b9402c0cd01f4c3",
+            "81a347657492c4016b9402c0cd01f4c3",
         ),
         (
             "Put",
@@ -61,7 +61,7 @@ fn client_requests() -> Vec<(&'static str, ClientRequest, &'static str)> {
                 options: ClientOptions::default(),
                 content_type: None,
             },
-            "81a350757495916b917692010294c0c0c0c0c0",
+            "81a350757495c4016bc40176c402010294c0c0c0c0c0",
         ),
         (
             "Put with a content type",
@@ -72,8 +72,8 @@ fn client_requests() -> Vec<(&'static str, ClientRequest, &'static str)> {
                 options: ClientOptions::default(),
                 content_type: Some("application/json".into()),
             },
-            "81a350757495916b927b7d9094c0c0c0c0b06170706c69636174696f6e2f6a73\
-             6f6e",
+            "81a350757495c4016bc4027b7dc40094c0c0c0c0b06170706c69636174696f6e\
+             2f6a736f6e",
         ),
         (
             "Delete",
@@ -82,7 +82,7 @@ fn client_requests() -> Vec<(&'static str, ClientRequest, &'static str)> {
                 context: vec![3],
                 options: ClientOptions::default(),
             },
-            "81a644656c65746593916b910394c0c0c0c0",
+            "81a644656c65746593c4016bc4010394c0c0c0c0",
         ),
     ]
 }
@@ -153,7 +153,7 @@ fn client_replies() -> Vec<(&'static str, ClientReply, &'static str)> {
                 replicas: vec![1, 2],
                 content_types: vec![None],
             },
-            "81a3476f749491917692010292010291c0",
+            "81a3476f749491c40176c402010292010291c0",
         ),
         (
             "Got with a content type",
@@ -163,7 +163,7 @@ fn client_replies() -> Vec<(&'static str, ClientReply, &'static str)> {
                 replicas: vec![3],
                 content_types: vec![Some("application/json".into())],
             },
-            "81a3476f749491927b7d90910391b06170706c69636174696f6e2f6a736f6e",
+            "81a3476f749491c4027b7dc400910391b06170706c69636174696f6e2f6a736f6e",
         ),
         (
             "Stored",
@@ -171,7 +171,7 @@ fn client_replies() -> Vec<(&'static str, ClientReply, &'static str)> {
                 context: vec![4],
                 replicas: vec![1],
             },
-            "81a653746f7265649291049101",
+            "81a653746f72656492c401049101",
         ),
     ];
     for (name, error, hex) in client_errors() {
@@ -212,7 +212,7 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
                 req: 7,
                 request: client_requests().remove(0).1,
             },
-            "81a7466f7277617264920781a347657492916b9402c0cd01f4c3",
+            "81a7466f7277617264920781a347657492c4016b9402c0cd01f4c3",
         ),
         (
             "ForwardReply",
@@ -223,7 +223,7 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
                     replicas: vec![1],
                 },
             },
-            "81ac466f72776172645265706c79920781a653746f7265649291049101",
+            "81ac466f72776172645265706c79920781a653746f72656492c401049101",
         ),
         (
             "Write",
@@ -233,7 +233,7 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
                 siblings: sibs(Object::from(b"v".to_vec())),
                 hint: Some(3),
             },
-            "81a557726974659407916b919492010001059181a44c697665917603",
+            "81a557726974659407c4016b919492010001059181a44c697665c4017603",
         ),
         (
             "Write (read repair) of a typed object",
@@ -246,8 +246,8 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
                 )),
                 hint: None,
             },
-            "81a5577269746594c0916b919492010001059181a44c69766582a162927b7da1\
-             74b06170706c69636174696f6e2f6a736f6ec0",
+            "81a5577269746594c0c4016b919492010001059181a44c69766582a162c4027b\
+             7da174b06170706c69636174696f6e2f6a736f6ec0",
         ),
         (
             "WriteAck",
@@ -260,7 +260,7 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
                 req: 7,
                 key: b"k".to_vec(),
             },
-            "81a4526561649207916b",
+            "81a4526561649207c4016b",
         ),
         (
             "ReadReply",
@@ -315,8 +315,8 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
                 entries: vec![(b"k".to_vec(), sibs(Object::from(b"v".to_vec())))],
                 want: vec![b"w".to_vec()],
             },
-            "81a845786368616e676593039192916b919492010001059181a44c6976659176\
-             919177",
+            "81a845786368616e676593039192c4016b919492010001059181a44c697665c4\
+             017691c40177",
         ),
         (
             "Reap",
@@ -324,7 +324,7 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
                 key: b"k".to_vec(),
                 clock: clock(),
             },
-            "81a45265617092916b91939202070109",
+            "81a45265617092c4016b91939202070109",
         ),
         (
             "Transfer",
@@ -465,7 +465,7 @@ fn client_frames() -> Vec<(&'static str, ClientFrame, &'static str)> {
                 id: 1,
                 request: client_requests().remove(0).1,
             },
-            "81a752657175657374920181a347657492916b9402c0cd01f4c3",
+            "81a752657175657374920181a347657492c4016b9402c0cd01f4c3",
         ),
         (
             "Admin Status",
@@ -545,7 +545,7 @@ fn node_frames() -> Vec<(&'static str, NodeFrame, &'static str)> {
                     replicas: vec![1],
                 },
             },
-            "81a55265706c79920181a653746f7265649291049101",
+            "81a55265706c79920181a653746f72656492c401049101",
         ),
         (
             "AdminReply Ring",
@@ -707,11 +707,11 @@ fn a_hello_or_challenge_of_another_version_is_refused_as_such() {
         Hello(u32, Vec<String>, bool),
         Challenge { version: u32, anything: Vec<u8> },
     }
-    let hello = rmp_serde::to_vec(&Later::Hello(3, vec!["x".into()], true)).expect("encodes");
+    let hello = rmp_serde::to_vec(&Later::Hello(4, vec!["x".into()], true)).expect("encodes");
     assert!(
         matches!(
             decode_handshake(&hello),
-            Err(HandshakeError::Version { ours: 2, theirs: 3 })
+            Err(HandshakeError::Version { ours: 3, theirs: 4 })
         ),
         "{:?}",
         decode_handshake(&hello)
@@ -726,7 +726,7 @@ fn a_hello_or_challenge_of_another_version_is_refused_as_such() {
         Err(HandshakeError::Version { theirs: 9, .. })
     ));
     // Our own version in a frame we cannot read is a malformed frame, and so is garbage.
-    let ours = rmp_serde::to_vec(&Later::Hello(2, vec![], true)).expect("encodes");
+    let ours = rmp_serde::to_vec(&Later::Hello(3, vec![], true)).expect("encodes");
     assert!(matches!(
         decode_handshake(&ours),
         Err(HandshakeError::Frame(_))
@@ -749,7 +749,7 @@ fn a_hello_or_challenge_of_another_version_is_refused_as_such() {
         unreachable!()
     };
     let other = Handshake::Hello {
-        version: 3,
+        version: 4,
         cluster,
         role,
         encrypt,
@@ -759,6 +759,6 @@ fn a_hello_or_challenge_of_another_version_is_refused_as_such() {
     let bytes = rmp_serde::to_vec(&other).expect("encodes");
     assert!(matches!(
         decode_handshake(&bytes),
-        Ok(Handshake::Hello { version: 3, .. })
+        Ok(Handshake::Hello { version: 4, .. })
     ));
 }
