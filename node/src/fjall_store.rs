@@ -17,6 +17,11 @@
 //! [`Durability`] as for redb: `Durable` fsyncs every flush; `Buffered` writes each flush to the
 //! OS and fsyncs at most every `sync_interval` (in the background).
 //!
+//! Reads that miss the overlay go through a row cache of decoded sibling sets (32 MiB, first in
+//! first out), written through at every commit: a hit skips the search of fjall's memtable
+//! skiplist, the record's checksum and its decoding, which were a quarter of a get's CPU
+//! (`bench/results/peers.md`). A damaged record is never cached, so damage is still found.
+//!
 //! # Checked storage
 //!
 //! - Every value is a checksummed record (the redb store's format, `redb_store::record`),
@@ -50,6 +55,7 @@ use crate::redb_store::{
 use crate::store::{Store, StoreError, SyncJob};
 use crate::types::{Key, Sibs};
 
+mod cache;
 mod errors;
 mod manifest;
 
@@ -68,6 +74,8 @@ const INSTANCE_KEY: &str = "dynamo.instance";
 const WRITE_BUFFER: u64 = 64 * 1024 * 1024;
 const JOURNAL: u64 = 128 * 1024 * 1024;
 const CACHE: u64 = 32 * 1024 * 1024;
+/// The decoded rows kept in front of the data partition ([`cache::RowCache`]).
+const ROW_CACHE: usize = 32 * 1024 * 1024;
 
 /// What to do when a data directory cannot be used.
 const REBUILD: &str = "if the files cannot be restored, remove the data directory (or move it \
@@ -87,6 +95,8 @@ pub struct FjallStore {
     meta_overlay: BTreeMap<String, Option<Vec<u8>>>,
     /// Damaged records found by reads (through `&self`), removed at the next commit.
     damage: Mutex<Damage>,
+    /// Decoded rows as fjall holds them, written through at every commit.
+    rows: Mutex<cache::RowCache>,
     /// Whether batches reached fjall since the last fsync.
     unsynced: bool,
     last_sync: Instant,
@@ -186,6 +196,7 @@ impl FjallStore {
             hint_overlay: BTreeMap::new(),
             meta_overlay: BTreeMap::new(),
             damage: Mutex::new(Damage::default()),
+            rows: Mutex::new(cache::RowCache::new(ROW_CACHE)),
             unsynced: false,
             last_sync: Instant::now(),
             syncing: Arc::new(AtomicBool::new(false)),
@@ -294,6 +305,10 @@ impl FjallStore {
         self.damage().count
     }
 
+    fn rows(&self) -> std::sync::MutexGuard<'_, cache::RowCache> {
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn damage(&self) -> std::sync::MutexGuard<'_, Damage> {
         self.damage.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -397,7 +412,16 @@ impl FjallStore {
         catch_panic(|| batch.commit())
             .map_err(|p| self.panicked("committing", &p))?
             .map_err(|e| fjall_err(&self.dir, "committing", e))?;
-        self.overlay.clear();
+        {
+            let overlay = std::mem::take(&mut self.overlay);
+            let mut rows = self.rows();
+            for key in &bad_data {
+                rows.forget(key);
+            }
+            for (key, row) in overlay {
+                rows.insert(&key, row);
+            }
+        }
         self.hint_overlay.clear();
         self.meta_overlay.clear();
         {
@@ -456,11 +480,18 @@ impl Store for FjallStore {
         if let Some(buffered) = self.overlay.get(key) {
             return Ok(buffered.clone());
         }
+        if let Some(row) = self.rows().get(key) {
+            return Ok(row);
+        }
         let Some(bytes) = self.read_one(&self.data, key, "reading a key")? else {
+            self.rows().insert(key, None);
             return Ok(None);
         };
         match decode_sibs(key, &bytes) {
-            Ok(s) => Ok(Some(s)),
+            Ok(s) => {
+                self.rows().insert(key, Some(s.clone()));
+                Ok(Some(s))
+            }
             Err(why) => {
                 self.found_damaged(Table::Data, key, &why);
                 Ok(None)

@@ -228,3 +228,42 @@ fn damaged_metadata_is_a_clear_error() {
     let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
     assert!(err.to_string().contains("\"epoch\" is damaged"), "{err}");
 }
+
+/// The row cache agrees with fjall through reads, overwrites, removals and a reopen: every get
+/// answers what the last committed (or buffered) write left.
+#[test]
+fn reads_through_the_row_cache_see_every_committed_change() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
+        assert_eq!(store.get(b"k").unwrap(), None); // cached as absent
+        store.put(b"k", &sibs(b"1")).unwrap();
+        store.flush().unwrap();
+        assert_eq!(
+            store.get(b"k").unwrap().map(|s| values(&s)),
+            Some(vec![b"1".to_vec()])
+        );
+        store.put(b"k", &sibs(b"2")).unwrap();
+        assert_eq!(
+            store.get(b"k").unwrap().map(|s| values(&s)),
+            Some(vec![b"2".to_vec()])
+        );
+        store.flush().unwrap();
+        assert_eq!(
+            store.get(b"k").unwrap().map(|s| values(&s)),
+            Some(vec![b"2".to_vec()])
+        );
+        store.put(b"gone", &sibs(b"x")).unwrap();
+        store.flush().unwrap();
+        assert!(store.get(b"gone").unwrap().is_some());
+        store.remove(b"gone").unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.get(b"gone").unwrap(), None);
+    }
+    let store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
+    assert_eq!(
+        store.get(b"k").unwrap().map(|s| values(&s)),
+        Some(vec![b"2".to_vec()])
+    );
+    assert_eq!(store.get(b"gone").unwrap(), None);
+}
