@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Two builds of this project, A and B, measured in alternation on one machine: A, B, A, B, ...
+# ROUNDS times per workload, each on a fresh 3-node cluster (N=3, R=W=2, default storage, durable,
+# no link encryption), with one closed-loop driver. Prints every run and, per workload, the
+# median ops/s and CPU µs per operation of each build and their ratio B/A. Alternation spreads a
+# noisy machine's drift over both builds, which one run after the other (bench/peers.sh) does not.
+#
+#   bash bench/ab.sh A_DYNAMO A_LOADGEN B_DYNAMO B_LOADGEN
+#   ROUNDS=5 WORKLOADS=get,put CONNS=50 SECONDS_PER_RUN=10 bash bench/ab.sh ...
+#
+# Each build runs with its own loadgen (the two may speak different protocol versions).
+set -euo pipefail
+[ $# -eq 4 ] || { sed -n 2,10p "$0"; exit 2; }
+a_dynamo=$1 a_loadgen=$2 b_dynamo=$3 b_loadgen=$4
+ROUNDS=${ROUNDS:-5}
+WORKLOADS=${WORKLOADS:-get,put,rmw}
+CONNS=${CONNS:-50}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+WARMUP=${WARMUP:-2}
+KEYS=${KEYS:-10000}
+PORT_BASE=${PORT_BASE:-23100}
+work=$(mktemp -d /tmp/dynamo-ab.XXXXXX)
+pids=()
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap 'stop_all; rm -rf "$work"' EXIT
+
+# run NAME DYNAMO LOADGEN WORKLOAD: one measured run; appends its JSON line to $work/NAME.jsonl.
+run() {
+  local name=$1 dynamo=$2 loadgen=$3 workload=$4 nodes="" i j
+  for i in 1 2 3; do nodes+="${nodes:+,}127.0.0.1:$((PORT_BASE + i))"; done
+  for i in 1 2 3; do
+    local peers=()
+    for j in 1 2 3; do
+      [ "$i" = "$j" ] || peers+=(--peer "$j=127.0.0.1:$((PORT_BASE + j))")
+    done
+    DYNAMO_PEER_SECRET=ab-peer DYNAMO_CLIENT_SECRET=ab-client RUST_LOG=warn \
+      "$dynamo" serve --id "$i" --listen "127.0.0.1:$((PORT_BASE + i))" \
+      --data-dir "$work/data/node-$i" --members 1,2,3 "${peers[@]}" --no-encryption \
+      >"$work/node-$i.log" 2>&1 &
+    pids+=($!)
+  done
+  local ok=0
+  for _ in $(seq 1 600); do
+    if DYNAMO_CLIENT_SECRET=ab-client "$dynamo" put ab-ready 1 --nodes "$nodes" \
+      --no-encryption >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.1
+  done
+  [ "$ok" = 1 ] || { echo "ab: $name never became ready" >&2; exit 1; }
+  DYNAMO_CLIENT_SECRET=ab-client "$loadgen" --system dynamo --name "$name" --endpoints "$nodes" \
+    --no-encryption --pids "$(echo "${pids[*]}" | tr ' ' ,)" --workloads "$workload" \
+    --connections "$CONNS" --keys "$KEYS" --warmup "$WARMUP" --seconds "$SECONDS_PER_RUN" \
+    --value-size 100 --json "$work/$name.jsonl" 2>/dev/null | tail -n 1
+  stop_all
+  rm -rf "$work/data"
+}
+
+IFS=, read -r -a workloads <<<"$WORKLOADS"
+for w in "${workloads[@]}"; do
+  for r in $(seq 1 "$ROUNDS"); do
+    run A "$a_dynamo" "$a_loadgen" "$w"
+    run B "$b_dynamo" "$b_loadgen" "$w"
+  done
+done
+
+python3 - "$work" "$ROUNDS" <<'EOF'
+import json, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+rows = {}
+for build in "AB":
+    for line in open(f"{work}/{build}.jsonl"):
+        r = json.loads(line)
+        rows.setdefault(r["workload"], {}).setdefault(build, []).append(r)
+def med(rs, key):
+    vals = [r["all"][key] if key == "p99_ms" else r.get(key) for r in rs]
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else float("nan")
+print(f"\nmedians of {rounds} alternating runs per build")
+print("| workload | A ops/s | B ops/s | B/A | A CPU µs/op | B CPU µs/op | B/A | A p99 ms | B p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|")
+for w, by in rows.items():
+    a, b = by.get("A", []), by.get("B", [])
+    ao, bo = med(a, "ops_per_sec"), med(b, "ops_per_sec")
+    ac, bc = med(a, "cpu_us_per_op"), med(b, "cpu_us_per_op")
+    ap, bp = med(a, "p99_ms"), med(b, "p99_ms")
+    print(f"| {w} | {ao:,.0f} | {bo:,.0f} | {bo/ao:.2f} | {ac:.1f} | {bc:.1f} | {bc/ac:.2f} | {ap:.2f} | {bp:.2f} |")
+EOF
