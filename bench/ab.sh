@@ -20,42 +20,23 @@ WARMUP=${WARMUP:-2}
 KEYS=${KEYS:-10000}
 PORT_BASE=${PORT_BASE:-23100}
 work=$(mktemp -d /tmp/dynamo-ab.XXXXXX)
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
+# shellcheck source=bench/cluster.sh
+. "$(dirname "$0")/cluster.sh"
 trap 'stop_all; rm -rf "$work"' EXIT
 
 # run NAME DYNAMO LOADGEN WORKLOAD: one measured run; appends its JSON line to $work/NAME.jsonl.
 run() {
-  local name=$1 dynamo=$2 loadgen=$3 workload=$4 nodes="" i j
-  for i in 1 2 3; do nodes+="${nodes:+,}127.0.0.1:$((PORT_BASE + i))"; done
-  for i in 1 2 3; do
-    local peers=()
-    for j in 1 2 3; do
-      [ "$i" = "$j" ] || peers+=(--peer "$j=127.0.0.1:$((PORT_BASE + j))")
-    done
-    DYNAMO_PEER_SECRET=ab-peer DYNAMO_CLIENT_SECRET=ab-client RUST_LOG=warn \
-      "$dynamo" serve --id "$i" --listen "127.0.0.1:$((PORT_BASE + i))" \
-      --data-dir "$work/data/node-$i" --members 1,2,3 "${peers[@]}" --no-encryption \
-      >"$work/node-$i.log" 2>&1 &
-    pids+=($!)
-  done
-  local ok=0
-  for _ in $(seq 1 600); do
-    if DYNAMO_CLIENT_SECRET=ab-client "$dynamo" put ab-ready 1 --nodes "$nodes" \
-      --no-encryption >/dev/null 2>&1; then ok=1; break; fi
-    sleep 0.1
-  done
-  [ "$ok" = 1 ] || { echo "ab: $name never became ready" >&2; exit 1; }
+  local name=$1 dynamo=$2 loadgen=$3 workload=$4
+  DYNAMO_PEER_SECRET=ab-peer DYNAMO_CLIENT_SECRET=ab-client \
+    start_dynamo "$name" "$dynamo" "$PORT_BASE" --no-encryption
+  ready "$name" env DYNAMO_CLIENT_SECRET=ab-client "$dynamo" put ab-ready 1 --nodes "$nodes" \
+    --no-encryption
   DYNAMO_CLIENT_SECRET=ab-client "$loadgen" --system dynamo --name "$name" --endpoints "$nodes" \
     --no-encryption --pids "$(echo "${pids[*]}" | tr ' ' ,)" --workloads "$workload" \
     --connections "$CONNS" --keys "$KEYS" --warmup "$WARMUP" --seconds "$SECONDS_PER_RUN" \
     --value-size 100 --json "$work/$name.jsonl" 2>/dev/null | tail -n 1
   stop_all
-  rm -rf "$work/data"
+  rm -rf "${work:?}/$name"
 }
 
 IFS=, read -r -a workloads <<<"$WORKLOADS"

@@ -55,26 +55,11 @@ dynamo=$CARGO_TARGET_DIR/release/dynamo
 loadgen=$CARGO_TARGET_DIR/release/loadgen
 
 work=$(mktemp -d /tmp/dynamo-peers.XXXXXX)
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
+# shellcheck source=bench/cluster.sh
+. "$root/bench/cluster.sh"
 cleanup() { stop_all; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Polls `$@` until it succeeds (at most 60 s).
-ready() {
-  local what=$1; shift
-  for _ in $(seq 1 600); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "peers: $what never became ready" >&2
-  exit 1
-}
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$JSONL"
@@ -117,22 +102,12 @@ run_etcd() {
 run_dynamo() {
   local name=$1 storage=$2 dynamo=$3; shift 3
   local driver=${LOADGEN:-$loadgen}
-  local nodes="" members="1,2,3" i j flags=()
+  local flags=()
   [ "$ENCRYPT" = 1 ] || flags+=(--no-encryption)
   local storage_flag=()
   [ "$storage" = default ] || storage_flag=(--storage "$storage")
-  for i in 1 2 3; do nodes+="${nodes:+,}127.0.0.1:$((PORT_BASE + 100 + i))"; done
-  for i in 1 2 3; do
-    local peers=()
-    for j in 1 2 3; do
-      [ "$i" = "$j" ] || peers+=(--peer "$j=127.0.0.1:$((PORT_BASE + 100 + j))")
-    done
-    DYNAMO_PEER_SECRET=peers-peer-secret DYNAMO_CLIENT_SECRET=peers-client-secret RUST_LOG=warn \
-      "$dynamo" serve --id "$i" --listen "127.0.0.1:$((PORT_BASE + 100 + i))" \
-      --data-dir "$work/$name/node-$i" --members "$members" "${peers[@]}" \
-      "${storage_flag[@]}" "${flags[@]}" "$@" >"$work/$name-$i.log" 2>&1 &
-    pids+=($!)
-  done
+  DYNAMO_PEER_SECRET=peers-peer-secret DYNAMO_CLIENT_SECRET=peers-client-secret \
+    start_dynamo "$name" "$dynamo" $((PORT_BASE + 100)) "${storage_flag[@]}" "${flags[@]}" "$@"
   ready "$name" env DYNAMO_CLIENT_SECRET=peers-client-secret "$dynamo" put peers-ready 1 \
     --nodes "$nodes" "${flags[@]}"
   DYNAMO_CLIENT_SECRET=peers-client-secret "$driver" --system dynamo --name "$name" \

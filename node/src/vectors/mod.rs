@@ -103,18 +103,7 @@ impl Table {
     ) {
         let encoded = rmp_serde::to_vec(value).expect("every vector encodes");
         self.bytes(name, &encoded, expected);
-        let pinned = decode_hex(&squeeze(expected));
-        match crate::types::decode_msgpack::<T>(&pinned) {
-            Ok(decoded) if format!("{decoded:?}") == format!("{value:?}") => {}
-            Ok(decoded) => self.failures.push(format!(
-                "{} vector `{name}`: the pinned bytes decode to {decoded:?}, not {value:?}",
-                self.format
-            )),
-            Err(e) => self.failures.push(format!(
-                "{} vector `{name}`: the pinned bytes no longer decode: {e}",
-                self.format
-            )),
-        }
+        self.check_decoded(name, value, expected, "pinned");
     }
 
     /// Checks that bytes an earlier version wrote (`pinned`, hex) still decode to `value`: a
@@ -127,15 +116,27 @@ impl Table {
     ) {
         assert!(!self.names.contains(&name), "two vectors named {name}");
         self.names.push(name);
-        let pinned = decode_hex(&squeeze(pinned));
-        match crate::types::decode_msgpack::<T>(&pinned) {
+        self.check_decoded(name, value, pinned, "old");
+    }
+
+    /// Records a failure unless `hex` decodes to `value` (compared by `Debug` text); `which`
+    /// names the bytes in the message.
+    fn check_decoded<T: DeserializeOwned + std::fmt::Debug>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+        hex: &str,
+        which: &str,
+    ) {
+        let bytes = decode_hex(&squeeze(hex));
+        match crate::types::decode_msgpack::<T>(&bytes) {
             Ok(decoded) if format!("{decoded:?}") == format!("{value:?}") => {}
             Ok(decoded) => self.failures.push(format!(
-                "{} vector `{name}`: the old bytes decode to {decoded:?}, not {value:?}",
+                "{} vector `{name}`: the {which} bytes decode to {decoded:?}, not {value:?}",
                 self.format
             )),
             Err(e) => self.failures.push(format!(
-                "{} vector `{name}`: the old bytes no longer decode: {e}",
+                "{} vector `{name}`: the {which} bytes no longer decode: {e}",
                 self.format
             )),
         }
