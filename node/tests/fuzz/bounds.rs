@@ -118,7 +118,8 @@ fn a_peer_frame_of_tiny_siblings_at_the_limit() {
 
 #[test]
 fn a_peer_frame_of_one_value_of_single_byte_items() {
-    // Byte strings travel as arrays of integers: a value of 16M one-byte items.
+    // Values travel as byte strings, and decoders still read the arrays of integers of earlier
+    // versions: a value of 16M one-byte items is the most items a value can hold.
     let body = frame::encode(&PeerFrame::Peer(PeerMessage::Write {
         req: None,
         key: Vec::new(),
@@ -135,7 +136,7 @@ fn a_peer_frame_of_one_value_of_single_byte_items() {
     let n = DEFAULT_MAX_FRAME - body.len() - 8;
     let mut items = array(n);
     items.resize(5 + n, 0x07);
-    let body = splice(body, &[0x93, 7, 7, 7], &items);
+    let body = splice(body, &[0xc4, 3, 7, 7, 7], &items);
     assert!(body.len() <= DEFAULT_MAX_FRAME, "{}", body.len());
     let frame = within_bound("16 MiB value of one-byte items", &body, |b| {
         frame::decode::<PeerFrame>(b)
@@ -162,7 +163,7 @@ fn client_frames_and_contexts_at_the_limit() {
     let n = DEFAULT_MAX_CLIENT_FRAME - small.len() - 8;
     let mut items = array(n);
     items.resize(5 + n, 0x07);
-    let body = splice(small, &[0x93, 7, 7, 7], &items);
+    let body = splice(small, &[0xc4, 3, 7, 7, 7], &items);
     assert!(body.len() <= DEFAULT_MAX_CLIENT_FRAME);
     let frame = within_bound("4 MiB put of one-byte items", &body, |b| {
         frame::decode::<ClientFrame>(b)
@@ -203,7 +204,7 @@ fn client_frames_and_contexts_at_the_limit() {
     let n = DEFAULT_MAX_FRAME - reply.len() - 8;
     let mut values = array(n);
     values.resize(5 + n, 0x90);
-    let reply = splice(reply, &[0x91, 0x91, 0x07], &values);
+    let reply = splice(reply, &[0x91, 0xc4, 0x01, 0x07], &values);
     let frame = within_bound("16 MiB reply of empty values", &reply, |b| {
         frame::decode::<NodeFrame>(b)
     });
