@@ -511,7 +511,7 @@ impl NodeCore {
         let Some(mut pending) = self.requests.take(req) else {
             return;
         };
-        let done = match &mut pending {
+        let done = match &mut *pending {
             Pending::Get {
                 origin,
                 key,

@@ -86,7 +86,9 @@ impl Pending {
 pub(crate) struct Requests {
     // Ordered maps: iteration order must not depend on a random hasher, so that the same inputs
     // give the same outputs (the simulator replays runs from a seed).
-    pending: BTreeMap<RequestId, Pending>,
+    /// Boxed: a coordinator is several hundred bytes, which the map would otherwise shift on
+    /// every insert and removal, and [`Requests::take`] would copy out and back.
+    pending: BTreeMap<RequestId, Box<Pending>>,
     next: RequestId,
     /// How long a forward and a start time are remembered: twice the request timeout (their
     /// sender has long given up by then), at least a second.
@@ -125,7 +127,7 @@ impl Requests {
     pub(crate) fn start(&mut self, pending: Pending) -> RequestId {
         let req = self.next;
         self.next += 1;
-        self.pending.insert(req, pending);
+        self.pending.insert(req, Box::new(pending));
         req
     }
 
@@ -173,28 +175,30 @@ impl Requests {
 
     /// The request `req`.
     pub(crate) fn get(&self, req: RequestId) -> Option<&Pending> {
-        self.pending.get(&req)
+        self.pending.get(&req).map(|p| &**p)
     }
 
     /// The request `req`, mutably.
     pub(crate) fn get_mut(&mut self, req: RequestId) -> Option<&mut Pending> {
-        self.pending.get_mut(&req)
+        self.pending.get_mut(&req).map(|p| &mut **p)
     }
 
     /// Takes request `req` out to work on it; [`Requests::put_back`] returns it.
-    pub(crate) fn take(&mut self, req: RequestId) -> Option<Pending> {
+    pub(crate) fn take(&mut self, req: RequestId) -> Option<Box<Pending>> {
         self.pending.remove(&req)
     }
 
     /// Returns a request taken with [`Requests::take`].
-    pub(crate) fn put_back(&mut self, req: RequestId, pending: Pending) {
+    pub(crate) fn put_back(&mut self, req: RequestId, pending: Box<Pending>) {
         self.pending.insert(req, pending);
     }
 
     /// Takes out the forward `req` if it went to `to`.
     pub(crate) fn take_forward_to(&mut self, req: RequestId, to: NodeId) -> Option<Pending> {
-        match self.pending.get(&req) {
-            Some(Pending::Forward { to: t, .. }) if *t == to => self.pending.remove(&req),
+        match self.pending.get(&req).map(|p| &**p) {
+            Some(Pending::Forward { to: t, .. }) if *t == to => {
+                self.pending.remove(&req).map(|p| *p)
+            }
             _ => None,
         }
     }
@@ -219,10 +223,7 @@ impl Requests {
 
     /// The earliest timeout of any request.
     pub(crate) fn poll_timeout(&self) -> Option<Millis> {
-        self.pending
-            .values()
-            .filter_map(Pending::poll_timeout)
-            .min()
+        self.pending.values().filter_map(|p| p.poll_timeout()).min()
     }
 
     /// Requests in flight.

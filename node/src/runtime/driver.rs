@@ -21,6 +21,9 @@ use crate::message::{ClientError, ClientReply, PeerMessage};
 use crate::store::{Store, StoreError, SyncJob};
 use crate::types::{NodeId, RequestId};
 
+/// Most outputs whose buffers [`Driver::send`] keeps for reuse.
+const SPARE_MAX: usize = 4096;
+
 /// Outputs waiting for a flush to be durable.
 #[derive(Default)]
 struct Held {
@@ -63,6 +66,8 @@ pub(crate) struct Driver<S: Store> {
     syncing: Option<InFlight>,
     /// Outputs that go with the flush in progress (see [`Driver::ride_along`]).
     riding: Held,
+    /// Emptied buffers kept for the next `held`, so that a batch's outputs do not grow new ones.
+    spare: Held,
     /// Delay injected into every peer message (experiments).
     delay: Option<DelaySource>,
 }
@@ -96,6 +101,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             held: Held::default(),
             syncing: None,
             riding: Held::default(),
+            spare: Held::default(),
             delay,
         }
     }
@@ -152,9 +158,8 @@ impl<S: Store + Send + 'static> Driver<S> {
                 }
                 (_, mut syncing) => {
                     if let Some(s) = syncing.as_mut() {
-                        let riding = std::mem::take(&mut self.riding);
-                        s.held.transmits.extend(riding.transmits);
-                        s.held.replies.extend(riding.replies);
+                        s.held.transmits.append(&mut self.riding.transmits);
+                        s.held.replies.append(&mut self.riding.replies);
                     }
                     self.syncing = syncing;
                 }
@@ -191,9 +196,8 @@ impl<S: Store + Send + 'static> Driver<S> {
             // Handling messages to itself wrote: all of it waits for the next flush.
             return;
         }
-        let held = std::mem::take(&mut self.held);
-        self.riding.transmits.extend(held.transmits);
-        self.riding.replies.extend(held.replies);
+        self.riding.transmits.append(&mut self.held.transmits);
+        self.riding.replies.append(&mut self.held.replies);
     }
 
     /// Stopping: waits for the flush in progress, flushes the rest, sends everything.
@@ -210,10 +214,10 @@ impl<S: Store + Send + 'static> Driver<S> {
         }
         self.collect();
         if let Err(e) = self.core.store_mut().flush() {
-            let held = std::mem::take(&mut self.held);
+            let held = self.take_held();
             return Err(self.storage_failed(e, held));
         }
-        let held = std::mem::take(&mut self.held);
+        let held = self.take_held();
         self.send(held);
         Ok(())
     }
@@ -299,11 +303,11 @@ impl<S: Store + Send + 'static> Driver<S> {
             let job: Option<SyncJob> = match self.core.store_mut().start_flush() {
                 Ok(job) => job,
                 Err(e) => {
-                    let held = std::mem::take(&mut self.held);
+                    let held = self.take_held();
                     return Err(self.storage_failed(e, held));
                 }
             };
-            let held = std::mem::take(&mut self.held);
+            let held = self.take_held();
             match job {
                 Some(job) => {
                     self.syncing = Some(InFlight {
@@ -361,15 +365,25 @@ impl<S: Store + Send + 'static> Driver<S> {
         }
     }
 
-    /// Sends outputs whose writes are durable.
-    fn send(&mut self, held: Held) {
-        for (to, msg) in held.transmits {
+    /// The outputs held so far, leaving `held` empty (with the spare buffers).
+    fn take_held(&mut self) -> Held {
+        std::mem::replace(&mut self.held, std::mem::take(&mut self.spare))
+    }
+
+    /// Sends outputs whose writes are durable, and keeps their emptied buffers as the spare.
+    fn send(&mut self, mut held: Held) {
+        for (to, msg) in held.transmits.drain(..) {
             self.transmit(to, msg);
         }
-        for (req, reply) in held.replies {
+        for (req, reply) in held.replies.drain(..) {
             if let Some(waiting) = self.waiting.remove(&req) {
                 self.answer(waiting, reply);
             }
+        }
+        let size = |h: &Held| h.transmits.capacity() + h.replies.capacity();
+        // The largest buffers seen, up to a bound (a burst does not pin its memory).
+        if size(&self.spare) < size(&held) && size(&held) <= SPARE_MAX {
+            self.spare = held;
         }
     }
 
