@@ -36,7 +36,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn new() -> Self {
+    fn new(read_fanout: Option<usize>) -> Self {
         let ids: Vec<NodeId> = vec![1, 2, 3];
         let seeds: Vec<(NodeId, String)> = ids
             .iter()
@@ -51,6 +51,7 @@ impl Cluster {
                     seeds: seeds.clone(),
                     // No timers run here: anti-entropy and gossip would only add noise.
                     sync_interval: None,
+                    read_fanout,
                     ..NodeConfig::default()
                 };
                 StoredCore::new(
@@ -132,9 +133,10 @@ fn put(key: Vec<u8>, value: &[u8]) -> ClientRequest {
     }
 }
 
-/// A cluster holding [`KEYS`] keys with 100-byte values.
-fn preloaded(value: &[u8]) -> Cluster {
-    let mut cluster = Cluster::new();
+/// A cluster holding [`KEYS`] keys with 100-byte values, whose gets ask `read_fanout` replicas
+/// at once (`None`: all N).
+fn preloaded(value: &[u8], read_fanout: Option<usize>) -> Cluster {
+    let mut cluster = Cluster::new(read_fanout);
     for i in 0..KEYS {
         let reply = cluster.request(&put(key(i), value));
         assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
@@ -151,7 +153,8 @@ fn get(i: usize) -> ClientRequest {
 
 fn requests(c: &mut Criterion) {
     let value = vec![b'v'; 100];
-    let mut cluster = preloaded(&value);
+    let mut cluster = preloaded(&value, None);
+    let mut fanout = preloaded(&value, Some(2));
     let mut g = c.benchmark_group("3 cores in one process, 100-byte values");
     let mut i = 0;
     g.bench_function("get of a stored key", |b| {
@@ -160,6 +163,12 @@ fn requests(c: &mut Criterion) {
             let reply = cluster.request(black_box(&get(i)));
             debug_assert!(matches!(reply, ClientReply::Got { .. }));
             reply
+        })
+    });
+    g.bench_function("get of a stored key, read_fanout = R", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            fanout.request(black_box(&get(i)))
         })
     });
     let mut next = KEYS;
@@ -176,16 +185,16 @@ fn requests(c: &mut Criterion) {
     g.finish();
 }
 
-/// `CORE_OPS=get:N` or `put:N`: N requests of that kind after the preload, for an instruction
-/// count; anything else is refused.
+/// `CORE_OPS=get:N`, `put:N` or `fanout-get:N` (gets asking R replicas at once): N requests of
+/// that kind after the preload, for an instruction count; anything else is refused.
 fn count(spec: &str) {
     let (kind, n) = spec.split_once(':').unwrap_or((spec, ""));
     let n: usize = n.parse().expect("CORE_OPS=get:N or put:N");
     let value = vec![b'v'; 100];
-    let mut cluster = preloaded(&value);
+    let mut cluster = preloaded(&value, (kind == "fanout-get").then_some(2));
     for i in 0..n {
         let request = match kind {
-            "get" => get(i * 7919),
+            "get" | "fanout-get" => get(i * 7919),
             "put" => put(key(KEYS + i), &value),
             other => panic!("CORE_OPS: unknown request kind {other:?}"),
         };

@@ -43,6 +43,16 @@ pub struct NodeConfig {
     pub sync_interval: Option<Millis>,
     /// Read repair after gets (default on).
     pub read_repair: bool,
+    /// How many replicas a get asks at once: `None` (the default) asks all N and the first R
+    /// answers decide, as in the paper; `Some(k)` asks the first k replicas of the preference
+    /// list (this node first when it is one; k is raised to a request's R and capped at N),
+    /// another one for each answer that does not count, and the rest after
+    /// [`read_hedge`](Self::read_hedge) without a decision. Fewer messages per get; read repair
+    /// then compares only the replicas asked.
+    pub read_fanout: Option<usize>,
+    /// With [`read_fanout`](Self::read_fanout): how long a get waits for its first replicas
+    /// before it asks the rest (default 50 ms).
+    pub read_hedge: Millis,
     /// Hinted handoff (default on). Off, a sloppy write to a fallback is simply stored there.
     pub hinted_handoff: bool,
     /// Delay before hints are retried after a failed delivery to a node (default 1000 ms,
@@ -97,6 +107,8 @@ impl Default for NodeConfig {
             phi_threshold: 8.0,
             sync_interval: Some(1_000),
             read_repair: true,
+            read_fanout: None,
+            read_hedge: 50,
             hinted_handoff: true,
             handoff_interval: 1000,
             max_value_size: 1 << 20,

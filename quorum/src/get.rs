@@ -7,7 +7,7 @@ use crate::options::after;
 use crate::outcome::FailureReason;
 use crate::plan::{check, Plan, Target};
 use crate::put::ReplicaWrite;
-use crate::{NotFoundPolicy, ReplyError, RequestError, RequestOptions};
+use crate::{Fanout, NotFoundPolicy, ReplyError, RequestError, RequestOptions};
 
 /// A read request to one replica. It carries nothing: the caller adds the key and request id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -96,7 +96,8 @@ impl<Id, S: VersionSet> GetOutcome<Id, S> {
 /// - Getters (`&self`): [`is_finished`](Self::is_finished), [`is_complete`](Self::is_complete),
 ///   [`answers`](Self::answers), [`repaired`](Self::repaired),
 ///   [`late_answers`](Self::late_answers), [`ignored`](Self::ignored),
-///   [`options`](Self::options), [`targets`](Self::targets), [`deadline`](Self::deadline).
+///   [`options`](Self::options), [`targets`](Self::targets), [`asked`](Self::asked),
+///   [`deadline`](Self::deadline).
 /// - Inputs: [`handle_message`](Self::handle_message) (a replica's [`GetReply`]),
 ///   [`handle_timeout`](Self::handle_timeout).
 /// - Outputs: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event) (the
@@ -105,7 +106,9 @@ impl<Id, S: VersionSet> GetOutcome<Id, S> {
 /// # Driving order
 /// 1. [`new`](Self::new), then drain [`poll_transmit`](Self::poll_transmit): one
 ///    [`GetMessage::Read`] per target, in plan order (read the local replica yourself and pass its
-///    answer like any other).
+///    answer like any other). With [`Fanout::First`] only the first `reads` targets are asked at
+///    once; another read goes out after each answer that does not count, and every remaining one
+///    at the hedge, while the get is undecided.
 /// 2. Feed answers with [`handle_message`](Self::handle_message) ([`GetReply::Failed`] when the
 ///    replica refused or the link is down), and [`handle_timeout`](Self::handle_timeout) when
 ///    [`poll_timeout`](Self::poll_timeout) is due. After each input drain
@@ -114,7 +117,7 @@ impl<Id, S: VersionSet> GetOutcome<Id, S> {
 ///    count (with [`NotFoundPolicy::Answer`] a not-found counts, with
 ///    [`NotFoundPolicy::Failure`] it counts as a failure), failure when that is out of reach or at
 ///    the deadline. The siblings are the reconciliation of exactly the R answers that counted.
-/// 4. The coordinator keeps listening until every target answered or the deadline passed. Then
+/// 4. The coordinator keeps listening until every target asked answered or the deadline passed. Then
 ///    it emits [`GetMessage::Repair`] writes, holding the reconciliation of every version
 ///    received, to exactly the replicas that answered with a stale or missing version (in the
 ///    order they answered), and is [`complete`](Self::is_complete). Read repair is the only output
@@ -130,6 +133,10 @@ pub struct GetCoordinator<Id, S: VersionSet> {
     targets: Vec<Target<Id>>,
     answered: Vec<bool>,
     next_read: usize,
+    /// Targets `..asked` are asked (every target unless [`Fanout::First`]).
+    asked: usize,
+    /// When to ask every remaining target ([`Fanout::First`]'s hedge), while undecided.
+    hedge_at: Option<u64>,
     answers: Vec<Answer<Id, S>>,
     /// Reconciliation of the answers counted toward R, until the decision.
     counted: S,
@@ -158,11 +165,17 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
     pub fn new(options: RequestOptions, plan: Plan<Id>, now: u64) -> Result<Self, RequestError> {
         check(&options, &plan)?;
         let n_targets = plan.targets.len();
+        let (asked, hedge_at) = match options.fanout {
+            Fanout::First { reads, hedge } if reads < n_targets => (reads, Some(after(now, hedge))),
+            _ => (n_targets, None),
+        };
         let mut get = Self {
             options,
             targets: plan.targets,
             answered: vec![false; n_targets],
             next_read: 0,
+            asked,
+            hedge_at,
             answers: Vec::with_capacity(n_targets),
             counted: S::default(),
             succeeded: 0,
@@ -193,7 +206,10 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
     /// answered or the deadline passed.
     pub fn poll_transmit(&mut self) -> Option<(Id, GetMessage<Id, S>)> {
         if !self.finished {
-            while let Some(target) = self.targets.get(self.next_read) {
+            while self.next_read < self.asked {
+                let Some(target) = self.targets.get(self.next_read) else {
+                    break;
+                };
                 let answered = self.answered.get(self.next_read).copied();
                 self.next_read += 1;
                 if answered == Some(false) {
@@ -232,10 +248,14 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout): the deadline, until every target
-    /// answered or it passed.
+    /// asked answered or it passed; before it, a [`Fanout::First`]'s hedge while undecided.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        (!self.closed).then_some(self.deadline)
+        let next = match self.hedge_at {
+            Some(h) => h.min(self.deadline),
+            None => self.deadline,
+        };
+        (!self.closed).then_some(next)
     }
 
     /// The deadline: the `now` of [`new`](Self::new) plus the options' timeout.
@@ -297,6 +317,13 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         &self.targets
     }
 
+    /// How many targets were asked so far, in plan order (all of them unless
+    /// [`Fanout::First`]).
+    #[must_use]
+    pub fn asked(&self) -> usize {
+        self.asked
+    }
+
     fn answer(&mut self, now: u64, from: &Id, reply: GetReply<S>) -> Result<(), ReplyError> {
         self.advance(now);
         let index = self.targets.iter().position(|t| t.node == *from);
@@ -313,10 +340,11 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
             self.ignored += 1;
             return Err(error);
         }
+        let mut counts = true;
         if self.finished {
             self.late_answers += 1;
         } else {
-            let counts = match &reply {
+            counts = match &reply {
                 GetReply::Found(set) => {
                     self.found += 1;
                     merge_into(&mut self.counted, set);
@@ -339,14 +367,26 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
             reply,
         });
         self.decide(now);
-        if self.answered.iter().all(|a| *a) {
+        if !self.finished && !counts && self.asked < self.targets.len() {
+            // An answer that does not count: the next target stands in for it.
+            self.asked += 1;
+        }
+        if self.answered.iter().take(self.asked).all(|a| *a) {
             self.close();
         }
         Ok(())
     }
 
-    /// Fires the deadline if `now` reached it.
+    /// Fires the hedge and the deadline if `now` reached them.
     fn advance(&mut self, now: u64) {
+        if let Some(hedge) = self.hedge_at {
+            if self.finished {
+                self.hedge_at = None;
+            } else if now >= hedge {
+                self.asked = self.targets.len();
+                self.hedge_at = None;
+            }
+        }
         if now < self.deadline || self.closed {
             return;
         }
@@ -395,6 +435,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
 
     fn finish(&mut self, now: u64, result: Result<(), FailureReason>) {
         self.finished = true;
+        self.hedge_at = None;
         let siblings = if result.is_ok() {
             core::mem::take(&mut self.counted)
         } else {

@@ -13,7 +13,7 @@ mod plan;
 mod put;
 
 pub use get::{Answer, GetCoordinator, GetMessage, GetOutcome, GetReply, ReplicaRead};
-pub use options::{Mode, NotFoundPolicy, ReplyError, RequestError, RequestOptions};
+pub use options::{Fanout, Mode, NotFoundPolicy, ReplyError, RequestError, RequestOptions};
 pub use outcome::{FailureReason, Timed};
 pub use plan::{plan, Plan, Target};
 pub use put::{PutCoordinator, PutOutcome, PutReply, ReplicaWrite};

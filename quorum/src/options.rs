@@ -36,6 +36,31 @@ pub enum NotFoundPolicy {
     Failure,
 }
 
+/// Which of its targets a get asks at once.
+///
+/// With the `serde` feature: `"all"`, or `first` with `reads` and `hedge` (a `Duration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[non_exhaustive]
+pub enum Fanout {
+    /// Every target at once, and the first R answers decide: the paper's coordinator. Read
+    /// repair then compares every replica that answers before the deadline.
+    #[default]
+    All,
+    /// The first `reads` targets (at least R) at once, and another one for each answer that does
+    /// not count toward R (a failure, or a not-found under [`NotFoundPolicy::Failure`]); every
+    /// remaining target once `hedge` passed without a decision (Voldemort's preferred reads,
+    /// Cassandra's speculative retry). Fewer messages per get; read repair compares only the
+    /// replicas asked, so a stale replica that was not asked waits for anti-entropy.
+    First {
+        /// How many targets to ask at once (R to N).
+        reads: usize,
+        /// How long to wait for a decision before asking every remaining target.
+        hedge: Duration,
+    },
+}
+
 /// The options of one request.
 ///
 /// `timeout` is how long a coordinator waits for answers: its deadline is the `now` it was created
@@ -59,6 +84,9 @@ pub struct RequestOptions {
     pub mode: Mode,
     /// What a not-found answer counts as.
     pub not_found: NotFoundPolicy,
+    /// Which targets a get asks at once.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub fanout: Fanout,
 }
 
 impl RequestOptions {
@@ -74,6 +102,7 @@ impl RequestOptions {
             timeout,
             mode: Mode::default(),
             not_found: NotFoundPolicy::default(),
+            fanout: Fanout::default(),
         };
         options.validate()?;
         Ok(options)
@@ -93,10 +122,17 @@ impl RequestOptions {
         self
     }
 
-    /// Checks `1 <= R <= N` and `1 <= W <= N`.
+    /// The same options with another get fan-out.
+    #[must_use]
+    pub fn with_fanout(mut self, fanout: Fanout) -> Self {
+        self.fanout = fanout;
+        self
+    }
+
+    /// Checks `1 <= R <= N`, `1 <= W <= N` and, for [`Fanout::First`], `R <= reads <= N`.
     ///
     /// # Errors
-    /// The first violated rule, in the order N, R, W.
+    /// The first violated rule, in the order N, R, W, fan-out.
     pub fn validate(&self) -> Result<(), RequestError> {
         let Self { n, r, w, .. } = *self;
         if n == 0 {
@@ -113,6 +149,11 @@ impl RequestOptions {
         }
         if w > n {
             return Err(RequestError::WLargerThanN { w, n });
+        }
+        if let Fanout::First { reads, .. } = self.fanout {
+            if reads < r || reads > n {
+                return Err(RequestError::FanoutOutOfRange { reads, r, n });
+            }
         }
         Ok(())
     }
@@ -144,6 +185,16 @@ pub enum RequestError {
     WLargerThanN {
         /// The requested W.
         w: usize,
+        /// The replication factor.
+        n: usize,
+    },
+    /// A [`Fanout::First`] asks fewer than R or more than N targets at once.
+    #[error("a get asking {reads} targets at once needs R = {r} <= {reads} <= N = {n}")]
+    FanoutOutOfRange {
+        /// The targets asked at once.
+        reads: usize,
+        /// The read quorum.
+        r: usize,
         /// The replication factor.
         n: usize,
     },

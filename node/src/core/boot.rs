@@ -178,5 +178,13 @@ pub(crate) fn config_checked(config: &NodeConfig) -> Result<(), NodeError> {
             config.n, config.r, config.w
         )));
     }
+    if let Some(reads) = config.read_fanout {
+        if reads < config.r || reads > config.n {
+            return Err(NodeError::Config(format!(
+                "read_fanout = {reads} with R={}, N={}: need R <= read_fanout <= N",
+                config.r, config.n
+            )));
+        }
+    }
     Ok(())
 }

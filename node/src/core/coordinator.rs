@@ -21,8 +21,8 @@
 use std::time::Duration;
 
 use dynamo_quorum::{
-    plan, GetCoordinator, GetMessage, GetReply, Mode, PutCoordinator, PutReply, RequestError,
-    RequestOptions,
+    plan, Fanout, GetCoordinator, GetMessage, GetReply, Mode, PutCoordinator, PutReply,
+    RequestError, RequestOptions,
 };
 use dynamo_vclock::{Entry, VClock, Value as Versioned};
 
@@ -84,13 +84,23 @@ impl NodeCore {
             None => self.config.mode,
         };
         let timeout = o.timeout.unwrap_or(self.config.request_timeout);
+        let r = o.r.unwrap_or(self.config.r);
+        let fanout = match self.config.read_fanout {
+            // Raised to this request's R, capped at N (a larger R is refused below).
+            Some(reads) => Fanout::First {
+                reads: reads.max(r).min(self.config.n),
+                hedge: Duration::from_millis(self.config.read_hedge),
+            },
+            None => Fanout::All,
+        };
         Ok(RequestOptions::new(
             self.config.n,
-            o.r.unwrap_or(self.config.r),
+            r,
             o.w.unwrap_or(self.config.w),
             Duration::from_millis(timeout),
         )?
-        .with_mode(mode))
+        .with_mode(mode)
+        .with_fanout(fanout))
     }
 
     pub(crate) fn plan_for(
@@ -258,7 +268,14 @@ impl NodeCore {
 
     fn coordinate_get(&mut self, now: Millis, origin: Origin, key: Key, options: RequestOptions) {
         self.stats.counters.gets += 1;
-        let plan = self.plan_for(&key, &options);
+        let mut plan = self.plan_for(&key, &options);
+        if matches!(options.fanout, Fanout::First { .. }) {
+            // Asking only some replicas: this one first, since its read needs no message.
+            if let Some(i) = plan.targets.iter().position(|t| t.node == self.id) {
+                let me = plan.targets.remove(i);
+                plan.targets.insert(0, me);
+            }
+        }
         match GetCoordinator::new(options, plan, now) {
             Ok(coord) => {
                 let req = self.requests.start_timed(

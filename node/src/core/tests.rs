@@ -32,8 +32,13 @@ enum Out {
 /// Node 1 of members 1 to 4 (N = 3, R = W = 2), anti-entropy and reaping off, at `BOOT` on an
 /// empty memory store: its start-up storage ops not run yet.
 pub(super) fn start() -> (NodeCore, MemoryStore) {
+    start_with(|_| {})
+}
+
+/// [`start`] with a change to the configuration.
+fn start_with(change: impl FnOnce(&mut NodeConfig)) -> (NodeCore, MemoryStore) {
     let members: Vec<NodeId> = (1..=4).collect();
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         partitions: 8,
         initial_members: members.clone(),
         seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
@@ -41,6 +46,7 @@ pub(super) fn start() -> (NodeCore, MemoryStore) {
         tombstone_grace: None,
         ..NodeConfig::default()
     };
+    change(&mut config);
     let mut store = MemoryStore::new();
     let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
     let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
@@ -57,7 +63,12 @@ impl Harness {
     /// Node 1 of members 1 to 4, anti-entropy and reaping off (no timers but the requests' and
     /// gossip's), its start-up outputs drained.
     fn new() -> Harness {
-        let (core, store) = start();
+        Harness::with(|_| {})
+    }
+
+    /// [`Harness::new`] with a change to the configuration.
+    fn with(change: impl FnOnce(&mut NodeConfig)) -> Harness {
+        let (core, store) = start_with(change);
         let mut h = Harness {
             core,
             store,
@@ -211,6 +222,60 @@ fn a_get_reads_the_other_primaries_and_answers_nothing_before_r() {
             ),
         ]
     );
+}
+
+#[test]
+fn a_get_with_a_read_fanout_of_r_reads_itself_and_one_replica_then_the_next_on_a_refusal() {
+    let mut h = Harness::with(|c| c.read_fanout = Some(2));
+    // Node 1 is the last primary: it still reads itself first, then the first primary only.
+    let key = h.key_where(|p| p[2] == ME);
+    let p = h.primaries(&key);
+    let req = h.next_req();
+    let read_from = |to: NodeId| {
+        Out::Send(
+            to,
+            PeerMessage::Read {
+                req,
+                key: key.clone(),
+            },
+        )
+    };
+    assert_eq!(h.client(10, get(&key)), vec![read(&key), read_from(p[0])]);
+    // An answer that does not count: the next primary stands in for it.
+    assert_eq!(
+        h.message(p[0], PeerMessage::ReadRefused { req }),
+        vec![read_from(p[1])]
+    );
+    let out = h.message(
+        p[1],
+        PeerMessage::ReadReply {
+            req,
+            siblings: None,
+        },
+    );
+    assert!(
+        matches!(out.as_slice(), [Out::Reply(10, ClientReply::Got { replicas, .. })] if *replicas == vec![ME, p[0], p[1]]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_read_fanout_below_r_or_above_n_is_refused_at_start() {
+    for reads in [1, 4] {
+        let config = NodeConfig {
+            initial_members: vec![1, 2, 3],
+            read_fanout: Some(reads),
+            ..NodeConfig::default()
+        };
+        let mut store = MemoryStore::new();
+        assert!(
+            matches!(
+                Boot::load(&mut store, ME, &config, BOOT, 7),
+                Err(crate::core::NodeError::Config(_))
+            ),
+            "read_fanout = {reads}"
+        );
+    }
 }
 
 #[test]

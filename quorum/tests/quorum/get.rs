@@ -5,8 +5,8 @@ use core::time::Duration;
 
 use dynamo_quorum::ReplyError;
 use dynamo_quorum::{
-    Answer, FailureReason, GetCoordinator, GetMessage, GetOutcome, GetReply, NotFoundPolicy, Plan,
-    ReplicaRead, ReplicaWrite, RequestOptions, Target,
+    Answer, FailureReason, Fanout, GetCoordinator, GetMessage, GetOutcome, GetReply,
+    NotFoundPolicy, Plan, ReplicaRead, ReplicaWrite, RequestError, RequestOptions, Target,
 };
 
 use crate::support::{clock, drain_get, one, set, version, Set};
@@ -276,4 +276,89 @@ fn tombstones_are_found_versions() {
     assert!(!outcome.is_not_found());
     get.handle_message(3, "C", GetReply::Failed).unwrap();
     assert_eq!(drain_get(&mut get), [repair("A", &set(&[dead]))]);
+}
+
+fn first_two(hedge: u64) -> RequestOptions {
+    n3r2().with_fanout(Fanout::First {
+        reads: 2,
+        hedge: Duration::from_millis(hedge),
+    })
+}
+
+#[test]
+fn a_get_asking_the_first_r_reads_nobody_else_when_they_answer() {
+    let d1 = version(&[("A", 1)], "v1");
+    let mut get = GetCoordinator::new(first_two(30), Plan::primaries(["A", "B", "C"]), 0).unwrap();
+    let read = GetMessage::Read(ReplicaRead);
+    assert_eq!(drain_get(&mut get), [("A", read.clone()), ("B", read)]);
+    assert_eq!(get.asked(), 2);
+    // The hedge comes before the deadline while undecided.
+    assert_eq!(get.poll_timeout(), Some(30));
+    get.handle_message(3, "A", GetReply::Found(one(&d1)))
+        .unwrap();
+    get.handle_message(4, "B", GetReply::Found(one(&d1)))
+        .unwrap();
+    assert!(get.poll_event().is_some_and(|o| o.is_success()));
+    // Every target asked answered: listening is over, C was never asked and nothing is repaired.
+    assert!(get.is_complete());
+    assert_eq!(drain_get(&mut get), []);
+    assert_eq!(get.poll_timeout(), None);
+}
+
+#[test]
+fn an_answer_that_does_not_count_asks_the_next_target_and_a_stale_one_is_repaired() {
+    let d1 = version(&[("A", 1)], "v1");
+    let d2 = version(&[("A", 2)], "v2");
+    let mut get = GetCoordinator::new(first_two(30), Plan::primaries(["A", "B", "C"]), 0).unwrap();
+    drain_get(&mut get);
+    get.handle_message(2, "A", GetReply::Failed).unwrap();
+    assert_eq!(drain_get(&mut get), [("C", GetMessage::Read(ReplicaRead))]);
+    assert_eq!(get.asked(), 3);
+    get.handle_message(3, "B", GetReply::Found(one(&d1)))
+        .unwrap();
+    assert_eq!(get.poll_event(), None);
+    get.handle_message(4, "C", GetReply::Found(one(&d2)))
+        .unwrap();
+    let outcome = get.poll_event().unwrap();
+    assert!(outcome.is_success());
+    assert_eq!(outcome.siblings, one(&d2));
+    assert_eq!(drain_get(&mut get), [repair("B", &one(&d2))]);
+    assert!(get.is_complete());
+}
+
+#[test]
+fn at_the_hedge_an_undecided_get_asks_every_remaining_target() {
+    let d1 = version(&[("A", 1)], "v1");
+    let mut get = GetCoordinator::new(first_two(30), Plan::primaries(["A", "B", "C"]), 0).unwrap();
+    drain_get(&mut get);
+    get.handle_message(5, "A", GetReply::Found(one(&d1)))
+        .unwrap();
+    get.handle_timeout(29);
+    assert_eq!(drain_get(&mut get), []);
+    get.handle_timeout(30);
+    assert_eq!(drain_get(&mut get), [("C", GetMessage::Read(ReplicaRead))]);
+    assert_eq!(get.poll_timeout(), Some(100));
+    get.handle_message(31, "C", GetReply::Found(one(&d1)))
+        .unwrap();
+    assert!(get.poll_event().is_some_and(|o| o.is_success()));
+    // B, asked first, may still answer (and be repaired) until the deadline.
+    assert!(!get.is_complete());
+    get.handle_message(40, "B", GetReply::NotFound).unwrap();
+    assert_eq!(drain_get(&mut get), [repair("B", &one(&d1))]);
+    assert!(get.is_complete());
+}
+
+#[test]
+fn a_fanout_outside_r_to_n_is_refused() {
+    for reads in [1, 4] {
+        let options = n3r2().with_fanout(Fanout::First {
+            reads,
+            hedge: Duration::from_millis(10),
+        });
+        assert_eq!(
+            options.validate(),
+            Err(RequestError::FanoutOutOfRange { reads, r: 2, n: 3 })
+        );
+        assert!(GetCoordinator::<&str, Set>::new(options, Plan::primaries(["A"]), 0).is_err());
+    }
 }

@@ -3,7 +3,8 @@
 use core::time::Duration;
 
 use dynamo_quorum::{
-    GetCoordinator, Mode, NotFoundPolicy, Plan, PutCoordinator, RequestError, RequestOptions,
+    Fanout, GetCoordinator, Mode, NotFoundPolicy, Plan, PutCoordinator, RequestError,
+    RequestOptions,
 };
 
 use crate::support::version;
@@ -55,6 +56,7 @@ fn coordinators_refuse_literal_invalid_options_and_plans() {
         timeout: Duration::from_millis(10),
         mode: Mode::Sloppy,
         not_found: NotFoundPolicy::Answer,
+        fanout: Fanout::All,
     };
     let plan = Plan::primaries(["a", "b"]);
     let err =

@@ -4,7 +4,7 @@
 use core::time::Duration;
 
 use dynamo_quorum::{
-    plan, GetCoordinator, GetMessage, GetReply, Mode, NotFoundPolicy, Plan, PutCoordinator,
+    plan, Fanout, GetCoordinator, GetMessage, GetReply, Mode, NotFoundPolicy, Plan, PutCoordinator,
     PutReply, RequestOptions, Target,
 };
 use dynamo_vclock::{Siblings, VClock, Version};
@@ -422,4 +422,160 @@ fn hand_off_goes_once_to_a_fresh_healthy_node(
         }
     }
     true
+}
+
+/// A get asking its first `reads` targets ([`Fanout::First`]), driven by replicas that answer only
+/// once asked: each after its own delay, or never.
+#[derive(Clone, Debug)]
+struct FanoutRun {
+    n: usize,
+    r: usize,
+    reads: usize,
+    hedge: u64,
+    not_found_fails: bool,
+    /// Per target: the delay of its answer once asked (`None`: lost), and the answer.
+    replicas: Vec<(Option<u64>, Fate)>,
+}
+
+impl Arbitrary for FanoutRun {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let n = 1 + below(g, 5) as usize;
+        let r = 1 + below(g, n as u64) as usize;
+        let reads = r + below(g, (n - r) as u64 + 1) as usize;
+        let replicas = (0..n)
+            .map(|_| {
+                let delay = (below(g, 5) != 0).then(|| below(g, DEADLINE));
+                let fate = match below(g, 4) {
+                    0 => Fate::Fail,
+                    1 => Fate::NotFound,
+                    _ => Fate::Found(arbitrary_set(g)),
+                };
+                (delay, fate)
+            })
+            .collect();
+        Self {
+            n,
+            r,
+            reads,
+            hedge: below(g, 2 * DEADLINE),
+            not_found_fails: bool::arbitrary(g),
+            replicas,
+        }
+    }
+}
+
+impl FanoutRun {
+    fn counts(&self, fate: &Fate) -> bool {
+        match fate {
+            Fate::Found(_) => true,
+            Fate::NotFound | Fate::Ack => !self.not_found_fails,
+            Fate::Fail => false,
+        }
+    }
+}
+
+/// Reads go to a prefix of the plan: `reads` at once, one more per answer that does not count,
+/// all of them at the hedge, none after the outcome; the get succeeds iff R answers that count
+/// arrive before the deadline; when nothing failed and the hedge did not pass first, exactly
+/// `reads` targets are asked.
+#[quickcheck]
+fn a_get_with_a_fanout_asks_a_prefix_and_one_more_per_answer_that_does_not_count(
+    run: FanoutRun,
+) -> bool {
+    let policy = if run.not_found_fails {
+        NotFoundPolicy::Failure
+    } else {
+        NotFoundPolicy::Answer
+    };
+    let options = RequestOptions::new(run.n, run.r, 1, Duration::from_millis(DEADLINE))
+        .unwrap()
+        .with_not_found(policy)
+        .with_fanout(Fanout::First {
+            reads: run.reads,
+            hedge: Duration::from_millis(run.hedge),
+        });
+    let mut get: GetCoordinator<u8, Set> =
+        GetCoordinator::new(options, Plan::primaries(0..run.n as u8), 0).unwrap();
+    let mut asked: Vec<u8> = Vec::new();
+    // Answers due: (time, target).
+    let mut due: Vec<(u64, u8)> = Vec::new();
+    let mut outcome = None;
+    let mut not_counting = 0;
+    let mut now = 0;
+    loop {
+        while let Some((to, msg)) = get.poll_transmit() {
+            if let GetMessage::Read(_) = msg {
+                if outcome.is_some() || asked.contains(&to) || usize::from(to) != asked.len() {
+                    return false;
+                }
+                asked.push(to);
+                if let (Some(delay), _) = &run.replicas[usize::from(to)] {
+                    due.push((now + delay, to));
+                }
+            }
+        }
+        if outcome.is_none() {
+            outcome = get.poll_event();
+            let expected = if now >= run.hedge {
+                run.n
+            } else {
+                (run.reads + not_counting).min(run.n)
+            };
+            if outcome.is_none() && asked.len() != expected {
+                return false;
+            }
+        }
+        due.sort();
+        let next_answer = due.first().map(|(t, _)| *t);
+        let next = match (next_answer, get.poll_timeout()) {
+            (Some(a), Some(t)) if t < a => {
+                now = t;
+                get.handle_timeout(t);
+                continue;
+            }
+            (Some(a), _) => a,
+            (None, Some(t)) => {
+                now = t;
+                get.handle_timeout(t);
+                continue;
+            }
+            (None, None) => break,
+        };
+        let (_, node) = due.remove(0);
+        now = next;
+        let fate = &run.replicas[usize::from(node)].1;
+        if get.poll_event().is_none() && outcome.is_none() && !run.counts(fate) {
+            not_counting += 1;
+        }
+        let reply = match fate {
+            Fate::Found(set) => GetReply::Found(set.clone()),
+            Fate::NotFound | Fate::Ack => GetReply::NotFound,
+            Fate::Fail => GetReply::Failed,
+        };
+        let _ = get.handle_message(now, node, reply);
+    }
+    let Some(outcome) = outcome else {
+        return false;
+    };
+    let counting = get
+        .answers()
+        .iter()
+        .filter(|a| a.at < DEADLINE && run.counts(&fate_of(&a.reply)))
+        .count();
+    let clean = run
+        .replicas
+        .iter()
+        .take(run.reads)
+        .all(|(delay, fate)| delay.is_some_and(|d| d < run.hedge) && run.counts(fate));
+    outcome.is_success() == (counting >= run.r)
+        && (!clean || asked.len() == run.reads)
+        && get.is_complete()
+}
+
+fn fate_of(reply: &GetReply<Set>) -> Fate {
+    match reply {
+        GetReply::Found(set) => Fate::Found(set.clone()),
+        GetReply::NotFound => Fate::NotFound,
+        _ => Fate::Fail,
+    }
 }

@@ -317,6 +317,13 @@ struct ServeArgs {
     /// Write quorum W (default 2).
     #[arg(long)]
     w: Option<usize>,
+    /// Replicas a get asks at once, R to N (default: all N, as in the paper); the others only
+    /// when an answer does not count or after --read-hedge-ms.
+    #[arg(long)]
+    read_fanout: Option<usize>,
+    /// With --read-fanout: how long a get waits before it asks the other replicas (default 50).
+    #[arg(long)]
+    read_hedge_ms: Option<u64>,
 }
 
 /// The configuration file of `dynamo serve`.
@@ -429,6 +436,12 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
     }
     if let Some(w) = args.w {
         node.w = w;
+    }
+    if let Some(reads) = args.read_fanout {
+        node.read_fanout = Some(reads);
+    }
+    if let Some(hedge) = args.read_hedge_ms {
+        node.read_hedge = hedge;
     }
     let credential = match (&file.authority, &file.node_key, &file.node_cert) {
         (None, None, None) => None,
