@@ -18,7 +18,8 @@
 # (10000), CONNS ("1,50"), WORKLOADS ("get,put,rmw,mix,zipf"), SYSTEMS ("redis etcd dynamo"),
 # STORAGES (this project's engines, default "fjall redb"; "default" passes no --storage flag),
 # ENCRYPT (1: this project encrypts its links, as by default; 0, the default here: plaintext like
-# Redis and etcd), PORT_BASE (21000), OUT (bench/results/peers.md), BASELINE_DYNAMO (another
+# Redis and etcd), READ_FANOUT (2: each engine also runs durable with gets asking that many
+# replicas at once, named dynamo-<engine>-fanout2; empty: not), PORT_BASE (21000), OUT (bench/results/peers.md), BASELINE_DYNAMO (another
 # build's `dynamo` binary: each storage engine also runs durable on it, named
 # dynamo-<engine>-baseline, in the same run, so that a change is measured against the code before
 # it; BASELINE_LOADGEN, that build's `loadgen`, when the two builds speak different protocol
@@ -35,6 +36,7 @@ CONNS=${CONNS:-1,50}
 WORKLOADS=${WORKLOADS:-get,put,rmw,mix,zipf}
 SYSTEMS=${SYSTEMS:-redis etcd dynamo}
 STORAGES=${STORAGES:-fjall redb}
+READ_FANOUT=${READ_FANOUT-2}
 ENCRYPT=${ENCRYPT:-0}
 PORT_BASE=${PORT_BASE:-21000}
 OUT=${OUT:-$root/bench/results/peers.md}
@@ -124,6 +126,10 @@ for system in $SYSTEMS; do
       for storage in $STORAGES; do
         run_dynamo "dynamo-$storage" "$storage" "$dynamo"
         run_dynamo "dynamo-$storage-buffered" "$storage" "$dynamo" --buffered
+        if [ -n "$READ_FANOUT" ]; then
+          run_dynamo "dynamo-$storage-fanout$READ_FANOUT" "$storage" "$dynamo" \
+            --read-fanout "$READ_FANOUT"
+        fi
         if [ -n "${BASELINE_DYNAMO:-}" ]; then
           LOADGEN=${BASELINE_LOADGEN:-$loadgen} \
             run_dynamo "dynamo-$storage-baseline" "$storage" "$BASELINE_DYNAMO"
