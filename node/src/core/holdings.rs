@@ -27,6 +27,8 @@ pub(crate) struct Holdings {
     hinted: BTreeMap<Key, (usize, Sibs)>,
     /// The key of each hint in `hinted`, by hint id.
     hint_keys: BTreeMap<u64, Key>,
+    /// Counts the times a partition's keys became empty or stopped being empty.
+    occupancy_changes: u64,
 }
 
 impl Holdings {
@@ -37,6 +39,7 @@ impl Holdings {
             index: vec![BTreeMap::new(); partitions],
             hinted: BTreeMap::new(),
             hint_keys: BTreeMap::new(),
+            occupancy_changes: 0,
         }
     }
 
@@ -61,11 +64,22 @@ impl Holdings {
         self.index.iter().map(BTreeMap::len).sum()
     }
 
+    /// How many times a partition's keys became empty or stopped being empty: while it stays
+    /// the same, so does the set of partitions holding keys.
+    pub(crate) fn occupancy_changes(&self) -> u64 {
+        self.occupancy_changes
+    }
+
     /// `key` of partition `p` is stored with versions of `digest`.
     pub(crate) fn stored(&mut self, p: usize, key: &[u8], digest: [u8; 32]) {
         match self.index[p].insert(key.to_vec(), digest) {
             Some(old) => self.trees[p].update(key, &old, &digest),
-            None => self.trees[p].insert(key, &digest),
+            None => {
+                if self.index[p].len() == 1 {
+                    self.occupancy_changes += 1;
+                }
+                self.trees[p].insert(key, &digest)
+            }
         }
     }
 
@@ -74,6 +88,9 @@ impl Holdings {
         match self.index[p].remove(key) {
             Some(digest) => {
                 self.trees[p].remove(key, &digest);
+                if self.index[p].is_empty() {
+                    self.occupancy_changes += 1;
+                }
                 true
             }
             None => false,

@@ -96,6 +96,13 @@ pub(crate) struct View {
     pub(crate) ring_digest: [u8; 32],
     /// The handoff entry last published in gossip.
     pub(crate) handoff_published: Vec<u8>,
+    /// Counts the changes of `replicated`.
+    pub(crate) replicated_changes: u64,
+    /// What `handoff_published` was computed from, when no transfer ran: holdings' occupancy
+    /// changes, `replicated_changes`, the ring digest. While they stay equal (and no transfer
+    /// runs) the entry cannot change, and [`NodeCore::publish_handoff`] skips the scan of every
+    /// partition it otherwise makes after each input.
+    pub(crate) handoff_stamp: Option<(u64, u64, [u8; 32])>,
     /// The hints entry last published in gossip (see `reaper::HINTS_KEY`).
     pub(crate) hints_published: Vec<u8>,
     /// A joining node's ring before it heard the cluster's: not published, replaced by any ring
@@ -421,6 +428,7 @@ impl NodeCore {
         let plan = (!provisional).then(|| self.view.ring.transfer_plan(&next));
         let old = std::mem::replace(&mut self.view.ring, next);
         self.view.replicated = super::replicated_ranges(&self.view.ring, self.id);
+        self.view.replicated_changes += 1;
 
         self.view.members = self.view.ring.nodes().map(|n| n.id).collect();
         let removed: Vec<NodeId> = old
@@ -503,11 +511,21 @@ impl NodeCore {
         if self.view.ring_provisional {
             return;
         }
+        let stamp = (
+            self.holdings.occupancy_changes(),
+            self.view.replicated_changes,
+            self.view.ring_digest,
+        );
+        let quiet = self.transfers.is_empty();
+        if quiet && self.view.handoff_stamp == Some(stamp) {
+            return;
+        }
         let entry = encode_handoff(&self.view.ring_digest, &self.handing_over());
         if entry != self.view.handoff_published {
             let _ = self.gossip.set_app_state(HANDOFF_KEY, entry.clone());
             self.view.handoff_published = entry;
         }
+        self.view.handoff_stamp = quiet.then_some(stamp);
     }
 
     /// The partitions some member still has to hand over, or `None` if some member may hold

@@ -313,6 +313,8 @@ impl NodeCore {
                 ring_digest: membership::ring_digest(&ring_bytes),
                 ring_bytes,
                 handoff_published: Vec::new(),
+                replicated_changes: 0,
+                handoff_stamp: None,
                 hints_published: Vec::new(),
                 ring_provisional,
                 ring_heard: false,
