@@ -40,6 +40,10 @@ use dynamo_node::redb_store::Durability;
 use dynamo_node::runtime::{identity, Engine, Node, RuntimeConfig};
 use dynamo_node::{NodeConfig, NodeId};
 
+/// The allocator of the binary (see the `cli` feature in `node/Cargo.toml`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The client secret `dynamo cluster` uses, and clients use when none is given: for trying
 /// things out.
 const LOCAL_CLIENT_SECRET: &str = "dynamo-local-client-secret";
