@@ -283,15 +283,26 @@ fn reaped(sim: &Sim) -> u64 {
 }
 
 fn sweep(first: u64) {
+    sweep_with(first, 60, "", run_seed);
+}
+
+/// Runs the seeds `first..first + SIM_SEEDS` (default `count`) through `run` and fails with every
+/// seed that failed and the command that replays it (`env`: the settings the replay needs).
+fn sweep_with(
+    first: u64,
+    count: u64,
+    env: &str,
+    mut run: impl FnMut(u64) -> Result<String, String>,
+) {
     let count: u64 = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(count);
     let mut failures = Vec::new();
     for seed in first..first + count {
-        if let Err(e) = run_seed(seed) {
+        if let Err(e) = run(seed) {
             failures.push(format!(
-                "seed {seed}: {e}\n  replay: SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
+                "seed {seed}: {e}\n  replay: {env}SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
             ));
         }
     }
@@ -317,77 +328,34 @@ fn random_faults_seeds_b() {
 /// deleted value back, and tombstones are reaped (the sweep proves something).
 #[test]
 fn random_faults_with_reaping() {
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
-    let mut failures = Vec::new();
     let mut total = 0;
-    for seed in 3_000..3_000 + count {
+    let mut seeds = 0;
+    sweep_with(3_000, 40, "SIM_REAP=1 ", |seed| {
         let (sim, result) = run_seed_sim(seed, true, false, fanout());
         total += reaped(&sim);
-        if let Err(e) = result {
-            failures.push(format!(
-                "seed {seed}: {e}\n  replay: SIM_REAP=1 SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {count} seeds failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert!(total > 0, "no tombstone was reaped in {count} seeds");
-    println!("{count} seeds with reaping: {total} tombstones reaped");
+        seeds += 1;
+        result
+    });
+    assert!(total > 0, "no tombstone was reaped in {seeds} seeds");
+    println!("{seeds} seeds with reaping: {total} tombstones reaped");
 }
 
 /// The same faults on a slow disk: the nodes' storage ops run late, in batches, while other
 /// inputs arrive (the core's continuations, per-key minting and held acknowledgements).
 #[test]
 fn random_faults_on_a_slow_disk() {
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
-    let mut failures = Vec::new();
-    for seed in 4_000..4_000 + count {
-        if let Err(e) = run_seed_sim(seed, reap(), true, fanout()).1 {
-            failures.push(format!(
-                "seed {seed}: {e}\n  replay: SIM_DISK=1 SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {count} seeds failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    sweep_with(4_000, 40, "SIM_DISK=1 ", |seed| {
+        run_seed_sim(seed, reap(), true, fanout()).1
+    });
 }
 
 /// The same faults with gets asking R replicas at once (`read_fanout`), reaping on (`SIM_DISK=1`
 /// adds the slow disk).
 #[test]
 fn random_faults_with_a_read_fanout() {
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
-    let mut failures = Vec::new();
-    for seed in 5_000..5_000 + count {
-        if let Err(e) = run_seed_sim(seed, true, slow(), true).1 {
-            failures.push(format!(
-                "seed {seed}: {e}\n  replay: SIM_FANOUT=1 SIM_REAP=1 SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {count} seeds failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    sweep_with(5_000, 40, "SIM_FANOUT=1 SIM_REAP=1 ", |seed| {
+        run_seed_sim(seed, true, slow(), true).1
+    });
 }
 
 /// Seeds that once failed, found by larger sweeps (`SIM_SEEDS=500`): 1309 lost a write that a
