@@ -260,6 +260,49 @@ fn a_get_with_a_read_fanout_of_r_reads_itself_and_one_replica_then_the_next_on_a
 }
 
 #[test]
+fn a_get_with_a_read_fanout_asks_the_last_replica_at_the_hedge() {
+    let mut h = Harness::with(|c| {
+        c.read_fanout = Some(2);
+        c.read_hedge = 30;
+    });
+    let (key, p2, p3) = h.own_key();
+    let req = h.next_req();
+    h.client(10, get(&key));
+    h.now += 29;
+    h.core.handle_timeout(h.now);
+    let reads = |out: Vec<Out>| -> Vec<Out> {
+        out.into_iter()
+            .filter(|o| matches!(o, Out::Send(_, PeerMessage::Read { .. })))
+            .collect()
+    };
+    assert_eq!(reads(h.outputs()), vec![], "p2 has until the hedge");
+    h.now += 1;
+    h.core.handle_timeout(h.now);
+    assert_eq!(
+        reads(h.outputs()),
+        vec![Out::Send(
+            p3,
+            PeerMessage::Read {
+                req,
+                key: key.clone()
+            }
+        )]
+    );
+    // Whichever answers first now decides with the local read.
+    let out = h.message(
+        p3,
+        PeerMessage::ReadReply {
+            req,
+            siblings: None,
+        },
+    );
+    assert!(
+        matches!(out.as_slice(), [Out::Reply(10, ClientReply::Got { replicas, .. })] if *replicas == vec![ME, p3]),
+        "{out:?} (p2 = {p2})"
+    );
+}
+
+#[test]
 fn a_read_fanout_below_r_or_above_n_is_refused_at_start() {
     for reads in [1, 4] {
         let config = NodeConfig {
