@@ -143,10 +143,16 @@ impl Cluster {
             true => Vec::new(),
             false => (1..=self.initial).map(|i| i.to_string()).collect(),
         };
+        // `FAULTS_READ_FANOUT=K`: gets ask K replicas at once (`read_fanout`).
+        let fanout = std::env::var("FAULTS_READ_FANOUT")
+            .ok()
+            .and_then(|k| k.parse::<usize>().ok())
+            .map(|k| format!("read_fanout = {k}\n"))
+            .unwrap_or_default();
         let config = format!(
             "id = {id}\nlisten = \"{}\"\ndata_dir = \"{}\"\n\n[node]\ninitial_members = [{}]\n\
              seeds = [{}]\ngossip_interval = 200\nhandoff_interval = 200\nsync_interval = 200\n\
-             request_timeout = 2000\nwait_for_commit = {joining}\n",
+             request_timeout = 2000\nwait_for_commit = {joining}\n{fanout}",
             self.address(id),
             self.dir().join(format!("node-{id}")).display(),
             members.join(", "),

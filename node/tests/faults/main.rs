@@ -16,7 +16,8 @@
 //! reason printed, where it cannot run (not root, no `ip netns`). The two tests run one at a time.
 //!
 //! `FAULTS_SECONDS` (default 30) sets how long faults are injected, `FAULTS_SEED` the nemesis'
-//! and the clients' RNG seed. A failing run prints the line that replays it, and keeps its
+//! and the clients' RNG seed, `FAULTS_READ_FANOUT` how many replicas a get asks at once
+//! (`read_fanout`; default all N). A failing run prints the line that replays it, and keeps its
 //! temporary directory (data directories, node logs).
 
 mod cluster;
