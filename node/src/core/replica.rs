@@ -27,14 +27,16 @@ impl NodeCore {
     }
 
     /// The store now holds `merged` for `key`: the partition's Merkle tree, the index, the
-    /// reaper and the transfers streaming the partition follow.
-    pub(crate) fn stored(&mut self, key: &[u8], merged: &Sibs) {
+    /// reaper and the transfers streaming the partition follow. Returns the key's partition, so
+    /// that the caller need not hash the key again.
+    pub(crate) fn stored(&mut self, key: &[u8], merged: &Sibs) -> usize {
         self.stats.counters.replica_writes += 1;
         self.reaper.track(key, merged);
         let p = self.partition_of(key);
         self.transfers.touched(p);
         let digest = siblings_digest(merged);
         self.holdings.stored(p, key, digest);
+        p
     }
 
     /// The store read `key` as `found`: a key indexed but not found is a damaged record the

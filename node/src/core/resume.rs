@@ -23,8 +23,8 @@ impl NodeCore {
                 for (key, r) in keys.iter().zip(results) {
                     match r {
                         Ok(Some(merged)) => {
-                            self.stored(key, &merged);
-                            foreign |= !self.replicates(self.partition_of(key));
+                            let p = self.stored(key, &merged);
+                            foreign |= !self.replicates(p);
                         }
                         Ok(None) => {}
                         Err(_) => ok = false,
