@@ -7,10 +7,13 @@
 #
 #   bash bench/ab.sh A_DYNAMO A_LOADGEN B_DYNAMO B_LOADGEN
 #   ROUNDS=5 WORKLOADS=get,put CONNS=50 SECONDS_PER_RUN=10 bash bench/ab.sh ...
+#   A_FLAGS=--buffered bash bench/ab.sh D L D L    # one build, two sets of `serve` flags
 #
+# A_FLAGS and B_FLAGS are extra `dynamo serve` flags (split on spaces). To compare environment
+# variables, give a wrapper script as the build: `#!/bin/sh` then `VAR=x exec target/release/dynamo "$@"`.
 # Each build runs with its own loadgen (the two may speak different protocol versions).
 set -euo pipefail
-[ $# -eq 4 ] || { sed -n 2,10p "$0"; exit 2; }
+[ $# -eq 4 ] || { sed -n 2,14p "$0"; exit 2; }
 a_dynamo=$1 a_loadgen=$2 b_dynamo=$3 b_loadgen=$4
 ROUNDS=${ROUNDS:-5}
 WORKLOADS=${WORKLOADS:-get,put,rmw}
@@ -26,9 +29,11 @@ trap 'stop_all; rm -rf "$work"' EXIT
 
 # run NAME DYNAMO LOADGEN WORKLOAD: one measured run; appends its JSON line to $work/NAME.jsonl.
 run() {
-  local name=$1 dynamo=$2 loadgen=$3 workload=$4
+  local name=$1 dynamo=$2 loadgen=$3 workload=$4 var flags
+  var=${name}_FLAGS
+  read -r -a flags <<<"${!var:-}"
   DYNAMO_PEER_SECRET=ab-peer DYNAMO_CLIENT_SECRET=ab-client \
-    start_dynamo "$name" "$dynamo" "$PORT_BASE" --no-encryption
+    start_dynamo "$name" "$dynamo" "$PORT_BASE" --no-encryption ${flags[@]+"${flags[@]}"}
   ready "$name" env DYNAMO_CLIENT_SECRET=ab-client "$dynamo" put ab-ready 1 --nodes "$nodes" \
     --no-encryption
   DYNAMO_CLIENT_SECRET=ab-client "$loadgen" --system dynamo --name "$name" --endpoints "$nodes" \
