@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use tokio::sync::{mpsc, oneshot};
 
 use super::delay::DelaySource;
-use super::peers::{self, Link, LinkContext};
+use super::peers::{self, Link, LinkContext, Refused};
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
 use crate::core::{NodeEvent, RequestMetrics, RequestOp, RequestOutcome, StoredCore};
 use crate::message::{ClientError, ClientReply, PeerMessage};
@@ -60,6 +60,9 @@ pub(crate) struct Driver<S: Store> {
     unreachable: BTreeSet<NodeId>,
     /// Messages that never left (no address, queue full or closed).
     undelivered: Vec<(NodeId, PeerMessage)>,
+    /// Messages for each peer's link, queued at the end of a batch of inputs (see
+    /// [`Driver::deliver`]).
+    outbox: HashMap<NodeId, Vec<PeerMessage>>,
     /// Outputs produced since the last flush started.
     held: Held,
     /// The flush in progress, if any.
@@ -98,6 +101,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             next_req: 1,
             unreachable: BTreeSet::new(),
             undelivered: Vec::new(),
+            outbox: HashMap::new(),
             held: Held::default(),
             syncing: None,
             riding: Held::default(),
@@ -109,7 +113,7 @@ impl<S: Store + Send + 'static> Driver<S> {
     /// Runs until [`Input::Shutdown`] or a storage failure.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Input>) -> Result<(), RuntimeError> {
         // The core may have work to do at once (a first gossip round).
-        self.pump()?;
+        self.pump_and_deliver()?;
         loop {
             let deadline = self.core.poll_timeout().map(|t| self.clock.instant_at(t));
             let timer = async move {
@@ -174,7 +178,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                 tracing::info!(id = self.core.id(), "node stopped");
                 break;
             }
-            self.pump()?;
+            self.pump_and_deliver()?;
         }
         Ok(())
     }
@@ -219,6 +223,7 @@ impl<S: Store + Send + 'static> Driver<S> {
         }
         let held = self.take_held();
         self.send(held);
+        self.deliver();
         Ok(())
     }
 
@@ -290,6 +295,18 @@ impl<S: Store + Send + 'static> Driver<S> {
         Flow::Continue
     }
 
+    /// [`Driver::pump`], then hands the batch's messages to the links; again while a link refused
+    /// some (they go back into the core as undelivered, which may send others).
+    fn pump_and_deliver(&mut self) -> Result<(), RuntimeError> {
+        loop {
+            self.pump()?;
+            self.deliver();
+            if self.undelivered.is_empty() && self.unreachable.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
     /// Collects what the core produced, starts a flush unless one is in progress, and sends
     /// the outputs at once when the store has nothing to sync; loops while sending produced more
     /// inputs (unreachable peers, undelivered messages).
@@ -299,6 +316,8 @@ impl<S: Store + Send + 'static> Driver<S> {
             if self.syncing.is_some() {
                 return Ok(());
             }
+            // Requests to other replicas leave before this node's commit and fsync, to overlap.
+            self.deliver();
             let started = std::time::Instant::now();
             let job: Option<SyncJob> = match self.core.store_mut().start_flush() {
                 Ok(job) => job,
@@ -416,7 +435,7 @@ impl<S: Store + Send + 'static> Driver<S> {
         let stale = self
             .links
             .get(&to)
-            .is_none_or(|l| l.address != address || l.queue.is_closed());
+            .is_none_or(|l| l.address != address || l.outlet.is_closed());
         if stale {
             let link = peers::spawn(self.link_ctx.clone(), to, address, self.peer_queue);
             self.links.insert(to, link);
@@ -427,26 +446,44 @@ impl<S: Store + Send + 'static> Driver<S> {
         if let Some(delay) = self.delay.as_mut() {
             // Held, then queued; a full or closed queue then loses the message, which the core
             // handles as it handles any lost message (timeouts).
-            let (queue, after) = (link.queue.clone(), delay.draw());
+            let after = delay.draw();
+            let outlet = link.outlet.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
-                let _ = queue.try_send(msg);
+                let _ = outlet.offer(vec![msg]);
             });
             return;
         }
-        match link.queue.try_send(msg) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                tracing::warn!(
-                    peer = to,
-                    "outbound queue full; treating peer as unreachable"
-                );
-                self.undelivered.push((to, msg));
+        self.outbox.entry(to).or_default().push(msg);
+    }
+
+    /// Queues what the last batch of inputs sent to each peer on its link, one batch per peer
+    /// (so that the link writes it with one syscall); what a link refuses is undelivered.
+    fn deliver(&mut self) {
+        for (to, batch) in self.outbox.iter_mut() {
+            if batch.is_empty() {
+                continue;
             }
-            Err(mpsc::error::TrySendError::Closed(msg)) => {
-                self.links.remove(&to);
-                self.undelivered.push((to, msg));
-            }
+            let batch = std::mem::take(batch);
+            let refused = match self.links.get(to) {
+                Some(link) => match link.outlet.offer(batch) {
+                    Ok(()) => continue,
+                    Err(Refused::Full(batch)) => {
+                        tracing::warn!(
+                            peer = to,
+                            "outbound queue full; treating peer as unreachable"
+                        );
+                        batch
+                    }
+                    Err(Refused::Closed(batch)) => {
+                        self.links.remove(to);
+                        batch
+                    }
+                },
+                None => batch,
+            };
+            self.undelivered
+                .extend(refused.into_iter().map(|m| (*to, m)));
         }
     }
 }

@@ -3,9 +3,15 @@
 //! A link connects lazily (on its first message), runs the handshake as a peer, then writes every
 //! queued message it can take at once and flushes once per batch. When a connection fails, the
 //! link tells the driver the peer is unreachable (so that requests waiting on it fail over now),
-//! hands back what it certainly did not send, and reconnects with exponential backoff. A message that finds the
+//! hands back what it certainly did not send, and reconnects with exponential backoff. A batch that finds the
 //! queue full is not queued: the driver treats the peer as unreachable rather than grow memory.
+//!
+//! The driver queues a batch at a time: everything a batch of its inputs sends to one peer, so
+//! that the link, woken once, writes all of it with one syscall instead of waking (on the other
+//! worker thread) for the first message and writing the rest in further syscalls.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -45,8 +51,70 @@ pub(crate) struct LinkContext {
 #[derive(Debug)]
 pub(crate) struct Link {
     pub address: String,
-    pub queue: mpsc::Sender<PeerMessage>,
+    pub outlet: Outlet,
     pub task: tokio::task::JoinHandle<()>,
+}
+
+/// The sending end of a link's queue, bounded in messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Outlet {
+    queue: mpsc::UnboundedSender<Vec<PeerMessage>>,
+    /// Messages queued and not yet taken by the link.
+    queued: Arc<AtomicUsize>,
+    /// Most messages the queue holds.
+    capacity: usize,
+}
+
+/// A batch the link did not take, handed back.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The queue holds too many messages already.
+    Full(Vec<PeerMessage>),
+    /// The link is gone.
+    Closed(Vec<PeerMessage>),
+}
+
+impl Outlet {
+    /// Whether the link's task has stopped taking messages.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Queues a batch of messages for the peer, in order, unless the queue would then hold more
+    /// than its capacity.
+    pub fn offer(&self, batch: Vec<PeerMessage>) -> Result<(), Refused> {
+        let n = batch.len();
+        if self.queued.load(Ordering::Acquire) + n > self.capacity {
+            return Err(Refused::Full(batch));
+        }
+        self.queued.fetch_add(n, Ordering::AcqRel);
+        self.queue.send(batch).map_err(|e| {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            Refused::Closed(e.0)
+        })
+    }
+}
+
+/// The link's end of its queue.
+struct Queue {
+    rx: mpsc::UnboundedReceiver<Vec<PeerMessage>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    /// The next batch; `None` once the driver dropped the link.
+    async fn recv(&mut self) -> Option<Vec<PeerMessage>> {
+        let batch = self.rx.recv().await?;
+        self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        Some(batch)
+    }
+
+    /// The next batch if one is queued.
+    fn try_recv(&mut self) -> Option<Vec<PeerMessage>> {
+        let batch = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        Some(batch)
+    }
 }
 
 impl Drop for Link {
@@ -57,13 +125,26 @@ impl Drop for Link {
 
 /// Starts a link to `peer` at `address` with a queue of `capacity` messages.
 pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: usize) -> Link {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let task = tokio::spawn(run(ctx, peer, address.clone(), rx));
+    let (outlet, queue) = queue(capacity);
+    let task = tokio::spawn(run(ctx, peer, address.clone(), queue));
     Link {
         address,
-        queue: tx,
+        outlet,
         task,
     }
+}
+
+/// A link's queue of at most `capacity` messages (at least one): the driver's end and the
+/// link's.
+fn queue(capacity: usize) -> (Outlet, Queue) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let outlet = Outlet {
+        queue: tx,
+        queued: queued.clone(),
+        capacity: capacity.max(1),
+    };
+    (outlet, Queue { rx, queued })
 }
 
 async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<Conn<TcpStream>, String> {
@@ -99,13 +180,13 @@ async fn undelivered(ctx: &LinkContext, peer: NodeId, msgs: Vec<PeerMessage>) {
     let _ = ctx.inputs.send(Input::Undelivered(peer, msgs)).await;
 }
 
-async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Receiver<PeerMessage>) {
+async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: Queue) {
     let mut backoff = MIN_BACKOFF;
     let mut batch: Vec<PeerMessage> = Vec::with_capacity(BATCH);
     loop {
         if batch.is_empty() {
             match rx.recv().await {
-                Some(m) => batch.push(m),
+                Some(ms) => batch.extend(ms),
                 None => return,
             }
         }
@@ -120,8 +201,8 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
                 loop {
                     tokio::select! {
                         _ = &mut sleep => break,
-                        m = rx.recv() => match m {
-                            Some(m) => undelivered(&ctx, peer, vec![m]).await,
+                        ms = rx.recv() => match ms {
+                            Some(ms) => undelivered(&ctx, peer, ms).await,
                             None => return,
                         },
                     }
@@ -136,8 +217,8 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
         'connected: loop {
             while batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
+                    Some(ms) => batch.extend(ms),
+                    None => break,
                 }
             }
             for m in batch.drain(..) {
@@ -154,8 +235,8 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
             }
             // Peers never write on a link, so anything readable means the link is closing.
             tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => batch.push(m),
+                ms = rx.recv() => match ms {
+                    Some(ms) => batch.extend(ms),
                     None => return,
                 },
                 _ = tokio::time::sleep(ctx.idle) => {
@@ -181,5 +262,45 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: mpsc::Rece
         // What was in flight may be lost: requests waiting on the peer fail over.
         batch.clear();
         unreachable(&ctx, peer).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(n: u64) -> PeerMessage {
+        PeerMessage::WriteAck { req: n, ok: true }
+    }
+
+    #[test]
+    fn the_queue_holds_at_most_its_capacity_in_messages_and_keeps_their_order() {
+        let (outlet, mut queue) = queue(3);
+        assert!(outlet.offer(vec![ack(1), ack(2)]).is_ok());
+        // Two queued: a batch of two would make four.
+        match outlet.offer(vec![ack(3), ack(4)]) {
+            Err(Refused::Full(back)) => assert_eq!(back.len(), 2),
+            other => panic!("expected a full queue, got {other:?}"),
+        }
+        assert!(outlet.offer(vec![ack(3)]).is_ok());
+        let taken: Vec<PeerMessage> = std::iter::from_fn(|| queue.try_recv()).flatten().collect();
+        assert_eq!(taken.len(), 3);
+        assert!(matches!(taken[0], PeerMessage::WriteAck { req: 1, .. }));
+        assert!(matches!(taken[2], PeerMessage::WriteAck { req: 3, .. }));
+        // Taken messages free their room.
+        assert!(outlet.offer(vec![ack(5), ack(6), ack(7)]).is_ok());
+    }
+
+    #[test]
+    fn a_closed_link_hands_the_batch_back() {
+        let (outlet, queue) = queue(8);
+        drop(queue);
+        assert!(outlet.is_closed());
+        match outlet.offer(vec![ack(1)]) {
+            Err(Refused::Closed(back)) => assert_eq!(back.len(), 1),
+            other => panic!("expected a closed link, got {other:?}"),
+        }
+        // Nothing counts as queued after a refusal.
+        assert_eq!(outlet.queued.load(Ordering::Acquire), 0);
     }
 }
