@@ -23,9 +23,13 @@ ready() {
 
 # start_dynamo NAME DYNAMO PORT [serve flags...]: starts nodes 1-3 of a cluster (N=3 by
 # default) on 127.0.0.1:PORT+1..3, data in $work/NAME/node-I, logs in $work/NAME-I.log, with the
-# caller's DYNAMO_PEER_SECRET and DYNAMO_CLIENT_SECRET; sets `nodes` to their addresses.
+# caller's DYNAMO_PEER_SECRET and DYNAMO_CLIENT_SECRET and nproc/3 tokio workers each; sets
+# `nodes` to their addresses.
 start_dynamo() {
-  local name=$1 dynamo=$2 port=$3 i j; shift 3
+  local name=$1 dynamo=$2 port=$3 i j workers; shift 3
+  # The three nodes share this machine's cores, a share each (as `dynamo cluster` does), unless
+  # TOKIO_WORKER_THREADS says otherwise.
+  workers=${TOKIO_WORKER_THREADS:-$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))}
   nodes=""
   for i in 1 2 3; do nodes+="${nodes:+,}127.0.0.1:$((port + i))"; done
   for i in 1 2 3; do
@@ -33,7 +37,7 @@ start_dynamo() {
     for j in 1 2 3; do
       [ "$i" = "$j" ] || peers+=(--peer "$j=127.0.0.1:$((port + j))")
     done
-    RUST_LOG=warn "$dynamo" serve --id "$i" --listen "127.0.0.1:$((port + i))" \
+    RUST_LOG=warn TOKIO_WORKER_THREADS=$workers "$dynamo" serve --id "$i" --listen "127.0.0.1:$((port + i))" \
       --data-dir "$work/$name/node-$i" --members 1,2,3 "${peers[@]}" "$@" \
       >"$work/$name-$i.log" 2>&1 &
     pids+=($!)

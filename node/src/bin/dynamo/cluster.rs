@@ -102,10 +102,23 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
         }
         a
     };
+    // The nodes share this machine's cores: each runs its share of worker threads (at least
+    // one) unless the operator chose a number (TOKIO_WORKER_THREADS). A node per core rather
+    // than every node's threads on every core: fewer threads to wake and switch between (gets
+    // 1.12x with three nodes on two cores, bench/results/profile-2026-12-04.md).
+    let workers = node_workers(
+        std::env::var_os("TOKIO_WORKER_THREADS").is_some(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ids.len(),
+    );
     let (exits, mut exited) = tokio::sync::mpsc::unbounded_channel();
     let mut pids = Vec::new();
     for &id in &ids {
-        let mut child = tokio::process::Command::new(&exe)
+        let mut command = tokio::process::Command::new(&exe);
+        if let Some(workers) = workers {
+            command.env("TOKIO_WORKER_THREADS", workers.to_string());
+        }
+        let mut child = command
             .args(serve_args(id))
             .env("DYNAMO_PEER_SECRET", &args.peer_secret)
             .env("DYNAMO_CLIENT_SECRET", &args.client_secret)
@@ -248,4 +261,23 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Worker threads for each of `nodes` node processes on a machine of `cores`: the nodes' share
+/// of the cores, at least one; `None` when the operator set the number (`chosen`).
+fn node_workers(chosen: bool, cores: usize, nodes: usize) -> Option<usize> {
+    (!chosen).then(|| (cores / nodes.max(1)).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_workers;
+
+    #[test]
+    fn nodes_share_the_cores_and_the_operator_decides_first() {
+        assert_eq!(node_workers(false, 2, 3), Some(1));
+        assert_eq!(node_workers(false, 16, 3), Some(5));
+        assert_eq!(node_workers(false, 8, 1), Some(8));
+        assert_eq!(node_workers(true, 16, 3), None);
+    }
 }
