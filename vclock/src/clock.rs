@@ -87,14 +87,10 @@ impl Causality {
 #[derive(Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
+    derive(serde::Deserialize),
     serde(
         try_from = "Vec<Entry<A>>",
-        into = "Vec<Entry<A>>",
-        bound(
-            serialize = "A: serde::Serialize + Clone",
-            deserialize = "A: serde::Deserialize<'de> + Ord"
-        )
+        bound(deserialize = "A: serde::Deserialize<'de> + Ord")
     )
 )]
 pub struct VClock<A> {
@@ -375,5 +371,13 @@ impl<A> From<VClock<A>> for Vec<Entry<A>> {
 impl<A: Ord + Clone> FromIterator<Entry<A>> for VClock<A> {
     fn from_iter<I: IntoIterator<Item = Entry<A>>>(iter: I) -> Self {
         Self::from_entries(iter)
+    }
+}
+
+/// Serializes the entries as a sequence, borrowed (the form deserialization reads back).
+#[cfg(feature = "serde")]
+impl<A: serde::Serialize> serde::Serialize for VClock<A> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.entries.iter())
     }
 }

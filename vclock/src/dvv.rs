@@ -75,14 +75,10 @@ pub enum InvalidDvvSet {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
+    derive(serde::Deserialize),
     serde(
         try_from = "Vec<DvvEntry<A, V>>",
-        into = "Vec<DvvEntry<A, V>>",
-        bound(
-            serialize = "A: serde::Serialize + Clone, V: serde::Serialize + Clone",
-            deserialize = "A: serde::Deserialize<'de> + Ord, V: serde::Deserialize<'de>"
-        )
+        bound(deserialize = "A: serde::Deserialize<'de> + Ord, V: serde::Deserialize<'de>")
     )
 )]
 pub struct DvvSet<A, V> {
@@ -302,5 +298,13 @@ impl<A: Ord, V> TryFrom<Vec<DvvEntry<A, V>>> for DvvSet<A, V> {
 impl<A, V> From<DvvSet<A, V>> for Vec<DvvEntry<A, V>> {
     fn from(set: DvvSet<A, V>) -> Self {
         set.entries
+    }
+}
+
+/// Serializes the entries as a sequence, borrowed (the form deserialization reads back).
+#[cfg(feature = "serde")]
+impl<A: serde::Serialize, V: serde::Serialize> serde::Serialize for DvvSet<A, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.entries.iter())
     }
 }

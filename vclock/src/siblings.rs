@@ -49,7 +49,7 @@ impl<V> From<Option<V>> for Value<V> {
     feature = "serde",
     derive(serde::Serialize, serde::Deserialize),
     serde(bound(
-        serialize = "A: serde::Serialize + Clone, V: serde::Serialize",
+        serialize = "A: serde::Serialize, V: serde::Serialize",
         deserialize = "A: serde::Deserialize<'de> + Ord, V: serde::Deserialize<'de>"
     ))
 )]
@@ -111,12 +111,10 @@ impl<A, V> Version<A, V> {
 #[derive(Debug, Clone)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
+    derive(serde::Deserialize),
     serde(
         from = "Vec<Version<A, V>>",
-        into = "Vec<Version<A, V>>",
         bound(
-            serialize = "A: serde::Serialize + Clone, V: serde::Serialize + Clone",
             deserialize = "A: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de> + PartialEq"
         )
     )
@@ -353,3 +351,11 @@ impl<A: PartialEq, V: PartialEq> PartialEq for Siblings<A, V> {
 }
 
 impl<A: Eq, V: Eq> Eq for Siblings<A, V> {}
+
+/// Serializes the versions as a sequence, borrowed (the form deserialization reads back).
+#[cfg(feature = "serde")]
+impl<A: serde::Serialize, V: serde::Serialize> serde::Serialize for Siblings<A, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.versions.iter())
+    }
+}

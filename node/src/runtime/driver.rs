@@ -144,7 +144,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                         // before taking the batch: a yield runs after the I/O driver's next poll,
                         // so the connections' requests join this batch rather than the next.
                         // Bigger batches mean fewer flushes, wake-ups and link writes (gets
-                        // 1.14x at 50 connections, bench/results/profile-2026-12-04.md). One
+                        // 1.28x at 50 connections, bench/results/profile-2026-12-04.md). One
                         // request alone does not wait for it (the yield costs a poll).
                         tokio::task::yield_now().await;
                     }
