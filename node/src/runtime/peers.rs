@@ -23,7 +23,8 @@ use super::Input;
 use crate::message::PeerMessage;
 use crate::types::NodeId;
 
-/// Most messages written before one flush.
+/// Messages taken from the queue before one flush, at least (a batch from the driver is taken
+/// whole, and the driver's batches are bounded by `MAX_BATCH` inputs).
 const BATCH: usize = 256;
 /// First reconnect delay; doubled after each failure up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -84,10 +85,16 @@ impl Outlet {
     /// than its capacity.
     pub fn offer(&self, batch: Vec<PeerMessage>) -> Result<(), Refused> {
         let n = batch.len();
-        if self.queued.load(Ordering::Acquire) + n > self.capacity {
+        // Room is claimed atomically: a delayed message (experiments) may be offered from
+        // another task while the driver offers its batch.
+        let claimed = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q + n <= self.capacity).then_some(q + n)
+            });
+        if claimed.is_err() {
             return Err(Refused::Full(batch));
         }
-        self.queued.fetch_add(n, Ordering::AcqRel);
         self.queue.send(batch).map_err(|e| {
             self.queued.fetch_sub(n, Ordering::AcqRel);
             Refused::Closed(e.0)
@@ -289,6 +296,26 @@ mod tests {
         assert!(matches!(taken[2], PeerMessage::WriteAck { req: 3, .. }));
         // Taken messages free their room.
         assert!(outlet.offer(vec![ack(5), ack(6), ack(7)]).is_ok());
+    }
+
+    #[test]
+    fn offers_from_several_threads_never_overfill_the_queue() {
+        let (outlet, _queue) = queue(100);
+        let accepted: usize = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let outlet = outlet.clone();
+                    s.spawn(move || {
+                        (0..100)
+                            .filter(|&i| outlet.offer(vec![ack(i)]).is_ok())
+                            .count()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        });
+        assert_eq!(accepted, 100);
+        assert_eq!(outlet.queued.load(Ordering::Acquire), 100);
     }
 
     #[test]
