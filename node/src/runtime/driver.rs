@@ -114,14 +114,20 @@ impl<S: Store + Send + 'static> Driver<S> {
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Input>) -> Result<(), RuntimeError> {
         // The core may have work to do at once (a first gossip round).
         self.pump_and_deliver()?;
+        // One timer for the whole run, moved to the core's next deadline when that changes. A
+        // timer made afresh for every batch was registered with tokio's time driver each time,
+        // and a registration earlier than the driver's planned wake-up writes to its eventfd:
+        // 0.25 extra `write` syscalls per get at 50 connections. Moving a registered timer later
+        // is a lock-free update.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
         loop {
             let deadline = self.core.poll_timeout().map(|t| self.clock.instant_at(t));
-            let timer = async move {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
+            if let Some(d) = deadline {
+                if timer.deadline() != d {
+                    timer.as_mut().reset(d);
                 }
-            };
+            }
             let mut syncing = self.syncing.take();
             let in_flight = syncing.is_some();
             let sync_done = async {
@@ -158,7 +164,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                         n += 1;
                     }
                 }
-                _ = timer => {}
+                _ = &mut timer, if deadline.is_some() => {}
             }
             match (synced, syncing) {
                 (Some(r), Some(done)) => {

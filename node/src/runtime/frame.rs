@@ -32,13 +32,14 @@
 //! of its hello does not decode). The bytes of every frame and message are pinned by test
 //! vectors (`src/vectors`): a change of them needs a new [`PROTOCOL_VERSION`].
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::identity::Certificate;
 use crate::core::{ChangeError, ChangePlan, ChangeRequest, NodeStatus, PartitionSize};
@@ -370,6 +371,10 @@ pub struct Conn<T> {
     scratch: Vec<u8>,
     /// The sealed records of the last flush, kept for its allocation.
     sealed: Vec<u8>,
+    /// The read deadline's timer, kept from one read to the next: moving a registered timer
+    /// later is a lock-free update, where a fresh timer per read is a registration in tokio's
+    /// time driver and a removal after it.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// Most plaintext bytes in one record: a Noise message is at most 65,535 bytes with its tag.
@@ -401,6 +406,7 @@ pub fn handshake_conn<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> Conn<T> {
         plain: BytesMut::new(),
         scratch: Vec::new(),
         sealed: Vec::new(),
+        timer: None,
     }
 }
 
@@ -528,10 +534,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                         Some(since) => (since + t.read, FrameError::ReadTimeout(t.read)),
                         None => (self.last_activity + t.idle, FrameError::Idle(t.idle)),
                     };
-                    match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.rbuf)).await
-                    {
-                        Ok(r) => r?,
-                        Err(_) => return Err(error),
+                    let timer = match &mut self.timer {
+                        Some(timer) => {
+                            if timer.deadline() != deadline {
+                                timer.as_mut().reset(deadline);
+                            }
+                            timer
+                        }
+                        empty @ None => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                    };
+                    tokio::select! {
+                        biased;
+                        r = self.io.read_buf(&mut self.rbuf) => r?,
+                        _ = timer.as_mut() => return Err(error),
                     }
                 }
             };

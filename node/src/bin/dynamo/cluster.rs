@@ -105,7 +105,8 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
     // The nodes share this machine's cores: each runs its share of worker threads (at least
     // one) unless the operator chose a number (TOKIO_WORKER_THREADS). A node per core rather
     // than every node's threads on every core: fewer threads to wake and switch between (gets
-    // 1.12x with three nodes on two cores, bench/results/profile-2026-12-04.md).
+    // 1.12x with three nodes on two cores, bench/results/profile-2026-12-04.md). A node given
+    // one worker runs tokio's single-threaded scheduler (see `runtime` in main.rs).
     let workers = node_workers(
         std::env::var_os("TOKIO_WORKER_THREADS").is_some(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),

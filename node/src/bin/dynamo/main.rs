@@ -839,6 +839,32 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The async runtime. With one worker thread (`TOKIO_WORKER_THREADS=1`, which `dynamo cluster`
+/// gives each of three nodes on two cores, or a one-core machine) tokio's single-threaded
+/// scheduler runs the tasks, without the work-stealing machinery of the multi-threaded one:
+/// gets 1.08x, read-modify-writes 1.07x with three nodes on two cores
+/// (bench/results/profile-2026-12-04.md). Otherwise the multi-threaded runtime, which reads
+/// `TOKIO_WORKER_THREADS` itself.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS").ok();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if single_threaded(workers.as_deref(), cores) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+}
+
+/// Whether one thread runs the tasks: one worker asked for, or none asked for on one core.
+fn single_threaded(workers: Option<&str>, cores: usize) -> bool {
+    match workers {
+        Some(w) => w.trim().parse::<usize>() == Ok(1),
+        None => cores <= 1,
+    }
+}
+
 /// Exit codes: 0 done (found), 1 not found (get, delete), 2 an error.
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -853,7 +879,7 @@ fn main() -> ExitCode {
             .init(),
         LogFormat::Json => logs.json().with_current_span(false).init(),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dynamo: cannot start the async runtime: {e}");
@@ -873,5 +899,20 @@ fn main() -> ExitCode {
             eprintln!("dynamo: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::single_threaded;
+
+    #[test]
+    fn one_worker_asked_for_or_one_core_runs_on_one_thread() {
+        assert!(single_threaded(Some("1"), 8));
+        assert!(single_threaded(Some(" 1 "), 8));
+        assert!(!single_threaded(Some("2"), 1));
+        assert!(!single_threaded(Some("many"), 8));
+        assert!(single_threaded(None, 1));
+        assert!(!single_threaded(None, 2));
     }
 }
