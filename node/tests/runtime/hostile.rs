@@ -30,11 +30,16 @@ pub(crate) struct Proc {
 
 impl Proc {
     pub(crate) async fn start(extra: &[&str]) -> Proc {
-        Proc::start_limited(extra, None).await
+        Proc::start_with(extra, None, &[]).await
     }
 
-    /// With `nofile`, the process may hold at most that many file descriptors.
-    pub(crate) async fn start_limited(extra: &[&str], nofile: Option<u32>) -> Proc {
+    /// With `nofile`, the process may hold at most that many file descriptors; `env` is added
+    /// to its environment.
+    pub(crate) async fn start_with(
+        extra: &[&str],
+        nofile: Option<u32>,
+        env: &[(&str, &str)],
+    ) -> Proc {
         let dir = tempfile::tempdir().unwrap();
         let address = private_loopback(1)[0].to_string();
         let log = dir.path().join("stderr.log");
@@ -54,6 +59,7 @@ impl Proc {
             .env("DYNAMO_CLIENT_SECRET", SECRET)
             .env("DYNAMO_PEER_SECRET", PEER_SECRET)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -370,7 +376,7 @@ async fn idle_connections_before_the_handshake_do_not_lock_clients_out() {
 /// loop; the node serves again once descriptors are free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_failures_back_off() {
-    let node = Proc::start_limited(&[], Some(40)).await;
+    let node = Proc::start_with(&[], Some(40), &[]).await;
     let mut held = Vec::new();
     for _ in 0..100 {
         if let Ok(s) = TcpStream::connect(&node.address).await {

@@ -133,3 +133,42 @@ async fn sigkill_during_writes_then_restart_converges() {
     }
     check_stores(tmp.path(), &ring, &written);
 }
+
+/// CPU time (user and system, in clock ticks) the thread `tid` of process `pid` has used.
+fn thread_cpu_ticks(pid: u32, tid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is the first, utime the 12th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A node given one worker (`TOKIO_WORKER_THREADS=1`, which `dynamo cluster` gives each of three
+/// nodes on two cores) runs tokio's single-threaded scheduler: its main thread serves the
+/// requests. The multi-threaded runtime with one worker leaves the main thread parked in
+/// `block_on` (0 ticks over the same requests), serving on a worker thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_given_one_worker_serves_on_its_main_thread() {
+    let node = crate::hostile::Proc::start_with(
+        &["--n", "1", "--r", "1", "--w", "1"],
+        None,
+        &[("TOKIO_WORKER_THREADS", "1")],
+    )
+    .await;
+    let pid = node.child.id().unwrap();
+    let mut client = dynamo_node::client::Client::new(dynamo_node::client::ClientConfig::new(
+        vec![node.address.clone()],
+        SECRET,
+    ));
+    client.put(b"k", b"v".to_vec(), &[]).await.unwrap();
+    let before = thread_cpu_ticks(pid, pid);
+    for _ in 0..3000 {
+        let got = client.get(b"k").await.unwrap();
+        assert_eq!(got.values, vec![b"v".to_vec()]);
+    }
+    let after = thread_cpu_ticks(pid, pid);
+    assert!(
+        after > before,
+        "the main thread used no CPU over 3,000 requests ({before} -> {after} ticks)"
+    );
+}

@@ -109,7 +109,7 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
     // one worker runs tokio's single-threaded scheduler (see `runtime` in main.rs).
     let workers = node_workers(
         std::env::var_os("TOKIO_WORKER_THREADS").is_some(),
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        crate::cores(),
         ids.len(),
     );
     let (exits, mut exited) = tokio::sync::mpsc::unbounded_channel();

@@ -847,14 +847,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 /// `TOKIO_WORKER_THREADS` itself.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let workers = std::env::var("TOKIO_WORKER_THREADS").ok();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if single_threaded(workers.as_deref(), cores) {
+    if single_threaded(workers.as_deref(), cores()) {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Runtime::new()
     }
+}
+
+/// The cores this process may run on (1 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Whether one thread runs the tasks: one worker asked for, or none asked for on one core.
