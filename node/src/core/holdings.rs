@@ -9,6 +9,7 @@ use dynamo_handoff::HintRecord;
 use dynamo_merkle::{Tree, TreeConfig};
 
 use super::digest::decode_siblings;
+use super::key_index::KeyIndex;
 use crate::store::StoreError;
 use crate::types::{Key, NodeId, Sibs};
 
@@ -22,7 +23,7 @@ pub(crate) struct Holdings {
     /// Per partition, the Merkle tree over its keys' digests.
     trees: Vec<Tree>,
     /// Per partition, the keys stored with their digests.
-    index: Vec<BTreeMap<Key, [u8; 32]>>,
+    index: Vec<KeyIndex>,
     /// The versions held as hints, by key (merged), with how many hints hold the key.
     hinted: BTreeMap<Key, (usize, Sibs)>,
     /// The key of each hint in `hinted`, by hint id.
@@ -36,7 +37,7 @@ impl Holdings {
     pub(crate) fn new(partitions: usize) -> Self {
         Holdings {
             trees: (0..partitions).map(|_| Tree::new(tree_config())).collect(),
-            index: vec![BTreeMap::new(); partitions],
+            index: vec![KeyIndex::new(); partitions],
             hinted: BTreeMap::new(),
             hint_keys: BTreeMap::new(),
             occupancy_changes: 0,
@@ -49,8 +50,8 @@ impl Holdings {
     }
 
     /// Partition `p`'s keys with their digests (empty past the last partition).
-    pub(crate) fn keys(&self, p: usize) -> &BTreeMap<Key, [u8; 32]> {
-        static NONE: BTreeMap<Key, [u8; 32]> = BTreeMap::new();
+    pub(crate) fn keys(&self, p: usize) -> &KeyIndex {
+        static NONE: std::sync::LazyLock<KeyIndex> = std::sync::LazyLock::new(KeyIndex::new);
         self.index.get(p).unwrap_or(&NONE)
     }
 
@@ -61,7 +62,7 @@ impl Holdings {
 
     /// Keys stored, over every partition.
     pub(crate) fn len(&self) -> usize {
-        self.index.iter().map(BTreeMap::len).sum()
+        self.index.iter().map(KeyIndex::len).sum()
     }
 
     /// How many times a partition's keys became empty or stopped being empty: while it stays
@@ -72,7 +73,7 @@ impl Holdings {
 
     /// `key` of partition `p` is stored with versions of `digest`.
     pub(crate) fn stored(&mut self, p: usize, key: &[u8], digest: [u8; 32]) {
-        match self.index[p].insert(key.to_vec(), digest) {
+        match self.index[p].insert(key, digest) {
             Some(old) => self.trees[p].update(key, &old, &digest),
             None => {
                 if self.index[p].len() == 1 {

@@ -36,6 +36,7 @@ mod events;
 mod failures;
 mod holdings;
 mod ids;
+mod key_index;
 pub(crate) mod membership;
 mod reaper;
 mod replica;

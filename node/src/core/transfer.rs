@@ -21,6 +21,7 @@ use dynamo_handoff::{
 };
 
 use super::digest::{decode_siblings, encode_siblings};
+use super::key_index::keys_after;
 use super::storage::{StorageOp, Then};
 use super::transfers::{TransferRun, CHECKPOINT_VERSION};
 use super::NodeCore;
@@ -72,6 +73,7 @@ impl NodeCore {
                 session,
                 partition: p,
                 dirty: false,
+                keys: None,
             },
         );
     }
@@ -225,16 +227,16 @@ impl NodeCore {
         max: usize,
         max_bytes: usize,
     ) {
-        use std::ops::Bound;
-        let lower = match &after {
-            Some(k) => Bound::Excluded(k.clone()),
-            None => Bound::Unbounded,
+        let index = self.holdings.keys(p);
+        let Some(run) = self.transfers.runs.get_mut(&id) else {
+            return;
         };
-        let mut rest = self
-            .holdings
-            .keys(p)
-            .range((lower, Bound::Unbounded))
-            .map(|(k, _)| k);
+        // The pass pages through the keys as they were when it asked first; a key written since
+        // marks the run dirty (another pass follows), a key gone since is skipped here.
+        let sorted = run.keys.get_or_insert_with(|| index.sorted_keys());
+        let mut rest = keys_after(sorted, after.as_deref())
+            .iter()
+            .filter(|k| index.contains(k));
         let keys: Vec<Key> = rest.by_ref().take(max.max(1)).cloned().collect();
         let more = rest.next().is_some();
         self.store_op(

@@ -16,6 +16,9 @@ pub(crate) struct TransferRun {
     pub(crate) partition: usize,
     /// A write reached the partition since this pass started.
     pub(crate) dirty: bool,
+    /// The partition's keys in byte order, taken at the pass's first batch: the pass pages
+    /// through them (the receiver takes keys in increasing order only).
+    pub(crate) keys: Option<Vec<Key>>,
 }
 
 /// The store meta name of the transfers pending (partition, receiver), so that a restart resumes
