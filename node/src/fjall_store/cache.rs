@@ -5,9 +5,12 @@
 //! reads found and what the last commits wrote, decoded, including "absent" (a put of a new key
 //! reads it first). It is written through: every commit of the overlay updates it, so it always
 //! agrees with what fjall holds. Eviction is first in, first out by bytes; an entry evicted is
-//! read from fjall again, so any size is correct and only the hit rate depends on it.
+//! read from fjall again, so any size is correct and only the hit rate depends on it. The map
+//! hashes with foldhash, seeded at random per map (std's SipHash was a quarter of its cost).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::types::{Key, Sibs};
 
