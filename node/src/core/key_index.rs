@@ -77,10 +77,27 @@ impl KeyIndex {
     }
 }
 
-/// The keys of `sorted` after `after` (all of them for `None`): the next page of a pass.
-pub(crate) fn keys_after<'a>(sorted: &'a [Key], after: Option<&[u8]>) -> &'a [Key] {
+/// The keys of `sorted` after `after` (all of them for `None`).
+fn keys_after<'a>(sorted: &'a [Key], after: Option<&[u8]>) -> &'a [Key] {
     let start = after.map_or(0, |a| sorted.partition_point(|k| k.as_slice() <= a));
     &sorted[start..]
+}
+
+/// The next page of a transfer pass: at most `max` (at least one) keys of the pass's snapshot
+/// `sorted` after `after` that `index` still holds (a key gone since the snapshot is skipped),
+/// and whether any such key remains after the page.
+pub(crate) fn page(
+    sorted: &[Key],
+    after: Option<&[u8]>,
+    max: usize,
+    index: &KeyIndex,
+) -> (Vec<Key>, bool) {
+    let mut rest = keys_after(sorted, after)
+        .iter()
+        .filter(|k| index.contains(k));
+    let keys: Vec<Key> = rest.by_ref().take(max.max(1)).cloned().collect();
+    let more = rest.next().is_some();
+    (keys, more)
 }
 
 #[cfg(test)]
@@ -111,26 +128,44 @@ mod tests {
                 && index.sorted_keys() == plain.keys().cloned().collect::<Vec<_>>()
         }
 
-        /// Paging with the last key seen visits every key exactly once, in byte order, and
-        /// resuming after any key (a checkpoint) visits exactly the keys after it.
-        fn paging_visits_every_key_once_in_order(keys: BTreeSet<Vec<u8>>, page: u8, from: Vec<u8>) -> bool {
-            let page = usize::from(page % 7) + 1;
+        /// Paging a snapshot with the last key seen visits exactly the keys still indexed,
+        /// once each, in byte order, whatever was removed after the snapshot; resuming after any
+        /// key (a checkpoint) visits exactly the indexed keys after it.
+        fn paging_visits_every_indexed_key_once_in_order(
+            keys: BTreeSet<Vec<u8>>,
+            gone: Vec<usize>,
+            page_size: u8,
+            from: Vec<u8>
+        ) -> bool {
+            let max = usize::from(page_size % 7);
             let mut index = KeyIndex::new();
             for k in &keys {
                 index.insert(k, [0; 32]);
             }
             let sorted = index.sorted_keys();
+            let listed: Vec<Key> = keys.iter().cloned().collect();
+            for i in gone {
+                if !listed.is_empty() {
+                    index.remove(&listed[i % listed.len()]);
+                }
+            }
+            let held: Vec<Key> = listed.iter().filter(|k| index.contains(k)).cloned().collect();
             let mut seen = Vec::new();
             let mut after: Option<Key> = None;
             loop {
-                let batch: Vec<Key> = keys_after(&sorted, after.as_deref()).iter().take(page).cloned().collect();
+                let (batch, more) = page(&sorted, after.as_deref(), max, &index);
+                if batch.len() > max.max(1) {
+                    return false;
+                }
                 let Some(last) = batch.last().cloned() else { break };
                 seen.extend(batch);
                 after = Some(last);
+                if !more {
+                    break;
+                }
             }
-            let resumed: Vec<Key> = keys_after(&sorted, Some(&from)).to_vec();
-            seen == keys.iter().cloned().collect::<Vec<_>>()
-                && resumed == keys.iter().filter(|k| **k > from).cloned().collect::<Vec<_>>()
+            let (resumed, _) = page(&sorted, Some(&from), usize::MAX, &index);
+            seen == held && resumed == held.iter().filter(|k| **k > from).cloned().collect::<Vec<_>>()
         }
     }
 }

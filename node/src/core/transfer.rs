@@ -21,7 +21,7 @@ use dynamo_handoff::{
 };
 
 use super::digest::{decode_siblings, encode_siblings};
-use super::key_index::keys_after;
+use super::key_index::page;
 use super::storage::{StorageOp, Then};
 use super::transfers::{TransferRun, CHECKPOINT_VERSION};
 use super::NodeCore;
@@ -234,11 +234,7 @@ impl NodeCore {
         // The pass pages through the keys as they were when it asked first; a key written since
         // marks the run dirty (another pass follows), a key gone since is skipped here.
         let sorted = run.keys.get_or_insert_with(|| index.sorted_keys());
-        let mut rest = keys_after(sorted, after.as_deref())
-            .iter()
-            .filter(|k| index.contains(k));
-        let keys: Vec<Key> = rest.by_ref().take(max.max(1)).cloned().collect();
-        let more = rest.next().is_some();
+        let (keys, more) = page(sorted, after.as_deref(), max, index);
         self.store_op(
             StorageOp::Read { keys },
             Then::TransferBatch {
