@@ -271,13 +271,9 @@ impl NodeCore {
 
     /// The store took a fallback's hints (`changed`: some changed a partition this node does not
     /// replicate). A ring change since the write may have taken the key's partition from this
-    /// node while it stays in the ring (so the fallback did not re-route the hints): nothing else
-    /// would move the versions to the key's primaries, so the partition is handed over as any
-    /// partition held but not replicated (`hand_over_foreign`; a running transfer of it is dirty
-    /// and streams it again). A node not in its own ring and not leaving is a joiner that has not
-    /// adopted the ring that names it yet: the partition is its own there, and adopting it sorts
-    /// things out. Unacknowledged batches are retried by the sender, so a storage failure is not
-    /// acknowledged.
+    /// node while it stays in the ring (so the fallback did not re-route the hints): the
+    /// partition goes on to its primaries ([`NodeCore::kept_foreign`]). Unacknowledged batches
+    /// are retried by the sender, so a storage failure is not acknowledged.
     pub(crate) fn hints_kept(
         &mut self,
         now: Millis,
@@ -286,9 +282,8 @@ impl NodeCore {
         ok: bool,
         foreign: bool,
     ) {
-        let member = self.view.ring.contains(&self.id) || self.view.leaving;
-        if foreign && member && !self.view.ring_provisional {
-            self.hand_over_foreign(now);
+        if foreign {
+            self.kept_foreign(now);
         }
         if ok {
             self.transmits.push_back((from, PeerMessage::HintsAck(ack)));

@@ -81,10 +81,7 @@ impl NodeCore {
                 self.hints_kept(now, from, ack, o && ok, foreign)
             }
             Then::TransferAck { from, ack, ok: o } => {
-                if o && ok {
-                    self.transmits
-                        .push_back((from, PeerMessage::TransferAck(ack)));
-                }
+                self.transfer_kept(now, from, ack, o && ok, foreign)
             }
             Then::Minted(minted) => self.minted(now, *minted, ok),
             Then::Nothing => {

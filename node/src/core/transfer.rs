@@ -314,6 +314,47 @@ impl NodeCore {
             .received(p, version, self.view.ring_state.version);
     }
 
+    /// The store took a transfer batch (`foreign`: some of it changed a partition this node does
+    /// not replicate): acknowledged unless a storage failure or a bad entry (`ok`), so the sender
+    /// retries. A leaving node gets batches from senders whose ring still names it as a primary,
+    /// after its own ring took the partition away, even after it handed the partition over and
+    /// dropped it: it passes them on to the partition's primaries ([`NodeCore::kept_foreign`])
+    /// instead of keeping a copy that nothing reads, repairs or reaps, which would bring a
+    /// deleted value back once its tombstone is reaped. Any other receiver keeps the batch: its
+    /// ring may be the older one (a node that has not yet adopted the ring that gives it the
+    /// partition), and handing the partition back to that ring's primaries would undo the
+    /// transfer.
+    pub(crate) fn transfer_kept(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        ack: dynamo_handoff::TransferAck<Key>,
+        ok: bool,
+        foreign: bool,
+    ) {
+        if foreign && self.view.leaving {
+            self.kept_foreign(now);
+        }
+        if ok {
+            self.transmits
+                .push_back((from, PeerMessage::TransferAck(ack)));
+        }
+    }
+
+    /// Versions of a partition this node does not replicate were just stored, by a hint or a
+    /// transfer batch. A ring change since they were sent may have taken the partition from this
+    /// node: nothing else would move them to the key's primaries, so the partition is handed over
+    /// as any partition held but not replicated (`hand_over_foreign`; a running transfer of it is
+    /// dirty and streams it again). A node not in its own ring and not leaving is a joiner that
+    /// has not adopted the ring that names it yet: the partition is its own there, and adopting
+    /// it sorts things out.
+    pub(crate) fn kept_foreign(&mut self, now: Millis) {
+        let member = self.view.ring.contains(&self.id) || self.view.leaving;
+        if member && !self.view.ring_provisional {
+            self.hand_over_foreign(now);
+        }
+    }
+
     /// Merges a transfer batch; acknowledged once the store has every entry.
     pub(crate) fn receive_transfer(&mut self, from: NodeId, batch: TransferBatch<Key, Vec<u8>>) {
         let mut ok = true;

@@ -374,6 +374,23 @@ fn regression_seeds() {
     }
 }
 
+/// Seeds that once failed with reaping and a read fanout (`SIM_REAP=1 SIM_FANOUT=1`), found by
+/// larger sweeps: in 3297 a leaving node handed a partition over and dropped it, then took a
+/// transfer batch of it from a replica whose ring still named it as a primary; it kept that copy
+/// of a value a later delete superseded, and once the primaries reaped the tombstone the copy
+/// was a deleted value waiting to come back.
+#[test]
+fn regression_seeds_with_reaping_and_a_read_fanout() {
+    for seed in [3297] {
+        if let Err(e) = run_seed_sim(seed, true, false, true).1 {
+            panic!(
+                "seed {seed}: {e}
+  replay: SIM_REAP=1 SIM_FANOUT=1 SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
+            );
+        }
+    }
+}
+
 /// Replays `SIM_SEED` (default 1000) and prints its summary.
 #[test]
 fn replay() {
