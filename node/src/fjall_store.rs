@@ -58,6 +58,7 @@ use crate::types::{Key, Sibs};
 mod cache;
 mod errors;
 mod manifest;
+mod unsynced;
 
 use errors::{fjall_err, lock};
 
@@ -99,6 +100,8 @@ pub struct FjallStore {
     rows: Mutex<cache::RowCache>,
     /// Whether batches reached fjall since the last fsync.
     unsynced: bool,
+    /// Which committed keys no finished fsync covers yet (durable mode only).
+    uncovered: unsynced::Unsynced,
     last_sync: Instant,
     /// A background fsync of buffered mode is running.
     syncing: Arc<AtomicBool>,
@@ -198,6 +201,7 @@ impl FjallStore {
             damage: Mutex::new(Damage::default()),
             rows: Mutex::new(cache::RowCache::new(ROW_CACHE)),
             unsynced: false,
+            uncovered: unsynced::Unsynced::new(),
             last_sync: Instant::now(),
             syncing: Arc::new(AtomicBool::new(false)),
             commits: 0,
@@ -412,6 +416,11 @@ impl FjallStore {
         catch_panic(|| batch.commit())
             .map_err(|p| self.panicked("committing", &p))?
             .map_err(|e| fjall_err(&self.dir, "committing", e))?;
+        if self.durability == Durability::Durable {
+            let hints = !self.hint_overlay.is_empty() || !bad_hints.is_empty();
+            self.uncovered
+                .committed(self.overlay.keys().chain(&bad_data), hints);
+        }
         {
             let overlay = std::mem::take(&mut self.overlay);
             let mut rows = self.rows();
@@ -439,12 +448,16 @@ impl FjallStore {
         let keyspace = self.keyspace.clone();
         let lock = self.lock.clone();
         let dir = self.dir.clone();
+        let covered = self.uncovered.covered_by();
         self.unsynced = false;
         self.last_sync = Instant::now();
         Box::new(move || {
             let r = keyspace
                 .persist(PersistMode::SyncData)
                 .map_err(|e| fjall_err(&dir, "syncing the journal", e));
+            if r.is_ok() {
+                covered();
+            }
             // The keyspace first, then the lock.
             drop(keyspace);
             drop(lock);
@@ -618,6 +631,13 @@ impl Store for FjallStore {
 
     fn has_unflushed_writes(&self) -> bool {
         self.pending() > 0
+    }
+
+    fn has_unsynced_write(&self, key: &[u8]) -> bool {
+        self.durability != Durability::Durable
+            || self.overlay.contains_key(key)
+            || !self.hint_overlay.is_empty()
+            || self.uncovered.contains(key)
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {

@@ -89,6 +89,15 @@ pub trait Store {
     fn has_unflushed_writes(&self) -> bool {
         true
     }
+    /// Whether a write of `key` made so far may not survive a crash yet: not flushed, or in a
+    /// flush whose sync has not returned; on a durable store, also whenever a hint record is in
+    /// that state (a read merges in the hints it holds). A read of a key without such a write
+    /// saw only durable versions, so what it answers need not wait for the flush in progress
+    /// (the driver's rule). The default, `true`, is always safe.
+    fn has_unsynced_write(&self, key: &[u8]) -> bool {
+        let _ = key;
+        true
+    }
     /// Whether every [`flush`](Store::flush) survives a crash. A store that answers `false` may
     /// lose flushed writes in a crash, so a node restarting on it cannot trust its own counters
     /// and retires every actor epoch it used before (see the `core` module docs). A store that

@@ -346,6 +346,9 @@ impl Store for AnyStore {
     fn has_unflushed_writes(&self) -> bool {
         any!(self, s => s.has_unflushed_writes())
     }
+    fn has_unsynced_write(&self, key: &[u8]) -> bool {
+        any!(self, s => s.has_unsynced_write(key))
+    }
     fn is_durable(&self) -> bool {
         any!(self, s => s.is_durable())
     }

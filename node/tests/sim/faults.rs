@@ -5,7 +5,8 @@
 //! and settle: no acknowledged write lost, no superseded value back, replicas converged.
 //!
 //! A failing seed is replayed with `SIM_SEED=<seed> cargo test -p dynamo-node --test sim replay
-//! -- --nocapture`. `SIM_SEEDS=<n>` changes how many seeds each of the two sweeps runs.
+//! -- --nocapture`. `SIM_SEEDS=<n>` changes how many seeds each sweep runs, `SIM_FIRST=<n>` where
+//! its range starts (added to its own first seed).
 
 use dynamo_node::sim::dist::Dist;
 use dynamo_node::sim::net::LinkConfig;
@@ -288,6 +289,7 @@ fn sweep(first: u64) {
 
 /// Runs the seeds `first..first + SIM_SEEDS` (default `count`) through `run` and fails with every
 /// seed that failed and the command that replays it (`env`: the settings the replay needs).
+/// `SIM_FIRST=<n>` moves every sweep's range by `n`, to explore seeds the default runs never try.
 fn sweep_with(
     first: u64,
     count: u64,
@@ -298,6 +300,11 @@ fn sweep_with(
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(count);
+    let first = first
+        + std::env::var("SIM_FIRST")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
     let mut failures = Vec::new();
     for seed in first..first + count {
         if let Err(e) = run(seed) {

@@ -1,0 +1,216 @@
+//! The driver's hold on outputs, against a durable store whose fsyncs wait at a gate: what a
+//! reply may show, and when it may leave.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Driver;
+use crate::config::NodeConfig;
+use crate::core::StoredCore;
+use crate::fjall_store::FjallStore;
+use crate::message::{ClientOptions, ClientReply, ClientRequest};
+use crate::redb_store::Durability;
+use crate::runtime::handshake::Credentials;
+use crate::runtime::peers::LinkContext;
+use crate::runtime::{Clock, Input};
+use crate::store::{Store, StoreError, SyncJob};
+use crate::types::Sibs;
+
+/// Opened once: every fsync job waits for it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        let (open, changed) = &*self.0;
+        *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        changed.notify_all();
+    }
+
+    fn wait(&self) {
+        let (open, changed) = &*self.0;
+        let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            open = changed.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Opens the gate when dropped: a failing test must not leave an fsync job waiting, since the
+/// runtime's shutdown waits for its blocking threads.
+struct OpenOnDrop(Gate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// A durable fjall store whose flushes' fsyncs wait at the gate.
+struct Gated {
+    inner: FjallStore,
+    gate: Gate,
+}
+
+impl Store for Gated {
+    fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
+        self.inner.get(key)
+    }
+    fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
+        self.inner.put(key, siblings)
+    }
+    fn remove(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.inner.remove(key)
+    }
+    fn scan(&self, visit: &mut dyn FnMut(&[u8], &Sibs)) -> Result<(), StoreError> {
+        self.inner.scan(visit)
+    }
+    fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_hint(id, record)
+    }
+    fn remove_hint(&mut self, id: u64) -> Result<(), StoreError> {
+        self.inner.remove_hint(id)
+    }
+    fn hints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.inner.hints()
+    }
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_meta(name)
+    }
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_meta(name, value)
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+    fn start_flush(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        let gate = self.gate.clone();
+        Ok(self.inner.start_flush()?.map(|job| -> SyncJob {
+            Box::new(move || {
+                gate.wait();
+                job()
+            })
+        }))
+    }
+    fn has_unflushed_writes(&self) -> bool {
+        self.inner.has_unflushed_writes()
+    }
+    fn has_unsynced_write(&self, key: &[u8]) -> bool {
+        self.inner.has_unsynced_write(key)
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
+}
+
+/// A one-node cluster (N = R = W = 1) on a gated store, its driver running.
+fn start(dir: &std::path::Path, gate: Gate) -> mpsc::Sender<Input> {
+    let config = NodeConfig {
+        n: 1,
+        r: 1,
+        w: 1,
+        partitions: 8,
+        initial_members: vec![1],
+        seeds: vec![(1, "n1".into())],
+        sync_interval: None,
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let store = Gated {
+        inner: FjallStore::open(dir, Durability::Durable).expect("opens"),
+        gate,
+    };
+    let clock = Clock::new();
+    let core = StoredCore::new(1, "n1".into(), config, store, clock.now(), 7).expect("starts");
+    let (tx, rx) = mpsc::channel(64);
+    let link_ctx = LinkContext {
+        creds: Credentials {
+            cluster: "test".into(),
+            secret: b"secret".to_vec(),
+            identity: None,
+            authority: None,
+        },
+        encrypt: false,
+        me: 1,
+        my_address: "n1".into(),
+        max_frame: 1 << 20,
+        idle: Duration::from_secs(60),
+        inputs: tx.clone(),
+    };
+    tokio::spawn(Driver::new(core, clock, link_ctx, 64, None).run(rx));
+    tx
+}
+
+async fn send(
+    inputs: &mpsc::Sender<Input>,
+    request: ClientRequest,
+) -> oneshot::Receiver<ClientReply> {
+    let (reply, rx) = oneshot::channel();
+    inputs
+        .send(Input::Client { request, reply })
+        .await
+        .expect("the driver runs");
+    rx
+}
+
+fn get(key: &[u8]) -> ClientRequest {
+    ClientRequest::Get {
+        key: key.to_vec(),
+        options: ClientOptions::default(),
+    }
+}
+
+/// Long enough for a loaded machine; only a failing test waits for it.
+async fn reply(rx: oneshot::Receiver<ClientReply>, what: &str) -> ClientReply {
+    tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .unwrap_or_else(|_| panic!("no reply to {what}"))
+        .unwrap_or_else(|_| panic!("{what}: the driver dropped the request"))
+}
+
+#[tokio::test]
+async fn a_get_of_a_key_with_no_unsynced_write_does_not_wait_for_an_fsync_of_others() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let gate = Gate::default();
+    let _open = OpenOnDrop(gate.clone());
+    let inputs = start(dir.path(), gate.clone());
+    let put = ClientRequest::Put {
+        key: b"k1".to_vec(),
+        value: b"v1".to_vec(),
+        context: Vec::new(),
+        options: ClientOptions::default(),
+        content_type: None,
+    };
+    let mut stored = send(&inputs, put).await;
+    let mut read_back = send(&inputs, get(b"k1")).await;
+    let other = send(&inputs, get(b"k2")).await;
+
+    // k2 was never written: its reply leaves while the fsync of k1 waits at the gate.
+    match reply(other, "the get of k2").await {
+        ClientReply::Got { values, .. } => assert!(values.is_empty()),
+        r => panic!("expected an empty get, got {r:?}"),
+    }
+    // The driver takes inputs in order, so both earlier requests have been handled by now: the
+    // put is not acknowledged and the get of k1 does not show v1 before v1 is durable.
+    assert!(
+        stored.try_recv().is_err(),
+        "the put was acknowledged before its fsync"
+    );
+    assert!(
+        read_back.try_recv().is_err(),
+        "a get showed a write before its fsync"
+    );
+
+    gate.open();
+    assert!(matches!(
+        reply(stored, "the put").await,
+        ClientReply::Stored { .. }
+    ));
+    match reply(read_back, "the get of k1").await {
+        ClientReply::Got { values, .. } => assert_eq!(values, vec![b"v1".to_vec()]),
+        r => panic!("expected v1, got {r:?}"),
+    }
+    let _ = inputs.send(Input::Shutdown).await;
+}
