@@ -11,9 +11,9 @@
 //!
 //! Answers to reads are the exception: a replica's answer to a read, or a get's reply, whose key
 //! has no write the store has not synced ([`Store::has_unsynced_write`]) carries only durable
-//! versions, and leaves at once too. A get no longer waits for an fsync of other keys, which under
-//! writes is every get (read-modify-writes 1.12x, zipfian 95/5 mix 1.25x:
-//! bench/results/profile-2026-12-04.md).
+//! versions, and leaves at once too. A get then no longer waits for the fsync of other keys'
+//! writes, which under a steady stream of puts is almost every get: read-modify-writes 1.19x, the
+//! 95/5 mixes 1.20x (bench/results/profile-2026-12-04.md, sixth section).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
