@@ -258,18 +258,15 @@ impl<S: Store + Send + 'static> Driver<S> {
         let now = self.clock.now();
         match input {
             Input::Peer { from, msg } => {
-                let read = match &msg {
-                    PeerMessage::Read { req, key } => Some((*req, key.clone())),
-                    _ => None,
-                };
-                self.core.handle_message(now, from, msg);
-                // The store answered the read as it came in: if its key has no unsynced write
-                // now, it had none then.
-                if let Some((req, key)) = read {
-                    if !self.core.store().has_unsynced_write(&key) {
-                        self.durable_reads.insert((from, req));
+                // A replica's read runs within this call (the store is synchronous) and writes
+                // nothing: if its key has no unsynced write now, the answer shows only durable
+                // versions.
+                if let PeerMessage::Read { req, key } = &msg {
+                    if !self.core.store().has_unsynced_write(key) {
+                        self.durable_reads.insert((from, *req));
                     }
                 }
+                self.core.handle_message(now, from, msg);
             }
             Input::Client { request, reply } => {
                 let req = self.next_req;

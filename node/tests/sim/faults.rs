@@ -296,15 +296,9 @@ fn sweep_with(
     env: &str,
     mut run: impl FnMut(u64) -> Result<String, String>,
 ) {
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(count);
-    let first = first
-        + std::env::var("SIM_FIRST")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
+    let number = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    let count = number("SIM_SEEDS").unwrap_or(count);
+    let first = first + number("SIM_FIRST").unwrap_or(0);
     let mut failures = Vec::new();
     for seed in first..first + count {
         if let Err(e) = run(seed) {
