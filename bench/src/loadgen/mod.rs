@@ -499,7 +499,7 @@ pub async fn run<B: Backend + Clone + 'static>(
     tokio::time::sleep_until(start_at.into()).await;
     let probe = probe::Probe::start(&spec.pids);
     tokio::time::sleep_until(until.into()).await;
-    let servers = probe.finish().await;
+    let (servers, driver_cpu_seconds) = probe.finish().await;
     let mut total = Tally::new();
     for t in tasks {
         let tally = t.await.map_err(|e| LoadError::Task(e.to_string()))?;
@@ -511,5 +511,6 @@ pub async fn run<B: Backend + Clone + 'static>(
         &total,
         spec.measure.as_secs_f64(),
         servers,
+        driver_cpu_seconds,
     ))
 }

@@ -1,7 +1,8 @@
 //! What the servers did during a measured window: disk bytes written (`/proc/PID/io`'s
 //! `write_bytes`: bytes this process caused to be sent to the storage layer), CPU time
 //! (`/proc/PID/stat`) and syscalls (counted by `perf stat -e raw_syscalls:sys_enter` when `perf`
-//! is installed). Linux only; anything unavailable is reported as `None`.
+//! is installed); and the load generator's own CPU time, since it shares the machine with the
+//! servers. Linux only; anything unavailable is reported as `None`.
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub struct Probe {
     pids: Vec<u32>,
     write_bytes: Option<u64>,
     cpu_ticks: Option<u64>,
+    own_ticks: Option<u64>,
     perf: Option<Child>,
 }
 
@@ -75,19 +77,24 @@ impl Probe {
             pids: pids.to_vec(),
             write_bytes: sum(pids, write_bytes),
             cpu_ticks: sum(pids, cpu_ticks),
+            own_ticks: cpu_ticks(std::process::id()),
             perf,
         }
     }
 
-    /// Ends the measurement.
-    pub async fn finish(self) -> ServerCost {
+    /// Ends the measurement: what the servers did, and the CPU seconds this process (the load
+    /// generator) spent meanwhile.
+    pub async fn finish(self) -> (ServerCost, Option<f64>) {
+        let own = cpu_ticks(std::process::id())
+            .zip(self.own_ticks)
+            .map(|(b, a)| b.saturating_sub(a) as f64 / TICKS);
         let bytes = sum(&self.pids, write_bytes);
         let ticks = sum(&self.pids, cpu_ticks);
         let syscalls = match self.perf {
             Some(child) => stop_perf(child).await,
             None => None,
         };
-        ServerCost {
+        let servers = ServerCost {
             write_bytes: bytes
                 .zip(self.write_bytes)
                 .map(|(b, a)| b.saturating_sub(a)),
@@ -95,7 +102,8 @@ impl Probe {
             cpu_seconds: ticks
                 .zip(self.cpu_ticks)
                 .map(|(b, a)| b.saturating_sub(a) as f64 / TICKS),
-        }
+        };
+        (servers, own)
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Report {
     pub first_error: Option<String>,
     /// What the servers did in the window.
     pub servers: ServerCost,
+    /// CPU seconds the load generator itself spent in the window (it shares the machine).
+    pub driver_cpu_seconds: Option<f64>,
 }
 
 impl Report {
@@ -62,6 +64,7 @@ impl Report {
         tally: &Tally,
         seconds: f64,
         servers: ServerCost,
+        driver_cpu_seconds: Option<f64>,
     ) -> Self {
         Report {
             system: system.to_string(),
@@ -74,6 +77,7 @@ impl Report {
             errors: tally.errors,
             first_error: tally.first_error.clone(),
             servers,
+            driver_cpu_seconds,
         }
     }
 
@@ -100,12 +104,18 @@ impl Report {
         (self.all.count > 0).then(|| c * 1e6 / self.all.count as f64)
     }
 
+    /// The load generator's own CPU microseconds per operation.
+    pub fn driver_cpu_us_per_op(&self) -> Option<f64> {
+        let c = self.driver_cpu_seconds?;
+        (self.all.count > 0).then(|| c * 1e6 / self.all.count as f64)
+    }
+
     /// The report as one line of text.
     pub fn line(&self) -> String {
         let opt =
             |v: Option<f64>, unit: &str| v.map_or(String::new(), |v| format!("  {v:.1}{unit}"));
         format!(
-            "{:<16} {:<5} c={:<3} {:>9.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2}  p99.9 {:>7.2}  errors {}{}{}{}{}",
+            "{:<16} {:<5} c={:<3} {:>9.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2}  p99.9 {:>7.2}  errors {}{}{}{}{}{}",
             self.system,
             self.workload,
             self.connections,
@@ -117,6 +127,7 @@ impl Report {
             opt(self.bytes_per_write(), " B/write"),
             opt(self.syscalls_per_op(), " syscalls/op"),
             opt(self.cpu_us_per_op(), " cpu-us/op"),
+            opt(self.driver_cpu_us_per_op(), " driver-cpu-us/op"),
             self.first_error
                 .as_ref()
                 .map_or(String::new(), |e| format!("  (first error: {e})")),
@@ -143,6 +154,8 @@ impl Report {
             "bytes_per_write": self.bytes_per_write(),
             "syscalls_per_op": self.syscalls_per_op(),
             "cpu_us_per_op": self.cpu_us_per_op(),
+            "driver_cpu_seconds": self.driver_cpu_seconds,
+            "driver_cpu_us_per_op": self.driver_cpu_us_per_op(),
         })
         .to_string()
     }
