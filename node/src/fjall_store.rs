@@ -48,10 +48,9 @@ use std::time::Instant;
 
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 
+use crate::on_disk::{capitalized, catch_panic, decode_sibs, encode_sibs, hex, io, now_ms};
 use crate::redb_store::record::{self, Table};
-use crate::redb_store::{
-    capitalized, catch_panic, decode_sibs, encode_sibs, hex, io, now_ms, Durability,
-};
+use crate::redb_store::Durability;
 use crate::store::{Store, StoreError, SyncJob};
 use crate::types::{Key, Sibs};
 

@@ -23,6 +23,7 @@ pub mod history;
 pub mod http;
 mod manifest;
 pub mod message;
+mod on_disk;
 pub mod redb_store;
 pub mod runtime;
 #[cfg(feature = "sim")]

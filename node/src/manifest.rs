@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::redb_store::io;
+use crate::on_disk::io;
 use crate::runtime::frame::excerpt;
 use crate::store::StoreError;
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{LOCK_FILE, REBUILD};
-use crate::redb_store::{capitalized, io};
+use crate::on_disk::{capitalized, io};
 use crate::store::StoreError;
 
 /// The I/O error behind `e`, if there is one.

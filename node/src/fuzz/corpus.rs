@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::targets::{CLIENT_SECRET, CLUSTER, NODE_ID, PEER_SECRET, RECORD_KEY};
 use super::{content_name, Target};
-use crate::redb_store::encode_sibs;
+use crate::on_disk::encode_sibs;
 use crate::runtime::frame::{
     self, handshake_conn, AdminReply, ClientFrame, Handshake, NodeFrame, PeerFrame, Role,
 };

@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::core::digest::{decode_siblings, siblings_digest};
 use crate::core::membership::RingState;
+use crate::on_disk::{decode_sibs, encode_sibs, Damaged};
 use crate::redb_store::record::{self, Table};
-use crate::redb_store::{decode_sibs, encode_sibs, Damaged};
 use crate::runtime::frame::{
     self, handshake_conn, ClientFrame, Conn, FrameError, Handshake, NodeFrame, PeerFrame,
     DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME,

@@ -26,19 +26,19 @@ fn sealed_records_are_frozen() {
     let mut t = Table::new("sealed record", BREAKS_DATA);
     // version | checksum | payload
     let plain = sibs(Object::from(b"v".to_vec()));
-    let sealed = crate::redb_store::encode_sibs(b"k", &plain).expect("encodes");
+    let sealed = crate::on_disk::encode_sibs(b"k", &plain).expect("encodes");
     t.bytes(
         "data, version 1",
         &sealed,
         "01 | 042766b62d9abe01 | 919492010001059181a44c697665c40176",
     );
-    match crate::redb_store::decode_sibs(b"k", &sealed) {
+    match crate::on_disk::decode_sibs(b"k", &sealed) {
         Ok(back) if back == plain => {}
         other => t.fail("data, version 1", format!("reads back as {other:?}")),
     }
     // Store format 2 wrote the value as an array of integers: still read.
     let old = super::decode_hex("01042766b62d9abe01919492010001059181a44c697665c40176");
-    match crate::redb_store::decode_sibs(b"k", &old) {
+    match crate::on_disk::decode_sibs(b"k", &old) {
         Ok(back) if back == plain => {}
         other => t.fail(
             "data, version 1, store format 2",
@@ -50,14 +50,14 @@ fn sealed_records_are_frozen() {
         b"{}".to_vec(),
         Some("application/json".into()),
     ));
-    let sealed = crate::redb_store::encode_sibs(b"k", &typed).expect("encodes");
+    let sealed = crate::on_disk::encode_sibs(b"k", &typed).expect("encodes");
     t.bytes(
         "data, version 2 (typed)",
         &sealed,
         "02 | 06e634953f42021a | 919492010001059181a44c69766582a162c4027b7d\
              a174b06170706c69636174696f6e2f6a736f6e",
     );
-    match crate::redb_store::decode_sibs(b"k", &sealed) {
+    match crate::on_disk::decode_sibs(b"k", &sealed) {
         Ok(back) if back == typed => {}
         other => t.fail(
             "data, version 2 (typed)",
@@ -67,7 +67,7 @@ fn sealed_records_are_frozen() {
     let old = super::decode_hex(
         "0206e634953f42021a919492010001059181a44c69766582a162c4027b7da174b06170706c69636174696f6e2f6a736f6e",
     );
-    match crate::redb_store::decode_sibs(b"k", &old) {
+    match crate::on_disk::decode_sibs(b"k", &old) {
         Ok(back) if back == typed => {}
         other => t.fail(
             "data, version 2 (typed), store format 2",
