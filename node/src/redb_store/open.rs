@@ -42,7 +42,7 @@ impl RedbStore {
     /// database while the directory's [`MANIFEST_FILE`] says it held one, or a metadata value is
     /// damaged; and with [`StoreError::Io`] if the directory cannot be created, read or locked
     /// (another process has it open). Damaged data and hint records do not fail the open: they
-    /// are counted, logged and removed (see the [module docs](self)).
+    /// are counted, logged and removed (see the [module docs](crate::redb_store)).
     pub fn open(dir: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| {
