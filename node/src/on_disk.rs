@@ -1,6 +1,9 @@
 //! What both on-disk stores (redb and fjall) share: the checked record codec of a sibling set,
 //! panics of a storage engine turned into errors, and small error and formatting helpers.
 
+#[cfg(test)]
+pub(crate) mod contract;
+
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;

@@ -542,6 +542,10 @@ impl Store for RedbStore {
         self.durability == Durability::Durable && !self.lost_commits
     }
 
+    fn has_unflushed_writes(&self) -> bool {
+        self.pending() > 0
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
         RedbStore::sync(self)
     }

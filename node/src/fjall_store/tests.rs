@@ -1,32 +1,9 @@
 //! Tests of the fjall store: the redb store's cases, on fjall's files.
 
 use std::path::Path;
-use std::time::Duration;
-
-use dynamo_vclock::Value;
 
 use super::*;
-
-fn sibs(value: &[u8]) -> Sibs {
-    let mut s = Sibs::new();
-    let ctx = s.context();
-    s.put(&ctx, (1, 0), 0, Value::Live(value.to_vec().into()));
-    s
-}
-
-fn values(s: &Sibs) -> Vec<Vec<u8>> {
-    s.live_values().map(|o| o.bytes.clone()).collect()
-}
-
-fn key(i: usize) -> Vec<u8> {
-    format!("key-{i}").into_bytes()
-}
-
-fn value(i: usize) -> Vec<u8> {
-    let mut v = format!("value-{i:04}-").into_bytes();
-    v.resize(200, b'v');
-    v
-}
+use crate::on_disk::contract::{self, key, sibs, value, values};
 
 /// Writes `n` keys, flushed into sorted tables (not only the journal).
 fn fill(dir: &Path, n: usize) {
@@ -52,44 +29,25 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 #[test]
 fn writes_are_visible_at_once_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
-        store.put(b"a", &sibs(b"1")).unwrap();
-        store.put(b"c", &sibs(b"3")).unwrap();
-        store.put_hint(7, b"hint").unwrap();
-        store.put_meta("epoch", b"\x01").unwrap();
-        assert_eq!(
-            values(&store.get(b"a").unwrap().unwrap()),
-            vec![b"1".to_vec()]
-        );
-        store.flush().unwrap();
-        assert_eq!(store.pending(), 0);
-        store.put(b"b", &sibs(b"2")).unwrap();
-        store.remove(b"c").unwrap();
-        let mut seen = Vec::new();
-        store.scan(&mut |k, _| seen.push(k.to_vec())).unwrap();
-        assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec()]);
-        // The fsync on another thread, as the driver runs it.
-        let job = store.start_flush().unwrap().expect("writes to sync");
-        std::thread::spawn(job).join().unwrap().unwrap();
-        store.remove_hint(7).unwrap();
-        store.put_hint(8, b"h8").unwrap();
-        assert_eq!(store.hints().unwrap(), vec![(8, b"h8".to_vec())]);
-        store.flush().unwrap();
-        assert!(
-            store.start_flush().unwrap().is_none(),
-            "nothing left to sync"
-        );
-    }
-    let store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
-    assert!(store.get(b"c").unwrap().is_none());
-    assert_eq!(
-        values(&store.get(b"b").unwrap().unwrap()),
-        vec![b"2".to_vec()]
-    );
-    assert_eq!(store.hints().unwrap(), vec![(8, b"h8".to_vec())]);
-    assert_eq!(store.get_meta("epoch").unwrap(), Some(vec![1]));
-    assert_eq!(store.get_meta("absent").unwrap(), None);
+    contract::writes_are_visible_at_once_and_survive_reopen(dir.path(), |d| {
+        FjallStore::open(d, Durability::Durable).unwrap()
+    });
+}
+
+#[test]
+fn buffered_mode_syncs_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::buffered_mode_syncs_on_drop(dir.path(), |d, durability| {
+        FjallStore::open(d, durability).unwrap()
+    });
+}
+
+#[test]
+fn second_open_of_same_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::second_open_of_same_dir_is_refused(dir.path(), |d| {
+        FjallStore::open(d, Durability::Durable)
+    });
 }
 
 #[test]
@@ -103,30 +61,6 @@ fn one_flush_is_one_batch() {
     store.put(b"k2", &sibs(b"v")).unwrap();
     store.flush().unwrap();
     assert_eq!(store.commits(), before + 1);
-}
-
-#[test]
-fn buffered_mode_syncs_on_drop() {
-    let dir = tempfile::tempdir().unwrap();
-    let durability = Durability::Buffered {
-        sync_interval: Duration::from_secs(3600),
-    };
-    {
-        let mut store = FjallStore::open(dir.path(), durability).unwrap();
-        assert!(!store.is_durable());
-        store.put(b"k", &sibs(b"v")).unwrap();
-        assert!(store.start_flush().unwrap().is_none());
-    }
-    let store = FjallStore::open(dir.path(), durability).unwrap();
-    assert!(store.get(b"k").unwrap().is_some());
-}
-
-#[test]
-fn second_open_of_same_dir_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let _first = FjallStore::open(dir.path(), Durability::Durable).unwrap();
-    let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
-    assert!(err.to_string().contains("already open"), "{err}");
 }
 
 #[test]

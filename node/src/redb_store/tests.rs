@@ -1,18 +1,8 @@
 //! Tests of the redb store: records, damage, crashes, truncation and upgrades.
 
 use super::*;
+use crate::on_disk::contract::{self, key, sibs, value, values};
 use dynamo_vclock::Value;
-
-fn sibs(value: &[u8]) -> Sibs {
-    let mut s = Sibs::new();
-    let ctx = s.context();
-    s.put(&ctx, (1, 0), 0, Value::Live(value.to_vec().into()));
-    s
-}
-
-fn values(s: &Sibs) -> Vec<Vec<u8>> {
-    s.live_values().map(|o| o.bytes.clone()).collect()
-}
 
 #[test]
 fn a_content_type_is_stored_in_a_version_2_record_and_reads_back() {
@@ -39,40 +29,27 @@ fn a_content_type_is_stored_in_a_version_2_record_and_reads_back() {
 }
 
 #[test]
-fn buffered_writes_are_visible_and_survive_reopen() {
+fn writes_are_visible_at_once_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
-        store.put(b"a", &sibs(b"1")).unwrap();
-        store.put(b"c", &sibs(b"3")).unwrap();
-        store.put_hint(7, b"hint").unwrap();
-        store.put_meta("epoch", b"\x01").unwrap();
-        assert_eq!(
-            values(&store.get(b"a").unwrap().unwrap()),
-            vec![b"1".to_vec()]
-        );
-        store.flush().unwrap();
-        assert_eq!(store.pending(), 0);
-        store.put(b"b", &sibs(b"2")).unwrap();
-        store.remove(b"c").unwrap();
-        let mut seen = Vec::new();
-        store.scan(&mut |k, _| seen.push(k.to_vec())).unwrap();
-        assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec()]);
-        store.flush().unwrap();
-        store.remove_hint(7).unwrap();
-        store.put_hint(8, b"h8").unwrap();
-        assert_eq!(store.hints().unwrap(), vec![(8, b"h8".to_vec())]);
-        store.flush().unwrap();
-    }
-    let store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
-    assert!(store.get(b"c").unwrap().is_none());
-    assert_eq!(
-        values(&store.get(b"b").unwrap().unwrap()),
-        vec![b"2".to_vec()]
-    );
-    assert_eq!(store.hints().unwrap(), vec![(8, b"h8".to_vec())]);
-    assert_eq!(store.get_meta("epoch").unwrap(), Some(vec![1]));
-    assert_eq!(store.get_meta("absent").unwrap(), None);
+    contract::writes_are_visible_at_once_and_survive_reopen(dir.path(), |d| {
+        RedbStore::open(d, Durability::Durable).unwrap()
+    });
+}
+
+#[test]
+fn buffered_mode_syncs_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::buffered_mode_syncs_on_drop(dir.path(), |d, durability| {
+        RedbStore::open(d, durability).unwrap()
+    });
+}
+
+#[test]
+fn second_open_of_same_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::second_open_of_same_dir_is_refused(dir.path(), |d| {
+        RedbStore::open(d, Durability::Durable)
+    });
 }
 
 #[test]
@@ -90,21 +67,6 @@ fn flush_without_writes_commits_nothing() {
         created + 1,
         "one group commit for the whole batch"
     );
-}
-
-#[test]
-fn buffered_mode_syncs_on_drop() {
-    let dir = tempfile::tempdir().unwrap();
-    let durability = Durability::Buffered {
-        sync_interval: Duration::from_secs(3600),
-    };
-    {
-        let mut store = RedbStore::open(dir.path(), durability).unwrap();
-        store.put(b"k", &sibs(b"v")).unwrap();
-        store.flush().unwrap();
-    }
-    let store = RedbStore::open(dir.path(), durability).unwrap();
-    assert!(store.get(b"k").unwrap().is_some());
 }
 
 #[test]
@@ -413,14 +375,6 @@ fn data_dir_that_is_a_file_is_an_error() {
     assert!(err.to_string().contains("data directory"), "{err}");
 }
 
-#[test]
-fn second_open_of_same_dir_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let _first = RedbStore::open(dir.path(), Durability::Durable).unwrap();
-    let err = RedbStore::open(dir.path(), Durability::Durable).unwrap_err();
-    assert!(err.to_string().contains("already open"), "{err}");
-}
-
 /// Writes `n` keys `key-i` (values `value-i-` padded to 200 bytes) in one commit, then a
 /// metadata entry in a second one, so that the data pages are shared by both commit slots.
 fn fill(dir: &Path, n: usize) {
@@ -431,16 +385,6 @@ fn fill(dir: &Path, n: usize) {
     store.flush().unwrap();
     store.put_meta("after", b"x").unwrap();
     store.flush().unwrap();
-}
-
-fn key(i: usize) -> Vec<u8> {
-    format!("key-{i}").into_bytes()
-}
-
-fn value(i: usize) -> Vec<u8> {
-    let mut v = format!("value-{i:04}-").into_bytes();
-    v.resize(200, b'v');
-    v
 }
 
 fn truncate(dir: &Path, fraction: f64) {
