@@ -38,6 +38,7 @@ mod holdings;
 mod ids;
 mod key_index;
 pub(crate) mod membership;
+mod minting;
 mod reaper;
 mod replica;
 mod requests;
@@ -145,10 +146,10 @@ pub struct NodeCore {
     /// Requests in flight: coordinated here, forwarded, or the reaper's.
     requests: Requests,
     /// Puts minting a dot, by key, with the puts of the key waiting for them (see
-    /// `coordinator::Minting`).
-    minting: BTreeMap<Key, VecDeque<coordinator::Minting>>,
+    /// `minting::Minting`).
+    minting: BTreeMap<Key, VecDeque<minting::Minting>>,
     /// Puts that read their key and wait for a lease of actor epochs to be durable.
-    lease_waiters: VecDeque<(coordinator::Minting, Sibs)>,
+    lease_waiters: VecDeque<(minting::Minting, Sibs)>,
     /// Tombstones and when to reap them.
     reaper: reaper::Reaper,
     transmits: VecDeque<(NodeId, PeerMessage)>,

@@ -175,11 +175,11 @@ pub(crate) enum Then {
     /// The coordinator's own read for request `req`.
     LocalRead { req: RequestId },
     /// The current versions of a put's key, to mint its dot from.
-    Mint(Box<super::coordinator::Minting>),
+    Mint(Box<super::minting::Minting>),
     /// A new lease of actor epochs is durable: the put that needed it goes on.
-    Lease(Box<super::coordinator::Minted>),
+    Lease(Box<super::minting::Minted>),
     /// A primary coordinator's dot is in its store: the put goes out.
-    Minted(Box<super::coordinator::Minted>),
+    Minted(Box<super::minting::Minted>),
     /// Hints a fallback delivered: acknowledge the batch if every entry was kept.
     HintsAck {
         from: NodeId,
