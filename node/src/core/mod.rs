@@ -45,6 +45,7 @@ mod requests;
 mod resume;
 mod staleness;
 mod stats;
+mod status;
 mod storage;
 #[cfg(test)]
 mod storage_tests;
@@ -63,7 +64,6 @@ use dynamo_handoff::{HintLog, HintLogConfig};
 use dynamo_merkle::Tree;
 use dynamo_ring::{HashFunction, NodeSpec, Ring, RingConfig, Strategy};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 
 pub use boot::Boot;
 pub use change::{
@@ -76,6 +76,7 @@ pub use stats::{
     Counters, LatencyBuckets, LatencySummary, NodeStats, RequestMetrics, RequestOp, RequestOutcome,
     LATENCY_BUCKETS,
 };
+pub use status::{MemberStatus, NodeStatus};
 pub use storage::{execute, merged, reapable, StorageId, StorageOp, StorageResult};
 pub use stored::StoredCore;
 #[cfg(test)]
@@ -464,45 +465,6 @@ impl NodeCore {
         self.view.replicated.get(p).copied().unwrap_or(false)
     }
 
-    /// A summary for the `status` command.
-    pub fn status(&self) -> NodeStatus {
-        let members = self
-            .view
-            .members
-            .iter()
-            .map(|&m| MemberStatus {
-                id: m,
-                address: self.view.addresses.get(&m).cloned().unwrap_or_default(),
-                up: self.is_up(m),
-                hints_pending: self.hints.pending_for(&m),
-            })
-            .collect();
-        let ownership = self.view.ring.ownership();
-        NodeStatus {
-            id: self.id,
-            address: self.address.clone(),
-            epoch: self.epochs.floor(),
-            ring_version: self.view.ring_state.version,
-            generation: self.generation,
-            members,
-            ownership: ownership.replica.clone(),
-            partitions_replicated: (0..self.view.ring.range_count())
-                .filter(|&p| self.replicates(p))
-                .count(),
-            keys: self.holdings.len(),
-            hints_pending: self.hints.len(),
-            sync_sessions_running: self.anti_entropy.len(),
-            transfers_running: self.transfers.runs.len(),
-            partitions_incoming: self.transfers.incoming.len(),
-            leaving: self.view.leaving,
-            requests_in_flight: self.requests.len(),
-            counters: self.stats.counters.clone(),
-            get_latency: LatencySummary::of(&self.stats.get_latency),
-            put_latency: LatencySummary::of(&self.stats.put_latency),
-            staleness: staleness::predict(&self.stats, self.config.n, self.config.r, self.config.w),
-        }
-    }
-
     /// The PBS predictions from this node's measured round trips (see `staleness`), for the
     /// configured N, R, W and its neighbours; `None` until enough answers were timed.
     pub fn staleness(&self) -> Option<StalenessStatus> {
@@ -726,69 +688,6 @@ fn decode_u64(bytes: &[u8]) -> Result<u64, StoreError> {
         StoreError::Corrupt(format!("meta value of {} bytes, expected 8", bytes.len()))
     })?;
     Ok(u64::from_be_bytes(arr))
-}
-
-/// One member as this node sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MemberStatus {
-    /// Its id.
-    pub id: NodeId,
-    /// Its address.
-    pub address: String,
-    /// Whether it is believed up.
-    pub up: bool,
-    /// Hints held here for it.
-    pub hints_pending: usize,
-}
-
-/// What `dynamo status` shows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    /// This node.
-    pub id: NodeId,
-    /// Its address.
-    pub address: String,
-    /// Storage epoch.
-    pub epoch: u64,
-    /// Gossip generation.
-    pub generation: u64,
-    /// Version of the ring this node uses (nodes that agree on it agree on the ring).
-    #[serde(default)]
-    pub ring_version: u64,
-    /// Ring members.
-    pub members: Vec<MemberStatus>,
-    /// Share of the key space each member stores (as one of N replicas).
-    pub ownership: Vec<(NodeId, f64)>,
-    /// Partitions this node replicates.
-    pub partitions_replicated: usize,
-    /// Keys stored.
-    pub keys: usize,
-    /// Hints held for other nodes.
-    pub hints_pending: usize,
-    /// Anti-entropy sessions running.
-    pub sync_sessions_running: usize,
-    /// Outgoing ownership transfers running (partition, receiver).
-    #[serde(default)]
-    pub transfers_running: usize,
-    /// Partitions this node became a replica of and has not received yet.
-    #[serde(default)]
-    pub partitions_incoming: usize,
-    /// This node is out of the ring (asked to leave, or removed by a commit): it hands its data
-    /// over, then it may be stopped.
-    #[serde(default)]
-    pub leaving: bool,
-    /// Client requests being coordinated.
-    pub requests_in_flight: usize,
-    /// Counters.
-    pub counters: Counters,
-    /// Get latency.
-    pub get_latency: LatencySummary,
-    /// Put latency.
-    pub put_latency: LatencySummary,
-    /// Live staleness predictions (PBS) from the round trips this node measured as a
-    /// coordinator; `None` before it timed enough answers.
-    #[serde(default)]
-    pub staleness: Option<StalenessStatus>,
 }
 
 /// For each range of `ring`, whether `id` is one of its N primaries.
