@@ -124,3 +124,21 @@ async fn stop_perf(child: Child) -> Option<u64> {
         .and_then(|l| l.split(',').next())
         .and_then(|n| n.trim().parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_reads_its_own_cpu_ticks() {
+        assert!(cpu_ticks(std::process::id()).is_some());
+    }
+
+    #[tokio::test]
+    async fn without_servers_only_the_load_generators_own_cpu_is_measured() {
+        let (servers, own) = Probe::start(&[]).finish().await;
+        assert_eq!(servers, ServerCost::default());
+        let own = own.expect("the load generator's own CPU time");
+        assert!(own >= 0.0);
+    }
+}

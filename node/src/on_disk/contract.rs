@@ -45,7 +45,9 @@ pub(crate) fn writes_are_visible_at_once_and_survive_reopen<S: Store>(
 ) {
     {
         let mut store = open(dir);
+        assert!(!store.has_unflushed_writes());
         store.put(b"a", &sibs(b"1")).unwrap();
+        assert!(store.has_unflushed_writes());
         store.put(b"c", &sibs(b"3")).unwrap();
         store.put_hint(7, b"hint").unwrap();
         store.put_meta("epoch", b"\x01").unwrap();
