@@ -433,7 +433,7 @@ impl NodeCore {
                         }
                     }
                     if read_locally {
-                        if self.transfers.incoming.contains(&self.partition_of(key)) {
+                        if self.receiving(key) {
                             let _ = coord.handle_message(now, self.id, GetReply::Failed);
                         } else {
                             self.stats.counters.replica_reads += 1;

@@ -677,6 +677,13 @@ impl NodeCore {
     fn partition_of(&self, key: &[u8]) -> usize {
         self.view.ring.range_index(self.view.ring.position(key))
     }
+
+    /// Whether `key`'s partition is still arriving from its previous owner (reads of it are
+    /// refused). Hashes the key only while some partition is arriving.
+    fn receiving(&self, key: &[u8]) -> bool {
+        !self.transfers.incoming.is_empty()
+            && self.transfers.incoming.contains(&self.partition_of(key))
+    }
 }
 
 fn root_bytes(tree: &Tree) -> [u8; 32] {

@@ -235,7 +235,7 @@ impl NodeCore {
     }
 
     pub(crate) fn replica_read(&mut self, from: NodeId, req: RequestId, key: &[u8]) {
-        if self.transfers.incoming.contains(&self.partition_of(key)) {
+        if self.receiving(key) {
             self.transmits
                 .push_back((from, PeerMessage::ReadRefused { req }));
             return;

@@ -155,7 +155,10 @@ impl<S: Store + Send + 'static> Driver<S> {
                 r = sync_done => synced = Some(r),
                 input = rx.recv() => {
                     let Some(input) = input else { break };
-                    flow = self.apply(input);
+                    // One reading of the clock for the whole batch: the core counts milliseconds,
+                    // and a batch takes microseconds.
+                    let at = tokio::time::Instant::now();
+                    flow = self.apply(input, at);
                     self.ride_along(in_flight);
                     if self.waiting.len() > 1 {
                         // Under concurrent load, let this worker read the sockets that are ready
@@ -169,7 +172,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                     let mut n = 1;
                     while flow == Flow::Continue && n < MAX_BATCH {
                         match rx.try_recv() {
-                            Ok(input) => flow = self.apply(input),
+                            Ok(input) => flow = self.apply(input, at),
                             Err(_) => break,
                         }
                         self.ride_along(in_flight);
@@ -254,8 +257,9 @@ impl<S: Store + Send + 'static> Driver<S> {
         Ok(())
     }
 
-    fn apply(&mut self, input: Input) -> Flow {
-        let now = self.clock.now();
+    /// Hands `input`, which arrived at `at`, to the core.
+    fn apply(&mut self, input: Input, at: tokio::time::Instant) -> Flow {
+        let now = self.clock.at(at);
         match input {
             Input::Peer { from, msg } => {
                 // A replica's read runs within this call (the store is synchronous) and writes
@@ -278,7 +282,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                 let waiting = Waiting {
                     reply,
                     op: RequestOp::of(&request),
-                    arrived: tokio::time::Instant::now(),
+                    arrived: at,
                     reads,
                 };
                 self.waiting.insert(req, waiting);
@@ -496,7 +500,7 @@ impl<S: Store + Send + 'static> Driver<S> {
     }
 
     fn transmit(&mut self, to: NodeId, msg: PeerMessage) {
-        let Some(address) = self.core.address_of(to).map(str::to_string) else {
+        let Some(address) = self.core.address_of(to) else {
             tracing::debug!(peer = to, "no address known for peer");
             self.undelivered.push((to, msg));
             return;
@@ -506,6 +510,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             .get(&to)
             .is_none_or(|l| l.address != address || l.outlet.is_closed());
         if stale {
+            let address = address.to_string();
             let link = peers::spawn(self.link_ctx.clone(), to, address, self.peer_queue);
             self.links.insert(to, link);
         }

@@ -378,7 +378,12 @@ impl Clock {
 
     /// Now, in core milliseconds.
     pub(crate) fn now(&self) -> u64 {
-        self.origin + self.start.elapsed().as_millis() as u64
+        self.at(tokio::time::Instant::now())
+    }
+
+    /// The instant `at`, in core milliseconds.
+    pub(crate) fn at(&self, at: tokio::time::Instant) -> u64 {
+        self.origin + at.saturating_duration_since(self.start).as_millis() as u64
     }
 
     /// The instant of core time `t`.

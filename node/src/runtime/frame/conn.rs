@@ -1,7 +1,9 @@
 //! [`Conn`]: frames read and written on a byte stream, with limits, timeouts and, after an
 //! encrypting handshake, Noise records (see the parent module for the format).
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -196,6 +198,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                 self.partial_since = self.partial().then_some(now);
                 return Ok(body);
             }
+            if self.partial_since.is_none() && self.partial() {
+                // A frame began arriving with the last read and is not whole yet.
+                self.partial_since = Some(Instant::now());
+            }
             if self.rbuf.capacity() == self.rbuf.len() {
                 self.rbuf.reserve(if self.handshake { 512 } else { 4096 });
             }
@@ -228,9 +234,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                 } else {
                     FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
                 });
-            }
-            if self.partial_since.is_none() {
-                self.partial_since = Some(Instant::now());
             }
         }
     }
@@ -316,10 +319,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         };
         match self.timeouts {
             None => write.await?,
-            Some(t) => match tokio::time::timeout(t.read, write).await {
-                Ok(r) => r?,
-                Err(_) => return Err(FrameError::WriteTimeout(t.read)),
-            },
+            Some(t) => {
+                // Most writes complete at once: only one that has to wait gets a timer (a
+                // timer per write was a registration with tokio's time driver per reply).
+                let mut write = std::pin::pin!(write);
+                let mut limit: Option<Pin<Box<Sleep>>> = None;
+                let written = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(r) = write.as_mut().poll(cx) {
+                        return Poll::Ready(Some(r));
+                    }
+                    let limit = limit.get_or_insert_with(|| Box::pin(tokio::time::sleep(t.read)));
+                    limit.as_mut().poll(cx).map(|()| None)
+                })
+                .await;
+                match written {
+                    Some(r) => r?,
+                    None => return Err(FrameError::WriteTimeout(t.read)),
+                }
+            }
         }
         self.wbuf.clear();
         self.last_activity = Instant::now();
@@ -384,3 +401,91 @@ pub async fn refuse<F: ErrorFrame, T: AsyncRead + AsyncWrite + Unpin>(
 
 /// How long [`refuse`] waits for the other side to close.
 pub const DRAIN_TIME: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        idle: Duration::from_secs(60),
+        read: Duration::from_secs(2),
+    };
+
+    /// A connection over an in-memory pipe of 64 bytes whose other end is returned.
+    fn pipe() -> (Conn<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(64);
+        let mut conn = handshake_conn(ours);
+        conn.established(1 << 20, 1 << 20, Some(TIMEOUTS));
+        (conn, theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_other_side_never_reads_fails_after_the_read_timeout() {
+        let (mut conn, _theirs) = pipe();
+        conn.feed_body(&[7; 4096]).expect("within the limit");
+        let started = Instant::now();
+        let e = conn.flush().await.expect_err("nobody reads");
+        assert!(
+            matches!(e, FrameError::WriteTimeout(t) if t == TIMEOUTS.read),
+            "{e:?}"
+        );
+        assert!(started.elapsed() >= TIMEOUTS.read);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_waits_for_a_slow_reader_completes_within_the_timeout() {
+        let (mut conn, mut theirs) = pipe();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut chunk = [0; 64];
+            while got.len() < 4 + 4096 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let n = theirs.read(&mut chunk).await.expect("reads");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            got
+        });
+        conn.feed_body(&[7; 4096]).expect("within the limit");
+        conn.flush().await.expect("the reader drains it in time");
+        let got = reader.await.expect("the reader finishes");
+        assert_eq!(got[..4], 4096u32.to_be_bytes());
+        assert!(got[4..].iter().all(|&b| b == 7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_that_stops_arriving_halfway_fails_after_the_read_timeout() {
+        let (mut conn, mut theirs) = pipe();
+        theirs
+            .write_all(&100u32.to_be_bytes())
+            .await
+            .expect("writes");
+        theirs.write_all(&[1; 10]).await.expect("writes");
+        let e = conn
+            .recv_body()
+            .await
+            .expect_err("the frame never completes");
+        assert!(
+            matches!(e, FrameError::ReadTimeout(t) if t == TIMEOUTS.read),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_arriving_whole_are_read_one_by_one() {
+        let (mut conn, mut theirs) = pipe();
+        for body in [&b"one"[..], b"two"] {
+            theirs
+                .write_all(&(body.len() as u32).to_be_bytes())
+                .await
+                .expect("writes");
+            theirs.write_all(body).await.expect("writes");
+        }
+        assert_eq!(&conn.recv_body().await.expect("first")[..], b"one");
+        assert_eq!(&conn.recv_body().await.expect("second")[..], b"two");
+        let e = conn.recv_body().await.expect_err("nothing more arrives");
+        assert!(
+            matches!(e, FrameError::Idle(t) if t == TIMEOUTS.idle),
+            "{e:?}"
+        );
+    }
+}
