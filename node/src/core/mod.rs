@@ -44,6 +44,7 @@ mod replica;
 mod requests;
 mod resume;
 mod staleness;
+mod start;
 mod stats;
 mod status;
 mod storage;
@@ -55,15 +56,13 @@ mod tests;
 mod transfer;
 mod transfers;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Duration;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::types::ReplayRng;
 use dynamo_gossip::Gossip;
-use dynamo_handoff::{HintLog, HintLogConfig};
+use dynamo_handoff::HintLog;
 use dynamo_merkle::Tree;
-use dynamo_ring::{HashFunction, NodeSpec, Ring, RingConfig, Strategy};
-use rand::Rng;
+use dynamo_ring::Ring;
 
 pub use boot::Boot;
 pub use change::{
@@ -95,7 +94,7 @@ use epochs::Epochs;
 use holdings::Holdings;
 use membership::View;
 use requests::{Requests, RoundTrip};
-use storage::{Storage, Then};
+use storage::Storage;
 use transfers::Transfers;
 
 /// Why a node could not start.
@@ -161,225 +160,6 @@ pub struct NodeCore {
 }
 
 impl NodeCore {
-    /// Starts a node from what its store kept ([`Boot::load`]). Drain
-    /// [`NodeCore::poll_storage`] and the other outputs before the first input.
-    pub fn new(
-        id: NodeId,
-        address: String,
-        config: NodeConfig,
-        boot: Boot,
-        now: Millis,
-        seed: u64,
-    ) -> Result<Self, NodeError> {
-        boot::config_checked(&config)?;
-        let Boot {
-            mut rng,
-            epochs,
-            generation,
-            ring: stored_ring,
-            removed,
-            transfers: stored_transfers,
-            checkpoints,
-            keys,
-            hints: records,
-        } = boot;
-
-        let gossip_config = dynamo_gossip::Config {
-            cluster_name: config.cluster.clone(),
-            gossip_interval: Duration::from_millis(config.gossip_interval),
-            phi_threshold: config.phi_threshold,
-            remove_after: Duration::from_millis(config.remove_after.unwrap_or(u64::MAX / 4)),
-            rng_seed: seed,
-            ..dynamo_gossip::Config::default()
-        };
-        let mut gossip = Gossip::new(
-            gossip_config,
-            id,
-            address.clone(),
-            generation,
-            config.seeds.clone(),
-        )
-        .map_err(|e| NodeError::Config(e.to_string()))?;
-        let _ = gossip.set_status(dynamo_gossip::Status::Up);
-        if let Some(zone) = &config.zone {
-            let _ = gossip.set_app_state(membership::ZONE_KEY, zone.as_bytes().to_vec());
-        }
-        if config.wait_for_commit {
-            let _ = gossip.set_app_state(membership::ADMISSION_KEY, b"staged".to_vec());
-        }
-
-        // The ring this node had (a restart resumes from it), or, for a new node, one built from
-        // the initial members (version 0: any ring a peer publishes replaces it).
-        let ring_state = match stored_ring {
-            Some(state) => {
-                let wanted = Self::build_ring(&config, &BTreeSet::from([id]))?;
-                if state.ring.config() != wanted.config() {
-                    return Err(NodeError::Config(format!(
-                        "the stored ring has N={} and {:?}; the configuration asks for N={} and \
-                         {:?}",
-                        state.ring.replicas(),
-                        state.ring.config().strategy,
-                        config.n,
-                        wanted.config().strategy
-                    )));
-                }
-                state
-            }
-            None => {
-                let mut members: BTreeSet<NodeId> =
-                    config.initial_members.iter().copied().collect();
-                members.insert(id);
-                membership::RingState {
-                    version: 0,
-                    claimant: 0,
-                    ring: Self::build_ring(&config, &members)?,
-                }
-            }
-        };
-        // A node that is not among the initial members joins an existing cluster: its own ring
-        // is a guess until it hears the cluster's.
-        // So is the ring of a node given seeds but no initial members.
-        let ring_provisional = ring_state.version == 0
-            && if config.initial_members.is_empty() {
-                config.seeds.iter().any(|(s, _)| *s != id)
-            } else {
-                !config.initial_members.contains(&id)
-            };
-        let ring_bytes = ring_state.encode();
-        let mut storage = Storage::default();
-        if !ring_provisional {
-            storage.push(
-                StorageOp::PutMeta {
-                    name: membership::RING_KEY.into(),
-                    value: ring_bytes.clone(),
-                    sync: false,
-                },
-                Then::Meta,
-            );
-            let _ = gossip.set_app_state(membership::RING_KEY, ring_bytes.clone());
-        }
-        let ring = ring_state.ring.clone();
-        let members: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
-        // A node a ring change took out, restarted before it said it left: it goes on leaving.
-        let leaving = !ring_provisional && !ring.contains(&id) && removed;
-        if leaving {
-            let _ = gossip.set_status(dynamo_gossip::Status::Leaving);
-        }
-        let mut holdings = Holdings::new(config.partitions as usize);
-        let mut reaper = reaper::Reaper::new(config.tombstone_grace, now);
-        for stored in keys {
-            let p = ring.range_index(ring.position(&stored.key));
-            holdings.stored(p, &stored.key, stored.digest);
-            reaper.track_time(&stored.key, stored.tombstone);
-        }
-
-        let defaults = HintLogConfig::default();
-        let backoff = dynamo_handoff::Backoff {
-            initial: std::time::Duration::from_millis(config.handoff_interval.max(1)),
-            ..defaults.backoff
-        };
-        let mut hints = HintLog::new(HintLogConfig {
-            seed: seed ^ generation,
-            backoff,
-            ..defaults
-        });
-        for record in &records {
-            holdings.hint_kept(record)?;
-        }
-        hints.rebuild(now, records);
-
-        let mut addresses: BTreeMap<NodeId, String> = config.seeds.iter().cloned().collect();
-        addresses.insert(id, address.clone());
-        // Anti-entropy every 0 ms means none (a configuration file cannot say `None`).
-        let mut config = config;
-        if config.sync_interval == Some(0) {
-            config.sync_interval = None;
-        }
-        let next_sync = config
-            .sync_interval
-            .map(|i| now + rng.gen_range(0..i.max(1)));
-        let request_timeout = config.request_timeout;
-        let sync_interval = config.sync_interval;
-        let mut core = NodeCore {
-            id,
-            address,
-            config,
-            storage,
-            epochs,
-            generation,
-            rng,
-            gossip,
-            view: View {
-                replicated: replicated_ranges(&ring, id),
-                ring,
-                ring_state,
-                ring_digest: membership::ring_digest(&ring_bytes),
-                ring_bytes,
-                handoff_published: Vec::new(),
-                replicated_changes: 0,
-                handoff_stamp: None,
-                hints_published: Vec::new(),
-                ring_provisional,
-                ring_heard: false,
-                members,
-                unheard: BTreeSet::new(),
-                booted: now,
-                departed: BTreeSet::new(),
-                addresses,
-                leaving,
-            },
-            holdings,
-            hints,
-            anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout),
-            transfers: Transfers::resumed(stored_transfers, checkpoints),
-            reaper,
-            // Request ids of one incarnation never meet those of the next (the generation grows
-            // by at least one per restart and by the milliseconds between them), so a peer can
-            // tell a repeated forward from a new one across restarts.
-            requests: Requests::new(generation.saturating_mul(1 << 20).max(1), request_timeout),
-            minting: BTreeMap::new(),
-            lease_waiters: VecDeque::new(),
-            transmits: VecDeque::new(),
-            replies: VecDeque::new(),
-            stats: NodeStats::default(),
-            events: events::Events::default(),
-        };
-        core.hand_over_foreign(now);
-        core.publish_handoff();
-        core.publish_hint_targets();
-        core.gossip.handle_timeout(now);
-        core.drain(now);
-        Ok(core)
-    }
-
-    fn build_ring(
-        config: &NodeConfig,
-        members: &BTreeSet<NodeId>,
-    ) -> Result<Ring<NodeId>, NodeError> {
-        let ring_config = RingConfig {
-            hash: HashFunction::Md5,
-            strategy: Strategy::EqualPartitions {
-                partitions: config.partitions,
-            },
-            replicas: config.n,
-        };
-        let zone_of = |m: NodeId| {
-            config
-                .member_zones
-                .iter()
-                .find(|(id, _)| *id == m)
-                .map(|(_, z)| z.clone())
-        };
-        let specs = members.iter().map(|&m| {
-            let spec = NodeSpec::new(m);
-            match zone_of(m) {
-                Some(zone) => spec.with_zone(zone),
-                None => spec,
-            }
-        });
-        Ring::new(ring_config, specs).map_err(|e| NodeError::Config(e.to_string()))
-    }
-
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id

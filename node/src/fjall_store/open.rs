@@ -1,0 +1,174 @@
+//! Opening a [`FjallStore`]: the directory, its lock and manifest, fjall's keyspace and
+//! partitions, and the check of every record.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use fjall::{Config, PartitionCreateOptions};
+
+use crate::manifest::Manifest;
+use crate::on_disk::{capitalized, catch_panic, io, now_ms};
+use crate::redb_store::Durability;
+use crate::store::{Store, StoreError};
+
+use super::errors::{fjall_err, lock};
+use super::{
+    cache, manifest, unsynced, Damage, FjallStore, CACHE, FJALL_DIR, INSTANCE_KEY, JOURNAL,
+    REBUILD, ROW_CACHE, WRITE_BUFFER,
+};
+
+impl FjallStore {
+    /// Opens (or creates) the store in `dir`, creating the directory if needed.
+    ///
+    /// Fails with [`StoreError::Corrupt`] if fjall cannot read its files (truncated, damaged),
+    /// if the engine's folder is missing or empty or holds another instance while the
+    /// directory's [`MANIFEST_FILE`] says it held one, or a metadata value is damaged; and with
+    /// [`StoreError::Io`] if the directory cannot be created or read, or is in use.
+    pub fn open(dir: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            io(
+                &format!("cannot create data directory {}", dir.display()),
+                e,
+            )
+        })?;
+        let engine = dir.join(FJALL_DIR);
+        let lock = lock(&dir)?;
+        let manifest = Manifest::read(&manifest::KIND, &dir)?;
+        if let Some(m) = &manifest {
+            let empty = std::fs::read_dir(&engine).map_or(true, |mut d| d.next().is_none());
+            if empty {
+                return Err(StoreError::Corrupt(format!(
+                    "{} is missing or empty, but {} says this directory holds a database ({}): \
+                     its data is gone, and starting empty would silently drop every write this \
+                     node acknowledged. Restore it; {REBUILD}",
+                    engine.display(),
+                    Manifest::path(&manifest::KIND, &dir).display(),
+                    m.describe()
+                )));
+            }
+        }
+        let opened = catch_panic(|| {
+            Config::new(&engine)
+                .manual_journal_persist(true)
+                .flush_workers(1)
+                .compaction_workers(1)
+                .max_write_buffer_size(WRITE_BUFFER)
+                .max_journaling_size(JOURNAL)
+                .cache_size(CACHE)
+                .open()
+        })
+        .map_err(|panic| {
+            StoreError::Corrupt(format!(
+                "{}: cannot open the database, the files are damaged or truncated (fjall: \
+                 {panic}). {}",
+                engine.display(),
+                capitalized(REBUILD)
+            ))
+        })?;
+        let keyspace = opened.map_err(|e| fjall_err(&engine, "cannot open the database", e))?;
+        let partition = |name: &str| {
+            catch_panic(|| keyspace.open_partition(name, PartitionCreateOptions::default()))
+                .map_err(|p| StoreError::Corrupt(format!("{}: {p}", engine.display())))?
+                .map_err(|e| fjall_err(&engine, "cannot open a partition", e))
+        };
+        let (data, hints, meta) = (partition("data")?, partition("hints")?, partition("meta")?);
+        let mut store = FjallStore {
+            keyspace,
+            data,
+            hints,
+            meta,
+            dir: engine,
+            durability,
+            overlay: BTreeMap::new(),
+            hint_overlay: BTreeMap::new(),
+            meta_overlay: BTreeMap::new(),
+            damage: Mutex::new(Damage::default()),
+            rows: Mutex::new(cache::RowCache::new(ROW_CACHE)),
+            unsynced: false,
+            uncovered: unsynced::Unsynced::new(),
+            last_sync: Instant::now(),
+            syncing: Arc::new(AtomicBool::new(false)),
+            commits: 0,
+            lock: Arc::new(lock),
+        };
+        let instance = store.instance(manifest.as_ref(), &dir)?;
+        store.verify()?;
+        if manifest.is_none() {
+            Manifest::of(instance.0, instance.1).write(&manifest::KIND, &dir)?;
+        }
+        Ok(store)
+    }
+
+    /// Checks the stored instance against the manifest (or creates it).
+    fn instance(
+        &mut self,
+        manifest: Option<&Manifest>,
+        dir: &Path,
+    ) -> Result<(u64, u64), StoreError> {
+        let stored = match self.get_meta(INSTANCE_KEY)? {
+            Some(b) if b.len() == 16 => {
+                let word = |i: usize| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+                    u64::from_be_bytes(w)
+                };
+                Some((word(0), word(1)))
+            }
+            Some(b) => {
+                return Err(StoreError::Corrupt(format!(
+                    "{}: metadata entry {INSTANCE_KEY:?} holds {} bytes, expected 16",
+                    self.dir.display(),
+                    b.len()
+                )))
+            }
+            None => None,
+        };
+        match (stored, manifest) {
+            (Some(found), Some(m)) if Manifest::of(found.0, found.1).instance == m.instance => {
+                Ok(found)
+            }
+            (found, Some(m)) => Err(StoreError::Corrupt(format!(
+                "{} is not the database this directory was created with: {} names {}, the \
+                 database holds {} (was it replaced?). Put the right files back; {REBUILD}",
+                self.dir.display(),
+                Manifest::path(&manifest::KIND, dir).display(),
+                m.describe(),
+                found.map_or("no instance".into(), |(id, _)| format!(
+                    "instance {id:016x}"
+                ))
+            ))),
+            (Some(found), None) => Ok(found),
+            (None, None) => {
+                let fresh = (rand::random::<u64>(), now_ms());
+                let mut bytes = fresh.0.to_be_bytes().to_vec();
+                bytes.extend_from_slice(&fresh.1.to_be_bytes());
+                self.put_meta(INSTANCE_KEY, &bytes)?;
+                self.sync()?;
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// Verifies every record once at open: damaged data and hints are counted and removed,
+    /// damaged metadata fails the open.
+    fn verify(&mut self) -> Result<(), StoreError> {
+        self.scan(&mut |_, _| {})?;
+        self.hints()?;
+        let names: Vec<String> = self
+            .iter(&self.meta, "verifying metadata")?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+            .collect();
+        for name in names {
+            self.get_meta(&name)?;
+        }
+        if self.pending() > 0 {
+            self.sync()?;
+        }
+        Ok(())
+    }
+}
