@@ -1,5 +1,6 @@
 //! Tests of the handshake: roles, secrets, versions, and what a wrong or hostile side gets.
 
+use super::keys::node_key;
 use super::*;
 use crate::runtime::frame::handshake_conn;
 use crate::runtime::identity::Authority;
