@@ -17,7 +17,7 @@ use dynamo_node::{NodeConfig, NodeId};
 pub(crate) struct ServeArgs {
     /// TOML configuration file; flags override it. Top-level keys: id, listen, advertise,
     /// data_dir, peer_secret, client_secret, encryption, durability ("durable" or "buffered"),
-    /// sync_interval_ms; a table named node holds the NodeConfig fields (n, r, w, partitions,
+    /// sync_interval_ms; a [node] table holds the NodeConfig fields (n, r, w, partitions,
     /// request_timeout, mode = "sloppy" | "strict", gossip_interval, sync_interval (0: off),
     /// read_repair, hinted_handoff, seeds = [[2, "host:port"]], initial_members, zone, ...;
     /// see the NodeConfig docs).
