@@ -49,6 +49,8 @@ pub struct Conn<T> {
     /// later is a lock-free update, where a fresh timer per read is a registration in tokio's
     /// time driver and a removal after it.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The room a read of an established connection is given (see [`READ_ROOM`]).
+    room: usize,
 }
 
 /// Most plaintext bytes in one record: a Noise message is at most 65,535 bytes with its tag.
@@ -81,19 +83,21 @@ pub fn handshake_conn<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> Conn<T> {
         scratch: Vec::new(),
         sealed: Vec::new(),
         timer: None,
+        room: READ_ROOM,
     }
 }
 
 /// Largest chunk read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Least room a read of an established connection gets at the end of the read buffer. A read
-/// into the few bytes left after the frames before it cuts the next frame in two, and its second
-/// half costs a second read: a third of the replies to gets arrived in two `recvfrom` calls when
-/// a read got whatever room was left (`strace` of the load generator, 50 connections).
-const READ_ROOM_MIN: usize = 1024;
-/// Room made when less than [`READ_ROOM_MIN`] is left: the buffer takes back the space of the
-/// frames already taken when they are gone, so that it grows only once.
+/// The room a read of an established connection is given at first: a read is made into at least
+/// a quarter of it, at the end of the read buffer. A read into the few bytes left after the frames
+/// before it cuts the next frame in two, and its second half costs a second read: a third of the
+/// replies to gets arrived in two `recvfrom` calls when a read got whatever room was left
+/// (`strace` of the load generator, 50 connections). A read that fills its room doubles it, up to
+/// [`READ_CHUNK`]: a peer's batches of messages are several KiB, a client's requests a few
+/// hundred bytes. The buffer takes back the space of the frames already taken once they are
+/// gone, so it grows only with the room.
 const READ_ROOM: usize = 4096;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
@@ -215,11 +219,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             let (least, room) = if self.handshake {
                 (1, 512)
             } else {
-                (READ_ROOM_MIN, READ_ROOM)
+                (self.room / 4, self.room)
             };
             if self.rbuf.capacity() - self.rbuf.len() < least {
                 self.rbuf.reserve(room);
             }
+            let given = self.rbuf.capacity() - self.rbuf.len();
             let n = match self.timeouts {
                 None => self.io.read_buf(&mut self.rbuf).await?,
                 Some(t) => {
@@ -243,6 +248,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                     }
                 }
             };
+            if n == given && !self.handshake {
+                self.room = (self.room * 2).min(READ_CHUNK);
+            }
             if n == 0 {
                 return Err(if !self.partial() {
                     FrameError::Closed
@@ -546,6 +554,30 @@ mod tests {
             assert_eq!(&conn.recv_body().await.expect("a frame")[..], &body[..]);
             assert_eq!(conn.io.reads, i + 1, "frame {i} took more than one read");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_larger_than_the_first_room_are_soon_read_in_one_read() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+        let mut conn = handshake_conn(Counted { io: ours, reads: 0 });
+        conn.established(1 << 20, 1 << 20, Some(TIMEOUTS));
+        let body = vec![5; 3 * READ_ROOM];
+        let mut reads = Vec::new();
+        for _ in 0..20 {
+            theirs
+                .write_all(&(body.len() as u32).to_be_bytes())
+                .await
+                .expect("writes");
+            theirs.write_all(&body).await.expect("writes");
+            let before = conn.io.reads;
+            assert_eq!(conn.recv_body().await.expect("a frame")[..], body[..]);
+            reads.push(conn.io.reads - before);
+        }
+        assert!(
+            reads[..3].iter().any(|&n| n > 1),
+            "the first room is smaller: {reads:?}"
+        );
+        assert!(reads[10..].iter().all(|&n| n == 1), "{reads:?}");
     }
 
     #[tokio::test(start_paused = true)]
