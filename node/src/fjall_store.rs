@@ -48,7 +48,7 @@ use std::time::Instant;
 
 use fjall::{Keyspace, PartitionHandle, PersistMode};
 
-use crate::on_disk::{capitalized, catch_panic, decode_sibs, encode_sibs, hex};
+use crate::on_disk::{catch_panic, damaged, decode_sibs, encode_sibs, hex};
 use crate::redb_store::record::{self, Table};
 use crate::redb_store::Durability;
 use crate::store::{Store, StoreError, SyncJob};
@@ -214,11 +214,11 @@ impl FjallStore {
     }
 
     fn panicked(&self, what: &str, panic: &str) -> StoreError {
-        StoreError::Corrupt(format!(
-            "{}: fjall failed while {what} ({panic}). {}",
-            self.dir.display(),
-            capitalized(REBUILD)
-        ))
+        damaged(
+            &self.dir,
+            format_args!("fjall failed while {what} ({panic})"),
+            REBUILD,
+        )
     }
 
     /// Moves the overlay into fjall as one batch (memtable and the journal's buffer): no disk

@@ -6,6 +6,7 @@ pub(crate) mod contract;
 
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -126,6 +127,16 @@ fn short_path(file: &str) -> &str {
             .unwrap_or(file),
         None => file,
     }
+}
+
+/// A store found damaged: `path`, what was found there (`detail`), and what to do about it
+/// (`remedy`, a clause in lower case that becomes its own sentence).
+pub(crate) fn damaged(path: &Path, detail: std::fmt::Arguments<'_>, remedy: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{}: {detail}. {}",
+        path.display(),
+        capitalized(remedy)
+    ))
 }
 
 /// `s` with its first letter in upper case.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{LOCK_FILE, REBUILD};
-use crate::on_disk::{capitalized, io};
+use crate::on_disk::{damaged, io};
 use crate::store::StoreError;
 
 /// The I/O error behind `e`, if there is one.
@@ -20,7 +20,7 @@ fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> 
 
 /// An error of fjall, as a [`StoreError`]: damage is [`StoreError::Corrupt`], the rest I/O.
 pub(super) fn fjall_err(dir: &Path, context: &str, e: fjall::Error) -> StoreError {
-    let damaged = match &e {
+    let is_damage = match &e {
         fjall::Error::Poisoned | fjall::Error::PartitionDeleted => false,
         other => match io_kind(other) {
             Some(std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData) => true,
@@ -28,12 +28,12 @@ pub(super) fn fjall_err(dir: &Path, context: &str, e: fjall::Error) -> StoreErro
             None => true,
         },
     };
-    if damaged {
-        StoreError::Corrupt(format!(
-            "{}: {context}: the files are damaged or truncated (fjall: {e}). {}",
-            dir.display(),
-            capitalized(REBUILD)
-        ))
+    if is_damage {
+        damaged(
+            dir,
+            format_args!("{context}: the files are damaged or truncated (fjall: {e})"),
+            REBUILD,
+        )
     } else {
         StoreError::Io(format!("{}: {context}: {e}", dir.display()))
     }

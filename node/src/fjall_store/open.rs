@@ -10,7 +10,7 @@ use std::time::Instant;
 use fjall::{Config, PartitionCreateOptions};
 
 use crate::manifest::Manifest;
-use crate::on_disk::{capitalized, catch_panic, io, now_ms};
+use crate::on_disk::{catch_panic, damaged, io, now_ms};
 use crate::redb_store::Durability;
 use crate::store::{Store, StoreError};
 
@@ -62,12 +62,13 @@ impl FjallStore {
                 .open()
         })
         .map_err(|panic| {
-            StoreError::Corrupt(format!(
-                "{}: cannot open the database, the files are damaged or truncated (fjall: \
-                 {panic}). {}",
-                engine.display(),
-                capitalized(REBUILD)
-            ))
+            damaged(
+                &engine,
+                format_args!(
+                    "cannot open the database, the files are damaged or truncated (fjall: {panic})"
+                ),
+                REBUILD,
+            )
         })?;
         let keyspace = opened.map_err(|e| fjall_err(&engine, "cannot open the database", e))?;
         let partition = |name: &str| {

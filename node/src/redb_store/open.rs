@@ -16,7 +16,7 @@ use super::{
     FORMAT_KEY, FORMAT_V1, HINTS, INSTANCE_KEY, MANIFEST_FILE, META, SEQ_KEY, UPGRADE_CHUNK,
 };
 use crate::manifest::Manifest;
-use crate::on_disk::{capitalized, catch_panic, io, now_ms};
+use crate::on_disk::{catch_panic, damaged, io, now_ms};
 use crate::store::{Store, StoreError};
 
 /// The redb store's manifest (see [`crate::manifest`]): two lines of TOML.
@@ -149,12 +149,13 @@ impl RedbStore {
             }
         });
         let opened = catch_panic(|| builder.create(path)).map_err(|panic| {
-            StoreError::Corrupt(format!(
-                "{}: cannot open the database, the file is damaged or truncated (redb: \
-                 {panic}). {}",
-                path.display(),
-                capitalized(REBUILD)
-            ))
+            damaged(
+                path,
+                format_args!(
+                    "cannot open the database, the file is damaged or truncated (redb: {panic})"
+                ),
+                REBUILD,
+            )
         })?;
         let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Io(format!(
@@ -167,12 +168,14 @@ impl RedbStore {
                 io(&format!("{}: cannot open the database", path.display()), e)
             }
             // A read past the end of the file: it is shorter than redb's structures say.
-            other => StoreError::Corrupt(format!(
-                "{}: cannot open the database, the file is damaged, truncated or not a database \
-                 of this program (redb: {other}). {}",
-                path.display(),
-                capitalized(REBUILD)
-            )),
+            other => damaged(
+                path,
+                format_args!(
+                    "cannot open the database, the file is damaged, truncated or not a database \
+                     of this program (redb: {other})"
+                ),
+                REBUILD,
+            ),
         })?;
         Ok((db, rolled_back.load(Ordering::Relaxed)))
     }
@@ -425,12 +428,14 @@ impl RedbStore {
         let before = self.seq;
         let clean = self.guard_mut("checking integrity", |db| {
             db.check_integrity().map_err(|e| {
-                StoreError::Corrupt(format!(
-                    "{}: redb's integrity check failed: {e}. The damage is in the file's \
-                     structure, not in one record. {}",
-                    path.display(),
-                    capitalized(REBUILD)
-                ))
+                damaged(
+                    &path,
+                    format_args!(
+                        "redb's integrity check failed: {e}. The damage is in the file's \
+                         structure, not in one record"
+                    ),
+                    REBUILD,
+                )
             })
         })?;
         if clean {
