@@ -140,10 +140,30 @@ pub(crate) fn damaged(path: &Path, detail: std::fmt::Arguments<'_>, remedy: &str
 }
 
 /// `s` with its first letter in upper case.
-pub(crate) fn capitalized(s: &str) -> String {
+fn capitalized(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(first) => first.to_uppercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_names_the_path_then_what_was_found_then_the_remedy_as_a_sentence() {
+        let e = damaged(
+            Path::new("/data/node-1"),
+            format_args!("cannot open the database ({})", "eof"),
+            "remove the data directory",
+        );
+        assert_eq!(
+            e,
+            StoreError::Corrupt(
+                "/data/node-1: cannot open the database (eof). Remove the data directory".into()
+            )
+        );
     }
 }

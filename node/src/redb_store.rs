@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::on_disk::{capitalized, catch_panic, decode_sibs, encode_sibs, hex};
+use crate::on_disk::{catch_panic, damaged, decode_sibs, encode_sibs, hex};
 
 use crate::store::{Store, StoreError};
 use crate::types::{Key, Sibs};
@@ -238,14 +238,16 @@ impl RedbStore {
     }
 
     fn broke(&self, what: &str, panic: &str) -> StoreError {
-        let why = format!(
-            "{}: redb failed while {what} ({panic}); the store refuses further calls. {}",
-            self.path.display(),
-            capitalized(REBUILD)
+        let e = damaged(
+            &self.path,
+            format_args!("redb failed while {what} ({panic}); the store refuses further calls"),
+            REBUILD,
         );
-        tracing::error!("{why}");
-        let _ = self.broken.set(why.clone());
-        StoreError::Corrupt(why)
+        if let StoreError::Corrupt(why) = &e {
+            tracing::error!("{why}");
+            let _ = self.broken.set(why.clone());
+        }
+        e
     }
 
     /// Notes a damaged record: logged and counted the first time, removed at the next commit.
