@@ -51,6 +51,9 @@ pub struct Conn<T> {
     timer: Option<Pin<Box<Sleep>>>,
     /// The room a read of an established connection is given (see [`READ_ROOM`]).
     room: usize,
+    /// Whether the read buffers grew for a frame larger than [`KEPT_BUFFER`]: they are let go
+    /// once it is taken and nothing is left in them.
+    grown: bool,
 }
 
 /// Most plaintext bytes in one record: a Noise message is at most 65,535 bytes with its tag.
@@ -84,6 +87,7 @@ pub fn handshake_conn<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> Conn<T> {
         sealed: Vec::new(),
         timer: None,
         room: READ_ROOM,
+        grown: false,
     }
 }
 
@@ -99,6 +103,12 @@ const READ_CHUNK: usize = 64 * 1024;
 /// hundred bytes. The buffer takes back the space of the frames already taken once they are
 /// gone, so it grows only with the room.
 const READ_ROOM: usize = 4096;
+
+/// The largest buffer a connection keeps from one frame to the next. A frame larger than this
+/// (a client's put near its 4 MiB limit, a peer's batch of hinted values) is read and written in
+/// buffers of its size, which are let go once it is gone: a connection that kept them would hold
+/// that memory for as long as it lives, over every client slot.
+const KEPT_BUFFER: usize = 2 * READ_CHUNK;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
     /// Ends the handshake phase: from now on frames of up to `max_recv` bytes are accepted and
@@ -188,6 +198,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             // Room for the rest of this frame, never more than a chunk at once.
             let missing = 4 + size - buf.len();
             buf.reserve(missing.min(READ_CHUNK));
+            self.grown |= 4 + size > KEPT_BUFFER;
             if encrypted {
                 self.rbuf.reserve(READ_CHUNK);
             }
@@ -214,6 +225,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             if self.partial_since.is_none() && self.partial() {
                 // A frame began arriving with the last read and is not whole yet.
                 self.partial_since = Some(Instant::now());
+            }
+            if self.grown && !self.partial() {
+                // A large frame was taken and nothing follows it: its allocation goes with it
+                // (the frame's body may still hold it for a while, this connection does not).
+                self.rbuf = BytesMut::new();
+                self.plain = BytesMut::new();
+                self.grown = false;
             }
             // A handshake reads into what is left, a small buffer: its peer is not known yet.
             let (least, room) = if self.handshake {
@@ -362,6 +380,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             }
         }
         self.wbuf.clear();
+        for buf in [&mut self.wbuf, &mut self.sealed] {
+            if buf.capacity() > KEPT_BUFFER {
+                *buf = Vec::new();
+            }
+        }
         self.last_activity = Instant::now();
         Ok(())
     }

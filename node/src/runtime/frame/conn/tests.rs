@@ -172,3 +172,161 @@ async fn frames_arriving_whole_are_read_one_by_one() {
         "{e:?}"
     );
 }
+
+/// The most a connection's buffers should hold once a large frame is gone: a chunk's room and
+/// the leftover of the read before it, on each side.
+const SETTLED: usize = 2 * READ_CHUNK;
+
+/// Whether `buf` holds an allocation larger than [`SETTLED`], seen or not: a buffer's capacity
+/// counts from where its bytes start, and the frames taken before them may have left most of the
+/// allocation behind them.
+fn holds_more_than_settled(buf: &mut BytesMut) -> bool {
+    buf.capacity() > SETTLED || buf.try_reclaim(SETTLED + 1 - buf.len())
+}
+
+/// A body larger than any room: it is read in many chunks and written in many records.
+fn large_body() -> Vec<u8> {
+    (0..900 * 1024).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_frame_received_does_not_keep_its_buffer() {
+    let (mut conn, mut theirs) = counted();
+    let body = large_body();
+    let writer = tokio::spawn(async move {
+        send_frame(&mut theirs, &body).await;
+        theirs
+    });
+    let got = conn.recv_body().await.expect("the large frame");
+    assert_eq!(got.len(), 900 * 1024);
+    drop(got);
+    let mut theirs = writer.await.expect("the writer finishes");
+    // The client goes on with small requests, as a client at the frame limit would after one
+    // large put.
+    for _ in 0..3 {
+        send_frame(&mut theirs, b"small").await;
+        assert_eq!(
+            &conn.recv_body().await.expect("a small frame")[..],
+            b"small"
+        );
+    }
+    assert!(
+        !holds_more_than_settled(&mut conn.rbuf),
+        "the read buffer keeps {} bytes",
+        conn.rbuf.capacity()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_frame_sent_does_not_keep_its_buffer() {
+    let (mut conn, mut theirs) = counted();
+    let reader = tokio::spawn(async move {
+        let mut sink = Vec::new();
+        theirs.read_to_end(&mut sink).await.expect("reads");
+        sink.len()
+    });
+    conn.feed_body(&large_body()).expect("within the limit");
+    conn.flush().await.expect("the reader drains it");
+    conn.send_stream(b"small").await.expect("writes");
+    assert!(
+        conn.wbuf.capacity() <= SETTLED,
+        "the write buffer keeps {} bytes",
+        conn.wbuf.capacity()
+    );
+    drop(conn);
+    assert_eq!(
+        reader.await.expect("the reader finishes"),
+        4 + 900 * 1024 + 5
+    );
+}
+
+/// Two ends of an encrypted connection over an in-memory pipe of 64 KiB.
+fn encrypted_pair() -> (Conn<tokio::io::DuplexStream>, Conn<tokio::io::DuplexStream>) {
+    let params: snow::params::NoiseParams = "Noise_NN_25519_ChaChaPoly_BLAKE2s"
+        .parse()
+        .expect("a known pattern");
+    let mut initiator = snow::Builder::new(params.clone())
+        .build_initiator()
+        .expect("an initiator");
+    let mut responder = snow::Builder::new(params)
+        .build_responder()
+        .expect("a responder");
+    let (mut a, mut b) = ([0u8; 128], [0u8; 128]);
+    let n = initiator.write_message(&[], &mut a).expect("e");
+    responder.read_message(&a[..n], &mut b).expect("e");
+    let n = responder.write_message(&[], &mut a).expect("e, ee");
+    initiator.read_message(&a[..n], &mut b).expect("e, ee");
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let mut ends = [(ours, initiator), (theirs, responder)].map(|(io, state)| {
+        let mut conn = handshake_conn(io);
+        conn.established(1 << 20, 1 << 20, Some(TIMEOUTS));
+        conn.encrypt_with(state.into_transport_mode().expect("transport"));
+        Some(conn)
+    });
+    let [a, b] = &mut ends;
+    (a.take().expect("first end"), b.take().expect("second end"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn encrypted_frames_straddling_records_arrive_whole_and_in_order() {
+    let (mut sender, mut receiver) = encrypted_pair();
+    // Frames of sizes that put their boundaries anywhere in the records of one flush, then a
+    // frame longer than a record.
+    let bodies: Vec<Vec<u8>> = [1, 40_000, 30_000, 65_519, 3, 70_000, 12]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| vec![i as u8 + 1; len])
+        .collect();
+    let expected = bodies.clone();
+    let writer = tokio::spawn(async move {
+        for body in &bodies {
+            sender.feed_body(body).expect("within the limit");
+        }
+        sender.flush().await.expect("writes");
+        sender
+    });
+    for body in &expected {
+        assert_eq!(&receiver.recv_body().await.expect("a frame")[..], &body[..]);
+    }
+    writer.await.expect("the writer finishes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_encrypted_frame_does_not_keep_its_buffers() {
+    let (mut sender, mut receiver) = encrypted_pair();
+    let body = large_body();
+    let writer = tokio::spawn(async move {
+        sender.feed_body(&body).expect("within the limit");
+        sender.flush().await.expect("writes");
+        sender
+    });
+    assert_eq!(
+        receiver.recv_body().await.expect("the large frame").len(),
+        900 * 1024
+    );
+    let mut sender = writer.await.expect("the writer finishes");
+    for _ in 0..3 {
+        sender.feed_body(b"small").expect("within the limit");
+        sender.flush().await.expect("writes");
+        assert_eq!(
+            &receiver.recv_body().await.expect("a small frame")[..],
+            b"small"
+        );
+    }
+    for (what, capacity) in [
+        ("sender's write buffer", sender.wbuf.capacity()),
+        ("sender's sealed records", sender.sealed.capacity()),
+    ] {
+        assert!(capacity <= SETTLED, "the {what} keeps {capacity} bytes");
+    }
+    for (what, buf) in [
+        ("receiver's read buffer", &mut receiver.rbuf),
+        ("receiver's plaintext", &mut receiver.plain),
+    ] {
+        assert!(
+            !holds_more_than_settled(buf),
+            "the {what} keeps {} bytes",
+            buf.capacity()
+        );
+    }
+}
