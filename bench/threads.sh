@@ -10,10 +10,11 @@
 #   bash bench/threads.sh put target/release/dynamo --buffered
 #   CONNS=10 bash bench/threads.sh put
 #   PERF=1 bash bench/threads.sh put      # also `perf record -g` of the nodes (perf.data here)
+#   PERF=1 PERF_CALLS="--call-graph dwarf" bash bench/threads.sh put   # callers through libc
 #
 # LOADGEN (default target/release/loadgen), CONNS (50), KEYS (10000), PORT_BASE (23300).
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,15p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,16p "$0"; exit 2; }
 workload=$1
 dynamo=${2:-target/release/dynamo}
 shift $(($# < 2 ? $# : 2))
@@ -46,11 +47,12 @@ snapshot() {
 (
   sleep 3
   if [ -n "${PERF:-}" ]; then
-    perf record -F 999 -g -o perf.data -p "$node_pids" -- sleep 6 >/dev/null 2>&1 || true
+    perf record -F 999 ${PERF_CALLS:--g} -o perf.data -p "$node_pids" -- sleep 6 >/dev/null 2>&1 &
   fi
   head -1 /proc/stat > "$work/stat-a"; snapshot > "$work/threads-a"
   sleep 6
   head -1 /proc/stat > "$work/stat-b"; snapshot > "$work/threads-b"
+  wait
 ) &
 sampler=$!
 DYNAMO_CLIENT_SECRET=threads-client "$loadgen" --system dynamo --name T --endpoints "$nodes" \
