@@ -18,6 +18,11 @@
 //!   fsyncs overlap), so a crash can roll back the last dots a copy holds after they left; and a
 //!   store that may lose flushed writes ([`Store::is_durable`] is `false`: `--buffered`) can roll
 //!   back more (Riak's kv679). A lost or empty store starts at a random base.
+//! - Losing a copy while running raises the floor too: a partition dropped after it was handed
+//!   over to its new owners, or a record found damaged. The node may own the key again later
+//!   (concurrent ring changes settle on a ring that gives the partition back) and get its copy
+//!   back from a replica or a hint that lacks the last dots it issued; counting on from that copy
+//!   would issue one of them again.
 //!
 //! The cost is one clock entry per (node, key) for the first write a node coordinates in each of
 //! its lives, plus one per write coordinated by a node that is not a primary (rare: only when
@@ -73,6 +78,12 @@ impl Epochs {
     /// The lowest epoch this node may reuse from a stored copy.
     pub(crate) fn floor(&self) -> u64 {
         self.floor
+    }
+
+    /// This node lost its copy of some key (see the module docs): no epoch handed out so far is
+    /// reused; the next put of every key it holds takes a fresh one.
+    pub(crate) fn raise_floor(&mut self) {
+        self.floor = self.next;
     }
 
     /// The next lease's end, once there is one.

@@ -252,3 +252,57 @@ fn a_result_for_no_op_is_counted_and_ignored() {
     assert_eq!(h.sent(), (vec![], vec![]));
     assert_eq!(h.ops(), vec![]);
 }
+
+/// A record found damaged is a lost copy: what comes back in its place (from a replica or a hint)
+/// may lack the last dots this node issued under its epoch, so the next put takes a fresh epoch
+/// rather than count on from that copy and issue one of those dots again.
+#[test]
+fn after_a_damaged_record_a_put_does_not_reissue_a_dot() {
+    let mut h = Held::new();
+    let (key, _) = h.own_key();
+    h.core.handle_client(h.now, 10, put(&key, b"a"));
+    h.run_all();
+    let older = crate::store::Store::get(&h.store, &key)
+        .expect("memory")
+        .expect("stored");
+    h.core.handle_client(h.now, 11, put(&key, b"b"));
+    h.run_all();
+    let latest = crate::store::Store::get(&h.store, &key)
+        .expect("memory")
+        .expect("stored");
+    let issued: std::collections::BTreeSet<_> = latest.dotted_values().map(|(d, _)| d).collect();
+    // A get finds the record damaged (the store sets it aside and answers nothing)...
+    let get = ClientRequest::Get {
+        key: key.clone(),
+        options: ClientOptions::default(),
+    };
+    h.core.handle_client(h.now, 12, get);
+    for (id, op) in h.ops() {
+        let result = match &op {
+            StorageOp::Read { keys } if keys == &vec![key.clone()] => {
+                StorageResult::Read(Ok(vec![None]))
+            }
+            _ => execute(&mut h.store, &op),
+        };
+        h.core.handle_storage(h.now, id, result);
+    }
+    // ...and repair refills it from a replica that holds only the first put.
+    crate::store::Store::put(&mut h.store, &key, &older).expect("memory");
+    h.sent();
+    h.core.handle_client(h.now, 13, put(&key, b"c"));
+    h.run_all();
+    let now = crate::store::Store::get(&h.store, &key)
+        .expect("memory")
+        .expect("stored");
+    let new: Vec<_> = now
+        .dotted_values()
+        .filter(|(_, v)| v.as_live().is_some_and(|o| o[..] == b"c"[..]))
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(new.len(), 1, "the third put is stored: {now:?}");
+    assert!(
+        !issued.contains(&new[0]),
+        "dot {:?} was issued before, to the second put ({latest:?})",
+        new[0]
+    );
+}

@@ -297,6 +297,8 @@ impl NodeCore {
         }
         let keys: Vec<Key> = self.holdings.keys(p).keys().cloned().collect();
         if !keys.is_empty() {
+            // This node may own the partition again and get older copies back (see `epochs`).
+            self.epochs.raise_floor();
             self.store_op(StorageOp::Remove { keys }, Then::Dropped { partition: p });
         }
     }

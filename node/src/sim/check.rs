@@ -20,6 +20,10 @@
 //!   in the final state: on a primary, or on a *stray* (a copy on a node that is not a primary)
 //!   whose versions the primaries' do not discard when merged, since such a copy can come back
 //!   through a read, a hint or a later ring change.
+//! - **Reused dot.** Two different versions under one dot `(actor, counter)`, anywhere in the final
+//!   state. A dot names one write: a dotted version vector set keeps one of two versions with the
+//!   same dot and drops the other, so a coordinator that issues a dot twice can lose a write (or
+//!   leave replicas that never converge) without any clock looking wrong.
 //!
 //! Convergence is checked by the simulator itself (Merkle roots per partition), see
 //! [`Sim::converged`](super::Sim::converged).
@@ -84,6 +88,19 @@ pub struct Resurrection {
     pub node: NodeId,
 }
 
+/// Two different versions found under one dot: a coordinator issued the dot twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReusedDot {
+    /// The key index.
+    pub key: u32,
+    /// The dot's actor.
+    pub actor: Actor,
+    /// The dot's counter.
+    pub counter: u64,
+    /// The two versions: the node holding each and the put that wrote it (`None`: a tombstone).
+    pub versions: [(NodeId, Option<u64>); 2],
+}
+
 /// Writes that superseded each value, by the value's op id: (writer op id, acknowledged).
 fn superseders(history: &History) -> BTreeMap<u64, Vec<(u64, bool)>> {
     let mut out: BTreeMap<u64, Vec<(u64, bool)>> = BTreeMap::new();
@@ -129,12 +146,17 @@ pub struct Report {
     pub errors: Vec<CheckError>,
     /// Keys held by nodes that are not their primaries (a measurement).
     pub strays: usize,
+    /// Dots that name two different versions (must be empty).
+    pub reused_dots: Vec<ReusedDot>,
 }
 
 impl Report {
     /// Whether no write was lost, no delete undone and every context decoded.
     pub fn is_clean(&self) -> bool {
-        self.lost.is_empty() && self.resurrected.is_empty() && self.errors.is_empty()
+        self.lost.is_empty()
+            && self.resurrected.is_empty()
+            && self.errors.is_empty()
+            && self.reused_dots.is_empty()
     }
 }
 
@@ -142,12 +164,13 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors; {} stray keys; stale reads {}/{} ({:.2}%)",
+            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors, {} dots reused; {} stray keys; stale reads {}/{} ({:.2}%)",
             self.acked_puts,
             self.acked_deletes,
             self.lost.len(),
             self.resurrected.len(),
             self.errors.len(),
+            self.reused_dots.len(),
             self.strays,
             self.stale.stale.len(),
             self.stale.judged,
@@ -165,6 +188,19 @@ impl fmt::Display for Report {
                 f,
                 "; first resurrection: write {} key {} value of op {} on node {}",
                 r.delete, r.key, r.value_op, r.node
+            )?;
+        }
+        if let Some(d) = self.reused_dots.first() {
+            write!(
+                f,
+                "; first reused dot: key {} dot {:?}:{} names {:?} on node {} and {:?} on node {}",
+                d.key,
+                d.actor,
+                d.counter,
+                d.versions[0].1,
+                d.versions[0].0,
+                d.versions[1].1,
+                d.versions[1].0
             )?;
         }
         if let Some(e) = self.errors.first() {
@@ -188,7 +224,42 @@ pub fn check(history: &History, state: &FinalState) -> Report {
     report.acked_puts = puts;
     report.acked_deletes = deletes;
     report.errors = e1.into_iter().chain(e2).collect();
+    report.reused_dots = reused_dots(state);
     report
+}
+
+/// Dots that name two different versions across the final state (primaries' copies and strays).
+pub fn reused_dots(state: &FinalState) -> Vec<ReusedDot> {
+    type Version = dynamo_vclock::Value<crate::types::Object>;
+    let tag = |v: &Version| v.as_live().and_then(|o| value_op(o));
+    let copies = state
+        .keys
+        .iter()
+        .flat_map(|(key, held)| held.iter().map(move |(node, sibs)| (*key, *node, sibs)))
+        .chain(
+            state
+                .strays
+                .iter()
+                .map(|(node, key, sibs)| (*key, *node, sibs)),
+        );
+    let mut seen: BTreeMap<(u32, Actor, u64), (NodeId, &Version)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (key, node, sibs) in copies {
+        for ((actor, counter), version) in sibs.dotted_values() {
+            let (first, earlier) = *seen
+                .entry((key, *actor, counter))
+                .or_insert((node, version));
+            if earlier != version {
+                out.push(ReusedDot {
+                    key,
+                    actor: *actor,
+                    counter,
+                    versions: [(first, tag(earlier)), (node, tag(version))],
+                });
+            }
+        }
+    }
+    out
 }
 
 fn decode(op: &Op) -> Result<Clock, CheckError> {
@@ -494,6 +565,34 @@ mod tests {
         // ...and may be gone.
         state.keys.clear();
         assert!(check(&h.0, &state).is_clean());
+    }
+
+    #[test]
+    fn a_dot_that_names_two_versions_is_reported() {
+        let h = History::new();
+        let mut state = FinalState::default();
+        // The same write on two primaries and a stray: one dot, one version.
+        state.keys.insert(0, vec![(1, sibs(&[5])), (2, sibs(&[5]))]);
+        state.strays.push((3, 0, sibs(&[5])));
+        assert!(check(&h, &state).is_clean());
+        // Another key may use the same dot for another write.
+        state.keys.insert(1, vec![(1, sibs(&[6]))]);
+        assert!(reused_dots(&state).is_empty());
+        // A third primary holds another write under that dot.
+        state.keys.entry(0).or_default().push((4, sibs(&[7])));
+        let reused = reused_dots(&state);
+        assert_eq!(reused.len(), 1);
+        assert_eq!(
+            (reused[0].key, reused[0].actor, reused[0].counter),
+            (0, (1, 7), 1)
+        );
+        assert_eq!(reused[0].versions, [(1, Some(5)), (4, Some(7))]);
+        assert!(!check(&h, &state).is_clean());
+        // A tombstone under the dot of a value is a reuse too.
+        let mut tombstone = Sibs::new();
+        tombstone.put(&VClock::new(), (1, 7), 0, dynamo_vclock::Value::Tombstone);
+        state.keys.insert(1, vec![(1, sibs(&[6])), (2, tombstone)]);
+        assert_eq!(reused_dots(&state).len(), 2);
     }
 
     #[test]
