@@ -25,8 +25,8 @@
 //!   would issue one of them again.
 //!
 //! The cost is one clock entry per (node, key) for the first write a node coordinates in each of
-//! its lives, plus one per write coordinated by a node that is not a primary (rare: only when
-//! every forward failed).
+//! its lives and after each copy it lost (a partition handed over, a damaged record), plus one per
+//! write coordinated by a node that is not a primary (rare: only when every forward failed).
 
 use rand::Rng;
 
