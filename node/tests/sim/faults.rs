@@ -386,35 +386,27 @@ fn regression_seeds() {
     }
 }
 
-/// Seeds that once failed with reaping and a read fanout (`SIM_REAP=1 SIM_FANOUT=1`), found by
-/// larger sweeps: in 3297 a leaving node handed a partition over and dropped it, then took a
-/// transfer batch of it from a replica whose ring still named it as a primary; it kept that copy
-/// of a value a later delete superseded, and once the primaries reaped the tombstone the copy
-/// was a deleted value waiting to come back.
-#[test]
-fn regression_seeds_with_reaping_and_a_read_fanout() {
-    for seed in [3297] {
-        if let Err(e) = run_seed_sim(seed, true, false, true).1 {
-            panic!(
-                "seed {seed}: {e}
-  replay: SIM_REAP=1 SIM_FANOUT=1 SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
-            );
-        }
-    }
-}
-
-/// Seeds that once failed with reaping (`SIM_REAP=1`), found by larger sweeps: in 243028 two
-/// concurrent ring changes (a leave and a join on either side of a partition) made node 0 hand
-/// key 21's partition to the joining node and drop its copy, then take the partition back. Its copy
-/// came back from a hint without the last dot it had issued under its epoch, and a later delete
-/// through it issued that dot again: two replicas held the tombstone under it, one a put's value,
-/// and they never converged.
+/// Seeds that once failed with reaping (`SIM_REAP=1`), found by larger sweeps, each with the
+/// slow disk (`SIM_DISK=1`) and the read fanout (`SIM_FANOUT=1`) it failed with:
 ///
-/// Seed 254109 (`SIM_DISK=1 SIM_REAP=1 SIM_FANOUT=1`) lost an acknowledged write the same way:
-/// the value under the reissued dot was the one every replica dropped.
+/// - 3297 (fanout): a leaving node handed a partition over and dropped it, then took a transfer
+///   batch of it from a replica whose ring still named it as a primary; it kept that copy of a
+///   value a later delete superseded, and once the primaries reaped the tombstone the copy was a
+///   deleted value waiting to come back.
+/// - 243028: two concurrent ring changes (a leave and a join on either side of a partition) made
+///   node 0 hand key 21's partition to the joining node and drop its copy, then take the partition
+///   back. Its copy came back from a hint without the last dot it had issued under its epoch, and
+///   a later delete through it issued that dot again: two replicas held the tombstone under it,
+///   one a put's value, and they never converged.
+/// - 254109 (slow disk, fanout): an acknowledged write lost the same way, the value under the
+///   reissued dot being the one every replica dropped.
 #[test]
 fn regression_seeds_with_reaping() {
-    for (seed, slow, fanout) in [(243_028, false, false), (254_109, true, true)] {
+    for (seed, slow, fanout) in [
+        (3297, false, true),
+        (243_028, false, false),
+        (254_109, true, true),
+    ] {
         if let Err(e) = run_seed_sim(seed, true, slow, fanout).1 {
             let disk = if slow { "SIM_DISK=1 " } else { "" };
             let reads = if fanout { "SIM_FANOUT=1 " } else { "" };
@@ -482,7 +474,8 @@ fn replay() {
             // Keys whose primaries hold different versions, or that some primaries lack.
             let state = sim.final_state();
             for (key, held) in &state.keys {
-                let differ = held.len() < cfg_n(&sim) || held.iter().any(|(_, s)| s != &held[0].1);
+                let differ =
+                    held.len() < sim.config().node.n || held.iter().any(|(_, s)| s != &held[0].1);
                 if differ {
                     println!("key {key} differs:");
                     dump_key(&sim, *key);
@@ -491,11 +484,6 @@ fn replay() {
             panic!("seed {seed}: {e}")
         }
     }
-}
-
-/// The replication factor of the nodes in `sim`.
-fn cfg_n(sim: &Sim) -> usize {
-    sim.config().node.n
 }
 
 #[test]
