@@ -19,7 +19,8 @@ pub struct ClientOptions {
     pub r: Option<usize>,
     /// Write quorum W.
     pub w: Option<usize>,
-    /// Timeout in milliseconds.
+    /// Timeout in milliseconds, at most [`MAX_REQUEST_TIMEOUT`](crate::MAX_REQUEST_TIMEOUT) (or
+    /// the node's request timeout when that is longer).
     pub timeout: Option<u64>,
     /// Force sloppy (`Some(false)`) or strict (`Some(true)`) quorums.
     pub strict: Option<bool>,

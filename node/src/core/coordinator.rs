@@ -33,6 +33,13 @@ use super::NodeCore;
 use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage, MAX_CONTENT_TYPE};
 use crate::types::{Actor, Key, Millis, NodeId, Object, RequestId, Sibs};
 
+/// The longest timeout, in milliseconds, a client may ask of one request (60 s; the node's own
+/// [`request_timeout`](crate::NodeConfig::request_timeout) when that is longer). A request asking
+/// more is refused with [`ClientError::LimitExceeded`] (`timeout ms`): a coordinator waiting that
+/// long would hold its state, and an HTTP or TCP client's connection slot, for no answer a client
+/// could still use.
+pub const MAX_REQUEST_TIMEOUT: Millis = 60_000;
+
 /// What a replica said to a request it was asked to serve.
 #[derive(Debug)]
 pub(crate) enum Answer {
@@ -193,6 +200,11 @@ impl NodeCore {
             }
         };
         limit("key bytes", request.key().len(), self.config.max_key_size)?;
+        if let Some(ms) = request.options().timeout {
+            let max = MAX_REQUEST_TIMEOUT.max(self.config.request_timeout);
+            let size = |ms: Millis| usize::try_from(ms).unwrap_or(usize::MAX);
+            limit("timeout ms", size(ms), size(max))?;
+        }
         match request {
             ClientRequest::Put {
                 value,

@@ -68,6 +68,7 @@ pub use boot::Boot;
 pub use change::{
     ChangeError, ChangePlan, ChangeRequest, PartitionSize, PlannedMember, PlannedMove,
 };
+pub use coordinator::MAX_REQUEST_TIMEOUT;
 pub use digest::siblings_digest;
 pub use events::NodeEvent;
 pub use staleness::{StalenessChoice, StalenessStatus};

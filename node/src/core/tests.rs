@@ -602,6 +602,60 @@ fn a_value_over_the_limit_is_refused_with_its_size() {
 }
 
 #[test]
+fn a_timeout_over_the_limit_is_refused_before_anything_is_pending() {
+    let mut h = Harness::new();
+    let (key, _, _) = h.own_key();
+    let limit = super::MAX_REQUEST_TIMEOUT.max(h.core.config().request_timeout);
+    let long = |request: ClientRequest, ms: u64| match request {
+        ClientRequest::Get { key, .. } => ClientRequest::Get {
+            key,
+            options: ClientOptions {
+                timeout: Some(ms),
+                ..ClientOptions::default()
+            },
+        },
+        ClientRequest::Put {
+            key,
+            value,
+            context,
+            content_type,
+            ..
+        } => ClientRequest::Put {
+            key,
+            value,
+            context,
+            content_type,
+            options: ClientOptions {
+                timeout: Some(ms),
+                ..ClientOptions::default()
+            },
+        },
+        other => other,
+    };
+    for (id, request) in [(10, get(&key)), (11, put(&key, b"v", vec![]))] {
+        let refused = ClientReply::Failed(ClientError::LimitExceeded {
+            what: "timeout ms".into(),
+            size: usize::MAX,
+            limit: usize::try_from(limit).expect("small"),
+        });
+        assert_eq!(
+            h.client(id, long(request.clone(), u64::MAX)),
+            vec![Out::Reply(id, refused)]
+        );
+        // At the limit the request is served.
+        let served = h.client(id + 10, long(request, limit));
+        assert!(
+            !matches!(served.as_slice(), [Out::Reply(_, ClientReply::Failed(_))]),
+            "{served:?}"
+        );
+    }
+    assert_eq!(
+        h.core.poll_timeout().map(|t| t <= h.now + limit),
+        Some(true)
+    );
+}
+
+#[test]
 fn a_target_that_fails_after_the_plan_hands_its_copy_to_the_next_node_with_a_hint() {
     let mut h = Harness::new();
     let (key, p2, p3) = h.own_key();
