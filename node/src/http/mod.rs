@@ -24,9 +24,11 @@
 mod admin;
 mod auth;
 mod console;
+mod deadlines;
 mod kv;
 mod metrics;
 mod openapi;
+mod serve;
 pub mod simulate;
 mod stats;
 
@@ -60,7 +62,16 @@ pub struct HttpConfig {
     /// Serve `/metrics` without a token (default off: the metrics name the members and show the
     /// traffic; Prometheus can send a bearer token, `authorization: { credentials: ... }`).
     pub metrics_public: bool,
+    /// HTTP connections served at once (default 1024, like the TCP protocol's clients); one more
+    /// is answered `503` and closed. The node's [`ConnectionLimits`](crate::runtime::ConnectionLimits)
+    /// bound how long a connection may stall: a request's head must arrive within its
+    /// `read_timeout` (which also closes a kept-alive connection idle that long), a write must
+    /// progress within it, and no byte either way for `idle_timeout` closes the connection.
+    pub max_connections: usize,
 }
+
+/// [`HttpConfig::max_connections`] unless set.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 impl HttpConfig {
     /// Listen on `listen`, every route but the OpenAPI document behind the token.
@@ -69,6 +80,7 @@ impl HttpConfig {
             listen: listen.into(),
             listener: None,
             metrics_public: false,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 
@@ -78,6 +90,7 @@ impl HttpConfig {
             listen: String::new(),
             listener: Some(listener),
             metrics_public: false,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 }
@@ -90,6 +103,8 @@ pub(crate) struct NodeInfo {
     pub max_value_size: usize,
     pub request_timeout: Duration,
     pub data_dir: Option<PathBuf>,
+    /// The node's connection limits (the HTTP API takes its timeouts from them).
+    pub limits: crate::runtime::ConnectionLimits,
 }
 
 /// Shared by every handler.
@@ -313,10 +328,11 @@ pub(crate) async fn start(
         }),
     };
     let app = router(state);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the HTTP API stopped");
-        }
-    });
+    let limits = serve::HttpLimits {
+        max_connections: config.max_connections.max(1),
+        read_timeout: info.limits.read_timeout,
+        idle_timeout: info.limits.idle_timeout,
+    };
+    let task = tokio::spawn(serve::serve(listener, app, limits));
     Ok((addr, task))
 }

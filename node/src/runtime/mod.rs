@@ -370,6 +370,7 @@ impl Node {
                         max_value_size: config.node.max_value_size,
                         request_timeout: Duration::from_millis(config.node.request_timeout),
                         data_dir: config.data_dir.clone(),
+                        limits: config.limits,
                     },
                     tx.clone(),
                 )

@@ -12,6 +12,7 @@ mod cluster;
 mod console;
 mod hostile;
 mod http;
+mod http_limits;
 mod join;
 mod leave;
 mod storage;

@@ -1,0 +1,115 @@
+//! The HTTP API's accept loop: HTTP/1.1 connections under the node's limits.
+//!
+//! `axum::serve` gives hyper no timer, so hyper bounds nothing in time, and it accepts every
+//! connection. Here each connection:
+//! - counts against [`HttpConfig::max_connections`](super::HttpConfig::max_connections): one
+//!   more is answered `503` (the JSON error body of every refusal) and closed at once;
+//! - must send a request's head within the node's `read_timeout`, which also bounds how long a
+//!   kept-alive connection may idle between requests (hyper's header timeout);
+//! - is closed when no byte went either way for `idle_timeout` (a body that stops halfway), or a
+//!   write makes no progress for `read_timeout` (an answer the client does not read)
+//!   ([`Deadlines`]).
+//!
+//! The connections run in a [`JoinSet`] owned by the loop, so stopping the API (aborting its
+//! task) closes them all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::deadlines::Deadlines;
+
+/// How long an HTTP connection may stall.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HttpLimits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// A request's head must arrive within this (and a kept-alive connection idles at most
+    /// this long); a write must progress within it.
+    pub read_timeout: Duration,
+    /// No byte either way for this long closes the connection.
+    pub idle_timeout: Duration,
+}
+
+/// The answer to a connection past the cap.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+connection: close\r\n\
+content-length: 81\r\n\
+\r\n\
+{\"error\": \"unavailable\", \"message\": \"the node serves too many HTTP connections\"}\n";
+
+/// Serves `app` on `listener` until the task running this is aborted.
+pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => match Arc::clone(&permits).try_acquire_owned() {
+                    Ok(permit) => {
+                        let app = app.clone();
+                        connections.spawn(async move {
+                            connection(stream, app, limits).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => refuse(&stream),
+                },
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it was accepted: the
+                    // listener itself is fine, so wait a moment and go on.
+                    tracing::warn!(error = %e, "the HTTP API could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Answers `503` without waiting: the answer fits in a fresh socket's buffer, and a client that
+/// does not read it loses only its own answer.
+fn refuse(stream: &TcpStream) {
+    tracing::debug!("HTTP connection refused: at the connection cap");
+    let _ = stream.try_write(REFUSAL);
+}
+
+async fn connection(stream: TcpStream, app: Router, limits: HttpLimits) {
+    let _ = stream.set_nodelay(true);
+    let io = Deadlines::new(stream, limits.idle_timeout, limits.read_timeout);
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "HTTP connection closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_whole_answer_with_a_json_body() {
+        let text = std::str::from_utf8(REFUSAL).expect("ASCII");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("a length")
+            .parse()
+            .expect("a number");
+        assert_eq!(length, body.len());
+        let json: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(json["error"], "unavailable");
+    }
+}

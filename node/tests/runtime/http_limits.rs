@@ -1,0 +1,131 @@
+//! The HTTP API's connection limits: a connection that sends nothing, or stops halfway through a
+//! request, is closed after the node's timeouts, and connections past the cap are refused with
+//! `503` at once. Each test waits for what it expects (an end of stream, an answer), bounded by
+//! [`ANSWER`] only so that a regression fails instead of hanging.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use dynamo_node::http::HttpConfig;
+use dynamo_node::runtime::{Node, RuntimeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::http::{authed, parse};
+use crate::{wait_up, Spec};
+
+/// Longest wait for the node to act (a loaded 2-core CI machine can stall a debug build).
+const ANSWER: Duration = Duration::from_secs(60);
+
+/// One node (N = 1) with its HTTP API, short timeouts, and room for `max` HTTP connections.
+async fn node(max: usize) -> (Spec, Node) {
+    let spec = Spec::new(1, None);
+    let mut rc: RuntimeConfig = spec.runtime_config(spec.ids()[0]);
+    (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
+    rc.limits.read_timeout = Duration::from_millis(300);
+    rc.limits.idle_timeout = Duration::from_secs(1);
+    let mut http = HttpConfig::with_listener(TcpListener::bind("127.0.0.1:0").unwrap());
+    http.max_connections = max;
+    rc.http = Some(http);
+    let node = Node::start(rc).await.unwrap();
+    wait_up(&spec).await;
+    (spec, node)
+}
+
+/// Reads until the node closes the connection; what it sent before.
+async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let read = async {
+        let mut chunk = [0; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(ANSWER, read)
+        .await
+        .unwrap_or_else(|_| panic!("the node kept the connection open for {ANSWER:?}"));
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_is_closed() {
+    let (_spec, node) = node(16).await;
+    let addr = node.http_addr().expect("serves HTTP");
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    until_closed(&mut silent).await;
+    // A connection that asked once and then idles is closed too.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let got = until_closed(&mut idle).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_stops_halfway_is_closed() {
+    let (_spec, node) = node(16).await;
+    let addr = node.http_addr().expect("serves HTTP");
+    let mut head_only = TcpStream::connect(addr).await.unwrap();
+    head_only
+        .write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    until_closed(&mut head_only).await;
+    let auth = crate::http::bearer();
+    let mut half_body = TcpStream::connect(addr).await.unwrap();
+    half_body
+        .write_all(
+            format!(
+                "PUT /kv/k HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 100\r\n\r\n0123456789"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    until_closed(&mut half_body).await;
+    // Nothing was written.
+    let answer = authed(addr, "GET", "/kv/k", &[], b"").await;
+    assert_eq!(answer.status, 404, "{}", answer.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_refused_with_503() {
+    let (_spec, node) = node(2).await;
+    let addr = node.http_addr().expect("serves HTTP");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        // A request answered on it shows the node has taken the connection.
+        stream
+            .write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0; 12];
+        tokio::time::timeout(ANSWER, stream.read_exact(&mut first))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        held.push(stream);
+    }
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let refused = parse(&until_closed(&mut third).await);
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.json()["error"], "unavailable");
+    // Once a held connection goes, a new one is served again.
+    drop(held);
+    crate::eventually(ANSWER.as_secs(), || async {
+        let answer = crate::http::call(addr, "GET", "/openapi.json", &[], b"").await;
+        (answer.status == 200).then_some(())
+    })
+    .await
+    .expect("a connection is served once one of the held ones is gone");
+}
