@@ -3,7 +3,7 @@
 //! `axum::serve` gives hyper no timer, so hyper bounds nothing in time, and it accepts every
 //! connection. Here each connection:
 //! - counts against [`HttpConfig::max_connections`](super::HttpConfig::max_connections): one
-//!   more is answered `503` (the JSON error body of every refusal) and closed at once;
+//!   more is answered `503` (the JSON error body of every refusal) and closed;
 //! - must send a request's head within the node's `read_timeout`, which also bounds how long a
 //!   kept-alive connection may idle between requests (hyper's header timeout);
 //! - is closed when no byte went either way for `idle_timeout` (a body that stops halfway), or a
@@ -19,6 +19,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -48,6 +49,7 @@ content-length: 81\r\n\
 /// Serves `app` on `listener` until the task running this is aborted.
 pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSING));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -60,7 +62,17 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
                             drop(permit);
                         });
                     }
-                    Err(_) => refuse(&stream),
+                    // Refusals wait for the client to close (see `refuse`), a bounded number
+                    // at once; past that a connection is simply closed.
+                    Err(_) => match Arc::clone(&refusals).try_acquire_owned() {
+                        Ok(permit) => {
+                            connections.spawn(async move {
+                                refuse(stream).await;
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => drop(stream),
+                    },
                 },
                 Err(e) => {
                     // Out of descriptors, or a connection reset before it was accepted: the
@@ -74,11 +86,25 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
     }
 }
 
-/// Answers `503` without waiting: the answer fits in a fresh socket's buffer, and a client that
-/// does not read it loses only its own answer.
-fn refuse(stream: &TcpStream) {
+/// Connections being refused at once.
+const REFUSING: usize = 64;
+
+/// Longest time a refusal waits for the client to close.
+const DRAIN_TIME: Duration = Duration::from_millis(500);
+
+/// Answers `503`, closes its side, and reads what the client still sends until it closes (at
+/// most [`DRAIN_TIME`]): closing a socket with unread input resets the connection, and the
+/// client could lose the answer.
+async fn refuse(mut stream: TcpStream) {
     tracing::debug!("HTTP connection refused: at the connection cap");
-    let _ = stream.try_write(REFUSAL);
+    let drain = async {
+        stream.write_all(REFUSAL).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 async fn connection(stream: TcpStream, app: Router, limits: HttpLimits) {

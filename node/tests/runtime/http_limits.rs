@@ -19,11 +19,17 @@ const ANSWER: Duration = Duration::from_secs(60);
 
 /// One node (N = 1) with its HTTP API, short timeouts, and room for `max` HTTP connections.
 async fn node(max: usize) -> (Spec, Node) {
+    node_with(max, Duration::from_millis(300), Duration::from_secs(1)).await
+}
+
+/// One node (N = 1) with its HTTP API, the given read and idle timeouts, and room for `max`
+/// HTTP connections.
+async fn node_with(max: usize, read: Duration, idle: Duration) -> (Spec, Node) {
     let spec = Spec::new(1, None);
     let mut rc: RuntimeConfig = spec.runtime_config(spec.ids()[0]);
     (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
-    rc.limits.read_timeout = Duration::from_millis(300);
-    rc.limits.idle_timeout = Duration::from_secs(1);
+    rc.limits.read_timeout = read;
+    rc.limits.idle_timeout = idle;
     let mut http = HttpConfig::with_listener(TcpListener::bind("127.0.0.1:0").unwrap());
     http.max_connections = max;
     rc.http = Some(http);
@@ -98,7 +104,8 @@ async fn a_request_that_stops_halfway_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_refused_with_503() {
-    let (_spec, node) = node(2).await;
+    // Timeouts long enough that the held connections stay open however slow the machine.
+    let (_spec, node) = node_with(2, ANSWER, ANSWER).await;
     let addr = node.http_addr().expect("serves HTTP");
     let mut held = Vec::new();
     for _ in 0..2 {
