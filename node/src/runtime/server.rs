@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
@@ -57,6 +58,11 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Peer connections at once (default 256).
     pub max_peers: usize,
+    /// A client connection whose replies waiting to be written pass this many bytes is closed
+    /// (default 32 MiB): a client that sends requests and does not read the replies would
+    /// otherwise have the node hold up to [`MAX_IN_FLIGHT`] of them, each as large as a key's
+    /// whole sibling set (4 GiB with the default limits).
+    pub max_unsent: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -68,6 +74,7 @@ impl Default for ConnectionLimits {
             max_handshakes: 256,
             max_connections: 1024,
             max_peers: 256,
+            max_unsent: 32 << 20,
         }
     }
 }
@@ -200,13 +207,13 @@ async fn connection(
         Role::Peer { id, address } => {
             let Ok(_slot) = slots.peers.clone().try_acquire_owned() else {
                 let reason = format!("too many peer connections (limit {})", ctx.limits.max_peers);
-                bad_input::<PeerFrame>(&mut conn, addr, reason).await;
+                bad_input::<PeerFrame, _>(&mut conn, addr, reason).await;
                 return;
             };
             let replaced = match register_peer(&slots, &ctx, ticket, id, &address) {
                 Ok(replaced) => replaced,
                 Err(reason) => {
-                    bad_input::<PeerFrame>(&mut conn, addr, reason).await;
+                    bad_input::<PeerFrame, _>(&mut conn, addr, reason).await;
                     return;
                 }
             };
@@ -228,7 +235,7 @@ async fn connection(
                     "too many client connections (limit {})",
                     ctx.limits.max_connections
                 );
-                bad_input::<NodeFrame>(&mut conn, addr, reason).await;
+                bad_input::<NodeFrame, _>(&mut conn, addr, reason).await;
                 return;
             };
             tracing::debug!(%addr, "client connected");
@@ -244,8 +251,8 @@ async fn connection(
 
 /// Closes a connection after a bad frame, telling the other side why (with an error frame of
 /// kind `F`).
-async fn bad_input<F: super::frame::ErrorFrame>(
-    conn: &mut Conn<TcpStream>,
+async fn bad_input<F: super::frame::ErrorFrame, T: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<T>,
     addr: SocketAddr,
     reason: String,
 ) {
@@ -255,8 +262,8 @@ async fn bad_input<F: super::frame::ErrorFrame>(
 }
 
 /// Closes a connection after a read failed: quietly when it was only idle.
-async fn read_failed<F: super::frame::ErrorFrame>(
-    conn: &mut Conn<TcpStream>,
+async fn read_failed<F: super::frame::ErrorFrame, T: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<T>,
     addr: SocketAddr,
     e: FrameError,
 ) {
@@ -264,7 +271,7 @@ async fn read_failed<F: super::frame::ErrorFrame>(
         tracing::debug!(%addr, error = %e, "closing an idle connection");
         refuse::<F, _>(conn, &e.to_string()).await;
     } else {
-        bad_input::<F>(conn, addr, e.to_string()).await;
+        bad_input::<F, _>(conn, addr, e.to_string()).await;
     }
 }
 
@@ -337,14 +344,18 @@ async fn peer_connection(
             }
             Err(FrameError::Closed) => return,
             Err(e) => {
-                read_failed::<PeerFrame>(&mut conn, addr, e).await;
+                read_failed::<PeerFrame, _>(&mut conn, addr, e).await;
                 return;
             }
         }
     }
 }
 
-async fn client_connection(mut conn: Conn<TcpStream>, addr: SocketAddr, ctx: ServerContext) {
+async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: Conn<T>,
+    addr: SocketAddr,
+    ctx: ServerContext,
+) {
     let mut in_flight = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -385,33 +396,72 @@ async fn client_connection(mut conn: Conn<TcpStream>, addr: SocketAddr, ctx: Ser
                     }
                     Err(FrameError::Closed) => return,
                     Err(e) => {
-                        read_failed::<NodeFrame>(&mut conn, addr, e).await;
+                        read_failed::<NodeFrame, _>(&mut conn, addr, e).await;
                         return;
                     }
                 }
             }
             Some(frame) = in_flight.next() => {
-                let last = matches!(frame, NodeFrame::Error { .. });
-                if let Err(e) = conn.feed(&frame) {
-                    // A reply that cannot be encoded (or is too large) fails its request alone.
-                    tracing::warn!(%addr, error = %e, "cannot send a reply");
-                    let failed = match frame {
-                        NodeFrame::Reply { id, .. } => NodeFrame::Reply {
-                            id,
-                            reply: ClientReply::Failed(ClientError::Unavailable(format!(
-                                "reply not sent: {e}"
-                            ))),
-                        },
-                        _ => NodeFrame::Error { reason: format!("reply not sent: {e}") },
-                    };
-                    if conn.feed(&failed).is_err() {
-                        return;
+                let mut last = queue_reply(&mut conn, addr, frame);
+                // Write, taking the replies that complete meanwhile (a flush cut short goes on
+                // where it stopped): they wait as bytes, counted against the limit, not as
+                // replies nobody looks at.
+                loop {
+                    let Some(closing) = last else { return };
+                    tokio::select! {
+                        biased;
+                        written = conn.flush() => {
+                            if written.is_err() || closing {
+                                return;
+                            }
+                            break;
+                        }
+                        Some(frame) = in_flight.next(), if !closing => {
+                            last = queue_reply(&mut conn, addr, frame);
+                            if conn.unsent() > ctx.limits.max_unsent {
+                                let unsent = conn.unsent();
+                                tracing::warn!(%addr, unsent, "client reads its replies too slowly; closing");
+                                let reason = format!(
+                                    "more than {} bytes of replies unread",
+                                    ctx.limits.max_unsent
+                                );
+                                refuse::<NodeFrame, _>(&mut conn, &reason).await;
+                                return;
+                            }
+                        }
                     }
-                }
-                if conn.flush().await.is_err() || last {
-                    return;
                 }
             }
         }
     }
 }
+
+/// Encodes a reply into the connection's write buffer: `Some(true)` when it is the last frame
+/// (an error frame, after which the connection closes), `None` when nothing could be queued.
+fn queue_reply<T: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<T>,
+    addr: SocketAddr,
+    frame: NodeFrame,
+) -> Option<bool> {
+    let last = matches!(frame, NodeFrame::Error { .. });
+    if let Err(e) = conn.feed(&frame) {
+        // A reply that cannot be encoded (or is too large) fails its request alone.
+        tracing::warn!(%addr, error = %e, "cannot send a reply");
+        let failed = match frame {
+            NodeFrame::Reply { id, .. } => NodeFrame::Reply {
+                id,
+                reply: ClientReply::Failed(ClientError::Unavailable(format!(
+                    "reply not sent: {e}"
+                ))),
+            },
+            _ => NodeFrame::Error {
+                reason: format!("reply not sent: {e}"),
+            },
+        };
+        conn.feed(&failed).ok()?;
+    }
+    Some(last)
+}
+
+#[cfg(test)]
+mod tests;

@@ -43,8 +43,13 @@ pub struct Conn<T> {
     /// One record's worth of scratch space for the cipher, allocated once per connection
     /// (encrypted connections only).
     scratch: Vec<u8>,
-    /// The sealed records of the last flush, kept for its allocation.
-    sealed: Vec<u8>,
+    /// The bytes a flush is writing (sealed records on an encrypted connection), of which the
+    /// first `out_pos` are written. What is fed meanwhile waits in `wbuf` for the next batch, so
+    /// a flush cancelled halfway loses nothing and writes nothing twice.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Since when a write has waited without progress (across flushes that were cancelled).
+    write_since: Option<Instant>,
     /// The read deadline's timer, kept from one read to the next: moving a registered timer
     /// later is a lock-free update, where a fresh timer per read is a registration in tokio's
     /// time driver and a removal after it.
@@ -84,7 +89,9 @@ pub fn handshake_conn<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> Conn<T> {
         cipher: None,
         plain: BytesMut::new(),
         scratch: Vec::new(),
-        sealed: Vec::new(),
+        out: Vec::new(),
+        out_pos: 0,
+        write_since: None,
         timer: None,
         room: READ_ROOM,
         grown: false,
@@ -323,70 +330,101 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         Ok(())
     }
 
-    /// Encrypts what was queued into records, in place of the plaintext.
-    fn seal(&mut self) -> Result<(), FrameError> {
+    /// Bytes fed and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.wbuf.len() + self.out.len() - self.out_pos
+    }
+
+    /// Moves what was queued to the bytes being written: sealed into records on an encrypted
+    /// connection, as it is otherwise. The plaintext buffer is kept for the next batch.
+    fn stage(&mut self) -> Result<(), FrameError> {
+        self.out.clear();
+        self.out_pos = 0;
         let Some(cipher) = self.cipher.as_mut() else {
+            std::mem::swap(&mut self.wbuf, &mut self.out);
             return Ok(());
         };
         let records = self.wbuf.len().div_ceil(RECORD_PLAINTEXT);
-        let sealed = &mut self.sealed;
-        sealed.clear();
+        let sealed = &mut self.out;
         sealed.reserve(self.wbuf.len() + records * 18);
-        let out = &mut self.scratch;
-        if out.len() < 65535 {
-            out.resize(65535, 0);
+        let scratch = &mut self.scratch;
+        if scratch.len() < 65535 {
+            scratch.resize(65535, 0);
         }
         for chunk in self.wbuf.chunks(RECORD_PLAINTEXT) {
             let n = cipher
-                .write_message(chunk, out)
+                .write_message(chunk, scratch)
                 .map_err(|e| FrameError::Crypto(format!("cannot encrypt a record: {e}")))?;
             sealed.put_u16(n as u16);
-            sealed.extend_from_slice(&out[..n]);
+            sealed.extend_from_slice(&scratch[..n]);
         }
-        // The sealed bytes are written; the plaintext buffer is kept for the next batch.
-        std::mem::swap(&mut self.wbuf, &mut self.sealed);
+        self.wbuf.clear();
         Ok(())
     }
 
-    /// Writes what was queued.
+    /// Writes what was queued. Cancel safe: a flush dropped halfway leaves the rest for the next
+    /// one (which also keeps the write deadline of the write that was waiting).
     pub async fn flush(&mut self) -> Result<(), FrameError> {
-        if self.wbuf.is_empty() {
+        if self.unsent() == 0 {
             return Ok(());
         }
-        self.seal()?;
-        let write = async {
-            self.io.write_all(&self.wbuf).await?;
-            self.io.flush().await
-        };
-        match self.timeouts {
-            None => write.await?,
-            Some(t) => {
-                // Most writes complete at once: only one that has to wait gets a timer (a
-                // timer per write was a registration with tokio's time driver per reply).
-                let mut write = std::pin::pin!(write);
-                let mut limit: Option<Pin<Box<Sleep>>> = None;
-                let written = std::future::poll_fn(|cx| {
-                    if let Poll::Ready(r) = write.as_mut().poll(cx) {
-                        return Poll::Ready(Some(r));
-                    }
-                    let limit = limit.get_or_insert_with(|| Box::pin(tokio::time::sleep(t.read)));
-                    limit.as_mut().poll(cx).map(|()| None)
-                })
-                .await;
-                match written {
-                    Some(r) => r?,
-                    None => return Err(FrameError::WriteTimeout(t.read)),
+        loop {
+            if self.out_pos == self.out.len() {
+                if self.wbuf.is_empty() {
+                    break;
                 }
+                self.stage()?;
             }
+            let n = self.write_some().await?;
+            self.out_pos += n;
+            self.write_since = None;
         }
-        self.wbuf.clear();
-        for buf in [&mut self.wbuf, &mut self.sealed] {
+        self.io.flush().await?;
+        self.out.clear();
+        self.out_pos = 0;
+        for buf in [&mut self.wbuf, &mut self.out] {
             if buf.capacity() > KEPT_BUFFER {
                 *buf = Vec::new();
             }
         }
         self.last_activity = Instant::now();
         Ok(())
+    }
+
+    /// One write of the bytes being written, within the write deadline.
+    async fn write_some(&mut self) -> Result<usize, FrameError> {
+        let timeouts = self.timeouts;
+        let Conn {
+            io,
+            out,
+            out_pos,
+            write_since,
+            ..
+        } = self;
+        let rest = &out[*out_pos..];
+        // Most writes complete at once: only one that has to wait gets a timer (a timer per
+        // write was a registration with tokio's time driver per reply).
+        let mut limit: Option<Pin<Box<Sleep>>> = None;
+        let n = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = Pin::new(&mut *io).poll_write(cx, rest) {
+                return Poll::Ready(r.map_err(FrameError::from));
+            }
+            let Some(t) = timeouts else {
+                return Poll::Pending;
+            };
+            let since = *write_since.get_or_insert_with(Instant::now);
+            let limit =
+                limit.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(since + t.read)));
+            limit
+                .as_mut()
+                .poll(cx)
+                .map(|()| Err(FrameError::WriteTimeout(t.read)))
+        })
+        .await?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+        }
+        Ok(n)
     }
 
     /// Encodes, writes and flushes one frame.
@@ -429,11 +467,12 @@ pub async fn refuse<F: ErrorFrame, T: AsyncRead + AsyncWrite + Unpin>(
     reason: &str,
 ) {
     let frame = F::error(excerpt(reason));
+    // Frames queued and not started are dropped; a batch being written is finished first, so
+    // that the error frame starts where a frame may.
     conn.wbuf.clear();
     let _ = conn.feed(&frame);
-    let _ = conn.seal();
     let io = async {
-        let _ = conn.io.write_all(&conn.wbuf).await;
+        let _ = conn.flush().await;
         let _ = conn.io.shutdown().await;
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = conn.io.read(&mut buf).await {

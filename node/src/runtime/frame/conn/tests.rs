@@ -315,7 +315,7 @@ async fn a_large_encrypted_frame_does_not_keep_its_buffers() {
     }
     for (what, capacity) in [
         ("sender's write buffer", sender.wbuf.capacity()),
-        ("sender's sealed records", sender.sealed.capacity()),
+        ("sender's sealed records", sender.out.capacity()),
     ] {
         assert!(capacity <= SETTLED, "the {what} keeps {capacity} bytes");
     }
@@ -329,4 +329,67 @@ async fn a_large_encrypted_frame_does_not_keep_its_buffers() {
             buf.capacity()
         );
     }
+}
+
+/// Feeds frames while flushes are cancelled halfway (a client connection collects replies while
+/// it writes): the other side gets every frame once, whole and in order.
+async fn cancelled_flushes_lose_and_repeat_nothing(
+    mut sender: Conn<tokio::io::DuplexStream>,
+    mut receiver: Conn<tokio::io::DuplexStream>,
+) {
+    let bodies: Vec<Vec<u8>> = (0..40u8)
+        .map(|i| vec![i + 1; 1000 + 7_919 * usize::from(i)])
+        .collect();
+    let expected = bodies.clone();
+    let reader = tokio::spawn(async move {
+        for body in &expected {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert_eq!(&receiver.recv_body().await.expect("a frame")[..], &body[..]);
+        }
+    });
+    let mut cancelled = 0;
+    for body in &bodies {
+        sender.feed_body(body).expect("within the limit");
+        tokio::select! {
+            r = sender.flush() => r.expect("writes"),
+            () = tokio::time::sleep(Duration::from_micros(300)) => cancelled += 1,
+        }
+    }
+    sender.flush().await.expect("writes the rest");
+    assert_eq!(sender.unsent(), 0);
+    reader.await.expect("the reader gets every frame");
+    assert!(cancelled > 10, "only {cancelled} flushes were cut short");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flush_cancelled_halfway_loses_and_repeats_nothing() {
+    let (ours, theirs) = tokio::io::duplex(4096);
+    let [sender, receiver] = [ours, theirs].map(|io| {
+        let mut conn = handshake_conn(io);
+        conn.established(1 << 20, 1 << 20, Some(TIMEOUTS));
+        conn
+    });
+    cancelled_flushes_lose_and_repeat_nothing(sender, receiver).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_encrypted_flush_cancelled_halfway_loses_and_repeats_nothing() {
+    let (sender, receiver) = encrypted_pair();
+    cancelled_flushes_lose_and_repeat_nothing(sender, receiver).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_write_deadline_holds_across_cancelled_flushes() {
+    let (mut conn, _theirs) = pipe();
+    conn.feed_body(&[7; 4096]).expect("within the limit");
+    let started = Instant::now();
+    // Flushes cut short every half second never reset the deadline.
+    let e = loop {
+        tokio::select! {
+            r = conn.flush() => break r.expect_err("nobody reads"),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    };
+    assert!(matches!(e, FrameError::WriteTimeout(_)), "{e:?}");
+    assert_eq!(started.elapsed(), TIMEOUTS.read);
 }
