@@ -357,6 +357,7 @@ impl Node {
             my_address: address,
             max_frame: config.max_frame,
             idle: config.limits.idle_timeout / 2,
+            write_timeout: config.limits.read_timeout,
             inputs: tx.clone(),
         };
         #[cfg(feature = "http")]

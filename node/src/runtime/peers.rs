@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::frame::{excerpt, handshake_conn, Conn, PeerFrame, Role, HANDSHAKE_MAX_FRAME};
+use super::frame::{excerpt, handshake_conn, Conn, PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME};
 use super::handshake::{connect, Credentials};
 use super::Input;
 use crate::message::PeerMessage;
@@ -45,6 +45,10 @@ pub(crate) struct LinkContext {
     /// A link with nothing to send for this long closes its connection (it reconnects on the next
     /// message): half the peers' idle timeout, so the link closes before the peer does.
     pub idle: Duration,
+    /// A write to the peer that makes no progress for this long fails the link (the peers'
+    /// `read_timeout`): a peer that stopped reading is reported unreachable, and its messages
+    /// fail over, instead of the link waiting on it until the kernel gives up.
+    pub write_timeout: Duration,
     pub inputs: mpsc::Sender<Input>,
 }
 
@@ -168,7 +172,13 @@ async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<Conn<Tcp
         connect(&mut conn, &ctx.creds, role, Some(peer), ctx.encrypt)
             .await
             .map_err(|e| format!("handshake with {address}: {e}"))?;
-        conn.established(HANDSHAKE_MAX_FRAME, ctx.max_frame, None);
+        // Peers never write on a link, so the read side's timeouts never cut one short: the
+        // link's own idle close comes first, at half of this idle timeout.
+        let timeouts = Timeouts {
+            idle: ctx.idle.saturating_mul(2),
+            read: ctx.write_timeout,
+        };
+        conn.established(HANDSHAKE_MAX_FRAME, ctx.max_frame, Some(timeouts));
         Ok(conn)
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
@@ -275,6 +285,87 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: Queue) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{ClientOptions, ClientRequest};
+    use crate::runtime::frame::DEFAULT_MAX_FRAME;
+    use crate::runtime::handshake::{accept, NodeSecrets};
+    use tokio::net::TcpListener;
+
+    const CLUSTER: &str = "test";
+    const PEER_SECRET: &[u8] = b"peer secret";
+
+    /// A forwarded put of a 1 MiB value.
+    fn big(req: u64) -> PeerMessage {
+        PeerMessage::Forward {
+            req,
+            request: ClientRequest::Put {
+                key: req.to_be_bytes().to_vec(),
+                value: vec![7; 1 << 20],
+                context: Vec::new(),
+                options: ClientOptions::default(),
+                content_type: None,
+            },
+        }
+    }
+
+    /// A peer that completes the handshake and then reads nothing (a paused process, a host
+    /// whose network went away): the link's write fails after the write timeout, and the driver
+    /// hears that the peer is unreachable, instead of the link waiting on it for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_is_unreachable_after_the_write_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("an address").to_string();
+        let secrets = NodeSecrets {
+            cluster: CLUSTER.into(),
+            peer_secret: PEER_SECRET.to_vec(),
+            client_secret: b"client".to_vec(),
+            identity: None,
+            authority: None,
+        };
+        let peer = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("the link connects");
+            let mut conn = handshake_conn(stream);
+            accept(&mut conn, &secrets, 2, false).await.expect("a peer");
+            // Holds the connection open and never reads from it again.
+            std::future::pending::<()>().await;
+            drop(conn);
+        });
+        let (inputs, mut driver) = mpsc::channel(16);
+        let ctx = LinkContext {
+            creds: Credentials {
+                cluster: CLUSTER.into(),
+                secret: PEER_SECRET.to_vec(),
+                identity: None,
+                authority: None,
+            },
+            encrypt: false,
+            me: 1,
+            my_address: "127.0.0.1:1".into(),
+            max_frame: DEFAULT_MAX_FRAME,
+            idle: Duration::from_secs(3600),
+            write_timeout: Duration::from_secs(30),
+            inputs,
+        };
+        let link = spawn(ctx, 2, address, 1024);
+        // 64 MiB: more than the sockets' buffers hold.
+        for req in 0..64 {
+            link.outlet.offer(vec![big(req)]).expect("room");
+        }
+        let heard = tokio::time::timeout(Duration::from_secs(600), async {
+            loop {
+                match driver.recv().await {
+                    Some(Input::Unreachable(2)) => return,
+                    Some(_) => {}
+                    None => panic!("the link is gone"),
+                }
+            }
+        })
+        .await;
+        assert!(
+            heard.is_ok(),
+            "the link still waits on the peer after 10 minutes"
+        );
+        peer.abort();
+    }
 
     fn ack(n: u64) -> PeerMessage {
         PeerMessage::WriteAck { req: n, ok: true }

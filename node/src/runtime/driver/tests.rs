@@ -137,6 +137,7 @@ fn start(dir: &std::path::Path, gate: Gate) -> mpsc::Sender<Input> {
         my_address: "n1".into(),
         max_frame: 1 << 20,
         idle: Duration::from_secs(60),
+        write_timeout: Duration::from_secs(30),
         inputs: tx.clone(),
     };
     tokio::spawn(Driver::new(core, clock, link_ctx, 64, None).run(rx));
