@@ -5,7 +5,8 @@
 //! - A get answers `200` with the value (its stored `Content-Type`, else
 //!   `application/octet-stream`) when there is one version, `300 Multiple Choices` with a JSON
 //!   body listing every sibling when there are several (`{"context", "siblings": [{"value"
-//!   (base64), "content_type", "text" (the value, when it is UTF-8)}]}`), and `404` when the key
+//!   (base64), "content_type", "text" (the value, when it is UTF-8 without control characters
+//!   other than tab and line breaks)}]}`), and `404` when the key
 //!   has no live version. Every answer carries the context in `X-Dynamo-Context` (base64; a 404
 //!   too: a put with it supersedes the tombstone it saw).
 //! - A put stores the body with its `Content-Type`, superseding what the `X-Dynamo-Context` it
@@ -68,14 +69,42 @@ struct Siblings {
     siblings: Vec<Sibling>,
 }
 
+impl Siblings {
+    fn new(values: Vec<Vec<u8>>, content_types: Vec<Option<String>>, context: &[u8]) -> Self {
+        let siblings = values
+            .into_iter()
+            .zip(content_types)
+            .map(|(value, content_type)| Sibling {
+                value: B64.encode(&value),
+                content_type,
+                text: as_text(value),
+            })
+            .collect();
+        Siblings {
+            context: B64.encode(context),
+            siblings,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Sibling {
     /// The value, base64.
     value: String,
     content_type: Option<String>,
-    /// The value as text, when it is UTF-8.
+    /// The value as text, when it is printable UTF-8 (see [`as_text`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<String>,
+}
+
+/// A value as text: when it is UTF-8 without control characters other than tab, line feed and
+/// carriage return. JSON escapes every other control character in six bytes, so a value of them
+/// would grow six times in the answer (beside its base64): with a key's 4 MiB of siblings, one
+/// answer of 30 MiB. Printable text grows at most twice (`"` and `\` take two bytes).
+fn as_text(value: Vec<u8>) -> Option<String> {
+    let text = String::from_utf8(value).ok()?;
+    let printable = |c: char| !c.is_control() || matches!(c, '\t' | '\n' | '\r');
+    text.chars().all(printable).then_some(text)
 }
 
 /// The key of the request: the path segment after `/kv/`, percent-decoded to bytes. (axum's
@@ -250,19 +279,7 @@ pub(crate) async fn get(
         }
         _ => {
             content_types.resize(values.len(), None);
-            let siblings = values
-                .into_iter()
-                .zip(content_types)
-                .map(|(value, content_type)| Sibling {
-                    value: B64.encode(&value),
-                    content_type,
-                    text: String::from_utf8(value).ok(),
-                })
-                .collect();
-            let body = Siblings {
-                context: B64.encode(&context),
-                siblings,
-            };
+            let body = Siblings::new(values, content_types, &context);
             Ok((headers, json(StatusCode::MULTIPLE_CHOICES, &body)).into_response())
         }
     }
@@ -343,5 +360,29 @@ fn stored(reply: ClientReply) -> Result<Response, ApiError> {
         }
         ClientReply::Failed(e) => Err(failure(e)),
         other => Err(unexpected(&other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn siblings_of_control_characters_are_answered_in_base64_alone() {
+        let values = vec![vec![1u8; 100 << 10], vec![0u8; 100 << 10]];
+        let size: usize = values.iter().map(Vec::len).sum();
+        let body = Siblings::new(values, vec![None, None], b"ctx");
+        let answer = serde_json::to_vec_pretty(&body).expect("encodes");
+        assert!(body.siblings.iter().all(|s| s.text.is_none()));
+        assert!(answer.len() < size * 3 / 2, "{} bytes for {size}", answer.len());
+    }
+
+    #[test]
+    fn printable_siblings_carry_their_text() {
+        let values = vec![b"milk\tand \"eggs\"\n".to_vec(), "caf\u{e9}".as_bytes().to_vec()];
+        let body = Siblings::new(values, vec![None, None], b"ctx");
+        let texts: Vec<_> = body.siblings.iter().map(|s| s.text.as_deref()).collect();
+        assert_eq!(texts, [Some("milk\tand \"eggs\"\n"), Some("caf\u{e9}")]);
+        assert_eq!(as_text(vec![0xff, 0xfe]), None);
     }
 }
