@@ -474,8 +474,9 @@ pub async fn refuse<F: ErrorFrame, T: AsyncRead + AsyncWrite + Unpin>(
     let io = async {
         let _ = conn.flush().await;
         let _ = conn.io.shutdown().await;
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = conn.io.read(&mut buf).await {
+        // Small: an attacker's connections may each wait here for the whole drain time.
+        let mut sink = [0u8; 2048];
+        while let Ok(n) = conn.io.read(&mut sink).await {
             if n == 0 {
                 break;
             }
