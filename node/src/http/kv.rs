@@ -374,12 +374,19 @@ mod tests {
         let body = Siblings::new(values, vec![None, None], b"ctx");
         let answer = serde_json::to_vec_pretty(&body).expect("encodes");
         assert!(body.siblings.iter().all(|s| s.text.is_none()));
-        assert!(answer.len() < size * 3 / 2, "{} bytes for {size}", answer.len());
+        assert!(
+            answer.len() < size * 3 / 2,
+            "{} bytes for {size}",
+            answer.len()
+        );
     }
 
     #[test]
     fn printable_siblings_carry_their_text() {
-        let values = vec![b"milk\tand \"eggs\"\n".to_vec(), "caf\u{e9}".as_bytes().to_vec()];
+        let values = vec![
+            b"milk\tand \"eggs\"\n".to_vec(),
+            "caf\u{e9}".as_bytes().to_vec(),
+        ];
         let body = Siblings::new(values, vec![None, None], b"ctx");
         let texts: Vec<_> = body.siblings.iter().map(|s| s.text.as_deref()).collect();
         assert_eq!(texts, [Some("milk\tand \"eggs\"\n"), Some("caf\u{e9}")]);

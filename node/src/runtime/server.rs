@@ -6,7 +6,7 @@
 //! unexpected (a malformed or unknown frame, an oversized frame, a frame of the wrong kind) is
 //! answered with an error frame and the connection is closed; the node goes on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +26,7 @@ use super::handshake::{accept, NodeSecrets};
 use super::Input;
 use crate::message::{ClientError, ClientReply};
 use crate::types::NodeId;
+use handshakes::Handshakes;
 
 /// Requests of one client connection handled at once; more wait in the socket.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -39,8 +40,9 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 ///
 /// Unauthenticated connections cost a node a few KiB each (their frames are at most
 /// [`HANDSHAKE_MAX_FRAME`](super::frame::HANDSHAKE_MAX_FRAME) bytes) and hold no slot for long:
-/// at most `max_handshakes` run at once, and when one more arrives the oldest is closed, so idle
-/// connections that never authenticate cannot lock clients out. Authenticated connections hold a
+/// at most `max_handshakes` run at once, and when one more arrives the oldest of the address
+/// holding the most is closed, so idle connections that never authenticate cannot lock clients
+/// out, nor can one host close other hosts' handshakes. Authenticated connections hold a
 /// slot until they close: clients one of `max_connections`, peers one of `max_peers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -52,7 +54,8 @@ pub struct ConnectionLimits {
     /// Once a frame's first byte has arrived, the rest must arrive within this time; a write must
     /// complete within it too (default 30 s).
     pub read_timeout: Duration,
-    /// Connections still in their handshake (default 256); one more closes the oldest.
+    /// Connections still in their handshake (default 256); one more closes the oldest of the
+    /// address that holds the most.
     pub max_handshakes: usize,
     /// Client connections at once (default 1024); one more is refused with an error frame.
     pub max_connections: usize,
@@ -105,8 +108,8 @@ pub(crate) struct ServerContext {
 struct Slots {
     clients: Arc<Semaphore>,
     peers: Arc<Semaphore>,
-    /// Connections in their handshake, oldest first: dropping a sender closes that connection.
-    handshakes: Mutex<BTreeMap<u64, oneshot::Sender<()>>>,
+    /// Connections in their handshake.
+    handshakes: Mutex<Handshakes>,
     /// The connected peers by node id.
     peer_ids: Mutex<HashMap<NodeId, PeerEntry>>,
 }
@@ -125,7 +128,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
     let slots = Arc::new(Slots {
         clients: Arc::new(Semaphore::new(ctx.limits.max_connections)),
         peers: Arc::new(Semaphore::new(ctx.limits.max_peers)),
-        handshakes: Mutex::new(BTreeMap::new()),
+        handshakes: Mutex::new(Handshakes::default()),
         peer_ids: Mutex::new(HashMap::new()),
     });
     let mut conns = JoinSet::new();
@@ -139,16 +142,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
                     let _ = stream.set_nodelay(true);
                     next += 1;
                     let (tx, evicted) = oneshot::channel();
-                    {
-                        let mut pending = lock(&slots.handshakes);
-                        while pending.len() >= ctx.limits.max_handshakes.max(1) {
-                            // Dropping the sender closes the oldest handshake.
-                            if pending.pop_first().is_none() {
-                                break;
-                            }
-                        }
-                        pending.insert(next, tx);
-                    }
+                    lock(&slots.handshakes).admit(next, addr.ip(), tx, ctx.limits.max_handshakes);
                     conns.spawn(connection(stream, addr, ctx.clone(), slots.clone(), next, evicted));
                 }
                 Err(e) => {
@@ -185,7 +179,7 @@ async fn connection(
         r = handshake => Some(r),
         _ = evicted => None,
     };
-    lock(&slots.handshakes).remove(&ticket);
+    lock(&slots.handshakes).remove(ticket);
     let role = match outcome {
         Some(Ok(Ok(role))) => role,
         Some(Ok(Err(e))) => {
@@ -463,5 +457,6 @@ fn queue_reply<T: AsyncRead + AsyncWrite + Unpin>(
     Some(last)
 }
 
+mod handshakes;
 #[cfg(test)]
 mod tests;

@@ -372,6 +372,41 @@ async fn idle_connections_before_the_handshake_do_not_lock_clients_out() {
     node.shutdown().await.unwrap();
 }
 
+/// A flood of idle connections from one address closes that address's own oldest handshakes,
+/// not those of other addresses: a client whose handshake takes a while (a long round trip) is
+/// not locked out by a single host opening connections faster than it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_handshakes_from_one_address_evicts_only_its_own() {
+    let spec = Spec::new(1, None);
+    let mut rc = spec.runtime_config(1);
+    rc.limits.max_handshakes = 8;
+    rc.limits.handshake_timeout = Duration::from_secs(120);
+    let node = dynamo_node::runtime::Node::start(rc).await.unwrap();
+    let address: std::net::SocketAddr = spec.address(1).parse().unwrap();
+    // A client from 127.0.0.2 connects first and has not started its handshake.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut slow =
+        dynamo_node::runtime::frame::handshake_conn(socket.connect(address).await.unwrap());
+    // 100 connections from 127.0.0.1: with room for 8 handshakes, 92 are closed.
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        flood.push(raw(&spec.address(1)).await);
+    }
+    for conn in &mut flood[..91] {
+        let reason = expect_error::<Handshake>(conn).await;
+        assert!(
+            reason.contains("too many connections in their handshake"),
+            "{reason}"
+        );
+    }
+    connect(&mut slow, &creds(SECRET), Role::Client, Some(1), true)
+        .await
+        .expect("the handshake from the other address was left alone");
+    drop(flood);
+    node.shutdown().await.unwrap();
+}
+
 /// A failing accept (out of file descriptors) is retried with a growing pause, not in a busy
 /// loop; the node serves again once descriptors are free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

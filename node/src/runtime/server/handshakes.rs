@@ -1,0 +1,135 @@
+//! The connections in their handshake: at most `max_handshakes` at once, and when one more
+//! arrives, the oldest of the address that holds the most is closed.
+//!
+//! Closing the oldest of all would let one host lock every other out: opening connections faster
+//! than a distant client completes its handshake, it would have that client's closed each time.
+//! Taken from the address with the most, a flood from one host closes its own connections, and
+//! a client elsewhere loses its handshake only to a flood from more addresses than there are
+//! slots.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use tokio::sync::oneshot;
+
+/// Handshakes in progress, by ticket (the order they arrived in) and by address.
+#[derive(Debug, Default)]
+pub(super) struct Handshakes {
+    /// Each handshake's address and its closer: dropping the sender closes the connection.
+    by_ticket: BTreeMap<u64, (IpAddr, oneshot::Sender<()>)>,
+    /// Each address's handshakes.
+    by_source: HashMap<IpAddr, BTreeSet<u64>>,
+}
+
+impl Handshakes {
+    /// Admits handshake `ticket` from `source`, after closing handshakes while `max` or more run.
+    pub(super) fn admit(
+        &mut self,
+        ticket: u64,
+        source: IpAddr,
+        close: oneshot::Sender<()>,
+        max: usize,
+    ) {
+        while self.by_ticket.len() >= max.max(1) {
+            let Some(victim) = self.victim() else { break };
+            self.remove(victim);
+        }
+        let source = source.to_canonical();
+        self.by_ticket.insert(ticket, (source, close));
+        self.by_source.entry(source).or_default().insert(ticket);
+    }
+
+    /// The handshake to close for room: the oldest of the address with the most (of those,
+    /// the one whose oldest is oldest).
+    fn victim(&self) -> Option<u64> {
+        self.by_source
+            .values()
+            .max_by(|a, b| {
+                a.len()
+                    .cmp(&b.len())
+                    .then_with(|| b.first().cmp(&a.first()))
+            })?
+            .first()
+            .copied()
+    }
+
+    /// Forgets handshake `ticket` (ended, or closed for room).
+    pub(super) fn remove(&mut self, ticket: u64) {
+        let Some((source, _close)) = self.by_ticket.remove(&ticket) else {
+            return;
+        };
+        if let Some(tickets) = self.by_source.get_mut(&source) {
+            tickets.remove(&ticket);
+            if tickets.is_empty() {
+                self.by_source.remove(&source);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    /// Admits `ticket` from `source`; the receiver tells whether it was closed.
+    fn admit(
+        table: &mut Handshakes,
+        ticket: u64,
+        source: IpAddr,
+        max: usize,
+    ) -> oneshot::Receiver<()> {
+        let (close, closed) = oneshot::channel();
+        table.admit(ticket, source, close, max);
+        closed
+    }
+
+    fn is_closed(rx: &mut oneshot::Receiver<()>) -> bool {
+        matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed))
+    }
+
+    #[test]
+    fn a_flood_from_one_address_closes_its_own_oldest() {
+        let mut table = Handshakes::default();
+        let mut other = admit(&mut table, 0, ip(2), 4);
+        let mut flood: Vec<_> = (1..=100).map(|t| admit(&mut table, t, ip(1), 4)).collect();
+        assert!(!is_closed(&mut other));
+        let open: Vec<u64> = (1..=100)
+            .filter(|&t| !is_closed(&mut flood[t as usize - 1]))
+            .collect();
+        assert_eq!(open, [98, 99, 100]);
+    }
+
+    #[test]
+    fn among_addresses_with_as_many_the_oldest_goes() {
+        let mut table = Handshakes::default();
+        let mut first = admit(&mut table, 1, ip(1), 2);
+        let mut second = admit(&mut table, 2, ip(2), 2);
+        let mut third = admit(&mut table, 3, ip(3), 2);
+        assert!(is_closed(&mut first));
+        assert!(!is_closed(&mut second) && !is_closed(&mut third));
+    }
+
+    #[test]
+    fn an_ended_handshake_frees_its_room_and_its_address() {
+        let mut table = Handshakes::default();
+        let mut a = admit(&mut table, 1, ip(1), 2);
+        let _b = admit(&mut table, 2, ip(2), 2);
+        table.remove(2);
+        assert!(table.by_source.get(&ip(2)).is_none());
+        let _c = admit(&mut table, 3, ip(3), 2);
+        assert!(!is_closed(&mut a));
+        // Mapped IPv4 addresses count as the address they map.
+        let mapped = IpAddr::from(std::net::Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped());
+        let _d = admit(&mut table, 4, mapped, 2);
+        assert!(
+            is_closed(&mut a),
+            "the oldest of two addresses with one each"
+        );
+        assert_eq!(table.by_source.get(&ip(1)).map(BTreeSet::len), Some(1));
+        assert!(!table.by_source.contains_key(&mapped));
+    }
+}
