@@ -119,7 +119,7 @@ mod tests {
         let mut a = admit(&mut table, 1, ip(1), 2);
         let _b = admit(&mut table, 2, ip(2), 2);
         table.remove(2);
-        assert!(table.by_source.get(&ip(2)).is_none());
+        assert!(!table.by_source.contains_key(&ip(2)));
         let _c = admit(&mut table, 3, ip(3), 2);
         assert!(!is_closed(&mut a));
         // Mapped IPv4 addresses count as the address they map.
