@@ -35,8 +35,8 @@ mod vectors;
 
 pub use crate::core::{
     Boot, ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeEvent, NodeStats,
-    NodeStatus, StalenessChoice, StalenessStatus, StorageId, StorageOp, StorageResult, StoredCore,
-    MAX_REQUEST_TIMEOUT,
+    NodeStatus, SizeScan, StalenessChoice, StalenessStatus, StorageId, StorageOp, StorageResult,
+    StoredCore, MAX_REQUEST_TIMEOUT,
 };
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};

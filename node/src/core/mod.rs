@@ -78,7 +78,7 @@ pub use stats::{
 };
 pub use status::{MemberStatus, NodeStatus};
 pub use storage::{execute, merged, reapable, StorageId, StorageOp, StorageResult};
-pub use stored::StoredCore;
+pub use stored::{SizeScan, StoredCore};
 #[cfg(test)]
 pub(crate) use transfer::decode_checkpoint;
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::{Boot, NodeCore, NodeError, NodeEvent};
 use crate::config::NodeConfig;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::store::{Store, StoreError};
-use crate::types::{Millis, NodeId, RequestId};
+use crate::types::{Key, Millis, NodeId, RequestId};
 
 /// A [`NodeCore`] and its store. Every input runs the core's storage ops on the store, in order,
 /// feeding each result back, until the core asks for none; then its messages, replies and
@@ -157,29 +157,75 @@ impl<S: Store> StoredCore<S> {
         self.store
     }
 
-    /// Keys and bytes of every range this node holds data of (reads every stored key: an admin
-    /// command, for plans).
+    /// Keys and bytes of every range this node holds data of, in one go (reads every stored
+    /// key; a node's driver measures [a few keys at a time](StoredCore::measure) instead).
     pub fn partition_sizes(&self) -> Result<Vec<PartitionSize>, StoreError> {
-        let mut out = Vec::new();
-        for p in 0..self.core.holdings.partitions() {
-            let keys = self.core.holdings.keys(p);
-            if keys.is_empty() {
+        let mut scan = SizeScan::default();
+        loop {
+            if let Some(sizes) = self.measure(&mut scan, usize::MAX)? {
+                return Ok(sizes);
+            }
+        }
+    }
+
+    /// Goes on with `scan`, reading at most `budget` stored keys: the sizes once every range is
+    /// measured, `None` while keys are left. Each range's keys are those indexed when its turn
+    /// came (a key written later in that range is not counted, one removed counts no bytes).
+    pub fn measure(
+        &self,
+        scan: &mut SizeScan,
+        budget: usize,
+    ) -> Result<Option<Vec<PartitionSize>>, StoreError> {
+        let mut left = budget.max(1);
+        loop {
+            if scan.keys.is_empty() {
+                if let Some(done) = scan.current.take() {
+                    scan.sizes.push(done);
+                }
+                if scan.next >= self.core.holdings.partitions() {
+                    return Ok(Some(std::mem::take(&mut scan.sizes)));
+                }
+                let p = scan.next;
+                scan.next += 1;
+                scan.keys = self.core.holdings.keys(p).keys().cloned().collect();
+                if !scan.keys.is_empty() {
+                    scan.current = Some(PartitionSize {
+                        range: p,
+                        keys: scan.keys.len() as u64,
+                        bytes: 0,
+                    });
+                }
                 continue;
             }
+            if left == 0 {
+                return Ok(None);
+            }
+            let take = left.min(scan.keys.len());
+            left -= take;
             let mut bytes = 0u64;
-            for key in keys.keys() {
-                if let Some(siblings) = self.store.get(key)? {
+            for key in scan.keys.drain(scan.keys.len() - take..) {
+                if let Some(siblings) = self.store.get(&key)? {
                     bytes += (key.len() + encode_siblings(&siblings).len()) as u64;
                 }
             }
-            out.push(PartitionSize {
-                range: p,
-                keys: keys.len() as u64,
-                bytes,
-            });
+            if let Some(current) = scan.current.as_mut() {
+                current.bytes += bytes;
+            }
         }
-        Ok(out)
     }
+}
+
+/// A measure of partition sizes in progress ([`StoredCore::measure`]).
+#[derive(Debug, Default)]
+pub struct SizeScan {
+    /// The next range to measure.
+    next: usize,
+    /// The range being measured, so far.
+    current: Option<PartitionSize>,
+    /// Its keys not read yet.
+    keys: Vec<Key>,
+    /// The ranges measured.
+    sizes: Vec<PartitionSize>,
 }
 
 impl<S: Store> Deref for StoredCore<S> {

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::delay::DelaySource;
 use super::peers::{self, Link, LinkContext, Refused};
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
-use crate::core::{NodeEvent, RequestMetrics, RequestOp, RequestOutcome, StoredCore};
+use crate::core::{NodeEvent, RequestMetrics, RequestOp, RequestOutcome, SizeScan, StoredCore};
 use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage};
 use crate::store::{Store, StoreError, SyncJob};
 use crate::types::{Key, NodeId, RequestId};
@@ -84,7 +84,15 @@ pub(crate) struct Driver<S: Store> {
     /// Peers' reads answered since the last [`Driver::collect`] whose key had no unsynced write
     /// once the read was done: their answers leave at once.
     durable_reads: HashSet<(NodeId, RequestId)>,
+    /// Partition-size measures in progress, each with where its answer goes: one step of
+    /// [`SCAN_STEP`] keys after each batch of inputs (see [`Driver::measure`]).
+    scans: Vec<(SizeScan, oneshot::Sender<AdminReply>)>,
 }
+
+/// Stored keys a partition-size measure reads between two batches of inputs: the measure reads
+/// every key the node holds, and done in one go it stopped a node with a large store for as long
+/// as that took.
+const SCAN_STEP: usize = 256;
 
 /// Whether to go on after an input.
 #[derive(PartialEq, Eq)]
@@ -119,6 +127,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             spare: Held::default(),
             delay,
             durable_reads: HashSet::new(),
+            scans: Vec::new(),
         }
     }
 
@@ -180,6 +189,8 @@ impl<S: Store + Send + 'static> Driver<S> {
                     }
                 }
                 _ = &mut timer, if deadline.is_some() => {}
+                // A measure in progress goes on when nothing else is ready.
+                () = std::future::ready(()), if !self.scans.is_empty() => {}
             }
             match (synced, syncing) {
                 (Some(r), Some(done)) => {
@@ -209,8 +220,29 @@ impl<S: Store + Send + 'static> Driver<S> {
                 break;
             }
             self.pump_and_deliver()?;
+            if !self.scans.is_empty() {
+                self.measure();
+                // Let the connections' tasks run: the measure must not keep this worker.
+                tokio::task::yield_now().await;
+            }
         }
         Ok(())
+    }
+
+    /// One step of each partition-size measure in progress; answers those that are done.
+    fn measure(&mut self) {
+        let scans = std::mem::take(&mut self.scans);
+        for (mut scan, reply) in scans {
+            match self.core.measure(&mut scan, SCAN_STEP) {
+                Ok(Some(sizes)) => {
+                    let _ = reply.send(AdminReply::PartitionSizes(sizes));
+                }
+                Ok(None) => self.scans.push((scan, reply)),
+                Err(e) => {
+                    let _ = reply.send(AdminReply::Failed(e.to_string()));
+                }
+            }
+        }
     }
 
     /// While a flush is in progress: outputs produced since it started that can depend on no
@@ -316,10 +348,11 @@ impl<S: Store + Send + 'static> Driver<S> {
                             Err(e) => AdminReply::ChangeRefused(e),
                         }
                     }
-                    AdminRequest::PartitionSizes => match self.core.partition_sizes() {
-                        Ok(sizes) => AdminReply::PartitionSizes(sizes),
-                        Err(e) => AdminReply::Failed(e.to_string()),
-                    },
+                    AdminRequest::PartitionSizes => {
+                        // Measured a few keys at a time, between batches of inputs.
+                        self.scans.push((SizeScan::default(), reply));
+                        return Flow::Continue;
+                    }
                 };
                 let _ = reply.send(answer);
             }

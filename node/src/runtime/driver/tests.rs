@@ -215,3 +215,85 @@ async fn a_get_of_a_key_with_no_unsynced_write_does_not_wait_for_an_fsync_of_oth
     }
     let _ = inputs.send(Input::Shutdown).await;
 }
+
+/// A one-node cluster (N = R = W = 1) on a memory store holding `keys` keys, its driver running.
+fn start_with_keys(keys: u32) -> mpsc::Sender<Input> {
+    let config = NodeConfig {
+        n: 1,
+        r: 1,
+        w: 1,
+        partitions: 8,
+        initial_members: vec![1],
+        seeds: vec![(1, "n1".into())],
+        sync_interval: None,
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let mut store = crate::store::MemoryStore::new();
+    for i in 0..keys {
+        let mut sibs = Sibs::default();
+        sibs.put(
+            &dynamo_vclock::VClock::new(),
+            (1, 1),
+            u64::from(i) + 1,
+            dynamo_vclock::Value::Live(crate::types::Object::typed(vec![7; 100], None)),
+        );
+        store.put(&i.to_be_bytes(), &sibs).expect("memory");
+    }
+    let clock = Clock::new();
+    let core = StoredCore::new(1, "n1".into(), config, store, clock.now(), 7).expect("starts");
+    let (tx, rx) = mpsc::channel(64);
+    let link_ctx = LinkContext {
+        creds: Credentials {
+            cluster: "test".into(),
+            secret: b"secret".to_vec(),
+            identity: None,
+            authority: None,
+        },
+        encrypt: false,
+        me: 1,
+        my_address: "n1".into(),
+        max_frame: 1 << 20,
+        idle: Duration::from_secs(60),
+        write_timeout: Duration::from_secs(30),
+        inputs: tx.clone(),
+    };
+    tokio::spawn(Driver::new(core, clock, link_ctx, 64, None).run(rx));
+    tx
+}
+
+/// Measuring partition sizes reads every stored key (any client may ask): the driver does it a
+/// few keys at a time between other work, so a get that arrives behind it is answered before it
+/// ends, instead of after a scan of the whole store.
+#[tokio::test(flavor = "current_thread")]
+async fn a_get_behind_a_partition_size_scan_is_answered_before_the_scan_ends() {
+    use crate::runtime::{AdminReply, AdminRequest};
+    let inputs = start_with_keys(20_000);
+    let (sizes, mut sized) = oneshot::channel();
+    inputs
+        .send(Input::Admin {
+            request: AdminRequest::PartitionSizes,
+            reply: sizes,
+        })
+        .await
+        .expect("the driver runs");
+    let got = send(&inputs, get(&5u32.to_be_bytes())).await;
+    assert!(matches!(
+        reply(got, "the get").await,
+        ClientReply::Got { .. }
+    ));
+    assert!(
+        matches!(sized.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+        "the scan ended before the get behind it was answered"
+    );
+    let Ok(AdminReply::PartitionSizes(sizes)) =
+        tokio::time::timeout(Duration::from_secs(60), sized)
+            .await
+            .expect("the scan ends")
+    else {
+        panic!("no sizes");
+    };
+    assert_eq!(sizes.iter().map(|s| s.keys).sum::<u64>(), 20_000);
+    let bytes: u64 = sizes.iter().map(|s| s.bytes).sum();
+    assert!(bytes > 20_000 * 100, "{bytes}");
+}
