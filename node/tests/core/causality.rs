@@ -3,7 +3,8 @@
 //! coordinator, a fallback's not-found counted toward R, an overflowing timeout.
 
 use dynamo_node::{
-    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId, StoredCore,
+    ClientError, ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId,
+    StoredCore,
 };
 
 use crate::Cluster;
@@ -102,31 +103,42 @@ fn a_fallback_answers_reads_with_the_writes_it_holds_as_hints() {
     assert_eq!(c.get(g, key).0, vec![b"kept".to_vec()]);
 }
 
-/// Defect 5: a timeout of u64::MAX is a long timeout, not an overflow.
+/// Defect 5: a timeout of u64::MAX is no overflow. It is refused with what the limit is (a
+/// request waiting that long would hold its coordinator for ever), and the longest timeout allowed
+/// is served.
 #[test]
 fn a_huge_request_timeout_does_not_overflow() {
     let mut c = Cluster::new(3, NodeConfig::default());
     c.advance(300);
-    let options = ClientOptions {
-        timeout: Some(u64::MAX),
-        ..ClientOptions::default()
-    };
-    let reply = c.request(
-        1,
-        ClientRequest::Put {
-            key: b"k".to_vec(),
-            value: b"v".to_vec(),
-            context: vec![],
-            options,
-            content_type: None,
+    let put = |timeout: u64| ClientRequest::Put {
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+        context: vec![],
+        options: ClientOptions {
+            timeout: Some(timeout),
+            ..ClientOptions::default()
         },
+        content_type: None,
+    };
+    let reply = c.request(1, put(u64::MAX));
+    assert!(
+        matches!(
+            &reply,
+            ClientReply::Failed(ClientError::LimitExceeded { what, limit, .. })
+                if what == "timeout ms" && *limit == 60_000
+        ),
+        "{reply:?}"
     );
+    let reply = c.request(1, put(dynamo_node::MAX_REQUEST_TIMEOUT));
     assert!(stored(&reply), "{reply:?}");
     let reply = c.request(
         2,
         ClientRequest::Get {
             key: b"k".to_vec(),
-            options,
+            options: ClientOptions {
+                timeout: Some(dynamo_node::MAX_REQUEST_TIMEOUT),
+                ..ClientOptions::default()
+            },
         },
     );
     assert!(matches!(reply, ClientReply::Got { .. }), "{reply:?}");
