@@ -402,6 +402,15 @@ impl NodeCore {
         if !entries.is_empty() && self.keeps_partition(partition as usize) {
             self.store_op(StorageOp::Merge { entries }, Then::Nothing);
         }
+        // Each key once, and only keys this node holds in that partition (its key index is per
+        // partition): a key listed many times was read, held and sent once per mention.
+        let index = self.holdings.keys(partition as usize);
+        let mut want: Vec<Key> = want
+            .into_iter()
+            .filter(|k| k.len() <= self.config.max_key_size && index.contains(k))
+            .collect();
+        want.sort_unstable();
+        want.dedup();
         if want.is_empty() {
             return;
         }

@@ -786,3 +786,55 @@ fn an_exchange_for_a_partition_this_node_does_not_replicate_stores_nothing() {
     );
     assert_eq!(h.stored(&key), None);
 }
+
+/// A peer's exchange that wants one key many times (or keys of other partitions, or keys over
+/// the key limit) has the node read and send that key once: each listed key was read, and its
+/// versions held and queued, once per mention (a 16 MiB frame lists a short key 1.6 million
+/// times).
+#[test]
+fn an_exchange_wanting_a_key_many_times_reads_and_sends_it_once() {
+    let mut h = Harness::new();
+    let (key, _, _) = h.own_key();
+    h.message(
+        2,
+        PeerMessage::Write {
+            req: None,
+            key: key.clone(),
+            siblings: written_by((2, 1), b"v"),
+            hint: None,
+        },
+    );
+    assert!(h.stored(&key).is_some());
+    let p = h.core.partition_of(&key);
+    let elsewhere = (0..10_000u32)
+        .map(|i| i.to_be_bytes().to_vec())
+        .find(|k| h.core.partition_of(k) != p)
+        .expect("a key of another partition");
+    let mut want = vec![key.clone(); 1000];
+    want.push(elsewhere);
+    want.push(vec![1; h.core.config().max_key_size + 1]);
+    let out = h.message(
+        2,
+        PeerMessage::Exchange {
+            partition: p as u32,
+            entries: Vec::new(),
+            want,
+        },
+    );
+    let reads: Vec<&Vec<Key>> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Storage(StorageOp::Read { keys }) => Some(keys),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reads, [&vec![key.clone()]], "{out:?}");
+    let sent: usize = out
+        .iter()
+        .map(|o| match o {
+            Out::Send(2, PeerMessage::Exchange { entries, .. }) => entries.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(sent, 1);
+}
