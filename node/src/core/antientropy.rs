@@ -107,6 +107,9 @@ pub(crate) struct AntiEntropy {
     cursor: usize,
     started: u64,
     runs: BTreeMap<u64, SyncRun>,
+    /// Keys visited to answer segments asked by sessions (each answer of a batch of segments
+    /// visits the partition's keys once).
+    pub(crate) keys_scanned: u64,
 }
 
 impl AntiEntropy {
@@ -126,6 +129,7 @@ impl AntiEntropy {
             cursor: 0,
             started: 0,
             runs: BTreeMap::new(),
+            keys_scanned: 0,
         }
     }
 
@@ -279,6 +283,8 @@ impl NodeCore {
 
     pub(crate) fn drain_syncs(&mut self, now: Millis) {
         for id in self.anti_entropy.ids() {
+            // An event taken while gathering a batch of segment requests, handled next.
+            let mut stashed: Option<Event> = None;
             while let Some(run) = self.anti_entropy.run_mut(id) {
                 let partition = run.partition;
                 let peer = run.peer;
@@ -296,24 +302,40 @@ impl NodeCore {
                     continue;
                 }
                 let initiator = run.initiator;
-                match run.session.poll_event() {
+                let event = stashed.take().or_else(|| run.session.poll_event());
+                match event {
                     Some(Event::SegmentNeeded(segment)) => {
+                        // A session asks for all its differing segments at once: they are
+                        // answered from one pass over the partition's keys.
+                        let mut needed = BTreeMap::from([(segment, Vec::new())]);
+                        loop {
+                            match run.session.poll_event() {
+                                Some(Event::SegmentNeeded(s)) => {
+                                    needed.insert(s, Vec::new());
+                                }
+                                other => {
+                                    stashed = other;
+                                    break;
+                                }
+                            }
+                        }
                         let Some(tree) = self.holdings.tree(partition) else {
                             break;
                         };
-                        let entries: Vec<(Key, [u8; 32])> = self
-                            .holdings
-                            .keys(partition)
-                            .iter()
-                            .filter(|(k, _)| tree.segment_of(k) == segment)
-                            .map(|(k, d)| (k.clone(), *d))
-                            .collect();
-                        let failed = self
-                            .anti_entropy
-                            .run_mut(id)
-                            .is_some_and(|run| run.session.supply(now, segment, entries).is_err());
-                        if failed {
-                            self.stats.counters.sync_failures += 1;
+                        let keys = self.holdings.keys(partition);
+                        self.anti_entropy.keys_scanned += keys.len() as u64;
+                        for (k, d) in keys.iter() {
+                            if let Some(entries) = needed.get_mut(&tree.segment_of(k)) {
+                                entries.push((k.clone(), *d));
+                            }
+                        }
+                        for (segment, entries) in needed {
+                            let failed = self.anti_entropy.run_mut(id).is_some_and(|run| {
+                                run.session.supply(now, segment, entries).is_err()
+                            });
+                            if failed {
+                                self.stats.counters.sync_failures += 1;
+                            }
                         }
                     }
                     Some(Event::Finished(diffs)) => {

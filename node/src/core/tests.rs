@@ -838,3 +838,71 @@ fn an_exchange_wanting_a_key_many_times_reads_and_sends_it_once() {
         .sum();
     assert_eq!(sent, 1);
 }
+
+/// A sync with a peer whose copy of a partition is empty makes every segment that holds keys
+/// differ: the node visits the partition's keys once to answer them all, not once per segment
+/// (256 segments: 256 passes of a SHA-256 per key, seconds of the driver for a large partition,
+/// and any peer's session could ask it).
+#[test]
+fn a_sync_needing_every_segment_visits_the_partitions_keys_once() {
+    let mut h = Harness::new();
+    let (first, _, _) = h.own_key();
+    let p = h.core.partition_of(&first);
+    let keys: Vec<Key> = (0..100_000u32)
+        .map(|i| format!("k{i}").into_bytes())
+        .filter(|k| h.core.partition_of(k) == p)
+        .take(300)
+        .collect();
+    for key in &keys {
+        h.message(
+            2,
+            PeerMessage::Write {
+                req: None,
+                key: key.clone(),
+                siblings: written_by((2, 1), b"v"),
+                hint: None,
+            },
+        );
+    }
+    let held = h.core.holdings.keys(p).len();
+    assert!(held >= 300, "{held}");
+    // Node 2 starts a session from an empty tree.
+    let empty = dynamo_merkle::Tree::new(dynamo_merkle::TreeConfig::new(16, 2).expect("shape"));
+    let config = dynamo_merkle::SyncConfig {
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let mut peer = dynamo_merkle::SyncSession::initiate(config, 77, h.now, &empty);
+    let mut segments_asked = 0;
+    for _ in 0..20 {
+        let mut to_node = Vec::new();
+        while let Some(msg) = peer.poll_transmit() {
+            to_node.push(msg);
+        }
+        while let Some(event) = peer.poll_event() {
+            if let dynamo_merkle::Event::SegmentNeeded(s) = event {
+                segments_asked += 1;
+                peer.supply(h.now, s, Vec::<(Key, [u8; 32])>::new())
+                    .expect("supplies");
+            }
+        }
+        if to_node.is_empty() && segments_asked > 0 {
+            break;
+        }
+        for msg in to_node {
+            for out in h.message(
+                2,
+                PeerMessage::Sync {
+                    partition: p as u32,
+                    msg,
+                },
+            ) {
+                if let Out::Send(2, PeerMessage::Sync { msg, .. }) = out {
+                    peer.handle_message(h.now, &empty, msg)
+                        .expect("a valid answer");
+                }
+            }
+        }
+    }
+    assert!(segments_asked > 100, "{segments_asked} segments differed");
+    assert_eq!(h.core.anti_entropy.keys_scanned, held as u64);
+}
