@@ -239,11 +239,16 @@ impl NodeCore {
         }
         let plan = self.plan_change(request)?;
         let ring = self.checked_next_ring(request)?;
+        let Some(version) = self.view.ring_state.version.checked_add(1) else {
+            return Err(ChangeError::Ring(
+                "the ring's version is at its maximum".into(),
+            ));
+        };
         // The claimant's automatic changes must not add a removed node back before its
         // `Leaving` status reaches here.
         self.view.departed.extend(request.leaves.iter().copied());
         let state = RingState {
-            version: self.view.ring_state.version + 1,
+            version,
             claimant: self.id,
             ring,
         };

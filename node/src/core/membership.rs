@@ -299,8 +299,12 @@ impl NodeCore {
         let Ok(next) = self.next_ring(&leavers, &joiners) else {
             return;
         };
+        // A version at its maximum (only a peer's ring could carry one) changes no more.
+        let Some(version) = self.view.ring_state.version.checked_add(1) else {
+            return;
+        };
         let state = RingState {
-            version: self.view.ring_state.version + 1,
+            version,
             claimant: self.id,
             ring: next,
         };
@@ -371,8 +375,11 @@ impl NodeCore {
         let Ok(change) = self.view.ring_state.ring.leave(&self.id) else {
             return;
         };
+        let Some(version) = self.view.ring_state.version.checked_add(1) else {
+            return;
+        };
         let state = RingState {
-            version: self.view.ring_state.version + 1,
+            version,
             claimant: self.id,
             ring: change.ring,
         };

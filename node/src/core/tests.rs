@@ -906,3 +906,14 @@ fn a_sync_needing_every_segment_visits_the_partitions_keys_once() {
     assert!(segments_asked > 100, "{segments_asked} segments differed");
     assert_eq!(h.core.anti_entropy.keys_scanned, held as u64);
 }
+
+/// A ring version at the top of its range (a peer may publish any version, and a node adopts any
+/// newer one) is no overflow: a leave neither panics nor wraps the version around to an old one.
+#[test]
+fn a_ring_version_at_its_maximum_does_not_overflow() {
+    let mut h = Harness::new();
+    h.core.view.ring_state.version = u64::MAX;
+    h.core.leave(h.now);
+    h.outputs();
+    assert_eq!(h.core.view.ring_state.version, u64::MAX);
+}
