@@ -917,3 +917,23 @@ fn a_ring_version_at_its_maximum_does_not_overflow() {
     h.outputs();
     assert_eq!(h.core.view.ring_state.version, u64::MAX);
 }
+
+/// `TransferDone` for partitions that do not exist (any `u32` a peer sends) is refused: each one
+/// was remembered until a ring of its version came, a table a peer could grow without end.
+#[test]
+fn a_transfer_done_for_a_partition_that_does_not_exist_is_refused() {
+    let mut h = Harness::new();
+    let partitions = h.core.holdings.partitions() as u32;
+    let future = h.core.view.ring_state.version + 10;
+    for partition in partitions..partitions + 1000 {
+        h.message(
+            2,
+            PeerMessage::TransferDone {
+                partition,
+                version: future,
+            },
+        );
+    }
+    assert!(h.core.transfers.done_early.is_empty());
+    assert_eq!(h.core.stats().counters.bad_messages, 1000);
+}

@@ -312,6 +312,11 @@ impl NodeCore {
     /// not have adopted that ring yet (the claimant starts its transfers before gossip spreads
     /// the ring): then the news waits for the ring.
     pub(crate) fn transfer_done(&mut self, p: usize, version: u64) {
+        // A partition that does not exist would be remembered until a ring of that version came.
+        if p >= self.holdings.partitions() {
+            self.stats.counters.bad_messages += 1;
+            return;
+        }
         self.transfers
             .received(p, version, self.view.ring_state.version);
     }

@@ -59,7 +59,7 @@ pub(crate) struct Transfers {
     pub(crate) incoming: BTreeSet<usize>,
     /// Partitions whose transfer to this node completed under a ring version it has not adopted
     /// yet, with that version: not awaited once it adopts it.
-    done_early: BTreeMap<usize, u64>,
+    pub(super) done_early: BTreeMap<usize, u64>,
 }
 
 impl Transfers {
