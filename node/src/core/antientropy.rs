@@ -422,7 +422,13 @@ impl NodeCore {
         // replica after it handed the partition over (and dropped it), and a copy stored now would
         // sit outside the primaries for good. The peer keeps its versions and syncs with them.
         if !entries.is_empty() && self.keeps_partition(partition as usize) {
-            self.store_op(StorageOp::Merge { entries }, Then::Nothing);
+            let entries: Vec<(Key, Sibs)> = entries
+                .into_iter()
+                .filter(|(key, siblings)| self.fits(key, siblings))
+                .collect();
+            if !entries.is_empty() {
+                self.store_op(StorageOp::Merge { entries }, Then::Nothing);
+            }
         }
         // Each key once, and only keys this node holds in that partition (its key index is per
         // partition): a key listed many times was read, held and sent once per mention.

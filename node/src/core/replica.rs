@@ -7,7 +7,7 @@ use dynamo_handoff::{Hint, HintAck, HintBatch};
 use super::digest::{decode_siblings, encode_siblings};
 use super::storage::{Kept, StorageOp, Then};
 use super::{siblings_digest, NodeCore};
-use crate::message::PeerMessage;
+use crate::message::{PeerMessage, MAX_CONTENT_TYPE};
 use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
 impl NodeCore {
@@ -87,6 +87,32 @@ impl NodeCore {
         }
     }
 
+    /// Whether a peer's versions of `key` are within what this node keeps (counted as a bad
+    /// message when not): the key within `max_key_size`, each value within `max_value_size`, and
+    /// at most N times the per-key limits of a put (`max_siblings`, `max_siblings_size`), room
+    /// for concurrent puts through several coordinators. Merged in, a set past them could grow
+    /// the key's record past a frame, and no read, sync or transfer of the key would get through.
+    pub(crate) fn fits(&mut self, key: &[u8], siblings: &Sibs) -> bool {
+        let n = self.config.n.max(1);
+        let mut count = 0;
+        let mut bytes = 0usize;
+        let mut values_fit = true;
+        for value in siblings.live_values() {
+            count += 1;
+            bytes = bytes.saturating_add(value.size());
+            values_fit &= value.size() <= self.config.max_value_size + MAX_CONTENT_TYPE;
+        }
+        let fits = key.len() <= self.config.max_key_size
+            && values_fit
+            && siblings.len() <= self.config.max_siblings.saturating_mul(n)
+            && count <= self.config.max_siblings.saturating_mul(n)
+            && bytes <= self.config.max_siblings_size.saturating_mul(n);
+        if !fits {
+            self.stats.counters.bad_messages += 1;
+        }
+        fits
+    }
+
     /// Whether writes of partition `p` go into this node's store (rather than to the key's
     /// primaries as hints): it replicates `p`, or hands it over still, or knows no better (its
     /// ring is provisional, or hinted handoff is off).
@@ -116,6 +142,9 @@ impl NodeCore {
             req,
             ok: true,
         };
+        if !self.fits(&key, &siblings) {
+            return self.then_written(now, then, false);
+        }
         if let Kept::Now(ok, then) = self.keep_write(now, key, siblings, hint, then) {
             self.then_written(now, then, ok);
         }
@@ -257,7 +286,10 @@ impl NodeCore {
         let mut entries = Vec::with_capacity(batch.entries.len());
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
-                Some(siblings) => entries.push((entry.key.clone(), siblings)),
+                Some(siblings) if self.fits(&entry.key, &siblings) => {
+                    entries.push((entry.key.clone(), siblings))
+                }
+                Some(_) => {}
                 None => self.stats.counters.bad_messages += 1,
             }
         }

@@ -937,3 +937,38 @@ fn a_transfer_done_for_a_partition_that_does_not_exist_is_refused() {
     assert!(h.core.transfers.done_early.is_empty());
     assert_eq!(h.core.stats().counters.bad_messages, 1000);
 }
+
+/// A peer's write past what a key may hold (here more than N times `max_siblings` versions) is
+/// refused and not stored: merged in, it grew the key's record until no frame could carry it,
+/// and then no read, sync or transfer of the key got through again.
+#[test]
+fn a_peers_write_past_the_key_limits_is_refused() {
+    let mut h = Harness::with(|c| c.max_siblings = 2);
+    let (key, _, _) = h.own_key();
+    let n = h.core.config().n;
+    let mut siblings = Sibs::default();
+    for actor in 0..(n * 2 + 1) as u64 {
+        siblings.put(
+            &VClock::new(),
+            (10 + actor, 1),
+            1,
+            Versioned::Live(Object::typed(b"v".to_vec(), None)),
+        );
+    }
+    assert_eq!(siblings.len(), n * 2 + 1);
+    let out = h.message(
+        2,
+        PeerMessage::Write {
+            req: Some(9),
+            key: key.clone(),
+            siblings,
+            hint: None,
+        },
+    );
+    assert!(
+        out.contains(&Out::Send(2, PeerMessage::WriteAck { req: 9, ok: false })),
+        "{out:?}"
+    );
+    assert_eq!(h.stored(&key), None);
+    assert_eq!(h.core.stats().counters.bad_messages, 1);
+}

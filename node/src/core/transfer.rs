@@ -368,6 +368,8 @@ impl NodeCore {
         let mut entries = Vec::with_capacity(batch.entries.len());
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
+                // Past the key limits: skipped (and counted), not retried for ever.
+                Some(s) if !self.fits(&entry.key, &s) => {}
                 Some(s) => entries.push((entry.key.clone(), s)),
                 None => {
                     self.stats.counters.bad_messages += 1;
