@@ -138,6 +138,19 @@ impl Harness {
         (key, p[1], p[2])
     }
 
+    /// Node 2's read repair of `key` with one value of its own (stored here without a reply).
+    fn repaired_by_2(&mut self, key: &[u8]) {
+        self.message(
+            2,
+            PeerMessage::Write {
+                req: None,
+                key: key.to_vec(),
+                siblings: written_by((2, 1), b"v"),
+                hint: None,
+            },
+        );
+    }
+
     /// The versions stored for `key`.
     fn stored(&self, key: &[u8]) -> Option<Sibs> {
         self.store.get(key).expect("memory store")
@@ -795,15 +808,7 @@ fn an_exchange_for_a_partition_this_node_does_not_replicate_stores_nothing() {
 fn an_exchange_wanting_a_key_many_times_reads_and_sends_it_once() {
     let mut h = Harness::new();
     let (key, _, _) = h.own_key();
-    h.message(
-        2,
-        PeerMessage::Write {
-            req: None,
-            key: key.clone(),
-            siblings: written_by((2, 1), b"v"),
-            hint: None,
-        },
-    );
+    h.repaired_by_2(&key);
     assert!(h.stored(&key).is_some());
     let p = h.core.partition_of(&key);
     let elsewhere = (0..10_000u32)
@@ -854,15 +859,7 @@ fn a_sync_needing_every_segment_visits_the_partitions_keys_once() {
         .take(300)
         .collect();
     for key in &keys {
-        h.message(
-            2,
-            PeerMessage::Write {
-                req: None,
-                key: key.clone(),
-                siblings: written_by((2, 1), b"v"),
-                hint: None,
-            },
-        );
+        h.repaired_by_2(key);
     }
     let held = h.core.holdings.keys(p).len();
     assert!(held >= 300, "{held}");

@@ -107,6 +107,14 @@ impl Store for Gated {
 
 /// A one-node cluster (N = R = W = 1) on a gated store, its driver running.
 fn start(dir: &std::path::Path, gate: Gate) -> mpsc::Sender<Input> {
+    run(Gated {
+        inner: FjallStore::open(dir, Durability::Durable).expect("opens"),
+        gate,
+    })
+}
+
+/// A one-node cluster (N = R = W = 1) on `store`, its driver running.
+fn run<S: Store + Send + 'static>(store: S) -> mpsc::Sender<Input> {
     let config = NodeConfig {
         n: 1,
         r: 1,
@@ -117,10 +125,6 @@ fn start(dir: &std::path::Path, gate: Gate) -> mpsc::Sender<Input> {
         sync_interval: None,
         tombstone_grace: None,
         ..NodeConfig::default()
-    };
-    let store = Gated {
-        inner: FjallStore::open(dir, Durability::Durable).expect("opens"),
-        gate,
     };
     let clock = Clock::new();
     let core = StoredCore::new(1, "n1".into(), config, store, clock.now(), 7).expect("starts");
@@ -218,17 +222,6 @@ async fn a_get_of_a_key_with_no_unsynced_write_does_not_wait_for_an_fsync_of_oth
 
 /// A one-node cluster (N = R = W = 1) on a memory store holding `keys` keys, its driver running.
 fn start_with_keys(keys: u32) -> mpsc::Sender<Input> {
-    let config = NodeConfig {
-        n: 1,
-        r: 1,
-        w: 1,
-        partitions: 8,
-        initial_members: vec![1],
-        seeds: vec![(1, "n1".into())],
-        sync_interval: None,
-        tombstone_grace: None,
-        ..NodeConfig::default()
-    };
     let mut store = crate::store::MemoryStore::new();
     for i in 0..keys {
         let mut sibs = Sibs::default();
@@ -240,26 +233,7 @@ fn start_with_keys(keys: u32) -> mpsc::Sender<Input> {
         );
         store.put(&i.to_be_bytes(), &sibs).expect("memory");
     }
-    let clock = Clock::new();
-    let core = StoredCore::new(1, "n1".into(), config, store, clock.now(), 7).expect("starts");
-    let (tx, rx) = mpsc::channel(64);
-    let link_ctx = LinkContext {
-        creds: Credentials {
-            cluster: "test".into(),
-            secret: b"secret".to_vec(),
-            identity: None,
-            authority: None,
-        },
-        encrypt: false,
-        me: 1,
-        my_address: "n1".into(),
-        max_frame: 1 << 20,
-        idle: Duration::from_secs(60),
-        write_timeout: Duration::from_secs(30),
-        inputs: tx.clone(),
-    };
-    tokio::spawn(Driver::new(core, clock, link_ctx, 64, None).run(rx));
-    tx
+    run(store)
 }
 
 /// Measuring partition sizes reads every stored key (any client may ask): the driver does it a
