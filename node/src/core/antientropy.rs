@@ -105,6 +105,7 @@ pub(crate) struct AntiEntropy {
     interval: Option<Millis>,
     next: Option<Millis>,
     cursor: usize,
+    /// The counter of the last session started here (see [`AntiEntropy::new`]).
     started: u64,
     runs: BTreeMap<u64, SyncRun>,
     /// Keys visited to answer segments asked by sessions (each answer of a batch of segments
@@ -115,10 +116,15 @@ pub(crate) struct AntiEntropy {
 impl AntiEntropy {
     /// A machine whose first session starts at `first`, then every `interval`; sessions give up
     /// after ten request timeouts.
+    ///
+    /// Session ids count on from a point drawn from the node's `generation`, so that those of
+    /// one incarnation do not meet those of the next: a peer still holding a session from before
+    /// a restart would take the new one's `Hello` for a repeat and stall it until a timeout.
     pub(crate) fn new(
         interval: Option<Millis>,
         first: Option<Millis>,
         request_timeout: Millis,
+        generation: u64,
     ) -> Self {
         AntiEntropy {
             config: SyncConfig {
@@ -127,7 +133,9 @@ impl AntiEntropy {
             interval,
             next: first,
             cursor: 0,
-            started: 0,
+            // Spread over the 40 bits of the id a counter gets (a multiplicative hash): two
+            // incarnations' ranges overlap only after about 2^40 / (their distance) sessions.
+            started: generation.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             runs: BTreeMap::new(),
             keys_scanned: 0,
         }
@@ -158,7 +166,7 @@ impl AntiEntropy {
         peer: NodeId,
         tree: &dynamo_merkle::Tree,
     ) {
-        self.started += 1;
+        self.started = self.started.wrapping_add(1);
         // Session ids are unique per initiator: its id, then its counter.
         let id = super::ids::pair_id(me, self.started);
         let session = SyncSession::initiate(self.config, id, now, tree);

@@ -190,7 +190,7 @@ impl NodeCore {
             },
             holdings,
             hints,
-            anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout),
+            anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout, generation),
             transfers: Transfers::resumed(stored_transfers, checkpoints),
             reaper,
             // Request ids of one incarnation never meet those of the next (the generation grows

@@ -969,3 +969,22 @@ fn a_peers_write_past_the_key_limits_is_refused() {
     assert_eq!(h.stored(&key), None);
     assert_eq!(h.core.stats().counters.bad_messages, 1);
 }
+
+/// A restarted node's sync sessions get ids its sessions before the restart did not have: the
+/// counter started at 0 again, so a peer still holding the old session took the new `Hello` for
+/// a repeat of it, and that sync stalled until the session timed out.
+#[test]
+fn sync_session_ids_differ_across_restarts() {
+    let (mut before, mut store) = start();
+    let config = before.config().clone();
+    let tree = dynamo_merkle::Tree::new(dynamo_merkle::TreeConfig::new(16, 2).expect("shape"));
+    before.anti_entropy.initiate(BOOT, ME, 0, 2, &tree);
+    let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
+    let mut after = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+    after.anti_entropy.initiate(BOOT, ME, 0, 2, &tree);
+    let (old, new) = (before.anti_entropy.ids(), after.anti_entropy.ids());
+    assert_eq!((old.len(), new.len()), (1, 1));
+    assert_ne!(old, new);
+    // Still the initiator's id above bit 40.
+    assert_eq!(new[0] >> 40, ME);
+}
