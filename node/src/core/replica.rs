@@ -94,18 +94,15 @@ impl NodeCore {
     /// the key's record past a frame, and no read, sync or transfer of the key would get through.
     pub(crate) fn fits(&mut self, key: &[u8], siblings: &Sibs) -> bool {
         let n = self.config.n.max(1);
-        let mut count = 0;
         let mut bytes = 0usize;
         let mut values_fit = true;
         for value in siblings.live_values() {
-            count += 1;
             bytes = bytes.saturating_add(value.size());
             values_fit &= value.size() <= self.config.max_value_size + MAX_CONTENT_TYPE;
         }
         let fits = key.len() <= self.config.max_key_size
             && values_fit
             && siblings.len() <= self.config.max_siblings.saturating_mul(n)
-            && count <= self.config.max_siblings.saturating_mul(n)
             && bytes <= self.config.max_siblings_size.saturating_mul(n);
         if !fits {
             self.stats.counters.bad_messages += 1;

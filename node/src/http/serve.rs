@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::deadlines::Deadlines;
+use crate::runtime::frame::DRAIN_TIME;
 
 /// How long an HTTP connection may stall.
 #[derive(Debug, Clone, Copy)]
@@ -89,12 +90,9 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
 /// Connections being refused at once.
 const REFUSING: usize = 64;
 
-/// Longest time a refusal waits for the client to close.
-const DRAIN_TIME: Duration = Duration::from_millis(500);
-
 /// Answers `503`, closes its side, and reads what the client still sends until it closes (at
 /// most [`DRAIN_TIME`]): closing a socket with unread input resets the connection, and the
-/// client could lose the answer.
+/// client could lose the answer. (The TCP protocol's refusals do the same, `frame::refuse`.)
 async fn refuse(mut stream: TcpStream) {
     tracing::debug!("HTTP connection refused: at the connection cap");
     let drain = async {
