@@ -44,6 +44,7 @@ pub enum PhiModel {
 /// | `left_grace` | 30 s | Cassandra's ring delay |
 /// | `tombstone_ttl` | 1 hour | — |
 /// | `max_message_bytes` | 256 KiB | — |
+/// | `max_members` | 4096 | — (Dynamo's clusters: hundreds of nodes) |
 ///
 /// The interval and the detector settings were chosen together, by measurement in the crate's
 /// simulator, for a crashed node to be marked down by every live node within 15 s, with no live
@@ -89,6 +90,11 @@ pub struct Config {
     pub tombstone_ttl: Duration,
     /// Upper bound on the estimated encoded size of one message (see [`Message::size_estimate`](crate::Message::size_estimate)).
     pub max_message_bytes: usize,
+    /// Most other nodes the view holds (and most removed nodes it remembers). News of a node
+    /// beyond it is ignored and counted ([`Stats::ignored_view_full`](crate::Stats)): a peer's
+    /// gossip, faulty or hostile, cannot make the view, and every message built from it, grow
+    /// without end.
+    pub max_members: usize,
     /// Estimated encoded size of one node id, used for the message size bound.
     pub id_size_estimate: usize,
     /// Estimated encoded size of one address, used for the message size bound.
@@ -113,6 +119,7 @@ impl Default for Config {
             left_grace: Duration::from_secs(30),
             tombstone_ttl: Duration::from_secs(3600),
             max_message_bytes: 256 * 1024,
+            max_members: 4096,
             id_size_estimate: 16,
             address_size_estimate: 24,
             rng_seed: 0,
@@ -138,6 +145,9 @@ impl Config {
                 bound: self.max_message_bytes,
                 minimum: floor,
             });
+        }
+        if self.max_members == 0 {
+            return Err(ConfigError::NoRoomForMembers);
         }
         Ok(())
     }

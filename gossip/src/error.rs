@@ -23,6 +23,9 @@ pub enum ConfigError {
         /// The smallest accepted bound.
         minimum: usize,
     },
+    /// `max_members` is 0: the view could hold no other node.
+    #[error("the view must have room for at least one other node (max_members)")]
+    NoRoomForMembers,
 }
 
 /// An application command that was refused.

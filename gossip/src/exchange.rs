@@ -107,7 +107,7 @@ where
         let mut matched = 0;
         for d in digests {
             let Some(state) = self.node_state(&d.id) else {
-                if !self.blocked_by_tombstone(&d.id, d.generation, d.version) {
+                if !self.view_full() && !self.blocked_by_tombstone(&d.id, d.generation, d.version) {
                     requests.push(Digest {
                         id: d.id.clone(),
                         generation: 0,
@@ -220,6 +220,11 @@ where
         self.config.id_size_estimate + 16
     }
 
+    /// The view holds as many other nodes as it may: news of a new one is not taken.
+    fn view_full(&self) -> bool {
+        self.others.len() >= self.config.max_members
+    }
+
     fn blocked_by_tombstone(&self, id: &Id, generation: u64, version: u64) -> bool {
         self.tombstones
             .get(id)
@@ -234,6 +239,15 @@ where
     }
 
     fn apply_delta(&mut self, now: u64, delta: &Delta<Id, A>) {
+        let limit = self.config.max_message_bytes / 2;
+        if delta
+            .app
+            .iter()
+            .any(|(k, v)| entry_size(k, &v.value) > limit)
+        {
+            self.stats.ignored_oversized += 1;
+            return;
+        }
         let newest = delta
             .to_version
             .max(delta.heartbeat.version)
@@ -314,6 +328,10 @@ where
     /// elsewhere (a ring built from a list of members), and a node that left before its first
     /// exchange reached anyone would otherwise stay a member there forever.
     fn learn(&mut self, now: u64, delta: &Delta<Id, A>) {
+        if self.view_full() {
+            self.stats.ignored_view_full += 1;
+            return;
+        }
         let state = match NodeState::from_delta(delta) {
             Ok(state) => state,
             Err(_) => {
@@ -324,6 +342,10 @@ where
         let id = delta.id.clone();
         self.tombstones.remove(&id);
         if state.status() == Status::Left {
+            if self.tombstones.len() >= self.config.max_members {
+                self.stats.ignored_view_full += 1;
+                return;
+            }
             self.tombstones.insert(
                 id,
                 Tombstone {

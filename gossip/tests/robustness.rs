@@ -144,6 +144,71 @@ fn syn_from_a_stranger_is_answered_at_its_address() {
     }
 }
 
+fn bounded(id: u32, max_members: usize) -> Gossip<u32, u32> {
+    let config = Config {
+        cluster_name: "c".into(),
+        max_members,
+        ..Config::default()
+    };
+    Gossip::new(config, id, id, 1, vec![]).unwrap()
+}
+
+#[test]
+fn a_peer_cannot_grow_the_view_past_its_bound() {
+    let mut a = bounded(1, 8);
+    // One message naming 20 nodes this one never heard of: 8 are taken, the rest counted.
+    let deltas = (100..120).map(|id| delta(id, 1, 0, 4)).collect();
+    a.handle_message(0, 2, ack2("c", deltas)).unwrap();
+    assert_eq!(a.members().count(), 1 + 8);
+    assert_eq!(a.stats().ignored_view_full, 12);
+    // News about nodes already in the view still gets in.
+    let mut newer = delta(100, 1, 4, 6);
+    newer.heartbeat = Versioned::new(5, 6);
+    newer.app.clear();
+    a.handle_message(1, 2, ack2("c", vec![newer])).unwrap();
+    assert_eq!(a.node_state(&100).unwrap().heartbeat(), 6);
+    // A full view asks for no unknown node either.
+    while a.poll_transmit().is_some() {}
+    let syn = Message {
+        cluster: "c".into(),
+        sender_address: 2,
+        body: Body::Syn {
+            digests: (200..300)
+                .map(|id| Digest {
+                    id,
+                    generation: 1,
+                    version: 4,
+                })
+                .collect(),
+            complete: false,
+        },
+    };
+    a.handle_message(2, 2, syn).unwrap();
+    while let Some(t) = a.poll_transmit() {
+        if let Body::Ack { requests, .. } = t.message.body {
+            assert!(
+                requests.is_empty(),
+                "asked for {} unknown nodes",
+                requests.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_entry_too_large_to_relay_is_not_taken() {
+    let mut a = node(1, "c");
+    let limit = Config::default().max_message_bytes / 2;
+    let mut huge = delta(2, 1, 0, 4);
+    huge.app = vec![("k".into(), Versioned::new(4, vec![0; limit]))];
+    a.handle_message(0, 3, ack2("c", vec![huge, delta(4, 1, 0, 4)]))
+        .unwrap();
+    // The delta that could never travel on is ignored; the rest of the message is taken.
+    assert!(a.node_state(&2).is_none());
+    assert!(a.node_state(&4).is_some());
+    assert_eq!(a.stats().ignored_oversized, 1);
+}
+
 #[test]
 fn status_only_moves_forward() {
     let mut a = node(1, "c");
