@@ -234,6 +234,12 @@ impl NodeCore {
                 self.stats.counters.bad_messages += 1;
                 continue;
             };
+            if candidate.version == u64::MAX {
+                // No claimant could follow it (a change takes the next version): adopted, it
+                // would freeze membership for good.
+                self.stats.counters.bad_messages += 1;
+                continue;
+            }
             self.view.ring_heard = true;
             // A provisional ring gives way to the first ring heard, whatever its order.
             let first_heard = self.view.ring_provisional && best.is_none();

@@ -904,8 +904,9 @@ fn a_sync_needing_every_segment_visits_the_partitions_keys_once() {
     assert_eq!(h.core.anti_entropy.keys_scanned, held as u64);
 }
 
-/// A ring version at the top of its range (a peer may publish any version, and a node adopts any
-/// newer one) is no overflow: a leave neither panics nor wraps the version around to an old one.
+/// A ring version at the top of its range (no longer adopted from a peer, but a store written by
+/// an older build may hold one) is no overflow: a leave neither panics nor wraps the version
+/// around to an old one.
 #[test]
 fn a_ring_version_at_its_maximum_does_not_overflow() {
     let mut h = Harness::new();
@@ -987,4 +988,48 @@ fn sync_session_ids_differ_across_restarts() {
     assert_ne!(old, new);
     // Still the initiator's id above bit 40.
     assert_eq!(new[0] >> 40, ME);
+}
+
+/// A peer's ring at the top of the version range is not adopted: no claimant could follow it
+/// (its next version does not exist), so every membership change after it would be refused and
+/// the cluster's membership would freeze for good.
+#[test]
+fn a_peer_ring_at_the_last_version_is_not_adopted() {
+    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
+    let mut h = Harness::new();
+    let before = h.core.view.ring_state.version;
+    let bad_before = h.core.stats.counters.bad_messages;
+    let ring = super::membership::RingState {
+        version: u64::MAX,
+        claimant: 2,
+        ring: h.core.view.ring_state.ring.clone(),
+    };
+    let delta = Delta {
+        id: 2,
+        generation: 1,
+        from_version: 0,
+        to_version: 4,
+        heartbeat: Versioned::new(1, 1),
+        status: Versioned::new(2, Status::Up),
+        address: Versioned::new(3, "n2".to_string()),
+        app: vec![(
+            super::membership::RING_KEY.into(),
+            Versioned::new(4, ring.encode()),
+        )],
+    };
+    let msg = Message {
+        cluster: h.core.config.cluster.clone(),
+        sender_address: "n2".to_string(),
+        body: Body::Ack2 {
+            deltas: vec![delta],
+        },
+    };
+    h.core.handle_message(h.now, 2, PeerMessage::Gossip(msg));
+    h.outputs();
+    assert!(
+        h.core.gossip.node_state(&2).is_some(),
+        "the delta was taken"
+    );
+    assert_eq!(h.core.view.ring_state.version, before);
+    assert!(h.core.stats.counters.bad_messages > bad_before);
 }
