@@ -132,4 +132,60 @@ mod tests {
         assert_eq!(table.by_source.get(&ip(1)).map(BTreeSet::len), Some(1));
         assert!(!table.by_source.contains_key(&mapped));
     }
+
+    quickcheck::quickcheck! {
+        /// For any arrivals and endings (from 4 addresses, at most `max` slots): the table never
+        /// holds more than `max`; both indexes agree; and every handshake closed for room was
+        /// one of an address that held the most at that moment, the oldest of that address.
+        fn closes_only_the_oldest_of_an_address_with_the_most(
+            ops: Vec<(bool, u8)>,
+            max: u8
+        ) -> bool {
+            let max = usize::from(max % 6) + 1;
+            let mut table = Handshakes::default();
+            let mut open: BTreeMap<u64, (IpAddr, oneshot::Receiver<()>)> = BTreeMap::new();
+            for (ticket, (arrives, pick)) in (0u64..).zip(ops) {
+                if !arrives {
+                    // The handshake `pick` names (among those open) ends.
+                    if let Some(&t) = open.keys().nth(usize::from(pick) % open.len().max(1)) {
+                        table.remove(t);
+                        open.remove(&t);
+                    }
+                    continue;
+                }
+                let source = ip(pick % 4);
+                let mut counts: HashMap<IpAddr, usize> = HashMap::new();
+                for (src, _) in open.values() {
+                    *counts.entry(*src).or_default() += 1;
+                }
+                let most = counts.values().copied().max().unwrap_or(0);
+                let closed_before: BTreeSet<u64> = open.keys().copied().collect();
+                open.insert(ticket, (source, admit(&mut table, ticket, source, max)));
+                let closed: Vec<u64> = closed_before
+                    .into_iter()
+                    .filter(|t| open.get_mut(t).is_some_and(|(_, rx)| is_closed(rx)))
+                    .collect();
+                if closed.len() > 1 {
+                    return false;
+                }
+                for t in closed {
+                    let (src, _) = &open[&t];
+                    let oldest_of_src = open.iter().find(|(_, (s, _))| s == src).map(|(k, _)| *k);
+                    if counts.get(src) != Some(&most) || oldest_of_src != Some(t) {
+                        return false;
+                    }
+                    open.remove(&t);
+                }
+                let indexed: usize = table.by_source.values().map(BTreeSet::len).sum();
+                if table.by_ticket.len() > max
+                    || indexed != table.by_ticket.len()
+                    || table.by_ticket.len() != open.len()
+                    || table.by_source.values().any(BTreeSet::is_empty)
+                {
+                    return false;
+                }
+            }
+            true
+        }
+    }
 }
