@@ -28,6 +28,16 @@ pub(super) fn fjall_err(dir: &Path, context: &str, e: fjall::Error) -> StoreErro
             None => true,
         },
     };
+    if matches!(e, fjall::Error::Poisoned) {
+        // fjall logs the failure that poisoned it, and then answers only this.
+        return StoreError::Io(format!(
+            "{}: {context}: fjall takes no more writes since an earlier write to its journal \
+             failed (fjall's error, logged just before, says why: most often no space left on \
+             the device). Free space or mend the disk, then start the node again: every write it \
+             acknowledged was synced before the failure",
+            dir.display()
+        ));
+    }
     if is_damage {
         damaged(
             dir,
@@ -58,4 +68,30 @@ pub(super) fn lock(dir: &Path) -> Result<std::fs::File, StoreError> {
         },
     )?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A poisoned engine (a journal write failed, most often on a full disk) is named as such,
+    /// with what to do, not only as fjall's one word.
+    #[test]
+    fn a_poisoned_engine_says_what_happened_and_what_to_do() {
+        let e = fjall_err(
+            Path::new("/data/fjall"),
+            "syncing the journal",
+            fjall::Error::Poisoned,
+        );
+        let text = e.to_string();
+        assert!(matches!(e, StoreError::Io(_)), "{e:?}");
+        for part in [
+            "/data/fjall",
+            "syncing the journal",
+            "no space left",
+            "start the node again",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from {text:?}");
+        }
+    }
 }
