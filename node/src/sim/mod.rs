@@ -503,26 +503,53 @@ impl Sim {
 
     /// Runs every event up to and including virtual time `t` (milliseconds).
     pub fn run_until(&mut self, t: Millis) {
+        self.run_until_within(t, u64::MAX);
+    }
+
+    /// [`run_until`](Sim::run_until), stopping once [`stats`](Sim::stats) counts `max_events`
+    /// events; returns whether it stopped there.
+    pub fn run_until_within(&mut self, t: Millis, max_events: u64) -> bool {
         let end = t.saturating_mul(1000);
         while self.queue.peek_time().is_some_and(|at| at <= end) {
+            if self.stats.events >= max_events {
+                return true;
+            }
             self.step();
         }
         self.now = self.now.max(end);
+        false
     }
 
     /// Runs for `ms` milliseconds of virtual time.
     pub fn run_for(&mut self, ms: Millis) {
-        let t = self.now_ms() + ms;
-        self.run_until(t);
+        self.run_for_within(ms, u64::MAX);
     }
 
     /// Runs until `count` more operations completed (any outcome), or nothing is left to do.
     pub fn run_ops(&mut self, count: usize) {
+        self.run_ops_within(count, u64::MAX);
+    }
+
+    /// [`run_for`](Sim::run_for), stopping once [`stats`](Sim::stats) counts `max_events`
+    /// events; returns whether it stopped there.
+    pub fn run_for_within(&mut self, ms: Millis, max_events: u64) -> bool {
+        let t = self.now_ms() + ms;
+        self.run_until_within(t, max_events)
+    }
+
+    /// [`run_ops`](Sim::run_ops), stopping once [`stats`](Sim::stats) counts `max_events`
+    /// events; returns whether it stopped there.
+    pub fn run_ops_within(&mut self, count: usize, max_events: u64) -> bool {
         let target = self.history.completed() + count;
-        while self.history.completed() < target
-            && (self.clients_running || self.in_flight > 0)
-            && self.step()
-        {}
+        while self.history.completed() < target && (self.clients_running || self.in_flight > 0) {
+            if self.stats.events >= max_events {
+                return true;
+            }
+            if !self.step() {
+                break;
+            }
+        }
+        false
     }
 
     /// Whether every running node that replicates a partition has the same Merkle root for it, and
