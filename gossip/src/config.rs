@@ -90,10 +90,12 @@ pub struct Config {
     pub tombstone_ttl: Duration,
     /// Upper bound on the estimated encoded size of one message (see [`Message::size_estimate`](crate::Message::size_estimate)).
     pub max_message_bytes: usize,
-    /// Most other nodes the view holds (and most removed nodes it remembers). News of a node
-    /// beyond it is ignored and counted ([`Stats::ignored_view_full`](crate::Stats)): a peer's
-    /// gossip, faulty or hostile, cannot make the view, and every message built from it, grow
-    /// without end.
+    /// Most other nodes the view holds, and most removed nodes it remembers. News of a new node
+    /// beyond it is ignored and counted ([`Stats::ignored_view_full`](crate::Stats)), and the
+    /// tombstone that expires first makes room for a new one: a peer's gossip, faulty or
+    /// hostile, cannot make the view, and every message built from it, grow without end. Set it
+    /// above the largest cluster you run: a full view learns no new node (until a member is
+    /// removed, after [`remove_after`](Self::remove_after)).
     pub max_members: usize,
     /// Estimated encoded size of one node id, used for the message size bound.
     pub id_size_estimate: usize,

@@ -93,9 +93,6 @@ pub struct Stats {
     /// same id, or a generation that was not persisted).
     pub ignored_conflicting_self: u64,
     /// News of nodes not in the view while it held [`Config::max_members`](crate::Config)
-    /// others (or as many removed ones).
+    /// others, and tombstones of removed nodes dropped early to keep at most as many.
     pub ignored_view_full: u64,
-    /// Deltas with an application entry larger than half a message, which this node could never
-    /// pass on (owners refuse such entries: [`GossipError::ValueTooLarge`](crate::GossipError)).
-    pub ignored_oversized: u64,
 }

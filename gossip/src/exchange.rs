@@ -220,6 +220,31 @@ where
         self.config.id_size_estimate + 16
     }
 
+    /// Remembers a removed node's last version until its tombstone expires. At most
+    /// [`Config::max_members`](crate::Config) are kept: past that, the one that expires first
+    /// makes room (a peer naming ever more departed nodes cannot grow the table).
+    pub(crate) fn bury(&mut self, now: u64, id: Id, state: &NodeState<A>) {
+        if !self.tombstones.contains_key(&id) && self.tombstones.len() >= self.config.max_members {
+            let first = self
+                .tombstones
+                .iter()
+                .min_by_key(|(_, t)| t.until)
+                .map(|(id, _)| id.clone());
+            if let Some(first) = first {
+                self.tombstones.remove(&first);
+                self.stats.ignored_view_full += 1;
+            }
+        }
+        self.tombstones.insert(
+            id,
+            Tombstone {
+                generation: state.generation,
+                version: state.max_version(),
+                until: now.saturating_add(ms(self.config.tombstone_ttl)),
+            },
+        );
+    }
+
     /// The view holds as many other nodes as it may: news of a new one is not taken.
     fn view_full(&self) -> bool {
         self.others.len() >= self.config.max_members
@@ -239,15 +264,6 @@ where
     }
 
     fn apply_delta(&mut self, now: u64, delta: &Delta<Id, A>) {
-        let limit = self.config.max_message_bytes / 2;
-        if delta
-            .app
-            .iter()
-            .any(|(k, v)| entry_size(k, &v.value) > limit)
-        {
-            self.stats.ignored_oversized += 1;
-            return;
-        }
         let newest = delta
             .to_version
             .max(delta.heartbeat.version)
@@ -328,10 +344,6 @@ where
     /// elsewhere (a ring built from a list of members), and a node that left before its first
     /// exchange reached anyone would otherwise stay a member there forever.
     fn learn(&mut self, now: u64, delta: &Delta<Id, A>) {
-        if self.view_full() {
-            self.stats.ignored_view_full += 1;
-            return;
-        }
         let state = match NodeState::from_delta(delta) {
             Ok(state) => state,
             Err(_) => {
@@ -342,21 +354,14 @@ where
         let id = delta.id.clone();
         self.tombstones.remove(&id);
         if state.status() == Status::Left {
-            if self.tombstones.len() >= self.config.max_members {
-                self.stats.ignored_view_full += 1;
-                return;
-            }
-            self.tombstones.insert(
-                id,
-                Tombstone {
-                    generation: state.generation,
-                    version: state.max_version(),
-                    until: now.saturating_add(ms(self.config.tombstone_ttl)),
-                },
-            );
+            self.bury(now, id, &state);
             self.events.push_back(Event::Left {
                 id: delta.id.clone(),
             });
+            return;
+        }
+        if self.view_full() {
+            self.stats.ignored_view_full += 1;
             return;
         }
         let peer = Peer {

@@ -66,14 +66,7 @@ where
         }
         for id in removed {
             if let Some(Member { state, .. }) = self.others.remove(&id) {
-                self.tombstones.insert(
-                    id.clone(),
-                    Tombstone {
-                        generation: state.generation,
-                        version: state.max_version(),
-                        until: now.saturating_add(ms(self.config.tombstone_ttl)),
-                    },
-                );
+                self.bury(now, id.clone(), &state);
             }
             self.events.push_back(Event::Removed { id });
         }

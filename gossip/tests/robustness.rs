@@ -195,18 +195,38 @@ fn a_peer_cannot_grow_the_view_past_its_bound() {
     }
 }
 
+/// A full view still takes the news that a node it never knew has left (reported, so that an
+/// application counting members from elsewhere drops it), and keeps at most `max_members`
+/// tombstones: a peer naming ever more departed nodes cannot grow the table.
 #[test]
-fn an_entry_too_large_to_relay_is_not_taken() {
-    let mut a = node(1, "c");
-    let limit = Config::default().max_message_bytes / 2;
-    let mut huge = delta(2, 1, 0, 4);
-    huge.app = vec![("k".into(), Versioned::new(4, vec![0; limit]))];
-    a.handle_message(0, 3, ack2("c", vec![huge, delta(4, 1, 0, 4)]))
+fn a_full_view_still_hears_of_departures_within_its_bound() {
+    let mut a = bounded(1, 4);
+    let deltas = (100..104).map(|id| delta(id, 1, 0, 4)).collect();
+    a.handle_message(0, 2, ack2("c", deltas)).unwrap();
+    while a.poll_event().is_some() {}
+    let left = |id| {
+        let mut d = delta(id, 1, 0, 4);
+        d.status = Versioned::new(4, Status::Left);
+        d.app.clear();
+        d
+    };
+    a.handle_message(1, 2, ack2("c", (200..210).map(left).collect()))
         .unwrap();
-    // The delta that could never travel on is ignored; the rest of the message is taken.
-    assert!(a.node_state(&2).is_none());
-    assert!(a.node_state(&4).is_some());
-    assert_eq!(a.stats().ignored_oversized, 1);
+    let mut reported = Vec::new();
+    while let Some(event) = a.poll_event() {
+        if let dynamo_gossip::Event::Left { id } = event {
+            reported.push(id);
+        }
+    }
+    assert_eq!(reported, (200..210).collect::<Vec<_>>());
+    // Six of the ten tombstones made room for later ones.
+    assert_eq!(a.stats().ignored_view_full, 6);
+    // The last four are remembered: stale news of them is refused.
+    let mut stale = delta(209, 1, 0, 3);
+    stale.app.clear();
+    a.handle_message(2, 2, ack2("c", vec![stale])).unwrap();
+    assert!(a.node_state(&209).is_none());
+    assert_eq!(a.stats().ignored_removed, 1);
 }
 
 #[test]

@@ -52,6 +52,11 @@ pub struct Counters {
     pub late_answers: u64,
     /// Tombstones removed once every replica held them.
     pub tombstones_reaped: u64,
+    /// Gossip news of new nodes ignored because the membership view was full (see
+    /// `dynamo_gossip::Config::max_members`): above zero, some node's gossip names far more
+    /// nodes than the cluster has.
+    #[serde(default)]
+    pub gossip_view_full: u64,
 }
 
 impl Counters {
@@ -79,6 +84,7 @@ impl Counters {
             bad_messages,
             late_answers,
             tombstones_reaped,
+            gossip_view_full,
         } = other;
         self.gets += gets;
         self.puts += puts;
@@ -100,6 +106,7 @@ impl Counters {
         self.bad_messages += bad_messages;
         self.late_answers += late_answers;
         self.tombstones_reaped += tombstones_reaped;
+        self.gossip_view_full += gossip_view_full;
     }
 }
 

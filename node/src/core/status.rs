@@ -103,7 +103,10 @@ impl NodeCore {
             partitions_incoming: self.transfers.incoming.len(),
             leaving: self.view.leaving,
             requests_in_flight: self.requests.len(),
-            counters: self.stats.counters.clone(),
+            counters: Counters {
+                gossip_view_full: self.gossip.stats().ignored_view_full,
+                ..self.stats.counters.clone()
+            },
             get_latency: LatencySummary::of(&self.stats.get_latency),
             put_latency: LatencySummary::of(&self.stats.put_latency),
             staleness: staleness::predict(&self.stats, self.config.n, self.config.r, self.config.w),

@@ -1033,3 +1033,33 @@ fn a_peer_ring_at_the_last_version_is_not_adopted() {
     assert_eq!(h.core.view.ring_state.version, before);
     assert!(h.core.stats.counters.bad_messages > bad_before);
 }
+
+/// A peer's gossip naming more nodes than the view may hold is counted where an operator sees
+/// it (`status`, and the metric `dynamo_gossip_view_full_total`), and the view stays bounded.
+#[test]
+fn gossip_news_past_a_full_view_is_counted_in_the_status() {
+    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
+    let mut h = Harness::new();
+    let max = dynamo_gossip::Config::default().max_members;
+    let deltas: Vec<_> = (1_000..1_000 + max as u64 + 10)
+        .map(|id| Delta {
+            id,
+            generation: 1,
+            from_version: 0,
+            to_version: 3,
+            heartbeat: Versioned::new(1, 1),
+            status: Versioned::new(2, Status::Joining),
+            address: Versioned::new(3, format!("n{id}")),
+            app: vec![],
+        })
+        .collect();
+    let msg = Message {
+        cluster: h.core.config.cluster.clone(),
+        sender_address: "n2".to_string(),
+        body: Body::Ack2 { deltas },
+    };
+    h.core.handle_message(h.now, 2, PeerMessage::Gossip(msg));
+    h.outputs();
+    assert!(h.core.gossip.members().count() <= max + 1);
+    assert!(h.core.status().counters.gossip_view_full >= 10);
+}

@@ -198,6 +198,11 @@ pub(crate) fn render(m: &MetricsSnapshot, storage_bytes: Option<u64>) -> String 
             c.bad_messages,
         ),
         (
+            "dynamo_gossip_view_full_total",
+            "Gossip news of new nodes ignored because the membership view was full.",
+            c.gossip_view_full,
+        ),
+        (
             "dynamo_late_answers_total",
             "Replica answers that arrived after their request finished.",
             c.late_answers,
