@@ -6,7 +6,7 @@ use std::hash::Hash;
 use crate::config::ms;
 use crate::detector::Model;
 use crate::event::Event;
-use crate::machine::{Gossip, Member, Tombstone};
+use crate::machine::{Gossip, Member};
 use crate::message::{Body, Digest};
 use crate::rng::{choose, shuffle, unit_f64};
 use crate::state::{Status, Versioned};
