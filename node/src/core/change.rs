@@ -239,7 +239,8 @@ impl NodeCore {
         }
         let plan = self.plan_change(request)?;
         let ring = self.checked_next_ring(request)?;
-        let Some(version) = self.view.ring_state.version.checked_add(1) else {
+        let Some(version) = super::membership::next_ring_version(self.view.ring_state.version)
+        else {
             return Err(ChangeError::Ring(
                 "the ring's version is at its maximum".into(),
             ));

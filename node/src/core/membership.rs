@@ -146,6 +146,20 @@ impl RingState {
     }
 }
 
+/// The highest ring version a node adopts or makes. A ring past it (only a faulty or hostile
+/// peer could publish one: a version grows by one per membership change) is refused. The bound
+/// is the same for adopting and making, so a claimant at it changes nothing rather than making a
+/// ring the others refuse; and it is far enough below `u64::MAX` that no peer can bring a
+/// cluster near it in one step.
+pub(crate) const MAX_RING_VERSION: u64 = u64::MAX / 2;
+
+/// The version of the ring after `current`, if there may be one.
+pub(crate) fn next_ring_version(current: u64) -> Option<u64> {
+    current
+        .checked_add(1)
+        .filter(|&next| next <= MAX_RING_VERSION)
+}
+
 /// Whether the state `(a, a_bytes)` is newer than `(b, b_bytes)` in the order every node uses.
 fn newer(a: &RingState, a_bytes: &[u8], b: &RingState, b_bytes: &[u8]) -> bool {
     (a.version, a.claimant, a_bytes) > (b.version, b.claimant, b_bytes)
@@ -234,9 +248,9 @@ impl NodeCore {
                 self.stats.counters.bad_messages += 1;
                 continue;
             };
-            if candidate.version == u64::MAX {
-                // No claimant could follow it (a change takes the next version): adopted, it
-                // would freeze membership for good.
+            if candidate.version > MAX_RING_VERSION {
+                // Past what any claimant makes: adopted, it would freeze membership, or split
+                // it from the nodes that refuse the claimant's next ring.
                 self.stats.counters.bad_messages += 1;
                 continue;
             }
@@ -305,8 +319,9 @@ impl NodeCore {
         let Ok(next) = self.next_ring(&leavers, &joiners) else {
             return;
         };
-        // A version at its maximum (only a peer's ring could carry one) changes no more.
-        let Some(version) = self.view.ring_state.version.checked_add(1) else {
+        // A ring at the last version (only a store of an older build could hold one) changes
+        // no more.
+        let Some(version) = next_ring_version(self.view.ring_state.version) else {
             return;
         };
         let state = RingState {
@@ -381,7 +396,7 @@ impl NodeCore {
         let Ok(change) = self.view.ring_state.ring.leave(&self.id) else {
             return;
         };
-        let Some(version) = self.view.ring_state.version.checked_add(1) else {
+        let Some(version) = next_ring_version(self.view.ring_state.version) else {
             return;
         };
         let state = RingState {

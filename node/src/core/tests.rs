@@ -990,17 +990,34 @@ fn sync_session_ids_differ_across_restarts() {
     assert_eq!(new[0] >> 40, ME);
 }
 
-/// A peer's ring at the top of the version range is not adopted: no claimant could follow it
-/// (its next version does not exist), so every membership change after it would be refused and
-/// the cluster's membership would freeze for good.
+/// A peer ring past the last version a claimant makes is not adopted: at `u64::MAX` no claimant
+/// could follow it and membership froze for good; one version below, the claimant's next ring
+/// was one the other nodes refuse, and the ring split. At the last version itself, a node adopts
+/// the ring and then changes nothing, like every other node.
 #[test]
-fn a_peer_ring_at_the_last_version_is_not_adopted() {
-    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
+fn a_peer_ring_past_the_last_version_is_not_adopted() {
+    use super::membership::MAX_RING_VERSION;
+    for version in [u64::MAX, MAX_RING_VERSION + 1] {
+        let mut h = Harness::new();
+        let before = h.core.view.ring_state.version;
+        let bad_before = h.core.stats.counters.bad_messages;
+        gossip_ring(&mut h, version);
+        assert_eq!(h.core.view.ring_state.version, before);
+        assert!(h.core.stats.counters.bad_messages > bad_before);
+    }
     let mut h = Harness::new();
-    let before = h.core.view.ring_state.version;
-    let bad_before = h.core.stats.counters.bad_messages;
+    gossip_ring(&mut h, MAX_RING_VERSION);
+    assert_eq!(h.core.view.ring_state.version, MAX_RING_VERSION);
+    h.core.leave(h.now);
+    h.outputs();
+    assert_eq!(h.core.view.ring_state.version, MAX_RING_VERSION);
+}
+
+/// Node 2 gossips node 1's ring under `version`.
+fn gossip_ring(h: &mut Harness, version: u64) {
+    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
     let ring = super::membership::RingState {
-        version: u64::MAX,
+        version,
         claimant: 2,
         ring: h.core.view.ring_state.ring.clone(),
     };
@@ -1030,8 +1047,6 @@ fn a_peer_ring_at_the_last_version_is_not_adopted() {
         h.core.gossip.node_state(&2).is_some(),
         "the delta was taken"
     );
-    assert_eq!(h.core.view.ring_state.version, before);
-    assert!(h.core.stats.counters.bad_messages > bad_before);
 }
 
 /// A peer's gossip naming more nodes than the view may hold is counted where an operator sees

@@ -33,8 +33,8 @@ pub(super) fn fjall_err(dir: &Path, context: &str, e: fjall::Error) -> StoreErro
         return StoreError::Io(format!(
             "{}: {context}: fjall takes no more writes since an earlier write to its journal \
              failed (fjall's error, logged just before, says why: most often no space left on \
-             the device). Free space or mend the disk, then start the node again: every write it \
-             acknowledged was synced before the failure",
+             the device). Free space or mend the disk, then start the node again: with durable \
+             storage (the default) every write it acknowledged was synced before the failure",
             dir.display()
         ));
     }
