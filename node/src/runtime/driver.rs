@@ -84,9 +84,10 @@ pub(crate) struct Driver<S: Store> {
     /// Peers' reads answered since the last [`Driver::collect`] whose key had no unsynced write
     /// once the read was done: their answers leave at once.
     durable_reads: HashSet<(NodeId, RequestId)>,
-    /// Partition-size measures in progress, each with where its answer goes: one step of
-    /// [`SCAN_STEP`] keys after each batch of inputs (see [`Driver::measure`]).
-    scans: Vec<(SizeScan, oneshot::Sender<AdminReply>)>,
+    /// The partition-size measure in progress, with where its answers go: one step of
+    /// [`SCAN_STEP`] keys after each batch of inputs (see [`Driver::measure`]). Requests that
+    /// arrive while it runs wait for it too: one scan at a time, whoever asks.
+    scan: Option<(SizeScan, Vec<oneshot::Sender<AdminReply>>)>,
 }
 
 /// Stored keys a partition-size measure reads between two batches of inputs: the measure reads
@@ -127,7 +128,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             spare: Held::default(),
             delay,
             durable_reads: HashSet::new(),
-            scans: Vec::new(),
+            scan: None,
         }
     }
 
@@ -190,7 +191,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                 }
                 _ = &mut timer, if deadline.is_some() => {}
                 // A measure in progress goes on when nothing else is ready.
-                () = std::future::ready(()), if !self.scans.is_empty() => {}
+                () = std::future::ready(()), if self.scan.is_some() => {}
             }
             match (synced, syncing) {
                 (Some(r), Some(done)) => {
@@ -220,7 +221,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                 break;
             }
             self.pump_and_deliver()?;
-            if !self.scans.is_empty() {
+            if self.scan.is_some() {
                 self.measure();
                 // Let the connections' tasks run: the measure must not keep this worker.
                 tokio::task::yield_now().await;
@@ -229,19 +230,26 @@ impl<S: Store + Send + 'static> Driver<S> {
         Ok(())
     }
 
-    /// One step of each partition-size measure in progress; answers those that are done.
+    /// One step of the partition-size measure in progress; answers everyone waiting for it once
+    /// it is done. A measure nobody waits for any more (every asker hung up) stops.
     fn measure(&mut self) {
-        let scans = std::mem::take(&mut self.scans);
-        for (mut scan, reply) in scans {
-            match self.core.measure(&mut scan, SCAN_STEP) {
-                Ok(Some(sizes)) => {
-                    let _ = reply.send(AdminReply::PartitionSizes(sizes));
-                }
-                Ok(None) => self.scans.push((scan, reply)),
-                Err(e) => {
-                    let _ = reply.send(AdminReply::Failed(e.to_string()));
-                }
+        let Some((mut scan, mut replies)) = self.scan.take() else {
+            return;
+        };
+        replies.retain(|r| !r.is_closed());
+        if replies.is_empty() {
+            return;
+        }
+        let answer = match self.core.measure(&mut scan, SCAN_STEP) {
+            Ok(Some(sizes)) => AdminReply::PartitionSizes(sizes),
+            Ok(None) => {
+                self.scan = Some((scan, replies));
+                return;
             }
+            Err(e) => AdminReply::Failed(e.to_string()),
+        };
+        for reply in replies {
+            let _ = reply.send(answer.clone());
         }
     }
 
@@ -349,8 +357,12 @@ impl<S: Store + Send + 'static> Driver<S> {
                         }
                     }
                     AdminRequest::PartitionSizes => {
-                        // Measured a few keys at a time, between batches of inputs.
-                        self.scans.push((SizeScan::default(), reply));
+                        // Measured a few keys at a time, between batches of inputs, by one
+                        // scan that every request arriving meanwhile waits for.
+                        match &mut self.scan {
+                            Some((_, replies)) => replies.push(reply),
+                            None => self.scan = Some((SizeScan::default(), vec![reply])),
+                        }
                         return Flow::Continue;
                     }
                 };

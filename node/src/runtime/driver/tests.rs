@@ -271,3 +271,107 @@ async fn a_get_behind_a_partition_size_scan_is_answered_before_the_scan_ends() {
     let bytes: u64 = sizes.iter().map(|s| s.bytes).sum();
     assert!(bytes > 20_000 * 100, "{bytes}");
 }
+
+/// A memory store that counts the reads of stored keys.
+struct Counting {
+    inner: crate::store::MemoryStore,
+    gets: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Store for Counting {
+    fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.get(key)
+    }
+    fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
+        self.inner.put(key, siblings)
+    }
+    fn remove(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.inner.remove(key)
+    }
+    fn scan(&self, visit: &mut dyn FnMut(&[u8], &Sibs)) -> Result<(), StoreError> {
+        self.inner.scan(visit)
+    }
+    fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_hint(id, record)
+    }
+    fn remove_hint(&mut self, id: u64) -> Result<(), StoreError> {
+        self.inner.remove_hint(id)
+    }
+    fn hints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.inner.hints()
+    }
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_meta(name)
+    }
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_meta(name, value)
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+    fn start_flush(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        self.inner.start_flush()
+    }
+    fn has_unflushed_writes(&self) -> bool {
+        self.inner.has_unflushed_writes()
+    }
+    fn has_unsynced_write(&self, key: &[u8]) -> bool {
+        self.inner.has_unsynced_write(key)
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
+}
+
+/// Partition-size measures asked while one runs share it, and a measure nobody waits for any
+/// more stops: a client asking again and again, and hanging up, made the node read its whole
+/// store once per request, every measure stepping after each batch of inputs.
+#[tokio::test(flavor = "current_thread")]
+async fn partition_size_measures_share_one_scan_and_stop_when_nobody_waits() {
+    use crate::runtime::{AdminReply, AdminRequest};
+    const KEYS: u32 = 5_000;
+    let mut inner = crate::store::MemoryStore::new();
+    for i in 0..KEYS {
+        let mut sibs = Sibs::default();
+        sibs.put(
+            &dynamo_vclock::VClock::new(),
+            (1, 1),
+            u64::from(i) + 1,
+            dynamo_vclock::Value::Live(crate::types::Object::typed(vec![7; 100], None)),
+        );
+        inner.put(&i.to_be_bytes(), &sibs).expect("memory");
+    }
+    let gets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inputs = run(Counting {
+        inner,
+        gets: gets.clone(),
+    });
+    // Forty measures whose askers hang up at once, then ten that wait.
+    for _ in 0..40 {
+        let (reply, _) = oneshot::channel();
+        let request = AdminRequest::PartitionSizes;
+        let _ = inputs.send(Input::Admin { request, reply }).await;
+    }
+    let mut waiting = Vec::new();
+    for _ in 0..10 {
+        let (reply, answer) = oneshot::channel();
+        let request = AdminRequest::PartitionSizes;
+        let _ = inputs.send(Input::Admin { request, reply }).await;
+        waiting.push(answer);
+    }
+    for answer in waiting {
+        let Ok(Ok(AdminReply::PartitionSizes(sizes))) =
+            tokio::time::timeout(Duration::from_secs(60), answer).await
+        else {
+            panic!("no sizes");
+        };
+        assert!(sizes.iter().map(|s| s.keys).sum::<u64>() <= u64::from(KEYS));
+    }
+    let read = gets.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        read <= 2 * KEYS as usize + 100,
+        "{read} reads for measures of {KEYS} keys"
+    );
+    let _ = inputs.send(Input::Shutdown).await;
+}
