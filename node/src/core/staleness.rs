@@ -26,9 +26,10 @@
 //! answers partly from its own copy, which is at least as fresh as the model's worst case only
 //! when that replica coordinated the write; the model does not try to tell).
 //!
-//! The prediction is a Monte Carlo of [`TRIALS`] trials from a fixed seed, recomputed when asked
-//! (`status`), about 2 ms for the five choices: deterministic for the same samples, and no cost
-//! on the request path beyond two histogram records per answer.
+//! The prediction is a Monte Carlo of [`TRIALS`] trials from a fixed seed, about 2 ms for the
+//! five choices: deterministic for the same samples, and no cost on the request path beyond two
+//! histogram records per answer. `NodeCore::status` makes one afresh; the runtime's driver
+//! reuses one for a second (any client may ask for the status as often as it likes).
 
 use dynamo_pbs::{Dist, Empirical, Wars};
 use hdrhistogram::Histogram;

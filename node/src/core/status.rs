@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::stats::{Counters, LatencySummary};
-use super::{staleness, NodeCore, StalenessStatus};
+use super::{NodeCore, StalenessStatus};
 use crate::types::NodeId;
 
 /// One member as this node sees it.
@@ -71,8 +71,16 @@ pub struct NodeStatus {
 }
 
 impl NodeCore {
-    /// A summary for the `status` command.
+    /// A summary for the `status` command, its staleness prediction computed afresh (a Monte
+    /// Carlo of milliseconds: a runtime that answers many may reuse one, see
+    /// [`status_with`](Self::status_with)).
     pub fn status(&self) -> NodeStatus {
+        self.status_with(self.staleness())
+    }
+
+    /// [`status`](Self::status) with a staleness prediction made earlier
+    /// ([`staleness`](Self::staleness)).
+    pub fn status_with(&self, staleness: Option<StalenessStatus>) -> NodeStatus {
         let members = self
             .view
             .members
@@ -109,7 +117,7 @@ impl NodeCore {
             },
             get_latency: LatencySummary::of(&self.stats.get_latency),
             put_latency: LatencySummary::of(&self.stats.put_latency),
-            staleness: staleness::predict(&self.stats, self.config.n, self.config.r, self.config.w),
+            staleness,
         }
     }
 }

@@ -21,11 +21,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::delay::DelaySource;
 use super::peers::{self, Link, LinkContext, Refused};
+use super::refreshed::Refreshed;
 use super::{ring_info, AdminReply, AdminRequest, Clock, Input, RuntimeError, MAX_BATCH};
-use crate::core::{NodeEvent, RequestMetrics, RequestOp, RequestOutcome, SizeScan, StoredCore};
+use crate::core::{
+    NodeEvent, NodeStatus, RequestMetrics, RequestOp, RequestOutcome, SizeScan, StalenessStatus,
+    StoredCore,
+};
 use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage};
 use crate::store::{Store, StoreError, SyncJob};
-use crate::types::{Key, NodeId, RequestId};
+use crate::types::{Key, Millis, NodeId, RequestId};
 
 /// Most outputs whose buffers [`Driver::send`] keeps for reuse.
 const SPARE_MAX: usize = 4096;
@@ -88,7 +92,12 @@ pub(crate) struct Driver<S: Store> {
     /// [`SCAN_STEP`] keys after each batch of inputs (see [`Driver::measure`]). Requests that
     /// arrive while it runs wait for it too: one scan at a time, whoever asks.
     scan: Option<(SizeScan, Vec<oneshot::Sender<AdminReply>>)>,
+    /// The staleness prediction of status answers, recomputed at most once a second.
+    staleness: Refreshed<Option<StalenessStatus>>,
 }
+
+/// How long a status answer's staleness prediction is reused, ms.
+const STALENESS_REFRESH: Millis = 1_000;
 
 /// Stored keys a partition-size measure reads between two batches of inputs: the measure reads
 /// every key the node holds, and done in one go it stopped a node with a large store for as long
@@ -129,6 +138,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             delay,
             durable_reads: HashSet::new(),
             scan: None,
+            staleness: Refreshed::new(STALENESS_REFRESH),
         }
     }
 
@@ -228,6 +238,14 @@ impl<S: Store + Send + 'static> Driver<S> {
             }
         }
         Ok(())
+    }
+
+    /// The node's status, with a staleness prediction at most [`STALENESS_REFRESH`] old.
+    fn status(&mut self) -> NodeStatus {
+        let now = self.clock.now();
+        let core = &self.core;
+        let staleness = self.staleness.get(now, || core.staleness());
+        self.core.status_with(staleness)
     }
 
     /// One step of the partition-size measure in progress; answers everyone waiting for it once
@@ -330,7 +348,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             }
             Input::Admin { request, reply } => {
                 let answer = match request {
-                    AdminRequest::Status => AdminReply::Status(Box::new(self.core.status())),
+                    AdminRequest::Status => AdminReply::Status(Box::new(self.status())),
                     AdminRequest::Ring => AdminReply::Ring(ring_info(self.core.ring())),
                     AdminRequest::Leave => {
                         tracing::info!(id = self.core.id(), "leaving the cluster");
@@ -371,7 +389,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             #[cfg(feature = "http")]
             Input::Metrics { reply } => {
                 let _ = reply.send(Box::new(super::MetricsSnapshot {
-                    status: self.core.status(),
+                    status: self.status(),
                     requests: self.requests.clone(),
                 }));
             }

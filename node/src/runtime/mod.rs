@@ -27,6 +27,7 @@ pub mod frame;
 pub mod handshake;
 pub mod identity;
 mod peers;
+mod refreshed;
 mod server;
 
 use std::net::SocketAddr;
