@@ -279,10 +279,14 @@ impl Client {
         }
     }
 
-    /// Asks the connected node to leave the cluster.
+    /// Asks the connected node (the first of `nodes` when none is) to leave the cluster. The
+    /// request never moves to another node: if that one does not answer, it fails
+    /// ([`Error::Unavailable`]); a leave the node refuses is [`Error::Change`] (the ring would
+    /// keep fewer than N nodes).
     pub async fn leave(&mut self) -> Result<(), Error> {
-        match self.admin(AdminRequest::Leave).await? {
+        match self.admin_here(AdminRequest::Leave).await? {
             AdminReply::Leaving => Ok(()),
+            AdminReply::ChangeRefused(e) => Err(Error::Change(e)),
             other => Err(Error::Protocol(format!(
                 "unexpected answer to leave: {other:?}"
             ))),
@@ -353,17 +357,30 @@ impl Client {
     }
 
     async fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, Error> {
-        match self
+        let frame = self
             .call(|id| ClientFrame::Admin {
                 id,
                 request: request.clone(),
             })
-            .await?
-        {
-            NodeFrame::AdminReply { reply, .. } => Ok(reply),
-            other => Err(Error::Protocol(excerpt(&format!(
-                "unexpected frame {other:?}"
-            )))),
+            .await?;
+        admin_reply(frame)
+    }
+
+    /// [`admin`](Self::admin) to the current node only.
+    async fn admin_here(&mut self, request: AdminRequest) -> Result<AdminReply, Error> {
+        if self.config.nodes.is_empty() {
+            return Err(Error::NoNodes);
+        }
+        let make = |id| ClientFrame::Admin {
+            id,
+            request: request.clone(),
+        };
+        match self.call_current(&make).await {
+            Ok(frame) => admin_reply(frame),
+            Err(Attempt::Fatal(e)) => Err(e),
+            Err(Attempt::Next(e) | Attempt::Closed(e)) => Err(Error::Unavailable {
+                attempts: vec![(self.current_address(), e)],
+            }),
         }
     }
 
@@ -429,26 +446,36 @@ impl Client {
         }
         let mut attempts = Vec::new();
         for _ in 0..self.config.nodes.len() {
-            let mut reused = self.conn.is_some();
-            loop {
-                match self.try_call(&make).await {
-                    Ok(frame) => return Ok(frame),
-                    Err(Attempt::Fatal(e)) => return Err(e),
-                    Err(Attempt::Closed(e)) if reused => {
-                        tracing::debug!(node = %self.current_address(), error = %e, "connection closed; reconnecting");
-                        self.conn = None;
-                        reused = false;
-                    }
-                    Err(Attempt::Next(e) | Attempt::Closed(e)) => {
-                        tracing::debug!(node = %self.current_address(), error = %e, "node did not answer");
-                        attempts.push((self.current_address(), e));
-                        self.advance();
-                        break;
-                    }
+            match self.call_current(&make).await {
+                Ok(frame) => return Ok(frame),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Next(e) | Attempt::Closed(e)) => {
+                    tracing::debug!(node = %self.current_address(), error = %e, "node did not answer");
+                    attempts.push((self.current_address(), e));
+                    self.advance();
                 }
             }
         }
         Err(Error::Unavailable { attempts })
+    }
+
+    /// One request to the current node, sent again on a fresh connection if a reused one turns
+    /// out closed.
+    async fn call_current(
+        &mut self,
+        make: &impl Fn(u64) -> ClientFrame,
+    ) -> Result<NodeFrame, Attempt> {
+        let mut reused = self.conn.is_some();
+        loop {
+            match self.try_call(make).await {
+                Err(Attempt::Closed(e)) if reused => {
+                    tracing::debug!(node = %self.current_address(), error = %e, "connection closed; reconnecting");
+                    self.conn = None;
+                    reused = false;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn try_call(&mut self, make: &impl Fn(u64) -> ClientFrame) -> Result<NodeFrame, Attempt> {
@@ -489,5 +516,15 @@ impl Client {
             Ok(Err(e)) => Err(Attempt::Next(e.to_string())),
             Err(_) => Err(Attempt::Next("no answer in time".into())),
         }
+    }
+}
+
+/// The answer in an admin request's frame.
+fn admin_reply(frame: NodeFrame) -> Result<AdminReply, Error> {
+    match frame {
+        NodeFrame::AdminReply { reply, .. } => Ok(reply),
+        other => Err(Error::Protocol(excerpt(&format!(
+            "unexpected frame {other:?}"
+        )))),
     }
 }

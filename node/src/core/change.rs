@@ -128,6 +128,12 @@ pub enum ChangeError {
     /// This node is leaving.
     #[error("this node is leaving the cluster")]
     Leaving,
+    /// A node is named more than once.
+    #[error("node {0} is named more than once")]
+    Repeated(NodeId),
+    /// A node to add is leaving or has left: it cannot join until it starts again.
+    #[error("node {0} is leaving or has left the cluster: start it again to join it")]
+    Departing(NodeId),
     /// The ring crate refused the change.
     #[error("ring: {0}")]
     Ring(String),
@@ -258,15 +264,57 @@ impl NodeCore {
         Ok(plan)
     }
 
+    /// Whether this node may leave (`dynamo leave`): on the same terms as a commit that removes
+    /// it, so that a leave neither takes the ring below N nodes (when it holds N or more) nor
+    /// empties it. A node already leaving may be asked again.
+    pub fn check_leave(&self) -> Result<(), ChangeError> {
+        let ring = &self.view.ring_state.ring;
+        if self.view.leaving || !ring.contains(&self.id) {
+            return Ok(());
+        }
+        let left = ring.node_count().saturating_sub(1);
+        let n = ring.replicas();
+        if left == 0 || left < n {
+            return Err(ChangeError::TooFew { left, n });
+        }
+        if super::membership::next_ring_version(self.view.ring_state.version).is_none() {
+            return Err(ChangeError::Ring(
+                "the ring's version is at its maximum".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The ring `request` leads to, after checking that it names known nodes.
     fn checked_next_ring(&self, request: &ChangeRequest) -> Result<Ring<NodeId>, ChangeError> {
         if request.joins.is_empty() && request.leaves.is_empty() {
             return Err(ChangeError::Empty);
         }
+        // A repeated id is refused at its second mention, before any other work: a request may
+        // hold millions of them.
+        let mut named = BTreeSet::new();
+        if let Some(&id) = request
+            .joins
+            .iter()
+            .chain(&request.leaves)
+            .find(|&&id| !named.insert(id))
+        {
+            return Err(ChangeError::Repeated(id));
+        }
         let ring = &self.view.ring_state.ring;
         for &id in &request.joins {
             if ring.contains(&id) {
                 return Err(ChangeError::AlreadyMember(id));
+            }
+            let departing = self.view.departed.contains(&id)
+                || self.gossip.node_state(&id).is_some_and(|s| {
+                    matches!(
+                        s.status(),
+                        dynamo_gossip::Status::Leaving | dynamo_gossip::Status::Left
+                    )
+                });
+            if departing {
+                return Err(ChangeError::Departing(id));
             }
             if id != self.id && self.gossip.node_state(&id).is_none() {
                 return Err(ChangeError::UnknownNode(id));

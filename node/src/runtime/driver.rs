@@ -350,11 +350,14 @@ impl<S: Store + Send + 'static> Driver<S> {
                 let answer = match request {
                     AdminRequest::Status => AdminReply::Status(Box::new(self.status())),
                     AdminRequest::Ring => AdminReply::Ring(ring_info(self.core.ring())),
-                    AdminRequest::Leave => {
-                        tracing::info!(id = self.core.id(), "leaving the cluster");
-                        self.core.leave(now);
-                        AdminReply::Leaving
-                    }
+                    AdminRequest::Leave => match self.core.check_leave() {
+                        Ok(()) => {
+                            tracing::info!(id = self.core.id(), "leaving the cluster");
+                            self.core.leave(now);
+                            AdminReply::Leaving
+                        }
+                        Err(e) => AdminReply::ChangeRefused(e),
+                    },
                     AdminRequest::Plan(change) => match self.core.plan_change(&change) {
                         Ok(plan) => AdminReply::Plan(Box::new(plan)),
                         Err(e) => AdminReply::ChangeRefused(e),

@@ -939,3 +939,77 @@ fn a_hint_delivered_to_a_node_no_longer_a_primary_reaches_the_primaries() {
         }
     }
 }
+
+/// A node may leave on the terms of a commit that removes it (review of issue 20's thirteenth
+/// session): never below N nodes when the ring holds N or more, never the last one. Before, a
+/// leave was taken whatever it left; the last node then stayed in its ring marked leaving, and
+/// refused every change from then on.
+#[test]
+fn a_leave_that_would_keep_fewer_than_n_nodes_is_refused() {
+    let mut c = Cluster::new(3, NodeConfig::default());
+    c.advance(2_000);
+    assert!(matches!(
+        c.nodes[&3].check_leave(),
+        Err(ChangeError::TooFew { left: 2, n: 3 })
+    ));
+    let mut alone = Cluster::new(
+        1,
+        NodeConfig {
+            n: 1,
+            r: 1,
+            w: 1,
+            ..NodeConfig::default()
+        },
+    );
+    alone.advance(1_000);
+    assert!(matches!(
+        alone.nodes[&1].check_leave(),
+        Err(ChangeError::TooFew { left: 0, n: 1 })
+    ));
+    let mut four = Cluster::new(4, NodeConfig::default());
+    four.advance(2_000);
+    assert_eq!(four.nodes[&4].check_leave(), Ok(()));
+    four.nodes.get_mut(&4).expect("node 4").leave(four.now);
+    // Asked again while it leaves: still fine.
+    assert_eq!(four.nodes[&4].check_leave(), Ok(()));
+}
+
+/// A change that names a node twice is refused at once (a request may hold millions of copies of
+/// one id), and so is the join of a node that is leaving: the claimant would take it out again at
+/// its next claim, moving its ranges in and out for nothing.
+#[test]
+fn a_change_naming_a_node_twice_or_joining_a_leaving_one_is_refused() {
+    let mut c = Cluster::new(5, NodeConfig::default());
+    c.advance(2_000);
+    let twice = ChangeRequest {
+        joins: Vec::new(),
+        leaves: vec![4; 1_000_000],
+    };
+    assert_eq!(
+        c.nodes[&1].plan_change(&twice),
+        Err(ChangeError::Repeated(4))
+    );
+    let both = ChangeRequest {
+        joins: vec![4],
+        leaves: vec![4],
+    };
+    assert_eq!(
+        c.nodes[&1].plan_change(&both),
+        Err(ChangeError::Repeated(4))
+    );
+    // Node 5 leaves: once node 1 has its ring without node 5, node 5 is still handing over
+    // (gossip says leaving) and up.
+    c.drop_transfers = true;
+    c.nodes.get_mut(&5).expect("node 5").leave(c.now);
+    c.advance(1_000);
+    assert!(!c.nodes[&1].ring().contains(&5));
+    assert!(c.nodes[&5].status().leaving && c.nodes[&5].transfers_running() > 0);
+    let back = ChangeRequest {
+        joins: vec![5],
+        leaves: Vec::new(),
+    };
+    assert_eq!(
+        c.nodes[&1].plan_change(&back).map(|_| ()),
+        Err(ChangeError::Departing(5))
+    );
+}

@@ -34,3 +34,39 @@ async fn leave_of_a_node_that_is_down_fails_and_moves_no_other_node() {
         assert!(members.contains(&2) && members.contains(&3), "{members:?}");
     }
 }
+
+/// The library's `Client::leave` asks its node and no other: a first node that accepts the
+/// connection and never answers makes the leave fail; before, the client moved on to the next
+/// address and that node left the cluster instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_leave_never_moves_to_another_node() {
+    use dynamo_node::client::{Client, ClientConfig, Error};
+    let spec = Spec::new(4, None);
+    let _nodes = spec.start_all().await;
+    wait_up(&spec).await;
+    // Accepts connections and says nothing (the accepted streams are kept open).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let silent_address = silent.local_addr().expect("address").to_string();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let mut config = ClientConfig::new(vec![silent_address, spec.address(4)], SECRET);
+    config.timeout = Duration::from_secs(2);
+    let outcome = Client::new(config).leave().await;
+    assert!(
+        matches!(outcome, Err(Error::Unavailable { .. })),
+        "{outcome:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = spec.client_of(4).status().await.expect("status");
+    assert!(
+        !status.leaving,
+        "node 4 was asked to leave in the silent node's place"
+    );
+    held.abort();
+}
