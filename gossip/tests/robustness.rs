@@ -360,6 +360,36 @@ fn garbage_never_panics_nor_moves_versions_back(input: Garbage) -> bool {
     mine.generation() == own.generation() && mine.app_state("mine") == Some(&[9u8][..])
 }
 
+/// Whatever nodes peers name, up or left, a view bounded to two other nodes never holds more,
+/// and every departure of a node it did not hold is still reported.
+#[quickcheck_macros::quickcheck]
+fn a_bounded_view_never_holds_more_than_its_bound(news: Vec<(u8, bool)>) -> bool {
+    let mut a = bounded(1, 2);
+    let mut departed = std::collections::BTreeSet::new();
+    for (step, (id, left)) in news.into_iter().enumerate() {
+        let id = 2 + u32::from(id % 40);
+        let mut d = delta(id, 1, 0, 4);
+        if left {
+            d.status = Versioned::new(4, Status::Left);
+            d.app.clear();
+        }
+        let known = a.node_state(&id).is_some();
+        let _ = a.handle_message(step as u64, 99, ack2("c", vec![d]));
+        let mut reported_left = false;
+        while let Some(event) = a.poll_event() {
+            reported_left |= matches!(event, dynamo_gossip::Event::Left { id: l } if l == id);
+        }
+        if a.members().count() > 3 || (left && !known && !departed.contains(&id) && !reported_left)
+        {
+            return false;
+        }
+        if reported_left {
+            departed.insert(id);
+        }
+    }
+    true
+}
+
 #[cfg(feature = "serde")]
 #[test]
 fn messages_and_config_round_trip_through_serde() {
