@@ -42,7 +42,12 @@ impl Backoff {
             .checked_shl(failures.saturating_sub(1).min(31))
             .unwrap_or(u32::MAX);
         let raw = self.initial.saturating_mul(factor).min(self.max);
-        let jitter = self.jitter.clamp(0.0, 1.0);
+        // A jitter that is not a number counts as none (`clamp` keeps NaN).
+        let jitter = if self.jitter.is_nan() {
+            0.0
+        } else {
+            self.jitter.clamp(0.0, 1.0)
+        };
         if jitter == 0.0 {
             return raw;
         }

@@ -29,6 +29,9 @@ pub enum RecordError {
         /// Size of the refused hint.
         size: usize,
     },
+    /// Every hint id has been issued (ids are never reused).
+    #[error("hint ids are exhausted")]
+    IdsExhausted,
 }
 
 /// Why [`HintLog::handle_message`](crate::HintLog::handle_message) refused an acknowledgement.

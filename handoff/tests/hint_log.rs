@@ -423,3 +423,62 @@ fn first_batch_id_is_pinned_for_a_seed() {
     let (_, batch) = log.poll_transmit().unwrap();
     assert_eq!(batch.batch_id, BatchId(2_564_403_147_077_266_742));
 }
+
+/// A restored record at the last id (a damaged or foreign store) is not taken: the log then
+/// issued that id to every later hint, each overwriting the one before without a word, and its
+/// age index kept an entry no hint matched, so the first expiry looped for ever. Ids are never
+/// reused: once they run out, a hint is refused.
+#[test]
+fn a_restored_record_at_the_last_id_is_refused_and_ids_never_repeat() {
+    let mut log = Log::new(config());
+    let report = log.rebuild(
+        ms(0),
+        [HintRecord {
+            id: HintId(u64::MAX),
+            recorded_at: 0,
+            hint: hint("A", "a", 1),
+        }],
+    );
+    assert_eq!((report.restored, report.refused), (0, 1));
+    let first = log.record(ms(1), hint("A", "b", 1)).unwrap();
+    let second = log.record(ms(2), hint("A", "c", 1)).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(log.pending_for(&"A"), 2);
+    // Expiry ends (it looped for ever on the stale age entry).
+    log.handle_timeout(ms(10 * 24 * 3600 * 1000));
+    assert_eq!(log.pending_for(&"A"), 0);
+
+    let mut near = Log::new(config());
+    near.rebuild(
+        ms(0),
+        [HintRecord {
+            id: HintId(u64::MAX - 1),
+            recorded_at: 0,
+            hint: hint("A", "a", 1),
+        }],
+    );
+    assert_eq!(
+        near.record(ms(1), hint("A", "b", 1)),
+        Err(RecordError::IdsExhausted)
+    );
+}
+
+/// A backoff jitter that is not a number counts as none: it panicked ("cannot convert float
+/// seconds to Duration") at the first lost batch.
+#[test]
+fn a_jitter_that_is_not_a_number_counts_as_none() {
+    let mut log = Log::new(HintLogConfig {
+        backoff: Backoff {
+            jitter: f64::NAN,
+            ..config().backoff
+        },
+        ..config()
+    });
+    log.record(ms(0), hint("A", "k", 1)).unwrap();
+    log.peer_up(ms(0), "A");
+    while log.poll_transmit().is_some() {}
+    // The batch is never acknowledged: its retry is scheduled with the backoff.
+    log.handle_timeout(ms(2_000));
+    log.handle_timeout(ms(10_000));
+    assert_eq!(log.pending_for(&"A"), 1);
+}

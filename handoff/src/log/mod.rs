@@ -139,7 +139,13 @@ where
                 report.duplicates += 1;
                 continue;
             }
-            self.next_hint = self.next_hint.max(record.id.0.saturating_add(1));
+            // The last id is never issued (the next one would not exist): a record holding it
+            // comes from a damaged or foreign store.
+            let Some(next) = record.id.0.checked_add(1) else {
+                report.refused += 1;
+                continue;
+            };
+            self.next_hint = self.next_hint.max(next);
             self.insert(record);
             report.restored += 1;
         }
@@ -201,7 +207,10 @@ where
             });
         }
         let id = HintId(self.next_hint);
-        self.next_hint = self.next_hint.saturating_add(1);
+        let Some(next) = self.next_hint.checked_add(1) else {
+            return Err(RecordError::IdsExhausted);
+        };
+        self.next_hint = next;
         let record = HintRecord {
             id,
             recorded_at: now,
@@ -442,8 +451,8 @@ where
     }
 
     fn evict_oldest(&mut self, reason: DropReason) -> bool {
-        match self.by_age.first() {
-            Some(&(_, id)) => {
+        match self.by_age.pop_first() {
+            Some((_, id)) => {
                 self.drop_hint(id, reason);
                 true
             }
@@ -458,6 +467,8 @@ where
             if age < max_age {
                 break;
             }
+            // Taken off the index here, so that an entry no hint matches cannot stop expiry.
+            self.by_age.pop_first();
             self.drop_hint(id, DropReason::Expired { age, max_age });
         }
     }

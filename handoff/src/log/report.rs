@@ -45,6 +45,8 @@ pub struct RebuildReport {
     pub restored: usize,
     /// Records ignored because a record with the same id was already in the log.
     pub duplicates: usize,
+    /// Records ignored because they hold the last id (`u64::MAX`), which the log never issues.
+    pub refused: usize,
 }
 
 /// Per-node figures, for a status command.
