@@ -29,9 +29,27 @@ pub const MAX_SEGMENTS: u64 = 1 << 20;
 /// fan-out 4 is the one that moves fewest bytes at 100 differences in a million keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "Shape"))]
 pub struct TreeConfig {
     fanout: u32,
     depth: u8,
+}
+
+/// A shape as read, before [`TreeConfig::new`] checks it (serde reads through it).
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct Shape {
+    fanout: u32,
+    depth: u8,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<Shape> for TreeConfig {
+    type Error = ConfigError;
+
+    fn try_from(shape: Shape) -> Result<Self, ConfigError> {
+        TreeConfig::new(shape.fanout, shape.depth)
+    }
 }
 
 impl Default for TreeConfig {

@@ -71,3 +71,22 @@ fn messages_round_trip_through_serde() {
         assert_eq!(back.ok(), Some(msg), "{json}");
     }
 }
+
+/// A shape read with serde is checked as `TreeConfig::new` checks it: before, any fan-out and
+/// depth were taken, and a tree of fan-out 2 and depth 31 allocated 128 GiB, fan-out 256 and depth
+/// 5 overflowed a shift.
+#[cfg(feature = "serde")]
+#[test]
+fn a_shape_read_with_serde_is_checked() {
+    for bad in [
+        r#"{"fanout":256,"depth":5}"#,
+        r#"{"fanout":2,"depth":31}"#,
+        r#"{"fanout":3,"depth":2}"#,
+    ] {
+        assert!(serde_json::from_str::<TreeConfig>(bad).is_err(), "{bad}");
+    }
+    let good: TreeConfig = serde_json::from_str(r#"{"fanout":4,"depth":8}"#).expect("valid");
+    assert_eq!(good, TreeConfig::default());
+    let json = serde_json::to_string(&good).expect("encodes");
+    assert_eq!(json, r#"{"fanout":4,"depth":8}"#);
+}
