@@ -9,6 +9,10 @@ pub(crate) fn ms(span: Duration) -> u64 {
     u64::try_from(span.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The longest gossip interval a machine takes (a day): longer ones overflowed the arithmetic of
+/// rounds and of the failure detector.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
 /// The distribution of heartbeat inter-arrival times that phi is computed from (see the
 /// [`Config`] table for the measurements behind the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,6 +138,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if ms(self.gossip_interval) == 0 {
             return Err(ConfigError::ZeroInterval);
+        }
+        if self.gossip_interval > MAX_INTERVAL {
+            return Err(ConfigError::IntervalTooLong {
+                ms: ms(self.gossip_interval),
+            });
         }
         if !(self.phi_threshold.is_finite() && self.phi_threshold > 0.0) {
             return Err(ConfigError::BadPhiThreshold(self.phi_threshold));

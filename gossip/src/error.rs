@@ -9,6 +9,12 @@ pub enum ConfigError {
     /// `gossip_interval` is shorter than 1 ms.
     #[error("the gossip interval must be at least 1 ms")]
     ZeroInterval,
+    /// `gossip_interval` is longer than [`MAX_INTERVAL`](crate::MAX_INTERVAL).
+    #[error("the gossip interval of {ms} ms is longer than a day")]
+    IntervalTooLong {
+        /// The configured interval, ms.
+        ms: u64,
+    },
     /// `phi_threshold` is not a positive finite number.
     #[error("the phi threshold must be positive and finite, got {0}")]
     BadPhiThreshold(f64),

@@ -105,9 +105,25 @@ where
         let mut requests = Vec::new();
         let mut wanted = Vec::new();
         let mut matched = 0;
+        // An id listed twice is answered once; requests stay within the message bound (the
+        // deltas get what is left), and ask for no more unknown nodes than the view has room for.
+        let mut seen = BTreeSet::new();
+        let max_requests = self
+            .config
+            .max_message_bytes
+            .saturating_sub(self.header_size() + 4)
+            / self.digest_size();
+        let mut room = self.config.max_members.saturating_sub(self.others.len());
         for d in digests {
+            if !seen.insert(&d.id) {
+                continue;
+            }
             let Some(state) = self.node_state(&d.id) else {
-                if !self.view_full() && !self.blocked_by_tombstone(&d.id, d.generation, d.version) {
+                if room > 0
+                    && requests.len() < max_requests
+                    && !self.blocked_by_tombstone(&d.id, d.generation, d.version)
+                {
+                    room -= 1;
                     requests.push(Digest {
                         id: d.id.clone(),
                         generation: 0,
@@ -118,8 +134,9 @@ where
             };
             matched += 1;
             let own = d.id == self.id;
+            let asks = !own && requests.len() < max_requests;
             if state.generation < d.generation {
-                if !own {
+                if asks {
                     requests.push(Digest {
                         id: d.id.clone(),
                         generation: state.generation,
@@ -138,7 +155,7 @@ where
                     from: d.version,
                     news: has_news(state, d.version),
                 });
-            } else if state.version < d.version && !own {
+            } else if state.version < d.version && asks {
                 requests.push(Digest {
                     id: d.id.clone(),
                     generation: state.generation,

@@ -20,7 +20,7 @@ mod state;
 #[cfg(test)]
 mod laws;
 
-pub use config::{Config, PhiModel};
+pub use config::{Config, PhiModel, MAX_INTERVAL};
 pub use error::{ConfigError, GossipError, MessageError};
 pub use event::{Event, Stats, Transmit};
 pub use machine::Gossip;

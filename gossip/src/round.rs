@@ -26,7 +26,7 @@ where
             Some(due) if now < due => return,
             Some(due) => {
                 let behind = (now - due) / interval + 1;
-                self.next_round = Some(due + behind * interval);
+                self.next_round = Some(due.saturating_add(behind.saturating_mul(interval)));
             }
             None => self.next_round = Some(now.saturating_add(interval)),
         }

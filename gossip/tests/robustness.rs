@@ -252,6 +252,25 @@ fn bad_config_is_refused() {
         ..Config::default()
     };
     assert!(Gossip::<u32, u32>::new(bad, 1, 1, 1, vec![]).is_err());
+    // An interval so long that rounds and the failure detector overflowed ("attempt to add with
+    // overflow" in the second round).
+    let bad = Config {
+        gossip_interval: core::time::Duration::from_millis(1 << 63),
+        ..Config::default()
+    };
+    assert!(matches!(
+        Gossip::<u32, u32>::new(bad, 1, 1, 1, vec![]),
+        Err(dynamo_gossip::ConfigError::IntervalTooLong { .. })
+    ));
+    let longest = Config {
+        gossip_interval: dynamo_gossip::MAX_INTERVAL,
+        ..Config::default()
+    };
+    let mut a = Gossip::<u32, u32>::new(longest, 1, 1, 1, vec![(2, 2)]).expect("valid");
+    for t in [0, u64::MAX / 4, u64::MAX / 2, u64::MAX] {
+        a.handle_timeout(t);
+        while a.poll_transmit().is_some() {}
+    }
 }
 
 /// Arbitrary, mostly nonsensical input for a machine.
@@ -428,4 +447,44 @@ fn first_partners_of_a_seeded_run_are_pinned() {
         }
     }
     assert_eq!(partners, vec![3, 8, 6, 7, 5, 2]);
+}
+
+/// A `Syn` listing thousands of unknown ids, or one id many times, is answered within the
+/// message bound: every listed id became a request, so one message of 20,000 digests made an
+/// answer of about 640 KB against a bound of 256 KiB.
+#[test]
+fn a_syn_of_many_unknown_or_repeated_ids_is_answered_within_the_bound() {
+    let config = Config::default();
+    for digests in [
+        (10..20_010).collect::<Vec<u32>>(),
+        std::iter::repeat_n(7, 20_000).collect(),
+    ] {
+        let mut a = node(1, "c");
+        let syn = Message {
+            cluster: "c".into(),
+            sender_address: 2,
+            body: Body::Syn {
+                digests: digests
+                    .iter()
+                    .map(|&id| Digest {
+                        id,
+                        generation: 1,
+                        version: 5,
+                    })
+                    .collect(),
+                complete: false,
+            },
+        };
+        a.handle_message(0, 2, syn).unwrap();
+        let reply = a.poll_transmit().expect("an answer");
+        let size = reply
+            .message
+            .size_estimate(config.id_size_estimate, config.address_size_estimate);
+        assert!(size <= config.max_message_bytes, "{size} bytes");
+        if let Body::Ack { requests, .. } = &reply.message.body {
+            let mut ids: Vec<u32> = requests.iter().map(|r| r.id).collect();
+            ids.dedup();
+            assert_eq!(ids.len(), requests.len(), "an id asked for twice");
+        }
+    }
 }
