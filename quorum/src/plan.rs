@@ -84,7 +84,7 @@ pub fn plan<Id: Clone + PartialEq>(
         nodes.push((node, primary, up));
     }
     let mut out = Plan {
-        targets: Vec::with_capacity(n),
+        targets: Vec::with_capacity(n.min(nodes.len())),
         unreachable: Vec::new(),
     };
     match mode {

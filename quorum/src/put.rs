@@ -179,7 +179,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> PutCoordinator<Id, S> {
             slots: vec![Slot::Pending; n_targets],
             payload: siblings,
             next_transmit: 0,
-            acks: Vec::with_capacity(options.w),
+            acks: Vec::with_capacity(options.w.min(n_targets)),
             failures: Vec::new(),
             unreachable: options.n - n_targets,
             started: now,

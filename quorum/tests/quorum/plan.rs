@@ -81,3 +81,14 @@ fn duplicates_and_extra_primaries_are_dropped() {
     assert_eq!(p.targets, [t("A", None), t("B", None)]);
     assert_eq!(p.unreachable, ["C"]);
 }
+
+/// An N far above the preference list plans what the list holds: the plan reserved room for N
+/// targets up front, and `usize::MAX` panicked ("capacity overflow").
+#[test]
+fn a_huge_n_plans_what_the_list_holds() {
+    // Sloppy: every node of the list; strict: the primaries the list marks.
+    for (mode, targets) in [(Mode::Sloppy, 5), (Mode::Strict, 3)] {
+        let p = plan(PREF, |_| true, usize::MAX, mode);
+        assert_eq!(p.targets.len(), targets);
+    }
+}

@@ -368,3 +368,18 @@ fn a_failed_fallback_hands_on_the_hint_it_carried_and_strict_puts_hand_off_nothi
     put.handle_message(2, "C", PutReply::Failed).unwrap();
     assert_eq!(put.hand_off(&"C", nodes, |_| true), None);
 }
+
+/// A W far above the plan's targets: the coordinator reserved room for W acknowledgements up
+/// front, and `usize::MAX` panicked ("capacity overflow"). It now fails for want of acks.
+#[test]
+fn a_huge_w_does_not_reserve_room_for_it() {
+    let options =
+        RequestOptions::new(usize::MAX, 1, usize::MAX, Duration::from_millis(100)).unwrap();
+    let put = Put::new(
+        options,
+        Plan::primaries(["A"]),
+        version(&[("A", 1)], "v"),
+        0,
+    );
+    assert!(put.is_ok());
+}
