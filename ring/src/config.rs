@@ -6,6 +6,14 @@ use crate::HashFunction;
 /// inline, so that a lookup allocates nothing).
 pub const MAX_REPLICAS: usize = 16;
 
+/// The most partitions strategy 3 takes (2^20: Riak's largest ring is 2^14, and a ring of 2^31
+/// would need tens of GiB).
+pub const MAX_PARTITIONS: u32 = 1 << 20;
+
+/// The most tokens strategy 1 gives one node (tokens per node times its weight; Cassandra gives
+/// 256 or 16).
+pub const MAX_TOKENS_PER_NODE: u64 = 1 << 16;
+
 /// A partitioning strategy from the Dynamo paper, section 6.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

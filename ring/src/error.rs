@@ -29,6 +29,25 @@ pub enum RingError {
         /// The largest supported N.
         max: usize,
     },
+    /// More partitions than [`MAX_PARTITIONS`](crate::MAX_PARTITIONS).
+    #[error("{requested} partitions are more than the supported maximum {max}")]
+    TooManyPartitions {
+        /// The partition count asked for.
+        requested: u32,
+        /// The largest supported count.
+        max: u32,
+    },
+    /// A node would get more tokens than [`MAX_TOKENS_PER_NODE`](crate::MAX_TOKENS_PER_NODE)
+    /// (tokens per node times its weight).
+    #[error("node {node} would get {tokens} tokens, more than the supported maximum {max}")]
+    TooManyTokens {
+        /// The node, in its `Debug` form (`*` for the configuration itself).
+        node: String,
+        /// The tokens it would get.
+        tokens: u64,
+        /// The largest supported count.
+        max: u64,
+    },
     /// A node weight of zero would own nothing; remove the node instead.
     #[error("node {node} has weight 0")]
     ZeroWeight {

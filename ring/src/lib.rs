@@ -30,7 +30,9 @@ mod rng;
 mod serde_repr;
 mod stats;
 
-pub use config::{NodeSpec, RingConfig, Strategy, MAX_REPLICAS};
+pub use config::{
+    NodeSpec, RingConfig, Strategy, MAX_PARTITIONS, MAX_REPLICAS, MAX_TOKENS_PER_NODE,
+};
 pub use error::RingError;
 pub use hash::{HashFunction, Position};
 pub use plan::{Change, Transfer, TransferPlan};

@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use crate::config::MAX_REPLICAS;
+use crate::config::{MAX_PARTITIONS, MAX_REPLICAS, MAX_TOKENS_PER_NODE};
 use crate::partition;
 use crate::plan::{self, Change};
 use crate::preference::PreferenceList;
@@ -70,7 +70,7 @@ impl<N: Ord + Clone + Debug> Ring<N> {
         validate_config(&config)?;
         let mut specs = nodes.into_iter();
         let first = specs.next().ok_or(RingError::NoNodes)?;
-        check_weight(&first)?;
+        check_weight(&config, &first)?;
         let seed = config.strategy.token_seed();
         let mut ring = Ring {
             config,
@@ -95,7 +95,7 @@ impl<N: Ord + Clone + Debug> Ring<N> {
             }
             Strategy::EqualPartitions { partitions } => {
                 for spec in specs {
-                    check_weight(&spec)?;
+                    check_weight(&ring.config, &spec)?;
                     match ring.nodes.binary_search_by(|n| n.id.cmp(&spec.id)) {
                         Ok(_) => {
                             return Err(RingError::DuplicateNode {
@@ -223,7 +223,7 @@ impl<N: Ord + Clone + Debug> Ring<N> {
     /// choosing partitions that keep any N consecutive partitions on distinct nodes: about Q/S
     /// partitions move, all to the new node.
     pub fn join(&self, spec: NodeSpec<N>) -> Result<Change<N>, RingError> {
-        check_weight(&spec)?;
+        check_weight(&self.config, &spec)?;
         let idx = match self.nodes.binary_search_by(|n| n.id.cmp(&spec.id)) {
             Ok(_) => {
                 return Err(RingError::DuplicateNode {
@@ -290,11 +290,7 @@ impl<N: Ord + Clone + Debug> Ring<N> {
         let idx = self.index_of(id).ok_or_else(|| RingError::UnknownNode {
             node: format!("{id:?}"),
         })?;
-        if weight == 0 {
-            return Err(RingError::ZeroWeight {
-                node: format!("{id:?}"),
-            });
-        }
+        check_weight(&self.config, &NodeSpec::new(id.clone()).with_weight(weight))?;
         let mut next = self.clone();
         next.nodes[idx].weight = weight;
         match self.config.strategy {
@@ -445,18 +441,44 @@ pub(crate) fn validate_config(config: &RingConfig) -> Result<(), RingError> {
         Strategy::RandomTokens {
             tokens_per_node: 0, ..
         } => Err(RingError::ZeroTokens),
+        Strategy::RandomTokens {
+            tokens_per_node, ..
+        } if u64::from(tokens_per_node) > MAX_TOKENS_PER_NODE => Err(RingError::TooManyTokens {
+            node: "*".into(),
+            tokens: u64::from(tokens_per_node),
+            max: MAX_TOKENS_PER_NODE,
+        }),
         Strategy::EqualPartitions { partitions } if !partitions.is_power_of_two() => {
             Err(RingError::PartitionsNotPowerOfTwo(partitions))
+        }
+        Strategy::EqualPartitions { partitions } if partitions > MAX_PARTITIONS => {
+            Err(RingError::TooManyPartitions {
+                requested: partitions,
+                max: MAX_PARTITIONS,
+            })
         }
         _ => Ok(()),
     }
 }
 
-fn check_weight<N: Debug>(spec: &NodeSpec<N>) -> Result<(), RingError> {
+fn check_weight<N: Debug>(config: &RingConfig, spec: &NodeSpec<N>) -> Result<(), RingError> {
     if spec.weight == 0 {
         return Err(RingError::ZeroWeight {
             node: format!("{:?}", spec.id),
         });
+    }
+    if let Strategy::RandomTokens {
+        tokens_per_node, ..
+    } = config.strategy
+    {
+        let tokens = u64::from(tokens_per_node) * u64::from(spec.weight);
+        if tokens > MAX_TOKENS_PER_NODE {
+            return Err(RingError::TooManyTokens {
+                node: format!("{:?}", spec.id),
+                tokens,
+                max: MAX_TOKENS_PER_NODE,
+            });
+        }
     }
     Ok(())
 }

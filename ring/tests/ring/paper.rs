@@ -218,6 +218,47 @@ fn invalid_configurations_are_typed_errors() {
     assert_eq!(single.leave(&"a").err(), Some(RingError::NoNodes));
 }
 
+/// Sizes past what a ring can hold are refused before anything is built: 2^31 partitions
+/// allocated about 48 GiB and aborted; 256 tokens per node times a weight of `u32::MAX` drew a
+/// trillion tokens one insert at a time.
+#[test]
+fn sizes_past_the_limits_are_refused_before_anything_is_built() {
+    use dynamo_ring::{MAX_PARTITIONS, MAX_TOKENS_PER_NODE};
+    let nodes = || ["a", "b"].map(NodeSpec::new);
+    assert_eq!(
+        Ring::new(strategy3(1 << 31, 3), nodes()).err(),
+        Some(RingError::TooManyPartitions {
+            requested: 1 << 31,
+            max: MAX_PARTITIONS
+        })
+    );
+    let tokens = |tokens_per_node| RingConfig {
+        strategy: Strategy::RandomTokens {
+            tokens_per_node,
+            seed: 1,
+        },
+        ..RingConfig::default()
+    };
+    assert!(matches!(
+        Ring::new(tokens(u32::MAX), nodes()),
+        Err(RingError::TooManyTokens { .. })
+    ));
+    assert!(matches!(
+        Ring::new(tokens(256), [NodeSpec::new("a").with_weight(u32::MAX)]),
+        Err(RingError::TooManyTokens { tokens, max, .. })
+            if tokens == 256 * u64::from(u32::MAX) && max == MAX_TOKENS_PER_NODE
+    ));
+    let ring = Ring::new(tokens(256), nodes()).expect("ring");
+    assert!(matches!(
+        ring.join(NodeSpec::new("c").with_weight(1 << 20)),
+        Err(RingError::TooManyTokens { .. })
+    ));
+    assert!(matches!(
+        ring.set_weight(&"a", 1 << 20),
+        Err(RingError::TooManyTokens { .. })
+    ));
+}
+
 #[test]
 fn a_leave_hands_the_leavers_partitions_to_the_others() {
     let ring = Ring::new(strategy3(64, 3), (0..8u32).map(NodeSpec::new)).expect("ring");
