@@ -168,7 +168,9 @@ impl<A: Ord + Clone> VClock<A> {
     /// Records a new event coordinated by `actor` at time `now` (milliseconds, caller-defined
     /// epoch) and returns the actor's new counter. The result is `After` the clock before the call.
     ///
-    /// The counter saturates at `u64::MAX` (unreachable in practice: 2^64 writes by one actor).
+    /// The counter saturates at `u64::MAX`: 2^64 writes by one actor never happen, but a clock
+    /// decoded from untrusted bytes may start there, so bound decoded counters first (see
+    /// [`DvvSet::put`](crate::DvvSet::put)).
     pub fn increment(&mut self, actor: A, now: u64) -> u64 {
         match self.entries.binary_search_by(|e| e.actor.cmp(&actor)) {
             Ok(i) => match self.entries.get_mut(i) {

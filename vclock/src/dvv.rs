@@ -203,6 +203,11 @@ impl<A: Ord + Clone, V: Clone> DvvSet<A, V> {
     /// Applies a client's write coordinated by `actor` at `now` with the `context` the client read:
     /// discards every value whose dot the context covers, then adds `value` with the next dot of
     /// `actor`. Returns the new context (the set's, which covers the new value).
+    ///
+    /// Counters saturate at `u64::MAX`: an actor at it would give every later write the same dot,
+    /// and a context covering that dot would discard writes its reader never saw. A context
+    /// decoded from a client can carry any counter, so bound its counters before calling this (the
+    /// node refuses contexts with counters above what its cluster issues).
     pub fn put(&mut self, context: &VClock<A>, actor: A, now: u64, value: V) -> VClock<A> {
         // discard: drop the values the client saw.
         for e in &mut self.entries {
