@@ -48,14 +48,16 @@ impl Drop for OpenOnDrop {
     }
 }
 
-/// A durable fjall store whose flushes' fsyncs wait at the gate.
-struct Gated {
-    inner: FjallStore,
-    gate: Gate,
+/// A store whose flushes' fsyncs wait at the gate (if any), counting the reads of stored keys.
+struct Gated<S = FjallStore> {
+    inner: S,
+    gate: Option<Gate>,
+    gets: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Store for Gated {
+impl<S: Store> Store for Gated<S> {
     fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.get(key)
     }
     fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
@@ -86,7 +88,9 @@ impl Store for Gated {
         self.inner.flush()
     }
     fn start_flush(&mut self) -> Result<Option<SyncJob>, StoreError> {
-        let gate = self.gate.clone();
+        let Some(gate) = self.gate.clone() else {
+            return self.inner.start_flush();
+        };
         Ok(self.inner.start_flush()?.map(|job| -> SyncJob {
             Box::new(move || {
                 gate.wait();
@@ -109,7 +113,8 @@ impl Store for Gated {
 fn start(dir: &std::path::Path, gate: Gate) -> mpsc::Sender<Input> {
     run(Gated {
         inner: FjallStore::open(dir, Durability::Durable).expect("opens"),
-        gate,
+        gate: Some(gate),
+        gets: Arc::default(),
     })
 }
 
@@ -222,6 +227,11 @@ async fn a_get_of_a_key_with_no_unsynced_write_does_not_wait_for_an_fsync_of_oth
 
 /// A one-node cluster (N = R = W = 1) on a memory store holding `keys` keys, its driver running.
 fn start_with_keys(keys: u32) -> mpsc::Sender<Input> {
+    run(store_with_keys(keys))
+}
+
+/// A memory store holding keys `0..keys` (big-endian), each one 100-byte value.
+fn store_with_keys(keys: u32) -> crate::store::MemoryStore {
     let mut store = crate::store::MemoryStore::new();
     for i in 0..keys {
         let mut sibs = Sibs::default();
@@ -233,7 +243,7 @@ fn start_with_keys(keys: u32) -> mpsc::Sender<Input> {
         );
         store.put(&i.to_be_bytes(), &sibs).expect("memory");
     }
-    run(store)
+    store
 }
 
 /// Measuring partition sizes reads every stored key (any client may ask): the driver does it a
@@ -272,58 +282,6 @@ async fn a_get_behind_a_partition_size_scan_is_answered_before_the_scan_ends() {
     assert!(bytes > 20_000 * 100, "{bytes}");
 }
 
-/// A memory store that counts the reads of stored keys.
-struct Counting {
-    inner: crate::store::MemoryStore,
-    gets: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Store for Counting {
-    fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
-        self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.get(key)
-    }
-    fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
-        self.inner.put(key, siblings)
-    }
-    fn remove(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        self.inner.remove(key)
-    }
-    fn scan(&self, visit: &mut dyn FnMut(&[u8], &Sibs)) -> Result<(), StoreError> {
-        self.inner.scan(visit)
-    }
-    fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError> {
-        self.inner.put_hint(id, record)
-    }
-    fn remove_hint(&mut self, id: u64) -> Result<(), StoreError> {
-        self.inner.remove_hint(id)
-    }
-    fn hints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.hints()
-    }
-    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get_meta(name)
-    }
-    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.inner.put_meta(name, value)
-    }
-    fn flush(&mut self) -> Result<(), StoreError> {
-        self.inner.flush()
-    }
-    fn start_flush(&mut self) -> Result<Option<SyncJob>, StoreError> {
-        self.inner.start_flush()
-    }
-    fn has_unflushed_writes(&self) -> bool {
-        self.inner.has_unflushed_writes()
-    }
-    fn has_unsynced_write(&self, key: &[u8]) -> bool {
-        self.inner.has_unsynced_write(key)
-    }
-    fn sync(&mut self) -> Result<(), StoreError> {
-        self.inner.sync()
-    }
-}
-
 /// Partition-size measures asked while one runs share it, and a measure nobody waits for any
 /// more stops: a client asking again and again, and hanging up, made the node read its whole
 /// store once per request, every measure stepping after each batch of inputs.
@@ -331,20 +289,11 @@ impl Store for Counting {
 async fn partition_size_measures_share_one_scan_and_stop_when_nobody_waits() {
     use crate::runtime::{AdminReply, AdminRequest};
     const KEYS: u32 = 5_000;
-    let mut inner = crate::store::MemoryStore::new();
-    for i in 0..KEYS {
-        let mut sibs = Sibs::default();
-        sibs.put(
-            &dynamo_vclock::VClock::new(),
-            (1, 1),
-            u64::from(i) + 1,
-            dynamo_vclock::Value::Live(crate::types::Object::typed(vec![7; 100], None)),
-        );
-        inner.put(&i.to_be_bytes(), &sibs).expect("memory");
-    }
+    let inner = store_with_keys(KEYS);
     let gets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let inputs = run(Counting {
+    let inputs = run(Gated {
         inner,
+        gate: None,
         gets: gets.clone(),
     });
     // Forty measures whose askers hang up at once, then ten that wait.
