@@ -81,6 +81,12 @@ pub enum SyncError {
         /// The segment.
         segment: SegmentId,
     },
+    /// The owner supplied a segment it had already supplied.
+    #[error("segment {segment} was supplied twice")]
+    AlreadySupplied {
+        /// The segment.
+        segment: SegmentId,
+    },
     /// An entry's key belongs to another segment than the one it was listed under.
     #[error("key listed under segment {listed} belongs to segment {actual}")]
     EntryOutsideSegment {

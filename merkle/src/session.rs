@@ -268,6 +268,9 @@ impl SyncSession {
             .ok_or(SyncError::SegmentNotRequested { segment })?;
         let slot = match (&self.phase, self.requested.get_mut(&segment)) {
             (Phase::AwaitOwner(_), Some(slot @ None)) => slot,
+            (Phase::AwaitOwner(_), Some(Some(_))) => {
+                return Err(SyncError::AlreadySupplied { segment })
+            }
             _ => return Err(SyncError::SegmentNotRequested { segment }),
         };
         let mut list: Vec<Entry> = entries.into_iter().map(|(k, d)| Entry::new(k, d)).collect();

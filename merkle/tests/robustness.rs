@@ -414,3 +414,57 @@ fn an_abort_for_another_session_is_refused() {
         })
     );
 }
+
+/// A segment supplied twice by its owner is named as such: the error said the segment "was not
+/// asked for", which sent the owner looking for the wrong bug.
+#[test]
+fn a_segment_supplied_twice_is_named_as_such() {
+    let a = tree_with(40, b"v1");
+    let b = tree_with(40, b"v2");
+    let mut left = SyncSession::initiate(SyncConfig::default(), 1, 0, &a);
+    let mut right = SyncSession::respond(SyncConfig::default(), 1);
+    let mut needed = Vec::new();
+    let mut asked_right = false;
+    for _ in 0..10 {
+        for msg in transmits(&mut left) {
+            let _ = right.handle_message(0, &b, msg);
+        }
+        needed = segments_needed(&mut right);
+        if !needed.is_empty() {
+            asked_right = true;
+            break;
+        }
+        for msg in transmits(&mut right) {
+            let _ = left.handle_message(0, &a, msg);
+        }
+        needed = segments_needed(&mut left);
+        if !needed.is_empty() {
+            break;
+        }
+    }
+    assert!(needed.len() >= 2, "{needed:?}");
+    let session = if asked_right { &mut right } else { &mut left };
+    let segment = needed[0];
+    let entries = || {
+        (0..40)
+            .map(key)
+            .filter(|k| shape().segment_of(k) == segment)
+            .map(|k| (k, b"v".to_vec()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(session.supply(0, segment, entries()), Ok(()));
+    assert_eq!(
+        session.supply(0, segment, entries()),
+        Err(SyncError::AlreadySupplied { segment })
+    );
+}
+
+fn segments_needed(session: &mut SyncSession) -> Vec<u32> {
+    events(session)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::SegmentNeeded(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
