@@ -178,34 +178,37 @@ fn a_silent_peer_times_out() {
     );
 }
 
-#[test]
-fn owner_answers_are_checked() {
+/// Two sessions over trees whose 40 keys all differ, walked until one side asks its owner for
+/// segments: that session, and the segments it asked for.
+fn asked_for_segments() -> (SyncSession, Vec<u32>) {
     let a = tree_with(40, b"v1");
     let b = tree_with(40, b"v2");
     let mut left = SyncSession::initiate(SyncConfig::default(), 1, 0, &a);
     let mut right = SyncSession::respond(SyncConfig::default(), 1);
-    // Walk until one side asks its owner for segments.
-    let mut asked = None;
     for _ in 0..10 {
         for msg in transmits(&mut left) {
             let _ = right.handle_message(0, &b, msg);
         }
-        if let Some(Event::SegmentNeeded(s)) = events(&mut right).first() {
-            asked = Some((*s, true));
-            break;
+        let needed = segments_needed(&mut right);
+        if !needed.is_empty() {
+            return (right, needed);
         }
         for msg in transmits(&mut right) {
             let _ = left.handle_message(0, &a, msg);
         }
-        if let Some(Event::SegmentNeeded(s)) = events(&mut left).first() {
-            asked = Some((*s, false));
-            break;
+        let needed = segments_needed(&mut left);
+        if !needed.is_empty() {
+            return (left, needed);
         }
     }
-    let Some((segment, right_asked)) = asked else {
-        panic!("no segment asked")
-    };
-    let session = if right_asked { &mut right } else { &mut left };
+    panic!("no segment asked")
+}
+
+#[test]
+fn owner_answers_are_checked() {
+    let (mut asked, needed) = asked_for_segments();
+    let session = &mut asked;
+    let segment = needed[0];
     // A key of another segment.
     let stray = (0..1000)
         .map(key)
@@ -419,31 +422,8 @@ fn an_abort_for_another_session_is_refused() {
 /// asked for", which sent the owner looking for the wrong bug.
 #[test]
 fn a_segment_supplied_twice_is_named_as_such() {
-    let a = tree_with(40, b"v1");
-    let b = tree_with(40, b"v2");
-    let mut left = SyncSession::initiate(SyncConfig::default(), 1, 0, &a);
-    let mut right = SyncSession::respond(SyncConfig::default(), 1);
-    let mut needed = Vec::new();
-    let mut asked_right = false;
-    for _ in 0..10 {
-        for msg in transmits(&mut left) {
-            let _ = right.handle_message(0, &b, msg);
-        }
-        needed = segments_needed(&mut right);
-        if !needed.is_empty() {
-            asked_right = true;
-            break;
-        }
-        for msg in transmits(&mut right) {
-            let _ = left.handle_message(0, &a, msg);
-        }
-        needed = segments_needed(&mut left);
-        if !needed.is_empty() {
-            break;
-        }
-    }
+    let (mut session, needed) = asked_for_segments();
     assert!(needed.len() >= 2, "{needed:?}");
-    let session = if asked_right { &mut right } else { &mut left };
     let segment = needed[0];
     let entries = || {
         (0..40)

@@ -245,12 +245,7 @@ impl NodeCore {
         }
         let plan = self.plan_change(request)?;
         let ring = self.checked_next_ring(request)?;
-        let Some(version) = super::membership::next_ring_version(self.view.ring_state.version)
-        else {
-            return Err(ChangeError::Ring(
-                "the ring's version is at its maximum".into(),
-            ));
-        };
+        let version = self.next_version()?;
         // The claimant's automatic changes must not add a removed node back before its
         // `Leaving` status reaches here.
         self.view.departed.extend(request.leaves.iter().copied());
@@ -272,17 +267,14 @@ impl NodeCore {
         if self.view.leaving || !ring.contains(&self.id) {
             return Ok(());
         }
-        let left = ring.node_count().saturating_sub(1);
-        let n = ring.replicas();
-        if left == 0 || left < n {
-            return Err(ChangeError::TooFew { left, n });
-        }
-        if super::membership::next_ring_version(self.view.ring_state.version).is_none() {
-            return Err(ChangeError::Ring(
-                "the ring's version is at its maximum".into(),
-            ));
-        }
-        Ok(())
+        enough_left(ring, ring.node_count().saturating_sub(1))?;
+        self.next_version().map(|_| ())
+    }
+
+    /// The version of the next ring, if there may be one.
+    fn next_version(&self) -> Result<u64, ChangeError> {
+        super::membership::next_ring_version(self.view.ring_state.version)
+            .ok_or_else(|| ChangeError::Ring("the ring's version is at its maximum".into()))
     }
 
     /// The ring `request` leads to, after checking that it names known nodes.
@@ -328,18 +320,23 @@ impl NodeCore {
                 return Err(ChangeError::NotMember(id));
             }
         }
+        // No id is named twice (checked above).
         let mut leaves = request.leaves.clone();
         leaves.sort_unstable();
-        leaves.dedup();
         let mut joins = request.joins.clone();
         joins.sort_unstable();
-        joins.dedup();
-        let left = ring.node_count() + joins.len() - leaves.len();
-        let n = ring.replicas();
-        if left == 0 || (left < n && left < ring.node_count()) {
-            return Err(ChangeError::TooFew { left, n });
-        }
+        enough_left(ring, ring.node_count() + joins.len() - leaves.len())?;
         self.next_ring(&leaves, &joins)
             .map_err(|e| ChangeError::Ring(e.to_string()))
     }
+}
+
+/// A change may leave `left` nodes of `ring`: never none, and never fewer than N unless the ring
+/// already had fewer (then it may not shrink further).
+fn enough_left(ring: &Ring<NodeId>, left: usize) -> Result<(), ChangeError> {
+    let n = ring.replicas();
+    if left == 0 || (left < n && left < ring.node_count()) {
+        return Err(ChangeError::TooFew { left, n });
+    }
+    Ok(())
 }
