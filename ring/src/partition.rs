@@ -5,7 +5,9 @@
 //! grew) takes partitions until it holds its share rounded to the nearest integer, always from the
 //! node furthest above its own share; a leaving node (or one whose weight shrank) gives partitions
 //! to the node furthest below its share. Nodes more than one partition away from their share are
-//! served first, which keeps every node within one partition of its share.
+//! served first. When that is not enough to keep every node within one partition of its share
+//! (a leave raises every other node's share), partitions also move between other nodes, from the
+//! one furthest above its share to the one furthest below, until it is (`balance`).
 //!
 //! Among the candidate partitions we prefer, in order: one whose new owner differs from the owners
 //! of the N-1 partitions on either side and whose zone does too (when there are at least N zones);
@@ -138,6 +140,37 @@ pub(crate) fn give<N: Ord + Clone + Debug>(ring: &mut Ring<N>, x: usize, leaving
         let Some(r) = receiver else { return };
         ring.owners[p] = r as u32;
         shares.moved(x, r);
+    }
+}
+
+/// Moves partitions between other nodes while any node is more than one partition from its
+/// share. A change that moves only to or from the node that changed cannot always keep every
+/// share: a leave raises the share of every other node, of heavier ones by more, and the leaver's
+/// partitions may not cover the nodes that were already below. Each move goes from the node
+/// furthest above its share to the one furthest below, preferring a partition whose new owner
+/// keeps N consecutive partitions distinct. Usually nothing moves.
+pub(crate) fn balance<N: Ord + Clone + Debug>(ring: &mut Ring<N>) {
+    let mut shares = Shares::new(&ring.owners, &weights(ring, None));
+    let nodes = ring.nodes.len();
+    // Each move lowers the sum of squared distances; the bound only guards the loop.
+    for _ in 0..ring.owners.len().saturating_mul(nodes) {
+        let by_excess = |i: &usize| shares.excess[*i];
+        let (Some(low), Some(high)) = (
+            (0..nodes).min_by_key(by_excess),
+            (0..nodes).max_by_key(by_excess),
+        ) else {
+            return;
+        };
+        if shares.excess[low] >= -shares.unit && shares.excess[high] <= shares.unit {
+            return;
+        }
+        let w = window(ring, nodes);
+        let best = (0..ring.owners.len())
+            .filter(|&p| ring.owners[p] as usize == high)
+            .min_by_key(|&p| (w.tier(p, low as u32), !w.crowded(p), p));
+        let Some(p) = best else { return };
+        ring.owners[p] = low as u32;
+        shares.moved(high, low);
     }
 }
 

@@ -248,6 +248,7 @@ impl<N: Ord + Clone + Debug> Ring<N> {
                 next.check_partition_capacity(partitions)?;
                 next.reindex();
                 partition::take(&mut next, idx);
+                partition::balance(&mut next);
             }
         }
         next.reindex();
@@ -258,7 +259,8 @@ impl<N: Ord + Clone + Debug> Ring<N> {
     /// nodes that take over its ranges.
     ///
     /// Strategy 3 gives each of the leaver's partitions to the node furthest below its fair share
-    /// that keeps the N-distinct rule, so only the leaver's partitions move.
+    /// that keeps the N-distinct rule, so only the leaver's partitions move, unless a node would
+    /// then be more than one partition below its share (see the `partition` module).
     pub fn leave(&self, id: &N) -> Result<Change<N>, RingError> {
         let idx = self.index_of(id).ok_or_else(|| RingError::UnknownNode {
             node: format!("{id:?}"),
@@ -282,6 +284,11 @@ impl<N: Ord + Clone + Debug> Ring<N> {
             }
         }
         next.reindex();
+        if let Strategy::EqualPartitions { .. } = self.config.strategy {
+            // After the reindex: the balance reads the zones by the new node indices.
+            partition::balance(&mut next);
+            next.reindex();
+        }
         Ok(plan::change(self, next))
     }
 
@@ -320,6 +327,7 @@ impl<N: Ord + Clone + Debug> Ring<N> {
                 } else if weight < before {
                     partition::give(&mut next, idx, false);
                 }
+                partition::balance(&mut next);
             }
         }
         next.reindex();
