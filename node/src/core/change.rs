@@ -333,7 +333,7 @@ impl NodeCore {
 
 /// A change may leave `left` nodes of `ring`: never none, and never fewer than N unless the ring
 /// already had fewer (then it may not shrink further).
-fn enough_left(ring: &Ring<NodeId>, left: usize) -> Result<(), ChangeError> {
+pub(crate) fn enough_left(ring: &Ring<NodeId>, left: usize) -> Result<(), ChangeError> {
     let n = ring.replicas();
     if left == 0 || (left < n && left < ring.node_count()) {
         return Err(ChangeError::TooFew { left, n });

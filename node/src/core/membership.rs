@@ -29,6 +29,7 @@ use dynamo_gossip::{Event, Status};
 use dynamo_ring::{NodeSpec, Ring};
 use serde::{Deserialize, Serialize};
 
+use super::change::enough_left;
 use super::storage::{StorageOp, Then};
 use super::{NodeCore, NodeEvent};
 use crate::message::PeerMessage;
@@ -288,7 +289,7 @@ impl NodeCore {
     fn claim(&mut self, _now: Millis) {
         let ring = &self.view.ring_state.ring;
         let in_ring: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
-        let leavers: Vec<NodeId> = in_ring
+        let mut leavers: Vec<NodeId> = in_ring
             .iter()
             .copied()
             .filter(|id| self.view.departed.contains(id))
@@ -306,6 +307,14 @@ impl NodeCore {
             })
             .map(|(id, _)| *id)
             .collect();
+        // Only the leaves the ring can take (on the terms of a commit): two nodes that leave at
+        // once each pass their own check, and together could take the ring below N. The others
+        // wait in the ring, leaving, for a join that makes room (the highest ids wait).
+        while !leavers.is_empty()
+            && enough_left(ring, ring.node_count() + joiners.len() - leavers.len()).is_err()
+        {
+            leavers.pop();
+        }
         let alone = in_ring.len() == 1;
         if self.view.ring_provisional
             || !(self.view.ring_heard || alone)
@@ -392,8 +401,15 @@ impl NodeCore {
     }
 
     /// The ring without this node, made and published by the leaving node itself.
+    /// Not if the ring cannot take the leave (see [`enough_left`]): a node that passed its leave
+    /// check may find, once another's leave went through, that it has to wait; the claimant then
+    /// takes it out when a join makes room.
     pub(crate) fn ring_without_me(&mut self, now: Millis) {
-        let Ok(change) = self.view.ring_state.ring.leave(&self.id) else {
+        let ring = &self.view.ring_state.ring;
+        if !ring.contains(&self.id) || enough_left(ring, ring.node_count() - 1).is_err() {
+            return;
+        }
+        let Ok(change) = ring.leave(&self.id) else {
             return;
         };
         let Some(version) = next_ring_version(self.view.ring_state.version) else {

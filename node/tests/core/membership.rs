@@ -1013,3 +1013,58 @@ fn a_change_naming_a_node_twice_or_joining_a_leaving_one_is_refused() {
         Err(ChangeError::Departing(5))
     );
 }
+
+/// Two nodes of four that leave at once (N = 3) each pass the check a leave makes (three nodes
+/// would be left), and before, the claimant then applied both and the ring fell to two nodes:
+/// fewer than N, every key with a replica fewer. The claimant applies only the leaves the ring
+/// can take; the other waits in the ring, leaving, and goes when a join makes room.
+#[test]
+fn two_leaves_at_once_never_take_the_ring_below_n() {
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(2_000);
+    assert_eq!(c.nodes[&3].check_leave(), Ok(()));
+    assert_eq!(c.nodes[&4].check_leave(), Ok(()));
+    let now = c.now;
+    c.nodes.get_mut(&3).expect("node 3").leave(now);
+    c.nodes.get_mut(&4).expect("node 4").leave(now);
+    c.advance(20_000);
+    for id in [1, 2] {
+        let ring = c.nodes[&id].ring();
+        assert!(
+            ring.node_count() >= 3,
+            "node {id}'s ring holds {} nodes",
+            ring.node_count()
+        );
+    }
+    let ring = c.nodes[&1].ring().clone();
+    let waiting: Vec<NodeId> = [3, 4].into_iter().filter(|id| ring.contains(id)).collect();
+    assert_eq!(waiting.len(), 1, "one leave went through, one waits");
+    for id in [1, 2, waiting[0]] {
+        assert_eq!(c.nodes[&id].ring(), &ring, "node {id} agrees");
+    }
+    // Asked again, the waiting node still waits: it does not take itself out.
+    let now = c.now;
+    c.nodes.get_mut(&waiting[0]).expect("waiting").leave(now);
+    c.advance(20_000);
+    for id in [1, 2, waiting[0]] {
+        assert_eq!(
+            c.nodes[&id].ring(),
+            &ring,
+            "node {id}'s ring did not change"
+        );
+    }
+    // A node joins: the leave that waited goes through.
+    let config = c.nodes[&1].config().clone();
+    let newcomer =
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+    c.nodes.insert(5, newcomer);
+    c.advance(20_000);
+    let after = c.nodes[&1].ring();
+    assert_eq!(
+        after.node_count(),
+        3,
+        "{:?}",
+        after.nodes().map(|n| n.id).collect::<Vec<_>>()
+    );
+    assert!(after.contains(&5) && !after.contains(&waiting[0]));
+}
