@@ -38,6 +38,8 @@ pub struct Boot {
     pub(crate) ring: Option<RingState>,
     /// Whether a ring change took it out before it said it left.
     pub(crate) removed: bool,
+    /// Whether it was asked to leave (it may still be in the ring, waiting for the claimant).
+    pub(crate) leave_asked: bool,
     /// The transfers (partition, receiver) pending at the last persisted point.
     pub(crate) transfers: BTreeSet<(usize, NodeId)>,
     /// Their checkpoints, by transfer id.
@@ -118,6 +120,9 @@ impl Boot {
         let removed = store
             .get_meta(membership::REMOVED_KEY)?
             .is_some_and(|v| v == [1]);
+        let leave_asked = store
+            .get_meta(membership::LEAVE_KEY)?
+            .is_some_and(|v| v == [1]);
         // Transfers pending at the last persisted point; a damaged list resumes none (each
         // partition held but not replicated is handed over again).
         let transfers: BTreeSet<(usize, NodeId)> = match store.get_meta(TRANSFERS_KEY)? {
@@ -161,6 +166,7 @@ impl Boot {
             generation,
             ring,
             removed,
+            leave_asked,
             transfers,
             checkpoints,
             keys,

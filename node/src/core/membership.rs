@@ -11,10 +11,12 @@
 //! ring member that announced it is leaving or has left wants out. Only the claimant, the lowest
 //! id among the ring members that are up and staying, acts on them: it applies the leaves, then
 //! the joins, in id order, each with [`Ring::leave`] / [`Ring::join`] (which move about the
-//! minimum of partitions), bumps the version and publishes. Two claimants (a partitioned view)
-//! may both publish the same version; the order above then picks one ring everywhere, and the next
-//! change starts from it. A leaving node computes the ring without itself in the same way, so the
-//! claimant's computation agrees with it.
+//! minimum of partitions), bumps the version and publishes. It applies only the leaves the ring
+//! can take (never below N nodes, see `change::enough_left`); the others wait in the ring. Two
+//! claimants (a partitioned view) may both publish the same version; the order above then picks
+//! one ring everywhere, and the next change starts from it. No other node makes rings: a leaving
+//! node only says it is leaving (a ring of its own, at the claimant's next version, could win
+//! over the claimant's and undo what that held).
 //!
 //! A node that is not among its configuration's initial members joins an existing cluster: the
 //! ring it builds at first is provisional, never published, and replaced by the first ring it
@@ -45,6 +47,10 @@ pub(crate) const ADMISSION_KEY: &str = "admission";
 /// The store meta name set (to 1) once a ring change took this node out: a restart goes on
 /// leaving (hands over what is left, then says it left) instead of asking to join again.
 pub(crate) const REMOVED_KEY: &str = "removed";
+
+/// The store meta name set (to 1) when this node is asked to leave: a restart goes on leaving,
+/// in the ring until the claimant takes it out.
+pub(crate) const LEAVE_KEY: &str = "leave";
 
 /// The gossip key of what a node still has to hand over: the SHA-256 of the ring state it uses,
 /// then every partition (u32, big-endian) it holds keys of without replicating it or is
@@ -194,10 +200,18 @@ impl NodeCore {
                     let restarted = matches!(event, Event::Restarted { .. });
                     self.events.push(NodeEvent::MemberJoined { id, restarted });
                     self.view.unheard.remove(&id);
+                    // First heard (or restarted) already leaving: a node asked to leave before
+                    // anyone heard it, or restarted while it waits to be taken out.
+                    let mut leaving = false;
                     if let Some(state) = self.gossip.node_state(&id) {
                         self.view.addresses.insert(id, state.address().clone());
+                        leaving = matches!(state.status(), Status::Leaving | Status::Left);
                     }
-                    self.view.departed.remove(&id);
+                    if leaving {
+                        self.view.departed.insert(id);
+                    } else {
+                        self.view.departed.remove(&id);
+                    }
                     changed = true;
                     rings = true;
                 }
@@ -400,31 +414,8 @@ impl NodeCore {
         }
     }
 
-    /// The ring without this node, made and published by the leaving node itself.
-    /// Not if the ring cannot take the leave (see [`enough_left`]): a node that passed its leave
-    /// check may find, once another's leave went through, that it has to wait; the claimant then
-    /// takes it out when a join makes room.
-    pub(crate) fn ring_without_me(&mut self, now: Millis) {
-        let ring = &self.view.ring_state.ring;
-        if !ring.contains(&self.id) || enough_left(ring, ring.node_count() - 1).is_err() {
-            return;
-        }
-        let Ok(change) = ring.leave(&self.id) else {
-            return;
-        };
-        let Some(version) = next_ring_version(self.view.ring_state.version) else {
-            return;
-        };
-        let state = RingState {
-            version,
-            claimant: self.id,
-            ring: change.ring,
-        };
-        self.install_ring(now, state);
-    }
-
     /// Sets a metadata value (a storage op; a failure is counted).
-    fn put_meta(&mut self, name: &str, value: Vec<u8>) {
+    pub(crate) fn put_meta(&mut self, name: &str, value: Vec<u8>) {
         self.store_op(
             StorageOp::PutMeta {
                 name: name.into(),

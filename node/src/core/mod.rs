@@ -416,14 +416,20 @@ impl NodeCore {
         self.drain(now);
     }
 
-    /// Leaves the cluster gracefully: hands this node's data to the nodes that take over its
-    /// ranges, then tells the cluster through gossip.
+    /// Leaves the cluster gracefully: says so in gossip; the claimant takes the node out of the
+    /// ring (when the ring can lose it: not below N nodes, see [`NodeCore::check_leave`]), and
+    /// the node then hands its data to the nodes that take over its ranges and says it left.
+    ///
+    /// Only the claimant makes rings. A leaving node that made its own ring made one at the
+    /// claimant's next version, and one of the two rings lost: a join or a leave the losing ring
+    /// held was undone everywhere, and a node it took out could say it left while the winning
+    /// ring still counted on it. The request is persisted: a restart goes on leaving.
     pub fn leave(&mut self, now: Millis) {
         self.view.leaving = true;
-        // Leaving, not yet left: the node stays in every view (so its ring without itself
-        // spreads, and its transfers go on) until it has handed every range over.
+        // Leaving, not yet left: the node stays in every view (so its status spreads, and its
+        // transfers go on) until it has handed every range over.
         let _ = self.gossip.set_status(dynamo_gossip::Status::Leaving);
-        self.ring_without_me(now);
+        self.put_meta(membership::LEAVE_KEY, vec![1]);
         self.drain(now);
         self.announce_left_when_done();
         self.drain(now);

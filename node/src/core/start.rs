@@ -38,6 +38,7 @@ impl NodeCore {
             generation,
             ring: stored_ring,
             removed,
+            leave_asked,
             transfers: stored_transfers,
             checkpoints,
             keys,
@@ -120,8 +121,9 @@ impl NodeCore {
         }
         let ring = ring_state.ring.clone();
         let members: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
-        // A node a ring change took out, restarted before it said it left: it goes on leaving.
-        let leaving = !ring_provisional && !ring.contains(&id) && removed;
+        // A node a ring change took out, restarted before it said it left, or one asked to
+        // leave: it goes on leaving.
+        let leaving = !ring_provisional && ((!ring.contains(&id) && removed) || leave_asked);
         if leaving {
             let _ = gossip.set_status(dynamo_gossip::Status::Leaving);
         }

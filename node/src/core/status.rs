@@ -52,8 +52,10 @@ pub struct NodeStatus {
     /// Partitions this node became a replica of and has not received yet.
     #[serde(default)]
     pub partitions_incoming: usize,
-    /// This node is out of the ring (asked to leave, or removed by a commit): it hands its data
-    /// over, then it may be stopped.
+    /// This node is leaving: asked to leave (it stays in the ring, in `members`, until the
+    /// claimant takes it out, which waits while the ring cannot lose a node), or out of the ring
+    /// (taken out, or removed by a commit), handing its data over; it may be stopped once out of
+    /// the ring with no transfer running.
     #[serde(default)]
     pub leaving: bool,
     /// Client requests being coordinated.

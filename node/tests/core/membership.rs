@@ -157,11 +157,9 @@ fn a_leaving_node_hands_every_range_to_every_new_primary() {
     }
     let old = c.nodes[&1].ring().clone();
     c.nodes.get_mut(&1).expect("node 1").leave(c.now);
-    let new = c.nodes[&1].ring().clone();
-    assert!(!new.contains(&1));
-    // Every transfer batch node 1 sends, by partition, with its receivers.
-    let mut sent: std::collections::BTreeMap<usize, BTreeSet<NodeId>> = Default::default();
-    for _ in 0..200 {
+    // Every key node 1 sends, with its receiver (the claimant takes node 1 out first).
+    let mut sent_keys: Vec<(Vec<u8>, NodeId)> = Vec::new();
+    for _ in 0..2_000 {
         let mut queue = Vec::new();
         for (&id, node) in c.nodes.iter_mut() {
             while let Some((to, msg)) = node.poll_transmit() {
@@ -179,16 +177,20 @@ fn a_leaving_node_hands_every_range_to_every_new_primary() {
         }
         for (from, to, msg) in queue {
             if let (1, PeerMessage::Transfer(batch)) = (from, &msg) {
-                for e in &batch.entries {
-                    let p = new.range_index(new.position(&e.key));
-                    sent.entry(p).or_default().insert(to);
-                }
+                sent_keys.extend(batch.entries.iter().map(|e| (e.key.to_vec(), to)));
             }
             c.nodes
                 .get_mut(&to)
                 .expect("a node")
                 .handle_message(c.now, from, msg);
         }
+    }
+    let new = c.nodes[&1].ring().clone();
+    assert!(!new.contains(&1), "the claimant took node 1 out");
+    let mut sent: std::collections::BTreeMap<usize, BTreeSet<NodeId>> = Default::default();
+    for (key, to) in sent_keys {
+        let p = new.range_index(new.position(&key));
+        sent.entry(p).or_default().insert(to);
     }
     let held: Vec<usize> = (0..old.range_count())
         .filter(|&p| {
@@ -1039,6 +1041,12 @@ fn two_leaves_at_once_never_take_the_ring_below_n() {
     let ring = c.nodes[&1].ring().clone();
     let waiting: Vec<NodeId> = [3, 4].into_iter().filter(|id| ring.contains(id)).collect();
     assert_eq!(waiting.len(), 1, "one leave went through, one waits");
+    // The one that waits is a member every node counts on: it never said it left.
+    assert!(
+        c.nodes[&1].is_up(waiting[0]),
+        "node {} is in every ring but said it left",
+        waiting[0]
+    );
     for id in [1, 2, waiting[0]] {
         assert_eq!(c.nodes[&id].ring(), &ring, "node {id} agrees");
     }
@@ -1067,4 +1075,64 @@ fn two_leaves_at_once_never_take_the_ring_below_n() {
         after.nodes().map(|n| n.id).collect::<Vec<_>>()
     );
     assert!(after.contains(&5) && !after.contains(&waiting[0]));
+}
+
+/// A join the claimant makes while a member leaves (review of issue 20's fifteenth session).
+/// Before, the leaver made its own ring at the same version, which won on its higher id: the
+/// claimant's ring with the joiner lost, every node that had held it marked the joiner as departed
+/// (and never added it again), and the joiner, out of the ring it had adopted, took itself for
+/// removed and left. Only the claimant makes rings now: the leave and the join both go in.
+#[test]
+fn a_join_while_a_member_leaves_is_not_undone() {
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(2_000);
+    // Node 4 leaves while nobody hears it; node 5 starts meanwhile.
+    c.down.push(4);
+    let now = c.now;
+    c.nodes.get_mut(&4).expect("node 4").leave(now);
+    let config = c.nodes[&1].config().clone();
+    let newcomer =
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+    c.nodes.insert(5, newcomer);
+    c.advance(5_000);
+    assert!(c.nodes[&1].ring().contains(&5), "the claimant added node 5");
+    c.down.clear();
+    c.advance(30_000);
+    for id in [1, 2, 3, 5] {
+        let ring = c.nodes[&id].ring();
+        assert!(ring.contains(&5), "node {id}'s ring lost node 5");
+        assert!(!ring.contains(&4), "node {id}'s ring still holds node 4");
+    }
+    assert!(!c.nodes[&5].status().leaving, "node 5 was made to leave");
+    assert!(c.nodes[&1].is_up(5), "node 5 is up in node 1's view");
+}
+
+/// A node asked to leave waits in the ring until the claimant hears it: restarted meanwhile, it
+/// goes on leaving (its request is persisted) and is taken out once it is heard.
+#[test]
+fn a_node_restarted_before_its_leave_was_heard_goes_on_leaving() {
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(2_000);
+    // Nobody hears node 4 ask to leave; it dies with its disk.
+    c.down.extend([1, 2, 3]);
+    let now = c.now;
+    c.nodes.get_mut(&4).expect("node 4").leave(now);
+    c.advance(1_000);
+    let disk = c.nodes.remove(&4).expect("node 4").into_store();
+    c.down.clear();
+    c.down.push(4);
+    c.advance(1_000);
+    assert!(c.nodes[&1].ring().contains(&4), "nobody heard node 4");
+    c.down.clear();
+    let config = c.nodes[&1].config().clone();
+    let restarted = StoredCore::new(4, "n4".into(), config, disk, c.now, 41).expect("restarts");
+    assert!(restarted.status().leaving, "it goes on leaving");
+    c.nodes.insert(4, restarted);
+    c.advance(20_000);
+    for id in [1, 2, 3] {
+        assert!(
+            !c.nodes[&id].ring().contains(&4),
+            "node {id} still has node 4 in its ring"
+        );
+    }
 }

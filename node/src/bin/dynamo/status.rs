@@ -88,10 +88,10 @@ pub async fn members(conn: &ConnArgs) -> Result<()> {
                     .iter()
                     .map(|m| format!("{}{}", m.id, if m.up { "" } else { "(down)" }))
                     .collect();
-                let id = if s.leaving {
-                    format!("{}*", s.id)
-                } else {
-                    s.id.to_string()
+                let id = match (s.leaving, s.members.iter().any(|m| m.id == s.id)) {
+                    (true, true) => format!("{}~", s.id),
+                    (true, false) => format!("{}*", s.id),
+                    (false, _) => s.id.to_string(),
                 };
                 say!(
                     "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
@@ -106,10 +106,16 @@ pub async fn members(conn: &ConnArgs) -> Result<()> {
             Err(e) => say!("{address:<22} no answer: {e}"),
         }
     }
-    if views
-        .iter()
-        .any(|(_, v)| v.as_ref().is_ok_and(|s| s.leaving))
-    {
+    let leaving = |in_ring: bool| {
+        views.iter().any(|(_, v)| {
+            v.as_ref()
+                .is_ok_and(|s| s.leaving && s.members.iter().any(|m| m.id == s.id) == in_ring)
+        })
+    };
+    if leaving(true) {
+        say!("~: leaving, still in the ring: the claimant takes it out when the ring can lose it");
+    }
+    if leaving(false) {
         say!("*: out of the ring; it can be stopped once its transfers are 0");
     }
     let answered = agreement(&views)?;
