@@ -11,7 +11,7 @@ use super::epochs::Epochs;
 use super::membership::{self, RingState};
 use super::reaper::tombstone_time;
 use super::transfer::decode_checkpoint;
-use super::transfers::{checkpoint_name, TRANSFERS_KEY};
+use super::transfers::{checkpoint_name, INCOMING_KEY, TRANSFERS_KEY};
 use super::META_NODE_ID;
 use super::{
     decode_u64, siblings_digest, NodeError, FORMAT, META_FORMAT, META_GENERATION, OLDEST_FORMAT,
@@ -40,6 +40,8 @@ pub struct Boot {
     pub(crate) removed: bool,
     /// Whether it was asked to leave (it may still be in the ring, waiting for the claimant).
     pub(crate) leave_asked: bool,
+    /// The partitions it awaited (see `Transfers::incoming`).
+    pub(crate) incoming: BTreeSet<usize>,
     /// The transfers (partition, receiver) pending at the last persisted point.
     pub(crate) transfers: BTreeSet<(usize, NodeId)>,
     /// Their checkpoints, by transfer id.
@@ -131,6 +133,13 @@ impl Boot {
                 .unwrap_or_default(),
             None => BTreeSet::new(),
         };
+        // Partitions awaited; a damaged list awaits none (as a store of an older build).
+        let incoming: BTreeSet<usize> = match store.get_meta(INCOMING_KEY)? {
+            Some(bytes) => rmp_serde::from_slice::<Vec<usize>>(&bytes)
+                .map(|v| v.into_iter().collect())
+                .unwrap_or_default(),
+            None => BTreeSet::new(),
+        };
         let mut checkpoints = BTreeMap::new();
         for &(p, to) in &transfers {
             let id = super::ids::pair_id(p as u64, to);
@@ -167,6 +176,7 @@ impl Boot {
             ring,
             removed,
             leave_asked,
+            incoming,
             transfers,
             checkpoints,
             keys,

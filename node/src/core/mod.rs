@@ -455,6 +455,9 @@ impl NodeCore {
         self.drain_transfers(now);
         self.publish_handoff();
         self.publish_hint_targets();
+        if let Some(op) = self.transfers.persist_incoming() {
+            self.store_op(op, storage::Then::Meta);
+        }
         if self.view.leaving {
             self.announce_left_when_done();
             self.drain_gossip(now);

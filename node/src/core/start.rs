@@ -39,6 +39,7 @@ impl NodeCore {
             ring: stored_ring,
             removed,
             leave_asked,
+            incoming: stored_incoming,
             transfers: stored_transfers,
             checkpoints,
             keys,
@@ -162,6 +163,15 @@ impl NodeCore {
             .map(|i| now + rng.gen_range(0..i.max(1)));
         let request_timeout = config.request_timeout;
         let sync_interval = config.sync_interval;
+        // Partitions still awaited when last persisted, that this node replicates in its ring.
+        let awaited: BTreeSet<usize> = if ring_provisional {
+            BTreeSet::new()
+        } else {
+            stored_incoming
+                .into_iter()
+                .filter(|&p| super::is_primary(&ring, p, id))
+                .collect()
+        };
         let mut core = NodeCore {
             id,
             address,
@@ -193,7 +203,7 @@ impl NodeCore {
             holdings,
             hints,
             anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout, generation),
-            transfers: Transfers::resumed(stored_transfers, checkpoints),
+            transfers: Transfers::resumed(stored_transfers, checkpoints, awaited),
             reaper,
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can

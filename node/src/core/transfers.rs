@@ -24,6 +24,9 @@ pub(crate) struct TransferRun {
 /// The store meta name of the transfers pending (partition, receiver), so that a restart resumes
 /// them rather than sending each partition it holds but no longer replicates to every replica.
 pub(crate) const TRANSFERS_KEY: &str = "transfers";
+/// The store meta name of the partitions this node awaits (`Transfers::incoming`), so that a
+/// restart does not answer reads of partitions it never received.
+pub(crate) const INCOMING_KEY: &str = "incoming";
 
 /// The version byte of a stored transfer checkpoint: `1 · the last key the receiver
 /// acknowledged`. An empty value is no checkpoint.
@@ -57,6 +60,8 @@ pub(crate) struct Transfers {
     /// for them (so it does not count toward R) until a transfer or an anti-entropy session
     /// brings them.
     pub(crate) incoming: BTreeSet<usize>,
+    /// `incoming` as last persisted.
+    incoming_persisted: BTreeSet<usize>,
     /// Partitions whose transfer to this node completed under a ring version it has not adopted
     /// yet, with that version: not awaited once it adopts it.
     pub(super) done_early: BTreeMap<usize, u64>,
@@ -64,16 +69,33 @@ pub(crate) struct Transfers {
 
 impl Transfers {
     /// The transfers a restart resumes: those pending when last persisted, with their
-    /// checkpoints.
+    /// checkpoints, and the partitions it still awaits.
     pub(crate) fn resumed(
         persisted: BTreeSet<(usize, NodeId)>,
         checkpoints: BTreeMap<u64, Key>,
+        incoming: BTreeSet<usize>,
     ) -> Self {
         Transfers {
             persisted,
             checkpoints,
+            incoming_persisted: incoming.clone(),
+            incoming,
             ..Transfers::default()
         }
+    }
+
+    /// The op that persists the partitions awaited, if they changed since last persisted.
+    pub(crate) fn persist_incoming(&mut self) -> Option<StorageOp> {
+        if self.incoming == self.incoming_persisted {
+            return None;
+        }
+        self.incoming_persisted = self.incoming.clone();
+        let list: Vec<usize> = self.incoming.iter().copied().collect();
+        Some(StorageOp::PutMeta {
+            name: INCOMING_KEY.into(),
+            value: rmp_serde::to_vec(&list).unwrap_or_default(),
+            sync: false,
+        })
     }
 
     /// The transfers (partition, receiver) pending as last persisted.

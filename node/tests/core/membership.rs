@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use dynamo_node::{
-    ChangeError, ChangeRequest, MemoryStore, NodeConfig, NodeEvent, NodeId, PeerMessage, StoredCore,
+    ChangeError, ChangeRequest, ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig,
+    NodeEvent, NodeId, PeerMessage, StoredCore,
 };
 use dynamo_ring::{NodeSpec, Ring};
 
@@ -1134,5 +1135,67 @@ fn a_node_restarted_before_its_leave_was_heard_goes_on_leaving() {
             !c.nodes[&id].ring().contains(&4),
             "node {id} still has node 4 in its ring"
         );
+    }
+}
+
+/// A joiner answers no reads of a partition it has not received (it would count toward R with
+/// nothing). Before, a joiner restarted before its hand-overs arrived forgot which partitions it
+/// awaited, and answered a read at R = 1 with nothing (review of issue 20's fifteenth session).
+#[test]
+fn a_joiner_restarted_before_its_hand_overs_arrived_still_awaits_them() {
+    let config = NodeConfig {
+        partitions: 8,
+        sync_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(3, config);
+    c.advance(1_000);
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        c.put(1 + i as u64 % 3, key, "v", vec![]);
+    }
+    // Node 4 joins; every hand-over to it is lost on the way.
+    c.drop_transfers = true;
+    let config = c.nodes[&1].config().clone();
+    let joiner = StoredCore::new(4, "n4".into(), config.clone(), MemoryStore::new(), c.now, 4)
+        .expect("starts");
+    c.nodes.insert(4, joiner);
+    c.advance(5_000);
+    assert!(c.nodes[&1].ring().contains(&4), "node 4 joined");
+    let awaited = c.nodes[&4].status().partitions_incoming;
+    assert!(awaited > 0, "node 4 awaits its partitions");
+    // It restarts on its own store.
+    let disk = c.nodes.remove(&4).expect("node 4").into_store();
+    let restarted = StoredCore::new(4, "n4".into(), config, disk, c.now, 44).expect("restarts");
+    assert_eq!(
+        restarted.status().partitions_incoming,
+        awaited,
+        "still awaited"
+    );
+    c.nodes.insert(4, restarted);
+    c.advance(1_000);
+    // A read at R = 1 through node 4 of every key it replicates finds the value.
+    let ring = c.nodes[&4].ring().clone();
+    for key in keys.iter().filter(|k| {
+        ring.preference_list(k.as_bytes())
+            .primaries()
+            .any(|&n| n == 4)
+    }) {
+        let reply = c.request(
+            4,
+            ClientRequest::Get {
+                key: key.as_str().into(),
+                options: ClientOptions {
+                    r: Some(1),
+                    ..ClientOptions::default()
+                },
+            },
+        );
+        match reply {
+            ClientReply::Got { values, .. } => {
+                assert_eq!(values.len(), 1, "{key} read through node 4 at R = 1")
+            }
+            other => panic!("get of {key} failed: {other:?}"),
+        }
     }
 }
