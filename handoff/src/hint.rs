@@ -128,6 +128,9 @@ pub enum DropReason {
     /// The intended node left the ring ([`HintLog::forget_peer`](crate::HintLog::forget_peer)):
     /// the data belongs to its new owners now.
     NodeRemoved,
+    /// The owner sends the data elsewhere ([`HintLog::reroute`](crate::HintLog::reroute)): the
+    /// intended node stays in the ring but no longer replicates the hint's key.
+    Rerouted,
 }
 
 impl std::fmt::Display for DropReason {
@@ -143,6 +146,10 @@ impl std::fmt::Display for DropReason {
                 write!(f, "evicted to stay within {max_bytes} bytes")
             }
             DropReason::NodeRemoved => write!(f, "intended node removed from the ring"),
+            DropReason::Rerouted => write!(
+                f,
+                "rerouted: the intended node no longer replicates the key"
+            ),
         }
     }
 }

@@ -395,6 +395,44 @@ fn forgetting_a_node_drops_its_hints() {
 }
 
 #[test]
+fn rerouting_drops_only_the_named_hints_even_in_flight() {
+    let mut log = Log::new(config());
+    let a = log.record(ms(0), hint("A", "a", 1)).unwrap();
+    let a2 = log.record(ms(0), hint("A", "a2", 1)).unwrap();
+    log.record(ms(0), hint("B", "b", 1)).unwrap();
+    log.peer_up(ms(0), "A");
+    events(&mut log);
+    // The batch to A holds both of A's hints.
+    let (to, batch) = log.poll_transmit().expect("a batch to A");
+    assert_eq!((to, batch.entries.len()), ("A", 2));
+    log.reroute([a, HintId(99)]);
+    let dropped: Vec<_> = events(&mut log)
+        .into_iter()
+        .filter_map(|e| match e {
+            HintEvent::Dropped {
+                id,
+                reason: DropReason::Rerouted,
+                ..
+            } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped, vec![a]);
+    assert_eq!(log.len(), 2);
+    // The late acknowledgement delivers only the hint still held.
+    log.handle_message(ms(5), "A", batch.ack()).unwrap();
+    let delivered: Vec<_> = events(&mut log)
+        .into_iter()
+        .filter_map(|e| match e {
+            HintEvent::Delivered { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, vec![a2]);
+    assert_eq!(log.len(), 1);
+}
+
+#[test]
 fn a_log_bounded_to_zero_hints_refuses_under_either_policy() {
     for overflow in [OverflowPolicy::RejectNew, OverflowPolicy::DropOldest] {
         let mut log = Log::new(HintLogConfig {

@@ -269,6 +269,17 @@ where
         }
     }
 
+    /// Drops the hints `ids` with [`DropReason::Rerouted`]: the owner sends their data elsewhere,
+    /// since the intended node, still in the ring, no longer replicates their keys (a hint kept
+    /// for it would bring the data to a node that is not a replica). A hint in a batch in flight
+    /// is taken out of it (a late acknowledgement reports nothing for it); ids not held are
+    /// ignored.
+    pub fn reroute(&mut self, ids: impl IntoIterator<Item = HintId>) {
+        for id in ids {
+            self.drop_hint(id, DropReason::Rerouted);
+        }
+    }
+
     /// An acknowledgement from `from`: the hints of that batch are delivered (each reported with
     /// [`HintEvent::Delivered`]), and the next batch goes out.
     ///

@@ -479,6 +479,9 @@ impl NodeCore {
             }
             self.reroute_hints(now, id);
         }
+        if !provisional {
+            self.reroute_misaddressed_hints(now);
+        }
         let me = self.id;
         // Ranges this node now replicates and did not: not readable here until they arrive.
         let replicas = |ring: &Ring<NodeId>, p: usize| super::is_primary(ring, p, me);
@@ -584,6 +587,46 @@ impl NodeCore {
             }
         }
         Some(pending)
+    }
+
+    /// Hints meant for a node that stays in the ring but no longer replicates their key (a ring
+    /// change took the key's range from it): their versions go to the key's primaries instead,
+    /// as for a node that left. Kept for it, a hint would reach a node that only hands it on, and
+    /// the reaper, which waits for hints meant for a key's primaries, would not wait for it: a
+    /// tombstone could go while the hint still held the older value.
+    fn reroute_misaddressed_hints(&mut self, now: Millis) {
+        let ring = &self.view.ring;
+        let misaddressed: Vec<(dynamo_handoff::HintId, Vec<u8>, Vec<u8>, Millis)> = self
+            .hints
+            .records()
+            .filter(|r| {
+                r.hint.intended != self.id
+                    && self.view.members.contains(&r.hint.intended)
+                    && !ring
+                        .preference_list(&r.hint.key)
+                        .primaries()
+                        .any(|&p| p == r.hint.intended)
+            })
+            .map(|r| {
+                (
+                    r.id,
+                    r.hint.key.clone(),
+                    r.hint.payload.clone(),
+                    r.recorded_at,
+                )
+            })
+            .collect();
+        if misaddressed.is_empty() {
+            return;
+        }
+        self.hints.reroute(misaddressed.iter().map(|m| m.0));
+        for (_, key, payload, recorded_at) in misaddressed {
+            let Some(siblings) = super::digest::decode_siblings(&payload) else {
+                self.stats.counters.bad_messages += 1;
+                continue;
+            };
+            let _ = self.keep_for_primaries(now, recorded_at, key, siblings, Then::Nothing);
+        }
     }
 
     /// `gone` left the ring: the hints held for it go to the key's replicas in the new ring

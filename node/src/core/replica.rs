@@ -161,10 +161,17 @@ impl NodeCore {
     ) -> Kept {
         if intended != self.id
             && !self.view.ring_provisional
-            && !self.view.members.contains(&intended)
+            && !self
+                .view
+                .ring
+                .preference_list(&key)
+                .primaries()
+                .any(|&p| p == intended)
         {
-            // Not in this node's ring (removed; or a coordinator's ring this node has not seen):
-            // a hint for it could wait forever. The key's primaries get the versions instead.
+            // Not a primary of the key in this node's ring (removed, or the key's range moved;
+            // or a coordinator's ring this node has not seen): a hint for it could wait forever,
+            // or reach a node that only hands it on while the reaper does not wait for it (see
+            // `membership::reroute_misaddressed_hints`). The key's primaries get the versions.
             return self.keep_for_primaries(now, recorded_at, key, siblings, then);
         }
         Kept::Now(self.hint(now, recorded_at, intended, key, &siblings), then)

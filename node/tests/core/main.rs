@@ -23,6 +23,8 @@ struct Cluster<S: dynamo_node::Store = MemoryStore> {
     next_req: u64,
     /// Ownership-transfer batches are lost on the way (and `TransferDone` too).
     drop_transfers: bool,
+    /// Hint batches to these nodes are lost on the way (their senders hear so).
+    lost_hints_to: Vec<NodeId>,
     /// The largest transfer batch seen, in payload and key bytes.
     largest_transfer: usize,
 }
@@ -58,6 +60,7 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
             replies: BTreeMap::new(),
             next_req: 1,
             drop_transfers: false,
+            lost_hints_to: Vec::new(),
             largest_transfer: 0,
         }
     }
@@ -93,7 +96,9 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
             {
                 continue;
             }
-            if self.down.contains(&to) || self.down.contains(&from) {
+            let lost_hints =
+                matches!(msg, PeerMessage::Hints(_)) && self.lost_hints_to.contains(&to);
+            if self.down.contains(&to) || self.down.contains(&from) || lost_hints {
                 if let Some(n) = self.nodes.get_mut(&from) {
                     n.undelivered(self.now, to, msg);
                 }

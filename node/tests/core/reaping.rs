@@ -209,3 +209,76 @@ fn a_write_only_fallbacks_took_outlives_a_partition_longer_than_the_grace_period
     }
     assert_eq!(c.get(1, &key).0, vec![b"kept".to_vec()]);
 }
+
+/// A hint for a node that a join then takes off the key's primaries (review of issue 20's
+/// fifteenth session). The reaper looked for hints meant for the key's current primaries only:
+/// the tombstone went while a fallback still held the old value for the former primary, and
+/// that value, delivered there, was handed over to the primaries as live again. Reaping now
+/// waits while any member holds hints.
+#[test]
+fn a_hint_for_a_former_primary_does_not_bring_a_reaped_value_back() {
+    let config = NodeConfig {
+        tombstone_grace: Some(1_000),
+        partitions: 8,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(4, config);
+    c.advance(500);
+    // Node 4 is down while the keys are written: fallbacks keep hints for it.
+    c.down.push(4);
+    c.advance(5_000);
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    for k in &keys {
+        assert!(matches!(
+            c.put(1, k, "old", vec![]),
+            ClientReply::Stored { .. }
+        ));
+    }
+    // Node 4 is back, but no hint reaches it.
+    c.lost_hints_to.push(4);
+    c.down.clear();
+    c.advance(3_000);
+    let before = c.nodes[&1].ring().clone();
+    let config = c.nodes[&1].config().clone();
+    let newcomer =
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+    c.nodes.insert(5, newcomer);
+    c.advance(10_000);
+    let after = c.nodes[&1].ring().clone();
+    assert!(after.contains(&5));
+    let key = keys
+        .iter()
+        .find(|k| {
+            before
+                .preference_list(k.as_bytes())
+                .primaries()
+                .any(|&n| n == 4)
+                && !after
+                    .preference_list(k.as_bytes())
+                    .primaries()
+                    .any(|&n| n == 4)
+        })
+        .expect("the join took a key of node 4's")
+        .clone();
+    let (values, context) = c.get(1, &key);
+    assert_eq!(values, vec![b"old".to_vec()]);
+    assert!(matches!(
+        c.request(
+            1,
+            ClientRequest::Delete {
+                key: key.as_str().into(),
+                context,
+                options: Default::default(),
+            }
+        ),
+        ClientReply::Stored { .. }
+    ));
+    c.advance(10_000);
+    // The hints get through.
+    c.lost_hints_to.clear();
+    c.advance(60_000);
+    assert!(c.get(1, &key).0.is_empty(), "{key} came back");
+    for node in c.nodes.values() {
+        assert_eq!(node.hints_pending(), 0);
+    }
+}
