@@ -33,7 +33,11 @@ impl NodeCore {
         self.stats.counters.replica_writes += 1;
         self.reaper.track(key, merged);
         let p = self.partition_of(key);
-        self.transfers.touched(p);
+        let mut ops = Vec::new();
+        self.transfers.touched(p, &mut ops);
+        for op in ops {
+            self.store_op(op, Then::Meta);
+        }
         let digest = siblings_digest(merged);
         self.holdings.stored(p, key, digest);
         p

@@ -128,8 +128,10 @@ impl NodeCore {
         self.store_op(op, Then::Meta);
     }
 
-    /// Persists transfer `id`'s checkpoint at `key` (`None`: clears it).
+    /// Persists transfer `id`'s checkpoint at `key` (`None`: clears it). A dirty pass keeps
+    /// none: a write below `key` reached the partition during it (see `Transfers::touched`).
     fn checkpoint(&mut self, id: u64, key: Option<Key>) {
+        let key = key.filter(|_| !self.transfers.dirty(id));
         let op = self.transfers.checkpoint(id, key);
         self.store_op(op, Then::Meta);
     }

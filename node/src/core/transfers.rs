@@ -130,11 +130,28 @@ impl Transfers {
         out
     }
 
-    /// A write reached partition `p`: every pass streaming it runs again.
-    pub(crate) fn touched(&mut self, p: usize) {
-        for run in self.runs.values_mut().filter(|r| r.partition == p) {
-            run.dirty = true;
+    /// A write reached partition `p`: every pass streaming it runs again. A pass that becomes
+    /// dirty loses its persisted checkpoint (the ops that clear them are pushed on `ops`): the
+    /// write may sort below it, and a restart that resumed from it would never send the write,
+    /// then drop the partition.
+    pub(crate) fn touched(&mut self, p: usize, ops: &mut Vec<StorageOp>) {
+        let mut cleared = Vec::new();
+        for (&id, run) in self.runs.iter_mut().filter(|(_, r)| r.partition == p) {
+            if !run.dirty {
+                run.dirty = true;
+                cleared.push(id);
+            }
         }
+        for id in cleared {
+            if self.checkpoints.contains_key(&id) {
+                ops.push(self.checkpoint(id, None));
+            }
+        }
+    }
+
+    /// Whether transfer `id` saw a write since its pass started (see [`Self::touched`]).
+    pub(crate) fn dirty(&self, id: u64) -> bool {
+        self.runs.get(&id).is_some_and(|r| r.dirty)
     }
 
     /// Records the transfers (partition, receiver) running or waiting: the op that persists them.

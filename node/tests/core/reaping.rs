@@ -282,3 +282,138 @@ fn a_hint_for_a_former_primary_does_not_bring_a_reaped_value_back() {
         assert_eq!(node.hints_pending(), 0);
     }
 }
+
+/// A leaving node streams a partition with a persisted checkpoint; a write below the checkpoint
+/// reaches it meanwhile (it marks the pass dirty, in memory), and the node restarts. Before, the
+/// restart resumed from the checkpoint, never sent the write, and dropped the partition once the
+/// pass completed: the write's only copy was gone (review of issue 20's fifteenth session). A
+/// write to a partition being streamed now clears the pass's persisted checkpoint.
+#[test]
+fn a_write_below_a_transfer_checkpoint_survives_a_restart_of_the_sender() {
+    let config = NodeConfig {
+        sync_interval: None,
+        partitions: 8,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(4, config);
+    c.advance(500);
+    // Values of 300 KiB: a transfer batch (at most 1 MiB) holds three.
+    let big = "x".repeat(300 << 10);
+    for i in 0..64 {
+        assert!(matches!(
+            c.put(1 + i % 4, &format!("key-{i:02}"), &big, vec![]),
+            ClientReply::Stored { .. }
+        ));
+    }
+    let before = c.nodes[&1].ring().clone();
+    let now = c.now;
+    c.nodes.get_mut(&4).expect("node 4").leave(now);
+    // Deliver everything until every transfer of node 4 has its first batch acknowledged (and
+    // none its last); each transfer's messages are lost after.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut acked = std::collections::BTreeSet::new();
+    // Transfers whose first batch is their last: never acknowledged here, they restart whole.
+    let mut whole = std::collections::BTreeSet::new();
+    for _ in 0..5_000 {
+        let mut queue = Vec::new();
+        for (&id, node) in c.nodes.iter_mut() {
+            while let Some((to, msg)) = node.poll_transmit() {
+                queue.push((id, to, msg));
+            }
+            while node.poll_reply().is_some() {}
+        }
+        if queue.is_empty() {
+            if !acked.is_empty() && seen.iter().all(|t| acked.contains(t) || whole.contains(t)) {
+                break;
+            }
+            c.now += 10;
+            for node in c.nodes.values_mut() {
+                if node.poll_timeout().is_some_and(|t| t <= c.now) {
+                    node.handle_timeout(c.now);
+                }
+            }
+            continue;
+        }
+        for (from, to, msg) in queue {
+            let lost = match &msg {
+                PeerMessage::Transfer(batch) => {
+                    if seen.insert(batch.transfer) && batch.last {
+                        whole.insert(batch.transfer);
+                    }
+                    batch.last || acked.contains(&batch.transfer)
+                }
+                PeerMessage::TransferAck(ack) => !acked.insert(ack.transfer),
+                PeerMessage::TransferDone { .. } => true,
+                _ => false,
+            };
+            if lost {
+                continue;
+            }
+            c.nodes
+                .get_mut(&to)
+                .expect("a node")
+                .handle_message(c.now, from, msg);
+        }
+    }
+    assert!(!acked.is_empty(), "transfers had a batch acknowledged");
+    let after = c.nodes[&1].ring().clone();
+    assert!(!after.contains(&4), "node 4 is out");
+    // Writes node 4 alone takes, of keys that sort first, one in each partition node 4 held,
+    // through a coordinator still on the old ring.
+    let mut late_keys: Vec<String> = Vec::new();
+    let mut partitions = std::collections::BTreeSet::new();
+    for k in (0..10_000).map(|i| format!("a-{i}")) {
+        let p = before.range_index(before.position(k.as_bytes()));
+        if before
+            .preference_list(k.as_bytes())
+            .primaries()
+            .any(|&n| n == 4)
+            && partitions.insert(p)
+        {
+            late_keys.push(k);
+        }
+    }
+    for key in &late_keys {
+        let mut late = Sibs::default();
+        late.put(
+            &VClock::new(),
+            (99, 1),
+            c.now,
+            dynamo_vclock::Value::Live(b"late".to_vec().into()),
+        );
+        let now = c.now;
+        c.nodes.get_mut(&4).expect("node 4").handle_message(
+            now,
+            1,
+            PeerMessage::Write {
+                req: None,
+                key: key.clone().into_bytes(),
+                siblings: late,
+                hint: None,
+            },
+        );
+    }
+    // Node 4 restarts on its store; the transfers get through from then on.
+    let disk = c.nodes.remove(&4).expect("node 4").into_store();
+    let config = c.nodes[&1].config().clone();
+    let restarted = StoredCore::new(4, "n4".into(), config, disk, c.now, 44).expect("restarts");
+    c.nodes.insert(4, restarted);
+    c.settle();
+    c.advance(60_000);
+    assert_eq!(c.nodes[&4].transfers_running(), 0, "node 4 handed over");
+    for key in &late_keys {
+        let held = after
+            .preference_list(key.as_bytes())
+            .primaries()
+            .filter(|&&n| {
+                Store::get(c.nodes[&n].store(), key.as_bytes())
+                    .expect("store")
+                    .is_some_and(|s| s.live_values().any(|v| v == b"late"))
+            })
+            .count();
+        assert!(
+            held > 0,
+            "{key}'s write, taken by node 4 alone, reached no primary"
+        );
+    }
+}
