@@ -58,6 +58,9 @@ pub struct NodeConfig {
     /// Delay before hints are retried after a failed delivery to a node (default 1000 ms,
     /// doubling up to 5 min while the node stays unreachable).
     pub handoff_interval: Millis,
+    /// Most bytes of hints (keys and versions) a node holds for other nodes (default 128 MiB).
+    /// A sloppy write a full hint log cannot take does not count toward W.
+    pub max_hint_bytes: usize,
     /// Largest accepted value (default 1 MiB).
     pub max_value_size: usize,
     /// Largest accepted key (default 8 KiB).
@@ -111,6 +114,7 @@ impl Default for NodeConfig {
             read_hedge: 50,
             hinted_handoff: true,
             handoff_interval: 1000,
+            max_hint_bytes: 128 << 20,
             max_value_size: 1 << 20,
             max_key_size: 8 << 10,
             max_context_size: 64 << 10,

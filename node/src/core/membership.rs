@@ -621,16 +621,46 @@ impl NodeCore {
         }
         self.hints.reroute(misaddressed.iter().map(|m| m.0));
         for (_, key, payload, recorded_at) in misaddressed {
-            let Some(siblings) = super::digest::decode_siblings(&payload) else {
-                self.stats.counters.bad_messages += 1;
-                continue;
-            };
-            let _ = self.keep_for_primaries(now, recorded_at, key, siblings, Then::Nothing);
+            self.pass_on(now, recorded_at, key, &payload);
+        }
+    }
+
+    /// A hint's versions (`payload`, the hint just dropped) go to the key's primaries: kept here
+    /// when this node is one, as hints for the others; a primary whose hint the log cannot take
+    /// (it is full) gets them at once, unacknowledged, rather than nowhere (the dropped hint may
+    /// have held the only copy of an acknowledged write).
+    fn pass_on(&mut self, now: Millis, recorded_at: Millis, key: Vec<u8>, payload: &[u8]) {
+        let Some(siblings) = super::digest::decode_siblings(payload) else {
+            self.stats.counters.bad_messages += 1;
+            return;
+        };
+        let primaries: Vec<NodeId> = self
+            .view
+            .ring
+            .preference_list(&key)
+            .primaries()
+            .copied()
+            .collect();
+        for p in primaries {
+            if p == self.id {
+                self.merge(key.clone(), siblings.clone(), Then::Nothing);
+            } else if !self.hint(now, recorded_at, p, key.clone(), &siblings) {
+                self.transmits.push_back((
+                    p,
+                    PeerMessage::Write {
+                        req: None,
+                        key: key.clone(),
+                        siblings: siblings.clone(),
+                        hint: None,
+                    },
+                ));
+            }
         }
     }
 
     /// `gone` left the ring: the hints held for it go to the key's replicas in the new ring
     /// instead (stored here when this node is one of them), then the hint log forgets it.
+    /// The old hints go first, so that their room in a full log takes the new ones.
     fn reroute_hints(&mut self, now: Millis, gone: NodeId) {
         let held: Vec<(Vec<u8>, Vec<u8>, Millis)> = self
             .hints
@@ -638,14 +668,9 @@ impl NodeCore {
             .filter(|r| r.hint.intended == gone)
             .map(|r| (r.hint.key.clone(), r.hint.payload.clone(), r.recorded_at))
             .collect();
-        for (key, payload, recorded_at) in held {
-            let Some(siblings) = super::digest::decode_siblings(&payload) else {
-                self.stats.counters.bad_messages += 1;
-                continue;
-            };
-            // What the hint log cannot take is lost as the hint would have been (bounded log).
-            let _ = self.keep_for_primaries(now, recorded_at, key, siblings, Then::Nothing);
-        }
         self.hints.forget_peer(&gone);
+        for (key, payload, recorded_at) in held {
+            self.pass_on(now, recorded_at, key, &payload);
+        }
     }
 }

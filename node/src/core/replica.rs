@@ -182,7 +182,7 @@ impl NodeCore {
     }
 
     /// Puts a hint in the hint log; returns whether the log took it.
-    fn hint(
+    pub(crate) fn hint(
         &mut self,
         now: Millis,
         recorded_at: Millis,

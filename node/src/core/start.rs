@@ -144,6 +144,7 @@ impl NodeCore {
         let mut hints = HintLog::new(HintLogConfig {
             seed: seed ^ generation,
             backoff,
+            max_bytes: config.max_hint_bytes,
             ..defaults
         });
         for record in &records {

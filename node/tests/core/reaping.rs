@@ -2,8 +2,8 @@
 //! primaries can bring an older version back.
 
 use dynamo_node::{
-    ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId, PeerMessage, Sibs, Store,
-    StoredCore,
+    ChangeRequest, ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId,
+    PeerMessage, Sibs, Store, StoredCore,
 };
 use dynamo_ring::Ring;
 use dynamo_vclock::VClock;
@@ -416,4 +416,92 @@ fn a_write_below_a_transfer_checkpoint_survives_a_restart_of_the_sender() {
             "{key}'s write, taken by node 4 alone, reached no primary"
         );
     }
+}
+
+/// A node is removed from the ring while a fallback's full hint log holds the only copy of a
+/// write meant for it (review of issue 20's fifteenth session). Before, the fallback recorded
+/// hints for the key's new primaries before it dropped the old hint: the full log refused them,
+/// and the old hint went anyway, with the write. The old hints go first now, and a primary whose
+/// hint the log still cannot take gets the versions at once.
+#[test]
+fn a_full_hint_log_keeps_the_only_copy_of_a_removed_nodes_write() {
+    let config = NodeConfig {
+        partitions: 8,
+        sync_interval: None,
+        max_hint_bytes: 2_500,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(2_000);
+    let ring = c.nodes[&1].ring().clone();
+    // A key node 1 does not replicate, now or once one of its primaries is removed.
+    let (key, primaries) = (0..1_000)
+        .map(|i| format!("key-{i}"))
+        .find_map(|k| {
+            let p: Vec<NodeId> = ring
+                .preference_list(k.as_bytes())
+                .primaries()
+                .copied()
+                .collect();
+            let stays_out = !p.contains(&1)
+                && p.iter().all(|gone| {
+                    let next = ring.leave(gone).expect("leave").ring;
+                    let out = !next
+                        .preference_list(k.as_bytes())
+                        .primaries()
+                        .any(|&n| n == 1);
+                    out
+                });
+            stays_out.then_some((k, p))
+        })
+        .expect("such a key");
+    // Everybody but node 1 is down: node 1 takes the write alone, as a hint (W = 1).
+    c.down.extend([2, 3, 4, 5]);
+    c.advance(10_000);
+    let w1 = |key: &str| ClientRequest::Put {
+        key: key.into(),
+        value: vec![7; 1_000],
+        context: Vec::new(),
+        options: ClientOptions {
+            w: Some(1),
+            ..ClientOptions::default()
+        },
+        content_type: None,
+    };
+    assert!(matches!(c.request(1, w1(&key)), ClientReply::Stored { .. }));
+    let intended = c.nodes[&1]
+        .status()
+        .members
+        .iter()
+        .find(|m| m.hints_pending > 0)
+        .map(|m| m.id)
+        .expect("a hint");
+    assert!(primaries.contains(&intended));
+    // Another write fills the log.
+    assert!(matches!(
+        c.request(1, w1("filler")),
+        ClientReply::Stored { .. }
+    ));
+    let version = c.nodes[&1].ring_version().0;
+    let now = c.now;
+    c.nodes
+        .get_mut(&1)
+        .expect("node 1")
+        .commit_change(
+            now,
+            version,
+            &ChangeRequest {
+                joins: Vec::new(),
+                leaves: vec![intended],
+            },
+        )
+        .expect("node 1 commits");
+    c.down.retain(|&n| n == intended);
+    c.advance(30_000);
+    let (values, _) = c.get(1, &key);
+    assert!(
+        values == vec![vec![7; 1_000]],
+        "{key}'s write is gone ({} values)",
+        values.len()
+    );
 }
