@@ -15,7 +15,8 @@
 //! place.
 //!
 //! [`Durability`] as for redb: `Durable` fsyncs every flush; `Buffered` writes each flush to the
-//! OS and fsyncs at most every `sync_interval` (in the background).
+//! OS (out of fjall's journal buffer: a killed process loses nothing flushed) and fsyncs at most
+//! every `sync_interval` (in the background).
 //!
 //! Reads that miss the overlay go through a row cache of decoded sibling sets (32 MiB, first in
 //! first out), written through at every commit: a hit skips the search of fjall's memtable
@@ -315,10 +316,17 @@ impl FjallStore {
 
     /// Commits and, in buffered mode, starts a background fsync when the interval is over.
     fn commit_buffered(&mut self) -> Result<(), StoreError> {
-        self.commit()?;
+        let committed = self.commit()?;
         let Durability::Buffered { sync_interval } = self.durability else {
             return Ok(());
         };
+        if committed {
+            // Out of fjall's journal buffer, into the OS: a killed process loses nothing
+            // flushed, only a crash of the machine within the interval may.
+            catch_panic(|| self.keyspace.persist(PersistMode::Buffer))
+                .map_err(|p| self.panicked("writing the journal", &p))?
+                .map_err(|e| fjall_err(&self.dir, "writing the journal", e))?;
+        }
         if self.unsynced
             && self.last_sync.elapsed() >= sync_interval
             && !self.syncing.swap(true, Ordering::AcqRel)
