@@ -3,7 +3,7 @@
 //! compares, what transfers stream, what a leaving node must hand over); and the versions it
 //! keeps as hints for other nodes, merged by key (a fallback answers reads with them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dynamo_handoff::HintRecord;
 use dynamo_merkle::{Tree, TreeConfig};
@@ -30,6 +30,10 @@ pub(crate) struct Holdings {
     hint_keys: BTreeMap<u64, Key>,
     /// Counts the times a partition's keys became empty or stopped being empty.
     occupancy_changes: u64,
+    /// Keys whose record the store lost while this node held them (a damaged record, read as
+    /// missing): reads of them are refused, not answered "not found", until a write (anti-entropy,
+    /// a put) stores them again.
+    lost: BTreeSet<Key>,
 }
 
 impl Holdings {
@@ -41,7 +45,18 @@ impl Holdings {
             hinted: BTreeMap::new(),
             hint_keys: BTreeMap::new(),
             occupancy_changes: 0,
+            lost: BTreeSet::new(),
         }
+    }
+
+    /// The store lost `key`'s record (see `lost`).
+    pub(crate) fn lost(&mut self, key: &[u8]) {
+        self.lost.insert(key.to_vec());
+    }
+
+    /// Whether the store lost `key`'s record and nothing stored it since.
+    pub(crate) fn is_lost(&self, key: &[u8]) -> bool {
+        !self.lost.is_empty() && self.lost.contains(key)
     }
 
     /// How many partitions.
@@ -73,6 +88,9 @@ impl Holdings {
 
     /// `key` of partition `p` is stored with versions of `digest`.
     pub(crate) fn stored(&mut self, p: usize, key: &[u8], digest: [u8; 32]) {
+        if !self.lost.is_empty() {
+            self.lost.remove(key);
+        }
         match self.index[p].insert(key, digest) {
             Some(old) => self.trees[p].update(key, &old, &digest),
             None => {

@@ -52,6 +52,7 @@ impl NodeCore {
         }
         let p = self.partition_of(key);
         if self.holdings.removed(p, key) {
+            self.holdings.lost(key);
             self.reaper.forget(key);
             // The copy that comes back may lack dots this node issued (see `epochs`).
             self.epochs.raise_floor();

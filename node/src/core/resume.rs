@@ -41,13 +41,28 @@ impl NodeCore {
                         found
                     }
                     _ => {
-                        // A store that cannot read answers nothing: counted, and treated as
-                        // not found, except by a transfer (its batch is retried).
+                        // A store that cannot read answers nothing: counted; a replica read is
+                        // refused (not found would count toward R), a transfer's batch is
+                        // retried, anything else takes it as not found.
                         self.stats.counters.bad_messages += 1;
-                        if let Then::TransferBatch { transfer, .. } = then {
-                            self.transfer_failed(transfer);
-                            self.drain(now);
-                            return;
+                        match then {
+                            Then::TransferBatch { transfer, .. } => {
+                                self.transfer_failed(transfer);
+                                self.drain(now);
+                                return;
+                            }
+                            Then::ReadReply { to, req } => {
+                                self.transmits
+                                    .push_back((to, PeerMessage::ReadRefused { req }));
+                                self.drain(now);
+                                return;
+                            }
+                            Then::LocalRead { req } => {
+                                self.local_answered(now, req, Answer::Failed);
+                                self.drain(now);
+                                return;
+                            }
+                            _ => {}
                         }
                         vec![None; keys.len()]
                     }
@@ -117,12 +132,21 @@ impl NodeCore {
         match then {
             Then::ReadReply { to, req } => {
                 let key = first();
+                if self.holdings.is_lost(&key) {
+                    self.transmits
+                        .push_back((to, PeerMessage::ReadRefused { req }));
+                    return;
+                }
                 let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
                 self.transmits
                     .push_back((to, PeerMessage::ReadReply { req, siblings }));
             }
             Then::LocalRead { req } => {
                 let key = first();
+                if self.holdings.is_lost(&key) {
+                    self.local_answered(now, req, Answer::Failed);
+                    return;
+                }
                 let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
                 self.local_answered(now, req, Answer::Versions(siblings));
             }

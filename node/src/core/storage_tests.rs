@@ -197,13 +197,21 @@ fn a_get_counts_the_local_read_only_when_the_store_answers() {
     };
     h.core.handle_message(h.now, from, peer);
     assert_eq!(h.sent().1, vec![]);
-    // The store fails the read: counted as not found, and R is met.
+    // The store fails the read: a failed answer, not "not found" (which would count toward R
+    // for a copy this node may hold); R is met only when the third replica answers.
     let (id, _) = ops.into_iter().next().expect("the read");
     h.core.handle_storage(
         h.now,
         id,
         StorageResult::Read(Err(StoreError::Io("eio".into()))),
     );
+    assert_eq!(h.sent().1, vec![]);
+    let third = primaries[2];
+    let peer = PeerMessage::ReadReply {
+        req,
+        siblings: None,
+    };
+    h.core.handle_message(h.now, third, peer);
     let (_, replies) = h.sent();
     assert!(
         matches!(&replies[..], [(10, ClientReply::Got { values, .. })] if values == &vec![b"x".to_vec()]),

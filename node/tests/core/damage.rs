@@ -18,12 +18,17 @@ use crate::Cluster;
 struct Rotting {
     inner: MemoryStore,
     rotten: BTreeSet<Key>,
+    /// Keys whose reads fail (an I/O error).
+    failing: BTreeSet<Key>,
     /// Reads that found a rotten record.
     found: Cell<u64>,
 }
 
 impl Store for Rotting {
     fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
+        if self.failing.contains(key) {
+            return Err(StoreError::Io("the disk failed".into()));
+        }
         if self.rotten.contains(key) {
             self.found.set(self.found.get() + 1);
             return Ok(None);
@@ -101,9 +106,10 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
             ..ClientOptions::default()
         },
     };
-    match net.request(1, get) {
-        ClientReply::Got { values, .. } => assert_eq!(values, vec![b"v".to_vec()]),
-        other => panic!("get failed: {other:?}"),
+    // Node 2 no longer counts toward R (it refuses the read rather than say "not found").
+    match net.request(1, get.clone()) {
+        ClientReply::Failed(_) => {}
+        other => panic!("a read at R = 3 with a lost copy answered {other:?}"),
     }
     assert!(
         net.nodes[&2].store().found.get() > 0,
@@ -126,4 +132,63 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
         .map(|o| o.bytes.clone())
         .collect();
     assert_eq!(values, vec![b"v".to_vec()]);
+    // Refilled, it counts again.
+    match net.request(1, get) {
+        ClientReply::Got { values, .. } => assert_eq!(values, vec![b"v".to_vec()]),
+        other => panic!("get failed: {other:?}"),
+    }
+}
+
+/// A replica that lost its copy of a key (a damaged record, or a read the store failed) must
+/// not answer "not found" as if it had never held it: with W = 2 acknowledged by nodes 1 and 2
+/// and node 3 having missed the write, node 2 losing its copy let a read at R = 2 over nodes 2
+/// and 3 answer that the key does not exist (review of issue 20's fifteenth session). Such a
+/// replica refuses the read; anti-entropy refills it.
+#[test]
+fn a_replica_that_lost_its_copy_does_not_count_toward_r() {
+    for failing in [false, true] {
+        let config = NodeConfig {
+            sync_interval: None,
+            read_repair: false,
+            hinted_handoff: false,
+            mode: dynamo_node::QuorumMode::Strict,
+            ..NodeConfig::default()
+        };
+        let mut net: Cluster<Rotting> = Cluster::with_stores(3, config);
+        net.advance(300);
+        // Node 3 misses the write.
+        net.down.push(3);
+        let put = ClientRequest::Put {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            context: vec![],
+            options: ClientOptions::default(),
+            content_type: None,
+        };
+        assert!(matches!(net.request(1, put), ClientReply::Stored { .. }));
+        net.down.clear();
+        net.advance(100);
+        assert!(net.nodes[&3].store().get(b"k").unwrap().is_none());
+        // Node 2's copy goes bad (or its reads fail); node 1 is away.
+        let store = net.nodes.get_mut(&2).unwrap().store_mut();
+        if failing {
+            store.failing.insert(b"k".to_vec());
+        } else {
+            store.rotten.insert(b"k".to_vec());
+        }
+        net.down.push(1);
+        for _ in 0..2 {
+            let get = ClientRequest::Get {
+                key: b"k".to_vec(),
+                options: ClientOptions::default(),
+            };
+            match net.request(2, get) {
+                ClientReply::Got { values, .. } => {
+                    panic!("a read at R = 2 answered {values:?} (failing reads: {failing})")
+                }
+                ClientReply::Failed(_) => {}
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+    }
 }
