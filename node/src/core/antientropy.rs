@@ -347,8 +347,9 @@ impl NodeCore {
                         }
                     }
                     Some(Event::Finished(diffs)) => {
-                        // Equal trees with a replica: nothing of the partition is missing here.
-                        if diffs.is_empty() {
+                        // Equal trees with a replica that does not await the partition itself:
+                        // nothing of the partition is missing here.
+                        if diffs.is_empty() && !self.peer_awaits(peer, partition) {
                             self.transfers.incoming.remove(&partition);
                         }
                         if initiator {

@@ -48,6 +48,11 @@ pub(crate) const ADMISSION_KEY: &str = "admission";
 /// leaving (hands over what is left, then says it left) instead of asking to join again.
 pub(crate) const REMOVED_KEY: &str = "removed";
 
+/// The gossip key of the partitions a node awaits (`Transfers::incoming`, u32 big-endian each):
+/// anti-entropy that finds this node's tree equal to a peer's lifts the wait only if the peer
+/// does not await the partition too (two newcomers hold the same nothing).
+pub(crate) const AWAITING_KEY: &str = "awaiting";
+
 /// The store meta name set (to 1) when this node is asked to leave: a restart goes on leaving,
 /// in the ring until the claimant takes it out.
 pub(crate) const LEAVE_KEY: &str = "leave";
@@ -353,6 +358,44 @@ impl NodeCore {
             ring: next,
         };
         self.install_ring(_now, state);
+    }
+
+    /// Publishes the partitions this node awaits (see [`AWAITING_KEY`]); nothing while its ring
+    /// is provisional (a joiner does not know yet what it will await).
+    pub(crate) fn publish_awaiting(&mut self) {
+        if self.view.ring_provisional {
+            return;
+        }
+        let bytes: Vec<u8> = self
+            .transfers
+            .incoming
+            .iter()
+            .flat_map(|&p| (p as u32).to_be_bytes())
+            .collect();
+        let _ = self.gossip.set_app_state(AWAITING_KEY, bytes);
+    }
+
+    /// Whether `peer` awaits partition `p`, as it last published; a peer that published nothing
+    /// readable, or whose published state is not of this node's ring (its handoff entry names
+    /// another ring digest: what it awaits under this ring has not reached here), is taken to
+    /// await it.
+    pub(crate) fn peer_awaits(&self, peer: NodeId, p: usize) -> bool {
+        let Some(state) = self.gossip.node_state(&peer) else {
+            return true;
+        };
+        let same_ring = state
+            .app_state(HANDOFF_KEY)
+            .and_then(decode_handoff)
+            .is_some_and(|(digest, _)| digest == self.view.ring_digest);
+        if !same_ring {
+            return true;
+        }
+        match state.app_state(AWAITING_KEY) {
+            Some(bytes) if bytes.len() % 4 == 0 => bytes
+                .chunks_exact(4)
+                .any(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize == p),
+            _ => true,
+        }
     }
 
     /// Whether a member publishes a ring older than this node's. A node that does is catching

@@ -457,6 +457,7 @@ impl NodeCore {
         self.publish_hint_targets();
         if let Some(op) = self.transfers.persist_incoming() {
             self.store_op(op, storage::Then::Meta);
+            self.publish_awaiting();
         }
         if self.view.leaving {
             self.announce_left_when_done();

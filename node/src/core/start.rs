@@ -218,6 +218,7 @@ impl NodeCore {
             events: events::Events::default(),
         };
         core.hand_over_foreign(now);
+        core.publish_awaiting();
         core.publish_handoff();
         core.publish_hint_targets();
         core.gossip.handle_timeout(now);

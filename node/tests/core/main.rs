@@ -25,6 +25,8 @@ struct Cluster<S: dynamo_node::Store = MemoryStore> {
     drop_transfers: bool,
     /// Hint batches to these nodes are lost on the way (their senders hear so).
     lost_hints_to: Vec<NodeId>,
+    /// Anti-entropy messages to and from these nodes are lost on the way.
+    cut_sync: Vec<NodeId>,
     /// The largest transfer batch seen, in payload and key bytes.
     largest_transfer: usize,
 }
@@ -61,6 +63,7 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
             next_req: 1,
             drop_transfers: false,
             lost_hints_to: Vec::new(),
+            cut_sync: Vec::new(),
             largest_transfer: 0,
         }
     }
@@ -87,6 +90,11 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
                     .map(|e| e.key.len() + e.payload.len())
                     .sum();
                 self.largest_transfer = self.largest_transfer.max(bytes);
+            }
+            if matches!(msg, PeerMessage::Sync { .. } | PeerMessage::Exchange { .. })
+                && (self.cut_sync.contains(&from) || self.cut_sync.contains(&to))
+            {
+                continue;
             }
             if self.drop_transfers
                 && matches!(

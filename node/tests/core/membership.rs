@@ -1199,3 +1199,77 @@ fn a_joiner_restarted_before_its_hand_overs_arrived_still_awaits_them() {
         }
     }
 }
+
+/// Two nodes that join together await the same partitions, and anti-entropy between them finds
+/// their (empty) trees equal (review of issue 20's fifteenth session). Before, equal trees
+/// lifted the wait on both sides: each answered reads of partitions it never received, and a read
+/// at R = 2 over the two answered that an acknowledged write does not exist. Equality lifts the
+/// wait only with a peer that does not await the partition itself.
+#[test]
+fn two_joiners_in_sync_with_each_other_still_await_their_partitions() {
+    let config = NodeConfig {
+        partitions: 8,
+        sync_interval: Some(100),
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(3, config);
+    c.advance(1_000);
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        c.put(1 + i as u64 % 3, key, "v", vec![]);
+    }
+    // Nodes 4 and 5 join; nothing reaches them from the old replicas.
+    c.drop_transfers = true;
+    c.cut_sync.extend([1, 2, 3]);
+    let config = c.nodes[&1].config().clone();
+    for id in [4, 5] {
+        let node = StoredCore::new(
+            id,
+            format!("n{id}"),
+            config.clone(),
+            MemoryStore::new(),
+            c.now,
+            id,
+        )
+        .expect("starts");
+        c.nodes.insert(id, node);
+        c.advance(3_000);
+    }
+    c.advance(20_000);
+    let ring = c.nodes[&1].ring().clone();
+    assert!(ring.contains(&4) && ring.contains(&5));
+    let (key, third) = keys
+        .iter()
+        .find_map(|k| {
+            let p: Vec<NodeId> = ring
+                .preference_list(k.as_bytes())
+                .primaries()
+                .copied()
+                .collect();
+            (p.contains(&4) && p.contains(&5)).then(|| {
+                (
+                    k.clone(),
+                    *p.iter().find(|&&n| n != 4 && n != 5).expect("a third"),
+                )
+            })
+        })
+        .expect("a key of nodes 4 and 5");
+    c.down.push(third);
+    let reply = c.request(
+        4,
+        ClientRequest::Get {
+            key: key.as_str().into(),
+            options: ClientOptions::default(),
+        },
+    );
+    match reply {
+        ClientReply::Got { values, .. } => {
+            assert!(
+                !values.is_empty(),
+                "{key}, acknowledged, read as absent at R = 2"
+            )
+        }
+        ClientReply::Failed(_) => {}
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
