@@ -200,6 +200,29 @@ impl<A: Ord + Clone, V: Clone> DvvSet<A, V> {
             .collect()
     }
 
+    /// Drops every value whose dot `context` covers (the discard step of [`put`](Self::put),
+    /// without a new value): what remains is what a write with that context would not
+    /// supersede. The counters stay as they were.
+    ///
+    /// ```
+    /// use dynamo_vclock::{DvvSet, VClock};
+    ///
+    /// let mut set: DvvSet<&str, &str> = DvvSet::new();
+    /// set.put(&VClock::new(), "a", 1, "old");
+    /// let seen = set.context();
+    /// let mut later = set.clone();
+    /// later.put(&VClock::new(), "b", 2, "concurrent");
+    /// later.discard(&seen);
+    /// assert_eq!(later.values().collect::<Vec<_>>(), [&"concurrent"]);
+    /// ```
+    pub fn discard(&mut self, context: &VClock<A>) {
+        for e in &mut self.entries {
+            let seen = context.counter(&e.actor);
+            let keep = e.counter.saturating_sub(seen).min(e.values.len() as u64);
+            e.values.truncate(keep as usize);
+        }
+    }
+
     /// Applies a client's write coordinated by `actor` at `now` with the `context` the client read:
     /// discards every value whose dot the context covers, then adds `value` with the next dot of
     /// `actor`. Returns the new context (the set's, which covers the new value).
@@ -210,11 +233,7 @@ impl<A: Ord + Clone, V: Clone> DvvSet<A, V> {
     /// node refuses contexts with counters above what its cluster issues).
     pub fn put(&mut self, context: &VClock<A>, actor: A, now: u64, value: V) -> VClock<A> {
         // discard: drop the values the client saw.
-        for e in &mut self.entries {
-            let seen = context.counter(&e.actor);
-            let keep = e.counter.saturating_sub(seen).min(e.values.len() as u64);
-            e.values.truncate(keep as usize);
-        }
+        self.discard(context);
         // The context's knowledge joins the set's (dvvset:update syncs with new(Context, V)).
         let known: DvvSet<A, V> = DvvSet {
             entries: context

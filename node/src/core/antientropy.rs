@@ -435,6 +435,14 @@ impl NodeCore {
                 .into_iter()
                 .filter(|(key, siblings)| self.fits(key, siblings))
                 .collect();
+            // Versions a reaped tombstone covers are dropped (see `Reaper::fence`).
+            let entries: Vec<(Key, Sibs)> = entries
+                .into_iter()
+                .filter_map(|(key, siblings)| {
+                    let siblings = self.reaper.unfenced(&key, siblings)?;
+                    Some((key, siblings))
+                })
+                .collect();
             if !entries.is_empty() {
                 self.store_op(StorageOp::Merge { entries }, Then::Nothing);
             }

@@ -460,7 +460,7 @@ impl NodeCore {
                     if let Some(outcome) = coord.poll_event() {
                         progressed = true;
                         if *origin == Origin::Reap {
-                            self.reap_decision(key, &outcome);
+                            self.reap_decision(now, key, &outcome);
                             continue;
                         }
                         let result = outcome.result.map(|()| ClientReply::Got {

@@ -369,7 +369,7 @@ impl NodeCore {
                 entries,
                 want,
             } => self.exchange(now, from, partition, entries, want),
-            PeerMessage::Reap { key, clock } => self.reap(&key, &clock),
+            PeerMessage::Reap { key, clock } => self.reap(now, &key, &clock),
             PeerMessage::Transfer(batch) => self.receive_transfer(from, batch),
             PeerMessage::TransferAck(ack) => self.transfer_ack(now, from, ack),
             PeerMessage::ReadRefused { req } => {

@@ -21,7 +21,7 @@
 //! partition some member still hands over, and none while some member uses another ring (it may
 //! not know yet what it must hand over) or, being in the ring, published nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use dynamo_quorum::{GetCoordinator, GetOutcome, GetReply, Mode, RequestOptions};
@@ -60,7 +60,19 @@ pub(crate) struct Reaper {
     /// Keys with a reap check in flight.
     reaping: BTreeSet<Key>,
     next: Option<Millis>,
+    /// The contexts of tombstones reaped here lately, by key (see [`Reaper::fence`]).
+    fences: BTreeMap<Key, Clock>,
+    /// The fenced keys in the order they were fenced, with when each fence may go.
+    fence_order: VecDeque<(Millis, Key)>,
 }
+
+/// How long a reaped tombstone's context fences the versions it covers: far past any message's
+/// delay (request timeouts are seconds). Dropping a covered version later would still be right
+/// (the tombstone superseded it for good); the bound is for memory.
+const FENCE_TTL: Millis = 10 * 60 * 1000;
+
+/// Most fences held; the oldest go first past it.
+const MAX_FENCES: usize = 1 << 20;
 
 impl Reaper {
     /// A reaper started at `now` that reaps tombstones older than `grace`.
@@ -70,6 +82,38 @@ impl Reaper {
             next: grace.map(|g| now + reap_interval(g)),
             ..Reaper::default()
         }
+    }
+
+    /// The tombstone of `key`, with context `clock`, is reaped here at `now`. A version it
+    /// covers may still be on its way (an anti-entropy exchange, a read repair or a hint sent
+    /// before the tombstone reached its sender): stored now, it would be taken for a new one and
+    /// bring the deleted value back everywhere. For a while such versions are dropped instead
+    /// ([`Reaper::unfenced`]).
+    pub(crate) fn fence(&mut self, key: &[u8], clock: &Clock, now: Millis) {
+        while let Some((until, _)) = self.fence_order.front() {
+            if *until > now && self.fence_order.len() < MAX_FENCES {
+                break;
+            }
+            if let Some((_, old)) = self.fence_order.pop_front() {
+                self.fences.remove(&old);
+            }
+        }
+        let known = self.fences.entry(key.to_vec()).or_default();
+        known.merge(clock);
+        self.fence_order
+            .push_back((now.saturating_add(FENCE_TTL), key.to_vec()));
+    }
+
+    /// `siblings` of `key` without the versions a fence covers; `None` if nothing is left.
+    pub(crate) fn unfenced(&self, key: &[u8], mut siblings: Sibs) -> Option<Sibs> {
+        if self.fences.is_empty() {
+            return Some(siblings);
+        }
+        let Some(clock) = self.fences.get(key) else {
+            return Some(siblings);
+        };
+        siblings.discard(clock);
+        (!siblings.is_empty()).then_some(siblings)
     }
 
     /// `key` now holds `siblings`.
@@ -268,7 +312,12 @@ impl NodeCore {
     }
 
     /// The outcome of a reap check: reap everywhere if all N replicas hold the same tombstone.
-    pub(crate) fn reap_decision(&mut self, key: &[u8], outcome: &GetOutcome<NodeId, Sibs>) {
+    pub(crate) fn reap_decision(
+        &mut self,
+        now: Millis,
+        key: &[u8],
+        outcome: &GetOutcome<NodeId, Sibs>,
+    ) {
         self.reaper.checked(key);
         let n = self.config.n;
         let agreed = outcome.result.is_ok()
@@ -295,7 +344,7 @@ impl NodeCore {
             .collect();
         for node in replicas {
             if node == self.id {
-                self.reap(key, &clock);
+                self.reap(now, key, &clock);
             } else {
                 self.transmits.push_back((
                     node,
@@ -310,7 +359,8 @@ impl NodeCore {
 
     /// Removes `key` if it still holds exactly the tombstone with context `clock` (a storage op:
     /// the store checks and removes in one step).
-    pub(crate) fn reap(&mut self, key: &[u8], clock: &Clock) {
+    pub(crate) fn reap(&mut self, now: Millis, key: &[u8], clock: &Clock) {
+        self.reaper.fence(key, clock, now);
         self.store_op(
             StorageOp::RemoveIf {
                 key: key.to_vec(),

@@ -17,13 +17,13 @@ impl NodeCore {
     }
 
     /// Merges `incoming` into the stored versions of `key` (a storage op), to go on with `then`.
+    /// Versions a reaped tombstone covers are dropped first (see `Reaper::fence`).
     pub(crate) fn merge(&mut self, key: Key, incoming: Sibs, then: Then) {
-        self.store_op(
-            StorageOp::Merge {
-                entries: vec![(key, incoming)],
-            },
-            then,
-        );
+        let entries = match self.reaper.unfenced(&key, incoming) {
+            Some(incoming) => vec![(key, incoming)],
+            None => Vec::new(),
+        };
+        self.store_op(StorageOp::Merge { entries }, then);
     }
 
     /// The store now holds `merged` for `key`: the partition's Merkle tree, the index, the
@@ -296,7 +296,9 @@ impl NodeCore {
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
                 Some(siblings) if self.fits(&entry.key, &siblings) => {
-                    entries.push((entry.key.clone(), siblings))
+                    if let Some(siblings) = self.reaper.unfenced(&entry.key, siblings) {
+                        entries.push((entry.key.clone(), siblings))
+                    }
                 }
                 Some(_) => {}
                 None => self.stats.counters.bad_messages += 1,

@@ -372,7 +372,11 @@ impl NodeCore {
             match decode_siblings(&entry.payload) {
                 // Past the key limits: skipped (and counted), not retried for ever.
                 Some(s) if !self.fits(&entry.key, &s) => {}
-                Some(s) => entries.push((entry.key.clone(), s)),
+                Some(s) => {
+                    if let Some(s) = self.reaper.unfenced(&entry.key, s) {
+                        entries.push((entry.key.clone(), s));
+                    }
+                }
                 None => {
                     self.stats.counters.bad_messages += 1;
                     ok = false;

@@ -505,3 +505,57 @@ fn a_full_hint_log_keeps_the_only_copy_of_a_removed_nodes_write() {
         values.len()
     );
 }
+
+/// An anti-entropy exchange that left a replica before the key's tombstone got there arrives
+/// after every replica reaped the tombstone (review of issue 20's fifteenth session). Nothing
+/// fenced it: the old value was stored again and spread to every replica, the delete undone for
+/// good. A replica keeps a reaped tombstone's context for a while and drops versions it covers.
+#[test]
+fn a_late_exchange_does_not_bring_a_reaped_value_back() {
+    let config = NodeConfig {
+        tombstone_grace: Some(1_000),
+        partitions: 8,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(3, config);
+    c.advance(500);
+    assert!(matches!(
+        c.put(1, "k", "old", vec![]),
+        ClientReply::Stored { .. }
+    ));
+    c.advance(500);
+    let old = Store::get(c.nodes[&2].store(), b"k")
+        .expect("store")
+        .expect("held");
+    let (_, context) = c.get(1, "k");
+    assert!(matches!(
+        c.request(
+            1,
+            ClientRequest::Delete {
+                key: b"k".to_vec(),
+                context,
+                options: ClientOptions::default(),
+            }
+        ),
+        ClientReply::Stored { .. }
+    ));
+    c.advance(10_000);
+    for n in 1..=3 {
+        assert_eq!(stored(&c, n, "k"), None, "node {n} reaped the tombstone");
+    }
+    // The exchange node 3 sent before the delete reached it.
+    let ring = c.nodes[&1].ring().clone();
+    let partition = ring.range_index(ring.position(b"k")) as u32;
+    let now = c.now;
+    c.nodes.get_mut(&2).expect("node 2").handle_message(
+        now,
+        3,
+        PeerMessage::Exchange {
+            partition,
+            entries: vec![(b"k".to_vec(), old)],
+            want: Vec::new(),
+        },
+    );
+    c.advance(5_000);
+    assert!(c.get(1, "k").0.is_empty(), "the deleted value came back");
+}

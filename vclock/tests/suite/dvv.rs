@@ -47,6 +47,25 @@ fn covers_iff_merge_changes_nothing(h: DvvHistory) -> bool {
                 && m.context().compare(&a.context()) == dynamo_vclock::Causality::Equal)
 }
 
+/// Discarding with a read's context drops what a put with that context would supersede, and
+/// nothing else; none of the values the read saw is left.
+#[quickcheck]
+fn discard_drops_exactly_what_was_read(h: DvvHistory, reader: usize, target: usize) -> bool {
+    let read = &h.0[reader % 3];
+    let mut set = h.0[target % 3].clone();
+    let seen = sorted(read);
+    set.discard(&read.context());
+    let after = sorted(&set);
+    let ctx = read.context();
+    let mut put = h.0[target % 3].clone();
+    put.put(&ctx, 9, 99, u32::MAX);
+    let put_kept: Vec<u32> = sorted(&put)
+        .into_iter()
+        .filter(|&v| v != u32::MAX)
+        .collect();
+    after == put_kept && seen.iter().all(|v| !after.contains(v))
+}
+
 /// A put with the context of a read supersedes exactly the values that read saw.
 #[quickcheck]
 fn put_supersedes_exactly_what_was_read(h: DvvHistory, reader: usize, writer: usize) -> bool {
