@@ -91,6 +91,12 @@ impl NodeCore {
     /// A merge is done: `ok` unless an entry failed; `foreign` if one changed a partition this
     /// node does not replicate.
     fn merged_then(&mut self, now: Millis, then: Then, ok: bool, foreign: bool) {
+        // A partition this node does not replicate changed (a write a fallback keeps without
+        // hinted handoff, a late write to a former owner): it goes on to the primaries. Hints
+        // and transfers see to it once acknowledged.
+        if foreign && !matches!(then, Then::HintsAck { .. } | Then::TransferAck { .. }) {
+            self.kept_foreign(now);
+        }
         match then {
             Then::HintsAck { from, ack, ok: o } => {
                 self.hints_kept(now, from, ack, o && ok, foreign)

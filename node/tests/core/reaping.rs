@@ -559,3 +559,51 @@ fn a_late_exchange_does_not_bring_a_reaped_value_back() {
     c.advance(5_000);
     assert!(c.get(1, "k").0.is_empty(), "the deleted value came back");
 }
+
+/// With hinted handoff off, a write that only a fallback took is stored there (review of issue
+/// 20's fifteenth session). Before, it stayed there, outside the key's primaries, until the next
+/// ring change or restart: no read at the primaries saw it, and reaping stopped in its partition.
+/// The fallback hands what it holds of a partition it does not replicate to the primaries.
+#[test]
+fn without_hinted_handoff_a_fallbacks_copy_reaches_the_primaries() {
+    let config = NodeConfig {
+        partitions: 8,
+        sync_interval: None,
+        hinted_handoff: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(4, config);
+    c.advance(1_000);
+    let ring = c.nodes[&1].ring().clone();
+    let (key, primaries) = (0..1_000)
+        .map(|i| format!("key-{i}"))
+        .find_map(|k| {
+            let p: Vec<NodeId> = ring
+                .preference_list(k.as_bytes())
+                .primaries()
+                .copied()
+                .collect();
+            (!p.contains(&1)).then_some((k, p))
+        })
+        .expect("a key node 1 does not replicate");
+    c.down.extend(primaries.iter().copied());
+    c.advance(10_000);
+    let put = ClientRequest::Put {
+        key: key.as_str().into(),
+        value: b"only-on-a-fallback".to_vec(),
+        context: Vec::new(),
+        options: ClientOptions {
+            w: Some(1),
+            ..ClientOptions::default()
+        },
+        content_type: None,
+    };
+    assert!(matches!(c.request(1, put), ClientReply::Stored { .. }));
+    c.down.clear();
+    c.advance(20_000);
+    let held = primaries
+        .iter()
+        .filter(|&&n| stored(&c, n, &key) == Some(true))
+        .count();
+    assert_eq!(held, 3, "{key} reached {held} of its primaries");
+}
