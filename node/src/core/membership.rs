@@ -638,17 +638,13 @@ impl NodeCore {
     /// the reaper, which waits for hints meant for a key's primaries, would not wait for it: a
     /// tombstone could go while the hint still held the older value.
     fn reroute_misaddressed_hints(&mut self, now: Millis) {
-        let ring = &self.view.ring;
         let misaddressed: Vec<(dynamo_handoff::HintId, Vec<u8>, Vec<u8>, Millis)> = self
             .hints
             .records()
             .filter(|r| {
                 r.hint.intended != self.id
                     && self.view.members.contains(&r.hint.intended)
-                    && !ring
-                        .preference_list(&r.hint.key)
-                        .primaries()
-                        .any(|&p| p == r.hint.intended)
+                    && !self.is_key_primary(&r.hint.key, r.hint.intended)
             })
             .map(|r| {
                 (
@@ -677,14 +673,7 @@ impl NodeCore {
             self.stats.counters.bad_messages += 1;
             return;
         };
-        let primaries: Vec<NodeId> = self
-            .view
-            .ring
-            .preference_list(&key)
-            .primaries()
-            .copied()
-            .collect();
-        for p in primaries {
+        for p in self.key_primaries(&key) {
             if p == self.id {
                 self.merge(key.clone(), siblings.clone(), Then::Nothing);
             } else if !self.hint(now, recorded_at, p, key.clone(), &siblings) {

@@ -465,6 +465,25 @@ impl NodeCore {
         }
     }
 
+    /// `key`'s N primaries in this node's ring.
+    pub(crate) fn key_primaries(&self, key: &[u8]) -> Vec<NodeId> {
+        self.view
+            .ring
+            .preference_list(key)
+            .primaries()
+            .copied()
+            .collect()
+    }
+
+    /// Whether `node` is one of `key`'s primaries in this node's ring.
+    pub(crate) fn is_key_primary(&self, key: &[u8], node: NodeId) -> bool {
+        self.view
+            .ring
+            .preference_list(key)
+            .primaries()
+            .any(|&p| p == node)
+    }
+
     fn partition_of(&self, key: &[u8]) -> usize {
         self.view.ring.range_index(self.view.ring.position(key))
     }

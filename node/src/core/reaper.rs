@@ -335,14 +335,7 @@ impl NodeCore {
             return;
         }
         let clock = outcome.siblings.context();
-        let replicas: Vec<NodeId> = self
-            .view
-            .ring
-            .preference_list(key)
-            .primaries()
-            .copied()
-            .collect();
-        for node in replicas {
+        for node in self.key_primaries(key) {
             if node == self.id {
                 self.reap(now, key, &clock);
             } else {

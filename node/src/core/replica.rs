@@ -166,12 +166,7 @@ impl NodeCore {
     ) -> Kept {
         if intended != self.id
             && !self.view.ring_provisional
-            && !self
-                .view
-                .ring
-                .preference_list(&key)
-                .primaries()
-                .any(|&p| p == intended)
+            && !self.is_key_primary(&key, intended)
         {
             // Not a primary of the key in this node's ring (removed, or the key's range moved;
             // or a coordinator's ring this node has not seen): a hint for it could wait forever,
@@ -218,13 +213,7 @@ impl NodeCore {
         siblings: Sibs,
         then: Then,
     ) -> Kept {
-        let primaries: Vec<NodeId> = self
-            .view
-            .ring
-            .preference_list(&key)
-            .primaries()
-            .copied()
-            .collect();
+        let primaries = self.key_primaries(&key);
         let mut kept = !primaries.is_empty();
         let mut here = false;
         for p in primaries {
@@ -249,14 +238,8 @@ impl NodeCore {
         let Some(siblings) = self.holdings.hinted(key).cloned() else {
             return;
         };
-        let primaries: Vec<NodeId> = self
-            .view
-            .ring
-            .preference_list(key)
-            .primaries()
-            .copied()
-            .filter(|&n| n != intended)
-            .collect();
+        let mut primaries = self.key_primaries(key);
+        primaries.retain(|&n| n != intended);
         for p in primaries {
             if p == self.id {
                 self.merge(key.to_vec(), siblings.clone(), Then::Nothing);

@@ -118,6 +118,38 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
         }
     }
 
+    /// One round of the network: every queued message goes out, and those `keep` refuses are
+    /// lost on the way; with nothing queued, virtual time moves 10 ms and due timers fire.
+    /// Returns whether messages were queued.
+    fn round(&mut self, mut keep: impl FnMut(NodeId, NodeId, &PeerMessage) -> bool) -> bool {
+        let mut queue = Vec::new();
+        for (&id, node) in self.nodes.iter_mut() {
+            while let Some((to, msg)) = node.poll_transmit() {
+                queue.push((id, to, msg));
+            }
+            while let Some((req, reply)) = node.poll_reply() {
+                self.replies.insert(req, reply);
+            }
+        }
+        if queue.is_empty() {
+            self.now += 10;
+            for node in self.nodes.values_mut() {
+                if node.poll_timeout().is_some_and(|t| t <= self.now) {
+                    node.handle_timeout(self.now);
+                }
+            }
+            return false;
+        }
+        for (from, to, msg) in queue {
+            if keep(from, to, &msg) {
+                if let Some(node) = self.nodes.get_mut(&to) {
+                    node.handle_message(self.now, from, msg);
+                }
+            }
+        }
+        true
+    }
+
     /// Advances virtual time in steps, firing timers.
     fn advance(&mut self, ms: u64) {
         let end = self.now + ms;

@@ -161,30 +161,12 @@ fn a_leaving_node_hands_every_range_to_every_new_primary() {
     // Every key node 1 sends, with its receiver (the claimant takes node 1 out first).
     let mut sent_keys: Vec<(Vec<u8>, NodeId)> = Vec::new();
     for _ in 0..2_000 {
-        let mut queue = Vec::new();
-        for (&id, node) in c.nodes.iter_mut() {
-            while let Some((to, msg)) = node.poll_transmit() {
-                queue.push((id, to, msg));
-            }
-        }
-        if queue.is_empty() {
-            c.now += 10;
-            for node in c.nodes.values_mut() {
-                if node.poll_timeout().is_some_and(|t| t <= c.now) {
-                    node.handle_timeout(c.now);
-                }
-            }
-            continue;
-        }
-        for (from, to, msg) in queue {
-            if let (1, PeerMessage::Transfer(batch)) = (from, &msg) {
+        c.round(|from, to, msg| {
+            if let (1, PeerMessage::Transfer(batch)) = (from, msg) {
                 sent_keys.extend(batch.entries.iter().map(|e| (e.key.to_vec(), to)));
             }
-            c.nodes
-                .get_mut(&to)
-                .expect("a node")
-                .handle_message(c.now, from, msg);
-        }
+            true
+        });
     }
     let new = c.nodes[&1].ring().clone();
     assert!(!new.contains(&1), "the claimant took node 1 out");

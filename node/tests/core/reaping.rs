@@ -315,27 +315,8 @@ fn a_write_below_a_transfer_checkpoint_survives_a_restart_of_the_sender() {
     // Transfers whose first batch is their last: never acknowledged here, they restart whole.
     let mut whole = std::collections::BTreeSet::new();
     for _ in 0..5_000 {
-        let mut queue = Vec::new();
-        for (&id, node) in c.nodes.iter_mut() {
-            while let Some((to, msg)) = node.poll_transmit() {
-                queue.push((id, to, msg));
-            }
-            while node.poll_reply().is_some() {}
-        }
-        if queue.is_empty() {
-            if !acked.is_empty() && seen.iter().all(|t| acked.contains(t) || whole.contains(t)) {
-                break;
-            }
-            c.now += 10;
-            for node in c.nodes.values_mut() {
-                if node.poll_timeout().is_some_and(|t| t <= c.now) {
-                    node.handle_timeout(c.now);
-                }
-            }
-            continue;
-        }
-        for (from, to, msg) in queue {
-            let lost = match &msg {
+        let queued = c.round(|_, _, msg| {
+            let lost = match msg {
                 PeerMessage::Transfer(batch) => {
                     if seen.insert(batch.transfer) && batch.last {
                         whole.insert(batch.transfer);
@@ -346,13 +327,13 @@ fn a_write_below_a_transfer_checkpoint_survives_a_restart_of_the_sender() {
                 PeerMessage::TransferDone { .. } => true,
                 _ => false,
             };
-            if lost {
-                continue;
-            }
-            c.nodes
-                .get_mut(&to)
-                .expect("a node")
-                .handle_message(c.now, from, msg);
+            !lost
+        });
+        if !queued
+            && !acked.is_empty()
+            && seen.iter().all(|t| acked.contains(t) || whole.contains(t))
+        {
+            break;
         }
     }
     assert!(!acked.is_empty(), "transfers had a batch acknowledged");
