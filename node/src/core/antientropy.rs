@@ -435,14 +435,23 @@ impl NodeCore {
                 .into_iter()
                 .filter(|(key, siblings)| self.fits(key, siblings))
                 .collect();
-            // Versions a reaped tombstone covers are dropped (see `Reaper::fence`).
-            let entries: Vec<(Key, Sibs)> = entries
-                .into_iter()
-                .filter_map(|(key, siblings)| {
-                    let siblings = self.reaper.unfenced(&key, siblings)?;
-                    Some((key, siblings))
-                })
-                .collect();
+            // Versions a reaped tombstone covers are dropped (see `Reaper::fence`), and the
+            // sender, which still holds them, is told to reap as this node did: it missed the
+            // Reap, or its exchange left before the tombstone reached it.
+            let mut kept = Vec::with_capacity(entries.len());
+            for (key, siblings) in entries {
+                match self.reaper.unfenced(&key, siblings) {
+                    Some(siblings) => kept.push((key, siblings)),
+                    None => {
+                        if let Some(clock) = self.reaper.fence_of(&key) {
+                            let clock = clock.clone();
+                            self.transmits
+                                .push_back((from, PeerMessage::Reap { key, clock }));
+                        }
+                    }
+                }
+            }
+            let entries = kept;
             if !entries.is_empty() {
                 self.store_op(StorageOp::Merge { entries }, Then::Nothing);
             }

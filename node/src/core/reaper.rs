@@ -4,15 +4,21 @@
 //! The first primary of a key checks, once the tombstone is older than the grace period, with a
 //! get that must hear from all N primaries (strict, R = N). If every replica answered with the same
 //! tombstone-only set, it asks them all to reap; each removes the key only if it still holds that
-//! very tombstone. A replica that missed the reap keeps its tombstone, and anti-entropy may copy
-//! it back, which only delays reaping.
+//! very tombstone.
+//!
+//! A reaped tombstone fences its key for a while ([`Reaper::fence`]): every merge drops the
+//! versions its context covers, which a read repair, a hint, an exchange or a transfer may still
+//! carry (sent before the tombstone reached their sender); stored, they would come back as new.
+//! A replica that missed the Reap keeps its tombstone: the first exchange that brings it to a
+//! fenced replica is answered with the Reap.
 //!
 //! No older version may come back from a fallback once the tombstone is gone. A hint lives until
 //! its node takes it (or for `HintLogConfig::max_age`, hours), however long a partition keeps
 //! them apart: dropping it earlier would lose a write that only fallbacks acknowledged. So every
 //! node publishes in gossip the nodes it holds hints for ([`HINTS_KEY`]), and the reaper checks
 //! no key while a member is down (it may hold hints nobody knows of) or holds hints for one of
-//! the key's primaries.
+//! the key's primaries. A hint is always for a primary of its key: one whose node a ring change
+//! takes off the key's primaries goes to the new ones (`membership::reroute_misaddressed_hints`).
 //!
 //! Nor may a copy kept by a former owner: after a ring change, a node hands the partitions it no
 //! longer replicates over by ownership transfer, which takes as long as the new owners take to be
@@ -60,8 +66,9 @@ pub(crate) struct Reaper {
     /// Keys with a reap check in flight.
     reaping: BTreeSet<Key>,
     next: Option<Millis>,
-    /// The contexts of tombstones reaped here lately, by key (see [`Reaper::fence`]).
-    fences: BTreeMap<Key, Clock>,
+    /// The contexts of tombstones reaped here lately, by key, with when each fence goes (see
+    /// [`Reaper::fence`]).
+    fences: BTreeMap<Key, (Clock, Millis)>,
     /// The fenced keys in the order they were fenced, with when each fence may go.
     fence_order: VecDeque<(Millis, Key)>,
 }
@@ -90,26 +97,51 @@ impl Reaper {
     /// bring the deleted value back everywhere. For a while such versions are dropped instead
     /// ([`Reaper::unfenced`]).
     pub(crate) fn fence(&mut self, key: &[u8], clock: &Clock, now: Millis) {
-        while let Some((until, _)) = self.fence_order.front() {
-            if *until > now && self.fence_order.len() < MAX_FENCES {
-                break;
-            }
-            if let Some((_, old)) = self.fence_order.pop_front() {
-                self.fences.remove(&old);
+        self.sweep_fences(now);
+        if self.fence_order.len() >= MAX_FENCES {
+            self.drop_oldest_fence();
+        }
+        let until = now.saturating_add(FENCE_TTL);
+        let fence = self
+            .fences
+            .entry(key.to_vec())
+            .or_insert_with(|| (Clock::new(), until));
+        fence.0.merge(clock);
+        fence.1 = until;
+        self.fence_order.push_back((until, key.to_vec()));
+    }
+
+    /// Drops the fences whose time is over.
+    pub(crate) fn sweep_fences(&mut self, now: Millis) {
+        while self
+            .fence_order
+            .front()
+            .is_some_and(|(until, _)| *until <= now)
+        {
+            self.drop_oldest_fence();
+        }
+    }
+
+    /// Drops the oldest entry of the fence order, and its fence unless a later reap renewed it.
+    fn drop_oldest_fence(&mut self) {
+        if let Some((until, key)) = self.fence_order.pop_front() {
+            if self.fences.get(&key).is_some_and(|(_, u)| *u == until) {
+                self.fences.remove(&key);
             }
         }
-        let known = self.fences.entry(key.to_vec()).or_default();
-        known.merge(clock);
-        self.fence_order
-            .push_back((now.saturating_add(FENCE_TTL), key.to_vec()));
+    }
+
+    /// The context fencing `key`, if a tombstone of it was reaped here lately.
+    pub(crate) fn fence_of(&self, key: &[u8]) -> Option<&Clock> {
+        if self.fences.is_empty() {
+            return None;
+        }
+        self.fences.get(key).map(|(clock, _)| clock)
     }
 
     /// `siblings` of `key` without the versions a fence covers; `None` if nothing is left.
     pub(crate) fn unfenced(&self, key: &[u8], mut siblings: Sibs) -> Option<Sibs> {
-        if self.fences.is_empty() {
-            return Some(siblings);
-        }
-        let Some(clock) = self.fences.get(key) else {
+        let Some(clock) = self.fence_of(key) else {
             return Some(siblings);
         };
         siblings.discard(clock);
@@ -255,6 +287,7 @@ impl NodeCore {
 
     /// Starts reap checks for old tombstones of keys this node is the first primary of.
     pub(crate) fn start_reaps(&mut self, now: Millis) {
+        self.reaper.sweep_fences(now);
         let Some(due) = self.reaper.due(now) else {
             return;
         };
@@ -369,5 +402,35 @@ impl NodeCore {
         self.holdings.removed(p, key);
         self.reaper.forget(key);
         self.stats.counters.tombstones_reaped += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(counter: u64) -> Clock {
+        let mut sibs = Sibs::new();
+        for _ in 0..counter {
+            let ctx = sibs.context();
+            sibs.put(&ctx, (1, 0), 0, dynamo_vclock::Value::Tombstone);
+        }
+        sibs.context()
+    }
+
+    /// A key reaped again renews its fence: the first reap's time running out does not take the
+    /// second's fence with it (review of the fence: it did, a minute after the second reap).
+    #[test]
+    fn a_fence_renewed_by_a_second_reap_outlives_the_first() {
+        let mut reaper = Reaper::new(Some(1_000), 0);
+        reaper.fence(b"k", &clock(1), 0);
+        reaper.fence(b"k", &clock(2), 9 * 60 * 1000);
+        reaper.sweep_fences(FENCE_TTL + 1);
+        assert!(reaper.fence_of(b"k").is_some(), "the renewed fence is gone");
+        reaper.sweep_fences(9 * 60 * 1000 + FENCE_TTL);
+        assert!(
+            reaper.fence_of(b"k").is_none(),
+            "the fence outlived its time"
+        );
     }
 }

@@ -588,3 +588,48 @@ fn without_hinted_handoff_a_fallbacks_copy_reaches_the_primaries() {
         .count();
     assert_eq!(held, 3, "{key} reached {held} of its primaries");
 }
+
+/// A replica that missed the Reap keeps its tombstone; the others, fenced, drop it from every
+/// exchange (review of the fence). Before, nothing told the lagging replica, and the exchange
+/// repeated every sync interval for as long as the fence lasted. A replica that drops a fenced
+/// version answers its sender with the Reap, and every replica lets the key go.
+#[test]
+fn a_replica_that_missed_the_reap_reaps_at_its_next_exchange() {
+    let config = NodeConfig {
+        tombstone_grace: Some(1_000),
+        partitions: 8,
+        sync_interval: Some(100),
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(3, config);
+    c.advance(500);
+    assert!(matches!(
+        c.put(1, "k", "old", vec![]),
+        ClientReply::Stored { .. }
+    ));
+    let (_, context) = c.get(1, "k");
+    assert!(matches!(
+        c.request(
+            1,
+            ClientRequest::Delete {
+                key: b"k".to_vec(),
+                context,
+                options: ClientOptions::default(),
+            }
+        ),
+        ClientReply::Stored { .. }
+    ));
+    // Every Reap to node 3 is lost on the way.
+    for _ in 0..2_000 {
+        c.round(|_, to, msg| !(to == 3 && matches!(msg, PeerMessage::Reap { .. })));
+        if stored(&c, 1, "k").is_none() && stored(&c, 2, "k").is_none() {
+            break;
+        }
+    }
+    assert_eq!(stored(&c, 1, "k"), None, "node 1 reaped");
+    assert_eq!(stored(&c, 3, "k"), Some(false), "node 3 missed the Reap");
+    c.advance(5_000);
+    for n in 1..=3 {
+        assert_eq!(stored(&c, n, "k"), None, "node {n} still holds k");
+    }
+}
