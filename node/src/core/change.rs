@@ -255,6 +255,8 @@ impl NodeCore {
             ring,
         };
         self.install_ring(now, state);
+        // The new ring may make room for a leave that waits.
+        self.claim(now);
         self.drain(now);
         Ok(plan)
     }

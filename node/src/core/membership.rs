@@ -245,7 +245,9 @@ impl NodeCore {
         if rings {
             self.adopt_newest_ring(now);
         }
-        if changed && !self.view.leaving {
+        // A ring adopted from a peer (an operator's commit elsewhere) may make room for a leave
+        // that waits, as news of a member may.
+        if (changed || rings) && !self.view.leaving {
             self.claim(now);
         }
     }
@@ -305,7 +307,7 @@ impl NodeCore {
     }
 
     /// If this node is the claimant, turns the membership gossip reports into the next ring.
-    fn claim(&mut self, _now: Millis) {
+    pub(crate) fn claim(&mut self, _now: Millis) {
         let ring = &self.view.ring_state.ring;
         let in_ring: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
         let mut leavers: Vec<NodeId> = in_ring

@@ -1255,3 +1255,48 @@ fn two_joiners_in_sync_with_each_other_still_await_their_partitions() {
         other => panic!("unexpected reply {other:?}"),
     }
 }
+
+/// A leave that waits for room goes through once an operator's commit adds a node (review of
+/// the waiting leaves): before, the claimant looked at the leaves only on gossip news of a
+/// member, and a commit brings none.
+#[test]
+fn a_waiting_leave_goes_through_once_a_commit_makes_room() {
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(2_000);
+    let now = c.now;
+    c.nodes.get_mut(&3).expect("node 3").leave(now);
+    c.nodes.get_mut(&4).expect("node 4").leave(now);
+    c.advance(10_000);
+    let ring = c.nodes[&1].ring().clone();
+    assert_eq!(ring.node_count(), 3, "one leave waits");
+    let config = NodeConfig {
+        wait_for_commit: true,
+        ..c.nodes[&1].config().clone()
+    };
+    let staged =
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+    c.nodes.insert(5, staged);
+    c.advance(5_000);
+    assert!(
+        !c.nodes[&1].ring().contains(&5),
+        "node 5 waits for the commit"
+    );
+    let version = c.nodes[&1].ring_version().0;
+    let now = c.now;
+    c.nodes
+        .get_mut(&1)
+        .expect("node 1")
+        .commit_change(
+            now,
+            version,
+            &ChangeRequest {
+                joins: vec![5],
+                leaves: Vec::new(),
+            },
+        )
+        .expect("node 1 commits");
+    c.advance(10_000);
+    let after = c.nodes[&1].ring();
+    let members: Vec<NodeId> = after.nodes().map(|n| n.id).collect();
+    assert_eq!(members, vec![1, 2, 5], "the waiting leave went through");
+}
