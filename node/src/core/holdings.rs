@@ -54,6 +54,13 @@ impl Holdings {
         self.lost.insert(key.to_vec());
     }
 
+    /// `key` is no longer counted as lost (it left this node: handed over).
+    pub(crate) fn found(&mut self, key: &[u8]) {
+        if !self.lost.is_empty() {
+            self.lost.remove(key);
+        }
+    }
+
     /// Whether the store lost `key`'s record and nothing stored it since.
     pub(crate) fn is_lost(&self, key: &[u8]) -> bool {
         !self.lost.is_empty() && self.lost.contains(key)
@@ -88,9 +95,7 @@ impl Holdings {
 
     /// `key` of partition `p` is stored with versions of `digest`.
     pub(crate) fn stored(&mut self, p: usize, key: &[u8], digest: [u8; 32]) {
-        if !self.lost.is_empty() {
-            self.lost.remove(key);
-        }
+        self.found(key);
         match self.index[p].insert(key, digest) {
             Some(old) => self.trees[p].update(key, &old, &digest),
             None => {

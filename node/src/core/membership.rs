@@ -117,6 +117,8 @@ pub(crate) struct View {
     pub(crate) handoff_stamp: Option<(u64, u64, [u8; 32])>,
     /// The hints entry last published in gossip (see `reaper::HINTS_KEY`).
     pub(crate) hints_published: Vec<u8>,
+    /// The awaiting entry last published in gossip (see [`AWAITING_KEY`]).
+    pub(crate) awaiting_published: Option<Vec<u8>>,
     /// A joining node's ring before it heard the cluster's: not published, replaced by any ring
     /// a peer publishes.
     pub(crate) ring_provisional: bool,
@@ -131,8 +133,9 @@ pub(crate) struct View {
     pub(crate) booted: Millis,
     pub(crate) departed: BTreeSet<NodeId>,
     pub(crate) addresses: BTreeMap<NodeId, String>,
-    /// This node is out of the ring (asked to leave, or removed by a commit): it hands its data
-    /// over, then says it left.
+    /// This node is leaving: asked to leave (in the ring until the claimant takes it out), or
+    /// out of the ring (taken out, or removed by a commit); out, it hands its data over, then
+    /// says it left.
     pub(crate) leaving: bool,
 }
 
@@ -374,7 +377,10 @@ impl NodeCore {
             .iter()
             .flat_map(|&p| (p as u32).to_be_bytes())
             .collect();
-        let _ = self.gossip.set_app_state(AWAITING_KEY, bytes);
+        if self.view.awaiting_published.as_ref() != Some(&bytes) {
+            let _ = self.gossip.set_app_state(AWAITING_KEY, bytes.clone());
+            self.view.awaiting_published = Some(bytes);
+        }
     }
 
     /// Whether `peer` awaits partition `p`, as it last published; a peer that published nothing
@@ -493,6 +499,10 @@ impl NodeCore {
         if removed_me {
             self.put_meta(REMOVED_KEY, vec![1]);
         }
+        // What it awaits under the new ring before the entry naming the ring: a peer that hears
+        // the new ring's digest hears no older awaiting entry with it (gossip sends in version
+        // order, and may cut a delta short).
+        self.publish_awaiting();
         self.publish_handoff();
         if removed_me && !self.view.leaving {
             // An operator's commit took this node out: hand everything over, then say so.

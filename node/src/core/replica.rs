@@ -354,6 +354,11 @@ impl NodeCore {
                     dropped += 1;
                     self.spread_expired(&key, node);
                 }
+                // Re-routed to the key's primaries: not lost.
+                HintEvent::Dropped {
+                    reason: dynamo_handoff::DropReason::Rerouted,
+                    ..
+                } => {}
                 HintEvent::Dropped { .. } => {
                     self.stats.counters.hints_dropped += 1;
                     dropped += 1;

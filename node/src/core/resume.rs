@@ -24,7 +24,9 @@ impl NodeCore {
                     match r {
                         Ok(Some(merged)) => {
                             let p = self.stored(key, &merged);
-                            foreign |= !self.replicates(p);
+                            // A partition not replicated here and not handed over yet (a pass
+                            // that streams it marked itself dirty in `stored`).
+                            foreign |= !self.replicates(p) && !self.transfers.handing_over(p);
                         }
                         Ok(None) => {}
                         Err(_) => ok = false,

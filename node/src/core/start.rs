@@ -192,6 +192,7 @@ impl NodeCore {
                 replicated_changes: 0,
                 handoff_stamp: None,
                 hints_published: Vec::new(),
+                awaiting_published: None,
                 ring_provisional,
                 ring_heard: false,
                 members,

@@ -4,8 +4,9 @@
 //! interrupted by a restart resumes instead of starting over.
 //!
 //! Nothing is dropped early:
-//! - a write that reaches this node for a partition while it streams it marks the run dirty, and a
-//!   dirty run that completes streams the partition again, until one pass sees no write;
+//! - a write that reaches this node for a partition while it streams it marks the run dirty (and
+//!   clears its persisted checkpoint: the write may sort below it), and a dirty run that
+//!   completes streams the partition again, until one pass sees no write;
 //! - a partition this node no longer replicates is dropped only when every transfer of it has
 //!   completed (every new owner acknowledged every key);
 //! - a store read that fails fails that batch: the transfer starts again at the next tick;
@@ -13,7 +14,9 @@
 //!   longer replicates (a restart in the middle of a transfer resumes it from its checkpoint).
 //!
 //! The receiver tells nothing to the coordinator of reads until it holds a new range (see
-//! `incoming`); the sender's `TransferDone` at the end lifts that.
+//! `incoming`, persisted, so a restart still awaits it); the sender's `TransferDone` at the end
+//! lifts that, or an anti-entropy session that finds the receiver's tree equal to that of a peer
+//! that does not await the range itself (`membership::AWAITING_KEY`).
 
 use dynamo_handoff::{
     TransferAck, TransferBatch, TransferConfig, TransferEntry, TransferEvent, TransferId,
@@ -124,8 +127,9 @@ impl NodeCore {
 
     /// Persists the transfers (partition, receiver) running or waiting for a retry.
     fn persist_transfers(&mut self) {
-        let op = self.transfers.persist();
-        self.store_op(op, Then::Meta);
+        if let Some(op) = self.transfers.persist() {
+            self.store_op(op, Then::Meta);
+        }
     }
 
     /// Persists transfer `id`'s checkpoint at `key` (`None`: clears it). A dirty pass keeps
@@ -308,6 +312,8 @@ impl NodeCore {
     /// The store removed `key` of dropped partition `p`.
     pub(crate) fn dropped(&mut self, p: usize, key: &[u8]) {
         self.holdings.removed(p, key);
+        // Handed over: no longer this node's to refuse (see `Holdings::lost`).
+        self.holdings.found(key);
     }
 
     /// A sender finished handing partition `p` over, under its ring `version`. The receiver may

@@ -154,21 +154,25 @@ impl Transfers {
         self.runs.get(&id).is_some_and(|r| r.dirty)
     }
 
-    /// Records the transfers (partition, receiver) running or waiting: the op that persists them.
-    pub(crate) fn persist(&mut self) -> StorageOp {
+    /// Records the transfers (partition, receiver) running or waiting: the op that persists them,
+    /// if they changed since last persisted.
+    pub(crate) fn persist(&mut self) -> Option<StorageOp> {
         let pending: BTreeSet<(usize, NodeId)> = self
             .runs
             .values()
             .map(|r| (r.partition, *r.session.to()))
             .chain(self.retry.iter().copied())
             .collect();
+        if pending == self.persisted {
+            return None;
+        }
         let list: Vec<(usize, NodeId)> = pending.iter().copied().collect();
         self.persisted = pending;
-        StorageOp::PutMeta {
+        Some(StorageOp::PutMeta {
             name: TRANSFERS_KEY.into(),
             value: rmp_serde::to_vec(&list).unwrap_or_default(),
             sync: false,
-        }
+        })
     }
 
     /// Records transfer `id`'s checkpoint at `key` (`None`: clears it): the op that persists it.

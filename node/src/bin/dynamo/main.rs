@@ -515,7 +515,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let mut client = conn.client_of(vec![node]);
             client.leave().await?;
             say!(
-                "node at {} is leaving: it hands its ranges over, then stops serving them",
+                "node at {} is leaving: once the claimant takes it out of the ring (when the ring can lose a node), it hands its ranges over, then stops serving them",
                 client.connected_to().unwrap_or("?")
             );
             Ok(ExitCode::SUCCESS)
