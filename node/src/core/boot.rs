@@ -42,6 +42,8 @@ pub struct Boot {
     pub(crate) leave_asked: bool,
     /// The partitions it awaited (see `Transfers::incoming`).
     pub(crate) incoming: BTreeSet<usize>,
+    /// The keys whose records it lost (see `Holdings::lost`).
+    pub(crate) lost: BTreeSet<Key>,
     /// The transfers (partition, receiver) pending at the last persisted point.
     pub(crate) transfers: BTreeSet<(usize, NodeId)>,
     /// Their checkpoints, by transfer id.
@@ -140,6 +142,13 @@ impl Boot {
                 .unwrap_or_default(),
             None => BTreeSet::new(),
         };
+        // Keys lost; a damaged list counts none lost (as a store of an older build).
+        let lost: BTreeSet<Key> = match store.get_meta(super::holdings::LOST_KEY)? {
+            Some(bytes) => rmp_serde::from_slice::<Vec<Key>>(&bytes)
+                .map(|v| v.into_iter().collect())
+                .unwrap_or_default(),
+            None => BTreeSet::new(),
+        };
         let mut checkpoints = BTreeMap::new();
         for &(p, to) in &transfers {
             let id = super::ids::pair_id(p as u64, to);
@@ -177,6 +186,7 @@ impl Boot {
             removed,
             leave_asked,
             incoming,
+            lost,
             transfers,
             checkpoints,
             keys,

@@ -34,7 +34,13 @@ pub(crate) struct Holdings {
     /// missing): reads of them are refused, not answered "not found", until a write (anti-entropy,
     /// a put) stores them again.
     lost: BTreeSet<Key>,
+    /// Whether `lost` changed since [`Holdings::lost_changes`] last took it.
+    lost_changed: bool,
 }
+
+/// The store meta name of the keys a node lost (see `Holdings::lost`), so that a restart, which
+/// no longer finds their records, does not answer "not found" for them either.
+pub(crate) const LOST_KEY: &str = "lost";
 
 impl Holdings {
     /// Nothing held, over `partitions` partitions.
@@ -46,18 +52,33 @@ impl Holdings {
             hint_keys: BTreeMap::new(),
             occupancy_changes: 0,
             lost: BTreeSet::new(),
+            lost_changed: false,
         }
+    }
+
+    /// The keys lost as a previous incarnation persisted them.
+    pub(crate) fn restore_lost(&mut self, lost: BTreeSet<Key>) {
+        self.lost = lost;
+    }
+
+    /// The lost keys, if they changed since last taken: what to persist.
+    pub(crate) fn lost_changes(&mut self) -> Option<Vec<Key>> {
+        if !self.lost_changed {
+            return None;
+        }
+        self.lost_changed = false;
+        Some(self.lost.iter().cloned().collect())
     }
 
     /// The store lost `key`'s record (see `lost`).
     pub(crate) fn lost(&mut self, key: &[u8]) {
-        self.lost.insert(key.to_vec());
+        self.lost_changed |= self.lost.insert(key.to_vec());
     }
 
     /// `key` is no longer counted as lost (it left this node: handed over).
     pub(crate) fn found(&mut self, key: &[u8]) {
         if !self.lost.is_empty() {
-            self.lost.remove(key);
+            self.lost_changed |= self.lost.remove(key);
         }
     }
 

@@ -429,7 +429,16 @@ impl NodeCore {
         // Leaving, not yet left: the node stays in every view (so its status spreads, and its
         // transfers go on) until it has handed every range over.
         let _ = self.gossip.set_status(dynamo_gossip::Status::Leaving);
-        self.put_meta(membership::LEAVE_KEY, vec![1]);
+        // Durable at once (an admin request is answered without waiting for a flush): a crash
+        // before the claimant heard it must not forget the leave.
+        self.store_op(
+            storage::StorageOp::PutMeta {
+                name: membership::LEAVE_KEY.into(),
+                value: vec![1],
+                sync: true,
+            },
+            storage::Then::Meta,
+        );
         self.drain(now);
         self.announce_left_when_done();
         self.drain(now);
@@ -455,6 +464,16 @@ impl NodeCore {
         self.drain_transfers(now);
         self.publish_handoff();
         self.publish_hint_targets();
+        if let Some(lost) = self.holdings.lost_changes() {
+            self.store_op(
+                storage::StorageOp::PutMeta {
+                    name: holdings::LOST_KEY.into(),
+                    value: rmp_serde::to_vec(&lost).unwrap_or_default(),
+                    sync: false,
+                },
+                storage::Then::Meta,
+            );
+        }
         if let Some(op) = self.transfers.persist_incoming() {
             self.store_op(op, storage::Then::Meta);
             self.publish_awaiting();

@@ -40,6 +40,7 @@ impl NodeCore {
             removed,
             leave_asked,
             incoming: stored_incoming,
+            lost,
             transfers: stored_transfers,
             checkpoints,
             keys,
@@ -129,6 +130,7 @@ impl NodeCore {
             let _ = gossip.set_status(dynamo_gossip::Status::Leaving);
         }
         let mut holdings = Holdings::new(config.partitions as usize);
+        holdings.restore_lost(lost);
         let mut reaper = reaper::Reaper::new(config.tombstone_grace, now);
         for stored in keys {
             let p = ring.range_index(ring.position(&stored.key));

@@ -142,6 +142,13 @@ impl Transfers {
                 cleared.push(id);
             }
         }
+        // A transfer waiting for a retry resumes from its checkpoint too.
+        cleared.extend(
+            self.retry
+                .iter()
+                .filter(|&&(q, _)| q == p)
+                .map(|&(q, to)| super::ids::pair_id(q as u64, to)),
+        );
         for id in cleared {
             if self.checkpoints.contains_key(&id) {
                 ops.push(self.checkpoint(id, None));

@@ -177,14 +177,23 @@ fn a_replica_that_lost_its_copy_does_not_count_toward_r() {
             store.rotten.insert(b"k".to_vec());
         }
         net.down.push(1);
-        for _ in 0..2 {
+        for round in 0..3 {
+            if round == 2 {
+                // Node 2 restarts: it still knows what it lost.
+                let store = net.nodes.remove(&2).unwrap().into_store();
+                let config = net.nodes[&3].config().clone();
+                let node = dynamo_node::StoredCore::new(2, "n2".into(), config, store, net.now, 22)
+                    .expect("restarts");
+                net.nodes.insert(2, node);
+                net.advance(1_000);
+            }
             let get = ClientRequest::Get {
                 key: b"k".to_vec(),
                 options: ClientOptions::default(),
             };
             match net.request(2, get) {
                 ClientReply::Got { values, .. } => {
-                    panic!("a read at R = 2 answered {values:?} (failing reads: {failing})")
+                    panic!("read {round}: R = 2 answered {values:?} (failing reads: {failing})")
                 }
                 ClientReply::Failed(_) => {}
                 other => panic!("unexpected reply {other:?}"),
