@@ -19,6 +19,7 @@ use dynamo_ring::Ring;
 use serde::{Deserialize, Serialize};
 
 use super::membership::RingState;
+use super::storage::{StorageOp, Then};
 use super::NodeCore;
 use crate::types::{Millis, NodeId};
 
@@ -255,6 +256,18 @@ impl NodeCore {
             ring,
         };
         self.install_ring(now, state);
+        // Durable before the commit is answered (with what installing it wrote: the transfers
+        // to run, this node's removal): a crash right after must not undo a change the operator
+        // was told of. Seen in CI: a claimant killed 0.1 s after its commit came back on the old
+        // ring, which nobody else had left.
+        self.store_op(
+            StorageOp::PutMeta {
+                name: super::membership::RING_KEY.into(),
+                value: self.view.ring_bytes.clone(),
+                sync: true,
+            },
+            Then::Meta,
+        );
         // The new ring may make room for a leave that waits.
         self.claim(now);
         self.drain(now);

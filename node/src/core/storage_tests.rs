@@ -314,3 +314,27 @@ fn after_a_damaged_record_a_put_does_not_reissue_a_dot() {
         new[0]
     );
 }
+
+/// An operator's commit is answered once its ring is durable: the commit syncs the ring it
+/// installs (seen in CI: a claimant killed 0.1 s after its commit came back on the old ring).
+#[test]
+fn a_commit_syncs_its_ring_before_it_is_answered() {
+    let mut h = Held::new();
+    let version = h.core.ring_version().0;
+    let change = crate::core::change::ChangeRequest {
+        joins: Vec::new(),
+        leaves: vec![4],
+    };
+    h.core
+        .commit_change(h.now, version, &change)
+        .expect("the claimant commits");
+    let ops = h.ops();
+    assert!(
+        ops.iter().any(|(_, op)| matches!(
+            op,
+            StorageOp::PutMeta { name, sync: true, .. } if name == "ring"
+        )),
+        "no synced ring among {} ops",
+        ops.len()
+    );
+}
