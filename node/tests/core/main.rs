@@ -13,6 +13,14 @@ use dynamo_node::{
     StoredCore,
 };
 
+/// `key`'s N primaries in `ring`.
+fn primaries_in(ring: &dynamo_ring::Ring<NodeId>, key: &str) -> Vec<NodeId> {
+    ring.preference_list(key.as_bytes())
+        .primaries()
+        .copied()
+        .collect()
+}
+
 /// Nodes with instant, lossless delivery; `down` nodes receive nothing. Each node keeps its data
 /// in an `S` (memory by default; `damage` uses a store that rots).
 struct Cluster<S: dynamo_node::Store = MemoryStore> {
@@ -185,12 +193,20 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
 
     /// The key's N primaries, as node 1 sees the ring.
     fn primaries(&self, key: &str) -> Vec<NodeId> {
-        self.nodes[&1]
-            .ring()
-            .preference_list(key.as_bytes())
-            .primaries()
-            .copied()
-            .collect()
+        primaries_in(self.nodes[&1].ring(), key)
+    }
+
+    /// Commits `joins` and `leaves` at node `at`, against the ring it has.
+    fn commit(
+        &mut self,
+        at: NodeId,
+        joins: Vec<NodeId>,
+        leaves: Vec<NodeId>,
+    ) -> Result<dynamo_node::ChangePlan, dynamo_node::ChangeError> {
+        let now = self.now;
+        let node = self.nodes.get_mut(&at).expect("a node");
+        let version = node.ring_version().0;
+        node.commit_change(now, version, &dynamo_node::ChangeRequest { joins, leaves })
     }
 
     fn put(&mut self, at: NodeId, key: &str, value: &str, context: Vec<u8>) -> ClientReply {

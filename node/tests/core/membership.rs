@@ -565,11 +565,7 @@ fn a_late_sloppy_write_for_a_removed_node_reaches_the_new_replicas() {
     // Node 4 has left and stopped.
     c.down.push(4);
     let ring = c.nodes[&1].ring().clone();
-    let primaries: Vec<NodeId> = ring
-        .preference_list(key.as_bytes())
-        .primaries()
-        .copied()
-        .collect();
+    let primaries: Vec<NodeId> = crate::primaries_in(&ring, &key);
     let fallback = (1..=5)
         .find(|n| *n != 4 && !primaries.contains(n))
         .expect("a node outside the key's primaries");
@@ -1223,11 +1219,7 @@ fn two_joiners_in_sync_with_each_other_still_await_their_partitions() {
     let (key, third) = keys
         .iter()
         .find_map(|k| {
-            let p: Vec<NodeId> = ring
-                .preference_list(k.as_bytes())
-                .primaries()
-                .copied()
-                .collect();
+            let p: Vec<NodeId> = crate::primaries_in(&ring, &k);
             (p.contains(&4) && p.contains(&5)).then(|| {
                 (
                     k.clone(),
@@ -1281,20 +1273,7 @@ fn a_waiting_leave_goes_through_once_a_commit_makes_room() {
         !c.nodes[&1].ring().contains(&5),
         "node 5 waits for the commit"
     );
-    let version = c.nodes[&1].ring_version().0;
-    let now = c.now;
-    c.nodes
-        .get_mut(&1)
-        .expect("node 1")
-        .commit_change(
-            now,
-            version,
-            &ChangeRequest {
-                joins: vec![5],
-                leaves: Vec::new(),
-            },
-        )
-        .expect("node 1 commits");
+    c.commit(1, vec![5], Vec::new()).expect("node 1 commits");
     c.advance(10_000);
     let after = c.nodes[&1].ring();
     let members: Vec<NodeId> = after.nodes().map(|n| n.id).collect();

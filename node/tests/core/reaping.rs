@@ -42,11 +42,7 @@ fn joined(config: NodeConfig, drop_transfers: bool) -> (Cluster, Ring<NodeId>, S
     let (key, former) = keys
         .iter()
         .find_map(|k| {
-            let now: Vec<NodeId> = after
-                .preference_list(k.as_bytes())
-                .primaries()
-                .copied()
-                .collect();
+            let now: Vec<NodeId> = crate::primaries_in(&after, &k);
             before
                 .preference_list(k.as_bytes())
                 .primaries()
@@ -180,11 +176,7 @@ fn a_write_only_fallbacks_took_outlives_a_partition_longer_than_the_grace_period
     let (key, primaries) = (0..100)
         .map(|i| format!("key-{i}"))
         .map(|k| {
-            let p: Vec<NodeId> = ring
-                .preference_list(k.as_bytes())
-                .primaries()
-                .copied()
-                .collect();
+            let p: Vec<NodeId> = crate::primaries_in(&ring, &k);
             (k, p)
         })
         .find(|(_, p)| !p.contains(&1))
@@ -419,11 +411,7 @@ fn a_full_hint_log_keeps_the_only_copy_of_a_removed_nodes_write() {
     let (key, primaries) = (0..1_000)
         .map(|i| format!("key-{i}"))
         .find_map(|k| {
-            let p: Vec<NodeId> = ring
-                .preference_list(k.as_bytes())
-                .primaries()
-                .copied()
-                .collect();
+            let p: Vec<NodeId> = crate::primaries_in(&ring, &k);
             let stays_out = !p.contains(&1)
                 && p.iter().all(|gone| {
                     let next = ring.leave(gone).expect("leave").ring;
@@ -463,19 +451,7 @@ fn a_full_hint_log_keeps_the_only_copy_of_a_removed_nodes_write() {
         c.request(1, w1("filler")),
         ClientReply::Stored { .. }
     ));
-    let version = c.nodes[&1].ring_version().0;
-    let now = c.now;
-    c.nodes
-        .get_mut(&1)
-        .expect("node 1")
-        .commit_change(
-            now,
-            version,
-            &ChangeRequest {
-                joins: Vec::new(),
-                leaves: vec![intended],
-            },
-        )
+    c.commit(1, Vec::new(), vec![intended])
         .expect("node 1 commits");
     c.down.retain(|&n| n == intended);
     c.advance(30_000);
@@ -559,11 +535,7 @@ fn without_hinted_handoff_a_fallbacks_copy_reaches_the_primaries() {
     let (key, primaries) = (0..1_000)
         .map(|i| format!("key-{i}"))
         .find_map(|k| {
-            let p: Vec<NodeId> = ring
-                .preference_list(k.as_bytes())
-                .primaries()
-                .copied()
-                .collect();
+            let p: Vec<NodeId> = crate::primaries_in(&ring, &k);
             (!p.contains(&1)).then_some((k, p))
         })
         .expect("a key node 1 does not replicate");
