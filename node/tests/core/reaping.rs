@@ -2,8 +2,8 @@
 //! primaries can bring an older version back.
 
 use dynamo_node::{
-    ChangeRequest, ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId,
-    PeerMessage, Sibs, Store, StoredCore,
+    ClientOptions, ClientReply, ClientRequest, MemoryStore, NodeConfig, NodeId, PeerMessage, Sibs,
+    Store, StoredCore,
 };
 use dynamo_ring::Ring;
 use dynamo_vclock::VClock;
