@@ -1219,7 +1219,7 @@ fn two_joiners_in_sync_with_each_other_still_await_their_partitions() {
     let (key, third) = keys
         .iter()
         .find_map(|k| {
-            let p: Vec<NodeId> = crate::primaries_in(&ring, &k);
+            let p: Vec<NodeId> = crate::primaries_in(&ring, k);
             (p.contains(&4) && p.contains(&5)).then(|| {
                 (
                     k.clone(),

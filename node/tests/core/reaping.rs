@@ -42,7 +42,7 @@ fn joined(config: NodeConfig, drop_transfers: bool) -> (Cluster, Ring<NodeId>, S
     let (key, former) = keys
         .iter()
         .find_map(|k| {
-            let now: Vec<NodeId> = crate::primaries_in(&after, &k);
+            let now: Vec<NodeId> = crate::primaries_in(&after, k);
             before
                 .preference_list(k.as_bytes())
                 .primaries()
