@@ -121,34 +121,15 @@ impl Boot {
             Some(bytes) => Some(RingState::decode(&bytes)?),
             None => None,
         };
-        let removed = store
-            .get_meta(membership::REMOVED_KEY)?
-            .is_some_and(|v| v == [1]);
-        let leave_asked = store
-            .get_meta(membership::LEAVE_KEY)?
-            .is_some_and(|v| v == [1]);
+        let removed = meta_flag(store, membership::REMOVED_KEY)?;
+        let leave_asked = meta_flag(store, membership::LEAVE_KEY)?;
         // Transfers pending at the last persisted point; a damaged list resumes none (each
         // partition held but not replicated is handed over again).
-        let transfers: BTreeSet<(usize, NodeId)> = match store.get_meta(TRANSFERS_KEY)? {
-            Some(bytes) => rmp_serde::from_slice::<Vec<(usize, NodeId)>>(&bytes)
-                .map(|v| v.into_iter().collect())
-                .unwrap_or_default(),
-            None => BTreeSet::new(),
-        };
-        // Partitions awaited; a damaged list awaits none (as a store of an older build).
-        let incoming: BTreeSet<usize> = match store.get_meta(INCOMING_KEY)? {
-            Some(bytes) => rmp_serde::from_slice::<Vec<usize>>(&bytes)
-                .map(|v| v.into_iter().collect())
-                .unwrap_or_default(),
-            None => BTreeSet::new(),
-        };
-        // Keys lost; a damaged list counts none lost (as a store of an older build).
-        let lost: BTreeSet<Key> = match store.get_meta(super::holdings::LOST_KEY)? {
-            Some(bytes) => rmp_serde::from_slice::<Vec<Key>>(&bytes)
-                .map(|v| v.into_iter().collect())
-                .unwrap_or_default(),
-            None => BTreeSet::new(),
-        };
+        let transfers: BTreeSet<(usize, NodeId)> = meta_set(store, TRANSFERS_KEY)?;
+        // Partitions awaited, keys lost; a damaged list holds none (as a store of an older
+        // build).
+        let incoming: BTreeSet<usize> = meta_set(store, INCOMING_KEY)?;
+        let lost: BTreeSet<Key> = meta_set(store, super::holdings::LOST_KEY)?;
         let mut checkpoints = BTreeMap::new();
         for &(p, to) in &transfers {
             let id = super::ids::pair_id(p as u64, to);
@@ -196,6 +177,24 @@ impl Boot {
 }
 
 /// Refuses quorum sizes no request could meet.
+/// Whether the store meta value `name` is set (to 1).
+fn meta_flag<S: Store + ?Sized>(store: &S, name: &str) -> Result<bool, StoreError> {
+    Ok(store.get_meta(name)?.is_some_and(|v| v == [1]))
+}
+
+/// The list the store meta value `name` holds (msgpack); empty if there is none or it does not
+/// decode.
+fn meta_set<T: serde::de::DeserializeOwned + Ord, S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+) -> Result<BTreeSet<T>, StoreError> {
+    Ok(store
+        .get_meta(name)?
+        .and_then(|bytes| rmp_serde::from_slice::<Vec<T>>(&bytes).ok())
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default())
+}
+
 pub(crate) fn config_checked(config: &NodeConfig) -> Result<(), NodeError> {
     if config.n == 0 || config.r == 0 || config.w == 0 || config.r > config.n || config.w > config.n
     {

@@ -53,14 +53,8 @@ impl NodeCore {
                                 self.drain(now);
                                 return;
                             }
-                            Then::ReadReply { to, req } => {
-                                self.transmits
-                                    .push_back((to, PeerMessage::ReadRefused { req }));
-                                self.drain(now);
-                                return;
-                            }
-                            Then::LocalRead { req } => {
-                                self.local_answered(now, req, Answer::Failed);
+                            Then::ReadReply { .. } | Then::LocalRead { .. } => {
+                                self.read_refused(now, then);
                                 self.drain(now);
                                 return;
                             }
@@ -134,27 +128,35 @@ impl NodeCore {
         }
     }
 
+    /// A replica read this node cannot answer truthfully (the store failed it, or lost the key's
+    /// record): refused, so that it does not count toward R as "not found".
+    fn read_refused(&mut self, now: Millis, then: Then) {
+        match then {
+            Then::ReadReply { to, req } => {
+                self.transmits
+                    .push_back((to, PeerMessage::ReadRefused { req }));
+            }
+            Then::LocalRead { req } => self.local_answered(now, req, Answer::Failed),
+            _ => {}
+        }
+    }
+
     /// A read is done: `found[i]` are the stored versions of `keys[i]`.
     fn read_then(&mut self, now: Millis, then: Then, keys: Vec<Key>, found: Vec<Option<Sibs>>) {
         let first = || keys.first().cloned().unwrap_or_default();
+        let read = matches!(then, Then::ReadReply { .. } | Then::LocalRead { .. });
+        if read && self.holdings.is_lost(&first()) {
+            return self.read_refused(now, then);
+        }
         match then {
             Then::ReadReply { to, req } => {
                 let key = first();
-                if self.holdings.is_lost(&key) {
-                    self.transmits
-                        .push_back((to, PeerMessage::ReadRefused { req }));
-                    return;
-                }
                 let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
                 self.transmits
                     .push_back((to, PeerMessage::ReadReply { req, siblings }));
             }
             Then::LocalRead { req } => {
                 let key = first();
-                if self.holdings.is_lost(&key) {
-                    self.local_answered(now, req, Answer::Failed);
-                    return;
-                }
                 let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
                 self.local_answered(now, req, Answer::Versions(siblings));
             }

@@ -209,6 +209,21 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
         node.commit_change(now, version, &dynamo_node::ChangeRequest { joins, leaves })
     }
 
+    /// Reads `key` at `at`, then deletes it there with the context read; panics unless the
+    /// delete is acknowledged.
+    fn delete(&mut self, at: NodeId, key: &str) {
+        let (_, context) = self.get(at, key);
+        let reply = self.request(
+            at,
+            ClientRequest::Delete {
+                key: key.as_bytes().to_vec(),
+                context,
+                options: ClientOptions::default(),
+            },
+        );
+        assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    }
+
     fn put(&mut self, at: NodeId, key: &str, value: &str, context: Vec<u8>) -> ClientReply {
         self.request(
             at,
@@ -484,26 +499,14 @@ fn a_tombstone_is_reaped_once_every_replica_holds_it_and_only_then() {
     };
     let mut c = Cluster::new(4, config);
     c.advance(500);
-    let delete = |c: &mut Cluster, key: &str| {
-        let (_, ctx) = c.get(1, key);
-        let reply = c.request(
-            1,
-            ClientRequest::Delete {
-                key: key.as_bytes().to_vec(),
-                context: ctx,
-                options: ClientOptions::default(),
-            },
-        );
-        assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
-    };
     c.put(1, "a", "x", vec![]);
     c.put(1, "b", "y", vec![]);
-    delete(&mut c, "a");
+    c.delete(1, "a");
     // One replica of "b" is unreachable when "b" is deleted, so it still holds the value and
     // "b" must not be reaped anywhere while that is so.
     let b_replica = c.primaries("b")[2];
     c.down.push(b_replica);
-    delete(&mut c, "b");
+    c.delete(1, "b");
     c.advance(5_000);
     let holders = |c: &Cluster, key: &str| {
         c.nodes

@@ -252,19 +252,8 @@ fn a_hint_for_a_former_primary_does_not_bring_a_reaped_value_back() {
         })
         .expect("the join took a key of node 4's")
         .clone();
-    let (values, context) = c.get(1, &key);
-    assert_eq!(values, vec![b"old".to_vec()]);
-    assert!(matches!(
-        c.request(
-            1,
-            ClientRequest::Delete {
-                key: key.as_str().into(),
-                context,
-                options: Default::default(),
-            }
-        ),
-        ClientReply::Stored { .. }
-    ));
+    assert_eq!(c.get(1, &key).0, vec![b"old".to_vec()]);
+    c.delete(1, &key);
     c.advance(10_000);
     // The hints get through.
     c.lost_hints_to.clear();
@@ -484,18 +473,7 @@ fn a_late_exchange_does_not_bring_a_reaped_value_back() {
     let old = Store::get(c.nodes[&2].store(), b"k")
         .expect("store")
         .expect("held");
-    let (_, context) = c.get(1, "k");
-    assert!(matches!(
-        c.request(
-            1,
-            ClientRequest::Delete {
-                key: b"k".to_vec(),
-                context,
-                options: ClientOptions::default(),
-            }
-        ),
-        ClientReply::Stored { .. }
-    ));
+    c.delete(1, "k");
     c.advance(10_000);
     for n in 1..=3 {
         assert_eq!(stored(&c, n, "k"), None, "node {n} reaped the tombstone");
@@ -579,18 +557,7 @@ fn a_replica_that_missed_the_reap_reaps_at_its_next_exchange() {
         c.put(1, "k", "old", vec![]),
         ClientReply::Stored { .. }
     ));
-    let (_, context) = c.get(1, "k");
-    assert!(matches!(
-        c.request(
-            1,
-            ClientRequest::Delete {
-                key: b"k".to_vec(),
-                context,
-                options: ClientOptions::default(),
-            }
-        ),
-        ClientReply::Stored { .. }
-    ));
+    c.delete(1, "k");
     // Every Reap to node 3 is lost on the way.
     for _ in 0..2_000 {
         c.round(|_, to, msg| !(to == 3 && matches!(msg, PeerMessage::Reap { .. })));
