@@ -338,3 +338,20 @@ fn a_commit_syncs_its_ring_before_it_is_answered() {
         ops.len()
     );
 }
+
+/// A leave request is durable before the node answers it (an admin request is answered without
+/// waiting for a flush): a crash before the claimant heard it must not forget it.
+#[test]
+fn a_leave_syncs_its_request_before_it_is_answered() {
+    let mut h = Held::new();
+    h.core.leave(h.now);
+    let ops = h.ops();
+    assert!(
+        ops.iter().any(|(_, op)| matches!(
+            op,
+            StorageOp::PutMeta { name, sync: true, .. } if name == "leave"
+        )),
+        "no synced leave request among {} ops",
+        ops.len()
+    );
+}
