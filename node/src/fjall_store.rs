@@ -37,6 +37,10 @@
 //!   is then refused with a message that names the path and what to do.
 //! - A file fjall cannot read (truncated, damaged beyond its checksums) fails the open with
 //!   [`StoreError::Corrupt`]; fjall's panics become errors as for redb.
+//! - A write to the journal that fails (a full disk) stops the store: fjall takes no more
+//!   writes until the node restarts, so no later batch is acknowledged behind a batch the
+//!   journal holds only in part (fjall 2 ignored that error, and recovery then dropped every
+//!   batch after the torn one: `node/tests/journal_errors.rs`).
 //! - The limit of any write-ahead log: a journal cut short exactly at a batch boundary cannot be
 //!   told from a crash before those batches (fjall drops a torn last batch, as it must after a
 //!   crash). Sorted tables, metadata and the instance are checked as above.
@@ -47,7 +51,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fjall::{Keyspace, PartitionHandle, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 
 use crate::on_disk::{catch_panic, damaged, decode_sibs, encode_sibs, hex};
 use crate::redb_store::record::{self, Table};
@@ -71,8 +75,8 @@ pub const FJALL_DIR: &str = "fjall";
 pub const LOCK_FILE: &str = "LOCK";
 /// The `meta` entry holding the instance (two u64: id and creation time, big-endian).
 const INSTANCE_KEY: &str = "dynamo.instance";
-/// Memtable and journal budget: small enough for three nodes on a small machine.
-const WRITE_BUFFER: u64 = 64 * 1024 * 1024;
+/// Memtable (per keyspace) and journal budget: small enough for three nodes on a small machine.
+const MEMTABLE: u64 = 32 * 1024 * 1024;
 const JOURNAL: u64 = 128 * 1024 * 1024;
 const CACHE: u64 = 32 * 1024 * 1024;
 /// The decoded rows kept in front of the data partition ([`cache::RowCache`]).
@@ -84,10 +88,10 @@ const REBUILD: &str = "if the files cannot be restored, remove the data director
 
 /// A [`Store`] on fjall with group commit. See the [module docs](self).
 pub struct FjallStore {
-    keyspace: Keyspace,
-    data: PartitionHandle,
-    hints: PartitionHandle,
-    meta: PartitionHandle,
+    db: Database,
+    data: Keyspace,
+    hints: Keyspace,
+    meta: Keyspace,
     dir: PathBuf,
     durability: Durability,
     /// Writes not yet in fjall: `None` marks a removal.
@@ -189,13 +193,14 @@ impl FjallStore {
         }
     }
 
-    /// Every entry of a partition, read under `catch_panic`.
-    fn iter(&self, partition: &PartitionHandle, what: &str) -> Result<Vec<Entry>, StoreError> {
+    /// Every entry of a keyspace, read under `catch_panic`.
+    fn iter(&self, partition: &Keyspace, what: &str) -> Result<Vec<Entry>, StoreError> {
         catch_panic(|| {
             partition
                 .iter()
                 .map(|e| {
-                    e.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    e.into_inner()
+                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
                         .map_err(|e| fjall_err(&self.dir, what, e))
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -205,7 +210,7 @@ impl FjallStore {
 
     fn read_one(
         &self,
-        partition: &PartitionHandle,
+        partition: &Keyspace,
         key: &[u8],
         what: &str,
     ) -> Result<Option<fjall::Slice>, StoreError> {
@@ -232,7 +237,7 @@ impl FjallStore {
             let d = self.damage();
             (d.data.clone(), d.hints.clone())
         };
-        let mut batch = self.keyspace.batch();
+        let mut batch = self.db.batch();
         for key in &bad_data {
             batch.remove(&self.data, key.as_slice());
         }
@@ -294,21 +299,21 @@ impl FjallStore {
 
     /// The fsync of the journal, as a job for another thread.
     fn sync_job(&mut self) -> SyncJob {
-        let keyspace = self.keyspace.clone();
+        let db = self.db.clone();
         let lock = self.lock.clone();
         let dir = self.dir.clone();
         let covered = self.uncovered.covered_by();
         self.unsynced = false;
         self.last_sync = Instant::now();
         Box::new(move || {
-            let r = keyspace
+            let r = db
                 .persist(PersistMode::SyncData)
                 .map_err(|e| fjall_err(&dir, "syncing the journal", e));
             if r.is_ok() {
                 covered();
             }
-            // The keyspace first, then the lock.
-            drop(keyspace);
+            // The database first, then the lock.
+            drop(db);
             drop(lock);
             r
         })
@@ -323,7 +328,7 @@ impl FjallStore {
         if committed {
             // Out of fjall's journal buffer, into the OS: a killed process loses nothing
             // flushed, only a crash of the machine within the interval may.
-            catch_panic(|| self.keyspace.persist(PersistMode::Buffer))
+            catch_panic(|| self.db.persist(PersistMode::Buffer))
                 .map_err(|p| self.panicked("writing the journal", &p))?
                 .map_err(|e| fjall_err(&self.dir, "writing the journal", e))?;
         }

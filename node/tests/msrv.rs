@@ -3,8 +3,10 @@
 
 use std::process::Command;
 
-fn version(v: &str) -> Vec<u64> {
-    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+/// `major.minor.patch`, a missing part read as 0 ("1.90" is "1.90.0").
+fn version(v: &str) -> [u64; 3] {
+    let mut parts = v.split('.').map(|p| p.parse().unwrap_or(0));
+    [(); 3].map(|()| parts.next().unwrap_or(0))
 }
 
 #[test]

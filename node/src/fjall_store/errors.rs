@@ -21,13 +21,24 @@ fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> 
 /// An error of fjall, as a [`StoreError`]: damage is [`StoreError::Corrupt`], the rest I/O.
 pub(super) fn fjall_err(dir: &Path, context: &str, e: fjall::Error) -> StoreError {
     let is_damage = match &e {
-        fjall::Error::Poisoned | fjall::Error::PartitionDeleted => false,
+        fjall::Error::Poisoned | fjall::Error::KeyspaceDeleted | fjall::Error::Locked => false,
         other => match io_kind(other) {
             Some(std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData) => true,
             Some(_) => false,
             None => true,
         },
     };
+    if let fjall::Error::InvalidVersion(found) = &e {
+        return StoreError::UnknownVersion {
+            what: format!("the fjall database in {}", dir.display()),
+            found: found.map_or_else(|| "unknown".to_string(), |v| format!("fjall {v}")),
+            supported: "fjall 3".to_string(),
+            advice: format!(
+                "a data directory written by fjall 2 (this project before it moved to fjall 3) \
+                 can be converted with fjall's migrate-v2-v3 tool; otherwise, {REBUILD}"
+            ),
+        };
+    }
     if matches!(e, fjall::Error::Poisoned) {
         // fjall logs the failure that poisoned it, and then answers only this.
         return StoreError::Io(format!(

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fjall::{Config, PartitionCreateOptions};
+use fjall::{Database, KeyspaceCreateOptions};
 
 use crate::manifest::Manifest;
 use crate::on_disk::{catch_panic, damaged, io, now_ms};
@@ -17,7 +17,7 @@ use crate::store::{Store, StoreError};
 use super::errors::{fjall_err, lock};
 use super::{
     cache, manifest, unsynced, Damage, FjallStore, CACHE, FJALL_DIR, INSTANCE_KEY, JOURNAL,
-    REBUILD, ROW_CACHE, WRITE_BUFFER,
+    MEMTABLE, REBUILD, ROW_CACHE,
 };
 
 impl FjallStore {
@@ -52,11 +52,9 @@ impl FjallStore {
             }
         }
         let opened = catch_panic(|| {
-            Config::new(&engine)
+            Database::builder(&engine)
                 .manual_journal_persist(true)
-                .flush_workers(1)
-                .compaction_workers(1)
-                .max_write_buffer_size(WRITE_BUFFER)
+                .worker_threads(1)
                 .max_journaling_size(JOURNAL)
                 .cache_size(CACHE)
                 .open()
@@ -70,15 +68,19 @@ impl FjallStore {
                 REBUILD,
             )
         })?;
-        let keyspace = opened.map_err(|e| fjall_err(&engine, "cannot open the database", e))?;
+        let db = opened.map_err(|e| fjall_err(&engine, "cannot open the database", e))?;
         let partition = |name: &str| {
-            catch_panic(|| keyspace.open_partition(name, PartitionCreateOptions::default()))
-                .map_err(|p| StoreError::Corrupt(format!("{}: {p}", engine.display())))?
-                .map_err(|e| fjall_err(&engine, "cannot open a partition", e))
+            catch_panic(|| {
+                db.keyspace(name, || {
+                    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE)
+                })
+            })
+            .map_err(|p| StoreError::Corrupt(format!("{}: {p}", engine.display())))?
+            .map_err(|e| fjall_err(&engine, "cannot open a keyspace", e))
         };
         let (data, hints, meta) = (partition("data")?, partition("hints")?, partition("meta")?);
         let mut store = FjallStore {
-            keyspace,
+            db,
             data,
             hints,
             meta,

@@ -104,8 +104,8 @@ fn truncated_tables_are_a_clear_error_not_a_panic() {
     let mut cut = 0;
     for f in &all {
         let len = std::fs::metadata(f).unwrap().len();
-        let in_segments = f.components().any(|c| c.as_os_str() == "segments");
-        if in_segments && len > 64 {
+        let in_tables = f.components().any(|c| c.as_os_str() == "tables");
+        if in_tables && len > 64 {
             let file = std::fs::OpenOptions::new().write(true).open(f).unwrap();
             file.set_len(len / 2).unwrap();
             cut += 1;
@@ -145,6 +145,25 @@ fn an_emptied_or_replaced_database_is_refused() {
     assert!(err.to_string().contains("not the database"), "{err}");
 }
 
+/// A database in another fjall format (fjall 2's, written by this project before it moved to
+/// fjall 3) is refused as an unknown version, with what to do, not as damage.
+#[test]
+fn a_database_of_another_fjall_format_is_an_unknown_version() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 10);
+    let marker = dir.path().join(FJALL_DIR).join("version");
+    let mut bytes = std::fs::read(&marker).unwrap();
+    assert_eq!(&bytes[..4], b"FJL\x03", "fjall 3's version marker");
+    bytes[3] = 2;
+    std::fs::write(&marker, &bytes).unwrap();
+    let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::UnknownVersion { .. }), "{err:?}");
+    for part in [FJALL_DIR, "fjall 2", "fjall 3", "migrate-v2-v3"] {
+        assert!(text.contains(part), "{part:?} missing from {text:?}");
+    }
+}
+
 #[test]
 fn damaged_metadata_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +176,7 @@ fn damaged_metadata_is_a_clear_error() {
             .meta
             .insert("epoch", b"\x01garbage-garbage".to_vec())
             .unwrap();
-        store.keyspace.persist(PersistMode::SyncAll).unwrap();
+        store.db.persist(PersistMode::SyncAll).unwrap();
     }
     let err = FjallStore::open(dir.path(), Durability::Durable).unwrap_err();
     assert!(err.to_string().contains("\"epoch\" is damaged"), "{err}");

@@ -1,0 +1,117 @@
+//! A write to the journal that fails (a full disk, a file-size limit) and then works again must
+//! not lose what the store acknowledged afterwards.
+//!
+//! This test lowers the process's file-size limit (`RLIMIT_FSIZE`) for one commit, so it has a
+//! test binary of its own: no other test's files share the limit.
+
+use dynamo_node::fjall_store::FjallStore;
+use dynamo_node::redb_store::Durability;
+use dynamo_node::{Sibs, Store};
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
+/// A sibling set of one value.
+fn sibs(value: &[u8]) -> Sibs {
+    let mut s = Sibs::new();
+    let ctx = s.context();
+    s.put(
+        &ctx,
+        (1, 0),
+        0,
+        dynamo_vclock::Value::Live(value.to_vec().into()),
+    );
+    s
+}
+
+/// Puts `n` keys of 1 KiB values, named after `batch`.
+fn put_batch(store: &mut FjallStore, batch: usize, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let key = format!("batch-{batch}-key-{i}").into_bytes();
+            let value = vec![b'a' + (batch % 26) as u8; 1024];
+            store
+                .put(&key, &sibs(&value))
+                .expect("put into the overlay");
+            (key, value)
+        })
+        .collect()
+}
+
+/// Sets the soft file-size limit (`None`: unlimited), keeping the hard one.
+fn file_size_limit(current: Option<u64>) {
+    let hard = getrlimit(Resource::Fsize).maximum;
+    setrlimit(
+        Resource::Fsize,
+        Rlimit {
+            current,
+            maximum: hard,
+        },
+    )
+    .expect("setrlimit within the hard limit");
+}
+
+#[test]
+fn a_journal_write_that_fails_and_then_works_again_loses_no_acknowledged_write() {
+    // Writing past the limit raises SIGXFSZ, whose default kills the process; a handler (tokio's)
+    // turns it into the EFBIG error a full disk would give.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _sigxfsz = rt
+        .block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+                rustix::process::Signal::XFSZ.as_raw(),
+            ))
+        })
+        .expect("catch SIGXFSZ");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut acknowledged = Vec::new();
+    {
+        let mut store = FjallStore::open(dir.path(), Durability::Durable).expect("open");
+        let first = put_batch(&mut store, 0, 50);
+        store.flush().expect("the first flush, with no limit");
+        acknowledged.extend(first);
+
+        // The next commit meets the limit: its journal write fails part way. The disk then
+        // works again before the sync, as after space was freed.
+        let second = put_batch(&mut store, 1, 50);
+        file_size_limit(Some(0));
+        let started = store.start_flush();
+        file_size_limit(None);
+        let second_ok = match started {
+            Ok(None) => true,
+            Ok(Some(job)) => job().is_ok(),
+            Err(_) => false,
+        };
+        if second_ok {
+            acknowledged.extend(second);
+        }
+
+        // Later writes, on a disk that works.
+        for batch in 2..5 {
+            let writes = put_batch(&mut store, batch, 10);
+            if store.flush().is_ok() {
+                acknowledged.extend(writes);
+            }
+        }
+    }
+
+    let store = FjallStore::open(dir.path(), Durability::Durable).expect("reopen");
+    let lost: Vec<String> = acknowledged
+        .iter()
+        .filter(|(key, value)| {
+            let held = store.get(key).expect("read after reopen");
+            held.is_none_or(|s| !s.live_values().any(|o| o.bytes == *value))
+        })
+        .map(|(key, _)| String::from_utf8_lossy(key).into_owned())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost after the journal error, first: {:?}",
+        lost.len(),
+        acknowledged.len(),
+        lost.iter().take(3).collect::<Vec<_>>()
+    );
+    assert!(acknowledged.len() >= 50, "the first flush is acknowledged");
+}
