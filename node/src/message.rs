@@ -219,6 +219,12 @@ pub enum PeerMessage {
         /// The key.
         #[serde(with = "crate::types::bytes")]
         key: Key,
+        /// Whether the coordinator asks as one of the key's primaries in its ring (not as a
+        /// sloppy quorum's fallback). A node that is not a primary of the key in its own ring
+        /// then answers [`PeerMessage::ReadRefused`]: the two rings differ (it has not heard the
+        /// coordinator's ring yet, or the coordinator has not heard its), and what it holds of
+        /// the key says nothing about what a replica holds.
+        primary: bool,
     },
     /// The versions a replica holds (`None`: not found).
     ReadReply {

@@ -413,6 +413,10 @@ impl NodeCore {
                                 PeerMessage::Read {
                                     req,
                                     key: key.clone(),
+                                    primary: coord
+                                        .targets()
+                                        .iter()
+                                        .any(|t| t.node == node && t.hint.is_none()),
                                 },
                             )),
                             GetMessage::Repair(_) if !self.config.read_repair => {}

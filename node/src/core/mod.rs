@@ -352,7 +352,7 @@ impl NodeCore {
                 let answer = if ok { Answer::Ack } else { Answer::Failed };
                 self.replica_answered(now, from, req, answer);
             }
-            PeerMessage::Read { req, key } => self.replica_read(from, req, &key),
+            PeerMessage::Read { req, key, primary } => self.replica_read(from, req, &key, primary),
             PeerMessage::ReadReply { req, siblings } => {
                 self.answer_timed(now, from, req, RoundTrip::Read);
                 self.replica_answered(now, from, req, Answer::Versions(siblings));

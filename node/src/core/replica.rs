@@ -257,8 +257,12 @@ impl NodeCore {
         }
     }
 
-    pub(crate) fn replica_read(&mut self, from: NodeId, req: RequestId, key: &[u8]) {
-        if self.receiving(key) {
+    /// Answers a coordinator's read of `key` (`primary`: asked as one of its primaries).
+    pub(crate) fn replica_read(&mut self, from: NodeId, req: RequestId, key: &[u8], primary: bool) {
+        // Asked as a primary of a key this node is not a primary of: the coordinator's ring is
+        // not this node's (one of them has not heard the other's yet, as after a restart on the
+        // ring the node had). An empty answer would count toward R for a copy it never held.
+        if self.receiving(key) || (primary && !self.is_key_primary(key, self.id)) {
             self.transmits
                 .push_back((from, PeerMessage::ReadRefused { req }));
             return;

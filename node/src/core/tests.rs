@@ -223,14 +223,16 @@ fn a_get_reads_the_other_primaries_and_answers_nothing_before_r() {
                 p2,
                 PeerMessage::Read {
                     req,
-                    key: key.clone()
+                    key: key.clone(),
+                    primary: true,
                 }
             ),
             Out::Send(
                 p3,
                 PeerMessage::Read {
                     req,
-                    key: key.clone()
+                    key: key.clone(),
+                    primary: true,
                 }
             ),
         ]
@@ -250,6 +252,7 @@ fn a_get_with_a_read_fanout_of_r_reads_itself_and_one_replica_then_the_next_on_a
             PeerMessage::Read {
                 req,
                 key: key.clone(),
+                primary: true,
             },
         )
     };
@@ -297,7 +300,8 @@ fn a_get_with_a_read_fanout_asks_the_last_replica_at_the_hedge() {
             p3,
             PeerMessage::Read {
                 req,
-                key: key.clone()
+                key: key.clone(),
+                primary: true,
             }
         )]
     );
@@ -569,7 +573,8 @@ fn a_replica_read_of_a_missing_key_answers_not_found_and_writes_nothing() {
             p2,
             PeerMessage::Read {
                 req: 5,
-                key: key.clone()
+                key: key.clone(),
+                primary: true,
             }
         ),
         vec![

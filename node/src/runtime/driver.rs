@@ -323,7 +323,7 @@ impl<S: Store + Send + 'static> Driver<S> {
                 // A replica's read runs within this call (the store is synchronous) and writes
                 // nothing: if its key has no unsynced write now, the answer shows only durable
                 // versions.
-                if let PeerMessage::Read { req, key } = &msg {
+                if let PeerMessage::Read { req, key, .. } = &msg {
                     if !self.core.store().has_unsynced_write(key) {
                         self.durable_reads.insert((from, *req));
                     }

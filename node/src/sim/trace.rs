@@ -75,7 +75,7 @@ impl ReplicaLog {
                     });
                 }
             }
-            PeerMessage::Read { req, key } => {
+            PeerMessage::Read { req, key, .. } => {
                 if let Some(key) = key_index(key) {
                     self.asked.insert((from, *req, to), (now, key));
                 }

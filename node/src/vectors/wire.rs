@@ -259,8 +259,9 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
             PeerMessage::Read {
                 req: 7,
                 key: b"k".to_vec(),
+                primary: true,
             },
-            "81a4526561649207c4016b",
+            "81a4526561649307c4016bc3",
         ),
         (
             "ReadReply",
@@ -707,11 +708,13 @@ fn a_hello_or_challenge_of_another_version_is_refused_as_such() {
         Hello(u32, Vec<String>, bool),
         Challenge { version: u32, anything: Vec<u8> },
     }
-    let hello = rmp_serde::to_vec(&Later::Hello(4, vec!["x".into()], true)).expect("encodes");
+    use crate::runtime::frame::PROTOCOL_VERSION;
+    let later = PROTOCOL_VERSION + 1;
+    let hello = rmp_serde::to_vec(&Later::Hello(later, vec!["x".into()], true)).expect("encodes");
     assert!(
         matches!(
             decode_handshake(&hello),
-            Err(HandshakeError::Version { ours: 3, theirs: 4 })
+            Err(HandshakeError::Version { ours: PROTOCOL_VERSION, theirs }) if theirs == later
         ),
         "{:?}",
         decode_handshake(&hello)
@@ -726,7 +729,7 @@ fn a_hello_or_challenge_of_another_version_is_refused_as_such() {
         Err(HandshakeError::Version { theirs: 9, .. })
     ));
     // Our own version in a frame we cannot read is a malformed frame, and so is garbage.
-    let ours = rmp_serde::to_vec(&Later::Hello(3, vec![], true)).expect("encodes");
+    let ours = rmp_serde::to_vec(&Later::Hello(PROTOCOL_VERSION, vec![], true)).expect("encodes");
     assert!(matches!(
         decode_handshake(&ours),
         Err(HandshakeError::Frame(_))

@@ -1279,3 +1279,62 @@ fn a_waiting_leave_goes_through_once_a_commit_makes_room() {
     let members: Vec<NodeId> = after.nodes().map(|n| n.id).collect();
     assert_eq!(members, vec![1, 2, 5], "the waiting leave went through");
 }
+
+/// Review of issue 20's sixteenth session: a node restarted on the ring it had, before it heard
+/// the ring the cluster moved on to while it was down, answered "not found" for a partition the
+/// new ring gave it, and that answer counted toward R: it awaited nothing, since it never
+/// installed the new ring. A replica asked as a primary of a key it is not a primary of in its
+/// own ring now refuses the read.
+#[test]
+fn a_node_restarted_on_an_old_ring_refuses_reads_it_is_not_a_replica_of_yet() {
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(2_000);
+    let dead = c.nodes.remove(&1).expect("node 1");
+    let disk = dead.into_store();
+    c.down.push(1);
+    c.nodes.get_mut(&2).expect("node 2").leave(c.now);
+    c.settle();
+    c.advance(20_000);
+    c.nodes.remove(&2);
+    c.down.push(2);
+    let ring = c.nodes[&3].ring().clone();
+    assert!(!ring.contains(&2));
+    let config = c.nodes[&3].config().clone();
+    let mut restarted = StoredCore::new(1, "n1".into(), config, disk, c.now, 11).expect("restarts");
+    let key = (0..1000)
+        .map(|i| format!("key-{i}"))
+        .find(|k| {
+            crate::primaries_in(&ring, k).contains(&1)
+                && !crate::primaries_in(restarted.ring(), k).contains(&1)
+        })
+        .expect("a key node 1 gains");
+    // Written, and acknowledged, while node 1 is down.
+    let put = c.put(3, &key, "acknowledged", Vec::new());
+    assert!(matches!(put, ClientReply::Stored { .. }), "{put:?}");
+    // Node 3, on the new ring, asks node 1 for the key before node 1 has heard that ring.
+    restarted.handle_message(
+        c.now,
+        3,
+        PeerMessage::Read {
+            req: 77,
+            key: key.clone().into_bytes(),
+            primary: true,
+        },
+    );
+    let mut replies = Vec::new();
+    while let Some((to, msg)) = restarted.poll_transmit() {
+        if to == 3 {
+            replies.push(msg);
+        }
+    }
+    assert!(
+        replies
+            .iter()
+            .any(|m| matches!(m, PeerMessage::ReadRefused { req: 77 })),
+        "node 1 answered a read of {key}, which it holds nothing of: {:?}",
+        replies
+            .iter()
+            .filter(|m| matches!(m, PeerMessage::ReadReply { .. }))
+            .collect::<Vec<_>>()
+    );
+}
