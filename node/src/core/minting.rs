@@ -103,6 +103,11 @@ impl NodeCore {
         let actor = (self.id, epoch);
         siblings.put(&m.context, actor, now, m.value);
         if let Err(e) = self.check_siblings(&siblings) {
+            if lease.is_some() {
+                // No lease is written for a refused put: give the one it took up (its epoch
+                // unused), or every later fresh epoch would wait for it for good.
+                self.epochs.leased(false);
+            }
             self.reply(m.origin, ClientReply::Failed(e));
             return false;
         }

@@ -250,6 +250,39 @@ fn a_put_whose_epoch_lease_cannot_be_written_fails_and_sends_nothing() {
     assert_eq!(h.ops(), vec![], "nothing stored");
 }
 
+/// Review of issue 20's sixteenth session: a put refused for the key's limits when it had taken
+/// the first epoch of a new lease left that lease "being written" for good, so every later put
+/// that needed a fresh epoch waited for it, without an answer, until the node restarted.
+#[test]
+fn a_put_refused_on_the_first_epoch_of_a_lease_does_not_hold_later_puts() {
+    let mut h = Held::new();
+    let (key, _) = h.own_key();
+    h.core.config.max_siblings_size = 8;
+    h.core.epochs.exhaust_lease();
+    h.core
+        .handle_client(h.now, 10, put(&key, b"a value past the limit"));
+    h.run_all();
+    let (msgs, replies) = h.sent();
+    assert_eq!(msgs, vec![]);
+    assert!(
+        matches!(
+            &replies[..],
+            [(10, ClientReply::Failed(ClientError::LimitExceeded { .. }))]
+        ),
+        "{replies:?}"
+    );
+    // A put within the limits, which takes a fresh epoch too, goes on to the replicas.
+    h.core.handle_client(h.now, 11, put(&key, b"small"));
+    h.run_all();
+    let (msgs, replies) = h.sent();
+    assert_eq!(replies, vec![]);
+    assert!(
+        msgs.iter()
+            .any(|(_, m)| matches!(m, PeerMessage::Write { key: k, .. } if *k == key)),
+        "the second put was never sent: {msgs:?}"
+    );
+}
+
 #[test]
 fn a_result_for_no_op_is_counted_and_ignored() {
     let mut h = Held::new();
