@@ -106,8 +106,13 @@ impl Boot {
         }
         store.put_meta(META_FORMAT, &FORMAT.to_be_bytes())?;
         // A store without an epoch has lost (or never had) the node's data: a fresh random base,
-        // so that no dot handed out before can be issued again (kv679; see `epochs`).
-        let epochs = Epochs::load(store, &mut rng)?;
+        // so that no dot handed out before can be issued again (kv679; see `epochs`). It is drawn
+        // with the start time mixed in: a runtime given a fixed seed would otherwise draw the
+        // base of the node's earlier life again.
+        let mut base = ReplayRng::seed_from_u64(
+            seed ^ id.rotate_left(17) ^ now.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let epochs = Epochs::load(store, &mut base)?;
         let previous = match store.get_meta(META_GENERATION)? {
             Some(bytes) => decode_u64(&bytes)?,
             None => 0,

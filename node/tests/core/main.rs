@@ -484,6 +484,12 @@ fn a_node_that_lost_its_storage_writes_under_a_new_epoch() {
     let wiped =
         StoredCore::new(1, "n1".into(), config.clone(), MemoryStore::new(), 30, 9).expect("starts");
     assert_ne!(wiped.epoch(), epoch);
+    // With the seed of its first life too (a runtime given a fixed seed): the base depends on
+    // when the node starts, so a later life does not hand out its first life's epochs again.
+    // Before, the base came from the seed and the id alone.
+    let same_seed =
+        StoredCore::new(1, "n1".into(), config.clone(), MemoryStore::new(), 30, 7).expect("starts");
+    assert_ne!(same_seed.epoch(), epoch);
     // Another node's store is refused with a clear error.
     let err = StoredCore::new(2, "n2".into(), config, store, 40, 9)
         .err()
