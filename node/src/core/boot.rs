@@ -75,7 +75,7 @@ impl Boot {
         seed: u64,
     ) -> Result<Boot, NodeError> {
         config_checked(config)?;
-        let mut rng = ReplayRng::seed_from_u64(seed ^ id.rotate_left(17));
+        let rng = ReplayRng::seed_from_u64(seed ^ id.rotate_left(17));
         if let Some(stored) = store.get_meta(META_NODE_ID)? {
             let stored_id = decode_u64(&stored)?;
             if stored_id != id {
