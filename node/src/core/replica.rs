@@ -7,6 +7,7 @@ use dynamo_handoff::{Hint, HintAck, HintBatch};
 use super::digest::{decode_siblings, encode_siblings};
 use super::storage::{Kept, StorageOp, Then};
 use super::{siblings_digest, NodeCore};
+use crate::config::QuorumMode;
 use crate::message::{PeerMessage, MAX_CONTENT_TYPE};
 use crate::types::{Key, Millis, NodeId, RequestId, Sibs};
 
@@ -139,10 +140,17 @@ impl NodeCore {
         siblings: Sibs,
         hint: Option<NodeId>,
     ) {
+        // In strict mode only a replica's write counts toward W. A write sent to this node as a
+        // primary of a key it is not a primary of (the coordinator's ring is not this node's) is
+        // still passed on to the key's primaries, but its acknowledgement says it did not count:
+        // counted, it was a fallback's write, which strict quorums never count.
+        let counts = self.config.mode != QuorumMode::Strict
+            || self.view.ring_provisional
+            || self.is_key_primary(&key, self.id);
         let then = Then::WriteAck {
             to: from,
             req,
-            ok: true,
+            ok: counts,
         };
         if !self.fits(&key, &siblings) {
             return self.then_written(now, then, false);

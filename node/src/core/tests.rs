@@ -976,6 +976,50 @@ fn a_peers_write_past_the_key_limits_is_refused() {
     assert_eq!(h.core.stats().counters.bad_messages, 1);
 }
 
+/// Review of issue 20's sixteenth session: in strict mode, a write a coordinator sends to this
+/// node as a primary of a key it is not a primary of (their rings differ) was kept as hints for
+/// the key's primaries and acknowledged, so it counted toward W for a copy no replica held: a
+/// fallback's write, which strict quorums never count. It is still passed on, and refused.
+#[test]
+fn in_strict_mode_a_write_to_a_node_that_is_not_a_replica_does_not_count() {
+    for (mode, counts) in [
+        (crate::config::QuorumMode::Strict, false),
+        (crate::config::QuorumMode::Sloppy, true),
+    ] {
+        let mut h = Harness::with(|c| c.mode = mode);
+        let key = h.key_where(|p| !p.contains(&ME));
+        let primaries = h.primaries(&key);
+        let mut siblings = Sibs::default();
+        siblings.put(
+            &VClock::new(),
+            (10, 1),
+            1,
+            Versioned::Live(Object::typed(b"v".to_vec(), None)),
+        );
+        let out = h.message(
+            2,
+            PeerMessage::Write {
+                req: Some(9),
+                key: key.clone(),
+                siblings,
+                hint: None,
+            },
+        );
+        assert!(
+            out.contains(&Out::Send(2, PeerMessage::WriteAck { req: 9, ok: counts })),
+            "{mode:?}: {out:?}"
+        );
+        // Kept for the key's primaries either way.
+        for p in &primaries {
+            assert_eq!(
+                h.core.hints.pending_for(p),
+                1,
+                "{mode:?}: a hint for node {p}"
+            );
+        }
+    }
+}
+
 /// A restarted node's sync sessions get ids its sessions before the restart did not have: the
 /// counter started at 0 again, so a peer still holding the old session took the new `Hello` for
 /// a repeat of it, and that sync stalled until the session timed out.
