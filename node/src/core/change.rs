@@ -132,6 +132,15 @@ pub enum ChangeError {
     /// A node is named more than once.
     #[error("node {0} is named more than once")]
     Repeated(NodeId),
+    /// The request names more nodes than this node knows of (ring members and nodes heard in
+    /// gossip): some must be unknown or named twice.
+    #[error("the change names {named} nodes, and this node knows of {known}")]
+    TooMany {
+        /// Ids the request names (joins and leaves).
+        named: usize,
+        /// Nodes this node knows of.
+        known: usize,
+    },
     /// A node to add is leaving or has left: it cannot join until it starts again.
     #[error("node {0} is leaving or has left the cluster: start it again to join it")]
     Departing(NodeId),
@@ -297,8 +306,23 @@ impl NodeCore {
         if request.joins.is_empty() && request.leaves.is_empty() {
             return Err(ChangeError::Empty);
         }
-        // A repeated id is refused at its second mention, before any other work: a request may
-        // hold millions of them.
+        // Every id a valid change names is a ring member or a node heard in gossip: a request
+        // naming more ids than that is refused before any per-id work (it may hold millions).
+        let ring = &self.view.ring_state.ring;
+        let known = ring
+            .nodes()
+            .map(|spec| &spec.id)
+            .chain(self.gossip.members().map(|(id, _)| id))
+            .collect::<BTreeSet<_>>()
+            .len();
+        let count = request.joins.len() + request.leaves.len();
+        if count > known {
+            return Err(ChangeError::TooMany {
+                named: count,
+                known,
+            });
+        }
+        // A repeated id is refused at its second mention, before any other work.
         let mut named = BTreeSet::new();
         if let Some(&id) = request
             .joins
@@ -308,7 +332,6 @@ impl NodeCore {
         {
             return Err(ChangeError::Repeated(id));
         }
-        let ring = &self.view.ring_state.ring;
         for &id in &request.joins {
             if ring.contains(&id) {
                 return Err(ChangeError::AlreadyMember(id));

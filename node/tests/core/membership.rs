@@ -964,12 +964,28 @@ fn a_change_naming_a_node_twice_or_joining_a_leaving_one_is_refused() {
     c.advance(2_000);
     let twice = ChangeRequest {
         joins: Vec::new(),
-        leaves: vec![4; 1_000_000],
+        leaves: vec![4, 4],
     };
     assert_eq!(
         c.nodes[&1].plan_change(&twice),
         Err(ChangeError::Repeated(4))
     );
+    // More ids than the nodes this node knows of is refused before any per-id work (review of
+    // issue 20's sixteenth session): a request of 800,000 distinct unknown ids was first put
+    // in a set, one at a time, in the driver, before its first id was found unknown.
+    for (joins, leaves) in [
+        ((1_000..801_000).collect(), Vec::new()),
+        (Vec::new(), vec![4; 1_000_000]),
+    ] {
+        let many = ChangeRequest { joins, leaves };
+        assert_eq!(
+            c.nodes[&1].plan_change(&many).map(|_| ()),
+            Err(ChangeError::TooMany {
+                named: many.joins.len() + many.leaves.len(),
+                known: 5,
+            })
+        );
+    }
     let both = ChangeRequest {
         joins: vec![4],
         leaves: vec![4],
