@@ -110,6 +110,8 @@ pub struct FjallStore {
     /// A background fsync of buffered mode is running.
     syncing: Arc<AtomicBool>,
     commits: u64,
+    /// Data keys whose damaged records the open found and set aside ([`Store::take_set_aside`]).
+    set_aside: Vec<Key>,
     /// Held while the store or one of its sync jobs is alive (see [`LOCK_FILE`]): a job still
     /// running when the store is dropped keeps the directory locked until it has let go of the
     /// keyspace.
@@ -504,6 +506,10 @@ impl Store for FjallStore {
     fn sync(&mut self) -> Result<(), StoreError> {
         self.commit()?;
         self.sync_job()()
+    }
+
+    fn take_set_aside(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.set_aside)
     }
 }
 

@@ -133,6 +133,8 @@ pub struct RedbStore {
     unsynced: bool,
     last_sync: Instant,
     commits: u64,
+    /// Data keys whose damaged records the open found and set aside ([`Store::take_set_aside`]).
+    set_aside: Vec<Key>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -550,6 +552,10 @@ impl Store for RedbStore {
 
     fn sync(&mut self) -> Result<(), StoreError> {
         RedbStore::sync(self)
+    }
+
+    fn take_set_aside(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.set_aside)
     }
 }
 

@@ -110,6 +110,12 @@ pub trait Store {
     fn sync(&mut self) -> Result<(), StoreError> {
         self.flush()
     }
+    /// The data keys whose records the store found damaged when it opened, and set aside, taken
+    /// (a second call answers none): the node starting on it counts each as a copy it lost,
+    /// whose reads it refuses until a write stores the key again. The default: none.
+    fn take_set_aside(&mut self) -> Vec<Key> {
+        Vec::new()
+    }
 }
 
 /// A store in memory: the default of the simulator and of tests. Cloning it is how the simulator
@@ -120,6 +126,8 @@ pub struct MemoryStore {
     hints: BTreeMap<u64, Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
     buffered: bool,
+    /// Records [`MemoryStore::damage`] dropped, for [`Store::take_set_aside`].
+    set_aside: Vec<Key>,
 }
 
 impl MemoryStore {
@@ -145,6 +153,15 @@ impl MemoryStore {
     /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
+    }
+
+    /// Drops `key`'s record as an on-disk store drops a record it finds damaged when it opens:
+    /// the next [`Store::take_set_aside`] names the key (tests and the simulator model damage
+    /// found at a restart with it).
+    pub fn damage(&mut self, key: &[u8]) {
+        if self.data.remove(key).is_some() {
+            self.set_aside.push(key.to_vec());
+        }
     }
 }
 
@@ -195,6 +212,10 @@ impl Store for MemoryStore {
 
     fn is_durable(&self) -> bool {
         !self.buffered
+    }
+
+    fn take_set_aside(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.set_aside)
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {

@@ -134,7 +134,18 @@ impl Boot {
         // Partitions awaited, keys lost; a damaged list holds none (as a store of an older
         // build).
         let incoming: BTreeSet<usize> = meta_set(store, INCOMING_KEY)?;
-        let lost: BTreeSet<Key> = meta_set(store, super::holdings::LOST_KEY)?;
+        let mut lost: BTreeSet<Key> = meta_set(store, super::holdings::LOST_KEY)?;
+        // Records the store found damaged as it opened are lost copies, as damage found by a
+        // read is; persisted at once, since the store no longer holds them.
+        let set_aside = store.take_set_aside();
+        if !set_aside.is_empty() {
+            lost.extend(set_aside);
+            let all: Vec<&Key> = lost.iter().collect();
+            let bytes = rmp_serde::to_vec(&all)
+                .map_err(|e| StoreError::Io(format!("encoding the lost keys: {e}")))?;
+            store.put_meta(super::holdings::LOST_KEY, &bytes)?;
+            store.flush()?;
+        }
         let mut checkpoints = BTreeMap::new();
         for &(p, to) in &transfers {
             let id = super::ids::pair_id(p as u64, to);

@@ -96,6 +96,7 @@ impl FjallStore {
             last_sync: Instant::now(),
             syncing: Arc::new(AtomicBool::new(false)),
             commits: 0,
+            set_aside: Vec::new(),
             lock: Arc::new(lock),
         };
         let instance = store.instance(manifest.as_ref(), &dir)?;
@@ -160,6 +161,8 @@ impl FjallStore {
     /// damaged metadata fails the open.
     fn verify(&mut self) -> Result<(), StoreError> {
         self.scan(&mut |_, _| {})?;
+        let set_aside = self.damage().data.iter().cloned().collect();
+        self.set_aside = set_aside;
         self.hints()?;
         let names: Vec<String> = self
             .iter(&self.meta, "verifying metadata")?

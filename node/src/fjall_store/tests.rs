@@ -88,9 +88,11 @@ fn a_flipped_bit_in_a_value_reads_as_missing_and_is_removed() {
         // fjall's own block or journal checksum caught it: a clear error.
         Err(e) => assert!(matches!(e, StoreError::Corrupt(_)), "{e}"),
         // Or ours: the record reads as missing, is counted, and the others are intact.
-        Ok(store) => {
+        Ok(mut store) => {
             assert!(store.get(&key(7)).unwrap().is_none());
             assert!(store.get(&key(8)).unwrap().is_some());
+            // Named to the node, which counts it as a lost copy.
+            assert_eq!(store.take_set_aside(), vec![key(7)]);
         }
     }
 }

@@ -98,6 +98,7 @@ impl RedbStore {
             unsynced: false,
             last_sync: Instant::now(),
             commits: 0,
+            set_aside: Vec::new(),
         };
         let (instance, created) = store.init(manifest.as_ref())?;
         // Records first: removing a damaged record rewrites its page, so that redb's check
@@ -393,6 +394,8 @@ impl RedbStore {
     /// rather than mid-request: damaged records are counted, logged and removed.
     fn verify_records(&mut self) -> Result<(), StoreError> {
         self.scan(&mut |_, _| {})?;
+        let set_aside = self.damage().data.iter().cloned().collect();
+        self.set_aside = set_aside;
         self.hints()?;
         if self.pending() > 0 {
             self.commit(true)?;
