@@ -30,6 +30,7 @@ mod metrics;
 mod openapi;
 mod serve;
 pub mod simulate;
+mod slots;
 mod stats;
 
 use std::net::SocketAddr;

@@ -3,7 +3,9 @@
 //! `axum::serve` gives hyper no timer, so hyper bounds nothing in time, and it accepts every
 //! connection. Here each connection:
 //! - counts against [`HttpConfig::max_connections`](super::HttpConfig::max_connections): one
-//!   more is answered `503` (the JSON error body of every refusal) and closed;
+//!   more takes the oldest slot of the client address holding the most when its own address
+//!   holds fewer ([`Slots`]), and is otherwise answered `503` (the JSON error body of every
+//!   refusal) and closed;
 //! - must send a request's head within the node's `read_timeout`, which also bounds how long a
 //!   kept-alive connection may idle between requests (hyper's header timeout);
 //! - is closed when no byte went either way for `idle_timeout` (a body that stops halfway), or a
@@ -13,6 +15,7 @@
 //! The connections run in a [`JoinSet`] owned by the loop, so stopping the API (aborting its
 //! task) closes them all.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +25,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::deadlines::Deadlines;
+use super::slots::{Admit, Slots};
 use crate::runtime::frame::DRAIN_TIME;
 
 /// How long an HTTP connection may stall.
@@ -49,32 +53,46 @@ content-length: 81\r\n\
 
 /// Serves `app` on `listener` until the task running this is aborted.
 pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut slots = Slots::new(limits.max_connections);
+    let mut open: HashMap<tokio::task::Id, AbortHandle> = HashMap::new();
     let refusals = Arc::new(Semaphore::new(REFUSING));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => match Arc::clone(&permits).try_acquire_owned() {
-                    Ok(permit) => {
-                        let app = app.clone();
-                        connections.spawn(async move {
-                            connection(stream, app, limits).await;
-                            drop(permit);
-                        });
-                    }
-                    // Refusals wait for the client to close (see `refuse`), a bounded number
-                    // at once; past that a connection is simply closed.
-                    Err(_) => match Arc::clone(&refusals).try_acquire_owned() {
-                        Ok(permit) => {
-                            connections.spawn(async move {
-                                refuse(stream).await;
-                                drop(permit);
-                            });
+                Ok((stream, peer)) => {
+                    let admitted = match slots.admit(peer.ip()) {
+                        Admit::Free => true,
+                        Admit::Instead(victim) => {
+                            tracing::debug!(%peer, "HTTP connection cap: closing the oldest \
+                                connection of the address holding the most");
+                            if let Some(handle) = open.remove(&victim) {
+                                handle.abort();
+                            }
+                            true
                         }
-                        Err(_) => drop(stream),
-                    },
-                },
+                        Admit::Refuse => false,
+                    };
+                    if admitted {
+                        let app = app.clone();
+                        let handle =
+                            connections.spawn(async move { connection(stream, app, limits).await });
+                        slots.add(peer.ip(), handle.id());
+                        open.insert(handle.id(), handle);
+                    } else {
+                        // Refusals wait for the client to close (see `refuse`), a bounded
+                        // number at once; past that a connection is simply closed.
+                        match Arc::clone(&refusals).try_acquire_owned() {
+                            Ok(permit) => {
+                                connections.spawn(async move {
+                                    refuse(stream).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(_) => drop(stream),
+                        }
+                    }
+                }
                 Err(e) => {
                     // Out of descriptors, or a connection reset before it was accepted: the
                     // listener itself is fine, so wait a moment and go on.
@@ -82,7 +100,14 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(done) = connections.join_next_with_id(), if !connections.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                slots.remove(id);
+                open.remove(&id);
+            }
         }
     }
 }

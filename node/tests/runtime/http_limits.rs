@@ -136,3 +136,39 @@ async fn connections_past_the_cap_are_refused_with_503() {
     .await
     .expect("a connection is served once one of the held ones is gone");
 }
+
+/// Review of issue 20's sixteenth session: connections kept idle from one address took every
+/// slot, and every other client, authenticated or not, got `503` for as long as they stayed.
+/// When the slots are full, a client from an address holding fewer takes the oldest slot of the
+/// address holding the most (all of 127.0.0.0/8 is this machine, so the test's "other host" is
+/// 127.0.0.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_slot_from_the_others() {
+    let (_spec, node) = node_with(2, ANSWER, ANSWER).await;
+    let addr = node.http_addr().expect("serves HTTP");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0; 12];
+        tokio::time::timeout(ANSWER, stream.read_exact(&mut first))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        held.push(stream);
+    }
+    let answer = authed(addr, "GET", "/status", &[], b"").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // The oldest of the held connections gave its slot up.
+    let mut oldest = held.remove(0);
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(ANSWER, oldest.read_to_end(&mut rest))
+        .await
+        .expect("the oldest held connection is closed");
+}
