@@ -288,6 +288,11 @@ impl NodeCore {
     /// store (then [`Self::hints_kept`]).
     pub(crate) fn receive_hints(&mut self, from: NodeId, batch: HintBatch<Vec<u8>>) {
         let mut entries = Vec::with_capacity(batch.entries.len());
+        // An entry refused (past this node's limits, undecodable) leaves the batch
+        // unacknowledged: the acknowledgement would make the fallback forget it, perhaps the
+        // only copy of an acknowledged write. The fallback keeps it until the hint expires and
+        // its versions go to the key's other primaries.
+        let mut all_taken = true;
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
                 Some(siblings) if self.fits(&entry.key, &siblings) => {
@@ -295,8 +300,11 @@ impl NodeCore {
                         entries.push((entry.key.clone(), siblings))
                     }
                 }
-                Some(_) => {}
-                None => self.stats.counters.bad_messages += 1,
+                Some(_) => all_taken = false,
+                None => {
+                    self.stats.counters.bad_messages += 1;
+                    all_taken = false;
+                }
             }
         }
         self.store_op(
@@ -304,7 +312,7 @@ impl NodeCore {
             Then::HintsAck {
                 from,
                 ack: batch.ack(),
-                ok: true,
+                ok: all_taken,
             },
         );
     }

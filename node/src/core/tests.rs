@@ -1069,6 +1069,46 @@ fn a_record_found_damaged_at_start_is_a_lost_copy() {
     }
 }
 
+/// A hint batch with an entry this node refuses (past its limits: nodes configured apart, or
+/// undecodable) is not acknowledged: the acknowledgement made the fallback forget the entry, and
+/// with it perhaps the only copy of an acknowledged write. Unacknowledged, the fallback keeps it
+/// (and retries) until the hint expires and its versions go to the key's other primaries.
+#[test]
+fn a_hint_batch_with_an_entry_this_node_refuses_is_not_acknowledged() {
+    use dynamo_handoff::{BatchId, HintBatch, HintEntry, HintId};
+    let mut h = Harness::with(|c| c.max_value_size = 16);
+    let (key, p2, _) = h.own_key();
+    let value = |bytes: &[u8]| {
+        let mut s = Sibs::default();
+        s.put(
+            &VClock::new(),
+            (10, 1),
+            1,
+            Versioned::Live(Object::typed(bytes.to_vec(), None)),
+        );
+        super::digest::encode_siblings(&s)
+    };
+    for (payload, acked) in [
+        (value(b"small"), true),
+        (value(&[7; 4096]), false),
+        (b"\xc1 not msgpack".to_vec(), false),
+    ] {
+        let batch = HintBatch {
+            batch_id: BatchId(1),
+            entries: vec![HintEntry {
+                id: HintId(0),
+                key: key.clone(),
+                payload,
+            }],
+        };
+        let out = h.message(p2, PeerMessage::Hints(batch));
+        let ack = out
+            .iter()
+            .any(|o| matches!(o, Out::Send(_, PeerMessage::HintsAck(_))));
+        assert_eq!(ack, acked, "{out:?}");
+    }
+}
+
 /// A restarted node's sync sessions get ids its sessions before the restart did not have: the
 /// counter started at 0 again, so a peer still holding the old session took the new `Hello` for
 /// a repeat of it, and that sync stalled until the session timed out.
