@@ -399,6 +399,7 @@ impl Node {
                     .max(config.node.max_value_size.saturating_add(64 * 1024)),
                 limits: config.limits,
                 inputs: tx.clone(),
+                unsent: std::sync::Arc::default(),
             },
         ));
         match &http {

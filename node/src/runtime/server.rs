@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use super::Input;
 use crate::message::{ClientError, ClientReply};
 use crate::types::NodeId;
 use handshakes::Handshakes;
+use unsent::Unsent;
 
 /// Requests of one client connection handled at once; more wait in the socket.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -66,6 +68,11 @@ pub struct ConnectionLimits {
     /// otherwise have the node hold up to [`MAX_IN_FLIGHT`] of them, each as large as a key's
     /// whole sibling set (4 GiB with the default limits).
     pub max_unsent: usize,
+    /// Replies waiting to be written over every client connection (default 256 MiB): past it,
+    /// a connection holding more than its share (this over `max_connections`) is closed, so
+    /// that many clients that do not read (each under `max_unsent`) cannot make the node hold
+    /// `max_connections` times `max_unsent`.
+    pub max_unsent_total: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -78,6 +85,7 @@ impl Default for ConnectionLimits {
             max_connections: 1024,
             max_peers: 256,
             max_unsent: 32 << 20,
+            max_unsent_total: 256 << 20,
         }
     }
 }
@@ -101,6 +109,8 @@ pub(crate) struct ServerContext {
     pub max_client_frame: usize,
     pub limits: ConnectionLimits,
     pub inputs: mpsc::Sender<Input>,
+    /// Reply bytes waiting to be written, over every client connection.
+    pub unsent: Arc<AtomicUsize>,
 }
 
 /// The slots of established connections, shared by the connection tasks.
@@ -351,6 +361,7 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     ctx: ServerContext,
 ) {
     let mut in_flight = FuturesUnordered::new();
+    let mut unsent = Unsent::new(Arc::clone(&ctx.unsent));
     loop {
         tokio::select! {
             frame = conn.recv::<ClientFrame>(), if in_flight.len() < MAX_IN_FLIGHT => {
@@ -398,30 +409,27 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
             Some(frame) = in_flight.next() => {
                 let mut last = queue_reply(&mut conn, addr, frame);
                 // Write, taking the replies that complete meanwhile (a flush cut short goes on
-                // where it stopped): they wait as bytes, counted against the limit, not as
+                // where it stopped): they wait as bytes, counted against the limits, not as
                 // replies nobody looks at.
                 loop {
                     let Some(closing) = last else { return };
+                    if let Some(reason) = unsent.hold(conn.unsent(), &ctx.limits) {
+                        let held = conn.unsent();
+                        tracing::warn!(%addr, unsent = held, "client reads its replies too slowly; closing");
+                        refuse::<NodeFrame, _>(&mut conn, &reason).await;
+                        return;
+                    }
                     tokio::select! {
                         biased;
                         written = conn.flush() => {
                             if written.is_err() || closing {
                                 return;
                             }
+                            unsent.hold(conn.unsent(), &ctx.limits);
                             break;
                         }
                         Some(frame) = in_flight.next(), if !closing => {
                             last = queue_reply(&mut conn, addr, frame);
-                            if conn.unsent() > ctx.limits.max_unsent {
-                                let unsent = conn.unsent();
-                                tracing::warn!(%addr, unsent, "client reads its replies too slowly; closing");
-                                let reason = format!(
-                                    "more than {} bytes of replies unread",
-                                    ctx.limits.max_unsent
-                                );
-                                refuse::<NodeFrame, _>(&mut conn, &reason).await;
-                                return;
-                            }
                         }
                     }
                 }
@@ -460,3 +468,4 @@ fn queue_reply<T: AsyncRead + AsyncWrite + Unpin>(
 mod handshakes;
 #[cfg(test)]
 mod tests;
+mod unsent;

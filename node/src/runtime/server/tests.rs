@@ -19,6 +19,24 @@ fn served(
     mpsc::Receiver<Input>,
     tokio::task::JoinHandle<()>,
 ) {
+    served_with(
+        ConnectionLimits {
+            max_unsent,
+            ..ConnectionLimits::default()
+        },
+        Arc::default(),
+    )
+}
+
+/// [`served`] under `limits`, counting its unsent replies in `unsent`.
+fn served_with(
+    limits: ConnectionLimits,
+    unsent: Arc<std::sync::atomic::AtomicUsize>,
+) -> (
+    Conn<DuplexStream>,
+    mpsc::Receiver<Input>,
+    tokio::task::JoinHandle<()>,
+) {
     let (ours, theirs) = tokio::io::duplex(64 << 10);
     let timeouts = Timeouts {
         idle: HOUR,
@@ -42,10 +60,10 @@ fn served(
         limits: ConnectionLimits {
             idle_timeout: HOUR,
             read_timeout: HOUR,
-            max_unsent,
-            ..ConnectionLimits::default()
+            ..limits
         },
         inputs,
+        unsent,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], 1));
     let task = tokio::spawn(client_connection(conn, addr, ctx));
@@ -99,6 +117,34 @@ async fn a_client_that_does_not_read_its_replies_is_closed_past_the_unsent_limit
         .await
         .expect("the connection is closed long before its timeouts")
         .expect("the task ends");
+}
+
+/// Review of issue 20's sixteenth session: each client connection was held to `max_unsent`, but
+/// the node as a whole to nothing, so 1,024 clients that do not read could make it hold 1,024
+/// times 32 MiB of replies. Past `max_unsent_total`, a connection over its share is closed.
+#[tokio::test(start_paused = true)]
+async fn clients_that_do_not_read_are_closed_past_the_node_wide_limit() {
+    let limits = ConnectionLimits {
+        max_unsent: 64 << 20,
+        max_unsent_total: 16 << 20,
+        max_connections: 4,
+        ..ConnectionLimits::default()
+    };
+    let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (mut one, mut one_driver, one_task) = served_with(limits, Arc::clone(&total));
+    let (mut two, mut two_driver, two_task) = served_with(limits, Arc::clone(&total));
+    // 12 MiB each, under the connection's limit of 64 MiB; 24 MiB together, past 16.
+    gets_answered(&mut one, &mut one_driver, 24).await;
+    gets_answered(&mut two, &mut two_driver, 24).await;
+    tokio::time::timeout(Duration::from_secs(60), two_task)
+        .await
+        .expect("the second connection is closed long before its timeouts")
+        .expect("the task ends");
+    drop(one);
+    one_task
+        .await
+        .expect("the task ends once the client is gone");
+    assert_eq!(total.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[tokio::test(start_paused = true)]
