@@ -143,8 +143,12 @@ impl NodeCore {
         // In strict mode only a replica's write counts toward W. A write sent to this node as a
         // primary of a key it is not a primary of (the coordinator's ring is not this node's) is
         // still passed on to the key's primaries, but its acknowledgement says it did not count:
-        // counted, it was a fallback's write, which strict quorums never count.
+        // counted, it was a fallback's write, which strict quorums never count. A write that
+        // names the primary it stands in for comes from a sloppy request (a request may ask for
+        // sloppy quorums on a strict node) and counts as a fallback's. A write carries no mode,
+        // so a strict request to a sloppy node is held to this node's mode.
         let counts = self.config.mode != QuorumMode::Strict
+            || hint.is_some()
             || self.view.ring_provisional
             || self.is_key_primary(&key, self.id);
         let then = Then::WriteAck {

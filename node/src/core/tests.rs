@@ -1017,6 +1017,30 @@ fn in_strict_mode_a_write_to_a_node_that_is_not_a_replica_does_not_count() {
                 "{mode:?}: a hint for node {p}"
             );
         }
+        // A sloppy request's write to a fallback (it names the primary it stands in for) counts
+        // in either mode: a request may ask for sloppy quorums on a strict node.
+        let fallback_key = h.key_where(|p| !p.contains(&ME));
+        let stands_in_for = h.primaries(&fallback_key)[0];
+        let mut siblings = Sibs::default();
+        siblings.put(
+            &VClock::new(),
+            (10, 2),
+            2,
+            Versioned::Live(Object::typed(b"w".to_vec(), None)),
+        );
+        let out = h.message(
+            2,
+            PeerMessage::Write {
+                req: Some(10),
+                key: fallback_key,
+                siblings,
+                hint: Some(stands_in_for),
+            },
+        );
+        assert!(
+            out.contains(&Out::Send(2, PeerMessage::WriteAck { req: 10, ok: true })),
+            "{mode:?}, a fallback's write: {out:?}"
+        );
     }
 }
 
