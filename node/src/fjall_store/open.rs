@@ -54,7 +54,9 @@ impl FjallStore {
         let opened = catch_panic(|| {
             Database::builder(&engine)
                 .manual_journal_persist(true)
-                .worker_threads(1)
+                // Two, as fjall 2 had one flusher and one compactor: a flush need not wait for
+                // a compaction to end.
+                .worker_threads(2)
                 .max_journaling_size(JOURNAL)
                 .cache_size(CACHE)
                 .open()
