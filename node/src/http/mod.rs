@@ -63,8 +63,10 @@ pub struct HttpConfig {
     /// Serve `/metrics` without a token (default off: the metrics name the members and show the
     /// traffic; Prometheus can send a bearer token, `authorization: { credentials: ... }`).
     pub metrics_public: bool,
-    /// HTTP connections served at once (default 1024, like the TCP protocol's clients); one more
-    /// is answered `503` and closed. The node's [`ConnectionLimits`](crate::runtime::ConnectionLimits)
+    /// HTTP connections served at once (default 1024, like the TCP protocol's clients). One more
+    /// takes the oldest slot of the client address holding the most, if its own address holds
+    /// fewer (that connection answers its request in progress and closes); otherwise it is
+    /// answered `503` and closed. The node's [`ConnectionLimits`](crate::runtime::ConnectionLimits)
     /// bound how long a connection may stall: a request's head must arrive within its
     /// `read_timeout` (which also closes a kept-alive connection idle that long), a write must
     /// progress within it, and no byte either way for `idle_timeout` closes the connection.

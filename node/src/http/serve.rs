@@ -4,8 +4,9 @@
 //! connection. Here each connection:
 //! - counts against [`HttpConfig::max_connections`](super::HttpConfig::max_connections): one
 //!   more takes the oldest slot of the client address holding the most when its own address
-//!   holds fewer ([`Slots`]), and is otherwise answered `503` (the JSON error body of every
-//!   refusal) and closed;
+//!   holds fewer ([`Slots`]; that connection answers the request it is serving, if any, and
+//!   closes), and is otherwise answered `503` (the JSON error body of every refusal) and
+//!   closed;
 //! - must send a request's head within the node's `read_timeout`, which also bounds how long a
 //!   kept-alive connection may idle between requests (hyper's header timeout);
 //! - is closed when no byte went either way for `idle_timeout` (a body that stops halfway), or a
@@ -24,8 +25,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 
 use super::deadlines::Deadlines;
 use super::slots::{Admit, Slots};
@@ -54,7 +55,8 @@ content-length: 81\r\n\
 /// Serves `app` on `listener` until the task running this is aborted.
 pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
     let mut slots = Slots::new(limits.max_connections);
-    let mut open: HashMap<tokio::task::Id, AbortHandle> = HashMap::new();
+    // How to tell each connection to close once its request in progress is answered.
+    let mut open: HashMap<tokio::task::Id, Arc<Notify>> = HashMap::new();
     let refusals = Arc::new(Semaphore::new(REFUSING));
     let mut connections = JoinSet::new();
     loop {
@@ -66,8 +68,8 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
                         Admit::Instead(victim) => {
                             tracing::debug!(%peer, "HTTP connection cap: closing the oldest \
                                 connection of the address holding the most");
-                            if let Some(handle) = open.remove(&victim) {
-                                handle.abort();
+                            if let Some(close) = open.remove(&victim) {
+                                close.notify_one();
                             }
                             true
                         }
@@ -75,10 +77,12 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
                     };
                     if admitted {
                         let app = app.clone();
-                        let handle =
-                            connections.spawn(async move { connection(stream, app, limits).await });
+                        let close = Arc::new(Notify::new());
+                        let told = Arc::clone(&close);
+                        let handle = connections
+                            .spawn(async move { connection(stream, app, limits, told).await });
                         slots.add(peer.ip(), handle.id());
-                        open.insert(handle.id(), handle);
+                        open.insert(handle.id(), close);
                     } else {
                         // Refusals wait for the client to close (see `refuse`), a bounded
                         // number at once; past that a connection is simply closed.
@@ -130,14 +134,23 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
-async fn connection(stream: TcpStream, app: Router, limits: HttpLimits) {
+/// Serves one connection; once `close` is notified (its slot went to another client), it
+/// answers the request in progress, if any, and closes (an idle one closes at once).
+async fn connection(stream: TcpStream, app: Router, limits: HttpLimits, close: Arc<Notify>) {
     let _ = stream.set_nodelay(true);
     let io = Deadlines::new(stream, limits.idle_timeout, limits.read_timeout);
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.read_timeout)
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
-        .await;
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    tokio::pin!(served);
+    let served = tokio::select! {
+        done = served.as_mut() => done,
+        () = close.notified() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
     if let Err(e) = served {
         tracing::debug!(error = %e, "HTTP connection closed");
     }

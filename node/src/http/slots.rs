@@ -1,6 +1,7 @@
 //! Who holds the HTTP API's connection slots, by client address: when every slot is taken, a
 //! client from an address that holds fewer slots than the one holding the most takes the oldest
-//! slot of that address, whose connection is closed. One address (an IPv6 address's /64 counts
+//! slot of that address, whose connection closes once it has answered the request it is serving
+//! (an idle one at once). One address (an IPv6 address's /64 counts
 //! as one) cannot lock every other client out by opening connections and keeping them idle; a
 //! client from the busiest address itself is refused, as before.
 

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +28,7 @@ use crate::message::{ClientError, ClientReply};
 use crate::types::NodeId;
 use handshakes::Handshakes;
 use unsent::Unsent;
+pub(crate) use unsent::UnsentBytes;
 
 /// Requests of one client connection handled at once; more wait in the socket.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -69,9 +69,8 @@ pub struct ConnectionLimits {
     /// whole sibling set (4 GiB with the default limits).
     pub max_unsent: usize,
     /// Replies waiting to be written over every client connection (default 256 MiB): past it,
-    /// a connection holding more than its share (this over `max_connections`) is closed, so
-    /// that many clients that do not read (each under `max_unsent`) cannot make the node hold
-    /// `max_connections` times `max_unsent`.
+    /// the connection holding the most is closed, so that many clients that do not read (each
+    /// under `max_unsent`) cannot make the node hold `max_connections` times `max_unsent`.
     pub max_unsent_total: usize,
 }
 
@@ -110,7 +109,7 @@ pub(crate) struct ServerContext {
     pub limits: ConnectionLimits,
     pub inputs: mpsc::Sender<Input>,
     /// Reply bytes waiting to be written, over every client connection.
-    pub unsent: Arc<AtomicUsize>,
+    pub unsent: Arc<UnsentBytes>,
 }
 
 /// The slots of established connections, shared by the connection tasks.
@@ -430,6 +429,11 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Some(frame) = in_flight.next(), if !closing => {
                             last = queue_reply(&mut conn, addr, frame);
+                        }
+                        reason = unsent.told(&ctx.limits) => {
+                            tracing::warn!(%addr, unsent = conn.unsent(), "client holds the most unread replies; closing");
+                            refuse::<NodeFrame, _>(&mut conn, &reason).await;
+                            return;
                         }
                     }
                 }

@@ -31,7 +31,7 @@ fn served(
 /// [`served`] under `limits`, counting its unsent replies in `unsent`.
 fn served_with(
     limits: ConnectionLimits,
-    unsent: Arc<std::sync::atomic::AtomicUsize>,
+    unsent: Arc<UnsentBytes>,
 ) -> (
     Conn<DuplexStream>,
     mpsc::Receiver<Input>,
@@ -121,7 +121,8 @@ async fn a_client_that_does_not_read_its_replies_is_closed_past_the_unsent_limit
 
 /// Review of issue 20's sixteenth session: each client connection was held to `max_unsent`, but
 /// the node as a whole to nothing, so 1,024 clients that do not read could make it hold 1,024
-/// times 32 MiB of replies. Past `max_unsent_total`, a connection over its share is closed.
+/// times 32 MiB of replies. Past `max_unsent_total`, the connection holding the most is closed;
+/// one that reads its replies is not.
 #[tokio::test(start_paused = true)]
 async fn clients_that_do_not_read_are_closed_past_the_node_wide_limit() {
     let limits = ConnectionLimits {
@@ -130,21 +131,28 @@ async fn clients_that_do_not_read_are_closed_past_the_node_wide_limit() {
         max_connections: 4,
         ..ConnectionLimits::default()
     };
-    let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let total = Arc::new(UnsentBytes::default());
     let (mut one, mut one_driver, one_task) = served_with(limits, Arc::clone(&total));
     let (mut two, mut two_driver, two_task) = served_with(limits, Arc::clone(&total));
-    // 12 MiB each, under the connection's limit of 64 MiB; 24 MiB together, past 16.
+    // 12 MiB for the first, which does not read; 5 MiB for the second: 17 MiB, past 16.
     gets_answered(&mut one, &mut one_driver, 24).await;
-    gets_answered(&mut two, &mut two_driver, 24).await;
-    tokio::time::timeout(Duration::from_secs(60), two_task)
+    gets_answered(&mut two, &mut two_driver, 10).await;
+    tokio::time::timeout(Duration::from_secs(60), one_task)
         .await
-        .expect("the second connection is closed long before its timeouts")
+        .expect("the connection holding the most is closed long before its timeouts")
         .expect("the task ends");
-    drop(one);
-    one_task
+    // The second reads its replies, all of them.
+    for _ in 0..10 {
+        match two.recv::<NodeFrame>().await.expect("a reply") {
+            NodeFrame::Reply { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    drop((one, two));
+    two_task
         .await
         .expect("the task ends once the client is gone");
-    assert_eq!(total.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(total.total(), 0);
 }
 
 #[tokio::test(start_paused = true)]

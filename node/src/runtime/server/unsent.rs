@@ -1,34 +1,89 @@
-//! Replies waiting to be written to clients: each connection's bytes, and their sum over every
-//! client connection of the node, against [`ConnectionLimits::max_unsent`] and
-//! [`ConnectionLimits::max_unsent_total`].
+//! Replies waiting to be written to clients: each connection's bytes, against
+//! [`ConnectionLimits::max_unsent`], and their sum over every client connection of the node,
+//! against [`ConnectionLimits::max_unsent_total`]. Past the sum, the connection holding the most
+//! is closed: a client that does not read its replies holds them all, while one that reads holds
+//! only what is on its way.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
 
 use super::ConnectionLimits;
+
+/// The unsent reply bytes of every client connection, shared by their tasks.
+#[derive(Debug, Default)]
+pub(crate) struct UnsentBytes {
+    holders: Mutex<Holders>,
+}
+
+#[derive(Debug, Default)]
+struct Holders {
+    total: usize,
+    next: u64,
+    /// Each connection's bytes, and how to tell it to close.
+    by_conn: HashMap<u64, (usize, Arc<Notify>)>,
+}
+
+impl UnsentBytes {
+    fn lock(&self) -> MutexGuard<'_, Holders> {
+        self.holders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes held over every connection.
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> usize {
+        self.lock().total
+    }
+}
+
+impl Holders {
+    /// The connection holding the most (the oldest of those holding as much).
+    fn biggest(&self) -> Option<(u64, usize)> {
+        self.by_conn
+            .iter()
+            .map(|(&id, &(bytes, _))| (id, bytes))
+            .max_by_key(|&(id, bytes)| (bytes, std::cmp::Reverse(id)))
+    }
+}
 
 /// One connection's share of the node's unsent reply bytes; given back when dropped.
 #[derive(Debug)]
 pub(super) struct Unsent {
-    total: Arc<AtomicUsize>,
+    all: Arc<UnsentBytes>,
+    id: u64,
     mine: usize,
+    close: Arc<Notify>,
 }
 
 impl Unsent {
-    /// A connection holding nothing yet, counted in `total`.
-    pub(super) fn new(total: Arc<AtomicUsize>) -> Self {
-        Unsent { total, mine: 0 }
+    /// A connection holding nothing yet, counted in `all`.
+    pub(super) fn new(all: Arc<UnsentBytes>) -> Self {
+        let close = Arc::new(Notify::new());
+        let id = {
+            let mut h = all.lock();
+            let id = h.next;
+            h.next += 1;
+            h.by_conn.insert(id, (0, Arc::clone(&close)));
+            id
+        };
+        Unsent {
+            all,
+            id,
+            mine: 0,
+            close,
+        }
     }
 
-    /// The connection now holds `bytes`; why it must close, if it holds too much: more than
-    /// its own limit, or more than its share (`max_unsent_total` over `max_connections`)
-    /// while the node as a whole holds more than `max_unsent_total`.
+    /// The connection now holds `bytes`; why it must close, if it must: it holds more than its
+    /// own limit, or the node holds more than its limit over every connection and this one
+    /// holds the most. When another holds the most, that one is told to ([`Unsent::told`]).
     pub(super) fn hold(&mut self, bytes: usize, limits: &ConnectionLimits) -> Option<String> {
-        let total = if bytes >= self.mine {
-            self.total.fetch_add(bytes - self.mine, Ordering::Relaxed) + (bytes - self.mine)
-        } else {
-            self.total.fetch_sub(self.mine - bytes, Ordering::Relaxed) - (self.mine - bytes)
-        };
+        let mut h = self.all.lock();
+        h.total = h.total - self.mine + bytes;
+        if let Some(entry) = h.by_conn.get_mut(&self.id) {
+            entry.0 = bytes;
+        }
         self.mine = bytes;
         if bytes > limits.max_unsent {
             return Some(format!(
@@ -36,20 +91,48 @@ impl Unsent {
                 limits.max_unsent
             ));
         }
-        let share = limits.max_unsent_total / limits.max_connections.max(1);
-        (total > limits.max_unsent_total && bytes > share).then(|| {
-            format!(
-                "the node holds more than {} bytes of replies its clients have not read, {bytes} \
-                 of them for this connection",
-                limits.max_unsent_total
-            )
-        })
+        if h.total <= limits.max_unsent_total {
+            return None;
+        }
+        match h.biggest() {
+            Some((id, _)) if id == self.id => Some(self.reason(limits)),
+            Some((id, _)) => {
+                if let Some((_, close)) = h.by_conn.get(&id) {
+                    close.notify_one();
+                }
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Waits until another connection's [`Unsent::hold`] finds this one holding the most while
+    /// the node is past its limit; then the reason to close if that is still so.
+    pub(super) async fn told(&self, limits: &ConnectionLimits) -> String {
+        loop {
+            self.close.notified().await;
+            let h = self.all.lock();
+            if h.total > limits.max_unsent_total && h.biggest().is_some_and(|(id, _)| id == self.id)
+            {
+                return self.reason(limits);
+            }
+        }
+    }
+
+    fn reason(&self, limits: &ConnectionLimits) -> String {
+        format!(
+            "the node holds more than {} bytes of replies its clients have not read, this \
+             connection the most ({} bytes)",
+            limits.max_unsent_total, self.mine
+        )
     }
 }
 
 impl Drop for Unsent {
     fn drop(&mut self) {
-        self.total.fetch_sub(self.mine, Ordering::Relaxed);
+        let mut h = self.all.lock();
+        h.total -= self.mine;
+        h.by_conn.remove(&self.id);
     }
 }
 
@@ -57,26 +140,31 @@ impl Drop for Unsent {
 mod tests {
     use super::*;
 
-    #[test]
-    fn past_the_node_wide_limit_only_connections_over_their_share_close() {
+    #[tokio::test]
+    async fn past_the_node_wide_limit_the_connection_holding_the_most_closes() {
         let limits = ConnectionLimits {
             max_unsent: 100,
             max_unsent_total: 120,
-            max_connections: 4,
             ..ConnectionLimits::default()
         };
-        let total = Arc::new(AtomicUsize::new(0));
-        let (mut a, mut b) = (Unsent::new(total.clone()), Unsent::new(total.clone()));
+        let all = Arc::new(UnsentBytes::default());
+        let (mut a, mut b) = (Unsent::new(all.clone()), Unsent::new(all.clone()));
         assert_eq!(a.hold(90, &limits), None);
         assert!(a.hold(101, &limits).is_some(), "past its own limit");
         assert_eq!(a.hold(90, &limits), None);
-        // 90 + 40 > 120: b is over its share of 30, a small holder would not be.
-        assert!(b.hold(40, &limits).is_some());
-        assert_eq!(b.hold(20, &limits), None);
-        assert_eq!(total.load(Ordering::Relaxed), 110);
+        // 90 + 40 > 120: a holds the most and is told; b goes on.
+        assert_eq!(b.hold(40, &limits), None);
+        let told = tokio::time::timeout(std::time::Duration::from_secs(5), a.told(&limits))
+            .await
+            .expect("a is told to close");
+        assert!(told.contains("the most (90 bytes)"), "{told}");
+        // b itself past the limit while holding the most closes at its own hold.
+        assert_eq!(a.hold(10, &limits), None);
+        assert!(b.hold(115, &limits).is_some());
+        assert_eq!(all.total(), 125);
         drop(a);
-        assert_eq!(total.load(Ordering::Relaxed), 20);
-        assert_eq!(b.hold(0, &limits), None);
-        assert_eq!(total.load(Ordering::Relaxed), 0);
+        assert_eq!(all.total(), 115);
+        drop(b);
+        assert_eq!(all.total(), 0);
     }
 }
