@@ -976,6 +976,18 @@ fn a_peers_write_past_the_key_limits_is_refused() {
     assert_eq!(h.core.stats().counters.bad_messages, 1);
 }
 
+/// A sibling set of one live version of `bytes`, by `actor` at time `at`.
+fn one_version(actor: (u64, u64), at: Millis, bytes: &[u8]) -> Sibs {
+    let mut s = Sibs::default();
+    s.put(
+        &VClock::new(),
+        actor,
+        at,
+        Versioned::Live(Object::typed(bytes.to_vec(), None)),
+    );
+    s
+}
+
 /// Review of issue 20's sixteenth session: in strict mode, a write a coordinator sends to this
 /// node as a primary of a key it is not a primary of (their rings differ) was kept as hints for
 /// the key's primaries and acknowledged, so it counted toward W for a copy no replica held: a
@@ -989,19 +1001,12 @@ fn in_strict_mode_a_write_to_a_node_that_is_not_a_replica_does_not_count() {
         let mut h = Harness::with(|c| c.mode = mode);
         let key = h.key_where(|p| !p.contains(&ME));
         let primaries = h.primaries(&key);
-        let mut siblings = Sibs::default();
-        siblings.put(
-            &VClock::new(),
-            (10, 1),
-            1,
-            Versioned::Live(Object::typed(b"v".to_vec(), None)),
-        );
         let out = h.message(
             2,
             PeerMessage::Write {
                 req: Some(9),
                 key: key.clone(),
-                siblings,
+                siblings: one_version((10, 1), 1, b"v"),
                 hint: None,
             },
         );
@@ -1021,19 +1026,12 @@ fn in_strict_mode_a_write_to_a_node_that_is_not_a_replica_does_not_count() {
         // in either mode: a request may ask for sloppy quorums on a strict node.
         let fallback_key = h.key_where(|p| !p.contains(&ME));
         let stands_in_for = h.primaries(&fallback_key)[0];
-        let mut siblings = Sibs::default();
-        siblings.put(
-            &VClock::new(),
-            (10, 2),
-            2,
-            Versioned::Live(Object::typed(b"w".to_vec(), None)),
-        );
         let out = h.message(
             2,
             PeerMessage::Write {
                 req: Some(10),
                 key: fallback_key,
-                siblings,
+                siblings: one_version((10, 2), 2, b"w"),
                 hint: Some(stands_in_for),
             },
         );
@@ -1102,16 +1100,7 @@ fn a_hint_batch_with_an_entry_this_node_refuses_is_not_acknowledged() {
     use dynamo_handoff::{BatchId, HintBatch, HintEntry, HintId};
     let mut h = Harness::with(|c| c.max_value_size = 16);
     let (key, p2, _) = h.own_key();
-    let value = |bytes: &[u8]| {
-        let mut s = Sibs::default();
-        s.put(
-            &VClock::new(),
-            (10, 1),
-            1,
-            Versioned::Live(Object::typed(bytes.to_vec(), None)),
-        );
-        super::digest::encode_siblings(&s)
-    };
+    let value = |bytes: &[u8]| super::digest::encode_siblings(&one_version((10, 1), 1, bytes));
     for (payload, acked) in [
         (value(b"small"), true),
         (value(&[7; 4096]), false),

@@ -54,15 +54,15 @@ fn a_join_moves_what_the_ring_crates_join_moves_and_every_node_agrees() {
     assert!(moved * 10 <= least * 12, "{moved} moved, {least} at least");
 }
 
-#[test]
-fn a_node_restarted_with_a_stale_member_list_adopts_the_clusters_ring() {
+/// Four nodes; node 1 dies (its disk survives), node 2 leaves while it is down, and node 1
+/// restarts with the configuration it had (initial members 1-4), not yet in the cluster: the
+/// cluster, the restarted node, and the ring the cluster moved on to.
+fn node_1_restarted_after_node_2_left() -> (Cluster, StoredCore<MemoryStore>, Ring<NodeId>) {
     let mut c = Cluster::new(4, NodeConfig::default());
     c.advance(2_000);
-    // Node 1 dies; its disk survives.
     let dead = c.nodes.remove(&1).expect("node 1");
     let disk = dead.into_store();
     c.down.push(1);
-    // Node 2 leaves while node 1 is down.
     c.nodes.get_mut(&2).expect("node 2").leave(c.now);
     c.settle();
     c.advance(20_000);
@@ -70,10 +70,15 @@ fn a_node_restarted_with_a_stale_member_list_adopts_the_clusters_ring() {
     c.down.push(2);
     let ring = c.nodes[&3].ring().clone();
     assert!(!ring.contains(&2));
-    // Node 1 restarts with the configuration it had (initial members 1-4).
-    c.down.retain(|&n| n != 1);
     let config = c.nodes[&3].config().clone();
     let restarted = StoredCore::new(1, "n1".into(), config, disk, c.now, 11).expect("restarts");
+    (c, restarted, ring)
+}
+
+#[test]
+fn a_node_restarted_with_a_stale_member_list_adopts_the_clusters_ring() {
+    let (mut c, restarted, ring) = node_1_restarted_after_node_2_left();
+    c.down.retain(|&n| n != 1);
     assert!(
         restarted.ring().contains(&2),
         "it starts from the ring it had"
@@ -1303,20 +1308,7 @@ fn a_waiting_leave_goes_through_once_a_commit_makes_room() {
 /// own ring now refuses the read.
 #[test]
 fn a_node_restarted_on_an_old_ring_refuses_reads_it_is_not_a_replica_of_yet() {
-    let mut c = Cluster::new(4, NodeConfig::default());
-    c.advance(2_000);
-    let dead = c.nodes.remove(&1).expect("node 1");
-    let disk = dead.into_store();
-    c.down.push(1);
-    c.nodes.get_mut(&2).expect("node 2").leave(c.now);
-    c.settle();
-    c.advance(20_000);
-    c.nodes.remove(&2);
-    c.down.push(2);
-    let ring = c.nodes[&3].ring().clone();
-    assert!(!ring.contains(&2));
-    let config = c.nodes[&3].config().clone();
-    let mut restarted = StoredCore::new(1, "n1".into(), config, disk, c.now, 11).expect("restarts");
+    let (mut c, mut restarted, ring) = node_1_restarted_after_node_2_left();
     let key = (0..1000)
         .map(|i| format!("key-{i}"))
         .find(|k| {

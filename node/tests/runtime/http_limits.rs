@@ -102,33 +102,37 @@ async fn a_request_that_stops_halfway_is_closed() {
     assert_eq!(answer.status, 404, "{}", answer.text());
 }
 
+/// A connection from `from` (a local address) that the node has taken: a request was answered on
+/// it, and it stays open, kept alive.
+async fn held(addr: std::net::SocketAddr, from: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0; 12];
+    tokio::time::timeout(ANSWER, stream.read_exact(&mut first))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    stream
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_refused_with_503() {
     // Timeouts long enough that the held connections stay open however slow the machine.
     let (_spec, node) = node_with(2, ANSWER, ANSWER).await;
     let addr = node.http_addr().expect("serves HTTP");
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        // A request answered on it shows the node has taken the connection.
-        stream
-            .write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-            .await
-            .unwrap();
-        let mut first = [0; 12];
-        tokio::time::timeout(ANSWER, stream.read_exact(&mut first))
-            .await
-            .expect("an answer")
-            .unwrap();
-        assert_eq!(&first, b"HTTP/1.1 200");
-        held.push(stream);
-    }
+    let kept = vec![held(addr, "127.0.0.1").await, held(addr, "127.0.0.1").await];
     let mut third = TcpStream::connect(addr).await.unwrap();
     let refused = parse(&until_closed(&mut third).await);
     assert_eq!(refused.status, 503);
     assert_eq!(refused.json()["error"], "unavailable");
     // Once a held connection goes, a new one is served again.
-    drop(held);
+    drop(kept);
     crate::eventually(ANSWER.as_secs(), || async {
         let answer = crate::http::call(addr, "GET", "/openapi.json", &[], b"").await;
         (answer.status == 200).then_some(())
@@ -146,27 +150,11 @@ async fn connections_past_the_cap_are_refused_with_503() {
 async fn one_address_cannot_take_every_slot_from_the_others() {
     let (_spec, node) = node_with(2, ANSWER, ANSWER).await;
     let addr = node.http_addr().expect("serves HTTP");
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-        let mut stream = socket.connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-            .await
-            .unwrap();
-        let mut first = [0; 12];
-        tokio::time::timeout(ANSWER, stream.read_exact(&mut first))
-            .await
-            .expect("an answer")
-            .unwrap();
-        assert_eq!(&first, b"HTTP/1.1 200");
-        held.push(stream);
-    }
+    let mut kept = vec![held(addr, "127.0.0.2").await, held(addr, "127.0.0.2").await];
     let answer = authed(addr, "GET", "/status", &[], b"").await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     // The oldest of the held connections gave its slot up.
-    let mut oldest = held.remove(0);
+    let mut oldest = kept.remove(0);
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(ANSWER, oldest.read_to_end(&mut rest))
         .await
