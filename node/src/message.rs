@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Key, NodeId, RequestId, Sibs, Value};
+use crate::types::{Key, NodeId, Object, RequestId, Sibs, Value};
 
 /// Longest content type (bytes) a put may carry: media types are short (RFC 6838 caps the type
 /// and subtype at 127 characters each), and every sibling of a key carries its own.
@@ -282,4 +282,58 @@ pub enum PeerMessage {
         #[serde(default)]
         version: u64,
     },
+}
+
+impl PeerMessage {
+    /// About how many bytes the message holds: its keys, values, contexts and payloads (what can
+    /// be large), plus 64 for the rest. What a link's queue counts against its byte bound.
+    pub fn weight(&self) -> usize {
+        const BASE: usize = 64;
+        let sibs =
+            |s: &Sibs| -> usize { s.live_values().map(Object::size).sum::<usize>() + s.len() * 32 };
+        BASE + match self {
+            PeerMessage::Forward { request, .. } => {
+                request.key().len()
+                    + match request {
+                        ClientRequest::Put { value, context, .. } => value.len() + context.len(),
+                        ClientRequest::Delete { context, .. } => context.len(),
+                        ClientRequest::Get { .. } => 0,
+                    }
+            }
+            PeerMessage::ForwardReply { reply, .. } => match reply {
+                ClientReply::Got {
+                    values, context, ..
+                } => values.iter().map(Vec::len).sum::<usize>() + context.len(),
+                ClientReply::Stored { context, .. } => context.len(),
+                _ => 0,
+            },
+            PeerMessage::Write { key, siblings, .. } => key.len() + sibs(siblings),
+            PeerMessage::Read { key, .. } | PeerMessage::Reap { key, .. } => key.len(),
+            PeerMessage::ReadReply { siblings, .. } => siblings.as_ref().map_or(0, sibs),
+            PeerMessage::Hints(batch) => batch
+                .entries
+                .iter()
+                .map(|e| e.key.len() + e.payload.len())
+                .sum(),
+            PeerMessage::Exchange { entries, want, .. } => {
+                entries
+                    .iter()
+                    .map(|(k, s)| k.len() + sibs(s))
+                    .sum::<usize>()
+                    + want.iter().map(Vec::len).sum::<usize>()
+            }
+            PeerMessage::Transfer(batch) => batch
+                .entries
+                .iter()
+                .map(|e| e.key.len() + e.payload.len())
+                .sum(),
+            PeerMessage::Gossip(_)
+            | PeerMessage::WriteAck { .. }
+            | PeerMessage::HintsAck(_)
+            | PeerMessage::Sync { .. }
+            | PeerMessage::TransferAck(_)
+            | PeerMessage::ReadRefused { .. }
+            | PeerMessage::TransferDone { .. } => 0,
+        }
+    }
 }

@@ -60,12 +60,14 @@ pub(crate) struct Link {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// The sending end of a link's queue, bounded in messages.
+/// The sending end of a link's queue, bounded in messages and in bytes ([`QUEUE_BYTES`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Outlet {
-    queue: mpsc::UnboundedSender<Vec<PeerMessage>>,
+    queue: mpsc::UnboundedSender<(Vec<PeerMessage>, usize)>,
     /// Messages queued and not yet taken by the link.
     queued: Arc<AtomicUsize>,
+    /// Their weight ([`PeerMessage::weight`]).
+    bytes: Arc<AtomicUsize>,
     /// Most messages the queue holds.
     capacity: usize,
 }
@@ -86,9 +88,10 @@ impl Outlet {
     }
 
     /// Queues a batch of messages for the peer, in order, unless the queue would then hold more
-    /// than its capacity.
+    /// than its capacity, or more than [`QUEUE_BYTES`] (an empty queue takes any one batch).
     pub fn offer(&self, batch: Vec<PeerMessage>) -> Result<(), Refused> {
         let n = batch.len();
+        let weight: usize = batch.iter().map(PeerMessage::weight).sum();
         // Room is claimed atomically: a delayed message (experiments) may be offered from
         // another task while the driver offers its batch.
         let claimed = self
@@ -99,32 +102,48 @@ impl Outlet {
         if claimed.is_err() {
             return Err(Refused::Full(batch));
         }
-        self.queue.send(batch).map_err(|e| {
+        let bytes = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b == 0 || b + weight <= QUEUE_BYTES).then_some(b + weight)
+            });
+        if bytes.is_err() {
             self.queued.fetch_sub(n, Ordering::AcqRel);
-            Refused::Closed(e.0)
+            return Err(Refused::Full(batch));
+        }
+        self.queue.send((batch, weight)).map_err(|e| {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            self.bytes.fetch_sub(weight, Ordering::AcqRel);
+            Refused::Closed(e.0 .0)
         })
     }
 }
 
 /// The link's end of its queue.
 struct Queue {
-    rx: mpsc::UnboundedReceiver<Vec<PeerMessage>>,
+    rx: mpsc::UnboundedReceiver<(Vec<PeerMessage>, usize)>,
     queued: Arc<AtomicUsize>,
+    bytes: Arc<AtomicUsize>,
 }
 
 impl Queue {
     /// The next batch; `None` once the driver dropped the link.
     async fn recv(&mut self) -> Option<Vec<PeerMessage>> {
-        let batch = self.rx.recv().await?;
-        self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        Some(batch)
+        let taken = self.rx.recv().await?;
+        Some(self.taken(taken))
     }
 
     /// The next batch if one is queued.
     fn try_recv(&mut self) -> Option<Vec<PeerMessage>> {
-        let batch = self.rx.try_recv().ok()?;
+        let taken = self.rx.try_recv().ok()?;
+        Some(self.taken(taken))
+    }
+
+    /// A batch taken off the queue: its room is free again.
+    fn taken(&self, (batch, weight): (Vec<PeerMessage>, usize)) -> Vec<PeerMessage> {
         self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        Some(batch)
+        self.bytes.fetch_sub(weight, Ordering::AcqRel);
+        batch
     }
 }
 
@@ -133,6 +152,10 @@ impl Drop for Link {
         self.task.abort();
     }
 }
+
+/// Most bytes of keys and values ([`PeerMessage::weight`]) a link's queue holds (64 MiB), unless
+/// it is empty: a slow peer does not make the node hold `capacity` large writes.
+const QUEUE_BYTES: usize = 64 << 20;
 
 /// Starts a link to `peer` at `address` with a queue of `capacity` messages.
 pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: usize) -> Link {
@@ -150,12 +173,14 @@ pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: u
 fn queue(capacity: usize) -> (Outlet, Queue) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
+    let bytes = Arc::new(AtomicUsize::new(0));
     let outlet = Outlet {
         queue: tx,
         queued: queued.clone(),
+        bytes: bytes.clone(),
         capacity: capacity.max(1),
     };
-    (outlet, Queue { rx, queued })
+    (outlet, Queue { rx, queued, bytes })
 }
 
 async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<Conn<TcpStream>, String> {
@@ -307,6 +332,45 @@ mod tests {
         }
     }
 
+    /// Review of issue 20's sixteenth session: a link's queue was bounded in messages only, so a
+    /// slow peer's queue could hold 4,096 writes of 1 MiB values (4 GiB). It is bounded in bytes
+    /// of keys and values too; a message larger than the bound still goes when the queue is
+    /// empty, and what the link takes frees room.
+    #[tokio::test]
+    async fn a_links_queue_is_bounded_in_bytes_too() {
+        let (outlet, mut link_end) = queue(4096);
+        let mut taken = 0;
+        for req in 0..100 {
+            if outlet.offer(vec![big(req)]).is_ok() {
+                taken += 1;
+            }
+        }
+        assert_eq!(
+            taken,
+            QUEUE_BYTES / big(0).weight(),
+            "1 MiB messages in a queue of {QUEUE_BYTES} bytes"
+        );
+        assert!(link_end.recv().await.is_some());
+        assert!(outlet.offer(vec![big(100)]).is_ok(), "room again");
+        // Small messages still go while room is left.
+        assert!(outlet
+            .offer(vec![PeerMessage::ReadRefused { req: 1 }])
+            .is_ok());
+        // A message past the whole bound goes through an empty queue.
+        let (alone, _rx) = queue(4096);
+        let huge = PeerMessage::Forward {
+            req: 1,
+            request: ClientRequest::Put {
+                key: b"k".to_vec(),
+                value: vec![7; QUEUE_BYTES + 1],
+                context: Vec::new(),
+                options: ClientOptions::default(),
+                content_type: None,
+            },
+        };
+        assert!(alone.offer(vec![huge]).is_ok());
+    }
+
     /// A peer that completes the handshake and then reads nothing (a paused process, a host
     /// whose network went away): the link's write fails after the write timeout, and the driver
     /// hears that the peer is unreachable, instead of the link waiting on it for ever.
@@ -346,9 +410,9 @@ mod tests {
             inputs,
         };
         let link = spawn(ctx, 2, address, 1024);
-        // 64 MiB: more than the sockets' buffers hold.
-        for req in 0..64 {
-            link.outlet.offer(vec![big(req)]).expect("room");
+        // 48 MiB (under the queue's byte bound): more than the sockets' buffers hold.
+        for req in 0..48 {
+            assert!(link.outlet.offer(vec![big(req)]).is_ok(), "room");
         }
         let heard = tokio::time::timeout(Duration::from_secs(600), async {
             loop {
