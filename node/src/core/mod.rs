@@ -507,11 +507,15 @@ impl NodeCore {
         self.view.ring.range_index(self.view.ring.position(key))
     }
 
-    /// Whether `key`'s partition is still arriving from its previous owner (reads of it are
-    /// refused). Hashes the key only while some partition is arriving.
+    /// Whether this node's copy of `key` cannot answer a read (reads of it are refused): its
+    /// ring is still a guess, or the key's partition is still arriving from its previous owner.
+    /// Hashes the key only while some partition is arriving.
     fn receiving(&self, key: &[u8]) -> bool {
-        !self.transfers.incoming.is_empty()
-            && self.transfers.incoming.contains(&self.partition_of(key))
+        // A ring that is still a guess (a joiner that has not heard the cluster's ring) names
+        // this node a primary of keys it holds nothing of: no read of its own copy counts.
+        self.view.ring_provisional
+            || (!self.transfers.incoming.is_empty()
+                && self.transfers.incoming.contains(&self.partition_of(key)))
     }
 }
 

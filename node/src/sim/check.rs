@@ -12,7 +12,8 @@
 //!   get `G` was invoked. `G` is stale if it returned neither `W`'s value nor the value of any put
 //!   invoked after `W` was invoked (those may have superseded `W` or be concurrent with it). If a
 //!   delete of the key was invoked after `W` was invoked and before `G` completed, an empty answer
-//!   is not stale. Gets with no acknowledged put before them are not judged. Stale reads are
+//!   is not stale; nor is any answer once `W`'s value was superseded (see above) by a write
+//!   invoked before `G` completed. Gets with no acknowledged put before them are not judged. Stale reads are
 //!   allowed by Dynamo (sloppy quorums, R + W <= N); this is a measurement, not a failure.
 //! - **Lost write.** Once faults are healed and repair has settled, an acknowledged put is lost if
 //!   its value is live on none of the key's primaries and no write (of any outcome) superseded it.
@@ -281,6 +282,7 @@ fn by_key(history: &History) -> BTreeMap<u32, Vec<&Op>> {
 /// Stale reads; see the [module docs](self).
 pub fn stale_reads(history: &History) -> StaleReads {
     let mut out = StaleReads::default();
+    let superseded = superseders(history);
     for (_, ops) in by_key(history) {
         // Acknowledged puts by completion time.
         let mut acked: Vec<(u64, u64)> = ops
@@ -311,7 +313,13 @@ pub fn stale_reads(history: &History) -> StaleReads {
             let first_delete = deletes.partition_point(|&t| t < w.invoke);
             let delete_between = deletes.get(first_delete).is_some_and(|&t| t < complete);
             let fresh_empty = g.read.is_empty() && delete_between;
-            if !fresh_value && !fresh_empty {
+            // `w` replaced (by a write of any outcome, which may have been applied) before the
+            // get completed: the answer need not hold it.
+            let overtaken = superseded.get(&w.id).is_some_and(|by| {
+                by.iter()
+                    .any(|&(x, _)| history.get(x).is_some_and(|x| x.invoke < complete))
+            });
+            if !fresh_value && !fresh_empty && !overtaken {
                 out.stale.push(g.id);
             }
         }
@@ -602,5 +610,31 @@ mod tests {
         let r = check(&h.0, &FinalState::default());
         assert_eq!(r.errors.len(), 1);
         assert!(!r.is_clean());
+    }
+
+    /// Seed 361066 under strict quorums: a delete that carried the context of a get returning
+    /// `w` failed (no quorum) but was applied at two replicas, and a later get returned only an
+    /// older concurrent sibling the delete's context did not cover. The read is not stale: `w`
+    /// was superseded (by a write of any outcome) before the get completed. Before, only an
+    /// empty answer was excused by a delete.
+    #[test]
+    fn a_read_after_a_write_superseded_it_is_not_stale() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let older = h.write(OpKind::Put, 0, (0, 1), &c);
+        let w = h.write(OpKind::Put, 0, (2, 3), &c);
+        let g = h.read(0, (4, 5), vec![w]);
+        let d = h.op(OpKind::Delete, 0, 6, 7, false);
+        saw(&mut h, d, g);
+        let after = h.read(0, (8, 9), vec![older]);
+        assert!(!stale_reads(&h.0).stale.contains(&after));
+        // Without the delete's context, the same answer is stale.
+        let mut blind = H(History::new());
+        let older = blind.write(OpKind::Put, 0, (0, 1), &c);
+        let w = blind.write(OpKind::Put, 0, (2, 3), &c);
+        let _ = blind.read(0, (4, 5), vec![w]);
+        let _ = blind.op(OpKind::Delete, 0, 6, 7, false);
+        let after = blind.read(0, (8, 9), vec![older]);
+        assert_eq!(stale_reads(&blind.0).stale, vec![after]);
     }
 }
