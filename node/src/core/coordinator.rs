@@ -135,6 +135,19 @@ impl NodeCore {
     }
 
     pub(crate) fn client_request(&mut self, now: Millis, origin: Origin, request: ClientRequest) {
+        // A joiner's ring is a guess (its start member list and itself) until it hears the
+        // cluster's: coordinated on it, a put counted the joiner's own store and a guessed
+        // primary toward W, and no replica of the key held it.
+        if self.view.ring_provisional {
+            return self.reply(
+                origin,
+                ClientReply::Failed(ClientError::Unavailable(
+                    "this node is joining and has not heard the cluster's ring yet: retry, or \
+                     ask another node"
+                        .into(),
+                )),
+            );
+        }
         if let Err(e) = self.check_limits(&request) {
             return self.reply(origin, ClientReply::Failed(e));
         }
