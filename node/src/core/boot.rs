@@ -140,9 +140,7 @@ impl Boot {
         let set_aside = store.take_set_aside();
         if !set_aside.is_empty() {
             lost.extend(set_aside);
-            let all: Vec<&Key> = lost.iter().collect();
-            let bytes = rmp_serde::to_vec(&all)
-                .map_err(|e| StoreError::Io(format!("encoding the lost keys: {e}")))?;
+            let bytes = super::holdings::encode_lost(&lost);
             store.put_meta(super::holdings::LOST_KEY, &bytes)?;
             store.flush()?;
         }

@@ -42,6 +42,11 @@ pub(crate) struct Holdings {
 /// no longer finds their records, does not answer "not found" for them either.
 pub(crate) const LOST_KEY: &str = "lost";
 
+/// `lost` as the store meta [`LOST_KEY`] holds it (a msgpack list of keys).
+pub(crate) fn encode_lost(lost: &BTreeSet<Key>) -> Vec<u8> {
+    rmp_serde::to_vec(lost).unwrap_or_default()
+}
+
 impl Holdings {
     /// Nothing held, over `partitions` partitions.
     pub(crate) fn new(partitions: usize) -> Self {
@@ -61,13 +66,13 @@ impl Holdings {
         self.lost = lost;
     }
 
-    /// The lost keys, if they changed since last taken: what to persist.
-    pub(crate) fn lost_changes(&mut self) -> Option<Vec<Key>> {
+    /// The lost keys encoded for [`LOST_KEY`], if they changed since last taken.
+    pub(crate) fn lost_changes(&mut self) -> Option<Vec<u8>> {
         if !self.lost_changed {
             return None;
         }
         self.lost_changed = false;
-        Some(self.lost.iter().cloned().collect())
+        Some(encode_lost(&self.lost))
     }
 
     /// The store lost `key`'s record (see `lost`).

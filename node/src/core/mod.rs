@@ -468,7 +468,7 @@ impl NodeCore {
             self.store_op(
                 storage::StorageOp::PutMeta {
                     name: holdings::LOST_KEY.into(),
-                    value: rmp_serde::to_vec(&lost).unwrap_or_default(),
+                    value: lost,
                     sync: false,
                 },
                 storage::Then::Meta,

@@ -10,6 +10,15 @@ use dynamo_vclock::VClock;
 
 use crate::Cluster;
 
+/// Eight partitions and a one-second grace period: tombstones reaped within a test's span.
+fn quick_reaping() -> NodeConfig {
+    NodeConfig {
+        tombstone_grace: Some(1_000),
+        partitions: 8,
+        ..NodeConfig::default()
+    }
+}
+
 /// What `node` stores for `key`: `None` if nothing, else whether a live value is among it.
 fn stored(c: &Cluster, node: NodeId, key: &str) -> Option<bool> {
     Store::get(c.nodes[&node].store(), key.as_bytes())
@@ -166,9 +175,7 @@ fn a_late_write_to_a_former_owner_reaches_the_primaries() {
 fn a_write_only_fallbacks_took_outlives_a_partition_longer_than_the_grace_period() {
     let config = NodeConfig {
         sync_interval: Some(100),
-        partitions: 8,
-        tombstone_grace: Some(1_000),
-        ..NodeConfig::default()
+        ..quick_reaping()
     };
     let mut c = Cluster::new(5, config);
     c.advance(500);
@@ -209,11 +216,7 @@ fn a_write_only_fallbacks_took_outlives_a_partition_longer_than_the_grace_period
 /// waits while any member holds hints.
 #[test]
 fn a_hint_for_a_former_primary_does_not_bring_a_reaped_value_back() {
-    let config = NodeConfig {
-        tombstone_grace: Some(1_000),
-        partitions: 8,
-        ..NodeConfig::default()
-    };
+    let config = quick_reaping();
     let mut c = Cluster::new(4, config);
     c.advance(500);
     // Node 4 is down while the keys are written: fallbacks keep hints for it.
@@ -460,11 +463,7 @@ fn a_full_hint_log_keeps_the_only_copy_of_a_removed_nodes_write() {
 /// good. A replica keeps a reaped tombstone's context for a while and drops versions it covers.
 #[test]
 fn a_late_exchange_does_not_bring_a_reaped_value_back() {
-    let config = NodeConfig {
-        tombstone_grace: Some(1_000),
-        partitions: 8,
-        ..NodeConfig::default()
-    };
+    let config = quick_reaping();
     let mut c = Cluster::new(3, config);
     c.advance(500);
     assert!(matches!(
@@ -548,10 +547,8 @@ fn without_hinted_handoff_a_fallbacks_copy_reaches_the_primaries() {
 #[test]
 fn a_replica_that_missed_the_reap_reaps_at_its_next_exchange() {
     let config = NodeConfig {
-        tombstone_grace: Some(1_000),
-        partitions: 8,
         sync_interval: Some(100),
-        ..NodeConfig::default()
+        ..quick_reaping()
     };
     let mut c = Cluster::new(3, config);
     c.advance(500);

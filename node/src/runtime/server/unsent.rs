@@ -5,24 +5,33 @@
 //! only what is on its way.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
 use super::ConnectionLimits;
 
-/// The unsent reply bytes of every client connection, shared by their tasks.
+/// The unsent reply bytes of every client connection, shared by their tasks. A reply queued or
+/// written touches two atomics; the list of connections is locked only to add or remove one,
+/// and to find the one holding the most once the node is past its limit.
 #[derive(Debug, Default)]
 pub(crate) struct UnsentBytes {
+    total: AtomicUsize,
     holders: Mutex<Holders>,
 }
 
 #[derive(Debug, Default)]
 struct Holders {
-    total: usize,
     next: u64,
-    /// Each connection's bytes, and how to tell it to close.
-    by_conn: HashMap<u64, (usize, Arc<Notify>)>,
+    by_conn: HashMap<u64, Arc<Holder>>,
+}
+
+/// One connection's bytes, and how to tell it to close.
+#[derive(Debug, Default)]
+struct Holder {
+    bytes: AtomicUsize,
+    close: Notify,
 }
 
 impl UnsentBytes {
@@ -33,17 +42,16 @@ impl UnsentBytes {
     /// Bytes held over every connection.
     #[cfg(test)]
     pub(crate) fn total(&self) -> usize {
-        self.lock().total
+        self.total.load(Ordering::Acquire)
     }
-}
 
-impl Holders {
     /// The connection holding the most (the oldest of those holding as much).
-    fn biggest(&self) -> Option<(u64, usize)> {
-        self.by_conn
+    fn biggest(&self) -> Option<(u64, Arc<Holder>)> {
+        self.lock()
+            .by_conn
             .iter()
-            .map(|(&id, &(bytes, _))| (id, bytes))
-            .max_by_key(|&(id, bytes)| (bytes, std::cmp::Reverse(id)))
+            .max_by_key(|(&id, h)| (h.bytes.load(Ordering::Acquire), std::cmp::Reverse(id)))
+            .map(|(&id, h)| (id, Arc::clone(h)))
     }
 }
 
@@ -52,54 +60,46 @@ impl Holders {
 pub(super) struct Unsent {
     all: Arc<UnsentBytes>,
     id: u64,
-    mine: usize,
-    close: Arc<Notify>,
+    me: Arc<Holder>,
 }
 
 impl Unsent {
     /// A connection holding nothing yet, counted in `all`.
     pub(super) fn new(all: Arc<UnsentBytes>) -> Self {
-        let close = Arc::new(Notify::new());
+        let me = Arc::new(Holder::default());
         let id = {
             let mut h = all.lock();
             let id = h.next;
             h.next += 1;
-            h.by_conn.insert(id, (0, Arc::clone(&close)));
+            h.by_conn.insert(id, Arc::clone(&me));
             id
         };
-        Unsent {
-            all,
-            id,
-            mine: 0,
-            close,
-        }
+        Unsent { all, id, me }
     }
 
     /// The connection now holds `bytes`; why it must close, if it must: it holds more than its
     /// own limit, or the node holds more than its limit over every connection and this one
     /// holds the most. When another holds the most, that one is told to ([`Unsent::told`]).
     pub(super) fn hold(&mut self, bytes: usize, limits: &ConnectionLimits) -> Option<String> {
-        let mut h = self.all.lock();
-        h.total = h.total - self.mine + bytes;
-        if let Some(entry) = h.by_conn.get_mut(&self.id) {
-            entry.0 = bytes;
-        }
-        self.mine = bytes;
+        let before = self.me.bytes.swap(bytes, Ordering::AcqRel);
+        let total = if bytes >= before {
+            self.all.total.fetch_add(bytes - before, Ordering::AcqRel) + (bytes - before)
+        } else {
+            self.all.total.fetch_sub(before - bytes, Ordering::AcqRel) - (before - bytes)
+        };
         if bytes > limits.max_unsent {
             return Some(format!(
                 "more than {} bytes of replies unread",
                 limits.max_unsent
             ));
         }
-        if h.total <= limits.max_unsent_total {
+        if total <= limits.max_unsent_total {
             return None;
         }
-        match h.biggest() {
+        match self.all.biggest() {
             Some((id, _)) if id == self.id => Some(self.reason(limits)),
-            Some((id, _)) => {
-                if let Some((_, close)) = h.by_conn.get(&id) {
-                    close.notify_one();
-                }
+            Some((_, other)) => {
+                other.close.notify_one();
                 None
             }
             None => None,
@@ -110,9 +110,9 @@ impl Unsent {
     /// the node is past its limit; then the reason to close if that is still so.
     pub(super) async fn told(&self, limits: &ConnectionLimits) -> String {
         loop {
-            self.close.notified().await;
-            let h = self.all.lock();
-            if h.total > limits.max_unsent_total && h.biggest().is_some_and(|(id, _)| id == self.id)
+            self.me.close.notified().await;
+            if self.all.total.load(Ordering::Acquire) > limits.max_unsent_total
+                && self.all.biggest().is_some_and(|(id, _)| id == self.id)
             {
                 return self.reason(limits);
             }
@@ -123,16 +123,18 @@ impl Unsent {
         format!(
             "the node holds more than {} bytes of replies its clients have not read, this \
              connection the most ({} bytes)",
-            limits.max_unsent_total, self.mine
+            limits.max_unsent_total,
+            self.me.bytes.load(Ordering::Acquire)
         )
     }
 }
 
 impl Drop for Unsent {
     fn drop(&mut self) {
-        let mut h = self.all.lock();
-        h.total -= self.mine;
-        h.by_conn.remove(&self.id);
+        self.all
+            .total
+            .fetch_sub(self.me.bytes.load(Ordering::Acquire), Ordering::AcqRel);
+        self.all.lock().by_conn.remove(&self.id);
     }
 }
 
