@@ -1122,6 +1122,35 @@ fn a_hint_batch_with_an_entry_this_node_refuses_is_not_acknowledged() {
     }
 }
 
+/// A joiner's ring is a guess (its start member list and itself) until it hears the cluster's
+/// (strict-quorum sweep, seeds 6233 and 36139): on it, a put counted the joiner's own store
+/// toward W and a get its own empty copy toward R. It coordinates no request, and refuses
+/// replica reads, until it hears the cluster's ring.
+#[test]
+fn a_node_on_a_provisional_ring_coordinates_nothing_and_refuses_reads() {
+    let mut h = Harness::with(|c| c.initial_members = vec![2, 3, 4]);
+    let key = h.key_where(|p| p.contains(&ME));
+    for (req, request) in [(10, put(&key, b"v", Vec::new())), (11, get(&key))] {
+        let out = h.client(req, request);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Out::Reply(r, ClientReply::Failed(ClientError::Unavailable(_)))] if *r == req
+            ),
+            "{out:?}"
+        );
+    }
+    let out = h.message(
+        2,
+        PeerMessage::Read {
+            req: 5,
+            key,
+            primary: true,
+        },
+    );
+    assert_eq!(out, vec![Out::Send(2, PeerMessage::ReadRefused { req: 5 })]);
+}
+
 /// A restarted node's sync sessions get ids its sessions before the restart did not have: the
 /// counter started at 0 again, so a peer still holding the old session took the new `Hello` for
 /// a repeat of it, and that sync stalled until the session timed out.
