@@ -79,6 +79,17 @@ impl ClientRequest {
         }
     }
 
+    /// About how many bytes the request holds: its key, value and context, plus 64 for the
+    /// rest. What a node counts against its limits on requests taken in and not answered.
+    pub fn weight(&self) -> usize {
+        64 + self.key().len()
+            + match self {
+                ClientRequest::Put { value, context, .. } => value.len() + context.len(),
+                ClientRequest::Delete { context, .. } => context.len(),
+                ClientRequest::Get { .. } => 0,
+            }
+    }
+
     /// The request's overrides.
     pub fn options(&self) -> &ClientOptions {
         match self {
@@ -292,14 +303,7 @@ impl PeerMessage {
         let sibs =
             |s: &Sibs| -> usize { s.live_values().map(Object::size).sum::<usize>() + s.len() * 32 };
         BASE + match self {
-            PeerMessage::Forward { request, .. } => {
-                request.key().len()
-                    + match request {
-                        ClientRequest::Put { value, context, .. } => value.len() + context.len(),
-                        ClientRequest::Delete { context, .. } => context.len(),
-                        ClientRequest::Get { .. } => 0,
-                    }
-            }
+            PeerMessage::Forward { request, .. } => request.weight().saturating_sub(BASE),
             PeerMessage::ForwardReply { reply, .. } => match reply {
                 ClientReply::Got {
                     values, context, ..

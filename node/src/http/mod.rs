@@ -108,6 +108,8 @@ pub(crate) struct NodeInfo {
     pub data_dir: Option<PathBuf>,
     /// The node's connection limits (the HTTP API takes its timeouts from them).
     pub limits: crate::runtime::ConnectionLimits,
+    /// Request bytes taken in and not answered, shared with the TCP clients.
+    pub requests: crate::runtime::RequestBudget,
 }
 
 /// Shared by every handler.
@@ -128,6 +130,8 @@ struct Shared {
     started: Instant,
     /// Permits to run a simulation (`POST /sim`).
     simulations: Arc<tokio::sync::Semaphore>,
+    /// Request bytes taken in and not answered, over every client of the node.
+    requests: crate::runtime::RequestBudget,
 }
 
 /// Longer than any request's own timeout, after which a handler stops waiting for the driver
@@ -142,6 +146,13 @@ impl HttpState {
         timeout: Option<u64>,
     ) -> Result<ClientReply, ApiError> {
         let (reply, rx) = oneshot::channel();
+        // Held until the reply is ready (or the wait for it given up).
+        let _admitted = self
+            .inner
+            .requests
+            .admit(request.weight())
+            .await
+            .ok_or_else(ApiError::shutting_down)?;
         self.send(Input::Client { request, reply }).await?;
         let wait = timeout.map_or(self.inner.request_timeout, Duration::from_millis) + DRIVER_GRACE;
         match tokio::time::timeout(wait, rx).await {
@@ -328,6 +339,7 @@ pub(crate) async fn start(
             data_dir: info.data_dir,
             started: Instant::now(),
             simulations: Arc::new(tokio::sync::Semaphore::new(simulate::CONCURRENT)),
+            requests: info.requests,
         }),
     };
     let app = router(state);

@@ -46,6 +46,7 @@ pub use frame::{
 };
 pub use handshake::{Credentials, HandshakeError, NodeSecrets};
 pub use server::ConnectionLimits;
+pub(crate) use server::RequestBudget;
 
 use crate::config::NodeConfig;
 use crate::core::{NodeError, StoredCore};
@@ -339,6 +340,7 @@ impl Node {
             seed,
         )?;
         let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
+        let requests = server::RequestBudget::new(config.limits.max_request_bytes_total);
         let secrets = NodeSecrets {
             cluster: config.node.cluster.clone(),
             peer_secret: config.peer_secret.clone(),
@@ -373,6 +375,7 @@ impl Node {
                         request_timeout: Duration::from_millis(config.node.request_timeout),
                         data_dir: config.data_dir.clone(),
                         limits: config.limits,
+                        requests: requests.clone(),
                     },
                     tx.clone(),
                 )
@@ -400,6 +403,7 @@ impl Node {
                 limits: config.limits,
                 inputs: tx.clone(),
                 unsent: std::sync::Arc::default(),
+                requests,
             },
         ));
         match &http {

@@ -26,6 +26,8 @@ use super::handshake::{accept, NodeSecrets};
 use super::Input;
 use crate::message::{ClientError, ClientReply};
 use crate::types::NodeId;
+use budget::Admitted;
+pub(crate) use budget::RequestBudget;
 use handshakes::Handshakes;
 use unsent::Unsent;
 pub(crate) use unsent::UnsentBytes;
@@ -72,6 +74,13 @@ pub struct ConnectionLimits {
     /// the connection holding the most is closed, so that many clients that do not read (each
     /// under `max_unsent`) cannot make the node hold `max_connections` times `max_unsent`.
     pub max_unsent_total: usize,
+    /// Bytes of requests (keys, values, contexts) a client connection has handed to the node and
+    /// that are not answered yet (default 32 MiB): past it, the connection reads no more requests
+    /// until some are answered. One request is always taken, whatever its size.
+    pub max_request_bytes: usize,
+    /// The same over every client connection, TCP and HTTP (default 256 MiB): a request waits
+    /// until the node holds less, connections in the order they asked.
+    pub max_request_bytes_total: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -85,6 +94,8 @@ impl Default for ConnectionLimits {
             max_peers: 256,
             max_unsent: 32 << 20,
             max_unsent_total: 256 << 20,
+            max_request_bytes: 32 << 20,
+            max_request_bytes_total: 256 << 20,
         }
     }
 }
@@ -110,6 +121,8 @@ pub(crate) struct ServerContext {
     pub inputs: mpsc::Sender<Input>,
     /// Reply bytes waiting to be written, over every client connection.
     pub unsent: Arc<UnsentBytes>,
+    /// Request bytes taken in and not answered, over every client connection.
+    pub requests: RequestBudget,
 }
 
 /// The slots of established connections, shared by the connection tasks.
@@ -361,37 +374,19 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut in_flight = FuturesUnordered::new();
     let mut unsent = Unsent::new(Arc::clone(&ctx.unsent));
+    // Request bytes handed to the driver and not answered (the in-flight futures give them
+    // back), against `max_request_bytes`; and the request read but waiting for the node-wide
+    // budget, if any (`max_request_bytes_total`): meanwhile nothing more is read.
+    let mut held = 0usize;
+    let mut admitting: Option<Admitting> = None;
     loop {
+        let room = in_flight.len() < MAX_IN_FLIGHT
+            && (held < ctx.limits.max_request_bytes || in_flight.is_empty());
         tokio::select! {
-            frame = conn.recv::<ClientFrame>(), if in_flight.len() < MAX_IN_FLIGHT => {
+            frame = conn.recv::<ClientFrame>(), if admitting.is_none() && room => {
                 match frame {
-                    Ok(ClientFrame::Request { id, request }) => {
-                        let (tx, rx) = oneshot::channel();
-                        if ctx.inputs.send(Input::Client { request, reply: tx }).await.is_err() {
-                            refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
-                            return;
-                        }
-                        in_flight.push(futures::future::Either::Left(async move {
-                            let reply = rx.await.unwrap_or_else(|_| {
-                                ClientReply::Failed(ClientError::Unavailable(
-                                    "node shutting down".into(),
-                                ))
-                            });
-                            NodeFrame::Reply { id, reply }
-                        }));
-                    }
-                    Ok(ClientFrame::Admin { id, request }) => {
-                        let (tx, rx) = oneshot::channel();
-                        if ctx.inputs.send(Input::Admin { request, reply: tx }).await.is_err() {
-                            refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
-                            return;
-                        }
-                        in_flight.push(futures::future::Either::Right(async move {
-                            match rx.await {
-                                Ok(reply) => NodeFrame::AdminReply { id, reply },
-                                Err(_) => NodeFrame::Error { reason: "node shutting down".into() },
-                            }
-                        }));
+                    Ok(frame @ (ClientFrame::Request { .. } | ClientFrame::Admin { .. })) => {
+                        admitting = Some(Admitting::new(&ctx.requests, frame));
                     }
                     Ok(ClientFrame::Error { reason }) => {
                         let reason = excerpt(&reason);
@@ -405,7 +400,56 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
-            Some(frame) = in_flight.next() => {
+            (admitted, weight, frame) = async {
+                match admitting.as_mut() {
+                    Some(a) => a.wait().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                admitting = None;
+                let Some(admitted) = admitted else {
+                    refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
+                    return;
+                };
+                held += weight;
+                match frame {
+                    ClientFrame::Request { id, request } => {
+                        let (tx, rx) = oneshot::channel();
+                        if ctx.inputs.send(Input::Client { request, reply: tx }).await.is_err() {
+                            refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
+                            return;
+                        }
+                        in_flight.push(futures::future::Either::Left(async move {
+                            let reply = rx.await.unwrap_or_else(|_| {
+                                ClientReply::Failed(ClientError::Unavailable(
+                                    "node shutting down".into(),
+                                ))
+                            });
+                            drop(admitted);
+                            (weight, NodeFrame::Reply { id, reply })
+                        }));
+                    }
+                    ClientFrame::Admin { id, request } => {
+                        let (tx, rx) = oneshot::channel();
+                        if ctx.inputs.send(Input::Admin { request, reply: tx }).await.is_err() {
+                            refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
+                            return;
+                        }
+                        in_flight.push(futures::future::Either::Right(async move {
+                            let frame = match rx.await {
+                                Ok(reply) => NodeFrame::AdminReply { id, reply },
+                                Err(_) => NodeFrame::Error { reason: "node shutting down".into() },
+                            };
+                            drop(admitted);
+                            (weight, frame)
+                        }));
+                    }
+                    // Only requests are admitted.
+                    ClientFrame::Error { .. } => {}
+                }
+            }
+            Some((weight, frame)) = in_flight.next() => {
+                held -= weight;
                 let mut last = queue_reply(&mut conn, addr, frame);
                 // Write, taking the replies that complete meanwhile (a flush cut short goes on
                 // where it stopped): they wait as bytes, counted against the limits, not as
@@ -427,7 +471,8 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                             unsent.hold(conn.unsent(), &ctx.limits);
                             break;
                         }
-                        Some(frame) = in_flight.next(), if !closing => {
+                        Some((weight, frame)) = in_flight.next(), if !closing => {
+                            held -= weight;
                             last = queue_reply(&mut conn, addr, frame);
                         }
                         reason = unsent.told(&ctx.limits) => {
@@ -439,6 +484,38 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
+    }
+}
+
+/// A request read from a client connection, waiting for its share of the node-wide budget.
+struct Admitting {
+    wait: futures::future::BoxFuture<'static, Option<Admitted>>,
+    weight: usize,
+    frame: Option<ClientFrame>,
+}
+
+impl Admitting {
+    fn new(budget: &RequestBudget, frame: ClientFrame) -> Self {
+        let weight = match &frame {
+            ClientFrame::Request { request, .. } => request.weight(),
+            _ => 64,
+        };
+        let budget = budget.clone();
+        Admitting {
+            wait: Box::pin(async move { budget.admit(weight).await }),
+            weight,
+            frame: Some(frame),
+        }
+    }
+
+    /// The request's share (`None`: the node is stopping), its weight and the request, once
+    /// admitted. Cancel safe: dropped unfinished, the request keeps its place in the queue.
+    async fn wait(&mut self) -> (Option<Admitted>, usize, ClientFrame) {
+        let admitted = (&mut self.wait).await;
+        let frame = self.frame.take().unwrap_or(ClientFrame::Error {
+            reason: String::new(),
+        });
+        (admitted, self.weight, frame)
     }
 }
 
@@ -469,6 +546,7 @@ fn queue_reply<T: AsyncRead + AsyncWrite + Unpin>(
     Some(last)
 }
 
+mod budget;
 mod handshakes;
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,20 @@ fn served_with(
     mpsc::Receiver<Input>,
     tokio::task::JoinHandle<()>,
 ) {
+    let budget = RequestBudget::new(limits.max_request_bytes_total);
+    served_sharing(limits, unsent, budget)
+}
+
+/// [`served_with`], its requests admitted from `budget` (shared with other connections).
+fn served_sharing(
+    limits: ConnectionLimits,
+    unsent: Arc<UnsentBytes>,
+    budget: RequestBudget,
+) -> (
+    Conn<DuplexStream>,
+    mpsc::Receiver<Input>,
+    tokio::task::JoinHandle<()>,
+) {
     let (ours, theirs) = tokio::io::duplex(64 << 10);
     let timeouts = Timeouts {
         idle: HOUR,
@@ -64,6 +78,7 @@ fn served_with(
         },
         inputs,
         unsent,
+        requests: budget,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], 1));
     let task = tokio::spawn(client_connection(conn, addr, ctx));
@@ -175,4 +190,138 @@ async fn replies_under_the_limit_arrive_whole_and_once() {
     }
     drop(client);
     task.await.expect("the task ends once the client is gone");
+}
+
+/// Sends `count` puts of `size`-byte values on `client`, from another task (the pipe holds 64 KiB,
+/// so the writes wait for the node to read them).
+fn puts_sent(
+    mut client: Conn<DuplexStream>,
+    count: u64,
+    size: usize,
+) -> tokio::task::JoinHandle<Conn<DuplexStream>> {
+    tokio::spawn(async move {
+        for id in 0..count {
+            let request = ClientRequest::Put {
+                key: id.to_be_bytes().to_vec(),
+                value: vec![7; size],
+                context: Vec::new(),
+                options: ClientOptions::default(),
+                content_type: None,
+            };
+            client
+                .feed(&ClientFrame::Request { id, request })
+                .expect("encodes");
+            client.flush().await.expect("the node reads requests");
+        }
+        client
+    })
+}
+
+/// The client requests the driver has been given by now (after the connections have had a
+/// minute of the paused clock to read what they can).
+async fn requests_given(driver: &mut mpsc::Receiver<Input>) -> Vec<oneshot::Sender<ClientReply>> {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut given = Vec::new();
+    while let Ok(input) = driver.try_recv() {
+        if let Input::Client { reply, .. } = input {
+            given.push(reply);
+        }
+    }
+    given
+}
+
+fn stored() -> ClientReply {
+    ClientReply::Stored {
+        context: Vec::new(),
+        replicas: vec![1],
+    }
+}
+
+/// Hardening review, seventeenth session of issue 20: a client connection handed the driver up
+/// to 1,024 requests at once whatever their size, so one client pipelining puts of 4 MiB values
+/// made the node hold 4 GiB (and ten such connections more than the machine has) while the
+/// replicas wrote them. A connection now stops reading requests while those it handed over and
+/// that are not answered hold `max_request_bytes`; it reads on as they are answered, losing none.
+#[tokio::test(start_paused = true)]
+async fn a_connection_pipelining_large_puts_is_held_to_its_request_bytes() {
+    let (client, mut driver, task) = served_with(
+        ConnectionLimits {
+            max_request_bytes: 8 << 20,
+            ..ConnectionLimits::default()
+        },
+        Arc::default(),
+    );
+    // 48 puts of 1 MiB: 48 MiB.
+    let sender = puts_sent(client, 48, 1 << 20);
+    let mut answered = 0;
+    while answered < 48 {
+        let given = requests_given(&mut driver).await;
+        assert!(
+            !given.is_empty() && given.len() <= 8,
+            "{} requests of 1 MiB handed over at once against a limit of 8 MiB",
+            given.len()
+        );
+        answered += given.len();
+        for reply in given {
+            let _ = reply.send(stored());
+        }
+    }
+    assert_eq!(answered, 48, "every request reached the driver once");
+    let mut client = sender.await.expect("the sender ends");
+    for _ in 0..48 {
+        match client.recv::<NodeFrame>().await.expect("a reply") {
+            NodeFrame::Reply { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    drop(client);
+    task.await.expect("the task ends once the client is gone");
+}
+
+/// The same over the node: many connections, each under its own limit, are held together to
+/// `max_request_bytes_total`, and each is served in its turn.
+#[tokio::test(start_paused = true)]
+async fn connections_are_held_together_to_the_node_wide_request_bytes() {
+    let limits = ConnectionLimits {
+        max_request_bytes: 64 << 20,
+        max_request_bytes_total: 8 << 20,
+        ..ConnectionLimits::default()
+    };
+    let budget = RequestBudget::new(limits.max_request_bytes_total);
+    let mut drivers = Vec::new();
+    let mut senders = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let (client, driver, task) = served_sharing(limits, Arc::default(), budget.clone());
+        senders.push(puts_sent(client, 16, 1 << 20));
+        drivers.push(driver);
+        tasks.push(task);
+    }
+    let mut answered = [0usize; 3];
+    while answered.iter().sum::<usize>() < 48 {
+        let mut given = Vec::new();
+        for (n, driver) in drivers.iter_mut().enumerate() {
+            let these = requests_given(driver).await;
+            answered[n] += these.len();
+            given.extend(these);
+        }
+        assert!(
+            !given.is_empty() && given.len() <= 8,
+            "{} requests of 1 MiB handed over at once against a node-wide limit of 8 MiB",
+            given.len()
+        );
+        for reply in given {
+            let _ = reply.send(stored());
+        }
+    }
+    assert_eq!(answered, [16, 16, 16]);
+    for (sender, task) in senders.into_iter().zip(tasks) {
+        let mut client = sender.await.expect("the sender ends");
+        for _ in 0..16 {
+            client.recv::<NodeFrame>().await.expect("a reply");
+        }
+        drop(client);
+        task.await.expect("the task ends once the client is gone");
+    }
+    assert_eq!(budget.available(), 8 << 20, "every byte given back");
 }
