@@ -444,13 +444,25 @@ impl NodeCore {
         self.drain(now);
     }
 
+    /// Whether this node left the ring and holds nothing for anyone: no range to hand over, and
+    /// no hint (as a fallback it may hold the only copies of writes it acknowledged; they are
+    /// delivered, or passed on to the key's other primaries when they expire, before it is done).
+    /// Then it may be stopped.
+    pub(crate) fn handed_over(&self) -> bool {
+        self.view.leaving
+            && self.transfers.is_empty()
+            && self.hints.is_empty()
+            && !self.view.ring.contains(&self.id)
+    }
+
+    /// Whether this node announced that it left.
+    pub(crate) fn has_left(&self) -> bool {
+        self.gossip.local_state().status() == dynamo_gossip::Status::Left
+    }
+
     /// A leaving node that holds nothing more to hand over announces that it left.
     fn announce_left_when_done(&mut self) {
-        if self.view.leaving
-            && self.transfers.is_empty()
-            && !self.view.ring.contains(&self.id)
-            && self.gossip.local_state().status() != dynamo_gossip::Status::Left
-        {
+        if self.handed_over() && !self.has_left() {
             let _ = self.gossip.leave();
         }
     }

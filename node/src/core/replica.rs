@@ -72,6 +72,13 @@ impl NodeCore {
         hint: Option<NodeId>,
         then: Then,
     ) -> Kept {
+        if self.has_left() {
+            // It said it left and may be stopped at any moment: a hint kept now would go with
+            // it. A late write (its coordinator's ring is older) goes on to the key's primaries,
+            // unacknowledged, and does not count.
+            self.send_to_primaries(&key, &siblings, None);
+            return Kept::Now(false, then);
+        }
         match hint {
             Some(intended) if intended != self.id && self.config.hinted_handoff => {
                 self.record_hint(now, now, intended, key, siblings, then)
@@ -250,9 +257,16 @@ impl NodeCore {
         let Some(siblings) = self.holdings.hinted(key).cloned() else {
             return;
         };
-        let mut primaries = self.key_primaries(key);
-        primaries.retain(|&n| n != intended);
-        for p in primaries {
+        self.send_to_primaries(key, &siblings, Some(intended));
+    }
+
+    /// `siblings` of `key` to each of the key's primaries but `except`, once and unacknowledged
+    /// (merged here when this node is one).
+    fn send_to_primaries(&mut self, key: &[u8], siblings: &Sibs, except: Option<NodeId>) {
+        for p in self.key_primaries(key) {
+            if Some(p) == except {
+                continue;
+            }
             if p == self.id {
                 self.merge(key.to_vec(), siblings.clone(), Then::Nothing);
             } else {

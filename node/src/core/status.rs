@@ -54,10 +54,15 @@ pub struct NodeStatus {
     pub partitions_incoming: usize,
     /// This node is leaving: asked to leave (it stays in the ring, in `members`, until the
     /// claimant takes it out, which waits while the ring cannot lose a node), or out of the ring
-    /// (taken out, or removed by a commit), handing its data over; it may be stopped once out of
-    /// the ring with no transfer running.
+    /// (taken out, or removed by a commit), handing its data over; it may be stopped once
+    /// [`handed_over`](Self::handed_over).
     #[serde(default)]
     pub leaving: bool,
+    /// This node left: out of the ring, with no transfer running and no hint held for another
+    /// node (as a fallback it may hold the only copies of writes it acknowledged). It may be
+    /// stopped.
+    #[serde(default)]
+    pub handed_over: bool,
     /// Client requests being coordinated.
     pub requests_in_flight: usize,
     /// Counters.
@@ -112,6 +117,7 @@ impl NodeCore {
             transfers_running: self.transfers.runs.len(),
             partitions_incoming: self.transfers.incoming.len(),
             leaving: self.view.leaving,
+            handed_over: self.handed_over(),
             requests_in_flight: self.requests.len(),
             counters: Counters {
                 gossip_view_full: self.gossip.stats().ignored_view_full,

@@ -52,6 +52,10 @@ struct Members {
     leaving: bool,
     /// Outgoing ownership transfers running.
     transfers_running: usize,
+    /// Hints it holds for other nodes.
+    hints_pending: usize,
+    /// Whether it left and holds nothing for anyone (no transfer, no hint): it may be stopped.
+    handed_over: bool,
     /// Ranges it awaits data for.
     partitions_incoming: usize,
     /// Every ring member: id, address, up or down, hints held for it.
@@ -66,6 +70,8 @@ pub(crate) async fn members(State(state): State<HttpState>) -> Result<Response, 
         ring_version: s.ring_version,
         leaving: s.leaving,
         transfers_running: s.transfers_running,
+        hints_pending: s.hints_pending,
+        handed_over: s.handed_over,
         partitions_incoming: s.partitions_incoming,
         members: s.members,
     };

@@ -280,6 +280,11 @@ pub(crate) fn render(m: &MetricsSnapshot, storage_bytes: Option<u64>) -> String 
             "1 while this node is out of the ring, handing its data over.",
             f64::from(u8::from(s.leaving)),
         ),
+        (
+            "dynamo_handed_over",
+            "1 once this node left and holds nothing for anyone (no transfer, no hint): it may be stopped.",
+            f64::from(u8::from(s.handed_over)),
+        ),
     ];
     for (name, help, value) in gauges {
         o.single(name, "gauge", help, value);

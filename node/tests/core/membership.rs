@@ -1346,3 +1346,115 @@ fn a_node_restarted_on_an_old_ring_refuses_reads_it_is_not_a_replica_of_yet() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Whether the operator may stop `node` after a leave, by what its status says (before the fix:
+/// out of the ring with no transfer running, which this test then failed).
+fn may_be_stopped(node: &dynamo_node::StoredCore<dynamo_node::MemoryStore>) -> bool {
+    node.status().handed_over
+}
+
+/// Review of the seventeenth session of issue 20: a leaving node said it was done (out of the
+/// ring, no transfer running: "stop it once its transfers are 0") and announced that it left
+/// while it held hints for nodes that were down, the only copies of writes it had acknowledged as
+/// a fallback. Stopped then, it took them with it. It now hands over its hints too before it is
+/// done: they are delivered, or passed to the key's primaries in the ring, before it says so.
+#[test]
+fn a_leaving_node_is_done_only_once_the_hints_it_holds_are_handed_over() {
+    let config = NodeConfig {
+        sync_interval: None,
+        read_repair: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    let key = "fallback-only";
+    let primaries = c.primaries(key);
+    let others: Vec<NodeId> = (1..=5).filter(|n| !primaries.contains(n)).collect();
+    // Every primary down: the put is acknowledged by the two other nodes, as fallbacks.
+    c.down = primaries.clone();
+    c.advance(20_000);
+    let reply = c.put(others[0], key, "v", vec![]);
+    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    for &n in &others {
+        assert!(c.nodes[&n].hints_pending() > 0, "node {n} holds a hint");
+    }
+    // The primaries come back, but no hint batch reaches them yet; the two fallbacks leave.
+    c.down.clear();
+    c.lost_hints_to = primaries.clone();
+    c.advance(20_000);
+    c.commit(primaries[0], vec![], others.clone())
+        .expect("3 nodes stay");
+    for _ in 0..10 {
+        c.advance(5_000);
+        for &n in &others {
+            if !c.down.contains(&n) && may_be_stopped(&c.nodes[&n]) {
+                c.down.push(n);
+            }
+        }
+    }
+    // Whatever was stopped stays stopped; hint batches go through again, and the leaves end.
+    c.lost_hints_to.clear();
+    c.advance(30_000);
+    for &n in &others {
+        if !c.down.contains(&n) {
+            assert!(
+                may_be_stopped(&c.nodes[&n]),
+                "node {n} is done once its hints are delivered"
+            );
+            c.down.push(n);
+        }
+    }
+    let (values, _) = c.get(primaries[0], key);
+    assert_eq!(
+        values,
+        vec![b"v".to_vec()],
+        "the acknowledged write survived the leave"
+    );
+}
+
+/// With the last: a node that said it left (and may be stopped at any moment) does not count a
+/// late write toward W by keeping it as hints; the versions go on to the key's primaries.
+#[test]
+fn a_node_that_left_does_not_acknowledge_a_late_write() {
+    let config = NodeConfig {
+        sync_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    c.nodes.get_mut(&3).expect("node 3").leave(c.now);
+    c.settle();
+    c.advance(10_000);
+    assert!(c.nodes[&3].status().handed_over);
+    let mut late = dynamo_node::Sibs::new();
+    late.put(
+        &dynamo_node::Clock::new(),
+        (3, 42),
+        c.now,
+        dynamo_vclock::Value::Live(b"late".to_vec().into()),
+    );
+    let now = c.now;
+    let node = c.nodes.get_mut(&3).expect("node 3");
+    node.handle_message(
+        now,
+        1,
+        dynamo_node::PeerMessage::Write {
+            req: Some(77),
+            key: b"k".to_vec(),
+            siblings: late,
+            hint: None,
+        },
+    );
+    let mut acks = Vec::new();
+    let mut passed_on = 0;
+    while let Some((to, msg)) = node.poll_transmit() {
+        match msg {
+            dynamo_node::PeerMessage::WriteAck { req: 77, ok } => acks.push((to, ok)),
+            dynamo_node::PeerMessage::Write { req: None, .. } => passed_on += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(acks, vec![(1, false)], "the write does not count");
+    assert_eq!(node.hints_pending(), 0, "nothing kept to go with it");
+    assert_eq!(passed_on, 3, "the versions went on to the key's primaries");
+}

@@ -349,10 +349,14 @@ async fn change(
                         == after.iter().copied().collect()
             })
         });
+        // A node leaving is done (and stopped after) once it holds nothing for anyone: no
+        // transfer, no hint (a fallback's hints may be the only copies of acknowledged writes).
         let quiet = all.len() == running(cluster).len()
-            && all
-                .values()
-                .all(|s| s.transfers_running == 0 && s.partitions_incoming == 0);
+            && all.values().all(|s| {
+                s.transfers_running == 0
+                    && s.partitions_incoming == 0
+                    && (after.contains(&s.id) || s.handed_over)
+            });
         if ring_ok && quiet {
             return Ok(ChangeReport {
                 label: label.to_owned(),

@@ -67,17 +67,18 @@ pub async fn cluster(conn: &ConnArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `dynamo members`: each node's ring version, members, transfers running and ranges awaiting
-/// data; fails when a node does not answer or the nodes disagree.
+/// `dynamo members`: each node's ring version, members, transfers running, hints held and ranges
+/// awaiting data; fails when a node does not answer or the nodes disagree.
 pub async fn members(conn: &ConnArgs) -> Result<()> {
     let views = views(conn).await;
     say!(
-        "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
+        "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>6} {:>8}",
         "address",
         "id",
         "ring v",
         "members (up)",
         "transfers",
+        "hints",
         "awaiting"
     );
     for (address, view) in &views {
@@ -94,12 +95,13 @@ pub async fn members(conn: &ConnArgs) -> Result<()> {
                     (false, _) => s.id.to_string(),
                 };
                 say!(
-                    "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>8}",
+                    "{:<22} {:>4} {:>8}  {:<24} {:>9} {:>6} {:>8}",
                     address,
                     id,
                     s.ring_version,
                     members.join(","),
                     s.transfers_running,
+                    s.hints_pending,
                     s.partitions_incoming
                 );
             }
@@ -116,7 +118,10 @@ pub async fn members(conn: &ConnArgs) -> Result<()> {
         say!("~: leaving, still in the ring: the claimant takes it out when the ring can lose it");
     }
     if leaving(false) {
-        say!("*: out of the ring; it can be stopped once its transfers are 0");
+        say!(
+            "*: out of the ring; it can be stopped once its transfers and hints are 0 (the hints \
+             of a fallback may be the only copies of writes it acknowledged)"
+        );
     }
     let answered = agreement(&views)?;
     say!("all {answered} nodes agree on the ring");
