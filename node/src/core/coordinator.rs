@@ -261,6 +261,15 @@ impl NodeCore {
                 limit: self.config.max_siblings_size,
             });
         }
+        // A put merges its context's actors into the key's clock: made-up ones would grow it
+        // without bound, and past the context limit a get's context could not be sent back.
+        if let Some(size) = clock_past(set, self.config.max_context_size) {
+            return Err(ClientError::LimitExceeded {
+                what: "context bytes of the key's clock".into(),
+                size,
+                limit: self.config.max_context_size,
+            });
+        }
         Ok(())
     }
 
@@ -672,4 +681,17 @@ fn found_or_not(versions: Option<Sibs>) -> GetReply<Sibs> {
 /// A request's timeout in the core's milliseconds.
 fn timeout_ms(options: &RequestOptions) -> Millis {
     Millis::try_from(options.timeout.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// Most bytes one clock entry encodes to: an actor of two varints, a counter and a timestamp.
+const MAX_ENTRY_BYTES: usize = 40;
+
+/// The size of `set`'s context (what a get of the key returns) when it encodes past `limit`
+/// bytes. Encoded only when its entries could pass it: a key's clock has a few entries.
+pub(super) fn clock_past(set: &Sibs, limit: usize) -> Option<usize> {
+    if set.entries().len().saturating_mul(MAX_ENTRY_BYTES) < limit.saturating_sub(16) {
+        return None;
+    }
+    let size = set.context().encode().len();
+    (size > limit).then_some(size)
 }

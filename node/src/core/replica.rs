@@ -102,8 +102,9 @@ impl NodeCore {
 
     /// Whether a peer's versions of `key` are within what this node keeps (counted as a bad
     /// message when not): the key within `max_key_size`, each value within `max_value_size`, and
-    /// at most N times the per-key limits of a put (`max_siblings`, `max_siblings_size`), room
-    /// for concurrent puts through several coordinators. Merged in, a set past them could grow
+    /// at most N times the per-key limits of a put (`max_siblings`, `max_siblings_size`, and the
+    /// clock's encoded size against `max_context_size`), room for concurrent puts through several
+    /// coordinators. Merged in, a set past them could grow
     /// the key's record past a frame, and no read, sync or transfer of the key would get through.
     pub(crate) fn fits(&mut self, key: &[u8], siblings: &Sibs) -> bool {
         let n = self.config.n.max(1);
@@ -116,7 +117,12 @@ impl NodeCore {
         let fits = key.len() <= self.config.max_key_size
             && values_fit
             && siblings.len() <= self.config.max_siblings.saturating_mul(n)
-            && bytes <= self.config.max_siblings_size.saturating_mul(n);
+            && bytes <= self.config.max_siblings_size.saturating_mul(n)
+            && super::coordinator::clock_past(
+                siblings,
+                self.config.max_context_size.saturating_mul(n),
+            )
+            .is_none();
         if !fits {
             self.stats.counters.bad_messages += 1;
         }

@@ -114,3 +114,47 @@ fn concurrent_writes_past_the_sibling_limits_are_refused_and_the_key_stays_reada
     ));
     assert_eq!(c.get(3, key).0, vec![b"merged".to_vec()]);
 }
+
+/// Review of the seventeenth session of issue 20: a client's context was checked for its size and
+/// counters only, and a put merges every actor of its context into the key's clock, so puts with
+/// contexts of thousands of made-up actors grew the key's record without bound (every later
+/// read and merge decodes it; past a frame, no replica can send it). Past the context limit a
+/// get's context could not even be sent back, so the key could no longer be updated. A put that
+/// would leave the key a clock larger than a context may be is refused.
+#[test]
+fn a_put_may_not_grow_a_keys_clock_past_what_a_context_can_carry() {
+    let mut c = Cluster::new(3, NodeConfig::default());
+    c.advance(300);
+    let key = "made-up-actors";
+    let limit = NodeConfig::default().max_context_size;
+    let mut refusals = 0;
+    for round in 0..8u64 {
+        // 2,000 actors no node is, each seen once: about 12 KiB of context.
+        let forged = VClock::from_entries((0..2_000u64).map(|i| Entry {
+            actor: (1_000 + round, i),
+            counter: 1,
+            timestamp: 0,
+        }))
+        .encode();
+        assert!(forged.len() < limit, "each context is within the limit");
+        match c.put(1, key, "v", forged) {
+            ClientReply::Stored { .. } => {}
+            reply => {
+                assert!(
+                    matches!(refused(&reply), Some(ClientError::LimitExceeded { .. })),
+                    "{reply:?}"
+                );
+                refusals += 1;
+            }
+        }
+    }
+    assert!(refusals > 0, "the clock's growth is refused at some point");
+    // The key stays usable: its context can be sent back, and a read-modify-write goes through.
+    let (_, ctx) = c.get(2, key);
+    assert!(ctx.len() <= limit, "a get's context of {} bytes", ctx.len());
+    assert!(matches!(
+        c.put(3, key, "after", ctx),
+        ClientReply::Stored { .. }
+    ));
+    assert_eq!(c.get(1, key).0, vec![b"after".to_vec()]);
+}
