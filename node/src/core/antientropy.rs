@@ -94,7 +94,13 @@ pub(crate) enum Refused {
     Failed,
     /// A late message of a session that ended.
     Late,
+    /// A session the peer opens while it has as many answered here as it may.
+    Busy,
 }
+
+/// Sessions one peer may have answered by this node at once (a peer starts one per sync
+/// interval; it may have a few still running when the next starts).
+const MAX_ANSWERED_PER_PEER: usize = 8;
 
 /// The anti-entropy machine's state: its tick, which partition comes next, and the sessions
 /// running (initiated here or answered). The node picks each session's peer and supplies the
@@ -194,6 +200,16 @@ impl AntiEntropy {
             if !matches!(msg, Message::Hello { .. }) {
                 return Err(Refused::Late);
             }
+            // A peer starts one session at a time; a handful at once is plenty, and each costs
+            // a walk after every input of this node until it ends (or times out).
+            let answered = self
+                .runs
+                .values()
+                .filter(|r| !r.initiator && r.peer == from)
+                .count();
+            if answered >= MAX_ANSWERED_PER_PEER {
+                return Err(Refused::Busy);
+            }
             let run = SyncRun {
                 session: SyncSession::respond(self.config, id),
                 partition,
@@ -285,7 +301,7 @@ impl NodeCore {
         match self.anti_entropy.handle_message(now, from, p, msg, tree) {
             Ok(()) | Err(Refused::Late) => {}
             Err(Refused::Bad) => self.stats.counters.bad_messages += 1,
-            Err(Refused::Failed) => self.stats.counters.sync_failures += 1,
+            Err(Refused::Failed | Refused::Busy) => self.stats.counters.sync_failures += 1,
         }
     }
 
@@ -498,4 +514,45 @@ fn present(keys: Vec<Key>, found: Vec<Option<Sibs>>) -> Vec<(Key, Sibs)> {
         .zip(found)
         .filter_map(|(k, s)| s.map(|s| (k, s)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(session: u64, tree: &dynamo_merkle::Tree) -> Message {
+        Message::Hello {
+            session,
+            shape: tree.config(),
+            // A root unlike ours: the session goes on, waiting for the peer's next step.
+            root: dynamo_merkle::Hash([7; 32]),
+        }
+    }
+
+    /// Review of the seventeenth session of issue 20: every `Hello` a peer sent opened a session
+    /// answered here, kept until its timeout (ten request timeouts) and walked after every input
+    /// of the node: a peer sending thousands made every input slower. A peer now has at most
+    /// [`MAX_ANSWERED_PER_PEER`] sessions answered here at once; others' are not affected.
+    #[test]
+    fn a_peer_has_a_bounded_number_of_sessions_answered_at_once() {
+        let mut ae = AntiEntropy::new(None, None, 1_000, 1);
+        let tree =
+            dynamo_merkle::Tree::new(dynamo_merkle::TreeConfig::new(16, 2).expect("a valid shape"));
+        let mut refused = 0;
+        for session in 0..1_000 {
+            if ae
+                .handle_message(0, 2, 0, hello(session, &tree), &tree)
+                .is_err()
+            {
+                refused += 1;
+            }
+        }
+        assert!(ae.len() <= MAX_ANSWERED_PER_PEER, "{} sessions", ae.len());
+        assert_eq!(refused, 1_000 - MAX_ANSWERED_PER_PEER);
+        // Another peer is answered as before.
+        assert!(ae
+            .handle_message(0, 3, 0, hello(5_000, &tree), &tree)
+            .is_ok());
+        assert_eq!(ae.len(), MAX_ANSWERED_PER_PEER + 1);
+    }
 }

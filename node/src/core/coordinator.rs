@@ -689,9 +689,22 @@ const MAX_ENTRY_BYTES: usize = 40;
 /// The size of `set`'s context (what a get of the key returns) when it encodes past `limit`
 /// bytes. Encoded only when its entries could pass it: a key's clock has a few entries.
 pub(super) fn clock_past(set: &Sibs, limit: usize) -> Option<usize> {
-    if set.entries().len().saturating_mul(MAX_ENTRY_BYTES) < limit.saturating_sub(16) {
+    if !may_pass(set.entries().len(), limit) {
         return None;
     }
-    let size = set.context().encode().len();
+    vclock_past(&set.context(), limit)
+}
+
+/// The encoded size of `clock` when it is past `limit` bytes (see [`clock_past`]).
+pub(super) fn vclock_past(clock: &VClock<Actor>, limit: usize) -> Option<usize> {
+    if !may_pass(clock.len(), limit) {
+        return None;
+    }
+    let size = clock.encode().len();
     (size > limit).then_some(size)
+}
+
+/// Whether a clock of `entries` entries may encode past `limit` bytes.
+fn may_pass(entries: usize, limit: usize) -> bool {
+    entries.saturating_mul(MAX_ENTRY_BYTES) >= limit.saturating_sub(16)
 }

@@ -71,6 +71,8 @@ pub(crate) struct Reaper {
     fences: BTreeMap<Key, (Clock, Millis)>,
     /// The fenced keys in the order they were fenced, with when each fence may go.
     fence_order: VecDeque<(Millis, Key)>,
+    /// The fences' bytes ([`fence_weight`]), against [`MAX_FENCE_BYTES`].
+    fence_bytes: usize,
 }
 
 /// How long a reaped tombstone's context fences the versions it covers: far past any message's
@@ -80,6 +82,13 @@ const FENCE_TTL: Millis = 10 * 60 * 1000;
 
 /// Most fences held; the oldest go first past it.
 const MAX_FENCES: usize = 1 << 20;
+/// Most bytes of fences held (keys and clocks, about as in memory); the oldest go first past it.
+const MAX_FENCE_BYTES: usize = 64 << 20;
+
+/// About how much memory a fence of `key` with `clock` holds.
+fn fence_weight(key: &[u8], clock: &Clock) -> usize {
+    64 + key.len() + clock.len() * 48
+}
 
 impl Reaper {
     /// A reaper started at `now` that reaps tombstones older than `grace`.
@@ -102,13 +111,23 @@ impl Reaper {
             self.drop_oldest_fence();
         }
         let until = now.saturating_add(FENCE_TTL);
+        let before = self
+            .fences
+            .get(key)
+            .map_or(0, |(c, _)| fence_weight(key, c));
         let fence = self
             .fences
             .entry(key.to_vec())
             .or_insert_with(|| (Clock::new(), until));
         fence.0.merge(clock);
         fence.1 = until;
+        let after = fence_weight(key, &fence.0);
+        self.fence_bytes = self.fence_bytes.saturating_sub(before) + after;
         self.fence_order.push_back((until, key.to_vec()));
+        // The newest fence stays, whatever its size.
+        while self.fence_bytes > MAX_FENCE_BYTES && self.fence_order.len() > 1 {
+            self.drop_oldest_fence();
+        }
     }
 
     /// Drops the fences whose time is over.
@@ -126,7 +145,9 @@ impl Reaper {
     fn drop_oldest_fence(&mut self) {
         if let Some((until, key)) = self.fence_order.pop_front() {
             if self.fences.get(&key).is_some_and(|(_, u)| *u == until) {
-                self.fences.remove(&key);
+                if let Some((clock, _)) = self.fences.remove(&key) {
+                    self.fence_bytes = self.fence_bytes.saturating_sub(fence_weight(&key, &clock));
+                }
             }
         }
     }
@@ -386,6 +407,20 @@ impl NodeCore {
     /// Removes `key` if it still holds exactly the tombstone with context `clock` (a storage op:
     /// the store checks and removes in one step).
     pub(crate) fn reap(&mut self, now: Millis, key: &[u8], clock: &Clock) {
+        // Of a key a put may write, with a clock a key may hold (N times the context limit, as
+        // for a replica's write): anything else is no reap of this cluster's, and would only
+        // take room among the fences.
+        let n = self.config.n.max(1);
+        if key.len() > self.config.max_key_size
+            || super::coordinator::vclock_past(
+                clock,
+                self.config.max_context_size.saturating_mul(n),
+            )
+            .is_some()
+        {
+            self.stats.counters.bad_messages += 1;
+            return;
+        }
         self.reaper.fence(key, clock, now);
         self.store_op(
             StorageOp::RemoveIf {
@@ -416,6 +451,36 @@ mod tests {
             sibs.put(&ctx, (1, 0), 0, dynamo_vclock::Value::Tombstone);
         }
         sibs.context()
+    }
+
+    /// Review of the seventeenth session of issue 20: fences were bounded in number only (a
+    /// million), each as large as a peer's `Reap` made it (a key and a clock of any size), so
+    /// `Reap`s of large made-up clocks held gigabytes for ten minutes. Fences are bounded in
+    /// bytes too; the oldest go first.
+    #[test]
+    fn fences_are_bounded_in_bytes() {
+        let mut reaper = Reaper::new(Some(1_000), 0);
+        let big: Clock = (0..10_000u64)
+            .map(|i| dynamo_vclock::Entry {
+                actor: (i, i),
+                counter: 1,
+                timestamp: 0,
+            })
+            .collect();
+        for k in 0..1_000u32 {
+            reaper.fence(&k.to_be_bytes(), &big, 0);
+        }
+        let held: usize = reaper
+            .fences
+            .iter()
+            .map(|(k, (c, _))| fence_weight(k, c))
+            .sum();
+        assert!(held <= MAX_FENCE_BYTES, "{held} bytes of fences");
+        assert!(
+            reaper.fence_of(&999u32.to_be_bytes()).is_some(),
+            "the newest fence is kept"
+        );
+        assert_eq!(reaper.fence_bytes, held, "the count agrees with the fences");
     }
 
     /// A key reaped again renews its fence: the first reap's time running out does not take the
