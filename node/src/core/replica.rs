@@ -403,9 +403,16 @@ impl NodeCore {
                     reason: dynamo_handoff::DropReason::Rerouted,
                     ..
                 } => {}
-                HintEvent::Dropped { .. } => {
+                // Past the log's limits (lowered since the hints were kept, or evicted for newer
+                // ones): as for an expired hint, the versions go to the key's primaries rather
+                // than nowhere (they may be the only copy of an acknowledged write). Its node
+                // gets them too: it may be up.
+                HintEvent::Dropped { key, .. } => {
                     self.stats.counters.hints_dropped += 1;
                     dropped += 1;
+                    if let Some(siblings) = self.holdings.hinted(&key).cloned() {
+                        self.send_to_primaries(&key, &siblings, None);
+                    }
                 }
                 _ => {}
             }

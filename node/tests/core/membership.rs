@@ -1458,3 +1458,48 @@ fn a_node_that_left_does_not_acknowledge_a_late_write() {
     assert_eq!(node.hints_pending(), 0, "nothing kept to go with it");
     assert_eq!(passed_on, 3, "the versions went on to the key's primaries");
 }
+
+/// Review of the seventeenth session of issue 20: a node restarted with a smaller hint log
+/// (`max_hint_bytes` lowered) dropped the hints past it at start, counted and gone, though they
+/// may hold the only copies of writes it acknowledged as a fallback. Their versions now go to the
+/// key's primaries, as an expired hint's do.
+#[test]
+fn hints_a_smaller_log_cannot_keep_at_restart_go_to_the_primaries() {
+    let config = NodeConfig {
+        sync_interval: None,
+        read_repair: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    let key = "fallback-only";
+    let primaries = c.primaries(key);
+    let others: Vec<NodeId> = (1..=5).filter(|n| !primaries.contains(n)).collect();
+    c.down = primaries.clone();
+    c.advance(20_000);
+    let reply = c.put(others[0], key, "v", vec![]);
+    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    // The primaries come back, but no hint batch reaches them; both fallbacks restart with a
+    // log too small for their hints.
+    c.down.clear();
+    c.lost_hints_to = primaries.clone();
+    c.advance(20_000);
+    for &n in &others {
+        let config = NodeConfig {
+            max_hint_bytes: 1,
+            ..c.nodes[&n].config().clone()
+        };
+        let disk = c.nodes.remove(&n).expect("a fallback").into_store();
+        let restarted =
+            StoredCore::new(n, format!("n{n}"), config, disk, c.now, 40 + n).expect("restarts");
+        assert_eq!(restarted.hints_pending(), 0, "node {n} kept no hint");
+        c.nodes.insert(n, restarted);
+    }
+    c.advance(20_000);
+    let (values, _) = c.get(primaries[0], key);
+    assert_eq!(
+        values,
+        vec![b"v".to_vec()],
+        "the acknowledged write survived the restarts"
+    );
+}
