@@ -292,6 +292,31 @@ impl NodeCore {
         }
     }
 
+    /// A session found this node's tree of `partition` equal to `peer`'s. A partition awaited
+    /// here stops being awaited once every other replica of it that does not await it itself
+    /// was found equal since the ring last changed: then nothing a write quorum of those
+    /// replicas acknowledged is missing here. One replica alone may have missed writes (it was
+    /// down), and the copies on their way from the former owner would be the only ones a read
+    /// could not do without.
+    fn found_equal(&mut self, peer: NodeId, partition: usize) {
+        if !self.transfers.incoming.contains(&partition) || self.peer_awaits(peer, partition) {
+            return;
+        }
+        let others: Vec<NodeId> = super::primaries_of(&self.view.ring, partition)
+            .into_iter()
+            .filter(|&n| n != self.id && !self.peer_awaits(n, partition))
+            .collect();
+        if !others.contains(&peer) {
+            return;
+        }
+        let equal = self.transfers.equal.entry(partition).or_default();
+        equal.insert(peer);
+        if others.iter().all(|n| equal.contains(n)) {
+            self.transfers.equal.remove(&partition);
+            self.transfers.incoming.remove(&partition);
+        }
+    }
+
     pub(crate) fn sync_message(&mut self, now: Millis, from: NodeId, partition: u32, msg: Message) {
         let p = partition as usize;
         let Some(tree) = self.holdings.tree(p) else {
@@ -363,10 +388,8 @@ impl NodeCore {
                         }
                     }
                     Some(Event::Finished(diffs)) => {
-                        // Equal trees with a replica that does not await the partition itself:
-                        // nothing of the partition is missing here.
-                        if diffs.is_empty() && !self.peer_awaits(peer, partition) {
-                            self.transfers.incoming.remove(&partition);
+                        if diffs.is_empty() {
+                            self.found_equal(peer, partition);
                         }
                         if initiator {
                             self.exchange_differences(peer, partition, diffs);

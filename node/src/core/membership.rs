@@ -538,6 +538,8 @@ impl NodeCore {
             self.reroute_misaddressed_hints(now);
         }
         let me = self.id;
+        // Sessions found equal under the old ring say nothing of the new one's replicas.
+        self.transfers.equal.clear();
         // Ranges this node now replicates and did not: not readable here until they arrive.
         let replicas = |ring: &Ring<NodeId>, p: usize| super::is_primary(ring, p, me);
         for p in 0..self.view.ring.range_count() {

@@ -62,6 +62,10 @@ pub(crate) struct Transfers {
     pub(crate) incoming: BTreeSet<usize>,
     /// `incoming` as last persisted.
     incoming_persisted: BTreeSet<usize>,
+    /// For each partition awaited, the replicas an anti-entropy session found equal to this
+    /// node since its ring last changed: the wait is lifted once every other replica that does
+    /// not await the partition is among them (one replica may have missed writes).
+    pub(crate) equal: BTreeMap<usize, BTreeSet<NodeId>>,
     /// Partitions whose transfer to this node completed under a ring version it has not adopted
     /// yet, with that version: not awaited once it adopts it.
     pub(super) done_early: BTreeMap<usize, u64>,

@@ -1503,3 +1503,71 @@ fn hints_a_smaller_log_cannot_keep_at_restart_go_to_the_primaries() {
         "the acknowledged write survived the restarts"
     );
 }
+
+/// Review of the seventeenth session of issue 20: a new replica stopped awaiting a partition once
+/// its tree equalled one other replica's, but one replica can have missed writes (it was down):
+/// the joiner, as empty as that replica, then answered reads, and a read at R = 2 over the two
+/// answered that an acknowledged write does not exist while its ranges were still on their way.
+/// Equal trees lift the wait only once the joiner has found them equal with every other replica
+/// of the partition that does not await it.
+#[test]
+fn a_joiner_equal_to_one_replica_that_missed_writes_still_awaits() {
+    let config = NodeConfig {
+        partitions: 8,
+        sync_interval: Some(100),
+        read_repair: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(3, config);
+    c.advance(1_000);
+    // Nodes 1 and 3 never sync with anyone: node 2, down during the puts, stays without them.
+    c.cut_sync.extend([1, 3]);
+    c.down.push(2);
+    c.advance(20_000);
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let reply = c.put(if i % 2 == 0 { 1 } else { 3 }, key, "v", vec![]);
+        assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    }
+    c.down.clear();
+    c.advance(20_000);
+    // Node 4 joins; nothing reaches it from the old replicas but node 2's anti-entropy.
+    c.drop_transfers = true;
+    let config = c.nodes[&1].config().clone();
+    let node =
+        StoredCore::new(4, "n4".into(), config, MemoryStore::new(), c.now, 4).expect("starts");
+    c.nodes.insert(4, node);
+    c.advance(20_000);
+    let ring = c.nodes[&1].ring().clone();
+    assert!(ring.contains(&4));
+    let (key, other) = keys
+        .iter()
+        .find_map(|k| {
+            let p: Vec<NodeId> = crate::primaries_in(&ring, k);
+            (p.contains(&4) && p.contains(&2)).then(|| {
+                (
+                    k.clone(),
+                    *p.iter().find(|&&n| n != 4 && n != 2).expect("a third"),
+                )
+            })
+        })
+        .expect("a key of nodes 4 and 2");
+    c.down.push(other);
+    let reply = c.request(
+        4,
+        ClientRequest::Get {
+            key: key.as_str().into(),
+            options: ClientOptions::default(),
+        },
+    );
+    match reply {
+        ClientReply::Got { values, .. } => {
+            assert!(
+                !values.is_empty(),
+                "{key}, acknowledged, read as absent at R = 2"
+            )
+        }
+        ClientReply::Failed(_) => {}
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
