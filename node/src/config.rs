@@ -66,8 +66,9 @@ pub struct NodeConfig {
     /// Largest accepted key (default 8 KiB).
     pub max_key_size: usize,
     /// Largest accepted context, in bytes (default 64 KiB: about two thousand clock entries).
-    /// A put may not leave a key a clock whose context (what a get returns) is larger: it could
-    /// not be sent back, and made-up actors in contexts would grow the key's record for good.
+    /// A put whose context names actors the key does not know may not leave it a clock whose
+    /// context (what a get returns) is larger: made-up actors in contexts would grow the key's
+    /// record for good.
     pub max_context_size: usize,
     /// Most concurrent versions (siblings, tombstones included) a put may leave on a key
     /// (default 64). A put past it is refused: read the key and write with its context to

@@ -261,16 +261,45 @@ impl NodeCore {
                 limit: self.config.max_siblings_size,
             });
         }
-        // A put merges its context's actors into the key's clock: made-up ones would grow it
-        // without bound, and past the context limit a get's context could not be sent back.
-        if let Some(size) = clock_past(set, self.config.max_context_size) {
-            return Err(ClientError::LimitExceeded {
+        Ok(())
+    }
+
+    /// Whether a put with `context` over the copy `set` may add actors to the key's clock that
+    /// could take it past the context limit ([`Self::check_clock`]): only worked out when the
+    /// clock could grow that large.
+    pub(super) fn context_adds_actors(&self, set: &Sibs, context: &VClock<Actor>) -> bool {
+        if context.is_empty()
+            || !may_pass(
+                set.entries().len() + context.len() + 1,
+                self.config.max_context_size,
+            )
+        {
+            return false;
+        }
+        let known: std::collections::BTreeSet<&Actor> =
+            set.entries().iter().map(|e| &e.actor).collect();
+        context.entries().any(|e| !known.contains(&e.actor))
+    }
+
+    /// The limit on what a put's context adds to a key's clock: a put merges the context's
+    /// actors into it, and made-up ones would grow it without bound (past the context limit, a
+    /// get's context could not even be sent back). A put whose context names actors the key's
+    /// copy here does not know may not leave a clock past `max_context_size`. Puts whose
+    /// context adds nothing new (blind puts, contexts of the key's own actors) are never refused
+    /// for it: a clock grows by other means too (fresh epochs), and the key must stay writable.
+    pub(super) fn check_clock(&self, adds_actors: bool, after: &Sibs) -> Result<(), ClientError> {
+        let limit = self.config.max_context_size;
+        if !adds_actors || !may_pass(after.entries().len(), limit) {
+            return Ok(());
+        }
+        match clock_past(after, limit) {
+            Some(size) => Err(ClientError::LimitExceeded {
                 what: "context bytes of the key's clock".into(),
                 size,
-                limit: self.config.max_context_size,
-            });
+                limit,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn coordinate_get(&mut self, now: Millis, origin: Origin, key: Key, options: RequestOptions) {

@@ -101,8 +101,12 @@ impl NodeCore {
             },
         };
         let actor = (self.id, epoch);
+        let adds_actors = self.context_adds_actors(&siblings, &m.context);
         siblings.put(&m.context, actor, now, m.value);
-        if let Err(e) = self.check_siblings(&siblings) {
+        let checked = self
+            .check_siblings(&siblings)
+            .and_then(|()| self.check_clock(adds_actors, &siblings));
+        if let Err(e) = checked {
             if lease.is_some() {
                 // No lease is written for a refused put: give the one it took up (its epoch
                 // unused), or every later fresh epoch would wait for it for good.

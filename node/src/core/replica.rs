@@ -102,9 +102,9 @@ impl NodeCore {
 
     /// Whether a peer's versions of `key` are within what this node keeps (counted as a bad
     /// message when not): the key within `max_key_size`, each value within `max_value_size`, and
-    /// at most N times the per-key limits of a put (`max_siblings`, `max_siblings_size`, and the
-    /// clock's encoded size against `max_context_size`), room for concurrent puts through several
-    /// coordinators. Merged in, a set past them could grow
+    /// at most N times the per-key limits of a put (`max_siblings`, `max_siblings_size`), room
+    /// for concurrent puts through several coordinators. (Not the clock's size: a clock only
+    /// grows, and a replica refusing a large one for good would never converge with the others.) Merged in, a set past them could grow
     /// the key's record past a frame, and no read, sync or transfer of the key would get through.
     pub(crate) fn fits(&mut self, key: &[u8], siblings: &Sibs) -> bool {
         let n = self.config.n.max(1);
@@ -117,12 +117,7 @@ impl NodeCore {
         let fits = key.len() <= self.config.max_key_size
             && values_fit
             && siblings.len() <= self.config.max_siblings.saturating_mul(n)
-            && bytes <= self.config.max_siblings_size.saturating_mul(n)
-            && super::coordinator::clock_past(
-                siblings,
-                self.config.max_context_size.saturating_mul(n),
-            )
-            .is_none();
+            && bytes <= self.config.max_siblings_size.saturating_mul(n);
         if !fits {
             self.stats.counters.bad_messages += 1;
         }
@@ -311,6 +306,21 @@ impl NodeCore {
     /// Takes the hints a fallback delivers to this node, the node they were meant for, into the
     /// store (then [`Self::hints_kept`]).
     pub(crate) fn receive_hints(&mut self, from: NodeId, batch: HintBatch<Vec<u8>>) {
+        if self.has_left() {
+            // It said it left and may be stopped at any moment: acknowledged, the hints would
+            // go with it. The fallback keeps them and, once it hears the ring without this
+            // node, passes them to the key's primaries there.
+            return self.store_op(
+                StorageOp::Merge {
+                    entries: Vec::new(),
+                },
+                Then::HintsAck {
+                    from,
+                    ack: batch.ack(),
+                    ok: false,
+                },
+            );
+        }
         let mut entries = Vec::with_capacity(batch.entries.len());
         // An entry refused (past this node's limits, undecodable) leaves the batch
         // unacknowledged: the acknowledgement would make the fallback forget it, perhaps the

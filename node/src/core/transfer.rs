@@ -372,9 +372,12 @@ impl NodeCore {
 
     /// Merges a transfer batch; acknowledged once the store has every entry.
     pub(crate) fn receive_transfer(&mut self, from: NodeId, batch: TransferBatch<Key, Vec<u8>>) {
-        let mut ok = true;
+        // A node that said it left owns nothing and may be stopped at any moment: nothing is
+        // acknowledged (the sender retries until it hears the ring without this node).
+        let left = self.has_left();
+        let mut ok = !left;
         let mut entries = Vec::with_capacity(batch.entries.len());
-        for entry in &batch.entries {
+        for entry in batch.entries.iter().filter(|_| !left) {
             match decode_siblings(&entry.payload) {
                 // Past the key limits: skipped (and counted), not retried for ever.
                 Some(s) if !self.fits(&entry.key, &s) => {}

@@ -158,3 +158,33 @@ fn a_put_may_not_grow_a_keys_clock_past_what_a_context_can_carry() {
     ));
     assert_eq!(c.get(1, key).0, vec![b"after".to_vec()]);
 }
+
+/// With the last (the review of its first version): a clock past the context limit that grew
+/// without made-up actors (a fresh epoch for each put a node coordinated while no primary was
+/// up, one per restart) must not make the key unwritable: a put whose context adds no actor the
+/// key's copy does not know is taken whatever the clock's size.
+#[test]
+fn a_key_whose_clock_grew_past_the_limit_stays_writable() {
+    let mut c = Cluster::new(3, NodeConfig::default());
+    c.advance(300);
+    let key = "old-and-busy";
+    // 8,000 actors, each with a dot covered by the clock (history, no live value).
+    let mut grown = dynamo_node::Sibs::new();
+    let history = VClock::from_entries((0..8_000u64).map(|i| Entry {
+        actor: (1 + i % 3, (1 << 60) + i),
+        counter: 1,
+        timestamp: 0,
+    }));
+    grown.put(
+        &history,
+        (1, 9_999_999),
+        1,
+        dynamo_vclock::Value::Live(b"old".to_vec().into()),
+    );
+    assert!(grown.context().encode().len() > NodeConfig::default().max_context_size);
+    for node in c.nodes.values_mut() {
+        dynamo_node::Store::put(node.store_mut(), key.as_bytes(), &grown).expect("stored");
+    }
+    let reply = c.put(1, key, "new", vec![]);
+    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+}

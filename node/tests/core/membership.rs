@@ -1571,3 +1571,44 @@ fn a_joiner_equal_to_one_replica_that_missed_writes_still_awaits() {
         other => panic!("unexpected reply {other:?}"),
     }
 }
+
+/// With the last (review of this change): nor does a node that said it left acknowledge a
+/// fallback's hint batch; the fallback keeps the hints.
+#[test]
+fn a_node_that_left_does_not_acknowledge_hints() {
+    let config = NodeConfig {
+        sync_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    c.nodes.get_mut(&3).expect("node 3").leave(c.now);
+    c.settle();
+    c.advance(10_000);
+    assert!(c.nodes[&3].status().handed_over);
+    let mut late = dynamo_node::Sibs::new();
+    late.put(
+        &dynamo_node::Clock::new(),
+        (1, 42),
+        c.now,
+        dynamo_vclock::Value::Live(b"late".to_vec().into()),
+    );
+    let batch = dynamo_handoff::HintBatch {
+        batch_id: dynamo_handoff::BatchId(7),
+        entries: vec![dynamo_handoff::HintEntry {
+            id: dynamo_handoff::HintId(1),
+            key: b"k".to_vec(),
+            payload: rmp_serde::to_vec(&late).expect("encodes"),
+        }],
+    };
+    let now = c.now;
+    let node = c.nodes.get_mut(&3).expect("node 3");
+    node.handle_message(now, 1, dynamo_node::PeerMessage::Hints(batch));
+    while let Some((_, msg)) = node.poll_transmit() {
+        assert!(
+            !matches!(msg, dynamo_node::PeerMessage::HintsAck(_)),
+            "the batch was acknowledged"
+        );
+    }
+    assert!(node.store().is_empty(), "nothing kept to go with it");
+}
