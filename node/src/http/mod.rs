@@ -145,14 +145,15 @@ impl HttpState {
         request: ClientRequest,
         timeout: Option<u64>,
     ) -> Result<ClientReply, ApiError> {
-        let (reply, rx) = oneshot::channel();
-        // Held until the reply is ready (or the wait for it given up).
-        let _admitted = self
+        let (tx, rx) = oneshot::channel();
+        // Held with the request until the driver is done with it.
+        let admitted = self
             .inner
             .requests
             .admit(request.weight())
             .await
             .ok_or_else(ApiError::shutting_down)?;
+        let reply = crate::runtime::Replier::new(tx, Some(admitted));
         self.send(Input::Client { request, reply }).await?;
         let wait = timeout.map_or(self.inner.request_timeout, Duration::from_millis) + DRIVER_GRACE;
         match tokio::time::timeout(wait, rx).await {

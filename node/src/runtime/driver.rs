@@ -51,7 +51,7 @@ struct InFlight {
 
 /// A client request being coordinated: where its reply goes, and what to record of it.
 struct Waiting {
-    reply: oneshot::Sender<ClientReply>,
+    reply: super::Replier,
     op: RequestOp,
     arrived: tokio::time::Instant,
     /// A get's key: its reply leaves at once when the key has no unsynced write.

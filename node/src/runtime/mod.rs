@@ -60,6 +60,39 @@ pub const MAX_BATCH: usize = 1024;
 /// Capacity of the driver's input channel.
 const INPUT_CAPACITY: usize = 16 * 1024;
 
+/// Where a client request's reply goes, with the request's share of the node's request budget
+/// ([`server::RequestBudget`]): given back when the driver is done with the request (answered
+/// it, or dropped it), not when the client goes away.
+#[derive(Debug)]
+pub(crate) struct Replier {
+    tx: oneshot::Sender<ClientReply>,
+    _admitted: Option<server::Admitted>,
+}
+
+impl Replier {
+    /// A reply channel holding `admitted` until the reply is sent.
+    pub(crate) fn new(
+        tx: oneshot::Sender<ClientReply>,
+        admitted: Option<server::Admitted>,
+    ) -> Self {
+        Replier {
+            tx,
+            _admitted: admitted,
+        }
+    }
+
+    /// Sends the reply (and gives the request's bytes back); the reply again if nobody waits.
+    pub(crate) fn send(self, reply: ClientReply) -> Result<(), ClientReply> {
+        self.tx.send(reply)
+    }
+}
+
+impl From<oneshot::Sender<ClientReply>> for Replier {
+    fn from(tx: oneshot::Sender<ClientReply>) -> Self {
+        Replier::new(tx, None)
+    }
+}
+
 /// What the driver is told.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -68,7 +101,7 @@ pub(crate) enum Input {
     /// A client request and where its reply goes.
     Client {
         request: ClientRequest,
-        reply: oneshot::Sender<ClientReply>,
+        reply: Replier,
     },
     /// An admin request and where its reply goes.
     Admin {

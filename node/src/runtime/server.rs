@@ -26,8 +26,7 @@ use super::handshake::{accept, NodeSecrets};
 use super::Input;
 use crate::message::{ClientError, ClientReply};
 use crate::types::NodeId;
-use budget::Admitted;
-pub(crate) use budget::RequestBudget;
+pub(crate) use budget::{Admitted, RequestBudget};
 use handshakes::Handshakes;
 use unsent::Unsent;
 pub(crate) use unsent::UnsentBytes;
@@ -415,7 +414,10 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                 match frame {
                     ClientFrame::Request { id, request } => {
                         let (tx, rx) = oneshot::channel();
-                        if ctx.inputs.send(Input::Client { request, reply: tx }).await.is_err() {
+                        // The bytes go with the request: the driver gives them back when it is
+                        // done with it, whether or not this connection is still there.
+                        let reply = super::Replier::new(tx, Some(admitted));
+                        if ctx.inputs.send(Input::Client { request, reply }).await.is_err() {
                             refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
                             return;
                         }
@@ -425,7 +427,6 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                                     "node shutting down".into(),
                                 ))
                             });
-                            drop(admitted);
                             (weight, NodeFrame::Reply { id, reply })
                         }));
                     }

@@ -159,7 +159,10 @@ async fn send(
 ) -> oneshot::Receiver<ClientReply> {
     let (reply, rx) = oneshot::channel();
     inputs
-        .send(Input::Client { request, reply })
+        .send(Input::Client {
+            request,
+            reply: reply.into(),
+        })
         .await
         .expect("the driver runs");
     rx

@@ -2,7 +2,8 @@
 //! connection (TCP and HTTP): against [`ConnectionLimits::max_request_bytes_total`]. A request
 //! is admitted once the node holds less than that; until then its connection reads nothing more
 //! (the client's writes wait in the socket), and connections are admitted in the order they
-//! asked. A request gives its bytes back when its reply is ready.
+//! asked. A request gives its bytes back when the driver is done with it (answered it, or dropped
+//! it), whether or not its client is still there.
 //!
 //! Without it a node took in whatever its clients pipelined: 1,024 requests per connection, each
 //! up to the largest frame (4 MiB), held while the replicas wrote them.

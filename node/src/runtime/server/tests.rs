@@ -219,7 +219,7 @@ fn puts_sent(
 
 /// The client requests the driver has been given by now (after the connections have had a
 /// minute of the paused clock to read what they can).
-async fn requests_given(driver: &mut mpsc::Receiver<Input>) -> Vec<oneshot::Sender<ClientReply>> {
+async fn requests_given(driver: &mut mpsc::Receiver<Input>) -> Vec<crate::runtime::Replier> {
     tokio::time::sleep(Duration::from_secs(60)).await;
     let mut given = Vec::new();
     while let Ok(input) = driver.try_recv() {
@@ -324,4 +324,34 @@ async fn connections_are_held_together_to_the_node_wide_request_bytes() {
         task.await.expect("the task ends once the client is gone");
     }
     assert_eq!(budget.available(), 8 << 20, "every byte given back");
+}
+
+/// Review of this session's budget: a request's bytes were given back when its connection
+/// closed, though the driver still held the request until it answered it; a client that sent
+/// 32 MiB and closed, again and again, piled requests into the node past the node-wide budget.
+/// They are given back when the driver is done with the request.
+#[tokio::test(start_paused = true)]
+async fn a_closed_connection_does_not_give_back_what_the_node_still_holds() {
+    let limits = ConnectionLimits {
+        max_request_bytes_total: 8 << 20,
+        ..ConnectionLimits::default()
+    };
+    let budget = RequestBudget::new(limits.max_request_bytes_total);
+    let (client, mut driver, task) = served_sharing(limits, Arc::default(), budget.clone());
+    let sender = puts_sent(client, 4, 1 << 20);
+    let given = requests_given(&mut driver).await;
+    assert_eq!(given.len(), 4);
+    drop(sender.await.expect("the sender ends"));
+    task.await.expect("the task ends once the client is gone");
+    assert!(
+        budget.available() < 5 << 20,
+        "{} bytes free while the node holds 4 MiB of requests",
+        budget.available()
+    );
+    drop(given);
+    assert_eq!(
+        budget.available(),
+        8 << 20,
+        "given back once the node is done"
+    );
 }
