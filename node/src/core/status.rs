@@ -58,11 +58,6 @@ pub struct NodeStatus {
     /// [`handed_over`](Self::handed_over).
     #[serde(default)]
     pub leaving: bool,
-    /// This node left: out of the ring, with no transfer running and no hint held for another
-    /// node (as a fallback it may hold the only copies of writes it acknowledged). It may be
-    /// stopped.
-    #[serde(default)]
-    pub handed_over: bool,
     /// Client requests being coordinated.
     pub requests_in_flight: usize,
     /// Counters.
@@ -75,6 +70,12 @@ pub struct NodeStatus {
     /// coordinator; `None` before it timed enough answers.
     #[serde(default)]
     pub staleness: Option<StalenessStatus>,
+    /// This node left: out of the ring, with no transfer running and no hint held for another
+    /// node (as a fallback it may hold the only copies of writes it acknowledged). It may be
+    /// stopped. (Last, so that a status from a node of an earlier version, which lacks it,
+    /// still decodes.)
+    #[serde(default)]
+    pub handed_over: bool,
 }
 
 impl NodeCore {
