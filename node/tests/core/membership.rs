@@ -1237,36 +1237,9 @@ fn two_joiners_in_sync_with_each_other_still_await_their_partitions() {
     c.advance(20_000);
     let ring = c.nodes[&1].ring().clone();
     assert!(ring.contains(&4) && ring.contains(&5));
-    let (key, third) = keys
-        .iter()
-        .find_map(|k| {
-            let p: Vec<NodeId> = crate::primaries_in(&ring, k);
-            (p.contains(&4) && p.contains(&5)).then(|| {
-                (
-                    k.clone(),
-                    *p.iter().find(|&&n| n != 4 && n != 5).expect("a third"),
-                )
-            })
-        })
-        .expect("a key of nodes 4 and 5");
+    let (key, third) = key_of_both(&ring, &keys, 4, 5);
     c.down.push(third);
-    let reply = c.request(
-        4,
-        ClientRequest::Get {
-            key: key.as_str().into(),
-            options: ClientOptions::default(),
-        },
-    );
-    match reply {
-        ClientReply::Got { values, .. } => {
-            assert!(
-                !values.is_empty(),
-                "{key}, acknowledged, read as absent at R = 2"
-            )
-        }
-        ClientReply::Failed(_) => {}
-        other => panic!("unexpected reply {other:?}"),
-    }
+    get_never_absent(&mut c, 4, &key);
 }
 
 /// A leave that waits for room goes through once an operator's commit adds a node (review of
@@ -1360,24 +1333,7 @@ fn may_be_stopped(node: &dynamo_node::StoredCore<dynamo_node::MemoryStore>) -> b
 /// done: they are delivered, or passed to the key's primaries in the ring, before it says so.
 #[test]
 fn a_leaving_node_is_done_only_once_the_hints_it_holds_are_handed_over() {
-    let config = NodeConfig {
-        sync_interval: None,
-        read_repair: false,
-        ..NodeConfig::default()
-    };
-    let mut c = Cluster::new(5, config);
-    c.advance(1_000);
-    let key = "fallback-only";
-    let primaries = c.primaries(key);
-    let others: Vec<NodeId> = (1..=5).filter(|n| !primaries.contains(n)).collect();
-    // Every primary down: the put is acknowledged by the two other nodes, as fallbacks.
-    c.down = primaries.clone();
-    c.advance(20_000);
-    let reply = c.put(others[0], key, "v", vec![]);
-    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
-    for &n in &others {
-        assert!(c.nodes[&n].hints_pending() > 0, "node {n} holds a hint");
-    }
+    let (mut c, key, primaries, others) = held_by_fallbacks_only();
     // The primaries come back, but no hint batch reaches them yet; the two fallbacks leave.
     c.down.clear();
     c.lost_hints_to = primaries.clone();
@@ -1416,23 +1372,7 @@ fn a_leaving_node_is_done_only_once_the_hints_it_holds_are_handed_over() {
 /// late write toward W by keeping it as hints; the versions go on to the key's primaries.
 #[test]
 fn a_node_that_left_does_not_acknowledge_a_late_write() {
-    let config = NodeConfig {
-        sync_interval: None,
-        ..NodeConfig::default()
-    };
-    let mut c = Cluster::new(5, config);
-    c.advance(1_000);
-    c.nodes.get_mut(&3).expect("node 3").leave(c.now);
-    c.settle();
-    c.advance(10_000);
-    assert!(c.nodes[&3].status().handed_over);
-    let mut late = dynamo_node::Sibs::new();
-    late.put(
-        &dynamo_node::Clock::new(),
-        (3, 42),
-        c.now,
-        dynamo_vclock::Value::Live(b"late".to_vec().into()),
-    );
+    let (mut c, late) = left_with_a_late_version(3);
     let now = c.now;
     let node = c.nodes.get_mut(&3).expect("node 3");
     node.handle_message(
@@ -1465,20 +1405,7 @@ fn a_node_that_left_does_not_acknowledge_a_late_write() {
 /// key's primaries, as an expired hint's do.
 #[test]
 fn hints_a_smaller_log_cannot_keep_at_restart_go_to_the_primaries() {
-    let config = NodeConfig {
-        sync_interval: None,
-        read_repair: false,
-        ..NodeConfig::default()
-    };
-    let mut c = Cluster::new(5, config);
-    c.advance(1_000);
-    let key = "fallback-only";
-    let primaries = c.primaries(key);
-    let others: Vec<NodeId> = (1..=5).filter(|n| !primaries.contains(n)).collect();
-    c.down = primaries.clone();
-    c.advance(20_000);
-    let reply = c.put(others[0], key, "v", vec![]);
-    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    let (mut c, key, primaries, others) = held_by_fallbacks_only();
     // The primaries come back, but no hint batch reaches them; both fallbacks restart with a
     // log too small for their hints.
     c.down.clear();
@@ -1540,59 +1467,16 @@ fn a_joiner_equal_to_one_replica_that_missed_writes_still_awaits() {
     c.advance(20_000);
     let ring = c.nodes[&1].ring().clone();
     assert!(ring.contains(&4));
-    let (key, other) = keys
-        .iter()
-        .find_map(|k| {
-            let p: Vec<NodeId> = crate::primaries_in(&ring, k);
-            (p.contains(&4) && p.contains(&2)).then(|| {
-                (
-                    k.clone(),
-                    *p.iter().find(|&&n| n != 4 && n != 2).expect("a third"),
-                )
-            })
-        })
-        .expect("a key of nodes 4 and 2");
+    let (key, other) = key_of_both(&ring, &keys, 4, 2);
     c.down.push(other);
-    let reply = c.request(
-        4,
-        ClientRequest::Get {
-            key: key.as_str().into(),
-            options: ClientOptions::default(),
-        },
-    );
-    match reply {
-        ClientReply::Got { values, .. } => {
-            assert!(
-                !values.is_empty(),
-                "{key}, acknowledged, read as absent at R = 2"
-            )
-        }
-        ClientReply::Failed(_) => {}
-        other => panic!("unexpected reply {other:?}"),
-    }
+    get_never_absent(&mut c, 4, &key);
 }
 
 /// With the last (review of this change): nor does a node that said it left acknowledge a
 /// fallback's hint batch; the fallback keeps the hints.
 #[test]
 fn a_node_that_left_does_not_acknowledge_hints() {
-    let config = NodeConfig {
-        sync_interval: None,
-        ..NodeConfig::default()
-    };
-    let mut c = Cluster::new(5, config);
-    c.advance(1_000);
-    c.nodes.get_mut(&3).expect("node 3").leave(c.now);
-    c.settle();
-    c.advance(10_000);
-    assert!(c.nodes[&3].status().handed_over);
-    let mut late = dynamo_node::Sibs::new();
-    late.put(
-        &dynamo_node::Clock::new(),
-        (1, 42),
-        c.now,
-        dynamo_vclock::Value::Live(b"late".to_vec().into()),
-    );
+    let (mut c, late) = left_with_a_late_version(1);
     let batch = dynamo_handoff::HintBatch {
         batch_id: dynamo_handoff::BatchId(7),
         entries: vec![dynamo_handoff::HintEntry {
@@ -1611,4 +1495,87 @@ fn a_node_that_left_does_not_acknowledge_hints() {
         );
     }
     assert!(node.store().is_empty(), "nothing kept to go with it");
+}
+
+/// A key of `keys` whose primaries in `ring` include nodes `a` and `b`, with its third primary.
+fn key_of_both(ring: &Ring<NodeId>, keys: &[String], a: NodeId, b: NodeId) -> (String, NodeId) {
+    keys.iter()
+        .find_map(|k| {
+            let p: Vec<NodeId> = crate::primaries_in(ring, k);
+            (p.contains(&a) && p.contains(&b)).then(|| {
+                (
+                    k.clone(),
+                    *p.iter().find(|&&n| n != a && n != b).expect("a third"),
+                )
+            })
+        })
+        .unwrap_or_else(|| panic!("a key of nodes {a} and {b}"))
+}
+
+/// Gets `key` (acknowledged) at node `at`: the get may fail, but never read the key as absent.
+fn get_never_absent(c: &mut Cluster, at: NodeId, key: &str) {
+    let reply = c.request(
+        at,
+        ClientRequest::Get {
+            key: key.into(),
+            options: ClientOptions::default(),
+        },
+    );
+    match reply {
+        ClientReply::Got { values, .. } => {
+            assert!(
+                !values.is_empty(),
+                "{key}, acknowledged, read as absent at R = 2"
+            )
+        }
+        ClientReply::Failed(_) => {}
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+/// Five nodes, node 3 left (done: it may be stopped), and a version of key `k` minted by
+/// `actor` that arrives late.
+fn left_with_a_late_version(actor: NodeId) -> (Cluster, dynamo_node::Sibs) {
+    let config = NodeConfig {
+        sync_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    c.nodes.get_mut(&3).expect("node 3").leave(c.now);
+    c.settle();
+    c.advance(10_000);
+    assert!(c.nodes[&3].status().handed_over);
+    let mut late = dynamo_node::Sibs::new();
+    late.put(
+        &dynamo_node::Clock::new(),
+        (actor, 42),
+        c.now,
+        dynamo_vclock::Value::Live(b"late".to_vec().into()),
+    );
+    (c, late)
+}
+
+/// Five nodes and a key, `fallback-only`, written while its three primaries were down: the two
+/// other nodes acknowledged it as fallbacks and hold it as hints only. The key, its primaries
+/// (still down) and the two fallbacks.
+fn held_by_fallbacks_only() -> (Cluster, &'static str, Vec<NodeId>, Vec<NodeId>) {
+    let config = NodeConfig {
+        sync_interval: None,
+        read_repair: false,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(5, config);
+    c.advance(1_000);
+    let key = "fallback-only";
+    let primaries = c.primaries(key);
+    let others: Vec<NodeId> = (1..=5).filter(|n| !primaries.contains(n)).collect();
+    c.down = primaries.clone();
+    c.advance(20_000);
+    let reply = c.put(others[0], key, "v", vec![]);
+    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    for &n in &others {
+        assert!(c.nodes[&n].hints_pending() > 0, "node {n} holds a hint");
+    }
+    (c, key, primaries, others)
 }
