@@ -288,11 +288,11 @@ impl NodeCore {
     /// context adds nothing new (blind puts, contexts of the key's own actors) are never refused
     /// for it: a clock grows by other means too (fresh epochs), and the key must stay writable.
     pub(super) fn check_clock(&self, adds_actors: bool, after: &Sibs) -> Result<(), ClientError> {
-        let limit = self.config.max_context_size;
-        if !adds_actors || !may_pass(after.entries().len(), limit) {
+        if !adds_actors {
             return Ok(());
         }
-        match clock_past(after, limit) {
+        let limit = self.config.max_context_size;
+        match vclock_past(&after.context(), limit) {
             Some(size) => Err(ClientError::LimitExceeded {
                 what: "context bytes of the key's clock".into(),
                 size,
@@ -715,16 +715,8 @@ fn timeout_ms(options: &RequestOptions) -> Millis {
 /// Most bytes one clock entry encodes to: an actor of two varints, a counter and a timestamp.
 const MAX_ENTRY_BYTES: usize = 40;
 
-/// The size of `set`'s context (what a get of the key returns) when it encodes past `limit`
-/// bytes. Encoded only when its entries could pass it: a key's clock has a few entries.
-pub(super) fn clock_past(set: &Sibs, limit: usize) -> Option<usize> {
-    if !may_pass(set.entries().len(), limit) {
-        return None;
-    }
-    vclock_past(&set.context(), limit)
-}
-
-/// The encoded size of `clock` when it is past `limit` bytes (see [`clock_past`]).
+/// The encoded size of `clock` when it is past `limit` bytes. Encoded only when its entries could
+/// pass it: a key's clock has a few entries.
 pub(super) fn vclock_past(clock: &VClock<Actor>, limit: usize) -> Option<usize> {
     if !may_pass(clock.len(), limit) {
         return None;

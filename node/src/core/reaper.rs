@@ -483,6 +483,42 @@ mod tests {
         assert_eq!(reaper.fence_bytes, held, "the count agrees with the fences");
     }
 
+    quickcheck::quickcheck! {
+        /// Whatever the fences, renewals and sweeps, the byte count is the fences' bytes, and
+        /// past the bound only the newest fence is left (the bound itself is reached in
+        /// `fences_are_bounded_in_bytes`).
+        fn the_fence_bytes_are_the_fences_bytes(ops: Vec<(u8, u16, u8)>) -> bool {
+            let mut reaper = Reaper::new(Some(1_000), 0);
+            let mut now = 0;
+            for (key, entries, step) in ops {
+                now += u64::from(step) * 10_000;
+                if step % 5 == 0 {
+                    reaper.sweep_fences(now);
+                    continue;
+                }
+                let clock: Clock = (0..u64::from(entries % 2_048))
+                    .map(|i| dynamo_vclock::Entry {
+                        actor: (i, u64::from(key)),
+                        counter: 1,
+                        timestamp: 0,
+                    })
+                    .collect();
+                reaper.fence(&[key % 16], &clock, now);
+                let held: usize = reaper
+                    .fences
+                    .iter()
+                    .map(|(k, (c, _))| fence_weight(k, c))
+                    .sum();
+                if reaper.fence_bytes != held
+                    || (held > MAX_FENCE_BYTES && reaper.fences.len() > 1)
+                {
+                    return false;
+                }
+            }
+            true
+        }
+    }
+
     /// A key reaped again renews its fence: the first reap's time running out does not take the
     /// second's fence with it (review of the fence: it did, a minute after the second reap).
     #[test]
