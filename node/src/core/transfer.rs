@@ -296,9 +296,10 @@ impl NodeCore {
         self.transfers.failed(id);
     }
 
-    /// After a completed transfer: a partition this node no longer replicates is dropped.
+    /// After a completed transfer: a partition this node no longer replicates is dropped, once
+    /// no other transfer of it runs or waits for a retry (a retry reads the keys again).
     fn drop_partition_if_foreign(&mut self, p: usize) {
-        if self.replicates(p) || self.transfers.runs.values().any(|r| r.partition == p) {
+        if self.replicates(p) || self.transfers.handing_over(p) {
             return;
         }
         let keys: Vec<Key> = self.holdings.keys(p).keys().cloned().collect();
