@@ -82,12 +82,22 @@ impl ClientRequest {
     /// About how many bytes the request holds: its key, value and context, plus 64 for the
     /// rest. What a node counts against its limits on requests taken in and not answered.
     pub fn weight(&self) -> usize {
-        64 + self.key().len()
-            + match self {
-                ClientRequest::Put { value, context, .. } => value.len() + context.len(),
-                ClientRequest::Delete { context, .. } => context.len(),
-                ClientRequest::Get { .. } => 0,
-            }
+        match self {
+            ClientRequest::Put {
+                key,
+                value,
+                context,
+                ..
+            } => Self::weight_of_put(key, value.len(), context),
+            ClientRequest::Delete { key, context, .. } => 64 + key.len() + context.len(),
+            ClientRequest::Get { key, .. } => 64 + key.len(),
+        }
+    }
+
+    /// The [`weight`](Self::weight) of a put of a value of `len` bytes, known before the value
+    /// is read.
+    pub fn weight_of_put(key: &[u8], len: usize, context: &[u8]) -> usize {
+        64 + key.len() + len + context.len()
     }
 
     /// The request's overrides.
@@ -284,6 +294,13 @@ pub enum PeerMessage {
         /// The coordinator's request id.
         req: RequestId,
     },
+    /// A read this node cannot answer: it lost its copy of the key (a damaged record it set
+    /// aside). The coordinator counts it as a failure, not as not-found, and read repair refills
+    /// it.
+    ReadLost {
+        /// The coordinator's request id.
+        req: RequestId,
+    },
     /// The sender finished handing partition `partition` over to the receiver.
     TransferDone {
         /// Partition.
@@ -337,6 +354,7 @@ impl PeerMessage {
             | PeerMessage::Sync { .. }
             | PeerMessage::TransferAck(_)
             | PeerMessage::ReadRefused { .. }
+            | PeerMessage::ReadLost { .. }
             | PeerMessage::TransferDone { .. } => 0,
         }
     }

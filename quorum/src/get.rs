@@ -42,6 +42,9 @@ pub enum GetReply<S> {
     NotFound,
     /// The replica refused, or the caller knows the link is down.
     Failed,
+    /// The replica lost its copy of the key (a damaged record it set aside, say) and cannot say
+    /// what it held: it counts as a failure, never as not-found, and read repair refills it.
+    Lost,
 }
 
 /// One answer, as it arrived.
@@ -110,7 +113,7 @@ impl<Id, S: VersionSet> GetOutcome<Id, S> {
 ///    once; another read goes out after each answer that does not count, and every remaining one
 ///    at the hedge, while the get is undecided.
 /// 2. Feed answers with [`handle_message`](Self::handle_message) ([`GetReply::Failed`] when the
-///    replica refused or the link is down), and [`handle_timeout`](Self::handle_timeout) when
+///    replica refused or the link is down, [`GetReply::Lost`] when it lost its copy), and [`handle_timeout`](Self::handle_timeout) when
 ///    [`poll_timeout`](Self::poll_timeout) is due. After each input drain
 ///    [`poll_event`](Self::poll_event) and [`poll_transmit`](Self::poll_transmit).
 /// 3. [`poll_event`](Self::poll_event) yields exactly one [`GetOutcome`]: success when R answers
@@ -119,8 +122,8 @@ impl<Id, S: VersionSet> GetOutcome<Id, S> {
 ///    the deadline. The siblings are the reconciliation of exactly the R answers that counted.
 /// 4. The coordinator keeps listening until every target asked answered or the deadline passed. Then
 ///    it emits [`GetMessage::Repair`] writes, holding the reconciliation of every version
-///    received, to exactly the replicas that answered with a stale or missing version (in the
-///    order they answered), and is [`complete`](Self::is_complete). Read repair is the only output
+///    received, to exactly the replicas that answered with a stale or missing version or said
+///    they lost theirs (in the order they answered), and is [`complete`](Self::is_complete). Read repair is the only output
 ///    after the outcome.
 ///
 /// An answer handled at `now >= deadline` comes after the deadline: it is recorded (and can be
@@ -354,7 +357,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
                     self.not_found += 1;
                     self.options.not_found == NotFoundPolicy::Answer
                 }
-                GetReply::Failed => {
+                GetReply::Failed | GetReply::Lost => {
                     self.failed += 1;
                     false
                 }
@@ -459,7 +462,8 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         });
     }
 
-    /// Listening is over: queue read repair to the replicas that answered stale or missing.
+    /// Listening is over: queue read repair to the replicas that answered stale or missing, or
+    /// lost their copy.
     fn close(&mut self) {
         if self.closed {
             return;
@@ -477,7 +481,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         for a in &self.answers {
             let stale = match &a.reply {
                 GetReply::Found(set) => !set.covers(&merged),
-                GetReply::NotFound => true,
+                GetReply::NotFound | GetReply::Lost => true,
                 GetReply::Failed => false,
             };
             if !stale {

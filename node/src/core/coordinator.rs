@@ -49,6 +49,9 @@ pub(crate) enum Answer {
     Versions(Option<Sibs>),
     /// It failed the request: it refused, or could not be reached.
     Failed,
+    /// It lost its copy of the key (a read it refused for that): a failure that read repair
+    /// refills.
+    Lost,
 }
 
 pub(crate) fn invalid(e: RequestError) -> ClientReply {
@@ -634,6 +637,9 @@ impl NodeCore {
             (Some(Pending::Get { coord, .. }), Answer::Failed) => {
                 let _ = coord.handle_message(now, from, GetReply::Failed);
             }
+            (Some(Pending::Get { coord, .. }), Answer::Lost) => {
+                let _ = coord.handle_message(now, from, GetReply::Lost);
+            }
             _ => {
                 self.stats.counters.late_answers += 1;
                 return;
@@ -657,6 +663,9 @@ impl NodeCore {
             }
             (Some(Pending::Get { coord, .. }), Answer::Failed) => {
                 let _ = coord.handle_message(now, me, GetReply::Failed);
+            }
+            (Some(Pending::Get { coord, .. }), Answer::Lost) => {
+                let _ = coord.handle_message(now, me, GetReply::Lost);
             }
             _ => return,
         }

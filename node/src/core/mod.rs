@@ -375,6 +375,7 @@ impl NodeCore {
             PeerMessage::ReadRefused { req } => {
                 self.replica_answered(now, from, req, Answer::Failed)
             }
+            PeerMessage::ReadLost { req } => self.replica_answered(now, from, req, Answer::Lost),
             PeerMessage::TransferDone { partition, version } => {
                 self.transfer_done(partition as usize, version)
             }

@@ -54,7 +54,7 @@ impl NodeCore {
                                 return;
                             }
                             Then::ReadReply { .. } | Then::LocalRead { .. } => {
-                                self.read_refused(now, then);
+                                self.read_refused(now, then, false);
                                 self.drain(now);
                                 return;
                             }
@@ -128,15 +128,23 @@ impl NodeCore {
         }
     }
 
-    /// A replica read this node cannot answer truthfully (the store failed it, or lost the key's
-    /// record): refused, so that it does not count toward R as "not found".
-    fn read_refused(&mut self, now: Millis, then: Then) {
+    /// A replica read this node cannot answer truthfully (the store failed it, or, `lost`, it
+    /// lost the key's record): refused, so that it does not count toward R as "not found"; a
+    /// lost copy is said to be lost, for the coordinator's read repair to refill it.
+    fn read_refused(&mut self, now: Millis, then: Then, lost: bool) {
         match then {
             Then::ReadReply { to, req } => {
-                self.transmits
-                    .push_back((to, PeerMessage::ReadRefused { req }));
+                let msg = if lost {
+                    PeerMessage::ReadLost { req }
+                } else {
+                    PeerMessage::ReadRefused { req }
+                };
+                self.transmits.push_back((to, msg));
             }
-            Then::LocalRead { req } => self.local_answered(now, req, Answer::Failed),
+            Then::LocalRead { req } => {
+                let answer = if lost { Answer::Lost } else { Answer::Failed };
+                self.local_answered(now, req, answer);
+            }
             _ => {}
         }
     }
@@ -146,7 +154,7 @@ impl NodeCore {
         let first = || keys.first().cloned().unwrap_or_default();
         let read = matches!(then, Then::ReadReply { .. } | Then::LocalRead { .. });
         if read && self.holdings.is_lost(&first()) {
-            return self.read_refused(now, then);
+            return self.read_refused(now, then, true);
         }
         match then {
             Then::ReadReply { to, req } => {

@@ -23,7 +23,7 @@
 //! `504` the timeout passed first, `500` the node's storage failed.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest as _, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -285,25 +285,19 @@ pub(crate) async fn get(
     }
 }
 
-/// `PUT /kv/{key}`.
+/// `PUT /kv/{key}`. The body is read only once the request holds its share of the node's
+/// request budget (its `Content-Length`, or the largest value the node takes when the client does
+/// not say), so that connections waiting for the budget hold no values.
 pub(crate) async fn put(
     State(state): State<HttpState>,
     uri: Uri,
     query: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Request,
 ) -> Result<Response, ApiError> {
     let key = key(&uri)?;
     let params = params(query)?;
-    let value = body.map_err(|e| {
-        let status = e.status();
-        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "value_too_large"
-        } else {
-            "invalid_body"
-        };
-        ApiError::new(status, kind, e.body_text()).with("limit", state.inner.max_value_size)
-    })?;
+    let context = context(&headers)?.unwrap_or_default();
     let content_type = match headers.get(header::CONTENT_TYPE) {
         None => None,
         Some(v) => Some(
@@ -318,14 +312,56 @@ pub(crate) async fn put(
                 .to_string(),
         ),
     };
+    let limit = state.inner.max_value_size;
+    let too_large = |text: String| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", text).with("limit", limit)
+    };
+    let declared = match headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        "Content-Length is not a number",
+                    )
+                })?,
+        ),
+    };
+    let len = match declared {
+        Some(n) if n > limit as u64 => {
+            return Err(too_large(format!(
+                "a value of {n} bytes, past the node's limit of {limit}"
+            )))
+        }
+        Some(n) => n as usize,
+        None => limit,
+    };
+    let admitted = state
+        .admit(ClientRequest::weight_of_put(&key, len, &context))
+        .await?;
+    let value = Bytes::from_request(body, &state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(e.body_text())
+        } else {
+            ApiError::new(e.status(), "invalid_body", e.body_text()).with("limit", limit)
+        }
+    })?;
     let request = ClientRequest::Put {
         key,
         value: value.to_vec(),
-        context: context(&headers)?.unwrap_or_default(),
+        context,
         options: params.options(),
         content_type,
     };
-    stored(state.request(request, params.timeout).await?)
+    stored(
+        state
+            .request_admitted(request, admitted, params.timeout)
+            .await?,
+    )
 }
 
 /// `DELETE /kv/{key}`.

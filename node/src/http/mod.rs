@@ -32,6 +32,8 @@ mod serve;
 pub mod simulate;
 mod slots;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -139,20 +141,52 @@ struct Shared {
 const DRIVER_GRACE: Duration = Duration::from_secs(5);
 
 impl HttpState {
+    /// The state of a node's API: its handlers send to the driver on `inputs`.
+    fn new(info: NodeInfo, metrics_public: bool, inputs: mpsc::Sender<Input>) -> Self {
+        HttpState {
+            inner: Arc::new(Shared {
+                inputs,
+                token: auth::Token::new(&info.cluster, &info.client_secret),
+                metrics_public,
+                max_value_size: info.max_value_size,
+                request_timeout: info.request_timeout,
+                data_dir: info.data_dir,
+                started: Instant::now(),
+                simulations: Arc::new(tokio::sync::Semaphore::new(simulate::CONCURRENT)),
+                requests: info.requests,
+            }),
+        }
+    }
+
     /// Asks the driver to coordinate a client request and waits for its reply.
     async fn request(
         &self,
         request: ClientRequest,
         timeout: Option<u64>,
     ) -> Result<ClientReply, ApiError> {
+        let admitted = self.admit(request.weight()).await?;
+        self.request_admitted(request, admitted, timeout).await
+    }
+
+    /// Waits until a request of `weight` bytes fits in the node's request budget, and takes its
+    /// share (see [`RequestBudget`](crate::runtime::RequestBudget)).
+    async fn admit(&self, weight: usize) -> Result<crate::runtime::Admitted, ApiError> {
+        self.inner
+            .requests
+            .admit(weight)
+            .await
+            .ok_or_else(ApiError::shutting_down)
+    }
+
+    /// [`request`](Self::request) for a request that already holds its share of the budget.
+    async fn request_admitted(
+        &self,
+        request: ClientRequest,
+        admitted: crate::runtime::Admitted,
+        timeout: Option<u64>,
+    ) -> Result<ClientReply, ApiError> {
         let (tx, rx) = oneshot::channel();
         // Held with the request until the driver is done with it.
-        let admitted = self
-            .inner
-            .requests
-            .admit(request.weight())
-            .await
-            .ok_or_else(ApiError::shutting_down)?;
         let reply = crate::runtime::Replier::new(tx, Some(admitted));
         self.send(Input::Client { request, reply }).await?;
         let wait = timeout.map_or(self.inner.request_timeout, Duration::from_millis) + DRIVER_GRACE;
@@ -330,25 +364,12 @@ pub(crate) async fn start(
     };
     let listener = listener.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
-    let state = HttpState {
-        inner: Arc::new(Shared {
-            inputs,
-            token: auth::Token::new(&info.cluster, &info.client_secret),
-            metrics_public: config.metrics_public,
-            max_value_size: info.max_value_size,
-            request_timeout: info.request_timeout,
-            data_dir: info.data_dir,
-            started: Instant::now(),
-            simulations: Arc::new(tokio::sync::Semaphore::new(simulate::CONCURRENT)),
-            requests: info.requests,
-        }),
-    };
-    let app = router(state);
     let limits = serve::HttpLimits {
         max_connections: config.max_connections.max(1),
         read_timeout: info.limits.read_timeout,
         idle_timeout: info.limits.idle_timeout,
     };
+    let app = router(HttpState::new(info, config.metrics_public, inputs));
     let task = tokio::spawn(serve::serve(listener, app, limits));
     Ok((addr, task))
 }

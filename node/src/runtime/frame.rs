@@ -48,10 +48,11 @@ use crate::types::NodeId;
 
 /// The protocol version this build speaks. A handshake naming another version is refused.
 ///
-/// 4: a replica read says whether the coordinator asks the node as one of the key's primaries
+/// 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
+/// to refill it. 4: a replica read says whether the coordinator asks the node as one of the key's primaries
 /// ([`PeerMessage::Read`]). 3: keys, values, contexts and objects are msgpack byte strings (`bin`), not arrays of
 /// integers ([`crate::types::bytes`]). 2: handshake frames apart from the frames after it.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Default largest frame between peers (16 MiB): room for large sync and transfer batches.
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;

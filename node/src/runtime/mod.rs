@@ -46,7 +46,7 @@ pub use frame::{
 };
 pub use handshake::{Credentials, HandshakeError, NodeSecrets};
 pub use server::ConnectionLimits;
-pub(crate) use server::RequestBudget;
+pub(crate) use server::{Admitted, RequestBudget};
 
 use crate::config::NodeConfig;
 use crate::core::{NodeError, StoredCore};

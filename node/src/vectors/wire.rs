@@ -356,6 +356,11 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
             "81ab52656164526566757365649107",
         ),
         (
+            "ReadLost",
+            PeerMessage::ReadLost { req: 7 },
+            "81a8526561644c6f73749107",
+        ),
+        (
             "TransferDone",
             PeerMessage::TransferDone {
                 partition: 3,
@@ -384,6 +389,7 @@ fn covered(m: &PeerMessage) {
         | PeerMessage::Transfer(_)
         | PeerMessage::TransferAck(_)
         | PeerMessage::ReadRefused { .. }
+        | PeerMessage::ReadLost { .. }
         | PeerMessage::TransferDone { .. } => {}
     }
 }

@@ -204,6 +204,34 @@ fn a_replica_that_lost_its_copy_does_not_count_toward_r() {
     }
 }
 
+/// A replica that lost its copy refuses reads of it; read repair must still refill it, whether
+/// the replica is asked by another coordinator or coordinates the get itself (review, eighteenth
+/// session of issue 20: its refusal read as a failure, and read repair passes failures by).
+#[test]
+fn read_repair_refills_a_replica_that_lost_its_copy() {
+    let config = NodeConfig {
+        sync_interval: None,
+        ..NodeConfig::default()
+    };
+    let mut net: Cluster<Rotting> = Cluster::with_stores(3, config);
+    net.advance(300);
+    for (key, at) in [("asked", 1), ("coordinating", 2)] {
+        let stored = net.put(1, key, "v", vec![]);
+        assert!(matches!(stored, ClientReply::Stored { .. }), "{stored:?}");
+        net.advance(100);
+        let store = net.nodes.get_mut(&2).unwrap().store_mut();
+        store.rotten.insert(key.as_bytes().to_vec());
+        let (values, _) = net.get(at, key);
+        assert_eq!(values, vec![b"v".to_vec()], "{key}");
+        net.advance(100);
+        let store = net.nodes[&2].store();
+        assert!(
+            !store.rotten.contains(key.as_bytes()) && store.get(key.as_bytes()).unwrap().is_some(),
+            "read repair through node {at} did not refill node 2's lost copy of {key}"
+        );
+    }
+}
+
 /// Review, eighteenth session of issue 20: a node out of the ring hands each partition to every
 /// primary, one transfer each; when the store failed a batch read of one of them (it waits for a
 /// retry at the next tick) and another finished first, the node dropped the partition, and the
@@ -240,8 +268,12 @@ fn a_transfer_waiting_for_a_retry_keeps_its_partition() {
         }
     }
     assert!(first.len() > 1);
-    *net.nodes.get_mut(&4).unwrap().store_mut().fail_once.borrow_mut() =
-        first.values().cloned().collect();
+    *net.nodes
+        .get_mut(&4)
+        .unwrap()
+        .store_mut()
+        .fail_once
+        .borrow_mut() = first.values().cloned().collect();
 
     let now = net.now;
     net.nodes.get_mut(&4).unwrap().leave(now);

@@ -107,6 +107,27 @@ fn only_stale_and_missing_replicas_are_repaired() {
     assert_eq!(get.repaired().copied().collect::<Vec<_>>(), ["C", "A"]);
 }
 
+/// A replica that lost its copy neither counts toward R (its "nothing" is not a not-found) nor
+/// is left without it: read repair refills it, where a replica that failed gets nothing.
+#[test]
+fn a_replica_that_lost_its_copy_does_not_count_and_is_repaired() {
+    let d = version(&[("A", 1)], "D");
+    let mut get = new_get(n3r2());
+    get.handle_message(1, "A", GetReply::Lost).unwrap();
+    get.handle_message(2, "B", GetReply::Found(one(&d)))
+        .unwrap();
+    assert_eq!(
+        get.poll_event(),
+        None,
+        "one answer counts of the two needed"
+    );
+    get.handle_message(3, "C", GetReply::Failed).unwrap();
+    let outcome = get.poll_event().unwrap();
+    assert!(!outcome.is_success());
+    assert_eq!(drain_get(&mut get), [repair("A", &one(&d))]);
+    assert!(get.is_complete());
+}
+
 #[test]
 fn up_to_date_replicas_get_no_repair() {
     let d = version(&[("A", 1)], "D");

@@ -1,0 +1,113 @@
+//! The API's handlers against a driver played by the test: what reaches the driver, and when.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tower::ServiceExt as _;
+
+use super::{router, HttpState, NodeInfo};
+use crate::message::{ClientReply, ClientRequest};
+use crate::runtime::{ConnectionLimits, Input, RequestBudget};
+
+const CLUSTER: &str = "test";
+const SECRET: &[u8] = b"secret";
+
+/// The API of a node whose request budget is `budget`, and the driver's end of its inputs.
+fn api(budget: &RequestBudget) -> (axum::Router, mpsc::Receiver<Input>) {
+    let (inputs, driver) = mpsc::channel(16);
+    let info = NodeInfo {
+        cluster: CLUSTER.into(),
+        client_secret: SECRET.to_vec(),
+        max_value_size: 1 << 20,
+        request_timeout: Duration::from_secs(10),
+        data_dir: None,
+        limits: ConnectionLimits::default(),
+        requests: budget.clone(),
+    };
+    (router(HttpState::new(info, false, inputs)), driver)
+}
+
+/// `PUT /kv/{key}` with `body` of `len` bytes.
+fn put(key: &str, len: usize, body: Body) -> Request<Body> {
+    Request::put(format!("/kv/{key}"))
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", super::token(CLUSTER, SECRET)),
+        )
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .expect("a valid request")
+}
+
+/// A body of `len` bytes that records when the server first asks for it.
+fn watched(len: usize) -> (Body, Arc<AtomicBool>) {
+    let asked = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&asked);
+    let chunks = futures::stream::once(async move {
+        flag.store(true, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(Bytes::from(vec![7u8; len]))
+    });
+    (Body::from_stream(chunks), asked)
+}
+
+/// Lets every task run until all of them wait (the clock is paused: it moves only then).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+fn stored() -> ClientReply {
+    ClientReply::Stored {
+        context: Vec::new(),
+        replicas: vec![1],
+    }
+}
+
+/// Hardening review, eighteenth session of issue 20: the request budget was taken only once a
+/// put's body had been read, so a thousand HTTP connections could each make the node hold a
+/// whole value (1 GiB together) past a budget of a quarter of that. A put now waits for its
+/// share before the node reads its body.
+#[tokio::test(start_paused = true)]
+async fn a_put_waits_for_the_request_budget_before_its_body_is_read() {
+    let budget = RequestBudget::new(1 << 20);
+    let (app, mut driver) = api(&budget);
+    let first = tokio::spawn(app.clone().oneshot(put(
+        "a",
+        800_000,
+        Body::from(vec![1u8; 800_000]),
+    )));
+    let Some(Input::Client { request, reply }) = driver.recv().await else {
+        panic!("the first put reaches the driver");
+    };
+    assert!(matches!(request, ClientRequest::Put { ref value, .. } if value.len() == 800_000));
+
+    let (body, asked) = watched(800_000);
+    let second = tokio::spawn(app.clone().oneshot(put("b", 800_000, body)));
+    settle().await;
+    assert!(
+        !asked.load(Ordering::SeqCst),
+        "the second put's body was read while the first held the budget ({} bytes free)",
+        budget.available()
+    );
+    assert!(
+        driver.try_recv().is_err(),
+        "nothing else reached the driver"
+    );
+
+    reply.send(stored()).expect("the first put waits");
+    let answered = first.await.expect("joins").expect("infallible");
+    assert_eq!(answered.status(), StatusCode::NO_CONTENT);
+    let Some(Input::Client { request, reply }) = driver.recv().await else {
+        panic!("the second put reaches the driver once the first is answered");
+    };
+    assert!(asked.load(Ordering::SeqCst));
+    assert!(matches!(request, ClientRequest::Put { ref value, .. } if value.len() == 800_000));
+    reply.send(stored()).expect("the second put waits");
+    let answered = second.await.expect("joins").expect("infallible");
+    assert_eq!(answered.status(), StatusCode::NO_CONTENT);
+    assert_eq!(budget.available(), 1 << 20, "every byte given back");
+}
