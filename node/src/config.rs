@@ -92,6 +92,10 @@ pub struct NodeConfig {
     /// join) instead of being added by the claimant as soon as it is up.
     pub wait_for_commit: bool,
     /// How long a down node stays in the ring before it is removed (default: never, `None`).
+    ///
+    /// A node so removed no longer holds up the reaping of tombstones: wipe its data directory
+    /// before it starts again, or what it hands over on its return (versions older than deletes
+    /// reaped meanwhile) brings deleted values back.
     pub remove_after: Option<Millis>,
     /// How long a tombstone is kept before it may be reaped (default 4 h; `None` keeps tombstones
     /// forever). A tombstone is reaped only once all N replicas hold exactly it, every member is

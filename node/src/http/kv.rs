@@ -287,7 +287,8 @@ pub(crate) async fn get(
 
 /// `PUT /kv/{key}`. The body is read only once the request holds its share of the node's
 /// request budget (its `Content-Length`, or the largest value the node takes when the client does
-/// not say), so that connections waiting for the budget hold no values.
+/// not say), so that connections waiting for the budget hold no values; and then it must arrive
+/// within the node's read timeout, so that a slow client cannot sit on that share.
 pub(crate) async fn put(
     State(state): State<HttpState>,
     uri: Uri,
@@ -333,9 +334,10 @@ pub(crate) async fn put(
     };
     let len = match declared {
         Some(n) if n > limit as u64 => {
-            return Err(too_large(format!(
-                "a value of {n} bytes, past the node's limit of {limit}"
-            )))
+            return Err(
+                too_large(format!("value of {n} bytes exceeds the limit of {limit}"))
+                    .with("size", n),
+            )
         }
         Some(n) => n as usize,
         None => limit,
@@ -343,13 +345,26 @@ pub(crate) async fn put(
     let admitted = state
         .admit(ClientRequest::weight_of_put(&key, len, &context))
         .await?;
-    let value = Bytes::from_request(body, &state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(e.body_text())
-        } else {
-            ApiError::new(e.status(), "invalid_body", e.body_text()).with("limit", limit)
-        }
-    })?;
+    let read = Bytes::from_request(body, &state);
+    let value = tokio::time::timeout(state.inner.body_timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {} ms",
+                    state.inner.body_timeout.as_millis()
+                ),
+            )
+        })?
+        .map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large(e.body_text())
+            } else {
+                ApiError::new(e.status(), "invalid_body", e.body_text()).with("limit", limit)
+            }
+        })?;
     let request = ClientRequest::Put {
         key,
         value: value.to_vec(),

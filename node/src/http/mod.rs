@@ -127,6 +127,9 @@ struct Shared {
     metrics_public: bool,
     max_value_size: usize,
     request_timeout: Duration,
+    /// How long a put's body may take to arrive once it holds its share of the request budget
+    /// (the connections' read timeout).
+    body_timeout: Duration,
     data_dir: Option<PathBuf>,
     /// When the API started (`/stats` reports the time since, for rates).
     started: Instant,
@@ -150,6 +153,7 @@ impl HttpState {
                 metrics_public,
                 max_value_size: info.max_value_size,
                 request_timeout: info.request_timeout,
+                body_timeout: info.limits.read_timeout,
                 data_dir: info.data_dir,
                 started: Instant::now(),
                 simulations: Arc::new(tokio::sync::Semaphore::new(simulate::CONCURRENT)),

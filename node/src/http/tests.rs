@@ -111,3 +111,22 @@ async fn a_put_waits_for_the_request_budget_before_its_body_is_read() {
     assert_eq!(answered.status(), StatusCode::NO_CONTENT);
     assert_eq!(budget.available(), 1 << 20, "every byte given back");
 }
+
+/// Review of the change above: once a put holds its share of the budget, a client that sent its
+/// body a byte now and then (enough for the idle timeout) held that share for as long as it
+/// liked, and with a few hundred connections the whole budget, stalling every client of the
+/// node. The body must now arrive within the read timeout; then the share is given back.
+#[tokio::test(start_paused = true)]
+async fn a_body_that_does_not_arrive_in_time_gives_its_share_back() {
+    let budget = RequestBudget::new(1 << 20);
+    let (app, mut driver) = api(&budget);
+    let never = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+    let slow = app.oneshot(put("slow", 800_000, Body::from_stream(never)));
+    let answered = tokio::time::timeout(ConnectionLimits::default().read_timeout * 2, slow)
+        .await
+        .expect("answered within the read timeout")
+        .expect("infallible");
+    assert_eq!(answered.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(budget.available(), 1 << 20, "the share is given back");
+    assert!(driver.try_recv().is_err(), "nothing reached the driver");
+}
