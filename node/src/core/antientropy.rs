@@ -268,8 +268,31 @@ impl AntiEntropy {
 }
 
 impl NodeCore {
-    /// Starts a session for the next partition this node replicates.
+    /// Starts a session: for a partition this node awaits, with a replica it has not been found
+    /// equal to yet, if there is one (such a partition serves no reads here until it is found
+    /// whole); else for the next partition this node replicates.
     pub(crate) fn start_sync(&mut self, now: Millis) {
+        let mut awaited: Vec<(usize, NodeId)> = Vec::new();
+        for &p in &self.transfers.incoming {
+            let equal = self.transfers.equal.get(&p);
+            for n in super::primaries_of(&self.view.ring, p) {
+                if n != self.id
+                    && self.is_up(n)
+                    && !self.peer_awaits(n, p)
+                    && !equal.is_some_and(|e| e.contains(&n))
+                {
+                    awaited.push((p, n));
+                }
+            }
+        }
+        if !awaited.is_empty() {
+            let (p, peer) = awaited[self.rng.gen_range(0..awaited.len())];
+            self.stats.counters.sync_sessions += 1;
+            if let Some(tree) = self.holdings.tree(p) {
+                self.anti_entropy.initiate(now, self.id, p, peer, tree);
+            }
+            return;
+        }
         let q = self.view.ring.range_count();
         for _ in 0..q {
             let p = self.anti_entropy.next_partition(q);

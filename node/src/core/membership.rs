@@ -492,10 +492,14 @@ impl NodeCore {
             members: next.nodes().map(|n| n.id).collect(),
         });
         let removed_me = was_member && !next.contains(&self.id);
+        // Not the ring after this node's: it missed a change (it was down or cut off), or this
+        // is another ring of its version. What moved meanwhile is unknown: a partition it held
+        // before and holds now may have been elsewhere in between and taken writes there.
+        let skipped = next_ring_version(self.view.ring_state.version) != Some(state.version);
         self.view.ring_state = state;
         self.view.ring_digest = ring_digest(&bytes);
         self.view.ring_bytes = bytes;
-        self.change_ring(now, next, provisional);
+        self.change_ring(now, next, provisional, skipped);
         if removed_me {
             self.put_meta(REMOVED_KEY, vec![1]);
         }
@@ -514,7 +518,13 @@ impl NodeCore {
     /// Adopts `next` and pushes the ranges this node must hand over. A `provisional` old ring
     /// (a joining node's guess, in which it held everything) counts as empty: nothing to send,
     /// every range it replicates now is awaited.
-    fn change_ring(&mut self, now: Millis, next: Ring<NodeId>, provisional: bool) {
+    ///
+    /// After a `skipped` change, with anti-entropy on, every range it replicates is awaited: a
+    /// range it replicated before too may have been elsewhere meanwhile, so its copy is not
+    /// served until a transfer or equal Merkle trees show it whole. (Without anti-entropy, a
+    /// range that did not move would wait for good: then only the ranges new to it are.)
+    fn change_ring(&mut self, now: Millis, next: Ring<NodeId>, provisional: bool, skipped: bool) {
+        let skipped = skipped && self.config.sync_interval.is_some();
         let plan = (!provisional).then(|| self.view.ring.transfer_plan(&next));
         let old = std::mem::replace(&mut self.view.ring, next);
         self.view.replicated = super::replicated_ranges(&self.view.ring, self.id);
@@ -544,7 +554,7 @@ impl NodeCore {
         let replicas = |ring: &Ring<NodeId>, p: usize| super::is_primary(ring, p, me);
         for p in 0..self.view.ring.range_count() {
             match (
-                !provisional && replicas(&old, p),
+                !provisional && !skipped && replicas(&old, p),
                 replicas(&self.view.ring, p),
             ) {
                 (false, true) => {
