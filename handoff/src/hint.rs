@@ -76,7 +76,7 @@ pub struct HintEntry<P> {
 
 /// Hints handed back to the node they were meant for. The receiver merges every entry into its
 /// store (merging is idempotent, so a batch delivered twice is harmless) and then answers with
-/// [`HintBatch::ack`].
+/// [`HintBatch::ack`], or [`HintBatch::ack_except`] the entries it could not keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HintBatch<P> {
@@ -89,18 +89,30 @@ pub struct HintBatch<P> {
 impl<P> HintBatch<P> {
     /// The acknowledgement to send back once every entry is applied durably.
     pub fn ack(&self) -> HintAck {
+        self.ack_except(Vec::new())
+    }
+
+    /// The acknowledgement to send back once every entry but those of `refused` is applied
+    /// durably (a storage error, an entry past the receiver's limits): the sender forgets the
+    /// others and sends the refused ones again later.
+    pub fn ack_except(&self, refused: Vec<HintId>) -> HintAck {
         HintAck {
             batch_id: self.batch_id,
+            refused,
         }
     }
 }
 
-/// The receiver's acknowledgement of a whole [`HintBatch`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The receiver's acknowledgement of a [`HintBatch`]: every entry is applied durably but those
+/// it names as refused.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HintAck {
     /// The batch applied.
     pub batch_id: BatchId,
+    /// Entries the receiver did not keep: the sender keeps them and retries after a backoff.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub refused: Vec<HintId>,
 }
 
 /// Why the log gave up a hint without delivering it.

@@ -187,6 +187,45 @@ fn lost_batch_is_retried_with_backoff() {
     assert_eq!(log.node_stats(&"A").unwrap().failures, 0);
 }
 
+/// A receiver that could not keep some entries of a batch (a storage error) names them: the
+/// others are delivered at once, and only the refused ones travel again, after the backoff (a
+/// batch used to be acknowledged whole or not at all, so one failing entry held every other
+/// back until the batch timed out, again and again on a disk that fails now and then).
+#[test]
+fn refused_entries_are_sent_again_after_backoff_and_the_rest_delivered() {
+    let mut log = Log::new(config());
+    for k in ["a", "b", "c"] {
+        log.record(ms(0), hint("A", k, 1)).unwrap();
+    }
+    log.peer_up(ms(0), "A");
+    let (_, batch) = log.poll_transmit().unwrap();
+    assert_eq!(batch.entries.len(), 3);
+    let refused = batch.entries[1].id;
+    events(&mut log);
+    assert_eq!(
+        log.handle_message(ms(10), "A", batch.ack_except(vec![refused])),
+        Ok(())
+    );
+    let delivered: Vec<Vec<u8>> = events(&mut log)
+        .into_iter()
+        .filter_map(|e| match e {
+            HintEvent::Delivered { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, vec![b"a".to_vec(), b"c".to_vec()]);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log.poll_transmit(), None, "waits for the backoff");
+    assert_eq!(log.poll_timeout(), Some(ms(110)));
+    log.handle_timeout(ms(110));
+    let (_, again) = log.poll_transmit().expect("sent again");
+    assert_eq!(again.entries.len(), 1);
+    assert_eq!(again.entries[0].id, refused);
+    assert_eq!(log.handle_message(ms(120), "A", again.ack()), Ok(()));
+    assert!(log.is_empty());
+    assert_eq!(log.node_stats(&"A").unwrap().failures, 0);
+}
+
 #[test]
 fn acknowledgement_from_the_wrong_node_is_refused() {
     let mut log = Log::new(config());

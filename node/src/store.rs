@@ -128,6 +128,27 @@ pub struct MemoryStore {
     buffered: bool,
     /// Records [`MemoryStore::damage`] dropped, for [`Store::take_set_aside`].
     set_aside: Vec<Key>,
+    /// Faults injected by [`MemoryStore::inject_faults`].
+    faults: Option<Faults>,
+}
+
+/// Data reads and writes that fail, one in `one_in` on average, drawn from a seeded generator.
+#[derive(Debug, Clone)]
+struct Faults {
+    one_in: u64,
+    state: std::cell::Cell<u64>,
+}
+
+impl Faults {
+    /// Whether the next data read or write fails (splitmix64 over the state).
+    fn strike(&self) -> bool {
+        let s = self.state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.state.set(s);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)).is_multiple_of(self.one_in)
+    }
 }
 
 impl MemoryStore {
@@ -155,6 +176,30 @@ impl MemoryStore {
         self.data.is_empty()
     }
 
+    /// From now on, about one in `one_in` data reads ([`Store::get`]) and writes ([`Store::put`])
+    /// fails with an I/O error, as a failing disk's would, drawn from `seed` (tests and the
+    /// simulator exercise the node's answers to storage errors with it). A failed write changes
+    /// nothing. `one_in` of 0 turns the faults off.
+    pub fn inject_faults(&mut self, one_in: u64, seed: u64) {
+        self.faults = (one_in > 0).then(|| Faults {
+            one_in,
+            state: std::cell::Cell::new(seed),
+        });
+    }
+
+    /// Whether an injected fault strikes the next data read or write.
+    fn fault(&self) -> Result<(), StoreError> {
+        match &self.faults {
+            Some(f) if f.strike() => Err(StoreError::Io("injected disk fault".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The keys stored, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> + '_ {
+        self.data.keys()
+    }
+
     /// Drops `key`'s record as an on-disk store drops a record it finds damaged when it opens:
     /// the next [`Store::take_set_aside`] names the key (tests and the simulator model damage
     /// found at a restart with it).
@@ -167,10 +212,12 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get(&self, key: &[u8]) -> Result<Option<Sibs>, StoreError> {
+        self.fault()?;
         Ok(self.data.get(key).cloned())
     }
 
     fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
+        self.fault()?;
         self.data.insert(key.to_vec(), siblings.clone());
         Ok(())
     }

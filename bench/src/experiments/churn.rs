@@ -69,6 +69,7 @@ fn run_one(every_ms: Option<u64>, duration_ms: u64, seed: u64) -> Result<Run, Er
         keep_history: true,
         start: 1_000,
         disk: None,
+        disk_faults: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "churn",

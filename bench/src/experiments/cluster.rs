@@ -103,6 +103,7 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
         keep_history: true,
         start: 1_000,
         disk: None,
+        disk_faults: None,
     })
     .map_err(|e| setup(&e))?;
     let mut detected_ms = None;

@@ -25,6 +25,7 @@ fn sim(seed: u64, nodes: usize, node: NodeConfig, link: LinkConfig) -> Result<Si
         keep_history: false,
         start: 1_000,
         disk: None,
+        disk_faults: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "simulator",

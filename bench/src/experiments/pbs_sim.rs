@@ -75,6 +75,7 @@ fn run_one(latency: Dist, r: usize, w: usize, trials: usize, seed: u64) -> Resul
         keep_history: false,
         start: 1_000,
         disk: None,
+        disk_faults: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "pbs-sim",

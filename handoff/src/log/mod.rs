@@ -281,7 +281,8 @@ where
     }
 
     /// An acknowledgement from `from`: the hints of that batch are delivered (each reported with
-    /// [`HintEvent::Delivered`]), and the next batch goes out.
+    /// [`HintEvent::Delivered`]) but those it names as refused, which wait for another batch
+    /// after a backoff; and the next batch goes out (at once when none was refused).
     ///
     /// # Errors
     /// [`AckError`] if no batch with that id is in flight or it was sent to another node; the
@@ -301,12 +302,27 @@ where
         let Some(flight) = self.flights.remove(&batch) else {
             return Err(AckError::UnknownBatch { batch: batch.0 });
         };
+        let refused: BTreeSet<HintId> = msg.refused.into_iter().collect();
+        let mut requeued = Vec::new();
         if let Some(state) = self.nodes.get_mut(&from) {
             state.in_flight.remove(&batch);
-            state.failures = 0;
-            state.retry_at = None;
+            if refused.is_empty() {
+                state.failures = 0;
+                state.retry_at = None;
+            } else {
+                state.failures = state.failures.saturating_add(1);
+                let delay = self.config.backoff.delay(state.failures, &mut self.rng);
+                state.retry_at = Some(after(now, delay));
+            }
         }
         for id in flight.hints {
+            if refused.contains(&id) {
+                if let Some(stored) = self.hints.get_mut(&id) {
+                    stored.batch = None;
+                    requeued.push(id);
+                }
+                continue;
+            }
             if let Some(stored) = self.remove(id) {
                 let HintRecord { id, hint, .. } = stored.record;
                 self.events.push_back(HintEvent::Delivered {
@@ -316,6 +332,9 @@ where
                 });
                 self.events.push_back(HintEvent::Forget(id));
             }
+        }
+        if let Some(state) = self.nodes.get_mut(&from) {
+            state.queued.extend(requeued);
         }
         if self.nodes.get(&from).is_some_and(|s| s.hints == 0) {
             self.events

@@ -310,34 +310,38 @@ impl NodeCore {
             // It said it left and may be stopped at any moment: acknowledged, the hints would
             // go with it. The fallback keeps them and, once it hears the ring without this
             // node, passes them to the key's primaries there.
+            let every = batch.entries.iter().map(|e| e.id).collect();
             return self.store_op(
                 StorageOp::Merge {
                     entries: Vec::new(),
                 },
                 Then::HintsAck {
                     from,
-                    ack: batch.ack(),
-                    ok: false,
+                    ack: batch.ack_except(every),
+                    entries: Vec::new(),
                 },
             );
         }
         let mut entries = Vec::with_capacity(batch.entries.len());
-        // An entry refused (past this node's limits, undecodable) leaves the batch
-        // unacknowledged: the acknowledgement would make the fallback forget it, perhaps the
-        // only copy of an acknowledged write. The fallback keeps it until the hint expires and
-        // its versions go to the key's other primaries.
-        let mut all_taken = true;
+        let mut ids = Vec::with_capacity(batch.entries.len());
+        // An entry refused (past this node's limits, undecodable) is named in the
+        // acknowledgement, which would otherwise make the fallback forget it, perhaps the only
+        // copy of an acknowledged write. The fallback keeps it (and retries) until the hint
+        // expires and its versions go to the key's other primaries. So is an entry the store
+        // fails to keep (see `handle_storage`).
+        let mut refused = Vec::new();
         for entry in &batch.entries {
             match decode_siblings(&entry.payload) {
                 Some(siblings) if self.fits(&entry.key, &siblings) => {
                     if let Some(siblings) = self.reaper.unfenced(&entry.key, siblings) {
-                        entries.push((entry.key.clone(), siblings))
+                        entries.push((entry.key.clone(), siblings));
+                        ids.push(entry.id);
                     }
                 }
-                Some(_) => all_taken = false,
+                Some(_) => refused.push(entry.id),
                 None => {
                     self.stats.counters.bad_messages += 1;
-                    all_taken = false;
+                    refused.push(entry.id);
                 }
             }
         }
@@ -345,31 +349,22 @@ impl NodeCore {
             StorageOp::Merge { entries },
             Then::HintsAck {
                 from,
-                ack: batch.ack(),
-                ok: all_taken,
+                ack: batch.ack_except(refused),
+                entries: ids,
             },
         );
     }
 
-    /// The store took a fallback's hints (`changed`: some changed a partition this node does not
+    /// The store took a fallback's hints (`foreign`: some changed a partition this node does not
     /// replicate). A ring change since the write may have taken the key's partition from this
     /// node while it stays in the ring (so the fallback did not re-route the hints): the
-    /// partition goes on to its primaries ([`NodeCore::kept_foreign`]). Unacknowledged batches
-    /// are retried by the sender, so a storage failure is not acknowledged.
-    pub(crate) fn hints_kept(
-        &mut self,
-        now: Millis,
-        from: NodeId,
-        ack: HintAck,
-        ok: bool,
-        foreign: bool,
-    ) {
+    /// partition goes on to its primaries ([`NodeCore::kept_foreign`]). The acknowledgement
+    /// names the hints not kept (a storage failure, an entry refused): the sender retries them.
+    pub(crate) fn hints_kept(&mut self, now: Millis, from: NodeId, ack: HintAck, foreign: bool) {
         if foreign {
             self.kept_foreign(now);
         }
-        if ok {
-            self.transmits.push_back((from, PeerMessage::HintsAck(ack)));
-        }
+        self.transmits.push_back((from, PeerMessage::HintsAck(ack)));
     }
 
     pub(crate) fn drain_hints(&mut self, _now: Millis) {

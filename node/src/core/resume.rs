@@ -18,9 +18,11 @@ impl NodeCore {
         };
         match result {
             StorageResult::Merge(results) => {
-                let mut ok = results.len() == keys.len();
+                let whole = results.len() == keys.len();
+                let mut ok = whole;
+                let mut failed = vec![!whole; keys.len()];
                 let mut foreign = false;
-                for (key, r) in keys.iter().zip(results) {
+                for (i, (key, r)) in keys.iter().zip(results).enumerate() {
                     match r {
                         Ok(Some(merged)) => {
                             let p = self.stored(key, &merged);
@@ -29,9 +31,34 @@ impl NodeCore {
                             foreign |= !self.replicates(p) && !self.transfers.handing_over(p);
                         }
                         Ok(None) => {}
-                        Err(_) => ok = false,
+                        Err(_) => {
+                            ok = false;
+                            failed[i] = true;
+                        }
                     }
                 }
+                // Hints the store failed to keep are named in the acknowledgement: the fallback
+                // sends them again, and forgets the others.
+                let then = match then {
+                    Then::HintsAck {
+                        from,
+                        mut ack,
+                        entries,
+                    } => {
+                        let refused = entries
+                            .into_iter()
+                            .enumerate()
+                            .filter(|&(i, _)| failed.get(i).copied().unwrap_or(true))
+                            .map(|(_, id)| id);
+                        ack.refused.extend(refused);
+                        Then::HintsAck {
+                            from,
+                            ack,
+                            entries: Vec::new(),
+                        }
+                    }
+                    other => other,
+                };
                 self.merged_then(now, then, ok, foreign);
             }
             StorageResult::Read(found) => {
@@ -94,9 +121,7 @@ impl NodeCore {
             self.kept_foreign(now);
         }
         match then {
-            Then::HintsAck { from, ack, ok: o } => {
-                self.hints_kept(now, from, ack, o && ok, foreign)
-            }
+            Then::HintsAck { from, ack, .. } => self.hints_kept(now, from, ack, foreign),
             Then::TransferAck { from, ack, ok: o } => {
                 self.transfer_kept(now, from, ack, o && ok, foreign)
             }

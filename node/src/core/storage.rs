@@ -180,11 +180,13 @@ pub(crate) enum Then {
     Lease(Box<super::minting::Minted>),
     /// A primary coordinator's dot is in its store: the put goes out.
     Minted(Box<super::minting::Minted>),
-    /// Hints a fallback delivered: acknowledge the batch if every entry was kept.
+    /// Hints a fallback delivered: acknowledge the batch, naming as refused (besides those
+    /// `ack` names already) each of `entries` (the hint of each of the merge's entries, in order)
+    /// the store failed to keep.
     HintsAck {
         from: NodeId,
         ack: HintAck,
-        ok: bool,
+        entries: Vec<dynamo_handoff::HintId>,
     },
     /// A transfer batch: acknowledge it if every entry was kept.
     TransferAck {
@@ -280,11 +282,6 @@ impl Then {
                 ok: o && ok,
             },
             Then::LocalWrite { req, ok: o } => Then::LocalWrite { req, ok: o && ok },
-            Then::HintsAck { from, ack, ok: o } => Then::HintsAck {
-                from,
-                ack,
-                ok: o && ok,
-            },
             Then::TransferAck { from, ack, ok: o } => Then::TransferAck {
                 from,
                 ack,

@@ -1095,33 +1095,46 @@ fn a_record_found_damaged_at_start_is_a_lost_copy() {
 }
 
 /// A hint batch with an entry this node refuses (past its limits: nodes configured apart, or
-/// undecodable) is not acknowledged: the acknowledgement made the fallback forget the entry, and
-/// with it perhaps the only copy of an acknowledged write. Unacknowledged, the fallback keeps it
-/// (and retries) until the hint expires and its versions go to the key's other primaries.
+/// undecodable) does not acknowledge that entry: the acknowledgement made the fallback forget
+/// it, and with it perhaps the only copy of an acknowledged write. Named refused, the fallback
+/// keeps it (and retries) until the hint expires and its versions go to the key's other
+/// primaries; the batch's other entries are acknowledged.
 #[test]
-fn a_hint_batch_with_an_entry_this_node_refuses_is_not_acknowledged() {
+fn a_hint_batch_with_an_entry_this_node_refuses_does_not_acknowledge_it() {
     use dynamo_handoff::{BatchId, HintBatch, HintEntry, HintId};
     let mut h = Harness::with(|c| c.max_value_size = 16);
     let (key, p2, _) = h.own_key();
     let value = |bytes: &[u8]| super::digest::encode_siblings(&one_version((10, 1), 1, bytes));
-    for (payload, acked) in [
+    for (payload, kept) in [
         (value(b"small"), true),
         (value(&[7; 4096]), false),
         (b"\xc1 not msgpack".to_vec(), false),
     ] {
         let batch = HintBatch {
             batch_id: BatchId(1),
-            entries: vec![HintEntry {
-                id: HintId(0),
-                key: key.clone(),
-                payload,
-            }],
+            entries: vec![
+                HintEntry {
+                    id: HintId(0),
+                    key: key.clone(),
+                    payload,
+                },
+                HintEntry {
+                    id: HintId(1),
+                    key: key.clone(),
+                    payload: value(b"other"),
+                },
+            ],
         };
         let out = h.message(p2, PeerMessage::Hints(batch));
-        let ack = out
+        let refused: Vec<Vec<HintId>> = out
             .iter()
-            .any(|o| matches!(o, Out::Send(_, PeerMessage::HintsAck(_))));
-        assert_eq!(ack, acked, "{out:?}");
+            .filter_map(|o| match o {
+                Out::Send(_, PeerMessage::HintsAck(ack)) => Some(ack.refused.clone()),
+                _ => None,
+            })
+            .collect();
+        let expected = if kept { vec![] } else { vec![HintId(0)] };
+        assert_eq!(refused, vec![expected], "{out:?}");
     }
 }
 

@@ -311,6 +311,7 @@ impl SimRequest {
             keep_history: true,
             start: 1_000,
             disk: None,
+            disk_faults: None,
         }
     }
 }

@@ -49,7 +49,8 @@ use crate::types::NodeId;
 /// The protocol version this build speaks. A handshake naming another version is refused.
 ///
 /// 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
-/// to refill it. 4: a replica read says whether the coordinator asks the node as one of the key's primaries
+/// to refill it; a hint batch's acknowledgement names the hints not kept
+/// ([`dynamo_handoff::HintAck::refused`]). 4: a replica read says whether the coordinator asks the node as one of the key's primaries
 /// ([`PeerMessage::Read`]). 3: keys, values, contexts and objects are msgpack byte strings (`bin`), not arrays of
 /// integers ([`crate::types::bytes`]). 2: handshake frames apart from the frames after it.
 pub const PROTOCOL_VERSION: u32 = 5;

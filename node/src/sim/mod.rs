@@ -98,6 +98,9 @@ pub struct SimConfig {
     /// after the first of them was queued; the node's messages and replies wait for them (as a
     /// durable node's wait for its flush). `None`: storage runs with each input.
     pub disk: Option<dist::Dist>,
+    /// A failing disk: about one in this many data reads and writes of every node fails with an
+    /// I/O error ([`MemoryStore::inject_faults`]). `None`: none fails.
+    pub disk_faults: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -116,6 +119,7 @@ impl Default for SimConfig {
             keep_history: true,
             start: 1_000,
             disk: None,
+            disk_faults: None,
         }
     }
 }
@@ -312,10 +316,13 @@ impl Sim {
         if slot.core.is_some() {
             return Err(SimError::Running(id));
         }
-        let store = slot.disk.take().unwrap_or_default();
+        let mut store = slot.disk.take().unwrap_or_default();
         let seed = self.config.seed
             ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ u64::from(slot.incarnation).rotate_left(32);
+        if let Some(one_in) = self.config.disk_faults {
+            store.inject_faults(one_in, seed.rotate_left(7));
+        }
         let mut core = StoredCore::new(id, Self::address(id), cfg, store, now, seed)
             .map_err(|source| SimError::Node { node: id, source })?;
         core.set_deferred(self.config.disk.is_some());
@@ -406,6 +413,30 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Damages up to `count` records of crashed node `id`'s kept store, chosen at random, as bit
+    /// rot found when it restarts ([`MemoryStore::damage`]: the store sets them aside and the
+    /// node counts them as copies it lost). Returns the keys damaged (none if the node is
+    /// running or kept no store).
+    pub fn damage(&mut self, id: NodeId, count: usize) -> Vec<crate::types::Key> {
+        use rand::seq::SliceRandom;
+        let Some(disk) = self
+            .slots
+            .get_mut(id as usize)
+            .and_then(|s| s.disk.as_mut())
+        else {
+            return Vec::new();
+        };
+        let keys: Vec<crate::types::Key> = disk.keys().cloned().collect();
+        let chosen: Vec<crate::types::Key> = keys
+            .choose_multiple(&mut self.rng, count)
+            .cloned()
+            .collect();
+        for key in &chosen {
+            disk.damage(key);
+        }
+        chosen
     }
 
     /// Restarts a crashed node (from its kept store, or empty) with the configuration it was

@@ -295,8 +295,9 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
             "HintsAck",
             PeerMessage::HintsAck(HintAck {
                 batch_id: BatchId(4),
+                refused: vec![HintId(5)],
             }),
-            "81a848696e747341636b9104",
+            "81a848696e747341636b92049105",
         ),
         (
             "Sync",

@@ -55,6 +55,14 @@ fn fixed() -> bool {
     std::env::var("SIM_FIXED").is_ok_and(|v| v == "1")
 }
 
+/// `SIM_FAULTY=1`: replays on a failing disk (see [`Setup::faulty`]).
+fn faulty() -> bool {
+    std::env::var("SIM_FAULTY").is_ok_and(|v| v == "1")
+}
+
+/// One in this many data reads and writes fails on a failing disk ([`Setup::faulty`]).
+const DISK_FAULTS: u64 = 40;
+
 /// `SIM_FANOUT=1`: replays with gets asking R replicas at once (see [`with_fanout`]).
 fn fanout() -> bool {
     std::env::var("SIM_FANOUT").is_ok_and(|v| v == "1")
@@ -153,6 +161,10 @@ struct Setup {
     /// Strict quorums with R + W > N and no lost disk: a get must see every put acknowledged
     /// before it was invoked, so a stale read fails the seed.
     strict: bool,
+    /// A failing disk: one in [`DISK_FAULTS`] data reads and writes fails, and the first node
+    /// restarted finds a few of its records damaged (set aside: copies it lost). No disk is
+    /// lost whole, so that the damage never meets a lost disk's keys.
+    faulty: bool,
     /// No joins or leaves. While a ring change spreads, a get whose coordinator and replicas
     /// all still hold the old ring can miss a put the new ring's replicas acknowledged (seed
     /// 7025 under strict quorums): Dynamo's rings are gossiped, not agreed on, so only a fixed
@@ -168,6 +180,7 @@ impl Setup {
             slow: slow(),
             fanout: fanout(),
             strict: strict(),
+            faulty: faulty(),
             fixed_membership: fixed(),
         }
     }
@@ -214,6 +227,9 @@ fn run_seed_sim(seed: u64, setup: Setup) -> (Sim, Result<String, String>) {
     if setup.strict {
         cfg.node.mode = dynamo_node::QuorumMode::Strict;
     }
+    if setup.faulty {
+        cfg.disk_faults = Some(DISK_FAULTS);
+    }
     let mut sim = match Sim::new(cfg.clone()) {
         Ok(s) => s,
         Err(e) => panic!("seed {seed}: {e}"),
@@ -234,7 +250,9 @@ fn faults(
     let mut crashed: Vec<NodeId> = Vec::new();
     // One node at most loses its disk: with N = 3 and W = 2, two lost disks can lose an
     // acknowledged write legitimately.
-    let mut disk_lost = false;
+    let mut disk_lost = setup.faulty;
+    // On a failing disk, the first restart finds records damaged.
+    let mut damaged = !setup.faulty;
     let mut changes = 0;
     let phases = 6;
     for _ in 0..phases {
@@ -267,6 +285,9 @@ fn faults(
             4 => {
                 sim.heal();
                 for n in crashed.drain(..) {
+                    if !damaged {
+                        damaged = !sim.damage(n, 3).is_empty();
+                    }
                     sim.restart(n).map_err(|e| e.to_string())?;
                 }
             }
@@ -295,6 +316,9 @@ fn faults(
     sim.heal();
     sim.network_mut().set_default(clean);
     for n in crashed.drain(..) {
+        if !damaged {
+            damaged = !sim.damage(n, 3).is_empty();
+        }
         sim.restart(n).map_err(|e| e.to_string())?;
     }
     sim.stop_clients();
@@ -365,6 +389,7 @@ fn sweep_with(
         ("SIM_DISK", slow()),
         ("SIM_FANOUT", fanout()),
         ("SIM_STRICT", strict()),
+        ("SIM_FAULTY", faulty()),
         ("SIM_FIXED", fixed()),
     ] {
         if on && !env.contains(name) {
@@ -425,6 +450,20 @@ fn random_faults_on_a_slow_disk() {
     sweep_with(4_000, 40, "SIM_DISK=1 ", |seed| {
         let setup = Setup {
             slow: true,
+            ..Setup::from_env()
+        };
+        run_seed_sim(seed, setup).1
+    });
+}
+
+/// The same faults on a failing disk: storage reads and writes that fail (replica reads refused,
+/// writes not acknowledged, transfer batches retried, anti-entropy and hints seeing errors), and
+/// records found damaged at a restart, which the node must count as lost copies and get back.
+#[test]
+fn random_faults_on_a_failing_disk() {
+    sweep_with(7_000, 40, "SIM_FAULTY=1 ", |seed| {
+        let setup = Setup {
+            faulty: true,
             ..Setup::from_env()
         };
         run_seed_sim(seed, setup).1

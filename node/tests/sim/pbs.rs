@@ -50,6 +50,7 @@ fn cluster(r: usize, w: usize, seed: u64) -> Sim {
         keep_history: false,
         start: 1_000,
         disk: None,
+        disk_faults: None,
     })
     .expect("cluster starts");
     sim.stop_clients();
