@@ -151,6 +151,20 @@ impl NodeCore {
                 )),
             );
         }
+        // Likewise a node restarted on the ring it stored, until it has compared that ring with
+        // a peer's: the cluster may have moved on while it was away, and a get over the old
+        // primaries (itself among them, behind on writes) missed puts the new ones acknowledged
+        // (strict-quorum sweep, seeds 31708, 32670 and 32749).
+        if self.ring_unconfirmed() {
+            return self.reply(
+                origin,
+                ClientReply::Failed(ClientError::Unavailable(
+                    "this node restarted and has not compared its ring with the cluster's yet: \
+                     retry, or ask another node"
+                        .into(),
+                )),
+            );
+        }
         if let Err(e) = self.check_limits(&request) {
             return self.reply(origin, ClientReply::Failed(e));
         }

@@ -125,6 +125,9 @@ pub(crate) struct View {
     /// Whether a peer's ring was heard since start: a node restarted with a stale ring makes no
     /// membership change before it has compared its ring with the cluster's.
     pub(crate) ring_heard: bool,
+    /// This incarnation started on the ring it had stored (a restart), not on a new node's: it
+    /// coordinates nothing until `ring_heard` (see `NodeCore::ring_unconfirmed`).
+    pub(crate) restarted_on_a_ring: bool,
     pub(crate) members: BTreeSet<NodeId>,
     /// Members gossip has never heard from although this node has been up for longer than the
     /// failure detector gives a silent peer (see `failures::unheard_grace`): down.

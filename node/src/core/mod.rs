@@ -520,6 +520,21 @@ impl NodeCore {
         self.view.ring.range_index(self.view.ring.position(key))
     }
 
+    /// Whether this node restarted on the ring it had stored and has not compared it with a
+    /// peer's yet (see `ring_heard`) while some other member of it may answer: it may have
+    /// missed ring changes while it was away, so it coordinates no request until it has. Alone
+    /// in its ring, or with every other member silent since it started (past the failure
+    /// detector's grace), there is nobody to hear from.
+    pub(crate) fn ring_unconfirmed(&self) -> bool {
+        self.view.restarted_on_a_ring
+            && !self.view.ring_heard
+            && self
+                .view
+                .ring
+                .nodes()
+                .any(|n| n.id != self.id && !self.view.unheard.contains(&n.id))
+    }
+
     /// Whether this node's copy of `key` cannot answer a read (reads of it are refused): its
     /// ring is still a guess, or the key's partition is still arriving from its previous owner.
     /// Hashes the key only while some partition is arriving.

@@ -73,6 +73,10 @@ impl NodeCore {
 
         // The ring this node had (a restart resumes from it), or, for a new node, one built from
         // the initial members (version 0: any ring a peer publishes replaces it).
+        // A restart on a stored ring coordinates nothing until it has compared that ring with a
+        // peer's (`ring_unconfirmed`): the cluster may have moved on meanwhile. A new node's
+        // ring is the cluster's first, or provisional.
+        let restarted_on_a_ring = stored_ring.is_some();
         let ring_state = match stored_ring {
             Some(state) => {
                 let wanted = Self::build_ring(&config, &BTreeSet::from([id]))?;
@@ -197,6 +201,7 @@ impl NodeCore {
                 awaiting_published: None,
                 ring_provisional,
                 ring_heard: false,
+                restarted_on_a_ring,
                 members,
                 unheard: BTreeSet::new(),
                 booted: now,

@@ -1643,3 +1643,34 @@ fn a_node_that_missed_ring_changes_awaits_its_ranges_until_they_are_whole() {
         assert_eq!(values, vec![format!("v{i}").into_bytes()], "key-{i}");
     }
 }
+
+/// Strict-quorum sweep with joins and leaves (seed 31708): a node restarted on the ring it had
+/// stored coordinated a get at once, over the primaries of that ring (itself among them, behind
+/// on writes, and a node that had left), and missed puts the cluster's ring had sent elsewhere.
+/// A node restarted on a stored ring coordinates nothing until it has compared that ring with a
+/// peer's; a new node's first ring needs no such check.
+#[test]
+fn a_restarted_node_coordinates_nothing_before_it_hears_the_clusters_ring() {
+    let mut c = Cluster::new(4, NodeConfig::default());
+    c.advance(1_000);
+    c.put(1, "k", "v", vec![]);
+    let config = c.nodes[&4].config().clone();
+    let disk = c.nodes.remove(&4).expect("node 4").into_store();
+    let restarted = StoredCore::new(4, "n4".into(), config, disk, c.now, 44).expect("restarts");
+    c.nodes.insert(4, restarted);
+    let get = ClientRequest::Get {
+        key: b"k".to_vec(),
+        options: ClientOptions::default(),
+    };
+    match c.request(4, get.clone()) {
+        ClientReply::Failed(dynamo_node::ClientError::Unavailable(why)) => {
+            assert!(why.contains("ring"), "{why}")
+        }
+        other => panic!("a node that has heard no ring since its restart answered {other:?}"),
+    }
+    c.advance(2_000);
+    match c.request(4, get) {
+        ClientReply::Got { values, .. } => assert_eq!(values, vec![b"v".to_vec()]),
+        other => panic!("once it heard the cluster's ring: {other:?}"),
+    }
+}

@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "cdff3b400cc51b980174c6a393cc58befe3e920b8b1493e44238abaa2d94e703";
+const RUN_DIGEST: &str = "c0190007267542be7cb570f378d33df70c23536584da76bfb355ac4fb71918eb";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [
