@@ -268,24 +268,22 @@ impl AntiEntropy {
 }
 
 impl NodeCore {
-    /// Starts a session: for a partition this node awaits, with a replica it has not been found
-    /// equal to yet, if there is one (such a partition serves no reads here until it is found
-    /// whole); else for the next partition this node replicates.
+    /// Starts a session: every other time or so for a partition this node awaits, with a replica
+    /// it has not been found equal to yet, if there is one (such a partition serves no reads
+    /// here until it is found whole); else for the next partition this node replicates.
     pub(crate) fn start_sync(&mut self, now: Millis) {
         let mut awaited: Vec<(usize, NodeId)> = Vec::new();
         for &p in &self.transfers.incoming {
             let equal = self.transfers.equal.get(&p);
-            for n in super::primaries_of(&self.view.ring, p) {
-                if n != self.id
-                    && self.is_up(n)
-                    && !self.peer_awaits(n, p)
-                    && !equal.is_some_and(|e| e.contains(&n))
-                {
+            for n in self.lifting_replicas(p) {
+                if self.is_up(n) && !equal.is_some_and(|e| e.contains(&n)) {
                     awaited.push((p, n));
                 }
             }
         }
-        if !awaited.is_empty() {
+        // Every other session at most: the others keep the partitions served in sync (a pair
+        // whose trees never come out equal would take every session).
+        if !awaited.is_empty() && self.rng.gen_bool(0.5) {
             let (p, peer) = awaited[self.rng.gen_range(0..awaited.len())];
             self.stats.counters.sync_sessions += 1;
             if let Some(tree) = self.holdings.tree(p) {
@@ -322,13 +320,10 @@ impl NodeCore {
     /// down), and the copies on their way from the former owner would be the only ones a read
     /// could not do without.
     fn found_equal(&mut self, peer: NodeId, partition: usize) {
-        if !self.transfers.incoming.contains(&partition) || self.peer_awaits(peer, partition) {
+        if !self.transfers.incoming.contains(&partition) {
             return;
         }
-        let others: Vec<NodeId> = super::primaries_of(&self.view.ring, partition)
-            .into_iter()
-            .filter(|&n| n != self.id && !self.peer_awaits(n, partition))
-            .collect();
+        let others = self.lifting_replicas(partition);
         if !others.contains(&peer) {
             return;
         }
@@ -337,6 +332,32 @@ impl NodeCore {
         if others.iter().all(|n| equal.contains(n)) {
             self.transfers.equal.remove(&partition);
             self.transfers.incoming.remove(&partition);
+        }
+    }
+
+    /// The replicas a partition this node awaits must be found equal with for the wait to end
+    /// (see [`Self::found_equal`]): the others that do not await it; or, when every other
+    /// replica awaits it too and no member hands it over (a restarted node's wait after missed
+    /// ring changes, where no transfer is on its way), every other replica: their copies are
+    /// all there is.
+    fn lifting_replicas(&self, partition: usize) -> Vec<NodeId> {
+        let replicas: Vec<NodeId> = super::primaries_of(&self.view.ring, partition)
+            .into_iter()
+            .filter(|&n| n != self.id)
+            .collect();
+        let settled: Vec<NodeId> = replicas
+            .iter()
+            .copied()
+            .filter(|&n| !self.peer_awaits(n, partition))
+            .collect();
+        let nothing_coming = || {
+            self.handoffs_pending()
+                .is_some_and(|pending| !pending.contains(&partition))
+        };
+        if settled.is_empty() && nothing_coming() {
+            replicas
+        } else {
+            settled
         }
     }
 

@@ -128,6 +128,8 @@ pub(crate) struct View {
     /// This incarnation started on the ring it had stored (a restart), not on a new node's: it
     /// coordinates nothing until `ring_heard` (see `NodeCore::ring_unconfirmed`).
     pub(crate) restarted_on_a_ring: bool,
+    /// A ring was adopted since this incarnation started.
+    pub(crate) adopted_since_start: bool,
     pub(crate) members: BTreeSet<NodeId>,
     /// Members gossip has never heard from although this node has been up for longer than the
     /// failure detector gives a silent peer (see `failures::unheard_grace`): down.
@@ -495,10 +497,16 @@ impl NodeCore {
             members: next.nodes().map(|n| n.id).collect(),
         });
         let removed_me = was_member && !next.contains(&self.id);
-        // Not the ring after this node's: it missed a change (it was down or cut off), or this
-        // is another ring of its version. What moved meanwhile is unknown: a partition it held
-        // before and holds now may have been elsewhere in between and taken writes there.
-        let skipped = next_ring_version(self.view.ring_state.version) != Some(state.version);
+        // The first ring a restarted node adopts, and not the ring after the one it stored: it
+        // missed a change while it was away (or this is another ring of its version). What
+        // moved meanwhile is unknown: a partition it held before and holds now may have been
+        // elsewhere in between and taken writes there. (A node that stayed up may see only the
+        // last of two quick changes too, as gossip keeps the newest ring alone: it stayed in
+        // touch, and its ranges did not move without it hearing of the moves.)
+        let skipped = self.view.restarted_on_a_ring
+            && !self.view.adopted_since_start
+            && next_ring_version(self.view.ring_state.version) != Some(state.version);
+        self.view.adopted_since_start = true;
         self.view.ring_state = state;
         self.view.ring_digest = ring_digest(&bytes);
         self.view.ring_bytes = bytes;
@@ -522,10 +530,11 @@ impl NodeCore {
     /// (a joining node's guess, in which it held everything) counts as empty: nothing to send,
     /// every range it replicates now is awaited.
     ///
-    /// After a `skipped` change, with anti-entropy on, every range it replicates is awaited: a
-    /// range it replicated before too may have been elsewhere meanwhile, so its copy is not
-    /// served until a transfer or equal Merkle trees show it whole. (Without anti-entropy, a
-    /// range that did not move would wait for good: then only the ranges new to it are.)
+    /// After a `skipped` change (a restarted node that missed changes), with anti-entropy on,
+    /// every range it replicates is awaited: a range it replicated before too may have been
+    /// elsewhere meanwhile, so its copy is not served until a transfer or equal Merkle trees show
+    /// it whole. (Without anti-entropy, a range that did not move would wait for good: then only
+    /// the ranges new to it are.)
     fn change_ring(&mut self, now: Millis, next: Ring<NodeId>, provisional: bool, skipped: bool) {
         let skipped = skipped && self.config.sync_interval.is_some();
         let plan = (!provisional).then(|| self.view.ring.transfer_plan(&next));

@@ -202,6 +202,7 @@ impl NodeCore {
                 ring_provisional,
                 ring_heard: false,
                 restarted_on_a_ring,
+                adopted_since_start: false,
                 members,
                 unheard: BTreeSet::new(),
                 booted: now,
