@@ -646,11 +646,20 @@ impl NodeCore {
     }
 
     /// The partitions some member still has to hand over, or `None` if some member may hold
-    /// anything: it uses another ring, or it is in the ring and published no handoff entry. A
+    /// anything: it uses another ring, or it is in the ring and published no handoff entry (or
+    /// gossip has brought nothing of it yet). A
     /// tombstone is reaped only outside these (see `reaper`): elsewhere a copy outside the
     /// primaries could bring an older version back once the tombstone is gone. Members that left
     /// handed everything over and do not count.
     pub(crate) fn handoffs_pending(&self) -> Option<BTreeSet<usize>> {
+        let unknown = self
+            .view
+            .members
+            .iter()
+            .any(|id| *id != self.id && self.gossip.node_state(id).is_none());
+        if unknown {
+            return None;
+        }
         let mut pending = self.handing_over();
         for (id, state) in self.gossip.members() {
             if *id == self.id || state.status() == Status::Left {

@@ -1274,3 +1274,18 @@ fn gossip_news_past_a_full_view_is_counted_in_the_status() {
     assert!(h.core.gossip.members().count() <= max + 1);
     assert!(h.core.status().counters.gossip_view_full >= 10);
 }
+
+/// Review, eighteenth session of issue 20: members of the ring gossip had brought nothing of yet
+/// were skipped, so a node that had heard none of the former owners of a partition took "no
+/// member hands it over" for a fact (and, with every other replica awaiting the partition too,
+/// could stop awaiting it on equal empty trees). Such a member may hold anything.
+#[test]
+fn a_ring_member_gossip_has_not_brought_may_hand_anything_over() {
+    let h = Harness::new();
+    let heard: Vec<NodeId> = h.core.gossip.members().map(|(id, _)| *id).collect();
+    assert!(
+        h.core.view.members.iter().any(|m| !heard.contains(m)),
+        "the test needs a ring member not heard yet: {heard:?}"
+    );
+    assert_eq!(h.core.handoffs_pending(), None);
+}
