@@ -976,6 +976,48 @@ fn a_peers_write_past_the_key_limits_is_refused() {
     assert_eq!(h.core.stats().counters.bad_messages, 1);
 }
 
+/// Review, eighteenth session of issue 20: a transfer batch entry past this node's key limits
+/// was skipped and the batch acknowledged, so the sender, which drops what it handed over, lost
+/// the key (it can grow past the limits: blind puts through nodes that are not primaries each
+/// pass the check on their own copy, and nodes may be configured apart). A node taking a range
+/// over keeps what it is handed, whatever the limits on what clients and repairs add.
+#[test]
+fn a_transfer_entry_past_the_key_limits_is_kept_not_skipped() {
+    use dynamo_handoff::{TransferBatch, TransferEntry, TransferId};
+    let mut h = Harness::with(|c| c.max_siblings = 2);
+    let (key, _, _) = h.own_key();
+    let n = h.core.config().n;
+    let mut siblings = Sibs::default();
+    for actor in 0..(n * 2 + 1) as u64 {
+        siblings.put(
+            &VClock::new(),
+            (10 + actor, 1),
+            1,
+            Versioned::Live(Object::typed(b"v".to_vec(), None)),
+        );
+    }
+    let batch = TransferBatch {
+        transfer: TransferId(3),
+        after: None,
+        entries: vec![TransferEntry {
+            key: key.clone(),
+            payload: super::digest::encode_siblings(&siblings),
+        }],
+        last: true,
+    };
+    let out = h.message(2, PeerMessage::Transfer(batch));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Out::Send(2, PeerMessage::TransferAck(_)))),
+        "{out:?}"
+    );
+    assert_eq!(
+        h.stored(&key).map(|s| s.len()),
+        Some(n * 2 + 1),
+        "acknowledged, so the sender drops it: it must be here"
+    );
+}
+
 /// A sibling set of one live version of `bytes`, by `actor` at time `at`.
 fn one_version(actor: (u64, u64), at: Millis, bytes: &[u8]) -> Sibs {
     let mut s = Sibs::default();

@@ -380,8 +380,11 @@ impl NodeCore {
         let mut entries = Vec::with_capacity(batch.entries.len());
         for entry in batch.entries.iter().filter(|_| !left) {
             match decode_siblings(&entry.payload) {
-                // Past the key limits: skipped (and counted), not retried for ever.
-                Some(s) if !self.fits(&entry.key, &s) => {}
+                // Past this node's key limits too: acknowledged, the entry is dropped by the
+                // sender, so skipping it lost the key. The limits bound what clients and
+                // repairs add to a key; a node taking a range over keeps what it is handed (a
+                // key can outgrow them: blind puts through nodes that are not its primaries each
+                // pass the check on their own copy, and nodes may be configured apart).
                 Some(s) => {
                     if let Some(s) = self.reaper.unfenced(&entry.key, s) {
                         entries.push((entry.key.clone(), s));
