@@ -941,6 +941,20 @@ fn a_transfer_done_for_a_partition_that_does_not_exist_is_refused() {
     assert_eq!(h.core.stats().counters.bad_messages, 1000);
 }
 
+/// `count` concurrent versions of one key, each by its own actor.
+fn concurrent_versions(count: usize) -> Sibs {
+    let mut siblings = Sibs::default();
+    for actor in 0..count as u64 {
+        siblings.put(
+            &VClock::new(),
+            (10 + actor, 1),
+            1,
+            Versioned::Live(Object::typed(b"v".to_vec(), None)),
+        );
+    }
+    siblings
+}
+
 /// A peer's write past what a key may hold (here more than N times `max_siblings` versions) is
 /// refused and not stored: merged in, it grew the key's record until no frame could carry it,
 /// and then no read, sync or transfer of the key got through again.
@@ -949,15 +963,7 @@ fn a_peers_write_past_the_key_limits_is_refused() {
     let mut h = Harness::with(|c| c.max_siblings = 2);
     let (key, _, _) = h.own_key();
     let n = h.core.config().n;
-    let mut siblings = Sibs::default();
-    for actor in 0..(n * 2 + 1) as u64 {
-        siblings.put(
-            &VClock::new(),
-            (10 + actor, 1),
-            1,
-            Versioned::Live(Object::typed(b"v".to_vec(), None)),
-        );
-    }
+    let siblings = concurrent_versions(n * 2 + 1);
     assert_eq!(siblings.len(), n * 2 + 1);
     let out = h.message(
         2,
@@ -987,15 +993,7 @@ fn a_transfer_entry_past_the_key_limits_is_kept_not_skipped() {
     let mut h = Harness::with(|c| c.max_siblings = 2);
     let (key, _, _) = h.own_key();
     let n = h.core.config().n;
-    let mut siblings = Sibs::default();
-    for actor in 0..(n * 2 + 1) as u64 {
-        siblings.put(
-            &VClock::new(),
-            (10 + actor, 1),
-            1,
-            Versioned::Live(Object::typed(b"v".to_vec(), None)),
-        );
-    }
+    let siblings = concurrent_versions(n * 2 + 1);
     let batch = TransferBatch {
         transfer: TransferId(3),
         after: None,
