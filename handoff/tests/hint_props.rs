@@ -47,6 +47,9 @@ struct Scenario {
     seed: u64,
     loss: u8,
     duplicate: u8,
+    /// Percent of entries a receiver does not keep (names refused in its acknowledgement), until
+    /// the network heals.
+    refuse: u8,
     drop_oldest: bool,
     ops: Vec<Op>,
 }
@@ -57,6 +60,7 @@ impl Arbitrary for Scenario {
             seed: u64::arbitrary(g),
             loss: u8::arbitrary(g) % 50,
             duplicate: u8::arbitrary(g) % 30,
+            refuse: u8::arbitrary(g) % 30,
             drop_oldest: bool::arbitrary(g),
             ops: Vec::arbitrary(g),
         }
@@ -91,6 +95,8 @@ struct World {
     now: u64,
     rng: Rng,
     net: Network<Msg>,
+    /// Percent of entries receivers refuse (0 once healed).
+    refuse: u8,
     up: [bool; NODES as usize],
     /// The owner's durable copy, kept by applying Persist and Forget.
     store: BTreeMap<HintId, HintRecord<u8, Vec<u8>>>,
@@ -140,6 +146,7 @@ impl World {
             now: 0,
             rng: Rng::new(s.seed),
             net: Network::new(s.loss, s.duplicate, 400),
+            refuse: s.refuse,
             up: [false; NODES as usize],
             store: BTreeMap::new(),
             live: BTreeMap::new(),
@@ -227,10 +234,19 @@ impl World {
                 match msg {
                     Msg::Batch(node, batch) => {
                         if self.up[node as usize] {
-                            let got = self.received.entry(node).or_default();
-                            got.extend(batch.entries.iter().map(|e| tag_of(&e.payload)));
-                            self.net
-                                .send(&mut self.rng, self.now, Msg::Ack(node, batch.ack()));
+                            // Entries refused are not kept: reported delivered, one would fail
+                            // the check in `settle`.
+                            let mut refused = Vec::new();
+                            for entry in &batch.entries {
+                                if self.rng.chance(self.refuse) {
+                                    refused.push(entry.id);
+                                } else {
+                                    let got = self.received.entry(node).or_default();
+                                    got.insert(tag_of(&entry.payload));
+                                }
+                            }
+                            let ack = batch.ack_except(refused);
+                            self.net.send(&mut self.rng, self.now, Msg::Ack(node, ack));
                         }
                     }
                     Msg::Ack(node, ack) => {
@@ -304,6 +320,7 @@ impl World {
     /// than the maximum age, so that a stuck hint is not hidden by its expiry).
     fn heal(&mut self) {
         self.net.heal();
+        self.refuse = 0;
         for node in 0..NODES {
             self.up[node as usize] = true;
             self.log.peer_up(self.now(), node);
@@ -351,6 +368,7 @@ fn nothing_dropped_without_failures(seed: u64, lens: &[u8]) -> bool {
         seed,
         loss: 0,
         duplicate: 0,
+        refuse: 0,
         drop_oldest: false,
         ops: Vec::new(),
     };

@@ -20,7 +20,8 @@ impl NodeCore {
             StorageResult::Merge(results) => {
                 let whole = results.len() == keys.len();
                 let mut ok = whole;
-                let mut failed = vec![!whole; keys.len()];
+                // Indices of the entries the store failed (allocates only on a failure).
+                let mut failed: Vec<usize> = Vec::new();
                 let mut foreign = false;
                 for (i, (key, r)) in keys.iter().zip(results).enumerate() {
                     match r {
@@ -33,7 +34,7 @@ impl NodeCore {
                         Ok(None) => {}
                         Err(_) => {
                             ok = false;
-                            failed[i] = true;
+                            failed.push(i);
                         }
                     }
                 }
@@ -48,7 +49,7 @@ impl NodeCore {
                         let refused = entries
                             .into_iter()
                             .enumerate()
-                            .filter(|&(i, _)| failed.get(i).copied().unwrap_or(true))
+                            .filter(|(i, _)| !whole || failed.contains(i))
                             .map(|(_, id)| id);
                         ack.refused.extend(refused);
                         Then::HintsAck {

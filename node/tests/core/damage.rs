@@ -184,9 +184,7 @@ fn a_replica_that_lost_its_copy_does_not_count_toward_r() {
                 // Node 2 restarts: it still knows what it lost.
                 let store = net.nodes.remove(&2).unwrap().into_store();
                 let config = net.nodes[&3].config().clone();
-                let node = dynamo_node::StoredCore::new(2, "n2".into(), config, store, net.now, 22)
-                    .expect("restarts");
-                net.nodes.insert(2, node);
+                net.restart(2, config, store, 22);
                 net.advance(1_000);
             }
             let get = ClientRequest::Get {

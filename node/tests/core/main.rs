@@ -76,6 +76,13 @@ impl<S: dynamo_node::Store + Default> Cluster<S> {
         }
     }
 
+    /// Starts node `id` again, with `config`, on `store` (its disk, kept through a crash).
+    fn restart(&mut self, id: NodeId, config: NodeConfig, store: S, seed: u64) {
+        let node =
+            StoredCore::new(id, format!("n{id}"), config, store, self.now, seed).expect("restarts");
+        self.nodes.insert(id, node);
+    }
+
     /// Delivers every queued message until the network is quiet.
     fn settle(&mut self) {
         let mut queue: VecDeque<(NodeId, NodeId, PeerMessage)> = VecDeque::new();

@@ -781,8 +781,7 @@ fn removed_nodes_stay_out_even_when_one_restarts_mid_hand_over() {
     c.down.push(2);
     c.advance(1_000);
     c.down.retain(|&n| n != 2);
-    let restarted = StoredCore::new(2, "n2".into(), config, disk, c.now, 22).expect("restarts");
-    c.nodes.insert(2, restarted);
+    c.restart(2, config, disk, 22);
     c.advance(20_000);
     for id in 3..=5 {
         let node = &c.nodes[&id];
@@ -1614,8 +1613,7 @@ fn a_node_that_missed_ring_changes_awaits_its_ranges_until_they_are_whole() {
 
     // Node 4 restarts on the ring it had and hears the cluster's.
     c.down.retain(|&n| n != 4);
-    let restarted = StoredCore::new(4, "n4".into(), config, disk, c.now, 44).expect("restarts");
-    c.nodes.insert(4, restarted);
+    c.restart(4, config, disk, 44);
     let mut rounds = 0;
     while c.nodes[&4].ring_version().0 < after {
         c.round(|_, _, _| true);
@@ -1656,8 +1654,7 @@ fn a_restarted_node_coordinates_nothing_before_it_hears_the_clusters_ring() {
     c.put(1, "k", "v", vec![]);
     let config = c.nodes[&4].config().clone();
     let disk = c.nodes.remove(&4).expect("node 4").into_store();
-    let restarted = StoredCore::new(4, "n4".into(), config, disk, c.now, 44).expect("restarts");
-    c.nodes.insert(4, restarted);
+    c.restart(4, config, disk, 44);
     let get = ClientRequest::Get {
         key: b"k".to_vec(),
         options: ClientOptions::default(),

@@ -363,8 +363,7 @@ fn a_write_below_a_transfer_checkpoint_survives_a_restart_of_the_sender() {
     // Node 4 restarts on its store; the transfers get through from then on.
     let disk = c.nodes.remove(&4).expect("node 4").into_store();
     let config = c.nodes[&1].config().clone();
-    let restarted = StoredCore::new(4, "n4".into(), config, disk, c.now, 44).expect("restarts");
-    c.nodes.insert(4, restarted);
+    c.restart(4, config, disk, 44);
     c.settle();
     c.advance(60_000);
     assert_eq!(c.nodes[&4].transfers_running(), 0, "node 4 handed over");
