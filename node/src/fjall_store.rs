@@ -106,6 +106,10 @@ pub struct FjallStore {
     rows: Mutex<cache::RowCache>,
     /// Whether batches reached fjall since the last fsync.
     unsynced: bool,
+    /// Why an fsync run inline ([`Store::sync`]) failed: the writes it committed are not durable,
+    /// and fjall refuses more. Every later flush and sync fails with it, so that no flush reports
+    /// those writes durable (the driver would release their acknowledgements).
+    sync_failed: Option<StoreError>,
     /// Which committed keys no finished fsync covers yet (durable mode only).
     uncovered: unsynced::Unsynced,
     last_sync: Instant,
@@ -301,6 +305,14 @@ impl FjallStore {
         Ok(true)
     }
 
+    /// Fails once an inline fsync has failed (see `sync_failed`).
+    fn check_sync(&self) -> Result<(), StoreError> {
+        match &self.sync_failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// The fsync of the journal, as a job for another thread.
     fn sync_job(&mut self) -> SyncJob {
         let db = self.db.clone();
@@ -478,6 +490,7 @@ impl Store for FjallStore {
     }
 
     fn start_flush(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        self.check_sync()?;
         match self.durability {
             Durability::Durable => {
                 self.commit()?;
@@ -506,8 +519,14 @@ impl Store for FjallStore {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
+        self.check_sync()?;
         self.commit()?;
-        self.sync_job()()
+        let r = self.sync_job()();
+        if let Err(e) = &r {
+            self.unsynced = true;
+            self.sync_failed = Some(e.clone());
+        }
+        r
     }
 
     fn take_set_aside(&mut self) -> Vec<Key> {

@@ -686,14 +686,26 @@ impl NodeCore {
         self.pump(now, req);
     }
 
+    /// A forwarded put's coordinator answered. `Unavailable` means it refused the put before
+    /// coordinating it (it is joining, restarted and has not heard the cluster's ring, is
+    /// overloaded, or its store did not take the dot), so nothing was written: the put is
+    /// coordinated here, as when the forward could not be delivered.
     pub(crate) fn forward_reply(
         &mut self,
-        _now: Millis,
+        now: Millis,
         from: NodeId,
         req: RequestId,
         reply: ClientReply,
     ) {
         match self.requests.take_forward_to(req, from) {
+            Some(Pending::Forward {
+                origin, request, ..
+            }) if matches!(reply, ClientReply::Failed(ClientError::Unavailable(_))) => {
+                match self.options(&request) {
+                    Ok(options) => self.coordinate_put(now, origin, request, options),
+                    Err(e) => self.reply(origin, invalid(e)),
+                }
+            }
             Some(Pending::Forward { origin, .. }) => self.reply(origin, reply),
             _ => self.stats.counters.late_answers += 1,
         }

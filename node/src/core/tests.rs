@@ -511,6 +511,40 @@ fn a_put_for_another_nodes_key_is_forwarded_to_its_first_primary() {
     );
 }
 
+/// A primary that refuses a forwarded put before coordinating it (it restarted and has not heard
+/// the cluster's ring, it is joining, it is overloaded) wrote nothing: the forwarding node
+/// coordinates the put itself rather than failing the client's request.
+#[test]
+fn a_forward_refused_as_unavailable_is_coordinated_here() {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let first = h.primaries(&key)[0];
+    let req = h.next_req();
+    let request = put(&key, b"v1", vec![]);
+    h.client(10, request);
+    let refused = ClientReply::Failed(ClientError::Unavailable("restarted".into()));
+    let out = h.message(
+        first,
+        PeerMessage::ForwardReply {
+            req,
+            reply: refused,
+        },
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Out::Reply(10, _))),
+        "the client's put failed: {out:?}"
+    );
+    let writes: Vec<NodeId> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Send(to, PeerMessage::Write { .. }) => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(writes.len(), 3, "{out:?}");
+    assert_eq!(h.core.stats().counters.late_answers, 0);
+}
+
 #[test]
 fn a_replica_write_is_stored_then_acknowledged() {
     let mut h = Harness::new();

@@ -94,6 +94,7 @@ impl FjallStore {
             damage: Mutex::new(Damage::default()),
             rows: Mutex::new(cache::RowCache::new(ROW_CACHE)),
             unsynced: false,
+            sync_failed: None,
             uncovered: unsynced::Unsynced::new(),
             last_sync: Instant::now(),
             syncing: Arc::new(AtomicBool::new(false)),
