@@ -126,17 +126,27 @@ impl TreeConfig {
 /// Settings of a [`crate::SyncSession`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct SyncConfig {
     /// How long to wait for the peer's next message before the session fails with
     /// [`crate::SyncError::TimedOut`]. Default 30 s (anti-entropy is background work; the request
     /// timeout of 1 s is for client requests).
     pub timeout: Duration,
+    /// About how many bytes of entries ([`crate::Message::Entries`]) and of differing keys
+    /// ([`crate::Message::Differences`]) one session sends, by [`crate::Message::encoded_len`]'s
+    /// estimate. When the differing segments hold more, the session sends whole segments up to
+    /// this much (at least one), starting at a segment drawn from the session id, and
+    /// [`crate::Event::Finished`] names the differences in those segments alone: the sessions
+    /// that follow find the rest. Default 4 MiB, so that a message stays well inside a transport
+    /// frame however many keys a range holds.
+    pub max_entries_bytes: usize,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
             timeout: Duration::from_secs(30),
+            max_entries_bytes: 4 << 20,
         }
     }
 }

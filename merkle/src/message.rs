@@ -49,6 +49,19 @@ pub struct SegmentEntries {
     pub entries: Vec<Entry>,
 }
 
+impl SegmentEntries {
+    /// Its share of [`Message::encoded_len`] in an `Entries` message.
+    pub(crate) fn encoded_len(&self) -> usize {
+        varint(u64::from(self.segment))
+            + varint(self.entries.len() as u64)
+            + self
+                .entries
+                .iter()
+                .map(|e| byte_string(&e.key) + byte_string(&e.digest))
+                .sum::<usize>()
+    }
+}
+
 /// How a key differs between the two replicas, seen from one side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -81,6 +94,13 @@ pub struct KeyDiff {
     pub key: Vec<u8>,
     /// How it differs.
     pub kind: DiffKind,
+}
+
+impl KeyDiff {
+    /// Its share of [`Message::encoded_len`] in a `Differences` message.
+    pub(crate) fn encoded_len(&self) -> usize {
+        byte_string(&self.key) + 1
+    }
 }
 
 /// A message of the anti-entropy protocol.
@@ -202,20 +222,13 @@ impl Message {
                         + varint(segments.len() as u64)
                         + segments
                             .iter()
-                            .map(|s| {
-                                varint(u64::from(s.segment))
-                                    + varint(s.entries.len() as u64)
-                                    + s.entries
-                                        .iter()
-                                        .map(|e| byte_string(&e.key) + byte_string(&e.digest))
-                                        .sum::<usize>()
-                            })
+                            .map(SegmentEntries::encoded_len)
                             .sum::<usize>()
                 }
                 Message::Differences { step, keys, .. } => {
                     varint(u64::from(*step))
                         + varint(keys.len() as u64)
-                        + keys.iter().map(|k| byte_string(&k.key) + 1).sum::<usize>()
+                        + keys.iter().map(KeyDiff::encoded_len).sum::<usize>()
                 }
                 Message::Abort { reason, .. } => byte_string(reason.as_bytes()),
             }

@@ -21,7 +21,10 @@ pub enum Event {
     /// The owner must answer with [`SyncSession::supply`] and this side's entries of the
     /// segment (every key `k` with [`TreeConfig::segment_of`]`(k) == segment`, and its digest).
     SegmentNeeded(SegmentId),
-    /// The session ended: exactly the keys that differ, sorted by key, from this side's view.
+    /// The session ended: exactly the keys that differ, sorted by key, from this side's view
+    /// (of the differing segments it covered, when they held more than
+    /// [`SyncConfig::max_entries_bytes`]: then the differences of some whole segments, never
+    /// none while the trees differ).
     Finished(Vec<KeyDiff>),
     /// The session failed and will do nothing more.
     Failed(SyncError),
@@ -294,15 +297,34 @@ impl SyncSession {
             });
         match core::mem::replace(&mut self.phase, Phase::Finished) {
             Phase::AwaitOwner(Some(theirs)) => {
-                let mut keys = Vec::new();
-                for (mine, theirs) in mine.zip(theirs) {
-                    diff_sorted(&mine.entries, &theirs.entries, &mut keys);
-                }
+                let per_segment: Vec<Vec<KeyDiff>> = mine
+                    .zip(theirs)
+                    .map(|(mine, theirs)| {
+                        let mut keys = Vec::new();
+                        diff_sorted(&mine.entries, &theirs.entries, &mut keys);
+                        keys
+                    })
+                    .collect();
+                let kept = within_budget(
+                    per_segment,
+                    self.session,
+                    self.config.max_entries_bytes,
+                    |keys| keys.iter().map(KeyDiff::encoded_len).sum(),
+                );
+                self.stats.segments_deferred += kept.deferred;
+                let mut keys: Vec<KeyDiff> = kept.items.into_iter().flatten().collect();
                 keys.sort();
                 self.finish_and_tell(now, keys);
             }
             _ => {
-                let segments: Vec<SegmentEntries> = mine.collect();
+                let kept = within_budget(
+                    mine.collect(),
+                    self.session,
+                    self.config.max_entries_bytes,
+                    SegmentEntries::encoded_len,
+                );
+                self.stats.segments_deferred += kept.deferred;
+                let segments = kept.items;
                 self.sent_segments = segments.iter().map(|s| s.segment).collect();
                 self.stats.entries += segments.iter().map(|s| s.entries.len() as u64).sum::<u64>();
                 self.send(
@@ -588,6 +610,54 @@ impl SyncSession {
         self.stats.bytes_sent += abort.encoded_len() as u64;
         self.outbox.push_back(abort);
         self.events.push_back(Event::Failed(error));
+    }
+}
+
+/// What [`within_budget`] keeps of a session's segments.
+struct Kept<T> {
+    /// The segments kept, in their given order.
+    items: Vec<T>,
+    /// How many were left for a later session.
+    deferred: u64,
+}
+
+/// The segments a session sends or compares: whole segments, taken in order from a start drawn
+/// from `session` (wrapping around), while their cost stays within `budget`; the first is always
+/// taken. Kept in their given (segment) order. Drawing the start spreads the sessions of a range
+/// too large for one over all its segments, so that one that cannot be repaired holds up none of
+/// the others.
+fn within_budget<T>(
+    items: Vec<T>,
+    session: u64,
+    budget: usize,
+    cost: impl Fn(&T) -> usize,
+) -> Kept<T> {
+    let costs: Vec<usize> = items.iter().map(&cost).collect();
+    if costs.iter().fold(0usize, |a, c| a.saturating_add(*c)) <= budget {
+        return Kept { items, deferred: 0 };
+    }
+    let count = items.len();
+    // A multiplicative hash: consecutive session ids start far apart.
+    let drawn = session.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    let start = usize::try_from(drawn).unwrap_or(0) % count;
+    let mut take = vec![false; count];
+    let mut spent = 0usize;
+    for i in (start..count).chain(0..start) {
+        let next = spent.saturating_add(costs[i]);
+        if spent > 0 && next > budget {
+            break;
+        }
+        take[i] = true;
+        spent = next;
+    }
+    let kept: Vec<T> = items
+        .into_iter()
+        .zip(&take)
+        .filter_map(|(item, &t)| t.then_some(item))
+        .collect();
+    Kept {
+        deferred: (count - kept.len()) as u64,
+        items: kept,
     }
 }
 

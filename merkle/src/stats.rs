@@ -23,6 +23,9 @@ pub struct SyncStats {
     pub duplicates_ignored: u64,
     /// Segments found differing.
     pub differing_segments: u64,
+    /// Differing segments this side left for a later session: their entries or differences
+    /// were past [`crate::SyncConfig::max_entries_bytes`].
+    pub segments_deferred: u64,
 }
 
 impl SyncStats {

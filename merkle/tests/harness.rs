@@ -110,9 +110,19 @@ fn drain(
 
 /// Runs one session, `a` initiating. With `duplicate`, every message is delivered twice.
 pub fn sync(a: &Replica, b: &Replica, duplicate: bool) -> Outcome {
-    let config = SyncConfig::default();
-    let mut left = SyncSession::initiate(config, 7, 0, &a.tree);
-    let mut right = SyncSession::respond(config, 7);
+    sync_with(a, b, duplicate, SyncConfig::default(), 7)
+}
+
+/// Runs one session with `config` and id `session`, `a` initiating.
+pub fn sync_with(
+    a: &Replica,
+    b: &Replica,
+    duplicate: bool,
+    config: SyncConfig,
+    session: u64,
+) -> Outcome {
+    let mut left = SyncSession::initiate(config, session, 0, &a.tree);
+    let mut right = SyncSession::respond(config, session);
     let (mut res_a, mut res_b) = (None, None);
     let mut transcript = Vec::new();
     for _round in 0..1000 {

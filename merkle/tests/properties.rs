@@ -6,7 +6,7 @@ use dynamo_merkle::{Tree, TreeConfig};
 use quickcheck::{Arbitrary, Gen};
 use quickcheck_macros::quickcheck;
 
-use crate::harness::{expected_diff, flipped, sync, Replica};
+use crate::harness::{expected_diff, flipped, sync, sync_with, Replica};
 
 /// A small random shape (fan-out 2, 4 or 16; up to 256 segments) so collisions of segments and
 /// nodes are frequent.
@@ -134,4 +134,63 @@ fn both_sides_agree_on_the_cost(shape: Shape, drift: Drift) -> bool {
         && sa.tree_bytes == sb.tree_bytes
         && sa.round_trips() == sb.round_trips()
         && sa.messages() == out.transcript.len() as u64
+}
+
+/// With a bound on what a session sends, each session finds differences in whole segments only,
+/// both sides agree on them, every `Entries` and `Differences` message stays within the bound
+/// (or holds one segment), and sessions that repair what they found make the replicas equal.
+#[quickcheck]
+fn bounded_sessions_converge_within_their_budget(shape: Shape, drift: Drift, budget: u16) -> bool {
+    let (a, mut b) = replicas(shape.0, &drift);
+    let config = dynamo_merkle::SyncConfig {
+        max_entries_bytes: usize::from(budget % 512),
+        ..dynamo_merkle::SyncConfig::default()
+    };
+    let segments = shape.0.segments() as u64;
+    for session in 0..segments * 4 + 1 {
+        let expected = expected_diff(&a, &b);
+        if expected.is_empty() {
+            return a.tree.root() == b.tree.root();
+        }
+        let out = sync_with(&a, &b, false, config, session);
+        let Ok(found) = out.a else { return false };
+        if out.b != Ok(flipped(&found)) || found.is_empty() {
+            return false;
+        }
+        // Exactly the expected differences of the segments it covered.
+        let covered: std::collections::BTreeSet<u32> =
+            found.iter().map(|d| shape.0.segment_of(&d.key)).collect();
+        let of_covered: Vec<_> = expected
+            .iter()
+            .filter(|d| covered.contains(&shape.0.segment_of(&d.key)))
+            .cloned()
+            .collect();
+        if found != of_covered {
+            return false;
+        }
+        for (_, msg) in &out.transcript {
+            let one_segment = match msg {
+                dynamo_merkle::Message::Entries { segments, .. } => segments.len() <= 1,
+                dynamo_merkle::Message::Differences { keys, .. } => {
+                    keys.iter()
+                        .map(|d| shape.0.segment_of(&d.key))
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                        <= 1
+                }
+                _ => true,
+            };
+            if !one_segment && msg.encoded_len() > config.max_entries_bytes + 16 {
+                return false;
+            }
+        }
+        // Repair: b takes a's versions of what was found.
+        for d in &found {
+            match a.store.get(&d.key) {
+                Some(digest) => b.put(&d.key, digest),
+                None => b.delete(&d.key),
+            }
+        }
+    }
+    false
 }

@@ -164,6 +164,7 @@ fn a_silent_peer_times_out() {
     let tree = tree_with(10, b"v");
     let config = SyncConfig {
         timeout: core::time::Duration::from_millis(500),
+        ..SyncConfig::default()
     };
     let mut session = SyncSession::initiate(config, 1, 1_000, &tree);
     assert_eq!(session.poll_timeout(), Some(1_500));

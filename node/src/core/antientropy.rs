@@ -133,8 +133,11 @@ impl AntiEntropy {
         generation: u64,
     ) -> Self {
         AntiEntropy {
+            // The default bound on a session's entries (4 MiB) keeps its messages a quarter of
+            // a frame (`runtime::frame::DEFAULT_MAX_FRAME`), however large a partition.
             config: SyncConfig {
                 timeout: Duration::from_millis(request_timeout.max(1) * 10),
+                ..SyncConfig::default()
             },
             interval,
             next: first,

@@ -906,6 +906,7 @@ fn a_sync_needing_every_segment_visits_the_partitions_keys_once() {
     let empty = dynamo_merkle::Tree::new(dynamo_merkle::TreeConfig::new(16, 2).expect("shape"));
     let config = dynamo_merkle::SyncConfig {
         timeout: std::time::Duration::from_secs(30),
+        ..dynamo_merkle::SyncConfig::default()
     };
     let mut peer = dynamo_merkle::SyncSession::initiate(config, 77, h.now, &empty);
     let mut segments_asked = 0;
@@ -941,6 +942,79 @@ fn a_sync_needing_every_segment_visits_the_partitions_keys_once() {
     }
     assert!(segments_asked > 100, "{segments_asked} segments differed");
     assert_eq!(h.core.anti_entropy.keys_scanned, held as u64);
+}
+
+/// A session's entries must fit in a frame: a partition of a few hundred thousand keys whose
+/// every segment differs (a peer that lost its copy) made one `Entries` message past the 16 MiB
+/// frame limit, which the link dropped, and every session after it failed the same way. A
+/// session now sends a bounded share of them.
+#[test]
+fn a_session_sends_its_entries_in_frames_that_fit() {
+    let mut h = Harness::new();
+    let (first, _, _) = h.own_key();
+    let p = h.core.partition_of(&first);
+    // Straight into the partition's index (whose keys the node's answers list); the keys need
+    // not hash to the partition for that, and finding 400,000 that do takes a debug build long.
+    let held = 400_000;
+    for i in 0..held {
+        let key = format!("k{i:07}");
+        let digest = dynamo_merkle::Hash::of_key(key.as_bytes()).0;
+        h.core.holdings.stored(p, key.as_bytes(), digest);
+    }
+    let empty = dynamo_merkle::Tree::new(dynamo_merkle::TreeConfig::new(16, 2).expect("shape"));
+    let config = dynamo_merkle::SyncConfig::default();
+    let mut covered = std::collections::BTreeSet::new();
+    let mut peer = dynamo_merkle::SyncSession::initiate(config, 1000, h.now, &empty);
+    for _ in 0..10 {
+        let mut to_node = Vec::new();
+        while let Some(msg) = peer.poll_transmit() {
+            to_node.push(msg);
+        }
+        while let Some(event) = peer.poll_event() {
+            match event {
+                dynamo_merkle::Event::SegmentNeeded(s) => peer
+                    .supply(h.now, s, Vec::<(Key, [u8; 32])>::new())
+                    .expect("supplies"),
+                dynamo_merkle::Event::Finished(keys) => {
+                    covered.extend(keys.into_iter().map(|d| d.key));
+                }
+                _ => {}
+            }
+        }
+        if to_node.is_empty() {
+            break;
+        }
+        for msg in to_node {
+            for out in h.message(
+                2,
+                PeerMessage::Sync {
+                    partition: p as u32,
+                    msg,
+                },
+            ) {
+                if let Out::Send(2, PeerMessage::Sync { partition, msg }) = out {
+                    let size = crate::runtime::frame::encode(&PeerMessage::Sync {
+                        partition,
+                        msg: msg.clone(),
+                    })
+                    .map_or(usize::MAX, |b| b.len());
+                    assert!(
+                        size <= crate::runtime::frame::DEFAULT_MAX_FRAME,
+                        "a sync message of {size} bytes"
+                    );
+                    peer.handle_message(h.now, &empty, msg)
+                        .expect("a valid answer");
+                }
+            }
+        }
+    }
+    // One session covers a share; the sessions that follow cover the rest (the merkle crate's
+    // `bounded_sessions_converge_within_their_budget`).
+    assert!(
+        covered.len() > held / 10 && covered.len() < held,
+        "{} of {held} keys found differing",
+        covered.len()
+    );
 }
 
 /// A ring version at the top of its range (no longer adopted from a peer, but a store written by
