@@ -7,17 +7,24 @@
 //! ([`WriteId`], `client-C-op-N`), and every write records the values its context came from (the
 //! live values returned by the get whose context it passed; none for a blind put).
 //!
-//! Definitions, per key (values that are not write ids are ignored throughout):
+//! Definitions, per key (every put writes a write id; a value read that is none is a phantom):
 //!
-//! - A value `v` is **superseded** by a write (put or delete, whatever its outcome) whose context
-//!   came from a get that returned `v`. Nothing else supersedes `v`; in particular a later write
-//!   that supersedes the superseding write does not bring `v` back.
-//! - **Lost**: a put acknowledged to its client whose value is in no node's final read, and that
-//!   no write superseded.
-//! - **Resurrected**: a value in a final read that an *acknowledged* write superseded. A value
-//!   superseded only by failed, timed-out or unfinished writes may legitimately remain: such a
-//!   write may not have been applied.
-//! - **Phantom**: a value, in a final read or returned by a get, that no client wrote to the key.
+//! - A value `v` is **superseded** by a write (put or delete, of any outcome but
+//!   [`Outcome::NotSent`]) whose context came from a get that returned `v`. Nothing else
+//!   supersedes `v`; in particular a later write that supersedes the superseding write does not
+//!   bring `v` back.
+//! - A value is **accounted for** if it is in some node's final read, or a delete or an
+//!   acknowledged put superseded it, or a put superseded it whose own value is accounted for. An
+//!   unacknowledged put that replaced `v` and left no trace either was not applied (then `v` must
+//!   remain) or was applied and lost (it cannot be: a replica replaces `v` only with a durable
+//!   copy, which spreads).
+//! - **Lost**: a put acknowledged to its client whose value is not accounted for.
+//! - **Resurrected**: a value in a final read that an *applied* write superseded: one
+//!   acknowledged, or a put whose value a get or a final read returned (it reached a replica, and
+//!   its version replaces `v` wherever it goes). A value superseded only by failed, timed-out or
+//!   unfinished writes never seen may legitimately remain: such a write may not have been applied.
+//! - **Phantom**: a value, in a final read or returned by a get, that no client wrote to the key
+//!   (write ids of other keys, of nobody, and values that are no write id).
 //! - **Divergent**: a key whose final reads differ from node to node (the cluster did not
 //!   converge), and **unread**: a key that was written but has no final read at all (it cannot be
 //!   judged).
@@ -106,6 +113,7 @@ impl fmt::Display for WriteId {
 /// ```
 /// use dynamo_node::history::Outcome;
 /// assert!(Outcome::TimedOut.maybe_applied() && !Outcome::Ok.maybe_applied());
+/// assert!(!Outcome::NotSent.maybe_applied());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -115,12 +123,14 @@ pub enum Outcome {
     Failed,
     /// No answer in time. A write may have been applied.
     TimedOut,
+    /// The request never left its client (it could reach no node): a write was not applied.
+    NotSent,
 }
 
 impl Outcome {
-    /// Whether a write that ended so may or may not have been applied (anything but `Ok`).
+    /// Whether a write that ended so may or may not have been applied (failed or timed out).
     pub fn maybe_applied(self) -> bool {
-        self != Outcome::Ok
+        matches!(self, Outcome::Failed | Outcome::TimedOut)
     }
 }
 
@@ -130,6 +140,7 @@ impl fmt::Display for Outcome {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
             Outcome::TimedOut => "timed out",
+            Outcome::NotSent => "not sent",
         })
     }
 }
@@ -358,6 +369,8 @@ impl History {
         // The put of each id, and the writes that superseded each id.
         let mut written: BTreeMap<WriteId, usize> = BTreeMap::new();
         let mut superseded: BTreeMap<WriteId, Vec<usize>> = BTreeMap::new();
+        // Values gets returned (a put's value read back was applied).
+        let mut seen: BTreeSet<WriteId> = BTreeSet::new();
         for &i in ops {
             let op = &self.ops[i];
             if let Kind::Put(value) = &op.kind {
@@ -369,7 +382,7 @@ impl History {
                     }
                 }
             }
-            if op.is_write() {
+            if op.is_write() && op.outcome() != Some(Outcome::NotSent) {
                 for id in op.values.iter().filter_map(|v| WriteId::parse(v)) {
                     superseded.entry(id).or_default().push(i);
                 }
@@ -377,36 +390,43 @@ impl History {
         }
 
         // Phantoms: values nobody wrote to this key, returned by gets or in final reads.
-        let mut phantoms: BTreeMap<WriteId, Phantom> = BTreeMap::new();
+        let mut phantoms: BTreeMap<Vec<u8>, Phantom> = BTreeMap::new();
+        let written_here =
+            |value: &[u8]| WriteId::parse(value).filter(|id| written.contains_key(id));
         for &i in ops {
             let op = &self.ops[i];
             if op.kind == Kind::Get && op.outcome() == Some(Outcome::Ok) {
-                for id in op.values.iter().filter_map(|v| WriteId::parse(v)) {
-                    if !written.contains_key(&id) {
-                        phantoms
-                            .entry(id)
-                            .or_insert_with(|| Phantom::new(key, id))
-                            .gets += 1;
+                for value in &op.values {
+                    match written_here(value) {
+                        Some(id) => {
+                            seen.insert(id);
+                        }
+                        None => {
+                            phantoms
+                                .entry(value.clone())
+                                .or_insert_with(|| Phantom::new(key, value))
+                                .gets += 1;
+                        }
                     }
                 }
             }
         }
-        let judged = self.judge_finals(key, ops, &written, &superseded, report);
+        let judged = self.judge_finals(key, ops, &written, &superseded, &seen, report);
         if let Some(present) = judged {
-            for (id, nodes) in present
+            for (value, nodes) in present
                 .into_iter()
-                .filter(|(id, _)| !written.contains_key(id))
+                .filter(|(value, _)| written_here(value).is_none())
             {
                 phantoms
-                    .entry(id)
-                    .or_insert_with(|| Phantom::new(key, id))
+                    .entry(value.clone())
+                    .or_insert_with(|| Phantom::new(key, &value))
                     .nodes = nodes;
             }
         }
         report.phantoms.extend(phantoms.into_values());
     }
 
-    /// Lost, resurrected, divergent: judged on the final reads, which it returns (ids only, with
+    /// Lost, resurrected, divergent: judged on the final reads, which it returns (values, with
     /// the nodes that returned them); `None` if the key has none.
     fn judge_finals(
         &self,
@@ -414,8 +434,9 @@ impl History {
         ops: &[usize],
         written: &BTreeMap<WriteId, usize>,
         superseded: &BTreeMap<WriteId, Vec<usize>>,
+        seen: &BTreeSet<WriteId>,
         report: &mut Report,
-    ) -> Option<BTreeMap<WriteId, Vec<u64>>> {
+    ) -> Option<BTreeMap<Vec<u8>, Vec<u64>>> {
         let finals = self.finals.get(key);
         let Some(finals) = finals.filter(|f| !f.is_empty()) else {
             if ops.iter().any(|&i| self.ops[i].is_write()) {
@@ -425,35 +446,55 @@ impl History {
         };
         report.keys_judged += 1;
 
-        // Final values (ids only), with the nodes that returned them.
-        let mut present: BTreeMap<WriteId, Vec<u64>> = BTreeMap::new();
+        // Final values, with the nodes that returned them.
+        let mut values: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
         let mut sets = BTreeSet::new();
-        for (&node, values) in finals {
+        for (&node, read) in finals {
             let mut set = BTreeSet::new();
-            for value in values {
+            for value in read {
                 if !set.insert(value.clone()) {
                     report.duplicates += 1;
                 }
-                if let Some(id) = WriteId::parse(value) {
-                    present.entry(id).or_default().push(node);
-                }
+                values.entry(value.clone()).or_default().push(node);
             }
             sets.insert(set);
         }
         if sets.len() > 1 {
             report.divergent.push(key.to_vec());
         }
-        for nodes in present.values_mut() {
+        for nodes in values.values_mut() {
             nodes.dedup();
         }
+        let present: BTreeMap<WriteId, &Vec<u64>> = values
+            .iter()
+            .filter_map(|(v, nodes)| WriteId::parse(v).map(|id| (id, nodes)))
+            .collect();
 
-        // Lost: acknowledged, absent everywhere, superseded by nothing.
+        // Accounted for, from the latest put back: a put's superseders come after it.
+        let mut accounted: BTreeMap<WriteId, bool> = BTreeMap::new();
+        let mut by_position: Vec<(usize, WriteId)> =
+            written.iter().map(|(id, &i)| (i, *id)).collect();
+        by_position.sort_unstable();
+        for &(_, id) in by_position.iter().rev() {
+            // A put acknowledged over `id` accounts for it whatever became of the put (its own
+            // loss is reported as its own).
+            let replaced = superseded.get(&id).into_iter().flatten().any(|&w| {
+                let op = &self.ops[w];
+                match &op.kind {
+                    Kind::Put(_) if op.outcome() == Some(Outcome::Ok) => true,
+                    Kind::Put(value) => WriteId::parse(value)
+                        .and_then(|by| accounted.get(&by).copied())
+                        .unwrap_or(true),
+                    Kind::Delete | Kind::Get => true,
+                }
+            });
+            accounted.insert(id, present.contains_key(&id) || replaced);
+        }
+
+        // Lost: acknowledged, not accounted for.
         for (id, &i) in written {
             let op = &self.ops[i];
-            if op.outcome() == Some(Outcome::Ok)
-                && !present.contains_key(id)
-                && !superseded.contains_key(id)
-            {
+            if op.outcome() == Some(Outcome::Ok) && accounted.get(id) == Some(&false) {
                 report.lost.push(Lost {
                     key: key.to_vec(),
                     write: op.info(i),
@@ -461,26 +502,32 @@ impl History {
             }
         }
 
-        // Resurrected: present, yet superseded by an acknowledged write.
+        // Resurrected: present, yet superseded by an applied write (acknowledged, or a put whose
+        // value was read back).
+        let applied = |op: &Op| {
+            op.outcome() == Some(Outcome::Ok)
+                || matches!(&op.kind, Kind::Put(v) if WriteId::parse(v)
+                    .is_some_and(|by| seen.contains(&by) || present.contains_key(&by)))
+        };
         for (id, nodes) in &present {
             let by = superseded
                 .get(id)
                 .into_iter()
                 .flatten()
                 .map(|&i| (i, &self.ops[i]))
-                .filter(|(_, op)| op.outcome() == Some(Outcome::Ok))
+                .filter(|(_, op)| applied(op))
                 .min_by_key(|(_, op)| op.invoked);
             if let Some((i, op)) = by {
                 report.resurrected.push(Resurrected {
                     key: key.to_vec(),
                     value: id.to_value(),
-                    nodes: nodes.clone(),
+                    nodes: (*nodes).clone(),
                     written: written.get(id).map(|&w| self.ops[w].info(w)),
                     by: op.info(i),
                 });
             }
         }
-        Some(present)
+        Some(values)
     }
 }
 

@@ -21,6 +21,8 @@ pub struct OutcomeCounts {
     pub timed_out: usize,
     /// Invoked, never completed.
     pub unfinished: usize,
+    /// Never sent (the client reached no node).
+    pub not_sent: usize,
 }
 
 impl OutcomeCounts {
@@ -29,13 +31,14 @@ impl OutcomeCounts {
             Some(Outcome::Ok) => self.ok += 1,
             Some(Outcome::Failed) => self.failed += 1,
             Some(Outcome::TimedOut) => self.timed_out += 1,
+            Some(Outcome::NotSent) => self.not_sent += 1,
             None => self.unfinished += 1,
         }
     }
 
     /// All of them.
     pub fn total(&self) -> usize {
-        self.ok + self.failed + self.timed_out + self.unfinished
+        self.ok + self.failed + self.timed_out + self.unfinished + self.not_sent
     }
 
     /// Those that were not acknowledged (for writes: maybe applied).
@@ -162,10 +165,10 @@ pub struct Phantom {
 }
 
 impl Phantom {
-    pub(super) fn new(key: &[u8], id: WriteId) -> Self {
+    pub(super) fn new(key: &[u8], value: &[u8]) -> Self {
         Phantom {
             key: key.to_vec(),
-            value: id.to_value(),
+            value: value.to_vec(),
             nodes: Vec::new(),
             gets: 0,
         }

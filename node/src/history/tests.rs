@@ -169,8 +169,8 @@ fn unacknowledged_writes_may_or_may_not_be_applied() {
     put(&mut h, b"k", &a, &[], Outcome::TimedOut); // absent: fine
     put(&mut h, b"k", &b, &[], Outcome::Failed); // present: fine
     put(&mut h, b"k", &c, &[], Outcome::Ok);
-    h.invoke_put(4, b"k", d, from_ref(&c), b"ctx"); // never completed: maybe applied
-    finals(&mut h, b"k", &[b]);
+    h.invoke_put(4, b"k", d.clone(), from_ref(&c), b"ctx"); // never completed: maybe applied
+    finals(&mut h, b"k", &[b, d]); // `d` applied, `c` replaced by it
     let report = h.check();
     assert!(report.is_clean(), "{report}");
     assert_eq!(
@@ -179,7 +179,8 @@ fn unacknowledged_writes_may_or_may_not_be_applied() {
             ok: 1,
             failed: 1,
             timed_out: 1,
-            unfinished: 1
+            unfinished: 1,
+            not_sent: 0
         }
     );
 }
@@ -212,7 +213,7 @@ fn superseding_is_not_undone_by_a_later_write() {
 }
 
 #[test]
-fn values_nobody_wrote_are_phantoms_and_other_values_are_ignored() {
+fn values_nobody_wrote_are_phantoms() {
     let mut h = History::new();
     let a = id(1, 1);
     put(&mut h, b"k", &a, &[], Outcome::Ok);
@@ -229,7 +230,11 @@ fn values_nobody_wrote_are_phantoms_and_other_values_are_ignored() {
         .collect();
     assert_eq!(
         phantoms,
-        vec![(id(5, 5), vec![1, 2, 3], 0), (id(7, 7), vec![], 1)],
+        vec![
+            (id(5, 5), vec![1, 2, 3], 0),
+            (id(7, 7), vec![], 1),
+            (b"milk".to_vec(), vec![1, 2, 3], 0)
+        ],
         "{report}"
     );
 }
@@ -361,4 +366,92 @@ fn histories_of_a_correct_store_are_clean_and_damage_is_seen() {
             assert_eq!(damaged.check().resurrected.len(), 1, "seed {seed}");
         }
     }
+}
+
+/// A value replaced by a write that may not have been applied must stay unless that write's own
+/// effect did: `a` acknowledged, `b` over it timed out, and neither is anywhere at the end. Either
+/// `b` was applied (then `b` is lost) or not (then `a` is).
+#[test]
+fn a_value_replaced_by_a_put_that_left_no_trace_is_lost() {
+    let mut h = History::new();
+    let (a, b) = (id(1, 1), id(2, 1));
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    get(&mut h, 2, b"k", from_ref(&a));
+    put(&mut h, b"k", &b, from_ref(&a), Outcome::TimedOut);
+    finals(&mut h, b"k", &[]);
+    let report = h.check();
+    assert_eq!(
+        report
+            .lost
+            .iter()
+            .map(|l| l.write.kind.clone())
+            .collect::<Vec<_>>(),
+        vec![WriteKind::Put(a.clone())],
+        "{report}"
+    );
+    // The same with the chain longer: `c` over `b` over `a`, `c` acknowledged and present.
+    let mut h = History::new();
+    let c = id(3, 1);
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    put(&mut h, b"k", &b, from_ref(&a), Outcome::Failed);
+    put(&mut h, b"k", &c, from_ref(&b), Outcome::Ok);
+    finals(&mut h, b"k", from_ref(&c));
+    assert!(h.check().is_clean());
+}
+
+/// A write its client never sent (it could not connect) replaced nothing.
+#[test]
+fn a_write_never_sent_excuses_no_loss() {
+    let mut h = History::new();
+    let a = id(1, 1);
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    delete(&mut h, b"k", from_ref(&a), Outcome::NotSent);
+    finals(&mut h, b"k", &[]);
+    assert_eq!(h.check().lost.len(), 1);
+    assert_eq!(h.check().deletes.not_sent, 1);
+}
+
+/// A put that timed out but was read back was applied: what it replaced must be gone.
+#[test]
+fn a_value_replaced_by_a_put_seen_applied_is_resurrected_if_present() {
+    let mut h = History::new();
+    let (a, b) = (id(1, 1), id(2, 1));
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    get(&mut h, 2, b"k", from_ref(&a));
+    put(&mut h, b"k", &b, from_ref(&a), Outcome::TimedOut);
+    get(&mut h, 3, b"k", from_ref(&b));
+    finals(&mut h, b"k", &[a.clone(), b.clone()]);
+    let report = h.check();
+    assert_eq!(
+        report
+            .resurrected
+            .iter()
+            .map(|r| r.value.clone())
+            .collect::<Vec<_>>(),
+        vec![a.clone()],
+        "{report}"
+    );
+    // Seen in the final reads alone proves it applied too.
+    let mut h = History::new();
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    put(&mut h, b"k", &b, from_ref(&a), Outcome::Failed);
+    h.final_read(b"k", 1, vec![a.clone()]);
+    h.final_read(b"k", 2, vec![a, b]);
+    assert_eq!(h.check().resurrected.len(), 1);
+}
+
+/// Clients write only write ids: any other value read back (a tombstone leaking as an empty
+/// value, bytes of another key, a damaged value) is a phantom.
+#[test]
+fn a_value_that_is_no_write_id_is_a_phantom() {
+    let mut h = History::new();
+    let a = id(1, 1);
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    get(&mut h, 2, b"k", &[b"".to_vec()]);
+    delete(&mut h, b"k", from_ref(&a), Outcome::Ok);
+    finals(&mut h, b"k", &[b"".to_vec()]);
+    let report = h.check();
+    assert_eq!(report.phantoms.len(), 1, "{report}");
+    assert_eq!(report.phantoms[0].gets, 1);
+    assert_eq!(report.phantoms[0].nodes, vec![1, 2, 3]);
 }

@@ -44,6 +44,7 @@ impl Sim {
             sent_context,
             context_from: None,
             replicas: Vec::new(),
+            phantoms: Vec::new(),
         });
         self.send_request(node, id, request);
         let deadline = self.now + max.saturating_mul(1000);

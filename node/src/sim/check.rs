@@ -13,11 +13,18 @@
 //!   invoked after `W` was invoked (those may have superseded `W` or be concurrent with it). If a
 //!   delete of the key was invoked after `W` was invoked and before `G` completed, an empty answer
 //!   is not stale; nor is any answer once `W`'s value was superseded (see above) by a write
-//!   invoked before `G` completed. Gets with no acknowledged put before them are not judged. Stale reads are
+//!   invoked before `G` completed. A get that returns a value which a write acknowledged before
+//!   `G` was invoked had superseded is stale, whatever else it returned. Other gets with no
+//!   acknowledged put before them are not judged. Stale reads are
 //!   allowed by Dynamo (sloppy quorums, R + W <= N); this is a measurement, not a failure.
+//! - **Accounted for.** A put's value is accounted for at the end if it is live on one of the
+//!   key's primaries, or a delete (of any outcome) or an acknowledged put superseded it, or a put
+//!   superseded it whose own value is accounted for: an unacknowledged put that replaced `v` and
+//!   left no trace either was not applied (then `v` must remain) or was applied and lost.
 //! - **Lost write.** Once faults are healed and repair has settled, an acknowledged put is lost if
-//!   its value is live on none of the key's primaries and no write (of any outcome) superseded it.
-//! - **Resurrected value.** A value superseded by an acknowledged put or delete that is still live
+//!   its value is not accounted for.
+//! - **Resurrected value.** A value superseded by an applied put or delete (acknowledged, or a
+//!   put whose value a get returned or a node holds at the end) that is still live
 //!   in the final state: on a primary, or on a *stray* (a copy on a node that is not a primary)
 //!   whose versions the primaries' do not discard when merged, since such a copy can come back
 //!   through a read, a hint or a later ring change.
@@ -32,7 +39,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::workload::{value_op, History, Op, OpKind};
+use super::workload::{value_op, written_value, History, Op, OpKind};
 use crate::types::{Actor, Clock, NodeId, Sibs};
 
 /// The versions the key's replicas hold at the end, by key index.
@@ -130,6 +137,58 @@ pub enum CheckError {
     },
 }
 
+/// A value no put to its key wrote, returned by a get or held at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhantomValue {
+    /// Its key index.
+    pub key: u32,
+    /// The get that returned it, if one did.
+    pub get: Option<u64>,
+    /// The node holding it at the end, if one does.
+    pub node: Option<NodeId>,
+    /// The value's first bytes (up to 16).
+    pub value: Vec<u8>,
+}
+
+/// Values no put to their key wrote: returned by gets, or live in the final state.
+pub fn phantom_values(history: &History, state: &FinalState) -> Vec<PhantomValue> {
+    let mut out = Vec::new();
+    let head = |v: &[u8]| v.iter().take(16).copied().collect::<Vec<u8>>();
+    for get in history.ops().filter(|o| o.kind == OpKind::Get) {
+        for value in &get.phantoms {
+            out.push(PhantomValue {
+                key: get.key,
+                get: Some(get.id),
+                node: None,
+                value: head(value),
+            });
+        }
+    }
+    let held = state
+        .keys
+        .iter()
+        .flat_map(|(key, held)| held.iter().map(move |(node, sibs)| (*key, *node, sibs)))
+        .chain(
+            state
+                .strays
+                .iter()
+                .map(|(node, key, sibs)| (*key, *node, sibs)),
+        );
+    for (key, node, sibs) in held {
+        for value in sibs.live_values() {
+            if written_value(history, key, value).is_none() {
+                out.push(PhantomValue {
+                    key,
+                    get: None,
+                    node: Some(node),
+                    value: head(value),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Everything the history-and-state checkers found.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -149,6 +208,8 @@ pub struct Report {
     pub strays: usize,
     /// Dots that name two different versions (must be empty).
     pub reused_dots: Vec<ReusedDot>,
+    /// Values no put to their key wrote (must be empty).
+    pub phantoms: Vec<PhantomValue>,
 }
 
 impl Report {
@@ -158,6 +219,7 @@ impl Report {
             && self.resurrected.is_empty()
             && self.errors.is_empty()
             && self.reused_dots.is_empty()
+            && self.phantoms.is_empty()
     }
 }
 
@@ -165,13 +227,14 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors, {} dots reused; {} stray keys; stale reads {}/{} ({:.2}%)",
+            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors, {} dots reused, {} phantom values; {} stray keys; stale reads {}/{} ({:.2}%)",
             self.acked_puts,
             self.acked_deletes,
             self.lost.len(),
             self.resurrected.len(),
             self.errors.len(),
             self.reused_dots.len(),
+            self.phantoms.len(),
             self.strays,
             self.stale.stale.len(),
             self.stale.judged,
@@ -204,6 +267,9 @@ impl fmt::Display for Report {
                 d.versions[1].0
             )?;
         }
+        if let Some(p) = self.phantoms.first() {
+            write!(f, "; first phantom: {p:?}")?;
+        }
         if let Some(e) = self.errors.first() {
             write!(f, "; first error: {e}")?;
         }
@@ -226,6 +292,7 @@ pub fn check(history: &History, state: &FinalState) -> Report {
     report.acked_deletes = deletes;
     report.errors = e1.into_iter().chain(e2).collect();
     report.reused_dots = reused_dots(state);
+    report.phantoms = phantom_values(history, state);
     report
 }
 
@@ -298,6 +365,23 @@ pub fn stale_reads(history: &History) -> StaleReads {
             .map(|o| o.invoke)
             .collect();
         for g in ops.iter().filter(|o| o.kind == OpKind::Get && o.is_ok()) {
+            // A value some write acknowledged before the get was invoked had replaced.
+            let replaced = g.read.iter().any(|v| {
+                superseded.get(v).is_some_and(|by| {
+                    by.iter().any(|&(x, acked)| {
+                        acked
+                            && history
+                                .get(x)
+                                .and_then(|x| x.complete)
+                                .is_some_and(|c| c < g.invoke)
+                    })
+                })
+            });
+            if replaced {
+                out.judged += 1;
+                out.stale.push(g.id);
+                continue;
+            }
             let before = acked.partition_point(|&(c, _)| c < g.invoke);
             let Some(&(_, w_id)) = before.checked_sub(1).and_then(|i| acked.get(i)) else {
                 continue;
@@ -339,6 +423,13 @@ pub fn lost_writes(
     let mut checked = 0;
     let superseded = superseders(history);
     let empty = Vec::new();
+    let mut present: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    for replicas in state.keys.values() {
+        for (_, sibs) in replicas {
+            present.extend(sibs.live_values().filter_map(|v| value_op(v)));
+        }
+    }
+    let accounted = accounted_for(history, &superseded, &present);
     for op in history.ops() {
         if op.kind != OpKind::Put || !op.is_ok() {
             continue;
@@ -348,10 +439,7 @@ pub fn lost_writes(
             errors.push(e);
         }
         let replicas = state.keys.get(&op.key).unwrap_or(&empty);
-        let present = replicas
-            .iter()
-            .any(|(_, s)| s.live_values().any(|v| value_op(v) == Some(op.id)));
-        if !present && !superseded.contains_key(&op.id) {
+        if accounted.get(&op.id) == Some(&false) {
             lost.push(LostWrite {
                 op: op.id,
                 key: op.key,
@@ -360,6 +448,40 @@ pub fn lost_writes(
         }
     }
     (lost, checked, errors)
+}
+
+/// Which puts' values are accounted for at the end (see the [module docs](self)), by op id:
+/// live on a primary, or superseded by a delete or an acknowledged put, or by a put whose own
+/// value is accounted for. Worked out from the latest put back: a put's superseders come after it.
+fn accounted_for(
+    history: &History,
+    superseded: &BTreeMap<u64, Vec<(u64, bool)>>,
+    present: &std::collections::BTreeSet<u64>,
+) -> BTreeMap<u64, bool> {
+    let mut puts: Vec<u64> = history
+        .ops()
+        .filter(|o| o.kind == OpKind::Put)
+        .map(|o| o.id)
+        .collect();
+    puts.sort_unstable();
+    let mut accounted = BTreeMap::new();
+    for &id in puts.iter().rev() {
+        let replaced = superseded
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .any(|&(by, acked)| {
+                acked
+                    || match history.get(by) {
+                        Some(w) if w.kind == OpKind::Put => {
+                            accounted.get(&by).copied().unwrap_or(true)
+                        }
+                        _ => true,
+                    }
+            });
+        accounted.insert(id, present.contains(&id) || replaced);
+    }
+    accounted
 }
 
 fn summarize(replicas: &[(NodeId, Sibs)]) -> Vec<(NodeId, Vec<u64>, usize)> {
@@ -390,11 +512,28 @@ pub fn resurrected_deletes(
         }
     }
     let superseded = superseders(history);
+    // Puts seen applied: a get returned them, or a node holds them at the end.
+    let mut seen: std::collections::BTreeSet<u64> = history
+        .ops()
+        .filter(|o| o.kind == OpKind::Get && o.is_ok())
+        .flat_map(|o| o.read.iter().copied())
+        .collect();
+    for replicas in state.keys.values() {
+        for (_, sibs) in replicas {
+            seen.extend(sibs.live_values().filter_map(|v| value_op(v)));
+        }
+    }
+    for (_, _, sibs) in &state.strays {
+        seen.extend(sibs.live_values().filter_map(|v| value_op(v)));
+    }
+    let applied = |by: u64, acked: bool| {
+        acked || (seen.contains(&by) && history.get(by).is_some_and(|w| w.kind == OpKind::Put))
+    };
     let mut judge = |node: NodeId, key: u32, sibs: &Sibs| {
         for writer in sibs.live_values().filter_map(|v| value_op(v)) {
             let by = superseded
                 .get(&writer)
-                .and_then(|ws| ws.iter().find(|(_, acked)| *acked));
+                .and_then(|ws| ws.iter().find(|&&(by, acked)| applied(by, acked)));
             if let Some(&(by, _)) = by {
                 out.push(Resurrection {
                     delete: by,
@@ -461,6 +600,7 @@ mod tests {
                 sent_context: Vec::new(),
                 context_from: None,
                 replicas: Vec::new(),
+                phantoms: Vec::new(),
             })
         }
         fn write(&mut self, kind: OpKind, key: u32, t: (u64, u64), c: &Clock) -> u64 {
@@ -518,6 +658,7 @@ mod tests {
         saw(&mut h, d, g3);
         let mut state = FinalState::default();
         state.keys.insert(0, vec![(1, sibs(&[kept]))]);
+        state.keys.insert(1, vec![(1, sibs(&[over]))]);
         // Another value with the same clock as `lost` (a reused counter) does not excuse it.
         state.keys.insert(2, vec![(1, sibs(&[98]))]);
         let (l, n, e) = lost_writes(&h.0, &state);
@@ -525,6 +666,83 @@ mod tests {
         assert_eq!(n, 4);
         assert_eq!(l.iter().map(|l| l.op).collect::<Vec<_>>(), vec![lost]);
         assert_eq!(l[0].found, vec![(1, vec![98], 0)]);
+        // Without a trace of `over` either: it was not applied (`replaced` must remain) or was
+        // applied and lost; `replaced` is lost either way.
+        state.keys.remove(&1);
+        let (l, _, _) = lost_writes(&h.0, &state);
+        assert_eq!(
+            l.iter().map(|l| l.op).collect::<Vec<_>>(),
+            vec![replaced, lost]
+        );
+    }
+
+    /// A put that timed out but was read back was applied: what it replaced must be gone.
+    #[test]
+    fn a_value_superseded_by_a_put_seen_applied_must_not_come_back() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let w = h.write(OpKind::Put, 0, (0, 1), &c);
+        let g = h.read(0, (2, 3), vec![w]);
+        let over = h.op(OpKind::Put, 0, 4, 5, false);
+        saw(&mut h, over, g);
+        let mut state = FinalState::default();
+        state.keys.insert(0, vec![(4, sibs(&[w]))]);
+        // Not seen applied: `w` may remain.
+        assert!(resurrected_deletes(&h.0, &state).0.is_empty());
+        h.read(0, (6, 7), vec![over]);
+        let (r, _, _) = resurrected_deletes(&h.0, &state);
+        assert_eq!((r.len(), r[0].value_op, r[0].delete), (1, w, over));
+    }
+
+    /// Under strict quorums a get cannot return a value an acknowledged write replaced before the
+    /// get began, even when a later write replaced that write in turn.
+    #[test]
+    fn a_get_returning_a_value_replaced_before_it_began_is_stale() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let v0 = h.write(OpKind::Put, 0, (0, 1), &c);
+        let g0 = h.read(0, (2, 3), vec![v0]);
+        let w = h.write(OpKind::Put, 0, (4, 5), &c);
+        saw(&mut h, w, g0);
+        let g1 = h.read(0, (6, 7), vec![w]);
+        let d = h.write(OpKind::Delete, 0, (8, 9), &c);
+        saw(&mut h, d, g1);
+        let back = h.read(0, (10, 11), vec![v0]);
+        assert_eq!(stale_reads(&h.0).stale, vec![back]);
+    }
+
+    /// A value no put to its key wrote, in a get's answer or in the final state, is a phantom.
+    #[test]
+    fn values_no_put_wrote_are_phantoms() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let w = h.write(OpKind::Put, 0, (0, 1), &c);
+        let other = h.write(OpKind::Put, 1, (0, 1), &c);
+        let mut state = FinalState::default();
+        state.keys.insert(0, vec![(1, sibs(&[w]))]);
+        assert!(phantom_values(&h.0, &state).is_empty());
+        // Key 1's value on key 0.
+        state.keys.insert(0, vec![(1, sibs(&[w, other]))]);
+        assert_eq!(phantom_values(&h.0, &state).len(), 1);
+        // A value of a put id with other padding.
+        let mut odd = Sibs::new();
+        let mut bytes = value_for(w, 8);
+        bytes.push(0);
+        odd.put(
+            &VClock::new(),
+            (3, 7),
+            0,
+            dynamo_vclock::Value::Live(bytes.into()),
+        );
+        state.keys.insert(0, vec![(1, odd)]);
+        assert_eq!(phantom_values(&h.0, &state).len(), 1);
+        // A get's answer the driver found no put wrote.
+        state.keys.clear();
+        let g = h.read(0, (2, 3), vec![]);
+        if let Some(o) = h.0.get_mut(g) {
+            o.phantoms = vec![b"".to_vec()];
+        }
+        assert_eq!(phantom_values(&h.0, &state)[0].get, Some(g));
     }
 
     #[test]
@@ -582,7 +800,7 @@ mod tests {
         // The same write on two primaries and a stray: one dot, one version.
         state.keys.insert(0, vec![(1, sibs(&[5])), (2, sibs(&[5]))]);
         state.strays.push((3, 0, sibs(&[5])));
-        assert!(check(&h, &state).is_clean());
+        assert!(check(&h, &state).reused_dots.is_empty());
         // Another key may use the same dot for another write.
         state.keys.insert(1, vec![(1, sibs(&[6]))]);
         assert!(reused_dots(&state).is_empty());

@@ -3,7 +3,7 @@
 use rand::Rng;
 
 use super::net::Fate;
-use super::workload::{key_bytes, value_for, value_op, Op, OpKind, Outcome};
+use super::workload::{key_bytes, value_for, written_value, Op, OpKind, Outcome};
 use super::{Event, Sim};
 use crate::core::NodeStats;
 use crate::message::{ClientReply, ClientRequest};
@@ -378,6 +378,7 @@ impl Sim {
             sent_context,
             context_from,
             replicas: Vec::new(),
+            phantoms: Vec::new(),
         });
         self.send_request(node, id, request);
         self.queue.push(
@@ -389,6 +390,20 @@ impl Sim {
     /// Completes a client's operation with a reply (`None`: the client gave up).
     pub(super) fn finish(&mut self, client: u32, op: u64, reply: Option<ClientReply>) {
         let now = self.now;
+        // A get's values: the puts that wrote them, and those no put to the key wrote.
+        let mut read = Vec::new();
+        let mut phantoms = Vec::new();
+        if let (Some(ClientReply::Got { values, .. }), Some(key)) =
+            (&reply, self.history.get(op).map(|o| o.key))
+        {
+            for value in values {
+                match written_value(&self.history, key, value) {
+                    Some(id) => read.push(id),
+                    None => phantoms.push(value.to_vec()),
+                }
+            }
+            read.sort_unstable();
+        }
         let Some(record) = self.history.complete(op, now, Outcome::Pending) else {
             return;
         };
@@ -408,15 +423,11 @@ impl Sim {
                 self.stats.ops_failed += 1;
             }
             Some(ClientReply::Got {
-                values,
-                context,
-                replicas,
-                ..
+                context, replicas, ..
             }) => {
                 record.outcome = Outcome::Ok;
-                let mut read: Vec<u64> = values.iter().filter_map(|v| value_op(v)).collect();
-                read.sort_unstable();
-                record.read = read;
+                record.read = std::mem::take(&mut read);
+                record.phantoms = std::mem::take(&mut phantoms);
                 record.replicas = replicas;
                 if self.config.workload.use_context {
                     if let Some(c) = self.clients.get_mut(client as usize) {

@@ -139,6 +139,9 @@ pub struct Op {
     pub context_from: Option<u64>,
     /// Replicas that answered, in order.
     pub replicas: Vec<NodeId>,
+    /// For a successful get: the values it returned that no put to the key wrote (see
+    /// [`written_value`]).
+    pub phantoms: Vec<Vec<u8>>,
 }
 
 impl Op {
@@ -286,6 +289,15 @@ pub fn value_for(op: u64, size: usize) -> Vec<u8> {
     v
 }
 
+/// The id of the put of `history` to key index `key` that wrote `value`, if one did: its id
+/// leads the value and the rest is the padding [`value_for`] writes.
+pub fn written_value(history: &History, key: u32, value: &[u8]) -> Option<u64> {
+    let id = value_op(value)?;
+    let put = history.get(id)?;
+    (put.kind == OpKind::Put && put.key == key && value == value_for(id, value.len()).as_slice())
+        .then_some(id)
+}
+
 /// The id of the put that wrote `value`, if it is a simulator value.
 pub fn value_op(value: &[u8]) -> Option<u64> {
     let bytes: [u8; 8] = value.get(..8)?.try_into().ok()?;
@@ -404,6 +416,7 @@ mod tests {
             sent_context: Vec::new(),
             context_from: None,
             replicas: Vec::new(),
+            phantoms: Vec::new(),
         }
     }
 

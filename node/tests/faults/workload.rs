@@ -35,7 +35,7 @@ fn outcome(e: &Error) -> Outcome {
         Error::Unavailable { attempts }
             if attempts.iter().all(|(_, a)| a.starts_with("connect")) =>
         {
-            Outcome::Failed
+            Outcome::NotSent
         }
         Error::Unavailable { .. } => Outcome::TimedOut,
         _ => Outcome::Failed,
