@@ -495,9 +495,17 @@ impl History {
         for (id, &i) in written {
             let op = &self.ops[i];
             if op.outcome() == Some(Outcome::Ok) && accounted.get(id) == Some(&false) {
+                let replaced_by = superseded
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .map(|&w| w.to_owned())
+                    .map(|w| self.ops[w].info(w))
+                    .collect();
                 report.lost.push(Lost {
                     key: key.to_vec(),
                     write: op.info(i),
+                    replaced_by,
                 });
             }
         }

@@ -127,13 +127,16 @@ impl fmt::Display for WriteInfo {
     }
 }
 
-/// An acknowledged put whose value is gone, and that no write superseded.
+/// An acknowledged put whose value is gone, and not accounted for (see the [module
+/// docs](super)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost {
     /// The key.
     pub key: Vec<u8>,
     /// The put.
     pub write: WriteInfo,
+    /// The unacknowledged puts that superseded it and left no trace themselves.
+    pub replaced_by: Vec<WriteInfo>,
 }
 
 /// A value still present at the end although an acknowledged write superseded it.
@@ -249,6 +252,9 @@ impl fmt::Display for Report {
         writeln!(f, "{}", self.summary())?;
         for l in self.lost.iter().take(EXAMPLES) {
             writeln!(f, "  lost: key {}: {}", show(&l.key), l.write)?;
+            for by in &l.replaced_by {
+                writeln!(f, "    replaced by, without a trace: {by}")?;
+            }
         }
         for r in self.resurrected.iter().take(EXAMPLES) {
             writeln!(

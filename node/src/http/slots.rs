@@ -9,17 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 
-/// A client's address for fairness: an IPv4 address, or an IPv6 address's /64 (one host
-/// commonly holds a whole /64).
-fn source(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u128::from(v4.to_ipv6_mapped()),
-            None => u128::from(v6) & !u128::from(u64::MAX),
-        },
-    }
-}
+use crate::runtime::host_of as source;
 
 /// Whether a new connection gets a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -46,7 +46,7 @@ pub use frame::{
 };
 pub use handshake::{Credentials, HandshakeError, NodeSecrets};
 pub use server::ConnectionLimits;
-pub(crate) use server::{Admitted, RequestBudget};
+pub(crate) use server::{host_of, Admitted, RequestBudget};
 
 use crate::config::NodeConfig;
 use crate::core::{NodeError, StoredCore};

@@ -27,6 +27,7 @@ use super::Input;
 use crate::message::{ClientError, ClientReply};
 use crate::types::NodeId;
 pub(crate) use budget::{Admitted, RequestBudget};
+pub(crate) use handshakes::host_of;
 use handshakes::Handshakes;
 use unsent::Unsent;
 pub(crate) use unsent::UnsentBytes;
@@ -374,41 +375,51 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     let mut in_flight = FuturesUnordered::new();
     let mut unsent = Unsent::new(Arc::clone(&ctx.unsent));
     // Request bytes handed to the driver and not answered (the in-flight futures give them
-    // back), against `max_request_bytes`; and the request read but waiting for the node-wide
-    // budget, if any (`max_request_bytes_total`): meanwhile nothing more is read.
+    // back), against `max_request_bytes`. A frame takes its share of the node-wide budget
+    // (`max_request_bytes_total`) by the size its length prefix announces, before its body is
+    // read: `admitting` while it waits (meanwhile nothing more is read, and the client's bytes
+    // wait in its socket), `share` once it has it. Read first, 1,024 connections could each hold
+    // a 4 MiB put past the budget.
     let mut held = 0usize;
     let mut admitting: Option<Admitting> = None;
+    let mut share: Option<(Admitted, usize)> = None;
     loop {
         let room = in_flight.len() < MAX_IN_FLIGHT
             && (held < ctx.limits.max_request_bytes || in_flight.is_empty());
+        let admitted_next = share.is_some();
         tokio::select! {
-            frame = conn.recv::<ClientFrame>(), if admitting.is_none() && room => {
-                match frame {
-                    Ok(frame @ (ClientFrame::Request { .. } | ClientFrame::Admin { .. })) => {
-                        admitting = Some(Admitting::new(&ctx.requests, frame));
+            incoming = async {
+                if admitted_next {
+                    Incoming::Frame(conn.recv::<ClientFrame>().await)
+                } else {
+                    Incoming::Len(conn.next_len().await)
+                }
+            }, if admitted_next || (admitting.is_none() && room) => {
+                let (frame, admitted, weight) = match incoming {
+                    Incoming::Len(Ok(len)) => {
+                        let weight = FRAME_WEIGHT + len;
+                        match ctx.requests.try_admit(weight) {
+                            Some(admitted) => share = Some((admitted, weight)),
+                            None => admitting = Some(Admitting::new(&ctx.requests, weight)),
+                        }
+                        continue;
                     }
-                    Ok(ClientFrame::Error { reason }) => {
+                    Incoming::Frame(Ok(frame @ (ClientFrame::Request { .. } | ClientFrame::Admin { .. }))) => {
+                        let Some((admitted, weight)) = share.take() else {
+                            continue;
+                        };
+                        (frame, admitted, weight)
+                    }
+                    Incoming::Frame(Ok(ClientFrame::Error { reason })) => {
                         let reason = excerpt(&reason);
                         tracing::debug!(%addr, %reason, "client closed the connection");
                         return;
                     }
-                    Err(FrameError::Closed) => return,
-                    Err(e) => {
+                    Incoming::Len(Err(FrameError::Closed)) | Incoming::Frame(Err(FrameError::Closed)) => return,
+                    Incoming::Len(Err(e)) | Incoming::Frame(Err(e)) => {
                         read_failed::<NodeFrame, _>(&mut conn, addr, e).await;
                         return;
                     }
-                }
-            }
-            (admitted, weight, frame) = async {
-                match admitting.as_mut() {
-                    Some(a) => a.wait().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                admitting = None;
-                let Some(admitted) = admitted else {
-                    refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
-                    return;
                 };
                 held += weight;
                 match frame {
@@ -449,6 +460,21 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                     ClientFrame::Error { .. } => {}
                 }
             }
+            (admitted, weight) = async {
+                match admitting.as_mut() {
+                    Some(a) => a.wait().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                admitting = None;
+                let Some(admitted) = admitted else {
+                    refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
+                    return;
+                };
+                // The rest of the frame has the whole read timeout from now.
+                conn.resume();
+                share = Some((admitted, weight));
+            }
             Some((weight, frame)) = in_flight.next() => {
                 held -= weight;
                 let mut last = queue_reply(&mut conn, addr, frame);
@@ -488,35 +514,37 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// A request read from a client connection, waiting for its share of the node-wide budget.
+/// What a client frame weighs against the request budgets beyond its size: the bookkeeping of
+/// the request it carries.
+const FRAME_WEIGHT: usize = 64;
+
+/// What a client connection read next: the size of a frame not yet admitted, or an admitted frame.
+enum Incoming {
+    Len(Result<usize, FrameError>),
+    Frame(Result<ClientFrame, FrameError>),
+}
+
+/// A client frame whose length prefix has arrived, waiting for its share of the node-wide budget
+/// before its body is read.
 struct Admitting {
     wait: futures::future::BoxFuture<'static, Option<Admitted>>,
     weight: usize,
-    frame: Option<ClientFrame>,
 }
 
 impl Admitting {
-    fn new(budget: &RequestBudget, frame: ClientFrame) -> Self {
-        let weight = match &frame {
-            ClientFrame::Request { request, .. } => request.weight(),
-            _ => 64,
-        };
+    fn new(budget: &RequestBudget, weight: usize) -> Self {
         let budget = budget.clone();
         Admitting {
             wait: Box::pin(async move { budget.admit(weight).await }),
             weight,
-            frame: Some(frame),
         }
     }
 
-    /// The request's share (`None`: the node is stopping), its weight and the request, once
-    /// admitted. Cancel safe: dropped unfinished, the request keeps its place in the queue.
-    async fn wait(&mut self) -> (Option<Admitted>, usize, ClientFrame) {
+    /// The frame's share (`None`: the node is stopping) and its weight, once admitted. Cancel
+    /// safe: dropped unfinished, the frame keeps its place in the queue.
+    async fn wait(&mut self) -> (Option<Admitted>, usize) {
         let admitted = (&mut self.wait).await;
-        let frame = self.frame.take().unwrap_or(ClientFrame::Error {
-            reason: String::new(),
-        });
-        (admitted, self.weight, frame)
+        (admitted, self.weight)
     }
 }
 

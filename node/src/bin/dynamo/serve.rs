@@ -317,6 +317,7 @@ pub(crate) async fn serve(args: &ServeArgs) -> Result<()> {
     if config.data_dir.is_none() {
         tracing::warn!("no --data-dir: data lives in memory and is lost when the node stops");
     }
+    open_files(&config.limits);
     let mut node = Node::start(config).await.context("cannot start the node")?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -327,4 +328,35 @@ pub(crate) async fn serve(args: &ServeArgs) -> Result<()> {
     tracing::info!("stopping");
     node.shutdown().await.context("shutdown")?;
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one, and warns when even that is below what
+/// the connection caps can take: TCP and HTTP clients (1,024 each by default), handshakes,
+/// peers, and a margin for the store's files, listeners and outgoing links. With the common soft
+/// limit of 1,024, clients holding their slots (no secret needed for HTTP's `/openapi.json`) ran
+/// the node out of descriptors, and then it accepted nobody, peers included.
+fn open_files(limits: &dynamo_node::runtime::ConnectionLimits) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let needed =
+        (2 * limits.max_connections + limits.max_handshakes + limits.max_peers + 256) as u64;
+    let limit = getrlimit(Resource::Nofile);
+    let mut soft = limit.current;
+    if soft.is_some_and(|s| limit.maximum.is_none_or(|hard| s < hard)) {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => soft = limit.maximum,
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
+    if let Some(soft) = soft.filter(|&s| s < needed) {
+        tracing::warn!(
+            limit = soft,
+            needed,
+            "the open-file limit is below what the connection limits allow: raise it (ulimit -n), \
+             or clients holding connections can stop the node from accepting any, peers included"
+        );
+    }
 }

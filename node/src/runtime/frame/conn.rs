@@ -181,26 +181,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
 
     /// A complete frame body at the front of the read buffer, if there is one.
     fn take_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
+        let Some(size) = self.peek_len()? else {
+            return Ok(None);
+        };
         let encrypted = self.cipher.is_some();
-        if encrypted {
-            self.decrypt_records()?;
-        }
         let buf = if encrypted {
             &mut self.plain
         } else {
             &mut self.rbuf
         };
-        if buf.len() < 4 {
-            return Ok(None);
-        }
-        let size = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if size > self.max_frame {
-            return Err(FrameError::TooLarge {
-                size,
-                limit: self.max_frame,
-                handshake: self.handshake,
-            });
-        }
         if buf.len() < 4 + size {
             // Room for the rest of this frame, never more than a chunk at once.
             let missing = 4 + size - buf.len();
@@ -220,6 +209,59 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         !self.rbuf.is_empty() || !self.plain.is_empty()
     }
 
+    /// The size of the next frame's body, once its length prefix has arrived (checked against
+    /// the limit), without reading the body beyond what arrived with it: a server learns what a
+    /// request will hold before it lets the request in. Cancel-safe.
+    pub async fn next_len(&mut self) -> Result<usize, FrameError> {
+        loop {
+            if let Some(size) = self.peek_len()? {
+                return Ok(size);
+            }
+            self.mark_partial();
+            self.fill().await?;
+        }
+    }
+
+    /// The size the length prefix at the front of the buffer announces, if it has arrived.
+    fn peek_len(&mut self) -> Result<Option<usize>, FrameError> {
+        if self.cipher.is_some() {
+            self.decrypt_records()?;
+        }
+        let buf = if self.cipher.is_some() {
+            &self.plain
+        } else {
+            &self.rbuf
+        };
+        if buf.len() < 4 {
+            return Ok(None);
+        }
+        let size = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if size > self.max_frame {
+            return Err(FrameError::TooLarge {
+                size,
+                limit: self.max_frame,
+                handshake: self.handshake,
+            });
+        }
+        Ok(Some(size))
+    }
+
+    /// The frame at the front arrived in part and this side stopped reading it a while (its
+    /// server waited for room for it): the read timeout for the rest counts from now.
+    pub fn resume(&mut self) {
+        if self.partial() {
+            self.partial_since = Some(Instant::now());
+        }
+    }
+
+    /// Notes when a frame began arriving, for the read timeout.
+    fn mark_partial(&mut self) {
+        if self.partial_since.is_none() && self.partial() {
+            // A frame began arriving with the last read and is not whole yet.
+            self.partial_since = Some(Instant::now());
+        }
+    }
+
     /// Reads the next frame's body. Cancel-safe: what was read stays buffered.
     pub async fn recv_body(&mut self) -> Result<BytesMut, FrameError> {
         loop {
@@ -229,10 +271,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                 self.partial_since = self.partial().then_some(now);
                 return Ok(body);
             }
-            if self.partial_since.is_none() && self.partial() {
-                // A frame began arriving with the last read and is not whole yet.
-                self.partial_since = Some(Instant::now());
-            }
+            self.mark_partial();
             if self.grown && !self.partial() {
                 // A large frame was taken and nothing follows it: its allocation goes with it
                 // (the frame's body may still hold it for a while, this connection does not).
@@ -240,50 +279,56 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                 self.plain = BytesMut::new();
                 self.grown = false;
             }
-            // A handshake reads into what is left, a small buffer: its peer is not known yet.
-            let (least, room) = if self.handshake {
-                (1, 512)
-            } else {
-                (self.room / 4, self.room)
-            };
-            if self.rbuf.capacity() - self.rbuf.len() < least {
-                self.rbuf.reserve(room);
-            }
-            let given = self.rbuf.capacity() - self.rbuf.len();
-            let n = match self.timeouts {
-                None => self.io.read_buf(&mut self.rbuf).await?,
-                Some(t) => {
-                    let (deadline, error) = match self.partial_since {
-                        Some(since) => (since + t.read, FrameError::ReadTimeout(t.read)),
-                        None => (self.last_activity + t.idle, FrameError::Idle(t.idle)),
-                    };
-                    let timer = match &mut self.timer {
-                        Some(timer) => {
-                            if timer.deadline() != deadline {
-                                timer.as_mut().reset(deadline);
-                            }
-                            timer
-                        }
-                        empty @ None => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
-                    };
-                    tokio::select! {
-                        biased;
-                        r = self.io.read_buf(&mut self.rbuf) => r?,
-                        _ = timer.as_mut() => return Err(error),
-                    }
-                }
-            };
-            if n == given && !self.handshake {
-                self.room = (self.room * 2).min(READ_CHUNK);
-            }
-            if n == 0 {
-                return Err(if !self.partial() {
-                    FrameError::Closed
-                } else {
-                    FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
-                });
-            }
+            self.fill().await?;
         }
+    }
+
+    /// Reads once from the stream into the read buffer, within the read or idle timeout.
+    async fn fill(&mut self) -> Result<(), FrameError> {
+        // A handshake reads into what is left, a small buffer: its peer is not known yet.
+        let (least, room) = if self.handshake {
+            (1, 512)
+        } else {
+            (self.room / 4, self.room)
+        };
+        if self.rbuf.capacity() - self.rbuf.len() < least {
+            self.rbuf.reserve(room);
+        }
+        let given = self.rbuf.capacity() - self.rbuf.len();
+        let n = match self.timeouts {
+            None => self.io.read_buf(&mut self.rbuf).await?,
+            Some(t) => {
+                let (deadline, error) = match self.partial_since {
+                    Some(since) => (since + t.read, FrameError::ReadTimeout(t.read)),
+                    None => (self.last_activity + t.idle, FrameError::Idle(t.idle)),
+                };
+                let timer = match &mut self.timer {
+                    Some(timer) => {
+                        if timer.deadline() != deadline {
+                            timer.as_mut().reset(deadline);
+                        }
+                        timer
+                    }
+                    empty @ None => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                };
+                tokio::select! {
+                    biased;
+                    r = self.io.read_buf(&mut self.rbuf) => r?,
+                    _ = timer.as_mut() => return Err(error),
+                }
+            }
+        };
+        if n == given && !self.handshake {
+            self.room = (self.room * 2).min(READ_CHUNK);
+        }
+        if n == 0 {
+            return Err(if !self.partial() {
+                FrameError::Closed
+            } else {
+                FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
+            });
+        }
+        Ok(())
     }
 
     /// Reads and decodes the next frame as an `F`.

@@ -42,6 +42,13 @@ impl RequestBudget {
         Arc::clone(&self.permits).acquire_many_owned(n).await.ok()
     }
 
+    /// Takes the share of a request of `weight` bytes at once if it fits now, as
+    /// [`admit`](Self::admit) would (`None`: wait for it with `admit`).
+    pub(crate) fn try_admit(&self, weight: usize) -> Option<Admitted> {
+        let n = u32::try_from(weight.clamp(1, self.total)).unwrap_or(u32::MAX);
+        Arc::clone(&self.permits).try_acquire_many_owned(n).ok()
+    }
+
     /// Bytes not held by any request.
     #[cfg(test)]
     pub(crate) fn available(&self) -> usize {

@@ -5,20 +5,33 @@
 //! than a distant client completes its handshake, it would have that client's closed each time.
 //! Taken from the address with the most, a flood from one host closes its own connections, and
 //! a client elsewhere loses its handshake only to a flood from more addresses than there are
-//! slots.
+//! slots. An IPv6 address counts by its /64 ([`host_of`]): one host commonly holds a whole /64,
+//! and counted by address it could spread a flood over as many addresses as there are slots.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use tokio::sync::oneshot;
 
-/// Handshakes in progress, by ticket (the order they arrived in) and by address.
+/// A client's address for fairness: an IPv4 address, or an IPv6 address's /64 (one host
+/// commonly holds a whole /64); an IPv4 address mapped into IPv6 counts as itself.
+pub(crate) fn host_of(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(v4.to_ipv6_mapped()),
+            None => u128::from(v6) & !u128::from(u64::MAX),
+        },
+    }
+}
+
+/// Handshakes in progress, by ticket (the order they arrived in) and by host ([`host_of`]).
 #[derive(Debug, Default)]
 pub(super) struct Handshakes {
-    /// Each handshake's address and its closer: dropping the sender closes the connection.
-    by_ticket: BTreeMap<u64, (IpAddr, oneshot::Sender<()>)>,
-    /// Each address's handshakes.
-    by_source: HashMap<IpAddr, BTreeSet<u64>>,
+    /// Each handshake's host and its closer: dropping the sender closes the connection.
+    by_ticket: BTreeMap<u64, (u128, oneshot::Sender<()>)>,
+    /// Each host's handshakes.
+    by_source: HashMap<u128, BTreeSet<u64>>,
 }
 
 impl Handshakes {
@@ -34,7 +47,7 @@ impl Handshakes {
             let Some(victim) = self.victim() else { break };
             self.remove(victim);
         }
-        let source = source.to_canonical();
+        let source = host_of(source);
         self.by_ticket.insert(ticket, (source, close));
         self.by_source.entry(source).or_default().insert(ticket);
     }
@@ -119,7 +132,7 @@ mod tests {
         let mut a = admit(&mut table, 1, ip(1), 2);
         let _b = admit(&mut table, 2, ip(2), 2);
         table.remove(2);
-        assert!(!table.by_source.contains_key(&ip(2)));
+        assert!(!table.by_source.contains_key(&host_of(ip(2))));
         let _c = admit(&mut table, 3, ip(3), 2);
         assert!(!is_closed(&mut a));
         // Mapped IPv4 addresses count as the address they map.
@@ -129,8 +142,24 @@ mod tests {
             is_closed(&mut a),
             "the oldest of two addresses with one each"
         );
-        assert_eq!(table.by_source.get(&ip(1)).map(BTreeSet::len), Some(1));
-        assert!(!table.by_source.contains_key(&mapped));
+        assert_eq!(
+            table.by_source.get(&host_of(ip(1))).map(BTreeSet::len),
+            Some(1)
+        );
+    }
+
+    /// A host spreading a flood over the addresses of its IPv6 /64 closes its own handshakes,
+    /// not those of a client elsewhere (counted by address, each of the flood's held one, as
+    /// many as the client's, and the client's, oldest, went first).
+    #[test]
+    fn a_flood_from_one_ipv6_prefix_closes_its_own() {
+        let v6 = |prefix: u16, host: u16| IpAddr::from([0x2001, 0xdb8, prefix, 0, 0, 0, 0, host]);
+        let mut table = Handshakes::default();
+        let mut client = admit(&mut table, 0, v6(1, 1), 8);
+        for t in 1..=256u16 {
+            let _ = admit(&mut table, u64::from(t), v6(2, t), 8);
+        }
+        assert!(!is_closed(&mut client), "the client elsewhere was closed");
     }
 
     quickcheck::quickcheck! {

@@ -355,3 +355,46 @@ async fn a_closed_connection_does_not_give_back_what_the_node_still_holds() {
         "given back once the node is done"
     );
 }
+
+/// Review of the node-wide budget (twentieth session): a client's frame was read whole before it
+/// took its share, so a request waiting for the budget held its bytes outside it, and 1,024
+/// connections could each hold a put of 4 MiB past the 256 MiB budget (and the part of a frame
+/// still arriving, for up to the read timeout). A frame now takes its share by the size its length
+/// prefix announces, and its body stays in the client's socket until then.
+#[tokio::test(start_paused = true)]
+async fn a_frame_waits_for_its_share_before_its_body_is_read() {
+    let limits = ConnectionLimits {
+        max_request_bytes_total: 1 << 20,
+        ..ConnectionLimits::default()
+    };
+    let budget = RequestBudget::new(limits.max_request_bytes_total);
+    let (first, mut first_driver, first_task) =
+        served_sharing(limits, Arc::default(), budget.clone());
+    let (second, mut second_driver, second_task) =
+        served_sharing(limits, Arc::default(), budget.clone());
+    // The first connection's put holds most of the budget while the driver works on it.
+    let first_sender = puts_sent(first, 1, 800 << 10);
+    let held = requests_given(&mut first_driver).await;
+    assert_eq!(held.len(), 1);
+    // The second's put does not fit: its body must not leave the client (the pipe holds 64 KiB).
+    let second_sender = puts_sent(second, 1, 800 << 10);
+    let sent = tokio::time::timeout(Duration::from_secs(120), second_sender).await;
+    let Err(_) = sent else {
+        panic!("the node read a whole request of 800 KiB past its budget of 1 MiB");
+    };
+    assert!(requests_given(&mut second_driver).await.is_empty());
+    assert!(budget.available() < 300 << 10);
+    // Once the first is answered, the second is read and handed over.
+    for reply in held {
+        let _ = reply.send(stored());
+    }
+    let given = requests_given(&mut second_driver).await;
+    assert_eq!(
+        given.len(),
+        1,
+        "the second put after the first was answered"
+    );
+    drop(given);
+    drop(first_sender);
+    drop((first_task, second_task));
+}
