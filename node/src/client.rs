@@ -93,8 +93,11 @@ pub enum Error {
     /// No node answered.
     #[error("no node answered: {}", .attempts.iter().map(|(a, e)| format!("{a}: {e}")).collect::<Vec<_>>().join("; "))]
     Unavailable {
-        /// Each node tried, and what happened.
+        /// Each node tried, and what happened (the last try of each).
         attempts: Vec<(String, String)>,
+        /// Whether the request may have reached a node: then a put or delete may have been
+        /// applied. `false` only when no try got as far as sending it (every connection failed).
+        sent: bool,
     },
     /// A node answered with something that is not an answer to the request.
     #[error("protocol error: {0}")]
@@ -128,6 +131,9 @@ pub struct Client {
     conn: Option<(usize, Conn<TcpStream>)>,
     cursor: usize,
     next_id: u64,
+    /// Whether the request being made reached the point of being sent on some try (see
+    /// [`Error::Unavailable`]).
+    sent: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -157,6 +163,7 @@ impl Client {
             conn: None,
             cursor: 0,
             next_id: 1,
+            sent: false,
         }
     }
 
@@ -177,7 +184,10 @@ impl Client {
         if client.config.nodes.is_empty() {
             return Err(Error::NoNodes);
         }
-        Err(Error::Unavailable { attempts })
+        Err(Error::Unavailable {
+            attempts,
+            sent: false,
+        })
     }
 
     /// The address of the node the client is connected to.
@@ -375,11 +385,13 @@ impl Client {
             id,
             request: request.clone(),
         };
+        self.sent = false;
         match self.call_current(&make).await {
             Ok(frame) => admin_reply(frame),
             Err(Attempt::Fatal(e)) => Err(e),
             Err(Attempt::Next(e) | Attempt::Closed(e)) => Err(Error::Unavailable {
                 attempts: vec![(self.current_address(), e)],
+                sent: self.sent,
             }),
         }
     }
@@ -445,6 +457,7 @@ impl Client {
             return Err(Error::NoNodes);
         }
         let mut attempts = Vec::new();
+        self.sent = false;
         for _ in 0..self.config.nodes.len() {
             match self.call_current(&make).await {
                 Ok(frame) => return Ok(frame),
@@ -456,11 +469,14 @@ impl Client {
                 }
             }
         }
-        Err(Error::Unavailable { attempts })
+        Err(Error::Unavailable {
+            attempts,
+            sent: self.sent,
+        })
     }
 
     /// One request to the current node, sent again on a fresh connection if a reused one turns
-    /// out closed.
+    /// out closed (the first may have reached the node: `sent` says so).
     async fn call_current(
         &mut self,
         make: &impl Fn(u64) -> ClientFrame,
@@ -486,6 +502,8 @@ impl Client {
         let Some((_, conn)) = self.conn.as_mut() else {
             return Err(Attempt::Next("not connected".into()));
         };
+        // From here on the request may reach the node, whatever happens next.
+        self.sent = true;
         let exchange = async {
             conn.send(&make(id)).await?;
             loop {

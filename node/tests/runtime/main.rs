@@ -8,6 +8,7 @@
 mod bad_input;
 mod browser;
 mod cli;
+mod client;
 mod cluster;
 mod console;
 mod hostile;
