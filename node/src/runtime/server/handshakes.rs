@@ -156,9 +156,9 @@ mod tests {
         let v6 = |prefix: u16, host: u16| IpAddr::from([0x2001, 0xdb8, prefix, 0, 0, 0, 0, host]);
         let mut table = Handshakes::default();
         let mut client = admit(&mut table, 0, v6(1, 1), 8);
-        for t in 1..=256u16 {
-            let _ = admit(&mut table, u64::from(t), v6(2, t), 8);
-        }
+        let _flood: Vec<_> = (1..=256u16)
+            .map(|t| admit(&mut table, u64::from(t), v6(2, t), 8))
+            .collect();
         assert!(!is_closed(&mut client), "the client elsewhere was closed");
     }
 
