@@ -23,8 +23,10 @@ pub enum Event {
     SegmentNeeded(SegmentId),
     /// The session ended: exactly the keys that differ, sorted by key, from this side's view
     /// (of the differing segments it covered, when they held more than
-    /// [`SyncConfig::max_entries_bytes`]: then the differences of some whole segments, never
-    /// none while the trees differ).
+    /// [`SyncConfig::max_entries_bytes`]: then the differences of some whole segments). Empty
+    /// proves the replicas equal only when no segment differed
+    /// ([`SyncStats::differing_segments`] is 0): the owner may have written between comparing
+    /// hashes and supplying entries, and a bounded session compares some segments only.
     Finished(Vec<KeyDiff>),
     /// The session failed and will do nothing more.
     Failed(SyncError),

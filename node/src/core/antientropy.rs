@@ -398,6 +398,11 @@ impl NodeCore {
                     continue;
                 }
                 let initiator = run.initiator;
+                // No differing segment, not merely no differences found: a session whose
+                // segments' entries agreed by the time they were read (a write in between), or
+                // that covered only some of its differing segments (`max_entries_bytes`), proves
+                // nothing of the others.
+                let none_differed = run.session.stats().differing_segments == 0;
                 let event = stashed.take().or_else(|| run.session.poll_event());
                 match event {
                     Some(Event::SegmentNeeded(segment)) => {
@@ -435,7 +440,7 @@ impl NodeCore {
                         }
                     }
                     Some(Event::Finished(diffs)) => {
-                        if diffs.is_empty() {
+                        if diffs.is_empty() && none_differed {
                             self.found_equal(peer, partition);
                         }
                         if initiator {

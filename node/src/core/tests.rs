@@ -1017,6 +1017,89 @@ fn a_session_sends_its_entries_in_frames_that_fit() {
     );
 }
 
+/// A partition awaited here stops being awaited only on a proof that it equals a replica's:
+/// equal roots. A session whose trees differed but whose entries agreed by the time they were read
+/// (a write in between), or that covered only part of its differing segments (sessions bound
+/// what they send), proves nothing of the segments it did not compare.
+#[test]
+fn a_session_that_found_no_difference_in_differing_trees_lifts_no_wait() {
+    let mut h = Harness::new();
+    let (key, p2, _) = h.own_key();
+    let p = h.core.partition_of(&key);
+    h.repaired_by_2(&key);
+    h.core.transfers.incoming.insert(p);
+    gossip_settled(&mut h, p2);
+    // The peer's tree differs (one more key in it) but the entries it supplies are the node's.
+    let shape = dynamo_merkle::TreeConfig::new(16, 2).expect("shape");
+    let entries: Vec<(Key, [u8; 32])> = h
+        .core
+        .holdings
+        .keys(p)
+        .iter()
+        .map(|(k, d)| (k.clone(), *d))
+        .collect();
+    let mut tree = dynamo_merkle::Tree::new(shape);
+    for (k, d) in &entries {
+        tree.insert(k, d);
+    }
+    tree.insert(b"only-in-the-peer's-tree", &[7; 32]);
+    let mut peer =
+        dynamo_merkle::SyncSession::initiate(dynamo_merkle::SyncConfig::default(), 5, h.now, &tree);
+    let mut finished = None;
+    for _ in 0..10 {
+        while let Some(event) = peer.poll_event() {
+            match event {
+                dynamo_merkle::Event::SegmentNeeded(s) => {
+                    let mine: Vec<(Key, [u8; 32])> = entries
+                        .iter()
+                        .filter(|(k, _)| shape.segment_of(k) == s)
+                        .cloned()
+                        .collect();
+                    peer.supply(h.now, s, mine).expect("supplies");
+                }
+                dynamo_merkle::Event::Finished(keys) => finished = Some(keys),
+                _ => {}
+            }
+        }
+        let mut to_node = Vec::new();
+        while let Some(msg) = peer.poll_transmit() {
+            to_node.push(msg);
+        }
+        if to_node.is_empty() {
+            break;
+        }
+        for msg in to_node {
+            for out in h.message(
+                p2,
+                PeerMessage::Sync {
+                    partition: p as u32,
+                    msg,
+                },
+            ) {
+                if let Out::Send(to, PeerMessage::Sync { msg, .. }) = out {
+                    assert_eq!(to, p2);
+                    peer.handle_message(h.now, &tree, msg)
+                        .expect("a valid answer");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        finished,
+        Some(Vec::new()),
+        "the session found no difference"
+    );
+    assert!(
+        !h.core
+            .transfers
+            .equal
+            .get(&p)
+            .is_some_and(|e| e.contains(&p2)),
+        "counted equal on a session whose trees differed"
+    );
+    assert!(h.core.transfers.incoming.contains(&p));
+}
+
 /// A ring version at the top of its range (no longer adopted from a peer, but a store written by
 /// an older build may hold one) is no overflow: a leave neither panics nor wraps the version
 /// around to an old one.
@@ -1355,6 +1438,36 @@ fn a_peer_ring_past_the_last_version_is_not_adopted() {
     h.core.leave(h.now);
     h.outputs();
     assert_eq!(h.core.view.ring_state.version, MAX_RING_VERSION);
+}
+
+/// `node` gossips that it uses this node's ring, hands nothing over and awaits nothing.
+fn gossip_settled(h: &mut Harness, node: NodeId) {
+    use super::membership::{encode_handoff, AWAITING_KEY, HANDOFF_KEY};
+    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
+    let handoff = encode_handoff(&h.core.view.ring_digest, &std::collections::BTreeSet::new());
+    let delta = Delta {
+        id: node,
+        generation: 1,
+        from_version: 0,
+        to_version: 5,
+        heartbeat: Versioned::new(1, 1),
+        status: Versioned::new(2, Status::Up),
+        address: Versioned::new(3, format!("n{node}")),
+        app: vec![
+            (HANDOFF_KEY.into(), Versioned::new(4, handoff)),
+            (AWAITING_KEY.into(), Versioned::new(5, Vec::new())),
+        ],
+    };
+    let msg = Message {
+        cluster: h.core.config.cluster.clone(),
+        sender_address: format!("n{node}"),
+        body: Body::Ack2 {
+            deltas: vec![delta],
+        },
+    };
+    h.core.handle_message(h.now, node, PeerMessage::Gossip(msg));
+    h.outputs();
+    assert!(!h.core.peer_awaits(node, 0), "the delta was taken");
 }
 
 /// Node 2 gossips node 1's ring under `version`.

@@ -8,8 +8,8 @@ use super::{show, OpRef, Outcome, WriteId};
 ///
 /// ```
 /// use dynamo_node::history::OutcomeCounts;
-/// let c = OutcomeCounts { ok: 5, failed: 1, timed_out: 2, unfinished: 0 };
-/// assert_eq!((c.total(), c.maybe_applied()), (8, 3));
+/// let c = OutcomeCounts { ok: 5, failed: 1, timed_out: 2, unfinished: 0, not_sent: 1 };
+/// assert_eq!((c.total(), c.maybe_applied()), (9, 3));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutcomeCounts {
@@ -56,6 +56,9 @@ impl fmt::Display for OutcomeCounts {
         )?;
         if self.unfinished > 0 {
             write!(f, ", {} unfinished", self.unfinished)?;
+        }
+        if self.not_sent > 0 {
+            write!(f, ", {} not sent", self.not_sent)?;
         }
         Ok(())
     }

@@ -341,13 +341,15 @@ fn open_files(limits: &dynamo_node::runtime::ConnectionLimits) {
         (2 * limits.max_connections + limits.max_handshakes + limits.max_peers + 256) as u64;
     let limit = getrlimit(Resource::Nofile);
     let mut soft = limit.current;
-    if soft.is_some_and(|s| limit.maximum.is_none_or(|hard| s < hard)) {
+    // To the hard limit; an unlimited hard limit (macOS) takes a finite soft one.
+    let target = limit.maximum.unwrap_or(needed.max(1 << 16));
+    if soft.is_some_and(|s| s < target) {
         let raised = Rlimit {
-            current: limit.maximum,
+            current: Some(target),
             maximum: limit.maximum,
         };
         match setrlimit(Resource::Nofile, raised) {
-            Ok(()) => soft = limit.maximum,
+            Ok(()) => soft = Some(target),
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
         }
     }
