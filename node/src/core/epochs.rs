@@ -19,7 +19,12 @@
 //!   store that may lose flushed writes ([`Store::is_durable`] is `false`: `--buffered`) can roll
 //!   back more (Riak's kv679). A lost or empty store starts at a random base.
 //! - Losing a copy while running raises the floor too: a partition dropped after it was handed
-//!   over to its new owners, or a record found damaged. The node may own the key again later
+//!   over to its new owners, or a record found damaged. A reaped tombstone *retires* the epochs of
+//!   this node it carries instead (each is one key's, since a fresh epoch goes to one key): the
+//!   key is gone here, and a put with an old context (of a version before the delete) brings the
+//!   epoch back into the key's copy with a counter below the tombstone's; counting on from it would
+//!   issue the tombstone's dot again, which the reap's fence covers, so replicas would drop that
+//!   write and acknowledge it. Past [`MAX_RETIRED`] retired epochs the floor rises instead. The node may own the key again later
 //!   (concurrent ring changes settle on a ring that gives the partition back) and get its copy
 //!   back from a replica or a hint that lacks the last dots it issued; counting on from that copy
 //!   would issue one of them again.
@@ -39,6 +44,9 @@ const LEASE: u64 = 1 << 16;
 const META_FLOOR: &str = "epoch";
 const META_LEASE: &str = "epoch-lease";
 
+/// Retired epochs kept (about 40 bytes each); one more raises the floor and forgets them.
+const MAX_RETIRED: usize = 1 << 16;
+
 /// The node's actor-epoch counter.
 #[derive(Debug, Clone)]
 pub(crate) struct Epochs {
@@ -47,6 +55,9 @@ pub(crate) struct Epochs {
     lease_end: u64,
     /// A new lease is being written: no fresh epoch until it is durable.
     leasing: bool,
+    /// Epochs of this life (`floor..next`) that are not reused: a tombstone carrying them was
+    /// reaped (see the module docs).
+    retired: std::collections::BTreeSet<u64>,
 }
 
 impl Epochs {
@@ -69,6 +80,7 @@ impl Epochs {
             next,
             lease_end: next,
             leasing: false,
+            retired: std::collections::BTreeSet::new(),
         };
         store.put_meta(META_FLOOR, &floor.to_be_bytes())?;
         epochs.extend(store)?;
@@ -84,6 +96,20 @@ impl Epochs {
     /// reused; the next put of every key it holds takes a fresh one.
     pub(crate) fn raise_floor(&mut self) {
         self.floor = self.next;
+        self.retired.clear();
+    }
+
+    /// A tombstone carrying `epoch` of this node was reaped: the epoch is not reused (see the
+    /// module docs).
+    pub(crate) fn retire(&mut self, epoch: u64) {
+        if !(self.floor..self.next).contains(&epoch) {
+            return;
+        }
+        if self.retired.len() >= MAX_RETIRED {
+            self.raise_floor();
+        } else {
+            self.retired.insert(epoch);
+        }
     }
 
     /// The next lease's end, once there is one.
@@ -143,7 +169,11 @@ impl Epochs {
             .entries()
             .iter()
             .map(|e| e.actor)
-            .filter(|&(node, epoch): &Actor| node == id && (self.floor..self.next).contains(&epoch))
+            .filter(|&(node, epoch): &Actor| {
+                node == id
+                    && (self.floor..self.next).contains(&epoch)
+                    && !self.retired.contains(&epoch)
+            })
             .map(|(_, epoch)| epoch)
             .max()
     }
@@ -163,5 +193,34 @@ impl Lease {
             value: self.end.to_be_bytes().to_vec(),
             sync: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::store::MemoryStore;
+    use crate::types::ReplayRng;
+
+    #[test]
+    fn a_retired_epoch_is_not_reused() {
+        let mut store = MemoryStore::default();
+        let mut epochs = Epochs::load(&mut store, &mut ReplayRng::seed_from_u64(7)).expect("loads");
+        let (e, _) = epochs.fresh().expect("no store error").expect("leased");
+        let mut copy = Sibs::default();
+        copy.put(
+            &dynamo_vclock::VClock::new(),
+            (1, e),
+            0,
+            dynamo_vclock::Value::Live(crate::types::Object::typed(b"v".to_vec(), None)),
+        );
+        assert_eq!(epochs.reusable(1, &copy), Some(e));
+        epochs.retire(e);
+        assert_eq!(epochs.reusable(1, &copy), None);
+        // An epoch of another life is no concern of this one's.
+        epochs.retire(e.wrapping_add(1 << 40));
+        assert_eq!(epochs.retired.len(), 1);
     }
 }

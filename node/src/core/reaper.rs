@@ -422,6 +422,12 @@ impl NodeCore {
             return;
         }
         self.reaper.fence(key, clock, now);
+        // This node's epochs in the tombstone are not counted on again (see `epochs`).
+        for entry in clock.entries() {
+            if entry.actor.0 == self.id {
+                self.epochs.retire(entry.actor.1);
+            }
+        }
         self.store_op(
             StorageOp::RemoveIf {
                 key: key.to_vec(),

@@ -1100,6 +1100,80 @@ fn a_session_that_found_no_difference_in_differing_trees_lifts_no_wait() {
     assert!(h.core.transfers.incoming.contains(&p));
 }
 
+/// Review (twentieth session): a reaped tombstone's dot was minted again. Node 1 wrote `v1` as
+/// (1, e, 1) and the delete as (1, e, 2); the tombstone was reaped (the key removed here, its
+/// context kept as a fence). A put through node 2 with `v1`'s old context folded (1, e, 1) into
+/// the key again; node 1, counting on under its own epoch from that copy, minted (1, e, 2) for
+/// the next put, which the fence covers: every replica dropped `v3` and acknowledged it anyway.
+#[test]
+fn a_put_after_a_reap_is_not_minted_under_the_reaped_tombstones_dot() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let context_of = |out: &[Out]| -> Vec<u8> {
+        out.iter()
+            .find_map(|o| match o {
+                Out::Reply(_, ClientReply::Stored { context, .. }) => Some(context.clone()),
+                _ => None,
+            })
+            .expect("stored")
+    };
+    // v1, then a delete over it, each acknowledged by a second replica.
+    let req = h.next_req();
+    h.client(10, put(&key, b"v1", vec![]));
+    let v1_context = context_of(&h.message(p3, PeerMessage::WriteAck { req, ok: true }));
+    let req = h.next_req();
+    h.client(
+        11,
+        ClientRequest::Delete {
+            key: key.clone(),
+            context: v1_context.clone(),
+            options: ClientOptions::default(),
+        },
+    );
+    h.message(p3, PeerMessage::WriteAck { req, ok: true });
+    let tombstone = h.stored(&key).expect("the tombstone").context();
+    // Every replica held exactly the tombstone: reaped.
+    h.message(
+        p2,
+        PeerMessage::Reap {
+            key: key.clone(),
+            clock: tombstone,
+        },
+    );
+    assert_eq!(h.stored(&key), None, "reaped");
+    // A put through node 2 with v1's context.
+    let old = VClock::<crate::types::Actor>::decode(&v1_context).expect("a context");
+    let mut v2 = Sibs::default();
+    v2.put(
+        &old,
+        (p2, 9),
+        5,
+        Versioned::Live(Object::typed(b"v2".to_vec(), None)),
+    );
+    h.message(
+        p2,
+        PeerMessage::Write {
+            req: None,
+            key: key.clone(),
+            siblings: v2,
+            hint: None,
+        },
+    );
+    let v2_context = h.stored(&key).expect("v2").context().encode();
+    // A read-modify-write over v2 through node 1.
+    let req = h.next_req();
+    h.client(12, put(&key, b"v3", v2_context));
+    let out = h.message(p3, PeerMessage::WriteAck { req, ok: true });
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Out::Reply(12, ClientReply::Stored { .. }))));
+    let held = h.stored(&key).expect("the key");
+    assert!(
+        held.live_values().any(|o| o.bytes[..] == b"v3"[..]),
+        "v3 acknowledged and not stored: {held:?}"
+    );
+}
+
 /// A ring version at the top of its range (no longer adopted from a peer, but a store written by
 /// an older build may hold one) is no overflow: a leave neither panics nor wraps the version
 /// around to an old one.
