@@ -144,14 +144,19 @@ impl NodeCore {
                 }
                 Some(Pending::Forward { to, .. }) => {
                     let to = *to;
-                    if let Some(Pending::Forward { origin, .. }) =
-                        self.requests.take_forward_to(req, to)
+                    if let Some(Pending::Forward {
+                        origin, request, ..
+                    }) = self.requests.take_forward_to(req, to)
                     {
+                        // The coordinator may still apply it: a timeout, not `Unavailable`
+                        // (nothing written), after which a client would write it again elsewhere.
+                        let required = self.options(&request).map_or(0, |o| o.w);
                         self.reply(
                             origin,
-                            ClientReply::Failed(ClientError::Unavailable(
-                                "the coordinator did not answer in time".into(),
-                            )),
+                            ClientReply::Failed(ClientError::Timeout {
+                                acknowledged: 0,
+                                required,
+                            }),
                         );
                     }
                 }

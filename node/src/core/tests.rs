@@ -545,6 +545,36 @@ fn a_forward_refused_as_unavailable_is_coordinated_here() {
     assert_eq!(h.core.stats().counters.late_answers, 0);
 }
 
+/// A forwarded put whose coordinator does not answer in time may still be applied there: the
+/// client hears a timeout (a write that may have been applied), not `Unavailable` (which tells a
+/// client nothing was written, so that it tries another node and writes the value twice).
+#[test]
+fn a_forward_not_answered_in_time_times_out() {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    h.client(10, put(&key, b"v1", vec![]));
+    h.now += h.core.config().request_timeout;
+    h.core.handle_timeout(h.now);
+    let replies: Vec<Out> = h
+        .outputs()
+        .into_iter()
+        .filter(|o| matches!(o, Out::Reply(..)))
+        .collect();
+    assert!(
+        matches!(
+            replies.as_slice(),
+            [Out::Reply(
+                10,
+                ClientReply::Failed(ClientError::Timeout {
+                    acknowledged: 0,
+                    ..
+                })
+            )]
+        ),
+        "{replies:?}"
+    );
+}
+
 #[test]
 fn a_replica_write_is_stored_then_acknowledged() {
     let mut h = Harness::new();

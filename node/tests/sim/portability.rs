@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "2ed48c5e25901eb273b5ccfd49a7b7a15df313096f4fff31d82f2d48c552fe6b";
+const RUN_DIGEST: &str = "6f0551d31f2817d8b1c6d918347540aa04c7ea1e98772dcdc842ad90549f562e";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [
