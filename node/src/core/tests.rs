@@ -151,6 +151,16 @@ impl Harness {
         );
     }
 
+    /// The replies to clients once the request timeout has passed.
+    fn replies_after_the_timeout(&mut self) -> Vec<Out> {
+        self.now += self.core.config().request_timeout;
+        self.core.handle_timeout(self.now);
+        self.outputs()
+            .into_iter()
+            .filter(|o| matches!(o, Out::Reply(..)))
+            .collect()
+    }
+
     /// The versions stored for `key`.
     fn stored(&self, key: &[u8]) -> Option<Sibs> {
         self.store.get(key).expect("memory store")
@@ -553,13 +563,7 @@ fn a_forward_not_answered_in_time_times_out() {
     let mut h = Harness::new();
     let key = h.key_where(|p| !p.contains(&ME));
     h.client(10, put(&key, b"v1", vec![]));
-    h.now += h.core.config().request_timeout;
-    h.core.handle_timeout(h.now);
-    let replies: Vec<Out> = h
-        .outputs()
-        .into_iter()
-        .filter(|o| matches!(o, Out::Reply(..)))
-        .collect();
+    let replies = h.replies_after_the_timeout();
     assert!(
         matches!(
             replies.as_slice(),
@@ -776,13 +780,7 @@ fn a_put_that_hears_too_little_times_out_with_what_answered() {
     let mut h = Harness::new();
     let (key, _, _) = h.own_key();
     h.client(10, put(&key, b"v1", vec![]));
-    h.now += h.core.config().request_timeout;
-    h.core.handle_timeout(h.now);
-    let replies: Vec<Out> = h
-        .outputs()
-        .into_iter()
-        .filter(|o| matches!(o, Out::Reply(..)))
-        .collect();
+    let replies = h.replies_after_the_timeout();
     assert_eq!(
         replies,
         vec![Out::Reply(
