@@ -151,6 +151,60 @@ impl Harness {
         );
     }
 
+    /// Runs `peer`'s anti-entropy session of partition `p` (its tree `tree`) with this node,
+    /// the peer being node `from`, until neither side has anything more to send. The peer's
+    /// owner answers each segment asked with `supply`; every sync message the node sends passes
+    /// `seen` first. Returns how many segments the peer's owner was asked for, and the peer's
+    /// result if it finished.
+    fn run_peer_session(
+        &mut self,
+        from: NodeId,
+        p: usize,
+        peer: &mut dynamo_merkle::SyncSession,
+        tree: &dynamo_merkle::Tree,
+        supply: impl Fn(u32) -> Vec<(Key, [u8; 32])>,
+        mut seen: impl FnMut(&PeerMessage),
+    ) -> (usize, Option<Vec<dynamo_merkle::KeyDiff>>) {
+        let (mut asked, mut finished) = (0, None);
+        for _ in 0..20 {
+            while let Some(event) = peer.poll_event() {
+                match event {
+                    dynamo_merkle::Event::SegmentNeeded(s) => {
+                        asked += 1;
+                        peer.supply(self.now, s, supply(s)).expect("supplies");
+                    }
+                    dynamo_merkle::Event::Finished(keys) => finished = Some(keys),
+                    _ => {}
+                }
+            }
+            let mut to_node = Vec::new();
+            while let Some(msg) = peer.poll_transmit() {
+                to_node.push(msg);
+            }
+            if to_node.is_empty() {
+                break;
+            }
+            for msg in to_node {
+                let sync = PeerMessage::Sync {
+                    partition: p as u32,
+                    msg,
+                };
+                for out in self.message(from, sync) {
+                    if let Out::Send(to, message @ PeerMessage::Sync { .. }) = out {
+                        assert_eq!(to, from);
+                        seen(&message);
+                        let PeerMessage::Sync { msg, .. } = message else {
+                            continue;
+                        };
+                        peer.handle_message(self.now, tree, msg)
+                            .expect("a valid answer");
+                    }
+                }
+            }
+        }
+        (asked, finished)
+    }
+
     /// The replies to clients once the request timeout has passed.
     fn replies_after_the_timeout(&mut self) -> Vec<Out> {
         self.now += self.core.config().request_timeout;
@@ -937,37 +991,7 @@ fn a_sync_needing_every_segment_visits_the_partitions_keys_once() {
         ..dynamo_merkle::SyncConfig::default()
     };
     let mut peer = dynamo_merkle::SyncSession::initiate(config, 77, h.now, &empty);
-    let mut segments_asked = 0;
-    for _ in 0..20 {
-        let mut to_node = Vec::new();
-        while let Some(msg) = peer.poll_transmit() {
-            to_node.push(msg);
-        }
-        while let Some(event) = peer.poll_event() {
-            if let dynamo_merkle::Event::SegmentNeeded(s) = event {
-                segments_asked += 1;
-                peer.supply(h.now, s, Vec::<(Key, [u8; 32])>::new())
-                    .expect("supplies");
-            }
-        }
-        if to_node.is_empty() && segments_asked > 0 {
-            break;
-        }
-        for msg in to_node {
-            for out in h.message(
-                2,
-                PeerMessage::Sync {
-                    partition: p as u32,
-                    msg,
-                },
-            ) {
-                if let Out::Send(2, PeerMessage::Sync { msg, .. }) = out {
-                    peer.handle_message(h.now, &empty, msg)
-                        .expect("a valid answer");
-                }
-            }
-        }
-    }
+    let (segments_asked, _) = h.run_peer_session(2, p, &mut peer, &empty, |_| Vec::new(), |_| {});
     assert!(segments_asked > 100, "{segments_asked} segments differed");
     assert_eq!(h.core.anti_entropy.keys_scanned, held as u64);
 }
@@ -991,51 +1015,23 @@ fn a_session_sends_its_entries_in_frames_that_fit() {
     }
     let empty = dynamo_merkle::Tree::new(dynamo_merkle::TreeConfig::new(16, 2).expect("shape"));
     let config = dynamo_merkle::SyncConfig::default();
-    let mut covered = std::collections::BTreeSet::new();
     let mut peer = dynamo_merkle::SyncSession::initiate(config, 1000, h.now, &empty);
-    for _ in 0..10 {
-        let mut to_node = Vec::new();
-        while let Some(msg) = peer.poll_transmit() {
-            to_node.push(msg);
-        }
-        while let Some(event) = peer.poll_event() {
-            match event {
-                dynamo_merkle::Event::SegmentNeeded(s) => peer
-                    .supply(h.now, s, Vec::<(Key, [u8; 32])>::new())
-                    .expect("supplies"),
-                dynamo_merkle::Event::Finished(keys) => {
-                    covered.extend(keys.into_iter().map(|d| d.key));
-                }
-                _ => {}
-            }
-        }
-        if to_node.is_empty() {
-            break;
-        }
-        for msg in to_node {
-            for out in h.message(
-                2,
-                PeerMessage::Sync {
-                    partition: p as u32,
-                    msg,
-                },
-            ) {
-                if let Out::Send(2, PeerMessage::Sync { partition, msg }) = out {
-                    let size = crate::runtime::frame::encode(&PeerMessage::Sync {
-                        partition,
-                        msg: msg.clone(),
-                    })
-                    .map_or(usize::MAX, |b| b.len());
-                    assert!(
-                        size <= crate::runtime::frame::DEFAULT_MAX_FRAME,
-                        "a sync message of {size} bytes"
-                    );
-                    peer.handle_message(h.now, &empty, msg)
-                        .expect("a valid answer");
-                }
-            }
-        }
-    }
+    let (_, finished) = h.run_peer_session(
+        2,
+        p,
+        &mut peer,
+        &empty,
+        |_| Vec::new(),
+        |message| {
+            let size = crate::runtime::frame::encode(message).map_or(usize::MAX, |b| b.len());
+            assert!(
+                size <= crate::runtime::frame::DEFAULT_MAX_FRAME,
+                "a sync message of {size} bytes"
+            );
+        },
+    );
+    let covered: std::collections::BTreeSet<Key> =
+        finished.into_iter().flatten().map(|d| d.key).collect();
     // One session covers a share; the sessions that follow cover the rest (the merkle crate's
     // `bounded_sessions_converge_within_their_budget`).
     assert!(
@@ -1073,45 +1069,14 @@ fn a_session_that_found_no_difference_in_differing_trees_lifts_no_wait() {
     tree.insert(b"only-in-the-peer's-tree", &[7; 32]);
     let mut peer =
         dynamo_merkle::SyncSession::initiate(dynamo_merkle::SyncConfig::default(), 5, h.now, &tree);
-    let mut finished = None;
-    for _ in 0..10 {
-        while let Some(event) = peer.poll_event() {
-            match event {
-                dynamo_merkle::Event::SegmentNeeded(s) => {
-                    let mine: Vec<(Key, [u8; 32])> = entries
-                        .iter()
-                        .filter(|(k, _)| shape.segment_of(k) == s)
-                        .cloned()
-                        .collect();
-                    peer.supply(h.now, s, mine).expect("supplies");
-                }
-                dynamo_merkle::Event::Finished(keys) => finished = Some(keys),
-                _ => {}
-            }
-        }
-        let mut to_node = Vec::new();
-        while let Some(msg) = peer.poll_transmit() {
-            to_node.push(msg);
-        }
-        if to_node.is_empty() {
-            break;
-        }
-        for msg in to_node {
-            for out in h.message(
-                p2,
-                PeerMessage::Sync {
-                    partition: p as u32,
-                    msg,
-                },
-            ) {
-                if let Out::Send(to, PeerMessage::Sync { msg, .. }) = out {
-                    assert_eq!(to, p2);
-                    peer.handle_message(h.now, &tree, msg)
-                        .expect("a valid answer");
-                }
-            }
-        }
-    }
+    let supply = |s| {
+        entries
+            .iter()
+            .filter(|(k, _)| shape.segment_of(k) == s)
+            .cloned()
+            .collect()
+    };
+    let (_, finished) = h.run_peer_session(p2, p, &mut peer, &tree, supply, |_| {});
     assert_eq!(
         finished,
         Some(Vec::new()),
