@@ -17,7 +17,8 @@
 //! - Query parameters `r`, `w`, `timeout` (ms) and `strict` override the node's defaults; an
 //!   unknown parameter is a `400`.
 //!
-//! Failures, mapped from the TCP protocol's errors: `400` invalid options or context, `413` a
+//! Failures, mapped from the TCP protocol's errors: `400` invalid options (a `timeout` past the
+//! node's maximum among them), context or key escape (a `%` not followed by two hex digits), `413` a
 //! value, context or sibling set over a limit, `414` a key over the limit, `503` too many
 //! replicas failed or were unreachable (the body says how many answered of how many required),
 //! `504` the timeout passed first, `500` the node's storage failed.
@@ -109,11 +110,13 @@ fn as_text(value: Vec<u8>) -> Option<String> {
 
 /// The key of the request: the path segment after `/kv/`, percent-decoded to bytes. (axum's
 /// path extractors decode to UTF-8 strings, and keys are any bytes.)
+/// A `%` not followed by two hex digits is refused rather than kept as itself (what
+/// `percent_decode` does): kept, `%zz` and `%25zz` would name one key.
 fn key(uri: &Uri) -> Result<Vec<u8>, ApiError> {
     uri.path()
         .strip_prefix("/kv/")
         .filter(|raw| !raw.is_empty() && !raw.contains('/'))
-        .map(|raw| percent_encoding::percent_decode_str(raw).collect())
+        .and_then(strict_percent_decode)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -121,6 +124,26 @@ fn key(uri: &Uri) -> Result<Vec<u8>, ApiError> {
                 "the path must be /kv/{key}, the key percent-encoded",
             )
         })
+}
+
+/// `raw` percent-decoded, or `None` when a `%` does not start an escape of two hex digits.
+fn strict_percent_decode(raw: &str) -> Option<Vec<u8>> {
+    let bytes = raw.as_bytes();
+    let mut key = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let digit = |at: usize| bytes.get(at).and_then(|&d| char::from(d).to_digit(16));
+            // Both digits below 16, so the byte fits.
+            let byte = digit(i + 1)? * 16 + digit(i + 2)?;
+            key.push(u8::try_from(byte).ok()?);
+            i += 3;
+        } else {
+            key.push(b);
+            i += 1;
+        }
+    }
+    Some(key)
 }
 
 fn params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
@@ -196,6 +219,13 @@ pub(crate) fn failure(e: ClientError) -> ApiError {
         }
         ClientError::ValueTooLarge { size, limit } => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", message)
+                .with("size", size)
+                .with("limit", limit)
+        }
+        // A timeout past the node's maximum is an option out of range, not a payload.
+        ClientError::LimitExceeded { what, size, limit } if what == "timeout ms" => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_options", message)
+                .with("what", what)
                 .with("size", size)
                 .with("limit", limit)
         }

@@ -316,6 +316,21 @@ async fn binary_keys_limits_and_bad_input() {
     assert_eq!(answer.json()["error"], "invalid_context");
     let answer = authed(addr, "PUT", "/kv/k", &[("X-Dynamo-Context", "AAAA")], b"v").await;
     assert_eq!(answer.status, 400, "{}", answer.text());
+    // A timeout past the node's maximum is a bad option (400), not a payload too large: a
+    // client told 413 would not look at its query.
+    for method in ["GET", "PUT"] {
+        let answer = authed(addr, method, "/kv/k?timeout=600001", &[], b"v").await;
+        assert_eq!(answer.status, 400, "{method}: {}", answer.text());
+        assert_eq!(answer.json()["error"], "invalid_options");
+    }
+    // A `%` that does not start an escape is a bad key: decoded as itself, `/kv/%zz` would name
+    // the same key as `/kv/%25zz`, and a client with a broken encoder would write another's key.
+    for path in ["/kv/%zz", "/kv/%", "/kv/a%2", "/kv/a%2g"] {
+        let answer = authed(addr, "PUT", path, &[], b"a").await;
+        assert_eq!(answer.status, 400, "{path}: {}", answer.text());
+        assert_eq!(answer.json()["error"], "invalid_key");
+    }
+    assert_eq!(authed(addr, "GET", "/kv/%25zz", &[], b"").await.status, 404);
     let long_key = "k".repeat(9 * 1024);
     let answer = authed(addr, "GET", &format!("/kv/{long_key}"), &[], b"").await;
     assert_eq!(answer.status, 414, "{}", answer.text());
