@@ -559,3 +559,44 @@ fn a_jitter_that_is_not_a_number_counts_as_none() {
     log.handle_timeout(ms(10_000));
     assert_eq!(log.pending_for(&"A"), 1);
 }
+
+/// A hint moved with its age (a fallback re-routing an older hint after a ring change): its batch
+/// got a deadline from the hint's age, already past, so the next timeout called it lost, backed
+/// off, and refused the acknowledgement that then came. The deadline runs from now; the expiry
+/// from the hint's age.
+#[test]
+fn a_hint_recorded_with_its_age_is_delivered_from_now_and_expires_from_its_age() {
+    let hour = 3_600_000;
+    let mut log = Log::new(config());
+    log.peer_up(ms(10 * hour), "A");
+    log.record_aged(ms(10 * hour), ms(8 * hour), hint("A", "k", 10))
+        .unwrap();
+    let (_, batch) = log.poll_transmit().expect("sent at once");
+    let deadline = log.poll_timeout().expect("a deadline");
+    assert!(
+        deadline > ms(10 * hour),
+        "from now, not from the hint's age"
+    );
+    log.handle_timeout(ms(10 * hour) + 1);
+    assert_eq!(
+        log.handle_message(ms(10 * hour) + 2, "A", batch.ack()),
+        Ok(())
+    );
+    assert_eq!(log.pending_for(&"A"), 0);
+
+    // Its expiry runs from its age: three hours after it was first recorded.
+    let mut log = Log::new(config());
+    log.record_aged(ms(10 * hour), ms(8 * hour), hint("A", "k", 10))
+        .unwrap();
+    log.handle_timeout(ms(11 * hour) + 1);
+    let expired = events(&mut log).into_iter().any(|e| {
+        matches!(
+            e,
+            HintEvent::Dropped {
+                reason: DropReason::Expired { .. },
+                ..
+            }
+        )
+    });
+    assert!(expired, "expired an hour later");
+}

@@ -177,6 +177,19 @@ where
     /// [`OverflowPolicy::DropOldest`], possibly [`HintEvent::Dropped`] for evicted hints), and
     /// sends the hint at once if its node is up.
     pub fn record(&mut self, now: u64, hint: Hint<Id, P>) -> Result<HintId, RecordError> {
+        self.record_aged(now, now, hint)
+    }
+
+    /// Records a hint whose write was first recorded at `recorded_at` (at most `now`), as when a
+    /// fallback moves an older hint to another node after a ring change: its age, and so its
+    /// expiry, run from `recorded_at`, while its delivery (the batch's deadline) runs from `now`.
+    /// Otherwise as [`HintLog::record`].
+    pub fn record_aged(
+        &mut self,
+        now: u64,
+        recorded_at: u64,
+        hint: Hint<Id, P>,
+    ) -> Result<HintId, RecordError> {
         let size = hint.size();
         let (max_hints, max_bytes) = (self.config.max_hints, self.config.max_bytes);
         if size > max_bytes {
@@ -213,7 +226,7 @@ where
         self.next_hint = next;
         let record = HintRecord {
             id,
-            recorded_at: now,
+            recorded_at: recorded_at.min(now),
             hint,
         };
         let node = record.hint.intended.clone();

@@ -314,6 +314,7 @@ impl NodeCore {
         for run in self.transfers.runs.values() {
             consider(run.session.poll_timeout());
         }
+        consider(self.transfers.foreign_check);
         consider(self.requests.poll_timeout());
         next
     }

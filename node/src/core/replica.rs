@@ -76,7 +76,7 @@ impl NodeCore {
             // It said it left and may be stopped at any moment: a hint kept now would go with
             // it. A late write (its coordinator's ring is older) goes on to the key's primaries,
             // unacknowledged, and does not count.
-            self.send_to_primaries(&key, &siblings, None);
+            self.send_to_primaries(&key, &siblings);
             return Kept::Now(false, then);
         }
         match hint {
@@ -209,7 +209,7 @@ impl NodeCore {
         let payload = encode_siblings(siblings);
         match self
             .hints
-            .record(recorded_at, Hint::new(intended, key, payload))
+            .record_aged(now, recorded_at, Hint::new(intended, key, payload))
         {
             Ok(_) => {
                 self.stats.counters.hints_recorded += 1;
@@ -251,23 +251,21 @@ impl NodeCore {
         }
     }
 
-    /// A hint for `intended` expired (its node stayed away for hours): rather than let the only
-    /// copy a fallback may hold vanish, its versions go to the key's other primaries once, without
-    /// a new hint (a hint's age stays bounded).
-    fn spread_expired(&mut self, key: &[u8], intended: NodeId) {
+    /// A hint expired (its node stayed away for hours, or its batches kept failing): rather than
+    /// let the only copy a fallback may hold vanish, its versions go to the key's primaries once,
+    /// without a new hint (a hint's age stays bounded). Its own node among them: it may be up,
+    /// and with N = 1 it is the only primary.
+    fn spread_expired(&mut self, key: &[u8]) {
         let Some(siblings) = self.holdings.hinted(key).cloned() else {
             return;
         };
-        self.send_to_primaries(key, &siblings, Some(intended));
+        self.send_to_primaries(key, &siblings);
     }
 
-    /// `siblings` of `key` to each of the key's primaries but `except`, once and unacknowledged
-    /// (merged here when this node is one).
-    fn send_to_primaries(&mut self, key: &[u8], siblings: &Sibs, except: Option<NodeId>) {
+    /// `siblings` of `key` to each of the key's primaries, once and unacknowledged (merged here
+    /// when this node is one).
+    fn send_to_primaries(&mut self, key: &[u8], siblings: &Sibs) {
         for p in self.key_primaries(key) {
-            if Some(p) == except {
-                continue;
-            }
             if p == self.id {
                 self.merge(key.to_vec(), siblings.clone(), Then::Nothing);
             } else {
@@ -395,13 +393,12 @@ impl NodeCore {
                 }
                 HintEvent::Dropped {
                     key,
-                    node,
                     reason: dynamo_handoff::DropReason::Expired { .. },
                     ..
                 } => {
                     self.stats.counters.hints_dropped += 1;
                     dropped += 1;
-                    self.spread_expired(&key, node);
+                    self.spread_expired(&key);
                 }
                 // Re-routed to the key's primaries: not lost.
                 HintEvent::Dropped {
@@ -416,7 +413,7 @@ impl NodeCore {
                     self.stats.counters.hints_dropped += 1;
                     dropped += 1;
                     if let Some(siblings) = self.holdings.hinted(&key).cloned() {
-                        self.send_to_primaries(&key, &siblings, None);
+                        self.send_to_primaries(&key, &siblings);
                     }
                 }
                 _ => {}

@@ -1617,3 +1617,106 @@ fn a_ring_member_gossip_has_not_brought_may_hand_anything_over() {
     );
     assert_eq!(h.core.handoffs_pending(), None);
 }
+
+/// Review, twentieth session of issue 20: a node whose ring took a partition away (the newer
+/// ring) while a sender on the older ring still streamed the partition to it stored and
+/// acknowledged the batches and never passed them on (only a leaving node did): the sender then
+/// dropped its copy, and the writes only it held were readable nowhere, and the node's handoff
+/// entry held every tombstone of the partition. After [`FOREIGN_RECHECK`] a partition still
+/// foreign is handed over to its primaries.
+#[test]
+fn a_transfer_batch_for_a_partition_this_node_does_not_replicate_is_handed_on() {
+    use super::transfers::FOREIGN_RECHECK;
+    use dynamo_handoff::{TransferBatch, TransferEntry, TransferId};
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let partition = h.core.partition_of(&key);
+    let batch = TransferBatch {
+        transfer: TransferId(super::ids::pair_id(partition as u64, ME)),
+        after: None,
+        entries: vec![TransferEntry {
+            key: key.clone(),
+            payload: super::digest::encode_siblings(&one_version((10, 1), 1, b"only here")),
+        }],
+        last: true,
+    };
+    let out = h.message(2, PeerMessage::Transfer(batch));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Out::Send(2, PeerMessage::TransferAck(_)))),
+        "{out:?}"
+    );
+    assert!(h.stored(&key).is_some());
+    let mut started = Vec::new();
+    let end = h.now + FOREIGN_RECHECK + 1_000;
+    while h.now < end {
+        h.now += 500;
+        h.core.handle_timeout(h.now);
+        for o in h.outputs() {
+            if let Out::Event(NodeEvent::TransferStarted { partition: p, to }) = o {
+                started.push((p, to));
+            }
+        }
+    }
+    let mut expected: Vec<(usize, NodeId)> = h
+        .primaries(&key)
+        .into_iter()
+        .map(|to| (partition, to))
+        .collect();
+    expected.sort();
+    started.sort();
+    assert_eq!(started, expected, "the partition goes on to its primaries");
+}
+
+/// Review, twentieth session of issue 20: an expired hint's versions went to the key's primaries
+/// other than the hint's node, so with N = 1 they went nowhere, and the hint was deleted: the
+/// only copy of an acknowledged write gone, though its node may be up (a hint also expires when
+/// its batches keep failing). They now go to every primary, the hint's node among them.
+#[test]
+fn an_expired_hint_goes_to_its_node_too() {
+    let mut h = Harness::with(|c| {
+        c.n = 1;
+        c.r = 1;
+        c.w = 1;
+    });
+    let key = h.key_where(|p| !p.contains(&ME));
+    let intended = h.primaries(&key)[0];
+    let out = h.message(
+        4,
+        PeerMessage::Write {
+            req: Some(78),
+            key: key.clone(),
+            siblings: written_by((intended, 9), b"v1"),
+            hint: Some(intended),
+        },
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Out::Send(4, PeerMessage::WriteAck { ok: true, .. }))),
+        "{out:?}"
+    );
+    // Hint batches to its node are lost; the hint expires (hours).
+    let mut sent = Vec::new();
+    let end = h.now + 4 * 3600 * 1000;
+    while h.now < end {
+        h.now += 60_000;
+        h.core.handle_timeout(h.now);
+        for o in h.outputs() {
+            if let Out::Send(
+                to,
+                PeerMessage::Write {
+                    req: None, key: k, ..
+                },
+            ) = o
+            {
+                sent.push((to, k));
+            }
+        }
+    }
+    assert_eq!(h.core.hints_pending(), 0, "the hint expired");
+    assert_eq!(
+        sent,
+        vec![(intended, key)],
+        "its versions went to the key's primary"
+    );
+}

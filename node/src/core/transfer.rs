@@ -26,7 +26,7 @@ use dynamo_handoff::{
 use super::digest::{decode_siblings, encode_siblings};
 use super::key_index::page;
 use super::storage::{StorageOp, Then};
-use super::transfers::{TransferRun, CHECKPOINT_VERSION};
+use super::transfers::{TransferRun, CHECKPOINT_VERSION, FOREIGN_RECHECK};
 use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::StoreError;
@@ -336,10 +336,11 @@ impl NodeCore {
     /// after its own ring took the partition away, even after it handed the partition over and
     /// dropped it: it passes them on to the partition's primaries ([`NodeCore::kept_foreign`])
     /// instead of keeping a copy that nothing reads, repairs or reaps, which would bring a
-    /// deleted value back once its tombstone is reaped. Any other receiver keeps the batch: its
-    /// ring may be the older one (a node that has not yet adopted the ring that gives it the
-    /// partition), and handing the partition back to that ring's primaries would undo the
-    /// transfer.
+    /// deleted value back once its tombstone is reaped. Any other receiver keeps the batch for
+    /// a while ([`FOREIGN_RECHECK`]): its ring may be the older one (a node that has not yet
+    /// adopted the ring that gives it the partition), and handing the partition back to that
+    /// ring's primaries would undo the transfer. If the partition is still not its own then,
+    /// its ring was the newer one and it hands the partition over.
     pub(crate) fn transfer_kept(
         &mut self,
         now: Millis,
@@ -350,6 +351,8 @@ impl NodeCore {
     ) {
         if foreign && self.view.leaving {
             self.kept_foreign(now);
+        } else if foreign && self.transfers.foreign_check.is_none() {
+            self.transfers.foreign_check = Some(now.saturating_add(FOREIGN_RECHECK));
         }
         if ok {
             self.transmits
@@ -427,6 +430,10 @@ impl NodeCore {
     pub(crate) fn transfer_timeouts(&mut self, now: Millis) {
         for (p, to) in std::mem::take(&mut self.transfers.retry) {
             self.start_transfer(now, p, to);
+        }
+        if self.transfers.foreign_check.is_some_and(|t| t <= now) {
+            self.transfers.foreign_check = None;
+            self.kept_foreign(now);
         }
         for run in self.transfers.runs.values_mut() {
             if run.session.poll_timeout().is_some_and(|t| t <= now) {

@@ -69,7 +69,19 @@ pub(crate) struct Transfers {
     /// Partitions whose transfer to this node completed under a ring version it has not adopted
     /// yet, with that version: not awaited once it adopts it.
     pub(super) done_early: BTreeMap<usize, u64>,
+    /// When to look again at partitions held but not replicated, after a transfer batch for one
+    /// was kept by a node that is not leaving (see [`FOREIGN_RECHECK`]).
+    pub(crate) foreign_check: Option<crate::types::Millis>,
 }
+
+/// How long a node that is not leaving keeps a transfer batch for a partition it does not
+/// replicate before it hands the partition over (`NodeCore::transfer_kept`). Its ring may be the
+/// older one, about to give it the partition (gossip spreads a ring in a few rounds); or the
+/// newer one, which took the partition from it while a sender on the older ring still streamed
+/// it here: then nothing else would move it on, the sender drops its copy once acknowledged,
+/// and the partition stays where no read, repair or reap looks (and its handoff entry holds
+/// every tombstone of it).
+pub(crate) const FOREIGN_RECHECK: crate::types::Millis = 30_000;
 
 impl Transfers {
     /// The transfers a restart resumes: those pending when last persisted, with their
