@@ -24,11 +24,10 @@
 //! `504` the timeout passed first, `500` the node's storage failed.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest as _, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{json, ApiError, HttpState};
@@ -347,22 +346,7 @@ pub(crate) async fn put(
     let too_large = |text: String| {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", text).with("limit", limit)
     };
-    let declared = match headers.get(header::CONTENT_LENGTH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_body",
-                        "Content-Length is not a number",
-                    )
-                })?,
-        ),
-    };
-    let len = match declared {
+    let len = match super::content_length(&headers)? {
         Some(n) if n > limit as u64 => {
             return Err(
                 too_large(format!("value of {n} bytes exceeds the limit of {limit}"))
@@ -375,26 +359,7 @@ pub(crate) async fn put(
     let admitted = state
         .admit(ClientRequest::weight_of_put(&key, len, &context))
         .await?;
-    let read = Bytes::from_request(body, &state);
-    let value = tokio::time::timeout(state.inner.body_timeout, read)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the body did not arrive within {} ms",
-                    state.inner.body_timeout.as_millis()
-                ),
-            )
-        })?
-        .map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large(e.body_text())
-            } else {
-                ApiError::new(e.status(), "invalid_body", e.body_text()).with("limit", limit)
-            }
-        })?;
+    let value = super::read_body(&state, body, too_large).await?;
     let request = ClientRequest::Put {
         key,
         value: value.to_vec(),

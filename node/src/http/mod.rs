@@ -284,6 +284,55 @@ fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
     }
 }
 
+/// The body length a request's `Content-Length` announces (`None`: it does not say).
+fn content_length(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(axum::http::header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "Content-Length is not a number",
+            )
+        })
+}
+
+/// Reads a request's body, past the route's body limit an error from `too_large` (given the
+/// reason), and within the node's read timeout (`408` after it): a client that dribbles its body
+/// in does not hold the connection, or the budget share the request took, for longer.
+async fn read_body(
+    state: &HttpState,
+    body: axum::extract::Request,
+    too_large: impl FnOnce(String) -> ApiError,
+) -> Result<bytes::Bytes, ApiError> {
+    use axum::extract::FromRequest as _;
+    let read = bytes::Bytes::from_request(body, state);
+    tokio::time::timeout(state.inner.body_timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {} ms",
+                    state.inner.body_timeout.as_millis()
+                ),
+            )
+        })?
+        .map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large(e.body_text())
+            } else {
+                ApiError::new(e.status(), "invalid_body", e.body_text())
+            }
+        })
+}
+
 /// Every route of the API, with its handlers: [`router`] serves exactly these, and the OpenAPI
 /// document must list exactly these (a test holds them against each other).
 fn api_routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
@@ -295,7 +344,11 @@ fn api_routes() -> Vec<(&'static str, MethodRouter<HttpState>)> {
         ("/metrics", get(metrics::metrics)),
         ("/openapi.json", get(openapi::document)),
         ("/stats", get(stats::stats)),
-        ("/sim", post(simulate::simulate)),
+        (
+            "/sim",
+            post(simulate::simulate)
+                .layer(axum::extract::DefaultBodyLimit::max(simulate::MAX_BODY)),
+        ),
         ("/", get(console::index)),
         ("/console", get(console::index)),
         ("/console/console.css", get(console::style)),
@@ -372,6 +425,12 @@ pub(crate) async fn start(
         max_connections: config.max_connections.max(1),
         read_timeout: info.limits.read_timeout,
         idle_timeout: info.limits.idle_timeout,
+        // A request's head and body (each within the read timeout), then its longest timeout.
+        close_grace: info.limits.read_timeout.saturating_mul(2)
+            + info
+                .request_timeout
+                .max(Duration::from_millis(crate::MAX_REQUEST_TIMEOUT))
+            + DRIVER_GRACE,
     };
     let app = router(HttpState::new(info, config.metrics_public, inputs));
     let task = tokio::spawn(serve::serve(listener, app, limits));

@@ -42,6 +42,10 @@ pub(crate) struct HttpLimits {
     pub read_timeout: Duration,
     /// No byte either way for this long closes the connection.
     pub idle_timeout: Duration,
+    /// How long a connection that gave its slot up may go on answering the request it serves
+    /// (longer than any request takes): past it, it closes, so that evicted connections cannot
+    /// pile up past the cap.
+    pub close_grace: Duration,
 }
 
 /// The answer to a connection past the cap.
@@ -148,7 +152,13 @@ async fn connection(stream: TcpStream, app: Router, limits: HttpLimits, close: A
         done = served.as_mut() => done,
         () = close.notified() => {
             served.as_mut().graceful_shutdown();
-            served.await
+            match tokio::time::timeout(limits.close_grace, served).await {
+                Ok(done) => done,
+                Err(_) => {
+                    tracing::debug!("HTTP connection closed: past its grace after eviction");
+                    return;
+                }
+            }
         }
     };
     if let Err(e) = served {

@@ -15,10 +15,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -356,11 +355,41 @@ fn run_within(request: &SimRequest, max_events: u64) -> Result<SimReport, SimReq
     ))
 }
 
-/// `POST /sim`.
-pub(crate) async fn simulate(State(state): State<HttpState>, body: Bytes) -> Response {
-    simulate_inner(&state.inner.simulations, &body)
-        .await
-        .unwrap_or_else(|refusal| refusal)
+/// The most bytes a simulation request's body may hold: its JSON is a few dozen numbers.
+pub const MAX_BODY: usize = 64 << 10;
+
+/// `POST /sim`. As a put's value, the body is read once the request holds its share of the
+/// node's request budget, must arrive within the node's read timeout, and is at most
+/// [`MAX_BODY`] bytes (`413` past it).
+pub(crate) async fn simulate(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Request,
+) -> Response {
+    let body = async {
+        let declared = super::content_length(&headers)?;
+        let too_large = |text: String| {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", text)
+                .with("limit", MAX_BODY)
+        };
+        let len = match declared {
+            Some(n) if n > MAX_BODY as u64 => {
+                return Err(too_large(format!(
+                    "a body of {n} bytes exceeds the limit of {MAX_BODY}"
+                )))
+            }
+            Some(n) => n as usize,
+            None => MAX_BODY,
+        };
+        let _admitted = state.admit(len).await?;
+        super::read_body(&state, body, too_large).await
+    };
+    match body.await {
+        Ok(body) => simulate_inner(&state.inner.simulations, &body)
+            .await
+            .unwrap_or_else(|refusal| refusal),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn bad(e: SimRequestError) -> Response {

@@ -160,3 +160,41 @@ async fn one_address_cannot_take_every_slot_from_the_others() {
         .await
         .expect("the oldest held connection is closed");
 }
+
+/// Review, twentieth session of issue 20: `POST /sim` read its body with no time limit (a
+/// `PUT`'s body must arrive within the read timeout) and up to the largest value, so a client
+/// dribbling a byte now and then held the connection, and its buffered body, for as long as it
+/// liked; an evicted connection stayed open past its slot the same way. Its body now arrives
+/// within the read timeout, and is at most [`dynamo_node::http::simulate::MAX_BODY`] bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulation_request_whose_body_dribbles_in_is_answered_408() {
+    let (_spec, node) = node(16).await;
+    let addr = node.http_addr().expect("serves HTTP");
+    let auth = crate::http::bearer();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("POST /sim HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 1000\r\n\r\n{{")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // A byte every 100 ms: never idle, never done.
+    let (mut reader, mut writer) = stream.into_split();
+    let dribble = tokio::spawn(async move {
+        while writer.write_all(b" ").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut first = [0; 12];
+    tokio::time::timeout(ANSWER, reader.read_exact(&mut first))
+        .await
+        .expect("answered while the body still dribbles in")
+        .unwrap();
+    dribble.abort();
+    assert_eq!(&first, b"HTTP/1.1 408");
+
+    let big = vec![b' '; dynamo_node::http::simulate::MAX_BODY + 1];
+    let answer = authed(addr, "POST", "/sim", &[], &big).await;
+    assert_eq!(answer.status, 413, "{}", answer.text());
+}
