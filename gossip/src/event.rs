@@ -90,8 +90,11 @@ pub struct Stats {
     /// Deltas about a removed node that carried nothing newer than its removal.
     pub ignored_removed: u64,
     /// Deltas about this node that were newer than this node itself (another process with the
-    /// same id, or a generation that was not persisted).
+    /// same id, or a generation that was not persisted), past the first newer generation.
     pub ignored_conflicting_self: u64,
+    /// Times this node took a generation past a later incarnation of itself that peers held (at
+    /// most once per start: its persisted generation was lost and its clock reads earlier).
+    pub raised_generation: u64,
     /// News of nodes not in the view while it held [`Config::max_members`](crate::Config)
     /// others, and tombstones of removed nodes dropped early to keep at most as many.
     pub ignored_view_full: u64,

@@ -287,7 +287,17 @@ where
             .max(delta.status.version)
             .max(delta.address.version);
         if delta.id == self.id {
-            if (delta.generation, newest) > (self.local.generation, self.local.max_version()) {
+            if delta.generation > self.local.generation && self.stats.raised_generation == 0 {
+                // Peers hold a later incarnation of this node than this one: it lost the
+                // generation it persisted and its clock reads earlier than at its last start.
+                // They would refuse every delta of this one as stale and count it down for good,
+                // so it takes a generation past theirs; once per start, so that two processes
+                // misconfigured with one id do not outbid each other for ever (the later one
+                // wins, the other is ignored as before).
+                self.local.generation = delta.generation.saturating_add(1);
+                self.stats.raised_generation += 1;
+            } else if (delta.generation, newest) > (self.local.generation, self.local.max_version())
+            {
                 self.stats.ignored_conflicting_self += 1;
             }
             return;

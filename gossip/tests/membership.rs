@@ -151,3 +151,33 @@ fn a_node_that_left_before_anyone_heard_of_it_is_reported_left() {
         .collect();
     assert_eq!(heard, vec![&Event::Left { id: 1 }]);
 }
+
+/// Review, twentieth session of the project's issue 20: a node that lost what it persisted (its
+/// last generation) and whose clock reads earlier than at its last start came back with a
+/// lower generation than the one the cluster holds for it: every peer refused its deltas as
+/// stale, and it stayed down everywhere for good. Hearing of a later incarnation of itself, it
+/// takes a generation past it.
+#[test]
+fn a_node_restarted_with_a_lower_generation_comes_back() {
+    let mut sim = Sim::cluster(9, Config::default(), 10, 2);
+    assert!(sim.run_until_converged(60_000).is_some());
+    sim.crash(7);
+    sim.start(7, 100, vec![(0, 0), (1, 1)], sim.now);
+    sim.run_for(20_000);
+    sim.crash(7);
+    sim.run_for(3_000);
+    sim.start(7, 50, vec![(0, 0), (1, 1)], sim.now);
+    sim.node_mut(7).set_app_state("new", vec![2]).unwrap();
+    sim.run_for(30_000);
+    assert!(
+        sim.node(7).local_state().generation() > 100,
+        "it took a generation past the old one"
+    );
+    for (i, n) in sim.alive() {
+        if i != 7 {
+            assert!(n.is_up(&7), "node {i} counts 7 up");
+            assert_eq!(n.app_state(&7, "new"), Some(&[2u8][..]), "node {i}");
+        }
+    }
+    assert!(sim.converged_membership());
+}

@@ -106,7 +106,7 @@ impl NodeCore {
             address: self.address.clone(),
             epoch: self.epochs.floor(),
             ring_version: self.view.ring_state.version,
-            generation: self.generation,
+            generation: self.gossip.local_state().generation(),
             members,
             ownership: ownership.replica.clone(),
             partitions_replicated: (0..self.view.ring.range_count())
