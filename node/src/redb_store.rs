@@ -555,7 +555,8 @@ impl Store for RedbStore {
     }
 
     fn take_set_aside(&mut self) -> Vec<Key> {
-        std::mem::take(&mut self.set_aside)
+        let opened = std::mem::take(&mut self.set_aside);
+        crate::store::take_persisted_set_aside(self, opened)
     }
 }
 

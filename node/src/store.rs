@@ -112,10 +112,59 @@ pub trait Store {
     }
     /// The data keys whose records the store found damaged when it opened, and set aside, taken
     /// (a second call answers none): the node starting on it counts each as a copy it lost,
-    /// whose reads it refuses until a write stores the key again. The default: none.
+    /// whose reads it refuses until a write stores the key again. A store that removes the
+    /// records keeps their keys, in the commit that removes them, until the caller's next flush
+    /// after taking them ([`persist_set_aside`], [`take_persisted_set_aside`]): a start that
+    /// fails or a crash before it names them again at the next open. The default: none.
     fn take_set_aside(&mut self) -> Vec<Key> {
         Vec::new()
     }
+}
+
+/// The store meta name under which a store keeps the keys of the damaged records it removed at
+/// open until the node has taken them ([`Store::take_set_aside`]) and flushed: the records are
+/// gone from the file, and a node that never heard of them would answer "not found" for keys it
+/// holds no copy of, a replica's answer toward R.
+pub(crate) const SET_ASIDE_KEY: &str = "set-aside";
+
+/// Adds `keys` to the set-aside keys `store` keeps ([`SET_ASIDE_KEY`]), in its pending writes:
+/// a store calls it before the commit that removes their records.
+pub(crate) fn persist_set_aside<S: Store + ?Sized>(
+    store: &mut S,
+    keys: &[Key],
+) -> Result<(), StoreError> {
+    let mut all = persisted_set_aside(store)?;
+    all.extend(keys.iter().cloned());
+    let bytes = rmp_serde::to_vec(&all).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    store.put_meta(SET_ASIDE_KEY, &bytes)
+}
+
+/// The set-aside keys `store` keeps, with `opened` (those its open found), taken: the list is
+/// cleared in the store's pending writes, so the caller's next flush (which persists them as it
+/// needs) forgets them, and a crash before it does not.
+pub(crate) fn take_persisted_set_aside<S: Store + ?Sized>(
+    store: &mut S,
+    opened: Vec<Key>,
+) -> Vec<Key> {
+    // A damaged list fails the open (metadata is verified there); unreadable now, the keys the
+    // open found still go.
+    let persisted = persisted_set_aside(store).unwrap_or_default();
+    if !persisted.is_empty() && store.put_meta(SET_ASIDE_KEY, &[]).is_err() {
+        tracing::warn!("the set-aside keys could not be cleared: named again at the next start");
+    }
+    let mut all = persisted;
+    all.extend(opened);
+    all.into_iter().collect()
+}
+
+fn persisted_set_aside<S: Store + ?Sized>(
+    store: &S,
+) -> Result<std::collections::BTreeSet<Key>, StoreError> {
+    Ok(match store.get_meta(SET_ASIDE_KEY)? {
+        Some(bytes) if !bytes.is_empty() => rmp_serde::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("the set-aside keys: {e}")))?,
+        _ => Default::default(),
+    })
 }
 
 /// A store in memory: the default of the simulator and of tests. Cloning it is how the simulator

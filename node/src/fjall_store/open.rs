@@ -164,7 +164,11 @@ impl FjallStore {
     /// damaged metadata fails the open.
     fn verify(&mut self) -> Result<(), StoreError> {
         self.scan(&mut |_, _| {})?;
-        let set_aside = self.damage().data.iter().cloned().collect();
+        let set_aside: Vec<crate::types::Key> = self.damage().data.iter().cloned().collect();
+        if !set_aside.is_empty() {
+            // In the commit that removes the records (see `Store::take_set_aside`).
+            crate::store::persist_set_aside(self, &set_aside)?;
+        }
         self.set_aside = set_aside;
         self.hints()?;
         let names: Vec<String> = self
