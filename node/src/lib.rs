@@ -34,9 +34,9 @@ pub mod types;
 mod vectors;
 
 pub use crate::core::{
-    Boot, ChangeError, ChangePlan, ChangeRequest, NodeCore, NodeError, NodeEvent, NodeStats,
-    NodeStatus, SizeScan, StalenessChoice, StalenessStatus, StorageId, StorageOp, StorageResult,
-    StoredCore, MAX_REQUEST_TIMEOUT,
+    Boot, ChangeError, ChangePlan, ChangeRequest, Merged, NodeCore, NodeError, NodeEvent,
+    NodeStats, NodeStatus, SizeScan, StalenessChoice, StalenessStatus, StorageId, StorageOp,
+    StorageResult, StoredCore, MAX_REQUEST_TIMEOUT,
 };
 pub use config::{NodeConfig, QuorumMode};
 pub use message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};

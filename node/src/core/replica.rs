@@ -27,13 +27,11 @@ impl NodeCore {
         self.store_op(StorageOp::Merge { entries }, then);
     }
 
-    /// The store now holds `merged` for `key`: the partition's Merkle tree, the index, the
-    /// reaper and the transfers streaming the partition follow. Returns the key's partition, so
-    /// that the caller need not hash the key again.
-    pub(crate) fn stored(&mut self, key: &[u8], merged: &Sibs) -> usize {
+    /// The store now holds `merged` for `key`, of partition `p`: the partition's Merkle tree,
+    /// the index, the reaper and the transfers streaming the partition follow.
+    pub(crate) fn stored(&mut self, p: usize, key: &[u8], merged: &Sibs) {
         self.stats.counters.replica_writes += 1;
         self.reaper.track(key, merged);
-        let p = self.partition_of(key);
         let mut ops = Vec::new();
         self.transfers.touched(p, &mut ops);
         for op in ops {
@@ -41,17 +39,21 @@ impl NodeCore {
         }
         let digest = siblings_digest(merged);
         self.holdings.stored(p, key, digest);
-        p
     }
 
     /// The store read `key` as `found`: a key indexed but not found is a damaged record the
     /// store set aside, taken out of the Merkle tree too, so that anti-entropy sees the gap and
     /// refills it from the replicas.
     pub(crate) fn read_back(&mut self, key: &[u8], found: &Option<Sibs>) {
-        if found.is_some() {
-            return;
+        if found.is_none() {
+            let p = self.partition_of(key);
+            self.record_gone(p, key);
         }
-        let p = self.partition_of(key);
+    }
+
+    /// The store holds no record of `key` (of partition `p`): one the index holds was damaged
+    /// and set aside, a lost copy.
+    pub(crate) fn record_gone(&mut self, p: usize, key: &[u8]) {
         if self.holdings.removed(p, key) {
             self.holdings.lost(key);
             self.reaper.forget(key);

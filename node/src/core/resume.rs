@@ -25,13 +25,21 @@ impl NodeCore {
                 let mut foreign = false;
                 for (i, (key, r)) in keys.iter().zip(results).enumerate() {
                     match r {
-                        Ok(Some(merged)) => {
-                            let p = self.stored(key, &merged);
-                            // A partition not replicated here and not handed over yet (a pass
-                            // that streams it marked itself dirty in `stored`).
-                            foreign |= !self.replicates(p) && !self.transfers.handing_over(p);
+                        Ok(merged) if merged.found && merged.stored.is_none() => {}
+                        Ok(merged) => {
+                            let p = self.partition_of(key);
+                            if !merged.found {
+                                // Indexed but not found: a damaged record the store set aside,
+                                // as a read finds one (a fresh epoch: its dots may be lost).
+                                self.record_gone(p, key);
+                            }
+                            if let Some(merged) = merged.stored {
+                                self.stored(p, key, &merged);
+                                // A partition not replicated here and not handed over yet (a
+                                // pass that streams it marked itself dirty in `stored`).
+                                foreign |= !self.replicates(p) && !self.transfers.handing_over(p);
+                            }
                         }
-                        Ok(None) => {}
                         Err(_) => {
                             ok = false;
                             failed.push(i);

@@ -84,15 +84,24 @@ pub enum StorageResult {
     /// For [`StorageOp::Read`]: each key's versions, in the order asked (`None`: not found, or a
     /// damaged record the store set aside).
     Read(Result<Vec<Option<Sibs>>, StoreError>),
-    /// For [`StorageOp::Merge`]: per entry, the versions now stored when they changed (`None`:
-    /// the store held them already).
-    Merge(Vec<Result<Option<Sibs>, StoreError>>),
+    /// For [`StorageOp::Merge`]: per entry, what the merge did.
+    Merge(Vec<Result<Merged, StoreError>>),
     /// For [`StorageOp::RemoveIf`]: whether the key was removed.
     RemoveIf(Result<bool, StoreError>),
     /// For [`StorageOp::Remove`]: per key, whether it was removed.
     Remove(Vec<Result<(), StoreError>>),
     /// For the other writes.
     Written(Result<(), StoreError>),
+}
+
+/// What a [`StorageOp::Merge`] did with one entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    /// The versions now stored, when they changed (`None`: the store held them already).
+    pub stored: Option<Sibs>,
+    /// Whether the store held a record of the key before (a damaged record it set aside reads
+    /// as none: the node then no longer holds the versions it minted there).
+    pub found: bool,
 }
 
 /// Executes `op` on `store`.
@@ -105,11 +114,19 @@ pub fn execute<S: Store + ?Sized>(store: &mut S, op: &StorageOp) -> StorageResul
             entries
                 .iter()
                 .map(|(key, incoming)| {
-                    let Some(m) = merged(store.get(key)?, incoming) else {
-                        return Ok(None);
+                    let current = store.get(key)?;
+                    let found = current.is_some();
+                    let Some(m) = merged(current, incoming) else {
+                        return Ok(Merged {
+                            stored: None,
+                            found,
+                        });
                     };
                     store.put(key, &m)?;
-                    Ok(Some(m))
+                    Ok(Merged {
+                        stored: Some(m),
+                        found,
+                    })
                 })
                 .collect(),
         ),

@@ -1720,3 +1720,57 @@ fn an_expired_hint_goes_to_its_node_too() {
         "its versions went to the key's primary"
     );
 }
+
+/// Review, twentieth session of issue 20: a record the store found damaged while a merge read it
+/// (a replica write, a repair, a sync) read as absent, and the merge stored the incoming
+/// versions in its place; unlike a read, nothing raised the epoch floor. A later put here could
+/// then mint a dot the lost record held for another value: two writes under one dot, which
+/// replicas never reconcile. A merge over a record the index held and the store did not is
+/// damage as a read's is: a fresh epoch for the next put.
+#[test]
+fn a_merge_over_a_damaged_record_does_not_mint_its_dots_again() {
+    let mut h = Harness::new();
+    let (key, p2, _) = h.own_key();
+    // The dots and values of what node 1 sends `p2` for a put.
+    let sent = |out: &[Out]| -> Vec<(Sibs, Vec<((NodeId, u64), u64)>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Out::Send(to, PeerMessage::Write { siblings, .. }) if *to == p2 => Some((
+                    siblings.clone(),
+                    siblings
+                        .dotted_values()
+                        .map(|((a, c), _)| (*a, c))
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = sent(&h.client(10, put(&key, b"v1", Vec::new())));
+    let (v1, _) = first.first().cloned().expect("the first put went to p2");
+    let second = sent(&h.client(11, put(&key, b"v2", Vec::new())));
+    let (_, dots_before) = second.first().cloned().expect("the second put went to p2");
+    assert_eq!(dots_before.len(), 2, "two siblings: {dots_before:?}");
+    // The record is damaged; a peer's repair brings back only the first value.
+    h.store.damage(&key);
+    h.message(
+        p2,
+        PeerMessage::Write {
+            req: Some(77),
+            key: key.clone(),
+            siblings: v1,
+            hint: None,
+        },
+    );
+    let third = sent(&h.client(12, put(&key, b"v3", Vec::new())));
+    let (sibs, _) = third.first().cloned().expect("the third put went to p2");
+    let v3_dot = sibs
+        .dotted_values()
+        .find(|(_, v)| matches!(v, Versioned::Live(o) if o.bytes.as_slice() == b"v3"))
+        .map(|((a, c), _)| (*a, c))
+        .expect("v3 is sent");
+    assert!(
+        !dots_before.contains(&v3_dot),
+        "v3 minted {v3_dot:?}, a dot v1 or v2 already had: {dots_before:?}"
+    );
+}
