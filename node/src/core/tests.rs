@@ -1732,7 +1732,8 @@ fn a_merge_over_a_damaged_record_does_not_mint_its_dots_again() {
     let mut h = Harness::new();
     let (key, p2, _) = h.own_key();
     // The dots and values of what node 1 sends `p2` for a put.
-    let sent = |out: &[Out]| -> Vec<(Sibs, Vec<((NodeId, u64), u64)>)> {
+    type Dot = ((NodeId, u64), u64);
+    let sent = |out: &[Out]| -> Vec<(Sibs, Vec<Dot>)> {
         out.iter()
             .filter_map(|o| match o {
                 Out::Send(to, PeerMessage::Write { siblings, .. }) if *to == p2 => Some((
