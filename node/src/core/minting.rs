@@ -74,10 +74,13 @@ impl NodeCore {
     fn mint_over(&mut self, now: Millis, m: Minting, mut siblings: Sibs) -> bool {
         // A context that knows more of our epoch than our own copy does comes from elsewhere (a
         // forged context, or a copy this node lost): counting on under that epoch could issue a
-        // dot twice, so take a fresh one.
+        // dot twice, so take a fresh one. So does an epoch counted up to the bound a context may
+        // carry (only a forged context gets it there): counted past it, every context of the
+        // key would be refused.
         let reused = if m.primary {
             self.epochs.reusable(self.id, &siblings).filter(|&e| {
-                m.context.counter(&(self.id, e)) <= own_counter(&siblings, (self.id, e))
+                let own = own_counter(&siblings, (self.id, e));
+                m.context.counter(&(self.id, e)) <= own && own < MAX_COUNTER
             })
         } else {
             None

@@ -1775,3 +1775,55 @@ fn a_merge_over_a_damaged_record_does_not_mint_its_dots_again() {
         "v3 minted {v3_dot:?}, a dot v1 or v2 already had: {dots_before:?}"
     );
 }
+
+/// Review, twentieth session of issue 20: a coordinator checks that a client's context counts
+/// no actor past `MAX_COUNTER`, but minted past it itself: a forged context at the bound for
+/// this node's epoch (it passes the check) merged into the key, and this node's next put counted
+/// on to the bound plus one. Every context of the key was refused from then on, and the key
+/// could never be overwritten or deleted again. At the bound, a put takes a fresh epoch.
+#[test]
+fn a_put_never_mints_a_counter_past_the_bound_contexts_may_carry() {
+    use dynamo_vclock::Entry;
+    let mut h = Harness::new();
+    let (key, p2, _) = h.own_key();
+    let sent_to_p2 = |out: Vec<Out>| {
+        out.into_iter()
+            .find_map(|o| match o {
+                Out::Send(to, PeerMessage::Write { siblings, .. }) if to == p2 => Some(siblings),
+                _ => None,
+            })
+            .expect("the put went to p2")
+    };
+    let first = sent_to_p2(h.client(10, put(&key, b"v1", Vec::new())));
+    let ((actor, _), _) = first.dotted_values().next().expect("one dot");
+    let actor = *actor;
+    // A client's context at the bound for this node's epoch, merged into the key through a
+    // put at another coordinator and replicated here.
+    let forged = VClock::from_entries([Entry {
+        actor,
+        counter: super::minting::MAX_COUNTER,
+        timestamp: 5,
+    }]);
+    let mut theirs = first.clone();
+    theirs.put(
+        &forged,
+        (2, 9),
+        6,
+        Versioned::Live(Object::typed(b"over".to_vec(), None)),
+    );
+    h.message(
+        p2,
+        PeerMessage::Write {
+            req: Some(77),
+            key: key.clone(),
+            siblings: theirs,
+            hint: None,
+        },
+    );
+    let third = sent_to_p2(h.client(12, put(&key, b"v3", Vec::new())));
+    let counters: Vec<u64> = third.dotted_values().map(|((_, c), _)| c).collect();
+    assert!(
+        counters.iter().all(|&c| c <= super::minting::MAX_COUNTER),
+        "minted past the bound: {counters:?}"
+    );
+}
