@@ -166,11 +166,24 @@ impl Boot {
                 tombstone: tombstone_time(siblings),
             });
         })?;
+        // A hint record that passed the store's checksum but does not decode, or whose versions
+        // do not (sealed from damaged bytes by an upgrade, or written by a later version), is set
+        // aside as a damaged data record is: failing the start would not bring it back, and
+        // would stop the node at every start.
         let mut hints = Vec::new();
-        for (_, bytes) in store.hints()? {
-            match crate::types::decode_msgpack(&bytes) {
+        for (id, bytes) in store.hints()? {
+            let record = crate::types::decode_msgpack::<HintRecord<NodeId, Vec<u8>>>(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|r| match super::digest::decode_siblings(&r.hint.payload) {
+                    Some(_) => Ok(r),
+                    None => Err("its versions do not decode".into()),
+                });
+            match record {
                 Ok(record) => hints.push(record),
-                Err(e) => return Err(StoreError::Corrupt(format!("hint record: {e}")).into()),
+                Err(why) => {
+                    tracing::warn!(hint = id, %why, "a damaged hint record was set aside");
+                    store.remove_hint(id)?;
+                }
             }
         }
         Ok(Boot {

@@ -1827,3 +1827,45 @@ fn a_put_never_mints_a_counter_past_the_bound_contexts_may_carry() {
         "minted past the bound: {counters:?}"
     );
 }
+
+/// Review, twentieth session of issue 20: a hint record that passed the store's checksum but did
+/// not decode (a record sealed from damaged bytes by an upgrade, or one a later version wrote),
+/// or whose versions did not, failed every start of the node, with no remedy but deleting its
+/// data. Like a damaged data record, it is set aside (removed, and logged) and the node starts.
+#[test]
+fn a_hint_record_that_does_not_decode_is_set_aside_at_start() {
+    use dynamo_handoff::{Hint, HintId, HintRecord};
+    let mut h = Harness::new();
+    let mut store = h.store.clone();
+    let good = HintRecord {
+        id: HintId(3),
+        recorded_at: BOOT,
+        hint: Hint::new(
+            2,
+            b"k".to_vec(),
+            super::digest::encode_siblings(&written_by((4, 9), b"v")),
+        ),
+    };
+    let bad_payload = HintRecord {
+        id: HintId(2),
+        recorded_at: BOOT,
+        hint: Hint::new(2, b"k2".to_vec(), b"\xc1 not msgpack".to_vec()),
+    };
+    store.put_hint(1, b"\xc1").expect("memory");
+    for record in [&bad_payload, &good] {
+        let bytes = rmp_serde::to_vec(record).expect("encodes");
+        store.put_hint(record.id.0, &bytes).expect("memory");
+    }
+    let config = h.core.config().clone();
+    let boot = Boot::load(&mut store, ME, &config, BOOT + 1, 8).expect("loads");
+    let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT + 1, 8).expect("starts");
+    assert_eq!(core.hints_pending(), 1, "the good hint is kept");
+    let ids: Vec<u64> = store
+        .hints()
+        .expect("memory")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, vec![3], "the others are set aside");
+    h.store = store;
+}
