@@ -131,7 +131,8 @@ type Entry = (Vec<u8>, Vec<u8>);
 struct Damage {
     count: u64,
     data: BTreeSet<Key>,
-    hints: BTreeSet<u64>,
+    /// Hint keys as stored: one of the wrong length names no id, and is removed as it is.
+    hints: BTreeSet<Vec<u8>>,
 }
 
 impl std::fmt::Debug for FjallStore {
@@ -182,10 +183,7 @@ impl FjallStore {
         let mut damage = self.damage();
         let new = match table {
             Table::Data => damage.data.insert(name.to_vec()),
-            Table::Hints => {
-                let id = name.try_into().map(u64::from_be_bytes).unwrap_or(0);
-                damage.hints.insert(id)
-            }
+            Table::Hints => damage.hints.insert(name.to_vec()),
             Table::Meta => false,
         };
         if new {
@@ -249,8 +247,8 @@ impl FjallStore {
         for key in &bad_data {
             batch.remove(&self.data, key.as_slice());
         }
-        for id in &bad_hints {
-            batch.remove(&self.hints, id.to_be_bytes());
+        for key in &bad_hints {
+            batch.remove(&self.hints, key.as_slice());
         }
         for (key, sibs) in &self.overlay {
             match sibs {
