@@ -374,7 +374,14 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
             // An answer that does not count: the next target stands in for it.
             self.asked += 1;
         }
-        if self.answered.iter().take(self.asked).all(|a| *a) {
+        // Once finished, no more reads go out: the targets asked but not sent to yet (a hedge
+        // fired by this very answer) will never answer.
+        let awaited = if self.finished {
+            self.next_read.min(self.asked)
+        } else {
+            self.asked
+        };
+        if self.answered.iter().take(awaited).all(|a| *a) {
             self.close();
         }
         Ok(())

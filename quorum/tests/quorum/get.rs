@@ -383,3 +383,25 @@ fn a_fanout_outside_r_to_n_is_refused() {
         assert!(GetCoordinator::<&str, Set>::new(options, Plan::primaries(["A"]), 0).is_err());
     }
 }
+
+/// Review, twentieth session of the project's issue 20: an answer handled at the hedge time,
+/// before the hedge's timer ran, fired the hedge (every target counted as asked) and then
+/// finished the get, so no read went to the third target; listening then waited for its answer
+/// until the deadline, and the stale replica's read repair with it.
+#[test]
+fn an_answer_at_the_hedge_time_that_finishes_the_get_repairs_at_once() {
+    let d1 = version(&[("A", 1)], "v1");
+    let mut get = GetCoordinator::new(first_two(30), Plan::primaries(["A", "B", "C"]), 0).unwrap();
+    let read = GetMessage::Read(ReplicaRead);
+    assert_eq!(drain_get(&mut get), [("A", read.clone()), ("B", read)]);
+    get.handle_message(5, "A", GetReply::Found(one(&d1)))
+        .unwrap();
+    get.handle_message(30, "B", GetReply::NotFound).unwrap();
+    assert!(get.poll_event().is_some_and(|o| o.is_success()));
+    assert_eq!(
+        drain_get(&mut get),
+        [repair("B", &one(&d1))],
+        "B is repaired now, not at the deadline"
+    );
+    assert!(get.is_complete(), "nobody else was asked");
+}
