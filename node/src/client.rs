@@ -40,7 +40,10 @@ pub struct ClientConfig {
     pub secret: Vec<u8>,
     /// Encrypt the connection after the handshake (default on); must match the nodes' choice.
     pub encrypt: bool,
-    /// How long to wait for a node to connect or answer before trying the next (default 5 s).
+    /// How long to wait for a node to connect or answer before trying the next (default 5 s);
+    /// for a request that carries a longer timeout of its own (`ClientOptions::timeout`), that
+    /// timeout and a second, so that the request is not sent to another node while the first
+    /// still works on it.
     pub timeout: Duration,
     /// Largest frame accepted.
     pub max_frame: usize,
@@ -77,7 +80,8 @@ pub enum Error {
     /// The configuration names no node.
     #[error("no node address given")]
     NoNodes,
-    /// A node refused the connection (wrong secret, cluster, encryption or protocol version).
+    /// Every node refused the connection (wrong secret, cluster, encryption or protocol version;
+    /// a node shedding load refuses too, and the client then tries the next): the last refusal.
     // The reason is in the message and not a `source` too, so that a chain printer (anyhow's
     // `{:#}`) does not print it twice.
     #[error("node {address} refused the connection: {reason}")]
@@ -151,9 +155,14 @@ enum Attempt {
     /// The connection was closed (by the node, or lost): on a connection made for an earlier
     /// request, the node may have closed it for being idle, so try the same node once more.
     Closed(String),
-    /// Give up.
-    Fatal(Error),
+    /// The node refused the connection: try the next (it may shed load), and report the refusal
+    /// if every node refused.
+    Refused(Error),
 }
+
+/// How long past a request's own timeout the client waits for the node's answer (the node
+/// answers at its deadline; its reply still has to arrive).
+const REPLY_GRACE: Duration = Duration::from_secs(1);
 
 impl Client {
     /// A client; it connects on its first request.
@@ -170,13 +179,12 @@ impl Client {
     /// A client connected to the first node that accepts it.
     pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
         let mut client = Client::new(config);
-        let mut attempts = Vec::new();
+        let mut attempts = Attempts::default();
         for _ in 0..client.config.nodes.len().max(1) {
             match client.ensure_connected().await {
                 Ok(()) => return Ok(client),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Next(e) | Attempt::Closed(e)) => {
-                    attempts.push((client.current_address(), e));
+                Err(failed) => {
+                    attempts.push(client.current_address(), failed);
                     client.advance();
                 }
             }
@@ -184,10 +192,7 @@ impl Client {
         if client.config.nodes.is_empty() {
             return Err(Error::NoNodes);
         }
-        Err(Error::Unavailable {
-            attempts,
-            sent: false,
-        })
+        Err(attempts.error(false))
     }
 
     /// The address of the node the client is connected to.
@@ -388,7 +393,7 @@ impl Client {
         self.sent = false;
         match self.call_current(&make).await {
             Ok(frame) => admin_reply(frame),
-            Err(Attempt::Fatal(e)) => Err(e),
+            Err(Attempt::Refused(e)) => Err(e),
             Err(Attempt::Next(e) | Attempt::Closed(e)) => Err(Error::Unavailable {
                 attempts: vec![(self.current_address(), e)],
                 sent: self.sent,
@@ -436,7 +441,7 @@ impl Client {
                     Ok(conn)
                 }
                 Err(HandshakeError::Frame(e)) => Err(Attempt::Next(format!("handshake: {e}"))),
-                Err(reason) => Err(Attempt::Fatal(Error::Refused {
+                Err(reason) => Err(Attempt::Refused(Error::Refused {
                     address: address.clone(),
                     reason,
                 })),
@@ -456,23 +461,18 @@ impl Client {
         if self.config.nodes.is_empty() {
             return Err(Error::NoNodes);
         }
-        let mut attempts = Vec::new();
+        let mut attempts = Attempts::default();
         self.sent = false;
         for _ in 0..self.config.nodes.len() {
             match self.call_current(&make).await {
                 Ok(frame) => return Ok(frame),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Next(e) | Attempt::Closed(e)) => {
-                    tracing::debug!(node = %self.current_address(), error = %e, "node did not answer");
-                    attempts.push((self.current_address(), e));
+                Err(failed) => {
+                    attempts.push(self.current_address(), failed);
                     self.advance();
                 }
             }
         }
-        Err(Error::Unavailable {
-            attempts,
-            sent: self.sent,
-        })
+        Err(attempts.error(self.sent))
     }
 
     /// One request to the current node, sent again on a fresh connection if a reused one turns
@@ -498,14 +498,24 @@ impl Client {
         self.ensure_connected().await?;
         let id = self.next_id;
         self.next_id += 1;
-        let timeout = self.config.timeout;
+        let frame = make(id);
+        // At least the request's own timeout: given up on earlier, a put would be sent to the
+        // next node while this one still works on it, and applied twice.
+        let timeout = match &frame {
+            ClientFrame::Request { request, .. } => request
+                .options()
+                .timeout
+                .map(|ms| Duration::from_millis(ms).saturating_add(REPLY_GRACE)),
+            _ => None,
+        }
+        .map_or(self.config.timeout, |t| t.max(self.config.timeout));
         let Some((_, conn)) = self.conn.as_mut() else {
             return Err(Attempt::Next("not connected".into()));
         };
         // From here on the request may reach the node, whatever happens next.
         self.sent = true;
         let exchange = async {
-            conn.send(&make(id)).await?;
+            conn.send(&frame).await?;
             loop {
                 let frame = conn.recv::<NodeFrame>().await?;
                 match &frame {
@@ -533,6 +543,46 @@ impl Client {
             }
             Ok(Err(e)) => Err(Attempt::Next(e.to_string())),
             Err(_) => Err(Attempt::Next("no answer in time".into())),
+        }
+    }
+}
+
+/// What each node tried for a request did, for the error once every node failed.
+#[derive(Default)]
+struct Attempts {
+    tried: Vec<(String, String)>,
+    /// The last refusal, while every node tried refused.
+    all_refused: Option<Error>,
+}
+
+impl Attempts {
+    fn push(&mut self, address: String, failed: Attempt) {
+        let first = self.tried.is_empty();
+        let reason = match failed {
+            Attempt::Refused(e) => {
+                let reason = e.to_string();
+                if first || self.all_refused.is_some() {
+                    self.all_refused = Some(e);
+                }
+                reason
+            }
+            Attempt::Next(e) | Attempt::Closed(e) => {
+                self.all_refused = None;
+                e
+            }
+        };
+        tracing::debug!(node = %address, error = %reason, "node did not answer");
+        self.tried.push((address, reason));
+    }
+
+    /// `Refused` when every node refused the connection, else `Unavailable`.
+    fn error(self, sent: bool) -> Error {
+        match self.all_refused {
+            Some(refused) => refused,
+            None => Error::Unavailable {
+                attempts: self.tried,
+                sent,
+            },
         }
     }
 }

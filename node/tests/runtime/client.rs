@@ -84,3 +84,77 @@ async fn a_put_sent_on_a_connection_that_then_closed_is_reported_as_maybe_applie
     let got = spec.client_of(1).get(b"k").await.expect("a get");
     assert_eq!(got.values.len(), 1);
 }
+
+/// Review, twentieth session of issue 20: the client waited `ClientConfig::timeout` for an
+/// answer whatever timeout the request itself carried, so a put given more time than that was
+/// sent again to the next node, and the next, while the first still worked on it: up to N copies
+/// applied, each its own sibling, and the caller told "unavailable". The client now waits for the
+/// request's own timeout (and a margin) when that is longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_given_more_time_than_the_client_timeout_is_waited_for_not_resent() {
+    let spec = Spec::new(3, None);
+    let mut nodes = Vec::new();
+    for id in spec.ids() {
+        let mut rc = spec.runtime_config(id);
+        // Every peer message takes 600 ms: a put's quorum takes over a second.
+        rc.link_delay = Some(dynamo_node::runtime::LinkDelay::Constant(
+            Duration::from_millis(600),
+        ));
+        nodes.push(dynamo_node::runtime::Node::start(rc).await.unwrap());
+    }
+    wait_up(&spec).await;
+    let addresses = spec.ids().into_iter().map(|id| spec.address(id)).collect();
+    let mut config = ClientConfig::new(addresses, SECRET);
+    config.timeout = Duration::from_millis(300);
+    let mut client = Client::new(config);
+    let options = dynamo_node::ClientOptions {
+        timeout: Some(20_000),
+        ..Default::default()
+    };
+    let stored = client
+        .put_with(b"slow", b"once".to_vec(), &[], options)
+        .await;
+    assert!(stored.is_ok(), "{stored:?}");
+    let got = spec.client_of(1).get(b"slow").await.expect("a get");
+    assert_eq!(
+        got.values,
+        vec![b"once".to_vec()],
+        "stored once, not once per node"
+    );
+}
+
+/// Review, twentieth session of issue 20: a node refusing a handshake to shed load ("too many
+/// connections in their handshake") made the client give up at once, as for a wrong secret,
+/// though other nodes were there to try. A refusal now moves on to the next node; the client
+/// reports `Refused` only when every node refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_refuses_the_handshake_is_passed_over_for_the_next() {
+    use dynamo_node::runtime::frame::{handshake_conn, Handshake};
+    let spec = Spec::new(3, None);
+    let _nodes = spec.start_all().await;
+    wait_up(&spec).await;
+    let busy = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let busy_address = busy.local_addr().expect("address").to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = busy.accept().await {
+            let mut conn = handshake_conn(stream);
+            let _ = conn.recv::<Handshake>().await;
+            let refusal = Handshake::Error {
+                reason: "too many connections in their handshake".into(),
+            };
+            let _ = conn.send(&refusal).await;
+        }
+    });
+    let mut config = ClientConfig::new(vec![busy_address.clone(), spec.address(1)], SECRET);
+    config.timeout = Duration::from_secs(10);
+    let mut client = Client::new(config);
+    client
+        .put(b"k", b"v".to_vec(), &[])
+        .await
+        .expect("the second node takes it");
+    // Every node refusing: the refusal, as before.
+    let mut config = ClientConfig::new(vec![busy_address], SECRET);
+    config.timeout = Duration::from_secs(10);
+    let outcome = Client::new(config).get(b"k").await;
+    assert!(matches!(outcome, Err(Error::Refused { .. })), "{outcome:?}");
+}
