@@ -123,8 +123,8 @@ pub enum ChangeError {
         /// Where it listens.
         address: String,
     },
-    /// No claimant is up.
-    #[error("no ring member is up to commit")]
+    /// No claimant is up (or this node has not heard the cluster's ring yet).
+    #[error("no ring member is up to commit (or this node has not heard the cluster's ring yet)")]
     NoClaimant,
     /// This node is leaving.
     #[error("this node is leaving the cluster")]
@@ -243,7 +243,15 @@ impl NodeCore {
                 current: self.view.ring_state.version,
             });
         }
-        match self.claimant() {
+        // A node that has not heard the cluster's ring (a joiner's provisional ring holds
+        // itself and its start members) knows no claimant: its ring would win over the
+        // cluster's own whenever its version and id come out ahead.
+        let claimant = if self.view.ring_provisional {
+            None
+        } else {
+            self.claimant()
+        };
+        match claimant {
             Some(c) if c == self.id => {}
             Some(claimant) => {
                 return Err(ChangeError::NotClaimant {

@@ -1869,3 +1869,23 @@ fn a_hint_record_that_does_not_decode_is_set_aside_at_start() {
     assert_eq!(ids, vec![3], "the others are set aside");
     h.store = store;
 }
+
+/// Review, twentieth session of issue 20: a node that has not heard the cluster's ring yet (a
+/// joiner started with `--join`, whose provisional ring holds itself and its start members) took
+/// itself for the claimant and committed an operator's change: a ring at version 1 from a node
+/// that knew nothing of the cluster's, which every member adopted over the cluster's own first
+/// ring when its claimant id was lower. Only a node that heard the cluster's ring commits.
+#[test]
+fn a_node_on_a_provisional_ring_commits_no_change() {
+    let mut h = Harness::with(|c| c.initial_members = vec![2, 3, 4]);
+    let (version, _) = h.core.ring_version();
+    let request = super::ChangeRequest {
+        joins: Vec::new(),
+        leaves: vec![4],
+    };
+    let now = h.now;
+    assert_eq!(
+        h.core.commit_change(now, version, &request),
+        Err(super::ChangeError::NoClaimant)
+    );
+}
