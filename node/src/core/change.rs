@@ -141,8 +141,12 @@ pub enum ChangeError {
         /// Nodes this node knows of.
         known: usize,
     },
-    /// A node to add is leaving or has left: it cannot join until it starts again.
-    #[error("node {0} is leaving or has left the cluster: start it again to join it")]
+    /// A node to add is leaving or has left: a node remembers that it left (its data
+    /// directory does), so it joins again only started on an empty data directory.
+    #[error(
+        "node {0} is leaving or has left the cluster: to add it again, stop it, empty its data \
+         directory and start it again"
+    )]
     Departing(NodeId),
     /// The ring crate refused the change.
     #[error("ring: {0}")]
