@@ -137,6 +137,11 @@ pub(crate) struct View {
     /// When this incarnation started.
     pub(crate) booted: Millis,
     pub(crate) departed: BTreeSet<NodeId>,
+    /// The members of the ring this node held before its current one, this incarnation (`None`
+    /// before a second ring, or when the one before was provisional): what a ring of the same
+    /// version that replaces the current one (its claimant won a tie) drops but this set lacks
+    /// was added by the losing ring alone, and nobody took it out.
+    pub(crate) previous_members: Option<BTreeSet<NodeId>>,
     pub(crate) addresses: BTreeMap<NodeId, String>,
     /// This node is leaving: asked to leave (in the ring until the claimant takes it out), or
     /// out of the ring (taken out, or removed by a commit); out, it hands its data over, then
@@ -487,6 +492,24 @@ impl NodeCore {
         // A provisional ring (a joining node's guess) never made this node a member.
         let provisional = self.view.ring_provisional;
         let was_member = !provisional && self.view.ring_state.ring.contains(&self.id);
+        // Two claimants (one on each side of a partition) can make rings of one version; every
+        // node ends on the one whose claimant won the tie. A node the winner drops that only
+        // the losing ring had made a member (a join committed on the losing side) was taken
+        // out by nobody: it is neither removed nor counted departed, and can join again.
+        let tie = !provisional && state.version == self.view.ring_state.version;
+        let added_by_loser: BTreeSet<NodeId> = match (&self.view.previous_members, tie) {
+            (Some(before), true) => self
+                .view
+                .members
+                .iter()
+                .filter(|&id| !before.contains(id) && !state.ring.contains(id))
+                .copied()
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        if !tie {
+            self.view.previous_members = (!provisional).then(|| self.view.members.clone());
+        }
         self.view.ring_provisional = false;
         let bytes = state.encode();
         self.put_meta(RING_KEY, bytes.clone());
@@ -496,7 +519,8 @@ impl NodeCore {
             version: state.version,
             members: next.nodes().map(|n| n.id).collect(),
         });
-        let removed_me = was_member && !next.contains(&self.id);
+        let removed_me =
+            was_member && !next.contains(&self.id) && !added_by_loser.contains(&self.id);
         // The first ring a restarted node adopts, and not the ring after the one it stored: it
         // missed a change while it was away (or this is another ring of its version). What
         // moved meanwhile is unknown: a partition it held before and holds now may have been
@@ -510,7 +534,7 @@ impl NodeCore {
         self.view.ring_state = state;
         self.view.ring_digest = ring_digest(&bytes);
         self.view.ring_bytes = bytes;
-        self.change_ring(now, next, provisional, skipped);
+        self.change_ring(now, next, provisional, skipped, &added_by_loser);
         if removed_me {
             self.put_meta(REMOVED_KEY, vec![1]);
         }
@@ -535,7 +559,14 @@ impl NodeCore {
     /// elsewhere meanwhile, so its copy is not served until a transfer or equal Merkle trees show
     /// it whole. (Without anti-entropy, a range that did not move would wait for good: then only
     /// the ranges new to it are.)
-    fn change_ring(&mut self, now: Millis, next: Ring<NodeId>, provisional: bool, skipped: bool) {
+    fn change_ring(
+        &mut self,
+        now: Millis,
+        next: Ring<NodeId>,
+        provisional: bool,
+        skipped: bool,
+        added_by_loser: &BTreeSet<NodeId>,
+    ) {
         let skipped = skipped && self.config.sync_interval.is_some();
         let plan = (!provisional).then(|| self.view.ring.transfer_plan(&next));
         let old = std::mem::replace(&mut self.view.ring, next);
@@ -550,8 +581,9 @@ impl NodeCore {
             .collect();
         for id in removed {
             // Out until it restarts: the claimant must not add it back as a joiner before its
-            // `Leaving` status arrives.
-            if id != self.id {
+            // `Leaving` status arrives. Not a node only a ring that lost a tie added (see
+            // `install_ring`): nobody took it out.
+            if id != self.id && !added_by_loser.contains(&id) {
                 self.view.departed.insert(id);
             }
             self.reroute_hints(now, id);

@@ -207,6 +207,7 @@ impl NodeCore {
                 unheard: BTreeSet::new(),
                 booted: now,
                 departed: BTreeSet::new(),
+                previous_members: None,
                 addresses,
                 leaving,
             },

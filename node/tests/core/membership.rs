@@ -1700,3 +1700,57 @@ fn two_changes_at_once_leave_no_range_awaited() {
         assert_eq!(values, vec![format!("v{i}").into_bytes()], "key-{i}");
     }
 }
+
+/// Review, twentieth session of issue 20: two sides of a partition each had a claimant, and
+/// each made a ring at the same next version: one with a staged joiner the operator committed on
+/// one side, one without a member that left on the other. Once healed, every node adopted the
+/// ring of the higher claimant id, and the joiner, out of a ring it had been a member of, took
+/// itself for removed: it went leaving for good (at every restart too), and every node counted it
+/// departed, so the operator could not commit it again. A node that a ring of the same version
+/// drops, and that only the ring it replaces had made a member, was not taken out by anyone: it
+/// stays, not leaving, and can be committed again.
+#[test]
+fn a_joiner_added_by_a_ring_that_lost_a_tie_is_not_removed() {
+    let mut c = Cluster::new(5, NodeConfig::default());
+    c.advance(1_000);
+    let config = NodeConfig {
+        wait_for_commit: true,
+        ..c.nodes[&1].config().clone()
+    };
+    let joiner =
+        StoredCore::new(6, "n6".into(), config, MemoryStore::new(), c.now, 6).expect("starts");
+    c.nodes.insert(6, joiner);
+    c.advance(5_000);
+    let (version, _) = c.nodes[&1].ring_version();
+    // Split {1, 6} from {2, 3, 4, 5} until each side counts the other down.
+    let side_a = [1, 6];
+    let split = |c: &mut Cluster, ms: u64| {
+        let end = c.now + ms;
+        while c.now < end {
+            c.round(|from, to, _| side_a.contains(&from) == side_a.contains(&to));
+        }
+    };
+    split(&mut c, 15_000);
+    c.commit(1, vec![6], vec![])
+        .expect("node 1 commits the join on its side");
+    let now = c.now;
+    c.nodes.get_mut(&5).expect("node 5").leave(now);
+    split(&mut c, 15_000);
+    assert_eq!(c.nodes[&1].ring_version(), (version + 1, 1));
+    assert_eq!(c.nodes[&2].ring_version(), (version + 1, 2));
+    c.advance(30_000);
+    assert_eq!(
+        c.nodes[&6].ring_version(),
+        (version + 1, 2),
+        "the tie went to node 2"
+    );
+    assert!(!c.nodes[&6].ring().contains(&6));
+    assert!(
+        !c.nodes[&6].status().leaving,
+        "the joiner did not remove itself"
+    );
+    c.commit(1, vec![6], vec![])
+        .expect("the operator commits the join again");
+    c.advance(30_000);
+    assert!(c.nodes[&2].ring().contains(&6));
+}
