@@ -47,6 +47,10 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Largest frame accepted.
     pub max_frame: usize,
+    /// Largest request sent (default the nodes' default client frame limit, 4 MiB): a larger
+    /// one is refused before anything is sent ([`Error::TooLarge`]), as every node would refuse
+    /// it. Raise it with the nodes' `max_client_frame`.
+    pub max_request: usize,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -69,6 +73,7 @@ impl ClientConfig {
             encrypt: true,
             timeout: Duration::from_secs(5),
             max_frame: DEFAULT_MAX_FRAME,
+            max_request: crate::runtime::DEFAULT_MAX_CLIENT_FRAME,
         }
     }
 }
@@ -102,6 +107,15 @@ pub enum Error {
         /// Whether the request may have reached a node: then a put or delete may have been
         /// applied. `false` only when no try got as far as sending it (every connection failed).
         sent: bool,
+    },
+    /// The request is larger than the nodes take ([`ClientConfig::max_request`]): nothing was
+    /// sent.
+    #[error("the request is {size} bytes, over the {limit} a node takes: nothing was sent")]
+    TooLarge {
+        /// The request's encoded size.
+        size: usize,
+        /// [`ClientConfig::max_request`].
+        limit: usize,
     },
     /// A node answered with something that is not an answer to the request.
     #[error("protocol error: {0}")]
@@ -158,6 +172,8 @@ enum Attempt {
     /// The node refused the connection: try the next (it may shed load), and report the refusal
     /// if every node refused.
     Refused(Error),
+    /// Give up: no node would take the request.
+    Fatal(Error),
 }
 
 /// How long past a request's own timeout the client waits for the node's answer (the node
@@ -183,6 +199,7 @@ impl Client {
         for _ in 0..client.config.nodes.len().max(1) {
             match client.ensure_connected().await {
                 Ok(()) => return Ok(client),
+                Err(Attempt::Fatal(e)) => return Err(e),
                 Err(failed) => {
                     attempts.push(client.current_address(), failed);
                     client.advance();
@@ -393,7 +410,7 @@ impl Client {
         self.sent = false;
         match self.call_current(&make).await {
             Ok(frame) => admin_reply(frame),
-            Err(Attempt::Refused(e)) => Err(e),
+            Err(Attempt::Refused(e) | Attempt::Fatal(e)) => Err(e),
             Err(Attempt::Next(e) | Attempt::Closed(e)) => Err(Error::Unavailable {
                 attempts: vec![(self.current_address(), e)],
                 sent: self.sent,
@@ -427,7 +444,7 @@ impl Client {
             identity: None,
             authority: None,
         };
-        let max_frame = self.config.max_frame;
+        let (max_frame, max_request) = (self.config.max_frame, self.config.max_request);
         let encrypt = self.config.encrypt;
         let attempt = async {
             let stream = TcpStream::connect(&address)
@@ -437,7 +454,7 @@ impl Client {
             let mut conn = handshake_conn(stream);
             match connect(&mut conn, &creds, Role::Client, None, encrypt).await {
                 Ok(_) => {
-                    conn.established(max_frame, max_frame, None);
+                    conn.established(max_frame, max_request, None);
                     Ok(conn)
                 }
                 Err(HandshakeError::Frame(e)) => Err(Attempt::Next(format!("handshake: {e}"))),
@@ -466,6 +483,7 @@ impl Client {
         for _ in 0..self.config.nodes.len() {
             match self.call_current(&make).await {
                 Ok(frame) => return Ok(frame),
+                Err(Attempt::Fatal(e)) => return Err(e),
                 Err(failed) => {
                     attempts.push(self.current_address(), failed);
                     self.advance();
@@ -512,10 +530,18 @@ impl Client {
         let Some((_, conn)) = self.conn.as_mut() else {
             return Err(Attempt::Next("not connected".into()));
         };
+        // Queued whole or not at all: a request past `max_request` goes nowhere.
+        match conn.feed(&frame) {
+            Ok(()) => {}
+            Err(FrameError::TooLarge { size, limit, .. }) => {
+                return Err(Attempt::Fatal(Error::TooLarge { size, limit }))
+            }
+            Err(e) => return Err(Attempt::Fatal(Error::Protocol(e.to_string()))),
+        }
         // From here on the request may reach the node, whatever happens next.
         self.sent = true;
         let exchange = async {
-            conn.send(&frame).await?;
+            conn.flush().await?;
             loop {
                 let frame = conn.recv::<NodeFrame>().await?;
                 match &frame {
@@ -569,6 +595,10 @@ impl Attempts {
             Attempt::Next(e) | Attempt::Closed(e) => {
                 self.all_refused = None;
                 e
+            }
+            Attempt::Fatal(e) => {
+                self.all_refused = None;
+                e.to_string()
             }
         };
         tracing::debug!(node = %address, error = %reason, "node did not answer");

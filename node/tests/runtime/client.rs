@@ -158,3 +158,26 @@ async fn a_node_that_refuses_the_handshake_is_passed_over_for_the_next() {
     let outcome = Client::new(config).get(b"k").await;
     assert!(matches!(outcome, Err(Error::Refused { .. })), "{outcome:?}");
 }
+
+/// Review, twentieth session of issue 20: a put past the nodes' client frame limit (4 MiB by
+/// default; the client's own limit was 16 MiB) was sent whole to every node in turn, each
+/// refused it by its length and closed, and the caller heard "unavailable, may have been
+/// applied": a transient error for a request no node would ever take, which a caller retrying
+/// on it repeats for ever. The client refuses it before sending anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_past_the_nodes_frame_limit_is_refused_before_it_is_sent() {
+    let spec = Spec::new(3, None);
+    let _nodes = spec.start_all().await;
+    wait_up(&spec).await;
+    let mut client = spec.client_of(1);
+    let outcome = client.put(b"k", vec![7; 5 << 20], &[]).await;
+    assert!(
+        matches!(outcome, Err(Error::TooLarge { size, limit }) if size > limit),
+        "{outcome:?}"
+    );
+    // The connection is still good for the next request.
+    client
+        .put(b"k", b"small".to_vec(), &[])
+        .await
+        .expect("a put that fits");
+}
