@@ -1,7 +1,11 @@
 //! What a transfer session sends, and what the receiver answers.
 
-/// Identifies one transfer (one key range to one new owner). Chosen by the owner, for example
-/// from the partition index; it must stay the same when an interrupted transfer is resumed.
+/// Identifies one transfer session (one pass over a key range to one new owner), chosen by the
+/// owner. Acknowledgements are matched by it and by the interval they cover, and a later pass
+/// over the same range sends the same intervals: give each session an id no earlier session of
+/// the range had (a fresh one for every pass, and after a restart), or a late acknowledgement of
+/// an earlier pass's batch completes the new pass before its own batches, which may carry newer
+/// versions, arrived. Resuming from a checkpoint needs no particular id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TransferId(pub u64);
@@ -57,7 +61,8 @@ impl<K: Clone, P> TransferBatch<K, P> {
 ///
 /// Because the acknowledgement names the interval rather than a sequence number, it stays true
 /// across restarts of either side: an acknowledgement from an earlier attempt can never make the
-/// sender skip keys that did not arrive.
+/// sender skip keys that did not arrive. Newer versions of those keys are another matter: see
+/// [`TransferId`] for why each pass needs an id of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TransferAck<K> {

@@ -1889,3 +1889,76 @@ fn a_node_on_a_provisional_ring_commits_no_change() {
         Err(super::ChangeError::NoClaimant)
     );
 }
+
+/// Review, twentieth session of issue 20: a transfer's acknowledgement names the interval of
+/// keys it covers, and a pass that follows a dirty one (writes arrived while it streamed) sent
+/// the same intervals under the same transfer id: a late duplicate acknowledgement of the first
+/// pass's batch (the batch was sent twice, the receiver answered both) completed the second
+/// pass before its batch, with the newer versions, had arrived. The sender then said the
+/// transfer was done and dropped the partition. Each pass (and each start) has an id of its
+/// own now.
+#[test]
+fn a_late_acknowledgement_of_an_earlier_pass_does_not_complete_the_next() {
+    let mut h = Harness::new();
+    let (key, p2, _) = h.own_key();
+    let write = |epoch: u64, value: &[u8]| PeerMessage::Write {
+        req: Some(70),
+        key: key.clone(),
+        siblings: written_by((p2, epoch), value),
+        hint: None,
+    };
+    h.message(p2, write(9, b"v1"));
+    // The claimant's ring takes this node out: it hands every range over.
+    let state = super::membership::RingState {
+        version: h.core.view.ring_state.version + 1,
+        claimant: 2,
+        ring: h.core.view.ring_state.ring.leave(&ME).expect("leaves").ring,
+    };
+    let now = h.now;
+    h.core.install_ring(now, state);
+    let partition = h.core.partition_of(&key);
+    // The first pass's batches of the key's partition, by receiver.
+    let batches = |out: Vec<Out>| -> Vec<(NodeId, dynamo_handoff::TransferBatch<Key, Vec<u8>>)> {
+        out.into_iter()
+            .filter_map(|o| match o {
+                Out::Send(to, PeerMessage::Transfer(b))
+                    if b.entries.iter().any(|e| e.key == key) =>
+                {
+                    Some((to, b))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut first = batches(h.outputs());
+    let mut rounds = 0;
+    while first.is_empty() && rounds < 100 {
+        h.now += 100;
+        let now = h.now;
+        h.core.handle_timeout(now);
+        first = batches(h.outputs());
+        rounds += 1;
+    }
+    let (to, batch) = first
+        .into_iter()
+        .next()
+        .expect("the partition is handed over");
+    assert!(batch.last, "one batch holds the partition");
+    // A write arrives while it streams: another pass follows.
+    h.message(p2, write(10, b"v2"));
+    let out = h.message(to, PeerMessage::TransferAck(batch.ack()));
+    let second = batches(out);
+    assert!(
+        second.iter().any(|(t, _)| *t == to),
+        "a second pass sends the partition again"
+    );
+    // The first pass's batch was sent twice; the late answer to its copy arrives now.
+    let out = h.message(to, PeerMessage::TransferAck(batch.ack()));
+    let finished = out.iter().any(|o| {
+        matches!(o, Out::Event(NodeEvent::TransferFinished { partition: p, to: t }) if *p == partition && *t == to)
+    });
+    assert!(
+        !finished,
+        "the second pass is done only once its own batch is acknowledged"
+    );
+}

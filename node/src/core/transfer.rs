@@ -64,7 +64,12 @@ impl NodeCore {
         // Without a checkpoint the range restarts from its start: sending keys the receiver has
         // is harmless, merging is idempotent.
         let checkpoint = self.transfers.checkpoint_of(id.0);
-        let mut session = TransferSession::resume(config, id, to, checkpoint);
+        // The session's own id, on its batches and their acknowledgements: an acknowledgement
+        // names the interval it covers, and another pass over the partition (after a dirty one,
+        // or a restart) sends the same intervals, so a late acknowledgement of an earlier pass's
+        // batch would complete this one before its own batches, with newer versions, arrived.
+        let session_id = TransferId(self.transfers.next_session_id(self.generation));
+        let mut session = TransferSession::resume(config, session_id, to, checkpoint);
         if !self.is_up(to) {
             session.peer_down(now, to);
         }
@@ -407,7 +412,12 @@ impl NodeCore {
     }
 
     pub(crate) fn transfer_ack(&mut self, now: Millis, from: NodeId, ack: TransferAck<Key>) {
-        match self.transfers.runs.get_mut(&ack.transfer.0) {
+        let run = self
+            .transfers
+            .runs
+            .values_mut()
+            .find(|r| r.session.id() == ack.transfer);
+        match run {
             Some(run) => {
                 if run.session.handle_message(now, from, ack).is_err() {
                     self.stats.counters.bad_messages += 1;

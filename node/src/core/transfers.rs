@@ -72,6 +72,8 @@ pub(crate) struct Transfers {
     /// When to look again at partitions held but not replicated, after a transfer batch for one
     /// was kept by a node that is not leaving (see [`FOREIGN_RECHECK`]).
     pub(crate) foreign_check: Option<crate::types::Millis>,
+    /// Sessions started this incarnation (see [`Transfers::next_session_id`]).
+    sessions: u64,
 }
 
 /// How long a node that is not leaving keeps a transfer batch for a partition it does not
@@ -84,6 +86,13 @@ pub(crate) struct Transfers {
 pub(crate) const FOREIGN_RECHECK: crate::types::Millis = 30_000;
 
 impl Transfers {
+    /// An id for a new outgoing session (a pass over a partition): one no session of this
+    /// incarnation had, and, from the node's `generation`, none of an earlier one either.
+    pub(crate) fn next_session_id(&mut self, generation: u64) -> u64 {
+        self.sessions = self.sessions.wrapping_add(1);
+        generation.wrapping_shl(24) ^ self.sessions
+    }
+
     /// The transfers a restart resumes: those pending when last persisted, with their
     /// checkpoints, and the partitions it still awaits.
     pub(crate) fn resumed(
