@@ -251,7 +251,8 @@ impl StorageOp {
 pub(crate) struct Storage {
     next: u64,
     queue: VecDeque<(StorageId, StorageOp)>,
-    waiting: BTreeMap<u64, (Vec<Key>, Then)>,
+    /// Each op's keys and continuation, and whether it is a merge.
+    waiting: BTreeMap<u64, (Vec<Key>, Then, bool)>,
 }
 
 impl Storage {
@@ -259,7 +260,8 @@ impl Storage {
     pub(crate) fn push(&mut self, op: StorageOp, then: Then) {
         let id = StorageId(self.next);
         self.next += 1;
-        self.waiting.insert(id.0, (op.keys(), then));
+        let merge = matches!(op, StorageOp::Merge { .. });
+        self.waiting.insert(id.0, (op.keys(), then, merge));
         self.queue.push_back((id, op));
     }
 
@@ -270,7 +272,17 @@ impl Storage {
 
     /// The keys and continuation of a done op (`None`: no op of that id waits).
     pub(crate) fn take(&mut self, id: StorageId) -> Option<(Vec<Key>, Then)> {
-        self.waiting.remove(&id.0)
+        self.waiting
+            .remove(&id.0)
+            .map(|(keys, then, _)| (keys, then))
+    }
+
+    /// The keys of the merges drained or not whose results have not come back.
+    pub(crate) fn merging(&self) -> impl Iterator<Item = &Key> + '_ {
+        self.waiting
+            .values()
+            .filter(|(_, _, merge)| *merge)
+            .flat_map(|(keys, _, _)| keys)
     }
 
     /// Ops drained or not whose results have not come back.

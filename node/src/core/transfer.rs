@@ -204,7 +204,12 @@ impl NodeCore {
                 if let Some(run) = self.transfers.runs.remove(&id) {
                     let to = *run.session.to();
                     self.checkpoint(id, None);
-                    if run.dirty {
+                    // A write of the partition merged while this pass streamed, or still in
+                    // the store's queue (its merge not done, so not yet marking the pass dirty:
+                    // a store that answers later), goes with another pass.
+                    let p = run.partition;
+                    let queued = self.storage.merging().any(|k| self.partition_of(k) == p);
+                    if run.dirty || queued {
                         // Writes arrived while streaming: stream the partition again.
                         self.start_transfer(now, run.partition, to);
                         continue;
