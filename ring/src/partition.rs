@@ -82,16 +82,30 @@ fn weights<N>(ring: &Ring<N>, zero: Option<usize>) -> Vec<u64> {
         .collect()
 }
 
+/// How many partitions each of `nodes` nodes owns.
+fn owned_counts(owners: &[u32], nodes: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; nodes];
+    for &o in owners {
+        if let Some(c) = counts.get_mut(o as usize) {
+            *c += 1;
+        }
+    }
+    counts
+}
+
 /// Node `x` takes partitions from the nodes furthest above their share until it holds its own
-/// share rounded to the nearest integer (a join, or a weight increase).
+/// share rounded to the nearest integer (a join, or a weight increase), and at least one
+/// partition however light it is: a node that owns none is in no preference list. A donor keeps
+/// at least one.
 pub(crate) fn take<N: Ord + Clone + Debug>(ring: &mut Ring<N>, x: usize) {
     let mut shares = Shares::new(&ring.owners, &weights(ring, None));
-    while -2 * shares.excess[x] > shares.unit {
+    let mut owned = owned_counts(&ring.owners, ring.nodes.len());
+    while -2 * shares.excess[x] > shares.unit || owned[x] == 0 {
         let w = window(ring, ring.nodes.len());
         let best = (0..ring.owners.len())
             .filter(|&p| {
                 let d = ring.owners[p] as usize;
-                d != x && shares.excess[d] > 0
+                d != x && owned[d] > 1 && (shares.excess[d] > 0 || owned[x] == 0)
             })
             .min_by_key(|&p| {
                 let d = ring.owners[p] as usize;
@@ -110,19 +124,23 @@ pub(crate) fn take<N: Ord + Clone + Debug>(ring: &mut Ring<N>, x: usize) {
         let donor = ring.owners[p] as usize;
         ring.owners[p] = x as u32;
         shares.moved(donor, x);
+        owned[donor] -= 1;
+        owned[x] += 1;
     }
 }
 
 /// Node `x` gives partitions to the nodes furthest below their share: all of them when it leaves,
-/// else until it holds its share rounded to the nearest integer (a weight decrease).
+/// else until it holds its share rounded to the nearest integer (a weight decrease), keeping at
+/// least one.
 pub(crate) fn give<N: Ord + Clone + Debug>(ring: &mut Ring<N>, x: usize, leaving: bool) {
     let mut shares = Shares::new(&ring.owners, &weights(ring, leaving.then_some(x)));
     let others = ring.nodes.len() - usize::from(leaving);
+    let mut kept = owned_counts(&ring.owners, ring.nodes.len())[x];
     for p in 0..ring.owners.len() {
         if ring.owners[p] as usize != x {
             continue;
         }
-        if !leaving && 2 * shares.excess[x] <= shares.unit {
+        if !leaving && (2 * shares.excess[x] <= shares.unit || kept <= 1) {
             break;
         }
         let w = window(ring, others);
@@ -140,6 +158,7 @@ pub(crate) fn give<N: Ord + Clone + Debug>(ring: &mut Ring<N>, x: usize, leaving
         let Some(r) = receiver else { return };
         ring.owners[p] = r as u32;
         shares.moved(x, r);
+        kept = kept.saturating_sub(1);
     }
 }
 
@@ -230,6 +249,13 @@ pub(crate) fn assign_all<N: Ord + Clone + Debug>(ring: &mut Ring<N>) {
             .unwrap_or(0);
         current[best] -= total;
         ring.owners[p] = best as u32;
+    }
+    // A node whose share rounds to none still gets one (see `take`, which needs the zones).
+    ring.reindex();
+    for x in 0..ring.nodes.len() {
+        if owned_counts(&ring.owners, ring.nodes.len())[x] == 0 {
+            take(ring, x);
+        }
     }
     repair(&mut ring.owners, ring.config.replicas.min(ring.nodes.len()));
 }

@@ -323,3 +323,41 @@ fn every_node_stays_within_one_partition_of_its_share_after_leaves() {
         );
     }
 }
+
+/// Review, twentieth session of the project's issue 20: under strategy 3 a node whose weighted
+/// share of the partitions rounds to none got none, at a build or a join, so it was in no
+/// preference list: three nodes with N = 3 gave one primary per key, and a light joiner never
+/// held a replica. Every node owns at least one partition (Q is at least the node count).
+#[test]
+fn a_light_node_still_owns_a_partition() {
+    let nodes = [
+        NodeSpec::new(1u32).with_weight(100),
+        NodeSpec::new(2).with_weight(1),
+        NodeSpec::new(3).with_weight(1),
+    ];
+    let ring = Ring::new(strategy3(16, 3), nodes).expect("builds");
+    for range in 0..ring.range_count() {
+        let primaries = ring
+            .preference_list_for_range(range)
+            .expect("a range")
+            .primaries()
+            .count();
+        assert_eq!(primaries, 3, "range {range}");
+    }
+    // A light joiner of a heavy ring, and a member whose weight drops.
+    let heavy: Vec<NodeSpec<u32>> = (1..=10).map(|i| NodeSpec::new(i).with_weight(16)).collect();
+    let ring = Ring::new(strategy3(64, 3), heavy).expect("builds");
+    let joined = ring
+        .join(NodeSpec::new(11).with_weight(1))
+        .expect("joins")
+        .ring;
+    assert!(
+        joined.tokens().any(|(_, o)| *o == 11),
+        "the joiner owns a partition"
+    );
+    let lighter = joined.set_weight(&3, 1).expect("reweights").ring;
+    assert!(
+        lighter.tokens().any(|(_, o)| *o == 3),
+        "the lighter member keeps one"
+    );
+}
