@@ -88,6 +88,8 @@ pub(crate) struct Driver<S: Store> {
     /// Peers' reads answered since the last [`Driver::collect`] whose key had no unsynced write
     /// once the read was done: their answers leave at once.
     durable_reads: HashSet<(NodeId, RequestId)>,
+    /// An inline fsync failed in this batch (see `durable_now`): the node stops after it.
+    failed: Option<StoreError>,
     /// The partition-size measure in progress, with where its answers go: one step of
     /// [`SCAN_STEP`] keys after each batch of inputs (see [`Driver::measure`]). Requests that
     /// arrive while it runs wait for it too: one scan at a time, whoever asks.
@@ -137,6 +139,7 @@ impl<S: Store + Send + 'static> Driver<S> {
             spare: Held::default(),
             delay,
             durable_reads: HashSet::new(),
+            failed: None,
             scan: None,
             staleness: Refreshed::new(STALENESS_REFRESH),
         }
@@ -202,6 +205,10 @@ impl<S: Store + Send + 'static> Driver<S> {
                 _ = &mut timer, if deadline.is_some() => {}
                 // A measure in progress goes on when nothing else is ready.
                 () = std::future::ready(()), if self.scan.is_some() => {}
+            }
+            if let Some(e) = self.failed.take() {
+                let held = self.take_held();
+                return Err(self.storage_failed(e, held));
             }
             match (synced, syncing) {
                 (Some(r), Some(done)) => {
@@ -354,6 +361,9 @@ impl<S: Store + Send + 'static> Driver<S> {
                         Ok(()) => {
                             tracing::info!(id = self.core.id(), "leaving the cluster");
                             self.core.leave(now);
+                            if !self.durable_now() {
+                                return Flow::Continue;
+                            }
                             AdminReply::Leaving
                         }
                         Err(e) => AdminReply::ChangeRefused(e),
@@ -365,6 +375,9 @@ impl<S: Store + Send + 'static> Driver<S> {
                     AdminRequest::Commit { version, change } => {
                         match self.core.commit_change(now, version, &change) {
                             Ok(plan) => {
+                                if !self.durable_now() {
+                                    return Flow::Continue;
+                                }
                                 tracing::info!(
                                     id = self.core.id(),
                                     version = version + 1,
@@ -555,6 +568,20 @@ impl<S: Store + Send + 'static> Driver<S> {
 
     /// A flush failed: nothing it held back may leave (it could acknowledge a write that is not
     /// on disk). Fails the waiting clients; the node stops.
+    /// Whether what the core wrote so far is durable (an admin change, written with an inline
+    /// fsync whose result the core only counts): if not, the reply is not sent (the connection
+    /// says the node is shutting down) and the node stops after this batch, as for a failed
+    /// flush.
+    fn durable_now(&mut self) -> bool {
+        match self.core.store_mut().sync() {
+            Ok(()) => true,
+            Err(e) => {
+                self.failed.get_or_insert(e);
+                false
+            }
+        }
+    }
+
     fn storage_failed(&mut self, e: StoreError, held: Held) -> RuntimeError {
         drop(held);
         tracing::error!(id = self.core.id(), error = %e, "storage flush failed; stopping the node");

@@ -53,6 +53,8 @@ struct Gated<S = FjallStore> {
     inner: S,
     gate: Option<Gate>,
     gets: Arc<std::sync::atomic::AtomicUsize>,
+    /// Every inline sync fails once this is set.
+    sync_fails: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<S: Store> Store for Gated<S> {
@@ -105,6 +107,9 @@ impl<S: Store> Store for Gated<S> {
         self.inner.has_unsynced_write(key)
     }
     fn sync(&mut self) -> Result<(), StoreError> {
+        if self.sync_fails.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Io("fsync failed".into()));
+        }
         self.inner.sync()
     }
 }
@@ -115,18 +120,24 @@ fn start(dir: &std::path::Path, gate: Gate) -> mpsc::Sender<Input> {
         inner: FjallStore::open(dir, Durability::Durable).expect("opens"),
         gate: Some(gate),
         gets: Arc::default(),
+        sync_fails: Arc::default(),
     })
 }
 
 /// A one-node cluster (N = R = W = 1) on `store`, its driver running.
 fn run<S: Store + Send + 'static>(store: S) -> mpsc::Sender<Input> {
+    run_in(store, vec![1])
+}
+
+/// Node 1 of a ring of `members` (N = R = W = 1) on `store`, its driver running.
+fn run_in<S: Store + Send + 'static>(store: S, members: Vec<u64>) -> mpsc::Sender<Input> {
     let config = NodeConfig {
         n: 1,
         r: 1,
         w: 1,
         partitions: 8,
-        initial_members: vec![1],
-        seeds: vec![(1, "n1".into())],
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        initial_members: members,
         sync_interval: None,
         tombstone_grace: None,
         ..NodeConfig::default()
@@ -298,6 +309,7 @@ async fn partition_size_measures_share_one_scan_and_stop_when_nobody_waits() {
         inner,
         gate: None,
         gets: gets.clone(),
+        sync_fails: Arc::default(),
     });
     // Forty measures whose askers hang up at once, then ten that wait.
     for _ in 0..40 {
@@ -326,4 +338,38 @@ async fn partition_size_measures_share_one_scan_and_stop_when_nobody_waits() {
         "{read} reads for measures of {KEYS} keys"
     );
     let _ = inputs.send(Input::Shutdown).await;
+}
+
+/// Review, twentieth session of issue 20: a leave (and a commit) is written with an inline
+/// fsync, but its result only bumped a counter: when the fsync failed, the operator was told
+/// "leaving" (or "committed") and the node then stopped at its next flush and came back without
+/// it. Now the reply is not sent, and the node stops at once.
+#[tokio::test]
+async fn a_leave_whose_fsync_failed_is_not_confirmed() {
+    use crate::runtime::{AdminReply, AdminRequest};
+    let dir = tempfile::tempdir().expect("a directory");
+    let sync_fails = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = Gated {
+        inner: FjallStore::open(dir.path(), Durability::Durable).expect("opens"),
+        gate: None,
+        gets: Arc::default(),
+        sync_fails: Arc::clone(&sync_fails),
+    };
+    let inputs = run_in(store, vec![1, 2]);
+    sync_fails.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reply, rx) = oneshot::channel();
+    inputs
+        .send(Input::Admin {
+            request: AdminRequest::Leave,
+            reply,
+        })
+        .await
+        .expect("the driver runs");
+    let answer = tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .expect("the driver answers or stops");
+    assert!(
+        !matches!(answer, Ok(AdminReply::Leaving)),
+        "confirmed a leave it could not make durable: {answer:?}"
+    );
 }
