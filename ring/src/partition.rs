@@ -171,16 +171,22 @@ pub(crate) fn give<N: Ord + Clone + Debug>(ring: &mut Ring<N>, x: usize, leaving
 pub(crate) fn balance<N: Ord + Clone + Debug>(ring: &mut Ring<N>) {
     let mut shares = Shares::new(&ring.owners, &weights(ring, None));
     let nodes = ring.nodes.len();
+    let mut owned = owned_counts(&ring.owners, nodes);
     // Each move lowers the sum of squared distances; the bound only guards the loop.
     for _ in 0..ring.owners.len().saturating_mul(nodes) {
         let by_excess = |i: &usize| shares.excess[*i];
+        // A node's last partition stays (see `take`).
         let (Some(low), Some(high)) = (
             (0..nodes).min_by_key(by_excess),
-            (0..nodes).max_by_key(by_excess),
+            (0..nodes).filter(|&i| owned[i] > 1).max_by_key(by_excess),
         ) else {
             return;
         };
         if shares.excess[low] >= -shares.unit && shares.excess[high] <= shares.unit {
+            return;
+        }
+        // A move that would not bring the two closer (the heavy ones are all at their floor).
+        if shares.excess[high] - shares.excess[low] <= shares.unit {
             return;
         }
         let w = window(ring, nodes);
@@ -190,6 +196,8 @@ pub(crate) fn balance<N: Ord + Clone + Debug>(ring: &mut Ring<N>) {
         let Some(p) = best else { return };
         ring.owners[p] = low as u32;
         shares.moved(high, low);
+        owned[high] -= 1;
+        owned[low] += 1;
     }
 }
 

@@ -344,6 +344,21 @@ fn a_light_node_still_owns_a_partition() {
             .count();
         assert_eq!(primaries, 3, "range {range}");
     }
+    // Joins, leaves and weight changes keep it so (their rebalancing included).
+    let mut ring = ring;
+    for (id, weight) in [(4, 1), (5, 1), (6, 50)] {
+        ring = ring
+            .join(NodeSpec::new(id).with_weight(weight))
+            .expect("joins")
+            .ring;
+        assert!(
+            ring.nodes().all(|n| ring.tokens().any(|(_, o)| *o == n.id)),
+            "after node {id} joined"
+        );
+    }
+    ring = ring.leave(&6).expect("leaves").ring;
+    ring = ring.set_weight(&1, 200).expect("reweights").ring;
+    assert!(ring.nodes().all(|n| ring.tokens().any(|(_, o)| *o == n.id)));
     // A light joiner of a heavy ring, and a member whose weight drops.
     let heavy: Vec<NodeSpec<u32>> = (1..=10).map(|i| NodeSpec::new(i).with_weight(16)).collect();
     let ring = Ring::new(strategy3(64, 3), heavy).expect("builds");
