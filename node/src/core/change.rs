@@ -248,9 +248,10 @@ impl NodeCore {
             });
         }
         // A node that has not heard the cluster's ring (a joiner's provisional ring holds
-        // itself and its start members) knows no claimant: its ring would win over the
-        // cluster's own whenever its version and id come out ahead.
-        let claimant = if self.view.ring_provisional {
+        // itself and its start members; a restarted node's stored ring may be stale) knows no
+        // claimant: its ring would win over the cluster's own whenever its version and id come
+        // out ahead, or lose a tie with a ring the cluster already made at that version.
+        let claimant = if self.view.ring_provisional || self.ring_unconfirmed() {
             None
         } else {
             self.claimant()

@@ -2032,3 +2032,26 @@ fn a_write_queued_behind_the_last_acknowledgement_is_handed_over_too() {
         "v2 was acknowledged, and is neither kept nor handed over"
     );
 }
+
+/// Review of this session's fixes: a node restarted on the ring it had stored, which has not
+/// heard a peer's ring since (the cluster may have moved on while it was away), committed an
+/// operator's change as if its stored ring were current: a ring at a version the cluster may
+/// already have used, which then loses a tie and is undone. Its automatic changes wait for a
+/// peer's ring; so do an operator's now.
+#[test]
+fn a_node_restarted_on_a_stale_ring_commits_no_change_before_hearing_the_cluster() {
+    let h = Harness::new();
+    let mut store = h.store.clone();
+    let config = h.core.config().clone();
+    let boot = Boot::load(&mut store, ME, &config, BOOT + 1, 8).expect("loads");
+    let mut core = NodeCore::new(ME, "n1".into(), config, boot, BOOT + 1, 8).expect("starts");
+    let (version, _) = core.ring_version();
+    let request = super::ChangeRequest {
+        joins: Vec::new(),
+        leaves: vec![4],
+    };
+    assert_eq!(
+        core.commit_change(BOOT + 1, version, &request),
+        Err(super::ChangeError::NoClaimant)
+    );
+}
