@@ -49,7 +49,8 @@ pub struct ClientConfig {
     pub max_frame: usize,
     /// Largest request sent (default the nodes' default client frame limit, 4 MiB): a larger
     /// one is refused before anything is sent ([`Error::TooLarge`]), as every node would refuse
-    /// it. Raise it with the nodes' `max_client_frame`.
+    /// it. Nodes take their `max_client_frame`, or their `max_value_size` and 64 KiB when that is
+    /// more: raise this with them.
     pub max_request: usize,
 }
 
@@ -110,7 +111,10 @@ pub enum Error {
     },
     /// The request is larger than the nodes take ([`ClientConfig::max_request`]): nothing was
     /// sent.
-    #[error("the request is {size} bytes, over the {limit} a node takes: nothing was sent")]
+    #[error(
+        "the request is {size} bytes, over the {limit} this client sends (max_request; raise it \
+         if the nodes take more): nothing was sent"
+    )]
     TooLarge {
         /// The request's encoded size.
         size: usize,

@@ -223,6 +223,10 @@ struct ConnArgs {
     /// Talk to nodes that run without encryption (`serve --no-encryption`, for benchmarks).
     #[arg(long)]
     no_encryption: bool,
+    /// Largest request to send, in bytes (a larger one is refused before it is sent). The nodes
+    /// take 4 MiB, or their `max_value_size` and 64 KiB when that is more: raise it with them.
+    #[arg(long, default_value_t = dynamo_node::runtime::DEFAULT_MAX_CLIENT_FRAME)]
+    max_request: usize,
 }
 
 impl ConnArgs {
@@ -236,6 +240,7 @@ impl ConnArgs {
         config.encrypt = !self.no_encryption;
         config.cluster = self.cluster.clone();
         config.timeout = Duration::from_secs(self.timeout);
+        config.max_request = self.max_request;
         Client::new(config)
     }
 }
