@@ -361,7 +361,8 @@ impl NodeCore {
     ) {
         if foreign && self.view.leaving {
             self.kept_foreign(now);
-        } else if foreign && self.transfers.foreign_check.is_none() {
+        } else if foreign {
+            // From the last such batch: each gets the whole while to be adopted.
             self.transfers.foreign_check = Some(now.saturating_add(FOREIGN_RECHECK));
         }
         if ok {

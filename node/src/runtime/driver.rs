@@ -566,8 +566,6 @@ impl<S: Store + Send + 'static> Driver<S> {
         let _ = waiting.reply.send(reply);
     }
 
-    /// A flush failed: nothing it held back may leave (it could acknowledge a write that is not
-    /// on disk). Fails the waiting clients; the node stops.
     /// Whether what the core wrote so far is durable (an admin change, written with an inline
     /// fsync whose result the core only counts): if not, the reply is not sent (the connection
     /// says the node is shutting down) and the node stops after this batch, as for a failed
@@ -582,6 +580,8 @@ impl<S: Store + Send + 'static> Driver<S> {
         }
     }
 
+    /// A flush failed: nothing it held back may leave (it could acknowledge a write that is not
+    /// on disk). Fails the waiting clients; the node stops.
     fn storage_failed(&mut self, e: StoreError, held: Held) -> RuntimeError {
         drop(held);
         tracing::error!(id = self.core.id(), error = %e, "storage flush failed; stopping the node");
