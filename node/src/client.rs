@@ -43,7 +43,8 @@ pub struct ClientConfig {
     /// How long to wait for a node to connect or answer before trying the next (default 5 s);
     /// for a request that carries a longer timeout of its own (`ClientOptions::timeout`), that
     /// timeout and a second, so that the request is not sent to another node while the first
-    /// still works on it.
+    /// still works on it. Keep it above the nodes' `request_timeout` (1 s by default), which
+    /// applies to requests that carry none.
     pub timeout: Duration,
     /// Largest frame accepted.
     pub max_frame: usize,
