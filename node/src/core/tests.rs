@@ -1890,6 +1890,32 @@ fn a_node_on_a_provisional_ring_commits_no_change() {
     );
 }
 
+/// `peer`'s replica write of `key`: `value`, by its epoch `epoch`.
+fn replica_write(key: &[u8], peer: NodeId, epoch: u64, value: &[u8]) -> PeerMessage {
+    PeerMessage::Write {
+        req: Some(70),
+        key: key.to_vec(),
+        siblings: written_by((peer, epoch), value),
+        hint: None,
+    }
+}
+
+/// A key node 1 is the first primary of, written by another of its primaries (epoch 9, `v1`);
+/// then the claimant's ring takes node 1 out, and it hands every range over. Returns the key and
+/// the writer.
+fn handing_over_a_written_key(h: &mut Harness) -> (Key, NodeId) {
+    let (key, p2, _) = h.own_key();
+    h.message(p2, replica_write(&key, p2, 9, b"v1"));
+    let state = super::membership::RingState {
+        version: h.core.view.ring_state.version + 1,
+        claimant: 2,
+        ring: h.core.view.ring_state.ring.leave(&ME).expect("leaves").ring,
+    };
+    let now = h.now;
+    h.core.install_ring(now, state);
+    (key, p2)
+}
+
 /// Review, twentieth session of issue 20: a transfer's acknowledgement names the interval of
 /// keys it covers, and a pass that follows a dirty one (writes arrived while it streamed) sent
 /// the same intervals under the same transfer id: a late duplicate acknowledgement of the first
@@ -1900,22 +1926,8 @@ fn a_node_on_a_provisional_ring_commits_no_change() {
 #[test]
 fn a_late_acknowledgement_of_an_earlier_pass_does_not_complete_the_next() {
     let mut h = Harness::new();
-    let (key, p2, _) = h.own_key();
-    let write = |epoch: u64, value: &[u8]| PeerMessage::Write {
-        req: Some(70),
-        key: key.clone(),
-        siblings: written_by((p2, epoch), value),
-        hint: None,
-    };
-    h.message(p2, write(9, b"v1"));
-    // The claimant's ring takes this node out: it hands every range over.
-    let state = super::membership::RingState {
-        version: h.core.view.ring_state.version + 1,
-        claimant: 2,
-        ring: h.core.view.ring_state.ring.leave(&ME).expect("leaves").ring,
-    };
-    let now = h.now;
-    h.core.install_ring(now, state);
+    let (key, p2) = handing_over_a_written_key(&mut h);
+    let write = |epoch: u64, value: &[u8]| replica_write(&key, p2, epoch, value);
     let partition = h.core.partition_of(&key);
     // The first pass's batches of the key's partition, by receiver.
     let batches = |out: Vec<Out>| -> Vec<(NodeId, dynamo_handoff::TransferBatch<Key, Vec<u8>>)> {
@@ -1972,21 +1984,8 @@ fn a_late_acknowledgement_of_an_earlier_pass_does_not_complete_the_next() {
 #[test]
 fn a_write_queued_behind_the_last_acknowledgement_is_handed_over_too() {
     let mut h = Harness::new();
-    let (key, p2, _) = h.own_key();
-    let write = |epoch: u64, value: &[u8]| PeerMessage::Write {
-        req: Some(70),
-        key: key.clone(),
-        siblings: written_by((p2, epoch), value),
-        hint: None,
-    };
-    h.message(p2, write(9, b"v1"));
-    let state = super::membership::RingState {
-        version: h.core.view.ring_state.version + 1,
-        claimant: 2,
-        ring: h.core.view.ring_state.ring.leave(&ME).expect("leaves").ring,
-    };
-    let now = h.now;
-    h.core.install_ring(now, state);
+    let (key, p2) = handing_over_a_written_key(&mut h);
+    let write = |epoch: u64, value: &[u8]| replica_write(&key, p2, epoch, value);
     let sent_v2 = |out: &[Out]| {
         out.iter().any(|o| {
             matches!(o, Out::Send(_, PeerMessage::Transfer(b)) if b.entries.iter().any(|e| {
