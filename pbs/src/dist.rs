@@ -13,7 +13,8 @@ use crate::rng::{below, unit_f64};
 pub enum Dist {
     /// Always the same delay.
     Constant(f64),
-    /// Normal, truncated at zero.
+    /// Normal, clamped at zero: a negative draw is 0 (not drawn again), so `Normal { mean: 0,
+    /// sd }` is 0 half the time.
     Normal {
         /// Mean (ms).
         mean: f64,

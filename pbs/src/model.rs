@@ -359,9 +359,11 @@ pub fn binomial(n: usize, k: usize) -> f64 {
 
 /// PBS k-staleness (the paper's closed form, no timing): the probability that a read quorum of R
 /// out of N meets one of the last `k` write quorums of W, each a uniformly random W-subset,
-/// `1 - (C(N-W, R) / C(N, R))^k`.
+/// `1 - (C(N-W, R) / C(N, R))^k`. A quorum built without [`Quorum::new`] (its fields are
+/// public) has R and W above N taken as N, so the answer stays a probability.
 pub fn k_staleness(quorum: Quorum, k: u32) -> f64 {
     let Quorum { n, r, w } = quorum;
+    let (r, w) = (r.min(n), w.min(n));
     let miss = binomial(n - w, r) / binomial(n, r);
     1.0 - miss.powi(k.min(i32::MAX as u32) as i32)
 }

@@ -207,3 +207,19 @@ fn a_flush_before_the_ack_is_not_taken_for_network_delay() {
         1.0
     );
 }
+
+/// Review, twentieth session of the project's issue 20: `Quorum`'s fields are public, and a
+/// quorum built without `Quorum::new` with W above N made `k_staleness` overflow (a panic in
+/// debug, about -6e18 in release) and R above N made it NaN. R and W above N count as N.
+#[test]
+fn k_staleness_of_an_unchecked_quorum_is_still_a_probability() {
+    for quorum in [
+        Quorum { n: 3, r: 1, w: 4 },
+        Quorum { n: 3, r: 4, w: 1 },
+        Quorum { n: 0, r: 1, w: 1 },
+    ] {
+        let p = k_staleness(quorum.clone(), 1);
+        assert!((0.0..=1.0).contains(&p), "{quorum:?}: {p}");
+    }
+    assert_eq!(k_staleness(Quorum { n: 3, r: 1, w: 4 }, 1), 1.0);
+}
