@@ -218,7 +218,7 @@ fn k_staleness_of_an_unchecked_quorum_is_still_a_probability() {
         Quorum { n: 3, r: 4, w: 1 },
         Quorum { n: 0, r: 1, w: 1 },
     ] {
-        let p = k_staleness(quorum.clone(), 1);
+        let p = k_staleness(quorum, 1);
         assert!((0.0..=1.0).contains(&p), "{quorum:?}: {p}");
     }
     assert_eq!(k_staleness(Quorum { n: 3, r: 1, w: 4 }, 1), 1.0);
