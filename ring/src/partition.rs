@@ -7,7 +7,10 @@
 //! to the node furthest below its share. Nodes more than one partition away from their share are
 //! served first. When that is not enough to keep every node within one partition of its share
 //! (a leave raises every other node's share), partitions also move between other nodes, from the
-//! one furthest above its share to the one furthest below, until it is (`balance`).
+//! one furthest above its share to the one furthest below, until it is (`balance`). Every node
+//! keeps at least one partition, however light (one that owned none would be in no preference
+//! list); when some share is below one partition, that floor comes first, and the others may
+//! end further than one partition from theirs.
 //!
 //! Among the candidate partitions we prefer, in order: one whose new owner differs from the owners
 //! of the N-1 partitions on either side and whose zone does too (when there are at least N zones);

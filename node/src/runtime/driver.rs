@@ -605,10 +605,7 @@ impl<S: Store + Send + 'static> Driver<S> {
         if stale {
             let address = address.to_string();
             let link = peers::spawn(self.link_ctx.clone(), to, address, self.peer_queue);
-            // The old link sends, or reports undelivered, what it still holds.
-            if let Some(old) = self.links.insert(to, link) {
-                old.retire();
-            }
+            self.links.insert(to, link);
         }
         let Some(link) = self.links.get(&to) else {
             return;

@@ -57,19 +57,7 @@ pub(crate) struct LinkContext {
 pub(crate) struct Link {
     pub address: String,
     pub outlet: Outlet,
-    /// Aborted when the link is dropped, unless retired first ([`Link::retire`]).
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Link {
-    /// Lets the link go without losing what it holds (the driver replaces it with a link to the
-    /// peer's new address): its task sends, or reports undelivered, every batch queued or in
-    /// hand, then ends. Dropped instead, it was aborted with them, and nothing reported them:
-    /// requests waiting on them waited for their deadlines.
-    pub(crate) fn retire(mut self) {
-        // Detached, not aborted; the outlet goes with `self`, which closes the queue.
-        drop(self.task.take());
-    }
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 /// The sending end of a link's queue, bounded in messages and in bytes ([`QUEUE_BYTES`]).
@@ -162,9 +150,7 @@ impl Queue {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 
@@ -179,7 +165,7 @@ pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: u
     Link {
         address,
         outlet,
-        task: Some(task),
+        task,
     }
 }
 
@@ -471,53 +457,6 @@ mod tests {
 
     fn ack(n: u64) -> PeerMessage {
         PeerMessage::WriteAck { req: n, ok: true }
-    }
-
-    /// Review, twentieth session of issue 20: the driver replaces a link when its peer's address
-    /// changes, and dropping the old one aborted its task with the batches it still held: they
-    /// never left, and nothing said so. Retired, the link reports them undelivered.
-    #[tokio::test]
-    async fn a_retired_link_reports_what_it_still_held() {
-        // A port nothing listens on: every dial fails at once.
-        let closed = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let address = closed.local_addr().expect("an address").to_string();
-        drop(closed);
-        let (inputs, mut driver) = mpsc::channel(16);
-        let ctx = LinkContext {
-            creds: Credentials {
-                cluster: CLUSTER.into(),
-                secret: PEER_SECRET.to_vec(),
-                identity: None,
-                authority: None,
-            },
-            encrypt: false,
-            me: 1,
-            my_address: "127.0.0.1:1".into(),
-            max_frame: DEFAULT_MAX_FRAME,
-            idle: Duration::from_secs(3600),
-            write_timeout: Duration::from_secs(30),
-            inputs,
-        };
-        let link = spawn(ctx, 2, address, 1024);
-        let wait = Duration::from_secs(60);
-        assert!(link.outlet.offer(vec![ack(1)]).is_ok());
-        let first = tokio::time::timeout(wait, driver.recv()).await;
-        assert!(
-            matches!(first, Ok(Some(Input::Undelivered(2, _)))),
-            "{first:?}"
-        );
-        // The link backs off now; a batch comes, and the link is replaced.
-        assert!(link.outlet.offer(vec![ack(2)]).is_ok());
-        link.retire();
-        let second = tokio::time::timeout(wait, driver.recv())
-            .await
-            .expect("the second batch is reported");
-        match second {
-            Some(Input::Undelivered(2, msgs)) => {
-                assert!(matches!(msgs[..], [PeerMessage::WriteAck { req: 2, .. }]));
-            }
-            other => panic!("unexpected {other:?}"),
-        }
     }
 
     /// Review, twentieth session of issue 20: a peer that took the link's handshake and then
