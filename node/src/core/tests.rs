@@ -1247,17 +1247,27 @@ fn a_peers_write_past_the_key_limits_is_refused() {
 /// over keeps what it is handed, whatever the limits on what clients and repairs add.
 #[test]
 fn a_transfer_entry_past_the_key_limits_is_kept_not_skipped() {
-    use dynamo_handoff::{TransferBatch, TransferEntry, TransferId};
     let mut h = Harness::with(|c| c.max_siblings = 2);
     let (key, _, _) = h.own_key();
     let n = h.core.config().n;
-    let siblings = concurrent_versions(n * 2 + 1);
+    transferred_in(&mut h, &key, &concurrent_versions(n * 2 + 1));
+    assert_eq!(
+        h.stored(&key).map(|s| s.len()),
+        Some(n * 2 + 1),
+        "acknowledged, so the sender drops it: it must be here"
+    );
+}
+
+/// Node 2 hands `key`'s `siblings` over to node 1 in a transfer's one batch; node 1
+/// acknowledges it.
+fn transferred_in(h: &mut Harness, key: &[u8], siblings: &Sibs) {
+    use dynamo_handoff::{TransferBatch, TransferEntry, TransferId};
     let batch = TransferBatch {
         transfer: TransferId(3),
         after: None,
         entries: vec![TransferEntry {
-            key: key.clone(),
-            payload: super::digest::encode_siblings(&siblings),
+            key: key.to_vec(),
+            payload: super::digest::encode_siblings(siblings),
         }],
         last: true,
     };
@@ -1266,11 +1276,6 @@ fn a_transfer_entry_past_the_key_limits_is_kept_not_skipped() {
         out.iter()
             .any(|o| matches!(o, Out::Send(2, PeerMessage::TransferAck(_)))),
         "{out:?}"
-    );
-    assert_eq!(
-        h.stored(&key).map(|s| s.len()),
-        Some(n * 2 + 1),
-        "acknowledged, so the sender drops it: it must be here"
     );
 }
 
@@ -1627,25 +1632,10 @@ fn a_ring_member_gossip_has_not_brought_may_hand_anything_over() {
 #[test]
 fn a_transfer_batch_for_a_partition_this_node_does_not_replicate_is_handed_on() {
     use super::transfers::FOREIGN_RECHECK;
-    use dynamo_handoff::{TransferBatch, TransferEntry, TransferId};
     let mut h = Harness::new();
     let key = h.key_where(|p| !p.contains(&ME));
     let partition = h.core.partition_of(&key);
-    let batch = TransferBatch {
-        transfer: TransferId(super::ids::pair_id(partition as u64, ME)),
-        after: None,
-        entries: vec![TransferEntry {
-            key: key.clone(),
-            payload: super::digest::encode_siblings(&one_version((10, 1), 1, b"only here")),
-        }],
-        last: true,
-    };
-    let out = h.message(2, PeerMessage::Transfer(batch));
-    assert!(
-        out.iter()
-            .any(|o| matches!(o, Out::Send(2, PeerMessage::TransferAck(_)))),
-        "{out:?}"
-    );
+    transferred_in(&mut h, &key, &one_version((10, 1), 1, b"only here"));
     assert!(h.stored(&key).is_some());
     let mut started = Vec::new();
     let end = h.now + FOREIGN_RECHECK + 1_000;

@@ -402,13 +402,7 @@ mod tests {
     async fn a_peer_that_stops_reading_is_unreachable_after_the_write_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let address = listener.local_addr().expect("an address").to_string();
-        let secrets = NodeSecrets {
-            cluster: CLUSTER.into(),
-            peer_secret: PEER_SECRET.to_vec(),
-            client_secret: b"client".to_vec(),
-            identity: None,
-            authority: None,
-        };
+        let secrets = peer_secrets();
         let peer = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.expect("the link connects");
             let mut conn = handshake_conn(stream);
@@ -418,21 +412,7 @@ mod tests {
             drop(conn);
         });
         let (inputs, mut driver) = mpsc::channel(16);
-        let ctx = LinkContext {
-            creds: Credentials {
-                cluster: CLUSTER.into(),
-                secret: PEER_SECRET.to_vec(),
-                identity: None,
-                authority: None,
-            },
-            encrypt: false,
-            me: 1,
-            my_address: "127.0.0.1:1".into(),
-            max_frame: DEFAULT_MAX_FRAME,
-            idle: Duration::from_secs(3600),
-            write_timeout: Duration::from_secs(30),
-            inputs,
-        };
+        let ctx = link_context(inputs);
         let link = spawn(ctx, 2, address, 1024);
         // 48 MiB (under the queue's byte bound): more than the sockets' buffers hold.
         for req in 0..48 {
@@ -455,6 +435,36 @@ mod tests {
         peer.abort();
     }
 
+    /// The secrets of node 2, the peer the tests' links dial.
+    fn peer_secrets() -> NodeSecrets {
+        NodeSecrets {
+            cluster: CLUSTER.into(),
+            peer_secret: PEER_SECRET.to_vec(),
+            client_secret: b"client".to_vec(),
+            identity: None,
+            authority: None,
+        }
+    }
+
+    /// Node 1's side of a link, reporting to `inputs`.
+    fn link_context(inputs: mpsc::Sender<Input>) -> LinkContext {
+        LinkContext {
+            creds: Credentials {
+                cluster: CLUSTER.into(),
+                secret: PEER_SECRET.to_vec(),
+                identity: None,
+                authority: None,
+            },
+            encrypt: false,
+            me: 1,
+            my_address: "127.0.0.1:1".into(),
+            max_frame: DEFAULT_MAX_FRAME,
+            idle: Duration::from_secs(3600),
+            write_timeout: Duration::from_secs(30),
+            inputs,
+        }
+    }
+
     fn ack(n: u64) -> PeerMessage {
         PeerMessage::WriteAck { req: n, ok: true }
     }
@@ -469,13 +479,7 @@ mod tests {
     async fn a_peer_that_refuses_the_link_at_once_is_not_dialled_at_every_batch() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let address = listener.local_addr().expect("an address").to_string();
-        let secrets = NodeSecrets {
-            cluster: CLUSTER.into(),
-            peer_secret: PEER_SECRET.to_vec(),
-            client_secret: b"client".to_vec(),
-            identity: None,
-            authority: None,
-        };
+        let secrets = peer_secrets();
         let peer = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -489,21 +493,7 @@ mod tests {
             }
         });
         let (inputs, mut driver) = mpsc::channel(16);
-        let ctx = LinkContext {
-            creds: Credentials {
-                cluster: CLUSTER.into(),
-                secret: PEER_SECRET.to_vec(),
-                identity: None,
-                authority: None,
-            },
-            encrypt: false,
-            me: 1,
-            my_address: "127.0.0.1:1".into(),
-            max_frame: DEFAULT_MAX_FRAME,
-            idle: Duration::from_secs(3600),
-            write_timeout: Duration::from_secs(30),
-            inputs,
-        };
+        let ctx = link_context(inputs);
         let link = spawn(ctx, 2, address, 1024);
         let (mut unreachable, mut undelivered) = (0, 0);
         for req in 0..10 {
