@@ -116,8 +116,6 @@ pub struct FjallStore {
     /// A background fsync of buffered mode is running.
     syncing: Arc<AtomicBool>,
     commits: u64,
-    /// Data keys whose damaged records the open found and set aside ([`Store::take_set_aside`]).
-    set_aside: Vec<Key>,
     /// Held while the store or one of its sync jobs is alive (see [`LOCK_FILE`]): a job still
     /// running when the store is dropped keeps the directory locked until it has let go of the
     /// keyspace.
@@ -528,8 +526,8 @@ impl Store for FjallStore {
     }
 
     fn take_set_aside(&mut self) -> Vec<Key> {
-        let opened = std::mem::take(&mut self.set_aside);
-        crate::store::take_persisted_set_aside(self, opened)
+        // The open kept them in its metadata (see `verify`).
+        crate::store::take_persisted_set_aside(self)
     }
 }
 

@@ -133,8 +133,6 @@ pub struct RedbStore {
     unsynced: bool,
     last_sync: Instant,
     commits: u64,
-    /// Data keys whose damaged records the open found and set aside ([`Store::take_set_aside`]).
-    set_aside: Vec<Key>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -555,8 +553,8 @@ impl Store for RedbStore {
     }
 
     fn take_set_aside(&mut self) -> Vec<Key> {
-        let opened = std::mem::take(&mut self.set_aside);
-        crate::store::take_persisted_set_aside(self, opened)
+        // The open kept them in its metadata (see `verify`).
+        crate::store::take_persisted_set_aside(self)
     }
 }
 

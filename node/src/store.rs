@@ -139,22 +139,16 @@ pub(crate) fn persist_set_aside<S: Store + ?Sized>(
     store.put_meta(SET_ASIDE_KEY, &bytes)
 }
 
-/// The set-aside keys `store` keeps, with `opened` (those its open found), taken: the list is
-/// cleared in the store's pending writes, so the caller's next flush (which persists them as it
-/// needs) forgets them, and a crash before it does not.
-pub(crate) fn take_persisted_set_aside<S: Store + ?Sized>(
-    store: &mut S,
-    opened: Vec<Key>,
-) -> Vec<Key> {
-    // A damaged list fails the open (metadata is verified there); unreadable now, the keys the
-    // open found still go.
+/// The set-aside keys `store` keeps, taken: the list is cleared in the store's pending writes,
+/// so the caller's next flush (which persists them as it needs) forgets them, and a crash before
+/// it does not.
+pub(crate) fn take_persisted_set_aside<S: Store + ?Sized>(store: &mut S) -> Vec<Key> {
+    // A damaged list fails the open (metadata is verified there).
     let persisted = persisted_set_aside(store).unwrap_or_default();
     if !persisted.is_empty() && store.put_meta(SET_ASIDE_KEY, &[]).is_err() {
         tracing::warn!("the set-aside keys could not be cleared: named again at the next start");
     }
-    let mut all = persisted;
-    all.extend(opened);
-    all.into_iter().collect()
+    persisted.into_iter().collect()
 }
 
 fn persisted_set_aside<S: Store + ?Sized>(

@@ -6,7 +6,7 @@ use std::ops::Deref;
 
 use super::change::{ChangeError, ChangePlan, ChangeRequest, PartitionSize};
 use super::digest::encode_siblings;
-use super::storage::execute;
+use super::storage::{execute, StorageOp, StorageResult};
 use super::{Boot, NodeCore, NodeError, NodeEvent};
 use crate::config::NodeConfig;
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
@@ -24,6 +24,9 @@ pub struct StoredCore<S: Store> {
     /// Storage runs only when [`StoredCore::run_storage`] is called (see
     /// [`StoredCore::set_deferred`]).
     deferred: bool,
+    /// The first inline fsync that failed and was not taken yet (see
+    /// [`StoredCore::take_failed_sync`]).
+    failed_sync: Option<StoreError>,
 }
 
 impl<S: Store> StoredCore<S> {
@@ -43,6 +46,7 @@ impl<S: Store> StoredCore<S> {
             store,
             now,
             deferred: false,
+            failed_sync: None,
         };
         stored.run_storage(now);
         Ok(stored)
@@ -54,8 +58,21 @@ impl<S: Store> StoredCore<S> {
         self.now = self.now.max(now);
         while let Some((id, op)) = self.core.poll_storage() {
             let result = execute(&mut self.store, &op);
+            if let (StorageOp::PutMeta { sync: true, .. }, StorageResult::Written(Err(e))) =
+                (&op, &result)
+            {
+                self.failed_sync.get_or_insert_with(|| e.clone());
+            }
             self.core.handle_storage(self.now, id, result);
         }
+    }
+
+    /// The first inline fsync (a metadata write that must be durable at once: an epoch lease, a
+    /// leave, a commit) that failed since the last call. The core only counts such a failure;
+    /// what it wrote may not survive a crash, so a driver stops the node rather than confirm
+    /// it.
+    pub fn take_failed_sync(&mut self) -> Option<StoreError> {
+        self.failed_sync.take()
     }
 
     /// Deferred (`true`): inputs leave their storage ops queued until

@@ -99,7 +99,6 @@ impl FjallStore {
             last_sync: Instant::now(),
             syncing: Arc::new(AtomicBool::new(false)),
             commits: 0,
-            set_aside: Vec::new(),
             lock: Arc::new(lock),
         };
         let instance = store.instance(manifest.as_ref(), &dir)?;
@@ -166,10 +165,10 @@ impl FjallStore {
         self.scan(&mut |_, _| {})?;
         let set_aside: Vec<crate::types::Key> = self.damage().data.iter().cloned().collect();
         if !set_aside.is_empty() {
-            // In the commit that removes the records (see `Store::take_set_aside`).
+            // Kept in the commit that removes the records, until the node takes them (see
+            // `Store::take_set_aside`).
             crate::store::persist_set_aside(self, &set_aside)?;
         }
-        self.set_aside = set_aside;
         self.hints()?;
         let names: Vec<String> = self
             .iter(&self.meta, "verifying metadata")?

@@ -98,7 +98,6 @@ impl RedbStore {
             unsynced: false,
             last_sync: Instant::now(),
             commits: 0,
-            set_aside: Vec::new(),
         };
         let (instance, created) = store.init(manifest.as_ref())?;
         // Records first: removing a damaged record rewrites its page, so that redb's check
@@ -396,10 +395,10 @@ impl RedbStore {
         self.scan(&mut |_, _| {})?;
         let set_aside: Vec<crate::types::Key> = self.damage().data.iter().cloned().collect();
         if !set_aside.is_empty() {
-            // In the commit that removes the records (see `Store::take_set_aside`).
+            // Kept in the commit that removes the records, until the node takes them (see
+            // `Store::take_set_aside`).
             crate::store::persist_set_aside(self, &set_aside)?;
         }
-        self.set_aside = set_aside;
         self.hints()?;
         if self.pending() > 0 {
             self.commit(true)?;

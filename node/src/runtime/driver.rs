@@ -206,7 +206,8 @@ impl<S: Store + Send + 'static> Driver<S> {
                 // A measure in progress goes on when nothing else is ready.
                 () = std::future::ready(()), if self.scan.is_some() => {}
             }
-            if let Some(e) = self.failed.take() {
+            // An inline fsync of this batch failed (an epoch lease's, an admin change's).
+            if let Some(e) = self.failed.take().or_else(|| self.core.take_failed_sync()) {
                 let held = self.take_held();
                 return Err(self.storage_failed(e, held));
             }
@@ -566,14 +567,14 @@ impl<S: Store + Send + 'static> Driver<S> {
         let _ = waiting.reply.send(reply);
     }
 
-    /// Whether what the core wrote so far is durable (an admin change, written with an inline
-    /// fsync whose result the core only counts): if not, the reply is not sent (the connection
-    /// says the node is shutting down) and the node stops after this batch, as for a failed
-    /// flush.
+    /// Whether every inline fsync the core made so far succeeded (an admin change is written
+    /// with one, whose result the core only counts): if not, what it wrote may not survive a
+    /// crash, so a reply is not sent (the connection says the node is shutting down) and the
+    /// node stops after this batch, as for a failed flush.
     fn durable_now(&mut self) -> bool {
-        match self.core.store_mut().sync() {
-            Ok(()) => true,
-            Err(e) => {
+        match self.core.take_failed_sync() {
+            None => true,
+            Some(e) => {
                 self.failed.get_or_insert(e);
                 false
             }
