@@ -84,6 +84,7 @@ impl Sim {
                 }
             }
             Event::Reply { op, reply } => {
+                self.answered.remove(&op);
                 if let Some(client) = self.pending_client(op) {
                     self.finish(client, op, Some(reply));
                 }
@@ -176,6 +177,7 @@ impl Sim {
                 .workload
                 .client_latency
                 .sample_micros(&mut self.rng);
+            self.answered.insert(op);
             self.queue
                 .push(self.now + delay, Event::Reply { op, reply });
         }
@@ -390,6 +392,7 @@ impl Sim {
     /// Completes a client's operation with a reply (`None`: the client gave up).
     pub(super) fn finish(&mut self, client: u32, op: u64, reply: Option<ClientReply>) {
         let now = self.now;
+        self.answered.remove(&op);
         // A get's values: the puts that wrote them, and those no put to the key wrote.
         let mut read = Vec::new();
         let mut phantoms = Vec::new();

@@ -219,6 +219,9 @@ pub struct Sim {
     replies: Vec<(u64, ClientReply)>,
     /// Replies to [`Sim::call`], by operation id.
     direct: BTreeMap<u64, ClientReply>,
+    /// Operations whose reply is on its way to the client: a crash of the node that sent it
+    /// does not stop it, as bytes a process wrote to its socket before dying still arrive.
+    answered: std::collections::BTreeSet<u64>,
     /// Replica actions, when [`Sim::record_replicas`] turned the log on.
     replica_log: Option<trace::ReplicaLog>,
 }
@@ -269,6 +272,7 @@ impl Sim {
             outbox: Vec::new(),
             replies: Vec::new(),
             direct: BTreeMap::new(),
+            answered: std::collections::BTreeSet::new(),
             replica_log: None,
             config,
         };
@@ -389,7 +393,8 @@ impl Sim {
 
     /// Crashes node `id`: its memory is lost; its store is kept for a restart if `keep_store`,
     /// otherwise it restarts empty (and takes a new epoch). Requests in flight to it fail at their
-    /// clients as a reset connection would; messages in flight to it are lost.
+    /// clients as a reset connection would, except those whose reply it already sent (the reply
+    /// arrives); messages in flight to it are lost.
     pub fn crash(&mut self, id: NodeId, keep_store: bool) {
         let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
@@ -408,7 +413,7 @@ impl Sim {
         self.stats.crashes += 1;
         for c in 0..self.clients.len() {
             if let Some((op, node)) = self.clients.get(c).and_then(|c| c.pending) {
-                if node == id {
+                if node == id && !self.answered.contains(&op) {
                     self.finish(c as u32, op, None);
                 }
             }

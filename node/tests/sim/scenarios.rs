@@ -1,6 +1,7 @@
 //! Plain scenarios from the paper: hinted handoff (section 4.6), joins and leaves (section 4.8).
 
-use dynamo_node::sim::workload::{key_bytes, value_op, Workload};
+use dynamo_node::sim::dist::Dist;
+use dynamo_node::sim::workload::{key_bytes, value_op, Outcome, Workload};
 use dynamo_node::sim::{Sim, SimConfig};
 use dynamo_node::{ClientReply, NodeConfig, NodeId, Store};
 
@@ -223,4 +224,41 @@ fn widest_sibling_set(read_before_write: bool) -> usize {
 fn a_single_read_modify_write_client_never_makes_siblings_and_blind_writes_do() {
     assert_eq!(widest_sibling_set(true), 1);
     assert!(widest_sibling_set(false) > 1);
+}
+
+/// A reply already on its way to the client when its coordinator crashes still arrives, as the
+/// bytes a process wrote to its socket before it died do: the operation is answered, not timed
+/// out. (Counting it as timed out took the writes acknowledged just before a crash, the ones most
+/// at risk, out of the lost-write check.)
+#[test]
+fn a_reply_on_its_way_when_the_coordinator_crashes_still_reaches_the_client() {
+    let mut sim = Sim::new(SimConfig {
+        seed: 7,
+        nodes: 3,
+        node: NodeConfig {
+            partitions: 16,
+            sync_interval: None,
+            ..NodeConfig::default()
+        },
+        workload: Workload {
+            clients: 1,
+            reads: 0.0,
+            writes: 1.0,
+            deletes: 0.0,
+            // The first request reaches its node at 20 ms, is answered a few ms later, and the
+            // answer reaches the client at about 45 ms.
+            client_latency: Dist::Constant(20.0),
+            think_time: Dist::Constant(10_000.0),
+            ..Workload::default()
+        },
+        ..SimConfig::default()
+    })
+    .expect("cluster starts");
+    sim.run_for(35);
+    let op = sim.history().ops().next().cloned().expect("the client sent a put");
+    assert_eq!(op.outcome, Outcome::Pending, "its answer is still on its way");
+    sim.crash(op.node, true);
+    sim.run_for(100);
+    let op = sim.history().get(op.id).cloned().expect("recorded");
+    assert_eq!(op.outcome, Outcome::Ok, "{op:?}");
 }
