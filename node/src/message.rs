@@ -276,7 +276,8 @@ pub enum PeerMessage {
         #[serde(with = "crate::types::bytes::list")]
         want: Vec<Key>,
     },
-    /// Every replica holds exactly this tombstone: remove the key if that is still so.
+    /// Every replica held exactly this tombstone: drop the versions its context covers, and the
+    /// key if none is left.
     Reap {
         /// The key.
         #[serde(with = "crate::types::bytes")]

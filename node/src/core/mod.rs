@@ -77,7 +77,7 @@ pub use stats::{
     LATENCY_BUCKETS,
 };
 pub use status::{MemberStatus, NodeStatus};
-pub use storage::{execute, merged, reapable, Merged, StorageId, StorageOp, StorageResult};
+pub use storage::{execute, merged, reaped, Merged, Reaping, StorageId, StorageOp, StorageResult};
 pub use stored::{SizeScan, StoredCore};
 #[cfg(test)]
 pub(crate) use transfer::decode_checkpoint;

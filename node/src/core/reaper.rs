@@ -3,8 +3,9 @@
 //!
 //! The first primary of a key checks, once the tombstone is older than the grace period, with a
 //! get that must hear from all N primaries (strict, R = N). If every replica answered with the same
-//! tombstone-only set, it asks them all to reap; each removes the key only if it still holds that
-//! very tombstone.
+//! tombstone-only set, it asks them all to reap; each drops what the tombstone's context covers
+//! (the tombstone, and the deleted values a store that came back older than it holds again) and
+//! removes the key if nothing is left: a write concurrent with the check stays.
 //!
 //! A reaped tombstone fences its key for a while ([`Reaper::fence`]): every merge drops the
 //! versions its context covers, which a read repair, a hint, an exchange or a transfer may still
@@ -404,8 +405,9 @@ impl NodeCore {
         }
     }
 
-    /// Removes `key` if it still holds exactly the tombstone with context `clock` (a storage op:
-    /// the store checks and removes in one step).
+    /// Drops what the reaped tombstone's context `clock` covers of `key`, removing the key if
+    /// nothing is left ([`super::storage::reaped`]; a storage op: the store reads and writes in
+    /// one step).
     pub(crate) fn reap(&mut self, now: Millis, key: &[u8], clock: &Clock) {
         // Of a key a put may write, with a clock a key may hold (N times the context limit, as
         // for a replica's write): anything else is no reap of this cluster's, and would only

@@ -1,7 +1,7 @@
 //! Going on once the store answered: each [`Then`] a storage op carried, with the op's result.
 
 use super::coordinator::Answer;
-use super::storage::{StorageId, StorageResult, Then};
+use super::storage::{Reaping, StorageId, StorageResult, Then};
 use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::StoreError;
@@ -101,9 +101,16 @@ impl NodeCore {
                 };
                 self.read_then(now, then, keys, found);
             }
-            StorageResult::RemoveIf(removed) => {
-                if let (Then::Reaped { key }, Ok(true)) = (then, removed) {
-                    self.reaped(&key);
+            StorageResult::RemoveIf(result) => {
+                if let Then::Reaped { key } = then {
+                    match result {
+                        Ok(Reaping::Removed) => self.reaped(&key),
+                        Ok(Reaping::Pruned(rest)) => {
+                            let p = self.partition_of(&key);
+                            self.stored(p, &key, &rest);
+                        }
+                        Ok(Reaping::Unchanged) | Err(_) => {}
+                    }
                 }
             }
             StorageResult::Remove(results) => {

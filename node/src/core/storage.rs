@@ -41,7 +41,8 @@ pub enum StorageOp {
         /// Keys with the versions to merge in.
         entries: Vec<(Key, Sibs)>,
     },
-    /// Remove `key` if it holds exactly the tombstone whose context is `clock` ([`reapable`]).
+    /// Reap `key`'s tombstone ([`reaped`]): drop the versions of `key` that `clock`, the
+    /// context of a tombstone every replica held, covers, and remove the key if none is left.
     RemoveIf {
         /// The key.
         key: Key,
@@ -86,8 +87,8 @@ pub enum StorageResult {
     Read(Result<Vec<Option<Sibs>>, StoreError>),
     /// For [`StorageOp::Merge`]: per entry, what the merge did.
     Merge(Vec<Result<Merged, StoreError>>),
-    /// For [`StorageOp::RemoveIf`]: whether the key was removed.
-    RemoveIf(Result<bool, StoreError>),
+    /// For [`StorageOp::RemoveIf`]: what the reap did.
+    RemoveIf(Result<Reaping, StoreError>),
     /// For [`StorageOp::Remove`]: per key, whether it was removed.
     Remove(Vec<Result<(), StoreError>>),
     /// For the other writes.
@@ -130,12 +131,21 @@ pub fn execute<S: Store + ?Sized>(store: &mut S, op: &StorageOp) -> StorageResul
                 })
                 .collect(),
         ),
-        StorageOp::RemoveIf { key, clock } => StorageResult::RemoveIf((|| match store.get(key)? {
-            Some(current) if reapable(&current, clock) => {
-                store.remove(key)?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        StorageOp::RemoveIf { key, clock } => StorageResult::RemoveIf((|| {
+            let Some(current) = store.get(key)? else {
+                return Ok(Reaping::Unchanged);
+            };
+            Ok(match reaped(&current, clock) {
+                None => {
+                    store.remove(key)?;
+                    Reaping::Removed
+                }
+                Some(rest) if rest == current => Reaping::Unchanged,
+                Some(rest) => {
+                    store.put(key, &rest)?;
+                    Reaping::Pruned(rest)
+                }
+            })
         })()),
         StorageOp::Remove { keys } => {
             StorageResult::Remove(keys.iter().map(|k| store.remove(k)).collect())
@@ -166,10 +176,27 @@ pub fn merged(current: Option<Sibs>, incoming: &Sibs) -> Option<Sibs> {
     (!VersionSet::is_empty(&merged)).then_some(merged)
 }
 
-/// Whether `current` is exactly the tombstone whose context is `clock` (what the reaper removes).
-pub fn reapable(current: &Sibs, clock: &Clock) -> bool {
-    current.is_tombstone_only()
-        && current.context().compare(clock) == dynamo_vclock::Causality::Equal
+/// What is left of `current` once the tombstone with context `clock` is reaped: the versions
+/// `clock` does not cover (writes concurrent with or after the delete), or `None` if it covers
+/// them all. Not only the tombstone itself: a replica whose store came back older than the
+/// tombstone (a buffered store after a crash) may hold the deleted values again, which the
+/// tombstone superseded and which nothing else would remove once it is gone.
+pub fn reaped(current: &Sibs, clock: &Clock) -> Option<Sibs> {
+    let mut rest = current.clone();
+    rest.discard(clock);
+    let any = rest.values().next().is_some();
+    any.then_some(rest)
+}
+
+/// What a [`StorageOp::RemoveIf`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reaping {
+    /// The clock covered every version: the key is gone.
+    Removed,
+    /// The clock covered some versions, dropped; the key now holds these.
+    Pruned(Sibs),
+    /// No record, or nothing the clock covers.
+    Unchanged,
 }
 
 /// What the core does once an op is done.

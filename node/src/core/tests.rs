@@ -1167,6 +1167,79 @@ fn a_put_after_a_reap_is_not_minted_under_the_reaped_tombstones_dot() {
     );
 }
 
+/// Review (twenty-first session): a replica whose store came back older than the tombstone (a
+/// `--buffered` store that lost its unsynced tail in a crash) holds the deleted value again when
+/// the Reap comes. It required exactly the tombstone, so it kept the value, fenced the key
+/// against everyone else's copies of it, served it, and sent it back to the others once their
+/// fences expired. The Reap drops what the reaped tombstone covers, whatever the replica holds.
+#[test]
+fn a_reap_drops_the_deleted_value_a_rolled_back_replica_holds_again() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let context_of = |out: &[Out]| -> Vec<u8> {
+        out.iter()
+            .find_map(|o| match o {
+                Out::Reply(_, ClientReply::Stored { context, .. }) => Some(context.clone()),
+                _ => None,
+            })
+            .expect("stored")
+    };
+    let req = h.next_req();
+    h.client(10, put(&key, b"v1", vec![]));
+    let v1_context = context_of(&h.message(p3, PeerMessage::WriteAck { req, ok: true }));
+    let v1 = h.stored(&key).expect("v1");
+    let req = h.next_req();
+    h.client(
+        11,
+        ClientRequest::Delete {
+            key: key.clone(),
+            context: v1_context,
+            options: ClientOptions::default(),
+        },
+    );
+    h.message(p3, PeerMessage::WriteAck { req, ok: true });
+    let tombstone = h.stored(&key).expect("the tombstone").context();
+    // The store lost the delete: it holds v1 again.
+    h.store.put(&key, &v1).expect("memory store");
+    // A concurrent write the tombstone does not cover stays.
+    let mut other = Sibs::default();
+    other.put(
+        &VClock::new(),
+        (p2, 9),
+        5,
+        Versioned::Live(Object::typed(b"concurrent".to_vec(), None)),
+    );
+    h.message(
+        p2,
+        PeerMessage::Write {
+            req: None,
+            key: key.clone(),
+            siblings: other,
+            hint: None,
+        },
+    );
+    h.message(
+        p2,
+        PeerMessage::Reap {
+            key: key.clone(),
+            clock: tombstone.clone(),
+        },
+    );
+    let held = h.stored(&key).expect("the concurrent write");
+    let live: Vec<&[u8]> = held.live_values().map(|o| &o.bytes[..]).collect();
+    assert_eq!(live, [&b"concurrent"[..]], "{held:?}");
+    // Without the concurrent write, the key goes.
+    h.store.put(&key, &v1).expect("memory store");
+    h.message(
+        p2,
+        PeerMessage::Reap {
+            key: key.clone(),
+            clock: tombstone,
+        },
+    );
+    assert_eq!(h.stored(&key), None, "reaped");
+}
+
 /// A ring version at the top of its range (no longer adopted from a peer, but a store written by
 /// an older build may hold one) is no overflow: a leave neither panics nor wraps the version
 /// around to an old one.
