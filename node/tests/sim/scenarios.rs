@@ -255,8 +255,17 @@ fn a_reply_on_its_way_when_the_coordinator_crashes_still_reaches_the_client() {
     })
     .expect("cluster starts");
     sim.run_for(35);
-    let op = sim.history().ops().next().cloned().expect("the client sent a put");
-    assert_eq!(op.outcome, Outcome::Pending, "its answer is still on its way");
+    let op = sim
+        .history()
+        .ops()
+        .next()
+        .cloned()
+        .expect("the client sent a put");
+    assert_eq!(
+        op.outcome,
+        Outcome::Pending,
+        "its answer is still on its way"
+    );
     sim.crash(op.node, true);
     sim.run_for(100);
     let op = sim.history().get(op.id).cloned().expect("recorded");
