@@ -24,7 +24,8 @@
 //! - **Lost write.** Once faults are healed and repair has settled, an acknowledged put is lost if
 //!   its value is not accounted for.
 //! - **Resurrected value.** A value superseded by an applied put or delete (acknowledged, or a
-//!   put whose value a get returned or a node holds at the end) that is still live
+//!   put whose value a node holds at the end or a get returned, on a key none of whose copies
+//!   was lost during the run: see [`FinalState::lost_copies`]) that is still live
 //!   in the final state: on a primary, or on a *stray* (a copy on a node that is not a primary)
 //!   whose versions the primaries' do not discard when merged, since such a copy can come back
 //!   through a read, a hint or a later ring change.
@@ -50,6 +51,10 @@ pub struct FinalState {
     /// Copies held by a node that is not one of the key's primaries (leftovers of former owners):
     /// (node, key index, versions). Judged for resurrections, and counted.
     pub strays: Vec<(NodeId, u32, Sibs)>,
+    /// Keys of which some node lost its copy during the run (a record found damaged, a disk
+    /// lost): an unacknowledged put that a get returned may have lived only in that copy, so a
+    /// get is no evidence that it is still applied.
+    pub lost_copies: std::collections::BTreeSet<u32>,
 }
 
 /// The stale-read measurement.
@@ -512,10 +517,11 @@ pub fn resurrected_deletes(
         }
     }
     let superseded = superseders(history);
-    // Puts seen applied: a get returned them, or a node holds them at the end.
+    // Puts seen applied: a get returned them (unless a copy of their key was lost since: it may
+    // have been their only one), or a node holds them at the end.
     let mut seen: std::collections::BTreeSet<u64> = history
         .ops()
-        .filter(|o| o.kind == OpKind::Get && o.is_ok())
+        .filter(|o| o.kind == OpKind::Get && o.is_ok() && !state.lost_copies.contains(&o.key))
         .flat_map(|o| o.read.iter().copied())
         .collect();
     for replicas in state.keys.values() {
@@ -692,6 +698,36 @@ mod tests {
         h.read(0, (6, 7), vec![over]);
         let (r, _, _) = resurrected_deletes(&h.0, &state);
         assert_eq!((r.len(), r[0].value_op, r[0].delete), (1, w, over));
+    }
+
+    /// An unacknowledged put seen only by a get, on a key of which a copy was lost (a record found
+    /// damaged, a lost disk), may have lived only there: what it replaced may come back (seed
+    /// 370736 of the failing-disk sweep: put 185 timed out with its coordinator's copy alone, a
+    /// get read it there, that record was found damaged at the node's restart, and the value
+    /// 185 had replaced, still on the other replicas, was judged resurrected). A put the final
+    /// state still holds, or an acknowledged one, counts as before.
+    #[test]
+    fn a_put_seen_only_by_a_get_may_be_lost_with_a_lost_copy() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let w = h.write(OpKind::Put, 0, (0, 1), &c);
+        let g = h.read(0, (2, 3), vec![w]);
+        let over = h.op(OpKind::Put, 0, 4, 5, false);
+        saw(&mut h, over, g);
+        h.read(0, (6, 7), vec![over]);
+        let mut state = FinalState::default();
+        state.keys.insert(0, vec![(4, sibs(&[w]))]);
+        state.lost_copies.insert(0);
+        assert!(resurrected_deletes(&h.0, &state).0.is_empty());
+        // Held at the end by a stray copy: applied and not lost, so `w` must be gone.
+        state.strays.push((5, 0, sibs(&[over])));
+        assert_eq!(resurrected_deletes(&h.0, &state).0.len(), 1);
+        state.strays.clear();
+        // Acknowledged: `w` must be gone, lost copies or not.
+        if let Some(o) = h.0.get_mut(over) {
+            o.outcome = Outcome::Ok;
+        }
+        assert_eq!(resurrected_deletes(&h.0, &state).0.len(), 1);
     }
 
     /// Under strict quorums a get cannot return a value an acknowledged write replaced before the

@@ -222,6 +222,9 @@ pub struct Sim {
     /// Operations whose reply is on its way to the client: a crash of the node that sent it
     /// does not stop it, as bytes a process wrote to its socket before dying still arrive.
     answered: std::collections::BTreeSet<u64>,
+    /// Keys of which a node lost its copy: damaged records, a lost disk's keys (see
+    /// [`check::FinalState::lost_copies`]).
+    lost_copies: std::collections::BTreeSet<u32>,
     /// Replica actions, when [`Sim::record_replicas`] turned the log on.
     replica_log: Option<trace::ReplicaLog>,
 }
@@ -273,6 +276,7 @@ impl Sim {
             replies: Vec::new(),
             direct: BTreeMap::new(),
             answered: std::collections::BTreeSet::new(),
+            lost_copies: std::collections::BTreeSet::new(),
             replica_log: None,
             config,
         };
@@ -401,6 +405,10 @@ impl Sim {
         };
         let Some(core) = slot.core.take() else { return };
         self.stats.retire(core.stats());
+        if !keep_store {
+            self.lost_copies
+                .extend(core.store().keys().filter_map(|k| workload::key_index(k)));
+        }
         // Storage ops not run yet are lost with the node's memory, and so are the outputs that
         // waited for them.
         slot.disk = keep_store.then(|| core.into_store());
@@ -441,6 +449,8 @@ impl Sim {
         for key in &chosen {
             disk.damage(key);
         }
+        self.lost_copies
+            .extend(chosen.iter().filter_map(|k| workload::key_index(k)));
         chosen
     }
 
@@ -627,7 +637,10 @@ impl Sim {
     /// lowest-numbered running node; after settling every node agrees). Versions on other nodes
     /// are listed as strays.
     pub fn final_state(&self) -> check::FinalState {
-        let mut state = check::FinalState::default();
+        let mut state = check::FinalState {
+            lost_copies: self.lost_copies.clone(),
+            ..check::FinalState::default()
+        };
         let Some(reference) = self.slots.iter().find_map(|s| s.core.as_ref()) else {
             return state;
         };
