@@ -184,6 +184,59 @@ async fn an_unknown_configuration_field_is_refused() {
     );
 }
 
+/// `dynamo cluster` with a storage engine no node can use fails at once with the reason, before
+/// it starts anything (it printed its banner and exited 0 once every node had failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_an_unknown_storage_engine_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["cluster", "--storage", "rdb", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("rdb"), "{stderr}");
+    assert!(
+        !text(&out.stdout).contains("try, from another terminal"),
+        "{out:?}"
+    );
+}
+
+/// `dynamo cluster` whose nodes cannot start (here: their ports are taken) says so and exits
+/// non-zero, and never prints the lines to try as if the cluster were up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_whose_nodes_all_fail_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    // Held for the whole test: the node's ports are taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let http_port = taken_http.local_addr().unwrap().port().to_string();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        Command::new(env!("CARGO_BIN_EXE_dynamo"))
+            .args(["cluster", "--nodes", "1", "--base-port", &port])
+            .args(["--http-base-port", &http_port, "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("cluster ends once its node failed")
+    .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !text(&out.stdout).contains("try, from another terminal"),
+        "{out:?}"
+    );
+    drop((taken, taken_http));
+}
+
 /// `dynamo init` writes configurations a node starts from, and a client environment that reaches
 /// it (secrets generated, shared by the files).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 
+use dynamo_node::client::{Client, ClientConfig};
+use dynamo_node::runtime::Engine;
 use dynamo_node::NodeId;
 
 use crate::{LOCAL_CLIENT_SECRET, LOCAL_PEER_SECRET};
@@ -49,6 +51,12 @@ pub(crate) struct ClusterArgs {
 pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
+    }
+    // What every node would refuse, refused here once, before anything starts.
+    if let Some(name) = &args.storage {
+        if Engine::parse(name).is_none() {
+            bail!("storage {name:?}: expected \"fjall\" or \"redb\"");
+        }
     }
     let exe = std::env::current_exe().context("cannot find the dynamo executable")?;
     let ids: Vec<NodeId> = (1..=args.nodes).collect();
@@ -99,6 +107,12 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
         if let Some(storage) = &args.storage {
             a.push("--storage".into());
             a.push(storage.clone());
+        }
+        if let Some((n, quorum)) = small_cluster_quorums(ids.len()) {
+            for (flag, value) in [("--n", n), ("--r", quorum), ("--w", quorum)] {
+                a.push(flag.into());
+                a.push(value.to_string());
+            }
         }
         a
     };
@@ -151,6 +165,36 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
         .map(|&i| address(i))
         .collect::<Vec<_>>()
         .join(",");
+    // The lines below tell the operator what to try: only once every node answers. A node that
+    // exits first (a port taken, a data directory it refuses) ends the cluster with its reason.
+    let mut client_config = ClientConfig::new(Vec::new(), args.client_secret.clone());
+    client_config.encrypt = !args.no_encryption;
+    client_config.timeout = Duration::from_secs(2);
+    let ready = async {
+        for &id in &ids {
+            let mut config = client_config.clone();
+            config.nodes = vec![address(id)];
+            let mut client = Client::new(config);
+            while client.status().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ready => {}
+        exit = exited.recv() => {
+            let how = match exit {
+                Some((id, Ok(status))) => format!("node {id} exited ({status})"),
+                Some((id, Err(e))) => format!("node {id} could not be waited for: {e}"),
+                None => "every node exited".to_string(),
+            };
+            bail!("{how} before the cluster was up (its log is above); stopping the others");
+        }
+        () = tokio::time::sleep(READY_TIMEOUT) => {
+            bail!("the nodes did not answer within {} s (their logs are above)", READY_TIMEOUT.as_secs());
+        }
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+    }
     say!(
         "dynamo: {} nodes on {} (data in {}), client secret {:?}{}",
         args.nodes,
@@ -204,6 +248,7 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
     // the command that restarts it, and keep serving until Ctrl-C or until no node is left.
     let mut running = ids.len();
     let mut alive: Vec<NodeId> = ids.clone();
+    let mut failed = Vec::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     while running > 0 {
         tokio::select! {
@@ -215,7 +260,14 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
                 running -= 1;
                 alive.retain(|&a| a != id);
                 let how = match status {
-                    Ok(s) => s.to_string(),
+                    Ok(s) => {
+                        // Killed by a signal is what an operator studying failures does; an exit
+                        // code of its own is a node that failed.
+                        if s.code().is_some_and(|c| c != 0) {
+                            failed.push(id);
+                        }
+                        s.to_string()
+                    }
                     Err(e) => e.to_string(),
                 };
                 eprintln!(
@@ -261,7 +313,21 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
             },
         }
     }
+    if alive.is_empty() && !failed.is_empty() {
+        bail!("every node stopped, and node(s) {failed:?} failed (their logs are above)");
+    }
     Ok(())
+}
+
+/// How long `dynamo cluster` waits for its nodes to answer before it gives up: a loaded machine
+/// opens a data directory and starts a node in well under this.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `(N, R = W)` for a cluster of fewer nodes than the default N of 3: N is the node count, and R
+/// and W a majority of it, so that a one- or two-node cluster can serve (with N = 3 and W = 2 a
+/// single node could never acknowledge a put). `None`: the defaults.
+fn small_cluster_quorums(nodes: usize) -> Option<(usize, usize)> {
+    (nodes < dynamo_node::NodeConfig::default().n).then(|| (nodes, nodes / 2 + 1))
 }
 
 /// Worker threads for each of `nodes` node processes on a machine of `cores`: the nodes' share
@@ -272,7 +338,15 @@ fn node_workers(chosen: bool, cores: usize, nodes: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::node_workers;
+    use super::{node_workers, small_cluster_quorums};
+
+    #[test]
+    fn a_small_cluster_replicates_on_every_node_with_majority_quorums() {
+        assert_eq!(small_cluster_quorums(1), Some((1, 1)));
+        assert_eq!(small_cluster_quorums(2), Some((2, 2)));
+        assert_eq!(small_cluster_quorums(3), None);
+        assert_eq!(small_cluster_quorums(5), None);
+    }
 
     #[test]
     fn nodes_share_the_cores_and_the_operator_decides_first() {
