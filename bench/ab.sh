@@ -73,4 +73,10 @@ for w, by in rows.items():
     ac, bc = med(a, "cpu_us_per_op"), med(b, "cpu_us_per_op")
     ap, bp = med(a, "p99_ms"), med(b, "p99_ms")
     print(f"| {w} | {ao:,.0f} | {bo:,.0f} | {bo/ao:.2f} | {ac:.1f} | {bc:.1f} | {bc/ac:.2f} | {ap:.2f} | {bp:.2f} |")
+# A build that answers fast with errors is not faster: say so beside the medians.
+for w, by in rows.items():
+    for build, rs in sorted(by.items()):
+        errors = sum(r.get("errors") or 0 for r in rs)
+        if errors:
+            print(f"warning: {w}: build {build} had {errors} failed operations over its runs")
 EOF

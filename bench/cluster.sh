@@ -10,10 +10,29 @@ stop_all() {
   pids=()
 }
 
-# ready WHAT COMMAND...: polls the command until it succeeds (at most 60 s), else exits.
+# ports_free PORT...: exits if something already listens on one of the ports (a server left over
+# from an earlier run would answer the readiness check and be measured under the new name).
+ports_free() {
+  local port
+  for port in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$(basename "$0"): port $port is taken (a server left from an earlier run?)" >&2
+      exit 1
+    fi
+  done
+}
+
+# ready WHAT COMMAND...: polls the command until it succeeds (at most 60 s), else exits; exits
+# too as soon as a server started so far has exited.
 ready() {
-  local what=$1; shift
+  local what=$1 p; shift
   for _ in $(seq 1 600); do
+    for p in "${pids[@]}"; do
+      if ! kill -0 "$p" 2>/dev/null; then
+        echo "$(basename "$0"): $what: server process $p exited (see its log in $work)" >&2
+        exit 1
+      fi
+    done
     if "$@" >/dev/null 2>&1; then return 0; fi
     sleep 0.1
   done
@@ -32,6 +51,7 @@ start_dynamo() {
   workers=${TOKIO_WORKER_THREADS:-$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))}
   nodes=""
   for i in 1 2 3; do nodes+="${nodes:+,}127.0.0.1:$((port + i))"; done
+  ports_free $((port + 1)) $((port + 2)) $((port + 3))
   for i in 1 2 3; do
     local peers=()
     for j in 1 2 3; do

@@ -70,6 +70,7 @@ common=(--workloads "$WORKLOADS" --connections "$CONNS" --keys "$KEYS" --warmup 
 
 run_redis() {
   local port=$((PORT_BASE + 379))
+  ports_free "$port"
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     --dir "$work" --logfile "$work/redis.log" &
   pids+=($!)
@@ -84,6 +85,7 @@ run_etcd() {
     cluster+="${cluster:+,}m$i=http://127.0.0.1:$((PORT_BASE + 10 * i + 1))"
     endpoints+="${endpoints:+,}127.0.0.1:$((PORT_BASE + 10 * i))"
   done
+  for i in 1 2 3; do ports_free $((PORT_BASE + 10 * i)) $((PORT_BASE + 10 * i + 1)); done
   for i in 1 2 3; do
     etcd --name "m$i" --data-dir "$work/etcd-$i" \
       --listen-client-urls "http://127.0.0.1:$((PORT_BASE + 10 * i))" \

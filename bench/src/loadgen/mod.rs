@@ -408,14 +408,21 @@ async fn one_op<C: Connection>(
             Ok(false)
         }
         Op::Put(k) => {
-            let key = format!("{}-n{k:012}", spec.prefix).into_bytes();
+            // New keys of this run only: a run with fewer connections before this one wrote
+            // keys of the same numbers.
+            let key = format!("{}-c{}-n{k:012}", spec.prefix, spec.connections).into_bytes();
             conn.put(&key, value, &[]).await?;
             Ok(true)
         }
         Op::Rmw(k) => {
             let key = preload_key(&spec.prefix, k);
             let read = conn.get(&key).await?;
-            let mut v = read.value.unwrap_or_default();
+            // A preloaded key that reads as absent is a lost write, as in a get.
+            let Some(mut v) = read.value else {
+                return Err(LoadError::Missing(
+                    String::from_utf8_lossy(&key).into_owned(),
+                ));
+            };
             // The modification: the first byte counts up.
             match v.first_mut() {
                 Some(b) => *b = b.wrapping_add(1),
@@ -451,6 +458,10 @@ async fn conn_loop<C: Connection>(
         }
         let result = one_op(&mut conn, &op, &spec, &value).await;
         if started < start_at {
+            if result.is_err() {
+                // Not counted, but not spun on either.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             continue;
         }
         let micros = started.elapsed().as_micros() as u64;

@@ -77,7 +77,13 @@ pub fn markdown(jsonl: &str, note: &str, before: Option<&str>) -> String {
          the nodes or members. Workloads: `get` of preloaded keys; `put` of new keys; `rmw` a get \
          then a put of the same key with what the get returned (this project's context), one \
          operation; `mix` 95 % get and 5 % rmw; `zipf` the mix on Zipf-distributed keys \
-         (θ = 0.99). Cells: operations per second (p99 ms).\n"
+         (θ = 0.99). Cells: operations per second (p99 ms). Latency runs from before a \
+         request is encoded to after its reply is decoded; a closed loop sends no request while \
+         one waits, so a stall delays the requests that would have come during it instead of \
+         counting them (coordinated omission) and the percentiles understate it. Redis is one \
+         server in memory; etcd is driven through its v3 JSON gateway (`/v3/kv/put`, \
+         `/v3/kv/range`, linearizable reads), which costs it a JSON translation per request \
+         that its gRPC clients do not pay.\n"
     );
     for &c in &conns {
         let _ = writeln!(out, "## {c} connection{}\n", if c == 1 { "" } else { "s" });
