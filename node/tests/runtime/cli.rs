@@ -184,6 +184,35 @@ async fn an_unknown_configuration_field_is_refused() {
     );
 }
 
+/// A node started with another partition count keeps a ring of its own, of the same version and
+/// members as the others' (each refuses the other's): `dynamo members` says the nodes disagree
+/// (it compared version and members only, and reported agreement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_sees_a_node_configured_with_another_partition_count() {
+    let spec = Spec::new(3, None);
+    let _one = spec.start(1).await;
+    let _two = spec.start(2).await;
+    let mut rc = spec.runtime_config(3);
+    rc.node.partitions = 128;
+    let _three = dynamo_node::runtime::Node::start(rc).await.unwrap();
+    for id in spec.ids() {
+        let spec = &spec;
+        let answers = crate::eventually(60, || async move {
+            spec.client_of(id).status().await.ok().map(|_| ())
+        });
+        assert!(answers.await.is_some(), "node {id} answers");
+    }
+    let members = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["members", "--nodes", &spec.addresses().join(",")])
+        .env("DYNAMO_CLIENT_SECRET", SECRET)
+        .output()
+        .await
+        .unwrap();
+    assert!(!members.status.success(), "{members:?}");
+    let stderr = text(&members.stderr);
+    assert!(stderr.contains("do not agree"), "{stderr}");
+}
+
 /// `dynamo cluster` with a storage engine no node can use fails at once with the reason, before
 /// it starts anything (it printed its banner and exited 0 once every node had failed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 use anyhow::Result;
 
 use dynamo_node::client::Error;
+use dynamo_node::runtime::RangeInfo;
 use dynamo_node::NodeStatus;
 
 use crate::ConnArgs;
@@ -60,7 +61,7 @@ pub async fn cluster(conn: &ConnArgs, json: bool) -> Result<()> {
             Err(_) => {}
         }
     }
-    let answered = agreement(&views)?;
+    let answered = agreement(conn, &views).await?;
     if !json {
         say!("all {answered} nodes agree on the ring (one node in detail: status --node ADDR)");
     }
@@ -123,7 +124,7 @@ pub async fn members(conn: &ConnArgs) -> Result<()> {
              of a fallback may be the only copies of writes it acknowledged)"
         );
     }
-    let answered = agreement(&views)?;
+    let answered = agreement(conn, &views).await?;
     say!("all {answered} nodes agree on the ring");
     Ok(())
 }
@@ -139,22 +140,71 @@ async fn views(conn: &ConnArgs) -> Vec<(String, Result<NodeStatus, Error>)> {
     views
 }
 
-/// How many nodes answered, if every node did and all use the same ring (version and members).
-fn agreement(views: &[(String, Result<NodeStatus, Error>)]) -> Result<usize> {
-    let rings: std::collections::BTreeSet<(u64, Vec<u64>)> = views
-        .iter()
-        .filter_map(|(_, v)| v.as_ref().ok())
-        .map(|s| (s.ring_version, s.members.iter().map(|m| m.id).collect()))
-        .collect();
-    let answered = views.iter().filter(|(_, v)| v.is_ok()).count();
-    if answered == views.len() && rings.len() == 1 {
-        Ok(answered)
+/// How many nodes answered, if every node did and all use the same ring: its version, its
+/// members, and every range's bounds and replicas, which each node is asked for (a node started
+/// with another N or partition count builds another ring of the same version and members, and
+/// keeps it: it would look in agreement by version and members alone).
+async fn agreement(
+    conn: &ConnArgs,
+    views: &[(String, Result<NodeStatus, Error>)],
+) -> Result<usize> {
+    let mut rings = Vec::new();
+    for (address, view) in views {
+        let Ok(status) = view else { continue };
+        let ranges = conn
+            .client_of(vec![address.clone()])
+            .ring()
+            .await
+            .map_err(|e| anyhow::anyhow!("{address}: its ring: {e}"))?;
+        rings.push(RingView::of(status, &ranges));
+    }
+    distinct(views.len(), &rings)
+}
+
+/// What two nodes that agree on the ring hold alike.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RingView {
+    version: u64,
+    members: Vec<u64>,
+    /// Each range's start, end and replicas.
+    ranges: Vec<(String, String, Vec<u64>)>,
+}
+
+impl RingView {
+    fn of(status: &NodeStatus, ranges: &[RangeInfo]) -> Self {
+        RingView {
+            version: status.ring_version,
+            members: status.members.iter().map(|m| m.id).collect(),
+            ranges: ranges
+                .iter()
+                .map(|r| (r.start.clone(), r.end.clone(), r.replicas.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// How many of the `asked` nodes answered, if all did with one ring.
+fn distinct(asked: usize, rings: &[RingView]) -> Result<usize> {
+    let views: std::collections::BTreeSet<&RingView> = rings.iter().collect();
+    if rings.len() == asked && views.len() == 1 {
+        Ok(rings.len())
     } else {
-        anyhow::bail!(
-            "the nodes do not agree: {} ring views among {answered} of {} nodes",
-            rings.len(),
-            views.len()
-        )
+        let mut why = format!(
+            "the nodes do not agree: {} ring views among {} of {asked} nodes",
+            views.len(),
+            rings.len()
+        );
+        let shapes: std::collections::BTreeSet<(u64, Vec<u64>)> = views
+            .iter()
+            .map(|v| (v.version, v.members.clone()))
+            .collect();
+        if views.len() > 1 && shapes.len() == 1 {
+            why.push_str(
+                " (the same version and members, other ranges or replicas: a node configured \
+                 with another N or partition count?)",
+            );
+        }
+        anyhow::bail!(why)
     }
 }
 
@@ -200,4 +250,38 @@ pub fn staleness_lines(s: Option<&dynamo_node::StalenessStatus>) -> Vec<String> 
     }
     lines.push("  (* configured; the others: R or W one down or up)".to_owned());
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{distinct, RingView};
+
+    fn view(version: u64, replicas: &[u64]) -> RingView {
+        RingView {
+            version,
+            members: vec![1, 2, 3],
+            ranges: vec![("00".into(), "80".into(), replicas.to_vec())],
+        }
+    }
+
+    /// Seen by the operator review: a node with another N or partition count kept its own ring
+    /// of the same version and members, and `members` reported agreement.
+    #[test]
+    fn nodes_agree_only_on_the_same_ranges_and_replicas() {
+        let a = view(1, &[1, 2, 3]);
+        assert_eq!(
+            distinct(3, &[a.clone(), a.clone(), a.clone()]).ok(),
+            Some(3)
+        );
+        let err = distinct(3, &[a.clone(), a.clone(), view(1, &[1, 2])]).unwrap_err();
+        assert!(
+            err.to_string().contains("another N or partition count"),
+            "{err}"
+        );
+        assert!(distinct(3, &[a.clone(), a.clone(), view(2, &[1, 2, 3])]).is_err());
+        assert!(
+            distinct(3, &[a.clone(), a]).is_err(),
+            "a node did not answer"
+        );
+    }
 }
