@@ -304,7 +304,7 @@ async fn init_writes_configurations_a_node_starts_from() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut config = dynamo_node::client::ClientConfig::new(vec![address.clone()], secret);
+    let mut config = dynamo_node::client::ClientConfig::new(vec![address.clone()], secret.clone());
     config.timeout = crate::CLIENT_TIMEOUT;
     let mut client = dynamo_node::client::Client::new(config);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -330,6 +330,54 @@ async fn init_writes_configurations_a_node_starts_from() {
         lines.contains("node_key = ") && lines.contains("node_cert = "),
         "{lines}"
     );
+    // docs/operations.md, "Add a machine": node 4's file holds the secrets of node 1's, the
+    // issued credential and no initial members; it joins through node 1 and waits for a commit.
+    // Node 1 then knows it and sees it up, which a plan of its join needs (it refused the
+    // connections of a node 4 started from flags alone: "presents no node certificate").
+    let node_1 = std::fs::read_to_string(conf.join("node-1.toml")).unwrap();
+    let secrets: String = node_1
+        .lines()
+        .filter(|l| l.starts_with("peer_secret") || l.starts_with("client_secret"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let address_4 = crate::private_loopback(1)[0].to_string();
+    let file_4 = dir.path().join("node-4.toml");
+    std::fs::write(
+        &file_4,
+        format!(
+            "id = 4\nlisten = \"{address_4}\"\nadvertise = \"{address_4}\"\n\
+             data_dir = \"{}\"\n{secrets}{lines}\n[node]\nzone = \"rack-a\"\n",
+            dir.path().join("data-4").display()
+        ),
+    )
+    .unwrap();
+    let _node_4 = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&file_4)
+        .args(["--join", &address, "--wait-for-commit"])
+        .env_remove("DYNAMO_CLIENT_SECRET")
+        .env_remove("DYNAMO_PEER_SECRET")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let planned = crate::eventually(60, || {
+        let (address, secret) = (address.clone(), secret.clone());
+        async move {
+            let plan = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+                .args(["plan", "--node", &address, "--join", "4"])
+                .env("DYNAMO_CLIENT_SECRET", secret)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .ok()?;
+            plan.status.success().then_some(plan)
+        }
+    })
+    .await;
+    assert!(planned.is_some(), "node 1 never saw node 4 up");
     // Node 1's file started as node 3: its credential certifies node 1 only.
     let wrong = Command::new(env!("CARGO_BIN_EXE_dynamo"))
         .arg("serve")
