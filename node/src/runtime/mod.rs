@@ -52,7 +52,7 @@ use crate::config::NodeConfig;
 use crate::core::{NodeError, StoredCore};
 use crate::message::{ClientReply, ClientRequest, PeerMessage};
 use crate::redb_store::Durability;
-use crate::store::{MemoryStore, StoreError};
+use crate::store::{MemoryStore, Store as _, StoreError};
 use crate::types::NodeId;
 
 /// Most inputs handled between two flushes.
@@ -337,10 +337,13 @@ impl Node {
             }
             (None, _) => {}
         }
-        let store = match &config.data_dir {
+        let mut store = match &config.data_dir {
             Some(dir) => open_store(dir, config.storage, config.durability)?,
             None => AnyStore::Memory(MemoryStore::new()),
         };
+        if let Some(authority) = &config.authority {
+            claim_for_authority(&mut store, authority)?;
+        }
         let (listener, wanted) = match config.listener.take() {
             Some(listener) => {
                 let wanted = listener
@@ -544,6 +547,31 @@ impl Drop for Node {
         if let Some(d) = self.driver.take() {
             d.abort();
         }
+    }
+}
+
+/// The store's meta key holding the public key of the authority of the cluster whose node wrote
+/// the data directory.
+const META_AUTHORITY: &str = "authority";
+
+/// Refuses a data directory that a node of another cluster wrote (another authority: a second
+/// `dynamo init` makes one), whose ring, members and keys this node would gossip into its own
+/// cluster; marks a directory without a mark (new, or written before the mark existed) as this
+/// authority's. (A node without an authority checks nothing: the cluster name and secrets of a
+/// cluster configured by flags say too little to tell two clusters apart.)
+fn claim_for_authority(store: &mut AnyStore, authority: &[u8; 32]) -> Result<(), RuntimeError> {
+    match store.get_meta(META_AUTHORITY)? {
+        Some(stored) if stored.as_slice() != authority.as_slice() => {
+            Err(RuntimeError::Config(format!(
+                "the data directory belongs to the cluster of authority {}, not this node's {}: \
+                 start it on an empty data directory (anti-entropy and transfers fill it), or \
+                 with that cluster's configuration",
+                identity::hex(&stored),
+                identity::hex(authority)
+            )))
+        }
+        Some(_) => Ok(()),
+        None => Ok(store.put_meta(META_AUTHORITY, authority)?),
     }
 }
 

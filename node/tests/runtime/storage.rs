@@ -214,3 +214,29 @@ async fn the_binary_refuses_a_truncated_or_emptied_database_with_a_clear_error()
         assert!(!stderr.contains("panicked"), "{name}:\n{stderr}");
     }
 }
+
+/// A data directory left by another cluster (another authority, as a second `dynamo init`
+/// makes) is refused at start: its ring, members and keys would otherwise be gossiped into the
+/// new cluster (operator review: the ring of the higher version wins). The cluster it belongs to
+/// starts on it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_of_another_cluster_is_refused() {
+    use dynamo_node::runtime::identity::Authority;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec::new(1, Some(dir.path()));
+    let cluster = spec.node_config().cluster;
+    let config = |authority: &Authority| {
+        let mut rc = spec.runtime_config(1);
+        rc.identity = Some(authority.issue(&cluster, 1));
+        rc.authority = Some(authority.public());
+        rc
+    };
+    let first = Authority::generate();
+    let node = Node::start(config(&first)).await.unwrap();
+    node.shutdown().await.unwrap();
+    let other = Authority::generate();
+    let refused = Node::start(config(&other)).await.map(|_| ()).unwrap_err();
+    assert!(refused.to_string().contains("authority"), "{refused}");
+    let node = Node::start(config(&first)).await.unwrap();
+    node.shutdown().await.unwrap();
+}
