@@ -162,6 +162,29 @@ async fn serve_help_gives_defaults() {
     }
 }
 
+/// `dynamo serve --sync-interval-ms` without `--buffered` is refused: a durable node fsyncs before
+/// every acknowledgement, and the flag was silently ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_interval_without_buffered_writes_is_refused() {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        Command::new(env!("CARGO_BIN_EXE_dynamo"))
+            .args(["serve", "--id", "1", "--sync-interval-ms", "10"])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("DYNAMO_CLIENT_SECRET", "c")
+            .env("DYNAMO_PEER_SECRET", "p")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("refused at once, not served")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--buffered"), "{stderr}");
+}
+
 /// `dynamo serve --config` refuses an unknown `[node]` field instead of ignoring it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_configuration_field_is_refused() {

@@ -265,6 +265,12 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
             Some("buffered") => true,
             Some(other) => bail!("durability {other:?}: expected \"durable\" or \"buffered\""),
         };
+    if !buffered && args.sync_interval_ms.is_some() {
+        bail!(
+            "--sync-interval-ms applies to --buffered writes only (a durable node fsyncs before \
+             every acknowledgement)"
+        );
+    }
     if buffered {
         let ms = args
             .sync_interval_ms
