@@ -173,7 +173,11 @@ impl<A: Ord + Clone, V: Clone> DvvSet<A, V> {
     }
 
     /// Merges another replica's set into this one (`dvvset:sync`). Commutative, associative and
-    /// idempotent.
+    /// idempotent, as long as each dot names one value, which [`put`](Self::put) ensures for an
+    /// actor that never issues a counter twice. Two sets that hold one dot with different values
+    /// (an actor that did issue a counter twice, say after losing its state) merge to whichever
+    /// this set holds: such sets never converge, and a store must not let an actor reuse a
+    /// counter.
     pub fn merge(&mut self, other: &Self) {
         let mut out = Vec::with_capacity(self.entries.len().max(other.entries.len()));
         crate::sorted::merge_sorted(

@@ -337,12 +337,12 @@ impl Node {
             }
             (None, _) => {}
         }
-        let mut store = match &config.data_dir {
+        let store = match &config.data_dir {
             Some(dir) => open_store(dir, config.storage, config.durability)?,
             None => AnyStore::Memory(MemoryStore::new()),
         };
         if let Some(authority) = &config.authority {
-            claim_for_authority(&mut store, authority)?;
+            check_authority(&store, authority)?;
         }
         let (listener, wanted) = match config.listener.take() {
             Some(listener) => {
@@ -367,7 +367,7 @@ impl Node {
         let address = config.advertise.clone().unwrap_or_else(|| addr.to_string());
         let clock = Clock::new();
         let seed = config.seed.unwrap_or_else(rand::random);
-        let core = StoredCore::new(
+        let mut core = StoredCore::new(
             config.id,
             address.clone(),
             config.node.clone(),
@@ -375,6 +375,11 @@ impl Node {
             clock.now(),
             seed,
         )?;
+        if let Some(authority) = &config.authority {
+            // Once the node's own checks passed: a directory refused for another reason (another
+            // node's, another format) keeps no mark of a configuration that never ran on it.
+            mark_authority(core.store_mut(), authority)?;
+        }
         let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
         let requests = server::RequestBudget::new(config.limits.max_request_bytes_total);
         let secrets = NodeSecrets {
@@ -556,10 +561,9 @@ const META_AUTHORITY: &str = "authority";
 
 /// Refuses a data directory that a node of another cluster wrote (another authority: a second
 /// `dynamo init` makes one), whose ring, members and keys this node would gossip into its own
-/// cluster; marks a directory without a mark (new, or written before the mark existed) as this
-/// authority's. (A node without an authority checks nothing: the cluster name and secrets of a
+/// cluster. (A node without an authority checks nothing: the cluster name and secrets of a
 /// cluster configured by flags say too little to tell two clusters apart.)
-fn claim_for_authority(store: &mut AnyStore, authority: &[u8; 32]) -> Result<(), RuntimeError> {
+fn check_authority(store: &AnyStore, authority: &[u8; 32]) -> Result<(), RuntimeError> {
     match store.get_meta(META_AUTHORITY)? {
         Some(stored) if stored.as_slice() != authority.as_slice() => {
             Err(RuntimeError::Config(format!(
@@ -570,9 +574,17 @@ fn claim_for_authority(store: &mut AnyStore, authority: &[u8; 32]) -> Result<(),
                 identity::hex(authority)
             )))
         }
-        Some(_) => Ok(()),
-        None => Ok(store.put_meta(META_AUTHORITY, authority)?),
+        _ => Ok(()),
     }
+}
+
+/// Marks a data directory without a mark (new, or written before the mark existed) as this
+/// authority's cluster's (see [`check_authority`]).
+fn mark_authority(store: &mut AnyStore, authority: &[u8; 32]) -> Result<(), RuntimeError> {
+    if store.get_meta(META_AUTHORITY)?.is_none() {
+        store.put_meta(META_AUTHORITY, authority)?;
+    }
+    Ok(())
 }
 
 /// The ring as a list of ranges and their replicas (for [`AdminRequest::Ring`]).

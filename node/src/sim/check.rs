@@ -52,9 +52,10 @@ pub struct FinalState {
     /// (node, key index, versions). Judged for resurrections, and counted.
     pub strays: Vec<(NodeId, u32, Sibs)>,
     /// Keys of which some node lost its copy during the run (a record found damaged, a disk
-    /// lost): an unacknowledged put that a get returned may have lived only in that copy, so a
-    /// get is no evidence that it is still applied.
-    pub lost_copies: std::collections::BTreeSet<u32>,
+    /// lost), with when it last did (µs of virtual time): an unacknowledged put that a get before
+    /// then returned may have lived only in that copy, so such a get is no evidence that it is
+    /// still applied.
+    pub lost_copies: BTreeMap<u32, u64>,
 }
 
 /// The stale-read measurement.
@@ -517,11 +518,17 @@ pub fn resurrected_deletes(
         }
     }
     let superseded = superseders(history);
-    // Puts seen applied: a get returned them (unless a copy of their key was lost since: it may
-    // have been their only one), or a node holds them at the end.
+    // Puts seen applied: a get returned them (unless a copy of their key was lost after the get
+    // began: it may have been their only one), or a node holds them at the end.
+    let lost_since = |o: &Op| {
+        state
+            .lost_copies
+            .get(&o.key)
+            .is_some_and(|&at| at > o.invoke)
+    };
     let mut seen: std::collections::BTreeSet<u64> = history
         .ops()
-        .filter(|o| o.kind == OpKind::Get && o.is_ok() && !state.lost_copies.contains(&o.key))
+        .filter(|o| o.kind == OpKind::Get && o.is_ok() && !lost_since(o))
         .flat_map(|o| o.read.iter().copied())
         .collect();
     for replicas in state.keys.values() {
@@ -717,7 +724,11 @@ mod tests {
         h.read(0, (6, 7), vec![over]);
         let mut state = FinalState::default();
         state.keys.insert(0, vec![(4, sibs(&[w]))]);
-        state.lost_copies.insert(0);
+        // A copy lost before the get began: the get still saw `over` applied after it.
+        state.lost_copies.insert(0, 5);
+        assert_eq!(resurrected_deletes(&h.0, &state).0.len(), 1);
+        // Lost after: `over` may have lived only there.
+        state.lost_copies.insert(0, 8);
         assert!(resurrected_deletes(&h.0, &state).0.is_empty());
         // Held at the end by a stray copy: applied and not lost, so `w` must be gone.
         state.strays.push((5, 0, sibs(&[over])));

@@ -224,7 +224,7 @@ pub struct Sim {
     answered: std::collections::BTreeSet<u64>,
     /// Keys of which a node lost its copy: damaged records, a lost disk's keys (see
     /// [`check::FinalState::lost_copies`]).
-    lost_copies: std::collections::BTreeSet<u32>,
+    lost_copies: BTreeMap<u32, Micros>,
     /// Replica actions, when [`Sim::record_replicas`] turned the log on.
     replica_log: Option<trace::ReplicaLog>,
 }
@@ -276,7 +276,7 @@ impl Sim {
             replies: Vec::new(),
             direct: BTreeMap::new(),
             answered: std::collections::BTreeSet::new(),
-            lost_copies: std::collections::BTreeSet::new(),
+            lost_copies: BTreeMap::new(),
             replica_log: None,
             config,
         };
@@ -406,8 +406,13 @@ impl Sim {
         let Some(core) = slot.core.take() else { return };
         self.stats.retire(core.stats());
         if !keep_store {
-            self.lost_copies
-                .extend(core.store().keys().filter_map(|k| workload::key_index(k)));
+            let now = self.now;
+            self.lost_copies.extend(
+                core.store()
+                    .keys()
+                    .filter_map(|k| workload::key_index(k))
+                    .map(|k| (k, now)),
+            );
         }
         // Storage ops not run yet are lost with the node's memory, and so are the outputs that
         // waited for them.
@@ -449,8 +454,13 @@ impl Sim {
         for key in &chosen {
             disk.damage(key);
         }
-        self.lost_copies
-            .extend(chosen.iter().filter_map(|k| workload::key_index(k)));
+        let now = self.now;
+        self.lost_copies.extend(
+            chosen
+                .iter()
+                .filter_map(|k| workload::key_index(k))
+                .map(|k| (k, now)),
+        );
         chosen
     }
 

@@ -240,3 +240,30 @@ async fn a_data_directory_of_another_cluster_is_refused() {
     let node = Node::start(config(&first)).await.unwrap();
     node.shutdown().await.unwrap();
 }
+
+/// A start refused for another reason (here: the directory is another node's) leaves no mark of
+/// its authority: the directory's own node then starts on it with its cluster's authority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_start_does_not_mark_the_directory() {
+    use dynamo_node::runtime::identity::Authority;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec::new(2, Some(dir.path()));
+    let cluster = spec.node_config().cluster;
+    // Node 1's directory, written without an authority (as before the mark existed).
+    let node = Node::start(spec.runtime_config(1)).await.unwrap();
+    node.shutdown().await.unwrap();
+    // Started as node 2 of another cluster: refused, since it is node 1's.
+    let other = Authority::generate();
+    let mut wrong = spec.runtime_config(2);
+    wrong.data_dir = spec.runtime_config(1).data_dir;
+    wrong.identity = Some(other.issue(&cluster, 2));
+    wrong.authority = Some(other.public());
+    let refused = Node::start(wrong).await.map(|_| ()).unwrap_err();
+    assert!(refused.to_string().contains("node 1"), "{refused}");
+    let first = Authority::generate();
+    let mut rc = spec.runtime_config(1);
+    rc.identity = Some(first.issue(&cluster, 1));
+    rc.authority = Some(first.public());
+    let node = Node::start(rc).await.unwrap();
+    node.shutdown().await.unwrap();
+}

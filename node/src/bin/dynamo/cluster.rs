@@ -13,6 +13,16 @@ use dynamo_node::NodeId;
 
 use crate::{LOCAL_CLIENT_SECRET, LOCAL_PEER_SECRET};
 
+/// `say!` for the cluster's own lines, which go on when nobody reads them: the reader of a
+/// pipe that went away (`dynamo cluster | grep -m1 HTTP`) must not end the cluster with its
+/// nodes killed rather than stopped (a `--buffered` node flushes only when stopped).
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct ClusterArgs {
     /// Number of nodes.
@@ -126,6 +136,9 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
         crate::cores(),
         ids.len(),
     );
+    // Handled from before the first node starts: the default action would end this process and
+    // leave its nodes running.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let (exits, mut exited) = tokio::sync::mpsc::unbounded_channel();
     let mut pids = Vec::new();
     for &id in &ids {
@@ -180,22 +193,104 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
             }
         }
     };
+    let mut alive: Vec<NodeId> = ids.clone();
+    let mut failed: Vec<NodeId> = Vec::new();
+    // Why the cluster stops before it was up: it then fails with this.
+    let mut unready: Option<String> = None;
+    let mut interrupted = false;
     tokio::select! {
         () = ready => {}
         exit = exited.recv() => {
-            let how = match exit {
-                Some((id, Ok(status))) => format!("node {id} exited ({status})"),
-                Some((id, Err(e))) => format!("node {id} could not be waited for: {e}"),
-                None => "every node exited".to_string(),
-            };
-            bail!("{how} before the cluster was up (its log is above); stopping the others");
+            unready = Some(match exit {
+                Some((id, status)) => {
+                    let how = exited_how(id, &status, &mut alive, &mut failed);
+                    format!("node {id} exited ({how}) before the cluster was up (its log is above)")
+                }
+                None => "every node exited before the cluster was up".to_string(),
+            });
         }
         () = tokio::time::sleep(READY_TIMEOUT) => {
-            bail!("the nodes did not answer within {} s (their logs are above)", READY_TIMEOUT.as_secs());
+            unready = Some(format!(
+                "the nodes did not answer within {} s (their logs are above)",
+                READY_TIMEOUT.as_secs()
+            ));
         }
-        _ = tokio::signal::ctrl_c() => return Ok(()),
+        _ = tokio::signal::ctrl_c() => interrupted = true,
+        _ = term.recv() => interrupted = true,
     }
-    say!(
+    if unready.is_none() && !interrupted {
+        serve_until_stopped(
+            &ServeView {
+                args,
+                ids: &ids,
+                nodes: &nodes,
+                http_address: &http_address,
+            },
+            &mut term,
+            &mut exited,
+            &mut alive,
+            &mut failed,
+            |id| format!("{} {}", exe.display(), serve_args(id).join(" ")),
+        )
+        .await?;
+    }
+    // Every node stopped by itself (none was left to stop), one of them failing: the cluster
+    // failed, and says so with its exit code.
+    let ended_by_failure = alive.is_empty() && !failed.is_empty();
+    stop(&pids, &mut exited, &mut alive, &mut failed).await;
+    if let Some(why) = unready {
+        bail!("{why}; stopped the other nodes");
+    }
+    if ended_by_failure {
+        bail!("every node stopped, and node(s) {failed:?} failed (their logs are above)");
+    }
+    Ok(())
+}
+
+/// What the banner of a running cluster shows.
+struct ServeView<'a, H: Fn(NodeId) -> String> {
+    args: &'a ClusterArgs,
+    ids: &'a [NodeId],
+    nodes: &'a str,
+    http_address: &'a H,
+}
+
+/// A node's exit as the operator reads it; counts it out of `alive`, and into `failed` when it
+/// exited with an error of its own (killed by a signal is what an operator studying failures
+/// does).
+fn exited_how(
+    id: NodeId,
+    status: &std::io::Result<std::process::ExitStatus>,
+    alive: &mut Vec<NodeId>,
+    failed: &mut Vec<NodeId>,
+) -> String {
+    alive.retain(|&a| a != id);
+    match status {
+        Ok(s) => {
+            if s.code().is_some_and(|c| c != 0) {
+                failed.push(id);
+            }
+            s.to_string()
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
+type Exits =
+    tokio::sync::mpsc::UnboundedReceiver<(NodeId, std::io::Result<std::process::ExitStatus>)>;
+
+/// Prints what to try, then reports each node's exit with the command that restarts it, until
+/// Ctrl-C, SIGTERM, or no node is left.
+async fn serve_until_stopped<H: Fn(NodeId) -> String>(
+    view: &ServeView<'_, H>,
+    term: &mut tokio::signal::unix::Signal,
+    exited: &mut Exits,
+    alive: &mut Vec<NodeId>,
+    failed: &mut Vec<NodeId>,
+    restart: impl Fn(NodeId) -> String,
+) -> Result<()> {
+    let (args, ids, nodes, http_address) = (view.args, view.ids, view.nodes, view.http_address);
+    tell!(
         "dynamo: {} nodes on {} (data in {}), client secret {:?}{}",
         args.nodes,
         nodes,
@@ -222,101 +317,85 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
     } else {
         ""
     };
-    say!("try, from another terminal:");
-    say!("  {env}dynamo put cart milk --nodes {nodes}{flags}");
-    say!("  {env}dynamo get cart --nodes {nodes}{flags}");
-    say!("  {env}dynamo status --nodes {nodes}{flags}");
-    say!("(with cargo: {env}cargo run --release -p dynamo-node --bin dynamo -- get cart{flags})");
+    tell!("try, from another terminal:");
+    tell!("  {env}dynamo put cart milk --nodes {nodes}{flags}");
+    tell!("  {env}dynamo get cart --nodes {nodes}{flags}");
+    tell!("  {env}dynamo status --nodes {nodes}{flags}");
+    tell!("(with cargo: {env}cargo run --release -p dynamo-node --bin dynamo -- get cart{flags})");
     let https = ids
         .iter()
         .map(|&i| format!("http://{}", http_address(i)))
         .collect::<Vec<_>>()
         .join(" ");
-    say!("HTTP API on {https}; its bearer token: {env}dynamo token");
-    say!(
+    tell!("HTTP API on {https}; its bearer token: {env}dynamo token");
+    tell!(
         "  curl -H \"Authorization: Bearer $({env}dynamo token)\" http://{}/kv/cart",
         http_address(1)
     );
-    say!(
+    tell!(
         "web console: http://{}/ (enter the token there, or open http://{}/#token=$({env}dynamo token))",
         http_address(1),
         http_address(1)
     );
-    say!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
+    tell!("Kill a node to study failures: the others keep serving. Ctrl-C stops every node.");
 
     // Nodes may be killed on purpose (that is what a local cluster is for): report each exit with
     // the command that restarts it, and keep serving until Ctrl-C or until no node is left.
-    let mut running = ids.len();
-    let mut alive: Vec<NodeId> = ids.clone();
-    let mut failed = Vec::new();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    while running > 0 {
+    while !alive.is_empty() {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             // SIGTERM (a service manager, `kill`) stops the nodes too, instead of orphaning them.
             _ = term.recv() => break,
             exit = exited.recv() => {
                 let Some((id, status)) = exit else { break };
-                running -= 1;
-                alive.retain(|&a| a != id);
-                let how = match status {
-                    Ok(s) => {
-                        // Killed by a signal is what an operator studying failures does; an exit
-                        // code of its own is a node that failed.
-                        if s.code().is_some_and(|c| c != 0) {
-                            failed.push(id);
-                        }
-                        s.to_string()
-                    }
-                    Err(e) => e.to_string(),
-                };
+                let how = exited_how(id, &status, alive, failed);
                 eprintln!(
-                    "dynamo: node {id} exited ({how}); {running} still running. Restart it with:\n  DYNAMO_PEER_SECRET=... DYNAMO_CLIENT_SECRET=... {} {}",
-                    exe.display(),
-                    serve_args(id).join(" ")
+                    "dynamo: node {id} exited ({how}); {} still running. Restart it with:\n  DYNAMO_PEER_SECRET=... DYNAMO_CLIENT_SECRET=... {}",
+                    alive.len(),
+                    restart(id)
                 );
             }
         }
     }
-    // The nodes got Ctrl-C too (same process group) and stop by themselves; ask again with TERM,
-    // wait a little, and kill_on_drop takes care of what is left when this process ends.
-    for (id, pid) in &pids {
-        if let (true, Some(pid)) = (alive.contains(id), pid) {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
+    Ok(())
+}
+
+/// Stops the nodes still running: TERM, a few seconds to stop (a `--buffered` node flushes),
+/// then KILL. (At Ctrl-C they got SIGINT too, being in this process group.)
+async fn stop(
+    pids: &[(NodeId, Option<u32>)],
+    exited: &mut Exits,
+    alive: &mut Vec<NodeId>,
+    failed: &mut Vec<NodeId>,
+) {
+    let signal = |name: &str, alive: &[NodeId]| {
+        for (id, pid) in pids {
+            if let (true, Some(pid)) = (alive.contains(id), pid) {
+                let _ = std::process::Command::new("kill")
+                    .arg(name)
+                    .arg(pid.to_string())
+                    .status();
+            }
         }
-    }
+    };
+    signal("-TERM", alive);
     let deadline = tokio::time::sleep(Duration::from_secs(5));
     tokio::pin!(deadline);
-    while running > 0 {
+    while !alive.is_empty() {
         tokio::select! {
-            _ = &mut deadline => {
-                eprintln!("dynamo: {running} node(s) did not stop in time; killing them");
-                for (id, pid) in &pids {
-                    if let (true, Some(pid)) = (alive.contains(id), pid) {
-                        let _ = std::process::Command::new("kill")
-                            .arg("-KILL")
-                            .arg(pid.to_string())
-                            .status();
-                    }
-                }
+            () = &mut deadline => {
+                eprintln!("dynamo: {} node(s) did not stop in time; killing them", alive.len());
+                signal("-KILL", alive);
                 break;
             }
             exit = exited.recv() => match exit {
-                Some((id, _)) => {
-                    running -= 1;
-                    alive.retain(|&a| a != id);
+                Some((id, status)) => {
+                    exited_how(id, &status, alive, failed);
                 }
                 None => break,
             },
         }
     }
-    if alive.is_empty() && !failed.is_empty() {
-        bail!("every node stopped, and node(s) {failed:?} failed (their logs are above)");
-    }
-    Ok(())
 }
 
 /// How long `dynamo cluster` waits for its nodes to answer before it gives up: a loaded machine

@@ -151,12 +151,25 @@ async fn agreement(
     let mut rings = Vec::new();
     for (address, view) in views {
         let Ok(status) = view else { continue };
-        let ranges = conn
-            .client_of(vec![address.clone()])
-            .ring()
-            .await
-            .map_err(|e| anyhow::anyhow!("{address}: its ring: {e}"))?;
-        rings.push(RingView::of(status, &ranges));
+        let mut client = conn.client_of(vec![address.clone()]);
+        let mut before = status.clone();
+        // The ranges are of the ring the status named if the node's ring version is the same
+        // after them (a commit may land between the two questions: ask again).
+        for attempt in 1.. {
+            let ranges = client
+                .ring()
+                .await
+                .map_err(|e| anyhow::anyhow!("{address}: its ring: {e}"))?;
+            let after = client
+                .status()
+                .await
+                .map_err(|e| anyhow::anyhow!("{address}: its status: {e}"))?;
+            if after.ring_version == before.ring_version || attempt == 3 {
+                rings.push(RingView::of(&after, &ranges));
+                break;
+            }
+            before = after;
+        }
     }
     distinct(views.len(), &rings)
 }
