@@ -298,10 +298,23 @@ pub(crate) async fn get(
                 .flatten()
                 .and_then(|t| HeaderValue::from_str(&t).ok())
                 .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+            // Served with the type its writer gave, from the console's origin: never sniffed,
+            // and sandboxed should a browser render it (a stored text/html would otherwise run
+            // its scripts with the console's origin and its token).
             Ok((
                 StatusCode::OK,
                 headers,
-                [(header::CONTENT_TYPE, content_type)],
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (
+                        header::X_CONTENT_TYPE_OPTIONS,
+                        HeaderValue::from_static("nosniff"),
+                    ),
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        HeaderValue::from_static("sandbox; default-src 'none'"),
+                    ),
+                ],
                 value,
             )
                 .into_response())

@@ -177,6 +177,16 @@ async fn put_get_siblings_resolve_and_delete() {
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.body, b"milk");
     assert_eq!(got.header("content-type"), Some("text/plain"));
+    // A stored value is served with its own content type, from the console's origin: never
+    // sniffed, and sandboxed should a browser render it (a stored text/html would otherwise
+    // run its scripts with the console's origin).
+    assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+    assert!(
+        got.header("content-security-policy")
+            .is_some_and(|c| c.contains("sandbox")),
+        "{:?}",
+        got.header("content-security-policy")
+    );
 
     // A second put without a context is concurrent: 300 with both siblings.
     let put = authed(
