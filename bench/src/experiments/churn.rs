@@ -263,9 +263,12 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
         calm.1.show(1),
         wild.1.show(1),
         if wild.1.mean - wild.1.ci > calm.1.mean + calm.1.ci {
-            "the tail grows, as in the seed, but by less than a millisecond"
+            format!(
+                "the tail grows, as in the seed, by {:.1} ms",
+                wild.1.mean - calm.1.mean
+            )
         } else {
-            "unlike the seed's, our put tail barely moves"
+            "unlike the seed's, our put tail barely moves".to_string()
         },
         calm.2.pct(2),
         wild.2.pct(2),

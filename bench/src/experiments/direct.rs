@@ -285,6 +285,10 @@ pub fn run_replicas(ctx: &Ctx) -> Result<Report, Error> {
                         continue;
                     };
                     gets_ok += 1;
+                    // The put's writes still on their way when the get returned (W = 1 leaves
+                    // two) land before the log is read: links draw normal(10 ms, sd 3.2 ms), so
+                    // 200 ms is more than every one of them takes.
+                    sim.run_for(200);
                     let counted: Vec<NodeId> = replicas.iter().take(r).copied().collect();
                     let mut this_fresh = false;
                     let mut last_write = acked;

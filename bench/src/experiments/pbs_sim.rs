@@ -88,7 +88,9 @@ fn run_one(latency: Dist, r: usize, w: usize, trials: usize, seed: u64) -> Resul
     let mut key = 0u32;
     for _ in 0..trials {
         for (ti, &t) in SIM_TIMES.iter().enumerate() {
-            // A fresh key whose replicas exclude the coordinator, as in WARS.
+            // A fresh key whose replicas exclude node 0: it coordinates the read, not a replica,
+            // as WARS's read coordinator; it forwards the put to the key's first primary, which
+            // coordinates the write as a replica (see `run`).
             loop {
                 key += 1;
                 let outside = sim.node(coordinator).is_some_and(|n| {
@@ -159,10 +161,17 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
                 message: format!("{}: no parametric write delay", model.name),
             })?;
         let mut series = Vec::new();
-        // WARS on the same seeds for the side-by-side.
+        // WARS on the same seeds for the side-by-side, as the node runs a put: node 0, which
+        // replicates no key used here, forwards it to the key's first primary
+        // (`coordinator.rs`), which applies it at once and acknowledges its own copy: the write
+        // coordinator is a replica. The read coordinator is node 0, not a replica, as WARS has it.
+        let as_run = super::pbs::Model {
+            name: model.name,
+            wars: model.wars.clone().with_coordinator_replica(true),
+        };
         let wars: Vec<Vec<dynamo_pbs::Staleness>> = seeds
             .iter()
-            .map(|&s| staleness(model, mc_trials, s))
+            .map(|&s| staleness(&as_run, mc_trials, s))
             .collect::<Result<_, _>>()?;
         for (ci, &(r, w)) in configs.iter().enumerate() {
             let results: Vec<Result<Counts, Error>> = std::thread::scope(|s| {
@@ -265,13 +274,15 @@ pub fn run(ctx: &Ctx) -> Result<Report, Error> {
     let mut md = format!(
         "{trials} put/read pairs per point and seed on the simulator, {} seeds; WARS with \
          {mc_trials} trials. 4 nodes, N = 3, every link draws from the distribution, no \
-         read repair, anti-entropy or handoff; each put goes through the node outside the \
-         key's preference list (so, as in WARS, the coordinator is not a replica) and the \
-         read follows `t` ms after the acknowledgement. Mean absolute gap between the two \
-         {:.1} points, largest {:.1}. Where they differ it is because the simulator is not \
-         WARS: the client hop and the coordinator's own processing shift the read, messages \
-         between replicas add hops that WARS does not model, and the coordinator returns \
-         after R answers of whichever replicas it asked first.\n\n",
+         read repair, anti-entropy or handoff. Each put and read goes through a node outside the \
+         key's preference list: it coordinates the read (not a replica, as in WARS) and \
+         forwards the put to the key's first primary, which coordinates the write as a replica, \
+         applying it at once; the WARS side models the same (`Wars::with_coordinator_replica`). \
+         The read follows `t` ms after the acknowledgement reached the client. Mean absolute \
+         gap between the two {:.1} points, largest {:.1}. Where they differ it is because the \
+         simulator is not WARS: the forward's hop back to the node the client asked and the \
+         client hop shift the read later after the commit, and the coordinator returns after R \
+         answers of whichever replicas it asked first.\n\n",
         seeds.len(),
         mean_gap * 100.0,
         max_gap * 100.0,
