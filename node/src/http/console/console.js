@@ -284,6 +284,27 @@ async function poll() {
 
 // ---- key console ------------------------------------------------------------------------------
 
+// The key to send, or null (and why, in the status line).
+function kvKey() {
+  const key = $("kv-key").value;
+  if (!key) {
+    kvStatus("bad", "enter a key");
+    return null;
+  }
+  if (key === "." || key === "..") {
+    // URL parsing removes such path segments (%2e too): the request would name another path.
+    kvStatus("bad", `a browser cannot send the key "${key}": use the HTTP API from a program, or the dynamo command`);
+    return null;
+  }
+  return key;
+}
+
+function base64(bytes) {
+  let text = "";
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text);
+}
+
 function kvPath(key) {
   const params = new URLSearchParams();
   if ($("kv-r").value) params.set("r", $("kv-r").value);
@@ -308,19 +329,38 @@ function errorText(response, body) {
 }
 
 async function kvGet() {
-  const key = $("kv-key").value;
-  if (!key) return kvStatus("bad", "enter a key");
+  const key = kvKey();
+  if (key === null) return;
   const out = $("kv-result");
   const response = await api(kvPath(key));
   const context = response.headers.get("x-dynamo-context");
   const replicas = response.headers.get("x-dynamo-replicas");
   out.replaceChildren();
+  delete $("kv-value").dataset.binary;
   if (response.status === 200) {
     const type = response.headers.get("content-type") || "";
-    const value = await response.text();
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    let value = null;
+    try {
+      value = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch (e) {
+      value = null;
+    }
     kvStatus("ok", `200 OK: one version` + (replicas ? ` (replicas ${replicas})` : ""));
-    out.append(h("div", { class: "value sibling", id: "kv-value-shown" }, h("span", { class: "muted small" }, type), h("pre", {}, value)));
-    $("kv-value").value = value;
+    const shown = value !== null ? value : `(binary, ${bytes.length} bytes, base64) ${base64(bytes)}`;
+    out.append(h("div", { class: "value sibling", id: "kv-value-shown" }, h("span", { class: "muted small" }, type), h("pre", {}, shown)));
+    // A put after this get writes the value field with the content type field: text comes back
+    // as it was read, with its type; bytes that are not UTF-8 cannot be edited here (a put would
+    // write their lossy text), so the field is left empty and a put refused until it is typed.
+    const field = $("kv-value");
+    if (value !== null) {
+      field.value = value;
+      delete field.dataset.binary;
+      if (type) $("kv-type").value = type;
+    } else {
+      field.value = "";
+      field.dataset.binary = "1";
+    }
   } else if (response.status === 300) {
     const body = await response.json();
     kvStatus("warn", `300 Multiple Choices: ${body.siblings.length} siblings (a put with this context resolves them)`);
@@ -340,8 +380,11 @@ async function kvGet() {
 }
 
 async function kvPut() {
-  const key = $("kv-key").value;
-  if (!key) return kvStatus("bad", "enter a key");
+  const key = kvKey();
+  if (key === null) return;
+  if ($("kv-value").dataset.binary) {
+    return kvStatus("bad", "the value read is binary, which the console cannot edit: type a new value to replace it");
+  }
   const headers = {};
   if ($("kv-type").value) headers["Content-Type"] = $("kv-type").value;
   const ctx = $("kv-context").value.trim();
@@ -360,8 +403,8 @@ async function kvPut() {
 }
 
 async function kvDelete() {
-  const key = $("kv-key").value;
-  if (!key) return kvStatus("bad", "enter a key");
+  const key = kvKey();
+  if (key === null) return;
   let ctx = $("kv-context").value.trim();
   let note = "";
   if (!ctx) {
@@ -416,6 +459,7 @@ function start() {
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("kv-get").addEventListener("click", guarded(kvGet));
   $("kv-put").addEventListener("click", guarded(kvPut));
+  $("kv-value").addEventListener("input", () => { delete $("kv-value").dataset.binary; });
   $("kv-delete").addEventListener("click", guarded(kvDelete));
   $("kv-form").addEventListener("submit", (e) => { e.preventDefault(); guarded(kvGet)(); });
   poll();
