@@ -211,6 +211,11 @@ pub struct Report {
     pub unread: Vec<Vec<u8>>,
     /// A value twice among the siblings of one final read (a retried put; not an error).
     pub duplicates: usize,
+    /// Acknowledged puts gone at the end that only deletes without an acknowledgement account
+    /// for: each such delete may have been applied (then the value is rightly gone) or not
+    /// (then it was lost), which the history cannot tell. Not a failure; the count says how
+    /// much the check could not judge.
+    pub excused_by_unacknowledged_deletes: usize,
     /// Malformed history: an id written twice, an operation completed twice.
     pub errors: Vec<String>,
 }
@@ -231,7 +236,7 @@ impl Report {
         format!(
             "puts: {}; deletes: {}; gets: {}; keys judged: {}; lost: {}, resurrected: {}, \
              phantoms: {}, divergent keys: {}, unread keys: {}, duplicate siblings: {}, \
-             history errors: {}",
+             history errors: {}; gone with only an unacknowledged delete over them: {}",
             self.puts,
             self.deletes,
             self.gets,
@@ -243,6 +248,7 @@ impl Report {
             self.unread.len(),
             self.duplicates,
             self.errors.len(),
+            self.excused_by_unacknowledged_deletes,
         )
     }
 }

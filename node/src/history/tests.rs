@@ -455,3 +455,25 @@ fn a_value_that_is_no_write_id_is_a_phantom() {
     assert_eq!(report.phantoms[0].gets, 1);
     assert_eq!(report.phantoms[0].nodes, vec![1, 2, 3]);
 }
+
+/// An acknowledged value whose only superseder is a delete that was not acknowledged may be gone
+/// (the delete may have been applied), or lost (it may not have been): not a loss, but counted,
+/// so that a run shows how many judgements that blind spot took.
+#[test]
+fn a_value_excused_only_by_an_unacknowledged_delete_is_counted() {
+    let mut h = History::new();
+    let a = id(1, 1);
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    get(&mut h, 2, b"k", from_ref(&a));
+    delete(&mut h, b"k", from_ref(&a), Outcome::TimedOut);
+    finals(&mut h, b"k", &[]);
+    let report = h.check();
+    assert!(report.lost.is_empty(), "{report}");
+    assert_eq!(report.excused_by_unacknowledged_deletes, 1, "{report}");
+    // An acknowledged delete accounts for it for sure.
+    let mut h = History::new();
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    delete(&mut h, b"k", from_ref(&a), Outcome::Ok);
+    finals(&mut h, b"k", &[]);
+    assert_eq!(h.check().excused_by_unacknowledged_deletes, 0);
+}

@@ -59,6 +59,9 @@ pub(crate) struct Cluster {
     /// With network namespaces: each node in its own (dropped last, once the processes are
     /// killed).
     network: Option<Network>,
+    /// Nodes that exited by themselves for another reason than a port not free yet: a panic,
+    /// an abort, a refusal to open their data (each restarted, and reported as a failure).
+    unexpected_exits: Vec<String>,
 }
 
 impl Cluster {
@@ -95,6 +98,7 @@ impl Cluster {
             dir,
             procs: Vec::new(),
             network,
+            unexpected_exits: Vec::new(),
         };
         for id in 1..=n {
             cluster.write_config(id);
@@ -149,10 +153,22 @@ impl Cluster {
             .and_then(|k| k.parse::<usize>().ok())
             .map(|k| format!("read_fanout = {k}\n"))
             .unwrap_or_default();
+        // Tombstones are reaped after `FAULTS_REAP_MS` (default 3000; 0: the default four
+        // hours, never within a run), so that reaping, its fences and a replica that missed a
+        // reap meet kills and pauses of real processes.
+        let grace = std::env::var("FAULTS_REAP_MS")
+            .ok()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .unwrap_or(3_000);
+        let reap = if grace > 0 {
+            format!("tombstone_grace = {grace}\n")
+        } else {
+            String::new()
+        };
         let config = format!(
             "id = {id}\nlisten = \"{}\"\ndata_dir = \"{}\"\n\n[node]\ninitial_members = [{}]\n\
              seeds = [{}]\ngossip_interval = 200\nhandoff_interval = 200\nsync_interval = 200\n\
-             request_timeout = 2000\nwait_for_commit = {joining}\n{fanout}",
+             request_timeout = 2000\nwait_for_commit = {joining}\n{fanout}{reap}",
             self.address(id),
             self.dir().join(format!("node-{id}")).display(),
             members.join(", "),
@@ -208,6 +224,23 @@ impl Cluster {
             let _ = child.wait().await;
         }
         proc.state = State::Killed;
+    }
+
+    /// SIGKILLs every running node at once (each signal sent before any exit is awaited), as a
+    /// power cut takes every process down while requests are in flight on all of them.
+    pub(crate) async fn kill_all(&mut self) {
+        let mut dying = Vec::new();
+        for id in 1..=self.n {
+            let proc = self.proc(id);
+            if let Some(mut child) = proc.child.take() {
+                let _ = child.start_kill();
+                dying.push(child);
+            }
+            proc.state = State::Killed;
+        }
+        for mut child in dying {
+            let _ = child.wait().await;
+        }
     }
 
     /// Starts a killed node again from its data directory.
@@ -274,24 +307,56 @@ impl Cluster {
         }
     }
 
-    /// Restarts any node whose process exited by itself (e.g. it could not bind yet), and says
-    /// which.
+    /// Restarts any node whose process exited by itself, and says which. A node that could not
+    /// bind its port yet (the killed process's socket not released) is expected; any other exit
+    /// is recorded in [`unexpected_exits`](Self::unexpected_exits).
     fn respawn_exited(&mut self) -> Vec<NodeId> {
         let mut exited = Vec::new();
         for id in 1..=self.n {
             let proc = self.proc(id);
-            let gone = match proc.child.as_mut() {
-                Some(child) => !matches!(child.try_wait(), Ok(None)),
-                None => false,
+            let status = match proc.child.as_mut() {
+                Some(child) => match child.try_wait() {
+                    Ok(None) => None,
+                    Ok(Some(status)) => Some(status.to_string()),
+                    Err(e) => Some(e.to_string()),
+                },
+                None => None,
             };
-            if gone && proc.state == State::Running {
+            if let (Some(status), State::Running) = (status, proc.state) {
                 proc.child = None;
                 proc.state = State::Killed;
+                let tail = self.log_tail(id, 8);
+                if !tail.contains("cannot listen") {
+                    self.unexpected_exits
+                        .push(format!("node {id} exited by itself ({status}):\n{tail}"));
+                }
                 self.restart(id);
                 exited.push(id);
             }
         }
         exited
+    }
+
+    /// The last `lines` lines of node `id`'s log.
+    fn log_tail(&self, id: NodeId, lines: usize) -> String {
+        let text =
+            std::fs::read_to_string(self.dir().join(format!("node-{id}.log"))).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// What went wrong in the nodes themselves: exits of their own (see
+    /// [`respawn_exited`](Self::respawn_exited)) and panics in any node's log.
+    pub(crate) fn node_failures(&self) -> Vec<String> {
+        let mut failures = self.unexpected_exits.clone();
+        for id in 1..=self.n {
+            let text = std::fs::read_to_string(self.dir().join(format!("node-{id}.log")))
+                .unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("panicked")) {
+                failures.push(format!("node {id} panicked: {line}"));
+            }
+        }
+        failures
     }
 
     /// A client of node `id` alone (no failover to other nodes).

@@ -135,7 +135,7 @@ async fn exercise(mut cluster: Cluster, mode: Mode, test: &str) {
         "faults: {} faults ({} kills, {} pauses, {} cuts, {} splits); writes acknowledged {} / \
          failed {} / timed out {}; lost {}, resurrected {}, phantoms {}; settled: {settled:?}",
         faults.len(),
-        count(|k| *k == Kind::Kill),
+        count(|k| matches!(k, Kind::Kill | Kind::KillAll)),
         count(|k| *k == Kind::Pause),
         count(|k| *k == Kind::Cut),
         count(|k| matches!(k, Kind::Split(_))),
@@ -163,7 +163,11 @@ async fn exercise(mut cluster: Cluster, mode: Mode, test: &str) {
             report.lost.len() - blind
         );
     }
-    let ok = settled.is_ok() && report.is_clean();
+    let failures = cluster.node_failures();
+    for f in &failures {
+        println!("faults: {f}");
+    }
+    let ok = settled.is_ok() && report.is_clean() && failures.is_empty();
     if !ok {
         let dir = cluster.keep_dir();
         println!(
@@ -172,7 +176,10 @@ async fn exercise(mut cluster: Cluster, mode: Mode, test: &str) {
         );
     }
     println!("faults: replay: {replay}");
-    assert!(ok, "{report}settled: {settled:?}\nreplay: {replay}");
+    assert!(
+        ok,
+        "{report}settled: {settled:?}\nnode failures: {failures:?}\nreplay: {replay}"
+    );
     assert!(
         report.puts.ok > 0 && !faults.is_empty(),
         "nothing was tested: {report}"

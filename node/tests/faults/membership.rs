@@ -524,7 +524,16 @@ async fn acknowledged_writes_survive_growing_and_shrinking() {
     let agreed = last.len() == remaining.len()
         && rings.len() == 1
         && rings.iter().all(|(_, m)| *m == remaining);
-    let ok = outcome.is_ok() && settled.is_ok() && report.is_clean() && bad.is_empty() && agreed;
+    let failures = cluster.node_failures();
+    for f in &failures {
+        println!("faults: {f}");
+    }
+    let ok = outcome.is_ok()
+        && settled.is_ok()
+        && report.is_clean()
+        && bad.is_empty()
+        && agreed
+        && failures.is_empty();
     if !ok {
         let dir = cluster.keep_dir();
         println!(
@@ -541,7 +550,7 @@ async fn acknowledged_writes_survive_growing_and_shrinking() {
     assert!(
         ok,
         "changes: {:?}\nsettled: {settled:?}\n{report}preloaded keys wrong: {}\nrings: {rings:?}\n\
-         replay: {replay}",
+         node failures: {failures:?}\nreplay: {replay}",
         outcome.as_ref().err(),
         bad.len()
     );

@@ -26,6 +26,10 @@ pub(crate) enum Mode {
 pub(crate) enum Kind {
     /// SIGKILL, then a restart from the data directory.
     Kill,
+    /// Every node SIGKILLed at the same instant, then all restarted: what an acknowledged write
+    /// left only in a process's memory (not yet handed to the kernel) cannot survive, whichever
+    /// node held it, and no surviving replica refills it before the check.
+    KillAll,
     /// SIGSTOP, then SIGCONT.
     Pause,
     /// The node's link down, then up.
@@ -51,6 +55,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match &self.kind {
             Kind::Kill => "SIGKILL, restarted".to_string(),
+            Kind::KillAll => "SIGKILL with every other node at once, all restarted".to_string(),
             Kind::Pause => "SIGSTOP, SIGCONT".to_string(),
             Kind::Cut => "link down, up".to_string(),
             Kind::Split(with) => format!("split off with {with:?}, healed"),
@@ -80,7 +85,9 @@ pub(crate) async fn run(
         // Every draw is made whatever happens next, so a seed gives one schedule.
         let gap = Duration::from_millis(rng.gen_range(1_000..3_000));
         let node = rng.gen_range(1..=cluster.n);
+        let all = rng.gen_bool(0.2);
         let kind = match (mode, rng.gen_bool(0.5)) {
+            (Mode::Processes, true) if all => Kind::KillAll,
             (Mode::Processes, true) => Kind::Kill,
             (Mode::Processes, false) => Kind::Pause,
             (Mode::Network, true) => Kind::Cut,
@@ -95,7 +102,7 @@ pub(crate) async fn run(
             }
         };
         let down = Duration::from_millis(match kind {
-            Kind::Kill => rng.gen_range(3_000..=8_000),
+            Kind::Kill | Kind::KillAll => rng.gen_range(3_000..=8_000),
             Kind::Pause => rng.gen_range(2_000..=6_000),
             Kind::Cut | Kind::Split(_) => rng.gen_range(3_000..=10_000),
         });
@@ -109,6 +116,11 @@ pub(crate) async fn run(
                 cluster.kill(node).await;
                 sleep(down).await;
                 cluster.restart(node);
+            }
+            Kind::KillAll => {
+                cluster.kill_all().await;
+                sleep(down).await;
+                cluster.heal();
             }
             Kind::Pause => {
                 cluster.pause(node);

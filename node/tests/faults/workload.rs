@@ -114,14 +114,17 @@ impl Worker {
         }
     }
 
-    /// A put of a fresh id with `context` from a get that returned `seen`.
-    async fn put(&mut self, key: &[u8], seen: &[Vec<u8>], context: &[u8]) {
+    /// A put of a fresh id with `context` from a get that returned `seen`; whether it was
+    /// acknowledged.
+    async fn put(&mut self, key: &[u8], seen: &[Vec<u8>], context: &[u8]) -> bool {
         self.op += 1;
         let value = WriteId::new(self.id, self.op).to_value();
         let op = self.record(|h| h.invoke_put(self.id, key, value.clone(), seen, context));
         let result = timeout(BOUND, self.client.put(key, value, context)).await;
         let result = self.judge(result);
+        let acked = result.is_ok();
         self.finish(op, result.map(|_| ()));
+        acked
     }
 
     async fn delete(&mut self, key: &[u8], seen: &[Vec<u8>], context: &[u8]) {
@@ -131,12 +134,25 @@ impl Worker {
         self.finish(op, result.map(|_| ()));
     }
 
+    /// A key of its own (`once-CLIENT-N`) written once, read, deleted with what the read saw,
+    /// and never touched again: what comes back of it at the end was resurrected, with no later
+    /// write to hide it (the shared keys are rewritten until the end).
+    async fn once(&mut self) {
+        let key = format!("once-{}-{}", self.id, self.op + 1).into_bytes();
+        if self.put(&key, &[], &[]).await {
+            if let Some((values, context)) = self.get(&key).await {
+                self.delete(&key, &values, &context).await;
+            }
+        }
+    }
+
     fn finish(&self, op: OpRef, result: Result<(), Outcome>) {
         let outcome = result.err().unwrap_or(Outcome::Ok);
         self.record(|h| h.complete(op, outcome));
     }
 
-    /// Read-modify-writes (55%), blind puts (25%) and deletes (20%) until `stop`.
+    /// Read-modify-writes (55%), blind puts (20%), deletes (20%) and keys written and deleted
+    /// once (5%, [`once`](Self::once)) until `stop`.
     pub(crate) async fn run(mut self, stop: Arc<AtomicBool>) -> (u64, NodeId) {
         while !stop.load(Ordering::Relaxed) {
             if std::mem::take(&mut self.backoff) {
@@ -149,7 +165,10 @@ impl Worker {
                         self.put(&key, &values, &context).await;
                     }
                 }
-                55..80 => self.put(&key, &[], &[]).await,
+                55..75 => {
+                    self.put(&key, &[], &[]).await;
+                }
+                75..80 => self.once().await,
                 _ => {
                     if let Some((values, context)) = self.get(&key).await {
                         self.delete(&key, &values, &context).await;
@@ -180,6 +199,16 @@ pub(crate) async fn settle(
         .iter()
         .map(|&id| (id, cluster.client_of(id, CLIENT_TIMEOUT)))
         .collect();
+    // The shared keys, and every key written once (see `Worker::once`).
+    let mut keys: Vec<Vec<u8>> = (0..KEYS).map(key).collect();
+    keys.extend(
+        history
+            .lock()
+            .unwrap()
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(b"once-")),
+    );
     let mut previous: Option<Vec<Vec<Vec<u8>>>> = None;
     let mut rounds = 0;
     loop {
@@ -195,15 +224,15 @@ pub(crate) async fn settle(
             }
         }
         let mut agreed = Vec::new();
-        for k in 0..KEYS {
-            let key = key(k);
+        for key in &keys {
+            let k = String::from_utf8_lossy(key);
             let mut sets = Vec::new();
             for (id, client) in clients.iter_mut() {
-                match client.get_with(&key, options).await {
+                match client.get_with(key, options).await {
                     Ok(got) => {
                         let mut values = got.values.clone();
                         values.sort();
-                        history.lock().unwrap().final_read(&key, *id, got.values);
+                        history.lock().unwrap().final_read(key, *id, got.values);
                         sets.push(values);
                     }
                     Err(e) => {
