@@ -218,6 +218,7 @@ impl Cluster {
 
     /// SIGKILL: no shutdown, no final commit. Returns once the process is gone.
     pub(crate) async fn kill(&mut self, id: NodeId) {
+        self.note_exit(id);
         let proc = self.proc(id);
         if let Some(mut child) = proc.child.take() {
             let _ = child.start_kill();
@@ -231,6 +232,7 @@ impl Cluster {
     pub(crate) async fn kill_all(&mut self) {
         let mut dying = Vec::new();
         for id in 1..=self.n {
+            self.note_exit(id);
             let proc = self.proc(id);
             if let Some(mut child) = proc.child.take() {
                 let _ = child.start_kill();
@@ -313,23 +315,7 @@ impl Cluster {
     fn respawn_exited(&mut self) -> Vec<NodeId> {
         let mut exited = Vec::new();
         for id in 1..=self.n {
-            let proc = self.proc(id);
-            let status = match proc.child.as_mut() {
-                Some(child) => match child.try_wait() {
-                    Ok(None) => None,
-                    Ok(Some(status)) => Some(status.to_string()),
-                    Err(e) => Some(e.to_string()),
-                },
-                None => None,
-            };
-            if let (Some(status), State::Running) = (status, proc.state) {
-                proc.child = None;
-                proc.state = State::Killed;
-                let tail = self.log_tail(id, 8);
-                if !tail.contains("cannot listen") {
-                    self.unexpected_exits
-                        .push(format!("node {id} exited by itself ({status}):\n{tail}"));
-                }
+            if self.note_exit(id) {
                 self.restart(id);
                 exited.push(id);
             }
@@ -337,17 +323,47 @@ impl Cluster {
         exited
     }
 
-    /// The last `lines` lines of node `id`'s log.
-    fn log_tail(&self, id: NodeId, lines: usize) -> String {
+    /// Whether node `id`, marked running, has exited by itself; if so it is marked killed, and
+    /// the exit is recorded in [`unexpected_exits`](Self::unexpected_exits) unless the node's
+    /// last words were that it could not bind its port (which a killed process may hold a
+    /// moment longer).
+    fn note_exit(&mut self, id: NodeId) -> bool {
+        let proc = self.proc(id);
+        if proc.state != State::Running {
+            return false;
+        }
+        let status = match proc.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => status.to_string(),
+            Some(Err(e)) => e.to_string(),
+            Some(Ok(None)) | None => return false,
+        };
+        proc.child = None;
+        proc.state = State::Killed;
+        let last = self.last_log_line(id);
+        if !last.contains("cannot listen") {
+            self.unexpected_exits
+                .push(format!("node {id} exited by itself ({status}): {last}"));
+        }
+        true
+    }
+
+    /// The last line of node `id`'s log (a node's last words before it exits).
+    fn last_log_line(&self, id: NodeId) -> String {
         let text =
             std::fs::read_to_string(self.dir().join(format!("node-{id}.log"))).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// What went wrong in the nodes themselves: exits of their own (see
-    /// [`respawn_exited`](Self::respawn_exited)) and panics in any node's log.
-    pub(crate) fn node_failures(&self) -> Vec<String> {
+    /// [`note_exit`](Self::note_exit)) and panics in any node's log.
+    pub(crate) fn node_failures(&mut self) -> Vec<String> {
+        for id in 1..=self.n {
+            self.note_exit(id);
+        }
         let mut failures = self.unexpected_exits.clone();
         for id in 1..=self.n {
             let text = std::fs::read_to_string(self.dir().join(format!("node-{id}.log")))

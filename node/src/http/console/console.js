@@ -356,7 +356,8 @@ async function kvGet() {
     if (value !== null) {
       field.value = value;
       delete field.dataset.binary;
-      if (type) $("kv-type").value = type;
+      // (application/octet-stream is what the node answers for a value stored without a type.)
+      if (type && type !== "application/octet-stream") $("kv-type").value = type;
     } else {
       field.value = "";
       field.dataset.binary = "1";
@@ -460,6 +461,8 @@ function start() {
   $("kv-get").addEventListener("click", guarded(kvGet));
   $("kv-put").addEventListener("click", guarded(kvPut));
   $("kv-value").addEventListener("input", () => { delete $("kv-value").dataset.binary; });
+  // Another key: the type a get filled in was that key's.
+  $("kv-key").addEventListener("input", () => { $("kv-type").value = "text/plain"; });
   $("kv-delete").addEventListener("click", guarded(kvDelete));
   $("kv-form").addEventListener("submit", (e) => { e.preventDefault(); guarded(kvGet)(); });
   poll();
