@@ -13,7 +13,7 @@ use super::{Boot, NodeCore, NodeEvent};
 use crate::config::NodeConfig;
 use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
 use crate::store::{MemoryStore, Store};
-use crate::types::{Key, Millis, NodeId, Object, RequestId, Sibs};
+use crate::types::{Clock, Key, Millis, NodeId, Object, RequestId, Sibs};
 
 /// The node under test.
 pub(super) const ME: NodeId = 1;
@@ -216,6 +216,35 @@ impl Harness {
     }
 
     /// The versions stored for `key`.
+    /// A put of `v1` to `key` (a key this node coordinates) and a delete over it, each
+    /// acknowledged by `ack_from`: the put's context, the versions it stored, and the
+    /// tombstone's context.
+    fn put_then_delete(&mut self, key: &Key, ack_from: NodeId) -> (Vec<u8>, Sibs, Clock) {
+        let req = self.next_req();
+        self.client(10, put(key, b"v1", vec![]));
+        let out = self.message(ack_from, PeerMessage::WriteAck { req, ok: true });
+        let v1_context = out
+            .iter()
+            .find_map(|o| match o {
+                Out::Reply(_, ClientReply::Stored { context, .. }) => Some(context.clone()),
+                _ => None,
+            })
+            .expect("stored");
+        let v1 = self.stored(key).expect("v1");
+        let req = self.next_req();
+        self.client(
+            11,
+            ClientRequest::Delete {
+                key: key.clone(),
+                context: v1_context.clone(),
+                options: ClientOptions::default(),
+            },
+        );
+        self.message(ack_from, PeerMessage::WriteAck { req, ok: true });
+        let tombstone = self.stored(key).expect("the tombstone").context();
+        (v1_context, v1, tombstone)
+    }
+
     fn stored(&self, key: &[u8]) -> Option<Sibs> {
         self.store.get(key).expect("memory store")
     }
@@ -1102,29 +1131,8 @@ fn a_session_that_found_no_difference_in_differing_trees_lifts_no_wait() {
 fn a_put_after_a_reap_is_not_minted_under_the_reaped_tombstones_dot() {
     let mut h = Harness::new();
     let (key, p2, p3) = h.own_key();
-    let context_of = |out: &[Out]| -> Vec<u8> {
-        out.iter()
-            .find_map(|o| match o {
-                Out::Reply(_, ClientReply::Stored { context, .. }) => Some(context.clone()),
-                _ => None,
-            })
-            .expect("stored")
-    };
     // v1, then a delete over it, each acknowledged by a second replica.
-    let req = h.next_req();
-    h.client(10, put(&key, b"v1", vec![]));
-    let v1_context = context_of(&h.message(p3, PeerMessage::WriteAck { req, ok: true }));
-    let req = h.next_req();
-    h.client(
-        11,
-        ClientRequest::Delete {
-            key: key.clone(),
-            context: v1_context.clone(),
-            options: ClientOptions::default(),
-        },
-    );
-    h.message(p3, PeerMessage::WriteAck { req, ok: true });
-    let tombstone = h.stored(&key).expect("the tombstone").context();
+    let (v1_context, _, tombstone) = h.put_then_delete(&key, p3);
     // Every replica held exactly the tombstone: reaped.
     h.message(
         p2,
@@ -1176,29 +1184,7 @@ fn a_put_after_a_reap_is_not_minted_under_the_reaped_tombstones_dot() {
 fn a_reap_drops_the_deleted_value_a_rolled_back_replica_holds_again() {
     let mut h = Harness::new();
     let (key, p2, p3) = h.own_key();
-    let context_of = |out: &[Out]| -> Vec<u8> {
-        out.iter()
-            .find_map(|o| match o {
-                Out::Reply(_, ClientReply::Stored { context, .. }) => Some(context.clone()),
-                _ => None,
-            })
-            .expect("stored")
-    };
-    let req = h.next_req();
-    h.client(10, put(&key, b"v1", vec![]));
-    let v1_context = context_of(&h.message(p3, PeerMessage::WriteAck { req, ok: true }));
-    let v1 = h.stored(&key).expect("v1");
-    let req = h.next_req();
-    h.client(
-        11,
-        ClientRequest::Delete {
-            key: key.clone(),
-            context: v1_context,
-            options: ClientOptions::default(),
-        },
-    );
-    h.message(p3, PeerMessage::WriteAck { req, ok: true });
-    let tombstone = h.stored(&key).expect("the tombstone").context();
+    let (_, v1, tombstone) = h.put_then_delete(&key, p3);
     // The store lost the delete: it holds v1 again.
     h.store.put(&key, &v1).expect("memory store");
     // A concurrent write the tombstone does not cover stays.
