@@ -408,9 +408,7 @@ async fn one_op<C: Connection>(
             Ok(false)
         }
         Op::Put(k) => {
-            // New keys of this run only: a run with fewer connections before this one wrote
-            // keys of the same numbers.
-            let key = format!("{}-c{}-n{k:012}", spec.prefix, spec.connections).into_bytes();
+            let key = format!("{}-n{k:012}", spec.prefix).into_bytes();
             conn.put(&key, value, &[]).await?;
             Ok(true)
         }
@@ -446,7 +444,9 @@ async fn conn_loop<C: Connection>(
         rng: SmallRng::seed_from_u64(0x5eed ^ index as u64),
         zipf: (spec.workload == Workload::Zipf).then(|| Zipf::new(spec.keys.max(1), 0.99)),
         keys: spec.keys.max(1),
-        next_new: index as u64,
+        // New keys of this run only (a run with another connection count before this one
+        // started from the same numbers), at the same key length as before.
+        next_new: index as u64 + spec.connections as u64 * 1_000_000_000,
         stride: spec.connections.max(1) as u64,
     };
     let value = value(spec.value_size, index as u64);
