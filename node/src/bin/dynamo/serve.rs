@@ -265,6 +265,12 @@ fn runtime_config(args: &ServeArgs) -> Result<RuntimeConfig> {
             Some("buffered") => true,
             Some(other) => bail!("durability {other:?}: expected \"durable\" or \"buffered\""),
         };
+    if !buffered && file.sync_interval_ms.is_some() {
+        // Refusing it would stop nodes whose files set it harmlessly; say it does nothing.
+        tracing::warn!(
+            "sync_interval_ms applies to buffered writes only: ignored (durability = \"durable\")"
+        );
+    }
     if !buffered && args.sync_interval_ms.is_some() {
         bail!(
             "--sync-interval-ms applies to --buffered writes only (a durable node fsyncs before \
