@@ -245,6 +245,17 @@ impl Harness {
         (v1_context, v1, tombstone)
     }
 
+    /// `from` asks this node to reap `key`'s tombstone of context `clock`.
+    fn reap(&mut self, from: NodeId, key: &Key, clock: Clock) -> Vec<Out> {
+        self.message(
+            from,
+            PeerMessage::Reap {
+                key: key.clone(),
+                clock,
+            },
+        )
+    }
+
     fn stored(&self, key: &[u8]) -> Option<Sibs> {
         self.store.get(key).expect("memory store")
     }
@@ -1134,13 +1145,7 @@ fn a_put_after_a_reap_is_not_minted_under_the_reaped_tombstones_dot() {
     // v1, then a delete over it, each acknowledged by a second replica.
     let (v1_context, _, tombstone) = h.put_then_delete(&key, p3);
     // Every replica held exactly the tombstone: reaped.
-    h.message(
-        p2,
-        PeerMessage::Reap {
-            key: key.clone(),
-            clock: tombstone,
-        },
-    );
+    h.reap(p2, &key, tombstone);
     assert_eq!(h.stored(&key), None, "reaped");
     // A put through node 2 with v1's context.
     let old = VClock::<crate::types::Actor>::decode(&v1_context).expect("a context");
@@ -1204,25 +1209,13 @@ fn a_reap_drops_the_deleted_value_a_rolled_back_replica_holds_again() {
             hint: None,
         },
     );
-    h.message(
-        p2,
-        PeerMessage::Reap {
-            key: key.clone(),
-            clock: tombstone.clone(),
-        },
-    );
+    h.reap(p2, &key, tombstone.clone());
     let held = h.stored(&key).expect("the concurrent write");
     let live: Vec<&[u8]> = held.live_values().map(|o| &o.bytes[..]).collect();
     assert_eq!(live, [&b"concurrent"[..]], "{held:?}");
     // Without the concurrent write, the key goes.
     h.store.put(&key, &v1).expect("memory store");
-    h.message(
-        p2,
-        PeerMessage::Reap {
-            key: key.clone(),
-            clock: tombstone,
-        },
-    );
+    h.reap(p2, &key, tombstone);
     assert_eq!(h.stored(&key), None, "reaped");
 }
 
