@@ -56,6 +56,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 mod report;
+/// Whether write `by`, which superseded a value, accounts for it being gone: acknowledged; a put
+/// whose own value is accounted for (or not judged yet); a delete, any if `any_delete`, else only
+/// an acknowledged one (an unacknowledged delete may not have been applied).
+fn accounts(by: &Op, accounted: &BTreeMap<WriteId, bool>, any_delete: bool) -> bool {
+    let acked = by.outcome() == Some(Outcome::Ok);
+    match &by.kind {
+        Kind::Put(_) if acked => true,
+        Kind::Put(value) => WriteId::parse(value)
+            .and_then(|v| accounted.get(&v).copied())
+            .unwrap_or(true),
+        Kind::Delete => any_delete || acked,
+        Kind::Get => true,
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -484,16 +499,11 @@ impl History {
         for &(_, id) in by_position.iter().rev() {
             // A put acknowledged over `id` accounts for it whatever became of the put (its own
             // loss is reported as its own).
-            let replaced = superseded.get(&id).into_iter().flatten().any(|&w| {
-                let op = &self.ops[w];
-                match &op.kind {
-                    Kind::Put(_) if op.outcome() == Some(Outcome::Ok) => true,
-                    Kind::Put(value) => WriteId::parse(value)
-                        .and_then(|by| accounted.get(&by).copied())
-                        .unwrap_or(true),
-                    Kind::Delete | Kind::Get => true,
-                }
-            });
+            let replaced = superseded
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .any(|&w| accounts(&self.ops[w], &accounted, true));
             accounted.insert(id, present.contains_key(&id) || replaced);
         }
 
@@ -507,17 +517,11 @@ impl History {
             {
                 continue;
             }
-            let surely = superseded.get(id).into_iter().flatten().any(|&w| {
-                let by = &self.ops[w];
-                match &by.kind {
-                    Kind::Put(_) if by.outcome() == Some(Outcome::Ok) => true,
-                    Kind::Put(value) => WriteId::parse(value)
-                        .and_then(|v| accounted.get(&v).copied())
-                        .unwrap_or(true),
-                    Kind::Delete => by.outcome() == Some(Outcome::Ok),
-                    Kind::Get => true,
-                }
-            });
+            let surely = superseded
+                .get(id)
+                .into_iter()
+                .flatten()
+                .any(|&w| accounts(&self.ops[w], &accounted, false));
             if !surely {
                 report.excused_by_unacknowledged_deletes += 1;
             }

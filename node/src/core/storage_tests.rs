@@ -388,3 +388,34 @@ fn a_leave_syncs_its_request_before_it_is_answered() {
         ops.len()
     );
 }
+
+quickcheck::quickcheck! {
+    /// What a reap leaves of a key: exactly the values whose dots the reaped tombstone's context
+    /// does not cover, and nothing (`None`) when it covers them all. Puts by three actors, each
+    /// over the context one of the earlier states had; the clock is one state's context.
+    fn a_reap_leaves_exactly_the_values_its_clock_does_not_cover(
+        puts: Vec<(u8, u8)>,
+        pick: u8
+    ) -> bool {
+        use crate::types::{Object, Sibs};
+        use dynamo_vclock::Value;
+        let mut current = Sibs::default();
+        let mut contexts = vec![current.context()];
+        for (i, (actor, over)) in puts.iter().take(24).enumerate() {
+            let seen = contexts[usize::from(*over) % contexts.len()].clone();
+            let value = Value::Live(Object::typed(vec![i as u8], None));
+            current.put(&seen, (u64::from(actor % 3), 1), i as u64, value);
+            contexts.push(current.context());
+        }
+        let clock = contexts[usize::from(pick) % contexts.len()].clone();
+        let kept: Vec<_> = current
+            .dotted_values()
+            .filter(|((actor, counter), _)| *counter > clock.counter(actor))
+            .map(|(_, v)| v.clone())
+            .collect();
+        match super::storage::reaped(&current, &clock) {
+            None => kept.is_empty(),
+            Some(rest) => rest.values().cloned().collect::<Vec<_>>() == kept,
+        }
+    }
+}

@@ -26,6 +26,16 @@ async fn run(spec: &Spec, args: &[&str]) -> Output {
     dynamo(spec, args).output().await.unwrap()
 }
 
+/// The output of a command that must end by itself (`expect`), within a bound generous for a
+/// loaded machine: a command that would run on instead fails the test rather than hang it.
+async fn bounded(command: &mut Command, expect: &str) -> Output {
+    let out = command.stdin(Stdio::null()).kill_on_drop(true).output();
+    tokio::time::timeout(std::time::Duration::from_secs(120), out)
+        .await
+        .expect(expect)
+        .unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -166,20 +176,15 @@ async fn serve_help_gives_defaults() {
 /// every acknowledgement, and the flag was silently ignored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_interval_without_buffered_writes_is_refused() {
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
+    let out = bounded(
         Command::new(env!("CARGO_BIN_EXE_dynamo"))
             .args(["serve", "--id", "1", "--sync-interval-ms", "10"])
             .args(["--listen", "127.0.0.1:0"])
             .env("DYNAMO_CLIENT_SECRET", "c")
-            .env("DYNAMO_PEER_SECRET", "p")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
+            .env("DYNAMO_PEER_SECRET", "p"),
+        "refused at once, not served",
     )
-    .await
-    .expect("refused at once, not served")
-    .unwrap();
+    .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--buffered"), "{stderr}");
@@ -268,19 +273,14 @@ async fn a_cluster_whose_nodes_all_fail_exits_non_zero() {
     let taken_http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let http_port = taken_http.local_addr().unwrap().port().to_string();
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
+    let out = bounded(
         Command::new(env!("CARGO_BIN_EXE_dynamo"))
             .args(["cluster", "--nodes", "1", "--base-port", &port])
             .args(["--http-base-port", &http_port, "--dir"])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
+            .arg(dir.path()),
+        "cluster ends once its node failed",
     )
-    .await
-    .expect("cluster ends once its node failed")
-    .unwrap();
+    .await;
     assert_ne!(out.status.code(), Some(0), "{out:?}");
     assert!(
         !text(&out.stdout).contains("try, from another terminal"),
