@@ -169,10 +169,21 @@ pub struct MemoryStore {
     hints: BTreeMap<u64, Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
     buffered: bool,
+    /// On a buffered store, what every write since the last [`Store::sync`] replaced, oldest
+    /// first: what a power loss takes back ([`MemoryStore::lose_unsynced`]).
+    unsynced: Vec<Undo>,
     /// Records [`MemoryStore::damage`] dropped, for [`Store::take_set_aside`].
     set_aside: Vec<Key>,
     /// Faults injected by [`MemoryStore::inject_faults`].
     faults: Option<Faults>,
+}
+
+/// What one write to a buffered [`MemoryStore`] replaced (`None`: nothing was there).
+#[derive(Debug, Clone)]
+enum Undo {
+    Data(Key, Option<Sibs>),
+    Hint(u64, Option<Vec<u8>>),
+    Meta(String, Option<Vec<u8>>),
 }
 
 /// Data reads and writes that fail, one in `one_in` on average, drawn from a seeded generator.
@@ -200,8 +211,9 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// An empty store that claims to be buffered ([`Store::is_durable`] is `false`): tests and the
-    /// simulator model a crash that loses recent writes by restarting on an older clone.
+    /// An empty buffered store ([`Store::is_durable`] is `false`): a write is durable only once a
+    /// [`Store::sync`] follows it, and [`MemoryStore::lose_unsynced`] takes back what a power loss
+    /// would (tests can also restart a node on an older clone).
     pub fn buffered() -> Self {
         Self {
             buffered: true,
@@ -243,6 +255,52 @@ impl MemoryStore {
         self.data.keys()
     }
 
+    /// Writes since the last [`Store::sync`] (always 0 on a store that is not buffered).
+    pub fn unsynced_writes(&self) -> usize {
+        self.unsynced.len()
+    }
+
+    /// Takes back every write since the last [`Store::sync`] but the first `keep`, as a machine
+    /// that lost power loses the tail of a buffered store's journal, and makes the rest durable.
+    /// Returns the data keys whose records changed back, in the order they were restored.
+    pub fn lose_unsynced(&mut self, keep: usize) -> Vec<Key> {
+        let mut changed = Vec::new();
+        let lost = self.unsynced.split_off(keep.min(self.unsynced.len()));
+        for undo in lost.into_iter().rev() {
+            match undo {
+                Undo::Data(key, before) => {
+                    match before {
+                        Some(sibs) => self.data.insert(key.clone(), sibs),
+                        None => self.data.remove(&key),
+                    };
+                    changed.push(key);
+                }
+                Undo::Hint(id, before) => {
+                    match before {
+                        Some(record) => self.hints.insert(id, record),
+                        None => self.hints.remove(&id),
+                    };
+                }
+                Undo::Meta(name, before) => {
+                    match before {
+                        Some(value) => self.meta.insert(name, value),
+                        None => self.meta.remove(&name),
+                    };
+                }
+            }
+        }
+        self.unsynced.clear();
+        changed
+    }
+
+    /// Notes what a write replaced, on a buffered store.
+    fn note(&mut self, undo: impl FnOnce(&Self) -> Undo) {
+        if self.buffered {
+            let undo = undo(self);
+            self.unsynced.push(undo);
+        }
+    }
+
     /// Drops `key`'s record as an on-disk store drops a record it finds damaged when it opens:
     /// the next [`Store::take_set_aside`] names the key (tests and the simulator model damage
     /// found at a restart with it).
@@ -261,11 +319,13 @@ impl Store for MemoryStore {
 
     fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
         self.fault()?;
+        self.note(|s| Undo::Data(key.to_vec(), s.data.get(key).cloned()));
         self.data.insert(key.to_vec(), siblings.clone());
         Ok(())
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.note(|s| Undo::Data(key.to_vec(), s.data.get(key).cloned()));
         self.data.remove(key);
         Ok(())
     }
@@ -278,11 +338,13 @@ impl Store for MemoryStore {
     }
 
     fn put_hint(&mut self, id: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.note(|s| Undo::Hint(id, s.hints.get(&id).cloned()));
         self.hints.insert(id, record.to_vec());
         Ok(())
     }
 
     fn remove_hint(&mut self, id: u64) -> Result<(), StoreError> {
+        self.note(|s| Undo::Hint(id, s.hints.get(&id).cloned()));
         self.hints.remove(&id);
         Ok(())
     }
@@ -296,6 +358,7 @@ impl Store for MemoryStore {
     }
 
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.note(|s| Undo::Meta(name.to_string(), s.meta.get(name).cloned()));
         self.meta.insert(name.to_string(), value.to_vec());
         Ok(())
     }
@@ -304,11 +367,87 @@ impl Store for MemoryStore {
         !self.buffered
     }
 
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.unsynced.clear();
+        Ok(())
+    }
+
     fn take_set_aside(&mut self) -> Vec<Key> {
         std::mem::take(&mut self.set_aside)
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MemoryStore, Store};
+    use crate::types::{Object, Sibs};
+    use dynamo_vclock::{VClock, Value};
+
+    /// One write to a store: data put or remove, hint put or remove, meta put (small key spaces,
+    /// so that writes overwrite each other).
+    fn apply(store: &mut MemoryStore, op: (u8, u8, u8)) {
+        let (kind, key, value) = op;
+        let key_bytes = [key % 4];
+        let result = match kind % 5 {
+            0 => {
+                let mut sibs = Sibs::default();
+                sibs.put(
+                    &VClock::new(),
+                    (1, 1),
+                    u64::from(value),
+                    Value::Live(Object::typed(vec![value], None)),
+                );
+                store.put(&key_bytes, &sibs)
+            }
+            1 => store.remove(&key_bytes),
+            2 => store.put_hint(u64::from(key % 4), &[value]),
+            3 => store.remove_hint(u64::from(key % 4)),
+            _ => store.put_meta(&format!("m{}", key % 4), &[value]),
+        };
+        assert!(result.is_ok());
+    }
+
+    /// What a store holds, comparably.
+    fn contents(store: &MemoryStore) -> String {
+        format!("{:?} {:?} {:?}", store.data, store.hints, store.meta)
+    }
+
+    /// A power loss that keeps the first `keep` unsynced writes leaves the store exactly as it was
+    /// after them, whatever came before the last sync, and the writes since then are durable.
+    #[quickcheck_macros::quickcheck]
+    fn losing_the_unsynced_tail_goes_back_to_a_prefix(
+        synced: Vec<(u8, u8, u8)>,
+        unsynced: Vec<(u8, u8, u8)>,
+        keep: usize,
+    ) -> bool {
+        let mut store = MemoryStore::buffered();
+        for &op in &synced {
+            apply(&mut store, op);
+        }
+        assert!(store.sync().is_ok());
+        let mut states = vec![contents(&store)];
+        for &op in &unsynced {
+            apply(&mut store, op);
+            states.push(contents(&store));
+        }
+        let keep = keep % (unsynced.len() + 1);
+        store.lose_unsynced(keep);
+        let prefix = contents(&store) == states[keep];
+        let durable = store.unsynced_writes() == 0;
+        prefix && durable && store.lose_unsynced(0).is_empty()
+    }
+
+    /// A store that is not buffered keeps no undo log: every write is durable at once.
+    #[test]
+    fn a_durable_store_loses_nothing() {
+        let mut store = MemoryStore::new();
+        apply(&mut store, (0, 1, 7));
+        assert_eq!(store.unsynced_writes(), 0);
+        assert!(store.lose_unsynced(0).is_empty());
+        assert_eq!(store.len(), 1);
     }
 }

@@ -70,6 +70,7 @@ fn run_one(every_ms: Option<u64>, duration_ms: u64, seed: u64) -> Result<Run, Er
         start: 1_000,
         disk: None,
         disk_faults: None,
+        buffered: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "churn",

@@ -104,6 +104,7 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
         start: 1_000,
         disk: None,
         disk_faults: None,
+        buffered: None,
     })
     .map_err(|e| setup(&e))?;
     let mut detected_ms = None;

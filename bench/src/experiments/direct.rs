@@ -26,6 +26,7 @@ fn sim(seed: u64, nodes: usize, node: NodeConfig, link: LinkConfig) -> Result<Si
         start: 1_000,
         disk: None,
         disk_faults: None,
+        buffered: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "simulator",

@@ -76,6 +76,7 @@ fn run_one(latency: Dist, r: usize, w: usize, trials: usize, seed: u64) -> Resul
         start: 1_000,
         disk: None,
         disk_faults: None,
+        buffered: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "pbs-sim",

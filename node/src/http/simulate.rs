@@ -311,6 +311,7 @@ impl SimRequest {
             start: 1_000,
             disk: None,
             disk_faults: None,
+            buffered: None,
         }
     }
 }

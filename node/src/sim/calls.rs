@@ -8,7 +8,9 @@ impl Sim {
     /// Sends one request to `node` outside the workload and runs the simulation until its reply
     /// arrives or `max` ms passed (`None`). The operation is recorded in the history (client
     /// [`DIRECT_CLIENT`]) and checked like any other; put values should come from
-    /// [`workload::value_for`] of [`Sim::next_op_id`] (the [`Sim::put`] helper does this).
+    /// [`workload::value_for`] of [`Sim::next_op_id`] (the [`Sim::put`] helper does this). A put
+    /// or delete whose context is the one the latest such get returned counts as made from that
+    /// get (it supersedes the values the get read), as a workload client's would.
     pub fn call(
         &mut self,
         node: NodeId,
@@ -29,6 +31,17 @@ impl Sim {
             } => (context.clone(), *options),
             ClientRequest::Get { options, .. } => (Vec::new(), *options),
         };
+        let context_from = if sent_context.is_empty() {
+            None
+        } else {
+            self.history
+                .ops()
+                .filter(|o| {
+                    o.kind == workload::OpKind::Get && o.is_ok() && o.context == sent_context
+                })
+                .map(|o| o.id)
+                .last()
+        };
         let id = self.history.invoke(workload::Op {
             id: 0,
             client: DIRECT_CLIENT,
@@ -42,7 +55,7 @@ impl Sim {
             read: Vec::new(),
             context: Vec::new(),
             sent_context,
-            context_from: None,
+            context_from,
             replicas: Vec::new(),
             phantoms: Vec::new(),
         });

@@ -7,6 +7,7 @@ use super::workload::{key_bytes, value_for, written_value, Op, OpKind, Outcome};
 use super::{Event, Sim};
 use crate::core::NodeStats;
 use crate::message::{ClientReply, ClientRequest};
+use crate::store::Store as _;
 use crate::types::{Millis, NodeId};
 
 impl Sim {
@@ -135,11 +136,18 @@ impl Sim {
         let mut out = std::mem::take(&mut self.outbox);
         let mut replies = std::mem::take(&mut self.replies);
         let mut disk = None;
+        let sync_every = self.config.buffered.map(|ms| ms.saturating_mul(1000));
         let incarnation = match self.slots.get_mut(node as usize) {
             Some(slot) => {
                 let Some(core) = slot.core.as_mut() else {
                     return;
                 };
+                if sync_every.is_some_and(|every| self.now.saturating_sub(slot.synced_at) >= every)
+                {
+                    // A memory store's sync cannot fail.
+                    let _ = core.store_mut().sync();
+                    slot.synced_at = self.now;
+                }
                 if core.storage_pending() {
                     slot.held
                         .extend(std::iter::from_fn(|| core.poll_transmit()));

@@ -101,6 +101,11 @@ pub struct SimConfig {
     /// A failing disk: about one in this many data reads and writes of every node fails with an
     /// I/O error ([`MemoryStore::inject_faults`]). `None`: none fails.
     pub disk_faults: Option<u64>,
+    /// Buffered stores (as `dynamo serve --buffered`): a node's writes are durable only once its
+    /// store syncs, which it does at its first input this many milliseconds after the last
+    /// sync; a power loss ([`Sim::power_loss`]) takes back what came since. `None`: every write
+    /// is durable at once.
+    pub buffered: Option<Millis>,
 }
 
 impl Default for SimConfig {
@@ -120,6 +125,7 @@ impl Default for SimConfig {
             start: 1_000,
             disk: None,
             disk_faults: None,
+            buffered: None,
         }
     }
 }
@@ -177,6 +183,8 @@ struct Slot {
     held_replies: Vec<(u64, ClientReply)>,
     /// Whether a disk event is scheduled.
     disk_armed: bool,
+    /// When the node's buffered store last synced (µs of virtual time).
+    synced_at: Micros,
 }
 
 /// A closed-loop client.
@@ -289,6 +297,7 @@ impl Sim {
                 held: Vec::new(),
                 held_replies: Vec::new(),
                 disk_armed: false,
+                synced_at: 0,
             });
             sim.start_node(id, sim.members.clone())?;
         }
@@ -324,7 +333,14 @@ impl Sim {
         if slot.core.is_some() {
             return Err(SimError::Running(id));
         }
-        let mut store = slot.disk.take().unwrap_or_default();
+        let buffered = self.config.buffered.is_some();
+        let mut store = slot.disk.take().unwrap_or_else(|| {
+            if buffered {
+                MemoryStore::buffered()
+            } else {
+                MemoryStore::new()
+            }
+        });
         let seed = self.config.seed
             ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ u64::from(slot.incarnation).rotate_left(32);
@@ -433,6 +449,56 @@ impl Sim {
         }
     }
 
+    /// Node `id`'s machine loses power: the node crashes with its store kept (as
+    /// [`Sim::crash`]), and the store loses a random tail of the writes since its last sync, up
+    /// to all of them ([`MemoryStore::lose_unsynced`]); on buffered stores
+    /// ([`SimConfig::buffered`]) some may be acknowledged writes. The keys whose records went
+    /// back count as copies lost ([`check::FinalState::lost_copies`]). Returns them.
+    pub fn power_loss(&mut self, id: NodeId) -> Vec<crate::types::Key> {
+        self.power_loss_keeping(id, None)
+    }
+
+    /// [`Sim::power_loss`] that keeps the first `keep` unsynced writes (`None`: a random number
+    /// of them).
+    pub fn power_loss_keeping(
+        &mut self,
+        id: NodeId,
+        keep: Option<usize>,
+    ) -> Vec<crate::types::Key> {
+        use rand::Rng;
+        self.crash(id, true);
+        let Some(disk) = self
+            .slots
+            .get_mut(id as usize)
+            .and_then(|s| s.disk.as_mut())
+        else {
+            return Vec::new();
+        };
+        let keep = keep.unwrap_or_else(|| self.rng.gen_range(0..=disk.unsynced_writes()));
+        let lost = disk.lose_unsynced(keep);
+        let now = self.now;
+        self.lost_copies.extend(
+            lost.iter()
+                .filter_map(|k| workload::key_index(k))
+                .map(|k| (k, now)),
+        );
+        lost
+    }
+
+    /// Syncs running node `id`'s store now (on buffered stores, [`SimConfig::buffered`]: what it
+    /// wrote so far survives a power loss).
+    pub fn sync(&mut self, id: NodeId) {
+        use crate::store::Store as _;
+        let now = self.now;
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            if let Some(core) = slot.core.as_mut() {
+                // A memory store's sync cannot fail.
+                let _ = core.store_mut().sync();
+                slot.synced_at = now;
+            }
+        }
+    }
+
     /// Damages up to `count` records of crashed node `id`'s kept store, chosen at random, as bit
     /// rot found when it restarts ([`MemoryStore::damage`]: the store sets them aside and the
     /// node counts them as copies it lost). Returns the keys damaged (none if the node is
@@ -495,6 +561,7 @@ impl Sim {
             held: Vec::new(),
             held_replies: Vec::new(),
             disk_armed: false,
+            synced_at: 0,
         });
         self.net.grow(self.slots.len());
         // As `dynamo serve --join` does: the cluster's members, not itself, so its ring is a

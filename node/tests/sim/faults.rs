@@ -60,6 +60,14 @@ fn faulty() -> bool {
     std::env::var("SIM_FAULTY").is_ok_and(|v| v == "1")
 }
 
+/// `SIM_BUFFERED=1`: buffered stores and a power loss (see [`Setup::buffered`]).
+fn buffered() -> bool {
+    std::env::var("SIM_BUFFERED").is_ok_and(|v| v == "1")
+}
+
+/// How often a buffered store syncs (ms), as `dynamo serve --buffered` by default.
+const BUFFERED_SYNC_MS: u64 = 4_000;
+
 /// One in this many data reads and writes fails on a failing disk ([`Setup::faulty`]).
 const DISK_FAULTS: u64 = 40;
 
@@ -165,6 +173,12 @@ struct Setup {
     /// restarted finds a few of its records damaged (set aside: copies it lost). No disk is
     /// lost whole, so that the damage never meets a lost disk's keys.
     faulty: bool,
+    /// Buffered stores that sync once a second, and the first crash that may lose a disk is a
+    /// power loss instead: its node comes back with a random tail of its unsynced writes taken
+    /// back (acknowledged writes, tombstones, hints and its epoch lease among them). One rolled-
+    /// back disk is as much as a lost one: with N = 3 and W = 2 a second could lose an
+    /// acknowledged write legitimately, so no disk is lost whole in such a seed.
+    buffered: bool,
     /// No joins or leaves. While a ring change spreads, a get whose coordinator and replicas
     /// all still hold the old ring can miss a put the new ring's replicas acknowledged (seed
     /// 7025 under strict quorums): Dynamo's rings are gossiped, not agreed on, so only a fixed
@@ -181,6 +195,7 @@ impl Setup {
             fanout: fanout(),
             strict: strict(),
             faulty: faulty(),
+            buffered: buffered(),
             fixed_membership: fixed(),
         }
     }
@@ -230,6 +245,9 @@ fn run_seed_sim(seed: u64, setup: Setup) -> (Sim, Result<String, String>) {
     if setup.faulty {
         cfg.disk_faults = Some(DISK_FAULTS);
     }
+    if setup.buffered {
+        cfg.buffered = Some(BUFFERED_SYNC_MS);
+    }
     let mut sim = match Sim::new(cfg.clone()) {
         Ok(s) => s,
         Err(e) => panic!("seed {seed}: {e}"),
@@ -250,7 +268,10 @@ fn faults(
     let mut crashed: Vec<NodeId> = Vec::new();
     // One node at most loses its disk: with N = 3 and W = 2, two lost disks can lose an
     // acknowledged write legitimately.
-    let mut disk_lost = setup.faulty;
+    // On buffered stores with reaping, half the seeds lose power while tombstones are reaped
+    // (after the clients stopped) instead of at a crash during the run.
+    let late_power_loss = setup.buffered && cfg.node.tombstone_grace.is_some() && rng.gen_bool(0.5);
+    let mut disk_lost = setup.faulty || late_power_loss;
     // On a failing disk, the first restart finds records damaged.
     let mut damaged = !setup.faulty;
     let mut changes = 0;
@@ -269,9 +290,17 @@ fn faults(
             0 | 1 if crashed.len() + 1 < nodes as usize / 2 + 1 => {
                 let victim = rng.gen_range(0..nodes);
                 if !crashed.contains(&victim) {
-                    let keep = disk_lost || rng.gen_bool(0.7) || strict;
+                    // On buffered stores the first such crash is a power loss.
+                    let keep = disk_lost || strict || (!setup.buffered && rng.gen_bool(0.7));
                     disk_lost |= !keep;
-                    sim.crash(victim, keep);
+                    if !keep && setup.buffered {
+                        let lost = sim.power_loss(victim);
+                        if std::env::var("SIM_DEBUG").is_ok() {
+                            eprintln!("power loss at node {victim}: {} records back", lost.len());
+                        }
+                    } else {
+                        sim.crash(victim, keep);
+                    }
                     crashed.push(victim);
                 }
             }
@@ -325,7 +354,24 @@ fn faults(
     sim.run_for(3_000);
     let mut settled = sim.settle(120_000, 250);
     if let Some(grace) = cfg.node.tombstone_grace {
-        sim.run_for(2 * grace);
+        if late_power_loss {
+            let at = rng.gen_range(0..2 * grace);
+            sim.run_for(at);
+            let running = sim.running();
+            let victim = running[rng.gen_range(0..running.len())];
+            let lost = sim.power_loss(victim);
+            if std::env::var("SIM_DEBUG").is_ok() {
+                eprintln!(
+                    "t={} power loss at node {victim}: {} records back",
+                    sim.now_ms(),
+                    lost.len()
+                );
+            }
+            sim.restart(victim).map_err(|e| e.to_string())?;
+            sim.run_for(2 * grace - at);
+        } else {
+            sim.run_for(2 * grace);
+        }
         settled = settled.and(sim.settle(120_000, 250));
     }
     let report = sim.check();
@@ -390,6 +436,7 @@ fn sweep_with(
         ("SIM_FANOUT", fanout()),
         ("SIM_STRICT", strict()),
         ("SIM_FAULTY", faulty()),
+        ("SIM_BUFFERED", buffered()),
         ("SIM_FIXED", fixed()),
     ] {
         if on && !env.contains(name) {
@@ -464,6 +511,23 @@ fn random_faults_on_a_failing_disk() {
     sweep_with(7_000, 40, "SIM_FAULTY=1 ", |seed| {
         let setup = Setup {
             faulty: true,
+            ..Setup::from_env()
+        };
+        run_seed_sim(seed, setup).1
+    });
+}
+
+/// The same faults on buffered stores, with a power loss that takes back a random tail of one
+/// node's unsynced writes (its acknowledged writes, tombstones, hints and epoch lease among
+/// them), and reaping on: the node must not issue a dot again from its rolled-back copies, nor
+/// keep a deleted value its disk gave back when a Reap comes, and the other replicas must give
+/// it back what it lost.
+#[test]
+fn random_faults_with_a_power_loss() {
+    sweep_with(8_000, 40, "SIM_BUFFERED=1 SIM_REAP=1 ", |seed| {
+        let setup = Setup {
+            buffered: true,
+            reap: true,
             ..Setup::from_env()
         };
         run_seed_sim(seed, setup).1

@@ -51,6 +51,7 @@ fn cluster(r: usize, w: usize, seed: u64) -> Sim {
         start: 1_000,
         disk: None,
         disk_faults: None,
+        buffered: None,
     })
     .expect("cluster starts");
     sim.stop_clients();

@@ -271,3 +271,85 @@ fn a_reply_on_its_way_when_the_coordinator_crashes_still_reaches_the_client() {
     let op = sim.history().get(op.id).cloned().expect("recorded");
     assert_eq!(op.outcome, Outcome::Ok, "{op:?}");
 }
+
+/// A replica on a buffered store that reaped a tombstone it had only just received loses power
+/// before it synced either: it comes back holding the deleted value (its disk had the value,
+/// not the tombstone), and its fence went with its memory. The other replicas' fences drop the
+/// value it offers and answer with the Reap, which must take the value from it too: it once
+/// required exactly the tombstone there, kept the value, and served it (the simulator's
+/// checker could not see this while its disks were durable at every step).
+#[test]
+fn a_replica_that_loses_power_after_a_reap_does_not_keep_the_deleted_value() {
+    let grace = 4_000;
+    let mut sim = Sim::new(SimConfig {
+        seed: 5,
+        nodes: 3,
+        node: NodeConfig {
+            partitions: 16,
+            gossip_interval: 200,
+            handoff_interval: 200,
+            sync_interval: Some(150),
+            tombstone_grace: Some(grace),
+            ..NodeConfig::default()
+        },
+        workload: Workload {
+            clients: 0,
+            ..Workload::default()
+        },
+        // Buffered stores that sync only when the test says.
+        buffered: Some(u64::MAX),
+        ..SimConfig::default()
+    })
+    .expect("cluster starts");
+    sim.run_for(2_000);
+    let key = 3;
+    let (victim, coordinator) = (2, 0);
+    let value = sim.next_op_id();
+    stored_context(sim.put(coordinator, key, Vec::new()));
+    sim.run_for(1_000);
+    let context = match sim.get(coordinator, key) {
+        Some(ClientReply::Got { context, .. }) => context,
+        other => panic!("get failed: {other:?}"),
+    };
+    assert_eq!(stored(&sim, victim, key), vec![value]);
+    for n in 0..3 {
+        sim.sync(n);
+    }
+    // The delete reaches the victim only after the grace period, through anti-entropy.
+    sim.isolate(victim);
+    stored_context(sim.delete(coordinator, key, context));
+    sim.run_for(grace + 2_000);
+    sim.heal();
+    let held = |sim: &Sim| {
+        sim.node(victim)
+            .and_then(|c| c.store().get(&key_bytes(key)).ok())
+            .flatten()
+    };
+    let mut tombstone = false;
+    let mut reaped = false;
+    for _ in 0..600 {
+        sim.run_for(50);
+        match held(&sim) {
+            Some(s) => tombstone |= s.is_tombstone_only(),
+            None if tombstone => {
+                reaped = true;
+                break;
+            }
+            None => {}
+        }
+    }
+    assert!(reaped, "the victim got the tombstone and reaped it");
+    // Power goes before the victim's store synced the tombstone or the reap.
+    sim.power_loss_keeping(victim, Some(0));
+    sim.restart(victim).expect("restarts");
+    assert_eq!(
+        stored(&sim, victim, key),
+        vec![value],
+        "its disk gave the deleted value back"
+    );
+    sim.run_for(5_000);
+    assert!(sim.settle(60_000, 250).is_some(), "converged");
+    assert_eq!(stored(&sim, victim, key), Vec::<u64>::new());
+    let report = sim.check();
+    assert!(report.is_clean(), "{report}");
+}
