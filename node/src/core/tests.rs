@@ -2096,3 +2096,149 @@ fn a_node_restarted_on_a_stale_ring_commits_no_change_before_hearing_the_cluster
         Err(super::ChangeError::NoClaimant)
     );
 }
+
+/// Review of handoff (twenty-second session): a write of a partition while a pass streamed it
+/// made the pass run again, even on a sender that stays one of the partition's replicas. Under
+/// steady writes no pass ever finished: the new replica never heard `TransferDone` (its reads
+/// held back), the partition stayed in the sender's hand-over list (no tombstone of it reaped),
+/// and the sender streamed the whole partition again and again. A sender that keeps the
+/// partition drops nothing, and anti-entropy between the replicas carries later writes: its
+/// pass finishes.
+#[test]
+fn a_transfer_from_a_replica_that_stays_finishes_under_steady_writes() {
+    use dynamo_ring::NodeSpec;
+    // A cluster smaller than N grows (as `dynamo cluster --nodes 1` and then "Add a machine"):
+    // no replica departs, the old ones send the partitions to the new node.
+    let cluster = || Harness::with(|c| c.initial_members = vec![ME, 2]);
+    let joiner: NodeId = 3;
+    let joined = |h: &Harness| super::membership::RingState {
+        version: h.core.view.ring_state.version + 1,
+        claimant: 2,
+        ring: h
+            .core
+            .view
+            .ring_state
+            .ring
+            .join(NodeSpec::new(joiner))
+            .expect("joins")
+            .ring,
+    };
+    // Which partitions node 1 streams to the joiner and still replicates after (a trial run).
+    let mut trial = cluster();
+    let (now, state) = (trial.now, joined(&trial));
+    trial.core.install_ring(now, state);
+    let sent: Vec<usize> = trial
+        .outputs()
+        .iter()
+        .filter_map(|o| match o {
+            Out::Event(NodeEvent::TransferStarted { partition, to }) if *to == joiner => {
+                Some(*partition)
+            }
+            _ => None,
+        })
+        .filter(|&p| trial.core.replicates(p))
+        .collect();
+    let mut h = cluster();
+    let key = (0..2_000)
+        .map(|i| format!("k{i}").into_bytes())
+        .find(|k| sent.contains(&h.core.partition_of(k)))
+        .expect("some key fits");
+    let writer = *h.primaries(&key).iter().find(|&&n| n != ME).expect("peer");
+    h.message(writer, replica_write(&key, writer, 9, b"v1"));
+    let (now, state) = (h.now, joined(&h));
+    h.core.install_ring(now, state);
+    let partition = h.core.partition_of(&key);
+    let mut out = h.outputs();
+    let mut epoch = 10;
+    for _ in 0..20 {
+        if out.iter().any(|o| {
+            matches!(o, Out::Event(NodeEvent::TransferFinished { partition: p, to }) if *p == partition && *to == joiner)
+        }) {
+            return;
+        }
+        // Every batch to the joiner of the key's partition is acknowledged, with a write of the
+        // partition just before: the replicas keep taking writes.
+        let batches: Vec<dynamo_handoff::TransferBatch<Key, Vec<u8>>> = out
+            .iter()
+            .filter_map(|o| match o {
+                Out::Send(to, PeerMessage::Transfer(b))
+                    if *to == joiner && b.entries.iter().any(|e| e.key == key) =>
+                {
+                    Some(b.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        out = Vec::new();
+        for b in batches {
+            epoch += 1;
+            out.extend(h.message(writer, replica_write(&key, writer, epoch, b"v")));
+            out.extend(h.message(joiner, PeerMessage::TransferAck(b.ack())));
+        }
+        h.now += 100;
+        let now = h.now;
+        h.core.handle_timeout(now);
+        out.extend(h.outputs());
+    }
+    panic!("the transfer of partition {partition} to node {joiner} never finished");
+}
+
+/// Review of handoff (twenty-second session): a transfer pass lists its partition's keys when it
+/// starts and reads them a page at a time; when every key of a page had vanished by the time it
+/// was read (reaped, set aside as damaged), the page gave an empty batch that was not the last,
+/// which the session refuses: the pass stalled for good, the partition was never dropped, and a
+/// leaving node never left. The pass now reads on past such a page.
+#[test]
+fn a_transfer_reads_on_past_a_page_whose_keys_all_vanished() {
+    let mut h = Harness::new();
+    let (first, p2, _) = h.own_key();
+    let partition = h.core.partition_of(&first);
+    let mut keys: Vec<Key> = (0..40_000)
+        .map(|i| format!("k{i}").into_bytes())
+        .filter(|k| h.core.partition_of(k) == partition && h.primaries(k).contains(&ME))
+        .take(600)
+        .collect();
+    keys.sort();
+    assert_eq!(keys.len(), 600, "enough keys in partition {partition}");
+    for (i, key) in keys.iter().enumerate() {
+        let writer = *h.primaries(key).iter().find(|&&n| n != ME).expect("peer");
+        h.message(writer, replica_write(key, writer, 9 + i as u64, b"v"));
+    }
+    // The first page's keys vanish from the store behind the node's back.
+    for key in &keys[..512] {
+        h.store.remove(key).expect("memory store");
+    }
+    let survivor = keys[512].clone();
+    let state = super::membership::RingState {
+        version: h.core.view.ring_state.version + 1,
+        claimant: p2,
+        ring: h.core.view.ring_state.ring.leave(&ME).expect("leaves").ring,
+    };
+    let now = h.now;
+    h.core.install_ring(now, state);
+    let mut out = h.outputs();
+    for _ in 0..50 {
+        let batches: Vec<(NodeId, dynamo_handoff::TransferBatch<Key, Vec<u8>>)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Out::Send(to, PeerMessage::Transfer(b)) => Some((*to, b.clone())),
+                _ => None,
+            })
+            .collect();
+        if batches
+            .iter()
+            .any(|(_, b)| b.entries.iter().any(|e| e.key == survivor))
+        {
+            return;
+        }
+        out = Vec::new();
+        for (to, b) in batches {
+            out.extend(h.message(to, PeerMessage::TransferAck(b.ack())));
+        }
+        h.now += 100;
+        let now = h.now;
+        h.core.handle_timeout(now);
+        out.extend(h.outputs());
+    }
+    panic!("the keys after the vanished page were never sent");
+}

@@ -6,7 +6,10 @@
 //! Nothing is dropped early:
 //! - a write that reaches this node for a partition while it streams it marks the run dirty (and
 //!   clears its persisted checkpoint: the write may sort below it), and a dirty run that
-//!   completes streams the partition again, until one pass sees no write;
+//!   completes streams the partition again, until one pass sees no write, when this node no
+//!   longer replicates the partition (writes reach it only from nodes on an older ring, so they
+//!   stop); a replica that stays finishes its pass (it keeps every write, and anti-entropy
+//!   carries them to the new replica: under steady writes no pass would be clean);
 //! - a partition this node no longer replicates is dropped only when every transfer of it has
 //!   completed (every new owner acknowledged every key);
 //! - a store read that fails fails that batch: the transfer starts again at the next tick;
@@ -206,10 +209,12 @@ impl NodeCore {
                     self.checkpoint(id, None);
                     // A write of the partition merged while this pass streamed, or still in
                     // the store's queue (its merge not done, so not yet marking the pass dirty:
-                    // a store that answers later), goes with another pass.
+                    // a store that answers later), goes with another pass, if this node is to
+                    // drop the partition. One that stays a replica keeps every write, and
+                    // anti-entropy carries them: under steady writes no pass would finish.
                     let p = run.partition;
                     let queued = self.storage.merging().any(|k| self.partition_of(k) == p);
-                    if run.dirty || queued {
+                    if (run.dirty || queued) && !self.replicates(p) {
                         // Writes arrived while streaming: stream the partition again.
                         self.start_transfer(now, run.partition, to);
                         continue;
@@ -277,6 +282,7 @@ impl NodeCore {
         found: Vec<Option<Sibs>>,
     ) {
         let total = keys.len();
+        let page_end = keys.last().cloned();
         let mut entries = Vec::new();
         let mut bytes = 0usize;
         let mut taken = 0;
@@ -293,6 +299,16 @@ impl NodeCore {
             }
         }
         let last = !more && taken == total;
+        if entries.is_empty() && !last {
+            // Every key of the page vanished since the pass listed them (reaped, set aside as
+            // damaged): an empty batch that is not the last would stall the session, so the
+            // pass reads on past them, under the same request.
+            let partition = self.transfers.runs.get(&transfer).map(|r| r.partition);
+            if let (Some(p), Some(after)) = (partition, page_end) {
+                self.read_batch(transfer, p, request, Some(after), total, max_bytes);
+                return;
+            }
+        }
         if let Some(run) = self.transfers.runs.get_mut(&transfer) {
             if run.session.supply(now, request, entries, last).is_err() {
                 self.stats.counters.bad_messages += 1;
