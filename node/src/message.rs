@@ -176,7 +176,8 @@ pub enum ClientReply {
         /// Opaque context.
         #[serde(with = "crate::types::bytes")]
         context: Vec<u8>,
-        /// Replicas that answered before the reply, in order.
+        /// Replicas that answered with their versions (or none) before the reply, in order:
+        /// not those that refused or failed.
         replicas: Vec<NodeId>,
         /// The media type of each value of `values` (same order), where its writer gave one.
         #[serde(default)]

@@ -231,6 +231,13 @@ impl NodeCore {
         };
         limit("key bytes", request.key().len(), self.config.max_key_size)?;
         if let Some(ms) = request.options().timeout {
+            if ms == 0 {
+                // It would fail every request at once, after a primary coordinator had already
+                // stored its own copy of a put.
+                return Err(ClientError::InvalidOptions(
+                    "timeout must be at least 1 ms".into(),
+                ));
+            }
             let max = MAX_REQUEST_TIMEOUT.max(self.config.request_timeout);
             let size = |ms: Millis| usize::try_from(ms).unwrap_or(usize::MAX);
             limit("timeout ms", size(ms), size(max))?;
@@ -542,14 +549,22 @@ impl NodeCore {
                                 .map(|o| o.bytes.clone())
                                 .collect(),
                             context: outcome.context.encode(),
-                            replicas: outcome.answers.iter().map(|a| a.node).collect(),
+                            // Those that answered, not the failures the coordinator counted.
+                            replicas: outcome
+                                .answers
+                                .iter()
+                                .filter(|a| {
+                                    matches!(a.reply, GetReply::Found(_) | GetReply::NotFound)
+                                })
+                                .map(|a| a.node)
+                                .collect(),
                             content_types: outcome
                                 .siblings
                                 .live_values()
                                 .map(|o| o.content_type.clone())
                                 .collect(),
                         });
-                        self.answer(*origin, now - *started, result);
+                        self.answer(*origin, now.saturating_sub(*started), result);
                     }
                     if !progressed {
                         break;
@@ -611,7 +626,7 @@ impl NodeCore {
                             context: clock.encode(),
                             replicas: outcome.acks.iter().map(|a| a.node).collect(),
                         });
-                        self.answer(*origin, now - *started, result);
+                        self.answer(*origin, now.saturating_sub(*started), result);
                     }
                     if !progressed {
                         break;
