@@ -2254,7 +2254,7 @@ fn a_request_timeout_of_zero_is_refused() {
     let (key, _, _) = h.own_key();
     let request = ClientRequest::Put {
         key: key.clone(),
-        value: b"v".to_vec().into(),
+        value: b"v".to_vec(),
         context: Vec::new(),
         options: ClientOptions {
             timeout: Some(0),
