@@ -347,16 +347,18 @@ where
             peer.down_since = None;
             self.events.push_back(Event::Up { id: id.clone() });
         }
-        if let Some(new) = applied.status {
-            if new == Status::Left {
-                peer.left_since = Some(now);
-                self.events.push_back(Event::Left { id: id.clone() });
-            } else {
-                self.events.push_back(Event::StatusChanged {
-                    id: id.clone(),
-                    status: new,
-                });
-            }
+        // A new incarnation that left already may carry the old one's status (left, then left):
+        // no change is reported, but the restart cleared when it left.
+        let left =
+            applied.status == Some(Status::Left) || (applied.restarted && status == Status::Left);
+        if left {
+            peer.left_since = Some(now);
+            self.events.push_back(Event::Left { id: id.clone() });
+        } else if let Some(new) = applied.status {
+            self.events.push_back(Event::StatusChanged {
+                id: id.clone(),
+                status: new,
+            });
         }
         for key in applied.keys {
             self.events.push_back(Event::AppStateChanged {

@@ -181,3 +181,37 @@ fn a_node_restarted_with_a_lower_generation_comes_back() {
     }
     assert!(sim.converged_membership());
 }
+
+/// Review (the project's twenty-second session): a node that left, restarted and left again
+/// before its new incarnation's first exchange sent a restart whose status equals the old one
+/// (left, then left): no status change was reported, the restart had cleared when it left, so
+/// the others counted it failed, not departed (marked down, removed after `remove_after`
+/// instead of `left_grace`).
+#[test]
+fn a_node_that_restarts_and_leaves_again_is_removed_as_departed() {
+    let config = Config {
+        left_grace: core::time::Duration::from_secs(30),
+        ..Config::default()
+    };
+    let mut sim = Sim::cluster(12, config, 10, 3);
+    assert!(sim.run_until_converged(60_000).is_some());
+    sim.node_mut(4).leave().unwrap();
+    sim.run_for(5_000);
+    sim.crash(4);
+    sim.start(4, 2, vec![(0, 0), (1, 1)], sim.now);
+    sim.node_mut(4).leave().unwrap();
+    sim.keep = |e| {
+        matches!(
+            e,
+            Event::Left { .. } | Event::Removed { .. } | Event::Down { .. }
+        )
+    };
+    sim.log.clear();
+    sim.run_for(5_000);
+    sim.crash(4);
+    sim.run_for(120_000);
+    let count = |want: Event<u32>| sim.log.iter().filter(|(_, _, e)| *e == want).count();
+    assert_eq!(count(Event::Down { id: 4 }), 0, "{:?}", sim.log);
+    assert_eq!(count(Event::Removed { id: 4 }), 9, "{:?}", sim.log);
+    assert!(sim.converged_membership());
+}
