@@ -75,6 +75,12 @@ pub enum SyncError {
         /// The number of hashes received.
         got: usize,
     },
+    /// The peer's differences name one key more than once.
+    #[error("the peer's differences name a key twice ({len} bytes)")]
+    DuplicateKey {
+        /// The key's length.
+        len: usize,
+    },
     /// Entries arrived (from the owner or the peer) for a segment that was not asked for.
     #[error("entries for segment {segment}, which was not asked for")]
     SegmentNotRequested {

@@ -421,6 +421,11 @@ impl SyncSession {
                     })
                     .collect();
                 keys.sort();
+                if let Some(pair) = keys.windows(2).find(|w| w[0].key == w[1].key) {
+                    return Err(SyncError::DuplicateKey {
+                        len: pair[0].key.len(),
+                    });
+                }
                 self.phase = Phase::Finished;
                 self.events.push_back(Event::Finished(keys));
                 Ok(())

@@ -449,3 +449,67 @@ fn segments_needed(session: &mut SyncSession) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Review (the project's twenty-second session): a peer's `Differences` naming one key twice
+/// was passed on to the owner as two differences of that key (`Finished` held a duplicate). It
+/// fails the session as any other malformed message does.
+#[test]
+fn differences_naming_a_key_twice_are_refused() {
+    let mut a = Replica::new(shape());
+    let mut b = Replica::new(shape());
+    for i in 0..10 {
+        a.put(&key(i), b"v");
+        b.put(&key(i), if i == 3 { b"w" } else { b"v" });
+    }
+    let mut left = SyncSession::initiate(SyncConfig::default(), 1, 0, &a.tree);
+    let mut right = SyncSession::respond(SyncConfig::default(), 1);
+    let tamper = |msg: Message| match msg {
+        Message::Differences {
+            session,
+            step,
+            mut keys,
+        } => {
+            keys.extend(keys.clone());
+            Message::Differences {
+                session,
+                step,
+                keys,
+            }
+        }
+        other => other,
+    };
+    let mut outcome = Vec::new();
+    for _ in 0..100 {
+        for msg in transmits(&mut left) {
+            let _ = right.handle_message(0, &b.tree, tamper(msg));
+        }
+        for msg in transmits(&mut right) {
+            let _ = left.handle_message(0, &a.tree, tamper(msg));
+        }
+        for (session, replica) in [(&mut left, &a), (&mut right, &b)] {
+            for event in events(session) {
+                match event {
+                    Event::SegmentNeeded(segment) => {
+                        let _ = session.supply(0, segment, replica.segment(segment));
+                    }
+                    other => outcome.push(other),
+                }
+            }
+        }
+        if left.is_done() && right.is_done() {
+            break;
+        }
+    }
+    assert!(
+        outcome
+            .iter()
+            .any(|e| matches!(e, Event::Failed(SyncError::DuplicateKey { .. }))),
+        "{outcome:?}"
+    );
+    assert!(
+        !outcome
+            .iter()
+            .any(|e| matches!(e, Event::Finished(keys) if keys.len() > 1)),
+        "{outcome:?}"
+    );
+}
