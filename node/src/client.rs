@@ -2,9 +2,12 @@
 //!
 //! The client knows a list of node addresses and talks to one at a time (any node coordinates
 //! any request). When that node does not answer (connection refused or lost, no reply in time),
-//! the request goes to the next node of the list. A retried put may thus be applied twice; both
-//! copies carry the same context and value, so they are at worst two identical siblings that the
-//! next put with a context folds into one.
+//! the request goes to the next node of the list. A put or delete sent to a node that then gave
+//! no answer may have been applied there all the same, so a retry may apply it twice: two
+//! versions with the same value, siblings, each under its own coordinator's dot. The context the
+//! successful try returns covers only its own copy, so a put with it would leave the other one
+//! beside it; [`Client::unsure_nodes`] names the nodes that may hold such a copy, and a get's
+//! context covers both (a put with it folds them into one).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dynamo_node::client::Error> {
@@ -102,7 +105,11 @@ pub enum Error {
     #[error("request failed: {0}")]
     Failed(ClientError),
     /// No node answered.
-    #[error("no node answered: {}", .attempts.iter().map(|(a, e)| format!("{a}: {e}")).collect::<Vec<_>>().join("; "))]
+    #[error(
+        "no node answered{}: {}",
+        if *.sent { " (it may have been applied: read the key before writing it again)" } else { "" },
+        .attempts.iter().map(|(a, e)| format!("{a}: {e}")).collect::<Vec<_>>().join("; ")
+    )]
     Unavailable {
         /// Each node tried, and what happened (the last try of each).
         attempts: Vec<(String, String)>,
@@ -157,6 +164,10 @@ pub struct Client {
     /// Whether the request being made reached the point of being sent on some try (see
     /// [`Error::Unavailable`]).
     sent: bool,
+    /// Whether the current try sent the request.
+    try_sent: bool,
+    /// The nodes the last request was sent to that gave no answer ([`Client::unsure_nodes`]).
+    unsure: Vec<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -181,6 +192,9 @@ enum Attempt {
     Fatal(Error),
 }
 
+/// How an attempt the node answered `Unavailable` (it wrote nothing) is told.
+const UNAVAILABLE: &str = "unavailable: ";
+
 /// How long past a request's own timeout the client waits for the node's answer (the node
 /// answers at its deadline; its reply still has to arrive).
 const REPLY_GRACE: Duration = Duration::from_secs(1);
@@ -194,6 +208,8 @@ impl Client {
             cursor: 0,
             next_id: 1,
             sent: false,
+            try_sent: false,
+            unsure: Vec::new(),
         }
     }
 
@@ -215,6 +231,15 @@ impl Client {
             return Err(Error::NoNodes);
         }
         Err(attempts.error(false))
+    }
+
+    /// The nodes the last request was sent to that gave no answer before another node answered
+    /// (or the request failed), in the order tried: each may have applied it all the same. After
+    /// a put or delete that succeeded, a node named here may hold a second copy, a sibling the
+    /// returned context does not cover; a get's context covers both. (A node that answered that
+    /// it was unavailable wrote nothing and is not named.)
+    pub fn unsure_nodes(&self) -> &[String] {
+        &self.unsure
     }
 
     /// The address of the node the client is connected to.
@@ -485,8 +510,16 @@ impl Client {
         }
         let mut attempts = Attempts::default();
         self.sent = false;
+        self.unsure.clear();
         for _ in 0..self.config.nodes.len() {
-            match self.call_current(&make).await {
+            self.try_sent = false;
+            let result = self.call_current(&make).await;
+            let denied =
+                matches!(&result, Err(Attempt::Next(reason)) if reason.starts_with(UNAVAILABLE));
+            if self.try_sent && result.is_err() && !denied {
+                self.unsure.push(self.current_address());
+            }
+            match result {
                 Ok(frame) => return Ok(frame),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(failed) => {
@@ -545,6 +578,7 @@ impl Client {
         }
         // From here on the request may reach the node, whatever happens next.
         self.sent = true;
+        self.try_sent = true;
         let exchange = async {
             conn.flush().await?;
             loop {
@@ -567,7 +601,7 @@ impl Client {
             Ok(Ok(NodeFrame::Reply {
                 reply: ClientReply::Failed(ClientError::Unavailable(reason)),
                 ..
-            })) => Err(Attempt::Next(format!("unavailable: {reason}"))),
+            })) => Err(Attempt::Next(format!("{UNAVAILABLE}{reason}"))),
             Ok(Ok(frame)) => Ok(frame),
             Ok(Err(e @ (FrameError::Closed | FrameError::Io(_)))) => {
                 Err(Attempt::Closed(e.to_string()))

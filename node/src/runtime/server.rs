@@ -433,12 +433,17 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                             return;
                         }
                         in_flight.push(futures::future::Either::Left(async move {
-                            let reply = rx.await.unwrap_or_else(|_| {
-                                ClientReply::Failed(ClientError::Unavailable(
-                                    "node shutting down".into(),
-                                ))
-                            });
-                            (weight, NodeFrame::Reply { id, reply })
+                            // The driver stopped with the request taken: it may have been
+                            // applied, which an `Unavailable` reply would deny (it means that
+                            // nothing was written). The client hears what a lost connection
+                            // tells: maybe applied.
+                            let frame = match rx.await {
+                                Ok(reply) => NodeFrame::Reply { id, reply },
+                                Err(_) => NodeFrame::Error {
+                                    reason: "node shutting down".into(),
+                                },
+                            };
+                            (weight, frame)
                         }));
                     }
                     ClientFrame::Admin { id, request } => {

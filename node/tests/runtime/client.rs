@@ -9,21 +9,14 @@ use tokio::sync::oneshot;
 
 use crate::{wait_up, Spec, SECRET};
 
-/// A put its node applied, whose reply was lost with the connection, and which the client could
-/// not send again (its node stopped accepting connections): the client must not report it as
-/// never sent. It did (its last try failed to connect, and a workload took that for "not sent",
-/// so a checker excused nothing the put replaced: the crash tests reported writes lost that the
-/// put had legitimately replaced).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_put_sent_on_a_connection_that_then_closed_is_reported_as_maybe_applied() {
-    let spec = Spec::new(3, None);
-    let _nodes = spec.start_all().await;
-    wait_up(&spec).await;
-    // A proxy to the node: once told, it passes the client's bytes on, drops the node's
-    // answers, then closes the connection and stops listening.
+/// A proxy to `node`: it passes the client's bytes on and the node's back until told (the
+/// sender), then drops the node's answers and closes the connection a moment later, and stops
+/// listening after its first connection. Returns its address, the sender and its task.
+async fn reply_dropping_proxy(
+    node: String,
+) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let proxy = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let proxy_address = proxy.local_addr().expect("address").to_string();
-    let node = spec.address(1);
     let (cut_tx, cut_rx) = oneshot::channel::<()>();
     let relay = tokio::spawn(async move {
         let (mut client, _) = proxy.accept().await.expect("the client connects");
@@ -66,6 +59,20 @@ async fn a_put_sent_on_a_connection_that_then_closed_is_reported_as_maybe_applie
             () = down => {}
         }
     });
+    (proxy_address, cut_tx, relay)
+}
+
+/// A put its node applied, whose reply was lost with the connection, and which the client could
+/// not send again (its node stopped accepting connections): the client must not report it as
+/// never sent. It did (its last try failed to connect, and a workload took that for "not sent",
+/// so a checker excused nothing the put replaced: the crash tests reported writes lost that the
+/// put had legitimately replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_sent_on_a_connection_that_then_closed_is_reported_as_maybe_applied() {
+    let spec = Spec::new(3, None);
+    let _nodes = spec.start_all().await;
+    wait_up(&spec).await;
+    let (proxy_address, cut_tx, relay) = reply_dropping_proxy(spec.address(1)).await;
     let mut config = ClientConfig::new(vec![proxy_address], SECRET);
     config.timeout = Duration::from_secs(10);
     let mut client = Client::new(config);
@@ -79,6 +86,8 @@ async fn a_put_sent_on_a_connection_that_then_closed_is_reported_as_maybe_applie
         matches!(outcome, Err(Error::Unavailable { sent: true, .. })),
         "{outcome:?}"
     );
+    let told = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(told.contains("may have been applied"), "{told}");
     let _ = relay.await;
     // The node did apply it.
     let got = spec.client_of(1).get(b"k").await.expect("a get");
@@ -180,4 +189,49 @@ async fn a_put_past_the_nodes_frame_limit_is_refused_before_it_is_sent() {
         .put(b"k", b"small".to_vec(), &[])
         .await
         .expect("a put that fits");
+}
+
+/// Review of the client (twenty-second session): a put its first node applied without answering,
+/// retried on the next node, is applied twice (two siblings), and the context the retry returned
+/// covers only its own copy: a put with it left the first copy beside the new value, an
+/// overwritten value back. The caller was not told; the client now names the nodes that may hold
+/// such a copy, and a get's context folds both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_retried_after_a_lost_answer_names_the_node_that_may_have_applied_it() {
+    let spec = Spec::new(3, None);
+    let _nodes = spec.start_all().await;
+    wait_up(&spec).await;
+    let (proxy_address, cut_tx, relay) = reply_dropping_proxy(spec.address(1)).await;
+    let mut config = ClientConfig::new(vec![proxy_address.clone(), spec.address(2)], SECRET);
+    config.timeout = Duration::from_secs(10);
+    let mut client = Client::new(config);
+    client
+        .get(b"warm-up")
+        .await
+        .expect("a get through the proxy");
+    assert!(client.unsure_nodes().is_empty());
+    let _ = cut_tx.send(());
+    let stored = client.put(b"twice", b"v1".to_vec(), &[]).await;
+    assert!(stored.is_ok(), "{stored:?}");
+    assert_eq!(client.unsure_nodes(), [proxy_address]);
+    let _ = relay.await;
+    // Both copies were applied: the get shows them, and a put with its context folds them.
+    let mut reader = spec.client_of(3);
+    let mut got = reader.get(b"twice").await.expect("a get");
+    for _ in 0..50 {
+        if got.values.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        got = reader.get(b"twice").await.expect("a get");
+    }
+    assert_eq!(got.values, vec![b"v1".to_vec(), b"v1".to_vec()]);
+    reader
+        .put(b"twice", b"v2".to_vec(), &got.context)
+        .await
+        .expect("a put");
+    let mut after = reader.get(b"twice").await.expect("a get");
+    assert!(reader.unsure_nodes().is_empty());
+    after.values.sort();
+    assert_eq!(after.values, vec![b"v2".to_vec()]);
 }

@@ -106,10 +106,20 @@ pub async fn plan(node: &str, change: &ChangeArgs, conn: &ConnArgs) -> Result<()
 /// `dynamo commit --node ADDR --version V --join IDS --leave IDS`.
 pub async fn commit(node: &str, version: u64, change: &ChangeArgs, conn: &ConnArgs) -> Result<()> {
     let mut client = conn.client_of(vec![node.to_owned()]);
-    let plan = client
-        .commit(version, change.request())
-        .await
-        .with_context(|| format!("node {node} did not commit the change"))?;
+    let plan = match client.commit(version, change.request()).await {
+        Ok(plan) => plan,
+        // A commit that went out and got no answer may have been applied: run again, it would
+        // be refused as stale.
+        Err(e @ dynamo_node::client::Error::Unavailable { sent: true, .. }) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "node {node} gave no answer; the change may have been committed: see \
+                     `dynamo members` before committing it again"
+                )
+            })
+        }
+        Err(e) => return Err(e).with_context(|| format!("node {node} did not commit the change")),
+    };
     println!(
         "committed: ring version {} -> {}; {} replica copies move",
         plan.version,

@@ -245,6 +245,19 @@ impl ConnArgs {
     }
 }
 
+/// After a write that succeeded on a retry: the nodes tried before may have applied it too.
+fn note_unsure(client: &Client, what: &str) {
+    let unsure = client.unsure_nodes();
+    if !unsure.is_empty() {
+        eprintln!(
+            "note: {} gave no answer after the {what} was sent and may have applied it too; a get \
+             may show it twice, as siblings: write with the get's context, not the one above, to \
+             fold them",
+            unsure.join(", ")
+        );
+    }
+}
+
 fn show(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
@@ -328,12 +341,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 (Some(v), None) => v.as_bytes().to_vec(),
                 (None, None) => bail!("give a value, `-` for standard input, or --file"),
             };
-            let ctx = conn
-                .client()
-                .put(key.as_bytes(), value, &unhex(&context)?)
-                .await?;
+            let mut client = conn.client();
+            let ctx = client.put(key.as_bytes(), value, &unhex(&context)?).await?;
             say!("stored");
             say!("context: {}", hex(&ctx));
+            note_unsure(&client, "put");
             Ok(ExitCode::SUCCESS)
         }
         Command::Delete { key, context, conn } => {
@@ -358,6 +370,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let ctx = client.delete(key.as_bytes(), &context).await?;
             say!("deleted");
             say!("context: {}", hex(&ctx));
+            note_unsure(&client, "delete");
             Ok(ExitCode::SUCCESS)
         }
         Command::Members { conn } => done(status::members(&conn).await),
