@@ -50,6 +50,8 @@ pub struct Boot {
     pub(crate) checkpoints: BTreeMap<u64, Key>,
     pub(crate) keys: Vec<StoredKey>,
     pub(crate) hints: Vec<HintRecord<NodeId, Vec<u8>>>,
+    /// Whether every flush of the store survives a crash ([`Store::is_durable`]).
+    pub(crate) durable: bool,
 }
 
 impl std::fmt::Debug for Boot {
@@ -199,6 +201,7 @@ impl Boot {
             checkpoints,
             keys,
             hints,
+            durable: store.is_durable(),
         })
     }
 }

@@ -128,6 +128,10 @@ pub struct NodeCore {
     id: NodeId,
     address: String,
     config: NodeConfig,
+    /// Whether the store keeps every flushed write through a crash (not `--buffered`): a
+    /// replica on one that may not makes a tombstone durable before it answers a read with it
+    /// (see `read_then`).
+    durable: bool,
     /// Storage ops not yet drained, and what to do when each is done.
     storage: Storage,
     epochs: Epochs,

@@ -201,13 +201,42 @@ impl NodeCore {
             Then::ReadReply { to, req } => {
                 let key = first();
                 let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
-                self.transmits
-                    .push_back((to, PeerMessage::ReadReply { req, siblings }));
+                if !self.durable && siblings.as_ref().is_some_and(Sibs::is_tombstone_only) {
+                    // A reaper's check may count this answer, and reap the key everywhere: on
+                    // a store that may lose flushed writes (`--buffered`) a crash could give
+                    // this replica back the deleted value once no tombstone is left anywhere to
+                    // cover it, so the tombstone is made durable first.
+                    self.store_op(
+                        super::storage::StorageOp::Sync,
+                        Then::SyncedReadReply { to, req, siblings },
+                    );
+                } else {
+                    self.transmits
+                        .push_back((to, PeerMessage::ReadReply { req, siblings }));
+                }
             }
             Then::LocalRead { req } => {
                 let key = first();
                 let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
-                self.local_answered(now, req, Answer::Versions(siblings));
+                let reaping = matches!(
+                    self.requests.get(req),
+                    Some(super::requests::Pending::Get {
+                        origin: super::requests::Origin::Reap,
+                        ..
+                    })
+                );
+                if !self.durable
+                    && reaping
+                    && siblings.as_ref().is_some_and(Sibs::is_tombstone_only)
+                {
+                    // The reaper's own copy, as a replica's above.
+                    self.store_op(
+                        super::storage::StorageOp::Sync,
+                        Then::SyncedLocalRead { req, siblings },
+                    );
+                } else {
+                    self.local_answered(now, req, Answer::Versions(siblings));
+                }
             }
             Then::Mint(minting) => {
                 let current = found.into_iter().next().flatten();
@@ -233,6 +262,26 @@ impl NodeCore {
     fn written_then(&mut self, now: Millis, then: Then, result: Result<(), StoreError>) {
         match then {
             Then::Lease(minted) => self.leased(now, *minted, result),
+            Then::SyncedReadReply { to, req, siblings } => {
+                let msg = match result {
+                    Ok(()) => PeerMessage::ReadReply { req, siblings },
+                    Err(_) => {
+                        self.stats.counters.bad_messages += 1;
+                        PeerMessage::ReadRefused { req }
+                    }
+                };
+                self.transmits.push_back((to, msg));
+            }
+            Then::SyncedLocalRead { req, siblings } => {
+                let answer = match result {
+                    Ok(()) => Answer::Versions(siblings),
+                    Err(_) => {
+                        self.stats.counters.bad_messages += 1;
+                        Answer::Failed
+                    }
+                };
+                self.local_answered(now, req, answer);
+            }
             _ => {
                 if result.is_err() {
                     self.stats.counters.bad_messages += 1;

@@ -45,6 +45,7 @@ impl NodeCore {
             checkpoints,
             keys,
             hints: records,
+            durable,
         } = boot;
 
         let gossip_config = dynamo_gossip::Config {
@@ -183,6 +184,7 @@ impl NodeCore {
             id,
             address,
             config,
+            durable,
             storage,
             epochs,
             generation,

@@ -76,6 +76,8 @@ pub enum StorageOp {
         /// node's actor-epoch lease must survive a crash before any epoch of it is used.
         sync: bool,
     },
+    /// Make every write so far durable, even on a buffered store ([`Store::sync`]).
+    Sync,
 }
 
 /// What the store answered to a [`StorageOp`], op by op.
@@ -152,6 +154,7 @@ pub fn execute<S: Store + ?Sized>(store: &mut S, op: &StorageOp) -> StorageResul
         }
         StorageOp::PutHint { id, record } => StorageResult::Written(store.put_hint(*id, record)),
         StorageOp::RemoveHint { id } => StorageResult::Written(store.remove_hint(*id)),
+        StorageOp::Sync => StorageResult::Written(store.sync()),
         StorageOp::PutMeta { name, value, sync } => {
             StorageResult::Written(store.put_meta(name, value).and_then(|()| {
                 if *sync {
@@ -255,6 +258,19 @@ pub(crate) enum Then {
     ExchangeBack { to: NodeId, partition: u32 },
     /// A tombstone reaped, if it still was one.
     Reaped { key: Key },
+    /// A replica read that found only a tombstone, on a store that may lose flushed writes:
+    /// answered once the store synced (refused if it could not).
+    SyncedReadReply {
+        to: NodeId,
+        req: RequestId,
+        siblings: Option<Sibs>,
+    },
+    /// The reaper's read of its own copy, found only a tombstone on such a store: answered
+    /// once the store synced.
+    SyncedLocalRead {
+        req: RequestId,
+        siblings: Option<Sibs>,
+    },
     /// Keys removed when a foreign partition was dropped.
     Dropped { partition: usize },
     /// A metadata write (a failure is counted).

@@ -272,14 +272,15 @@ fn a_reply_on_its_way_when_the_coordinator_crashes_still_reaches_the_client() {
     assert_eq!(op.outcome, Outcome::Ok, "{op:?}");
 }
 
-/// A replica on a buffered store that reaped a tombstone it had only just received loses power
-/// before it synced either: it comes back holding the deleted value (its disk had the value,
-/// not the tombstone), and its fence went with its memory. The other replicas' fences drop the
-/// value it offers and answer with the Reap, which must take the value from it too: it once
-/// required exactly the tombstone there, kept the value, and served it (the simulator's
-/// checker could not see this while its disks were durable at every step).
-#[test]
-fn a_replica_that_loses_power_after_a_reap_does_not_keep_the_deleted_value() {
+/// A replica on a buffered store reaps a tombstone it had only just received (through
+/// anti-entropy, after it was away past the grace period), and loses power before its store
+/// synced on its own: everything since the last sync is lost, its fence with its memory. It
+/// restarts after `down` ms. Returns the simulation, the key and the deleted value's writer.
+///
+/// Its disk held the value, not the tombstone, so it came back with the deleted value, which
+/// no tombstone anywhere covered any more; a replica on a store that may lose flushed writes
+/// now makes a tombstone durable before its read answer can count toward a reap.
+fn reaped_then_power_lost(down: u64) -> (Sim, u32, u64) {
     let grace = 4_000;
     let mut sim = Sim::new(SimConfig {
         seed: 5,
@@ -341,15 +342,44 @@ fn a_replica_that_loses_power_after_a_reap_does_not_keep_the_deleted_value() {
     assert!(reaped, "the victim got the tombstone and reaped it");
     // Power goes before the victim's store synced the tombstone or the reap.
     sim.power_loss_keeping(victim, Some(0));
+    sim.run_for(down);
     sim.restart(victim).expect("restarts");
-    assert_eq!(
-        stored(&sim, victim, key),
-        vec![value],
-        "its disk gave the deleted value back"
+    (sim, key, value)
+}
+
+/// [`reaped_then_power_lost`], back at once: it holds the tombstone it synced before it
+/// answered the reaper, not the value, and the cluster converges without it. (Before that sync,
+/// it came back with the value, and only the Reap the other replicas' fences answer with took
+/// it away, d6d0914's fix: the checker could not see either while its disks were durable at
+/// every step.)
+#[test]
+fn a_replica_that_loses_power_after_a_reap_does_not_keep_the_deleted_value() {
+    let (mut sim, key, _) = reaped_then_power_lost(0);
+    let back = sim
+        .node(2)
+        .and_then(|c| c.store().get(&key_bytes(key)).ok())
+        .flatten();
+    assert!(
+        back.as_ref().is_some_and(|s| s.is_tombstone_only()),
+        "the tombstone survived the power loss: {back:?}"
     );
     sim.run_for(5_000);
     assert!(sim.settle(60_000, 250).is_some(), "converged");
-    assert_eq!(stored(&sim, victim, key), Vec::<u64>::new());
+    assert_eq!(stored(&sim, 2, key), Vec::<u64>::new());
+    let report = sim.check();
+    assert!(report.is_clean(), "{report}");
+}
+
+/// [`reaped_then_power_lost`], back after the other replicas' fences expired: nothing may take
+/// the deleted value for a new one.
+#[test]
+fn a_replica_back_from_a_power_loss_after_the_fences_expired_does_not_bring_the_value_back() {
+    let (mut sim, key, _) = reaped_then_power_lost(11 * 60_000);
+    sim.run_for(5_000);
+    assert!(sim.settle(60_000, 250).is_some(), "converged");
+    for n in 0..3 {
+        assert_eq!(stored(&sim, n, key), Vec::<u64>::new(), "node {n}");
+    }
     let report = sim.check();
     assert!(report.is_clean(), "{report}");
 }
