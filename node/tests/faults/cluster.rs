@@ -165,8 +165,20 @@ impl Cluster {
         } else {
             String::new()
         };
+        // `FAULTS_STORAGE=redb` and `FAULTS_DURABILITY=buffered` change the nodes' store: a
+        // buffered store still loses nothing acknowledged when its process is killed (what it
+        // flushed is in the OS), only a crash of the machine could.
+        let mut store = String::new();
+        for (var, key) in [
+            ("FAULTS_STORAGE", "storage"),
+            ("FAULTS_DURABILITY", "durability"),
+        ] {
+            if let Ok(value) = std::env::var(var) {
+                store.push_str(&format!("{key} = \"{value}\"\n"));
+            }
+        }
         let config = format!(
-            "id = {id}\nlisten = \"{}\"\ndata_dir = \"{}\"\n\n[node]\ninitial_members = [{}]\n\
+            "id = {id}\nlisten = \"{}\"\ndata_dir = \"{}\"\n{store}\n[node]\ninitial_members = [{}]\n\
              seeds = [{}]\ngossip_interval = 200\nhandoff_interval = 200\nsync_interval = 200\n\
              request_timeout = 2000\nwait_for_commit = {joining}\n{fanout}{reap}",
             self.address(id),

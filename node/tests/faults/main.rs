@@ -21,7 +21,9 @@
 //!
 //! `FAULTS_SECONDS` (default 30) sets how long faults are injected, `FAULTS_SEED` the nemesis'
 //! and the clients' RNG seed, `FAULTS_READ_FANOUT` how many replicas a get asks at once
-//! (`read_fanout`; default all N). A failing run prints the line that replays it, and keeps its
+//! (`read_fanout`; default all N), `FAULTS_STORAGE` the store (`fjall`, the default, or `redb`)
+//! and `FAULTS_DURABILITY` its durability (`durable`, the default, or `buffered`: a killed
+//! process must lose nothing it acknowledged either way). A failing run prints the line that replays it, and keeps its
 //! temporary directory (data directories, node logs).
 
 mod cluster;
@@ -92,9 +94,19 @@ async fn acknowledged_writes_survive_partitions() {
 async fn exercise(mut cluster: Cluster, mode: Mode, test: &str) {
     let seed = env_u64("FAULTS_SEED", 1);
     let seconds = env_u64("FAULTS_SECONDS", 30);
+    // The settings a replay needs besides the seed.
+    let settings: String = [
+        "FAULTS_READ_FANOUT",
+        "FAULTS_REAP_MS",
+        "FAULTS_STORAGE",
+        "FAULTS_DURABILITY",
+    ]
+    .iter()
+    .filter_map(|var| std::env::var(var).ok().map(|v| format!("{var}={v} ")))
+    .collect();
     let replay = format!(
-        "FAULTS_SEED={seed} FAULTS_SECONDS={seconds} cargo test -p dynamo-node --test faults \
-         {test} -- --nocapture"
+        "{settings}FAULTS_SEED={seed} FAULTS_SECONDS={seconds} cargo test --release -p \
+         dynamo-node --test faults {test} -- --nocapture"
     );
     println!("faults: replay: {replay}");
     println!(
