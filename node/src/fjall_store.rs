@@ -41,9 +41,13 @@
 //!   writes until the node restarts, so no later batch is acknowledged behind a batch the
 //!   journal holds only in part (fjall 2 ignored that error, and recovery then dropped every
 //!   batch after the torn one: `node/tests/journal_errors.rs`).
-//! - The limit of any write-ahead log: a journal cut short exactly at a batch boundary cannot be
-//!   told from a crash before those batches (fjall drops a torn last batch, as it must after a
-//!   crash). Sorted tables, metadata and the instance are checked as above.
+//! - fjall's journal recovery drops an entry it cannot read with every batch after it, without
+//!   an error, as it must for the torn tail of a crash; after damage that loses acknowledged
+//!   writes. A durable mark beside the database ([`mark`]) names the last numbered batch a
+//!   finished fsync covered, and an open that recovers less is refused. The limit of any
+//!   write-ahead log remains: damage that drops only the batches after the last numbered one
+//!   (at most 16) cannot be told from a crash before them. Sorted tables, metadata and the
+//!   instance are checked as above.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -62,6 +66,7 @@ use crate::types::{Key, Sibs};
 mod cache;
 mod errors;
 mod manifest;
+mod mark;
 mod open;
 mod unsynced;
 
@@ -116,6 +121,10 @@ pub struct FjallStore {
     /// A background fsync of buffered mode is running.
     syncing: Arc<AtomicBool>,
     commits: u64,
+    /// The number of the last batch that stored its number (see [`mark`]).
+    batch_number: u64,
+    /// The durable mark (see [`mark`]), written by sync jobs.
+    mark: Arc<std::fs::File>,
     /// Held while the store or one of its sync jobs is alive (see [`LOCK_FILE`]): a job still
     /// running when the store is dropped keeps the directory locked until it has let go of the
     /// keyspace.
@@ -271,9 +280,18 @@ impl FjallStore {
                 None => batch.remove(&self.meta, name.as_bytes()),
             }
         }
+        // Every so often the batch stores its number, for the durable mark.
+        let numbered = self.commits.is_multiple_of(mark::EVERY);
+        if numbered {
+            let number = self.batch_number + 1;
+            batch.insert(&self.meta, mark::META_SEQ.as_bytes(), mark::seal(number));
+        }
         catch_panic(|| batch.commit())
             .map_err(|p| self.panicked("committing", &p))?
             .map_err(|e| fjall_err(&self.dir, "committing", e))?;
+        if numbered {
+            self.batch_number += 1;
+        }
         if self.durability == Durability::Durable {
             let hints = !self.hint_overlay.is_empty() || !bad_hints.is_empty();
             self.uncovered
@@ -315,6 +333,9 @@ impl FjallStore {
         let lock = self.lock.clone();
         let dir = self.dir.clone();
         let covered = self.uncovered.covered_by();
+        // Every batch committed so far, so the last numbered one too.
+        let number = self.batch_number;
+        let durable_mark = self.mark.clone();
         self.unsynced = false;
         self.last_sync = Instant::now();
         Box::new(move || {
@@ -323,6 +344,7 @@ impl FjallStore {
                 .map_err(|e| fjall_err(&dir, "syncing the journal", e));
             if r.is_ok() {
                 covered();
+                mark::write(&durable_mark, number);
             }
             // The database first, then the lock.
             drop(db);

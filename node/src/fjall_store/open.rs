@@ -81,6 +81,7 @@ impl FjallStore {
             .map_err(|e| fjall_err(&engine, "cannot open a keyspace", e))
         };
         let (data, hints, meta) = (partition("data")?, partition("hints")?, partition("meta")?);
+        let (mark_file, marked) = super::mark::open(&dir)?;
         let mut store = FjallStore {
             db,
             data,
@@ -99,8 +100,17 @@ impl FjallStore {
             last_sync: Instant::now(),
             syncing: Arc::new(AtomicBool::new(false)),
             commits: 0,
+            batch_number: 0,
+            mark: Arc::new(mark_file),
             lock: Arc::new(lock),
         };
+        // The journal must hold every batch the mark says was durable.
+        let recovered = store
+            .get_meta(super::mark::META_SEQ)?
+            .and_then(|p| <[u8; 8]>::try_from(p.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes);
+        super::mark::check(&store.dir, recovered, marked)?;
+        store.batch_number = recovered;
         let instance = store.instance(manifest.as_ref(), &dir)?;
         store.verify()?;
         if manifest.is_none() {

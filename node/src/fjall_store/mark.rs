@@ -1,0 +1,90 @@
+//! The durable mark: what tells a journal that lost durable batches from one cut short by a
+//! crash.
+//!
+//! fjall's journal recovery takes an entry it cannot read (a damaged tag or length, a file cut
+//! short) for the torn tail of a crash, and drops it with every batch after it, without an
+//! error: after a crash that is right (those batches were never made durable, so never
+//! acknowledged), after damage it silently loses acknowledged writes. So every [`EVERY`]th
+//! batch also stores its number ([`META_SEQ`], in the metadata keyspace), and after each fsync
+//! that succeeded the store writes the number of the last batch it covered to [`MARK_FILE`]
+//! beside the database, without an fsync of its own: the mark never runs ahead of what is
+//! durable (a crash may leave it older, never newer). An open that recovers a number below the
+//! mark lost batches that were durable, and is refused.
+//!
+//! The check misses damage that drops only batches after the last numbered one (at most
+//! [`EVERY`] batches), as any write-ahead log misses a cut exactly at a batch boundary.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+
+use crate::redb_store::record::{self, Table};
+use crate::store::StoreError;
+
+/// The metadata key under which a batch stores its number.
+pub(super) const META_SEQ: &str = "fjall-batch-number";
+
+/// The mark's file, beside the database's folder.
+pub(super) const MARK_FILE: &str = "durable-mark";
+
+/// One batch in this many stores its number (the first after an open too).
+pub(super) const EVERY: u64 = 16;
+
+/// The record of batch number `seq`, as stored in the metadata keyspace and in the mark.
+pub(super) fn seal(seq: u64) -> Vec<u8> {
+    record::seal(Table::Meta, META_SEQ.as_bytes(), &seq.to_be_bytes())
+}
+
+/// The number in a record [`seal`] made, if it verifies.
+pub(super) fn unseal(bytes: &[u8]) -> Option<u64> {
+    let payload = record::open(Table::Meta, META_SEQ.as_bytes(), bytes).ok()?;
+    Some(u64::from_be_bytes(payload.try_into().ok()?))
+}
+
+/// Opens (or creates) the mark in `dir`; returns it with the number it holds (`None`: no mark
+/// yet, or one that does not verify: logged, and the check is skipped).
+pub(super) fn open(dir: &Path) -> Result<(File, Option<u64>), StoreError> {
+    let path = dir.join(MARK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.is_empty() {
+        return Ok((file, None));
+    }
+    let seq = unseal(&bytes);
+    if seq.is_none() {
+        tracing::warn!(path = %path.display(), "the durable mark is damaged; not checked this time");
+    }
+    Ok((file, seq))
+}
+
+/// Records that batch `seq` and every one before it are durable (no fsync: see the module
+/// docs). A failed write only leaves an older mark, which checks less.
+pub(super) fn write(file: &File, seq: u64) {
+    if let Err(e) = file.write_all_at(&seal(seq), 0) {
+        tracing::warn!(error = %e, "cannot write the durable mark");
+    }
+}
+
+/// An open that recovered batch `recovered` where the mark says `marked` was durable: the
+/// journal lost durable batches.
+pub(super) fn check(engine: &Path, recovered: u64, marked: Option<u64>) -> Result<(), StoreError> {
+    match marked {
+        Some(marked) if marked > recovered => Err(StoreError::Corrupt(format!(
+            "{}: the journal recovered batch {recovered}, but batch {marked} had been made \
+             durable: fjall dropped durable batches it could not read (a damaged or cut \
+             journal), and writes this node acknowledged are gone. {}; if you restored this \
+             directory from a backup on purpose, remove {} beside it",
+            engine.display(),
+            super::REBUILD,
+            MARK_FILE
+        ))),
+        _ => Ok(()),
+    }
+}
