@@ -242,6 +242,14 @@ impl Client {
         &self.unsure
     }
 
+    /// The current node may have applied the request without answering.
+    fn note_unsure(&mut self) {
+        let address = self.current_address();
+        if !self.unsure.contains(&address) {
+            self.unsure.push(address);
+        }
+    }
+
     /// The address of the node the client is connected to.
     pub fn connected_to(&self) -> Option<&str> {
         let (i, _) = self.conn.as_ref()?;
@@ -512,12 +520,11 @@ impl Client {
         self.sent = false;
         self.unsure.clear();
         for _ in 0..self.config.nodes.len() {
-            self.try_sent = false;
             let result = self.call_current(&make).await;
             let denied =
                 matches!(&result, Err(Attempt::Next(reason)) if reason.starts_with(UNAVAILABLE));
             if self.try_sent && result.is_err() && !denied {
-                self.unsure.push(self.current_address());
+                self.note_unsure();
             }
             match result {
                 Ok(frame) => return Ok(frame),
@@ -539,8 +546,14 @@ impl Client {
     ) -> Result<NodeFrame, Attempt> {
         let mut reused = self.conn.is_some();
         loop {
+            self.try_sent = false;
             match self.try_call(make).await {
                 Err(Attempt::Closed(e)) if reused => {
+                    if self.try_sent {
+                        // Sent on a connection that then closed: this node may have applied it,
+                        // whatever the next try here says.
+                        self.note_unsure();
+                    }
                     tracing::debug!(node = %self.current_address(), error = %e, "connection closed; reconnecting");
                     self.conn = None;
                     reused = false;

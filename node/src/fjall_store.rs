@@ -124,7 +124,7 @@ pub struct FjallStore {
     /// The number of the last batch that stored its number (see [`mark`]).
     batch_number: u64,
     /// The durable mark (see [`mark`]), written by sync jobs.
-    mark: Arc<std::fs::File>,
+    mark: Arc<mark::Mark>,
     /// Held while the store or one of its sync jobs is alive (see [`LOCK_FILE`]): a job still
     /// running when the store is dropped keeps the directory locked until it has let go of the
     /// keyspace.
@@ -344,7 +344,7 @@ impl FjallStore {
                 .map_err(|e| fjall_err(&dir, "syncing the journal", e));
             if r.is_ok() {
                 covered();
-                mark::write(&durable_mark, number);
+                durable_mark.write(number);
             }
             // The database first, then the lock.
             drop(db);

@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
+use std::sync::Mutex;
 
 use crate::redb_store::record::{self, Table};
 use crate::store::StoreError;
@@ -41,9 +42,36 @@ pub(super) fn unseal(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(payload.try_into().ok()?))
 }
 
+/// The mark's file and the highest number written to it: it never goes back (a sync job that
+/// finishes after a later one, or the final sync of a store whose open was refused, would
+/// otherwise lower it, and the next open would pass).
+#[derive(Debug)]
+pub(super) struct Mark {
+    file: Mutex<(File, u64)>,
+}
+
+impl Mark {
+    /// Records that batch `seq` and every one before it are durable (no fsync: see the module
+    /// docs), unless the mark is already there. A failed write only leaves an older mark, which
+    /// checks less.
+    pub(super) fn write(&self, seq: u64) {
+        let Ok(mut guard) = self.file.lock() else {
+            return;
+        };
+        let (file, high) = &mut *guard;
+        if seq <= *high {
+            return;
+        }
+        match file.write_all_at(&seal(seq), 0) {
+            Ok(()) => *high = seq,
+            Err(e) => tracing::warn!(error = %e, "cannot write the durable mark"),
+        }
+    }
+}
+
 /// Opens (or creates) the mark in `dir`; returns it with the number it holds (`None`: no mark
 /// yet, or one that does not verify: logged, and the check is skipped).
-pub(super) fn open(dir: &Path) -> Result<(File, Option<u64>), StoreError> {
+pub(super) fn open(dir: &Path) -> Result<(Mark, Option<u64>), StoreError> {
     let path = dir.join(MARK_FILE);
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -54,22 +82,19 @@ pub(super) fn open(dir: &Path) -> Result<(File, Option<u64>), StoreError> {
         .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
     let bytes = std::fs::read(&path)
         .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", path.display())))?;
-    if bytes.is_empty() {
-        return Ok((file, None));
-    }
-    let seq = unseal(&bytes);
-    if seq.is_none() {
-        tracing::warn!(path = %path.display(), "the durable mark is damaged; not checked this time");
-    }
-    Ok((file, seq))
-}
-
-/// Records that batch `seq` and every one before it are durable (no fsync: see the module
-/// docs). A failed write only leaves an older mark, which checks less.
-pub(super) fn write(file: &File, seq: u64) {
-    if let Err(e) = file.write_all_at(&seal(seq), 0) {
-        tracing::warn!(error = %e, "cannot write the durable mark");
-    }
+    let seq = if bytes.is_empty() {
+        None
+    } else {
+        let seq = unseal(&bytes);
+        if seq.is_none() {
+            tracing::warn!(path = %path.display(), "the durable mark is damaged; not checked this time");
+        }
+        seq
+    };
+    let mark = Mark {
+        file: Mutex::new((file, seq.unwrap_or(0))),
+    };
+    Ok((mark, seq))
 }
 
 /// An open that recovered batch `recovered` where the mark says `marked` was durable: the

@@ -81,7 +81,24 @@ impl FjallStore {
             .map_err(|e| fjall_err(&engine, "cannot open a keyspace", e))
         };
         let (data, hints, meta) = (partition("data")?, partition("hints")?, partition("meta")?);
-        let (mark_file, marked) = super::mark::open(&dir)?;
+        // The journal must hold every batch the mark says was durable. Checked before the store
+        // exists: a store dropped after a refusal would sync, and write its lower number.
+        let (mark, marked) = super::mark::open(&dir)?;
+        let recovered = catch_panic(|| meta.get(super::mark::META_SEQ.as_bytes()))
+            .map_err(|p| damaged(&engine, format_args!("fjall failed ({p})"), REBUILD))?
+            .map_err(|e| fjall_err(&engine, "reading metadata", e))?
+            .map(|sealed| {
+                super::mark::unseal(&sealed).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "{}: metadata entry {:?} is damaged. {REBUILD}",
+                        engine.display(),
+                        super::mark::META_SEQ
+                    ))
+                })
+            })
+            .transpose()?
+            .unwrap_or(0);
+        super::mark::check(&engine, recovered, marked)?;
         let mut store = FjallStore {
             db,
             data,
@@ -100,17 +117,10 @@ impl FjallStore {
             last_sync: Instant::now(),
             syncing: Arc::new(AtomicBool::new(false)),
             commits: 0,
-            batch_number: 0,
-            mark: Arc::new(mark_file),
+            batch_number: recovered,
+            mark: Arc::new(mark),
             lock: Arc::new(lock),
         };
-        // The journal must hold every batch the mark says was durable.
-        let recovered = store
-            .get_meta(super::mark::META_SEQ)?
-            .and_then(|p| <[u8; 8]>::try_from(p.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes);
-        super::mark::check(&store.dir, recovered, marked)?;
-        store.batch_number = recovered;
         let instance = store.instance(manifest.as_ref(), &dir)?;
         store.verify()?;
         if manifest.is_none() {

@@ -196,7 +196,12 @@ impl HttpState {
         let wait = timeout.map_or(self.inner.request_timeout, Duration::from_millis) + DRIVER_GRACE;
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(ApiError::shutting_down()),
+            // The driver took the request and stopped: it may have been applied.
+            Ok(Err(_)) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the node stopped while handling the request: it may have been applied",
+            )),
             Err(_) => Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "timeout",
