@@ -467,22 +467,33 @@ impl Sim {
     ) -> Vec<crate::types::Key> {
         use rand::Rng;
         self.crash(id, true);
-        let Some(disk) = self
-            .slots
-            .get_mut(id as usize)
-            .and_then(|s| s.disk.as_mut())
-        else {
+        let Some(unsynced) = self.kept_disk(id).map(|d| d.unsynced_writes()) else {
             return Vec::new();
         };
-        let keep = keep.unwrap_or_else(|| self.rng.gen_range(0..=disk.unsynced_writes()));
-        let lost = disk.lose_unsynced(keep);
+        let keep = keep.unwrap_or_else(|| self.rng.gen_range(0..=unsynced));
+        let lost = self
+            .kept_disk(id)
+            .map(|d| d.lose_unsynced(keep))
+            .unwrap_or_default();
+        self.copies_lost(&lost);
+        lost
+    }
+
+    /// Crashed node `id`'s kept store, if it kept one.
+    fn kept_disk(&mut self, id: NodeId) -> Option<&mut MemoryStore> {
+        self.slots
+            .get_mut(id as usize)
+            .and_then(|s| s.disk.as_mut())
+    }
+
+    /// A node lost its copies of `keys` now (see [`check::FinalState::lost_copies`]).
+    fn copies_lost(&mut self, keys: &[crate::types::Key]) {
         let now = self.now;
         self.lost_copies.extend(
-            lost.iter()
+            keys.iter()
                 .filter_map(|k| workload::key_index(k))
                 .map(|k| (k, now)),
         );
-        lost
     }
 
     /// Syncs running node `id`'s store now (on buffered stores, [`SimConfig::buffered`]: what it
@@ -505,11 +516,7 @@ impl Sim {
     /// running or kept no store).
     pub fn damage(&mut self, id: NodeId, count: usize) -> Vec<crate::types::Key> {
         use rand::seq::SliceRandom;
-        let Some(disk) = self
-            .slots
-            .get_mut(id as usize)
-            .and_then(|s| s.disk.as_mut())
-        else {
+        let Some(disk) = self.kept_disk(id) else {
             return Vec::new();
         };
         let keys: Vec<crate::types::Key> = disk.keys().cloned().collect();
@@ -517,16 +524,12 @@ impl Sim {
             .choose_multiple(&mut self.rng, count)
             .cloned()
             .collect();
-        for key in &chosen {
-            disk.damage(key);
+        if let Some(disk) = self.kept_disk(id) {
+            for key in &chosen {
+                disk.damage(key);
+            }
         }
-        let now = self.now;
-        self.lost_copies.extend(
-            chosen
-                .iter()
-                .filter_map(|k| workload::key_index(k))
-                .map(|k| (k, now)),
-        );
+        self.copies_lost(&chosen);
         chosen
     }
 

@@ -62,6 +62,30 @@ async fn reply_dropping_proxy(
     (proxy_address, cut_tx, relay)
 }
 
+/// A client whose first node is node 1 through [`reply_dropping_proxy`], then `others`, with a
+/// get already made through the proxy. Returns it with the proxy's address, sender and task.
+async fn proxied_client(
+    spec: &Spec,
+    others: &[String],
+) -> (
+    Client,
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (proxy_address, cut_tx, relay) = reply_dropping_proxy(spec.address(1)).await;
+    let mut nodes = vec![proxy_address.clone()];
+    nodes.extend(others.iter().cloned());
+    let mut config = ClientConfig::new(nodes, SECRET);
+    config.timeout = Duration::from_secs(10);
+    let mut client = Client::new(config);
+    client
+        .get(b"warm-up")
+        .await
+        .expect("a get through the proxy");
+    (client, proxy_address, cut_tx, relay)
+}
+
 /// A put its node applied, whose reply was lost with the connection, and which the client could
 /// not send again (its node stopped accepting connections): the client must not report it as
 /// never sent. It did (its last try failed to connect, and a workload took that for "not sent",
@@ -72,14 +96,7 @@ async fn a_put_sent_on_a_connection_that_then_closed_is_reported_as_maybe_applie
     let spec = Spec::new(3, None);
     let _nodes = spec.start_all().await;
     wait_up(&spec).await;
-    let (proxy_address, cut_tx, relay) = reply_dropping_proxy(spec.address(1)).await;
-    let mut config = ClientConfig::new(vec![proxy_address], SECRET);
-    config.timeout = Duration::from_secs(10);
-    let mut client = Client::new(config);
-    client
-        .get(b"warm-up")
-        .await
-        .expect("a get through the proxy");
+    let (mut client, _, cut_tx, relay) = proxied_client(&spec, &[]).await;
     let _ = cut_tx.send(());
     let outcome = client.put(b"k", b"v".to_vec(), &[]).await;
     assert!(
@@ -201,14 +218,8 @@ async fn a_put_retried_after_a_lost_answer_names_the_node_that_may_have_applied_
     let spec = Spec::new(3, None);
     let _nodes = spec.start_all().await;
     wait_up(&spec).await;
-    let (proxy_address, cut_tx, relay) = reply_dropping_proxy(spec.address(1)).await;
-    let mut config = ClientConfig::new(vec![proxy_address.clone(), spec.address(2)], SECRET);
-    config.timeout = Duration::from_secs(10);
-    let mut client = Client::new(config);
-    client
-        .get(b"warm-up")
-        .await
-        .expect("a get through the proxy");
+    let (mut client, proxy_address, cut_tx, relay) =
+        proxied_client(&spec, &[spec.address(2)]).await;
     assert!(client.unsure_nodes().is_empty());
     let _ = cut_tx.send(());
     let stored = client.put(b"twice", b"v1".to_vec(), &[]).await;
