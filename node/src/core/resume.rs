@@ -190,6 +190,12 @@ impl NodeCore {
         }
     }
 
+    /// Whether a read answer of `siblings` waits for a sync: only a tombstone, on a store that
+    /// may lose flushed writes (see `read_then`).
+    fn tombstone_to_sync(&self, siblings: &Option<Sibs>) -> bool {
+        !self.durable && siblings.as_ref().is_some_and(Sibs::is_tombstone_only)
+    }
+
     /// A read is done: `found[i]` are the stored versions of `keys[i]`.
     fn read_then(&mut self, now: Millis, then: Then, keys: Vec<Key>, found: Vec<Option<Sibs>>) {
         let first = || keys.first().cloned().unwrap_or_default();
@@ -201,7 +207,7 @@ impl NodeCore {
             Then::ReadReply { to, req } => {
                 let key = first();
                 let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
-                if !self.durable && siblings.as_ref().is_some_and(Sibs::is_tombstone_only) {
+                if self.tombstone_to_sync(&siblings) {
                     // A reaper's check may count this answer, and reap the key everywhere: on
                     // a store that may lose flushed writes (`--buffered`) a crash could give
                     // this replica back the deleted value once no tombstone is left anywhere to
@@ -218,17 +224,16 @@ impl NodeCore {
             Then::LocalRead { req } => {
                 let key = first();
                 let siblings = self.holdings.held(&key, found.into_iter().next().flatten());
-                let reaping = matches!(
-                    self.requests.get(req),
-                    Some(super::requests::Pending::Get {
-                        origin: super::requests::Origin::Reap,
-                        ..
-                    })
-                );
-                if !self.durable
-                    && reaping
-                    && siblings.as_ref().is_some_and(Sibs::is_tombstone_only)
-                {
+                let reaping = |core: &Self| {
+                    matches!(
+                        core.requests.get(req),
+                        Some(super::requests::Pending::Get {
+                            origin: super::requests::Origin::Reap,
+                            ..
+                        })
+                    )
+                };
+                if self.tombstone_to_sync(&siblings) && reaping(self) {
                     // The reaper's own copy, as a replica's above.
                     self.store_op(
                         super::storage::StorageOp::Sync,

@@ -259,6 +259,31 @@ impl Harness {
     fn stored(&self, key: &[u8]) -> Option<Sibs> {
         self.store.get(key).expect("memory store")
     }
+
+    /// 100 ms later: the node's timers fire; every output drained.
+    fn tick(&mut self) -> Vec<Out> {
+        self.now += 100;
+        let now = self.now;
+        self.core.handle_timeout(now);
+        self.outputs()
+    }
+}
+
+/// A transfer batch as the node sends it.
+type Batch = dynamo_handoff::TransferBatch<Key, Vec<u8>>;
+
+/// The transfer batches among `out`, with their receivers, that hold `key` (any batch if `None`).
+fn transfer_batches(out: &[Out], key: Option<&[u8]>) -> Vec<(NodeId, Batch)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Out::Send(to, PeerMessage::Transfer(b))
+                if key.is_none_or(|k| b.entries.iter().any(|e| e.key == k)) =>
+            {
+                Some((*to, b.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The storage op that reads `key`.
@@ -1974,25 +1999,11 @@ fn a_late_acknowledgement_of_an_earlier_pass_does_not_complete_the_next() {
     let write = |epoch: u64, value: &[u8]| replica_write(&key, p2, epoch, value);
     let partition = h.core.partition_of(&key);
     // The first pass's batches of the key's partition, by receiver.
-    let batches = |out: Vec<Out>| -> Vec<(NodeId, dynamo_handoff::TransferBatch<Key, Vec<u8>>)> {
-        out.into_iter()
-            .filter_map(|o| match o {
-                Out::Send(to, PeerMessage::Transfer(b))
-                    if b.entries.iter().any(|e| e.key == key) =>
-                {
-                    Some((to, b))
-                }
-                _ => None,
-            })
-            .collect()
-    };
+    let batches = |out: Vec<Out>| transfer_batches(&out, Some(&key));
     let mut first = batches(h.outputs());
     let mut rounds = 0;
     while first.is_empty() && rounds < 100 {
-        h.now += 100;
-        let now = h.now;
-        h.core.handle_timeout(now);
-        first = batches(h.outputs());
+        first = batches(h.tick());
         rounds += 1;
     }
     let (to, batch) = first
@@ -2039,16 +2050,7 @@ fn a_write_queued_behind_the_last_acknowledgement_is_handed_over_too() {
             }))
         })
     };
-    let out = h.outputs();
-    let mut batches: Vec<(NodeId, dynamo_handoff::TransferBatch<Key, Vec<u8>>)> = out
-        .iter()
-        .filter_map(|o| match o {
-            Out::Send(to, PeerMessage::Transfer(b)) if b.entries.iter().any(|e| e.key == key) => {
-                Some((*to, b.clone()))
-            }
-            _ => None,
-        })
-        .collect();
+    let mut batches = transfer_batches(&h.outputs(), Some(&key));
     let (to, batch) = batches.pop().expect("the partition is handed over");
     assert!(batch.last);
     // Every other receiver has the partition.
@@ -2062,10 +2064,7 @@ fn a_write_queued_behind_the_last_acknowledgement_is_handed_over_too() {
         .handle_message(now, to, PeerMessage::TransferAck(batch.ack()));
     let mut out = h.outputs();
     for _ in 0..20 {
-        h.now += 100;
-        let now = h.now;
-        h.core.handle_timeout(now);
-        out.extend(h.outputs());
+        out.extend(h.tick());
     }
     let kept = h
         .stored(&key)
@@ -2160,27 +2159,14 @@ fn a_transfer_from_a_replica_that_stays_finishes_under_steady_writes() {
         }
         // Every batch to the joiner of the key's partition is acknowledged, with a write of the
         // partition just before: the replicas keep taking writes.
-        let batches: Vec<dynamo_handoff::TransferBatch<Key, Vec<u8>>> = out
-            .iter()
-            .filter_map(|o| match o {
-                Out::Send(to, PeerMessage::Transfer(b))
-                    if *to == joiner && b.entries.iter().any(|e| e.key == key) =>
-                {
-                    Some(b.clone())
-                }
-                _ => None,
-            })
-            .collect();
+        let batches = transfer_batches(&out, Some(&key));
         out = Vec::new();
-        for b in batches {
+        for (_, b) in batches.into_iter().filter(|(to, _)| *to == joiner) {
             epoch += 1;
             out.extend(h.message(writer, replica_write(&key, writer, epoch, b"v")));
             out.extend(h.message(joiner, PeerMessage::TransferAck(b.ack())));
         }
-        h.now += 100;
-        let now = h.now;
-        h.core.handle_timeout(now);
-        out.extend(h.outputs());
+        out.extend(h.tick());
     }
     panic!("the transfer of partition {partition} to node {joiner} never finished");
 }
@@ -2220,13 +2206,7 @@ fn a_transfer_reads_on_past_a_page_whose_keys_all_vanished() {
     h.core.install_ring(now, state);
     let mut out = h.outputs();
     for _ in 0..50 {
-        let batches: Vec<(NodeId, dynamo_handoff::TransferBatch<Key, Vec<u8>>)> = out
-            .iter()
-            .filter_map(|o| match o {
-                Out::Send(to, PeerMessage::Transfer(b)) => Some((*to, b.clone())),
-                _ => None,
-            })
-            .collect();
+        let batches = transfer_batches(&out, None);
         if batches
             .iter()
             .any(|(_, b)| b.entries.iter().any(|e| e.key == survivor))
@@ -2237,10 +2217,7 @@ fn a_transfer_reads_on_past_a_page_whose_keys_all_vanished() {
         for (to, b) in batches {
             out.extend(h.message(to, PeerMessage::TransferAck(b.ack())));
         }
-        h.now += 100;
-        let now = h.now;
-        h.core.handle_timeout(now);
-        out.extend(h.outputs());
+        out.extend(h.tick());
     }
     panic!("the keys after the vanished page were never sent");
 }

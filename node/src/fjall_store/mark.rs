@@ -113,3 +113,37 @@ pub(super) fn check(engine: &Path, recovered: u64, marked: Option<u64>) -> Resul
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mark only grows: a sync job that finishes after a later one, or the final sync of a
+    /// store with a lower number, leaves it where it is.
+    #[test]
+    fn the_mark_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mark, found) = open(dir.path()).unwrap();
+        assert_eq!(found, None, "no mark yet");
+        mark.write(5);
+        mark.write(3);
+        drop(mark);
+        let (mark, found) = open(dir.path()).unwrap();
+        assert_eq!(found, Some(5));
+        mark.write(4);
+        drop(mark);
+        assert_eq!(open(dir.path()).unwrap().1, Some(5));
+    }
+
+    /// A mark that does not verify is skipped, not trusted; an open that recovered less than a
+    /// good one is refused, one that recovered as much passes.
+    #[test]
+    fn a_damaged_mark_is_skipped_and_a_good_one_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MARK_FILE), b"not a mark").unwrap();
+        assert_eq!(open(dir.path()).unwrap().1, None);
+        assert!(check(dir.path(), 3, Some(4)).is_err());
+        assert!(check(dir.path(), 4, Some(4)).is_ok());
+        assert!(check(dir.path(), 0, None).is_ok());
+    }
+}
