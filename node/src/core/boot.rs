@@ -11,7 +11,7 @@ use super::epochs::Epochs;
 use super::membership::{self, RingState};
 use super::reaper::tombstone_time;
 use super::transfer::decode_checkpoint;
-use super::transfers::{checkpoint_name, INCOMING_KEY, TRANSFERS_KEY};
+use super::transfers::{checkpoint_name, INCOMING_KEY, TRANSFERS_KEY, WHOLE_KEY};
 use super::META_NODE_ID;
 use super::{
     decode_u64, siblings_digest, NodeError, FORMAT, META_FORMAT, META_GENERATION, OLDEST_FORMAT,
@@ -42,6 +42,8 @@ pub struct Boot {
     pub(crate) leave_asked: bool,
     /// The partitions it awaited (see `Transfers::incoming`).
     pub(crate) incoming: BTreeSet<usize>,
+    /// The partitions it handed over whole (see `Transfers::whole`).
+    pub(crate) whole: BTreeSet<usize>,
     /// The keys whose records it lost (see `Holdings::lost`).
     pub(crate) lost: BTreeSet<Key>,
     /// The transfers (partition, receiver) pending at the last persisted point.
@@ -136,6 +138,9 @@ impl Boot {
         // Partitions awaited, keys lost; a damaged list holds none (as a store of an older
         // build).
         let incoming: BTreeSet<usize> = meta_set(store, INCOMING_KEY)?;
+        // A damaged list (or none, from an older build) says no hand-over is whole: receivers
+        // then wait for anti-entropy instead of trusting this node's copy.
+        let whole: BTreeSet<usize> = meta_set(store, WHOLE_KEY)?;
         let mut lost: BTreeSet<Key> = meta_set(store, super::holdings::LOST_KEY)?;
         // Records the store found damaged as it opened are lost copies, as damage found by a
         // read is; persisted at once, since the store no longer holds them.
@@ -196,6 +201,7 @@ impl Boot {
             removed,
             leave_asked,
             incoming,
+            whole,
             lost,
             transfers,
             checkpoints,

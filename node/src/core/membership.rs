@@ -603,11 +603,19 @@ impl NodeCore {
             ) {
                 (false, true) => {
                     self.transfers.incoming.insert(p);
+                    self.transfers.whole.remove(&p);
                 }
-                (_, false) => {
+                (true, true) => {
+                    self.transfers.whole.remove(&p);
+                }
+                (was, false) => {
+                    // Held whole if it replicated the partition and did not await it: what it
+                    // hands over is then everything a replica holds.
+                    if was && !self.transfers.incoming.contains(&p) {
+                        self.transfers.whole.insert(p);
+                    }
                     self.transfers.incoming.remove(&p);
                 }
-                _ => {}
             }
         }
         // Transfers that completed before this node adopted the ring that awaits them.
@@ -640,6 +648,10 @@ impl NodeCore {
             }
         }
         self.hand_over_foreign(now);
+        // A partition with nothing left to hand over is not whole any more: stray keys of it
+        // that reach this node later (a hint delivered after the change) are not the partition.
+        let handing = self.transfers.partitions();
+        self.transfers.whole.retain(|p| handing.contains(p));
     }
 
     /// The partitions this node still has to hand over: those it holds keys of without being one

@@ -496,6 +496,9 @@ impl NodeCore {
             self.store_op(op, storage::Then::Meta);
             self.publish_awaiting();
         }
+        if let Some(op) = self.transfers.persist_whole() {
+            self.store_op(op, storage::Then::Meta);
+        }
         if self.view.leaving {
             self.announce_left_when_done();
             self.drain_gossip(now);

@@ -40,6 +40,7 @@ impl NodeCore {
             removed,
             leave_asked,
             incoming: stored_incoming,
+            whole: stored_whole,
             lost,
             transfers: stored_transfers,
             checkpoints,
@@ -180,6 +181,15 @@ impl NodeCore {
                 .filter(|&p| super::is_primary(&ring, p, id))
                 .collect()
         };
+        // Partitions handed over whole when last persisted, that it still hands over.
+        let whole: BTreeSet<usize> = stored_whole
+            .into_iter()
+            .filter(|&p| {
+                !ring_provisional
+                    && !super::is_primary(&ring, p, id)
+                    && stored_transfers.iter().any(|&(q, _)| q == p)
+            })
+            .collect();
         let mut core = NodeCore {
             id,
             address,
@@ -216,7 +226,7 @@ impl NodeCore {
             holdings,
             hints,
             anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout, generation),
-            transfers: Transfers::resumed(stored_transfers, checkpoints, awaited),
+            transfers: Transfers::resumed(stored_transfers, checkpoints, awaited, whole),
             reaper,
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can

@@ -2252,3 +2252,73 @@ fn a_request_timeout_of_zero_is_refused() {
     );
     assert_eq!(h.stored(&key), None, "nothing stored");
 }
+
+/// Review of membership (twenty-third session): a node that became a replica of a partition
+/// and had not received it yet (a hand-over held up) was named the source of that partition
+/// when the next ring change took it away again (the plan sends from a node that stops being a
+/// replica). It held nothing, sent an empty last batch, and then `TransferDone`: the new replica
+/// stopped awaiting the partition and its empty answers counted toward R, though no node that
+/// held the partition had sent it anything. Only a sender that held the partition whole says
+/// it is done.
+#[test]
+fn a_node_that_never_received_a_partition_does_not_say_its_hand_over_is_done() {
+    use dynamo_ring::NodeSpec;
+    let mut h = Harness::with(|c| c.partitions = 32);
+    let v0 = h.core.view.ring_state.ring.clone();
+    // Ring v1: a node leaves, so node 1 becomes a replica of some partition; v2: a node joins
+    // and takes one of those from node 1 again.
+    let (joiner, v1, v2, partition) = [4, 3, 2]
+        .iter()
+        .flat_map(|leaver| (5..40).map(move |j: NodeId| (*leaver, j)))
+        .find_map(|(leaver, j)| {
+            let v1 = v0.leave(&leaver).expect("leaves").ring;
+            let v2 = v1.join(NodeSpec::new(j)).expect("joins").ring;
+            (0..v0.range_count())
+                .find(|&p| {
+                    !super::is_primary(&v0, p, ME)
+                        && super::is_primary(&v1, p, ME)
+                        && !super::is_primary(&v2, p, ME)
+                        && super::is_primary(&v2, p, j)
+                })
+                .map(|p| (j, v1.clone(), v2.clone(), p))
+        })
+        .expect("some join takes back a partition node 1 gained");
+    let version = h.core.view.ring_state.version;
+    let now = h.now;
+    h.core.install_ring(
+        now,
+        super::membership::RingState {
+            version: version + 1,
+            claimant: 2,
+            ring: v1,
+        },
+    );
+    h.outputs();
+    assert!(h.core.transfers.incoming.contains(&partition));
+    // Nothing of the partition arrives; the next ring takes it away.
+    h.core.install_ring(
+        now,
+        super::membership::RingState {
+            version: version + 2,
+            claimant: 2,
+            ring: v2,
+        },
+    );
+    let mut out = h.outputs();
+    for _ in 0..20 {
+        let done = out.iter().any(|o| {
+            matches!(o, Out::Send(to, PeerMessage::TransferDone { partition: p, .. })
+                if *to == joiner && *p as usize == partition)
+        });
+        assert!(
+            !done,
+            "node 1 never held partition {partition} and told node {joiner} it had it all"
+        );
+        let batches = transfer_batches(&out, None);
+        out = Vec::new();
+        for (to, b) in batches {
+            out.extend(h.message(to, PeerMessage::TransferAck(b.ack())));
+        }
+        out.extend(h.tick());
+    }
+}

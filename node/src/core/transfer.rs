@@ -223,13 +223,17 @@ impl NodeCore {
                         partition: run.partition,
                         to,
                     });
-                    self.transmits.push_back((
-                        to,
-                        PeerMessage::TransferDone {
-                            partition: run.partition as u32,
-                            version: self.view.ring_state.version,
-                        },
-                    ));
+                    // Only a sender that held the partition whole says so (see
+                    // `Transfers::whole`): the receiver stops awaiting it.
+                    if self.transfers.holds_whole(p, self.replicates(p)) {
+                        self.transmits.push_back((
+                            to,
+                            PeerMessage::TransferDone {
+                                partition: run.partition as u32,
+                                version: self.view.ring_state.version,
+                            },
+                        ));
+                    }
                     self.drop_partition_if_foreign(run.partition);
                     self.persist_transfers();
                 }
@@ -328,6 +332,7 @@ impl NodeCore {
         if self.replicates(p) || self.transfers.handing_over(p) {
             return;
         }
+        self.transfers.whole.remove(&p);
         let keys: Vec<Key> = self.holdings.keys(p).keys().cloned().collect();
         if !keys.is_empty() {
             // This node may own the partition again and get older copies back (see `epochs`).

@@ -27,6 +27,9 @@ pub(crate) const TRANSFERS_KEY: &str = "transfers";
 /// The store meta name of the partitions this node awaits (`Transfers::incoming`), so that a
 /// restart does not answer reads of partitions it never received.
 pub(crate) const INCOMING_KEY: &str = "incoming";
+/// The store meta name of the partitions this node hands over whole (`Transfers::whole`), so
+/// that a restart in the middle of a hand-over still says it is done at the end.
+pub(crate) const WHOLE_KEY: &str = "handing-whole";
 
 /// The version byte of a stored transfer checkpoint: `1 · the last key the receiver
 /// acknowledged`. An empty value is no checkpoint.
@@ -62,6 +65,16 @@ pub(crate) struct Transfers {
     pub(crate) incoming: BTreeSet<usize>,
     /// `incoming` as last persisted.
     incoming_persisted: BTreeSet<usize>,
+    /// Partitions this node stopped replicating while it held them whole (it did not await
+    /// them) and still hands over. A sender says `TransferDone` only for these and for the
+    /// partitions it replicates and does not await: a node that never received a partition (a
+    /// hand-over to it held up when the next ring took the partition away again), or that holds
+    /// stray keys of one, sends what it has and says nothing, and its receiver keeps awaiting
+    /// the partition until a sender that held it whole, or anti-entropy with a replica that does
+    /// not await it, lifts the wait.
+    pub(crate) whole: BTreeSet<usize>,
+    /// `whole` as last persisted.
+    whole_persisted: BTreeSet<usize>,
     /// For each partition awaited, the replicas an anti-entropy session found equal to this
     /// node since its ring last changed: the wait is lifted once every other replica that does
     /// not await the partition is among them (one replica may have missed writes).
@@ -94,19 +107,47 @@ impl Transfers {
     }
 
     /// The transfers a restart resumes: those pending when last persisted, with their
-    /// checkpoints, and the partitions it still awaits.
+    /// checkpoints, the partitions it still awaits and those it hands over whole.
     pub(crate) fn resumed(
         persisted: BTreeSet<(usize, NodeId)>,
         checkpoints: BTreeMap<u64, Key>,
         incoming: BTreeSet<usize>,
+        whole: BTreeSet<usize>,
     ) -> Self {
         Transfers {
             persisted,
             checkpoints,
             incoming_persisted: incoming.clone(),
             incoming,
+            whole_persisted: whole.clone(),
+            whole,
             ..Transfers::default()
         }
+    }
+
+    /// Whether this node holds partition `p` whole (`replicates`: it is one of the partition's
+    /// replicas in its ring), and so may say a hand-over of it is done (see [`Self::whole`]).
+    pub(crate) fn holds_whole(&self, p: usize, replicates: bool) -> bool {
+        if replicates {
+            !self.incoming.contains(&p)
+        } else {
+            self.whole.contains(&p)
+        }
+    }
+
+    /// The op that persists the partitions handed over whole, if they changed since last
+    /// persisted.
+    pub(crate) fn persist_whole(&mut self) -> Option<StorageOp> {
+        if self.whole == self.whole_persisted {
+            return None;
+        }
+        self.whole_persisted = self.whole.clone();
+        let list: Vec<usize> = self.whole.iter().copied().collect();
+        Some(StorageOp::PutMeta {
+            name: WHOLE_KEY.into(),
+            value: rmp_serde::to_vec(&list).unwrap_or_default(),
+            sync: false,
+        })
     }
 
     /// The op that persists the partitions awaited, if they changed since last persisted.
