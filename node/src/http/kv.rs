@@ -155,11 +155,20 @@ fn params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiErr
     })
 }
 
-/// The context a request carries (empty: none).
+/// The context a request carries (empty: none). Several context headers are refused: a write
+/// with only the first would supersede less than the client meant.
 fn context(headers: &HeaderMap) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(value) = headers.get(CONTEXT_HEADER) else {
+    let mut all = headers.get_all(CONTEXT_HEADER).iter();
+    let Some(value) = all.next() else {
         return Ok(None);
     };
+    if all.next().is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_context",
+            format!("several {CONTEXT_HEADER} headers: send the context of one get"),
+        ));
+    }
     // An empty header is no context.
     B64.decode(value.as_bytes().trim_ascii())
         .map(|c| (!c.is_empty()).then_some(c))

@@ -106,6 +106,8 @@ pub(crate) struct NodeInfo {
     pub cluster: String,
     pub client_secret: Vec<u8>,
     pub max_value_size: usize,
+    /// Longest request head read ([`max_head`]).
+    pub max_head: usize,
     pub request_timeout: Duration,
     pub data_dir: Option<PathBuf>,
     /// The node's connection limits (the HTTP API takes its timeouts from them).
@@ -196,10 +198,11 @@ impl HttpState {
         let wait = timeout.map_or(self.inner.request_timeout, Duration::from_millis) + DRIVER_GRACE;
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            // The driver took the request and stopped: it may have been applied.
+            // The driver took the request and stopped: it may have been applied (not
+            // `unavailable`, which says nothing was written and may be retried as it is).
             Ok(Err(_)) => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                "interrupted",
                 "the node stopped while handling the request: it may have been applied",
             )),
             Err(_) => Err(ApiError::new(
@@ -402,6 +405,22 @@ pub(crate) fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
+/// The longest request head the API reads for a node configured as `config` (hyper answers
+/// `431` past it): a key of the largest size with every byte percent-encoded, a context of the
+/// largest size in base64, and room for the other headers. hyper's default (about 400 KiB) let
+/// every connection hold that much before its token was checked.
+pub(crate) fn max_head(config: &crate::config::NodeConfig) -> usize {
+    /// The request line's other parts and the other headers (a token, a content type, ...).
+    const MARGIN: usize = 16 << 10;
+    /// hyper's least.
+    const LEAST: usize = 8 << 10;
+    let key = config.max_key_size.saturating_mul(3);
+    let context = config.max_context_size.div_ceil(3).saturating_mul(4);
+    key.saturating_add(context)
+        .saturating_add(MARGIN)
+        .max(LEAST)
+}
+
 /// Binds (or adopts) the listener and serves the API until the task is aborted.
 pub(crate) async fn start(
     config: HttpConfig,
@@ -428,6 +447,7 @@ pub(crate) async fn start(
     let addr = listener.local_addr().map_err(bind_error)?;
     let limits = serve::HttpLimits {
         max_connections: config.max_connections.max(1),
+        max_head: info.max_head,
         read_timeout: info.limits.read_timeout,
         idle_timeout: info.limits.idle_timeout,
         // A request's head and body (each within the read timeout), then its longest timeout.

@@ -6,7 +6,10 @@
 //!   more takes the oldest slot of the client address holding the most when its own address
 //!   holds fewer ([`Slots`]; that connection answers the request it is serving, if any, and
 //!   closes), and is otherwise answered `503` (the JSON error body of every refusal) and
-//!   closed;
+//!   closed. Connections that gave their slot up and still finish a request (or a request's
+//!   head: hyper closes only an idle one at once) are at most `max_connections` more; past
+//!   that the oldest of them is closed outright, so that a client that takes slots and lets
+//!   them go again cannot pile up evicted connections and run the node out of descriptors;
 //! - must send a request's head within the node's `read_timeout`, which also bounds how long a
 //!   kept-alive connection may idle between requests (hyper's header timeout);
 //! - is closed when no byte went either way for `idle_timeout` (a body that stops halfway), or a
@@ -16,7 +19,7 @@
 //! The connections run in a [`JoinSet`] owned by the loop, so stopping the API (aborting its
 //! task) closes them all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, Id, JoinSet};
 
 use super::deadlines::Deadlines;
 use super::slots::{Admit, Slots};
@@ -37,6 +40,9 @@ use crate::runtime::frame::DRAIN_TIME;
 pub(crate) struct HttpLimits {
     /// Connections served at once.
     pub max_connections: usize,
+    /// Longest request head read (`431` past it), and so the most a connection buffers before
+    /// its request is authenticated.
+    pub max_head: usize,
     /// A request's head must arrive within this (and a kept-alive connection idles at most
     /// this long); a write must progress within it.
     pub read_timeout: Duration,
@@ -60,7 +66,8 @@ content-length: 81\r\n\
 pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
     let mut slots = Slots::new(limits.max_connections);
     // How to tell each connection to close once its request in progress is answered.
-    let mut open: HashMap<tokio::task::Id, Arc<Notify>> = HashMap::new();
+    let mut open: HashMap<Id, (Arc<Notify>, AbortHandle)> = HashMap::new();
+    let mut evicted = Evicted::default();
     let refusals = Arc::new(Semaphore::new(REFUSING));
     let mut connections = JoinSet::new();
     loop {
@@ -72,8 +79,9 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
                         Admit::Instead(victim) => {
                             tracing::debug!(%peer, "HTTP connection cap: closing the oldest \
                                 connection of the address holding the most");
-                            if let Some(close) = open.remove(&victim) {
+                            if let Some((close, abort)) = open.remove(&victim) {
                                 close.notify_one();
+                                evicted.push(victim, abort, limits.max_connections);
                             }
                             true
                         }
@@ -86,7 +94,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
                         let handle = connections
                             .spawn(async move { connection(stream, app, limits, told).await });
                         slots.add(peer.ip(), handle.id());
-                        open.insert(handle.id(), close);
+                        open.insert(handle.id(), (close, handle));
                     } else {
                         // Refusals wait for the client to close (see `refuse`), a bounded
                         // number at once; past that a connection is simply closed.
@@ -115,7 +123,41 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
                 };
                 slots.remove(id);
                 open.remove(&id);
+                evicted.ended(id);
             }
+        }
+    }
+}
+
+/// Connections that gave their slot up and are still finishing, oldest first.
+#[derive(Default)]
+struct Evicted {
+    by_order: BTreeMap<u64, (Id, AbortHandle)>,
+    order_of: HashMap<Id, u64>,
+    next: u64,
+}
+
+impl Evicted {
+    /// Connection `id` gave its slot up; the oldest evicted ones are closed outright while more
+    /// than `max` remain.
+    fn push(&mut self, id: Id, abort: AbortHandle, max: usize) {
+        self.by_order.insert(self.next, (id, abort));
+        self.order_of.insert(id, self.next);
+        self.next += 1;
+        while self.by_order.len() > max {
+            let Some((_, (oldest, abort))) = self.by_order.pop_first() else {
+                break;
+            };
+            self.order_of.remove(&oldest);
+            tracing::debug!("HTTP connection closed: too many evicted connections still open");
+            abort.abort();
+        }
+    }
+
+    /// Connection `id` ended.
+    fn ended(&mut self, id: Id) {
+        if let Some(order) = self.order_of.remove(&id) {
+            self.by_order.remove(&order);
         }
     }
 }
@@ -146,6 +188,7 @@ async fn connection(stream: TcpStream, app: Router, limits: HttpLimits, close: A
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.read_timeout)
+        .max_buf_size(limits.max_head.max(8 << 10))
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
     tokio::pin!(served);
     let served = tokio::select! {

@@ -24,6 +24,7 @@ fn api(budget: &RequestBudget) -> (axum::Router, mpsc::Receiver<Input>) {
         cluster: CLUSTER.into(),
         client_secret: SECRET.to_vec(),
         max_value_size: 1 << 20,
+        max_head: 64 << 10,
         request_timeout: Duration::from_secs(10),
         data_dir: None,
         limits: ConnectionLimits::default(),
@@ -129,4 +130,47 @@ async fn a_body_that_does_not_arrive_in_time_gives_its_share_back() {
     assert_eq!(answered.status(), StatusCode::REQUEST_TIMEOUT);
     assert_eq!(budget.available(), 1 << 20, "the share is given back");
     assert!(driver.try_recv().is_err(), "nothing reached the driver");
+}
+
+/// The error kind of an answer's JSON body.
+async fn error_kind(answered: axum::response::Response) -> (StatusCode, String) {
+    let status = answered.status();
+    let body = axum::body::to_bytes(answered.into_body(), 1 << 20)
+        .await
+        .expect("a body");
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    (
+        status,
+        json["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Review of the HTTP API (twenty-third session): a put the driver took and dropped unanswered
+/// (the node stopping) was answered `unavailable`, the kind that says nothing was written (as
+/// for a put the driver never took), so a client or proxy retrying on it wrote the value twice.
+/// It is `interrupted` now: it may have been applied.
+#[tokio::test(start_paused = true)]
+async fn a_put_the_driver_dropped_is_interrupted_not_unavailable() {
+    let budget = RequestBudget::new(1 << 20);
+    let (app, mut driver) = api(&budget);
+    let taken = tokio::spawn(app.clone().oneshot(put("a", 1, Body::from(vec![1u8]))));
+    let Some(Input::Client { reply, .. }) = driver.recv().await else {
+        panic!("the put reaches the driver");
+    };
+    drop(reply);
+    let answered = taken.await.expect("joins").expect("infallible");
+    assert_eq!(
+        error_kind(answered).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "interrupted".to_owned())
+    );
+    // A put the driver never took wrote nothing.
+    drop(driver);
+    let answered = app
+        .oneshot(put("b", 1, Body::from(vec![1u8])))
+        .await
+        .expect("infallible");
+    assert_eq!(
+        error_kind(answered).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_owned())
+    );
 }

@@ -413,6 +413,7 @@ impl Node {
                         cluster: config.node.cluster.clone(),
                         client_secret: config.client_secret.clone(),
                         max_value_size: config.node.max_value_size,
+                        max_head: crate::http::max_head(&config.node),
                         request_timeout: Duration::from_millis(config.node.request_timeout),
                         data_dir: config.data_dir.clone(),
                         limits: config.limits,

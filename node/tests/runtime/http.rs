@@ -326,6 +326,12 @@ async fn binary_keys_limits_and_bad_input() {
     assert_eq!(answer.json()["error"], "invalid_context");
     let answer = authed(addr, "PUT", "/kv/k", &[("X-Dynamo-Context", "AAAA")], b"v").await;
     assert_eq!(answer.status, 400, "{}", answer.text());
+    // Review (twenty-third session): with several context headers, the first alone was used
+    // (here none: an empty one), and the put superseded less than the client meant.
+    let two = [("X-Dynamo-Context", ""), ("X-Dynamo-Context", "AAAA")];
+    let answer = authed(addr, "PUT", "/kv/k", &two, b"v").await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["error"], "invalid_context");
     // A timeout past the node's maximum is a bad option (400), not a payload too large: a
     // client told 413 would not look at its query.
     for method in ["GET", "PUT"] {
