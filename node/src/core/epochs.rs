@@ -17,7 +17,9 @@
 //!   versions to the other replicas while its own write is still being flushed (so that the two
 //!   fsyncs overlap), so a crash can roll back the last dots a copy holds after they left; and a
 //!   store that may lose flushed writes ([`Store::is_durable`] is `false`: `--buffered`) can roll
-//!   back more (Riak's kv679). A lost or empty store starts at a random base.
+//!   back more (Riak's kv679). A lost or empty store starts at a random base, and every other
+//!   start a random distance past the last lease: a store put back from an older copy (a
+//!   backup, a disk snapshot) holds an older lease than the lives after that copy used.
 //! - Losing a copy while running raises the floor too: a partition dropped after it was handed
 //!   over to its new owners, or a record found damaged. A reaped tombstone *retires* the epochs of
 //!   this node it carries instead (each is one key's, since a fresh epoch goes to one key): the
@@ -44,6 +46,10 @@ const LEASE: u64 = 1 << 16;
 const META_FLOOR: &str = "epoch";
 const META_LEASE: &str = "epoch-lease";
 
+/// Most epochs a restart skips past the last lease (see [`Epochs::load`]): each life uses far
+/// fewer, and the 62-bit space of a first base leaves room for millions of restarts.
+const RESTART_JUMP: u64 = 1 << 40;
+
 /// Retired epochs kept (about 40 bytes each); one more raises the floor and forgets them.
 const MAX_RETIRED: usize = 1 << 16;
 
@@ -65,11 +71,22 @@ impl Epochs {
     pub(crate) fn load<S: Store>(store: &mut S, rng: &mut impl Rng) -> Result<Self, StoreError> {
         // A new life counts under new epochs only, past the last lease (see the module docs).
         let next = match store.get_meta(META_FLOOR)? {
-            Some(bytes) => match store.get_meta(META_LEASE)? {
-                Some(lease) => super::decode_u64(&lease)?,
-                // A store of a version without leases used only its epoch.
-                None => super::decode_u64(&bytes)?.saturating_add(1),
-            },
+            Some(bytes) => {
+                let past = match store.get_meta(META_LEASE)? {
+                    Some(lease) => super::decode_u64(&lease)?,
+                    // A store of a version without leases used only its epoch.
+                    None => super::decode_u64(&bytes)?.saturating_add(1),
+                };
+                // A random distance past it: a store put back from an older copy (a backup, a
+                // disk snapshot) holds an older lease, and the lives after that copy used the
+                // epochs past it.
+                past.checked_add(rng.gen_range(1..=RESTART_JUMP))
+                    .ok_or_else(|| {
+                        StoreError::Io(
+                            "the node has used every actor epoch; give it a new id".into(),
+                        )
+                    })?
+            }
             // Lost or new storage: a random base in a 62-bit space, so that the ranges of two
             // lives of a node practically never meet (each uses far fewer than 2^40).
             None => rng.gen_range(1..1u64 << 62),
@@ -222,5 +239,29 @@ mod tests {
         // An epoch of another life is no concern of this one's.
         epochs.retire(e.wrapping_add(1 << 40));
         assert_eq!(epochs.retired.len(), 1);
+    }
+
+    /// Review of the stores (twenty-third session): a node started on an older copy of its
+    /// store (a backup or a disk snapshot put back) found the lease of that copy and handed out
+    /// the epochs of the lives after it again, under which it had issued dots that replicas
+    /// still hold: a new write could take one (kv679). A life starts a random distance past the
+    /// last lease, drawn with the start time (`Boot::load`), as a lost store's base is.
+    #[test]
+    fn a_store_put_back_from_an_older_copy_does_not_hand_out_the_same_epochs_again() {
+        let mut store = MemoryStore::default();
+        Epochs::load(&mut store, &mut ReplayRng::seed_from_u64(7)).expect("loads");
+        let copy = store.clone();
+        let mut later = Epochs::load(&mut store, &mut ReplayRng::seed_from_u64(8)).expect("loads");
+        let mut restored = copy.clone();
+        let mut again =
+            Epochs::load(&mut restored, &mut ReplayRng::seed_from_u64(9)).expect("loads");
+        let used: Vec<u64> = (0..1_000)
+            .map(|_| later.fresh().expect("no store error").expect("leased").0)
+            .collect();
+        let (first, _) = again.fresh().expect("no store error").expect("leased");
+        assert!(
+            !(used[0]..=used[999]).contains(&first),
+            "epoch {first} was handed out in the life after the copy too"
+        );
     }
 }

@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "85cca1253eaa5f406806294c18555a31e67e817aab3b616121ce3189ef6b9546";
+const RUN_DIGEST: &str = "5c31fb9387887066bfd5b97f96106110209a22d5d48c3d1729de38386404de2d";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [
