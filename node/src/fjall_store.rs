@@ -43,7 +43,7 @@
 //!   batch after the torn one: `node/tests/journal_errors.rs`).
 //! - fjall's journal recovery drops an entry it cannot read with every batch after it, without
 //!   an error, as it must for the torn tail of a crash; after damage that loses acknowledged
-//!   writes. A durable mark beside the database ([`mark`]) names the last numbered batch a
+//!   writes. A durable mark beside the database ([`mark`](crate::on_disk::mark)) names the last numbered batch a
 //!   finished fsync covered, and an open that recovers less is refused. The limit of any
 //!   write-ahead log remains: damage that drops only the batches after the last numbered one
 //!   (at most 16) cannot be told from a crash before them. Sorted tables, metadata and the
@@ -66,7 +66,6 @@ use crate::types::{Key, Sibs};
 mod cache;
 mod errors;
 mod manifest;
-mod mark;
 mod open;
 mod unsynced;
 
@@ -121,10 +120,10 @@ pub struct FjallStore {
     /// A background fsync of buffered mode is running.
     syncing: Arc<AtomicBool>,
     commits: u64,
-    /// The number of the last batch that stored its number (see [`mark`]).
+    /// The number of the last batch that stored its number (see [`mark`](crate::on_disk::mark)).
     batch_number: u64,
-    /// The durable mark (see [`mark`]), written by sync jobs.
-    mark: Arc<mark::Mark>,
+    /// The durable mark (see [`mark`](crate::on_disk::mark)), written by sync jobs.
+    mark: Arc<crate::on_disk::mark::Mark>,
     /// Held while the store or one of its sync jobs is alive (see [`LOCK_FILE`]): a job still
     /// running when the store is dropped keeps the directory locked until it has let go of the
     /// keyspace.
@@ -281,10 +280,14 @@ impl FjallStore {
             }
         }
         // Every so often the batch stores its number, for the durable mark.
-        let numbered = self.commits.is_multiple_of(mark::EVERY);
+        let numbered = self.commits.is_multiple_of(crate::on_disk::mark::EVERY);
         if numbered {
             let number = self.batch_number + 1;
-            batch.insert(&self.meta, mark::META_SEQ.as_bytes(), mark::seal(number));
+            batch.insert(
+                &self.meta,
+                crate::on_disk::mark::META_SEQ.as_bytes(),
+                crate::on_disk::mark::seal(number),
+            );
         }
         catch_panic(|| batch.commit())
             .map_err(|p| self.panicked("committing", &p))?

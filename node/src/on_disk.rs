@@ -3,6 +3,7 @@
 
 #[cfg(test)]
 pub(crate) mod contract;
+pub(crate) mod mark;
 
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;

@@ -129,6 +129,9 @@ pub struct RedbStore {
     lost_commits: bool,
     /// Commits ever made to this database (stored in `meta`).
     seq: u64,
+    /// The durable mark: the last commit known fsynced, beside the database (see
+    /// [`mark`](crate::on_disk::mark)).
+    mark: crate::on_disk::mark::Mark,
     /// Whether a commit without fsync happened since the last fsynced one.
     unsynced: bool,
     last_sync: Instant,
@@ -349,6 +352,10 @@ impl RedbStore {
             txn.commit().map_err(|e| commit_err(&path, e))
         })?;
         self.seq = seq;
+        if fsync {
+            // This commit, and every one before it, is durable.
+            self.mark.write(seq);
+        }
         self.commits += 1;
         self.data.clear();
         self.hints.clear();

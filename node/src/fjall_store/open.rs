@@ -10,7 +10,7 @@ use std::time::Instant;
 use fjall::{Database, KeyspaceCreateOptions};
 
 use crate::manifest::Manifest;
-use crate::on_disk::{catch_panic, damaged, io, now_ms};
+use crate::on_disk::{catch_panic, damaged, io, mark, now_ms};
 use crate::redb_store::Durability;
 use crate::store::{Store, StoreError};
 
@@ -83,22 +83,28 @@ impl FjallStore {
         let (data, hints, meta) = (partition("data")?, partition("hints")?, partition("meta")?);
         // The journal must hold every batch the mark says was durable. Checked before the store
         // exists: a store dropped after a refusal would sync, and write its lower number.
-        let (mark, marked) = super::mark::open(&dir)?;
-        let recovered = catch_panic(|| meta.get(super::mark::META_SEQ.as_bytes()))
+        let (mark, marked) = mark::open(&dir, mark::MARK_FILE)?;
+        let recovered = catch_panic(|| meta.get(mark::META_SEQ.as_bytes()))
             .map_err(|p| damaged(&engine, format_args!("fjall failed ({p})"), REBUILD))?
             .map_err(|e| fjall_err(&engine, "reading metadata", e))?
             .map(|sealed| {
-                super::mark::unseal(&sealed).ok_or_else(|| {
+                mark::unseal(&sealed).ok_or_else(|| {
                     StoreError::Corrupt(format!(
                         "{}: metadata entry {:?} is damaged. {REBUILD}",
                         engine.display(),
-                        super::mark::META_SEQ
+                        mark::META_SEQ
                     ))
                 })
             })
             .transpose()?
             .unwrap_or(0);
-        super::mark::check(&engine, recovered, marked)?;
+        mark::check(
+            &engine,
+            mark::MARK_FILE,
+            recovered,
+            marked,
+            "fjall dropped durable batches it could not read (a damaged or cut journal)",
+        )?;
         let mut store = FjallStore {
             db,
             data,

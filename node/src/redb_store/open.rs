@@ -16,7 +16,7 @@ use super::{
     FORMAT_KEY, FORMAT_V1, HINTS, INSTANCE_KEY, MANIFEST_FILE, META, SEQ_KEY, UPGRADE_CHUNK,
 };
 use crate::manifest::Manifest;
-use crate::on_disk::{catch_panic, damaged, io, now_ms};
+use crate::on_disk::{catch_panic, damaged, io, mark, now_ms};
 use crate::store::{Store, StoreError};
 
 /// The redb store's manifest (see [`crate::manifest`]): two lines of TOML.
@@ -83,6 +83,7 @@ impl RedbStore {
                 )));
             }
         }
+        let (mark, marked) = mark::open(dir, mark::REDB_MARK_FILE)?;
         let (db, rolled_back) = Self::open_db(&path, durability)?;
         let mut store = RedbStore {
             db: Some(db),
@@ -95,15 +96,31 @@ impl RedbStore {
             broken: OnceLock::new(),
             lost_commits: rolled_back,
             seq: 0,
+            mark,
             unsynced: false,
             last_sync: Instant::now(),
             commits: 0,
         };
         let (instance, created) = store.init(manifest.as_ref())?;
+        // Every commit the mark says was fsynced must be here, before the open commits anything
+        // (a refused store commits nothing more on drop, and the mark never goes back), and
+        // after the integrity check, which may roll commits back.
+        let marked_commits = |store: &RedbStore| {
+            mark::check(
+                &store.path,
+                mark::REDB_MARK_FILE,
+                store.seq,
+                marked,
+                "redb fell back past commits that were fsynced (the newest ones damaged), or \
+                 this is an older copy of the database file",
+            )
+        };
+        marked_commits(&store)?;
         // Records first: removing a damaged record rewrites its page, so that redb's check
         // below does not roll back a whole commit (or give up) over one bad value.
         store.verify_records()?;
         store.check_integrity()?;
+        marked_commits(&store)?;
         store.verify_meta()?;
         if manifest.is_none() {
             Manifest::of(instance, created).write(&MANIFEST, dir)?;

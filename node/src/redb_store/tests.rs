@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::on_disk::contract::{self, key, sibs, value, values};
+use crate::on_disk::mark::REDB_MARK_FILE;
 use dynamo_vclock::Value;
 
 #[test]
@@ -499,4 +500,70 @@ fn flipped_bit_in_a_value_reads_as_missing() {
         })
         .unwrap();
     assert_eq!(seen, 149);
+}
+
+/// Review of the stores (twenty-third session): redb's recovery fell back past a commit that
+/// had been fsynced (its pages damaged after the commit returned), and the open went on with
+/// the writes of that commit gone, acknowledged ones included (only a log line said so). The
+/// store now keeps a durable mark beside the database, as the fjall store does, and refuses
+/// the open.
+#[test]
+fn a_rollback_past_an_fsynced_commit_is_refused() {
+    let (live, image) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut store = RedbStore::open(live.path(), Durability::Durable).unwrap();
+    for i in 0..20 {
+        store.put(&key(i), &sibs(&value(i))).unwrap();
+    }
+    store.flush().unwrap();
+    store.put_meta("after", b"x").unwrap();
+    store.flush().unwrap();
+    crash_image(live.path(), image.path());
+    std::fs::copy(
+        live.path().join(REDB_MARK_FILE),
+        image.path().join(REDB_MARK_FILE),
+    )
+    .unwrap();
+    flip_bit_in(image.path(), b"after", 2);
+    for _ in 0..2 {
+        let err = RedbStore::open(image.path(), Durability::Durable).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        assert!(err.to_string().contains(REDB_MARK_FILE), "{err}");
+    }
+}
+
+/// Review of the stores (twenty-third session): an older copy of the database file put back
+/// (a backup, a disk snapshot) opened without a word, every write acknowledged since the copy
+/// gone and answered "not found". The durable mark beside it refuses the open.
+#[test]
+fn an_older_copy_of_the_database_file_is_refused() {
+    let (dir, aside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
+    store.put(&key(1), &sibs(&value(1))).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    crash_image(dir.path(), aside.path());
+    let mut store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
+    store.put(&key(2), &sibs(&value(2))).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    std::fs::copy(aside.path().join(DB_FILE), dir.path().join(DB_FILE)).unwrap();
+    let err = RedbStore::open(dir.path(), Durability::Durable).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    // Ordinary reopens pass.
+    let fresh = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        let mut store = RedbStore::open(fresh.path(), Durability::Durable).unwrap();
+        store.put(&key(i), &sibs(&value(i))).unwrap();
+        store.flush().unwrap();
+    }
+    drop(
+        RedbStore::open(
+            fresh.path(),
+            Durability::Buffered {
+                sync_interval: std::time::Duration::ZERO,
+            },
+        )
+        .unwrap(),
+    );
+    RedbStore::open(fresh.path(), Durability::Durable).unwrap();
 }
