@@ -229,6 +229,12 @@ impl NodeCore {
         self.transfers.len()
     }
 
+    /// Partitions this node replicates and awaits (it answers no reads of them until a transfer
+    /// or anti-entropy brings them).
+    pub fn partitions_awaited(&self) -> usize {
+        self.transfers.incoming.len()
+    }
+
     /// Hints waiting, by the node they are for.
     pub fn hints_by_node(&self) -> Vec<(NodeId, usize)> {
         self.hints

@@ -679,14 +679,26 @@ impl Sim {
     }
 
     /// Whether every running node that replicates a partition has the same Merkle root for it, and
-    /// no node still holds a hint waiting for delivery, hands a range over, or has storage ops
-    /// waiting to run.
+    /// no node still holds a hint waiting for delivery, hands a range over, awaits a partition
+    /// or has storage ops waiting to run, and every running member holds the same ring.
     pub fn converged(&self) -> bool {
         let mut roots: BTreeMap<u32, [u8; 32]> = BTreeMap::new();
+        let mut ring = None;
         for core in self.slots.iter().filter_map(|s| s.core.as_ref()) {
             // A hint still waiting, or a range not yet handed over, holds versions that may exist
-            // nowhere else.
-            if core.hints_pending() > 0 || core.transfers_running() > 0 || core.storage_pending() {
+            // nowhere else; a partition still awaited is not read on that node.
+            if core.hints_pending() > 0
+                || core.transfers_running() > 0
+                || core.storage_pending()
+                || core.partitions_awaited() > 0
+            {
+                return false;
+            }
+            // Members on different rings disagree on whose copies count (a node that left may
+            // keep the last ring it heard).
+            if core.ring().contains(&core.id())
+                && *ring.get_or_insert(core.ring_version()) != core.ring_version()
+            {
                 return false;
             }
             for (p, root) in core.partition_roots() {
