@@ -339,10 +339,14 @@ impl NodeCore {
     }
 
     /// The replicas a partition this node awaits must be found equal with for the wait to end
-    /// (see [`Self::found_equal`]): the others that do not await it; or, when every other
-    /// replica awaits it too and no member hands it over (a restarted node's wait after missed
-    /// ring changes, where no transfer is on its way), every other replica: their copies are
-    /// all there is.
+    /// (see [`Self::found_equal`]): the others that do not await it, if they are more than
+    /// N - W (then every write quorum of the former replicas met one of them) or no member
+    /// still hands the partition over (whatever former owners held has arrived where it goes);
+    /// or, when every other replica awaits it too and no member hands it over (a restarted
+    /// node's wait after missed ring changes, where no transfer is on its way), every other
+    /// replica: their copies are all there is. None otherwise: with two of three replicas new,
+    /// the one that stays may have missed a write the two former owners acknowledged, and only
+    /// the transfer brings it.
     fn lifting_replicas(&self, partition: usize) -> Vec<NodeId> {
         let replicas: Vec<NodeId> = super::primaries_of(&self.view.ring, partition)
             .into_iter()
@@ -357,10 +361,16 @@ impl NodeCore {
             self.handoffs_pending()
                 .is_some_and(|pending| !pending.contains(&partition))
         };
-        if settled.is_empty() && nothing_coming() {
-            replicas
-        } else {
+        if settled.is_empty() {
+            if nothing_coming() {
+                replicas
+            } else {
+                Vec::new()
+            }
+        } else if settled.len() + self.config.w > self.config.n || nothing_coming() {
             settled
+        } else {
+            Vec::new()
         }
     }
 

@@ -2322,3 +2322,49 @@ fn a_node_that_never_received_a_partition_does_not_say_its_hand_over_is_done() {
         out.extend(h.tick());
     }
 }
+
+/// Review of anti-entropy (twenty-third session): a partition awaited here stopped being awaited
+/// once this node's tree equalled that of every other replica not awaiting it itself, even
+/// when that was one replica: with two of the three replicas new (both awaiting), a write the
+/// two former owners acknowledged and the staying replica missed was on neither, and this
+/// node's empty answer counted toward R. Equality lifts the wait only when the settled replicas
+/// meet every write quorum of the former ones (more than N - W of them), or when no member
+/// still hands the partition over.
+#[test]
+fn one_settled_replica_does_not_lift_the_wait_of_a_partition_two_new_replicas_await() {
+    let mut h = Harness::new();
+    let (key, p2, p3) = h.own_key();
+    let p = h.core.partition_of(&key);
+    h.repaired_by_2(&key);
+    h.core.transfers.incoming.insert(p);
+    // Node 2 is settled; node 3 awaits the partition too (it publishes nothing yet), and a
+    // former owner may still be handing it over.
+    gossip_settled(&mut h, p2);
+    assert!(h.core.peer_awaits(p3, p));
+    let shape = dynamo_merkle::TreeConfig::new(16, 2).expect("shape");
+    let entries: Vec<(Key, [u8; 32])> = h
+        .core
+        .holdings
+        .keys(p)
+        .iter()
+        .map(|(k, d)| (k.clone(), *d))
+        .collect();
+    let mut tree = dynamo_merkle::Tree::new(shape);
+    for (k, d) in &entries {
+        tree.insert(k, d);
+    }
+    let mut peer =
+        dynamo_merkle::SyncSession::initiate(dynamo_merkle::SyncConfig::default(), 5, h.now, &tree);
+    let supply = |s| {
+        entries
+            .iter()
+            .filter(|(k, _)| shape.segment_of(k) == s)
+            .cloned()
+            .collect()
+    };
+    h.run_peer_session(p2, p, &mut peer, &tree, supply, |_| {});
+    assert!(
+        h.core.transfers.incoming.contains(&p),
+        "the wait was lifted on one settled replica's tree"
+    );
+}
