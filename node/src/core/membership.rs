@@ -603,6 +603,7 @@ impl NodeCore {
             ) {
                 (false, true) => {
                     self.transfers.incoming.insert(p);
+                    self.transfers.since.insert(p, self.view.ring_state.version);
                     self.transfers.whole.remove(&p);
                 }
                 (true, true) => {
@@ -615,6 +616,7 @@ impl NodeCore {
                         self.transfers.whole.insert(p);
                     }
                     self.transfers.incoming.remove(&p);
+                    self.transfers.since.remove(&p);
                 }
             }
         }

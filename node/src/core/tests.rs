@@ -2368,3 +2368,62 @@ fn one_settled_replica_does_not_lift_the_wait_of_a_partition_two_new_replicas_aw
         "the wait was lifted on one settled replica's tree"
     );
 }
+
+/// Review of anti-entropy (twenty-third session): a `TransferDone` of a partition under an older
+/// ring (delayed or duplicated on the way) ended a newer wait for it: node 1 awaited the
+/// partition again after a ring that took it away and one that gave it back, and the old
+/// message from the first hand-over lifted the wait though nothing of the new one had come.
+/// A hand-over done under a ring older than the one that began the wait lifts nothing.
+#[test]
+fn a_transfer_done_from_before_a_wait_began_does_not_end_it() {
+    use dynamo_ring::NodeSpec;
+    let mut h = Harness::with(|c| c.partitions = 32);
+    let v0 = h.core.view.ring_state.ring.clone();
+    // v1: a node leaves and node 1 gains a partition; v2: a node joins and takes it; v3: the
+    // joiner leaves again and node 1 gets it back.
+    let (v1, v2, v3, partition) = [4, 3, 2]
+        .iter()
+        .flat_map(|leaver| (5..40).map(move |j: NodeId| (*leaver, j)))
+        .find_map(|(leaver, j)| {
+            let v1 = v0.leave(&leaver).expect("leaves").ring;
+            let v2 = v1.join(NodeSpec::new(j)).expect("joins").ring;
+            let v3 = v2.leave(&j).expect("leaves").ring;
+            (0..v0.range_count())
+                .find(|&p| {
+                    !super::is_primary(&v0, p, ME)
+                        && super::is_primary(&v1, p, ME)
+                        && !super::is_primary(&v2, p, ME)
+                        && super::is_primary(&v3, p, ME)
+                })
+                .map(|p| (v1.clone(), v2.clone(), v3.clone(), p))
+        })
+        .expect("some ring sequence takes a partition from node 1 and gives it back");
+    let version = h.core.view.ring_state.version;
+    let now = h.now;
+    for (i, ring) in [v1, v2, v3].into_iter().enumerate() {
+        h.core.install_ring(
+            now,
+            super::membership::RingState {
+                version: version + 1 + i as u64,
+                claimant: 2,
+                ring,
+            },
+        );
+        h.outputs();
+    }
+    assert!(h.core.transfers.incoming.contains(&partition));
+    // The first hand-over's news, late.
+    h.message(
+        2,
+        PeerMessage::TransferDone {
+            partition: partition as u32,
+            version: version + 1,
+        },
+    );
+    assert!(
+        h.core.transfers.incoming.contains(&partition),
+        "a hand-over done under ring {} ended the wait ring {} began",
+        version + 1,
+        version + 3
+    );
+}

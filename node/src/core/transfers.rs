@@ -65,6 +65,11 @@ pub(crate) struct Transfers {
     pub(crate) incoming: BTreeSet<usize>,
     /// `incoming` as last persisted.
     incoming_persisted: BTreeSet<usize>,
+    /// The ring version under which this node began awaiting each partition it awaits, this
+    /// run (not kept over a restart: any version then): a hand-over done under an older ring
+    /// (a late or repeated `TransferDone`, from before a ring took the partition away and the
+    /// next gave it back) ends no wait.
+    pub(crate) since: BTreeMap<usize, u64>,
     /// Partitions this node stopped replicating while it held them whole (it did not await
     /// them) and still hands over. A sender says `TransferDone` only for these and for the
     /// partitions it replicates and does not await: a node that never received a partition (a
@@ -279,21 +284,31 @@ impl Transfers {
             let v = self.done_early.entry(p).or_insert(version);
             *v = (*v).max(version);
         } else {
-            self.incoming.remove(&p);
+            self.done(p, version);
         }
     }
 
     /// This node adopted ring version `version`: partitions handed over under it (or earlier)
     /// are no longer awaited.
     pub(crate) fn adopted(&mut self, version: u64) {
-        let incoming = &mut self.incoming;
-        self.done_early.retain(|&p, &mut v| {
-            if v <= version {
-                incoming.remove(&p);
-                false
-            } else {
-                true
-            }
-        });
+        let early: Vec<(usize, u64)> = self
+            .done_early
+            .iter()
+            .filter(|&(_, &v)| v <= version)
+            .map(|(&p, &v)| (p, v))
+            .collect();
+        for (p, v) in early {
+            self.done_early.remove(&p);
+            self.done(p, v);
+        }
+    }
+
+    /// Partition `p` was handed over under ring `version`: no longer awaited, unless the wait
+    /// began under a later ring.
+    fn done(&mut self, p: usize, version: u64) {
+        if self.since.get(&p).is_none_or(|&since| version >= since) {
+            self.incoming.remove(&p);
+            self.since.remove(&p);
+        }
     }
 }
