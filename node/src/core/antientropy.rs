@@ -380,6 +380,13 @@ impl NodeCore {
             self.stats.counters.bad_messages += 1;
             return;
         };
+        // A session for a partition this node does not replicate (its peer's ring is older or
+        // newer) is not answered: its tree says nothing of what a replica holds, and a peer
+        // awaiting the partition that found it equal would count it as a replica found whole.
+        if matches!(msg, Message::Hello { .. }) && !self.replicates(p) {
+            self.stats.counters.sync_failures += 1;
+            return;
+        }
         match self.anti_entropy.handle_message(now, from, p, msg, tree) {
             Ok(()) | Err(Refused::Late) => {}
             Err(Refused::Bad) => self.stats.counters.bad_messages += 1,

@@ -2427,3 +2427,33 @@ fn a_transfer_done_from_before_a_wait_began_does_not_end_it() {
         version + 3
     );
 }
+
+/// Review of anti-entropy (twenty-third session): a node answered a sync session for a
+/// partition it does not replicate (it dropped the partition under a ring its peer has not
+/// heard yet) with its tree of what it holds of it, nothing: a peer that awaited the partition
+/// and held nothing found the trees equal, and counted it as a settled replica found equal.
+/// Such a session is not answered.
+#[test]
+fn a_sync_session_for_a_partition_this_node_does_not_replicate_is_not_answered() {
+    let mut h = Harness::new();
+    let p = (0..h.core.view.ring.range_count())
+        .find(|&p| !h.core.replicates(p))
+        .expect("node 1 does not replicate every partition");
+    let shape = dynamo_merkle::TreeConfig::new(16, 2).expect("shape");
+    let tree = dynamo_merkle::Tree::new(shape);
+    let mut peer =
+        dynamo_merkle::SyncSession::initiate(dynamo_merkle::SyncConfig::default(), 5, h.now, &tree);
+    let hello = peer.poll_transmit().expect("a hello");
+    let out = h.message(
+        2,
+        PeerMessage::Sync {
+            partition: p as u32,
+            msg: hello,
+        },
+    );
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Out::Send(_, PeerMessage::Sync { .. }))),
+        "answered a session for partition {p}: {out:?}"
+    );
+}
