@@ -21,6 +21,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::unwritten::Unwritten;
+
 /// A stream whose reads and writes fail once the other side has stalled too long.
 #[derive(Debug)]
 pub(crate) struct Deadlines<IO> {
@@ -33,6 +35,9 @@ pub(crate) struct Deadlines<IO> {
     write_waiting: Option<Instant>,
     read_timer: Pin<Box<Sleep>>,
     write_timer: Pin<Box<Sleep>>,
+    /// The connection's answers not yet written, if counted: bytes the socket takes count
+    /// down, and once they are past a limit every read and write fails.
+    unwritten: Option<std::sync::Arc<Unwritten>>,
 }
 
 impl<IO> Deadlines<IO> {
@@ -48,6 +53,29 @@ impl<IO> Deadlines<IO> {
             write_waiting: None,
             read_timer: Box::pin(tokio::time::sleep_until(now + idle)),
             write_timer: Box::pin(tokio::time::sleep_until(now + write)),
+            unwritten: None,
+        }
+    }
+
+    /// Counts the bytes written against `unwritten`, and fails once it says to close.
+    pub(crate) fn counting(mut self, unwritten: std::sync::Arc<Unwritten>) -> Self {
+        self.unwritten = Some(unwritten);
+        self
+    }
+
+    /// Why the connection must close, if its answers not yet written are past a limit.
+    fn closing(&self) -> Option<io::Error> {
+        let reason = self.unwritten.as_ref()?.closing()?;
+        Some(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            reason.to_owned(),
+        ))
+    }
+
+    /// A write's result: the bytes it took count down the connection's unwritten answers.
+    fn counted(&self, result: &Poll<io::Result<usize>>) {
+        if let (Poll::Ready(Ok(n)), Some(unwritten)) = (result, &self.unwritten) {
+            unwritten.written(*n);
         }
     }
 
@@ -97,6 +125,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Deadlines<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(e) = this.closing() {
+            return Poll::Ready(Err(e));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(r) => {
@@ -126,7 +157,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadlines<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(e) = this.closing() {
+            return Poll::Ready(Err(e));
+        }
         let result = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.counted(&result);
         this.written(cx, result)
     }
 
@@ -136,7 +171,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadlines<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(e) = this.closing() {
+            return Poll::Ready(Err(e));
+        }
         let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.counted(&result);
         this.written(cx, result)
     }
 

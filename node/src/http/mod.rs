@@ -34,6 +34,7 @@ mod slots;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod unwritten;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -114,6 +115,8 @@ pub(crate) struct NodeInfo {
     pub limits: crate::runtime::ConnectionLimits,
     /// Request bytes taken in and not answered, shared with the TCP clients.
     pub requests: crate::runtime::RequestBudget,
+    /// Reply bytes not yet written, shared with the TCP clients.
+    pub unsent: std::sync::Arc<crate::runtime::UnsentBytes>,
 }
 
 /// Shared by every handler.
@@ -448,6 +451,7 @@ pub(crate) async fn start(
     let limits = serve::HttpLimits {
         max_connections: config.max_connections.max(1),
         max_head: info.max_head,
+        unsent: info.limits,
         read_timeout: info.limits.read_timeout,
         idle_timeout: info.limits.idle_timeout,
         // A request's head and body (each within the read timeout), then its longest timeout.
@@ -457,7 +461,8 @@ pub(crate) async fn start(
                 .max(Duration::from_millis(crate::MAX_REQUEST_TIMEOUT))
             + DRIVER_GRACE,
     };
+    let unsent = std::sync::Arc::clone(&info.unsent);
     let app = router(HttpState::new(info, config.metrics_public, inputs));
-    let task = tokio::spawn(serve::serve(listener, app, limits));
+    let task = tokio::spawn(serve::serve(listener, app, limits, unsent));
     Ok((addr, task))
 }

@@ -14,7 +14,8 @@
 //!   kept-alive connection may idle between requests (hyper's header timeout);
 //! - is closed when no byte went either way for `idle_timeout` (a body that stops halfway), or a
 //!   write makes no progress for `read_timeout` (an answer the client does not read)
-//!   ([`Deadlines`]).
+//!   ([`Deadlines`]), or its answers not yet written are past the node's limits on unsent
+//!   replies ([`Unwritten`]).
 //!
 //! The connections run in a [`JoinSet`] owned by the loop, so stopping the API (aborting its
 //! task) closes them all.
@@ -33,7 +34,9 @@ use tokio::task::{AbortHandle, Id, JoinSet};
 
 use super::deadlines::Deadlines;
 use super::slots::{Admit, Slots};
+use super::unwritten::Unwritten;
 use crate::runtime::frame::DRAIN_TIME;
+use crate::runtime::{ConnectionLimits, UnsentBytes};
 
 /// How long an HTTP connection may stall.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +46,8 @@ pub(crate) struct HttpLimits {
     /// Longest request head read (`431` past it), and so the most a connection buffers before
     /// its request is authenticated.
     pub max_head: usize,
+    /// The node's limits on unsent replies (see [`Unwritten`]).
+    pub unsent: ConnectionLimits,
     /// A request's head must arrive within this (and a kept-alive connection idles at most
     /// this long); a write must progress within it.
     pub read_timeout: Duration,
@@ -62,8 +67,14 @@ content-length: 81\r\n\
 \r\n\
 {\"error\": \"unavailable\", \"message\": \"the node serves too many HTTP connections\"}\n";
 
-/// Serves `app` on `listener` until the task running this is aborted.
-pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
+/// Serves `app` on `listener` until the task running this is aborted; answers not yet written
+/// count in `unsent`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    unsent: Arc<UnsentBytes>,
+) {
     let mut slots = Slots::new(limits.max_connections);
     // How to tell each connection to close once its request in progress is answered.
     let mut open: HashMap<Id, (Arc<Notify>, AbortHandle)> = HashMap::new();
@@ -91,8 +102,10 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: HttpLimits
                         let app = app.clone();
                         let close = Arc::new(Notify::new());
                         let told = Arc::clone(&close);
-                        let handle = connections
-                            .spawn(async move { connection(stream, app, limits, told).await });
+                        let unwritten = Unwritten::new(Arc::clone(&unsent), limits.unsent);
+                        let handle = connections.spawn(async move {
+                            connection(stream, app, limits, told, unwritten).await
+                        });
                         slots.add(peer.ip(), handle.id());
                         open.insert(handle.id(), (close, handle));
                     } else {
@@ -181,24 +194,58 @@ async fn refuse(mut stream: TcpStream) {
 }
 
 /// Serves one connection; once `close` is notified (its slot went to another client), it
-/// answers the request in progress, if any, and closes (an idle one closes at once).
-async fn connection(stream: TcpStream, app: Router, limits: HttpLimits, close: Arc<Notify>) {
+/// answers the request in progress, if any, and closes (an idle one closes at once). Its
+/// answers not yet written count in `unwritten`; past a limit it closes.
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    limits: HttpLimits,
+    close: Arc<Notify>,
+    unwritten: Arc<Unwritten>,
+) {
     let _ = stream.set_nodelay(true);
-    let io = Deadlines::new(stream, limits.idle_timeout, limits.read_timeout);
+    let io = Deadlines::new(stream, limits.idle_timeout, limits.read_timeout)
+        .counting(Arc::clone(&unwritten));
+    let counted = Arc::clone(&unwritten);
+    let app = TowerToHyperService::new(app);
+    let service = hyper::service::service_fn(move |request| {
+        let answer = hyper::service::Service::call(&app, request);
+        let counted = Arc::clone(&counted);
+        async move {
+            let answer = answer.await;
+            if let Ok(answer) = &answer {
+                let hint = axum::body::HttpBody::size_hint(answer.body());
+                let bytes = hint.exact().unwrap_or_else(|| hint.lower());
+                counted.queued(usize::try_from(bytes).unwrap_or(usize::MAX));
+            }
+            answer
+        }
+    });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.read_timeout)
         .max_buf_size(limits.max_head.max(8 << 10))
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(served);
     let served = tokio::select! {
         done = served.as_mut() => done,
+        reason = unwritten.told() => {
+            tracing::warn!(%reason, "HTTP client holds the most unread answers; closing");
+            return;
+        }
         () = close.notified() => {
             served.as_mut().graceful_shutdown();
-            match tokio::time::timeout(limits.close_grace, served).await {
-                Ok(done) => done,
-                Err(_) => {
-                    tracing::debug!("HTTP connection closed: past its grace after eviction");
+            let finish = tokio::time::timeout(limits.close_grace, served);
+            tokio::select! {
+                done = finish => match done {
+                    Ok(done) => done,
+                    Err(_) => {
+                        tracing::debug!("HTTP connection closed: past its grace after eviction");
+                        return;
+                    }
+                },
+                reason = unwritten.told() => {
+                    tracing::warn!(%reason, "HTTP client holds the most unread answers; closing");
                     return;
                 }
             }

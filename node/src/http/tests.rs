@@ -29,6 +29,7 @@ fn api(budget: &RequestBudget) -> (axum::Router, mpsc::Receiver<Input>) {
         data_dir: None,
         limits: ConnectionLimits::default(),
         requests: budget.clone(),
+        unsent: Arc::default(),
     };
     (router(HttpState::new(info, false, inputs)), driver)
 }

@@ -46,7 +46,7 @@ pub use frame::{
 };
 pub use handshake::{Credentials, HandshakeError, NodeSecrets};
 pub use server::ConnectionLimits;
-pub(crate) use server::{host_of, Admitted, RequestBudget};
+pub(crate) use server::{host_of, Admitted, RequestBudget, UnsentBytes, UnsentShare};
 
 use crate::config::NodeConfig;
 use crate::core::{NodeError, StoredCore};
@@ -404,6 +404,8 @@ impl Node {
             write_timeout: config.limits.read_timeout,
             inputs: tx.clone(),
         };
+        // Replies not yet written, over every client connection (TCP and HTTP).
+        let unsent: std::sync::Arc<UnsentBytes> = std::sync::Arc::default();
         #[cfg(feature = "http")]
         let http = match config.http.take() {
             Some(http) => Some(
@@ -418,6 +420,7 @@ impl Node {
                         data_dir: config.data_dir.clone(),
                         limits: config.limits,
                         requests: requests.clone(),
+                        unsent: std::sync::Arc::clone(&unsent),
                     },
                     tx.clone(),
                 )
@@ -444,7 +447,7 @@ impl Node {
                     .max(config.node.max_value_size.saturating_add(64 * 1024)),
                 limits: config.limits,
                 inputs: tx.clone(),
-                unsent: std::sync::Arc::default(),
+                unsent,
                 requests,
             },
         ));

@@ -30,7 +30,7 @@ pub(crate) use budget::{Admitted, RequestBudget};
 pub(crate) use handshakes::host_of;
 use handshakes::Handshakes;
 use unsent::Unsent;
-pub(crate) use unsent::UnsentBytes;
+pub(crate) use unsent::{Unsent as UnsentShare, UnsentBytes};
 
 /// Requests of one client connection handled at once; more wait in the socket.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -373,7 +373,7 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     ctx: ServerContext,
 ) {
     let mut in_flight = FuturesUnordered::new();
-    let mut unsent = Unsent::new(Arc::clone(&ctx.unsent));
+    let unsent = Unsent::new(Arc::clone(&ctx.unsent));
     // Request bytes handed to the driver and not answered (the in-flight futures give them
     // back), against `max_request_bytes`. A frame takes its share of the node-wide budget
     // (`max_request_bytes_total`) by the size its length prefix announces, before its body is

@@ -304,3 +304,40 @@ async fn a_request_head_past_what_the_largest_key_and_context_need_is_refused_43
     let answer = raw_answer(addr, head.as_bytes()).await;
     assert_ne!(answer.status, 431, "{}", answer.text());
 }
+
+/// Review of the HTTP API (twenty-third session): its answers were not counted against the
+/// node's limits on unsent replies (`max_unsent` per connection, `max_unsent_total` over every
+/// client connection) as the TCP protocol's are, so a client reading a large answer a few bytes
+/// at a time (enough for the write timeout) made the node hold it for as long as it liked, on
+/// as many connections as it opened. Here an answer past the connection's limit closes it, as
+/// a TCP client's reply would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_past_the_unsent_limit_closes_the_connection() {
+    let spec = Spec::new(1, None);
+    let mut rc: RuntimeConfig = spec.runtime_config(spec.ids()[0]);
+    (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
+    rc.limits.max_unsent = 64 << 10;
+    rc.http = Some(HttpConfig::with_listener(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    ));
+    let node = Node::start(rc).await.unwrap();
+    wait_up(&spec).await;
+    let addr = node.http_addr().expect("serves HTTP");
+    let small = authed(addr, "PUT", "/kv/small", &[], &[b'x'; 1 << 10]).await;
+    assert_eq!(small.status, 204, "{}", small.text());
+    let big = authed(addr, "PUT", "/kv/big", &[], &[b'x'; 100 << 10]).await;
+    assert_eq!(big.status, 204, "{}", big.text());
+    // A small answer is written; the big one (its JSON about 270 KiB) is past the limit.
+    let answer = authed(addr, "GET", "/kv/small", &[], b"").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let auth = crate::http::bearer();
+    let head = format!("GET /kv/big HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let got = until_closed(&mut stream).await;
+    assert!(
+        !got.starts_with(b"HTTP/1.1 200"),
+        "the whole answer was sent past the limit ({} bytes)",
+        got.len()
+    );
+}

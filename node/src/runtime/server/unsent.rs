@@ -55,9 +55,10 @@ impl UnsentBytes {
     }
 }
 
-/// One connection's share of the node's unsent reply bytes; given back when dropped.
+/// One connection's share of the node's unsent reply bytes; given back when dropped. (The HTTP
+/// API's connections hold one too.)
 #[derive(Debug)]
-pub(super) struct Unsent {
+pub(crate) struct Unsent {
     all: Arc<UnsentBytes>,
     id: u64,
     me: Arc<Holder>,
@@ -65,7 +66,7 @@ pub(super) struct Unsent {
 
 impl Unsent {
     /// A connection holding nothing yet, counted in `all`.
-    pub(super) fn new(all: Arc<UnsentBytes>) -> Self {
+    pub(crate) fn new(all: Arc<UnsentBytes>) -> Self {
         let me = Arc::new(Holder::default());
         let id = {
             let mut h = all.lock();
@@ -80,7 +81,7 @@ impl Unsent {
     /// The connection now holds `bytes`; why it must close, if it must: it holds more than its
     /// own limit, or the node holds more than its limit over every connection and this one
     /// holds the most. When another holds the most, that one is told to ([`Unsent::told`]).
-    pub(super) fn hold(&mut self, bytes: usize, limits: &ConnectionLimits) -> Option<String> {
+    pub(crate) fn hold(&self, bytes: usize, limits: &ConnectionLimits) -> Option<String> {
         let before = self.me.bytes.swap(bytes, Ordering::AcqRel);
         let total = if bytes >= before {
             self.all.total.fetch_add(bytes - before, Ordering::AcqRel) + (bytes - before)
@@ -108,7 +109,7 @@ impl Unsent {
 
     /// Waits until another connection's [`Unsent::hold`] finds this one holding the most while
     /// the node is past its limit; then the reason to close if that is still so.
-    pub(super) async fn told(&self, limits: &ConnectionLimits) -> String {
+    pub(crate) async fn told(&self, limits: &ConnectionLimits) -> String {
         loop {
             self.me.close.notified().await;
             if self.all.total.load(Ordering::Acquire) > limits.max_unsent_total
@@ -150,7 +151,7 @@ mod tests {
             ..ConnectionLimits::default()
         };
         let all = Arc::new(UnsentBytes::default());
-        let (mut a, mut b) = (Unsent::new(all.clone()), Unsent::new(all.clone()));
+        let (a, b) = (Unsent::new(all.clone()), Unsent::new(all.clone()));
         assert_eq!(a.hold(90, &limits), None);
         assert!(a.hold(101, &limits).is_some(), "past its own limit");
         assert_eq!(a.hold(90, &limits), None);
