@@ -54,6 +54,10 @@ pub struct Boot {
     pub(crate) hints: Vec<HintRecord<NodeId, Vec<u8>>>,
     /// Whether every flush of the store survives a crash ([`Store::is_durable`]).
     pub(crate) durable: bool,
+    /// Whether the store was new (no epoch: lost, or never had, the node's data).
+    pub(crate) new_store: bool,
+    /// When the store began (see `fresh`).
+    pub(crate) birth: Millis,
 }
 
 impl std::fmt::Debug for Boot {
@@ -116,7 +120,18 @@ impl Boot {
         let mut base = ReplayRng::seed_from_u64(
             seed ^ id.rotate_left(17) ^ now.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
+        let new_store = Epochs::is_new(store)?;
         let epochs = Epochs::load(store, &mut base)?;
+        // When the store began: now for a new one; for one of a version that did not record
+        // it, long ago.
+        let birth = match store.get_meta(super::fresh::BIRTH_META)? {
+            Some(bytes) => decode_u64(&bytes)?,
+            None => {
+                let birth = if new_store { now } else { 0 };
+                store.put_meta(super::fresh::BIRTH_META, &birth.to_be_bytes())?;
+                birth
+            }
+        };
         let previous = match store.get_meta(META_GENERATION)? {
             Some(bytes) => decode_u64(&bytes)?,
             None => 0,
@@ -202,6 +217,8 @@ impl Boot {
             leave_asked,
             incoming,
             whole,
+            new_store,
+            birth,
             lost,
             transfers,
             checkpoints,

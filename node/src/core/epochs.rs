@@ -67,6 +67,11 @@ pub(crate) struct Epochs {
 }
 
 impl Epochs {
+    /// Whether `store` holds no counter: a new store, or one that lost the node's data.
+    pub(crate) fn is_new<S: Store>(store: &S) -> Result<bool, StoreError> {
+        Ok(store.get_meta(META_FLOOR)?.is_none())
+    }
+
     /// Loads (or creates) the counter and takes a new lease, durably.
     pub(crate) fn load<S: Store>(store: &mut S, rng: &mut impl Rng) -> Result<Self, StoreError> {
         // A new life counts under new epochs only, past the last lease (see the module docs).

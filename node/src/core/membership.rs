@@ -185,6 +185,13 @@ pub(crate) fn next_ring_version(current: u64) -> Option<u64> {
         .filter(|&next| next <= MAX_RING_VERSION)
 }
 
+/// Whether partition `p` has the same replicas in rings `a` and `b` (in any order).
+pub(crate) fn same_replicas(a: &Ring<NodeId>, b: &Ring<NodeId>, p: usize) -> bool {
+    let set =
+        |r: &Ring<NodeId>| -> BTreeSet<NodeId> { super::primaries_of(r, p).into_iter().collect() };
+    set(a) == set(b)
+}
+
 /// Whether the state `(a, a_bytes)` is newer than `(b, b_bytes)` in the order every node uses.
 fn newer(a: &RingState, a_bytes: &[u8], b: &RingState, b_bytes: &[u8]) -> bool {
     (a.version, a.claimant, a_bytes) > (b.version, b.claimant, b_bytes)
@@ -531,10 +538,18 @@ impl NodeCore {
             && !self.view.adopted_since_start
             && next_ring_version(self.view.ring_state.version) != Some(state.version);
         self.view.adopted_since_start = true;
+        let old_version = self.view.ring_state.version;
         self.view.ring_state = state;
         self.view.ring_digest = ring_digest(&bytes);
         self.view.ring_bytes = bytes;
-        self.change_ring(now, next, provisional, skipped, &added_by_loser);
+        self.change_ring(
+            now,
+            next,
+            provisional,
+            skipped,
+            old_version,
+            &added_by_loser,
+        );
         if removed_me {
             self.put_meta(REMOVED_KEY, vec![1]);
         }
@@ -565,6 +580,7 @@ impl NodeCore {
         next: Ring<NodeId>,
         provisional: bool,
         skipped: bool,
+        old_version: u64,
         added_by_loser: &BTreeSet<NodeId>,
     ) {
         let skipped = skipped && self.config.sync_interval.is_some();
@@ -602,8 +618,13 @@ impl NodeCore {
                 replicas(&self.view.ring, p),
             ) {
                 (false, true) => {
+                    // A hand-over under any ring after the one this node was no replica in
+                    // brings the range (a node that stays up may hear only the last of two
+                    // quick changes).
                     self.transfers.incoming.insert(p);
-                    self.transfers.since.insert(p, self.view.ring_state.version);
+                    self.transfers
+                        .since
+                        .insert(p, old_version.saturating_add(1));
                     self.transfers.whole.remove(&p);
                 }
                 (true, true) => {
@@ -611,9 +632,12 @@ impl NodeCore {
                 }
                 (was, false) => {
                     // Held whole if it replicated the partition and did not await it: what it
-                    // hands over is then everything a replica holds.
+                    // hands over is then everything a replica holds. Not once the partition's
+                    // replicas change again without it: they took writes it never saw.
                     if was && !self.transfers.incoming.contains(&p) {
                         self.transfers.whole.insert(p);
+                    } else if !was && !same_replicas(&old, &self.view.ring, p) {
+                        self.transfers.whole.remove(&p);
                     }
                     self.transfers.incoming.remove(&p);
                     self.transfers.since.remove(&p);

@@ -34,6 +34,7 @@ pub(crate) mod digest;
 mod epochs;
 mod events;
 mod failures;
+mod fresh;
 mod holdings;
 mod ids;
 mod key_index;
@@ -146,6 +147,8 @@ pub struct NodeCore {
     anti_entropy: AntiEntropy,
     /// Ownership transfers, out and in.
     transfers: Transfers,
+    /// How old this node's store is, and whether a new one may answer reads yet (see `fresh`).
+    fresh: fresh::Fresh,
     // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
     // same inputs give the same outputs (the simulator replays runs from a seed).
     /// Requests in flight: coordinated here, forwarded, or the reaper's.
@@ -483,6 +486,7 @@ impl NodeCore {
     /// (Request coordinators are pumped as soon as an input touches them.)
     fn drain(&mut self, now: Millis) {
         self.drain_gossip(now);
+        self.settle_fresh(now);
         self.drain_hints(now);
         self.drain_syncs(now);
         self.drain_transfers(now);
@@ -550,12 +554,15 @@ impl NodeCore {
     }
 
     /// Whether this node's copy of `key` cannot answer a read (reads of it are refused): its
-    /// ring is still a guess, or the key's partition is still arriving from its previous owner.
+    /// ring is still a guess, its store is new and it has not heard whether the cluster holds
+    /// older data (see `fresh`), or the key's partition is still arriving from its previous
+    /// owner.
     /// Hashes the key only while some partition is arriving.
     fn receiving(&self, key: &[u8]) -> bool {
         // A ring that is still a guess (a joiner that has not heard the cluster's ring) names
         // this node a primary of keys it holds nothing of: no read of its own copy counts.
         self.view.ring_provisional
+            || self.fresh.unsure
             || (!self.transfers.incoming.is_empty()
                 && self.transfers.incoming.contains(&self.partition_of(key)))
     }

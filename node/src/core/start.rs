@@ -41,6 +41,8 @@ impl NodeCore {
             leave_asked,
             incoming: stored_incoming,
             whole: stored_whole,
+            new_store,
+            birth,
             lost,
             transfers: stored_transfers,
             checkpoints,
@@ -181,9 +183,16 @@ impl NodeCore {
                 .filter(|&p| super::is_primary(&ring, p, id))
                 .collect()
         };
+        // A new store in a ring with other members: no replica read until it has heard whether
+        // the cluster holds older data (see `fresh`).
+        let fresh = super::fresh::Fresh::new(
+            birth,
+            new_store && !ring_provisional && members.iter().any(|&m| m != id),
+        );
         // Partitions handed over whole when last persisted, that it still hands over.
         let whole: BTreeSet<usize> = stored_whole
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|&p| {
                 !ring_provisional
                     && !super::is_primary(&ring, p, id)
@@ -226,7 +235,14 @@ impl NodeCore {
             holdings,
             hints,
             anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout, generation),
-            transfers: Transfers::resumed(stored_transfers, checkpoints, awaited, whole),
+            transfers: Transfers::resumed(
+                stored_transfers,
+                checkpoints,
+                awaited,
+                whole,
+                stored_whole,
+            ),
+            fresh,
             reaper,
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can

@@ -49,7 +49,10 @@ fn start_with(change: impl FnOnce(&mut NodeConfig)) -> (NodeCore, MemoryStore) {
     change(&mut config);
     let mut store = MemoryStore::new();
     let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
-    let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+    let mut core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+    // A node of a running cluster whose peers hold nothing older than its store (see `fresh`;
+    // `a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_older_data`).
+    core.fresh.unsure = false;
     (core, store)
 }
 
@@ -2456,4 +2459,208 @@ fn a_sync_session_for_a_partition_this_node_does_not_replicate_is_not_answered()
             .any(|o| matches!(o, Out::Send(_, PeerMessage::Sync { .. }))),
         "answered a session for partition {p}: {out:?}"
     );
+}
+
+/// Node `node`'s gossip state with the app entries `app`, delivered to `core` at `now`.
+fn gossip_state(core: &mut NodeCore, now: Millis, node: NodeId, app: Vec<(String, Vec<u8>)>) {
+    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
+    let entries: Vec<(String, Versioned<Vec<u8>>)> = app
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, v))| (k, Versioned::new(4 + i as u64, v)))
+        .collect();
+    let delta = Delta {
+        id: node,
+        generation: 1,
+        from_version: 0,
+        to_version: 3 + entries.len() as u64,
+        heartbeat: Versioned::new(1, 1),
+        status: Versioned::new(2, Status::Up),
+        address: Versioned::new(3, format!("n{node}")),
+        app: entries,
+    };
+    let msg = Message {
+        cluster: core.config.cluster.clone(),
+        sender_address: format!("n{node}"),
+        body: Body::Ack2 {
+            deltas: vec![delta],
+        },
+    };
+    core.handle_message(now, node, PeerMessage::Gossip(msg));
+}
+
+/// Review of anti-entropy (twenty-third session): a member started on a new, empty store (its
+/// disk lost, its data directory emptied as the stores' errors advise) answered every replica
+/// read "not found", counted toward R, until anti-entropy had refilled it. It now answers no
+/// replica read until it has heard whether the cluster holds older data; if it does, it awaits
+/// every range it replicates until they are refilled.
+#[test]
+fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_older_data() {
+    use super::fresh::DATA_SINCE_KEY;
+    let members: Vec<NodeId> = (1..=4).collect();
+    let config = NodeConfig {
+        partitions: 8,
+        initial_members: members.clone(),
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        sync_interval: None,
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let now: Millis = 3_600_000;
+    let start = || {
+        let mut store = MemoryStore::new();
+        let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
+        let mut core =
+            NodeCore::new(ME, "n1".into(), config.clone(), boot, now, 7).expect("starts");
+        while core.poll_storage().is_some() {}
+        core
+    };
+    let answered = |core: &mut NodeCore, key: &[u8]| {
+        let p = core.partition_of(key);
+        core.handle_message(
+            now,
+            2,
+            PeerMessage::Read {
+                req: 9,
+                key: key.to_vec(),
+                primary: true,
+            },
+        );
+        let mut sent = Vec::new();
+        while let Some(out) = core.poll_transmit() {
+            sent.push(out);
+        }
+        let refused = sent
+            .iter()
+            .any(|(_, m)| matches!(m, PeerMessage::ReadRefused { .. }));
+        (p, !refused)
+    };
+    let mut core = start();
+    let key = (0..1_000)
+        .map(|i| format!("k{i}").into_bytes())
+        .find(|k| {
+            let primaries: Vec<NodeId> = core
+                .ring()
+                .preference_list(k)
+                .primaries()
+                .copied()
+                .collect();
+            primaries.contains(&ME) && primaries.contains(&2)
+        })
+        .expect("a key of node 1 and node 2");
+    assert!(
+        !answered(&mut core, &key).1,
+        "answered before hearing anyone"
+    );
+    // A peer whose store holds keys and began an hour earlier: this node lacks its data.
+    gossip_state(
+        &mut core,
+        now,
+        2,
+        vec![(DATA_SINCE_KEY.into(), 0u64.to_be_bytes().to_vec())],
+    );
+    let (p, ok) = answered(&mut core, &key);
+    assert!(
+        !ok,
+        "answered from an empty store while the cluster holds older data"
+    );
+    assert!(core.transfers.incoming.contains(&p), "the range is awaited");
+    // A new cluster: every peer heard, none holds older data; the node answers.
+    let mut core = start();
+    for peer in 2..=4 {
+        gossip_state(&mut core, now, peer, Vec::new());
+    }
+    assert!(answered(&mut core, &key).1, "a new cluster's node answers");
+}
+
+/// Review of this session's change (twenty-third session): a node that stopped replicating a
+/// partition held it whole, and stayed "whole" when the next ring moved the partition between
+/// other nodes: it had never seen the writes the replicas of the ring between took, and its
+/// `TransferDone` to the next replica ended that one's wait without them. A partition whose
+/// replicas change again without this node is no longer whole here.
+#[test]
+fn a_node_is_not_whole_for_a_partition_whose_replicas_changed_again_without_it() {
+    use dynamo_ring::NodeSpec;
+    let mut h = Harness::with(|c| c.partitions = 32);
+    let v0 = h.core.view.ring_state.ring.clone();
+    let (v1, v2, partition) = (5..40)
+        .flat_map(|a: NodeId| (a + 1..41).map(move |b: NodeId| (a, b)))
+        .find_map(|(a, b)| {
+            let v1 = v0.join(NodeSpec::new(a)).expect("joins").ring;
+            let v2 = v1.join(NodeSpec::new(b)).expect("joins").ring;
+            (0..v0.range_count())
+                .find(|&p| {
+                    super::is_primary(&v0, p, ME)
+                        && !super::is_primary(&v1, p, ME)
+                        && !super::is_primary(&v2, p, ME)
+                        && !super::membership::same_replicas(&v1, &v2, p)
+                })
+                .map(|p| (v1.clone(), v2.clone(), p))
+        })
+        .expect("two joins move a partition node 1 gave up");
+    let version = h.core.view.ring_state.version;
+    let now = h.now;
+    for (i, ring) in [v1, v2].into_iter().enumerate() {
+        h.core.install_ring(
+            now,
+            super::membership::RingState {
+                version: version + 1 + i as u64,
+                claimant: 2,
+                ring,
+            },
+        );
+    }
+    let mut out = h.outputs();
+    for _ in 0..20 {
+        assert!(
+            !out.iter().any(|o| matches!(o,
+                Out::Send(_, PeerMessage::TransferDone { partition: p, .. }) if *p as usize == partition)),
+            "node 1 said its stale copy of partition {partition} was all there is"
+        );
+        let batches = transfer_batches(&out, None);
+        out = Vec::new();
+        for (to, b) in batches {
+            out.extend(h.message(to, PeerMessage::TransferAck(b.ack())));
+        }
+        out.extend(h.tick());
+    }
+}
+
+/// Review of this session's change: a node that stays up may hear only the last of two quick
+/// ring changes; a hand-over done under the ring between (the one that gave it the partition)
+/// still ends its wait.
+#[test]
+fn a_transfer_done_under_a_ring_this_node_skipped_ends_the_wait() {
+    let mut h = Harness::with(|c| c.partitions = 32);
+    let v0 = h.core.view.ring_state.ring.clone();
+    let (v1, partition) = [4, 3, 2]
+        .iter()
+        .find_map(|leaver| {
+            let v1 = v0.leave(leaver).expect("leaves").ring;
+            (0..v0.range_count())
+                .find(|&p| !super::is_primary(&v0, p, ME) && super::is_primary(&v1, p, ME))
+                .map(|p| (v1.clone(), p))
+        })
+        .expect("a leave gives node 1 a partition");
+    let version = h.core.view.ring_state.version;
+    let now = h.now;
+    // Heard only as version + 2 (version + 1 made the change).
+    h.core.install_ring(
+        now,
+        super::membership::RingState {
+            version: version + 2,
+            claimant: 2,
+            ring: v1,
+        },
+    );
+    h.outputs();
+    assert!(h.core.transfers.incoming.contains(&partition));
+    h.message(
+        2,
+        PeerMessage::TransferDone {
+            partition: partition as u32,
+            version: version + 1,
+        },
+    );
+    assert!(!h.core.transfers.incoming.contains(&partition));
 }

@@ -112,19 +112,22 @@ impl Transfers {
     }
 
     /// The transfers a restart resumes: those pending when last persisted, with their
-    /// checkpoints, the partitions it still awaits and those it hands over whole.
+    /// checkpoints, the partitions it still awaits and those it hands over whole (`whole`, of
+    /// `whole_stored` as the store held them: what differs is written again at the next
+    /// change, or a later restart would find entries this one dropped).
     pub(crate) fn resumed(
         persisted: BTreeSet<(usize, NodeId)>,
         checkpoints: BTreeMap<u64, Key>,
         incoming: BTreeSet<usize>,
         whole: BTreeSet<usize>,
+        whole_stored: BTreeSet<usize>,
     ) -> Self {
         Transfers {
             persisted,
             checkpoints,
             incoming_persisted: incoming.clone(),
             incoming,
-            whole_persisted: whole.clone(),
+            whole_persisted: whole_stored,
             whole,
             ..Transfers::default()
         }

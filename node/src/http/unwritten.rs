@@ -12,7 +12,14 @@ use std::sync::{Arc, OnceLock};
 
 use crate::runtime::{ConnectionLimits, UnsentBytes, UnsentShare};
 
-/// One HTTP connection's answers handed to hyper and bytes the socket took.
+/// How much larger than a TCP reply an HTTP answer of the same versions may be: JSON carries
+/// each value in base64 (4/3) and as text (up to 6 bytes a byte, escaped). The per-connection
+/// limit grows by as much, so that an answer the TCP protocol delivers is delivered here too;
+/// the node-wide limit stays.
+const JSON_GROWTH: usize = 8;
+
+/// One HTTP connection's answers handed to hyper and bytes the socket took (answer heads count
+/// as written body bytes, so each answer is under-counted by its head).
 #[derive(Debug)]
 pub(crate) struct Unwritten {
     share: UnsentShare,
@@ -26,6 +33,10 @@ pub(crate) struct Unwritten {
 impl Unwritten {
     /// A connection holding nothing yet, counted in `all`.
     pub(crate) fn new(all: Arc<UnsentBytes>, limits: ConnectionLimits) -> Arc<Self> {
+        let limits = ConnectionLimits {
+            max_unsent: limits.max_unsent.saturating_mul(JSON_GROWTH),
+            ..limits
+        };
         Arc::new(Unwritten {
             share: UnsentShare::new(all),
             limits,
@@ -87,7 +98,7 @@ mod tests {
 
     fn limits() -> ConnectionLimits {
         ConnectionLimits {
-            max_unsent: 1_000,
+            max_unsent: 1_000 / JSON_GROWTH,
             max_unsent_total: 1_500,
             ..ConnectionLimits::default()
         }

@@ -102,9 +102,10 @@ impl RedbStore {
             commits: 0,
         };
         let (instance, created) = store.init(manifest.as_ref())?;
-        // Every commit the mark says was fsynced must be here, before the open commits anything
-        // (a refused store commits nothing more on drop, and the mark never goes back), and
-        // after the integrity check, which may roll commits back.
+        // Every commit the mark says was fsynced must be here, before the records' check commits
+        // anything (`init` may have committed a format upgrade or a new instance, which changes
+        // no commit number; a refused store commits nothing more on drop, and the mark never
+        // goes back), and after the integrity check, which may roll commits back.
         let marked_commits = |store: &RedbStore| {
             mark::check(
                 &store.path,
