@@ -6,13 +6,12 @@
 //!
 //! Every node publishes in gossip, once it holds a key, when its store began
 //! ([`DATA_SINCE_KEY`], the start time of the store's first incarnation). A node started on a
-//! new store answers no replica read ([`Fresh::unsure`]) until it hears either a peer that holds
-//! keys in a store older than its own by more than [`MARGIN`] (then it awaits every range it
-//! replicates, as a restarted node that missed ring changes does, until a transfer or
-//! anti-entropy with the settled replicas shows it whole), or every other member without such
-//! a store (a new cluster: the nodes' stores began together, and none holds data older than the
-//! others'), or a while passes after it heard the first peer ([`UNSURE_ROUNDS`] gossip rounds:
-//! a member down for good does not keep it unsure).
+//! new store answers no replica read ([`Fresh::unsure`]) until it hears its first peers. If one
+//! of them holds keys in a store older than its own by more than [`MARGIN`], it awaits every
+//! range it replicates, as a restarted node that missed ring changes does, until a transfer or
+//! anti-entropy with the settled replicas shows it whole; else (a new cluster, whose stores
+//! began together) it serves as it is. In a cluster that holds data nearly every member holds
+//! keys, so the first peers heard tell; the doubt lasts about one gossip round.
 
 use super::NodeCore;
 use crate::types::Millis;
@@ -27,9 +26,6 @@ pub(crate) const BIRTH_META: &str = "store-birth";
 /// lacks (the nodes of a new cluster start within this of each other; clocks may differ).
 pub(crate) const MARGIN: Millis = 10_000;
 
-/// How many gossip rounds after the first peer heard a new node stays unsure.
-pub(crate) const UNSURE_ROUNDS: u64 = 10;
-
 /// What a node knows of its store's age.
 #[derive(Debug, Clone)]
 pub(crate) struct Fresh {
@@ -38,8 +34,6 @@ pub(crate) struct Fresh {
     /// A new store whose node has not yet heard whether the cluster holds older data: it
     /// answers no replica read.
     pub(crate) unsure: bool,
-    /// When it first heard a peer's state, while unsure.
-    first_heard: Option<Millis>,
     /// Whether it published [`DATA_SINCE_KEY`].
     published: bool,
 }
@@ -50,7 +44,6 @@ impl Fresh {
         Fresh {
             birth,
             unsure,
-            first_heard: None,
             published: false,
         }
     }
@@ -59,7 +52,7 @@ impl Fresh {
 impl NodeCore {
     /// Publishes when the store began once it holds a key, and settles a new store's doubt (see
     /// the module docs). Cheap once both are done.
-    pub(crate) fn settle_fresh(&mut self, now: Millis) {
+    pub(crate) fn settle_fresh(&mut self) {
         if !self.fresh.published && self.holdings.len() > 0 {
             self.fresh.published = true;
             let _ = self
@@ -71,12 +64,10 @@ impl NodeCore {
         }
         let mut heard = 0;
         let mut older = false;
-        let mut others = 0;
         for &id in &self.view.members {
             if id == self.id {
                 continue;
             }
-            others += 1;
             let Some(state) = self.gossip.node_state(&id) else {
                 continue;
             };
@@ -87,12 +78,10 @@ impl NodeCore {
                 .map(u64::from_be_bytes);
             older |= since.is_some_and(|t| t.saturating_add(MARGIN) < self.fresh.birth);
         }
-        if heard > 0 && self.fresh.first_heard.is_none() {
-            self.fresh.first_heard = Some(now);
+        if heard == 0 {
+            return;
         }
-        let waited = self.fresh.first_heard.is_some_and(|t| {
-            now >= t.saturating_add(self.config.gossip_interval.saturating_mul(UNSURE_ROUNDS))
-        });
+        self.fresh.unsure = false;
         if older {
             tracing::warn!(
                 node = self.id,
@@ -106,9 +95,6 @@ impl NodeCore {
                     self.transfers.since.insert(p, version);
                 }
             }
-            self.fresh.unsure = false;
-        } else if heard == others || waited {
-            self.fresh.unsure = false;
         }
     }
 }

@@ -486,7 +486,7 @@ impl NodeCore {
     /// (Request coordinators are pumped as soon as an input touches them.)
     fn drain(&mut self, now: Millis) {
         self.drain_gossip(now);
-        self.settle_fresh(now);
+        self.settle_fresh();
         self.drain_hints(now);
         self.drain_syncs(now);
         self.drain_transfers(now);
