@@ -263,6 +263,63 @@ impl Harness {
         self.store.get(key).expect("memory store")
     }
 
+    /// Installs `ring` as ring `version` (made by node 2), its outputs left undrained.
+    fn install(&mut self, version: u64, ring: dynamo_ring::Ring<NodeId>) {
+        let now = self.now;
+        self.core.install_ring(
+            now,
+            super::membership::RingState {
+                version,
+                claimant: 2,
+                ring,
+            },
+        );
+    }
+
+    /// `rounds` rounds of acknowledging every transfer batch among the outputs and ticking,
+    /// from `out`; `each` sees every round's outputs first.
+    fn acknowledge_transfers(
+        &mut self,
+        mut out: Vec<Out>,
+        rounds: usize,
+        mut each: impl FnMut(&[Out]),
+    ) {
+        for _ in 0..rounds {
+            each(&out);
+            let batches = transfer_batches(&out, None);
+            out = Vec::new();
+            for (to, b) in batches {
+                out.extend(self.message(to, PeerMessage::TransferAck(b.ack())));
+            }
+            out.extend(self.tick());
+        }
+    }
+
+    /// A tree of partition `p` as this node holds it, its shape, and its entries (what a peer
+    /// equal to this node would supply).
+    fn tree_of(
+        &self,
+        p: usize,
+    ) -> (
+        dynamo_merkle::TreeConfig,
+        Vec<(Key, [u8; 32])>,
+        dynamo_merkle::Tree,
+    ) {
+        let shape = dynamo_merkle::TreeConfig::new(16, 2).expect("shape");
+        let entries: Vec<(Key, [u8; 32])> = self
+            .core
+            .holdings
+            .keys(p)
+            .iter()
+            .map(|(k, d)| (k.clone(), *d))
+            .collect();
+        let mut tree = dynamo_merkle::Tree::new(shape);
+        for (k, d) in &entries {
+            tree.insert(k, d);
+        }
+        (shape, entries, tree)
+    }
+
     /// 100 ms later: the node's timers fire; every output drained.
     fn tick(&mut self) -> Vec<Out> {
         self.now += 100;
@@ -287,6 +344,13 @@ fn transfer_batches(out: &[Out], key: Option<&[u8]>) -> Vec<(NodeId, Batch)> {
             _ => None,
         })
         .collect()
+}
+
+/// Whether `out` tells a node that partition `partition`'s hand-over is done.
+fn said_done(out: &[Out], partition: usize) -> bool {
+    out.iter().any(|o| {
+        matches!(o, Out::Send(_, PeerMessage::TransferDone { partition: p, .. }) if *p as usize == partition)
+    })
 }
 
 /// The storage op that reads `key`.
@@ -1124,18 +1188,7 @@ fn a_session_that_found_no_difference_in_differing_trees_lifts_no_wait() {
     h.core.transfers.incoming.insert(p);
     gossip_settled(&mut h, p2);
     // The peer's tree differs (one more key in it) but the entries it supplies are the node's.
-    let shape = dynamo_merkle::TreeConfig::new(16, 2).expect("shape");
-    let entries: Vec<(Key, [u8; 32])> = h
-        .core
-        .holdings
-        .keys(p)
-        .iter()
-        .map(|(k, d)| (k.clone(), *d))
-        .collect();
-    let mut tree = dynamo_merkle::Tree::new(shape);
-    for (k, d) in &entries {
-        tree.insert(k, d);
-    }
+    let (shape, entries, mut tree) = h.tree_of(p);
     tree.insert(b"only-in-the-peer's-tree", &[7; 32]);
     let mut peer =
         dynamo_merkle::SyncSession::initiate(dynamo_merkle::SyncConfig::default(), 5, h.now, &tree);
@@ -2287,43 +2340,18 @@ fn a_node_that_never_received_a_partition_does_not_say_its_hand_over_is_done() {
         })
         .expect("some join takes back a partition node 1 gained");
     let version = h.core.view.ring_state.version;
-    let now = h.now;
-    h.core.install_ring(
-        now,
-        super::membership::RingState {
-            version: version + 1,
-            claimant: 2,
-            ring: v1,
-        },
-    );
+    h.install(version + 1, v1);
     h.outputs();
     assert!(h.core.transfers.incoming.contains(&partition));
     // Nothing of the partition arrives; the next ring takes it away.
-    h.core.install_ring(
-        now,
-        super::membership::RingState {
-            version: version + 2,
-            claimant: 2,
-            ring: v2,
-        },
-    );
-    let mut out = h.outputs();
-    for _ in 0..20 {
-        let done = out.iter().any(|o| {
-            matches!(o, Out::Send(to, PeerMessage::TransferDone { partition: p, .. })
-                if *to == joiner && *p as usize == partition)
-        });
+    h.install(version + 2, v2);
+    let out = h.outputs();
+    h.acknowledge_transfers(out, 20, |out| {
         assert!(
-            !done,
+            !said_done(out, partition),
             "node 1 never held partition {partition} and told node {joiner} it had it all"
         );
-        let batches = transfer_batches(&out, None);
-        out = Vec::new();
-        for (to, b) in batches {
-            out.extend(h.message(to, PeerMessage::TransferAck(b.ack())));
-        }
-        out.extend(h.tick());
-    }
+    });
 }
 
 /// Review of anti-entropy (twenty-third session): a partition awaited here stopped being awaited
@@ -2344,18 +2372,7 @@ fn one_settled_replica_does_not_lift_the_wait_of_a_partition_two_new_replicas_aw
     // former owner may still be handing it over.
     gossip_settled(&mut h, p2);
     assert!(h.core.peer_awaits(p3, p));
-    let shape = dynamo_merkle::TreeConfig::new(16, 2).expect("shape");
-    let entries: Vec<(Key, [u8; 32])> = h
-        .core
-        .holdings
-        .keys(p)
-        .iter()
-        .map(|(k, d)| (k.clone(), *d))
-        .collect();
-    let mut tree = dynamo_merkle::Tree::new(shape);
-    for (k, d) in &entries {
-        tree.insert(k, d);
-    }
+    let (shape, entries, tree) = h.tree_of(p);
     let mut peer =
         dynamo_merkle::SyncSession::initiate(dynamo_merkle::SyncConfig::default(), 5, h.now, &tree);
     let supply = |s| {
@@ -2402,16 +2419,8 @@ fn a_transfer_done_from_before_a_wait_began_does_not_end_it() {
         })
         .expect("some ring sequence takes a partition from node 1 and gives it back");
     let version = h.core.view.ring_state.version;
-    let now = h.now;
     for (i, ring) in [v1, v2, v3].into_iter().enumerate() {
-        h.core.install_ring(
-            now,
-            super::membership::RingState {
-                version: version + 1 + i as u64,
-                claimant: 2,
-                ring,
-            },
-        );
+        h.install(version + 1 + i as u64, ring);
         h.outputs();
     }
     assert!(h.core.transfers.incoming.contains(&partition));
@@ -2597,31 +2606,15 @@ fn a_node_is_not_whole_for_a_partition_whose_replicas_changed_again_without_it()
         })
         .expect("two joins move a partition node 1 gave up");
     let version = h.core.view.ring_state.version;
-    let now = h.now;
-    for (i, ring) in [v1, v2].into_iter().enumerate() {
-        h.core.install_ring(
-            now,
-            super::membership::RingState {
-                version: version + 1 + i as u64,
-                claimant: 2,
-                ring,
-            },
-        );
-    }
-    let mut out = h.outputs();
-    for _ in 0..20 {
+    h.install(version + 1, v1);
+    h.install(version + 2, v2);
+    let out = h.outputs();
+    h.acknowledge_transfers(out, 20, |out| {
         assert!(
-            !out.iter().any(|o| matches!(o,
-                Out::Send(_, PeerMessage::TransferDone { partition: p, .. }) if *p as usize == partition)),
+            !said_done(out, partition),
             "node 1 said its stale copy of partition {partition} was all there is"
         );
-        let batches = transfer_batches(&out, None);
-        out = Vec::new();
-        for (to, b) in batches {
-            out.extend(h.message(to, PeerMessage::TransferAck(b.ack())));
-        }
-        out.extend(h.tick());
-    }
+    });
 }
 
 /// Review of this session's change: a node that stays up may hear only the last of two quick
@@ -2641,16 +2634,8 @@ fn a_transfer_done_under_a_ring_this_node_skipped_ends_the_wait() {
         })
         .expect("a leave gives node 1 a partition");
     let version = h.core.view.ring_state.version;
-    let now = h.now;
     // Heard only as version + 2 (version + 1 made the change).
-    h.core.install_ring(
-        now,
-        super::membership::RingState {
-            version: version + 2,
-            claimant: 2,
-            ring: v1,
-        },
-    );
+    h.install(version + 2, v1);
     h.outputs();
     assert!(h.core.transfers.incoming.contains(&partition));
     h.message(

@@ -224,20 +224,27 @@ fn recovery_after_a_crash_keeps_every_commit() {
     assert!(recovered.get(b"k").unwrap().is_some());
 }
 
-#[test]
-fn rollback_after_a_crash_is_reported_and_retires_durability() {
-    let (live, image) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut store = RedbStore::open(live.path(), Durability::Durable).unwrap();
+/// Twenty keys in one commit, then a commit of the metadata entry `after`, and a crash image
+/// of them in `image` whose newest commit is damaged (`after`'s page, which only that commit
+/// references: a torn write), so that redb's recovery falls back a commit. The live store is
+/// left open.
+fn torn_newest_commit(live: &Path, image: &Path) -> RedbStore {
+    let mut store = RedbStore::open(live, Durability::Durable).unwrap();
     for i in 0..20 {
         store.put(&key(i), &sibs(&value(i))).unwrap();
     }
     store.flush().unwrap();
     store.put_meta("after", b"x").unwrap();
     store.flush().unwrap();
-    crash_image(live.path(), image.path());
-    // The newest commit wrote the metadata entry `after`: damage its page, which only that
-    // commit references (a torn write), so that redb's recovery falls back a commit.
-    flip_bit_in(image.path(), b"after", 2);
+    crash_image(live, image);
+    flip_bit_in(image, b"after", 2);
+    store
+}
+
+#[test]
+fn rollback_after_a_crash_is_reported_and_retires_durability() {
+    let (live, image) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _store = torn_newest_commit(live.path(), image.path());
     let recovered = RedbStore::open(image.path(), Durability::Durable).unwrap();
     assert!(recovered.lost_commits());
     assert!(!recovered.is_durable(), "the node must retire its epochs");
@@ -510,20 +517,12 @@ fn flipped_bit_in_a_value_reads_as_missing() {
 #[test]
 fn a_rollback_past_an_fsynced_commit_is_refused() {
     let (live, image) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut store = RedbStore::open(live.path(), Durability::Durable).unwrap();
-    for i in 0..20 {
-        store.put(&key(i), &sibs(&value(i))).unwrap();
-    }
-    store.flush().unwrap();
-    store.put_meta("after", b"x").unwrap();
-    store.flush().unwrap();
-    crash_image(live.path(), image.path());
+    let _store = torn_newest_commit(live.path(), image.path());
     std::fs::copy(
         live.path().join(REDB_MARK_FILE),
         image.path().join(REDB_MARK_FILE),
     )
     .unwrap();
-    flip_bit_in(image.path(), b"after", 2);
     for _ in 0..2 {
         let err = RedbStore::open(image.path(), Durability::Durable).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
