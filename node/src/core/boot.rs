@@ -54,7 +54,8 @@ pub struct Boot {
     pub(crate) hints: Vec<HintRecord<NodeId, Vec<u8>>>,
     /// Whether every flush of the store survives a crash ([`Store::is_durable`]).
     pub(crate) durable: bool,
-    /// Whether the store was new (no epoch: lost, or never had, the node's data).
+    /// Whether the store is new (no epoch: lost, or never had, the node's data) or was when
+    /// its node stopped before it heard how old the cluster's data is (see `fresh`).
     pub(crate) new_store: bool,
     /// When the store began (see `fresh`).
     pub(crate) birth: Millis,
@@ -132,6 +133,12 @@ impl Boot {
                 birth
             }
         };
+        // A new store is unsure until its node hears how old the cluster's data is, and stays so
+        // over restarts until then (see `fresh`).
+        if new_store {
+            store.put_meta(super::fresh::UNSURE_META, &[1])?;
+        }
+        let unsure = store.get_meta(super::fresh::UNSURE_META)?.as_deref() == Some(&[1][..]);
         let previous = match store.get_meta(META_GENERATION)? {
             Some(bytes) => decode_u64(&bytes)?,
             None => 0,
@@ -217,7 +224,7 @@ impl Boot {
             leave_asked,
             incoming,
             whole,
-            new_store,
+            new_store: unsure,
             birth,
             lost,
             transfers,

@@ -4,17 +4,26 @@
 //! counted toward R for every key the other replicas hold, until anti-entropy had refilled it:
 //! with R = 2, a read through it and one replica that missed a write returned nothing.
 //!
-//! Every node publishes in gossip, once it holds a key, when its store began
-//! ([`DATA_SINCE_KEY`], the start time of the store's first incarnation). A node started on a
-//! new store answers no replica read ([`Fresh::unsure`]) until it hears its first peers. If one
-//! of them holds keys in a store older than its own by more than [`MARGIN`], it awaits every
-//! range it replicates, as a restarted node that missed ring changes does, until a transfer or
-//! anti-entropy with the settled replicas shows it whole; else (a new cluster, whose stores
-//! began together) it serves as it is. In a cluster that holds data nearly every member holds
-//! keys, so the first peers heard tell; the doubt lasts about one gossip round.
+//! Every node publishes in gossip when its store began ([`BIRTH_KEY`], the start time of the
+//! store's first incarnation), and once it holds a key, [`DATA_SINCE_KEY`] too. A node started on
+//! a new store answers no replica read ([`Fresh::unsure`], persisted until settled, so that a
+//! restart in the meantime is as unsure) until it hears a peer that publishes when its store
+//! began. If a peer holds keys in a store older than its own by more than [`MARGIN`], it awaits
+//! every range it replicates, as a restarted node that missed ring changes does, until
+//! anti-entropy with the settled replicas shows it whole (only with anti-entropy on: without it
+//! nothing would ever end the wait, and the node serves as it is, as a skipped ring change does);
+//! else (a new cluster, whose stores began together) it serves as it is. A node with no other
+//! member, or that heard no such peer within [`UNSURE_ROUNDS`] gossip rounds (every other member
+//! down, or of a version that does not publish it), serves as it is too, with a warning. In a
+//! cluster that holds data nearly every member holds keys, so the first peers heard tell; the
+//! doubt lasts about one gossip round.
 
+use super::storage::{StorageOp, Then};
 use super::NodeCore;
 use crate::types::Millis;
+
+/// The gossip entry of every node: when its store began (ms, big-endian).
+pub(crate) const BIRTH_KEY: &str = "store-birth";
 
 /// The gossip entry of a node that holds keys: when its store began (ms, big-endian).
 pub(crate) const DATA_SINCE_KEY: &str = "data-since";
@@ -22,9 +31,16 @@ pub(crate) const DATA_SINCE_KEY: &str = "data-since";
 /// The store meta name of when the store began.
 pub(crate) const BIRTH_META: &str = "store-birth";
 
+/// The store meta name that holds `[1]` while a new store is unsure (see the module docs), and
+/// nothing once settled.
+pub(crate) const UNSURE_META: &str = "store-unsure";
+
 /// How much older a peer's store must be than a new one's for its keys to be data this node
 /// lacks (the nodes of a new cluster start within this of each other; clocks may differ).
 pub(crate) const MARGIN: Millis = 10_000;
+
+/// Gossip rounds after its start a new store waits at most to hear a peer that tells.
+pub(crate) const UNSURE_ROUNDS: u64 = 20;
 
 /// What a node knows of its store's age.
 #[derive(Debug, Clone)]
@@ -36,15 +52,19 @@ pub(crate) struct Fresh {
     pub(crate) unsure: bool,
     /// Whether it published [`DATA_SINCE_KEY`].
     published: bool,
+    /// Whether the store records it unsure.
+    persisted_unsure: bool,
 }
 
 impl Fresh {
-    /// A store that began at `birth`; `unsure` for a new one in a ring with other members.
+    /// A store that began at `birth`; `unsure` for a new one (or one still unsure when it
+    /// stopped) in a ring with other members.
     pub(crate) fn new(birth: Millis, unsure: bool) -> Self {
         Fresh {
             birth,
             unsure,
             published: false,
+            persisted_unsure: unsure,
         }
     }
 }
@@ -52,7 +72,7 @@ impl Fresh {
 impl NodeCore {
     /// Publishes when the store began once it holds a key, and settles a new store's doubt (see
     /// the module docs). Cheap once both are done.
-    pub(crate) fn settle_fresh(&mut self) {
+    pub(crate) fn settle_fresh(&mut self, now: Millis) {
         if !self.fresh.published && self.holdings.len() > 0 {
             self.fresh.published = true;
             let _ = self
@@ -62,39 +82,80 @@ impl NodeCore {
         if !self.fresh.unsure {
             return;
         }
-        let mut heard = 0;
+        let read = |bytes: Option<&[u8]>| {
+            bytes
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+        };
+        let mut others = false;
+        let mut told = false;
         let mut older = false;
         for &id in &self.view.members {
             if id == self.id {
                 continue;
             }
+            others = true;
             let Some(state) = self.gossip.node_state(&id) else {
                 continue;
             };
-            heard += 1;
-            let since = state
-                .app_state(DATA_SINCE_KEY)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes);
-            older |= since.is_some_and(|t| t.saturating_add(MARGIN) < self.fresh.birth);
+            told |= read(state.app_state(BIRTH_KEY)).is_some();
+            older |= read(state.app_state(DATA_SINCE_KEY))
+                .is_some_and(|t| t.saturating_add(MARGIN) < self.fresh.birth);
         }
-        if heard == 0 {
-            return;
-        }
-        self.fresh.unsure = false;
+        let waited = now
+            >= self
+                .view
+                .booted
+                .saturating_add(self.config.gossip_interval.saturating_mul(UNSURE_ROUNDS));
         if older {
+            if self.config.sync_interval.is_some() {
+                tracing::warn!(
+                    node = self.id,
+                    "this node's store is new and the cluster holds older data: it answers no \
+                     read of its ranges until anti-entropy has refilled them"
+                );
+                // A hand-over under this ring (one resumed from before the store was lost)
+                // does not bring what the lost store had: only a later ring's, or anti-entropy.
+                let since = self.view.ring_state.version.saturating_add(1);
+                for p in 0..self.view.ring.range_count() {
+                    if self.replicates(p) {
+                        self.transfers.incoming.insert(p);
+                        self.transfers.since.insert(p, since);
+                    }
+                }
+            } else {
+                tracing::warn!(
+                    node = self.id,
+                    "this node's store is new and the cluster holds older data; with \
+                     anti-entropy off only read repair refills it, and its answers count as \
+                     they are"
+                );
+            }
+        } else if others && !told && !waited {
+            return;
+        } else if others && !told {
             tracing::warn!(
                 node = self.id,
-                "this node's store is new and the cluster holds older data: it answers no read \
-                 of its ranges until they are refilled (anti-entropy, transfers)"
+                "this node's store is new and no peer said how old its data is: serving as it is"
             );
-            let version = self.view.ring_state.version;
-            for p in 0..self.view.ring.range_count() {
-                if self.replicates(p) {
-                    self.transfers.incoming.insert(p);
-                    self.transfers.since.insert(p, version);
-                }
-            }
         }
+        self.fresh.unsure = false;
+    }
+
+    /// The op that records a new store's doubt settled, once it is (after the partitions it
+    /// awaits are persisted: `drain` runs it after them).
+    pub(crate) fn persist_fresh(&mut self) {
+        if self.fresh.unsure || !self.fresh.persisted_unsure {
+            return;
+        }
+        self.fresh.persisted_unsure = false;
+        self.store_op(
+            StorageOp::PutMeta {
+                name: UNSURE_META.into(),
+                value: Vec::new(),
+                sync: false,
+            },
+            Then::Meta,
+        );
     }
 }

@@ -486,7 +486,7 @@ impl NodeCore {
     /// (Request coordinators are pumped as soon as an input touches them.)
     fn drain(&mut self, now: Millis) {
         self.drain_gossip(now);
-        self.settle_fresh();
+        self.settle_fresh(now);
         self.drain_hints(now);
         self.drain_syncs(now);
         self.drain_transfers(now);
@@ -506,6 +506,7 @@ impl NodeCore {
             self.store_op(op, storage::Then::Meta);
             self.publish_awaiting();
         }
+        self.persist_fresh();
         if let Some(op) = self.transfers.persist_whole() {
             self.store_op(op, storage::Then::Meta);
         }

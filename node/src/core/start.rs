@@ -74,6 +74,7 @@ impl NodeCore {
         if config.wait_for_commit {
             let _ = gossip.set_app_state(membership::ADMISSION_KEY, b"staged".to_vec());
         }
+        let _ = gossip.set_app_state(super::fresh::BIRTH_KEY, birth.to_be_bytes().to_vec());
 
         // The ring this node had (a restart resumes from it), or, for a new node, one built from
         // the initial members (version 0: any ring a peer publishes replaces it).

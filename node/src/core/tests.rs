@@ -2501,27 +2501,29 @@ fn gossip_state(core: &mut NodeCore, now: Millis, node: NodeId, app: Vec<(String
 /// Review of anti-entropy (twenty-third session): a member started on a new, empty store (its
 /// disk lost, its data directory emptied as the stores' errors advise) answered every replica
 /// read "not found", counted toward R, until anti-entropy had refilled it. It now answers no
-/// replica read until it has heard whether the cluster holds older data; if it does, it awaits
-/// every range it replicates until they are refilled.
+/// replica read until a peer has said how old its store is (a restart meanwhile changes
+/// nothing); if a peer holds older data, it awaits every range it replicates until they are
+/// refilled.
 #[test]
 fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_older_data() {
-    use super::fresh::DATA_SINCE_KEY;
+    use super::fresh::{BIRTH_KEY, DATA_SINCE_KEY};
     let members: Vec<NodeId> = (1..=4).collect();
     let config = NodeConfig {
         partitions: 8,
         initial_members: members.clone(),
         seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
-        sync_interval: None,
+        sync_interval: Some(10_000),
         tombstone_grace: None,
         ..NodeConfig::default()
     };
     let now: Millis = 3_600_000;
-    let start = || {
-        let mut store = MemoryStore::new();
-        let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
+    let start = |store: &mut MemoryStore| {
+        let boot = Boot::load(store, ME, &config, now, 7).expect("loads");
         let mut core =
             NodeCore::new(ME, "n1".into(), config.clone(), boot, now, 7).expect("starts");
-        while core.poll_storage().is_some() {}
+        while let Some((_, op)) = core.poll_storage() {
+            execute(store, &op);
+        }
         core
     };
     let answered = |core: &mut NodeCore, key: &[u8]| {
@@ -2544,7 +2546,9 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
             .any(|(_, m)| matches!(m, PeerMessage::ReadRefused { .. }));
         (p, !refused)
     };
-    let mut core = start();
+    let stamp = |t: Millis| t.to_be_bytes().to_vec();
+    let mut store = MemoryStore::new();
+    let mut core = start(&mut store);
     let key = (0..1_000)
         .map(|i| format!("k{i}").into_bytes())
         .find(|k| {
@@ -2561,12 +2565,24 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
         !answered(&mut core, &key).1,
         "answered before hearing anyone"
     );
+    // A peer whose state says nothing of its store (a delta cut short) does not decide.
+    gossip_state(&mut core, now, 3, Vec::new());
+    assert!(
+        !answered(&mut core, &key).1,
+        "decided on a peer that said nothing"
+    );
+    // Restarted before it heard more: still unsure.
+    let mut core = start(&mut store);
+    assert!(!answered(&mut core, &key).1, "a restart forgot the doubt");
     // A peer whose store holds keys and began an hour earlier: this node lacks its data.
     gossip_state(
         &mut core,
         now,
         2,
-        vec![(DATA_SINCE_KEY.into(), 0u64.to_be_bytes().to_vec())],
+        vec![
+            (BIRTH_KEY.into(), stamp(0)),
+            (DATA_SINCE_KEY.into(), stamp(0)),
+        ],
     );
     let (p, ok) = answered(&mut core, &key);
     assert!(
@@ -2574,9 +2590,9 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
         "answered from an empty store while the cluster holds older data"
     );
     assert!(core.transfers.incoming.contains(&p), "the range is awaited");
-    // A new cluster: the peer heard holds no older data; the node answers.
-    let mut core = start();
-    gossip_state(&mut core, now, 3, Vec::new());
+    // A new cluster: the peer heard began with this node and holds nothing older.
+    let mut core = start(&mut MemoryStore::new());
+    gossip_state(&mut core, now, 3, vec![(BIRTH_KEY.into(), stamp(now))]);
     assert!(answered(&mut core, &key).1, "a new cluster's node answers");
 }
 
