@@ -58,13 +58,14 @@ pub(crate) struct Fresh {
 
 impl Fresh {
     /// A store that began at `birth`; `unsure` for a new one (or one still unsure when it
-    /// stopped) in a ring with other members.
-    pub(crate) fn new(birth: Millis, unsure: bool) -> Self {
+    /// stopped) in a ring with other members; `stored` if the store records it unsure (also
+    /// when it has nothing to be unsure of: a joiner, a node alone; the record then goes).
+    pub(crate) fn new(birth: Millis, unsure: bool, stored: bool) -> Self {
         Fresh {
             birth,
             unsure,
             published: false,
-            persisted_unsure: unsure,
+            persisted_unsure: stored,
         }
     }
 }

@@ -189,6 +189,7 @@ impl NodeCore {
         let fresh = super::fresh::Fresh::new(
             birth,
             new_store && !ring_provisional && members.iter().any(|&m| m != id),
+            new_store,
         );
         // Partitions handed over whole when last persisted, that it still hands over.
         let whole: BTreeSet<usize> = stored_whole

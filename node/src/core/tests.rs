@@ -2663,3 +2663,32 @@ fn a_transfer_done_under_a_ring_this_node_skipped_ends_the_wait() {
     );
     assert!(!h.core.transfers.incoming.contains(&partition));
 }
+
+/// Review of this session's change: a new store with nothing to be unsure of (a joiner, whose
+/// provisional ring holds nothing; a node alone) kept its record of the doubt, so every later
+/// restart of it doubted again and, hearing peers with older data, awaited every range.
+#[test]
+fn a_new_store_with_nothing_to_doubt_drops_its_record_of_the_doubt() {
+    let config = NodeConfig {
+        partitions: 8,
+        initial_members: vec![ME],
+        sync_interval: Some(10_000),
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let mut store = MemoryStore::new();
+    let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
+    let mut core = NodeCore::new(ME, "n1".into(), config.clone(), boot, BOOT, 7).expect("starts");
+    core.handle_timeout(BOOT + 100);
+    while let Some((_, op)) = core.poll_storage() {
+        execute(&mut store, &op);
+    }
+    let stored = store
+        .get_meta(super::fresh::UNSURE_META)
+        .expect("memory store");
+    assert_ne!(
+        stored.as_deref(),
+        Some(&[1][..]),
+        "the doubt is still recorded"
+    );
+}
