@@ -122,9 +122,11 @@ impl Boot {
             seed ^ id.rotate_left(17) ^ now.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         let new_store = Epochs::is_new(store)?;
-        let epochs = Epochs::load(store, &mut base)?;
         // When the store began: now for a new one; for one of a version that did not record
-        // it, long ago.
+        // it, long ago. A new store is unsure until its node hears how old the cluster's data
+        // is, and stays so over restarts until then (see `fresh`). Both written before the
+        // epochs' lease, whose sync makes them durable with it: a crash between would leave a
+        // store that looks old and sure.
         let birth = match store.get_meta(super::fresh::BIRTH_META)? {
             Some(bytes) => decode_u64(&bytes)?,
             None => {
@@ -133,12 +135,11 @@ impl Boot {
                 birth
             }
         };
-        // A new store is unsure until its node hears how old the cluster's data is, and stays so
-        // over restarts until then (see `fresh`).
         if new_store {
             store.put_meta(super::fresh::UNSURE_META, &[1])?;
         }
         let unsure = store.get_meta(super::fresh::UNSURE_META)?.as_deref() == Some(&[1][..]);
+        let epochs = Epochs::load(store, &mut base)?;
         let previous = match store.get_meta(META_GENERATION)? {
             Some(bytes) => decode_u64(&bytes)?,
             None => 0,

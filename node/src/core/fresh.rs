@@ -4,11 +4,12 @@
 //! counted toward R for every key the other replicas hold, until anti-entropy had refilled it:
 //! with R = 2, a read through it and one replica that missed a write returned nothing.
 //!
-//! Every node publishes in gossip when its store began ([`BIRTH_KEY`], the start time of the
-//! store's first incarnation), and once it holds a key, [`DATA_SINCE_KEY`] too. A node started on
-//! a new store answers no replica read ([`Fresh::unsure`], persisted until settled, so that a
-//! restart in the meantime is as unsure) until it hears a peer that publishes when its store
-//! began. If a peer holds keys in a store older than its own by more than [`MARGIN`], it awaits
+//! Every node publishes in gossip when its store began and whether it holds keys ([`STORE_KEY`]:
+//! the start time of the store's first incarnation and a flag, in one entry, so that no delta
+//! cut short carries one without the other). A node started on a new store answers no replica
+//! read ([`Fresh::unsure`], persisted until settled, so that a restart in the meantime is as
+//! unsure) until it hears a peer's entry. If a peer holds keys in a store older than its own by
+//! more than [`MARGIN`], it awaits
 //! every range it replicates, as a restarted node that missed ring changes does, until
 //! anti-entropy with the settled replicas shows it whole (only with anti-entropy on: without it
 //! nothing would ever end the wait, and the node serves as it is, as a skipped ring change does);
@@ -22,11 +23,25 @@ use super::storage::{StorageOp, Then};
 use super::NodeCore;
 use crate::types::Millis;
 
-/// The gossip entry of every node: when its store began (ms, big-endian).
-pub(crate) const BIRTH_KEY: &str = "store-birth";
+/// The gossip entry of every node: when its store began (ms, big-endian), then 1 if it holds
+/// keys, else 0 (see [`store_entry`]).
+pub(crate) const STORE_KEY: &str = "store";
 
-/// The gossip entry of a node that holds keys: when its store began (ms, big-endian).
-pub(crate) const DATA_SINCE_KEY: &str = "data-since";
+/// The [`STORE_KEY`] entry of a store that began at `birth`.
+pub(crate) fn store_entry(birth: Millis, holds_keys: bool) -> Vec<u8> {
+    let mut bytes = birth.to_be_bytes().to_vec();
+    bytes.push(u8::from(holds_keys));
+    bytes
+}
+
+/// A [`STORE_KEY`] entry read: when the store began, and whether it holds keys.
+fn read_store_entry(bytes: &[u8]) -> Option<(Millis, bool)> {
+    let (birth, holds) = bytes.split_first_chunk::<8>()?;
+    match holds {
+        [h] => Some((u64::from_be_bytes(*birth), *h == 1)),
+        _ => None,
+    }
+}
 
 /// The store meta name of when the store began.
 pub(crate) const BIRTH_META: &str = "store-birth";
@@ -50,7 +65,7 @@ pub(crate) struct Fresh {
     /// A new store whose node has not yet heard whether the cluster holds older data: it
     /// answers no replica read.
     pub(crate) unsure: bool,
-    /// Whether it published [`DATA_SINCE_KEY`].
+    /// Whether it published that it holds keys.
     published: bool,
     /// Whether the store records it unsure.
     persisted_unsure: bool,
@@ -78,16 +93,11 @@ impl NodeCore {
             self.fresh.published = true;
             let _ = self
                 .gossip
-                .set_app_state(DATA_SINCE_KEY, self.fresh.birth.to_be_bytes().to_vec());
+                .set_app_state(STORE_KEY, store_entry(self.fresh.birth, true));
         }
         if !self.fresh.unsure {
             return;
         }
-        let read = |bytes: Option<&[u8]>| {
-            bytes
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-        };
         let mut others = false;
         let mut told = false;
         let mut older = false;
@@ -99,9 +109,12 @@ impl NodeCore {
             let Some(state) = self.gossip.node_state(&id) else {
                 continue;
             };
-            told |= read(state.app_state(BIRTH_KEY)).is_some();
-            older |= read(state.app_state(DATA_SINCE_KEY))
-                .is_some_and(|t| t.saturating_add(MARGIN) < self.fresh.birth);
+            let Some((birth, holds_keys)) = state.app_state(STORE_KEY).and_then(read_store_entry)
+            else {
+                continue;
+            };
+            told = true;
+            older |= holds_keys && birth.saturating_add(MARGIN) < self.fresh.birth;
         }
         let waited = now
             >= self

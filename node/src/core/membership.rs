@@ -622,9 +622,12 @@ impl NodeCore {
                     // brings the range (a node that stays up may hear only the last of two
                     // quick changes).
                     self.transfers.incoming.insert(p);
-                    self.transfers
-                        .since
-                        .insert(p, old_version.saturating_add(1));
+                    // (A tie replaces a ring of the same version: its hand-overs are done under
+                    // that version.)
+                    let since = old_version
+                        .saturating_add(1)
+                        .min(self.view.ring_state.version);
+                    self.transfers.since.insert(p, since);
                     self.transfers.whole.remove(&p);
                 }
                 (true, true) => {

@@ -74,7 +74,10 @@ impl NodeCore {
         if config.wait_for_commit {
             let _ = gossip.set_app_state(membership::ADMISSION_KEY, b"staged".to_vec());
         }
-        let _ = gossip.set_app_state(super::fresh::BIRTH_KEY, birth.to_be_bytes().to_vec());
+        let _ = gossip.set_app_state(
+            super::fresh::STORE_KEY,
+            super::fresh::store_entry(birth, !keys.is_empty()),
+        );
 
         // The ring this node had (a restart resumes from it), or, for a new node, one built from
         // the initial members (version 0: any ring a peer publishes replaces it).

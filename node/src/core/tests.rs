@@ -2506,7 +2506,7 @@ fn gossip_state(core: &mut NodeCore, now: Millis, node: NodeId, app: Vec<(String
 /// refilled.
 #[test]
 fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_older_data() {
-    use super::fresh::{BIRTH_KEY, DATA_SINCE_KEY};
+    use super::fresh::{store_entry, STORE_KEY};
     let members: Vec<NodeId> = (1..=4).collect();
     let config = NodeConfig {
         partitions: 8,
@@ -2546,7 +2546,6 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
             .any(|(_, m)| matches!(m, PeerMessage::ReadRefused { .. }));
         (p, !refused)
     };
-    let stamp = |t: Millis| t.to_be_bytes().to_vec();
     let mut store = MemoryStore::new();
     let mut core = start(&mut store);
     let key = (0..1_000)
@@ -2579,10 +2578,7 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
         &mut core,
         now,
         2,
-        vec![
-            (BIRTH_KEY.into(), stamp(0)),
-            (DATA_SINCE_KEY.into(), stamp(0)),
-        ],
+        vec![(STORE_KEY.into(), store_entry(0, true))],
     );
     let (p, ok) = answered(&mut core, &key);
     assert!(
@@ -2592,7 +2588,12 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
     assert!(core.transfers.incoming.contains(&p), "the range is awaited");
     // A new cluster: the peer heard began with this node and holds nothing older.
     let mut core = start(&mut MemoryStore::new());
-    gossip_state(&mut core, now, 3, vec![(BIRTH_KEY.into(), stamp(now))]);
+    gossip_state(
+        &mut core,
+        now,
+        3,
+        vec![(STORE_KEY.into(), store_entry(now, false))],
+    );
     assert!(answered(&mut core, &key).1, "a new cluster's node answers");
 }
 
@@ -2691,4 +2692,36 @@ fn a_new_store_with_nothing_to_doubt_drops_its_record_of_the_doubt() {
         Some(&[1][..]),
         "the doubt is still recorded"
     );
+}
+
+/// Review of this session's change: a ring that replaces one of the same version (its claimant
+/// won a tie) and makes this node a replica of a partition is handed over under that version;
+/// the wait it begins ends on a done under it.
+#[test]
+fn a_transfer_done_under_a_ring_that_won_a_tie_ends_the_wait() {
+    let mut h = Harness::with(|c| c.partitions = 32);
+    let v0 = h.core.view.ring_state.ring.clone();
+    let (v1, partition) = [4, 3, 2]
+        .iter()
+        .find_map(|leaver| {
+            let v1 = v0.leave(leaver).expect("leaves").ring;
+            (0..v0.range_count())
+                .find(|&p| !super::is_primary(&v0, p, ME) && super::is_primary(&v1, p, ME))
+                .map(|p| (v1.clone(), p))
+        })
+        .expect("a leave gives node 1 a partition");
+    let version = h.core.view.ring_state.version;
+    h.install(version + 1, v0);
+    h.outputs();
+    h.install(version + 1, v1);
+    h.outputs();
+    assert!(h.core.transfers.incoming.contains(&partition));
+    h.message(
+        2,
+        PeerMessage::TransferDone {
+            partition: partition as u32,
+            version: version + 1,
+        },
+    );
+    assert!(!h.core.transfers.incoming.contains(&partition));
 }

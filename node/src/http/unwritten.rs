@@ -13,10 +13,11 @@ use std::sync::{Arc, OnceLock};
 use crate::runtime::{ConnectionLimits, UnsentBytes, UnsentShare};
 
 /// How much larger than a TCP reply an HTTP answer of the same versions may be: JSON carries
-/// each value in base64 (4/3) and as text (up to 6 bytes a byte, escaped). The per-connection
+/// each value in base64 (4/3) and as text (escaped: a quote or backslash takes two bytes, a
+/// control character six, rare in text). The per-connection
 /// limit grows by as much, so that an answer the TCP protocol delivers is delivered here too;
 /// the node-wide limit stays.
-const JSON_GROWTH: usize = 8;
+const JSON_GROWTH: usize = 4;
 
 /// One HTTP connection's answers handed to hyper and bytes the socket took (answer heads count
 /// as written body bytes, so each answer is under-counted by its head).

@@ -316,8 +316,8 @@ async fn an_answer_past_the_unsent_limit_closes_the_connection() {
     let spec = Spec::new(1, None);
     let mut rc: RuntimeConfig = spec.runtime_config(spec.ids()[0]);
     (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
-    // 8 KiB for a TCP client; an HTTP answer may be eight times larger (its JSON), 64 KiB.
-    rc.limits.max_unsent = 8 << 10;
+    // 16 KiB for a TCP client; an HTTP answer may be four times larger (its JSON), 64 KiB.
+    rc.limits.max_unsent = 16 << 10;
     rc.http = Some(HttpConfig::with_listener(
         TcpListener::bind("127.0.0.1:0").unwrap(),
     ));
