@@ -335,6 +335,7 @@ impl NodeCore {
         if others.iter().all(|n| equal.contains(n)) {
             self.transfers.equal.remove(&partition);
             self.transfers.incoming.remove(&partition);
+            self.transfers.since.remove(&partition);
         }
     }
 

@@ -8,16 +8,17 @@
 //! the start time of the store's first incarnation and a flag, in one entry, so that no delta
 //! cut short carries one without the other). A node started on a new store answers no replica
 //! read ([`Fresh::unsure`], persisted until settled, so that a restart in the meantime is as
-//! unsure) until it hears a peer's entry. If a peer holds keys in a store older than its own by
-//! more than [`MARGIN`], it awaits
-//! every range it replicates, as a restarted node that missed ring changes does, until
-//! anti-entropy with the settled replicas shows it whole (only with anti-entropy on: without it
-//! nothing would ever end the wait, and the node serves as it is, as a skipped ring change does);
-//! else (a new cluster, whose stores began together) it serves as it is. A node with no other
-//! member, or that heard no such peer within [`UNSURE_ROUNDS`] gossip rounds (every other member
-//! down, or of a version that does not publish it), serves as it is too, with a warning. In a
-//! cluster that holds data nearly every member holds keys, so the first peers heard tell; the
-//! doubt lasts about one gossip round.
+//! unsure) until it hears a peer's entry that tells: one that holds keys, or whose store began
+//! with its own. If a peer holds keys in a store older than its own by more than [`MARGIN`], the
+//! node awaits every range it replicates until anti-entropy with the settled replicas shows it
+//! whole. No hand-over ends such a wait (one resumed from a checkpoint taken before the store
+//! was lost would not bring what it lost), so it is only taken with anti-entropy on: without it
+//! nothing would end the wait, and the node serves as it is, as after a skipped ring change.
+//! Else (a new cluster, whose stores began together) it serves as it is. A node with no other
+//! member, or that heard no peer that tells within [`UNSURE_ROUNDS`] gossip rounds (every other
+//! member down, or of a version that does not publish the entry), serves as it is too, with a
+//! warning. In a cluster that holds data nearly every member holds keys, so the first peers
+//! heard tell; the doubt lasts about one gossip round.
 
 use super::storage::{StorageOp, Then};
 use super::NodeCore;
@@ -113,8 +114,12 @@ impl NodeCore {
             else {
                 continue;
             };
-            told = true;
-            older |= holds_keys && birth.saturating_add(MARGIN) < self.fresh.birth;
+            // A peer tells when it holds keys (their age decides), or when its store began with
+            // this one's (a new cluster). An older peer without keys (a joiner still awaiting
+            // its ranges, an idle cluster) tells nothing: the next one may.
+            let older_store = birth.saturating_add(MARGIN) < self.fresh.birth;
+            told |= holds_keys || !older_store;
+            older |= holds_keys && older_store;
         }
         let waited = now
             >= self
@@ -128,13 +133,14 @@ impl NodeCore {
                     "this node's store is new and the cluster holds older data: it answers no \
                      read of its ranges until anti-entropy has refilled them"
                 );
-                // A hand-over under this ring (one resumed from before the store was lost)
-                // does not bring what the lost store had: only a later ring's, or anti-entropy.
-                let since = self.view.ring_state.version.saturating_add(1);
+                // No hand-over ends this wait, only anti-entropy: one resumed from a checkpoint
+                // taken before the store was lost does not bring what the store lost, whatever
+                // ring it runs under (the node may still hold the ring it started with). A later
+                // ring that gives the node a range anew records its own start.
                 for p in 0..self.view.ring.range_count() {
                     if self.replicates(p) {
                         self.transfers.incoming.insert(p);
-                        self.transfers.since.insert(p, since);
+                        self.transfers.since.insert(p, u64::MAX);
                     }
                 }
             } else {

@@ -621,13 +621,15 @@ impl NodeCore {
                     // A hand-over under any ring after the one this node was no replica in
                     // brings the range (a node that stays up may hear only the last of two
                     // quick changes).
-                    self.transfers.incoming.insert(p);
                     // (A tie replaces a ring of the same version: its hand-overs are done under
-                    // that version.)
+                    // that version.) A wait already running keeps the later start of the two (a
+                    // new store's takes no hand-over at all: `fresh`).
                     let since = old_version
                         .saturating_add(1)
                         .min(self.view.ring_state.version);
-                    self.transfers.since.insert(p, since);
+                    let running = !self.transfers.incoming.insert(p);
+                    let entry = self.transfers.since.entry(p).or_insert(since);
+                    *entry = if running { (*entry).max(since) } else { since };
                     self.transfers.whole.remove(&p);
                 }
                 (true, true) => {

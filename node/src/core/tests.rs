@@ -2564,11 +2564,22 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
         !answered(&mut core, &key).1,
         "answered before hearing anyone"
     );
-    // A peer whose state says nothing of its store (a delta cut short) does not decide.
+    // A peer whose state says nothing of its store (a delta cut short) does not decide, nor does
+    // an older one without keys (a joiner still awaiting its ranges).
     gossip_state(&mut core, now, 3, Vec::new());
     assert!(
         !answered(&mut core, &key).1,
         "decided on a peer that said nothing"
+    );
+    gossip_state(
+        &mut core,
+        now,
+        4,
+        vec![(STORE_KEY.into(), store_entry(0, false))],
+    );
+    assert!(
+        !answered(&mut core, &key).1,
+        "decided on an older peer without keys"
     );
     // Restarted before it heard more: still unsure.
     let mut core = start(&mut store);
@@ -2586,6 +2597,34 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
         "answered from an empty store while the cluster holds older data"
     );
     assert!(core.transfers.incoming.contains(&p), "the range is awaited");
+    // A hand-over resumed from before the store was lost ends no such wait, under the cluster's
+    // ring either (adopted after the wait began).
+    let version = core.ring_version().0 + 5;
+    let ring = core.view.ring_state.ring.clone();
+    core.install_ring(
+        now,
+        super::membership::RingState {
+            version,
+            claimant: 2,
+            ring,
+        },
+    );
+    assert!(
+        core.transfers.incoming.contains(&p),
+        "the new ring ended the wait"
+    );
+    core.handle_message(
+        now,
+        3,
+        PeerMessage::TransferDone {
+            partition: p as u32,
+            version,
+        },
+    );
+    assert!(
+        core.transfers.incoming.contains(&p),
+        "a hand-over ended the wait"
+    );
     // A new cluster: the peer heard began with this node and holds nothing older.
     let mut core = start(&mut MemoryStore::new());
     gossip_state(
