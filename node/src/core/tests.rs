@@ -2345,13 +2345,11 @@ fn a_node_that_never_received_a_partition_does_not_say_its_hand_over_is_done() {
     assert!(h.core.transfers.incoming.contains(&partition));
     // Nothing of the partition arrives; the next ring takes it away.
     h.install(version + 2, v2);
-    let out = h.outputs();
-    h.acknowledge_transfers(out, 20, |out| {
-        assert!(
-            !said_done(out, partition),
-            "node 1 never held partition {partition} and told node {joiner} it had it all"
-        );
-    });
+    never_says_done(
+        &mut h,
+        partition,
+        &format!("node 1 never held partition {partition} and told node {joiner} it had it all"),
+    );
 }
 
 /// Review of anti-entropy (twenty-third session): a partition awaited here stopped being awaited
@@ -2664,13 +2662,11 @@ fn a_node_is_not_whole_for_a_partition_whose_replicas_changed_again_without_it()
     let version = h.core.view.ring_state.version;
     h.install(version + 1, v1);
     h.install(version + 2, v2);
-    let out = h.outputs();
-    h.acknowledge_transfers(out, 20, |out| {
-        assert!(
-            !said_done(out, partition),
-            "node 1 said its stale copy of partition {partition} was all there is"
-        );
-    });
+    never_says_done(
+        &mut h,
+        partition,
+        &format!("node 1 said its stale copy of partition {partition} was all there is"),
+    );
 }
 
 /// Review of this session's change: a node that stays up may hear only the last of two quick
@@ -2679,29 +2675,13 @@ fn a_node_is_not_whole_for_a_partition_whose_replicas_changed_again_without_it()
 #[test]
 fn a_transfer_done_under_a_ring_this_node_skipped_ends_the_wait() {
     let mut h = Harness::with(|c| c.partitions = 32);
-    let v0 = h.core.view.ring_state.ring.clone();
-    let (v1, partition) = [4, 3, 2]
-        .iter()
-        .find_map(|leaver| {
-            let v1 = v0.leave(leaver).expect("leaves").ring;
-            (0..v0.range_count())
-                .find(|&p| !super::is_primary(&v0, p, ME) && super::is_primary(&v1, p, ME))
-                .map(|p| (v1.clone(), p))
-        })
-        .expect("a leave gives node 1 a partition");
+    let (_, v1, partition) = a_leave_that_gives_node_1_a_partition(&h);
     let version = h.core.view.ring_state.version;
     // Heard only as version + 2 (version + 1 made the change).
     h.install(version + 2, v1);
     h.outputs();
     assert!(h.core.transfers.incoming.contains(&partition));
-    h.message(
-        2,
-        PeerMessage::TransferDone {
-            partition: partition as u32,
-            version: version + 1,
-        },
-    );
-    assert!(!h.core.transfers.incoming.contains(&partition));
+    assert!(!awaited_after_done(&mut h, partition, version + 1));
 }
 
 /// Review of this session's change: a new store with nothing to be unsure of (a joiner, whose
@@ -2739,28 +2719,49 @@ fn a_new_store_with_nothing_to_doubt_drops_its_record_of_the_doubt() {
 #[test]
 fn a_transfer_done_under_a_ring_that_won_a_tie_ends_the_wait() {
     let mut h = Harness::with(|c| c.partitions = 32);
-    let v0 = h.core.view.ring_state.ring.clone();
-    let (v1, partition) = [4, 3, 2]
-        .iter()
-        .find_map(|leaver| {
-            let v1 = v0.leave(leaver).expect("leaves").ring;
-            (0..v0.range_count())
-                .find(|&p| !super::is_primary(&v0, p, ME) && super::is_primary(&v1, p, ME))
-                .map(|p| (v1.clone(), p))
-        })
-        .expect("a leave gives node 1 a partition");
+    let (v0, v1, partition) = a_leave_that_gives_node_1_a_partition(&h);
     let version = h.core.view.ring_state.version;
     h.install(version + 1, v0);
     h.outputs();
     h.install(version + 1, v1);
     h.outputs();
     assert!(h.core.transfers.incoming.contains(&partition));
+    assert!(!awaited_after_done(&mut h, partition, version + 1));
+}
+
+/// The ring, a ring in which a node leaves and node 1 becomes a replica of a partition it was
+/// not, and that partition.
+fn a_leave_that_gives_node_1_a_partition(
+    h: &Harness,
+) -> (dynamo_ring::Ring<NodeId>, dynamo_ring::Ring<NodeId>, usize) {
+    let v0 = h.core.view.ring_state.ring.clone();
+    [4, 3, 2]
+        .iter()
+        .find_map(|leaver| {
+            let v1 = v0.leave(leaver).expect("leaves").ring;
+            (0..v0.range_count())
+                .find(|&p| !super::is_primary(&v0, p, ME) && super::is_primary(&v1, p, ME))
+                .map(|p| (v0.clone(), v1, p))
+        })
+        .expect("a leave gives node 1 a partition")
+}
+
+/// Node 2 says partition `p`'s hand-over is done under ring `version`: whether `p` is still
+/// awaited.
+fn awaited_after_done(h: &mut Harness, p: usize, version: u64) -> bool {
     h.message(
         2,
         PeerMessage::TransferDone {
-            partition: partition as u32,
-            version: version + 1,
+            partition: p as u32,
+            version,
         },
     );
-    assert!(!h.core.transfers.incoming.contains(&partition));
+    h.core.transfers.incoming.contains(&p)
+}
+
+/// Acknowledges every transfer batch node 1 sends, 20 rounds from its pending outputs, failing
+/// with `why` if it says partition `partition`'s hand-over is done.
+fn never_says_done(h: &mut Harness, partition: usize, why: &str) {
+    let out = h.outputs();
+    h.acknowledge_transfers(out, 20, |out| assert!(!said_done(out, partition), "{why}"));
 }
