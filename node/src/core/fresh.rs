@@ -68,19 +68,24 @@ pub(crate) struct Fresh {
     pub(crate) unsure: bool,
     /// Whether it published that it holds keys.
     published: bool,
+    /// The holdings' occupancy count when it last looked whether it holds keys: until it
+    /// changes, the answer has not.
+    looked_at: Option<u64>,
     /// Whether the store records it unsure.
     persisted_unsure: bool,
 }
 
 impl Fresh {
-    /// A store that began at `birth`; `unsure` for a new one (or one still unsure when it
-    /// stopped) in a ring with other members; `stored` if the store records it unsure (also
-    /// when it has nothing to be unsure of: a joiner, a node alone; the record then goes).
-    pub(crate) fn new(birth: Millis, unsure: bool, stored: bool) -> Self {
+    /// A store that began at `birth`, holding keys or not (`holds_keys`, as published at
+    /// start); `unsure` for a new one (or one still unsure when it stopped) in a ring with other
+    /// members; `stored` if the store records it unsure (also when it has nothing to be unsure
+    /// of: a joiner, a node alone; the record then goes).
+    pub(crate) fn new(birth: Millis, holds_keys: bool, unsure: bool, stored: bool) -> Self {
         Fresh {
             birth,
             unsure,
-            published: false,
+            published: holds_keys,
+            looked_at: None,
             persisted_unsure: stored,
         }
     }
@@ -90,11 +95,15 @@ impl NodeCore {
     /// Publishes when the store began once it holds a key, and settles a new store's doubt (see
     /// the module docs). Cheap once both are done.
     pub(crate) fn settle_fresh(&mut self, now: Millis) {
-        if !self.fresh.published && self.holdings.len() > 0 {
-            self.fresh.published = true;
-            let _ = self
-                .gossip
-                .set_app_state(STORE_KEY, store_entry(self.fresh.birth, true));
+        let occupancy = self.holdings.occupancy_changes();
+        if !self.fresh.published && self.fresh.looked_at != Some(occupancy) {
+            self.fresh.looked_at = Some(occupancy);
+            if self.holdings.len() > 0 {
+                self.fresh.published = true;
+                let _ = self
+                    .gossip
+                    .set_app_state(STORE_KEY, store_entry(self.fresh.birth, true));
+            }
         }
         if !self.fresh.unsure {
             return;

@@ -74,9 +74,10 @@ impl NodeCore {
         if config.wait_for_commit {
             let _ = gossip.set_app_state(membership::ADMISSION_KEY, b"staged".to_vec());
         }
+        let holds_keys = !keys.is_empty();
         let _ = gossip.set_app_state(
             super::fresh::STORE_KEY,
-            super::fresh::store_entry(birth, !keys.is_empty()),
+            super::fresh::store_entry(birth, holds_keys),
         );
 
         // The ring this node had (a restart resumes from it), or, for a new node, one built from
@@ -191,6 +192,7 @@ impl NodeCore {
         // the cluster holds older data (see `fresh`).
         let fresh = super::fresh::Fresh::new(
             birth,
+            holds_keys,
             new_store && !ring_provisional && members.iter().any(|&m| m != id),
             new_store,
         );

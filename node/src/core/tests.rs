@@ -2765,3 +2765,29 @@ fn never_says_done(h: &mut Harness, partition: usize, why: &str) {
     let out = h.outputs();
     h.acknowledge_transfers(out, 20, |out| assert!(!said_done(out, partition), "{why}"));
 }
+
+/// A node handing over partitions it held whole, restarted before the hand-over is done, still
+/// says it is done at the end (`handing-whole` is kept in the store).
+#[test]
+fn a_hand_over_resumed_after_a_restart_still_says_done() {
+    let mut h = Harness::new();
+    let (key, _) = handing_over_a_written_key(&mut h);
+    let partition = h.core.partition_of(&key);
+    h.outputs();
+    let mut store = h.store.clone();
+    let config = h.core.config().clone();
+    let boot = Boot::load(&mut store, ME, &config, BOOT + 1, 8).expect("loads");
+    let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT + 1, 8).expect("starts");
+    let mut h = Harness {
+        core,
+        store,
+        now: BOOT + 1,
+    };
+    let out = h.outputs();
+    let mut said = false;
+    h.acknowledge_transfers(out, 20, |out| said |= said_done(out, partition));
+    assert!(
+        said,
+        "the resumed hand-over of partition {partition} never said it was done"
+    );
+}

@@ -103,6 +103,25 @@ pub(crate) struct Transfers {
 /// every tombstone of it).
 pub(crate) const FOREIGN_RECHECK: crate::types::Millis = 30_000;
 
+/// The op that writes partition set `set` under meta name `name`, if it differs from
+/// `persisted` (which it then becomes).
+fn persist_set(
+    name: &str,
+    set: &BTreeSet<usize>,
+    persisted: &mut BTreeSet<usize>,
+) -> Option<StorageOp> {
+    if set == persisted {
+        return None;
+    }
+    persisted.clone_from(set);
+    let list: Vec<usize> = set.iter().copied().collect();
+    Some(StorageOp::PutMeta {
+        name: name.into(),
+        value: rmp_serde::to_vec(&list).unwrap_or_default(),
+        sync: false,
+    })
+}
+
 impl Transfers {
     /// An id for a new outgoing session (a pass over a partition): one no session of this
     /// incarnation had, and, from the node's `generation`, none of an earlier one either.
@@ -146,30 +165,12 @@ impl Transfers {
     /// The op that persists the partitions handed over whole, if they changed since last
     /// persisted.
     pub(crate) fn persist_whole(&mut self) -> Option<StorageOp> {
-        if self.whole == self.whole_persisted {
-            return None;
-        }
-        self.whole_persisted = self.whole.clone();
-        let list: Vec<usize> = self.whole.iter().copied().collect();
-        Some(StorageOp::PutMeta {
-            name: WHOLE_KEY.into(),
-            value: rmp_serde::to_vec(&list).unwrap_or_default(),
-            sync: false,
-        })
+        persist_set(WHOLE_KEY, &self.whole, &mut self.whole_persisted)
     }
 
     /// The op that persists the partitions awaited, if they changed since last persisted.
     pub(crate) fn persist_incoming(&mut self) -> Option<StorageOp> {
-        if self.incoming == self.incoming_persisted {
-            return None;
-        }
-        self.incoming_persisted = self.incoming.clone();
-        let list: Vec<usize> = self.incoming.iter().copied().collect();
-        Some(StorageOp::PutMeta {
-            name: INCOMING_KEY.into(),
-            value: rmp_serde::to_vec(&list).unwrap_or_default(),
-            sync: false,
-        })
+        persist_set(INCOMING_KEY, &self.incoming, &mut self.incoming_persisted)
     }
 
     /// The transfers (partition, receiver) pending as last persisted.
