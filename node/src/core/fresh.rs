@@ -8,17 +8,18 @@
 //! the start time of the store's first incarnation and a flag, in one entry, so that no delta
 //! cut short carries one without the other). A node started on a new store answers no replica
 //! read ([`Fresh::unsure`], persisted until settled, so that a restart in the meantime is as
-//! unsure) until it hears a peer's entry that tells: one that holds keys, or whose store began
-//! with its own. If a peer holds keys in a store older than its own by more than [`MARGIN`], the
-//! node awaits every range it replicates until anti-entropy with the settled replicas shows it
-//! whole. No hand-over ends such a wait (one resumed from a checkpoint taken before the store
-//! was lost would not bring what it lost), so it is only taken with anti-entropy on: without it
-//! nothing would end the wait, and the node serves as it is, as after a skipped ring change.
+//! unsure) until it has heard every other member's entry, or one peer that holds keys in a store
+//! older than its own by more than [`MARGIN`] (a peer as new as itself may have lost its disk at
+//! the same moment, and tells nothing of the others). If a peer does, the node awaits every
+//! range it replicates until anti-entropy with the settled replicas shows it whole. No
+//! hand-over ends such a wait (one resumed from a checkpoint taken before the store was lost
+//! would not bring what it lost), so it is only taken with anti-entropy on: without it nothing
+//! would end the wait, and the node serves as it is, as after a skipped ring change.
 //! Else (a new cluster, whose stores began together) it serves as it is. A node with no other
-//! member, or that heard no peer that tells within [`UNSURE_ROUNDS`] gossip rounds (every other
-//! member down, or of a version that does not publish the entry), serves as it is too, with a
-//! warning. In a cluster that holds data nearly every member holds keys, so the first peers
-//! heard tell; the doubt lasts about one gossip round.
+//! member, or that has not heard every member within [`UNSURE_ROUNDS`] gossip rounds (one down,
+//! or of a version that does not publish the entry), serves as it is too, with a warning. In a
+//! cluster that holds data nearly every member holds keys, so the first peers heard decide; the
+//! doubt lasts about one gossip round (a new cluster's, until every member has gossiped).
 
 use super::storage::{StorageOp, Then};
 use super::NodeCore;
@@ -108,27 +109,26 @@ impl NodeCore {
         if !self.fresh.unsure {
             return;
         }
-        let mut others = false;
-        let mut told = false;
+        let mut unheard = false;
         let mut older = false;
         for &id in &self.view.members {
             if id == self.id {
                 continue;
             }
-            others = true;
-            let Some(state) = self.gossip.node_state(&id) else {
+            let entry = self
+                .gossip
+                .node_state(&id)
+                .and_then(|state| state.app_state(STORE_KEY))
+                .and_then(read_store_entry);
+            let Some((birth, holds_keys)) = entry else {
+                unheard = true;
                 continue;
             };
-            let Some((birth, holds_keys)) = state.app_state(STORE_KEY).and_then(read_store_entry)
-            else {
-                continue;
-            };
-            // A peer tells when it holds keys (their age decides), or when its store began with
-            // this one's (a new cluster). An older peer without keys (a joiner still awaiting
-            // its ranges, an idle cluster) tells nothing: the next one may.
-            let older_store = birth.saturating_add(MARGIN) < self.fresh.birth;
-            told |= holds_keys || !older_store;
-            older |= holds_keys && older_store;
+            // One peer whose store is older and holds keys decides: this node lacks its data.
+            // Any other answer decides only with every member's: a peer whose store began with
+            // this one's may have lost its disk at the same time (a new cluster's nodes all
+            // say so), an older one without keys may be a joiner still awaiting its ranges.
+            older |= holds_keys && birth.saturating_add(MARGIN) < self.fresh.birth;
         }
         let waited = now
             >= self
@@ -160,12 +160,13 @@ impl NodeCore {
                      they are"
                 );
             }
-        } else if others && !told && !waited {
+        } else if unheard && !waited {
             return;
-        } else if others && !told {
+        } else if unheard {
             tracing::warn!(
                 node = self.id,
-                "this node's store is new and no peer said how old its data is: serving as it is"
+                "this node's store is new and not every peer said how old its data is: serving \
+                 as it is"
             );
         }
         self.fresh.unsure = false;

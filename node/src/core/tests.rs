@@ -2623,14 +2623,42 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
         core.transfers.incoming.contains(&p),
         "a hand-over ended the wait"
     );
-    // A new cluster: the peer heard began with this node and holds nothing older.
+    // Two disks lost at once: a peer whose store is as new as this one's tells nothing of the
+    // members not heard yet, one of which may hold the older data.
     let mut core = start(&mut MemoryStore::new());
+    for peer in [3, 4] {
+        gossip_state(
+            &mut core,
+            now,
+            peer,
+            vec![(STORE_KEY.into(), store_entry(now, false))],
+        );
+        assert!(
+            !answered(&mut core, &key).1,
+            "decided on node {peer}'s store as new as this one's before hearing node 2"
+        );
+    }
     gossip_state(
         &mut core,
         now,
-        3,
-        vec![(STORE_KEY.into(), store_entry(now, false))],
+        2,
+        vec![(STORE_KEY.into(), store_entry(0, true))],
     );
+    let (p, ok) = answered(&mut core, &key);
+    assert!(
+        !ok && core.transfers.incoming.contains(&p),
+        "the range is awaited"
+    );
+    // A new cluster: every peer began with this node and holds nothing older.
+    let mut core = start(&mut MemoryStore::new());
+    for peer in [2, 3, 4] {
+        gossip_state(
+            &mut core,
+            now,
+            peer,
+            vec![(STORE_KEY.into(), store_entry(now, false))],
+        );
+    }
     assert!(answered(&mut core, &key).1, "a new cluster's node answers");
 }
 

@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "b4aea60dcb664e66615c16653e36992fbd5e136ab8993dd15c1d9e4264edf485";
+const RUN_DIGEST: &str = "fcd7bb2d42a69ab867b4dd974122bec5563f7ae70640b0500630bf11d81f0563";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [
