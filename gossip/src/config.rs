@@ -90,7 +90,9 @@ pub struct Config {
     /// news has time to spread.
     pub left_grace: Duration,
     /// How long a removed peer's last known version is remembered, so that stale gossip about it
-    /// cannot bring it back.
+    /// cannot bring it back; counted from the latest moment another member may remove it (a
+    /// tombstone lives [`remove_after`](Self::remove_after), or
+    /// [`left_grace`](Self::left_grace) for a node that left, plus this).
     pub tombstone_ttl: Duration,
     /// Upper bound on the estimated encoded size of one message (see [`Message::size_estimate`](crate::Message::size_estimate)).
     pub max_message_bytes: usize,

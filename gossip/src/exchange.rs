@@ -1,5 +1,6 @@
 //! Message input: the scuttlebutt exchange and the merge of deltas into the view.
 
+use core::time::Duration;
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -237,10 +238,13 @@ where
         self.config.id_size_estimate + 16
     }
 
-    /// Remembers a removed node's last version until its tombstone expires. At most
+    /// Remembers a removed node's last version until its tombstone expires: `linger` (how much
+    /// later another member may remove it: one that learned it again just before removing it,
+    /// after a restart, waits its own full delay) plus the tombstone lifetime, so that such a
+    /// member's gossip cannot bring the node back here. At most
     /// [`Config::max_members`](crate::Config) are kept: past that, the one that expires first
     /// makes room (a peer naming ever more departed nodes cannot grow the table).
-    pub(crate) fn bury(&mut self, now: u64, id: Id, state: &NodeState<A>) {
+    pub(crate) fn bury(&mut self, now: u64, id: Id, state: &NodeState<A>, linger: Duration) {
         if !self.tombstones.contains_key(&id) && self.tombstones.len() >= self.config.max_members {
             let first = self
                 .tombstones
@@ -257,7 +261,9 @@ where
             Tombstone {
                 generation: state.generation,
                 version: state.max_version(),
-                until: now.saturating_add(ms(self.config.tombstone_ttl)),
+                until: now
+                    .saturating_add(ms(linger))
+                    .saturating_add(ms(self.config.tombstone_ttl)),
             },
         );
     }
@@ -383,7 +389,7 @@ where
         let id = delta.id.clone();
         self.tombstones.remove(&id);
         if state.status() == Status::Left {
-            self.bury(now, id, &state);
+            self.bury(now, id, &state, self.config.left_grace);
             self.events.push_back(Event::Left {
                 id: delta.id.clone(),
             });

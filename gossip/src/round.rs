@@ -49,7 +49,7 @@ where
             let peer = &mut member.peer;
             if let Some(since) = peer.left_since {
                 if now.saturating_sub(since) >= ms(self.config.left_grace) {
-                    removed.push(id.clone());
+                    removed.push((id.clone(), self.config.left_grace));
                 }
                 continue;
             }
@@ -60,13 +60,13 @@ where
             }
             if let Some(since) = peer.down_since {
                 if now.saturating_sub(since) >= ms(self.config.remove_after) {
-                    removed.push(id.clone());
+                    removed.push((id.clone(), self.config.remove_after));
                 }
             }
         }
-        for id in removed {
+        for (id, linger) in removed {
             if let Some(Member { state, .. }) = self.others.remove(&id) {
-                self.bury(now, id.clone(), &state);
+                self.bury(now, id.clone(), &state, linger);
             }
             self.events.push_back(Event::Removed { id });
         }

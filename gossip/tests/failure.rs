@@ -148,3 +148,35 @@ fn node_down_for_too_long_is_removed_and_stays_removed() {
     assert!(sim.alive().all(|(_, n)| n.node_state(&11).is_none()));
     assert!(sim.converged_membership());
 }
+
+/// Review of membership (twenty-fourth session): a node restarted while its peers still held a
+/// crashed node learned it again and removed it up to `remove_after` later than they did; their
+/// tombstones (kept `tombstone_ttl`, shorter) had expired by then, and its gossip brought the
+/// node back to every view, removal after removal. A tombstone now outlives the latest removal
+/// of the node by another member.
+#[test]
+fn a_node_removed_late_by_a_restarted_peer_does_not_come_back() {
+    let config = Config {
+        remove_after: core::time::Duration::from_secs(120),
+        tombstone_ttl: core::time::Duration::from_secs(40),
+        ..Config::default()
+    };
+    let mut sim = Sim::cluster(21, config, 9, 2);
+    assert!(sim.run_until_converged(60_000).is_some());
+    sim.crash(8);
+    sim.run_for(60_000);
+    // Restarted before the others removed node 8: it learns node 8 again from them.
+    sim.crash(5);
+    sim.run_for(1_000);
+    sim.start(5, 2, vec![(0, 0), (1, 1)], sim.now);
+    sim.run_for(900_000);
+    for id in 0..8 {
+        let removed = sim
+            .log
+            .iter()
+            .filter(|(_, o, e)| *o == id && *e == Event::Removed { id: 8 })
+            .count();
+        assert!(removed <= 1, "node {id} removed node 8 {removed} times");
+    }
+    assert!(sim.alive().all(|(_, n)| n.node_state(&8).is_none()));
+}
