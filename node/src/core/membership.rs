@@ -344,7 +344,7 @@ impl NodeCore {
                     && matches!(state.status(), Status::Up | Status::Joining)
                     && self.gossip.is_up(id)
                     && state.app_state(ADMISSION_KEY) != Some(&b"staged"[..])
-                    && !self.publishes_older_ring(state)
+                    && self.publishes_current_ring(state)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -423,18 +423,21 @@ impl NodeCore {
         }
     }
 
-    /// Whether a member publishes a ring older than this node's. A node that does is catching
-    /// up, not joining: a member that restarted from a stale ring (it died before it heard that
-    /// a commit took it out) is Up again and outside the ring, like a joiner, but once it adopts
-    /// the current ring it finds itself removed and leaves by itself. (A new node publishes no
-    /// ring until it has heard the cluster's.)
-    fn publishes_older_ring(&self, state: &dynamo_gossip::NodeState<String>) -> bool {
+    /// Whether a node publishes a ring, and none older than this node's: a node outside the
+    /// ring is a joiner only then. One that publishes an older ring is catching up, not joining:
+    /// a member that restarted from a stale ring (it died before it heard that a commit took it
+    /// out) is Up again and outside the ring, like a joiner, but once it adopts the current ring
+    /// it finds itself removed and leaves by itself. One heard without a ring is not known yet:
+    /// a new node publishes the cluster's ring once it has heard it, after every entry it set
+    /// at start (its admission among them), and a gossip delta cut to fit a message carries a
+    /// prefix of a node's entries, down to none.
+    fn publishes_current_ring(&self, state: &dynamo_gossip::NodeState<String>) -> bool {
         state
             .app_state(RING_KEY)
             .and_then(|bytes| RingState::decode(bytes).ok())
             .is_some_and(|r| {
                 (r.version, r.claimant)
-                    < (self.view.ring_state.version, self.view.ring_state.claimant)
+                    >= (self.view.ring_state.version, self.view.ring_state.claimant)
             })
     }
 

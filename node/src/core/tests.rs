@@ -2819,3 +2819,48 @@ fn a_hand_over_resumed_after_a_restart_still_says_done() {
         "the resumed hand-over of partition {partition} never said it was done"
     );
 }
+
+/// Review of membership (twenty-fourth session): a gossip delta cut to fit the message carries
+/// a prefix of a node's entries, down to none. The claimant took a node outside the ring heard
+/// that way for a joiner: a staged one whose `admission` entry was cut, or a member restarted
+/// from a ring a commit took it out of, whose older ring was cut. A node outside the ring is a
+/// joiner only once its state carries the ring it publishes (a new node publishes the cluster's
+/// as soon as it heard it, after every entry it set at start).
+#[test]
+fn a_node_heard_without_its_ring_is_not_taken_for_a_joiner() {
+    use super::fresh::{store_entry, STORE_KEY};
+    use super::membership::RING_KEY;
+    let mut h = Harness::new();
+    h.core.view.ring_heard = true;
+    let now = h.now;
+    gossip_state(&mut h.core, now, 9, Vec::new());
+    gossip_state(
+        &mut h.core,
+        now,
+        10,
+        vec![(STORE_KEY.into(), store_entry(0, true))],
+    );
+    h.core.claim(now);
+    for id in [9, 10] {
+        assert!(
+            !h.core.view.ring_state.ring.contains(&id),
+            "node {id}, heard without its ring, was added as a joiner"
+        );
+    }
+    // Its whole state, with the cluster's ring: a joiner.
+    let ring = h.core.view.ring_state.encode();
+    gossip_state(
+        &mut h.core,
+        now,
+        11,
+        vec![
+            (STORE_KEY.into(), store_entry(0, false)),
+            (RING_KEY.into(), ring),
+        ],
+    );
+    h.core.claim(now);
+    assert!(
+        h.core.view.ring_state.ring.contains(&11),
+        "the joiner waits"
+    );
+}
