@@ -113,8 +113,10 @@ pub enum Error {
     Unavailable {
         /// Each node tried, and what happened (the last try of each).
         attempts: Vec<(String, String)>,
-        /// Whether the request may have reached a node: then a put or delete may have been
-        /// applied. `false` only when no try got as far as sending it (every connection failed).
+        /// Whether a put or delete may have been applied: some node it reached gave no answer
+        /// ([`Client::unsure_nodes`] names them). `false` when no try got as far as sending it
+        /// (every connection failed), or every node it reached answered "unavailable" (which
+        /// applies nothing).
         sent: bool,
     },
     /// The request is larger than the nodes take ([`ClientConfig::max_request`]): nothing was
@@ -161,8 +163,7 @@ pub struct Client {
     conn: Option<(usize, Conn<TcpStream>)>,
     cursor: usize,
     next_id: u64,
-    /// Whether the request being made reached the point of being sent on some try (see
-    /// [`Error::Unavailable`]).
+    /// Whether an admin request reached the point of being sent (see [`Error::Unavailable`]).
     sent: bool,
     /// Whether the current try sent the request.
     try_sent: bool,
@@ -535,7 +536,9 @@ impl Client {
                 }
             }
         }
-        Err(attempts.error(self.sent))
+        // A node that answered "unavailable" applied nothing: the request may have been applied
+        // only by a node that got it and gave no answer.
+        Err(attempts.error(!self.unsure.is_empty()))
     }
 
     /// One request to the current node, sent again on a fresh connection if a reused one turns

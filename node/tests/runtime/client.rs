@@ -248,3 +248,28 @@ async fn a_put_retried_after_a_lost_answer_names_the_node_that_may_have_applied_
     after.values.sort();
     assert_eq!(after.values, vec![b"v2".to_vec()]);
 }
+
+/// Review of the client (twenty-fourth session): when every node answered "unavailable" (each
+/// applied nothing: a joiner that has not heard the cluster's ring, a restarted node that has
+/// not compared its ring), the client said the put "may have been applied", though it named no
+/// node that may have. A caller that trusts `sent` read before writing again, for nothing, and
+/// a checker excused losses for a write no node took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_every_node_turned_down_is_not_reported_as_maybe_applied() {
+    let spec = Spec::new(4, None);
+    // Node 4 joins a cluster none of whose nodes runs: it stays on its provisional ring.
+    let mut rc = spec.runtime_config(4);
+    rc.node.initial_members = vec![1, 2, 3];
+    let _joiner = dynamo_node::runtime::Node::start(rc).await.unwrap();
+    let mut config = ClientConfig::new(vec![spec.address(4)], SECRET);
+    config.timeout = Duration::from_secs(10);
+    let mut client = Client::new(config);
+    let outcome = client.put(b"k", b"v".to_vec(), &[]).await;
+    assert!(
+        matches!(outcome, Err(Error::Unavailable { sent: false, .. })),
+        "{outcome:?}"
+    );
+    assert!(client.unsure_nodes().is_empty());
+    let told = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(told.contains("joining"), "{told}");
+}
