@@ -11,7 +11,7 @@ use super::epochs::Epochs;
 use super::membership::{self, RingState};
 use super::reaper::tombstone_time;
 use super::transfer::decode_checkpoint;
-use super::transfers::{checkpoint_name, INCOMING_KEY, TRANSFERS_KEY, WHOLE_KEY};
+use super::transfers::{checkpoint_name, INCOMING_KEY, REFILL_KEY, TRANSFERS_KEY, WHOLE_KEY};
 use super::META_NODE_ID;
 use super::{
     decode_u64, siblings_digest, NodeError, FORMAT, META_FORMAT, META_GENERATION, OLDEST_FORMAT,
@@ -42,6 +42,8 @@ pub struct Boot {
     pub(crate) leave_asked: bool,
     /// The partitions it awaited (see `Transfers::incoming`).
     pub(crate) incoming: BTreeSet<usize>,
+    /// Those of them only anti-entropy ends (see `Transfers::since`).
+    pub(crate) refill: BTreeSet<usize>,
     /// The partitions it handed over whole (see `Transfers::whole`).
     pub(crate) whole: BTreeSet<usize>,
     /// The keys whose records it lost (see `Holdings::lost`).
@@ -161,6 +163,8 @@ impl Boot {
         // Partitions awaited, keys lost; a damaged list holds none (as a store of an older
         // build).
         let incoming: BTreeSet<usize> = meta_set(store, INCOMING_KEY)?;
+        // A damaged list ends these waits as a hand-over ends any other.
+        let refill: BTreeSet<usize> = meta_set(store, REFILL_KEY)?;
         // A damaged list (or none, from an older build) says no hand-over is whole: receivers
         // then wait for anti-entropy instead of trusting this node's copy.
         let whole: BTreeSet<usize> = meta_set(store, WHOLE_KEY)?;
@@ -224,6 +228,7 @@ impl Boot {
             removed,
             leave_asked,
             incoming,
+            refill,
             whole,
             new_store: unsure,
             birth,

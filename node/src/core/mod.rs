@@ -506,6 +506,10 @@ impl NodeCore {
             self.store_op(op, storage::Then::Meta);
             self.publish_awaiting();
         }
+        // Before a new store's doubt is recorded settled: the waits it began outlive a restart.
+        if let Some(op) = self.transfers.persist_refill() {
+            self.store_op(op, storage::Then::Meta);
+        }
         self.persist_fresh();
         if let Some(op) = self.transfers.persist_whole() {
             self.store_op(op, storage::Then::Meta);

@@ -2623,6 +2623,27 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
         core.transfers.incoming.contains(&p),
         "a hand-over ended the wait"
     );
+    // Nor after a restart.
+    while let Some((_, op)) = core.poll_storage() {
+        execute(&mut store, &op);
+    }
+    let mut core = start(&mut store);
+    assert!(
+        core.transfers.incoming.contains(&p),
+        "the restart ended the wait"
+    );
+    core.handle_message(
+        now,
+        3,
+        PeerMessage::TransferDone {
+            partition: p as u32,
+            version,
+        },
+    );
+    assert!(
+        core.transfers.incoming.contains(&p),
+        "a hand-over ended the wait after a restart"
+    );
     // Two disks lost at once: a peer whose store is as new as this one's tells nothing of the
     // members not heard yet, one of which may hold the older data.
     let mut core = start(&mut MemoryStore::new());

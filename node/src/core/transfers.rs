@@ -30,6 +30,10 @@ pub(crate) const INCOMING_KEY: &str = "incoming";
 /// The store meta name of the partitions this node hands over whole (`Transfers::whole`), so
 /// that a restart in the middle of a hand-over still says it is done at the end.
 pub(crate) const WHOLE_KEY: &str = "handing-whole";
+/// The store meta name of the partitions awaited whose wait no hand-over ends (`since` at
+/// `u64::MAX`: a node on a new store refilled by anti-entropy alone, see `fresh`), so that a
+/// restart does not take a hand-over resumed from before the store was lost for the whole range.
+pub(crate) const REFILL_KEY: &str = "incoming-refill";
 
 /// The version byte of a stored transfer checkpoint: `1 · the last key the receiver
 /// acknowledged`. An empty value is no checkpoint.
@@ -66,10 +70,13 @@ pub(crate) struct Transfers {
     /// `incoming` as last persisted.
     incoming_persisted: BTreeSet<usize>,
     /// The ring version under which this node began awaiting each partition it awaits, this
-    /// run (not kept over a restart: any version then): a hand-over done under an older ring
-    /// (a late or repeated `TransferDone`, from before a ring took the partition away and the
-    /// next gave it back) ends no wait.
+    /// run (not kept over a restart: any version then, but for `u64::MAX`, kept as
+    /// [`REFILL_KEY`]): a hand-over done under an older ring (a late or repeated
+    /// `TransferDone`, from before a ring took the partition away and the next gave it back)
+    /// ends no wait.
     pub(crate) since: BTreeMap<usize, u64>,
+    /// The partitions awaited with `since` at `u64::MAX`, as last persisted.
+    refill_persisted: BTreeSet<usize>,
     /// Partitions this node stopped replicating while it held them whole (it did not await
     /// them) and still hands over. A sender says `TransferDone` only for these and for the
     /// partitions it replicates and does not await: a node that never received a partition (a
@@ -131,21 +138,29 @@ impl Transfers {
     }
 
     /// The transfers a restart resumes: those pending when last persisted, with their
-    /// checkpoints, the partitions it still awaits and those it hands over whole (`whole`, of
+    /// checkpoints, the partitions it still awaits (those of `refill` only anti-entropy ends:
+    /// `refill_stored` as the store held them) and those it hands over whole (`whole`, of
     /// `whole_stored` as the store held them: what differs is written again at the next
     /// change, or a later restart would find entries this one dropped).
     pub(crate) fn resumed(
         persisted: BTreeSet<(usize, NodeId)>,
         checkpoints: BTreeMap<u64, Key>,
         incoming: BTreeSet<usize>,
+        (refill_stored, whole_stored): (BTreeSet<usize>, BTreeSet<usize>),
         whole: BTreeSet<usize>,
-        whole_stored: BTreeSet<usize>,
     ) -> Self {
+        let since = refill_stored
+            .iter()
+            .filter(|p| incoming.contains(p))
+            .map(|&p| (p, u64::MAX))
+            .collect();
         Transfers {
             persisted,
             checkpoints,
             incoming_persisted: incoming.clone(),
             incoming,
+            since,
+            refill_persisted: refill_stored,
             whole_persisted: whole_stored,
             whole,
             ..Transfers::default()
@@ -171,6 +186,21 @@ impl Transfers {
     /// The op that persists the partitions awaited, if they changed since last persisted.
     pub(crate) fn persist_incoming(&mut self) -> Option<StorageOp> {
         persist_set(INCOMING_KEY, &self.incoming, &mut self.incoming_persisted)
+    }
+
+    /// The op that persists the partitions awaited that only anti-entropy ends ([`REFILL_KEY`]),
+    /// if they changed since last persisted.
+    pub(crate) fn persist_refill(&mut self) -> Option<StorageOp> {
+        if self.since.is_empty() && self.refill_persisted.is_empty() {
+            return None;
+        }
+        let refill: BTreeSet<usize> = self
+            .since
+            .iter()
+            .filter(|&(p, &v)| v == u64::MAX && self.incoming.contains(p))
+            .map(|(&p, _)| p)
+            .collect();
+        persist_set(REFILL_KEY, &refill, &mut self.refill_persisted)
     }
 
     /// The transfers (partition, receiver) pending as last persisted.
