@@ -74,20 +74,32 @@ pub(crate) struct Fresh {
     looked_at: Option<u64>,
     /// Whether the store records it unsure.
     persisted_unsure: bool,
+    /// A new store on a provisional ring (a joiner's guess): whether it joins or lost its disk
+    /// as a member of the cluster is known from the first ring it hears (see
+    /// [`NodeCore::first_ring_heard`]); its record stays until then.
+    pub(crate) on_provisional: bool,
 }
 
 impl Fresh {
     /// A store that began at `birth`, holding keys or not (`holds_keys`, as published at
     /// start); `unsure` for a new one (or one still unsure when it stopped) in a ring with other
     /// members; `stored` if the store records it unsure (also when it has nothing to be unsure
-    /// of: a joiner, a node alone; the record then goes).
-    pub(crate) fn new(birth: Millis, holds_keys: bool, unsure: bool, stored: bool) -> Self {
+    /// of: a node alone; the record then goes), `on_provisional` if it is a new one on a
+    /// provisional ring.
+    pub(crate) fn new(
+        birth: Millis,
+        holds_keys: bool,
+        unsure: bool,
+        stored: bool,
+        on_provisional: bool,
+    ) -> Self {
         Fresh {
             birth,
             unsure,
             published: holds_keys,
             looked_at: None,
             persisted_unsure: stored,
+            on_provisional,
         }
     }
 }
@@ -172,10 +184,30 @@ impl NodeCore {
         self.fresh.unsure = false;
     }
 
+    /// A node on a provisional ring adopts `ring`, the first it heard: on a new store, if the
+    /// ring already names it a member, it is a member that lost its disk (a joiner is added by
+    /// a ring made after it published the cluster's: `claim`), not a joiner: unsure, as a new
+    /// store of a member is at start. Its ranges are then awaited as the joiner rules say until
+    /// it has heard its peers, and then as [`Self::settle_fresh`] says: a hand-over resumed from
+    /// a checkpoint taken before the store was lost (its sender cannot know) ends no such wait.
+    pub(crate) fn first_ring_heard(&mut self, ring: &dynamo_ring::Ring<crate::types::NodeId>) {
+        if !std::mem::take(&mut self.fresh.on_provisional) {
+            return;
+        }
+        if ring.contains(&self.id) && ring.nodes().any(|n| n.id != self.id) {
+            tracing::warn!(
+                node = self.id,
+                "this node's store is new and the cluster's ring already names it a member: it \
+                 lost its data"
+            );
+            self.fresh.unsure = true;
+        }
+    }
+
     /// The op that records a new store's doubt settled, once it is (after the partitions it
     /// awaits are persisted: `drain` runs it after them).
     pub(crate) fn persist_fresh(&mut self) {
-        if self.fresh.unsure || !self.fresh.persisted_unsure {
+        if self.fresh.unsure || self.fresh.on_provisional || !self.fresh.persisted_unsure {
             return;
         }
         self.fresh.persisted_unsure = false;

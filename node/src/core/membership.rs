@@ -502,6 +502,9 @@ impl NodeCore {
         // A provisional ring (a joining node's guess) never made this node a member.
         let provisional = self.view.ring_provisional;
         let was_member = !provisional && self.view.ring_state.ring.contains(&self.id);
+        if provisional {
+            self.first_ring_heard(&state.ring);
+        }
         // Two claimants (one on each side of a partition) can make rings of one version; every
         // node ends on the one whose claimant won the tie. A node the winner drops that only
         // the losing ring had made a member (a join committed on the losing side) was taken

@@ -196,6 +196,7 @@ impl NodeCore {
             holds_keys,
             new_store && !ring_provisional && members.iter().any(|&m| m != id),
             new_store,
+            new_store && ring_provisional,
         );
         // Partitions handed over whole when last persisted, that it still hands over.
         let whole: BTreeSet<usize> = stored_whole

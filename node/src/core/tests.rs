@@ -2885,3 +2885,61 @@ fn a_node_heard_without_its_ring_is_not_taken_for_a_joiner() {
         "the joiner waits"
     );
 }
+
+/// Review of the left-alone list (twenty-fourth session): a member that joined after the
+/// cluster began (not among its initial members) and lost its disk starts on a provisional ring,
+/// as a joiner, and awaited its ranges under the joiner rules: a hand-over resumed from a
+/// checkpoint taken before the loss (its sender does not know the store is new) ended the wait
+/// on a partial copy. A new store whose first ring heard already names it a member is a member
+/// that lost its disk: it awaits its ranges as `fresh` says, until anti-entropy refilled them.
+#[test]
+fn a_former_joiner_that_lost_its_disk_is_not_refilled_by_a_resumed_hand_over() {
+    use super::fresh::{store_entry, STORE_KEY};
+    use super::membership::{RingState, RING_KEY};
+    let ring = Harness::new().core.view.ring_state.ring.clone();
+    let members: Vec<NodeId> = (1..=4).collect();
+    let config = NodeConfig {
+        partitions: 8,
+        initial_members: vec![2, 3, 4],
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        sync_interval: Some(10_000),
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let now: Millis = 3_600_000;
+    let mut store = MemoryStore::new();
+    let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
+    let mut core = NodeCore::new(ME, "n1".into(), config, boot, now, 7).expect("starts");
+    assert!(core.view.ring_provisional);
+    let version = 5;
+    let state = RingState {
+        version,
+        claimant: 2,
+        ring,
+    };
+    gossip_state(
+        &mut core,
+        now,
+        2,
+        vec![
+            (STORE_KEY.into(), store_entry(0, true)),
+            (RING_KEY.into(), state.encode()),
+        ],
+    );
+    let p = (0..core.view.ring.range_count())
+        .find(|&p| core.replicates(p))
+        .expect("node 1 replicates a partition");
+    assert!(core.transfers.incoming.contains(&p), "the range is awaited");
+    core.handle_message(
+        now,
+        3,
+        PeerMessage::TransferDone {
+            partition: p as u32,
+            version,
+        },
+    );
+    assert!(
+        core.transfers.incoming.contains(&p),
+        "a hand-over resumed from before the disk was lost ended the wait"
+    );
+}
