@@ -610,9 +610,21 @@ impl NodeCore {
             }
             self.reroute_hints(now, id);
         }
-        if !provisional {
-            self.reroute_misaddressed_hints(now);
+        if provisional {
+            // Hints taken on the guess, for nodes the first ring heard does not hold: their
+            // versions go to the keys' primaries, as for a node that left (the reaper waits only
+            // for hints meant for a key's primaries).
+            let strangers: BTreeSet<NodeId> = self
+                .hints
+                .records()
+                .map(|r| r.hint.intended)
+                .filter(|id| *id != self.id && !self.view.members.contains(id))
+                .collect();
+            for id in strangers {
+                self.reroute_hints(now, id);
+            }
         }
+        self.reroute_misaddressed_hints(now);
         let me = self.id;
         // Sessions found equal under the old ring say nothing of the new one's replicas.
         self.transfers.equal.clear();

@@ -2943,3 +2943,53 @@ fn a_former_joiner_that_lost_its_disk_is_not_refilled_by_a_resumed_hand_over() {
         "a hand-over resumed from before the disk was lost ended the wait"
     );
 }
+
+/// Review of hinted handoff (twenty-fourth session): a node on a provisional ring keeps every
+/// hint it is handed (it cannot tell whether the intended node replicates the key), and the
+/// first ring it heard did not check them: a hint for a node that ring does not hold stayed
+/// for it, where the reaper does not wait for it, and could bring back the older value after
+/// the key's tombstone went. The first ring heard sends such hints' versions to the key's
+/// primaries.
+#[test]
+fn hints_taken_on_a_provisional_ring_are_checked_against_the_first_ring_heard() {
+    use super::membership::{RingState, RING_KEY};
+    let mut h = Harness::new();
+    let ring = h.core.view.ring_state.ring.clone();
+    let (key, _, _) = h.own_key();
+    h.client(10, put(&key, b"v1", vec![]));
+    let sibs = h.stored(&key).expect("stored");
+    let members: Vec<NodeId> = (1..=4).collect();
+    let config = NodeConfig {
+        partitions: 8,
+        initial_members: vec![2, 3, 4],
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let mut store = MemoryStore::new();
+    let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
+    let mut core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+    assert!(core.view.ring_provisional);
+    core.handle_message(
+        BOOT,
+        2,
+        PeerMessage::Write {
+            req: Some(3),
+            key: key.clone(),
+            siblings: sibs,
+            hint: Some(9),
+        },
+    );
+    assert!(core.hints.records().any(|r| r.hint.intended == 9));
+    let state = RingState {
+        version: 5,
+        claimant: 2,
+        ring,
+    };
+    gossip_state(&mut core, BOOT, 2, vec![(RING_KEY.into(), state.encode())]);
+    assert!(!core.view.ring_provisional);
+    assert!(
+        !core.hints.records().any(|r| r.hint.intended == 9),
+        "a hint for node 9, in no ring, is still kept for it"
+    );
+}
