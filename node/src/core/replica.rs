@@ -253,15 +253,27 @@ impl NodeCore {
         }
     }
 
-    /// A hint expired (its node stayed away for hours, or its batches kept failing): rather than
-    /// let the only copy a fallback may hold vanish, its versions go to the key's primaries once,
-    /// without a new hint (a hint's age stays bounded). Its own node among them: it may be up,
-    /// and with N = 1 it is the only primary.
-    fn spread_expired(&mut self, key: &[u8]) {
+    /// A hint for `intended` expired (its node stayed away for hours, or its batches kept
+    /// failing): rather than let the only copy a fallback may hold vanish, its versions go to the
+    /// key's primaries once, without a new hint. Its own node among them: it may be up, and with
+    /// N = 1 it is the only primary. While no primary is heard up (every one down, or none
+    /// heard yet since this node started), a message would go nowhere: the hint is kept, aged
+    /// from now, and returns `true` (the log full, it goes as above).
+    fn spread_expired(&mut self, now: Millis, intended: NodeId, key: &[u8]) -> bool {
         let Some(siblings) = self.holdings.hinted(key).cloned() else {
-            return;
+            return false;
         };
+        let heard_up = |core: &Self, p: NodeId| {
+            p == core.id || (core.gossip.node_state(&p).is_some() && core.gossip.is_up(&p))
+        };
+        let primaries = self.key_primaries(key);
+        if !primaries.iter().any(|&p| heard_up(self, p))
+            && self.hint(now, now, intended, key.to_vec(), &siblings)
+        {
+            return true;
+        }
         self.send_to_primaries(key, &siblings);
+        false
     }
 
     /// `siblings` of `key` to each of the key's primaries, once and unacknowledged (merged here
@@ -367,7 +379,7 @@ impl NodeCore {
         self.transmits.push_back((from, PeerMessage::HintsAck(ack)));
     }
 
-    pub(crate) fn drain_hints(&mut self, _now: Millis) {
+    pub(crate) fn drain_hints(&mut self, now: Millis) {
         while let Some((to, batch)) = self.hints.poll_transmit() {
             self.transmits.push_back((to, PeerMessage::Hints(batch)));
         }
@@ -394,13 +406,15 @@ impl NodeCore {
                     *delivered.entry(node).or_insert(0u64) += 1;
                 }
                 HintEvent::Dropped {
+                    node,
                     key,
                     reason: dynamo_handoff::DropReason::Expired { .. },
                     ..
                 } => {
-                    self.stats.counters.hints_dropped += 1;
-                    dropped += 1;
-                    self.spread_expired(&key);
+                    if !self.spread_expired(now, node, &key) {
+                        self.stats.counters.hints_dropped += 1;
+                        dropped += 1;
+                    }
                 }
                 // Re-routed to the key's primaries: not lost.
                 HintEvent::Dropped {

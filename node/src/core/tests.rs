@@ -1820,11 +1820,15 @@ fn an_expired_hint_goes_to_its_node_too() {
             .any(|o| matches!(o, Out::Send(4, PeerMessage::WriteAck { ok: true, .. }))),
         "{out:?}"
     );
-    // Hint batches to its node are lost; the hint expires (hours).
+    // Hint batches to its node are lost, though it is up (its gossip arrives); the hint
+    // expires (hours).
     let mut sent = Vec::new();
     let end = h.now + 4 * 3600 * 1000;
+    let mut beat = 0;
     while h.now < end {
         h.now += 60_000;
+        beat += 1;
+        heartbeat(&mut h.core, h.now, intended, beat);
         h.core.handle_timeout(h.now);
         for o in h.outputs() {
             if let Out::Send(
@@ -2468,6 +2472,30 @@ fn a_sync_session_for_a_partition_this_node_does_not_replicate_is_not_answered()
     );
 }
 
+/// Node `node`'s gossip state (no app entries) at heartbeat `beat`, delivered to `core` at
+/// `now`: a node gossip hears up.
+fn heartbeat(core: &mut NodeCore, now: Millis, node: NodeId, beat: u64) {
+    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
+    let delta = Delta {
+        id: node,
+        generation: 1,
+        from_version: 0,
+        to_version: 2 + beat,
+        heartbeat: Versioned::new(2 + beat, beat),
+        status: Versioned::new(1, Status::Up),
+        address: Versioned::new(2, format!("n{node}")),
+        app: Vec::new(),
+    };
+    let msg = Message {
+        cluster: core.config.cluster.clone(),
+        sender_address: format!("n{node}"),
+        body: Body::Ack2 {
+            deltas: vec![delta],
+        },
+    };
+    core.handle_message(now, node, PeerMessage::Gossip(msg));
+}
+
 /// Node `node`'s gossip state with the app entries `app`, delivered to `core` at `now`.
 fn gossip_state(core: &mut NodeCore, now: Millis, node: NodeId, app: Vec<(String, Vec<u8>)>) {
     use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
@@ -2991,5 +3019,35 @@ fn hints_taken_on_a_provisional_ring_are_checked_against_the_first_ring_heard() 
     assert!(
         !core.hints.records().any(|r| r.hint.intended == 9),
         "a hint for node 9, in no ring, is still kept for it"
+    );
+}
+
+/// Review of hinted handoff (twenty-fourth session): a fallback's hint counts toward W, and one
+/// that expired (3 h) went to the key's primaries once, unacknowledged: with every primary
+/// still down (or this fallback restarted after hours, before any link was up), the only copy
+/// of an acknowledged write was gone. An expired hint none of whose primaries is heard up is
+/// kept (from now) instead.
+#[test]
+fn an_expired_hint_whose_primaries_are_all_down_is_kept() {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let primary = h.primaries(&key)[0];
+    h.message(
+        5,
+        PeerMessage::Write {
+            req: Some(3),
+            key: key.clone(),
+            siblings: written_by((5, 1), b"v"),
+            hint: Some(primary),
+        },
+    );
+    assert!(h.core.hints.records().any(|r| r.hint.intended == primary));
+    // Four hours on, no peer ever heard: every primary is down.
+    h.now += 4 * 3_600_000;
+    h.core.handle_timeout(h.now);
+    h.outputs();
+    assert!(
+        h.core.hints.records().any(|r| r.hint.intended == primary),
+        "the hint expired while every primary of its key was down"
     );
 }
