@@ -595,13 +595,20 @@ impl NodeCore {
                         if node == self.id {
                             local = Some(write);
                         } else {
+                            // A strict request's write names its target (`replica_write`): it
+                            // counts only from one of the key's primaries, whatever the
+                            // target's own mode.
+                            let hint = match write.hint {
+                                None if coord.options().mode == Mode::Strict => Some(node),
+                                hint => hint,
+                            };
                             self.transmits.push_back((
                                 node,
                                 PeerMessage::Write {
                                     req: Some(req),
                                     key: key.clone(),
                                     siblings: write.siblings,
-                                    hint: write.hint,
+                                    hint,
                                 },
                             ));
                         }

@@ -155,9 +155,12 @@ impl NodeCore {
         // still passed on to the key's primaries, but its acknowledgement says it did not count:
         // counted, it was a fallback's write, which strict quorums never count. A write that
         // names the primary it stands in for comes from a sloppy request (a request may ask for
-        // sloppy quorums on a strict node) and counts as a fallback's. A write carries no mode,
-        // so a strict request to a sloppy node is held to this node's mode.
-        let counts = self.config.mode != QuorumMode::Strict
+        // sloppy quorums on a strict node) and counts as a fallback's. One that names this node
+        // comes from a strict request (it may ask for strict quorums on a sloppy node): held to
+        // strict mode. Any other is held to this node's mode.
+        let asked_strict = hint == Some(self.id);
+        let hint = hint.filter(|&h| h != self.id);
+        let counts = (self.config.mode != QuorumMode::Strict && !asked_strict)
             || hint.is_some()
             || self.view.ring_provisional
             || self.is_key_primary(&key, self.id);

@@ -3051,3 +3051,47 @@ fn an_expired_hint_whose_primaries_are_all_down_is_kept() {
         "the hint expired while every primary of its key was down"
     );
 }
+
+/// Review of the quorum path (twenty-fourth session): a write carried no mode, and a replica
+/// held it to its own, so a strict request on a sloppy cluster counted the acknowledgement of a
+/// node that is not a primary of the key (the coordinator's ring older than its own), which
+/// kept the write only as hints: a strict get over the new primaries could then miss it, R + W
+/// > N notwithstanding. A strict request's write names its target itself as the node it is
+/// for (a field older nodes read as they did), and counts only from one of the key's primaries.
+#[test]
+fn a_strict_request_on_a_sloppy_node_counts_only_primaries_writes() {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let out = h.message(
+        2,
+        PeerMessage::Write {
+            req: Some(9),
+            key: key.clone(),
+            siblings: one_version((10, 1), 1, b"v"),
+            hint: Some(ME),
+        },
+    );
+    assert!(
+        out.contains(&Out::Send(2, PeerMessage::WriteAck { req: 9, ok: false })),
+        "{out:?}"
+    );
+    for p in h.primaries(&key) {
+        assert_eq!(h.core.hints.pending_for(&p), 1, "a hint for node {p}");
+    }
+    // The coordinator's side: a strict put's writes to primaries name them.
+    let (key, p2, p3) = h.own_key();
+    let mut request = put(&key, b"v1", vec![]);
+    if let ClientRequest::Put { options, .. } = &mut request {
+        options.strict = Some(true);
+    }
+    let out = h.client(10, request);
+    for p in [p2, p3] {
+        assert!(
+            out.iter().any(|o| matches!(
+                o,
+                Out::Send(to, PeerMessage::Write { hint: Some(named), .. }) if *to == p && *named == p
+            )),
+            "the write to node {p} does not name it: {out:?}"
+        );
+    }
+}
