@@ -108,6 +108,15 @@ impl ClientRequest {
             | ClientRequest::Delete { options, .. } => options,
         }
     }
+
+    /// The request's options, to change.
+    pub fn options_mut(&mut self) -> &mut ClientOptions {
+        match self {
+            ClientRequest::Get { options, .. }
+            | ClientRequest::Put { options, .. }
+            | ClientRequest::Delete { options, .. } => options,
+        }
+    }
 }
 
 /// Why a request failed.

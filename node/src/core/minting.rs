@@ -61,9 +61,24 @@ impl NodeCore {
         }
     }
 
-    /// Mints a put's dot over the versions `current` this node holds of the key.
+    /// Mints a put's dot over the versions `current` this node holds of the key. A put whose
+    /// timeout passed while it waited (behind other puts of the key, or for the store) is turned
+    /// down instead: nothing of it is applied, and its client, which sends it to another node
+    /// about then, may have done so already.
     pub(crate) fn mint(&mut self, now: Millis, m: Minting, current: Option<Sibs>) {
         let key = m.key.clone();
+        let waited = now.saturating_sub(m.arrived);
+        if u128::from(waited) >= m.options.timeout.as_millis() {
+            self.reply(
+                m.origin,
+                ClientReply::Failed(ClientError::Unavailable(format!(
+                    "the put waited {waited} ms behind other writes of its key, past its \
+                     timeout: not applied"
+                ))),
+            );
+            self.mint_next(&key);
+            return;
+        }
         let leased = self.mint_over(now, m, current.unwrap_or_default());
         if !leased {
             self.mint_next(&key);

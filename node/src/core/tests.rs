@@ -3095,3 +3095,49 @@ fn a_strict_request_on_a_sloppy_node_counts_only_primaries_writes() {
         );
     }
 }
+
+/// Review of the client (twenty-fourth session): a put queued behind other puts of its key had
+/// its whole timeout from the moment its dot was minted, however long it had waited: its
+/// client, which sends the put to the next node once about the timeout has passed, did so
+/// while this node had not begun it, and both applied it. A put whose timeout passed while it
+/// waited to mint is turned down ("unavailable": nothing applied), and a minted put has what is
+/// left of its timeout since it arrived.
+#[test]
+fn a_put_that_waited_past_its_timeout_to_mint_is_not_applied() {
+    let mut h = Harness::new();
+    let (key, _, _) = h.own_key();
+    let with_timeout = |value: &[u8], ms: u64| {
+        let mut request = put(&key, value, vec![]);
+        request.options_mut().timeout = Some(ms);
+        request
+    };
+    let arrived = h.now;
+    h.core.handle_client(h.now, 10, with_timeout(b"a", 10_000));
+    h.core.handle_client(h.now, 11, with_timeout(b"b", 1_000));
+    // The store answers the first put's read 2 s later.
+    h.now += 2_000;
+    let out = h.outputs();
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Out::Reply(11, ClientReply::Failed(ClientError::Unavailable(_)))
+        )),
+        "{out:?}"
+    );
+    let values: Vec<Vec<u8>> = h
+        .stored(&key)
+        .expect("stored")
+        .live_values()
+        .map(|o| o.bytes.clone())
+        .collect();
+    assert_eq!(values, vec![b"a".to_vec()], "the late put was applied");
+    // The first put's quorum (no replica answers) ends 10 s after it arrived, not after it
+    // minted.
+    h.now = arrived + 10_000;
+    h.core.handle_timeout(h.now);
+    let out = h.outputs();
+    assert!(
+        out.iter().any(|o| matches!(o, Out::Reply(10, _))),
+        "no answer when its timeout passed: {out:?}"
+    );
+}

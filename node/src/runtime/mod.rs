@@ -449,6 +449,7 @@ impl Node {
                 inputs: tx.clone(),
                 unsent,
                 requests,
+                request_timeout: std::time::Duration::from_millis(config.node.request_timeout),
             },
         ));
         match &http {

@@ -24,7 +24,7 @@ use super::frame::{
 };
 use super::handshake::{accept, NodeSecrets};
 use super::Input;
-use crate::message::{ClientError, ClientReply};
+use crate::message::{ClientError, ClientReply, ClientRequest};
 use crate::types::NodeId;
 pub(crate) use budget::{Admitted, RequestBudget};
 pub(crate) use handshakes::host_of;
@@ -123,6 +123,8 @@ pub(crate) struct ServerContext {
     pub unsent: Arc<UnsentBytes>,
     /// Request bytes taken in and not answered, over every client connection.
     pub requests: RequestBudget,
+    /// The timeout of a request that names none (the node's `request_timeout`).
+    pub request_timeout: Duration,
 }
 
 /// The slots of established connections, shared by the connection tasks.
@@ -383,6 +385,8 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     let mut held = 0usize;
     let mut admitting: Option<Admitting> = None;
     let mut share: Option<(Admitted, usize)> = None;
+    // When the request being admitted announced its length.
+    let mut announced = tokio::time::Instant::now();
     loop {
         let room = in_flight.len() < MAX_IN_FLIGHT
             && (held < ctx.limits.max_request_bytes || in_flight.is_empty());
@@ -397,6 +401,7 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
             }, if admitted_next || (admitting.is_none() && room) => {
                 let (frame, admitted, weight) = match incoming {
                     Incoming::Len(Ok(len)) => {
+                        announced = tokio::time::Instant::now();
                         let weight = FRAME_WEIGHT + len;
                         match ctx.requests.try_admit(weight) {
                             Some(admitted) => share = Some((admitted, weight)),
@@ -428,9 +433,16 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         // The bytes go with the request: the driver gives them back when it is
                         // done with it, whether or not this connection is still there.
                         let reply = super::Replier::new(tx, Some(admitted));
-                        if ctx.inputs.send(Input::Client { request, reply }).await.is_err() {
-                            refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
-                            return;
+                        match within_timeout(request, announced.elapsed(), ctx.request_timeout) {
+                            Ok(request) => {
+                                if ctx.inputs.send(Input::Client { request, reply }).await.is_err() {
+                                    refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
+                                    return;
+                                }
+                            }
+                            Err(turned_down) => {
+                                let _ = reply.send(turned_down);
+                            }
                         }
                         in_flight.push(futures::future::Either::Left(async move {
                             // The driver stopped with the request taken: it may have been
@@ -522,6 +534,35 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
 /// What a client frame weighs against the request budgets beyond its size: the bookkeeping of
 /// the request it carries.
 const FRAME_WEIGHT: usize = 64;
+
+/// `request`, which waited `waited` for the request budget, with only what is left of its
+/// timeout (`default` if it names none); or, once none is left, the answer that turns it down:
+/// nothing was applied, and its client, which waits about as long before it sends the request
+/// to another node, may have done so already.
+fn within_timeout(
+    mut request: ClientRequest,
+    waited: Duration,
+    default: Duration,
+) -> Result<ClientRequest, ClientReply> {
+    let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+    if waited_ms == 0 {
+        return Ok(request);
+    }
+    let options = request.options_mut();
+    let timeout = options
+        .timeout
+        .unwrap_or_else(|| u64::try_from(default.as_millis()).unwrap_or(u64::MAX));
+    match timeout.checked_sub(waited_ms) {
+        Some(left) if left > 0 => {
+            options.timeout = Some(left);
+            Ok(request)
+        }
+        _ => Err(ClientReply::Failed(ClientError::Unavailable(format!(
+            "the request waited {waited_ms} ms for this node's request budget, past its \
+             timeout of {timeout} ms: not applied"
+        )))),
+    }
+}
 
 /// What a client connection read next: the size of a frame not yet admitted, or an admitted frame.
 enum Incoming {

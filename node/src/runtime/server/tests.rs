@@ -79,6 +79,7 @@ fn served_sharing(
         inputs,
         unsent,
         requests: budget,
+        request_timeout: HOUR,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], 1));
     let task = tokio::spawn(client_connection(conn, addr, ctx));
@@ -397,4 +398,67 @@ async fn a_frame_waits_for_its_share_before_its_body_is_read() {
     drop(given);
     drop(first_sender);
     drop((first_task, second_task));
+}
+
+/// Review of the client (twenty-fourth session): a request waited for the node-wide request
+/// budget with no bound, and then had its whole timeout to run: the client, which waits the
+/// request's timeout (and a margin) before it sends the put to the next node, did so while
+/// this one had not even begun it, and both applied it. A request that waited past its timeout
+/// for admission is answered "unavailable" (nothing applied) without reaching the driver; one
+/// that waited less has only what is left of its timeout.
+#[tokio::test(start_paused = true)]
+async fn a_request_admitted_past_its_timeout_is_turned_down() {
+    let limits = ConnectionLimits {
+        max_request_bytes_total: 1 << 20,
+        ..ConnectionLimits::default()
+    };
+    let budget = RequestBudget::new(limits.max_request_bytes_total);
+    let (holder, mut held, _holder_task) = served_sharing(limits, Arc::default(), budget.clone());
+    // A put that takes nearly the whole budget, which the driver holds.
+    let _holder = puts_sent(holder, 1, (1 << 20) - 1024);
+    let holding = requests_given(&mut held).await;
+    assert_eq!(holding.len(), 1);
+    let put = |timeout: u64| ClientFrame::Request {
+        id: 1,
+        request: ClientRequest::Put {
+            key: b"k".to_vec(),
+            value: vec![7; 4096],
+            context: Vec::new(),
+            options: ClientOptions {
+                timeout: Some(timeout),
+                ..ClientOptions::default()
+            },
+            content_type: None,
+        },
+    };
+    // Two clients' puts wait 5 s for the budget: one with a timeout of 1 s, one of 10 s.
+    let mut waiting = Vec::new();
+    for timeout in [1_000, 10_000] {
+        let (mut client, driver, task) = served_sharing(limits, Arc::default(), budget.clone());
+        client.feed(&put(timeout)).expect("encodes");
+        client.flush().await.expect("sent");
+        waiting.push((client, driver, task));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for reply in holding {
+        let _ = reply.send(stored());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut late, mut late_driver, _) = waiting.remove(0);
+    assert!(
+        late_driver.try_recv().is_err(),
+        "a put admitted past its timeout reached the driver"
+    );
+    match late.recv::<NodeFrame>().await {
+        Ok(NodeFrame::Reply {
+            reply: ClientReply::Failed(ClientError::Unavailable(_)),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let (_, mut driver, _) = waiting.remove(0);
+    match driver.try_recv() {
+        Ok(Input::Client { request, .. }) => assert_eq!(request.options().timeout, Some(5_000)),
+        other => panic!("{other:?}"),
+    }
 }
