@@ -234,9 +234,9 @@ pub enum PeerMessage {
         /// The versions to merge.
         siblings: Sibs,
         /// For a sloppy-quorum fallback: the primary it stands in for. The target itself for a
-        /// write of a strict request: its acknowledgement counts only if the target is one of
-        /// the key's primaries, whatever its own mode (a node of an older version stores it as
-        /// a primary's write, held to its own mode).
+        /// write of a strict request a sloppy node coordinates: its acknowledgement counts only
+        /// if the target is one of the key's primaries, whatever its own mode (a node of an
+        /// older version stores it and counts it, as a sloppy node did any write).
         hint: Option<NodeId>,
     },
     /// Acknowledgement of a [`PeerMessage::Write`].

@@ -94,6 +94,9 @@ pub enum ChangeError {
     /// A node to add is not up.
     #[error("node {0} is not up")]
     NodeDown(NodeId),
+    /// A node to add has not said yet that it heard the cluster's ring.
+    #[error("node {0} has not heard the cluster's ring yet: retry in a moment")]
+    NotReady(NodeId),
     /// A node to remove is not a member.
     #[error("node {0} is not a ring member")]
     NotMember(NodeId),
@@ -359,8 +362,17 @@ impl NodeCore {
             if departing {
                 return Err(ChangeError::Departing(id));
             }
-            if id != self.id && self.gossip.node_state(&id).is_none() {
+            let Some(state) = self.gossip.node_state(&id) else {
+                if id == self.id {
+                    continue;
+                }
                 return Err(ChangeError::UnknownNode(id));
+            };
+            // As for the claimant's own joins: a node that has not published the cluster's ring
+            // has not heard it (a new store whose first ring names it takes itself for a member
+            // that lost its disk), or is heard only in part.
+            if id != self.id && !self.publishes_current_ring(state) {
+                return Err(ChangeError::NotReady(id));
             }
             if !self.is_up(id) {
                 return Err(ChangeError::NodeDown(id));

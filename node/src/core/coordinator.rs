@@ -603,11 +603,17 @@ impl NodeCore {
                         if node == self.id {
                             local = Some(write);
                         } else {
-                            // A strict request's write names its target (`replica_write`): it
-                            // counts only from one of the key's primaries, whatever the
-                            // target's own mode.
+                            // A strict request on a sloppy node names its target in its writes
+                            // (`replica_write`): they count only from one of the key's
+                            // primaries, whatever the target's own mode. (A strict node's
+                            // replicas are strict too; nodes of older versions would count a
+                            // write that names them whatever their mode.)
                             let hint = match write.hint {
-                                None if coord.options().mode == Mode::Strict => Some(node),
+                                None if coord.options().mode == Mode::Strict
+                                    && self.config.mode != Mode::Strict =>
+                                {
+                                    Some(node)
+                                }
                                 hint => hint,
                             };
                             self.transmits.push_back((

@@ -57,7 +57,7 @@ pub(crate) const UNSURE_META: &str = "store-unsure";
 pub(crate) const MARGIN: Millis = 10_000;
 
 /// Gossip rounds after its start a new store waits at most to hear a peer that tells.
-pub(crate) const UNSURE_ROUNDS: u64 = 20;
+pub const UNSURE_ROUNDS: u64 = 20;
 
 /// What a node knows of its store's age.
 #[derive(Debug, Clone)]
@@ -78,6 +78,9 @@ pub(crate) struct Fresh {
     /// as a member of the cluster is known from the first ring it hears (see
     /// [`NodeCore::first_ring_heard`]); its record stays until then.
     pub(crate) on_provisional: bool,
+    /// When the doubt began, if after the node started (the first ring heard named it a
+    /// member): the [`UNSURE_ROUNDS`] count from then.
+    doubt_since: Millis,
 }
 
 impl Fresh {
@@ -100,11 +103,18 @@ impl Fresh {
             looked_at: None,
             persisted_unsure: stored,
             on_provisional,
+            doubt_since: 0,
         }
     }
 }
 
 impl NodeCore {
+    /// Whether this node's store is new and it has not heard yet how old the cluster's data is:
+    /// it answers no replica read (see the [module docs](self)).
+    pub fn unsure(&self) -> bool {
+        self.fresh.unsure
+    }
+
     /// Publishes when the store began once it holds a key, and settles a new store's doubt (see
     /// the module docs). Cheap once both are done.
     pub(crate) fn settle_fresh(&mut self, now: Millis) {
@@ -146,6 +156,7 @@ impl NodeCore {
             >= self
                 .view
                 .booted
+                .max(self.fresh.doubt_since)
                 .saturating_add(self.config.gossip_interval.saturating_mul(UNSURE_ROUNDS));
         if older {
             if self.config.sync_interval.is_some() {
@@ -190,7 +201,11 @@ impl NodeCore {
     /// store of a member is at start. Its ranges are then awaited as the joiner rules say until
     /// it has heard its peers, and then as [`Self::settle_fresh`] says: a hand-over resumed from
     /// a checkpoint taken before the store was lost (its sender cannot know) ends no such wait.
-    pub(crate) fn first_ring_heard(&mut self, ring: &dynamo_ring::Ring<crate::types::NodeId>) {
+    pub(crate) fn first_ring_heard(
+        &mut self,
+        now: Millis,
+        ring: &dynamo_ring::Ring<crate::types::NodeId>,
+    ) {
         if !std::mem::take(&mut self.fresh.on_provisional) {
             return;
         }
@@ -201,6 +216,7 @@ impl NodeCore {
                  lost its data"
             );
             self.fresh.unsure = true;
+            self.fresh.doubt_since = now;
         }
     }
 

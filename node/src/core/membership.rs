@@ -431,7 +431,7 @@ impl NodeCore {
     /// a new node publishes the cluster's ring once it has heard it, after every entry it set
     /// at start (its admission among them), and a gossip delta cut to fit a message carries a
     /// prefix of a node's entries, down to none.
-    fn publishes_current_ring(&self, state: &dynamo_gossip::NodeState<String>) -> bool {
+    pub(super) fn publishes_current_ring(&self, state: &dynamo_gossip::NodeState<String>) -> bool {
         state
             .app_state(RING_KEY)
             .and_then(|bytes| RingState::decode(bytes).ok())
@@ -503,7 +503,7 @@ impl NodeCore {
         let provisional = self.view.ring_provisional;
         let was_member = !provisional && self.view.ring_state.ring.contains(&self.id);
         if provisional {
-            self.first_ring_heard(&state.ring);
+            self.first_ring_heard(now, &state.ring);
         }
         // Two claimants (one on each side of a partition) can make rings of one version; every
         // node ends on the one whose claimant won the tie. A node the winner drops that only

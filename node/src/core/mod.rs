@@ -72,6 +72,7 @@ pub use change::{
 pub use coordinator::MAX_REQUEST_TIMEOUT;
 pub use digest::siblings_digest;
 pub use events::NodeEvent;
+pub use fresh::UNSURE_ROUNDS;
 pub use staleness::{StalenessChoice, StalenessStatus};
 pub use stats::{
     Counters, LatencyBuckets, LatencySummary, NodeStats, RequestMetrics, RequestOp, RequestOutcome,

@@ -408,16 +408,20 @@ impl NodeCore {
                     self.stats.counters.hints_delivered += 1;
                     *delivered.entry(node).or_insert(0u64) += 1;
                 }
+                // Kept (from now) while no primary of its key is heard up; else its versions
+                // go to the primaries (`spread_expired`, in the guard) and it is counted below.
                 HintEvent::Dropped {
                     node,
                     key,
                     reason: dynamo_handoff::DropReason::Expired { .. },
                     ..
+                } if self.spread_expired(now, node, &key) => {}
+                HintEvent::Dropped {
+                    reason: dynamo_handoff::DropReason::Expired { .. },
+                    ..
                 } => {
-                    if !self.spread_expired(now, node, &key) {
-                        self.stats.counters.hints_dropped += 1;
-                        dropped += 1;
-                    }
+                    self.stats.counters.hints_dropped += 1;
+                    dropped += 1;
                 }
                 // Re-routed to the key's primaries: not lost.
                 HintEvent::Dropped {

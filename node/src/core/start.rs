@@ -248,7 +248,16 @@ impl NodeCore {
                 stored_transfers,
                 checkpoints,
                 awaited,
-                (stored_refill, stored_whole),
+                // Without anti-entropy (turned off since), nothing would end such a wait: the
+                // joiner rules end them, as for a new store `fresh` finds with it off.
+                (
+                    if sync_interval.is_some() {
+                        stored_refill
+                    } else {
+                        BTreeSet::new()
+                    },
+                    stored_whole,
+                ),
                 whole,
             ),
             fresh,

@@ -3055,9 +3055,9 @@ fn an_expired_hint_whose_primaries_are_all_down_is_kept() {
 /// Review of the quorum path (twenty-fourth session): a write carried no mode, and a replica
 /// held it to its own, so a strict request on a sloppy cluster counted the acknowledgement of a
 /// node that is not a primary of the key (the coordinator's ring older than its own), which
-/// kept the write only as hints: a strict get over the new primaries could then miss it, R + W
-/// > N notwithstanding. A strict request's write names its target itself as the node it is
-/// for (a field older nodes read as they did), and counts only from one of the key's primaries.
+/// kept the write only as hints: a strict get over the new primaries could then miss it,
+/// though R + W exceeds N. A sloppy node's strict request names its target itself as the node
+/// its writes are for, and they count only from one of the key's primaries.
 #[test]
 fn a_strict_request_on_a_sloppy_node_counts_only_primaries_writes() {
     let mut h = Harness::new();
@@ -3094,6 +3094,16 @@ fn a_strict_request_on_a_sloppy_node_counts_only_primaries_writes() {
             "the write to node {p} does not name it: {out:?}"
         );
     }
+    // A strict node's writes name no one: its replicas are strict too, and a node of an older
+    // version counts a write that names it whatever its mode.
+    let mut h = Harness::with(|c| c.mode = crate::config::QuorumMode::Strict);
+    let (key, _, _) = h.own_key();
+    let out = h.client(10, put(&key, b"v1", vec![]));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { hint: None, .. }))),
+        "{out:?}"
+    );
 }
 
 /// Review of the client (twenty-fourth session): a put queued behind other puts of its key had
@@ -3139,5 +3149,125 @@ fn a_put_that_waited_past_its_timeout_to_mint_is_not_applied() {
     assert!(
         out.iter().any(|o| matches!(o, Out::Reply(10, _))),
         "no answer when its timeout passed: {out:?}"
+    );
+}
+
+/// Review of this session's change: the waits only anti-entropy ends were restored at start
+/// whatever the configuration, so a node restarted with anti-entropy off awaited those ranges
+/// for good. They are restored only with it on; without, the joiner rules end them.
+#[test]
+fn a_refill_wait_restored_without_anti_entropy_ends_as_any_other() {
+    use super::transfers::{INCOMING_KEY, REFILL_KEY};
+    for (sync_interval, ends) in [(Some(10_000), false), (None, true)] {
+        let (core, _) = start();
+        let p = (0..core.view.ring.range_count())
+            .find(|&p| core.replicates(p))
+            .expect("node 1 replicates a partition");
+        let mut store = MemoryStore::new();
+        let list = rmp_serde::to_vec(&vec![p]).expect("encodes");
+        store.put_meta(INCOMING_KEY, &list).expect("memory store");
+        store.put_meta(REFILL_KEY, &list).expect("memory store");
+        let config = NodeConfig {
+            sync_interval,
+            ..core.config.clone()
+        };
+        let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
+        let mut core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+        assert!(core.transfers.incoming.contains(&p));
+        core.handle_message(
+            BOOT,
+            3,
+            PeerMessage::TransferDone {
+                partition: p as u32,
+                version: 0,
+            },
+        );
+        assert_eq!(
+            !core.transfers.incoming.contains(&p),
+            ends,
+            "anti-entropy {sync_interval:?}"
+        );
+    }
+}
+
+/// Review of this session's change: a former joiner on a new store that heard its first ring
+/// long after it started (its seeds unreachable) counted its grace for hearing every member
+/// from its start: it settled at once, before any peer said how old its data is.
+#[test]
+fn a_lost_disk_found_late_still_waits_to_hear_its_peers() {
+    use super::fresh::{store_entry, STORE_KEY};
+    use super::membership::{RingState, RING_KEY};
+    let ring = Harness::new().core.view.ring_state.ring.clone();
+    let members: Vec<NodeId> = (1..=4).collect();
+    let config = NodeConfig {
+        partitions: 8,
+        initial_members: vec![2, 3, 4],
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        sync_interval: Some(10_000),
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let mut now: Millis = 3_600_000;
+    let mut store = MemoryStore::new();
+    let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
+    let mut core = NodeCore::new(ME, "n1".into(), config.clone(), boot, now, 7).expect("starts");
+    now += config.gossip_interval * 25;
+    core.handle_timeout(now);
+    let version = 5;
+    let state = RingState {
+        version,
+        claimant: 2,
+        ring,
+    };
+    gossip_state(&mut core, now, 2, vec![(RING_KEY.into(), state.encode())]);
+    assert!(core.fresh.unsure, "settled before any peer told");
+    gossip_state(
+        &mut core,
+        now,
+        3,
+        vec![(STORE_KEY.into(), store_entry(0, true))],
+    );
+    let p = (0..core.view.ring.range_count())
+        .find(|&p| core.replicates(p))
+        .expect("node 1 replicates a partition");
+    core.handle_message(
+        now,
+        4,
+        PeerMessage::TransferDone {
+            partition: p as u32,
+            version,
+        },
+    );
+    assert!(
+        core.transfers.incoming.contains(&p),
+        "a hand-over resumed from before the disk was lost ended the wait"
+    );
+}
+
+/// Review of this session's change: an operator's commit added a staged node that had not
+/// published the cluster's ring: its first ring heard named it a member, and a new store so
+/// named takes itself for a member that lost its disk (its ranges then wait for anti-entropy,
+/// not the hand-over). A plan or commit names only nodes that publish the cluster's ring, as
+/// the claimant's own joins do.
+#[test]
+fn a_node_that_has_not_published_the_cluster_ring_is_not_planned_in() {
+    use super::membership::RING_KEY;
+    let mut h = Harness::new();
+    gossip_state(&mut h.core, h.now, 9, Vec::new());
+    let request = super::ChangeRequest {
+        joins: vec![9],
+        leaves: Vec::new(),
+    };
+    assert_eq!(
+        h.core.plan_change(&request).err(),
+        Some(super::ChangeError::NotReady(9))
+    );
+    // Once it publishes the cluster's ring, it is planned in.
+    let ring = h.core.view.ring_state.encode();
+    gossip_state(&mut h.core, h.now, 9, vec![(RING_KEY.into(), ring)]);
+    let planned = h.core.plan_change(&request);
+    assert!(
+        matches!(planned, Ok(_) | Err(super::ChangeError::AlreadyMember(9))),
+        "{planned:?}"
     );
 }

@@ -329,9 +329,10 @@ pub fn run(request: &SimRequest) -> Result<SimReport, SimRequestError> {
 fn run_within(request: &SimRequest, max_events: u64) -> Result<SimReport, SimRequestError> {
     request.validate()?;
     let mut sim = Sim::new(request.config()).map_err(|e| SimRequestError::Sim(e.to_string()))?;
-    let mut measured_from = 0;
-    let mut truncated = false;
-    if request.crashed > 0 {
+    // A new cluster's nodes answer reads once each has heard every member.
+    let mut truncated = sim.start_up(max_events);
+    let mut measured_from = sim.now_micros();
+    if request.crashed > 0 && !truncated {
         // Crash before measuring, and give the failure detector time to notice.
         sim.stop_clients();
         for i in 0..request.crashed {

@@ -608,6 +608,32 @@ impl Sim {
         self.net.heal();
     }
 
+    /// Runs with the clients stopped until every running node answers reads (a new store
+    /// answers none until it has heard how old the cluster's data is: every member, in a new
+    /// cluster; see [`NodeCore::unsure`](crate::core::NodeCore::unsure)), at most the gossip
+    /// rounds after which a node serves regardless, or `max_events` events. Returns whether it
+    /// stopped at `max_events`.
+    pub fn start_up(&mut self, max_events: u64) -> bool {
+        let running = self.clients_running;
+        self.stop_clients();
+        let round = self.config.node.gossip_interval.max(1);
+        let mut truncated = false;
+        for _ in 0..=crate::core::UNSURE_ROUNDS {
+            let unsure = self
+                .slots
+                .iter()
+                .any(|s| s.core.as_ref().is_some_and(|c| c.unsure()));
+            if !unsure || truncated {
+                break;
+            }
+            truncated = self.run_for_within(round, max_events);
+        }
+        if running {
+            self.resume_clients();
+        }
+        truncated
+    }
+
     /// Stops the clients from starting new operations (those in flight finish).
     pub fn stop_clients(&mut self) {
         self.clients_running = false;
