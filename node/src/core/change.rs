@@ -371,11 +371,11 @@ impl NodeCore {
             // As for the claimant's own joins: a node that has not published the cluster's ring
             // has not heard it (a new store whose first ring names it takes itself for a member
             // that lost its disk), or is heard only in part.
-            if id != self.id && !self.publishes_current_ring(state) {
-                return Err(ChangeError::NotReady(id));
-            }
             if !self.is_up(id) {
                 return Err(ChangeError::NodeDown(id));
+            }
+            if id != self.id && !self.publishes_current_ring(state) {
+                return Err(ChangeError::NotReady(id));
             }
         }
         for &id in &request.leaves {

@@ -722,6 +722,34 @@ impl NodeCore {
         self.pump(now, req);
     }
 
+    /// A put forwarded until `deadline` that no coordinator took (refused, or never delivered)
+    /// is coordinated here with what is left of its timeout; none left, it is turned down as
+    /// nothing was applied (its client may have sent it to another node by now).
+    pub(crate) fn coordinate_forwarded_here(
+        &mut self,
+        now: Millis,
+        origin: Origin,
+        request: ClientRequest,
+        deadline: Millis,
+    ) {
+        let left = deadline.saturating_sub(now);
+        if left == 0 {
+            return self.reply(
+                origin,
+                ClientReply::Failed(ClientError::Unavailable(
+                    "the put's timeout passed before a coordinator took it: not applied".into(),
+                )),
+            );
+        }
+        match self.options(&request) {
+            Ok(mut options) => {
+                options.timeout = options.timeout.min(Duration::from_millis(left));
+                self.coordinate_put(now, origin, request, options);
+            }
+            Err(e) => self.reply(origin, invalid(e)),
+        }
+    }
+
     /// A forwarded put's coordinator answered. `Unavailable` means it refused the put before
     /// coordinating it (it is joining, restarted and has not heard the cluster's ring, is
     /// overloaded, or its store did not take the dot), so nothing was written: the put is
@@ -735,12 +763,12 @@ impl NodeCore {
     ) {
         match self.requests.take_forward_to(req, from) {
             Some(Pending::Forward {
-                origin, request, ..
+                origin,
+                request,
+                deadline,
+                ..
             }) if matches!(reply, ClientReply::Failed(ClientError::Unavailable(_))) => {
-                match self.options(&request) {
-                    Ok(options) => self.coordinate_put(now, origin, request, options),
-                    Err(e) => self.reply(origin, invalid(e)),
-                }
+                self.coordinate_forwarded_here(now, origin, request, deadline);
             }
             Some(Pending::Forward { origin, .. }) => self.reply(origin, reply),
             _ => self.stats.counters.late_answers += 1,

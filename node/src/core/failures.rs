@@ -2,7 +2,7 @@
 //! a fallback with a hint, forwarding a request whose coordinator is gone, and deadlines; and
 //! members that gossip never heard from.
 
-use super::coordinator::{invalid, Answer};
+use super::coordinator::Answer;
 use super::requests::Pending;
 use super::NodeCore;
 use crate::message::{ClientError, ClientReply, PeerMessage};
@@ -82,13 +82,13 @@ impl NodeCore {
     /// actor epoch: this node is not a primary of the key).
     pub(crate) fn forward_undelivered(&mut self, now: Millis, peer: NodeId, req: RequestId) {
         if let Some(Pending::Forward {
-            origin, request, ..
+            origin,
+            request,
+            deadline,
+            ..
         }) = self.requests.take_forward_to(req, peer)
         {
-            match self.options(&request) {
-                Ok(options) => self.coordinate_put(now, origin, request, options),
-                Err(e) => self.reply(origin, invalid(e)),
-            }
+            self.coordinate_forwarded_here(now, origin, request, deadline);
         }
     }
 

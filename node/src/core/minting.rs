@@ -67,18 +67,10 @@ impl NodeCore {
     /// about then, may have done so already.
     pub(crate) fn mint(&mut self, now: Millis, m: Minting, current: Option<Sibs>) {
         let key = m.key.clone();
-        let waited = now.saturating_sub(m.arrived);
-        if u128::from(waited) >= m.options.timeout.as_millis() {
-            self.reply(
-                m.origin,
-                ClientReply::Failed(ClientError::Unavailable(format!(
-                    "the put waited {waited} ms behind other writes of its key, past its \
-                     timeout: not applied"
-                ))),
-            );
+        let Some(m) = self.in_time(now, m) else {
             self.mint_next(&key);
             return;
-        }
+        };
         let leased = self.mint_over(now, m, current.unwrap_or_default());
         if !leased {
             self.mint_next(&key);
@@ -170,10 +162,31 @@ impl NodeCore {
         self.mint_next(&key);
         for (m, siblings) in std::mem::take(&mut self.lease_waiters) {
             let key = m.key.clone();
-            if !self.mint_over(now, m, siblings) {
+            let minted = match self.in_time(now, m) {
+                Some(m) => self.mint_over(now, m, siblings),
+                None => false,
+            };
+            if !minted {
                 self.mint_next(&key);
             }
         }
+    }
+
+    /// `m`, unless its timeout passed while it waited to mint (behind other puts of its key, for
+    /// the store, for an epoch lease): then it is turned down ("unavailable": nothing of it is
+    /// applied, and its client, which sends it to another node about then, may have done so).
+    fn in_time(&mut self, now: Millis, m: Minting) -> Option<Minting> {
+        let waited = now.saturating_sub(m.arrived);
+        if u128::from(waited) < m.options.timeout.as_millis() {
+            return Some(m);
+        }
+        self.reply(
+            m.origin,
+            ClientReply::Failed(ClientError::Unavailable(format!(
+                "the put waited {waited} ms to be minted, past its timeout: not applied"
+            ))),
+        );
+        None
     }
 
     /// The dot must be in this node's store before anything carries it away, or a later put

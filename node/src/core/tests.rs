@@ -3271,3 +3271,52 @@ fn a_node_that_has_not_published_the_cluster_ring_is_not_planned_in() {
         "{planned:?}"
     );
 }
+
+/// Review of this session's change: a put forwarded to a primary that turned it down (or that
+/// the forward never reached) was coordinated here with its whole timeout again, however late:
+/// after its timeout had passed the client had sent it to the next node, and both applied it.
+/// It now has what is left of its timeout, and none left, it is turned down as nothing was
+/// applied.
+#[test]
+fn a_forward_turned_down_after_its_timeout_is_not_coordinated_here() {
+    let timeout = NodeConfig::default().request_timeout;
+    for (late, coordinated) in [(timeout + 1, false), (timeout / 2, true)] {
+        let mut h = Harness::new();
+        let key = h.key_where(|p| !p.contains(&ME));
+        let first = h.primaries(&key)[0];
+        let req = h.next_req();
+        let arrived = h.now;
+        h.client(10, put(&key, b"v1", vec![]));
+        h.now = arrived + late;
+        let refused = ClientReply::Failed(ClientError::Unavailable("busy".into()));
+        let out = h.message(
+            first,
+            PeerMessage::ForwardReply {
+                req,
+                reply: refused,
+            },
+        );
+        let wrote = out
+            .iter()
+            .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { .. })));
+        assert_eq!(wrote, coordinated, "{late} ms late: {out:?}");
+        if !coordinated {
+            assert!(
+                out.iter().any(|o| matches!(
+                    o,
+                    Out::Reply(10, ClientReply::Failed(ClientError::Unavailable(_)))
+                )),
+                "{out:?}"
+            );
+            continue;
+        }
+        // Coordinated with what was left: answered by its first deadline.
+        h.now = arrived + timeout;
+        h.core.handle_timeout(h.now);
+        let out = h.outputs();
+        assert!(
+            out.iter().any(|o| matches!(o, Out::Reply(10, _))),
+            "no answer when its timeout passed: {out:?}"
+        );
+    }
+}

@@ -535,10 +535,11 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
 /// the request it carries.
 const FRAME_WEIGHT: usize = 64;
 
-/// `request`, which waited `waited` for the request budget, with only what is left of its
-/// timeout (`default` if it names none); or, once none is left, the answer that turns it down:
-/// nothing was applied, and its client, which waits about as long before it sends the request
-/// to another node, may have done so already.
+/// `request`, which waited `waited` for the request budget, with only what is left of the
+/// timeout it names; or, once none is left (of the node's `default` if it names none), the
+/// answer that turns it down: nothing was applied, and its client, which waits about as long
+/// before it sends the request to another node, may have done so already. A timeout the node
+/// refuses anyway (zero, past the most it takes) is left for the node to refuse.
 fn within_timeout(
     mut request: ClientRequest,
     waited: Duration,
@@ -549,12 +550,17 @@ fn within_timeout(
         return Ok(request);
     }
     let options = request.options_mut();
-    let timeout = options
-        .timeout
-        .unwrap_or_else(|| u64::try_from(default.as_millis()).unwrap_or(u64::MAX));
+    let timeout = match options.timeout {
+        Some(t) if t == 0 || t > crate::core::MAX_REQUEST_TIMEOUT => return Ok(request),
+        Some(t) => t,
+        None => u64::try_from(default.as_millis()).unwrap_or(u64::MAX),
+    };
     match timeout.checked_sub(waited_ms) {
         Some(left) if left > 0 => {
-            options.timeout = Some(left);
+            // A request that names none keeps the node's, which its client outwaits.
+            if options.timeout.is_some() {
+                options.timeout = Some(left);
+            }
             Ok(request)
         }
         _ => Err(ClientReply::Failed(ClientError::Unavailable(format!(
