@@ -2914,6 +2914,54 @@ fn a_node_heard_without_its_ring_is_not_taken_for_a_joiner() {
     );
 }
 
+/// Node 1 joining members 2 to 4 (it is not among the initial members: its ring is
+/// provisional) on a new store at `now`, anti-entropy every `sync` ms if any; and the cluster's
+/// ring (members 1 to 4) at version 5, as the ring state node 2 publishes.
+fn joiner_on_a_new_store(now: Millis, sync: Option<Millis>) -> (NodeCore, Vec<u8>) {
+    use super::membership::RingState;
+    let ring = Harness::new().core.view.ring_state.ring.clone();
+    let members: Vec<NodeId> = (1..=4).collect();
+    let config = NodeConfig {
+        partitions: 8,
+        initial_members: vec![2, 3, 4],
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        sync_interval: sync,
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    let mut store = MemoryStore::new();
+    let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
+    let core = NodeCore::new(ME, "n1".into(), config, boot, now, 7).expect("starts");
+    assert!(core.view.ring_provisional);
+    let state = RingState {
+        version: 5,
+        claimant: 2,
+        ring,
+    };
+    (core, state.encode())
+}
+
+/// The first partition `core` replicates.
+fn first_replicated(core: &NodeCore) -> usize {
+    (0..core.view.ring.range_count())
+        .find(|&p| core.replicates(p))
+        .expect("node 1 replicates a partition")
+}
+
+/// Whether a hand-over of partition `p` under ring `version`, said done by node `from`, ends
+/// `core`'s wait for it.
+fn done_ends_wait(core: &mut NodeCore, now: Millis, from: NodeId, p: usize, version: u64) -> bool {
+    core.handle_message(
+        now,
+        from,
+        PeerMessage::TransferDone {
+            partition: p as u32,
+            version,
+        },
+    );
+    !core.transfers.incoming.contains(&p)
+}
+
 /// Review of the left-alone list (twenty-fourth session): a member that joined after the
 /// cluster began (not among its initial members) and lost its disk starts on a provisional ring,
 /// as a joiner, and awaited its ranges under the joiner rules: a hand-over resumed from a
@@ -2923,51 +2971,22 @@ fn a_node_heard_without_its_ring_is_not_taken_for_a_joiner() {
 #[test]
 fn a_former_joiner_that_lost_its_disk_is_not_refilled_by_a_resumed_hand_over() {
     use super::fresh::{store_entry, STORE_KEY};
-    use super::membership::{RingState, RING_KEY};
-    let ring = Harness::new().core.view.ring_state.ring.clone();
-    let members: Vec<NodeId> = (1..=4).collect();
-    let config = NodeConfig {
-        partitions: 8,
-        initial_members: vec![2, 3, 4],
-        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
-        sync_interval: Some(10_000),
-        tombstone_grace: None,
-        ..NodeConfig::default()
-    };
+    use super::membership::RING_KEY;
     let now: Millis = 3_600_000;
-    let mut store = MemoryStore::new();
-    let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
-    let mut core = NodeCore::new(ME, "n1".into(), config, boot, now, 7).expect("starts");
-    assert!(core.view.ring_provisional);
-    let version = 5;
-    let state = RingState {
-        version,
-        claimant: 2,
-        ring,
-    };
+    let (mut core, ring) = joiner_on_a_new_store(now, Some(10_000));
     gossip_state(
         &mut core,
         now,
         2,
         vec![
             (STORE_KEY.into(), store_entry(0, true)),
-            (RING_KEY.into(), state.encode()),
+            (RING_KEY.into(), ring),
         ],
     );
-    let p = (0..core.view.ring.range_count())
-        .find(|&p| core.replicates(p))
-        .expect("node 1 replicates a partition");
+    let p = first_replicated(&core);
     assert!(core.transfers.incoming.contains(&p), "the range is awaited");
-    core.handle_message(
-        now,
-        3,
-        PeerMessage::TransferDone {
-            partition: p as u32,
-            version,
-        },
-    );
     assert!(
-        core.transfers.incoming.contains(&p),
+        !done_ends_wait(&mut core, now, 3, p, 5),
         "a hand-over resumed from before the disk was lost ended the wait"
     );
 }
@@ -2980,24 +2999,12 @@ fn a_former_joiner_that_lost_its_disk_is_not_refilled_by_a_resumed_hand_over() {
 /// primaries.
 #[test]
 fn hints_taken_on_a_provisional_ring_are_checked_against_the_first_ring_heard() {
-    use super::membership::{RingState, RING_KEY};
+    use super::membership::RING_KEY;
     let mut h = Harness::new();
-    let ring = h.core.view.ring_state.ring.clone();
     let (key, _, _) = h.own_key();
     h.client(10, put(&key, b"v1", vec![]));
     let sibs = h.stored(&key).expect("stored");
-    let members: Vec<NodeId> = (1..=4).collect();
-    let config = NodeConfig {
-        partitions: 8,
-        initial_members: vec![2, 3, 4],
-        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
-        tombstone_grace: None,
-        ..NodeConfig::default()
-    };
-    let mut store = MemoryStore::new();
-    let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
-    let mut core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
-    assert!(core.view.ring_provisional);
+    let (mut core, ring) = joiner_on_a_new_store(BOOT, None);
     core.handle_message(
         BOOT,
         2,
@@ -3009,12 +3016,7 @@ fn hints_taken_on_a_provisional_ring_are_checked_against_the_first_ring_heard() 
         },
     );
     assert!(core.hints.records().any(|r| r.hint.intended == 9));
-    let state = RingState {
-        version: 5,
-        claimant: 2,
-        ring,
-    };
-    gossip_state(&mut core, BOOT, 2, vec![(RING_KEY.into(), state.encode())]);
+    gossip_state(&mut core, BOOT, 2, vec![(RING_KEY.into(), ring)]);
     assert!(!core.view.ring_provisional);
     assert!(
         !core.hints.records().any(|r| r.hint.intended == 9),
@@ -3160,9 +3162,7 @@ fn a_refill_wait_restored_without_anti_entropy_ends_as_any_other() {
     use super::transfers::{INCOMING_KEY, REFILL_KEY};
     for (sync_interval, ends) in [(Some(10_000), false), (None, true)] {
         let (core, _) = start();
-        let p = (0..core.view.ring.range_count())
-            .find(|&p| core.replicates(p))
-            .expect("node 1 replicates a partition");
+        let p = first_replicated(&core);
         let mut store = MemoryStore::new();
         let list = rmp_serde::to_vec(&vec![p]).expect("encodes");
         store.put_meta(INCOMING_KEY, &list).expect("memory store");
@@ -3174,16 +3174,8 @@ fn a_refill_wait_restored_without_anti_entropy_ends_as_any_other() {
         let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
         let mut core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
         assert!(core.transfers.incoming.contains(&p));
-        core.handle_message(
-            BOOT,
-            3,
-            PeerMessage::TransferDone {
-                partition: p as u32,
-                version: 0,
-            },
-        );
         assert_eq!(
-            !core.transfers.incoming.contains(&p),
+            done_ends_wait(&mut core, BOOT, 3, p, 0),
             ends,
             "anti-entropy {sync_interval:?}"
         );
@@ -3196,30 +3188,12 @@ fn a_refill_wait_restored_without_anti_entropy_ends_as_any_other() {
 #[test]
 fn a_lost_disk_found_late_still_waits_to_hear_its_peers() {
     use super::fresh::{store_entry, STORE_KEY};
-    use super::membership::{RingState, RING_KEY};
-    let ring = Harness::new().core.view.ring_state.ring.clone();
-    let members: Vec<NodeId> = (1..=4).collect();
-    let config = NodeConfig {
-        partitions: 8,
-        initial_members: vec![2, 3, 4],
-        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
-        sync_interval: Some(10_000),
-        tombstone_grace: None,
-        ..NodeConfig::default()
-    };
+    use super::membership::RING_KEY;
     let mut now: Millis = 3_600_000;
-    let mut store = MemoryStore::new();
-    let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
-    let mut core = NodeCore::new(ME, "n1".into(), config.clone(), boot, now, 7).expect("starts");
-    now += config.gossip_interval * 25;
+    let (mut core, ring) = joiner_on_a_new_store(now, Some(10_000));
+    now += core.config.gossip_interval * 25;
     core.handle_timeout(now);
-    let version = 5;
-    let state = RingState {
-        version,
-        claimant: 2,
-        ring,
-    };
-    gossip_state(&mut core, now, 2, vec![(RING_KEY.into(), state.encode())]);
+    gossip_state(&mut core, now, 2, vec![(RING_KEY.into(), ring)]);
     assert!(core.fresh.unsure, "settled before any peer told");
     gossip_state(
         &mut core,
@@ -3227,19 +3201,9 @@ fn a_lost_disk_found_late_still_waits_to_hear_its_peers() {
         3,
         vec![(STORE_KEY.into(), store_entry(0, true))],
     );
-    let p = (0..core.view.ring.range_count())
-        .find(|&p| core.replicates(p))
-        .expect("node 1 replicates a partition");
-    core.handle_message(
-        now,
-        4,
-        PeerMessage::TransferDone {
-            partition: p as u32,
-            version,
-        },
-    );
+    let p = first_replicated(&core);
     assert!(
-        core.transfers.incoming.contains(&p),
+        !done_ends_wait(&mut core, now, 4, p, 5),
         "a hand-over resumed from before the disk was lost ended the wait"
     );
 }
