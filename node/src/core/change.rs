@@ -368,12 +368,12 @@ impl NodeCore {
                 }
                 return Err(ChangeError::UnknownNode(id));
             };
-            // As for the claimant's own joins: a node that has not published the cluster's ring
-            // has not heard it (a new store whose first ring names it takes itself for a member
-            // that lost its disk), or is heard only in part.
             if !self.is_up(id) {
                 return Err(ChangeError::NodeDown(id));
             }
+            // As for the claimant's own joins: a node that has not published the cluster's ring
+            // has not heard it (a new store whose first ring names it takes itself for a member
+            // that lost its disk), or is heard only in part.
             if id != self.id && !self.publishes_current_ring(state) {
                 return Err(ChangeError::NotReady(id));
             }

@@ -549,11 +549,15 @@ fn within_timeout(
     if waited_ms == 0 {
         return Ok(request);
     }
+    let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
     let options = request.options_mut();
     let timeout = match options.timeout {
-        Some(t) if t == 0 || t > crate::core::MAX_REQUEST_TIMEOUT => return Ok(request),
+        // As the node's own check (`check_limits`): the most it takes is the larger of the two.
+        Some(t) if t == 0 || t > crate::core::MAX_REQUEST_TIMEOUT.max(default) => {
+            return Ok(request)
+        }
         Some(t) => t,
-        None => u64::try_from(default.as_millis()).unwrap_or(u64::MAX),
+        None => default,
     };
     match timeout.checked_sub(waited_ms) {
         Some(left) if left > 0 => {

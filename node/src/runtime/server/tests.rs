@@ -462,3 +462,43 @@ async fn a_request_admitted_past_its_timeout_is_turned_down() {
         other => panic!("{other:?}"),
     }
 }
+
+/// [`within_timeout`] on each kind of timeout a request may name.
+#[test]
+fn a_request_keeps_what_is_left_of_the_timeout_it_names() {
+    let with = |timeout: Option<u64>| ClientRequest::Get {
+        key: b"k".to_vec(),
+        options: ClientOptions {
+            timeout,
+            ..ClientOptions::default()
+        },
+    };
+    let default = Duration::from_millis(1_000);
+    let after = |timeout: Option<u64>, waited_ms: u64| {
+        within_timeout(with(timeout), Duration::from_millis(waited_ms), default)
+            .map(|r| r.options().timeout)
+    };
+    // Not waited: as it came.
+    assert_eq!(after(Some(500), 0), Ok(Some(500)));
+    // Named: what is left, or turned down.
+    assert_eq!(after(Some(500), 200), Ok(Some(300)));
+    assert!(matches!(
+        after(Some(500), 500),
+        Err(ClientReply::Failed(ClientError::Unavailable(_)))
+    ));
+    // None named: the node's, from its arrival; turned down once it waited that long.
+    assert_eq!(after(None, 999), Ok(None));
+    assert!(after(None, 1_000).is_err());
+    // Timeouts the node refuses are left for it to refuse.
+    assert_eq!(after(Some(0), 5_000), Ok(Some(0)));
+    let past = crate::core::MAX_REQUEST_TIMEOUT + 1;
+    assert_eq!(after(Some(past), 5_000), Ok(Some(past)));
+    // A node whose own timeout is past the usual most takes up to it.
+    let long = within_timeout(
+        with(Some(90_000)),
+        Duration::from_millis(50_000),
+        Duration::from_millis(120_000),
+    )
+    .map(|r| r.options().timeout);
+    assert_eq!(long, Ok(Some(40_000)));
+}
