@@ -378,9 +378,12 @@ pub(crate) async fn put(
         Some(n) => n as usize,
         None => limit,
     };
+    // The wait for the budget counts against the put's timeout; the body's upload does not.
+    let since = tokio::time::Instant::now();
     let admitted = state
         .admit(ClientRequest::weight_of_put(&key, len, &context))
         .await?;
+    let waited = since.elapsed();
     let value = super::read_body(&state, body, too_large).await?;
     let request = ClientRequest::Put {
         key,
@@ -391,7 +394,7 @@ pub(crate) async fn put(
     };
     stored(
         state
-            .request_admitted(request, admitted, params.timeout)
+            .request_admitted(request, admitted, params.timeout, waited)
             .await?,
     )
 }

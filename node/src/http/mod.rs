@@ -173,8 +173,10 @@ impl HttpState {
         request: ClientRequest,
         timeout: Option<u64>,
     ) -> Result<ClientReply, ApiError> {
+        let since = tokio::time::Instant::now();
         let admitted = self.admit(request.weight()).await?;
-        self.request_admitted(request, admitted, timeout).await
+        self.request_admitted(request, admitted, timeout, since.elapsed())
+            .await
     }
 
     /// Waits until a request of `weight` bytes fits in the node's request budget, and takes its
@@ -187,13 +189,21 @@ impl HttpState {
             .ok_or_else(ApiError::shutting_down)
     }
 
-    /// [`request`](Self::request) for a request that already holds its share of the budget.
+    /// [`request`](Self::request) for a request that already holds its share of the budget,
+    /// which it `waited` for: with what is left of its timeout, or turned down
+    /// ([`within_timeout`](crate::runtime::within_timeout)).
     async fn request_admitted(
         &self,
         request: ClientRequest,
         admitted: crate::runtime::Admitted,
         timeout: Option<u64>,
+        waited: Duration,
     ) -> Result<ClientReply, ApiError> {
+        let request =
+            match crate::runtime::within_timeout(request, waited, self.inner.request_timeout) {
+                Ok(request) => request,
+                Err(turned_down) => return Ok(turned_down),
+            };
         let (tx, rx) = oneshot::channel();
         // Held with the request until the driver is done with it.
         let reply = crate::runtime::Replier::new(tx, Some(admitted));

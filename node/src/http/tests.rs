@@ -175,3 +175,42 @@ async fn a_put_the_driver_dropped_is_interrupted_not_unavailable() {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_owned())
     );
 }
+
+/// Review of this session's change: a request waited for the node's request budget without
+/// bound, and then had its whole timeout (as the TCP server's did): a client that sends the put
+/// to another node once its timeout passed found it applied twice. One that waited past its
+/// timeout is turned down (`unavailable`: nothing applied) without reaching the driver.
+#[tokio::test(start_paused = true)]
+async fn a_put_admitted_past_its_timeout_is_turned_down() {
+    let budget = RequestBudget::new(1 << 20);
+    let (app, mut driver) = api(&budget);
+    let first = tokio::spawn(app.clone().oneshot(put(
+        "a",
+        800_000,
+        Body::from(vec![1u8; 800_000]),
+    )));
+    let Some(Input::Client { reply, .. }) = driver.recv().await else {
+        panic!("the first put reaches the driver");
+    };
+    let late = Request::put("/kv/b?timeout=1000")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", super::token(CLUSTER, SECRET)),
+        )
+        .header(header::CONTENT_LENGTH, 800_000)
+        .body(Body::from(vec![2u8; 800_000]))
+        .expect("a valid request");
+    let second = tokio::spawn(app.clone().oneshot(late));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    reply.send(stored()).expect("the first put waits");
+    first.await.expect("joins").expect("infallible");
+    let (status, kind) = error_kind(second.await.expect("joins").expect("infallible")).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+    assert!(
+        driver.try_recv().is_err(),
+        "the late put reached the driver"
+    );
+}

@@ -46,7 +46,9 @@ pub use frame::{
 };
 pub use handshake::{Credentials, HandshakeError, NodeSecrets};
 pub use server::ConnectionLimits;
-pub(crate) use server::{host_of, Admitted, RequestBudget, UnsentBytes, UnsentShare};
+pub(crate) use server::{
+    host_of, within_timeout, Admitted, RequestBudget, UnsentBytes, UnsentShare,
+};
 
 use crate::config::NodeConfig;
 use crate::core::{NodeError, StoredCore};

@@ -385,8 +385,10 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     let mut held = 0usize;
     let mut admitting: Option<Admitting> = None;
     let mut share: Option<(Admitted, usize)> = None;
-    // When the request being admitted announced its length.
+    // When the request being admitted announced its length, and how long it waited for its
+    // share (counted against its timeout; reading its body is not).
     let mut announced = tokio::time::Instant::now();
+    let mut waited = Duration::ZERO;
     loop {
         let room = in_flight.len() < MAX_IN_FLIGHT
             && (held < ctx.limits.max_request_bytes || in_flight.is_empty());
@@ -404,7 +406,10 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         announced = tokio::time::Instant::now();
                         let weight = FRAME_WEIGHT + len;
                         match ctx.requests.try_admit(weight) {
-                            Some(admitted) => share = Some((admitted, weight)),
+                            Some(admitted) => {
+                                waited = Duration::ZERO;
+                                share = Some((admitted, weight));
+                            }
                             None => admitting = Some(Admitting::new(&ctx.requests, weight)),
                         }
                         continue;
@@ -433,7 +438,7 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         // The bytes go with the request: the driver gives them back when it is
                         // done with it, whether or not this connection is still there.
                         let reply = super::Replier::new(tx, Some(admitted));
-                        match within_timeout(request, announced.elapsed(), ctx.request_timeout) {
+                        match within_timeout(request, waited, ctx.request_timeout) {
                             Ok(request) => {
                                 if ctx.inputs.send(Input::Client { request, reply }).await.is_err() {
                                     refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
@@ -490,6 +495,7 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                 };
                 // The rest of the frame has the whole read timeout from now.
                 conn.resume();
+                waited = announced.elapsed();
                 share = Some((admitted, weight));
             }
             Some((weight, frame)) = in_flight.next() => {
@@ -540,7 +546,7 @@ const FRAME_WEIGHT: usize = 64;
 /// answer that turns it down: nothing was applied, and its client, which waits about as long
 /// before it sends the request to another node, may have done so already. A timeout the node
 /// refuses anyway (zero, past the most it takes) is left for the node to refuse.
-fn within_timeout(
+pub(crate) fn within_timeout(
     mut request: ClientRequest,
     waited: Duration,
     default: Duration,
