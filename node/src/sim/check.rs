@@ -12,8 +12,8 @@
 //!   get `G` was invoked. `G` is stale if it returned neither `W`'s value nor the value of any put
 //!   invoked after `W` was invoked (those may have superseded `W` or be concurrent with it). If a
 //!   delete of the key was invoked after `W` was invoked and before `G` completed, an empty answer
-//!   is not stale; nor is any answer once `W`'s value was superseded (see above) by a write
-//!   invoked before `G` completed. A get that returns a value which a write acknowledged before
+//!   is not stale; nor is an answer once `W`'s value was superseded (see above) by a write `X`
+//!   invoked before `G` completed, if it holds a value and none that `X` superseded too. A get that returns a value which a write acknowledged before
 //!   `G` was invoked had superseded is stale, whatever else it returned. Other gets with no
 //!   acknowledged put before them are not judged. Stale reads are
 //!   allowed by Dynamo (sloppy quorums, R + W <= N); this is a measurement, not a failure.
@@ -403,11 +403,20 @@ pub fn stale_reads(history: &History) -> StaleReads {
             let first_delete = deletes.partition_point(|&t| t < w.invoke);
             let delete_between = deletes.get(first_delete).is_some_and(|&t| t < complete);
             let fresh_empty = g.read.is_empty() && delete_between;
-            // `w` replaced (by a write of any outcome, which may have been applied) before the
-            // get completed: the answer need not hold it.
+            // `w` replaced (by a write `x` of any outcome, which may have been applied) before
+            // the get completed: the answer need not hold it, if it holds what `x` left (a
+            // sibling `x`'s context did not cover). Nothing, or only values `x` replaced too, is
+            // what a replica that lost `w` answers.
             let overtaken = superseded.get(&w.id).is_some_and(|by| {
-                by.iter()
-                    .any(|&(x, _)| history.get(x).is_some_and(|x| x.invoke < complete))
+                by.iter().any(|&(x, _)| {
+                    history.get(x).is_some_and(|x| x.invoke < complete)
+                        && !g.read.is_empty()
+                        && !g.read.iter().any(|v| {
+                            superseded
+                                .get(v)
+                                .is_some_and(|by_v| by_v.iter().any(|&(y, _)| y == x))
+                        })
+                })
             });
             if !fresh_value && !fresh_empty && !overtaken {
                 out.stale.push(g.id);
@@ -889,5 +898,29 @@ mod tests {
         let _ = blind.op(OpKind::Delete, 0, 6, 7, false);
         let after = blind.read(0, (8, 9), vec![older]);
         assert_eq!(stale_reads(&blind.0).stale, vec![after]);
+    }
+
+    /// Review of the experiments (twenty-fourth session): once the last acknowledged value was
+    /// superseded by a write of any outcome, every answer passed, "not found" and values that
+    /// write had superseded too: a checker blind to a lost write's read. An answer passes then
+    /// only if it holds something, none of it superseded by that write.
+    #[test]
+    fn a_read_after_a_write_superseded_it_still_needs_what_that_write_left() {
+        for answer in ["nothing", "what it superseded"] {
+            let mut h = H(History::new());
+            let c = clock(&[((1, 7), 1)]);
+            let older = h.write(OpKind::Put, 0, (0, 1), &c);
+            let w = h.write(OpKind::Put, 0, (2, 3), &c);
+            let g = h.read(0, (4, 5), vec![older, w]);
+            let x = h.op(OpKind::Put, 0, 6, 7, false);
+            saw(&mut h, x, g);
+            let read = if answer == "nothing" {
+                Vec::new()
+            } else {
+                vec![older]
+            };
+            let after = h.read(0, (8, 9), read);
+            assert!(stale_reads(&h.0).stale.contains(&after), "{answer}");
+        }
     }
 }
