@@ -76,6 +76,8 @@ fn run_one(every_ms: Option<u64>, duration_ms: u64, seed: u64) -> Result<Run, Er
         experiment: "churn",
         message: e.to_string(),
     })?;
+    // A new cluster's nodes answer reads once each has heard every member: measured from then.
+    sim.start_up(u64::MAX);
     let mut rng = SmallRng::seed_from_u64(seed ^ 0xC4_u64);
     sim.run_for(super::cluster::GOSSIP_WARMUP_MS);
     let from = sim.now_micros();

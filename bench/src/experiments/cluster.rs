@@ -107,6 +107,8 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
         buffered: None,
     })
     .map_err(|e| setup(&e))?;
+    // A new cluster's nodes answer reads once each has heard every member: measured from then.
+    sim.start_up(u64::MAX);
     let mut detected_ms = None;
     let measured_from = if point.crashed.is_empty() && point.warmup_ms == 0 {
         0

@@ -32,6 +32,8 @@ fn sim(seed: u64, nodes: usize, node: NodeConfig, link: LinkConfig) -> Result<Si
         experiment: "simulator",
         message: e.to_string(),
     })?;
+    // A new cluster's nodes answer reads once each has heard every member: measured from then.
+    s.start_up(u64::MAX);
     s.stop_clients();
     Ok(s)
 }

@@ -82,6 +82,8 @@ fn run_one(latency: Dist, r: usize, w: usize, trials: usize, seed: u64) -> Resul
         experiment: "pbs-sim",
         message: e.to_string(),
     })?;
+    // A new cluster's nodes answer reads once each has heard every member: measured from then.
+    sim.start_up(u64::MAX);
     sim.stop_clients();
     let coordinator: NodeId = 0;
     let mut hits = vec![0u64; SIM_TIMES.len()];

@@ -191,6 +191,11 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
             while client.status().await.is_err() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // And reads through it: a new cluster's nodes answer reads once each has heard
+            // every member (a second or two).
+            while client.get(b"dynamo-cluster-ready").await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     };
     let mut alive: Vec<NodeId> = ids.clone();
