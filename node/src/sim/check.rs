@@ -13,10 +13,11 @@
 //!   invoked after `W` was invoked (those may have superseded `W` or be concurrent with it). If a
 //!   delete of the key was invoked after `W` was invoked and before `G` completed, an empty answer
 //!   is not stale; nor is an answer once `W`'s value was superseded (see above) by a write `X`
-//!   invoked before `G` completed, if it holds a value and none that `X` superseded too. A get that returns a value which a write acknowledged before
-//!   `G` was invoked had superseded is stale, whatever else it returned. Other gets with no
-//!   acknowledged put before them are not judged. Stale reads are
-//!   allowed by Dynamo (sloppy quorums, R + W <= N); this is a measurement, not a failure.
+//!   invoked before `G` completed, if it holds a value and none that `X` superseded too. A get
+//!   that returns a value which a write acknowledged before `G` was invoked had superseded is
+//!   stale, whatever else it returned. Other gets with no acknowledged put before them are not
+//!   judged. Stale reads are allowed by Dynamo (sloppy quorums, R + W <= N); this is a
+//!   measurement, not a failure.
 //! - **Accounted for.** A put's value is accounted for at the end if it is live on one of the
 //!   key's primaries, or a delete (of any outcome) or an acknowledged put superseded it, or a put
 //!   superseded it whose own value is accounted for: an unacknowledged put that replaced `v` and
