@@ -445,11 +445,8 @@ impl NodeCore {
         // The put has what is left of its timeout since it arrived (at least a millisecond: its
         // dot is stored here already, so it answers as a put that timed out).
         let mut options = minted.options;
-        let waited = std::time::Duration::from_millis(now.saturating_sub(minted.arrived));
-        options.timeout = options
-            .timeout
-            .saturating_sub(waited)
-            .max(std::time::Duration::from_millis(1));
+        options.timeout = super::minting::time_left(options.timeout, minted.arrived, now)
+            .max(Duration::from_millis(1));
         match PutCoordinator::with_siblings(options, plan, minted.siblings, now) {
             Ok(coord) => {
                 let req = self.requests.start_timed(

@@ -610,20 +610,8 @@ impl NodeCore {
             }
             self.reroute_hints(now, id);
         }
-        if provisional {
-            // Hints taken on the guess, for nodes the first ring heard does not hold: their
-            // versions go to the keys' primaries, as for a node that left (the reaper waits only
-            // for hints meant for a key's primaries).
-            let strangers: BTreeSet<NodeId> = self
-                .hints
-                .records()
-                .map(|r| r.hint.intended)
-                .filter(|id| *id != self.id && !self.view.members.contains(id))
-                .collect();
-            for id in strangers {
-                self.reroute_hints(now, id);
-            }
-        }
+        // (After a provisional ring also the hints taken on the guess: for nodes the first ring
+        // heard does not hold, or that do not replicate the key.)
         self.reroute_misaddressed_hints(now);
         let me = self.id;
         // Sessions found equal under the old ring say nothing of the new one's replicas.
@@ -770,9 +758,9 @@ impl NodeCore {
         Some(pending)
     }
 
-    /// Hints meant for a node that stays in the ring but no longer replicates their key (a ring
-    /// change took the key's range from it): their versions go to the key's primaries instead,
-    /// as for a node that left. Kept for it, a hint would reach a node that only hands it on, and
+    /// Hints meant for a node that does not replicate their key (a ring change took the key's
+    /// range from it; or, after a provisional ring, hints taken on the guess, for any node):
+    /// their versions go to the key's primaries instead, as for a node that left. Kept for it, a hint would reach a node that only hands it on, and
     /// the reaper, which waits for hints meant for a key's primaries, would not wait for it: a
     /// tombstone could go while the hint still held the older value.
     fn reroute_misaddressed_hints(&mut self, now: Millis) {
@@ -780,9 +768,7 @@ impl NodeCore {
             .hints
             .records()
             .filter(|r| {
-                r.hint.intended != self.id
-                    && self.view.members.contains(&r.hint.intended)
-                    && !self.is_key_primary(&r.hint.key, r.hint.intended)
+                r.hint.intended != self.id && !self.is_key_primary(&r.hint.key, r.hint.intended)
             })
             .map(|r| {
                 (

@@ -27,6 +27,15 @@ pub(crate) struct Minting {
     pub(super) primary: bool,
 }
 
+/// What is left at `now` of `timeout`, counted from `since` (zero once it passed).
+pub(crate) fn time_left(
+    timeout: std::time::Duration,
+    since: Millis,
+    now: Millis,
+) -> std::time::Duration {
+    timeout.saturating_sub(std::time::Duration::from_millis(now.saturating_sub(since)))
+}
+
 /// A put whose dot is minted: the versions to send, the context to answer with.
 #[derive(Debug)]
 pub(crate) struct Minted {
@@ -176,10 +185,10 @@ impl NodeCore {
     /// the store, for an epoch lease): then it is turned down ("unavailable": nothing of it is
     /// applied, and its client, which sends it to another node about then, may have done so).
     fn in_time(&mut self, now: Millis, m: Minting) -> Option<Minting> {
-        let waited = now.saturating_sub(m.arrived);
-        if u128::from(waited) < m.options.timeout.as_millis() {
+        if !time_left(m.options.timeout, m.arrived, now).is_zero() {
             return Some(m);
         }
+        let waited = now.saturating_sub(m.arrived);
         self.reply(
             m.origin,
             ClientReply::Failed(ClientError::Unavailable(format!(

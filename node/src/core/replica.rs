@@ -266,11 +266,11 @@ impl NodeCore {
         let Some(siblings) = self.holdings.hinted(key).cloned() else {
             return false;
         };
-        let heard_up = |core: &Self, p: NodeId| {
-            p == core.id || (core.gossip.node_state(&p).is_some() && core.gossip.is_up(&p))
-        };
+        // Gossip's own view: a node it never heard is not up there.
         let primaries = self.key_primaries(key);
-        if !primaries.iter().any(|&p| heard_up(self, p))
+        if !primaries
+            .iter()
+            .any(|&p| p == self.id || self.gossip.is_up(&p))
             && self.hint(now, now, intended, key.to_vec(), &siblings)
         {
             return true;

@@ -403,14 +403,17 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
             }, if admitted_next || (admitting.is_none() && room) => {
                 let (frame, admitted, weight) = match incoming {
                     Incoming::Len(Ok(len)) => {
-                        announced = tokio::time::Instant::now();
                         let weight = FRAME_WEIGHT + len;
                         match ctx.requests.try_admit(weight) {
                             Some(admitted) => {
                                 waited = Duration::ZERO;
                                 share = Some((admitted, weight));
                             }
-                            None => admitting = Some(Admitting::new(&ctx.requests, weight)),
+                            None => {
+                                // Only a request that waits reads the clock.
+                                announced = tokio::time::Instant::now();
+                                admitting = Some(Admitting::new(&ctx.requests, weight));
+                            }
                         }
                         continue;
                     }
