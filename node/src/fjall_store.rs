@@ -550,7 +550,7 @@ impl Store for FjallStore {
         r
     }
 
-    fn take_set_aside(&mut self) -> Vec<Key> {
+    fn take_set_aside(&mut self) -> Result<Vec<Key>, StoreError> {
         // The open kept them in its metadata (see `verify`).
         crate::store::take_persisted_set_aside(self)
     }

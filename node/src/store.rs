@@ -115,9 +115,11 @@ pub trait Store {
     /// whose reads it refuses until a write stores the key again. A store that removes the
     /// records keeps their keys, in the commit that removes them, until the caller's next flush
     /// after taking them ([`persist_set_aside`], [`take_persisted_set_aside`]): a start that
-    /// fails or a crash before it names them again at the next open. The default: none.
-    fn take_set_aside(&mut self) -> Vec<Key> {
-        Vec::new()
+    /// fails or a crash before it names them again at the next open. A list the store holds but
+    /// cannot read is an error: the node cannot start without knowing which copies it lost. The
+    /// default: none.
+    fn take_set_aside(&mut self) -> Result<Vec<Key>, StoreError> {
+        Ok(Vec::new())
     }
 }
 
@@ -142,13 +144,16 @@ pub(crate) fn persist_set_aside<S: Store + ?Sized>(
 /// The set-aside keys `store` keeps, taken: the list is cleared in the store's pending writes,
 /// so the caller's next flush (which persists them as it needs) forgets them, and a crash before
 /// it does not.
-pub(crate) fn take_persisted_set_aside<S: Store + ?Sized>(store: &mut S) -> Vec<Key> {
-    // A damaged list fails the open (metadata is verified there).
-    let persisted = persisted_set_aside(store).unwrap_or_default();
+pub(crate) fn take_persisted_set_aside<S: Store + ?Sized>(
+    store: &mut S,
+) -> Result<Vec<Key>, StoreError> {
+    // A damaged record fails the open (metadata is verified there); a list that does not decode
+    // (written by another version) fails here.
+    let persisted = persisted_set_aside(store)?;
     if !persisted.is_empty() && store.put_meta(SET_ASIDE_KEY, &[]).is_err() {
         tracing::warn!("the set-aside keys could not be cleared: named again at the next start");
     }
-    persisted.into_iter().collect()
+    Ok(persisted.into_iter().collect())
 }
 
 fn persisted_set_aside<S: Store + ?Sized>(
@@ -372,8 +377,8 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn take_set_aside(&mut self) -> Vec<Key> {
-        std::mem::take(&mut self.set_aside)
+    fn take_set_aside(&mut self) -> Result<Vec<Key>, StoreError> {
+        Ok(std::mem::take(&mut self.set_aside))
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {

@@ -160,18 +160,22 @@ impl Boot {
         // Transfers pending at the last persisted point; a damaged list resumes none (each
         // partition held but not replicated is handed over again).
         let transfers: BTreeSet<(usize, NodeId)> = meta_set(store, TRANSFERS_KEY)?;
-        // Partitions awaited, keys lost; a damaged list holds none (as a store of an older
-        // build).
-        let incoming: BTreeSet<usize> = meta_set(store, INCOMING_KEY)?;
+        // Partitions awaited: a list this node cannot read fails the start (it would answer
+        // reads of partitions it has not received).
+        let incoming: BTreeSet<usize> =
+            meta_set_strict(store, INCOMING_KEY, "the awaited partitions")?;
         // A damaged list ends these waits as a hand-over ends any other.
         let refill: BTreeSet<usize> = meta_set(store, REFILL_KEY)?;
         // A damaged list (or none, from an older build) says no hand-over is whole: receivers
         // then wait for anti-entropy instead of trusting this node's copy.
         let whole: BTreeSet<usize> = meta_set(store, WHOLE_KEY)?;
-        let mut lost: BTreeSet<Key> = meta_set(store, super::holdings::LOST_KEY)?;
+        // Keys whose copies this node lost: a list it cannot read fails the start (it would
+        // answer "not found", toward R, for each of them).
+        let mut lost: BTreeSet<Key> =
+            meta_set_strict(store, super::holdings::LOST_KEY, "the lost keys")?;
         // Records the store found damaged as it opened are lost copies, as damage found by a
         // read is; persisted at once, since the store no longer holds them.
-        let set_aside = store.take_set_aside();
+        let set_aside = store.take_set_aside()?;
         if !set_aside.is_empty() {
             lost.extend(set_aside);
             let bytes = super::holdings::encode_lost(&lost);
@@ -259,6 +263,21 @@ fn meta_set<T: serde::de::DeserializeOwned + Ord, S: Store + ?Sized>(
         .and_then(|bytes| rmp_serde::from_slice::<Vec<T>>(&bytes).ok())
         .map(|v| v.into_iter().collect())
         .unwrap_or_default())
+}
+
+/// [`meta_set`] for a list whose loss would make the node answer for data it does not hold: one
+/// it cannot read is an error that names `what`.
+fn meta_set_strict<T: serde::de::DeserializeOwned + Ord, S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+    what: &str,
+) -> Result<BTreeSet<T>, StoreError> {
+    match store.get_meta(name)? {
+        Some(bytes) if !bytes.is_empty() => rmp_serde::from_slice::<Vec<T>>(&bytes)
+            .map(|v| v.into_iter().collect())
+            .map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))),
+        _ => Ok(BTreeSet::new()),
+    }
 }
 
 pub(crate) fn config_checked(config: &NodeConfig) -> Result<(), NodeError> {

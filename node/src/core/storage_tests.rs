@@ -419,3 +419,27 @@ quickcheck::quickcheck! {
         }
     }
 }
+
+/// Review of the storage layer, twenty-fifth session of issue 20: a list of lost keys (or of
+/// partitions awaited) that the store holds but cannot read was taken as empty, and the node
+/// answered "not found", toward R, for copies it had lost (or partitions it had not received).
+/// The start now fails and says why.
+#[test]
+fn an_unreadable_list_of_lost_keys_or_awaited_partitions_fails_the_start() {
+    use crate::store::Store as _;
+    for (name, what) in [
+        (super::holdings::LOST_KEY, "lost keys"),
+        (super::transfers::INCOMING_KEY, "awaited partitions"),
+    ] {
+        let mut store = MemoryStore::new();
+        store.put_meta(name, &[0xc1]).expect("meta");
+        let config = crate::NodeConfig {
+            initial_members: vec![1],
+            ..crate::NodeConfig::default()
+        };
+        let err = super::Boot::load(&mut store, 1, &config, 0, 7)
+            .err()
+            .expect("a start on a list it cannot read fails");
+        assert!(err.to_string().contains(what), "{name}: {err}");
+    }
+}

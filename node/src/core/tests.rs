@@ -3284,3 +3284,60 @@ fn a_forward_turned_down_after_its_timeout_is_not_coordinated_here() {
         );
     }
 }
+
+/// Review of the transfers, twenty-fifth session of issue 20: a transfer waiting for a retry (the
+/// store failed a batch read) kept its checkpoint when a ring change dropped the retry (its
+/// receiver no longer a primary). A later ring change that made the receiver a primary again
+/// started the same pair's transfer from that checkpoint, though the receiver had dropped the
+/// range meanwhile: the keys below it were never sent, and the sender then dropped the range.
+/// A dropped retry now clears its checkpoint, persisted before the transfers that remain.
+#[test]
+fn a_retry_a_ring_change_drops_leaves_no_checkpoint_behind() {
+    let mut h = Harness::new();
+    let ring = h.core.view.ring.clone();
+    let (p, to) = (0..ring.range_count())
+        .find_map(|p| {
+            (1..=4)
+                .find(|&n| n != ME && !super::is_primary(&ring, p, n))
+                .map(|n| (p, n))
+        })
+        .expect("a partition with a member that is not one of its primaries");
+    let id = super::ids::pair_id(p as u64, to);
+    h.core.transfers.retry.insert((p, to));
+    let op = h.core.transfers.checkpoint(id, Some(b"key-50".to_vec()));
+    let _ = execute(&mut h.store, &op);
+    h.core.persist_transfers();
+    h.outputs();
+
+    h.core.cancel_stale_transfers();
+    let out = h.outputs();
+    assert!(
+        h.core.transfers.retry.is_empty(),
+        "the stale retry is dropped"
+    );
+    assert_eq!(
+        h.core.transfers.checkpoint_of(id),
+        None,
+        "the dropped retry's checkpoint is gone"
+    );
+    let name = super::transfers::checkpoint_name(dynamo_handoff::TransferId(id));
+    let cleared = out.iter().position(|o| {
+        matches!(o, Out::Storage(StorageOp::PutMeta { name: n, value, .. }) if *n == name && value.is_empty())
+    });
+    let listed = out.iter().position(|o| {
+        matches!(o, Out::Storage(StorageOp::PutMeta { name: n, .. }) if n == super::transfers::TRANSFERS_KEY)
+    });
+    assert!(
+        cleared.is_some(),
+        "the cleared checkpoint is persisted: {out:?}"
+    );
+    assert!(
+        cleared < listed,
+        "before the transfers that remain: {out:?}"
+    );
+    assert!(h
+        .store
+        .get_meta(&name)
+        .expect("meta")
+        .is_none_or(|v| v.is_empty()));
+}

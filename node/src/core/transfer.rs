@@ -133,8 +133,13 @@ impl NodeCore {
         self.persist_transfers();
     }
 
-    /// Persists the transfers (partition, receiver) running or waiting for a retry.
-    fn persist_transfers(&mut self) {
+    /// Persists the transfers (partition, receiver) running or waiting for a retry, after the
+    /// cleared checkpoints of those that no longer are (a crash that keeps the list keeps the
+    /// clearing).
+    pub(crate) fn persist_transfers(&mut self) {
+        for op in self.transfers.clear_orphaned_checkpoints() {
+            self.store_op(op, Then::Meta);
+        }
         if let Some(op) = self.transfers.persist() {
             self.store_op(op, Then::Meta);
         }

@@ -266,6 +266,33 @@ impl Transfers {
         self.runs.get(&id).is_some_and(|r| r.dirty)
     }
 
+    /// Clears the checkpoints of the transfers neither running nor waiting for a retry (a ring
+    /// change dropped a retry, a restart did not resume a persisted transfer): the same pair's
+    /// next transfer must start its range from the beginning, since its receiver may have
+    /// dropped the range meanwhile. The ops that clear them.
+    pub(crate) fn clear_orphaned_checkpoints(&mut self) -> Vec<StorageOp> {
+        let live: BTreeSet<u64> = self
+            .runs
+            .keys()
+            .copied()
+            .chain(
+                self.retry
+                    .iter()
+                    .map(|&(p, to)| super::ids::pair_id(p as u64, to)),
+            )
+            .collect();
+        let orphaned: Vec<u64> = self
+            .checkpoints
+            .keys()
+            .filter(|id| !live.contains(id))
+            .copied()
+            .collect();
+        orphaned
+            .into_iter()
+            .map(|id| self.checkpoint(id, None))
+            .collect()
+    }
+
     /// Records the transfers (partition, receiver) running or waiting: the op that persists them,
     /// if they changed since last persisted.
     pub(crate) fn persist(&mut self) -> Option<StorageOp> {

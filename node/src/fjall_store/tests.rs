@@ -51,6 +51,14 @@ fn second_open_of_same_dir_is_refused() {
 }
 
 #[test]
+fn an_unreadable_set_aside_list_fails_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::an_unreadable_set_aside_list_fails_the_start(dir.path(), |d| {
+        FjallStore::open(d, Durability::Durable)
+    });
+}
+
+#[test]
 fn one_flush_is_one_batch() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
@@ -96,11 +104,11 @@ fn a_flipped_bit_in_a_value_reads_as_missing_and_is_removed() {
             // never again.
             drop(store);
             let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
-            assert_eq!(store.take_set_aside(), vec![key(7)]);
+            assert_eq!(store.take_set_aside().unwrap(), vec![key(7)]);
             store.flush().unwrap();
             drop(store);
             let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
-            assert_eq!(store.take_set_aside(), Vec::<Vec<u8>>::new());
+            assert_eq!(store.take_set_aside().unwrap(), Vec::<Vec<u8>>::new());
         }
     }
 }

@@ -113,3 +113,31 @@ pub(crate) fn second_open_of_same_dir_is_refused<S: Store + std::fmt::Debug>(
     let err = open(dir).unwrap_err();
     assert!(err.to_string().contains("already open"), "{err}");
 }
+
+/// Review of the storage layer, twenty-fifth session of issue 20: a set-aside list (the keys of
+/// damaged records the open removed) that the store holds but cannot read was taken as empty,
+/// and the node started answering "not found", a replica's answer toward R, for copies it had
+/// lost. The start now fails and says why.
+pub(crate) fn an_unreadable_set_aside_list_fails_the_start<S: Store>(
+    dir: &Path,
+    open: impl Fn(&Path) -> Result<S, StoreError>,
+) {
+    {
+        let mut store = open(dir).unwrap();
+        store.put(b"k", &sibs(b"v")).unwrap();
+        // A well-formed record (its checksum holds) whose list does not decode.
+        store
+            .put_meta(crate::store::SET_ASIDE_KEY, &[0xc1])
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let mut store = open(dir).unwrap();
+    let config = crate::NodeConfig {
+        initial_members: vec![1],
+        ..crate::NodeConfig::default()
+    };
+    let err = crate::core::Boot::load(&mut store, 1, &config, 0, 7)
+        .err()
+        .expect("a start on a set-aside list it cannot read fails");
+    assert!(err.to_string().contains("set-aside"), "{err}");
+}

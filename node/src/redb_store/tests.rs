@@ -54,6 +54,14 @@ fn second_open_of_same_dir_is_refused() {
 }
 
 #[test]
+fn an_unreadable_set_aside_list_fails_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::an_unreadable_set_aside_list_fails_the_start(dir.path(), |d| {
+        RedbStore::open(d, Durability::Durable)
+    });
+}
+
+#[test]
 fn flush_without_writes_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
@@ -103,8 +111,11 @@ fn unverifiable_value_is_missing_counted_and_removed_at_open() {
         let mut store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
         assert_eq!(store.damaged(), 0, "gone from the file");
         // Still named to the node, which counts them as lost copies; once.
-        assert_eq!(store.take_set_aside(), vec![b"k".to_vec(), b"k2".to_vec()]);
-        assert_eq!(store.take_set_aside(), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            store.take_set_aside().unwrap(),
+            vec![b"k".to_vec(), b"k2".to_vec()]
+        );
+        assert_eq!(store.take_set_aside().unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(store.get(b"k").unwrap(), None);
         assert_eq!(store.get(b"k2").unwrap(), None);
         assert!(store.get(&key(1)).unwrap().is_some());
@@ -112,7 +123,7 @@ fn unverifiable_value_is_missing_counted_and_removed_at_open() {
         store.flush().unwrap();
     }
     let mut store = RedbStore::open(dir.path(), Durability::Durable).unwrap();
-    assert_eq!(store.take_set_aside(), Vec::<Vec<u8>>::new());
+    assert_eq!(store.take_set_aside().unwrap(), Vec::<Vec<u8>>::new());
 }
 
 #[test]

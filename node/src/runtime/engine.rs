@@ -142,7 +142,7 @@ impl Store for AnyStore {
     fn sync(&mut self) -> Result<(), StoreError> {
         any!(self, s => s.sync())
     }
-    fn take_set_aside(&mut self) -> Vec<crate::Key> {
+    fn take_set_aside(&mut self) -> Result<Vec<crate::Key>, StoreError> {
         any!(self, s => s.take_set_aside())
     }
 }
