@@ -30,6 +30,12 @@ pub struct Point {
     /// they all do (the cluster first runs [`GOSSIP_WARMUP_MS`] so that gossip knows every node,
     /// as it does in a cluster of real processes that ran for a while).
     pub warmup_ms: u64,
+    /// With crashed nodes: whether the clients keep running through the warm-up, the crashes
+    /// and the failure detector's window (the operations started in that window are measured
+    /// apart, in [`Measured::window`]), so that the crashed nodes hold data the measured reads
+    /// need. Without it the clients stop for the warm-up and the wait: the crashed nodes hold
+    /// nothing and the window is not measured.
+    pub through_detection: bool,
 }
 
 /// Virtual ms a cluster runs before nodes are crashed in it.
@@ -58,7 +64,48 @@ impl Point {
             ops,
             crashed: Vec::new(),
             warmup_ms: 0,
+            through_detection: false,
         }
+    }
+}
+
+/// Operations of one phase of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Phase {
+    /// Latencies of successful gets, ms, sorted.
+    pub get_ms: Vec<f64>,
+    /// Latencies of successful puts, ms, sorted.
+    pub put_ms: Vec<f64>,
+    /// Gets that failed or timed out.
+    pub get_failed: usize,
+    /// Puts that failed or timed out.
+    pub put_failed: usize,
+}
+
+impl Phase {
+    fn record(&mut self, op_kind: OpKind, outcome: &Outcome, ms: f64) {
+        match (outcome, op_kind) {
+            (Outcome::Ok, OpKind::Get) => self.get_ms.push(ms),
+            (Outcome::Ok, _) => self.put_ms.push(ms),
+            (Outcome::Pending, _) => {}
+            (_, OpKind::Get) => self.get_failed += 1,
+            _ => self.put_failed += 1,
+        }
+    }
+
+    fn sort(&mut self) {
+        self.get_ms.sort_by(f64::total_cmp);
+        self.put_ms.sort_by(f64::total_cmp);
+    }
+
+    /// Operations that succeeded.
+    pub fn ok(&self) -> usize {
+        self.get_ms.len() + self.put_ms.len()
+    }
+
+    /// Operations that failed or timed out.
+    pub fn failed(&self) -> usize {
+        self.get_failed + self.put_failed
     }
 }
 
@@ -86,6 +133,10 @@ pub struct Measured {
     pub detected_ms: Option<u64>,
     /// Successful operations per virtual second.
     pub throughput: f64,
+    /// With [`Point::through_detection`]: the operations started between the crashes and the
+    /// moment every live node marked every crashed one down (the whole wait when detection did
+    /// not finish). They are not in the fields above.
+    pub window: Phase,
 }
 
 /// Runs `point` with `seed`.
@@ -110,10 +161,14 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
     // A new cluster's nodes answer reads once each has heard every member: measured from then.
     sim.start_up(u64::MAX);
     let mut detected_ms = None;
+    let mut window = None;
     let measured_from = if point.crashed.is_empty() && point.warmup_ms == 0 {
         0
     } else {
-        sim.stop_clients();
+        let through = point.through_detection && !point.crashed.is_empty();
+        if !through {
+            sim.stop_clients();
+        }
         if !point.crashed.is_empty() {
             sim.run_for(GOSSIP_WARMUP_MS);
         }
@@ -121,6 +176,7 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
             sim.crash(id, true);
         }
         let crashed_at = sim.now_ms();
+        let crashed_at_us = sim.now_micros();
         let step = 100;
         let mut waited = 0;
         while waited < point.warmup_ms {
@@ -133,6 +189,9 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
         }
         if detected_ms.is_none() && all_marked_down(&sim, &point.crashed) {
             detected_ms = Some(sim.now_ms() - crashed_at);
+        }
+        if through {
+            window = Some((crashed_at_us, sim.now_micros()));
         }
         sim.resume_clients();
         sim.now_micros()
@@ -148,21 +207,24 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
         detected_ms: detected_ms.filter(|_| !point.crashed.is_empty()),
         ..Measured::default()
     };
-    for op in history.ops().filter(|o| o.invoke >= measured_from) {
+    let mut after = Phase::default();
+    for op in history.ops() {
         let Some(done) = op.complete else { continue };
         let ms = done.saturating_sub(op.invoke) as f64 / 1000.0;
-        match (&op.outcome, op.kind) {
-            (Outcome::Ok, OpKind::Get) => m.get_ms.push(ms),
-            (Outcome::Ok, _) => m.put_ms.push(ms),
-            (Outcome::Pending, _) => continue,
-            (_, OpKind::Get) => m.get_failed += 1,
-            _ => m.put_failed += 1,
+        if op.invoke >= measured_from {
+            after.record(op.kind, &op.outcome, ms);
+        } else if window.is_some_and(|(from, to)| (from..to).contains(&op.invoke)) {
+            m.window.record(op.kind, &op.outcome, ms);
         }
     }
-    m.ok = m.get_ms.len() + m.put_ms.len();
-    m.failed = m.get_failed + m.put_failed;
-    m.get_ms.sort_by(f64::total_cmp);
-    m.put_ms.sort_by(f64::total_cmp);
+    after.sort();
+    m.window.sort();
+    m.ok = after.ok();
+    m.failed = after.failed();
+    m.get_failed = after.get_failed;
+    m.put_failed = after.put_failed;
+    m.get_ms = after.get_ms;
+    m.put_ms = after.put_ms;
     m.throughput = m.ok as f64 / ((end - start) as f64 / 1e6);
     Ok(m)
 }

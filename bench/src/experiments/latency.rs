@@ -13,7 +13,7 @@ use super::plot::{self, Axis, Panel, Pt, Series};
 use super::stats::{quantile, Estimate, Proportion};
 use super::{md_table, Csv, Ctx, Error, Report};
 
-pub(super) const COLUMNS: [&str; 25] = [
+pub(super) const COLUMNS: [&str; 31] = [
     "experiment",
     "nodes",
     "n",
@@ -39,6 +39,12 @@ pub(super) const COLUMNS: [&str; 25] = [
     "get_failed",
     "put_failed",
     "detected_ms",
+    "window_ok",
+    "window_failed",
+    "window_get_mean_ms",
+    "window_get_p99_ms",
+    "window_put_mean_ms",
+    "window_put_p99_ms",
 ];
 
 /// Per-seed summaries of one point.
@@ -58,6 +64,10 @@ pub(super) struct Summary {
     pub(super) detected_s: Estimate,
     /// Runs in which detection did not finish within the wait.
     pub(super) undetected: usize,
+    /// Share of the operations started in the detection window that failed or timed out.
+    pub(super) window_failed: Proportion,
+    pub(super) window_get_p99: Estimate,
+    pub(super) window_put_p99: Estimate,
 }
 
 /// A latency estimate as a plot point, its interval clipped at 0 ms.
@@ -112,6 +122,12 @@ pub(super) fn summarize(
             m.get_failed.to_string(),
             m.put_failed.to_string(),
             m.detected_ms.map_or_else(String::new, |d| d.to_string()),
+            m.window.ok().to_string(),
+            m.window.failed().to_string(),
+            format!("{:.3}", mean(&m.window.get_ms)),
+            format!("{:.3}", quantile(&m.window.get_ms, 0.99)),
+            format!("{:.3}", mean(&m.window.put_ms)),
+            format!("{:.3}", quantile(&m.window.put_ms, 0.99)),
         ]);
     }
     let detected: Vec<f64> = runs
@@ -140,6 +156,19 @@ pub(super) fn summarize(
         } else {
             0
         },
+        window_failed: Proportion::of(
+            &runs
+                .iter()
+                .map(|m| {
+                    (
+                        m.window.failed() as u64,
+                        (m.window.failed() + m.window.ok()) as u64,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
+        window_get_p99: f(&|m| quantile(&m.window.get_ms, 0.99)),
+        window_put_p99: f(&|m| quantile(&m.window.put_ms, 0.99)),
     }
 }
 
@@ -156,6 +185,19 @@ fn detection(sm: &Summary, failed: usize) -> String {
     } else {
         sm.detected_s.show(1)
     }
+}
+
+/// The detection window's cells: failed operations, get and put p99 (ms) of the operations
+/// started between the crashes and their detection.
+fn window_cells(sm: &Summary, failed: usize) -> [String; 3] {
+    if failed == 0 {
+        return ["-".into(), "-".into(), "-".into()];
+    }
+    [
+        sm.window_failed.pct(2),
+        sm.window_get_p99.show(1),
+        sm.window_put_p99.show(1),
+    ]
 }
 
 /// Longest wait for the failure detector in experiments 5 and 8 (virtual ms).
@@ -214,6 +256,7 @@ pub fn run_failures(ctx: &Ctx) -> Result<Report, Error> {
             let mut point = Point::new(10, node(5, r, w, QuorumMode::Sloppy), delay(10.0), ops);
             point.crashed = (1..=f as NodeId).collect();
             point.warmup_ms = if f > 0 { DETECTION_WAIT_MS } else { 0 };
+            point.through_detection = true;
             let runs = measure_seeds(&point, &seeds)?;
             let spec = Spec {
                 experiment: "failures",
@@ -236,16 +279,16 @@ pub fn run_failures(ctx: &Ctx) -> Result<Report, Error> {
             if f > 0 && sm.detected_s.mean.is_finite() {
                 detect_max = detect_max.max(sm.detected_s.mean);
             }
-            rows.push(vec![
-                label.clone(),
-                f.to_string(),
-                detection(&sm, f),
+            let mut row = vec![label.clone(), f.to_string(), detection(&sm, f)];
+            row.extend(window_cells(&sm, f));
+            row.extend([
                 sm.failed.pct(2),
                 sm.get_mean.show(1),
                 sm.get_p99.show(1),
                 sm.get_p999.show(1),
                 sm.put_mean.show(1),
             ]);
+            rows.push(row);
             bar.inc(1);
         }
         mean_p.series.push(sm_s);
@@ -293,7 +336,10 @@ pub fn run_failures(ctx: &Ctx) -> Result<Report, Error> {
             "R, W",
             "failed nodes",
             "detected after (s)",
-            "failed ops",
+            "failed ops until detected",
+            "get p99 until detected",
+            "put p99 until detected",
+            "failed ops after",
             "get mean",
             "get p99",
             "get p99.9",
@@ -378,6 +424,7 @@ pub fn run_table(ctx: &Ctx) -> Result<Report, Error> {
             point.workload.keys = 1000;
             point.crashed = (0..f as NodeId).map(|i| 7 - i).collect();
             point.warmup_ms = if f > 0 { DETECTION_WAIT_MS } else { 0 };
+            point.through_detection = true;
             let runs = measure_seeds(&point, &seeds)?;
             let spec = Spec {
                 experiment: "failures-8",
@@ -403,10 +450,9 @@ pub fn run_table(ctx: &Ctx) -> Result<Report, Error> {
                 beyond_max = beyond_max.max(sm.failed.p);
                 beyond.push(format!("R={r} W={w} with {f} failed: {}", sm.failed.pct(1)));
             }
-            fail_rows.push(vec![
-                format!("N=4 R={r} W={w}"),
-                f.to_string(),
-                detection(&sm, f),
+            let mut row = vec![format!("N=4 R={r} W={w}"), f.to_string(), detection(&sm, f)];
+            row.extend(window_cells(&sm, f));
+            row.extend([
                 sm.failed.pct(2),
                 sm.get_mean.show(1),
                 sm.get_p999.show(1),
@@ -414,6 +460,7 @@ pub fn run_table(ctx: &Ctx) -> Result<Report, Error> {
                 sm.put_p999.show(1),
                 sm.throughput.show(0),
             ]);
+            fail_rows.push(row);
             bar.inc(1);
         }
         panels.push(get);
@@ -480,7 +527,10 @@ pub fn run_table(ctx: &Ctx) -> Result<Report, Error> {
             "config",
             "failed",
             "detected after (s)",
-            "failed ops",
+            "failed ops until detected",
+            "get p99 until detected",
+            "put p99 until detected",
+            "failed ops after",
             "get mean",
             "get p99.9",
             "put mean",

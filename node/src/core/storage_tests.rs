@@ -437,9 +437,9 @@ fn an_unreadable_list_of_lost_keys_or_awaited_partitions_fails_the_start() {
             initial_members: vec![1],
             ..crate::NodeConfig::default()
         };
-        let err = super::Boot::load(&mut store, 1, &config, 0, 7)
-            .err()
-            .expect("a start on a list it cannot read fails");
+        let Err(err) = super::Boot::load(&mut store, 1, &config, 0, 7) else {
+            panic!("a start on a list it cannot read fails");
+        };
         assert!(err.to_string().contains(what), "{name}: {err}");
     }
 }

@@ -19,13 +19,36 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(state): State<HttpState>) -> Result<Response, ApiError> {
     let snapshot = state.metrics().await?;
-    let storage_bytes = state.inner.data_dir.as_ref().and_then(|dir| {
-        std::fs::metadata(dir.join(crate::redb_store::DB_FILE))
+    // A walk of the directory: off the runtime's threads.
+    let storage_bytes = match state.inner.data_dir.clone() {
+        Some(dir) => tokio::task::spawn_blocking(move || storage_bytes(&dir))
+            .await
             .ok()
-            .map(|m| m.len())
-    });
+            .flatten(),
+        None => None,
+    };
     let body = render(&snapshot, storage_bytes);
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
+}
+
+/// The bytes of the files in data directory `dir` and below (either engine's: redb's one file,
+/// fjall's journals and tables; their manifests), `None` when it cannot be read.
+fn storage_bytes(dir: &std::path::Path) -> Option<u64> {
+    let mut total = 0u64;
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).ok()?.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                total += entry.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    Some(total)
 }
 
 /// A metric family being written.
@@ -293,7 +316,7 @@ pub(crate) fn render(m: &MetricsSnapshot, storage_bytes: Option<u64>) -> String 
         o.single(
             "dynamo_storage_bytes",
             "gauge",
-            "Size of the node's database file.",
+            "Bytes of the files in the node's data directory.",
             bytes,
         );
     }
@@ -374,4 +397,30 @@ pub(crate) fn render(m: &MetricsSnapshot, storage_bytes: Option<u64>) -> String 
         }
     }
     o.0
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use crate::store::Store as _;
+
+    /// Review of the HTTP surface, twenty-fifth session of issue 20: the gauge read the redb
+    /// file alone, and the default engine (fjall) keeps none: no `dynamo_storage_bytes` on a
+    /// default node with a data directory.
+    #[test]
+    fn the_storage_gauge_counts_either_engine_s_files() {
+        use crate::runtime::{open_store, Engine};
+        for engine in [Engine::Fjall, Engine::Redb] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = open_store(
+                dir.path(),
+                Some(engine),
+                crate::redb_store::Durability::Durable,
+            )
+            .unwrap();
+            store.put_meta("m", &[1; 4096]).unwrap();
+            store.flush().unwrap();
+            let bytes = super::storage_bytes(dir.path());
+            assert!(bytes.is_some_and(|b| b >= 4096), "{engine:?}: {bytes:?}");
+        }
+    }
 }

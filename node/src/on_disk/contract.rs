@@ -136,8 +136,8 @@ pub(crate) fn an_unreadable_set_aside_list_fails_the_start<S: Store>(
         initial_members: vec![1],
         ..crate::NodeConfig::default()
     };
-    let err = crate::core::Boot::load(&mut store, 1, &config, 0, 7)
-        .err()
-        .expect("a start on a set-aside list it cannot read fails");
+    let Err(err) = crate::core::Boot::load(&mut store, 1, &config, 0, 7) else {
+        panic!("a start on a set-aside list it cannot read fails");
+    };
     assert!(err.to_string().contains("set-aside"), "{err}");
 }

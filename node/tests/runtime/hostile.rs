@@ -40,6 +40,21 @@ impl Proc {
         nofile: Option<u32>,
         env: &[(&str, &str)],
     ) -> Proc {
+        Proc::launch(extra, nofile, env, false).await
+    }
+
+    /// [`Proc::start`] with its standard error a pipe whose reader is gone before the node
+    /// logs its first line (a log reader that went away: `dynamo serve 2>&1 | head`).
+    pub(crate) async fn start_with_stderr_closed(extra: &[&str]) -> Proc {
+        Proc::launch(extra, None, &[], true).await
+    }
+
+    async fn launch(
+        extra: &[&str],
+        nofile: Option<u32>,
+        env: &[(&str, &str)],
+        stderr_closed: bool,
+    ) -> Proc {
         let dir = tempfile::tempdir().unwrap();
         let address = private_loopback(1)[0].to_string();
         let log = dir.path().join("stderr.log");
@@ -53,7 +68,7 @@ impl Proc {
             }
             None => Command::new(env!("CARGO_BIN_EXE_dynamo")),
         };
-        let child = command
+        let mut child = command
             .args(["serve", "--id", "1", "--members", "1", "--listen", &address])
             .args(extra)
             .env("DYNAMO_CLIENT_SECRET", SECRET)
@@ -62,10 +77,15 @@ impl Proc {
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(if stderr_closed {
+                Stdio::piped()
+            } else {
+                Stdio::from(std::fs::File::create(&log).unwrap())
+            })
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        drop(child.stderr.take());
         let up = eventually(15, || async {
             let mut client = dynamo_node::client::Client::new({
                 let mut c = dynamo_node::client::ClientConfig::new(vec![address.clone()], SECRET);

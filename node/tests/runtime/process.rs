@@ -172,3 +172,31 @@ async fn a_node_given_one_worker_serves_on_its_main_thread() {
         "the main thread used no CPU over 3,000 requests ({before} -> {after} ticks)"
     );
 }
+
+/// Review of the command line, twenty-fifth session of issue 20: a node whose standard error was
+/// a pipe whose reader went away (`dynamo serve 2>&1 | head`, or `dynamo cluster`'s relay of a
+/// node's lines ending) panicked at its next log line: the log writer's failure was reported with
+/// `eprintln!`, which panics when standard error is a closed pipe. It now keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_log_reader_went_away_keeps_serving() {
+    let mut node =
+        crate::hostile::Proc::start_with_stderr_closed(&["--n", "1", "--r", "1", "--w", "1"]).await;
+    let mut client = dynamo_node::client::Client::new(dynamo_node::client::ClientConfig::new(
+        vec![node.address.clone()],
+        SECRET,
+    ));
+    // At debug level, every request logs.
+    for i in 0..50 {
+        let key = format!("k{i}");
+        client
+            .put(key.as_bytes(), b"v".to_vec(), &[])
+            .await
+            .unwrap();
+        let got = client.get(key.as_bytes()).await.unwrap();
+        assert_eq!(got.values, vec![b"v".to_vec()]);
+    }
+    assert!(
+        node.child.try_wait().unwrap().is_none(),
+        "the node exited once its log reader went away"
+    );
+}

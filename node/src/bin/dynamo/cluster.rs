@@ -23,6 +23,15 @@ macro_rules! tell {
     }};
 }
 
+/// [`tell!`] for standard error: the nodes' lines and the cluster's reports on them, which go on
+/// when nobody reads them (`dynamo cluster |& grep -m1 HTTP`).
+macro_rules! tell_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct ClusterArgs {
     /// Number of nodes.
@@ -161,7 +170,7 @@ pub(crate) async fn run(args: &ClusterArgs) -> Result<()> {
                 use tokio::io::AsyncBufReadExt as _;
                 let mut lines = tokio::io::BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    eprintln!("node {id} | {line}");
+                    tell_err!("node {id} | {line}");
                 }
             });
         }
@@ -359,7 +368,7 @@ async fn serve_until_stopped<H: Fn(NodeId) -> String>(
             exit = exited.recv() => {
                 let Some((id, status)) = exit else { break };
                 let how = exited_how(id, &status, alive, failed);
-                eprintln!(
+                tell_err!(
                     "dynamo: node {id} exited ({how}); {} still running. Restart it with:\n  DYNAMO_PEER_SECRET=... DYNAMO_CLIENT_SECRET=... {}",
                     alive.len(),
                     restart(id)
@@ -394,7 +403,7 @@ async fn stop(
     while !alive.is_empty() {
         tokio::select! {
             () = &mut deadline => {
-                eprintln!("dynamo: {} node(s) did not stop in time; killing them", alive.len());
+                tell_err!("dynamo: {} node(s) did not stop in time; killing them", alive.len());
                 signal("-KILL", alive);
                 break;
             }

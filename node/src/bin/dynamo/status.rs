@@ -149,8 +149,10 @@ async fn agreement(
     views: &[(String, Result<NodeStatus, Error>)],
 ) -> Result<usize> {
     let mut rings = Vec::new();
+    let mut asked = std::collections::BTreeSet::new();
     for (address, view) in views {
         let Ok(status) = view else { continue };
+        asked.insert(status.id);
         let mut client = conn.client_of(vec![address.clone()]);
         let mut before = status.clone();
         // The ranges are of the ring the status named if the node's ring version is the same
@@ -171,7 +173,7 @@ async fn agreement(
             before = after;
         }
     }
-    distinct(views.len(), &rings)
+    distinct(views.len(), &rings, &asked)
 }
 
 /// What two nodes that agree on the ring hold alike.
@@ -196,10 +198,31 @@ impl RingView {
     }
 }
 
-/// How many of the `asked` nodes answered, if all did with one ring.
-fn distinct(asked: usize, rings: &[RingView]) -> Result<usize> {
+/// How many of the `asked` nodes answered, if all did with one ring and they are every member
+/// of it (`ids`: the answering nodes' ids; members not asked may hold another ring).
+fn distinct(
+    asked: usize,
+    rings: &[RingView],
+    ids: &std::collections::BTreeSet<u64>,
+) -> Result<usize> {
     let views: std::collections::BTreeSet<&RingView> = rings.iter().collect();
     if rings.len() == asked && views.len() == 1 {
+        let unasked: Vec<String> = rings
+            .iter()
+            .flat_map(|r| &r.members)
+            .filter(|m| !ids.contains(m))
+            .map(u64::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unasked.is_empty() {
+            anyhow::bail!(
+                "the {asked} nodes asked agree on the ring, but it has members they are not \
+                 (not asked: {}): add their addresses to --nodes (`dynamo status --node ADDR` lists every \
+                 member's address)",
+                unasked.join(", ")
+            );
+        }
         Ok(rings.len())
     } else {
         let mut why = format!(
@@ -269,6 +292,10 @@ pub fn staleness_lines(s: Option<&dynamo_node::StalenessStatus>) -> Vec<String> 
 mod tests {
     use super::{distinct, RingView};
 
+    fn ids(ids: &[u64]) -> std::collections::BTreeSet<u64> {
+        ids.iter().copied().collect()
+    }
+
     fn view(version: u64, replicas: &[u64]) -> RingView {
         RingView {
             version,
@@ -283,18 +310,48 @@ mod tests {
     fn nodes_agree_only_on_the_same_ranges_and_replicas() {
         let a = view(1, &[1, 2, 3]);
         assert_eq!(
-            distinct(3, &[a.clone(), a.clone(), a.clone()]).ok(),
+            distinct(3, &[a.clone(), a.clone(), a.clone()], &ids(&[1, 2, 3])).ok(),
             Some(3)
         );
-        let err = distinct(3, &[a.clone(), a.clone(), view(1, &[1, 2])]).unwrap_err();
+        let err = distinct(
+            3,
+            &[a.clone(), a.clone(), view(1, &[1, 2])],
+            &ids(&[1, 2, 3]),
+        )
+        .unwrap_err();
         assert!(
             err.to_string().contains("another N or partition count"),
             "{err}"
         );
-        assert!(distinct(3, &[a.clone(), a.clone(), view(2, &[1, 2, 3])]).is_err());
+        assert!(distinct(
+            3,
+            &[a.clone(), a.clone(), view(2, &[1, 2, 3])],
+            &ids(&[1, 2, 3])
+        )
+        .is_err());
         assert!(
-            distinct(3, &[a.clone(), a]).is_err(),
+            distinct(3, &[a.clone(), a], &ids(&[1, 2])).is_err(),
             "a node did not answer"
+        );
+    }
+
+    /// Review of the command line, twenty-fifth session of issue 20: `dynamo members` asked the
+    /// default three addresses of a four-member ring and reported "all 3 nodes agree", though
+    /// member 4, never asked, could hold another ring or await data.
+    #[test]
+    fn members_not_asked_are_no_agreement() {
+        let mut four = view(2, &[1, 2, 3]);
+        four.members = vec![1, 2, 3, 4];
+        let err = distinct(
+            3,
+            &[four.clone(), four.clone(), four.clone()],
+            &ids(&[1, 2, 3]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not asked: 4"), "{err}");
+        assert_eq!(
+            distinct(4, &vec![four; 4], &ids(&[1, 2, 3, 4])).ok(),
+            Some(4)
         );
     }
 }
