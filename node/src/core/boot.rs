@@ -86,6 +86,7 @@ impl Boot {
         seed: u64,
     ) -> Result<Boot, NodeError> {
         config_checked(config)?;
+        ids_checked(id, config)?;
         let rng = ReplayRng::seed_from_u64(seed ^ id.rotate_left(17));
         if let Some(stored) = store.get_meta(META_NODE_ID)? {
             let stored_id = decode_u64(&stored)?;
@@ -278,6 +279,23 @@ fn meta_set_strict<T: serde::de::DeserializeOwned + Ord, S: Store + ?Sized>(
             .map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))),
         _ => Ok(BTreeSet::new()),
     }
+}
+
+/// Node ids must fit the room anti-entropy session ids give them ([`super::ids::NODE_ID_LIMIT`]):
+/// this node's and every initial member's and seed's.
+pub(crate) fn ids_checked(id: NodeId, config: &NodeConfig) -> Result<(), NodeError> {
+    let limit = super::ids::NODE_ID_LIMIT;
+    let named = std::iter::once(id)
+        .chain(config.initial_members.iter().copied())
+        .chain(config.seeds.iter().map(|(s, _)| *s));
+    for other in named {
+        if other >= limit {
+            return Err(NodeError::Config(format!(
+                "node id {other}: node ids must be below {limit}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn config_checked(config: &NodeConfig) -> Result<(), NodeError> {

@@ -5,6 +5,11 @@
 //! checkpoints, `transfer-{id}`), so the layout is frozen: the first part above bit 40, the
 //! second in the 40 bits below.
 
+/// Node ids are below this (2^24): a session id holds its initiator's id above bit 40, and a
+/// transfer id its receiver's in the 40 bits below (a larger id would make two nodes' ids
+/// collide).
+pub(crate) const NODE_ID_LIMIT: u64 = 1 << (64 - LOW_BITS);
+
 /// Bits of an id's second part.
 const LOW_BITS: u32 = 40;
 

@@ -32,6 +32,7 @@ impl NodeCore {
         seed: u64,
     ) -> Result<Self, NodeError> {
         boot::config_checked(&config)?;
+        boot::ids_checked(id, &config)?;
         let Boot {
             mut rng,
             epochs,

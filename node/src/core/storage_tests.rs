@@ -443,3 +443,32 @@ fn an_unreadable_list_of_lost_keys_or_awaited_partitions_fails_the_start() {
         assert!(err.to_string().contains(what), "{name}: {err}");
     }
 }
+
+/// Review of anti-entropy, twenty-fifth session of issue 20: session ids hold the initiator's id
+/// in 24 bits and transfer ids the receiver's in 40, so nodes 1 and 2^24 + 1 opened sessions of
+/// the same id with a peer (one refused as a duplicate), and a transfer of a partition to node
+/// 2^40 + 5 was taken for the one to node 5. A node id or initial member past the ids' room is
+/// now refused at start.
+#[test]
+fn a_node_id_past_what_session_ids_hold_is_refused() {
+    let config = |members: Vec<NodeId>| crate::NodeConfig {
+        initial_members: members,
+        ..crate::NodeConfig::default()
+    };
+    let big: NodeId = 1 << 24;
+    for (id, members) in [(big, vec![big]), (1, vec![1, big + 1])] {
+        let Err(err) = super::Boot::load(&mut MemoryStore::new(), id, &config(members), 0, 7)
+        else {
+            panic!("node {id} started");
+        };
+        assert!(err.to_string().contains("16777216"), "{err}");
+    }
+    assert!(super::Boot::load(
+        &mut MemoryStore::new(),
+        big - 1,
+        &config(vec![big - 1]),
+        0,
+        7
+    )
+    .is_ok());
+}

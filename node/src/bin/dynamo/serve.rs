@@ -23,7 +23,7 @@ pub(crate) struct ServeArgs {
     /// see the NodeConfig docs).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// This node's id.
+    /// This node's id (below 16,777,216).
     #[arg(long)]
     id: Option<NodeId>,
     /// Address to listen on (default 127.0.0.1:7001; a host name is resolved).
