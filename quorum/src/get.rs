@@ -320,6 +320,17 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         &self.targets
     }
 
+    /// The targets sent a read that have not answered it, in plan order: for a caller's own
+    /// failure detection (paper section 4.8.1), those still silent at the deadline.
+    pub fn unanswered(&self) -> impl Iterator<Item = &Id> + '_ {
+        self.targets
+            .iter()
+            .zip(&self.answered)
+            .take(self.next_read)
+            .filter(|(_, answered)| !**answered)
+            .map(|(t, _)| &t.node)
+    }
+
     /// How many targets were asked so far, in plan order (all of them unless
     /// [`Fanout::First`]).
     #[must_use]

@@ -350,6 +350,17 @@ impl<Id: Clone + PartialEq, S: Clone> PutCoordinator<Id, S> {
         &self.targets
     }
 
+    /// The targets sent a write that have not answered it, in plan order: for a caller's own
+    /// failure detection (paper section 4.8.1), those still silent at the deadline.
+    pub fn unanswered(&self) -> impl Iterator<Item = &Id> + '_ {
+        self.targets
+            .iter()
+            .zip(&self.slots)
+            .take(self.next_transmit)
+            .filter(|(_, slot)| **slot == Slot::Pending)
+            .map(|(t, _)| &t.node)
+    }
+
     fn answer(&mut self, now: u64, from: &Id, kind: Slot) -> Result<(), ReplyError> {
         self.advance(now);
         let index = self.targets.iter().position(|t| t.node == *from);

@@ -96,7 +96,16 @@ impl NodeCore {
                 .ring
                 .preference_list(key)
                 .map(|r| (*r.node, r.is_primary())),
-            |n| self.is_up(*n),
+            // A strict quorum has no fallback to route to: a primary this node holds silent is
+            // asked all the same (it may answer: silence is one node's guess), rather than
+            // counted failed from the start.
+            |n| {
+                if options.mode == dynamo_quorum::Mode::Strict {
+                    self.is_up(*n)
+                } else {
+                    self.routable(*n)
+                }
+            },
             options.n,
             options.mode,
         )
@@ -190,7 +199,7 @@ impl NodeCore {
                         .preference_list(&key)
                         .primaries()
                         .copied()
-                        .find(|&n| self.is_up(n))
+                        .find(|&n| self.routable(n))
                 };
                 match forward_to {
                     Some(to) => {
@@ -199,6 +208,7 @@ impl NodeCore {
                         let req = self.requests.start(Pending::Forward {
                             origin,
                             to,
+                            sent: now,
                             deadline: now.saturating_add(timeout_ms(&options)),
                             request,
                         });

@@ -108,7 +108,7 @@ impl NodeCore {
             .ring
             .preference_list(&key)
             .map(|r| *r.node)
-            .filter(|&n| self.is_up(n))
+            .filter(|&n| self.routable(n))
             .collect();
         let Some(Pending::Put { coord, .. }) = self.requests.get_mut(req) else {
             return;
@@ -131,19 +131,38 @@ impl NodeCore {
         }
     }
 
+    /// `peers` let a request that began at `since` reach its deadline without a word: each not
+    /// heard from since is silent here (see `silence`), and the requests waiting on it count it
+    /// failed, as when gossip marks a peer down (a put hands its copy to a fallback).
+    fn suspect(&mut self, now: Millis, since: Millis, peers: Vec<NodeId>) {
+        for peer in peers {
+            if peer != self.id && self.silence.suspect(peer, since) {
+                self.stats.counters.silenced += 1;
+                self.fail_peer(now, peer);
+            }
+        }
+    }
+
     pub(crate) fn request_timeouts(&mut self, now: Millis) {
         for req in self.requests.due(now) {
             match self.requests.get_mut(req) {
-                Some(Pending::Get { coord, .. }) => {
+                Some(Pending::Get { coord, started, .. }) => {
+                    let silent = silent_at(now, coord.deadline(), coord.unanswered());
+                    let since = *started;
                     coord.handle_timeout(now);
                     self.pump(now, req);
+                    self.suspect(now, since, silent);
                 }
-                Some(Pending::Put { coord, .. }) => {
+                Some(Pending::Put { coord, started, .. }) => {
+                    let silent = silent_at(now, coord.deadline(), coord.unanswered());
+                    let since = *started;
                     coord.handle_timeout(now);
                     self.pump(now, req);
+                    self.suspect(now, since, silent);
                 }
-                Some(Pending::Forward { to, .. }) => {
-                    let to = *to;
+                Some(Pending::Forward { to, sent, .. }) => {
+                    let (to, sent) = (*to, *sent);
+                    self.suspect(now, sent, vec![to]);
                     if let Some(Pending::Forward {
                         origin, request, ..
                     }) = self.requests.take_forward_to(req, to)
@@ -164,6 +183,18 @@ impl NodeCore {
             }
         }
     }
+}
+
+/// The targets still silent when a request's deadline passed (none before it).
+fn silent_at<'a>(
+    now: Millis,
+    deadline: Millis,
+    unanswered: impl Iterator<Item = &'a NodeId>,
+) -> Vec<NodeId> {
+    if now < deadline {
+        return Vec::new();
+    }
+    unanswered.copied().collect()
 }
 
 #[cfg(test)]

@@ -252,6 +252,7 @@ impl NodeCore {
                     changed = true;
                 }
                 Event::Left { id } | Event::Removed { id } => {
+                    self.silence.forget(id);
                     if !self.view.departed.contains(&id) {
                         self.events.push(NodeEvent::MemberLeft { id });
                     }

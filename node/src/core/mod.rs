@@ -44,6 +44,7 @@ mod reaper;
 mod replica;
 mod requests;
 mod resume;
+mod silence;
 mod staleness;
 mod start;
 mod stats;
@@ -150,6 +151,8 @@ pub struct NodeCore {
     transfers: Transfers,
     /// How old this node's store is, and whether a new one may answer reads yet (see `fresh`).
     fresh: fresh::Fresh,
+    /// Peers silent through a request's deadline: requests route around them (see `silence`).
+    silence: silence::Silence,
     // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
     // same inputs give the same outputs (the simulator replays runs from a seed).
     /// Requests in flight: coordinated here, forwarded, or the reaper's.
@@ -221,6 +224,12 @@ impl NodeCore {
                 Some(_) => self.gossip.is_up(&peer),
                 None => self.view.members.contains(&peer) && !self.view.unheard.contains(&peer),
             }
+    }
+
+    /// Whether requests may go to `peer`: believed up ([`NodeCore::is_up`]) and not silent
+    /// through a request's deadline since this node last heard from it (see `silence`).
+    pub(crate) fn routable(&self, peer: NodeId) -> bool {
+        self.is_up(peer) && !self.silence.is_silent(peer)
     }
 
     /// Hints held here for other nodes, not yet delivered.
@@ -341,6 +350,7 @@ impl NodeCore {
 
     /// A message from `from` arrived.
     pub fn handle_message(&mut self, now: Millis, from: NodeId, msg: PeerMessage) {
+        self.silence.heard(from, now);
         match msg {
             PeerMessage::Gossip(m) => {
                 // A refused message is counted in the gossip machine's own stats.
@@ -413,18 +423,29 @@ impl NodeCore {
         self.drain(now);
     }
 
-    /// The driver lost its link to `peer`: requests waiting on it fail over now. Messages that
+    /// `peer` could not be reached: requests route around it until it is heard from again (see
+    /// `silence`).
+    fn silenced(&mut self, peer: NodeId) {
+        if peer != self.id && self.silence.silence(peer) {
+            self.stats.counters.silenced += 1;
+        }
+    }
+
+    /// The driver lost its link to `peer`: requests waiting on it fail over now, and new ones
+    /// route around it until it is heard from again. Messages that
     /// were in flight may or may not have arrived, so a request forwarded to `peer` is not
     /// coordinated here (it would be applied twice); it waits for its answer or its deadline.
     pub fn peer_unreachable(&mut self, now: Millis, peer: NodeId) {
+        self.silenced(peer);
         self.fail_peer(now, peer);
         self.drain(now);
     }
 
     /// The driver certainly did not deliver `msg` to `peer` (the connection was refused, the
-    /// queue was full): like [`NodeCore::peer_unreachable`], and a request forwarded in `msg` is
-    /// coordinated here instead.
+    /// queue was full): like [`NodeCore::peer_unreachable`] (requests route around `peer` until
+    /// it is heard from), and a request forwarded in `msg` is coordinated here instead.
     pub fn undelivered(&mut self, now: Millis, peer: NodeId, msg: PeerMessage) {
+        self.silenced(peer);
         if let PeerMessage::Forward { req, .. } = msg {
             self.forward_undelivered(now, peer, req);
         }

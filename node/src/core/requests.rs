@@ -57,6 +57,8 @@ pub(crate) enum Pending {
     Forward {
         origin: Origin,
         to: NodeId,
+        /// When it was sent to `to`.
+        sent: Millis,
         deadline: Millis,
         request: ClientRequest,
     },

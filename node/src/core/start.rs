@@ -262,6 +262,7 @@ impl NodeCore {
                 whole,
             ),
             fresh,
+            silence: super::silence::Silence::default(),
             reaper,
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can

@@ -57,6 +57,10 @@ pub struct Counters {
     /// nodes than the cluster has.
     #[serde(default)]
     pub gossip_view_full: u64,
+    /// Peers this node took for failed on its own: silent through a request's deadline since it
+    /// last heard from them (requests then route around them until they are heard again).
+    #[serde(default)]
+    pub silenced: u64,
 }
 
 impl Counters {
@@ -85,6 +89,7 @@ impl Counters {
             late_answers,
             tombstones_reaped,
             gossip_view_full,
+            silenced,
         } = other;
         self.gets += gets;
         self.puts += puts;
@@ -107,6 +112,7 @@ impl Counters {
         self.late_answers += late_answers;
         self.tombstones_reaped += tombstones_reaped;
         self.gossip_view_full += gossip_view_full;
+        self.silenced += silenced;
     }
 }
 

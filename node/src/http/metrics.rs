@@ -226,6 +226,11 @@ pub(crate) fn render(m: &MetricsSnapshot, storage_bytes: Option<u64>) -> String 
             c.gossip_view_full,
         ),
         (
+            "dynamo_peers_silenced_total",
+            "Peers taken for failed because they let a request's deadline pass without a word.",
+            c.silenced,
+        ),
+        (
             "dynamo_late_answers_total",
             "Replica answers that arrived after their request finished.",
             c.late_answers,

@@ -549,10 +549,11 @@ async fn a_quorum_that_cannot_be_reached_is_503_with_the_shortfall() {
     let body = answer.json();
     assert_eq!(body["error"], "quorum_failed");
     // The coordinator gives up as soon as node 3 is known unreachable: node 2 may or may not
-    // have answered by then.
+    // have answered by then, and once a refused connection has made node 3 silent here (it
+    // routes around it until it hears from it), the put fails before any replica is asked.
     assert_eq!(body["required"], 3);
     let acknowledged = body["acknowledged"].as_u64().unwrap();
-    assert!((1..=2).contains(&acknowledged), "{body}");
+    assert!(acknowledged <= 2, "{body}");
     assert_eq!(body["shortfall"].as_u64().unwrap(), 3 - acknowledged);
     let answer = authed(addr, "GET", "/kv/k?r=3", &[], b"").await;
     assert_eq!(answer.status, 503, "{}", answer.text());

@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "ad8aea022b30e18707ebe7c981d1f37b083b02e4a60a23dd761328df65fdfe1d";
+const RUN_DIGEST: &str = "a07d7fd41dcd6dea1a80d2d882816d0aee031742e7e03ea6dce0643c05f1f353";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [

@@ -405,3 +405,14 @@ fn an_answer_at_the_hedge_time_that_finishes_the_get_repairs_at_once() {
     );
     assert!(get.is_complete(), "nobody else was asked");
 }
+
+#[test]
+fn unanswered_names_the_targets_sent_a_read_that_have_not_answered() {
+    let d1 = version(&[("A", 1)], "v1");
+    let mut get = GetCoordinator::new(first_two(30), Plan::primaries(["A", "B", "C"]), 0).unwrap();
+    drain_get(&mut get);
+    get.handle_message(3, "A", GetReply::Found(one(&d1)))
+        .unwrap();
+    // C was never asked: only B is silent.
+    assert_eq!(get.unanswered().collect::<Vec<_>>(), [&"B"]);
+}

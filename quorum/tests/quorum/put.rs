@@ -383,3 +383,17 @@ fn a_huge_w_does_not_reserve_room_for_it() {
     );
     assert!(put.is_ok());
 }
+
+#[test]
+fn unanswered_names_the_targets_sent_a_write_that_have_not_answered() {
+    let v = version(&[("A", 1)], "v1");
+    let mut put: Put = PutCoordinator::new(n3w2(), Plan::primaries(["A", "B", "C"]), v, 0).unwrap();
+    // Nothing sent yet: nobody is silent.
+    assert_eq!(put.unanswered().count(), 0);
+    drain_put(&mut put);
+    put.handle_message(3, "A", PutReply::Ack).unwrap();
+    put.handle_message(4, "C", PutReply::Failed).unwrap();
+    assert_eq!(put.unanswered().collect::<Vec<_>>(), [&"B"]);
+    put.handle_timeout(100);
+    assert_eq!(put.unanswered().collect::<Vec<_>>(), [&"B"]);
+}
