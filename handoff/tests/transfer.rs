@@ -252,3 +252,23 @@ fn refuses_bad_input() {
         })
     );
 }
+
+/// Review of the transfers, twenty-fifth session of issue 20: a session resumed towards a
+/// receiver already known down (or one whose receiver went down before its owner polled it)
+/// still handed out its queued `NeedBatch`; the owner read a batch from its store for nothing,
+/// and the session refused it as stale. The receiver's going down withdraws the request.
+#[test]
+fn a_request_not_yet_taken_when_the_receiver_goes_down_is_withdrawn() {
+    let mut s = Session::resume(config(4, 2), TransferId(9), "b", Some(9));
+    s.peer_down(ms(1), "b");
+    assert_eq!(
+        s.poll_event(),
+        None,
+        "nothing to read for a receiver that is down"
+    );
+    s.peer_up(ms(2), "b");
+    assert!(matches!(
+        s.poll_event(),
+        Some(TransferEvent::NeedBatch { after: Some(9), .. })
+    ));
+}

@@ -290,7 +290,7 @@ where
 
     /// The failure detector says `peer` is down; if it is the receiver, stop sending.
     /// Unacknowledged batches are discarded and will be read again from the checkpoint when the
-    /// receiver is back. Other peers are no concern of this session.
+    /// receiver is back; a batch request not yet polled is withdrawn. Other peers are no concern of this session.
     pub fn peer_down(&mut self, _now: u64, peer: Id) {
         if peer != self.to {
             return;
@@ -299,6 +299,9 @@ where
         self.in_flight.clear();
         self.transmits.clear();
         self.request = None;
+        // A request the owner has not taken yet is withdrawn (it would read for nothing).
+        self.events
+            .retain(|e| !matches!(e, TransferEvent::NeedBatch { .. }));
         self.frontier = self.checkpoint.clone();
         self.end_supplied = false;
     }

@@ -319,8 +319,11 @@ impl NodeCore {
             }
         }
         if let Some(run) = self.transfers.runs.get_mut(&transfer) {
-            if run.session.supply(now, request, entries, last).is_err() {
-                self.stats.counters.bad_messages += 1;
+            match run.session.supply(now, request, entries, last) {
+                // The session moved on while the store read (its receiver went down): the
+                // batch is read again from the checkpoint.
+                Ok(()) | Err(dynamo_handoff::TransferError::StaleRequest { .. }) => {}
+                Err(_) => self.stats.counters.bad_messages += 1,
             }
         }
     }
