@@ -40,6 +40,22 @@ where
         self.gossip();
     }
 
+    /// Opens an exchange with `peer` now, outside the rounds (nothing for a peer this node does
+    /// not know or that left): a caller's own failure detection can ask a peer it stopped
+    /// sending to for a sign of life, the peer's answer being a message from it (paper section
+    /// 4.8.1: "node A periodically retries node B to check for the latter's recovery"). A peer
+    /// answers an exchange that brings it nothing new with nothing; its heartbeat, bumped every
+    /// round, is news to a node that has not heard from it since.
+    pub fn probe(&mut self, peer: &Id) {
+        let known = self
+            .others
+            .get(peer)
+            .is_some_and(|m| m.peer.left_since.is_none());
+        if known {
+            self.syn_to(peer.clone(), None);
+        }
+    }
+
     /// Marks peers down when phi passes the threshold, and removes the long gone.
     fn detect(&mut self, now: u64) {
         let threshold = self.config.phi_threshold;

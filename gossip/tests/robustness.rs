@@ -504,3 +504,28 @@ fn a_syn_of_many_unknown_or_repeated_ids_is_answered_within_the_bound() {
         }
     }
 }
+
+/// A probe opens an exchange with the peer named, outside the rounds, and the peer, whose
+/// heartbeat moved on since, answers it; a node it does not know is not probed.
+#[test]
+fn a_probe_asks_a_known_peer_for_a_sign_of_life() {
+    let mut a = node(1, "c");
+    a.handle_message(0, 2, ack2("c", vec![delta(2, 1, 0, 4)]))
+        .unwrap();
+    while a.poll_transmit().is_some() {}
+    a.probe(&99);
+    assert!(a.poll_transmit().is_none(), "an unknown node is not probed");
+    a.probe(&2);
+    let syn = a.poll_transmit().expect("a probe");
+    assert_eq!(syn.to, 2);
+    assert!(matches!(syn.message.body, Body::Syn { .. }));
+    let mut b = node(2, "c");
+    for round in 0..10 {
+        b.handle_timeout(round * 1_000);
+    }
+    while b.poll_transmit().is_some() {}
+    b.handle_message(10_000, 1, syn.message).unwrap();
+    let answer = b.poll_transmit().expect("an answer");
+    assert_eq!(answer.to, 1);
+    assert!(matches!(answer.message.body, Body::Ack { .. }));
+}

@@ -132,13 +132,14 @@ impl NodeCore {
     }
 
     /// `peers` let a request that began at `since` reach its deadline without a word: each not
-    /// heard from since is silent here (see `silence`), and the requests waiting on it count it
-    /// failed, as when gossip marks a peer down (a put hands its copy to a fallback).
+    /// heard from since, nor for the configured request timeout at least (a client may ask for
+    /// a timeout shorter than a round trip), is silent here: new requests route around it (see
+    /// `silence`). Requests in flight keep waiting for it: its answers may be on their way.
     fn suspect(&mut self, now: Millis, since: Millis, peers: Vec<NodeId>) {
+        let since = since.min(now.saturating_sub(self.config.request_timeout));
         for peer in peers {
             if peer != self.id && self.silence.suspect(peer, since) {
                 self.stats.counters.silenced += 1;
-                self.fail_peer(now, peer);
             }
         }
     }

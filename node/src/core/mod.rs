@@ -410,7 +410,14 @@ impl NodeCore {
 
     /// Time passed: run whatever is due.
     pub fn handle_timeout(&mut self, now: Millis) {
+        let rounds = self.gossip.stats().rounds;
         self.gossip.handle_timeout(now);
+        if self.gossip.stats().rounds != rounds {
+            // Once a round, each peer held silent is asked for a sign of life (see `silence`).
+            for peer in self.silence.silent() {
+                self.gossip.probe(&peer);
+            }
+        }
         self.detect_unheard(now);
         self.hints.handle_timeout(now);
         self.anti_entropy.handle_timeout(now);

@@ -4,10 +4,12 @@
 //! then a coordinator kept sending a silently failed peer its requests and waited for it, and
 //! the requests whose quorum needed it failed (experiments 5 and 8, measured through that
 //! window). A peer that could not be reached (a message to it refused, its link lost), or that
-//! let a request's deadline pass without a word since the request began, is silent here:
-//! requests route around it (sloppy quorums hand its copies to fallbacks with a
-//! hint) until any message from it arrives. Only request routing heeds it; hints, transfers,
-//! anti-entropy and the reaper go by gossip's view.
+//! let a request's deadline pass without a word since the request began (and for the
+//! configured request timeout at least), is silent here: sloppy requests route around it
+//! (fallbacks take its copies with a hint) until any message from it arrives, and once a
+//! gossip round the node asks it for one, opening a gossip exchange with it ("node A
+//! periodically retries node B"). Only request routing heeds it; hints, transfers,
+//! anti-entropy, the reaper and strict quorums go by gossip's view.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +41,11 @@ impl Silence {
     /// heard from. Whether it became silent now.
     pub(crate) fn silence(&mut self, peer: NodeId) -> bool {
         self.silent.insert(peer)
+    }
+
+    /// The peers held silent.
+    pub(crate) fn silent(&self) -> Vec<NodeId> {
+        self.silent.iter().copied().collect()
     }
 
     /// Whether requests route around `peer`.

@@ -3396,3 +3396,85 @@ fn a_replica_silent_through_a_request_is_routed_around_until_heard_from() {
         writes_to(&out)
     );
 }
+
+/// Review of the change above: a request whose client asked for a timeout shorter than a round
+/// trip (1 ms is allowed) made this node hold every replica it asked silent, and fail their
+/// part in every request in flight: a put waiting on their acknowledgements failed at once.
+/// Silence now needs the configured request timeout without a word at least, and requests in
+/// flight keep waiting.
+#[test]
+fn a_request_with_a_short_timeout_blames_no_peer() {
+    let mut h = Harness::new();
+    for peer in 2..=4 {
+        heartbeat(&mut h.core, h.now, peer, 1);
+    }
+    h.outputs();
+    h.now += 100;
+    let (key, p2, _) = h.own_key();
+    let put_req = h.next_req();
+    h.client(10, put(&key, b"v1", vec![]));
+    let hasty = ClientRequest::Get {
+        key: key.clone(),
+        options: ClientOptions {
+            timeout: Some(2),
+            ..ClientOptions::default()
+        },
+    };
+    h.client(11, hasty);
+    h.now += 2;
+    h.core.handle_timeout(h.now);
+    let out = h.outputs();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Out::Reply(11, ClientReply::Failed(_)))),
+        "the hasty get timed out: {out:?}"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Out::Reply(10, _))),
+        "the put waits for its replicas: {out:?}"
+    );
+    let out = h.message(
+        p2,
+        PeerMessage::WriteAck {
+            req: put_req,
+            ok: true,
+        },
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Out::Reply(10, ClientReply::Stored { .. }))),
+        "{out:?}"
+    );
+    assert_eq!(h.core.status().counters.silenced, 0);
+}
+
+/// Review of the change above: a peer held silent got no request, so sent no answer, and in a
+/// large cluster gossip brought a message from it only every few dozen rounds. Once a round the
+/// node now opens a gossip exchange with each peer it holds silent.
+#[test]
+fn a_silent_peer_is_asked_for_a_sign_of_life_every_round() {
+    let mut h = Harness::new();
+    for peer in 2..=4 {
+        heartbeat(&mut h.core, h.now, peer, 1);
+    }
+    h.outputs();
+    let refused = PeerMessage::WriteAck { req: 1, ok: true };
+    h.core.undelivered(h.now, 3, refused);
+    h.outputs();
+    assert_eq!(h.core.status().counters.silenced, 1);
+    let round = h.core.config().gossip_interval;
+    let mut probes = 0;
+    for _ in 0..3 {
+        h.now += round;
+        h.core.handle_timeout(h.now);
+        probes += h
+            .outputs()
+            .iter()
+            .filter(|o| matches!(o, Out::Send(3, PeerMessage::Gossip(_))))
+            .count();
+    }
+    assert!(
+        probes >= 3,
+        "{probes} exchanges opened with node 3 in three rounds"
+    );
+}

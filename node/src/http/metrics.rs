@@ -35,9 +35,10 @@ pub(crate) async fn metrics(State(state): State<HttpState>) -> Result<Response, 
 /// fjall's journals and tables; their manifests), `None` when it cannot be read.
 fn storage_bytes(dir: &std::path::Path) -> Option<u64> {
     let mut total = 0u64;
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).ok()?.flatten() {
+    let mut dirs = Vec::new();
+    let mut entries = std::fs::read_dir(dir).ok()?;
+    loop {
+        for entry in entries.flatten() {
             let Ok(kind) = entry.file_type() else {
                 continue;
             };
@@ -47,8 +48,16 @@ fn storage_bytes(dir: &std::path::Path) -> Option<u64> {
                 total += entry.metadata().map_or(0, |m| m.len());
             }
         }
+        // A subdirectory the engine removed meanwhile (a compaction) holds nothing.
+        entries = loop {
+            let Some(d) = dirs.pop() else {
+                return Some(total);
+            };
+            if let Ok(e) = std::fs::read_dir(d) {
+                break e;
+            }
+        };
     }
-    Some(total)
 }
 
 /// A metric family being written.

@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "a07d7fd41dcd6dea1a80d2d882816d0aee031742e7e03ea6dce0643c05f1f353";
+const RUN_DIGEST: &str = "6f9972d5c4501d61ae900bc4662b2befa56b5d675a5de23017ec62b7f3b2b869";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [
