@@ -23,8 +23,8 @@ pub enum DecodeError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] RingError),
-    /// Nodes not strictly sorted, a token owned by no node, unsorted tokens, or partitions that do
-    /// not match Q.
+    /// Nodes not strictly sorted, a token owned by no node, a node that owns no token, unsorted
+    /// tokens, or partitions that do not match Q.
     #[error("inconsistent ring: {0}")]
     Inconsistent(&'static str),
 }
@@ -51,6 +51,17 @@ impl<N: Ord + Clone + Debug> TryFrom<RingRepr<N>> for Ring<N> {
         }
         if r.owners.iter().any(|&o| o as usize >= r.nodes.len()) {
             return Err(DecodeError::Inconsistent("token owned by an unknown node"));
+        }
+        // Every member owns a token (and so a partition): a preference list holds N distinct
+        // nodes when the ring has N.
+        let mut owns = vec![false; r.nodes.len()];
+        for &o in &r.owners {
+            if let Some(slot) = owns.get_mut(o as usize) {
+                *slot = true;
+            }
+        }
+        if owns.contains(&false) {
+            return Err(DecodeError::Inconsistent("a node owns no token"));
         }
         if let Strategy::EqualPartitions { partitions } = r.config.strategy {
             let expected = (0..partitions).map(|p| crate::partition::partition_end(p, partitions));

@@ -31,6 +31,9 @@ use crate::message::{ClientError, ClientReply, ClientRequest, PeerMessage};
 use crate::store::{Store, StoreError, SyncJob};
 use crate::types::{Key, Millis, NodeId, RequestId};
 
+/// How long a stopping node lets its links write what they hold, all links together.
+const LINK_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Most outputs whose buffers [`Driver::send`] keeps for reuse.
 const SPARE_MAX: usize = 4096;
 
@@ -320,6 +323,13 @@ impl<S: Store + Send + 'static> Driver<S> {
         let held = self.take_held();
         self.send(held);
         self.deliver();
+        // The links write what the last flushes queued (acknowledgements of durable writes,
+        // forwarded replies) before they go, for a bounded time: a peer that is down is given up.
+        let deadline = tokio::time::Instant::now() + LINK_DRAIN;
+        for (_, link) in self.links.drain() {
+            link.drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
+        }
         Ok(())
     }
 

@@ -148,6 +148,18 @@ impl Queue {
     }
 }
 
+impl Link {
+    /// Stops taking messages and lets the link write what it holds, for at most `within` (a
+    /// node that stops: what its last flush queued includes acknowledgements of durable writes);
+    /// then the link is gone.
+    pub(crate) async fn drain(mut self, within: Duration) {
+        // The link's task ends once its queue is empty and closed.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.outlet.queue, closed));
+        let _ = tokio::time::timeout(within, &mut self.task).await;
+    }
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
         self.task.abort();
@@ -512,6 +524,38 @@ mod tests {
             "every one of {unreachable} messages went on a new connection"
         );
         peer.abort();
+    }
+
+    /// Review of the runtime, twenty-fifth session of issue 20: a node that stopped dropped its
+    /// links, which aborted their tasks before they wrote what the last flush had queued
+    /// (acknowledgements and forwarded replies of writes already durable): a forwarding node's
+    /// client then waited its whole timeout for a put that was applied. A link drained at
+    /// shutdown writes what it holds first.
+    #[tokio::test]
+    async fn a_link_drained_at_shutdown_delivers_what_it_queued() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("an address").to_string();
+        let secrets = peer_secrets();
+        let peer = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("the link connects");
+            let mut conn = handshake_conn(stream);
+            accept(&mut conn, &secrets, 2, false).await.expect("a peer");
+            conn.established(DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, None);
+            let mut got = 0;
+            while let Ok(PeerFrame::Peer(_)) = conn.recv::<PeerFrame>().await {
+                got += 1;
+            }
+            got
+        });
+        let (inputs, _driver) = mpsc::channel(16);
+        let link = spawn(link_context(inputs), 2, address, 1024);
+        assert!(link.outlet.offer((0..3).map(ack).collect()).is_ok());
+        link.drain(Duration::from_secs(30)).await;
+        let got = tokio::time::timeout(Duration::from_secs(30), peer)
+            .await
+            .expect("the link closed")
+            .expect("the peer task");
+        assert_eq!(got, 3, "messages queued before the shutdown");
     }
 
     #[test]

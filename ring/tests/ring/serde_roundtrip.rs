@@ -46,3 +46,22 @@ fn a_decoded_ring_draws_the_same_tokens_as_the_original() {
     let grown_back = back.join(NodeSpec::new("c".to_string())).expect("join");
     assert_eq!(grown.ring, grown_back.ring);
 }
+
+/// Review of the ring crate, twenty-fifth session of issue 20: a ring whose tokens all belong to
+/// one of its three nodes was accepted, and its preference lists then held one node where the
+/// ring promises N distinct ones (the others in no list, not even as fallbacks).
+#[test]
+fn a_ring_with_a_node_that_owns_no_token_is_refused() {
+    use dynamo_ring::{NodeSpec, Ring, RingConfig, Strategy};
+    let config = RingConfig {
+        strategy: Strategy::EqualPartitions { partitions: 4 },
+        ..RingConfig::default()
+    };
+    let ring = Ring::new(config, (0..3u32).map(NodeSpec::new)).expect("ring");
+    let json = serde_json::to_string(&ring).expect("serialize");
+    let start = json.find("\"owners\":[").expect("owners") + "\"owners\":[".len();
+    let end = start + json[start..].find(']').expect("the list's end");
+    let forged = format!("{}0,0,0,0{}", &json[..start], &json[end..]);
+    let err = serde_json::from_str::<Ring<u32>>(&forged).expect_err("refused");
+    assert!(err.to_string().contains("owns no token"), "{err}");
+}
