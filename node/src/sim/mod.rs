@@ -32,6 +32,8 @@ pub mod check;
 pub mod dist;
 mod driver;
 pub mod net;
+mod readback;
+pub use readback::ReadBack;
 mod stats;
 pub mod trace;
 pub mod workload;
