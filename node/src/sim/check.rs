@@ -119,7 +119,7 @@ pub struct ReusedDot {
 /// Writes that superseded each value, by the value's op id: (writer op id, acknowledged).
 fn superseders(history: &History) -> BTreeMap<u64, Vec<(u64, bool)>> {
     let mut out: BTreeMap<u64, Vec<(u64, bool)>> = BTreeMap::new();
-    for op in history.ops().filter(|o| o.is_write()) {
+    for op in history.ops().filter(|o| o.is_write() && !turned_down(o)) {
         let Some(get) = op.context_from.and_then(|g| history.get(g)) else {
             continue;
         };
@@ -128,6 +128,24 @@ fn superseders(history: &History) -> BTreeMap<u64, Vec<(u64, bool)>> {
         }
     }
     out
+}
+
+/// Whether `op` certainly applied nothing: a node turned it down before writing anything
+/// ("unavailable": it is joining, overloaded, its timeout passed before a coordinator took it;
+/// or the node was down and refused the connection), or refused it as invalid. Such a write
+/// supersedes nothing.
+fn turned_down(op: &Op) -> bool {
+    use crate::message::ClientError as E;
+    matches!(
+        &op.outcome,
+        super::workload::Outcome::Failed(
+            E::Unavailable(_)
+                | E::InvalidOptions(_)
+                | E::InvalidContext(_)
+                | E::ValueTooLarge { .. }
+                | E::LimitExceeded { .. }
+        )
+    )
 }
 
 /// Problems found by the checkers.
@@ -365,10 +383,11 @@ pub fn stale_reads(history: &History) -> StaleReads {
             .filter_map(|o| o.complete.map(|c| (c, o.id)))
             .collect();
         acked.sort_unstable();
-        // Delete invocation times, sorted (ops are in invocation order already).
+        // Invocation times of the deletes that may have been applied, sorted (ops are in
+        // invocation order already).
         let deletes: Vec<u64> = ops
             .iter()
-            .filter(|o| o.kind == OpKind::Delete)
+            .filter(|o| o.kind == OpKind::Delete && !turned_down(o))
             .map(|o| o.invoke)
             .collect();
         for g in ops.iter().filter(|o| o.kind == OpKind::Get && o.is_ok()) {
@@ -697,6 +716,33 @@ mod tests {
             l.iter().map(|l| l.op).collect::<Vec<_>>(),
             vec![replaced, lost]
         );
+    }
+
+    /// Review of the checkers, twenty-fifth session of issue 20: any delete made from a get that
+    /// read a value excused that value's absence at the end, even one a node turned down
+    /// ("unavailable": nothing applied) or that never reached a node. Only a delete that may
+    /// have been applied does.
+    #[test]
+    fn a_delete_turned_down_excuses_no_loss() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let w = h.write(OpKind::Put, 0, (0, 1), &c);
+        let g = h.read(0, (2, 3), vec![w]);
+        let d = h.op(OpKind::Delete, 0, 4, 5, false);
+        saw(&mut h, d, g);
+        if let Some(o) = h.0.get_mut(d) {
+            o.outcome = Outcome::Failed(crate::message::ClientError::Unavailable(
+                "turned down".into(),
+            ));
+        }
+        let state = FinalState::default();
+        let (l, _, _) = lost_writes(&h.0, &state);
+        assert_eq!(l.iter().map(|l| l.op).collect::<Vec<_>>(), vec![w]);
+        // One that timed out may have been applied: it excuses.
+        if let Some(o) = h.0.get_mut(d) {
+            o.outcome = Outcome::TimedOut;
+        }
+        assert!(lost_writes(&h.0, &state).0.is_empty());
     }
 
     /// A put that timed out but was read back was applied: what it replaced must be gone, unless

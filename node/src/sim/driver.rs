@@ -82,6 +82,13 @@ impl Sim {
                 if let Some(core) = self.live(node, incarnation) {
                     core.handle_client(now, op, request);
                     self.after_input(node);
+                } else if let Some(client) = self.pending_client(op) {
+                    // The node went down while the request was on its way: the connection is
+                    // refused, and the client knows nothing was applied.
+                    let refused = ClientReply::Failed(crate::message::ClientError::Unavailable(
+                        "connection refused: the node is down".into(),
+                    ));
+                    self.finish(client, op, Some(refused));
                 }
             }
             Event::Reply { op, reply } => {
