@@ -754,14 +754,21 @@ impl Sim {
     }
 
     /// Every version the keys' primaries hold, by key index (primaries by the ring of the
-    /// lowest-numbered running node; after settling every node agrees). Versions on other nodes
-    /// are listed as strays.
+    /// lowest-numbered running member, not one that left, whose ring may be old; after settling
+    /// every member agrees). Versions on other nodes are listed as strays.
     pub fn final_state(&self) -> check::FinalState {
         let mut state = check::FinalState {
             lost_copies: self.lost_copies.clone(),
             ..check::FinalState::default()
         };
-        let Some(reference) = self.slots.iter().find_map(|s| s.core.as_ref()) else {
+        let member = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|&(id, _)| self.up.contains(&(id as NodeId)))
+            .find_map(|(_, s)| s.core.as_ref());
+        let Some(reference) = member.or_else(|| self.slots.iter().find_map(|s| s.core.as_ref()))
+        else {
             return state;
         };
         let ring = reference.ring();

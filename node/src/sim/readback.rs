@@ -34,15 +34,26 @@ impl Sim {
                     .flat_map(|(_, sibs)| sibs.live_values().map(|o| o.bytes.to_vec()))
                     .collect();
                 back.gets += 1;
-                let answered = match self.get(node, key) {
-                    Some(ClientReply::Got { values, .. }) => Ok(values
-                        .into_iter()
-                        .map(|v| v.to_vec())
-                        .collect::<BTreeSet<_>>()),
-                    Some(ClientReply::Failed(e)) => Err(e.to_string()),
-                    Some(other) => Err(format!("{other:?}")),
-                    None => Err("no answer".to_owned()),
-                };
+                // A node restarted late may turn reads down until it has compared its ring
+                // with a peer's: a failed get is tried again, twice, a second apart.
+                let mut answered = Err(String::new());
+                for attempt in 0..3 {
+                    if attempt > 0 {
+                        self.run_for(1_000);
+                    }
+                    answered = match self.get(node, key) {
+                        Some(ClientReply::Got { values, .. }) => Ok(values
+                            .into_iter()
+                            .map(|v| v.to_vec())
+                            .collect::<BTreeSet<_>>()),
+                        Some(ClientReply::Failed(e)) => Err(e.to_string()),
+                        Some(other) => Err(format!("{other:?}")),
+                        None => Err("no answer".to_owned()),
+                    };
+                    if answered.is_ok() {
+                        break;
+                    }
+                }
                 match answered {
                     Ok(got) if got == held => {}
                     Ok(got) => back.differ.push(format!(
