@@ -8,15 +8,25 @@ use dynamo_node::sim::{Sim, SimConfig};
 use dynamo_node::{NodeConfig, NodeId};
 
 fn cluster(nodes: usize, seed: u64) -> Sim {
+    let node = NodeConfig {
+        n: 5,
+        r: 1,
+        w: 3,
+        ..NodeConfig::default()
+    };
+    let workload = Workload {
+        clients: 0,
+        ..Workload::default()
+    };
+    cluster_with(nodes, seed, node, workload)
+}
+
+/// `nodes` nodes with `node`, links of 10 ms (sd 1), and the clients of `workload`.
+fn cluster_with(nodes: usize, seed: u64, node: NodeConfig, workload: Workload) -> Sim {
     Sim::new(SimConfig {
         seed,
         nodes,
-        node: NodeConfig {
-            n: 5,
-            r: 1,
-            w: 3,
-            ..NodeConfig::default()
-        },
+        node,
         link: LinkConfig {
             latency: Dist::Normal {
                 mean: 10.0,
@@ -24,10 +34,7 @@ fn cluster(nodes: usize, seed: u64) -> Sim {
             },
             ..LinkConfig::default()
         },
-        workload: Workload {
-            clients: 0,
-            ..Workload::default()
-        },
+        workload,
         ..SimConfig::default()
     })
     .expect("cluster starts")
@@ -76,36 +83,23 @@ fn a_node_crashed_before_anyone_heard_from_it_is_marked_down_by_every_live_node(
 #[test]
 fn coordinators_route_around_silent_nodes_before_gossip_marks_them_down() {
     use dynamo_node::sim::workload::{OpKind, Outcome};
-    let mut sim = Sim::new(SimConfig {
-        seed: 5,
-        nodes: 10,
-        node: NodeConfig {
-            n: 5,
-            r: 3,
-            w: 3,
-            request_timeout: 1_000,
-            ..NodeConfig::default()
-        },
-        link: LinkConfig {
-            latency: Dist::Normal {
-                mean: 10.0,
-                std_dev: 1.0,
-            },
-            ..LinkConfig::default()
-        },
-        workload: Workload {
-            clients: 10,
-            keys: 20,
-            reads: 0.5,
-            writes: 0.5,
-            deletes: 0.0,
-            use_context: true,
-            ..Workload::default()
-        },
-        keep_history: true,
-        ..SimConfig::default()
-    })
-    .expect("cluster starts");
+    let node = NodeConfig {
+        n: 5,
+        r: 3,
+        w: 3,
+        request_timeout: 1_000,
+        ..NodeConfig::default()
+    };
+    let workload = Workload {
+        clients: 10,
+        keys: 20,
+        reads: 0.5,
+        writes: 0.5,
+        deletes: 0.0,
+        use_context: true,
+        ..Workload::default()
+    };
+    let mut sim = cluster_with(10, 5, node, workload);
     sim.start_up(u64::MAX);
     sim.run_for(3_000);
     let crashed: Vec<NodeId> = vec![1, 2, 3];
