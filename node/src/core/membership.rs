@@ -304,14 +304,18 @@ impl NodeCore {
                 continue;
             }
             if !self.view.ring_provisional
+                && candidate.version == 0
                 && (candidate.version, candidate.claimant)
                     == (self.view.ring_state.version, self.view.ring_state.claimant)
             {
-                // Another ring under this node's version and claimant: two bootstrap rings built
-                // from different member lists (a node started with `--members` that list itself,
-                // against a cluster still on its first ring). Content order must not replace the
-                // ring wholesale; the claimant adds such a node as a joiner instead, with a
-                // ring of the next version that every node adopts.
+                // Another first ring: two bootstrap rings built from different member lists (a
+                // node started with `--members` that list itself, against a cluster still on its
+                // first ring). Content order must not replace the ring wholesale; the claimant
+                // adds such a node as a joiner instead, with a ring of the next version that
+                // every node adopts. A later version made twice by one claimant (it lost its disk,
+                // came back on the first ring, and claimed before it heard the ring it had made)
+                // is a tie like any other: every node ends on the one content order picks (see
+                // `install_ring`), or the cluster stays split between the two for good.
                 self.stats.counters.bad_messages += 1;
                 continue;
             }

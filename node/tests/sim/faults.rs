@@ -640,10 +640,14 @@ fn regression_seeds_under_strict_quorums() {
 /// Seeds that once failed, found by larger sweeps (`SIM_SEEDS=500`): 1309 lost a write that a
 /// fallback coordinator kept only in its own store; 2241 never converged (a late sloppy write
 /// for a node already removed from the ring became a hint that waited for it forever); the others
-/// looked lost because the check ran while the version still waited in a hint.
+/// looked lost because the check ran while the version still waited in a hint. 371499 never
+/// converged (twenty-fifth session of issue 20): the claimant made ring version 1, lost its disk
+/// in a crash, came back on the first ring and, before it heard version 1, made another ring of
+/// version 1 with another joiner; every node refused a second ring of its own version and
+/// claimant, and the cluster stayed split between the two for good.
 #[test]
 fn regression_seeds() {
-    for seed in [1309, 1326, 1435, 1443, 2241, 2361, 2379] {
+    for seed in [1309, 1326, 1435, 1443, 2241, 2361, 2379, 371_499] {
         if let Err(e) = run_seed(seed) {
             panic!(
                 "seed {seed}: {e}
