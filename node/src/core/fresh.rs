@@ -193,6 +193,11 @@ impl NodeCore {
             );
         }
         self.fresh.unsure = false;
+        // A claimant claims nothing while unsure (see `claim`): what gossip reported meanwhile
+        // (a joiner, a leave) is claimed now.
+        if !self.view.leaving {
+            self.claim(now);
+        }
     }
 
     /// A node on a provisional ring adopts `ring`, the first it heard: on a new store, if the

@@ -362,7 +362,12 @@ impl NodeCore {
             leavers.pop();
         }
         let alone = in_ring.len() == 1;
+        // A node on a new store (a new cluster's, or one that lost its disk) claims nothing
+        // until it knows how old the cluster's data is (`fresh`): a claimant that lost its disk
+        // came back on the first ring, heard some peer's ring (a first one too), and made a ring
+        // of a version it had made before, which it had not heard yet.
         if self.view.ring_provisional
+            || self.fresh.unsure
             || !(self.view.ring_heard || alone)
             || (leavers.is_empty() && joiners.is_empty())
         {

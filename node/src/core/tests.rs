@@ -3478,3 +3478,39 @@ fn a_silent_peer_is_asked_for_a_sign_of_life_every_round() {
         "{probes} exchanges opened with node 3 in three rounds"
     );
 }
+
+/// Review of the ring-tie fix (seed 371499, twenty-fifth session of issue 20): a claimant that
+/// lost its disk came back on the first ring and, having heard some peer's ring (any, even a
+/// first one), made a ring of a version it had already made before it heard that ring. A node
+/// on a new store claims nothing until it knows how old the cluster's data is (`fresh`): by
+/// then it has heard its members, and their ring.
+#[test]
+fn a_claimant_on_a_new_store_makes_no_ring_until_it_knows_the_cluster() {
+    use super::fresh::{store_entry, STORE_KEY};
+    use super::membership::RING_KEY;
+    let mut h = Harness::new();
+    h.core.view.ring_heard = true;
+    h.core.fresh.unsure = true;
+    let now = h.now;
+    let ring = h.core.view.ring_state.encode();
+    gossip_state(
+        &mut h.core,
+        now,
+        11,
+        vec![
+            (STORE_KEY.into(), store_entry(0, false)),
+            (RING_KEY.into(), ring),
+        ],
+    );
+    h.core.claim(now);
+    assert!(
+        !h.core.view.ring_state.ring.contains(&11),
+        "a claimant on a new store, still unsure, added a joiner"
+    );
+    h.core.fresh.unsure = false;
+    h.core.claim(now);
+    assert!(
+        h.core.view.ring_state.ring.contains(&11),
+        "once sure, it does"
+    );
+}
