@@ -172,6 +172,24 @@ pub enum ClientError {
     },
 }
 
+impl ClientError {
+    /// Whether the node that answered with this error certainly wrote nothing: it turned the
+    /// request down before applying it (`Unavailable`: joining, overloaded, the timeout passed
+    /// before a coordinator took it; or an invalid request). A quorum failure, a timeout or a
+    /// storage error may follow a write some replica applied.
+    #[must_use]
+    pub fn applied_nothing(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unavailable(_)
+                | ClientError::InvalidOptions(_)
+                | ClientError::InvalidContext(_)
+                | ClientError::ValueTooLarge { .. }
+                | ClientError::LimitExceeded { .. }
+        )
+    }
+}
+
 /// The answer to a [`ClientRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

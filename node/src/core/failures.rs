@@ -139,7 +139,7 @@ impl NodeCore {
         let since = since.min(now.saturating_sub(self.config.request_timeout));
         for peer in peers {
             if peer != self.id && self.silence.suspect(peer, since) {
-                self.stats.counters.silenced += 1;
+                self.count_silenced();
             }
         }
     }

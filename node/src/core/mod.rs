@@ -434,8 +434,13 @@ impl NodeCore {
     /// `silence`).
     fn silenced(&mut self, peer: NodeId) {
         if peer != self.id && self.silence.silence(peer) {
-            self.stats.counters.silenced += 1;
+            self.count_silenced();
         }
+    }
+
+    /// A peer became silent here: counted (`dynamo_peers_silenced_total`).
+    fn count_silenced(&mut self) {
+        self.stats.counters.silenced += 1;
     }
 
     /// The driver lost its link to `peer`: requests waiting on it fail over now, and new ones

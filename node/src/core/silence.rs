@@ -27,14 +27,16 @@ impl Silence {
     /// A message from `peer` arrived at `now`: it is not silent.
     pub(crate) fn heard(&mut self, peer: NodeId, now: Millis) {
         self.heard.insert(peer, now);
-        self.silent.remove(&peer);
+        if !self.silent.is_empty() {
+            self.silent.remove(&peer);
+        }
     }
 
     /// `peer` did not answer a request that began at `since` by its deadline: silent unless a
     /// message from it arrived since. Whether it became silent now.
     pub(crate) fn suspect(&mut self, peer: NodeId, since: Millis) -> bool {
         let spoke = self.heard.get(&peer).is_some_and(|&at| at >= since);
-        !spoke && self.silent.insert(peer)
+        !spoke && self.silence(peer)
     }
 
     /// `peer` could not be reached (a message to it was refused, its link was lost): silent until

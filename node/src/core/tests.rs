@@ -2878,7 +2878,6 @@ fn a_hand_over_resumed_after_a_restart_still_says_done() {
 #[test]
 fn a_node_heard_without_its_ring_is_not_taken_for_a_joiner() {
     use super::fresh::{store_entry, STORE_KEY};
-    use super::membership::RING_KEY;
     let mut h = Harness::new();
     h.core.view.ring_heard = true;
     let now = h.now;
@@ -2897,20 +2896,28 @@ fn a_node_heard_without_its_ring_is_not_taken_for_a_joiner() {
         );
     }
     // Its whole state, with the cluster's ring: a joiner.
-    let ring = h.core.view.ring_state.encode();
-    gossip_state(
-        &mut h.core,
-        now,
-        11,
-        vec![
-            (STORE_KEY.into(), store_entry(0, false)),
-            (RING_KEY.into(), ring),
-        ],
-    );
+    joiner_publishing_the_ring(&mut h.core, now, 11);
     h.core.claim(now);
     assert!(
         h.core.view.ring_state.ring.contains(&11),
         "the joiner waits"
+    );
+}
+
+/// Node `id`, outside the ring, heard in gossip with its whole state: a new store and the
+/// cluster's ring as `core` holds it (a joiner the claimant adds).
+fn joiner_publishing_the_ring(core: &mut NodeCore, now: Millis, id: NodeId) {
+    use super::fresh::{store_entry, STORE_KEY};
+    use super::membership::RING_KEY;
+    let ring = core.view.ring_state.encode();
+    gossip_state(
+        core,
+        now,
+        id,
+        vec![
+            (STORE_KEY.into(), store_entry(0, false)),
+            (RING_KEY.into(), ring),
+        ],
     );
 }
 
@@ -3486,22 +3493,11 @@ fn a_silent_peer_is_asked_for_a_sign_of_life_every_round() {
 /// then it has heard its members, and their ring.
 #[test]
 fn a_claimant_on_a_new_store_makes_no_ring_until_it_knows_the_cluster() {
-    use super::fresh::{store_entry, STORE_KEY};
-    use super::membership::RING_KEY;
     let mut h = Harness::new();
     h.core.view.ring_heard = true;
     h.core.fresh.unsure = true;
     let now = h.now;
-    let ring = h.core.view.ring_state.encode();
-    gossip_state(
-        &mut h.core,
-        now,
-        11,
-        vec![
-            (STORE_KEY.into(), store_entry(0, false)),
-            (RING_KEY.into(), ring),
-        ],
-    );
+    joiner_publishing_the_ring(&mut h.core, now, 11);
     h.core.claim(now);
     assert!(
         !h.core.view.ring_state.ring.contains(&11),

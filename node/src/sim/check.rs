@@ -130,22 +130,12 @@ fn superseders(history: &History) -> BTreeMap<u64, Vec<(u64, bool)>> {
     out
 }
 
-/// Whether `op` certainly applied nothing: a node turned it down before writing anything
-/// ("unavailable": it is joining, overloaded, its timeout passed before a coordinator took it;
-/// or the node was down and refused the connection), or refused it as invalid. Such a write
-/// supersedes nothing.
+/// Whether `op` certainly applied nothing ([`ClientError::applied_nothing`]: a node turned it
+/// down, or was down and refused the connection): such a write supersedes nothing.
+///
+/// [`ClientError::applied_nothing`]: crate::message::ClientError::applied_nothing
 fn turned_down(op: &Op) -> bool {
-    use crate::message::ClientError as E;
-    matches!(
-        &op.outcome,
-        super::workload::Outcome::Failed(
-            E::Unavailable(_)
-                | E::InvalidOptions(_)
-                | E::InvalidContext(_)
-                | E::ValueTooLarge { .. }
-                | E::LimitExceeded { .. }
-        )
-    )
+    matches!(&op.outcome, super::workload::Outcome::Failed(e) if e.applied_nothing())
 }
 
 /// Problems found by the checkers.

@@ -136,3 +136,22 @@ fn coordinators_route_around_silent_nodes_before_gossip_marks_them_down() {
         ok + failed
     );
 }
+
+/// Review of the checkers, twenty-fifth session of issue 20: a request that reached a node that
+/// had gone down was dropped, and its client recorded a timeout (the write "may be applied",
+/// which excused losses). The connection is refused: the client knows nothing was applied.
+#[test]
+fn a_request_to_a_node_that_is_down_is_refused() {
+    use dynamo_node::message::{ClientError, ClientReply};
+    let mut sim = cluster(3, 1);
+    sim.run_for(1_000);
+    sim.crash(2, true);
+    let reply = sim.get(2, 0);
+    assert!(
+        matches!(
+            reply,
+            Some(ClientReply::Failed(ClientError::Unavailable(_)))
+        ),
+        "{reply:?}"
+    );
+}
