@@ -202,7 +202,9 @@ impl NodeCore {
         let mut changed = false;
         let mut rings = false;
         while let Some(t) = self.gossip.poll_transmit() {
-            self.view.addresses.insert(t.to, t.address);
+            // A round that picks a seed sends to its configured address, which is older news
+            // than what gossip or the seed itself said since: it only stands in for none.
+            self.view.addresses.entry(t.to).or_insert(t.address);
             self.transmits
                 .push_back((t.to, PeerMessage::Gossip(t.message)));
         }

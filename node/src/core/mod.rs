@@ -353,8 +353,13 @@ impl NodeCore {
         self.silence.heard(from, now);
         match msg {
             PeerMessage::Gossip(m) => {
-                // A refused message is counted in the gossip machine's own stats.
-                let _ = self.gossip.handle_message(now, from, m);
+                // The address a peer (authenticated as `from`) gives in its message is where it
+                // listens now; gossip answers it there. A refused message is counted in the
+                // gossip machine's own stats.
+                let address = m.sender_address.clone();
+                if self.gossip.handle_message(now, from, m).is_ok() {
+                    self.view.addresses.insert(from, address);
+                }
             }
             PeerMessage::Forward { req, request } => {
                 if self.requests.first_forward(now, from, req) {

@@ -18,6 +18,13 @@
 //!   stale, whatever else it returned. Other gets with no acknowledged put before them are not
 //!   judged. Stale reads are allowed by Dynamo (sloppy quorums, R + W <= N); this is a
 //!   measurement, not a failure.
+//! - **Missed write.** A successful get `G` misses an acknowledged put `P` (acknowledged before
+//!   `G` was invoked) if it returned no value `P` wrote, and no write invoked before `G`
+//!   completed superseded `P`'s value. A put concurrent with `P` (blind, or from a context that
+//!   did not hold `P`'s value) leaves `P` a sibling, so this judges every acknowledged put, not
+//!   only the latest as a stale read does. Under strict quorums (R + W > N, no sloppy routing)
+//!   a read quorum meets every acknowledged write's quorum: a missed write is a wrong answer.
+//!   Under sloppy quorums it is a measurement.
 //! - **Accounted for.** A put's value is accounted for at the end if it is live on one of the
 //!   key's primaries, or a delete (of any outcome) or an acknowledged put superseded it, or a put
 //!   superseded it whose own value is accounted for: an unacknowledged put that replaced `v` and
@@ -209,6 +216,8 @@ pub fn phantom_values(history: &History, state: &FinalState) -> Vec<PhantomValue
 pub struct Report {
     /// Stale reads (a measurement).
     pub stale: StaleReads,
+    /// Gets that missed an acknowledged put, by id (a measurement; wrong under strict quorums).
+    pub missed: Vec<u64>,
     /// Acknowledged writes lost (must be empty).
     pub lost: Vec<LostWrite>,
     /// Superseded values back (must be empty).
@@ -296,6 +305,7 @@ impl fmt::Display for Report {
 pub fn check(history: &History, state: &FinalState) -> Report {
     let mut report = Report {
         stale: stale_reads(history),
+        missed: missed_writes(history),
         ..Report::default()
     };
     let (lost, puts, e1) = lost_writes(history, state);
@@ -434,6 +444,37 @@ pub fn stale_reads(history: &History) -> StaleReads {
         }
     }
     out.stale.sort_unstable();
+    out
+}
+
+/// Gets that missed an acknowledged put (see the [module docs](self)), by id, sorted.
+pub fn missed_writes(history: &History) -> Vec<u64> {
+    let superseded = superseders(history);
+    let mut out = Vec::new();
+    for (_, ops) in by_key(history) {
+        // Acknowledged puts by completion time.
+        let mut acked: Vec<(u64, u64)> = ops
+            .iter()
+            .filter(|o| o.kind == OpKind::Put && o.is_ok())
+            .filter_map(|o| o.complete.map(|c| (c, o.id)))
+            .collect();
+        acked.sort_unstable();
+        for g in ops.iter().filter(|o| o.kind == OpKind::Get && o.is_ok()) {
+            let complete = g.complete.unwrap_or(u64::MAX);
+            let before = acked.partition_point(|&(c, _)| c < g.invoke);
+            let missed = acked[..before].iter().any(|&(_, p)| {
+                !g.read.contains(&p)
+                    && !superseded.get(&p).is_some_and(|by| {
+                        by.iter()
+                            .any(|&(x, _)| history.get(x).is_some_and(|x| x.invoke < complete))
+                    })
+            });
+            if missed {
+                out.push(g.id);
+            }
+        }
+    }
+    out.sort_unstable();
     out
 }
 
@@ -790,6 +831,34 @@ mod tests {
         saw(&mut h, d, g1);
         let back = h.read(0, (10, 11), vec![v0]);
         assert_eq!(stale_reads(&h.0).stale, vec![back]);
+    }
+
+    /// A get that returns the latest acknowledged put but not an earlier one concurrent with it
+    /// missed that one, though it is not stale; once a write replaced the earlier one (invoked
+    /// before the get completed), leaving it out is no miss.
+    #[test]
+    fn a_get_without_an_earlier_acknowledged_sibling_missed_it() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let first = h.write(OpKind::Put, 0, (0, 1), &c);
+        let second = h.write(OpKind::Put, 0, (2, 3), &c);
+        let both = h.read(0, (4, 5), vec![first, second]);
+        let one = h.read(0, (6, 7), vec![second]);
+        assert!(!stale_reads(&h.0).stale.contains(&one));
+        assert_eq!(missed_writes(&h.0), vec![one]);
+        // A put from `both`'s context replaces both; a get completing after it began may leave
+        // them out (and the put itself is not acknowledged before the get).
+        let replace = h.write(OpKind::Put, 0, (8, 12), &c);
+        saw(&mut h, replace, both);
+        let during = h.read(0, (9, 10), vec![second]);
+        let after = h.read(0, (13, 14), vec![replace]);
+        assert_eq!(missed_writes(&h.0), vec![one]);
+        assert!(![during, after]
+            .iter()
+            .any(|g| missed_writes(&h.0).contains(g)));
+        // A get that began before `second` was acknowledged need not hold it.
+        let early = h.read(0, (2, 4), vec![first]);
+        assert!(!missed_writes(&h.0).contains(&early));
     }
 
     /// A value no put to its key wrote, in a get's answer or in the final state, is a phantom.
