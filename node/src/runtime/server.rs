@@ -622,22 +622,35 @@ fn queue_reply<T: AsyncRead + AsyncWrite + Unpin>(
 ) -> Option<bool> {
     let last = matches!(frame, NodeFrame::Error { .. });
     if let Err(e) = conn.feed(&frame) {
-        // A reply that cannot be encoded (or is too large) fails its request alone.
+        // A reply that cannot be encoded (or is too large) fails its request alone if it applied
+        // nothing (a refusal, or a read): `Unavailable` sends the client to the next node. Any
+        // other (a write's answer: stored, or failed after some replica may have stored it)
+        // ends the connection with an error, which a client takes for "may have been applied".
         tracing::warn!(%addr, error = %e, "cannot send a reply");
-        let failed = match frame {
-            NodeFrame::Reply { id, .. } => NodeFrame::Reply {
-                id,
-                reply: ClientReply::Failed(ClientError::Unavailable(format!(
-                    "reply not sent: {e}"
-                ))),
-            },
-            _ => NodeFrame::Error {
-                reason: format!("reply not sent: {e}"),
-            },
+        let reason = format!("reply not sent: {e}");
+        let (failed, ends) = match frame {
+            NodeFrame::Reply { id, reply } if applied_nothing(&reply) => (
+                NodeFrame::Reply {
+                    id,
+                    reply: ClientReply::Failed(ClientError::Unavailable(reason)),
+                },
+                false,
+            ),
+            _ => (NodeFrame::Error { reason }, true),
         };
         conn.feed(&failed).ok()?;
+        return Some(ends);
     }
     Some(last)
+}
+
+/// Whether `reply` says that its request changed nothing: a read's answer, or a refusal.
+fn applied_nothing(reply: &ClientReply) -> bool {
+    match reply {
+        ClientReply::Got { .. } => true,
+        ClientReply::Failed(e) => e.applied_nothing(),
+        _ => false,
+    }
 }
 
 mod budget;

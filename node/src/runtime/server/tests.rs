@@ -502,3 +502,59 @@ fn a_request_keeps_what_is_left_of_the_timeout_it_names() {
     .map(|r| r.options().timeout);
     assert_eq!(long, Ok(Some(40_000)));
 }
+
+/// Review, twenty-sixth session of issue 20: a reply too large to send was answered
+/// `Unavailable` ("nothing applied": the client tries the next node) whatever it was, a put's
+/// `Stored` too: the client wrote the value again elsewhere, and a checker trusting the error took
+/// the write for one that superseded nothing. Only a reply that applied nothing becomes
+/// `Unavailable`; any other ends the connection with an error, which a client takes for "may have
+/// been applied".
+#[tokio::test]
+async fn a_reply_too_large_to_send_says_unavailable_only_when_nothing_was_applied() {
+    let addr: SocketAddr = ([127, 0, 0, 1], 1).into();
+    let sent = |reply: ClientReply| {
+        let (ours, theirs) = tokio::io::duplex(64 << 10);
+        let mut conn = handshake_conn(ours);
+        conn.established(DEFAULT_MAX_FRAME, 256, None);
+        let last = queue_reply(&mut conn, addr, NodeFrame::Reply { id: 7, reply });
+        (last, conn, theirs)
+    };
+    let big = vec![0u8; 1024];
+    for (reply, applied_nothing) in [
+        (
+            ClientReply::Stored {
+                context: big.clone(),
+                replicas: vec![1, 2],
+            },
+            false,
+        ),
+        (
+            ClientReply::Failed(ClientError::Storage(
+                String::from_utf8(vec![b'x'; 1024]).unwrap_or_default(),
+            )),
+            false,
+        ),
+        (
+            ClientReply::Failed(ClientError::Unavailable("x".repeat(1024))),
+            true,
+        ),
+    ] {
+        let (last, mut conn, theirs) = sent(reply.clone());
+        let mut client = handshake_conn(theirs);
+        client.established(DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME, None);
+        assert!(last.is_some(), "{reply:?}: nothing queued");
+        conn.flush().await.expect("flushes");
+        let frame: NodeFrame = client.recv().await.expect("a frame");
+        match frame {
+            NodeFrame::Reply {
+                reply: ClientReply::Failed(e),
+                ..
+            } if applied_nothing => {
+                assert!(e.applied_nothing(), "{e:?}");
+                assert_eq!(last, Some(false));
+            }
+            NodeFrame::Error { .. } if !applied_nothing => assert_eq!(last, Some(true)),
+            other => panic!("answered {other:?}"),
+        }
+    }
+}
