@@ -15,7 +15,10 @@
 //! hand-over ends such a wait (one resumed from a checkpoint taken before the store was lost
 //! would not bring what it lost), so it is only taken with anti-entropy on: without it nothing
 //! would end the wait, and the node serves as it is, as after a skipped ring change.
-//! Else (a new cluster, whose stores began together) it serves as it is. A node with no other
+//! The stores' starts are read on each node's clock; a node whose clock reads earlier than when
+//! it last started (its gossip generation raised past what peers knew of it) counts every peer
+//! that holds keys as older. Else (a new cluster, whose stores began together) it serves as it
+//! is. A node with no other
 //! member, or that has not heard every member within [`UNSURE_ROUNDS`] gossip rounds (one down,
 //! or of a version that does not publish the entry), serves as it is too, with a warning. In a
 //! cluster that holds data nearly every member holds keys, so the first peers heard decide; the
@@ -133,6 +136,10 @@ impl NodeCore {
         }
         let mut unheard = false;
         let mut older = false;
+        // Peers knew an earlier incarnation of this node than its store's (gossip raised its
+        // generation past theirs: its clock reads earlier than when it last started): the store
+        // is newer than the node, whatever the clocks say of the stores' starts.
+        let known_before = self.gossip.stats().raised_generation > 0;
         for &id in &self.view.members {
             if id == self.id {
                 continue;
@@ -150,7 +157,8 @@ impl NodeCore {
             // Any other answer decides only with every member's: a peer whose store began with
             // this one's may have lost its disk at the same time (a new cluster's nodes all
             // say so), an older one without keys may be a joiner still awaiting its ranges.
-            older |= holds_keys && birth.saturating_add(MARGIN) < self.fresh.birth;
+            older |=
+                holds_keys && (known_before || birth.saturating_add(MARGIN) < self.fresh.birth);
         }
         let waited = now
             >= self

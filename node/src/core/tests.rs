@@ -3554,3 +3554,68 @@ fn a_seed_that_moved_is_reached_at_its_new_address() {
         "the node gossiped with node 2 {gossiped_to_2} times"
     );
 }
+
+/// Review, twenty-sixth session of issue 20: whether a new store is older than the cluster's data
+/// was judged on wall clocks only (each store's start, as its node's clock read it). A node that
+/// lost its disk and restarted with its clock behind (a reset hardware clock) took its empty
+/// store for as old as every peer's and served "not found" toward R. Peers that knew an earlier
+/// incarnation of this node (its gossip generation raised past theirs) tell the same, whatever
+/// the clocks say: the store is newer than the node.
+#[test]
+fn a_node_on_a_new_store_with_its_clock_behind_still_awaits_the_cluster_s_data() {
+    use super::fresh::{store_entry, STORE_KEY};
+    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
+    let members: Vec<NodeId> = (1..=4).collect();
+    let config = NodeConfig {
+        partitions: 8,
+        initial_members: members.clone(),
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        sync_interval: Some(10_000),
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    };
+    // The node's clock reads an hour earlier than its peers' stores began.
+    let now: Millis = 1_000;
+    let peers_birth: Millis = 3_600_000;
+    let mut store = MemoryStore::new();
+    let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
+    let mut core = NodeCore::new(ME, "n1".into(), config, boot, now, 7).expect("starts");
+    while let Some((_, op)) = core.poll_storage() {
+        execute(&mut store, &op);
+    }
+    assert!(core.fresh.unsure);
+    // Node 2's gossip holds this node's earlier incarnation, and every peer's store holds keys.
+    let me = Delta {
+        id: ME,
+        generation: peers_birth - 500_000,
+        from_version: 0,
+        to_version: 3,
+        heartbeat: Versioned::new(1, 40),
+        status: Versioned::new(2, Status::Up),
+        address: Versioned::new(3, "n1".to_string()),
+        app: vec![],
+    };
+    let msg = Message {
+        cluster: core.config.cluster.clone(),
+        sender_address: "n2".to_string(),
+        body: Body::Ack2 { deltas: vec![me] },
+    };
+    core.handle_message(now, 2, PeerMessage::Gossip(msg));
+    assert_eq!(core.gossip.stats().raised_generation, 1);
+    for peer in 2..=4 {
+        gossip_state(
+            &mut core,
+            now,
+            peer,
+            vec![(STORE_KEY.into(), store_entry(peers_birth, true))],
+        );
+    }
+    assert!(!core.fresh.unsure, "settled once every member was heard");
+    let awaited = (0..core.view.ring.range_count())
+        .filter(|&p| core.replicates(p))
+        .all(|p| core.transfers.incoming.contains(&p));
+    assert!(
+        awaited,
+        "an empty store serves its ranges though the cluster knew this node before it"
+    );
+}
