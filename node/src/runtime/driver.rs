@@ -616,7 +616,10 @@ impl<S: Store + Send + 'static> Driver<S> {
         if stale {
             let address = address.to_string();
             let link = peers::spawn(self.link_ctx.clone(), to, address, self.peer_queue);
-            self.links.insert(to, link);
+            // The old link hands back what never left (the core fails those requests over).
+            if let Some(old) = self.links.insert(to, link) {
+                old.retire();
+            }
         }
         let Some(link) = self.links.get(&to) else {
             return;

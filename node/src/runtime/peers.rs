@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{excerpt, handshake_conn, Conn, PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME};
 use super::handshake::{connect, Credentials};
@@ -58,6 +58,10 @@ pub(crate) struct Link {
     pub address: String,
     pub outlet: Outlet,
     pub task: tokio::task::JoinHandle<()>,
+    /// Tells the task to stop and hand back what it holds ([`Link::retire`]).
+    retire: Option<oneshot::Sender<()>>,
+    /// Whether [`Link::retire`] was called.
+    retired: bool,
 }
 
 /// The sending end of a link's queue, bounded in messages and in bytes ([`QUEUE_BYTES`]).
@@ -149,6 +153,15 @@ impl Queue {
 }
 
 impl Link {
+    /// The link is replaced (its peer's address changed): it stops at once and hands back as
+    /// undelivered what never left (what it queued, the batch it was dialling with). A batch
+    /// being written when it stops may or may not arrive, as when a connection is lost.
+    pub(crate) fn retire(mut self) {
+        if let Some(retire) = self.retire.take() {
+            self.retired = retire.send(()).is_ok();
+        }
+    }
+
     /// Stops taking messages and lets the link write what it holds, for at most `within` (a
     /// node that stops: what its last flush queued includes acknowledgements of durable writes);
     /// then the link is gone.
@@ -162,7 +175,10 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        self.task.abort();
+        // A retired link's task ends on its own once it has handed back what it held.
+        if !self.retired {
+            self.task.abort();
+        }
     }
 }
 
@@ -173,11 +189,40 @@ const QUEUE_BYTES: usize = 64 << 20;
 /// Starts a link to `peer` at `address` with a queue of `capacity` messages.
 pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: usize) -> Link {
     let (outlet, queue) = queue(capacity);
-    let task = tokio::spawn(run(ctx, peer, address.clone(), queue));
+    let (retire, retired) = oneshot::channel();
+    let task = tokio::spawn(serve(ctx, peer, address.clone(), queue, retired));
     Link {
         address,
         outlet,
         task,
+        retire: Some(retire),
+        retired: false,
+    }
+}
+
+/// Runs the link until the driver drops its queue, or retires it: then what never left (the
+/// batch it was about to write, what its queue holds) goes back to the driver as undelivered.
+async fn serve(
+    ctx: LinkContext,
+    peer: NodeId,
+    address: String,
+    mut rx: Queue,
+    retired: oneshot::Receiver<()>,
+) {
+    let mut batch: Vec<PeerMessage> = Vec::with_capacity(BATCH);
+    let retired = tokio::select! {
+        () = run(&ctx, peer, &address, &mut rx, &mut batch) => false,
+        r = retired => r.is_ok(),
+    };
+    if !retired {
+        return;
+    }
+    rx.rx.close();
+    while let Some(ms) = rx.try_recv() {
+        batch.extend(ms);
+    }
+    if !batch.is_empty() {
+        undelivered(&ctx, peer, batch).await;
     }
 }
 
@@ -235,9 +280,16 @@ async fn undelivered(ctx: &LinkContext, peer: NodeId, msgs: Vec<PeerMessage>) {
     let _ = ctx.inputs.send(Input::Undelivered(peer, msgs)).await;
 }
 
-async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: Queue) {
+/// The link's work until the driver drops its queue: `batch` holds what it took off the queue
+/// and has not written yet.
+async fn run(
+    ctx: &LinkContext,
+    peer: NodeId,
+    address: &str,
+    rx: &mut Queue,
+    batch: &mut Vec<PeerMessage>,
+) {
     let mut backoff = MIN_BACKOFF;
-    let mut batch: Vec<PeerMessage> = Vec::with_capacity(BATCH);
     loop {
         if batch.is_empty() {
             match rx.recv().await {
@@ -245,19 +297,19 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: Queue) {
                 None => return,
             }
         }
-        let mut conn = match dial(&ctx, peer, &address).await {
+        let mut conn = match dial(ctx, peer, address).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(peer, error = %e, "peer unreachable");
-                undelivered(&ctx, peer, std::mem::take(&mut batch)).await;
-                if !back_off(&ctx, peer, &mut rx, backoff).await {
+                undelivered(ctx, peer, std::mem::take(batch)).await;
+                if !back_off(ctx, peer, rx, backoff).await {
                     return;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
-        tracing::debug!(peer, %address, "connected to peer");
+        tracing::debug!(peer, address, "connected to peer");
         let connected = tokio::time::Instant::now();
         let mut idle = false;
         'connected: loop {
@@ -308,14 +360,14 @@ async fn run(ctx: LinkContext, peer: NodeId, address: String, mut rx: Queue) {
         }
         // What was in flight may be lost: requests waiting on the peer fail over.
         batch.clear();
-        unreachable(&ctx, peer).await;
+        unreachable(ctx, peer).await;
         if connected.elapsed() >= STABLE {
             backoff = MIN_BACKOFF;
         } else {
             // Closed at once (the peer refused the link after the handshake: it counts this
             // node connected already, or it is at its peer limit): backed off as a failed dial,
             // or every batch would dial again at once.
-            if !back_off(&ctx, peer, &mut rx, backoff).await {
+            if !back_off(ctx, peer, rx, backoff).await {
                 return;
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -523,6 +575,38 @@ mod tests {
             undelivered > 0,
             "every one of {unreachable} messages went on a new connection"
         );
+        peer.abort();
+    }
+
+    /// Review, twenty-sixth session of issue 20: a link replaced (its peer's address changed) was
+    /// dropped, which aborted its task with what it held: the messages queued and the batch it
+    /// was dialling with, none of which had left. Nobody heard of them: requests waited on them
+    /// until their deadlines, a forward was not coordinated here. A retired link hands them back
+    /// as undelivered.
+    #[tokio::test]
+    async fn a_retired_link_hands_back_what_never_left() {
+        // A peer that takes the connection and never answers the handshake: the link dials.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("an address").to_string();
+        let peer = tokio::spawn(async move {
+            let (_stream, _) = listener.accept().await.expect("the link connects");
+            std::future::pending::<()>().await;
+        });
+        let (inputs, mut driver) = mpsc::channel(16);
+        let link = spawn(link_context(inputs), 2, address, 1024);
+        assert!(link.outlet.offer(vec![ack(0)]).is_ok());
+        tokio::task::yield_now().await;
+        assert!(link.outlet.offer((1..4).map(ack).collect()).is_ok());
+        link.retire();
+        let mut back = 0;
+        while back < 4 {
+            match tokio::time::timeout(Duration::from_secs(60), driver.recv()).await {
+                Ok(Some(Input::Undelivered(2, msgs))) => back += msgs.len(),
+                Ok(Some(Input::Unreachable(2))) => {}
+                other => panic!("{back} of 4 messages handed back, then {other:?}"),
+            }
+        }
+        assert_eq!(back, 4);
         peer.abort();
     }
 
