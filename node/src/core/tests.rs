@@ -2524,6 +2524,19 @@ fn gossip_state(core: &mut NodeCore, now: Millis, node: NodeId, app: Vec<(String
     core.handle_message(now, node, PeerMessage::Gossip(msg));
 }
 
+/// Members 1 to 4 with anti-entropy on (it ends a new store's wait), reaping off.
+fn fresh_config() -> NodeConfig {
+    let members: Vec<NodeId> = (1..=4).collect();
+    NodeConfig {
+        partitions: 8,
+        initial_members: members.clone(),
+        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
+        sync_interval: Some(10_000),
+        tombstone_grace: None,
+        ..NodeConfig::default()
+    }
+}
+
 /// Review of anti-entropy (twenty-third session): a member started on a new, empty store (its
 /// disk lost, its data directory emptied as the stores' errors advise) answered every replica
 /// read "not found", counted toward R, until anti-entropy had refilled it. It now answers no
@@ -2533,15 +2546,7 @@ fn gossip_state(core: &mut NodeCore, now: Millis, node: NodeId, app: Vec<(String
 #[test]
 fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_older_data() {
     use super::fresh::{store_entry, STORE_KEY};
-    let members: Vec<NodeId> = (1..=4).collect();
-    let config = NodeConfig {
-        partitions: 8,
-        initial_members: members.clone(),
-        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
-        sync_interval: Some(10_000),
-        tombstone_grace: None,
-        ..NodeConfig::default()
-    };
+    let config = fresh_config();
     let now: Millis = 3_600_000;
     let start = |store: &mut MemoryStore| {
         let boot = Boot::load(store, ME, &config, now, 7).expect("loads");
@@ -3565,15 +3570,7 @@ fn a_seed_that_moved_is_reached_at_its_new_address() {
 fn a_node_on_a_new_store_with_its_clock_behind_still_awaits_the_cluster_s_data() {
     use super::fresh::{store_entry, STORE_KEY};
     use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
-    let members: Vec<NodeId> = (1..=4).collect();
-    let config = NodeConfig {
-        partitions: 8,
-        initial_members: members.clone(),
-        seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
-        sync_interval: Some(10_000),
-        tombstone_grace: None,
-        ..NodeConfig::default()
-    };
+    let config = fresh_config();
     // The node's clock reads an hour earlier than its peers' stores began.
     let now: Millis = 1_000;
     let peers_birth: Millis = 3_600_000;

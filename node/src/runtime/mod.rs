@@ -366,6 +366,14 @@ impl Node {
             address: wanted,
             reason,
         })?;
+        let has_peers = config.node.seeds.iter().any(|(id, _)| *id != config.id)
+            || config.node.initial_members.iter().any(|&m| m != config.id);
+        if config.advertise.is_none() && addr.ip().is_unspecified() && has_peers {
+            return Err(RuntimeError::Config(format!(
+                "listening on {addr}, an address other nodes cannot reach this node at: give the \
+                 one they can (--advertise HOST:PORT, or `advertise` in the configuration file)"
+            )));
+        }
         let address = config.advertise.clone().unwrap_or_else(|| addr.to_string());
         let clock = Clock::new();
         let seed = config.seed.unwrap_or_else(rand::random);

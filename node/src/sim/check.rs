@@ -371,18 +371,23 @@ fn by_key(history: &History) -> BTreeMap<u32, Vec<&Op>> {
     m
 }
 
+/// The acknowledged puts among `ops`, as (completion time, id), by completion time.
+fn acked_by_completion(ops: &[&Op]) -> Vec<(u64, u64)> {
+    let mut acked: Vec<(u64, u64)> = ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Put && o.is_ok())
+        .filter_map(|o| o.complete.map(|c| (c, o.id)))
+        .collect();
+    acked.sort_unstable();
+    acked
+}
+
 /// Stale reads; see the [module docs](self).
 pub fn stale_reads(history: &History) -> StaleReads {
     let mut out = StaleReads::default();
     let superseded = superseders(history);
     for (_, ops) in by_key(history) {
-        // Acknowledged puts by completion time.
-        let mut acked: Vec<(u64, u64)> = ops
-            .iter()
-            .filter(|o| o.kind == OpKind::Put && o.is_ok())
-            .filter_map(|o| o.complete.map(|c| (c, o.id)))
-            .collect();
-        acked.sort_unstable();
+        let acked = acked_by_completion(&ops);
         // Invocation times of the deletes that may have been applied, sorted (ops are in
         // invocation order already).
         let deletes: Vec<u64> = ops
@@ -452,13 +457,7 @@ pub fn missed_writes(history: &History) -> Vec<u64> {
     let superseded = superseders(history);
     let mut out = Vec::new();
     for (_, ops) in by_key(history) {
-        // Acknowledged puts by completion time.
-        let mut acked: Vec<(u64, u64)> = ops
-            .iter()
-            .filter(|o| o.kind == OpKind::Put && o.is_ok())
-            .filter_map(|o| o.complete.map(|c| (c, o.id)))
-            .collect();
-        acked.sort_unstable();
+        let acked = acked_by_completion(&ops);
         for g in ops.iter().filter(|o| o.kind == OpKind::Get && o.is_ok()) {
             let complete = g.complete.unwrap_or(u64::MAX);
             let before = acked.partition_point(|&(c, _)| c < g.invoke);

@@ -260,3 +260,31 @@ async fn client_with_wrong_secret_is_refused() {
     assert_eq!(good.status().await.unwrap().id, 1);
     node.shutdown().await.unwrap();
 }
+
+/// Review, twenty-sixth session of issue 20: a node listening on every interface
+/// (`--listen 0.0.0.0:7001`, as the command's own help showed) without `--advertise` told its
+/// peers to reach it at `0.0.0.0:7001`. Peers on other hosts could not (only a seed's configured
+/// address, which gossip rounds wrote back now and then, reached it). A node with peers refuses
+/// to start so, and says what to give; a node alone may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_peers_listening_everywhere_needs_an_advertised_address() {
+    let spec = Spec::new(3, None);
+    let mut rc = spec.runtime_config(1);
+    rc.listener = None;
+    rc.listen = "0.0.0.0:0".into();
+    rc.advertise = None;
+    let e = dynamo_node::runtime::Node::start(rc)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("advertise"), "{e}");
+    // Alone (no other member, no seed) it may: nobody needs to reach it but its clients.
+    let alone = Spec::new(1, None);
+    let mut rc = alone.runtime_config(1);
+    rc.listener = None;
+    rc.listen = "0.0.0.0:0".into();
+    rc.advertise = None;
+    rc.node.seeds.clear();
+    let node = dynamo_node::runtime::Node::start(rc).await.expect("starts");
+    node.shutdown().await.unwrap();
+}

@@ -8,8 +8,9 @@
 //! dynamo status | ring | members | leave --node 127.0.0.1:7003
 //! dynamo plan --node 127.0.0.1:7001 --join 4  # what a membership change would move
 //! dynamo commit --node 127.0.0.1:7001 --version 0 --join 4
-//! dynamo serve --id 1 --listen 0.0.0.0:7001 --data-dir /var/lib/dynamo \
-//!              --members 1,2,3 --peer 2=10.0.0.2:7001 --peer 3=10.0.0.3:7001
+//! dynamo serve --id 1 --listen 0.0.0.0:7001 --advertise 10.0.0.1:7001 \
+//!              --data-dir /var/lib/dynamo --members 1,2,3 \
+//!              --peer 2=10.0.0.2:7001 --peer 3=10.0.0.3:7001
 //!              # with DYNAMO_PEER_SECRET (nodes only) and DYNAMO_CLIENT_SECRET in the environment
 //! ```
 
