@@ -60,6 +60,11 @@ where
         let reply_to = msg.sender_address;
         match msg.body {
             Body::Syn { digests, complete } => {
+                // The initiator's view of this node tells of a later incarnation as a delta
+                // would (this node never asks for its own state).
+                if let Some(own) = digests.iter().find(|d| d.id == self.id) {
+                    self.raise_past(own.generation);
+                }
                 let (requests, wanted) = self.compare(&digests, complete);
                 let used = self.header_size() + 4 + requests.len() * self.digest_size();
                 let deltas = self.build_deltas(wanted, used);
@@ -95,6 +100,21 @@ where
             Body::Ack2 { deltas } => self.apply_deltas(now, &deltas),
         }
         Ok(())
+    }
+
+    /// A peer holds an incarnation of this node of `generation`. If it is later than this one
+    /// (the node lost the generation it persisted and its clock reads earlier than at its last
+    /// start), peers would refuse every delta of this one as stale and count it down for good,
+    /// so it takes a generation past theirs; once per start, so that two processes
+    /// misconfigured with one id do not outbid each other for ever (the later one wins, the
+    /// other is ignored as before). Whether it did.
+    fn raise_past(&mut self, generation: u64) -> bool {
+        if generation <= self.local.generation || self.stats.raised_generation > 0 {
+            return false;
+        }
+        self.local.generation = generation.saturating_add(1);
+        self.stats.raised_generation += 1;
+        true
     }
 
     /// Compares the initiator's digests with the view: what to ask for, what to send.
@@ -293,16 +313,8 @@ where
             .max(delta.status.version)
             .max(delta.address.version);
         if delta.id == self.id {
-            if delta.generation > self.local.generation && self.stats.raised_generation == 0 {
-                // Peers hold a later incarnation of this node than this one: it lost the
-                // generation it persisted and its clock reads earlier than at its last start.
-                // They would refuse every delta of this one as stale and count it down for good,
-                // so it takes a generation past theirs; once per start, so that two processes
-                // misconfigured with one id do not outbid each other for ever (the later one
-                // wins, the other is ignored as before).
-                self.local.generation = delta.generation.saturating_add(1);
-                self.stats.raised_generation += 1;
-            } else if (delta.generation, newest) > (self.local.generation, self.local.max_version())
+            if !self.raise_past(delta.generation)
+                && (delta.generation, newest) > (self.local.generation, self.local.max_version())
             {
                 self.stats.ignored_conflicting_self += 1;
             }

@@ -529,3 +529,35 @@ fn a_probe_asks_a_known_peer_for_a_sign_of_life() {
     assert_eq!(answer.to, 1);
     assert!(matches!(answer.message.body, Body::Ack { .. }));
 }
+
+/// Review, twenty-sixth session of issue 20 (the node's lost-disk check relies on it): a node
+/// whose peers hold a later incarnation of it took a generation past theirs only when a delta of
+/// itself reached it, which follows only its own exchanges. A peer's exchange that lists it at
+/// the later generation tells as much: it takes a generation past that one at once.
+#[test]
+fn a_peer_s_digest_of_a_later_incarnation_raises_the_generation() {
+    let mut a = node(1, "c");
+    assert_eq!(a.local_state().generation(), 1);
+    let syn = Message {
+        cluster: "c".into(),
+        sender_address: 9,
+        body: Body::Syn {
+            digests: vec![
+                Digest {
+                    id: 2,
+                    generation: 1,
+                    version: 4,
+                },
+                Digest {
+                    id: 1,
+                    generation: 100,
+                    version: 40,
+                },
+            ],
+            complete: true,
+        },
+    };
+    a.handle_message(0, 2, syn).unwrap();
+    assert!(a.local_state().generation() > 100);
+    assert_eq!(a.stats().raised_generation, 1);
+}

@@ -3569,50 +3569,67 @@ fn a_seed_that_moved_is_reached_at_its_new_address() {
 #[test]
 fn a_node_on_a_new_store_with_its_clock_behind_still_awaits_the_cluster_s_data() {
     use super::fresh::{store_entry, STORE_KEY};
-    use dynamo_gossip::{Body, Delta, Message, Status, Versioned};
-    let config = fresh_config();
-    // The node's clock reads an hour earlier than its peers' stores began.
+    use dynamo_gossip::{Body, Delta, Digest, Message, Status, Versioned};
+    // The node's clock reads an hour earlier than its peers' stores began; node 2 holds its
+    // earlier incarnation, told as a delta of it (an answer to its own exchange) or as a digest
+    // (node 2's exchange, which the node answers without asking for its own state).
     let now: Millis = 1_000;
     let peers_birth: Millis = 3_600_000;
-    let mut store = MemoryStore::new();
-    let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
-    let mut core = NodeCore::new(ME, "n1".into(), config, boot, now, 7).expect("starts");
-    while let Some((_, op)) = core.poll_storage() {
-        execute(&mut store, &op);
-    }
-    assert!(core.fresh.unsure);
-    // Node 2's gossip holds this node's earlier incarnation, and every peer's store holds keys.
-    let me = Delta {
-        id: ME,
-        generation: peers_birth - 500_000,
-        from_version: 0,
-        to_version: 3,
-        heartbeat: Versioned::new(1, 40),
-        status: Versioned::new(2, Status::Up),
-        address: Versioned::new(3, "n1".to_string()),
-        app: vec![],
-    };
-    let msg = Message {
-        cluster: core.config.cluster.clone(),
-        sender_address: "n2".to_string(),
-        body: Body::Ack2 { deltas: vec![me] },
-    };
-    core.handle_message(now, 2, PeerMessage::Gossip(msg));
-    assert_eq!(core.gossip.stats().raised_generation, 1);
-    for peer in 2..=4 {
-        gossip_state(
-            &mut core,
-            now,
-            peer,
-            vec![(STORE_KEY.into(), store_entry(peers_birth, true))],
+    let earlier = peers_birth - 500_000;
+    let told = [
+        Body::Ack2 {
+            deltas: vec![Delta {
+                id: ME,
+                generation: earlier,
+                from_version: 0,
+                to_version: 3,
+                heartbeat: Versioned::new(1, 40),
+                status: Versioned::new(2, Status::Up),
+                address: Versioned::new(3, "n1".to_string()),
+                app: vec![],
+            }],
+        },
+        Body::Syn {
+            digests: vec![Digest {
+                id: ME,
+                generation: earlier,
+                version: 40,
+            }],
+            complete: false,
+        },
+    ];
+    for body in told {
+        let config = fresh_config();
+        let mut store = MemoryStore::new();
+        let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
+        let mut core = NodeCore::new(ME, "n1".into(), config, boot, now, 7).expect("starts");
+        while let Some((_, op)) = core.poll_storage() {
+            execute(&mut store, &op);
+        }
+        assert!(core.fresh.unsure);
+        let msg = Message {
+            cluster: core.config.cluster.clone(),
+            sender_address: "n2".to_string(),
+            body,
+        };
+        core.handle_message(now, 2, PeerMessage::Gossip(msg));
+        assert_eq!(core.gossip.stats().raised_generation, 1);
+        // Every peer's store holds keys.
+        for peer in 2..=4 {
+            gossip_state(
+                &mut core,
+                now,
+                peer,
+                vec![(STORE_KEY.into(), store_entry(peers_birth, true))],
+            );
+        }
+        assert!(!core.fresh.unsure, "settled once every member was heard");
+        let awaited = (0..core.view.ring.range_count())
+            .filter(|&p| core.replicates(p))
+            .all(|p| core.transfers.incoming.contains(&p));
+        assert!(
+            awaited,
+            "an empty store serves its ranges though the cluster knew this node before it"
         );
     }
-    assert!(!core.fresh.unsure, "settled once every member was heard");
-    let awaited = (0..core.view.ring.range_count())
-        .filter(|&p| core.replicates(p))
-        .all(|p| core.transfers.incoming.contains(&p));
-    assert!(
-        awaited,
-        "an empty store serves its ranges though the cluster knew this node before it"
-    );
 }
