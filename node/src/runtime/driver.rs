@@ -426,6 +426,11 @@ impl<S: Store + Send + 'static> Driver<S> {
                     self.core.undelivered(now, peer, msg);
                 }
             }
+            Input::Resend(peer, msgs) => {
+                for msg in msgs {
+                    self.transmit(peer, msg);
+                }
+            }
             Input::Shutdown => return Flow::Stop,
         }
         Flow::Continue
@@ -616,7 +621,7 @@ impl<S: Store + Send + 'static> Driver<S> {
         if stale {
             let address = address.to_string();
             let link = peers::spawn(self.link_ctx.clone(), to, address, self.peer_queue);
-            // The old link hands back what never left (the core fails those requests over).
+            // The old link hands back what never left, to go again on this one.
             if let Some(old) = self.links.insert(to, link) {
                 old.retire();
             }

@@ -119,6 +119,9 @@ pub(crate) enum Input {
     Unreachable(NodeId),
     /// A link certainly did not deliver these messages (connection refused, backing off).
     Undelivered(NodeId, Vec<PeerMessage>),
+    /// A link replaced (its peer's address changed) had not sent these: they go again, on the
+    /// peer's current link.
+    Resend(NodeId, Vec<PeerMessage>),
     /// Stop after flushing.
     Shutdown,
 }

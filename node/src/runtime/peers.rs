@@ -153,9 +153,10 @@ impl Queue {
 }
 
 impl Link {
-    /// The link is replaced (its peer's address changed): it stops at once and hands back as
-    /// undelivered what never left (what it queued, the batch it was dialling with). A batch
-    /// being written when it stops may or may not arrive, as when a connection is lost.
+    /// The link is replaced (its peer's address changed): it stops at once and hands back what
+    /// never left (what it queued, the batch it was dialling with), which the driver sends again
+    /// on the new link. A batch being written when it stops may or may not arrive, as when a
+    /// connection is lost.
     pub(crate) fn retire(mut self) {
         if let Some(retire) = self.retire.take() {
             self.retired = retire.send(()).is_ok();
@@ -201,7 +202,8 @@ pub(crate) fn spawn(ctx: LinkContext, peer: NodeId, address: String, capacity: u
 }
 
 /// Runs the link until the driver drops its queue, or retires it: then what never left (the
-/// batch it was about to write, what its queue holds) goes back to the driver as undelivered.
+/// batch it was about to write, what its queue holds) goes back to the driver, to be sent again
+/// on the peer's new link.
 async fn serve(
     ctx: LinkContext,
     peer: NodeId,
@@ -222,7 +224,7 @@ async fn serve(
         batch.extend(ms);
     }
     if !batch.is_empty() {
-        undelivered(&ctx, peer, batch).await;
+        let _ = ctx.inputs.send(Input::Resend(peer, batch)).await;
     }
 }
 
@@ -581,8 +583,8 @@ mod tests {
     /// Review, twenty-sixth session of issue 20: a link replaced (its peer's address changed) was
     /// dropped, which aborted its task with what it held: the messages queued and the batch it
     /// was dialling with, none of which had left. Nobody heard of them: requests waited on them
-    /// until their deadlines, a forward was not coordinated here. A retired link hands them back
-    /// as undelivered.
+    /// until their deadlines, a forward was not coordinated here, a `TransferDone` was never sent
+    /// again. A retired link hands them back, to go again on the new link.
     #[tokio::test]
     async fn a_retired_link_hands_back_what_never_left() {
         // A peer that takes the connection and never answers the handshake: the link dials.
@@ -601,7 +603,7 @@ mod tests {
         let mut back = 0;
         while back < 4 {
             match tokio::time::timeout(Duration::from_secs(60), driver.recv()).await {
-                Ok(Some(Input::Undelivered(2, msgs))) => back += msgs.len(),
+                Ok(Some(Input::Resend(2, msgs))) => back += msgs.len(),
                 Ok(Some(Input::Unreachable(2))) => {}
                 other => panic!("{back} of 4 messages handed back, then {other:?}"),
             }

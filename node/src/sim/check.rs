@@ -251,7 +251,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors, {} dots reused, {} phantom values; {} stray keys; stale reads {}/{} ({:.2}%)",
+            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors, {} dots reused, {} phantom values; {} stray keys; stale reads {}/{} ({:.2}%), {} missed writes",
             self.acked_puts,
             self.acked_deletes,
             self.lost.len(),
@@ -262,7 +262,8 @@ impl fmt::Display for Report {
             self.strays,
             self.stale.stale.len(),
             self.stale.judged,
-            self.stale.ratio() * 100.0
+            self.stale.ratio() * 100.0,
+            self.missed.len()
         )?;
         if let Some(l) = self.lost.first() {
             write!(
