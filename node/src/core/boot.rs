@@ -85,8 +85,8 @@ impl Boot {
         now: Millis,
         seed: u64,
     ) -> Result<Boot, NodeError> {
-        config_checked(config)?;
         ids_checked(id, config)?;
+        config_checked(id, config)?;
         let rng = ReplayRng::seed_from_u64(seed ^ id.rotate_left(17));
         if let Some(stored) = store.get_meta(META_NODE_ID)? {
             let stored_id = decode_u64(&stored)?;
@@ -298,13 +298,34 @@ pub(crate) fn ids_checked(id: NodeId, config: &NodeConfig) -> Result<(), NodeErr
     Ok(())
 }
 
-pub(crate) fn config_checked(config: &NodeConfig) -> Result<(), NodeError> {
+/// The longest request timeout a node takes: a day, in milliseconds.
+const MAX_REQUEST_TIMEOUT: Millis = 24 * 3600 * 1000;
+
+/// Settings of node `this` that cannot work together, refused at start.
+pub(crate) fn config_checked(this: NodeId, config: &NodeConfig) -> Result<(), NodeError> {
     if config.n == 0 || config.r == 0 || config.w == 0 || config.r > config.n || config.w > config.n
     {
         return Err(NodeError::Config(format!(
             "N={}, R={}, W={}: need 1 <= R, W <= N",
             config.n, config.r, config.w
         )));
+    }
+    // Every request's deadline, and the anti-entropy and transfer timeouts derived from it (up
+    // to ten times it), must come after the request and stay within a day of it.
+    if config.request_timeout == 0 || config.request_timeout > MAX_REQUEST_TIMEOUT {
+        return Err(NodeError::Config(format!(
+            "request_timeout = {} ms: need 1 to {MAX_REQUEST_TIMEOUT} ms",
+            config.request_timeout
+        )));
+    }
+    // A node reaches its initial members only through addresses it is given: with none, it
+    // would stay alone for good.
+    let others = |id: &NodeId| *id != this;
+    if config.initial_members.iter().any(others) && !config.seeds.iter().map(|(s, _)| s).any(others)
+    {
+        return Err(NodeError::Config(
+            "initial members but no seeds: give the address of at least one other member".into(),
+        ));
     }
     if let Some(reads) = config.read_fanout {
         if reads < config.r || reads > config.n {

@@ -31,8 +31,8 @@ impl NodeCore {
         now: Millis,
         seed: u64,
     ) -> Result<Self, NodeError> {
-        boot::config_checked(&config)?;
         boot::ids_checked(id, &config)?;
+        boot::config_checked(id, &config)?;
         let Boot {
             mut rng,
             epochs,
@@ -134,7 +134,16 @@ impl NodeCore {
                 },
                 Then::Meta,
             );
-            let _ = gossip.set_app_state(membership::RING_KEY, ring_bytes.clone());
+            // Every ring the node makes travels in gossip, and is as large as this one.
+            gossip
+                .set_app_state(membership::RING_KEY, ring_bytes.clone())
+                .map_err(|e| {
+                    NodeError::Config(format!(
+                        "partitions = {}: the ring does not fit in a gossip message ({e}); use \
+                         fewer partitions",
+                        ring_state.ring.range_count()
+                    ))
+                })?;
         }
         let ring = ring_state.ring.clone();
         let members: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();

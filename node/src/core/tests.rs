@@ -3633,3 +3633,36 @@ fn a_node_on_a_new_store_with_its_clock_behind_still_awaits_the_cluster_s_data()
         );
     }
 }
+
+/// Review of the configuration, twenty-sixth session of issue 20: settings that cannot work were
+/// taken at start. A request timeout of 0 failed every request at once (a put after its local
+/// write); one near `u64::MAX` overflowed the anti-entropy and transfer timeouts derived from it;
+/// a ring of more partitions than a gossip message carries started, but never published its ring
+/// (a restarted node then waited for it for good); initial members with no seed to reach any of
+/// them left the node alone for good. Each is refused, saying which setting.
+#[test]
+fn settings_that_cannot_work_are_refused_at_start() {
+    type Change = fn(&mut NodeConfig);
+    let cases: [(&str, Change); 4] = [
+        ("request_timeout", |c| c.request_timeout = 0),
+        ("request_timeout", |c| c.request_timeout = u64::MAX / 4),
+        ("partitions", |c| c.partitions = 1 << 14),
+        ("seeds", |c| c.seeds.retain(|&(id, _)| id == ME)),
+    ];
+    for (what, change) in cases {
+        let mut config = NodeConfig {
+            partitions: 8,
+            initial_members: (1..=4).collect(),
+            seeds: (1..=4).map(|m| (m, format!("n{m}"))).collect(),
+            ..NodeConfig::default()
+        };
+        change(&mut config);
+        let mut store = MemoryStore::new();
+        let started = Boot::load(&mut store, ME, &config, BOOT, 7)
+            .and_then(|boot| NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7));
+        match started {
+            Ok(_) => panic!("started with a bad {what}"),
+            Err(e) => assert!(e.to_string().contains(what), "{what}: {e}"),
+        }
+    }
+}

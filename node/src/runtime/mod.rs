@@ -126,6 +126,9 @@ pub(crate) enum Input {
     Shutdown,
 }
 
+/// Room a peer frame keeps beyond a key's versions or value (see [`RuntimeConfig::peer_frame`]).
+const PEER_FRAME_ROOM: usize = 1 << 20;
+
 /// What the driver reports for `/metrics`.
 #[cfg(feature = "http")]
 #[derive(Debug)]
@@ -174,7 +177,9 @@ pub struct RuntimeConfig {
     pub storage: Option<Engine>,
     /// Durable (fsync before acknowledging) or buffered writes.
     pub durability: Durability,
-    /// Largest frame accepted from a peer, or sent.
+    /// Largest frame accepted from a peer, or sent to a peer or a client (raised to fit the
+    /// largest version set a replica keeps of a key, N times `node.max_siblings_size`, and a
+    /// forwarded value: see [`RuntimeConfig::peer_frame`]).
     pub max_frame: usize,
     /// Largest frame accepted from a client (raised to fit `node.max_value_size` with its key and
     /// context).
@@ -199,6 +204,21 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// The largest frame between peers: `max_frame`, raised to fit every message a key can make
+    /// (a replica write, read reply, hand-over or anti-entropy entry of the versions a replica
+    /// keeps of one key, at most N times `node.max_siblings_size`; a forwarded put of a value of
+    /// `node.max_value_size`), with room for keys, clocks and framing. A smaller limit dropped
+    /// such a message at the link: the write timed out, and no repair could ever carry the key.
+    #[must_use]
+    pub fn peer_frame(&self) -> usize {
+        let node = &self.node;
+        let key = node
+            .max_siblings_size
+            .saturating_mul(node.n)
+            .max(node.max_value_size);
+        self.max_frame.max(key.saturating_add(PEER_FRAME_ROOM))
+    }
+
     /// A configuration with defaults: memory store, listen on `127.0.0.1:0`.
     pub fn new(
         id: NodeId,
@@ -412,7 +432,7 @@ impl Node {
             encrypt: config.encrypt,
             me: config.id,
             my_address: address,
-            max_frame: config.max_frame,
+            max_frame: config.peer_frame(),
             idle: config.limits.idle_timeout / 2,
             write_timeout: config.limits.read_timeout,
             inputs: tx.clone(),
@@ -454,7 +474,7 @@ impl Node {
                 secrets,
                 encrypt: config.encrypt,
                 id: config.id,
-                max_frame: config.max_frame,
+                max_frame: config.peer_frame(),
                 max_client_frame: config
                     .max_client_frame
                     .max(config.node.max_value_size.saturating_add(64 * 1024)),

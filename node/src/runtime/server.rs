@@ -115,7 +115,9 @@ pub(crate) struct ServerContext {
     pub secrets: NodeSecrets,
     pub encrypt: bool,
     pub id: NodeId,
+    /// Largest frame from or to a peer, and to a client ([`super::RuntimeConfig::peer_frame`]).
     pub max_frame: usize,
+    /// Largest frame from a client.
     pub max_client_frame: usize,
     pub limits: ConnectionLimits,
     pub inputs: mpsc::Sender<Input>,

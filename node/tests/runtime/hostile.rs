@@ -670,6 +670,9 @@ async fn anti_entropy_of_many_large_differences_is_split_by_bytes() {
         rc.node.partitions = 2;
         rc.node.sync_interval = Some(500);
         rc.max_frame = 2 << 20;
+        // Small enough that the peer frame stays at 2 MiB (`RuntimeConfig::peer_frame`).
+        rc.node.max_value_size = 256 << 10;
+        rc.node.max_siblings_size = 256 << 10;
         rc
     };
     let one = dynamo_node::runtime::Node::start(config(1)).await.unwrap();
@@ -697,4 +700,40 @@ async fn anti_entropy_of_many_large_differences_is_split_by_bytes() {
     );
     one.shutdown().await.unwrap();
     two.shutdown().await.unwrap();
+}
+
+/// Review of the configuration, twenty-sixth session of issue 20: the frame limit between peers
+/// was `max_frame` whatever a key may hold (`max_siblings_size`, and a replica keeps up to N
+/// times that of a key's versions), so two concurrent values that each fit a frame made a version
+/// set that did not: the replica writes carrying it were dropped at the links (the put timed out, though
+/// stored on its coordinator), and no read, read repair or anti-entropy exchange could ever carry
+/// the key. The peer frame is raised to fit (`RuntimeConfig::peer_frame`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_s_largest_version_set_fits_a_peer_frame() {
+    let spec = Spec::new(3, None);
+    let value = 600 << 10;
+    let mut nodes = Vec::new();
+    for id in spec.ids() {
+        let mut rc = spec.runtime_config(id);
+        rc.max_frame = 1 << 20;
+        rc.node.max_value_size = value;
+        rc.node.max_siblings_size = 2 * value;
+        assert!(rc.peer_frame() >= 6 * value, "{}", rc.peer_frame());
+        nodes.push(dynamo_node::runtime::Node::start(rc).await.unwrap());
+    }
+    crate::wait_up(&spec).await;
+    // Two blind puts through two nodes: every replica ends with both, 1.2 MB of versions.
+    spec.client_of(1)
+        .put(b"k", vec![1; value], &[])
+        .await
+        .unwrap();
+    spec.client_of(2)
+        .put(b"k", vec![2; value], &[])
+        .await
+        .unwrap();
+    let got = spec.client_of(3).get(b"k").await.unwrap();
+    assert_eq!(got.values.len(), 2, "both values");
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
 }
