@@ -147,6 +147,15 @@ impl NodeCore {
         }
         let ring = ring_state.ring.clone();
         let members: BTreeSet<NodeId> = ring.nodes().map(|n| n.id).collect();
+        if !ring_provisional && members.len() < config.n {
+            tracing::warn!(
+                node = id,
+                n = config.n,
+                members = members.len(),
+                "fewer members than N: keys keep fewer copies until more join, and writes fail \
+                 while fewer than W"
+            );
+        }
         // A node a ring change took out, restarted before it said it left, or one asked to
         // leave: it goes on leaving.
         let leaving = !ring_provisional && ((!ring.contains(&id) && removed) || leave_asked);
