@@ -318,14 +318,15 @@ pub(crate) fn config_checked(this: NodeId, config: &NodeConfig) -> Result<(), No
             config.request_timeout
         )));
     }
-    // A node reaches its initial members only through addresses it is given: with none, it
-    // would stay alone for good.
+    // A node reaches its initial members through addresses it is given or through their
+    // gossip: with no seed, it waits for them to reach it (they may hold it as their seed).
     let others = |id: &NodeId| *id != this;
     if config.initial_members.iter().any(others) && !config.seeds.iter().map(|(s, _)| s).any(others)
     {
-        return Err(NodeError::Config(
-            "initial members but no seeds: give the address of at least one other member".into(),
-        ));
+        tracing::warn!(
+            node = this,
+            "initial members but no seed: this node waits for the others to reach it"
+        );
     }
     if let Some(reads) = config.read_fanout {
         if reads < config.r || reads > config.n {
