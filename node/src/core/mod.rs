@@ -183,6 +183,12 @@ impl NodeCore {
         self.epochs.floor()
     }
 
+    /// This node's gossip generation: it grows at every restart, and past what peers knew of
+    /// this id when they knew a later one (a node that lost its store, its clock behind).
+    pub fn generation(&self) -> u64 {
+        self.gossip.local_state().generation()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.config

@@ -570,6 +570,7 @@ fn handshake_traffic(capture: &mut Capture) -> Option<()> {
     let peer = Role::Peer {
         id: 2,
         address: "127.0.0.1:7002".into(),
+        generation: 0,
     };
     let authority = crate::runtime::identity::Authority::from_secret(super::targets::AUTHORITY);
     for (role, secret, credentials) in [

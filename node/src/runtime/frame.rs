@@ -48,12 +48,13 @@ use crate::types::NodeId;
 
 /// The protocol version this build speaks. A handshake naming another version is refused.
 ///
-/// 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
+/// 6: a node's handshake names its gossip generation ([`Role::Peer`]), so that a node restarted
+/// at another address replaces its older, maybe half-open, connection. 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
 /// to refill it; a hint batch's acknowledgement names the hints not kept
 /// ([`dynamo_handoff::HintAck::refused`]). 4: a replica read says whether the coordinator asks the node as one of the key's primaries
 /// ([`PeerMessage::Read`]). 3: keys, values, contexts and objects are msgpack byte strings (`bin`), not arrays of
 /// integers ([`crate::types::bytes`]). 2: handshake frames apart from the frames after it.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Default largest frame between peers (16 MiB): room for large sync and transfer batches.
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
@@ -78,6 +79,11 @@ pub enum Role {
         id: NodeId,
         /// The address it listens on.
         address: String,
+        /// Its gossip generation, which grows at every restart. A connection from a later
+        /// generation replaces one from an earlier generation at another address (the node
+        /// restarted elsewhere; its old connection may be half-open); one from the same or an
+        /// earlier generation at another address is refused (two nodes with one id).
+        generation: u64,
     },
     /// A client, which will send requests.
     Client,

@@ -32,6 +32,8 @@ mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
@@ -432,6 +434,7 @@ impl Node {
             encrypt: config.encrypt,
             me: config.id,
             my_address: address,
+            generation: Arc::new(AtomicU64::new(core.generation())),
             max_frame: config.peer_frame(),
             idle: config.limits.idle_timeout / 2,
             write_timeout: config.limits.read_timeout,

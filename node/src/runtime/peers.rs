@@ -10,7 +10,7 @@
 //! that the link, woken once, writes all of it with one syscall instead of waking (on the other
 //! worker thread) for the first message and writing the rest in further syscalls.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub(crate) struct LinkContext {
     pub encrypt: bool,
     pub me: NodeId,
     pub my_address: String,
+    /// This node's gossip generation, named in every handshake (the driver keeps it current).
+    pub generation: Arc<AtomicU64>,
     pub max_frame: usize,
     /// A link with nothing to send for this long closes its connection (it reconnects on the next
     /// message): half the peers' idle timeout, so the link closes before the peer does.
@@ -253,6 +255,7 @@ async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<Conn<Tcp
         let role = Role::Peer {
             id: ctx.me,
             address: ctx.my_address.clone(),
+            generation: ctx.generation.load(Ordering::Relaxed),
         };
         connect(&mut conn, &ctx.creds, role, Some(peer), ctx.encrypt)
             .await
@@ -524,6 +527,7 @@ mod tests {
             encrypt: false,
             me: 1,
             my_address: "127.0.0.1:1".into(),
+            generation: Default::default(),
             max_frame: DEFAULT_MAX_FRAME,
             idle: Duration::from_secs(3600),
             write_timeout: Duration::from_secs(30),

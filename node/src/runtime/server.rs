@@ -145,6 +145,7 @@ struct Slots {
 struct PeerEntry {
     ticket: u64,
     address: String,
+    generation: u64,
     /// Dropped to close the connection.
     _close: oneshot::Sender<()>,
 }
@@ -224,13 +225,17 @@ async fn connection(
         }
     };
     match role {
-        Role::Peer { id, address } => {
+        Role::Peer {
+            id,
+            address,
+            generation,
+        } => {
             let Ok(_slot) = slots.peers.clone().try_acquire_owned() else {
                 let reason = format!("too many peer connections (limit {})", ctx.limits.max_peers);
                 bad_input::<PeerFrame, _>(&mut conn, addr, reason).await;
                 return;
             };
-            let replaced = match register_peer(&slots, &ctx, ticket, id, &address) {
+            let replaced = match register_peer(&slots, &ctx, ticket, id, &address, generation) {
                 Ok(replaced) => replaced,
                 Err(reason) => {
                     bad_input::<PeerFrame, _>(&mut conn, addr, reason).await;
@@ -295,27 +300,31 @@ async fn read_failed<F: super::frame::ErrorFrame, T: AsyncRead + AsyncWrite + Un
     }
 }
 
-/// One connection per node id. A second connection claiming the id of a connected node is
-/// refused when it names another address (two nodes configured with one id), and replaces the
-/// older one when it names the same address (the node reconnected; its old connection may be
-/// half-open). A connection claiming this node's own id is refused. Returns the signal that
-/// closes the new connection when it is replaced in turn.
+/// One connection per node id. A second connection claiming the id of a connected node
+/// replaces the older one when it names the same address (the node reconnected; its old
+/// connection may be half-open) or a later generation (the node restarted at another address,
+/// and its old connection may be half-open: waiting for that one to time out would cut the node
+/// off from this one for minutes). It is refused when it names another address and no later
+/// generation (two nodes configured with one id). A connection claiming this node's own id is
+/// refused. Returns the signal that closes the new connection when it is replaced in turn.
 fn register_peer(
     slots: &Slots,
     ctx: &ServerContext,
     ticket: u64,
     id: NodeId,
     address: &str,
+    generation: u64,
 ) -> Result<oneshot::Receiver<()>, String> {
     if id == ctx.id {
         return Err(format!("a peer claims this node's id {id}"));
     }
     let mut by_id = lock(&slots.peer_ids);
     if let Some(existing) = by_id.get(&id) {
-        if existing.address != address {
+        if existing.address != address && generation <= existing.generation {
             return Err(format!(
-                "node id {id} is already connected, from {}",
-                excerpt(&existing.address)
+                "node id {id} is already connected, from {} (generation {}, this connection's {generation})",
+                excerpt(&existing.address),
+                existing.generation
             ));
         }
         tracing::debug!(
@@ -330,6 +339,7 @@ fn register_peer(
         PeerEntry {
             ticket,
             address: address.to_string(),
+            generation,
             _close: close,
         },
     );

@@ -405,12 +405,13 @@ fn handshakes() -> Vec<(&'static str, Handshake, &'static str)> {
                 role: Role::Peer {
                     id: 1,
                     address: "a:1".into(),
+                    generation: 0,
                 },
                 encrypt: true,
                 nonce: [0x11; 32],
                 identity: None,
             },
-            "81a548656c6c6f9602a16381a4506565729201a3613a31c3dc00201111111111\
+            "81a548656c6c6f9602a16381a4506565729301a3613a3100c3dc00201111111111\
              111111111111111111111111111111111111111111111111111111c0",
         ),
         (

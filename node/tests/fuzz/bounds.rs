@@ -220,6 +220,7 @@ fn handshake_frames_at_the_limit() {
             role: Role::Peer {
                 id: 2,
                 address: "a".into(),
+                generation: 0,
             },
             encrypt: true,
             nonce: [7; 32],

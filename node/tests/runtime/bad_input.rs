@@ -208,6 +208,7 @@ async fn bad_inputs_get_clear_errors_and_the_node_stays_up() {
     let peer = Role::Peer {
         id: 9,
         address: "127.0.0.1:1".into(),
+        generation: 0,
     };
     let e = connect(&mut conn, &creds("not-the-secret"), peer, None, true)
         .await

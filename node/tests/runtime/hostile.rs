@@ -504,6 +504,7 @@ async fn a_client_cannot_pose_as_a_peer() {
         let role = Role::Peer {
             id: 2,
             address: spec.address(2),
+            generation: 0,
         };
         let e = connect(&mut conn, &creds(SECRET), role, None, true)
             .await
@@ -557,6 +558,7 @@ async fn with_per_node_credentials_a_node_cannot_pose_as_another() {
     let role = Role::Peer {
         id: 2,
         address: spec.address(2),
+        generation: 0,
     };
     let e = connect(&mut conn, &creds, role, None, true)
         .await
@@ -570,6 +572,7 @@ async fn with_per_node_credentials_a_node_cannot_pose_as_another() {
     let role = Role::Peer {
         id: 9,
         address: "127.0.0.1:1".into(),
+        generation: 0,
     };
     let e = connect(
         &mut conn,
@@ -597,7 +600,11 @@ async fn duplicate_node_ids_are_refused() {
     let spec = Spec::new(2, None);
     let nodes = spec.start_all().await;
     crate::wait_up(&spec).await;
-    let peer = |id: u64, address: String| Role::Peer { id, address };
+    let peer = |id: u64, address: String| Role::Peer {
+        id,
+        address,
+        generation: 0,
+    };
 
     let mut conn = raw(&spec.address(1)).await;
     connect(
@@ -651,6 +658,54 @@ async fn duplicate_node_ids_are_refused() {
     for node in nodes {
         node.shutdown().await.unwrap();
     }
+}
+
+/// Review of address changes, twenty-seventh session: a node restarted at another address while
+/// its old connection to a peer stayed half-open (its host went away without closing it) was
+/// refused by that peer as a duplicate id until the old connection's idle timeout (two minutes):
+/// it could send nothing to that peer, and no write it coordinated reached that replica. A
+/// connection from a later generation of the id replaces the older one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_elsewhere_replaces_its_half_open_connection() {
+    let spec = Spec::new(2, None);
+    let one = spec.start(1).await;
+    // Node 2's earlier incarnation, at an address it no longer has: connected, then silent.
+    let mut stale = raw(&spec.address(1)).await;
+    connect(
+        &mut stale,
+        &creds(PEER_SECRET),
+        Role::Peer {
+            id: 2,
+            address: "127.0.0.1:1".into(),
+            generation: 1,
+        },
+        Some(1),
+        true,
+    )
+    .await
+    .unwrap();
+    stale.established(4096, 4096, None);
+    let two = spec.start(2).await;
+    // A write through node 2 needs node 1's acknowledgement (W = 2 of N = 2), which asks node 2's
+    // link to node 1.
+    let options = dynamo_node::ClientOptions {
+        w: Some(2),
+        timeout: Some(2_000),
+        ..dynamo_node::ClientOptions::default()
+    };
+    let written = eventually(30, || async {
+        spec.client_of(2)
+            .put_with(b"k", b"v".to_vec(), &[], options)
+            .await
+            .ok()
+    })
+    .await;
+    assert!(written.is_some(), "node 2 never reached node 1");
+    // The older connection was closed, with the reason.
+    let reason = expect_error::<PeerFrame>(&mut stale).await;
+    assert!(reason.contains("replaced"), "{reason}");
+    one.shutdown().await.unwrap();
+    two.shutdown().await.unwrap();
 }
 
 /// Table row: "anti-entropy with many differing keys: one `Exchange` message carries every

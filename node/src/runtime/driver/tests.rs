@@ -155,6 +155,7 @@ fn run_in<S: Store + Send + 'static>(store: S, members: Vec<u64>) -> mpsc::Sende
         encrypt: false,
         me: 1,
         my_address: "n1".into(),
+        generation: Default::default(),
         max_frame: 1 << 20,
         idle: Duration::from_secs(60),
         write_timeout: Duration::from_secs(30),

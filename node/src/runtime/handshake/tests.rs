@@ -136,6 +136,7 @@ fn peer(id: NodeId) -> Role {
     Role::Peer {
         id,
         address: "x".into(),
+        generation: 0,
     }
 }
 
