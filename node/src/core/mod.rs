@@ -139,6 +139,9 @@ pub struct NodeCore {
     storage: Storage,
     epochs: Epochs,
     generation: u64,
+    /// The gossip generation as last written to the store: gossip raises it past what peers
+    /// knew of this id (the clock behind), and the next start must begin above that.
+    generation_stored: u64,
     rng: ReplayRng,
     gossip: Gossip<NodeId, String>,
     /// This node's view of the cluster: the ring and its members.
@@ -520,6 +523,23 @@ impl NodeCore {
         self.gossip.local_state().status() == dynamo_gossip::Status::Left
     }
 
+    /// Writes a generation gossip raised (peers knew a later incarnation of this id: the clock
+    /// reads earlier than when it last started), so that the next start begins above it.
+    fn persist_generation(&mut self) {
+        let generation = self.gossip.local_state().generation();
+        if generation > self.generation_stored {
+            self.generation_stored = generation;
+            self.store_op(
+                storage::StorageOp::PutMeta {
+                    name: META_GENERATION.into(),
+                    value: generation.to_be_bytes().to_vec(),
+                    sync: false,
+                },
+                storage::Then::Meta,
+            );
+        }
+    }
+
     /// A leaving node that holds nothing more to hand over announces that it left.
     fn announce_left_when_done(&mut self) {
         if self.handed_over() && !self.has_left() {
@@ -556,6 +576,7 @@ impl NodeCore {
             self.store_op(op, storage::Then::Meta);
         }
         self.persist_fresh();
+        self.persist_generation();
         if let Some(op) = self.transfers.persist_whole() {
             self.store_op(op, storage::Then::Meta);
         }

@@ -235,6 +235,7 @@ impl NodeCore {
             storage,
             epochs,
             generation,
+            generation_stored: generation,
             rng,
             gossip,
             view: View {

@@ -3634,6 +3634,47 @@ fn a_node_on_a_new_store_with_its_clock_behind_still_awaits_the_cluster_s_data()
     }
 }
 
+/// Review of the handshake's generation, twenty-seventh session: a generation gossip raised past
+/// what peers knew of this node (its clock behind) was kept in memory only, so the next start
+/// began below it again: peers ignored its gossip until raised once more, and a peer holding a
+/// connection of the earlier incarnation refused its links as an older one.
+#[test]
+fn a_raised_generation_outlives_a_restart() {
+    use dynamo_gossip::{Body, Digest, Message};
+    let now: Millis = 1_000;
+    let earlier: Millis = 3_000_000;
+    let config = fresh_config();
+    let mut store = MemoryStore::new();
+    let boot = Boot::load(&mut store, ME, &config, now, 7).expect("loads");
+    let mut core = NodeCore::new(ME, "n1".into(), config.clone(), boot, now, 7).expect("starts");
+    let msg = Message {
+        cluster: core.config.cluster.clone(),
+        sender_address: "n2".to_string(),
+        body: Body::Syn {
+            digests: vec![Digest {
+                id: ME,
+                generation: earlier,
+                version: 40,
+            }],
+            complete: false,
+        },
+    };
+    core.handle_message(now, 2, PeerMessage::Gossip(msg));
+    let raised = core.generation();
+    assert!(raised > earlier, "raised past {earlier}: {raised}");
+    while let Some((_, op)) = core.poll_storage() {
+        execute(&mut store, &op);
+    }
+    drop(core);
+    let boot = Boot::load(&mut store, ME, &config, now + 10, 7).expect("loads again");
+    let core = NodeCore::new(ME, "n1".into(), config, boot, now + 10, 7).expect("starts again");
+    assert!(
+        core.generation() > raised,
+        "started at {} after {raised}",
+        core.generation()
+    );
+}
+
 /// Review of the configuration, twenty-sixth session of issue 20: settings that cannot work were
 /// taken at start. A request timeout of 0 failed every request at once (a put after its local
 /// write); one near `u64::MAX` overflowed the anti-entropy and transfer timeouts derived from it;

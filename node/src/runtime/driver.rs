@@ -618,13 +618,13 @@ impl<S: Store + Send + 'static> Driver<S> {
             .links
             .get(&to)
             .is_none_or(|l| l.address != address || l.outlet.is_closed());
+        // A generation raised since start (peers knew a later one of this id) goes in every
+        // link's next handshake, those of links that exist already too.
+        self.link_ctx
+            .generation
+            .store(self.core.generation(), std::sync::atomic::Ordering::Relaxed);
         if stale {
             let address = address.to_string();
-            // A generation raised since start (peers knew a later one of this id) goes in the
-            // links' next handshakes.
-            self.link_ctx
-                .generation
-                .store(self.core.generation(), std::sync::atomic::Ordering::Relaxed);
             let link = peers::spawn(self.link_ctx.clone(), to, address, self.peer_queue);
             // The old link hands back what never left, to go again on this one.
             if let Some(old) = self.links.insert(to, link) {

@@ -82,7 +82,8 @@ pub enum Role {
         /// Its gossip generation, which grows at every restart. A connection from a later
         /// generation replaces one from an earlier generation at another address (the node
         /// restarted elsewhere; its old connection may be half-open); one from the same or an
-        /// earlier generation at another address is refused (two nodes with one id).
+        /// earlier generation at another address is refused. Of two nodes started with one id,
+        /// the later started one is taken, as gossip takes it.
         generation: u64,
     },
     /// A client, which will send requests.

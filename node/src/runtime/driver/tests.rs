@@ -10,11 +10,12 @@ use super::Driver;
 use crate::config::NodeConfig;
 use crate::core::StoredCore;
 use crate::fjall_store::FjallStore;
-use crate::message::{ClientOptions, ClientReply, ClientRequest};
+use crate::message::{ClientOptions, ClientReply, ClientRequest, PeerMessage};
 use crate::redb_store::Durability;
 use crate::runtime::handshake::Credentials;
 use crate::runtime::peers::LinkContext;
 use crate::runtime::{Clock, Input};
+use crate::store::MemoryStore;
 use crate::store::{Store, StoreError, SyncJob};
 use crate::types::Sibs;
 
@@ -131,6 +132,14 @@ fn run<S: Store + Send + 'static>(store: S) -> mpsc::Sender<Input> {
 
 /// Node 1 of a ring of `members` (N = R = W = 1) on `store`, its driver running.
 fn run_in<S: Store + Send + 'static>(store: S, members: Vec<u64>) -> mpsc::Sender<Input> {
+    run_with_generation(store, members).0
+}
+
+/// [`run_in`], with the generation the driver's links name in their handshakes.
+fn run_with_generation<S: Store + Send + 'static>(
+    store: S,
+    members: Vec<u64>,
+) -> (mpsc::Sender<Input>, Arc<std::sync::atomic::AtomicU64>) {
     let config = NodeConfig {
         n: 1,
         r: 1,
@@ -161,8 +170,9 @@ fn run_in<S: Store + Send + 'static>(store: S, members: Vec<u64>) -> mpsc::Sende
         write_timeout: Duration::from_secs(30),
         inputs: tx.clone(),
     };
+    let generation = Arc::clone(&link_ctx.generation);
     tokio::spawn(Driver::new(core, clock, link_ctx, 64, None).run(rx));
-    tx
+    (tx, generation)
 }
 
 async fn send(
@@ -372,5 +382,57 @@ async fn a_leave_whose_fsync_failed_is_not_confirmed() {
     assert!(
         !matches!(answer, Ok(AdminReply::Leaving)),
         "confirmed a leave it could not make durable: {answer:?}"
+    );
+}
+
+/// Review of the handshake's generation, twenty-seventh session: the generation links name was
+/// refreshed only when a link was made, so a link that already existed went on naming the
+/// generation from before gossip raised it (peers knew a later incarnation of this id), and a
+/// peer holding the earlier incarnation's connection refused it as an older one.
+#[tokio::test]
+async fn links_name_the_generation_gossip_raised() {
+    use dynamo_gossip::{Body, Digest, Message};
+    let (inputs, generation) = run_with_generation(MemoryStore::new(), vec![1, 2]);
+    let syn = |id: u64, generation: u64| Input::Peer {
+        from: 2,
+        msg: PeerMessage::Gossip(Message {
+            cluster: NodeConfig::default().cluster,
+            sender_address: "n2".into(),
+            body: Body::Syn {
+                digests: vec![Digest {
+                    id,
+                    generation,
+                    version: 40,
+                }],
+                complete: false,
+            },
+        }),
+    };
+    // Node 2's exchange: the answer makes the link to node 2.
+    inputs.send(syn(2, 1)).await.expect("the driver runs");
+    let started = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let g = generation.load(std::sync::atomic::Ordering::Relaxed);
+            if g > 0 {
+                return g;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the link names a generation");
+    // Then node 2 tells of this node's earlier incarnation, a day later than this start.
+    let earlier = started + 86_400_000;
+    inputs.send(syn(1, earlier)).await.expect("the driver runs");
+    let raised = tokio::time::timeout(Duration::from_secs(60), async {
+        while generation.load(std::sync::atomic::Ordering::Relaxed) <= earlier {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        raised.is_ok(),
+        "the link names generation {} after gossip raised it past {earlier}",
+        generation.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
