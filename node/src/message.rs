@@ -342,6 +342,14 @@ pub enum PeerMessage {
         #[serde(default)]
         version: u64,
     },
+    /// The receiver took the sender's [`PeerMessage::TransferDone`] (and whatever it changed is
+    /// durable): the sender stops saying it again.
+    TransferDoneAck {
+        /// Partition.
+        partition: u32,
+        /// The version the `TransferDone` named.
+        version: u64,
+    },
 }
 
 impl PeerMessage {
@@ -387,7 +395,8 @@ impl PeerMessage {
             | PeerMessage::TransferAck(_)
             | PeerMessage::ReadRefused { .. }
             | PeerMessage::ReadLost { .. }
-            | PeerMessage::TransferDone { .. } => 0,
+            | PeerMessage::TransferDone { .. }
+            | PeerMessage::TransferDoneAck { .. } => 0,
         }
     }
 }

@@ -416,7 +416,11 @@ impl NodeCore {
             }
             PeerMessage::ReadLost { req } => self.replica_answered(now, from, req, Answer::Lost),
             PeerMessage::TransferDone { partition, version } => {
-                self.transfer_done(partition as usize, version)
+                self.transfer_done(from, partition as usize, version)
+            }
+            PeerMessage::TransferDoneAck { partition, version } => {
+                self.transfers
+                    .done_acknowledged(partition as usize, from, version);
             }
         }
         self.drain(now);

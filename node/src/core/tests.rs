@@ -2848,6 +2848,92 @@ fn never_says_done(h: &mut Harness, partition: usize, why: &str) {
     h.acknowledge_transfers(out, 20, |out| assert!(!said_done(out, partition), "{why}"));
 }
 
+/// Review of transfers under crashes, twenty-seventh session: `TransferDone` was said once. Lost
+/// (the receiver down when it was sent, or crashed before it took it), the receiver awaited the
+/// partition until anti-entropy found it equal to every other replica (never, with anti-entropy
+/// off, and rarely under steady writes), refusing every read of it meanwhile. The sender says it
+/// again until the receiver acknowledges it, and the receiver acknowledges every one it gets.
+#[test]
+fn a_transfer_done_is_said_again_until_acknowledged() {
+    let mut h = Harness::new();
+    let (key, _) = handing_over_a_written_key(&mut h);
+    let partition = h.core.partition_of(&key);
+    let dones = |out: &[Out]| -> Vec<(NodeId, u64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Out::Send(
+                    to,
+                    PeerMessage::TransferDone {
+                        partition: p,
+                        version,
+                    },
+                ) if *p as usize == partition => Some((*to, *version)),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = h.outputs();
+    let mut said = Vec::new();
+    h.acknowledge_transfers(out, 20, |out| said.extend(dones(out)));
+    let (to, version) = *said.first().expect("the hand-over is done");
+    // The receiver never got it: it is said again.
+    let mut again = Vec::new();
+    for _ in 0..50 {
+        again.extend(dones(&h.tick()));
+    }
+    assert!(
+        again.contains(&(to, version)),
+        "partition {partition}'s hand-over to node {to} was said done once, and lost"
+    );
+    // Acknowledged, it is said no more.
+    h.message(
+        to,
+        PeerMessage::TransferDoneAck {
+            partition: partition as u32,
+            version,
+        },
+    );
+    let mut after = Vec::new();
+    for _ in 0..50 {
+        after.extend(dones(&h.tick()));
+    }
+    assert!(
+        !after.contains(&(to, version)),
+        "said again after its acknowledgement"
+    );
+}
+
+/// The receiving side of [`a_transfer_done_is_said_again_until_acknowledged`]: every
+/// `TransferDone` is acknowledged, one that ends no wait too (a repeat), so the sender stops.
+#[test]
+fn a_transfer_done_is_acknowledged() {
+    let mut h = Harness::with(|c| c.partitions = 32);
+    let (_, v1, partition) = a_leave_that_gives_node_1_a_partition(&h);
+    let version = h.core.view.ring_state.version + 1;
+    h.install(version, v1);
+    h.outputs();
+    for _ in 0..2 {
+        let out = h.message(
+            2,
+            PeerMessage::TransferDone {
+                partition: partition as u32,
+                version,
+            },
+        );
+        assert!(
+            out.contains(&Out::Send(
+                2,
+                PeerMessage::TransferDoneAck {
+                    partition: partition as u32,
+                    version,
+                }
+            )),
+            "{out:?}"
+        );
+        assert!(!h.core.transfers.incoming.contains(&partition));
+    }
+}
+
 /// A node handing over partitions it held whole, restarted before the hand-over is done, still
 /// says it is done at the end (`handing-whole` is kept in the store).
 #[test]

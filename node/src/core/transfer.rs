@@ -29,7 +29,7 @@ use dynamo_handoff::{
 use super::digest::{decode_siblings, encode_siblings};
 use super::key_index::page;
 use super::storage::{StorageOp, Then};
-use super::transfers::{TransferRun, CHECKPOINT_VERSION, FOREIGN_RECHECK};
+use super::transfers::{TransferRun, CHECKPOINT_VERSION, DONE_AGAIN, FOREIGN_RECHECK};
 use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::StoreError;
@@ -231,13 +231,17 @@ impl NodeCore {
                     // Only a sender that held the partition whole says so (see
                     // `Transfers::whole`): the receiver stops awaiting it.
                     if self.transfers.holds_whole(p, self.replicates(p)) {
+                        let version = self.view.ring_state.version;
                         self.transmits.push_back((
                             to,
                             PeerMessage::TransferDone {
-                                partition: run.partition as u32,
-                                version: self.view.ring_state.version,
+                                partition: p as u32,
+                                version,
                             },
                         ));
+                        self.transfers
+                            .unacknowledged
+                            .insert((p, to), (version, now));
                     }
                     self.drop_partition_if_foreign(run.partition);
                     self.persist_transfers();
@@ -359,7 +363,7 @@ impl NodeCore {
     /// A sender finished handing partition `p` over, under its ring `version`. The receiver may
     /// not have adopted that ring yet (the claimant starts its transfers before gossip spreads
     /// the ring): then the news waits for the ring.
-    pub(crate) fn transfer_done(&mut self, p: usize, version: u64) {
+    pub(crate) fn transfer_done(&mut self, from: NodeId, p: usize, version: u64) {
         // A partition that does not exist would be remembered until a ring of that version came.
         if p >= self.holdings.partitions() {
             self.stats.counters.bad_messages += 1;
@@ -367,6 +371,15 @@ impl NodeCore {
         }
         self.transfers
             .received(p, version, self.view.ring_state.version);
+        // Every one, a repeat too: the sender says it again until acknowledged. The answer
+        // leaves after the store persisted what this one changed.
+        self.transmits.push_back((
+            from,
+            PeerMessage::TransferDoneAck {
+                partition: p as u32,
+                version,
+            },
+        ));
     }
 
     /// The store took a transfer batch (`foreign`: some of it changed a partition this node does
@@ -483,6 +496,30 @@ impl NodeCore {
         for run in self.transfers.runs.values_mut() {
             if run.session.poll_timeout().is_some_and(|t| t <= now) {
                 run.session.handle_timeout(now);
+            }
+        }
+        self.say_done_again(now);
+    }
+
+    /// Says again each `TransferDone` not acknowledged for [`DONE_AGAIN`] (its receiver was
+    /// down, or crashed before it took it: it would await the partition, refusing its reads,
+    /// until anti-entropy ended the wait). One under an older ring than this node's is
+    /// forgotten: the receiver's wait, if any, is for a later hand-over.
+    fn say_done_again(&mut self, now: Millis) {
+        let version = self.view.ring_state.version;
+        self.transfers
+            .unacknowledged
+            .retain(|_, &mut (v, _)| v == version);
+        for (&(p, to), (v, said)) in self.transfers.unacknowledged.iter_mut() {
+            if now.saturating_sub(*said) >= DONE_AGAIN {
+                *said = now;
+                self.transmits.push_back((
+                    to,
+                    PeerMessage::TransferDone {
+                        partition: p as u32,
+                        version: *v,
+                    },
+                ));
             }
         }
     }

@@ -99,7 +99,15 @@ pub(crate) struct Transfers {
     pub(crate) foreign_check: Option<crate::types::Millis>,
     /// Sessions started this incarnation (see [`Transfers::next_session_id`]).
     sessions: u64,
+    /// `TransferDone`s said and not acknowledged, by (partition, receiver): the ring version
+    /// each named and when it was last said. Each is said again every [`DONE_AGAIN`] until its
+    /// receiver acknowledges it, or this node's ring moves past that version. Kept in memory: a
+    /// sender's restart forgets them, and anti-entropy then ends the receiver's wait.
+    pub(crate) unacknowledged: BTreeMap<(usize, NodeId), (u64, crate::types::Millis)>,
 }
+
+/// How often a `TransferDone` not acknowledged is said again.
+pub(crate) const DONE_AGAIN: crate::types::Millis = 2_000;
 
 /// How long a node that is not leaving keeps a transfer batch for a partition it does not
 /// replicate before it hands the partition over (`NodeCore::transfer_kept`). Its ring may be the
@@ -335,6 +343,17 @@ impl Transfers {
     pub(crate) fn failed(&mut self, id: u64) {
         if let Some(run) = self.runs.remove(&id) {
             self.retry.insert((run.partition, *run.session.to()));
+        }
+    }
+
+    /// Receiver `to` acknowledged the `TransferDone` of partition `p` under ring `version`.
+    pub(crate) fn done_acknowledged(&mut self, p: usize, to: NodeId, version: u64) {
+        if self
+            .unacknowledged
+            .get(&(p, to))
+            .is_some_and(|&(v, _)| v == version)
+        {
+            self.unacknowledged.remove(&(p, to));
         }
     }
 

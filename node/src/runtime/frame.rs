@@ -49,7 +49,8 @@ use crate::types::NodeId;
 /// The protocol version this build speaks. A handshake naming another version is refused.
 ///
 /// 6: a node's handshake names its gossip generation ([`Role::Peer`]), so that a node restarted
-/// at another address replaces its older, maybe half-open, connection. 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
+/// at another address replaces its older, maybe half-open, connection; a receiver acknowledges a
+/// hand-over's end ([`PeerMessage::TransferDoneAck`]), which its sender says until it does. 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
 /// to refill it; a hint batch's acknowledgement names the hints not kept
 /// ([`dynamo_handoff::HintAck::refused`]). 4: a replica read says whether the coordinator asks the node as one of the key's primaries
 /// ([`PeerMessage::Read`]). 3: keys, values, contexts and objects are msgpack byte strings (`bin`), not arrays of

@@ -369,6 +369,14 @@ fn peer_messages() -> Vec<(&'static str, PeerMessage, &'static str)> {
             },
             "81ac5472616e73666572446f6e6592030c",
         ),
+        (
+            "TransferDoneAck",
+            PeerMessage::TransferDoneAck {
+                partition: 3,
+                version: 12,
+            },
+            "81af5472616e73666572446f6e6541636b92030c",
+        ),
     ]
 }
 
@@ -391,7 +399,8 @@ fn covered(m: &PeerMessage) {
         | PeerMessage::TransferAck(_)
         | PeerMessage::ReadRefused { .. }
         | PeerMessage::ReadLost { .. }
-        | PeerMessage::TransferDone { .. } => {}
+        | PeerMessage::TransferDone { .. }
+        | PeerMessage::TransferDoneAck { .. } => {}
     }
 }
 
