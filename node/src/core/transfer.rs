@@ -369,10 +369,15 @@ impl NodeCore {
             self.stats.counters.bad_messages += 1;
             return;
         }
-        self.transfers
-            .received(p, version, self.view.ring_state.version);
-        // Every one, a repeat too: the sender says it again until acknowledged. The answer
-        // leaves after the store persisted what this one changed.
+        let current = self.view.ring_state.version;
+        self.transfers.received(p, version, current);
+        // One under a ring this node has not adopted is kept in memory only (`done_early`):
+        // the sender says it again, and it is acknowledged once this node can apply it.
+        if version > current {
+            return;
+        }
+        // Every other one, a repeat too: the sender says it again until acknowledged. The
+        // answer leaves after the store persisted what this one changed.
         self.transmits.push_back((
             from,
             PeerMessage::TransferDoneAck {
