@@ -602,7 +602,7 @@ fn handshake_traffic(capture: &mut Capture) -> Option<()> {
             let _ = rt.block_on(async {
                 tokio::join!(
                     connect(&mut ca, &creds, role.clone(), Some(NODE_ID), encrypt),
-                    accept(&mut cb, &secrets, NODE_ID, encrypt)
+                    accept(&mut cb, &secrets, NODE_ID, encrypt, Default::default())
                 )
             });
             let sent = sent.lock().ok()?.clone();

@@ -433,7 +433,13 @@ pub(crate) fn handshake(input: &[u8]) -> Result<Outcome, Violation> {
                 pos: 0,
                 chunk,
             });
-            let result = rt.block_on(handshake::accept(&mut conn, &secrets, NODE_ID, encrypt));
+            let result = rt.block_on(handshake::accept(
+                &mut conn,
+                &secrets,
+                NODE_ID,
+                encrypt,
+                Default::default(),
+            ));
             if let Ok(role) = result {
                 return Err(format!("handshake: accepted a connection as {role:?}"));
             }
@@ -470,8 +476,14 @@ pub(crate) fn decode_only(target: Target, input: &[u8]) {
                         pos: 0,
                         chunk: 1 << 16,
                     });
-                    rt.block_on(handshake::accept(&mut conn, &secrets(false), NODE_ID, true))
-                        .is_ok()
+                    rt.block_on(handshake::accept(
+                        &mut conn,
+                        &secrets(false),
+                        NODE_ID,
+                        true,
+                        Default::default(),
+                    ))
+                    .is_ok()
                 })
             });
         }

@@ -50,7 +50,8 @@ use crate::types::NodeId;
 ///
 /// 6: a node's handshake names its gossip generation ([`Role::Peer`]), so that a node restarted
 /// at another address replaces its older, maybe half-open, connection; a receiver acknowledges a
-/// hand-over's end ([`PeerMessage::TransferDoneAck`]), which its sender says until it does. 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
+/// hand-over's end ([`PeerMessage::TransferDoneAck`]), which its sender says until it does; the
+/// accepting side says the largest frame it takes (`Handshake::Challenge`). 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
 /// to refill it; a hint batch's acknowledgement names the hints not kept
 /// ([`dynamo_handoff::HintAck::refused`]). 4: a replica read says whether the coordinator asks the node as one of the key's primaries
 /// ([`PeerMessage::Read`]). 3: keys, values, contexts and objects are msgpack byte strings (`bin`), not arrays of
@@ -181,6 +182,10 @@ pub enum Handshake {
         /// Its certificate, to a peer (per-node credentials).
         #[serde(default)]
         identity: Option<Certificate>,
+        /// The largest frame it takes from the connecting side once the connection is
+        /// established (by its role): the connecting side sends none larger (0: not said).
+        #[serde(default)]
+        max_frame: u64,
     },
     /// The connecting side proves it holds its role's secret.
     Proof {

@@ -196,6 +196,28 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The largest frames an accepting node takes once a connection is established, by the
+/// connecting side's role. The node says the one for the role in its challenge, and the
+/// connecting side sends no larger frame (see [`connect_with_limit`]): a node configured with a
+/// larger limit than its peer's (one raised before the others) never sends a frame the peer
+/// would close the connection on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// From a node.
+    pub peer: usize,
+    /// From a client.
+    pub client: usize,
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        FrameLimits {
+            peer: super::frame::DEFAULT_MAX_FRAME,
+            client: super::frame::DEFAULT_MAX_CLIENT_FRAME,
+        }
+    }
+}
+
 /// What an accepting node holds: both secrets.
 #[derive(Clone)]
 pub struct NodeSecrets {
@@ -239,8 +261,9 @@ pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
     secrets: &NodeSecrets,
     node: NodeId,
     encrypt: bool,
+    limits: FrameLimits,
 ) -> Result<Role, HandshakeError> {
-    let result = accept_inner(conn, secrets, node, encrypt).await;
+    let result = accept_inner(conn, secrets, node, encrypt, limits).await;
     if let Err(e) = &result {
         if !matches!(e, HandshakeError::Frame(FrameError::Closed)) {
             refuse::<Handshake, _>(conn, &e.to_string()).await;
@@ -254,6 +277,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
     secrets: &NodeSecrets,
     node: NodeId,
     encrypt: bool,
+    limits: FrameLimits,
 ) -> Result<Role, HandshakeError> {
     let (role, n1, their_identity) = match recv_handshake(conn).await? {
         Handshake::Hello {
@@ -295,6 +319,10 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
         Role::Client => None,
     };
     let n2: [u8; 32] = rand::random();
+    let max_frame = match role {
+        Role::Peer { .. } => limits.peer,
+        Role::Client => limits.client,
+    } as u64;
     conn.send(&Handshake::Challenge {
         version: PROTOCOL_VERSION,
         node,
@@ -303,6 +331,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
             Role::Peer { .. } => secrets.identity.as_ref().map(|i| i.certificate.clone()),
             Role::Client => None,
         },
+        max_frame,
     })
     .await?;
     let secret = match role {
@@ -316,6 +345,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
         node,
         n1,
         n2,
+        max_frame,
     };
     let key = proof_key(secret, &role, shared.as_ref());
     let theirs = match recv_handshake(conn).await? {
@@ -370,6 +400,20 @@ pub async fn connect<T: AsyncRead + AsyncWrite + Unpin>(
     expect: Option<NodeId>,
     encrypt: bool,
 ) -> Result<NodeId, HandshakeError> {
+    connect_with_limit(conn, creds, role, expect, encrypt)
+        .await
+        .map(|(node, _)| node)
+}
+
+/// [`connect`], also returning the largest frame the accepting node takes from this connection
+/// once established, if it said one (see [`FrameLimits`]).
+pub async fn connect_with_limit<T: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<T>,
+    creds: &Credentials,
+    role: Role,
+    expect: Option<NodeId>,
+    encrypt: bool,
+) -> Result<(NodeId, Option<usize>), HandshakeError> {
     let result = connect_inner(conn, creds, role, expect, encrypt).await;
     if let Err(e) = &result {
         if !matches!(
@@ -388,7 +432,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
     role: Role,
     expect: Option<NodeId>,
     encrypt: bool,
-) -> Result<NodeId, HandshakeError> {
+) -> Result<(NodeId, Option<usize>), HandshakeError> {
     let n1: [u8; 32] = rand::random();
     conn.send(&Handshake::Hello {
         version: PROTOCOL_VERSION,
@@ -402,12 +446,13 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
         },
     })
     .await?;
-    let (node, n2, their_identity) = match recv_handshake(conn).await? {
+    let (node, n2, their_identity, max_frame) = match recv_handshake(conn).await? {
         Handshake::Challenge {
             version,
             node,
             nonce,
             identity,
+            max_frame,
         } => {
             if version != PROTOCOL_VERSION {
                 return Err(HandshakeError::Version {
@@ -415,7 +460,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
                     theirs: version,
                 });
             }
-            (node, nonce, identity)
+            (node, nonce, identity, max_frame)
         }
         Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
@@ -435,6 +480,7 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
         node,
         n1,
         n2,
+        max_frame,
     };
     let shared = match &role {
         Role::Peer { .. } => static_secret(
@@ -475,7 +521,9 @@ async fn connect_inner<T: AsyncRead + AsyncWrite + Unpin>(
                     .map_err(key_error)?;
                 conn.encrypt_with(s.into_transport_mode().map_err(key_error)?);
             }
-            Ok(node)
+            // Bound by both MACs (the transcript): nobody on the path can lower it.
+            let limit = usize::try_from(max_frame).ok().filter(|&m| m > 0);
+            Ok((node, limit))
         }
         Handshake::Error { reason } => Err(HandshakeError::Refused(excerpt(&reason))),
         other => Err(HandshakeError::Unexpected(describe(&other))),

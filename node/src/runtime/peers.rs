@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{excerpt, handshake_conn, Conn, PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME};
-use super::handshake::{connect, Credentials};
+use super::handshake::{connect_with_limit, Credentials};
 use super::Input;
 use crate::message::PeerMessage;
 use crate::types::NodeId;
@@ -257,7 +257,7 @@ async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<Conn<Tcp
             address: ctx.my_address.clone(),
             generation: ctx.generation.load(Ordering::Relaxed),
         };
-        connect(&mut conn, &ctx.creds, role, Some(peer), ctx.encrypt)
+        let (_, theirs) = connect_with_limit(&mut conn, &ctx.creds, role, Some(peer), ctx.encrypt)
             .await
             .map_err(|e| format!("handshake with {address}: {e}"))?;
         // Peers never write on a link, so the read side's timeouts never cut one short: the
@@ -266,7 +266,10 @@ async fn dial(ctx: &LinkContext, peer: NodeId, address: &str) -> Result<Conn<Tcp
             idle: ctx.idle.saturating_mul(2),
             read: ctx.write_timeout,
         };
-        conn.established(HANDSHAKE_MAX_FRAME, ctx.max_frame, Some(timeouts));
+        // No frame larger than the peer takes (its limit may be below this node's while an
+        // operator raises the limits one node at a time): one would close the connection.
+        let max_send = theirs.map_or(ctx.max_frame, |t| t.min(ctx.max_frame));
+        conn.established(HANDSHAKE_MAX_FRAME, max_send, Some(timeouts));
         Ok(conn)
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
@@ -405,7 +408,7 @@ mod tests {
     use super::*;
     use crate::message::{ClientOptions, ClientRequest};
     use crate::runtime::frame::DEFAULT_MAX_FRAME;
-    use crate::runtime::handshake::{accept, NodeSecrets};
+    use crate::runtime::handshake::{accept, FrameLimits, NodeSecrets};
     use tokio::net::TcpListener;
 
     const CLUSTER: &str = "test";
@@ -475,7 +478,9 @@ mod tests {
         let peer = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.expect("the link connects");
             let mut conn = handshake_conn(stream);
-            accept(&mut conn, &secrets, 2, false).await.expect("a peer");
+            accept(&mut conn, &secrets, 2, false, FrameLimits::default())
+                .await
+                .expect("a peer");
             // Holds the connection open and never reads from it again.
             std::future::pending::<()>().await;
             drop(conn);
@@ -556,7 +561,10 @@ mod tests {
                     return;
                 };
                 let mut conn = handshake_conn(stream);
-                if accept(&mut conn, &secrets, 2, false).await.is_ok() {
+                if accept(&mut conn, &secrets, 2, false, FrameLimits::default())
+                    .await
+                    .is_ok()
+                {
                     crate::runtime::frame::refuse::<PeerFrame, _>(&mut conn, "already connected")
                         .await;
                 }
@@ -629,7 +637,9 @@ mod tests {
         let peer = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.expect("the link connects");
             let mut conn = handshake_conn(stream);
-            accept(&mut conn, &secrets, 2, false).await.expect("a peer");
+            accept(&mut conn, &secrets, 2, false, FrameLimits::default())
+                .await
+                .expect("a peer");
             conn.established(DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, None);
             let mut got = 0;
             while let Ok(PeerFrame::Peer(_)) = conn.recv::<PeerFrame>().await {
@@ -646,6 +656,55 @@ mod tests {
             .expect("the link closed")
             .expect("the peer task");
         assert_eq!(got, 3, "messages queued before the shutdown");
+    }
+
+    /// Review of the configuration, twenty-seventh session: each node takes peer frames up to
+    /// its own limit (`RuntimeConfig::peer_frame`, from its value and version-set limits), and a
+    /// link sent up to the sender's. While an operator raised the value limit one node at a
+    /// time, a node already raised sent frames its peers refused: each one closed the link,
+    /// losing what followed it and reporting the peer unreachable (its requests failed over).
+    /// The accepting node says its limit in the handshake; a link sends no larger frame (the
+    /// message is dropped alone, as one past the sender's own limit).
+    #[tokio::test]
+    async fn a_link_sends_no_frame_larger_than_its_peer_takes() {
+        let limit = 64 << 10;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("an address").to_string();
+        let secrets = peer_secrets();
+        let peer = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("the link connects");
+            let mut conn = handshake_conn(stream);
+            let limits = FrameLimits {
+                peer: limit,
+                client: limit,
+            };
+            accept(&mut conn, &secrets, 2, false, limits)
+                .await
+                .expect("a peer");
+            conn.established(limit, HANDSHAKE_MAX_FRAME, None);
+            loop {
+                match conn.recv::<PeerFrame>().await {
+                    Ok(PeerFrame::Peer(PeerMessage::WriteAck { req: 99, .. })) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        });
+        let (inputs, mut driver) = mpsc::channel(16);
+        let link = spawn(link_context(inputs), 2, address, 1024);
+        // A 1 MiB message, then a small one behind it.
+        assert!(link.outlet.offer(vec![big(1), ack(99)]).is_ok());
+        let got = tokio::time::timeout(Duration::from_secs(60), peer)
+            .await
+            .expect("the peer read on")
+            .expect("the peer task");
+        assert_eq!(got, Ok(()), "the message behind the large one");
+        while let Ok(input) = driver.try_recv() {
+            assert!(
+                !matches!(input, Input::Unreachable(_)),
+                "the peer was reported unreachable"
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::frame::{
     excerpt, handshake_conn, refuse, ClientFrame, Conn, FrameError, Handshake, NodeFrame,
     PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME,
 };
-use super::handshake::{accept, NodeSecrets};
+use super::handshake::{accept, FrameLimits, NodeSecrets};
 use super::Input;
 use crate::message::{ClientError, ClientReply, ClientRequest};
 use crate::types::NodeId;
@@ -200,7 +200,16 @@ async fn connection(
     let mut conn = handshake_conn(stream);
     let handshake = tokio::time::timeout(
         ctx.limits.handshake_timeout,
-        accept(&mut conn, &ctx.secrets, ctx.id, ctx.encrypt),
+        accept(
+            &mut conn,
+            &ctx.secrets,
+            ctx.id,
+            ctx.encrypt,
+            FrameLimits {
+                peer: ctx.max_frame,
+                client: ctx.max_client_frame,
+            },
+        ),
     );
     let outcome = tokio::select! {
         r = handshake => Some(r),

@@ -83,6 +83,8 @@ pub(super) struct Transcript<'a> {
     pub(super) node: NodeId,
     pub(super) n1: [u8; 32],
     pub(super) n2: [u8; 32],
+    /// The largest frame the accepting side said it takes.
+    pub(super) max_frame: u64,
 }
 
 impl Transcript<'_> {
@@ -96,6 +98,7 @@ impl Transcript<'_> {
             &self.n2,
         );
         t.push(u8::from(self.encrypt));
+        t.extend_from_slice(&self.max_frame.to_be_bytes());
         t
     }
 }

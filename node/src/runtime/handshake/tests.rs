@@ -128,7 +128,7 @@ async fn run(
     let mut cb = handshake_conn(b);
     tokio::join!(
         connect(&mut ca, &client, role, Some(7), false),
-        accept(&mut cb, &server, 7, false)
+        accept(&mut cb, &server, 7, false, Default::default())
     )
 }
 
