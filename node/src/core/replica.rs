@@ -218,7 +218,14 @@ impl NodeCore {
         {
             Ok(_) => {
                 self.stats.counters.hints_recorded += 1;
-                if self.is_up(intended) {
+                // The log learns here of a node up that it never heard of (or heard down); one
+                // it knows up keeps its backoff (recording sent what may be sent), or a node
+                // refusing its hints would get a batch at every write that makes one for it.
+                let known_up = self
+                    .hints
+                    .node_stats(&intended)
+                    .is_some_and(|stats| stats.up);
+                if self.is_up(intended) && !known_up {
                     self.hints.peer_up(now, intended);
                 }
                 true

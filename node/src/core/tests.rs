@@ -820,6 +820,57 @@ fn a_fallback_keeps_a_hinted_write_as_a_hint_not_as_its_own_copy() {
     assert_eq!(h.core.hints_by_node(), vec![(intended, 1)]);
 }
 
+/// Review of hinted handoff, twenty-seventh session: every hint recorded for a node believed up
+/// told the hint log the node was up, which cleared the log's backoff: a node that refused its
+/// hints (its store failing merges, its limits) got a new batch at every write that made a hint
+/// for it, instead of one after a growing backoff.
+#[test]
+fn a_new_hint_does_not_cut_short_the_backoff_of_a_node_refusing_hints() {
+    let mut h = Harness::new();
+    // Two keys node 1 is not a primary of, node 2 their first.
+    let keys: Vec<Key> = (0..1_000)
+        .map(|i| format!("k{i}").into_bytes())
+        .filter(|k| {
+            let p = h.primaries(k);
+            !p.contains(&ME) && p[0] == 2
+        })
+        .take(2)
+        .collect();
+    let hinted = |h: &mut Harness, key: &Key, req: u64| {
+        h.message(
+            4,
+            PeerMessage::Write {
+                req: Some(req),
+                key: key.clone(),
+                siblings: written_by((2, 9), b"v1"),
+                hint: Some(2),
+            },
+        )
+    };
+    let batches = |out: &[Out]| -> Vec<dynamo_handoff::HintBatch<Vec<u8>>> {
+        out.iter()
+            .filter_map(|o| match o {
+                Out::Send(2, PeerMessage::Hints(b)) => Some(b.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = hinted(&mut h, &keys[0], 78);
+    let sent = batches(&out);
+    let [batch] = sent.as_slice() else {
+        panic!("one batch to node 2: {out:?}");
+    };
+    // Node 2 refuses it: the log backs off.
+    let mut ack = batch.ack();
+    ack.refused = batch.entries.iter().map(|e| e.id).collect();
+    h.message(2, PeerMessage::HintsAck(ack));
+    let out = hinted(&mut h, &keys[1], 79);
+    assert!(
+        batches(&out).is_empty(),
+        "a batch to a node refusing hints, during its backoff: {out:?}"
+    );
+}
+
 #[test]
 fn a_replica_read_of_a_missing_key_answers_not_found_and_writes_nothing() {
     let mut h = Harness::new();
