@@ -78,7 +78,7 @@ impl NodeCore {
             // It said it left and may be stopped at any moment: a hint kept now would go with
             // it. A late write (its coordinator's ring is older) goes on to the key's primaries,
             // unacknowledged, and does not count.
-            self.send_to_primaries(&key, &siblings);
+            self.send_to_primaries(&key, &siblings, &[]);
             return Kept::Now(false, then);
         }
         match hint {
@@ -265,10 +265,13 @@ impl NodeCore {
 
     /// A hint for `intended` expired (its node stayed away for hours, or its batches kept
     /// failing): rather than let the only copy a fallback may hold vanish, its versions go to the
-    /// key's primaries once, without a new hint. Its own node among them: it may be up, and with
-    /// N = 1 it is the only primary. While no primary is heard up (every one down, or none
-    /// heard yet since this node started), a message would go nowhere: the hint is kept, aged
-    /// from now, and returns `true` (the log full, it goes as above).
+    /// key's primaries. Each other primary heard up takes them as a hint of its own, delivered
+    /// until it acknowledges them (a message sent once is lost with its connection, or with that
+    /// node's crash before it flushed). The rest, the hint's own node among them (it may be up,
+    /// and with N = 1 it is the only primary), get them once, without a new hint. While no
+    /// primary is heard up (every one down, or none heard yet since this node started), a
+    /// message would go nowhere: the hint is kept, aged from now. Returns whether the versions
+    /// are kept here as hints (the log full, they go as above).
     fn spread_expired(&mut self, now: Millis, intended: NodeId, key: &[u8]) -> bool {
         let Some(siblings) = self.holdings.hinted(key).cloned() else {
             return false;
@@ -282,14 +285,27 @@ impl NodeCore {
         {
             return true;
         }
-        self.send_to_primaries(key, &siblings);
-        false
+        let mut hinted = Vec::new();
+        for &p in &primaries {
+            if p != self.id
+                && p != intended
+                && self.gossip.is_up(&p)
+                && self.hint(now, now, p, key.to_vec(), &siblings)
+            {
+                hinted.push(p);
+            }
+        }
+        self.send_to_primaries(key, &siblings, &hinted);
+        !hinted.is_empty()
     }
 
-    /// `siblings` of `key` to each of the key's primaries, once and unacknowledged (merged here
-    /// when this node is one).
-    fn send_to_primaries(&mut self, key: &[u8], siblings: &Sibs) {
+    /// `siblings` of `key` to each of the key's primaries but those of `skip`, once and
+    /// unacknowledged (merged here when this node is one).
+    fn send_to_primaries(&mut self, key: &[u8], siblings: &Sibs, skip: &[NodeId]) {
         for p in self.key_primaries(key) {
+            if skip.contains(&p) {
+                continue;
+            }
             if p == self.id {
                 self.merge(key.to_vec(), siblings.clone(), Then::Nothing);
             } else {
@@ -443,7 +459,7 @@ impl NodeCore {
                     self.stats.counters.hints_dropped += 1;
                     dropped += 1;
                     if let Some(siblings) = self.holdings.hinted(&key).cloned() {
-                        self.send_to_primaries(&key, &siblings);
+                        self.send_to_primaries(&key, &siblings, &[]);
                     }
                 }
                 _ => {}

@@ -3218,6 +3218,46 @@ fn an_expired_hint_whose_primaries_are_all_down_is_kept() {
     );
 }
 
+/// Review of hinted handoff, twenty-seventh session: an expired hint whose key had a primary
+/// heard up went to every primary once, unacknowledged, and was forgotten. With the hint's node
+/// and another primary down, the one primary up was the only place the versions could go: a
+/// message to it lost on the way (its connection cut, or its crash before it flushed) lost an
+/// acknowledged write. Another primary heard up takes the versions as a hint of its own,
+/// delivered until it acknowledges them.
+#[test]
+fn an_expired_hint_is_kept_for_a_primary_heard_up_until_it_takes_it() {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let primaries = h.primaries(&key);
+    let (intended, up) = (primaries[0], primaries[1]);
+    h.message(
+        5,
+        PeerMessage::Write {
+            req: Some(3),
+            key: key.clone(),
+            siblings: written_by((5, 1), b"v"),
+            hint: Some(intended),
+        },
+    );
+    // Four hours on, only `up` heard (its batches are lost: nothing answers them).
+    let end = h.now + 4 * 3_600_000;
+    let mut beat = 0;
+    while h.now < end {
+        h.now += 60_000;
+        beat += 1;
+        heartbeat(&mut h.core, h.now, up, beat);
+        h.core.handle_timeout(h.now);
+        h.outputs();
+    }
+    assert!(
+        h.core
+            .hints
+            .records()
+            .any(|r| r.hint.intended == up && r.hint.key == key),
+        "the versions of an expired hint were sent once to node {up}, and forgotten"
+    );
+}
+
 /// Review of the quorum path (twenty-fourth session): a write carried no mode, and a replica
 /// held it to its own, so a strict request on a sloppy cluster counted the acknowledgement of a
 /// node that is not a primary of the key (the coordinator's ring older than its own), which
