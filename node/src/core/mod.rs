@@ -347,6 +347,7 @@ impl NodeCore {
             consider(run.session.poll_timeout());
         }
         consider(self.transfers.foreign_check);
+        consider(self.transfers.done_again_at());
         consider(self.requests.poll_timeout());
         next
     }
@@ -520,6 +521,14 @@ impl NodeCore {
             && self.transfers.is_empty()
             && self.hints.is_empty()
             && !self.view.ring.contains(&self.id)
+            // A receiver heard up gets the hand-over's end until it acknowledges it (stopped
+            // now, this node would say it no more); one down cannot take it, and anti-entropy
+            // ends its wait once it is back.
+            && !self
+                .transfers
+                .unacknowledged
+                .keys()
+                .any(|(_, to)| self.gossip.is_up(to))
     }
 
     /// Whether this node announced that it left.

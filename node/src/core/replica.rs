@@ -265,10 +265,11 @@ impl NodeCore {
 
     /// A hint for `intended` expired (its node stayed away for hours, or its batches kept
     /// failing): rather than let the only copy a fallback may hold vanish, its versions go to the
-    /// key's primaries. Each other primary heard up takes them as a hint of its own, delivered
-    /// until it acknowledges them (a message sent once is lost with its connection, or with that
-    /// node's crash before it flushed). The rest, the hint's own node among them (it may be up,
-    /// and with N = 1 it is the only primary), get them once, without a new hint. While no
+    /// key's primaries. If the hint's node is not heard up, each other primary heard up takes
+    /// them as a hint of its own, delivered until it acknowledges them (a message sent once is
+    /// lost with its connection, or with that node's crash before it flushed). The rest, the
+    /// hint's own node among them (it may be up, and with N = 1 it is the only primary), get
+    /// them once, without a new hint. While no
     /// primary is heard up (every one down, or none heard yet since this node started), a
     /// message would go nowhere: the hint is kept, aged from now. Returns whether the versions
     /// are kept here as hints (the log full, they go as above).
@@ -285,14 +286,19 @@ impl NodeCore {
         {
             return true;
         }
+        // Only for a hint whose node stayed away: one up that did not take it in hours refuses
+        // it (its limits, its store), and others may too; passed around, it would live for ever
+        // (and the reaper wait on it).
         let mut hinted = Vec::new();
-        for &p in &primaries {
-            if p != self.id
-                && p != intended
-                && self.gossip.is_up(&p)
-                && self.hint(now, now, p, key.to_vec(), &siblings)
-            {
-                hinted.push(p);
+        if !self.gossip.is_up(&intended) {
+            for &p in &primaries {
+                if p != self.id
+                    && p != intended
+                    && self.gossip.is_up(&p)
+                    && self.hint(now, now, p, key.to_vec(), &siblings)
+                {
+                    hinted.push(p);
+                }
             }
         }
         self.send_to_primaries(key, &siblings, &hinted);

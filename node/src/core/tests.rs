@@ -2954,6 +2954,97 @@ fn a_transfer_done_is_said_again_until_acknowledged() {
     );
 }
 
+/// The partitions node 1, leaving, handed over and said done, by receiver and ring version,
+/// every peer heard up (beats from `beat`) and every batch acknowledged.
+fn hand_over_all(h: &mut Harness, beat: &mut u64) -> Vec<(usize, NodeId, u64)> {
+    let mut dones = Vec::new();
+    let mut out = h.outputs();
+    for _ in 0..40 {
+        for o in &out {
+            if let Out::Send(to, PeerMessage::TransferDone { partition, version }) = o {
+                dones.push((*partition as usize, *to, *version));
+            }
+        }
+        let batches = transfer_batches(&out, None);
+        out = Vec::new();
+        for (to, b) in batches {
+            out.extend(h.message(to, PeerMessage::TransferAck(b.ack())));
+        }
+        *beat += 1;
+        for peer in 2..=4 {
+            heartbeat(&mut h.core, h.now, peer, *beat);
+        }
+        out.extend(h.tick());
+    }
+    dones
+}
+
+/// Review of this session's diff: a leaving node counted itself handed over (and an operator
+/// stops it then) with its `TransferDone`s not acknowledged, so the resend died with it. It
+/// waits for the acknowledgement of each receiver heard up.
+#[test]
+fn a_leaving_node_is_handed_over_once_its_receivers_acknowledged_done() {
+    let mut h = Harness::new();
+    let mut beat = 0;
+    for peer in 2..=4 {
+        heartbeat(&mut h.core, h.now, peer, 0);
+    }
+    let (key, _) = handing_over_a_written_key(&mut h);
+    h.core.view.leaving = true;
+    let dones = hand_over_all(&mut h, &mut beat);
+    let partition = h.core.partition_of(&key);
+    assert!(dones.iter().any(|&(p, _, _)| p == partition), "{dones:?}");
+    assert!(
+        !h.core.handed_over(),
+        "handed over with {} hand-overs' end unacknowledged",
+        dones.len()
+    );
+    for (p, to, version) in dones {
+        h.message(
+            to,
+            PeerMessage::TransferDoneAck {
+                partition: p as u32,
+                version,
+            },
+        );
+    }
+    assert!(h.core.transfers.unacknowledged.is_empty());
+}
+
+/// Review of this session's diff: a ring change that moved nothing of the partition (another
+/// node joined or left) made the sender forget a `TransferDone` not acknowledged, though its
+/// receiver still awaited the partition under the older version (a done under it ends that
+/// wait). It is said again while its receiver is a replica of the partition in the sender's
+/// ring.
+#[test]
+fn a_transfer_done_is_said_again_across_an_unrelated_ring_change() {
+    let mut h = Harness::new();
+    let (key, _) = handing_over_a_written_key(&mut h);
+    let partition = h.core.partition_of(&key);
+    let mut beat = 0;
+    let dones = hand_over_all(&mut h, &mut beat);
+    let &(_, to, version) = dones
+        .iter()
+        .find(|&&(p, _, _)| p == partition)
+        .expect("the hand-over is done");
+    // The same ring under the next version (a change elsewhere).
+    let state = super::membership::RingState {
+        version: version + 1,
+        claimant: 2,
+        ring: h.core.view.ring_state.ring.clone(),
+    };
+    let now = h.now;
+    h.core.install_ring(now, state);
+    let mut again = false;
+    for _ in 0..50 {
+        again |= h.tick().iter().any(|o| {
+            matches!(o, Out::Send(t, PeerMessage::TransferDone { partition: p, version: v })
+                if *t == to && *p as usize == partition && *v == version)
+        });
+    }
+    assert!(again, "forgotten at a ring change that moved nothing of it");
+}
+
 /// The receiving side of [`a_transfer_done_is_said_again_until_acknowledged`]: every
 /// `TransferDone` this node can apply is acknowledged, one that ends no wait too (a repeat), so
 /// the sender stops.
@@ -3255,6 +3346,44 @@ fn an_expired_hint_is_kept_for_a_primary_heard_up_until_it_takes_it() {
             .records()
             .any(|r| r.hint.intended == up && r.hint.key == key),
         "the versions of an expired hint were sent once to node {up}, and forgotten"
+    );
+}
+
+/// Review of this session's diff: an expired hint became a new hint for every other primary
+/// heard up, with a full age of its own, whatever had kept it from its node; primaries that
+/// refused it passed it around for ever (and each to two others with N = 3: without bound), and
+/// the reaper waited on them. Only a hint whose node is not heard up is kept for the others; one
+/// whose node is up and did not take it in hours goes to the primaries once, as before.
+#[test]
+fn an_expired_hint_whose_node_is_up_is_not_kept_for_the_others() {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let primaries = h.primaries(&key);
+    h.message(
+        5,
+        PeerMessage::Write {
+            req: Some(3),
+            key: key.clone(),
+            siblings: written_by((5, 1), b"v"),
+            hint: Some(primaries[0]),
+        },
+    );
+    // Four hours on, every primary heard up; none answers a hint batch.
+    let end = h.now + 4 * 3_600_000;
+    let mut beat = 0;
+    while h.now < end {
+        h.now += 60_000;
+        beat += 1;
+        for &p in &primaries {
+            heartbeat(&mut h.core, h.now, p, beat);
+        }
+        h.core.handle_timeout(h.now);
+        h.outputs();
+    }
+    assert_eq!(
+        h.core.hints.records().count(),
+        0,
+        "an expired hint was passed on to primaries that did not take it"
     );
 }
 

@@ -508,13 +508,15 @@ impl NodeCore {
 
     /// Says again each `TransferDone` not acknowledged for [`DONE_AGAIN`] (its receiver was
     /// down, or crashed before it took it: it would await the partition, refusing its reads,
-    /// until anti-entropy ended the wait). One under an older ring than this node's is
-    /// forgotten: the receiver's wait, if any, is for a later hand-over.
+    /// until anti-entropy ended the wait). One whose receiver this node's ring no longer makes
+    /// a replica of the partition is forgotten: the receiver's wait, if it gets the partition
+    /// back, is for a later hand-over. A ring change that moved nothing of the partition keeps
+    /// it: the receiver's wait began under the older version, which the done names.
     fn say_done_again(&mut self, now: Millis) {
-        let version = self.view.ring_state.version;
+        let ring = &self.view.ring;
         self.transfers
             .unacknowledged
-            .retain(|_, &mut (v, _)| v == version);
+            .retain(|&(p, to), _| super::is_primary(ring, p, to));
         for (&(p, to), (v, said)) in self.transfers.unacknowledged.iter_mut() {
             if now.saturating_sub(*said) >= DONE_AGAIN {
                 *said = now;

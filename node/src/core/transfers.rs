@@ -101,8 +101,9 @@ pub(crate) struct Transfers {
     sessions: u64,
     /// `TransferDone`s said and not acknowledged, by (partition, receiver): the ring version
     /// each named and when it was last said. Each is said again every [`DONE_AGAIN`] until its
-    /// receiver acknowledges it, or this node's ring moves past that version. Kept in memory: a
-    /// sender's restart forgets them, and anti-entropy then ends the receiver's wait.
+    /// receiver acknowledges it, or this node's ring no longer makes it a replica of the
+    /// partition. Kept in memory: a sender's restart forgets them, and anti-entropy then ends
+    /// the receiver's wait.
     pub(crate) unacknowledged: BTreeMap<(usize, NodeId), (u64, crate::types::Millis)>,
 }
 
@@ -344,6 +345,14 @@ impl Transfers {
         if let Some(run) = self.runs.remove(&id) {
             self.retry.insert((run.partition, *run.session.to()));
         }
+    }
+
+    /// When the next `TransferDone` not acknowledged is due to be said again.
+    pub(crate) fn done_again_at(&self) -> Option<crate::types::Millis> {
+        self.unacknowledged
+            .values()
+            .map(|&(_, said)| said.saturating_add(DONE_AGAIN))
+            .min()
     }
 
     /// Receiver `to` acknowledged the `TransferDone` of partition `p` under ring `version`.
