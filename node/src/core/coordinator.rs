@@ -729,15 +729,19 @@ impl NodeCore {
         self.pump(now, req);
     }
 
-    /// A put forwarded until `deadline` that no coordinator took (refused, or never delivered)
-    /// is coordinated here with what is left of its timeout; none left, it is turned down as
-    /// nothing was applied (its client may have sent it to another node by now).
+    /// A put forwarded until `deadline` that `refused_by` did not take (it refused, or the
+    /// forward never reached it) goes to the key's next primary routable here, and once none is
+    /// left, is coordinated here; either with what is left of its timeout. None left, it is
+    /// turned down as nothing was applied (its client may have sent it to another node by now).
+    /// A primary coordinates under an epoch it keeps; this node, not a primary, would count
+    /// under a fresh one, a new entry in the key's clock for good (see `minting`).
     pub(crate) fn coordinate_forwarded_here(
         &mut self,
         now: Millis,
         origin: Origin,
         request: ClientRequest,
         deadline: Millis,
+        refused_by: NodeId,
     ) {
         let left = deadline.saturating_sub(now);
         if left == 0 {
@@ -747,6 +751,35 @@ impl NodeCore {
                     "the put's timeout passed before a coordinator took it: not applied".into(),
                 )),
             );
+        }
+        // The primaries after the one that refused, in order: each is asked at most once.
+        let next = self
+            .view
+            .ring
+            .preference_list(request.key())
+            .primaries()
+            .copied()
+            .skip_while(|&n| n != refused_by)
+            .skip(1)
+            .find(|&n| n != self.id && self.routable(n));
+        if let Some(to) = next {
+            self.stats.counters.forwarded += 1;
+            let forward = request.clone();
+            let req = self.requests.start(Pending::Forward {
+                origin,
+                to,
+                sent: now,
+                deadline,
+                request,
+            });
+            self.transmits.push_back((
+                to,
+                PeerMessage::Forward {
+                    req,
+                    request: forward,
+                },
+            ));
+            return;
         }
         match self.options(&request) {
             Ok(mut options) => {
@@ -775,7 +808,7 @@ impl NodeCore {
                 deadline,
                 ..
             }) if matches!(reply, ClientReply::Failed(ClientError::Unavailable(_))) => {
-                self.coordinate_forwarded_here(now, origin, request, deadline);
+                self.coordinate_forwarded_here(now, origin, request, deadline, from);
             }
             Some(Pending::Forward { origin, .. }) => self.reply(origin, reply),
             _ => self.stats.counters.late_answers += 1,

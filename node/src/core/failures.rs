@@ -88,7 +88,7 @@ impl NodeCore {
             ..
         }) = self.requests.take_forward_to(req, peer)
         {
-            self.coordinate_forwarded_here(now, origin, request, deadline);
+            self.coordinate_forwarded_here(now, origin, request, deadline, peer);
         }
     }
 
