@@ -764,6 +764,10 @@ impl NodeCore {
             .find(|&n| n != self.id && self.routable(n));
         if let Some(to) = next {
             self.stats.counters.forwarded += 1;
+            // What is left of its timeout: the next primary must not apply it after this node
+            // told its client it timed out.
+            let mut request = request;
+            request.options_mut().timeout = Some(left);
             let forward = request.clone();
             let req = self.requests.start(Pending::Forward {
                 origin,

@@ -288,7 +288,8 @@ impl NodeCore {
         }
         // Only for a hint whose node stayed away: one up that did not take it in hours refuses
         // it (its limits, its store), and others may too; passed around, it would live for ever
-        // (and the reaper wait on it).
+        // (and the reaper wait on it). Up is gossip's word: a node up that this one could not
+        // reach for hours gets the versions once, as before this hint was kept for others.
         let mut hinted = Vec::new();
         if !self.gossip.is_up(&intended) {
             for &p in &primaries {

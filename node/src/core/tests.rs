@@ -728,13 +728,18 @@ fn a_forward_refused_as_unavailable_goes_to_the_next_primary_then_here() {
     let mut req = h.next_req();
     let mut out = h.client(10, request.clone());
     for (i, &primary) in primaries.iter().enumerate() {
+        // Forwarded again with what is left of its timeout (all of it: no time passed).
+        let mut expected = request.clone();
+        if i > 0 {
+            expected.options_mut().timeout = Some(NodeConfig::default().request_timeout);
+        }
         assert_eq!(
             out,
             vec![Out::Send(
                 primary,
                 PeerMessage::Forward {
                     req,
-                    request: request.clone()
+                    request: expected
                 }
             )],
             "forwarded to primary {i}"
@@ -767,6 +772,38 @@ fn a_forward_refused_as_unavailable_goes_to_the_next_primary_then_here() {
         "every primary refused: coordinated here. {out:?}"
     );
     assert_eq!(h.core.stats().counters.late_answers, 0);
+}
+
+/// Review of fc2a84c: a put forwarded again after a refusal carried its whole timeout to the
+/// next primary, which could then apply it after this node had told its client it timed out.
+/// It carries what is left.
+#[test]
+fn a_put_forwarded_again_carries_what_is_left_of_its_timeout() {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let primaries = h.primaries(&key);
+    let req = h.next_req();
+    let arrived = h.now;
+    let timeout = NodeConfig::default().request_timeout;
+    h.client(10, put(&key, b"v1", vec![]));
+    h.now = arrived + timeout - 10;
+    let out = h.message(
+        primaries[0],
+        PeerMessage::ForwardReply {
+            req,
+            reply: ClientReply::Failed(ClientError::Unavailable("busy".into())),
+        },
+    );
+    let carried: Vec<Option<u64>> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Send(to, PeerMessage::Forward { request, .. }) if *to == primaries[1] => {
+                Some(request.options().timeout)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(carried, vec![Some(10)], "{out:?}");
 }
 
 /// A forwarded put whose coordinator does not answer in time may still be applied there: the
