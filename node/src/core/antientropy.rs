@@ -275,6 +275,12 @@ impl NodeCore {
     /// it has not been found equal to yet, if there is one (such a partition serves no reads
     /// here until it is found whole); else for the next partition this node replicates.
     pub(crate) fn start_sync(&mut self, now: Millis) {
+        // A guessed ring (a joiner's, before it heard the cluster's) names no partition of its
+        // own: copies pulled on it are ones no member's handoff entry names, so the reaper would
+        // not wait for them.
+        if self.view.ring_provisional {
+            return;
+        }
         let mut awaited: Vec<(usize, NodeId)> = Vec::new();
         for &p in &self.transfers.incoming {
             let equal = self.transfers.equal.get(&p);

@@ -3266,6 +3266,34 @@ fn first_replicated(core: &NodeCore) -> usize {
         .expect("node 1 replicates a partition")
 }
 
+/// Review of anti-entropy under churn, twenty-seventh session: a joiner on its guessed ring
+/// (provisional, before it heard the cluster's) started anti-entropy sessions for the
+/// partitions of its guess, and pulled the keys of the replicas that answered: copies no
+/// member's handoff entry names, so the reaper reaped their tombstones elsewhere, and the
+/// joiner handed the older live values over once it adopted the cluster's ring. A node on a
+/// guessed ring starts no session.
+#[test]
+fn a_joiner_on_its_guessed_ring_starts_no_anti_entropy() {
+    let now: Millis = 3_600_000;
+    let (mut core, _) = joiner_on_a_new_store(now, Some(1_000));
+    let mut sessions = 0;
+    for step in 1..=60 {
+        let t = now + step * 500;
+        for peer in 2..=4 {
+            heartbeat(&mut core, t, peer, step);
+        }
+        core.handle_timeout(t);
+        while let Some((_, msg)) = core.poll_transmit() {
+            if matches!(msg, PeerMessage::Sync { .. }) {
+                sessions += 1;
+            }
+        }
+        while core.poll_storage().is_some() {}
+    }
+    assert!(core.view.ring_provisional);
+    assert_eq!(sessions, 0, "sessions started on a guessed ring");
+}
+
 /// Whether a hand-over of partition `p` under ring `version`, said done by node `from`, ends
 /// `core`'s wait for it.
 fn done_ends_wait(core: &mut NodeCore, now: Millis, from: NodeId, p: usize, version: u64) -> bool {
