@@ -764,10 +764,11 @@ impl NodeCore {
             .find(|&n| n != self.id && self.routable(n));
         if let Some(to) = next {
             self.stats.counters.forwarded += 1;
-            // What is left of its timeout: the next primary must not apply it after this node
-            // told its client it timed out.
+            // What is left of its timeout (at most what any node takes), so that the next
+            // primary's answer comes by this node's deadline; past it, the client hears a
+            // timeout (the put may be applied).
             let mut request = request;
-            request.options_mut().timeout = Some(left);
+            request.options_mut().timeout = Some(left.min(MAX_REQUEST_TIMEOUT));
             let forward = request.clone();
             let req = self.requests.start(Pending::Forward {
                 origin,

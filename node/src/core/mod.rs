@@ -512,18 +512,18 @@ impl NodeCore {
         self.drain(now);
     }
 
-    /// Whether this node left the ring and holds nothing for anyone: no range to hand over, and
-    /// no hint (as a fallback it may hold the only copies of writes it acknowledged; they are
-    /// delivered, or passed on to the key's other primaries when they expire, before it is done).
-    /// Then it may be stopped.
+    /// Whether this node left the ring and holds nothing for anyone: no range to hand over, no
+    /// hint (as a fallback it may hold the only copies of writes it acknowledged; they are
+    /// delivered, or passed on to the key's other primaries when they expire, before it is done),
+    /// and no hand-over's end unacknowledged by a receiver heard up. Then it may be stopped.
     pub(crate) fn handed_over(&self) -> bool {
         self.view.leaving
             && self.transfers.is_empty()
             && self.hints.is_empty()
             && !self.view.ring.contains(&self.id)
             // A receiver heard up gets the hand-over's end until it acknowledges it (stopped
-            // now, this node would say it no more); one down cannot take it, and anti-entropy
-            // ends its wait once it is back.
+            // now, this node would say it no more). One down cannot take it: once it is back,
+            // anti-entropy ends its wait (with anti-entropy off, nothing does).
             && !self
                 .transfers
                 .unacknowledged

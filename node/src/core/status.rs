@@ -70,9 +70,9 @@ pub struct NodeStatus {
     /// coordinator; `None` before it timed enough answers.
     #[serde(default)]
     pub staleness: Option<StalenessStatus>,
-    /// This node left: out of the ring, with no transfer running and no hint held for another
-    /// node (as a fallback it may hold the only copies of writes it acknowledged). It may be
-    /// stopped. (Last, so that a status from a node of an earlier version, which lacks it,
+    /// This node left: out of the ring, with no transfer running, no hint held for another
+    /// node (as a fallback it may hold the only copies of writes it acknowledged), and every
+    /// receiver heard up told its hand-over is done. It may be stopped. (Last, so that a status from a node of an earlier version, which lacks it,
     /// still decodes.)
     #[serde(default)]
     pub handed_over: bool,

@@ -806,6 +806,33 @@ fn a_put_forwarded_again_carries_what_is_left_of_its_timeout() {
     assert_eq!(carried, vec![Some(10)], "{out:?}");
 }
 
+/// Review of 6cf5ad1: a node whose own timeout is above what others take (`request_timeout`
+/// may be up to a day) forwarded again with what was left of it, and the next primary refused
+/// the put as a timeout over its limit, though its client named none. What is left is capped.
+#[test]
+fn a_put_forwarded_again_names_no_timeout_another_node_refuses() {
+    let mut h = Harness::with(|c| c.request_timeout = 120_000);
+    let key = h.key_where(|p| !p.contains(&ME));
+    let primaries = h.primaries(&key);
+    let req = h.next_req();
+    h.client(10, put(&key, b"v1", vec![]));
+    let out = h.message(
+        primaries[0],
+        PeerMessage::ForwardReply {
+            req,
+            reply: ClientReply::Failed(ClientError::Unavailable("busy".into())),
+        },
+    );
+    let carried: Vec<Option<u64>> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Send(_, PeerMessage::Forward { request, .. }) => Some(request.options().timeout),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(carried, vec![Some(super::MAX_REQUEST_TIMEOUT)], "{out:?}");
+}
+
 /// A forwarded put whose coordinator does not answer in time may still be applied there: the
 /// client hears a timeout (a write that may have been applied), not `Unavailable` (which tells a
 /// client nothing was written, so that it tries another node and writes the value twice).

@@ -54,7 +54,8 @@ struct Members {
     transfers_running: usize,
     /// Hints it holds for other nodes.
     hints_pending: usize,
-    /// Whether it left and holds nothing for anyone (no transfer, no hint): it may be stopped.
+    /// Whether it left and holds nothing for anyone (no transfer, no hint, no hand-over's end
+    /// unacknowledged): it may be stopped.
     handed_over: bool,
     /// Ranges it awaits data for.
     partitions_incoming: usize,
