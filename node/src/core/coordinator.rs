@@ -203,22 +203,8 @@ impl NodeCore {
                 };
                 match forward_to {
                     Some(to) => {
-                        self.stats.counters.forwarded += 1;
-                        let forward = request.clone();
-                        let req = self.requests.start(Pending::Forward {
-                            origin,
-                            to,
-                            sent: now,
-                            deadline: now.saturating_add(timeout_ms(&options)),
-                            request,
-                        });
-                        self.transmits.push_back((
-                            to,
-                            PeerMessage::Forward {
-                                req,
-                                request: forward,
-                            },
-                        ));
+                        let deadline = now.saturating_add(timeout_ms(&options));
+                        self.forward_put(now, origin, to, deadline, request);
                     }
                     None => self.coordinate_put(now, origin, request, options),
                 }
@@ -729,6 +715,33 @@ impl NodeCore {
         self.pump(now, req);
     }
 
+    /// Forwards a put or delete to primary `to`, waiting for its answer until `deadline`.
+    fn forward_put(
+        &mut self,
+        now: Millis,
+        origin: Origin,
+        to: NodeId,
+        deadline: Millis,
+        request: ClientRequest,
+    ) {
+        self.stats.counters.forwarded += 1;
+        let forward = request.clone();
+        let req = self.requests.start(Pending::Forward {
+            origin,
+            to,
+            sent: now,
+            deadline,
+            request,
+        });
+        self.transmits.push_back((
+            to,
+            PeerMessage::Forward {
+                req,
+                request: forward,
+            },
+        ));
+    }
+
     /// A put forwarded until `deadline` that `refused_by` did not take (it refused, or the
     /// forward never reached it) goes to the key's next primary routable here, and once none is
     /// left, is coordinated here; either with what is left of its timeout. None left, it is
@@ -763,28 +776,12 @@ impl NodeCore {
             .skip(1)
             .find(|&n| n != self.id && self.routable(n));
         if let Some(to) = next {
-            self.stats.counters.forwarded += 1;
             // What is left of its timeout (at most what any node takes), so that the next
             // primary's answer comes by this node's deadline; past it, the client hears a
             // timeout (the put may be applied).
             let mut request = request;
             request.options_mut().timeout = Some(left.min(MAX_REQUEST_TIMEOUT));
-            let forward = request.clone();
-            let req = self.requests.start(Pending::Forward {
-                origin,
-                to,
-                sent: now,
-                deadline,
-                request,
-            });
-            self.transmits.push_back((
-                to,
-                PeerMessage::Forward {
-                    req,
-                    request: forward,
-                },
-            ));
-            return;
+            return self.forward_put(now, origin, to, deadline, request);
         }
         match self.options(&request) {
             Ok(mut options) => {
