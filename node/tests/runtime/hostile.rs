@@ -686,14 +686,14 @@ async fn a_node_restarted_elsewhere_replaces_its_half_open_connection() {
     .unwrap();
     stale.established(4096, 4096, None);
     let two = spec.start(2).await;
-    // A write through node 2 needs node 1's acknowledgement (W = 2 of N = 2), which asks node 2's
-    // link to node 1.
+    // A write through node 2 needs node 1's acknowledgement (W = 2, two nodes in the ring),
+    // which asks node 2's link to node 1.
     let options = dynamo_node::ClientOptions {
         w: Some(2),
         timeout: Some(2_000),
         ..dynamo_node::ClientOptions::default()
     };
-    let written = eventually(30, || async {
+    let written = eventually(60, || async {
         spec.client_of(2)
             .put_with(b"k", b"v".to_vec(), &[], options)
             .await
