@@ -774,19 +774,15 @@ fn a_forward_refused_as_unavailable_goes_to_the_next_primary_then_here() {
     assert_eq!(h.core.stats().counters.late_answers, 0);
 }
 
-/// Review of fc2a84c: a put forwarded again after a refusal carried its whole timeout to the
-/// next primary, which could then apply it after this node had told its client it timed out.
-/// It carries what is left.
-#[test]
-fn a_put_forwarded_again_carries_what_is_left_of_its_timeout() {
-    let mut h = Harness::new();
+/// The timeout a put that node 1 (its request timeout `timeout`) forwarded carries to the key's
+/// second primary, once the first refused it `late` ms after the client sent it.
+fn forwarded_again_with(timeout: u64, late: u64) -> Vec<Option<u64>> {
+    let mut h = Harness::with(|c| c.request_timeout = timeout);
     let key = h.key_where(|p| !p.contains(&ME));
     let primaries = h.primaries(&key);
     let req = h.next_req();
-    let arrived = h.now;
-    let timeout = NodeConfig::default().request_timeout;
     h.client(10, put(&key, b"v1", vec![]));
-    h.now = arrived + timeout - 10;
+    h.now += late;
     let out = h.message(
         primaries[0],
         PeerMessage::ForwardReply {
@@ -794,16 +790,23 @@ fn a_put_forwarded_again_carries_what_is_left_of_its_timeout() {
             reply: ClientReply::Failed(ClientError::Unavailable("busy".into())),
         },
     );
-    let carried: Vec<Option<u64>> = out
-        .iter()
+    out.iter()
         .filter_map(|o| match o {
             Out::Send(to, PeerMessage::Forward { request, .. }) if *to == primaries[1] => {
                 Some(request.options().timeout)
             }
             _ => None,
         })
-        .collect();
-    assert_eq!(carried, vec![Some(10)], "{out:?}");
+        .collect()
+}
+
+/// Review of fc2a84c: a put forwarded again after a refusal carried its whole timeout to the
+/// next primary, which could then apply it after this node had told its client it timed out.
+/// It carries what is left.
+#[test]
+fn a_put_forwarded_again_carries_what_is_left_of_its_timeout() {
+    let timeout = NodeConfig::default().request_timeout;
+    assert_eq!(forwarded_again_with(timeout, timeout - 10), vec![Some(10)]);
 }
 
 /// Review of 6cf5ad1: a node whose own timeout is above what others take (`request_timeout`
@@ -811,26 +814,10 @@ fn a_put_forwarded_again_carries_what_is_left_of_its_timeout() {
 /// the put as a timeout over its limit, though its client named none. What is left is capped.
 #[test]
 fn a_put_forwarded_again_names_no_timeout_another_node_refuses() {
-    let mut h = Harness::with(|c| c.request_timeout = 120_000);
-    let key = h.key_where(|p| !p.contains(&ME));
-    let primaries = h.primaries(&key);
-    let req = h.next_req();
-    h.client(10, put(&key, b"v1", vec![]));
-    let out = h.message(
-        primaries[0],
-        PeerMessage::ForwardReply {
-            req,
-            reply: ClientReply::Failed(ClientError::Unavailable("busy".into())),
-        },
+    assert_eq!(
+        forwarded_again_with(120_000, 0),
+        vec![Some(super::MAX_REQUEST_TIMEOUT)]
     );
-    let carried: Vec<Option<u64>> = out
-        .iter()
-        .filter_map(|o| match o {
-            Out::Send(_, PeerMessage::Forward { request, .. }) => Some(request.options().timeout),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(carried, vec![Some(super::MAX_REQUEST_TIMEOUT)], "{out:?}");
 }
 
 /// A forwarded put whose coordinator does not answer in time may still be applied there: the
@@ -3427,6 +3414,37 @@ fn an_expired_hint_whose_primaries_are_all_down_is_kept() {
     );
 }
 
+/// A fallback's hint for the first primary of a key node 1 does not replicate, four hours on
+/// (past its age) with the primaries `heard` picks heard up every minute and nothing answering
+/// a hint batch: the harness, the key and its primaries.
+fn a_hint_four_hours_old(heard: impl Fn(&[NodeId]) -> Vec<NodeId>) -> (Harness, Key, Vec<NodeId>) {
+    let mut h = Harness::new();
+    let key = h.key_where(|p| !p.contains(&ME));
+    let primaries = h.primaries(&key);
+    h.message(
+        5,
+        PeerMessage::Write {
+            req: Some(3),
+            key: key.clone(),
+            siblings: written_by((5, 1), b"v"),
+            hint: Some(primaries[0]),
+        },
+    );
+    let heard = heard(&primaries);
+    let end = h.now + 4 * 3_600_000;
+    let mut beat = 0;
+    while h.now < end {
+        h.now += 60_000;
+        beat += 1;
+        for &p in &heard {
+            heartbeat(&mut h.core, h.now, p, beat);
+        }
+        h.core.handle_timeout(h.now);
+        h.outputs();
+    }
+    (h, key, primaries)
+}
+
 /// Review of hinted handoff, twenty-seventh session: an expired hint whose key had a primary
 /// heard up went to every primary once, unacknowledged, and was forgotten. With the hint's node
 /// and another primary down, the one primary up was the only place the versions could go: a
@@ -3435,29 +3453,9 @@ fn an_expired_hint_whose_primaries_are_all_down_is_kept() {
 /// delivered until it acknowledges them.
 #[test]
 fn an_expired_hint_is_kept_for_a_primary_heard_up_until_it_takes_it() {
-    let mut h = Harness::new();
-    let key = h.key_where(|p| !p.contains(&ME));
-    let primaries = h.primaries(&key);
-    let (intended, up) = (primaries[0], primaries[1]);
-    h.message(
-        5,
-        PeerMessage::Write {
-            req: Some(3),
-            key: key.clone(),
-            siblings: written_by((5, 1), b"v"),
-            hint: Some(intended),
-        },
-    );
-    // Four hours on, only `up` heard (its batches are lost: nothing answers them).
-    let end = h.now + 4 * 3_600_000;
-    let mut beat = 0;
-    while h.now < end {
-        h.now += 60_000;
-        beat += 1;
-        heartbeat(&mut h.core, h.now, up, beat);
-        h.core.handle_timeout(h.now);
-        h.outputs();
-    }
+    // Only `up` heard (its batches are lost: nothing answers them).
+    let (h, key, primaries) = a_hint_four_hours_old(|primaries| vec![primaries[1]]);
+    let up = primaries[1];
     assert!(
         h.core
             .hints
@@ -3474,30 +3472,8 @@ fn an_expired_hint_is_kept_for_a_primary_heard_up_until_it_takes_it() {
 /// whose node is up and did not take it in hours goes to the primaries once, as before.
 #[test]
 fn an_expired_hint_whose_node_is_up_is_not_kept_for_the_others() {
-    let mut h = Harness::new();
-    let key = h.key_where(|p| !p.contains(&ME));
-    let primaries = h.primaries(&key);
-    h.message(
-        5,
-        PeerMessage::Write {
-            req: Some(3),
-            key: key.clone(),
-            siblings: written_by((5, 1), b"v"),
-            hint: Some(primaries[0]),
-        },
-    );
-    // Four hours on, every primary heard up; none answers a hint batch.
-    let end = h.now + 4 * 3_600_000;
-    let mut beat = 0;
-    while h.now < end {
-        h.now += 60_000;
-        beat += 1;
-        for &p in &primaries {
-            heartbeat(&mut h.core, h.now, p, beat);
-        }
-        h.core.handle_timeout(h.now);
-        h.outputs();
-    }
+    // Every primary heard up; none answers a hint batch.
+    let (h, _, _) = a_hint_four_hours_old(|primaries| primaries.to_vec());
     assert_eq!(
         h.core.hints.records().count(),
         0,

@@ -232,13 +232,7 @@ impl NodeCore {
                     // `Transfers::whole`): the receiver stops awaiting it.
                     if self.transfers.holds_whole(p, self.replicates(p)) {
                         let version = self.view.ring_state.version;
-                        self.transmits.push_back((
-                            to,
-                            PeerMessage::TransferDone {
-                                partition: p as u32,
-                                version,
-                            },
-                        ));
+                        self.say_done(p, to, version);
                         self.transfers
                             .unacknowledged
                             .insert((p, to), (version, now));
@@ -517,17 +511,26 @@ impl NodeCore {
         self.transfers
             .unacknowledged
             .retain(|&(p, to), _| super::is_primary(ring, p, to));
+        let mut due = Vec::new();
         for (&(p, to), (v, said)) in self.transfers.unacknowledged.iter_mut() {
             if now.saturating_sub(*said) >= DONE_AGAIN {
                 *said = now;
-                self.transmits.push_back((
-                    to,
-                    PeerMessage::TransferDone {
-                        partition: p as u32,
-                        version: *v,
-                    },
-                ));
+                due.push((p, to, *v));
             }
         }
+        for (p, to, version) in due {
+            self.say_done(p, to, version);
+        }
+    }
+
+    /// Tells `to` that partition `p`'s hand-over under ring `version` is done.
+    fn say_done(&mut self, p: usize, to: NodeId, version: u64) {
+        self.transmits.push_back((
+            to,
+            PeerMessage::TransferDone {
+                partition: p as u32,
+                version,
+            },
+        ));
     }
 }

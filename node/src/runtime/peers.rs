@@ -472,15 +472,9 @@ mod tests {
     /// hears that the peer is unreachable, instead of the link waiting on it for ever.
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_stops_reading_is_unreachable_after_the_write_timeout() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let address = listener.local_addr().expect("an address").to_string();
-        let secrets = peer_secrets();
+        let (listener, address) = listening().await;
         let peer = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.expect("the link connects");
-            let mut conn = handshake_conn(stream);
-            accept(&mut conn, &secrets, 2, false, FrameLimits::default())
-                .await
-                .expect("a peer");
+            let conn = accepted(listener, FrameLimits::default()).await;
             // Holds the connection open and never reads from it again.
             std::future::pending::<()>().await;
             drop(conn);
@@ -507,6 +501,24 @@ mod tests {
             "the link still waits on the peer after 10 minutes"
         );
         peer.abort();
+    }
+
+    /// A listener for node 2, the peer the tests' links dial, and its address.
+    async fn listening() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("an address").to_string();
+        (listener, address)
+    }
+
+    /// Node 2's side of the first link to reach `listener`, its handshake done (it takes frames
+    /// up to `limits`).
+    async fn accepted(listener: TcpListener, limits: FrameLimits) -> Conn<TcpStream> {
+        let (stream, _) = listener.accept().await.expect("the link connects");
+        let mut conn = handshake_conn(stream);
+        accept(&mut conn, &peer_secrets(), 2, false, limits)
+            .await
+            .expect("a peer");
+        conn
     }
 
     /// The secrets of node 2, the peer the tests' links dial.
@@ -631,15 +643,9 @@ mod tests {
     /// shutdown writes what it holds first.
     #[tokio::test]
     async fn a_link_drained_at_shutdown_delivers_what_it_queued() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let address = listener.local_addr().expect("an address").to_string();
-        let secrets = peer_secrets();
+        let (listener, address) = listening().await;
         let peer = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.expect("the link connects");
-            let mut conn = handshake_conn(stream);
-            accept(&mut conn, &secrets, 2, false, FrameLimits::default())
-                .await
-                .expect("a peer");
+            let mut conn = accepted(listener, FrameLimits::default()).await;
             conn.established(DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, None);
             let mut got = 0;
             while let Ok(PeerFrame::Peer(_)) = conn.recv::<PeerFrame>().await {
@@ -668,19 +674,13 @@ mod tests {
     #[tokio::test]
     async fn a_link_sends_no_frame_larger_than_its_peer_takes() {
         let limit = 64 << 10;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let address = listener.local_addr().expect("an address").to_string();
-        let secrets = peer_secrets();
+        let (listener, address) = listening().await;
         let peer = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.expect("the link connects");
-            let mut conn = handshake_conn(stream);
             let limits = FrameLimits {
                 peer: limit,
                 client: limit,
             };
-            accept(&mut conn, &secrets, 2, false, limits)
-                .await
-                .expect("a peer");
+            let mut conn = accepted(listener, limits).await;
             conn.established(limit, HANDSHAKE_MAX_FRAME, None);
             // The connection goes back with the outcome: closed here, the link would report
             // the peer unreachable, as it does when the peer closes on a frame too large.
