@@ -53,8 +53,9 @@ pub struct ClientConfig {
     pub max_frame: usize,
     /// Largest request sent (default the nodes' default client frame limit, 4 MiB): a larger
     /// one is refused before anything is sent ([`Error::TooLarge`]), as every node would refuse
-    /// it. Nodes take their `max_client_frame`, or their `max_value_size` and 64 KiB when that is
-    /// more: raise this with them.
+    /// it. Nodes take their `max_client_frame`, or the largest put they take when that is more
+    /// (`max_value_size`, `max_key_size` and `max_context_size` together, and 4 KiB): raise this
+    /// with them.
     pub max_request: usize,
 }
 

@@ -128,6 +128,10 @@ pub(crate) enum Input {
     Shutdown,
 }
 
+/// Room a client frame keeps for its encoding beyond a put's key, value, context and content
+/// type (see [`RuntimeConfig::client_frame`]).
+const CLIENT_FRAME_ROOM: usize = 4 << 10;
+
 /// Room a peer frame keeps beyond a key's versions or value (see [`RuntimeConfig::peer_frame`]).
 const PEER_FRAME_ROOM: usize = 1 << 20;
 
@@ -183,8 +187,8 @@ pub struct RuntimeConfig {
     /// largest version set a replica keeps of a key, N times `node.max_siblings_size`, and a
     /// forwarded value: see [`RuntimeConfig::peer_frame`]).
     pub max_frame: usize,
-    /// Largest frame accepted from a client (raised to fit `node.max_value_size` with its key and
-    /// context).
+    /// Largest frame accepted from a client (raised to fit the largest put: see
+    /// [`RuntimeConfig::client_frame`]).
     pub max_client_frame: usize,
     /// Connection caps and timeouts.
     pub limits: ConnectionLimits,
@@ -219,6 +223,20 @@ impl RuntimeConfig {
             .saturating_mul(node.n)
             .max(node.max_value_size);
         self.max_frame.max(key.saturating_add(PEER_FRAME_ROOM))
+    }
+
+    /// The largest frame accepted from a client: `max_client_frame`, raised to fit the largest
+    /// put the node takes (a value of `node.max_value_size` with a key and a context at their
+    /// limits, a content type, and room for the frame's encoding).
+    pub fn client_frame(&self) -> usize {
+        let node = &self.node;
+        let put = node
+            .max_value_size
+            .saturating_add(node.max_key_size)
+            .saturating_add(node.max_context_size)
+            .saturating_add(crate::message::MAX_CONTENT_TYPE)
+            .saturating_add(CLIENT_FRAME_ROOM);
+        self.max_client_frame.max(put)
     }
 
     /// A configuration with defaults: memory store, listen on `127.0.0.1:0`.
@@ -478,9 +496,7 @@ impl Node {
                 encrypt: config.encrypt,
                 id: config.id,
                 max_frame: config.peer_frame(),
-                max_client_frame: config
-                    .max_client_frame
-                    .max(config.node.max_value_size.saturating_add(64 * 1024)),
+                max_client_frame: config.client_frame(),
                 limits: config.limits,
                 inputs: tx.clone(),
                 unsent,

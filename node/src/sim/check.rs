@@ -172,10 +172,14 @@ pub struct PhantomValue {
     pub value: Vec<u8>,
 }
 
-/// Values no put to their key wrote: returned by gets, or live in the final state.
+/// Values no put to their key wrote: returned by gets, or live in the final state. A put its
+/// node [turned down](turned_down) wrote nothing either: its value anywhere is a phantom too (a
+/// node that says it applied nothing and applies the write later lies to its client, who may
+/// act on the refusal).
 pub fn phantom_values(history: &History, state: &FinalState) -> Vec<PhantomValue> {
     let mut out = Vec::new();
     let head = |v: &[u8]| v.iter().take(16).copied().collect::<Vec<u8>>();
+    let refused = |id: u64| history.get(id).is_some_and(turned_down);
     for get in history.ops().filter(|o| o.kind == OpKind::Get) {
         for value in &get.phantoms {
             out.push(PhantomValue {
@@ -183,6 +187,14 @@ pub fn phantom_values(history: &History, state: &FinalState) -> Vec<PhantomValue
                 get: Some(get.id),
                 node: None,
                 value: head(value),
+            });
+        }
+        for &id in get.read.iter().filter(|&&id| refused(id)) {
+            out.push(PhantomValue {
+                key: get.key,
+                get: Some(get.id),
+                node: None,
+                value: id.to_le_bytes().to_vec(),
             });
         }
     }
@@ -198,7 +210,7 @@ pub fn phantom_values(history: &History, state: &FinalState) -> Vec<PhantomValue
         );
     for (key, node, sibs) in held {
         for value in sibs.live_values() {
-            if written_value(history, key, value).is_none() {
+            if written_value(history, key, value).is_none_or(refused) {
                 out.push(PhantomValue {
                     key,
                     get: None,
@@ -893,6 +905,37 @@ mod tests {
             o.phantoms = vec![b"".to_vec()];
         }
         assert_eq!(phantom_values(&h.0, &state)[0].get, Some(g));
+    }
+
+    /// Review of the checkers, twenty-eighth session of issue 20: a put its node turned down
+    /// ("unavailable": nothing applied) was trusted to be absent, so a node that refused a put
+    /// and applied it later (a queued request run after its refusal) went unseen.
+    #[test]
+    fn the_value_of_a_put_turned_down_is_a_phantom() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let w = h.write(OpKind::Put, 0, (0, 1), &c);
+        let refused = h.op(OpKind::Put, 0, 2, 3, false);
+        if let Some(o) = h.0.get_mut(refused) {
+            o.outcome = Outcome::Failed(crate::message::ClientError::Unavailable(
+                "turned down".into(),
+            ));
+        }
+        let mut state = FinalState::default();
+        state.keys.insert(0, vec![(1, sibs(&[w]))]);
+        assert!(phantom_values(&h.0, &state).is_empty());
+        // Held at the end.
+        state.keys.insert(0, vec![(1, sibs(&[w, refused]))]);
+        assert_eq!(phantom_values(&h.0, &state).len(), 1);
+        // Read by a get.
+        state.keys.insert(0, vec![(1, sibs(&[w]))]);
+        let g = h.read(0, (4, 5), vec![w, refused]);
+        assert_eq!(phantom_values(&h.0, &state)[0].get, Some(g));
+        // One that timed out may have been applied.
+        if let Some(o) = h.0.get_mut(refused) {
+            o.outcome = Outcome::TimedOut;
+        }
+        assert!(phantom_values(&h.0, &state).is_empty());
     }
 
     #[test]

@@ -792,3 +792,46 @@ async fn a_key_s_largest_version_set_fits_a_peer_frame() {
         node.shutdown().await.unwrap();
     }
 }
+
+/// Review of the client surfaces, twenty-eighth session of issue 20: with `max_value_size`
+/// raised past the client frame limit, that limit was raised to the value and 64 KiB, less than
+/// the largest key (8 KiB) and context (64 KiB) a put may carry besides, so a put the node takes
+/// over HTTP was refused as too large a frame over TCP.
+#[tokio::test]
+async fn a_largest_put_fits_a_client_frame() {
+    let spec = Spec::new(1, None);
+    let value = dynamo_node::runtime::frame::DEFAULT_MAX_CLIENT_FRAME;
+    let mut rc = spec.runtime_config(1);
+    rc.node.max_value_size = value;
+    (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
+    let (key_limit, context_limit) = (rc.node.max_key_size, rc.node.max_context_size);
+    let node = dynamo_node::runtime::Node::start(rc).await.unwrap();
+    crate::wait_up(&spec).await;
+    // A context just under its limit: actors no node is, each seen once.
+    let mut actors = 0u64;
+    let context = loop {
+        actors += 100;
+        let clock =
+            dynamo_vclock::VClock::from_entries((0..actors).map(|i| dynamo_vclock::Entry {
+                actor: (1_000u64, i),
+                counter: 1,
+                timestamp: 0,
+            }));
+        let bytes = clock.encode();
+        if bytes.len() + 2_048 > context_limit {
+            break bytes;
+        }
+    };
+    assert!(context.len() <= context_limit);
+    let key = vec![b'k'; key_limit];
+    let mut config = dynamo_node::client::ClientConfig::new(vec![spec.address(1)], SECRET);
+    config.max_request = 2 * value;
+    let mut client = dynamo_node::client::Client::new(config);
+    client
+        .put(&key, vec![7; value], &context)
+        .await
+        .expect("a put within every limit is taken");
+    let got = client.get(&key).await.unwrap();
+    assert_eq!(got.values, vec![vec![7; value]]);
+    node.shutdown().await.unwrap();
+}

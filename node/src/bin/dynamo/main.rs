@@ -225,7 +225,7 @@ struct ConnArgs {
     #[arg(long)]
     no_encryption: bool,
     /// Largest request to send, in bytes (a larger one is refused before it is sent). The nodes
-    /// take 4 MiB, or their `max_value_size` and 64 KiB when that is more: raise it with them.
+    /// take 4 MiB, or their largest put (value, key and context limits and 4 KiB) when that is more: raise it with them.
     #[arg(long, default_value_t = dynamo_node::runtime::DEFAULT_MAX_CLIENT_FRAME)]
     max_request: usize,
 }
