@@ -410,7 +410,13 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     // share (counted against its timeout; reading its body is not).
     let mut announced = tokio::time::Instant::now();
     let mut waited = Duration::ZERO;
+    // Whether the client may still send: one that shut down its side of the connection at a
+    // frame's end still reads the replies to what it sent.
+    let mut reading = true;
     loop {
+        if !reading && in_flight.is_empty() {
+            return;
+        }
         let room = in_flight.len() < MAX_IN_FLIGHT
             && (held < ctx.limits.max_request_bytes || in_flight.is_empty());
         let admitted_next = share.is_some();
@@ -421,7 +427,7 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                 } else {
                     Incoming::Len(conn.next_len().await)
                 }
-            }, if admitted_next || (admitting.is_none() && room) => {
+            }, if reading && (admitted_next || (admitting.is_none() && room)) => {
                 let (frame, admitted, weight) = match incoming {
                     Incoming::Len(Ok(len)) => {
                         let weight = FRAME_WEIGHT + len;
@@ -449,7 +455,11 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         tracing::debug!(%addr, %reason, "client closed the connection");
                         return;
                     }
-                    Incoming::Len(Err(FrameError::Closed)) | Incoming::Frame(Err(FrameError::Closed)) => return,
+                    Incoming::Len(Err(FrameError::Closed)) => {
+                        reading = false;
+                        continue;
+                    }
+                    Incoming::Frame(Err(FrameError::Closed)) => return,
                     Incoming::Len(Err(e)) | Incoming::Frame(Err(e)) => {
                         read_failed::<NodeFrame, _>(&mut conn, addr, e).await;
                         return;

@@ -288,3 +288,49 @@ async fn a_node_with_peers_listening_everywhere_needs_an_advertised_address() {
     let node = dynamo_node::runtime::Node::start(rc).await.expect("starts");
     node.shutdown().await.unwrap();
 }
+
+/// Review of the client surfaces, twenty-eighth session of issue 20: a client that sends its
+/// requests and then shuts down its side of the connection (`nc -N`, a script's
+/// `shutdown(SHUT_WR)`) still reads the replies. The node took the end of its stream for the end
+/// of the connection and dropped every reply still on its way, of puts it applied too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_still_gets_its_replies() {
+    use dynamo_node::message::{ClientOptions, ClientReply, ClientRequest};
+    use dynamo_node::runtime::frame::ClientFrame;
+    use tokio::io::AsyncWriteExt;
+
+    let spec = Spec::new(3, None);
+    let nodes = spec.start_all().await;
+    wait_up(&spec).await;
+    let mut conn = crate::bad_input::authenticated(&spec).await;
+    let puts = 5u64;
+    for id in 1..=puts {
+        let request = ClientRequest::Put {
+            key: format!("half-closed-{id}").into_bytes(),
+            value: vec![1; 10],
+            context: Vec::new(),
+            options: ClientOptions::default(),
+            content_type: None,
+        };
+        conn.send(&ClientFrame::Request { id, request })
+            .await
+            .unwrap();
+    }
+    conn.get_mut().shutdown().await.unwrap();
+    let mut stored = Vec::new();
+    loop {
+        match conn.recv::<NodeFrame>().await {
+            Ok(NodeFrame::Reply {
+                id,
+                reply: ClientReply::Stored { .. },
+            }) => stored.push(id),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) => break,
+        }
+    }
+    stored.sort_unstable();
+    assert_eq!(stored, (1..=puts).collect::<Vec<_>>(), "every put's reply");
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
