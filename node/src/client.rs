@@ -26,8 +26,8 @@ use tokio::net::TcpStream;
 use crate::core::{ChangeError, ChangePlan, ChangeRequest, NodeStatus, PartitionSize};
 use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest};
 use crate::runtime::frame::{
-    excerpt, handshake_conn, AdminReply, AdminRequest, ClientFrame, Conn, FrameError, NodeFrame,
-    RangeInfo, Role, DEFAULT_MAX_FRAME,
+    excerpt, handshake_conn, is_idle_close, AdminReply, AdminRequest, ClientFrame, Conn,
+    FrameError, NodeFrame, RangeInfo, Role, DEFAULT_MAX_FRAME,
 };
 use crate::runtime::handshake::{connect, Credentials, HandshakeError};
 use crate::types::{NodeId, Value};
@@ -593,7 +593,9 @@ impl Client {
             }
             Err(e) => return Err(Attempt::Fatal(Error::Protocol(e.to_string()))),
         }
-        // From here on the request may reach the node, whatever happens next.
+        // From here on the request may reach the node, whatever happens next (but for a
+        // connection the node had closed for idleness: it read nothing more of it).
+        let sent_before = self.sent;
         self.sent = true;
         self.try_sent = true;
         let exchange = async {
@@ -611,6 +613,14 @@ impl Client {
             }
         };
         match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(NodeFrame::Error { reason })) if is_idle_close(&reason) => {
+                self.sent = sent_before;
+                self.try_sent = false;
+                Err(Attempt::Closed(format!(
+                    "node closed: {}",
+                    excerpt(&reason)
+                )))
+            }
             Ok(Ok(NodeFrame::Error { reason })) => Err(Attempt::Closed(format!(
                 "node closed: {}",
                 excerpt(&reason)

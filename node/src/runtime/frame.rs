@@ -325,8 +325,8 @@ pub enum FrameError {
         /// Whether the connection was still in its handshake.
         handshake: bool,
     },
-    /// Nothing arrived for the idle timeout.
-    #[error("idle for {0:?}: connection closed")]
+    /// Nothing arrived for the idle timeout (see [`is_idle_close`]).
+    #[error("idle for {0:?}{closed}", closed = IDLE_CLOSED)]
     Idle(Duration),
     /// A frame started but did not complete within the read timeout.
     #[error("a frame did not complete within {0:?}")]
@@ -342,6 +342,18 @@ pub enum FrameError {
 from_cause!(FrameError, FrameError::Io, std::io::Error);
 from_cause!(FrameError, FrameError::Decode, rmp_serde::decode::Error);
 from_cause!(FrameError, FrameError::Encode, rmp_serde::encode::Error);
+
+/// How the reason of the error frame a node closes an idle connection with ends
+/// ([`FrameError::Idle`]).
+const IDLE_CLOSED: &str = ": connection closed for idleness";
+
+/// Whether the reason of an error frame says that the node closed the connection for
+/// idleness: then it owed the connection no reply (a server does not call a connection idle
+/// while it works on one of its requests), so nothing sent since the last reply was read.
+#[must_use]
+pub fn is_idle_close(reason: &str) -> bool {
+    reason.starts_with("idle for ") && reason.ends_with(IDLE_CLOSED)
+}
 
 /// Cuts `text` to at most [`MAX_REASON`] bytes (at a character boundary), saying how long it was:
 /// for every text that may hold bytes of the other side.

@@ -75,6 +75,10 @@ pub enum HandshakeError {
     /// The other side refused us, saying why.
     #[error("refused by the other side: {0}")]
     Refused(String),
+    /// The node takes no more connections of the other side's role (its cap is reached): the
+    /// other side proved who it is and may try another node, or again later.
+    #[error("the node takes no more connections: {0}")]
+    Busy(String),
     /// The other side sent a frame that does not belong in a handshake.
     #[error("unexpected frame during the handshake: {0}")]
     Unexpected(String),
@@ -263,7 +267,24 @@ pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
     encrypt: bool,
     limits: FrameLimits,
 ) -> Result<Role, HandshakeError> {
-    let result = accept_inner(conn, secrets, node, encrypt, limits).await;
+    accept_admitting(conn, secrets, node, encrypt, limits, |_| Ok(()))
+        .await
+        .map(|(role, ())| role)
+}
+
+/// [`accept`], with `admit` deciding, once the other side has proved its role and before the
+/// node welcomes it, whether the node takes the connection: its `Err` (a reason) refuses it in
+/// the handshake ([`HandshakeError::Busy`]), so that the other side knows that nothing it sends
+/// reaches the node. Its `Ok` (a slot held for the connection, say) is returned with the role.
+pub async fn accept_admitting<T: AsyncRead + AsyncWrite + Unpin, A>(
+    conn: &mut Conn<T>,
+    secrets: &NodeSecrets,
+    node: NodeId,
+    encrypt: bool,
+    limits: FrameLimits,
+    admit: impl FnOnce(&Role) -> Result<A, String>,
+) -> Result<(Role, A), HandshakeError> {
+    let result = accept_inner(conn, secrets, node, encrypt, limits, admit).await;
     if let Err(e) = &result {
         if !matches!(e, HandshakeError::Frame(FrameError::Closed)) {
             refuse::<Handshake, _>(conn, &e.to_string()).await;
@@ -272,13 +293,14 @@ pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
     result
 }
 
-async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
+async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin, A>(
     conn: &mut Conn<T>,
     secrets: &NodeSecrets,
     node: NodeId,
     encrypt: bool,
     limits: FrameLimits,
-) -> Result<Role, HandshakeError> {
+    admit: impl FnOnce(&Role) -> Result<A, String>,
+) -> Result<(Role, A), HandshakeError> {
     let (role, n1, their_identity) = match recv_handshake(conn).await? {
         Handshake::Hello {
             version,
@@ -363,6 +385,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
         Handshake::Error { reason } => return Err(HandshakeError::Refused(excerpt(&reason))),
         other => return Err(HandshakeError::Unexpected(describe(&other))),
     };
+    let admitted = admit(&role).map_err(HandshakeError::Busy)?;
     let mut ours = Vec::new();
     let mut transport = None;
     if encrypt {
@@ -387,7 +410,7 @@ async fn accept_inner<T: AsyncRead + AsyncWrite + Unpin>(
     if let Some(transport) = transport {
         conn.encrypt_with(transport);
     }
-    Ok(role)
+    Ok((role, admitted))
 }
 
 /// The connecting side: runs the handshake as `role` and returns the accepting node's id.

@@ -22,7 +22,7 @@ use super::frame::{
     excerpt, handshake_conn, refuse, ClientFrame, Conn, FrameError, Handshake, NodeFrame,
     PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME,
 };
-use super::handshake::{accept, FrameLimits, NodeSecrets};
+use super::handshake::{accept_admitting, FrameLimits, NodeSecrets};
 use super::Input;
 use crate::message::{ClientError, ClientReply, ClientRequest};
 use crate::types::NodeId;
@@ -198,9 +198,21 @@ async fn connection(
     evicted: oneshot::Receiver<()>,
 ) {
     let mut conn = handshake_conn(stream);
+    // A connection past its role's cap is refused in the handshake: the other side then knows
+    // that nothing it sends reaches this node (a client tries the next node, and does not count
+    // this one among those that may have applied its request).
+    let slot = |role: &Role| {
+        let (slots, limit, what) = match role {
+            Role::Peer { .. } => (&slots.peers, ctx.limits.max_peers, "peer"),
+            Role::Client => (&slots.clients, ctx.limits.max_connections, "client"),
+        };
+        Arc::clone(slots)
+            .try_acquire_owned()
+            .map_err(|_| format!("too many {what} connections (limit {limit})"))
+    };
     let handshake = tokio::time::timeout(
         ctx.limits.handshake_timeout,
-        accept(
+        accept_admitting(
             &mut conn,
             &ctx.secrets,
             ctx.id,
@@ -209,6 +221,7 @@ async fn connection(
                 peer: ctx.max_frame,
                 client: ctx.max_client_frame,
             },
+            slot,
         ),
     );
     let outcome = tokio::select! {
@@ -216,8 +229,8 @@ async fn connection(
         _ = evicted => None,
     };
     lock(&slots.handshakes).remove(ticket);
-    let role = match outcome {
-        Some(Ok(Ok(role))) => role,
+    let (role, _slot) = match outcome {
+        Some(Ok(Ok(admitted))) => admitted,
         Some(Ok(Err(e))) => {
             tracing::warn!(%addr, error = %e, "handshake refused");
             return;
@@ -239,11 +252,6 @@ async fn connection(
             address,
             generation,
         } => {
-            let Ok(_slot) = slots.peers.clone().try_acquire_owned() else {
-                let reason = format!("too many peer connections (limit {})", ctx.limits.max_peers);
-                bad_input::<PeerFrame, _>(&mut conn, addr, reason).await;
-                return;
-            };
             let replaced = match register_peer(&slots, &ctx, ticket, id, &address, generation) {
                 Ok(replaced) => replaced,
                 Err(reason) => {
@@ -264,14 +272,6 @@ async fn connection(
             }
         }
         Role::Client => {
-            let Ok(_slot) = slots.clients.clone().try_acquire_owned() else {
-                let reason = format!(
-                    "too many client connections (limit {})",
-                    ctx.limits.max_connections
-                );
-                bad_input::<NodeFrame, _>(&mut conn, addr, reason).await;
-                return;
-            };
             tracing::debug!(%addr, "client connected");
             conn.established(
                 ctx.max_client_frame,
@@ -460,6 +460,12 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         continue;
                     }
                     Incoming::Frame(Err(FrameError::Closed)) => return,
+                    // Not idle while a reply is owed: the client waits for it (and an idle
+                    // close then tells it that nothing it sent since its last reply was read).
+                    Incoming::Len(Err(FrameError::Idle(_))) if !in_flight.is_empty() => {
+                        conn.touch();
+                        continue;
+                    }
                     Incoming::Len(Err(e)) | Incoming::Frame(Err(e)) => {
                         read_failed::<NodeFrame, _>(&mut conn, addr, e).await;
                         return;

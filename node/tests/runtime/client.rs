@@ -273,3 +273,89 @@ async fn a_put_every_node_turned_down_is_not_reported_as_maybe_applied() {
     let told = outcome.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(told.contains("joining"), "{told}");
 }
+
+/// Review of the client surfaces, twenty-eighth session of issue 20: a node at its connection
+/// cap finished the handshake and then closed the connection with an error, after the client had
+/// sent its request: the client counted the node among those that may have applied it (its
+/// `unsure_nodes`, and `sent` once every node failed), although it read nothing. A node
+/// shedding load now refuses in the handshake, and the client tries the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_at_its_connection_cap_refuses_before_taking_a_request() {
+    let spec = Spec::new(3, None);
+    let mut nodes = Vec::new();
+    for id in spec.ids() {
+        let mut rc = spec.runtime_config(id);
+        if id == 1 {
+            rc.limits.max_connections = 1;
+        }
+        nodes.push(dynamo_node::runtime::Node::start(rc).await.unwrap());
+    }
+    wait_up(&spec).await;
+    let _held = crate::bad_input::authenticated(&spec).await;
+    let mut config = ClientConfig::new(vec![spec.address(1), spec.address(2)], SECRET);
+    config.timeout = Duration::from_secs(10);
+    let mut client = Client::new(config);
+    client.put(b"k", b"v".to_vec(), &[]).await.unwrap();
+    assert!(
+        client.unsure_nodes().is_empty(),
+        "{:?}",
+        client.unsure_nodes()
+    );
+    let mut config = ClientConfig::new(vec![spec.address(1)], SECRET);
+    config.timeout = Duration::from_secs(10);
+    let mut capped = Client::new(config);
+    let outcome = capped.put(b"k", b"w".to_vec(), &[]).await;
+    assert!(matches!(outcome, Err(Error::Refused { .. })), "{outcome:?}");
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// Review of the client surfaces, twenty-eighth session of issue 20: a client that reused a
+/// connection the node had closed for idleness read the node's "idle" error after sending its
+/// request, and counted the node among those that may have applied it, although the node read
+/// nothing after its last reply. A node closes a connection for idleness only when it owes it no
+/// reply, and the client knows such a close for what it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_for_idleness_is_reused_without_doubt() {
+    let spec = Spec::new(1, None);
+    let mut rc = spec.runtime_config(1);
+    (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
+    rc.limits.idle_timeout = Duration::from_secs(1);
+    let node = dynamo_node::runtime::Node::start(rc).await.unwrap();
+    wait_up(&spec).await;
+    let mut config = ClientConfig::new(vec![spec.address(1)], SECRET);
+    config.timeout = Duration::from_secs(10);
+    let mut client = Client::new(config);
+    client.put(b"k", b"v".to_vec(), &[]).await.unwrap();
+    // The node closes the connection, its error frame waiting in the client's socket.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    client.put(b"k", b"w".to_vec(), &[]).await.unwrap();
+    assert!(
+        client.unsure_nodes().is_empty(),
+        "{:?}",
+        client.unsure_nodes()
+    );
+    node.shutdown().await.unwrap();
+}
+
+/// With the last: a request the node works on longer than the idle timeout keeps its
+/// connection: the node owes it a reply (it closed the connection and dropped the reply).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_waiting_for_a_reply_is_not_idle() {
+    let spec = Spec::new(3, None);
+    let mut rc = spec.runtime_config(1);
+    rc.limits.idle_timeout = Duration::from_secs(1);
+    // Nodes 2 and 3 never start: a put waits for their acknowledgements until its timeout.
+    let node = dynamo_node::runtime::Node::start(rc).await.unwrap();
+    let mut config = ClientConfig::new(vec![spec.address(1)], SECRET);
+    config.timeout = Duration::from_secs(20);
+    let mut client = Client::new(config);
+    let options = dynamo_node::message::ClientOptions {
+        timeout: Some(3_000),
+        ..Default::default()
+    };
+    let outcome = client.put_with(b"k", b"v".to_vec(), &[], options).await;
+    assert!(matches!(outcome, Err(Error::Failed(_))), "{outcome:?}");
+    node.shutdown().await.unwrap();
+}

@@ -204,6 +204,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         Ok(Some(buf.split_to(size)))
     }
 
+    /// Counts the connection active now: its idle timeout starts again (a server that owes
+    /// the other side a reply does not call the connection idle).
+    pub fn touch(&mut self) {
+        self.last_activity = Instant::now();
+    }
+
     /// Whether part of a frame (or of a record) has arrived.
     fn partial(&self) -> bool {
         !self.rbuf.is_empty() || !self.plain.is_empty()
