@@ -71,9 +71,9 @@ pub(crate) async fn require(
         .headers()
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes)
-        .and_then(|v| v.strip_prefix(b"Bearer ".as_slice()));
+        .and_then(bearer);
     let refusal = match presented {
-        Some(t) if state.inner.token.matches(t.trim_ascii()) => return next.run(request).await,
+        Some(t) if state.inner.token.matches(t) => return next.run(request).await,
         Some(_) => "wrong bearer token",
         None => "this route needs `Authorization: Bearer <token>` (the token: `dynamo token`)",
     };
@@ -86,9 +86,30 @@ pub(crate) async fn require(
     response
 }
 
+/// The token of an `Authorization` header's value of the `Bearer` scheme, whose name is
+/// case-insensitive (RFC 9110, 11.1): `bearer <token>` is as good as `Bearer <token>`.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(b"Bearer ".len())?;
+    scheme
+        .eq_ignore_ascii_case(b"Bearer ")
+        .then(|| token.trim_ascii())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review of the client surfaces, twenty-eighth session of issue 20: the scheme's name was
+    /// matched case-sensitively, so `bearer <token>` got a 401.
+    #[test]
+    fn the_scheme_name_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc "] {
+            assert_eq!(bearer(value.as_bytes()), Some(b"abc".as_slice()), "{value}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearerabc", ""] {
+            assert_eq!(bearer(value.as_bytes()), None, "{value}");
+        }
+    }
 
     #[test]
     fn the_token_depends_on_secret_and_cluster_and_matches_only_itself() {
