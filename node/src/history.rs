@@ -24,7 +24,8 @@
 //!   its version replaces `v` wherever it goes). A value superseded only by failed, timed-out or
 //!   unfinished writes never seen may legitimately remain: such a write may not have been applied.
 //! - **Phantom**: a value, in a final read or returned by a get, that no client wrote to the key
-//!   (write ids of other keys, of nobody, and values that are no write id).
+//!   (write ids of other keys, of nobody, of a put [`Outcome::NotSent`], and values that are no
+//!   write id).
 //! - **Divergent**: a key whose final reads differ from node to node (the cluster did not
 //!   converge), and **unread**: a key that was written but has no final read at all (it cannot be
 //!   judged).
@@ -412,8 +413,14 @@ impl History {
 
         // Phantoms: values nobody wrote to this key, returned by gets or in final reads.
         let mut phantoms: BTreeMap<Vec<u8>, Phantom> = BTreeMap::new();
-        let written_here =
-            |value: &[u8]| WriteId::parse(value).filter(|id| written.contains_key(id));
+        // A put that was never sent, or that every node turned down, wrote nothing.
+        let written_here = |value: &[u8]| {
+            WriteId::parse(value).filter(|id| {
+                written
+                    .get(id)
+                    .is_some_and(|&i| self.ops[i].outcome() != Some(Outcome::NotSent))
+            })
+        };
         for &i in ops {
             let op = &self.ops[i];
             if op.kind == Kind::Get && op.outcome() == Some(Outcome::Ok) {

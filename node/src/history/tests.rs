@@ -411,6 +411,26 @@ fn a_write_never_sent_excuses_no_loss() {
     assert_eq!(h.check().deletes.not_sent, 1);
 }
 
+/// Review of the checkers, twenty-eighth session of issue 20: a put that never left its client,
+/// or that every node turned down (each applied nothing), was trusted to be absent; its value
+/// read back (a node that refused a put and applied it later) went unseen.
+#[test]
+fn the_value_of_a_put_never_applied_is_a_phantom() {
+    let mut h = History::new();
+    let (a, b) = (id(1, 1), id(1, 2));
+    put(&mut h, b"k", &a, &[], Outcome::Ok);
+    put(&mut h, b"k", &b, &[], Outcome::NotSent);
+    get(&mut h, 2, b"k", &[a.clone(), b.clone()]);
+    finals(&mut h, b"k", &[a, b.clone()]);
+    let report = h.check();
+    let phantoms: Vec<(Vec<u8>, Vec<u64>, usize)> = report
+        .phantoms
+        .iter()
+        .map(|p| (p.value.clone(), p.nodes.clone(), p.gets))
+        .collect();
+    assert_eq!(phantoms, vec![(b, vec![1, 2, 3], 1)], "{report}");
+}
+
 /// A put that timed out but was read back was applied: what it replaced must be gone.
 #[test]
 fn a_value_replaced_by_a_put_seen_applied_is_resurrected_if_present() {
