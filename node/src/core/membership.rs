@@ -738,6 +738,22 @@ impl NodeCore {
         self.view.handoff_stamp = quiet.then_some(stamp);
     }
 
+    /// Whether gossip's member `id` is out of the ring, down, and never said it leaves: a dead
+    /// node an operator took out (`dynamo commit --leave`), which never heard of it. It hands
+    /// nothing over while it is down, and neither the reaper nor a release of an awaited
+    /// partition waits for it (its hints were rerouted when the ring dropped it, and the
+    /// operator wipes its data before it starts again: `docs/operations.md`). Back up, it is
+    /// counted again; one that learned of its removal says it leaves, and is waited for.
+    pub(crate) fn removed_while_down(
+        &self,
+        id: NodeId,
+        state: &dynamo_gossip::NodeState<String>,
+    ) -> bool {
+        !self.view.members.contains(&id)
+            && !self.is_up(id)
+            && !matches!(state.status(), Status::Leaving | Status::Left)
+    }
+
     /// The partitions some member still has to hand over, or `None` if some member may hold
     /// anything: it uses another ring, or it is in the ring and published no handoff entry (or
     /// gossip has brought nothing of it yet). A
@@ -755,7 +771,10 @@ impl NodeCore {
         }
         let mut pending = self.handing_over();
         for (id, state) in self.gossip.members() {
-            if *id == self.id || state.status() == Status::Left {
+            if *id == self.id
+                || state.status() == Status::Left
+                || self.removed_while_down(*id, state)
+            {
                 continue;
             }
             match state.app_state(HANDOFF_KEY).and_then(decode_handoff) {

@@ -287,7 +287,8 @@ impl NodeCore {
     }
 
     /// Every node some member holds hints for, or `None` if a member may hold hints nobody
-    /// knows of: it is down, or published no hints entry. Members that left do not count.
+    /// knows of: it is down, or published no hints entry. Members that left, or that were taken
+    /// out of the ring while down ([`Self::removed_while_down`]), do not count.
     pub(crate) fn hint_targets(&self) -> Option<BTreeSet<NodeId>> {
         let mut targets: BTreeSet<NodeId> = self
             .hints
@@ -296,7 +297,10 @@ impl NodeCore {
             .map(|(&id, _)| id)
             .collect();
         for (id, state) in self.gossip.members() {
-            if *id == self.id || state.status() == dynamo_gossip::Status::Left {
+            if *id == self.id
+                || state.status() == dynamo_gossip::Status::Left
+                || self.removed_while_down(*id, state)
+            {
                 continue;
             }
             if !self.is_up(*id) {

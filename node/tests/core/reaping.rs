@@ -570,3 +570,28 @@ fn a_replica_that_missed_the_reap_reaps_at_its_next_exchange() {
         assert_eq!(stored(&c, n, "k"), None, "node {n} still holds k");
     }
 }
+
+/// Review of operator procedures, twenty-eighth session of issue 20: `dynamo commit --leave` of
+/// a dead node took it out of the ring, but gossip kept it as a member that is down, and the
+/// reaper waits for every member that is down (it may hold hints nobody knows of) and for every
+/// member's hand-over entry of the current ring: reaping stopped for good, against the
+/// documented promise that a node so removed no longer holds it up.
+#[test]
+fn a_dead_node_the_operator_removed_no_longer_holds_up_reaping() {
+    let mut c = Cluster::new(4, quick_reaping());
+    c.advance(500);
+    c.down.push(4);
+    c.advance(20_000);
+    c.commit(1, Vec::new(), vec![4]).expect("node 1 commits");
+    c.advance(10_000);
+    assert!(!c.nodes[&1].ring().contains(&4));
+    assert!(matches!(
+        c.put(1, "k", "old", vec![]),
+        ClientReply::Stored { .. }
+    ));
+    c.delete(1, "k");
+    c.advance(30_000);
+    for n in 1..=3 {
+        assert_eq!(stored(&c, n, "k"), None, "node {n} still holds k");
+    }
+}
