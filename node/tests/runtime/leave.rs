@@ -70,3 +70,42 @@ async fn client_leave_never_moves_to_another_node() {
     );
     held.abort();
 }
+
+/// Review of operator procedures, twenty-eighth session of issue 20: `dynamo members` told the
+/// operator that a node out of the ring "can be stopped once its transfers and hints are 0",
+/// which the docs say is not enough (each receiver must acknowledge the hand-over's end), and
+/// its output did not show `handed_over`. It now marks a node out of the ring `*` while it
+/// hands over and `=` once it is handed over, and says only the latter may be stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_says_when_a_leaving_node_may_be_stopped() {
+    let spec = Spec::new(4, None);
+    let nodes = spec.start_all().await;
+    wait_up(&spec).await;
+    spec.client_of(4).leave().await.expect("node 4 leaves");
+    let done = crate::eventually(120, || async {
+        let status = spec.client_of(4).status().await.ok()?;
+        status.handed_over.then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "node 4 hands over");
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+        .args(["members", "--nodes", &spec.addresses().join(",")])
+        .env("DYNAMO_CLIENT_SECRET", SECRET)
+        .output()
+        .await
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&spec.address(4)))
+        .unwrap_or_default();
+    assert!(line.contains(" 4="), "{text}");
+    assert!(
+        text.contains("=: out of the ring and handed over"),
+        "{text}"
+    );
+    assert!(!text.contains("transfers and hints are 0"), "{text}");
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

@@ -92,6 +92,7 @@ pub async fn members(conn: &ConnArgs) -> Result<()> {
                     .collect();
                 let id = match (s.leaving, s.members.iter().any(|m| m.id == s.id)) {
                     (true, true) => format!("{}~", s.id),
+                    (true, false) if s.handed_over => format!("{}=", s.id),
                     (true, false) => format!("{}*", s.id),
                     (false, _) => s.id.to_string(),
                 };
@@ -109,20 +110,27 @@ pub async fn members(conn: &ConnArgs) -> Result<()> {
             Err(e) => say!("{address:<22} no answer: {e}"),
         }
     }
-    let leaving = |in_ring: bool| {
+    let leaving = |in_ring: bool, handed_over: bool| {
         views.iter().any(|(_, v)| {
-            v.as_ref()
-                .is_ok_and(|s| s.leaving && s.members.iter().any(|m| m.id == s.id) == in_ring)
+            v.as_ref().is_ok_and(|s| {
+                s.leaving
+                    && s.members.iter().any(|m| m.id == s.id) == in_ring
+                    && (in_ring || s.handed_over == handed_over)
+            })
         })
     };
-    if leaving(true) {
+    if leaving(true, false) {
         say!("~: leaving, still in the ring: the claimant takes it out when the ring can lose it");
     }
-    if leaving(false) {
+    if leaving(false, false) {
         say!(
-            "*: out of the ring; it can be stopped once its transfers and hints are 0 (the hints \
-             of a fallback may be the only copies of writes it acknowledged)"
+            "*: out of the ring, handing its ranges and hints over: do not stop it yet (it may \
+             hold the only copies of writes it acknowledged, and each receiver must acknowledge \
+             the hand-over's end)"
         );
+    }
+    if leaving(false, true) {
+        say!("=: out of the ring and handed over: it can be stopped");
     }
     let answered = agreement(conn, &views).await?;
     say!("all {answered} nodes agree on the ring");
