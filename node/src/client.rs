@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use crate::core::{ChangeError, ChangePlan, ChangeRequest, NodeStatus, PartitionSize};
 use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest};
 use crate::runtime::frame::{
-    excerpt, handshake_conn, is_idle_close, AdminReply, AdminRequest, ClientFrame, Conn,
+    excerpt, handshake_conn, is_unread_close, AdminReply, AdminRequest, ClientFrame, Conn,
     FrameError, NodeFrame, RangeInfo, Role, DEFAULT_MAX_FRAME,
 };
 use crate::runtime::handshake::{connect, Credentials, HandshakeError};
@@ -594,7 +594,7 @@ impl Client {
             Err(e) => return Err(Attempt::Fatal(Error::Protocol(e.to_string()))),
         }
         // From here on the request may reach the node, whatever happens next (but for a
-        // connection the node had closed for idleness: it read nothing more of it).
+        // connection the node closed having read nothing more of it: idle, or stopping).
         let sent_before = self.sent;
         self.sent = true;
         self.try_sent = true;
@@ -613,7 +613,7 @@ impl Client {
             }
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(NodeFrame::Error { reason })) if is_idle_close(&reason) => {
+            Ok(Ok(NodeFrame::Error { reason })) if is_unread_close(&reason) => {
                 self.sent = sent_before;
                 self.try_sent = false;
                 Err(Attempt::Closed(format!(

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 mod conn;
 
-pub use conn::{handshake_conn, refuse, Conn, Timeouts, DRAIN_TIME};
+pub use conn::{close_gently, handshake_conn, refuse, Conn, Timeouts, DRAIN_TIME};
 
 use super::identity::Certificate;
 use crate::core::{ChangeError, ChangePlan, ChangeRequest, NodeStatus, PartitionSize};
@@ -325,7 +325,7 @@ pub enum FrameError {
         /// Whether the connection was still in its handshake.
         handshake: bool,
     },
-    /// Nothing arrived for the idle timeout (see [`is_idle_close`]).
+    /// Nothing arrived for the idle timeout (see [`is_unread_close`]).
     #[error("idle for {0:?}{closed}", closed = IDLE_CLOSED)]
     Idle(Duration),
     /// A frame started but did not complete within the read timeout.
@@ -347,12 +347,17 @@ from_cause!(FrameError, FrameError::Encode, rmp_serde::encode::Error);
 /// ([`FrameError::Idle`]).
 const IDLE_CLOSED: &str = ": connection closed for idleness";
 
-/// Whether the reason of an error frame says that the node closed the connection for
-/// idleness: then it owed the connection no reply (a server does not call a connection idle
-/// while it works on one of its requests), so nothing sent since the last reply was read.
+/// The reason of the error frame a stopping node closes a client connection with, once it has
+/// written every reply it owes.
+pub const STOPPED_READING: &str = "node stopping: nothing after its last reply was read";
+
+/// Whether the reason of an error frame says that the node read nothing of the connection
+/// after its last reply: it closed the connection for idleness (a server does not call a
+/// connection idle while it works on one of its requests), or it stops and has answered every
+/// request it read ([`STOPPED_READING`]). A request sent and unanswered was then not applied.
 #[must_use]
-pub fn is_idle_close(reason: &str) -> bool {
-    reason.starts_with("idle for ") && reason.ends_with(IDLE_CLOSED)
+pub fn is_unread_close(reason: &str) -> bool {
+    (reason.starts_with("idle for ") && reason.ends_with(IDLE_CLOSED)) || reason == STOPPED_READING
 }
 
 /// Cuts `text` to at most [`MAX_REASON`] bytes (at a character boundary), saying how long it was:

@@ -128,6 +128,10 @@ pub(crate) enum Input {
     Shutdown,
 }
 
+/// How long a stopping node's client connections may take to write the replies they owe (a
+/// client that does not read them is given up).
+pub const REPLY_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Room a client frame keeps for its encoding beyond a put's key, value, context and content
 /// type (see [`RuntimeConfig::client_frame`]).
 const CLIENT_FRAME_ROOM: usize = 4 << 10;
@@ -344,6 +348,8 @@ pub struct Node {
     inputs: mpsc::Sender<Input>,
     driver: Option<JoinHandle<Result<(), RuntimeError>>>,
     server: Option<JoinHandle<()>>,
+    /// Tells the server that the node stops ([`server::ServerContext::closing`]).
+    closing: tokio::sync::watch::Sender<bool>,
     /// The HTTP API's address and task.
     http: Option<(SocketAddr, JoinHandle<()>)>,
 }
@@ -489,6 +495,7 @@ impl Node {
             .map(|d| delay::DelaySource::new(d, seed ^ 0xde1a));
         let driver = driver::Driver::new(core, clock, link_ctx, config.peer_queue, delay);
         let driver = tokio::spawn(driver.run(rx));
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(server::serve(
             listener,
             server::ServerContext {
@@ -502,6 +509,7 @@ impl Node {
                 unsent,
                 requests,
                 request_timeout: std::time::Duration::from_millis(config.node.request_timeout),
+                closing,
             },
         ));
         match &http {
@@ -516,6 +524,7 @@ impl Node {
             inputs: tx,
             driver: Some(driver),
             server: Some(server),
+            closing: closing_tx,
             http,
         })
     }
@@ -547,21 +556,27 @@ impl Node {
         }
     }
 
-    /// Stops accepting connections, lets the driver flush and stop, and waits for it.
+    /// Stops accepting connections and requests, lets the driver flush and stop, and waits for
+    /// it; then lets the client connections write the replies the driver gave them (for up to
+    /// [`REPLY_DRAIN`]): every request the node applied is answered.
     pub async fn shutdown(mut self) -> Result<(), RuntimeError> {
         if let Some((_, h)) = self.http.take() {
             h.abort();
             let _ = h.await;
         }
-        if let Some(s) = self.server.take() {
-            s.abort();
-            let _ = s.await;
-        }
+        let _ = self.closing.send(true);
         let _ = self.inputs.send(Input::Shutdown).await;
-        match self.driver.take() {
+        let stopped = match self.driver.take() {
             Some(d) => flatten(d.await),
             None => Ok(()),
+        };
+        if let Some(mut s) = self.server.take() {
+            if tokio::time::timeout(REPLY_DRAIN, &mut s).await.is_err() {
+                s.abort();
+                let _ = s.await;
+            }
         }
+        stopped
     }
 
     /// Stops the node abruptly: every task is aborted, nothing more is sent. Returns once the

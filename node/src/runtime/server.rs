@@ -15,12 +15,12 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::frame::{
-    excerpt, handshake_conn, refuse, ClientFrame, Conn, FrameError, Handshake, NodeFrame,
-    PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME,
+    close_gently, excerpt, handshake_conn, refuse, ClientFrame, Conn, FrameError, Handshake,
+    NodeFrame, PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME, STOPPED_READING,
 };
 use super::handshake::{accept_admitting, FrameLimits, NodeSecrets};
 use super::Input;
@@ -127,6 +127,9 @@ pub(crate) struct ServerContext {
     pub requests: RequestBudget,
     /// The timeout of a request that names none (the node's `request_timeout`).
     pub request_timeout: Duration,
+    /// Set (or its sender dropped) when the node stops: the server takes no more connections and
+    /// no more requests, and each client connection ends once it has written the replies it owes.
+    pub closing: watch::Receiver<bool>,
 }
 
 /// The slots of established connections, shared by the connection tasks.
@@ -150,7 +153,9 @@ struct PeerEntry {
     _close: oneshot::Sender<()>,
 }
 
-/// Accepts connections until the task is aborted (which aborts every connection too).
+/// Accepts connections until the node closes ([`ServerContext::closing`]), then waits for every
+/// connection to end (a client connection writes the replies it owes first); aborting the task
+/// aborts every connection too.
 pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
     let slots = Arc::new(Slots {
         clients: Arc::new(Semaphore::new(ctx.limits.max_connections)),
@@ -161,8 +166,14 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
     let mut conns = JoinSet::new();
     let mut next = 0u64;
     let mut backoff = MIN_ACCEPT_BACKOFF;
+    let mut closing = ctx.closing.clone();
     loop {
         tokio::select! {
+            _ = closed(&mut closing) => {
+                drop(listener);
+                while conns.join_next().await.is_some() {}
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
                     backoff = MIN_ACCEPT_BACKOFF;
@@ -183,6 +194,11 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+}
+
+/// Returns once the node closes ([`ServerContext::closing`] set, or its sender gone).
+async fn closed(closing: &mut watch::Receiver<bool>) {
+    let _ = closing.wait_for(|c| *c).await;
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -224,9 +240,15 @@ async fn connection(
             slot,
         ),
     );
+    let mut closing = ctx.closing.clone();
     let outcome = tokio::select! {
         r = handshake => Some(r),
         _ = evicted => None,
+        _ = closed(&mut closing) => {
+            lock(&slots.handshakes).remove(ticket);
+            refuse::<Handshake, _>(&mut conn, "node shutting down").await;
+            return;
+        }
     };
     lock(&slots.handshakes).remove(ticket);
     let (role, _slot) = match outcome {
@@ -362,9 +384,11 @@ async fn peer_connection(
     ctx: ServerContext,
     mut replaced: oneshot::Receiver<()>,
 ) {
+    let mut closing = ctx.closing.clone();
     loop {
         let frame = tokio::select! {
             frame = conn.recv::<PeerFrame>() => frame,
+            _ = closed(&mut closing) => return,
             _ = &mut replaced => {
                 refuse::<PeerFrame, _>(&mut conn, "replaced by a newer connection").await;
                 return;
@@ -413,8 +437,21 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     // Whether the client may still send: one that shut down its side of the connection at a
     // frame's end still reads the replies to what it sent.
     let mut reading = true;
+    let mut closing = ctx.closing.clone();
+    // The node stops: it stopped reading, and says so once it has answered what it read.
+    let mut stopping = false;
+    // The driver stopped with a request of this connection taken and unanswered: it may have
+    // been applied, which an `Unavailable` reply would deny (it means that nothing was
+    // written). Once the other replies are written, the client hears what a lost connection
+    // tells: maybe applied.
+    let mut gone = false;
     loop {
         if !reading && in_flight.is_empty() {
+            if gone {
+                refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
+            } else if stopping {
+                refuse::<NodeFrame, _>(&mut conn, STOPPED_READING).await;
+            }
             return;
         }
         let room = in_flight.len() < MAX_IN_FLIGHT
@@ -490,16 +527,8 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                             }
                         }
                         in_flight.push(futures::future::Either::Left(async move {
-                            // The driver stopped with the request taken: it may have been
-                            // applied, which an `Unavailable` reply would deny (it means that
-                            // nothing was written). The client hears what a lost connection
-                            // tells: maybe applied.
-                            let frame = match rx.await {
-                                Ok(reply) => NodeFrame::Reply { id, reply },
-                                Err(_) => NodeFrame::Error {
-                                    reason: "node shutting down".into(),
-                                },
-                            };
+                            // `None`: the driver stopped with the request taken (see `gone`).
+                            let frame = rx.await.ok().map(|reply| NodeFrame::Reply { id, reply });
                             (weight, frame)
                         }));
                     }
@@ -510,10 +539,7 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                             return;
                         }
                         in_flight.push(futures::future::Either::Right(async move {
-                            let frame = match rx.await {
-                                Ok(reply) => NodeFrame::AdminReply { id, reply },
-                                Err(_) => NodeFrame::Error { reason: "node shutting down".into() },
-                            };
+                            let frame = rx.await.ok().map(|reply| NodeFrame::AdminReply { id, reply });
                             drop(admitted);
                             (weight, frame)
                         }));
@@ -521,6 +547,13 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                     // Only requests are admitted.
                     ClientFrame::Error { .. } => {}
                 }
+            }
+            // The node stops: what was read is answered (the driver flushes it first), nothing
+            // more is read.
+            _ = closed(&mut closing), if reading => {
+                reading = false;
+                stopping = true;
+                continue;
             }
             (admitted, weight) = async {
                 match admitting.as_mut() {
@@ -540,6 +573,11 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
             }
             Some((weight, frame)) = in_flight.next() => {
                 held -= weight;
+                let Some(frame) = frame else {
+                    gone = true;
+                    reading = false;
+                    continue;
+                };
                 let mut last = queue_reply(&mut conn, addr, frame);
                 // Write, taking the replies that complete meanwhile (a flush cut short goes on
                 // where it stopped): they wait as bytes, counted against the limits, not as
@@ -555,7 +593,11 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                     tokio::select! {
                         biased;
                         written = conn.flush() => {
-                            if written.is_err() || closing {
+                            if written.is_err() {
+                                return;
+                            }
+                            if closing {
+                                close_gently(&mut conn).await;
                                 return;
                             }
                             unsent.hold(conn.unsent(), &ctx.limits);
@@ -563,7 +605,13 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Some((weight, frame)) = in_flight.next(), if !closing => {
                             held -= weight;
-                            last = queue_reply(&mut conn, addr, frame);
+                            match frame {
+                                Some(frame) => last = queue_reply(&mut conn, addr, frame),
+                                None => {
+                                    gone = true;
+                                    reading = false;
+                                }
+                            }
                         }
                         reason = unsent.told(&ctx.limits) => {
                             tracing::warn!(%addr, unsent = conn.unsent(), "client holds the most unread replies; closing");

@@ -324,7 +324,7 @@ async fn idle_connections_after_the_handshake_are_capped_and_closed() {
     for (conn, opened) in &mut held {
         let reason = expect_error::<NodeFrame>(conn).await;
         assert!(
-            reason.contains("idle for 1s") && dynamo_node::runtime::frame::is_idle_close(&reason),
+            reason.contains("idle for 1s") && dynamo_node::runtime::frame::is_unread_close(&reason),
             "{reason}"
         );
         assert!(opened.elapsed() < Duration::from_secs(60));

@@ -267,3 +267,77 @@ async fn a_refused_start_does_not_mark_the_directory() {
     let node = Node::start(rc).await.unwrap();
     node.shutdown().await.unwrap();
 }
+
+/// Review of the runtime, twenty-eighth session of issue 20: a graceful stop (`Node::shutdown`,
+/// SIGTERM) aborted the client connections before the driver flushed what it had taken, so the
+/// puts of its last batches were made durable and their replies dropped: the clients heard a
+/// closed connection ("maybe applied") for writes that were stored. A graceful stop answers
+/// every request it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_answers_every_put_it_applied() {
+    use dynamo_node::message::{ClientReply, ClientRequest};
+    use dynamo_node::runtime::frame::{ClientFrame, NodeFrame};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec::new(1, Some(dir.path()));
+    let config = |rc: &mut dynamo_node::runtime::RuntimeConfig| {
+        (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
+    };
+    let mut rc = spec.runtime_config(1);
+    config(&mut rc);
+    let node = Node::start(rc).await.unwrap();
+    wait_up(&spec).await;
+    let mut conn = crate::bad_input::authenticated(&spec).await;
+    let puts = 400u64;
+    let key = |id: u64| format!("stop-{id}").into_bytes();
+    for id in 1..=puts {
+        let request = ClientRequest::Put {
+            key: key(id),
+            value: vec![1; 10],
+            context: Vec::new(),
+            options: ClientOptions::default(),
+            content_type: None,
+        };
+        conn.send(&ClientFrame::Request { id, request })
+            .await
+            .unwrap();
+    }
+    let replies = tokio::spawn(async move {
+        let mut stored = std::collections::BTreeSet::new();
+        loop {
+            match conn.recv::<NodeFrame>().await {
+                Ok(NodeFrame::Reply {
+                    id,
+                    reply: ClientReply::Stored { .. },
+                }) => {
+                    stored.insert(id);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        stored
+    });
+    node.shutdown().await.unwrap();
+    let acknowledged = replies.await.unwrap();
+    let mut rc = spec.runtime_config(1);
+    config(&mut rc);
+    rc.listen = "127.0.0.1:0".into();
+    let node = Node::start(rc).await.unwrap();
+    let mut client_config =
+        dynamo_node::client::ClientConfig::new(vec![node.local_addr().to_string()], SECRET);
+    client_config.timeout = Duration::from_secs(20);
+    let mut client = dynamo_node::client::Client::new(client_config);
+    let mut applied = 0;
+    for id in 1..=puts {
+        let got = client.get(&key(id)).await.unwrap();
+        if !got.values.is_empty() {
+            applied += 1;
+            assert!(
+                acknowledged.contains(&id),
+                "put {id} was applied and its reply dropped ({} acknowledged, {applied} applied so far)",
+                acknowledged.len()
+            );
+        }
+    }
+    node.shutdown().await.unwrap();
+}

@@ -522,6 +522,14 @@ pub async fn refuse<F: ErrorFrame, T: AsyncRead + AsyncWrite + Unpin>(
     // that the error frame starts where a frame may.
     conn.wbuf.clear();
     let _ = conn.feed(&frame);
+    close_gently(conn).await;
+}
+
+/// Writes what is queued, then closes the connection without losing it: the write side first,
+/// then what the other side still sends is read and dropped until it closes too (for up to
+/// [`DRAIN_TIME`]). Closed with unread bytes, a socket resets the connection, and the other side
+/// may lose what it had not read yet (the last replies, the error frame).
+pub async fn close_gently<T: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<T>) {
     let io = async {
         let _ = conn.flush().await;
         let _ = conn.io.shutdown().await;
@@ -536,7 +544,7 @@ pub async fn refuse<F: ErrorFrame, T: AsyncRead + AsyncWrite + Unpin>(
     let _ = tokio::time::timeout(DRAIN_TIME, io).await;
 }
 
-/// How long [`refuse`] waits for the other side to close.
+/// How long [`refuse`] and [`close_gently`] wait for the other side to close.
 pub const DRAIN_TIME: Duration = Duration::from_millis(500);
 
 #[cfg(test)]

@@ -59,6 +59,7 @@ fn served_sharing(
     let mut conn = handshake_conn(ours);
     conn.established(DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME, Some(timeouts));
     let (inputs, driver) = mpsc::channel(MAX_IN_FLIGHT);
+    let (stop, closing) = tokio::sync::watch::channel(false);
     let ctx = ServerContext {
         secrets: NodeSecrets {
             cluster: "test".into(),
@@ -80,9 +81,14 @@ fn served_sharing(
         unsent,
         requests: budget,
         request_timeout: HOUR,
+        closing: closing.clone(),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-    let task = tokio::spawn(client_connection(conn, addr, ctx));
+    // The node never stops while the connection runs.
+    let task = tokio::spawn(async move {
+        let _running = stop;
+        client_connection(conn, addr, ctx).await;
+    });
     let mut client = handshake_conn(theirs);
     client.established(DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME, None);
     (client, driver, task)
