@@ -434,11 +434,14 @@ pub(crate) fn max_head(config: &crate::config::NodeConfig) -> usize {
         .max(LEAST)
 }
 
-/// Binds (or adopts) the listener and serves the API until the task is aborted.
+/// Binds (or adopts) the listener and serves the API until the node closes (`closing` set or
+/// its sender gone: then each connection ends once its request in progress is answered) or the
+/// task is aborted.
 pub(crate) async fn start(
     config: HttpConfig,
     info: NodeInfo,
     inputs: mpsc::Sender<Input>,
+    closing: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), RuntimeError> {
     let (listener, wanted) = match config.listener {
         Some(listener) => {
@@ -473,6 +476,6 @@ pub(crate) async fn start(
     };
     let unsent = std::sync::Arc::clone(&info.unsent);
     let app = router(HttpState::new(info, config.metrics_public, inputs));
-    let task = tokio::spawn(serve::serve(listener, app, limits, unsent));
+    let task = tokio::spawn(serve::serve(listener, app, limits, unsent, closing));
     Ok((addr, task))
 }

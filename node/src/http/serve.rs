@@ -67,13 +67,16 @@ content-length: 81\r\n\
 \r\n\
 {\"error\": \"unavailable\", \"message\": \"the node serves too many HTTP connections\"}\n";
 
-/// Serves `app` on `listener` until the task running this is aborted; answers not yet written
-/// count in `unsent`.
+/// Serves `app` on `listener` until the node closes (`closing`: then no more connections are
+/// taken, each connection is told to close once its request in progress is answered, and this
+/// returns when they have) or the task running this is aborted; answers not yet written count
+/// in `unsent`.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
     unsent: Arc<UnsentBytes>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut slots = Slots::new(limits.max_connections);
     // How to tell each connection to close once its request in progress is answered.
@@ -83,6 +86,14 @@ pub(crate) async fn serve(
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                drop(listener);
+                for (close, _) in open.values() {
+                    close.notify_one();
+                }
+                while connections.join_next().await.is_some() {}
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let admitted = match slots.admit(peer.ip()) {

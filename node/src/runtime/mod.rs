@@ -466,6 +466,8 @@ impl Node {
         };
         // Replies not yet written, over every client connection (TCP and HTTP).
         let unsent: std::sync::Arc<UnsentBytes> = std::sync::Arc::default();
+        // Set when the node stops (see `Node::shutdown`).
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
         #[cfg(feature = "http")]
         let http = match config.http.take() {
             Some(http) => Some(
@@ -483,6 +485,7 @@ impl Node {
                         unsent: std::sync::Arc::clone(&unsent),
                     },
                     tx.clone(),
+                    closing.clone(),
                 )
                 .await?,
             ),
@@ -495,7 +498,6 @@ impl Node {
             .map(|d| delay::DelaySource::new(d, seed ^ 0xde1a));
         let driver = driver::Driver::new(core, clock, link_ctx, config.peer_queue, delay);
         let driver = tokio::spawn(driver.run(rx));
-        let (closing_tx, closing) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(server::serve(
             listener,
             server::ServerContext {
@@ -556,24 +558,22 @@ impl Node {
         }
     }
 
-    /// Stops accepting connections and requests, lets the driver flush and stop, and waits for
-    /// it; then lets the client connections write the replies the driver gave them (for up to
-    /// [`REPLY_DRAIN`]): every request the node applied is answered.
+    /// Stops accepting connections and requests (TCP and HTTP), lets the driver flush and stop,
+    /// and waits for it; then lets the client connections write the replies the driver gave them
+    /// (for up to [`REPLY_DRAIN`]): every request the node applied is answered.
     pub async fn shutdown(mut self) -> Result<(), RuntimeError> {
-        if let Some((_, h)) = self.http.take() {
-            h.abort();
-            let _ = h.await;
-        }
         let _ = self.closing.send(true);
         let _ = self.inputs.send(Input::Shutdown).await;
         let stopped = match self.driver.take() {
             Some(d) => flatten(d.await),
             None => Ok(()),
         };
-        if let Some(mut s) = self.server.take() {
-            if tokio::time::timeout(REPLY_DRAIN, &mut s).await.is_err() {
-                s.abort();
-                let _ = s.await;
+        let deadline = tokio::time::Instant::now() + REPLY_DRAIN;
+        let tasks = [self.http.take().map(|(_, h)| h), self.server.take()];
+        for mut task in tasks.into_iter().flatten() {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
             }
         }
         stopped

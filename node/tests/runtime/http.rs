@@ -618,3 +618,83 @@ async fn the_openapi_document_lists_exactly_the_routes() {
         }
     }
 }
+
+/// One put over a fresh connection: its status and body, or `None` if the connection failed
+/// or closed without an answer.
+async fn put_once(addr: SocketAddr, key: &str) -> Option<(u16, String)> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let head = format!(
+            "PUT /kv/{key} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: {}\r\nContent-Length: 1\r\n\r\nv",
+            bearer()
+        );
+        stream.write_all(head.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text.get(9..12)?.parse().ok()?;
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        Some((status, body))
+    };
+    tokio::time::timeout(ANSWER, exchange).await.ok().flatten()
+}
+
+/// Review of the runtime, twenty-eighth session of issue 20, with the TCP protocol's
+/// `a_graceful_stop_answers_every_put_it_applied`: a graceful stop aborted the HTTP API before
+/// the driver flushed what it had taken, so puts it made durable got no answer. Every put the
+/// node applied is answered, and never with an answer that says nothing was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_answers_every_http_put_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec::new(1, Some(dir.path()));
+    let one = |rc: &mut RuntimeConfig| (rc.node.n, rc.node.r, rc.node.w) = (1, 1, 1);
+    let node = start_with_http(&spec, 1, one).await;
+    wait_up(&spec).await;
+    let http = node.http_addr().unwrap();
+    let writers: Vec<_> = (0..16)
+        .map(|t| {
+            tokio::spawn(async move {
+                // Each writer's puts, in order, with their answers.
+                let mut answers = Vec::new();
+                for i in 0.. {
+                    let key = format!("stop-{t}-{i}");
+                    let answer = put_once(http, &key).await;
+                    let go_on = matches!(answer, Some((204, _)));
+                    answers.push((key, answer));
+                    if !go_on {
+                        break;
+                    }
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.shutdown().await.unwrap();
+    let mut answers = Vec::new();
+    for w in writers {
+        answers.extend(w.await.unwrap());
+    }
+    let mut rc = spec.runtime_config(1);
+    one(&mut rc);
+    rc.listen = "127.0.0.1:0".into();
+    let node = Node::start(rc).await.unwrap();
+    let mut config =
+        dynamo_node::client::ClientConfig::new(vec![node.local_addr().to_string()], SECRET);
+    config.timeout = Duration::from_secs(20);
+    let mut client = dynamo_node::client::Client::new(config);
+    for (key, answer) in &answers {
+        let applied = !client.get(key.as_bytes()).await.unwrap().values.is_empty();
+        let told = match answer {
+            Some((204, _)) => true,
+            // "interrupted": may have been applied.
+            Some((503, body)) => body.contains("may have been applied"),
+            _ => false,
+        };
+        assert!(
+            !applied || told,
+            "{key} was applied and answered {answer:?}"
+        );
+    }
+    node.shutdown().await.unwrap();
+}
