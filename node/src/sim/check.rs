@@ -474,13 +474,9 @@ pub fn missed_writes(history: &History) -> Vec<u64> {
         for g in ops.iter().filter(|o| o.kind == OpKind::Get && o.is_ok()) {
             let complete = g.complete.unwrap_or(u64::MAX);
             let before = acked.partition_point(|&(c, _)| c < g.invoke);
-            let missed = acked[..before].iter().any(|&(_, p)| {
-                !g.read.contains(&p)
-                    && !superseded.get(&p).is_some_and(|by| {
-                        by.iter()
-                            .any(|&(x, _)| history.get(x).is_some_and(|x| x.invoke < complete))
-                    })
-            });
+            let missed = acked[..before]
+                .iter()
+                .any(|&(_, p)| !g.read.contains(&p) && !replaced_in(history, &superseded, p, g));
             if missed {
                 out.push(g.id);
             }
@@ -488,6 +484,38 @@ pub fn missed_writes(history: &History) -> Vec<u64> {
     }
     out.sort_unstable();
     out
+}
+
+/// Whether get `g`, which did not return put `p`'s value, returned what replaced it: the value
+/// of a put that superseded `p` (or superseded one that did, and so on), or any answer once a
+/// delete among those was invoked before `g` completed (a tombstone leaves nothing to return, and
+/// a put after it may not name the values it replaced). A write that superseded `p` but whose
+/// value `g` did not return excuses nothing: applied on a replica `g` read, its version (or a
+/// later one) would be in the answer, since it replaces `p` wherever it meets it.
+fn replaced_in(
+    history: &History,
+    superseded: &BTreeMap<u64, Vec<(u64, bool)>>,
+    p: u64,
+    g: &Op,
+) -> bool {
+    let complete = g.complete.unwrap_or(u64::MAX);
+    let mut seen = std::collections::BTreeSet::from([p]);
+    let mut next = vec![p];
+    while let Some(v) = next.pop() {
+        for &(x, _) in superseded.get(&v).into_iter().flatten() {
+            let Some(op) = history.get(x) else { continue };
+            if op.invoke >= complete {
+                continue;
+            }
+            if op.kind == OpKind::Delete || g.read.contains(&x) {
+                return true;
+            }
+            if seen.insert(x) {
+                next.push(x);
+            }
+        }
+    }
+    false
 }
 
 /// Lost acknowledged writes; see the [module docs](self). Returns the losses, the number of
@@ -859,15 +887,31 @@ mod tests {
         assert!(!stale_reads(&h.0).stale.contains(&one));
         assert_eq!(missed_writes(&h.0), vec![one]);
         // A put from `both`'s context replaces both; a get completing after it began may leave
-        // them out (and the put itself is not acknowledged before the get).
+        // them out for it (and the put itself is not acknowledged before the get).
         let replace = h.write(OpKind::Put, 0, (8, 12), &c);
         saw(&mut h, replace, both);
-        let during = h.read(0, (9, 10), vec![second]);
+        let during = h.read(0, (9, 10), vec![replace]);
         let after = h.read(0, (13, 14), vec![replace]);
         assert_eq!(missed_writes(&h.0), vec![one]);
         assert!(![during, after]
             .iter()
             .any(|g| missed_writes(&h.0).contains(g)));
+        // Review of the checkers, twenty-eighth session of issue 20: a get that returned neither
+        // an acknowledged put nor the write replacing it missed it, whatever that write's fate
+        // (any write superseding `first` excused it, even one never applied).
+        let neither = h.read(0, (9, 11), vec![second]);
+        assert_eq!(missed_writes(&h.0), vec![one, neither]);
+        // Nor what replaced the write that replaced it.
+        let again = h.read(0, (15, 16), vec![replace]);
+        let last = h.write(OpKind::Put, 0, (17, 20), &c);
+        saw(&mut h, last, again);
+        let later = h.read(0, (18, 19), vec![last]);
+        assert!(!missed_writes(&h.0).contains(&later));
+        // A delete that replaced it excuses any answer.
+        let gone = h.op(OpKind::Delete, 0, 21, 24, false);
+        saw(&mut h, gone, later);
+        let empty = h.read(0, (22, 23), vec![]);
+        assert!(!missed_writes(&h.0).contains(&empty));
         // A get that began before `second` was acknowledged need not hold it.
         let early = h.read(0, (2, 4), vec![first]);
         assert!(!missed_writes(&h.0).contains(&early));
