@@ -275,10 +275,12 @@ impl NodeCore {
         // The claimant's automatic changes must not add a removed node back before its
         // `Leaving` status reaches here.
         self.view.departed.extend(request.leaves.iter().copied());
+        let forced = self.forced_with(&request.leaves, &ring);
         let state = RingState {
             version,
             claimant: self.id,
             ring,
+            forced,
         };
         self.install_ring(now, state);
         // Durable before the commit is answered (with what installing it wrote: the transfers

@@ -158,6 +158,15 @@ pub(crate) struct RingState {
     pub(crate) claimant: NodeId,
     /// The ring.
     pub(crate) ring: Ring<NodeId>,
+    /// Nodes taken out of the ring while down and not leaving, as the claimant saw them (an
+    /// operator's `dynamo commit --leave` of a dead node, or the claimant taking out a node gossip
+    /// forgot): such a node hands nothing over when it comes back, from a crash or from a
+    /// partition (what it held is for the other replicas to rebuild, as for Riak's force-remove),
+    /// and nobody waits for it (the reaper, a release of an awaited partition). Kept in every
+    /// later ring until the node joins again. (Left out of the encoding when empty: a ring with
+    /// none encodes, and hashes, as before.)
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub(crate) forced: BTreeSet<NodeId>,
 }
 
 impl RingState {
@@ -386,10 +395,12 @@ impl NodeCore {
         let Some(version) = next_ring_version(self.view.ring_state.version) else {
             return;
         };
+        let forced = self.forced_with(&leavers, &next);
         let state = RingState {
             version,
             claimant: self.id,
             ring: next,
+            forced,
         };
         self.install_ring(_now, state);
     }
@@ -571,6 +582,9 @@ impl NodeCore {
         if removed_me {
             self.put_meta(REMOVED_KEY, vec![1]);
         }
+        if self.forced_out(self.id) {
+            self.drop_forced_hints();
+        }
         // What it awaits under the new ring before the entry naming the ring: a peer that hears
         // the new ring's digest hears no older awaiting entry with it (gossip sends in version
         // order, and may cut a delta short).
@@ -670,7 +684,8 @@ impl NodeCore {
         // Transfers that completed before this node adopted the ring that awaits them.
         self.transfers.adopted(self.view.ring_state.version);
         self.cancel_stale_transfers();
-        if !provisional && !self.view.ring.contains(&me) {
+        let forced_out = self.forced_out(me);
+        if !provisional && !self.view.ring.contains(&me) && !forced_out {
             // Out of the ring: every range this node held goes to every primary of the new ring,
             // not only to the plan's newcomers. The plan counts on the replicas that stay holding
             // the range, but one may still await it (a hand-over to it that a partition holds
@@ -686,6 +701,8 @@ impl NodeCore {
                 }
             }
         }
+        // Taken out while down: nothing is handed over (see `RingState::forced`).
+        let plan = plan.filter(|_| !forced_out);
         for transfer in plan.iter().flat_map(|plan| plan.outgoing(&me)) {
             // Strategy 3: every range in the plan is a union of whole partitions.
             for p in 0..old.range_count() {
@@ -738,20 +755,27 @@ impl NodeCore {
         self.view.handoff_stamp = quiet.then_some(stamp);
     }
 
-    /// Whether gossip's member `id` is out of the ring, down, and never said it leaves: a dead
-    /// node an operator took out (`dynamo commit --leave`), which never heard of it. It hands
-    /// nothing over while it is down, and neither the reaper nor a release of an awaited
-    /// partition waits for it (its hints were rerouted when the ring dropped it, and the
-    /// operator wipes its data before it starts again: `docs/operations.md`). Back up, it is
-    /// counted again; one that learned of its removal says it leaves, and is waited for.
-    pub(crate) fn removed_while_down(
-        &self,
-        id: NodeId,
-        state: &dynamo_gossip::NodeState<String>,
-    ) -> bool {
-        !self.view.members.contains(&id)
-            && !self.is_up(id)
-            && !matches!(state.status(), Status::Leaving | Status::Left)
+    /// Whether `id` was taken out of the ring while down ([`RingState::forced`]): it hands
+    /// nothing over, so nobody waits for it.
+    pub(crate) fn forced_out(&self, id: NodeId) -> bool {
+        self.view.ring_state.forced.contains(&id) && !self.view.ring.contains(&id)
+    }
+
+    /// The [`RingState::forced`] of the ring that takes `leavers` out and is `next`: those of
+    /// the current ring, and the leavers this node (the claimant) sees down and not leaving,
+    /// less the nodes `next` holds (a node that joins again starts empty).
+    pub(crate) fn forced_with(&self, leavers: &[NodeId], next: &Ring<NodeId>) -> BTreeSet<NodeId> {
+        let mut forced = self.view.ring_state.forced.clone();
+        forced.extend(leavers.iter().copied().filter(|&id| {
+            id != self.id
+                && !self.is_up(id)
+                && !self
+                    .gossip
+                    .node_state(&id)
+                    .is_some_and(|s| matches!(s.status(), Status::Leaving | Status::Left))
+        }));
+        forced.retain(|id| !next.contains(id));
+        forced
     }
 
     /// The partitions some member still has to hand over, or `None` if some member may hold
@@ -771,10 +795,7 @@ impl NodeCore {
         }
         let mut pending = self.handing_over();
         for (id, state) in self.gossip.members() {
-            if *id == self.id
-                || state.status() == Status::Left
-                || self.removed_while_down(*id, state)
-            {
+            if *id == self.id || state.status() == Status::Left || self.forced_out(*id) {
                 continue;
             }
             match state.app_state(HANDOFF_KEY).and_then(decode_handoff) {

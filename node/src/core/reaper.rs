@@ -288,7 +288,7 @@ impl NodeCore {
 
     /// Every node some member holds hints for, or `None` if a member may hold hints nobody
     /// knows of: it is down, or published no hints entry. Members that left, or that were taken
-    /// out of the ring while down ([`Self::removed_while_down`]), do not count.
+    /// out of the ring while down ([`Self::forced_out`]), do not count.
     pub(crate) fn hint_targets(&self) -> Option<BTreeSet<NodeId>> {
         let mut targets: BTreeSet<NodeId> = self
             .hints
@@ -299,7 +299,7 @@ impl NodeCore {
         for (id, state) in self.gossip.members() {
             if *id == self.id
                 || state.status() == dynamo_gossip::Status::Left
-                || self.removed_while_down(*id, state)
+                || self.forced_out(*id)
             {
                 continue;
             }

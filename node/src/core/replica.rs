@@ -412,6 +412,18 @@ impl NodeCore {
         self.transmits.push_back((from, PeerMessage::HintsAck(ack)));
     }
 
+    /// This node was taken out of the ring while down ([`RingState::forced`]): its hints go
+    /// nowhere (nobody waits for them any more: delivered late, one could bring back a value
+    /// whose delete was reaped meanwhile).
+    ///
+    /// [`RingState::forced`]: super::membership::RingState::forced
+    pub(crate) fn drop_forced_hints(&mut self) {
+        let nodes: Vec<NodeId> = self.hints.nodes().map(|(&id, _)| id).collect();
+        for node in nodes {
+            self.hints.forget_peer(&node);
+        }
+    }
+
     pub(crate) fn drain_hints(&mut self, now: Millis) {
         while let Some((to, batch)) = self.hints.poll_transmit() {
             self.transmits.push_back((to, PeerMessage::Hints(batch)));
@@ -465,6 +477,10 @@ impl NodeCore {
                 HintEvent::Dropped { key, .. } => {
                     self.stats.counters.hints_dropped += 1;
                     dropped += 1;
+                    // Not from a node taken out while down: it hands nothing over.
+                    if self.forced_out(self.id) {
+                        continue;
+                    }
                     if let Some(siblings) = self.holdings.hinted(&key).cloned() {
                         self.send_to_primaries(&key, &siblings, &[]);
                     }

@@ -111,6 +111,7 @@ impl NodeCore {
                     version: 0,
                     claimant: 0,
                     ring: Self::build_ring(&config, &members)?,
+                    forced: Default::default(),
                 }
             }
         };
@@ -294,6 +295,9 @@ impl NodeCore {
             stats: NodeStats::default(),
             events: events::Events::default(),
         };
+        if core.forced_out(id) {
+            core.drop_forced_hints();
+        }
         core.hand_over_foreign(now);
         core.publish_awaiting();
         core.publish_handoff();

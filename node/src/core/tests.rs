@@ -272,6 +272,7 @@ impl Harness {
                 version,
                 claimant: 2,
                 ring,
+                forced: Default::default(),
             },
         );
     }
@@ -1812,6 +1813,7 @@ fn gossip_ring(h: &mut Harness, version: u64) {
         version,
         claimant: 2,
         ring: h.core.view.ring_state.ring.clone(),
+        forced: Default::default(),
     };
     let delta = Delta {
         id: 2,
@@ -2167,6 +2169,7 @@ fn handing_over_a_written_key(h: &mut Harness) -> (Key, NodeId) {
         version: h.core.view.ring_state.version + 1,
         claimant: 2,
         ring: h.core.view.ring_state.ring.leave(&ME).expect("leaves").ring,
+        forced: Default::default(),
     };
     let now = h.now;
     h.core.install_ring(now, state);
@@ -2311,6 +2314,7 @@ fn a_transfer_from_a_replica_that_stays_finishes_under_steady_writes() {
             .join(NodeSpec::new(joiner))
             .expect("joins")
             .ring,
+        forced: Default::default(),
     };
     // Which partitions node 1 streams to the joiner and still replicates after (a trial run).
     let mut trial = cluster();
@@ -2389,6 +2393,7 @@ fn a_transfer_reads_on_past_a_page_whose_keys_all_vanished() {
         version: h.core.view.ring_state.version + 1,
         claimant: p2,
         ring: h.core.view.ring_state.ring.leave(&ME).expect("leaves").ring,
+        forced: Default::default(),
     };
     let now = h.now;
     h.core.install_ring(now, state);
@@ -2766,6 +2771,7 @@ fn a_node_on_a_new_store_answers_no_read_until_it_knows_the_cluster_holds_no_old
             version,
             claimant: 2,
             ring,
+            forced: Default::default(),
         },
     );
     assert!(
@@ -3109,6 +3115,7 @@ fn a_transfer_done_is_said_again_across_an_unrelated_ring_change() {
         version: version + 1,
         claimant: 2,
         ring: h.core.view.ring_state.ring.clone(),
+        forced: Default::default(),
     };
     let now = h.now;
     h.core.install_ring(now, state);
@@ -3269,6 +3276,7 @@ fn joiner_on_a_new_store(now: Millis, sync: Option<Millis>) -> (NodeCore, Vec<u8
         version: 5,
         claimant: 2,
         ring,
+        forced: Default::default(),
     };
     (core, state.encode())
 }

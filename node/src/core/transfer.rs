@@ -96,6 +96,10 @@ impl NodeCore {
     /// (a restart resumes them), or else to each of its primaries. Then persists the transfers
     /// pending.
     pub(crate) fn hand_over_foreign(&mut self, now: Millis) {
+        // Taken out while down: nothing is handed over (see `RingState::forced`).
+        if self.forced_out(self.id) {
+            return;
+        }
         let stored = self.transfers.persisted().clone();
         for p in 0..self.view.ring.range_count() {
             if self.holdings.keys(p).is_empty() {

@@ -48,7 +48,9 @@ use crate::types::NodeId;
 
 /// The protocol version this build speaks. A handshake naming another version is refused.
 ///
-/// 6: a node's handshake names its gossip generation ([`Role::Peer`]), so that a node restarted
+/// 7: a ring names the nodes taken out of it while down, which hand nothing over (gossip's
+/// ring state; a node of version 6 cannot read one that names any). A node at its connection
+/// cap refuses in the handshake. 6: a node's handshake names its gossip generation ([`Role::Peer`]), so that a node restarted
 /// at another address replaces its older, maybe half-open, connection; a receiver acknowledges a
 /// hand-over's end ([`PeerMessage::TransferDoneAck`]), which its sender says until it does; the
 /// accepting side says the largest frame it takes (`Handshake::Challenge`). 5: a replica that lost its copy of a key says so ([`PeerMessage::ReadLost`]), for read repair
@@ -56,7 +58,7 @@ use crate::types::NodeId;
 /// ([`dynamo_handoff::HintAck::refused`]). 4: a replica read says whether the coordinator asks the node as one of the key's primaries
 /// ([`PeerMessage::Read`]). 3: keys, values, contexts and objects are msgpack byte strings (`bin`), not arrays of
 /// integers ([`crate::types::bytes`]). 2: handshake frames apart from the frames after it.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Default largest frame between peers (16 MiB): room for large sync and transfer batches.
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;

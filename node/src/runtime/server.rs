@@ -508,6 +508,13 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         return;
                     }
                 };
+                // Read as the node began to stop (this arm won the race with the one below): not
+                // taken, and said so once the replies owed are written.
+                if *closing.borrow() {
+                    reading = false;
+                    stopping = true;
+                    continue;
+                }
                 held += weight;
                 match frame {
                     ClientFrame::Request { id, request } => {
@@ -518,8 +525,12 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                         match within_timeout(request, waited, ctx.request_timeout) {
                             Ok(request) => {
                                 if ctx.inputs.send(Input::Client { request, reply }).await.is_err() {
-                                    refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
-                                    return;
+                                    // The driver stopped: not taken. The replies it gave the
+                                    // requests before are written first.
+                                    held -= weight;
+                                    reading = false;
+                                    stopping = true;
+                                    continue;
                                 }
                             }
                             Err(turned_down) => {
@@ -535,8 +546,10 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                     ClientFrame::Admin { id, request } => {
                         let (tx, rx) = oneshot::channel();
                         if ctx.inputs.send(Input::Admin { request, reply: tx }).await.is_err() {
-                            refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
-                            return;
+                            held -= weight;
+                            reading = false;
+                            stopping = true;
+                            continue;
                         }
                         in_flight.push(futures::future::Either::Right(async move {
                             let frame = rx.await.ok().map(|reply| NodeFrame::AdminReply { id, reply });

@@ -472,7 +472,6 @@ pub fn missed_writes(history: &History) -> Vec<u64> {
     for (_, ops) in by_key(history) {
         let acked = acked_by_completion(&ops);
         for g in ops.iter().filter(|o| o.kind == OpKind::Get && o.is_ok()) {
-            let complete = g.complete.unwrap_or(u64::MAX);
             let before = acked.partition_point(|&(c, _)| c < g.invoke);
             let missed = acked[..before]
                 .iter()

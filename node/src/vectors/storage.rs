@@ -139,6 +139,7 @@ fn record_payloads_are_frozen() {
             version: 3,
             claimant: 1,
             ring,
+            forced: Default::default(),
         },
         "9303019593a34d643581af457175616c506172746974696f6e73910202929301\
              01c0930201c092c4107fffffffffffffffffffffffffffffffc410ffffffffff\

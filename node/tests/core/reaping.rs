@@ -595,3 +595,43 @@ fn a_dead_node_the_operator_removed_no_longer_holds_up_reaping() {
         assert_eq!(stored(&c, n, "k"), None, "node {n} still holds k");
     }
 }
+
+/// Review of the last fix: a node taken out while it only seemed dead (cut off by a partition,
+/// or paused) is not waited for by the reaper, so when it comes back it must not hand its old
+/// copies over: they would bring back values whose deletes were reaped meanwhile. A node taken
+/// out while down is marked so in the ring, and such a node hands nothing over (as Riak's
+/// force-remove: its copies are the others' to rebuild).
+#[test]
+fn a_node_taken_out_while_cut_off_brings_no_reaped_value_back() {
+    let mut c = Cluster::new(4, quick_reaping());
+    c.advance(500);
+    let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
+    for k in &keys {
+        assert!(matches!(
+            c.put(1, k, "old", vec![]),
+            ClientReply::Stored { .. }
+        ));
+    }
+    c.advance(2_000);
+    // Node 4 is cut off (it keeps its copies), taken out, and every key deleted and reaped.
+    c.down.push(4);
+    c.advance(20_000);
+    c.commit(1, Vec::new(), vec![4]).expect("node 1 commits");
+    c.advance(10_000);
+    for k in &keys {
+        c.delete(1, k);
+    }
+    c.advance(30_000);
+    for k in &keys {
+        for n in 1..=3 {
+            assert_eq!(stored(&c, n, k), None, "node {n} still holds {k}");
+        }
+    }
+    // It comes back, once the replicas' fences of the reaped tombstones are gone.
+    c.advance(660_000);
+    c.down.clear();
+    c.advance(60_000);
+    for k in &keys {
+        assert!(c.get(1, k).0.is_empty(), "{k} is back");
+    }
+}
