@@ -583,7 +583,7 @@ impl NodeCore {
             self.put_meta(REMOVED_KEY, vec![1]);
         }
         if self.forced_out(self.id) {
-            self.drop_forced_hints();
+            self.drop_forced_copies();
         }
         // What it awaits under the new ring before the entry naming the ring: a peer that hears
         // the new ring's digest hears no older awaiting entry with it (gossip sends in version

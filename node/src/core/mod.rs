@@ -361,6 +361,14 @@ impl NodeCore {
     /// A message from `from` arrived.
     pub fn handle_message(&mut self, now: Millis, from: NodeId, msg: PeerMessage) {
         self.silence.heard(from, now);
+        // A node taken out of the ring while down hands nothing over (`RingState::forced`):
+        // nobody waited for its copies, and one could bring back a value whose delete was
+        // reaped meanwhile. Until it has heard the ring that says so (its start, a partition
+        // just healed), it may still send them: only its gossip is taken, which tells it.
+        if self.forced_out(from) && !matches!(msg, PeerMessage::Gossip(_)) {
+            self.stats.counters.bad_messages += 1;
+            return;
+        }
         match msg {
             PeerMessage::Gossip(m) => {
                 // The address a peer (authenticated as `from`) gives in its message is where it

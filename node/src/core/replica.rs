@@ -412,16 +412,24 @@ impl NodeCore {
         self.transmits.push_back((from, PeerMessage::HintsAck(ack)));
     }
 
-    /// This node was taken out of the ring while down ([`RingState::forced`]): its hints go
-    /// nowhere (nobody waits for them any more: delivered late, one could bring back a value
-    /// whose delete was reaped meanwhile).
+    /// This node was taken out of the ring while down ([`RingState::forced`]): its hints and
+    /// its hand-overs (running, or waiting to be retried) go nowhere. Nobody waits for them any
+    /// more: delivered late, one could bring back a value whose delete was reaped meanwhile.
+    /// (The other nodes refuse what it sends anyway: see `NodeCore::handle_message`.)
     ///
     /// [`RingState::forced`]: super::membership::RingState::forced
-    pub(crate) fn drop_forced_hints(&mut self) {
+    pub(crate) fn drop_forced_copies(&mut self) {
         let nodes: Vec<NodeId> = self.hints.nodes().map(|(&id, _)| id).collect();
         for node in nodes {
             self.hints.forget_peer(&node);
         }
+        let runs: Vec<u64> = self.transfers.runs.keys().copied().collect();
+        for id in runs {
+            self.transfers.runs.remove(&id);
+            self.checkpoint(id, None);
+        }
+        self.transfers.retry.clear();
+        self.persist_transfers();
     }
 
     pub(crate) fn drain_hints(&mut self, now: Millis) {

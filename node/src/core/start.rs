@@ -296,7 +296,7 @@ impl NodeCore {
             events: events::Events::default(),
         };
         if core.forced_out(id) {
-            core.drop_forced_hints();
+            core.drop_forced_copies();
         }
         core.hand_over_foreign(now);
         core.publish_awaiting();

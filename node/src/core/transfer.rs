@@ -151,7 +151,7 @@ impl NodeCore {
 
     /// Persists transfer `id`'s checkpoint at `key` (`None`: clears it). A dirty pass keeps
     /// none: a write below `key` reached the partition during it (see `Transfers::touched`).
-    fn checkpoint(&mut self, id: u64, key: Option<Key>) {
+    pub(super) fn checkpoint(&mut self, id: u64, key: Option<Key>) {
         let key = key.filter(|_| !self.transfers.dirty(id));
         let op = self.transfers.checkpoint(id, key);
         self.store_op(op, Then::Meta);

@@ -634,4 +634,27 @@ fn a_node_taken_out_while_cut_off_brings_no_reaped_value_back() {
     for k in &keys {
         assert!(c.get(1, k).0.is_empty(), "{k} is back");
     }
+    // It is done (nothing to hand over), and what it would still send is refused.
+    assert!(c.nodes[&4].status().handed_over);
+    let old = Store::get(c.nodes[&4].store(), keys[0].as_bytes())
+        .expect("store")
+        .expect("node 4 kept its copy");
+    let now = c.now;
+    for n in 1..=3 {
+        c.nodes.get_mut(&n).expect("node").handle_message(
+            now,
+            4,
+            PeerMessage::Write {
+                req: None,
+                key: keys[0].as_bytes().to_vec(),
+                siblings: old.clone(),
+                hint: None,
+            },
+        );
+    }
+    c.advance(1_000);
+    assert!(
+        c.get(1, &keys[0]).0.is_empty(),
+        "a late write brought it back"
+    );
 }
