@@ -413,7 +413,7 @@ impl NodeCore {
     }
 
     /// This node was taken out of the ring while down ([`RingState::forced`]): its hints and
-    /// its hand-overs (running, or waiting to be retried) go nowhere. Nobody waits for them any
+    /// its hand-overs (running, waiting to be retried, or their ends unacknowledged) go nowhere. Nobody waits for them any
     /// more: delivered late, one could bring back a value whose delete was reaped meanwhile.
     /// (The other nodes refuse what it sends anyway: see `NodeCore::handle_message`.)
     ///
@@ -429,6 +429,8 @@ impl NodeCore {
             self.checkpoint(id, None);
         }
         self.transfers.retry.clear();
+        // Nor the ends of hand-overs it owes (the receivers refuse them now).
+        self.transfers.unacknowledged.clear();
         self.persist_transfers();
     }
 

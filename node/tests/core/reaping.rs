@@ -658,3 +658,36 @@ fn a_node_taken_out_while_cut_off_brings_no_reaped_value_back() {
         "a late write brought it back"
     );
 }
+
+/// Review of the last fix: a node forced out while a receiver had not acknowledged the end of
+/// its hand-over said that end again every 2 s, which the receiver now refuses: it never counted
+/// as handed over (and never said it left). A forced node forgets the ends it owes too.
+#[test]
+fn a_node_forced_out_with_a_hand_over_end_unacknowledged_is_done() {
+    let mut c = Cluster::new(4, quick_reaping());
+    c.advance(500);
+    for i in 0..40 {
+        assert!(matches!(
+            c.put(1, &format!("key-{i}"), "old", vec![]),
+            ClientReply::Stored { .. }
+        ));
+    }
+    let config = c.nodes[&1].config().clone();
+    let newcomer =
+        StoredCore::new(5, "n5".into(), config, MemoryStore::new(), c.now, 5).expect("starts");
+    c.nodes.insert(5, newcomer);
+    // Node 5 joins; every acknowledgement of a hand-over's end to node 4 is lost.
+    for _ in 0..3_000 {
+        c.round(|from, to, msg| {
+            !(from == 5 && to == 4 && matches!(msg, PeerMessage::TransferDoneAck { .. }))
+        });
+    }
+    assert!(c.nodes[&1].ring().contains(&5));
+    c.down.push(4);
+    c.advance(20_000);
+    c.commit(1, Vec::new(), vec![4]).expect("node 1 commits");
+    c.advance(10_000);
+    c.down.clear();
+    c.advance(30_000);
+    assert!(c.nodes[&4].status().handed_over, "node 4 is not done");
+}
