@@ -289,14 +289,33 @@ async fn a_node_with_peers_listening_everywhere_needs_an_advertised_address() {
     node.shutdown().await.unwrap();
 }
 
+/// Sends a put of a 10-byte value to each of `keys` on `conn` (request ids 1, 2, ...), one frame
+/// after the other, without waiting for a reply.
+pub(crate) async fn pipelined_puts(
+    conn: &mut Conn<TcpStream>,
+    keys: impl Iterator<Item = Vec<u8>>,
+) {
+    for (id, key) in (1u64..).zip(keys) {
+        let request = dynamo_node::message::ClientRequest::Put {
+            key,
+            value: vec![1; 10],
+            context: Vec::new(),
+            options: dynamo_node::message::ClientOptions::default(),
+            content_type: None,
+        };
+        conn.send(&dynamo_node::runtime::frame::ClientFrame::Request { id, request })
+            .await
+            .unwrap();
+    }
+}
+
 /// Review of the client surfaces, twenty-eighth session of issue 20: a client that sends its
 /// requests and then shuts down its side of the connection (`nc -N`, a script's
 /// `shutdown(SHUT_WR)`) still reads the replies. The node took the end of its stream for the end
 /// of the connection and dropped every reply still on its way, of puts it applied too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_half_closes_still_gets_its_replies() {
-    use dynamo_node::message::{ClientOptions, ClientReply, ClientRequest};
-    use dynamo_node::runtime::frame::ClientFrame;
+    use dynamo_node::message::ClientReply;
     use tokio::io::AsyncWriteExt;
 
     let spec = Spec::new(3, None);
@@ -304,18 +323,11 @@ async fn a_client_that_half_closes_still_gets_its_replies() {
     wait_up(&spec).await;
     let mut conn = crate::bad_input::authenticated(&spec).await;
     let puts = 5u64;
-    for id in 1..=puts {
-        let request = ClientRequest::Put {
-            key: format!("half-closed-{id}").into_bytes(),
-            value: vec![1; 10],
-            context: Vec::new(),
-            options: ClientOptions::default(),
-            content_type: None,
-        };
-        conn.send(&ClientFrame::Request { id, request })
-            .await
-            .unwrap();
-    }
+    pipelined_puts(
+        &mut conn,
+        (1..=puts).map(|id| format!("half-closed-{id}").into_bytes()),
+    )
+    .await;
     conn.get_mut().shutdown().await.unwrap();
     let mut stored = Vec::new();
     loop {

@@ -275,8 +275,8 @@ async fn a_refused_start_does_not_mark_the_directory() {
 /// every request it applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_answers_every_put_it_applied() {
-    use dynamo_node::message::{ClientReply, ClientRequest};
-    use dynamo_node::runtime::frame::{ClientFrame, NodeFrame};
+    use dynamo_node::message::ClientReply;
+    use dynamo_node::runtime::frame::NodeFrame;
     let dir = tempfile::tempdir().unwrap();
     let spec = Spec::new(1, Some(dir.path()));
     let config = |rc: &mut dynamo_node::runtime::RuntimeConfig| {
@@ -289,18 +289,7 @@ async fn a_graceful_stop_answers_every_put_it_applied() {
     let mut conn = crate::bad_input::authenticated(&spec).await;
     let puts = 400u64;
     let key = |id: u64| format!("stop-{id}").into_bytes();
-    for id in 1..=puts {
-        let request = ClientRequest::Put {
-            key: key(id),
-            value: vec![1; 10],
-            context: Vec::new(),
-            options: ClientOptions::default(),
-            content_type: None,
-        };
-        conn.send(&ClientFrame::Request { id, request })
-            .await
-            .unwrap();
-    }
+    crate::bad_input::pipelined_puts(&mut conn, (1..=puts).map(key)).await;
     let replies = tokio::spawn(async move {
         let mut stored = std::collections::BTreeSet::new();
         loop {
