@@ -423,15 +423,9 @@ impl NodeCore {
         for node in nodes {
             self.hints.forget_peer(&node);
         }
-        let runs: Vec<u64> = self.transfers.runs.keys().copied().collect();
-        for id in runs {
-            self.transfers.runs.remove(&id);
-            self.checkpoint(id, None);
-        }
-        self.transfers.retry.clear();
         // Nor the ends of hand-overs it owes (the receivers refuse them now).
         self.transfers.unacknowledged.clear();
-        self.persist_transfers();
+        self.cancel_transfers(|_, _, _| true);
     }
 
     pub(crate) fn drain_hints(&mut self, now: Millis) {

@@ -151,7 +151,7 @@ impl NodeCore {
 
     /// Persists transfer `id`'s checkpoint at `key` (`None`: clears it). A dirty pass keeps
     /// none: a write below `key` reached the partition during it (see `Transfers::touched`).
-    pub(super) fn checkpoint(&mut self, id: u64, key: Option<Key>) {
+    fn checkpoint(&mut self, id: u64, key: Option<Key>) {
         let key = key.filter(|_| !self.transfers.dirty(id));
         let op = self.transfers.checkpoint(id, key);
         self.store_op(op, Then::Meta);
@@ -162,12 +162,21 @@ impl NodeCore {
     /// and keep the partition waiting on a node that may be away. What this node still holds of a
     /// partition it does not replicate goes to the current primaries (`hand_over_foreign`).
     pub(crate) fn cancel_stale_transfers(&mut self) {
-        let primary = super::is_primary;
+        self.cancel_transfers(|ring, p, to| !super::is_primary(ring, p, to));
+    }
+
+    /// Stops the transfers (running, or waiting to be retried) of partition `p` to `to` for
+    /// which `cancel(ring, p, to)` holds, and forgets their checkpoints.
+    pub(crate) fn cancel_transfers(
+        &mut self,
+        cancel: impl Fn(&dynamo_ring::Ring<NodeId>, usize, NodeId) -> bool,
+    ) {
+        let ring = &self.view.ring;
         let stale: Vec<u64> = self
             .transfers
             .runs
             .iter()
-            .filter(|(_, r)| !primary(&self.view.ring, r.partition, *r.session.to()))
+            .filter(|(_, r)| cancel(ring, r.partition, *r.session.to()))
             .map(|(&id, _)| id)
             .collect();
         for id in stale {
@@ -175,7 +184,7 @@ impl NodeCore {
             self.checkpoint(id, None);
         }
         let ring = &self.view.ring;
-        self.transfers.retry.retain(|&(p, to)| primary(ring, p, to));
+        self.transfers.retry.retain(|&(p, to)| !cancel(ring, p, to));
         self.persist_transfers();
     }
 

@@ -86,7 +86,7 @@ pub(crate) async fn serve(
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+            () = crate::runtime::server::closed(&mut closing) => {
                 drop(listener);
                 for (close, _) in open.values() {
                     close.notify_one();

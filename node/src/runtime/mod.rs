@@ -28,7 +28,7 @@ pub mod handshake;
 pub mod identity;
 mod peers;
 mod refreshed;
-mod server;
+pub(crate) mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -197,7 +197,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
 }
 
 /// Returns once the node closes ([`ServerContext::closing`] set, or its sender gone).
-async fn closed(closing: &mut watch::Receiver<bool>) {
+pub(crate) async fn closed(closing: &mut watch::Receiver<bool>) {
     let _ = closing.wait_for(|c| *c).await;
 }
 
