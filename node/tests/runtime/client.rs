@@ -39,17 +39,20 @@ async fn reply_dropping_proxy(
             let mut cut = cut_rx;
             let mut buf = vec![0u8; 64 << 10];
             loop {
+                // The cut first: told before the put, the proxy must not pass its answer on
+                // (unbiased, it did when both were ready at once, on a loaded machine).
                 tokio::select! {
+                    biased;
+                    _ = &mut cut => {
+                        // The put's answer is dropped; the connection closes a moment later.
+                        let _ = node_read.read(&mut buf).await;
+                        return;
+                    }
                     read = node_read.read(&mut buf) => {
                         let n = read.unwrap_or(0);
                         if n == 0 || client_write.write_all(&buf[..n]).await.is_err() {
                             return;
                         }
-                    }
-                    _ = &mut cut => {
-                        // The put's answer is dropped; the connection closes a moment later.
-                        let _ = node_read.read(&mut buf).await;
-                        return;
                     }
                 }
             }
