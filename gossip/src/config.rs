@@ -92,7 +92,9 @@ pub struct Config {
     /// How long a removed peer's last known version is remembered, so that stale gossip about it
     /// cannot bring it back; counted from the latest moment another member may remove it (a
     /// tombstone lives [`remove_after`](Self::remove_after), or
-    /// [`left_grace`](Self::left_grace) for a node that left, plus this).
+    /// [`left_grace`](Self::left_grace) for a node that left, plus this). The tombstone of a
+    /// node that left keeps its last state, which goes to a peer still naming an older one (a
+    /// peer cut off while the node left hears of the departure, rather than keep the node).
     pub tombstone_ttl: Duration,
     /// Upper bound on the estimated encoded size of one message (see [`Message::size_estimate`](crate::Message::size_estimate)).
     pub max_message_bytes: usize,

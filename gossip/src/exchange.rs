@@ -140,6 +140,23 @@ where
                 continue;
             }
             let Some(state) = self.node_state(&d.id) else {
+                // A node that left and was removed here, of which the initiator holds an older
+                // state: it hears of the departure (it missed it: cut off, or paused).
+                if let Some(t) = self.tombstones.get(&d.id) {
+                    if t.left.is_some() && (d.generation, d.version) < (t.generation, t.version) {
+                        let from = if d.generation == t.generation {
+                            d.version
+                        } else {
+                            0
+                        };
+                        wanted.push(Wanted {
+                            id: d.id.clone(),
+                            from,
+                            news: true,
+                        });
+                    }
+                    continue;
+                }
                 if room > 0
                     && requests.len() < max_requests
                     && !self.blocked_by_tombstone(&d.id, d.generation, d.version)
@@ -213,7 +230,10 @@ where
         let mut budget = total.saturating_sub(used);
         let mut deltas = Vec::with_capacity(wanted.len());
         for w in wanted {
-            let Some(state) = self.node_state(&w.id) else {
+            let state = self
+                .node_state(&w.id)
+                .or_else(|| self.tombstones.get(&w.id).and_then(|t| t.left.as_ref()));
+            let Some(state) = state else {
                 continue;
             };
             let mut delta = state.delta(w.id, w.from, usize::MAX);
@@ -284,6 +304,7 @@ where
                 until: now
                     .saturating_add(ms(linger))
                     .saturating_add(ms(self.config.tombstone_ttl)),
+                left: (state.status() == Status::Left).then(|| state.clone()),
             },
         );
     }

@@ -37,11 +37,14 @@ pub(crate) struct Member<A> {
 }
 
 /// The last version known of a removed node; gossip not newer than it is stale.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Tombstone {
+#[derive(Debug, Clone)]
+pub(crate) struct Tombstone<A> {
     pub(crate) generation: u64,
     pub(crate) version: u64,
     pub(crate) until: u64,
+    /// The state of a node removed because it left: sent to a peer that still names an older
+    /// state of it (one cut off while the node left), which would otherwise keep the node.
+    pub(crate) left: Option<NodeState<A>>,
 }
 
 /// Gossip membership of one node: who is in the cluster, who is alive, and what each node
@@ -93,7 +96,7 @@ pub struct Gossip<Id, A> {
     pub(crate) local: NodeState<A>,
     /// Every other known node.
     pub(crate) others: BTreeMap<Id, Member<A>>,
-    pub(crate) tombstones: BTreeMap<Id, Tombstone>,
+    pub(crate) tombstones: BTreeMap<Id, Tombstone<A>>,
     pub(crate) next_round: Option<u64>,
     pub(crate) transmits: VecDeque<Transmit<Id, A>>,
     pub(crate) events: VecDeque<Event<Id>>,

@@ -215,3 +215,57 @@ fn a_node_that_restarts_and_leaves_again_is_removed_as_departed() {
     assert_eq!(count(Event::Removed { id: 4 }), 9, "{:?}", sim.log);
     assert!(sim.converged_membership());
 }
+
+/// Review (the project's twenty-ninth session): a member cut off while another left heard
+/// nothing of the departure. The others removed the node after `left_grace` and kept only a
+/// tombstone, which they never told anyone about: the cut-off member kept the departed node as
+/// a member that is down for good (an application that removes no failed node keeps it, and
+/// waits for it), and once the tombstones expired its gossip brought the node back everywhere.
+/// A member that names a departed node in its digests hears that it left.
+#[test]
+fn a_member_cut_off_while_another_left_hears_of_the_departure() {
+    let config = Config {
+        left_grace: core::time::Duration::from_secs(30),
+        remove_after: core::time::Duration::from_secs(10 * 24 * 3600),
+        ..Config::default()
+    };
+    let mut sim = Sim::cluster(13, config, 5, 2);
+    assert!(sim.run_until_converged(60_000).is_some());
+    sim.keep = |e| {
+        matches!(
+            e,
+            Event::Left { .. } | Event::Removed { .. } | Event::Joined { .. }
+        )
+    };
+    // Node 3 is cut off, node 4 leaves and stops.
+    sim.groups[3] = 1;
+    sim.node_mut(4).leave().unwrap();
+    sim.run_for(5_000);
+    sim.crash(4);
+    sim.run_for(60_000);
+    for i in [0, 1, 2] {
+        assert!(sim.node(i).node_state(&4).is_none(), "node {i} removed 4");
+    }
+    assert!(sim.node(3).node_state(&4).is_some(), "node 3 heard nothing");
+    sim.groups[3] = 0;
+    sim.run_for(120_000);
+    let heard = |node: u32, want: Event<u32>| {
+        sim.log
+            .iter()
+            .any(|(_, observer, e)| *observer == node && *e == want)
+    };
+    assert!(heard(3, Event::Left { id: 4 }), "{:?}", sim.log);
+    assert!(heard(3, Event::Removed { id: 4 }), "{:?}", sim.log);
+    assert!(sim.converged_membership());
+    // Past every tombstone's lifetime, nobody brings it back.
+    sim.log.clear();
+    sim.run_for(2 * 3600 * 1000);
+    assert!(
+        !sim.log
+            .iter()
+            .any(|(_, _, e)| *e == Event::Joined { id: 4 }),
+        "{:?}",
+        sim.log
+    );
+    assert!(sim.converged_membership());
+}
