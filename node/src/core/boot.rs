@@ -20,6 +20,34 @@ use crate::config::NodeConfig;
 use crate::store::{Store, StoreError};
 use crate::types::{Key, Millis, NodeId, ReplayRng};
 
+/// Refuses a store whose records are of a format this version cannot read (written by a newer
+/// version, or by one from before dotted version vectors). The on-disk stores call it at open,
+/// before they check their records: a record this version cannot read is not damage there, and
+/// removed as damage it would be lost for the version that wrote it.
+pub(crate) fn check_format<S: Store + ?Sized>(store: &S) -> Result<(), StoreError> {
+    let format = match store.get_meta(META_FORMAT)? {
+        Some(bytes) => decode_u64(&bytes)?,
+        // A store that holds a node but no format is of format 1; a new one has no format yet.
+        None if store.get_meta(META_NODE_ID)?.is_some() => 1,
+        None => return Ok(()),
+    };
+    if (OLDEST_FORMAT..=FORMAT).contains(&format) {
+        return Ok(());
+    }
+    Err(StoreError::UnknownVersion {
+        what: "the store's records".into(),
+        found: format.to_string(),
+        supported: format!("{OLDEST_FORMAT} to {FORMAT}"),
+        advice: if format < OLDEST_FORMAT {
+            "format 1 holds a vector clock per version, from before dotted version vectors: \
+             start the node on an empty data directory and let anti-entropy refill it"
+        } else {
+            "it was written by a newer version: run that version on it"
+        }
+        .into(),
+    })
+}
+
 /// One stored key as the core indexes it.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredKey {
@@ -95,27 +123,9 @@ impl Boot {
                     "the store belongs to node {stored_id}, not {id}"
                 )));
             }
-            let format = match store.get_meta(META_FORMAT)? {
-                Some(bytes) => decode_u64(&bytes)?,
-                None => 1,
-            };
-            if !(OLDEST_FORMAT..=FORMAT).contains(&format) {
-                return Err(StoreError::UnknownVersion {
-                    what: "the store's records".into(),
-                    found: format.to_string(),
-                    supported: format!("{OLDEST_FORMAT} to {FORMAT}"),
-                    advice: if format < OLDEST_FORMAT {
-                        "format 1 holds a vector clock per version, from before dotted version \
-                         vectors: start the node on an empty data directory and let \
-                         anti-entropy refill it"
-                    } else {
-                        "it was written by a newer version: run that version on it"
-                    }
-                    .into(),
-                }
-                .into());
-            }
         }
+        // (The stores check it at open already; a memory store, here.)
+        check_format(store)?;
         store.put_meta(META_FORMAT, &FORMAT.to_be_bytes())?;
         // A store without an epoch has lost (or never had) the node's data: a fresh random base,
         // so that no dot handed out before can be issued again (kv679; see `epochs`). It is drawn

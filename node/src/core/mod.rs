@@ -66,6 +66,7 @@ use dynamo_handoff::HintLog;
 use dynamo_merkle::Tree;
 use dynamo_ring::Ring;
 
+pub(crate) use boot::check_format;
 pub use boot::Boot;
 pub use change::{
     ChangeError, ChangePlan, ChangeRequest, PartitionSize, PlannedMember, PlannedMove,

@@ -188,6 +188,8 @@ impl FjallStore {
     /// Verifies every record once at open: damaged data and hints are counted and removed,
     /// damaged metadata fails the open.
     fn verify(&mut self) -> Result<(), StoreError> {
+        // Records of a format this version cannot read are not damage: refused, not removed.
+        crate::core::check_format(self)?;
         self.scan(&mut |_, _| {})?;
         let set_aside: Vec<crate::types::Key> = self.damage().data.iter().cloned().collect();
         if !set_aside.is_empty() {

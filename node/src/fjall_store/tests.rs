@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::*;
 use crate::on_disk::contract::{self, key, sibs, value, values};
+use fjall::KeyspaceCreateOptions;
 
 /// Writes `n` keys, flushed into sorted tables (not only the journal).
 fn fill(dir: &Path, n: usize) {
@@ -360,4 +361,29 @@ fn ordinary_reopens_pass_the_durable_mark() {
     }
     let store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
     assert!(store.get(&key(119)).unwrap().is_some());
+}
+
+/// Reads the raw bytes under `key` in `data`, past the store.
+fn read_raw(dir: &Path, key: &[u8]) -> Option<Vec<u8>> {
+    let db = Database::builder(dir.join(FJALL_DIR)).open().unwrap();
+    let data = db.keyspace("data", KeyspaceCreateOptions::default).unwrap();
+    data.get(key).unwrap().map(|v| v.to_vec())
+}
+
+#[test]
+fn a_store_of_another_format_is_refused_before_its_records_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::a_store_of_another_format_is_refused_before_its_records_are_checked(
+        dir.path(),
+        |d| FjallStore::open(d, Durability::Durable),
+        |d, key| {
+            // A record of a version byte this binary does not know.
+            let sealed = record::seal_version(3, Table::Data, key, b"\x90");
+            let db = Database::builder(d.join(FJALL_DIR)).open().unwrap();
+            let data = db.keyspace("data", KeyspaceCreateOptions::default).unwrap();
+            data.insert(key, sealed).unwrap();
+            db.persist(fjall::PersistMode::SyncAll).unwrap();
+        },
+        read_raw,
+    );
 }

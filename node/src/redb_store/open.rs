@@ -119,6 +119,8 @@ impl RedbStore {
         marked_commits(&store)?;
         // Records first: removing a damaged record rewrites its page, so that redb's check
         // below does not roll back a whole commit (or give up) over one bad value.
+        // Records of a format this version cannot read are not damage: refused, not removed.
+        crate::core::check_format(&store)?;
         store.verify_records()?;
         store.check_integrity()?;
         marked_commits(&store)?;

@@ -577,3 +577,26 @@ fn an_older_copy_of_the_database_file_is_refused() {
     );
     RedbStore::open(fresh.path(), Durability::Durable).unwrap();
 }
+
+/// Reads the raw bytes under `key` in `data`, past the store.
+fn read_raw(dir: &Path, key: &[u8]) -> Option<Vec<u8>> {
+    let db = Database::create(dir.join(DB_FILE)).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(DATA).unwrap();
+    table.get(key).unwrap().map(|v| v.value().to_vec())
+}
+
+#[test]
+fn a_store_of_another_format_is_refused_before_its_records_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::a_store_of_another_format_is_refused_before_its_records_are_checked(
+        dir.path(),
+        |d| RedbStore::open(d, Durability::Durable),
+        |d, key| {
+            // A record of a version byte this binary does not know.
+            let sealed = record::seal_version(3, Table::Data, key, b"\x90");
+            write_raw(d, key, &sealed);
+        },
+        read_raw,
+    );
+}
