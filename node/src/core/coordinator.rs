@@ -151,14 +151,18 @@ impl NodeCore {
         // cluster's: coordinated on it, a put counted the joiner's own store and a guessed
         // primary toward W, and no replica of the key held it.
         if self.view.ring_provisional {
-            return self.reply(
-                origin,
-                ClientReply::Failed(ClientError::Unavailable(
-                    "this node is joining and has not heard the cluster's ring yet: retry, or \
-                     ask another node"
-                        .into(),
-                )),
-            );
+            let why = match &self.view.ring_mismatch {
+                Some(theirs) => format!(
+                    "this node is joining but cannot take the cluster's ring: it has {theirs}, \
+                     this node is configured with {}. Set `n` and `partitions` as on the other \
+                     nodes and restart it",
+                    super::membership::ring_shape(self.view.ring_state.ring.config())
+                ),
+                None => "this node is joining and has not heard the cluster's ring yet: retry, \
+                         or ask another node"
+                    .into(),
+            };
+            return self.reply(origin, ClientReply::Failed(ClientError::Unavailable(why)));
         }
         // Likewise a node restarted on the ring it stored, until it has compared that ring with
         // a peer's: the cluster may have moved on while it was away, and a get over the old

@@ -39,6 +39,17 @@ pub enum NodeEvent {
         /// The member.
         id: NodeId,
     },
+    /// A peer publishes a ring of another shape (N, partition count, strategy or hash) than
+    /// this node's configuration: the ring is not taken, and one of the two nodes is
+    /// misconfigured (a joiner never leaves its guessed ring). Said once per shape heard.
+    RingMismatch {
+        /// The peer.
+        from: NodeId,
+        /// The shape of its ring.
+        theirs: String,
+        /// This node's.
+        ours: String,
+    },
     /// This node moved to a new ring.
     RingInstalled {
         /// The ring's version.

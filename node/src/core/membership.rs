@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dynamo_gossip::{Event, Status};
-use dynamo_ring::{NodeSpec, Ring};
+use dynamo_ring::{NodeSpec, Ring, RingConfig, Strategy};
 use serde::{Deserialize, Serialize};
 
 use super::change::enough_left;
@@ -125,6 +125,9 @@ pub(crate) struct View {
     /// Whether a peer's ring was heard since start: a node restarted with a stale ring makes no
     /// membership change before it has compared its ring with the cluster's.
     pub(crate) ring_heard: bool,
+    /// The shape of the last ring of another shape a peer published (see
+    /// [`NodeEvent::RingMismatch`](super::NodeEvent::RingMismatch)).
+    pub(crate) ring_mismatch: Option<String>,
     /// This incarnation started on the ring it had stored (a restart), not on a new node's: it
     /// coordinates nothing until `ring_heard` (see `NodeCore::ring_unconfirmed`).
     pub(crate) restarted_on_a_ring: bool,
@@ -287,6 +290,7 @@ impl NodeCore {
     /// Adopts the newest ring any peer publishes, if it is newer than this node's.
     fn adopt_newest_ring(&mut self, now: Millis) {
         let mut best: Option<(RingState, Vec<u8>)> = None;
+        let mut mismatched = Vec::new();
         for (id, state) in self.gossip.members() {
             if *id == self.id {
                 continue;
@@ -333,13 +337,30 @@ impl NodeCore {
             if candidate.ring.config() != self.view.ring_state.ring.config() {
                 // Another N or Q: not a ring this node can serve.
                 self.stats.counters.bad_messages += 1;
+                mismatched.push((*id, *candidate.ring.config()));
                 continue;
             }
             best = Some((candidate, bytes.to_vec()));
         }
+        for (from, config) in mismatched {
+            self.ring_mismatch(from, &config);
+        }
         if let Some((state, _)) = best {
             self.install_ring(now, state);
         }
+    }
+
+    /// Peer `from` publishes a ring of shape `theirs`, not this node's: said once per shape (the
+    /// operator must set `n` and `partitions` alike on every node).
+    fn ring_mismatch(&mut self, from: NodeId, theirs: &RingConfig) {
+        let theirs = ring_shape(theirs);
+        if self.view.ring_mismatch.as_ref() == Some(&theirs) {
+            return;
+        }
+        self.view.ring_mismatch = Some(theirs.clone());
+        let ours = ring_shape(self.view.ring_state.ring.config());
+        self.events
+            .push(NodeEvent::RingMismatch { from, theirs, ours });
     }
 
     /// If this node is the claimant, turns the membership gossip reports into the next ring.
@@ -881,4 +902,13 @@ impl NodeCore {
             self.pass_on(now, recorded_at, key, &payload);
         }
     }
+}
+
+/// A ring's shape as an operator configures it: "N = 3, 64 partitions".
+pub(crate) fn ring_shape(config: &RingConfig) -> String {
+    let cut = match config.strategy {
+        Strategy::EqualPartitions { partitions } => format!("{partitions} partitions"),
+        other => format!("{other:?}"),
+    };
+    format!("N = {}, {cut}, {:?} hashing", config.replicas, config.hash)
 }

@@ -252,6 +252,7 @@ impl NodeCore {
                 awaiting_published: None,
                 ring_provisional,
                 ring_heard: false,
+                ring_mismatch: None,
                 restarted_on_a_ring,
                 adopted_since_start: false,
                 members,

@@ -76,6 +76,11 @@ pub struct NodeStatus {
     /// still decodes.)
     #[serde(default)]
     pub handed_over: bool,
+    /// The shape (N, partitions) of a ring a peer publishes that this node's configuration does
+    /// not match, last heard: one of the two is misconfigured, and a joiner never takes the
+    /// cluster's ring. (Last, as `handed_over`.)
+    #[serde(default)]
+    pub ring_mismatch: Option<String>,
 }
 
 impl NodeCore {
@@ -118,6 +123,7 @@ impl NodeCore {
             transfers_running: self.transfers.runs.len(),
             partitions_incoming: self.transfers.incoming.len(),
             leaving: self.view.leaving,
+            ring_mismatch: self.view.ring_mismatch.clone(),
             handed_over: self.handed_over(),
             requests_in_flight: self.requests.len(),
             counters: Counters {

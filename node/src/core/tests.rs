@@ -3257,11 +3257,21 @@ fn joiner_publishing_the_ring(core: &mut NodeCore, now: Millis, id: NodeId) {
 /// provisional) on a new store at `now`, anti-entropy every `sync` ms if any; and the cluster's
 /// ring (members 1 to 4) at version 5, as the ring state node 2 publishes.
 fn joiner_on_a_new_store(now: Millis, sync: Option<Millis>) -> (NodeCore, Vec<u8>) {
+    joiner_with_partitions(now, sync, 8)
+}
+
+/// [`joiner_on_a_new_store`], the joiner configured with `partitions` (the cluster's ring has 8).
+fn joiner_with_partitions(
+    now: Millis,
+    sync: Option<Millis>,
+    partitions: u32,
+) -> (NodeCore, Vec<u8>) {
     use super::membership::RingState;
     let ring = Harness::new().core.view.ring_state.ring.clone();
+    assert_eq!(ring.range_count(), 8);
     let members: Vec<NodeId> = (1..=4).collect();
     let config = NodeConfig {
-        partitions: 8,
+        partitions,
         initial_members: vec![2, 3, 4],
         seeds: members.iter().map(|&m| (m, format!("n{m}"))).collect(),
         sync_interval: sync,
@@ -4131,4 +4141,39 @@ fn settings_that_cannot_work_are_refused_at_start() {
             Err(e) => assert!(e.to_string().contains(what), "{what}: {e}"),
         }
     }
+}
+
+/// Review of the operator's surface (the project's twenty-ninth session): a node started to join
+/// a cluster with another partition count or N (its configuration written without them, which
+/// the operations guide did not name) ignored the cluster's ring without a word: it stayed on
+/// its guessed ring for good, every client of it heard "has not heard the cluster's ring yet:
+/// retry", and every commit adding it "retry in a moment". It says why now: an event the
+/// runtime logs as an error, and the answer to its clients.
+#[test]
+fn a_joiner_configured_with_another_ring_shape_says_so() {
+    use super::membership::RING_KEY;
+    let now: Millis = 3_600_000;
+    // The cluster's ring has 8 partitions; this node was started with 16.
+    let (mut core, ring) = joiner_with_partitions(now, None, 16);
+    gossip_state(&mut core, now, 2, vec![(RING_KEY.into(), ring.clone())]);
+    assert!(core.view.ring_provisional);
+    let mut said = Vec::new();
+    while let Some(event) = core.poll_event() {
+        if let NodeEvent::RingMismatch { from, theirs, ours } = event {
+            said.push((from, theirs, ours));
+        }
+    }
+    assert_eq!(said.len(), 1, "said once");
+    assert_eq!(said[0].0, 2);
+    assert!(said[0].1.contains("8 partitions"), "{said:?}");
+    assert!(said[0].2.contains("16 partitions"), "{said:?}");
+    // Heard again (from another member): not said again.
+    gossip_state(&mut core, now + 500, 3, vec![(RING_KEY.into(), ring)]);
+    assert!(!std::iter::from_fn(|| core.poll_event())
+        .any(|e| matches!(e, NodeEvent::RingMismatch { .. })));
+    core.handle_client(now + 600, 10, get(b"k"));
+    let Some((10, ClientReply::Failed(ClientError::Unavailable(why)))) = core.poll_reply() else {
+        panic!("the request fails");
+    };
+    assert!(why.contains("partitions"), "{why}");
 }

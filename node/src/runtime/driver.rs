@@ -696,6 +696,14 @@ fn log_event(me: NodeId, event: &NodeEvent) {
         NodeEvent::RingInstalled { version, members } => {
             tracing::info!(id = me, version, ?members, "ring installed")
         }
+        NodeEvent::RingMismatch { from, theirs, ours } => tracing::error!(
+            id = me,
+            peer = from,
+            theirs,
+            ours,
+            "a peer's ring has another shape than this node's configuration: not taken. Set `n` \
+             and `partitions` alike on every node"
+        ),
         NodeEvent::HintsDelivered { node, count } => {
             tracing::info!(id = me, to = node, count, "hints delivered")
         }

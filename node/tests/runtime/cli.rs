@@ -289,6 +289,42 @@ async fn a_cluster_whose_nodes_all_fail_exits_non_zero() {
     drop((taken, taken_http));
 }
 
+/// Review of the operator's surface (the project's twenty-ninth session): `dynamo init` for one
+/// or two machines wrote N = 3, R = W = 2, as for three: a single node could never acknowledge a
+/// put, two stopped taking writes when one was down. It writes the quorums `dynamo cluster` uses
+/// for so few nodes: N the node count, R and W a majority of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_for_fewer_nodes_than_n_writes_quorums_they_can_meet() {
+    for (nodes, want) in [
+        ("10.9.9.1:7001", "n = 1\nr = 1\nw = 1\n"),
+        ("10.9.9.1:7001,10.9.9.2:7001", "n = 2\nr = 2\nw = 2\n"),
+        (
+            "10.9.9.1:7001,10.9.9.2:7001,10.9.9.3:7001",
+            "n = 3\nr = 2\nw = 2\n",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let init = Command::new(env!("CARGO_BIN_EXE_dynamo"))
+            .args(["init", "--nodes", nodes, "--out"])
+            .arg(dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert!(init.status.success(), "{init:?}");
+        let file = std::fs::read_to_string(dir.path().join("node-1.toml")).unwrap();
+        assert!(file.contains(want), "{nodes}: {file}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("node-1.toml"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "the file holds secrets");
+        }
+    }
+}
+
 /// `dynamo init` writes configurations a node starts from, and a client environment that reaches
 /// it (secrets generated, shared by the files).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

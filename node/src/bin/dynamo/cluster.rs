@@ -424,7 +424,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// `(N, R = W)` for a cluster of fewer nodes than the default N of 3: N is the node count, and R
 /// and W a majority of it, so that a one- or two-node cluster can serve (with N = 3 and W = 2 a
 /// single node could never acknowledge a put). `None`: the defaults.
-fn small_cluster_quorums(nodes: usize) -> Option<(usize, usize)> {
+pub(crate) fn small_cluster_quorums(nodes: usize) -> Option<(usize, usize)> {
     (nodes < dynamo_node::NodeConfig::default().n).then(|| (nodes, nodes / 2 + 1))
 }
 

@@ -105,14 +105,28 @@ fn write(path: &Path, text: &str, force: bool) -> Result<()> {
     if path.exists() && !force {
         bail!("{} exists (--force overwrites it)", path.display());
     }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
+        // The files hold secrets: nobody else may read them, not even while they are written.
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        // (A file that existed, overwritten with --force, keeps its mode otherwise.)
         use std::os::unix::fs::PermissionsExt as _;
-        // The files hold secrets.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("cannot restrict {}", path.display()))?;
     }
+    use std::io::Write as _;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -148,6 +162,13 @@ pub fn run(args: &InitArgs) -> Result<()> {
         .zip(&args.zones)
         .map(|(id, z)| format!("[{id}, \"{z}\"]"))
         .collect();
+    // Fewer machines than the default N: every node replicates every key, with majority
+    // quorums (N = 3 on one node could never acknowledge a put), as `dynamo cluster` does.
+    let (n, quorum) =
+        crate::cluster::small_cluster_quorums(args.nodes.len()).unwrap_or_else(|| {
+            let defaults = dynamo_node::NodeConfig::default();
+            (defaults.n, defaults.w)
+        });
     for (id, address) in ids.iter().zip(&args.nodes) {
         let port = address.rsplit_once(':').map_or("7001", |(_, p)| p);
         let zone = args
@@ -177,9 +198,9 @@ pub fn run(args: &InitArgs) -> Result<()> {
              seeds = [{}]\n\
              member_zones = [{}]\n\
              {zone}\
-             n = 3\n\
-             r = 2\n\
-             w = 2\n\
+             n = {n}\n\
+             r = {quorum}\n\
+             w = {quorum}\n\
              # \"sloppy\" (hinted handoff to fallbacks) or \"strict\" quorums.\n\
              mode = \"sloppy\"\n",
             args.data_dir.display(),

@@ -61,9 +61,30 @@ pub async fn cluster(conn: &ConnArgs, json: bool) -> Result<()> {
             Err(_) => {}
         }
     }
+    if !json {
+        say_mismatches(&views)?;
+    }
     let answered = agreement(conn, &views).await?;
     if !json {
         say!("all {answered} nodes agree on the ring (one node in detail: status --node ADDR)");
+    }
+    Ok(())
+}
+
+/// Says which nodes hear a ring of another shape than they are configured for.
+fn say_mismatches(views: &[(String, Result<NodeStatus, Error>)]) -> Result<()> {
+    for (address, view) in views {
+        if let Ok(NodeStatus {
+            id,
+            ring_mismatch: Some(theirs),
+            ..
+        }) = view
+        {
+            say!(
+                "node {id} ({address}) hears a ring of {theirs}, not the shape it is configured \
+                 for: set `n` and `partitions` alike on every node"
+            );
+        }
     }
     Ok(())
 }
@@ -132,6 +153,7 @@ pub async fn members(conn: &ConnArgs) -> Result<()> {
     if leaving(false, true) {
         say!("=: out of the ring and handed over: it can be stopped");
     }
+    say_mismatches(&views)?;
     let answered = agreement(conn, &views).await?;
     say!("all {answered} nodes agree on the ring");
     Ok(())
