@@ -320,6 +320,20 @@ pub(crate) fn config_checked(this: NodeId, config: &NodeConfig) -> Result<(), No
             config.n, config.r, config.w
         )));
     }
+    // Limits under which no put (or no put with a context) could ever be stored.
+    if config.max_siblings == 0 || config.max_context_size == 0 {
+        return Err(NodeError::Config(format!(
+            "max_siblings = {}, max_context_size = {}: need at least 1 (no put could be stored)",
+            config.max_siblings, config.max_context_size
+        )));
+    }
+    if config.max_value_size > config.max_siblings_size {
+        return Err(NodeError::Config(format!(
+            "max_value_size = {} is above max_siblings_size = {}: a value between them would \
+             be taken and then refused as too many sibling bytes; raise max_siblings_size",
+            config.max_value_size, config.max_siblings_size
+        )));
+    }
     // Every request's deadline, and the anti-entropy and transfer timeouts derived from it (up
     // to ten times it), must come after the request and stay within a day of it.
     if config.request_timeout == 0 || config.request_timeout > MAX_REQUEST_TIMEOUT {

@@ -537,6 +537,38 @@ fn a_read_fanout_below_r_or_above_n_is_refused_at_start() {
     }
 }
 
+/// Review of the operator's surface (the project's twenty-ninth session): size limits that
+/// cannot work together were taken, and every put they shaped failed: a value allowed by
+/// `max_value_size` above `max_siblings_size` was refused as too many sibling bytes, and
+/// `max_siblings = 0` refused every put. Refused at start now, with the setting named.
+#[test]
+fn size_limits_that_refuse_every_put_are_refused_at_start() {
+    type Edit = fn(&mut NodeConfig);
+    let cases: [(Edit, &str); 3] = [
+        (
+            |c| {
+                c.max_value_size = 8 << 20;
+                c.max_siblings_size = 4 << 20;
+            },
+            "max_siblings_size",
+        ),
+        (|c| c.max_siblings = 0, "max_siblings"),
+        (|c| c.max_context_size = 0, "max_context_size"),
+    ];
+    for (edit, named) in cases {
+        let mut config = NodeConfig {
+            initial_members: vec![1, 2, 3],
+            ..NodeConfig::default()
+        };
+        edit(&mut config);
+        let mut store = MemoryStore::new();
+        match Boot::load(&mut store, ME, &config, BOOT, 7) {
+            Err(crate::core::NodeError::Config(why)) => assert!(why.contains(named), "{why}"),
+            other => panic!("{named}: {:?}", other.err()),
+        }
+    }
+}
+
 #[test]
 fn a_get_answers_not_found_at_r_and_ignores_the_last_answer() {
     let mut h = Harness::new();

@@ -85,6 +85,8 @@ fn concurrent_writes_past_the_sibling_limits_are_refused_and_the_key_stays_reada
     let config = NodeConfig {
         max_siblings: 3,
         max_siblings_size: 3 << 10,
+        // No larger than the key's budget (a node refuses to start with a larger one).
+        max_value_size: 2 << 10,
         ..NodeConfig::default()
     };
     let mut c = Cluster::new(3, config);

@@ -228,6 +228,10 @@ struct ConnArgs {
     /// take 4 MiB, or their largest put (value, key and context limits and 4 KiB) when that is more: raise it with them.
     #[arg(long, default_value_t = dynamo_node::runtime::DEFAULT_MAX_CLIENT_FRAME)]
     max_request: usize,
+    /// Largest reply to take, in bytes. A read returns every version of the key, up to N times
+    /// the nodes' max_siblings_size: raise it with them past 16 MiB in all.
+    #[arg(long, default_value_t = dynamo_node::runtime::DEFAULT_MAX_FRAME)]
+    max_reply: usize,
 }
 
 impl ConnArgs {
@@ -242,6 +246,7 @@ impl ConnArgs {
         config.cluster = self.cluster.clone();
         config.timeout = Duration::from_secs(self.timeout);
         config.max_request = self.max_request;
+        config.max_frame = self.max_reply;
         Client::new(config)
     }
 }
