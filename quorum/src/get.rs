@@ -126,8 +126,9 @@ impl<Id, S: VersionSet> GetOutcome<Id, S> {
 ///    they lost theirs (in the order they answered), and is [`complete`](Self::is_complete). Read repair is the only output
 ///    after the outcome.
 ///
-/// An answer handled at `now >= deadline` comes after the deadline: it is recorded (and can be
-/// repaired) only if the deadline has not been handled yet. Replies from nodes that are not
+/// An answer handled at `now >= deadline` comes after the deadline: the coordinator handles the
+/// deadline first (it stops listening), so the answer is refused with
+/// [`ReplyError::ListeningOver`], neither counted nor repaired. Replies from nodes that are not
 /// targets, second replies and replies after listening ended are refused with a [`ReplyError`]
 /// and counted ([`ignored`](Self::ignored)).
 #[derive(Debug, Clone)]

@@ -214,6 +214,18 @@ pub enum RequestError {
         /// Position of the repeated occurrence.
         second: usize,
     },
+    /// A fallback of the plan stands in for a node that another target is or stands in for
+    /// (or for itself): counted toward W, the two would count one replica's copy twice.
+    #[error(
+        "the fallback at position {second} stands in for a node target {first} is or stands in for"
+    )]
+    OverlappingHint {
+        /// Position of the target the fallback overlaps (the earlier of the two; the fallback
+        /// itself when it stands in for itself).
+        first: usize,
+        /// Position of the fallback (the later of the two).
+        second: usize,
+    },
 }
 
 /// Why a coordinator refused a reply. The reply changed nothing and is counted in the

@@ -141,5 +141,24 @@ pub(crate) fn check<Id: PartialEq>(
             return Err(crate::RequestError::DuplicateTarget { first, second });
         }
     }
+    // Each node is one replica: named once, as a target or as the node a fallback stands in for.
+    fn stands_for<Id>(t: &Target<Id>) -> &Id {
+        t.hint.as_ref().unwrap_or(&t.node)
+    }
+    for (second, t) in plan.targets.iter().enumerate() {
+        let Some(hint) = &t.hint else { continue };
+        if *hint == t.node {
+            return Err(crate::RequestError::OverlappingHint {
+                first: second,
+                second,
+            });
+        }
+        for (other, o) in plan.targets.iter().enumerate() {
+            if other != second && (o.node == *hint || stands_for(o) == hint) {
+                let (first, second) = (other.min(second), other.max(second));
+                return Err(crate::RequestError::OverlappingHint { first, second });
+            }
+        }
+    }
     Ok(())
 }
