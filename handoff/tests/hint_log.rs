@@ -600,3 +600,34 @@ fn a_hint_recorded_with_its_age_is_delivered_from_now_and_expires_from_its_age()
     });
     assert!(expired, "expired an hour later");
 }
+
+/// Review of the handoff crate (the project's twenty-ninth session): a full log that drops its
+/// oldest hints to make room, with no id left to give, dropped one and then refused the new
+/// hint: every further record destroyed a hint and admitted none. The ids are checked first.
+#[test]
+fn a_log_out_of_ids_drops_nothing_to_make_room() {
+    let mut log = Log::new(HintLogConfig {
+        max_hints: 1,
+        overflow: OverflowPolicy::DropOldest,
+        ..config()
+    });
+    log.rebuild(
+        ms(0),
+        [HintRecord {
+            id: HintId(u64::MAX - 1),
+            recorded_at: 0,
+            hint: hint("A", "a", 1),
+        }],
+    );
+    assert_eq!(
+        log.record(ms(1), hint("A", "b", 1)),
+        Err(RecordError::IdsExhausted)
+    );
+    assert_eq!(log.len(), 1, "the hint held is still there");
+    assert!(
+        !events(&mut log)
+            .iter()
+            .any(|e| matches!(e, HintEvent::Dropped { .. } | HintEvent::Forget(_))),
+        "nothing dropped"
+    );
+}

@@ -246,7 +246,12 @@ impl<A: Ord + Clone, V: PartialEq> Siblings<A, V> {
     ///
     /// 1. Every version the context descends (the client saw it) is superseded and removed.
     /// 2. The new clock is the context incremented at `actor`, with `actor`'s counter first raised
-    ///    to the highest it has in any remaining version: a counter is never minted twice for a key.
+    ///    to the highest it has in any remaining version: a counter is never minted twice for a key
+    ///    whose set holds every counter issued. After [`prune`](Self::prune) dropped `actor`'s
+    ///    entry, its counters start again, and the new clock may equal one a replica that did not
+    ///    prune still holds (for another value: a later put with that clock's context then
+    ///    supersedes a value its writer never saw, a lost update). Prune only entries of actors
+    ///    that write the key no more, or give an actor a new identity after pruning it.
     /// 3. A remaining version (one the client did not see) that the new clock would dominate is
     ///    re-stamped with the new clock and kept as a sibling: nothing the client did not read is
     ///    lost. Remaining versions concurrent with the new clock keep their clock.

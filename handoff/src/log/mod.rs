@@ -196,6 +196,10 @@ where
             return Err(RecordError::TooLarge { size, max_bytes });
         }
         self.expire(now);
+        // Out of ids: refused before anything is dropped to make room for it.
+        let Some(next) = self.next_hint.checked_add(1) else {
+            return Err(RecordError::IdsExhausted);
+        };
         let fits =
             |log: &Self| log.hints.len() < max_hints && log.bytes.saturating_add(size) <= max_bytes;
         if self.config.overflow == OverflowPolicy::DropOldest {
@@ -220,9 +224,6 @@ where
             });
         }
         let id = HintId(self.next_hint);
-        let Some(next) = self.next_hint.checked_add(1) else {
-            return Err(RecordError::IdsExhausted);
-        };
         self.next_hint = next;
         let record = HintRecord {
             id,

@@ -60,9 +60,17 @@ impl<K: Clone, P> TransferBatch<K, P> {
 /// `(after, through]` (to the end of the range if `last`).
 ///
 /// Because the acknowledgement names the interval rather than a sequence number, it stays true
-/// across restarts of either side: an acknowledgement from an earlier attempt can never make the
-/// sender skip keys that did not arrive. Newer versions of those keys are another matter: see
-/// [`TransferId`] for why each pass needs an id of its own.
+/// across restarts of either side for the keys the batch carried: an acknowledgement from an
+/// earlier attempt never makes the sender skip keys of that interval that it had read. Keys
+/// written after the batch was read are another matter, new keys as much as newer versions: an
+/// earlier attempt's acknowledgement (a batch sent again after [`peer_down`] and
+/// [`peer_up`] covers the same interval) also matches the batch read again, which may hold a key
+/// written meanwhile that never arrived. The owner forwards writes made after a batch was read
+/// (see the crate's consistency notes), or starts a pass with an id of its own after them: see
+/// [`TransferId`].
+///
+/// [`peer_down`]: crate::TransferSession::peer_down
+/// [`peer_up`]: crate::TransferSession::peer_up
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TransferAck<K> {
