@@ -73,8 +73,8 @@ pub struct ChangePlan {
     pub moves: Vec<PlannedMove>,
     /// Replica copies in the ring (ranges times N).
     pub copies: usize,
-    /// Distinct zones in the ring after the change (preference lists span distinct zones first
-    /// once there are at least N).
+    /// Distinct zones in the ring after the change, the nodes without a zone counted as one
+    /// (preference lists span distinct zones first); 0 when no node has one.
     pub zones_after: usize,
 }
 
@@ -216,11 +216,13 @@ impl NodeCore {
                 copies_after: after.get(&id).copied().unwrap_or(0),
             })
             .collect();
-        let zones_after = next
-            .nodes()
-            .filter_map(|n| n.zone.as_deref())
-            .collect::<BTreeSet<_>>()
-            .len();
+        // As the ring counts them: the nodes without a zone are one more, once any has one.
+        let zones: BTreeSet<Option<&str>> = next.nodes().map(|n| n.zone.as_deref()).collect();
+        let zones_after = if zones.iter().all(Option::is_none) {
+            0
+        } else {
+            zones.len()
+        };
         Ok(ChangePlan {
             request: request.clone(),
             version: self.view.ring_state.version,

@@ -1754,3 +1754,35 @@ fn a_joiner_added_by_a_ring_that_lost_a_tie_is_not_removed() {
     c.advance(30_000);
     assert!(c.nodes[&2].ring().contains(&6));
 }
+
+/// Review of the ring (the project's twenty-ninth session): a change plan counted only the named
+/// zones, while the ring counts the nodes without a zone as one more, and spreads every
+/// preference list over it: with nodes of zones a and b and one without, the plan said "zones
+/// after: 2" (fewer than N, as if zones were not in effect) of a ring that spreads over 3.
+#[test]
+fn a_change_plan_counts_the_zones_the_ring_spreads_over() {
+    let config = NodeConfig {
+        member_zones: vec![(1, "a".into()), (2, "b".into())],
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(4, config);
+    c.advance(1_000);
+    let change = ChangeRequest {
+        joins: vec![],
+        leaves: vec![4],
+    };
+    let plan = c.nodes[&1].plan_change(&change).expect("plan");
+    let ring = c.nodes[&1].ring().clone();
+    let after = ring.leave(&4).expect("leaves").ring;
+    let spans_three = (0..after.range_count()).all(|p| {
+        let zones: BTreeSet<Option<String>> = after
+            .preference_list_for_range(p)
+            .expect("range")
+            .primaries()
+            .map(|n| after.nodes().find(|m| m.id == *n).and_then(|m| m.zone.clone()))
+            .collect();
+        zones.len() == 3
+    });
+    assert!(spans_three, "the ring spreads over the unzoned nodes as a zone");
+    assert_eq!(plan.zones_after, 3);
+}
