@@ -1,4 +1,5 @@
-//! Preference-list lookups against the cost of hashing the key alone, in the same run.
+//! Preference-list lookups against the cost of hashing the key alone, in the same run; and what a
+//! membership change costs by ring size.
 //!
 //! `cargo bench -p dynamo-bench --bench ring`
 
@@ -76,5 +77,31 @@ fn preference_lists(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, preference_lists);
+/// A node joining and a node leaving a ring of strategy 3 of three (four) nodes, by Q: the cost
+/// of a membership change, which grew with Q squared before the joiner's moves kept a heap per
+/// donor (a join at Q = 2^16 took 25 s).
+fn membership_changes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ring_change");
+    group.sample_size(10);
+    for exp in [10u32, 14, 16] {
+        let config = RingConfig {
+            strategy: Strategy::EqualPartitions {
+                partitions: 1 << exp,
+            },
+            ..RingConfig::default()
+        };
+        let three = Ring::new(config.clone(), (0..3u32).map(NodeSpec::new)).expect("ring");
+        let four = Ring::new(config, (0..4u32).map(NodeSpec::new)).expect("ring");
+        let label = format!("q2^{exp}");
+        group.bench_with_input(BenchmarkId::new("join_s3", &label), &three, |b, ring| {
+            b.iter(|| black_box(ring.join(NodeSpec::new(3)).expect("joins")))
+        });
+        group.bench_with_input(BenchmarkId::new("leave_s4", &label), &four, |b, ring| {
+            b.iter(|| black_box(ring.leave(&3).expect("leaves")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, preference_lists, membership_changes);
 criterion_main!(benches);

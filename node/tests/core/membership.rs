@@ -1779,10 +1779,18 @@ fn a_change_plan_counts_the_zones_the_ring_spreads_over() {
             .preference_list_for_range(p)
             .expect("range")
             .primaries()
-            .map(|n| after.nodes().find(|m| m.id == *n).and_then(|m| m.zone.clone()))
+            .map(|n| {
+                after
+                    .nodes()
+                    .find(|m| m.id == *n)
+                    .and_then(|m| m.zone.clone())
+            })
             .collect();
         zones.len() == 3
     });
-    assert!(spans_three, "the ring spreads over the unzoned nodes as a zone");
+    assert!(
+        spans_three,
+        "the ring spreads over the unzoned nodes as a zone"
+    );
     assert_eq!(plan.zones_after, 3);
 }
