@@ -64,6 +64,8 @@ pub struct Boot {
     pub(crate) generation: u64,
     /// The ring it had, if any.
     pub(crate) ring: Option<RingState>,
+    /// The members of the ring before the one it had (see `membership::PREVIOUS_MEMBERS_KEY`).
+    pub(crate) previous_members: Option<BTreeSet<NodeId>>,
     /// Whether a ring change took it out before it said it left.
     pub(crate) removed: bool,
     /// Whether it was asked to leave (it may still be in the ring, waiting for the claimant).
@@ -166,6 +168,16 @@ impl Boot {
             Some(bytes) => Some(RingState::decode(&bytes)?),
             None => None,
         };
+        // (A list it cannot read is as none: a tie then counts as a change, as before this was
+        // kept.)
+        let previous_members = match &ring {
+            Some(_) => store
+                .get_meta(membership::PREVIOUS_MEMBERS_KEY)?
+                .and_then(|bytes| rmp_serde::from_slice::<Option<Vec<NodeId>>>(&bytes).ok())
+                .flatten()
+                .map(|m| m.into_iter().collect()),
+            None => None,
+        };
         let removed = meta_flag(store, membership::REMOVED_KEY)?;
         let leave_asked = meta_flag(store, membership::LEAVE_KEY)?;
         // Transfers pending at the last persisted point; a damaged list resumes none (each
@@ -240,6 +252,7 @@ impl Boot {
             epochs,
             generation,
             ring,
+            previous_members,
             removed,
             leave_asked,
             incoming,

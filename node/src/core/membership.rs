@@ -47,6 +47,10 @@ pub(crate) const ADMISSION_KEY: &str = "admission";
 /// The store meta name set (to 1) once a ring change took this node out: a restart goes on
 /// leaving (hands over what is left, then says it left) instead of asking to join again.
 pub(crate) const REMOVED_KEY: &str = "removed";
+/// The store meta name of the members of the ring before the one stored (msgpack, an optional
+/// list: none after a provisional ring), kept with it: a restart before a tie on the stored
+/// ring still tells which nodes the ring it replaces added (see `install_ring`).
+pub(crate) const PREVIOUS_MEMBERS_KEY: &str = "ring-previous-members";
 
 /// The gossip key of the partitions a node awaits (`Transfers::incoming`, u32 big-endian each):
 /// anti-entropy that finds this node's tree equal to a peer's lifts the wait only if the peer
@@ -566,6 +570,14 @@ impl NodeCore {
         };
         if !tie {
             self.view.previous_members = (!provisional).then(|| self.view.members.clone());
+            let previous: Option<Vec<NodeId>> = self
+                .view
+                .previous_members
+                .as_ref()
+                .map(|m| m.iter().copied().collect());
+            if let Ok(bytes) = rmp_serde::to_vec(&previous) {
+                self.put_meta(PREVIOUS_MEMBERS_KEY, bytes);
+            }
         }
         self.view.ring_provisional = false;
         let bytes = state.encode();

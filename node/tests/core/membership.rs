@@ -1755,6 +1755,65 @@ fn a_joiner_added_by_a_ring_that_lost_a_tie_is_not_removed() {
     assert!(c.nodes[&2].ring().contains(&6));
 }
 
+/// Review of restarts (the project's twenty-ninth session): the tie above, with a node of the
+/// losing side restarted before the partition heals. The members of the ring before the losing
+/// one (what tells a node the losing ring added it) were not kept across a restart: the joiner
+/// restarted took itself for removed when its ring lost the tie (leaving for good, at every
+/// restart too, and refused when committed again: `Departing(6)`), and the claimant restarted
+/// counted it departed.
+#[test]
+fn a_restart_before_a_lost_tie_does_not_remove_the_joiner() {
+    for restarted in [6, 1] {
+        let mut c = Cluster::new(5, NodeConfig::default());
+        c.advance(1_000);
+        let config = NodeConfig {
+            wait_for_commit: true,
+            ..c.nodes[&1].config().clone()
+        };
+        let joiner =
+            StoredCore::new(6, "n6".into(), config, MemoryStore::new(), c.now, 6).expect("starts");
+        c.nodes.insert(6, joiner);
+        c.advance(5_000);
+        let (version, _) = c.nodes[&1].ring_version();
+        let side_a = [1, 6];
+        let split = |c: &mut Cluster, ms: u64| {
+            let end = c.now + ms;
+            while c.now < end {
+                c.round(|from, to, _| side_a.contains(&from) == side_a.contains(&to));
+            }
+        };
+        split(&mut c, 15_000);
+        c.commit(1, vec![6], vec![])
+            .expect("node 1 commits the join on its side");
+        let now = c.now;
+        c.nodes.get_mut(&5).expect("node 5").leave(now);
+        split(&mut c, 15_000);
+        assert_eq!(c.nodes[&6].ring_version(), (version + 1, 1));
+        // One node of the losing side restarts from its disk, still cut off.
+        let config = c.nodes[&restarted].config().clone();
+        let disk = c.nodes.remove(&restarted).expect("the node").into_store();
+        c.restart(restarted, config, disk, 60 + restarted);
+        split(&mut c, 5_000);
+        c.advance(30_000);
+        assert_eq!(
+            c.nodes[&6].ring_version(),
+            (version + 1, 2),
+            "node {restarted} restarted: the tie went to node 2"
+        );
+        assert!(
+            !c.nodes[&6].status().leaving,
+            "node {restarted} restarted: the joiner did not remove itself"
+        );
+        c.commit(1, vec![6], vec![])
+            .unwrap_or_else(|e| panic!("node {restarted} restarted: commits again: {e:?}"));
+        c.advance(30_000);
+        assert!(
+            c.nodes[&2].ring().contains(&6),
+            "node {restarted} restarted"
+        );
+    }
+}
+
 /// Review of the ring (the project's twenty-ninth session): a change plan counted only the named
 /// zones, while the ring counts the nodes without a zone as one more, and spreads every
 /// preference list over it: with nodes of zones a and b and one without, the plan said "zones
