@@ -14,7 +14,10 @@
 # syscalls are counted on the server processes during each measured window (`perf` for the
 # syscalls, when installed).
 #
-# Knobs (environment): WARMUP and MEASURE seconds per run (default 3 and 15), KEYS preloaded
+# Knobs (environment): ROUNDS (1: every system runs that many times, one after another in each
+# round; the table gives each cell's median run and each ratio's median over the rounds with its
+# range: this machine's figures move by a quarter from run to run, so compare ratios of 3 rounds
+# or more), WARMUP and MEASURE seconds per run (default 3 and 15), KEYS preloaded
 # (10000), CONNS ("1,50"), WORKLOADS ("get,put,rmw,mix,zipf"), SYSTEMS ("redis etcd dynamo"),
 # STORAGES (this project's engines, default "fjall redb"; "default" passes no --storage flag),
 # ENCRYPT (1: this project encrypts its links, as by default; 0, the default here: plaintext like
@@ -39,6 +42,7 @@ STORAGES=${STORAGES:-fjall redb}
 READ_FANOUT=${READ_FANOUT-2}
 ENCRYPT=${ENCRYPT:-0}
 PORT_BASE=${PORT_BASE:-21000}
+ROUNDS=${ROUNDS:-1}
 OUT=${OUT:-$root/bench/results/peers.md}
 JSONL=${OUT%.md}.jsonl
 
@@ -120,6 +124,8 @@ run_dynamo() {
   rm -rf "${work:?}/$name"
 }
 
+for round in $(seq "$ROUNDS"); do
+[ "$ROUNDS" = 1 ] || echo "peers: round $round of $ROUNDS" >&2
 for system in $SYSTEMS; do
   case $system in
     redis) run_redis ;;
@@ -141,11 +147,12 @@ for system in $SYSTEMS; do
     *) echo "peers: unknown system $system" >&2; exit 2 ;;
   esac
 done
+done
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 before=()
 [ -f "$root/bench/results/before/peers-baseline.jsonl" ] &&
   before=(--before "$root/bench/results/before/peers-baseline.jsonl")
 "$loadgen" table --input "$JSONL" --output "$OUT" "${before[@]}" \
-  --note "Load average (1, 5, 15 min) before: $load_before; after: $load_after. $(nproc) cores. Warm-up ${WARMUP} s, measured ${MEASURE} s per run, ${KEYS} preloaded keys, 100-byte values; this project's links $( [ "$ENCRYPT" = 1 ] && echo encrypted || echo 'without encryption (--no-encryption), like Redis and etcd here'). Command: \`WARMUP=$WARMUP MEASURE=$MEASURE bash bench/peers.sh\`."
+  --note "Load average (1, 5, 15 min) before: $load_before; after: $load_after. $(nproc) cores. Warm-up ${WARMUP} s, measured ${MEASURE} s per run, ${KEYS} preloaded keys, 100-byte values; this project's links $( [ "$ENCRYPT" = 1 ] && echo encrypted || echo 'without encryption (--no-encryption), like Redis and etcd here'). Command: \`ROUNDS=$ROUNDS WARMUP=$WARMUP MEASURE=$MEASURE bash bench/peers.sh\`."
 echo "peers: wrote $OUT" >&2

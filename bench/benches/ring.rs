@@ -90,7 +90,7 @@ fn membership_changes(c: &mut Criterion) {
             },
             ..RingConfig::default()
         };
-        let three = Ring::new(config.clone(), (0..3u32).map(NodeSpec::new)).expect("ring");
+        let three = Ring::new(config, (0..3u32).map(NodeSpec::new)).expect("ring");
         let four = Ring::new(config, (0..4u32).map(NodeSpec::new)).expect("ring");
         let label = format!("q2^{exp}");
         group.bench_with_input(BenchmarkId::new("join_s3", &label), &three, |b, ring| {

@@ -67,6 +67,10 @@ pub enum LoadError {
     /// A preloaded key was not found.
     #[error("key not found: {0}")]
     Missing(String),
+    /// A preloaded key read back a value that is not the one written (beyond the first byte,
+    /// which read-modify-writes count up).
+    #[error("key {0} read back another value than the one written")]
+    Wrong(String),
     /// A connection task failed.
     #[error("a connection task failed: {0}")]
     Task(String),
@@ -390,21 +394,63 @@ impl Chooser {
     }
 }
 
+/// Checks what a read of preloaded key `k` returned: present, and the value written (a
+/// read-modify-write changes only its first byte). A system that answers with nothing, an empty
+/// value or another key's is counted as failing, not as fast.
+fn check_read(
+    expected: &Expected,
+    k: u64,
+    key: &[u8],
+    read: &Option<Vec<u8>>,
+) -> Result<(), LoadError> {
+    let name = || String::from_utf8_lossy(key).into_owned();
+    let Some(v) = read else {
+        return Err(LoadError::Missing(name()));
+    };
+    let computed;
+    let want = match expected.values.get(k as usize) {
+        Some(want) => want.as_slice(),
+        None => {
+            computed = value(expected.size, k);
+            computed.as_slice()
+        }
+    };
+    if v.len() != want.len() || v.get(1..) != want.get(1..) {
+        return Err(LoadError::Wrong(name()));
+    }
+    Ok(())
+}
+
+/// The values the preload wrote, computed once per run (up to a million keys; past that, each
+/// check computes its own), so that checking a read costs the driver a comparison.
+struct Expected {
+    size: usize,
+    values: Vec<Vec<u8>>,
+}
+
+impl Expected {
+    fn of(spec: &RunSpec) -> Self {
+        let reads = !matches!(spec.workload, Workload::Put);
+        let count = if reads { spec.keys.min(1 << 20) } else { 0 };
+        Expected {
+            size: spec.value_size,
+            values: (0..count).map(|k| value(spec.value_size, k)).collect(),
+        }
+    }
+}
+
 async fn one_op<C: Connection>(
     conn: &mut C,
     op: &Op,
     spec: &RunSpec,
+    expected: &Expected,
     value: &[u8],
 ) -> Result<bool, LoadError> {
     match *op {
         Op::Get(k) => {
             let key = preload_key(&spec.prefix, k);
             let read = conn.get(&key).await?;
-            if read.value.is_none() {
-                return Err(LoadError::Missing(
-                    String::from_utf8_lossy(&key).into_owned(),
-                ));
-            }
+            check_read(expected, k, &key, &read.value)?;
             Ok(false)
         }
         Op::Put(k) => {
@@ -415,7 +461,9 @@ async fn one_op<C: Connection>(
         Op::Rmw(k) => {
             let key = preload_key(&spec.prefix, k);
             let read = conn.get(&key).await?;
-            // A preloaded key that reads as absent is a lost write, as in a get.
+            // A preloaded key that reads as absent, or as another value, is a lost write, as in
+            // a get.
+            check_read(expected, k, &key, &read.value)?;
             let Some(mut v) = read.value else {
                 return Err(LoadError::Missing(
                     String::from_utf8_lossy(&key).into_owned(),
@@ -436,6 +484,7 @@ async fn conn_loop<C: Connection>(
     mut conn: C,
     index: usize,
     spec: Arc<RunSpec>,
+    expected: Arc<Expected>,
     start_at: Instant,
     until: Instant,
 ) -> Tally {
@@ -456,7 +505,7 @@ async fn conn_loop<C: Connection>(
         if started >= until {
             break;
         }
-        let result = one_op(&mut conn, &op, &spec, &value).await;
+        let result = one_op(&mut conn, &op, &spec, &expected, &value).await;
         if started < start_at {
             if result.is_err() {
                 // Not counted, but not spun on either.
@@ -500,12 +549,22 @@ pub async fn run<B: Backend + Clone + 'static>(
     for i in 0..spec.connections.max(1) {
         conns.push(backend.connect(i).await?);
     }
+    let expected = Arc::new(Expected::of(&spec));
     let start_at = Instant::now() + spec.warmup;
     let until = start_at + spec.measure;
     let tasks: Vec<_> = conns
         .into_iter()
         .enumerate()
-        .map(|(i, c)| tokio::spawn(conn_loop(c, i, spec.clone(), start_at, until)))
+        .map(|(i, c)| {
+            tokio::spawn(conn_loop(
+                c,
+                i,
+                spec.clone(),
+                expected.clone(),
+                start_at,
+                until,
+            ))
+        })
         .collect();
     tokio::time::sleep_until(start_at.into()).await;
     let probe = probe::Probe::start(&spec.pids);
@@ -524,4 +583,61 @@ pub async fn run<B: Backend + Clone + 'static>(
         servers,
         driver_cpu_seconds,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection to a store of one key that answers gets with `answer`, whatever it holds.
+    struct Answers {
+        answer: Option<Vec<u8>>,
+    }
+
+    impl Connection for Answers {
+        async fn get(&mut self, _key: &[u8]) -> Result<Read, LoadError> {
+            Ok(Read {
+                value: self.answer.clone(),
+                token: Vec::new(),
+            })
+        }
+
+        async fn put(&mut self, _: &[u8], _: &[u8], _: &[u8]) -> Result<(), LoadError> {
+            Ok(())
+        }
+    }
+
+    /// Review of the benchmark (the project's twenty-ninth session): a read counted as a success
+    /// whenever it returned something, so a system answering an empty value, a truncated one or
+    /// another key's would have looked fast rather than wrong. Every read of a preloaded key is
+    /// checked against the value written (beyond the first byte, which read-modify-writes count
+    /// up).
+    #[tokio::test]
+    async fn a_read_of_another_value_is_an_error() {
+        let spec = RunSpec {
+            keys: 10,
+            ..RunSpec::default()
+        };
+        let expected = Expected::of(&spec);
+        let written = value(spec.value_size, 3);
+        let mut modified = written.clone();
+        modified[0] = modified[0].wrapping_add(1);
+        let cases: [(Option<Vec<u8>>, bool); 6] = [
+            (Some(written.clone()), true),
+            (Some(modified), true),
+            (None, false),
+            (Some(Vec::new()), false),
+            (Some(written[..50].to_vec()), false),
+            (Some(value(spec.value_size, 4)), false),
+        ];
+        for (answer, fine) in cases {
+            for op in [Op::Get(3), Op::Rmw(3)] {
+                let mut conn = Answers {
+                    answer: answer.clone(),
+                };
+                let result = one_op(&mut conn, &op, &spec, &expected, &written).await;
+                assert_eq!(result.is_ok(), fine, "{answer:?}: {result:?}");
+            }
+        }
+    }
 }
