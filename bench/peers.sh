@@ -104,6 +104,8 @@ run_etcd() {
   ready etcd etcdctl --endpoints "$endpoints" put peers-ready 1
   "$loadgen" --system etcd --name etcd --endpoints "$endpoints" --pids "$(echo "${pids[*]}" | tr ' ' ,)" "${common[@]}"
   stop_all
+  # Every round starts etcd on empty data, as the others start fresh.
+  for i in 1 2 3; do rm -rf "${work:?}/etcd-$i"; done
 }
 
 # run_dynamo NAME STORAGE BINARY [extra serve flags...] (LOADGEN: the driver, default $loadgen)

@@ -154,8 +154,8 @@ where
                             from,
                             news: true,
                         });
+                        continue;
                     }
-                    continue;
                 }
                 if room > 0
                     && requests.len() < max_requests

@@ -561,3 +561,49 @@ fn a_peer_s_digest_of_a_later_incarnation_raises_the_generation() {
     assert!(a.local_state().generation() > 100);
     assert_eq!(a.stats().raised_generation, 1);
 }
+
+/// Review of the departed-node tombstone (the project's twenty-ninth session): the tombstone of
+/// a node that left answers a digest naming an older state of it; one naming a newer state (the
+/// node restarted, with a new generation) is asked for, as before the tombstone kept its state.
+#[test]
+fn a_digest_newer_than_a_left_node_s_tombstone_is_asked_for() {
+    let mut a = node(1, "c");
+    let mut left = delta(3, 1, 0, 5);
+    left.status = Versioned::new(5, Status::Left);
+    a.handle_message(0, 2, ack2("c", vec![left])).unwrap();
+    assert!(a.node_state(&3).is_none(), "buried at once: it left");
+    while a.poll_transmit().is_some() {}
+    let syn = |generation: u64, version: u64| Message {
+        cluster: "c".into(),
+        sender_address: 9,
+        body: Body::Syn {
+            digests: vec![Digest {
+                id: 3,
+                generation,
+                version,
+            }],
+            complete: false,
+        },
+    };
+    // An older state of it: the peer hears that it left.
+    a.handle_message(1, 2, syn(1, 2)).unwrap();
+    let Some(t) = a.poll_transmit() else {
+        panic!("an answer")
+    };
+    let Body::Ack { requests, deltas } = t.message.body else {
+        panic!("an Ack")
+    };
+    assert!(requests.is_empty());
+    assert_eq!(deltas.len(), 1);
+    assert_eq!(deltas[0].status.value, Status::Left);
+    // A later incarnation: asked for.
+    a.handle_message(2, 2, syn(2, 3)).unwrap();
+    let Some(t) = a.poll_transmit() else {
+        panic!("an answer")
+    };
+    let Body::Ack { requests, .. } = t.message.body else {
+        panic!("an Ack")
+    };
+    assert_eq!(requests.len(), 1, "the restarted node is asked for");
+    assert_eq!(requests[0].id, 3);
+}

@@ -155,14 +155,13 @@ pub fn markdown(jsonl: &str, note: &str, before: Option<&str>) -> String {
         match ratios.len() {
             0 => "–".to_string(),
             1 => format!("{:.2}", ratios[0]),
-            n => {
-                let median = if n % 2 == 1 {
-                    ratios[n / 2]
-                } else {
-                    (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
-                };
-                format!("{median:.2} [{:.2}–{:.2}]", ratios[0], ratios[n - 1])
-            }
+            // The lower middle of an even count, as for the cells.
+            n => format!(
+                "{:.2} [{:.2}–{:.2}]",
+                ratios[(n - 1) / 2],
+                ratios[0],
+                ratios[n - 1]
+            ),
         }
     };
     for s in systems.iter().filter(|s| *s != "redis" && *s != "etcd") {
@@ -247,7 +246,7 @@ fn before_after(out: &mut String, now: &[Row], before: &[Row], top: u64) {
          | run | system | workload | ops/s | p99 ms | disk bytes per write | syscalls per op | server CPU µs per op |\n|---|---|---|---|---|---|---|---|"
     );
     for (label, rows) in [("before", before), ("now", now)] {
-        for r in rows.iter().filter(|r| {
+        for r in medians(rows).into_iter().filter(|r| {
             r.connections == top
                 && (r.system.starts_with("dynamo") || r.system == "redis")
                 && matches!(r.workload.as_str(), "get" | "put" | "rmw")
@@ -270,6 +269,30 @@ fn before_after(out: &mut String, now: &[Row], before: &[Row], top: u64) {
             );
         }
     }
+}
+
+/// Each cell's median run (by throughput; the lower middle of an even count), in the order the
+/// cells first ran.
+fn medians(rows: &[Row]) -> Vec<&Row> {
+    let mut cells: Vec<Vec<&Row>> = Vec::new();
+    for r in rows {
+        let same = |c: &&mut Vec<&Row>| {
+            c.first().is_some_and(|f| {
+                f.system == r.system && f.workload == r.workload && f.connections == r.connections
+            })
+        };
+        match cells.iter_mut().find(same) {
+            Some(cell) => cell.push(r),
+            None => cells.push(vec![r]),
+        }
+    }
+    cells
+        .into_iter()
+        .filter_map(|mut cell| {
+            cell.sort_by(|a, b| a.ops.total_cmp(&b.ops));
+            cell.get(cell.len().saturating_sub(1) / 2).copied()
+        })
+        .collect()
 }
 
 /// `12345.6` as `12,346`.

@@ -333,12 +333,12 @@ pub(crate) fn config_checked(this: NodeId, config: &NodeConfig) -> Result<(), No
             config.n, config.r, config.w
         )));
     }
-    // Limits under which no put (or no put with a context) could ever be stored.
-    if config.max_siblings == 0 || config.max_context_size == 0 {
-        return Err(NodeError::Config(format!(
-            "max_siblings = {}, max_context_size = {}: need at least 1 (no put could be stored)",
-            config.max_siblings, config.max_context_size
-        )));
+    // Limits under which no put could ever be stored. (`max_context_size = 0` still takes
+    // blind puts: write-once keys.)
+    if config.max_siblings == 0 {
+        return Err(NodeError::Config(
+            "max_siblings = 0: need at least 1 (no put could be stored)".into(),
+        ));
     }
     if config.max_value_size > config.max_siblings_size {
         return Err(NodeError::Config(format!(

@@ -129,9 +129,11 @@ pub(crate) struct View {
     /// Whether a peer's ring was heard since start: a node restarted with a stale ring makes no
     /// membership change before it has compared its ring with the cluster's.
     pub(crate) ring_heard: bool,
-    /// The shape of the last ring of another shape a peer published (see
-    /// [`NodeEvent::RingMismatch`](super::NodeEvent::RingMismatch)).
+    /// The shape of the last ring of another shape a peer publishes (see
+    /// [`NodeEvent::RingMismatch`](super::NodeEvent::RingMismatch)); none once no peer does.
     pub(crate) ring_mismatch: Option<String>,
+    /// The shapes said already (each once; at most [`MISMATCHES_SAID`] remembered).
+    pub(crate) mismatches_said: BTreeSet<String>,
     /// This incarnation started on the ring it had stored (a restart), not on a new node's: it
     /// coordinates nothing until `ring_heard` (see `NodeCore::ring_unconfirmed`).
     pub(crate) restarted_on_a_ring: bool,
@@ -346,6 +348,9 @@ impl NodeCore {
             }
             best = Some((candidate, bytes.to_vec()));
         }
+        if mismatched.is_empty() {
+            self.view.ring_mismatch = None;
+        }
         for (from, config) in mismatched {
             self.ring_mismatch(from, &config);
         }
@@ -358,10 +363,13 @@ impl NodeCore {
     /// operator must set `n` and `partitions` alike on every node).
     fn ring_mismatch(&mut self, from: NodeId, theirs: &RingConfig) {
         let theirs = ring_shape(theirs);
-        if self.view.ring_mismatch.as_ref() == Some(&theirs) {
+        self.view.ring_mismatch = Some(theirs.clone());
+        if self.view.mismatches_said.contains(&theirs)
+            || self.view.mismatches_said.len() >= MISMATCHES_SAID
+        {
             return;
         }
-        self.view.ring_mismatch = Some(theirs.clone());
+        self.view.mismatches_said.insert(theirs.clone());
         let ours = ring_shape(self.view.ring_state.ring.config());
         self.events
             .push(NodeEvent::RingMismatch { from, theirs, ours });
@@ -915,6 +923,9 @@ impl NodeCore {
         }
     }
 }
+
+/// Most ring shapes of peers' rings said (a peer publishing ever new shapes cannot grow the set).
+const MISMATCHES_SAID: usize = 16;
 
 /// A ring's shape as an operator configures it: "N = 3, 64 partitions".
 pub(crate) fn ring_shape(config: &RingConfig) -> String {

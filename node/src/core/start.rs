@@ -254,6 +254,7 @@ impl NodeCore {
                 ring_provisional,
                 ring_heard: false,
                 ring_mismatch: None,
+                mismatches_said: BTreeSet::new(),
                 restarted_on_a_ring,
                 adopted_since_start: false,
                 members,

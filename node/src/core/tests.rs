@@ -544,7 +544,7 @@ fn a_read_fanout_below_r_or_above_n_is_refused_at_start() {
 #[test]
 fn size_limits_that_refuse_every_put_are_refused_at_start() {
     type Edit = fn(&mut NodeConfig);
-    let cases: [(Edit, &str); 3] = [
+    let cases: [(Edit, &str); 2] = [
         (
             |c| {
                 c.max_value_size = 8 << 20;
@@ -553,7 +553,6 @@ fn size_limits_that_refuse_every_put_are_refused_at_start() {
             "max_siblings_size",
         ),
         (|c| c.max_siblings = 0, "max_siblings"),
-        (|c| c.max_context_size = 0, "max_context_size"),
     ];
     for (edit, named) in cases {
         let mut config = NodeConfig {
