@@ -156,5 +156,5 @@ before=()
 [ -f "$root/bench/results/before/peers-baseline.jsonl" ] &&
   before=(--before "$root/bench/results/before/peers-baseline.jsonl")
 "$loadgen" table --input "$JSONL" --output "$OUT" "${before[@]}" \
-  --note "Load average (1, 5, 15 min) before: $load_before; after: $load_after. $(nproc) cores. Warm-up ${WARMUP} s, measured ${MEASURE} s per run, ${KEYS} preloaded keys, 100-byte values; this project's links $( [ "$ENCRYPT" = 1 ] && echo encrypted || echo 'without encryption (--no-encryption), like Redis and etcd here'). Command: \`ROUNDS=$ROUNDS WARMUP=$WARMUP MEASURE=$MEASURE CONNS=$CONNS WORKLOADS=$WORKLOADS STORAGES=\"$STORAGES\" READ_FANOUT=$READ_FANOUT bash bench/peers.sh\`."
+  --note "Load average (1, 5, 15 min) before: $load_before; after: $load_after. $(nproc) cores. Warm-up ${WARMUP} s, measured ${MEASURE} s per run, ${KEYS} preloaded keys, 100-byte values; this project's links $( [ "$ENCRYPT" = 1 ] && echo encrypted || echo 'without encryption (--no-encryption), like Redis and etcd here'). Command: \`SYSTEMS=\"$SYSTEMS\" KEYS=$KEYS ENCRYPT=$ENCRYPT ROUNDS=$ROUNDS WARMUP=$WARMUP MEASURE=$MEASURE CONNS=$CONNS WORKLOADS=$WORKLOADS STORAGES=\"$STORAGES\" READ_FANOUT=$READ_FANOUT bash bench/peers.sh\`."
 echo "peers: wrote $OUT" >&2

@@ -431,7 +431,8 @@ struct Expected {
 impl Expected {
     fn of(spec: &RunSpec) -> Self {
         let reads = !matches!(spec.workload, Workload::Put);
-        let fit = ((64usize << 20) / spec.value_size.max(1)) as u64;
+        // Each value costs its bytes and a vector's header and allocation besides.
+        let fit = ((64usize << 20) / (spec.value_size + 64)) as u64;
         let count = if reads { spec.keys.min(fit) } else { 0 };
         Expected {
             size: spec.value_size,

@@ -318,6 +318,14 @@ impl NodeCore {
                 self.stats.counters.bad_messages += 1;
                 continue;
             }
+            if candidate.ring.config() != self.view.ring_state.ring.config() {
+                // Another N or Q: not a ring this node can serve (nor one that confirms its
+                // own), whether or not it is newer: the status names it while a peer publishes
+                // it.
+                self.stats.counters.bad_messages += 1;
+                mismatched.push((*id, *candidate.ring.config()));
+                continue;
+            }
             self.view.ring_heard = true;
             // A provisional ring gives way to the first ring heard, whatever its order.
             let first_heard = self.view.ring_provisional && best.is_none();
@@ -338,12 +346,6 @@ impl NodeCore {
                 // is a tie like any other: every node ends on the one content order picks (see
                 // `install_ring`), or the cluster stays split between the two for good.
                 self.stats.counters.bad_messages += 1;
-                continue;
-            }
-            if candidate.ring.config() != self.view.ring_state.ring.config() {
-                // Another N or Q: not a ring this node can serve.
-                self.stats.counters.bad_messages += 1;
-                mismatched.push((*id, *candidate.ring.config()));
                 continue;
             }
             best = Some((candidate, bytes.to_vec()));

@@ -4208,3 +4208,39 @@ fn a_joiner_configured_with_another_ring_shape_says_so() {
     };
     assert!(why.contains("partitions"), "{why}");
 }
+
+/// Review of the ring-shape report (the project's twenty-ninth session): a peer's ring of
+/// another shape was looked at only when newer than this node's, so once this node moved to a
+/// later ring the status dropped the report while the peer still published its ring. The shape
+/// is checked first, whatever the version.
+#[test]
+fn a_ring_of_another_shape_stays_reported_after_a_ring_change() {
+    use super::membership::{RingState, RING_KEY};
+    let mut h = Harness::new();
+    let (version, _) = h.core.ring_version();
+    let other = dynamo_ring::Ring::new(
+        dynamo_ring::RingConfig {
+            strategy: dynamo_ring::Strategy::EqualPartitions { partitions: 16 },
+            ..*h.core.view.ring_state.ring.config()
+        },
+        (1..=4u64).map(dynamo_ring::NodeSpec::new),
+    )
+    .expect("a ring");
+    let stray = RingState {
+        version: version + 1,
+        claimant: 9,
+        ring: other,
+        forced: Default::default(),
+    };
+    let now = h.now;
+    gossip_state(&mut h.core, now, 9, vec![(RING_KEY.into(), stray.encode())]);
+    h.outputs();
+    assert!(h.core.status().ring_mismatch.is_some());
+    // The cluster moves on past the stray ring's version; node 9 still publishes it.
+    gossip_ring(&mut h, version + 2);
+    assert_eq!(h.core.ring_version().0, version + 2);
+    assert!(
+        h.core.status().ring_mismatch.is_some(),
+        "node 9 still publishes a ring of 16 partitions"
+    );
+}
