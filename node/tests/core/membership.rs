@@ -1711,6 +1711,17 @@ fn two_changes_at_once_leave_no_range_awaited() {
 /// stays, not leaving, and can be committed again.
 #[test]
 fn a_joiner_added_by_a_ring_that_lost_a_tie_is_not_removed() {
+    let (mut c, version) = two_rings_of_one_version();
+    assert_eq!(c.nodes[&1].ring_version(), (version + 1, 1));
+    assert_eq!(c.nodes[&2].ring_version(), (version + 1, 2));
+    c.advance(30_000);
+    the_joiner_stays_after_the_tie(&mut c, version, "none");
+}
+
+/// Node 1 (the claimant of {1, 6}) and node 2 (of {2, 3, 4, 5}) each make a ring of the next
+/// version while the two sides are split: node 1 with the staged joiner 6 committed, node 2
+/// without node 5, which left. The cluster (still split) and the version before.
+fn two_rings_of_one_version() -> (Cluster, u64) {
     let mut c = Cluster::new(5, NodeConfig::default());
     c.advance(1_000);
     let config = NodeConfig {
@@ -1723,36 +1734,41 @@ fn a_joiner_added_by_a_ring_that_lost_a_tie_is_not_removed() {
     c.advance(5_000);
     let (version, _) = c.nodes[&1].ring_version();
     // Split {1, 6} from {2, 3, 4, 5} until each side counts the other down.
-    let side_a = [1, 6];
-    let split = |c: &mut Cluster, ms: u64| {
-        let end = c.now + ms;
-        while c.now < end {
-            c.round(|from, to, _| side_a.contains(&from) == side_a.contains(&to));
-        }
-    };
-    split(&mut c, 15_000);
+    split_1_and_6(&mut c, 15_000);
     c.commit(1, vec![6], vec![])
         .expect("node 1 commits the join on its side");
     let now = c.now;
     c.nodes.get_mut(&5).expect("node 5").leave(now);
-    split(&mut c, 15_000);
-    assert_eq!(c.nodes[&1].ring_version(), (version + 1, 1));
-    assert_eq!(c.nodes[&2].ring_version(), (version + 1, 2));
-    c.advance(30_000);
+    split_1_and_6(&mut c, 15_000);
+    (c, version)
+}
+
+/// `ms` of rounds with {1, 6} cut off from the others.
+fn split_1_and_6(c: &mut Cluster, ms: u64) {
+    let side_a = [1, 6];
+    let end = c.now + ms;
+    while c.now < end {
+        c.round(|from, to, _| side_a.contains(&from) == side_a.contains(&to));
+    }
+}
+
+/// Once healed, the tie went to node 2; the joiner did not remove itself, and the operator
+/// commits it again (`restarted`: the node restarted meanwhile, for the messages).
+fn the_joiner_stays_after_the_tie(c: &mut Cluster, version: u64, restarted: &str) {
     assert_eq!(
         c.nodes[&6].ring_version(),
         (version + 1, 2),
-        "the tie went to node 2"
+        "restarted: {restarted}: the tie went to node 2"
     );
     assert!(!c.nodes[&6].ring().contains(&6));
     assert!(
         !c.nodes[&6].status().leaving,
-        "the joiner did not remove itself"
+        "restarted: {restarted}: the joiner did not remove itself"
     );
     c.commit(1, vec![6], vec![])
-        .expect("the operator commits the join again");
+        .unwrap_or_else(|e| panic!("restarted: {restarted}: commits again: {e:?}"));
     c.advance(30_000);
-    assert!(c.nodes[&2].ring().contains(&6));
+    assert!(c.nodes[&2].ring().contains(&6), "restarted: {restarted}");
 }
 
 /// Review of restarts (the project's twenty-ninth session): the tie above, with a node of the
@@ -1764,53 +1780,15 @@ fn a_joiner_added_by_a_ring_that_lost_a_tie_is_not_removed() {
 #[test]
 fn a_restart_before_a_lost_tie_does_not_remove_the_joiner() {
     for restarted in [6, 1] {
-        let mut c = Cluster::new(5, NodeConfig::default());
-        c.advance(1_000);
-        let config = NodeConfig {
-            wait_for_commit: true,
-            ..c.nodes[&1].config().clone()
-        };
-        let joiner =
-            StoredCore::new(6, "n6".into(), config, MemoryStore::new(), c.now, 6).expect("starts");
-        c.nodes.insert(6, joiner);
-        c.advance(5_000);
-        let (version, _) = c.nodes[&1].ring_version();
-        let side_a = [1, 6];
-        let split = |c: &mut Cluster, ms: u64| {
-            let end = c.now + ms;
-            while c.now < end {
-                c.round(|from, to, _| side_a.contains(&from) == side_a.contains(&to));
-            }
-        };
-        split(&mut c, 15_000);
-        c.commit(1, vec![6], vec![])
-            .expect("node 1 commits the join on its side");
-        let now = c.now;
-        c.nodes.get_mut(&5).expect("node 5").leave(now);
-        split(&mut c, 15_000);
+        let (mut c, version) = two_rings_of_one_version();
         assert_eq!(c.nodes[&6].ring_version(), (version + 1, 1));
         // One node of the losing side restarts from its disk, still cut off.
         let config = c.nodes[&restarted].config().clone();
         let disk = c.nodes.remove(&restarted).expect("the node").into_store();
         c.restart(restarted, config, disk, 60 + restarted);
-        split(&mut c, 5_000);
+        split_1_and_6(&mut c, 5_000);
         c.advance(30_000);
-        assert_eq!(
-            c.nodes[&6].ring_version(),
-            (version + 1, 2),
-            "node {restarted} restarted: the tie went to node 2"
-        );
-        assert!(
-            !c.nodes[&6].status().leaving,
-            "node {restarted} restarted: the joiner did not remove itself"
-        );
-        c.commit(1, vec![6], vec![])
-            .unwrap_or_else(|e| panic!("node {restarted} restarted: commits again: {e:?}"));
-        c.advance(30_000);
-        assert!(
-            c.nodes[&2].ring().contains(&6),
-            "node {restarted} restarted"
-        );
+        the_joiner_stays_after_the_tie(&mut c, version, &format!("node {restarted}"));
     }
 }
 
