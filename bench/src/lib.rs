@@ -4,4 +4,5 @@
 pub mod experiments;
 #[cfg(feature = "cluster")]
 pub mod http1;
+#[cfg(feature = "cluster")]
 pub mod loadgen;
