@@ -92,8 +92,9 @@ impl Default for PrunePolicy {
 pub struct PruneReport<A> {
     /// The entries removed, oldest first.
     pub removed: Vec<Entry<A>>,
-    /// Versions of a sibling set dropped because, after pruning, another version dominated them
-    /// (always 0 for a single clock). Nonzero means pruning caused a possible lost update.
+    /// Versions of a sibling set dropped because, after pruning, another version dominated them,
+    /// counting only those whose value (or tombstone) no surviving version holds (always 0 for a
+    /// single clock). Nonzero means pruning caused a possible lost update.
     pub versions_dropped: usize,
 }
 

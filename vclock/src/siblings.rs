@@ -180,21 +180,36 @@ impl<A: Ord + Clone, V: PartialEq> Siblings<A, V> {
     /// A version causally equal to a known one with the same value is the same version (their
     /// timestamps are merged); with a different value it is kept as a sibling.
     pub fn insert(&mut self, version: Version<A, V>) -> bool {
+        self.insert_dropping(version, &mut Vec::new())
+    }
+
+    /// [`insert`](Self::insert) that hands every version it discards to `dropped`: the known
+    /// versions `version` dominates, or `version` itself when a known one descends it or is it.
+    fn insert_dropping(
+        &mut self,
+        version: Version<A, V>,
+        dropped: &mut Vec<Version<A, V>>,
+    ) -> bool {
         let mut dominated = Vec::new();
         for (i, known) in self.versions.iter_mut().enumerate() {
             match version.clock.compare(&known.clock) {
-                Causality::Before => return false,
+                Causality::Before => {
+                    dropped.push(version);
+                    return false;
+                }
                 Causality::Equal if known.value == version.value => {
                     let before = known.clock.clone();
                     known.clock.merge(&version.clock);
-                    return known.clock != before;
+                    let changed = known.clock != before;
+                    dropped.push(version);
+                    return changed;
                 }
                 Causality::After => dominated.push(i),
                 Causality::Equal | Causality::Concurrent => {}
             }
         }
         for i in dominated.into_iter().rev() {
-            self.versions.remove(i);
+            dropped.push(self.versions.remove(i));
         }
         self.versions.push(version);
         true
@@ -297,21 +312,25 @@ impl<A: Ord + Clone, V: PartialEq> Siblings<A, V> {
     }
 
     /// Prunes every version's clock (see [`VClock::prune`]) and restores the invariant. The
-    /// report lists the removed entries and counts versions that pruning made look dominated and
-    /// that were therefore dropped (possible lost updates).
+    /// report lists the removed entries and counts the versions that pruning made look dominated
+    /// and whose value (or tombstone) no surviving version holds: possible lost updates. A dropped
+    /// copy of a value that survives in another version loses nothing and is not counted.
     pub fn prune(&mut self, policy: &PrunePolicy, now: u64) -> PruneReport<A> {
         let mut report = PruneReport::default();
         let versions = core::mem::take(&mut self.versions);
-        let before = versions.len();
-        let mut pruned = Vec::with_capacity(before);
+        let mut pruned = Vec::with_capacity(versions.len());
         for mut v in versions {
             report.absorb(v.clock.prune(policy, now));
             pruned.push(v);
         }
+        let mut dropped = Vec::new();
         for v in pruned {
-            self.insert(v);
+            self.insert_dropping(v, &mut dropped);
         }
-        report.versions_dropped = before - self.versions.len();
+        report.versions_dropped = dropped
+            .iter()
+            .filter(|d| !self.versions.iter().any(|kept| kept.value == d.value))
+            .count();
         report
     }
 }

@@ -119,6 +119,28 @@ fn pruning_can_lose_an_update_and_reports_it() {
     assert_eq!(set.live_values().collect::<Vec<_>>(), [&"b"]);
 }
 
+/// A version that pruning makes look dominated by another version holding the same value loses
+/// nothing: the value is still there, and the report does not count it as a lost update.
+#[test]
+fn pruning_that_drops_a_copy_of_a_surviving_value_reports_no_loss() {
+    let policy = PrunePolicy::Paper { max_entries: 1 };
+    let mut set: Siblings<u8, &str> = Siblings::new();
+    set.insert(Version::live(clock(&[(1, 2, 50), (2, 1, 200)]), "a"));
+    set.insert(Version::live(clock(&[(1, 1, 10), (2, 2, 300)]), "a"));
+    assert_eq!(set.len(), 2);
+    let report = set.prune(&policy, 400);
+    assert_eq!(set.live_values().collect::<Vec<_>>(), [&"a"]);
+    assert_eq!(report.versions_dropped, 0, "{report:?}");
+
+    // A tombstone that pruning drops under a live value is a lost delete: counted.
+    let mut set: Siblings<u8, &str> = Siblings::new();
+    set.insert(Version::tombstone(clock(&[(1, 2, 50), (2, 1, 200)])));
+    set.insert(Version::live(clock(&[(1, 1, 10), (2, 2, 300)]), "a"));
+    let report = set.prune(&policy, 400);
+    assert_eq!(set.live_values().collect::<Vec<_>>(), [&"a"]);
+    assert_eq!(report.versions_dropped, 1);
+}
+
 #[test]
 fn never_policy_and_value_option() {
     let mut c = clock(&[(1, 1, 0), (2, 1, 0)]);
