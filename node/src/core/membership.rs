@@ -526,10 +526,11 @@ impl NodeCore {
         Ok(next)
     }
 
-    /// `id` as the ring sees it: with the zone it gossips (this node: its configured zone).
+    /// `id` as the ring sees it: with the zone it gossips (this node: its configured zone, or
+    /// the initial members' zone for it).
     pub(crate) fn spec_of(&self, id: NodeId) -> NodeSpec<NodeId> {
         let zone = if id == self.id {
-            self.config.zone.clone()
+            Self::own_zone(&self.config, id)
         } else {
             self.gossip
                 .node_state(&id)

@@ -71,8 +71,8 @@ impl NodeCore {
         )
         .map_err(|e| NodeError::Config(e.to_string()))?;
         let _ = gossip.set_status(dynamo_gossip::Status::Up);
-        if let Some(zone) = &config.zone {
-            let _ = gossip.set_app_state(membership::ZONE_KEY, zone.as_bytes().to_vec());
+        if let Some(zone) = Self::own_zone(&config, id) {
+            let _ = gossip.set_app_state(membership::ZONE_KEY, zone.into_bytes());
         }
         if config.wait_for_commit {
             let _ = gossip.set_app_state(membership::ADMISSION_KEY, b"staged".to_vec());
@@ -116,6 +116,27 @@ impl NodeCore {
                 }
             }
         };
+        // A node's zone reaches the ring when the node joins (or from the initial members'
+        // zones) and does not change in place: a start that names another zone than the ring's
+        // for this node is refused, as a ring of another N is, rather than gossiping the new
+        // zone while every preference list goes on spreading by the old one. A configuration
+        // that names no zone keeps the ring's.
+        if let Some(zone) = Self::own_zone(&config, id) {
+            if let Some(spec) = ring_state.ring.nodes().find(|n| n.id == id) {
+                if spec.zone.as_deref() != Some(zone.as_str()) {
+                    return Err(NodeError::Config(format!(
+                        "the ring has node {id} in {}; the configuration puts it in zone {zone:?}. \
+                         A node's zone does not change in place: start it in its ring's zone, or \
+                         have it leave (`dynamo leave`), clear its data directory and join it \
+                         again in the new zone",
+                        match &spec.zone {
+                            Some(z) => format!("zone {z:?}"),
+                            None => "no zone".to_owned(),
+                        }
+                    )));
+                }
+            }
+        }
         // A node that is not among the initial members joins an existing cluster: its own ring
         // is a guess until it hears the cluster's.
         // So is the ring of a node given seeds but no initial members.
@@ -308,6 +329,18 @@ impl NodeCore {
         core.gossip.handle_timeout(now);
         core.drain(now);
         Ok(core)
+    }
+
+    /// This node's zone: the configured one, or else the one the initial members' zones give
+    /// it (as `dynamo serve` fills it in).
+    pub(crate) fn own_zone(config: &NodeConfig, id: NodeId) -> Option<String> {
+        config.zone.clone().or_else(|| {
+            config
+                .member_zones
+                .iter()
+                .find(|(m, _)| *m == id)
+                .map(|(_, z)| z.clone())
+        })
     }
 
     fn build_ring(

@@ -9,7 +9,7 @@
 use dynamo_vclock::{VClock, Value as Versioned};
 
 use super::storage::{execute, StorageOp};
-use super::{Boot, NodeCore, NodeEvent};
+use super::{Boot, NodeCore, NodeError, NodeEvent};
 use crate::config::NodeConfig;
 use crate::message::{ClientError, ClientOptions, ClientReply, ClientRequest, PeerMessage};
 use crate::store::{MemoryStore, Store};
@@ -4243,4 +4243,45 @@ fn a_ring_of_another_shape_stays_reported_after_a_ring_change() {
         h.core.status().ring_mismatch.is_some(),
         "node 9 still publishes a ring of 16 partitions"
     );
+}
+
+/// Review of the operator's surface (thirtieth session): a node restarted with another zone than
+/// the one its ring holds for it started as if nothing changed. The ring kept the old zone (the
+/// zone reaches a ring only when a node joins), so preference lists went on spreading by it while
+/// the node gossiped the new one and the operator believed the move done. A node's zone does not
+/// change in place: the start says so and stops, as a ring of another N does. The first start
+/// of an initial member checks its own zone against the members' zones the same way.
+#[test]
+fn a_restart_with_another_zone_than_the_rings_is_refused() {
+    let zoned = |c: &mut NodeConfig| {
+        c.member_zones = vec![(ME, "a".into()), (2, "b".into())];
+    };
+    let h = Harness::with(zoned);
+    let restart = |zone: Option<&str>| {
+        let mut store = h.store.clone();
+        let mut config = h.core.config().clone();
+        config.zone = zone.map(str::to_owned);
+        let boot = Boot::load(&mut store, ME, &config, BOOT + 1, 8).expect("loads");
+        NodeCore::new(ME, "n1".into(), config, boot, BOOT + 1, 8)
+    };
+    // The zone the members' list gives it, named again or not: starts.
+    assert!(restart(Some("a")).is_ok());
+    assert!(restart(None).is_ok());
+    match restart(Some("c")) {
+        Err(NodeError::Config(why)) => assert!(why.contains("zone"), "{why}"),
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("a node restarted in zone c on a ring that has it in zone a started"),
+    }
+    // The first start of an initial member whose zone contradicts the members' zones.
+    let (store, config) = (MemoryStore::new(), {
+        let mut config = h.core.config().clone();
+        config.zone = Some("c".into());
+        config
+    });
+    let mut store = store;
+    let boot = Boot::load(&mut store, ME, &config, BOOT, 8).expect("loads");
+    assert!(matches!(
+        NodeCore::new(ME, "n1".into(), config, boot, BOOT, 8),
+        Err(NodeError::Config(_))
+    ));
 }
