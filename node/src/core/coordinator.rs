@@ -404,6 +404,21 @@ impl NodeCore {
                 ))),
             );
         }
+        // A put that cannot reach W replicas from the start is turned down before its dot is
+        // stored here: stored first, it failed as "quorum failed" (perhaps applied) with its
+        // value in this node's store. (The plan is made again once the dot is stored; a change
+        // meanwhile fails it as a put that may have been applied, which it then may.)
+        let reachable = self.plan_for(&key, &options).targets.len();
+        if reachable < options.w {
+            return self.reply(
+                origin,
+                ClientReply::Failed(ClientError::Unavailable(format!(
+                    "{reachable} of the key's {} replicas can be reached, fewer than W = {}: \
+                     nothing was written",
+                    options.n, options.w
+                ))),
+            );
+        }
         let primary = self
             .view
             .ring

@@ -4285,3 +4285,30 @@ fn a_restart_with_another_zone_than_the_rings_is_refused() {
         Err(NodeError::Config(_))
     ));
 }
+
+/// Review of the coordinator (thirtieth session): a put whose write quorum could not be met
+/// from the start (strict mode, two of the key's three primaries down) was stored here first,
+/// and only then found it had too few targets: the client heard "quorum failed, 0
+/// acknowledged", which may mean applied, while the value sat in this node's store and
+/// anti-entropy spread it; a client that tried again added a second copy of its value. A put
+/// that cannot reach W replicas is turned down before anything is written ("unavailable":
+/// nothing applied).
+#[test]
+fn a_put_that_cannot_reach_its_write_quorum_is_turned_down_before_it_is_stored() {
+    let mut h = Harness::with(|c| c.mode = crate::config::QuorumMode::Strict);
+    let (key, a, b) = h.own_key();
+    // A minute with nothing heard from any peer: every one is down.
+    h.now += 60_000;
+    h.core.handle_timeout(h.now);
+    h.outputs();
+    assert!(!h.core.is_up(a) && !h.core.is_up(b));
+    let out = h.client(10, put(&key, b"v", vec![]));
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Out::Reply(10, ClientReply::Failed(ClientError::Unavailable(_)))
+        )),
+        "{out:?}"
+    );
+    assert_eq!(h.stored(&key), None, "the put was stored: {out:?}");
+}
