@@ -387,7 +387,9 @@ pub(crate) async fn put(
     let value = super::read_body(&state, body, too_large).await?;
     let request = ClientRequest::Put {
         key,
-        value: value.to_vec(),
+        // Moved, not copied: a copy left the body alive beside it for the whole wait for the
+        // quorum, twice the bytes the request budget counted.
+        value: Vec::from(value),
         context,
         options: params.options(),
         content_type,
