@@ -18,6 +18,9 @@ impl Sim {
         };
         self.now = self.now.max(time);
         self.stats.events += 1;
+        let Some(event) = self.unless_paused(event) else {
+            return true;
+        };
         let now = self.now_ms();
         match event {
             Event::Deliver {
@@ -103,6 +106,7 @@ impl Sim {
                 }
             }
             Event::Wake { client } => self.wake(client),
+            Event::Resume { node, incarnation } => self.resume_incarnation(node, incarnation),
             Event::Disk { node, incarnation } => {
                 if let Some(slot) = self.slots.get_mut(node as usize) {
                     if slot.incarnation == incarnation {

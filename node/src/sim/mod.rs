@@ -32,6 +32,7 @@ pub mod check;
 pub mod dist;
 mod driver;
 pub mod net;
+mod pause;
 mod readback;
 pub use readback::ReadBack;
 mod stats;
@@ -170,6 +171,8 @@ enum Event {
     Wake { client: u32 },
     /// A client gives up on an operation.
     ClientTimeout { op: u64 },
+    /// A paused node runs again (if it is still the incarnation that was paused).
+    Resume { node: NodeId, incarnation: u32 },
 }
 
 /// One node's place in the simulation.
@@ -187,6 +190,9 @@ struct Slot {
     disk_armed: bool,
     /// When the node's buffered store last synced (µs of virtual time).
     synced_at: Micros,
+    /// While the node's process is paused ([`Sim::pause`]): the events that reached it since,
+    /// in order, run when it resumes.
+    paused: Option<Vec<Event>>,
 }
 
 /// A closed-loop client.
@@ -204,7 +210,7 @@ struct Client {
 
 /// A simulated cluster. See the [module docs](self).
 ///
-/// Methods: `crash`, `restart`, `add_node`, `leave`, `partition`, `isolate`, `heal` inject faults
+/// Methods: `crash`, `restart`, `pause`, `add_node`, `leave`, `partition`, `isolate`, `heal` inject faults
 /// and changes; `run_until`, `run_for`, `run_ops`, `settle` advance virtual time; `history`,
 /// `stats`, `node_stats`, `node`, `converged`, `final_state`, `check` observe.
 pub struct Sim {
@@ -300,6 +306,7 @@ impl Sim {
                 held_replies: Vec::new(),
                 disk_armed: false,
                 synced_at: 0,
+                paused: None,
             });
             sim.start_node(id, sim.members.clone())?;
         }
@@ -440,6 +447,8 @@ impl Sim {
         slot.held.clear();
         slot.held_replies.clear();
         slot.disk_armed = false;
+        // A paused process that is killed never runs the events it was sent.
+        slot.paused = None;
         self.up.retain(|&n| n != id);
         self.stats.crashes += 1;
         for c in 0..self.clients.len() {
@@ -567,6 +576,7 @@ impl Sim {
             held_replies: Vec::new(),
             disk_armed: false,
             synced_at: 0,
+            paused: None,
         });
         self.net.grow(self.slots.len());
         // As `dynamo serve --join` does: the cluster's members, not itself, so its ring is a

@@ -33,6 +33,8 @@ pub struct SimStats {
     pub crashes: u64,
     /// Restarts.
     pub restarts: u64,
+    /// Pauses injected ([`Sim::pause`](super::Sim::pause)).
+    pub pauses: u64,
     /// Partitions injected.
     pub partitions: u64,
     /// Node statistics of crashed incarnations (their cores are gone).

@@ -288,6 +288,9 @@ fn faults(
             victim
         }
     };
+    // Pauses (a process stopped, then going on with what it knew) draw from a stream of their
+    // own, as the added nodes do, so that seeds that pause no node replay as before.
+    let mut pauses = ReplayRng::seed_from_u64(cfg.seed ^ 0x9A05_ED00);
     let phases = 6;
     for _ in 0..phases {
         let action = rng.gen_range(0..8);
@@ -344,6 +347,23 @@ fn faults(
                     sim.restart(n).map_err(|e| e.to_string())?;
                 }
             }
+            // A pause of a running node (a crashed one may be paused again after its restart):
+            // short ones within a request's timeout, long ones past failure detection, the
+            // client's timeout and a ring change; it resumes on its own.
+            5 => {
+                let victim = or_added(pauses.gen_range(0..nodes), sim, &mut extra);
+                if sim.running().contains(&victim) {
+                    let ms = if pauses.gen_bool(0.5) {
+                        pauses.gen_range(100..1_500)
+                    } else {
+                        pauses.gen_range(3_000..12_000)
+                    };
+                    if std::env::var("SIM_DEBUG").is_ok() {
+                        eprintln!("t={} pause of node {victim} for {ms} ms", sim.now_ms());
+                    }
+                    sim.pause(victim, ms);
+                }
+            }
             // At most two membership changes per seed, never below N + 1 running members.
             6 if changes < MAX_CHANGES && !setup.fixed_membership => {
                 sim.add_node().map_err(|e| e.to_string())?;
@@ -353,7 +373,7 @@ fn faults(
                 let running: Vec<NodeId> = sim
                     .running()
                     .into_iter()
-                    .filter(|n| !crashed.contains(n))
+                    .filter(|n| !crashed.contains(n) && !sim.paused(*n))
                     .collect();
                 if running.len() > cfg.node.n + 1 + crashed.len() {
                     let leaver = running[rng.gen_range(0..running.len())];
@@ -366,6 +386,7 @@ fn faults(
         sim.run_ops(OPS / phases);
     }
     // Heal everything, let the clients finish, and let repair settle.
+    sim.resume_all();
     sim.heal();
     sim.network_mut().set_default(clean);
     for n in crashed.drain(..) {
@@ -408,11 +429,14 @@ fn faults(
     };
     let report = sim.check();
     let summary = format!(
-        "{report}; settled in {settled:?} ms; {} msgs, {} dropped, {} partitioned, {} duplicated",
+        "{report}; settled in {settled:?} ms; {} msgs, {} dropped, {} partitioned, {} duplicated; \
+         {} crashes, {} pauses",
         sim.stats().messages_sent,
         sim.stats().messages_dropped,
         sim.stats().messages_partitioned,
-        sim.stats().messages_duplicated
+        sim.stats().messages_duplicated,
+        sim.stats().crashes,
+        sim.stats().pauses
     );
     if settled.is_none() {
         return Err(format!("no convergence after healing: {summary}"));
