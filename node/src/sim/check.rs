@@ -48,6 +48,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+mod answers;
+pub use answers::{contradictory_reads, divergent, ContradictoryRead, Divergence};
+
 use super::workload::{value_op, written_value, History, Op, OpKind};
 use crate::types::{Actor, Clock, NodeId, Sibs};
 
@@ -64,6 +67,9 @@ pub struct FinalState {
     /// then returned may have lived only in that copy, so such a get is no evidence that it is
     /// still applied.
     pub lost_copies: BTreeMap<u32, u64>,
+    /// Keys whose running primaries hold different versions although the replicas converged by
+    /// their Merkle trees (see [`answers`]); only looked for when they did.
+    pub divergent: Vec<Divergence>,
 }
 
 /// The stale-read measurement.
@@ -246,6 +252,11 @@ pub struct Report {
     pub reused_dots: Vec<ReusedDot>,
     /// Values no put to their key wrote (must be empty).
     pub phantoms: Vec<PhantomValue>,
+    /// Gets whose answer held a value and a write that superseded it, or a value twice (must be
+    /// empty).
+    pub contradictions: Vec<ContradictoryRead>,
+    /// Keys whose primaries' copies differ after they converged (must be empty).
+    pub divergent: Vec<Divergence>,
 }
 
 impl Report {
@@ -256,6 +267,8 @@ impl Report {
             && self.errors.is_empty()
             && self.reused_dots.is_empty()
             && self.phantoms.is_empty()
+            && self.contradictions.is_empty()
+            && self.divergent.is_empty()
     }
 }
 
@@ -263,7 +276,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors, {} dots reused, {} phantom values; {} stray keys; stale reads {}/{} ({:.2}%), {} missed writes",
+            "{} acked puts, {} acked deletes: {} lost, {} resurrected, {} errors, {} dots reused, {} phantom values, {} contradictory reads, {} divergent keys; {} stray keys; stale reads {}/{} ({:.2}%), {} missed writes",
             self.acked_puts,
             self.acked_deletes,
             self.lost.len(),
@@ -271,6 +284,8 @@ impl fmt::Display for Report {
             self.errors.len(),
             self.reused_dots.len(),
             self.phantoms.len(),
+            self.contradictions.len(),
+            self.divergent.len(),
             self.strays,
             self.stale.stale.len(),
             self.stale.judged,
@@ -307,6 +322,12 @@ impl fmt::Display for Report {
         if let Some(p) = self.phantoms.first() {
             write!(f, "; first phantom: {p:?}")?;
         }
+        if let Some(c) = self.contradictions.first() {
+            write!(f, "; first contradictory read: {c:?}")?;
+        }
+        if let Some(d) = self.divergent.first() {
+            write!(f, "; first divergent key: {d:?}")?;
+        }
         if let Some(e) = self.errors.first() {
             write!(f, "; first error: {e}")?;
         }
@@ -331,6 +352,8 @@ pub fn check(history: &History, state: &FinalState) -> Report {
     report.errors = e1.into_iter().chain(e2).collect();
     report.reused_dots = reused_dots(state);
     report.phantoms = phantom_values(history, state);
+    report.contradictions = contradictory_reads(history);
+    report.divergent = state.divergent.clone();
     report
 }
 
@@ -786,6 +809,62 @@ mod tests {
             l.iter().map(|l| l.op).collect::<Vec<_>>(),
             vec![replaced, lost]
         );
+    }
+
+    /// Review of the checkers (thirtieth session): a get that returned a value together with
+    /// the write that replaced it was only a stale read, counted when the write had been
+    /// acknowledged before the get began, and the final read-back, once the replicas agree,
+    /// cannot see it. Any outcome of the replacing write makes such an answer wrong; so does a
+    /// value returned twice.
+    #[test]
+    fn a_get_that_returns_a_value_and_its_replacement_contradicts_itself() {
+        let mut h = H(History::new());
+        let c = clock(&[((1, 7), 1)]);
+        let v = h.write(OpKind::Put, 0, (0, 1), &c);
+        let g = h.read(0, (2, 3), vec![v]);
+        // Replaced by a put that timed out (it may still be applied).
+        let x = h.op(OpKind::Put, 0, 4, 5, false);
+        saw(&mut h, x, g);
+        let concurrent = h.write(OpKind::Put, 0, (4, 5), &c);
+        let fine = h.read(0, (6, 7), vec![x, concurrent]);
+        let both = h.read(0, (6, 7), vec![v, x]);
+        let twice = h.read(0, (6, 7), vec![concurrent, concurrent]);
+        let found = contradictory_reads(&h.0);
+        assert_eq!(
+            found,
+            vec![
+                ContradictoryRead {
+                    get: both,
+                    key: 0,
+                    value_op: v,
+                    replaced_by: Some(x),
+                },
+                ContradictoryRead {
+                    get: twice,
+                    key: 0,
+                    value_op: concurrent,
+                    replaced_by: None,
+                },
+            ]
+        );
+        assert!(found.iter().all(|c| c.get != fine));
+        let report = check(&h.0, &FinalState::default());
+        assert!(!report.is_clean(), "{report}");
+    }
+
+    /// Copies that differ are found whatever differs: a value, a version, or no copy at all.
+    #[test]
+    fn divergent_copies_are_found() {
+        let (a, b) = (sibs(&[1, 2]), sibs(&[1]));
+        let copies = vec![
+            (0, vec![(1, Some(&a)), (2, Some(&a)), (3, Some(&a))]),
+            (1, vec![(1, Some(&a)), (2, Some(&b))]),
+            (2, vec![(1, Some(&a)), (2, None)]),
+            (3, vec![(1, None), (2, None)]),
+        ];
+        let found = divergent(copies);
+        assert_eq!(found.iter().map(|d| d.key).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(found[1].copies[1], (2, None));
     }
 
     /// Review of the checkers, twenty-fifth session of issue 20: any delete made from a get that

@@ -243,6 +243,9 @@ pub struct Sim {
     lost_copies: BTreeMap<u32, Micros>,
     /// Replica actions, when [`Sim::record_replicas`] turned the log on.
     replica_log: Option<trace::ReplicaLog>,
+    /// Keys whose primaries' copies differed when a [`Sim::settle`] found the replicas
+    /// converged ([`check::FinalState::divergent`]).
+    divergent: Vec<check::Divergence>,
 }
 
 /// The client id of operations issued through [`Sim::call`].
@@ -294,6 +297,7 @@ impl Sim {
             answered: std::collections::BTreeSet::new(),
             lost_copies: BTreeMap::new(),
             replica_log: None,
+            divergent: Vec::new(),
             config,
         };
         for id in 0..n as NodeId {
@@ -754,6 +758,9 @@ impl Sim {
         let start = self.now_ms();
         loop {
             if self.converged() {
+                // Copies that differ although the trees agree, kept for the checks: the reads
+                // that follow a settle repair them.
+                self.divergent = self.final_state().divergent;
                 return Some(self.now_ms() - start);
             }
             if self.now_ms() >= start + max {
@@ -793,6 +800,28 @@ impl Sim {
                     }
                 }
             });
+        }
+        state.divergent = self.divergent.clone();
+        if self.converged() {
+            let running = |n: &NodeId| {
+                self.slots
+                    .get(*n as usize)
+                    .is_some_and(|s| s.core.is_some())
+            };
+            let copies = state.keys.iter().map(|(&k, held)| {
+                let key = workload::key_bytes(k);
+                let primaries = ring.preference_list(&key).primaries().copied();
+                let copies = primaries
+                    .filter(running)
+                    .map(|p| (p, held.iter().find(|(n, _)| *n == p).map(|(_, s)| s)))
+                    .collect();
+                (k, copies)
+            });
+            for d in check::divergent(copies) {
+                if !state.divergent.iter().any(|seen| seen.key == d.key) {
+                    state.divergent.push(d);
+                }
+            }
         }
         state
     }

@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "6f9972d5c4501d61ae900bc4662b2befa56b5d675a5de23017ec62b7f3b2b869";
+const RUN_DIGEST: &str = "c6611ba9cc13de994f81d6261adacea8b9f0d27b7eeb9babe5e4711a7aadb7c9";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [
