@@ -84,6 +84,15 @@ impl Pending {
     }
 }
 
+/// Runs of a sender's forwards remembered (see `Requests::forgotten_forwards`).
+const FORWARD_RUNS: usize = 4;
+
+/// The run of request ids `req` belongs to: a node numbers its requests from its generation
+/// times 2^20 (`NodeCore::new`), so the ids of one incarnation share their high bits.
+fn id_run(req: RequestId) -> u64 {
+    req >> 20
+}
+
 /// The request table. See the [module docs](self).
 pub(crate) struct Requests {
     // Ordered maps: iteration order must not depend on a random hasher, so that the same inputs
@@ -100,6 +109,12 @@ pub(crate) struct Requests {
     seen_forwards: BTreeSet<(NodeId, RequestId)>,
     /// `seen_forwards` in arrival order, with when, to forget them.
     forward_order: VecDeque<(Millis, (NodeId, RequestId))>,
+    /// The newest forward forgotten, per sender and run of its ids ([`id_run`]): a sender's
+    /// request ids grow with time within a run, so a forward no newer than that one is at least
+    /// as old, past its sender's timeout, and may be a copy of one coordinated already (a network
+    /// that repeats a message, a node paused while the copy waited). A sender that restarts
+    /// starts a run of its own (one that lost its disk, on a clock behind, may start below).
+    forgotten_forwards: BTreeMap<(NodeId, u64), RequestId>,
     /// When each recent get or put coordinated here started, by request id. Ids grow with time,
     /// so the first is the oldest.
     started: BTreeMap<RequestId, (Millis, RoundTrip)>,
@@ -115,6 +130,7 @@ impl Requests {
             keep: request_timeout.saturating_mul(2).max(1_000),
             seen_forwards: BTreeSet::new(),
             forward_order: VecDeque::new(),
+            forgotten_forwards: BTreeMap::new(),
             started: BTreeMap::new(),
         }
     }
@@ -159,7 +175,8 @@ impl Requests {
         }
     }
 
-    /// Whether the forward `(from, req)` is new; remembers it.
+    /// Whether the forward `(from, req)` is new (neither remembered nor older than one
+    /// forgotten); remembers it.
     pub(crate) fn first_forward(&mut self, now: Millis, from: NodeId, req: RequestId) -> bool {
         while let Some(&(t, id)) = self.forward_order.front() {
             if t.saturating_add(self.keep) > now {
@@ -167,6 +184,26 @@ impl Requests {
             }
             self.forward_order.pop_front();
             self.seen_forwards.remove(&id);
+            let (sender, forgotten) = id;
+            let run = (sender, id_run(forgotten));
+            let newest = self.forgotten_forwards.entry(run).or_insert(forgotten);
+            *newest = (*newest).max(forgotten);
+            // A few runs per sender (its last restarts) are enough.
+            let runs: Vec<(NodeId, u64)> = self
+                .forgotten_forwards
+                .range((sender, 0)..=(sender, u64::MAX))
+                .map(|(k, _)| *k)
+                .collect();
+            for old in runs.iter().take(runs.len().saturating_sub(FORWARD_RUNS)) {
+                self.forgotten_forwards.remove(old);
+            }
+        }
+        if self
+            .forgotten_forwards
+            .get(&(from, id_run(req)))
+            .is_some_and(|&newest| req <= newest)
+        {
+            return false;
         }
         if !self.seen_forwards.insert((from, req)) {
             return false;

@@ -1168,6 +1168,84 @@ fn a_repeated_forward_is_coordinated_once() {
     assert_eq!(h.core.stats().counters.bad_messages, 1);
 }
 
+/// Found by the simulator's new pauses and its contradictory-read check (thirtieth session,
+/// seed 379546 with `SIM_FANOUT=1 SIM_REAP=1`): a forward was remembered for twice the request
+/// timeout of this node's clock only. A copy of it that came after that (the network repeated
+/// it while this node was paused) was coordinated again: the client's one put was stored under
+/// two dots, and gets returned its value twice. A forward no newer than one forgotten already
+/// from the same sender (request ids grow with time) is as old: turned down.
+#[test]
+fn a_repeated_forward_that_comes_late_is_not_coordinated_again() {
+    // Node 4's request ids, as a node numbers them: from its generation times 2^20.
+    const RUN: u64 = 7 << 20;
+    let mut h = Harness::new();
+    let (key, _, _) = h.own_key();
+    let other = (0..1_000)
+        .map(|i| format!("other{i}").into_bytes())
+        .find(|k| h.primaries(k)[0] == ME)
+        .expect("some key fits");
+    let request = put(&key, b"v1", vec![]);
+    let first = h.message(
+        4,
+        PeerMessage::Forward {
+            req: RUN + 900,
+            request: request.clone(),
+        },
+    );
+    assert!(first
+        .iter()
+        .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { .. }))));
+    // A minute on (a pause), the copy arrives.
+    h.now += 60_000;
+    let late = h.message(
+        4,
+        PeerMessage::Forward {
+            req: RUN + 900,
+            request,
+        },
+    );
+    assert!(
+        !late
+            .iter()
+            .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { .. }))),
+        "coordinated again: {late:?}"
+    );
+    // Likewise a forward never seen that is older than one forgotten, from the same sender; a
+    // newer one is taken.
+    let older = h.message(
+        4,
+        PeerMessage::Forward {
+            req: RUN + 899,
+            request: put(&other, b"w", vec![]),
+        },
+    );
+    assert!(!older
+        .iter()
+        .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { .. }))));
+    let newer = h.message(
+        4,
+        PeerMessage::Forward {
+            req: RUN + 901,
+            request: put(&other, b"w", vec![]),
+        },
+    );
+    assert!(newer
+        .iter()
+        .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { .. }))));
+    // Node 4 restarted on a new store with its clock behind: its ids start below the old run's,
+    // and its forwards are taken.
+    let restarted = h.message(
+        4,
+        PeerMessage::Forward {
+            req: (3 << 20) + 1,
+            request: put(&other, b"x", vec![]),
+        },
+    );
+    assert!(restarted
+        .iter()
+        .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { .. }))));
+}
+
 #[test]
 fn an_answer_to_no_request_changes_nothing() {
     let mut h = Harness::new();
