@@ -744,6 +744,8 @@ fn replay() {
                 .iter()
                 .map(|l| l.key)
                 .chain(report.resurrected.iter().map(|r| r.key))
+                .chain(report.contradictions.iter().map(|c| c.key))
+                .chain(report.divergent.iter().map(|d| d.key))
                 .chain(
                     report
                         .stale
