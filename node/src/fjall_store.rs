@@ -279,22 +279,18 @@ impl FjallStore {
                 None => batch.remove(&self.meta, name.as_bytes()),
             }
         }
-        // Every so often the batch stores its number, for the durable mark.
-        let numbered = self.commits.is_multiple_of(crate::on_disk::mark::EVERY);
-        if numbered {
-            let number = self.batch_number + 1;
-            batch.insert(
-                &self.meta,
-                crate::on_disk::mark::META_SEQ.as_bytes(),
-                crate::on_disk::mark::seal(number),
-            );
-        }
+        // Every batch stores its number, for the durable mark: a journal that lost any of its
+        // durable batches, the last one included, recovers a lower number than the mark.
+        let number = self.batch_number + 1;
+        batch.insert(
+            &self.meta,
+            crate::on_disk::mark::META_SEQ.as_bytes(),
+            crate::on_disk::mark::seal(number),
+        );
         catch_panic(|| batch.commit())
             .map_err(|p| self.panicked("committing", &p))?
             .map_err(|e| fjall_err(&self.dir, "committing", e))?;
-        if numbered {
-            self.batch_number += 1;
-        }
+        self.batch_number = number;
         if self.durability == Durability::Durable {
             let hints = !self.hint_overlay.is_empty() || !bad_hints.is_empty();
             self.uncovered

@@ -5,17 +5,17 @@
 //! damage it silently loses acknowledged writes. fjall's journal recovery takes an entry it
 //! cannot read (a damaged tag or length, a file cut short) for the torn tail of a crash and
 //! drops it with every batch after it; redb falls back to the commit before a newest one that
-//! fails its checksums. So the stores number their batches or commits (fjall every [`EVERY`]th
-//! batch, under [`META_SEQ`] in the metadata keyspace; redb every commit), and after each fsync
+//! fails its checksums. So the stores number their batches or commits (fjall every batch, under
+//! [`META_SEQ`] in the metadata keyspace; redb every commit), and after each fsync
 //! that succeeded the store writes the number of the last batch it covered to a mark file
 //! beside the database ([`MARK_FILE`] for fjall, [`REDB_MARK_FILE`] for redb), without an fsync
 //! of its own: the mark never runs ahead of what is durable (a crash may leave it older, never
 //! newer). An open that recovers a number below the mark lost writes that were durable (or runs
 //! on an older copy of the database put back without its mark), and is refused.
 //!
-//! fjall's check misses damage that drops only batches after the last numbered one (at most
-//! [`EVERY`] batches), as any write-ahead log misses a cut exactly at a batch boundary. Neither
-//! sees a whole data directory put back from an older copy, mark included.
+//! fjall numbered one batch in sixteen until the thirtieth session, and its check missed damage
+//! that dropped only the batches after the last numbered one. Neither check sees a whole data
+//! directory put back from an older copy, mark included.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -33,9 +33,6 @@ pub(crate) const MARK_FILE: &str = "durable-mark";
 
 /// The redb store's mark file, beside the database's file.
 pub(crate) const REDB_MARK_FILE: &str = "redb-durable-mark";
-
-/// One batch in this many stores its number (the first after an open too).
-pub(crate) const EVERY: u64 = 16;
 
 /// The record of batch number `seq`, as stored in fjall's metadata keyspace and in a mark file
 /// (of either store: the record's name is the one fjall's batches use).
