@@ -121,18 +121,34 @@ impl NodeCore {
         // for this node is refused, as a ring of another N is, rather than gossiping the new
         // zone while every preference list goes on spreading by the old one. A configuration
         // that names no zone keeps the ring's.
-        if let Some(zone) = Self::own_zone(&config, id) {
+        // Checked against a ring that holds the node's zone: a stored one, or an initial
+        // member's first ring (built from the members' zones). A joiner's first ring is a guess
+        // that holds no zone; its zone reaches the cluster's ring from gossip when it joins.
+        let holds_zone = restarted_on_a_ring || config.initial_members.contains(&id);
+        if let (true, Some(zone)) = (holds_zone, Self::own_zone(&config, id)) {
             if let Some(spec) = ring_state.ring.nodes().find(|n| n.id == id) {
                 if spec.zone.as_deref() != Some(zone.as_str()) {
+                    let (theirs, remedy) = match (restarted_on_a_ring, &spec.zone) {
+                        (true, Some(z)) => (format!("the ring has node {id} in zone {z:?}"), ""),
+                        (true, None) => (format!("the ring has node {id} in no zone"), ""),
+                        (false, Some(z)) => (
+                            format!("the initial members' zones put node {id} in zone {z:?}"),
+                            " (or correct the members' zones on every node of the new cluster)",
+                        ),
+                        (false, None) => (
+                            format!(
+                                "the initial members' zones (`member_zones`, `--members \
+                                 ID@ZONE`) give node {id} no zone"
+                            ),
+                            " (or name it in the members' zones on every node of the new \
+                             cluster)",
+                        ),
+                    };
                     return Err(NodeError::Config(format!(
-                        "the ring has node {id} in {}; the configuration puts it in zone {zone:?}. \
-                         A node's zone does not change in place: start it in its ring's zone, or \
-                         have it leave (`dynamo leave`), clear its data directory and join it \
-                         again in the new zone",
-                        match &spec.zone {
-                            Some(z) => format!("zone {z:?}"),
-                            None => "no zone".to_owned(),
-                        }
+                        "{theirs}; the configuration puts it in zone {zone:?}. A node's zone \
+                         does not change in place: start it in its ring's zone{remedy}, or have \
+                         it leave (`dynamo leave`), clear its data directory and join it again \
+                         in the new zone"
                     )));
                 }
             }
