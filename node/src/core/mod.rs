@@ -381,7 +381,14 @@ impl NodeCore {
                 }
             }
             PeerMessage::Forward { req, request } => {
-                if self.requests.first_forward(now, from, req) {
+                // The forward's own timeout (what is left of its client's), bounded as a
+                // client's is: how long a copy of it could still come.
+                let timeout = request
+                    .options()
+                    .timeout
+                    .unwrap_or(self.config.request_timeout)
+                    .min(coordinator::MAX_REQUEST_TIMEOUT.max(self.config.request_timeout));
+                if self.requests.first_forward(now, from, req, timeout) {
                     self.client_request(now, requests::Origin::Peer(from, req), request);
                 } else {
                     self.stats.counters.bad_messages += 1;

@@ -6,7 +6,7 @@
 //! took (a repeated forward must not be coordinated twice) and when recent requests started (to
 //! time their replicas' answers for the staleness predictions, late answers included).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use dynamo_quorum::{GetCoordinator, PutCoordinator};
 use dynamo_vclock::VClock;
@@ -107,8 +107,9 @@ pub(crate) struct Requests {
     /// Forwards taken, by (sender, request id): a repeated forward is not coordinated twice
     /// (that would write its value under two dots).
     seen_forwards: BTreeSet<(NodeId, RequestId)>,
-    /// `seen_forwards` in arrival order, with when, to forget them.
-    forward_order: VecDeque<(Millis, (NodeId, RequestId))>,
+    /// `seen_forwards` by when to forget them: twice the forward's own timeout after it came
+    /// (a client may ask for more than the node's), at least `keep`.
+    forward_order: BTreeSet<(Millis, (NodeId, RequestId))>,
     /// The newest forward forgotten, per sender and run of its ids ([`id_run`]): a sender's
     /// request ids grow with time within a run, so a forward no newer than that one is at least
     /// as old, past its sender's timeout, and may be a copy of one coordinated already (a network
@@ -129,7 +130,7 @@ impl Requests {
             next: first,
             keep: request_timeout.saturating_mul(2).max(1_000),
             seen_forwards: BTreeSet::new(),
-            forward_order: VecDeque::new(),
+            forward_order: BTreeSet::new(),
             forgotten_forwards: BTreeMap::new(),
             started: BTreeMap::new(),
         }
@@ -177,12 +178,18 @@ impl Requests {
 
     /// Whether the forward `(from, req)` is new (neither remembered nor older than one
     /// forgotten); remembers it.
-    pub(crate) fn first_forward(&mut self, now: Millis, from: NodeId, req: RequestId) -> bool {
-        while let Some(&(t, id)) = self.forward_order.front() {
-            if t.saturating_add(self.keep) > now {
+    pub(crate) fn first_forward(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        req: RequestId,
+        timeout: Millis,
+    ) -> bool {
+        while let Some(&(until, id)) = self.forward_order.first() {
+            if until > now {
                 break;
             }
-            self.forward_order.pop_front();
+            self.forward_order.pop_first();
             self.seen_forwards.remove(&id);
             let (sender, forgotten) = id;
             let run = (sender, id_run(forgotten));
@@ -208,7 +215,9 @@ impl Requests {
         if !self.seen_forwards.insert((from, req)) {
             return false;
         }
-        self.forward_order.push_back((now, (from, req)));
+        let keep = timeout.saturating_mul(2).max(self.keep);
+        self.forward_order
+            .insert((now.saturating_add(keep), (from, req)));
         true
     }
 

@@ -1232,6 +1232,23 @@ fn a_repeated_forward_that_comes_late_is_not_coordinated_again() {
     assert!(newer
         .iter()
         .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { .. }))));
+    // A forward whose client allowed it 30 s is remembered for twice that: one sent before it
+    // that comes 5 s after it (reordered) is still within its sender's wait, and taken.
+    let long = |req: u64, value: &[u8]| {
+        let mut request = put(&other, value, vec![]);
+        request.options_mut().timeout = Some(30_000);
+        PeerMessage::Forward {
+            req: RUN + req,
+            request,
+        }
+    };
+    let sends_writes = |out: &[Out]| {
+        out.iter()
+            .any(|o| matches!(o, Out::Send(_, PeerMessage::Write { .. })))
+    };
+    assert!(sends_writes(&h.message(4, long(1_001, b"y"))));
+    h.now += 5_000;
+    assert!(sends_writes(&h.message(4, long(1_000, b"z"))));
     // Node 4 restarted on a new store with its clock behind: its ids start below the old run's,
     // and its forwards are taken.
     let restarted = h.message(

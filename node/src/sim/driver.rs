@@ -106,7 +106,11 @@ impl Sim {
                 }
             }
             Event::Wake { client } => self.wake(client),
-            Event::Resume { node, incarnation } => self.resume_incarnation(node, incarnation),
+            Event::Resume {
+                node,
+                incarnation,
+                pause,
+            } => self.scheduled_resume(node, incarnation, pause),
             Event::Disk { node, incarnation } => {
                 if let Some(slot) = self.slots.get_mut(node as usize) {
                     if slot.incarnation == incarnation {

@@ -171,8 +171,13 @@ enum Event {
     Wake { client: u32 },
     /// A client gives up on an operation.
     ClientTimeout { op: u64 },
-    /// A paused node runs again (if it is still the incarnation that was paused).
-    Resume { node: NodeId, incarnation: u32 },
+    /// A paused node runs again (if it is still the incarnation and the pause, by number,
+    /// that scheduled this).
+    Resume {
+        node: NodeId,
+        incarnation: u32,
+        pause: u64,
+    },
 }
 
 /// One node's place in the simulation.
@@ -193,6 +198,8 @@ struct Slot {
     /// While the node's process is paused ([`Sim::pause`]): the events that reached it since,
     /// in order, run when it resumes.
     paused: Option<Vec<Event>>,
+    /// Pauses of this slot so far (a scheduled resume names the pause it ends).
+    pauses: u64,
 }
 
 /// A closed-loop client.
@@ -311,6 +318,7 @@ impl Sim {
                 disk_armed: false,
                 synced_at: 0,
                 paused: None,
+                pauses: 0,
             });
             sim.start_node(id, sim.members.clone())?;
         }
@@ -581,6 +589,7 @@ impl Sim {
             disk_armed: false,
             synced_at: 0,
             paused: None,
+            pauses: 0,
         });
         self.net.grow(self.slots.len());
         // As `dynamo serve --join` does: the cluster's members, not itself, so its ring is a

@@ -21,13 +21,15 @@ impl Sim {
             return;
         }
         slot.paused = Some(Vec::new());
-        let incarnation = slot.incarnation;
+        slot.pauses += 1;
+        let (incarnation, pause) = (slot.incarnation, slot.pauses);
         self.stats.pauses += 1;
         self.queue.push(
             self.now.saturating_add(ms.saturating_mul(1000)),
             Event::Resume {
                 node: id,
                 incarnation,
+                pause,
             },
         );
     }
@@ -61,12 +63,13 @@ impl Sim {
         }
     }
 
-    /// A scheduled resume, for the incarnation that was paused (a crash ends a pause).
-    pub(super) fn resume_incarnation(&mut self, id: NodeId, incarnation: u32) {
+    /// A scheduled resume, for the incarnation and the pause that scheduled it (a crash ends a
+    /// pause, and a pause ended early by [`Sim::resume`] leaves a later one to run its course).
+    pub(super) fn scheduled_resume(&mut self, id: NodeId, incarnation: u32, pause: u64) {
         if self
             .slots
             .get(id as usize)
-            .is_some_and(|s| s.incarnation == incarnation)
+            .is_some_and(|s| s.incarnation == incarnation && s.pauses == pause)
         {
             self.resume(id);
         }

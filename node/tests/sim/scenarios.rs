@@ -383,3 +383,34 @@ fn a_replica_back_from_a_power_loss_after_the_fences_expired_does_not_bring_the_
     let report = sim.check();
     assert!(report.is_clean(), "{report}");
 }
+
+/// A paused node (a stopped process) answers nothing while paused and then answers what waited,
+/// its clock jumped ahead; a pause ended early leaves the next one to run its whole course.
+#[test]
+fn a_paused_node_answers_what_waited_once_it_resumes() {
+    let mut sim = quiet_cluster(3, 11);
+    sim.run_for(2_000);
+    assert!(matches!(
+        sim.put(0, 1, Vec::new()),
+        Some(ClientReply::Stored { .. })
+    ));
+    let timeout = sim.config().workload.client_timeout;
+    sim.pause(0, 3 * timeout);
+    assert!(sim.paused(0));
+    // Nothing comes back while it is paused: the client gives up.
+    assert_eq!(sim.get(0, 1), None);
+    assert!(sim.paused(0));
+    // Once it resumes on its own, it answers.
+    sim.run_for(2 * timeout + 100);
+    assert!(!sim.paused(0));
+    assert!(matches!(sim.get(0, 1), Some(ClientReply::Got { .. })));
+    // A pause ended early, then another: the first one's scheduled end leaves the second be.
+    sim.pause(0, 1_000);
+    sim.resume(0);
+    sim.pause(0, 10_000);
+    sim.run_for(2_000);
+    assert!(sim.paused(0), "the first pause's end cut the second short");
+    sim.resume_all();
+    assert!(!sim.paused(0));
+    assert_eq!(sim.stats().pauses, 3);
+}
