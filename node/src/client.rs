@@ -170,6 +170,11 @@ pub struct Client {
     try_sent: bool,
     /// The nodes the last request was sent to that gave no answer ([`Client::unsure_nodes`]).
     unsure: Vec<String>,
+    /// A request is queued on the connection and its answer not read: set while a call waits,
+    /// still set when the caller dropped the call (a timeout around it, a `select!`). The
+    /// connection may then hold the rest of that request, which the next flush would send: the
+    /// next call drops the connection instead.
+    exchanging: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -212,6 +217,7 @@ impl Client {
             sent: false,
             try_sent: false,
             unsure: Vec::new(),
+            exchanging: false,
         }
     }
 
@@ -568,6 +574,10 @@ impl Client {
     }
 
     async fn try_call(&mut self, make: &impl Fn(u64) -> ClientFrame) -> Result<NodeFrame, Attempt> {
+        if std::mem::take(&mut self.exchanging) {
+            // A call dropped while it waited: what it left on the connection must not go.
+            self.conn = None;
+        }
         self.ensure_connected().await?;
         let id = self.next_id;
         self.next_id += 1;
@@ -598,6 +608,7 @@ impl Client {
         let sent_before = self.sent;
         self.sent = true;
         self.try_sent = true;
+        self.exchanging = true;
         let exchange = async {
             conn.flush().await?;
             loop {
@@ -612,7 +623,11 @@ impl Client {
                 }
             }
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        let answer = tokio::time::timeout(timeout, exchange).await;
+        // Answered: the connection holds nothing of this request. Otherwise (no answer in
+        // time, a broken frame) it may, and the next call drops it.
+        self.exchanging = !matches!(answer, Ok(Ok(_)));
+        match answer {
             Ok(Ok(NodeFrame::Error { reason })) if is_unread_close(&reason) => {
                 self.sent = sent_before;
                 self.try_sent = false;

@@ -362,3 +362,97 @@ async fn a_connection_waiting_for_a_reply_is_not_idle() {
     assert!(matches!(outcome, Err(Error::Failed(_))), "{outcome:?}");
     node.shutdown().await.unwrap();
 }
+
+/// Review of the client (thirtieth session): a call the caller dropped while it waited (a
+/// timeout around it, a `select!`) left its connection as it was, with the rest of its request
+/// possibly still queued: the next call's flush sent that first, and a put the caller had given
+/// up on was applied after all, after the caller moved on. The next call drops such a
+/// connection and opens another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_while_it_waited_leaves_its_connection_unused() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let spec = Spec::new(3, None);
+    let _nodes = spec.start_all().await;
+    wait_up(&spec).await;
+    // A proxy to node 1 that counts its connections and passes the node's bytes back only
+    // while `pass` says so.
+    let proxy = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let proxy_address = proxy.local_addr().expect("address").to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (pass_tx, pass_rx) = tokio::sync::watch::channel(true);
+    let node = spec.address(1);
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = proxy.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let node = node.clone();
+            let mut pass = pass_rx.clone();
+            tokio::spawn(async move {
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&node).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.split();
+                let (mut node_read, mut node_write) = upstream.split();
+                let up = async {
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = client_read.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 || node_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        if pass.wait_for(|p| *p).await.is_err() {
+                            return;
+                        }
+                        let n = node_read.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 || !*pass.borrow() {
+                            // Held: the answer is dropped.
+                            if n == 0 {
+                                return;
+                            }
+                            continue;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = up => {}
+                    () = down => {}
+                }
+            });
+        }
+    });
+    let mut config = ClientConfig::new(vec![proxy_address], SECRET);
+    config.timeout = Duration::from_secs(10);
+    let mut client = Client::new(config);
+    client
+        .get(b"warm-up")
+        .await
+        .expect("a get through the proxy");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // The answer to the next put is held back; the caller gives up on it.
+    let _ = pass_tx.send(false);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        client.put(b"k", b"v".to_vec(), &[]),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the put was answered: {gave_up:?}");
+    let _ = pass_tx.send(true);
+    client.get(b"k").await.expect("a get through the proxy");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "the call after the dropped one reused its connection"
+    );
+}
