@@ -374,7 +374,7 @@ fn a_journal_that_lost_only_its_last_durable_batches_is_refused() {
     let bytes = std::fs::read(&journal).unwrap();
     let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     // Cut inside the batch before the last: two batches gone.
-    let per_batch = used / batches as usize;
+    let per_batch = used / batches;
     std::fs::OpenOptions::new()
         .write(true)
         .open(&journal)

@@ -53,7 +53,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 mod answers;
-pub use answers::{contradictory_reads, divergent, ContradictoryRead, Divergence};
+pub use answers::{contradictory_reads, divergent, ContradictoryRead, CopySummary, Divergence};
 
 use super::workload::{value_op, written_value, History, Op, OpKind};
 use crate::types::{Actor, Clock, NodeId, Sibs};

@@ -65,6 +65,10 @@ pub fn contradictory_reads(history: &History) -> Vec<ContradictoryRead> {
     out
 }
 
+/// What one primary holds of a key: the put ids of its live values and its number of versions
+/// (`None`: no copy).
+pub type CopySummary = Option<(Vec<u64>, usize)>;
+
 /// A key whose running primaries hold different versions although their trees agree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Divergence {
@@ -72,7 +76,7 @@ pub struct Divergence {
     pub key: u32,
     /// Each running primary: its id, the put ids of the live values it holds, and how many
     /// versions in all (`None`: it holds no copy).
-    pub copies: Vec<(NodeId, Option<(Vec<u64>, usize)>)>,
+    pub copies: Vec<(NodeId, CopySummary)>,
 }
 
 /// The keys among `copies` (per key, each running primary and its copy) whose copies differ.
