@@ -686,14 +686,49 @@ impl Attempts {
         self.tried.push((address, reason));
     }
 
-    /// `Refused` when every node refused the connection, else `Unavailable`.
+    /// `Refused` when every node refused the connection and the request reached none, else
+    /// `Unavailable` (which says whether it may have been applied: a request sent on a
+    /// connection that then closed, whose node refused the next one, may have been).
     fn error(self, sent: bool) -> Error {
         match self.all_refused {
-            Some(refused) => refused,
-            None => Error::Unavailable {
+            Some(refused) if !sent => refused,
+            _ => Error::Unavailable {
                 attempts: self.tried,
                 sent,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review of the client (thirtieth session): a put sent on a reused connection that then
+    /// closed unanswered, whose node refused the next connection (at its cap), with every other
+    /// node refusing too, was reported as `Refused` ("node X refused the connection"), which
+    /// says nothing was sent, although the node may have applied it.
+    #[test]
+    fn refusals_after_a_request_that_may_have_been_applied_do_not_say_nothing_was_sent() {
+        let refused = |n: u8| {
+            Attempt::Refused(Error::Refused {
+                address: format!("node-{n}"),
+                reason: HandshakeError::Refused("busy".into()),
+            })
+        };
+        let all_refused = || {
+            let mut attempts = Attempts::default();
+            attempts.push("node-1".into(), refused(1));
+            attempts.push("node-2".into(), refused(2));
+            attempts
+        };
+        assert!(matches!(all_refused().error(false), Error::Refused { .. }));
+        match all_refused().error(true) {
+            Error::Unavailable { sent, attempts } => {
+                assert!(sent);
+                assert_eq!(attempts.len(), 2);
+            }
+            other => panic!("{other:?}"),
         }
     }
 }
