@@ -547,14 +547,24 @@ async fn a_quorum_that_cannot_be_reached_is_503_with_the_shortfall() {
     let answer = authed(addr, "PUT", "/kv/k?w=3", &[], b"v").await;
     assert_eq!(answer.status, 503, "{}", answer.text());
     let body = answer.json();
-    assert_eq!(body["error"], "quorum_failed");
-    // The coordinator gives up as soon as node 3 is known unreachable: node 2 may or may not
-    // have answered by then, and once a refused connection has made node 3 silent here (it
-    // routes around it until it hears from it), the put fails before any replica is asked.
-    assert_eq!(body["required"], 3);
-    let acknowledged = body["acknowledged"].as_u64().unwrap();
-    assert!(acknowledged <= 2, "{body}");
-    assert_eq!(body["shortfall"].as_u64().unwrap(), 3 - acknowledged);
+    match body["error"].as_str() {
+        // Node 3 known unreachable before the put (gossip, or a refused connection that made
+        // it silent here): turned down before anything was written (thirtieth session; it was
+        // stored here first, then failed as "quorum failed, 0 acknowledged").
+        Some("unavailable") => {
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("nothing was written"), "{body}");
+        }
+        // Node 3 found unreachable while the put ran: the coordinator gives up then, and node 2
+        // may or may not have answered by then.
+        Some("quorum_failed") => {
+            assert_eq!(body["required"], 3);
+            let acknowledged = body["acknowledged"].as_u64().unwrap();
+            assert!(acknowledged <= 2, "{body}");
+            assert_eq!(body["shortfall"].as_u64().unwrap(), 3 - acknowledged);
+        }
+        _ => panic!("{body}"),
+    }
     let answer = authed(addr, "GET", "/kv/k?r=3", &[], b"").await;
     assert_eq!(answer.status, 503, "{}", answer.text());
     // W = 2 is reachable.
