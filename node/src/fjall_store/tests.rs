@@ -299,24 +299,19 @@ fn a_hint_key_of_the_wrong_length_is_removed_and_not_hint_0() {
     );
 }
 
-/// Review of the stores (twenty-second session): fjall's journal recovery takes a damaged or
-/// cut entry for the torn tail of a crash and drops it with every batch after it, without an
-/// error; the store opened with acknowledged writes gone and nothing said. The store now keeps a
-/// mark of the last batch it knows durable beside the database, and an open that recovers less
-/// than the mark is refused.
-#[test]
-fn a_journal_that_lost_durable_batches_is_refused() {
+/// A durable store of `batches` batches of one put each, closed: its directory, its newest
+/// journal (which holds the batches) and how many of that journal's bytes are used.
+fn journal_of_batches(batches: usize) -> (tempfile::TempDir, std::path::PathBuf, usize) {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
-        for i in 0..200 {
+        for i in 0..batches {
             store.put(&key(i), &sibs(&value(i))).unwrap();
             store.flush().unwrap();
         }
     }
     let mut all = Vec::new();
     files(&dir.path().join(FJALL_DIR), &mut all);
-    // The newest journal holds the batches; cut it at 40 % of what it holds.
     let journal = all
         .iter()
         .filter(|f| f.extension().is_some_and(|e| e == "jnl"))
@@ -325,6 +320,18 @@ fn a_journal_that_lost_durable_batches_is_refused() {
         .unwrap_or_else(|| panic!("no journal in {all:?}"));
     let bytes = std::fs::read(&journal).unwrap();
     let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    (dir, journal, used)
+}
+
+/// Review of the stores (twenty-second session): fjall's journal recovery takes a damaged or
+/// cut entry for the torn tail of a crash and drops it with every batch after it, without an
+/// error; the store opened with acknowledged writes gone and nothing said. The store now keeps a
+/// mark of the last batch it knows durable beside the database, and an open that recovers less
+/// than the mark is refused.
+#[test]
+fn a_journal_that_lost_durable_batches_is_refused() {
+    let (dir, journal, used) = journal_of_batches(200);
+    // Cut it at 40 % of what it holds.
     assert!(used > 1_000, "the journal holds the batches: {used} bytes");
     std::fs::OpenOptions::new()
         .write(true)
@@ -354,25 +361,8 @@ fn a_journal_that_lost_durable_batches_is_refused() {
 /// batch stores its number now: losing the last one is refused too.
 #[test]
 fn a_journal_that_lost_only_its_last_durable_batches_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let batches = 200;
-    {
-        let mut store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
-        for i in 0..batches {
-            store.put(&key(i), &sibs(&value(i))).unwrap();
-            store.flush().unwrap();
-        }
-    }
-    let mut all = Vec::new();
-    files(&dir.path().join(FJALL_DIR), &mut all);
-    let journal = all
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "jnl"))
-        .max_by_key(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .cloned()
-        .unwrap_or_else(|| panic!("no journal in {all:?}"));
-    let bytes = std::fs::read(&journal).unwrap();
-    let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let (dir, journal, used) = journal_of_batches(batches);
     // Cut inside the batch before the last: two batches gone.
     let per_batch = used / batches;
     std::fs::OpenOptions::new()

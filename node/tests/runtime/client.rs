@@ -9,6 +9,20 @@ use tokio::sync::oneshot;
 
 use crate::{wait_up, Spec, SECRET};
 
+/// Copies bytes from `from` to `to` until either side closes.
+async fn copy_until_closed(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = from.read(&mut buf).await.unwrap_or(0);
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// A proxy to `node`: it passes the client's bytes on and the node's back until told (the
 /// sender), then drops the node's answers and closes the connection a moment later, and stops
 /// listening after its first connection. Returns its address, the sender and its task.
@@ -26,15 +40,7 @@ async fn reply_dropping_proxy(
             .expect("reaches the node");
         let (mut client_read, mut client_write) = client.split();
         let (mut node_read, mut node_write) = upstream.split();
-        let up = async {
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                let n = client_read.read(&mut buf).await.unwrap_or(0);
-                if n == 0 || node_write.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        };
+        let up = copy_until_closed(&mut client_read, &mut node_write);
         let down = async {
             let mut cut = cut_rx;
             let mut buf = vec![0u8; 64 << 10];
@@ -397,15 +403,7 @@ async fn a_call_dropped_while_it_waited_leaves_its_connection_unused() {
                 };
                 let (mut client_read, mut client_write) = client.split();
                 let (mut node_read, mut node_write) = upstream.split();
-                let up = async {
-                    let mut buf = vec![0u8; 64 << 10];
-                    loop {
-                        let n = client_read.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 || node_write.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                };
+                let up = copy_until_closed(&mut client_read, &mut node_write);
                 let down = async {
                     let mut buf = vec![0u8; 64 << 10];
                     loop {
