@@ -700,6 +700,16 @@ impl Attempts {
     }
 }
 
+/// The answer in an admin request's frame.
+fn admin_reply(frame: NodeFrame) -> Result<AdminReply, Error> {
+    match frame {
+        NodeFrame::AdminReply { reply, .. } => Ok(reply),
+        other => Err(Error::Protocol(excerpt(&format!(
+            "unexpected frame {other:?}"
+        )))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,15 +740,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-}
-
-/// The answer in an admin request's frame.
-fn admin_reply(frame: NodeFrame) -> Result<AdminReply, Error> {
-    match frame {
-        NodeFrame::AdminReply { reply, .. } => Ok(reply),
-        other => Err(Error::Protocol(excerpt(&format!(
-            "unexpected frame {other:?}"
-        )))),
     }
 }
