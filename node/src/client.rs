@@ -554,6 +554,11 @@ impl Client {
         &mut self,
         make: &impl Fn(u64) -> ClientFrame,
     ) -> Result<NodeFrame, Attempt> {
+        if std::mem::take(&mut self.exchanging) {
+            // A call dropped while it waited: what it left on the connection must not go (and
+            // the connection made instead is a fresh one, not one reused).
+            self.conn = None;
+        }
         let mut reused = self.conn.is_some();
         loop {
             self.try_sent = false;
@@ -575,7 +580,7 @@ impl Client {
 
     async fn try_call(&mut self, make: &impl Fn(u64) -> ClientFrame) -> Result<NodeFrame, Attempt> {
         if std::mem::take(&mut self.exchanging) {
-            // A call dropped while it waited: what it left on the connection must not go.
+            // As in `call_current`, for a try after one that got no answer.
             self.conn = None;
         }
         self.ensure_connected().await?;

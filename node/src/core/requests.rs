@@ -111,10 +111,14 @@ pub(crate) struct Requests {
     /// (a client may ask for more than the node's), at least `keep`.
     forward_order: BTreeSet<(Millis, (NodeId, RequestId))>,
     /// The newest forward forgotten, per sender and run of its ids ([`id_run`]): a sender's
-    /// request ids grow with time within a run, so a forward no newer than that one is at least
-    /// as old, past its sender's timeout, and may be a copy of one coordinated already (a network
-    /// that repeats a message, a node paused while the copy waited). A sender that restarts
-    /// starts a run of its own (one that lost its disk, on a clock behind, may start below).
+    /// request ids grow with time within a run, so a forward no newer than that one was sent
+    /// before a forward whose own window passed, and may be a copy of one coordinated already (a
+    /// network that repeats a message, a node paused while the copy waited): turned down. A
+    /// link keeps a peer's messages in order, so such a forward is past its sender's timeout but
+    /// for one sent with a longer timeout than the forgotten one's and delayed past that one's
+    /// window (a link replaced meanwhile): its sender then waits for its timeout. A sender that
+    /// restarts starts a run of its own (one that lost its disk, on a clock behind, may start
+    /// below).
     forgotten_forwards: BTreeMap<(NodeId, u64), RequestId>,
     /// When each recent get or put coordinated here started, by request id. Ids grow with time,
     /// so the first is the oldest.
