@@ -579,10 +579,6 @@ impl Client {
     }
 
     async fn try_call(&mut self, make: &impl Fn(u64) -> ClientFrame) -> Result<NodeFrame, Attempt> {
-        if std::mem::take(&mut self.exchanging) {
-            // As in `call_current`, for a try after one that got no answer.
-            self.conn = None;
-        }
         self.ensure_connected().await?;
         let id = self.next_id;
         self.next_id += 1;
