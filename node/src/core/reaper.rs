@@ -62,8 +62,9 @@ fn reap_interval(grace: Millis) -> Millis {
 pub(crate) struct Reaper {
     /// The grace period; `None`: tombstones are kept forever.
     grace: Option<Millis>,
-    /// Tombstone-only keys and when they were written.
-    tombstones: BTreeMap<Key, Millis>,
+    /// Tombstone-only keys: when the tombstone was written (its coordinator's clock), and
+    /// when its grace began here (this node's clock; see [`Reaper::track_found`]).
+    tombstones: BTreeMap<Key, (Millis, Millis)>,
     /// Keys with a reap check in flight.
     reaping: BTreeSet<Key>,
     next: Option<Millis>,
@@ -170,16 +171,27 @@ impl Reaper {
         (!siblings.is_empty()).then_some(siblings)
     }
 
-    /// `key` now holds `siblings`.
-    pub(crate) fn track(&mut self, key: &[u8], siblings: &Sibs) {
-        self.track_time(key, tombstone_time(siblings));
+    /// `key` holds `siblings` from `now` on.
+    pub(crate) fn track(&mut self, key: &[u8], siblings: &Sibs, now: Millis) {
+        self.track_found(key, tombstone_time(siblings), now);
     }
 
-    /// `key` holds only a tombstone written at `tombstone`, or (`None`) something else.
-    pub(crate) fn track_time(&mut self, key: &[u8], tombstone: Option<Millis>) {
+    /// `key` holds, from `now` on, only a tombstone its coordinator wrote at `tombstone` on its
+    /// own clock, or (`None`) something else. The grace runs from the later of the two: a
+    /// coordinator whose clock runs behind this node's must not make its tombstones due early,
+    /// and one found in the store at start has its grace run again from the start (when it came
+    /// here is not stored). The same tombstone tracked again keeps its time.
+    pub(crate) fn track_found(&mut self, key: &[u8], tombstone: Option<Millis>, now: Millis) {
         match tombstone {
             Some(t) => {
-                self.tombstones.insert(key.to_vec(), t);
+                let since = t.max(now);
+                match self.tombstones.get_mut(key) {
+                    Some((written, _)) if *written == t => {}
+                    Some(entry) => *entry = (t, since),
+                    None => {
+                        self.tombstones.insert(key.to_vec(), (t, since));
+                    }
+                }
             }
             None => {
                 self.tombstones.remove(key);
@@ -208,7 +220,7 @@ impl Reaper {
         let keys = self
             .tombstones
             .iter()
-            .filter(|(_, &written)| written.saturating_add(grace) <= now)
+            .filter(|(_, &(_, since))| since.saturating_add(grace) <= now)
             .map(|(k, _)| k.clone())
             .filter(|k| !self.reaping.contains(k))
             .collect();
@@ -463,6 +475,54 @@ mod tests {
             sibs.put(&ctx, (1, 0), 0, dynamo_vclock::Value::Tombstone);
         }
         sibs.context()
+    }
+
+    /// A tombstone-only set of one tombstone written at `at` on its coordinator's clock.
+    fn tombstone_at(at: Millis) -> Sibs {
+        let mut sibs = Sibs::new();
+        sibs.put(&Clock::new(), (1, 0), at, dynamo_vclock::Value::Tombstone);
+        sibs
+    }
+
+    /// Review of the thirty-first session: the grace period was measured from the tombstone's
+    /// timestamp, read on its coordinator's clock. A coordinator whose clock ran behind this
+    /// node's by the grace period made its tombstones due at the first tick here, before the
+    /// hints and hand-overs the grace waits for had their time. The grace runs on this node's
+    /// clock, from when it first held the tombstone (or from its own start, for one it found
+    /// in its store).
+    #[test]
+    fn the_grace_runs_on_this_nodes_clock() {
+        let grace = 4_000;
+        let now = 10_000_000;
+        let mut reaper = Reaper::new(Some(grace), now);
+        // Written by a coordinator whose clock reads an hour behind this node's.
+        reaper.track(b"behind", &tombstone_at(now - 3_600_000), now);
+        // Found in the store at start (written who knows when, on whose clock).
+        reaper.track_found(b"found", Some(now - 3_600_000), now);
+        // Written by a coordinator whose clock reads ahead: its own timestamp holds.
+        reaper.track(b"ahead", &tombstone_at(now + 10_000), now);
+        let first_tick = now + reap_interval(grace);
+        assert_eq!(reaper.due(first_tick), Some(Vec::new()));
+        let after_grace = now + grace + reap_interval(grace);
+        assert_eq!(
+            reaper.due(after_grace),
+            Some(vec![b"behind".to_vec(), b"found".to_vec()])
+        );
+        let after_its_own = now + 10_000 + grace + reap_interval(grace);
+        assert_eq!(
+            reaper.due(after_its_own),
+            Some(vec![
+                b"ahead".to_vec(),
+                b"behind".to_vec(),
+                b"found".to_vec()
+            ])
+        );
+        // A later tombstone of the same key restarts its grace; the same one does not.
+        reaper.track(b"behind", &tombstone_at(now - 3_600_000), after_its_own);
+        let again = after_its_own + reap_interval(grace) * 2;
+        assert!(reaper
+            .due(again)
+            .is_some_and(|k| k.contains(&b"behind".to_vec())));
     }
 
     /// Review of the seventeenth session of issue 20: fences were bounded in number only (a

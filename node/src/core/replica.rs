@@ -27,11 +27,11 @@ impl NodeCore {
         self.store_op(StorageOp::Merge { entries }, then);
     }
 
-    /// The store now holds `merged` for `key`, of partition `p`: the partition's Merkle tree,
-    /// the index, the reaper and the transfers streaming the partition follow.
-    pub(crate) fn stored(&mut self, p: usize, key: &[u8], merged: &Sibs) {
+    /// The store holds `merged` for `key`, of partition `p`, from `now` on: the partition's
+    /// Merkle tree, the index, the reaper and the transfers streaming the partition follow.
+    pub(crate) fn stored(&mut self, now: Millis, p: usize, key: &[u8], merged: &Sibs) {
         self.stats.counters.replica_writes += 1;
-        self.reaper.track(key, merged);
+        self.reaper.track(key, merged, now);
         let mut ops = Vec::new();
         self.transfers.touched(p, &mut ops);
         for op in ops {

@@ -34,7 +34,7 @@ impl NodeCore {
                                 self.record_gone(p, key);
                             }
                             if let Some(merged) = merged.stored {
-                                self.stored(p, key, &merged);
+                                self.stored(now, p, key, &merged);
                                 // A partition not replicated here and not handed over yet (a
                                 // pass that streams it marked itself dirty in `stored`).
                                 foreign |= !self.replicates(p) && !self.transfers.handing_over(p);
@@ -107,7 +107,7 @@ impl NodeCore {
                         Ok(Reaping::Removed) => self.reaped(&key),
                         Ok(Reaping::Pruned(rest)) => {
                             let p = self.partition_of(&key);
-                            self.stored(p, &key, &rest);
+                            self.stored(now, p, &key, &rest);
                         }
                         Ok(Reaping::Unchanged) | Err(_) => {}
                     }

@@ -207,7 +207,7 @@ impl NodeCore {
         for stored in keys {
             let p = ring.range_index(ring.position(&stored.key));
             holdings.stored(p, &stored.key, stored.digest);
-            reaper.track_time(&stored.key, stored.tombstone);
+            reaper.track_found(&stored.key, stored.tombstone, now);
         }
 
         let defaults = HintLogConfig::default();
