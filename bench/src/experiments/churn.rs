@@ -71,6 +71,7 @@ fn run_one(every_ms: Option<u64>, duration_ms: u64, seed: u64) -> Result<Run, Er
         disk: None,
         disk_faults: None,
         buffered: None,
+        clock_skew: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "churn",

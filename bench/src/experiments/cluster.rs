@@ -156,6 +156,7 @@ pub fn measure(point: &Point, seed: u64) -> Result<Measured, Error> {
         disk: None,
         disk_faults: None,
         buffered: None,
+        clock_skew: None,
     })
     .map_err(|e| setup(&e))?;
     // A new cluster's nodes answer reads once each has heard every member: measured from then.

@@ -27,6 +27,7 @@ fn sim(seed: u64, nodes: usize, node: NodeConfig, link: LinkConfig) -> Result<Si
         disk: None,
         disk_faults: None,
         buffered: None,
+        clock_skew: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "simulator",

@@ -77,6 +77,7 @@ fn run_one(latency: Dist, r: usize, w: usize, trials: usize, seed: u64) -> Resul
         disk: None,
         disk_faults: None,
         buffered: None,
+        clock_skew: None,
     })
     .map_err(|e| Error::Setup {
         experiment: "pbs-sim",

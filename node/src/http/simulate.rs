@@ -312,6 +312,7 @@ impl SimRequest {
             disk: None,
             disk_faults: None,
             buffered: None,
+            clock_skew: None,
         }
     }
 }

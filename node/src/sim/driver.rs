@@ -21,7 +21,15 @@ impl Sim {
         let Some(event) = self.unless_paused(event) else {
             return true;
         };
-        let now = self.now_ms();
+        // Each node reads its own clock ([`super::SimConfig::clock_skew`]).
+        let now = match &event {
+            Event::Deliver { to: node, .. }
+            | Event::Refused { node, .. }
+            | Event::Timer { node, .. }
+            | Event::Request { node, .. }
+            | Event::Disk { node, .. } => self.local_ms(*node),
+            _ => self.now_ms(),
+        };
         match event {
             Event::Deliver {
                 from,
@@ -220,6 +228,8 @@ impl Sim {
         let Some(deadline) = slot.core.as_ref().and_then(|c| c.poll_timeout()) else {
             return;
         };
+        // The core's deadline is on its own clock.
+        let deadline = deadline.saturating_sub(slot.clock);
         if slot.armed.is_some_and(|a| a <= deadline) {
             return;
         }

@@ -109,6 +109,12 @@ pub struct SimConfig {
     /// sync; a power loss ([`Sim::power_loss`]) takes back what came since. `None`: every write
     /// is durable at once.
     pub buffered: Option<Millis>,
+    /// Clocks that disagree: every node starts (and restarts) with its clock off by up to this
+    /// many milliseconds either way from the others', drawn afresh at each start, so a restart
+    /// may come back on a clock behind the one its last run ended on (as after an NTP step or a
+    /// VM restored elsewhere). Within a run a node's clock is monotonic, as the runtime's is
+    /// (wall clock at start, then a monotonic clock). `None`: every node reads the true time.
+    pub clock_skew: Option<Millis>,
 }
 
 impl Default for SimConfig {
@@ -129,6 +135,7 @@ impl Default for SimConfig {
             disk: None,
             disk_faults: None,
             buffered: None,
+            clock_skew: None,
         }
     }
 }
@@ -200,6 +207,28 @@ struct Slot {
     paused: Option<Vec<Event>>,
     /// Pauses of this slot so far (a scheduled resume names the pause it ends).
     pauses: u64,
+    /// How far ahead of the true time this incarnation's clock runs (ms; see
+    /// [`SimConfig::clock_skew`]).
+    clock: Millis,
+}
+
+impl Slot {
+    /// A slot for a node not started yet.
+    fn new() -> Self {
+        Slot {
+            core: None,
+            disk: None,
+            incarnation: 0,
+            armed: None,
+            held: Vec::new(),
+            held_replies: Vec::new(),
+            disk_armed: false,
+            synced_at: 0,
+            paused: None,
+            pauses: 0,
+            clock: 0,
+        }
+    }
 }
 
 /// A closed-loop client.
@@ -308,18 +337,7 @@ impl Sim {
             config,
         };
         for id in 0..n as NodeId {
-            sim.slots.push(Slot {
-                core: None,
-                disk: None,
-                incarnation: 0,
-                armed: None,
-                held: Vec::new(),
-                held_replies: Vec::new(),
-                disk_armed: false,
-                synced_at: 0,
-                paused: None,
-                pauses: 0,
-            });
+            sim.slots.push(Slot::new());
             sim.start_node(id, sim.members.clone())?;
         }
         for c in 0..sim.clients.len() {
@@ -346,7 +364,8 @@ impl Sim {
 
     fn start_node(&mut self, id: NodeId, initial_members: Vec<NodeId>) -> Result<(), SimError> {
         let cfg = self.node_config(initial_members);
-        let now = self.now_ms();
+        let clock = self.draw_clock(id);
+        let now = self.now_ms() + clock;
         let slot = self
             .slots
             .get_mut(id as usize)
@@ -370,6 +389,7 @@ impl Sim {
         }
         let mut core = StoredCore::new(id, Self::address(id), cfg, store, now, seed)
             .map_err(|source| SimError::Node { node: id, source })?;
+        slot.clock = clock;
         core.set_deferred(self.config.disk.is_some());
         slot.core = Some(core);
         slot.armed = None;
@@ -381,6 +401,31 @@ impl Sim {
     /// Current virtual time in milliseconds.
     pub fn now_ms(&self) -> Millis {
         self.now / 1000
+    }
+
+    /// The time on node `id`'s clock now (ms): the virtual time, or ahead of it by the node's
+    /// offset under [`SimConfig::clock_skew`].
+    pub fn local_ms(&self, id: NodeId) -> Millis {
+        let offset = self.slots.get(id as usize).map_or(0, |s| s.clock);
+        self.now_ms().saturating_add(offset)
+    }
+
+    /// The offset node `id`'s next incarnation starts with: `skew` plus a draw within `skew`
+    /// either way, so no clock reads before the virtual time. Drawn from a stream of its own
+    /// (seed, node, incarnation), so that runs without skew replay as before.
+    fn draw_clock(&self, id: NodeId) -> Millis {
+        use rand::Rng as _;
+        let Some(skew) = self.config.clock_skew else {
+            return 0;
+        };
+        let incarnation = self.slots.get(id as usize).map_or(0, |s| s.incarnation);
+        let mut rng = ReplayRng::seed_from_u64(
+            self.config.seed
+                ^ 0xC10C_0FF5
+                ^ u64::from(id).rotate_left(17)
+                ^ u64::from(incarnation).rotate_left(40),
+        );
+        rng.gen_range(0..=skew.saturating_mul(2))
     }
 
     /// Current virtual time in microseconds.
@@ -579,18 +624,7 @@ impl Sim {
     /// The core refused to start.
     pub fn add_node(&mut self) -> Result<NodeId, SimError> {
         let id = self.slots.len() as NodeId;
-        self.slots.push(Slot {
-            core: None,
-            disk: None,
-            incarnation: 0,
-            armed: None,
-            held: Vec::new(),
-            held_replies: Vec::new(),
-            disk_armed: false,
-            synced_at: 0,
-            paused: None,
-            pauses: 0,
-        });
+        self.slots.push(Slot::new());
         self.net.grow(self.slots.len());
         // As `dynamo serve --join` does: the cluster's members, not itself, so its ring is a
         // guess until it hears the cluster's and the claimant adds it. (Listing itself made it
@@ -604,7 +638,7 @@ impl Sim {
 
     /// Node `id` leaves the cluster gracefully (it keeps running to hand its data over).
     pub fn leave(&mut self, id: NodeId) {
-        let now = self.now_ms();
+        let now = self.local_ms(id);
         if let Some(core) = self.node_mut(id) {
             core.leave(now);
             self.after_input(id);

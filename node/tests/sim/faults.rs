@@ -231,6 +231,21 @@ fn dump_key(sim: &Sim, key: u32) {
     }
 }
 
+/// Half the seeds run on clocks that disagree ([`SimConfig::clock_skew`]): by a tenth of a
+/// second, seconds, minutes or hours, every node's drawn afresh at each start (a restart may come
+/// back on a clock behind its last run's). Drawn from a stream of their own, so that the seeds
+/// without skew replay as before.
+fn clock_skew(seed: u64) -> Option<u64> {
+    let mut clocks = ReplayRng::seed_from_u64(seed ^ 0xC10C_5EED);
+    let skew = clocks
+        .gen_bool(0.5)
+        .then(|| [100, 5_000, 120_000, 7_200_000][clocks.gen_range(0..4)]);
+    if skew.is_some() && std::env::var("SIM_DEBUG").is_ok() {
+        eprintln!("clocks skewed by up to {skew:?} ms");
+    }
+    skew
+}
+
 fn run_seed_sim(seed: u64, setup: Setup) -> (Sim, Result<String, String>) {
     let mut rng = ReplayRng::seed_from_u64(seed ^ 0x5EED_FA17);
     let mut cfg = config(seed, &mut rng, setup.reap);
@@ -249,6 +264,7 @@ fn run_seed_sim(seed: u64, setup: Setup) -> (Sim, Result<String, String>) {
     if setup.buffered {
         cfg.buffered = Some(BUFFERED_SYNC_MS);
     }
+    cfg.clock_skew = clock_skew(seed);
     let mut sim = match Sim::new(cfg.clone()) {
         Ok(s) => s,
         Err(e) => panic!("seed {seed}: {e}"),

@@ -52,6 +52,7 @@ fn cluster(r: usize, w: usize, seed: u64) -> Sim {
         disk: None,
         disk_faults: None,
         buffered: None,
+        clock_skew: None,
     })
     .expect("cluster starts");
     sim.stop_clients();
