@@ -596,10 +596,7 @@ impl NodeCore {
                 storage::Then::Meta,
             );
         }
-        if let Some(op) = self.transfers.persist_incoming() {
-            self.store_op(op, storage::Then::Meta);
-            self.publish_awaiting();
-        }
+        self.persist_incoming();
         // Before a new store's doubt is recorded settled: the waits it began outlive a restart.
         if let Some(op) = self.transfers.persist_refill() {
             self.store_op(op, storage::Then::Meta);
@@ -612,6 +609,14 @@ impl NodeCore {
         if self.view.leaving {
             self.announce_left_when_done();
             self.drain_gossip(now);
+        }
+    }
+
+    /// Stores the partitions awaited, if they changed since last stored, and publishes them.
+    pub(crate) fn persist_incoming(&mut self) {
+        if let Some(op) = self.transfers.persist_incoming() {
+            self.store_op(op, storage::Then::Meta);
+            self.publish_awaiting();
         }
     }
 

@@ -409,7 +409,7 @@ impl NodeCore {
         if foreign {
             self.kept_foreign(now);
         }
-        self.transmits.push_back((from, PeerMessage::HintsAck(ack)));
+        self.send_once_durable(from, PeerMessage::HintsAck(ack));
     }
 
     /// This node was taken out of the ring while down ([`RingState::forced`]): its hints and

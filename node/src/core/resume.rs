@@ -5,7 +5,7 @@ use super::storage::{Reaping, StorageId, StorageResult, Then};
 use super::NodeCore;
 use crate::message::PeerMessage;
 use crate::store::StoreError;
-use crate::types::{Key, Millis, Sibs};
+use crate::types::{Key, Millis, NodeId, Sibs};
 
 impl NodeCore {
     /// The store answered op `id` (drained from [`NodeCore::poll_storage`]) with `result`.
@@ -190,6 +190,25 @@ impl NodeCore {
         }
     }
 
+    /// Sends `msg` to `to` once what this node stored so far is durable: on a durable store at
+    /// once (the driver holds every answer until the flush before it is synced), on one that
+    /// may lose flushed writes (`--buffered`) after a sync. For acknowledgements after which
+    /// the peer deletes its copy (hints taken, hand-overs): on a buffered store a power loss
+    /// could otherwise take back the only copy left, one the peer had made durable long before.
+    pub(crate) fn send_once_durable(&mut self, to: NodeId, msg: PeerMessage) {
+        if self.durable {
+            self.transmits.push_back((to, msg));
+        } else {
+            self.store_op(
+                super::storage::StorageOp::Sync,
+                Then::SyncedSend {
+                    to,
+                    msg: Box::new(msg),
+                },
+            );
+        }
+    }
+
     /// Whether a read answer of `siblings` waits for a sync: only a tombstone, on a store that
     /// may lose flushed writes (see `read_then`).
     fn tombstone_to_sync(&self, siblings: &Option<Sibs>) -> bool {
@@ -277,6 +296,10 @@ impl NodeCore {
                 };
                 self.transmits.push_back((to, msg));
             }
+            Then::SyncedSend { to, msg } => match result {
+                Ok(()) => self.transmits.push_back((to, *msg)),
+                Err(_) => self.stats.counters.bad_messages += 1,
+            },
             Then::SyncedLocalRead { req, siblings } => {
                 let answer = match result {
                     Ok(()) => Answer::Versions(siblings),

@@ -271,6 +271,13 @@ pub(crate) enum Then {
         req: RequestId,
         siblings: Option<Sibs>,
     },
+    /// An acknowledgement after which its receiver deletes its own copy (of hints, of a
+    /// hand-over), on a store that may lose flushed writes: sent once the store synced, and not
+    /// at all if it could not (the sender keeps its copy and tries again).
+    SyncedSend {
+        to: NodeId,
+        msg: Box<crate::message::PeerMessage>,
+    },
     /// Keys removed when a foreign partition was dropped.
     Dropped { partition: usize },
     /// A metadata write (a failure is counted).

@@ -384,14 +384,16 @@ impl NodeCore {
             return;
         }
         // Every other one, a repeat too: the sender says it again until acknowledged. The
-        // answer leaves after the store persisted what this one changed.
-        self.transmits.push_back((
+        // answer leaves after the store persisted what this one changed (synced, on a store
+        // that may lose flushed writes: the sender may drop its copy once answered).
+        self.persist_incoming();
+        self.send_once_durable(
             from,
             PeerMessage::TransferDoneAck {
                 partition: p as u32,
                 version,
             },
-        ));
+        );
     }
 
     /// The store took a transfer batch (`foreign`: some of it changed a partition this node does
@@ -420,8 +422,7 @@ impl NodeCore {
             self.transfers.foreign_check = Some(now.saturating_add(FOREIGN_RECHECK));
         }
         if ok {
-            self.transmits
-                .push_back((from, PeerMessage::TransferAck(ack)));
+            self.send_once_durable(from, PeerMessage::TransferAck(ack));
         }
     }
 
