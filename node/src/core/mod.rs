@@ -555,7 +555,12 @@ impl NodeCore {
     /// Writes a generation gossip raised (peers knew a later incarnation of this id: the clock
     /// reads earlier than when it last started), so that the next start begins above it.
     fn persist_generation(&mut self) {
-        let generation = self.gossip.local_state().generation();
+        // At least the request ids' run reserved (see `Requests::reserved_run`).
+        let generation = self
+            .gossip
+            .local_state()
+            .generation()
+            .max(self.requests.reserved_run());
         if generation > self.generation_stored {
             self.generation_stored = generation;
             self.store_op(

@@ -146,6 +146,28 @@ impl Requests {
         self.next
     }
 
+    /// Numbers the next request `next` (a table that has numbered that many already).
+    #[cfg(test)]
+    pub(crate) fn skip_to(&mut self, next: RequestId) {
+        self.next = next;
+    }
+
+    /// The last run of ids ([`id_run`]) this table may number requests from: its current one,
+    /// and the next once it is half through it. The node stores it with its generation, so that
+    /// a restart numbers from a later run whatever its clock reads: one past 2^20 requests
+    /// numbers into the runs after its own, which a restart on a clock that reads no later than
+    /// the last start (an NTP step back) would start from again otherwise, and a peer would
+    /// turn its forwards down as old ones (`forgotten_forwards`). Half a run ahead, so that the
+    /// store has it long before the ids reach it.
+    pub(crate) fn reserved_run(&self) -> u64 {
+        let run = id_run(self.next);
+        if self.next & (1 << 19) != 0 {
+            run + 1
+        } else {
+            run
+        }
+    }
+
     /// Admits a new request; its id.
     pub(crate) fn start(&mut self, pending: Pending) -> RequestId {
         let req = self.next;

@@ -35,8 +35,9 @@ pub(super) fn start() -> (NodeCore, MemoryStore) {
     start_with(|_| {})
 }
 
-/// [`start`] with a change to the configuration.
-fn start_with(change: impl FnOnce(&mut NodeConfig)) -> (NodeCore, MemoryStore) {
+/// The configuration of node 1 of members 1 to 4 (N = 3, R = W = 2), anti-entropy and reaping
+/// off, with `change`.
+fn config_with(change: impl FnOnce(&mut NodeConfig)) -> NodeConfig {
     let members: Vec<NodeId> = (1..=4).collect();
     let mut config = NodeConfig {
         partitions: 8,
@@ -47,6 +48,12 @@ fn start_with(change: impl FnOnce(&mut NodeConfig)) -> (NodeCore, MemoryStore) {
         ..NodeConfig::default()
     };
     change(&mut config);
+    config
+}
+
+/// [`start`] with a change to the configuration.
+fn start_with(change: impl FnOnce(&mut NodeConfig)) -> (NodeCore, MemoryStore) {
+    let config = config_with(change);
     let mut store = MemoryStore::new();
     let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
     let mut core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
@@ -4415,4 +4422,32 @@ fn a_put_that_cannot_reach_its_write_quorum_is_turned_down_before_it_is_stored()
         "{out:?}"
     );
     assert_eq!(h.stored(&key), None, "the put was stored: {out:?}");
+}
+
+/// Review of the thirty-first session: a node numbers its requests from its generation times
+/// 2^20, and one that numbered more than 2^20 went on into the runs of ids after its own. A
+/// restart on a clock that read no later than the last start (an NTP step back) took the
+/// generation after the last one, and numbered its requests from ids the run before had used:
+/// a peer that remembered those forwards turned the new ones down as old copies, and a late
+/// answer to an old request could be taken for one to a new. The node stores the run of ids it
+/// has reached, and a restart starts past it.
+#[test]
+fn a_restart_numbers_its_requests_past_every_id_the_run_before_used() {
+    let mut h = Harness::new();
+    let run = h.next_req() >> 20;
+    // Half through its first run of ids (a node that coordinated half a million requests).
+    h.core.requests.skip_to((run << 20) + (1 << 19) + 5);
+    h.now += 10;
+    h.core.handle_timeout(h.now);
+    h.outputs();
+    let last = h.next_req();
+    // Restarted on a clock that reads as it did at the last start.
+    let config = config_with(|_| {});
+    let boot = Boot::load(&mut h.store, ME, &config, BOOT, 7).expect("loads");
+    let core = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
+    let first = core.requests.next_id();
+    assert!(
+        first >> 20 > (last >> 20) + 1,
+        "the restart numbers from {first:#x}, within a run the last one reached (it was at {last:#x})"
+    );
 }
