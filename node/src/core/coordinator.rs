@@ -382,17 +382,14 @@ impl NodeCore {
             }
             ClientRequest::Get { .. } => return,
         };
-        let context = if context.is_empty() {
-            VClock::new()
-        } else {
-            match VClock::<Actor>::decode(&context) {
-                Ok(c) => c,
-                Err(e) => {
-                    return self.reply(
-                        origin,
-                        ClientReply::Failed(ClientError::InvalidContext(e.to_string())),
-                    )
-                }
+        // Only a context this cluster issued for this key (see `seal`).
+        let context = match self.seal.open(&key, &context) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.reply(
+                    origin,
+                    ClientReply::Failed(ClientError::InvalidContext(e.to_string())),
+                )
             }
         };
         if let Some(e) = context.entries().find(|e| e.counter > MAX_COUNTER) {
@@ -568,7 +565,7 @@ impl NodeCore {
                                 .live_values()
                                 .map(|o| o.bytes.clone())
                                 .collect(),
-                            context: outcome.context.encode(),
+                            context: self.seal.seal(key, &outcome.context),
                             // Those that answered, not the failures the coordinator counted.
                             replicas: outcome
                                 .answers
@@ -656,7 +653,7 @@ impl NodeCore {
                     if let Some(outcome) = coord.poll_event() {
                         progressed = true;
                         let result = outcome.result.map(|()| ClientReply::Stored {
-                            context: clock.encode(),
+                            context: self.seal.seal(key, clock),
                             replicas: outcome.acks.iter().map(|a| a.node).collect(),
                         });
                         self.answer(*origin, now.saturating_sub(*started), result);

@@ -44,6 +44,7 @@ mod reaper;
 mod replica;
 mod requests;
 mod resume;
+mod seal;
 mod silence;
 mod staleness;
 mod start;
@@ -75,6 +76,7 @@ pub use coordinator::MAX_REQUEST_TIMEOUT;
 pub use digest::siblings_digest;
 pub use events::NodeEvent;
 pub use fresh::UNSURE_ROUNDS;
+pub use seal::{ContextError, ContextSeal, TAG_LEN as CONTEXT_TAG_LEN};
 pub use staleness::{StalenessChoice, StalenessStatus};
 pub use stats::{
     Counters, LatencyBuckets, LatencySummary, NodeStats, RequestMetrics, RequestOp, RequestOutcome,
@@ -168,6 +170,8 @@ pub struct NodeCore {
     lease_waiters: VecDeque<(minting::Minting, Sibs)>,
     /// Tombstones and when to reap them.
     reaper: reaper::Reaper,
+    /// What contexts handed to clients are sealed with (see `seal`).
+    seal: ContextSeal,
     transmits: VecDeque<(NodeId, PeerMessage)>,
     replies: VecDeque<(RequestId, ClientReply)>,
     stats: NodeStats,

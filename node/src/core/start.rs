@@ -18,7 +18,9 @@ use super::membership::{self, View};
 use super::requests::Requests;
 use super::storage::{Storage, StorageOp, Then};
 use super::transfers::Transfers;
-use super::{boot, events, reaper, replicated_ranges, Boot, NodeCore, NodeError, NodeStats};
+use super::{
+    boot, events, reaper, replicated_ranges, Boot, ContextSeal, NodeCore, NodeError, NodeStats,
+};
 
 impl NodeCore {
     /// Starts a node from what its store kept ([`Boot::load`]). Drain
@@ -324,6 +326,7 @@ impl NodeCore {
             fresh,
             silence: super::silence::Silence::default(),
             reaper,
+            seal: ContextSeal::unkeyed(),
             // Request ids of one incarnation never meet those of the next (the generation grows
             // by at least one per restart and by the milliseconds between them), so a peer can
             // tell a repeated forward from a new one across restarts.

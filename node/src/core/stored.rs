@@ -83,6 +83,12 @@ impl<S: Store> StoredCore<S> {
         self.deferred = deferred;
     }
 
+    /// Seals the contexts this node hands its clients with `seal` (see
+    /// [`ContextSeal`](super::ContextSeal)); every node of a cluster must use the same.
+    pub fn set_context_seal(&mut self, seal: super::ContextSeal) {
+        self.core.seal = seal;
+    }
+
     /// Whether storage ops wait to run (deferred mode).
     pub fn storage_pending(&self) -> bool {
         self.core.storage_in_flight() > 0

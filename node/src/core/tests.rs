@@ -397,20 +397,21 @@ pub(super) fn written_by(actor: (NodeId, u64), value: &[u8]) -> Sibs {
     sibs
 }
 
-/// The reply to client request 10 of a put that stored `sibs`, acknowledged here and by `peer`.
-fn stored(sibs: &Sibs, peer: NodeId) -> Out {
+/// The reply to client request 10 of a put of `key` that stored `sibs`, acknowledged here and
+/// by `peer`.
+fn stored(key: &[u8], sibs: &Sibs, peer: NodeId) -> Out {
     Out::Reply(
         10,
         ClientReply::Stored {
-            context: context_of(sibs),
+            context: context_of(key, sibs),
             replicas: vec![ME, peer],
         },
     )
 }
 
-/// The context a get of exactly `sibs` returns.
-fn context_of(sibs: &Sibs) -> Vec<u8> {
-    sibs.context().encode()
+/// The context a get of `key` that found exactly `sibs` returns.
+fn context_of(key: &[u8], sibs: &Sibs) -> Vec<u8> {
+    super::ContextSeal::unkeyed().seal(key, &sibs.context())
 }
 
 #[test]
@@ -593,7 +594,7 @@ fn a_get_answers_not_found_at_r_and_ignores_the_last_answer() {
             10,
             ClientReply::Got {
                 values: vec![],
-                context: VClock::<(NodeId, u64)>::new().encode(),
+                context: super::ContextSeal::unkeyed().seal(&key, &VClock::new()),
                 replicas: vec![ME, p2],
                 content_types: vec![],
             }
@@ -635,7 +636,7 @@ fn a_get_returns_a_peers_value_and_repairs_the_stale_replicas() {
             10,
             ClientReply::Got {
                 values: vec![b"v1".to_vec()],
-                context: context_of(&sibs),
+                context: context_of(&key, &sibs),
                 replicas: vec![ME, p2],
                 content_types: vec![None],
             }
@@ -712,7 +713,7 @@ fn a_put_answers_stored_at_w_acks_and_ignores_a_late_one() {
     let sibs = h.stored(&key).expect("stored");
     assert_eq!(
         h.message(p3, PeerMessage::WriteAck { req, ok: true }),
-        vec![stored(&sibs, p3)]
+        vec![stored(&key, &sibs, p3)]
     );
     assert_eq!(
         h.message(p2, PeerMessage::WriteAck { req, ok: true }),
@@ -1126,7 +1127,7 @@ fn a_target_that_fails_after_the_plan_hands_its_copy_to_the_next_node_with_a_hin
     // The put still needs a second acknowledgement from a target.
     assert_eq!(
         h.message(p2, PeerMessage::WriteAck { req, ok: true }),
-        vec![stored(&sibs, p2)]
+        vec![stored(&key, &sibs, p2)]
     );
 }
 
@@ -1493,7 +1494,7 @@ fn a_put_after_a_reap_is_not_minted_under_the_reaped_tombstones_dot() {
     h.reap(p2, &key, tombstone);
     assert_eq!(h.stored(&key), None, "reaped");
     // A put through node 2 with v1's context.
-    let old = VClock::<crate::types::Actor>::decode(&v1_context).expect("a context");
+    let old = super::ContextSeal::clock_of(&v1_context).expect("a context");
     let mut v2 = Sibs::default();
     v2.put(
         &old,
@@ -1510,7 +1511,7 @@ fn a_put_after_a_reap_is_not_minted_under_the_reaped_tombstones_dot() {
             hint: None,
         },
     );
-    let v2_context = h.stored(&key).expect("v2").context().encode();
+    let v2_context = context_of(&key, &h.stored(&key).expect("v2"));
     // A read-modify-write over v2 through node 1.
     let req = h.next_req();
     h.client(12, put(&key, b"v3", v2_context));

@@ -434,6 +434,8 @@ impl Node {
             clock.now(),
             seed,
         )?;
+        // Contexts handed to clients carry a tag only nodes can make (see `core::ContextSeal`).
+        core.set_context_seal(crate::core::ContextSeal::from_secret(&config.peer_secret));
         if let Some(authority) = &config.authority {
             // Once the node's own checks passed: a directory refused for another reason (another
             // node's, another format) keeps no mark of a configuration that never ran on it.

@@ -395,11 +395,17 @@ pub fn reused_dots(state: &FinalState) -> Vec<ReusedDot> {
     out
 }
 
+/// The clock of a write's context, as its node sealed it (the simulator's nodes seal with
+/// [`ContextSeal::unkeyed`](crate::core::ContextSeal::unkeyed)). A write that succeeded always
+/// has one (its own dot at least).
 fn decode(op: &Op) -> Result<Clock, CheckError> {
-    Clock::decode(&op.context).map_err(|e| CheckError::BadContext {
-        op: op.id,
-        reason: e.to_string(),
-    })
+    let bad = |reason: String| CheckError::BadContext { op: op.id, reason };
+    if op.context.is_empty() {
+        return Err(bad("no context".into()));
+    }
+    crate::core::ContextSeal::unkeyed()
+        .open(&super::workload::key_bytes(op.key), &op.context)
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Operations grouped by key, each group in invocation order.
@@ -711,9 +717,9 @@ pub fn resurrected_deletes(
     (out, checked, errors)
 }
 
-/// Decodes an actor-clock context (for tests and tools).
+/// Decodes a context's clock, its seal not checked (for tests and tools).
 pub fn decode_context(bytes: &[u8]) -> Option<Clock> {
-    dynamo_vclock::VClock::<Actor>::decode(bytes).ok()
+    crate::core::ContextSeal::clock_of(bytes)
 }
 
 #[cfg(test)]
@@ -756,7 +762,8 @@ mod tests {
         fn write(&mut self, kind: OpKind, key: u32, t: (u64, u64), c: &Clock) -> u64 {
             let id = self.op(kind, key, t.0, t.1, true);
             if let Some(o) = self.0.get_mut(id) {
-                o.context = c.encode();
+                o.context = crate::core::ContextSeal::unkeyed()
+                    .seal(&crate::sim::workload::key_bytes(key), c);
             }
             id
         }

@@ -422,7 +422,7 @@ impl Sim {
         let mut rng = ReplayRng::seed_from_u64(
             self.config.seed
                 ^ 0xC10C_0FF5
-                ^ u64::from(id).rotate_left(17)
+                ^ id.rotate_left(17)
                 ^ u64::from(incarnation).rotate_left(40),
         );
         rng.gen_range(0..=skew.saturating_mul(2))

@@ -6,6 +6,12 @@ use dynamo_vclock::{Entry, VClock};
 
 use crate::Cluster;
 
+/// `clock` as a context of `key` (the in-process nodes seal with `ContextSeal::unkeyed`): the
+/// limits below hold for contexts the cluster issued too (or whose maker knows its key).
+fn sealed(key: &str, clock: &VClock<dynamo_node::Actor>) -> Vec<u8> {
+    dynamo_node::core::ContextSeal::unkeyed().seal(key.as_bytes(), clock)
+}
+
 fn refused(reply: &ClientReply) -> Option<&ClientError> {
     match reply {
         ClientReply::Failed(e) => Some(e),
@@ -60,12 +66,14 @@ fn a_context_with_counters_no_node_issues_is_refused() {
         .expect("store")
         .expect("the key");
     let actors: Vec<(u64, u64)> = stored.entries().iter().map(|e| e.actor).collect();
-    let forged = VClock::from_entries(actors.iter().map(|&actor| Entry {
-        actor,
-        counter: u64::MAX,
-        timestamp: 0,
-    }))
-    .encode();
+    let forged = sealed(
+        key,
+        &VClock::from_entries(actors.iter().map(|&actor| Entry {
+            actor,
+            counter: u64::MAX,
+            timestamp: 0,
+        })),
+    );
     let reply = c.put(1, key, "v2", forged);
     assert!(
         matches!(refused(&reply), Some(ClientError::InvalidContext(_))),
@@ -132,12 +140,14 @@ fn a_put_may_not_grow_a_keys_clock_past_what_a_context_can_carry() {
     let mut refusals = 0;
     for round in 0..8u64 {
         // 2,000 actors no node is, each seen once: about 12 KiB of context.
-        let forged = VClock::from_entries((0..2_000u64).map(|i| Entry {
-            actor: (1_000 + round, i),
-            counter: 1,
-            timestamp: 0,
-        }))
-        .encode();
+        let forged = sealed(
+            key,
+            &VClock::from_entries((0..2_000u64).map(|i| Entry {
+                actor: (1_000 + round, i),
+                counter: 1,
+                timestamp: 0,
+            })),
+        );
         assert!(forged.len() < limit, "each context is within the limit");
         match c.put(1, key, "v", forged) {
             ClientReply::Stored { .. } => {}
@@ -189,4 +199,56 @@ fn a_key_whose_clock_grew_past_the_limit_stays_writable() {
     }
     let reply = c.put(1, key, "new", vec![]);
     assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+}
+
+/// Review of the thirty-first session: a put's context was taken as any clock a client sent. One
+/// put whose context claimed a counter of a coordinator's next epochs past any issued made the
+/// dot it minted too large for a later context to be taken (the key could never be deleted);
+/// one that claimed a large counter of another node's actor covered that node's later
+/// acknowledged writes, which the replicas then dropped as superseded; a context of another key
+/// planted that key's actors. A put or delete now carries only a context the cluster issued for
+/// its key (`ContextSeal`): anything else is refused, and the key's values are untouched.
+#[test]
+fn a_context_the_cluster_did_not_issue_for_the_key_is_refused() {
+    let mut c = Cluster::new(3, NodeConfig::default());
+    c.advance(300);
+    for (key, value) in [("a", "v1"), ("b", "w1")] {
+        assert!(matches!(
+            c.put(1, key, value, vec![]),
+            ClientReply::Stored { .. }
+        ));
+    }
+    let (_, issued) = c.get(2, "a");
+    let clock = dynamo_node::core::ContextSeal::clock_of(&issued).expect("a context");
+    // Counters no node has issued, for the next epochs of every actor the key's clock names.
+    let forged = VClock::from_entries(clock.entries().flat_map(|e| {
+        (1..=50u64).map(move |next| Entry {
+            actor: (e.actor.0, e.actor.1 + next),
+            counter: 1 << 40,
+            timestamp: 0,
+        })
+    }));
+    let mut damaged = issued.clone();
+    damaged[0] ^= 1;
+    for (key, context, what) in [
+        ("b", issued.clone(), "the context of another key"),
+        ("a", forged.encode(), "a made-up clock"),
+        ("a", damaged, "a damaged context"),
+    ] {
+        let reply = c.put(1, key, "forged", context);
+        assert!(
+            matches!(refused(&reply), Some(ClientError::InvalidContext(_))),
+            "{what}: {reply:?}"
+        );
+    }
+    assert_eq!(c.get(3, "b").0, vec![b"w1".to_vec()]);
+    // The context the cluster issued for the key is taken, through any node; the key's context
+    // goes on being taken.
+    assert!(matches!(
+        c.put(3, "a", "v2", issued),
+        ClientReply::Stored { .. }
+    ));
+    assert_eq!(c.get(1, "a").0, vec![b"v2".to_vec()]);
+    c.delete(2, "a");
+    assert!(c.get(3, "a").0.is_empty());
 }

@@ -813,7 +813,10 @@ async fn a_largest_put_fits_a_client_frame() {
     let (key_limit, context_limit) = (rc.node.max_key_size, rc.node.max_context_size);
     let node = dynamo_node::runtime::Node::start(rc).await.unwrap();
     crate::wait_up(&spec).await;
-    // A context just under its limit: actors no node is, each seen once.
+    // A context just under its limit: actors no node is, each seen once, sealed as the nodes
+    // seal (whoever holds the peer secret could make it; clients cannot).
+    let key = vec![b'k'; key_limit];
+    let seal = dynamo_node::core::ContextSeal::from_secret(crate::PEER_SECRET.as_bytes());
     let mut actors = 0u64;
     let context = loop {
         actors += 100;
@@ -823,13 +826,12 @@ async fn a_largest_put_fits_a_client_frame() {
                 counter: 1,
                 timestamp: 0,
             }));
-        let bytes = clock.encode();
+        let bytes = seal.seal(&key, &clock);
         if bytes.len() + 2_048 > context_limit {
             break bytes;
         }
     };
     assert!(context.len() <= context_limit);
-    let key = vec![b'k'; key_limit];
     let mut config = dynamo_node::client::ClientConfig::new(vec![spec.address(1)], SECRET);
     config.max_request = 2 * value;
     let mut client = dynamo_node::client::Client::new(config);

@@ -32,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the run of [`run`] from seed 42. Re-pin only as the module docs say.
-const RUN_DIGEST: &str = "c6611ba9cc13de994f81d6261adacea8b9f0d27b7eeb9babe5e4711a7aadb7c9";
+const RUN_DIGEST: &str = "a2847071f8f308404c63287072f1a0b5e662e58a1df0cf4f80d76f426b0ce945";
 
 /// The first four outputs of `ReplayRng::seed_from_u64(42)`.
 const FIRST_OUTPUTS: [u64; 4] = [
