@@ -295,7 +295,9 @@ impl NodeCore {
         if context.is_empty()
             || !may_pass(
                 set.entries().len() + context.len() + 1,
-                self.config.max_context_size,
+                self.config
+                    .max_context_size
+                    .saturating_sub(super::CONTEXT_TAG_LEN),
             )
         {
             return false;
@@ -315,11 +317,15 @@ impl NodeCore {
         if !adds_actors {
             return Ok(());
         }
+        // A get's context is the clock sealed: its tag must fit too.
         let limit = self.config.max_context_size;
-        match vclock_past(&after.context(), limit) {
+        match vclock_past(
+            &after.context(),
+            limit.saturating_sub(super::CONTEXT_TAG_LEN),
+        ) {
             Some(size) => Err(ClientError::LimitExceeded {
                 what: "context bytes of the key's clock".into(),
-                size,
+                size: size + super::CONTEXT_TAG_LEN,
                 limit,
             }),
             None => Ok(()),

@@ -58,7 +58,9 @@ use crate::types::NodeId;
 /// ([`dynamo_handoff::HintAck::refused`]). 4: a replica read says whether the coordinator asks the node as one of the key's primaries
 /// ([`PeerMessage::Read`]). 3: keys, values, contexts and objects are msgpack byte strings (`bin`), not arrays of
 /// integers ([`crate::types::bytes`]). 2: handshake frames apart from the frames after it.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// 8: contexts are sealed ([`crate::core::ContextSeal`]): a put forwarded between nodes of 7 and
+/// 8 would carry a context the other cannot open.
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Default largest frame between peers (16 MiB): room for large sync and transfer batches.
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;

@@ -252,3 +252,41 @@ fn a_context_the_cluster_did_not_issue_for_the_key_is_refused() {
     c.delete(2, "a");
     assert!(c.get(3, "a").0.is_empty());
 }
+
+/// Review of the thirty-first session's sealed contexts: a put that adds actors was refused
+/// only past a clock of `max_context_size` bytes, and the seal adds its tag to what a get
+/// returns: a key whose clock ended within a tag of the limit had a context no put or delete
+/// would take (past the limit), and only blind writes. A clock must leave room for the tag.
+#[test]
+fn a_keys_context_is_taken_back_however_near_the_limit_its_clock_grew() {
+    let limit = 200;
+    let config = NodeConfig {
+        max_context_size: limit,
+        ..NodeConfig::default()
+    };
+    let mut c = Cluster::new(3, config);
+    c.advance(300);
+    let key = "near-the-limit";
+    // One made-up actor more each time, until a put is refused for the clock it would leave.
+    for i in 0..200u64 {
+        let forged = sealed(
+            key,
+            &VClock::from_entries((0..=i).map(|a| Entry {
+                actor: (1_000, a),
+                counter: 1,
+                timestamp: 0,
+            })),
+        );
+        if forged.len() > limit {
+            break;
+        }
+        if !matches!(c.put(1, key, "v", forged), ClientReply::Stored { .. }) {
+            break;
+        }
+    }
+    let (_, ctx) = c.get(2, key);
+    assert!(ctx.len() <= limit, "a get's context of {} bytes", ctx.len());
+    let reply = c.put(3, key, "after", ctx);
+    assert!(matches!(reply, ClientReply::Stored { .. }), "{reply:?}");
+    assert_eq!(c.get(1, key).0, vec![b"after".to_vec()]);
+}
