@@ -293,18 +293,21 @@ impl NodeCore {
     /// clock could grow that large.
     pub(super) fn context_adds_actors(&self, set: &Sibs, context: &VClock<Actor>) -> bool {
         if context.is_empty()
-            || !may_pass(
-                set.entries().len() + context.len() + 1,
-                self.config
-                    .max_context_size
-                    .saturating_sub(super::CONTEXT_TAG_LEN),
-            )
+            || !may_pass(set.entries().len() + context.len() + 1, self.clock_limit())
         {
             return false;
         }
         let known: std::collections::BTreeSet<&Actor> =
             set.entries().iter().map(|e| &e.actor).collect();
         context.entries().any(|e| !known.contains(&e.actor))
+    }
+
+    /// The most bytes a key's clock may encode to when a put adds actors to it: a get's context
+    /// is the clock sealed, and its tag must fit under `max_context_size` too.
+    fn clock_limit(&self) -> usize {
+        self.config
+            .max_context_size
+            .saturating_sub(super::CONTEXT_TAG_LEN)
     }
 
     /// The limit on what a put's context adds to a key's clock: a put merges the context's
@@ -317,16 +320,11 @@ impl NodeCore {
         if !adds_actors {
             return Ok(());
         }
-        // A get's context is the clock sealed: its tag must fit too.
-        let limit = self.config.max_context_size;
-        match vclock_past(
-            &after.context(),
-            limit.saturating_sub(super::CONTEXT_TAG_LEN),
-        ) {
+        match vclock_past(&after.context(), self.clock_limit()) {
             Some(size) => Err(ClientError::LimitExceeded {
                 what: "context bytes of the key's clock".into(),
                 size: size + super::CONTEXT_TAG_LEN,
-                limit,
+                limit: self.config.max_context_size,
             }),
             None => Ok(()),
         }

@@ -57,7 +57,9 @@ pub enum ContextError {
 /// The key contexts are sealed with. See the [module docs](self).
 #[derive(Clone)]
 pub struct ContextSeal {
-    key: [u8; 32],
+    /// HMAC keyed once: each tag clones it rather than preparing the key again (on every get
+    /// and put).
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for ContextSeal {
@@ -78,7 +80,7 @@ impl ContextSeal {
         let mut mac = Self::mac_with(secret);
         mac.update(b"dynamo-node context seal v1");
         ContextSeal {
-            key: mac.finalize().into_bytes().into(),
+            keyed: Self::mac_with(&mac.finalize().into_bytes()),
         }
     }
 
@@ -97,7 +99,7 @@ impl ContextSeal {
     }
 
     fn mac(&self, key: &[u8], clock: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Self::mac_with(&self.key);
+        let mut mac = self.keyed.clone();
         mac.update(&(key.len() as u64).to_be_bytes());
         mac.update(key);
         mac.update(clock);
