@@ -64,6 +64,7 @@ where
                 // would (this node never asks for its own state).
                 if let Some(own) = digests.iter().find(|d| d.id == self.id) {
                     self.raise_past(own.generation);
+                    self.told_of_self(own.generation, own.version);
                 }
                 let (requests, wanted) = self.compare(&digests, complete);
                 let used = self.header_size() + 4 + requests.len() * self.digest_size();
@@ -73,6 +74,11 @@ where
                 }
             }
             Body::Ack { requests, deltas } => {
+                // The peer asks for this node's state from what it holds of it (nothing: it
+                // does not know it).
+                if let Some(own) = requests.iter().find(|r| r.id == self.id) {
+                    self.told_of_self(own.generation, own.version);
+                }
                 self.apply_deltas(now, &deltas);
                 let wanted = requests
                     .iter()
@@ -115,6 +121,15 @@ where
         self.local.generation = generation.saturating_add(1);
         self.stats.raised_generation += 1;
         true
+    }
+
+    /// A peer holds this node's state up to (`generation`, `version`): `(0, 0)` if it holds
+    /// none. Kept if of an earlier incarnation than this one, and the latest so far.
+    fn told_of_self(&mut self, generation: u64, version: u64) {
+        if generation < self.local.generation {
+            let told = (generation, version);
+            self.earlier = Some(self.earlier.map_or(told, |e| e.max(told)));
+        }
     }
 
     /// Compares the initiator's digests with the view: what to ask for, what to send.
@@ -174,11 +189,14 @@ where
             let own = d.id == self.id;
             let asks = !own && requests.len() < max_requests;
             if state.generation < d.generation {
+                // (The version held of the old generation tells a restarted node how far its
+                // last run got: see `Gossip::earlier_incarnation`. The answer sends the new
+                // generation whole whatever it says.)
                 if asks {
                     requests.push(Digest {
                         id: d.id.clone(),
                         generation: state.generation,
-                        version: 0,
+                        version: state.version,
                     });
                 }
             } else if state.generation > d.generation {
@@ -334,7 +352,9 @@ where
             .max(delta.status.version)
             .max(delta.address.version);
         if delta.id == self.id {
-            if !self.raise_past(delta.generation)
+            let raised = self.raise_past(delta.generation);
+            self.told_of_self(delta.generation, newest);
+            if !raised
                 && (delta.generation, newest) > (self.local.generation, self.local.max_version())
             {
                 self.stats.ignored_conflicting_self += 1;

@@ -101,6 +101,9 @@ pub struct Gossip<Id, A> {
     pub(crate) transmits: VecDeque<Transmit<Id, A>>,
     pub(crate) events: VecDeque<Event<Id>>,
     pub(crate) stats: Stats,
+    /// The latest (generation, version) of an earlier incarnation of this node a peer told of
+    /// (see [`Gossip::earlier_incarnation`]).
+    pub(crate) earlier: Option<(u64, u64)>,
 }
 
 impl<Id, A> Gossip<Id, A>
@@ -136,6 +139,7 @@ where
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            earlier: None,
         })
     }
 
@@ -147,6 +151,54 @@ where
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The latest (generation, version) of an earlier incarnation of this node that a peer
+    /// told of since this one started, `(0, 0)` if only peers that knew none did; `None` until
+    /// a peer told. A node compares it with how far its storage says its last run got: a peer
+    /// that knew it further than that shows the storage went back (it was restored from an
+    /// older copy). Peers tell in every exchange with the node until they hear of its new
+    /// incarnation, which they hear first from it; what they tell may lag what the node
+    /// reached by a few rounds, never lead it.
+    ///
+    /// ```
+    /// use dynamo_gossip::{Config, Gossip};
+    ///
+    /// type G = Gossip<u32, &'static str>;
+    /// /// Runs a round of `a` and delivers what the two send each other until neither sends.
+    /// fn round(a: (u32, &mut G), b: (u32, &mut G), now: u64) {
+    ///     a.1.handle_timeout(now);
+    ///     loop {
+    ///         let mut quiet = true;
+    ///         while let Some(t) = a.1.poll_transmit() {
+    ///             quiet = false;
+    ///             b.1.handle_message(now, a.0, t.message).unwrap();
+    ///         }
+    ///         while let Some(t) = b.1.poll_transmit() {
+    ///             quiet = false;
+    ///             a.1.handle_message(now, b.0, t.message).unwrap();
+    ///         }
+    ///         if quiet {
+    ///             break;
+    ///         }
+    ///     }
+    /// }
+    /// let config = Config::default();
+    /// let seeds = vec![(1, "a"), (2, "b")];
+    /// let mut old: G = Gossip::new(config.clone(), 1, "a", 1, seeds.clone()).unwrap();
+    /// let mut peer: G = Gossip::new(config.clone(), 2, "b", 1, seeds.clone()).unwrap();
+    /// for r in 1..=5 {
+    ///     round((1, &mut old), (2, &mut peer), r * 1_000);
+    /// }
+    /// let reached = (1, peer.node_state(&1).unwrap().version());
+    /// // The node restarts in generation 2; the peer tells how far generation 1 got.
+    /// let mut new: G = Gossip::new(config, 1, "a", 2, seeds).unwrap();
+    /// assert_eq!(new.earlier_incarnation(), None);
+    /// round((1, &mut new), (2, &mut peer), 6_000);
+    /// assert_eq!(new.earlier_incarnation(), Some(reached));
+    /// ```
+    pub fn earlier_incarnation(&self) -> Option<(u64, u64)> {
+        self.earlier
     }
 
     /// Counters of traffic and of ignored input.

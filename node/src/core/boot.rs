@@ -91,6 +91,10 @@ pub struct Boot {
     pub(crate) new_store: bool,
     /// When the store began (see `fresh`).
     pub(crate) birth: Millis,
+    /// How far the node's runs got, as the store recorded it (see `restored`).
+    pub(crate) reached: Option<(u64, u64)>,
+    /// The generation the store held before this start.
+    pub(crate) previous_generation: u64,
 }
 
 impl std::fmt::Debug for Boot {
@@ -159,6 +163,7 @@ impl Boot {
             Some(bytes) => decode_u64(&bytes)?,
             None => 0,
         };
+        let reached = super::restored::read_reached(store)?;
         let generation = (previous + 1).max(now);
         store.put_meta(META_GENERATION, &generation.to_be_bytes())?;
         store.put_meta(META_NODE_ID, &id.to_be_bytes())?;
@@ -260,6 +265,8 @@ impl Boot {
             whole,
             new_store: unsure,
             birth,
+            reached,
+            previous_generation: previous,
             lost,
             transfers,
             checkpoints,

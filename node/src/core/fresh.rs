@@ -112,10 +112,12 @@ impl Fresh {
 }
 
 impl NodeCore {
-    /// Whether this node's store is new and it has not heard yet how old the cluster's data is:
-    /// it answers no replica read (see the [module docs](self)).
+    /// Whether this node answers no replica read until it hears from its peers: its store is new
+    /// and it has not heard yet how old the cluster's data is (see the [module docs](self)), or
+    /// it restarted on a store with data and no peer has told it yet how far its last run got
+    /// (its store may have gone back: see `restored`).
     pub fn unsure(&self) -> bool {
-        self.fresh.unsure
+        self.fresh.unsure || self.restored.doubt
     }
 
     /// Publishes when the store began once it holds a key, and settles a new store's doubt (see
@@ -177,12 +179,7 @@ impl NodeCore {
                 // taken before the store was lost does not bring what the store lost, whatever
                 // ring it runs under (the node may still hold the ring it started with). A later
                 // ring that gives the node a range anew records its own start.
-                for p in 0..self.view.ring.range_count() {
-                    if self.replicates(p) {
-                        self.transfers.incoming.insert(p);
-                        self.transfers.since.insert(p, u64::MAX);
-                    }
-                }
+                self.await_refill();
             } else {
                 tracing::warn!(
                     node = self.id,
@@ -205,6 +202,18 @@ impl NodeCore {
         // (a joiner, a leave) is claimed now.
         if !self.view.leaving {
             self.claim(now);
+        }
+    }
+
+    /// Awaits every range this node replicates until anti-entropy with the other replicas
+    /// shows it whole: its store lacks what they hold (a new store in a cluster with older
+    /// data, or one that went back: `restored`).
+    pub(crate) fn await_refill(&mut self) {
+        for p in 0..self.view.ring.range_count() {
+            if self.replicates(p) {
+                self.transfers.incoming.insert(p);
+                self.transfers.since.insert(p, u64::MAX);
+            }
         }
     }
 

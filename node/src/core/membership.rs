@@ -414,6 +414,7 @@ impl NodeCore {
         // of a version it had made before, which it had not heard yet.
         if self.view.ring_provisional
             || self.fresh.unsure
+            || self.restored.doubt
             || !(self.view.ring_heard || alone)
             || (leavers.is_empty() && joiners.is_empty())
         {

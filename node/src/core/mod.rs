@@ -43,6 +43,7 @@ mod minting;
 mod reaper;
 mod replica;
 mod requests;
+mod restored;
 mod resume;
 mod seal;
 mod silence;
@@ -157,6 +158,8 @@ pub struct NodeCore {
     transfers: Transfers,
     /// How old this node's store is, and whether a new one may answer reads yet (see `fresh`).
     fresh: fresh::Fresh,
+    /// Whether a restarted node's store went back, and how far its runs got (see `restored`).
+    restored: restored::Restored,
     /// Peers silent through a request's deadline: requests route around them (see `silence`).
     silence: silence::Silence,
     // Ordered maps everywhere: iteration order must not depend on a random hasher, so that the
@@ -590,6 +593,7 @@ impl NodeCore {
     fn drain(&mut self, now: Millis) {
         self.drain_gossip(now);
         self.settle_fresh(now);
+        self.settle_restored(now);
         self.drain_hints(now);
         self.drain_syncs(now);
         self.drain_transfers(now);
@@ -611,6 +615,7 @@ impl NodeCore {
             self.store_op(op, storage::Then::Meta);
         }
         self.persist_fresh();
+        self.persist_reached();
         self.persist_generation();
         if let Some(op) = self.transfers.persist_whole() {
             self.store_op(op, storage::Then::Meta);
@@ -669,14 +674,16 @@ impl NodeCore {
 
     /// Whether this node's copy of `key` cannot answer a read (reads of it are refused): its
     /// ring is still a guess, its store is new and it has not heard whether the cluster holds
-    /// older data (see `fresh`), or the key's partition is still arriving from its previous
-    /// owner.
+    /// older data (see `fresh`), it restarted and no peer has told it yet how far its last run
+    /// got (see `restored`), or the key's partition is still arriving from its previous owner
+    /// (or from anti-entropy).
     /// Hashes the key only while some partition is arriving.
     fn receiving(&self, key: &[u8]) -> bool {
         // A ring that is still a guess (a joiner that has not heard the cluster's ring) names
         // this node a primary of keys it holds nothing of: no read of its own copy counts.
         self.view.ring_provisional
             || self.fresh.unsure
+            || self.restored.doubt
             || (!self.transfers.incoming.is_empty()
                 && self.transfers.incoming.contains(&self.partition_of(key)))
     }

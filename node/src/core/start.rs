@@ -48,6 +48,8 @@ impl NodeCore {
             whole: stored_whole,
             new_store,
             birth,
+            reached,
+            previous_generation,
             lost,
             transfers: stored_transfers,
             checkpoints,
@@ -258,6 +260,14 @@ impl NodeCore {
             new_store,
             new_store && ring_provisional,
         );
+        // A store with data in a ring with other members: no replica read until a peer has told
+        // how far the node's last run got (see `restored`).
+        let restored = super::restored::Restored::new(
+            reached,
+            previous_generation,
+            new_store,
+            !ring_provisional && members.iter().any(|&m| m != id),
+        );
         // Partitions handed over whole when last persisted, that it still hands over.
         let whole: BTreeSet<usize> = stored_whole
             .iter()
@@ -324,6 +334,7 @@ impl NodeCore {
                 whole,
             ),
             fresh,
+            restored,
             silence: super::silence::Silence::default(),
             reaper,
             seal: ContextSeal::unkeyed(),

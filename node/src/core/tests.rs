@@ -1761,6 +1761,8 @@ fn a_record_found_damaged_at_start_is_a_lost_copy() {
         let boot = Boot::load(&mut store, ME, &config, BOOT + 1, 8).expect("loads");
         let mut core =
             NodeCore::new(ME, "n1".into(), config.clone(), boot, BOOT + 1, 8).expect("starts");
+        // Its peers told it its store is current (see `restored`).
+        core.restored.doubt = false;
         core.handle_message(
             BOOT + 1,
             2,

@@ -554,6 +554,39 @@ impl Sim {
             .and_then(|s| s.disk.as_mut())
     }
 
+    /// A copy of running node `id`'s store as it is now, as an operator backs up a data
+    /// directory (see [`Sim::restore`]). `None` if the node is not running.
+    pub fn backup(&self, id: NodeId) -> Option<MemoryStore> {
+        self.node(id).map(|core| core.store().clone())
+    }
+
+    /// Puts `backup` back as crashed node `id`'s store, as an operator restores a data
+    /// directory from a backup; the node restarts on it ([`Sim::restart`]). The keys whose
+    /// records differ from those of the store it replaces count as copies lost
+    /// ([`check::FinalState::lost_copies`]). Nothing happens to a running node.
+    pub fn restore(&mut self, id: NodeId, backup: MemoryStore) {
+        use crate::store::Store as _;
+        let Some(slot) = self.slots.get(id as usize) else {
+            return;
+        };
+        if slot.core.is_some() {
+            return;
+        }
+        let changed: Vec<crate::types::Key> = match &slot.disk {
+            Some(disk) => disk
+                .keys()
+                .chain(backup.keys())
+                .filter(|k| disk.get(k).ok().flatten() != backup.get(k).ok().flatten())
+                .cloned()
+                .collect(),
+            None => backup.keys().cloned().collect(),
+        };
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            slot.disk = Some(backup);
+        }
+        self.copies_lost(&changed);
+    }
+
     /// A node lost its copies of `keys` now (see [`check::FinalState::lost_copies`]).
     fn copies_lost(&mut self, keys: &[crate::types::Key]) {
         let now = self.now;

@@ -171,6 +171,96 @@ fn a_hint_taken_by_a_buffered_node_survives_its_power_loss() {
     );
 }
 
+/// An operator put a node's data directory back from a backup taken before the node
+/// acknowledged a write. Nothing in the store tells that it is behind, and the node served as a
+/// full replica: a read through it and the replica that missed the write found nothing, though
+/// the write was acknowledged by two of three. Peers remember how far its last run got (its
+/// gossip generation and version): it answers no read until one has told it, and one that
+/// knew it further than its store records makes it await its ranges until anti-entropy with
+/// the other replicas has refilled them.
+#[test]
+fn a_node_restored_from_a_backup_of_its_last_run_serves_no_read_until_refilled() {
+    restored_from_a_backup(false);
+}
+
+/// As above, with a backup taken before the node's last restart (judged by the generation).
+#[test]
+fn a_node_restored_from_a_backup_of_an_earlier_run_serves_no_read_until_refilled() {
+    restored_from_a_backup(true);
+}
+
+fn restored_from_a_backup(restart_after_backup: bool) {
+    let quiet = quiet_config(3, 13);
+    let mut sim = Sim::new(SimConfig {
+        node: NodeConfig {
+            sync_interval: Some(5_000),
+            ..quiet.node.clone()
+        },
+        ..quiet
+    })
+    .expect("cluster starts");
+    sim.run_for(2_000);
+    let key = 7;
+    let (restored, other, missed) = (0, 1, 2);
+    let backup = sim.backup(restored).expect("running");
+    if restart_after_backup {
+        sim.crash(restored, true);
+        sim.restart(restored).expect("restarts");
+        sim.run_for(1_000);
+    } else {
+        // The node runs on past its backup.
+        sim.run_for(10_000);
+    }
+    // A plain restart finds its store current: it awaits nothing.
+    assert_eq!(
+        sim.node(restored)
+            .expect("running")
+            .status()
+            .partitions_incoming,
+        0
+    );
+    sim.partition(&[missed], &[restored, other]);
+    let id = sim.next_op_id();
+    stored_context(sim.put(restored, key, Vec::new()));
+    assert!(stored(&sim, other, key).contains(&id));
+    sim.crash(restored, true);
+    sim.restore(restored, backup);
+    sim.restart(restored).expect("restarts");
+    sim.heal();
+    // The reads through `missed` ask the restored node and itself: at once (before any peer
+    // told the restored node anything), and after a few gossip rounds.
+    sim.partition(&[other], &[missed]);
+    for wait in [0, 1_000] {
+        sim.run_for(wait);
+        match sim.get(missed, key) {
+            Some(ClientReply::Got { values, .. }) => assert!(
+                values.iter().any(|v| value_op(v) == Some(id)),
+                "a read through the restored node {wait} ms after its start found {} values, \
+                 not the acknowledged write",
+                values.len()
+            ),
+            Some(ClientReply::Failed(_)) | None => {}
+            Some(other) => panic!("a get answered {other:?}"),
+        }
+    }
+    sim.heal();
+    sim.run_for(300_000);
+    assert!(stored(&sim, restored, key).contains(&id), "refilled");
+    assert_eq!(
+        sim.node(restored)
+            .expect("running")
+            .status()
+            .partitions_incoming,
+        0,
+        "the wait ended"
+    );
+    assert!(
+        matches!(sim.get(missed, key), Some(ClientReply::Got { values, .. })
+            if values.iter().any(|v| value_op(v) == Some(id))),
+        "the write is read once the restored node is refilled"
+    );
+}
+
 #[test]
 fn a_joining_node_receives_its_ranges() {
     let mut sim = quiet_cluster(4, 12);
