@@ -29,6 +29,10 @@ pub enum Event<Id> {
         id: Id,
         /// Its new generation.
         generation: u64,
+        /// The generation and version held here of its earlier incarnation: how far that one
+        /// got, as far as this node knew (a node restarted on a store that went back can learn
+        /// it so: see [`Gossip::earlier_incarnation`](crate::Gossip::earlier_incarnation)).
+        replaced: (u64, u64),
     },
     /// The failure detector considers the node alive (after joining, or after being down).
     Up {

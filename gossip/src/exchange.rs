@@ -393,6 +393,7 @@ where
             self.events.push_back(Event::Restarted {
                 id: id.clone(),
                 generation: delta.generation,
+                replaced: applied.replaced,
             });
         } else if applied.heartbeat_advanced {
             peer.window

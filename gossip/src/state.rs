@@ -62,6 +62,8 @@ pub struct NodeState<A> {
 pub(crate) struct Applied {
     /// The delta carried a newer generation and replaced the state.
     pub restarted: bool,
+    /// On a restart, the generation and version held of the state it replaced.
+    pub replaced: (u64, u64),
     /// The heartbeat moved forward (evidence that the node is alive).
     pub heartbeat_advanced: bool,
     /// The new status, when it changed.
@@ -215,6 +217,7 @@ impl<A: Clone + PartialEq> NodeState<A> {
             );
             let applied = Applied {
                 restarted: true,
+                replaced: (self.generation, self.version),
                 heartbeat_advanced: true,
                 status: (fresh.status.value != self.status.value).then_some(fresh.status.value),
                 address_changed: fresh.address.value != self.address.value,

@@ -92,10 +92,14 @@ fn restarted_node_replaces_its_old_state() {
         .log
         .iter()
         .filter(|(_, _, e)| {
-            *e == Event::Restarted {
-                id: 7,
-                generation: 2,
-            }
+            matches!(
+                e,
+                Event::Restarted {
+                    id: 7,
+                    generation: 2,
+                    replaced: (1, _),
+                }
+            )
         })
         .count();
     assert_eq!(restarted, 19);

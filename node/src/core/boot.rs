@@ -93,6 +93,8 @@ pub struct Boot {
     pub(crate) birth: Millis,
     /// How far the node's runs got, as the store recorded it (see `restored`).
     pub(crate) reached: Option<(u64, u64)>,
+    /// The gossip generation the last run started in, as the store recorded it.
+    pub(crate) started: Option<u64>,
     /// The generation the store held before this start.
     pub(crate) previous_generation: u64,
 }
@@ -164,8 +166,13 @@ impl Boot {
             None => 0,
         };
         let reached = super::restored::read_reached(store)?;
+        let started = match store.get_meta(super::restored::STARTED_META)? {
+            Some(bytes) => Some(decode_u64(&bytes)?),
+            None => None,
+        };
         let generation = (previous + 1).max(now);
         store.put_meta(META_GENERATION, &generation.to_be_bytes())?;
+        store.put_meta(super::restored::STARTED_META, &generation.to_be_bytes())?;
         store.put_meta(META_NODE_ID, &id.to_be_bytes())?;
         store.flush()?;
 
@@ -266,6 +273,7 @@ impl Boot {
             new_store: unsure,
             birth,
             reached,
+            started,
             previous_generation: previous,
             lost,
             transfers,

@@ -205,12 +205,16 @@ impl NodeCore {
         }
     }
 
-    /// Awaits every range this node replicates until anti-entropy with the other replicas
+    /// Awaits every range this node replicates with other replicas until anti-entropy with them
     /// shows it whole: its store lacks what they hold (a new store in a cluster with older
-    /// data, or one that went back: `restored`).
+    /// data, or one that went back: `restored`). A range it alone replicates (N = 1) has
+    /// nobody to refill it, and nothing would end the wait.
     pub(crate) fn await_refill(&mut self) {
         for p in 0..self.view.ring.range_count() {
-            if self.replicates(p) {
+            let others = super::primaries_of(&self.view.ring, p)
+                .into_iter()
+                .any(|n| n != self.id);
+            if others && self.replicates(p) {
                 self.transfers.incoming.insert(p);
                 self.transfers.since.insert(p, u64::MAX);
             }

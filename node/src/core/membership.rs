@@ -243,6 +243,21 @@ impl NodeCore {
                 }
                 Event::Joined { id } | Event::Restarted { id, .. } => {
                     let restarted = matches!(event, Event::Restarted { .. });
+                    // What it knew of the earlier incarnation, for the node (see `restored`).
+                    let (generation, replaced) = match event {
+                        Event::Restarted {
+                            generation,
+                            replaced,
+                            ..
+                        } => (generation, replaced),
+                        _ => (
+                            self.gossip
+                                .node_state(&id)
+                                .map_or(0, dynamo_gossip::NodeState::generation),
+                            (0, 0),
+                        ),
+                    };
+                    self.heard_restart(now, id, generation, replaced);
                     self.events.push(NodeEvent::MemberJoined { id, restarted });
                     self.view.unheard.remove(&id);
                     // First heard (or restarted) already leaving: a node asked to leave before

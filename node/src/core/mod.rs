@@ -594,6 +594,7 @@ impl NodeCore {
         self.drain_gossip(now);
         self.settle_fresh(now);
         self.settle_restored(now);
+        self.publish_earlier(now);
         self.drain_hints(now);
         self.drain_syncs(now);
         self.drain_transfers(now);

@@ -7,37 +7,76 @@
 //! Only peers know the store is behind: they hold the node's last incarnation's gossip state,
 //! its generation and version. The node records in its store how far its runs got
 //! ([`REACHED_META`]: its gossip generation and version, every [`RECORD_STEP`] versions), and
-//! at start it reads that record. A node restarted on a store that holds data, in a ring with
-//! other members, answers no replica read ([`NodeCore::unsure`]) until a peer has told it what
-//! it held of the node's earlier incarnations ([`dynamo_gossip::Gossip::earlier_incarnation`]:
-//! in the node's first exchange with any peer), or [`UNSURE_ROUNDS`] gossip rounds have passed
-//! (every peer down: it serves as it is, with a warning). A peer that knew it further than its
-//! store records, by more than the record's step twice (a record may be one step late, and a
-//! crash may take one write of it), shows the store went back: the node awaits every range it
-//! replicates until anti-entropy with the other replicas shows it whole, as a node that lost
-//! its disk does (see `fresh`). Such a peer is heeded whenever it tells, also after the doubt
-//! ended. With anti-entropy off nothing would end the wait, and the node serves as it is.
+//! at start it reads that record. Every node that hears a peer restart (gossip's
+//! [`Restarted`](dynamo_gossip::Event::Restarted) event, which carries what it held of the
+//! earlier incarnation) publishes that for a while in its gossip entry [`EARLIER_KEY`] (a peer
+//! it first hears, `(0, 0)`: it knew none); a restarted node also hears it in its exchanges
+//! ([`dynamo_gossip::Gossip::earlier_incarnation`]). A peer's view of the node is replaced as
+//! soon as it hears of the new incarnation, often from a third node, so the entry is what
+//! keeps it: the first peer the node hears from may have been cut off during its last run and
+//! know little. A node restarted on a store that had a run before, in a ring with other
+//! members, answers no replica read ([`NodeCore::unsure`]) until every other member it deems
+//! up has published what it knew, or [`UNSURE_ROUNDS`] gossip rounds have passed (a member up
+//! but silent, one of a version that does not publish: it then serves as it is, with a
+//! warning). A peer that knew it further than its store records, by more than the record's
+//! step twice (a record may be one step late, and a crash may take one write of it), shows the
+//! store went back: the node awaits every range it replicates until anti-entropy with the
+//! other replicas shows it whole, as a node that lost its disk does (see `fresh`). Such a peer
+//! is heeded whenever it tells within [`TELL_ROUNDS`] rounds of the start, also after the doubt
+//! ended. With anti-entropy off nothing would end the wait, and the node serves as it is. The
+//! restore goes unseen if every peer that knew the node's last run is away in its first rounds.
 //!
 //! The record moves on only once the doubt has ended, so that a crash in the meantime leaves
-//! the store's own account to the next start. A store from a version that kept no record is
-//! judged by its generation alone (a peer that knew a later incarnation than the store
-//! recorded): a backup of the same run then goes unseen. Nothing is seen after a restart of the
-//! whole cluster (no peer remembers), nor of a backup taken within the record's step of the
-//! node's last write.
+//! the store's own account to the next start; the generation each start began is recorded too
+//! ([`STARTED_META`]), so that a run that ended in its doubt, which peers may know, is not
+//! taken for one the store lacks. A store from a version that kept no record is judged by its
+//! generation alone (a peer that knew a later incarnation than the store recorded): a backup of
+//! the same run then goes unseen, and so it does when peers of that version tell (they send
+//! the generation they hold, not the version, and publish nothing). Nothing is seen after a restart of the whole
+//! cluster (no peer remembers), nor of a backup taken within about three record steps of the
+//! node's last run (two steps of margin, and peers' view of the node lags a few rounds). A store
+//! found behind holds no partition whole any more (a hand-over it ends says nothing of being
+//! done), and awaits no range it alone replicates (nobody could refill it).
+//!
+//! A backup older than the tombstone grace can bring deleted values back: a tombstone reaped
+//! since it was taken no longer supersedes the old value it holds, and anti-entropy spreads it
+//! (as Cassandra's `gc_grace_seconds` says of its backups). The node cannot tell which of its
+//! values those are: empty the data directory instead of restoring such a backup.
 
 use super::fresh::UNSURE_ROUNDS;
 use super::storage::{StorageOp, Then};
 use super::NodeCore;
 use crate::store::{Store, StoreError};
-use crate::types::Millis;
+use crate::types::{Millis, NodeId};
 
 /// The store meta name of how far the node's runs got: its gossip generation and version, each
 /// big-endian.
 pub(crate) const REACHED_META: &str = "gossip-reached";
 
+/// The store meta name of the gossip generation the node's last run started in (big-endian),
+/// written at every start: a run that ended before it recorded how far it got (in its doubt)
+/// leaves it past the record.
+pub(crate) const STARTED_META: &str = "gossip-started";
+
 /// Gossip versions (about one a round, and one per change of the node's published state)
 /// between two records of [`REACHED_META`].
 pub(crate) const RECORD_STEP: u64 = 8;
+
+/// The gossip entry in which every node publishes the restarts it heard lately: for each, the
+/// node, the generation it restarted in, and the generation and version this node held of its
+/// earlier incarnation (`(0, 0)`: none, a node first heard), 32 bytes big-endian each.
+pub(crate) const EARLIER_KEY: &str = "earlier";
+
+/// Gossip rounds a node publishes a restart it heard, and a restarted node reads what its
+/// peers published of it.
+pub(crate) const TELL_ROUNDS: u64 = 2 * UNSURE_ROUNDS;
+
+/// Restarts one node publishes at most (the most recent).
+const MAX_HEARD: usize = 64;
+
+/// A restart heard (see [`Restored::heard`]): the generation, what this node held of the
+/// earlier incarnation, and when.
+type Heard = (u64, (u64, u64), Millis);
 
 /// What a restarted node knows of how far its store is behind its last run.
 #[derive(Debug, Clone)]
@@ -52,33 +91,68 @@ pub(crate) struct Restored {
     found: bool,
     /// The (generation, version) last recorded this run.
     recorded: Option<(u64, u64)>,
+    /// The generation this run started in: peers' entries of a restart in it, or in one
+    /// gossip raised it to, are of this run.
+    generation: u64,
+    /// When it last looked at what peers told.
+    looked: Millis,
+    /// The restarts this node heard lately, by node: the generation, what it held of the
+    /// earlier incarnation, and when (see [`EARLIER_KEY`]).
+    heard: std::collections::BTreeMap<NodeId, Heard>,
+    /// `heard` changed since last published.
+    heard_changed: bool,
 }
 
 impl Restored {
-    /// For a node whose store recorded `reached` (or nothing: a store of an earlier version,
-    /// whose last generation was `previous_generation`), in doubt if `doubt`. A new store
-    /// (`fresh`) has nothing to go back to: `covered` is everything.
+    /// For a node whose store recorded `reached` and that its last run `started` in a
+    /// generation (or nothing: a store of an earlier version, whose last generation was
+    /// `previous_generation`), starting in `generation`, in doubt if `doubt`. A last run that
+    /// started past the record ended before it recorded anything (it crashed in its doubt):
+    /// how far it got is not known, and any version of it is covered. A new store (no
+    /// generation before: `fresh` sees to it) has nothing to go back to: `covered` is
+    /// everything. A store still unsure in `fresh`'s sense is no new one if it had a run
+    /// before (a backup taken while it was unsure).
     pub(crate) fn new(
         reached: Option<(u64, u64)>,
+        started: Option<u64>,
         previous_generation: u64,
-        new_store: bool,
+        generation: u64,
         doubt: bool,
     ) -> Self {
+        let new_store = previous_generation == 0;
         let covered = match reached {
             _ if new_store => (u64::MAX, u64::MAX),
-            Some((generation, version)) => (
+            Some((generation, version)) if started.is_none_or(|s| s <= generation) => (
                 generation,
                 version.saturating_add(RECORD_STEP.saturating_mul(2)),
             ),
-            None => (previous_generation, u64::MAX),
+            // (The stored generation is at least the last start's.)
+            _ => (previous_generation.max(started.unwrap_or(0)), u64::MAX),
         };
         Restored {
             covered,
             doubt: doubt && !new_store,
             found: false,
             recorded: None,
+            generation,
+            looked: 0,
+            heard: std::collections::BTreeMap::new(),
+            heard_changed: false,
         }
     }
+}
+
+/// The entries of an [`EARLIER_KEY`] value: (node, the generation it restarted in, what the
+/// publisher held of its earlier incarnation); a damaged tail is ignored.
+fn read_earlier(bytes: &[u8]) -> impl Iterator<Item = (NodeId, u64, (u64, u64))> + '_ {
+    bytes.chunks_exact(32).map(|c| {
+        let n = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&c[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(b)
+        };
+        (n(0), n(1), (n(2), n(3)))
+    })
 }
 
 /// Reads [`REACHED_META`] from `store`: `None` if it holds none, or a damaged one (the node is
@@ -102,17 +176,48 @@ pub(crate) fn read_reached<S: Store>(store: &S) -> Result<Option<(u64, u64)>, St
 }
 
 impl NodeCore {
-    /// Ends a restarted node's doubt once a peer told what it knew of the node, and awaits
-    /// every range the node replicates if a peer knew it further than its store (see the
-    /// [module docs](self)). Cheap once the doubt is over.
+    /// Ends a restarted node's doubt once its peers told what they knew of the node, and awaits
+    /// every range the node replicates if one knew it further than its store (see the
+    /// [module docs](self)). Looks four times a gossip round in its doubt, then once a round
+    /// until [`TELL_ROUNDS`] rounds after the start.
     pub(crate) fn settle_restored(&mut self, now: Millis) {
         if self.restored.found {
             return;
         }
-        let told = self.gossip.earlier_incarnation();
+        let round = self.config.gossip_interval.max(1);
+        let since_boot = now.saturating_sub(self.view.booted);
+        let every = if self.restored.doubt {
+            round / 4
+        } else {
+            round
+        };
+        if (!self.restored.doubt && since_boot > round.saturating_mul(TELL_ROUNDS))
+            || (self.restored.looked > 0 && now < self.restored.looked.saturating_add(every))
+        {
+            return;
+        }
+        self.restored.looked = now;
+        // What peers told: in their gossip entries of the restarts they heard, and in the
+        // exchanges with this node (one that did not publish its entry yet, or of a version
+        // that does not).
+        let mut told = self.gossip.earlier_incarnation();
+        let mut silent = false;
+        for &m in &self.view.members {
+            if m == self.id {
+                continue;
+            }
+            match self.told_by(m) {
+                Some(t) => told = Some(told.map_or(t, |u| u.max(t))),
+                None => silent |= self.is_up(m),
+            }
+        }
         if let Some(told) = told.filter(|&t| t > self.restored.covered) {
             self.restored.found = true;
-            self.restored.doubt = false;
+            // What it handed over whole it no longer holds whole: a hand-over it ends says
+            // nothing of being done (its receiver awaits anti-entropy too), nor does one it
+            // ended in its doubt, nor again one it said.
+            self.transfers.whole.clear();
+            self.transfers.unacknowledged.clear();
             if self.config.sync_interval.is_some() {
                 tracing::warn!(
                     node = self.id,
@@ -133,30 +238,70 @@ impl NodeCore {
                      repair refills it, and its answers count as they are"
                 );
             }
-            return;
-        }
-        if !self.restored.doubt {
+        } else if !self.restored.doubt {
             return;
         }
         let alone = !self.view.members.iter().any(|&m| m != self.id);
-        let waited = now
-            >= self
-                .view
-                .booted
-                .saturating_add(self.config.gossip_interval.saturating_mul(UNSURE_ROUNDS));
-        if told.is_none() && !alone {
+        let waited = since_boot >= round.saturating_mul(UNSURE_ROUNDS);
+        if !self.restored.found && !alone && (told.is_none() || silent) {
             if !waited {
                 return;
             }
             tracing::warn!(
                 node = self.id,
-                "no peer said how far this node's last run got: serving as its store is"
+                "not every peer said how far this node's last run got: serving as its store is"
             );
         }
         self.restored.doubt = false;
         if !self.view.leaving {
             self.claim(now);
         }
+    }
+
+    /// What member `m` published that it knew of this node's earlier incarnation when it heard
+    /// this one (see [`EARLIER_KEY`]), if it did.
+    fn told_by(&self, m: NodeId) -> Option<(u64, u64)> {
+        let entry = self.gossip.node_state(&m)?.app_state(EARLIER_KEY)?;
+        read_earlier(entry)
+            .find(|&(id, generation, _)| id == self.id && generation >= self.restored.generation)
+            .map(|(_, _, replaced)| replaced)
+    }
+
+    /// Peer `id` restarted in `generation`, or joined this node's view in it (`replaced` is
+    /// then `(0, 0)`), and this node held `replaced` of its earlier incarnation: published in
+    /// [`EARLIER_KEY`] for the node to read (see the [module docs](self)).
+    pub(crate) fn heard_restart(
+        &mut self,
+        now: Millis,
+        id: NodeId,
+        generation: u64,
+        replaced: (u64, u64),
+    ) {
+        self.restored.heard.insert(id, (generation, replaced, now));
+        self.restored.heard_changed = true;
+    }
+
+    /// Publishes the restarts heard lately ([`EARLIER_KEY`]), dropping those heard more than
+    /// [`TELL_ROUNDS`] rounds ago; the most recent [`MAX_HEARD`] of them.
+    pub(crate) fn publish_earlier(&mut self, now: Millis) {
+        let keep = self.config.gossip_interval.saturating_mul(TELL_ROUNDS);
+        let before = self.restored.heard.len();
+        self.restored
+            .heard
+            .retain(|_, &mut (_, _, at)| now.saturating_sub(at) <= keep);
+        if self.restored.heard.len() == before && !self.restored.heard_changed {
+            return;
+        }
+        self.restored.heard_changed = false;
+        let mut heard: Vec<(&NodeId, &Heard)> = self.restored.heard.iter().collect();
+        heard.sort_by_key(|(_, &(_, _, at))| std::cmp::Reverse(at));
+        let mut value = Vec::with_capacity(heard.len().min(MAX_HEARD) * 32);
+        for (&id, &(generation, (g, v), _)) in heard.into_iter().take(MAX_HEARD) {
+            for n in [id, generation, g, v] {
+                value.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        let _ = self.gossip.set_app_state(EARLIER_KEY, value);
     }
 
     /// The op that records how far this run got, every [`RECORD_STEP`] versions once the
@@ -185,5 +330,50 @@ impl NodeCore {
             },
             Then::Meta,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn behind(r: &Restored, told: (u64, u64)) -> bool {
+        told > r.covered
+    }
+
+    #[test]
+    fn a_peer_ahead_of_the_record_by_more_than_two_steps_shows_the_store_went_back() {
+        // The last run started in generation 50 and recorded version 100.
+        let r = Restored::new(Some((50, 100)), Some(50), 57, 58, true);
+        assert!(r.doubt);
+        // Peers lag, and the record may be a step late and lose one write.
+        assert!(!behind(&r, (50, 100 + 2 * RECORD_STEP)));
+        assert!(!behind(&r, (40, 10_000)), "a peer that knew an older run");
+        assert!(!behind(&r, (0, 0)), "a peer that knew none");
+        assert!(behind(&r, (50, 101 + 2 * RECORD_STEP)));
+        assert!(behind(&r, (51, 0)), "a run after the record's");
+    }
+
+    #[test]
+    fn a_last_run_that_recorded_nothing_is_covered_whole() {
+        // Generation 60 started after the record of 50 and ended in its doubt: peers may know
+        // it, the store not how far it got.
+        let r = Restored::new(Some((50, 100)), Some(60), 60, 61, true);
+        assert!(!behind(&r, (60, 1_000)));
+        assert!(behind(&r, (61, 0)));
+    }
+
+    #[test]
+    fn a_store_without_a_record_is_judged_by_its_generation() {
+        let r = Restored::new(None, None, 70, 71, true);
+        assert!(!behind(&r, (70, u64::MAX)));
+        assert!(behind(&r, (71, 0)));
+    }
+
+    #[test]
+    fn a_new_store_has_nothing_to_go_back_to() {
+        let r = Restored::new(None, None, 0, 1, true);
+        assert!(!r.doubt);
+        assert!(!behind(&r, (u64::MAX - 1, u64::MAX)));
     }
 }

@@ -49,6 +49,7 @@ impl NodeCore {
             new_store,
             birth,
             reached,
+            started,
             previous_generation,
             lost,
             transfers: stored_transfers,
@@ -264,8 +265,9 @@ impl NodeCore {
         // how far the node's last run got (see `restored`).
         let restored = super::restored::Restored::new(
             reached,
+            started,
             previous_generation,
-            new_store,
+            generation,
             !ring_provisional && members.iter().any(|&m| m != id),
         );
         // Partitions handed over whole when last persisted, that it still hands over.

@@ -243,9 +243,14 @@ impl NodeCore {
                     });
                     // Only a sender that held the partition whole says so (see
                     // `Transfers::whole`): the receiver stops awaiting it.
+                    // A restarted node that does not know yet whether its store went back
+                    // (see `restored`) says it with the next repeat after it knows, if it still
+                    // holds the partition whole then.
                     if self.transfers.holds_whole(p, self.replicates(p)) {
                         let version = self.view.ring_state.version;
-                        self.say_done(p, to, version);
+                        if !self.restored.doubt {
+                            self.say_done(p, to, version);
+                        }
                         self.transfers
                             .unacknowledged
                             .insert((p, to), (version, now));
@@ -521,6 +526,9 @@ impl NodeCore {
     /// back, is for a later hand-over. A ring change that moved nothing of the partition keeps
     /// it: the receiver's wait began under the older version, which the done names.
     fn say_done_again(&mut self, now: Millis) {
+        if self.restored.doubt {
+            return;
+        }
         let ring = &self.view.ring;
         self.transfers
             .unacknowledged

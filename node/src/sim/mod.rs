@@ -555,15 +555,21 @@ impl Sim {
     }
 
     /// A copy of running node `id`'s store as it is now, as an operator backs up a data
-    /// directory (see [`Sim::restore`]). `None` if the node is not running.
+    /// directory (see [`Sim::restore`]); on a buffered store, what it wrote so far, all of it
+    /// on the copy's disk. `None` if the node is not running.
     pub fn backup(&self, id: NodeId) -> Option<MemoryStore> {
-        self.node(id).map(|core| core.store().clone())
+        use crate::store::Store as _;
+        let mut copy = self.node(id)?.store().clone();
+        // A memory store's sync cannot fail.
+        let _ = copy.sync();
+        Some(copy)
     }
 
     /// Puts `backup` back as crashed node `id`'s store, as an operator restores a data
-    /// directory from a backup; the node restarts on it ([`Sim::restart`]). The keys whose
-    /// records differ from those of the store it replaces count as copies lost
-    /// ([`check::FinalState::lost_copies`]). Nothing happens to a running node.
+    /// directory from a backup; the node restarts on it ([`Sim::restart`]). The keys the store
+    /// it replaces holds other records of than the backup count as copies lost
+    /// ([`check::FinalState::lost_copies`]); not those only the backup holds (a deleted value
+    /// it brings back is a resurrection). Nothing happens to a running node.
     pub fn restore(&mut self, id: NodeId, backup: MemoryStore) {
         use crate::store::Store as _;
         let Some(slot) = self.slots.get(id as usize) else {
@@ -575,11 +581,10 @@ impl Sim {
         let changed: Vec<crate::types::Key> = match &slot.disk {
             Some(disk) => disk
                 .keys()
-                .chain(backup.keys())
                 .filter(|k| disk.get(k).ok().flatten() != backup.get(k).ok().flatten())
                 .cloned()
                 .collect(),
-            None => backup.keys().cloned().collect(),
+            None => Vec::new(),
         };
         if let Some(slot) = self.slots.get_mut(id as usize) {
             slot.disk = Some(backup);

@@ -202,6 +202,65 @@ impl Setup {
     }
 }
 
+/// How old a backup must be for a restore from it (see [`restore_a_backup`]): past three
+/// record steps of gossip versions and peers' lag, at 200 ms rounds (a version a round at
+/// least).
+const RESTORE_MIN_AGE_MS: u64 = 8_000;
+
+/// Takes a backup of a running node now and then; later, if no disk went yet, crashes that
+/// node, puts its store back from the backup and restarts it. Only with every node running,
+/// none paused and no link cut, and nothing else happens for a second after: a restore is
+/// found out by peers that knew the node's last run, reachable in its first rounds (the
+/// documented bound; a restore with every such peer away goes unseen, as one after a whole
+/// cluster's restart does).
+fn restore_a_backup(
+    sim: &mut Sim,
+    restores: &mut ReplayRng,
+    backup: &mut Option<(NodeId, dynamo_node::MemoryStore, u64)>,
+    crashed: &[NodeId],
+    disk_lost: &mut bool,
+) {
+    let now = sim.now_ms();
+    match backup.take() {
+        None => {
+            if restores.gen_bool(0.4) {
+                let running = sim.running();
+                let node = running[restores.gen_range(0..running.len())];
+                *backup = sim.backup(node).map(|b| (node, b, now));
+            }
+        }
+        Some((node, store, at)) => {
+            let running = sim.running();
+            let healthy = crashed.is_empty()
+                && running.contains(&node)
+                && running.iter().all(|&n| !sim.paused(n))
+                && running.iter().all(|&a| {
+                    running
+                        .iter()
+                        .all(|&b| !sim.network_mut().is_blocked(a as usize, b as usize))
+                });
+            if !*disk_lost && healthy && restores.gen_bool(0.5) {
+                // The clients go on meanwhile.
+                sim.run_for((at + RESTORE_MIN_AGE_MS).saturating_sub(now));
+                if std::env::var("SIM_DEBUG").is_ok() {
+                    eprintln!(
+                        "t={} node {node} restored from its backup of t={at}",
+                        sim.now_ms()
+                    );
+                }
+                sim.crash(node, true);
+                sim.restore(node, store);
+                if sim.restart(node).is_ok() {
+                    *disk_lost = true;
+                    sim.run_for(1_000);
+                }
+            } else {
+                *backup = Some((node, store, at));
+            }
+        }
+    }
+}
+
 /// Prints the operations on `key` and what every node holds for it.
 fn dump_key(sim: &Sim, key: u32) {
     println!("operations on key {key}:");
@@ -307,8 +366,19 @@ fn faults(
     // Pauses (a process stopped, then going on with what it knew) draw from a stream of their
     // own, as the added nodes do, so that seeds that pause no node replay as before.
     let mut pauses = ReplayRng::seed_from_u64(cfg.seed ^ 0x9A05_ED00);
+    // A backup of a node's store, and later its data directory put back from it at a crash (an
+    // operator restoring an older copy: see `restored` in the node's core), drawn from a stream
+    // of their own so that seeds that restore nothing replay as before. A store put back is a
+    // disk that went back: it counts as the seed's lost disk. Only from a backup old enough for
+    // the node to find out (younger ones go unseen, as documented), and not with reaping (a
+    // backup older than the tombstone grace brings reaped values back, as documented).
+    let mut restores = ReplayRng::seed_from_u64(cfg.seed ^ 0xBAC4_0F00);
+    let mut backup: Option<(NodeId, dynamo_node::MemoryStore, u64)> = None;
     let phases = 6;
     for _ in 0..phases {
+        if cfg.node.tombstone_grace.is_none() {
+            restore_a_backup(sim, &mut restores, &mut backup, &crashed, &mut disk_lost);
+        }
         let action = rng.gen_range(0..8);
         // `SIM_DEBUG=1` with `replay` prints the fault schedule.
         if std::env::var("SIM_DEBUG").is_ok() {
@@ -668,18 +738,31 @@ fn random_faults_under_strict_quorums_read_every_acknowledged_write() {
 /// - 36139: a node added a moment before coordinated a put on that ring, counting its own store
 ///   and a guessed primary toward W; a get on the cluster's ring asked replicas that had none of
 ///   it. A node on a provisional ring coordinates no request now.
+/// - 382087, 382131 (`SIM_FIXED=1`): a node's data directory put back from a backup taken
+///   seconds before (see [`restore_a_backup`]); it served its old values as a full replica, and
+///   a get through it and a replica that had missed a put answered without the put. It now
+///   hears from its peers how far its last run got, and awaits its ranges until anti-entropy
+///   has refilled them.
 #[test]
 fn regression_seeds_under_strict_quorums() {
-    let seeds: &[u64] = &[6233, 36139];
-    for &seed in seeds {
+    // (seed, fixed membership)
+    let seeds: &[(u64, bool)] = &[
+        (6233, false),
+        (36139, false),
+        (382087, true),
+        (382131, true),
+    ];
+    for &(seed, fixed) in seeds {
         let setup = Setup {
             strict: true,
+            fixed_membership: fixed,
             ..Setup::default()
         };
         if let Err(e) = run_seed_sim(seed, setup).1 {
+            let env = if fixed { "SIM_FIXED=1 " } else { "" };
             panic!(
                 "seed {seed}: {e}
-  replay: SIM_STRICT=1 SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
+  replay: SIM_STRICT=1 {env}SIM_SEED={seed} cargo test -p dynamo-node --test sim replay -- --nocapture"
             );
         }
     }

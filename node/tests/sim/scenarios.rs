@@ -261,6 +261,35 @@ fn restored_from_a_backup(restart_after_backup: bool) {
     );
 }
 
+/// A restored node that alone replicates its ranges (N = 1) has nobody to refill them: it
+/// awaits none (review of the restored-backup change: it awaited them for good, refusing every
+/// read of its keys).
+#[test]
+fn a_restored_node_alone_in_its_ranges_awaits_nothing() {
+    let quiet = quiet_config(2, 14);
+    let mut sim = Sim::new(SimConfig {
+        node: NodeConfig {
+            n: 1,
+            r: 1,
+            w: 1,
+            sync_interval: Some(1_000),
+            ..quiet.node.clone()
+        },
+        ..quiet
+    })
+    .expect("cluster starts");
+    sim.run_for(2_000);
+    let backup = sim.backup(0).expect("running");
+    sim.run_for(10_000);
+    sim.crash(0, true);
+    sim.restore(0, backup);
+    sim.restart(0).expect("restarts");
+    sim.run_for(5_000);
+    let core = sim.node(0).expect("running");
+    assert!(!core.unsure());
+    assert_eq!(core.status().partitions_incoming, 0);
+}
+
 #[test]
 fn a_joining_node_receives_its_ranges() {
     let mut sim = quiet_cluster(4, 12);
