@@ -15,10 +15,11 @@
 //! soon as it hears of the new incarnation, often from a third node, so the entry is what
 //! keeps it: the first peer the node hears from may have been cut off during its last run and
 //! know little. A node restarted on a store that had a run before, in a ring with other
-//! members, answers no replica read ([`NodeCore::unsure`]) until every other member it deems
-//! up has published what it knew, or [`UNSURE_ROUNDS`] gossip rounds have passed (a member up
-//! but silent, one of a version that does not publish: it then serves as it is, with a
-//! warning). A peer that knew it further than its store records, by more than the record's
+//! members, answers no replica read ([`NodeCore::unsure`]) for [`MIN_DOUBT_ROUNDS`] gossip
+//! rounds at least, and until every other member alive (its heartbeat moved since the node
+//! started) has published what it knew, or [`UNSURE_ROUNDS`]
+//! gossip rounds have passed (a member alive but silent, one of a version that does not
+//! publish: it then serves as it is, with a warning). A peer that knew it further than its store records, by more than the record's
 //! step twice (a record may be one step late, and a crash may take one write of it), shows the
 //! store went back: the node awaits every range it replicates until anti-entropy with the
 //! other replicas shows it whole, as a node that lost its disk does (see `fresh`). Such a peer
@@ -71,8 +72,12 @@ pub(crate) const EARLIER_KEY: &str = "earlier";
 /// peers published of it.
 pub(crate) const TELL_ROUNDS: u64 = 2 * UNSURE_ROUNDS;
 
-/// Restarts one node publishes at most (the most recent).
-const MAX_HEARD: usize = 64;
+/// Gossip rounds a restarted node's doubt lasts at least (with another member): its peers
+/// hear of the restart, publish what they knew, and their heartbeats show them alive.
+const MIN_DOUBT_ROUNDS: u64 = 3;
+
+/// Restarts one node publishes at most (see [`NodeCore::publish_earlier`]).
+const MAX_HEARD: usize = 128;
 
 /// A restart heard (see [`Restored::heard`]): the generation, what this node held of the
 /// earlier incarnation, and when.
@@ -101,6 +106,10 @@ pub(crate) struct Restored {
     heard: std::collections::BTreeMap<NodeId, Heard>,
     /// `heard` changed since last published.
     heard_changed: bool,
+    /// When `heard` was last looked over for restarts heard too long ago.
+    expired: Millis,
+    /// In the doubt, each member's heartbeat when first seen: one that moved since is alive.
+    first_beats: std::collections::BTreeMap<NodeId, u64>,
 }
 
 impl Restored {
@@ -138,6 +147,8 @@ impl Restored {
             looked: 0,
             heard: std::collections::BTreeMap::new(),
             heard_changed: false,
+            expired: 0,
+            first_beats: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -200,16 +211,25 @@ impl NodeCore {
         // What peers told: in their gossip entries of the restarts they heard, and in the
         // exchanges with this node (one that did not publish its entry yet, or of a version
         // that does not).
+        // A member that did not tell is waited for if it is alive: its heartbeat moved since
+        // this node first saw it (a member down since before the start is deemed up until the
+        // failure detector's grace, and would hold the doubt as long).
         let mut told = self.gossip.earlier_incarnation();
         let mut silent = false;
-        for &m in &self.view.members {
+        let members: Vec<NodeId> = self.view.members.iter().copied().collect();
+        for m in members {
             if m == self.id {
                 continue;
             }
-            match self.told_by(m) {
-                Some(t) => told = Some(told.map_or(t, |u| u.max(t))),
-                None => silent |= self.is_up(m),
+            if let Some(t) = self.told_by(m) {
+                told = Some(told.map_or(t, |u| u.max(t)));
+                continue;
             }
+            let Some(beat) = self.gossip.node_state(&m).map(|s| s.heartbeat()) else {
+                continue;
+            };
+            let first = *self.restored.first_beats.entry(m).or_insert(beat);
+            silent |= beat > first && self.is_up(m);
         }
         if let Some(told) = told.filter(|&t| t > self.restored.covered) {
             self.restored.found = true;
@@ -243,7 +263,9 @@ impl NodeCore {
         }
         let alone = !self.view.members.iter().any(|&m| m != self.id);
         let waited = since_boot >= round.saturating_mul(UNSURE_ROUNDS);
-        if !self.restored.found && !alone && (told.is_none() || silent) {
+        // (Members get a few rounds to hear of the restart, publish, and show alive.)
+        let early = since_boot < round.saturating_mul(MIN_DOUBT_ROUNDS);
+        if !self.restored.found && !alone && (told.is_none() || silent || early) {
             if !waited {
                 return;
             }
@@ -253,6 +275,7 @@ impl NodeCore {
             );
         }
         self.restored.doubt = false;
+        self.restored.first_beats.clear();
         if !self.view.leaving {
             self.claim(now);
         }
@@ -282,19 +305,26 @@ impl NodeCore {
     }
 
     /// Publishes the restarts heard lately ([`EARLIER_KEY`]), dropping those heard more than
-    /// [`TELL_ROUNDS`] rounds ago; the most recent [`MAX_HEARD`] of them.
+    /// [`TELL_ROUNDS`] rounds ago (looked over once a round); [`MAX_HEARD`] of them, restarts
+    /// before nodes first heard (a node's own start hears every peer first), the most recent
+    /// first.
     pub(crate) fn publish_earlier(&mut self, now: Millis) {
-        let keep = self.config.gossip_interval.saturating_mul(TELL_ROUNDS);
-        let before = self.restored.heard.len();
-        self.restored
-            .heard
-            .retain(|_, &mut (_, _, at)| now.saturating_sub(at) <= keep);
-        if self.restored.heard.len() == before && !self.restored.heard_changed {
+        let round = self.config.gossip_interval.max(1);
+        if !self.restored.heard.is_empty() && now >= self.restored.expired.saturating_add(round) {
+            self.restored.expired = now;
+            let keep = round.saturating_mul(TELL_ROUNDS);
+            let before = self.restored.heard.len();
+            self.restored
+                .heard
+                .retain(|_, &mut (_, _, at)| now.saturating_sub(at) <= keep);
+            self.restored.heard_changed |= self.restored.heard.len() != before;
+        }
+        if !self.restored.heard_changed {
             return;
         }
         self.restored.heard_changed = false;
         let mut heard: Vec<(&NodeId, &Heard)> = self.restored.heard.iter().collect();
-        heard.sort_by_key(|(_, &(_, _, at))| std::cmp::Reverse(at));
+        heard.sort_by_key(|(_, &(_, replaced, at))| (replaced == (0, 0), std::cmp::Reverse(at)));
         let mut value = Vec::with_capacity(heard.len().min(MAX_HEARD) * 32);
         for (&id, &(generation, (g, v), _)) in heard.into_iter().take(MAX_HEARD) {
             for n in [id, generation, g, v] {

@@ -4463,3 +4463,36 @@ fn a_restart_numbers_its_requests_past_every_id_the_run_before_used() {
         "the restart numbers from {first:#x}, within a run the last one reached (it was at {last:#x})"
     );
 }
+
+/// Review of the restored-backup change: a node publishes at most so many restarts it heard,
+/// and at its own start it hears every peer first: in a large cluster the entries of nodes
+/// first heard crowded out a restart heard at the same moment, and the restarted node waited
+/// for the publisher until its doubt timed out. Restarts go first.
+#[test]
+fn a_restart_heard_is_published_before_the_peers_first_heard() {
+    use super::restored::EARLIER_KEY;
+    let mut h = Harness::new();
+    let now = h.now;
+    for id in 100..400 {
+        h.core.heard_restart(now, id, 7, (0, 0));
+    }
+    h.core.heard_restart(now, 500, 9, (8, 40));
+    h.core.publish_earlier(now);
+    let entry = h
+        .core
+        .gossip
+        .local_state()
+        .app_state(EARLIER_KEY)
+        .expect("published")
+        .to_vec();
+    assert_eq!(entry.len() % 32, 0);
+    assert!(entry.len() / 32 < 300, "the entry is bounded");
+    let restart: Vec<u8> = [500u64, 9, 8, 40]
+        .iter()
+        .flat_map(|n| n.to_be_bytes())
+        .collect();
+    assert!(
+        entry.chunks_exact(32).any(|c| c == restart.as_slice()),
+        "the restart heard was cut"
+    );
+}

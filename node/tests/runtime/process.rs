@@ -134,6 +134,103 @@ async fn sigkill_during_writes_then_restart_converges() {
     check_stores(tmp.path(), &ring, &written);
 }
 
+/// Stops `child` with SIGTERM and waits for it to exit.
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+}
+
+/// Copies directory `from` to `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A node's data directory put back from a backup taken a run earlier (node stopped, directory
+/// copied, node started again and written to, stopped, directory replaced by the copy): the
+/// peers knew its last run further than its store records, so it awaits its ranges (no read of
+/// them counts) until anti-entropy has refilled them, and then holds every key. Before, it
+/// served the backup's keys as a full replica, its reads counting toward R.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restored_from_a_backup_awaits_its_ranges_until_refilled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = Spec::processes(3, Some(tmp.path()));
+    let mut children: Vec<Child> = (1..=3).map(|id| spawn(&spec, tmp.path(), id)).collect();
+    wait_up(&spec).await;
+    let mut client = spec.client_of(1);
+    let mut written = 0;
+    let mut write = |n: usize| {
+        let range = written..written + n;
+        written += n;
+        range
+    };
+    for i in write(20) {
+        client
+            .put(format!("key-{i}").as_bytes(), b"v".to_vec(), &[])
+            .await
+            .unwrap();
+    }
+    stop(&mut children[2]).await;
+    let data = tmp.path().join("node-3");
+    let backup = tmp.path().join("node-3-backup");
+    copy_dir(&data, &backup);
+    children[2] = spawn(&spec, tmp.path(), 3);
+    wait_up(&spec).await;
+    for i in write(80) {
+        client
+            .put(format!("key-{i}").as_bytes(), b"v".to_vec(), &[])
+            .await
+            .unwrap();
+    }
+    let keys = |id| {
+        let spec = &spec;
+        async move { spec.client_of(id).status().await.ok().map(|s| s.keys) }
+    };
+    let all = eventually(60, || async { (keys(3).await? == written).then_some(()) }).await;
+    assert!(all.is_some(), "node 3 never held all {written} keys");
+    stop(&mut children[2]).await;
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::rename(&backup, &data).unwrap();
+    children[2] = spawn(&spec, tmp.path(), 3);
+    let awaiting = eventually(60, || async {
+        let s = spec.client_of(3).status().await.ok()?;
+        (s.partitions_incoming > 0).then_some(s.partitions_incoming)
+    })
+    .await;
+    assert!(
+        awaiting.is_some(),
+        "node 3, restored from a backup, never awaited its ranges"
+    );
+    let refilled = eventually(120, || async {
+        let s = spec.client_of(3).status().await.ok()?;
+        (s.partitions_incoming == 0 && s.keys == written).then_some(())
+    })
+    .await;
+    let s = spec.client_of(3).status().await.unwrap();
+    assert!(
+        refilled.is_some(),
+        "node 3 never was refilled: {} of {written} keys, {} ranges awaited",
+        s.keys,
+        s.partitions_incoming
+    );
+    for child in &mut children {
+        stop(child).await;
+    }
+}
+
 /// CPU time (user and system, in clock ticks) the thread `tid` of process `pid` has used.
 fn thread_cpu_ticks(pid: u32, tid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
