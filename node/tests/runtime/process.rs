@@ -123,13 +123,7 @@ async fn sigkill_during_writes_then_restart_converges() {
 
     // Stop gracefully (SIGTERM), then read every data directory.
     for child in &mut children {
-        if let Some(pid) = child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        stop(child).await;
     }
     check_stores(tmp.path(), &ring, &written);
 }

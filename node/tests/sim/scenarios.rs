@@ -29,6 +29,19 @@ fn quiet_config(nodes: usize, seed: u64) -> SimConfig {
     }
 }
 
+/// [`quiet_cluster`] with anti-entropy every `sync_ms`.
+fn quiet_cluster_with_sync(nodes: usize, seed: u64, sync_ms: u64) -> Sim {
+    let quiet = quiet_config(nodes, seed);
+    Sim::new(SimConfig {
+        node: NodeConfig {
+            sync_interval: Some(sync_ms),
+            ..quiet.node.clone()
+        },
+        ..quiet
+    })
+    .expect("cluster starts")
+}
+
 fn primaries(sim: &Sim, via: NodeId, key: u32) -> Vec<NodeId> {
     let core = sim.node(via).expect("node running");
     core.ring()
@@ -190,15 +203,7 @@ fn a_node_restored_from_a_backup_of_an_earlier_run_serves_no_read_until_refilled
 }
 
 fn restored_from_a_backup(restart_after_backup: bool) {
-    let quiet = quiet_config(3, 13);
-    let mut sim = Sim::new(SimConfig {
-        node: NodeConfig {
-            sync_interval: Some(5_000),
-            ..quiet.node.clone()
-        },
-        ..quiet
-    })
-    .expect("cluster starts");
+    let mut sim = quiet_cluster_with_sync(3, 13, 5_000);
     sim.run_for(2_000);
     let key = 7;
     let (restored, other, missed) = (0, 1, 2);
@@ -296,15 +301,7 @@ fn a_restored_node_alone_in_its_ranges_awaits_nothing() {
 /// waited for as long as it was deemed up, about the detector's grace).
 #[test]
 fn a_restart_with_a_member_down_answers_reads_within_a_few_rounds() {
-    let quiet = quiet_config(5, 16);
-    let mut sim = Sim::new(SimConfig {
-        node: NodeConfig {
-            sync_interval: Some(5_000),
-            ..quiet.node.clone()
-        },
-        ..quiet
-    })
-    .expect("cluster starts");
+    let mut sim = quiet_cluster_with_sync(5, 16, 5_000);
     sim.run_for(2_000);
     sim.crash(4, true);
     let mut waited = 0;
