@@ -400,6 +400,26 @@ mod tests {
         assert!(behind(&r, (71, 0)));
     }
 
+    /// No false alarm: whatever a store recorded, a peer that knew its last run no further
+    /// than the record plus the margin (or any run before) never shows it went back; one that
+    /// knew a later run always does.
+    #[quickcheck_macros::quickcheck]
+    fn only_a_peer_past_the_record_shows_the_store_went_back(
+        generation: u32,
+        version: u32,
+        lag: u8,
+        older: u32,
+        later: u32,
+    ) -> bool {
+        let (g, v) = (u64::from(generation) + 1, u64::from(version));
+        let r = Restored::new(Some((g, v)), Some(g), g, g + 1, true);
+        let within = v.saturating_sub(u64::from(lag)) + 2 * RECORD_STEP;
+        !behind(&r, (g, within))
+            && !behind(&r, (g.saturating_sub(u64::from(older) + 1), u64::MAX))
+            && behind(&r, (g + 1 + u64::from(later), 0))
+            && behind(&r, (g, v + 2 * RECORD_STEP + 1))
+    }
+
     #[test]
     fn a_new_store_has_nothing_to_go_back_to() {
         let r = Restored::new(None, None, 0, 1, true);
