@@ -394,9 +394,11 @@ fn rebuild_restores_records_and_continues_ids() {
     assert_eq!(second.pending_for(&"A"), 5);
     assert_eq!(second.record(ms(11), hint("A", "new", 1)), Ok(HintId(5)));
 
-    // Rebuilding under smaller bounds drops the oldest and says so.
+    // Rebuilding under smaller bounds, when the log may drop hints for room, drops the oldest
+    // and says so.
     let mut small = Log::new(HintLogConfig {
         max_hints: 3,
+        overflow: OverflowPolicy::DropOldest,
         ..config()
     });
     small.rebuild(ms(10), store);
@@ -409,6 +411,43 @@ fn rebuild_restores_records_and_continues_ids() {
         .collect();
     assert_eq!(dropped, vec![HintId(0), HintId(1)]);
     assert_eq!(small.len(), 3);
+}
+
+/// A log that refuses new hints when full never drops a hint for room, not even one past bounds
+/// lowered since it was kept (it may hold the only copy of an acknowledged write): it keeps them
+/// all and takes no new hint until deliveries bring it back under its bounds.
+#[test]
+fn rebuild_under_lowered_bounds_keeps_every_hint_when_new_ones_are_refused() {
+    let mut first = Log::new(config());
+    for i in 0..5 {
+        first.record(ms(i), hint("A", &format!("k{i}"), 3)).unwrap();
+    }
+    let store: Vec<HintRecord<_, _>> = first.records().cloned().collect();
+    let mut small = Log::new(HintLogConfig {
+        max_hints: 3,
+        max_bytes: 10,
+        ..config()
+    });
+    assert_eq!(small.config().overflow, OverflowPolicy::RejectNew);
+    assert_eq!(small.rebuild(ms(10), store).restored, 5);
+    assert!(
+        !events(&mut small)
+            .iter()
+            .any(|e| matches!(e, HintEvent::Dropped { .. })),
+        "nothing dropped"
+    );
+    assert_eq!(small.len(), 5);
+    assert!(matches!(
+        small.record(ms(11), hint("B", "new", 1)),
+        Err(RecordError::Full { .. })
+    ));
+    // Delivered, they make room again.
+    small.peer_up(ms(12), "A");
+    while let Some((_, batch)) = small.poll_transmit() {
+        assert_eq!(small.handle_message(ms(13), "A", batch.ack()), Ok(()));
+    }
+    assert!(small.is_empty());
+    assert!(small.record(ms(14), hint("B", "new", 1)).is_ok());
 }
 
 #[test]

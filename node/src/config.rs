@@ -59,7 +59,8 @@ pub struct NodeConfig {
     /// doubling up to 5 min while the node stays unreachable).
     pub handoff_interval: Millis,
     /// Most bytes of hints (keys and versions) a node holds for other nodes (default 128 MiB).
-    /// A sloppy write a full hint log cannot take does not count toward W.
+    /// A sloppy write a full hint log cannot take does not count toward W. Lowered, it drops no
+    /// hint held at the restart: the log takes no new one until deliveries bring it under.
     pub max_hint_bytes: usize,
     /// Largest accepted value (default 1 MiB).
     pub max_value_size: usize,

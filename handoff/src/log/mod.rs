@@ -126,8 +126,11 @@ where
     }
 
     /// Takes back persisted records at start. Records already present (same id) are ignored.
-    /// Records that are too old or that overflow the bounds (for example after the bounds were
-    /// lowered) are dropped oldest first and reported.
+    /// Records that are too old are dropped and reported. Records past the bounds (lowered since
+    /// they were kept) are dropped oldest first and reported under
+    /// [`OverflowPolicy::DropOldest`]; under [`OverflowPolicy::RejectNew`] they are kept, since a
+    /// hint may hold the only copy of a write its node acknowledged, and the log takes no new
+    /// hint until it is back under its bounds.
     pub fn rebuild(
         &mut self,
         now: u64,
@@ -150,20 +153,22 @@ where
             report.restored += 1;
         }
         self.expire(now);
-        while self.hints.len() > self.config.max_hints {
-            let reason = DropReason::CountLimit {
-                max_hints: self.config.max_hints,
-            };
-            if !self.evict_oldest(reason) {
-                break;
+        if self.config.overflow == OverflowPolicy::DropOldest {
+            while self.hints.len() > self.config.max_hints {
+                let reason = DropReason::CountLimit {
+                    max_hints: self.config.max_hints,
+                };
+                if !self.evict_oldest(reason) {
+                    break;
+                }
             }
-        }
-        while self.bytes > self.config.max_bytes {
-            let reason = DropReason::ByteLimit {
-                max_bytes: self.config.max_bytes,
-            };
-            if !self.evict_oldest(reason) {
-                break;
+            while self.bytes > self.config.max_bytes {
+                let reason = DropReason::ByteLimit {
+                    max_bytes: self.config.max_bytes,
+                };
+                if !self.evict_oldest(reason) {
+                    break;
+                }
             }
         }
         let nodes: Vec<Id> = self.nodes.keys().cloned().collect();

@@ -474,10 +474,10 @@ impl NodeCore {
                     reason: dynamo_handoff::DropReason::Rerouted,
                     ..
                 } => {}
-                // Past the log's limits (lowered since the hints were kept, or evicted for newer
-                // ones): as for an expired hint, the versions go to the key's primaries rather
-                // than nowhere (they may be the only copy of an acknowledged write). Its node
-                // gets them too: it may be up.
+                // Evicted for room (a log that drops the oldest; the node's refuses new hints
+                // instead, and keeps at start those past bounds lowered since): as for an expired
+                // hint, the versions go to the key's primaries rather than nowhere (they may be
+                // the only copy of an acknowledged write). Its node gets them too: it may be up.
                 HintEvent::Dropped { key, .. } => {
                     self.stats.counters.hints_dropped += 1;
                     dropped += 1;
