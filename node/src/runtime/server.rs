@@ -141,6 +141,27 @@ struct Slots {
     handshakes: Mutex<Handshakes>,
     /// The connected peers by node id.
     peer_ids: Mutex<HashMap<NodeId, PeerEntry>>,
+    /// Handshakes closed by this node (timed out, or the oldest for a newcomer) being refused
+    /// gently at once ([`REFUSING`]).
+    refusing: Arc<Semaphore>,
+}
+
+/// Most handshakes closed by this node that are refused gently at once (the error frame, then
+/// up to the drain time for the other side to close); past that one is closed at once. Out of
+/// their handshake slot, they were unbounded: a flood of idle connections that stay open held a
+/// descriptor each for the drain time and ran the node out of them.
+const REFUSING: usize = 64;
+
+/// Refuses a connection this node closes in its handshake: gently (see [`refuse`]) while
+/// fewer than [`REFUSING`] are, else at once.
+async fn refuse_closed_handshake<T: AsyncRead + AsyncWrite + Unpin>(
+    slots: &Slots,
+    conn: &mut Conn<T>,
+    reason: &str,
+) {
+    if let Ok(_permit) = Arc::clone(&slots.refusing).try_acquire_owned() {
+        refuse::<Handshake, _>(conn, reason).await;
+    }
 }
 
 /// A connected peer.
@@ -162,6 +183,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
         peers: Arc::new(Semaphore::new(ctx.limits.max_peers)),
         handshakes: Mutex::new(Handshakes::default()),
         peer_ids: Mutex::new(HashMap::new()),
+        refusing: Arc::new(Semaphore::new(REFUSING)),
     });
     let mut conns = JoinSet::new();
     let mut next = 0u64;
@@ -259,12 +281,13 @@ async fn connection(
         }
         Some(Err(_)) => {
             tracing::warn!(%addr, "handshake timed out");
-            refuse::<Handshake, _>(&mut conn, "handshake timed out").await;
+            refuse_closed_handshake(&slots, &mut conn, "handshake timed out").await;
             return;
         }
         None => {
             tracing::debug!(%addr, "too many handshakes: closing the oldest");
-            refuse::<Handshake, _>(&mut conn, "too many connections in their handshake").await;
+            refuse_closed_handshake(&slots, &mut conn, "too many connections in their handshake")
+                .await;
             return;
         }
     };
