@@ -49,10 +49,14 @@ impl Drop for OpenOnDrop {
     }
 }
 
-/// A store whose flushes' fsyncs wait at the gate (if any), counting the reads of stored keys.
+/// What an fsync job runs first: it may wait, and it may fail the job.
+type BeforeSync = Arc<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
+
+/// A store whose flushes' fsyncs first run `before_sync` (if any: a gate to wait at, say),
+/// counting the reads of stored keys.
 struct Gated<S = FjallStore> {
     inner: S,
-    gate: Option<Gate>,
+    before_sync: Option<BeforeSync>,
     gets: Arc<std::sync::atomic::AtomicUsize>,
     /// Every inline sync fails once this is set.
     sync_fails: Arc<std::sync::atomic::AtomicBool>,
@@ -91,12 +95,12 @@ impl<S: Store> Store for Gated<S> {
         self.inner.flush()
     }
     fn start_flush(&mut self) -> Result<Option<SyncJob>, StoreError> {
-        let Some(gate) = self.gate.clone() else {
+        let Some(before) = self.before_sync.clone() else {
             return self.inner.start_flush();
         };
         Ok(self.inner.start_flush()?.map(|job| -> SyncJob {
             Box::new(move || {
-                gate.wait();
+                before()?;
                 job()
             })
         }))
@@ -119,7 +123,10 @@ impl<S: Store> Store for Gated<S> {
 fn start(dir: &std::path::Path, gate: Gate) -> mpsc::Sender<Input> {
     run(Gated {
         inner: FjallStore::open(dir, Durability::Durable).expect("opens"),
-        gate: Some(gate),
+        before_sync: Some(Arc::new(move || {
+            gate.wait();
+            Ok(())
+        })),
         gets: Arc::default(),
         sync_fails: Arc::default(),
     })
@@ -318,7 +325,7 @@ async fn partition_size_measures_share_one_scan_and_stop_when_nobody_waits() {
     let gets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let inputs = run(Gated {
         inner,
-        gate: None,
+        before_sync: None,
         gets: gets.clone(),
         sync_fails: Arc::default(),
     });
@@ -362,7 +369,7 @@ async fn a_leave_whose_fsync_failed_is_not_confirmed() {
     let sync_fails = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let store = Gated {
         inner: FjallStore::open(dir.path(), Durability::Durable).expect("opens"),
-        gate: None,
+        before_sync: None,
         gets: Arc::default(),
         sync_fails: Arc::clone(&sync_fails),
     };
@@ -435,4 +442,102 @@ async fn links_name_the_generation_gossip_raised() {
         "the link names generation {} after gossip raised it past {earlier}",
         generation.load(std::sync::atomic::Ordering::Relaxed)
     );
+}
+
+fn put(key: &[u8], value: &[u8]) -> ClientRequest {
+    ClientRequest::Put {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        context: Vec::new(),
+        options: ClientOptions::default(),
+        content_type: None,
+    }
+}
+
+/// Review, thirty-third session of issue 20 (the simulator's stores are durable at once, so only
+/// the driver's own tests can see an acknowledgement that leaves before its fsync): a put that
+/// arrives while another put's fsync runs does not ride along with it; it is acknowledged only
+/// once an fsync that started after it succeeds, and never when that fsync fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_during_another_puts_fsync_waits_for_its_own_and_a_failed_one_acknowledges_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let (step, steps) = std::sync::mpsc::channel();
+    // A job still waiting when the test ends runs (the runtime's shutdown waits for it): the
+    // step sender goes with the test.
+    // Each fsync job says it started, then waits for the test's word: `true` lets it run,
+    // `false` fails it.
+    let steps = Mutex::new(steps);
+    let inputs = run(Gated {
+        inner: FjallStore::open(dir.path(), Durability::Durable).expect("opens"),
+        before_sync: Some(Arc::new(move || {
+            let _ = started_tx.send(());
+            let go = steps.lock().unwrap_or_else(|e| e.into_inner()).recv();
+            if go.unwrap_or(true) {
+                Ok(())
+            } else {
+                Err(StoreError::Io("fsync failed".into()))
+            }
+        })),
+        gets: Arc::default(),
+        sync_fails: Arc::default(),
+    });
+    let limit = Duration::from_secs(60);
+    // The start's own writes: every fsync runs until a get is answered.
+    let mut probe = send(&inputs, get(b"k3")).await;
+    loop {
+        tokio::select! {
+            _ = &mut probe => break,
+            Some(()) = started.recv() => step.send(true).expect("a job waits"),
+            () = tokio::time::sleep(limit) => panic!("the node never answered"),
+        }
+    }
+    let mut first = send(&inputs, put(b"k1", b"v1")).await;
+    tokio::time::timeout(limit, started.recv())
+        .await
+        .expect("the first put's fsync started");
+    // The second put arrives while that fsync runs.
+    let mut second = send(&inputs, put(b"k2", b"v2")).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    step.send(true).expect("the first fsync waits");
+    // Every fsync runs until the first put is answered; whether one that started after the
+    // second put was sent has run is kept (another of the node's writes may come first).
+    let mut covered = false;
+    loop {
+        tokio::select! {
+            stored = &mut first => {
+                assert!(matches!(stored, Ok(ClientReply::Stored { .. })), "{stored:?}");
+                break;
+            }
+            Some(()) = started.recv() => {
+                covered = true;
+                step.send(true).expect("a job waits");
+            }
+            () = tokio::time::sleep(limit) => panic!("no answer to the first put"),
+        }
+    }
+    // The next fsync fails; the second put is acknowledged only if an fsync that started after
+    // it succeeded before that.
+    tokio::select! {
+        answer = &mut second => assert!(
+            covered || !matches!(answer, Ok(ClientReply::Stored { .. })),
+            "the second put rode along with the fsync in progress when it arrived: {answer:?}"
+        ),
+        Some(()) = started.recv() => {
+            assert!(
+                covered || second.try_recv().is_err(),
+                "the second put was acknowledged before an fsync that covers it"
+            );
+            step.send(false).expect("the job waits");
+            match tokio::time::timeout(limit, second).await {
+                Ok(Ok(ClientReply::Stored { .. })) if !covered => {
+                    panic!("a put was acknowledged though its fsync failed")
+                }
+                Ok(_) => {}
+                Err(_) => panic!("no answer to the second put"),
+            }
+        }
+        () = tokio::time::sleep(limit) => panic!("the second put's fsync never started"),
+    }
+    drop(step);
 }
