@@ -30,7 +30,6 @@ mod metrics;
 mod openapi;
 mod serve;
 pub mod simulate;
-mod slots;
 mod stats;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 //! connection. Here each connection:
 //! - counts against [`HttpConfig::max_connections`](super::HttpConfig::max_connections): one
 //!   more takes the oldest slot of the client address holding the most when its own address
-//!   holds fewer ([`Slots`]; that connection answers the request it is serving, if any, and
+//!   holds fewer (`runtime::slots`; that connection answers the request it is serving, if any, and
 //!   closes), and is otherwise answered `503` (the JSON error body of every refusal) and
 //!   closed. Connections that gave their slot up and still finish a request (or a request's
 //!   head: hyper closes only an idle one at once) are at most `max_connections` more; past
@@ -33,9 +33,9 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::{AbortHandle, Id, JoinSet};
 
 use super::deadlines::Deadlines;
-use super::slots::{Admit, Slots};
 use super::unwritten::Unwritten;
 use crate::runtime::frame::DRAIN_TIME;
+use crate::runtime::slots::{AddressSlots, Admit};
 use crate::runtime::{ConnectionLimits, UnsentBytes};
 
 /// How long an HTTP connection may stall.
@@ -78,7 +78,7 @@ pub(crate) async fn serve(
     unsent: Arc<UnsentBytes>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut slots = Slots::new(limits.max_connections);
+    let mut slots = AddressSlots::new(limits.max_connections);
     // How to tell each connection to close once its request in progress is answered.
     let mut open: HashMap<Id, (Arc<Notify>, AbortHandle)> = HashMap::new();
     let mut evicted = Evicted::default();

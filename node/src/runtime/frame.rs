@@ -355,13 +355,22 @@ const IDLE_CLOSED: &str = ": connection closed for idleness";
 /// written every reply it owes.
 pub const STOPPED_READING: &str = "node stopping: nothing after its last reply was read";
 
+/// The reason of the error frame a node closes a client connection with when its slot went to a
+/// client of another address (the client connection cap, shared fairly by address), once it has
+/// written every reply it owes.
+pub const SLOT_GIVEN_UP: &str =
+    "connection cap: slot given to a client of another address; nothing after its last reply was read";
+
 /// Whether the reason of an error frame says that the node read nothing of the connection
 /// after its last reply: it closed the connection for idleness (a server does not call a
-/// connection idle while it works on one of its requests), or it stops and has answered every
-/// request it read ([`STOPPED_READING`]). A request sent and unanswered was then not applied.
+/// connection idle while it works on one of its requests), or it stops, or gave the
+/// connection's slot to another client, and has answered every request it read
+/// ([`STOPPED_READING`], [`SLOT_GIVEN_UP`]). A request sent and unanswered was then not applied.
 #[must_use]
 pub fn is_unread_close(reason: &str) -> bool {
-    (reason.starts_with("idle for ") && reason.ends_with(IDLE_CLOSED)) || reason == STOPPED_READING
+    (reason.starts_with("idle for ") && reason.ends_with(IDLE_CLOSED))
+        || reason == STOPPED_READING
+        || reason == SLOT_GIVEN_UP
 }
 
 /// Cuts `text` to at most [`MAX_REASON`] bytes (at a character boundary), saying how long it was:

@@ -29,6 +29,7 @@ pub mod identity;
 mod peers;
 mod refreshed;
 pub(crate) mod server;
+pub(crate) mod slots;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,9 +49,7 @@ pub use frame::{
 };
 pub use handshake::{Credentials, HandshakeError, NodeSecrets};
 pub use server::ConnectionLimits;
-pub(crate) use server::{
-    host_of, within_timeout, Admitted, RequestBudget, UnsentBytes, UnsentShare,
-};
+pub(crate) use server::{within_timeout, Admitted, RequestBudget, UnsentBytes, UnsentShare};
 
 use crate::config::NodeConfig;
 use crate::core::{NodeError, StoredCore};

@@ -20,9 +20,10 @@ use tokio::task::JoinSet;
 
 use super::frame::{
     close_gently, excerpt, handshake_conn, refuse, ClientFrame, Conn, FrameError, Handshake,
-    NodeFrame, PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME, STOPPED_READING,
+    NodeFrame, PeerFrame, Role, Timeouts, HANDSHAKE_MAX_FRAME, SLOT_GIVEN_UP, STOPPED_READING,
 };
 use super::handshake::{accept_admitting, FrameLimits, NodeSecrets};
+use super::slots::{AddressSlots, Admit};
 use super::Input;
 use crate::message::{ClientError, ClientReply, ClientRequest};
 use crate::types::NodeId;
@@ -47,7 +48,8 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// at most `max_handshakes` run at once, and when one more arrives the oldest of the address
 /// holding the most is closed, so idle connections that never authenticate cannot lock clients
 /// out, nor can one host close other hosts' handshakes. Authenticated connections hold a
-/// slot until they close: clients one of `max_connections`, peers one of `max_peers`.
+/// slot until they close: clients one of `max_connections` (shared fairly by address, as the
+/// HTTP API's), peers one of `max_peers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Longest time a connecting side may take to complete the handshake (default 5 s).
@@ -61,7 +63,9 @@ pub struct ConnectionLimits {
     /// Connections still in their handshake (default 256); one more closes the oldest of the
     /// address that holds the most.
     pub max_handshakes: usize,
-    /// Client connections at once (default 1024); one more is refused with an error frame.
+    /// Client connections at once (default 1024). One more takes the oldest slot of the address
+    /// (an IPv6 /64 counts as one) holding the most when its own holds fewer, that connection
+    /// closing once it has answered what it read; it is refused in the handshake otherwise.
     pub max_connections: usize,
     /// Peer connections at once (default 256).
     pub max_peers: usize,
@@ -135,7 +139,9 @@ pub(crate) struct ServerContext {
 /// The slots of established connections, shared by the connection tasks.
 #[derive(Debug)]
 struct Slots {
-    clients: Arc<Semaphore>,
+    /// The client connections' slots, by address, with what closes each (see
+    /// [`ClientSlot`]).
+    clients: Mutex<ClientSlots>,
     peers: Arc<Semaphore>,
     /// Connections in their handshake.
     handshakes: Mutex<Handshakes>,
@@ -144,6 +150,69 @@ struct Slots {
     /// Handshakes closed by this node (timed out, or the oldest for a newcomer) being refused
     /// gently at once ([`REFUSING`]).
     refusing: Arc<Semaphore>,
+}
+
+/// Who holds the client slots, and how to close each connection.
+#[derive(Debug)]
+struct ClientSlots {
+    taken: AddressSlots<u64>,
+    /// By ticket: sent (or dropped) when the connection gives its slot up to a client of
+    /// another address.
+    give_up: HashMap<u64, oneshot::Sender<()>>,
+}
+
+/// A client connection's slot, freed when dropped.
+struct ClientSlot {
+    slots: Arc<Slots>,
+    ticket: u64,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut clients = lock(&self.slots.clients);
+        clients.taken.remove(self.ticket);
+        clients.give_up.remove(&self.ticket);
+    }
+}
+
+/// What a connection holds once admitted.
+enum Slot {
+    /// Held for as long as the connection runs.
+    Peer {
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
+    /// With what says that the slot went to a client of another address.
+    Client(ClientSlot, oneshot::Receiver<()>),
+}
+
+impl Slots {
+    /// A slot for a client connection from `ip` (see [`AddressSlots`]): a free one, or the
+    /// oldest of the address holding the most, whose connection is told to close.
+    fn client(
+        self: &Arc<Self>,
+        ip: std::net::IpAddr,
+        ticket: u64,
+        limit: usize,
+    ) -> Result<Slot, String> {
+        let mut clients = lock(&self.clients);
+        match clients.taken.admit(ip) {
+            Admit::Free => {}
+            Admit::Instead(victim) => {
+                if let Some(close) = clients.give_up.remove(&victim) {
+                    let _ = close.send(());
+                }
+            }
+            Admit::Refuse => return Err(format!("too many client connections (limit {limit})")),
+        }
+        clients.taken.add(ip, ticket);
+        let (close, closed) = oneshot::channel();
+        clients.give_up.insert(ticket, close);
+        let slot = ClientSlot {
+            slots: Arc::clone(self),
+            ticket,
+        };
+        Ok(Slot::Client(slot, closed))
+    }
 }
 
 /// Most handshakes closed by this node that are refused gently at once (the error frame, then
@@ -179,7 +248,10 @@ struct PeerEntry {
 /// aborts every connection too.
 pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
     let slots = Arc::new(Slots {
-        clients: Arc::new(Semaphore::new(ctx.limits.max_connections)),
+        clients: Mutex::new(ClientSlots {
+            taken: AddressSlots::new(ctx.limits.max_connections),
+            give_up: HashMap::new(),
+        }),
         peers: Arc::new(Semaphore::new(ctx.limits.max_peers)),
         handshakes: Mutex::new(Handshakes::default()),
         peer_ids: Mutex::new(HashMap::new()),
@@ -239,14 +311,12 @@ async fn connection(
     // A connection past its role's cap is refused in the handshake: the other side then knows
     // that nothing it sends reaches this node (a client tries the next node, and does not count
     // this one among those that may have applied its request).
-    let slot = |role: &Role| {
-        let (slots, limit, what) = match role {
-            Role::Peer { .. } => (&slots.peers, ctx.limits.max_peers, "peer"),
-            Role::Client => (&slots.clients, ctx.limits.max_connections, "client"),
-        };
-        Arc::clone(slots)
+    let slot = |role: &Role| match role {
+        Role::Peer { .. } => Arc::clone(&slots.peers)
             .try_acquire_owned()
-            .map_err(|_| format!("too many {what} connections (limit {limit})"))
+            .map(|permit| Slot::Peer { _permit: permit })
+            .map_err(|_| format!("too many peer connections (limit {})", ctx.limits.max_peers)),
+        Role::Client => slots.client(addr.ip(), ticket, ctx.limits.max_connections),
     };
     let handshake = tokio::time::timeout(
         ctx.limits.handshake_timeout,
@@ -273,7 +343,7 @@ async fn connection(
         }
     };
     lock(&slots.handshakes).remove(ticket);
-    let (role, _slot) = match outcome {
+    let (role, slot) = match outcome {
         Some(Ok(Ok(admitted))) => admitted,
         Some(Ok(Err(e))) => {
             tracing::warn!(%addr, error = %e, "handshake refused");
@@ -323,7 +393,10 @@ async fn connection(
                 ctx.max_frame,
                 Some(ctx.limits.timeouts()),
             );
-            client_connection(conn, addr, ctx).await;
+            let Slot::Client(_slot, given_up) = slot else {
+                return;
+            };
+            client_connection(conn, addr, ctx, given_up).await;
         }
     }
 }
@@ -441,6 +514,7 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     mut conn: Conn<T>,
     addr: SocketAddr,
     ctx: ServerContext,
+    mut given_up: oneshot::Receiver<()>,
 ) {
     let mut in_flight = FuturesUnordered::new();
     let unsent = Unsent::new(Arc::clone(&ctx.unsent));
@@ -463,6 +537,10 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
     let mut closing = ctx.closing.clone();
     // The node stops: it stopped reading, and says so once it has answered what it read.
     let mut stopping = false;
+    // The connection's slot went to a client of another address (see `slots`): as when the node
+    // stops, once it has answered what it read. `asked`: the word came (or cannot any more).
+    let mut slot_given_up = false;
+    let mut asked = false;
     // The driver stopped with a request of this connection taken and unanswered: it may have
     // been applied, which an `Unavailable` reply would deny (it means that nothing was
     // written). Once the other replies are written, the client hears what a lost connection
@@ -472,6 +550,9 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
         if !reading && in_flight.is_empty() {
             if gone {
                 refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;
+            } else if slot_given_up {
+                tracing::debug!(%addr, "client connection gave its slot to another address");
+                refuse::<NodeFrame, _>(&mut conn, SLOT_GIVEN_UP).await;
             } else if stopping {
                 refuse::<NodeFrame, _>(&mut conn, STOPPED_READING).await;
             }
@@ -589,6 +670,14 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
             _ = closed(&mut closing), if reading => {
                 reading = false;
                 stopping = true;
+                continue;
+            }
+            word = &mut given_up, if reading && !asked => {
+                asked = true;
+                if word.is_ok() {
+                    reading = false;
+                    slot_given_up = true;
+                }
                 continue;
             }
             (admitted, weight) = async {

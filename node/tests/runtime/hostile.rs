@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 
 use dynamo_node::message::PeerMessage;
 use dynamo_node::runtime::frame::{
-    encode, FrameError, Handshake, NodeFrame, PeerFrame, Role, PROTOCOL_VERSION,
+    encode, FrameError, Handshake, NodeFrame, PeerFrame, Role, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
 };
 use dynamo_node::Sibs;
 
@@ -480,6 +480,57 @@ async fn a_flood_of_idle_connections_holds_no_more_descriptors_than_the_handshak
     );
     drop(flood);
     assert!(node.answers(5).await, "the node serves");
+}
+
+/// Review, thirty-third session of issue 20: the TCP client slots went first come, first served,
+/// so one client address that took every slot and kept it busy locked every other client out
+/// (the HTTP API already gave the oldest slot of the busiest address to a newcomer from another
+/// address). Now the TCP port does the same: the connection given up is closed once it has
+/// answered what it read, saying that nothing after its last reply was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_from_another_address_takes_the_busiest_addresss_oldest_slot() {
+    let spec = Spec::new(1, None);
+    let mut rc = strict_limits(&spec);
+    rc.limits.idle_timeout = Duration::from_secs(120);
+    rc.limits.max_connections = 2;
+    let node = dynamo_node::runtime::Node::start(rc).await.unwrap();
+    let address: std::net::SocketAddr = spec.address(1).parse().unwrap();
+    let from = |ip: &str| {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+        socket
+    };
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let stream = from("127.0.0.1").connect(address).await.unwrap();
+        let mut conn = dynamo_node::runtime::frame::handshake_conn(stream);
+        connect(&mut conn, &creds(SECRET), Role::Client, Some(1), true)
+            .await
+            .expect("a free slot");
+        held.push(conn);
+    }
+    // The busiest address itself is refused.
+    let stream = from("127.0.0.1").connect(address).await.unwrap();
+    let mut third = dynamo_node::runtime::frame::handshake_conn(stream);
+    assert!(
+        connect(&mut third, &creds(SECRET), Role::Client, Some(1), true)
+            .await
+            .is_err()
+    );
+    // Another address gets the oldest slot of 127.0.0.1.
+    let stream = from("127.0.0.2").connect(address).await.unwrap();
+    let mut other = dynamo_node::runtime::frame::handshake_conn(stream);
+    connect(&mut other, &creds(SECRET), Role::Client, Some(1), true)
+        .await
+        .expect("the busiest address's oldest slot");
+    held[0].established(DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME, None);
+    let reason = expect_error::<NodeFrame>(&mut held[0]).await;
+    assert!(
+        dynamo_node::runtime::frame::is_unread_close(&reason),
+        "{reason}"
+    );
+    drop(held);
+    node.shutdown().await.unwrap();
 }
 
 /// A failing accept (out of file descriptors) is retried with a growing pause, not in a busy

@@ -1,7 +1,7 @@
-//! Who holds the HTTP API's connection slots, by client address: when every slot is taken, a
-//! client from an address that holds fewer slots than the one holding the most takes the oldest
-//! slot of that address, whose connection closes once it has answered the request it is serving
-//! (an idle one at once). One address (an IPv6 address's /64 counts
+//! Who holds the client connection slots (the TCP port's and the HTTP API's), by client address:
+//! when every slot is taken, a client from an address that holds fewer slots than the one holding
+//! the most takes the oldest slot of that address, whose connection closes once it has answered
+//! what it read (an idle one at once). One address (an IPv6 address's /64 counts
 //! as one) cannot lock every other client out by opening connections and keeping them idle; a
 //! client from the busiest address itself is refused, as before.
 
@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 
-use crate::runtime::host_of as source;
+use super::server::host_of as source;
 
 /// Whether a new connection gets a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,16 +25,16 @@ pub(crate) enum Admit<T> {
 
 /// The slots taken, by address, oldest first; `T` names a connection.
 #[derive(Debug)]
-pub(crate) struct Slots<T> {
+pub(crate) struct AddressSlots<T> {
     max: usize,
     by_source: HashMap<u128, VecDeque<T>>,
     source_of: HashMap<T, u128>,
 }
 
-impl<T: Copy + Eq + Hash> Slots<T> {
+impl<T: Copy + Eq + Hash> AddressSlots<T> {
     /// Room for `max` connections.
     pub(crate) fn new(max: usize) -> Self {
-        Slots {
+        AddressSlots {
             max,
             by_source: HashMap::new(),
             source_of: HashMap::new(),
@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_client_from_another_address_takes_the_busiest_addresss_oldest_slot() {
-        let mut slots = Slots::new(3);
+        let mut slots = AddressSlots::new(3);
         for id in 0..3 {
             assert_eq!(slots.admit(ip("10.0.0.2")), Admit::Free);
             slots.add(ip("10.0.0.2"), id);
@@ -129,13 +129,13 @@ mod tests {
 
     #[test]
     fn an_ipv6_slash_64_is_one_address() {
-        let mut slots = Slots::new(2);
+        let mut slots = AddressSlots::new(2);
         slots.add(ip("2001:db8::1"), 0);
         slots.add(ip("2001:db8::2:3"), 1);
         assert_eq!(slots.admit(ip("2001:db8::9")), Admit::Refuse);
         assert_eq!(slots.admit(ip("2001:db8:0:1::9")), Admit::Instead(0));
         // An IPv4-mapped IPv6 address is its IPv4 address.
-        let mut v4 = Slots::new(1);
+        let mut v4 = AddressSlots::new(1);
         v4.add(ip("192.0.2.1"), 0);
         assert_eq!(v4.admit(ip("::ffff:192.0.2.1")), Admit::Refuse);
     }
