@@ -87,7 +87,9 @@ fn served_sharing(
     // The node never stops while the connection runs.
     let task = tokio::spawn(async move {
         let _running = stop;
-        client_connection(conn, addr, ctx).await;
+        // Its slot never goes to another client.
+        let (_keep, given_up) = tokio::sync::oneshot::channel();
+        client_connection(conn, addr, ctx, given_up).await;
     });
     let mut client = handshake_conn(theirs);
     client.established(DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME, None);
