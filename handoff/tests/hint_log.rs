@@ -450,6 +450,46 @@ fn rebuild_under_lowered_bounds_keeps_every_hint_when_new_ones_are_refused() {
     assert!(small.record(ms(14), hint("B", "new", 1)).is_ok());
 }
 
+/// A hint dropped for its age that its owner keeps takes back the room it freed, in a log over
+/// its bounds too, where a new hint is refused.
+#[test]
+fn a_hint_expired_and_kept_again_takes_back_its_room() {
+    let mut first = Log::new(config());
+    for i in 0..3 {
+        first.record(ms(i), hint("A", &format!("k{i}"), 3)).unwrap();
+    }
+    let store: Vec<HintRecord<_, _>> = first.records().cloned().collect();
+    let mut small = Log::new(HintLogConfig {
+        max_hints: 1,
+        max_age: Duration::from_millis(1000),
+        ..config()
+    });
+    small.rebuild(ms(10), store);
+    events(&mut small);
+    small.handle_timeout(ms(2000));
+    let expired: Vec<_> = events(&mut small)
+        .into_iter()
+        .filter_map(|e| match e {
+            HintEvent::Dropped {
+                node,
+                key,
+                reason: DropReason::Expired { .. },
+                ..
+            } => Some(Hint::new(node, key, vec![0; 3])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(expired.len(), 3);
+    for hint in expired {
+        assert!(small.record_expired_again(ms(2000), hint).is_ok());
+    }
+    assert_eq!(small.len(), 3);
+    assert!(
+        small.record(ms(2000), hint("B", "new", 3)).is_err(),
+        "over its bounds, the log takes no new hint"
+    );
+}
+
 #[test]
 fn forgetting_a_node_drops_its_hints() {
     let mut log = Log::new(config());

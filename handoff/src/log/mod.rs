@@ -228,6 +228,28 @@ where
                 size,
             });
         }
+        Ok(self.admit(now, recorded_at, hint, next))
+    }
+
+    /// Records again, aged from `now`, a hint this log has just dropped for its age
+    /// ([`DropReason::Expired`]) and that its owner keeps, having nowhere safe to send it yet
+    /// (every node that could take it is down). It takes back the room it freed, so the bounds do
+    /// not refuse it, not even a log over bounds lowered since ([`HintLog::rebuild`]): refused,
+    /// the only copy of a write its node acknowledged could be lost. Otherwise as
+    /// [`HintLog::record`]; fails only when the log is out of ids.
+    pub fn record_expired_again(
+        &mut self,
+        now: u64,
+        hint: Hint<Id, P>,
+    ) -> Result<HintId, RecordError> {
+        let Some(next) = self.next_hint.checked_add(1) else {
+            return Err(RecordError::IdsExhausted);
+        };
+        Ok(self.admit(now, now, hint, next))
+    }
+
+    /// Takes `hint` under the next id (`next` is the one after it).
+    fn admit(&mut self, now: u64, recorded_at: u64, hint: Hint<Id, P>, next: u64) -> HintId {
         let id = HintId(self.next_hint);
         self.next_hint = next;
         let record = HintRecord {
@@ -239,7 +261,7 @@ where
         self.events.push_back(HintEvent::Persist(record.clone()));
         self.insert(record);
         self.pump(now, &node);
-        Ok(id)
+        id
     }
 
     /// The failure detector says `peer` is up: start (or resume) delivering its hints.

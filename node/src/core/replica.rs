@@ -212,26 +212,30 @@ impl NodeCore {
         siblings: &Sibs,
     ) -> bool {
         let payload = encode_siblings(siblings);
-        match self
+        let recorded = self
             .hints
-            .record_aged(now, recorded_at, Hint::new(intended, key, payload))
-        {
-            Ok(_) => {
-                self.stats.counters.hints_recorded += 1;
-                // The log learns here of a node up that it never heard of (or heard down); one
-                // it knows up keeps its backoff (recording sent what may be sent), or a node
-                // refusing its hints would get a batch at every write that makes one for it.
-                let known_up = self
-                    .hints
-                    .node_stats(&intended)
-                    .is_some_and(|stats| stats.up);
-                if self.is_up(intended) && !known_up {
-                    self.hints.peer_up(now, intended);
-                }
-                true
-            }
-            Err(_) => false,
+            .record_aged(now, recorded_at, Hint::new(intended, key, payload));
+        self.hint_recorded(now, intended, recorded.is_ok())
+    }
+
+    /// After a hint for `intended` was put in the log (`took`) or refused: counts it, and tells
+    /// the log of a node up it did not know up. Returns `took`.
+    fn hint_recorded(&mut self, now: Millis, intended: NodeId, took: bool) -> bool {
+        if !took {
+            return false;
         }
+        self.stats.counters.hints_recorded += 1;
+        // The log learns here of a node up that it never heard of (or heard down); one it knows
+        // up keeps its backoff (recording sent what may be sent), or a node refusing its hints
+        // would get a batch at every write that makes one for it.
+        let known_up = self
+            .hints
+            .node_stats(&intended)
+            .is_some_and(|stats| stats.up);
+        if self.is_up(intended) && !known_up {
+            self.hints.peer_up(now, intended);
+        }
+        true
     }
 
     /// Keeps `siblings` of `key` for the key's primaries in this node's ring: in the store when
@@ -269,10 +273,11 @@ impl NodeCore {
     /// them as a hint of its own, delivered until it acknowledges them (a message sent once is
     /// lost with its connection, or with that node's crash before it flushed). The rest, the
     /// hint's own node among them (it may be up, and with N = 1 it is the only primary), get
-    /// them once, without a new hint. While no
-    /// primary is heard up (every one down, or none heard yet since this node started), a
-    /// message would go nowhere: the hint is kept, aged from now. Returns whether the versions
-    /// are kept here as hints (the log full, they go as above).
+    /// them once, without a new hint. While no primary is heard up (every one down, or none
+    /// heard yet since this node started), a message would go nowhere: the hint is kept, aged
+    /// from now, in the room it freed (a log over bounds lowered since keeps it too). Returns
+    /// whether the versions are kept here as hints (a log full for the other primaries' hints
+    /// sends them as above).
     fn spread_expired(&mut self, now: Millis, intended: NodeId, key: &[u8]) -> bool {
         let Some(siblings) = self.holdings.hinted(key).cloned() else {
             return false;
@@ -282,9 +287,13 @@ impl NodeCore {
         if !primaries
             .iter()
             .any(|&p| p == self.id || self.gossip.is_up(&p))
-            && self.hint(now, now, intended, key.to_vec(), &siblings)
         {
-            return true;
+            // It takes back the room it freed, over bounds lowered since it was kept too.
+            let hint = Hint::new(intended, key.to_vec(), encode_siblings(&siblings));
+            let recorded = self.hints.record_expired_again(now, hint);
+            if self.hint_recorded(now, intended, recorded.is_ok()) {
+                return true;
+            }
         }
         // Only for a hint whose node stayed away: one up that did not take it in hours refuses
         // it (its limits, its store), and others may too; passed around, it would live for ever
