@@ -159,6 +159,10 @@ struct ClientSlots {
     /// By ticket: sent (or dropped) when the connection gives its slot up to a client of
     /// another address.
     give_up: HashMap<u64, oneshot::Sender<()>>,
+    /// Connections that gave their slot up and still answer what they read: at most as many
+    /// as the slots (past that, a newcomer is refused), or an address that takes slots back as
+    /// fast as they are given up would hold ever more sockets.
+    leaving: std::collections::HashSet<u64>,
 }
 
 /// A client connection's slot, freed when dropped.
@@ -172,6 +176,7 @@ impl Drop for ClientSlot {
         let mut clients = lock(&self.slots.clients);
         clients.taken.remove(self.ticket);
         clients.give_up.remove(&self.ticket);
+        clients.leaving.remove(&self.ticket);
     }
 }
 
@@ -195,14 +200,19 @@ impl Slots {
         limit: usize,
     ) -> Result<Slot, String> {
         let mut clients = lock(&self.clients);
+        let refused = || format!("too many client connections (limit {limit})");
+        if clients.taken.is_full() && clients.leaving.len() >= limit {
+            return Err(refused());
+        }
         match clients.taken.admit(ip) {
             Admit::Free => {}
             Admit::Instead(victim) => {
+                clients.leaving.insert(victim);
                 if let Some(close) = clients.give_up.remove(&victim) {
                     let _ = close.send(());
                 }
             }
-            Admit::Refuse => return Err(format!("too many client connections (limit {limit})")),
+            Admit::Refuse => return Err(refused()),
         }
         clients.taken.add(ip, ticket);
         let (close, closed) = oneshot::channel();
@@ -251,6 +261,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: ServerContext) {
         clients: Mutex::new(ClientSlots {
             taken: AddressSlots::new(ctx.limits.max_connections),
             give_up: HashMap::new(),
+            leaving: Default::default(),
         }),
         peers: Arc::new(Semaphore::new(ctx.limits.max_peers)),
         handshakes: Mutex::new(Handshakes::default()),
@@ -680,12 +691,13 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                 }
                 continue;
             }
+            // Not once the connection stopped reading: a share taken then would go unused.
             (admitted, weight) = async {
                 match admitting.as_mut() {
                     Some(a) => a.wait().await,
                     None => std::future::pending().await,
                 }
-            } => {
+            }, if reading => {
                 admitting = None;
                 let Some(admitted) = admitted else {
                     refuse::<NodeFrame, _>(&mut conn, "node shutting down").await;

@@ -89,6 +89,11 @@ impl<T: Copy + Eq + Hash> AddressSlots<T> {
         }
     }
 
+    /// Whether every slot is taken.
+    pub(crate) fn is_full(&self) -> bool {
+        self.source_of.len() >= self.max
+    }
+
     /// Slots taken.
     #[cfg(test)]
     fn taken(&self) -> usize {

@@ -343,15 +343,15 @@ pub(crate) async fn serve(args: &ServeArgs) -> Result<()> {
 }
 
 /// Raises the soft limit on open files to the hard one, and warns when even that is below what
-/// the connection caps can take: TCP and HTTP clients (1,024 each by default; HTTP connections
-/// that gave their slot up and still finish a request are as many again), handshakes,
+/// the connection caps can take: TCP and HTTP clients (1,024 each by default; connections that
+/// gave their slot up and still finish what they read are as many again, for each), handshakes,
 /// peers, and a margin for the store's files, listeners and outgoing links. With the common soft
 /// limit of 1,024, clients holding their slots (no secret needed for HTTP's `/openapi.json`) ran
 /// the node out of descriptors, and then it accepted nobody, peers included.
 fn open_files(limits: &dynamo_node::runtime::ConnectionLimits) {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let needed =
-        (3 * limits.max_connections + limits.max_handshakes + limits.max_peers + 256) as u64;
+        (4 * limits.max_connections + limits.max_handshakes + limits.max_peers + 256) as u64;
     let limit = getrlimit(Resource::Nofile);
     let mut soft = limit.current;
     // To the hard limit; an unlimited hard limit (macOS) takes a finite soft one.

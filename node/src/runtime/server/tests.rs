@@ -571,3 +571,44 @@ async fn a_reply_too_large_to_send_says_unavailable_only_when_nothing_was_applie
         }
     }
 }
+
+/// Review of this session's change: the TCP client slots go to a newcomer of another address,
+/// and the connections that gave theirs up finish what they read first; at most as many of
+/// those as there are slots, or one address taking slots back as fast as they were given up
+/// would hold ever more sockets. Past that, a newcomer is refused.
+#[test]
+fn connections_giving_their_slots_up_are_at_most_as_many_as_the_slots() {
+    let slots = Arc::new(Slots {
+        clients: std::sync::Mutex::new(ClientSlots {
+            taken: AddressSlots::new(2),
+            give_up: Default::default(),
+            leaving: Default::default(),
+        }),
+        peers: Arc::new(tokio::sync::Semaphore::new(1)),
+        handshakes: std::sync::Mutex::new(Default::default()),
+        peer_ids: std::sync::Mutex::new(Default::default()),
+        refusing: Arc::new(tokio::sync::Semaphore::new(REFUSING)),
+    });
+    let ip = |last: u8| std::net::IpAddr::from([10, 0, 0, last]);
+    let take = |from: u8, ticket: u64| match slots.client(ip(from), ticket, 2) {
+        Ok(Slot::Client(slot, told)) => Some((slot, told)),
+        Ok(Slot::Peer { .. }) => panic!("a client slot"),
+        Err(_) => None,
+    };
+    // Address 1 takes both slots; address 2 takes one of them, then goes, and address 1 takes it
+    // back; twice.
+    let (first, mut told) = take(1, 1).expect("a free slot");
+    let second = take(1, 2).expect("a free slot");
+    let other = take(2, 3).expect("address 1's oldest slot");
+    assert!(told.try_recv().is_ok(), "the first connection was told");
+    drop(other);
+    let _third = take(1, 4).expect("the slot address 2 left");
+    let other = take(2, 5).expect("address 1's oldest slot");
+    drop(other);
+    let _fourth = take(1, 6).expect("the slot address 2 left");
+    // Two connections still answer what they read: no more slots go.
+    assert!(take(2, 7).is_none(), "a third connection gave its slot up");
+    drop(first);
+    assert!(take(2, 8).is_some(), "one has closed");
+    drop(second);
+}
