@@ -50,6 +50,7 @@ impl FjallStore {
                     m.describe()
                 )));
             }
+            keyspaces_marked(&engine)?;
         }
         let opened = catch_panic(|| {
             Database::builder(&engine)
@@ -80,6 +81,18 @@ impl FjallStore {
             .map_err(|p| StoreError::Corrupt(format!("{}: {p}", engine.display())))?
             .map_err(|e| fjall_err(&engine, "cannot open a keyspace", e))
         };
+        // fjall makes a keyspace whose folder is gone anew, empty: in a database that held one,
+        // that is every key of it dropped without a word.
+        if let Some(missing) = ["data", "hints", "meta"]
+            .into_iter()
+            .find(|name| manifest.is_some() && !db.keyspace_exists(name))
+        {
+            return Err(StoreError::Corrupt(format!(
+                "{}: the keyspace {missing:?} is missing (its folder under {KEYSPACES} is gone): \
+                 opening it empty would silently drop every write it held. Restore it; {REBUILD}",
+                engine.display()
+            )));
+        }
         let (data, hints, meta) = (partition("data")?, partition("hints")?, partition("meta")?);
         // The journal must hold every batch the mark says was durable. Checked before the store
         // exists: a store dropped after a refusal would sync, and write its lower number.
@@ -212,3 +225,39 @@ impl FjallStore {
         Ok(())
     }
 }
+
+/// fjall's folder of keyspaces, one folder each (by internal id; 0 is fjall's own).
+const KEYSPACES: &str = "keyspaces";
+
+/// Every keyspace folder of a database that was opened before holds its version marker. fjall
+/// takes a folder without one for a keyspace whose creation was cut short and deletes it at open,
+/// with every key in it; but this store creates its keyspaces at its first open, before its
+/// manifest exists.
+fn keyspaces_marked(engine: &Path) -> Result<(), StoreError> {
+    let folder = engine.join(KEYSPACES);
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(&format!("cannot read {}", folder.display()), e)),
+    };
+    for entry in entries {
+        let path = entry
+            .map_err(|e| io(&format!("cannot read {}", folder.display()), e))?
+            .path();
+        if !path.is_dir() || path.file_name().is_some_and(|n| n == "0") {
+            continue;
+        }
+        if !path.join(CURRENT).exists() {
+            return Err(StoreError::Corrupt(format!(
+                "{}: the keyspace folder {} lacks its version marker ({CURRENT}); fjall would \
+                 delete it, and every key it holds, at open. Restore it; {REBUILD}",
+                engine.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The file naming a keyspace's current version, in its folder.
+const CURRENT: &str = "current";

@@ -145,6 +145,47 @@ fn truncated_tables_are_a_clear_error_not_a_panic() {
     assert!(err.to_string().contains(FJALL_DIR), "names the path: {err}");
 }
 
+/// Review, thirty-third session of issue 20: fjall deletes at open a keyspace folder that lacks
+/// its version marker (it takes it for one whose creation was cut short), and a keyspace whose
+/// folder is gone is created anew, empty: a store whose data keyspace lost its marker or its
+/// folder opened with no keys and no key lost, and its node answered "not found" for every key
+/// it held, counted toward R. Both are refused, and the refusal deletes nothing.
+#[test]
+fn a_keyspace_that_lost_its_marker_or_its_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 10);
+    let keyspaces = dir.path().join(FJALL_DIR).join("keyspaces");
+    let folders: Vec<std::path::PathBuf> = std::fs::read_dir(&keyspaces)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "0"))
+        .collect();
+    assert!(!folders.is_empty(), "no keyspace folder in {keyspaces:?}");
+    for folder in &folders {
+        let marker = folder.join("current");
+        let kept = std::fs::read(&marker).unwrap();
+        std::fs::remove_file(&marker).unwrap();
+        for _ in 0..2 {
+            let err = FjallStore::open(dir.path(), Durability::Durable)
+                .expect_err("a keyspace without its marker opened");
+            assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+            assert!(folder.exists(), "the refusal deleted {folder:?}");
+        }
+        std::fs::write(&marker, kept).unwrap();
+        let aside = dir.path().join("aside");
+        std::fs::rename(folder, &aside).unwrap();
+        let err = FjallStore::open(dir.path(), Durability::Durable)
+            .expect_err("a store whose keyspace folder is gone opened");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        std::fs::rename(&aside, folder).unwrap();
+    }
+    let store = FjallStore::open(dir.path(), Durability::Durable).unwrap();
+    assert!(
+        store.get(&key(3)).unwrap().is_some(),
+        "restored, it opens whole"
+    );
+}
+
 #[test]
 fn an_emptied_or_replaced_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
