@@ -87,6 +87,11 @@ impl Holdings {
         }
     }
 
+    /// The keys the store lost that nothing stored since.
+    pub(crate) fn lost_keys(&self) -> impl Iterator<Item = &Key> {
+        self.lost.iter()
+    }
+
     /// Whether the store lost `key`'s record and nothing stored it since.
     pub(crate) fn is_lost(&self, key: &[u8]) -> bool {
         !self.lost.is_empty() && self.lost.contains(key)

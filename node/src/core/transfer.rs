@@ -242,11 +242,14 @@ impl NodeCore {
                         to,
                     });
                     // Only a sender that held the partition whole says so (see
-                    // `Transfers::whole`): the receiver stops awaiting it.
+                    // `Transfers::whole`): the receiver stops awaiting it. Not one whose store
+                    // lost a key of it (the transfer skipped it): the receiver would answer
+                    // "not found" for it, counted toward R; it awaits anti-entropy instead.
                     // A restarted node that does not know yet whether its store went back
                     // (see `restored`) says it with the next repeat after it knows, if it still
                     // holds the partition whole then.
-                    if self.transfers.holds_whole(p, self.replicates(p)) {
+                    let lost_here = self.holdings.lost_keys().any(|k| self.partition_of(k) == p);
+                    if self.transfers.holds_whole(p, self.replicates(p)) && !lost_here {
                         let version = self.view.ring_state.version;
                         if !self.restored.doubt {
                             self.say_done(p, to, version);

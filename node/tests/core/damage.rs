@@ -296,3 +296,62 @@ fn a_transfer_waiting_for_a_retry_keeps_its_partition() {
         "the leaver dropped what it handed over, retries included"
     );
 }
+
+/// Review, thirty-third session of issue 20: a node handing a partition over said the hand-over
+/// was done although its store had lost a key of it (a damaged record, skipped by the transfer),
+/// so the new owner stopped awaiting the partition and answered "not found" for that key, counted
+/// toward R. With W = 2 acknowledged by the leaving node and one other, and the third replica
+/// having missed the write, a read at R = 2 over the new owner and that replica said the key did
+/// not exist. A node that lost a key of a partition does not say its hand-over is done: the new
+/// owner awaits the partition until anti-entropy shows it whole.
+#[test]
+fn a_hand_over_by_a_node_that_lost_a_key_of_it_is_not_done() {
+    let config = NodeConfig {
+        sync_interval: None,
+        read_repair: false,
+        hinted_handoff: false,
+        mode: dynamo_node::QuorumMode::Strict,
+        ..NodeConfig::default()
+    };
+    let mut net: Cluster<Rotting> = Cluster::with_stores(4, config);
+    net.advance(500);
+    let key = (0..)
+        .map(|i| format!("key-{i}"))
+        .find(|k| net.primaries(k).contains(&4))
+        .expect("a key node 4 replicates");
+    let others: Vec<u64> = net
+        .primaries(&key)
+        .into_iter()
+        .filter(|&n| n != 4)
+        .collect();
+    let (acked, missed) = (others[0], others[1]);
+    let new_owner = (1..=3).find(|n| !others.contains(n)).expect("a new owner");
+    // The third replica misses the write: node 4 and one other acknowledge it.
+    net.down.push(missed);
+    let stored = net.put(acked, &key, "v", vec![]);
+    assert!(matches!(stored, ClientReply::Stored { .. }), "{stored:?}");
+    net.down.clear();
+    net.advance(100);
+    // Node 4's copy goes bad, and node 4 leaves: its partitions go to the new owner.
+    net.nodes
+        .get_mut(&4)
+        .unwrap()
+        .store_mut()
+        .rotten
+        .insert(key.as_bytes().to_vec());
+    net.commit(1, vec![], vec![4]).expect("the leave");
+    net.advance(10_000);
+    assert!(!net.nodes[&1].ring().contains(&4), "node 4 left");
+    // The replica that acknowledged the write is away.
+    net.down.push(acked);
+    let get = ClientRequest::Get {
+        key: key.as_bytes().to_vec(),
+        options: ClientOptions::default(),
+    };
+    match net.request(new_owner, get) {
+        ClientReply::Got { values, .. } if values.is_empty() => {
+            panic!("R = 2 over the new owner and the replica that missed it: not found")
+        }
+        _ => {}
+    }
+}
