@@ -490,6 +490,46 @@ fn a_hint_expired_and_kept_again_takes_back_its_room() {
     );
 }
 
+/// With the last: a new hint recorded as old ones expire does not take their room (their owner
+/// may keep them again), so keeping them again never takes the log past bounds it was under.
+#[test]
+fn a_new_hint_does_not_take_the_room_of_hints_it_expired() {
+    let mut log = Log::new(HintLogConfig {
+        max_hints: 2,
+        max_age: Duration::from_millis(1000),
+        ..config()
+    });
+    log.record(ms(0), hint("A", "a", 3)).unwrap();
+    log.record(ms(500), hint("A", "b", 3)).unwrap();
+    events(&mut log);
+    assert!(matches!(
+        log.record(ms(1001), hint("A", "c", 3)),
+        Err(RecordError::Full { .. })
+    ));
+    for event in events(&mut log) {
+        if let HintEvent::Dropped {
+            node,
+            key,
+            reason: DropReason::Expired { .. },
+            ..
+        } = event
+        {
+            log.record_expired_again(ms(1001), Hint::new(node, key, vec![0; 3]))
+                .unwrap();
+        }
+    }
+    assert_eq!(log.len(), 2, "within its bounds");
+    // Not kept again, the room is the next hint's.
+    let mut log = Log::new(HintLogConfig {
+        max_hints: 1,
+        max_age: Duration::from_millis(1000),
+        ..config()
+    });
+    log.record(ms(0), hint("A", "a", 3)).unwrap();
+    assert!(log.record(ms(1001), hint("A", "b", 3)).is_err());
+    assert!(log.record(ms(1002), hint("A", "b", 3)).is_ok());
+}
+
 #[test]
 fn forgetting_a_node_drops_its_hints() {
     let mut log = Log::new(config());

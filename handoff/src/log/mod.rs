@@ -200,13 +200,21 @@ where
         if size > max_bytes {
             return Err(RecordError::TooLarge { size, max_bytes });
         }
-        self.expire(now);
+        // Under `RejectNew`, the room of hints this call drops for their age is not the new
+        // hint's: their owner may keep them again ([`HintLog::record_expired_again`]), which
+        // would take the log past its bounds.
+        let (expired, expired_bytes) = match self.expire(now) {
+            held if self.config.overflow == OverflowPolicy::RejectNew => held,
+            _ => (0, 0),
+        };
         // Out of ids: refused before anything is dropped to make room for it.
         let Some(next) = self.next_hint.checked_add(1) else {
             return Err(RecordError::IdsExhausted);
         };
-        let fits =
-            |log: &Self| log.hints.len() < max_hints && log.bytes.saturating_add(size) <= max_bytes;
+        let fits = |log: &Self| {
+            log.hints.len().saturating_add(expired) < max_hints
+                && log.bytes.saturating_add(expired_bytes).saturating_add(size) <= max_bytes
+        };
         if self.config.overflow == OverflowPolicy::DropOldest {
             while !fits(self) {
                 let reason = if self.hints.len() >= max_hints {
@@ -531,8 +539,10 @@ where
         }
     }
 
-    fn expire(&mut self, now: u64) {
+    /// Drops the hints past their largest age; returns how many, and their bytes.
+    fn expire(&mut self, now: u64) -> (usize, usize) {
         let max_age = self.config.max_age;
+        let (mut count, mut bytes) = (0usize, 0usize);
         while let Some(&(at, id)) = self.by_age.first() {
             let age = since(now, at);
             if age < max_age {
@@ -540,8 +550,13 @@ where
             }
             // Taken off the index here, so that an entry no hint matches cannot stop expiry.
             self.by_age.pop_first();
+            if let Some(stored) = self.hints.get(&id) {
+                count += 1;
+                bytes = bytes.saturating_add(stored.record.hint.size());
+            }
             self.drop_hint(id, DropReason::Expired { age, max_age });
         }
+        (count, bytes)
     }
 
     /// Cancels a batch in flight; its hints wait for the next one. Returns its node.

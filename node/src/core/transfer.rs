@@ -243,12 +243,17 @@ impl NodeCore {
                     });
                     // Only a sender that held the partition whole says so (see
                     // `Transfers::whole`): the receiver stops awaiting it. Not one whose store
-                    // lost a key of it (the transfer skipped it): the receiver would answer
-                    // "not found" for it, counted toward R; it awaits anti-entropy instead.
+                    // lost a key of it (the transfer skipped it) while another replica may
+                    // hold the key: the receiver would answer "not found" for it, counted
+                    // toward R; it awaits anti-entropy with the others instead. (With no other
+                    // replica, no copy is left to wait for.)
                     // A restarted node that does not know yet whether its store went back
                     // (see `restored`) says it with the next repeat after it knows, if it still
                     // holds the partition whole then.
-                    let lost_here = self.holdings.lost_keys().any(|k| self.partition_of(k) == p);
+                    let lost_here = self.holdings.lost_keys().any(|k| self.partition_of(k) == p)
+                        && super::primaries_of(&self.view.ring, p)
+                            .into_iter()
+                            .any(|n| n != self.id && n != to);
                     if self.transfers.holds_whole(p, self.replicates(p)) && !lost_here {
                         let version = self.view.ring_state.version;
                         if !self.restored.doubt {
@@ -360,6 +365,17 @@ impl NodeCore {
             return;
         }
         self.transfers.whole.remove(&p);
+        // Its lost keys, no longer in the key index, go too: no longer this node's to refuse,
+        // nor to hold a later hand-over of the partition back (see `Holdings::lost`).
+        let lost: Vec<Key> = self
+            .holdings
+            .lost_keys()
+            .filter(|k| self.partition_of(k) == p)
+            .cloned()
+            .collect();
+        for key in lost {
+            self.holdings.found(&key);
+        }
         let keys: Vec<Key> = self.holdings.keys(p).keys().cloned().collect();
         if !keys.is_empty() {
             // This node may own the partition again and get older copies back (see `epochs`).

@@ -681,6 +681,8 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
             _ = closed(&mut closing), if reading => {
                 reading = false;
                 stopping = true;
+                // A share still awaited would go unused: out of the queue.
+                admitting = None;
                 continue;
             }
             word = &mut given_up, if reading && !asked => {
@@ -688,10 +690,11 @@ async fn client_connection<T: AsyncRead + AsyncWrite + Unpin>(
                 if word.is_ok() {
                     reading = false;
                     slot_given_up = true;
+                    admitting = None;
                 }
                 continue;
             }
-            // Not once the connection stopped reading: a share taken then would go unused.
+            // Not once the connection stopped reading (its wait is dropped then).
             (admitted, weight) = async {
                 match admitting.as_mut() {
                     Some(a) => a.wait().await,

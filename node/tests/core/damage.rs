@@ -355,3 +355,54 @@ fn a_hand_over_by_a_node_that_lost_a_key_of_it_is_not_done() {
         _ => {}
     }
 }
+
+/// With the last (review of the change): with no other replica of the partition (N = 1), no
+/// copy of the lost key is left to wait for; the new owner was told nothing and refused every
+/// read of the partition until the next ring change. The hand-over is done as before.
+#[test]
+fn a_hand_over_with_a_lost_key_and_no_other_replica_is_done() {
+    let config = NodeConfig {
+        n: 1,
+        r: 1,
+        w: 1,
+        sync_interval: Some(100),
+        hinted_handoff: false,
+        ..NodeConfig::default()
+    };
+    let mut net: Cluster<Rotting> = Cluster::with_stores(2, config);
+    net.advance(500);
+    let ring = net.nodes[&1].ring().clone();
+    let partition = |k: &str| ring.range_index(ring.position(k.as_bytes()));
+    let keys: Vec<String> = (0..400).map(|i| format!("key-{i}")).collect();
+    let (lost, kept) = keys
+        .iter()
+        .filter(|k| net.primaries(k) == vec![2])
+        .find_map(|k| {
+            keys.iter()
+                .find(|j| *j != k && partition(j) == partition(k))
+                .map(|j| (k.clone(), j.clone()))
+        })
+        .expect("two keys of one partition node 2 owns");
+    for key in [&lost, &kept] {
+        let stored = net.put(1, key, "v", vec![]);
+        assert!(matches!(stored, ClientReply::Stored { .. }), "{stored:?}");
+    }
+    net.advance(100);
+    net.nodes
+        .get_mut(&2)
+        .unwrap()
+        .store_mut()
+        .rotten
+        .insert(lost.as_bytes().to_vec());
+    net.commit(1, vec![], vec![2]).expect("the leave");
+    net.advance(20_000);
+    assert!(!net.nodes[&1].ring().contains(&2), "node 2 left");
+    let get = ClientRequest::Get {
+        key: kept.as_bytes().to_vec(),
+        options: ClientOptions::default(),
+    };
+    match net.request(1, get) {
+        ClientReply::Got { values, .. } => assert_eq!(values, vec![b"v".to_vec()]),
+        other => panic!("the partition handed over is still refused: {other:?}"),
+    }
+}
