@@ -76,6 +76,12 @@ pub struct ChangePlan {
     /// Distinct zones in the ring after the change, the nodes without a zone counted as one
     /// (preference lists span distinct zones first); 0 when no node has one.
     pub zones_after: usize,
+    /// The nodes to leave that go without handing anything over: members the claimant sees down
+    /// (and not leaving), and nodes down outside the ring, which the ring forgets (see
+    /// [`ChangeError::NotMember`]). Their copies and hints are given up; their ranges refill
+    /// from the other replicas.
+    #[serde(default)]
+    pub forced: Vec<NodeId>,
 }
 
 /// Why a change cannot be planned or committed.
@@ -97,8 +103,12 @@ pub enum ChangeError {
     /// A node to add has not said yet that it heard the cluster's ring.
     #[error("node {0} has not heard the cluster's ring yet: retry in a moment")]
     NotReady(NodeId),
-    /// A node to remove is not a member.
-    #[error("node {0} is not a ring member")]
+    /// A node to remove is not a member, nor a node outside the ring that is down (such a node,
+    /// a staged joiner never committed or a node that left and died before it said so, is
+    /// forgotten by a commit that names it: it held tombstone reaping up).
+    #[error(
+        "node {0} is not a ring member (a node outside the ring may be named once it is down)"
+    )]
     NotMember(NodeId),
     /// The change would leave fewer nodes than replicas.
     #[error("the change leaves {left} node(s), fewer than N = {n}")]
@@ -231,6 +241,12 @@ impl NodeCore {
             moves,
             copies: ring.range_count() * ring.replicas(),
             zones_after,
+            forced: request
+                .leaves
+                .iter()
+                .copied()
+                .filter(|&id| self.forced_leaver(id))
+                .collect(),
         })
     }
 
@@ -383,16 +399,24 @@ impl NodeCore {
             }
         }
         for &id in &request.leaves {
-            if !ring.contains(&id) {
+            if !ring.contains(&id) && !self.forgettable(id) {
                 return Err(ChangeError::NotMember(id));
             }
         }
-        // No id is named twice (checked above).
-        let mut leaves = request.leaves.clone();
+        // No id is named twice (checked above). Nodes outside the ring are only forgotten.
+        let mut leaves: Vec<NodeId> = request
+            .leaves
+            .iter()
+            .copied()
+            .filter(|id| ring.contains(id))
+            .collect();
         leaves.sort_unstable();
         let mut joins = request.joins.clone();
         joins.sort_unstable();
         enough_left(ring, ring.node_count() + joins.len() - leaves.len())?;
+        if leaves.is_empty() && joins.is_empty() {
+            return Ok(ring.clone());
+        }
         self.next_ring(&leaves, &joins)
             .map_err(|e| ChangeError::Ring(e.to_string()))
     }

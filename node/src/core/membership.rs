@@ -826,16 +826,40 @@ impl NodeCore {
     /// less the nodes `next` holds (a node that joins again starts empty).
     pub(crate) fn forced_with(&self, leavers: &[NodeId], next: &Ring<NodeId>) -> BTreeSet<NodeId> {
         let mut forced = self.view.ring_state.forced.clone();
-        forced.extend(leavers.iter().copied().filter(|&id| {
-            id != self.id
-                && !self.is_up(id)
-                && !self
-                    .gossip
-                    .node_state(&id)
-                    .is_some_and(|s| matches!(s.status(), Status::Leaving | Status::Left))
-        }));
+        forced.extend(leavers.iter().copied().filter(|&id| self.forced_leaver(id)));
         forced.retain(|id| !next.contains(id));
         forced
+    }
+
+    /// Whether a leave of `id` takes it out without a hand-over: a member this node (the
+    /// claimant) sees down and not leaving, or a node outside the ring that may be forgotten
+    /// ([`Self::forgettable`]).
+    pub(crate) fn forced_leaver(&self, id: NodeId) -> bool {
+        if !self.view.ring_state.ring.contains(&id) {
+            return self.forgettable(id);
+        }
+        id != self.id
+            && !self.is_up(id)
+            && !self
+                .gossip
+                .node_state(&id)
+                .is_some_and(|s| matches!(s.status(), Status::Leaving | Status::Left))
+    }
+
+    /// Whether `id`, outside the ring, may be forgotten by a commit that names it among the
+    /// leaves: gossip knows it, it is down and has not said it left, and the ring has not
+    /// taken it out yet. Such a node (a staged joiner never committed, or a node that left the
+    /// ring and died before it said so) may hold hints or hand-overs nobody knows of, so it holds
+    /// tombstone reaping up on every node (see `reaper`) for as long as gossip knows it.
+    pub(crate) fn forgettable(&self, id: NodeId) -> bool {
+        id != self.id
+            && !self.view.ring_state.ring.contains(&id)
+            && !self.forced_out(id)
+            && !self.is_up(id)
+            && self
+                .gossip
+                .node_state(&id)
+                .is_some_and(|s| s.status() != Status::Left)
     }
 
     /// The partitions some member still has to hand over, or `None` if some member may hold

@@ -691,3 +691,67 @@ fn a_node_forced_out_with_a_hand_over_end_unacknowledged_is_done() {
     c.advance(30_000);
     assert!(c.nodes[&4].status().handed_over, "node 4 is not done");
 }
+
+/// Review, thirty-third session of issue 20: a node known to gossip but not in the ring (a
+/// staged joiner whose join was never committed, or a node that left the ring and died before it
+/// said it had left) that goes down for good held tombstone reaping up on every node (it may hold
+/// hints nobody knows of), and no command could remove it: a leave of it was refused as "not a
+/// ring member". A commit may now name it among the leaves: the ring forgets it (taken out while
+/// down), and reaping goes on.
+#[test]
+fn a_dead_node_outside_the_ring_can_be_forgotten_and_reaping_goes_on() {
+    let mut c = Cluster::new(3, quick_reaping());
+    c.advance(500);
+    let config = NodeConfig {
+        wait_for_commit: true,
+        ..c.nodes[&1].config().clone()
+    };
+    let staged =
+        StoredCore::new(4, "n4".into(), config, MemoryStore::new(), c.now, 4).expect("starts");
+    c.nodes.insert(4, staged);
+    c.advance(3_000);
+    assert!(
+        !c.nodes[&1].ring().contains(&4),
+        "a staged joiner waits for the commit"
+    );
+    // The operator drops the idea: node 4 stops for good.
+    c.nodes.remove(&4);
+    c.down.push(4);
+    c.advance(30_000);
+    let stored_ = c.put(1, "gone", "v", vec![]);
+    assert!(matches!(stored_, ClientReply::Stored { .. }), "{stored_:?}");
+    c.delete(1, "gone");
+    c.advance(10_000);
+    assert_eq!(
+        stored(&c, 1, "gone"),
+        Some(false),
+        "held up while node 4 may hold hints"
+    );
+    // Forgotten by a commit, it holds nothing up.
+    let claimant = (1..=3)
+        .find(|&n| {
+            c.nodes[&n]
+                .plan_change(&dynamo_node::ChangeRequest {
+                    joins: vec![],
+                    leaves: vec![4],
+                })
+                .is_ok_and(|p| p.claimant == Some(n))
+        })
+        .expect("a claimant that can plan the change");
+    let plan = c
+        .commit(claimant, vec![], vec![4])
+        .expect("node 4 forgotten");
+    assert_eq!(
+        plan.forced,
+        vec![4],
+        "the plan says node 4 goes without handing over"
+    );
+    c.advance(10_000);
+    for n in 1..=3 {
+        assert_eq!(
+            stored(&c, n, "gone"),
+            None,
+            "node {n} still holds the tombstone"
+        );
+    }
+}

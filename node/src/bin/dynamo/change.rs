@@ -126,6 +126,7 @@ pub async fn commit(node: &str, version: u64, change: &ChangeArgs, conn: &ConnAr
         plan.version + 1,
         plan.moves.len()
     );
+    print_forced(&plan);
     println!("follow the transfers with `dynamo members` (all nodes agree, none awaiting data)");
     Ok(())
 }
@@ -174,6 +175,20 @@ fn print_plan(plan: &ChangePlan, addresses: &BTreeMap<NodeId, String>) {
         plan.copies,
         100.0 * plan.moves.len() as f64 / plan.copies.max(1) as f64,
         ranges.len(),
+    );
+    print_forced(plan);
+}
+
+/// The leavers that go without handing anything over, if any.
+fn print_forced(plan: &ChangePlan) {
+    if plan.forced.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = plan.forced.iter().map(ToString::to_string).collect();
+    println!(
+        "down, taken out without a hand-over (their copies and hints are given up; their ranges \
+         refill from the other replicas): node {}",
+        ids.join(", node ")
     );
 }
 
