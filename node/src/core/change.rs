@@ -80,7 +80,9 @@ pub struct ChangePlan {
     /// (and not leaving), and nodes down outside the ring, which the ring forgets (see
     /// [`ChangeError::NotMember`]). Their copies and hints are given up; their ranges refill
     /// from the other replicas.
-    #[serde(default)]
+    // Not written when empty: a plan is then the 7 fields an earlier node sends, which an
+    // earlier client reads (msgpack writes a struct as an array of its fields).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced: Vec<NodeId>,
 }
 
@@ -292,7 +294,13 @@ impl NodeCore {
         let version = self.next_version()?;
         // The claimant's automatic changes must not add a removed node back before its
         // `Leaving` status reaches here.
-        self.view.departed.extend(request.leaves.iter().copied());
+        // Not a node outside the ring the commit forgets: it joins again as any node would.
+        let ring_leaves = request
+            .leaves
+            .iter()
+            .copied()
+            .filter(|id| self.view.ring_state.ring.contains(id));
+        self.view.departed.extend(ring_leaves);
         let forced = self.forced_with(&request.leaves, &ring);
         let state = RingState {
             version,

@@ -553,6 +553,33 @@ fn client_frames() -> Vec<(&'static str, ClientFrame, &'static str)> {
     ]
 }
 
+/// A plan that takes node 3 out of a ring of nodes 1 to 3 (`forced`: taken out unhanded).
+fn plan(forced: Vec<crate::types::NodeId>) -> crate::core::ChangePlan {
+    crate::core::ChangePlan {
+        request: crate::core::ChangeRequest {
+            joins: vec![],
+            leaves: vec![3],
+        },
+        version: 4,
+        claimant: Some(1),
+        members: vec![crate::core::PlannedMember {
+            id: 3,
+            address: "n3".into(),
+            zone: None,
+            copies_before: 8,
+            copies_after: 0,
+        }],
+        moves: vec![crate::core::PlannedMove {
+            range: 0,
+            from: vec![1, 3],
+            to: 2,
+        }],
+        copies: 24,
+        zones_after: 0,
+        forced,
+    }
+}
+
 fn node_frames() -> Vec<(&'static str, NodeFrame, &'static str)> {
     vec![
         (
@@ -580,6 +607,25 @@ fn node_frames() -> Vec<(&'static str, NodeFrame, &'static str)> {
             },
             "81aa41646d696e5265706c79920281a452696e67919500a23030a26666cb3fe0\
              000000000000920102",
+        ),
+        (
+            // Seven fields with no leaver forced out: what an earlier node sends.
+            "AdminReply Plan",
+            NodeFrame::AdminReply {
+                id: 2,
+                reply: AdminReply::Plan(Box::new(plan(vec![]))),
+            },
+            "81aa41646d696e5265706c79920281a4506c616e97929091030401919503a26e33c008009193\
+             00920103021800",
+        ),
+        (
+            "AdminReply Plan with a leaver forced out",
+            NodeFrame::AdminReply {
+                id: 2,
+                reply: AdminReply::Plan(Box::new(plan(vec![3]))),
+            },
+            "81aa41646d696e5265706c79920281a4506c616e98929091030401919503a26e33c008009193\
+             009201030218009103",
         ),
         (
             "AdminReply Leaving",

@@ -755,3 +755,44 @@ fn a_dead_node_outside_the_ring_can_be_forgotten_and_reaping_goes_on() {
         );
     }
 }
+
+/// With the last (review of the change): a node forgotten while it was only cut off may join
+/// when it comes back; the commit did not count it among the ring's departed members (whose
+/// joins are refused until their disk is wiped).
+#[test]
+fn a_forgotten_node_that_comes_back_may_join() {
+    let mut c = Cluster::new(3, quick_reaping());
+    c.advance(500);
+    let config = NodeConfig {
+        wait_for_commit: true,
+        ..c.nodes[&1].config().clone()
+    };
+    let staged =
+        StoredCore::new(4, "n4".into(), config, MemoryStore::new(), c.now, 4).expect("starts");
+    c.nodes.insert(4, staged);
+    c.advance(3_000);
+    c.down.push(4);
+    c.advance(30_000);
+    let claimant = c.nodes[&1]
+        .plan_change(&dynamo_node::ChangeRequest {
+            joins: vec![],
+            leaves: vec![4],
+        })
+        .expect("a plan")
+        .claimant
+        .expect("a claimant");
+    c.commit(claimant, vec![], vec![4])
+        .expect("node 4 forgotten");
+    c.advance(3_000);
+    c.down.clear();
+    c.advance(5_000);
+    c.commit(claimant, vec![4], vec![])
+        .expect("node 4, back, joins");
+    c.advance(5_000);
+    for n in 1..=4 {
+        assert!(
+            c.nodes[&n].ring().contains(&4),
+            "node {n}'s ring holds node 4"
+        );
+    }
+}
