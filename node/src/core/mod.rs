@@ -355,7 +355,11 @@ impl NodeCore {
             consider(run.session.poll_timeout());
         }
         consider(self.transfers.foreign_check);
-        consider(self.transfers.done_again_at());
+        // Not while a restart is in doubt: the dones wait for it (`say_done_again`), and a
+        // deadline left in the past would have the node handle timeouts in a busy loop.
+        if !self.restored.doubt {
+            consider(self.transfers.done_again_at());
+        }
         consider(self.requests.poll_timeout());
         next
     }

@@ -80,6 +80,14 @@ impl Sim {
                 };
                 if core.poll_timeout().is_some_and(|d| d <= now) {
                     core.handle_timeout(now);
+                    if core.poll_timeout().is_some_and(|d| d <= now) {
+                        slot.due_streak += 1;
+                        if slot.due_streak == 3 {
+                            self.stats.still_due += 1;
+                        }
+                    } else {
+                        slot.due_streak = 0;
+                    }
                     self.arm_after(node, true);
                 }
                 self.after_input(node);
@@ -230,14 +238,19 @@ impl Sim {
         };
         // The core's deadline is on its own clock.
         let deadline = deadline.saturating_sub(slot.clock);
-        if slot.armed.is_some_and(|a| a <= deadline) {
-            return;
-        }
         let mut at = deadline.saturating_mul(1000).max(now);
-        if handled_timeout && deadline <= now / 1000 {
+        // After a timeout that left it due, not even for the inputs that follow.
+        if (handled_timeout || slot.due_streak > 0) && deadline <= now / 1000 {
             at = (now / 1000 + 1) * 1000;
         }
         let deadline: Millis = at / 1000;
+        // Compared when it fires: a deadline already past fires now (or at the next
+        // millisecond), and one armed for then does for it. (Compared with the past deadline
+        // itself, every input armed one more timer, and a core that kept a deadline due piled
+        // them up until the simulator ran out of memory.)
+        if slot.armed.is_some_and(|a| a <= deadline) {
+            return;
+        }
         slot.armed = Some(deadline);
         let event = Event::Timer {
             node,

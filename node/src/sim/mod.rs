@@ -210,6 +210,9 @@ struct Slot {
     /// How far ahead of the true time this incarnation's clock runs (ms; see
     /// [`SimConfig::clock_skew`]).
     clock: Millis,
+    /// Timeouts handled in a row after which a deadline was still due (see
+    /// [`SimStats::still_due`](stats::SimStats::still_due)).
+    due_streak: u32,
 }
 
 impl Slot {
@@ -227,6 +230,7 @@ impl Slot {
             paused: None,
             pauses: 0,
             clock: 0,
+            due_streak: 0,
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct SimStats {
     pub pauses: u64,
     /// Partitions injected.
     pub partitions: u64,
+    /// Times a node handled three timeouts in a row after each of which its next deadline was
+    /// still due: it would handle timeouts in a busy loop (its runtime re-arms its timer in the
+    /// past). Once is a change that made work due as the timeout ended.
+    pub still_due: u64,
     /// Node statistics of crashed incarnations (their cores are gone).
     pub retired: NodeStats,
 }
