@@ -100,7 +100,7 @@ pub(crate) struct Restored {
     /// gossip raised it to, are of this run.
     generation: u64,
     /// When it last looked at what peers told.
-    looked: Millis,
+    pub(crate) looked: Millis,
     /// The restarts this node heard lately, by node: the generation, what it held of the
     /// earlier incarnation, and when (see [`EARLIER_KEY`]).
     heard: std::collections::BTreeMap<NodeId, Heard>,

@@ -4496,3 +4496,32 @@ fn a_restart_heard_is_published_before_the_peers_first_heard() {
         "the restart heard was cut"
     );
 }
+
+/// Review, thirty-third session of issue 20 (found by simulator seed 380184): a restarted node in
+/// doubt holds back the "done" of a hand-over its receiver has not acknowledged, but the
+/// deadline to say it again stayed in `poll_timeout`, due after every `handle_timeout`: the
+/// runtime handled timeouts in a busy loop for the whole doubt. The deadline waits for the doubt
+/// to end, and the done is said then.
+#[test]
+fn a_done_held_back_in_doubt_leaves_no_deadline_due() {
+    let mut h = Harness::new();
+    h.core.transfers.unacknowledged.insert((0, 2), (1, h.now));
+    h.core.restored.doubt = true;
+    let later = h.now + 60_000;
+    // Its peers have not told yet: the doubt lasts through the timeout.
+    h.core.restored.looked = later;
+    h.core.handle_timeout(later);
+    assert!(h.core.restored.doubt);
+    assert!(
+        h.core.poll_timeout().is_none_or(|t| t > later),
+        "a deadline still due: {:?}",
+        h.core.poll_timeout()
+    );
+    h.core.restored.doubt = false;
+    assert!(
+        h.core.poll_timeout().is_some_and(|t| t <= later),
+        "due once the doubt ends"
+    );
+    h.core.handle_timeout(later);
+    assert!(h.core.poll_timeout().is_none_or(|t| t > later));
+}

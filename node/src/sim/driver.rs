@@ -89,6 +89,8 @@ impl Sim {
                         slot.due_streak = 0;
                     }
                     self.arm_after(node, true);
+                } else {
+                    slot.due_streak = 0;
                 }
                 self.after_input(node);
             }

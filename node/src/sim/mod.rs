@@ -397,6 +397,7 @@ impl Sim {
         core.set_deferred(self.config.disk.is_some());
         slot.core = Some(core);
         slot.armed = None;
+        slot.due_streak = 0;
         self.up.push(id);
         self.after_input(id);
         Ok(())
@@ -505,6 +506,7 @@ impl Sim {
         slot.disk = keep_store.then(|| core.into_store());
         slot.incarnation += 1;
         slot.armed = None;
+        slot.due_streak = 0;
         slot.held.clear();
         slot.held_replies.clear();
         slot.disk_armed = false;
