@@ -72,6 +72,18 @@ impl Store for Rotting {
     }
 }
 
+/// Strict quorums with no anti-entropy, read repair or hints: a replica holds only the writes
+/// that reached it.
+fn by_writes_alone() -> NodeConfig {
+    NodeConfig {
+        sync_interval: None,
+        read_repair: false,
+        hinted_handoff: false,
+        mode: dynamo_node::QuorumMode::Strict,
+        ..NodeConfig::default()
+    }
+}
+
 #[test]
 fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
     let config = NodeConfig {
@@ -149,14 +161,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
 #[test]
 fn a_replica_that_lost_its_copy_does_not_count_toward_r() {
     for failing in [false, true] {
-        let config = NodeConfig {
-            sync_interval: None,
-            read_repair: false,
-            hinted_handoff: false,
-            mode: dynamo_node::QuorumMode::Strict,
-            ..NodeConfig::default()
-        };
-        let mut net: Cluster<Rotting> = Cluster::with_stores(3, config);
+        let mut net: Cluster<Rotting> = Cluster::with_stores(3, by_writes_alone());
         net.advance(300);
         // Node 3 misses the write.
         net.down.push(3);
@@ -306,14 +311,7 @@ fn a_transfer_waiting_for_a_retry_keeps_its_partition() {
 /// owner awaits the partition until anti-entropy shows it whole.
 #[test]
 fn a_hand_over_by_a_node_that_lost_a_key_of_it_is_not_done() {
-    let config = NodeConfig {
-        sync_interval: None,
-        read_repair: false,
-        hinted_handoff: false,
-        mode: dynamo_node::QuorumMode::Strict,
-        ..NodeConfig::default()
-    };
-    let mut net: Cluster<Rotting> = Cluster::with_stores(4, config);
+    let mut net: Cluster<Rotting> = Cluster::with_stores(4, by_writes_alone());
     net.advance(500);
     let key = (0..)
         .map(|i| format!("key-{i}"))

@@ -1398,67 +1398,51 @@ fn a_node_that_left_does_not_acknowledge_a_late_write() {
     assert_eq!(passed_on, 3, "the versions went on to the key's primaries");
 }
 
+/// [`held_by_fallbacks_only`], then every fallback restarted with a hint log too small for any
+/// hint, its primaries still down.
+fn fallbacks_restarted_with_a_smaller_log() -> (Cluster, &'static str, Vec<NodeId>, Vec<NodeId>) {
+    let (mut c, key, primaries, others) = held_by_fallbacks_only();
+    for &n in &others {
+        let config = NodeConfig {
+            max_hint_bytes: 1,
+            ..c.nodes[&n].config().clone()
+        };
+        let disk = c.nodes.remove(&n).expect("a fallback").into_store();
+        let restarted =
+            StoredCore::new(n, format!("n{n}"), config, disk, c.now, 40 + n).expect("restarts");
+        c.nodes.insert(n, restarted);
+    }
+    (c, key, primaries, others)
+}
+
 /// Review, thirty-third session of issue 20: a node restarted with a smaller hint log
 /// (`max_hint_bytes` lowered) dropped the hints past it at start, and their versions went out
 /// once, unacknowledged, to the key's primaries (the seventeenth session's mend); with the
 /// primaries still down, nothing received them and the only copies of an acknowledged write were
-/// gone. A log that
-/// refuses new hints when full (the node's policy) now keeps at restart every hint it held, over
-/// its bounds, and takes no new one until it is back under them.
-#[test]
-fn hints_over_a_smaller_log_at_restart_wait_for_primaries_still_down() {
-    let (mut c, key, primaries, others) = held_by_fallbacks_only();
-    for &n in &others {
-        let config = NodeConfig {
-            max_hint_bytes: 1,
-            ..c.nodes[&n].config().clone()
-        };
-        let disk = c.nodes.remove(&n).expect("a fallback").into_store();
-        let restarted =
-            StoredCore::new(n, format!("n{n}"), config, disk, c.now, 40 + n).expect("restarts");
-        c.nodes.insert(n, restarted);
-    }
-    // The primaries are still down for a while after the fallbacks' restarts.
-    c.advance(20_000);
-    c.down.clear();
-    c.advance(20_000);
-    let (values, _) = c.get(primaries[0], key);
-    assert_eq!(
-        values,
-        vec![b"v".to_vec()],
-        "the acknowledged write survived the restarts"
-    );
-}
-
-/// With the last (review of this change): a hint kept over the smaller log expires after hours
+/// gone. A log that refuses new hints when full (the node's policy) now keeps at restart every
+/// hint it held, over its bounds, and takes no new one until it is back under them.
+///
+/// Review of this change: a hint kept over the smaller log expires after hours
 /// with its primaries still down; kept again from now, it was refused by the log over its bounds
 /// and its versions went out once to primaries that were down. It takes back the room it freed.
 #[test]
-fn hints_over_a_smaller_log_expire_and_are_kept_while_primaries_stay_down() {
-    let (mut c, key, primaries, others) = held_by_fallbacks_only();
-    for &n in &others {
-        let config = NodeConfig {
-            max_hint_bytes: 1,
-            ..c.nodes[&n].config().clone()
-        };
-        let disk = c.nodes.remove(&n).expect("a fallback").into_store();
-        let restarted =
-            StoredCore::new(n, format!("n{n}"), config, disk, c.now, 40 + n).expect("restarts");
-        c.nodes.insert(n, restarted);
+fn hints_over_a_smaller_log_at_restart_wait_for_primaries_still_down() {
+    // A while, then past a hint's largest age (three hours), with the primaries down.
+    for down_for in [20_000, 3 * 3600 * 1000 + 60_000] {
+        let (mut c, key, primaries, others) = fallbacks_restarted_with_a_smaller_log();
+        c.advance(down_for);
+        for &n in &others {
+            assert!(c.nodes[&n].hints_pending() > 0, "node {n} kept its hint");
+        }
+        c.down.clear();
+        c.advance(20_000);
+        let (values, _) = c.get(primaries[0], key);
+        assert_eq!(
+            values,
+            vec![b"v".to_vec()],
+            "the acknowledged write survived the restarts (primaries down for {down_for} ms)"
+        );
     }
-    // Past a hint's largest age (three hours) with the primaries down.
-    c.advance(3 * 3600 * 1000 + 60_000);
-    for &n in &others {
-        assert!(c.nodes[&n].hints_pending() > 0, "node {n} kept its hint");
-    }
-    c.down.clear();
-    c.advance(20_000);
-    let (values, _) = c.get(primaries[0], key);
-    assert_eq!(
-        values,
-        vec![b"v".to_vec()],
-        "the acknowledged write survived its hints' expiry"
-    );
 }
 
 /// Review of the seventeenth session of issue 20: a new replica stopped awaiting a partition once

@@ -692,14 +692,9 @@ fn a_node_forced_out_with_a_hand_over_end_unacknowledged_is_done() {
     assert!(c.nodes[&4].status().handed_over, "node 4 is not done");
 }
 
-/// Review, thirty-third session of issue 20: a node known to gossip but not in the ring (a
-/// staged joiner whose join was never committed, or a node that left the ring and died before it
-/// said it had left) that goes down for good held tombstone reaping up on every node (it may hold
-/// hints nobody knows of), and no command could remove it: a leave of it was refused as "not a
-/// ring member". A commit may now name it among the leaves: the ring forgets it (taken out while
-/// down), and reaping goes on.
-#[test]
-fn a_dead_node_outside_the_ring_can_be_forgotten_and_reaping_goes_on() {
+/// Three nodes reaping quickly, and node 4 started to join at the operator's commit (staged),
+/// heard by all.
+fn with_a_staged_joiner() -> Cluster {
     let mut c = Cluster::new(3, quick_reaping());
     c.advance(500);
     let config = NodeConfig {
@@ -710,6 +705,30 @@ fn a_dead_node_outside_the_ring_can_be_forgotten_and_reaping_goes_on() {
         StoredCore::new(4, "n4".into(), config, MemoryStore::new(), c.now, 4).expect("starts");
     c.nodes.insert(4, staged);
     c.advance(3_000);
+    c
+}
+
+/// The claimant a plan forgetting node 4 names.
+fn claimant_of_forgetting_4(c: &Cluster) -> NodeId {
+    c.nodes[&1]
+        .plan_change(&dynamo_node::ChangeRequest {
+            joins: vec![],
+            leaves: vec![4],
+        })
+        .expect("a plan")
+        .claimant
+        .expect("a claimant")
+}
+
+/// Review, thirty-third session of issue 20: a node known to gossip but not in the ring (a
+/// staged joiner whose join was never committed, or a node that left the ring and died before it
+/// said it had left) that goes down for good held tombstone reaping up on every node (it may hold
+/// hints nobody knows of), and no command could remove it: a leave of it was refused as "not a
+/// ring member". A commit may now name it among the leaves: the ring forgets it (taken out while
+/// down), and reaping goes on.
+#[test]
+fn a_dead_node_outside_the_ring_can_be_forgotten_and_reaping_goes_on() {
+    let mut c = with_a_staged_joiner();
     assert!(
         !c.nodes[&1].ring().contains(&4),
         "a staged joiner waits for the commit"
@@ -728,16 +747,7 @@ fn a_dead_node_outside_the_ring_can_be_forgotten_and_reaping_goes_on() {
         "held up while node 4 may hold hints"
     );
     // Forgotten by a commit, it holds nothing up.
-    let claimant = (1..=3)
-        .find(|&n| {
-            c.nodes[&n]
-                .plan_change(&dynamo_node::ChangeRequest {
-                    joins: vec![],
-                    leaves: vec![4],
-                })
-                .is_ok_and(|p| p.claimant == Some(n))
-        })
-        .expect("a claimant that can plan the change");
+    let claimant = claimant_of_forgetting_4(&c);
     let plan = c
         .commit(claimant, vec![], vec![4])
         .expect("node 4 forgotten");
@@ -761,26 +771,10 @@ fn a_dead_node_outside_the_ring_can_be_forgotten_and_reaping_goes_on() {
 /// joins are refused until their disk is wiped).
 #[test]
 fn a_forgotten_node_that_comes_back_may_join() {
-    let mut c = Cluster::new(3, quick_reaping());
-    c.advance(500);
-    let config = NodeConfig {
-        wait_for_commit: true,
-        ..c.nodes[&1].config().clone()
-    };
-    let staged =
-        StoredCore::new(4, "n4".into(), config, MemoryStore::new(), c.now, 4).expect("starts");
-    c.nodes.insert(4, staged);
-    c.advance(3_000);
+    let mut c = with_a_staged_joiner();
     c.down.push(4);
     c.advance(30_000);
-    let claimant = c.nodes[&1]
-        .plan_change(&dynamo_node::ChangeRequest {
-            joins: vec![],
-            leaves: vec![4],
-        })
-        .expect("a plan")
-        .claimant
-        .expect("a claimant");
+    let claimant = claimant_of_forgetting_4(&c);
     c.commit(claimant, vec![], vec![4])
         .expect("node 4 forgotten");
     c.advance(3_000);
