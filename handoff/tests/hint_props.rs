@@ -51,6 +51,9 @@ struct Scenario {
     /// the network heals.
     refuse: u8,
     drop_oldest: bool,
+    /// The owner keeps each hint dropped for its age once more
+    /// ([`HintLog::record_expired_again`], under `RejectNew`): the log stays within its bounds.
+    keep_expired: bool,
     ops: Vec<Op>,
 }
 
@@ -62,6 +65,7 @@ impl Arbitrary for Scenario {
             duplicate: u8::arbitrary(g) % 30,
             refuse: u8::arbitrary(g) % 30,
             drop_oldest: bool::arbitrary(g),
+            keep_expired: bool::arbitrary(g),
             ops: Vec::arbitrary(g),
         }
     }
@@ -106,6 +110,9 @@ struct World {
     outcome: BTreeMap<u64, Outcome>,
     received: BTreeMap<u8, BTreeSet<u64>>,
     next_tag: u64,
+    keep_expired: bool,
+    /// Tags kept once after they expired.
+    kept: BTreeSet<u64>,
 }
 
 fn tag_of(payload: &[u8]) -> u64 {
@@ -154,6 +161,8 @@ impl World {
             outcome: BTreeMap::new(),
             received: BTreeMap::new(),
             next_tag: 0,
+            keep_expired: s.keep_expired && !s.drop_oldest,
+            kept: BTreeSet::new(),
         }
     }
 
@@ -181,6 +190,16 @@ impl World {
                 }
                 HintEvent::Dropped { id, reason, .. } => {
                     let tag = self.live.remove(&id).expect("dropped hint is live");
+                    if matches!(reason, DropReason::Expired { .. })
+                        && self.keep_expired
+                        && self.kept.insert(tag)
+                    {
+                        let hint = self.store[&id].hint.clone();
+                        self.log
+                            .record_expired_again(self.now, hint)
+                            .expect("ids left");
+                        continue;
+                    }
                     match &reason {
                         DropReason::Expired { age, max_age } => assert!(age >= max_age),
                         DropReason::CountLimit { .. } | DropReason::ByteLimit { .. } => {
@@ -370,6 +389,7 @@ fn nothing_dropped_without_failures(seed: u64, lens: &[u8]) -> bool {
         duplicate: 0,
         refuse: 0,
         drop_oldest: false,
+        keep_expired: false,
         ops: Vec::new(),
     };
     let mut world = World::new(&s);

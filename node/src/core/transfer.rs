@@ -250,7 +250,7 @@ impl NodeCore {
                     // A restarted node that does not know yet whether its store went back
                     // (see `restored`) says it with the next repeat after it knows, if it still
                     // holds the partition whole then.
-                    let lost_here = self.holdings.lost_keys().any(|k| self.partition_of(k) == p)
+                    let lost_here = self.lost_in(p).next().is_some()
                         && super::primaries_of(&self.view.ring, p)
                             .into_iter()
                             .any(|n| n != self.id && n != to);
@@ -367,12 +367,7 @@ impl NodeCore {
         self.transfers.whole.remove(&p);
         // Its lost keys, no longer in the key index, go too: no longer this node's to refuse,
         // nor to hold a later hand-over of the partition back (see `Holdings::lost`).
-        let lost: Vec<Key> = self
-            .holdings
-            .lost_keys()
-            .filter(|k| self.partition_of(k) == p)
-            .cloned()
-            .collect();
+        let lost: Vec<Key> = self.lost_in(p).cloned().collect();
         for key in lost {
             self.holdings.found(&key);
         }
@@ -382,6 +377,13 @@ impl NodeCore {
             self.epochs.raise_floor();
             self.store_op(StorageOp::Remove { keys }, Then::Dropped { partition: p });
         }
+    }
+
+    /// The keys of partition `p` the store lost (see `Holdings::lost`; no longer in its index).
+    fn lost_in(&self, p: usize) -> impl Iterator<Item = &Key> {
+        self.holdings
+            .lost_keys()
+            .filter(move |k| self.partition_of(k) == p)
     }
 
     /// The store removed `key` of dropped partition `p`.
