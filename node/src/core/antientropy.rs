@@ -345,6 +345,39 @@ impl NodeCore {
         }
     }
 
+    /// `peer`'s copy of lost `key` is here (see `Holdings::vouched`): it counts if `peer` is
+    /// one of the key's other replicas, toward as many of them as must be heard for every write
+    /// acknowledged with this node among its W to be among them: N - W + 1 (all of them when
+    /// fewer are in the ring).
+    pub(crate) fn vouch(&mut self, key: &[u8], peer: NodeId) {
+        let others = self
+            .key_primaries(key)
+            .into_iter()
+            .filter(|&n| n != self.id)
+            .collect::<Vec<NodeId>>();
+        if !others.contains(&peer) {
+            return;
+        }
+        let needed = others
+            .len()
+            .min((self.config.n + 1).saturating_sub(self.config.w).max(1));
+        self.holdings.vouched(key, peer, needed);
+    }
+
+    /// A session found this node's tree of `partition` equal to `peer`'s: `peer` holds what
+    /// this node holds of every key lost here (nothing, for a key lost and not written since).
+    fn vouch_partition(&mut self, peer: NodeId, partition: usize) {
+        let lost: Vec<Key> = self
+            .holdings
+            .lost_keys()
+            .filter(|k| self.partition_of(k) == partition)
+            .cloned()
+            .collect();
+        for key in lost {
+            self.vouch(&key, peer);
+        }
+    }
+
     /// The replicas a partition this node awaits must be found equal with for the wait to end
     /// (see [`Self::found_equal`]): the others that do not await it, if they are more than
     /// N - W (then every write quorum of the former replicas met one of them) or no member
@@ -466,6 +499,7 @@ impl NodeCore {
                     Some(Event::Finished(diffs)) => {
                         if diffs.is_empty() && none_differed {
                             self.found_equal(peer, partition);
+                            self.vouch_partition(peer, partition);
                         }
                         if initiator {
                             self.exchange_differences(peer, partition, diffs);
@@ -568,7 +602,7 @@ impl NodeCore {
             }
             let entries = kept;
             if !entries.is_empty() {
-                self.store_op(StorageOp::Merge { entries }, Then::Nothing);
+                self.store_op(StorageOp::Merge { entries }, Then::Vouched { from });
             }
         }
         // Each key once, and only keys this node holds in that partition (its key index is per

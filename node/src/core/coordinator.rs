@@ -527,7 +527,7 @@ impl NodeCore {
                                         key.clone(),
                                         write.siblings,
                                         write.hint,
-                                        Then::Nothing,
+                                        Then::Repaired,
                                     );
                                 } else {
                                     self.transmits.push_back((

@@ -31,9 +31,11 @@ pub(crate) struct Holdings {
     /// Counts the times a partition's keys became empty or stopped being empty.
     occupancy_changes: u64,
     /// Keys whose record the store lost while this node held them (a damaged record, read as
-    /// missing): reads of them are refused, not answered "not found", until a write (anti-entropy,
-    /// a put) stores them again.
-    lost: BTreeSet<Key>,
+    /// missing): reads of them are refused, not answered "not found", until a peer's copy is
+    /// here again (see [`Holdings::vouched`]), with the other replicas whose copies anti-entropy
+    /// found here since. A client's write does not end it: it carries one version, not what the
+    /// lost record held.
+    lost: BTreeMap<Key, BTreeSet<NodeId>>,
     /// Whether `lost` changed since [`Holdings::lost_changes`] last took it.
     lost_changed: bool,
 }
@@ -56,14 +58,14 @@ impl Holdings {
             hinted: BTreeMap::new(),
             hint_keys: BTreeMap::new(),
             occupancy_changes: 0,
-            lost: BTreeSet::new(),
+            lost: BTreeMap::new(),
             lost_changed: false,
         }
     }
 
     /// The keys lost as a previous incarnation persisted them.
     pub(crate) fn restore_lost(&mut self, lost: BTreeSet<Key>) {
-        self.lost = lost;
+        self.lost = lost.into_iter().map(|k| (k, BTreeSet::new())).collect();
     }
 
     /// The lost keys encoded for [`LOST_KEY`], if they changed since last taken.
@@ -72,29 +74,46 @@ impl Holdings {
             return None;
         }
         self.lost_changed = false;
-        Some(encode_lost(&self.lost))
+        let keys: BTreeSet<Key> = self.lost.keys().cloned().collect();
+        Some(encode_lost(&keys))
     }
 
-    /// The store lost `key`'s record (see `lost`).
+    /// The store lost `key`'s record (see `lost`): whatever peers vouched for before counts no
+    /// more.
     pub(crate) fn lost(&mut self, key: &[u8]) {
-        self.lost_changed |= self.lost.insert(key.to_vec());
+        self.lost_changed |= self.lost.insert(key.to_vec(), BTreeSet::new()).is_none();
     }
 
-    /// `key` is no longer counted as lost (it left this node: handed over).
+    /// `key` is no longer counted as lost: a copy of what the replicas hold is here (read
+    /// repair's merge of their answers, a former owner's transfer), or the key left this node.
     pub(crate) fn found(&mut self, key: &[u8]) {
         if !self.lost.is_empty() {
-            self.lost_changed |= self.lost.remove(key);
+            self.lost_changed |= self.lost.remove(key).is_some();
         }
     }
 
-    /// The keys the store lost that nothing stored since.
-    pub(crate) fn lost_keys(&self) -> impl Iterator<Item = &Key> {
-        self.lost.iter()
+    /// Anti-entropy found `peer`'s copy of lost `key` here (merged from its exchange, or its
+    /// tree equal to this node's): once `needed` distinct replicas vouched, the key is no longer
+    /// lost. `peer` must be one of the key's other replicas (the caller checks).
+    pub(crate) fn vouched(&mut self, key: &[u8], peer: NodeId, needed: usize) {
+        let Some(peers) = self.lost.get_mut(key) else {
+            return;
+        };
+        peers.insert(peer);
+        if peers.len() >= needed {
+            self.lost.remove(key);
+            self.lost_changed = true;
+        }
     }
 
-    /// Whether the store lost `key`'s record and nothing stored it since.
+    /// The keys the store lost that no peer's copy replaced since.
+    pub(crate) fn lost_keys(&self) -> impl Iterator<Item = &Key> {
+        self.lost.keys()
+    }
+
+    /// Whether the store lost `key`'s record and no peer's copy replaced it since.
     pub(crate) fn is_lost(&self, key: &[u8]) -> bool {
-        !self.lost.is_empty() && self.lost.contains(key)
+        !self.lost.is_empty() && self.lost.contains_key(key)
     }
 
     /// How many partitions.
@@ -126,7 +145,6 @@ impl Holdings {
 
     /// `key` of partition `p` is stored with versions of `digest`.
     pub(crate) fn stored(&mut self, p: usize, key: &[u8], digest: [u8; 32]) {
-        self.found(key);
         match self.index[p].insert(key, digest) {
             Some(old) => self.trees[p].update(key, &old, &digest),
             None => {

@@ -24,6 +24,7 @@ impl NodeCore {
                 let mut failed: Vec<usize> = Vec::new();
                 let mut foreign = false;
                 for (i, (key, r)) in keys.iter().zip(results).enumerate() {
+                    let kept = r.is_ok();
                     match r {
                         Ok(merged) if merged.found && merged.stored.is_none() => {}
                         Ok(merged) => {
@@ -44,6 +45,9 @@ impl NodeCore {
                             ok = false;
                             failed.push(i);
                         }
+                    }
+                    if kept {
+                        self.copy_merged(&then, key);
                     }
                 }
                 // Hints the store failed to keep are named in the acknowledgement: the fallback
@@ -142,12 +146,30 @@ impl NodeCore {
                 self.transfer_kept(now, from, ack, o && ok, foreign)
             }
             Then::Minted(minted) => self.minted(now, *minted, ok),
-            Then::Nothing => {
+            Then::Nothing | Then::Repaired | Then::Vouched { .. } => {
                 if !ok {
                     self.stats.counters.bad_messages += 1;
                 }
             }
             then => self.then_written(now, then, ok),
+        }
+    }
+
+    /// A merge of `then`'s kind kept `key`: a copy of what other replicas hold (read repair, a
+    /// former owner's transfer, an anti-entropy exchange) ends or counts toward the end of a lost
+    /// record of it (see `Holdings::lost`); a client's write, a hint or the coordinator's own
+    /// version do not. (A replica write with no request to acknowledge is read repair's, or a
+    /// copy passed on unacknowledged, taken as a copy.)
+    fn copy_merged(&mut self, then: &Then, key: &[u8]) {
+        if !self.holdings.is_lost(key) {
+            return;
+        }
+        match then {
+            Then::Repaired | Then::WriteAck { req: None, .. } | Then::TransferAck { .. } => {
+                self.holdings.found(key)
+            }
+            Then::Vouched { from } => self.vouch(key, *from),
+            _ => {}
         }
     }
 

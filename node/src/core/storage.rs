@@ -205,8 +205,14 @@ pub enum Reaping {
 /// What the core does once an op is done.
 #[derive(Debug)]
 pub(crate) enum Then {
-    /// Nothing more (a repair, a hint spread, a write whose outcome nobody waits for).
+    /// Nothing more (a hint spread, a write whose outcome nobody waits for).
     Nothing,
+    /// The coordinator's read repair of its own copy: the merge of the other replicas' answers,
+    /// which ends a lost copy of the key (see `Holdings::found`).
+    Repaired,
+    /// An anti-entropy exchange's versions from `from`, one of the keys' replicas: each key it
+    /// held that is lost here counts `from`'s copy as found (see `Holdings::vouched`).
+    Vouched { from: NodeId },
     /// A replica write: acknowledge it to `to` (if it carried a request), `ok` unless the merge
     /// failed (`ok` is false already when a hint it also needed was refused).
     WriteAck {

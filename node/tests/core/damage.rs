@@ -404,3 +404,101 @@ fn a_hand_over_with_a_lost_key_and_no_other_replica_is_done() {
         other => panic!("the partition handed over is still refused: {other:?}"),
     }
 }
+
+/// A blind put (no context) to a key whose record a replica lost, returning the values a
+/// strict get at R = 2 through that replica sees once the replica that kept the older write is
+/// away, and after it is back. The older write was acknowledged by the damaged replica and the
+/// one now away; the put by the damaged replica and the third.
+fn blind_put_over_a_lost_copy(config: NodeConfig) -> (ClientReply, Cluster<Rotting>, String) {
+    let mut net: Cluster<Rotting> = Cluster::with_stores(3, config);
+    net.advance(300);
+    let key = "k".to_string();
+    // Node 3 misses the first write: nodes 1 and 2 acknowledge it.
+    net.down.push(3);
+    let first = net.put(1, &key, "first", vec![]);
+    assert!(matches!(first, ClientReply::Stored { .. }), "{first:?}");
+    net.down.clear();
+    net.advance(100);
+    // Node 2's copy goes bad; node 1 is away; a blind put reaches nodes 2 and 3.
+    net.nodes
+        .get_mut(&2)
+        .unwrap()
+        .store_mut()
+        .rotten
+        .insert(key.as_bytes().to_vec());
+    net.down.push(1);
+    let second = net.put(3, &key, "second", vec![]);
+    assert!(matches!(second, ClientReply::Stored { .. }), "{second:?}");
+    let get = ClientRequest::Get {
+        key: key.as_bytes().to_vec(),
+        options: ClientOptions::default(),
+    };
+    let reply = net.request(2, get);
+    (reply, net, key)
+}
+
+/// Thirty-fourth session of issue 20 (left alone in the thirty-third): a key whose record a
+/// replica lost stopped counting as lost at any write, a client's blind put included, although
+/// that put carries only its own version: the replica then answered reads with it alone, counted
+/// toward R, and a read over it and the replica that missed the first write said the first,
+/// acknowledged write was not there. Only a peer's copy (anti-entropy, read repair, a transfer)
+/// makes a lost key readable again.
+#[test]
+fn a_blind_put_to_a_lost_copy_does_not_make_it_readable_again() {
+    let (reply, mut net, key) = blind_put_over_a_lost_copy(by_writes_alone());
+    if let ClientReply::Got { values, .. } = &reply {
+        assert!(
+            values.contains(&b"first".to_vec()),
+            "R = 2 over the damaged replica and the one that missed the first write: {values:?}"
+        );
+    }
+    // Back, node 1 answers for the first write; node 2 still refuses the read.
+    net.down.clear();
+    let (values, _) = net.get(2, &key);
+    assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+}
+
+/// With the last: anti-entropy gives the damaged replica its peers' copies, and once it has
+/// heard from both (one of them holds the first write, the other does not) it answers reads of
+/// the key again, the first write among them; and a key whose copies all became equal (a put
+/// with the read's context reached every replica) is readable again too, though no exchange
+/// runs for it.
+#[test]
+fn a_lost_copy_is_readable_again_once_anti_entropy_heard_every_other_replica() {
+    let config = NodeConfig {
+        sync_interval: Some(50),
+        ..by_writes_alone()
+    };
+    let (_, mut net, key) = blind_put_over_a_lost_copy(config);
+    net.down.clear();
+    net.advance(5_000);
+    let strict_all = |key: &str| ClientRequest::Get {
+        key: key.as_bytes().to_vec(),
+        options: ClientOptions {
+            r: Some(3),
+            ..ClientOptions::default()
+        },
+    };
+    match net.request(2, strict_all(&key)) {
+        ClientReply::Got { mut values, .. } => {
+            values.sort();
+            assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+        }
+        other => panic!("node 2 still refuses the key after anti-entropy: {other:?}"),
+    }
+    // A second key: node 2 loses it, then a put with the read's context reaches every replica.
+    let (_, context) = net.get(1, &key);
+    net.nodes
+        .get_mut(&2)
+        .unwrap()
+        .store_mut()
+        .rotten
+        .insert(key.as_bytes().to_vec());
+    let stored = net.put(1, &key, "third", context);
+    assert!(matches!(stored, ClientReply::Stored { .. }), "{stored:?}");
+    net.advance(60_000);
+    match net.request(2, strict_all(&key)) {
+        ClientReply::Got { values, .. } => assert_eq!(values, vec![b"third".to_vec()]),
+        other => panic!("node 2 refuses a key whose copies are all equal: {other:?}"),
+    }
+}
