@@ -146,6 +146,15 @@ pub(crate) struct View {
     /// When this incarnation started.
     pub(crate) booted: Millis,
     pub(crate) departed: BTreeSet<NodeId>,
+    /// Nodes gossip said left (`Status::Left`) and has not forgotten: what it forgets of them
+    /// handed everything over.
+    pub(crate) said_left: BTreeSet<NodeId>,
+    /// Nodes outside the ring that gossip forgot (down past `remove_after`) before they said
+    /// they left, and that no ring has forced out yet: a leaver that died before its hand-overs
+    /// got through, or a staged joiner holding hints. They may hold copies nobody knows of, so
+    /// they hold tombstone reaping up (see `handoffs_pending`) until the claimant forces them
+    /// out of the ring state (see `claim`), after which what they send is refused.
+    pub(crate) vanished: BTreeSet<NodeId>,
     /// The members of the ring this node held before its current one, this incarnation (`None`
     /// before a second ring, or when the one before was provisional): what a ring of the same
     /// version that replaces the current one (its claimant won a tie) drops but this set lacks
@@ -260,6 +269,9 @@ impl NodeCore {
                     self.heard_restart(now, id, generation, replaced);
                     self.events.push(NodeEvent::MemberJoined { id, restarted });
                     self.view.unheard.remove(&id);
+                    // Known again: gossip's own view of it holds reaping up from now on.
+                    self.view.vanished.remove(&id);
+                    self.view.said_left.remove(&id);
                     // First heard (or restarted) already leaving: a node asked to leave before
                     // anyone heard it, or restarted while it waits to be taken out.
                     let mut leaving = false;
@@ -287,6 +299,15 @@ impl NodeCore {
                     changed = true;
                 }
                 Event::Left { id } | Event::Removed { id } => {
+                    if matches!(event, Event::Left { .. }) {
+                        self.view.said_left.insert(id);
+                    } else if !self.view.said_left.remove(&id)
+                        && !self.view.ring_state.ring.contains(&id)
+                        && !self.forced_out(id)
+                    {
+                        self.view.vanished.insert(id);
+                        changed = true;
+                    }
                     self.silence.forget(id);
                     if !self.view.departed.contains(&id) {
                         self.events.push(NodeEvent::MemberLeft { id });
@@ -422,6 +443,15 @@ impl NodeCore {
         {
             leavers.pop();
         }
+        // Nodes outside the ring gossip forgot before they said they left: forced out now (see
+        // `NodeView::vanished`).
+        let forget: Vec<NodeId> = self
+            .view
+            .vanished
+            .iter()
+            .copied()
+            .filter(|id| !in_ring.contains(id) && !self.forced_out(*id))
+            .collect();
         let alone = in_ring.len() == 1;
         // A node on a new store (a new cluster's, or one that lost its disk) claims nothing
         // until it knows how old the cluster's data is (`fresh`): a claimant that lost its disk
@@ -431,7 +461,7 @@ impl NodeCore {
             || self.fresh.unsure
             || self.restored.doubt
             || !(self.view.ring_heard || alone)
-            || (leavers.is_empty() && joiners.is_empty())
+            || (leavers.is_empty() && joiners.is_empty() && forget.is_empty())
         {
             return;
         }
@@ -446,7 +476,8 @@ impl NodeCore {
         let Some(version) = next_ring_version(self.view.ring_state.version) else {
             return;
         };
-        let forced = self.forced_with(&leavers, &next);
+        let mut forced = self.forced_with(&leavers, &next);
+        forced.extend(forget);
         let state = RingState {
             version,
             claimant: self.id,
@@ -864,17 +895,18 @@ impl NodeCore {
 
     /// The partitions some member still has to hand over, or `None` if some member may hold
     /// anything: it uses another ring, or it is in the ring and published no handoff entry (or
-    /// gossip has brought nothing of it yet). A
-    /// tombstone is reaped only outside these (see `reaper`): elsewhere a copy outside the
-    /// primaries could bring an older version back once the tombstone is gone. Members that left
-    /// handed everything over and do not count.
+    /// gossip has brought nothing of it yet), or gossip forgot a node outside the ring that no
+    /// ring forced out yet ([`NodeView::vanished`]). A tombstone is reaped only outside these
+    /// (see `reaper`): elsewhere a copy outside the primaries could bring an older version back
+    /// once the tombstone is gone. Members that left handed everything over and do not count.
     pub(crate) fn handoffs_pending(&self) -> Option<BTreeSet<usize>> {
         let unknown = self
             .view
             .members
             .iter()
             .any(|id| *id != self.id && self.gossip.node_state(id).is_none());
-        if unknown {
+        let vanished = self.view.vanished.iter().any(|id| !self.forced_out(*id));
+        if unknown || vanished {
             return None;
         }
         let mut pending = self.handing_over();

@@ -312,6 +312,8 @@ impl NodeCore {
                 unheard: BTreeSet::new(),
                 booted: now,
                 departed: BTreeSet::new(),
+                said_left: BTreeSet::new(),
+                vanished: BTreeSet::new(),
                 previous_members,
                 addresses,
                 leaving,

@@ -790,3 +790,54 @@ fn a_forgotten_node_that_comes_back_may_join() {
         );
     }
 }
+
+/// Review, thirty-fourth session of issue 20: a node that left the ring (not forced: it was up
+/// and leaving) and died before its hand-overs got through was forgotten by gossip after
+/// `remove_after`; then nothing held reaping up for it (not a ring member, gossip no longer knew
+/// it), the deletes of keys it still held were reaped, and when it came back its hand-overs
+/// brought the deleted values back. A leaver gossip forgets before it said it left holds reaping
+/// up until the claimant forgets it in the ring too (forced: it hands nothing over when it comes
+/// back).
+#[test]
+fn a_leaver_gossip_forgot_while_down_brings_no_reaped_value_back() {
+    let config = NodeConfig {
+        remove_after: Some(5_000),
+        ..quick_reaping()
+    };
+    let mut c = Cluster::new(4, config);
+    c.advance(500);
+    let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
+    for k in &keys {
+        assert!(matches!(
+            c.put(1, k, "old", vec![]),
+            ClientReply::Stored { .. }
+        ));
+    }
+    c.advance(2_000);
+    // Node 4 leaves; its hand-overs are lost, and it dies before they get through.
+    c.drop_transfers = true;
+    c.commit(1, Vec::new(), vec![4]).expect("node 1 commits");
+    c.advance(3_000);
+    assert!(!c.nodes[&1].ring().contains(&4));
+    assert!(!c.nodes[&4].status().handed_over, "node 4 still hands over");
+    c.down.push(4);
+    c.drop_transfers = false;
+    c.advance(30_000);
+    for k in &keys {
+        c.delete(1, k);
+    }
+    c.advance(30_000);
+    // Forgotten by the ring too, it holds reaping up no more.
+    for k in &keys {
+        for n in 1..=3 {
+            assert_eq!(stored(&c, n, k), None, "node {n} still holds {k}");
+        }
+    }
+    // It comes back, once the replicas' fences of the reaped tombstones are gone.
+    c.advance(660_000);
+    c.down.clear();
+    c.advance(60_000);
+    for k in &keys {
+        assert!(c.get(1, k).0.is_empty(), "{k} is back");
+    }
+}
