@@ -30,9 +30,13 @@
 //!   converge), and **unread**: a key that was written but has no final read at all (it cannot be
 //!   judged).
 //!
+//! - **Missed**: a get marked [`strict`](History::strict) (strict quorums, R + W > N) that
+//!   returned neither the value of a strict put acknowledged before the get was sent nor any
+//!   write that superseded it (sent before the get completed), and no delete superseded it.
+//!
 //! A failed or timed-out write is treated as *maybe applied*: it may be absent from the end
-//! state, and it supersedes what its context saw. Stale reads are not errors (Dynamo is only
-//! eventually consistent) and are not judged.
+//! state, and it supersedes what its context saw. Other stale reads are not errors (Dynamo is
+//! only eventually consistent: sloppy quorums, or R + W <= N) and are not judged.
 //!
 //! ```
 //! use dynamo_node::history::{History, Outcome, WriteId};
@@ -56,6 +60,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+mod missed;
 mod report;
 /// Whether write `by`, which superseded a value, accounts for it being gone: acknowledged; a put
 /// whose own value is accounted for (or not judged yet); a delete, any if `any_delete`, else only
@@ -75,6 +80,7 @@ fn accounts(by: &Op, accounted: &BTreeMap<WriteId, bool>, any_delete: bool) -> b
 #[cfg(test)]
 mod tests;
 
+pub use missed::Missed;
 pub use report::{Lost, OutcomeCounts, Phantom, Report, Resurrected, WriteInfo, WriteKind};
 
 /// The unique id a put carries as its value: `client-C-op-N`.
@@ -191,6 +197,8 @@ struct Op {
     context: Vec<u8>,
     invoked: u64,
     completed: Option<(u64, Outcome)>,
+    /// Sent with strict quorums where R + W > N (see [`History::strict`]).
+    strict: bool,
 }
 
 impl Op {
@@ -265,6 +273,7 @@ impl History {
             context: context.to_vec(),
             invoked: self.events,
             completed: None,
+            strict: false,
         });
         OpRef(self.ops.len() - 1)
     }
@@ -312,6 +321,30 @@ impl History {
         context: &[u8],
     ) -> OpRef {
         self.invoke(client, key, Kind::Delete, seen, context)
+    }
+
+    /// The operation `op` was sent with strict quorums whose read and write quorums overlap
+    /// (R + W > N): a strict get must see every strict put acknowledged before it was sent, or
+    /// what superseded it (see "missed" in the [module docs](self)).
+    ///
+    /// ```
+    /// use dynamo_node::history::{History, Outcome, WriteId};
+    ///
+    /// let mut h = History::new();
+    /// let a = WriteId::new(1, 1).to_value();
+    /// let put = h.invoke_put(1, b"k", a.clone(), &[], b"");
+    /// h.strict(put);
+    /// h.complete(put, Outcome::Ok);
+    /// let get = h.invoke_get(2, b"k");
+    /// h.strict(get);
+    /// h.get_ok(get, vec![], Vec::new()); // missed the acknowledged put
+    /// h.final_read(b"k", 1, vec![a]);
+    /// assert_eq!(h.check().missed.len(), 1);
+    /// ```
+    pub fn strict(&mut self, op: OpRef) {
+        if let Some(o) = self.ops.get_mut(op.0) {
+            o.strict = true;
+        }
     }
 
     /// The operation `op` ended with `outcome` (for a successful get use [`History::get_ok`]).
@@ -439,6 +472,9 @@ impl History {
                 }
             }
         }
+        let (missed, judged) = missed::missed(key, &self.ops, ops, &written, &superseded);
+        report.missed.extend(missed);
+        report.strict_gets_judged += judged;
         let judged = self.judge_finals(key, ops, &written, &superseded, &seen, report);
         if let Some(present) = judged {
             for (value, nodes) in present

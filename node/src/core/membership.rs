@@ -306,7 +306,6 @@ impl NodeCore {
                         && !self.forced_out(id)
                     {
                         self.view.vanished.insert(id);
-                        changed = true;
                     }
                     self.silence.forget(id);
                     if !self.view.departed.contains(&id) {

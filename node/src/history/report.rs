@@ -205,6 +205,11 @@ pub struct Report {
     pub resurrected: Vec<Resurrected>,
     /// Values nobody wrote.
     pub phantoms: Vec<Phantom>,
+    /// Strict gets that missed an acknowledged strict put.
+    pub missed: Vec<super::Missed>,
+    /// Strict gets answered after some strict put of their key was acknowledged: those judged
+    /// for `missed`.
+    pub strict_gets_judged: usize,
     /// Keys whose final reads differ between nodes.
     pub divergent: Vec<Vec<u8>>,
     /// Keys written but never read at the end: not judged.
@@ -221,11 +226,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// No lost, resurrected or phantom value, every key converged and read, a well-formed history.
+    /// No lost, resurrected or phantom value, no strict get that missed a write, every key
+    /// converged and read, a well-formed history.
     pub fn is_clean(&self) -> bool {
         self.lost.is_empty()
             && self.resurrected.is_empty()
             && self.phantoms.is_empty()
+            && self.missed.is_empty()
             && self.divergent.is_empty()
             && self.unread.is_empty()
             && self.errors.is_empty()
@@ -235,8 +242,9 @@ impl Report {
     pub fn summary(&self) -> String {
         format!(
             "puts: {}; deletes: {}; gets: {}; keys judged: {}; lost: {}, resurrected: {}, \
-             phantoms: {}, divergent keys: {}, unread keys: {}, duplicate siblings: {}, \
-             history errors: {}; gone with only an unacknowledged delete over them: {}",
+             phantoms: {}, strict gets that missed a write: {} of {}, divergent keys: {}, unread \
+             keys: {}, duplicate siblings: {}, history errors: {}; gone with only an \
+             unacknowledged delete over them: {}",
             self.puts,
             self.deletes,
             self.gets,
@@ -244,6 +252,8 @@ impl Report {
             self.lost.len(),
             self.resurrected.len(),
             self.phantoms.len(),
+            self.missed.len(),
+            self.strict_gets_judged,
             self.divergent.len(),
             self.unread.len(),
             self.duplicates,
@@ -286,6 +296,18 @@ impl fmt::Display for Report {
                 value_text(&p.value),
                 p.nodes,
                 p.gets
+            )?;
+        }
+        for m in self.missed.iter().take(EXAMPLES) {
+            let returned: Vec<String> = m.returned.iter().map(|v| value_text(v)).collect();
+            writeln!(
+                f,
+                "  missed: key {}: a strict get (events {}..{}) returned [{}], not {}",
+                show(&m.key),
+                m.events.0,
+                m.events.1,
+                returned.join(", "),
+                m.write
             )?;
         }
         for k in self.divergent.iter().take(EXAMPLES) {

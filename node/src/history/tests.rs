@@ -497,3 +497,87 @@ fn a_value_excused_only_by_an_unacknowledged_delete_is_counted() {
     finals(&mut h, b"k", &[]);
     assert_eq!(h.check().excused_by_unacknowledged_deletes, 0);
 }
+
+/// A strict put acknowledged, then a strict get sent: returning [`id`]s of `returned`, after
+/// `between` ran (writes over the put, as `(value or None for a delete, outcome)`).
+fn strict_read_after(
+    returned: &[Vec<u8>],
+    between: &[(Option<Vec<u8>>, Outcome)],
+    get_strict: bool,
+) -> Report {
+    let mut h = History::new();
+    let a = id(1, 1);
+    let p = h.invoke_put(1, b"k", a.clone(), &[], b"");
+    h.strict(p);
+    h.complete(p, Outcome::Ok);
+    let mut last = a.clone();
+    for (value, outcome) in between {
+        match value {
+            Some(v) => {
+                put(&mut h, b"k", v, from_ref(&last), *outcome);
+                last = v.clone();
+            }
+            None => delete(&mut h, b"k", from_ref(&last), *outcome),
+        }
+    }
+    let g = h.invoke_get(2, b"k");
+    if get_strict {
+        h.strict(g);
+    }
+    h.get_ok(g, returned.to_vec(), b"ctx".to_vec());
+    finals(&mut h, b"k", from_ref(&last));
+    h.check()
+}
+
+#[test]
+fn a_strict_get_that_misses_an_acknowledged_strict_put_is_reported() {
+    let report = strict_read_after(&[], &[], true);
+    assert_eq!(report.missed.len(), 1, "{report}");
+    assert_eq!(report.strict_gets_judged, 1);
+    assert!(!report.is_clean());
+    assert!(report.to_string().contains("missed: key \"k\""), "{report}");
+    // A blind put's value alone does not stand for it either.
+    let report = strict_read_after(&[id(3, 1)], &[], true);
+    assert_eq!(report.missed.len(), 1, "{report}");
+}
+
+#[test]
+fn a_strict_get_that_sees_the_put_or_what_superseded_it_is_clean() {
+    assert!(strict_read_after(&[id(1, 1)], &[], true).missed.is_empty());
+    // A chain of writes over it, even ones that failed (they may have been applied).
+    let chain = [
+        (Some(id(3, 1)), Outcome::Failed),
+        (Some(id(3, 2)), Outcome::Ok),
+    ];
+    assert!(strict_read_after(&[id(3, 2)], &chain, true)
+        .missed
+        .is_empty());
+    assert!(strict_read_after(&[id(3, 1)], &chain, true)
+        .missed
+        .is_empty());
+    // A delete over it, acknowledged or not, may leave nothing.
+    let deleted = [(None, Outcome::TimedOut)];
+    assert!(strict_read_after(&[], &deleted, true).missed.is_empty());
+}
+
+#[test]
+fn a_sloppy_get_that_misses_a_put_is_not_judged() {
+    let report = strict_read_after(&[], &[], false);
+    assert!(report.missed.is_empty(), "{report}");
+    assert_eq!(report.strict_gets_judged, 0);
+}
+
+#[test]
+fn a_strict_get_sent_before_the_put_was_acknowledged_may_miss_it() {
+    let mut h = History::new();
+    let a = id(1, 1);
+    let p = h.invoke_put(1, b"k", a.clone(), &[], b"");
+    h.strict(p);
+    let g = h.invoke_get(2, b"k");
+    h.strict(g);
+    h.complete(p, Outcome::Ok);
+    h.get_ok(g, Vec::new(), b"ctx".to_vec());
+    finals(&mut h, b"k", from_ref(&a));
+    let report = h.check();
+    assert!(report.is_clean(), "{report}");
+}

@@ -8,7 +8,8 @@
 //! at a time (restarting it from its data directory 3-8 s later) or SIGSTOPs it (SIGCONT 2-6 s
 //! later). Then everything is healed, every key is read from every node with R = N until all
 //! agree, and the history is judged: no acknowledged write may be lost, no superseded value may
-//! come back. One fault in five of the kills takes every node down at once. Tombstones are
+//! come back. The even-numbered clients send their gets and puts with strict quorums (R + W > N):
+//! their gets may not miss a strict put acknowledged before they were sent. One fault in five of the kills takes every node down at once. Tombstones are
 //! reaped 3 s after a delete (`FAULTS_REAP_MS`; 0 keeps the default grace of hours), and a few
 //! keys per client are written once, deleted once and never touched again, so that what comes
 //! back of them is not hidden by later writes. A node that exits by itself (other than failing

@@ -38,6 +38,9 @@ pub(crate) type Shared = Arc<Mutex<History>>;
 fn outcome(e: &Error) -> Outcome {
     match e {
         Error::Unavailable { sent: false, .. } => Outcome::NotSent,
+        // Refused before anything was stored (an invalid context, a limit, a node shedding
+        // load): not applied, so it accounts for nothing it would have superseded.
+        Error::Failed(e) if e.applied_nothing() => Outcome::NotSent,
         Error::Unavailable { .. } => Outcome::TimedOut,
         _ => Outcome::Failed,
     }
@@ -56,6 +59,9 @@ pub(crate) struct Worker {
     backoff: bool,
     /// Keys written once so far (see [`Worker::once`]).
     onces: usize,
+    /// Gets and puts with strict quorums (R + W > N): its gets must see every strict put
+    /// acknowledged before they were sent (see `History::strict`).
+    strict: bool,
 }
 
 fn client(address: &str) -> Client {
@@ -83,6 +89,15 @@ impl Worker {
             op: 0,
             backoff: false,
             onces: 0,
+            strict: id % 2 == 0,
+        }
+    }
+
+    /// Strict quorums for a strict worker; the nodes' defaults (R = W = 2 of N = 3) otherwise.
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
+            strict: self.strict.then_some(true),
+            ..ClientOptions::default()
         }
     }
 
@@ -107,7 +122,10 @@ impl Worker {
     /// A get, recorded; `None` if it failed.
     async fn get(&mut self, key: &[u8]) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
         let op = self.record(|h| h.invoke_get(self.id, key));
-        let result = timeout(BOUND, self.client.get(key)).await;
+        if self.strict {
+            self.record(|h| h.strict(op));
+        }
+        let result = timeout(BOUND, self.client.get_with(key, self.options())).await;
         match self.judge(result) {
             Ok(got) => {
                 self.record(|h| h.get_ok(op, got.values.clone(), got.context.clone()));
@@ -126,7 +144,11 @@ impl Worker {
         self.op += 1;
         let value = WriteId::new(self.id, self.op).to_value();
         let op = self.record(|h| h.invoke_put(self.id, key, value.clone(), seen, context));
-        let result = timeout(BOUND, self.client.put(key, value, context)).await;
+        if self.strict {
+            self.record(|h| h.strict(op));
+        }
+        let options = self.options();
+        let result = timeout(BOUND, self.client.put_with(key, value, context, options)).await;
         let result = self.judge(result);
         let acked = result.is_ok();
         self.finish(op, result.map(|_| ()));
