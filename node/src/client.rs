@@ -145,6 +145,32 @@ pub enum Error {
 
 from_cause!(Error, Error::Failed, ClientError);
 
+impl Error {
+    /// Whether a put or delete that failed so may have been applied all the same (by some
+    /// replicas, or by a node that gave no answer): read the key before writing it again. A
+    /// quorum failure or a timeout may follow replicas that stored it; a refusal before
+    /// anything was stored, or a request never sent, applied nothing.
+    ///
+    /// ```
+    /// use dynamo_node::client::Error;
+    /// use dynamo_node::ClientError;
+    ///
+    /// let timed_out = Error::Failed(ClientError::Timeout { acknowledged: 1, required: 2 });
+    /// assert!(timed_out.may_have_applied());
+    /// let refused = Error::Failed(ClientError::InvalidContext("damaged".into()));
+    /// assert!(!refused.may_have_applied());
+    /// assert!(!Error::NoNodes.may_have_applied());
+    /// ```
+    pub fn may_have_applied(&self) -> bool {
+        match self {
+            Error::Failed(e) => !e.applied_nothing(),
+            Error::Unavailable { sent, .. } => *sent,
+            Error::Protocol(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// The answer to a get.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GetResult {

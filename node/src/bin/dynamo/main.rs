@@ -293,6 +293,30 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
 /// Exit code of a get or delete of a key that is not there (0: done, 2: an error).
 const NOT_FOUND: u8 = 1;
 
+/// Exit code of a put or delete that failed but may have been applied all the same (a quorum
+/// not reached, a timeout, a node that gave no answer): read the key before writing again.
+const MAYBE_APPLIED: u8 = 3;
+
+/// A put or delete that failed with `e`: exit [`MAYBE_APPLIED`], saying so and naming the
+/// nodes that may hold it, when it may have been applied; else the error as any other.
+fn write_failed(client: &Client, what: &str, e: dynamo_node::client::Error) -> Result<ExitCode> {
+    if !e.may_have_applied() {
+        return Err(e.into());
+    }
+    eprintln!("dynamo: {e}");
+    let unsure = client.unsure_nodes();
+    let nodes = if unsure.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} gave no answer after it was sent)", unsure.join(", "))
+    };
+    eprintln!(
+        "note: the {what} failed but may have been applied all the same{nodes}: read the key \
+         before writing it again, and write with the context that read returns"
+    );
+    Ok(ExitCode::from(MAYBE_APPLIED))
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
@@ -348,7 +372,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 (None, None) => bail!("give a value, `-` for standard input, or --file"),
             };
             let mut client = conn.client();
-            let ctx = client.put(key.as_bytes(), value, &unhex(&context)?).await?;
+            let ctx = match client.put(key.as_bytes(), value, &unhex(&context)?).await {
+                Ok(ctx) => ctx,
+                Err(e) => return write_failed(&client, "put", e),
+            };
             say!("stored");
             say!("context: {}", hex(&ctx));
             note_unsure(&client, "put");
@@ -373,7 +400,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 unhex(&context)?
             };
-            let ctx = client.delete(key.as_bytes(), &context).await?;
+            let ctx = match client.delete(key.as_bytes(), &context).await {
+                Ok(ctx) => ctx,
+                Err(e) => return write_failed(&client, "delete", e),
+            };
             say!("deleted");
             say!("context: {}", hex(&ctx));
             note_unsure(&client, "delete");
