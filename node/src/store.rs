@@ -314,6 +314,13 @@ impl MemoryStore {
             self.set_aside.push(key.to_vec());
         }
     }
+
+    /// Drops `key`'s record while the store runs, as a checksumming store reads a record that
+    /// went bad as missing: unlike [`MemoryStore::damage`] nothing is set aside, and the node
+    /// finds out at its next read or merge of the key (the simulator models bit rot with it).
+    pub fn rot(&mut self, key: &[u8]) {
+        self.data.remove(key);
+    }
 }
 
 impl Store for MemoryStore {

@@ -43,7 +43,10 @@ pub enum GetReply<S> {
     /// The replica refused, or the caller knows the link is down.
     Failed,
     /// The replica lost its copy of the key (a damaged record it set aside, say) and cannot say
-    /// what it held: it counts as a failure, never as not-found, and read repair refills it.
+    /// what it held: it counts as a failure, never as not-found, and read repair refills it
+    /// once R other replicas answered (with R + W > N their copies hold every write
+    /// acknowledged with the lost one; fewer may lack one, and the repair ends the replica's
+    /// loss).
     Lost,
 }
 
@@ -482,7 +485,7 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
     }
 
     /// Listening is over: queue read repair to the replicas that answered stale or missing, or
-    /// lost their copy.
+    /// lost their copy (once R others answered: see [`GetReply::Lost`]).
     fn close(&mut self) {
         if self.closed {
             return;
@@ -497,10 +500,16 @@ impl<Id: Clone + PartialEq, S: VersionSet> GetCoordinator<Id, S> {
         if merged.is_empty() {
             return;
         }
+        let copies = self
+            .answers
+            .iter()
+            .filter(|a| matches!(a.reply, GetReply::Found(_) | GetReply::NotFound))
+            .count();
         for a in &self.answers {
             let stale = match &a.reply {
                 GetReply::Found(set) => !set.covers(&merged),
-                GetReply::NotFound | GetReply::Lost => true,
+                GetReply::NotFound => true,
+                GetReply::Lost => copies >= self.options.r,
                 GetReply::Failed => false,
             };
             if !stale {

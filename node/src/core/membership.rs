@@ -146,14 +146,15 @@ pub(crate) struct View {
     /// When this incarnation started.
     pub(crate) booted: Millis,
     pub(crate) departed: BTreeSet<NodeId>,
-    /// Nodes gossip said left (`Status::Left`) and has not forgotten: what it forgets of them
-    /// handed everything over.
-    pub(crate) said_left: BTreeSet<NodeId>,
-    /// Nodes outside the ring that gossip forgot (down past `remove_after`) before they said
+    /// Nodes this incarnation saw taken out of its ring (not forced out) that have not said
+    /// they left: they may still hand copies over.
+    pub(crate) former: BTreeSet<NodeId>,
+    /// Of [`NodeView::former`], those gossip forgot (down past `remove_after`) before they said
     /// they left, and that no ring has forced out yet: a leaver that died before its hand-overs
-    /// got through, or a staged joiner holding hints. They may hold copies nobody knows of, so
-    /// they hold tombstone reaping up (see `handoffs_pending`) until the claimant forces them
-    /// out of the ring state (see `claim`), after which what they send is refused.
+    /// got through. It may hold copies nobody knows of, so it holds tombstone reaping up (see
+    /// `handoffs_pending`) until the claimant forces it out of the ring state (see `claim`),
+    /// after which what it sends is refused. (Only former members: ids gossip merely heard of
+    /// held no copy, and a peer could name any number of them.)
     pub(crate) vanished: BTreeSet<NodeId>,
     /// The members of the ring this node held before its current one, this incarnation (`None`
     /// before a second ring, or when the one before was provisional): what a ring of the same
@@ -271,7 +272,6 @@ impl NodeCore {
                     self.view.unheard.remove(&id);
                     // Known again: gossip's own view of it holds reaping up from now on.
                     self.view.vanished.remove(&id);
-                    self.view.said_left.remove(&id);
                     // First heard (or restarted) already leaving: a node asked to leave before
                     // anyone heard it, or restarted while it waits to be taken out.
                     let mut leaving = false;
@@ -299,9 +299,13 @@ impl NodeCore {
                     changed = true;
                 }
                 Event::Left { id } | Event::Removed { id } => {
+                    // A former member that said it left handed everything over; one gossip forgot
+                    // before that may still hold copies.
+                    let former = self.view.former.remove(&id);
                     if matches!(event, Event::Left { .. }) {
-                        self.view.said_left.insert(id);
-                    } else if !self.view.said_left.remove(&id)
+                        // Said so after gossip here forgot it (heard again through a peer).
+                        self.view.vanished.remove(&id);
+                    } else if former
                         && !self.view.ring_state.ring.contains(&id)
                         && !self.forced_out(id)
                     {
@@ -723,9 +727,16 @@ impl NodeCore {
             // `install_ring`): nobody took it out.
             if id != self.id && !added_by_loser.contains(&id) {
                 self.view.departed.insert(id);
+                if !self.forced_out(id) {
+                    self.view.former.insert(id);
+                }
             }
             self.reroute_hints(now, id);
         }
+        // Forced out now: nothing they send is taken, nobody waits for them.
+        let forced = &self.view.ring_state.forced;
+        self.view.former.retain(|id| !forced.contains(id));
+        self.view.vanished.retain(|id| !forced.contains(id));
         // (After a provisional ring also the hints taken on the guess: for nodes the first ring
         // heard does not hold, or that do not replicate the key.)
         self.reroute_misaddressed_hints(now);

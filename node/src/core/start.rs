@@ -312,7 +312,7 @@ impl NodeCore {
                 unheard: BTreeSet::new(),
                 booted: now,
                 departed: BTreeSet::new(),
-                said_left: BTreeSet::new(),
+                former: BTreeSet::new(),
                 vanished: BTreeSet::new(),
                 previous_members,
                 addresses,

@@ -645,6 +645,34 @@ impl Sim {
         chosen
     }
 
+    /// Rots up to `count` records of running node `id`'s store, chosen at random, as bit rot
+    /// while it runs ([`MemoryStore::rot`]: the node finds each at its next read or merge of the
+    /// key and counts it as a copy it lost). Returns the keys rotted (none if the node is not
+    /// running).
+    pub fn rot(&mut self, id: NodeId, count: usize) -> Vec<crate::types::Key> {
+        use rand::seq::SliceRandom;
+        fn store(sim: &mut Sim, id: NodeId) -> Option<&mut MemoryStore> {
+            sim.slots
+                .get_mut(id as usize)
+                .and_then(|slot| slot.core.as_mut())
+                .map(|core| core.store_mut())
+        }
+        let Some(keys) = store(self, id).map(|s| s.keys().cloned().collect::<Vec<_>>()) else {
+            return Vec::new();
+        };
+        let chosen: Vec<crate::types::Key> = keys
+            .choose_multiple(&mut self.rng, count)
+            .cloned()
+            .collect();
+        if let Some(store) = store(self, id) {
+            for key in &chosen {
+                store.rot(key);
+            }
+        }
+        self.copies_lost(&chosen);
+        chosen
+    }
+
     /// Restarts a crashed node (from its kept store, or empty) with the configuration it was
     /// first started with, as an operator reruns the same command: its member list may be stale
     /// (nodes joined or left since), and the node must catch up from the store and from gossip.

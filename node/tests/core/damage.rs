@@ -458,6 +458,53 @@ fn a_blind_put_to_a_lost_copy_does_not_make_it_readable_again() {
     assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
 }
 
+/// With the last (review of the fix): read repair after a get that heard only the replica that
+/// missed the first write (the other away) ended the lost copy from that one replica's answer,
+/// and the next get through the damaged replica answered without the first write. A lost copy
+/// is repaired only from R other replicas' answers.
+#[test]
+fn read_repair_from_one_replica_does_not_end_a_lost_copy() {
+    let config = NodeConfig {
+        read_repair: true,
+        ..by_writes_alone()
+    };
+    let (reply, mut net, key) = blind_put_over_a_lost_copy(config);
+    for round in 0..2 {
+        let reply = if round == 0 {
+            reply.clone()
+        } else {
+            net.advance(2_000);
+            let get = ClientRequest::Get {
+                key: key.as_bytes().to_vec(),
+                options: ClientOptions::default(),
+            };
+            net.request(2, get)
+        };
+        if let ClientReply::Got { values, .. } = &reply {
+            assert!(
+                values.contains(&b"first".to_vec()),
+                "get {round}: R = 2 answered without the first write: {values:?}"
+            );
+        }
+    }
+    net.down.clear();
+    let (values, _) = net.get(2, &key);
+    assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+    // Repaired from both other replicas, node 2 answers again.
+    net.advance(1_000);
+    let strict_all = ClientRequest::Get {
+        key: key.as_bytes().to_vec(),
+        options: ClientOptions {
+            r: Some(3),
+            ..ClientOptions::default()
+        },
+    };
+    match net.request(2, strict_all) {
+        ClientReply::Got { values, .. } => assert_eq!(values.len(), 2, "{values:?}"),
+        other => panic!("node 2 still refuses the key: {other:?}"),
+    }
+}
+
 /// With the last: anti-entropy gives the damaged replica its peers' copies, and once it has
 /// heard from both (one of them holds the first write, the other does not) it answers reads of
 /// the key again, the first write among them; and a key whose copies all became equal (a put
@@ -500,5 +547,39 @@ fn a_lost_copy_is_readable_again_once_anti_entropy_heard_every_other_replica() {
     match net.request(2, strict_all(&key)) {
         ClientReply::Got { values, .. } => assert_eq!(values, vec![b"third".to_vec()]),
         other => panic!("node 2 refuses a key whose copies are all equal: {other:?}"),
+    }
+}
+
+/// Review of the fix: with no other replica to give a copy back (N = 1), a lost key was refused
+/// for good once client writes no longer ended its loss: there a write ends it, as before. A
+/// key every replica lost is readable again once anti-entropy finds their trees equal.
+#[test]
+fn a_lost_copy_no_peer_can_refill_is_ended_by_a_write() {
+    let alone = NodeConfig {
+        n: 1,
+        r: 1,
+        w: 1,
+        ..by_writes_alone()
+    };
+    let synced = NodeConfig {
+        sync_interval: Some(50),
+        ..by_writes_alone()
+    };
+    for (nodes, config) in [(1, alone), (3, synced)] {
+        let mut net: Cluster<Rotting> = Cluster::with_stores(nodes, config);
+        net.advance(300);
+        let first = net.put(1, "k", "first", vec![]);
+        assert!(matches!(first, ClientReply::Stored { .. }), "{first:?}");
+        net.advance(100);
+        for n in 1..=nodes {
+            let store = net.nodes.get_mut(&n).unwrap().store_mut();
+            store.rotten.insert(b"k".to_vec());
+        }
+        // Found lost by the write's own merge, then written.
+        let second = net.put(1, "k", "second", vec![]);
+        assert!(matches!(second, ClientReply::Stored { .. }), "{second:?}");
+        net.advance(60_000);
+        let (values, _) = net.get(1, "k");
+        assert_eq!(values, vec![b"second".to_vec()], "{nodes} node(s)");
     }
 }

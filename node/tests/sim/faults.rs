@@ -374,8 +374,20 @@ fn faults(
     // backup older than the tombstone grace brings reaped values back, as documented).
     let mut restores = ReplayRng::seed_from_u64(cfg.seed ^ 0xBAC4_0F00);
     let mut backup: Option<(NodeId, dynamo_node::MemoryStore, u64)> = None;
+    // On a failing disk, records may rot on a running node instead (its next read or merge of
+    // each finds it missing), drawn from a stream of their own.
+    let mut rots = ReplayRng::seed_from_u64(cfg.seed ^ 0x0B17_B07E);
     let phases = 6;
     for _ in 0..phases {
+        if !damaged && setup.faulty && rots.gen_bool(0.3) {
+            let running = sim.running();
+            let victim = running[rots.gen_range(0..running.len())];
+            let rotted = sim.rot(victim, 3);
+            if std::env::var("SIM_DEBUG").is_ok() {
+                eprintln!("t={} rot at node {victim}: {rotted:?}", sim.now_ms());
+            }
+            damaged = !rotted.is_empty();
+        }
         if cfg.node.tombstone_grace.is_none() {
             restore_a_backup(sim, &mut restores, &mut backup, &crashed, &mut disk_lost);
         }
@@ -737,6 +749,28 @@ fn random_faults_under_strict_quorums_read_every_acknowledged_write() {
         };
         run_seed_sim(seed, setup).1
     });
+}
+
+/// Strict quorums on a failing disk: records damaged at a restart or rotting while the node
+/// runs must not let a get miss a put acknowledged before it (thirty-fourth session of issue 20:
+/// a blind put over a rotted copy made the key readable there again, without the write its
+/// record had held).
+#[test]
+fn random_faults_under_strict_quorums_on_a_failing_disk() {
+    sweep_with(
+        9_000,
+        40,
+        "SIM_STRICT=1 SIM_FIXED=1 SIM_FAULTY=1 ",
+        |seed| {
+            let setup = Setup {
+                strict: true,
+                fixed_membership: true,
+                faulty: true,
+                ..Setup::from_env()
+            };
+            run_seed_sim(seed, setup).1
+        },
+    );
 }
 
 /// Seeds that once failed under strict quorums (`SIM_STRICT=1`), found by larger sweeps:

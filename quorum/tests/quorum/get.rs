@@ -108,7 +108,9 @@ fn only_stale_and_missing_replicas_are_repaired() {
 }
 
 /// A replica that lost its copy neither counts toward R (its "nothing" is not a not-found) nor
-/// is left without it: read repair refills it, where a replica that failed gets nothing.
+/// is left without it: read repair refills it once R other replicas gave their copies (with
+/// R + W > N they hold every write acknowledged with it), where a replica that failed gets
+/// nothing.
 #[test]
 fn a_replica_that_lost_its_copy_does_not_count_and_is_repaired() {
     let d = version(&[("A", 1)], "D");
@@ -121,10 +123,28 @@ fn a_replica_that_lost_its_copy_does_not_count_and_is_repaired() {
         None,
         "one answer counts of the two needed"
     );
-    get.handle_message(3, "C", GetReply::Failed).unwrap();
+    get.handle_message(3, "C", GetReply::Found(one(&d)))
+        .unwrap();
     let outcome = get.poll_event().unwrap();
-    assert!(!outcome.is_success());
+    assert!(outcome.is_success());
     assert_eq!(drain_get(&mut get), [repair("A", &one(&d))]);
+    assert!(get.is_complete());
+}
+
+/// With the last (thirty-fourth session of issue 20): a get that heard fewer than R copies
+/// besides the lost one does not repair it. The repair ends the replica's lost copy, and one
+/// other replica's copy may lack a write acknowledged by the lost replica and the replica that
+/// did not answer.
+#[test]
+fn a_replica_that_lost_its_copy_is_not_repaired_from_fewer_than_r_copies() {
+    let d = version(&[("A", 1)], "D");
+    let mut get = new_get(n3r2());
+    get.handle_message(1, "A", GetReply::Lost).unwrap();
+    get.handle_message(2, "B", GetReply::Found(one(&d)))
+        .unwrap();
+    get.handle_message(3, "C", GetReply::Failed).unwrap();
+    assert!(!get.poll_event().unwrap().is_success());
+    assert_eq!(drain_get(&mut get), []);
     assert!(get.is_complete());
 }
 

@@ -300,7 +300,8 @@ const MAYBE_APPLIED: u8 = 3;
 /// A put or delete that failed with `e`: exit [`MAYBE_APPLIED`], saying so and naming the
 /// nodes that may hold it, when it may have been applied; else the error as any other.
 fn write_failed(client: &Client, what: &str, e: dynamo_node::client::Error) -> Result<ExitCode> {
-    if !e.may_have_applied() {
+    // A node tried before the one whose answer this is may have applied it (it gave none).
+    if !e.may_have_applied() && client.unsure_nodes().is_empty() {
         return Err(e.into());
     }
     eprintln!("dynamo: {e}");
