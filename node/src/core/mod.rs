@@ -45,6 +45,7 @@ mod replica;
 mod requests;
 mod restored;
 mod resume;
+mod scrub;
 mod seal;
 mod silence;
 mod staleness;
@@ -154,6 +155,8 @@ pub struct NodeCore {
     hints: HintLog<NodeId, Vec<u8>>,
     /// Anti-entropy: its tick and its sessions.
     anti_entropy: AntiEntropy,
+    /// Where reading back stored keys is (see `scrub`).
+    scrub: scrub::Scrub,
     /// Ownership transfers, out and in.
     transfers: Transfers,
     /// How old this node's store is, and whether a new one may answer reads yet (see `fresh`).
@@ -470,6 +473,7 @@ impl NodeCore {
         self.transfer_timeouts(now);
         if self.anti_entropy.due(now) {
             self.start_sync(now);
+            self.scrub();
         }
         self.start_reaps(now);
         self.request_timeouts(now);

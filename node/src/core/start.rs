@@ -321,6 +321,7 @@ impl NodeCore {
             holdings,
             hints,
             anti_entropy: AntiEntropy::new(sync_interval, next_sync, request_timeout, generation),
+            scrub: super::scrub::Scrub::default(),
             transfers: Transfers::resumed(
                 stored_transfers,
                 checkpoints,

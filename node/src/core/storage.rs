@@ -207,6 +207,9 @@ pub enum Reaping {
 pub(crate) enum Then {
     /// Nothing more (a hint spread, a write whose outcome nobody waits for).
     Nothing,
+    /// Stored keys read back by scrubbing: a record found missing is a lost copy (`read_back`),
+    /// nothing more.
+    Scrubbed,
     /// The coordinator's read repair of its own copy: the merge of the other replicas' answers,
     /// which ends a lost copy of the key (see `Holdings::found`).
     Repaired,

@@ -583,3 +583,35 @@ fn a_lost_copy_no_peer_can_refill_is_ended_by_a_write() {
         assert_eq!(values, vec![b"second".to_vec()], "{nodes} node(s)");
     }
 }
+
+/// Thirty-fourth session of issue 20 (the simulator, made to rot records on running nodes,
+/// found it): a record that rots while its node runs and that no client reads was never found
+/// (the node's Merkle tree still claimed it, so anti-entropy saw nothing to repair), and the key
+/// had one copy fewer than N until a read or a restart. Scrubbing reads stored keys back a few
+/// at each anti-entropy round: the rotten one is found lost and refilled.
+#[test]
+fn a_record_that_rots_unread_is_found_and_refilled() {
+    let config = NodeConfig {
+        sync_interval: Some(50),
+        ..by_writes_alone()
+    };
+    let mut net: Cluster<Rotting> = Cluster::with_stores(3, config);
+    net.advance(300);
+    for i in 0..200 {
+        let stored = net.put(1, &format!("key-{i}"), "v", vec![]);
+        assert!(matches!(stored, ClientReply::Stored { .. }), "{stored:?}");
+    }
+    net.advance(500);
+    net.nodes
+        .get_mut(&2)
+        .unwrap()
+        .store_mut()
+        .rotten
+        .insert(b"key-7".to_vec());
+    net.advance(20_000);
+    let store = net.nodes[&2].store();
+    assert!(
+        !store.rotten.contains(b"key-7".as_slice()),
+        "node 2's rotten record was never found and replaced"
+    );
+}
