@@ -254,7 +254,10 @@ pub enum PeerMessage {
         /// For a sloppy-quorum fallback: the primary it stands in for. The target itself for a
         /// write of a strict request a sloppy node coordinates: its acknowledgement counts only
         /// if the target is one of the key's primaries, whatever its own mode (a node of an
-        /// older version stores it and counts it, as a sloppy node did any write).
+        /// older version stores it and counts it, as a sloppy node did any write). The target
+        /// itself too for read repair of a primary (`req` is `None`): a copy of what the
+        /// replicas answered, which ends a copy the target lost (older nodes merge it as any
+        /// write).
         hint: Option<NodeId>,
     },
     /// Acknowledgement of a [`PeerMessage::Write`].

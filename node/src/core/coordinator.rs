@@ -530,13 +530,15 @@ impl NodeCore {
                                         Then::Repaired,
                                     );
                                 } else {
+                                    // A primary's repair names its target, as a strict
+                                    // request's writes do: read repair (`replica_write`).
                                     self.transmits.push_back((
                                         node,
                                         PeerMessage::Write {
                                             req: None,
                                             key: key.clone(),
                                             siblings: write.siblings,
-                                            hint: write.hint,
+                                            hint: write.hint.or(Some(node)),
                                         },
                                     ));
                                 }

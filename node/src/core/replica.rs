@@ -159,15 +159,23 @@ impl NodeCore {
         // comes from a strict request (it may ask for strict quorums on a sloppy node): held to
         // strict mode. Any other is held to this node's mode.
         let asked_strict = hint == Some(self.id);
+        // Read repair names its target too (and asks for no acknowledgement): a copy of what
+        // the replicas hold, which ends a lost copy here (see `copy_merged`); other writes
+        // without one carry a single write or hint passed on.
+        let repair = req.is_none() && asked_strict;
         let hint = hint.filter(|&h| h != self.id);
         let counts = (self.config.mode != QuorumMode::Strict && !asked_strict)
             || hint.is_some()
             || self.view.ring_provisional
             || self.is_key_primary(&key, self.id);
-        let then = Then::WriteAck {
-            to: from,
-            req,
-            ok: counts,
+        let then = if repair {
+            Then::Repaired
+        } else {
+            Then::WriteAck {
+                to: from,
+                req,
+                ok: counts,
+            }
         };
         if !self.fits(&key, &siblings) {
             return self.then_written(now, then, false);

@@ -158,17 +158,16 @@ impl NodeCore {
     /// A merge of `then`'s kind kept `key`: a copy of what other replicas hold (read repair, a
     /// former owner's transfer, an anti-entropy exchange) ends or counts toward the end of a lost
     /// record of it (see `Holdings::lost`); a client's write, a hint or the coordinator's own
-    /// version do not, unless no other replica holds the key. (With anti-entropy off, a key every
-    /// replica lost stays refused: only equal trees show that none holds more.) (A replica write with no request to acknowledge is read repair's, or a
+    /// version do not, unless no other replica holds the key; nor does a write passed on without
+    /// an acknowledgement that is not read repair (see `replica_write`). (With anti-entropy off,
+    /// a key every replica lost stays refused: only equal trees show that none holds more.) (A replica write with no request to acknowledge is read repair's, or a
     /// copy passed on unacknowledged, taken as a copy.)
     fn copy_merged(&mut self, then: &Then, key: &[u8]) {
         if !self.holdings.is_lost(key) {
             return;
         }
         match then {
-            Then::Repaired | Then::WriteAck { req: None, .. } | Then::TransferAck { .. } => {
-                self.holdings.found(key)
-            }
+            Then::Repaired | Then::TransferAck { .. } => self.holdings.found(key),
             Then::Vouched { from } => self.vouch(key, *from),
             // A client's write, a hint: no copy of what the replicas hold, unless there is no
             // other replica (N = 1), where nothing else would ever end the loss.

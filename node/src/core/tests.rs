@@ -655,13 +655,14 @@ fn a_get_returns_a_peers_value_and_repairs_the_stale_replicas() {
             Out::Storage(StorageOp::Merge {
                 entries: vec![(key.clone(), sibs.clone())]
             }),
+            // Read repair names its target (see `replica_write`).
             Out::Send(
                 p3,
                 PeerMessage::Write {
                     req: None,
                     key: key.clone(),
                     siblings: sibs.clone(),
-                    hint: None
+                    hint: Some(p3)
                 }
             ),
         ]

@@ -6,8 +6,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
 use dynamo_node::{
-    ClientOptions, ClientReply, ClientRequest, Key, MemoryStore, NodeConfig, Sibs, Store,
-    StoreError,
+    ClientOptions, ClientReply, ClientRequest, Key, MemoryStore, NodeConfig, PeerMessage, Sibs,
+    Store, StoreError,
 };
 
 use crate::Cluster;
@@ -614,4 +614,57 @@ fn a_record_that_rots_unread_is_found_and_refilled() {
         !store.rotten.contains(b"key-7".as_slice()),
         "node 2's rotten record was never found and replaced"
     );
+}
+
+/// Review of the fix: an unacknowledged write ended a lost copy whatever sent it, but besides
+/// read repair such writes carry one write or hint passed on (a node that left passing a late
+/// write on, expired or evicted hints, a put handed off). Read repair names its target in the
+/// write now (as a strict request's writes do: older nodes take it as before), and only such a
+/// write ends the loss.
+#[test]
+fn only_read_repair_among_unacknowledged_writes_ends_a_lost_copy() {
+    let mut net: Cluster<Rotting> = Cluster::with_stores(3, by_writes_alone());
+    net.advance(300);
+    let first = net.put(1, "k", "first", vec![]);
+    assert!(matches!(first, ClientReply::Stored { .. }), "{first:?}");
+    net.advance(100);
+    let copy = net.nodes[&1]
+        .store()
+        .get(b"k")
+        .unwrap()
+        .expect("node 1's copy");
+    let store = net.nodes.get_mut(&2).unwrap().store_mut();
+    store.rotten.insert(b"k".to_vec());
+    let all = ClientRequest::Get {
+        key: b"k".to_vec(),
+        options: ClientOptions {
+            r: Some(3),
+            ..ClientOptions::default()
+        },
+    };
+    // Node 2 finds its copy lost.
+    assert!(matches!(
+        net.request(2, all.clone()),
+        ClientReply::Failed(_)
+    ));
+    for (hint, readable) in [(None, false), (Some(1), false), (Some(2), true)] {
+        let now = net.now;
+        net.nodes.get_mut(&2).unwrap().handle_message(
+            now,
+            1,
+            PeerMessage::Write {
+                req: None,
+                key: b"k".to_vec(),
+                siblings: copy.clone(),
+                hint,
+            },
+        );
+        net.settle();
+        let reply = net.request(1, all.clone());
+        assert_eq!(
+            matches!(reply, ClientReply::Got { .. }),
+            readable,
+            "after a write naming {hint:?}: {reply:?}"
+        );
+    }
 }
