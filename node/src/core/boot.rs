@@ -66,6 +66,8 @@ pub struct Boot {
     pub(crate) ring: Option<RingState>,
     /// The members of the ring before the one it had (see `membership::PREVIOUS_MEMBERS_KEY`).
     pub(crate) previous_members: Option<BTreeSet<NodeId>>,
+    /// Former members that may still hand copies over (see `NodeView::former`).
+    pub(crate) former: BTreeSet<NodeId>,
     /// Whether a ring change took it out before it said it left.
     pub(crate) removed: bool,
     /// Whether it was asked to leave (it may still be in the ring, waiting for the claimant).
@@ -190,6 +192,8 @@ impl Boot {
                 .map(|m| m.into_iter().collect()),
             None => None,
         };
+        // A list it cannot read is as none (the reaper then waits for what gossip knows).
+        let former: BTreeSet<NodeId> = meta_set(store, membership::FORMER_KEY)?;
         let removed = meta_flag(store, membership::REMOVED_KEY)?;
         let leave_asked = meta_flag(store, membership::LEAVE_KEY)?;
         // Transfers pending at the last persisted point; a damaged list resumes none (each
@@ -265,6 +269,7 @@ impl Boot {
             generation,
             ring,
             previous_members,
+            former,
             removed,
             leave_asked,
             incoming,

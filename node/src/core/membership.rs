@@ -51,6 +51,9 @@ pub(crate) const REMOVED_KEY: &str = "removed";
 /// list: none after a provisional ring), kept with it: a restart before a tie on the stored
 /// ring still tells which nodes the ring it replaces added (see `install_ring`).
 pub(crate) const PREVIOUS_MEMBERS_KEY: &str = "ring-previous-members";
+/// The store meta name of [`NodeView::former`] (msgpack, a list of ids), so that a restart still
+/// holds reaping up for a former member gossip no longer knows.
+pub(crate) const FORMER_KEY: &str = "former-members";
 
 /// The gossip key of the partitions a node awaits (`Transfers::incoming`, u32 big-endian each):
 /// anti-entropy that finds this node's tree equal to a peer's lifts the wait only if the peer
@@ -146,16 +149,21 @@ pub(crate) struct View {
     /// When this incarnation started.
     pub(crate) booted: Millis,
     pub(crate) departed: BTreeSet<NodeId>,
-    /// Nodes this incarnation saw taken out of its ring (not forced out) that have not said
-    /// they left: they may still hand copies over.
+    /// Nodes this node saw taken out of its ring (not forced out) that have not said they left:
+    /// they may still hand copies over (persisted, [`FORMER_KEY`]). One that gossip does not
+    /// know (it forgot it, down past `remove_after`, or has not heard it since this node
+    /// started) is *vanished* ([`NodeCore::vanished`]): a leaver that died before its
+    /// hand-overs got through may hold copies nobody knows of, so it holds tombstone reaping up
+    /// (see `handoffs_pending`) until the claimant forces it out of the ring state (see
+    /// `claim`), after which what it sends is refused. (Only former members: ids gossip merely
+    /// heard of held no copy, and a peer could name any number of them.)
     pub(crate) former: BTreeSet<NodeId>,
-    /// Of [`NodeView::former`], those gossip forgot (down past `remove_after`) before they said
-    /// they left, and that no ring has forced out yet: a leaver that died before its hand-overs
-    /// got through. It may hold copies nobody knows of, so it holds tombstone reaping up (see
-    /// `handoffs_pending`) until the claimant forces it out of the ring state (see `claim`),
-    /// after which what it sends is refused. (Only former members: ids gossip merely heard of
-    /// held no copy, and a peer could name any number of them.)
-    pub(crate) vanished: BTreeSet<NodeId>,
+    /// Whether `former` changed since it was last persisted.
+    pub(crate) former_changed: bool,
+    /// When each vanished former member was first seen vanished (see [`NodeCore::vanished`]).
+    pub(crate) vanished_since: BTreeMap<NodeId, Millis>,
+    /// Whether a vanished former member holds reaping up (see [`NodeCore::track_vanished`]).
+    pub(crate) vanished_hold: bool,
     /// The members of the ring this node held before its current one, this incarnation (`None`
     /// before a second ring, or when the one before was provisional): what a ring of the same
     /// version that replaces the current one (its claimant won a tie) drops but this set lacks
@@ -270,8 +278,6 @@ impl NodeCore {
                     self.heard_restart(now, id, generation, replaced);
                     self.events.push(NodeEvent::MemberJoined { id, restarted });
                     self.view.unheard.remove(&id);
-                    // Known again: gossip's own view of it holds reaping up from now on.
-                    self.view.vanished.remove(&id);
                     // First heard (or restarted) already leaving: a node asked to leave before
                     // anyone heard it, or restarted while it waits to be taken out.
                     let mut leaving = false;
@@ -299,17 +305,10 @@ impl NodeCore {
                     changed = true;
                 }
                 Event::Left { id } | Event::Removed { id } => {
-                    // A former member that said it left handed everything over; one gossip forgot
-                    // before that may still hold copies.
-                    let former = self.view.former.remove(&id);
+                    // A former member that said it left handed everything over (one gossip forgot
+                    // before that stays: see `NodeView::former`).
                     if matches!(event, Event::Left { .. }) {
-                        // Said so after gossip here forgot it (heard again through a peer).
-                        self.view.vanished.remove(&id);
-                    } else if former
-                        && !self.view.ring_state.ring.contains(&id)
-                        && !self.forced_out(id)
-                    {
-                        self.view.vanished.insert(id);
+                        self.view.former_changed |= self.view.former.remove(&id);
                     }
                     self.silence.forget(id);
                     if !self.view.departed.contains(&id) {
@@ -446,15 +445,9 @@ impl NodeCore {
         {
             leavers.pop();
         }
-        // Nodes outside the ring gossip forgot before they said they left: forced out now (see
-        // `NodeView::vanished`).
-        let forget: Vec<NodeId> = self
-            .view
-            .vanished
-            .iter()
-            .copied()
-            .filter(|id| !in_ring.contains(id) && !self.forced_out(*id))
-            .collect();
+        // Former members gossip forgot before they said they left: forced out now (see
+        // `NodeView::former`).
+        let forget = self.forgettable_vanished(_now);
         let alone = in_ring.len() == 1;
         // A node on a new store (a new cluster's, or one that lost its disk) claims nothing
         // until it knows how old the cluster's data is (`fresh`): a claimant that lost its disk
@@ -728,15 +721,20 @@ impl NodeCore {
             if id != self.id && !added_by_loser.contains(&id) {
                 self.view.departed.insert(id);
                 if !self.forced_out(id) {
-                    self.view.former.insert(id);
+                    self.view.former_changed |= self.view.former.insert(id);
                 }
             }
             self.reroute_hints(now, id);
         }
-        // Forced out now: nothing they send is taken, nobody waits for them.
+        // Forced out now: nothing they send is taken, nobody waits for them. (One back in the
+        // ring hands over at its next removal.)
+        let before = self.view.former.len();
         let forced = &self.view.ring_state.forced;
-        self.view.former.retain(|id| !forced.contains(id));
-        self.view.vanished.retain(|id| !forced.contains(id));
+        let ring = &self.view.ring;
+        self.view
+            .former
+            .retain(|id| !forced.contains(id) && !ring.contains(id));
+        self.view.former_changed |= self.view.former.len() != before;
         // (After a provisional ring also the hints taken on the guess: for nodes the first ring
         // heard does not hold, or that do not replicate the key.)
         self.reroute_misaddressed_hints(now);
@@ -903,10 +901,67 @@ impl NodeCore {
                 .is_some_and(|s| s.status() != Status::Left)
     }
 
+    /// The former members gossip does not know, outside the ring and not forced out (see
+    /// [`NodeView::former`]).
+    pub(crate) fn vanished(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.view.former.iter().copied().filter(|id| {
+            self.gossip.node_state(id).is_none()
+                && !self.view.ring_state.ring.contains(id)
+                && !self.forced_out(*id)
+        })
+    }
+
+    /// The vanished former members the claimant forces out: gossip forgot them, or has not
+    /// heard them in the `remove_after` since this node started (a claimant restarted after its
+    /// peers forgot one hears of it no more). None without `remove_after` (then no node's
+    /// gossip forgets a member, and this one hears of it from its peers).
+    pub(crate) fn forgettable_vanished(&self, now: Millis) -> Vec<NodeId> {
+        match self.config.remove_after {
+            Some(after) if now >= self.view.booted.saturating_add(after) => {
+                self.vanished().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Follows the vanished former members (at each tick). With `remove_after`, each holds
+    /// reaping up for twice that from when it was first seen vanished: the claimant forces it
+    /// out within about `remove_after` (its gossip forgets it about when this node's did), and a
+    /// claimant that does not has heard it leave (a node that said it left, forgotten while
+    /// this one was down) or knows it alive (then gossip here hears of it again). Without
+    /// `remove_after` no node's gossip forgets a member that has not left, so none holds
+    /// anything up.
+    pub(crate) fn track_vanished(&mut self, now: Millis) {
+        let Some(after) = self.config.remove_after else {
+            self.view.vanished_since.clear();
+            self.view.vanished_hold = false;
+            return;
+        };
+        let vanished: BTreeSet<NodeId> = self.vanished().collect();
+        let since = &mut self.view.vanished_since;
+        since.retain(|id, _| vanished.contains(id));
+        for id in vanished {
+            since.entry(id).or_insert(now);
+        }
+        self.view.vanished_hold = since
+            .values()
+            .any(|&at| now < at.saturating_add(after.saturating_mul(2)));
+    }
+
+    /// Persists [`NodeView::former`] if it changed.
+    pub(crate) fn persist_former(&mut self) {
+        if std::mem::take(&mut self.view.former_changed) {
+            let list: Vec<NodeId> = self.view.former.iter().copied().collect();
+            if let Ok(bytes) = rmp_serde::to_vec(&list) {
+                self.put_meta(FORMER_KEY, bytes);
+            }
+        }
+    }
+
     /// The partitions some member still has to hand over, or `None` if some member may hold
     /// anything: it uses another ring, or it is in the ring and published no handoff entry (or
-    /// gossip has brought nothing of it yet), or gossip forgot a node outside the ring that no
-    /// ring forced out yet ([`NodeView::vanished`]). A tombstone is reaped only outside these
+    /// gossip has brought nothing of it yet), or a former member is vanished
+    /// ([`NodeView::former`]). A tombstone is reaped only outside these
     /// (see `reaper`): elsewhere a copy outside the primaries could bring an older version back
     /// once the tombstone is gone. Members that left handed everything over and do not count.
     pub(crate) fn handoffs_pending(&self) -> Option<BTreeSet<usize>> {
@@ -915,8 +970,7 @@ impl NodeCore {
             .members
             .iter()
             .any(|id| *id != self.id && self.gossip.node_state(id).is_none());
-        let vanished = self.view.vanished.iter().any(|id| !self.forced_out(*id));
-        if unknown || vanished {
+        if unknown || self.view.vanished_hold {
             return None;
         }
         let mut pending = self.handing_over();

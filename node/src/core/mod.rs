@@ -468,6 +468,15 @@ impl NodeCore {
             }
         }
         self.detect_unheard(now);
+        // A vanished former member the claimant may force out now (no gossip event may come).
+        if !self.view.former.is_empty() {
+            self.track_vanished(now);
+            if !self.forgettable_vanished(now).is_empty() {
+                self.claim(now);
+            }
+        } else {
+            self.view.vanished_hold = false;
+        }
         self.hints.handle_timeout(now);
         self.anti_entropy.handle_timeout(now);
         self.transfer_timeouts(now);
@@ -619,6 +628,7 @@ impl NodeCore {
             );
         }
         self.persist_incoming();
+        self.persist_former();
         // Before a new store's doubt is recorded settled: the waits it began outlive a restart.
         if let Some(op) = self.transfers.persist_refill() {
             self.store_op(op, storage::Then::Meta);

@@ -796,15 +796,22 @@ fn a_forgotten_node_that_comes_back_may_join() {
 /// `remove_after`; then nothing held reaping up for it (not a ring member, gossip no longer knew
 /// it), the deletes of keys it still held were reaped, and when it came back its hand-overs
 /// brought the deleted values back. A leaver gossip forgets before it said it left holds reaping
-/// up until the claimant forgets it in the ring too (forced: it hands nothing over when it comes
-/// back).
+/// up until the claimant forces it out of the ring state (forced: it hands nothing over when it
+/// comes back). The claimant remembers such nodes across a restart (review of the fix: it forgot
+/// them, forced nothing, and the others' hold ran out).
 #[test]
 fn a_leaver_gossip_forgot_while_down_brings_no_reaped_value_back() {
+    for restart_claimant in [false, true] {
+        leaver_forgotten_while_down(restart_claimant);
+    }
+}
+
+fn leaver_forgotten_while_down(restart_claimant: bool) {
     let config = NodeConfig {
         remove_after: Some(5_000),
         ..quick_reaping()
     };
-    let mut c = Cluster::new(4, config);
+    let mut c = Cluster::new(4, config.clone());
     c.advance(500);
     let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
     for k in &keys {
@@ -822,6 +829,11 @@ fn a_leaver_gossip_forgot_while_down_brings_no_reaped_value_back() {
     assert!(!c.nodes[&4].status().handed_over, "node 4 still hands over");
     c.down.push(4);
     c.drop_transfers = false;
+    if restart_claimant {
+        c.advance(1_000);
+        let disk = c.nodes.remove(&1).expect("node 1").into_store();
+        c.restart(1, config.clone(), disk, 11);
+    }
     c.advance(30_000);
     for k in &keys {
         c.delete(1, k);
@@ -830,7 +842,11 @@ fn a_leaver_gossip_forgot_while_down_brings_no_reaped_value_back() {
     // Forgotten by the ring too, it holds reaping up no more.
     for k in &keys {
         for n in 1..=3 {
-            assert_eq!(stored(&c, n, k), None, "node {n} still holds {k}");
+            assert_eq!(
+                stored(&c, n, k),
+                None,
+                "node {n} still holds {k} (claimant restarted: {restart_claimant})"
+            );
         }
     }
     // It comes back, once the replicas' fences of the reaped tombstones are gone.
@@ -838,6 +854,9 @@ fn a_leaver_gossip_forgot_while_down_brings_no_reaped_value_back() {
     c.down.clear();
     c.advance(60_000);
     for k in &keys {
-        assert!(c.get(1, k).0.is_empty(), "{k} is back");
+        assert!(
+            c.get(1, k).0.is_empty(),
+            "{k} is back (claimant restarted: {restart_claimant})"
+        );
     }
 }

@@ -89,7 +89,7 @@ impl Worker {
             op: 0,
             backoff: false,
             onces: 0,
-            strict: id % 2 == 0,
+            strict: id.is_multiple_of(2),
         }
     }
 
