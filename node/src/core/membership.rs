@@ -54,6 +54,12 @@ pub(crate) const PREVIOUS_MEMBERS_KEY: &str = "ring-previous-members";
 /// The store meta name of [`NodeView::former`] (msgpack, a list of ids), so that a restart still
 /// holds reaping up for a former member gossip no longer knows.
 pub(crate) const FORMER_KEY: &str = "former-members";
+/// The gossip key of the former members a node sees vanished (u64 big-endian each, at most
+/// [`MAX_VANISHED`]): the claimant forces them out even if it never saw them in its ring (it
+/// joined later, or lost its disk).
+pub(crate) const VANISHED_KEY: &str = "vanished";
+/// Vanished members a node publishes, and the claimant forces out in one ring change, at most.
+pub(crate) const MAX_VANISHED: usize = 64;
 
 /// The gossip key of the partitions a node awaits (`Transfers::incoming`, u32 big-endian each):
 /// anti-entropy that finds this node's tree equal to a peer's lifts the wait only if the peer
@@ -160,10 +166,13 @@ pub(crate) struct View {
     pub(crate) former: BTreeSet<NodeId>,
     /// Whether `former` changed since it was last persisted.
     pub(crate) former_changed: bool,
-    /// When each vanished former member was first seen vanished (see [`NodeCore::vanished`]).
-    pub(crate) vanished_since: BTreeMap<NodeId, Millis>,
     /// Whether a vanished former member holds reaping up (see [`NodeCore::track_vanished`]).
     pub(crate) vanished_hold: bool,
+    /// The [`VANISHED_KEY`] entry last published.
+    pub(crate) vanished_published: Vec<u8>,
+    /// When the claimant last forced vanished members out (see
+    /// [`NodeCore::forgettable_vanished`]).
+    pub(crate) forgot_at: Option<Millis>,
     /// The members of the ring this node held before its current one, this incarnation (`None`
     /// before a second ring, or when the one before was provisional): what a ring of the same
     /// version that replaces the current one (its claimant won a tie) drops but this set lacks
@@ -473,6 +482,9 @@ impl NodeCore {
             return;
         };
         let mut forced = self.forced_with(&leavers, &next);
+        if !forget.is_empty() {
+            self.view.forgot_at = Some(_now);
+        }
         forced.extend(forget);
         let state = RingState {
             version,
@@ -911,41 +923,73 @@ impl NodeCore {
         })
     }
 
-    /// The vanished former members the claimant forces out: gossip forgot them, or has not
-    /// heard them in the `remove_after` since this node started (a claimant restarted after its
-    /// peers forgot one hears of it no more). None without `remove_after` (then no node's
-    /// gossip forgets a member, and this one hears of it from its peers).
+    /// The vanished former members the claimant forces out: its own (once `remove_after` has
+    /// passed since it started: a claimant restarted after its peers forgot one hears of it no
+    /// more) and those ring members publish ([`VANISHED_KEY`]), that it does not know as up and
+    /// not leaving; at most [`MAX_VANISHED`], and once per `remove_after` (a peer publishing
+    /// made-up ids grows the ring's forced set that slowly at most). None without
+    /// `remove_after` (then no node's gossip forgets a member, and every node hears of it from
+    /// its peers).
     pub(crate) fn forgettable_vanished(&self, now: Millis) -> Vec<NodeId> {
-        match self.config.remove_after {
-            Some(after) if now >= self.view.booted.saturating_add(after) => {
-                self.vanished().collect()
-            }
-            _ => Vec::new(),
+        let Some(after) = self.config.remove_after else {
+            return Vec::new();
+        };
+        if self
+            .view
+            .forgot_at
+            .is_some_and(|at| now < at.saturating_add(after))
+        {
+            return Vec::new();
         }
+        let ring = &self.view.ring_state.ring;
+        let mut ids: BTreeSet<NodeId> = BTreeSet::new();
+        if now >= self.view.booted.saturating_add(after) {
+            ids.extend(self.vanished());
+        }
+        for (id, state) in self.gossip.members() {
+            if *id == self.id || !ring.contains(id) {
+                continue;
+            }
+            if let Some(entry) = state.app_state(VANISHED_KEY) {
+                ids.extend(
+                    entry
+                        .chunks_exact(8)
+                        .take(MAX_VANISHED)
+                        .filter_map(|b| b.try_into().ok().map(u64::from_be_bytes)),
+                );
+            }
+        }
+        ids.into_iter()
+            .filter(|&id| {
+                id != self.id
+                    && !ring.contains(&id)
+                    && !self.forced_out(id)
+                    && !self
+                        .gossip
+                        .node_state(&id)
+                        .is_some_and(|s| self.is_up(id) && !matches!(s.status(), Status::Left))
+            })
+            .take(MAX_VANISHED)
+            .collect()
     }
 
-    /// Follows the vanished former members (at each tick). With `remove_after`, each holds
-    /// reaping up for twice that from when it was first seen vanished: the claimant forces it
-    /// out within about `remove_after` (its gossip forgets it about when this node's did), and a
-    /// claimant that does not has heard it leave (a node that said it left, forgotten while
-    /// this one was down) or knows it alive (then gossip here hears of it again). Without
+    /// Follows the vanished former members (at each tick): with `remove_after`, any holds
+    /// reaping up until the claimant forces it out, and they are published ([`VANISHED_KEY`]) so
+    /// that a claimant that never saw them in its ring forces them out too. Without
     /// `remove_after` no node's gossip forgets a member that has not left, so none holds
     /// anything up.
-    pub(crate) fn track_vanished(&mut self, now: Millis) {
-        let Some(after) = self.config.remove_after else {
-            self.view.vanished_since.clear();
-            self.view.vanished_hold = false;
-            return;
+    pub(crate) fn track_vanished(&mut self) {
+        let vanished: Vec<NodeId> = if self.config.remove_after.is_some() {
+            self.vanished().take(MAX_VANISHED).collect()
+        } else {
+            Vec::new()
         };
-        let vanished: BTreeSet<NodeId> = self.vanished().collect();
-        let since = &mut self.view.vanished_since;
-        since.retain(|id, _| vanished.contains(id));
-        for id in vanished {
-            since.entry(id).or_insert(now);
+        self.view.vanished_hold = !vanished.is_empty();
+        let entry: Vec<u8> = vanished.iter().flat_map(|id| id.to_be_bytes()).collect();
+        if entry != self.view.vanished_published {
+            let _ = self.gossip.set_app_state(VANISHED_KEY, entry.clone());
+            self.view.vanished_published = entry;
         }
-        self.view.vanished_hold = since
-            .values()
-            .any(|&at| now < at.saturating_add(after.saturating_mul(2)));
     }
 
     /// Persists [`NodeView::former`] if it changed.

@@ -469,13 +469,9 @@ impl NodeCore {
         }
         self.detect_unheard(now);
         // A vanished former member the claimant may force out now (no gossip event may come).
-        if !self.view.former.is_empty() {
-            self.track_vanished(now);
-            if !self.forgettable_vanished(now).is_empty() {
-                self.claim(now);
-            }
-        } else {
-            self.view.vanished_hold = false;
+        self.track_vanished();
+        if self.claimant() == Some(self.id) && !self.forgettable_vanished(now).is_empty() {
+            self.claim(now);
         }
         self.hints.handle_timeout(now);
         self.anti_entropy.handle_timeout(now);
