@@ -306,20 +306,14 @@ impl MemoryStore {
         }
     }
 
-    /// Drops `key`'s record as an on-disk store drops a record it finds damaged when it opens:
-    /// the next [`Store::take_set_aside`] names the key (tests and the simulator model damage
-    /// found at a restart with it).
+    /// Drops `key`'s record as an on-disk store drops a record it finds damaged: while it runs
+    /// the record reads as missing (its node finds out at its next read or merge of the key), and
+    /// the next [`Store::take_set_aside`] (the node's next start) names the key unless it was
+    /// written again (tests and the simulator model damage with it).
     pub fn damage(&mut self, key: &[u8]) {
         if self.data.remove(key).is_some() {
             self.set_aside.push(key.to_vec());
         }
-    }
-
-    /// Drops `key`'s record while the store runs, as a checksumming store reads a record that
-    /// went bad as missing: unlike [`MemoryStore::damage`] nothing is set aside, and the node
-    /// finds out at its next read or merge of the key (the simulator models bit rot with it).
-    pub fn rot(&mut self, key: &[u8]) {
-        self.data.remove(key);
     }
 }
 
@@ -331,6 +325,9 @@ impl Store for MemoryStore {
 
     fn put(&mut self, key: &[u8], siblings: &Sibs) -> Result<(), StoreError> {
         self.fault()?;
+        if !self.set_aside.is_empty() {
+            self.set_aside.retain(|k| k.as_slice() != key);
+        }
         self.note(|s| Undo::Data(key.to_vec(), s.data.get(key).cloned()));
         self.data.insert(key.to_vec(), siblings.clone());
         Ok(())

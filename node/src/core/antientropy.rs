@@ -84,6 +84,9 @@ pub(crate) struct SyncRun {
     pub(crate) partition: usize,
     pub(crate) peer: NodeId,
     pub(crate) initiator: bool,
+    /// `Holdings::losses` when it began: a key lost since may have been compared before it
+    /// was lost, so trees found equal vouch only for keys lost before (see `vouch_partition`).
+    pub(crate) losses: u64,
 }
 
 /// Why a sync message was not taken.
@@ -174,6 +177,7 @@ impl AntiEntropy {
         partition: usize,
         peer: NodeId,
         tree: &dynamo_merkle::Tree,
+        losses: u64,
     ) {
         self.started = self.started.wrapping_add(1);
         // Session ids are unique per initiator: its id, then its counter.
@@ -184,6 +188,7 @@ impl AntiEntropy {
             partition,
             peer,
             initiator: true,
+            losses,
         };
         self.runs.insert(id, run);
     }
@@ -197,6 +202,7 @@ impl AntiEntropy {
         partition: usize,
         msg: Message,
         tree: &dynamo_merkle::Tree,
+        losses: u64,
     ) -> Result<(), Refused> {
         let id = msg.session();
         if !self.runs.contains_key(&id) {
@@ -218,6 +224,7 @@ impl AntiEntropy {
                 partition,
                 peer: from,
                 initiator: false,
+                losses,
             };
             self.runs.insert(id, run);
         }
@@ -295,8 +302,10 @@ impl NodeCore {
         if !awaited.is_empty() && self.rng.gen_bool(0.5) {
             let (p, peer) = awaited[self.rng.gen_range(0..awaited.len())];
             self.stats.counters.sync_sessions += 1;
+            let losses = self.holdings.losses();
             if let Some(tree) = self.holdings.tree(p) {
-                self.anti_entropy.initiate(now, self.id, p, peer, tree);
+                self.anti_entropy
+                    .initiate(now, self.id, p, peer, tree, losses);
             }
             return;
         }
@@ -315,8 +324,10 @@ impl NodeCore {
             }
             let peer = peers[self.rng.gen_range(0..peers.len())];
             self.stats.counters.sync_sessions += 1;
+            let losses = self.holdings.losses();
             if let Some(tree) = self.holdings.tree(p) {
-                self.anti_entropy.initiate(now, self.id, p, peer, tree);
+                self.anti_entropy
+                    .initiate(now, self.id, p, peer, tree, losses);
             }
             return;
         }
@@ -364,12 +375,14 @@ impl NodeCore {
         self.holdings.vouched(key, peer, needed);
     }
 
-    /// A session found this node's tree of `partition` equal to `peer`'s: `peer` holds what
-    /// this node holds of every key lost here (nothing, for a key lost and not written since).
-    fn vouch_partition(&mut self, peer: NodeId, partition: usize) {
+    /// A session that began when `Holdings::losses` was `losses` found this node's tree of
+    /// `partition` equal to `peer`'s: `peer` holds what this node holds of every key lost here
+    /// before the session began (nothing, for a key lost and not written since). Not of one
+    /// lost since: its part of the trees may have been compared before.
+    fn vouch_partition(&mut self, peer: NodeId, partition: usize, losses: u64) {
         let lost: Vec<Key> = self
             .holdings
-            .lost_keys()
+            .lost_before(losses)
             .filter(|k| self.partition_of(k) == partition)
             .cloned()
             .collect();
@@ -427,7 +440,11 @@ impl NodeCore {
             self.stats.counters.sync_failures += 1;
             return;
         }
-        match self.anti_entropy.handle_message(now, from, p, msg, tree) {
+        let losses = self.holdings.losses();
+        match self
+            .anti_entropy
+            .handle_message(now, from, p, msg, tree, losses)
+        {
             Ok(()) | Err(Refused::Late) => {}
             Err(Refused::Bad) => self.stats.counters.bad_messages += 1,
             Err(Refused::Failed | Refused::Busy) => self.stats.counters.sync_failures += 1,
@@ -441,6 +458,7 @@ impl NodeCore {
             while let Some(run) = self.anti_entropy.run_mut(id) {
                 let partition = run.partition;
                 let peer = run.peer;
+                let losses = run.losses;
                 if let Some(msg) = run.session.poll_transmit() {
                     if run.initiator && msg.is_tree_part() {
                         self.stats.counters.sync_bytes += msg.encoded_len() as u64;
@@ -499,7 +517,7 @@ impl NodeCore {
                     Some(Event::Finished(diffs)) => {
                         if diffs.is_empty() && none_differed {
                             self.found_equal(peer, partition);
-                            self.vouch_partition(peer, partition);
+                            self.vouch_partition(peer, partition, losses);
                         }
                         if initiator {
                             self.exchange_differences(peer, partition, diffs);

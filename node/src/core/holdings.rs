@@ -35,7 +35,10 @@ pub(crate) struct Holdings {
     /// here again (see [`Holdings::vouched`]), with the other replicas whose copies anti-entropy
     /// found here since. A client's write does not end it: it carries one version, not what the
     /// lost record held.
-    lost: BTreeMap<Key, BTreeSet<NodeId>>,
+    /// With each, the count of losses when it was lost (see [`Holdings::losses`]).
+    lost: BTreeMap<Key, (u64, BTreeSet<NodeId>)>,
+    /// Losses counted so far.
+    losses: u64,
     /// Whether `lost` changed since [`Holdings::lost_changes`] last took it.
     lost_changed: bool,
 }
@@ -59,13 +62,18 @@ impl Holdings {
             hint_keys: BTreeMap::new(),
             occupancy_changes: 0,
             lost: BTreeMap::new(),
+            losses: 0,
             lost_changed: false,
         }
     }
 
     /// The keys lost as a previous incarnation persisted them.
     pub(crate) fn restore_lost(&mut self, lost: BTreeSet<Key>) {
-        self.lost = lost.into_iter().map(|k| (k, BTreeSet::new())).collect();
+        self.losses = 1;
+        self.lost = lost
+            .into_iter()
+            .map(|k| (k, (1, BTreeSet::new())))
+            .collect();
     }
 
     /// The lost keys encoded for [`LOST_KEY`], if they changed since last taken.
@@ -81,7 +89,23 @@ impl Holdings {
     /// The store lost `key`'s record (see `lost`): whatever peers vouched for before counts no
     /// more.
     pub(crate) fn lost(&mut self, key: &[u8]) {
-        self.lost_changed |= self.lost.insert(key.to_vec(), BTreeSet::new()).is_none();
+        self.losses += 1;
+        let entry = (self.losses, BTreeSet::new());
+        self.lost_changed |= self.lost.insert(key.to_vec(), entry).is_none();
+    }
+
+    /// How many times a key was lost so far: a key lost since this count was taken is not among
+    /// [`Holdings::lost_before`] it.
+    pub(crate) fn losses(&self) -> u64 {
+        self.losses
+    }
+
+    /// The lost keys that were lost when the count of losses was `losses`.
+    pub(crate) fn lost_before(&self, losses: u64) -> impl Iterator<Item = &Key> {
+        self.lost
+            .iter()
+            .filter(move |(_, (at, _))| *at <= losses)
+            .map(|(k, _)| k)
     }
 
     /// `key` is no longer counted as lost: a copy of what the replicas hold is here (read
@@ -96,7 +120,7 @@ impl Holdings {
     /// tree equal to this node's): once `needed` distinct replicas vouched, the key is no longer
     /// lost. `peer` must be one of the key's other replicas (the caller checks).
     pub(crate) fn vouched(&mut self, key: &[u8], peer: NodeId, needed: usize) {
-        let Some(peers) = self.lost.get_mut(key) else {
+        let Some((_, peers)) = self.lost.get_mut(key) else {
             return;
         };
         peers.insert(peer);

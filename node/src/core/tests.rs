@@ -1879,10 +1879,10 @@ fn sync_session_ids_differ_across_restarts() {
     let (mut before, mut store) = start();
     let config = before.config().clone();
     let tree = dynamo_merkle::Tree::new(dynamo_merkle::TreeConfig::new(16, 2).expect("shape"));
-    before.anti_entropy.initiate(BOOT, ME, 0, 2, &tree);
+    before.anti_entropy.initiate(BOOT, ME, 0, 2, &tree, 0);
     let boot = Boot::load(&mut store, ME, &config, BOOT, 7).expect("loads");
     let mut after = NodeCore::new(ME, "n1".into(), config, boot, BOOT, 7).expect("starts");
-    after.anti_entropy.initiate(BOOT, ME, 0, 2, &tree);
+    after.anti_entropy.initiate(BOOT, ME, 0, 2, &tree, 0);
     let (old, new) = (before.anti_entropy.ids(), after.anti_entropy.ids());
     assert_eq!((old.len(), new.len()), (1, 1));
     assert_ne!(old, new);

@@ -646,9 +646,9 @@ impl Sim {
     }
 
     /// Rots up to `count` records of running node `id`'s store, chosen at random, as bit rot
-    /// while it runs ([`MemoryStore::rot`]: the node finds each at its next read or merge of the
-    /// key and counts it as a copy it lost). Returns the keys rotted (none if the node is not
-    /// running).
+    /// while it runs ([`MemoryStore::damage`]: the node finds each at its next read or merge of
+    /// the key, or at its next start, and counts it as a copy it lost). Returns the keys rotted
+    /// (none if the node is not running).
     pub fn rot(&mut self, id: NodeId, count: usize) -> Vec<crate::types::Key> {
         use rand::seq::SliceRandom;
         fn store(sim: &mut Sim, id: NodeId) -> Option<&mut MemoryStore> {
@@ -666,7 +666,7 @@ impl Sim {
             .collect();
         if let Some(store) = store(self, id) {
             for key in &chosen {
-                store.rot(key);
+                store.damage(key);
             }
         }
         self.copies_lost(&chosen);

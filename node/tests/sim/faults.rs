@@ -773,6 +773,29 @@ fn random_faults_under_strict_quorums_on_a_failing_disk() {
     );
 }
 
+/// Seeds that once failed under strict quorums on a failing disk (`SIM_STRICT=1 SIM_FIXED=1
+/// SIM_FAULTY=1`):
+///
+/// - 18571: a replica found a rotted record lost (by scrubbing) while an anti-entropy session
+///   with another replica was under way; the session had compared that part of the trees before
+///   the loss, found them equal, and so vouched for the key; with a second replica's exchange the
+///   loss ended, and the replica answered a get without the write its record had held. Trees
+///   found equal vouch now only for keys lost before their session began.
+#[test]
+fn regression_seeds_on_a_failing_disk_under_strict_quorums() {
+    for seed in [18571] {
+        let setup = Setup {
+            strict: true,
+            fixed_membership: true,
+            faulty: true,
+            ..Setup::default()
+        };
+        if let Err(e) = run_seed_sim(seed, setup).1 {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
+
 /// Seeds that once failed under strict quorums (`SIM_STRICT=1`), found by larger sweeps:
 ///
 /// - 6233: a node added a moment before coordinated a get on its provisional ring (the member
