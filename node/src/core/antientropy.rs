@@ -692,7 +692,7 @@ mod tests {
         let mut refused = 0;
         for session in 0..1_000 {
             if ae
-                .handle_message(0, 2, 0, hello(session, &tree), &tree)
+                .handle_message(0, 2, 0, hello(session, &tree), &tree, 0)
                 .is_err()
             {
                 refused += 1;
@@ -702,7 +702,7 @@ mod tests {
         assert_eq!(refused, 1_000 - MAX_ANSWERED_PER_PEER);
         // Another peer is answered as before.
         assert!(ae
-            .handle_message(0, 3, 0, hello(5_000, &tree), &tree)
+            .handle_message(0, 3, 0, hello(5_000, &tree), &tree, 0)
             .is_ok());
         assert_eq!(ae.len(), MAX_ANSWERED_PER_PEER + 1);
     }

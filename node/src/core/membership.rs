@@ -1039,7 +1039,7 @@ impl NodeCore {
     /// their versions go to the key's primaries instead, as for a node that left. Kept for it, a hint would reach a node that only hands it on, and
     /// the reaper, which waits for hints meant for a key's primaries, would not wait for it: a
     /// tombstone could go while the hint still held the older value.
-    fn reroute_misaddressed_hints(&mut self, now: Millis) {
+    pub(crate) fn reroute_misaddressed_hints(&mut self, now: Millis) {
         let misaddressed: Vec<(dynamo_handoff::HintId, Vec<u8>, Vec<u8>, Millis)> = self
             .hints
             .records()

@@ -361,6 +361,13 @@ impl NodeCore {
         if core.forced_out(id) {
             core.drop_forced_copies();
         }
+        // Hints the store holds for nodes that are no primaries of their keys in the stored
+        // ring: kept from before a ring change that the log's own rerouting did not outlive (a
+        // buffered store that lost its unsynced writes gave them back), they would wait for good
+        // for a node that left. Their keys' primaries get them, as at a ring change.
+        if !core.view.ring_provisional {
+            core.reroute_misaddressed_hints(now);
+        }
         core.hand_over_foreign(now);
         core.publish_awaiting();
         core.publish_handoff();
