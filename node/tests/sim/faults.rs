@@ -920,6 +920,7 @@ fn regression_seeds_with_a_power_loss() {
 }
 
 /// Replays `SIM_SEED` (default 1000) and prints its summary.
+#[test]
 fn replay() {
     let seed = std::env::var("SIM_SEED")
         .ok()
