@@ -783,7 +783,8 @@ fn random_faults_under_strict_quorums_on_a_failing_disk() {
 ///   found equal vouch now only for keys lost before their session began.
 #[test]
 fn regression_seeds_on_a_failing_disk_under_strict_quorums() {
-    for seed in [18571] {
+    let seeds: &[u64] = &[18_571];
+    for &seed in seeds {
         let setup = Setup {
             strict: true,
             fixed_membership: true,
@@ -904,7 +905,8 @@ fn regression_seeds_with_reaping() {
 ///   settled. Hints for nodes that are no primaries of their keys are rerouted at start too.
 #[test]
 fn regression_seeds_with_a_power_loss() {
-    for seed in [116_518] {
+    let seeds: &[u64] = &[116_518];
+    for &seed in seeds {
         let setup = Setup {
             buffered: true,
             reap: true,
