@@ -437,6 +437,24 @@ fn blind_put_over_a_lost_copy(config: NodeConfig) -> (ClientReply, Cluster<Rotti
     (reply, net, key)
 }
 
+/// Panics if `reply` is an answer without the first write of [`blind_put_over_a_lost_copy`].
+fn sees_the_first_write(reply: &ClientReply, what: &str) {
+    if let ClientReply::Got { values, .. } = reply {
+        assert!(
+            values.contains(&b"first".to_vec()),
+            "{what}: R = 2 over the damaged replica and the one that missed the first write \
+             answered {values:?}"
+        );
+    }
+}
+
+/// Both writes of [`blind_put_over_a_lost_copy`], read through node 2 once node 1 is back.
+fn both_writes_once_back(net: &mut Cluster<Rotting>, key: &str) {
+    net.down.clear();
+    let (values, _) = net.get(2, key);
+    assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+}
+
 /// Thirty-fourth session of issue 20 (left alone in the thirty-third): a key whose record a
 /// replica lost stopped counting as lost at any write, a client's blind put included, although
 /// that put carries only its own version: the replica then answered reads with it alone, counted
@@ -446,16 +464,9 @@ fn blind_put_over_a_lost_copy(config: NodeConfig) -> (ClientReply, Cluster<Rotti
 #[test]
 fn a_blind_put_to_a_lost_copy_does_not_make_it_readable_again() {
     let (reply, mut net, key) = blind_put_over_a_lost_copy(by_writes_alone());
-    if let ClientReply::Got { values, .. } = &reply {
-        assert!(
-            values.contains(&b"first".to_vec()),
-            "R = 2 over the damaged replica and the one that missed the first write: {values:?}"
-        );
-    }
+    sees_the_first_write(&reply, "the get");
     // Back, node 1 answers for the first write; node 2 still refuses the read.
-    net.down.clear();
-    let (values, _) = net.get(2, &key);
-    assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+    both_writes_once_back(&mut net, &key);
 }
 
 /// With the last (review of the fix): read repair after a get that heard only the replica that
@@ -480,16 +491,9 @@ fn read_repair_from_one_replica_does_not_end_a_lost_copy() {
             };
             net.request(2, get)
         };
-        if let ClientReply::Got { values, .. } = &reply {
-            assert!(
-                values.contains(&b"first".to_vec()),
-                "get {round}: R = 2 answered without the first write: {values:?}"
-            );
-        }
+        sees_the_first_write(&reply, &format!("get {round}"));
     }
-    net.down.clear();
-    let (values, _) = net.get(2, &key);
-    assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+    both_writes_once_back(&mut net, &key);
     // Repaired from both other replicas, node 2 answers again.
     net.advance(1_000);
     let strict_all = ClientRequest::Get {

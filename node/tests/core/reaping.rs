@@ -19,6 +19,19 @@ fn quick_reaping() -> NodeConfig {
     }
 }
 
+/// Twenty keys, each written "old" through node 1, then 2 s for them to spread.
+fn twenty_old_keys(c: &mut Cluster) -> Vec<String> {
+    let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
+    for k in &keys {
+        assert!(matches!(
+            c.put(1, k, "old", vec![]),
+            ClientReply::Stored { .. }
+        ));
+    }
+    c.advance(2_000);
+    keys
+}
+
 /// What `node` stores for `key`: `None` if nothing, else whether a live value is among it.
 fn stored(c: &Cluster, node: NodeId, key: &str) -> Option<bool> {
     Store::get(c.nodes[&node].store(), key.as_bytes())
@@ -605,14 +618,7 @@ fn a_dead_node_the_operator_removed_no_longer_holds_up_reaping() {
 fn a_node_taken_out_while_cut_off_brings_no_reaped_value_back() {
     let mut c = Cluster::new(4, quick_reaping());
     c.advance(500);
-    let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
-    for k in &keys {
-        assert!(matches!(
-            c.put(1, k, "old", vec![]),
-            ClientReply::Stored { .. }
-        ));
-    }
-    c.advance(2_000);
+    let keys = twenty_old_keys(&mut c);
     // Node 4 is cut off (it keeps its copies), taken out, and every key deleted and reaped.
     c.down.push(4);
     c.advance(20_000);
@@ -813,14 +819,7 @@ fn leaver_forgotten_while_down(restart_claimant: bool) {
     };
     let mut c = Cluster::new(4, config.clone());
     c.advance(500);
-    let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
-    for k in &keys {
-        assert!(matches!(
-            c.put(1, k, "old", vec![]),
-            ClientReply::Stored { .. }
-        ));
-    }
-    c.advance(2_000);
+    let keys = twenty_old_keys(&mut c);
     // Node 4 leaves; its hand-overs are lost, and it dies before they get through.
     c.drop_transfers = true;
     c.commit(1, Vec::new(), vec![4]).expect("node 1 commits");
