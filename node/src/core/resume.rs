@@ -146,7 +146,10 @@ impl NodeCore {
                 self.transfer_kept(now, from, ack, o && ok, foreign)
             }
             Then::Minted(minted) => self.minted(now, *minted, ok),
-            Then::Nothing | Then::Repaired | Then::Vouched { .. } => {
+            // A read repair the store failed is the store's failure, not a bad message (as a
+            // replica write's is not).
+            Then::Repaired => {}
+            Then::Nothing | Then::Vouched { .. } => {
                 if !ok {
                     self.stats.counters.bad_messages += 1;
                 }
