@@ -66,7 +66,7 @@ pub struct Boot {
     pub(crate) ring: Option<RingState>,
     /// The members of the ring before the one it had (see `membership::PREVIOUS_MEMBERS_KEY`).
     pub(crate) previous_members: Option<BTreeSet<NodeId>>,
-    /// Former members that may still hand copies over (see `NodeView::former`).
+    /// Former members that may still hand copies over (see `View::former`).
     pub(crate) former: BTreeSet<NodeId>,
     /// Whether a ring change took it out before it said it left.
     pub(crate) removed: bool,

@@ -51,7 +51,7 @@ pub(crate) const REMOVED_KEY: &str = "removed";
 /// list: none after a provisional ring), kept with it: a restart before a tie on the stored
 /// ring still tells which nodes the ring it replaces added (see `install_ring`).
 pub(crate) const PREVIOUS_MEMBERS_KEY: &str = "ring-previous-members";
-/// The store meta name of [`NodeView::former`] (msgpack, a list of ids), so that a restart still
+/// The store meta name of [`View::former`] (msgpack, a list of ids), so that a restart still
 /// holds reaping up for a former member gossip no longer knows.
 pub(crate) const FORMER_KEY: &str = "former-members";
 /// The gossip key of the former members a node sees vanished (u64 big-endian each, at most
@@ -315,7 +315,7 @@ impl NodeCore {
                 }
                 Event::Left { id } | Event::Removed { id } => {
                     // A former member that said it left handed everything over (one gossip forgot
-                    // before that stays: see `NodeView::former`).
+                    // before that stays: see `View::former`).
                     if matches!(event, Event::Left { .. }) {
                         self.view.former_changed |= self.view.former.remove(&id);
                     }
@@ -455,7 +455,7 @@ impl NodeCore {
             leavers.pop();
         }
         // Former members gossip forgot before they said they left: forced out now (see
-        // `NodeView::former`).
+        // `View::former`).
         let forget = self.forgettable_vanished(_now);
         let alone = in_ring.len() == 1;
         // A node on a new store (a new cluster's, or one that lost its disk) claims nothing
@@ -914,7 +914,7 @@ impl NodeCore {
     }
 
     /// The former members gossip does not know, outside the ring and not forced out (see
-    /// [`NodeView::former`]).
+    /// [`View::former`]).
     pub(crate) fn vanished(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.view.former.iter().copied().filter(|id| {
             self.gossip.node_state(id).is_none()
@@ -992,7 +992,7 @@ impl NodeCore {
         }
     }
 
-    /// Persists [`NodeView::former`] if it changed.
+    /// Persists [`View::former`] if it changed.
     pub(crate) fn persist_former(&mut self) {
         if std::mem::take(&mut self.view.former_changed) {
             let list: Vec<NodeId> = self.view.former.iter().copied().collect();
@@ -1005,7 +1005,7 @@ impl NodeCore {
     /// The partitions some member still has to hand over, or `None` if some member may hold
     /// anything: it uses another ring, or it is in the ring and published no handoff entry (or
     /// gossip has brought nothing of it yet), or a former member is vanished
-    /// ([`NodeView::former`]). A tombstone is reaped only outside these
+    /// ([`View::former`]). A tombstone is reaped only outside these
     /// (see `reaper`): elsewhere a copy outside the primaries could bring an older version back
     /// once the tombstone is gone. Members that left handed everything over and do not count.
     pub(crate) fn handoffs_pending(&self) -> Option<BTreeSet<usize>> {

@@ -163,8 +163,7 @@ impl NodeCore {
     /// record of it (see `Holdings::lost`); a client's write, a hint or the coordinator's own
     /// version do not, unless no other replica holds the key; nor does a write passed on without
     /// an acknowledgement that is not read repair (see `replica_write`). (With anti-entropy off,
-    /// a key every replica lost stays refused: only equal trees show that none holds more.) (A replica write with no request to acknowledge is read repair's, or a
-    /// copy passed on unacknowledged, taken as a copy.)
+    /// a key every replica lost stays refused: only equal trees show that none holds more.)
     fn copy_merged(&mut self, then: &Then, key: &[u8]) {
         if !self.holdings.is_lost(key) {
             return;
