@@ -72,6 +72,16 @@ impl Store for Rotting {
     }
 }
 
+/// Node `n`'s record of `key` goes bad (it reads as missing until written again).
+fn rot(net: &mut Cluster<Rotting>, n: u64, key: &[u8]) {
+    net.nodes
+        .get_mut(&n)
+        .expect("a node")
+        .store_mut()
+        .rotten
+        .insert(key.to_vec());
+}
+
 /// Strict quorums with no anti-entropy, read repair or hints: a replica holds only the writes
 /// that reached it.
 fn by_writes_alone() -> NodeConfig {
@@ -107,12 +117,7 @@ fn a_record_damaged_while_running_is_refilled_by_anti_entropy() {
     assert!(net.nodes[&2].store().get(b"k").unwrap().is_some());
 
     // Node 2's copy goes bad; a read through node 1 asks node 2 and finds out.
-    net.nodes
-        .get_mut(&2)
-        .unwrap()
-        .store_mut()
-        .rotten
-        .insert(b"k".to_vec());
+    rot(&mut net, 2, b"k");
     let get = ClientRequest::Get {
         key: b"k".to_vec(),
         options: ClientOptions {
@@ -331,12 +336,7 @@ fn a_hand_over_by_a_node_that_lost_a_key_of_it_is_not_done() {
     net.down.clear();
     net.advance(100);
     // Node 4's copy goes bad, and node 4 leaves: its partitions go to the new owner.
-    net.nodes
-        .get_mut(&4)
-        .unwrap()
-        .store_mut()
-        .rotten
-        .insert(key.as_bytes().to_vec());
+    rot(&mut net, 4, key.as_bytes());
     net.commit(1, vec![], vec![4]).expect("the leave");
     net.advance(10_000);
     assert!(!net.nodes[&1].ring().contains(&4), "node 4 left");
@@ -386,12 +386,7 @@ fn a_hand_over_with_a_lost_key_and_no_other_replica_is_done() {
         assert!(matches!(stored, ClientReply::Stored { .. }), "{stored:?}");
     }
     net.advance(100);
-    net.nodes
-        .get_mut(&2)
-        .unwrap()
-        .store_mut()
-        .rotten
-        .insert(lost.as_bytes().to_vec());
+    rot(&mut net, 2, lost.as_bytes());
     net.commit(1, vec![], vec![2]).expect("the leave");
     net.advance(20_000);
     assert!(!net.nodes[&1].ring().contains(&2), "node 2 left");
@@ -420,12 +415,7 @@ fn blind_put_over_a_lost_copy(config: NodeConfig) -> (ClientReply, Cluster<Rotti
     net.down.clear();
     net.advance(100);
     // Node 2's copy goes bad; node 1 is away; a blind put reaches nodes 2 and 3.
-    net.nodes
-        .get_mut(&2)
-        .unwrap()
-        .store_mut()
-        .rotten
-        .insert(key.as_bytes().to_vec());
+    rot(&mut net, 2, key.as_bytes());
     net.down.push(1);
     let second = net.put(3, &key, "second", vec![]);
     assert!(matches!(second, ClientReply::Stored { .. }), "{second:?}");
@@ -539,12 +529,7 @@ fn a_lost_copy_is_readable_again_once_anti_entropy_heard_every_other_replica() {
     }
     // A second key: node 2 loses it, then a put with the read's context reaches every replica.
     let (_, context) = net.get(1, &key);
-    net.nodes
-        .get_mut(&2)
-        .unwrap()
-        .store_mut()
-        .rotten
-        .insert(key.as_bytes().to_vec());
+    rot(&mut net, 2, key.as_bytes());
     let stored = net.put(1, &key, "third", context);
     assert!(matches!(stored, ClientReply::Stored { .. }), "{stored:?}");
     net.advance(60_000);
@@ -606,12 +591,7 @@ fn a_record_that_rots_unread_is_found_and_refilled() {
         assert!(matches!(stored, ClientReply::Stored { .. }), "{stored:?}");
     }
     net.advance(500);
-    net.nodes
-        .get_mut(&2)
-        .unwrap()
-        .store_mut()
-        .rotten
-        .insert(b"key-7".to_vec());
+    rot(&mut net, 2, b"key-7");
     net.advance(20_000);
     let store = net.nodes[&2].store();
     assert!(

@@ -804,15 +804,26 @@ fn a_forgotten_node_that_comes_back_may_join() {
 /// brought the deleted values back. A leaver gossip forgets before it said it left holds reaping
 /// up until the claimant forces it out of the ring state (forced: it hands nothing over when it
 /// comes back). The claimant remembers such nodes across a restart (review of the fix: it forgot
-/// them, forced nothing, and the others' hold ran out).
+/// them, forced nothing, and the others' hold ran out); and one that never knew them (its list
+/// of former members gone: it lost its disk, or joined later) forces out those the others
+/// publish as vanished (without them the others held reaping up for good).
 #[test]
 fn a_leaver_gossip_forgot_while_down_brings_no_reaped_value_back() {
-    for restart_claimant in [false, true] {
-        leaver_forgotten_while_down(restart_claimant);
+    for claimant in [Claimant::Stays, Claimant::Restarts, Claimant::NeverKnew] {
+        leaver_forgotten_while_down(claimant);
     }
 }
 
-fn leaver_forgotten_while_down(restart_claimant: bool) {
+/// What becomes of the claimant in [`leaver_forgotten_while_down`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Claimant {
+    Stays,
+    Restarts,
+    /// Restarts without its list of former members.
+    NeverKnew,
+}
+
+fn leaver_forgotten_while_down(claimant: Claimant) {
     let config = NodeConfig {
         remove_after: Some(5_000),
         ..quick_reaping()
@@ -828,9 +839,13 @@ fn leaver_forgotten_while_down(restart_claimant: bool) {
     assert!(!c.nodes[&4].status().handed_over, "node 4 still hands over");
     c.down.push(4);
     c.drop_transfers = false;
-    if restart_claimant {
+    if claimant != Claimant::Stays {
         c.advance(1_000);
-        let disk = c.nodes.remove(&1).expect("node 1").into_store();
+        let mut disk = c.nodes.remove(&1).expect("node 1").into_store();
+        if claimant == Claimant::NeverKnew {
+            // An empty msgpack list.
+            disk.put_meta("former-members", &[0x90]).expect("memory");
+        }
         c.restart(1, config.clone(), disk, 11);
     }
     c.advance(30_000);
@@ -844,7 +859,7 @@ fn leaver_forgotten_while_down(restart_claimant: bool) {
             assert_eq!(
                 stored(&c, n, k),
                 None,
-                "node {n} still holds {k} (claimant restarted: {restart_claimant})"
+                "node {n} still holds {k} (claimant: {claimant:?})"
             );
         }
     }
@@ -855,7 +870,7 @@ fn leaver_forgotten_while_down(restart_claimant: bool) {
     for k in &keys {
         assert!(
             c.get(1, k).0.is_empty(),
-            "{k} is back (claimant restarted: {restart_claimant})"
+            "{k} is back (claimant: {claimant:?})"
         );
     }
 }
